@@ -1,0 +1,65 @@
+"""The ``mmbot`` command: assembles the command groups and turns errors into one-line messages."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from mmbot.commands import backtest as _backtest
+from mmbot.commands import data as _data
+from mmbot.commands import gate as _gate
+from mmbot.commands import live as _live
+from mmbot.commands import report as _report
+from mmbot.commands import soak as _soak
+from mmbot.errors import UserError
+
+_typer_app = typer.Typer(
+    name="mmbot",
+    help="Market making with exact per-fill edge attribution, self-tuning soak runs and a KPI gate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+_typer_app.add_typer(_data.app, name="data", help="Inspect, convert and calibrate market data.")
+_typer_app.command("backtest")(_backtest.backtest)
+_typer_app.command("gate")(_gate.gate)
+_typer_app.command("report")(_report.report)
+_typer_app.command("soak")(_soak.soak)
+for _name, _fn in _live.COMMANDS.items():
+    _typer_app.command(_name)(_fn)
+
+
+def app() -> None:
+    """Entry point: run the CLI; a UserError prints one line and exits 2, never a traceback."""
+    try:
+        rv = _typer_app(standalone_mode=False)
+        if isinstance(rv, int):
+            sys.exit(rv)
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for the user interface
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(2)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        if os.environ.get("MMBOT_DEBUG"):
+            raise
+        typer.echo(f"internal error: {type(exc).__name__}: {exc} (set MMBOT_DEBUG=1 for a traceback)", err=True)
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    app()

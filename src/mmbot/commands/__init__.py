@@ -1,0 +1,1 @@
+"""Typer command definitions, one module per command group; heavy imports happen inside the commands."""

@@ -1,0 +1,32 @@
+"""`mmbot backtest`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def backtest(
+    data: list[Path] = typer.Option(..., "--data", help="capture file; repeat for several, run one after another"),
+    out: Path = typer.Option(..., "--out", help="output directory for records and reports"),
+    profile: str = typer.Option("S1", "--profile", help="profile name or JSON path"),
+    overrides: Path | None = typer.Option(None, "--overrides", help="runtime overrides JSON file"),
+    latency_ms: float = typer.Option(10.0, "--latency-ms", help="order entry and response latency, ms"),
+    queue_model: str = typer.Option("power2", "--queue-model", help="risk_averse | power<N> | log"),
+    strategy: str = typer.Option("glft", "--strategy", help="glft | touch"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Backtest the strategy on recorded data and write records, EDGE_REPORT, KPI_GATE and reports."""
+    from mmbot.backtest import backtest_command
+
+    backtest_command(
+        data=data,
+        out=out,
+        profile=profile,
+        overrides=overrides,
+        latency_ms=latency_ms,
+        queue_model=queue_model,
+        strategy=strategy,
+        seed=seed,
+    )

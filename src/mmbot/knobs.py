@@ -1,0 +1,49 @@
+"""The runtime knobs: names, units, limits and the seed's packages. Defined here once.
+
+Everything that needs a knob's limit (config validation, the auto-tuner, tests) imports it from
+here. Meanings are DESIGN.md's "Strategy and runtime knobs" table.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# field -> (low, high), inclusive
+RUNTIME_LIMITS: Final[dict[str, tuple[float, float]]] = {
+    "min_interval_ms": (50.0, 300.0),
+    "replace_rate_per_min": (120.0, 360.0),
+    "base_spread_bps_delta": (0.0, 0.6),
+    "tail_age_ms": (400.0, 1000.0),
+    "impact_cap_ratio": (0.04, 0.12),
+    "max_delta_ratio": (0.10, 0.20),
+}
+KNOB_NAMES: Final[tuple[str, ...]] = tuple(RUNTIME_LIMITS)
+INTEGER_KNOBS: Final[frozenset[str]] = frozenset({"min_interval_ms", "replace_rate_per_min", "tail_age_ms"})
+
+# The seed's conservative starting package (written before soak iteration 1).
+CONSERVATIVE_START: Final[dict[str, float]] = {
+    "min_interval_ms": 70,
+    "replace_rate_per_min": 280,
+    "base_spread_bps_delta": 0.10,
+    "tail_age_ms": 650,
+    "impact_cap_ratio": 0.09,
+    "max_delta_ratio": 0.14,
+}
+
+
+def fallback_package(current: dict[str, float]) -> dict[str, float]:
+    """The seed's conservative fallback: 90 / 220 / 0.12 / max(700, cur) / max(0.08, cur) / 0.14."""
+    return {
+        "min_interval_ms": 90,
+        "replace_rate_per_min": 220,
+        "base_spread_bps_delta": 0.12,
+        "tail_age_ms": max(700, current.get("tail_age_ms", 700)),
+        "impact_cap_ratio": max(0.08, current.get("impact_cap_ratio", 0.08)),
+        "max_delta_ratio": 0.14,
+    }
+
+
+def clamp_knob(name: str, value: float) -> float:
+    lo, hi = RUNTIME_LIMITS[name]
+    v = min(max(float(value), lo), hi)
+    return float(round(v)) if name in INTEGER_KNOBS else v

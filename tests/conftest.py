@@ -1,0 +1,22 @@
+"""Shared test fixtures: paths to the shipped sample and to ../shared/data (skipped when absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS_DATA = REPO / "tests" / "data"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+USDM_CAPTURE = SHARED_DATA / "binance-usdm" / "btcusdt_20240808.gz"
+SPOT_CAPTURE = SHARED_DATA / "binance-spot" / "btcusdt_20240808.gz"
+BYBIT_CAPTURE = SHARED_DATA / "bybit" / "xrpusdt_20241201_ob500.jsonl"
+
+
+def need_shared(path: Path) -> Path:
+    """Return PATH, or skip the test with a reason when the shared captures are not beside the repo."""
+    if not path.exists():
+        pytest.skip(f"shared capture not found: {path} (../shared/data is absent in this checkout)")
+    return path
