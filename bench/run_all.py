@@ -31,7 +31,9 @@ def main() -> int:
         print(f"\n=== {script.name} ===", flush=True)
         t0 = time.perf_counter()
         rc = subprocess.call([sys.executable, str(script)], cwd=BENCH_DIR.parent)
-        print(f"=== {script.name}: exit {rc}, {time.perf_counter() - t0:.1f} s wall ===", flush=True)
+        print(
+            f"=== {script.name}: exit {rc}, {time.perf_counter() - t0:.1f} s wall ===", flush=True
+        )
         if rc != 0:
             failed.append(script.name)
     if failed:

@@ -48,16 +48,18 @@ def app() -> None:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the last line of defence for the user interface
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        # usage errors of the (vendored) click parser: print its one-line message
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
-            sys.exit(2)
-        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(exc.exit_code)
+        if type(exc).__name__ == "Abort":
             sys.exit(130)
         if os.environ.get("MMBOT_DEBUG"):
             raise
-        typer.echo(f"internal error: {type(exc).__name__}: {exc} (set MMBOT_DEBUG=1 for a traceback)", err=True)
+        typer.echo(
+            f"internal error: {type(exc).__name__}: {exc} (set MMBOT_DEBUG=1 for a traceback)",
+            err=True,
+        )
         sys.exit(3)
 
 

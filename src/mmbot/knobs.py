@@ -18,7 +18,9 @@ RUNTIME_LIMITS: Final[dict[str, tuple[float, float]]] = {
     "max_delta_ratio": (0.10, 0.20),
 }
 KNOB_NAMES: Final[tuple[str, ...]] = tuple(RUNTIME_LIMITS)
-INTEGER_KNOBS: Final[frozenset[str]] = frozenset({"min_interval_ms", "replace_rate_per_min", "tail_age_ms"})
+INTEGER_KNOBS: Final[frozenset[str]] = frozenset(
+    {"min_interval_ms", "replace_rate_per_min", "tail_age_ms"}
+)
 
 # The seed's conservative starting package (written before soak iteration 1).
 CONSERVATIVE_START: Final[dict[str, float]] = {

@@ -28,7 +28,10 @@ FILL_DTYPE = np.dtype(
         ("fee", "f8"),  # quote paid; negative = rebate
         ("fee_rate", "f8"),
         ("mid_px", "f8"),  # venue's (exchange-side) mid at the fill
-        ("target_px", "f8"),  # strategy's current target price for this side at the fill (NaN if none)
+        (
+            "target_px",
+            "f8",
+        ),  # strategy's current target price for this side at the fill (NaN if none)
         ("order_age_ns", "i8"),  # fill time - time the order became live at the exchange
         ("position_qty", "f8"),  # position after this fill
     ],
