@@ -1,0 +1,525 @@
+"""The soak auto-tuner: reads one iteration's EDGE_REPORT and returns the next runtime knobs.
+
+Owns the seed's hypotheses H1-H5 (DESIGN.md "Soak and auto-tune"), written as a declarative rule
+table (`RULES`: data, not code paths), and the guards around them, applied in this order:
+
+1. **fallback**: two consecutive iterations with net_bps < 0 (counted since the last fallback)
+   replace the knobs with `knobs.fallback_package(current)`; no rule runs in that iteration.
+2. **rules**: every rule whose condition holds over ``report["totals"]`` fires; its deltas scale
+   from the low to the high end of the seed's range with how far the metric is past the threshold.
+3. **calm-down** (the seed's multi-fail guard): 3+ rules firing in one iteration keep only the
+   calm (conservative) rules, each at the low end of its range.
+4. **hysteresis**: a field moved one way by the tuner cannot move back within ``HYSTERESIS_ITERS``
+   iterations unless the rule demanding it is a hard driver (a cost driver, not an optimisation).
+5. **caps and limits**: at most ``MAX_CHANGES_PER_FIELD`` changes per field per iteration,
+   base_spread_bps_delta at most +``MAX_SPREAD_STEP_BPS`` per iteration, everything clamped to
+   ``knobs.RUNTIME_LIMITS``.
+
+`select_best` implements keep-best rollback over the iteration history (the final overrides are the
+best tested iteration's knobs unless a later one is at least as good).
+
+Everything here is a pure function of its arguments: no I/O, no clocks, no randomness.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from mmbot.knobs import INTEGER_KNOBS, KNOB_NAMES, RUNTIME_LIMITS, clamp_knob, fallback_package
+
+MAX_CHANGES_PER_FIELD: Final[int] = 2
+MAX_SPREAD_STEP_BPS: Final[float] = 0.10
+HYSTERESIS_ITERS: Final[int] = 2
+CALM_DOWN_TRIGGERS: Final[int] = 3
+FALLBACK_NEG_STREAK: Final[int] = 2
+
+# Grid the knobs live on, so markers print exactly and repeated steps do not accumulate float noise.
+KNOB_STEP: Final[dict[str, float]] = {
+    "min_interval_ms": 1.0,
+    "replace_rate_per_min": 1.0,
+    "base_spread_bps_delta": 0.01,
+    "tail_age_ms": 1.0,
+    "impact_cap_ratio": 0.01,
+    "max_delta_ratio": 0.01,
+}
+# Per-field delta steps are rounded to these increments (the seed's ranges are multiples of them).
+DELTA_QUANTUM: Final[dict[str, float]] = {
+    "min_interval_ms": 10.0,
+    "replace_rate_per_min": 10.0,
+    "base_spread_bps_delta": 0.01,
+    "tail_age_ms": 10.0,
+    "impact_cap_ratio": 0.01,
+    "max_delta_ratio": 0.01,
+}
+
+_OPS: Final[dict[str, Callable[[float, float], bool]]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# The rule table (data)
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Clause:
+    """``metric op threshold`` over EDGE_REPORT totals.
+
+    ``metric`` is a key of ``totals``, a dotted path into it (``block_reasons.min_interval.ratio``),
+    or the derived ``top_neg_driver`` (name of the first entry of ``neg_edge_drivers``, compared
+    with ``==`` against a string threshold). A missing or non-finite metric makes the clause false:
+    a rule never fires on data it does not have.
+    """
+
+    metric: str
+    op: str
+    threshold: float | str
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A field change of ``lo``..``hi`` (signed; same sign), scaled by the rule's severity."""
+
+    field: str
+    lo: float
+    hi: float
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str  # H1..H5
+    marker: str  # the seed's marker tag, e.g. DRIVER:slippage_bps, AGE_RELIEF
+    any_of: tuple[tuple[Clause, ...], ...]  # fires when all clauses of at least one group hold
+    deltas: tuple[Delta, ...]
+    # severity 0..1 = (metric - start) / (full - start), clipped; 0 -> lo end, 1 -> hi end
+    severity_metric: str | None
+    severity_start: float
+    severity_full: float
+    calm: bool  # kept by the calm-down guard (moves every field in the conservative direction)
+    hard: bool  # a cost driver: may override hysteresis
+    priority: int  # lower runs first (and wins the per-field change cap)
+    why: str
+
+
+RULES: Final[tuple[Rule, ...]] = (
+    Rule(
+        name="H1",
+        marker="DRIVER:slippage_bps",
+        any_of=(
+            # slippage is the top negative driver and a real cost (seed: slippage > +1.0 cost;
+            # our totals are contributions, so a cost is a negative slippage_bps)
+            (Clause("top_neg_driver", "==", "slippage_bps"), Clause("slippage_bps", "<", -1.0)),
+            # or the per-fill slippage cost tail is above the ideal gate (3.0)
+            (Clause("slippage_bps_p95", ">", 3.0),),
+        ),
+        deltas=(
+            Delta("base_spread_bps_delta", 0.02, 0.05),
+            Delta("tail_age_ms", 50.0, 100.0),
+            Delta("min_interval_ms", 20.0, 40.0),
+        ),
+        severity_metric="slippage_bps_p95",
+        severity_start=3.0,
+        severity_full=6.0,
+        calm=True,
+        hard=True,
+        priority=1,
+        why="stale quotes fill worse than target: widen, refresh less eagerly, act less often",
+    ),
+    Rule(
+        name="H2",
+        marker="DRIVER:adverse_bps",
+        any_of=((Clause("adverse_bps_p95", ">", 4.0),),),
+        deltas=(Delta("impact_cap_ratio", -0.02, -0.04), Delta("max_delta_ratio", -0.02, -0.04)),
+        severity_metric="adverse_bps_p95",
+        severity_start=4.0,
+        severity_full=8.0,
+        calm=True,
+        hard=True,
+        priority=2,
+        why="picked off by informed flow: smaller size, less tightening",
+    ),
+    Rule(
+        name="H3",
+        marker="DRIVER:block_minint",
+        any_of=((Clause("block_reasons.min_interval.ratio", ">", 0.4),),),
+        deltas=(Delta("min_interval_ms", 20.0, 40.0),),
+        severity_metric="block_reasons.min_interval.ratio",
+        severity_start=0.4,
+        severity_full=0.8,
+        calm=True,
+        hard=True,
+        priority=3,
+        why="most actions hit min_interval: space them out",
+    ),
+    Rule(
+        name="H4",
+        marker="DRIVER:block_concurrency",
+        any_of=((Clause("block_reasons.concurrency.ratio", ">", 0.3),),),
+        deltas=(Delta("replace_rate_per_min", -30.0, -60.0),),
+        severity_metric="block_reasons.concurrency.ratio",
+        severity_start=0.3,
+        severity_full=0.7,
+        calm=True,
+        hard=True,
+        priority=4,
+        why="too many in-flight actions: replace less often",
+    ),
+    Rule(
+        name="H5",
+        marker="AGE_RELIEF",
+        any_of=(
+            (
+                Clause("order_age_p95_ms", ">", 330.0),
+                Clause("adverse_bps_p95", "<=", 4.0),
+                Clause("slippage_bps_p95", "<=", 3.0),
+            ),
+        ),
+        deltas=(Delta("min_interval_ms", -10.0, -10.0), Delta("replace_rate_per_min", 30.0, 30.0)),
+        severity_metric=None,
+        severity_start=0.0,
+        severity_full=1.0,
+        calm=False,
+        hard=False,
+        priority=5,
+        why="execution is healthy but orders are old: act faster",
+    ),
+)
+RULES_BY_NAME: Final[dict[str, Rule]] = {r.name: r for r in RULES}
+
+
+# ---------------------------------------------------------------------------------------------
+# Decision records
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Change:
+    field: str
+    old: float
+    new: float
+    rule: str  # H1..H5 or FALLBACK
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "from": self.old, "to": self.new, "rule": self.rule}
+
+
+@dataclass
+class TuneDecision:
+    knobs: dict[str, float]  # the knobs for the next iteration
+    changes: list[Change] = field(default_factory=list)
+    markers: list[str] = field(default_factory=list)  # the seed's stdout marker lines
+    fired: list[str] = field(default_factory=list)  # rules whose condition held
+    applied: list[str] = field(default_factory=list)  # rules that changed at least one field
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # {rule, field, why}
+    fallback: bool = False
+    calm_down: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "knobs": dict(sorted(self.knobs.items())),
+            "changes": [c.as_dict() for c in self.changes],
+            "markers": list(self.markers),
+            "fired": list(self.fired),
+            "applied": list(self.applied),
+            "skipped": list(self.skipped),
+            "fallback": self.fallback,
+            "calm_down": self.calm_down,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+def _snap(name: str, value: float) -> float:
+    """Clamp to the runtime limits and put on the knob's grid (integers stay integers)."""
+    v = clamp_knob(name, value)
+    if name in INTEGER_KNOBS:
+        return float(round(v))
+    step = KNOB_STEP[name]
+    snapped = round(round(v / step) * step, 10)
+    lo, hi = RUNTIME_LIMITS[name]
+    return min(max(snapped, lo), hi)
+
+
+def fmt_knob(name: str, value: float) -> str:
+    """Marker formatting: integers for the *_ms / per_min knobs, two decimals otherwise."""
+    if name in INTEGER_KNOBS:
+        return str(int(round(value)))
+    if abs(value - round(value, 2)) < 1e-9:
+        return f"{value:.2f}"
+    return f"{value:.4f}"
+
+
+def _driver_name(entry: Any) -> str | None:
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, Mapping):
+        for key in ("name", "driver", "component", "metric"):
+            v = entry.get(key)
+            if isinstance(v, str):
+                return v
+    if isinstance(entry, list | tuple) and entry and isinstance(entry[0], str):
+        return entry[0]
+    return None
+
+
+def _normalise_driver(name: str) -> str:
+    # accept "slippage" and "slippage_bps" alike
+    return name if name.endswith("_bps") else f"{name}_bps"
+
+
+def metric_value(totals: Mapping[str, Any], metric: str) -> float | str | None:
+    """Look a clause metric up in EDGE_REPORT totals (None when absent or not a finite number)."""
+    if metric == "top_neg_driver":
+        drivers = totals.get("neg_edge_drivers") or []
+        if not isinstance(drivers, list | tuple) or not drivers:
+            return None
+        name = _driver_name(drivers[0])
+        return _normalise_driver(name) if name else None
+    node: Any = totals
+    for part in metric.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    if isinstance(node, bool) or not isinstance(node, int | float):
+        return None
+    v = float(node)
+    return v if math.isfinite(v) else None
+
+
+def clause_holds(totals: Mapping[str, Any], clause: Clause) -> bool:
+    v = metric_value(totals, clause.metric)
+    if v is None:
+        return False
+    if isinstance(clause.threshold, str) or isinstance(v, str):
+        return clause.op == "==" and v == clause.threshold
+    return _OPS[clause.op](v, float(clause.threshold))
+
+
+def rule_fires(totals: Mapping[str, Any], rule: Rule) -> bool:
+    return any(all(clause_holds(totals, c) for c in group) for group in rule.any_of)
+
+
+def rule_severity(totals: Mapping[str, Any], rule: Rule) -> float:
+    if rule.severity_metric is None:
+        return 0.0
+    v = metric_value(totals, rule.severity_metric)
+    if not isinstance(v, float):
+        return 0.0
+    span = rule.severity_full - rule.severity_start
+    return min(max((v - rule.severity_start) / span, 0.0), 1.0) if span > 0 else 0.0
+
+
+def _scaled_delta(delta: Delta, severity: float) -> float:
+    raw = delta.lo + (delta.hi - delta.lo) * severity
+    q = DELTA_QUANTUM[delta.field]
+    return round(round(raw / q) * q, 10)
+
+
+def _totals(report: Mapping[str, Any]) -> Mapping[str, Any]:
+    totals = report.get("totals", report)
+    return totals if isinstance(totals, Mapping) else {}
+
+
+def _net(entry: Mapping[str, Any]) -> float:
+    v = entry.get("net_bps")
+    if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v)):
+        return float(v)
+    return -math.inf  # no fills / no number: never "good"
+
+
+def negative_streak(history: Sequence[Mapping[str, Any]], net_bps_now: float) -> int:
+    """Consecutive iterations with net < 0 ending now, counted since the last fallback."""
+    if not net_bps_now < 0:
+        return 0
+    streak = 1
+    for entry in reversed(history):
+        if entry.get("fallback"):
+            break  # the fallback iteration's result was measured before its package took effect
+        if _net(entry) < 0:
+            streak += 1
+        else:
+            break
+    return streak
+
+
+def _recent_direction(history: Sequence[Mapping[str, Any]], name: str) -> int:
+    """Sign of the tuner's latest move of ``name`` within the hysteresis window (0 if none)."""
+    for entry in list(history)[-HYSTERESIS_ITERS:][::-1]:
+        moves = [c for c in entry.get("changes", []) if c.get("field") == name]
+        if moves:
+            total = float(moves[-1]["to"]) - float(moves[0]["from"])
+            if total != 0:
+                return 1 if total > 0 else -1
+    return 0
+
+
+def _marker(rule: Rule, name: str, old: float, new: float) -> str:
+    if rule.marker.startswith("DRIVER:"):
+        return (
+            f"| autotune | {rule.marker} | field={name} "
+            f"from={fmt_knob(name, old)} to={fmt_knob(name, new)} |"
+        )
+    return (
+        f"| autotune | {rule.marker} | {name} from={fmt_knob(name, old)} to={fmt_knob(name, new)} |"
+    )
+
+
+def normalise_knobs(current: Mapping[str, float]) -> dict[str, float]:
+    missing = [k for k in KNOB_NAMES if k not in current]
+    if missing:
+        raise ValueError(f"knobs missing: {', '.join(missing)}")
+    return {k: _snap(k, float(current[k])) for k in KNOB_NAMES}
+
+
+# ---------------------------------------------------------------------------------------------
+# The tuner
+# ---------------------------------------------------------------------------------------------
+def tune(
+    report: Mapping[str, Any],
+    current: Mapping[str, float],
+    history: Sequence[Mapping[str, Any]],
+    *,
+    rules: Sequence[Rule] = RULES,
+) -> TuneDecision:
+    """Next iteration's knobs from this iteration's EDGE_REPORT.
+
+    ``current``: the knobs this iteration ran with (all six). ``history``: earlier iterations'
+    entries as built by `history_entry` (oldest first; this iteration not included).
+    """
+    totals = _totals(report)
+    start = normalise_knobs(current)
+    knobs = dict(start)
+    decision = TuneDecision(knobs=knobs)
+    net_now = _net(totals)
+
+    # 1. fallback
+    if negative_streak(history, net_now) >= FALLBACK_NEG_STREAK:
+        decision.fallback = True
+        decision.markers.append("| autotune | FALLBACK_CONSERVATIVE | triggered=1 |")
+        for name, value in fallback_package(start).items():
+            new = _snap(name, value)
+            if name == "base_spread_bps_delta":
+                new = min(new, _snap(name, start[name] + MAX_SPREAD_STEP_BPS))
+            if new != start[name]:
+                knobs[name] = new
+                decision.changes.append(Change(name, start[name], new, "FALLBACK"))
+        decision.applied.append("FALLBACK")
+        return decision
+
+    # 2. which rules fire
+    ordered = sorted(rules, key=lambda r: r.priority)
+    fired = [r for r in ordered if rule_fires(totals, r)]
+    decision.fired = [r.name for r in fired]
+
+    # 3. calm-down
+    if len(fired) >= CALM_DOWN_TRIGGERS:
+        decision.calm_down = True
+        kept = [r for r in fired if r.calm]
+        decision.markers.append(
+            f"| autotune | CALM_DOWN | triggers={len(fired)} "
+            f"kept={','.join(r.name for r in kept) or '-'} |"
+        )
+        for r in fired:
+            if not r.calm:
+                decision.skipped.append({"rule": r.name, "field": "*", "why": "calm_down"})
+        fired = kept
+
+    # 4./5. apply with hysteresis, per-field caps, spread step cap and limits
+    n_changes: dict[str, int] = {}
+    moved_dir: dict[str, int] = {}  # direction already taken this iteration (hard rules first)
+    for rule in fired:
+        severity = 0.0 if decision.calm_down else rule_severity(totals, rule)
+        changed = False
+        for delta in rule.deltas:
+            name = delta.field
+            step = _scaled_delta(delta, severity)
+            if step == 0:
+                continue
+            direction = 1 if step > 0 else -1
+            if n_changes.get(name, 0) >= MAX_CHANGES_PER_FIELD:
+                decision.skipped.append({"rule": rule.name, "field": name, "why": "field_cap"})
+                continue
+            if moved_dir.get(name, direction) != direction:
+                # two rules pull one field both ways in one iteration: the earlier (higher
+                # priority, cost-driven) one stands
+                decision.skipped.append({"rule": rule.name, "field": name, "why": "conflict"})
+                continue
+            recent = _recent_direction(history, name)
+            if recent == -direction and not rule.hard:
+                decision.skipped.append({"rule": rule.name, "field": name, "why": "hysteresis"})
+                continue
+            old = knobs[name]
+            new = _snap(name, old + step)
+            if name == "base_spread_bps_delta":
+                new = min(new, _snap(name, start[name] + MAX_SPREAD_STEP_BPS))
+            if new == old:
+                decision.skipped.append({"rule": rule.name, "field": name, "why": "at_limit"})
+                continue
+            knobs[name] = new
+            n_changes[name] = n_changes.get(name, 0) + 1
+            moved_dir[name] = direction
+            decision.changes.append(Change(name, old, new, rule.name))
+            decision.markers.append(_marker(rule, name, old, new))
+            changed = True
+        if changed:
+            decision.applied.append(rule.name)
+    return decision
+
+
+def history_entry(
+    iteration: int,
+    report: Mapping[str, Any],
+    knobs_used: Mapping[str, float],
+    decision: TuneDecision | None,
+) -> dict[str, Any]:
+    """The per-iteration record `tune` reads back (also one line of metrics.jsonl)."""
+    totals = _totals(report)
+    net = totals.get("net_bps")
+    return {
+        "iteration": iteration,
+        "net_bps": float(net) if isinstance(net, int | float) else None,
+        "knobs": {k: float(knobs_used[k]) for k in KNOB_NAMES},
+        "changes": [c.as_dict() for c in decision.changes] if decision else [],
+        "fallback": bool(decision.fallback) if decision else False,
+    }
+
+
+def select_best(history: Sequence[Mapping[str, Any]]) -> tuple[int, dict[str, float]]:
+    """Keep-best rollback: (iteration, knobs) of the best tested iteration by net_bps.
+
+    A later iteration replaces the best when it is at least as good (so, among equals, the most
+    tuned one is kept). Iterations without a finite net_bps never win unless nothing else exists.
+    """
+    if not history:
+        raise ValueError("select_best needs at least one iteration")
+    best = history[0]
+    for entry in history[1:]:
+        if _net(entry) >= _net(best):
+            best = entry
+    return int(best["iteration"]), {k: float(v) for k, v in best["knobs"].items()}
+
+
+def rule_table() -> list[dict[str, Any]]:
+    """The rule table as plain data (for reports and the docs)."""
+    out = []
+    for r in RULES:
+        out.append(
+            {
+                "name": r.name,
+                "marker": r.marker,
+                "when": " OR ".join(
+                    " AND ".join(f"{c.metric} {c.op} {c.threshold}" for c in g) for g in r.any_of
+                ),
+                "deltas": {d.field: [d.lo, d.hi] for d in r.deltas},
+                "calm": r.calm,
+                "hard": r.hard,
+                "why": r.why,
+            }
+        )
+    return out
