@@ -1,0 +1,290 @@
+"""Exact per-fill edge decomposition of one run's records (vectorised numpy, no per-fill Python).
+
+Owns the maths of DESIGN.md "Edge decomposition". For fill i with side s (+1 buy / -1 sell), price p,
+quantity q, venue mid at fill m_i, strategy target p* (NaN -> p* = p), quote fee paid f (rebate < 0):
+
+    gross_i     = s·(m_i − p*)·q          the edge the strategy meant to capture
+    slippage_i  = s·(p* − p)·q            execution vs intention (stale quote filled worse < 0)
+    fees_i      = −f                      a maker rebate is positive
+    inventory   = Σ_i s_i·q_i·(m_T − m_i) + pos0·(m_T − m_0)   = Σ position·Δmid over time
+
+and gross + slippage + fees + inventory = cash + pos_T·m_T − pos0·m_0 (PnL marked at the final mid
+m_T), checked by ``check_identity``. Markout costs: −s·(m_{t+τ} − m_i)/m_i·1e4 (positive = the price
+moved against us), mid at t+τ taken from the marks series; fills whose horizon passes the end of the
+data are excluded (NaN) and counted by the report.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from mmbot.errors import UserError
+from mmbot.records import ACTION_DTYPE, FILL_DTYPE, MARK_DTYPE, RunResult
+
+# Markout horizons of the report (label -> ns). 1 s is the gated one (adverse_bps_p95).
+MARKOUT_HORIZONS_NS: dict[str, int] = {
+    "100ms": 100_000_000,
+    "1s": 1_000_000_000,
+    "5s": 5_000_000_000,
+    "30s": 30_000_000_000,
+}
+ADVERSE_HORIZON = "1s"
+# Relative tolerance of the identity (DESIGN.md: to floating-point precision; the issue: 1e-9).
+IDENTITY_REL_TOL = 1e-9
+
+
+class AuditError(RuntimeError):
+    """The records contradict themselves (identity or position bookkeeping violated): a bug upstream,
+    never a warning."""
+
+
+class FillEdges(NamedTuple):
+    """Per-fill arrays of one run (time order), plus the run's scalars. Amounts are in quote currency."""
+
+    ts_ns: np.ndarray  # fill exch_ts
+    side: np.ndarray  # +1 / -1 (float64)
+    maker: np.ndarray  # bool
+    px: np.ndarray
+    qty: np.ndarray
+    notional: np.ndarray  # p·q
+    mid_px: np.ndarray  # m_i
+    target_px: np.ndarray  # p* after the NaN rule (= px where the strategy had no target)
+    no_target: np.ndarray  # bool: target_px was NaN
+    gross: np.ndarray
+    slippage: np.ndarray
+    fees: np.ndarray  # −fee
+    inventory: np.ndarray  # s·q·(m_T − m_i): this fill's share of the inventory term
+    slippage_cost_bps: np.ndarray  # −slippage_i/(p·q)·1e4 (positive hurts)
+    markout_cost_bps: dict[str, np.ndarray]  # horizon label -> per-fill cost, NaN if past the data
+    position_qty: np.ndarray  # position after each fill
+    final_mid_px: float
+    start_mid_px: float
+    initial_position_qty: float
+    inventory_initial: float  # pos0·(m_T − m_0)
+    cash: float  # Σ(−s·p·q) − Σ fee
+    pnl: float  # cash + pos_T·m_T − pos0·m_0
+
+
+def _require_fields(arr: np.ndarray, dtype: np.dtype, what: str) -> None:
+    names = arr.dtype.names or ()
+    missing = [n for n in (dtype.names or ()) if n not in names]
+    if missing:
+        raise UserError(f"{what} records: missing column(s) {', '.join(missing)}")
+
+
+def validate_result(result: RunResult, label: str = "run") -> None:
+    """Check one run's records before the audit uses them; bad input -> UserError naming it."""
+    _require_fields(result.fills, FILL_DTYPE, f"{label}: fills")
+    _require_fields(result.actions, ACTION_DTYPE, f"{label}: actions")
+    _require_fields(result.marks, MARK_DTYPE, f"{label}: marks")
+    f = result.fills
+    if len(f):
+        for col in ("px", "qty", "mid_px", "fee"):
+            bad = ~np.isfinite(f[col])
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise UserError(
+                    f"{label}: fills column {col} has {int(bad.sum())} non-finite value(s) "
+                    f"(first at row {i}, exch_ts={int(f['exch_ts'][i])})"
+                )
+        if (f["px"] <= 0).any() or (f["mid_px"] <= 0).any():
+            raise UserError(f"{label}: fills have a non-positive px or mid_px")
+        if (f["qty"] <= 0).any():
+            raise UserError(f"{label}: fills have a non-positive qty")
+        side = f["side"]
+        if not np.all((side == 1) | (side == -1)):
+            raise UserError(f"{label}: fills side must be +1 or -1")
+        tgt = f["target_px"]
+        if np.isinf(tgt).any():
+            raise UserError(f"{label}: fills column target_px has an infinite value")
+    m = result.marks
+    if len(m):
+        bad = ~np.isfinite(m["mid_px"]) | (m["mid_px"] <= 0)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise UserError(
+                f"{label}: marks column mid_px has {int(bad.sum())} NaN/non-positive value(s) "
+                f"(first at row {i})"
+            )
+        if not np.isfinite(m["position_qty"]).all():
+            raise UserError(f"{label}: marks column position_qty has a non-finite value")
+
+
+def _meta_float(meta: dict, key: str) -> float | None:
+    v = meta.get(key)
+    if v is None:
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def final_mid(result: RunResult) -> float:
+    """The mid the run is marked at: meta final_mid_px, else the last mark, else the last fill's mid."""
+    x = _meta_float(result.meta, "final_mid_px")
+    if x is not None and x > 0:
+        return x
+    if len(result.marks):
+        return float(result.marks["mid_px"][np.argmax(result.marks["exch_ts"])])
+    if len(result.fills):
+        return float(result.fills["mid_px"][np.argmax(result.fills["exch_ts"])])
+    return float("nan")
+
+
+def _sorted(arr: np.ndarray, key: str) -> np.ndarray:
+    ts = arr[key]
+    if len(ts) > 1 and (np.diff(ts) < 0).any():
+        return arr[np.argsort(ts, kind="stable")]
+    return arr
+
+
+def mid_at(marks: np.ndarray, ts_ns: np.ndarray) -> np.ndarray:
+    """Mid in force at each time (last mark at or before it); NaN before the first mark.
+    ``marks`` must be sorted by exch_ts."""
+    idx = np.searchsorted(marks["exch_ts"], ts_ns, side="right") - 1
+    out = np.full(len(ts_ns), np.nan)
+    ok = idx >= 0
+    out[ok] = marks["mid_px"][idx[ok]]
+    return out
+
+
+def data_end_ns(result: RunResult) -> int:
+    """Last time the data covers: max of meta end_ts and the last mark/fill time."""
+    ends = [0]
+    if len(result.marks):
+        ends.append(int(result.marks["exch_ts"].max()))
+    if len(result.fills):
+        ends.append(int(result.fills["exch_ts"].max()))
+    e = result.meta.get("end_ts")
+    if isinstance(e, (int, float, np.integer, np.floating)) and math.isfinite(float(e)):
+        ends.append(int(e))
+    return max(ends)
+
+
+def decompose(result: RunResult, label: str = "run") -> FillEdges:
+    """Per-fill decomposition of one run (see the module docstring). Validates the records first."""
+    validate_result(result, label)
+    fills = _sorted(result.fills, "exch_ts")
+    marks = _sorted(result.marks, "exch_ts")
+    n = len(fills)
+    side = fills["side"].astype(np.float64)
+    px = fills["px"].astype(np.float64)
+    qty = fills["qty"].astype(np.float64)
+    mid = fills["mid_px"].astype(np.float64)
+    raw_tgt = fills["target_px"].astype(np.float64)
+    no_target = np.isnan(raw_tgt)
+    tgt = np.where(no_target, px, raw_tgt)
+    fee = fills["fee"].astype(np.float64)
+    notional = px * qty
+    sq = side * qty
+
+    m_T = final_mid(result)
+    pos0 = _meta_float(result.meta, "initial_position_qty") or 0.0
+    if n == 0 and not math.isfinite(m_T):
+        m_T = 0.0  # nothing traded and nothing marked: every term is 0
+    m_0 = _meta_float(result.meta, "start_mid_px")
+    if m_0 is None:
+        m_0 = float(marks["mid_px"][0]) if len(marks) else m_T
+
+    gross = sq * (mid - tgt)
+    slippage = sq * (tgt - px)
+    fees = -fee
+    inventory = sq * (m_T - mid)
+    inventory_initial = pos0 * (m_T - m_0) if pos0 else 0.0
+
+    position = pos0 + np.cumsum(sq)
+    if n:
+        # The venue's own position must agree with the fills (else the records are inconsistent).
+        scale = max(1.0, float(np.abs(qty).sum()))
+        err = np.abs(position - fills["position_qty"])
+        if float(err.max()) > 1e-9 * scale:
+            i = int(np.argmax(err))
+            raise AuditError(
+                f"{label}: fills position_qty disagrees with the cumulative fills at row {i} "
+                f"(records {fills['position_qty'][i]!r}, cumulative {position[i]!r})"
+            )
+
+    cash = float(-(sq * px).sum() - fee.sum())
+    pos_T = float(position[-1]) if n else pos0
+    pnl = cash + pos_T * m_T - pos0 * m_0
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slippage_cost_bps = -slippage / notional * 1e4
+
+    end_ns = data_end_ns(result)
+    ts = fills["exch_ts"].astype(np.int64)
+    markouts: dict[str, np.ndarray] = {}
+    for lab, tau in MARKOUT_HORIZONS_NS.items():
+        t_h = ts + tau
+        m_h = mid_at(marks, t_h) if len(marks) else np.full(n, np.nan)
+        m_h = np.where(t_h > end_ns, np.nan, m_h)
+        markouts[lab] = -side * (m_h - mid) / mid * 1e4
+
+    return FillEdges(
+        ts_ns=ts,
+        side=side,
+        maker=fills["maker"].astype(bool),
+        px=px,
+        qty=qty,
+        notional=notional,
+        mid_px=mid,
+        target_px=tgt,
+        no_target=no_target,
+        gross=gross,
+        slippage=slippage,
+        fees=fees,
+        inventory=inventory,
+        slippage_cost_bps=slippage_cost_bps,
+        markout_cost_bps=markouts,
+        position_qty=position,
+        final_mid_px=m_T,
+        start_mid_px=m_0,
+        initial_position_qty=pos0,
+        inventory_initial=inventory_initial,
+        cash=cash,
+        pnl=pnl,
+    )
+
+
+def component_totals(e: FillEdges) -> dict[str, float]:
+    """Quote-amount totals of the four components, pnl and turnover for one run."""
+    return {
+        "gross": float(e.gross.sum()),
+        "slippage": float(e.slippage.sum()),
+        "fees": float(e.fees.sum()),
+        "inventory": float(e.inventory.sum()) + e.inventory_initial,
+        "pnl": e.pnl,
+        "turnover": float(e.notional.sum()),
+    }
+
+
+def check_identity(e: FillEdges, label: str = "run") -> float:
+    """Assert gross + slippage + fees + inventory == pnl to IDENTITY_REL_TOL relative (to the run's
+    turnover scale, since pnl itself may be ~0). Returns the relative error; raises AuditError."""
+    t = component_totals(e)
+    lhs = t["gross"] + t["slippage"] + t["fees"] + t["inventory"]
+    scale = max(1.0, t["turnover"], abs(t["pnl"]), float(np.abs(e.fees).sum()))
+    if e.initial_position_qty:
+        scale = max(scale, abs(e.initial_position_qty) * max(e.final_mid_px, e.start_mid_px))
+    rel = abs(lhs - t["pnl"]) / scale
+    if not rel <= IDENTITY_REL_TOL:  # also catches NaN
+        raise AuditError(
+            f"{label}: edge identity violated: gross+slippage+fees+inventory={lhs!r} "
+            f"but pnl marked at the final mid={t['pnl']!r} (relative error {rel:.3e} > "
+            f"{IDENTITY_REL_TOL:g})"
+        )
+    return rel
+
+
+def inventory_by_marks(result: RunResult) -> float:
+    """Σ position·Δmid over the marks series (a second route to the inventory term, used as a check
+    when the marks carry a row at every fill; see tests)."""
+    m = _sorted(result.marks, "exch_ts")
+    if len(m) < 2:
+        return 0.0
+    return float((m["position_qty"][:-1] * np.diff(m["mid_px"])).sum())

@@ -1,0 +1,430 @@
+"""EDGE_REPORT: aggregate the per-fill decomposition and the action records of one or more runs.
+
+Owns the report's shape (the seed's ``totals`` keys, per-symbol sections, ``runtime``,
+``conventions``), the identity assertion on every run, and deterministic JSON output (``dump_json``).
+Non-finite or undefined metrics are written as ``null`` (JSON has no NaN); the gate fails them by name.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+import mmbot
+from mmbot.audit.decompose import (
+    ADVERSE_HORIZON,
+    IDENTITY_REL_TOL,
+    MARKOUT_HORIZONS_NS,
+    AuditError,
+    FillEdges,
+    check_identity,
+    component_totals,
+    decompose,
+)
+from mmbot.errors import UserError
+from mmbot.records import (
+    ACT_ACKED,
+    ACT_BLOCKED,
+    ACT_CANCELLED,
+    ACT_EXPIRED,
+    ACT_FILLED,
+    ACT_INTENDED,
+    ACT_REJECTED,
+    GUARD_REASONS,
+    OP_CANCEL,
+    REASON_NAMES,
+    RunResult,
+)
+
+SCHEMA_VERSION = 1
+# Components in the identity, with their totals key.
+COMPONENTS: tuple[tuple[str, str], ...] = (
+    ("gross", "gross_bps"),
+    ("fees", "fees_eff_bps"),
+    ("slippage", "slippage_bps"),
+    ("inventory", "inventory_bps"),
+)
+
+CONVENTIONS: dict[str, Any] = {
+    "units": {
+        "*_bps": "basis points of turnover (sum of p*q over fills) unless stated",
+        "*_ms": "milliseconds",
+        "turnover": "quote currency, sum of px*qty over fills",
+        "pnl": "quote currency, cash + position * final mid (marked at the final mid)",
+        "component_breakdown.*_quote": "quote currency",
+    },
+    "signs": {
+        "net_bps, gross_bps, fees_eff_bps, slippage_bps, inventory_bps": (
+            "contributions: positive helps net; net = gross + fees_eff + slippage + inventory exactly"
+        ),
+        "gross": "per fill s*(mid_at_fill - target_px)*qty: the edge the strategy meant to capture",
+        "slippage": (
+            "per fill s*(target_px - px)*qty: execution vs intention; a stale quote filled worse than "
+            "the current target is negative, price improvement positive; no target -> target_px = px"
+        ),
+        "fees_eff": "per fill -fee (fee = quote paid); a maker rebate is positive",
+        "inventory": "sum over time of position * delta(mid) = sum_i s_i*qty_i*(final_mid - mid_i)",
+        "adverse_bps, adverse_bps_p95, markouts": (
+            "costs: -s*(mid(t+tau) - mid_at_fill)/mid_at_fill*1e4, positive = price moved against us; "
+            "informational, not a term of net; fills whose horizon passes the end of data are excluded"
+        ),
+        "slippage_bps_p95": "p95 of the per-fill slippage cost -slippage_i/(px*qty)*1e4 (positive hurts)",
+        "adverse_bps_p95": f"p95 of the per-fill {ADVERSE_HORIZON} markout cost (positive hurts)",
+        "adverse_bps": f"notional-weighted mean {ADVERSE_HORIZON} markout cost (positive hurts)",
+    },
+    "ratios": {
+        "cancel_ratio": "orders cancelled / orders placed (ACKED new+replace actions)",
+        "maker_share_pct": "maker fill notional / fill notional * 100",
+        "block_reasons.*.ratio": "blocked attempts with that reason / all intended attempts (0 if none)",
+        "order_age_p95_ms": "p95 age of orders when they leave the book (cancelled, filled, expired)",
+        "ws_lag_p95_ms": (
+            "p95 feed latency of processed market events; over several runs the max of the runs' p95s "
+            "(an upper bound of the pooled p95)"
+        ),
+        "neg_edge_drivers": (
+            "names of the components (contribution < 0) and costs (adverse_bps > 0) that pull net down, "
+            "most harmful first; neg_edge_drivers_detail gives their bps"
+        ),
+    },
+    "percentiles": "numpy linear interpolation; null when there is no sample",
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# JSON helpers
+
+
+def _clean(obj: Any) -> Any:
+    """Recursively turn numpy scalars/arrays into Python values and non-finite floats into None."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_clean(v) for v in obj.tolist()]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        x = float(obj)
+        return x if math.isfinite(x) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def dumps_json(obj: Any) -> bytes:
+    """Deterministic JSON bytes: sorted keys, 2-space indent, NaN/inf -> null, trailing newline."""
+    return orjson.dumps(_clean(obj), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+
+
+def dump_json(obj: Any, path: str | Path) -> Path:
+    """Write ``obj`` as deterministic JSON to ``path`` atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = dumps_json(obj)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_json(path: str | Path, what: str = "JSON file") -> dict:
+    """Read a JSON object; UserError naming the file when it is missing or not a JSON object."""
+    path = Path(path)
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise UserError(f"{what} not found: {path}") from None
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise UserError(f"{what} {path} is unreadable: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{what} {path} is not a JSON object")
+    return data
+
+
+# ----------------------------------------------------------------------------------------------
+# runtime block
+
+
+def git_revision(repo: Path | None = None) -> str | None:
+    """Short git revision of the source tree, or None outside a work tree."""
+    repo = repo or Path(__file__).resolve().parents[3]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    rev = out.stdout.strip()
+    return rev or None
+
+
+def make_runtime(
+    *,
+    profile: str | None = None,
+    overrides: dict | None = None,
+    seed: int | None = None,
+    data_inputs: Sequence[str | Path] = (),
+    utc: str | None = None,
+    **extra: Any,
+) -> dict:
+    """The ``runtime`` block callers pass to build_edge_report: UTC time, version, git revision,
+    profile, overrides, seed, data inputs (+ any extra keys). ``utc`` defaults to now."""
+    rt = {
+        "utc": utc or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "version": mmbot.__version__,
+        "git_rev": git_revision(),
+        "profile": profile,
+        "overrides": dict(overrides or {}),
+        "seed": seed,
+        "data_inputs": [str(p) for p in data_inputs],
+    }
+    rt.update(extra)
+    return rt
+
+
+# ----------------------------------------------------------------------------------------------
+# metrics
+
+
+def _p95(x: np.ndarray) -> float | None:
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return None
+    return float(np.percentile(x, 95.0))
+
+
+def _bps(amount: float, turnover: float) -> float:
+    # Zero fills: every component is 0 and so is its bps (the gate fails the run on `fills`).
+    return amount / turnover * 1e4 if turnover > 0 else 0.0
+
+
+class _Pool:
+    """Concatenated per-fill arrays and action counts of several runs (one symbol, or all)."""
+
+    def __init__(self) -> None:
+        self.edges: list[FillEdges] = []
+        self.results: list[RunResult] = []
+
+    def add(self, e: FillEdges, r: RunResult) -> None:
+        self.edges.append(e)
+        self.results.append(r)
+
+
+def _cat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _section(pool: _Pool) -> dict:
+    """All totals-level metrics for a pool of runs."""
+    edges, results = pool.edges, pool.results
+    tot = {
+        "gross": 0.0,
+        "slippage": 0.0,
+        "fees": 0.0,
+        "inventory": 0.0,
+        "pnl": 0.0,
+        "turnover": 0.0,
+    }
+    for e in edges:
+        for k, v in component_totals(e).items():
+            tot[k] += v
+    turnover = tot["turnover"]
+    n_fills = int(sum(len(e.px) for e in edges))
+
+    notional = _cat([e.notional for e in edges])
+    maker = _cat([e.maker for e in edges]).astype(bool)
+    slip_cost = _cat([e.slippage_cost_bps for e in edges])
+    no_target = int(sum(int(e.no_target.sum()) for e in edges))
+
+    out: dict[str, Any] = {
+        "fills": n_fills,
+        "turnover": turnover,
+        "pnl": tot["pnl"],
+        "net_bps": _bps(tot["pnl"], turnover),
+        "fills_without_target": no_target,
+    }
+    for comp, key in COMPONENTS:
+        out[key] = _bps(tot[comp], turnover)
+    out["component_breakdown"] = {
+        **{key: out[key] for _, key in COMPONENTS},
+        "net_bps": out["net_bps"],
+        **{f"{comp}_quote": tot[comp] for comp, _ in COMPONENTS},
+        "pnl_quote": tot["pnl"],
+        "turnover_quote": turnover,
+    }
+    out["maker_share_pct"] = (
+        float(notional[maker].sum() / notional.sum() * 100.0) if notional.sum() > 0 else None
+    )
+    out["slippage_bps_p95"] = _p95(slip_cost)
+
+    # markouts
+    markouts: dict[str, dict] = {}
+    for lab in MARKOUT_HORIZONS_NS:
+        c = _cat([e.markout_cost_bps[lab] for e in edges])
+        ok = np.isfinite(c)
+        w = notional[ok]
+        markouts[lab] = {
+            "horizon_ms": MARKOUT_HORIZONS_NS[lab] / 1e6,
+            "n": int(ok.sum()),
+            "excluded_past_end": int((~ok).sum()),
+            "mean_bps": float(c[ok].mean()) if ok.any() else None,
+            "weighted_mean_bps": float((c[ok] * w).sum() / w.sum()) if w.sum() > 0 else None,
+            "p50_bps": float(np.percentile(c[ok], 50.0)) if ok.any() else None,
+            "p95_bps": _p95(c),
+        }
+    out["markouts"] = markouts
+    out["adverse_bps_p95"] = markouts[ADVERSE_HORIZON]["p95_bps"]
+    out["adverse_bps"] = markouts[ADVERSE_HORIZON]["weighted_mean_bps"]
+
+    # actions
+    acts = [r.actions for r in results]
+    kind = _cat([a["kind"] for a in acts]).astype(np.int64)
+    op = _cat([a["op"] for a in acts]).astype(np.int64)
+    reason = _cat([a["reason"] for a in acts]).astype(np.int64)
+    age_ns = _cat([a["order_age_ns"] for a in acts]).astype(np.float64)
+
+    placed = int(((kind == ACT_ACKED) & (op != OP_CANCEL)).sum())
+    cancels = int((kind == ACT_CANCELLED).sum())
+    out["orders_placed"] = placed
+    out["orders_cancelled"] = cancels
+    out["cancel_ratio"] = cancels / placed if placed > 0 else None
+    leaves = (kind == ACT_CANCELLED) | (kind == ACT_FILLED) | (kind == ACT_EXPIRED)
+    out["order_age_p95_ms"] = _p95(age_ns[leaves] / 1e6)
+
+    intended = int((kind == ACT_INTENDED).sum())
+    out["intended_actions"] = intended
+    blocked_reasons = reason[kind == ACT_BLOCKED]
+    counts = np.bincount(blocked_reasons, minlength=256) if len(blocked_reasons) else np.zeros(256)
+    block: dict[str, dict] = {}
+    for code in sorted(set(GUARD_REASONS) | {int(c) for c in np.nonzero(counts)[0]}):
+        name = REASON_NAMES.get(code, f"reason_{code}")
+        cnt = int(counts[code])
+        block[name] = {"count": cnt, "ratio": cnt / intended if intended > 0 else 0.0}
+    out["block_reasons"] = block
+    out["blocked_actions"] = int(len(blocked_reasons))
+    rej = reason[kind == ACT_REJECTED]
+    rcounts = np.bincount(rej, minlength=256) if len(rej) else np.zeros(256)
+    out["reject_reasons"] = {
+        REASON_NAMES.get(int(c), f"reason_{int(c)}"): int(rcounts[c])
+        for c in np.nonzero(rcounts)[0]
+    }
+
+    # ws lag: the runs' own p95s; the max is an upper bound of the pooled p95.
+    lags = []
+    for r in results:
+        v = r.meta.get("ws_lag_p95_ms")
+        if isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(float(v)):
+            lags.append(float(v))
+    out["ws_lag_p95_ms"] = max(lags) if lags else None
+    out["ws_lag_runs_reporting"] = len(lags)
+
+    # Drivers: components that pull net down and costs that hurt, most harmful first.
+    detail = []
+    for _, key in COMPONENTS:
+        v = out[key]
+        if v < 0:
+            detail.append({"name": key, "bps": v, "hurt_bps": -v, "kind": "component"})
+    adv = out["adverse_bps"]
+    if adv is not None and adv > 0:
+        detail.append({"name": "adverse_bps", "bps": adv, "hurt_bps": adv, "kind": "cost"})
+    detail.sort(key=lambda d: (-d["hurt_bps"], d["name"]))
+    out["neg_edge_drivers"] = [d["name"] for d in detail]
+    out["neg_edge_drivers_detail"] = detail
+    return out
+
+
+def build_edge_report(results: Sequence[RunResult], runtime: dict | None = None) -> dict:
+    """EDGE_REPORT for one or more runs. Every run is decomposed and its identity
+    gross + slippage + fees + inventory = pnl is asserted (AuditError on violation). When a run's
+    meta carries ``sim_equity`` (the venue's own cash + position × final mid, minus
+    ``initial_equity`` if given), the audit's pnl must equal it too (AuditError otherwise)."""
+    all_pool = _Pool()
+    by_symbol: dict[str, _Pool] = {}
+    runs = []
+    max_rel = 0.0
+    for i, r in enumerate(results):
+        if not isinstance(r, RunResult):
+            raise UserError(f"run {i}: expected a RunResult, got {type(r).__name__}")
+        sym = str(r.meta.get("symbol") or "")
+        label = f"run {i}" + (f" ({sym})" if sym else "")
+        e = decompose(r, label)
+        rel = check_identity(e, label)
+        max_rel = max(max_rel, rel)
+        sim_diff = None
+        sim_eq = r.meta.get("sim_equity")
+        if sim_eq is not None:
+            init = float(r.meta.get("initial_equity", 0.0) or 0.0)
+            sim_pnl = float(sim_eq) - init
+            ct = component_totals(e)
+            scale = max(1.0, ct["turnover"], abs(e.pnl))
+            sim_diff = e.pnl - sim_pnl
+            if not abs(sim_diff) <= IDENTITY_REL_TOL * scale:
+                raise AuditError(
+                    f"{label}: audit pnl {e.pnl!r} differs from the simulator's equity {sim_pnl!r} "
+                    f"(diff {sim_diff:.3e}); records and venue disagree"
+                )
+        all_pool.add(e, r)
+        by_symbol.setdefault(sym or "unknown", _Pool()).add(e, r)
+        runs.append(
+            {
+                "index": i,
+                "name": r.meta.get("name") or r.meta.get("run_name"),
+                "symbol": sym or None,
+                "fills": int(len(e.px)),
+                "pnl": e.pnl,
+                "final_mid_px": e.final_mid_px,
+                "identity_rel_err": rel,
+                "pnl_minus_sim_equity": sim_diff,
+                "start_ts": r.meta.get("start_ts"),
+                "end_ts": r.meta.get("end_ts"),
+            }
+        )
+
+    totals = _section(all_pool)
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "totals": totals,
+        "symbols": {sym: _section(p) for sym, p in sorted(by_symbol.items())},
+        "runs": runs,
+        "identity": {
+            "checked_runs": len(runs),
+            "max_rel_err": max_rel,
+            "tolerance_rel": IDENTITY_REL_TOL,
+            "statement": "gross + slippage + fees + inventory = pnl marked at the final mid",
+        },
+        "runtime": dict(runtime or {}),
+        "conventions": CONVENTIONS,
+    }
+    return _clean(report)
+
+
+__all__ = [
+    "AuditError",
+    "CONVENTIONS",
+    "build_edge_report",
+    "dump_json",
+    "dumps_json",
+    "load_json",
+    "make_runtime",
+]

@@ -1,0 +1,150 @@
+"""KPI gate: thresholds from config (hard / soft / ideal) applied to an EDGE_REPORT's totals.
+
+Verdict: FAIL if any hard check fails, else WARN if any soft check fails, else PASS (ideal checks are
+reported, they never change the verdict). A metric that is missing, null, non-numeric or non-finite
+fails its check by name. ``gate_command`` is ``mmbot gate``: exit 0 PASS/WARN, 1 FAIL, UserError
+(exit 2) for unreadable input.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from mmbot.errors import UserError
+
+TIERS = ("hard", "soft", "ideal")
+OPS = {"ge": ">=", "le": "<="}
+_REPO = Path(__file__).resolve().parents[2]
+
+
+def default_thresholds_path() -> Path:
+    """config/gates.json of the source tree, else of the current directory."""
+    for p in (_REPO / "config" / "gates.json", Path.cwd() / "config" / "gates.json"):
+        if p.exists():
+            return p
+    return _REPO / "config" / "gates.json"
+
+
+def _validate_thresholds(data: dict, src: str) -> dict:
+    out: dict[str, dict[str, dict]] = {}
+    for tier in TIERS:
+        checks = data.get(tier, {})
+        if not isinstance(checks, dict):
+            raise UserError(f"{src}: '{tier}' must be an object of metric -> {{op, threshold}}")
+        out[tier] = {}
+        for metric, spec in checks.items():
+            if not isinstance(spec, dict):
+                raise UserError(f"{src}: {tier}.{metric} must be an object with op and threshold")
+            op = spec.get("op")
+            thr = spec.get("threshold")
+            if op not in OPS:
+                raise UserError(f"{src}: {tier}.{metric}.op must be 'ge' or 'le', got {op!r}")
+            if isinstance(thr, bool) or not isinstance(thr, (int, float)) or not math.isfinite(thr):
+                raise UserError(f"{src}: {tier}.{metric}.threshold must be a finite number")
+            out[tier][metric] = {"op": op, "threshold": float(thr)}
+    unknown = set(data) - set(TIERS) - {"description"}
+    if unknown:
+        raise UserError(f"{src}: unknown tier(s) {', '.join(sorted(unknown))}")
+    return out
+
+
+def load_thresholds(path: Path | None = None) -> dict:
+    """Read and validate gate thresholds (default config/gates.json); UserError on bad input."""
+    from mmbot.audit.edge_report import load_json
+
+    p = Path(path) if path is not None else default_thresholds_path()
+    return _validate_thresholds(load_json(p, "gate thresholds"), str(p))
+
+
+def _metric(totals: dict, name: str) -> tuple[float | None, str | None]:
+    """(value, why-it-fails) for a metric of the report's totals."""
+    if name not in totals:
+        return None, "missing"
+    v = totals[name]
+    if v is None:
+        return None, "null"
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None, f"not a number ({type(v).__name__})"
+    if not math.isfinite(v):
+        return float(v), "non-finite"
+    return float(v), None
+
+
+def evaluate(edge_report: dict, thresholds: dict | None = None) -> dict:
+    """KPI_GATE for an EDGE_REPORT: verdict PASS/WARN/FAIL, every check with value, threshold and
+    result, and the failed metric names per tier."""
+    th = (
+        _validate_thresholds(thresholds, "thresholds")
+        if thresholds is not None
+        else load_thresholds()
+    )
+    totals = edge_report.get("totals") if isinstance(edge_report, dict) else None
+    if not isinstance(totals, dict):
+        raise UserError("EDGE_REPORT has no 'totals' object")
+    checks: list[dict[str, Any]] = []
+    failed: dict[str, list[str]] = {t: [] for t in TIERS}
+    for tier in TIERS:
+        for metric in sorted(th[tier]):
+            spec = th[tier][metric]
+            value, why = _metric(totals, metric)
+            if why is None:
+                ok = (
+                    value >= spec["threshold"] if spec["op"] == "ge" else value <= spec["threshold"]
+                )
+            else:
+                ok = False
+            check = {
+                "tier": tier,
+                "metric": metric,
+                "op": spec["op"],
+                "threshold": spec["threshold"],
+                "value": value if why is None else None,
+                "result": "pass" if ok else "fail",
+            }
+            if why is not None:
+                check["reason"] = f"{metric} is {why}"
+            checks.append(check)
+            if not ok:
+                failed[tier].append(metric)
+    verdict = "FAIL" if failed["hard"] else "WARN" if failed["soft"] else "PASS"
+    return {
+        "verdict": verdict,
+        "checks": checks,
+        "failed_hard": failed["hard"],
+        "failed_soft": failed["soft"],
+        "failed_ideal": failed["ideal"],
+        "ideal_met": not failed["ideal"],
+        "rule": "FAIL if any hard check fails, else WARN if any soft check fails, else PASS",
+    }
+
+
+def summary_line(gate: dict) -> str:
+    """One line for the terminal, e.g. ``KPI_GATE=FAIL hard: net_bps, fills``."""
+    parts = [f"KPI_GATE={gate['verdict']}"]
+    if gate["failed_hard"]:
+        parts.append("hard: " + ", ".join(gate["failed_hard"]))
+    if gate["failed_soft"]:
+        parts.append("soft: " + ", ".join(gate["failed_soft"]))
+    return " | ".join(parts)
+
+
+def gate_command(report_path: Path, out_path: Path, thresholds_path: Path | None = None) -> int:
+    """``mmbot gate``: read EDGE_REPORT, write KPI_GATE, print the verdict; 0 PASS/WARN, 1 FAIL."""
+    from mmbot.audit.edge_report import dump_json, load_json
+
+    report = load_json(report_path, "EDGE_REPORT")
+    if not isinstance(report.get("totals"), dict):
+        raise UserError(f"EDGE_REPORT {report_path} has no 'totals' object")
+    gate = evaluate(report, load_thresholds(thresholds_path))
+    dump_json(gate, out_path)
+    for c in gate["checks"]:
+        if c["result"] == "fail" and c["tier"] != "ideal":
+            shown = (
+                c.get("reason") or f"{c['value']:.4g} {OPS[c['op']]} {c['threshold']:g} is false"
+            )
+            print(f"| gate | {c['tier'].upper()} FAIL | {c['metric']}: {shown} |")
+    print(summary_line(gate))
+    print(f"wrote {out_path}")
+    return 1 if gate["verdict"] == "FAIL" else 0
