@@ -1,0 +1,652 @@
+"""The soak runner behind `mmbot soak`: iterations of market time, per-iteration audit, auto-tune.
+
+Owns the orchestration only (DESIGN.md "Soak and auto-tune"): a market source yields each
+iteration's events (the synthetic market generated chunk by chunk with per-chunk derived seeds, or
+a capture's time windows); each chunk runs through `mmbot.backtest.run` with the current knobs; the
+iteration's EDGE_REPORT (`mmbot.audit.build_edge_report`) feeds the tuner
+(`mmbot.soak.autotune.tune`). At the end the final EDGE_REPORT, KPI gate and reports are written.
+Only records (fills/actions/marks) are kept across iterations, never events, so memory is bounded
+by the strategy's activity, not by market hours.
+
+All artifacts are staged in a temporary directory and moved into place when the soak finished
+(`mmbot.soak.artifacts.Stage`). Bad input raises `UserError` before anything is written.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from mmbot.errors import UserError
+from mmbot.knobs import KNOB_NAMES
+from mmbot.soak import autotune
+from mmbot.soak.artifacts import SoakPaths, Stage, jsonl_line
+
+NS_PER_HOUR: Final[int] = 3_600_000_000_000
+# Market time generated and simulated per backtest call: bounds the event memory of long iterations.
+CHUNK_NS: Final[int] = NS_PER_HOUR
+# Synthetic market clock start (2024-01-01T00:00:00Z): fixed so artifacts do not depend on the date.
+SYNTH_START_NS: Final[int] = 1_704_067_200_000_000_000
+ITER_KINDS: Final[tuple[str, ...]] = ("AUDIT_SNAPSHOT", "BLOCKS_BREAKDOWN", "NEG_EDGE_DRIVERS")
+
+# EDGE_REPORT totals copied into metrics.jsonl / soak_metrics.json per iteration.
+METRIC_KEYS: Final[tuple[str, ...]] = (
+    "net_bps",
+    "gross_bps",
+    "fees_eff_bps",
+    "slippage_bps",
+    "inventory_bps",
+    "adverse_bps",
+    "adverse_bps_p95",
+    "slippage_bps_p95",
+    "order_age_p95_ms",
+    "ws_lag_p95_ms",
+    "cancel_ratio",
+    "maker_share_pct",
+    "fills",
+    "turnover",
+    "pnl",
+    "orders_placed",
+    "intended_actions",
+    "blocked_actions",
+)
+
+
+def derive_seed(seed: int, *path: int) -> int:
+    """A 63-bit seed for (seed, iteration, chunk, ...), independent across paths."""
+    ss = np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, *path])
+    return int(ss.generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+# ---------------------------------------------------------------------------------------------
+# market sources
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Market:
+    """Where iterations get their events from."""
+
+    kind: str  # "synthetic" | "capture"
+    label: str  # for the runtime block and reports
+    calib: dict | None = None
+    events: np.ndarray | None = None  # capture only
+    symbol: str = ""
+    tick_px: float | None = None
+    lot_qty: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def span_ns(self) -> int | None:
+        if self.events is None or len(self.events) == 0:
+            return None
+        return int(self.events["exch_ts"][-1] - self.events["exch_ts"][0])
+
+    def chunks(
+        self, seed: int, iteration: int, start_ns: int, duration_ns: int
+    ) -> Iterator[np.ndarray]:
+        """Event arrays covering [start_ns, start_ns + duration_ns) of market time."""
+        if self.kind == "synthetic":
+            from mmbot.data.synthetic import generate
+
+            assert self.calib is not None
+            n_chunks = max(1, math.ceil(duration_ns / CHUNK_NS))
+            for j in range(n_chunks):
+                t0 = start_ns + j * CHUNK_NS
+                dur = min(CHUNK_NS, start_ns + duration_ns - t0)
+                yield generate(self.calib, derive_seed(seed, iteration, j), t0, dur)
+            return
+        assert self.events is not None
+        ts = self.events["exch_ts"]
+        lo, hi = np.searchsorted(ts, [start_ns, start_ns + duration_ns], side="left")
+        yield self.events[lo:hi]
+
+
+def _calib_meta(calib: Mapping[str, Any]) -> tuple[str, float | None, float | None]:
+    def num(*keys: str) -> float | None:
+        for k in keys:
+            v = calib.get(k)
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                return float(v)
+        return None
+
+    sym = str(calib.get("symbol") or calib.get("name") or "SYNTH")
+    return sym, num("tick_px", "tick_size"), num("lot_qty", "lot_size")
+
+
+def resolve_market(market: str) -> Market:
+    """``synthetic`` (the default calibration), ``synthetic:NAME``, a calibration JSON, or a capture."""
+    m = market.strip()
+    if m == "synthetic" or m.startswith("synthetic:"):
+        from mmbot.data.synthetic import load_calibration
+
+        name = m.split(":", 1)[1] if ":" in m else "default"
+        calib = load_calibration(name)
+        sym, tick, lot = _calib_meta(calib)
+        return Market(
+            "synthetic", f"synthetic:{name}", calib=calib, symbol=sym, tick_px=tick, lot_qty=lot
+        )
+    p = Path(m)
+    if not p.exists():
+        raise UserError(
+            f"--market {market!r}: no such file (use 'synthetic', a calibration JSON or a capture path)"
+        )
+    if p.is_dir():
+        raise UserError(
+            f"--market {market!r} is a directory, expected a calibration JSON or a capture file"
+        )
+    if p.suffix.lower() == ".json":
+        from mmbot.data.synthetic import load_calibration
+
+        calib = load_calibration(p)
+        sym, tick, lot = _calib_meta(calib)
+        return Market(
+            "synthetic", f"calibration:{p}", calib=calib, symbol=sym, tick_px=tick, lot_qty=lot
+        )
+    from mmbot.data import load_events
+
+    events, stats = load_events(p)
+    if len(events) == 0:
+        raise UserError(f"--market {market!r}: the capture holds no events")
+    return Market(
+        "capture",
+        f"capture:{p}",
+        events=events,
+        symbol=str(getattr(stats, "symbol", "") or ""),
+        tick_px=getattr(stats, "tick_px_guess", None),
+        lot_qty=getattr(stats, "lot_qty_guess", None),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# validation of the simple arguments (before anything is loaded or written)
+# ---------------------------------------------------------------------------------------------
+def validate_args(hours: float, iterations: int) -> None:
+    if not isinstance(hours, int | float) or not math.isfinite(float(hours)) or hours <= 0:
+        raise UserError(f"--hours must be a positive number of market hours, got {hours}")
+    if not isinstance(iterations, int) or iterations < 1:
+        raise UserError(f"--iterations must be at least 1, got {iterations}")
+    if iterations > 10_000:
+        raise UserError(f"--iterations {iterations} is too many (at most 10000)")
+    iter_ns = float(hours) * NS_PER_HOUR / iterations
+    if iter_ns < 1e9:
+        raise UserError(
+            f"--hours {hours} over --iterations {iterations} gives iterations under 1 s of market time"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# per-iteration pieces
+# ---------------------------------------------------------------------------------------------
+def iteration_metrics(totals: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: totals.get(k) for k in METRIC_KEYS}
+    out["block_ratios"] = {
+        name: (v or {}).get("ratio")
+        for name, v in sorted((totals.get("block_reasons") or {}).items())
+    }
+    out["neg_edge_drivers"] = list(totals.get("neg_edge_drivers") or [])
+    return out
+
+
+def iteration_artifacts(iteration: int, report: Mapping[str, Any]) -> dict[str, dict]:
+    """The seed's three per-iteration files (section F, patch 1), keyed by kind."""
+    totals = report.get("totals", {})
+    runtime = report.get("runtime", {})
+    return {
+        "AUDIT_SNAPSHOT": dict(report),
+        "BLOCKS_BREAKDOWN": {
+            "iteration": iteration,
+            "block_reasons": totals.get("block_reasons", {}),
+            "runtime": runtime,
+        },
+        "NEG_EDGE_DRIVERS": {
+            "iteration": iteration,
+            "neg_edge_drivers": totals.get("neg_edge_drivers", []),
+            "neg_edge_drivers_detail": totals.get("neg_edge_drivers_detail", []),
+            "net_bps": totals.get("net_bps", 0.0),
+            "component_breakdown": totals.get("component_breakdown", {}),
+            "runtime": runtime,
+        },
+    }
+
+
+def _fmt(v: Any, nd: int = 3) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def _fmt_knobs(knobs: Mapping[str, float]) -> str:
+    return " ".join(f"{k}={autotune.fmt_knob(k, knobs[k])}" for k in KNOB_NAMES)
+
+
+# ---------------------------------------------------------------------------------------------
+# the command
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class SoakOutcome:
+    verdict: str
+    exit_code: int
+    paths: SoakPaths
+    final_overrides: dict[str, float]
+    best_iteration: int | None
+    history: list[dict]
+    html: Path | None = None
+    md: Path | None = None
+
+
+def _load_knobs(
+    profile: str | None, overrides_root: Path
+) -> tuple[Any, dict[str, float], dict[str, float], list[str]]:
+    from mmbot.config import effective_knobs, load_overrides, load_profile
+
+    prof = load_profile(profile)
+    overrides, messages = load_overrides(
+        None, env=os.environ, default_file=overrides_root / "soak" / "runtime_overrides.json"
+    )
+    knobs = effective_knobs(prof, overrides)
+    return prof, dict(overrides), {k: float(knobs[k]) for k in KNOB_NAMES}, list(messages)
+
+
+def _make_settings(prof: Any, knobs: Mapping[str, float], seed: int) -> Any:
+    from mmbot.backtest import RunSettings
+
+    return RunSettings(knobs=dict(knobs), profile=prof, seed=seed)
+
+
+def run_soak(
+    *,
+    hours: float,
+    iterations: int,
+    auto_tune: bool,
+    export_json: Path,
+    export_md: Path,
+    gate_summary: Path,
+    market: str = "synthetic",
+    profile: str | None = None,
+    seed: int = 1,
+    artifacts: Path = Path("artifacts"),
+    console: Any = None,
+    progress: bool = True,
+) -> SoakOutcome:
+    """Run a soak and write its artifacts; returns the outcome (the CLI maps it to an exit code)."""
+    from rich.console import Console
+
+    con = console if console is not None else Console(highlight=False)
+
+    def say(line: str) -> None:
+        con.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    validate_args(hours, iterations)
+    paths = SoakPaths(Path(artifacts), Path(export_json), Path(export_md), Path(gate_summary))
+    prof, overrides_in, knobs, messages = _load_knobs(profile, Path(artifacts))
+    mkt = resolve_market(market)
+
+    from mmbot.audit import build_edge_report
+    from mmbot.audit.edge_report import make_runtime
+    from mmbot.backtest import run as backtest_run
+    from mmbot.gate import evaluate, load_thresholds
+
+    thresholds = load_thresholds()
+    total_ns = int(round(float(hours) * NS_PER_HOUR))
+    start_ns = SYNTH_START_NS
+    if mkt.kind == "capture":
+        span = mkt.span_ns() or 0
+        start_ns = int(mkt.events["exch_ts"][0])  # type: ignore[index]
+        if total_ns > span + 1:
+            mkt.notes.append(
+                f"capture spans {span / NS_PER_HOUR:.4f} h of market; soaking that instead of {hours} h"
+            )
+            total_ns = span + 1
+    iter_ns = total_ns // iterations
+    for msg in messages + mkt.notes:
+        say(f"| soak | NOTE | {msg} |")
+    prof_name = getattr(prof, "name", None) or (profile or os.environ.get("MM_PROFILE") or "S1")
+    say(
+        f"| soak | START | market={mkt.label} hours={total_ns / NS_PER_HOUR:g} iterations={iterations} "
+        f"auto_tune={int(auto_tune)} seed={seed} profile={prof_name} |"
+    )
+    say(f"| soak | KNOBS | iter=1 {_fmt_knobs(knobs)} |")
+
+    stage = Stage(Path(artifacts), replace_dirs=[paths.iterations])
+    try:
+        history: list[dict] = []
+        all_results: list[Any] = []
+        metrics_lines: list[bytes] = []
+        audit_lines: list[bytes] = []
+        summary_lines: list[str] = []
+        iter_rows: list[dict] = []
+        pnl_sum = 0.0
+        turnover_sum = 0.0
+        fills_sum = 0
+        wall0 = time.perf_counter()
+
+        prog_ctx = _progress(con, enabled=progress)
+        with prog_ctx as prog:
+            task = prog.add_task("soak", total=total_ns) if prog else None
+            for it in range(1, iterations + 1):
+                t_wall = time.perf_counter()
+                it_start = start_ns + (it - 1) * iter_ns
+                knobs_used = dict(knobs)
+                settings = _make_settings(prof, knobs_used, derive_seed(seed, it, 1_000_000))
+                results = []
+                for chunk_no, events in enumerate(mkt.chunks(seed, it, it_start, iter_ns)):
+                    if len(events) == 0:
+                        continue
+                    res = backtest_run(
+                        events,
+                        settings,
+                        symbol=mkt.symbol,
+                        tick_px=mkt.tick_px,
+                        lot_qty=mkt.lot_qty,
+                    )
+                    res.meta["name"] = f"iter{it}_chunk{chunk_no}"
+                    results.append(res)
+                    if prog is not None:
+                        done = min(int(events["exch_ts"][-1]) - start_ns, it * iter_ns)
+                        prog.update(task, completed=done)
+                    del events
+                runtime = make_runtime(
+                    profile=prof_name,
+                    overrides=knobs_used,
+                    seed=seed,
+                    data_inputs=[mkt.label],
+                    iteration=it,
+                    market_start_ns=it_start,
+                    market_duration_ns=iter_ns,
+                )
+                report = build_edge_report(results, runtime)
+                totals = report["totals"]
+                pnl_sum += float(totals.get("pnl") or 0.0)
+                turnover_sum += float(totals.get("turnover") or 0.0)
+                fills_sum += int(totals.get("fills") or 0)
+                net_so_far = pnl_sum / turnover_sum * 1e4 if turnover_sum > 0 else float("nan")
+
+                for kind, obj in iteration_artifacts(it, report).items():
+                    stage.write_json(paths.iteration_file(kind, it), obj)
+                say(f"| soak_iter_artifacts | OK | iter={it} |")
+
+                decision = None
+                if auto_tune and it < iterations:
+                    decision = autotune.tune(report, knobs_used, history)
+                    for m in decision.markers:
+                        say(m)
+                    knobs = dict(decision.knobs)
+                entry = autotune.history_entry(it, report, knobs_used, decision)
+                history.append(entry)
+                all_results.extend(results)
+
+                it_gate = evaluate(report, thresholds)
+                wall_s = time.perf_counter() - t_wall
+                row = {
+                    "iteration": it,
+                    "market_start_ns": it_start,
+                    "market_hours": iter_ns / NS_PER_HOUR,
+                    "knobs": knobs_used,
+                    "next_knobs": dict(knobs),
+                    "metrics": iteration_metrics(totals),
+                    "verdict": it_gate.get("verdict"),
+                    "autotune": decision.as_dict() if decision else None,
+                    "net_bps_so_far": net_so_far,
+                    "wall_s": wall_s,
+                }
+                iter_rows.append(row)
+                metrics_lines.append(jsonl_line(row))
+                audit_lines.append(
+                    jsonl_line(
+                        {
+                            "iteration": it,
+                            "kind": "blocks",
+                            "block_reasons": totals.get("block_reasons", {}),
+                            "reject_reasons": totals.get("reject_reasons", {}),
+                        }
+                    )
+                )
+                if decision is not None:
+                    audit_lines.append(
+                        jsonl_line({"iteration": it, "kind": "autotune", **decision.as_dict()})
+                    )
+                summary_lines.append(
+                    f"iter={it} net_bps={_fmt(totals.get('net_bps'))} fills={totals.get('fills')} "
+                    f"adverse_p95={_fmt(totals.get('adverse_bps_p95'))} "
+                    f"slippage_p95={_fmt(totals.get('slippage_bps_p95'))} "
+                    f"order_age_p95_ms={_fmt(totals.get('order_age_p95_ms'), 1)} "
+                    f"verdict={it_gate.get('verdict')} "
+                    f"changes={len(decision.changes) if decision else 0}"
+                    f"{' FALLBACK' if decision and decision.fallback else ''}"
+                )
+                say(
+                    f"| soak_iter | iter={it}/{iterations} | market_h={it * iter_ns / NS_PER_HOUR:.3f} "
+                    f"| fills={totals.get('fills')} | net_bps={_fmt(totals.get('net_bps'))} "
+                    f"| net_bps_so_far={_fmt(net_so_far)} | wall_s={wall_s:.2f} |"
+                )
+                if prog is not None:
+                    prog.update(
+                        task,
+                        completed=it * iter_ns,
+                        description=(
+                            f"iter {it}/{iterations}  market {it * iter_ns / NS_PER_HOUR:.2f} h  "
+                            f"fills {fills_sum}  net_bps {_fmt(net_so_far, 2)}"
+                        ),
+                    )
+
+        # ---- final artifacts ------------------------------------------------------------------
+        best_it, best_knobs = (
+            autotune.select_best(history) if auto_tune else (None, dict(history[0]["knobs"]))
+        )
+        final_overrides = best_knobs
+        if auto_tune:
+            say(
+                f"| autotune | KEEP_BEST | iter={best_it} net_bps={_fmt(history[best_it - 1]['net_bps'])} "  # type: ignore[operator]
+                f"{_fmt_knobs(final_overrides)} |"
+            )
+        final_runtime = make_runtime(
+            profile=prof_name,
+            overrides=overrides_in,
+            seed=seed,
+            data_inputs=[mkt.label],
+            hours=total_ns / NS_PER_HOUR,
+            iterations=iterations,
+            auto_tune=auto_tune,
+            final_overrides=final_overrides,
+            best_iteration=best_it,
+        )
+        final_report = build_edge_report(all_results, final_runtime)
+        gate = evaluate(final_report, thresholds)
+        verdict = str(gate.get("verdict"))
+        wall_total = time.perf_counter() - wall0
+
+        stage.write_json(paths.runtime_overrides, final_overrides)
+        stage.write_bytes(paths.metrics_jsonl, b"".join(metrics_lines))
+        stage.write_bytes(paths.audit_jsonl, b"".join(audit_lines))
+        summary_lines += [
+            f"final net_bps={_fmt(final_report['totals'].get('net_bps'))} "
+            f"fills={final_report['totals'].get('fills')} verdict={verdict}",
+            f"final_overrides ({'best iteration ' + str(best_it) if auto_tune else 'unchanged'}): "
+            f"{_fmt_knobs(final_overrides)}",
+        ]
+        stage.write_text(paths.summary_txt, "\n".join(summary_lines) + "\n")
+        stage.write_json(paths.edge_report, final_report)
+        stage.write_json(paths.kpi_gate, gate)
+        soak_metrics = {
+            "hours": total_ns / NS_PER_HOUR,
+            "iterations": iterations,
+            "auto_tune": auto_tune,
+            "market": mkt.label,
+            "seed": seed,
+            "profile": prof_name,
+            "start_overrides": overrides_in,
+            "final_overrides": final_overrides,
+            "best_iteration": best_it,
+            "per_iteration": iter_rows,
+            "final": iteration_metrics(final_report["totals"]),
+            "verdict": verdict,
+            "rules": autotune.rule_table(),
+            "wall_s_total": wall_total,
+        }
+        stage.write_json(paths.export_json, soak_metrics)
+        stage.write_json(
+            paths.gate_summary,
+            {
+                "verdict": verdict,
+                "gate": gate,
+                "per_iteration": [
+                    {"iteration": r["iteration"], "verdict": r["verdict"]} for r in iter_rows
+                ],
+                "net_bps": final_report["totals"].get("net_bps"),
+            },
+        )
+        md_text = soak_markdown(soak_metrics, final_report, gate)
+        stage.write_text(paths.export_md, md_text)
+        md_path = html_path = None
+        try:
+            from mmbot.report import write_reports
+
+            staged_reports = stage.dir_for(paths.reports)
+            md_staged, html_staged = write_reports(
+                staged_reports, final_report, all_results, gate, extra_md=md_text
+            )
+            md_path = paths.reports / Path(md_staged).relative_to(staged_reports)
+            html_path = paths.reports / Path(html_staged).relative_to(staged_reports)
+        except ImportError:
+            say("| soak | NOTE | mmbot.report unavailable: HTML report skipped |")
+        stage.commit()
+    except BaseException:
+        stage.abort()
+        raise
+
+    say(
+        f"| soak | GATE | verdict={verdict} net_bps={_fmt(final_report['totals'].get('net_bps'))} |"
+    )
+    return SoakOutcome(
+        verdict=verdict,
+        exit_code=1 if verdict == "FAIL" else 0,
+        paths=paths,
+        final_overrides=final_overrides,
+        best_iteration=best_it,
+        history=history,
+        html=html_path,
+        md=md_path,
+    )
+
+
+class _NoProgress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _progress(con: Any, enabled: bool) -> Any:
+    if not enabled:
+        return _NoProgress()
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(),
+        console=con,
+        transient=True,
+    )
+
+
+def soak_markdown(
+    sm: Mapping[str, Any], final_report: Mapping[str, Any], gate: Mapping[str, Any]
+) -> str:
+    """SOAK_RESULTS.md: per-iteration table, tuner changes, final overrides, verdict."""
+    t = final_report.get("totals", {})
+    lines = [
+        "# Soak results",
+        "",
+        f"- market: `{sm['market']}`, {sm['hours']:g} h of market time in {sm['iterations']} iterations, "
+        f"seed {sm['seed']}, profile {sm['profile']}, auto-tune {'on' if sm['auto_tune'] else 'off'}",
+        f"- **verdict: {gate.get('verdict')}**, net_bps {_fmt(t.get('net_bps'))} over {t.get('fills')} fills",
+        "",
+        "| iter | net_bps | fills | adverse_p95 | slippage_p95 | order_age_p95_ms | cancel_ratio | verdict | changes |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for r in sm["per_iteration"]:
+        m = r["metrics"]
+        ch = (r.get("autotune") or {}).get("changes") or []
+        ch_txt = ", ".join(
+            f"{c['rule']}: {c['field']} {autotune.fmt_knob(c['field'], c['from'])}→"
+            f"{autotune.fmt_knob(c['field'], c['to'])}"
+            for c in ch
+        )
+        if (r.get("autotune") or {}).get("fallback"):
+            ch_txt = "FALLBACK " + ch_txt
+        lines.append(
+            f"| {r['iteration']} | {_fmt(m.get('net_bps'))} | {m.get('fills')} | {_fmt(m.get('adverse_bps_p95'))} "
+            f"| {_fmt(m.get('slippage_bps_p95'))} | {_fmt(m.get('order_age_p95_ms'), 1)} "
+            f"| {_fmt(m.get('cancel_ratio'))} | {r.get('verdict')} | {ch_txt or '-'} |"
+        )
+    lines += ["", "## Final overrides", ""]
+    if sm["auto_tune"]:
+        lines.append(
+            f"Kept from iteration {sm['best_iteration']} (best net_bps; keep-best rollback)."
+        )
+        lines.append("")
+    lines += ["| knob | start | final |", "|---|---:|---:|"]
+    start_knobs = sm["per_iteration"][0]["knobs"]
+    for k in KNOB_NAMES:
+        lines.append(
+            f"| {k} | {autotune.fmt_knob(k, start_knobs[k])} | {autotune.fmt_knob(k, sm['final_overrides'][k])} |"
+        )
+    lines += [
+        "",
+        "## Auto-tune rules",
+        "",
+        "| rule | marker | when | deltas |",
+        "|---|---|---|---|",
+    ]
+    for r in sm["rules"]:
+        d = ", ".join(f"{f} {lo:+g}..{hi:+g}" for f, (lo, hi) in r["deltas"].items())
+        lines.append(f"| {r['name']} | {r['marker']} | {r['when']} | {d} |")
+    return "\n".join(lines) + "\n"
+
+
+def soak_command(
+    *,
+    hours: float,
+    iterations: int,
+    auto_tune: bool,
+    export_json: Path,
+    export_md: Path,
+    gate_summary: Path,
+    market: str = "synthetic",
+    profile: str | None = None,
+    seed: int = 1,
+    artifacts: Path = Path("artifacts"),
+) -> int:
+    """`mmbot soak`: exit code 0 on PASS/WARN, 1 on FAIL (UserError -> 2 via the CLI)."""
+    out = run_soak(
+        hours=hours,
+        iterations=iterations,
+        auto_tune=auto_tune,
+        export_json=export_json,
+        export_md=export_md,
+        gate_summary=gate_summary,
+        market=market,
+        profile=profile,
+        seed=seed,
+        artifacts=artifacts,
+    )
+    return out.exit_code
+
+
+__all__: Sequence[str] = (
+    "SoakOutcome",
+    "derive_seed",
+    "resolve_market",
+    "run_soak",
+    "soak_command",
+)
