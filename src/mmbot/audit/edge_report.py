@@ -128,6 +128,12 @@ def dumps_json(obj: Any) -> bytes:
     return orjson.dumps(_clean(obj), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
 
 
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
 def dump_json(obj: Any, path: str | Path) -> Path:
     """Write ``obj`` as deterministic JSON to ``path`` atomically (temp file + rename)."""
     path = Path(path)
@@ -137,6 +143,7 @@ def dump_json(obj: Any, path: str | Path) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

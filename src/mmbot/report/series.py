@@ -1,0 +1,119 @@
+"""Time series and distributions the reports plot, computed vectorised from runs' records.
+
+Cumulative PnL by component at time t (exact, so the last point equals the report's totals):
+gross/slippage/fees are cumulative sums over fills up to t; inventory(t) = pos(t)·m(t) −
+Σ_{fills ≤ t} s·q·m_i − pos0·m_0, i.e. Σ position·Δmid up to t. Long series are thinned to at most
+``max_points`` points (evenly spaced in index, last point kept) so the HTML stays small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from mmbot.audit.decompose import FillEdges, decompose, mid_at
+from mmbot.records import RunResult
+
+
+class PnlSeries(NamedTuple):
+    ts_ns: np.ndarray
+    gross: np.ndarray
+    slippage: np.ndarray
+    fees: np.ndarray
+    inventory: np.ndarray
+    net: np.ndarray
+
+
+def thin_index(n: int, max_points: int) -> np.ndarray:
+    """Indices of at most max_points evenly spaced rows of n (first and last kept)."""
+    if n <= max_points:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max_points).round().astype(np.int64))
+
+
+def _cum_at(values: np.ndarray, k: np.ndarray) -> np.ndarray:
+    c = np.concatenate([[0.0], np.cumsum(values)])
+    return c[k]
+
+
+def pnl_series(result: RunResult, e: FillEdges, max_points: int = 2000) -> PnlSeries:
+    """Cumulative component PnL (quote) of one run on a thinned time grid."""
+    marks = result.marks
+    if len(marks) > 1 and (np.diff(marks["exch_ts"]) < 0).any():
+        marks = marks[np.argsort(marks["exch_ts"], kind="stable")]
+    grid = np.unique(np.concatenate([e.ts_ns, marks["exch_ts"].astype(np.int64)]))
+    if len(grid) == 0:
+        z = np.zeros(0)
+        return PnlSeries(grid, z, z, z, z, z)
+    grid = grid[thin_index(len(grid), max_points)]
+    k = np.searchsorted(e.ts_ns, grid, side="right")  # fills at or before t
+    sq = e.side * e.qty
+    pos = e.initial_position_qty + _cum_at(sq, k)
+    m = mid_at(marks, grid) if len(marks) else np.full(len(grid), np.nan)
+    # before the first mark (or without marks) use the last fill's mid, else the start mid
+    fill_mid = np.where(k > 0, e.mid_px[np.maximum(k - 1, 0)] if len(e.mid_px) else np.nan, np.nan)
+    m = np.where(np.isfinite(m), m, np.where(np.isfinite(fill_mid), fill_mid, e.start_mid_px))
+    # the last point is marked at the run's final mid, like the totals
+    m[-1] = e.final_mid_px
+    inv = pos * m - _cum_at(sq * e.mid_px, k) - e.initial_position_qty * e.start_mid_px
+    gross = _cum_at(e.gross, k)
+    slip = _cum_at(e.slippage, k)
+    fees = _cum_at(e.fees, k)
+    return PnlSeries(grid, gross, slip, fees, inv, gross + slip + fees + inv)
+
+
+def chained_pnl_series(
+    results: Sequence[RunResult], edges: Sequence[FillEdges] | None = None, max_points: int = 2000
+) -> PnlSeries:
+    """Runs one after another (soak iterations): each run's series offset by the previous totals."""
+    edges = list(edges) if edges is not None else [decompose(r) for r in results]
+    per = max(50, max_points // max(1, len(results)))
+    parts = []
+    off = np.zeros(5)
+    for r, e in zip(results, edges, strict=True):
+        s = pnl_series(r, e, per)
+        if len(s.ts_ns) == 0:
+            continue
+        cols = np.vstack([s.gross, s.slippage, s.fees, s.inventory, s.net]) + off[:, None]
+        parts.append((s.ts_ns, cols))
+        off = cols[:, -1].copy()
+    if not parts:
+        z = np.zeros(0)
+        return PnlSeries(np.zeros(0, np.int64), z, z, z, z, z)
+    ts = np.concatenate([p[0] for p in parts])
+    cols = np.hstack([p[1] for p in parts])
+    return PnlSeries(ts, *cols)
+
+
+def position_series(
+    results: Sequence[RunResult], max_points: int = 2000
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ts_ns, position_qty) from the marks of all runs, thinned."""
+    ts = (
+        np.concatenate([r.marks["exch_ts"].astype(np.int64) for r in results])
+        if results
+        else np.zeros(0, np.int64)
+    )
+    pos = np.concatenate([r.marks["position_qty"] for r in results]) if results else np.zeros(0)
+    idx = thin_index(len(ts), max_points)
+    return ts[idx], pos[idx]
+
+
+def fill_edge_bps(e: FillEdges) -> np.ndarray:
+    """Per-fill edge at the fill, bps of its notional: (gross + slippage + fees)/(p·q)·1e4."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (e.gross + e.slippage + e.fees) / e.notional * 1e4
+
+
+def histogram(x: np.ndarray, bins: int = 60) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Histogram over the 0.5–99.5 percentile range: (bin centres, counts, n below, n above)."""
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return np.zeros(0), np.zeros(0, np.int64), 0, 0
+    lo, hi = np.percentile(x, [0.5, 99.5])
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    counts, edges_ = np.histogram(x, bins=bins, range=(lo, hi))
+    return (edges_[:-1] + edges_[1:]) / 2, counts, int((x < lo).sum()), int((x > hi).sum())
