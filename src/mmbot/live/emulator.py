@@ -1,0 +1,809 @@
+"""Local Bybit V5 exchange emulator: loopback REST + websocket, replaying a capture as its market.
+
+Speaks the subset of Bybit V5 the adapter uses (same paths, JSON shapes, retCodes and HMAC signing,
+verified on every private request):
+  REST  POST /v5/order/create|amend|cancel|cancel-all; GET /v5/order/realtime, /v5/execution/list,
+        /v5/position/list, /v5/market/time, /v5/market/instruments-info
+  WS    /v5/public/linear  (orderbook.50.SYMBOL, publicTrade.SYMBOL; snapshot on subscribe)
+        /v5/private        (auth op, then order / execution / position / wallet)
+The market is an EVENT_DTYPE array (``mmbot.data.load_events`` of any capture), replayed in wall time
+(``speed`` x), one message per run of equal exchange timestamps; orders are matched by
+``mmbot.live.matcher.Matcher`` (a simplified queue/price-crossing matcher, NOT mmbot.sim; see there).
+
+Faults, on request (``POST /control/fault {"kind", "count", "seconds", "stream"}`` or CLI
+``--fault KIND[:COUNT][@AT_S]``): drop_ws, stall_feed (seconds), duplicate, reorder, seq_gap,
+rest_5xx, rest_timeout (answer delayed by `seconds` *after* the request took effect), rate_limit
+(retCode 10006), reject (retCode 110007), clock_skew (seconds added to server time).
+``GET /control/state`` returns the emulator's own position, open orders and executions for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiohttp import WSMsgType, web
+
+from mmbot.errors import UserError
+from mmbot.events import (
+    BUY_EVENT,
+    DEPTH_BBO_EVENT,
+    DEPTH_CLEAR_EVENT,
+    DEPTH_EVENT,
+    DEPTH_SNAPSHOT_EVENT,
+    EXCH_EVENT,
+    KIND_MASK,
+    LOCAL_EVENT,
+    SELL_EVENT,
+    TRADE_EVENT,
+)
+from mmbot.live.bybit_msgs import book_topic, fmt, group_bounds, trade_topic
+from mmbot.live.matcher import (
+    BUY,
+    SELL,
+    Execution,
+    Matcher,
+    SimOrder,
+    exec_json,
+    order_json,
+    price_decimals,
+)
+from mmbot.live.signing import ApiKeys, rest_signature, ws_auth_valid
+
+FAULT_KINDS = (
+    "drop_ws",
+    "stall_feed",
+    "duplicate",
+    "reorder",
+    "seq_gap",
+    "rest_5xx",
+    "rest_timeout",
+    "rate_limit",
+    "reject",
+    "clock_skew",
+)
+START_BALANCE_USDT = 100_000.0
+
+
+@dataclass
+class EmulatorConfig:
+    symbol: str
+    tick_px: float
+    lot_qty: float
+    keys: ApiKeys
+    maker_fee_rate: float = 0.0002
+    taker_fee_rate: float = 0.00055
+    speed: float = 1.0
+    loop: bool = True
+    depth: int = 50
+    scheduled_faults: list[tuple[float, dict]] = field(default_factory=list)  # (at_s, fault)
+
+
+def ok(result: Any, ret_code: int = 0, ret_msg: str = "OK") -> web.Response:
+    body = {
+        "retCode": ret_code,
+        "retMsg": ret_msg,
+        "result": result,
+        "retExtInfo": {},
+        "time": int(time.time() * 1000),
+    }
+    return web.json_response(body)
+
+
+def err(ret_code: int, ret_msg: str) -> web.Response:
+    return ok({}, ret_code, ret_msg)
+
+
+class Emulator:
+    def __init__(self, events: np.ndarray, cfg: EmulatorConfig):
+        if len(events) == 0:
+            raise UserError("emulator market: the capture holds no events")
+        self.events = events
+        self.cfg = cfg
+        self.px_dec = price_decimals(cfg.tick_px)
+        self.qty_dec = price_decimals(cfg.lot_qty)
+        self.matcher = Matcher(
+            cfg.symbol,
+            cfg.tick_px,
+            cfg.lot_qty,
+            cfg.maker_fee_rate,
+            cfg.taker_fee_rate,
+            listener=self._on_matcher,
+        )
+        self.public: dict[web.WebSocketResponse, set[str]] = {}
+        self.private: dict[web.WebSocketResponse, set[str]] = {}
+        self.private_authed: set[web.WebSocketResponse] = set()
+        self.faults: dict[str, dict] = {}
+        self.u = 0
+        self.seq = 0
+        self.trade_id = 0
+        self.stall_until_ns = 0
+        self.clock_skew_ns = 0
+        self._held: dict[str, str | None] = {"public": None, "private": None}
+        self._priv_q: asyncio.Queue[tuple[str, dict]] | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        self.counters: dict[str, int] = {
+            "rest": 0,
+            "orders_created": 0,
+            "faults_fired": 0,
+            "groups": 0,
+        }
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application()
+        for path in ("create", "amend", "cancel", "cancel-all"):
+            app.router.add_post(
+                f"/v5/order/{path}", self._rest(getattr(self, "_" + path.replace("-", "_")))
+            )
+        app.router.add_get("/v5/order/realtime", self._rest(self._realtime))
+        app.router.add_get("/v5/execution/list", self._rest(self._execution_list))
+        app.router.add_get("/v5/position/list", self._rest(self._position_list))
+        app.router.add_get("/v5/market/time", self._server_time)
+        app.router.add_get("/v5/market/instruments-info", self._instruments)
+        app.router.add_get("/v5/public/linear", self._ws_public)
+        app.router.add_get("/v5/private", self._ws_private)
+        app.router.add_post("/control/fault", self._control_fault)
+        app.router.add_get("/control/state", self._control_state)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        self._priv_q = asyncio.Queue()
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._tasks = [
+            asyncio.create_task(self._replay()),
+            asyncio.create_task(self._private_sender()),
+        ]
+        for at_s, fault in self.cfg.scheduled_faults:
+            self._tasks.append(asyncio.create_task(self._later(at_s, fault)))
+        return self.port
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for ws in list(self.public) + list(self.private):
+            with contextlib.suppress(Exception):
+                await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _later(self, at_s: float, fault: dict) -> None:
+        await asyncio.sleep(at_s)
+        await self.inject(fault)
+
+    # -- faults -----------------------------------------------------------------------------------
+    async def inject(self, fault: dict) -> None:
+        kind = fault.get("kind")
+        if kind not in FAULT_KINDS:
+            raise UserError(f"fault kind {kind!r}: unknown (one of {', '.join(FAULT_KINDS)})")
+        self.counters["faults_fired"] += 1
+        if kind == "drop_ws":
+            for ws in list(self.public) + list(self.private):
+                with contextlib.suppress(Exception):
+                    await ws.close(code=1011, message=b"emulator drop")
+            return
+        if kind == "stall_feed":
+            self.stall_until_ns = time.time_ns() + int(float(fault.get("seconds", 3.0)) * 1e9)
+            return
+        if kind == "clock_skew":
+            self.clock_skew_ns = int(float(fault.get("seconds", 10.0)) * 1e9)
+            return
+        self.faults[kind] = {
+            "count": int(fault.get("count", 1)),
+            "seconds": float(fault.get("seconds", 3.0)),
+            "stream": fault.get("stream", "both"),
+        }
+
+    def _take_fault(self, kind: str, stream: str | None = None) -> dict | None:
+        f = self.faults.get(kind)
+        if f is None or f["count"] <= 0:
+            return None
+        if stream is not None and f["stream"] not in ("both", stream):
+            return None
+        f["count"] -= 1
+        if f["count"] <= 0:
+            del self.faults[kind]
+        return f
+
+    # -- REST -------------------------------------------------------------------------------------
+    def _rest(self, handler):
+        async def wrapped(request: web.Request) -> web.Response:
+            self.counters["rest"] += 1
+            if self._take_fault("rest_5xx"):
+                return web.Response(status=503, text="service unavailable (emulated)")
+            if self._take_fault("rate_limit"):
+                return err(10006, "Too many visits!")
+            payload = await request.text() if request.method == "POST" else request.query_string
+            auth = self._check_auth(request, payload)
+            if auth is not None:
+                return auth
+            body: dict = {}
+            if request.method == "POST":
+                try:
+                    body = json.loads(payload or "{}")
+                except json.JSONDecodeError:
+                    return err(10001, "params error: body is not JSON")
+            else:
+                body = dict(request.query)
+            if body.get("category", "linear") != "linear":
+                return err(10001, "params error: category")
+            if "symbol" in body and body["symbol"] != self.cfg.symbol:
+                return err(10001, "params error: symbol invalid")
+            resp = await handler(body)
+            slow = self._take_fault("rest_timeout")
+            if slow:
+                await asyncio.sleep(slow["seconds"])
+            return resp
+
+        return wrapped
+
+    def _check_auth(self, request: web.Request, payload: str) -> web.Response | None:
+        h = request.headers
+        key, sig, ts, rw = (
+            h.get("X-BAPI-API-KEY"),
+            h.get("X-BAPI-SIGN"),
+            h.get("X-BAPI-TIMESTAMP"),
+            h.get("X-BAPI-RECV-WINDOW", "5000"),
+        )
+        if not key or key != self.cfg.keys.key:
+            return err(10003, "API key is invalid.")
+        if not sig or not ts or not ts.isdigit() or not rw.isdigit():
+            return err(10004, "error sign! missing signature headers")
+        server_ms = (time.time_ns() + self.clock_skew_ns) // 1_000_000
+        if not (server_ms - int(rw) <= int(ts) < server_ms + 1000):
+            return err(
+                10002, "invalid request, please check your server timestamp or recv_window param"
+            )
+        if sig != rest_signature(self.cfg.keys, int(ts), int(rw), payload):
+            return err(10004, "error sign!")
+        return None
+
+    def _order_json(self, o: SimOrder) -> dict:
+        return order_json(o, self.cfg.symbol, self.px_dec, self.qty_dec)
+
+    def _exec_json(self, e: Execution) -> dict:
+        return exec_json(
+            e, self.matcher.orders[e.order_id], self.cfg.symbol, self.px_dec, self.qty_dec
+        )
+
+    def _position_json(self) -> dict:
+        m = self.matcher
+        pos = m.position_qty
+        return {
+            "category": "linear",
+            "symbol": self.cfg.symbol,
+            "side": "Buy" if pos > 0 else ("Sell" if pos < 0 else ""),
+            "size": fmt(abs(pos), self.qty_dec),
+            "markPrice": repr(m.mid_px()),
+            "positionIdx": 0,
+            "updatedTime": str(time.time_ns() // 1_000_000),
+        }
+
+    def _wallet_json(self) -> dict:
+        m = self.matcher
+        equity = (
+            START_BALANCE_USDT
+            + m.cash
+            + m.position_qty * (m.mid_px() if m.bids and m.asks else 0.0)
+        )
+        return {
+            "accountType": "UNIFIED",
+            "totalEquity": repr(equity),
+            "coin": [
+                {
+                    "coin": "USDT",
+                    "walletBalance": repr(START_BALANCE_USDT + m.cash),
+                    "equity": repr(equity),
+                }
+            ],
+        }
+
+    def _find(self, body: dict) -> SimOrder | None:
+        return self.matcher.find(str(body.get("orderId", "")), str(body.get("orderLinkId", "")))
+
+    async def _create(self, body: dict) -> web.Response:
+        if self._take_fault("reject"):
+            return err(110007, "ab not enough for new order (emulated reject)")
+        try:
+            side = {"Buy": BUY, "Sell": SELL}[body["side"]]
+            qty = float(body["qty"])
+            order_type = body.get("orderType", "Limit")
+            px = float(body.get("price", 0) or 0)
+        except (KeyError, ValueError):
+            return err(10001, "params error: side/qty/price")
+        tif = body.get("timeInForce", "GTC")
+        code, msg, o = self.matcher.create(
+            str(body.get("orderLinkId", "")), side, px, qty, tif, order_type, time.time_ns()
+        )
+        if o is None:
+            return err(code, msg)
+        self.counters["orders_created"] += 1
+        return ok({"orderId": o.order_id, "orderLinkId": o.link_id})
+
+    async def _amend(self, body: dict) -> web.Response:
+        o = self._find(body)
+        if o is None:
+            return err(110001, "order not exists or too late to replace")
+        px = float(body["price"]) if body.get("price") else None
+        qty = float(body["qty"]) if body.get("qty") else None
+        code, msg = self.matcher.amend(o, px, qty, time.time_ns())
+        return (
+            ok({"orderId": o.order_id, "orderLinkId": o.link_id}) if code == 0 else err(code, msg)
+        )
+
+    async def _cancel(self, body: dict) -> web.Response:
+        o = self._find(body)
+        if o is None:
+            return err(110001, "order not exists or too late to cancel")
+        code, msg = self.matcher.cancel(o, time.time_ns())
+        return (
+            ok({"orderId": o.order_id, "orderLinkId": o.link_id}) if code == 0 else err(code, msg)
+        )
+
+    async def _cancel_all(self, body: dict) -> web.Response:
+        done = self.matcher.cancel_all(time.time_ns())
+        return ok(
+            {
+                "list": [{"orderId": o.order_id, "orderLinkId": o.link_id} for o in done],
+                "success": "1",
+            }
+        )
+
+    async def _realtime(self, q: dict) -> web.Response:
+        o = self._find(q)
+        if q.get("orderId") or q.get("orderLinkId"):
+            rows = [] if o is None else [o]
+        else:
+            rows = self.matcher.open_orders()
+        return ok(
+            {
+                "category": "linear",
+                "list": [self._order_json(x) for x in rows],
+                "nextPageCursor": "",
+            }
+        )
+
+    async def _execution_list(self, q: dict) -> web.Response:
+        start_ms = int(q.get("startTime", 0) or 0)
+        limit = max(1, min(100, int(q.get("limit", 50) or 50)))
+        offset = int(q.get("cursor", 0) or 0)
+        rows = [e for e in reversed(self.matcher.executions) if e.exec_ns // 1_000_000 >= start_ms]
+        page = rows[offset : offset + limit]
+        nxt = str(offset + limit) if offset + limit < len(rows) else ""
+        return ok(
+            {
+                "category": "linear",
+                "list": [self._exec_json(e) for e in page],
+                "nextPageCursor": nxt,
+            }
+        )
+
+    async def _position_list(self, q: dict) -> web.Response:
+        return ok({"category": "linear", "list": [self._position_json()], "nextPageCursor": ""})
+
+    async def _server_time(self, request: web.Request) -> web.Response:
+        now = time.time_ns() + self.clock_skew_ns
+        return ok({"timeSecond": str(now // 1_000_000_000), "timeNano": str(now)})
+
+    async def _instruments(self, request: web.Request) -> web.Response:
+        if request.query.get("symbol") != self.cfg.symbol:
+            return err(10001, "params error: symbol invalid")
+        return ok(
+            {
+                "category": "linear",
+                "list": [
+                    {
+                        "symbol": self.cfg.symbol,
+                        "status": "Trading",
+                        "priceFilter": {"tickSize": fmt(self.cfg.tick_px, self.px_dec)},
+                        "lotSizeFilter": {
+                            "qtyStep": fmt(self.cfg.lot_qty, self.qty_dec),
+                            "minOrderQty": fmt(self.cfg.lot_qty, self.qty_dec),
+                        },
+                    }
+                ],
+            }
+        )
+
+    # -- control ----------------------------------------------------------------------------------
+    async def _control_fault(self, request: web.Request) -> web.Response:
+        try:
+            await self.inject(await request.json())
+        except UserError as exc:
+            return web.json_response({"ok": False, "error": str(exc)}, status=400)
+        return web.json_response({"ok": True})
+
+    def state(self) -> dict:
+        m = self.matcher
+        return {
+            "symbol": self.cfg.symbol,
+            "position_qty": m.position_qty,
+            "cash": m.cash,
+            "fees_paid": m.fees_paid,
+            "mid_px": m.mid_px() if m.bids and m.asks else None,
+            "open_orders": [self._order_json(o) for o in m.open_orders()],
+            "executions": [
+                {
+                    "exec_id": e.exec_id,
+                    "link_id": e.link_id,
+                    "side": e.side,
+                    "px": e.px,
+                    "qty": e.qty,
+                    "fee": e.fee,
+                    "maker": e.maker,
+                }
+                for e in m.executions
+            ],
+            "orders_created": self.counters["orders_created"],
+            "counters": dict(self.counters),
+        }
+
+    async def _control_state(self, request: web.Request) -> web.Response:
+        return web.json_response(self.state())
+
+    # -- websocket --------------------------------------------------------------------------------
+    async def _ws_public(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=None)
+        await ws.prepare(request)
+        self.public[ws] = set()
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                req = json.loads(msg.data)
+                op = req.get("op")
+                if op == "ping":
+                    await ws.send_json(
+                        {
+                            "success": True,
+                            "ret_msg": "pong",
+                            "op": "ping",
+                            "req_id": req.get("req_id", ""),
+                        }
+                    )
+                elif op in ("subscribe", "unsubscribe"):
+                    valid = {
+                        book_topic(self.cfg.symbol, self.cfg.depth),
+                        trade_topic(self.cfg.symbol),
+                    }
+                    bad = [t for t in req.get("args", []) if t not in valid]
+                    if bad:
+                        await ws.send_json(
+                            {
+                                "success": False,
+                                "ret_msg": f"Invalid topic :{bad}",
+                                "op": op,
+                                "req_id": req.get("req_id", ""),
+                            }
+                        )
+                        continue
+                    for t in req.get("args", []):
+                        (self.public[ws].add if op == "subscribe" else self.public[ws].discard)(t)
+                    await ws.send_json(
+                        {"success": True, "ret_msg": "", "op": op, "req_id": req.get("req_id", "")}
+                    )
+                    if (
+                        op == "subscribe"
+                        and book_topic(self.cfg.symbol, self.cfg.depth) in req["args"]
+                    ):
+                        await ws.send_str(json.dumps(self._snapshot_msg()))
+        finally:
+            self.public.pop(ws, None)
+        return ws
+
+    async def _ws_private(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=None)
+        await ws.prepare(request)
+        self.private[ws] = set()
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                req = json.loads(msg.data)
+                op = req.get("op")
+                if op == "ping":
+                    await ws.send_json(
+                        {
+                            "success": True,
+                            "ret_msg": "pong",
+                            "op": "ping",
+                            "req_id": req.get("req_id", ""),
+                        }
+                    )
+                elif op == "auth":
+                    args = req.get("args", [])
+                    good = (
+                        ws_auth_valid(self.cfg.keys, args)
+                        and int(args[1]) > time.time_ns() // 1_000_000
+                    )
+                    if good:
+                        self.private_authed.add(ws)
+                    await ws.send_json(
+                        {
+                            "success": good,
+                            "ret_msg": "" if good else "Invalid apikey or signature",
+                            "op": "auth",
+                            "req_id": req.get("req_id", ""),
+                        }
+                    )
+                    if not good:
+                        await ws.close()
+                elif op == "subscribe":
+                    if ws not in self.private_authed:
+                        await ws.send_json(
+                            {"success": False, "ret_msg": "Request not authorized", "op": op}
+                        )
+                        continue
+                    self.private[ws].update(req.get("args", []))
+                    await ws.send_json(
+                        {"success": True, "ret_msg": "", "op": op, "req_id": req.get("req_id", "")}
+                    )
+        finally:
+            self.private.pop(ws, None)
+            self.private_authed.discard(ws)
+        return ws
+
+    def _on_matcher(self, kind: str, obj: object) -> None:
+        if self._priv_q is None:
+            return
+        now_ms = time.time_ns() // 1_000_000
+        if kind == "order":
+            msg = {"topic": "order", "creationTime": now_ms, "data": [self._order_json(obj)]}  # type: ignore[arg-type]
+        elif kind == "execution":
+            msg = {"topic": "execution", "creationTime": now_ms, "data": [self._exec_json(obj)]}  # type: ignore[arg-type]
+        else:
+            self._priv_q.put_nowait(
+                (
+                    "position",
+                    {"topic": "position", "creationTime": now_ms, "data": [self._position_json()]},
+                )
+            )
+            msg = {"topic": "wallet", "creationTime": now_ms, "data": [self._wallet_json()]}
+            kind = "wallet"
+        self._priv_q.put_nowait((kind, msg))
+
+    async def _private_sender(self) -> None:
+        assert self._priv_q is not None
+        while True:
+            topic, msg = await self._priv_q.get()
+            for text in self._apply_msg_faults("private", json.dumps(msg)):
+                for ws, subs in list(self.private.items()):
+                    if topic in subs:
+                        with contextlib.suppress(Exception):
+                            await ws.send_str(text)
+
+    def _apply_msg_faults(self, stream: str, text: str) -> list[str]:
+        out = [text]
+        if self._take_fault("duplicate", stream):
+            out = [text, text]
+        held = self._held[stream]
+        if held is not None:
+            self._held[stream] = None
+            out = out + [held]  # the held (older) message goes out after the newer one
+        elif self._take_fault("reorder", stream):
+            self._held[stream] = text
+            out = []
+        return out
+
+    # -- market replay ----------------------------------------------------------------------------
+    def _snapshot_msg(self) -> dict:
+        m, n = self.matcher, self.cfg.depth
+        bids = sorted(m.bids.items(), reverse=True)[:n]
+        asks = sorted(m.asks.items())[:n]
+        now_ms = time.time_ns() // 1_000_000
+        return {
+            "topic": book_topic(self.cfg.symbol, n),
+            "type": "snapshot",
+            "ts": now_ms,
+            "data": {
+                "s": self.cfg.symbol,
+                "b": [[fmt(p, self.px_dec), fmt(q, self.qty_dec)] for p, q in bids],
+                "a": [[fmt(p, self.px_dec), fmt(q, self.qty_dec)] for p, q in asks],
+                "u": self.u,
+                "seq": self.seq,
+            },
+            "cts": now_ms,
+        }
+
+    async def _publish(self, topic: str, msg: dict) -> None:
+        texts = [json.dumps(msg)]
+        if (
+            topic.startswith("orderbook.")
+            and msg["type"] == "delta"
+            and self._take_fault("seq_gap", "public")
+        ):
+            texts = []  # the update is applied to the book but never sent: the client sees a u gap
+        else:
+            texts = self._apply_msg_faults("public", texts[0])
+        for text in texts:
+            for ws, subs in list(self.public.items()):
+                if topic in subs:
+                    with contextlib.suppress(Exception):
+                        await ws.send_str(text)
+
+    async def _replay(self) -> None:
+        ev = self.events
+        bounds = group_bounds(ev)
+        kinds = (ev["ev"] & KIND_MASK).astype(np.int64)
+        exch_only = ((ev["ev"] & LOCAL_EVENT) == 0) | ((ev["ev"] & EXCH_EVENT) != 0)
+        e0 = int(ev["exch_ts"][0])
+        btopic, ttopic = book_topic(self.cfg.symbol, self.cfg.depth), trade_topic(self.cfg.symbol)
+        m = self.matcher
+        while True:
+            t0 = time.time_ns()
+            shift_ns = 0
+            for g in range(len(bounds) - 1):
+                a, b = int(bounds[g]), int(bounds[g + 1])
+                while True:  # wall-clock pacing; a stall freezes the market and shifts the clock
+                    now = time.time_ns()
+                    if now < self.stall_until_ns:
+                        shift_ns += self.stall_until_ns - now
+                        await asyncio.sleep((self.stall_until_ns - now) / 1e9)
+                        continue
+                    wait_ns = (
+                        t0 + shift_ns + int((int(ev["exch_ts"][a]) - e0) / self.cfg.speed) - now
+                    )
+                    if wait_ns <= 0:
+                        break
+                    await asyncio.sleep(wait_ns / 1e9)
+                now_ns = time.time_ns()
+                now_ms = now_ns // 1_000_000
+                changed_b: dict[float, float] = {}
+                changed_a: dict[float, float] = {}
+                trades: list[dict] = []
+                snapshot = False
+                for i in range(a, b):
+                    if not exch_only[i]:
+                        continue
+                    k, flags = int(kinds[i]), int(ev["ev"][i])
+                    side = BUY if flags & BUY_EVENT else (SELL if flags & SELL_EVENT else 0)
+                    px, qty = float(ev["px"][i]), float(ev["qty"][i])
+                    if k == DEPTH_CLEAR_EVENT:
+                        m.clear_book(side)
+                        snapshot = True
+                    elif k in (DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT) and side != 0:
+                        px = m.round_px(px)
+                        m.set_level(side, px, qty)
+                        (changed_b if side == BUY else changed_a)[px] = qty
+                        snapshot |= k == DEPTH_SNAPSHOT_EVENT
+                    elif k == TRADE_EVENT and side != 0:
+                        px = m.round_px(px)
+                        m.trade(side, px, qty, now_ns)
+                        self.trade_id += 1
+                        trades.append(
+                            {
+                                "T": now_ms,
+                                "s": self.cfg.symbol,
+                                "S": "Buy" if side == BUY else "Sell",
+                                "v": fmt(qty, self.qty_dec),
+                                "p": fmt(px, self.px_dec),
+                                "L": "ZeroMinusTick",
+                                "i": f"t{self.trade_id}",
+                                "BT": False,
+                            }
+                        )
+                    elif k == DEPTH_BBO_EVENT:
+                        pass  # top-of-book tickers carry no level diffs; the depth stream is the book
+                if changed_b or changed_a or snapshot:
+                    m.check_cross(now_ns)
+                    self.u += 1
+                    self.seq += 1
+                    if snapshot:
+                        await self._publish(btopic, self._snapshot_msg())
+                    else:
+                        await self._publish(
+                            btopic,
+                            {
+                                "topic": btopic,
+                                "type": "delta",
+                                "ts": now_ms,
+                                "data": {
+                                    "s": self.cfg.symbol,
+                                    "b": [
+                                        [fmt(p, self.px_dec), fmt(q, self.qty_dec)]
+                                        for p, q in changed_b.items()
+                                    ],
+                                    "a": [
+                                        [fmt(p, self.px_dec), fmt(q, self.qty_dec)]
+                                        for p, q in changed_a.items()
+                                    ],
+                                    "u": self.u,
+                                    "seq": self.seq,
+                                },
+                                "cts": now_ms,
+                            },
+                        )
+                if trades:
+                    await self._publish(
+                        ttopic, {"topic": ttopic, "type": "snapshot", "ts": now_ms, "data": trades}
+                    )
+                self.counters["groups"] += 1
+            if not self.cfg.loop:
+                return  # the feed goes quiet: clients see stale data
+
+
+def guess_tick(values: np.ndarray) -> float:
+    """Smallest price/qty increment present (for captures whose reader gives no guess)."""
+    v = np.unique(np.round(values[values > 0], 10))
+    if len(v) < 2:
+        return 1.0
+    d = np.diff(v)
+    d = d[d > 1e-12]
+    step = float(d.min())
+    exp = np.floor(np.log10(step))
+    return float(np.round(step, int(max(0, -exp + 2))))
+
+
+def load_market(path: Path) -> tuple[np.ndarray, float, float]:
+    """Events + (tick_px, lot_qty) of a capture, through the data layer's ``load_events``."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"--data {path}: not found")
+    try:
+        from mmbot.data import load_events  # type: ignore[attr-defined]
+    except ImportError:
+        load_events = None
+    if load_events is not None:
+        events, stats = load_events(path)
+        tick = float(getattr(stats, "tick_px_guess", 0.0) or 0.0)
+        lot = float(getattr(stats, "lot_qty_guess", 0.0) or 0.0)
+    elif (
+        path.suffix == ".npz"
+    ):  # until the data layer lands: hftbacktest-style npz with a "data" array
+        with np.load(path) as z:
+            events = z["data"] if "data" in z else z[z.files[0]]
+        tick = lot = 0.0
+    else:
+        raise UserError(f"--data {path}: cannot read (mmbot.data.load_events unavailable)")
+    depth = events[(events["ev"] & KIND_MASK) != TRADE_EVENT]
+    tick = tick or guess_tick(depth["px"])
+    lot = lot or guess_tick(events["qty"])
+    return events, tick, lot
+
+
+def parse_fault_spec(spec: str) -> tuple[float, dict]:
+    """``KIND[:COUNT_OR_SECONDS][@AT_S]`` -> (at_s, fault dict)."""
+    at_s = 0.0
+    if "@" in spec:
+        spec, at = spec.split("@", 1)
+        at_s = float(at)
+    kind, _, arg = spec.partition(":")
+    if kind not in FAULT_KINDS:
+        raise UserError(f"--fault {spec!r}: unknown kind (one of {', '.join(FAULT_KINDS)})")
+    fault: dict = {"kind": kind}
+    if arg:
+        if kind in ("stall_feed", "clock_skew"):
+            fault["seconds"] = float(arg)
+        else:
+            fault["count"] = int(arg)
+    return at_s, fault
+
+
+async def serve(
+    events: np.ndarray, cfg: EmulatorConfig, host: str, port: int, duration_s: float | None
+) -> None:
+    emu = Emulator(events, cfg)
+    actual = await emu.start(host, port)
+    print(
+        f"emulator listening on http://{host}:{actual} symbol={cfg.symbol} tick={cfg.tick_px} lot={cfg.lot_qty}",
+        flush=True,
+    )
+    try:
+        if duration_s is None:
+            await asyncio.Event().wait()
+        else:
+            await asyncio.sleep(duration_s)
+    finally:
+        await emu.stop()
