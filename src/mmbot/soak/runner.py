@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -31,7 +31,7 @@ from mmbot.soak.artifacts import SoakPaths, Stage, jsonl_line
 
 NS_PER_HOUR: Final[int] = 3_600_000_000_000
 # Market time generated and simulated per backtest call: bounds the event memory of long iterations.
-CHUNK_NS: Final[int] = NS_PER_HOUR
+CHUNK_NS: Final[int] = NS_PER_HOUR // 2
 # Synthetic market clock start (2024-01-01T00:00:00Z): fixed so artifacts do not depend on the date.
 SYNTH_START_NS: Final[int] = 1_704_067_200_000_000_000
 ITER_KINDS: Final[tuple[str, ...]] = ("AUDIT_SNAPSHOT", "BLOCKS_BREAKDOWN", "NEG_EDGE_DRIVERS")
@@ -91,14 +91,13 @@ class Market:
     ) -> Iterator[np.ndarray]:
         """Event arrays covering [start_ns, start_ns + duration_ns) of market time."""
         if self.kind == "synthetic":
-            from mmbot.data.synthetic import generate
+            from mmbot.data.synthetic import generate_chunks
 
             assert self.calib is not None
-            n_chunks = max(1, math.ceil(duration_ns / CHUNK_NS))
-            for j in range(n_chunks):
-                t0 = start_ns + j * CHUNK_NS
-                dur = min(CHUNK_NS, start_ns + duration_ns - t0)
-                yield generate(self.calib, derive_seed(seed, iteration, j), t0, dur)
+            # one continuous market per iteration (its own derived seed), produced in chunks
+            yield from generate_chunks(
+                self.calib, derive_seed(seed, iteration), start_ns, duration_ns, chunk_ns=CHUNK_NS
+            )
             return
         assert self.events is not None
         ts = self.events["exch_ts"]
@@ -260,6 +259,37 @@ def _make_settings(prof: Any, knobs: Mapping[str, float], seed: int) -> Any:
     return RunSettings(knobs=dict(knobs), profile=prof, seed=seed)
 
 
+def run_iteration(
+    mkt: Market,
+    prof: Any,
+    knobs: Mapping[str, float],
+    seed: int,
+    iteration: int,
+    start_ns: int,
+    duration_ns: int,
+    on_chunk: Callable[[int], None] | None = None,
+) -> list[Any]:
+    """Run ``duration_ns`` of market from ``start_ns`` with ``knobs``; one RunResult per chunk.
+
+    Events of a chunk are dropped as soon as its run is done (only records are kept)."""
+    from mmbot.backtest import run as backtest_run
+
+    settings = _make_settings(prof, knobs, derive_seed(seed, iteration, 1_000_000))
+    results = []
+    for chunk_no, events in enumerate(mkt.chunks(seed, iteration, start_ns, duration_ns)):
+        if len(events) == 0:
+            continue
+        res = backtest_run(
+            events, settings, symbol=mkt.symbol, tick_px=mkt.tick_px, lot_qty=mkt.lot_qty
+        )
+        res.meta["name"] = f"iter{iteration}_chunk{chunk_no}"
+        results.append(res)
+        if on_chunk is not None:
+            on_chunk(int(events["exch_ts"][-1]))
+        del events
+    return results
+
+
 def run_soak(
     *,
     hours: float,
@@ -290,7 +320,6 @@ def run_soak(
 
     from mmbot.audit import build_edge_report
     from mmbot.audit.edge_report import make_runtime
-    from mmbot.backtest import run as backtest_run
     from mmbot.gate import evaluate, load_thresholds
 
     thresholds = load_thresholds()
@@ -305,7 +334,7 @@ def run_soak(
             )
             total_ns = span + 1
     iter_ns = total_ns // iterations
-    for msg in messages + mkt.notes:
+    for msg in list(getattr(prof, "messages", []) or []) + messages + mkt.notes:
         say(f"| soak | NOTE | {msg} |")
     prof_name = getattr(prof, "name", None) or (profile or os.environ.get("MM_PROFILE") or "S1")
     say(
@@ -334,24 +363,15 @@ def run_soak(
                 t_wall = time.perf_counter()
                 it_start = start_ns + (it - 1) * iter_ns
                 knobs_used = dict(knobs)
-                settings = _make_settings(prof, knobs_used, derive_seed(seed, it, 1_000_000))
-                results = []
-                for chunk_no, events in enumerate(mkt.chunks(seed, it, it_start, iter_ns)):
-                    if len(events) == 0:
-                        continue
-                    res = backtest_run(
-                        events,
-                        settings,
-                        symbol=mkt.symbol,
-                        tick_px=mkt.tick_px,
-                        lot_qty=mkt.lot_qty,
-                    )
-                    res.meta["name"] = f"iter{it}_chunk{chunk_no}"
-                    results.append(res)
+
+                def on_chunk(last_exch_ns: int, _it: int = it) -> None:
                     if prog is not None:
-                        done = min(int(events["exch_ts"][-1]) - start_ns, it * iter_ns)
+                        done = min(last_exch_ns - start_ns, _it * iter_ns)
                         prog.update(task, completed=done)
-                    del events
+
+                results = run_iteration(
+                    mkt, prof, knobs_used, seed, it, it_start, iter_ns, on_chunk=on_chunk
+                )
                 runtime = make_runtime(
                     profile=prof_name,
                     overrides=knobs_used,
@@ -503,19 +523,26 @@ def run_soak(
             },
         )
         md_text = soak_markdown(soak_metrics, final_report, gate)
-        stage.write_text(paths.export_md, md_text)
         md_path = html_path = None
         try:
             from mmbot.report import write_reports
-
-            staged_reports = stage.dir_for(paths.reports)
-            md_staged, html_staged = write_reports(
-                staged_reports, final_report, all_results, gate, extra_md=md_text
-            )
-            md_path = paths.reports / Path(md_staged).relative_to(staged_reports)
-            html_path = paths.reports / Path(html_staged).relative_to(staged_reports)
         except ImportError:
+            write_reports = None
+        if write_reports is not None:
+            # the report module renders EDGE_REPORT + gate + our soak section as one Markdown
+            # file (the --export-md file) plus the HTML report beside EDGE_REPORT.json
+            scratch = stage.dir / "scratch_reports"
+            md_tmp, html_tmp = write_reports(
+                scratch, final_report, all_results, gate, extra_md=md_text
+            )
+            md_path = paths.export_md
+            html_path = paths.reports / Path(html_tmp).name
+            stage.write_bytes(md_path, Path(md_tmp).read_bytes())
+            stage.write_bytes(html_path, Path(html_tmp).read_bytes())
+        else:
             say("| soak | NOTE | mmbot.report unavailable: HTML report skipped |")
+            stage.write_text(paths.export_md, md_text)
+            md_path = paths.export_md
         stage.commit()
     except BaseException:
         stage.abort()
@@ -565,7 +592,7 @@ def soak_markdown(
     """SOAK_RESULTS.md: per-iteration table, tuner changes, final overrides, verdict."""
     t = final_report.get("totals", {})
     lines = [
-        "# Soak results",
+        "## Soak iterations and auto-tune",
         "",
         f"- market: `{sm['market']}`, {sm['hours']:g} h of market time in {sm['iterations']} iterations, "
         f"seed {sm['seed']}, profile {sm['profile']}, auto-tune {'on' if sm['auto_tune'] else 'off'}",

@@ -1,0 +1,163 @@
+"""Is auto-tune useful? A grid over the six runtime knobs vs auto-tune from the seed's
+conservative start, both judged on a FRESH seed of the default market.
+
+1. Grid: every point of a 3-level grid over the six knobs (3^6 = 729 points, within
+   knobs.RUNTIME_LIMITS) runs on the tuning market (seed TUNE_SEED, GRID_HOURS of market, shared
+   by all points). The TOP_K best by net_bps are re-run on the fresh market (seed FRESH_SEED,
+   FRESH_HOURS); the grid's best = the best of those fresh results.
+2. Auto-tune: `mmbot soak --hours 3 --iterations 6 --auto-tune` from knobs.CONSERVATIVE_START on
+   seed TUNE_SEED; its final (keep-best) overrides run on the same fresh market.
+Target: auto-tune's fresh net_bps >= 90 % of the grid's best fresh net_bps (for a negative best,
+within 10 % of |best| below it). Both figures are printed.
+Run: .venv/bin/python bench/bench_autotune_grid.py [--levels 2]
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from mmbot.knobs import CONSERVATIVE_START, KNOB_NAMES, RUNTIME_LIMITS
+
+TUNE_SEED = 101
+FRESH_SEED = 202
+GRID_HOURS = 1.0
+FRESH_HOURS = 3.0
+TOP_K = 5
+
+_STATE: dict = {}
+
+
+def grid_points(levels: int) -> list[dict[str, float]]:
+    axes = []
+    for k in KNOB_NAMES:
+        lo, hi = RUNTIME_LIMITS[k]
+        vals = np.linspace(lo, hi, levels)
+        vals = [
+            float(round(v)) if k.endswith(("_ms", "_per_min")) else round(float(v), 4) for v in vals
+        ]
+        axes.append(vals)
+    return [dict(zip(KNOB_NAMES, combo, strict=True)) for combo in itertools.product(*axes)]
+
+
+def _market(seed: int, hours: float) -> tuple:
+    from mmbot.config import load_profile
+    from mmbot.soak.runner import SYNTH_START_NS, resolve_market
+
+    mkt = resolve_market("synthetic")
+    return mkt, load_profile("S1"), SYNTH_START_NS, int(hours * 3.6e12)
+
+
+def net_bps_of(knobs: dict[str, float], seed: int, hours: float) -> float:
+    from mmbot.audit import build_edge_report
+    from mmbot.soak.runner import run_iteration
+
+    key = (seed, hours)
+    if key not in _STATE:
+        _STATE[key] = _market(seed, hours)
+    mkt, prof, start, dur = _STATE[key]
+    results = run_iteration(mkt, prof, knobs, seed, 1, start, dur)
+    v = build_edge_report(results, {})["totals"]["net_bps"]
+    return float(v) if v is not None else float("-inf")
+
+
+def _grid_worker(knobs: dict[str, float]) -> float:
+    return net_bps_of(knobs, TUNE_SEED, GRID_HOURS)
+
+
+def _fresh_worker(knobs: dict[str, float]) -> float:
+    return net_bps_of(knobs, FRESH_SEED, FRESH_HOURS)
+
+
+def autotune_final() -> tuple[dict[str, float], float, float]:
+    from rich.console import Console
+
+    from mmbot.soak.artifacts import json_bytes
+    from mmbot.soak.runner import run_soak
+
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d) / "artifacts"
+        (root / "soak").mkdir(parents=True)
+        (root / "soak" / "runtime_overrides.json").write_bytes(json_bytes(CONSERVATIVE_START))
+        os.environ.pop("MM_RUNTIME_OVERRIDES_JSON", None)
+        t0 = time.perf_counter()
+        out = run_soak(
+            hours=3.0,
+            iterations=6,
+            auto_tune=True,
+            export_json=root / "reports/soak_metrics.json",
+            export_md=root / "reports/SOAK_RESULTS.md",
+            gate_summary=root / "reports/gates_summary.json",
+            market="synthetic",
+            profile="S1",
+            seed=TUNE_SEED,
+            artifacts=root,
+            console=Console(file=open(os.devnull, "w")),  # noqa: SIM115
+            progress=False,
+        )
+        wall = time.perf_counter() - t0
+        nets = [h["net_bps"] for h in out.history]
+    print(
+        "auto-tune iterations net_bps:",
+        ", ".join(f"{n:.3f}" if n is not None else "n/a" for n in nets),
+    )
+    best_in_sample = max((n for n in nets if n is not None), default=float("-inf"))
+    return out.final_overrides, best_in_sample, wall
+
+
+def main() -> int:
+    levels = int(sys.argv[sys.argv.index("--levels") + 1]) if "--levels" in sys.argv else 3
+    pts = grid_points(levels)
+    print(
+        f"grid: {levels} levels x 6 knobs = {len(pts)} points on {GRID_HOURS} h (seed {TUNE_SEED})",
+        flush=True,
+    )
+    t0 = time.perf_counter()
+    _grid_worker(pts[0])  # JIT / market in the parent before forking
+    with ProcessPoolExecutor(max_workers=2) as ex:
+        nets = list(ex.map(_grid_worker, pts, chunksize=8))
+    t_grid = time.perf_counter() - t0
+    order = np.argsort(nets)[::-1][:TOP_K]
+    top = [pts[i] for i in order]
+    print(
+        f"grid done in {t_grid:.1f} s; top {TOP_K} in-sample net_bps: "
+        + ", ".join(f"{nets[i]:.3f}" for i in order)
+    )
+    with ProcessPoolExecutor(max_workers=2) as ex:
+        fresh_top = list(ex.map(_fresh_worker, top))
+    j = int(np.argmax(fresh_top))
+    grid_best, grid_best_knobs = fresh_top[j], top[j]
+    print(
+        f"grid best on fresh seed {FRESH_SEED} ({FRESH_HOURS} h): net_bps {grid_best:.4f} with {grid_best_knobs}"
+    )
+
+    final, auto_in_sample, wall = autotune_final()
+    auto_fresh = _fresh_worker(final)
+    start_fresh = _fresh_worker(dict(CONSERVATIVE_START))
+    print(
+        f"auto-tune (3 h / 6 it, {wall:.1f} s): best in-sample net_bps {auto_in_sample:.4f}; final overrides {final}"
+    )
+    print(f"conservative start on fresh seed: net_bps {start_fresh:.4f}")
+    print(f"auto-tune final on fresh seed:    net_bps {auto_fresh:.4f}")
+    print(f"grid best on fresh seed:          net_bps {grid_best:.4f}")
+    if grid_best > 0:
+        ratio = auto_fresh / grid_best
+        ok = ratio >= 0.9
+        print(f"auto-tune / grid best = {ratio:.3f} (target >= 0.90): {'met' if ok else 'MISSED'}")
+    else:
+        ok = auto_fresh >= grid_best - 0.1 * abs(grid_best)
+        print(
+            f"grid best is not positive; auto-tune within 10 % of it: {'met' if ok else 'MISSED'}"
+        )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
