@@ -91,6 +91,7 @@ REASON_RISK = 4
 REASON_POST_ONLY = 10  # GTX order would cross
 REASON_RATE_LIMIT = 11  # exchange-side orders/s limit
 REASON_UNKNOWN_ORDER = 12  # cancel/modify of an order no longer live
+REASON_PRICE_BAND = 13  # price outside the venue's price ladder (far from any price seen in the data)
 REASON_NAMES = {
     REASON_NONE: "none",
     REASON_MIN_INTERVAL: "min_interval",
@@ -100,6 +101,7 @@ REASON_NAMES = {
     REASON_POST_ONLY: "post_only",
     REASON_RATE_LIMIT: "rate_limit",
     REASON_UNKNOWN_ORDER: "unknown_order",
+    REASON_PRICE_BAND: "price_band",
 }
 GUARD_REASONS = (REASON_MIN_INTERVAL, REASON_CONCURRENCY, REASON_THROTTLE, REASON_RISK)
 

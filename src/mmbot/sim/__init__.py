@@ -1,1 +1,151 @@
-"""sim package."""
+"""mmbot.sim: the simulated venue, numba-compiled end to end (hftbacktest-like verbs).
+
+Build it in Python, drive it from a compiled loop, collect records in Python::
+
+    from mmbot import sim
+    v = sim.make_venue(events, sim.VenueConfig(tick_px=0.1, lot_qty=0.001, maker_fee_rate=-0.00005,
+                                               taker_fee_rate=0.0007, entry_latency_ns=10_000_000,
+                                               response_latency_ns=10_000_000, queue_model="power2"))
+    run_loop(v)                       # your @njit(cache=True) driver calling the verbs below
+    fills, actions, marks, stats = sim.finish(v, events)
+
+Python (not compiled):
+- ``make_venue(events, cfg: VenueConfig) -> Venue`` validates (decreasing exch_ts, bad config ->
+  UserError) and builds the state (a numba structref; pass it to compiled functions).
+- ``finish(v, events=None) -> (fills FILL_DTYPE, actions ACTION_DTYPE, marks MARK_DTYPE, stats)``;
+  raises UserError if any verb was called with bad input (qty <= 0, price off the tick grid, ...).
+- ``VenueConfig`` (see ``mmbot.sim.config``): tick_px, lot_qty, maker_fee_rate, taker_fee_rate,
+  entry_latency_ns, response_latency_ns, latency=(ts_ns, entry_ns, response_ns) | None,
+  queue_model "risk_averse" | "power<N>" | "log", partial_fills, rate_limit_per_s, max_orders.
+
+Compiled verbs (``@njit(cache=True)``; call them from ``@njit`` code, or from Python for tests):
+
+time (local clock = the strategy's):
+- ``elapse(v, dt_ns) -> int``           OK(0) or END_OF_DATA(3) when no market data is left
+- ``goto(v, local_ts) -> int``          same, to an absolute local time
+- ``wait_next(v, timeout_ns) -> int``   stop at the next local feed event (WAIT_FEED=1) or order
+                                        response (WAIT_RESPONSE=2); OK on timeout; END_OF_DATA
+- ``now_ns(v) -> int``
+  At equal times: exchange data, then order arrivals at the exchange, then responses, then local data.
+
+local book (updated at local_ts; what a strategy may read; prices NaN / qty 0 when a side is empty):
+- ``best_bid_px(v)``, ``best_ask_px(v)``, ``best_bid_qty(v)``, ``best_ask_qty(v)``, ``mid_px(v)``
+- ``best_bid_tick(v)``, ``best_ask_tick(v)`` (absolute ticks = px / tick_px; -1 empty), ``tick_px(v)``, ``lot_qty(v)``
+- ``qty_at_px(v, side, px)``; ``qty_within_ticks(v, side, n_ticks)`` (touch .. touch -/+ n_ticks)
+- trades: ``drain_trades(v) -> (buy_qty, sell_qty, buy_n, sell_n)`` since the last drain
+  (side = aggressor); ``trades_seen(v)`` + ``local_trades(v)`` ring (TRADE_DTYPE, TRADE_RING rows:
+  trade k at [k % TRADE_RING]: local_ts, px, qty, side)
+exchange book (updated at exch_ts; matching uses it; for tests/records): ``exch_best_bid_px``,
+``exch_best_ask_px``, ``exch_mid_px``, ``exch_qty_at_px(v, side, px)``
+
+own orders and account (local view = what responses have told the strategy so far):
+- ``orders(v)`` -> ORDER_DTYPE slots: order_id, side, tif, ord_type, status (ST_*), req (REQ_* in
+  flight), px, qty, leaves_qty, exec_qty, create_local_ts, ...; exchange truth: ex_status, ex_px,
+  ex_leaves_qty, queue_ahead_qty, live_exch_ts
+- ``find_order(v, order_id) -> slot | -1``, ``open_order_count(v, side)`` (0 = both), ``inflight_count(v)``
+- ``position_qty(v)``, ``cash(v)``, ``equity(v)`` (cash + position x local mid), ``fill_count(v)``;
+  ``exch_position_qty(v)``, ``exch_equity(v)`` (exchange-side truth)
+
+actions (each travels with the entry latency, is processed at its exchange arrival time, answered
+with the response latency; one request per order in flight):
+- ``submit(v, side, px, qty, tif, ord_type) -> order_id > 0 | ERR_*``  side BUY(+1)/SELL(-1);
+  tif TIF_GTC / TIF_GTX (post-only: rejected REASON_POST_ONLY if it would cross) / TIF_IOC;
+  ord_type ORD_LIMIT / ORD_MARKET. Crossing GTC/IOC and market orders walk the exchange book
+  level by level (one fill row per level, taker fee); IOC/market remainders expire.
+- ``cancel(v, order_id) -> 0 | ERR_*``   too late (order already filled) -> REJECTED REASON_UNKNOWN_ORDER
+- ``modify(v, order_id, px, qty) -> 0 | ERR_*``  cancel-replace; a new price or a larger qty loses the
+  queue position; a post-only replace that would cross removes the order (REJECTED, post_only)
+- ``set_targets(v, bid_target_px, ask_target_px)``: copied into each fill's target_px
+- ``record_action(v, kind, op, side, order_id, px, qty, reason)``: guards append ACT_INTENDED /
+  ACT_BLOCKED rows (local_ts = now) into the same ACTION buffer.
+  Exchange rate limit: new + modify requests in a sliding 1 s window; excess REJECTED
+  REASON_RATE_LIMIT and counted. Prices outside the ladder: REJECTED REASON_PRICE_BAND.
+
+matching (hftbacktest semantics): a resting order fills when a trade prints through its price, when
+the exchange book moves through it (best opposite price reaches it), or when trades at its price
+consume the queue ahead (``queue_model``: risk_averse = trades only, level decreases cap the queue;
+power<N>/log = hftbacktest ProbQueueModel with PowerProbQueueFunc/LogProbQueueFunc). Without
+partial fills a queue-consuming trade fills the whole order; with them, what is left of the trade.
+
+records: FILL_DTYPE per fill, ACTION_DTYPE per order state change (SENT at the strategy; ACKED /
+REJECTED / CANCELLED / FILLED / EXPIRED stamped local_ts = when the strategy learns it, exch_ts =
+when it happened), MARK_DTYPE at every exchange-mid change and every fill. Deterministic.
+"""
+
+from .api import check_error, finish, make_venue
+from .config import QM_LOG, QM_POWER, QM_RISK_AVERSE, VenueConfig
+from .venue import (
+    BUY,
+    END_OF_DATA,
+    ERR_BAD_PX,
+    ERR_BAD_QTY,
+    ERR_BAD_SIDE,
+    ERR_NO_SLOT,
+    ERR_NOT_LIVE,
+    ERR_OFF_LOT,
+    ERR_OFF_TICK,
+    ERR_PENDING,
+    OK,
+    ORD_LIMIT,
+    ORD_MARKET,
+    ORDER_DTYPE,
+    REQ_CANCEL,
+    REQ_MODIFY,
+    REQ_NEW,
+    REQ_NONE,
+    SELL,
+    ST_CANCELLED,
+    ST_EXPIRED,
+    ST_FILLED,
+    ST_LIVE,
+    ST_NONE,
+    ST_PENDING_NEW,
+    ST_REJECTED,
+    TIF_GTC,
+    TIF_GTX,
+    TIF_IOC,
+    TRADE_DTYPE,
+    TRADE_RING,
+    WAIT_FEED,
+    WAIT_RESPONSE,
+    Venue,
+    best_ask_px,
+    best_ask_qty,
+    best_ask_tick,
+    best_bid_px,
+    best_bid_qty,
+    best_bid_tick,
+    cancel,
+    cash,
+    drain_trades,
+    elapse,
+    equity,
+    exch_best_ask_px,
+    exch_best_bid_px,
+    exch_equity,
+    exch_mid_px,
+    exch_position_qty,
+    exch_qty_at_px,
+    fill_count,
+    find_order,
+    goto,
+    inflight_count,
+    local_trades,
+    lot_qty,
+    mid_px,
+    modify,
+    now_ns,
+    open_order_count,
+    orders,
+    position_qty,
+    qty_at_px,
+    qty_within_ticks,
+    record_action,
+    set_targets,
+    submit,
+    tick_px,
+    trades_seen,
+    wait_next,
+)
+
+__all__ = [name for name in dir() if not name.startswith("_")]

@@ -1,0 +1,178 @@
+"""Python entry points of the venue: validate inputs and build it (`make_venue`), collect results
+(`finish`). Everything per-event is compiled in `mmbot.sim.venue`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mmbot.errors import UserError
+from mmbot.events import (
+    DEPTH_BBO_EVENT,
+    DEPTH_EVENT,
+    DEPTH_SNAPSHOT_EVENT,
+    EVENT_DTYPE,
+    EXCH_EVENT,
+    KIND_MASK,
+    LOCAL_EVENT,
+    TRADE_EVENT,
+    as_events,
+)
+
+from . import venue as _v
+from .config import VenueConfig, parse_queue_model, price_decimals, validate_config
+
+# a dense price ladder is used for both books; beyond this many ticks we centre a window on the
+# data's median price and count levels outside it (``out_of_band_levels``) instead of allocating more
+MAX_LADDER_TICKS = 4_000_000
+
+ERROR_TEXT = {
+    _v.ERR_BAD_QTY: "order quantity must be a positive finite number",
+    _v.ERR_OFF_LOT: "order quantity is not a multiple of lot_qty",
+    _v.ERR_OFF_TICK: "order price is off the tick grid",
+    _v.ERR_BAD_PX: "order price must be a positive finite number",
+    _v.ERR_BAD_SIDE: "order side must be +1 (buy) or -1 (sell)",
+}
+
+
+def _ladder(events: np.ndarray, tick_px: float) -> tuple[int, int]:
+    kinds = events["ev"] & KIND_MASK
+    priced = np.isin(kinds, (DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_BBO_EVENT, TRADE_EVENT))
+    px = events["px"][priced]
+    px = px[np.isfinite(px) & (px > 0)]
+    if len(px) == 0:
+        return 0, 1024
+    ticks = np.round(px / tick_px).astype(np.int64)
+    lo, hi = int(ticks.min()), int(ticks.max())
+    pad = max(2000, int(0.05 * hi))
+    lo, hi = max(lo - pad, 0), hi + pad
+    if hi - lo + 1 > MAX_LADDER_TICKS:
+        mid = int(np.median(ticks))
+        lo = max(mid - MAX_LADDER_TICKS // 2, 0)
+        hi = lo + MAX_LADDER_TICKS - 1
+    return lo, hi - lo + 1
+
+
+def make_venue(events: np.ndarray, cfg: VenueConfig) -> _v.Venue:
+    """Validate ``events`` (EVENT_DTYPE or an hftbacktest array) and ``cfg`` and build a venue.
+
+    Rows flagged EXCH_EVENT drive the exchange book (in array order: their ``exch_ts`` must not
+    decrease); rows flagged LOCAL_EVENT drive the local book in ``local_ts`` order (stable-sorted
+    here when needed); rows with neither flag count as both. Raises UserError on bad input.
+    """
+    validate_config(cfg)
+    try:
+        ev = np.ascontiguousarray(as_events(np.asarray(events)))
+    except ValueError as exc:
+        raise UserError(f"events: {exc}") from exc
+    if ev.ndim != 1:
+        raise UserError("events: expected a 1-D event array")
+    flags = ev["ev"]
+    unflagged = (flags & np.uint64(EXCH_EVENT | LOCAL_EVENT)) == 0
+    is_ex = ((flags & np.uint64(EXCH_EVENT)) != 0) | unflagged
+    is_lo = ((flags & np.uint64(LOCAL_EVENT)) != 0) | unflagged
+    exch_idx = np.flatnonzero(is_ex).astype(np.int64)
+    ex_ts = ev["exch_ts"][exch_idx]
+    if len(ex_ts) > 1:
+        bad = np.flatnonzero(np.diff(ex_ts) < 0)
+        if len(bad):
+            r = int(exch_idx[bad[0] + 1])
+            raise UserError(
+                f"events: exchange time decreases at row {r} "
+                f"(exch_ts {int(ev['exch_ts'][r])} < previous {int(ex_ts[bad[0]])}); sort the events by exch_ts"
+            )
+    local_idx = np.flatnonzero(is_lo).astype(np.int64)
+    lts = ev["local_ts"][local_idx]
+    if len(lts) > 1 and np.any(np.diff(lts) < 0):
+        local_idx = local_idx[np.argsort(lts, kind="stable")]
+    tick_lo, n_ticks = _ladder(ev, cfg.tick_px)
+    qmodel, qpow = parse_queue_model(cfg.queue_model)
+    if cfg.latency is not None:
+        lat_ts = np.ascontiguousarray(cfg.latency[0], dtype=np.int64)
+        lat_en = np.ascontiguousarray(cfg.latency[1], dtype=np.float64)
+        lat_rs = np.ascontiguousarray(cfg.latency[2], dtype=np.float64)
+    else:
+        lat_ts = np.zeros(0, np.int64)
+        lat_en = np.zeros(0, np.float64)
+        lat_rs = np.zeros(0, np.float64)
+    firsts = []
+    if len(exch_idx):
+        firsts.append(int(ev["exch_ts"][exch_idx[0]]))
+    if len(local_idx):
+        firsts.append(int(ev["local_ts"][local_idx[0]]))
+    start_ts = min(firsts) if firsts else 0
+    return _v.new_venue(
+        ev,
+        exch_idx,
+        np.ascontiguousarray(local_idx),
+        float(cfg.tick_px),
+        float(cfg.lot_qty),
+        price_decimals(cfg.tick_px),
+        float(cfg.maker_fee_rate),
+        float(cfg.taker_fee_rate),
+        int(cfg.entry_latency_ns),
+        int(cfg.response_latency_ns),
+        lat_ts,
+        lat_en,
+        lat_rs,
+        qmodel,
+        float(qpow),
+        int(bool(cfg.partial_fills)),
+        int(cfg.rate_limit_per_s),
+        tick_lo,
+        n_ticks,
+        int(cfg.max_orders),
+        start_ts,
+    )
+
+
+def check_error(v: _v.Venue) -> None:
+    """Raise UserError if a verb was called with bad input (the first such call is reported)."""
+    ints, flts = _v._stats(v)
+    code = int(ints[8])
+    if code != 0:
+        raise UserError(
+            f"{ERROR_TEXT.get(code, f'venue error {code}')} (value {float(flts[5])!r} at local_ts {int(ints[9])})"
+        )
+
+
+def finish(
+    v: _v.Venue, events: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Trimmed (fills, actions, marks) and a stats dict; raises UserError if a verb got bad input.
+
+    Stats: events (exchange-side events processed), local_events, rate_limit_rejects,
+    post_only_rejects, out_of_band_levels, no_slot, fills, final_mid_px, sim_equity (exchange-side
+    cash + position x final exchange mid), position_qty, cash, local_* views, and ws_lag_p95_ms when
+    ``events`` (the same array given to make_venue) is passed.
+    """
+    check_error(v)
+    fills, actions, marks = _v._records(v)
+    ints, flts = _v._stats(v)
+    final_mid = float(flts[0])
+    stats = {
+        "events": int(ints[0]),
+        "local_events": int(ints[1]),
+        "rate_limit_rejects": int(ints[2]),
+        "post_only_rejects": int(ints[3]),
+        "out_of_band_levels": int(ints[4]),
+        "no_slot": int(ints[5]),
+        "fills": int(ints[6]),
+        "local_fills": int(ints[7]),
+        "end_local_ts": int(ints[10]),
+        "end_exch_ts": int(ints[11]),
+        "final_mid_px": final_mid,
+        "cash": float(flts[1]),
+        "position_qty": float(flts[2]),
+        "sim_equity": float(flts[1]) + float(flts[2]) * final_mid
+        if flts[2] != 0.0
+        else float(flts[1]),
+        "local_cash": float(flts[3]),
+        "local_position_qty": float(flts[4]),
+    }
+    if events is not None and int(ints[12]) > 0:
+        ev = np.asarray(events)
+        if ev.dtype == EVENT_DTYPE or ev.dtype.names == EVENT_DTYPE.names:
+            li = _v.local_indices(v)[: int(ints[12])]
+            lag = (ev["local_ts"][li] - ev["exch_ts"][li]) / 1e6
+            stats["ws_lag_p95_ms"] = float(np.percentile(lag, 95)) if len(lag) else float("nan")
+    return fills, actions, marks, stats
