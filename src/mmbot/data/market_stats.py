@@ -1,0 +1,351 @@
+"""Market statistics computed identically on real captures and on the synthetic market.
+
+Owns ``market_stats(events)``: the one yardstick the calibration fits against and the fidelity
+test compares with. The book is rebuilt from the events themselves (snapshot / depth / clear /
+BBO rows, hftbacktest semantics) in one compiled pass, sampled on a regular exchange-time grid
+(so spread and depth are time-weighted), and every trade's 1 s markout is measured against the
+mid the book showed just before that trade.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from mmbot.errors import UserError
+from mmbot.events import (
+    BUY_EVENT,
+    DEPTH_BBO_EVENT,
+    DEPTH_CLEAR_EVENT,
+    DEPTH_EVENT,
+    DEPTH_SNAPSHOT_EVENT,
+    KIND_MASK,
+    SELL_EVENT,
+    TRADE_EVENT,
+)
+
+GRID_NS = 10_000_000  # spread / mid sampling step (time weighting)
+DEPTH_EVERY = 10  # depth sampled every DEPTH_EVERY grid steps (100 ms)
+N_LEVELS = 5  # depth profile: qty at touch + k ticks, k = 0..4
+DEPTH_BPS = np.array([1.0, 2.0, 5.0, 10.0])  # cumulative depth within these distances of mid
+MARKOUT_NS = 1_000_000_000
+_RING = 1 << 18
+_MASK = _RING - 1
+_NONE = -(1 << 62)
+
+
+@njit(cache=True)
+def _set_level(px_key: np.ndarray, qv: np.ndarray, p: int, q: float, ref: int) -> int:
+    """Set level p to qty q. Returns +1 if a level appeared, -1 if one vanished, 0 otherwise.
+    A slot holding a different price (a far level aliasing in the ring) goes to whichever
+    price is nearer ``ref``; the loser is dropped (it is ~26 k ticks from the touch)."""
+    j = p & _MASK
+    if px_key[j] != p:
+        if qv[j] > 0.0 and abs(px_key[j] - ref) <= abs(p - ref):
+            return 0
+        had = qv[j] > 0.0
+        px_key[j] = p
+        qv[j] = q
+        return (1 if q > 0.0 else 0) - (1 if had else 0)
+    had = qv[j] > 0.0
+    qv[j] = q
+    return (1 if q > 0.0 else 0) - (1 if had else 0)
+
+
+@njit(cache=True)
+def _get(px_key: np.ndarray, qv: np.ndarray, p: int) -> float:
+    j = p & _MASK
+    if px_key[j] == p:
+        return qv[j]
+    return 0.0
+
+
+@njit(cache=True)
+def _next_bid(bk: np.ndarray, bv: np.ndarray, start: int, nlev: int) -> int:
+    if nlev <= 0:
+        return _NONE
+    p = start
+    for _ in range(_RING):
+        if _get(bk, bv, p) > 0.0:
+            return p
+        p -= 1
+    return _NONE
+
+
+@njit(cache=True)
+def _next_ask(ak: np.ndarray, av: np.ndarray, start: int, nlev: int) -> int:
+    if nlev <= 0:
+        return _NONE
+    p = start
+    for _ in range(_RING):
+        if _get(ak, av, p) > 0.0:
+            return p
+        p += 1
+    return _NONE
+
+
+@njit(cache=True)
+def _scan(
+    ev: np.ndarray,
+    exch: np.ndarray,
+    pxs: np.ndarray,
+    qtys: np.ndarray,
+    tick: float,
+    depth_bps: np.ndarray,
+):
+    n = ev.shape[0]
+    bk = np.full(_RING, _NONE, dtype=np.int64)
+    bv = np.zeros(_RING, dtype=np.float64)
+    ak = np.full(_RING, _NONE, dtype=np.int64)
+    av = np.zeros(_RING, dtype=np.float64)
+    nb = 0
+    na = 0
+    bb = _NONE
+    ba = _NONE
+    t0 = exch[0]
+    t1 = exch[n - 1]
+    ngrid = int((t1 - t0) // GRID_NS) + 1
+    g_mid = np.full(ngrid, np.nan)
+    g_spr = np.full(ngrid, np.nan)
+    ndep = ngrid // DEPTH_EVERY + 1
+    d_lvl = np.full((ndep, 2 * N_LEVELS), np.nan)
+    d_cum = np.full((ndep, 2 * depth_bps.shape[0]), np.nan)
+    tr_t = np.empty(n, dtype=np.int64)
+    tr_px = np.empty(n, dtype=np.float64)
+    tr_qty = np.empty(n, dtype=np.float64)
+    tr_side = np.empty(n, dtype=np.int64)
+    tr_mid = np.empty(n, dtype=np.float64)
+    ntr = 0
+    touch_changes = 0
+    crossed_fixes = 0
+    lt_bb = _NONE
+    lt_bq = 0.0
+    lt_ba = _NONE
+    lt_aq = 0.0
+    gi = 0
+    for i in range(n):
+        t = exch[i]
+        # sample the grid points strictly before this event with the book as it stood
+        while gi < ngrid and t0 + gi * GRID_NS < t:
+            if bb != _NONE and ba != _NONE and ba > bb:
+                mid = 0.5 * (bb + ba) * tick
+                g_mid[gi] = mid
+                g_spr[gi] = (ba - bb) * tick / mid * 1e4
+                if gi % DEPTH_EVERY == 0:
+                    di = gi // DEPTH_EVERY
+                    for k in range(N_LEVELS):
+                        d_lvl[di, k] = _get(bk, bv, bb - k)
+                        d_lvl[di, N_LEVELS + k] = _get(ak, av, ba + k)
+                    for m in range(depth_bps.shape[0]):
+                        lim = depth_bps[m] * 1e-4 * mid / tick
+                        cb = 0.0
+                        p = bb
+                        while 0.5 * (bb + ba) - p <= lim:
+                            cb += _get(bk, bv, p)
+                            p -= 1
+                        ca = 0.0
+                        p = ba
+                        while p - 0.5 * (bb + ba) <= lim:
+                            ca += _get(ak, av, p)
+                            p += 1
+                        d_cum[di, m] = cb
+                        d_cum[di, depth_bps.shape[0] + m] = ca
+            gi += 1
+        kind = ev[i] & KIND_MASK
+        if kind == TRADE_EVENT:
+            side = 1 if (ev[i] & BUY_EVENT) else (-1 if (ev[i] & SELL_EVENT) else 0)
+            tr_t[ntr] = t
+            tr_px[ntr] = pxs[i]
+            tr_qty[ntr] = qtys[i]
+            tr_side[ntr] = side
+            tr_mid[ntr] = (
+                0.5 * (bb + ba) * tick if (bb != _NONE and ba != _NONE and ba > bb) else np.nan
+            )
+            ntr += 1
+            continue
+        if kind == DEPTH_CLEAR_EVENT:
+            if ev[i] & BUY_EVENT or not (ev[i] & SELL_EVENT):
+                bk[:] = _NONE
+                bv[:] = 0.0
+                nb = 0
+                bb = _NONE
+            if ev[i] & SELL_EVENT or not (ev[i] & BUY_EVENT):
+                ak[:] = _NONE
+                av[:] = 0.0
+                na = 0
+                ba = _NONE
+            continue
+        if kind != DEPTH_EVENT and kind != DEPTH_SNAPSHOT_EVENT and kind != DEPTH_BBO_EVENT:
+            continue
+        p = int(math.floor(pxs[i] / tick + 0.5))
+        q = qtys[i]
+        if math.isnan(q) or q < 0.0:
+            continue
+        if ev[i] & BUY_EVENT:
+            ref = bb if bb != _NONE else p
+            if kind == DEPTH_BBO_EVENT and q > 0.0:
+                while bb != _NONE and bb > p:
+                    nb += _set_level(bk, bv, bb, 0.0, ref)
+                    bb = _next_bid(bk, bv, bb - 1, nb)
+            nb += _set_level(bk, bv, p, q, ref)
+            if q > 0.0:
+                if bb == _NONE or p > bb:
+                    bb = p
+                while ba != _NONE and ba <= p:
+                    crossed_fixes += 1
+                    na += _set_level(ak, av, ba, 0.0, ba)
+                    ba = _next_ask(ak, av, ba + 1, na)
+            elif p == bb:
+                bb = _next_bid(bk, bv, p - 1, nb)
+        elif ev[i] & SELL_EVENT:
+            ref = ba if ba != _NONE else p
+            if kind == DEPTH_BBO_EVENT and q > 0.0:
+                while ba != _NONE and ba < p:
+                    na += _set_level(ak, av, ba, 0.0, ref)
+                    ba = _next_ask(ak, av, ba + 1, na)
+            na += _set_level(ak, av, p, q, ref)
+            if q > 0.0:
+                if ba == _NONE or p < ba:
+                    ba = p
+                while bb != _NONE and bb >= p:
+                    crossed_fixes += 1
+                    nb += _set_level(bk, bv, bb, 0.0, bb)
+                    bb = _next_bid(bk, bv, bb - 1, nb)
+            elif p == ba:
+                ba = _next_ask(ak, av, p + 1, na)
+        if bb != _NONE and ba != _NONE:
+            cbq = _get(bk, bv, bb)
+            caq = _get(ak, av, ba)
+            if bb != lt_bb or ba != lt_ba or cbq != lt_bq or caq != lt_aq:
+                touch_changes += 1
+                lt_bb = bb
+                lt_ba = ba
+                lt_bq = cbq
+                lt_aq = caq
+    return (
+        g_mid,
+        g_spr,
+        d_lvl,
+        d_cum,
+        tr_t[:ntr],
+        tr_px[:ntr],
+        tr_qty[:ntr],
+        tr_side[:ntr],
+        tr_mid[:ntr],
+        touch_changes,
+        crossed_fixes,
+    )
+
+
+def guess_tick(events: np.ndarray) -> float:
+    """Smallest price increment seen among book and trade prices (rounded to 1e-9)."""
+    px = np.unique(np.round(events["px"][events["px"] > 0], 9))
+    if len(px) < 2:
+        raise UserError(
+            "market_stats: events hold fewer than two distinct prices; cannot infer the tick"
+        )
+    d = np.diff(px)
+    d = d[d > 1e-9]
+    return float(np.round(d.min(), 9))
+
+
+def _q(x: np.ndarray, p: float) -> float:
+    return float(np.quantile(x, p)) if len(x) else float("nan")
+
+
+def market_stats(events: np.ndarray, *, tick_px: float | None = None) -> dict:
+    """Spread, trade rate/size, volatility, depth profile, 1 s trade markout and feed latency of
+    an event array. The same function serves the real capture and the synthetic market."""
+    if events.dtype.names is None or "exch_ts" not in events.dtype.names:
+        raise UserError("market_stats: not an event array")
+    if len(events) < 2:
+        raise UserError(f"market_stats: need at least 2 events, got {len(events)}")
+    if np.any(np.diff(events["exch_ts"]) < 0):
+        raise UserError("market_stats: events are not sorted by exch_ts")
+    tick = float(tick_px) if tick_px else guess_tick(events)
+    g_mid, g_spr, d_lvl, d_cum, tr_t, tr_px, tr_qty, tr_side, tr_mid, touch_changes, crossed = (
+        _scan(events["ev"], events["exch_ts"], events["px"], events["qty"], tick, DEPTH_BPS)
+    )
+    t0 = int(events["exch_ts"][0])
+    dur_s = (int(events["exch_ts"][-1]) - t0) * 1e-9
+    if dur_s <= 0:
+        raise UserError("market_stats: events span zero time")
+    ok = np.isfinite(g_spr)
+    spr = g_spr[ok]
+    # 1 s mid returns on the grid
+    step = 1_000_000_000 // GRID_NS
+    mid1 = g_mid[::step]
+    r = np.diff(np.log(mid1)) * 1e4
+    r = r[np.isfinite(r)]
+    # markouts: mid 1 s after the trade (grid point at or after t + 1 s) vs mid before the trade
+    gi = np.ceil((tr_t + MARKOUT_NS - t0) / GRID_NS).astype(np.int64)
+    valid = (gi < len(g_mid)) & np.isfinite(tr_mid) & (tr_side != 0)
+    gi_v = np.minimum(gi, len(g_mid) - 1)
+    after = g_mid[gi_v]
+    mo = tr_side * (after - tr_mid) / tr_mid * 1e4
+    valid &= np.isfinite(mo)
+    mo = mo[valid]
+    lat_ms = (events["local_ts"] - events["exch_ts"]).astype(np.float64) * 1e-6
+    counts = (
+        np.bincount(((tr_t - t0) // 1_000_000_000).astype(np.int64), minlength=max(1, int(dur_s)))
+        if len(tr_t)
+        else np.zeros(1)
+    )
+    counts = counts[: max(1, int(dur_s))]
+    gaps_ns = np.diff(tr_t)
+    mid_all = g_mid[ok]
+    lvl = np.nanmean(d_lvl, axis=0) if np.isfinite(d_lvl).any() else np.full(2 * N_LEVELS, np.nan)
+    cum = (
+        np.nanmean(d_cum, axis=0)
+        if np.isfinite(d_cum).any()
+        else np.full(2 * len(DEPTH_BPS), np.nan)
+    )
+    nd = len(DEPTH_BPS)
+    out = {
+        "duration_s": dur_s,
+        "n_events": int(len(events)),
+        "n_trades": int(len(tr_t)),
+        "tick_px": tick,
+        "tick_bps": float(tick / np.median(mid_all) * 1e4) if len(mid_all) else float("nan"),
+        "mid_px_mean": float(np.mean(mid_all)) if len(mid_all) else float("nan"),
+        "spread_bps_mean": float(np.mean(spr)) if len(spr) else float("nan"),
+        "spread_bps_median": float(np.median(spr)) if len(spr) else float("nan"),
+        "spread_ticks_mean": float(np.mean(spr) * np.median(mid_all) * 1e-4 / tick)
+        if len(spr)
+        else float("nan"),
+        "spread_one_tick_ratio": float(np.mean(spr * np.median(mid_all) * 1e-4 / tick < 1.5))
+        if len(spr)
+        else float("nan"),
+        "trade_rate_per_s": len(tr_t) / dur_s,
+        "trade_size_mean_qty": float(np.mean(tr_qty)) if len(tr_qty) else float("nan"),
+        "trade_size_p50_qty": _q(tr_qty, 0.5),
+        "trade_size_p90_qty": _q(tr_qty, 0.9),
+        "trade_size_p99_qty": _q(tr_qty, 0.99),
+        "trade_buy_ratio": float(np.mean(tr_side > 0)) if len(tr_side) else float("nan"),
+        "trade_count_fano_1s": float(np.var(counts) / np.mean(counts))
+        if np.mean(counts) > 0
+        else float("nan"),
+        "trade_gap_lt_1ms_ratio": float(np.mean(gaps_ns < 1_000_000))
+        if len(gaps_ns)
+        else float("nan"),
+        "vol_bps_per_sqrt_s": float(np.std(r)) if len(r) > 1 else float("nan"),
+        "return_kurtosis_1s": float(np.mean((r - r.mean()) ** 4) / np.var(r) ** 2)
+        if len(r) > 3 and np.var(r) > 0
+        else float("nan"),
+        "markout_1s_bps": float(np.mean(mo)) if len(mo) else float("nan"),
+        "markout_1s_bps_qty_weighted": float(np.sum(mo * tr_qty[valid]) / np.sum(tr_qty[valid]))
+        if len(mo)
+        else float("nan"),
+        "touch_update_rate_per_s": touch_changes / dur_s,
+        "crossed_book_repairs": int(crossed),
+        "depth_bid_qty_by_level": [float(x) for x in lvl[:N_LEVELS]],
+        "depth_ask_qty_by_level": [float(x) for x in lvl[N_LEVELS:]],
+        "depth_qty_by_level": [float(0.5 * (lvl[k] + lvl[N_LEVELS + k])) for k in range(N_LEVELS)],
+        "depth_within_bps": [float(x) for x in DEPTH_BPS],
+        "depth_qty_within_bps": [float(0.5 * (cum[m] + cum[nd + m])) for m in range(nd)],
+        "feed_latency_ms_p50": float(np.quantile(lat_ms, 0.5)),
+        "feed_latency_ms_p95": float(np.quantile(lat_ms, 0.95)),
+    }
+    return out
