@@ -1,0 +1,91 @@
+"""Parsed-file cache: a file is parsed once and its events + ReadStats stored as ``.npz``.
+
+Key: absolute path, size, mtime (ns) and the read options; a changed file (size or mtime) gives a
+new key, so a stale entry is never used (it is simply reparsed). Directory: ``$MMBOT_CACHE_DIR`` or
+``~/.cache/mmbot``. Set ``MMBOT_CACHE_DIR=off`` to disable. A cache file that cannot be read is
+ignored and rewritten; a cache directory that cannot be written only loses the caching.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from mmbot.data.core import ReadStats
+from mmbot.events import EVENT_DTYPE
+
+CACHE_VERSION = 1  # bump when the reader's output for a given input changes
+
+
+def cache_dir() -> Path | None:
+    env = os.environ.get("MMBOT_CACHE_DIR")
+    if env is not None and env.strip().lower() in ("off", "0", "none", ""):
+        return None
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "mmbot"
+
+
+def cache_key(path: Path, options: dict) -> str:
+    p = Path(path).resolve()
+    st = p.stat()
+    raw = json.dumps(
+        {
+            "v": CACHE_VERSION,
+            "path": str(p),
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "opt": options,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def cache_file(path: Path, options: dict) -> Path | None:
+    d = cache_dir()
+    if d is None:
+        return None
+    return d / f"events-{cache_key(path, options)}.npz"
+
+
+def get(path: Path, options: dict) -> tuple[np.ndarray, ReadStats] | None:
+    """Cached (events, stats) for ``path`` if present and current, else None."""
+    try:
+        f = cache_file(path, options)
+    except OSError:
+        return None
+    if f is None or not f.exists():
+        return None
+    try:
+        with np.load(f, allow_pickle=False) as z:
+            events = z["data"]
+            meta = json.loads(str(z["stats_json"]))
+        if events.dtype != EVENT_DTYPE:
+            return None
+        st = ReadStats(**meta)
+        st.from_cache = True
+        return events, st
+    except Exception:  # noqa: BLE001 - an unreadable cache entry is just a miss
+        return None
+
+
+def put(path: Path, options: dict, events: np.ndarray, stats: ReadStats) -> Path | None:
+    """Store (events, stats); atomic (temp file + rename). Returns the cache file or None."""
+    try:
+        f = cache_file(path, options)
+        if f is None:
+            return None
+        f.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=f.parent, suffix=".tmp.npz")
+        os.close(fd)
+        meta = stats.to_json_dict()
+        meta["from_cache"] = False
+        np.savez(tmp, data=events, stats_json=np.array(json.dumps(meta, sort_keys=True)))
+        os.replace(tmp, f)
+        return f
+    except OSError:
+        return None

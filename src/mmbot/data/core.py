@@ -1,0 +1,359 @@
+"""Shared reader machinery: file opening, block-wise line reading, ``ReadStats`` and the pipeline
+that turns a format parser's "stage" rows into ordered, repaired ``EVENT_DTYPE`` chunks.
+
+A format parser (``binance``, ``bybit``, ``tardis``) yields ``StageBlock``s in file order: message-level
+arrays (type, exchange time, local time, update ids) plus one stage row per level / trade / BBO side.
+``Pipeline`` then, block by block (bounded memory):
+
+1. runs ``replay.sequence_check`` on the messages (file order) and drops rejected depth messages;
+2. fixes the clock: on the first block, if the smallest feed latency ``local - exch`` is negative the
+   local clock is behind, and a constant ``offset = base_latency_ns - min_latency`` is added to every
+   local time (hftbacktest's ``correct_local_timestamp``), so the minimum feed latency becomes
+   ``base_latency_ns``; the offset is reported in ``ReadStats.local_offset_ns``;
+3. orders rows by exchange time inside a sliding window (``window_ns`` of exchange time is held back
+   so lines that arrive out of order are reordered; a line older than what was already emitted is
+   dropped and counted as ``out_of_order_line_dropped``);
+4. runs ``replay.replay`` (book, crossed-book repair, local-time rules) and yields the events.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+from mmbot.data import replay as rp
+from mmbot.errors import UserError
+from mmbot.events import EVENT_DTYPE, KIND_MASK, KIND_NAMES, TRADE_EVENT
+
+DEFAULT_BASE_LATENCY_NS = 1_000_000
+"""Minimum feed latency after the clock-offset correction (1 ms): a small positive value."""
+DEFAULT_FEED_LATENCY_NS = 10_000_000
+"""Feed latency assumed for files without a local receive time (plain Bybit JSON lines): 10 ms."""
+DEFAULT_WINDOW_NS = 5_000_000_000
+"""Exchange-time window (5 s) within which out-of-order lines are reordered rather than dropped."""
+BLOCK_BYTES = 4 << 20
+"""Decompressed bytes parsed per block: bounds the reader's working memory."""
+
+PARSER_COUNTER_NAMES = (
+    "out_of_order_line_reordered",
+    "out_of_order_line_dropped",
+    "exch_ts_estimated",
+    "non_market_line_skipped",
+    "unsupported_message_skipped",
+    "non_market_trade_skipped",
+)
+
+
+@dataclass
+class ReadStats:
+    """What a read produced and every repair it made (``repairs``: name -> count, zeros included)."""
+
+    path: str
+    format: str
+    symbol: str = ""
+    n_lines: int = 0
+    n_events: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    repairs: dict[str, int] = field(default_factory=dict)
+    tick_px_guess: float = math.nan
+    lot_qty_guess: float = math.nan
+    local_offset_ns: int = 0
+    base_latency_ns: int = DEFAULT_BASE_LATENCY_NS
+    assumed_feed_latency_ns: int | None = None
+    first_exch_ts: int = 0
+    last_exch_ts: int = 0
+    from_cache: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def to_json_dict(self) -> dict:
+        d = dict(self.__dict__)
+        d["counts"] = dict(sorted(self.counts.items()))
+        d["repairs"] = dict(sorted(self.repairs.items()))
+        return d
+
+
+@dataclass
+class StageBlock:
+    """One parsed block: message arrays (file order) and stage rows (``replay.STAGE_DTYPE``)."""
+
+    m_type: np.ndarray  # i8, MT_*
+    m_exch: np.ndarray  # i8
+    m_first: np.ndarray  # i8
+    m_last: np.ndarray  # i8
+    m_prev: np.ndarray  # i8
+    rows: np.ndarray  # STAGE_DTYPE; rows["msg"] indexes the message arrays (block-local)
+
+
+# ---------------------------------------------------------------------------------------------
+# file access
+
+
+def open_binary(path: Path) -> IO[bytes]:
+    """Open ``path`` for reading, transparently gunzipping (detected by magic bytes)."""
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(2)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory, not a capture file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def iter_line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, list[bytes]]]:
+    """Yield ``(first_line_number, lines)`` blocks of whole lines (without newline), 1-based numbers.
+
+    A truncated or corrupt gzip stream raises ``UserError`` naming the file and the last good line.
+    """
+    line_no = 1
+    rest = b""
+    with open_binary(path) as fh:
+        while True:
+            try:
+                buf = fh.read(block_bytes)
+            except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+                raise UserError(
+                    f"{path}: truncated or corrupt gzip stream after line {line_no - 1} ({exc})"
+                ) from None
+            if not buf:
+                break
+            buf = rest + buf
+            cut = buf.rfind(b"\n")
+            if cut < 0:
+                rest = buf
+                continue
+            lines = buf[:cut].split(b"\n")
+            rest = buf[cut + 1 :]
+            yield line_no, lines
+            line_no += len(lines)
+    if rest:
+        yield line_no, [rest]
+
+
+def peek_lines(path: Path, n: int = 5, max_bytes: int = 1 << 20) -> list[bytes]:
+    """The first ``n`` non-empty lines (for format detection)."""
+    out: list[bytes] = []
+    with open_binary(path) as fh:
+        try:
+            buf = fh.read(max_bytes)
+        except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+            raise UserError(f"{path}: truncated or corrupt gzip stream ({exc})") from None
+    for line in buf.split(b"\n"):
+        if line.strip():
+            out.append(line)
+        if len(out) >= n:
+            break
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# guesses
+
+
+def guess_step(values: np.ndarray, max_decimals: int = 10) -> float:
+    """Largest 10^-d * g grid step the positive finite ``values`` lie on (tick / lot guess), or NaN."""
+    v = values[np.isfinite(values) & (values > 0)]
+    if len(v) == 0:
+        return math.nan
+    v = np.unique(v)
+    vmax = float(v.max())
+    # the number of decimals d: smallest d with every value an integer multiple of 10^-d
+    d_found = None
+    for d in range(0, max_decimals + 1):
+        if vmax * 10.0**d > 2**52:
+            break
+        x = v * 10.0**d
+        if np.all(np.abs(x - np.rint(x)) <= 1e-6):
+            d_found = d
+            break
+    if d_found is None:
+        return math.nan
+    keys = np.rint(v * 10.0**d_found).astype(np.int64)
+    g = int(np.gcd.reduce(keys))
+    if len(keys) > 1:
+        g = int(np.gcd(g, np.gcd.reduce(np.diff(keys))))
+    return g / 10.0**d_found
+
+
+def price_scale(max_px: float) -> float:
+    """Power of ten used to key price levels as integers (exact below 2^53)."""
+    d = 8
+    while d > 0 and max_px * 10.0**d >= 1e15:
+        d -= 1
+    return 10.0**d
+
+
+# ---------------------------------------------------------------------------------------------
+# pipeline
+
+
+class Pipeline:
+    """Turns a parser's StageBlocks into ordered, repaired event chunks and fills ``stats``."""
+
+    def __init__(
+        self,
+        stats: ReadStats,
+        seq_mode: int,
+        *,
+        has_local_time: bool = True,
+        base_latency_ns: int = DEFAULT_BASE_LATENCY_NS,
+        window_ns: int = DEFAULT_WINDOW_NS,
+    ) -> None:
+        self.stats = stats
+        self.seq_mode = seq_mode
+        self.has_local_time = has_local_time
+        self.base_latency_ns = int(base_latency_ns)
+        self.window_ns = int(window_ns)
+        self.counters = np.zeros(rp.N_COUNTERS, dtype=np.int64)
+        self.parser_counters: dict[str, int] = dict.fromkeys(PARSER_COUNTER_NAMES, 0)
+        self.seq_state = rp.new_state(0, self.base_latency_ns)
+        self.state: np.ndarray | None = None
+        self.bids = self.asks = None
+        self.scale = 1e8
+        self.carry = np.empty(0, dtype=rp.STAGE_DTYPE)
+        self.watermark = np.iinfo(np.int64).min
+        self.max_exch_seen = np.iinfo(np.int64).min
+        self.msg_base = 0
+        self.kind_counts = np.zeros(256, dtype=np.int64)
+        self._tick_sample: list[np.ndarray] = []
+        self._lot_sample: list[np.ndarray] = []
+        self._sample_rows = 0
+
+    # -- per block --------------------------------------------------------------------------
+    def _accept(self, blk: StageBlock) -> np.ndarray:
+        n_msg = len(blk.m_type)
+        reason = np.zeros(n_msg, dtype=np.int64)
+        sync_diff = np.full(n_msg, -1, dtype=np.int64)
+        rp.sequence_check(
+            blk.m_type,
+            blk.m_first,
+            blk.m_last,
+            blk.m_prev,
+            self.seq_mode,
+            self.seq_state,
+            self.counters,
+            reason,
+            sync_diff,
+        )
+        rows = blk.rows
+        # a snapshot is applied no later (in exchange time) than the diff that synced on it
+        snaps = np.nonzero(sync_diff >= 0)[0]
+        if len(snaps):
+            for k in snaps:
+                cap = blk.m_exch[sync_diff[k]]
+                if blk.m_exch[k] > cap:
+                    sel = rows["msg"] == k
+                    rows["exch_ts"][sel] = cap
+        keep = reason[rows["msg"]] == rp.R_ACCEPT
+        rows = rows[keep] if not keep.all() else rows
+        rows = rows[rows["ev"] != 0] if len(rows) else rows
+        return rows
+
+    def _first_block_setup(self, rows: np.ndarray) -> None:
+        offset = 0
+        if self.has_local_time and len(rows):
+            min_lat = int((rows["local_ts"] - rows["exch_ts"]).min())
+            if min_lat < 0:
+                offset = self.base_latency_ns - min_lat
+        self.stats.local_offset_ns = offset
+        px = rows["px"][np.isfinite(rows["px"])] if len(rows) else np.empty(0)
+        self.scale = price_scale(float(px.max()) if len(px) else 1.0)
+        self.state = rp.new_state(offset, self.base_latency_ns)
+        self.bids, self.asks = rp.new_books()
+
+    def _sample_guesses(self, events: np.ndarray) -> None:
+        if self._sample_rows > 2_000_000 or len(events) == 0:
+            return
+        self._sample_rows += len(events)
+        self._tick_sample.append(events["px"][events["ival"] != rp.REPAIR_IVAL])
+        qty = events["qty"]
+        kinds = events["ev"] & KIND_MASK
+        self._lot_sample.append(qty[(kinds == TRADE_EVENT) | (qty > 0)])
+
+    def feed(self, blk: StageBlock, last: bool = False) -> np.ndarray:
+        rows = self._accept(blk)
+        if self.state is None:
+            if len(rows) == 0 and not last:
+                return np.empty(0, dtype=EVENT_DTYPE)
+            self._first_block_setup(rows)
+        # message ids global so the tie-break (file order) works across blocks
+        if len(rows):
+            rows["msg"] += self.msg_base
+        self.msg_base += len(blk.m_type)
+        # lines older than what is already emitted cannot be placed: drop (counted per message)
+        late = rows["exch_ts"] < self.watermark
+        if late.any():
+            self.parser_counters["out_of_order_line_dropped"] += int(len(np.unique(rows["msg"][late])))
+            rows = rows[~late]
+        if len(rows):
+            # count lines that needed reordering (exch time below the running max of earlier lines)
+            first_of_msg = np.ones(len(rows), dtype=bool)
+            first_of_msg[1:] = rows["msg"][1:] != rows["msg"][:-1]
+            m_exch = rows["exch_ts"][first_of_msg]
+            run_max = np.maximum.accumulate(np.concatenate(([self.max_exch_seen], m_exch)))[:-1]
+            self.parser_counters["out_of_order_line_reordered"] += int((m_exch < run_max).sum())
+            self.max_exch_seen = max(self.max_exch_seen, int(m_exch.max()))
+        buf = np.concatenate((self.carry, rows)) if len(self.carry) else rows
+        prio = (buf["mtype"] != rp.MT_SNAPSHOT).astype(np.int8)  # snapshots first at equal times
+        order = np.lexsort((buf["msg"], prio, buf["exch_ts"]))
+        buf = buf[order]
+        if last:
+            emit, self.carry = buf, np.empty(0, dtype=rp.STAGE_DTYPE)
+        else:
+            cut = self.max_exch_seen - self.window_ns
+            n_emit = int(np.searchsorted(buf["exch_ts"], cut, side="right"))
+            # never split a message across the cut
+            while 0 < n_emit < len(buf) and buf["msg"][n_emit] == buf["msg"][n_emit - 1]:
+                n_emit -= 1
+            emit, self.carry = buf[:n_emit], buf[n_emit:]
+            if n_emit:
+                self.watermark = max(self.watermark, int(emit["exch_ts"][-1]))
+        if len(emit) == 0:
+            return np.empty(0, dtype=EVENT_DTYPE)
+        events = rp.replay(emit, self.scale, self.state, self.bids, self.asks, self.counters)
+        self.kind_counts += np.bincount((events["ev"] & KIND_MASK).astype(np.int64), minlength=256)
+        if len(events):
+            if self.stats.n_events == 0:
+                self.stats.first_exch_ts = int(events["exch_ts"][0])
+            self.stats.last_exch_ts = int(events["exch_ts"][-1])
+            self.stats.n_events += len(events)
+        self._sample_guesses(events)
+        return events
+
+    def finish(self) -> None:
+        st = self.stats
+        reps = {name: int(self.counters[k]) for k, name in enumerate(rp.COUNTER_NAMES)}
+        reps.update(self.parser_counters)
+        st.repairs = dict(sorted(reps.items()))
+        st.counts = {name: int(self.kind_counts[k]) for k, name in KIND_NAMES.items()}
+        if self._tick_sample:
+            st.tick_px_guess = guess_step(np.concatenate(self._tick_sample))
+            st.lot_qty_guess = guess_step(np.concatenate(self._lot_sample))
+        st.base_latency_ns = self.base_latency_ns
+
+
+def rechunk(chunks: Iterator[np.ndarray], chunk_events: int) -> Iterator[np.ndarray]:
+    """Regroup arrays into chunks of about ``chunk_events`` (never empty)."""
+    pending: list[np.ndarray] = []
+    n = 0
+    for c in chunks:
+        if len(c) == 0:
+            continue
+        pending.append(c)
+        n += len(c)
+        if n >= chunk_events:
+            yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+            pending, n = [], 0
+    if pending:
+        yield np.concatenate(pending) if len(pending) > 1 else pending[0]

@@ -1,0 +1,487 @@
+"""The numba-compiled continuity / book / repair pass every reader ends with.
+
+Two numba passes:
+
+``sequence_check`` (message level, file = receive order, as the venues document it): Binance USD-M
+``pu == previous u``, Binance spot ``U == previous u + 1``, Bybit ``u == previous u + 1``. A gap drops
+depth updates until the next snapshot resyncs the book. Binance: diffs with ``u`` below the
+snapshot's ``lastUpdateId`` are stale; the first kept diff straddles it (looked for also among the
+diffs received just before the snapshot line, in the same read block).
+
+``replay`` (row level): input "stage" rows (one per price level, trade or BBO side) of the accepted
+messages ordered by exchange time. Output: ``EVENT_DTYPE`` rows, in the same order, with
+``EXCH_EVENT | LOCAL_EVENT`` set, after:
+
+- snapshot handling: a snapshot emits ``DEPTH_CLEAR | side`` (px = deepest snapshot price, i.e.
+  "clear from the touch up to this price", hftbacktest's convention) then ``DEPTH_SNAPSHOT`` levels;
+- row validation: NaN / infinite / non-positive price, NaN / negative quantity -> row dropped;
+- crossed-book repair: after each depth/BBO message, while best bid >= best ask the stale side's
+  touch level (the one this message did not just set) is deleted by an emitted ``qty = 0`` depth
+  row marked ``ival = REPAIR_IVAL``; so a book replayed from the output is never crossed;
+- local time: the constant clock offset is added, a local time still before exchange time is
+  clamped to ``exch_ts + base_latency_ns``, and local time is made non-decreasing in exchange order
+  (an event received before an earlier-stamped one is seen no earlier than it): every change counted.
+
+All state lives in ``state`` (int64 array) and two typed dicts (price key -> qty), so the pass
+resumes across chunks: memory is bounded by the book size, not the file size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+from numba.typed import Dict
+
+from mmbot.events import (
+    BUY_EVENT,
+    DEPTH_BBO_EVENT,
+    DEPTH_CLEAR_EVENT,
+    DEPTH_EVENT,
+    DEPTH_SNAPSHOT_EVENT,
+    EVENT_DTYPE,
+    EXCH_EVENT,
+    LOCAL_EVENT,
+    SELL_EVENT,
+    TRADE_EVENT,
+)
+
+STAGE_DTYPE = np.dtype(
+    [
+        ("ev", "u8"),  # kind | side flag (0 = placeholder row of a message without rows)
+        ("exch_ts", "i8"),
+        ("local_ts", "i8"),
+        ("px", "f8"),
+        ("qty", "f8"),
+        ("msg", "i8"),  # global message number (file order): rows of one message share it
+        ("mtype", "i8"),  # MT_*
+    ]
+)
+
+# message types
+MT_DIFF = 0
+MT_SNAPSHOT = 1
+MT_TRADE = 2
+MT_BBO = 3
+
+# sequence-check modes
+SEQ_NONE = 0
+SEQ_BINANCE_FUT = 1
+SEQ_BINANCE_SPOT = 2
+SEQ_BYBIT = 3
+
+REPAIR_IVAL = 1  # ival of rows synthesized by a repair (deletions of crossed levels)
+
+# counters (index -> name in COUNTER_NAMES)
+C_SEQ_GAP = 0
+C_DEPTH_UNSYNCED = 1
+C_DEPTH_STALE = 2
+C_CROSSED_BOOK = 3
+C_CROSSED_LEVEL = 4
+C_BAD_PRICE = 5
+C_BAD_QTY = 6
+C_LOCAL_CLAMPED = 7
+C_LOCAL_RAISED = 8
+C_RESYNC = 9
+C_LOCAL_RAISED_MAX_NS = 10
+N_COUNTERS = 11
+# message decision codes of sequence_check
+R_ACCEPT = 0
+R_UNSYNCED = 1
+R_STALE = 2
+COUNTER_NAMES = (
+    "sequence_gap",
+    "depth_msg_dropped_unsynced",
+    "depth_msg_dropped_stale",
+    "crossed_book",
+    "crossed_level_removed",
+    "bad_price_row_dropped",
+    "bad_qty_row_dropped",
+    "local_before_exch_clamped",
+    "local_ts_raised_for_order",
+    "resync_from_snapshot",
+    "local_ts_raised_max_ns",
+)
+
+# state slots
+S_SYNCED = 0
+S_LAST_U = 1
+S_HAVE_SNAP = 2
+S_SNAP_ID = 3
+S_LOCAL_MAX = 4
+S_BEST_BID = 5
+S_BEST_ASK = 6
+S_OFFSET_NS = 7
+S_BASE_LAT_NS = 8
+S_GAP_PENDING = 9
+N_STATE = 10
+
+NO_BID = np.int64(-(1 << 62))
+NO_ASK = np.int64(1 << 62)
+
+
+def new_state(offset_ns: int, base_latency_ns: int) -> np.ndarray:
+    st = np.zeros(N_STATE, dtype=np.int64)
+    st[S_LOCAL_MAX] = np.iinfo(np.int64).min
+    st[S_BEST_BID] = NO_BID
+    st[S_BEST_ASK] = NO_ASK
+    st[S_OFFSET_NS] = offset_ns
+    st[S_BASE_LAT_NS] = base_latency_ns
+    return st
+
+
+@njit(cache=True)
+def new_books():
+    bids = Dict.empty(key_type=types.int64, value_type=types.float64)
+    asks = Dict.empty(key_type=types.int64, value_type=types.float64)
+    return bids, asks
+
+
+@njit(cache=True)
+def _scan_best_bid(bids) -> np.int64:
+    b = NO_BID
+    for k in bids:
+        if k > b:
+            b = k
+    return b
+
+
+@njit(cache=True)
+def _scan_best_ask(asks) -> np.int64:
+    a = NO_ASK
+    for k in asks:
+        if k < a:
+            a = k
+    return a
+
+
+@njit(cache=True)
+def _grow(out, n_out, need):
+    if n_out + need <= len(out):
+        return out
+    new = np.empty(max(2 * len(out), n_out + need + 1024), dtype=out.dtype)
+    new[:n_out] = out[:n_out]
+    return new
+
+
+@njit(cache=True)
+def _set_level(book, key, qty, is_bid, st):
+    """Set one level; keep the cached best key right. Returns nothing."""
+    if qty > 0.0:
+        book[key] = qty
+        if is_bid:
+            if key > st[S_BEST_BID]:
+                st[S_BEST_BID] = key
+        elif key < st[S_BEST_ASK]:
+            st[S_BEST_ASK] = key
+    elif key in book:
+        del book[key]
+        if is_bid:
+            if key == st[S_BEST_BID]:
+                st[S_BEST_BID] = _scan_best_bid(book)
+        elif key == st[S_BEST_ASK]:
+            st[S_BEST_ASK] = _scan_best_ask(book)
+
+
+@njit(cache=True)
+def _clear_upto(book, key, is_bid, st):
+    """hftbacktest DEPTH_CLEAR semantic: remove levels from the touch up to ``key`` inclusive."""
+    todo = []
+    for k in book:
+        if (is_bid and k >= key) or ((not is_bid) and k <= key):
+            todo.append(k)
+    for k in todo:
+        del book[k]
+    if is_bid:
+        st[S_BEST_BID] = _scan_best_bid(book)
+    else:
+        st[S_BEST_ASK] = _scan_best_ask(book)
+
+
+@njit(cache=True)
+def _valid_px(px: float) -> bool:
+    return np.isfinite(px) and px > 0.0
+
+
+@njit(cache=True)
+def replay(rows, scale, st, bids, asks, counters):
+    """Process stage ``rows`` (exchange-time order); return the event array for them."""
+    n = len(rows)
+    out = np.empty(n + 64, dtype=EVENT_DTYPE)
+    n_out = 0
+    mkt = EXCH_EVENT | LOCAL_EVENT
+    i = 0
+    while i < n:
+        m = rows[i].msg
+        j = i + 1
+        while j < n and rows[j].msg == m:
+            j += 1
+        mt = rows[i].mtype
+        exch_ts = rows[i].exch_ts
+        # --- local time: offset, clamp, non-decreasing ---
+        loc = rows[i].local_ts + st[S_OFFSET_NS]
+        if loc < exch_ts:
+            counters[C_LOCAL_CLAMPED] += 1
+            loc = exch_ts + st[S_BASE_LAT_NS]
+        if loc < st[S_LOCAL_MAX]:
+            counters[C_LOCAL_RAISED] += 1
+            d = st[S_LOCAL_MAX] - loc
+            if d > counters[C_LOCAL_RAISED_MAX_NS]:
+                counters[C_LOCAL_RAISED_MAX_NS] = d
+            loc = st[S_LOCAL_MAX]
+        st[S_LOCAL_MAX] = loc
+        out = _grow(out, n_out, 2 * (j - i) + 4)
+        # --- rows ---
+        msg_bid_set = NO_BID
+        msg_ask_set = NO_ASK
+        is_book = mt != MT_TRADE
+        if mt == MT_SNAPSHOT:
+            # deepest price per side -> one CLEAR per side, then the levels
+            deep_bid = np.inf
+            deep_ask = -np.inf
+            for r in range(i, j):
+                px = rows[r].px
+                if rows[r].ev == 0 or not _valid_px(px):
+                    continue
+                if rows[r].ev & BUY_EVENT:
+                    deep_bid = min(deep_bid, px)
+                else:
+                    deep_ask = max(deep_ask, px)
+            if np.isfinite(deep_bid):
+                _clear_upto(bids, np.int64(np.round(deep_bid * scale)), True, st)
+                o = out[n_out]
+                o.ev = DEPTH_CLEAR_EVENT | BUY_EVENT | mkt
+                o.exch_ts = exch_ts
+                o.local_ts = loc
+                o.px = deep_bid
+                o.qty = 0.0
+                o.order_id = 0
+                o.ival = 0
+                o.fval = 0.0
+                n_out += 1
+            if np.isfinite(deep_ask):
+                _clear_upto(asks, np.int64(np.round(deep_ask * scale)), False, st)
+                o = out[n_out]
+                o.ev = DEPTH_CLEAR_EVENT | SELL_EVENT | mkt
+                o.exch_ts = exch_ts
+                o.local_ts = loc
+                o.px = deep_ask
+                o.qty = 0.0
+                o.order_id = 0
+                o.ival = 0
+                o.fval = 0.0
+                n_out += 1
+        for r in range(i, j):
+            ev = rows[r].ev
+            if ev == 0:
+                continue
+            px = rows[r].px
+            qty = rows[r].qty
+            if not _valid_px(px):
+                counters[C_BAD_PRICE] += 1
+                continue
+            if not np.isfinite(qty) or qty < 0.0 or (mt == MT_TRADE and qty == 0.0):
+                counters[C_BAD_QTY] += 1
+                continue
+            if is_book:
+                key = np.int64(np.round(px * scale))
+                if ev & BUY_EVENT:
+                    _set_level(bids, key, qty, True, st)
+                    if qty > 0.0 and key > msg_bid_set:
+                        msg_bid_set = key
+                else:
+                    _set_level(asks, key, qty, False, st)
+                    if qty > 0.0 and key < msg_ask_set:
+                        msg_ask_set = key
+            o = out[n_out]
+            o.ev = ev | mkt
+            o.exch_ts = exch_ts
+            o.local_ts = loc
+            o.px = px
+            o.qty = qty
+            o.order_id = 0
+            o.ival = 0
+            o.fval = 0.0
+            n_out += 1
+        # --- crossed-book repair ---
+        if is_book and st[S_BEST_BID] >= st[S_BEST_ASK]:
+            counters[C_CROSSED_BOOK] += 1
+            while st[S_BEST_BID] != NO_BID and st[S_BEST_ASK] != NO_ASK:
+                bb = st[S_BEST_BID]
+                ba = st[S_BEST_ASK]
+                if bb < ba:
+                    break
+                # the level this message just set is the fresh one; the other side is stale
+                bid_fresh = bb == msg_bid_set
+                ask_fresh = ba == msg_ask_set
+                del_bid = not (bid_fresh and not ask_fresh)
+                del_ask = not (ask_fresh and not bid_fresh)
+                out = _grow(out, n_out, 4)
+                if del_bid:
+                    _set_level(bids, bb, 0.0, True, st)
+                    o = out[n_out]
+                    o.ev = DEPTH_EVENT | BUY_EVENT | mkt
+                    o.exch_ts = exch_ts
+                    o.local_ts = loc
+                    o.px = bb / scale
+                    o.qty = 0.0
+                    o.order_id = 0
+                    o.ival = REPAIR_IVAL
+                    o.fval = 0.0
+                    n_out += 1
+                    counters[C_CROSSED_LEVEL] += 1
+                if del_ask:
+                    _set_level(asks, ba, 0.0, False, st)
+                    o = out[n_out]
+                    o.ev = DEPTH_EVENT | SELL_EVENT | mkt
+                    o.exch_ts = exch_ts
+                    o.local_ts = loc
+                    o.px = ba / scale
+                    o.qty = 0.0
+                    o.order_id = 0
+                    o.ival = REPAIR_IVAL
+                    o.fval = 0.0
+                    n_out += 1
+                    counters[C_CROSSED_LEVEL] += 1
+        i = j
+    return out[:n_out]
+
+
+@njit(cache=True)
+def sequence_check(mtype, first, last, prev, seq_mode, st, counters, reason, sync_diff):
+    """Decide per message (file order) whether a depth diff is applied.
+
+    ``reason[k]`` gets R_ACCEPT / R_UNSYNCED / R_STALE; ``sync_diff[k]`` for a snapshot k is the index
+    (in this block) of the diff that synced on it, or -1: the caller keeps the snapshot's exchange
+    time no later than that diff's. ``st`` and ``counters`` persist across blocks.
+    """
+    n = len(mtype)
+    binance = seq_mode == SEQ_BINANCE_FUT or seq_mode == SEQ_BINANCE_SPOT
+    snap_k = -1  # index in this block of the snapshot awaiting its first diff
+    for k in range(n):
+        reason[k] = R_ACCEPT
+        sync_diff[k] = -1
+        mt = mtype[k]
+        if mt == MT_SNAPSHOT:
+            if st[S_GAP_PENDING] != 0:
+                counters[C_RESYNC] += 1
+                st[S_GAP_PENDING] = 0
+            if binance:
+                st[S_HAVE_SNAP] = 1
+                st[S_SNAP_ID] = first[k]
+                st[S_SYNCED] = 0
+                snap_k = k
+                target = first[k] + (1 if seq_mode == SEQ_BINANCE_SPOT else 0)
+                # the straddling diff may have been received before the snapshot line
+                kk = -1
+                for q in range(k - 1, -1, -1):
+                    if mtype[q] == MT_SNAPSHOT:
+                        break
+                    if mtype[q] == MT_DIFF and first[q] <= target and last[q] >= target:
+                        kk = q
+                        break
+                if kk >= 0:
+                    st[S_SYNCED] = 1
+                    st[S_LAST_U] = last[kk]
+                    reason[kk] = R_ACCEPT
+                    sync_diff[k] = kk
+                    snap_k = -1
+                    for q in range(kk + 1, k):
+                        if mtype[q] != MT_DIFF:
+                            continue
+                        if last[q] <= st[S_LAST_U]:
+                            reason[q] = R_STALE
+                        elif (seq_mode == SEQ_BINANCE_FUT and prev[q] == st[S_LAST_U]) or (
+                            seq_mode == SEQ_BINANCE_SPOT and first[q] == st[S_LAST_U] + 1
+                        ):
+                            reason[q] = R_ACCEPT
+                            st[S_LAST_U] = last[q]
+                        else:
+                            counters[C_SEQ_GAP] += 1
+                            st[S_SYNCED] = 0
+                            st[S_HAVE_SNAP] = 0
+                            st[S_GAP_PENDING] = 1
+                            for q2 in range(q, k):
+                                if mtype[q2] == MT_DIFF:
+                                    reason[q2] = R_UNSYNCED
+                            break
+            else:
+                st[S_SYNCED] = 1
+                st[S_LAST_U] = last[k]
+            continue
+        if mt != MT_DIFF or seq_mode == SEQ_NONE:
+            continue
+        if seq_mode == SEQ_BYBIT:
+            if st[S_SYNCED] != 0:
+                if last[k] == st[S_LAST_U] + 1:
+                    st[S_LAST_U] = last[k]
+                elif last[k] <= st[S_LAST_U]:
+                    reason[k] = R_STALE
+                else:
+                    counters[C_SEQ_GAP] += 1
+                    reason[k] = R_UNSYNCED
+                    st[S_SYNCED] = 0
+                    st[S_GAP_PENDING] = 1
+            else:
+                reason[k] = R_UNSYNCED
+            continue
+        if st[S_SYNCED] != 0:
+            if last[k] <= st[S_LAST_U]:
+                reason[k] = R_STALE
+            elif (seq_mode == SEQ_BINANCE_FUT and prev[k] == st[S_LAST_U]) or (
+                seq_mode == SEQ_BINANCE_SPOT and first[k] == st[S_LAST_U] + 1
+            ):
+                st[S_LAST_U] = last[k]
+            else:
+                counters[C_SEQ_GAP] += 1
+                reason[k] = R_UNSYNCED
+                st[S_SYNCED] = 0
+                st[S_HAVE_SNAP] = 0
+                st[S_GAP_PENDING] = 1
+        elif st[S_HAVE_SNAP] != 0:
+            target = st[S_SNAP_ID] + (1 if seq_mode == SEQ_BINANCE_SPOT else 0)
+            if last[k] < target:
+                reason[k] = R_STALE
+            elif first[k] <= target:
+                st[S_SYNCED] = 1
+                st[S_LAST_U] = last[k]
+                if snap_k >= 0:
+                    sync_diff[snap_k] = k
+                snap_k = -1
+            else:
+                # the diffs following the snapshot are missing: wait for the next snapshot
+                counters[C_SEQ_GAP] += 1
+                reason[k] = R_UNSYNCED
+                st[S_HAVE_SNAP] = 0
+                st[S_GAP_PENDING] = 1
+        else:
+            reason[k] = R_UNSYNCED
+    for k in range(n):
+        if reason[k] == R_UNSYNCED:
+            counters[C_DEPTH_UNSYNCED] += 1
+        elif reason[k] == R_STALE:
+            counters[C_DEPTH_STALE] += 1
+
+
+# re-exported so readers need not import mmbot.events themselves
+__all__ = [
+    "STAGE_DTYPE",
+    "MT_DIFF",
+    "MT_SNAPSHOT",
+    "MT_TRADE",
+    "MT_BBO",
+    "SEQ_NONE",
+    "SEQ_BINANCE_FUT",
+    "SEQ_BINANCE_SPOT",
+    "SEQ_BYBIT",
+    "REPAIR_IVAL",
+    "COUNTER_NAMES",
+    "N_COUNTERS",
+    "new_state",
+    "new_books",
+    "replay",
+    "sequence_check",
+    "DEPTH_EVENT",
+    "TRADE_EVENT",
+    "DEPTH_SNAPSHOT_EVENT",
+    "DEPTH_BBO_EVENT",
+]
