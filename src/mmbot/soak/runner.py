@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -320,6 +321,7 @@ def run_soak(
 
     from mmbot.audit import build_edge_report
     from mmbot.audit.edge_report import make_runtime
+    from mmbot.audit.records_io import write_audit_jsonl
     from mmbot.gate import evaluate, load_thresholds
 
     thresholds = load_thresholds()
@@ -348,7 +350,7 @@ def run_soak(
         history: list[dict] = []
         all_results: list[Any] = []
         metrics_lines: list[bytes] = []
-        audit_lines: list[bytes] = []
+        audit_parts: list[Path] = []
         summary_lines: list[str] = []
         iter_rows: list[dict] = []
         pnl_sum = 0.0
@@ -398,6 +400,8 @@ def run_soak(
                     for m in decision.markers:
                         say(m)
                     knobs = dict(decision.knobs)
+                    if decision.changes:
+                        say(f"| soak | KNOBS | iter={it + 1} {_fmt_knobs(knobs)} |")
                 entry = autotune.history_entry(it, report, knobs_used, decision)
                 history.append(entry)
                 all_results.extend(results)
@@ -418,20 +422,10 @@ def run_soak(
                 }
                 iter_rows.append(row)
                 metrics_lines.append(jsonl_line(row))
-                audit_lines.append(
-                    jsonl_line(
-                        {
-                            "iteration": it,
-                            "kind": "blocks",
-                            "block_reasons": totals.get("block_reasons", {}),
-                            "reject_reasons": totals.get("reject_reasons", {}),
-                        }
-                    )
-                )
-                if decision is not None:
-                    audit_lines.append(
-                        jsonl_line({"iteration": it, "kind": "autotune", **decision.as_dict()})
-                    )
+                # the seed's audit.jsonl (one line per fill and per action), one part per iteration
+                part = stage.dir / "audit_parts" / f"iter{it:05d}.jsonl"
+                write_audit_jsonl(part, [(str(r.meta.get("name")), r) for r in results])
+                audit_parts.append(part)
                 summary_lines.append(
                     f"iter={it} net_bps={_fmt(totals.get('net_bps'))} fills={totals.get('fills')} "
                     f"adverse_p95={_fmt(totals.get('adverse_bps_p95'))} "
@@ -484,7 +478,11 @@ def run_soak(
 
         stage.write_json(paths.runtime_overrides, final_overrides)
         stage.write_bytes(paths.metrics_jsonl, b"".join(metrics_lines))
-        stage.write_bytes(paths.audit_jsonl, b"".join(audit_lines))
+        with open(stage.path(paths.audit_jsonl), "wb") as fh:
+            for part in audit_parts:
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, fh, 1 << 20)
+                part.unlink()
         summary_lines += [
             f"final net_bps={_fmt(final_report['totals'].get('net_bps'))} "
             f"fills={final_report['totals'].get('fills')} verdict={verdict}",
