@@ -1,0 +1,299 @@
+"""Profiles and runtime overrides: loading, validation (pydantic), clamping to the knob limits.
+
+Owns: the profile schema (``Profile``), ``load_profile``, ``load_overrides`` (with its precedence
+``--overrides FILE`` > ``$MM_RUNTIME_OVERRIDES_JSON`` > ``artifacts/soak/runtime_overrides.json``)
+and ``effective_knobs``. Knob names and limits come from ``mmbot.knobs`` (defined there once).
+
+Bad input (missing/unreadable file, malformed JSON, unknown key, wrong type, non-finite number)
+raises ``UserError`` naming the key and the source. A value outside its limits is clamped and a
+message naming the field is returned, never applied silently.
+
+Profile-derived values. The seed's profile carries *deltas* (``concurrency_limit_delta`` and
+friends) on top of a base the seed never showed; we keep its deltas verbatim and state the base
+explicitly in ``base``. Effective values (see ``Profile.effective``):
+
+- ``slippage_penalty_coef = base + delta``: half-spread widened by this × the EWMA of recent
+  per-fill slippage *cost* in bps;
+- ``inventory_tilt_cap = base + delta``: |inventory skew| capped at this × the base half-spread;
+- ``vip_tilt_cap = base + delta``: tightening from a maker rebate capped at this × the base half-spread;
+- ``concurrency_limit = max(1, floor(base × (1 + delta)))``: the delta is a relative change of an
+  integer count.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mmbot import knobs
+from mmbot.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROFILES_DIR = REPO_ROOT / "config" / "profiles"
+DEFAULT_OVERRIDES_FILE = Path("artifacts/soak/runtime_overrides.json")
+OVERRIDES_ENV = "MM_RUNTIME_OVERRIDES_JSON"
+PROFILE_ENV = "MM_PROFILE"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=False)
+
+
+class ProfileDeltas(_Strict):
+    """The seed's original profile deltas, kept verbatim."""
+
+    concurrency_limit_delta: float = -0.1
+    slippage_penalty_coef_delta: float = 0.10
+    vip_tilt_cap_delta: float = 0.15
+    inventory_tilt_cap_delta: float = -0.10
+
+
+class ProfileBase(_Strict):
+    """Base values the deltas apply to (see the module docstring for the rule)."""
+
+    concurrency_limit: int = Field(4, ge=1)
+    slippage_penalty_coef: float = Field(0.40, ge=0.0)
+    vip_tilt_cap: float = Field(0.0, ge=0.0)
+    inventory_tilt_cap: float = Field(1.0, ge=0.0)
+
+
+class Quoting(_Strict):
+    """Model and order-manager parameters (not tuned by the soak)."""
+
+    order_notional: float = Field(200.0, gt=0.0, description="order size in quote currency")
+    gamma: float = Field(0.1, gt=0.0, description="GLFT risk aversion, per tick per order size")
+    obi_coef: float = Field(
+        0.3, ge=0.0, description="imbalance signal, fraction of touch half-spread"
+    )
+    near_band_bps: float = Field(
+        5.0, gt=0.0, description="band from the touch for 'visible size near'"
+    )
+    reprice_tol_ratio: float = Field(0.25, ge=0.0, description="reprice tolerance / half-spread")
+    vol_halflife_s: float = Field(30.0, gt=0.0)
+    intensity_halflife_s: float = Field(60.0, gt=0.0)
+    refit_interval_ms: float = Field(500.0, gt=0.0)
+    slippage_ewma_alpha: float = Field(0.1, gt=0.0, le=1.0)
+    prior_vol_ticks_per_sqrt_s: float = Field(1.0, gt=0.0)
+    prior_a_per_s: float = Field(1.0, gt=0.0)
+    prior_k_per_tick: float = Field(1.0, gt=0.0)
+    throttle_burst_s: float = Field(
+        5.0, gt=0.0, description="token bucket capacity, seconds of rate"
+    )
+
+
+class Risk(_Strict):
+    max_position_orders: float = Field(5.0, gt=0.0, description="max |position| in order sizes")
+    max_notional: float = Field(2000.0, gt=0.0, description="max |position| x mid, quote currency")
+    max_loss: float = Field(
+        100.0, gt=0.0, description="kill switch: stop quoting below -max_loss PnL"
+    )
+
+
+class Fees(_Strict):
+    maker_fee_rate: float = Field(0.0, ge=-0.01, le=0.01, description="negative = rebate")
+    taker_fee_rate: float = Field(0.0004, ge=-0.01, le=0.01)
+
+
+class Venue(_Strict):
+    rate_limit_per_s: float = Field(10.0, ge=0.0, description="exchange orders/s limit; 0 = none")
+
+
+class Profile(_Strict):
+    """A strategy profile (e.g. S1). ``runtime`` holds the six knobs, clamped to their limits."""
+
+    name: str = "S1"
+    description: str = ""
+    runtime: dict[str, float]
+    profile: ProfileDeltas = ProfileDeltas()
+    base: ProfileBase = ProfileBase()
+    quoting: Quoting = Quoting()
+    risk: Risk = Risk()
+    fees: Fees = Fees()
+    venue: Venue = Venue()
+    source: str = ""
+    messages: list[str] = Field(default_factory=list)
+
+    @field_validator("runtime", mode="before")
+    @classmethod
+    def _runtime_numbers(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError("must be an object of knob -> number")
+        for key, v in value.items():
+            if key not in knobs.RUNTIME_LIMITS:
+                raise ValueError(f"unknown knob {key!r} (known: {', '.join(knobs.KNOB_NAMES)})")
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ValueError(f"knob {key!r} must be a finite number, got {v!r}")
+        missing = [k for k in knobs.KNOB_NAMES if k not in value]
+        if missing:
+            raise ValueError(f"missing knob(s): {', '.join(missing)}")
+        return value
+
+    def effective(self) -> dict[str, float]:
+        """Profile-derived strategy/guard values (module docstring gives the rules)."""
+        b, d = self.base, self.profile
+        return {
+            "concurrency_limit": float(
+                max(1, math.floor(b.concurrency_limit * (1.0 + d.concurrency_limit_delta) + 1e-9))
+            ),
+            "slippage_penalty_coef": max(
+                0.0, b.slippage_penalty_coef + d.slippage_penalty_coef_delta
+            ),
+            "vip_tilt_cap": max(0.0, b.vip_tilt_cap + d.vip_tilt_cap_delta),
+            "inventory_tilt_cap": max(0.0, b.inventory_tilt_cap + d.inventory_tilt_cap_delta),
+        }
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{what} not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{what} unreadable: {path}: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{what} {path}: malformed JSON: {exc.msg} at line {exc.lineno}") from None
+
+
+def _validation_message(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ())) or "(root)"
+    msg = err.get("msg", "invalid")
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{source}: {loc}: {msg}{more}"
+
+
+def _clamp_all(values: Mapping[str, float], source: str) -> tuple[dict[str, float], list[str]]:
+    out: dict[str, float] = {}
+    messages: list[str] = []
+    for name, raw in values.items():
+        v = knobs.clamp_knob(name, raw)
+        lo, hi = knobs.RUNTIME_LIMITS[name]
+        if not lo <= float(raw) <= hi:
+            messages.append(
+                f"{source}: {name}={raw:g} out of limits [{lo:g}, {hi:g}], clamped to {v:g}"
+            )
+        elif v != float(raw):
+            messages.append(f"{source}: {name}={raw:g} must be whole, rounded to {v:g}")
+        out[name] = int(v) if name in knobs.INTEGER_KNOBS else float(v)
+    return out, messages
+
+
+def resolve_profile_path(name_or_path: str | None = None) -> Path:
+    """Profile name ("S1") or JSON path -> file path (None -> $MM_PROFILE or "S1")."""
+    name = name_or_path or os.environ.get(PROFILE_ENV) or "S1"
+    candidate = Path(name)
+    if candidate.suffix == ".json" or candidate.exists() or os.sep in name:
+        return candidate
+    for folder in (PROFILES_DIR, Path.cwd() / "config" / "profiles"):
+        p = folder / f"market_maker_{name}.json"
+        if p.exists():
+            return p
+    raise UserError(
+        f"profile {name!r} not found (looked for market_maker_{name}.json in {PROFILES_DIR})"
+    )
+
+
+def load_profile(name_or_path: str | None = None) -> Profile:
+    """Load and validate a profile; runtime knobs outside limits are clamped (see ``messages``)."""
+    path = resolve_profile_path(name_or_path)
+    raw = _read_json(path, "profile")
+    source = f"profile {path}"
+    if not isinstance(raw, dict):
+        raise UserError(f"{source}: expected a JSON object")
+    raw = {k: v for k, v in raw.items() if k not in ("source", "messages")}
+    try:
+        prof = Profile.model_validate(raw)
+    except ValidationError as exc:
+        raise UserError(_validation_message(exc, source)) from None
+    runtime, messages = _clamp_all(prof.runtime, source)
+    prof.runtime = runtime
+    prof.source = str(path)
+    prof.messages = messages
+    return prof
+
+
+def _overrides_source(
+    file: Path | None, env: Mapping[str, str], default_file: Path
+) -> tuple[str, Any] | None:
+    """The one source that applies (highest precedence present) and its parsed JSON."""
+    if file is not None:
+        return f"--overrides {file}", _read_json(Path(file), "overrides file")
+    env_value = env.get(OVERRIDES_ENV, "").strip()
+    if env_value:
+        if env_value.startswith("{"):
+            try:
+                return f"${OVERRIDES_ENV}", json.loads(env_value)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"${OVERRIDES_ENV}: malformed JSON: {exc.msg}") from None
+        p = Path(env_value)
+        return f"${OVERRIDES_ENV}={p}", _read_json(p, f"${OVERRIDES_ENV} file")
+    if default_file is not None and Path(default_file).exists():
+        return f"{default_file}", _read_json(Path(default_file), "overrides file")
+    return None
+
+
+def load_overrides(
+    file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    default_file: Path = DEFAULT_OVERRIDES_FILE,
+) -> tuple[dict[str, float], list[str]]:
+    """Runtime overrides from the highest-precedence source present, validated and clamped.
+
+    Precedence: ``file`` (``--overrides``) > ``$MM_RUNTIME_OVERRIDES_JSON`` (inline JSON object
+    or a path) > ``default_file``. Only that one source is used (sources are not merged). Returns
+    (overrides, messages): one message per clamped/rounded field, naming the field and source.
+    """
+    env = os.environ if env is None else env
+    found = _overrides_source(file, env, default_file)
+    if found is None:
+        return {}, []
+    source, raw = found
+    if not isinstance(raw, dict):
+        raise UserError(f"{source}: expected a JSON object of knob -> number")
+    for key, value in raw.items():
+        if key not in knobs.RUNTIME_LIMITS:
+            raise UserError(f"{source}: unknown key {key!r} (known: {', '.join(knobs.KNOB_NAMES)})")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UserError(
+                f"{source}: {key} must be a number, got {type(value).__name__} {value!r}"
+            )
+        if not math.isfinite(value):
+            raise UserError(f"{source}: {key} must be finite, got {value!r}")
+    return _clamp_all(raw, source)
+
+
+def overrides_source(
+    file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    default_file: Path = DEFAULT_OVERRIDES_FILE,
+) -> str | None:
+    """Name of the source ``load_overrides`` would use (None if none is present)."""
+    env = os.environ if env is None else env
+    if file is not None:
+        return f"--overrides {file}"
+    if env.get(OVERRIDES_ENV, "").strip():
+        return f"${OVERRIDES_ENV}"
+    if default_file is not None and Path(default_file).exists():
+        return str(default_file)
+    return None
+
+
+def effective_knobs(profile: Profile, overrides: Mapping[str, float]) -> dict[str, float]:
+    """Profile runtime knobs with overrides applied (each clamped to its limits)."""
+    merged: dict[str, float] = dict(profile.runtime)
+    for key, value in overrides.items():
+        if key not in knobs.RUNTIME_LIMITS:
+            raise UserError(f"overrides: unknown key {key!r}")
+        merged[key] = value
+    out, _ = _clamp_all(merged, "effective knobs")
+    return {k: out[k] for k in knobs.KNOB_NAMES}

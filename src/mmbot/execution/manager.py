@@ -1,0 +1,206 @@
+"""The order manager: per side, keep / new / replace / cancel against the strategy's target.
+
+Owns ``decide`` (what the side needs) and ``manage_side`` (decide, run the guards, write the
+INTENDED / BLOCKED rows into an ``ACTION_DTYPE`` buffer, and tell the driver what to send). It never
+talks to a venue: the driver sends the returned action and records SENT/ACKED/... itself.
+
+Rules for a side with target (px, qty):
+- a request is in flight on the side → wait;
+- no target (qty 0 or px NaN) → cancel the live order, if any;
+- no order → new;
+- live order whose price is off the target by more than the reprice tolerance
+  (``reprice_tol_ratio × half-spread``, at least half a tick), or whose size is off by more than
+  half the target → replace;
+- live order older than ``tail_age_ms`` (since its price became live) that differs from the target
+  at all → replace (refresh), even inside the tolerance;
+- otherwise keep.
+Once the loss kill switch has fired, a live order is cancelled whatever the target. A new/replace
+blocked by ``risk`` on a side with a live order falls back to cancelling it (a stale
+order on a side we may not add to is the worst of both), through the guards like any action.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from mmbot.execution.guards import check, commit, note_blocked
+from mmbot.records import (
+    ACT_BLOCKED,
+    ACT_INTENDED,
+    OP_CANCEL,
+    OP_NEW,
+    OP_REPLACE,
+    REASON_NONE,
+    REASON_RISK,
+)
+from mmbot.strategy.views import ORD_LIVE, ORD_NONE
+
+OP_KEEP = -1
+QTY_TOL_RATIO = 0.5
+
+
+@njit(cache=True)
+def decide(order, tgt_px: float, tgt_qty: float, half_spread_px: float, params, now_ns: int) -> int:
+    """OP_NEW / OP_REPLACE / OP_CANCEL / OP_KEEP for one side (``order`` is its ORDER_VIEW row)."""
+    p = params[0]
+    status = order.status
+    if status != ORD_NONE and status != ORD_LIVE:
+        return OP_KEEP  # a request is in flight on this side
+    want = tgt_qty > 0.0 and tgt_px == tgt_px
+    if not want:
+        return OP_CANCEL if status == ORD_LIVE else OP_KEEP
+    if status == ORD_NONE:
+        return OP_NEW
+    tol = 0.5 * p.tick_px
+    if half_spread_px == half_spread_px:
+        tol = max(tol, p.reprice_tol_ratio * half_spread_px)
+    dpx = abs(order.px - tgt_px)
+    if dpx > tol + 1e-12 * tgt_px:
+        return OP_REPLACE
+    if abs(order.qty - tgt_qty) > QTY_TOL_RATIO * tgt_qty + 1e-12:
+        return OP_REPLACE
+    differs = dpx > 1e-9 * tgt_px or abs(order.qty - tgt_qty) > 1e-9 * tgt_qty
+    if differs and now_ns - order.live_since_ns > p.tail_age_ns:
+        return OP_REPLACE
+    return OP_KEEP
+
+
+@njit(cache=True)
+def _write(
+    actions,
+    n: int,
+    now_ns: int,
+    order_id: int,
+    kind: int,
+    side: int,
+    op: int,
+    reason: int,
+    px: float,
+    qty: float,
+) -> int:
+    a = actions[n]
+    a.local_ts = now_ns
+    a.exch_ts = 0
+    a.order_id = order_id
+    a.kind = kind
+    a.side = side
+    a.op = op
+    a.reason = reason
+    a.px = px
+    a.qty = qty
+    a.order_age_ns = 0
+    return n + 1
+
+
+@njit(cache=True)
+def _attempt(
+    guard_state,
+    params,
+    actions,
+    n: int,
+    order,
+    side_idx: int,
+    op: int,
+    px: float,
+    qty: float,
+    position_qty: float,
+    pnl: float,
+    now_ns: int,
+) -> tuple[int, int]:
+    """Run the guards for one attempt; returns (rows written so far, reason)."""
+    side = 1 if side_idx == 0 else -1
+    reason = check(guard_state, params, side_idx, op, qty, px, position_qty, pnl, now_ns)
+    oid = order.order_id if op != OP_NEW else 0
+    if reason == REASON_NONE:
+        n = _write(actions, n, now_ns, oid, ACT_INTENDED, side, op, REASON_NONE, px, qty)
+        commit(guard_state, params, side_idx, op, now_ns)
+    elif note_blocked(guard_state, side_idx, op, px, qty, reason):
+        n = _write(actions, n, now_ns, oid, ACT_INTENDED, side, op, REASON_NONE, px, qty)
+        n = _write(actions, n, now_ns, oid, ACT_BLOCKED, side, op, reason, px, qty)
+    return n, reason
+
+
+@njit(cache=True)
+def manage_side(
+    guard_state,
+    params,
+    actions,
+    n_actions: int,
+    order,
+    side_idx: int,
+    tgt_px: float,
+    tgt_qty: float,
+    half_spread_px: float,
+    position_qty: float,
+    pnl: float,
+    now_ns: int,
+) -> tuple[int, int, float, float]:
+    """Decide and guard one side. Returns (n_actions, op to send or OP_KEEP, px, qty).
+
+    ``actions`` must have room for 4 more rows after ``n_actions`` (see ``ensure_room``).
+    """
+    g = guard_state[0]
+    if g.killed == 0 and pnl < -params[0].max_loss:
+        g.killed = 1  # kill switch latches (guards.check_risk blocks every new/replace from now on)
+    if g.killed != 0 and order.status == ORD_LIVE:
+        op = OP_CANCEL  # a killed strategy keeps nothing on the book
+    else:
+        op = decide(order, tgt_px, tgt_qty, half_spread_px, params, now_ns)
+    if op == OP_KEEP:
+        return n_actions, OP_KEEP, np.nan, 0.0
+    px = tgt_px if op != OP_CANCEL else order.px
+    qty = tgt_qty if op != OP_CANCEL else order.qty
+    n_actions, reason = _attempt(
+        guard_state,
+        params,
+        actions,
+        n_actions,
+        order,
+        side_idx,
+        op,
+        px,
+        qty,
+        position_qty,
+        pnl,
+        now_ns,
+    )
+    if reason == REASON_NONE:
+        return n_actions, op, px, qty
+    if reason == REASON_RISK and op == OP_REPLACE and order.status == ORD_LIVE:
+        n_actions, reason = _attempt(
+            guard_state,
+            params,
+            actions,
+            n_actions,
+            order,
+            side_idx,
+            OP_CANCEL,
+            order.px,
+            order.qty,
+            position_qty,
+            pnl,
+            now_ns,
+        )
+        if reason == REASON_NONE:
+            return n_actions, OP_CANCEL, order.px, order.qty
+    return n_actions, OP_KEEP, np.nan, 0.0
+
+
+def ensure_room(actions: np.ndarray, n_actions: int, extra: int = 4) -> np.ndarray:
+    """Grow (double) the buffer in Python when fewer than ``extra`` rows are free."""
+    if n_actions + extra <= len(actions):
+        return actions
+    grown = np.zeros(max(2 * len(actions), n_actions + extra, 64), dtype=actions.dtype)
+    grown[:n_actions] = actions[:n_actions]
+    return grown
+
+
+@njit(cache=True)
+def ensure_room_nb(actions, n_actions: int, extra: int):
+    """Compiled twin of ``ensure_room`` for driver loops."""
+    if n_actions + extra <= actions.shape[0]:
+        return actions
+    grown = np.zeros(max(2 * actions.shape[0], n_actions + extra, 64), dtype=actions.dtype)
+    grown[:n_actions] = actions[:n_actions]
+    return grown

@@ -1,0 +1,321 @@
+"""The quoting model: GLFT half-spread and inventory skew, online estimators, the touch baseline.
+
+Owns ``STATE_DTYPE`` (the strategy's whole memory, one numpy record) and the compiled functions a
+driver calls: ``on_trade`` (feeds the trade-arrival intensity estimator), ``on_fill`` (feeds the
+slippage-cost EWMA) and ``step(state, book_view, own_orders, params, now_ns) -> (bid_px, bid_qty,
+ask_px, ask_qty)``. ``step`` knows nothing of its caller: the backtest loop and the live runner call
+the same function. It computes targets on every call, whether or not an order can be sent; a side
+it does not want to quote comes back as (NaN, 0).
+
+Model (Guéant–Lehalle–Fernandez-Tapia 2013, closed-form approximation, Δ = one order size, ξ = γ),
+depths in ticks from the fair price, time in seconds:
+
+    c1 = ln(1 + γ/k) / γ
+    c2 = sqrt( γ / (2 A k) · (1 + γ/k)^(k/γ + 1) )
+    half_spread = c1 + ½ σ c2          skew = σ c2 · q     (q = position / order size)
+
+with σ the mid volatility (ticks/√s, realized variance with exponential forgetting), and A, k the
+trade-arrival intensity λ(δ) = A·e^(−kδ) fitted online (log-linear weighted least squares on exponentially
+decayed counts of trades reaching each depth). Fair value is the microprice.
+
+Knobs (DESIGN.md), base half-spread h0 (price):
+    h0 = model half-spread + (base_spread_bps_delta + slippage_penalty_coef · slip_cost_bps) · fair / 1e4
+    skew: |skew| ≤ inventory_tilt_cap · h0
+    tightening per side = imbalance signal (obi_coef · imbalance · touch half-spread, + on the bid,
+    − on the ask) + maker-rebate tightening (≤ vip_tilt_cap · h0), then capped at max_delta_ratio · h0
+    bid = fair − skew − h0 + tighten_bid   ask = fair − skew + h0 − tighten_ask
+    rounded to the tick on the passive side, never crossing the local touch (post-only);
+    size = min(order_qty, impact_cap_ratio · visible size near the touch on that side, own excluded),
+    rounded down to the lot (0 = do not quote that side).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from mmbot.strategy.params import STRATEGY_TOUCH
+from mmbot.strategy.views import ORD_NONE, SIDE_ASK, SIDE_BID
+
+N_DEPTH_BINS = 16  # trade-depth bins for the intensity fit: depth_j = 0.5 + j ticks from mid
+_LN2 = math.log(2.0)
+_MIN_BIN_COUNT = 2.0  # a depth bin enters the fit once it has this many (decayed) trades
+_K_MIN, _K_MAX = 0.01, 50.0  # per tick
+_SIGMA_PRIOR_WEIGHT_S = 1.0  # the prior volatility counts as this many seconds of observation
+
+STATE_DTYPE = np.dtype(
+    [
+        # volatility (mid in ticks)
+        ("last_mid_ticks", "f8"),
+        ("last_mid_ns", "i8"),
+        ("vol_sum_sq", "f8"),
+        ("vol_time_s", "f8"),
+        ("sigma_ticks", "f8"),  # ticks / sqrt(s)
+        # intensity
+        ("depth_count", "f8", (N_DEPTH_BINS,)),
+        ("intensity_time_s", "f8"),
+        ("intensity_ns", "i8"),  # time of the last decay of the counts
+        ("last_fit_ns", "i8"),
+        ("a_per_s", "f8"),
+        ("k_per_tick", "f8"),
+        ("n_trades", "i8"),
+        # slippage cost EWMA (bps, positive = fills worse than target)
+        ("slip_cost_bps", "f8"),
+        ("n_fills", "i8"),
+        # last computed quote (diagnostics; the audit reads targets from the fills)
+        ("fair_px", "f8"),
+        ("model_half_px", "f8"),
+        ("half_spread_px", "f8"),  # h0
+        ("skew_px", "f8"),
+        ("signal_px", "f8"),
+        ("bid_raw_px", "f8"),
+        ("ask_raw_px", "f8"),
+        ("bid_px", "f8"),
+        ("bid_qty", "f8"),
+        ("ask_px", "f8"),
+        ("ask_qty", "f8"),
+        ("n_steps", "i8"),
+    ],
+    align=True,
+)
+
+
+def new_state(params: np.ndarray) -> np.ndarray:
+    """A fresh strategy state (priors from ``params``)."""
+    s = np.zeros(1, dtype=STATE_DTYPE)
+    p = params[0]
+    s["last_mid_ticks"] = np.nan
+    s["sigma_ticks"] = p["prior_vol_ticks_per_sqrt_s"]
+    s["a_per_s"] = p["prior_a_per_s"]
+    s["k_per_tick"] = p["prior_k_per_tick"]
+    for f in ("fair_px", "model_half_px", "half_spread_px", "skew_px", "signal_px"):
+        s[f] = np.nan
+    for f in ("bid_raw_px", "ask_raw_px", "bid_px", "ask_px"):
+        s[f] = np.nan
+    return s
+
+
+@njit(cache=True)
+def glft_coefficients(gamma: float, a_per_s: float, k_per_tick: float) -> tuple[float, float]:
+    """(c1, c2) of the GLFT closed form with Δ = 1 and ξ = γ (depths in ticks)."""
+    x = gamma / k_per_tick
+    c1 = math.log1p(x) / gamma
+    # (1 + x)^(k/γ + 1) via exp/log1p: exact for small γ/k where the power form loses digits
+    c2 = math.sqrt(gamma / (2.0 * a_per_s * k_per_tick) * math.exp((1.0 / x + 1.0) * math.log1p(x)))
+    return c1, c2
+
+
+@njit(cache=True)
+def _decay_intensity(st, params, now_ns: int) -> None:
+    p = params[0]
+    if st.intensity_ns == 0:
+        st.intensity_ns = now_ns
+        return
+    dt_s = (now_ns - st.intensity_ns) * 1e-9
+    if dt_s <= 0.0:
+        return
+    tau_s = p.intensity_halflife_s / _LN2
+    w = math.exp(-dt_s / tau_s)
+    for j in range(N_DEPTH_BINS):
+        st.depth_count[j] *= w
+    # effective observation time of decayed counts: ∫ e^{-(t-s)/τ} ds
+    st.intensity_time_s = st.intensity_time_s * w + tau_s * (1.0 - w)
+    st.intensity_ns = now_ns
+
+
+@njit(cache=True)
+def on_trade(state, params, now_ns: int, px: float, aggressor_side: int) -> None:
+    """A market trade seen locally: count the depth it reached from the last local mid."""
+    st = state[0]
+    p = params[0]
+    if not (st.last_mid_ticks == st.last_mid_ticks) or aggressor_side == 0:
+        return
+    _decay_intensity(st, params, now_ns)
+    depth_ticks = aggressor_side * (px / p.tick_px - st.last_mid_ticks)
+    for j in range(N_DEPTH_BINS):
+        if depth_ticks + 1e-9 >= 0.5 + j:
+            st.depth_count[j] += 1.0
+        else:
+            break
+    st.n_trades += 1
+
+
+@njit(cache=True)
+def on_fill(state, params, side: int, px: float, target_px: float) -> None:
+    """Our fill (side +1 buy / −1 sell): update the EWMA of slippage cost vs the target, in bps."""
+    st = state[0]
+    p = params[0]
+    if not (target_px == target_px) or target_px <= 0.0:
+        return
+    cost_bps = side * (px - target_px) / target_px * 1e4
+    if st.n_fills == 0:
+        st.slip_cost_bps = cost_bps
+    else:
+        st.slip_cost_bps += p.slippage_ewma_alpha * (cost_bps - st.slip_cost_bps)
+    st.n_fills += 1
+
+
+@njit(cache=True)
+def fit_intensity(state, params, now_ns: int) -> None:
+    """Refit (A, k) of λ(δ) = A e^{−kδ} by least squares of ln(rate) on depth."""
+    st = state[0]
+    p = params[0]
+    _decay_intensity(st, params, now_ns)
+    st.last_fit_ns = now_ns
+    t_s = st.intensity_time_s
+    if t_s <= 0.0:
+        return
+    # weighted least squares: Var[ln count] ≈ 1/count, so each depth bin is weighted by its count
+    n = 0
+    sw = 0.0
+    sx = 0.0
+    sy = 0.0
+    sxx = 0.0
+    sxy = 0.0
+    for j in range(N_DEPTH_BINS):
+        c = st.depth_count[j]
+        if c < _MIN_BIN_COUNT:
+            break
+        x = 0.5 + j
+        y = math.log(c / t_s)
+        n += 1
+        sw += c
+        sx += c * x
+        sy += c * y
+        sxx += c * x * x
+        sxy += c * x * y
+    if n >= 2:
+        den = sw * sxx - sx * sx
+        slope = (sw * sxy - sx * sy) / den
+        k = -slope
+        if k > 0.0:
+            k = min(max(k, _K_MIN), _K_MAX)
+            intercept = (sy - slope * sx) / sw
+            # keep the fitted line through the weighted mean point when k was clamped
+            st.k_per_tick = k
+            st.a_per_s = math.exp(intercept + (slope + k) * (sx / sw))
+            return
+    if n >= 1:
+        # all trades at the touch: keep k, set A from the touch rate
+        st.a_per_s = st.depth_count[0] / t_s * math.exp(st.k_per_tick * 0.5)
+
+
+@njit(cache=True)
+def _update_vol(st, params, mid_ticks: float, now_ns: int) -> None:
+    p = params[0]
+    if not (st.last_mid_ticks == st.last_mid_ticks):
+        st.last_mid_ticks = mid_ticks
+        st.last_mid_ns = now_ns
+        return
+    if mid_ticks == st.last_mid_ticks:
+        return
+    dt_s = (now_ns - st.last_mid_ns) * 1e-9
+    tau_s = p.vol_halflife_s / _LN2
+    w = math.exp(-max(dt_s, 0.0) / tau_s)
+    r = mid_ticks - st.last_mid_ticks
+    st.vol_sum_sq = st.vol_sum_sq * w + r * r
+    st.vol_time_s = st.vol_time_s * w + tau_s * (1.0 - w)
+    prior = p.prior_vol_ticks_per_sqrt_s
+    st.sigma_ticks = math.sqrt(
+        (st.vol_sum_sq + prior * prior * _SIGMA_PRIOR_WEIGHT_S)
+        / (st.vol_time_s + _SIGMA_PRIOR_WEIGHT_S)
+    )
+    st.last_mid_ticks = mid_ticks
+    st.last_mid_ns = now_ns
+
+
+@njit(cache=True)
+def _size(params, visible_qty: float, own_qty: float) -> float:
+    """order_qty capped at impact_cap_ratio × visible size (own excluded), down to the lot."""
+    p = params[0]
+    visible = max(visible_qty - own_qty, 0.0)
+    q = min(p.order_qty, p.impact_cap_ratio * visible)
+    n = math.floor(q / p.lot_qty + 1e-9)
+    return n * p.lot_qty
+
+
+@njit(cache=True)
+def step(state, book_view, own_orders, params, now_ns: int) -> tuple[float, float, float, float]:
+    """Targets (bid_px, bid_qty, ask_px, ask_qty) for the current local view; (NaN, 0) = no quote."""
+    st = state[0]
+    b = book_view[0]
+    p = params[0]
+    st.n_steps += 1
+    nan = np.nan
+    bid0 = b.best_bid_px
+    ask0 = b.best_ask_px
+    tick = p.tick_px
+    if not (bid0 > 0.0 and ask0 > 0.0 and ask0 > bid0):
+        st.bid_px = nan
+        st.ask_px = nan
+        st.bid_qty = 0.0
+        st.ask_qty = 0.0
+        return nan, 0.0, nan, 0.0
+    mid = 0.5 * (bid0 + ask0)
+    _update_vol(st, params, mid / tick, now_ns)
+    if now_ns - st.last_fit_ns >= p.refit_interval_ns:
+        fit_intensity(state, params, now_ns)
+
+    own_bid_qty = own_orders[SIDE_BID].qty if own_orders[SIDE_BID].status != ORD_NONE else 0.0
+    own_ask_qty = own_orders[SIDE_ASK].qty if own_orders[SIDE_ASK].status != ORD_NONE else 0.0
+    bid_qty = _size(params, b.bid_near_qty, own_bid_qty)
+    ask_qty = _size(params, b.ask_near_qty, own_ask_qty)
+
+    if p.strategy == STRATEGY_TOUCH:
+        st.fair_px = mid
+        st.bid_raw_px = bid0
+        st.ask_raw_px = ask0
+        st.bid_px = bid0
+        st.ask_px = ask0
+        st.bid_qty = bid_qty
+        st.ask_qty = ask_qty
+        return bid0, bid_qty, ask0, ask_qty
+
+    # fair value: microprice (size-weighted towards the thinner side)
+    qb = b.best_bid_qty
+    qa = b.best_ask_qty
+    fair = (bid0 * qa + ask0 * qb) / (qa + qb) if qa + qb > 0.0 else mid
+
+    c1, c2 = glft_coefficients(p.gamma, st.a_per_s, st.k_per_tick)
+    sigma = st.sigma_ticks
+    model_half_px = (c1 + 0.5 * sigma * c2) * tick
+    slip_pen_bps = p.slippage_penalty_coef * max(st.slip_cost_bps, 0.0)
+    h0 = model_half_px + (p.base_spread_bps_delta + slip_pen_bps) * fair * 1e-4
+
+    q_units = b.position_qty / p.order_qty if p.order_qty > 0.0 else 0.0
+    skew = sigma * c2 * q_units * tick
+    skew_cap = p.inventory_tilt_cap * h0
+    skew = min(max(skew, -skew_cap), skew_cap)
+
+    nb = b.bid_near_qty
+    na = b.ask_near_qty
+    imb = (nb - na) / (nb + na) if nb + na > 0.0 else 0.0
+    signal = p.obi_coef * imb * 0.5 * (ask0 - bid0)
+    rebate = max(-p.maker_fee_rate, 0.0) * fair
+    rebate_tight = min(rebate, p.vip_tilt_cap * h0)
+    cap = p.max_delta_ratio * h0
+    tight_bid = min(signal + rebate_tight, cap)
+    tight_ask = min(-signal + rebate_tight, cap)
+
+    bid_raw = fair - skew - h0 + tight_bid
+    ask_raw = fair - skew + h0 - tight_ask
+    bid = math.floor(bid_raw / tick + 1e-9) * tick
+    ask = math.ceil(ask_raw / tick - 1e-9) * tick
+    # post-only: never cross the local touch
+    bid = min(bid, ask0 - tick)
+    ask = max(ask, bid0 + tick)
+
+    st.fair_px = fair
+    st.model_half_px = model_half_px
+    st.half_spread_px = h0
+    st.skew_px = skew
+    st.signal_px = signal
+    st.bid_raw_px = bid_raw
+    st.ask_raw_px = ask_raw
+    st.bid_px = bid
+    st.ask_px = ask
+    st.bid_qty = bid_qty
+    st.ask_qty = ask_qty
+    return bid, bid_qty, ask, ask_qty
