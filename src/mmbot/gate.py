@@ -58,7 +58,7 @@ def load_thresholds(path: Path | None = None) -> dict:
     return _validate_thresholds(load_json(p, "gate thresholds"), str(p))
 
 
-def _metric(totals: dict, name: str) -> tuple[float | None, str | None]:
+def _metric(totals: dict, name: str) -> tuple[int | float | None, str | None]:
     """(value, why-it-fails) for a metric of the report's totals."""
     if name not in totals:
         return None, "missing"
@@ -69,7 +69,7 @@ def _metric(totals: dict, name: str) -> tuple[float | None, str | None]:
         return None, f"not a number ({type(v).__name__})"
     if not math.isfinite(v):
         return float(v), "non-finite"
-    return float(v), None
+    return v, None
 
 
 def evaluate(edge_report: dict, thresholds: dict | None = None) -> dict:

@@ -187,7 +187,7 @@ def render_html(
     if gate is not None:
         rows = "".join(
             f"<tr class='{c['result']}'><td>{c['tier']}</td><td>{_html.escape(c['metric'])}</td><td>{fmt(c.get('value'))}</td>"
-            f"<td>{'≥' if c['op'] == 'ge' else '≤'} {fmt(c['threshold'])}</td><td>{c['result'].upper()}</td></tr>"
+            f"<td>{'≥' if c['op'] == 'ge' else '≤'} {c['threshold']:g}</td><td>{c['result'].upper()}</td></tr>"
             for c in gate.get("checks", [])
         )
         gate_html = f"<h2>KPI gate</h2><table><tr><th>tier</th><th>metric</th><th>value</th><th>threshold</th><th>result</th></tr>{rows}</table>"

@@ -143,9 +143,7 @@ def render_markdown(edge_report: dict, gate: dict | None = None, extra_md: str =
         for c in gate.get("checks", []):
             op = "≥" if c["op"] == "ge" else "≤"
             res = c["result"].upper() + (f" ({c['reason']})" if c.get("reason") else "")
-            rows.append(
-                [c["tier"], c["metric"], c.get("value"), f"{op} {fmt(c['threshold'])}", res]
-            )
+            rows.append([c["tier"], c["metric"], c.get("value"), f"{op} {c['threshold']:g}", res])
         lines.append(_table(["tier", "metric", "value", "threshold", "result"], rows))
 
     syms = edge_report.get("symbols", {})
