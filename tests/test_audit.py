@@ -6,6 +6,7 @@ rates) — nothing is copied from the code's output.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -287,7 +288,8 @@ def test_zero_fills_give_a_valid_report_with_null_p95s():
     assert t["net_bps"] == 0.0 and t["gross_bps"] == 0.0
     assert t["adverse_bps_p95"] is None and t["slippage_bps_p95"] is None
     assert t["maker_share_pct"] is None and t["cancel_ratio"] is None
-    assert b"NaN" not in dumps_json(rep)
+    # strict JSON: no NaN/Infinity literals anywhere
+    json.loads(dumps_json(rep), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
 
 
 def test_position_mismatch_between_fills_and_cumulative_quantity_is_an_error():
@@ -316,7 +318,7 @@ def test_identity_violation_raises_not_warns():
         check_identity(e._replace(pnl=math.nan))
 
 
-@pytest.mark.parametrize("col", ["px", "mid_px", "qty"])
+@pytest.mark.parametrize("col", ["px", "qty", "fee"])
 def test_nan_in_fill_prices_is_a_user_error_naming_the_column(col):
     r = held_inventory()
     r.fills[col][1] = np.nan
@@ -341,3 +343,26 @@ def test_unsorted_fills_are_decomposed_in_time_order():
     a = build_edge_report([r], {})["totals"]
     b = build_edge_report([flipped], {})["totals"]
     assert a["pnl"] == b["pnl"] and a["inventory_bps"] == b["inventory_bps"]
+
+
+def test_nan_mid_from_an_empty_book_side_is_repaired_from_the_last_mark_and_counted():
+    # held_inventory, but the book had an empty side at the second fill (t=3 s): the venue wrote a
+    # NaN mid on the fill and on its mark. The mid in force before it was 100.10 (mark at 2 s).
+    r = held_inventory()
+    r.fills["mid_px"][1] = np.nan
+    r.marks["mid_px"][3] = np.nan  # the (3 s) mark
+    t = build_edge_report([r], {})["totals"]
+    assert t["fills_mid_repaired"] == 1 and t["marks_nan_mid_dropped"] == 1
+    # same figures as with the mid known: gross uses 100.10 for the second fill
+    assert t["component_breakdown"]["gross_quote"] == approx((100.0 - 99.99) + (100.10 - 100.09))
+    assert t["component_breakdown"]["inventory_quote"] == approx(
+        1 * (100.10 - 100.0) + 2 * (99.80 - 100.10)
+    )
+
+
+def test_nan_mid_without_any_earlier_mark_is_a_user_error():
+    r = held_inventory()
+    r.fills["mid_px"][0] = np.nan
+    r.marks["mid_px"][:2] = np.nan  # nothing valid at or before 1 s
+    with pytest.raises(UserError, match="mid_px is NaN"):
+        build_edge_report([r], {})

@@ -63,6 +63,8 @@ class FillEdges(NamedTuple):
     final_mid_px: float
     start_mid_px: float
     initial_position_qty: float
+    fills_mid_repaired: int  # fills whose NaN mid_px was replaced by the last mark's mid
+    marks_nan_dropped: int  # marks with a NaN mid (a book side empty), dropped
     inventory_initial: float  # pos0·(m_T − m_0)
     cash: float  # Σ(−s·p·q) − Σ fee
     pnl: float  # cash + pos_T·m_T − pos0·m_0
@@ -82,7 +84,7 @@ def validate_result(result: RunResult, label: str = "run") -> None:
     _require_fields(result.marks, MARK_DTYPE, f"{label}: marks")
     f = result.fills
     if len(f):
-        for col in ("px", "qty", "mid_px", "fee"):
+        for col in ("px", "qty", "fee"):
             bad = ~np.isfinite(f[col])
             if bad.any():
                 i = int(np.argmax(bad))
@@ -90,6 +92,9 @@ def validate_result(result: RunResult, label: str = "run") -> None:
                     f"{label}: fills column {col} has {int(bad.sum())} non-finite value(s) "
                     f"(first at row {i}, exch_ts={int(f['exch_ts'][i])})"
                 )
+        # mid_px may be NaN (a book side was empty at the fill): repaired from the marks and counted
+        if np.isinf(f["mid_px"]).any():
+            raise UserError(f"{label}: fills column mid_px has an infinite value")
         if (f["px"] <= 0).any() or (f["mid_px"] <= 0).any():
             raise UserError(f"{label}: fills have a non-positive px or mid_px")
         if (f["qty"] <= 0).any():
@@ -102,11 +107,12 @@ def validate_result(result: RunResult, label: str = "run") -> None:
             raise UserError(f"{label}: fills column target_px has an infinite value")
     m = result.marks
     if len(m):
-        bad = ~np.isfinite(m["mid_px"]) | (m["mid_px"] <= 0)
+        # NaN mids (an empty book side) are dropped and counted; inf or <= 0 is bad input
+        bad = np.isinf(m["mid_px"]) | (m["mid_px"] <= 0)
         if bad.any():
             i = int(np.argmax(bad))
             raise UserError(
-                f"{label}: marks column mid_px has {int(bad.sum())} NaN/non-positive value(s) "
+                f"{label}: marks column mid_px has {int(bad.sum())} infinite/non-positive value(s) "
                 f"(first at row {i})"
             )
         if not np.isfinite(m["position_qty"]).all():
@@ -124,15 +130,21 @@ def _meta_float(meta: dict, key: str) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def final_mid(result: RunResult) -> float:
-    """The mid the run is marked at: meta final_mid_px, else the last mark, else the last fill's mid."""
+def final_mid(
+    result: RunResult, marks: np.ndarray | None = None, fill_mid: np.ndarray | None = None
+) -> float:
+    """The mid the run is marked at: meta final_mid_px, else the last valid mark, else the last
+    fill's mid. ``marks``/``fill_mid``: the cleaned, time-sorted series when the caller has them."""
     x = _meta_float(result.meta, "final_mid_px")
     if x is not None and x > 0:
         return x
-    if len(result.marks):
-        return float(result.marks["mid_px"][np.argmax(result.marks["exch_ts"])])
-    if len(result.fills):
-        return float(result.fills["mid_px"][np.argmax(result.fills["exch_ts"])])
+    m = marks if marks is not None else result.marks[np.isfinite(result.marks["mid_px"])]
+    if len(m):
+        return float(m["mid_px"][np.argmax(m["exch_ts"])])
+    fm = fill_mid if fill_mid is not None else result.fills["mid_px"]
+    fm = fm[np.isfinite(fm)]
+    if len(fm):
+        return float(fm[-1])
     return float("nan")
 
 
@@ -171,11 +183,25 @@ def decompose(result: RunResult, label: str = "run") -> FillEdges:
     validate_result(result, label)
     fills = _sorted(result.fills, "exch_ts")
     marks = _sorted(result.marks, "exch_ts")
+    nan_marks = np.isnan(marks["mid_px"])
+    marks_dropped = int(nan_marks.sum())
+    if marks_dropped:
+        marks = marks[~nan_marks]
     n = len(fills)
     side = fills["side"].astype(np.float64)
     px = fills["px"].astype(np.float64)
     qty = fills["qty"].astype(np.float64)
     mid = fills["mid_px"].astype(np.float64)
+    nan_mid = np.isnan(mid)
+    mid_repaired = int(nan_mid.sum())
+    if mid_repaired:
+        # the mid in force just before the fill (last valid mark at or before it)
+        mid = np.where(nan_mid, mid_at(marks, fills["exch_ts"].astype(np.int64)), mid)
+        if np.isnan(mid).any():
+            i = int(np.argmax(np.isnan(mid)))
+            raise UserError(
+                f"{label}: fills mid_px is NaN at row {i} and no earlier mark has a mid to repair it"
+            )
     raw_tgt = fills["target_px"].astype(np.float64)
     no_target = np.isnan(raw_tgt)
     tgt = np.where(no_target, px, raw_tgt)
@@ -183,13 +209,13 @@ def decompose(result: RunResult, label: str = "run") -> FillEdges:
     notional = px * qty
     sq = side * qty
 
-    m_T = final_mid(result)
+    m_T = final_mid(result, marks, mid)
     pos0 = _meta_float(result.meta, "initial_position_qty") or 0.0
     if n == 0 and not math.isfinite(m_T):
         m_T = 0.0  # nothing traded and nothing marked: every term is 0
     m_0 = _meta_float(result.meta, "start_mid_px")
     if m_0 is None:
-        m_0 = float(marks["mid_px"][0]) if len(marks) else m_T
+        m_0 = float(marks["mid_px"][0]) if len(marks) else (float(mid[0]) if n else m_T)
 
     gross = sq * (mid - tgt)
     slippage = sq * (tgt - px)
@@ -245,6 +271,8 @@ def decompose(result: RunResult, label: str = "run") -> FillEdges:
         final_mid_px=m_T,
         start_mid_px=m_0,
         initial_position_qty=pos0,
+        fills_mid_repaired=mid_repaired,
+        marks_nan_dropped=marks_dropped,
         inventory_initial=inventory_initial,
         cash=cash,
         pnl=pnl,
@@ -285,6 +313,7 @@ def inventory_by_marks(result: RunResult) -> float:
     """Σ position·Δmid over the marks series (a second route to the inventory term, used as a check
     when the marks carry a row at every fill; see tests)."""
     m = _sorted(result.marks, "exch_ts")
+    m = m[np.isfinite(m["mid_px"])]
     if len(m) < 2:
         return 0.0
     return float((m["position_qty"][:-1] * np.diff(m["mid_px"])).sum())

@@ -82,10 +82,18 @@ CONVENTIONS: dict[str, Any] = {
         "adverse_bps": f"notional-weighted mean {ADVERSE_HORIZON} markout cost (positive hurts)",
     },
     "ratios": {
-        "cancel_ratio": "orders cancelled / orders placed (ACKED new+replace actions)",
+        "cancel_ratio": (
+            "orders cancelled (CANCELLED rows) / orders placed (ACKED new and replace requests; "
+            "a replace is an amend, it records no cancel)"
+        ),
         "maker_share_pct": "maker fill notional / fill notional * 100",
         "block_reasons.*.ratio": "blocked attempts with that reason / all intended attempts (0 if none)",
-        "order_age_p95_ms": "p95 age of orders when they leave the book (cancelled, filled, expired)",
+        "order_age_p95_ms": (
+            "p95 age of orders when they leave the book (cancelled, filled, expired, or a rejected "
+            "replace that removed a live order)"
+        ),
+        "fills_mid_repaired": "fills whose NaN mid (empty book side) was taken from the last valid mark",
+        "marks_nan_mid_dropped": "marks with a NaN mid (empty book side), left out of markouts and plots",
         "ws_lag_p95_ms": (
             "p95 feed latency of processed market events; over several runs the max of the runs' p95s "
             "(an upper bound of the pooled p95)"
@@ -270,6 +278,8 @@ def _section(pool: _Pool) -> dict:
         "pnl": tot["pnl"],
         "net_bps": _bps(tot["pnl"], turnover),
         "fills_without_target": no_target,
+        "fills_mid_repaired": int(sum(e.fills_mid_repaired for e in edges)),
+        "marks_nan_mid_dropped": int(sum(e.marks_nan_dropped for e in edges)),
     }
     for comp, key in COMPONENTS:
         out[key] = _bps(tot[comp], turnover)
@@ -316,7 +326,9 @@ def _section(pool: _Pool) -> dict:
     out["orders_placed"] = placed
     out["orders_cancelled"] = cancels
     out["cancel_ratio"] = cancels / placed if placed > 0 else None
+    # a rejected replace that removes a live order (post-only cross) also leaves the book: age > 0
     leaves = (kind == ACT_CANCELLED) | (kind == ACT_FILLED) | (kind == ACT_EXPIRED)
+    leaves |= (kind == ACT_REJECTED) & (age_ns > 0)
     out["order_age_p95_ms"] = _p95(age_ns[leaves] / 1e6)
 
     intended = int((kind == ACT_INTENDED).sum())
@@ -380,7 +392,8 @@ def build_edge_report(results: Sequence[RunResult], runtime: dict | None = None)
         max_rel = max(max_rel, rel)
         sim_diff = None
         sim_eq = r.meta.get("sim_equity")
-        if sim_eq is not None:
+        # a NaN sim equity (position held while a book side was empty at the end) cannot be compared
+        if isinstance(sim_eq, (int, float)) and math.isfinite(float(sim_eq)):
             init = float(r.meta.get("initial_equity", 0.0) or 0.0)
             sim_pnl = float(sim_eq) - init
             ct = component_totals(e)
