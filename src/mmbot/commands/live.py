@@ -1,7 +1,270 @@
-"""`mmbot paper|live|record|emulator` (Bybit V5). Filled in by the live wave."""
+"""`mmbot paper|live|record|emulator` (Bybit V5 linear perpetuals)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
-COMMANDS: dict[str, Callable[..., object]] = {}
+import typer
+
+
+def _endpoints(testnet: bool, mainnet: bool, exchange_url: str | None):
+    from mmbot.errors import UserError
+    from mmbot.live.bybit import MAINNET, TESTNET, endpoints_at
+
+    if testnet and mainnet:
+        raise UserError("--testnet and --mainnet: choose one")
+    if exchange_url:
+        return endpoints_at(exchange_url)
+    if mainnet:
+        return MAINNET
+    if testnet:
+        return TESTNET
+    return None
+
+
+def _session(
+    mode: str,
+    symbol: str,
+    out: Path,
+    endpoints,
+    keys,
+    journal: Path | None,
+    duration_s: float | None,
+    profile: str,
+    overrides: Path | None,
+    strategy: str,
+    order_qty: float | None,
+    max_position_qty: float | None,
+    loss_limit: float | None,
+    stale_ms: float,
+    max_clock_drift_ms: float,
+    metrics_port: int,
+    latency_ms: float,
+) -> int:
+    from mmbot.live.runner import RunnerConfig, run_session
+
+    cfg = RunnerConfig(
+        mode=mode,
+        symbol=symbol,
+        endpoints=endpoints,
+        out_dir=out,
+        keys=keys,
+        journal_path=journal,
+        duration_s=duration_s,
+        profile=profile,
+        overrides_file=overrides,
+        strategy=strategy,
+        order_qty=order_qty,
+        max_position_qty=max_position_qty,
+        loss_limit_quote=loss_limit,
+        stale_ms=stale_ms,
+        max_clock_drift_ms=max_clock_drift_ms,
+        metrics_port=metrics_port,
+        paper_latency_ms=latency_ms,
+    )
+    return run_session(cfg)
+
+
+_SYMBOL = typer.Option(..., "--symbol", help="linear perpetual, e.g. XRPUSDT")
+_OUT = typer.Option(Path("artifacts/live"), "--out", help="records, EDGE_REPORT, journal, live.log")
+_URL = typer.Option(
+    None, "--exchange-url", help="one host for REST+WS, e.g. http://127.0.0.1:8765 (the emulator)"
+)
+
+
+def paper(
+    symbol: str = _SYMBOL,
+    out: Path = _OUT,
+    exchange_url: str | None = _URL,
+    testnet: bool = typer.Option(False, "--testnet", help="public data from Bybit testnet"),
+    mainnet: bool = typer.Option(
+        False, "--mainnet", help="public data from Bybit mainnet (default)"
+    ),
+    duration_s: float | None = typer.Option(
+        None, "--duration-s", help="stop after this many seconds"
+    ),
+    journal: Path | None = typer.Option(
+        None, "--journal", help="SQLite journal (default OUT/journal.sqlite)"
+    ),
+    profile: str = typer.Option("S1", "--profile"),
+    overrides: Path | None = typer.Option(None, "--overrides"),
+    strategy: str = typer.Option("glft", "--strategy", help="glft | touch"),
+    order_qty: float | None = typer.Option(None, "--order-qty"),
+    max_position_qty: float | None = typer.Option(None, "--max-position-qty"),
+    loss_limit: float | None = typer.Option(
+        None, "--loss-limit", help="kill switch, quote currency"
+    ),
+    stale_ms: float = typer.Option(3000.0, "--stale-ms"),
+    max_clock_drift_ms: float = typer.Option(1000.0, "--max-clock-drift-ms"),
+    metrics_port: int = typer.Option(
+        0, "--metrics-port", help="Prometheus /metrics on 127.0.0.1 (0 = off)"
+    ),
+    latency_ms: float = typer.Option(
+        0.0, "--latency-ms", help="simulated order latency of the paper venue"
+    ),
+) -> int:
+    """Paper trading: live public data, fills from the simulated venue; same records as a backtest."""
+    eps = _endpoints(testnet, mainnet, exchange_url)
+    if eps is None:
+        from mmbot.live.bybit import MAINNET
+
+        eps = MAINNET
+    return _session(
+        "paper",
+        symbol,
+        out,
+        eps,
+        None,
+        journal,
+        duration_s,
+        profile,
+        overrides,
+        strategy,
+        order_qty,
+        max_position_qty,
+        loss_limit,
+        stale_ms,
+        max_clock_drift_ms,
+        metrics_port,
+        latency_ms,
+    )
+
+
+def live(
+    symbol: str = _SYMBOL,
+    out: Path = _OUT,
+    confirm_live: bool = typer.Option(
+        False, "--confirm-live", help="required: this sends real orders"
+    ),
+    testnet: bool = typer.Option(False, "--testnet"),
+    mainnet: bool = typer.Option(False, "--mainnet"),
+    exchange_url: str | None = _URL,
+    keys_file: Path | None = typer.Option(
+        None,
+        "--keys-file",
+        help="JSON {key, secret}, mode 0600; else $BYBIT_API_KEY/$BYBIT_API_SECRET",
+    ),
+    duration_s: float | None = typer.Option(None, "--duration-s"),
+    journal: Path | None = typer.Option(None, "--journal"),
+    profile: str = typer.Option("S1", "--profile"),
+    overrides: Path | None = typer.Option(None, "--overrides"),
+    strategy: str = typer.Option("glft", "--strategy"),
+    order_qty: float | None = typer.Option(None, "--order-qty"),
+    max_position_qty: float | None = typer.Option(None, "--max-position-qty"),
+    loss_limit: float | None = typer.Option(None, "--loss-limit"),
+    stale_ms: float = typer.Option(3000.0, "--stale-ms"),
+    max_clock_drift_ms: float = typer.Option(1000.0, "--max-clock-drift-ms"),
+    metrics_port: int = typer.Option(0, "--metrics-port"),
+    rest_timeout_s: float = typer.Option(
+        2.0, "--rest-timeout-s", help="an order request unanswered this long has an unknown outcome"
+    ),
+    clock_check_s: float = typer.Option(
+        5.0, "--clock-check-s", help="how often the clock drift is checked"
+    ),
+) -> int:
+    """Live trading on Bybit V5 (real orders): needs --confirm-live and --testnet or --mainnet."""
+    from mmbot.errors import UserError
+    from mmbot.live.signing import load_keys
+
+    if not confirm_live:
+        raise UserError("live trading sends real orders: add --confirm-live")
+    if not (testnet or mainnet):
+        raise UserError("live trading: say --testnet or --mainnet explicitly")
+    eps = _endpoints(testnet, mainnet, exchange_url)
+    keys = load_keys(keys_file)
+    return _session(
+        "live",
+        symbol,
+        out,
+        eps,
+        keys,
+        journal,
+        duration_s,
+        profile,
+        overrides,
+        strategy,
+        order_qty,
+        max_position_qty,
+        loss_limit,
+        stale_ms,
+        max_clock_drift_ms,
+        metrics_port,
+        0.0,
+    )
+
+
+def record(
+    symbol: str = _SYMBOL,
+    out: Path = typer.Option(
+        ..., "--out", help="capture file (Bybit V5 JSON lines, the format of recorded files)"
+    ),
+    exchange_url: str | None = _URL,
+    testnet: bool = typer.Option(False, "--testnet"),
+    duration_s: float = typer.Option(60.0, "--duration-s"),
+) -> int:
+    """Record the public stream (orderbook.50 + publicTrade) to a capture file for later backtests."""
+    from mmbot.live.record import record_command
+
+    eps = _endpoints(testnet, False, exchange_url)
+    if eps is None:
+        from mmbot.live.bybit import MAINNET
+
+        eps = MAINNET
+    return record_command(symbol, out, eps, duration_s)
+
+
+def emulator(
+    port: int = typer.Option(8765, "--port", help="TCP port on 127.0.0.1 (0 = any free port)"),
+    data: Path = typer.Option(
+        ..., "--data", help="capture replayed as the market (any format load_events reads)"
+    ),
+    symbol: str = typer.Option("XRPUSDT", "--symbol"),
+    speed: float = typer.Option(1.0, "--speed", help="replay speed (x real time)"),
+    loop: bool = typer.Option(True, "--loop/--no-loop", help="restart the replay at the end"),
+    keys_file: Path | None = typer.Option(
+        None, "--keys-file", help="accepted API keys; else $BYBIT_API_KEY/$BYBIT_API_SECRET"
+    ),
+    fault: list[str] = typer.Option([], "--fault", help="KIND[:COUNT|SECONDS][@AT_S], repeatable"),
+    maker_fee_rate: float = typer.Option(0.0002, "--maker-fee-rate"),
+    taker_fee_rate: float = typer.Option(0.00055, "--taker-fee-rate"),
+    duration_s: float | None = typer.Option(None, "--duration-s"),
+    tick_px: float | None = typer.Option(None, "--tick-px"),
+    lot_qty: float | None = typer.Option(None, "--lot-qty"),
+) -> int:
+    """Local Bybit V5 exchange emulator (REST + websocket on 127.0.0.1) replaying a capture."""
+    import asyncio
+
+    from mmbot.live.emulator import EmulatorConfig, load_market, parse_fault_spec, serve
+    from mmbot.live.signing import load_keys
+
+    keys = load_keys(keys_file)
+    events, tick, lot = load_market(data)
+    cfg = EmulatorConfig(
+        symbol=symbol,
+        tick_px=tick_px or tick,
+        lot_qty=lot_qty or lot,
+        keys=keys,
+        maker_fee_rate=maker_fee_rate,
+        taker_fee_rate=taker_fee_rate,
+        speed=speed,
+        loop=loop,
+        scheduled_faults=[parse_fault_spec(f) for f in fault],
+    )
+    try:
+        asyncio.run(serve(events, cfg, "127.0.0.1", port, duration_s))
+    except OSError as exc:
+        from mmbot.errors import UserError
+
+        raise UserError(f"--port {port}: cannot listen ({exc.strerror})") from exc
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+COMMANDS: dict[str, Callable[..., object]] = {
+    "paper": paper,
+    "live": live,
+    "record": record,
+    "emulator": emulator,
+}

@@ -751,22 +751,22 @@ def load_market(path: Path) -> tuple[np.ndarray, float, float]:
     path = Path(path)
     if not path.exists():
         raise UserError(f"--data {path}: not found")
+    events = None
+    tick = lot = 0.0
     try:
         from mmbot.data import load_events  # type: ignore[attr-defined]
-    except ImportError:
-        load_events = None
-    if load_events is not None:
+
         events, stats = load_events(path)
         tick = float(getattr(stats, "tick_px_guess", 0.0) or 0.0)
         lot = float(getattr(stats, "lot_qty_guess", 0.0) or 0.0)
-    elif (
-        path.suffix == ".npz"
-    ):  # until the data layer lands: hftbacktest-style npz with a "data" array
+    except ImportError:  # data layer incomplete: read hftbacktest-style npz ourselves
+        if path.suffix != ".npz":
+            raise UserError(
+                f"--data {path}: cannot read (mmbot.data.load_events unavailable)"
+            ) from None
+    if events is None:
         with np.load(path) as z:
             events = z["data"] if "data" in z else z[z.files[0]]
-        tick = lot = 0.0
-    else:
-        raise UserError(f"--data {path}: cannot read (mmbot.data.load_events unavailable)")
     depth = events[(events["ev"] & KIND_MASK) != TRADE_EVENT]
     tick = tick or guess_tick(depth["px"])
     lot = lot or guess_tick(events["qty"])

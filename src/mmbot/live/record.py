@@ -1,0 +1,61 @@
+"""`mmbot record`: the public stream written as a capture (one Bybit V5 message a line, as received).
+
+The file has the layout of the recorded Bybit files the data layer reads (``orderbook.N.SYMBOL``
+snapshot/delta and ``publicTrade.SYMBOL`` messages, one JSON object a line), so a backtest can replay
+it. The book's sequence is checked as it is recorded; on a gap the stream is resubscribed and the
+fresh snapshot is recorded too (the reader resets the book on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+
+import aiohttp
+
+from mmbot.errors import UserError
+from mmbot.live.bybit import BybitRest, BybitStream, Endpoints, TransportError
+from mmbot.live.bybit_msgs import LiveBook, book_topic, trade_topic
+
+
+async def _record(symbol: str, out: Path, eps: Endpoints, duration_s: float) -> int:
+    book = LiveBook()
+    n = 0
+    stop = asyncio.Event()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    async with aiohttp.ClientSession() as http:
+        try:
+            await BybitRest(http, eps.rest_url, None).instrument(symbol)
+        except TransportError as exc:
+            raise UserError(f"exchange at {eps.rest_url} not reachable ({exc})") from exc
+        with out.open("w") as fh:
+            stream: BybitStream
+
+            def on_msg(msg: dict, local_ns: int) -> None:
+                nonlocal n
+                if str(msg.get("topic", "")).startswith("orderbook.") and book.apply(msg) == "gap":
+                    asyncio.get_running_loop().create_task(stream.resubscribe())
+                    return
+                fh.write(json.dumps(msg, separators=(",", ":")) + "\n")
+                n += 1
+
+            stream = BybitStream(
+                http, eps.public_ws_url, [book_topic(symbol), trade_topic(symbol)], on_msg
+            )
+            task = asyncio.create_task(stream.run(stop))
+            with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+                await asyncio.wait_for(stop.wait(), duration_s)
+            stop.set()
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+    if stream.fatal is not None:
+        raise stream.fatal
+    print(f"recorded {n} messages to {out}")
+    return 0
+
+
+def record_command(symbol: str, out: Path, eps: Endpoints, duration_s: float) -> int:
+    return asyncio.run(_record(symbol, Path(out), eps, duration_s))

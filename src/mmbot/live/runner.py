@@ -1,0 +1,1036 @@
+"""The live/paper session: the strategy loop driven by the exchange stream, with the same compiled
+strategy step (``mmbot.strategy.glft.step``) and order manager + guards
+(``mmbot.execution.manager.manage_side``) as the backtest, called from Python per market update.
+
+Reliability rules (issue 8):
+- every order intent is journaled (``Journal.new_order``) before its request leaves; every fill is
+  journaled before it moves the position; fills are keyed by execId (counted once);
+- quoting starts only after a reconcile (executions -> journal, open orders, position vs exchange);
+  every reconnect of a stream re-runs it; a book sequence gap invalidates the book and resubscribes
+  (fresh snapshot) before quoting resumes;
+- an order request whose outcome is unknown (timeout, 5xx, duplicate client id) is resolved by
+  querying the order by its client id, never by re-sending a new id;
+- rate-limit answers (retCode 10006) pause order actions with exponential backoff;
+- stale data pauses quoting and cancels our orders; loss limit, position limit and clock drift
+  trip the kill switch (cancel-all, records written, exit code 4);
+- SIGINT/SIGTERM: cancel-all, final reconcile, records and EDGE_REPORT, exit 0.
+Keys live only in ``ApiKeys`` (masked repr); nothing here logs a request's headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+
+from mmbot.errors import UserError
+from mmbot.live.bybit import (
+    BybitError,
+    BybitRest,
+    BybitStream,
+    Endpoints,
+    RateLimited,
+    TransportError,
+)
+from mmbot.live.bybit_msgs import LiveBook, book_topic, fmt, trade_topic
+from mmbot.live.journal import FillRow, Journal
+from mmbot.live.matcher import price_decimals
+from mmbot.live.signing import ApiKeys
+from mmbot.records import (
+    ACT_ACKED,
+    ACT_CANCELLED,
+    ACT_FILLED,
+    ACT_REJECTED,
+    ACT_SENT,
+    ACTION_DTYPE,
+    FILL_DTYPE,
+    MARK_DTYPE,
+    OP_CANCEL,
+    OP_NEW,
+    OP_REPLACE,
+    REASON_NONE,
+    REASON_POST_ONLY,
+    REASON_RATE_LIMIT,
+    REASON_UNKNOWN_ORDER,
+    RunResult,
+)
+
+log = logging.getLogger("mmbot.live")
+
+EXIT_KILLED = 4
+TERMINAL = ("Filled", "Cancelled", "Rejected", "Deactivated", "NotFound")
+
+
+@dataclass
+class RunnerConfig:
+    mode: str  # "paper" | "live"
+    symbol: str
+    endpoints: Endpoints
+    out_dir: Path
+    keys: ApiKeys | None = None
+    journal_path: Path | None = None
+    duration_s: float | None = None
+    profile: str | None = None
+    overrides_file: Path | None = None
+    strategy: str = "glft"
+    order_qty: float | None = None
+    max_position_qty: float | None = None
+    hard_position_ratio: float = 1.5  # kill switch at this multiple of max_position_qty
+    loss_limit_quote: float | None = None  # default: profile risk.max_loss
+    stale_ms: float = 3000.0
+    max_clock_drift_ms: float = 1000.0
+    clock_check_s: float = 5.0
+    rest_timeout_s: float = 2.0
+    paper_latency_ms: float = 0.0
+    metrics_port: int = 0
+    maker_fee_rate: float | None = None
+    taker_fee_rate: float | None = None
+
+
+@dataclass
+class Slot:
+    """Our working order on one side, as the runner tracks it."""
+
+    link_id: str = ""
+    status: int = 0  # views.ORD_*
+    px: float = math.nan
+    qty: float = 0.0
+    live_since_ns: int = 0
+    sent_ns: int = 0
+
+
+def link_num(link_id: str) -> int:
+    try:
+        return int(link_id.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+class Session:
+    def __init__(self, cfg: RunnerConfig):
+        from mmbot.config import effective_knobs, load_overrides, load_profile
+
+        self.cfg = cfg
+        self.symbol = cfg.symbol
+        self.profile = load_profile(cfg.profile)
+        overrides, msgs = load_overrides(cfg.overrides_file)
+        for m in msgs:
+            log.warning("%s", m)
+        self.knobs = effective_knobs(self.profile, overrides)
+        self.journal = Journal(cfg.journal_path or (cfg.out_dir / "journal.sqlite"))
+        self.book = LiveBook()
+        self.stop = asyncio.Event()
+        self.exit_code = 0
+        self.kill_reason = ""
+        self.reconciled = False
+        self.stale = False
+        self.pause_until_ns = 0
+        self.backoff_s = 0.0
+        self.last_rate_limit_ns = 0
+        self.tasks: set[asyncio.Task] = set()
+        self.slots = [Slot(), Slot()]
+        self.orders: dict[str, dict] = {}  # link_id -> {"side", "terminal", "created_ns", ...}
+        self.position_qty = 0.0
+        self.cash_quote = 0.0
+        self.params: np.ndarray | None = None
+        self.state: np.ndarray | None = None
+        self.guard: np.ndarray | None = None
+        self.n_actions = 0
+        self.actions = np.zeros(1024, dtype=ACTION_DTYPE)
+        self.marks: list[tuple[int, float, float]] = []
+        self.lags_ms: list[float] = []
+        self.n_events = 0
+        self.start_ns = time.time_ns()
+        self.last_book_local_ns = 0
+        self.tick_px = 0.0
+        self.lot_qty = 0.0
+        self.counters: dict[str, int] = {
+            "gaps": 0,
+            "stale_msgs": 0,
+            "reconnects": 0,
+            "rate_limited": 0,
+            "transport_errors": 0,
+            "rejects": 0,
+            "resolved_unknown": 0,
+            "stale_pauses": 0,
+            "reconciles": 0,
+            "dup_fills": 0,
+            "foreign_orders_cancelled": 0,
+        }
+        self.rest: BybitRest | None = None
+        self.venue = None  # BybitRest (live) or PaperVenue (paper)
+        self.public: BybitStream | None = None
+        self.private: BybitStream | None = None
+        self.metrics = None
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def spawn(self, coro) -> None:
+        t = asyncio.create_task(coro)
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+
+    def action(
+        self,
+        kind: int,
+        side: int,
+        op: int,
+        link_id: str,
+        px: float,
+        qty: float,
+        reason: int = REASON_NONE,
+        exch_ts: int = 0,
+        age_ns: int = 0,
+    ) -> None:
+        from mmbot.execution.manager import ensure_room
+
+        self.actions = ensure_room(self.actions, self.n_actions, 1)
+        a = self.actions[self.n_actions]
+        a["local_ts"], a["exch_ts"], a["order_id"], a["kind"], a["side"] = (
+            time.time_ns(),
+            exch_ts,
+            link_num(link_id),
+            kind,
+            side,
+        )
+        a["op"], a["reason"], a["px"], a["qty"], a["order_age_ns"] = op, reason, px, qty, age_ns
+        self.n_actions += 1
+        if self.metrics is not None:
+            self.metrics.action(kind, reason)
+
+    def mid(self) -> float:
+        return 0.5 * (self.book.best_bid() + self.book.best_ask())
+
+    def pnl(self) -> float:
+        m = self.mid()
+        return self.cash_quote + self.position_qty * m if math.isfinite(m) else self.cash_quote
+
+    def quoting_allowed(self) -> bool:
+        return (
+            self.reconciled
+            and self.book.valid
+            and not self.stale
+            and not self.stop.is_set()
+            and time.time_ns() >= self.pause_until_ns
+            and self.params is not None
+        )
+
+    # -- market data ------------------------------------------------------------------------------
+    def on_public(self, msg: dict, local_ns: int) -> None:
+        topic = str(msg.get("topic", ""))
+        if topic.startswith("orderbook."):
+            res = self.book.apply(msg)
+            if res == "stale":
+                self.counters["stale_msgs"] += 1
+                return
+            if res == "gap":
+                self.counters["gaps"] += 1
+                log.warning(
+                    "book gap at u=%s: rebuilding from a fresh snapshot", msg["data"].get("u")
+                )
+                if self.public is not None:
+                    self.spawn(self.public.resubscribe())
+                return
+            self.n_events += 1
+            self.last_book_local_ns = local_ns
+            lag_ms = (local_ns - int(msg.get("ts", 0)) * 1_000_000) / 1e6
+            self.lags_ms.append(lag_ms)
+            if self.metrics is not None:
+                self.metrics.feed(lag_ms)
+            if self.paper is not None:
+                self.paper.on_book(msg)
+            m = self.mid()
+            if math.isfinite(m) and (not self.marks or self.marks[-1][1] != m):
+                self.marks.append((int(msg.get("ts", 0)) * 1_000_000, m, self.position_qty))
+            if self.stale and self.book.valid:
+                self.stale = False
+                log.info("feed fresh again: quoting resumes")
+            self.quote(local_ns)
+        elif topic.startswith("publicTrade."):
+            self.n_events += 1
+            if self.state is not None and self.params is not None:
+                from mmbot.strategy.glft import on_trade
+
+                for t in msg.get("data", []):
+                    on_trade(
+                        self.state,
+                        self.params,
+                        int(t["T"]) * 1_000_000,
+                        float(t["p"]),
+                        1 if t["S"] == "Buy" else -1,
+                    )
+            if self.paper is not None:
+                self.paper.on_trades(msg)
+
+    paper = None
+
+    # -- quoting ----------------------------------------------------------------------------------
+    def setup_params(self, ref_px: float) -> None:
+        from mmbot.execution.guards import new_guard_state
+        from mmbot.strategy.glft import new_state
+        from mmbot.strategy.params import make_params
+
+        self.params = make_params(
+            self.knobs,
+            self.profile,
+            tick_px=self.tick_px,
+            lot_qty=self.lot_qty,
+            ref_px=ref_px,
+            strategy=self.cfg.strategy,
+            order_qty=self.cfg.order_qty,
+            max_position_qty=self.cfg.max_position_qty,
+            maker_fee_rate=self.cfg.maker_fee_rate,
+            taker_fee_rate=self.cfg.taker_fee_rate,
+        )
+        if self.cfg.loss_limit_quote is not None:
+            self.params[0]["max_loss"] = self.cfg.loss_limit_quote
+        self.state = new_state(self.params)
+        self.guard = new_guard_state(self.params)
+        from mmbot.strategy.views import new_book_view, new_order_view
+
+        self.book_view = new_book_view()
+        self.order_view = new_order_view()
+
+    def quote(self, now_ns: int) -> None:
+        if self.params is None and self.book.valid and math.isfinite(self.mid()):
+            self.setup_params(self.mid())
+        if not self.quoting_allowed():
+            return
+        from mmbot.execution.manager import OP_KEEP, ensure_room, manage_side
+        from mmbot.strategy.glft import step
+
+        p = self.params[0]
+        bv = self.book_view[0]
+        bb, ba = self.book.best_bid(), self.book.best_ask()
+        band = p["near_band_bps"] * 1e-4
+        bv["best_bid_px"], bv["best_ask_px"] = bb, ba
+        bv["best_bid_qty"], bv["best_ask_qty"] = (
+            self.book.bids.get(bb, 0.0),
+            self.book.asks.get(ba, 0.0),
+        )
+        bv["bid_near_qty"] = sum(q for px, q in self.book.bids.items() if px >= bb * (1 - band))
+        bv["ask_near_qty"] = sum(q for px, q in self.book.asks.items() if px <= ba * (1 + band))
+        bv["position_qty"] = self.position_qty
+        bv["pnl"] = self.pnl()
+        for i, s in enumerate(self.slots):
+            ov = self.order_view[i]
+            ov["order_id"], ov["status"], ov["px"], ov["qty"] = (
+                link_num(s.link_id),
+                s.status,
+                s.px,
+                s.qty,
+            )
+            ov["live_since_ns"], ov["sent_ns"] = s.live_since_ns, s.sent_ns
+        bid_px, bid_qty, ask_px, ask_qty = step(
+            self.state, self.book_view, self.order_view, self.params, now_ns
+        )
+        hs = float(self.state[0]["half_spread_px"])
+        for i, (tp, tq) in enumerate(((bid_px, bid_qty), (ask_px, ask_qty))):
+            self.actions = ensure_room(self.actions, self.n_actions, 4)
+            n0 = self.n_actions
+            self.n_actions, op, px, qty = manage_side(
+                self.guard,
+                self.params,
+                self.actions,
+                self.n_actions,
+                self.order_view[i],
+                i,
+                tp,
+                tq,
+                hs,
+                self.position_qty,
+                self.pnl(),
+                now_ns,
+            )
+            if self.metrics is not None:
+                for k in range(n0, self.n_actions):
+                    self.metrics.action(
+                        int(self.actions[k]["kind"]), int(self.actions[k]["reason"])
+                    )
+            if op != OP_KEEP:
+                self.dispatch(i, int(op), float(px), float(qty))
+
+    def dispatch(self, side_idx: int, op: int, px: float, qty: float) -> None:
+        s = self.slots[side_idx]
+        side = 1 if side_idx == 0 else -1
+        now = time.time_ns()
+        if op == OP_NEW:
+            link_id = self.journal.new_order(
+                self.symbol, side, px, qty, now
+            )  # journaled before sending
+            self.orders[link_id] = {
+                "side": side,
+                "terminal": False,
+                "created_ns": now,
+                "live_ns": 0,
+            }
+            s.link_id, s.status, s.px, s.qty, s.sent_ns, s.live_since_ns = (
+                link_id,
+                1,
+                px,
+                qty,
+                now,
+                0,
+            )
+        elif op == OP_REPLACE:
+            self.journal.order_event(
+                s.link_id, "amend_sent", px=None, qty=None, detail=f"px={px} qty={qty}", now_ns=now
+            )
+            s.status, s.sent_ns = 3, now
+        else:
+            self.journal.order_event(s.link_id, "cancel_sent", now_ns=now)
+            s.status, s.sent_ns = 4, now
+        self.action(ACT_SENT, side, op, s.link_id, px, qty)
+        self.spawn(self.send(side_idx, op, s.link_id, px, qty))
+
+    async def send(self, side_idx: int, op: int, link_id: str, px: float, qty: float) -> None:
+        from mmbot.execution.guards import on_response
+
+        side = 1 if side_idx == 0 else -1
+        pxs, qtys = fmt(px, self.px_dec), fmt(qty, self.qty_dec)
+        t0 = time.perf_counter()
+        try:
+            if op == OP_NEW:
+                r = await self.venue.create_order(self.symbol, side, qtys, pxs, link_id)
+                self.journal.order_event(link_id, "ack", order_id=str(r.get("orderId", "")))
+                self.on_ack(side_idx, link_id, px, qty, op)
+            elif op == OP_REPLACE:
+                await self.venue.amend_order(self.symbol, link_id, price=pxs, qty=qtys)
+                self.journal.order_event(link_id, "amend_ack", px=px, qty=qty)
+                self.on_ack(side_idx, link_id, px, qty, op)
+            else:
+                await self.venue.cancel_order(self.symbol, link_id)
+                self.journal.order_event(link_id, "cancel_ack")
+                self.action(ACT_ACKED, side, op, link_id, px, qty)
+            if self.metrics is not None:
+                self.metrics.order_latency((time.perf_counter() - t0) * 1e3)
+        except RateLimited:
+            self.counters["rate_limited"] += 1
+            self.journal.order_event(
+                link_id, "rate_limited", status="Rejected" if op == OP_NEW else None
+            )
+            self.action(ACT_REJECTED, side, op, link_id, px, qty, REASON_RATE_LIMIT)
+            self.slow_down()
+            self.release(side_idx, link_id, op, rejected_new=op == OP_NEW)
+        except BybitError as exc:
+            if exc.ret_code == 110072 or exc.ret_code == 110001:
+                await self.resolve(side_idx, link_id)  # duplicate id / order gone: ask the exchange
+            else:
+                self.counters["rejects"] += 1
+                self.journal.order_event(
+                    link_id,
+                    "rejected",
+                    status="Rejected" if op == OP_NEW else None,
+                    detail=f"{exc.ret_code} {exc.ret_msg}",
+                )
+                self.action(ACT_REJECTED, side, op, link_id, px, qty, REASON_NONE)
+                self.release(side_idx, link_id, op, rejected_new=op == OP_NEW)
+        except TransportError as exc:
+            self.counters["transport_errors"] += 1
+            log.warning(
+                "order request outcome unknown (%s): resolving %s by its client id", exc, link_id
+            )
+            await self.resolve(side_idx, link_id)
+        finally:
+            if self.guard is not None:
+                on_response(self.guard)
+
+    def on_ack(self, side_idx: int, link_id: str, px: float, qty: float, op: int) -> None:
+        s = self.slots[side_idx]
+        o = self.orders.get(link_id, {})
+        self.action(ACT_ACKED, 1 if side_idx == 0 else -1, op, link_id, px, qty)
+        if s.link_id == link_id and not o.get("terminal"):
+            s.status, s.px, s.qty, s.live_since_ns = 2, px, qty, time.time_ns()
+
+    def release(self, side_idx: int, link_id: str, op: int, rejected_new: bool = False) -> None:
+        s = self.slots[side_idx]
+        if s.link_id != link_id:
+            return
+        if rejected_new:
+            self.orders.get(link_id, {})["terminal"] = True
+            self.slots[side_idx] = Slot()
+        elif not self.orders.get(link_id, {}).get("terminal"):
+            s.status = 2  # amend/cancel refused: the order is still live as it was
+
+    def slow_down(self) -> None:
+        now = time.time_ns()
+        if now - self.last_rate_limit_ns > 10_000_000_000:
+            self.backoff_s = 0.0
+        self.backoff_s = min(5.0, max(0.25, 2 * self.backoff_s))
+        self.last_rate_limit_ns = now
+        self.pause_until_ns = now + int(self.backoff_s * 1e9)
+        log.warning("rate limited: order actions paused for %.2fs", self.backoff_s)
+
+    async def resolve(self, side_idx: int, link_id: str) -> None:
+        """Find out what happened to an order whose request outcome is unknown."""
+        self.counters["resolved_unknown"] += 1
+        for attempt in range(8):
+            try:
+                row = await self.venue.order_by_link(self.symbol, link_id)
+                break
+            except (TransportError, RateLimited):
+                await asyncio.sleep(0.1 * 2**attempt)
+        else:
+            log.error("cannot resolve order %s: reconcile will", link_id)
+            self.reconciled = False
+            self.spawn(self.reconcile("unresolved order"))
+            return
+        if row is None:
+            self.journal.order_event(link_id, "not_found", status="NotFound")
+            self.orders.get(link_id, {})["terminal"] = True
+            self.action(
+                ACT_REJECTED,
+                1 if side_idx == 0 else -1,
+                OP_NEW,
+                link_id,
+                math.nan,
+                0.0,
+                REASON_UNKNOWN_ORDER,
+            )
+            if self.slots[side_idx].link_id == link_id:
+                self.slots[side_idx] = Slot()
+        else:
+            self.on_order(row)
+            s = self.slots[side_idx]
+            if s.link_id == link_id and row.get("orderStatus") in ("New", "PartiallyFilled"):
+                s.status, s.px, s.qty = 2, float(row["price"]), float(row["leavesQty"])
+                s.live_since_ns = s.live_since_ns or time.time_ns()
+
+    # -- private events ---------------------------------------------------------------------------
+    def on_private(self, msg: dict, local_ns: int) -> None:
+        topic = msg.get("topic")
+        for item in msg.get("data", []):
+            if topic == "order" and item.get("symbol") == self.symbol:
+                self.on_order(item)
+            elif topic == "execution" and item.get("symbol") == self.symbol:
+                self.on_execution(item, "ws")
+
+    def on_paper(self, topic: str, item: dict) -> None:
+        if topic == "order":
+            self.on_order(item)
+        else:
+            self.on_execution(item, "sim")
+
+    def on_order(self, item: dict) -> None:
+        link_id = str(item.get("orderLinkId", ""))
+        o = self.orders.get(link_id)
+        if o is None:
+            if not self.journal.is_ours(link_id) or self.journal.order(link_id) is None:
+                return  # not ours: the reconcile cancels foreign open orders
+            o = self.orders.setdefault(
+                link_id,
+                {
+                    "side": 1 if item.get("side") == "Buy" else -1,
+                    "terminal": False,
+                    "created_ns": 0,
+                    "live_ns": 0,
+                },
+            )
+        if o["terminal"]:
+            return  # terminal states are sticky: a late/duplicated "New" cannot revive an order
+        status = str(item.get("orderStatus"))
+        side = o["side"]
+        side_idx = 0 if side == 1 else 1
+        px = float(item.get("price") or "nan")
+        self.journal.order_event(
+            link_id,
+            "update",
+            status=status,
+            order_id=str(item.get("orderId", "")),
+            cum_qty=None,
+            detail=str(item.get("rejectReason", "")),
+        )
+        s = self.slots[side_idx]
+        if status in TERMINAL:
+            o["terminal"] = True
+            age = time.time_ns() - (o.get("live_ns") or o.get("created_ns") or time.time_ns())
+            if status == "Filled":
+                self.action(ACT_FILLED, side, OP_NEW, link_id, px, 0.0, age_ns=age)
+            elif item.get("rejectReason") == "EC_PostOnlyWillTakeLiquidity":
+                self.action(ACT_REJECTED, side, OP_NEW, link_id, px, 0.0, REASON_POST_ONLY)
+            else:
+                self.action(ACT_CANCELLED, side, OP_CANCEL, link_id, px, 0.0, age_ns=age)
+            if s.link_id == link_id:
+                self.slots[side_idx] = Slot()
+        elif s.link_id == link_id:
+            if s.status == 1:  # the stream's "New" can beat the REST answer
+                s.status, s.live_since_ns = 2, time.time_ns()
+            if s.status == 2:
+                s.px, s.qty = px, float(item.get("leavesQty") or s.qty)
+            o["live_ns"] = o["live_ns"] or time.time_ns()
+
+    def on_execution(self, item: dict, source: str) -> None:
+        link_id = str(item.get("orderLinkId", ""))
+        side = 1 if item.get("side") == "Buy" else -1
+        px, qty = float(item["execPrice"]), float(item["execQty"])
+        target = (
+            float(self.state[0]["bid_px" if side == 1 else "ask_px"])
+            if self.state is not None
+            else math.nan
+        )
+        row = FillRow(
+            exec_id=str(item["execId"]),
+            link_id=link_id,
+            order_id=str(item.get("orderId", "")),
+            symbol=self.symbol,
+            side=side,
+            px=px,
+            qty=qty,
+            fee=float(item.get("execFee") or 0.0),
+            fee_rate=float(item.get("feeRate") or 0.0),
+            maker=bool(item.get("isMaker")),
+            exch_ts_ns=int(item.get("execTime", 0)) * 1_000_000,
+            local_ts_ns=time.time_ns(),
+            mid_px=self.mid(),
+            target_px=target,
+            source=source,
+        )
+        new, pos = self.journal.record_fill(row)  # journaled before the position moves
+        if not new:
+            self.counters["dup_fills"] += 1
+            return
+        self.position_qty = pos
+        self.cash_quote += -side * px * qty - row.fee
+        if self.state is not None and self.params is not None and math.isfinite(target):
+            from mmbot.strategy.glft import on_fill
+
+            on_fill(self.state, self.params, side, px, target)
+        m = self.mid()
+        if math.isfinite(m):
+            self.marks.append((row.exch_ts_ns, m, self.position_qty))
+        if self.metrics is not None:
+            self.metrics.fill(row, self.position_qty)
+        s = self.slots[0 if side == 1 else 1]
+        if s.link_id == link_id and item.get("leavesQty") is not None:
+            s.qty = float(item["leavesQty"])
+
+    # -- reconcile --------------------------------------------------------------------------------
+    async def reconcile(self, why: str) -> None:
+        """Executions -> journal, then orders and position against the exchange, then quote."""
+        self.reconciled = False
+        self.counters["reconciles"] += 1
+        log.info("reconcile (%s)", why)
+        for attempt in range(20):
+            if self.stop.is_set() and why != "shutdown":
+                return
+            try:
+                since_ms = max(0, self.journal.last_fill_ts_ns(self.symbol) // 1_000_000 - 120_000)
+                for ex in sorted(
+                    await self.venue.executions(self.symbol, since_ms),
+                    key=lambda e: int(e["execTime"]),
+                ):
+                    self.on_execution(ex, "rest")
+                open_rows = await self.venue.open_orders(self.symbol)
+                open_ids = set()
+                for row in open_rows:
+                    lid = str(row.get("orderLinkId", ""))
+                    known = lid in self.orders and any(s.link_id == lid for s in self.slots)
+                    if not known:  # not something we are tracking: no order stays open unknowingly
+                        self.counters["foreign_orders_cancelled"] += 1
+                        with contextlib.suppress(BybitError):
+                            await self.venue.cancel_order(self.symbol, lid)
+                        if self.journal.is_ours(lid) and self.journal.order(lid) is not None:
+                            self.journal.order_event(lid, "reconcile_cancel", status="Cancelled")
+                            self.orders.setdefault(
+                                lid, {"side": 0, "terminal": True, "created_ns": 0, "live_ns": 0}
+                            )["terminal"] = True
+                    else:
+                        open_ids.add(lid)
+                        self.on_order(row)
+                for i, s in enumerate(self.slots):
+                    if s.link_id and s.status == 2 and s.link_id not in open_ids:
+                        await self.resolve(i, s.link_id)
+                for jo in self.journal.open_orders(
+                    self.symbol
+                ):  # journal says open, exchange says not
+                    if jo["link_id"] not in open_ids and not any(
+                        s.link_id == jo["link_id"] for s in self.slots
+                    ):
+                        row = await self.venue.order_by_link(self.symbol, jo["link_id"])
+                        st = "NotFound" if row is None else str(row.get("orderStatus"))
+                        if st in ("New", "PartiallyFilled"):
+                            await self.venue.cancel_order(self.symbol, jo["link_id"])
+                            st = "Cancelled"
+                        self.journal.order_event(jo["link_id"], "reconcile", status=st)
+                # executions again: a fill may have landed while we looked at orders
+                for ex in await self.venue.executions(self.symbol, since_ms):
+                    self.on_execution(ex, "rest")
+                ex_pos = await self.venue.position(self.symbol)
+                j_pos = self.journal.position_qty(self.symbol)
+                self.position_qty = j_pos
+                self.cash_quote = self.journal.cash_and_fees(self.symbol)[0]
+                if abs(ex_pos - j_pos) > 0.5 * max(self.lot_qty, 1e-12):
+                    self.kill(
+                        f"position mismatch after reconcile: exchange {ex_pos} vs journal {j_pos}"
+                    )
+                    return
+                self.reconciled = True
+                log.info("reconciled: position %s, %d open order(s)", j_pos, len(open_ids))
+                return
+            except (TransportError, RateLimited) as exc:
+                log.warning("reconcile attempt %d failed: %s", attempt + 1, exc)
+                await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+        self.kill("reconcile failed 20 times")
+
+    def on_stream_down(self) -> None:
+        self.counters["reconnects"] += 1
+        self.reconciled = False if self.cfg.mode == "live" else self.reconciled
+
+    async def on_private_connect(self) -> None:
+        await self.reconcile("private stream (re)connected")
+
+    async def on_public_connect(self) -> None:
+        pass  # a fresh snapshot follows the subscribe; the book is valid from it
+
+    # -- watchdogs --------------------------------------------------------------------------------
+    def kill(self, reason: str) -> None:
+        if not self.kill_reason:
+            self.kill_reason = reason
+            self.exit_code = EXIT_KILLED
+            log.error("kill switch: %s", reason)
+        self.stop.set()
+
+    async def watchdog(self) -> None:
+        last_clock = 0.0
+        while not self.stop.is_set():
+            await asyncio.sleep(0.1)
+            now = time.time_ns()
+            if (
+                self.last_book_local_ns
+                and (now - self.last_book_local_ns) / 1e6 > self.cfg.stale_ms
+                and not self.stale
+            ):
+                self.stale = True
+                self.counters["stale_pauses"] += 1
+                log.warning(
+                    "feed stale for > %.0f ms: quoting paused, orders cancelled", self.cfg.stale_ms
+                )
+                self.spawn(self.cancel_all("stale feed"))
+            if self.params is not None:
+                if (
+                    abs(self.position_qty)
+                    > self.cfg.hard_position_ratio * float(self.params[0]["max_position_qty"])
+                    + 1e-9
+                ):
+                    self.kill(f"position {self.position_qty} beyond the hard limit")
+                if self.pnl() < -float(self.params[0]["max_loss"]):
+                    self.kill(
+                        f"loss limit: pnl {self.pnl():.4f} < -{float(self.params[0]['max_loss'])}"
+                    )
+            if self.metrics is not None:
+                self.metrics.state(self)
+            if self.rest is not None and time.monotonic() - last_clock > self.cfg.clock_check_s:
+                last_clock = time.monotonic()
+                self.spawn(self.check_clock())
+
+    async def check_clock(self) -> None:
+        try:
+            t0 = time.time_ns()
+            server = await self.rest.server_time_ns()
+            t1 = time.time_ns()
+        except (TransportError, RateLimited, BybitError):
+            return
+        drift_ms = (server - (t0 + t1) / 2) / 1e6
+        if self.metrics is not None:
+            self.metrics.clock(drift_ms)
+        if abs(drift_ms) > self.cfg.max_clock_drift_ms:
+            self.kill(f"clock drift {drift_ms:.0f} ms > {self.cfg.max_clock_drift_ms:.0f} ms")
+
+    async def cancel_all(self, why: str) -> None:
+        for attempt in range(10):
+            try:
+                rows = await self.venue.cancel_all(self.symbol)
+                for r in rows:
+                    lid = str(r.get("orderLinkId", ""))
+                    if self.journal.order(lid) is not None:
+                        self.journal.order_event(lid, "cancel_all", status="Cancelled", detail=why)
+                    o = self.orders.get(lid)
+                    if o is not None and not o["terminal"]:
+                        o["terminal"] = True
+                        self.action(ACT_CANCELLED, o["side"], OP_CANCEL, lid, math.nan, 0.0)
+                self.slots = [Slot(), Slot()]
+                return
+            except (TransportError, RateLimited, BybitError) as exc:
+                log.warning("cancel-all attempt %d failed: %s", attempt + 1, exc)
+                await asyncio.sleep(min(1.0, 0.05 * 2**attempt))
+        log.error("cancel-all failed 10 times")
+
+    # -- main -------------------------------------------------------------------------------------
+    async def run(self) -> int:
+        cfg = self.cfg
+        async with aiohttp.ClientSession() as http:
+            self.rest = BybitRest(
+                http, cfg.endpoints.rest_url, cfg.keys, timeout_s=cfg.rest_timeout_s
+            )
+            try:
+                inst = await self.rest.instrument(self.symbol)
+            except TransportError as exc:
+                raise UserError(
+                    f"exchange at {cfg.endpoints.rest_url} not reachable ({exc})"
+                ) from exc
+            self.tick_px = float(inst["priceFilter"]["tickSize"])
+            self.lot_qty = float(inst["lotSizeFilter"]["qtyStep"])
+            self.px_dec, self.qty_dec = price_decimals(self.tick_px), price_decimals(self.lot_qty)
+            t0 = time.time_ns()
+            server = await self.rest.server_time_ns()
+            drift_ms = (server - (t0 + time.time_ns()) / 2) / 1e6
+            if abs(drift_ms) > cfg.max_clock_drift_ms:
+                raise UserError(
+                    f"clock drift {drift_ms:.0f} ms vs the exchange exceeds --max-clock-drift-ms {cfg.max_clock_drift_ms:.0f}"
+                )
+            if cfg.mode == "live":
+                if cfg.keys is None:
+                    raise UserError("live mode needs API keys")
+                try:  # a signed read first: wrong keys fail here, before any order
+                    await self.rest.position(self.symbol)
+                except BybitError as exc:
+                    raise UserError(
+                        f"API keys refused by {cfg.endpoints.rest_url}: retCode {exc.ret_code} {exc.ret_msg}"
+                    ) from exc
+                self.venue = self.rest
+            else:
+                from mmbot.live.paper import PaperVenue
+
+                maker = (
+                    self.profile.fees.maker_fee_rate
+                    if cfg.maker_fee_rate is None
+                    else cfg.maker_fee_rate
+                )
+                taker = (
+                    self.profile.fees.taker_fee_rate
+                    if cfg.taker_fee_rate is None
+                    else cfg.taker_fee_rate
+                )
+                self.paper = PaperVenue(
+                    self.symbol,
+                    self.tick_px,
+                    self.lot_qty,
+                    maker,
+                    taker,
+                    self.on_paper,
+                    cfg.paper_latency_ms,
+                )
+                self.paper.m.position_qty = self.journal.position_qty(self.symbol)
+                # ids continue past earlier sessions of this journal, so execIds stay unique in it
+                self.paper.m._exec_ids = itertools.count(len(self.journal.fills(self.symbol)) + 1)
+                self.paper.m._ids = itertools.count(int(time.time() * 1000))
+                self.venue = self.paper
+            if cfg.metrics_port:
+                from mmbot.live.metrics import Metrics
+
+                self.metrics = Metrics(cfg.metrics_port)
+            self.rest.on_latency = None
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, self._on_signal, sig)
+            self.public = BybitStream(
+                http,
+                cfg.endpoints.public_ws_url,
+                [book_topic(self.symbol), trade_topic(self.symbol)],
+                self.on_public,
+                on_connect=self.on_public_connect,
+                on_disconnect=self.on_stream_down,
+                name="public",
+            )
+            runners = [
+                asyncio.create_task(self.public.run(self.stop)),
+                asyncio.create_task(self.watchdog()),
+            ]
+            if cfg.mode == "live":
+                self.private = BybitStream(
+                    http,
+                    cfg.endpoints.private_ws_url,
+                    ["order", "execution", "position", "wallet"],
+                    self.on_private,
+                    keys=cfg.keys,
+                    on_connect=self.on_private_connect,
+                    on_disconnect=self.on_stream_down,
+                    name="private",
+                )
+                runners.append(asyncio.create_task(self.private.run(self.stop)))
+            else:
+                await self.reconcile("start")
+            try:
+                if cfg.duration_s is not None:
+                    with contextlib.suppress(asyncio.TimeoutError, TimeoutError):
+                        await asyncio.wait_for(self.stop.wait(), cfg.duration_s)
+                else:
+                    await self.stop.wait()
+            finally:
+                self.stop.set()
+                await self.shutdown(runners)
+        for st in (self.public, self.private):
+            if st is not None and st.fatal is not None:
+                raise st.fatal
+        return self.exit_code
+
+    def _on_signal(self, sig: int) -> None:
+        log.info("signal %s: cancel-all and clean exit", signal.Signals(sig).name)
+        self.stop.set()
+
+    async def shutdown(self, runners: list[asyncio.Task]) -> None:
+        self.reconciled = False
+        for t in list(self.tasks):  # let in-flight order requests finish (bounded)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(t), self.cfg.rest_timeout_s + 0.5)
+        if self.venue is not None:
+            await self.cancel_all("shutdown")
+            with contextlib.suppress(Exception):
+                await self.reconcile("shutdown")
+            with contextlib.suppress(Exception):
+                left = await self.venue.open_orders(self.symbol)
+                if left:
+                    log.error("%d order(s) still open after cancel-all", len(left))
+        for t in runners:
+            t.cancel()
+        for t in runners:
+            with contextlib.suppress(BaseException):
+                await t
+        if self.params is not None:
+            self.write_records()
+        if self.metrics is not None:
+            self.metrics.close()
+
+    # -- records ----------------------------------------------------------------------------------
+    def result(self) -> RunResult:
+        rows = self.journal.fills(self.symbol)
+        fills = np.zeros(len(rows), dtype=FILL_DTYPE)
+        for k, r in enumerate(rows):
+            f = fills[k]
+            f["exch_ts"], f["local_ts"], f["order_id"], f["side"] = (
+                r["exch_ts_ns"],
+                r["local_ts_ns"],
+                link_num(r["link_id"] or ""),
+                r["side"],
+            )
+            f["maker"], f["px"], f["qty"], f["fee"], f["fee_rate"] = (
+                r["maker"],
+                r["px"],
+                r["qty"],
+                r["fee"],
+                r["fee_rate"],
+            )
+            mid = r["mid_px"] if r["mid_px"] is not None and math.isfinite(r["mid_px"]) else r["px"]
+            f["mid_px"], f["target_px"] = (
+                mid,
+                r["target_px"] if r["target_px"] is not None else math.nan,
+            )
+            o = self.journal.order(r["link_id"] or "")
+            f["order_age_ns"] = (
+                max(0, r["exch_ts_ns"] - int(o["acked_ns"] or o["created_ns"])) if o else 0
+            )
+            f["position_qty"] = r["position_qty"]
+        marks_l = [
+            (int(r["exch_ts_ns"]), float(fills[k]["mid_px"]), float(r["position_qty"]))
+            for k, r in enumerate(rows)
+        ]
+        marks_l += self.marks
+        final_mid = self.mid()
+        end_ns = time.time_ns()
+        if math.isfinite(final_mid):
+            marks_l.append((end_ns, final_mid, self.journal.position_qty(self.symbol)))
+        marks = (
+            np.array(sorted(marks_l, key=lambda t: t[0]), dtype=MARK_DTYPE)
+            if marks_l
+            else np.zeros(0, MARK_DTYPE)
+        )
+        cash, fees = self.journal.cash_and_fees(self.symbol)
+        pos = self.journal.position_qty(self.symbol)
+        fm = final_mid if math.isfinite(final_mid) else (marks["mid_px"][-1] if len(marks) else 0.0)
+        p = self.params[0]
+        meta = {
+            "symbol": self.symbol,
+            "mode": self.cfg.mode,
+            "tick_px": self.tick_px,
+            "lot_qty": self.lot_qty,
+            "maker_fee_rate": float(p["maker_fee_rate"]),
+            "taker_fee_rate": float(p["taker_fee_rate"]),
+            "start_ts": int(min([self.start_ns] + [int(r["exch_ts_ns"]) for r in rows])),
+            "end_ts": end_ns,
+            "final_mid_px": float(fm),
+            "sim_equity": float(cash + pos * fm),
+            "position_qty": pos,
+            "ws_lag_p95_ms": float(np.percentile(self.lags_ms, 95)) if self.lags_ms else None,
+            "events": self.n_events,
+            "strategy": self.cfg.strategy,
+            "knobs": dict(self.knobs),
+            "kill_reason": self.kill_reason or None,
+            **{f"live_{k}": v for k, v in self.counters.items()},
+        }
+        return RunResult(fills, self.actions[: self.n_actions].copy(), marks, meta)
+
+    def write_records(self) -> None:
+        from mmbot.audit.edge_report import build_edge_report, dump_json, make_runtime
+        from mmbot.audit.records_io import write_run
+
+        out = self.cfg.out_dir
+        res = self.result()
+        write_run(out / "records", res, self.cfg.mode)
+        try:
+            report = build_edge_report(
+                [res],
+                make_runtime(
+                    profile=self.cfg.profile,
+                    overrides=dict(self.knobs),
+                    mode=self.cfg.mode,
+                    symbol=self.symbol,
+                ),
+            )
+            dump_json(report, out / "EDGE_REPORT.json")
+        except Exception as exc:  # noqa: BLE001 - the session's records are on disk; say why the report is not
+            log.error("EDGE_REPORT not written: %s: %s", type(exc).__name__, exc)
+        summary = {
+            "mode": self.cfg.mode,
+            "symbol": self.symbol,
+            "fills": len(res.fills),
+            "position_qty": res.meta["position_qty"],
+            "kill_reason": self.kill_reason or None,
+            "counters": self.counters,
+        }
+        (out / "session.json").write_text(json.dumps(summary, sort_keys=True, indent=1))
+        log.info("session: %s", json.dumps(summary, sort_keys=True))
+
+
+def setup_logging(out_dir: Path) -> None:
+    """Structured (JSON lines) log to OUT/live.log and a short human line on stderr."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    class JsonFmt(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return json.dumps(
+                {
+                    "ts": round(record.created, 6),
+                    "level": record.levelname,
+                    "msg": record.getMessage(),
+                },
+                sort_keys=True,
+            )
+
+    lg = logging.getLogger("mmbot.live")
+    lg.setLevel(logging.INFO)
+    lg.handlers.clear()
+    fh = logging.FileHandler(out_dir / "live.log")
+    fh.setFormatter(JsonFmt())
+    sh = logging.StreamHandler(sys.stderr)
+    sh.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    sh.setLevel(logging.WARNING if not os.environ.get("MMBOT_VERBOSE") else logging.INFO)
+    lg.addHandler(fh)
+    lg.addHandler(sh)
+    lg.propagate = False
+
+
+def run_session(cfg: RunnerConfig) -> int:
+    setup_logging(cfg.out_dir)
+    return asyncio.run(Session(cfg).run())
