@@ -238,6 +238,7 @@ def test_action_ratios_blocks_cancels_and_order_age():
     assert t["intended_actions"] == 10
     assert t["orders_placed"] == 5  # 4 new + 1 replace acked
     assert t["cancel_ratio"] == 2 / 5
+    assert t["replace_ratio"] == 1 / 5
     assert t["block_reasons"]["min_interval"] == {"count": 3, "ratio": 0.3}
     assert t["block_reasons"]["concurrency"] == {"count": 1, "ratio": 0.1}
     assert t["block_reasons"]["throttle"] == {"count": 0, "ratio": 0.0}

@@ -41,6 +41,7 @@ from mmbot.records import (
     ACT_REJECTED,
     GUARD_REASONS,
     OP_CANCEL,
+    OP_REPLACE,
     REASON_NAMES,
     RunResult,
 )
@@ -86,6 +87,7 @@ CONVENTIONS: dict[str, Any] = {
             "orders cancelled (CANCELLED rows) / orders placed (ACKED new and replace requests; "
             "a replace is an amend, it records no cancel)"
         ),
+        "replace_ratio": "acked replaces (amends) / orders placed",
         "maker_share_pct": "maker fill notional / fill notional * 100",
         "block_reasons.*.ratio": "blocked attempts with that reason / all intended attempts (0 if none)",
         "order_age_p95_ms": (
@@ -322,10 +324,13 @@ def _section(pool: _Pool) -> dict:
     age_ns = _cat([a["order_age_ns"] for a in acts]).astype(np.float64)
 
     placed = int(((kind == ACT_ACKED) & (op != OP_CANCEL)).sum())
+    replaced = int(((kind == ACT_ACKED) & (op == OP_REPLACE)).sum())
     cancels = int((kind == ACT_CANCELLED).sum())
     out["orders_placed"] = placed
+    out["orders_replaced"] = replaced
     out["orders_cancelled"] = cancels
     out["cancel_ratio"] = cancels / placed if placed > 0 else None
+    out["replace_ratio"] = replaced / placed if placed > 0 else None
     # a rejected replace that removes a live order (post-only cross) also leaves the book: age > 0
     leaves = (kind == ACT_CANCELLED) | (kind == ACT_FILLED) | (kind == ACT_EXPIRED)
     leaves |= (kind == ACT_REJECTED) & (age_ns > 0)

@@ -57,6 +57,7 @@ def _totals_md(t: dict, title: str, level: str = "##") -> list[str]:
                 ["order_age_p95_ms", t.get("order_age_p95_ms")],
                 ["ws_lag_p95_ms", t.get("ws_lag_p95_ms")],
                 ["cancel_ratio", t.get("cancel_ratio")],
+                ["replace_ratio", t.get("replace_ratio")],
                 ["fills without a target (all edge in gross)", t.get("fills_without_target")],
             ],
         )
@@ -131,7 +132,8 @@ def render_markdown(edge_report: dict, gate: dict | None = None, extra_md: str =
     lines.append("")
     lines.append(
         f"intended actions: {fmt(t.get('intended_actions'))}, blocked: {fmt(t.get('blocked_actions'))}, "
-        f"orders placed: {fmt(t.get('orders_placed'))}, cancelled: {fmt(t.get('orders_cancelled'))}"
+        f"orders placed: {fmt(t.get('orders_placed'))} (of which replaces "
+        f"{fmt(t.get('orders_replaced'))}), cancelled: {fmt(t.get('orders_cancelled'))}"
     )
     rr = t.get("reject_reasons") or {}
     if rr:
