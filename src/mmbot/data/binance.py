@@ -23,13 +23,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import orjson
 
 from mmbot.data import replay as rp
-from mmbot.data.core import Pipeline, ReadStats, StageBlock, iter_line_blocks
-from mmbot.data.numparse import parse_decimal_strs
+from mmbot.data import binance_scan as bs
+from mmbot.data.core import Pipeline, ReadStats, StageBlock, assemble_block, iter_byte_blocks
 from mmbot.errors import UserError
-from mmbot.events import BUY_EVENT, SELL_EVENT
 
 _MS = 1_000_000
 _NO_TS = np.iinfo(np.int64).min
@@ -40,153 +38,76 @@ def _short(line: bytes) -> str:
     return s + ("..." if len(line) > 60 else "")
 
 
+def _line_of(block: bytes, idx: int) -> bytes:
+    lines = block.split(b"\n", idx + 1)
+    return lines[idx] if idx < len(lines) else b""
+
+
 class _BinanceParser:
     def __init__(self, path: Path, pipeline: Pipeline) -> None:
         self.path = path
         self.pipe = pipeline
         self.last_lat_ns: int | None = None  # feed latency of the latest time-stamped line
         self.market: str = ""  # "usdm" | "spot" once known
+        self.lines_in_block = 0
 
-    def parse_block(self, first_line: int, lines: list[bytes]) -> StageBlock:
-        loads = orjson.loads
-        m_type: list[int] = []
-        m_local: list[int] = []
-        m_exch: list[int] = []
-        m_first: list[int] = []
-        m_last: list[int] = []
-        m_prev: list[int] = []
-        m_kind: list[int] = []
-        m_nb: list[int] = []
-        m_na: list[int] = []
-        strs: list[str] = []  # flat px, qty, px, qty, ...
+    def parse_block(self, first_line: int, block: bytes) -> StageBlock:
+        buf = np.frombuffer(block, dtype=np.uint8)
+        (
+            m_type,
+            m_local,
+            m_exch,
+            m_first,
+            m_last,
+            m_prev,
+            m_nb,
+            m_na,
+            m_status,
+            l_px,
+            l_qty,
+            l_side,
+            err,
+            err_idx,
+            sym_s,
+            sym_e,
+            market,
+        ) = bs.scan_block(buf, bs._POW10)
+        self.lines_in_block = int(err_idx)
+        if err != bs.ERR_NONE:
+            line = _line_of(block, int(err_idx))
+            where = f"{self.path}:{first_line + int(err_idx)}"
+            if err == bs.ERR_LOCAL_TS:
+                raise UserError(f"{where}: not a '<local_ns> <json>' Binance line: {_short(line)!r}")
+            if err == bs.ERR_JSON:
+                raise UserError(f"{where}: broken JSON: {_short(line)!r}")
+            raise UserError(f"{where}: Binance message lacks required fields: {_short(line)!r}")
         pc = self.pipe.parser_counters
-        append_strs = strs.extend
-        for k, line in enumerate(lines):
-            if not line or line.isspace():
-                continue
-            sp = line.find(b" ")
-            try:
-                if sp <= 0:
-                    raise ValueError
-                local_ns = int(line[:sp])
-                obj = loads(line[sp + 1 :])
-            except (ValueError, orjson.JSONDecodeError):
-                raise UserError(
-                    f"{self.path}:{first_line + k}: not a '<local_ns> <json>' Binance line: {_short(line)!r}"
-                ) from None
-            if type(obj) is not dict:
-                raise UserError(f"{self.path}:{first_line + k}: JSON is not an object: {_short(line)!r}")
-            data = obj.get("data")
-            if data is None:
-                if "lastUpdateId" in obj:
-                    data = obj
-                elif "e" in obj:
-                    data = obj
-                else:  # subscription acks, error objects, ...
-                    pc["non_market_line_skipped"] += 1
-                    continue
-            try:
-                e = data.get("e")
-                if e == "depthUpdate":
-                    b = data["b"]
-                    a = data["a"]
-                    m_type.append(rp.MT_DIFF)
-                    m_exch.append(data["T"] * _MS if "T" in data else data["E"] * _MS)
-                    m_first.append(data["U"])
-                    m_last.append(data["u"])
-                    if "pu" in data:
-                        m_prev.append(data["pu"])
-                        self.market = "usdm"
-                    else:
-                        m_prev.append(-1)
-                        self.market = self.market or "spot"
-                    m_kind.append(rp.DEPTH_EVENT)
-                    m_nb.append(len(b))
-                    m_na.append(len(a))
-                    for lv in b:
-                        append_strs(lv)
-                    for lv in a:
-                        append_strs(lv)
-                elif e == "bookTicker" or (e is None and "B" in data and "A" in data):
-                    m_type.append(rp.MT_BBO)
-                    if "T" in data:
-                        m_exch.append(data["T"] * _MS)
-                    elif "E" in data:
-                        m_exch.append(data["E"] * _MS)
-                    else:
-                        m_exch.append(_NO_TS)
-                    m_first.append(0)
-                    m_last.append(0)
-                    m_prev.append(-1)
-                    m_kind.append(rp.DEPTH_BBO_EVENT)
-                    m_nb.append(1)
-                    m_na.append(1)
-                    append_strs((data["b"], data["B"], data["a"], data["A"]))
-                elif e == "trade":
-                    if data.get("X", "MARKET") != "MARKET":
-                        pc["non_market_trade_skipped"] += 1
-                        continue
-                    m_type.append(rp.MT_TRADE)
-                    m_exch.append(data["T"] * _MS if "T" in data else data["E"] * _MS)
-                    m_first.append(0)
-                    m_last.append(0)
-                    m_prev.append(-1)
-                    m_kind.append(rp.TRADE_EVENT)
-                    if data["m"]:  # buyer is the maker: the seller aggressed
-                        m_nb.append(0)
-                        m_na.append(1)
-                    else:
-                        m_nb.append(1)
-                        m_na.append(0)
-                    append_strs((data["p"], data["q"]))
-                elif "lastUpdateId" in data:
-                    b = data["bids"]
-                    a = data["asks"]
-                    m_type.append(rp.MT_SNAPSHOT)
-                    if "T" in data:
-                        m_exch.append(data["T"] * _MS)
-                    elif "E" in data:
-                        m_exch.append(data["E"] * _MS)
-                    else:
-                        m_exch.append(_NO_TS)
-                    m_first.append(data["lastUpdateId"])
-                    m_last.append(data["lastUpdateId"])
-                    m_prev.append(-1)
-                    m_kind.append(rp.DEPTH_SNAPSHOT_EVENT)
-                    m_nb.append(len(b))
-                    m_na.append(len(a))
-                    for lv in b:
-                        append_strs(lv)
-                    for lv in a:
-                        append_strs(lv)
-                else:
-                    pc["unsupported_message_skipped"] += 1
-                    continue
-                if not self.pipe.stats.symbol and "s" in data:
-                    self.pipe.stats.symbol = str(data["s"])
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                # a partially appended message would misalign the arrays: report, don't guess
-                raise UserError(
-                    f"{self.path}:{first_line + k}: malformed Binance message ({type(exc).__name__}: {exc})"
-                ) from None
-            m_local.append(local_ns)
-        return self._assemble(m_type, m_local, m_exch, m_first, m_last, m_prev, m_kind, m_nb, m_na, strs)
+        if len(m_status):
+            cnt = np.bincount(m_status, minlength=4)
+            pc["non_market_line_skipped"] += int(cnt[bs.ST_SKIP_NONMARKET])
+            pc["unsupported_message_skipped"] += int(cnt[bs.ST_SKIP_UNSUPPORTED])
+            pc["non_market_trade_skipped"] += int(cnt[bs.ST_SKIP_NONMARKET_TRADE])
+        if sym_s >= 0 and not self.pipe.stats.symbol:
+            self.pipe.stats.symbol = block[sym_s:sym_e].decode("utf-8", "replace")
+        if market and not self.market:
+            self.market = "usdm" if market == 1 else "spot"
+        keep = m_status == bs.ST_OK
+        if not keep.all():
+            # drop skipped messages (they have no levels)
+            m_type, m_local, m_exch, m_first, m_last, m_prev, m_nb, m_na = (
+                a[keep] for a in (m_type, m_local, m_exch, m_first, m_last, m_prev, m_nb, m_na)
+            )
+        return self._assemble(m_type, m_local, m_exch, m_first, m_last, m_prev, m_nb, m_na, l_px, l_qty, l_side)
 
-    def _assemble(self, m_type, m_local, m_exch, m_first, m_last, m_prev, m_kind, m_nb, m_na, strs) -> StageBlock:
-        n_msg = len(m_type)
-        mt = np.asarray(m_type, dtype=np.int64)
-        loc = np.asarray(m_local, dtype=np.int64)
-        exch = np.asarray(m_exch, dtype=np.int64)
-        nb = np.asarray(m_nb, dtype=np.int64)
-        na = np.asarray(m_na, dtype=np.int64)
-        kind = np.asarray(m_kind, dtype=np.uint64)
+    def _assemble(self, mt, loc, exch, m_first, m_last, m_prev, nb, na, l_px, l_qty, l_side) -> StageBlock:
+        n_msg = len(mt)
         # estimate missing exchange times from the latest time-stamped line's feed latency
         unknown = exch == _NO_TS
         if unknown.any():
             self.pipe.parser_counters["exch_ts_estimated"] += int(unknown.sum())
-            lat = np.where(unknown, 0, loc - exch)
+            lat = np.where(unknown, 0, loc - np.where(unknown, 0, exch))
             idx = np.where(~unknown, np.arange(n_msg), -1)
-            idx = np.maximum.accumulate(idx) if n_msg else idx
+            idx = np.maximum.accumulate(idx)
             if self.last_lat_ns is None:
                 known = np.nonzero(~unknown)[0]
                 self.last_lat_ns = int(lat[known[0]]) if len(known) else 0
@@ -194,37 +115,7 @@ class _BinanceParser:
             exch = np.where(unknown, loc - est_lat, exch)
         if n_msg and (~unknown).any():
             self.last_lat_ns = int((loc - exch)[np.nonzero(~unknown)[0][-1]])
-        # rows: nb bid-side rows then na ask-side rows per message; empty messages get one placeholder
-        n_rows_msg = nb + na
-        n_place = np.maximum(n_rows_msg, 1)
-        n_rows = int(n_place.sum())
-        rows = np.empty(n_rows, dtype=rp.STAGE_DTYPE)
-        msg_of_row = np.repeat(np.arange(n_msg, dtype=np.int64), n_place)
-        start = np.cumsum(n_place) - n_place
-        pos = np.arange(n_rows, dtype=np.int64) - start[msg_of_row]
-        is_bid = pos < nb[msg_of_row]
-        ev = kind[msg_of_row] | np.where(is_bid, np.uint64(BUY_EVENT), np.uint64(SELL_EVENT))
-        real = pos < n_rows_msg[msg_of_row]
-        ev[~real] = 0
-        rows["ev"] = ev
-        rows["exch_ts"] = exch[msg_of_row]
-        rows["local_ts"] = loc[msg_of_row]
-        rows["msg"] = msg_of_row
-        rows["mtype"] = mt[msg_of_row]
-        vals = parse_decimal_strs(strs)
-        rows["px"] = np.nan
-        rows["qty"] = np.nan
-        if len(vals):
-            rows["px"][real] = vals[0::2]
-            rows["qty"][real] = vals[1::2]
-        return StageBlock(
-            m_type=mt,
-            m_exch=exch,
-            m_first=np.asarray(m_first, dtype=np.int64),
-            m_last=np.asarray(m_last, dtype=np.int64),
-            m_prev=np.asarray(m_prev, dtype=np.int64),
-            rows=rows,
-        )
+        return assemble_block(mt, loc, exch, m_first, m_last, m_prev, nb + na, l_px, l_qty, l_side)
 
 
 def iter_binance(
@@ -242,9 +133,9 @@ def iter_binance(
     parser = _BinanceParser(path, pipe)
     n_lines = 0
     pending = None
-    for first_line, lines in iter_line_blocks(path, block_bytes):
-        blk = parser.parse_block(first_line, lines)
-        n_lines = first_line + len(lines) - 1
+    for first_line, block in iter_byte_blocks(path, block_bytes):
+        blk = parser.parse_block(first_line, block)
+        n_lines = first_line + parser.lines_in_block - 1
         if spot is None and parser.market:
             # futures diffs carry "pu"; spot ones do not
             pipe.seq_mode = rp.SEQ_BINANCE_SPOT if parser.market == "spot" else rp.SEQ_BINANCE_FUT

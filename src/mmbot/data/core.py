@@ -30,7 +30,7 @@ import numpy as np
 
 from mmbot.data import replay as rp
 from mmbot.errors import UserError
-from mmbot.events import EVENT_DTYPE, KIND_MASK, KIND_NAMES, TRADE_EVENT
+from mmbot.events import BUY_EVENT, EVENT_DTYPE, KIND_MASK, KIND_NAMES, SELL_EVENT, TRADE_EVENT
 
 DEFAULT_BASE_LATENCY_NS = 1_000_000
 """Minimum feed latency after the clock-offset correction (1 ms): a small positive value."""
@@ -38,6 +38,8 @@ DEFAULT_FEED_LATENCY_NS = 10_000_000
 """Feed latency assumed for files without a local receive time (plain Bybit JSON lines): 10 ms."""
 DEFAULT_WINDOW_NS = 5_000_000_000
 """Exchange-time window (5 s) within which out-of-order lines are reordered rather than dropped."""
+OFFSET_SAMPLE_ROWS = 1_000_000
+"""Stage rows (levels/trades) held back at the start to fix the local-clock offset."""
 BLOCK_BYTES = 4 << 20
 """Decompressed bytes parsed per block: bounds the reader's working memory."""
 
@@ -91,6 +93,69 @@ class StageBlock:
     rows: np.ndarray  # STAGE_DTYPE; rows["msg"] indexes the message arrays (block-local)
 
 
+_KIND_OF_MT = np.zeros(4, dtype=np.uint64)
+_KIND_OF_MT[rp.MT_DIFF] = rp.DEPTH_EVENT
+_KIND_OF_MT[rp.MT_SNAPSHOT] = rp.DEPTH_SNAPSHOT_EVENT
+_KIND_OF_MT[rp.MT_TRADE] = rp.TRADE_EVENT
+_KIND_OF_MT[rp.MT_BBO] = rp.DEPTH_BBO_EVENT
+
+
+def assemble_block(
+    mt: np.ndarray,
+    loc: np.ndarray,
+    exch: np.ndarray,
+    m_first: np.ndarray,
+    m_last: np.ndarray,
+    m_prev: np.ndarray,
+    n_lv: np.ndarray,
+    l_px: np.ndarray,
+    l_qty: np.ndarray,
+    l_side: np.ndarray,
+) -> StageBlock:
+    """Build a StageBlock from message arrays and the flat level arrays (``n_lv[k]`` levels of
+    message k, in order; ``l_side`` 1 = bid / buyer-aggressor, 2 = ask / seller-aggressor). A
+    message without levels gets one placeholder row (``ev = 0``) so its sequence id is checked."""
+    mt = np.asarray(mt, dtype=np.int64)
+    n_msg = len(mt)
+    n_lv = np.asarray(n_lv, dtype=np.int64)
+    kind = _KIND_OF_MT[mt] if n_msg else np.empty(0, dtype=np.uint64)
+    n_place = np.maximum(n_lv, 1)
+    n_rows = int(n_place.sum())
+    rows = np.empty(n_rows, dtype=rp.STAGE_DTYPE)
+    msg_of_row = np.repeat(np.arange(n_msg, dtype=np.int64), n_place)
+    if n_rows == len(l_px):
+        rows["px"] = l_px
+        rows["qty"] = l_qty
+        side = np.asarray(l_side)
+        real = None
+    else:
+        start = np.cumsum(n_place) - n_place
+        pos = np.arange(n_rows, dtype=np.int64) - start[msg_of_row]
+        real = pos < n_lv[msg_of_row]
+        rows["px"] = np.nan
+        rows["qty"] = np.nan
+        rows["px"][real] = l_px
+        rows["qty"][real] = l_qty
+        side = np.zeros(n_rows, dtype=np.int8)
+        side[real] = l_side
+    ev = kind[msg_of_row] | np.where(side == 1, np.uint64(BUY_EVENT), np.uint64(SELL_EVENT))
+    if real is not None:
+        ev[~real] = 0
+    rows["ev"] = ev
+    rows["exch_ts"] = np.asarray(exch, dtype=np.int64)[msg_of_row]
+    rows["local_ts"] = np.asarray(loc, dtype=np.int64)[msg_of_row]
+    rows["msg"] = msg_of_row
+    rows["mtype"] = mt[msg_of_row]
+    return StageBlock(
+        m_type=mt,
+        m_exch=np.asarray(exch, dtype=np.int64),
+        m_first=np.asarray(m_first, dtype=np.int64),
+        m_last=np.asarray(m_last, dtype=np.int64),
+        m_prev=np.asarray(m_prev, dtype=np.int64),
+        rows=rows,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # file access
 
@@ -139,6 +204,34 @@ def iter_line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tup
             line_no += len(lines)
     if rest:
         yield line_no, [rest]
+
+
+def iter_byte_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(first_line_number, block)``: blocks of whole lines (each ends with a newline except
+    possibly the file's last). ``UserError`` on a truncated or corrupt gzip stream."""
+    line_no = 1
+    rest = b""
+    with open_binary(path) as fh:
+        while True:
+            try:
+                buf = fh.read(block_bytes)
+            except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+                raise UserError(
+                    f"{path}: truncated or corrupt gzip stream after line {line_no - 1} ({exc})"
+                ) from None
+            if not buf:
+                break
+            buf = rest + buf if rest else buf
+            cut = buf.rfind(b"\n")
+            if cut < 0:
+                rest = buf
+                continue
+            block = buf[: cut + 1]
+            rest = buf[cut + 1 :]
+            yield line_no, block
+            line_no += block.count(b"\n")
+    if rest:
+        yield line_no, rest
 
 
 def peek_lines(path: Path, n: int = 5, max_bytes: int = 1 << 20) -> list[bytes]:
@@ -229,6 +322,8 @@ class Pipeline:
         self._tick_sample: list[np.ndarray] = []
         self._lot_sample: list[np.ndarray] = []
         self._sample_rows = 0
+        self._pending: list[np.ndarray] = []
+        self._pending_rows = 0
 
     # -- per block --------------------------------------------------------------------------
     def _accept(self, blk: StageBlock) -> np.ndarray:
@@ -273,24 +368,39 @@ class Pipeline:
         self.bids, self.asks = rp.new_books()
 
     def _sample_guesses(self, events: np.ndarray) -> None:
-        if self._sample_rows > 2_000_000 or len(events) == 0:
+        if self._sample_rows > 200_000 or len(events) == 0:
             return
-        self._sample_rows += len(events)
-        self._tick_sample.append(events["px"][events["ival"] != rp.REPAIR_IVAL])
-        qty = events["qty"]
-        kinds = events["ev"] & KIND_MASK
+        ev = events[:200_000]
+        self._sample_rows += len(ev)
+        self._tick_sample.append(ev["px"][ev["ival"] != rp.REPAIR_IVAL])
+        qty = ev["qty"]
+        kinds = ev["ev"] & KIND_MASK
         self._lot_sample.append(qty[(kinds == TRADE_EVENT) | (qty > 0)])
 
     def feed(self, blk: StageBlock, last: bool = False) -> np.ndarray:
         rows = self._accept(blk)
-        if self.state is None:
-            if len(rows) == 0 and not last:
-                return np.empty(0, dtype=EVENT_DTYPE)
-            self._first_block_setup(rows)
         # message ids global so the tie-break (file order) works across blocks
         if len(rows):
             rows["msg"] += self.msg_base
         self.msg_base += len(blk.m_type)
+        if self.state is None:
+            # the clock offset is fixed from the first OFFSET_SAMPLE_ROWS rows (the whole file for
+            # captures of usual size, so it equals hftbacktest's global minimum)
+            self._pending.append(rows)
+            self._pending_rows += len(rows)
+            if self._pending_rows < OFFSET_SAMPLE_ROWS and not last:
+                return np.empty(0, dtype=EVENT_DTYPE)
+            pending = self._pending
+            self._pending = []
+            self._first_block_setup(np.concatenate(pending) if len(pending) > 1 else pending[0])
+            outs = [self._process(r, last and k == len(pending) - 1) for k, r in enumerate(pending)]
+            outs = [o for o in outs if len(o)]
+            if not outs:
+                return np.empty(0, dtype=EVENT_DTYPE)
+            return np.concatenate(outs) if len(outs) > 1 else outs[0]
+        return self._process(rows, last)
+
+    def _process(self, rows: np.ndarray, last: bool) -> np.ndarray:
         # lines older than what is already emitted cannot be placed: drop (counted per message)
         late = rows["exch_ts"] < self.watermark
         if late.any():
@@ -305,9 +415,11 @@ class Pipeline:
             self.parser_counters["out_of_order_line_reordered"] += int((m_exch < run_max).sum())
             self.max_exch_seen = max(self.max_exch_seen, int(m_exch.max()))
         buf = np.concatenate((self.carry, rows)) if len(self.carry) else rows
-        prio = (buf["mtype"] != rp.MT_SNAPSHOT).astype(np.int8)  # snapshots first at equal times
-        order = np.lexsort((buf["msg"], prio, buf["exch_ts"]))
-        buf = buf[order]
+        # stable sort on (exch_ts, snapshot first); ties keep file order (carry rows precede new
+        # rows and both are in message order). exch_ts * 2 fits int64 for any epoch-ns time.
+        key = buf["exch_ts"] * 2 + (buf["mtype"] != rp.MT_SNAPSHOT)
+        if len(key) > 1 and not (key[1:] >= key[:-1]).all():
+            buf = buf[np.argsort(key, kind="stable")]
         if last:
             emit, self.carry = buf, np.empty(0, dtype=rp.STAGE_DTYPE)
         else:

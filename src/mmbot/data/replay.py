@@ -113,7 +113,8 @@ S_BEST_ASK = 6
 S_OFFSET_NS = 7
 S_BASE_LAT_NS = 8
 S_GAP_PENDING = 9
-N_STATE = 10
+S_STEP = 10  # gcd of all price keys seen: every level lies on this grid (for the best-level search)
+N_STATE = 11
 
 NO_BID = np.int64(-(1 << 62))
 NO_ASK = np.int64(1 << 62)
@@ -164,9 +165,32 @@ def _grow(out, n_out, need):
 
 
 @njit(cache=True)
+def _gcd(a, b):
+    while b:
+        a, b = b, a % b
+    return a
+
+
+@njit(cache=True)
+def _next_best(book, old, is_bid, step):
+    """Best key after ``old`` was deleted: walk the price grid away from the touch (every level is a
+    multiple of ``step``, so no level is skipped), falling back to a full scan after 256 steps."""
+    if step > 0 and len(book) > 0:
+        for t in range(1, 257):
+            c = old - t * step if is_bid else old + t * step
+            if c in book:
+                return c
+    return _scan_best_bid(book) if is_bid else _scan_best_ask(book)
+
+
+@njit(cache=True)
 def _set_level(book, key, qty, is_bid, st):
     """Set one level; keep the cached best key right. Returns nothing."""
     if qty > 0.0:
+        if key not in book:
+            step = st[S_STEP]
+            if step == 0 or key % step != 0:
+                st[S_STEP] = _gcd(step, abs(key))
         book[key] = qty
         if is_bid:
             if key > st[S_BEST_BID]:
@@ -177,9 +201,9 @@ def _set_level(book, key, qty, is_bid, st):
         del book[key]
         if is_bid:
             if key == st[S_BEST_BID]:
-                st[S_BEST_BID] = _scan_best_bid(book)
+                st[S_BEST_BID] = _next_best(book, key, True, st[S_STEP])
         elif key == st[S_BEST_ASK]:
-            st[S_BEST_ASK] = _scan_best_ask(book)
+            st[S_BEST_ASK] = _next_best(book, key, False, st[S_STEP])
 
 
 @njit(cache=True)
