@@ -103,3 +103,31 @@ def test_series_are_thinned(tmp_path):
     r = synthetic_result(50_000, seed=3)
     s = pnl_series(r, decompose(r), max_points=500)
     assert len(s.ts_ns) <= 500 and np.all(np.diff(s.ts_ns) > 0)
+
+
+def test_html_figures_carry_the_run_data():
+    from mmbot.report.html import _figures
+
+    runs = [stale_quote(), held_inventory()]
+    rep = build_edge_report(runs, {})
+    figs = dict(_figures(rep, runs, [decompose(r) for r in runs], 1000))
+    assert sorted(figs) == ["blocks", "edge_hist", "markouts", "pnl", "position"]
+    net = [tr for tr in figs["pnl"].data if tr.name == "net (pnl)"][0]
+    assert float(net.y[-1]) == pytest.approx(rep["totals"]["pnl"], abs=1e-12)
+    names = {tr.name for tr in figs["pnl"].data}
+    assert {"gross", "slippage", "fees", "inventory"} <= names
+    # markout curve: the 1 s point is the report's p95
+    p95 = [tr for tr in figs["markouts"].data if tr.name == "p95"][0]
+    assert list(p95.x) == ["100ms", "1s", "5s", "30s"]
+    assert p95.y[1] == rep["totals"]["adverse_bps_p95"]
+    assert figs["edge_hist"].data[0].type == "bar"
+
+
+def test_edge_histogram_accounts_for_every_fill():
+    from mmbot.report.series import histogram
+
+    x = np.concatenate([np.arange(1000.0), [np.nan]])
+    centres, counts, below, above = histogram(x, bins=10)
+    # 0.5 % / 99.5 % of 0..999 (linear): 4.995 and 994.005 -> 5 values below (0..4), 5 above
+    assert (below, above) == (5, 5)
+    assert int(counts.sum()) == 990 and len(centres) == 10

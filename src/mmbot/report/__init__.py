@@ -61,8 +61,19 @@ def report_command(run_dir: Path) -> int:
     if er_path.exists():
         edge_report = load_json(er_path, "EDGE_REPORT")
     else:
-        rt = results[0].meta.get("runtime") if results else None
-        runtime = rt if isinstance(rt, dict) else make_runtime(data_inputs=[str(run_dir)])
+        meta = results[0].meta if results else {}
+        rt = meta.get("runtime")
+        runtime = (
+            rt
+            if isinstance(rt, dict)
+            else make_runtime(
+                profile=meta.get("profile"),
+                overrides=meta.get("knobs") if isinstance(meta.get("knobs"), dict) else None,
+                seed=meta.get("seed"),
+                data_inputs=[str(run_dir)],
+                built_by="mmbot report",
+            )
+        )
         edge_report = build_edge_report(results, runtime)
         dump_json(edge_report, er_path)
         print(f"wrote {er_path}")
