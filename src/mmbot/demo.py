@@ -60,7 +60,6 @@ def main(argv: list[str] | None = None) -> int:
         out.paths.export_md,
         out.paths.export_json,
         out.paths.gate_summary,
-        out.md,
         out.html,
         out.paths.runtime_overrides,
         out.paths.summary_txt,

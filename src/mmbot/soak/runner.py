@@ -397,11 +397,7 @@ def run_soak(
                 decision = None
                 if auto_tune and it < iterations:
                     decision = autotune.tune(report, knobs_used, history)
-                    for m in decision.markers:
-                        say(m)
                     knobs = dict(decision.knobs)
-                    if decision.changes:
-                        say(f"| soak | KNOBS | iter={it + 1} {_fmt_knobs(knobs)} |")
                 entry = autotune.history_entry(it, report, knobs_used, decision)
                 history.append(entry)
                 all_results.extend(results)
@@ -440,6 +436,11 @@ def run_soak(
                     f"| fills={totals.get('fills')} | net_bps={_fmt(totals.get('net_bps'))} "
                     f"| net_bps_so_far={_fmt(net_so_far)} | wall_s={wall_s:.2f} |"
                 )
+                if decision is not None:
+                    for m in decision.markers:
+                        say(m)
+                    if decision.changes:
+                        say(f"| soak | KNOBS | iter={it + 1} {_fmt_knobs(knobs)} |")
                 if prog is not None:
                     prog.update(
                         task,
