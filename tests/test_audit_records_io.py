@@ -101,3 +101,9 @@ def _empty(tmp_path):
     p = tmp_path / "empty"
     p.mkdir()
     return p
+
+
+def test_audit_jsonl_can_be_skipped_for_large_runs(tmp_path):
+    d = write_run(tmp_path, _small(), "iter1", audit_jsonl=False)
+    assert not (d / "audit.jsonl").exists()
+    assert len(read_run(tmp_path)[0].fills) == 2

@@ -135,7 +135,17 @@ def _clean(obj: Any) -> Any:
 
 def dumps_json(obj: Any) -> bytes:
     """Deterministic JSON bytes: sorted keys, 2-space indent, NaN/inf -> null, trailing newline."""
-    return orjson.dumps(_clean(obj), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+    return (
+        orjson.dumps(
+            _clean(obj), default=_fallback, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
+        )
+        + b"\n"
+    )
+
+
+def _fallback(obj: Any) -> Any:
+    # meta may carry objects JSON cannot express (e.g. a config object): keep their text form
+    return str(obj)
 
 
 def _umask() -> int:

@@ -130,8 +130,11 @@ def write_audit_jsonl(path: str | Path, results: Sequence[tuple[str, RunResult]]
     return path
 
 
-def write_run(run_dir: str | Path, result: RunResult, name: str = "") -> Path:
-    """Write one run's records under ``run_dir/name`` (see module docstring); returns that directory."""
+def write_run(
+    run_dir: str | Path, result: RunResult, name: str = "", *, audit_jsonl: bool = True
+) -> Path:
+    """Write one run's records under ``run_dir/name`` (see module docstring); returns that directory.
+    ``audit_jsonl=False`` skips the (large: ~270 bytes per fill/action) audit.jsonl."""
     validate_result(result, f"run {name!r}")
     d = Path(run_dir) / name if name else Path(run_dir)
     d.mkdir(parents=True, exist_ok=True)
@@ -146,7 +149,8 @@ def write_run(run_dir: str | Path, result: RunResult, name: str = "") -> Path:
     meta = dict(result.meta)
     meta.setdefault("run_name", name)
     dump_json(meta, d / "meta.json")
-    write_audit_jsonl(d / "audit.jsonl", [(name, result)])
+    if audit_jsonl:
+        write_audit_jsonl(d / "audit.jsonl", [(name, result)])
     return d
 
 
