@@ -29,12 +29,25 @@ def cache_dir() -> Path | None:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "mmbot"
 
 
+def _code_fingerprint() -> list:
+    """Size and mtime of the reader modules: an edited reader never serves stale cached output."""
+    here = Path(__file__).resolve().parent
+    out = []
+    for f in sorted(here.glob("*.py")):
+        if f.name in ("synthetic.py", "calibrate.py"):
+            continue
+        st = f.stat()
+        out.append([f.name, st.st_size, st.st_mtime_ns])
+    return out
+
+
 def cache_key(path: Path, options: dict) -> str:
     p = Path(path).resolve()
     st = p.stat()
     raw = json.dumps(
         {
             "v": CACHE_VERSION,
+            "code": _code_fingerprint(),
             "path": str(p),
             "size": st.st_size,
             "mtime_ns": st.st_mtime_ns,

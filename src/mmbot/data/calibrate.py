@@ -68,3 +68,244 @@ def _fallback_load_binance(path: Path) -> np.ndarray:
     out = out[order]
     out["local_ts"] = np.maximum.accumulate(out["local_ts"])
     return out
+
+
+# ================================ fitting =======================================================
+_PROBS = np.linspace(0.0, 1.0, 41)
+FIT_SECONDS = 600
+FIT_ROUNDS = 10
+FIT_SEED = 12345
+_T0_NS = 1_700_000_000_000_000_000
+DEPTH_MAX_BPS = 5.0
+
+
+def _step(values: np.ndarray) -> float:
+    """Smallest positive increment of ``values`` (decimal grid), e.g. the lot of trade sizes."""
+    v = np.unique(np.round(values[values > 0], 9))
+    if len(v) == 0:
+        raise UserError("calibrate: no positive quantities in the capture")
+    cands = np.concatenate([v[:1], np.diff(v)])
+    step = float(np.round(cands.min(), 9))
+    return step
+
+
+def _parents(events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Print sizes and aggressor-order ("parent") sizes: prints sharing a ms and a side."""
+    tr = events[(events["ev"] & 0xFF) == TRADE_EVENT]
+    if len(tr) < 50:
+        raise UserError(
+            f"calibrate: the capture holds {len(tr)} trades; at least 50 are needed to fit trade flow"
+        )
+    side = np.where(tr["ev"] & BUY_EVENT, 1, 0)
+    key = (tr["exch_ts"] // 1_000_000) * 2 + side
+    new = np.ones(len(tr), dtype=bool)
+    new[1:] = key[1:] != key[:-1]
+    gid = np.cumsum(new) - 1
+    par = np.bincount(gid, weights=tr["qty"])
+    return tr["qty"].astype(np.float64), par
+
+
+def _jumps(events: np.ndarray, tick_px: float) -> tuple[float, float, float]:
+    """(diffusive sigma bps/sqrt s, jump rate per s, mean |jump| bps) from 1 s mid returns:
+    bipower variation separates the diffusive part; the jump part's variance and fourth
+    cumulant give rate and size for double-exponential jumps (E J^2 = 2a^2, E J^4 = 24a^4)."""
+    from mmbot.data.market_stats import GRID_NS, _scan
+
+    res = _scan(
+        events["ev"], events["exch_ts"], events["px"], events["qty"], tick_px, np.array([1.0])
+    )
+    mid = res[0][:: 1_000_000_000 // GRID_NS]
+    r = np.diff(np.log(mid)) * 1e4
+    r = r[np.isfinite(r)]
+    r = r - r.mean()
+    rv = float(np.mean(r**2))
+    bv = float(np.pi / 2 * np.mean(np.abs(r[1:]) * np.abs(r[:-1])))
+    jv = max(rv - bv, 0.05 * rv)
+    k4 = max(float(np.mean(r**4)) - 3 * rv**2, 1e-12)
+    a2 = k4 / (12.0 * jv)
+    lam = jv / (2.0 * a2)
+    sigma = float(np.sqrt(max(rv - jv, 0.05 * rv)))
+    return sigma, float(lam), float(np.sqrt(a2))
+
+
+def _depth_targets(stats: dict, tick_bps: float) -> list[float]:
+    """Per-level target depth (level k = k-th price from the efficient price), from the capture's
+    depth by level near the touch and its cumulative depth within 1/2/5 bps further out."""
+    nlev = max(2, int(np.ceil(DEPTH_MAX_BPS / tick_bps)))
+    within = dict(zip(stats["depth_within_bps"], stats["depth_qty_within_bps"], strict=True))
+    by_level = stats["depth_qty_by_level"]
+    # cumulative depth as a function of distance (bps) from the touch, piecewise linear
+    xs = [0.0, 1.0, 2.0, 5.0]
+    ys = [0.0, within[1.0], within[2.0], within[5.0]]
+    out = []
+    for k in range(nlev):
+        if k < len(by_level) and tick_bps < 1.0:
+            out.append(float(by_level[k]))
+        else:
+            lo = np.interp(k * tick_bps, xs, ys)
+            hi = np.interp((k + 1) * tick_bps, xs, ys)
+            out.append(float(max(hi - lo, 0.0)))
+    return out
+
+
+def _sim_stats(calib: dict, seed: int, seconds: int) -> dict:
+    from mmbot.data.market_stats import market_stats
+    from mmbot.data.synthetic import generate
+
+    ev = generate(calib, seed, _T0_NS, seconds * 1_000_000_000)
+    return market_stats(ev, tick_px=float(calib["tick_px"]))
+
+
+def _clip(x: float, lo: float, hi: float) -> float:
+    return float(min(max(x, lo), hi)) if np.isfinite(x) else 1.0
+
+
+def _fit(
+    calib: dict,
+    target: dict,
+    *,
+    rounds: int,
+    seconds: int,
+    fit_depth_by_level: bool,
+    log: list[str],
+) -> dict:
+    """Fixed-point rounds: simulate a short market, compare with the capture, scale each
+    parameter toward its own statistic (vol -> sigma, parent rate -> noise baseline, parent
+    clustering -> Hawkes branching, prints per parent -> maker size, spread -> refill speed,
+    depth profile -> level targets, 1 s markout -> informed intensity)."""
+    m = calib["model"]
+    for rnd in range(rounds):
+        s = _sim_stats(calib, FIT_SEED + rnd, seconds)
+        log.append(
+            f"round {rnd}: spread_bps {s['spread_bps_mean']:.4f}/{target['spread_bps_mean']:.4f} "
+            f"trades/s {s['trade_rate_per_s']:.1f}/{target['trade_rate_per_s']:.1f} "
+            f"vol {s['vol_bps_per_sqrt_s']:.3f}/{target['vol_bps_per_sqrt_s']:.3f} "
+            f"markout {s['markout_1s_bps']:.3f}/{target['markout_1s_bps']:.3f}"
+        )
+        m["sigma_bps_per_sqrt_s"] *= (
+            _clip(target["vol_bps_per_sqrt_s"] / s["vol_bps_per_sqrt_s"], 0.5, 2.0) ** 0.8
+        )
+        m["noise_base_rate_per_s"] *= _clip(
+            target["parent_rate_per_s"] / s["parent_rate_per_s"], 0.5, 2.0
+        )
+        f_sim = s["parent_count_fano_1s"]
+        f_tgt = target["parent_count_fano_1s"]
+        n = m["hawkes_branching_ratio"]
+        m["hawkes_branching_ratio"] = _clip(
+            1.0 - (1.0 - n) * np.sqrt(max(f_sim, 1.0) / max(f_tgt, 1.0)), 0.0, 0.95
+        )
+        m["maker_size_scale"] = m.get("maker_size_scale", 1.0) * _clip(
+            s["prints_per_parent"] / target["prints_per_parent"], 0.5, 2.0
+        )
+        extra_sim = max(s["spread_ticks_mean"] - 1.0, 1e-3)
+        extra_tgt = (
+            max(target["spread_ticks_mean"] - 1.0, 1e-3) if fit_depth_by_level else extra_sim
+        )
+        m["refill_rate_per_s"] *= _clip(extra_sim / extra_tgt, 0.5, 2.0)
+        mo_sim = s["markout_1s_bps"]
+        mo_tgt = target["markout_1s_bps"]
+        m["informed_rate_per_s_per_bps"] *= (
+            2.0 if mo_sim <= 0 else _clip((mo_tgt / mo_sim) ** 1.5, 0.33, 3.0)
+        )
+        tk = np.asarray(m["depth_target_qty"], dtype=np.float64)
+        if fit_depth_by_level:
+            sim_l = np.asarray(s["depth_qty_by_level"])
+            tgt_l = np.asarray(target["depth_qty_by_level"])
+            for k in range(min(len(tk), len(sim_l))):
+                tk[k] *= _clip(tgt_l[k] / max(sim_l[k], 1e-9), 0.5, 2.0)
+        sim_c = s["depth_qty_within_bps"][2]  # within 5 bps
+        tgt_c = target["depth_qty_within_bps"][2]
+        start = len(s["depth_qty_by_level"]) if fit_depth_by_level else 0
+        tk[start:] *= _clip(tgt_c / max(sim_c, 1e-9), 0.5, 2.0)
+        m["depth_target_qty"] = [float(x) for x in tk]
+    return calib
+
+
+def calibrate(
+    events: np.ndarray,
+    *,
+    tick_bps: float = 0.0,
+    rounds: int = FIT_ROUNDS,
+    fit_seconds: int = FIT_SECONDS,
+    log: list[str] | None = None,
+) -> dict:
+    """Fit the embedded market to a capture's events. ``tick_bps > 0`` makes the wide-tick
+    variant: the same fitted dynamics on a tick of about that many bps (depth re-binned from the
+    capture's depth-vs-distance profile, flow refitted to the same trade rate and markout)."""
+    from mmbot.data.market_stats import guess_tick, market_stats
+
+    if not np.isfinite(tick_bps) or tick_bps < 0:
+        raise UserError(f"calibrate: --tick-bps must be >= 0, got {tick_bps}")
+    log = log if log is not None else []
+    tick_px = guess_tick(events)
+    target = market_stats(events, tick_px=tick_px)
+    for key in (
+        "spread_bps_mean",
+        "trade_rate_per_s",
+        "vol_bps_per_sqrt_s",
+        "markout_1s_bps",
+        "parent_rate_per_s",
+    ):
+        if not np.isfinite(target[key]) or target[key] <= 0:
+            raise UserError(
+                f"calibrate: the capture's {key} is {target[key]}; cannot fit a market to it"
+            )
+    prints, parents = _parents(events)
+    lot_qty = _step(prints)
+    sigma, jump_rate, jump_bps = _jumps(events, tick_px)
+    lat_ns = (events["local_ts"] - events["exch_ts"]).astype(np.float64)
+    fano = max(float(target["parent_count_fano_1s"]), 1.0)
+    n0 = _clip(1.0 - 1.0 / np.sqrt(fano), 0.0, 0.9)
+    price0 = float(target["mid_px_mean"])
+    tick_bps_cap = tick_px / price0 * 1e4
+    model = {
+        "sigma_bps_per_sqrt_s": sigma,
+        "jump_rate_per_s": jump_rate,
+        "jump_size_bps": jump_bps,
+        "cancel_rate_per_s": 0.3,
+        "refill_rate_per_s": 3.0,
+        "stale_cancel_rate_per_s": 20.0,
+        "stale_edge_bps": 0.0,
+        "noise_base_rate_per_s": float(target["parent_rate_per_s"]) * (1.0 - n0) * 0.7,
+        "hawkes_branching_ratio": n0,
+        "hawkes_decay_per_s": 20.0,
+        "informed_rate_per_s_per_bps": 100.0,
+        "informed_edge_bps": max(0.25, 0.5 * tick_bps_cap),
+        "depth_target_qty": _depth_targets(target, tick_bps_cap),
+        "maker_size_quantiles_qty": [float(x) for x in np.quantile(prints, _PROBS)],
+        "maker_size_scale": 1.0,
+        "parent_size_quantiles_qty": [float(max(x, lot_qty)) for x in np.quantile(parents, _PROBS)],
+    }
+    calib: dict = {
+        "schema": "mmbot.market.v1",
+        "variant": "as_captured",
+        "tick_px": tick_px,
+        "lot_qty": lot_qty,
+        "price0_px": price0,
+        "model": model,
+        "feed_latency_quantiles_ns": [float(max(x, 0.0)) for x in np.quantile(lat_ns, _PROBS)],
+        "target_stats": target,
+    }
+    log.append(
+        f"capture: tick {tick_px} ({tick_bps_cap:.4f} bps), lot {lot_qty}, {target['trade_rate_per_s']:.1f} trades/s"
+    )
+    _fit(calib, target, rounds=rounds, seconds=fit_seconds, fit_depth_by_level=True, log=log)
+    if tick_bps > 0:
+        wide_px = max(tick_px, round(tick_bps * price0 * 1e-4 / tick_px) * tick_px)
+        wide_px = float(np.round(wide_px, 9))
+        wide_bps = wide_px / price0 * 1e4
+        calib["variant"] = "wide_tick"
+        calib["tick_px"] = wide_px
+        calib["note"] = (
+            f"wide-tick variant: the dynamics fitted to the capture (tick {tick_px}, {tick_bps_cap:.4f} bps) "
+            f"on a tick of {wide_px} ({wide_bps:.3f} bps); depth re-binned from the capture's depth-vs-distance "
+            "profile, trade flow and informed share refitted to the capture's trade rate, volatility and 1 s markout. "
+            "Spread and depth per level are therefore not the capture's."
+        )
+        model["depth_target_qty"] = _depth_targets(target, wide_bps)
+        model["informed_edge_bps"] = 0.0
+        model["refill_rate_per_s"] = max(model["refill_rate_per_s"], 1.0)
+        log.append(f"wide tick {wide_px} ({wide_bps:.3f} bps)")
+        _fit(calib, target, rounds=rounds, seconds=fit_seconds, fit_depth_by_level=False, log=log)
+    calib["fit_stats"] = _sim_stats(calib, FIT_SEED + 1000, fit_seconds)
+    return calib

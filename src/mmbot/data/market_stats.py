@@ -117,6 +117,8 @@ def _scan(
     tr_qty = np.empty(n, dtype=np.float64)
     tr_side = np.empty(n, dtype=np.int64)
     tr_mid = np.empty(n, dtype=np.float64)
+    tr_new = np.empty(n, dtype=np.bool_)
+    last_grp = -1
     ntr = 0
     touch_changes = 0
     crossed_fixes = 0
@@ -160,9 +162,17 @@ def _scan(
             tr_px[ntr] = pxs[i]
             tr_qty[ntr] = qtys[i]
             tr_side[ntr] = side
-            tr_mid[ntr] = (
-                0.5 * (bb + ba) * tick if (bb != _NONE and ba != _NONE and ba > bb) else np.nan
-            )
+            # prints of one aggressor order (same ms, same side) share the mid seen before the
+            # first of them: a sweep's later prints must not be marked against its own impact
+            grp = t // 1_000_000
+            if ntr > 0 and grp == last_grp and side == tr_side[ntr - 1]:
+                tr_mid[ntr] = tr_mid[ntr - 1]
+                tr_new[ntr] = False
+            else:
+                ok_book = bb != _NONE and ba != _NONE and ba > bb
+                tr_mid[ntr] = 0.5 * (bb + ba) * tick if ok_book else np.nan
+                tr_new[ntr] = True
+            last_grp = grp
             ntr += 1
             continue
         if kind == DEPTH_CLEAR_EVENT:
@@ -234,6 +244,7 @@ def _scan(
         tr_qty[:ntr],
         tr_side[:ntr],
         tr_mid[:ntr],
+        tr_new[:ntr],
         touch_changes,
         crossed_fixes,
     )
@@ -265,9 +276,21 @@ def market_stats(events: np.ndarray, *, tick_px: float | None = None) -> dict:
     if np.any(np.diff(events["exch_ts"]) < 0):
         raise UserError("market_stats: events are not sorted by exch_ts")
     tick = float(tick_px) if tick_px else guess_tick(events)
-    g_mid, g_spr, d_lvl, d_cum, tr_t, tr_px, tr_qty, tr_side, tr_mid, touch_changes, crossed = (
-        _scan(events["ev"], events["exch_ts"], events["px"], events["qty"], tick, DEPTH_BPS)
-    )
+    res = _scan(events["ev"], events["exch_ts"], events["px"], events["qty"], tick, DEPTH_BPS)
+    (
+        g_mid,
+        g_spr,
+        d_lvl,
+        d_cum,
+        tr_t,
+        tr_px,
+        tr_qty,
+        tr_side,
+        tr_mid,
+        tr_new,
+        touch_changes,
+        crossed,
+    ) = res
     t0 = int(events["exch_ts"][0])
     dur_s = (int(events["exch_ts"][-1]) - t0) * 1e-9
     if dur_s <= 0:
@@ -296,6 +319,13 @@ def market_stats(events: np.ndarray, *, tick_px: float | None = None) -> dict:
     counts = counts[: max(1, int(dur_s))]
     gaps_ns = np.diff(tr_t)
     mid_all = g_mid[ok]
+    # aggressor ("parent") orders: prints sharing a ms and a side
+    grp_id = np.cumsum(tr_new) - 1
+    n_par = int(tr_new.sum())
+    par_qty = np.bincount(grp_id, weights=tr_qty, minlength=n_par) if n_par else np.zeros(0)
+    par_t = tr_t[tr_new]
+    nsec = max(1, int(dur_s))
+    pcounts = np.bincount(((par_t - t0) // 1_000_000_000).astype(np.int64), minlength=nsec)[:nsec]
     lvl = np.nanmean(d_lvl, axis=0) if np.isfinite(d_lvl).any() else np.full(2 * N_LEVELS, np.nan)
     cum = (
         np.nanmean(d_cum, axis=0)
@@ -329,6 +359,14 @@ def market_stats(events: np.ndarray, *, tick_px: float | None = None) -> dict:
         else float("nan"),
         "trade_gap_lt_1ms_ratio": float(np.mean(gaps_ns < 1_000_000))
         if len(gaps_ns)
+        else float("nan"),
+        "parent_rate_per_s": n_par / dur_s,
+        "parent_size_mean_qty": float(np.mean(par_qty)) if n_par else float("nan"),
+        "parent_size_p50_qty": _q(par_qty, 0.5),
+        "parent_size_p90_qty": _q(par_qty, 0.9),
+        "prints_per_parent": len(tr_t) / n_par if n_par else float("nan"),
+        "parent_count_fano_1s": float(np.var(pcounts) / np.mean(pcounts))
+        if n_par
         else float("nan"),
         "vol_bps_per_sqrt_s": float(np.std(r)) if len(r) > 1 else float("nan"),
         "return_kurtosis_1s": float(np.mean((r - r.mean()) ** 4) / np.var(r) ** 2)

@@ -171,7 +171,7 @@ def load_events(
     """
     path = Path(path)
     kw = {"base_latency_ns": int(base_latency_ns), "feed_latency_ns": int(feed_latency_ns)}
-    if use_cache:
+    if use_cache and detect_format(path) != "npz":  # an npz is already the parsed form
         from mmbot.data import cache
 
         hit = cache.get(path, kw)

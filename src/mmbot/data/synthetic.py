@@ -4,21 +4,24 @@ Owns the generator (``generate`` / ``generate_chunks``) and the loading of shipp
 (``load_calibration``). The model (DESIGN.md, "The embedded market"):
 
 * a latent efficient price ``v`` (in ticks) follows a jump-diffusion (sigma, jump rate and size);
-* the visible book is rebuilt around ``v`` level by level: limit orders arrive at distance k from
-  the efficient price (rate per level, Cont-Stoikov-Talreja), each resting order is cancelled with
-  a constant hazard (so cancellation intensity grows with the queue, Huang-Lehalle-Rosenbaum), and
-  a touch that sits on the wrong side of ``v`` (stale) is pulled by its makers at a high rate;
-* market orders come from noise traders (a Hawkes process: clustered arrivals, random side) and
-  from informed traders who trade only when ``v`` has moved past the touch by more than an edge
-  (Glosten-Milgrom), sweeping the stale levels: this is what makes adverse selection real;
+* the visible book is rebuilt around ``v`` level by level. Level k is the k-th price from ``v`` on
+  each side (never crossing the other side). Makers refill it queue-reactively toward a target
+  depth D_k (arrival intensity ``refill * (D_k - q)+``, Huang-Lehalle-Rosenbaum 2015) and every
+  resting order is cancelled with a constant hazard (Cont-Stoikov-Talreja 2010). A touch left on
+  the wrong side of ``v`` (stale) melts: each of its orders is pulled at a high rate;
+* market orders ("parents", sized from the capture's aggressor orders) come from noise traders (a
+  Hawkes process: clustered arrivals, random side) and from informed traders who trade only when
+  ``v`` is past the touch by more than an edge, with a limit at ``v`` (Glosten-Milgrom): this is
+  what makes adverse selection real. A parent fills maker orders one by one, so it prints one
+  TRADE per maker order it meets (as venues do) and one DEPTH update per level it touches;
 * every visible change is emitted: DEPTH level updates (price, new total qty; 0 = delete) and
-  TRADE prints (BUY flag = buyer aggressor), each trade consuming the touch it hits.
+  TRADE prints (BUY flag = buyer aggressor), each consuming the touch it hits.
 
 The event loop is one numba function advancing an explicit state (own xoshiro256** RNG, book ring
-buffers), so a long market can be produced in chunks whose concatenation is byte-identical to a
-single ``generate`` call with the same seed (a soak never holds a whole day in memory).
-Event times are drawn by thinning against a global intensity bound, so stopping at a chunk edge
-never consumes random numbers that a one-shot run would not.
+buffers, pending event time and rates), so a long market can be produced in chunks whose
+concatenation is byte-identical to one ``generate`` call with the same seed: a soak never holds a
+whole day in memory. Intensities are evaluated at each event (piecewise constant between events;
+the Hawkes decay is handled exactly by thinning).
 """
 
 from __future__ import annotations
@@ -48,30 +51,34 @@ MARKETS_DIR = Path(__file__).resolve().parents[1] / "assets" / "markets"
 DEFAULT_MARKET = "binance_usdm_btcusdt_wide_tick"
 SCHEMA = "mmbot.market.v1"
 
-# ring-buffer size of each book side, in ticks (power of two); levels farther than this from the
-# efficient price are trimmed, so it only bounds how far a single jump can leave stale levels.
+# ring-buffer size of each book side, in ticks (power of two); levels farther than max_levels
+# from the efficient price are trimmed and a stale side is capped at RING_TICKS/4 from it.
 RING_TICKS = 4096
 _RING_MASK = RING_TICKS - 1
 # warm-up of the book before the snapshot, so the first emitted book is already in its regime
-WARMUP_NS = 60_000_000_000
+WARMUP_NS = 30_000_000_000
+# a parent order prints at most this many maker fills; the rest of a level goes in one print
+MAX_PRINTS = 512
 
 # --- layout of the float parameter vector handed to the compiled core -------------------------
 P_SIGMA_TICKS = 0  # diffusion of v, ticks per sqrt(s)
 P_JUMP_RATE = 1  # jumps per s
 P_JUMP_TICKS = 2  # mean absolute jump size, ticks (double-exponential)
-P_CANCEL_RATE = 3  # cancel hazard of a resting order, per s
-P_LIMIT_LOTS = 4  # mean limit order size, lots
-P_STALE_RATE = 5  # cancel hazard of each order of a stale touch level, per s
-P_NOISE_MU = 6  # Hawkes baseline, market orders per s (both sides)
-P_HAWKES_N = 7  # branching ratio
-P_HAWKES_BETA = 8  # kernel decay, per s
-P_INFORMED_RATE = 9  # informed market orders per s per side while v is past the touch
-P_INFORMED_EDGE = 10  # how far (ticks) v must be past the touch for the informed to trade
-P_TICK_PX = 11
-P_LOT_QTY = 12
-P_MAX_LEVELS = 13  # levels kept per side beyond the efficient price
-P_STALE_EDGE = 14  # how far (ticks) v must be past a touch level before its makers pull it
-N_PARAMS = 15
+P_CANCEL_RATE = 3  # cancel hazard of a resting maker order, per s
+P_REFILL_RATE = 4  # queue-reactive refill speed toward the level target, per s
+P_STALE_RATE = 5  # cancel hazard of each order of a stale touch, per s
+P_STALE_EDGE = 6  # how far (ticks) v must be past a touch before its makers pull it
+P_NOISE_MU = 7  # Hawkes baseline, parent market orders per s (both sides)
+P_HAWKES_N = 8  # branching ratio
+P_HAWKES_BETA = 9  # kernel decay, per s
+P_INFORMED_RATE = 10  # informed parents per s per tick of mispricing beyond the edge
+P_INFORMED_EDGE = 11  # how far (ticks) v must be past the touch for the informed to trade
+P_TICK_PX = 12
+P_LOT_QTY = 13
+P_MAKER_LOTS = 14  # mean maker order size, lots
+P_SAME_SIDE = 15  # probability that a noise parent repeats the previous parent's side
+P_IMPACT = 16  # permanent impact of executed market-order flow on v, ticks per unit qty
+N_PARAMS = 17
 
 # --- integer state ---------------------------------------------------------------------------
 S_T_NS = 0
@@ -85,16 +92,19 @@ S_QB_LOTS = 7
 S_QA_LOTS = 8
 S_LAST_LOCAL_NS = 9
 N_ISTATE = 10
-# --- float state -----------------------------------------------------------------------------
-F_V = 0  # efficient price, ticks
-F_HAWKES = 1  # excess Hawkes intensity, per s
-F_BOUND = 2  # intensity bound used to draw the pending event time
-N_FSTATE = 3
+# --- float state: v, Hawkes excess, and the rates drawn with for the pending event -------------
+F_V = 0
+F_HAWKES = 1
+F_BOUND = 2
+F_R0 = 3  # 8 rates: bid arrivals, ask arrivals, bid cancels, ask cancels, informed buy,
+N_RATES = 8  # informed sell, stale bid, stale ask
+F_LAST_SIDE = F_R0 + N_RATES  # side of the last parent (+1 buy, -1 sell)
+N_FSTATE = F_LAST_SIDE + 1
 
 _NONE = -1  # empty book side
 
-# per simulated event at most: a sweep of max_levels (trade + depth each) and the trims
-_RESERVE_ROWS = 4 * RING_TICKS + 64
+# rows one simulated event can emit at most: prints + depth rows of a sweep, plus trims
+_RESERVE_ROWS = 2 * MAX_PRINTS + 4 * RING_TICKS + 64
 
 _FLAGS = EXCH_EVENT | LOCAL_EVENT
 _EV_BID_DEPTH = DEPTH_EVENT | _FLAGS | BUY_EVENT
@@ -234,35 +244,94 @@ def _scan_ask_up(aq: np.ndarray, start: int, hi: int) -> int:
     return _NONE
 
 
-@njit(cache=True)
-def _bound(
-    P: np.ndarray, arr_total: float, ist: np.ndarray, fs: np.ndarray, bq: np.ndarray, aq: np.ndarray
-) -> float:
-    """Upper bound of the total intensity until the next event (Hawkes only decays; the
-    state-dependent informed/stale terms are bounded by their constants)."""
-    lim = P[P_LIMIT_LOTS]
-    return (
-        2.0 * arr_total
-        + P[P_CANCEL_RATE] * (ist[S_QB_LOTS] + ist[S_QA_LOTS]) / lim
-        + P[P_NOISE_MU]
-        + fs[F_HAWKES]
-        + 2.0 * P[P_INFORMED_RATE]
-        + P[P_STALE_RATE]
-        * (_touch_lots(bq, ist[S_BEST_BID]) + _touch_lots(aq, ist[S_BEST_ASK]))
-        / lim
-    )
-
-
 @njit(cache=True, inline="always")
-def _touch_lots(q: np.ndarray, p: int) -> float:
-    return float(q[p & _RING_MASK]) if p != _NONE else 0.0
+def _lvl(q: np.ndarray, p: int) -> int:
+    return q[p & _RING_MASK] if p != _NONE else 0
+
+
+@njit(cache=True)
+def _bid_top(v: float, ba: int) -> int:
+    top = int(math.ceil(v)) - 1
+    if ba != _NONE and top > ba - 1:
+        top = ba - 1
+    return top
+
+
+@njit(cache=True)
+def _ask_bot(v: float, bb: int) -> int:
+    bot = int(math.floor(v)) + 1
+    if bb != _NONE and bot < bb + 1:
+        bot = bb + 1
+    return bot
+
+
+@njit(cache=True)
+def _draw_next(
+    P: np.ndarray,
+    target: np.ndarray,
+    fs: np.ndarray,
+    ist: np.ndarray,
+    rng: np.ndarray,
+    bq: np.ndarray,
+    aq: np.ndarray,
+) -> None:
+    """Evaluate every intensity in the current state, store them and draw the next event time
+    against their sum plus the (decaying, hence bounding) Hawkes intensity."""
+    v = fs[F_V]
+    bb = ist[S_BEST_BID]
+    ba = ist[S_BEST_ASK]
+    maker = P[P_MAKER_LOTS]
+    refill = P[P_REFILL_RATE]
+    top = _bid_top(v, ba)
+    bot = _ask_bot(v, bb)
+    gap_b = 0.0
+    gap_a = 0.0
+    ex_b = 0.0
+    ex_a = 0.0
+    for k in range(target.shape[0]):
+        d = target[k] - bq[(top - k) & _RING_MASK]
+        if d > 0:
+            gap_b += d
+        else:
+            ex_b -= d
+        d = target[k] - aq[(bot + k) & _RING_MASK]
+        if d > 0:
+            gap_a += d
+        else:
+            ex_a -= d
+    # queue-reactive: queues below their target attract makers, queues above it lose them
+    r = fs[F_R0:]
+    r[0] = refill * gap_b / maker
+    r[1] = refill * gap_a / maker
+    r[2] = (P[P_CANCEL_RATE] * ist[S_QB_LOTS] + refill * ex_b) / maker
+    r[3] = (P[P_CANCEL_RATE] * ist[S_QA_LOTS] + refill * ex_a) / maker
+    inf_edge = P[P_INFORMED_EDGE]
+    # informed intensity grows with the mispricing they see (per tick beyond the edge)
+    r[4] = P[P_INFORMED_RATE] * (v - ba - inf_edge) if (ba != _NONE and v > ba + inf_edge) else 0.0
+    r[5] = P[P_INFORMED_RATE] * (bb - v - inf_edge) if (bb != _NONE and v < bb - inf_edge) else 0.0
+    st_edge = P[P_STALE_EDGE]
+    r[6] = P[P_STALE_RATE] * _lvl(bq, bb) / maker if (bb != _NONE and bb > v + st_edge) else 0.0
+    r[7] = P[P_STALE_RATE] * _lvl(aq, ba) / maker if (ba != _NONE and ba < v - st_edge) else 0.0
+    bound = P[P_NOISE_MU] + fs[F_HAWKES]
+    for i in range(N_RATES):
+        bound += r[i]
+    fs[F_BOUND] = bound
+    ist[S_PENDING_NS] = ist[S_T_NS] + int(_exp1(rng) / bound * 1e9)
+    ist[S_HAS_PENDING] = 1
+
+
+@njit(cache=True)
+def _maker_lots(rng: np.ndarray, maker_tab: np.ndarray, lot: float) -> int:
+    lots = int(_table_sample(rng, maker_tab) / lot + 0.5)
+    return lots if lots > 0 else 1
 
 
 @njit(cache=True)
 def _advance(
     P: np.ndarray,
-    arr_rate: np.ndarray,
-    size_tab: np.ndarray,
+    target: np.ndarray,
+    maker_tab: np.ndarray,
+    parent_tab: np.ndarray,
     lat_tab: np.ndarray,
     fs: np.ndarray,
     ist: np.ndarray,
@@ -286,189 +355,90 @@ def _advance(
     sigma = P[P_SIGMA_TICKS]
     jump_rate = P[P_JUMP_RATE]
     jump_ticks = P[P_JUMP_TICKS]
-    theta = P[P_CANCEL_RATE]
-    lim = P[P_LIMIT_LOTS]
-    stale_rate = P[P_STALE_RATE]
     mu = P[P_NOISE_MU]
     hawkes_jump = P[P_HAWKES_N] * P[P_HAWKES_BETA]
     beta = P[P_HAWKES_BETA]
-    inf_rate = P[P_INFORMED_RATE]
     inf_edge = P[P_INFORMED_EDGE]
-    stale_edge = P[P_STALE_EDGE]
-    kmax = int(P[P_MAX_LEVELS])
-    nlev = arr_rate.shape[0]
-    arr_total = 0.0
-    for k in range(nlev):
-        arr_total += arr_rate[k]
-
+    kmax = target.shape[0]
+    theta = P[P_CANCEL_RATE]
+    maker = P[P_MAKER_LOTS]
+    r = fs[F_R0:]
     while True:
         if ist[S_HAS_PENDING] == 0:
-            bound = _bound(P, arr_total, ist, fs, bq, aq)
-            fs[F_BOUND] = bound
-            dt_ns = int(_exp1(rng) / bound * 1e9)
-            ist[S_PENDING_NS] = ist[S_T_NS] + dt_ns
-            ist[S_HAS_PENDING] = 1
+            _draw_next(P, target, fs, ist, rng, bq, aq)
         if ist[S_PENDING_NS] >= t_end_ns or n >= cap:
             return n
-        # ---- move to the pending event time ------------------------------------------------
         t_new = ist[S_PENDING_NS]
         ist[S_HAS_PENDING] = 0
         dt_s = (t_new - ist[S_T_NS]) * 1e-9
         ist[S_T_NS] = t_new
+        hx = fs[F_HAWKES] * math.exp(-beta * dt_s)
+        fs[F_HAWKES] = hx
+        # ---- which event: the rates drawn with, the Hawkes part thinned to its decayed value --
+        x = _uniform(rng) * fs[F_BOUND]
+        kind = -1
+        acc = 0.0
+        for i in range(N_RATES):
+            acc += r[i]
+            if x < acc:
+                kind = i
+                break
+        if kind < 0 and x < acc + mu + hx:
+            kind = N_RATES  # noise parent
+        # ---- the efficient price moves over the gap --------------------------------------
         v = fs[F_V] + sigma * math.sqrt(dt_s) * _normal(rng)
         nj = _poisson(rng, jump_rate * dt_s)
         for _ in range(nj):
             sz = jump_ticks * _exp1(rng)
             v += sz if _uniform(rng) < 0.5 else -sz
         fs[F_V] = v
-        hx = fs[F_HAWKES] * math.exp(-beta * dt_s)
-        fs[F_HAWKES] = hx
+        if kind < 0:
+            continue
         bb = ist[S_BEST_BID]
         ba = ist[S_BEST_ASK]
-        # ---- actual intensities at t_new ---------------------------------------------------
-        r_arr = arr_total
-        r_cb = theta * ist[S_QB_LOTS] / lim
-        r_ca = theta * ist[S_QA_LOTS] / lim
-        r_noise = mu + hx
-        r_ib = inf_rate if (ba != _NONE and v > ba + inf_edge) else 0.0
-        r_is = inf_rate if (bb != _NONE and v < bb - inf_edge) else 0.0
-        # a touch on the wrong side of v melts: each of its orders is pulled at the stale rate
-        r_sb = (
-            stale_rate * bq[bb & _RING_MASK] / lim if (bb != _NONE and bb > v + stale_edge) else 0.0
-        )
-        r_sa = (
-            stale_rate * aq[ba & _RING_MASK] / lim if (ba != _NONE and ba < v - stale_edge) else 0.0
-        )
-        x = _uniform(rng) * fs[F_BOUND]
         local_ns = 0
         if emit:
             local_ns = t_new + int(_table_sample(rng, lat_tab))
             if local_ns < ist[S_LAST_LOCAL_NS]:
                 local_ns = ist[S_LAST_LOCAL_NS]
             ist[S_LAST_LOCAL_NS] = local_ns
-        kind = -1
-        acc = r_arr
-        if x < acc:
-            kind = 0  # bid arrival
-        else:
-            acc += r_arr
-            if x < acc:
-                kind = 1  # ask arrival
-            else:
-                acc += r_cb
-                if x < acc:
-                    kind = 2
-                else:
-                    acc += r_ca
-                    if x < acc:
-                        kind = 3
-                    else:
-                        acc += r_noise
-                        if x < acc:
-                            kind = 4
-                        else:
-                            acc += r_ib
-                            if x < acc:
-                                kind = 5
-                            else:
-                                acc += r_is
-                                if x < acc:
-                                    kind = 6
-                                else:
-                                    acc += r_sb
-                                    if x < acc:
-                                        kind = 7
-                                    else:
-                                        acc += r_sa
-                                        if x < acc:
-                                            kind = 8
         if kind == 0 or kind == 1:
-            # limit order at distance k from the efficient price, never crossing the other side
-            y = _uniform(rng) * arr_total
-            k = 0
-            c = arr_rate[0]
-            while y >= c and k < nlev - 1:
-                k += 1
-                c += arr_rate[k]
-            lots = int(lim * _exp1(rng) + 0.5)
-            if lots < 1:
-                lots = 1
+            # a maker joins the level whose queue is furthest below its target (in proportion)
             if kind == 0:
-                top = int(math.ceil(v)) - 1
-                if ba != _NONE and top > ba - 1:
-                    top = ba - 1
-                p = top - k
-                j = p & _RING_MASK
-                bq[j] += lots
-                ist[S_QB_LOTS] += lots
-                if bb == _NONE or p > bb:
-                    ist[S_BEST_BID] = p
-                    if bb == _NONE:
-                        ist[S_LO_BID] = p
-                if p < ist[S_LO_BID]:
-                    ist[S_LO_BID] = p
-                if emit:
-                    n = _emit(
-                        n,
-                        _EV_BID_DEPTH,
-                        t_new,
-                        local_ns,
-                        p * tick,
-                        bq[j] * lot,
-                        o_ev,
-                        o_exch,
-                        o_local,
-                        o_px,
-                        o_qty,
-                    )
+                ref = _bid_top(v, ba)
+                q = bq
+                sgn = -1
             else:
-                bot = int(math.floor(v)) + 1
-                if bb != _NONE and bot < bb + 1:
-                    bot = bb + 1
-                p = bot + k
-                j = p & _RING_MASK
-                aq[j] += lots
-                ist[S_QA_LOTS] += lots
-                if ba == _NONE or p < ba:
-                    ist[S_BEST_ASK] = p
-                    if ba == _NONE:
-                        ist[S_HI_ASK] = p
-                if p > ist[S_HI_ASK]:
-                    ist[S_HI_ASK] = p
-                if emit:
-                    n = _emit(
-                        n,
-                        _EV_ASK_DEPTH,
-                        t_new,
-                        local_ns,
-                        p * tick,
-                        aq[j] * lot,
-                        o_ev,
-                        o_exch,
-                        o_local,
-                        o_px,
-                        o_qty,
-                    )
-        elif kind == 2 or kind == 3:
-            # cancel one order: level chosen in proportion to its queue
-            if kind == 2:
-                y = _uniform(rng) * ist[S_QB_LOTS]
-                p = bb
+                ref = _ask_bot(v, bb)
+                q = aq
+                sgn = 1
+            tot = 0.0
+            for k in range(kmax):
+                d = target[k] - q[(ref + sgn * k) & _RING_MASK]
+                if d > 0:
+                    tot += d
+            if tot > 0.0:
+                y = _uniform(rng) * tot
+                k = 0
                 c = 0.0
-                while p >= ist[S_LO_BID]:
-                    c += bq[p & _RING_MASK]
-                    if y < c:
-                        break
-                    p -= 1
-                if p >= ist[S_LO_BID]:
-                    j = p & _RING_MASK
-                    lots = int(lim * _exp1(rng) + 0.5)
-                    if lots < 1:
-                        lots = 1
-                    if lots > bq[j]:
-                        lots = bq[j]
-                    bq[j] -= lots
-                    ist[S_QB_LOTS] -= lots
+                for k in range(kmax):
+                    d = target[k] - q[(ref + sgn * k) & _RING_MASK]
+                    if d > 0:
+                        c += d
+                        if y < c:
+                            break
+                p = ref + sgn * k
+                j = p & _RING_MASK
+                lots = _maker_lots(rng, maker_tab, lot)
+                q[j] += lots
+                if kind == 0:
+                    ist[S_QB_LOTS] += lots
+                    if bb == _NONE or p > bb:
+                        ist[S_BEST_BID] = p
+                        if bb == _NONE:
+                            ist[S_LO_BID] = p
+                    if p < ist[S_LO_BID]:
+                        ist[S_LO_BID] = p
                     if emit:
                         n = _emit(
                             n,
@@ -476,33 +446,21 @@ def _advance(
                             t_new,
                             local_ns,
                             p * tick,
-                            bq[j] * lot,
+                            q[j] * lot,
                             o_ev,
                             o_exch,
                             o_local,
                             o_px,
                             o_qty,
                         )
-                    if bq[j] == 0 and p == bb:
-                        ist[S_BEST_BID] = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
-            else:
-                y = _uniform(rng) * ist[S_QA_LOTS]
-                p = ba
-                c = 0.0
-                while p <= ist[S_HI_ASK]:
-                    c += aq[p & _RING_MASK]
-                    if y < c:
-                        break
-                    p += 1
-                if p <= ist[S_HI_ASK]:
-                    j = p & _RING_MASK
-                    lots = int(lim * _exp1(rng) + 0.5)
-                    if lots < 1:
-                        lots = 1
-                    if lots > aq[j]:
-                        lots = aq[j]
-                    aq[j] -= lots
-                    ist[S_QA_LOTS] -= lots
+                else:
+                    ist[S_QA_LOTS] += lots
+                    if ba == _NONE or p < ba:
+                        ist[S_BEST_ASK] = p
+                        if ba == _NONE:
+                            ist[S_HI_ASK] = p
+                    if p > ist[S_HI_ASK]:
+                        ist[S_HI_ASK] = p
                     if emit:
                         n = _emit(
                             n,
@@ -510,43 +468,144 @@ def _advance(
                             t_new,
                             local_ns,
                             p * tick,
-                            aq[j] * lot,
+                            q[j] * lot,
                             o_ev,
                             o_exch,
                             o_local,
                             o_px,
                             o_qty,
                         )
-                    if aq[j] == 0 and p == ba:
-                        ist[S_BEST_ASK] = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
-        elif kind >= 4 and kind <= 6:
-            # market order: noise (random side, unlimited price) or informed (limit at v)
-            if kind == 4:
-                buy = _uniform(rng) < 0.5
+        elif kind == 2 or kind == 3 or kind == 6 or kind == 7:
+            # one maker order leaves: any level in proportion to its queue, or the stale touch
+            bid = kind == 2 or kind == 6
+            q = bq if bid else aq
+            if bid:
+                tot_lots = ist[S_QB_LOTS]
+                p = bb
+                stop = ist[S_LO_BID]
+            else:
+                tot_lots = ist[S_QA_LOTS]
+                p = ba
+                stop = ist[S_HI_ASK]
+            excess = False
+            if p != _NONE and tot_lots > 0 and (kind == 2 or kind == 3):
+                # part of this rate is the queue-reactive cancel of queues above their target
+                base = theta * tot_lots / maker
+                if _uniform(rng) * r[kind] >= base:
+                    excess = True
+                    ref = _bid_top(v, ba) if bid else _ask_bot(v, bb)
+                    sgn = -1 if bid else 1
+                    tot = 0.0
+                    for k in range(kmax):
+                        d = q[(ref + sgn * k) & _RING_MASK] - target[k]
+                        if d > 0:
+                            tot += d
+                    p = _NONE
+                    if tot > 0.0:
+                        y = _uniform(rng) * tot
+                        c = 0.0
+                        for k in range(kmax):
+                            d = q[(ref + sgn * k) & _RING_MASK] - target[k]
+                            if d > 0:
+                                c += d
+                                if y < c:
+                                    p = ref + sgn * k
+                                    break
+                else:
+                    y = _uniform(rng) * tot_lots
+                    c = 0.0
+                    while True:
+                        c += q[p & _RING_MASK]
+                        if y < c or p == stop:
+                            break
+                        p = p - 1 if bid else p + 1
+            if p != _NONE and tot_lots > 0:
+                j = p & _RING_MASK
+                if q[j] > 0:
+                    lots = _maker_lots(rng, maker_tab, lot)
+                    if lots > q[j]:
+                        lots = q[j]
+                    if excess and lots > q[j] - target[abs(p - ref)]:
+                        lots = max(q[j] - int(target[abs(p - ref)]), 1)
+                    q[j] -= lots
+                    if bid:
+                        ist[S_QB_LOTS] -= lots
+                        if emit:
+                            n = _emit(
+                                n,
+                                _EV_BID_DEPTH,
+                                t_new,
+                                local_ns,
+                                p * tick,
+                                q[j] * lot,
+                                o_ev,
+                                o_exch,
+                                o_local,
+                                o_px,
+                                o_qty,
+                            )
+                        if q[j] == 0 and p == bb:
+                            ist[S_BEST_BID] = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
+                    else:
+                        ist[S_QA_LOTS] -= lots
+                        if emit:
+                            n = _emit(
+                                n,
+                                _EV_ASK_DEPTH,
+                                t_new,
+                                local_ns,
+                                p * tick,
+                                q[j] * lot,
+                                o_ev,
+                                o_exch,
+                                o_local,
+                                o_px,
+                                o_qty,
+                            )
+                        if q[j] == 0 and p == ba:
+                            ist[S_BEST_ASK] = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
+        else:
+            # a parent market order: noise (random side, no limit) or informed (limit v -/+ edge)
+            if kind == N_RATES:
+                # clustered flow keeps its direction with probability same_side
+                if _uniform(rng) < P[P_SAME_SIDE]:
+                    buy = fs[F_LAST_SIDE] > 0
+                else:
+                    buy = _uniform(rng) < 0.5
                 limit_ticks = 1e300 if buy else -1e300
             else:
-                buy = kind == 5
+                buy = kind == 4
                 limit_ticks = v - inf_edge if buy else v + inf_edge
             fs[F_HAWKES] = hx + hawkes_jump
-            lots = int(_table_sample(rng, size_tab) / lot + 0.5)
+            fs[F_LAST_SIDE] = 1.0 if buy else -1.0
+            lots = int(_table_sample(rng, parent_tab) / lot + 0.5)
             if lots < 1:
                 lots = 1
-            swept = 0
-            if buy:
-                while lots > 0 and ist[S_BEST_ASK] != _NONE and swept < kmax:
-                    p = ist[S_BEST_ASK]
-                    if p > limit_ticks:
-                        break
-                    j = p & _RING_MASK
-                    take = lots if lots < aq[j] else aq[j]
-                    aq[j] -= take
-                    ist[S_QA_LOTS] -= take
+            # permanent impact: executed flow moves the efficient price (Kyle)
+            lots0 = lots
+            levels = 0
+            prints = 0
+            q = aq if buy else bq
+            while lots > 0 and levels < kmax:
+                p = ist[S_BEST_ASK] if buy else ist[S_BEST_BID]
+                if p == _NONE or (buy and p > limit_ticks) or (not buy and p < limit_ticks):
+                    break
+                j = p & _RING_MASK
+                # fill the level's maker orders one at a time (one print each)
+                while lots > 0 and q[j] > 0:
+                    chunk = _maker_lots(rng, maker_tab, lot) if prints < MAX_PRINTS else q[j]
+                    take = chunk
+                    if take > lots:
+                        take = lots
+                    if take > q[j]:
+                        take = q[j]
+                    q[j] -= take
                     lots -= take
-                    swept += 1
+                    prints += 1
                     if emit:
                         n = _emit(
                             n,
-                            _EV_BUY_TRADE,
+                            _EV_BUY_TRADE if buy else _EV_SELL_TRADE,
                             t_new,
                             local_ns,
                             p * tick,
@@ -557,146 +616,69 @@ def _advance(
                             o_px,
                             o_qty,
                         )
-                        n = _emit(
-                            n,
-                            _EV_ASK_DEPTH,
-                            t_new,
-                            local_ns,
-                            p * tick,
-                            aq[j] * lot,
-                            o_ev,
-                            o_exch,
-                            o_local,
-                            o_px,
-                            o_qty,
-                        )
-                    if aq[j] == 0:
+                    if buy:
+                        ist[S_QA_LOTS] -= take
+                    else:
+                        ist[S_QB_LOTS] -= take
+                levels += 1
+                if emit:
+                    n = _emit(
+                        n,
+                        _EV_ASK_DEPTH if buy else _EV_BID_DEPTH,
+                        t_new,
+                        local_ns,
+                        p * tick,
+                        q[j] * lot,
+                        o_ev,
+                        o_exch,
+                        o_local,
+                        o_px,
+                        o_qty,
+                    )
+                if q[j] == 0:
+                    if buy:
                         ist[S_BEST_ASK] = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
-            else:
-                while lots > 0 and ist[S_BEST_BID] != _NONE and swept < kmax:
-                    p = ist[S_BEST_BID]
-                    if p < limit_ticks:
-                        break
-                    j = p & _RING_MASK
-                    take = lots if lots < bq[j] else bq[j]
-                    bq[j] -= take
-                    ist[S_QB_LOTS] -= take
-                    lots -= take
-                    swept += 1
-                    if emit:
-                        n = _emit(
-                            n,
-                            _EV_SELL_TRADE,
-                            t_new,
-                            local_ns,
-                            p * tick,
-                            take * lot,
-                            o_ev,
-                            o_exch,
-                            o_local,
-                            o_px,
-                            o_qty,
-                        )
-                        n = _emit(
-                            n,
-                            _EV_BID_DEPTH,
-                            t_new,
-                            local_ns,
-                            p * tick,
-                            bq[j] * lot,
-                            o_ev,
-                            o_exch,
-                            o_local,
-                            o_px,
-                            o_qty,
-                        )
-                    if bq[j] == 0:
+                    else:
                         ist[S_BEST_BID] = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
-        elif kind == 7:
-            # a maker pulls one order from a bid that sits above the efficient price
-            j = bb & _RING_MASK
-            lots = int(lim * _exp1(rng) + 0.5)
-            if lots < 1:
-                lots = 1
-            if lots > bq[j]:
-                lots = bq[j]
-            bq[j] -= lots
-            ist[S_QB_LOTS] -= lots
-            if emit:
-                n = _emit(
-                    n,
-                    _EV_BID_DEPTH,
-                    t_new,
-                    local_ns,
-                    bb * tick,
-                    bq[j] * lot,
-                    o_ev,
-                    o_exch,
-                    o_local,
-                    o_px,
-                    o_qty,
-                )
-            if bq[j] == 0:
-                ist[S_BEST_BID] = _scan_bid_down(bq, bb - 1, ist[S_LO_BID])
-        elif kind == 8:
-            j = ba & _RING_MASK
-            lots = int(lim * _exp1(rng) + 0.5)
-            if lots < 1:
-                lots = 1
-            if lots > aq[j]:
-                lots = aq[j]
-            aq[j] -= lots
-            ist[S_QA_LOTS] -= lots
-            if emit:
-                n = _emit(
-                    n,
-                    _EV_ASK_DEPTH,
-                    t_new,
-                    local_ns,
-                    ba * tick,
-                    aq[j] * lot,
-                    o_ev,
-                    o_exch,
-                    o_local,
-                    o_px,
-                    o_qty,
-                )
-            if aq[j] == 0:
-                ist[S_BEST_ASK] = _scan_ask_up(aq, ba + 1, ist[S_HI_ASK])
-        # ---- trim levels that fell too far from the efficient price --------------------------
-        far = int(math.ceil(v)) - kmax - 2
-        # also bound the stale side so the live range always fits the ring buffer
-        stale_cap = int(v) + RING_TICKS // 4
-        if ist[S_BEST_BID] == _NONE:
-            ist[S_QB_LOTS] = 0
-        else:
-            while ist[S_LO_BID] < far and ist[S_LO_BID] <= ist[S_BEST_BID]:
-                p = ist[S_LO_BID]
-                j = p & _RING_MASK
-                if bq[j] > 0:
-                    ist[S_QB_LOTS] -= bq[j]
-                    bq[j] = 0
-                    if emit:
-                        n = _emit(
-                            n,
-                            _EV_BID_DEPTH,
-                            t_new,
-                            local_ns,
-                            p * tick,
-                            0.0,
-                            o_ev,
-                            o_exch,
-                            o_local,
-                            o_px,
-                            o_qty,
-                        )
-                ist[S_LO_BID] = p + 1
-            if ist[S_LO_BID] > ist[S_BEST_BID]:
-                ist[S_BEST_BID] = _NONE
-                ist[S_QB_LOTS] = 0
-            while ist[S_BEST_BID] != _NONE and ist[S_BEST_BID] > stale_cap:
-                p = ist[S_BEST_BID]
-                j = p & _RING_MASK
+            if kind == N_RATES or kind == 4 or kind == 5:
+                done_qty = (lots0 - lots) * lot
+                v += P[P_IMPACT] * done_qty if buy else -P[P_IMPACT] * done_qty
+                fs[F_V] = v
+        # ---- trim levels that fell too far from the efficient price ----------------------------
+        n = _trim(
+            v,
+            kmax,
+            emit,
+            tick,
+            lot,
+            t_new,
+            local_ns,
+            ist,
+            bq,
+            aq,
+            n,
+            o_ev,
+            o_exch,
+            o_local,
+            o_px,
+            o_qty,
+        )
+
+
+@njit(cache=True)
+def _trim(
+    v, kmax, emit, tick, lot, t_new, local_ns, ist, bq, aq, n, o_ev, o_exch, o_local, o_px, o_qty
+) -> int:
+    far = int(math.ceil(v)) - kmax - 2
+    # also bound the stale side so the live range always fits the ring buffer
+    stale_cap = int(v) + RING_TICKS // 4
+    if ist[S_BEST_BID] == _NONE:
+        ist[S_QB_LOTS] = 0
+    else:
+        while ist[S_LO_BID] < far and ist[S_LO_BID] <= ist[S_BEST_BID]:
+            p = ist[S_LO_BID]
+            j = p & _RING_MASK
+            if bq[j] > 0:
                 ist[S_QB_LOTS] -= bq[j]
                 bq[j] = 0
                 if emit:
@@ -713,39 +695,39 @@ def _advance(
                         o_px,
                         o_qty,
                     )
-                ist[S_BEST_BID] = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
-        far = int(math.floor(v)) + kmax + 2
-        stale_cap = int(v) - RING_TICKS // 4
-        if ist[S_BEST_ASK] == _NONE:
-            ist[S_QA_LOTS] = 0
-        else:
-            while ist[S_HI_ASK] > far and ist[S_HI_ASK] >= ist[S_BEST_ASK]:
-                p = ist[S_HI_ASK]
-                j = p & _RING_MASK
-                if aq[j] > 0:
-                    ist[S_QA_LOTS] -= aq[j]
-                    aq[j] = 0
-                    if emit:
-                        n = _emit(
-                            n,
-                            _EV_ASK_DEPTH,
-                            t_new,
-                            local_ns,
-                            p * tick,
-                            0.0,
-                            o_ev,
-                            o_exch,
-                            o_local,
-                            o_px,
-                            o_qty,
-                        )
-                ist[S_HI_ASK] = p - 1
-            if ist[S_HI_ASK] < ist[S_BEST_ASK]:
-                ist[S_BEST_ASK] = _NONE
-                ist[S_QA_LOTS] = 0
-            while ist[S_BEST_ASK] != _NONE and ist[S_BEST_ASK] < stale_cap:
-                p = ist[S_BEST_ASK]
-                j = p & _RING_MASK
+            ist[S_LO_BID] = p + 1
+        if ist[S_LO_BID] > ist[S_BEST_BID]:
+            ist[S_BEST_BID] = _NONE
+            ist[S_QB_LOTS] = 0
+        while ist[S_BEST_BID] != _NONE and ist[S_BEST_BID] > stale_cap:
+            p = ist[S_BEST_BID]
+            j = p & _RING_MASK
+            ist[S_QB_LOTS] -= bq[j]
+            bq[j] = 0
+            if emit:
+                n = _emit(
+                    n,
+                    _EV_BID_DEPTH,
+                    t_new,
+                    local_ns,
+                    p * tick,
+                    0.0,
+                    o_ev,
+                    o_exch,
+                    o_local,
+                    o_px,
+                    o_qty,
+                )
+            ist[S_BEST_BID] = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
+    far = int(math.floor(v)) + kmax + 2
+    stale_cap = int(v) - RING_TICKS // 4
+    if ist[S_BEST_ASK] == _NONE:
+        ist[S_QA_LOTS] = 0
+    else:
+        while ist[S_HI_ASK] > far and ist[S_HI_ASK] >= ist[S_BEST_ASK]:
+            p = ist[S_HI_ASK]
+            j = p & _RING_MASK
+            if aq[j] > 0:
                 ist[S_QA_LOTS] -= aq[j]
                 aq[j] = 0
                 if emit:
@@ -762,7 +744,31 @@ def _advance(
                         o_px,
                         o_qty,
                     )
-                ist[S_BEST_ASK] = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
+            ist[S_HI_ASK] = p - 1
+        if ist[S_HI_ASK] < ist[S_BEST_ASK]:
+            ist[S_BEST_ASK] = _NONE
+            ist[S_QA_LOTS] = 0
+        while ist[S_BEST_ASK] != _NONE and ist[S_BEST_ASK] < stale_cap:
+            p = ist[S_BEST_ASK]
+            j = p & _RING_MASK
+            ist[S_QA_LOTS] -= aq[j]
+            aq[j] = 0
+            if emit:
+                n = _emit(
+                    n,
+                    _EV_ASK_DEPTH,
+                    t_new,
+                    local_ns,
+                    p * tick,
+                    0.0,
+                    o_ev,
+                    o_exch,
+                    o_local,
+                    o_px,
+                    o_qty,
+                )
+            ist[S_BEST_ASK] = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
+    return n
 
 
 @njit(cache=True)
@@ -828,72 +834,87 @@ def _snapshot(
 
 
 # ================================== Python API ==================================================
-def _model_arrays(calib: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
-    """Translate a calibration dict (bps / qty / s units) into the core's tick/lot arrays."""
+def _table(x: Any, name: str, *, positive: bool) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if (
+        a.ndim != 1
+        or len(a) < 2
+        or not np.all(np.isfinite(a))
+        or np.any(a <= 0 if positive else a < 0)
+    ):
+        raise UserError(
+            f"calibration: {name} must be a list of >= 2 finite quantiles {'> 0' if positive else '>= 0'}"
+        )
+    return np.sort(a)
+
+
+def model_arrays(
+    calib: dict,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+    """Translate a calibration dict (bps / qty / s units) into the core's tick/lot arrays:
+    (params, depth target per level in lots, maker size table, parent size table, latency table,
+    initial efficient price in ticks). Raises UserError naming the bad field."""
     try:
         m = calib["model"]
         tick_px = float(calib["tick_px"])
         lot_qty = float(calib["lot_qty"])
         price0_px = float(calib["price0_px"])
+        if not (tick_px > 0 and lot_qty > 0 and price0_px > 0):
+            raise UserError("calibration: tick_px, lot_qty and price0_px must be > 0")
         ticks_per_bps = price0_px * 1e-4 / tick_px
+        maker_tab = _table(
+            m["maker_size_quantiles_qty"], "model.maker_size_quantiles_qty", positive=True
+        )
+        parent_tab = _table(
+            m["parent_size_quantiles_qty"], "model.parent_size_quantiles_qty", positive=True
+        )
+        lat_tab = _table(
+            calib["feed_latency_quantiles_ns"], "feed_latency_quantiles_ns", positive=False
+        )
+        target = np.asarray(m["depth_target_qty"], dtype=np.float64)
         P = np.zeros(N_PARAMS, dtype=np.float64)
         P[P_SIGMA_TICKS] = float(m["sigma_bps_per_sqrt_s"]) * ticks_per_bps
         P[P_JUMP_RATE] = float(m["jump_rate_per_s"])
         P[P_JUMP_TICKS] = float(m["jump_size_bps"]) * ticks_per_bps
         P[P_CANCEL_RATE] = float(m["cancel_rate_per_s"])
-        P[P_LIMIT_LOTS] = max(float(m["limit_size_mean_qty"]) / lot_qty, 1.0)
+        P[P_REFILL_RATE] = float(m["refill_rate_per_s"])
         P[P_STALE_RATE] = float(m["stale_cancel_rate_per_s"])
+        P[P_STALE_EDGE] = float(m["stale_edge_bps"]) * ticks_per_bps
         P[P_NOISE_MU] = float(m["noise_base_rate_per_s"])
         P[P_HAWKES_N] = float(m["hawkes_branching_ratio"])
         P[P_HAWKES_BETA] = float(m["hawkes_decay_per_s"])
-        P[P_INFORMED_RATE] = float(m["informed_rate_per_s"])
-        P[P_INFORMED_EDGE] = float(m["informed_edge_ticks"])
-        P[P_STALE_EDGE] = float(m.get("stale_edge_ticks", 0.0))
+        P[P_INFORMED_RATE] = float(m["informed_rate_per_s_per_bps"]) / ticks_per_bps
+        P[P_INFORMED_EDGE] = float(m["informed_edge_bps"]) * ticks_per_bps
         P[P_TICK_PX] = tick_px
         P[P_LOT_QTY] = lot_qty
-        arr_rate = np.asarray(m["limit_arrival_rate_per_s"], dtype=np.float64)
-        P[P_MAX_LEVELS] = max(int(m.get("max_levels", len(arr_rate))), len(arr_rate))
-        size_tab = np.asarray(m["trade_size_quantiles_qty"], dtype=np.float64)
-        lat_tab = np.asarray(calib["feed_latency_quantiles_ns"], dtype=np.float64)
+        P[P_MAKER_LOTS] = max(float(np.mean(maker_tab)) / lot_qty, 1.0)
+        P[P_SAME_SIDE] = float(m.get("same_side_ratio", 0.0))
+        P[P_IMPACT] = float(m.get("impact_bps_per_qty", 0.0)) * ticks_per_bps
     except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"calibration: missing or malformed field ({exc!r})") from None
-    bad = []
-    if not (tick_px > 0 and lot_qty > 0 and price0_px > 0):
-        bad.append("tick_px/lot_qty/price0_px must be > 0")
+        raise UserError(f"calibration: missing or malformed field {exc!s}") from None
     if not np.all(np.isfinite(P)) or np.any(P < 0):
-        bad.append("model parameters must be finite and >= 0")
+        raise UserError("calibration: model parameters must be finite and >= 0")
     if P[P_HAWKES_N] >= 1.0:
-        bad.append("hawkes_branching_ratio must be < 1 (stationary)")
-    if arr_rate.ndim != 1 or len(arr_rate) < 1 or np.any(arr_rate < 0) or arr_rate.sum() <= 0:
-        bad.append("limit_arrival_rate_per_s must be a non-empty list of rates >= 0")
+        raise UserError("calibration: model.hawkes_branching_ratio must be < 1 (stationary)")
     if (
-        size_tab.ndim != 1
-        or len(size_tab) < 2
-        or np.any(~np.isfinite(size_tab))
-        or np.any(size_tab <= 0)
+        target.ndim != 1
+        or not (1 <= len(target) <= RING_TICKS // 8)
+        or not np.all(np.isfinite(target))
+        or np.any(target < 0)
+        or target.sum() <= 0
     ):
-        bad.append("trade_size_quantiles_qty must hold >= 2 positive quantiles")
-    if (
-        lat_tab.ndim != 1
-        or len(lat_tab) < 2
-        or np.any(~np.isfinite(lat_tab))
-        or np.any(lat_tab < 0)
-    ):
-        bad.append("feed_latency_quantiles_ns must hold >= 2 quantiles >= 0")
-    if P[P_MAX_LEVELS] * 2 + 8 > RING_TICKS // 4:
-        bad.append(f"max_levels must be < {RING_TICKS // 8 - 4}")
-    if bad:
-        raise UserError("calibration: " + "; ".join(bad))
-    size_tab = np.sort(size_tab)
-    lat_tab = np.sort(lat_tab)
-    return P, arr_rate, size_tab, lat_tab, price0_px / tick_px
+        raise UserError(
+            f"calibration: model.depth_target_qty must list 1..{RING_TICKS // 8} depths >= 0 (not all 0)"
+        )
+    target_lots = np.round(target / lot_qty)
+    return P, target_lots, maker_tab, parent_tab, lat_tab, price0_px / tick_px
 
 
 class _Market:
     """Mutable generator state (arrays only, so the compiled core can advance it)."""
 
     def __init__(self, calib: dict, seed: int, start_ts_ns: int) -> None:
-        self.P, self.arr_rate, self.size_tab, self.lat_tab, v0 = _model_arrays(calib)
+        self.P, self.target, self.maker_tab, self.parent_tab, self.lat_tab, v0 = model_arrays(calib)
         self.rng = _seed_state(seed)
         self.bq = np.zeros(RING_TICKS, dtype=np.int64)
         self.aq = np.zeros(RING_TICKS, dtype=np.int64)
@@ -903,12 +924,10 @@ class _Market:
         self.ist[S_T_NS] = int(start_ts_ns) - WARMUP_NS
         self.ist[S_BEST_BID] = _NONE
         self.ist[S_BEST_ASK] = _NONE
-        self.ist[S_LO_BID] = 0
-        self.ist[S_HI_ASK] = 0
         self.start_ts_ns = int(start_ts_ns)
 
     def run(self, t_end_ns: int, emit: bool, cap: int) -> np.ndarray:
-        """Advance to ``t_end_ns`` and return the emitted events (in buffers of ``cap`` rows)."""
+        """Advance to ``t_end_ns`` and return the emitted events (buffers of ``cap`` rows)."""
         parts = []
         cap = max(cap, 2 * _RESERVE_ROWS)
         while True:
@@ -919,8 +938,9 @@ class _Market:
             o_qty = np.empty(cap, dtype=np.float64)
             n = _advance(
                 self.P,
-                self.arr_rate,
-                self.size_tab,
+                self.target,
+                self.maker_tab,
+                self.parent_tab,
                 self.lat_tab,
                 self.fs,
                 self.ist,
@@ -984,38 +1004,36 @@ def _pack(
     return out
 
 
-def _estimate_rows_per_s(calib: dict) -> float:
-    m = calib.get("model", {})
+def _rows_per_s_guess(calib: dict) -> float:
+    """Rough emitted rows per second (buffer sizing only; the buffers grow when short)."""
+    fit = calib.get("fit_stats") or calib.get("target_stats") or {}
     try:
-        arr = float(np.sum(m.get("limit_arrival_rate_per_s", [0.0])))
-        trades = float(m.get("noise_base_rate_per_s", 0.0)) / max(
-            1e-9, 1.0 - float(m.get("hawkes_branching_ratio", 0.0))
+        return max(
+            100.0, float(fit.get("n_events", 0)) / max(float(fit.get("duration_s", 1.0)), 1e-9)
         )
-        return 4.0 * arr + 4.0 * trades + 2.0 * float(m.get("informed_rate_per_s", 0.0)) + 100.0
     except (TypeError, ValueError):
-        return 1000.0
+        return 2000.0
 
 
 def generate_chunks(
     calib: dict, seed: int, start_ts_ns: int, duration_ns: int, chunk_ns: int = 600_000_000_000
 ) -> Iterator[np.ndarray]:
-    """Yield the market in consecutive time chunks of ``chunk_ns`` (the first chunk starts with
-    the DEPTH_SNAPSHOT of the initial book). Concatenated, the chunks equal
+    """Yield the market in consecutive exchange-time chunks of ``chunk_ns`` (the first starts
+    with the DEPTH_SNAPSHOT of the initial book). Concatenated, the chunks equal
     ``generate(calib, seed, start_ts_ns, duration_ns)`` byte for byte."""
-    if duration_ns <= 0:
+    if int(duration_ns) <= 0:
         raise UserError(f"synthetic market: duration must be > 0 ns, got {duration_ns}")
-    if chunk_ns <= 0:
+    if int(chunk_ns) <= 0:
         raise UserError(f"synthetic market: chunk must be > 0 ns, got {chunk_ns}")
     mk = _Market(calib, seed, start_ts_ns)
     mk.run(int(start_ts_ns), emit=False, cap=1 << 16)
-    rows_per_s = _estimate_rows_per_s(calib)
+    rows_per_s = _rows_per_s_guess(calib)
     end_ns = int(start_ts_ns) + int(duration_ns)
     t = int(start_ts_ns)
-    first = mk.snapshot()
+    first: np.ndarray | None = mk.snapshot()
     while t < end_ns:
         t_next = min(end_ns, t + int(chunk_ns))
-        cap = int(rows_per_s * (t_next - t) * 1e-9 * 1.3) + 4 * _RESERVE_ROWS
-        cap = min(cap, 8_000_000)
+        cap = min(int(rows_per_s * (t_next - t) * 1e-9 * 1.2) + 4 * _RESERVE_ROWS, 4_000_000)
         body = mk.run(t_next, emit=True, cap=cap)
         if first is not None:
             body = np.concatenate([first, body])
@@ -1027,9 +1045,7 @@ def generate_chunks(
 def generate(calib: dict, seed: int, start_ts_ns: int, duration_ns: int) -> np.ndarray:
     """The synthetic market from ``start_ts_ns`` for ``duration_ns`` as one EVENT_DTYPE array
     (deterministic by ``seed``; starts with a DEPTH_SNAPSHOT of the initial book)."""
-    parts = list(
-        generate_chunks(calib, seed, start_ts_ns, duration_ns, chunk_ns=max(int(duration_ns), 1))
-    )
+    parts = list(generate_chunks(calib, seed, start_ts_ns, duration_ns, chunk_ns=int(duration_ns)))
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
@@ -1059,5 +1075,5 @@ def load_calibration(name_or_path: str | Path = "default") -> dict[str, Any]:
         raise UserError(
             f"market calibration {path}: not a {SCHEMA} file (missing or wrong 'schema')"
         )
-    _model_arrays(calib)  # validates every field the generator needs
+    model_arrays(calib)  # validates every field the generator needs
     return calib

@@ -1,0 +1,118 @@
+"""``mmbot data inspect`` and ``mmbot data convert``: what a capture holds, and its normalised events.
+
+``inspect`` prints (rich tables) the format, symbol, lines, event counts by kind, span, feed-latency
+percentiles (``local_ts - exch_ts`` after the clock correction), tick and lot guesses, the clock
+offset applied and every repair count. ``convert`` writes the events as an hftbacktest-loadable
+``.npz`` (``np.savez_compressed(out, data=events)``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from mmbot.data.core import ReadStats
+from mmbot.errors import UserError
+from mmbot.events import EVENT_DTYPE, KIND_MASK
+
+
+def feed_latency_percentiles_ms(events: np.ndarray, qs: tuple[float, ...] = (50, 95, 99)) -> dict[str, float]:
+    """Feed-latency percentiles in ms over events that are both exchange and local rows."""
+    if len(events) == 0:
+        return {f"p{q:g}": math.nan for q in qs}
+    lat_ms = (events["local_ts"] - events["exch_ts"]).astype(np.float64) / 1e6
+    vals = np.percentile(lat_ms, qs)
+    return {f"p{q:g}": float(v) for q, v in zip(qs, vals, strict=True)}
+
+
+def summary(events: np.ndarray, stats: ReadStats) -> dict:
+    """Everything ``inspect`` prints, as a plain dict (sorted keys when dumped)."""
+    span_s = (stats.last_exch_ts - stats.first_exch_ts) / 1e9 if len(events) else 0.0
+    kinds = (events["ev"] & KIND_MASK).astype(np.int64)
+    n_custom = int((kinds > 5).sum())
+    out = {
+        "path": stats.path,
+        "format": stats.format,
+        "symbol": stats.symbol,
+        "lines": stats.n_lines,
+        "events": int(len(events)),
+        "counts": dict(sorted(stats.counts.items())),
+        "custom_kind_events": n_custom,
+        "span_s": span_s,
+        "first_exch_ts": stats.first_exch_ts,
+        "last_exch_ts": stats.last_exch_ts,
+        "feed_latency_ms": feed_latency_percentiles_ms(events),
+        "tick_px_guess": stats.tick_px_guess,
+        "lot_qty_guess": stats.lot_qty_guess,
+        "local_offset_ns": stats.local_offset_ns,
+        "base_latency_ns": stats.base_latency_ns,
+        "assumed_feed_latency_ns": stats.assumed_feed_latency_ns,
+        "repairs": dict(sorted(stats.repairs.items())),
+        "notes": list(stats.notes),
+        "from_cache": stats.from_cache,
+    }
+    return out
+
+
+def inspect_command(path: Path, *, use_cache: bool = True) -> dict:
+    from rich.console import Console
+    from rich.table import Table
+
+    from mmbot.data import load_events
+
+    events, stats = load_events(path, use_cache=use_cache)
+    s = summary(events, stats)
+    con = Console()
+    t = Table(title=f"{path}", show_header=False)
+    t.add_column("field")
+    t.add_column("value", justify="right")
+    t.add_row("format", s["format"])
+    t.add_row("symbol", s["symbol"] or "-")
+    t.add_row("lines", f"{s['lines']:,}")
+    t.add_row("events", f"{s['events']:,}")
+    t.add_row("span", f"{s['span_s']:.3f} s")
+    lat = s["feed_latency_ms"]
+    t.add_row("feed latency p50 / p95 / p99", f"{lat['p50']:.3f} / {lat['p95']:.3f} / {lat['p99']:.3f} ms")
+    t.add_row("tick guess (px)", f"{s['tick_px_guess']:g}")
+    t.add_row("lot guess (qty)", f"{s['lot_qty_guess']:g}")
+    t.add_row("local clock offset applied", f"{s['local_offset_ns']:,} ns ({s['local_offset_ns'] / 1e6:.3f} ms)")
+    if s["assumed_feed_latency_ns"] is not None:
+        t.add_row("assumed feed latency (no local time)", f"{s['assumed_feed_latency_ns'] / 1e6:g} ms")
+    t.add_row("from cache", str(s["from_cache"]))
+    con.print(t)
+    k = Table(title="events by kind")
+    k.add_column("kind")
+    k.add_column("count", justify="right")
+    for name, n in s["counts"].items():
+        k.add_row(name, f"{n:,}")
+    if s["custom_kind_events"]:
+        k.add_row("custom", f"{s['custom_kind_events']:,}")
+    con.print(k)
+    r = Table(title="repairs")
+    r.add_column("repair")
+    r.add_column("count", justify="right")
+    for name, n in s["repairs"].items():
+        r.add_row(name, f"{n:,}")
+    con.print(r)
+    for note in s["notes"]:
+        con.print(f"note: {note}")
+    return s
+
+
+def convert_command(path: Path, out: Path, *, use_cache: bool = True) -> Path:
+    from mmbot.data import load_events
+
+    events, stats = load_events(path, use_cache=use_cache)
+    assert events.dtype == EVENT_DTYPE
+    out = Path(out)
+    if out.suffix != ".npz":
+        raise UserError(f"{out}: output must be a .npz file (hftbacktest format)")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(out, data=events)
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write ({exc.strerror})") from None
+    print(f"wrote {len(events):,} events ({stats.format}, {stats.symbol or '-'}) to {out}")
+    return out
