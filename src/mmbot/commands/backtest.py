@@ -8,14 +8,28 @@ import typer
 
 
 def backtest(
-    data: list[Path] = typer.Option(..., "--data", help="capture file; repeat for several, run one after another"),
+    data: list[Path] = typer.Option(
+        ..., "--data", help="capture file; repeat for several, run one after another"
+    ),
     out: Path = typer.Option(..., "--out", help="output directory for records and reports"),
-    profile: str = typer.Option("S1", "--profile", help="profile name or JSON path"),
-    overrides: Path | None = typer.Option(None, "--overrides", help="runtime overrides JSON file"),
-    latency_ms: float = typer.Option(10.0, "--latency-ms", help="order entry and response latency, ms"),
+    profile: str | None = typer.Option(
+        None, "--profile", help="profile name or JSON path (default: $MM_PROFILE or S1)"
+    ),
+    overrides: Path | None = typer.Option(
+        None,
+        "--overrides",
+        help="runtime overrides JSON file (else $MM_RUNTIME_OVERRIDES_JSON, "
+        "else artifacts/soak/runtime_overrides.json)",
+    ),
+    latency_ms: float = typer.Option(
+        10.0, "--latency-ms", help="order entry and response latency, ms"
+    ),
     queue_model: str = typer.Option("power2", "--queue-model", help="risk_averse | power<N> | log"),
     strategy: str = typer.Option("glft", "--strategy", help="glft | touch"),
     seed: int = typer.Option(0, "--seed"),
+    reports: bool = typer.Option(
+        True, "--reports/--no-reports", help="EDGE_REPORT, KPI_GATE, Markdown and HTML reports"
+    ),
 ) -> None:
     """Backtest the strategy on recorded data and write records, EDGE_REPORT, KPI_GATE and reports."""
     from mmbot.backtest import backtest_command
@@ -29,4 +43,5 @@ def backtest(
         queue_model=queue_model,
         strategy=strategy,
         seed=seed,
+        reports=reports,
     )

@@ -130,7 +130,7 @@ def on_trade(state, params, now_ns: int, px: float, aggressor_side: int) -> None
     """A market trade seen locally: count the depth it reached from the last local mid."""
     st = state[0]
     p = params[0]
-    if not (st.last_mid_ticks == st.last_mid_ticks) or aggressor_side == 0:
+    if math.isnan(st.last_mid_ticks) or aggressor_side == 0:
         return
     _decay_intensity(st, params, now_ns)
     depth_ticks = aggressor_side * (px / p.tick_px - st.last_mid_ticks)
@@ -147,7 +147,7 @@ def on_fill(state, params, side: int, px: float, target_px: float) -> None:
     """Our fill (side +1 buy / −1 sell): update the EWMA of slippage cost vs the target, in bps."""
     st = state[0]
     p = params[0]
-    if not (target_px == target_px) or target_px <= 0.0:
+    if math.isnan(target_px) or target_px <= 0.0:
         return
     cost_bps = side * (px - target_px) / target_px * 1e4
     if st.n_fills == 0:
@@ -161,7 +161,6 @@ def on_fill(state, params, side: int, px: float, target_px: float) -> None:
 def fit_intensity(state, params, now_ns: int) -> None:
     """Refit (A, k) of λ(δ) = A e^{−kδ} by least squares of ln(rate) on depth."""
     st = state[0]
-    p = params[0]
     _decay_intensity(st, params, now_ns)
     st.last_fit_ns = now_ns
     t_s = st.intensity_time_s
@@ -205,7 +204,7 @@ def fit_intensity(state, params, now_ns: int) -> None:
 @njit(cache=True)
 def _update_vol(st, params, mid_ticks: float, now_ns: int) -> None:
     p = params[0]
-    if not (st.last_mid_ticks == st.last_mid_ticks):
+    if math.isnan(st.last_mid_ticks):
         st.last_mid_ticks = mid_ticks
         st.last_mid_ns = now_ns
         return

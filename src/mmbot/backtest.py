@@ -1,0 +1,712 @@
+"""The backtest: one compiled loop driving the simulated venue with the strategy and guards inside.
+
+Owns ``RunSettings``, ``run`` (events -> ``RunResult``) and ``backtest_command`` (``mmbot backtest``).
+
+The loop (``_drive``, ``@njit(cache=True)``) wakes on every local feed event, every order response
+and at least every ``wake_interval_ms``; on each wake it feeds new local trades to the intensity
+estimator and newly learnt own fills to the slippage EWMA, builds the book and own-order views,
+calls ``strategy.glft.step`` (targets on every wake, passed to the venue's ``set_targets`` so fills
+carry them), and runs the order manager and guards per side (``execution.manager.manage_side``),
+copying each INTENDED / BLOCKED row into the venue's action buffer before sending. Knobs travel in a
+numeric record (``PARAMS_DTYPE``): new knobs reuse the cached machine code.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from mmbot import sim
+from mmbot.config import Profile, effective_knobs, load_profile
+from mmbot.errors import UserError
+from mmbot.events import DEPTH_BBO_EVENT, DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, KIND_MASK, TRADE_EVENT
+from mmbot.execution import guards
+from mmbot.execution.manager import OP_KEEP, manage_side
+from mmbot.records import (
+    ACT_BLOCKED,
+    ACT_INTENDED,
+    ACTION_DTYPE,
+    OP_CANCEL,
+    OP_NEW,
+    OP_REPLACE,
+    REASON_NAMES,
+    RunResult,
+)
+from mmbot.sim import venue as sv
+from mmbot.strategy import glft
+from mmbot.strategy.params import STRATEGY_CODES, make_params
+from mmbot.strategy.views import (
+    ORD_LIVE,
+    ORD_NONE,
+    ORD_PENDING_CANCEL,
+    ORD_PENDING_NEW,
+    ORD_PENDING_REPLACE,
+    new_book_view,
+    new_order_view,
+)
+
+# drive-loop counters (an int64 array, returned to Python in meta)
+C_WAKES, C_STEPS, C_SENT, C_SEND_ERRORS, C_TRADES_SEEN, C_FILLS_SEEN, C_FEED_WAKES = range(7)
+N_COUNTERS = 8
+
+
+@dataclass
+class RunSettings:
+    """Everything a backtest run needs besides the events.
+
+    ``knobs``: the six runtime knobs (missing ones come from the profile; all clamped to limits).
+    ``profile``: a loaded ``Profile`` (None -> ``load_profile()``). ``latency_ms``: entry and
+    response latency each. Fee rates, order size, position limit and exchange rate limit default to
+    the profile's (``order_qty`` None -> ``order_notional / reference price``, rounded to the lot).
+    """
+
+    strategy: str = "glft"
+    knobs: dict = field(default_factory=dict)
+    profile: Profile | None = None
+    latency_ms: float = 10.0
+    queue_model: str = "power2"
+    maker_fee_rate: float | None = None
+    taker_fee_rate: float | None = None
+    order_qty: float | None = None
+    max_position_qty: float | None = None
+    rate_limit_per_s: int | None = None
+    partial_fills: bool = True
+    wake_interval_ms: float = 50.0
+    seed: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the compiled loop
+@njit(cache=True)
+def _refresh_own(v, own, oids, now_ns: int) -> None:
+    """Own-order view per side from the venue's local view of our orders."""
+    slots = sv.orders(v)
+    for idx in range(2):
+        row = own[idx]
+        oid = oids[idx]
+        if oid <= 0:
+            row.status = ORD_NONE
+            row.order_id = 0
+            row.qty = 0.0
+            continue
+        s = sv.find_order(v, oid)
+        if s < 0:
+            oids[idx] = 0
+            row.status = ORD_NONE
+            row.order_id = 0
+            row.qty = 0.0
+            continue
+        o = slots[s]
+        prev = row.status
+        if o.status == sv.ST_PENDING_NEW:
+            st = ORD_PENDING_NEW
+        elif o.status == sv.ST_LIVE:
+            if o.req == sv.REQ_MODIFY:
+                st = ORD_PENDING_REPLACE
+            elif o.req == sv.REQ_CANCEL:
+                st = ORD_PENDING_CANCEL
+            else:
+                st = ORD_LIVE
+        else:
+            oids[idx] = 0
+            row.status = ORD_NONE
+            row.order_id = 0
+            row.qty = 0.0
+            continue
+        if st == ORD_LIVE and (prev != ORD_LIVE or row.px != o.px):
+            row.live_since_ns = now_ns  # the current price became live now (ack learnt now)
+        row.status = st
+        row.order_id = oid
+        row.px = o.px
+        row.qty = o.leaves_qty
+
+
+@njit(cache=True)
+def _drive(
+    v,
+    params,
+    state,
+    guard_state,
+    book,
+    own,
+    oids,
+    scratch,
+    counters,
+    cursors,
+    near_ticks: int,
+    wake_ns: int,
+    stop_local_ts: int,
+) -> bool:
+    """Run until local time reaches ``stop_local_ts`` or the data ends (returns True at the end)."""
+    p = params[0]
+    b = book[0]
+    g = guard_state[0]
+    ring = sv.local_trades(v)
+    while True:
+        rc = sv.wait_next(v, wake_ns)
+        if rc == sv.END_OF_DATA:
+            return True
+        now = sv.now_ns(v)
+        counters[C_WAKES] += 1
+        if rc == sv.WAIT_FEED:
+            counters[C_FEED_WAKES] += 1
+        # market trades seen locally -> intensity estimator (before step moves the reference mid)
+        n_tr = sv.trades_seen(v)
+        k = cursors[0]
+        if n_tr - k > sv.TRADE_RING:
+            k = n_tr - sv.TRADE_RING
+        while k < n_tr:
+            t = ring[k % sv.TRADE_RING]
+            glft.on_trade(state, params, t.local_ts, t.px, t.side)
+            k += 1
+        counters[C_TRADES_SEEN] += n_tr - cursors[0]
+        cursors[0] = n_tr
+        # own fills learnt by now -> slippage-cost EWMA
+        f = cursors[1]
+        while f < v.n_fills and v.fills[f].local_ts <= now:
+            fr = v.fills[f]
+            glft.on_fill(state, params, fr.side, fr.px, fr.target_px)
+            f += 1
+        counters[C_FILLS_SEEN] += f - cursors[1]
+        cursors[1] = f
+        # views
+        b.best_bid_px = sv.best_bid_px(v)
+        b.best_ask_px = sv.best_ask_px(v)
+        b.best_bid_qty = sv.best_bid_qty(v)
+        b.best_ask_qty = sv.best_ask_qty(v)
+        b.bid_near_qty = sv.qty_within_ticks(v, 1, near_ticks)
+        b.ask_near_qty = sv.qty_within_ticks(v, -1, near_ticks)
+        b.position_qty = sv.position_qty(v)
+        b.pnl = sv.equity(v)
+        _refresh_own(v, own, oids, now)
+        # targets on every wake, whether or not an order can be sent
+        bid_px, bid_qty, ask_px, ask_qty = glft.step(state, book, own, params, now)
+        counters[C_STEPS] += 1
+        sv.set_targets(v, bid_px, ask_px)
+        g.inflight = sv.inflight_count(v)
+        half = state[0].half_spread_px
+        for idx in range(2):
+            tpx = bid_px if idx == 0 else ask_px
+            tqty = bid_qty if idx == 0 else ask_qty
+            side = 1 if idx == 0 else -1
+            n, op, px, qty = manage_side(
+                guard_state,
+                params,
+                scratch,
+                0,
+                own[idx],
+                idx,
+                tpx,
+                tqty,
+                half,
+                b.position_qty,
+                b.pnl,
+                now,
+            )
+            for j in range(n):
+                a = scratch[j]
+                sv.record_action(v, a.kind, a.op, a.side, a.order_id, a.px, a.qty, a.reason)
+            if op == OP_KEEP:
+                continue
+            rc2 = 0
+            if op == OP_NEW:
+                oid = sv.submit(v, side, px, qty, sv.TIF_GTX, sv.ORD_LIMIT)
+                if oid > 0:
+                    oids[idx] = oid
+                    own[idx].status = ORD_PENDING_NEW
+                    own[idx].order_id = oid
+                    own[idx].px = px
+                    own[idx].qty = qty
+                    own[idx].sent_ns = now
+                else:
+                    rc2 = oid
+            elif op == OP_REPLACE:
+                rc2 = sv.modify(v, oids[idx], px, qty)
+                if rc2 == 0:
+                    own[idx].status = ORD_PENDING_REPLACE
+                    own[idx].sent_ns = now
+            elif op == OP_CANCEL:
+                rc2 = sv.cancel(v, oids[idx])
+                if rc2 == 0:
+                    own[idx].status = ORD_PENDING_CANCEL
+                    own[idx].sent_ns = now
+            if rc2 == 0:
+                counters[C_SENT] += 1
+            else:
+                counters[C_SEND_ERRORS] += 1
+        if now >= stop_local_ts:
+            return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Python side
+def _priced(events: np.ndarray) -> np.ndarray:
+    kinds = events["ev"] & KIND_MASK
+    mask = np.isin(kinds, (DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_BBO_EVENT, TRADE_EVENT))
+    return events[mask]
+
+
+def guess_tick_lot(events: np.ndarray, sample: int = 200_000) -> tuple[float, float]:
+    """(tick_px, lot_qty) guessed from the grid prices and sizes lie on (first ``sample`` rows)."""
+    from mmbot.data.core import guess_step
+
+    ev = _priced(events[:sample])
+    tick = guess_step(ev["px"]) if len(ev) else math.nan
+    lot = guess_step(ev["qty"]) if len(ev) else math.nan
+    if not (math.isfinite(tick) and tick > 0):
+        raise UserError("events: cannot guess the tick from the prices (pass tick_px)")
+    if not (math.isfinite(lot) and lot > 0):
+        raise UserError("events: cannot guess the lot from the quantities (pass lot_qty)")
+    return float(tick), float(lot)
+
+
+def _reference_px(events: np.ndarray) -> float:
+    ev = _priced(events[:200_000])
+    px = ev["px"][np.isfinite(ev["px"]) & (ev["px"] > 0)]
+    if len(px) == 0:
+        raise UserError("events: no positive prices to size orders from")
+    return float(np.median(px))
+
+
+def _start_mid(events: np.ndarray) -> float:
+    """Mid of the first bid/ask pair in the events (NaN if none)."""
+    ev = _priced(events[:200_000])
+    kinds = ev["ev"] & KIND_MASK
+    book = ev[kinds != TRADE_EVENT]
+    from mmbot.events import BUY_EVENT, SELL_EVENT
+
+    bids = book[(book["ev"] & BUY_EVENT) != 0]
+    asks = book[(book["ev"] & SELL_EVENT) != 0]
+    if len(bids) == 0 or len(asks) == 0:
+        return math.nan
+    return 0.5 * (float(bids["px"][0]) + float(asks["px"][0]))
+
+
+def build_params(
+    settings: RunSettings, tick_px: float, lot_qty: float, ref_px: float
+) -> tuple[np.ndarray, dict, Profile]:
+    profile = settings.profile if settings.profile is not None else load_profile()
+    knob_values = effective_knobs(profile, settings.knobs or {})
+    if settings.strategy not in STRATEGY_CODES:
+        raise UserError(
+            f"strategy {settings.strategy!r}: expected one of {', '.join(STRATEGY_CODES)}"
+        )
+    rate = (
+        settings.rate_limit_per_s
+        if settings.rate_limit_per_s is not None
+        else int(profile.venue.rate_limit_per_s)
+    )
+    params = make_params(
+        knob_values,
+        profile,
+        tick_px=tick_px,
+        lot_qty=lot_qty,
+        ref_px=ref_px,
+        strategy=settings.strategy,
+        order_qty=settings.order_qty,
+        max_position_qty=settings.max_position_qty,
+        maker_fee_rate=settings.maker_fee_rate,
+        taker_fee_rate=settings.taker_fee_rate,
+        rate_limit_per_s=float(rate),
+    )
+    return params, knob_values, profile
+
+
+def run(
+    events: np.ndarray,
+    settings: RunSettings,
+    *,
+    symbol: str = "",
+    tick_px: float | None = None,
+    lot_qty: float | None = None,
+    progress: Callable[[float], None] | None = None,
+    chunk_s: float = 60.0,
+) -> RunResult:
+    """Backtest ``settings`` on ``events`` (EVENT_DTYPE) and return the run's records.
+
+    ``progress`` (optional) is called with the fraction of local time done after each ``chunk_s``
+    of market time (the compiled loop returns to Python only then).
+    """
+    if len(events) == 0:
+        raise UserError("events: empty event array")
+    if tick_px is None or lot_qty is None:
+        g_tick, g_lot = guess_tick_lot(events)
+        tick_px = g_tick if tick_px is None else tick_px
+        lot_qty = g_lot if lot_qty is None else lot_qty
+    ref_px = _reference_px(events)
+    params, knob_values, profile = build_params(settings, float(tick_px), float(lot_qty), ref_px)
+    p = params[0]
+    latency_ns = int(round(settings.latency_ms * 1e6))
+    cfg = sim.VenueConfig(
+        tick_px=float(tick_px),
+        lot_qty=float(lot_qty),
+        maker_fee_rate=float(p["maker_fee_rate"]),
+        taker_fee_rate=float(p["taker_fee_rate"]),
+        entry_latency_ns=latency_ns,
+        response_latency_ns=latency_ns,
+        queue_model=settings.queue_model,
+        partial_fills=settings.partial_fills,
+        rate_limit_per_s=int(p["rate_limit_per_s"]),
+    )
+    t_wall = time.perf_counter()
+    v = sim.make_venue(events, cfg)
+    state = glft.new_state(params)
+    guard_state = guards.new_guard_state(params)
+    book = new_book_view()
+    own = new_order_view()
+    oids = np.zeros(2, np.int64)
+    scratch = np.zeros(8, ACTION_DTYPE)
+    counters = np.zeros(N_COUNTERS, np.int64)
+    cursors = np.zeros(2, np.int64)
+    near_ticks = int(min(max(round(p["near_band_bps"] * 1e-4 * ref_px / tick_px), 1), 500))
+    wake_ns = max(int(settings.wake_interval_ms * 1e6), 1)
+    first_ts = int(events["local_ts"].min())
+    last_ts = int(events["local_ts"].max())
+    chunk_ns = max(int(chunk_s * 1e9), 1)
+    stop = first_ts + chunk_ns
+    while True:
+        done = _drive(
+            v,
+            params,
+            state,
+            guard_state,
+            book,
+            own,
+            oids,
+            scratch,
+            counters,
+            cursors,
+            near_ticks,
+            wake_ns,
+            stop,
+        )
+        if progress is not None:
+            progress(1.0 if done else min(1.0, (stop - first_ts) / max(last_ts - first_ts, 1)))
+        if done:
+            break
+        stop += chunk_ns
+    wall_s = time.perf_counter() - t_wall
+    fills, actions, marks, stats = sim.finish(v, events)
+    g = guard_state[0]
+    blocked = {
+        REASON_NAMES[r]: int(g["n_blocked"][r])
+        for r in REASON_NAMES
+        if r < len(g["n_blocked"]) and r != 0
+    }
+    st = state[0]
+    meta: dict[str, Any] = {
+        "symbol": symbol,
+        "strategy": settings.strategy,
+        "profile": profile.name,
+        "knobs": {k: knob_values[k] for k in sorted(knob_values)},
+        "tick_px": float(tick_px),
+        "lot_qty": float(lot_qty),
+        "order_qty": float(p["order_qty"]),
+        "max_position_qty": float(p["max_position_qty"]),
+        "maker_fee_rate": float(p["maker_fee_rate"]),
+        "taker_fee_rate": float(p["taker_fee_rate"]),
+        "latency_ms": float(settings.latency_ms),
+        "queue_model": settings.queue_model,
+        "seed": int(settings.seed),
+        "start_ts": int(events["exch_ts"][0]),
+        "end_ts": int(events["exch_ts"][-1]),
+        "start_mid_px": _start_mid(events),
+        "initial_position_qty": 0.0,
+        "initial_equity": 0.0,
+        "final_mid_px": stats["final_mid_px"],
+        "sim_equity": stats["sim_equity"],
+        "ws_lag_p95_ms": stats.get("ws_lag_p95_ms", float("nan")),
+        "events": int(len(events)),
+        "venue": {k: v_ for k, v_ in stats.items() if k != "ws_lag_p95_ms"},
+        "guards": {
+            "intended": int(g["n_intended"]),
+            "sent": int(g["n_sent"]),
+            "blocked": blocked,
+            "killed": bool(g["killed"]),
+        },
+        "loop": {
+            "wakes": int(counters[C_WAKES]),
+            "feed_wakes": int(counters[C_FEED_WAKES]),
+            "steps": int(counters[C_STEPS]),
+            "sent": int(counters[C_SENT]),
+            "send_errors": int(counters[C_SEND_ERRORS]),
+            "trades_seen": int(counters[C_TRADES_SEEN]),
+            "fills_seen": int(counters[C_FILLS_SEEN]),
+            "wall_s": wall_s,
+        },
+        "estimates": {
+            "sigma_ticks_per_sqrt_s": float(st["sigma_ticks"]),
+            "a_per_s": float(st["a_per_s"]),
+            "k_per_tick": float(st["k_per_tick"]),
+            "slip_cost_bps": float(st["slip_cost_bps"]),
+        },
+    }
+    return RunResult(fills, actions, marks, meta)
+
+
+# ---------------------------------------------------------------------------------------------
+# summary helpers (used by the command and the bench)
+def summarize(results: Sequence[RunResult]) -> dict:
+    """Fills, turnover, PnL (marked at each run's final mid), maker share, blocks by reason."""
+    fills = 0
+    turnover = 0.0
+    maker_notional = 0.0
+    pnl = 0.0
+    fees = 0.0
+    blocked: dict[str, int] = {}
+    intended = 0
+    events = 0
+    for r in results:
+        f = r.fills
+        notional = f["px"] * f["qty"]
+        fills += len(f)
+        turnover += float(notional.sum())
+        maker_notional += float(notional[f["maker"] == 1].sum())
+        fees += float(f["fee"].sum())
+        pnl += float(r.meta.get("sim_equity", 0.0)) - float(r.meta.get("initial_equity", 0.0))
+        a = r.actions
+        intended += int((a["kind"] == ACT_INTENDED).sum())
+        blk = a[a["kind"] == ACT_BLOCKED]
+        for code in np.unique(blk["reason"]):
+            name = REASON_NAMES.get(int(code), str(int(code)))
+            blocked[name] = blocked.get(name, 0) + int((blk["reason"] == code).sum())
+        events += int(r.meta.get("events", 0))
+    return {
+        "runs": len(results),
+        "events": events,
+        "fills": fills,
+        "turnover": turnover,
+        "pnl": pnl,
+        "fees": fees,
+        "net_bps": pnl / turnover * 1e4 if turnover > 0 else float("nan"),
+        "maker_share_pct": maker_notional / turnover * 100 if turnover > 0 else float("nan"),
+        "intended": intended,
+        "blocked": dict(sorted(blocked.items())),
+    }
+
+
+def _run_name(i: int, path: Path) -> str:
+    stem = path.name
+    for suf in (".gz", ".jsonl", ".json", ".npz", ".csv", ".txt", ".parquet"):
+        if stem.endswith(suf):
+            stem = stem[: -len(suf)]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) or "data"
+    return f"{i:02d}_{safe}"
+
+
+def _validate_inputs(
+    data: Sequence[Path],
+    profile: str | None,
+    overrides: Path | None,
+    latency_ms: float,
+    queue_model: str,
+    strategy: str,
+) -> tuple[Profile, dict, list[str]]:
+    """Every input checked before anything is written (UserError naming the input)."""
+    from mmbot.config import load_overrides
+    from mmbot.sim.config import parse_queue_model
+
+    if not data:
+        raise UserError("--data: at least one capture file is needed")
+    for path in data:
+        p = Path(path)
+        if not p.exists():
+            raise UserError(f"--data {p}: file not found")
+        if not p.is_file():
+            raise UserError(f"--data {p}: not a file")
+    if strategy not in STRATEGY_CODES:
+        raise UserError(f"--strategy {strategy!r}: expected one of {', '.join(STRATEGY_CODES)}")
+    if not (math.isfinite(latency_ms) and latency_ms >= 0):
+        raise UserError(f"--latency-ms {latency_ms!r}: must be a finite number >= 0")
+    parse_queue_model(queue_model)
+    prof = load_profile(profile)
+    ovr, messages = load_overrides(overrides)
+    return prof, ovr, list(prof.messages) + messages
+
+
+def _summary_tables(summary: dict, per_file: list[tuple[str, dict]], verdict: str | None) -> list:
+    """Results per file (and total) and guard blocks by reason: fits one 80-column screen."""
+    from rich.table import Table
+
+    t = Table(title="mmbot backtest", caption=f"KPI_GATE={verdict}" if verdict else None)
+    for col in ("run", "events", "fills", "turnover", "PnL", "net bps", "maker %"):
+        t.add_column(col, justify="left" if col == "run" else "right", overflow="fold")
+
+    def row(name: str, s: dict) -> list[str]:
+        return [
+            name if len(name) <= 22 else name[:21] + "…",
+            f"{s['events']:,}",
+            f"{s['fills']:,}",
+            f"{s['turnover']:,.0f}",
+            f"{s['pnl']:,.4f}",
+            f"{s['net_bps']:.3f}",
+            f"{s['maker_share_pct']:.1f}",
+        ]
+
+    for name, s in per_file:
+        t.add_row(*row(name, s))
+    if len(per_file) > 1:
+        t.add_row(*row("total", summary), style="bold")
+    b = Table(title="guard blocks (attempts blocked / all attempts)")
+    b.add_column("reason")
+    b.add_column("blocked", justify="right")
+    b.add_column("ratio", justify="right")
+    attempts = max(int(summary["intended"]), 1)
+    for reason, count in summary["blocked"].items():
+        b.add_row(reason, f"{count:,}", f"{count / attempts:.3f}")
+    b.add_row("attempts", f"{summary['intended']:,}", "", style="dim")
+    return [t, b]
+
+
+def backtest_command(
+    *,
+    data: Sequence[Path],
+    out: Path,
+    profile: str | None = "S1",
+    overrides: Path | None = None,
+    latency_ms: float = 10.0,
+    queue_model: str = "power2",
+    strategy: str = "glft",
+    seed: int = 0,
+    reports: bool = True,
+    console: Any = None,
+) -> int:
+    """``mmbot backtest``: files one after another (one file's events in memory at a time), records
+    to ``out/<NN_name>/``, ``EDGE_REPORT.json``, ``KPI_GATE.json``, Markdown/HTML reports and a
+    ``summary.json`` in ``out``, and a one-screen summary. Everything is written into a temporary
+    directory beside ``out`` and moved into place at the end: a failure leaves ``out`` untouched."""
+    import shutil
+    import tempfile
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from mmbot.audit.edge_report import build_edge_report, dump_json, make_runtime
+    from mmbot.audit.records_io import write_audit_jsonl, write_run
+    from mmbot.data import load_events
+    from mmbot.gate import evaluate
+
+    con = console if console is not None else Console(highlight=False)
+    data = [Path(p) for p in data]
+    out = Path(out)
+    prof, ovr, messages = _validate_inputs(
+        data, profile, overrides, latency_ms, queue_model, strategy
+    )
+    for m in messages:
+        con.print(f"note: {m}", markup=False, highlight=False)
+    knob_values = effective_knobs(prof, ovr)
+    settings = RunSettings(
+        strategy=strategy,
+        knobs=knob_values,
+        profile=prof,
+        latency_ms=latency_ms,
+        queue_model=queue_model,
+        seed=seed,
+    )
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        results: list[RunResult] = []
+        named: list[tuple[str, RunResult]] = []
+        per_file: list[tuple[str, dict]] = []
+        t0 = time.perf_counter()
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>5.1f}%"),
+            TimeElapsedColumn(),
+            console=con,
+            transient=True,
+            disable=not con.is_terminal,
+        ) as prog:
+            task = prog.add_task("backtest", total=float(len(data)))
+            for i, path in enumerate(data):
+                name = _run_name(i, path)
+                prog.update(task, description=f"{path.name}: reading")
+                events, stats = load_events(path)
+                prog.update(task, description=f"{path.name}: simulating")
+
+                def _progress(frac: float, _i: int = i) -> None:
+                    prog.update(task, completed=_i + frac)
+
+                res = run(events, settings, symbol=stats.symbol or "", progress=_progress)
+                res.meta["name"] = name
+                res.meta["data_path"] = str(path)
+                res.meta["read_repairs"] = {k: v for k, v in stats.repairs.items() if v}
+                del events
+                write_run(tmp, res, name)
+                results.append(res)
+                named.append((name, res))
+                per_file.append((name, summarize([res])))
+                prog.update(task, completed=i + 1)
+        wall_s = time.perf_counter() - t0
+        summary = summarize(results)
+        summary["wall_s"] = wall_s
+        summary["events_per_s"] = summary["events"] / wall_s if wall_s > 0 else None
+        runtime = make_runtime(
+            profile=prof.name,
+            overrides=ovr,
+            seed=seed,
+            data_inputs=[str(p) for p in data],
+            strategy=strategy,
+            knobs=knob_values,
+            latency_ms=latency_ms,
+            queue_model=queue_model,
+        )
+        verdict = None
+        if reports:
+            from mmbot.report import write_reports
+
+            edge = build_edge_report(results, runtime)
+            gate = evaluate(edge)
+            verdict = gate.get("verdict")
+            dump_json(edge, tmp / "EDGE_REPORT.json")
+            dump_json(gate, tmp / "KPI_GATE.json")
+            write_reports(tmp, edge, results, gate, md_name="BACKTEST_RESULTS.md")
+        write_audit_jsonl(tmp / "audit.jsonl", named)
+        dump_json(
+            {"totals": summary, "runs": dict(per_file), "runtime": runtime}, tmp / "summary.json"
+        )
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the final directory should not be
+        _move_into(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for table in _summary_tables(summary, per_file, verdict):
+        con.print(table)
+    con.print(
+        f"{summary['events']:,} events in {wall_s:.2f} s; records and reports in {out}",
+        markup=False,
+        highlight=False,
+    )
+    return 0
+
+
+def _move_into(tmp: Path, out: Path) -> None:
+    """Move the finished temporary directory into place (entries of an existing ``out`` with the
+    same names are replaced; others are left alone)."""
+    import shutil
+
+    if not out.exists():
+        tmp.rename(out)
+        return
+    for entry in sorted(tmp.iterdir()):
+        dest = out / entry.name
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        elif dest.exists() or dest.is_symlink():
+            dest.unlink()
+        entry.rename(dest)
+    tmp.rmdir()

@@ -1,0 +1,225 @@
+"""The backtest loop (venue + strategy + guards in one compiled loop) and `mmbot backtest`."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import BYBIT_CAPTURE, REPO, TESTS_DATA, need_shared
+from mmbot.audit import build_edge_report
+from mmbot.backtest import RunSettings, _drive, guess_tick_lot, run, summarize
+from mmbot.config import load_profile
+from mmbot.records import (
+    ACT_BLOCKED,
+    ACT_INTENDED,
+    ACT_SENT,
+    GUARD_REASONS,
+    OP_CANCEL,
+)
+
+T0 = 1_700_000_000_000_000_000
+MMBOT = str(REPO / ".venv" / "bin" / "mmbot")
+SAMPLE = TESTS_DATA / "binance_usdm_btcusdt_sample.gz"
+
+
+@pytest.fixture(scope="module")
+def synth() -> tuple[np.ndarray, dict]:
+    from mmbot.data.synthetic import generate, load_calibration
+
+    calib = load_calibration("default")
+    return generate(calib, 11, T0, 60_000_000_000), calib
+
+
+def _run(events, **kw):
+    knobs = kw.pop("knobs", {})
+    s = RunSettings(knobs=knobs, profile=load_profile("S1"), **kw)
+    return run(events, s, symbol="SYN")
+
+
+def test_tick_and_lot_guessed_from_events_match_the_calibration(synth) -> None:
+    events, calib = synth
+    tick, lot = guess_tick_lot(events)
+    assert tick == pytest.approx(float(calib["tick_px"]))
+    assert lot == pytest.approx(float(calib["lot_qty"]))
+
+
+def test_run_records_every_attempt_and_fills_carry_targets(synth) -> None:
+    events, _ = synth
+    r = _run(events)
+    a = r.actions
+    assert len(r.fills) > 0, "the synthetic minute should produce fills"
+    # each fill carries the strategy's target for its side (set on every step)
+    assert np.all(np.isfinite(r.fills["target_px"]))
+    # every blocked attempt has a guard reason and follows its INTENDED row
+    blocked = np.flatnonzero(a["kind"] == ACT_BLOCKED)
+    assert len(blocked) > 0
+    assert np.all(np.isin(a["reason"][blocked], GUARD_REASONS))
+    assert np.all(a["kind"][blocked - 1] == ACT_INTENDED)
+    assert np.all(a["op"][blocked - 1] == a["op"][blocked])
+    # every request sent was first recorded as an unblocked INTENDED at the same time and side
+    sent = np.flatnonzero(a["kind"] == ACT_SENT)
+    assert len(sent) > 0
+    assert np.all(a["kind"][sent - 1] == ACT_INTENDED)
+    assert np.all(a["local_ts"][sent - 1] == a["local_ts"][sent])
+    assert np.all(a["side"][sent - 1] == a["side"][sent])
+    n_int = int((a["kind"] == ACT_INTENDED).sum())
+    assert r.meta["guards"]["intended"] == n_int
+    assert sum(r.meta["guards"]["blocked"].values()) == len(blocked)
+    # the audit's identity holds on the run's records (raises otherwise)
+    rep = build_edge_report([r], {})
+    assert rep["totals"]["fills"] == len(r.fills)
+
+
+def test_run_is_deterministic(synth) -> None:
+    events, _ = synth
+    r1 = _run(events)
+    r2 = _run(events)
+    for name in ("fills", "actions", "marks"):
+        assert np.array_equal(getattr(r1, name), getattr(r2, name))
+
+
+def test_new_knobs_reuse_the_compiled_loop(synth) -> None:
+    events, _ = synth
+    _run(events)
+    n_sigs = len(_drive.signatures)
+    _run(events, knobs={"min_interval_ms": 200, "base_spread_bps_delta": 0.5}, strategy="touch")
+    assert len(_drive.signatures) == n_sigs
+
+
+@pytest.mark.parametrize("min_interval_ms", [50, 150, 300])
+def test_no_two_sent_actions_on_a_side_closer_than_min_interval(synth, min_interval_ms) -> None:
+    events, _ = synth
+    r = _run(events, knobs={"min_interval_ms": min_interval_ms})
+    a = r.actions
+    for side in (1, -1):
+        ts = a["local_ts"][(a["kind"] == ACT_SENT) & (a["side"] == side)]
+        assert len(ts) > 2
+        assert np.diff(ts).min() >= min_interval_ms * 1_000_000
+
+
+def test_longer_min_interval_blocks_more(synth) -> None:
+    events, _ = synth
+    lo = summarize([_run(events, knobs={"min_interval_ms": 50})])["blocked"].get("min_interval", 0)
+    hi = summarize([_run(events, knobs={"min_interval_ms": 300})])["blocked"].get("min_interval", 0)
+    assert hi > lo
+
+
+def test_position_never_exceeds_the_limit_by_more_than_one_order(synth) -> None:
+    events, _ = synth
+    r = _run(events, max_position_qty=0.01, order_qty=0.004)
+    assert r.meta["max_position_qty"] == pytest.approx(0.01)
+    # risk checks at the time of sending; in-flight orders can add at most one order per side
+    assert np.abs(r.fills["position_qty"]).max() <= 0.01 + 0.004 + 1e-12
+
+
+def test_touch_baseline_quotes_at_the_touch(synth) -> None:
+    events, _ = synth
+    r = _run(events, strategy="touch")
+    s = r.actions[(r.actions["kind"] == ACT_SENT) & (r.actions["op"] != OP_CANCEL)]
+    assert len(s) > 0 and len(r.fills) > 0
+    assert r.meta["strategy"] == "touch"
+
+
+def test_sample_capture_smoke() -> None:
+    if not SAMPLE.exists():
+        pytest.skip(f"shipped sample not present yet: {SAMPLE}")
+    from mmbot.data import load_events
+
+    events, stats = load_events(SAMPLE)
+    r = run(events, RunSettings(profile=load_profile("S1")), symbol=stats.symbol)
+    assert r.meta["events"] == len(events)
+    build_edge_report([r], {})
+
+
+# ---- the command ------------------------------------------------------------------------------
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    e = dict(os.environ)
+    e.pop("MM_RUNTIME_OVERRIDES_JSON", None)
+    e.update(env or {})
+    return subprocess.run(
+        [MMBOT, "backtest", *args], capture_output=True, text=True, env=e, timeout=300, cwd=REPO
+    )
+
+
+def _assert_bad_input(p: subprocess.CompletedProcess, out: Path, needle: str) -> None:
+    assert p.returncode == 2, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("error:") and needle in lines[0]
+    assert "Traceback" not in p.stderr + p.stdout
+    assert not out.exists() or list(out.iterdir()) == []
+    leftovers = [x for x in out.parent.iterdir() if x.name.startswith(f".{out.name}.tmp")]
+    assert leftovers == []
+
+
+def test_cli_missing_data_file_exit_2_nothing_written(tmp_path) -> None:
+    out = tmp_path / "out"
+    _assert_bad_input(_cli("--data", str(tmp_path / "nope.gz"), "--out", str(out)), out, "nope.gz")
+
+
+def test_cli_unreadable_profile_exit_2(tmp_path) -> None:
+    out = tmp_path / "out"
+    data = tmp_path / "x.gz"
+    data.write_bytes(b"")
+    bad = tmp_path / "bad_profile.json"
+    bad.write_text("{ not json")
+    p = _cli("--data", str(data), "--out", str(out), "--profile", str(bad))
+    _assert_bad_input(p, out, "bad_profile.json")
+    p2 = _cli("--data", str(data), "--out", str(out), "--profile", "NOSUCH")
+    _assert_bad_input(p2, out, "NOSUCH")
+
+
+def test_cli_malformed_overrides_exit_2(tmp_path) -> None:
+    out = tmp_path / "out"
+    data = tmp_path / "x.gz"
+    data.write_bytes(b"")
+    f = tmp_path / "ovr.json"
+    f.write_text('{"min_interval_ms": ')
+    _assert_bad_input(
+        _cli("--data", str(data), "--out", str(out), "--overrides", str(f)), out, "ovr.json"
+    )
+    f.write_text(json.dumps({"min_interval": 60}))
+    _assert_bad_input(
+        _cli("--data", str(data), "--out", str(out), "--overrides", str(f)), out, "min_interval"
+    )
+    p = _cli(
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        env={"MM_RUNTIME_OVERRIDES_JSON": '{"tail_age_ms": "x"}'},
+    )
+    _assert_bad_input(p, out, "tail_age_ms")
+
+
+def test_cli_failure_after_a_good_file_leaves_existing_out_untouched(tmp_path) -> None:
+    good = need_shared(BYBIT_CAPTURE)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    bad = tmp_path / "garbage.gz"
+    with gzip.open(bad, "wt") as fh:
+        fh.write("this is not a capture\n")
+    p = _cli("--data", str(good), "--data", str(bad), "--out", str(out))
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr
+    assert sorted(x.name for x in out.iterdir()) == ["keep.txt"]
+    assert [x for x in tmp_path.iterdir() if x.name.startswith(".out.tmp")] == []
+
+
+def test_cli_writes_records_reports_and_summary(tmp_path) -> None:
+    data = need_shared(BYBIT_CAPTURE)
+    out = tmp_path / "run"
+    p = _cli("--data", str(data), "--out", str(out), "--latency-ms", "5", "--strategy", "touch")
+    assert p.returncode == 0, p.stderr
+    names = {x.name for x in out.iterdir()}
+    assert {"EDGE_REPORT.json", "KPI_GATE.json", "summary.json", "audit.jsonl"} <= names
+    runs = [x for x in out.iterdir() if x.is_dir()]
+    assert len(runs) == 1 and (runs[0] / "fills.parquet").exists()
+    assert "guard blocks" in p.stdout
