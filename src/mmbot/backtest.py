@@ -146,7 +146,6 @@ def _drive(
     stop_local_ts: int,
 ) -> bool:
     """Run until local time reaches ``stop_local_ts`` or the data ends (returns True at the end)."""
-    p = params[0]
     b = book[0]
     g = guard_state[0]
     ring = sv.local_trades(v)
