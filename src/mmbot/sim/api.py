@@ -35,18 +35,28 @@ ERROR_TEXT = {
 
 
 def _ladder(events: np.ndarray, tick_px: float) -> tuple[int, int]:
+    """(first tick, number of ticks) of the dense price ladder both books use.
+
+    It spans the traded price range (or the middle half of the book levels) plus 10 % (at least 2000 ticks) on each
+    side, so far-away snapshot levels do not blow up memory and scans; depth levels outside it are
+    dropped and counted (``out_of_band_levels``): they cannot be the touch of a normal book."""
     kinds = events["ev"] & KIND_MASK
     priced = np.isin(kinds, (DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_BBO_EVENT, TRADE_EVENT))
+    trade_px = events["px"][kinds == TRADE_EVENT]
+    trade_px = trade_px[np.isfinite(trade_px) & (trade_px > 0)]
     px = events["px"][priced]
     px = px[np.isfinite(px) & (px > 0)]
     if len(px) == 0:
-        return 0, 1024
-    ticks = np.round(px / tick_px).astype(np.int64)
-    lo, hi = int(ticks.min()), int(ticks.max())
-    pad = max(2000, int(0.05 * hi))
+        return 0, 4096
+    # trades say where the market actually is; without them, the middle half of the book levels
+    lo_px, hi_px = (
+        (trade_px.min(), trade_px.max()) if len(trade_px) else np.percentile(px, [25, 75])
+    )
+    lo, hi = int(np.floor(lo_px / tick_px)), int(np.ceil(hi_px / tick_px))
+    pad = max(2000, int(0.10 * hi))
     lo, hi = max(lo - pad, 0), hi + pad
     if hi - lo + 1 > MAX_LADDER_TICKS:
-        mid = int(np.median(ticks))
+        mid = (lo + hi) // 2
         lo = max(mid - MAX_LADDER_TICKS // 2, 0)
         hi = lo + MAX_LADDER_TICKS - 1
     return lo, hi - lo + 1
@@ -61,11 +71,18 @@ def make_venue(events: np.ndarray, cfg: VenueConfig) -> _v.Venue:
     """
     validate_config(cfg)
     try:
-        ev = np.ascontiguousarray(as_events(np.asarray(events)))
+        ev = np.require(as_events(np.asarray(events)), requirements=["C", "W"])
     except ValueError as exc:
         raise UserError(f"events: {exc}") from exc
     if ev.ndim != 1:
         raise UserError("events: expected a 1-D event array")
+    if (
+        ev.dtype.isalignedstruct is not EVENT_DTYPE.isalignedstruct
+        or ev.dtype.descr != EVENT_DTYPE.descr
+    ):
+        # hftbacktest's dtype has the same fields and offsets but is not flagged aligned: a view
+        # gives numba the one record type the compiled venue is built for
+        ev = ev.view(EVENT_DTYPE)
     flags = ev["ev"]
     unflagged = (flags & np.uint64(EXCH_EVENT | LOCAL_EVENT)) == 0
     is_ex = ((flags & np.uint64(EXCH_EVENT)) != 0) | unflagged

@@ -178,6 +178,10 @@ _FIELDS = [
     ("tick_px", _f8),
     ("lot_qty", _f8),
     ("px_decimals", _i8),
+    ("px_scale", _f8),
+    ("tick_units", _f8),
+    ("mark_bb", _i8),
+    ("mark_ba", _i8),
     ("maker_fee_rate", _f8),
     ("taker_fee_rate", _f8),
     ("entry_lat", _i8),
@@ -301,6 +305,10 @@ def new_venue(
     v.tick_px = tick_px
     v.lot_qty = lot_qty
     v.px_decimals = px_decimals
+    v.px_scale = 10.0**px_decimals
+    v.tick_units = np.round(tick_px * 10.0**px_decimals)
+    v.mark_bb = -2
+    v.mark_ba = -2
     v.maker_fee_rate = maker_fee_rate
     v.taker_fee_rate = taker_fee_rate
     v.entry_lat = entry_lat
@@ -373,7 +381,9 @@ def new_venue(
 # ---------------------------------------------------------------- small helpers
 @njit(cache=True, inline="always")
 def _px_of(v, ix):
-    return np.round((ix + v.tick_lo) * v.tick_px, v.px_decimals)
+    # integer ticks x integer tick units / 10**decimals: one correctly rounded division, so the
+    # result is the double nearest the exchange's decimal price (57000.1, not 57000.100000000006)
+    return ((ix + v.tick_lo) * v.tick_units) / v.px_scale
 
 
 @njit(cache=True, inline="always")
@@ -537,6 +547,10 @@ def _push_mark(v, ts, mid):
 
 @njit(cache=True)
 def _maybe_mark(v, ts):
+    if v.xbb == v.mark_bb and v.xba == v.mark_ba:
+        return
+    v.mark_bb = v.xbb
+    v.mark_ba = v.xba
     mid = _exch_mid(v)
     if mid == mid and mid != v.last_mark_mid:
         v.last_mark_mid = mid
@@ -741,17 +755,16 @@ def _depth_at_our_level(v, side, ix, prev_qty, new_qty):
 
 # ---------------------------------------------------------------- event processing
 @njit(cache=True)
-def _process_exch(v, row):
-    e = v.ev[row]
-    evv = e.ev
+def _process_exch(v, evv, ex_ts, px, qty, xbid, xask):
+    """One exchange-side market event. Arrays are passed in (not read from ``v``) because every
+    structref array read costs an atomic refcount pair in the hot loop."""
     kind = evv & 0xFF
-    ex_ts = e.exch_ts
     v.exch_now = ex_ts
     v.n_exch_events += 1
     side = 1 if (evv & BUY_EVENT) else (-1 if (evv & SELL_EVENT) else 0)
     n = v.n_ticks
     if kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT or kind == DEPTH_BBO_EVENT:
-        ix = _ix_of(v, e.px)
+        ix = np.int64(np.round(px / v.tick_px)) - v.tick_lo
         if ix < 0 or ix >= n:
             v.n_out_of_band += 1
             return
@@ -759,61 +772,60 @@ def _process_exch(v, row):
         prev_bb = v.xbb
         prev_ba = v.xba
         if side > 0:
-            prev_qty = v.xbid[ix]
-            v.xbb, v.xba = _bid_update(v.xbid, v.xask, v.xbb, v.xba, n, ix, e.qty, bbo)
+            prev_qty = xbid[ix]
+            v.xbb, v.xba = _bid_update(xbid, xask, prev_bb, prev_ba, n, ix, qty, bbo)
             if v.n_live > 0:
-                _depth_at_our_level(v, 1, ix, prev_qty, e.qty)
+                _depth_at_our_level(v, 1, ix, prev_qty, qty)
         elif side < 0:
-            prev_qty = v.xask[ix]
-            v.xbb, v.xba = _ask_update(v.xbid, v.xask, v.xbb, v.xba, n, ix, e.qty, bbo)
+            prev_qty = xask[ix]
+            v.xbb, v.xba = _ask_update(xbid, xask, prev_bb, prev_ba, n, ix, qty, bbo)
             if v.n_live > 0:
-                _depth_at_our_level(v, -1, ix, prev_qty, e.qty)
+                _depth_at_our_level(v, -1, ix, prev_qty, qty)
         if v.n_live > 0 and (v.xbb > prev_bb or v.xba < prev_ba):
             _cross_check(v, ex_ts)
-        _maybe_mark(v, ex_ts)
+        if v.xbb != v.mark_bb or v.xba != v.mark_ba:
+            _maybe_mark(v, ex_ts)
     elif kind == TRADE_EVENT:
         if v.n_live > 0 and side != 0:
-            ix = _ix_of(v, e.px)
-            _on_trade(v, side, ix, e.qty, ex_ts)
+            ix = _ix_of(v, px)
+            _on_trade(v, side, ix, qty, ex_ts)
     elif kind == DEPTH_CLEAR_EVENT:
-        ix = _ix_of(v, e.px) if e.px > 0.0 else -1
-        v.xbb, v.xba = _clear(v.xbid, v.xask, v.xbb, v.xba, n, side, ix)
+        ix = _ix_of(v, px) if px > 0.0 else -1
+        v.xbb, v.xba = _clear(xbid, xask, v.xbb, v.xba, n, side, ix)
         _maybe_mark(v, ex_ts)
 
 
 @njit(cache=True)
-def _process_local(v, row):
-    e = v.ev[row]
-    evv = e.ev
+def _process_local(v, evv, local_ts, px, qty, lbid, lask):
     kind = evv & 0xFF
     v.n_local_events += 1
     side = 1 if (evv & BUY_EVENT) else (-1 if (evv & SELL_EVENT) else 0)
     n = v.n_ticks
     if kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT or kind == DEPTH_BBO_EVENT:
-        ix = _ix_of(v, e.px)
+        ix = np.int64(np.round(px / v.tick_px)) - v.tick_lo
         if ix < 0 or ix >= n:
             return
         bbo = kind == DEPTH_BBO_EVENT
         if side > 0:
-            v.lbb, v.lba = _bid_update(v.lbid, v.lask, v.lbb, v.lba, n, ix, e.qty, bbo)
+            v.lbb, v.lba = _bid_update(lbid, lask, v.lbb, v.lba, n, ix, qty, bbo)
         elif side < 0:
-            v.lbb, v.lba = _ask_update(v.lbid, v.lask, v.lbb, v.lba, n, ix, e.qty, bbo)
+            v.lbb, v.lba = _ask_update(lbid, lask, v.lbb, v.lba, n, ix, qty, bbo)
     elif kind == TRADE_EVENT:
         t = v.trades[v.n_trades % TRADE_RING]
-        t.local_ts = e.local_ts
-        t.px = e.px
-        t.qty = e.qty
+        t.local_ts = local_ts
+        t.px = px
+        t.qty = qty
         t.side = side
         v.n_trades += 1
         if side > 0:
-            v.dr_buy_qty += e.qty
+            v.dr_buy_qty += qty
             v.dr_buy_n += 1
         elif side < 0:
-            v.dr_sell_qty += e.qty
+            v.dr_sell_qty += qty
             v.dr_sell_n += 1
     elif kind == DEPTH_CLEAR_EVENT:
-        ix = _ix_of(v, e.px) if e.px > 0.0 else -1
-        v.lbb, v.lba = _clear(v.lbid, v.lask, v.lbb, v.lba, n, side, ix)
+        ix = _ix_of(v, px) if px > 0.0 else -1
+        v.lbb, v.lba = _clear(lbid, lask, v.lbb, v.lba, n, side, ix)
 
 
 @njit(cache=True)
@@ -1171,12 +1183,22 @@ def _goto(v, target, wait):
     then responses, then local data at equal times). ``wait`` = 1 stops after the first local feed
     event or response. Returns OK / WAIT_FEED / WAIT_RESPONSE / END_OF_DATA."""
     ev = v.ev
-    n_e = v.exch_idx.shape[0]
-    n_l = v.local_idx.shape[0]
+    exch_idx = v.exch_idx
+    local_idx = v.local_idx
+    xbid = v.xbid
+    xask = v.xask
+    lbid = v.lbid
+    lask = v.lask
+    n_e = exch_idx.shape[0]
+    n_l = local_idx.shape[0]
+    ei = v.ei
+    li = v.li
+    te = ev[exch_idx[ei]].exch_ts if ei < n_e else I64_MAX
+    tl = ev[local_idx[li]].local_ts if li < n_l else I64_MAX
     while True:
-        te = ev[v.exch_idx[v.ei]].exch_ts if v.ei < n_e else I64_MAX
-        tl = ev[v.local_idx[v.li]].local_ts if v.li < n_l else I64_MAX
         if te == I64_MAX and tl == I64_MAX:
+            v.ei = ei
+            v.li = li
             # no data left: deliver what is in flight up to target, then report the end
             while v.next_req_ts <= target or v.next_resp_ts <= target:
                 if v.next_req_ts <= v.next_resp_ts:
@@ -1190,22 +1212,32 @@ def _goto(v, target, wait):
         tr = v.next_resp_ts
         t = min(min(te, to), min(tl, tr))
         if t > target:
+            v.ei = ei
+            v.li = li
             v.now = target
             return OK
         if te == t:
-            _process_exch(v, v.exch_idx[v.ei])
-            v.ei += 1
+            r = exch_idx[ei]
+            _process_exch(v, ev[r].ev, te, ev[r].px, ev[r].qty, xbid, xask)
+            ei += 1
+            te = ev[exch_idx[ei]].exch_ts if ei < n_e else I64_MAX
         elif to == t:
             _process_request(v)
         elif tr == t:
             _apply_response(v)
             if wait:
+                v.ei = ei
+                v.li = li
                 v.now = t
                 return WAIT_RESPONSE
         else:
-            _process_local(v, v.local_idx[v.li])
-            v.li += 1
+            r = local_idx[li]
+            _process_local(v, ev[r].ev, tl, ev[r].px, ev[r].qty, lbid, lask)
+            li += 1
+            tl = ev[local_idx[li]].local_ts if li < n_l else I64_MAX
             if wait:
+                v.ei = ei
+                v.li = li
                 v.now = t
                 return WAIT_FEED
 
@@ -1489,11 +1521,7 @@ def submit(v, side, px, qty, tif, ord_type):
     o = v.orders[s]
     oid = v.next_oid
     v.next_oid += 1
-    px_r = (
-        np.round(np.round(px / v.tick_px) * v.tick_px, v.px_decimals)
-        if ord_type != ORD_MARKET
-        else np.nan
-    )
+    px_r = _px_of(v, _ix_of(v, px)) if ord_type != ORD_MARKET else np.nan
     o.order_id = oid
     o.side = side
     o.tif = tif
@@ -1561,7 +1589,7 @@ def modify(v, order_id, px, qty):
     rc = _check_px_qty(v, px, qty, True)
     if rc < 0:
         return rc
-    px_r = np.round(np.round(px / v.tick_px) * v.tick_px, v.px_decimals)
+    px_r = _px_of(v, _ix_of(v, px))
     o.req = REQ_MODIFY
     o.req_px = px_r
     o.req_qty = qty
