@@ -26,7 +26,7 @@ import numpy as np
 
 from mmbot.data import replay as rp
 from mmbot.data import binance_scan as bs
-from mmbot.data.core import Pipeline, ReadStats, StageBlock, assemble_block, iter_byte_blocks
+from mmbot.data.core import OFFSET_SAMPLE_ROWS, Pipeline, ReadStats, StageBlock, assemble_block, iter_byte_blocks
 from mmbot.errors import UserError
 
 _MS = 1_000_000
@@ -77,7 +77,9 @@ class _BinanceParser:
             line = _line_of(block, int(err_idx))
             where = f"{self.path}:{first_line + int(err_idx)}"
             if err == bs.ERR_LOCAL_TS:
-                raise UserError(f"{where}: not a '<local_ns> <json>' Binance line: {_short(line)!r}")
+                raise UserError(
+                    f"{where}: not a '<local_ns> <json>' Binance line: {_short(line)!r}"
+                )
             if err == bs.ERR_JSON:
                 raise UserError(f"{where}: broken JSON: {_short(line)!r}")
             raise UserError(f"{where}: Binance message lacks required fields: {_short(line)!r}")
@@ -97,9 +99,13 @@ class _BinanceParser:
             m_type, m_local, m_exch, m_first, m_last, m_prev, m_nb, m_na = (
                 a[keep] for a in (m_type, m_local, m_exch, m_first, m_last, m_prev, m_nb, m_na)
             )
-        return self._assemble(m_type, m_local, m_exch, m_first, m_last, m_prev, m_nb, m_na, l_px, l_qty, l_side)
+        return self._assemble(
+            m_type, m_local, m_exch, m_first, m_last, m_prev, m_nb, m_na, l_px, l_qty, l_side
+        )
 
-    def _assemble(self, mt, loc, exch, m_first, m_last, m_prev, nb, na, l_px, l_qty, l_side) -> StageBlock:
+    def _assemble(
+        self, mt, loc, exch, m_first, m_last, m_prev, nb, na, l_px, l_qty, l_side
+    ) -> StageBlock:
         n_msg = len(mt)
         # estimate missing exchange times from the latest time-stamped line's feed latency
         unknown = exch == _NO_TS
@@ -125,11 +131,12 @@ def iter_binance(
     base_latency_ns: int,
     window_ns: int,
     block_bytes: int,
+    offset_sample_rows: int = OFFSET_SAMPLE_ROWS,
     spot: bool | None = None,
 ) -> Iterator[np.ndarray]:
     """Event chunks of a Binance raw capture; fills ``stats`` when exhausted."""
     seq_mode = rp.SEQ_BINANCE_SPOT if spot else rp.SEQ_BINANCE_FUT
-    pipe = Pipeline(stats, seq_mode, base_latency_ns=base_latency_ns, window_ns=window_ns)
+    pipe = Pipeline(stats, seq_mode, base_latency_ns=base_latency_ns, window_ns=window_ns, offset_sample_rows=offset_sample_rows)
     parser = _BinanceParser(path, pipe)
     n_lines = 0
     pending = None

@@ -374,7 +374,12 @@ def scan_block(buf, pow10):
                 s0 = k
                 k += 1
                 while k < eol and (
-                    (48 <= buf[k] <= 57) or buf[k] == 46 or buf[k] == 101 or buf[k] == 69 or buf[k] == 43 or buf[k] == 45
+                    (48 <= buf[k] <= 57)
+                    or buf[k] == 46
+                    or buf[k] == 101
+                    or buf[k] == 69
+                    or buf[k] == 43
+                    or buf[k] == 45
                 ):
                     k += 1
                 if sp == 0 or (stack[sp - 1] == 1 and expect_key):
@@ -416,7 +421,13 @@ def scan_block(buf, pow10):
                             lui = v
                             has_lui = True
             elif c == 116 or c == 102 or c == 110:  # true / false / null
-                if k + 4 <= eol and buf[k] == 116 and buf[k + 1] == 114 and buf[k + 2] == 117 and buf[k + 3] == 101:
+                if (
+                    k + 4 <= eol
+                    and buf[k] == 116
+                    and buf[k + 1] == 114
+                    and buf[k + 2] == 117
+                    and buf[k + 3] == 101
+                ):
                     if sp > 0 and stack[sp - 1] == 1 and cur_key == K_m:
                         m_flag = 1
                     k += 4
@@ -431,7 +442,13 @@ def scan_block(buf, pow10):
                     if sp > 0 and stack[sp - 1] == 1 and cur_key == K_m:
                         m_flag = 0
                     k += 5
-                elif k + 4 <= eol and buf[k] == 110 and buf[k + 1] == 117 and buf[k + 2] == 108 and buf[k + 3] == 108:
+                elif (
+                    k + 4 <= eol
+                    and buf[k] == 110
+                    and buf[k + 1] == 117
+                    and buf[k + 2] == 108
+                    and buf[k + 3] == 108
+                ):
                     k += 4
                 else:
                     ok = False

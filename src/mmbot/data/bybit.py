@@ -21,7 +21,7 @@ import numpy as np
 import orjson
 
 from mmbot.data import replay as rp
-from mmbot.data.core import Pipeline, ReadStats, StageBlock, assemble_block, iter_line_blocks
+from mmbot.data.core import OFFSET_SAMPLE_ROWS, Pipeline, ReadStats, StageBlock, assemble_block, iter_line_blocks
 from mmbot.data.numparse import parse_decimal_strs
 from mmbot.errors import UserError
 
@@ -63,7 +63,9 @@ class _BybitParser:
                         raise ValueError
                     local_ns = int(line[:sp])
                 except ValueError:
-                    raise UserError(f"{where}: not a Bybit JSON line or '<local_ns> <json>': {_short(line)!r}") from None
+                    raise UserError(
+                        f"{where}: not a Bybit JSON line or '<local_ns> <json>': {_short(line)!r}"
+                    ) from None
                 body = line[sp + 1 :]
             if self.timestamped is None:
                 self.timestamped = local_ns is not None
@@ -122,7 +124,9 @@ class _BybitParser:
                 else:
                     pc["unsupported_message_skipped"] += 1
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-                raise UserError(f"{where}: malformed Bybit message ({type(exc).__name__}: {exc})") from None
+                raise UserError(
+                    f"{where}: malformed Bybit message ({type(exc).__name__}: {exc})"
+                ) from None
         vals = parse_decimal_strs(strs)
         seq_a = np.asarray(seq, dtype=np.int64)
         return assemble_block(
@@ -147,9 +151,10 @@ def iter_bybit(
     feed_latency_ns: int,
     window_ns: int,
     block_bytes: int,
+    offset_sample_rows: int = OFFSET_SAMPLE_ROWS,
 ) -> Iterator[np.ndarray]:
     """Event chunks of a Bybit V5 file; fills ``stats`` when exhausted."""
-    pipe = Pipeline(stats, rp.SEQ_BYBIT, base_latency_ns=base_latency_ns, window_ns=window_ns)
+    pipe = Pipeline(stats, rp.SEQ_BYBIT, base_latency_ns=base_latency_ns, window_ns=window_ns, offset_sample_rows=offset_sample_rows)
     parser = _BybitParser(path, pipe, feed_latency_ns)
     n_lines = 0
     pending = None

@@ -176,7 +176,9 @@ def open_binary(path: Path) -> IO[bytes]:
     return open(path, "rb")
 
 
-def iter_line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, list[bytes]]]:
+def iter_line_blocks(
+    path: Path, block_bytes: int = BLOCK_BYTES
+) -> Iterator[tuple[int, list[bytes]]]:
     """Yield ``(first_line_number, lines)`` blocks of whole lines (without newline), 1-based numbers.
 
     A truncated or corrupt gzip stream raises ``UserError`` naming the file and the last good line.
@@ -302,7 +304,9 @@ class Pipeline:
         has_local_time: bool = True,
         base_latency_ns: int = DEFAULT_BASE_LATENCY_NS,
         window_ns: int = DEFAULT_WINDOW_NS,
+        offset_sample_rows: int = OFFSET_SAMPLE_ROWS,
     ) -> None:
+        self.offset_sample_rows = int(offset_sample_rows)
         self.stats = stats
         self.seq_mode = seq_mode
         self.has_local_time = has_local_time
@@ -388,7 +392,7 @@ class Pipeline:
             # captures of usual size, so it equals hftbacktest's global minimum)
             self._pending.append(rows)
             self._pending_rows += len(rows)
-            if self._pending_rows < OFFSET_SAMPLE_ROWS and not last:
+            if self._pending_rows < self.offset_sample_rows and not last:
                 return np.empty(0, dtype=EVENT_DTYPE)
             pending = self._pending
             self._pending = []
@@ -404,7 +408,9 @@ class Pipeline:
         # lines older than what is already emitted cannot be placed: drop (counted per message)
         late = rows["exch_ts"] < self.watermark
         if late.any():
-            self.parser_counters["out_of_order_line_dropped"] += int(len(np.unique(rows["msg"][late])))
+            self.parser_counters["out_of_order_line_dropped"] += int(
+                len(np.unique(rows["msg"][late]))
+            )
             rows = rows[~late]
         if len(rows):
             # count lines that needed reordering (exch time below the running max of earlier lines)
@@ -460,12 +466,13 @@ def rechunk(chunks: Iterator[np.ndarray], chunk_events: int) -> Iterator[np.ndar
     pending: list[np.ndarray] = []
     n = 0
     for c in chunks:
-        if len(c) == 0:
-            continue
-        pending.append(c)
-        n += len(c)
-        if n >= chunk_events:
-            yield np.concatenate(pending) if len(pending) > 1 else pending[0]
-            pending, n = [], 0
+        while len(c):
+            take = c[: chunk_events - n]
+            c = c[len(take) :]
+            pending.append(take)
+            n += len(take)
+            if n >= chunk_events:
+                yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+                pending, n = [], 0
     if pending:
         yield np.concatenate(pending) if len(pending) > 1 else pending[0]

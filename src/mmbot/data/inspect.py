@@ -18,7 +18,9 @@ from mmbot.errors import UserError
 from mmbot.events import EVENT_DTYPE, KIND_MASK
 
 
-def feed_latency_percentiles_ms(events: np.ndarray, qs: tuple[float, ...] = (50, 95, 99)) -> dict[str, float]:
+def feed_latency_percentiles_ms(
+    events: np.ndarray, qs: tuple[float, ...] = (50, 95, 99)
+) -> dict[str, float]:
     """Feed-latency percentiles in ms over events that are both exchange and local rows."""
     if len(events) == 0:
         return {f"p{q:g}": math.nan for q in qs}
@@ -74,12 +76,19 @@ def inspect_command(path: Path, *, use_cache: bool = True) -> dict:
     t.add_row("events", f"{s['events']:,}")
     t.add_row("span", f"{s['span_s']:.3f} s")
     lat = s["feed_latency_ms"]
-    t.add_row("feed latency p50 / p95 / p99", f"{lat['p50']:.3f} / {lat['p95']:.3f} / {lat['p99']:.3f} ms")
+    t.add_row(
+        "feed latency p50 / p95 / p99", f"{lat['p50']:.3f} / {lat['p95']:.3f} / {lat['p99']:.3f} ms"
+    )
     t.add_row("tick guess (px)", f"{s['tick_px_guess']:g}")
     t.add_row("lot guess (qty)", f"{s['lot_qty_guess']:g}")
-    t.add_row("local clock offset applied", f"{s['local_offset_ns']:,} ns ({s['local_offset_ns'] / 1e6:.3f} ms)")
+    t.add_row(
+        "local clock offset applied",
+        f"{s['local_offset_ns']:,} ns ({s['local_offset_ns'] / 1e6:.3f} ms)",
+    )
     if s["assumed_feed_latency_ns"] is not None:
-        t.add_row("assumed feed latency (no local time)", f"{s['assumed_feed_latency_ns'] / 1e6:g} ms")
+        t.add_row(
+            "assumed feed latency (no local time)", f"{s['assumed_feed_latency_ns'] / 1e6:g} ms"
+        )
     t.add_row("from cache", str(s["from_cache"]))
     con.print(t)
     k = Table(title="events by kind")

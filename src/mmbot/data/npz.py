@@ -17,7 +17,15 @@ import numpy as np
 
 from mmbot.data.core import ReadStats, guess_step
 from mmbot.errors import UserError
-from mmbot.events import EVENT_DTYPE, EXCH_EVENT, KIND_MASK, KIND_NAMES, LOCAL_EVENT, TRADE_EVENT, as_events
+from mmbot.events import (
+    EVENT_DTYPE,
+    EXCH_EVENT,
+    KIND_MASK,
+    KIND_NAMES,
+    LOCAL_EVENT,
+    TRADE_EVENT,
+    as_events,
+)
 
 
 def load_npz_array(path: Path) -> np.ndarray:
@@ -65,7 +73,9 @@ def iter_npz(path: Path, stats: ReadStats, chunk: int = 1_000_000) -> Iterator[n
             stats.notes.append("local events are not in local-time order")
         n_split = int((exch_rows != local_rows).sum())
         if n_split:
-            stats.notes.append(f"{n_split} rows are exchange-only or local-only (hftbacktest order split)")
+            stats.notes.append(
+                f"{n_split} rows are exchange-only or local-only (hftbacktest order split)"
+            )
         n_neg = int((events["local_ts"] < events["exch_ts"]).sum())
         if n_neg:
             stats.notes.append(f"{n_neg} rows have local_ts < exch_ts")

@@ -14,6 +14,7 @@ from mmbot.data.core import (
     DEFAULT_BASE_LATENCY_NS,
     DEFAULT_FEED_LATENCY_NS,
     DEFAULT_WINDOW_NS,
+    OFFSET_SAMPLE_ROWS,
     ReadStats,
     peek_lines,
     rechunk,
@@ -56,7 +57,9 @@ def detect_format(path: Path) -> str:
             return "tardis-book"
         if "side" in cols and "price" in cols and "amount" in cols:
             return "tardis-trades"
-        raise UserError(f"{path}:1: Tardis CSV of an unsupported data type (columns: {header[:80]})")
+        raise UserError(
+            f"{path}:1: Tardis CSV of an unsupported data type (columns: {header[:80]})"
+        )
     m = _TS_LINE.match(first)
     body = m.group(2) if m else first.strip()
     if body.startswith(b"{"):
@@ -85,13 +88,19 @@ def _iter_raw(
     feed_latency_ns: int = DEFAULT_FEED_LATENCY_NS,
     window_ns: int = DEFAULT_WINDOW_NS,
     block_bytes: int = BLOCK_BYTES,
+    offset_sample_rows: int = OFFSET_SAMPLE_ROWS,
 ) -> Iterator[np.ndarray]:
     fmt = stats.format
     if fmt == "binance":
         from mmbot.data.binance import iter_binance
 
         return iter_binance(
-            path, stats, base_latency_ns=base_latency_ns, window_ns=window_ns, block_bytes=block_bytes
+            path,
+            stats,
+            base_latency_ns=base_latency_ns,
+            window_ns=window_ns,
+            block_bytes=block_bytes,
+            offset_sample_rows=offset_sample_rows,
         )
     if fmt == "bybit":
         from mmbot.data.bybit import iter_bybit
@@ -103,6 +112,7 @@ def _iter_raw(
             feed_latency_ns=feed_latency_ns,
             window_ns=window_ns,
             block_bytes=block_bytes,
+            offset_sample_rows=offset_sample_rows,
         )
     if fmt == "npz":
         from mmbot.data.npz import iter_npz
@@ -112,7 +122,12 @@ def _iter_raw(
         from mmbot.data.tardis import iter_tardis
 
         return iter_tardis(
-            path, stats, base_latency_ns=base_latency_ns, window_ns=window_ns, block_bytes=block_bytes
+            path,
+            stats,
+            base_latency_ns=base_latency_ns,
+            window_ns=window_ns,
+            block_bytes=block_bytes,
+            offset_sample_rows=offset_sample_rows,
         )
     raise UserError(f"{path}: unsupported format {fmt!r}")
 
@@ -126,6 +141,7 @@ def iter_event_chunks(
     feed_latency_ns: int = DEFAULT_FEED_LATENCY_NS,
     window_ns: int = DEFAULT_WINDOW_NS,
     block_bytes: int = BLOCK_BYTES,
+    offset_sample_rows: int = OFFSET_SAMPLE_ROWS,
 ) -> Iterator[np.ndarray]:
     """Events of ``path`` in chunks of about ``chunk_events`` (bounded memory, no cache).
 
@@ -144,6 +160,7 @@ def iter_event_chunks(
         feed_latency_ns=feed_latency_ns,
         window_ns=window_ns,
         block_bytes=block_bytes,
+        offset_sample_rows=offset_sample_rows,
     )
     yield from rechunk(raw, chunk_events)
 

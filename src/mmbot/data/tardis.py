@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mmbot.data import replay as rp
-from mmbot.data.core import Pipeline, ReadStats, StageBlock, assemble_block, iter_line_blocks
+from mmbot.data.core import OFFSET_SAMPLE_ROWS, Pipeline, ReadStats, StageBlock, assemble_block, iter_line_blocks
 from mmbot.errors import UserError
 
 _US = 1000
@@ -51,7 +51,9 @@ class _TardisParser:
             lines = lines[1:]
             first_line += 1
         c = self.cols
-        need = ["timestamp", "local_timestamp", "side", "price", "amount"] + (["is_snapshot"] if self.book else [])
+        need = ["timestamp", "local_timestamp", "side", "price", "amount"] + (
+            ["is_snapshot"] if self.book else []
+        )
         for name in need:
             if name not in c:
                 raise UserError(f"{self.path}:1: Tardis CSV lacks column {name!r}")
@@ -60,27 +62,40 @@ class _TardisParser:
         parts = [ln.rstrip(b"\r").split(b",") for ln in lines]
         for k, p in enumerate(parts):
             if len(p) != ncol:
-                raise UserError(f"{self.path}:{first_line + k}: expected {ncol} CSV fields, got {len(p)}")
+                raise UserError(
+                    f"{self.path}:{first_line + k}: expected {ncol} CSV fields, got {len(p)}"
+                )
         cols = list(zip(*parts)) if parts else [()] * ncol
         n = len(parts)
         if n and not self.symbol and "symbol" in c:
             self.symbol = parts[0][c["symbol"]].decode("utf-8", "replace")
         exch = _col(self.path, first_line, list(cols[c["timestamp"]]), np.int64, "timestamp") * _US
-        loc = _col(self.path, first_line, list(cols[c["local_timestamp"]]), np.int64, "local_timestamp") * _US
+        loc = (
+            _col(
+                self.path, first_line, list(cols[c["local_timestamp"]]), np.int64, "local_timestamp"
+            )
+            * _US
+        )
         px = _col(self.path, first_line, list(cols[c["price"]]), np.float64, "price")
         qty = _col(self.path, first_line, list(cols[c["amount"]]), np.float64, "amount")
         side_raw = np.array(cols[c["side"]], dtype="S8") if n else np.empty(0, dtype="S8")
         side = np.where(
-            (side_raw == b"bid") | (side_raw == b"buy"), 1, np.where((side_raw == b"ask") | (side_raw == b"sell"), 2, 0)
+            (side_raw == b"bid") | (side_raw == b"buy"),
+            1,
+            np.where((side_raw == b"ask") | (side_raw == b"sell"), 2, 0),
         ).astype(np.int8)
         if self.book:
-            snap = np.array(cols[c["is_snapshot"]], dtype="S5") == b"true" if n else np.zeros(0, bool)
+            snap = (
+                np.array(cols[c["is_snapshot"]], dtype="S5") == b"true" if n else np.zeros(0, bool)
+            )
             if np.any(side == 0):
                 k = int(np.nonzero(side == 0)[0][0])
                 raise UserError(f"{self.path}:{first_line + k}: book side must be bid or ask")
             newmsg = np.ones(n, dtype=bool)
             if n > 1:
-                newmsg[1:] = (exch[1:] != exch[:-1]) | (loc[1:] != loc[:-1]) | (snap[1:] != snap[:-1])
+                newmsg[1:] = (
+                    (exch[1:] != exch[:-1]) | (loc[1:] != loc[:-1]) | (snap[1:] != snap[:-1])
+                )
             starts = np.nonzero(newmsg)[0]
             n_lv = np.diff(np.append(starts, n))
             mt = np.where(snap[starts], rp.MT_SNAPSHOT, rp.MT_DIFF)
@@ -107,10 +122,16 @@ def _group_key(line: bytes) -> tuple[bytes, ...]:
 
 
 def iter_tardis(
-    path: Path, stats: ReadStats, *, base_latency_ns: int, window_ns: int, block_bytes: int
+    path: Path,
+    stats: ReadStats,
+    *,
+    base_latency_ns: int,
+    window_ns: int,
+    block_bytes: int,
+    offset_sample_rows: int = OFFSET_SAMPLE_ROWS,
 ) -> Iterator[np.ndarray]:
     book = stats.format == "tardis-book"
-    pipe = Pipeline(stats, rp.SEQ_NONE, base_latency_ns=base_latency_ns, window_ns=window_ns)
+    pipe = Pipeline(stats, rp.SEQ_NONE, base_latency_ns=base_latency_ns, window_ns=window_ns, offset_sample_rows=offset_sample_rows)
     parser = _TardisParser(path, book)
     pending = None
     carry: list[bytes] = []
