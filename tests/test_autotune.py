@@ -363,3 +363,35 @@ def test_tune_is_pure() -> None:
     a = tune(r, cur, []).as_dict()
     b = tune(r, cur, []).as_dict()
     assert a == b and cur == START
+
+
+def test_a_rule_that_did_not_reduce_its_cost_is_muted() -> None:
+    r1 = report(min_interval_ratio=0.45)
+    d1 = tune(r1, START, [])  # H3: 70 -> 90
+    hist = [history_entry(1, r1, START, d1)]
+    # the raise made min_interval blocks worse (0.45 -> 0.55): H3 does not fire again
+    d2 = tune(report(min_interval_ratio=0.55), d1.knobs, hist)
+    assert d2.fired == ["H3"] and d2.changes == []
+    assert {"rule": "H3", "field": "*", "why": "ineffective"} in d2.skipped
+    assert any(m.startswith("| autotune | INEFFECTIVE | rule=H3") for m in d2.markers)
+    # it helped (0.45 -> 0.42) but the ratio is still above 40 %: H3 keeps going
+    d3 = tune(report(min_interval_ratio=0.42), d1.knobs, hist)
+    assert d3.knobs["min_interval_ms"] == 110
+    # the mute lasts INEFFECTIVE_WINDOW iterations after the application
+    quiet = [history_entry(i, report(), d1.knobs, None) for i in (2, 3, 4)]
+    d4 = tune(report(min_interval_ratio=0.55), d1.knobs, hist + quiet)
+    assert d4.knobs["min_interval_ms"] > 90
+
+
+def test_h1_effect_is_measured_on_the_slippage_contribution() -> None:
+    r1 = report(neg_edge_drivers=["slippage_bps"], slippage_bps=-1.5)
+    d1 = tune(r1, START, [])
+    hist = [history_entry(1, r1, START, d1)]
+    # slippage cost grew (-1.5 -> -2.0 bps contribution): muted
+    assert (
+        tune(report(neg_edge_drivers=["slippage_bps"], slippage_bps=-2.0), d1.knobs, hist).changes
+        == []
+    )
+    # slippage cost fell (-1.5 -> -1.2) but is still the top costly driver: H1 continues
+    d = tune(report(neg_edge_drivers=["slippage_bps"], slippage_bps=-1.2), d1.knobs, hist)
+    assert d.knobs["base_spread_bps_delta"] == pytest.approx(0.14)

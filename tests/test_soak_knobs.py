@@ -53,14 +53,34 @@ def _ratio(t: dict, reason: str) -> float:
     return float(t["block_reasons"].get(reason, {}).get("ratio", 0.0))
 
 
-def test_min_interval_longer_means_fewer_min_interval_blocks_and_older_orders() -> None:
+def test_min_interval_longer_means_older_orders_and_fewer_orders_placed() -> None:
     lo, hi = _lo_hi("min_interval_ms")
-    print("min_interval_ms 50 vs 300:", _ratio(lo, "min_interval"), _ratio(hi, "min_interval"))
-    print("  order_age_p95_ms:", lo["order_age_p95_ms"], hi["order_age_p95_ms"])
-    # the claim (DESIGN + seed H3): a larger minimum interval is hit by fewer attempts...
-    assert _ratio(hi, "min_interval") < _ratio(lo, "min_interval")
-    # ...and orders live longer before being replaced
+    print(
+        "min_interval_ms 50 vs 300: order_age_p95_ms",
+        lo["order_age_p95_ms"],
+        hi["order_age_p95_ms"],
+    )
+    print("  orders_placed:", lo["orders_placed"], hi["orders_placed"])
     assert hi["order_age_p95_ms"] > lo["order_age_p95_ms"]
+    assert hi["orders_placed"] < lo["orders_placed"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "the seed's H3 premise (a longer min_interval gives fewer min_interval blocks) does not "
+        "hold for DESIGN's guard (an action inside the interval is blocked): a longer interval "
+        "blocks a larger share of attempts. The tuner mutes H3 when it does not help (INEFFECTIVE)."
+    ),
+)
+def test_min_interval_longer_means_fewer_min_interval_blocks_seed_claim() -> None:
+    lo, hi = _lo_hi("min_interval_ms")
+    print(
+        "min_interval_ms 50 vs 300: block ratio",
+        _ratio(lo, "min_interval"),
+        _ratio(hi, "min_interval"),
+    )
+    assert _ratio(hi, "min_interval") < _ratio(lo, "min_interval")
 
 
 def test_wider_base_spread_means_fewer_fills_and_more_gross_per_fill() -> None:

@@ -9,9 +9,13 @@ table (`RULES`: data, not code paths), and the guards around them, applied in th
    from the low to the high end of the seed's range with how far the metric is past the threshold.
 3. **calm-down** (the seed's multi-fail guard): 3+ rules firing in one iteration keep only the
    calm (conservative) rules, each at the low end of its range.
-4. **hysteresis**: a field moved one way by the tuner cannot move back within ``HYSTERESIS_ITERS``
+4. **ineffective rules are muted**: a rule whose latest application (within
+   ``INEFFECTIVE_WINDOW`` iterations) did not reduce the cost it targets (its ``effect_metric``)
+   does not fire; this stops a rule whose premise does not hold on the market from ratcheting its
+   fields to a limit (e.g. a longer min_interval does not reduce min_interval blocks on our guard).
+5. **hysteresis**: a field moved one way by the tuner cannot move back within ``HYSTERESIS_ITERS``
    iterations unless the rule demanding it is a hard driver (a cost driver, not an optimisation).
-5. **caps and limits**: at most ``MAX_CHANGES_PER_FIELD`` changes per field per iteration,
+6. **caps and limits**: at most ``MAX_CHANGES_PER_FIELD`` changes per field per iteration,
    base_spread_bps_delta at most +``MAX_SPREAD_STEP_BPS`` per iteration, everything clamped to
    ``knobs.RUNTIME_LIMITS``.
 
@@ -34,6 +38,7 @@ from mmbot.knobs import INTEGER_KNOBS, KNOB_NAMES, RUNTIME_LIMITS, clamp_knob, f
 MAX_CHANGES_PER_FIELD: Final[int] = 2
 MAX_SPREAD_STEP_BPS: Final[float] = 0.10
 HYSTERESIS_ITERS: Final[int] = 2
+INEFFECTIVE_WINDOW: Final[int] = 3  # iterations a rule stays muted after failing to help
 CALM_DOWN_TRIGGERS: Final[int] = 3
 FALLBACK_NEG_STREAK: Final[int] = 2
 
@@ -106,6 +111,10 @@ class Rule:
     hard: bool  # a cost driver: may override hysteresis
     priority: int  # lower runs first (and wins the per-field change cap)
     why: str
+    # what the rule is meant to reduce (a cost: higher is worse), sign-adjusted: cost = sign * metric;
+    # a rule whose last application did not reduce it is muted (see `tune`, step 4)
+    effect_metric: str = ""
+    effect_sign: float = 1.0
 
 
 RULES: Final[tuple[Rule, ...]] = (
@@ -131,6 +140,8 @@ RULES: Final[tuple[Rule, ...]] = (
         hard=True,
         priority=1,
         why="stale quotes fill worse than target: widen, refresh less eagerly, act less often",
+        effect_metric="slippage_bps",
+        effect_sign=-1.0,
     ),
     Rule(
         name="H2",
@@ -144,6 +155,7 @@ RULES: Final[tuple[Rule, ...]] = (
         hard=True,
         priority=2,
         why="picked off by informed flow: smaller size, less tightening",
+        effect_metric="adverse_bps_p95",
     ),
     Rule(
         name="H3",
@@ -157,6 +169,7 @@ RULES: Final[tuple[Rule, ...]] = (
         hard=True,
         priority=3,
         why="most actions hit min_interval: space them out",
+        effect_metric="block_reasons.min_interval.ratio",
     ),
     Rule(
         name="H4",
@@ -170,6 +183,7 @@ RULES: Final[tuple[Rule, ...]] = (
         hard=True,
         priority=4,
         why="too many in-flight actions: replace less often",
+        effect_metric="block_reasons.concurrency.ratio",
     ),
     Rule(
         name="H5",
@@ -189,6 +203,7 @@ RULES: Final[tuple[Rule, ...]] = (
         hard=False,
         priority=5,
         why="execution is healthy but orders are old: act faster",
+        effect_metric="order_age_p95_ms",
     ),
 )
 RULES_BY_NAME: Final[dict[str, Rule]] = {r.name: r for r in RULES}
@@ -315,6 +330,31 @@ def rule_severity(totals: Mapping[str, Any], rule: Rule) -> float:
     return min(max((v - rule.severity_start) / span, 0.0), 1.0) if span > 0 else 0.0
 
 
+def rule_cost(totals: Mapping[str, Any], rule: Rule) -> float | None:
+    """The cost the rule is meant to reduce (higher is worse), None when not measurable."""
+    if not rule.effect_metric:
+        return None
+    v = metric_value(totals, rule.effect_metric)
+    return rule.effect_sign * v if isinstance(v, float) else None
+
+
+def ineffective(
+    totals: Mapping[str, Any], rule: Rule, history: Sequence[Mapping[str, Any]]
+) -> tuple[float, float] | None:
+    """(cost then, cost now) when the rule's latest application within ``INEFFECTIVE_WINDOW``
+    iterations did not reduce its cost; None otherwise (never applied, or it helped)."""
+    now = rule_cost(totals, rule)
+    if now is None:
+        return None
+    for entry in list(history)[-INEFFECTIVE_WINDOW:][::-1]:
+        if any(c.get("rule") == rule.name for c in entry.get("changes", [])):
+            then = (entry.get("effect") or {}).get(rule.name)
+            if not isinstance(then, int | float):
+                return None
+            return (float(then), now) if now >= then else None
+    return None
+
+
 def _scaled_delta(delta: Delta, severity: float) -> float:
     raw = delta.lo + (delta.hi - delta.lo) * severity
     q = DELTA_QUANTUM[delta.field]
@@ -430,7 +470,22 @@ def tune(
                 decision.skipped.append({"rule": r.name, "field": "*", "why": "calm_down"})
         fired = kept
 
-    # 4./5. apply with hysteresis, per-field caps, spread step cap and limits
+    # 4. mute rules whose last application did not reduce what they target: without this a rule
+    # whose premise does not hold on the market ratchets its fields to a limit
+    active = []
+    for r in fired:
+        bad = ineffective(totals, r, history)
+        if bad is None:
+            active.append(r)
+            continue
+        decision.skipped.append({"rule": r.name, "field": "*", "why": "ineffective"})
+        decision.markers.append(
+            f"| autotune | INEFFECTIVE | rule={r.name} {r.effect_metric} "
+            f"cost_before={bad[0]:.4g} cost_now={bad[1]:.4g} |"
+        )
+    fired = active
+
+    # 5. apply with hysteresis, per-field caps, spread step cap and limits
     n_changes: dict[str, int] = {}
     moved_dir: dict[str, int] = {}  # direction already taken this iteration (hard rules first)
     for rule in fired:
@@ -487,6 +542,8 @@ def history_entry(
         "knobs": {k: float(knobs_used[k]) for k in KNOB_NAMES},
         "changes": [c.as_dict() for c in decision.changes] if decision else [],
         "fallback": bool(decision.fallback) if decision else False,
+        # each rule's cost metric in this iteration (what a later iteration compares against)
+        "effect": {r.name: rule_cost(totals, r) for r in RULES},
     }
 
 
