@@ -56,6 +56,11 @@ from mmbot.strategy.views import (
 # drive-loop counters (an int64 array, returned to Python in meta)
 C_WAKES, C_STEPS, C_SENT, C_SEND_ERRORS, C_TRADES_SEEN, C_FILLS_SEEN, C_FEED_WAKES = range(7)
 N_COUNTERS = 8
+# we work at most one order per side, plus orders whose last responses are still travelling:
+# a few slots keep the venue's per-slot scans short
+MAX_ORDER_SLOTS = 16
+# "visible size near the touch" is summed over at most this many ticks (per side, per wake)
+MAX_NEAR_TICKS = 100
 
 
 @dataclass
@@ -354,6 +359,7 @@ def run(
         queue_model=settings.queue_model,
         partial_fills=settings.partial_fills,
         rate_limit_per_s=int(p["rate_limit_per_s"]),
+        max_orders=MAX_ORDER_SLOTS,
     )
     t_wall = time.perf_counter()
     v = sim.make_venue(events, cfg)
@@ -365,7 +371,9 @@ def run(
     scratch = np.zeros(8, ACTION_DTYPE)
     counters = np.zeros(N_COUNTERS, np.int64)
     cursors = np.zeros(2, np.int64)
-    near_ticks = int(min(max(round(p["near_band_bps"] * 1e-4 * ref_px / tick_px), 1), 500))
+    near_ticks = int(
+        min(max(round(p["near_band_bps"] * 1e-4 * ref_px / tick_px), 1), MAX_NEAR_TICKS)
+    )
     wake_ns = max(int(settings.wake_interval_ms * 1e6), 1)
     first_ts = int(events["local_ts"].min())
     last_ts = int(events["local_ts"].max())
