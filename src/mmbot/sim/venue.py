@@ -11,7 +11,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import njit, types
-from numba.core.extending import overload_method  # noqa: F401  (kept for future verbs)
 from numba.experimental import structref
 
 from mmbot.events import (
@@ -763,7 +762,7 @@ def _process_exch(v, evv, ex_ts, px, qty, xbid, xask):
     v.n_exch_events += 1
     side = 1 if (evv & BUY_EVENT) else (-1 if (evv & SELL_EVENT) else 0)
     n = v.n_ticks
-    if kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT or kind == DEPTH_BBO_EVENT:
+    if kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT or kind == DEPTH_BBO_EVENT:  # noqa: SIM109 (scalar compares in the hot loop)
         ix = np.int64(np.round(px / v.tick_px)) - v.tick_lo
         if ix < 0 or ix >= n:
             v.n_out_of_band += 1
@@ -801,7 +800,7 @@ def _process_local(v, evv, local_ts, px, qty, lbid, lask):
     v.n_local_events += 1
     side = 1 if (evv & BUY_EVENT) else (-1 if (evv & SELL_EVENT) else 0)
     n = v.n_ticks
-    if kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT or kind == DEPTH_BBO_EVENT:
+    if kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT or kind == DEPTH_BBO_EVENT:  # noqa: SIM109 (scalar compares in the hot loop)
         ix = np.int64(np.round(px / v.tick_px)) - v.tick_lo
         if ix < 0 or ix >= n:
             return
@@ -1159,10 +1158,9 @@ def _apply_response(v):
         elif kind == R_EXPIRED:
             o.status = ST_EXPIRED
             o.leaves_qty = 0.0
-        elif kind == R_REJECT:
-            if o.req == REQ_NEW or r.status == ST_REJECTED:
-                o.status = ST_REJECTED
-                o.leaves_qty = 0.0
+        elif kind == R_REJECT and (o.req == REQ_NEW or r.status == ST_REJECTED):
+            o.status = ST_REJECTED
+            o.leaves_qty = 0.0
         if r.clears_req:
             o.req = REQ_NONE
     # remove by moving the last entry here (selection is by (ts, seq), so order is irrelevant)
