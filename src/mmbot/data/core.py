@@ -176,54 +176,51 @@ def open_binary(path: Path) -> IO[bytes]:
     return open(path, "rb")
 
 
-def iter_line_blocks(
-    path: Path, block_bytes: int = BLOCK_BYTES
-) -> Iterator[tuple[int, list[bytes]]]:
+def iter_line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, list[bytes]]]:
     """Yield ``(first_line_number, lines)`` blocks of whole lines (without newline), 1-based numbers.
 
     A truncated or corrupt gzip stream raises ``UserError`` naming the file and the last good line.
     """
-    line_no = 1
-    rest = b""
-    with open_binary(path) as fh:
-        while True:
-            try:
-                buf = fh.read(block_bytes)
-            except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
-                raise UserError(
-                    f"{path}: truncated or corrupt gzip stream after line {line_no - 1} ({exc})"
-                ) from None
-            if not buf:
-                break
-            buf = rest + buf
-            cut = buf.rfind(b"\n")
-            if cut < 0:
-                rest = buf
-                continue
-            lines = buf[:cut].split(b"\n")
-            rest = buf[cut + 1 :]
-            yield line_no, lines
-            line_no += len(lines)
-    if rest:
-        yield line_no, [rest]
+    for first, block in iter_byte_blocks(path, block_bytes):
+        lines = block.split(b"\n")
+        if block.endswith(b"\n"):
+            lines.pop()
+        yield first, lines
 
 
 def iter_byte_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, bytes]]:
     """Yield ``(first_line_number, block)``: blocks of whole lines (each ends with a newline except
-    possibly the file's last). ``UserError`` on a truncated or corrupt gzip stream."""
+    possibly the file's last). ``UserError`` on a truncated or corrupt gzip stream, naming the last
+    complete line read."""
     line_no = 1
     rest = b""
+    piece = min(block_bytes, 256 << 10)  # small reads: a stream error still tells how far we got
     with open_binary(path) as fh:
-        while True:
-            try:
-                buf = fh.read(block_bytes)
-            except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
-                raise UserError(
-                    f"{path}: truncated or corrupt gzip stream after line {line_no - 1} ({exc})"
-                ) from None
+        eof = False
+        while not eof:
+            parts = [rest] if rest else []
+            got = len(rest)
+            while got < block_bytes:
+                try:
+                    b = fh.read(piece)
+                except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+                    done = b"".join(parts)
+                    n_ok = line_no - 1 + done.count(b"\n")
+                    raise UserError(
+                        f"{path}: truncated or corrupt gzip stream after line {n_ok} ({exc})"
+                    ) from None
+                if not b:
+                    eof = True
+                    break
+                parts.append(b)
+                got += len(b)
+            buf = b"".join(parts)
             if not buf:
                 break
-            buf = rest + buf if rest else buf
+            if eof:
+                if buf:
+                    yield line_no, buf
+                break
             cut = buf.rfind(b"\n")
             if cut < 0:
                 rest = buf
@@ -232,8 +229,6 @@ def iter_byte_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tup
             rest = buf[cut + 1 :]
             yield line_no, block
             line_no += block.count(b"\n")
-    if rest:
-        yield line_no, rest
 
 
 def peek_lines(path: Path, n: int = 5, max_bytes: int = 1 << 20) -> list[bytes]:

@@ -33,6 +33,14 @@ FORMATS = (
 )
 
 
+def _is_npz(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
 def detect_format(path: Path) -> str:
     """One of FORMATS, decided from the file's first bytes/lines; ``UserError`` otherwise."""
     path = Path(path)
@@ -188,7 +196,7 @@ def load_events(
     """
     path = Path(path)
     kw = {"base_latency_ns": int(base_latency_ns), "feed_latency_ns": int(feed_latency_ns)}
-    if use_cache and detect_format(path) != "npz":  # an npz is already the parsed form
+    if use_cache and not _is_npz(path):  # an npz is already the parsed form
         from mmbot.data import cache
 
         hit = cache.get(path, kw)

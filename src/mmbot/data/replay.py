@@ -18,9 +18,11 @@ messages ordered by exchange time. Output: ``EVENT_DTYPE`` rows, in the same ord
 - crossed-book repair: after each depth/BBO message, while best bid >= best ask the stale side's
   touch level (the one this message did not just set) is deleted by an emitted ``qty = 0`` depth
   row marked ``ival = REPAIR_IVAL``; so a book replayed from the output is never crossed;
-- local time: the constant clock offset is added, a local time still before exchange time is
-  clamped to ``exch_ts + base_latency_ns``, and local time is made non-decreasing in exchange order
-  (an event received before an earlier-stamped one is seen no earlier than it): every change counted.
+- local time: the constant clock offset is added and a local time still before exchange time is
+  clamped to ``exch_ts + base_latency_ns`` (counted). Local time is otherwise kept as received, so
+  it may go back in exchange order (an event received before an earlier-stamped one); such
+  inversions are counted (``local_order_inversion``, not a repair) and consumers replay local rows
+  in local-time order, as hftbacktest does.
 
 All state lives in ``state`` (int64 array) and two typed dicts (price key -> qty), so the pass
 resumes across chunks: memory is bounded by the book size, not the file size.
@@ -80,9 +82,9 @@ C_CROSSED_LEVEL = 4
 C_BAD_PRICE = 5
 C_BAD_QTY = 6
 C_LOCAL_CLAMPED = 7
-C_LOCAL_RAISED = 8
+C_LOCAL_INVERSION = 8
 C_RESYNC = 9
-C_LOCAL_RAISED_MAX_NS = 10
+C_LOCAL_INVERSION_MAX_NS = 10
 N_COUNTERS = 11
 # message decision codes of sequence_check
 R_ACCEPT = 0
@@ -97,9 +99,9 @@ COUNTER_NAMES = (
     "bad_price_row_dropped",
     "bad_qty_row_dropped",
     "local_before_exch_clamped",
-    "local_ts_raised_for_order",
+    "local_order_inversion",
     "resync_from_snapshot",
-    "local_ts_raised_max_ns",
+    "local_order_inversion_max_ns",
 )
 
 # state slots
@@ -247,12 +249,14 @@ def replay(rows, scale, st, bids, asks, counters):
             counters[C_LOCAL_CLAMPED] += 1
             loc = exch_ts + st[S_BASE_LAT_NS]
         if loc < st[S_LOCAL_MAX]:
-            counters[C_LOCAL_RAISED] += 1
+            # received before an event stamped earlier: kept as received (the venue replays local
+            # rows in local-time order); counted, with the largest inversion
+            counters[C_LOCAL_INVERSION] += 1
             d = st[S_LOCAL_MAX] - loc
-            if d > counters[C_LOCAL_RAISED_MAX_NS]:
-                counters[C_LOCAL_RAISED_MAX_NS] = d
-            loc = st[S_LOCAL_MAX]
-        st[S_LOCAL_MAX] = loc
+            if d > counters[C_LOCAL_INVERSION_MAX_NS]:
+                counters[C_LOCAL_INVERSION_MAX_NS] = d
+        else:
+            st[S_LOCAL_MAX] = loc
         out = _grow(out, n_out, 2 * (j - i) + 4)
         # --- rows ---
         msg_bid_set = NO_BID
