@@ -111,6 +111,7 @@ def test_sample_matches_hftbacktest_convert(tmp_path):
     compare_with_hftbacktest(BINANCE_SAMPLE, tmp_path)
 
 
+@pytest.mark.slow
 def test_usdm_capture_matches_hftbacktest_convert(tmp_path):
     compare_with_hftbacktest(need_shared(USDM_CAPTURE), tmp_path)
 
