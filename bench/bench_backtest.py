@@ -114,14 +114,14 @@ def main(argv: list[str]) -> int:
             queue_model="power2",
         )
 
-        def venue_only() -> None:
+        def venue_only(ev=ev, cfg=cfg) -> None:
             v = sim.make_venue(ev, cfg)
             _replay_only(v)
             sim.finish(v)
 
         s = RunSettings(strategy="glft", profile=prof, latency_ms=10.0, queue_model="power2")
 
-        def full() -> None:
+        def full(ev=ev, s=s, sym=sym, tick=tick, lot=lot) -> None:
             run(ev, s, symbol=sym, tick_px=tick, lot_qty=lot)
 
         venue_only()
