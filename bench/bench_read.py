@@ -1,0 +1,135 @@
+"""Reader benchmark: mmbot's Binance read vs hftbacktest's ``binancefutures.convert``, and peak RSS
+when streaming a file 20x larger than the capture vs the capture itself.
+
+Usage: .venv/bin/python bench/bench_read.py [capture.gz]
+(default ../shared/data/binance-usdm/btcusdt_20240808.gz). Targets: mmbot >= 2x faster than
+hftbacktest on the same file (both warm: one untimed run each first, then the best of 3), and
+peak RSS on the 20x file <= 2x that on the capture (each measured in a fresh subprocess via
+``resource.getrusage(RUSAGE_CHILDREN)``; the reader streams with ``iter_event_chunks``).
+The mmbot read is uncached (``use_cache=False``): parse, sequence checks, book repair, ordering.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-usdm" / "btcusdt_20240808.gz"
+N_COPIES = 20
+
+_RSS_CHILD = """
+import sys
+from mmbot.data import iter_event_chunks
+n = 0
+for c in iter_event_chunks(sys.argv[1]):
+    n += len(c)
+print(n)
+"""
+
+_RSS_WRAPPER = """
+import resource, subprocess, sys
+r = subprocess.run([sys.executable, "-c", sys.argv[1], sys.argv[2]], capture_output=True, text=True)
+if r.returncode != 0:
+    sys.stderr.write(r.stderr)
+    sys.exit(r.returncode)
+print(r.stdout.strip(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def peak_rss_kb(path: Path) -> tuple[int, int]:
+    """(events read, peak RSS in KiB) of a fresh process streaming ``path``."""
+    env = dict(os.environ, MMBOT_CACHE_DIR="off")
+    out = subprocess.run(
+        [sys.executable, "-c", _RSS_WRAPPER, _RSS_CHILD, str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout.split()
+    return int(out[0]), int(out[1])
+
+
+def make_bigger(src: Path, dst: Path, copies: int) -> None:
+    """``copies`` back-to-back copies of ``src`` with local (ns) and exchange (ms, "E"/"T") times
+    shifted so each copy starts after the previous one ends; update ids are left as they are (each
+    copy's REST snapshot resyncs the book)."""
+    with gzip.open(src, "rb") as f:
+        text = f.read()
+    first_local = int(text[:19])
+    last_line = text.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    span_ns = int(last_line[:19]) - first_local + 1_000_000_000
+    span_ms = span_ns // 1_000_000
+    span_ns = span_ms * 1_000_000
+    ts_re = re.compile(rb'"([ET])":(\d+)')
+    line_re = re.compile(rb"^(\d{19}) ", re.M)
+    with gzip.open(dst, "wb", compresslevel=1) as out:
+        for k in range(copies):
+            if k == 0:
+                out.write(text)
+                continue
+            sh_ms = k * span_ms
+            sh_ns = k * span_ns
+            body = ts_re.sub(lambda m: b'"' + m.group(1) + b'":' + str(int(m.group(2)) + sh_ms).encode(), text)
+            body = line_re.sub(lambda m: str(int(m.group(1)) + sh_ns).encode() + b" ", body)
+            out.write(body)
+
+
+def best_of(fn, n: int = 3) -> float:
+    best = float("inf")
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> int:
+    capture = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_CAPTURE
+    if not capture.exists():
+        print(f"bench_read: capture not found: {capture} (skipped)")
+        return 0
+    os.environ["MMBOT_CACHE_DIR"] = "off"
+    from hftbacktest.data.utils import binancefutures
+
+    from mmbot.data import load_events
+
+    def ours() -> None:
+        load_events(capture, use_cache=False)
+
+    def theirs() -> None:
+        with contextlib.redirect_stdout(io.StringIO()):
+            binancefutures.convert(str(capture))
+
+    ev, st = load_events(capture, use_cache=False)  # warm-up (JIT caches)
+    theirs()
+    t_ours = best_of(ours)
+    t_theirs = best_of(theirs)
+    print(f"capture: {capture} ({st.n_lines:,} lines -> {len(ev):,} events)")
+    print(f"mmbot read (no cache):          {t_ours:.3f} s")
+    print(f"hftbacktest binancefutures.convert: {t_theirs:.3f} s")
+    ratio = t_theirs / t_ours
+    print(f"speed ratio hftbacktest/mmbot:  {ratio:.2f}x (target >= 2x) {'PASS' if ratio >= 2 else 'FAIL'}")
+
+    with tempfile.TemporaryDirectory() as td:
+        big = Path(td) / "big.gz"
+        make_bigger(capture, big, N_COPIES)
+        n1, rss1 = peak_rss_kb(capture)
+        n20, rss20 = peak_rss_kb(big)
+    r = rss20 / rss1
+    print(f"peak RSS streaming the capture:  {rss1 / 1024:.1f} MiB ({n1:,} events)")
+    print(f"peak RSS streaming {N_COPIES}x file:    {rss20 / 1024:.1f} MiB ({n20:,} events)")
+    print(f"RSS ratio {N_COPIES}x/1x:              {r:.2f} (target <= 2) {'PASS' if r <= 2 else 'FAIL'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
