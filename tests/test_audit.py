@@ -248,6 +248,21 @@ def test_action_ratios_blocks_cancels_and_order_age():
     assert t["order_age_p95_ms"] == approx(300 + 0.85 * (500 - 300))
 
 
+def test_replaced_quote_ages_count_in_order_age_when_recorded():
+    acts = [
+        dict(kind=ACT_ACKED, op=OP_REPLACE, age_ms=0),  # amend with no age recorded: not a sample
+        dict(kind=ACT_ACKED, op=OP_REPLACE, age_ms=400),  # re-priced a 400 ms old quote
+        dict(kind=ACT_REJECTED, op=OP_REPLACE, reason=REASON_POST_ONLY, age_ms=600),  # removed
+        dict(kind=ACT_REJECTED, op=OP_NEW, reason=REASON_POST_ONLY, age_ms=0),  # never live
+        dict(kind=ACT_CANCELLED, age_ms=200),
+    ]
+    r = maker_round_trip()
+    r = type(r)(r.fills, run([], [(0, 100.0, 0)], acts).actions, r.marks, r.meta)
+    t = build_edge_report([r], {})["totals"]
+    # samples 200, 400, 600 ms; linear p95 at rank 0.95*2 = 1.9 -> 400 + 0.9*200
+    assert t["order_age_p95_ms"] == approx(400 + 0.9 * 200)
+
+
 def test_several_runs_pool_quote_amounts_and_take_max_ws_lag():
     a, b = maker_round_trip(), stale_quote()
     a.meta["ws_lag_p95_ms"] = 20.0

@@ -91,8 +91,8 @@ CONVENTIONS: dict[str, Any] = {
         "maker_share_pct": "maker fill notional / fill notional * 100",
         "block_reasons.*.ratio": "blocked attempts with that reason / all intended attempts (0 if none)",
         "order_age_p95_ms": (
-            "p95 age of orders when they leave the book (cancelled, filled, expired, or a rejected "
-            "replace that removed a live order)"
+            "p95 age of orders when they leave the book: cancelled, filled, expired rows, plus "
+            "rejected or acked replace rows that carry an age (the quote they removed/re-priced)"
         ),
         "fills_mid_repaired": "fills whose NaN mid (empty book side) was taken from the last valid mark",
         "marks_nan_mid_dropped": "marks with a NaN mid (empty book side), left out of markouts and plots",
@@ -341,9 +341,10 @@ def _section(pool: _Pool) -> dict:
     out["orders_cancelled"] = cancels
     out["cancel_ratio"] = cancels / placed if placed > 0 else None
     out["replace_ratio"] = replaced / placed if placed > 0 else None
-    # a rejected replace that removes a live order (post-only cross) also leaves the book: age > 0
+    # Also leaving the book: a rejected replace that removed a live order (post-only cross), and an
+    # acked replace that re-priced the quote, when the venue records the replaced quote's age (> 0).
     leaves = (kind == ACT_CANCELLED) | (kind == ACT_FILLED) | (kind == ACT_EXPIRED)
-    leaves |= (kind == ACT_REJECTED) & (age_ns > 0)
+    leaves |= ((kind == ACT_REJECTED) | ((kind == ACT_ACKED) & (op == OP_REPLACE))) & (age_ns > 0)
     out["order_age_p95_ms"] = _p95(age_ns[leaves] / 1e6)
 
     intended = int((kind == ACT_INTENDED).sum())
