@@ -41,6 +41,8 @@ def _session(
     max_clock_drift_ms: float,
     metrics_port: int,
     latency_ms: float,
+    rest_timeout_s: float = 2.0,
+    clock_check_s: float = 5.0,
 ) -> int:
     from mmbot.live.runner import RunnerConfig, run_session
 
@@ -58,6 +60,8 @@ def _session(
         order_qty=order_qty,
         max_position_qty=max_position_qty,
         loss_limit_quote=loss_limit,
+        rest_timeout_s=rest_timeout_s,
+        clock_check_s=clock_check_s,
         stale_ms=stale_ms,
         max_clock_drift_ms=max_clock_drift_ms,
         metrics_port=metrics_port,
@@ -191,6 +195,8 @@ def live(
         max_clock_drift_ms,
         metrics_port,
         0.0,
+        rest_timeout_s,
+        clock_check_s,
     )
 
 

@@ -92,6 +92,8 @@ class BybitRest:
         )
         self.latencies_ms: list[float] = []
         self.on_latency: Callable[[str, float], None] | None = None
+        self.n_transport_errors = 0  # any path: 5xx, timeouts, connection failures
+        self.n_rate_limited = 0
 
     async def _request(
         self, method: str, path: str, params: dict | None = None, signed: bool = True
@@ -114,6 +116,18 @@ class BybitRest:
             ts = int(time.time() * 1000) + self.time_offset_ms
             headers = rest_headers(self.keys, ts, payload, self.recv_window_ms)
         t0 = time.perf_counter()
+        try:
+            return await self._send(method, path, url, body, headers, t0)
+        except TransportError:
+            self.n_transport_errors += 1
+            raise
+        except RateLimited:
+            self.n_rate_limited += 1
+            raise
+
+    async def _send(
+        self, method: str, path: str, url: str, body: str, headers: dict[str, str], t0: float
+    ) -> dict:
         try:
             async with self.session.request(
                 method,

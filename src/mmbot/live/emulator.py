@@ -333,6 +333,8 @@ class Emulator:
         return ok({"orderId": o.order_id, "orderLinkId": o.link_id})
 
     async def _amend(self, body: dict) -> web.Response:
+        if self._take_fault("reject"):
+            return err(110007, "ab not enough for amended order (emulated reject)")
         o = self._find(body)
         if o is None:
             return err(110001, "order not exists or too late to replace")

@@ -130,6 +130,9 @@ class Session:
             log.warning("%s", m)
         self.knobs = effective_knobs(self.profile, overrides)
         self.journal = Journal(cfg.journal_path or (cfg.out_dir / "journal.sqlite"))
+        # a restart resumes from the journal: exact position and cash before anything else runs
+        self.position_qty = self.journal.position_qty(cfg.symbol)
+        self.cash_quote = self.journal.cash_and_fees(cfg.symbol)[0]
         self.book = LiveBook()
         self.stop = asyncio.Event()
         self.exit_code = 0
@@ -142,8 +145,6 @@ class Session:
         self.tasks: set[asyncio.Task] = set()
         self.slots = [Slot(), Slot()]
         self.orders: dict[str, dict] = {}  # link_id -> {"side", "terminal", "created_ns", ...}
-        self.position_qty = 0.0
-        self.cash_quote = 0.0
         self.params: np.ndarray | None = None
         self.state: np.ndarray | None = None
         self.guard: np.ndarray | None = None
@@ -179,7 +180,13 @@ class Session:
     def spawn(self, coro) -> None:
         t = asyncio.create_task(coro)
         self.tasks.add(t)
-        t.add_done_callback(self.tasks.discard)
+        t.add_done_callback(self._task_done)
+
+    def _task_done(self, t: asyncio.Task) -> None:
+        self.tasks.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            exc = t.exception()
+            log.error("task failed: %s: %s", type(exc).__name__, exc)
 
     def action(
         self,
@@ -905,6 +912,12 @@ class Session:
 
     # -- records ----------------------------------------------------------------------------------
     def result(self) -> RunResult:
+        if self.rest is not None:
+            self.counters["rest_transport_errors"] = self.rest.n_transport_errors
+            self.counters["rest_rate_limited"] = self.rest.n_rate_limited
+        self.counters["ws_reconnects"] = sum(
+            st.reconnects for st in (self.public, self.private) if st is not None
+        )
         rows = self.journal.fills(self.symbol)
         fills = np.zeros(len(rows), dtype=FILL_DTYPE)
         for k, r in enumerate(rows):

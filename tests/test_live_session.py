@@ -1,0 +1,224 @@
+"""End to end: `mmbot live` (a real subprocess) against the emulator on 127.0.0.1, with faults.
+
+After every session: no order left open, the bot's journal position equals the emulator's, and every
+emulator fill is in the journal exactly once. Each session lasts a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from mmbot.live.testing import (
+    TEST_SECRET,
+    EmulatorThread,
+    bot_cmd,
+    bot_env,
+    journal_fills,
+    start_bot,
+    wait_for,
+)
+
+SESSION_S = 5.0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        return sk.getsockname()[1]
+
+
+@pytest.fixture
+def emu():
+    e = EmulatorThread()
+    yield e
+    e.close()
+
+
+def check_consistent(emu: EmulatorThread, out: Path) -> dict:
+    st = emu.state()
+    assert st["open_orders"] == [], f"orders left open: {st['open_orders']}"
+    rows = journal_fills(out / "journal.sqlite")
+    ids = [r[0] for r in rows]
+    assert len(ids) == len(set(ids))
+    assert sorted(ids) == sorted(e["exec_id"] for e in st["executions"]), (
+        "journal and exchange fills differ"
+    )
+    pos = sum(side * qty for _, side, qty in rows)
+    assert abs(pos - st["position_qty"]) < 1e-9
+    sess = json.loads((out / "session.json").read_text())
+    assert abs(sess["position_qty"] - st["position_qty"]) < 1e-9
+    return sess
+
+
+def run(
+    emu: EmulatorThread, out: Path, *extra: str, duration_s: float = SESSION_S, faults=()
+) -> tuple[int, str, dict]:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    proc = start_bot(bot_cmd("live", emu.url, out, duration_s, *extra), bot_env(), out.parent)
+    if faults:  # faults go in once the bot is trading (its start-up takes a second or two)
+        assert wait_for(lambda: emu.state()["orders_created"] >= 1, 15), "bot never placed an order"
+    for at_s, kind, kw in faults:
+        time.sleep(at_s)
+        emu.inject(kind, **kw)
+    try:
+        _, err = proc.communicate(timeout=duration_s + 25)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    sess = check_consistent(emu, out)
+    return proc.returncode, err, sess
+
+
+def test_clean_session_trades_writes_records_and_never_the_secret(emu, tmp_path):
+    out = tmp_path / "s"
+    rc, err, sess = run(emu, out, "--metrics-port", str(_free_port()))
+    assert rc == 0, err
+    assert TEST_SECRET not in err
+    for p in (p for p in tmp_path.rglob("*") if p.is_file()):  # logs, journal, records, reports
+        assert TEST_SECRET.encode() not in p.read_bytes(), f"secret found in {p}"
+    assert sess["fills"] >= 1, "a session that never fills proves nothing"
+    assert emu.state()["orders_created"] >= 2
+    rep = json.loads((out / "EDGE_REPORT.json").read_text())
+    assert "totals" in rep
+    for f in ("fills.parquet", "actions.parquet", "marks.parquet", "meta.json", "audit.jsonl"):
+        assert (out / "records" / "live" / f).exists()
+
+
+FAULTS = {
+    # name: (faults [(delay_s, kind, kwargs)], counter that must have moved)
+    "drop_ws": ([(0.3, "drop_ws", {})], "ws_reconnects"),
+    "stall_feed": ([(0.3, "stall_feed", {"seconds": 1.5})], "stale_pauses"),
+    "duplicate": ([(0.3, "duplicate", {"count": 40})], "stale_msgs"),
+    "reorder": ([(0.3, "reorder", {"count": 4, "stream": "public"})], "gaps"),
+    "seq_gap": ([(0.3, "seq_gap", {"count": 2})], "gaps"),
+    "rest_5xx": ([(0.3, "rest_5xx", {"count": 3})], "rest_transport_errors"),
+    "rest_timeout": (
+        [(0.3, "rest_timeout", {"count": 1, "seconds": 1.5})],
+        "rest_transport_errors",
+    ),
+    "rate_limit": ([(0.3, "rate_limit", {"count": 3})], "rate_limited"),
+    "reject": ([(0.3, "reject", {"count": 2})], "rejects"),
+    "private_dup_reorder": (
+        [
+            (0.3, "duplicate", {"count": 30, "stream": "private"}),
+            (0.0, "reorder", {"count": 5, "stream": "private"}),
+        ],
+        None,
+    ),
+}
+
+
+def test_market_data_faults_in_one_session(emu, tmp_path):
+    """Dropped sockets, a stalled feed, duplicated/reordered messages and sequence gaps, one
+    after the other in one session (the fast suite's version of the per-fault sessions below)."""
+    names = ["drop_ws", "stall_feed", "duplicate", "reorder", "seq_gap", "private_dup_reorder"]
+    faults = [(0.9, kind, kw) for n in names for _, kind, kw in FAULTS[n][0]]
+    rc, err, sess = run(emu, tmp_path / "s", "--stale-ms", "700", duration_s=11.0, faults=faults)
+    assert rc == 0, err
+    c = sess["counters"]
+    assert (
+        c["ws_reconnects"] >= 2
+        and c["stale_pauses"] >= 1
+        and c["stale_msgs"] >= 1
+        and c["gaps"] >= 2
+    ), c
+    assert c["reconciles"] >= 3, c  # start + after the private reconnect + shutdown
+
+
+def test_rest_faults_in_one_session(emu, tmp_path):
+    names = ["rest_5xx", "rest_timeout", "rate_limit", "reject"]
+    faults = [(0.8, kind, kw) for n in names for _, kind, kw in FAULTS[n][0]]
+    rc, err, sess = run(emu, tmp_path / "s", duration_s=9.0, faults=faults)
+    assert rc == 0, err
+    c = sess["counters"]
+    assert c["rest_transport_errors"] >= 2 and c["rest_rate_limited"] >= 1 and c["rejects"] >= 1, c
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(FAULTS))
+def test_fault_session_stays_consistent(emu, tmp_path, name):
+    faults, counter = FAULTS[name]
+    out = tmp_path / "s"
+    extra = ("--stale-ms", "800") if name == "stall_feed" else ()
+    rc, err, sess = run(emu, out, *extra, faults=faults)
+    assert rc == 0, err
+    if counter is not None:
+        assert sess["counters"][counter] >= 1, (counter, sess["counters"])
+
+
+def test_kill_9_and_restart_recovers_exact_position(emu, tmp_path):
+    out = tmp_path / "s"
+    env = bot_env()
+    proc = start_bot(bot_cmd("live", emu.url, out, 30), env, tmp_path)
+    jpath = out / "journal.sqlite"
+
+    def has_fill() -> bool:
+        try:
+            return jpath.exists() and len(journal_fills(jpath)) >= 2
+        except sqlite3.Error:
+            return False
+
+    assert wait_for(has_fill, 15), "no fill before the kill"
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(5)
+    assert proc.returncode == -signal.SIGKILL
+    before = {r[0] for r in journal_fills(jpath)}
+    time.sleep(0.5)  # the orders it left behind may fill meanwhile: the restart must pick those up
+    proc2 = start_bot(bot_cmd("live", emu.url, out, 3.0), env, tmp_path)
+    _, err = proc2.communicate(timeout=30)
+    assert proc2.returncode == 0, err
+    sess = check_consistent(emu, out)
+    after = {r[0] for r in journal_fills(jpath)}
+    assert before <= after
+    assert sess["counters"]["reconciles"] >= 1
+
+
+def test_sigterm_cancels_everything_and_exits_cleanly(emu, tmp_path):
+    out = tmp_path / "s"
+    proc = start_bot(bot_cmd("live", emu.url, out, 30), bot_env(), tmp_path)
+    assert wait_for(lambda: len(emu.state()["open_orders"]) >= 1, 15)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    check_consistent(emu, out)
+
+
+def test_kill_switch_on_loss_limit(emu, tmp_path):
+    out = tmp_path / "loss"
+    rc, err, sess = run(emu, out, "--loss-limit", "0.000001", duration_s=8)
+    assert rc == 4 and "loss limit" in (sess["kill_reason"] or ""), (rc, err)
+
+
+def test_kill_switch_on_clock_drift(emu, tmp_path):
+    out = tmp_path / "clock"
+    rc, err, sess = run(
+        emu, out, "--clock-check-s", "0.3", faults=[(0.3, "clock_skew", {"seconds": 3.0})]
+    )
+    assert rc == 4 and "clock drift" in (sess["kill_reason"] or ""), (rc, err)
+
+
+def test_paper_session_sends_no_orders_and_fills_locally(emu, tmp_path):
+    out = tmp_path / "p"
+    cmd = bot_cmd("paper", emu.url, out, SESSION_S)
+    env = {k: v for k, v in bot_env().items() if not k.startswith("BYBIT_")}
+    proc = start_bot(cmd, env, tmp_path)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    st = emu.state()
+    assert st["orders_created"] == 0 and st["executions"] == []
+    sess = json.loads((out / "session.json").read_text())
+    assert sess["fills"] >= 1
+    rows = journal_fills(out / "journal.sqlite")
+    assert abs(sum(s * q for _, s, q in rows) - sess["position_qty"]) < 1e-9
+    assert (out / "EDGE_REPORT.json").exists()
