@@ -382,3 +382,13 @@ def test_nan_mid_without_any_earlier_mark_is_a_user_error():
     r.marks["mid_px"][:2] = np.nan  # nothing valid at or before 1 s
     with pytest.raises(UserError, match="mid_px is NaN"):
         build_edge_report([r], {})
+
+
+def test_carried_inventory_without_fills_has_pnl_but_no_bps():
+    # 2 units carried in at mid 100.00 (meta), no fills, the mid ends at 100.50: pnl = 2 × 0.50
+    r = run([], [(0, 100.0, 2), (5, 100.5, 2)], initial_position_qty=2.0, start_mid_px=100.0)
+    t = build_edge_report([r], {})["totals"]
+    assert t["pnl"] == approx(2 * 0.50)
+    assert t["component_breakdown"]["inventory_quote"] == approx(2 * 0.50)
+    assert t["inventory_bps"] is None and t["net_bps"] is None  # undefined over zero turnover
+    assert t["gross_bps"] == 0.0

@@ -241,9 +241,12 @@ def _p95(x: np.ndarray) -> float | None:
     return float(np.percentile(x, 95.0))
 
 
-def _bps(amount: float, turnover: float) -> float:
-    # Zero fills: every component is 0 and so is its bps (the gate fails the run on `fills`).
-    return amount / turnover * 1e4 if turnover > 0 else 0.0
+def _bps(amount: float, turnover: float) -> float | None:
+    # Zero fills: every component is 0 and so is its bps (the gate fails the run on `fills`). A
+    # non-zero amount over zero turnover (inventory carried in from before the run) has no bps.
+    if turnover > 0:
+        return amount / turnover * 1e4
+    return 0.0 if amount == 0 else None
 
 
 class _Pool:
@@ -378,7 +381,7 @@ def _section(pool: _Pool) -> dict:
     detail = []
     for _, key in COMPONENTS:
         v = out[key]
-        if v < 0:
+        if v is not None and v < 0:
             detail.append({"name": key, "bps": v, "hurt_bps": -v, "kind": "component"})
     adv = out["adverse_bps"]
     if adv is not None and adv > 0:
