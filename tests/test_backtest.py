@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BYBIT_CAPTURE, REPO, TESTS_DATA, need_shared
+from conftest import REPO, TESTS_DATA
 from mmbot.audit import build_edge_report
 from mmbot.backtest import RunSettings, _drive, guess_tick_lot, run, summarize
 from mmbot.config import load_profile
@@ -23,37 +23,40 @@ from mmbot.records import (
     OP_CANCEL,
 )
 
-T0 = 1_700_000_000_000_000_000
 MMBOT = str(REPO / ".venv" / "bin" / "mmbot")
 SAMPLE = TESTS_DATA / "binance_usdm_btcusdt_sample.gz"
+BYBIT_SAMPLE = TESTS_DATA / "bybit_xrpusdt_ob500_sample.jsonl"
 
 
 @pytest.fixture(scope="module")
-def synth() -> tuple[np.ndarray, dict]:
-    from mmbot.data.synthetic import generate, load_calibration
+def sample() -> tuple[np.ndarray, dict]:
+    """The shipped 60 s Binance USD-M BTCUSDT sample (tick 0.1, lot 0.001 on that venue)."""
+    if not SAMPLE.exists():
+        pytest.skip(f"shipped sample not present: {SAMPLE}")
+    from mmbot.data import load_events
 
-    calib = load_calibration("default")
-    return generate(calib, 11, T0, 60_000_000_000), calib
+    events, _ = load_events(SAMPLE)
+    return events, {"tick_px": 0.1, "lot_qty": 0.001}
 
 
 def _run(events, **kw):
     knobs = kw.pop("knobs", {})
     s = RunSettings(knobs=knobs, profile=load_profile("S1"), **kw)
-    return run(events, s, symbol="SYN")
+    return run(events, s, symbol="BTCUSDT")
 
 
-def test_tick_and_lot_guessed_from_events_match_the_calibration(synth) -> None:
-    events, calib = synth
+def test_tick_and_lot_guessed_from_events_match_the_venue_contract(sample) -> None:
+    events, calib = sample
     tick, lot = guess_tick_lot(events)
     assert tick == pytest.approx(float(calib["tick_px"]))
     assert lot == pytest.approx(float(calib["lot_qty"]))
 
 
-def test_run_records_every_attempt_and_fills_carry_targets(synth) -> None:
-    events, _ = synth
+def test_run_records_every_attempt_and_fills_carry_targets(sample) -> None:
+    events, _ = sample
     r = _run(events)
     a = r.actions
-    assert len(r.fills) > 0, "the synthetic minute should produce fills"
+    assert len(r.fills) > 0, "the sample minute should produce fills"
     # each fill carries the strategy's target for its side (set on every step)
     assert np.all(np.isfinite(r.fills["target_px"]))
     # every blocked attempt has a guard reason and follows its INTENDED row
@@ -76,16 +79,16 @@ def test_run_records_every_attempt_and_fills_carry_targets(synth) -> None:
     assert rep["totals"]["fills"] == len(r.fills)
 
 
-def test_run_is_deterministic(synth) -> None:
-    events, _ = synth
+def test_run_is_deterministic(sample) -> None:
+    events, _ = sample
     r1 = _run(events)
     r2 = _run(events)
     for name in ("fills", "actions", "marks"):
         assert np.array_equal(getattr(r1, name), getattr(r2, name))
 
 
-def test_new_knobs_reuse_the_compiled_loop(synth) -> None:
-    events, _ = synth
+def test_new_knobs_reuse_the_compiled_loop(sample) -> None:
+    events, _ = sample
     _run(events)
     n_sigs = len(_drive.signatures)
     _run(events, knobs={"min_interval_ms": 200, "base_spread_bps_delta": 0.5}, strategy="touch")
@@ -93,8 +96,8 @@ def test_new_knobs_reuse_the_compiled_loop(synth) -> None:
 
 
 @pytest.mark.parametrize("min_interval_ms", [50, 150, 300])
-def test_no_two_sent_actions_on_a_side_closer_than_min_interval(synth, min_interval_ms) -> None:
-    events, _ = synth
+def test_no_two_sent_actions_on_a_side_closer_than_min_interval(sample, min_interval_ms) -> None:
+    events, _ = sample
     r = _run(events, knobs={"min_interval_ms": min_interval_ms})
     a = r.actions
     for side in (1, -1):
@@ -103,38 +106,27 @@ def test_no_two_sent_actions_on_a_side_closer_than_min_interval(synth, min_inter
         assert np.diff(ts).min() >= min_interval_ms * 1_000_000
 
 
-def test_longer_min_interval_blocks_more(synth) -> None:
-    events, _ = synth
+def test_longer_min_interval_blocks_more(sample) -> None:
+    events, _ = sample
     lo = summarize([_run(events, knobs={"min_interval_ms": 50})])["blocked"].get("min_interval", 0)
     hi = summarize([_run(events, knobs={"min_interval_ms": 300})])["blocked"].get("min_interval", 0)
     assert hi > lo
 
 
-def test_position_never_exceeds_the_limit_by_more_than_one_order(synth) -> None:
-    events, _ = synth
-    r = _run(events, max_position_qty=0.01, order_qty=0.004)
+def test_position_never_exceeds_the_limit_by_more_than_one_order(sample) -> None:
+    events, _ = sample
+    r = _run(events, max_position_qty=0.01, order_qty=0.004, strategy="touch")
     assert r.meta["max_position_qty"] == pytest.approx(0.01)
     # risk checks at the time of sending; in-flight orders can add at most one order per side
     assert np.abs(r.fills["position_qty"]).max() <= 0.01 + 0.004 + 1e-12
 
 
-def test_touch_baseline_quotes_at_the_touch(synth) -> None:
-    events, _ = synth
+def test_touch_baseline_quotes_at_the_touch(sample) -> None:
+    events, _ = sample
     r = _run(events, strategy="touch")
     s = r.actions[(r.actions["kind"] == ACT_SENT) & (r.actions["op"] != OP_CANCEL)]
     assert len(s) > 0 and len(r.fills) > 0
     assert r.meta["strategy"] == "touch"
-
-
-def test_sample_capture_smoke() -> None:
-    if not SAMPLE.exists():
-        pytest.skip(f"shipped sample not present yet: {SAMPLE}")
-    from mmbot.data import load_events
-
-    events, stats = load_events(SAMPLE)
-    r = run(events, RunSettings(profile=load_profile("S1")), symbol=stats.symbol)
-    assert r.meta["events"] == len(events)
-    build_edge_report([r], {})
 
 
 # ---- the command ------------------------------------------------------------------------------
@@ -199,7 +191,7 @@ def test_cli_malformed_overrides_exit_2(tmp_path) -> None:
 
 
 def test_cli_failure_after_a_good_file_leaves_existing_out_untouched(tmp_path) -> None:
-    good = need_shared(BYBIT_CAPTURE)
+    good = BYBIT_SAMPLE
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
@@ -214,7 +206,7 @@ def test_cli_failure_after_a_good_file_leaves_existing_out_untouched(tmp_path) -
 
 
 def test_cli_writes_records_reports_and_summary(tmp_path) -> None:
-    data = need_shared(BYBIT_CAPTURE)
+    data = BYBIT_SAMPLE
     out = tmp_path / "run"
     p = _cli("--data", str(data), "--out", str(out), "--latency-ms", "5", "--strategy", "touch")
     assert p.returncode == 0, p.stderr
