@@ -122,12 +122,22 @@ def _figures(
     )
     figs.append(("blocks", f))
 
-    pts, pos = position_series(results, max_points)
-    f = go.Figure(
-        go.Scatter(
-            x=_elapsed_s(pts, t0), y=pos, mode="lines", line={"shape": "hv"}, name="position"
+    # one trace per run (symbols differ in units); many runs (a long soak) share one trace
+    groups = [[r] for r in results] if len(results) <= 10 else [list(results)]
+    f = go.Figure()
+    for g in groups:
+        pts, pos = position_series(g, max(100, max_points // len(groups)))
+        name = "position"
+        if len(groups) > 1:
+            name = str(
+                g[0].meta.get("run_name")
+                or g[0].meta.get("name")
+                or g[0].meta.get("symbol")
+                or "run"
+            )
+        f.add_trace(
+            go.Scatter(x=_elapsed_s(pts, t0), y=pos, mode="lines", line={"shape": "hv"}, name=name)
         )
-    )
     f.update_layout(
         title="Position over time (base units)", xaxis_title=xtitle, yaxis_title="qty", **lay
     )
