@@ -22,7 +22,12 @@ from mmbot.report.series import chained_pnl_series, fill_edge_bps, histogram, po
 
 def _elapsed_s(ts_ns: np.ndarray, t0_ns: int) -> np.ndarray:
     # numeric x (seconds since the start) is embedded as compact base64; datetimes would be text
-    return (ts_ns - t0_ns).astype(np.float64) / 1e9
+    return _f4((ts_ns - t0_ns).astype(np.float64) / 1e9)
+
+
+def _f4(a: np.ndarray) -> np.ndarray:
+    # plotted series go out as float32 (half the bytes; 7 digits is plenty for a plot)
+    return np.asarray(a, dtype=np.float32)
 
 
 def _t0_ns(results: Sequence[RunResult]) -> int:
@@ -57,11 +62,11 @@ def _figures(
         ("fees", s.fees),
         ("inventory", s.inventory),
     ):
-        f.add_trace(go.Scatter(x=x, y=y, name=name, mode="lines", line={"shape": "hv"}))
+        f.add_trace(go.Scatter(x=x, y=_f4(y), name=name, mode="lines", line={"shape": "hv"}))
     f.add_trace(
         go.Scatter(
             x=x,
-            y=s.net,
+            y=_f4(s.net),
             name="net (pnl)",
             mode="lines",
             line={"shape": "hv", "width": 3, "color": "black"},
@@ -136,7 +141,9 @@ def _figures(
                 or "run"
             )
         f.add_trace(
-            go.Scatter(x=_elapsed_s(pts, t0), y=pos, mode="lines", line={"shape": "hv"}, name=name)
+            go.Scatter(
+                x=_elapsed_s(pts, t0), y=_f4(pos), mode="lines", line={"shape": "hv"}, name=name
+            )
         )
     f.update_layout(
         title="Position over time (base units)", xaxis_title=xtitle, yaxis_title="qty", **lay
