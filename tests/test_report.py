@@ -63,7 +63,7 @@ def test_write_reports_markdown_and_self_contained_small_html(tmp_path):
     assert re.findall(r"<script\b[^>]*\bsrc\s*=", page) == []
     assert "plotly.js v" in page or "plotly.js" in page
     assert page.count("Plotly.newPlot") == 5
-    assert html.stat().st_size < 5.1e6
+    assert html.stat().st_size < 5.0e6
 
 
 def test_zero_fill_run_still_gets_reports(tmp_path):
