@@ -1,8 +1,8 @@
 """`mmbot record`: the public stream written as a capture (one Bybit V5 message a line, as received).
 
-The file has the layout of the recorded Bybit files the data layer reads (``orderbook.N.SYMBOL``
-snapshot/delta and ``publicTrade.SYMBOL`` messages, one JSON object a line), so a backtest can replay
-it. The book's sequence is checked as it is recorded; on a gap the stream is resubscribed and the
+The file has a layout the data layer's Bybit reader (``mmbot.data.bybit``) reads: one
+``<local receive time ns> <message JSON>`` line per ``orderbook.N.SYMBOL`` snapshot/delta or
+``publicTrade.SYMBOL`` message, exactly as received, so a backtest can replay it. The book's sequence is checked as it is recorded; on a gap the stream is resubscribed and the
 fresh snapshot is recorded too (the reader resets the book on it).
 """
 
@@ -38,7 +38,9 @@ async def _record(symbol: str, out: Path, eps: Endpoints, duration_s: float) -> 
                 if str(msg.get("topic", "")).startswith("orderbook.") and book.apply(msg) == "gap":
                     asyncio.get_running_loop().create_task(stream.resubscribe())
                     return
-                fh.write(json.dumps(msg, separators=(",", ":")) + "\n")
+                # "<local receive ns> <message JSON>": the data layer's Bybit reader takes the
+                # receive time from the prefix, so a backtest sees this session's real feed latency
+                fh.write(f"{local_ns} {json.dumps(msg, separators=(',', ':'))}\n")
                 n += 1
 
             stream = BybitStream(

@@ -1,0 +1,137 @@
+"""Bad input to `mmbot live|paper|emulator`: one-line error, non-zero exit, no order sent."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from mmbot.errors import UserError
+from mmbot.live.signing import load_keys
+from mmbot.live.testing import TEST_KEY, TEST_SECRET, EmulatorThread
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again on exit: nothing listens there
+
+
+def _env(**kv: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BYBIT_", "MMBOT_"))}
+    env.update(kv)
+    return env
+
+
+def test_bad_inputs_fail_with_one_line_and_send_nothing(tmp_path):
+    emu = EmulatorThread()
+    try:
+        base = [sys.executable, "-m", "mmbot.cli"]
+        live = ["live", "--confirm-live", "--testnet", "--duration-s", "3"]
+        good = _env(BYBIT_API_KEY=TEST_KEY, BYBIT_API_SECRET=TEST_SECRET)
+        loose = tmp_path / "keys.json"
+        loose.write_text(f'{{"key": "{TEST_KEY}", "secret": "{TEST_SECRET}"}}')
+        loose.chmod(0o644)
+        cases = {
+            "wrong_key": (
+                live + ["--symbol", "XRPUSDT", "--exchange-url", emu.url],
+                _env(BYBIT_API_KEY="wrong", BYBIT_API_SECRET=TEST_SECRET),
+                "API keys refused",
+            ),
+            "wrong_secret": (
+                live + ["--symbol", "XRPUSDT", "--exchange-url", emu.url],
+                _env(BYBIT_API_KEY=TEST_KEY, BYBIT_API_SECRET="wrong"),
+                "API keys refused",
+            ),
+            "missing_keys": (
+                live + ["--symbol", "XRPUSDT", "--exchange-url", emu.url],
+                _env(),
+                "API keys missing",
+            ),
+            "loose_keys_file": (
+                live
+                + ["--symbol", "XRPUSDT", "--exchange-url", emu.url, "--keys-file", str(loose)],
+                _env(),
+                "too open",
+            ),
+            "unknown_symbol": (
+                live + ["--symbol", "NOPEUSDT", "--exchange-url", emu.url],
+                good,
+                "--symbol NOPEUSDT",
+            ),
+            "not_listening": (
+                live
+                + ["--symbol", "XRPUSDT", "--exchange-url", f"http://127.0.0.1:{_closed_port()}"],
+                good,
+                "not reachable",
+            ),
+            "no_confirm": (
+                ["live", "--testnet", "--symbol", "XRPUSDT", "--exchange-url", emu.url],
+                good,
+                "--confirm-live",
+            ),
+            "no_network_choice": (
+                ["live", "--confirm-live", "--symbol", "XRPUSDT", "--exchange-url", emu.url],
+                good,
+                "--testnet or --mainnet",
+            ),
+            "paper_not_listening": (
+                [
+                    "paper",
+                    "--symbol",
+                    "XRPUSDT",
+                    "--duration-s",
+                    "2",
+                    "--exchange-url",
+                    f"http://127.0.0.1:{_closed_port()}",
+                ],
+                _env(),
+                "not reachable",
+            ),
+            "emulator_no_data": (
+                ["emulator", "--port", "0", "--data", str(tmp_path / "nope.npz")],
+                good,
+                "nope.npz",
+            ),
+        }
+        procs = {
+            name: subprocess.Popen(
+                base + args + ([] if args[0] == "emulator" else ["--out", str(tmp_path / name)]),
+                env=env,
+                cwd=str(tmp_path),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name, (args, env, _) in cases.items()
+        }
+        for name, p in procs.items():
+            _, err = p.communicate(timeout=60)
+            lines = [ln for ln in err.splitlines() if ln.strip()]
+            assert p.returncode == 2, (name, p.returncode, err)
+            assert len(lines) == 1 and lines[0].startswith("error: "), (name, err)
+            assert cases[name][2] in lines[0], (name, lines[0])
+            assert TEST_SECRET not in err
+        st = emu.state()
+        assert st["orders_created"] == 0 and st["open_orders"] == []
+    finally:
+        emu.close()
+
+
+def test_keys_file_needs_0600(tmp_path):
+    f = tmp_path / "k"
+    f.write_text("key=abc\nsecret=xyz\n")
+    f.chmod(0o600)
+    k = load_keys(f, env={})
+    assert (k.key, k.secret) == ("abc", "xyz") and "xyz" not in repr(k)
+    f.chmod(0o640)
+    with pytest.raises(UserError, match="too open"):
+        load_keys(f, env={})
+    f.chmod(0o600)
+    f.write_text('{"key": "abc"}')
+    with pytest.raises(UserError, match="secret"):
+        load_keys(f, env={})
+    assert load_keys(None, env={"BYBIT_API_KEY": "a", "BYBIT_API_SECRET": "b"}).secret == "b"
