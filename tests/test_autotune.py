@@ -140,6 +140,28 @@ def test_h5_needs_healthy_execution() -> None:
     assert tune(report(order_age_p95_ms=330.0), START, []).fired == []
 
 
+def test_h6_thin_edge_widens_the_spread() -> None:
+    # net 1.0 is 1.5 below the 2.5 gate over a 2.0 bps severity span -> 0.75 -> +0.0875 -> +0.09
+    d = tune(report(net_bps=1.0, gross_bps=0.5), START, [])
+    assert d.fired == ["H6"]
+    assert d.knobs["base_spread_bps_delta"] == pytest.approx(0.19)
+    assert (
+        "| autotune | DRIVER:gross_bps | field=base_spread_bps_delta from=0.10 to=0.19 |"
+        in d.markers
+    )
+    # net far below: the full +0.10 step
+    assert tune(report(net_bps=0.2, gross_bps=0.5), START, []).knobs[
+        "base_spread_bps_delta"
+    ] == pytest.approx(0.20)
+
+
+def test_h6_does_not_fire_on_unhealthy_execution_or_a_negative_gross() -> None:
+    assert "H6" not in tune(report(net_bps=1.0, adverse_bps_p95=4.5), START, []).fired
+    assert "H6" not in tune(report(net_bps=1.0, slippage_bps_p95=3.5), START, []).fired
+    assert "H6" not in tune(report(net_bps=1.0, gross_bps=-0.2), START, []).fired
+    assert tune(report(net_bps=2.5), START, []).fired == []
+
+
 def test_missing_or_nan_metric_never_fires() -> None:
     t = healthy_totals(adverse_bps_p95=float("nan"))
     del t["block_reasons"]
@@ -163,13 +185,22 @@ def oracle_fired(t: dict) -> set[str]:
         out.add("H4")
     if t["order_age_p95_ms"] > 330 and t["adverse_bps_p95"] <= 4.0 and t["slippage_bps_p95"] <= 3.0:
         out.add("H5")
+    # beyond the seed: thin edge
+    if (
+        t["net_bps"] < 2.5
+        and t["gross_bps"] > 0
+        and t["adverse_bps_p95"] <= 4.0
+        and t["slippage_bps_p95"] <= 3.0
+    ):
+        out.add("H6")
     assert all(fin(v) for v in (t["slippage_bps_p95"], t["adverse_bps_p95"]))
     return out
 
 
 totals_st = st.builds(
-    lambda net, slip, slip95, adv95, age95, mi, cc, top: healthy_totals(
+    lambda net, slip, slip95, adv95, age95, mi, cc, top, gross: healthy_totals(
         net_bps=net,
+        gross_bps=gross,
         slippage_bps=slip,
         slippage_bps_p95=slip95,
         adverse_bps_p95=adv95,
@@ -186,6 +217,7 @@ totals_st = st.builds(
     st.floats(0, 1),
     st.floats(0, 1),
     st.sampled_from(["slippage_bps", "inventory_bps", "gross_bps", "fees_eff_bps"]),
+    st.floats(-3, 6),
 )
 knobs_st = st.fixed_dictionaries(
     {

@@ -1,6 +1,7 @@
 """The soak auto-tuner: reads one iteration's EDGE_REPORT and returns the next runtime knobs.
 
-Owns the seed's hypotheses H1-H5 (DESIGN.md "Soak and auto-tune"), written as a declarative rule
+Owns the seed's hypotheses H1-H5 (DESIGN.md "Soak and auto-tune") plus one rule beyond the seed
+(H6 thin edge: healthy execution but net below the gate -> widen), written as a declarative rule
 table (`RULES`: data, not code paths), and the guards around them, applied in this order:
 
 1. **fallback**: two consecutive iterations with net_bps < 0 (counted since the last fallback)
@@ -104,6 +105,7 @@ class Rule:
     any_of: tuple[tuple[Clause, ...], ...]  # fires when all clauses of at least one group hold
     deltas: tuple[Delta, ...]
     # severity 0..1 = (metric - start) / (full - start), clipped; 0 -> lo end, 1 -> hi end
+    # (full < start for a metric where lower is worse, e.g. net_bps)
     severity_metric: str | None
     severity_start: float
     severity_full: float
@@ -204,6 +206,30 @@ RULES: Final[tuple[Rule, ...]] = (
         priority=5,
         why="execution is healthy but orders are old: act faster",
         effect_metric="order_age_p95_ms",
+    ),
+    # Beyond the seed: the seed's rules only widen on a slippage driver, so a strategy that loses
+    # nothing to slippage or adverse selection but quotes too thin an edge is never widened.
+    Rule(
+        name="H6",
+        marker="DRIVER:gross_bps",
+        any_of=(
+            (
+                Clause("net_bps", "<", 2.5),  # below the hard net gate
+                Clause("gross_bps", ">", 0.0),  # the quoted edge is positive, just thin
+                Clause("adverse_bps_p95", "<=", 4.0),
+                Clause("slippage_bps_p95", "<=", 3.0),
+            ),
+        ),
+        deltas=(Delta("base_spread_bps_delta", 0.05, 0.10),),
+        severity_metric="net_bps",
+        severity_start=2.5,
+        severity_full=0.5,
+        calm=True,
+        hard=False,
+        priority=6,
+        why="healthy execution but net below the gate: the quoted edge is too thin, widen",
+        effect_metric="net_bps",
+        effect_sign=-1.0,
     ),
 )
 RULES_BY_NAME: Final[dict[str, Rule]] = {r.name: r for r in RULES}
@@ -326,8 +352,8 @@ def rule_severity(totals: Mapping[str, Any], rule: Rule) -> float:
     v = metric_value(totals, rule.severity_metric)
     if not isinstance(v, float):
         return 0.0
-    span = rule.severity_full - rule.severity_start
-    return min(max((v - rule.severity_start) / span, 0.0), 1.0) if span > 0 else 0.0
+    span = rule.severity_full - rule.severity_start  # negative when lower values are worse
+    return min(max((v - rule.severity_start) / span, 0.0), 1.0) if span != 0 else 0.0
 
 
 def rule_cost(totals: Mapping[str, Any], rule: Rule) -> float | None:
