@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from mmbot.errors import UserError
 from mmbot.events import (
     BUY_EVENT,
     DEPTH_BBO_EVENT,
@@ -148,6 +149,24 @@ def _depth_targets(stats: dict, tick_bps: float) -> list[float]:
     return out
 
 
+def _latency_corr_s(events: np.ndarray, lag: int = 10) -> float:
+    """Correlation time of the feed latency: per message (distinct exchange time), the lag-10
+    autocorrelation rho of latency gives tau = lag * mean gap / -ln(rho)."""
+    ts, idx = np.unique(events["exch_ts"], return_index=True)
+    if len(ts) < 4 * lag:
+        return 0.0
+    lat = (events["local_ts"][idx] - events["exch_ts"][idx]).astype(np.float64)
+    lat -= lat.mean()
+    var = float(np.mean(lat**2))
+    if var <= 0:
+        return 0.0
+    rho = float(np.mean(lat[lag:] * lat[:-lag])) / var
+    if not (0.0 < rho < 1.0):
+        return 0.0
+    gap_s = (ts[-1] - ts[0]) * 1e-9 / (len(ts) - 1)
+    return float(lag * gap_s / -np.log(rho))
+
+
 def _sim_stats(calib: dict, seed: int, seconds: int) -> dict:
     from mmbot.data.market_stats import market_stats
     from mmbot.data.synthetic import generate
@@ -173,29 +192,44 @@ def _fit(
     parameter toward its own statistic (vol -> sigma, parent rate -> noise baseline, parent
     clustering -> Hawkes branching, prints per parent -> maker size, spread -> refill speed,
     depth profile -> level targets, 1 s markout -> informed intensity)."""
-    m = calib["model"]
-    for rnd in range(rounds):
+    import copy
+
+    keys = list(LOSS_KEYS) + (["spread_bps_mean"] if fit_depth_by_level else [])
+    best_loss = np.inf
+    best_model = copy.deepcopy(calib["model"])
+    for rnd in range(rounds + 1):
+        m = calib["model"]
         s = _sim_stats(calib, FIT_SEED + rnd, seconds)
+        loss = _loss(s, target, keys)
         log.append(
-            f"round {rnd}: spread_bps {s['spread_bps_mean']:.4f}/{target['spread_bps_mean']:.4f} "
+            f"round {rnd}: loss {loss:.3f} spread_bps {s['spread_bps_mean']:.4f}/{target['spread_bps_mean']:.4f} "
             f"trades/s {s['trade_rate_per_s']:.1f}/{target['trade_rate_per_s']:.1f} "
             f"vol {s['vol_bps_per_sqrt_s']:.3f}/{target['vol_bps_per_sqrt_s']:.3f} "
-            f"markout {s['markout_1s_bps']:.3f}/{target['markout_1s_bps']:.3f}"
+            f"markout {s['markout_1s_bps']:.3f}/{target['markout_1s_bps']:.3f} "
+            f"parent markout {s['parent_markout_1s_bps']:.3f}/{target['parent_markout_1s_bps']:.3f}"
         )
+        if loss < best_loss:
+            best_loss = loss
+            best_model = copy.deepcopy(m)
+        if rnd == rounds:
+            break
         m["sigma_bps_per_sqrt_s"] *= (
             _clip(target["vol_bps_per_sqrt_s"] / s["vol_bps_per_sqrt_s"], 0.5, 2.0) ** 0.8
         )
-        m["noise_base_rate_per_s"] *= _clip(
-            target["parent_rate_per_s"] / s["parent_rate_per_s"], 0.5, 2.0
-        )
+        rate_f = _clip(target["parent_rate_per_s"] / s["parent_rate_per_s"], 0.5, 2.0)
+        m["noise_base_rate_per_s"] *= rate_f
+        m["informed_rate_per_s_per_bps"] *= rate_f
         f_sim = s["parent_count_fano_1s"]
         f_tgt = target["parent_count_fano_1s"]
         n = m["hawkes_branching_ratio"]
         m["hawkes_branching_ratio"] = _clip(
             1.0 - (1.0 - n) * np.sqrt(max(f_sim, 1.0) / max(f_tgt, 1.0)), 0.0, 0.95
         )
-        m["maker_size_scale"] = m.get("maker_size_scale", 1.0) * _clip(
-            s["prints_per_parent"] / target["prints_per_parent"], 0.5, 2.0
+        m["maker_size_scale"] = _clip(
+            m.get("maker_size_scale", 1.0)
+            * _clip(s["prints_per_parent"] / target["prints_per_parent"], 0.5, 2.0),
+            0.2,
+            30.0,
         )
         extra_sim = max(s["spread_ticks_mean"] - 1.0, 1e-3)
         extra_tgt = (
@@ -204,21 +238,66 @@ def _fit(
         m["refill_rate_per_s"] *= _clip(extra_sim / extra_tgt, 0.5, 2.0)
         mo_sim = s["markout_1s_bps"]
         mo_tgt = target["markout_1s_bps"]
-        m["informed_rate_per_s_per_bps"] *= (
-            2.0 if mo_sim <= 0 else _clip((mo_tgt / mo_sim) ** 1.5, 0.33, 3.0)
+        # print markout (sweeps through the thin book, partly permanent) -> permanence ratio;
+        # aggressor-order markout (information per order) -> informed intensity
+        m["impact_permanence_ratio"] = _clip(
+            m["impact_permanence_ratio"]
+            * (1.5 if mo_sim <= 0 else _clip(mo_tgt / mo_sim, 0.7, 1.5)),
+            0.0,
+            1.0,
         )
+        pm_sim = s["parent_markout_1s_bps"]
+        pm_tgt = target["parent_markout_1s_bps"]
+        m["informed_rate_per_s_per_bps"] *= 1.5 if pm_sim <= 0 else _clip(pm_tgt / pm_sim, 0.7, 1.5)
         tk = np.asarray(m["depth_target_qty"], dtype=np.float64)
         if fit_depth_by_level:
             sim_l = np.asarray(s["depth_qty_by_level"])
             tgt_l = np.asarray(target["depth_qty_by_level"])
             for k in range(min(len(tk), len(sim_l))):
                 tk[k] *= _clip(tgt_l[k] / max(sim_l[k], 1e-9), 0.5, 2.0)
-        sim_c = s["depth_qty_within_bps"][2]  # within 5 bps
-        tgt_c = target["depth_qty_within_bps"][2]
+        # further out, per distance band (0-1, 1-2, 2-5 bps from mid): scale the band's targets by
+        # the capture's / the synthetic's depth in that band
         start = len(s["depth_qty_by_level"]) if fit_depth_by_level else 0
-        tk[start:] *= _clip(tgt_c / max(sim_c, 1e-9), 0.5, 2.0)
+        tick_bps = float(calib["tick_px"]) / float(calib["price0_px"]) * 1e4
+        dist = (np.arange(len(tk)) + 0.5) * tick_bps
+        prev_t = float(np.sum(target["depth_qty_by_level"][:start]))
+        prev_s = float(np.sum(s["depth_qty_by_level"][:start]))
+        lo = -1.0
+        for b, hi in enumerate((1.0, 2.0, 5.0)):
+            sel = (dist > lo) & (dist <= hi)
+            sel[:start] = False
+            t_band = target["depth_qty_within_bps"][b] - prev_t
+            s_band = s["depth_qty_within_bps"][b] - prev_s
+            if sel.any() and t_band > 0 and s_band > 0:
+                tk[sel] *= _clip(t_band / s_band, 0.5, 2.0)
+            prev_t = target["depth_qty_within_bps"][b]
+            prev_s = s["depth_qty_within_bps"][b]
+            lo = hi
         m["depth_target_qty"] = [float(x) for x in tk]
+    calib["model"] = best_model
+    log.append(f"kept the parameters of the best round (loss {best_loss:.3f})")
     return calib
+
+
+LOSS_KEYS = (
+    "trade_rate_per_s",
+    "vol_bps_per_sqrt_s",
+    "markout_1s_bps",
+    "parent_markout_1s_bps",
+    "parent_rate_per_s",
+)
+
+
+def _loss(s: dict, target: dict, keys: list[str]) -> float:
+    """Sum of |log(synthetic / capture)| over the fitted statistics (inf if any is not > 0)."""
+    tot = 0.0
+    for k in keys:
+        a = float(s[k])
+        b = float(target[k])
+        if not (np.isfinite(a) and a > 0 and b > 0):
+            return float("inf")
+        tot += abs(np.log(a / b))
+    return tot
 
 
 def calibrate(
@@ -269,7 +348,9 @@ def calibrate(
         "noise_base_rate_per_s": float(target["parent_rate_per_s"]) * (1.0 - n0) * 0.7,
         "hawkes_branching_ratio": n0,
         "hawkes_decay_per_s": 20.0,
-        "informed_rate_per_s_per_bps": 100.0,
+        "informed_rate_per_s_per_bps": 20.0,
+        "impact_permanence_ratio": 0.5,
+        "same_side_ratio": _clip(2.0 * float(target["parent_same_side_ratio"]) - 1.0, 0.0, 0.95),
         "informed_edge_bps": max(0.25, 0.5 * tick_bps_cap),
         "depth_target_qty": _depth_targets(target, tick_bps_cap),
         "maker_size_quantiles_qty": [float(x) for x in np.quantile(prints, _PROBS)],
@@ -284,13 +365,15 @@ def calibrate(
         "price0_px": price0,
         "model": model,
         "feed_latency_quantiles_ns": [float(max(x, 0.0)) for x in np.quantile(lat_ns, _PROBS)],
+        "feed_latency_corr_s": _latency_corr_s(events),
         "target_stats": target,
     }
     log.append(
         f"capture: tick {tick_px} ({tick_bps_cap:.4f} bps), lot {lot_qty}, {target['trade_rate_per_s']:.1f} trades/s"
     )
-    _fit(calib, target, rounds=rounds, seconds=fit_seconds, fit_depth_by_level=True, log=log)
-    if tick_bps > 0:
+    if tick_bps <= 0:
+        _fit(calib, target, rounds=rounds, seconds=fit_seconds, fit_depth_by_level=True, log=log)
+    else:
         wide_px = max(tick_px, round(tick_bps * price0 * 1e-4 / tick_px) * tick_px)
         wide_px = float(np.round(wide_px, 9))
         wide_bps = wide_px / price0 * 1e4
@@ -308,4 +391,87 @@ def calibrate(
         log.append(f"wide tick {wide_px} ({wide_bps:.3f} bps)")
         _fit(calib, target, rounds=rounds, seconds=fit_seconds, fit_depth_by_level=False, log=log)
     calib["fit_stats"] = _sim_stats(calib, FIT_SEED + 1000, fit_seconds)
+    return calib
+
+
+COMPARE_KEYS = (
+    "spread_bps_mean",
+    "trade_rate_per_s",
+    "vol_bps_per_sqrt_s",
+    "markout_1s_bps",
+    "parent_rate_per_s",
+    "parent_size_mean_qty",
+    "trade_size_mean_qty",
+    "parent_count_fano_1s",
+    "feed_latency_ms_p50",
+    "feed_latency_ms_p95",
+)
+
+
+def _load_capture(path: Path) -> np.ndarray:
+    try:
+        from mmbot.data import load_events
+    except ImportError:  # the data layer's reader has not landed: private Binance parser
+        load_events = None
+    if load_events is not None:
+        events, _ = load_events(path)
+        return events
+    if not path.exists():
+        raise UserError(f"calibrate: capture not found: {path}")
+    return _fallback_load_binance(path)
+
+
+def calibrate_command(
+    path: Path, out: Path, tick_bps: float = 0.0, rounds: int = FIT_ROUNDS
+) -> dict:
+    """``mmbot data calibrate PATH --out FILE [--tick-bps X]``: fit, write sorted-key JSON with
+    provenance, print the capture's statistics next to the fitted market's."""
+    import datetime
+    import hashlib
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"calibrate: capture not found: {path}")
+    events = _load_capture(path)
+    log: list[str] = []
+    calib = calibrate(events, tick_bps=tick_bps, rounds=rounds, log=log)
+    stem = path.name.split(".")[0]
+    calib["name"] = Path(out).stem
+    calib["provenance"] = {
+        "source_file": str(path.name),
+        "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
+        "command": "mmbot data calibrate "
+        + " ".join(
+            [str(path.name), "--out", str(Path(out).name)]
+            + ([f"--tick-bps {tick_bps:g}"] if tick_bps > 0 else [])
+        ),
+        "capture": stem,
+        "fit_log": log,
+    }
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_bytes(
+        orjson.dumps(
+            calib, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
+        )
+        + b"\n"
+    )
+    tmp.replace(out)
+    table = Table(title=f"capture vs fitted market ({calib['variant']}, tick {calib['tick_px']})")
+    table.add_column("statistic")
+    table.add_column("capture", justify="right")
+    table.add_column("synthetic", justify="right")
+    table.add_column("ratio", justify="right")
+    for key in COMPARE_KEYS:
+        a = float(calib["target_stats"][key])
+        b = float(calib["fit_stats"][key])
+        table.add_row(key, f"{a:.4g}", f"{b:.4g}", f"{b / a:.2f}" if a else "-")
+    Console(file=sys.stdout).print(table)
+    print(f"wrote {out}")
     return calib

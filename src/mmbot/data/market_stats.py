@@ -309,6 +309,7 @@ def market_stats(events: np.ndarray, *, tick_px: float | None = None) -> dict:
     after = g_mid[gi_v]
     mo = tr_side * (after - tr_mid) / tr_mid * 1e4
     valid &= np.isfinite(mo)
+    mo_parent = mo[valid & tr_new]
     mo = mo[valid]
     lat_ms = (events["local_ts"] - events["exch_ts"]).astype(np.float64) * 1e-6
     counts = (
@@ -324,6 +325,7 @@ def market_stats(events: np.ndarray, *, tick_px: float | None = None) -> dict:
     n_par = int(tr_new.sum())
     par_qty = np.bincount(grp_id, weights=tr_qty, minlength=n_par) if n_par else np.zeros(0)
     par_t = tr_t[tr_new]
+    par_side = tr_side[tr_new]
     nsec = max(1, int(dur_s))
     pcounts = np.bincount(((par_t - t0) // 1_000_000_000).astype(np.int64), minlength=nsec)[:nsec]
     lvl = np.nanmean(d_lvl, axis=0) if np.isfinite(d_lvl).any() else np.full(2 * N_LEVELS, np.nan)
@@ -364,6 +366,9 @@ def market_stats(events: np.ndarray, *, tick_px: float | None = None) -> dict:
         "parent_size_mean_qty": float(np.mean(par_qty)) if n_par else float("nan"),
         "parent_size_p50_qty": _q(par_qty, 0.5),
         "parent_size_p90_qty": _q(par_qty, 0.9),
+        "parent_same_side_ratio": float(np.mean(par_side[1:] == par_side[:-1]))
+        if n_par > 1
+        else float("nan"),
         "prints_per_parent": len(tr_t) / n_par if n_par else float("nan"),
         "parent_count_fano_1s": float(np.var(pcounts) / np.mean(pcounts))
         if n_par
@@ -373,6 +378,7 @@ def market_stats(events: np.ndarray, *, tick_px: float | None = None) -> dict:
         if len(r) > 3 and np.var(r) > 0
         else float("nan"),
         "markout_1s_bps": float(np.mean(mo)) if len(mo) else float("nan"),
+        "parent_markout_1s_bps": float(np.mean(mo_parent)) if len(mo_parent) else float("nan"),
         "markout_1s_bps_qty_weighted": float(np.sum(mo * tr_qty[valid]) / np.sum(tr_qty[valid]))
         if len(mo)
         else float("nan"),

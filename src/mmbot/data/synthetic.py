@@ -77,8 +77,9 @@ P_TICK_PX = 12
 P_LOT_QTY = 13
 P_MAKER_LOTS = 14  # mean maker order size, lots
 P_SAME_SIDE = 15  # probability that a noise parent repeats the previous parent's side
-P_IMPACT = 16  # permanent impact of executed market-order flow on v, ticks per unit qty
-N_PARAMS = 17
+P_IMPACT = 16  # share of a noise sweep's touch move that the efficient price keeps
+P_LAT_TAU_S = 17  # correlation time of the feed latency, s
+N_PARAMS = 18
 
 # --- integer state ---------------------------------------------------------------------------
 S_T_NS = 0
@@ -91,7 +92,8 @@ S_HI_ASK = 6
 S_QB_LOTS = 7
 S_QA_LOTS = 8
 S_LAST_LOCAL_NS = 9
-N_ISTATE = 10
+S_LAT_T_NS = 10  # exchange time of the last latency draw
+N_ISTATE = 11
 # --- float state: v, Hawkes excess, and the rates drawn with for the pending event -------------
 F_V = 0
 F_HAWKES = 1
@@ -99,7 +101,8 @@ F_BOUND = 2
 F_R0 = 3  # 8 rates: bid arrivals, ask arrivals, bid cancels, ask cancels, informed buy,
 N_RATES = 8  # informed sell, stale bid, stale ask
 F_LAST_SIDE = F_R0 + N_RATES  # side of the last parent (+1 buy, -1 sell)
-N_FSTATE = F_LAST_SIDE + 1
+F_LAT_Z = F_LAST_SIDE + 1  # Gaussian state of the feed latency (AR(1) copula)
+N_FSTATE = F_LAT_Z + 1
 
 _NONE = -1  # empty book side
 
@@ -321,6 +324,30 @@ def _draw_next(
 
 
 @njit(cache=True)
+def _latency_ns(
+    P: np.ndarray, lat_tab: np.ndarray, fs: np.ndarray, ist: np.ndarray, rng: np.ndarray, t_ns: int
+) -> int:
+    """Feed latency of a message at ``t_ns``: the calibrated distribution, with a Gaussian AR(1)
+    copula so consecutive messages see similar latencies (as on a real link) instead of a
+    running maximum of independent draws once local time is kept non-decreasing."""
+    tau = P[P_LAT_TAU_S]
+    z = _normal(rng)
+    if tau > 0.0:
+        phi = math.exp(-(t_ns - ist[S_LAT_T_NS]) * 1e-9 / tau)
+        z = phi * fs[F_LAT_Z] + math.sqrt(1.0 - phi * phi) * z
+    fs[F_LAT_Z] = z
+    ist[S_LAT_T_NS] = t_ns
+    u = 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+    m = lat_tab.shape[0]
+    x = u * (m - 1)
+    i = int(x)
+    if i >= m - 1:
+        return int(lat_tab[m - 1])
+    f = x - i
+    return int(lat_tab[i] * (1.0 - f) + lat_tab[i + 1] * f)
+
+
+@njit(cache=True)
 def _maker_lots(rng: np.ndarray, maker_tab: np.ndarray, lot: float) -> int:
     lots = int(_table_sample(rng, maker_tab) / lot + 0.5)
     return lots if lots > 0 else 1
@@ -398,7 +425,7 @@ def _advance(
         ba = ist[S_BEST_ASK]
         local_ns = 0
         if emit:
-            local_ns = t_new + int(_table_sample(rng, lat_tab))
+            local_ns = t_new + _latency_ns(P, lat_tab, fs, ist, rng, t_new)
             if local_ns < ist[S_LAST_LOCAL_NS]:
                 local_ns = ist[S_LAST_LOCAL_NS]
             ist[S_LAST_LOCAL_NS] = local_ns
@@ -568,10 +595,8 @@ def _advance(
             # a parent market order: noise (random side, no limit) or informed (limit v -/+ edge)
             if kind == N_RATES:
                 # clustered flow keeps its direction with probability same_side
-                if _uniform(rng) < P[P_SAME_SIDE]:
-                    buy = fs[F_LAST_SIDE] > 0
-                else:
-                    buy = _uniform(rng) < 0.5
+                same = _uniform(rng) < P[P_SAME_SIDE]
+                buy = fs[F_LAST_SIDE] > 0 if same else _uniform(rng) < 0.5
                 limit_ticks = 1e300 if buy else -1e300
             else:
                 buy = kind == 4
@@ -581,8 +606,8 @@ def _advance(
             lots = int(_table_sample(rng, parent_tab) / lot + 0.5)
             if lots < 1:
                 lots = 1
-            # permanent impact: executed flow moves the efficient price (Kyle)
-            lots0 = lots
+            touch0 = ist[S_BEST_ASK] if buy else ist[S_BEST_BID]
+            p_last = touch0
             levels = 0
             prints = 0
             q = aq if buy else bq
@@ -591,6 +616,7 @@ def _advance(
                 if p == _NONE or (buy and p > limit_ticks) or (not buy and p < limit_ticks):
                     break
                 j = p & _RING_MASK
+                p_last = p
                 # fill the level's maker orders one at a time (one print each)
                 while lots > 0 and q[j] > 0:
                     chunk = _maker_lots(rng, maker_tab, lot) if prints < MAX_PRINTS else q[j]
@@ -640,9 +666,13 @@ def _advance(
                         ist[S_BEST_ASK] = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
                     else:
                         ist[S_BEST_BID] = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
-            if kind == N_RATES or kind == 4 or kind == 5:
-                done_qty = (lots0 - lots) * lot
-                v += P[P_IMPACT] * done_qty if buy else -P[P_IMPACT] * done_qty
+            if kind == N_RATES and touch0 != _NONE:
+                # a noise sweep's move of the touch is partly permanent: the efficient price
+                # follows it by the permanence ratio (the rest reverts as makers refill)
+                touch1 = ist[S_BEST_ASK] if buy else ist[S_BEST_BID]
+                if touch1 == _NONE:
+                    touch1 = p_last + 1 if buy else p_last - 1
+                v += P[P_IMPACT] * (touch1 - touch0)
                 fs[F_V] = v
         # ---- trim levels that fell too far from the efficient price ----------------------------
         n = _trim(
@@ -775,6 +805,7 @@ def _trim(
 def _snapshot(
     P: np.ndarray,
     lat_tab: np.ndarray,
+    fs: np.ndarray,
     ist: np.ndarray,
     rng: np.ndarray,
     bq: np.ndarray,
@@ -789,7 +820,7 @@ def _snapshot(
     """Emit the current book as DEPTH_SNAPSHOT rows (bids best-first, then asks best-first)."""
     tick = P[P_TICK_PX]
     lot = P[P_LOT_QTY]
-    local_ns = t_ns + int(_table_sample(rng, lat_tab))
+    local_ns = t_ns + _latency_ns(P, lat_tab, fs, ist, rng, t_ns)
     ist[S_LAST_LOCAL_NS] = local_ns
     n = 0
     if ist[S_BEST_BID] != _NONE:
@@ -889,7 +920,8 @@ def model_arrays(
         P[P_LOT_QTY] = lot_qty
         P[P_MAKER_LOTS] = max(float(np.mean(maker_tab)) / lot_qty, 1.0)
         P[P_SAME_SIDE] = float(m.get("same_side_ratio", 0.0))
-        P[P_IMPACT] = float(m.get("impact_bps_per_qty", 0.0)) * ticks_per_bps
+        P[P_IMPACT] = float(m["impact_permanence_ratio"])
+        P[P_LAT_TAU_S] = float(calib.get("feed_latency_corr_s", 0.0))
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"calibration: missing or malformed field {exc!s}") from None
     if not np.all(np.isfinite(P)) or np.any(P < 0):
@@ -973,6 +1005,7 @@ class _Market:
         n = _snapshot(
             self.P,
             self.lat_tab,
+            self.fs,
             self.ist,
             self.rng,
             self.bq,

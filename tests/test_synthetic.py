@@ -1,0 +1,235 @@
+"""The embedded market generator: determinism, chunking, book consistency, real adverse selection,
+calibration loading, and market_stats on hand-built events (expected values worked out on paper)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmbot.data.market_stats import market_stats
+from mmbot.data.synthetic import generate, generate_chunks, load_calibration
+from mmbot.errors import UserError
+from mmbot.events import (
+    BUY_EVENT,
+    DEPTH_EVENT,
+    DEPTH_SNAPSHOT_EVENT,
+    EVENT_DTYPE,
+    EXCH_EVENT,
+    KIND_MASK,
+    LOCAL_EVENT,
+    SELL_EVENT,
+    TRADE_EVENT,
+)
+
+T0_NS = 1_700_000_000_000_000_000
+S_NS = 1_000_000_000
+
+
+@pytest.fixture(scope="module")
+def calib() -> dict:
+    return load_calibration("default")
+
+
+@pytest.fixture(scope="module")
+def market(calib: dict) -> np.ndarray:
+    return generate(calib, 7, T0_NS, 120 * S_NS)
+
+
+def test_default_is_the_wide_tick_variant(calib: dict) -> None:
+    assert calib["variant"] == "wide_tick"
+    assert "note" in calib and calib["note"]
+    tick_bps = calib["tick_px"] / calib["price0_px"] * 1e4
+    assert 0.5 < tick_bps < 2.0
+
+
+def test_same_seed_same_bytes_different_seed_differs(calib: dict) -> None:
+    a = generate(calib, 11, T0_NS, 20 * S_NS)
+    b = generate(calib, 11, T0_NS, 20 * S_NS)
+    c = generate(calib, 12, T0_NS, 20 * S_NS)
+    assert a.dtype == EVENT_DTYPE
+    assert a.tobytes() == b.tobytes()
+    assert a.tobytes() != c.tobytes()
+
+
+def test_chunked_generation_equals_one_shot(calib: dict) -> None:
+    one = generate(calib, 3, T0_NS, 30 * S_NS)
+    # a chunk length that does not divide the duration, and a tiny one
+    for chunk_ns in (7 * S_NS, S_NS // 3):
+        parts = list(generate_chunks(calib, 3, T0_NS, 30 * S_NS, chunk_ns=chunk_ns))
+        assert len(parts) == -(-30 * S_NS // chunk_ns)
+        assert np.concatenate(parts).tobytes() == one.tobytes()
+        # every chunk holds only its own exchange-time window
+        for i, p in enumerate(parts[1:], start=1):
+            if len(p):
+                assert p["exch_ts"].min() >= T0_NS + i * chunk_ns
+
+
+def test_times_ordered_and_local_after_exchange(market: np.ndarray) -> None:
+    assert np.all(np.diff(market["exch_ts"]) >= 0)
+    assert np.all(np.diff(market["local_ts"]) >= 0)
+    assert np.all(market["local_ts"] >= market["exch_ts"])
+    assert market["exch_ts"][0] == T0_NS
+    assert market["exch_ts"][-1] < T0_NS + 120 * S_NS
+    flags = market["ev"] & (EXCH_EVENT | LOCAL_EVENT)
+    assert np.all(flags == (EXCH_EVENT | LOCAL_EVENT))
+
+
+def _replay_check(events: np.ndarray, tick: float) -> dict[str, int]:
+    """Independent pure-Python replay: the book must never cross, every trade must hit the
+    opposite touch for at most its displayed qty, and the depth row that follows a level's
+    prints must show the level reduced by exactly the printed qty."""
+    bids: dict[int, float] = {}
+    asks: dict[int, float] = {}
+    counts = {"trades": 0, "depth": 0, "snapshot": 0}
+    pending: dict[tuple[int, int], float] = {}  # (side, price) -> qty printed, not yet in depth
+    i = 0
+    n = len(events)
+    while i < n:
+        e = events[i]
+        kind = int(e["ev"]) & KIND_MASK
+        buy = bool(int(e["ev"]) & BUY_EVENT)
+        sell = bool(int(e["ev"]) & SELL_EVENT)
+        assert buy != sell, f"row {i}: exactly one side flag expected"
+        p = int(round(e["px"] / tick))
+        assert abs(p * tick - e["px"]) < 1e-6 * tick, f"row {i}: price off the tick grid"
+        if kind == DEPTH_SNAPSHOT_EVENT:
+            assert counts["depth"] == 0 and counts["trades"] == 0, "snapshot rows must come first"
+            (bids if buy else asks)[p] = float(e["qty"])
+            counts["snapshot"] += 1
+        elif kind == TRADE_EVENT:
+            book = asks if buy else bids
+            best = min(book) if buy else max(book)
+            assert p == best, f"row {i}: trade at {p} but opposite touch is {best}"
+            done = pending.get((buy, p), 0.0) + float(e["qty"])
+            assert done <= book[p] + 1e-9, f"row {i}: prints exceed the displayed qty"
+            pending[(buy, p)] = done
+            counts["trades"] += 1
+        elif kind == DEPTH_EVENT:
+            book = bids if buy else asks
+            key = (not buy, p)  # a buy trade consumes asks (sell-side book rows)
+            if key in pending:
+                assert abs(book[p] - pending.pop(key) - float(e["qty"])) < 1e-6, f"row {i}"
+            if e["qty"] == 0:
+                book.pop(p, None)
+            else:
+                book[p] = float(e["qty"])
+            counts["depth"] += 1
+        else:
+            raise AssertionError(f"row {i}: unexpected kind {kind}")
+        if bids and asks:
+            assert max(bids) < min(asks), f"row {i}: crossed book {max(bids)} >= {min(asks)}"
+        i += 1
+    assert not pending, "prints without the depth row that shows them"
+    return counts
+
+
+def test_book_never_crosses_and_trades_consume_the_touch(calib: dict) -> None:
+    ev = generate(calib, 5, T0_NS, 30 * S_NS)
+    counts = _replay_check(ev, calib["tick_px"])
+    assert counts["snapshot"] > 0 and counts["trades"] > 100 and counts["depth"] > 100
+
+
+def test_as_captured_market_is_consistent_too() -> None:
+    cal = load_calibration("binance_usdm_btcusdt")
+    ev = generate(cal, 5, T0_NS, 5 * S_NS)
+    counts = _replay_check(ev, cal["tick_px"])
+    assert counts["trades"] > 10
+
+
+def test_informed_flow_creates_adverse_selection(calib: dict) -> None:
+    """With informed traders and permanent impact switched off, trades carry no information
+    (1 s markout near 0); the calibrated market's trades are followed by moves in their direction."""
+    s_cal = market_stats(generate(calib, 21, T0_NS, 300 * S_NS))
+    blind = copy.deepcopy(calib)
+    blind["model"]["informed_rate_per_s_per_bps"] = 0.0
+    blind["model"]["impact_permanence_ratio"] = 0.0
+    s_blind = market_stats(generate(blind, 21, T0_NS, 300 * S_NS))
+    print(
+        "markout_1s_bps calibrated",
+        s_cal["markout_1s_bps"],
+        "uninformed",
+        s_blind["markout_1s_bps"],
+    )
+    assert s_cal["markout_1s_bps"] > 0.3
+    assert abs(s_blind["parent_markout_1s_bps"]) < 0.5 * s_cal["markout_1s_bps"]
+    assert s_cal["markout_1s_bps"] > s_blind["markout_1s_bps"] + 0.2
+
+
+def test_load_calibration_errors(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="not found"):
+        load_calibration("no_such_market")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(UserError, match="JSON"):
+        load_calibration(bad)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"schema": "something.else"}))
+    with pytest.raises(UserError, match="schema"):
+        load_calibration(other)
+    broken = tmp_path / "broken.json"
+    cal = load_calibration("default")
+    cal["model"]["hawkes_branching_ratio"] = 1.5
+    broken.write_text(json.dumps(cal))
+    with pytest.raises(UserError, match="branching"):
+        load_calibration(broken)
+    del cal["model"]["sigma_bps_per_sqrt_s"]
+    broken.write_text(json.dumps(cal))
+    with pytest.raises(UserError, match="sigma_bps_per_sqrt_s"):
+        load_calibration(broken)
+
+
+def test_generate_rejects_bad_duration(calib: dict) -> None:
+    with pytest.raises(UserError, match="duration"):
+        generate(calib, 1, T0_NS, 0)
+
+
+def _row(kind: int, side: int, t_s: float, px: float, qty: float, lat_ms: float = 2.0) -> tuple:
+    ev = kind | EXCH_EVENT | LOCAL_EVENT | side
+    t = T0_NS + int(round(t_s * S_NS))
+    return (ev, t, t + int(lat_ms * 1e6), px, qty, 0, 0, 0.0)
+
+
+def test_market_stats_on_hand_built_events() -> None:
+    """Book 100/101 (tick 1) from t=0; at t=4 s a buy print of 2 at 101; at t=4.5 s the ask moves
+    to 104 (spread 4 ticks until the end, t=10 s; the grid samples [0, 10) s). On paper: time-weighted spread =
+    (4.5 * 1 + 5.5 * 4) / 10 ticks; mid before the trade 100.5, 1 s later 102 -> markout
+    1.5 / 100.5 * 1e4 bps; one trade in 10 s."""
+    rows = [
+        _row(DEPTH_SNAPSHOT_EVENT, BUY_EVENT, 0.0, 100.0, 5.0),
+        _row(DEPTH_SNAPSHOT_EVENT, SELL_EVENT, 0.0, 101.0, 5.0),
+        _row(TRADE_EVENT, BUY_EVENT, 4.0, 101.0, 2.0),
+        _row(DEPTH_EVENT, SELL_EVENT, 4.0, 101.0, 3.0),
+        _row(DEPTH_EVENT, SELL_EVENT, 4.5, 104.0, 1.0),
+        _row(DEPTH_EVENT, SELL_EVENT, 4.5, 101.0, 0.0),
+        _row(DEPTH_EVENT, BUY_EVENT, 10.0, 99.0, 1.0, lat_ms=10.0),
+    ]
+    ev = np.array(rows, dtype=EVENT_DTYPE)
+    s = market_stats(ev, tick_px=1.0)
+    assert s["n_trades"] == 1
+    assert s["trade_rate_per_s"] == pytest.approx(1 / 10.0)
+    assert s["spread_ticks_mean"] == pytest.approx((4.5 * 1 + 5.5 * 4) / 10, abs=0.02)
+    assert s["markout_1s_bps"] == pytest.approx(1.5 / 100.5 * 1e4, rel=1e-6)
+    assert s["trade_size_mean_qty"] == pytest.approx(2.0)
+    # touch depth: bid 5 throughout; ask 5 for 4 s, 3 for 0.5 s, then 1 (at 104) for 5.5 s
+    assert s["depth_qty_by_level"][0] == pytest.approx(
+        (5.0 + (5 * 4 + 3 * 0.5 + 1 * 5.5) / 10) / 2, abs=0.1
+    )
+    assert s["feed_latency_ms_p50"] == pytest.approx(2.0)
+
+
+def test_market_stats_rejects_bad_input() -> None:
+    with pytest.raises(UserError):
+        market_stats(np.zeros(1, dtype=EVENT_DTYPE))
+    ev = np.array(
+        [
+            _row(DEPTH_EVENT, BUY_EVENT, 1.0, 100.0, 1.0),
+            _row(DEPTH_EVENT, SELL_EVENT, 0.0, 101.0, 1.0),
+        ],
+        dtype=EVENT_DTYPE,
+    )
+    with pytest.raises(UserError, match="sorted"):
+        market_stats(ev, tick_px=1.0)
