@@ -3,7 +3,9 @@
 ``inspect`` prints (rich tables) the format, symbol, lines, event counts by kind, span, feed-latency
 percentiles (``local_ts - exch_ts`` after the clock correction), tick and lot guesses, the clock
 offset applied and every repair count. ``convert`` writes the events as an hftbacktest-loadable
-``.npz`` (``np.savez_compressed(out, data=events)``).
+``.npz`` (``np.savez_compressed(out, data=rows)``) in hftbacktest's layout: EXCH rows in exchange
+order, LOCAL rows in local order, an event split in two where the orders differ
+(``replay.to_hftbacktest_order``); loading it back with mmbot gives exactly those rows.
 """
 
 from __future__ import annotations
@@ -118,10 +120,20 @@ def convert_command(path: Path, out: Path, *, use_cache: bool = True) -> Path:
     out = Path(out)
     if out.suffix != ".npz":
         raise UserError(f"{out}: output must be a .npz file (hftbacktest format)")
+    # local times are kept as received, so local order can disagree with exchange order; write
+    # hftbacktest's layout (such events split into exchange-only + local-only rows) so its
+    # backtester and validate_event_order accept the file
+    from mmbot.data.replay import to_hftbacktest_order
+
+    hb = events if stats.format == "npz" else to_hftbacktest_order(events)  # an npz: as it is
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(out, data=events)
+        np.savez_compressed(out, data=hb)
     except OSError as exc:
         raise UserError(f"{out}: cannot write ({exc.strerror})") from None
-    print(f"wrote {len(events):,} events ({stats.format}, {stats.symbol or '-'}) to {out}")
+    n_split = len(hb) - len(events)
+    print(
+        f"wrote {len(events):,} events as {len(hb):,} rows ({n_split:,} split into exchange-only and "
+        f"local-only rows where the orders differ; {stats.format}, {stats.symbol or '-'}) to {out}"
+    )
     return out

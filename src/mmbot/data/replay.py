@@ -18,6 +18,8 @@ messages ordered by exchange time. Output: ``EVENT_DTYPE`` rows, in the same ord
 - crossed-book repair: after each depth/BBO message, while best bid >= best ask the stale side's
   touch level (the one this message did not just set) is deleted by an emitted ``qty = 0`` depth
   row marked ``ival = REPAIR_IVAL``; so a book replayed from the output is never crossed;
+- BBO rows (``bookTicker``): levels better than the BBO price on its side are stale and are
+  deleted by emitted ``qty = 0`` rows (``ival = REPAIR_IVAL``, counted), then the level is set;
 - local time: the constant clock offset is added and a local time still before exchange time is
   clamped to ``exch_ts + base_latency_ns`` (counted). Local time is otherwise kept as received, so
   it may go back in exchange order (an event received before an earlier-stamped one); such
@@ -85,7 +87,8 @@ C_LOCAL_CLAMPED = 7
 C_LOCAL_INVERSION = 8
 C_RESYNC = 9
 C_LOCAL_INVERSION_MAX_NS = 10
-N_COUNTERS = 11
+C_BBO_STALE_LEVEL = 11
+N_COUNTERS = 12
 # message decision codes of sequence_check
 R_ACCEPT = 0
 R_UNSYNCED = 1
@@ -102,6 +105,7 @@ COUNTER_NAMES = (
     "local_order_inversion",
     "resync_from_snapshot",
     "local_order_inversion_max_ns",
+    "stale_level_removed_by_bbo",
 )
 
 # state slots
@@ -312,6 +316,29 @@ def replay(rows, scale, st, bids, asks, counters):
                 continue
             if is_book:
                 key = np.int64(np.round(px * scale))
+                if mt == MT_BBO:
+                    # the best bid/offer says nothing is better on its side: remove stale levels
+                    # there explicitly, so every consumer's book agrees
+                    is_bid = (ev & BUY_EVENT) != 0
+                    while True:
+                        stale = st[S_BEST_BID] if is_bid else st[S_BEST_ASK]
+                        if stale == NO_BID or stale == NO_ASK:
+                            break
+                        if (is_bid and stale <= key) or ((not is_bid) and stale >= key):
+                            break
+                        _set_level(bids if is_bid else asks, stale, 0.0, is_bid, st)
+                        out = _grow(out, n_out, j - r + 2)
+                        o = out[n_out]
+                        o.ev = DEPTH_EVENT | (BUY_EVENT if is_bid else SELL_EVENT) | mkt
+                        o.exch_ts = exch_ts
+                        o.local_ts = loc
+                        o.px = stale / scale
+                        o.qty = 0.0
+                        o.order_id = 0
+                        o.ival = REPAIR_IVAL
+                        o.fval = 0.0
+                        n_out += 1
+                        counters[C_BBO_STALE_LEVEL] += 1
                 if ev & BUY_EVENT:
                     _set_level(bids, key, qty, True, st)
                     if qty > 0.0 and key > msg_bid_set:
@@ -513,3 +540,39 @@ __all__ = [
     "DEPTH_SNAPSHOT_EVENT",
     "DEPTH_BBO_EVENT",
 ]
+
+
+@njit(cache=True)
+def _split_orders(events, local_order):
+    n = len(events)
+    out = np.empty(2 * n, dtype=events.dtype)
+    flags_clear = ~np.uint64(EXCH_EVENT | LOCAL_EVENT)
+    k = 0
+    e = 0
+    lo = 0
+    while e < n or lo < n:
+        if e < n and lo < n and local_order[lo] == e:
+            out[k] = events[e]
+            out[k].ev = (events[e].ev & flags_clear) | np.uint64(EXCH_EVENT | LOCAL_EVENT)
+            e += 1
+            lo += 1
+        elif e < n and (lo >= n or events[e].exch_ts <= events[local_order[lo]].local_ts):
+            out[k] = events[e]
+            out[k].ev = (events[e].ev & flags_clear) | np.uint64(EXCH_EVENT)
+            e += 1
+        else:
+            r = local_order[lo]
+            out[k] = events[r]
+            out[k].ev = (events[r].ev & flags_clear) | np.uint64(LOCAL_EVENT)
+            lo += 1
+        k += 1
+    return out[:k]
+
+
+def to_hftbacktest_order(events: np.ndarray) -> np.ndarray:
+    """hftbacktest's layout for one array: rows flagged EXCH_EVENT in exchange-time order and rows
+    flagged LOCAL_EVENT in local-time order. Where the two orders disagree an event is written twice,
+    once exchange-only and once local-only (as hftbacktest's ``correct_event_order`` does);
+    elsewhere one row carries both flags. ``events`` must be in exchange-time order."""
+    local_order = np.argsort(events["local_ts"], kind="stable").astype(np.int64)
+    return _split_orders(events, local_order)
