@@ -33,11 +33,14 @@ class EmulatorThread:
         events: np.ndarray | None = None,
         keys: ApiKeys | None = None,
         speed: float = 1.0,
+        symbol: str = SYMBOL,
+        tick_px: float = TICK_PX,
+        lot_qty: float = LOT_QTY,
         **kw,
     ):
         events = make_market(120.0) if events is None else events
         self.cfg = EmulatorConfig(
-            SYMBOL, TICK_PX, LOT_QTY, keys or ApiKeys(TEST_KEY, TEST_SECRET), speed=speed, **kw
+            symbol, tick_px, lot_qty, keys or ApiKeys(TEST_KEY, TEST_SECRET), speed=speed, **kw
         )
         self.emu = Emulator(events, self.cfg)
         self.loop = asyncio.new_event_loop()
