@@ -66,13 +66,13 @@ class ProfileBase(_Strict):
 class Quoting(_Strict):
     """Model and order-manager parameters (not tuned by the soak)."""
 
-    order_notional: float = Field(200.0, gt=0.0, description="order size in quote currency")
+    order_notional: float = Field(20000.0, gt=0.0, description="order size in quote currency")
     gamma: float = Field(0.1, gt=0.0, description="GLFT risk aversion, per tick per order size")
     obi_coef: float = Field(
         0.3, ge=0.0, description="imbalance signal, fraction of touch half-spread"
     )
     near_band_bps: float = Field(
-        5.0, gt=0.0, description="band from the touch for 'visible size near'"
+        1.0, gt=0.0, description="band from the touch for 'visible size near'"
     )
     reprice_tol_ratio: float = Field(0.25, ge=0.0, description="reprice tolerance / half-spread")
     vol_halflife_s: float = Field(30.0, gt=0.0)
@@ -89,9 +89,11 @@ class Quoting(_Strict):
 
 class Risk(_Strict):
     max_position_orders: float = Field(5.0, gt=0.0, description="max |position| in order sizes")
-    max_notional: float = Field(2000.0, gt=0.0, description="max |position| x mid, quote currency")
+    max_notional: float = Field(
+        150000.0, gt=0.0, description="max |position| x mid, quote currency"
+    )
     max_loss: float = Field(
-        100.0, gt=0.0, description="kill switch: stop quoting below -max_loss PnL"
+        3000.0, gt=0.0, description="kill switch: stop quoting below -max_loss PnL"
     )
 
 

@@ -9,8 +9,8 @@ Rules for a side with target (px, qty):
 - no target (qty 0 or px NaN) → cancel the live order, if any;
 - no order → new;
 - live order whose price is off the target by more than the reprice tolerance
-  (``reprice_tol_ratio × half-spread``, at least half a tick), or whose size is off by more than
-  half the target → replace;
+  (``reprice_tol_ratio × half-spread``, at least half a tick), or whose open size is more than
+  twice or less than half the target → replace;
 - live order older than ``tail_age_ms`` (since its price became live) that differs from the target
   at all → replace (refresh), even inside the tolerance;
 - otherwise keep.
@@ -37,7 +37,7 @@ from mmbot.records import (
 from mmbot.strategy.views import ORD_LIVE, ORD_NONE
 
 OP_KEEP = -1
-QTY_TOL_RATIO = 0.5
+QTY_TOL_FACTOR = 2.0
 
 
 @njit(cache=True)
@@ -58,7 +58,9 @@ def decide(order, tgt_px: float, tgt_qty: float, half_spread_px: float, params, 
     dpx = abs(order.px - tgt_px)
     if dpx > tol + 1e-12 * tgt_px:
         return OP_REPLACE
-    if abs(order.qty - tgt_qty) > QTY_TOL_RATIO * tgt_qty + 1e-12:
+    # size: replace when the open quantity is off by more than a factor QTY_TOL_FACTOR either
+    # way (a partly filled order, or a cap that fell well below it); smaller drifts wait for tail_age
+    if order.qty > QTY_TOL_FACTOR * tgt_qty + 1e-12 or order.qty * QTY_TOL_FACTOR < tgt_qty - 1e-12:
         return OP_REPLACE
     differs = dpx > 1e-9 * tgt_px or abs(order.qty - tgt_qty) > 1e-9 * tgt_qty
     if differs and now_ns - order.live_since_ns > p.tail_age_ns:
