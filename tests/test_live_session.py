@@ -61,12 +61,21 @@ def check_consistent(emu: EmulatorThread, out: Path) -> dict:
 
 
 def run(
-    emu: EmulatorThread, out: Path, *extra: str, duration_s: float = SESSION_S, faults=()
+    emu: EmulatorThread,
+    out: Path,
+    *extra: str,
+    duration_s: float = SESSION_S,
+    faults=(),
+    during=None,
 ) -> tuple[int, str, dict]:
     out.parent.mkdir(parents=True, exist_ok=True)
     proc = start_bot(bot_cmd("live", emu.url, out, duration_s, *extra), bot_env(), out.parent)
-    if faults:  # faults go in once the bot is trading (its start-up takes a second or two)
+    if (
+        faults or during
+    ):  # faults go in once the bot is trading (its start-up takes a second or two)
         assert wait_for(lambda: emu.state()["orders_created"] >= 1, 15), "bot never placed an order"
+    if during is not None:
+        during()
     for at_s, kind, kw in faults:
         time.sleep(at_s)
         emu.inject(kind, **kw)
@@ -81,8 +90,27 @@ def run(
 
 def test_clean_session_trades_writes_records_and_never_the_secret(emu, tmp_path):
     out = tmp_path / "s"
-    rc, err, sess = run(emu, out, "--metrics-port", str(_free_port()))
+    port = _free_port()
+    scraped: list[str] = []
+
+    def scrape() -> None:
+        import urllib.request
+
+        time.sleep(1.5)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            scraped.append(r.read().decode())
+
+    rc, err, sess = run(emu, out, "--metrics-port", str(port), during=scrape)
     assert rc == 0, err
+    text = scraped[0]
+    for name in (
+        "mmbot_actions_total",
+        "mmbot_position_qty",
+        "mmbot_feed_latency_ms_bucket",
+        "mmbot_order_latency_ms_bucket",
+        "mmbot_clock_drift_ms",
+    ):
+        assert name in text, name
     assert TEST_SECRET not in err
     for p in (p for p in tmp_path.rglob("*") if p.is_file()):  # logs, journal, records, reports
         assert TEST_SECRET.encode() not in p.read_bytes(), f"secret found in {p}"

@@ -82,7 +82,9 @@ class EmulatorConfig:
     speed: float = 1.0
     loop: bool = True
     depth: int = 50
-    wait_for_subscriber: bool = False  # start the replay when the first client subscribes to the book
+    wait_for_subscriber: bool = (
+        False  # start the replay when the first client subscribes to the book
+    )
     scheduled_faults: list[tuple[float, dict]] = field(default_factory=list)  # (at_s, fault)
 
 
@@ -644,7 +646,9 @@ class Emulator:
         e0 = int(ev["exch_ts"][0])
         btopic, ttopic = book_topic(self.cfg.symbol, self.cfg.depth), trade_topic(self.cfg.symbol)
         m = self.matcher
-        while self.cfg.wait_for_subscriber and not any(btopic in subs for subs in self.public.values()):
+        while self.cfg.wait_for_subscriber and not any(
+            btopic in subs for subs in self.public.values()
+        ):
             await asyncio.sleep(0.005)
         while True:
             t0 = time.time_ns()

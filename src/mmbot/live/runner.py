@@ -632,7 +632,18 @@ class Session:
             if self.stop.is_set() and why != "shutdown":
                 return
             try:
-                since_ms = max(0, self.journal.last_fill_ts_ns(self.symbol) // 1_000_000 - 120_000)
+                started = self.journal.get_meta(f"started_ms:{self.symbol}")
+                if started is None:
+                    # a fresh journal adopts the account's current position as its start and only
+                    # counts executions from now on (older account history is not this bot's)
+                    start_pos = await self.venue.position(self.symbol)
+                    self.journal.set_meta(f"start_position:{self.symbol}", repr(start_pos))
+                    started = str(time.time_ns() // 1_000_000)
+                    self.journal.set_meta(f"started_ms:{self.symbol}", started)
+                    self.position_qty = self.journal.position_qty(self.symbol)
+                since_ms = max(
+                    int(started), self.journal.last_fill_ts_ns(self.symbol) // 1_000_000 - 120_000
+                )
                 for ex in sorted(
                     await self.venue.executions(self.symbol, since_ms),
                     key=lambda e: int(e["execTime"]),
@@ -689,6 +700,12 @@ class Session:
                 log.warning("reconcile attempt %d failed: %s", attempt + 1, exc)
                 await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
         self.kill("reconcile failed 20 times")
+
+    def on_public_down(self) -> None:
+        self.book.valid = (
+            False  # no quoting on a book we no longer see; the resubscribe snapshots it
+        )
+        self.on_stream_down()
 
     def on_stream_down(self) -> None:
         self.counters["reconnects"] += 1
@@ -848,7 +865,7 @@ class Session:
                 [book_topic(self.symbol), trade_topic(self.symbol)],
                 self.on_public,
                 on_connect=self.on_public_connect,
-                on_disconnect=self.on_stream_down,
+                on_disconnect=self.on_public_down,
                 name="public",
             )
             runners = [
