@@ -48,11 +48,30 @@ def grid_points(levels: int) -> list[dict[str, float]]:
 
 
 def _market(seed: int, hours: float) -> tuple:
+    """The synthetic market for (seed, hours), generated once and shared by every grid point
+    (forked workers inherit it), wrapped as a replayed market with the soak's chunking."""
     from mmbot.config import load_profile
-    from mmbot.soak.runner import SYNTH_START_NS, resolve_market
+    from mmbot.data.synthetic import generate_chunks
+    from mmbot.soak.runner import CHUNK_NS, SYNTH_START_NS, Market, derive_seed, resolve_market
 
     mkt = resolve_market("synthetic")
-    return mkt, load_profile("S1"), SYNTH_START_NS, int(hours * 3.6e12)
+    dur = int(hours * 3.6e12)
+    # the soak's iteration-1 market for this seed (derive_seed(seed, 1)), so the grid and the
+    # soak's first iteration see the same events
+    events = np.concatenate(
+        list(
+            generate_chunks(mkt.calib, derive_seed(seed, 1), SYNTH_START_NS, dur, chunk_ns=CHUNK_NS)
+        )
+    )
+    cached = Market(
+        "capture",
+        f"synthetic seed {seed}",
+        events=events,
+        symbol=mkt.symbol,
+        tick_px=mkt.tick_px,
+        lot_qty=mkt.lot_qty,
+    )
+    return cached, load_profile("S1"), SYNTH_START_NS, dur
 
 
 def net_bps_of(knobs: dict[str, float], seed: int, hours: float) -> float:
@@ -130,6 +149,7 @@ def main() -> int:
         f"grid done in {t_grid:.1f} s; top {TOP_K} in-sample net_bps: "
         + ", ".join(f"{nets[i]:.3f}" for i in order)
     )
+    _fresh_worker(top[0])  # generate the fresh market in the parent before forking
     with ProcessPoolExecutor(max_workers=2) as ex:
         fresh_top = list(ex.map(_fresh_worker, top))
     j = int(np.argmax(fresh_top))

@@ -101,9 +101,15 @@ class Market:
             )
             return
         assert self.events is not None
+        # the same CHUNK_NS windows as the synthetic market, so both run alike
         ts = self.events["exch_ts"]
-        lo, hi = np.searchsorted(ts, [start_ns, start_ns + duration_ns], side="left")
-        yield self.events[lo:hi]
+        end_ns = start_ns + duration_ns
+        t = start_ns
+        while t < end_ns:
+            t_next = min(end_ns, t + CHUNK_NS)
+            lo, hi = np.searchsorted(ts, [t, t_next], side="left")
+            yield self.events[lo:hi]
+            t = t_next
 
 
 def _calib_meta(calib: Mapping[str, Any]) -> tuple[str, float | None, float | None]:
