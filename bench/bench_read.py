@@ -78,8 +78,15 @@ def make_bigger(src: Path, dst: Path, copies: int) -> None:
                 continue
             sh_ms = k * span_ms
             sh_ns = k * span_ns
-            body = ts_re.sub(lambda m: b'"' + m.group(1) + b'":' + str(int(m.group(2)) + sh_ms).encode(), text)
-            body = line_re.sub(lambda m: str(int(m.group(1)) + sh_ns).encode() + b" ", body)
+            body = ts_re.sub(
+                lambda m, sh_ms=sh_ms: (
+                    b'"' + m.group(1) + b'":' + str(int(m.group(2)) + sh_ms).encode()
+                ),
+                text,
+            )
+            body = line_re.sub(
+                lambda m, sh_ns=sh_ns: str(int(m.group(1)) + sh_ns).encode() + b" ", body
+            )
             out.write(body)
 
 
@@ -117,7 +124,9 @@ def main() -> int:
     print(f"mmbot read (no cache):          {t_ours:.3f} s")
     print(f"hftbacktest binancefutures.convert: {t_theirs:.3f} s")
     ratio = t_theirs / t_ours
-    print(f"speed ratio hftbacktest/mmbot:  {ratio:.2f}x (target >= 2x) {'PASS' if ratio >= 2 else 'FAIL'}")
+    print(
+        f"speed ratio hftbacktest/mmbot:  {ratio:.2f}x (target >= 2x) {'PASS' if ratio >= 2 else 'FAIL'}"
+    )
 
     with tempfile.TemporaryDirectory() as td:
         big = Path(td) / "big.gz"
@@ -127,7 +136,9 @@ def main() -> int:
     r = rss20 / rss1
     print(f"peak RSS streaming the capture:  {rss1 / 1024:.1f} MiB ({n1:,} events)")
     print(f"peak RSS streaming {N_COPIES}x file:    {rss20 / 1024:.1f} MiB ({n20:,} events)")
-    print(f"RSS ratio {N_COPIES}x/1x:              {r:.2f} (target <= 2) {'PASS' if r <= 2 else 'FAIL'}")
+    print(
+        f"RSS ratio {N_COPIES}x/1x:              {r:.2f} (target <= 2) {'PASS' if r <= 2 else 'FAIL'}"
+    )
     return 0
 
 

@@ -6,10 +6,10 @@ import os
 import shutil
 
 import numpy as np
-from conftest import TESTS_DATA
 
-from mmbot.data import load_events
+from conftest import TESTS_DATA
 from mmbot.data import cache as cache_mod
+from mmbot.data import load_events
 
 BYBIT_SAMPLE = TESTS_DATA / "bybit_xrpusdt_ob500_sample.jsonl"
 

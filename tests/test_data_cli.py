@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, TESTS_DATA
 
+from conftest import REPO, TESTS_DATA
 from mmbot.data import load_events
 from mmbot.data.core import PARSER_COUNTER_NAMES
 from mmbot.data.replay import COUNTER_NAMES
@@ -57,7 +57,9 @@ def test_file_of_another_format_is_a_one_line_error(tmp_path):
     assert_user_error(run_cli("data", "inspect", str(p)), "notes.gz", "not a recognised capture")
     q = tmp_path / "table.csv"
     q.write_text("a,b,c\n1,2,3\n")
-    assert_user_error(run_cli("data", "convert", str(q), "--out", str(tmp_path / "o.npz")), "table.csv")
+    assert_user_error(
+        run_cli("data", "convert", str(q), "--out", str(tmp_path / "o.npz")), "table.csv"
+    )
 
 
 def test_empty_file_is_a_one_line_error(tmp_path):
@@ -83,7 +85,9 @@ def test_broken_json_line_names_file_and_line(tmp_path):
 
 
 def test_missing_file_is_a_one_line_error(tmp_path):
-    assert_user_error(run_cli("data", "inspect", str(tmp_path / "nope.gz")), "nope.gz", "no such file")
+    assert_user_error(
+        run_cli("data", "inspect", str(tmp_path / "nope.gz")), "nope.gz", "no such file"
+    )
 
 
 def test_nan_price_is_a_counted_repair_shown_by_inspect(tmp_path):

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TESTS_DATA, USDM_CAPTURE, need_shared
 
+from conftest import TESTS_DATA, USDM_CAPTURE, need_shared
 from mmbot.data import load_events
 from mmbot.data.replay import REPAIR_IVAL
 from mmbot.events import DEPTH_BBO_EVENT, EXCH_EVENT, KIND_MASK, LOCAL_EVENT, TRADE_EVENT

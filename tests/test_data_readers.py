@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TESTS_DATA
 
+from conftest import TESTS_DATA
 from mmbot.data import iter_event_chunks, load_events
 from mmbot.data.core import DEFAULT_FEED_LATENCY_NS, ReadStats
 from mmbot.data.replay import REPAIR_IVAL
@@ -114,7 +114,9 @@ def check_invariants(events: np.ndarray) -> None:
     kind = events["ev"] & KIND_MASK
     buy = (events["ev"] & BUY_EVENT) != 0
     sell = (events["ev"] & SELL_EVENT) != 0
-    sided = np.isin(kind, [DEPTH_EVENT, TRADE_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_BBO_EVENT, DEPTH_CLEAR_EVENT])
+    sided = np.isin(
+        kind, [DEPTH_EVENT, TRADE_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_BBO_EVENT, DEPTH_CLEAR_EVENT]
+    )
     assert np.all(buy[sided] ^ sell[sided])
     assert np.all(np.isfinite(events["px"])) and np.all(events["px"] > 0)
     assert np.all(events["qty"] >= 0)
@@ -173,7 +175,9 @@ def test_bybit_sample_counts_and_assumed_latency():
     events, st = load_events(BYBIT_SAMPLE, use_cache=False)
     kind = events["ev"] & KIND_MASK
     assert st.format == "bybit" and st.symbol == "XRPUSDT" and st.n_lines == len(msgs)
-    assert int((kind == DEPTH_SNAPSHOT_EVENT).sum()) == sum(len(m["data"]["b"]) + len(m["data"]["a"]) for m in snap)
+    assert int((kind == DEPTH_SNAPSHOT_EVENT).sum()) == sum(
+        len(m["data"]["b"]) + len(m["data"]["a"]) for m in snap
+    )
     n_delta_rows = sum(len(m["data"]["b"]) + len(m["data"]["a"]) for m in deltas)
     assert int(((kind == DEPTH_EVENT) & (events["ival"] != REPAIR_IVAL)).sum()) == n_delta_rows
     assert int((kind == DEPTH_CLEAR_EVENT).sum()) == 2
@@ -230,7 +234,9 @@ def test_bybit_gap_drops_deltas_until_a_snapshot_resyncs(tmp_path):
     assert st2.repairs["sequence_gap"] == 1
     assert st2.repairs["resync_from_snapshot"] == 1
     tail = ev2[ev2["exch_ts"] == extra["ts"] * 1_000_000]
-    assert len(tail) == len(extra["data"]["b"]) + len(extra["data"]["a"])  # applied after the resync
+    assert len(tail) == len(extra["data"]["b"]) + len(
+        extra["data"]["a"]
+    )  # applied after the resync
     assert replay_check_uncrossed(ev2) == 0
 
 
@@ -247,11 +253,16 @@ def test_binance_gap_on_a_cut_file_is_detected_and_drops_depth_until_resync(tmp_
     assert st.repairs["sequence_gap"] == 1
     # the pre-snapshot diffs (4 in the sample) plus every diff after the cut are dropped
     full, st_full = load_events(BINANCE_SAMPLE, use_cache=False)
-    assert st.repairs["depth_msg_dropped_unsynced"] == st_full.repairs["depth_msg_dropped_unsynced"] + n_after
+    assert (
+        st.repairs["depth_msg_dropped_unsynced"]
+        == st_full.repairs["depth_msg_dropped_unsynced"] + n_after
+    )
     # no depth-diff rows with an exchange time after the cut line's (other than crossed-book repairs)
     cut_T = json.loads(raw[cut_line][20:])["data"]["T"] * 1_000_000
     kind = events["ev"] & KIND_MASK
-    late_depth = (kind == DEPTH_EVENT) & (events["exch_ts"] > cut_T) & (events["ival"] != REPAIR_IVAL)
+    late_depth = (
+        (kind == DEPTH_EVENT) & (events["exch_ts"] > cut_T) & (events["ival"] != REPAIR_IVAL)
+    )
     assert int(late_depth.sum()) == 0
     assert replay_check_uncrossed(events) == 0
 
@@ -318,4 +329,133 @@ def test_nan_price_and_negative_qty_are_counted_repairs(tmp_path):
     kind_f = full["ev"] & KIND_MASK
     assert int((kind == TRADE_EVENT).sum()) == int((kind_f == TRADE_EVENT).sum()) - 1
     assert int((kind == DEPTH_BBO_EVENT).sum()) == int((kind_f == DEPTH_BBO_EVENT).sum()) - 1
+    check_invariants(events)
+
+
+def test_bybit_public_trade_sides_and_times(tmp_path):
+    book = BYBIT_SAMPLE.read_text().splitlines()[:3]
+    ts0 = json.loads(book[0])["ts"]
+    trades = {
+        "topic": "publicTrade.XRPUSDT",
+        "type": "snapshot",
+        "ts": ts0 + 150,
+        "data": [
+            {"T": ts0 + 140, "s": "XRPUSDT", "S": "Buy", "v": "120", "p": "1.9532", "i": "a"},
+            {"T": ts0 + 145, "s": "XRPUSDT", "S": "Sell", "v": "7", "p": "1.9531", "i": "b"},
+        ],
+    }
+    ack = {"success": True, "ret_msg": "", "op": "subscribe", "conn_id": "x"}
+    ticker = {"topic": "tickers.XRPUSDT", "type": "snapshot", "ts": ts0 + 1, "data": {}}
+    p = tmp_path / "mixed.jsonl"
+    p.write_text(
+        "\n".join([json.dumps(ack), book[0], json.dumps(ticker), json.dumps(trades), *book[1:]])
+        + "\n"
+    )
+    events, st = load_events(p, use_cache=False)
+    tr = events[(events["ev"] & KIND_MASK) == TRADE_EVENT]
+    assert len(tr) == 2
+    assert tr["exch_ts"].tolist() == [(ts0 + 140) * 1_000_000, (ts0 + 145) * 1_000_000]
+    assert int(tr["ev"][0]) & BUY_EVENT and int(tr["ev"][1]) & SELL_EVENT
+    assert tr["px"].tolist() == [1.9532, 1.9531] and tr["qty"].tolist() == [120.0, 7.0]
+    assert st.repairs["non_market_line_skipped"] == 1
+    assert st.repairs["unsupported_message_skipped"] == 1
+    check_invariants(events)
+
+
+def test_binance_spot_style_lines_use_spot_continuity(tmp_path):
+    """Spot diffs (no ``pu``) chain by ``U == previous u + 1``; the snapshot's first diff straddles
+    lastUpdateId + 1; bookTicker without times gets an estimated exchange time."""
+    lui = 100
+    rows = [
+        (
+            1_000,
+            {
+                "stream": "x@depth@100ms",
+                "data": {
+                    "e": "depthUpdate",
+                    "E": 5,
+                    "s": "XY",
+                    "U": 90,
+                    "u": 99,
+                    "b": [["9.0", "1"]],
+                    "a": [],
+                },
+            },
+        ),
+        (
+            1_500,
+            {
+                "lastUpdateId": lui,
+                "bids": [["9.0", "2"], ["8.9", "1"]],
+                "asks": [["9.2", "1"], ["9.3", "4"]],
+            },
+        ),
+        (
+            2_000,
+            {
+                "stream": "x@depth@100ms",
+                "data": {
+                    "e": "depthUpdate",
+                    "E": 6,
+                    "s": "XY",
+                    "U": 98,
+                    "u": 103,
+                    "b": [["9.1", "3"]],
+                    "a": [],
+                },
+            },
+        ),
+        (
+            2_500,
+            {
+                "stream": "x@bookTicker",
+                "data": {"u": 103, "s": "XY", "b": "9.1", "B": "3", "a": "9.2", "A": "1"},
+            },
+        ),
+        (
+            3_000,
+            {
+                "stream": "x@depth@100ms",
+                "data": {
+                    "e": "depthUpdate",
+                    "E": 7,
+                    "s": "XY",
+                    "U": 104,
+                    "u": 106,
+                    "b": [],
+                    "a": [["9.2", "0"]],
+                },
+            },
+        ),
+        (
+            4_000,
+            {
+                "stream": "x@depth@100ms",
+                "data": {
+                    "e": "depthUpdate",
+                    "E": 8,
+                    "s": "XY",
+                    "U": 108,
+                    "u": 109,
+                    "b": [["9.05", "1"]],
+                    "a": [],
+                },
+            },
+        ),
+    ]
+    base = 1_700_000_000_000_000_000
+    p = tmp_path / "spot.txt"
+    p.write_text("".join(f"{base + t * 1_000_000} {json.dumps(o)}\n" for t, o in rows))
+    events, st = load_events(p, use_cache=False)
+    assert st.format == "binance-spot"
+    assert st.repairs["depth_msg_dropped_stale"] + st.repairs["depth_msg_dropped_unsynced"] == 2
+    assert st.repairs["sequence_gap"] == 1  # 107 is missing before U=108
+    assert st.repairs["exch_ts_estimated"] == 2  # the snapshot and the bookTicker
+    kind = events["ev"] & KIND_MASK
+    depth = events[(kind == DEPTH_EVENT) & (events["ival"] != REPAIR_IVAL)]
+    assert sorted(depth["px"].tolist()) == [
+        9.1,
+        9.2,
+    ]  # U=98..103 applied, U=104..106 applied, 108 dropped
+    assert replay_check_uncrossed(events) == 0
     check_invariants(events)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import BYBIT_CAPTURE, SPOT_CAPTURE, USDM_CAPTURE, need_shared
 
+from conftest import BYBIT_CAPTURE, SPOT_CAPTURE, USDM_CAPTURE, need_shared
 from mmbot.data import load_events
 from mmbot.data.replay import REPAIR_IVAL
 from mmbot.events import DEPTH_EVENT, KIND_MASK
@@ -39,7 +39,9 @@ def test_usdm_capture_counts_match_the_readme():
     # only diffs from before the REST snapshot are dropped (the snapshot is line 55)
     assert 0 < st.repairs["depth_msg_dropped_unsynced"] + st.repairs["depth_msg_dropped_stale"] < 55
     kind = events["ev"] & KIND_MASK
-    assert int(((kind == DEPTH_EVENT) & (events["ival"] != REPAIR_IVAL)).sum()) > USDM["depth"]  # diffs carry many levels
+    assert (
+        int(((kind == DEPTH_EVENT) & (events["ival"] != REPAIR_IVAL)).sum()) > USDM["depth"]
+    )  # diffs carry many levels
     # the local clock is ~1.27 s behind: the offset is reported and applied
     assert 1.2e9 < st.local_offset_ns < 1.35e9
     assert int((events["local_ts"] - events["exch_ts"]).min()) == st.base_latency_ns

@@ -33,7 +33,9 @@ def main() -> None:
             f"binance-futures,BTCUSDT,{int(e['exch_ts']) // 1000},{int(e['local_ts']) // 1000},"
             f"{snap},{side},{float(e['px'])!r},{float(e['qty'])!r}"
         )
-    with gzip.open(HERE / "tardis_binance_futures_incremental_book_L2_sample.csv.gz", "wt", compresslevel=9) as f:
+    with gzip.open(
+        HERE / "tardis_binance_futures_incremental_book_L2_sample.csv.gz", "wt", compresslevel=9
+    ) as f:
         f.write("\n".join(lines) + "\n")
     tr = ev[kind == TRADE_EVENT]
     lines = ["exchange,symbol,timestamp,local_timestamp,id,side,price,amount"]

@@ -24,9 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from mmbot.data import replay as rp
 from mmbot.data import binance_scan as bs
-from mmbot.data.core import OFFSET_SAMPLE_ROWS, Pipeline, ReadStats, StageBlock, assemble_block, iter_byte_blocks
+from mmbot.data import replay as rp
+from mmbot.data.core import (
+    OFFSET_SAMPLE_ROWS,
+    Pipeline,
+    ReadStats,
+    StageBlock,
+    assemble_block,
+    iter_byte_blocks,
+)
 from mmbot.errors import UserError
 
 _MS = 1_000_000
@@ -136,7 +143,13 @@ def iter_binance(
 ) -> Iterator[np.ndarray]:
     """Event chunks of a Binance raw capture; fills ``stats`` when exhausted."""
     seq_mode = rp.SEQ_BINANCE_SPOT if spot else rp.SEQ_BINANCE_FUT
-    pipe = Pipeline(stats, seq_mode, base_latency_ns=base_latency_ns, window_ns=window_ns, offset_sample_rows=offset_sample_rows)
+    pipe = Pipeline(
+        stats,
+        seq_mode,
+        base_latency_ns=base_latency_ns,
+        window_ns=window_ns,
+        offset_sample_rows=offset_sample_rows,
+    )
     parser = _BinanceParser(path, pipe)
     n_lines = 0
     pending = None

@@ -278,9 +278,9 @@ def scan_block(buf, pow10):
                     break
                 r = 0
                 if stack[sp - 1] == 1:
-                    if cur_key == K_b or cur_key == K_bids:
+                    if cur_key == K_b or cur_key == K_bids:  # noqa: SIM109 (numba scalar compares)
                         r = 1
-                    elif cur_key == K_a or cur_key == K_asks:
+                    elif cur_key == K_a or cur_key == K_asks:  # noqa: SIM109
                         r = 2
                 elif role[sp - 1] == 1 or role[sp - 1] == 2:
                     r = 3
@@ -385,9 +385,9 @@ def scan_block(buf, pow10):
                 if sp == 0 or (stack[sp - 1] == 1 and expect_key):
                     ok = False
                     break
-                if stack[sp - 1] == 1:
+                if stack[sp - 1] == 1:  # noqa: SIM102
                     if (
-                        cur_key == K_E
+                        cur_key == K_E  # noqa: SIM109
                         or cur_key == K_T
                         or cur_key == K_U
                         or cur_key == K_u

@@ -21,7 +21,14 @@ import numpy as np
 import orjson
 
 from mmbot.data import replay as rp
-from mmbot.data.core import OFFSET_SAMPLE_ROWS, Pipeline, ReadStats, StageBlock, assemble_block, iter_line_blocks
+from mmbot.data.core import (
+    OFFSET_SAMPLE_ROWS,
+    Pipeline,
+    ReadStats,
+    StageBlock,
+    assemble_block,
+    iter_line_blocks,
+)
 from mmbot.data.numparse import parse_decimal_strs
 from mmbot.errors import UserError
 
@@ -154,7 +161,13 @@ def iter_bybit(
     offset_sample_rows: int = OFFSET_SAMPLE_ROWS,
 ) -> Iterator[np.ndarray]:
     """Event chunks of a Bybit V5 file; fills ``stats`` when exhausted."""
-    pipe = Pipeline(stats, rp.SEQ_BYBIT, base_latency_ns=base_latency_ns, window_ns=window_ns, offset_sample_rows=offset_sample_rows)
+    pipe = Pipeline(
+        stats,
+        rp.SEQ_BYBIT,
+        base_latency_ns=base_latency_ns,
+        window_ns=window_ns,
+        offset_sample_rows=offset_sample_rows,
+    )
     parser = _BybitParser(path, pipe, feed_latency_ns)
     n_lines = 0
     pending = None

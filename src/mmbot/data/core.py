@@ -176,7 +176,9 @@ def open_binary(path: Path) -> IO[bytes]:
     return open(path, "rb")
 
 
-def iter_line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, list[bytes]]]:
+def iter_line_blocks(
+    path: Path, block_bytes: int = BLOCK_BYTES
+) -> Iterator[tuple[int, list[bytes]]]:
     """Yield ``(first_line_number, lines)`` blocks of whole lines (without newline), 1-based numbers.
 
     A truncated or corrupt gzip stream raises ``UserError`` naming the file and the last good line.

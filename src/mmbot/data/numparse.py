@@ -78,10 +78,7 @@ def _parse(buf: np.ndarray, n_out: int, pow10: np.ndarray) -> np.ndarray:
         e10 = exp + extra_exp - frac
         v = float(mant)
         if e10 < 0:
-            if -e10 <= 22:
-                v = v / pow10[-e10]
-            else:
-                v = v * 10.0**e10
+            v = v / pow10[-e10] if -e10 <= 22 else v * 10.0**e10
         elif e10 > 0:
             v = v * pow10[e10] if e10 <= 22 else v * 10.0**e10
         out[k] = -v if neg else v

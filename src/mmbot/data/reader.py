@@ -68,20 +68,22 @@ def detect_format(path: Path) -> str:
         raise UserError(
             f"{path}:1: Tardis CSV of an unsupported data type (columns: {header[:80]})"
         )
-    m = _TS_LINE.match(first)
-    body = m.group(2) if m else first.strip()
-    if body.startswith(b"{"):
+    for k, line in enumerate(lines):
+        m = _TS_LINE.match(line)
+        body = m.group(2) if m else line.strip()
+        if not body.startswith(b"{"):
+            break
         try:
             obj = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise UserError(f"{path}:1: broken JSON on the first line") from None
-        if isinstance(obj, dict):
-            if "topic" in obj:
-                return "bybit"
-            if m is not None and ("stream" in obj or "lastUpdateId" in obj or "e" in obj):
-                return "binance"
-            if m is not None and ("result" in obj or "id" in obj):
-                return "binance"
+            raise UserError(f"{path}:{k + 1}: broken JSON near the start of the file") from None
+        if not isinstance(obj, dict):
+            break
+        if "topic" in obj:
+            return "bybit"
+        if m is not None and ("stream" in obj or "lastUpdateId" in obj or "e" in obj):
+            return "binance"
+        # subscription acks and similar control lines: look at the next line
     raise UserError(
         f"{path}: not a recognised capture (Binance raw, Bybit V5 JSON lines, hftbacktest .npz, "
         f"Tardis CSV); first line starts {first[:40]!r}"

@@ -322,7 +322,7 @@ def replay(rows, scale, st, bids, asks, counters):
                     is_bid = (ev & BUY_EVENT) != 0
                     while True:
                         stale = st[S_BEST_BID] if is_bid else st[S_BEST_ASK]
-                        if stale == NO_BID or stale == NO_ASK:
+                        if stale == NO_BID or stale == NO_ASK:  # noqa: SIM109
                             break
                         if (is_bid and stale <= key) or ((not is_bid) and stale >= key):
                             break
@@ -410,7 +410,7 @@ def sequence_check(mtype, first, last, prev, seq_mode, st, counters, reason, syn
     time no later than that diff's. ``st`` and ``counters`` persist across blocks.
     """
     n = len(mtype)
-    binance = seq_mode == SEQ_BINANCE_FUT or seq_mode == SEQ_BINANCE_SPOT
+    binance = seq_mode == SEQ_BINANCE_FUT or seq_mode == SEQ_BINANCE_SPOT  # noqa: SIM109
     snap_k = -1  # index in this block of the snapshot awaiting its first diff
     for k in range(n):
         reason[k] = R_ACCEPT

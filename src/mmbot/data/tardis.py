@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from mmbot.data import replay as rp
-from mmbot.data.core import OFFSET_SAMPLE_ROWS, Pipeline, ReadStats, StageBlock, assemble_block, iter_line_blocks
+from mmbot.data.core import (
+    OFFSET_SAMPLE_ROWS,
+    Pipeline,
+    ReadStats,
+    StageBlock,
+    assemble_block,
+    iter_line_blocks,
+)
 from mmbot.errors import UserError
 
 _US = 1000
@@ -65,7 +72,7 @@ class _TardisParser:
                 raise UserError(
                     f"{self.path}:{first_line + k}: expected {ncol} CSV fields, got {len(p)}"
                 )
-        cols = list(zip(*parts)) if parts else [()] * ncol
+        cols = list(zip(*parts, strict=True)) if parts else [()] * ncol
         n = len(parts)
         if n and not self.symbol and "symbol" in c:
             self.symbol = parts[0][c["symbol"]].decode("utf-8", "replace")
@@ -131,7 +138,13 @@ def iter_tardis(
     offset_sample_rows: int = OFFSET_SAMPLE_ROWS,
 ) -> Iterator[np.ndarray]:
     book = stats.format == "tardis-book"
-    pipe = Pipeline(stats, rp.SEQ_NONE, base_latency_ns=base_latency_ns, window_ns=window_ns, offset_sample_rows=offset_sample_rows)
+    pipe = Pipeline(
+        stats,
+        rp.SEQ_NONE,
+        base_latency_ns=base_latency_ns,
+        window_ns=window_ns,
+        offset_sample_rows=offset_sample_rows,
+    )
     parser = _TardisParser(path, book)
     pending = None
     carry: list[bytes] = []
