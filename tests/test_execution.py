@@ -290,3 +290,29 @@ def test_ensure_room_grows_buffer_keeping_rows() -> None:
     b = manager.ensure_room(a, 3, 4)
     assert len(b) >= 7 and list(b["px"][:3]) == [1, 2, 3]
     assert ORD_NONE == 0
+
+
+def test_drop_stale_removes_cache_files_older_than_a_dependency(tmp_path) -> None:
+    import os
+
+    from mmbot.execution.jitcache import drop_stale
+
+    mod = tmp_path / "caller.py"
+    dep = tmp_path / "callee.py"
+    mod.write_text("x = 1\n")
+    dep.write_text("y = 1\n")
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+    nbi = cache / "caller.f-1.py311.nbi"
+    nbc = cache / "caller.f-1.py311.1.nbc"
+    other = cache / "callee.g-1.py311.nbi"
+    for f in (nbi, nbc, other):
+        f.write_bytes(b"")
+    t = os.stat(mod).st_mtime
+    for f in (nbi, nbc, other):
+        os.utime(f, (t + 10, t + 10))
+    os.utime(dep, (t + 5, t + 5))
+    assert drop_stale(str(mod), [str(dep)]) == 0  # cache newer than every source: kept
+    os.utime(dep, (t + 20, t + 20))
+    assert drop_stale(str(mod), [str(dep)]) == 2  # the callee changed after: caller's cache goes
+    assert not nbi.exists() and not nbc.exists() and other.exists()
