@@ -459,3 +459,28 @@ def test_binance_spot_style_lines_use_spot_continuity(tmp_path):
     ]  # U=98..103 applied, U=104..106 applied, 108 dropped
     assert replay_check_uncrossed(events) == 0
     check_invariants(events)
+
+
+def test_binance_levels_given_as_json_numbers_parse_like_strings(tmp_path):
+    as_num = (
+        '1700000000000000000 {"lastUpdateId":10,"E":1700000000000,"T":1700000000000,'
+        '"bids":[[9.0,2],[8.9,1]],"asks":[[9.2,1.5]]}\n'
+        '1700000000001000000 {"stream":"x@trade","data":{"e":"trade","E":1700000000001,'
+        '"T":1700000000001,"s":"XY","t":1,"p":9.1,"q":0.5,"X":"MARKET","m":true}}\n'
+        '1700000000002000000 {"stream":"x@depth","data":{"e":"depthUpdate","E":1700000000002,'
+        '"T":1700000000002,"s":"XY","U":9,"u":11,"pu":8,"b":[[9.05,1e-1]],"a":[]}}\n'
+    )
+    as_str = (
+        as_num.replace("[9.0,2]", '["9.0","2"]')
+        .replace("[8.9,1]", '["8.9","1"]')
+        .replace("[9.2,1.5]", '["9.2","1.5"]')
+        .replace('"p":9.1,"q":0.5', '"p":"9.1","q":"0.5"')
+        .replace("[9.05,1e-1]", '["9.05","0.1"]')
+    )
+    (tmp_path / "num.txt").write_text(as_num)
+    (tmp_path / "str.txt").write_text(as_str)
+    a, st_a = load_events(tmp_path / "num.txt", use_cache=False)
+    b, _ = load_events(tmp_path / "str.txt", use_cache=False)
+    assert np.array_equal(a, b)
+    assert len(a) == 2 + 3 + 1 + 1  # 2 clears, 3 snapshot levels, 1 trade, 1 diff level
+    assert st_a.repairs["sequence_gap"] == 0

@@ -10,29 +10,49 @@ app = typer.Typer(no_args_is_help=True)
 
 
 @app.command("inspect")
-def inspect(path: Path = typer.Argument(..., help="capture file (Binance raw, Bybit V5, hftbacktest .npz, Tardis CSV)")) -> None:
+def inspect(
+    path: Path = typer.Argument(
+        ..., help="capture file (Binance raw, Bybit V5, hftbacktest .npz, Tardis CSV)"
+    ),
+    no_cache: bool = typer.Option(
+        False, "--no-cache", help="parse again; do not use or write the cache"
+    ),
+    feed_latency_ms: float = typer.Option(
+        10.0, "--feed-latency-ms", help="feed latency assumed for files without local receive times"
+    ),
+) -> None:
     """Event counts by kind, span, feed-latency percentiles, tick/lot guesses and every repair count."""
     from mmbot.data.inspect import inspect_command
 
-    inspect_command(path)
+    inspect_command(path, use_cache=not no_cache, feed_latency_ns=int(feed_latency_ms * 1e6))
 
 
 @app.command("convert")
 def convert(
     path: Path = typer.Argument(..., help="capture file"),
     out: Path = typer.Option(..., "--out", help="output file (.npz, hftbacktest-compatible)"),
+    no_cache: bool = typer.Option(
+        False, "--no-cache", help="parse again; do not use or write the cache"
+    ),
+    feed_latency_ms: float = typer.Option(
+        10.0, "--feed-latency-ms", help="feed latency assumed for files without local receive times"
+    ),
 ) -> None:
     """Write the normalised events of PATH to FILE."""
     from mmbot.data.inspect import convert_command
 
-    convert_command(path, out)
+    convert_command(path, out, use_cache=not no_cache, feed_latency_ns=int(feed_latency_ms * 1e6))
 
 
 @app.command("calibrate")
 def calibrate(
     path: Path = typer.Argument(..., help="real capture to fit the synthetic market to"),
     out: Path = typer.Option(..., "--out", help="calibration JSON to write"),
-    tick_bps: float = typer.Option(0.0, "--tick-bps", help="also rescale to a tick of about this many bps (wide-tick variant); 0 = as captured"),
+    tick_bps: float = typer.Option(
+        0.0,
+        "--tick-bps",
+        help="also rescale to a tick of about this many bps (wide-tick variant); 0 = as captured",
+    ),
 ) -> None:
     """Fit the synthetic market's parameters to a real capture."""
     from mmbot.data.calibrate import calibrate_command

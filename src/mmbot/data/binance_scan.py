@@ -385,6 +385,36 @@ def scan_block(buf, pow10):
                 if sp == 0 or (stack[sp - 1] == 1 and expect_key):
                     ok = False
                     break
+                if role[sp - 1] == 3:  # a level given as JSON numbers instead of strings
+                    v = _dec(buf, s0, k, pow10)
+                    if fld == 0:
+                        lpx = v
+                    elif fld == 1 and n_lv < cap:
+                        l_qty[n_lv] = v
+                    fld += 1
+                elif stack[sp - 1] == 1 and (
+                    cur_key == K_p  # noqa: SIM109
+                    or cur_key == K_q
+                    or cur_key == K_B
+                    or cur_key == K_A
+                    or cur_key == K_b
+                    or cur_key == K_a
+                ):
+                    v = _dec(buf, s0, k, pow10)
+                    if cur_key == K_p:
+                        p = v
+                    elif cur_key == K_q:
+                        q = v
+                    elif cur_key == K_b:
+                        bb = v
+                    elif cur_key == K_B:
+                        bq = v
+                        has_B = True
+                    elif cur_key == K_a:
+                        ap = v
+                    else:
+                        aq = v
+                        has_A = True
                 if stack[sp - 1] == 1:  # noqa: SIM102
                     if (
                         cur_key == K_E  # noqa: SIM109

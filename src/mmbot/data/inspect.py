@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmbot.data.core import ReadStats
+from mmbot.data.core import DEFAULT_FEED_LATENCY_NS, ReadStats
 from mmbot.errors import UserError
 from mmbot.events import EVENT_DTYPE, KIND_MASK
 
@@ -60,13 +60,17 @@ def summary(events: np.ndarray, stats: ReadStats) -> dict:
     return out
 
 
-def inspect_command(path: Path, *, use_cache: bool = True) -> dict:
+def inspect_command(
+    path: Path, *, use_cache: bool = True, feed_latency_ns: int = DEFAULT_FEED_LATENCY_NS
+) -> dict:
     from rich.console import Console
     from rich.table import Table
 
     from mmbot.data import load_events
 
-    events, stats = load_events(path, use_cache=use_cache)
+    if not (0 <= feed_latency_ns < 60_000_000_000):
+        raise UserError(f"--feed-latency-ms: {feed_latency_ns / 1e6:g} ms is outside [0, 60000)")
+    events, stats = load_events(path, use_cache=use_cache, feed_latency_ns=feed_latency_ns)
     s = summary(events, stats)
     con = Console()
     t = Table(title=f"{path}", show_header=False)
@@ -106,16 +110,27 @@ def inspect_command(path: Path, *, use_cache: bool = True) -> dict:
     r.add_column("count", justify="right")
     for name, n in s["repairs"].items():
         r.add_row(name, f"{n:,}")
-    con.print(r)
+    if s["repairs"]:
+        con.print(r)
+    else:
+        con.print("repairs: none applied (an .npz is loaded as it is)")
     for note in s["notes"]:
         con.print(f"note: {note}")
     return s
 
 
-def convert_command(path: Path, out: Path, *, use_cache: bool = True) -> Path:
+def convert_command(
+    path: Path,
+    out: Path,
+    *,
+    use_cache: bool = True,
+    feed_latency_ns: int = DEFAULT_FEED_LATENCY_NS,
+) -> Path:
     from mmbot.data import load_events
 
-    events, stats = load_events(path, use_cache=use_cache)
+    if not (0 <= feed_latency_ns < 60_000_000_000):
+        raise UserError(f"--feed-latency-ms: {feed_latency_ns / 1e6:g} ms is outside [0, 60000)")
+    events, stats = load_events(path, use_cache=use_cache, feed_latency_ns=feed_latency_ns)
     assert events.dtype == EVENT_DTYPE
     out = Path(out)
     if out.suffix != ".npz":
