@@ -129,6 +129,29 @@ def main(argv: list[str]) -> int:
         t_v = _best_of(venue_only)
         t_f = _best_of(full)
         print(f"{name:<38} {len(ev) / t_v:>14,.0f} {len(ev) / t_f:>14,.0f} {t_v / t_f:>7.2f}")
+    # the command end to end: read (cached) + run + Parquet/audit.jsonl records + EDGE_REPORT,
+    # KPI_GATE, Markdown/HTML reports, on the first capture
+    caps = [Path(a) for a in argv] if argv else [p for p in CAPTURES if p.exists()]
+    if caps:
+        import io
+        import tempfile
+
+        from rich.console import Console
+
+        from mmbot.backtest import backtest_command
+
+        cap = caps[0]
+        with tempfile.TemporaryDirectory() as td:
+            con = Console(file=io.StringIO())
+            backtest_command(data=[cap], out=Path(td) / "warm", console=con)
+            t = time.perf_counter()
+            backtest_command(data=[cap], out=Path(td) / "run", console=con)
+            dt = time.perf_counter() - t
+        n = next(len(ev) for name, ev, _ in datasets if name.endswith(cap.name))
+        print(
+            f"{'mmbot backtest (records + reports)':<38} {'':>14} {n / dt:>14,.0f}   "
+            f"({cap.name}: {n:,} events in {dt:.2f} s end to end)"
+        )
     return 0
 
 
