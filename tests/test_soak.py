@@ -193,3 +193,21 @@ def test_malformed_overrides_file_exits_2_and_leaves_it_alone(tmp_path: Path) ->
         "artifacts/soak",
         "artifacts/soak/runtime_overrides.json",
     ]
+
+
+def test_mm_profile_is_honoured(tmp_path: Path) -> None:
+    s1 = json.loads(
+        (Path(__file__).resolve().parents[1] / "config/profiles/market_maker_S1.json").read_text()
+    )
+    s1["runtime"]["min_interval_ms"] = 150
+    s1["name"] = "custom"
+    prof = tmp_path / "custom_profile.json"
+    prof.write_text(json.dumps(s1))
+    work = tmp_path / "work"
+    work.mkdir()
+    p = run_mmbot(work, ["soak", "--hours", "0.02", "--iterations", "1"], MM_PROFILE=str(prof))
+    assert p.returncode in (0, 1), p.stderr[-3000:]
+    row = json.loads((work / "artifacts/soak/metrics.jsonl").read_text().splitlines()[0])
+    assert row["knobs"]["min_interval_ms"] == 150
+    bad = run_mmbot(work, ["soak", "--hours", "0.02", "--iterations", "1"], MM_PROFILE="NOPE")
+    assert bad.returncode == 2 and "NOPE" in bad.stderr and "Traceback" not in bad.stderr
