@@ -1,7 +1,7 @@
 """The soak auto-tuner: reads one iteration's EDGE_REPORT and returns the next runtime knobs.
 
 Owns the seed's hypotheses H1-H5 (DESIGN.md "Soak and auto-tune") plus one rule beyond the seed
-(H6 thin edge: healthy execution but net below the gate -> widen), written as a declarative rule
+(H6 thin edge: net below the hard gate -> widen, until widening stops paying), written as a declarative rule
 table (`RULES`: data, not code paths), and the guards around them, applied in this order:
 
 1. **fallback**: two consecutive iterations with net_bps < 0 (counted since the last fallback)
@@ -207,19 +207,15 @@ RULES: Final[tuple[Rule, ...]] = (
         why="execution is healthy but orders are old: act faster",
         effect_metric="order_age_p95_ms",
     ),
-    # Beyond the seed: the seed's rules only widen on a slippage driver, so a strategy that loses
-    # nothing to slippage or adverse selection but quotes too thin an edge is never widened.
+    # Beyond the seed: the seed's rules widen only on a slippage driver, so a strategy whose net
+    # is below the gate for any other reason (thin quoted edge, adverse selection the size and
+    # tightening knobs do not fix) is never widened. H6 widens while net is below the hard gate;
+    # the INEFFECTIVE mute stops it once widening no longer raises net, and keep-best keeps the
+    # best tested spread.
     Rule(
         name="H6",
         marker="DRIVER:gross_bps",
-        any_of=(
-            (
-                Clause("net_bps", "<", 2.5),  # below the hard net gate
-                Clause("gross_bps", ">", 0.0),  # the quoted edge is positive, just thin
-                Clause("adverse_bps_p95", "<=", 4.0),
-                Clause("slippage_bps_p95", "<=", 3.0),
-            ),
-        ),
+        any_of=((Clause("net_bps", "<", 2.5),),),
         deltas=(Delta("base_spread_bps_delta", 0.05, 0.10),),
         severity_metric="net_bps",
         severity_start=2.5,
@@ -227,7 +223,7 @@ RULES: Final[tuple[Rule, ...]] = (
         calm=True,
         hard=False,
         priority=6,
-        why="healthy execution but net below the gate: the quoted edge is too thin, widen",
+        why="net below the hard gate: the quoted edge does not pay for the fills, widen",
         effect_metric="net_bps",
         effect_sign=-1.0,
     ),
@@ -597,7 +593,10 @@ def rule_table() -> list[dict[str, Any]]:
                 "name": r.name,
                 "marker": r.marker,
                 "when": " OR ".join(
-                    " AND ".join(f"{c.metric} {c.op} {c.threshold}" for c in g) for g in r.any_of
+                    ("({})" if len(r.any_of) > 1 and len(g) > 1 else "{}").format(
+                        " AND ".join(f"{c.metric} {c.op} {c.threshold}" for c in g)
+                    )
+                    for g in r.any_of
                 ),
                 "deltas": {d.field: [d.lo, d.hi] for d in r.deltas},
                 "calm": r.calm,

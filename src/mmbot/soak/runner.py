@@ -599,7 +599,7 @@ def soak_markdown(
     lines = [
         "## Soak iterations and auto-tune",
         "",
-        f"- market: `{sm['market']}`, {sm['hours']:g} h of market time in {sm['iterations']} iterations, "
+        f"- market: `{sm['market']}`, {sm['hours']:.4g} h of market time in {sm['iterations']} iterations, "
         f"seed {sm['seed']}, profile {sm['profile']}, auto-tune {'on' if sm['auto_tune'] else 'off'}",
         f"- **verdict: {gate.get('verdict')}**, net_bps {_fmt(t.get('net_bps'))} over {t.get('fills')} fills",
         "",
@@ -614,8 +614,16 @@ def soak_markdown(
             f"{autotune.fmt_knob(c['field'], c['to'])}"
             for c in ch
         )
-        if (r.get("autotune") or {}).get("fallback"):
-            ch_txt = "FALLBACK " + ch_txt
+        at = r.get("autotune") or {}
+        notes = []
+        if at.get("fallback"):
+            notes.append("FALLBACK")
+        if at.get("calm_down"):
+            notes.append("calm-down")
+        muted = sorted({s["rule"] for s in at.get("skipped", []) if s.get("why") == "ineffective"})
+        if muted:
+            notes.append("muted " + ",".join(muted))
+        ch_txt = "; ".join(x for x in [" ".join(notes), ch_txt] if x)
         lines.append(
             f"| {r['iteration']} | {_fmt(m.get('net_bps'))} | {m.get('fills')} | {_fmt(m.get('adverse_bps_p95'))} "
             f"| {_fmt(m.get('slippage_bps_p95'))} | {_fmt(m.get('order_age_p95_ms'), 1)} "
