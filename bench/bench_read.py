@@ -60,8 +60,8 @@ def peak_rss_kb(path: Path) -> tuple[int, int]:
 
 def make_bigger(src: Path, dst: Path, copies: int) -> None:
     """``copies`` back-to-back copies of ``src`` with local (ns) and exchange (ms, "E"/"T") times
-    shifted so each copy starts after the previous one ends; update ids are left as they are (each
-    copy's REST snapshot resyncs the book)."""
+    shifted so each copy starts after the previous one ends, and update ids shifted past the previous
+    copy's (so each copy starts with a sequence gap that its own REST snapshot resyncs)."""
     with gzip.open(src, "rb") as f:
         text = f.read()
     first_local = int(text[:19])
@@ -70,6 +70,9 @@ def make_bigger(src: Path, dst: Path, copies: int) -> None:
     span_ms = span_ns // 1_000_000
     span_ns = span_ms * 1_000_000
     ts_re = re.compile(rb'"([ET])":(\d+)')
+    id_re = re.compile(rb'"(U|u|pu|lastUpdateId)":(\d+)')
+    ids = [int(x) for x in re.findall(rb'"(?:U|u|pu|lastUpdateId)":(\d+)', text)]
+    id_span = max(ids) - min(ids) + 1_000_000
     line_re = re.compile(rb"^(\d{19}) ", re.M)
     with gzip.open(dst, "wb", compresslevel=1) as out:
         for k in range(copies):
@@ -83,6 +86,13 @@ def make_bigger(src: Path, dst: Path, copies: int) -> None:
                     b'"' + m.group(1) + b'":' + str(int(m.group(2)) + sh_ms).encode()
                 ),
                 text,
+            )
+            sh_id = k * id_span
+            body = id_re.sub(
+                lambda m, sh_id=sh_id: (
+                    b'"' + m.group(1) + b'":' + str(int(m.group(2)) + sh_id).encode()
+                ),
+                body,
             )
             body = line_re.sub(
                 lambda m, sh_ns=sh_ns: str(int(m.group(1)) + sh_ns).encode() + b" ", body

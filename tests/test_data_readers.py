@@ -484,3 +484,49 @@ def test_binance_levels_given_as_json_numbers_parse_like_strings(tmp_path):
     assert np.array_equal(a, b)
     assert len(a) == 2 + 3 + 1 + 1  # 2 clears, 3 snapshot levels, 1 trade, 1 diff level
     assert st_a.repairs["sequence_gap"] == 0
+
+
+def test_binance_futures_snapshot_older_than_the_book_is_skipped(tmp_path):
+    def diff(t, U, u, pu, px):
+        d = {
+            "e": "depthUpdate",
+            "E": t,
+            "T": t,
+            "s": "XY",
+            "U": U,
+            "u": u,
+            "pu": pu,
+            "b": [[px, "1"]],
+            "a": [],
+        }
+        return t, {"stream": "x@depth", "data": d}
+
+    def snap(t, lui, bid):
+        return t, {
+            "lastUpdateId": lui,
+            "E": t,
+            "T": t,
+            "bids": [[bid, "5"]],
+            "asks": [["20.0", "5"]],
+        }
+
+    base_ms = 1_700_000_000_000
+    msgs = [
+        snap(base_ms + 1, 10, "9.0"),
+        diff(base_ms + 2, 9, 11, 8, "9.1"),
+        diff(base_ms + 3, 12, 13, 11, "9.2"),
+        snap(base_ms + 4, 12, "8.0"),  # older than the book (u = 13 applied): skipped
+        diff(base_ms + 5, 14, 15, 13, "9.3"),
+        snap(base_ms + 6, 30, "7.0"),  # newer: applied, then the straddling diff continues
+        diff(base_ms + 7, 29, 31, 28, "7.1"),
+        diff(base_ms + 8, 32, 33, 31, "7.2"),
+    ]
+    p = tmp_path / "fut.txt"
+    p.write_text("".join(f"{t * 1_000_000 + 5_000_000} {json.dumps(o)}\n" for t, o in msgs))
+    events, st = load_events(p, use_cache=False)
+    assert st.repairs["snapshot_skipped_older_than_book"] == 1
+    assert st.repairs["sequence_gap"] == 0
+    assert st.repairs["depth_msg_dropped_stale"] + st.repairs["depth_msg_dropped_unsynced"] == 0
+    kind = events["ev"] & KIND_MASK
+    assert sorted(events["px"][kind == DEPTH_SNAPSHOT_EVENT].tolist()) == [7.0, 9.0, 20.0, 20.0]
+    assert events["px"][kind == DEPTH_EVENT].tolist() == [9.1, 9.2, 9.3, 7.1, 7.2]

@@ -88,7 +88,8 @@ C_LOCAL_INVERSION = 8
 C_RESYNC = 9
 C_LOCAL_INVERSION_MAX_NS = 10
 C_BBO_STALE_LEVEL = 11
-N_COUNTERS = 12
+C_SNAP_SKIPPED = 12
+N_COUNTERS = 13
 # message decision codes of sequence_check
 R_ACCEPT = 0
 R_UNSYNCED = 1
@@ -106,6 +107,7 @@ COUNTER_NAMES = (
     "resync_from_snapshot",
     "local_order_inversion_max_ns",
     "stale_level_removed_by_bbo",
+    "snapshot_skipped_older_than_book",
 )
 
 # state slots
@@ -420,6 +422,12 @@ def sequence_check(mtype, first, last, prev, seq_mode, st, counters, reason, syn
             if st[S_GAP_PENDING] != 0:
                 counters[C_RESYNC] += 1
                 st[S_GAP_PENDING] = 0
+            if binance and st[S_SYNCED] != 0 and first[k] <= st[S_LAST_U]:
+                # in sync and the snapshot is not newer than the diffs applied: applying it would
+                # rewind the book, so it is skipped (counted)
+                reason[k] = R_STALE
+                counters[C_SNAP_SKIPPED] += 1
+                continue
             if binance:
                 st[S_HAVE_SNAP] = 1
                 st[S_SNAP_ID] = first[k]
@@ -511,6 +519,8 @@ def sequence_check(mtype, first, last, prev, seq_mode, st, counters, reason, syn
         else:
             reason[k] = R_UNSYNCED
     for k in range(n):
+        if mtype[k] != MT_DIFF:
+            continue
         if reason[k] == R_UNSYNCED:
             counters[C_DEPTH_UNSYNCED] += 1
         elif reason[k] == R_STALE:
