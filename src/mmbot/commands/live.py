@@ -237,6 +237,13 @@ def emulator(
     duration_s: float | None = typer.Option(None, "--duration-s"),
     tick_px: float | None = typer.Option(None, "--tick-px"),
     lot_qty: float | None = typer.Option(None, "--lot-qty"),
+    matcher: str = typer.Option(
+        "sim", "--matcher", help="sim (mmbot.sim venue: queue model, fees; no --loop) | simple"
+    ),
+    queue_model: str = typer.Option("risk_averse", "--queue-model", help="for --matcher sim"),
+    start_on_subscribe: bool = typer.Option(
+        False, "--start-on-subscribe", help="start the replay when the first client subscribes"
+    ),
 ) -> int:
     """Local Bybit V5 exchange emulator (REST + websocket on 127.0.0.1) replaying a capture."""
     import asyncio
@@ -256,6 +263,9 @@ def emulator(
         speed=speed,
         loop=loop,
         scheduled_faults=[parse_fault_spec(f) for f in fault],
+        matcher=matcher,
+        queue_model=queue_model,
+        wait_for_subscriber=start_on_subscribe,
     )
     try:
         asyncio.run(serve(events, cfg, "127.0.0.1", port, duration_s))

@@ -82,9 +82,10 @@ class EmulatorConfig:
     speed: float = 1.0
     loop: bool = True
     depth: int = 50
-    wait_for_subscriber: bool = (
-        False  # start the replay when the first client subscribes to the book
-    )
+    # start the replay when the first client subscribes to the book
+    wait_for_subscriber: bool = False
+    matcher: str = "simple"  # "simple" (mmbot.live.matcher) | "sim" (mmbot.sim's venue; no loop)
+    queue_model: str = "risk_averse"  # for matcher="sim"
     scheduled_faults: list[tuple[float, dict]] = field(default_factory=list)  # (at_s, fault)
 
 
@@ -111,14 +112,31 @@ class Emulator:
         self.cfg = cfg
         self.px_dec = price_decimals(cfg.tick_px)
         self.qty_dec = price_decimals(cfg.lot_qty)
-        self.matcher = Matcher(
-            cfg.symbol,
-            cfg.tick_px,
-            cfg.lot_qty,
-            cfg.maker_fee_rate,
-            cfg.taker_fee_rate,
-            listener=self._on_matcher,
-        )
+        if cfg.matcher == "sim":
+            from mmbot.live.simmatch import SimMatcher
+
+            cfg.loop = False  # the venue's clock only moves forward
+            self.matcher = SimMatcher(
+                cfg.symbol,
+                cfg.tick_px,
+                cfg.lot_qty,
+                events,
+                cfg.maker_fee_rate,
+                cfg.taker_fee_rate,
+                cfg.queue_model,
+                listener=self._on_matcher,
+            )
+        elif cfg.matcher == "simple":
+            self.matcher = Matcher(
+                cfg.symbol,
+                cfg.tick_px,
+                cfg.lot_qty,
+                cfg.maker_fee_rate,
+                cfg.taker_fee_rate,
+                listener=self._on_matcher,
+            )
+        else:
+            raise UserError(f"--matcher {cfg.matcher!r}: expected simple or sim")
         self.public: dict[web.WebSocketResponse, set[str]] = {}
         self.private: dict[web.WebSocketResponse, set[str]] = {}
         self.private_authed: set[web.WebSocketResponse] = set()
@@ -646,6 +664,7 @@ class Emulator:
         e0 = int(ev["exch_ts"][0])
         btopic, ttopic = book_topic(self.cfg.symbol, self.cfg.depth), trade_topic(self.cfg.symbol)
         m = self.matcher
+        sync = getattr(m, "sync", None)
         while self.cfg.wait_for_subscriber and not any(
             btopic in subs for subs in self.public.values()
         ):
@@ -705,6 +724,8 @@ class Emulator:
                         )
                     elif k == DEPTH_BBO_EVENT:
                         pass  # top-of-book tickers carry no level diffs; the depth stream is the book
+                if sync is not None:
+                    sync(int(ev["exch_ts"][b - 1]))
                 if changed_b or changed_a or snapshot:
                     m.check_cross(now_ns)
                     self.u += 1

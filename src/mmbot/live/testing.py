@@ -36,11 +36,18 @@ class EmulatorThread:
         symbol: str = SYMBOL,
         tick_px: float = TICK_PX,
         lot_qty: float = LOT_QTY,
+        matcher: str = "sim",
         **kw,
     ):
         events = make_market(120.0) if events is None else events
         self.cfg = EmulatorConfig(
-            symbol, tick_px, lot_qty, keys or ApiKeys(TEST_KEY, TEST_SECRET), speed=speed, **kw
+            symbol,
+            tick_px,
+            lot_qty,
+            keys or ApiKeys(TEST_KEY, TEST_SECRET),
+            speed=speed,
+            matcher=matcher,
+            **kw,
         )
         self.emu = Emulator(events, self.cfg)
         self.loop = asyncio.new_event_loop()

@@ -1,0 +1,276 @@
+"""The emulator's matcher backed by ``mmbot.sim`` (queue model, fees, rate limit of the backtest).
+
+``SimMatcher`` offers the same surface as ``mmbot.live.matcher.Matcher`` (what the emulator calls)
+but the matching is ``mmbot.sim``'s compiled venue built over the whole replayed capture: the
+emulator advances it to the capture time of each replayed message group (``sync``) and of each REST
+request, submits/modifies/cancels through its verbs with zero simulated latency (the real network
+between bot and emulator is the latency), and turns the venue's new fill rows into executions.
+
+Limits: the capture cannot be looped (the venue's clock only moves forward), and the public book the
+emulator publishes is its own replay of the same events (the venue keeps its own copy for matching).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+from mmbot import sim
+from mmbot.live.matcher import BUY, SELL, Execution, SimOrder, price_decimals
+from mmbot.sim import venue as sv
+
+
+@njit(cache=True)
+def _new_fills(v, k):
+    return v.fills[k : v.n_fills].copy()
+
+
+@njit(cache=True)
+def _n_fills(v):
+    return v.n_fills
+
+
+@njit(cache=True)
+def _slot_state(v, order_id):
+    """(ex_status, ex_leaves_qty, ex_px, queue_ahead_qty) of an order, or ST_NONE if unknown."""
+    s = sv.find_order(v, order_id)
+    if s < 0:
+        return 0, 0.0, np.nan, 0.0
+    o = v.orders[s]
+    return o.ex_status, o.ex_leaves_qty, o.ex_px, o.queue_ahead_qty
+
+
+_STATUS = {
+    sv.ST_LIVE: "New",
+    sv.ST_FILLED: "Filled",
+    sv.ST_CANCELLED: "Cancelled",
+    sv.ST_REJECTED: "Cancelled",
+    sv.ST_EXPIRED: "Cancelled",
+}
+
+
+@dataclass
+class SimMatcher:
+    symbol: str
+    tick_px: float
+    lot_qty: float
+    events: np.ndarray
+    maker_fee_rate: float = 0.0002
+    taker_fee_rate: float = 0.00055
+    queue_model: str = "risk_averse"
+    listener: Callable[[str, object], None] | None = None
+    bids: dict[float, float] = field(default_factory=dict)
+    asks: dict[float, float] = field(default_factory=dict)
+    orders: dict[str, SimOrder] = field(default_factory=dict)
+    by_link: dict[str, str] = field(default_factory=dict)
+    executions: list[Execution] = field(default_factory=list)
+    position_qty: float = 0.0
+    cash: float = 0.0
+    fees_paid: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.v = sim.make_venue(
+            self.events,
+            sim.VenueConfig(
+                tick_px=self.tick_px,
+                lot_qty=self.lot_qty,
+                maker_fee_rate=self.maker_fee_rate,
+                taker_fee_rate=self.taker_fee_rate,
+                entry_latency_ns=0,
+                response_latency_ns=0,
+                queue_model=self.queue_model,
+                partial_fills=True,
+            ),
+        )
+        self.sim_ids: dict[int, str] = {}  # venue order id -> our orderId
+        self.k_fill = 0
+        self.now_capture_ns = int(self.events["exch_ts"][0])
+        self._exec_n = 0
+
+    # -- shared helpers (as Matcher) --------------------------------------------------------------
+    def _emit(self, kind: str, obj: object) -> None:
+        if self.listener is not None:
+            self.listener(kind, obj)
+
+    def round_px(self, px: float) -> float:
+        return round(round(px / self.tick_px) * self.tick_px, price_decimals(self.tick_px))
+
+    def best_bid(self) -> float:
+        return max(self.bids) if self.bids else float("nan")
+
+    def best_ask(self) -> float:
+        return min(self.asks) if self.asks else float("nan")
+
+    def mid_px(self) -> float:
+        return 0.5 * (self.best_bid() + self.best_ask())
+
+    def clear_book(self, side: int = 0) -> None:
+        if side in (0, BUY):
+            self.bids.clear()
+        if side in (0, SELL):
+            self.asks.clear()
+
+    def set_level(self, side: int, px: float, qty: float) -> None:
+        book = self.bids if side == BUY else self.asks
+        if qty <= 0.0:
+            book.pop(px, None)
+        else:
+            book[px] = qty
+
+    def trade(self, aggressor_side: int, px: float, qty: float, now_ns: int) -> None:
+        pass  # the venue sees the capture's trades itself
+
+    def check_cross(self, now_ns: int) -> None:
+        pass
+
+    # -- venue clock ------------------------------------------------------------------------------
+    def sync(self, capture_ns: int) -> None:
+        """Advance the venue to capture time ``capture_ns`` and publish what happened to our orders."""
+        self.now_capture_ns = max(self.now_capture_ns, int(capture_ns))
+        sv.goto(self.v, self.now_capture_ns)
+        self._harvest()
+
+    def _harvest(self) -> None:
+        n = int(_n_fills(self.v))
+        if n > self.k_fill:
+            rows = _new_fills(self.v, self.k_fill)
+            self.k_fill = n
+            for f in rows:
+                oid = self.sim_ids.get(int(f["order_id"]))
+                if oid is None:
+                    continue
+                o = self.orders[oid]
+                px, qty, fee = float(f["px"]), float(f["qty"]), float(f["fee"])
+                o.cum_qty += qty
+                o.cum_value += px * qty
+                o.cum_fee += fee
+                o.status = "PartiallyFilled"
+                self.position_qty = round(self.position_qty + o.side * qty, 12)
+                self.cash += -o.side * px * qty - fee
+                self.fees_paid += fee
+                self._exec_n += 1
+                ex = Execution(
+                    f"S{self._exec_n:010d}",
+                    o.order_id,
+                    o.link_id,
+                    o.side,
+                    px,
+                    qty,
+                    fee,
+                    float(f["fee_rate"]),
+                    bool(f["maker"]),
+                    _wall_ns(),
+                    max(0.0, o.qty - o.cum_qty),
+                    float(f["mid_px"]),
+                )
+                self.executions.append(ex)
+                self._emit("execution", ex)
+                self._emit("position", self)
+        for o in list(self.orders.values()):
+            if o.is_open or o.status == "PendingNew":
+                self._refresh(o)
+
+    def _refresh(self, o: SimOrder) -> None:
+        st, leaves, ex_px, q_ahead = _slot_state(self.v, o._sim_id)  # type: ignore[attr-defined]
+        new = _STATUS.get(int(st))
+        if new is None:
+            return
+        if new == "New" and o.cum_qty > 0:
+            new = "PartiallyFilled"
+        if int(st) == sv.ST_REJECTED:
+            o.reject_reason = "EC_PostOnlyWillTakeLiquidity"
+        changed = new != o.status or (math.isfinite(ex_px) and ex_px != o.px)
+        if math.isfinite(ex_px):
+            o.px = float(ex_px)
+        o.queue_ahead_qty = float(q_ahead)
+        if new == "Filled":
+            o.cum_qty = o.qty
+        if changed:
+            o.status = new
+            o.updated_ns = _wall_ns()
+            self._emit("order", o)
+
+    # -- orders -----------------------------------------------------------------------------------
+    def find(self, order_id: str = "", link_id: str = "") -> SimOrder | None:
+        if order_id:
+            return self.orders.get(order_id)
+        if link_id:
+            oid = self.by_link.get(link_id)
+            return None if oid is None else self.orders.get(oid)
+        return None
+
+    def create(
+        self, link_id: str, side: int, px: float, qty: float, tif: str, order_type: str, now_ns: int
+    ) -> tuple[int, str, SimOrder | None]:
+        if link_id and link_id in self.by_link:
+            return 110072, "OrderLinkedID is duplicate", None
+        if qty <= 0 or abs(qty / self.lot_qty - round(qty / self.lot_qty)) > 1e-6:
+            return 10001, f"params error: qty {qty} is not a multiple of lot {self.lot_qty}", None
+        px = self.round_px(px) if order_type == "Limit" else float("nan")
+        tif_c = {"PostOnly": sim.venue.TIF_GTX, "IOC": sim.venue.TIF_IOC}.get(
+            tif, sim.venue.TIF_GTC
+        )
+        ot = sim.venue.ORD_MARKET if order_type == "Market" else sim.venue.ORD_LIMIT
+        sim_id = int(
+            sv.submit(self.v, side, px if ot == sim.venue.ORD_LIMIT else 0.0, qty, tif_c, ot)
+        )
+        if sim_id <= 0:
+            return 10001, f"params error: order refused by the venue ({sim_id})", None
+        oid = f"O{sim_id:010d}"
+        o = SimOrder(
+            oid, link_id or oid, side, px, qty, tif, order_type, now_ns, now_ns, status="PendingNew"
+        )
+        o._sim_id = sim_id  # type: ignore[attr-defined]
+        self.orders[oid] = o
+        self.by_link[o.link_id] = oid
+        self.sim_ids[sim_id] = oid
+        sv.goto(self.v, self.now_capture_ns)  # zero latency: the request is processed at this time
+        self._harvest()
+        return 0, "OK", o
+
+    def amend(
+        self, o: SimOrder, px: float | None, qty: float | None, now_ns: int
+    ) -> tuple[int, str]:
+        if not o.is_open:
+            return 110001, "order not exists or too late to replace"
+        new_px = self.round_px(px) if px is not None else o.px
+        new_leaves = (qty - o.cum_qty) if qty is not None else (o.qty - o.cum_qty)
+        if new_leaves <= 0:
+            return 10001, "params error: qty below filled qty"
+        rc = int(sv.modify(self.v, o._sim_id, new_px, new_leaves))  # type: ignore[attr-defined]
+        if rc < 0:
+            return 110001, f"order not exists or too late to replace ({rc})"
+        if qty is not None:
+            o.qty = qty
+        sv.goto(self.v, self.now_capture_ns)
+        self._harvest()
+        return 0, "OK"
+
+    def cancel(self, o: SimOrder, now_ns: int) -> tuple[int, str]:
+        if not o.is_open:
+            return 110001, "order not exists or too late to cancel"
+        rc = int(sv.cancel(self.v, o._sim_id))  # type: ignore[attr-defined]
+        if rc < 0:
+            return 110001, f"order not exists or too late to cancel ({rc})"
+        sv.goto(self.v, self.now_capture_ns)
+        self._harvest()
+        return 0, "OK"
+
+    def cancel_all(self, now_ns: int) -> list[SimOrder]:
+        done = [o for o in self.orders.values() if o.is_open]
+        for o in done:
+            self.cancel(o, now_ns)
+        return done
+
+    def open_orders(self) -> list[SimOrder]:
+        return [o for o in self.orders.values() if o.is_open]
+
+
+def _wall_ns() -> int:
+    import time
+
+    return time.time_ns()
