@@ -162,9 +162,9 @@ def iter_binance(
             stats.format = f"binance-{parser.market}"
             spot = parser.market == "spot"
         if pending is not None:
-            yield pipe.feed(pending)
+            yield from pipe.feed(pending)
         pending = blk
     if pending is not None:
-        yield pipe.feed(pending, last=True)
+        yield from pipe.feed(pending, last=True)
     stats.n_lines = n_lines
     pipe.finish()

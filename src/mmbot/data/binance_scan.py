@@ -163,7 +163,7 @@ def _dec(buf, s, e, pow10):
     return -x if neg else x
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def scan_block(buf, pow10):
     """Scan a block of whole lines. Returns message arrays, level arrays and (err_code, err_line)."""
     n = len(buf)

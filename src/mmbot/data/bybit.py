@@ -177,10 +177,10 @@ def iter_bybit(
         if pending is None and parser.timestamped is not None:
             pipe.has_local_time = bool(parser.timestamped)
         if pending is not None:
-            yield pipe.feed(pending)
+            yield from pipe.feed(pending)
         pending = blk
     if pending is not None:
-        yield pipe.feed(pending, last=True)
+        yield from pipe.feed(pending, last=True)
     stats.n_lines = n_lines
     if parser.timestamped is False:
         stats.assumed_feed_latency_ns = int(feed_latency_ns)

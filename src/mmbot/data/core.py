@@ -317,7 +317,8 @@ class Pipeline:
         self.scale = 1e8
         self.carry = np.empty(0, dtype=rp.STAGE_DTYPE)
         self.watermark = np.iinfo(np.int64).min
-        self.max_exch_seen = np.iinfo(np.int64).min
+        self.max_exch_seen = np.iinfo(np.int64).min  # over accepted messages (reorder count)
+        self.max_exch_processed = np.iinfo(np.int64).min  # over rows already sorted (window cut)
         self.msg_base = 0
         self.kind_counts = np.zeros(256, dtype=np.int64)
         self._tick_sample: list[np.ndarray] = []
@@ -351,34 +352,45 @@ class Pipeline:
                 if blk.m_exch[k] > cap:
                     sel = rows["msg"] == k
                     rows["exch_ts"][sel] = cap
-        keep = reason[rows["msg"]] == rp.R_ACCEPT
-        rows = rows[keep] if not keep.all() else rows
-        rows = rows[rows["ev"] != 0] if len(rows) else rows
-        return rows
+        # count lines that needed reordering (exch time below the running max of earlier lines)
+        ok_msg = reason == rp.R_ACCEPT
+        m_exch = blk.m_exch[ok_msg]
+        if len(m_exch):
+            run_max = np.maximum.accumulate(np.concatenate(([self.max_exch_seen], m_exch)))[:-1]
+            self.parser_counters["out_of_order_line_reordered"] += int((m_exch < run_max).sum())
+            self.max_exch_seen = max(self.max_exch_seen, int(m_exch.max()))
+        keep = ok_msg[rows["msg"]] & (rows["ev"] != 0)
+        return rows if keep.all() else rows[keep]
 
-    def _first_block_setup(self, rows: np.ndarray) -> None:
+    def _first_block_setup(self, blocks: list[np.ndarray]) -> None:
         offset = 0
-        if self.has_local_time and len(rows):
-            min_lat = int((rows["local_ts"] - rows["exch_ts"]).min())
+        lats = [int((r["local_ts"] - r["exch_ts"]).min()) for r in blocks if len(r)]
+        if self.has_local_time and lats:
+            min_lat = min(lats)
             if min_lat < 0:
                 offset = self.base_latency_ns - min_lat
         self.stats.local_offset_ns = offset
-        px = rows["px"][np.isfinite(rows["px"])] if len(rows) else np.empty(0)
-        self.scale = price_scale(float(px.max()) if len(px) else 1.0)
+        max_px = 1.0
+        for r in blocks:
+            px = r["px"][np.isfinite(r["px"])]
+            if len(px):
+                max_px = max(max_px, float(px.max()))
+        self.scale = price_scale(max_px)
         self.state = rp.new_state(offset, self.base_latency_ns)
         self.bids, self.asks = rp.new_books()
 
     def _sample_guesses(self, events: np.ndarray) -> None:
-        if self._sample_rows > 200_000 or len(events) == 0:
+        if self._sample_rows > 50_000 or len(events) == 0:
             return
-        ev = events[:200_000]
+        ev = events[:50_000]
         self._sample_rows += len(ev)
         self._tick_sample.append(ev["px"][ev["ival"] != rp.REPAIR_IVAL])
         qty = ev["qty"]
         kinds = ev["ev"] & KIND_MASK
         self._lot_sample.append(qty[(kinds == TRADE_EVENT) | (qty > 0)])
 
-    def feed(self, blk: StageBlock, last: bool = False) -> np.ndarray:
+    def feed(self, blk: StageBlock, last: bool = False) -> list[np.ndarray]:
+        """Events made ready by this block (possibly none), as a list of arrays."""
         rows = self._accept(blk)
         # message ids global so the tie-break (file order) works across blocks
         if len(rows):
@@ -390,16 +402,14 @@ class Pipeline:
             self._pending.append(rows)
             self._pending_rows += len(rows)
             if self._pending_rows < self.offset_sample_rows and not last:
-                return np.empty(0, dtype=EVENT_DTYPE)
+                return []
             pending = self._pending
             self._pending = []
-            self._first_block_setup(np.concatenate(pending) if len(pending) > 1 else pending[0])
+            self._first_block_setup(pending)
             outs = [self._process(r, last and k == len(pending) - 1) for k, r in enumerate(pending)]
-            outs = [o for o in outs if len(o)]
-            if not outs:
-                return np.empty(0, dtype=EVENT_DTYPE)
-            return np.concatenate(outs) if len(outs) > 1 else outs[0]
-        return self._process(rows, last)
+            return [o for o in outs if len(o)]
+        out = self._process(rows, last)
+        return [out] if len(out) else []
 
     def _process(self, rows: np.ndarray, last: bool) -> np.ndarray:
         # lines older than what is already emitted cannot be placed: drop (counted per message)
@@ -410,23 +420,17 @@ class Pipeline:
             )
             rows = rows[~late]
         if len(rows):
-            # count lines that needed reordering (exch time below the running max of earlier lines)
-            first_of_msg = np.ones(len(rows), dtype=bool)
-            first_of_msg[1:] = rows["msg"][1:] != rows["msg"][:-1]
-            m_exch = rows["exch_ts"][first_of_msg]
-            run_max = np.maximum.accumulate(np.concatenate(([self.max_exch_seen], m_exch)))[:-1]
-            self.parser_counters["out_of_order_line_reordered"] += int((m_exch < run_max).sum())
-            self.max_exch_seen = max(self.max_exch_seen, int(m_exch.max()))
+            self.max_exch_processed = max(self.max_exch_processed, int(rows["exch_ts"].max()))
         buf = np.concatenate((self.carry, rows)) if len(self.carry) else rows
         # stable sort on (exch_ts, snapshot first); ties keep file order (carry rows precede new
         # rows and both are in message order). exch_ts * 2 fits int64 for any epoch-ns time.
-        key = buf["exch_ts"] * 2 + (buf["mtype"] != rp.MT_SNAPSHOT)
-        if len(key) > 1 and not (key[1:] >= key[:-1]).all():
+        if not rp.is_ordered(buf):
+            key = buf["exch_ts"] * 2 + (buf["mtype"] != rp.MT_SNAPSHOT)
             buf = buf[np.argsort(key, kind="stable")]
         if last:
             emit, self.carry = buf, np.empty(0, dtype=rp.STAGE_DTYPE)
         else:
-            cut = self.max_exch_seen - self.window_ns
+            cut = self.max_exch_processed - self.window_ns
             n_emit = int(np.searchsorted(buf["exch_ts"], cut, side="right"))
             # never split a message across the cut
             while 0 < n_emit < len(buf) and buf["msg"][n_emit] == buf["msg"][n_emit - 1]:

@@ -234,7 +234,7 @@ def _valid_px(px: float) -> bool:
     return np.isfinite(px) and px > 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def replay(rows, scale, st, bids, asks, counters):
     """Process stage ``rows`` (exchange-time order); return the event array for them."""
     n = len(rows)
@@ -550,6 +550,17 @@ __all__ = [
     "DEPTH_SNAPSHOT_EVENT",
     "DEPTH_BBO_EVENT",
 ]
+
+
+@njit(cache=True)
+def is_ordered(rows) -> bool:
+    """True when stage rows are already in (exch_ts, snapshot-first) order."""
+    for k in range(1, len(rows)):
+        a = rows[k - 1].exch_ts * 2 + (0 if rows[k - 1].mtype == MT_SNAPSHOT else 1)
+        b = rows[k].exch_ts * 2 + (0 if rows[k].mtype == MT_SNAPSHOT else 1)
+        if b < a:
+            return False
+    return True
 
 
 @njit(cache=True)

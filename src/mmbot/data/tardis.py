@@ -167,15 +167,15 @@ def iter_tardis(
                 lines = lines[:cut]
         blk = parser.parse(first_line, lines)
         if pending is not None:
-            yield pipe.feed(pending)
+            yield from pipe.feed(pending)
         pending = blk
     if carry:
         blk2 = parser.parse(carry_first, carry)
         if pending is not None:
-            yield pipe.feed(pending)
+            yield from pipe.feed(pending)
         pending = blk2
     if pending is not None:
-        yield pipe.feed(pending, last=True)
+        yield from pipe.feed(pending, last=True)
     stats.n_lines = n_lines
     stats.symbol = parser.symbol
     pipe.finish()
