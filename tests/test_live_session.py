@@ -250,3 +250,34 @@ def test_paper_session_sends_no_orders_and_fills_locally(emu, tmp_path):
     rows = journal_fills(out / "journal.sqlite")
     assert abs(sum(s * q for _, s, q in rows) - sess["position_qty"]) < 1e-9
     assert (out / "EDGE_REPORT.json").exists()
+
+
+def test_kill_switch_on_position_beyond_hard_limit(emu, tmp_path):
+    """An account already holding 3x the position limit: the bot adopts it, trips the kill switch
+    (exit 4) and leaves nothing open."""
+    import asyncio
+
+    import aiohttp
+
+    from mmbot.live.bybit import BybitRest
+    from mmbot.live.signing import ApiKeys
+    from mmbot.live.testing import TEST_KEY
+
+    async def take() -> None:
+        async with aiohttp.ClientSession() as http:
+            rest = BybitRest(http, emu.url, ApiKeys(TEST_KEY, TEST_SECRET))
+            await asyncio.sleep(0.5)
+            ask = emu.state()["mid_px"] + 0.01
+            await rest.create_order("XRPUSDT", 1, "1200", f"{ask:.4f}", "manual-1", tif="GTC")
+
+    asyncio.run(take())
+    assert emu.state()["position_qty"] == 1200.0
+    out = tmp_path / "s"
+    proc = start_bot(bot_cmd("live", emu.url, out, 6.0), bot_env(), tmp_path)
+    _, err = proc.communicate(timeout=30)
+    sess = json.loads((out / "session.json").read_text())
+    assert proc.returncode == 4 and "hard limit" in (sess["kill_reason"] or ""), err
+    st = emu.state()
+    assert st["open_orders"] == [] and sess["position_qty"] == st["position_qty"]
+    # the journal holds only the bot's own fills (none: it never quoted), plus the adopted start
+    assert journal_fills(out / "journal.sqlite") == [] and st["orders_created"] == 1
