@@ -168,6 +168,8 @@ def test_env_overrides_take_precedence_over_the_file(tmp_path: Path) -> None:
         (["--hours", "-1"], {}, "--hours"),
         ([], {"MM_RUNTIME_OVERRIDES_JSON": '{"min_interval_ms": }'}, "MM_RUNTIME_OVERRIDES_JSON"),
         ([], {"MM_RUNTIME_OVERRIDES_JSON": '{"no_such_knob": 1}'}, "no_such_knob"),
+        (["--market", "synthetic:no_such_market"], {}, "no_such_market"),
+        (["--export-json", "."], {}, "--export-json"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(

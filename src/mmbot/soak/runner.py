@@ -185,6 +185,24 @@ def validate_args(hours: float, iterations: int) -> None:
         )
 
 
+def validate_paths(paths: SoakPaths) -> None:
+    """Output locations that cannot be written are refused before the soak starts."""
+    if paths.root.exists() and not paths.root.is_dir():
+        raise UserError(f"--artifacts {paths.root} exists and is not a directory")
+    for flag, p in (
+        ("--export-json", paths.export_json),
+        ("--export-md", paths.export_md),
+        ("--gate-summary", paths.gate_summary),
+    ):
+        if p.exists() and p.is_dir():
+            raise UserError(f"{flag} {p} is a directory, expected a file path")
+        anc = p.parent
+        while not anc.exists():
+            anc = anc.parent
+        if not anc.is_dir():
+            raise UserError(f"{flag} {p}: {anc} is a file, not a directory")
+
+
 # ---------------------------------------------------------------------------------------------
 # per-iteration pieces
 # ---------------------------------------------------------------------------------------------
@@ -322,6 +340,7 @@ def run_soak(
 
     validate_args(hours, iterations)
     paths = SoakPaths(Path(artifacts), Path(export_json), Path(export_md), Path(gate_summary))
+    validate_paths(paths)
     prof, overrides_in, knobs, messages = _load_knobs(profile, Path(artifacts))
     mkt = resolve_market(market)
 
