@@ -83,6 +83,8 @@ N_COUNTERS = 8
 MAX_ORDER_SLOTS = 16
 # "visible size near the touch" is summed over at most this many ticks (per side, per wake)
 MAX_NEAR_TICKS = 100
+# trade prints on one side less than this apart are one aggressor order (a sweep)
+SWEEP_GAP_NS = 1_000_000
 
 
 @dataclass
@@ -168,6 +170,7 @@ def _drive(
     scratch,
     counters,
     cursors,
+    sweep,
     near_ticks: int,
     wake_ns: int,
     stop_local_ts: int,
@@ -176,6 +179,7 @@ def _drive(
     b = book[0]
     g = guard_state[0]
     ring = sv.local_trades(v)
+    p_tick = params[0].tick_px
     while True:
         rc = sv.wait_next(v, wake_ns)
         if rc == sv.END_OF_DATA:
@@ -184,15 +188,33 @@ def _drive(
         counters[C_WAKES] += 1
         if rc == sv.WAIT_FEED:
             counters[C_FEED_WAKES] += 1
-        # market trades seen locally -> intensity estimator (before step moves the reference mid)
+        # market trades seen locally -> intensity estimator. The prints of one sweep arrive as a
+        # burst on one side: they are grouped (same side, < SWEEP_GAP_NS apart) into one aggressor
+        # order whose depth is its furthest print from the mid before its first print
         n_tr = sv.trades_seen(v)
         k = cursors[0]
         if n_tr - k > sv.TRADE_RING:
             k = n_tr - sv.TRADE_RING
         while k < n_tr:
             t = ring[k % sv.TRADE_RING]
-            glft.on_trade(state, params, t.local_ts, t.px, t.side)
+            if sweep[0] != 0.0 and (t.side != sweep[0] or t.local_ts - sweep[1] > SWEEP_GAP_NS):
+                glft.on_trade_depth(state, params, int(sweep[1]), sweep[3])
+                sweep[0] = 0.0
+            ref = state[0].last_mid_ticks
+            if t.side != 0 and ref == ref:
+                depth = t.side * (t.px / p_tick - ref)
+                if sweep[0] == 0.0:
+                    sweep[0] = t.side
+                    sweep[2] = ref
+                    sweep[3] = depth
+                else:
+                    depth = t.side * (t.px / p_tick - sweep[2])
+                    sweep[3] = max(sweep[3], depth)
+                sweep[1] = t.local_ts
             k += 1
+        if sweep[0] != 0.0 and now - sweep[1] > SWEEP_GAP_NS:
+            glft.on_trade_depth(state, params, int(sweep[1]), sweep[3])
+            sweep[0] = 0.0
         counters[C_TRADES_SEEN] += n_tr - cursors[0]
         cursors[0] = n_tr
         # own fills learnt by now -> slippage-cost EWMA
@@ -393,6 +415,7 @@ def run(
     scratch = np.zeros(8, ACTION_DTYPE)
     counters = np.zeros(N_COUNTERS, np.int64)
     cursors = np.zeros(2, np.int64)
+    sweep = np.zeros(4, np.float64)  # open sweep: side, last print local_ts, reference mid, depth
     near_ticks = int(
         min(max(round(p["near_band_bps"] * 1e-4 * ref_px / tick_px), 1), MAX_NEAR_TICKS)
     )
@@ -413,6 +436,7 @@ def run(
             scratch,
             counters,
             cursors,
+            sweep,
             near_ticks,
             wake_ns,
             stop,

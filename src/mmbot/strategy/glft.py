@@ -126,20 +126,29 @@ def _decay_intensity(st, params, now_ns: int) -> None:
 
 
 @njit(cache=True)
-def on_trade(state, params, now_ns: int, px: float, aggressor_side: int) -> None:
-    """A market trade seen locally: count the depth it reached from the last local mid."""
+def on_trade_depth(state, params, now_ns: int, depth_ticks: float) -> None:
+    """An aggressor order that reached ``depth_ticks`` beyond the mid it met: count it in every
+    depth bin it reached (λ(δ) = rate of aggressor orders reaching at least δ)."""
     st = state[0]
-    p = params[0]
-    if math.isnan(st.last_mid_ticks) or aggressor_side == 0:
-        return
     _decay_intensity(st, params, now_ns)
-    depth_ticks = aggressor_side * (px / p.tick_px - st.last_mid_ticks)
     for j in range(N_DEPTH_BINS):
         if depth_ticks + 1e-9 >= 0.5 + j:
             st.depth_count[j] += 1.0
         else:
             break
     st.n_trades += 1
+
+
+@njit(cache=True)
+def on_trade(state, params, now_ns: int, px: float, aggressor_side: int) -> None:
+    """A market trade print seen locally, measured from the last local mid. A driver that sees the
+    prints of one sweep separately should group them (see ``mmbot.backtest``) and call
+    ``on_trade_depth`` once with the sweep's deepest price; one call per print over-counts sweeps."""
+    st = state[0]
+    p = params[0]
+    if math.isnan(st.last_mid_ticks) or aggressor_side == 0:
+        return
+    on_trade_depth(state, params, now_ns, aggressor_side * (px / p.tick_px - st.last_mid_ticks))
 
 
 @njit(cache=True)
