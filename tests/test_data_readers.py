@@ -530,3 +530,19 @@ def test_binance_futures_snapshot_older_than_the_book_is_skipped(tmp_path):
     kind = events["ev"] & KIND_MASK
     assert sorted(events["px"][kind == DEPTH_SNAPSHOT_EVENT].tolist()) == [7.0, 9.0, 20.0, 20.0]
     assert events["px"][kind == DEPTH_EVENT].tolist() == [9.1, 9.2, 9.3, 7.1, 7.2]
+
+
+def test_bybit_parse_message_matches_the_file_reader():
+    from mmbot.data.bybit import parse_message
+
+    lines = BYBIT_SAMPLE.read_text().splitlines()
+    file_events, _ = load_events(BYBIT_SAMPLE, use_cache=False)
+    rows = []
+    for x in lines:
+        m = json.loads(x)
+        rows.append(parse_message(m, m["ts"] * 1_000_000 + DEFAULT_FEED_LATENCY_NS))
+    live = np.concatenate(rows)
+    assert len(live) == len(file_events)  # this sample needs no repair
+    for f in ("ev", "exch_ts", "local_ts", "px", "qty"):
+        assert np.array_equal(live[f], file_events[f]), f
+    assert len(parse_message({"op": "pong"}, 0)) == 0

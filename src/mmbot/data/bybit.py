@@ -150,6 +150,98 @@ class _BybitParser:
         )
 
 
+def parse_message(msg: dict, local_ts_ns: int) -> np.ndarray:
+    """One Bybit V5 public message (already JSON-decoded) -> ``EVENT_DTYPE`` rows, stateless, with
+    the reader's conventions (for the live connector): ``orderbook`` snapshot -> ``DEPTH_CLEAR |
+    side`` (px = deepest level) + ``DEPTH_SNAPSHOT`` rows, delta -> ``DEPTH`` rows, ``publicTrade``
+    -> ``TRADE`` rows at each trade's ``T``; other topics -> no rows. Sequence checks (``u``) are
+    the caller's (they need state). Raises ``UserError`` on a malformed message."""
+    from mmbot.events import (
+        BUY_EVENT,
+        DEPTH_CLEAR_EVENT,
+        DEPTH_EVENT,
+        DEPTH_SNAPSHOT_EVENT,
+        EVENT_DTYPE,
+        EXCH_EVENT,
+        LOCAL_EVENT,
+        SELL_EVENT,
+        TRADE_EVENT,
+    )
+
+    flags = EXCH_EVENT | LOCAL_EVENT
+    topic = msg.get("topic") if isinstance(msg, dict) else None
+    if not isinstance(topic, str):
+        return np.zeros(0, dtype=EVENT_DTYPE)
+    try:
+        if topic.startswith("orderbook."):
+            data = msg["data"]
+            exch = int(msg["ts"]) * _MS
+            snap = msg.get("type") == "snapshot"
+            kind = DEPTH_SNAPSHOT_EVENT if snap else DEPTH_EVENT
+            b = data.get("b", [])
+            a = data.get("a", [])
+            vals = parse_decimal_strs(
+                [x for lv in b for x in lv[:2]] + [x for lv in a for x in lv[:2]]
+            )
+            px, qty = vals[0::2], vals[1::2]
+            n_clear = (1 if (snap and b) else 0) + (1 if (snap and a) else 0)
+            out = np.zeros(n_clear + len(px), dtype=EVENT_DTYPE)
+            k = 0
+            if snap and b:
+                out[k] = (
+                    DEPTH_CLEAR_EVENT | BUY_EVENT | flags,
+                    exch,
+                    local_ts_ns,
+                    px[: len(b)].min(),
+                    0,
+                    0,
+                    0,
+                    0,
+                )
+                k += 1
+            if snap and a:
+                out[k] = (
+                    DEPTH_CLEAR_EVENT | SELL_EVENT | flags,
+                    exch,
+                    local_ts_ns,
+                    px[len(b) :].max(),
+                    0,
+                    0,
+                    0,
+                    0,
+                )
+                k += 1
+            body = out[k:]
+            body["ev"][: len(b)] = kind | BUY_EVENT | flags
+            body["ev"][len(b) :] = kind | SELL_EVENT | flags
+            body["exch_ts"] = exch
+            body["local_ts"] = local_ts_ns
+            body["px"] = px
+            body["qty"] = qty
+            return out
+        if topic.startswith("publicTrade."):
+            trades = msg["data"]
+            out = np.zeros(len(trades), dtype=EVENT_DTYPE)
+            for k, t in enumerate(trades):
+                side = SELL_EVENT if t.get("S") == "Sell" else BUY_EVENT
+                out[k] = (
+                    TRADE_EVENT | side | flags,
+                    int(t.get("T", msg.get("ts"))) * _MS,
+                    local_ts_ns,
+                    float(t["p"]),
+                    float(t["v"]),
+                    0,
+                    0,
+                    0.0,
+                )
+            return out
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise UserError(
+            f"bybit message on {topic!r}: malformed ({type(exc).__name__}: {exc})"
+        ) from None
+    return np.zeros(0, dtype=EVENT_DTYPE)
+
+
 def iter_bybit(
     path: Path,
     stats: ReadStats,
