@@ -316,3 +316,14 @@ def test_drop_stale_removes_cache_files_older_than_a_dependency(tmp_path) -> Non
     os.utime(dep, (t + 20, t + 20))
     assert drop_stale(str(mod), [str(dep)]) == 2  # the callee changed after: caller's cache goes
     assert not nbi.exists() and not nbc.exists() and other.exists()
+
+
+def test_a_one_tick_move_waits_for_tail_age_a_two_tick_move_does_not() -> None:
+    # tick 0.1, a half-spread of one tick: the tolerance is its floor, reprice_min_ticks = 1
+    p = _params(tail_age_ms=700, reprice_tol_ratio=0.25)
+    assert float(p["reprice_min_ticks"][0]) == 1.0
+    o = _live(px=100.0, since=T0)
+    young = T0 + 100 * MS
+    assert manager.decide(o[SIDE_BID], 100.1, 1.0, 0.1, p, young) == manager.OP_KEEP
+    assert manager.decide(o[SIDE_BID], 100.2, 1.0, 0.1, p, young) == OP_REPLACE
+    assert manager.decide(o[SIDE_BID], 100.1, 1.0, 0.1, p, T0 + 701 * MS) == OP_REPLACE

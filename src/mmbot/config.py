@@ -75,6 +75,11 @@ class Quoting(_Strict):
         1.0, gt=0.0, description="band from the touch for 'visible size near'"
     )
     reprice_tol_ratio: float = Field(0.25, ge=0.0, description="reprice tolerance / half-spread")
+    reprice_min_ticks: float = Field(
+        1.0,
+        ge=0.0,
+        description="reprice tolerance floor in ticks (a move of this much waits for tail_age)",
+    )
     vol_halflife_s: float = Field(30.0, gt=0.0)
     intensity_halflife_s: float = Field(60.0, gt=0.0)
     refit_interval_ms: float = Field(500.0, gt=0.0)

@@ -9,7 +9,7 @@ Rules for a side with target (px, qty):
 - no target (qty 0 or px NaN) → cancel the live order, if any;
 - no order → new;
 - live order whose price is off the target by more than the reprice tolerance
-  (``reprice_tol_ratio × half-spread``, at least half a tick), or whose open size is more than
+  (``reprice_tol_ratio × half-spread``, at least ``reprice_min_ticks``), or whose open size is more than
   twice or less than half the target → replace;
 - live order older than ``tail_age_ms`` (since its price became live) that differs from the target
   at all → replace (refresh), even inside the tolerance;
@@ -59,7 +59,9 @@ def decide(order, tgt_px: float, tgt_qty: float, half_spread_px: float, params, 
         return OP_CANCEL if status == ORD_LIVE else OP_KEEP
     if status == ORD_NONE:
         return OP_NEW
-    tol = 0.5 * p.tick_px
+    # tolerance: a fraction of the half-spread, at least reprice_min_ticks; a move within it (a
+    # move of exactly the tolerance included) is left to the tail_age refresh
+    tol = p.reprice_min_ticks * p.tick_px
     if half_spread_px == half_spread_px:
         tol = max(tol, p.reprice_tol_ratio * half_spread_px)
     dpx = abs(order.px - tgt_px)

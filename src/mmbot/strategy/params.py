@@ -42,6 +42,7 @@ PARAMS_DTYPE = np.dtype(
         ("obi_coef", "f8"),
         ("near_band_bps", "f8"),
         ("reprice_tol_ratio", "f8"),
+        ("reprice_min_ticks", "f8"),
         ("vol_halflife_s", "f8"),
         ("intensity_halflife_s", "f8"),
         ("refit_interval_ns", "i8"),
@@ -118,6 +119,7 @@ def make_params(
     rec["obi_coef"] = q.obi_coef
     rec["near_band_bps"] = q.near_band_bps
     rec["reprice_tol_ratio"] = q.reprice_tol_ratio
+    rec["reprice_min_ticks"] = q.reprice_min_ticks
     rec["vol_halflife_s"] = q.vol_halflife_s
     rec["intensity_halflife_s"] = q.intensity_halflife_s
     rec["refit_interval_ns"] = int(q.refit_interval_ms * 1e6)
