@@ -73,8 +73,15 @@ def _fallback_load_binance(path: Path) -> np.ndarray:
 
 # ================================ fitting =======================================================
 _PROBS = np.linspace(0.0, 1.0, 41)
+# size tables stop short of the sample maximum: one freak print (46 BTC in the USD-M capture)
+# would otherwise dominate the mean maker order and every rate expressed per maker order
+_MAKER_PROBS = np.linspace(0.0, 0.99, 41)
+_PARENT_PROBS = np.linspace(0.0, 0.999, 41)
 FIT_SECONDS = 600
-FIT_ROUNDS = 10
+FIT_ROUNDS = 12
+# a sweep may signal more than its own mechanical move (informed sweeps): up to 3x
+MAX_PERMANENCE = 3.0
+DAMPING = 0.7  # exponent of the multiplicative fixed-point steps (sim noise vs speed)
 FIT_SEED = 12345
 _T0_NS = 1_700_000_000_000_000_000
 DEPTH_MAX_BPS = 5.0
@@ -213,42 +220,7 @@ def _fit(
             best_model = copy.deepcopy(m)
         if rnd == rounds:
             break
-        m["sigma_bps_per_sqrt_s"] *= (
-            _clip(target["vol_bps_per_sqrt_s"] / s["vol_bps_per_sqrt_s"], 0.5, 2.0) ** 0.8
-        )
-        rate_f = _clip(target["parent_rate_per_s"] / s["parent_rate_per_s"], 0.5, 2.0)
-        m["noise_base_rate_per_s"] *= rate_f
-        m["informed_rate_per_s_per_bps"] *= rate_f
-        f_sim = s["parent_count_fano_1s"]
-        f_tgt = target["parent_count_fano_1s"]
-        n = m["hawkes_branching_ratio"]
-        m["hawkes_branching_ratio"] = _clip(
-            1.0 - (1.0 - n) * np.sqrt(max(f_sim, 1.0) / max(f_tgt, 1.0)), 0.0, 0.95
-        )
-        m["maker_size_scale"] = _clip(
-            m.get("maker_size_scale", 1.0)
-            * _clip(s["prints_per_parent"] / target["prints_per_parent"], 0.5, 2.0),
-            0.2,
-            30.0,
-        )
-        extra_sim = max(s["spread_ticks_mean"] - 1.0, 1e-3)
-        extra_tgt = (
-            max(target["spread_ticks_mean"] - 1.0, 1e-3) if fit_depth_by_level else extra_sim
-        )
-        m["refill_rate_per_s"] *= _clip(extra_sim / extra_tgt, 0.5, 2.0)
-        mo_sim = s["markout_1s_bps"]
-        mo_tgt = target["markout_1s_bps"]
-        # print markout (sweeps through the thin book, partly permanent) -> permanence ratio;
-        # aggressor-order markout (information per order) -> informed intensity
-        m["impact_permanence_ratio"] = _clip(
-            m["impact_permanence_ratio"]
-            * (1.5 if mo_sim <= 0 else _clip(mo_tgt / mo_sim, 0.7, 1.5)),
-            0.0,
-            1.0,
-        )
-        pm_sim = s["parent_markout_1s_bps"]
-        pm_tgt = target["parent_markout_1s_bps"]
-        m["informed_rate_per_s_per_bps"] *= 1.5 if pm_sim <= 0 else _clip(pm_tgt / pm_sim, 0.7, 1.5)
+        _update(m, s, target, fit_spread=fit_depth_by_level)
         tk = np.asarray(m["depth_target_qty"], dtype=np.float64)
         if fit_depth_by_level:
             sim_l = np.asarray(s["depth_qty_by_level"])
@@ -277,6 +249,54 @@ def _fit(
     calib["model"] = best_model
     log.append(f"kept the parameters of the best round (loss {best_loss:.3f})")
     return calib
+
+
+def _ratio(tgt: float, sim: float, power: float = DAMPING) -> float:
+    """Damped multiplicative step toward the target (1 when either side is not > 0)."""
+    if not (np.isfinite(tgt) and np.isfinite(sim) and tgt > 0 and sim > 0):
+        return 1.0
+    return _clip((tgt / sim) ** power, 0.67, 1.5)
+
+
+def _update(m: dict, s: dict, target: dict, *, fit_spread: bool) -> None:
+    """One fixed-point step: each parameter moves toward the statistic it drives most."""
+    # volatility not carried by trades comes from v's diffusion and jumps: scale both
+    vol_f = _ratio(target["vol_bps_per_sqrt_s"], s["vol_bps_per_sqrt_s"])
+    m["sigma_bps_per_sqrt_s"] *= vol_f
+    m["jump_size_bps"] *= vol_f
+    m["noise_base_rate_per_s"] *= _ratio(target["parent_rate_per_s"], s["parent_rate_per_s"])
+    # Hawkes: the count Fano factor over windows >> 1/beta is 1/(1-n)^2
+    f_sim = max(float(s["parent_count_fano_1s"]), 1.0)
+    f_tgt = max(float(target["parent_count_fano_1s"]), 1.0)
+    n = m["hawkes_branching_ratio"]
+    m["hawkes_branching_ratio"] = _clip(
+        1.0 - (1.0 - n) * (f_sim / f_tgt) ** (0.5 * DAMPING), 0.0, 0.95
+    )
+    # bigger maker orders -> fewer prints per aggressor order
+    m["maker_size_scale"] = _clip(
+        m.get("maker_size_scale", 1.0)
+        / _ratio(target["prints_per_parent"], s["prints_per_parent"]),
+        0.2,
+        50.0,
+    )
+    if fit_spread:
+        # faster refill -> the touch is rebuilt sooner -> the spread's excess over one tick shrinks
+        m["refill_rate_per_s"] *= 1.0 / _ratio(
+            max(target["spread_ticks_mean"] - 1.0, 1e-3), max(s["spread_ticks_mean"] - 1.0, 1e-3)
+        )
+    # print markout (sweeps through the book, partly permanent) -> permanence of noise impact;
+    # aggressor-order markout (information per order) -> informed intensity
+    m["impact_permanence_ratio"] = _clip(
+        m["impact_permanence_ratio"] * _ratio(target["markout_1s_bps"], s["markout_1s_bps"])
+        if s["markout_1s_bps"] > 0
+        else m["impact_permanence_ratio"] + 0.1,
+        0.0,
+        MAX_PERMANENCE,
+    )
+    pm = s["parent_markout_1s_bps"]
+    m["informed_rate_per_s_per_bps"] *= (
+        _ratio(target["parent_markout_1s_bps"], pm) if pm > 0 else 1.5
+    )
 
 
 LOSS_KEYS = (
@@ -342,7 +362,7 @@ def calibrate(
         "jump_rate_per_s": jump_rate,
         "jump_size_bps": jump_bps,
         "cancel_rate_per_s": 0.3,
-        "refill_rate_per_s": 3.0,
+        "refill_rate_per_s": 30.0,
         "stale_cancel_rate_per_s": 20.0,
         "stale_edge_bps": 0.0,
         "noise_base_rate_per_s": float(target["parent_rate_per_s"]) * (1.0 - n0) * 0.7,
@@ -353,9 +373,11 @@ def calibrate(
         "same_side_ratio": _clip(2.0 * float(target["parent_same_side_ratio"]) - 1.0, 0.0, 0.95),
         "informed_edge_bps": max(0.25, 0.5 * tick_bps_cap),
         "depth_target_qty": _depth_targets(target, tick_bps_cap),
-        "maker_size_quantiles_qty": [float(x) for x in np.quantile(prints, _PROBS)],
+        "maker_size_quantiles_qty": [float(x) for x in np.quantile(prints, _MAKER_PROBS)],
         "maker_size_scale": 1.0,
-        "parent_size_quantiles_qty": [float(max(x, lot_qty)) for x in np.quantile(parents, _PROBS)],
+        "parent_size_quantiles_qty": [
+            float(max(x, lot_qty)) for x in np.quantile(parents, _PARENT_PROBS)
+        ],
     }
     calib: dict = {
         "schema": "mmbot.market.v1",
@@ -422,7 +444,11 @@ def _load_capture(path: Path) -> np.ndarray:
 
 
 def calibrate_command(
-    path: Path, out: Path, tick_bps: float = 0.0, rounds: int = FIT_ROUNDS
+    path: Path,
+    out: Path,
+    tick_bps: float = 0.0,
+    rounds: int = FIT_ROUNDS,
+    fit_seconds: int = FIT_SECONDS,
 ) -> dict:
     """``mmbot data calibrate PATH --out FILE [--tick-bps X]``: fit, write sorted-key JSON with
     provenance, print the capture's statistics next to the fitted market's."""
@@ -438,7 +464,7 @@ def calibrate_command(
         raise UserError(f"calibrate: capture not found: {path}")
     events = _load_capture(path)
     log: list[str] = []
-    calib = calibrate(events, tick_bps=tick_bps, rounds=rounds, log=log)
+    calib = calibrate(events, tick_bps=tick_bps, rounds=rounds, fit_seconds=fit_seconds, log=log)
     stem = path.name.split(".")[0]
     calib["name"] = Path(out).stem
     calib["provenance"] = {

@@ -59,6 +59,11 @@ _RING_MASK = RING_TICKS - 1
 WARMUP_NS = 30_000_000_000
 # a parent order prints at most this many maker fills; the rest of a level goes in one print
 MAX_PRINTS = 512
+# the first NEAR_LEVELS levels' intensities are exact at every event; deeper ones are refreshed
+# every FAR_EVERY events or when the level grid moved by more than FAR_SHIFT ticks (speed)
+NEAR_LEVELS = 16
+FAR_EVERY = 16
+FAR_SHIFT = 2
 
 # --- layout of the float parameter vector handed to the compiled core -------------------------
 P_SIGMA_TICKS = 0  # diffusion of v, ticks per sqrt(s)
@@ -93,16 +98,25 @@ S_QB_LOTS = 7
 S_QA_LOTS = 8
 S_LAST_LOCAL_NS = 9
 S_LAT_T_NS = 10  # exchange time of the last latency draw
-N_ISTATE = 11
+S_FAR_AGE = 11  # draws since the deep-level sums were refreshed
+S_FAR_TOP = 12  # bid / ask reference level they were computed for
+S_FAR_BOT = 13
+N_ISTATE = 14
 # --- float state: v, Hawkes excess, and the rates drawn with for the pending event -------------
 F_V = 0
 F_HAWKES = 1
 F_BOUND = 2
-F_R0 = 3  # 8 rates: bid arrivals, ask arrivals, bid cancels, ask cancels, informed buy,
-N_RATES = 8  # informed sell, stale bid, stale ask
+F_R0 = 3  # 9 rates: bid arrivals, ask arrivals, bid cancels, ask cancels, informed buy,
+N_RATES = 9  # informed sell, stale bid, stale ask, jump of v
+K_JUMP = 8
 F_LAST_SIDE = F_R0 + N_RATES  # side of the last parent (+1 buy, -1 sell)
 F_LAT_Z = F_LAST_SIDE + 1  # Gaussian state of the feed latency (AR(1) copula)
-N_FSTATE = F_LAT_Z + 1
+F_STEPS = F_LAT_Z + 1  # simulated events so far, by kind (-1 = null .. N_RATES = noise parent)
+F_NEAR = F_STEPS + N_RATES + 2  # missing bid, missing ask, excess bid, excess ask: near levels
+F_FAR = F_NEAR + 4  # the same over the deep levels (refreshed less often)
+F_SPARE = F_FAR + 4  # second normal of the last Box-Muller pair, and whether it is unused
+F_SPARE_OK = F_SPARE + 1
+N_FSTATE = F_SPARE_OK + 1
 
 _NONE = -1  # empty book side
 
@@ -157,24 +171,17 @@ def _exp1(s: np.ndarray) -> float:
 
 
 @njit(cache=True)
-def _normal(s: np.ndarray) -> float:
+def _normal(s: np.ndarray, fs: np.ndarray) -> float:
+    """Standard normal (Box-Muller; the pair's second value is kept in the state)."""
+    if fs[F_SPARE_OK] != 0.0:
+        fs[F_SPARE_OK] = 0.0
+        return fs[F_SPARE]
     u1 = 1.0 - _uniform(s)
     u2 = _uniform(s)
-    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
-
-
-@njit(cache=True)
-def _poisson(s: np.ndarray, lam: float) -> int:
-    # inversion; only used with small means (jumps within one inter-event gap)
-    if lam <= 0.0:
-        return 0
-    L = math.exp(-lam)
-    k = 0
-    p = _uniform(s)
-    while p > L and k < 64:
-        k += 1
-        p *= _uniform(s)
-    return k
+    rad = math.sqrt(-2.0 * math.log(u1))
+    fs[F_SPARE] = rad * math.sin(2.0 * math.pi * u2)
+    fs[F_SPARE_OK] = 1.0
+    return rad * math.cos(2.0 * math.pi * u2)
 
 
 @njit(cache=True)
@@ -213,17 +220,17 @@ def _emit(
     local_ns: int,
     px: float,
     qty: float,
-    o_ev: np.ndarray,
-    o_exch: np.ndarray,
-    o_local: np.ndarray,
-    o_px: np.ndarray,
-    o_qty: np.ndarray,
+    out: np.ndarray,
 ) -> int:
-    o_ev[n] = ev
-    o_exch[n] = exch_ns
-    o_local[n] = local_ns
-    o_px[n] = px
-    o_qty[n] = qty
+    r = out[n]
+    r.ev = ev
+    r.exch_ts = exch_ns
+    r.local_ts = local_ns
+    r.px = px
+    r.qty = qty
+    r.order_id = 0
+    r.ival = 0
+    r.fval = 0.0
     return n + 1
 
 
@@ -269,6 +276,56 @@ def _ask_bot(v: float, bb: int) -> int:
 
 
 @njit(cache=True)
+def _zone_sums(
+    target: np.ndarray, q: np.ndarray, ref: int, sgn: int, k0: int, k1: int
+) -> tuple[float, float]:
+    """(missing, excess) queue vs target over levels k0..k1-1 counted from ``ref``."""
+    gap = 0.0
+    ex = 0.0
+    for k in range(k0, k1):
+        d = target[k] - q[(ref + sgn * k) & _RING_MASK]
+        if d > 0:
+            gap += d
+        else:
+            ex -= d
+    return gap, ex
+
+
+@njit(cache=True)
+def _pick_level(
+    rng: np.ndarray,
+    target: np.ndarray,
+    q: np.ndarray,
+    ref: int,
+    sgn: int,
+    k0: int,
+    k1: int,
+    excess: bool,
+) -> int:
+    """A level k in k0..k1-1 drawn in proportion to its missing (or excess) queue; -1 if none."""
+    tot = 0.0
+    for k in range(k0, k1):
+        d = target[k] - q[(ref + sgn * k) & _RING_MASK]
+        if excess:
+            d = -d
+        if d > 0:
+            tot += d
+    if tot <= 0.0:
+        return -1
+    y = _uniform(rng) * tot
+    c = 0.0
+    for k in range(k0, k1):
+        d = target[k] - q[(ref + sgn * k) & _RING_MASK]
+        if excess:
+            d = -d
+        if d > 0:
+            c += d
+            if y < c:
+                return k
+    return k1 - 1
+
+
+@njit(cache=True)
 def _draw_next(
     P: np.ndarray,
     target: np.ndarray,
@@ -287,27 +344,33 @@ def _draw_next(
     refill = P[P_REFILL_RATE]
     top = _bid_top(v, ba)
     bot = _ask_bot(v, bb)
-    gap_b = 0.0
-    gap_a = 0.0
-    ex_b = 0.0
-    ex_a = 0.0
-    for k in range(target.shape[0]):
-        d = target[k] - bq[(top - k) & _RING_MASK]
-        if d > 0:
-            gap_b += d
+    nlev = target.shape[0]
+    kq = NEAR_LEVELS if nlev > NEAR_LEVELS else nlev
+    near = fs[F_NEAR : F_NEAR + 4]
+    far = fs[F_FAR : F_FAR + 4]
+    near[0], near[2] = _zone_sums(target, bq, top, -1, 0, kq)
+    near[1], near[3] = _zone_sums(target, aq, bot, 1, 0, kq)
+    if nlev > kq:
+        # deep levels change slowly: their sums are refreshed every FAR_EVERY draws or when the
+        # efficient price has moved the level grid by more than FAR_SHIFT ticks
+        if (
+            ist[S_FAR_AGE] >= FAR_EVERY
+            or abs(top - ist[S_FAR_TOP]) > FAR_SHIFT
+            or abs(bot - ist[S_FAR_BOT]) > FAR_SHIFT
+        ):
+            far[0], far[2] = _zone_sums(target, bq, top, -1, kq, nlev)
+            far[1], far[3] = _zone_sums(target, aq, bot, 1, kq, nlev)
+            ist[S_FAR_TOP] = top
+            ist[S_FAR_BOT] = bot
+            ist[S_FAR_AGE] = 0
         else:
-            ex_b -= d
-        d = target[k] - aq[(bot + k) & _RING_MASK]
-        if d > 0:
-            gap_a += d
-        else:
-            ex_a -= d
+            ist[S_FAR_AGE] += 1
     # queue-reactive: queues below their target attract makers, queues above it lose them
     r = fs[F_R0:]
-    r[0] = refill * gap_b / maker
-    r[1] = refill * gap_a / maker
-    r[2] = (P[P_CANCEL_RATE] * ist[S_QB_LOTS] + refill * ex_b) / maker
-    r[3] = (P[P_CANCEL_RATE] * ist[S_QA_LOTS] + refill * ex_a) / maker
+    r[0] = refill * (near[0] + far[0]) / maker
+    r[1] = refill * (near[1] + far[1]) / maker
+    r[2] = (P[P_CANCEL_RATE] * ist[S_QB_LOTS] + refill * (near[2] + far[2])) / maker
+    r[3] = (P[P_CANCEL_RATE] * ist[S_QA_LOTS] + refill * (near[3] + far[3])) / maker
     inf_edge = P[P_INFORMED_EDGE]
     # informed intensity grows with the mispricing they see (per tick beyond the edge)
     r[4] = P[P_INFORMED_RATE] * (v - ba - inf_edge) if (ba != _NONE and v > ba + inf_edge) else 0.0
@@ -315,6 +378,7 @@ def _draw_next(
     st_edge = P[P_STALE_EDGE]
     r[6] = P[P_STALE_RATE] * _lvl(bq, bb) / maker if (bb != _NONE and bb > v + st_edge) else 0.0
     r[7] = P[P_STALE_RATE] * _lvl(aq, ba) / maker if (ba != _NONE and ba < v - st_edge) else 0.0
+    r[K_JUMP] = P[P_JUMP_RATE]
     bound = P[P_NOISE_MU] + fs[F_HAWKES]
     for i in range(N_RATES):
         bound += r[i]
@@ -331,7 +395,7 @@ def _latency_ns(
     copula so consecutive messages see similar latencies (as on a real link) instead of a
     running maximum of independent draws once local time is kept non-decreasing."""
     tau = P[P_LAT_TAU_S]
-    z = _normal(rng)
+    z = _normal(rng, fs)
     if tau > 0.0:
         phi = math.exp(-(t_ns - ist[S_LAT_T_NS]) * 1e-9 / tau)
         z = phi * fs[F_LAT_Z] + math.sqrt(1.0 - phi * phi) * z
@@ -367,20 +431,15 @@ def _advance(
     aq: np.ndarray,
     t_end_ns: int,
     emit: bool,
-    o_ev: np.ndarray,
-    o_exch: np.ndarray,
-    o_local: np.ndarray,
-    o_px: np.ndarray,
-    o_qty: np.ndarray,
+    out: np.ndarray,
 ) -> int:
     """Run the market until the next event would be at or after ``t_end_ns`` or the output
     buffer is nearly full. Returns the number of rows written (0 when ``emit`` is False)."""
-    cap = o_ev.shape[0] - _RESERVE_ROWS
+    cap = out.shape[0] - _RESERVE_ROWS
     n = 0
     tick = P[P_TICK_PX]
     lot = P[P_LOT_QTY]
     sigma = P[P_SIGMA_TICKS]
-    jump_rate = P[P_JUMP_RATE]
     jump_ticks = P[P_JUMP_TICKS]
     mu = P[P_NOISE_MU]
     hawkes_jump = P[P_HAWKES_N] * P[P_HAWKES_BETA]
@@ -412,14 +471,15 @@ def _advance(
                 break
         if kind < 0 and x < acc + mu + hx:
             kind = N_RATES  # noise parent
+        fs[F_STEPS + 1 + kind] += 1.0
         # ---- the efficient price moves over the gap --------------------------------------
-        v = fs[F_V] + sigma * math.sqrt(dt_s) * _normal(rng)
-        nj = _poisson(rng, jump_rate * dt_s)
-        for _ in range(nj):
+        v = fs[F_V] + sigma * math.sqrt(dt_s) * _normal(rng, fs)
+        if kind == K_JUMP:
+            # jumps of v are events of their own (Poisson), double-exponential in size
             sz = jump_ticks * _exp1(rng)
             v += sz if _uniform(rng) < 0.5 else -sz
         fs[F_V] = v
-        if kind < 0:
+        if kind < 0 or kind == K_JUMP:
             continue
         bb = ist[S_BEST_BID]
         ba = ist[S_BEST_ASK]
@@ -439,21 +499,13 @@ def _advance(
                 ref = _ask_bot(v, bb)
                 q = aq
                 sgn = 1
-            tot = 0.0
-            for k in range(kmax):
-                d = target[k] - q[(ref + sgn * k) & _RING_MASK]
-                if d > 0:
-                    tot += d
-            if tot > 0.0:
-                y = _uniform(rng) * tot
-                k = 0
-                c = 0.0
-                for k in range(kmax):
-                    d = target[k] - q[(ref + sgn * k) & _RING_MASK]
-                    if d > 0:
-                        c += d
-                        if y < c:
-                            break
+            kq = NEAR_LEVELS if kmax > NEAR_LEVELS else kmax
+            zone_near = fs[F_NEAR + kind]
+            if _uniform(rng) * (zone_near + fs[F_FAR + kind]) < zone_near:
+                k = _pick_level(rng, target, q, ref, sgn, 0, kq, False)
+            else:
+                k = _pick_level(rng, target, q, ref, sgn, kq, kmax, False)
+            if k >= 0:
                 p = ref + sgn * k
                 j = p & _RING_MASK
                 lots = _maker_lots(rng, maker_tab, lot)
@@ -474,11 +526,7 @@ def _advance(
                             local_ns,
                             p * tick,
                             q[j] * lot,
-                            o_ev,
-                            o_exch,
-                            o_local,
-                            o_px,
-                            o_qty,
+                            out,
                         )
                 else:
                     ist[S_QA_LOTS] += lots
@@ -496,11 +544,7 @@ def _advance(
                             local_ns,
                             p * tick,
                             q[j] * lot,
-                            o_ev,
-                            o_exch,
-                            o_local,
-                            o_px,
-                            o_qty,
+                            out,
                         )
         elif kind == 2 or kind == 3 or kind == 6 or kind == 7:
             # one maker order leaves: any level in proportion to its queue, or the stale touch
@@ -522,22 +566,13 @@ def _advance(
                     excess = True
                     ref = _bid_top(v, ba) if bid else _ask_bot(v, bb)
                     sgn = -1 if bid else 1
-                    tot = 0.0
-                    for k in range(kmax):
-                        d = q[(ref + sgn * k) & _RING_MASK] - target[k]
-                        if d > 0:
-                            tot += d
-                    p = _NONE
-                    if tot > 0.0:
-                        y = _uniform(rng) * tot
-                        c = 0.0
-                        for k in range(kmax):
-                            d = q[(ref + sgn * k) & _RING_MASK] - target[k]
-                            if d > 0:
-                                c += d
-                                if y < c:
-                                    p = ref + sgn * k
-                                    break
+                    kq = NEAR_LEVELS if kmax > NEAR_LEVELS else kmax
+                    zone_near = fs[F_NEAR + kind]  # kind 2/3 -> excess slots 2/3
+                    if _uniform(rng) * (zone_near + fs[F_FAR + kind]) < zone_near:
+                        k = _pick_level(rng, target, q, ref, sgn, 0, kq, True)
+                    else:
+                        k = _pick_level(rng, target, q, ref, sgn, kq, kmax, True)
+                    p = ref + sgn * k if k >= 0 else _NONE
                 else:
                     y = _uniform(rng) * tot_lots
                     c = 0.0
@@ -565,11 +600,7 @@ def _advance(
                                 local_ns,
                                 p * tick,
                                 q[j] * lot,
-                                o_ev,
-                                o_exch,
-                                o_local,
-                                o_px,
-                                o_qty,
+                                out,
                             )
                         if q[j] == 0 and p == bb:
                             ist[S_BEST_BID] = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
@@ -583,11 +614,7 @@ def _advance(
                                 local_ns,
                                 p * tick,
                                 q[j] * lot,
-                                o_ev,
-                                o_exch,
-                                o_local,
-                                o_px,
-                                o_qty,
+                                out,
                             )
                         if q[j] == 0 and p == ba:
                             ist[S_BEST_ASK] = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
@@ -636,11 +663,7 @@ def _advance(
                             local_ns,
                             p * tick,
                             take * lot,
-                            o_ev,
-                            o_exch,
-                            o_local,
-                            o_px,
-                            o_qty,
+                            out,
                         )
                     if buy:
                         ist[S_QA_LOTS] -= take
@@ -655,11 +678,7 @@ def _advance(
                         local_ns,
                         p * tick,
                         q[j] * lot,
-                        o_ev,
-                        o_exch,
-                        o_local,
-                        o_px,
-                        o_qty,
+                        out,
                     )
                 if q[j] == 0:
                     if buy:
@@ -687,18 +706,12 @@ def _advance(
             bq,
             aq,
             n,
-            o_ev,
-            o_exch,
-            o_local,
-            o_px,
-            o_qty,
+            out,
         )
 
 
 @njit(cache=True)
-def _trim(
-    v, kmax, emit, tick, lot, t_new, local_ns, ist, bq, aq, n, o_ev, o_exch, o_local, o_px, o_qty
-) -> int:
+def _trim(v, kmax, emit, tick, lot, t_new, local_ns, ist, bq, aq, n, out) -> int:
     far = int(math.ceil(v)) - kmax - 2
     # also bound the stale side so the live range always fits the ring buffer
     stale_cap = int(v) + RING_TICKS // 4
@@ -719,11 +732,7 @@ def _trim(
                         local_ns,
                         p * tick,
                         0.0,
-                        o_ev,
-                        o_exch,
-                        o_local,
-                        o_px,
-                        o_qty,
+                        out,
                     )
             ist[S_LO_BID] = p + 1
         if ist[S_LO_BID] > ist[S_BEST_BID]:
@@ -742,11 +751,7 @@ def _trim(
                     local_ns,
                     p * tick,
                     0.0,
-                    o_ev,
-                    o_exch,
-                    o_local,
-                    o_px,
-                    o_qty,
+                    out,
                 )
             ist[S_BEST_BID] = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
     far = int(math.floor(v)) + kmax + 2
@@ -768,11 +773,7 @@ def _trim(
                         local_ns,
                         p * tick,
                         0.0,
-                        o_ev,
-                        o_exch,
-                        o_local,
-                        o_px,
-                        o_qty,
+                        out,
                     )
             ist[S_HI_ASK] = p - 1
         if ist[S_HI_ASK] < ist[S_BEST_ASK]:
@@ -791,11 +792,7 @@ def _trim(
                     local_ns,
                     p * tick,
                     0.0,
-                    o_ev,
-                    o_exch,
-                    o_local,
-                    o_px,
-                    o_qty,
+                    out,
                 )
             ist[S_BEST_ASK] = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
     return n
@@ -811,11 +808,7 @@ def _snapshot(
     bq: np.ndarray,
     aq: np.ndarray,
     t_ns: int,
-    o_ev: np.ndarray,
-    o_exch: np.ndarray,
-    o_local: np.ndarray,
-    o_px: np.ndarray,
-    o_qty: np.ndarray,
+    out: np.ndarray,
 ) -> int:
     """Emit the current book as DEPTH_SNAPSHOT rows (bids best-first, then asks best-first)."""
     tick = P[P_TICK_PX]
@@ -835,11 +828,7 @@ def _snapshot(
                     local_ns,
                     p * tick,
                     q * lot,
-                    o_ev,
-                    o_exch,
-                    o_local,
-                    o_px,
-                    o_qty,
+                    out,
                 )
             p -= 1
     if ist[S_BEST_ASK] != _NONE:
@@ -854,11 +843,7 @@ def _snapshot(
                     local_ns,
                     p * tick,
                     q * lot,
-                    o_ev,
-                    o_exch,
-                    o_local,
-                    o_px,
-                    o_qty,
+                    out,
                 )
             p += 1
     return n
@@ -902,6 +887,9 @@ def model_arrays(
         lat_tab = _table(
             calib["feed_latency_quantiles_ns"], "feed_latency_quantiles_ns", positive=False
         )
+        # maker orders are the prints' parents' counterparts: the capture shows them only as
+        # (truncated) print sizes, so their scale is fitted to the capture's prints per order
+        maker_tab = maker_tab * float(m.get("maker_size_scale", 1.0))
         target = np.asarray(m["depth_target_qty"], dtype=np.float64)
         P = np.zeros(N_PARAMS, dtype=np.float64)
         P[P_SIGMA_TICKS] = float(m["sigma_bps_per_sqrt_s"]) * ticks_per_bps
@@ -956,6 +944,7 @@ class _Market:
         self.ist[S_T_NS] = int(start_ts_ns) - WARMUP_NS
         self.ist[S_BEST_BID] = _NONE
         self.ist[S_BEST_ASK] = _NONE
+        self.ist[S_FAR_AGE] = FAR_EVERY
         self.start_ts_ns = int(start_ts_ns)
 
     def run(self, t_end_ns: int, emit: bool, cap: int) -> np.ndarray:
@@ -963,11 +952,7 @@ class _Market:
         parts = []
         cap = max(cap, 2 * _RESERVE_ROWS)
         while True:
-            o_ev = np.empty(cap, dtype=np.uint64)
-            o_exch = np.empty(cap, dtype=np.int64)
-            o_local = np.empty(cap, dtype=np.int64)
-            o_px = np.empty(cap, dtype=np.float64)
-            o_qty = np.empty(cap, dtype=np.float64)
+            out = np.empty(cap, dtype=EVENT_DTYPE)
             n = _advance(
                 self.P,
                 self.target,
@@ -981,14 +966,10 @@ class _Market:
                 self.aq,
                 t_end_ns,
                 emit,
-                o_ev,
-                o_exch,
-                o_local,
-                o_px,
-                o_qty,
+                out,
             )
             if emit and n:
-                parts.append(_pack(o_ev, o_exch, o_local, o_px, o_qty, n))
+                parts.append(_pack(out, n))
             if self.ist[S_HAS_PENDING] and self.ist[S_PENDING_NS] >= t_end_ns:
                 break
         if not parts:
@@ -997,11 +978,7 @@ class _Market:
 
     def snapshot(self) -> np.ndarray:
         cap = 4 * RING_TICKS
-        o_ev = np.empty(cap, dtype=np.uint64)
-        o_exch = np.empty(cap, dtype=np.int64)
-        o_local = np.empty(cap, dtype=np.int64)
-        o_px = np.empty(cap, dtype=np.float64)
-        o_qty = np.empty(cap, dtype=np.float64)
+        out = np.empty(cap, dtype=EVENT_DTYPE)
         n = _snapshot(
             self.P,
             self.lat_tab,
@@ -1011,30 +988,14 @@ class _Market:
             self.bq,
             self.aq,
             self.start_ts_ns,
-            o_ev,
-            o_exch,
-            o_local,
-            o_px,
-            o_qty,
+            out,
         )
-        return _pack(o_ev, o_exch, o_local, o_px, o_qty, n)
+        return _pack(out, n)
 
 
-def _pack(
-    o_ev: np.ndarray,
-    o_exch: np.ndarray,
-    o_local: np.ndarray,
-    o_px: np.ndarray,
-    o_qty: np.ndarray,
-    n: int,
-) -> np.ndarray:
-    out = np.zeros(n, dtype=EVENT_DTYPE)
-    out["ev"] = o_ev[:n]
-    out["exch_ts"] = o_exch[:n]
-    out["local_ts"] = o_local[:n]
-    out["px"] = o_px[:n]
-    out["qty"] = o_qty[:n]
-    return out
+def _pack(out: np.ndarray, n: int) -> np.ndarray:
+    """The filled part of a buffer; copied when the buffer is mostly empty (memory)."""
+    return out[:n] if 2 * n >= len(out) else out[:n].copy()
 
 
 def _rows_per_s_guess(calib: dict) -> float:
