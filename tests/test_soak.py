@@ -213,3 +213,25 @@ def test_mm_profile_is_honoured(tmp_path: Path) -> None:
     assert row["knobs"]["min_interval_ms"] == 150
     bad = run_mmbot(work, ["soak", "--hours", "0.02", "--iterations", "1"], MM_PROFILE="NOPE")
     assert bad.returncode == 2 and "NOPE" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_demo_runs_the_seed_soak_from_the_conservative_start(tmp_path: Path) -> None:
+    p = subprocess.run(
+        [sys.executable, "-m", "mmbot.demo"],
+        cwd=tmp_path,
+        env=_env(MM_RUNTIME_OVERRIDES_JSON='{"min_interval_ms": 200}'),  # the demo ignores it
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    gate = json.loads((tmp_path / "artifacts/reports/KPI_GATE.json").read_text())
+    assert f"KPI gate verdict: {gate['verdict']}" in p.stdout
+    for rel in ("artifacts/reports/SOAK_RESULTS.md", "artifacts/reports/REPORT.html"):
+        assert rel in p.stdout and (tmp_path / rel).exists()
+    rows = [
+        json.loads(x) for x in (tmp_path / "artifacts/soak/metrics.jsonl").read_text().splitlines()
+    ]
+    assert len(rows) == 6
+    assert rows[0]["knobs"] == pytest.approx({k: float(v) for k, v in CONSERVATIVE_START.items()})
+    assert sum(r["market_hours"] for r in rows) == pytest.approx(3.0)
