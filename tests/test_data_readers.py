@@ -546,3 +546,56 @@ def test_bybit_parse_message_matches_the_file_reader():
     for f in ("ev", "exch_ts", "local_ts", "px", "qty"):
         assert np.array_equal(live[f], file_events[f]), f
     assert len(parse_message({"op": "pong"}, 0)) == 0
+
+
+def _moved_trade_file(tmp_path: Path, shift_lines: int) -> tuple[Path, int]:
+    with gzip.open(BINANCE_SAMPLE, "rb") as f:
+        raw = f.read().splitlines(keepends=True)
+    k = next(i for i, ln in enumerate(raw) if b"@trade" in ln[:80] and i > 8000)
+    line = raw.pop(k)
+    # keep the receive time plausible: it takes the local time of its new neighbour
+    dest = k + shift_lines
+    line = raw[dest - 1][:19] + line[19:]
+    raw.insert(dest, line)
+    p = tmp_path / f"moved_{shift_lines}.gz"
+    p.write_bytes(gzip.compress(b"".join(raw)))
+    return p, json.loads(line[20:])["data"]["T"] * 1_000_000
+
+
+def _read_streaming(path: Path) -> tuple[np.ndarray, ReadStats]:
+    st = ReadStats(path="", format="")
+    kw = {"block_bytes": 64 << 10, "offset_sample_rows": 5_000, "window_ns": 1_000_000_000}
+    return np.concatenate(list(iter_event_chunks(path, 1 << 40, stats=st, **kw))), st
+
+
+def test_out_of_order_line_within_the_window_is_reordered(tmp_path):
+    p, trade_ts = _moved_trade_file(tmp_path, 40)  # received a few hundred ms late
+    events, st = _read_streaming(p)
+    base, _ = _read_streaming(BINANCE_SAMPLE)
+    assert st.repairs["out_of_order_line_dropped"] == 0
+    assert st.repairs["out_of_order_line_reordered"] >= 1
+    kind = events["ev"] & KIND_MASK
+    tr, tr0 = events[kind == TRADE_EVENT], base[(base["ev"] & KIND_MASK) == TRADE_EVENT]
+    assert np.array_equal(tr["exch_ts"], tr0["exch_ts"]) and np.array_equal(tr["px"], tr0["px"])
+    assert trade_ts in set(tr["exch_ts"].tolist())
+    check_invariants(events)
+
+
+def test_out_of_order_line_beyond_the_window_is_dropped_and_counted(tmp_path):
+    p, trade_ts = _moved_trade_file(tmp_path, 3000)  # several seconds late: window is 1 s
+    events, st = _read_streaming(p)
+    base, _ = _read_streaming(BINANCE_SAMPLE)
+    assert st.repairs["out_of_order_line_dropped"] == 1
+    n_tr = int(((events["ev"] & KIND_MASK) == TRADE_EVENT).sum())
+    assert n_tr == int(((base["ev"] & KIND_MASK) == TRADE_EVENT).sum()) - 1
+    check_invariants(events)
+
+
+def test_tardis_snapshot_is_not_split_across_read_blocks():
+    whole, _ = load_events(TARDIS_BOOK, use_cache=False)
+    st = ReadStats(path="", format="")
+    small = np.concatenate(
+        list(iter_event_chunks(TARDIS_BOOK, 1 << 40, stats=st, block_bytes=4096))
+    )
+    assert np.array_equal(small, whole)
+    assert int(((small["ev"] & KIND_MASK) == DEPTH_CLEAR_EVENT).sum()) == 2

@@ -152,19 +152,24 @@ def iter_tardis(
     n_lines = 0
     for first_line, lines in iter_line_blocks(path, block_bytes):
         n_lines = first_line + len(lines) - 1
-        lines = carry + lines
-        first_line = carry_first if carry else first_line
-        # keep the last message's rows for the next block (a snapshot must not be split)
+        if carry:
+            lines = carry + lines
+            first_line = carry_first
         carry = []
-        if book and lines:
+        while lines and not lines[-1].strip():  # trailing blank lines carry no rows
+            lines.pop()
+        start = 1 if parser.cols is None else 0  # the header line
+        if book and len(lines) > start:
+            # hold the last message's rows back for the next block: a snapshot must not be split
             key = _group_key(lines[-1])
             cut = len(lines) - 1
-            while cut > 0 and _group_key(lines[cut - 1]) == key:
+            while cut > start and _group_key(lines[cut - 1]) == key:
                 cut -= 1
-            if cut > (1 if parser.cols is None else 0):
-                carry = lines[cut:]
-                carry_first = first_line + cut
-                lines = lines[:cut]
+            carry, carry_first, lines = lines[cut:], first_line + cut, lines[:cut]
+            if len(lines) <= start:  # only the header (or nothing) before the held-back rows
+                carry, carry_first, lines = lines + carry, first_line, []
+        if not lines:
+            continue
         blk = parser.parse(first_line, lines)
         if pending is not None:
             yield from pipe.feed(pending)
