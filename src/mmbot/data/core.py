@@ -29,6 +29,15 @@ from typing import IO
 import numpy as np
 
 from mmbot.data import replay as rp
+
+try:  # ISA-L's gzip is ~4x faster to decompress than zlib's; optional (same output, same errors)
+    from isal import igzip as _gzip_impl
+    from isal.isal_zlib import error as _IsalError
+
+    _GZ_ERRORS: tuple[type[BaseException], ...] = (EOFError, zlib.error, OSError, _IsalError)
+except ImportError:  # pragma: no cover - depends on the environment
+    _gzip_impl = gzip
+    _GZ_ERRORS = (EOFError, zlib.error, OSError)
 from mmbot.errors import UserError
 from mmbot.events import BUY_EVENT, EVENT_DTYPE, KIND_MASK, KIND_NAMES, SELL_EVENT, TRADE_EVENT
 
@@ -172,7 +181,7 @@ def open_binary(path: Path) -> IO[bytes]:
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror})") from None
     if magic == b"\x1f\x8b":
-        return gzip.open(path, "rb")
+        return _gzip_impl.open(path, "rb")
     return open(path, "rb")
 
 
@@ -205,7 +214,7 @@ def iter_byte_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tup
             while got < block_bytes:
                 try:
                     b = fh.read(piece)
-                except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+                except _GZ_ERRORS as exc:
                     done = b"".join(parts)
                     n_ok = line_no - 1 + done.count(b"\n")
                     raise UserError(
@@ -239,7 +248,7 @@ def peek_lines(path: Path, n: int = 5, max_bytes: int = 1 << 20) -> list[bytes]:
     with open_binary(path) as fh:
         try:
             buf = fh.read(max_bytes)
-        except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+        except _GZ_ERRORS as exc:
             raise UserError(f"{path}: truncated or corrupt gzip stream ({exc})") from None
     for line in buf.split(b"\n"):
         if line.strip():
