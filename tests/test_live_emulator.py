@@ -191,6 +191,8 @@ def test_private_stream_needs_valid_auth():
             await ws.send_json({"op": "subscribe", "args": ["order", "execution"]})
             assert (await ws.receive_json(timeout=2))["success"] is True
             rest = BybitRest(http, url, KEYS)
+            while not emu.matcher.bids:  # the first market message goes out at its receive time
+                await asyncio.sleep(0.01)
             await rest.create_order(
                 "XRPUSDT", 1, "10", f"{emu.matcher.best_bid() - 30 * TICK_PX:.4f}", "p1"
             )

@@ -663,6 +663,12 @@ class Emulator:
         exch_only = ((ev["ev"] & LOCAL_EVENT) == 0) | ((ev["ev"] & EXCH_EVENT) != 0)
         e0 = int(ev["exch_ts"][0])
         btopic, ttopic = book_topic(self.cfg.symbol, self.cfg.depth), trade_topic(self.cfg.symbol)
+        # pacing: a message goes out when the capture's recorder received it (its local_ts), so
+        # the bot sees the capture's own feed latency; its "ts" is the exchange time (both mapped
+        # to wall time from the replay start)
+        starts = bounds[:-1]
+        recv = np.maximum(ev["local_ts"], ev["exch_ts"])
+        pace = np.maximum.accumulate(np.maximum.reduceat(recv, starts)) if len(starts) else starts
         m = self.matcher
         sync = getattr(m, "sync", None)
         while self.cfg.wait_for_subscriber and not any(
@@ -680,14 +686,14 @@ class Emulator:
                         shift_ns += self.stall_until_ns - now
                         await asyncio.sleep((self.stall_until_ns - now) / 1e9)
                         continue
-                    wait_ns = (
-                        t0 + shift_ns + int((int(ev["exch_ts"][a]) - e0) / self.cfg.speed) - now
-                    )
+                    wait_ns = t0 + shift_ns + int((int(pace[g]) - e0) / self.cfg.speed) - now
                     if wait_ns <= 0:
                         break
                     await asyncio.sleep(wait_ns / 1e9)
                 now_ns = time.time_ns()
-                now_ms = now_ns // 1_000_000
+                now_ms = (
+                    t0 + shift_ns + int((int(ev["exch_ts"][a]) - e0) / self.cfg.speed)
+                ) // 1_000_000
                 changed_b: dict[float, float] = {}
                 changed_a: dict[float, float] = {}
                 trades: list[dict] = []
@@ -725,7 +731,7 @@ class Emulator:
                     elif k == DEPTH_BBO_EVENT:
                         pass  # top-of-book tickers carry no level diffs; the depth stream is the book
                 if sync is not None:
-                    sync(int(ev["exch_ts"][b - 1]))
+                    sync(int(pace[g]))
                 if changed_b or changed_a or snapshot:
                     m.check_cross(now_ns)
                     self.u += 1

@@ -40,6 +40,12 @@ CREATE TABLE IF NOT EXISTS fills (
 """
 
 OPEN_STATUSES = ("PendingNew", "New", "PartiallyFilled")
+# Durability: order intents (new_order) and fills (record_fill) commit with synchronous=FULL (fsync
+# per commit: they must survive even an OS crash, being the only record of an id handed out and of
+# a fill counted). Order *state* events (acks, status updates) commit with synchronous=NORMAL: in WAL
+# mode that still survives kill -9 of the process (only an OS crash can lose the last few, and the
+# next FULL commit persists them too); they are re-derived from the exchange by the restart
+# reconcile anyway. This keeps ~5 ms fsyncs off the common path of every amend.
 
 
 @dataclass
@@ -86,7 +92,9 @@ class Journal:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def _tx(self, stmts: list[tuple[str, tuple]]) -> None:
+    def _tx(self, stmts: list[tuple[str, tuple]], durable: bool = True) -> None:
+        if not durable:
+            self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("BEGIN IMMEDIATE")
         try:
             for sql, args in stmts:
@@ -95,6 +103,9 @@ class Journal:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+        finally:
+            if not durable:
+                self.db.execute("PRAGMA synchronous=FULL")
 
     def close(self) -> None:
         self.db.close()
@@ -145,6 +156,7 @@ class Journal:
         cum_qty: float | None = None,
         detail: str = "",
         now_ns: int | None = None,
+        durable: bool = False,
     ) -> None:
         """Journal an order event (sent/ack/amend/cancel/reject/...) and the order row's new state."""
         now_ns = time.time_ns() if now_ns is None else now_ns
@@ -169,7 +181,7 @@ class Journal:
             sets.append("acked_ns=CASE WHEN acked_ns=0 THEN ? ELSE acked_ns END")
             args.append(now_ns)
         stmts.append((f"UPDATE orders SET {', '.join(sets)} WHERE link_id=?", (*args, link_id)))
-        self._tx(stmts)
+        self._tx(stmts, durable)
 
     def order(self, link_id: str) -> dict | None:
         cur = self.db.execute("SELECT * FROM orders WHERE link_id=?", (link_id,))

@@ -20,6 +20,7 @@ Keys live only in ``ApiKeys`` (masked repr); nothing here logs a request's heade
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import itertools
 import json
@@ -149,6 +150,11 @@ class Session:
         self.state: np.ndarray | None = None
         self.guard: np.ndarray | None = None
         self.n_actions = 0
+        self.sweep: list = [0, 0, 0.0, 0.0]  # side, last print local ns, ref mid ticks, depth ticks
+        self.tgt_ns: list[int] = []  # local ns of each change of the strategy's targets
+        self.tgt_px: list[tuple[float, float]] = []  # (bid, ask) target from then on
+        self.clock_offset_ns = 0  # exchange clock - local clock
+        self.order_rtt_ms: list[float] = []
         self.actions = np.zeros(1024, dtype=ACTION_DTYPE)
         self.marks: list[tuple[int, float, float]] = []
         self.lags_ms: list[float] = []
@@ -267,20 +273,42 @@ class Session:
         elif topic.startswith("publicTrade."):
             self.n_events += 1
             if self.state is not None and self.params is not None:
-                from mmbot.strategy.glft import on_trade
-
                 for t in msg.get("data", []):
-                    on_trade(
-                        self.state,
-                        self.params,
-                        int(t["T"]) * 1_000_000,
-                        float(t["p"]),
-                        1 if t["S"] == "Buy" else -1,
-                    )
+                    self.on_print(local_ns, float(t["p"]), 1 if t["S"] == "Buy" else -1)
             if self.paper is not None:
                 self.paper.on_trades(msg)
+            if self.book.valid:
+                self.quote(local_ns)  # the backtest steps on every local feed event, trades too
 
     paper = None
+
+    def on_print(self, local_ns: int, px: float, side: int) -> None:
+        """Feed a market trade to the intensity estimator exactly as the backtest loop does: the
+        prints of one sweep (same side, < SWEEP_GAP_NS apart) count as one aggressor order whose
+        depth is its furthest print from the mid it met; the strategy's clock is local time."""
+        from mmbot.backtest import SWEEP_GAP_NS
+
+        sw = self.sweep
+        if sw[0] != 0 and (side != sw[0] or local_ns - sw[1] > SWEEP_GAP_NS):
+            self.flush_sweep()
+        ref = float(self.state[0]["last_mid_ticks"])
+        if not math.isfinite(ref):
+            return
+        tick = self.tick_px
+        if sw[0] == 0:
+            self.sweep = [side, local_ns, ref, side * (px / tick - ref)]
+        else:
+            sw[3] = max(sw[3], side * (px / tick - sw[2]))
+            sw[1] = local_ns
+
+    def flush_sweep(self, now_ns: int | None = None) -> None:
+        from mmbot.backtest import SWEEP_GAP_NS
+        from mmbot.strategy.glft import on_trade_depth
+
+        sw = self.sweep
+        if sw[0] != 0 and (now_ns is None or now_ns - sw[1] > SWEEP_GAP_NS):
+            on_trade_depth(self.state, self.params, int(sw[1]), float(sw[3]))
+            self.sweep = [0, 0, 0.0, 0.0]
 
     # -- quoting ----------------------------------------------------------------------------------
     def setup_params(self, ref_px: float) -> None:
@@ -312,6 +340,8 @@ class Session:
     def quote(self, now_ns: int) -> None:
         if self.params is None and self.book.valid and math.isfinite(self.mid()):
             self.setup_params(self.mid())
+        if self.state is not None:
+            self.flush_sweep(now_ns)
         if not self.quoting_allowed():
             return
         from mmbot.execution.manager import OP_KEEP, ensure_room, manage_side
@@ -342,6 +372,11 @@ class Session:
         bid_px, bid_qty, ask_px, ask_qty = step(
             self.state, self.book_view, self.order_view, self.params, now_ns
         )
+        if not self.tgt_ns or self.tgt_px[-1] != (bid_px, ask_px):
+            # target history: a fill is attributed to the target in force when it happened at the
+            # exchange (as the backtest's set_targets does), not when its message reached us
+            self.tgt_ns.append(now_ns)
+            self.tgt_px.append((bid_px, ask_px))
         hs = float(self.state[0]["half_spread_px"])
         for i, (tp, tq) in enumerate(((bid_px, bid_qty), (ask_px, ask_qty))):
             self.actions = ensure_room(self.actions, self.n_actions, 4)
@@ -420,8 +455,9 @@ class Session:
                 await self.venue.cancel_order(self.symbol, link_id)
                 self.journal.order_event(link_id, "cancel_ack")
                 self.action(ACT_ACKED, side, op, link_id, px, qty)
+            self.order_rtt_ms.append((time.perf_counter() - t0) * 1e3)
             if self.metrics is not None:
-                self.metrics.order_latency((time.perf_counter() - t0) * 1e3)
+                self.metrics.order_latency(self.order_rtt_ms[-1])
         except RateLimited:
             self.counters["rate_limited"] += 1
             self.journal.order_event(
@@ -581,11 +617,10 @@ class Session:
         link_id = str(item.get("orderLinkId", ""))
         side = 1 if item.get("side") == "Buy" else -1
         px, qty = float(item["execPrice"]), float(item["execQty"])
-        target = (
-            float(self.state[0]["bid_px" if side == 1 else "ask_px"])
-            if self.state is not None
-            else math.nan
-        )
+        exch_ns = int(item.get("execTime", 0)) * 1_000_000
+        # execTime has ms resolution: the target in force by the end of that ms, on our clock
+        k = bisect.bisect_right(self.tgt_ns, exch_ns + 999_999 - self.clock_offset_ns) - 1
+        target = self.tgt_px[k][0 if side == 1 else 1] if k >= 0 else math.nan
         row = FillRow(
             exec_id=str(item["execId"]),
             link_id=link_id,
@@ -728,8 +763,10 @@ class Session:
     async def watchdog(self) -> None:
         last_clock = 0.0
         while not self.stop.is_set():
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)  # also the strategy's wake interval (backtest: 50 ms)
             now = time.time_ns()
+            if self.book.valid:
+                self.quote(now)
             if (
                 self.last_book_local_ns
                 and (now - self.last_book_local_ns) / 1e6 > self.cfg.stale_ms
@@ -766,6 +803,7 @@ class Session:
         except (TransportError, RateLimited, BybitError):
             return
         drift_ms = (server - (t0 + t1) / 2) / 1e6
+        self.clock_offset_ns = int(drift_ms * 1e6)
         if self.metrics is not None:
             self.metrics.clock(drift_ms)
         if abs(drift_ms) > self.cfg.max_clock_drift_ms:
@@ -809,6 +847,7 @@ class Session:
             t0 = time.time_ns()
             server = await self.rest.server_time_ns()
             drift_ms = (server - (t0 + time.time_ns()) / 2) / 1e6
+            self.clock_offset_ns = int(drift_ms * 1e6)
             if abs(drift_ms) > cfg.max_clock_drift_ms:
                 raise UserError(
                     f"clock drift {drift_ms:.0f} ms vs the exchange exceeds --max-clock-drift-ms {cfg.max_clock_drift_ms:.0f}"
@@ -992,6 +1031,7 @@ class Session:
             "final_mid_px": float(fm),
             "sim_equity": float(cash + pos * fm),
             "position_qty": pos,
+            "order_rtt_p50_ms": float(np.median(self.order_rtt_ms)) if self.order_rtt_ms else None,
             "ws_lag_p95_ms": float(np.percentile(self.lags_ms, 95)) if self.lags_ms else None,
             "events": self.n_events,
             "strategy": self.cfg.strategy,
@@ -1028,6 +1068,8 @@ class Session:
             "position_qty": res.meta["position_qty"],
             "kill_reason": self.kill_reason or None,
             "counters": self.counters,
+            "order_rtt_p50_ms": res.meta["order_rtt_p50_ms"],
+            "ws_lag_p95_ms": res.meta["ws_lag_p95_ms"],
         }
         (out / "session.json").write_text(json.dumps(summary, sort_keys=True, indent=1))
         log.info("session: %s", json.dumps(summary, sort_keys=True))
