@@ -215,3 +215,17 @@ def test_cli_writes_records_reports_and_summary(tmp_path) -> None:
     runs = [x for x in out.iterdir() if x.is_dir()]
     assert len(runs) == 1 and (runs[0] / "fills.parquet").exists()
     assert "guard blocks" in p.stdout
+
+
+def test_cli_rerun_into_existing_out_replaces_earlier_runs_keeps_other_files(tmp_path) -> None:
+    out = tmp_path / "run"
+    (out / "99_old").mkdir(parents=True)
+    (out / "99_old" / "meta.json").write_text("{}")
+    (out / "notes.txt").write_text("mine")
+    p = _cli("--data", str(BYBIT_SAMPLE), "--out", str(out), "--no-reports")
+    assert p.returncode == 0, p.stderr
+    names = sorted(x.name for x in out.iterdir())
+    assert "99_old" not in names and "notes.txt" in names
+    assert [n for n in names if (out / n / "meta.json").exists()] == [
+        "00_bybit_xrpusdt_ob500_sample"
+    ]

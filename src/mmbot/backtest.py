@@ -748,13 +748,18 @@ def backtest_command(
 
 
 def _move_into(tmp: Path, out: Path) -> None:
-    """Move the finished temporary directory into place (entries of an existing ``out`` with the
-    same names are replaced; others are left alone)."""
+    """Move the finished temporary directory into place. An existing ``out`` keeps unrelated files;
+    entries with the same names are replaced, and run directories of an earlier run (holding a
+    ``meta.json``) are removed so that DIR describes this run only."""
     import shutil
 
     if not out.exists():
         tmp.rename(out)
         return
+    new_names = {e.name for e in tmp.iterdir()}
+    for old in sorted(out.iterdir()):
+        if old.name not in new_names and old.is_dir() and (old / "meta.json").exists():
+            shutil.rmtree(old)
     for entry in sorted(tmp.iterdir()):
         dest = out / entry.name
         if dest.is_dir() and not dest.is_symlink():
