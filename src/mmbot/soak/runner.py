@@ -29,6 +29,7 @@ from mmbot.errors import UserError
 from mmbot.knobs import KNOB_NAMES
 from mmbot.soak import autotune
 from mmbot.soak.artifacts import SoakPaths, Stage, jsonl_line
+from mmbot.soak.book_carry import BookCarry
 
 NS_PER_HOUR: Final[int] = 3_600_000_000_000
 # Market time generated and simulated per backtest call: bounds the event memory of long iterations.
@@ -81,6 +82,23 @@ class Market:
     tick_px: float | None = None
     lot_qty: float | None = None
     notes: list[str] = field(default_factory=list)
+
+    def book_carry(self, start_ns: int, sample: np.ndarray | None = None) -> BookCarry | None:
+        """The book carried between the chunks of one run of ``run_iteration``. A capture window
+        starts from the book as the capture left it at ``start_ns`` (replayed from its start);
+        a synthetic iteration is a fresh stream whose first chunk has its own snapshot."""
+        tick = self.tick_px
+        if tick is None or not tick > 0:
+            if sample is None:
+                return None
+            from mmbot.backtest import guess_tick_lot
+
+            tick = guess_tick_lot(sample)[0]
+        carry = BookCarry(float(tick))
+        if self.kind == "capture" and self.events is not None:
+            lo = int(np.searchsorted(self.events["exch_ts"], start_ns, side="left"))
+            carry.apply(self.events[:lo])
+        return carry
 
     def span_ns(self) -> int | None:
         if self.events is None or len(self.events) == 0:
@@ -301,12 +319,20 @@ def run_iteration(
 
     settings = _make_settings(prof, knobs, derive_seed(seed, iteration, 1_000_000))
     results = []
+    carry = mkt.book_carry(start_ns)
     for chunk_no, events in enumerate(mkt.chunks(seed, iteration, start_ns, duration_ns)):
         if len(events) == 0:
             continue
+        if carry is None:
+            carry = mkt.book_carry(start_ns, sample=events)
+        # a chunk after the first starts from the book the previous one left behind
+        run_events = carry.prefix(events) if carry is not None else events
         res = backtest_run(
-            events, settings, symbol=mkt.symbol, tick_px=mkt.tick_px, lot_qty=mkt.lot_qty
+            run_events, settings, symbol=mkt.symbol, tick_px=mkt.tick_px, lot_qty=mkt.lot_qty
         )
+        del run_events
+        if carry is not None:
+            carry.apply(events)
         res.meta["name"] = f"iter{iteration}_chunk{chunk_no}"
         results.append(res)
         if on_chunk is not None:
