@@ -74,6 +74,9 @@ def test_run_records_every_attempt_and_fills_carry_targets(sample) -> None:
     n_int = int((a["kind"] == ACT_INTENDED).sum())
     assert r.meta["guards"]["intended"] == n_int
     assert sum(r.meta["guards"]["blocked"].values()) == len(blocked)
+    # the strategy stepped on every wake, and woke on every local market event
+    loop = r.meta["loop"]
+    assert loop["steps"] == loop["wakes"] >= loop["feed_wakes"] == r.meta["venue"]["local_events"]
     # the audit's identity holds on the run's records (raises otherwise)
     rep = build_edge_report([r], {})
     assert rep["totals"]["fills"] == len(r.fills)
