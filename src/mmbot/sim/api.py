@@ -11,10 +11,7 @@ from mmbot.events import (
     DEPTH_EVENT,
     DEPTH_SNAPSHOT_EVENT,
     EVENT_DTYPE,
-    EXCH_EVENT,
     KIND_MASK,
-    LOCAL_EVENT,
-    TRADE_EVENT,
     as_events,
 )
 
@@ -34,24 +31,25 @@ ERROR_TEXT = {
 }
 
 
-def _ladder(events: np.ndarray, tick_px: float) -> tuple[int, int]:
+def _ladder(
+    events: np.ndarray, tick_px: float, trade_lo_px: float, trade_hi_px: float
+) -> tuple[int, int]:
     """(first tick, number of ticks) of the dense price ladder both books use.
 
-    It spans the traded price range (or the middle half of the book levels) plus 10 % (at least 2000 ticks) on each
-    side, so far-away snapshot levels do not blow up memory and scans; depth levels outside it are
-    dropped and counted (``out_of_band_levels``): they cannot be the touch of a normal book."""
-    kinds = events["ev"] & KIND_MASK
-    priced = np.isin(kinds, (DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_BBO_EVENT, TRADE_EVENT))
-    trade_px = events["px"][kinds == TRADE_EVENT]
-    trade_px = trade_px[np.isfinite(trade_px) & (trade_px > 0)]
-    px = events["px"][priced]
-    px = px[np.isfinite(px) & (px > 0)]
-    if len(px) == 0:
-        return 0, 4096
-    # trades say where the market actually is; without them, the middle half of the book levels
-    lo_px, hi_px = (
-        (trade_px.min(), trade_px.max()) if len(trade_px) else np.percentile(px, [25, 75])
-    )
+    It spans the traded price range (or, without trades, the middle half of the book levels) plus
+    10 % (at least 2000 ticks) on each side, so far-away snapshot levels do not blow up memory and
+    scans; depth levels outside it are dropped and counted (``out_of_band_levels``): they cannot be
+    the touch of a normal book."""
+    if trade_lo_px <= trade_hi_px:
+        lo_px, hi_px = trade_lo_px, trade_hi_px
+    else:
+        kinds = events["ev"] & KIND_MASK
+        priced = np.isin(kinds, (DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_BBO_EVENT))
+        px = events["px"][priced]
+        px = px[np.isfinite(px) & (px > 0)]
+        if len(px) == 0:
+            return 0, 4096
+        lo_px, hi_px = np.percentile(px, [25, 75])
     lo, hi = int(np.floor(lo_px / tick_px)), int(np.ceil(hi_px / tick_px))
     pad = max(2000, int(0.10 * hi))
     lo, hi = max(lo - pad, 0), hi + pad
@@ -83,25 +81,16 @@ def make_venue(events: np.ndarray, cfg: VenueConfig) -> _v.Venue:
         # hftbacktest's dtype has the same fields and offsets but is not flagged aligned: a view
         # gives numba the one record type the compiled venue is built for
         ev = ev.view(EVENT_DTYPE)
-    flags = ev["ev"]
-    unflagged = (flags & np.uint64(EXCH_EVENT | LOCAL_EVENT)) == 0
-    is_ex = ((flags & np.uint64(EXCH_EVENT)) != 0) | unflagged
-    is_lo = ((flags & np.uint64(LOCAL_EVENT)) != 0) | unflagged
-    exch_idx = np.flatnonzero(is_ex).astype(np.int64)
-    ex_ts = ev["exch_ts"][exch_idx]
-    if len(ex_ts) > 1:
-        bad = np.flatnonzero(np.diff(ex_ts) < 0)
-        if len(bad):
-            r = int(exch_idx[bad[0] + 1])
-            raise UserError(
-                f"events: exchange time decreases at row {r} "
-                f"(exch_ts {int(ev['exch_ts'][r])} < previous {int(ex_ts[bad[0]])}); sort the events by exch_ts"
-            )
-    local_idx = np.flatnonzero(is_lo).astype(np.int64)
-    lts = ev["local_ts"][local_idx]
-    if len(lts) > 1 and np.any(np.diff(lts) < 0):
-        local_idx = local_idx[np.argsort(lts, kind="stable")]
-    tick_lo, n_ticks = _ladder(ev, cfg.tick_px)
+    exch_idx, local_idx, bad_row, local_sorted, trade_lo_px, trade_hi_px = _v.scan_events(ev)
+    if bad_row >= 0:
+        prev = int(ev["exch_ts"][exch_idx[np.searchsorted(exch_idx, bad_row) - 1]])
+        raise UserError(
+            f"events: exchange time decreases at row {bad_row} "
+            f"(exch_ts {int(ev['exch_ts'][bad_row])} < previous {prev}); sort the events by exch_ts"
+        )
+    if not local_sorted:
+        local_idx = local_idx[np.argsort(ev["local_ts"][local_idx], kind="stable")]
+    tick_lo, n_ticks = _ladder(ev, cfg.tick_px, trade_lo_px, trade_hi_px)
     qmodel, qpow = parse_queue_model(cfg.queue_model)
     if cfg.latency is not None:
         lat_ts = np.ascontiguousarray(cfg.latency[0], dtype=np.int64)

@@ -20,6 +20,8 @@ from mmbot.events import (
     DEPTH_EVENT,
     DEPTH_SNAPSHOT_EVENT,
     EVENT_DTYPE,
+    EXCH_EVENT,
+    LOCAL_EVENT,
     SELL_EVENT,
     TRADE_EVENT,
 )
@@ -209,6 +211,10 @@ _FIELDS = [
     ("next_oid", _i8),
     ("live", _i8a),  # slots resting at the exchange
     ("n_live", _i8),
+    ("live_bid_lo", _i8),  # ladder range of resting buys (lo > hi when none)
+    ("live_bid_hi", _i8),
+    ("live_ask_lo", _i8),
+    ("live_ask_hi", _i8),
     ("next_req_ts", _i8),
     ("resp", _resp_t),
     ("n_resp", _i8),
@@ -337,6 +343,10 @@ def new_venue(
     v.next_oid = 1
     v.live = np.full(max_orders, -1, np.int64)
     v.n_live = 0
+    v.live_bid_lo = n_ticks
+    v.live_bid_hi = -1
+    v.live_ask_lo = n_ticks
+    v.live_ask_hi = -1
     v.next_req_ts = I64_MAX
     v.resp = np.zeros(64, RESP_DTYPE)
     v.n_resp = 0
@@ -375,6 +385,48 @@ def new_venue(
     v.err_ts = 0
     v.err_val = 0.0
     return v
+
+
+@njit(cache=True)
+def scan_events(ev):
+    """One pass over the events for make_venue: (exch_idx, local_idx, first row where the exchange
+    time decreases or -1, local rows already in local_ts order?, min and max traded px)."""
+    n = ev.shape[0]
+    exch_idx = np.empty(n, np.int64)
+    local_idx = np.empty(n, np.int64)
+    ne = 0
+    nl = 0
+    bad = -1
+    last_e = -(1 << 62)
+    last_l = -(1 << 62)
+    sorted_l = True
+    lo = np.inf
+    hi = -np.inf
+    both = np.uint64(EXCH_EVENT | LOCAL_EVENT)
+    for i in range(n):
+        f = ev[i].ev
+        if (f & both) == 0:
+            f = f | both  # unflagged rows count as both
+        if f & np.uint64(EXCH_EVENT):
+            t = ev[i].exch_ts
+            if t < last_e and bad < 0:
+                bad = i
+            last_e = t
+            exch_idx[ne] = i
+            ne += 1
+        if f & np.uint64(LOCAL_EVENT):
+            t = ev[i].local_ts
+            if t < last_l:
+                sorted_l = False
+            last_l = t
+            local_idx[nl] = i
+            nl += 1
+        if (f & np.uint64(0xFF)) == TRADE_EVENT:
+            p = ev[i].px
+            if p > 0.0 and p < np.inf:
+                lo = min(lo, p)
+                hi = max(hi, p)
+    return exch_idx[:ne].copy(), local_idx[:nl].copy(), bad, sorted_l, lo, hi
 
 
 # ---------------------------------------------------------------- small helpers
@@ -589,10 +641,33 @@ def _push_resp(v, s, ex_ts, kind, clears_req, fill_px, fill_qty, fee):
 
 # ---------------------------------------------------------------- live list
 @njit(cache=True)
+def _live_bounds(v):
+    """Ladder ranges of resting orders per side: the hot loop skips matching for depth updates
+    outside them."""
+    blo = v.n_ticks
+    bhi = -1
+    alo = v.n_ticks
+    ahi = -1
+    for k in range(v.n_live):
+        o = v.orders[v.live[k]]
+        if o.side > 0:
+            blo = min(blo, o.ex_ix)
+            bhi = max(bhi, o.ex_ix)
+        else:
+            alo = min(alo, o.ex_ix)
+            ahi = max(ahi, o.ex_ix)
+    v.live_bid_lo = blo
+    v.live_bid_hi = bhi
+    v.live_ask_lo = alo
+    v.live_ask_hi = ahi
+
+
+@njit(cache=True)
 def _live_add(v, s):
     v.live[v.n_live] = s
     v.orders[s].live_slot = v.n_live
     v.n_live += 1
+    _live_bounds(v)
 
 
 @njit(cache=True)
@@ -606,6 +681,7 @@ def _live_remove(v, s):
     v.live[v.n_live - 1] = -1
     v.n_live -= 1
     v.orders[s].live_slot = -1
+    _live_bounds(v)
 
 
 # ---------------------------------------------------------------- fills
@@ -754,16 +830,13 @@ def _depth_at_our_level(v, side, ix, prev_qty, new_qty):
 
 # ---------------------------------------------------------------- event processing
 @njit(cache=True)
-def _process_exch(v, evv, ex_ts, px, qty, xbid, xask):
+def _process_exch(v, evv, ex_ts, px, qty, xbid, xask, inv_tick, tick_lo, n):
     """One exchange-side market event. Arrays are passed in (not read from ``v``) because every
     structref array read costs an atomic refcount pair in the hot loop."""
     kind = evv & 0xFF
-    v.exch_now = ex_ts
-    v.n_exch_events += 1
     side = 1 if (evv & BUY_EVENT) else (-1 if (evv & SELL_EVENT) else 0)
-    n = v.n_ticks
     if kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT or kind == DEPTH_BBO_EVENT:  # noqa: SIM109 (scalar compares in the hot loop)
-        ix = np.int64(np.round(px / v.tick_px)) - v.tick_lo
+        ix = np.int64(np.floor(px * inv_tick + 0.5)) - tick_lo
         if ix < 0 or ix >= n:
             v.n_out_of_band += 1
             return
@@ -795,13 +868,11 @@ def _process_exch(v, evv, ex_ts, px, qty, xbid, xask):
 
 
 @njit(cache=True)
-def _process_local(v, evv, local_ts, px, qty, lbid, lask):
+def _process_local(v, evv, local_ts, px, qty, lbid, lask, inv_tick, tick_lo, n):
     kind = evv & 0xFF
-    v.n_local_events += 1
     side = 1 if (evv & BUY_EVENT) else (-1 if (evv & SELL_EVENT) else 0)
-    n = v.n_ticks
     if kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT or kind == DEPTH_BBO_EVENT:  # noqa: SIM109 (scalar compares in the hot loop)
-        ix = np.int64(np.round(px / v.tick_px)) - v.tick_lo
+        ix = np.int64(np.floor(px * inv_tick + 0.5)) - tick_lo
         if ix < 0 or ix >= n:
             return
         bbo = kind == DEPTH_BBO_EVENT
@@ -1077,6 +1148,7 @@ def _exch_modify(v, s, ex_ts):
         o.live_exch_ts = ex_ts
         o.queue_ahead_qty = v.xbid[ix] if o.side > 0 else v.xask[ix]
         o.cum_trade_qty = 0.0
+        _live_bounds(v)
     rt = _push_resp(v, s, ex_ts, R_ACK_MODIFY, 1, 0.0, 0.0, 0.0)
     _push_action(
         v, rt, ex_ts, o.order_id, ACT_ACKED, o.side, OP_REPLACE, REASON_NONE, o.req_px, o.req_qty, 0
@@ -1177,9 +1249,13 @@ def _apply_response(v):
 
 @njit(cache=True)
 def _goto(v, target, wait):
-    """Process everything with time <= target in time order (exchange data, then order arrivals,
-    then responses, then local data at equal times). ``wait`` = 1 stops after the first local feed
-    event or response. Returns OK / WAIT_FEED / WAIT_RESPONSE / END_OF_DATA."""
+    """Process everything with time <= target in time order; at equal times: exchange data, then
+    order arrivals at the exchange, then responses, then local data. ``wait`` = 1 stops after the
+    first local feed event or response. Returns OK / WAIT_FEED / WAIT_RESPONSE / END_OF_DATA.
+
+    Speed: market data between two order events is merged in a tight inner loop that keeps both
+    books' best indices in locals (written back before anything else reads them); depth updates
+    take an inline fast path while no own order rests at the exchange."""
     ev = v.ev
     exch_idx = v.exch_idx
     local_idx = v.local_idx
@@ -1189,14 +1265,126 @@ def _goto(v, target, wait):
     lask = v.lask
     n_e = exch_idx.shape[0]
     n_l = local_idx.shape[0]
+    inv_tick = 1.0 / v.tick_px
+    tick_lo = v.tick_lo
+    n = v.n_ticks
     ei = v.ei
     li = v.li
+    xbb = v.xbb
+    xba = v.xba
+    lbb = v.lbb
+    lba = v.lba
+    mbb = v.mark_bb
+    mba = v.mark_ba
     te = ev[exch_idx[ei]].exch_ts if ei < n_e else I64_MAX
     tl = ev[local_idx[li]].local_ts if li < n_l else I64_MAX
     while True:
+        to = v.next_req_ts
+        tr = v.next_resp_ts
+        tq = min(to, tr)
+        blo = v.live_bid_lo
+        bhi = v.live_bid_hi
+        alo = v.live_ask_lo
+        ahi = v.live_ask_hi
+        # ---- market data strictly before the next order event (exchange data also at a tie)
+        while True:
+            if te <= tl:
+                if te > target or te > tq:
+                    break
+                r = exch_idx[ei]
+                evv = ev[r].ev
+                kind = evv & 0xFF
+                fast = kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT  # noqa: SIM109
+                ix = 0
+                if fast:
+                    ix = np.int64(np.floor(ev[r].px * inv_tick + 0.5)) - tick_lo
+                    # a level holding one of our orders needs the queue model: slow path
+                    if evv & BUY_EVENT:  # noqa: SIM108
+                        fast = ix < blo or ix > bhi
+                    else:
+                        fast = ix < alo or ix > ahi
+                if fast:
+                    if ix < 0 or ix >= n:
+                        v.n_out_of_band += 1
+                    elif evv & BUY_EVENT:
+                        xbb, xba = _bid_update(xbid, xask, xbb, xba, n, ix, ev[r].qty, False)
+                    elif evv & SELL_EVENT:
+                        xbb, xba = _ask_update(xbid, xask, xbb, xba, n, ix, ev[r].qty, False)
+                    if xba <= bhi or xbb >= alo:
+                        # the book moved through a resting order
+                        v.xbb = xbb
+                        v.xba = xba
+                        _cross_check(v, te)
+                        blo = v.live_bid_lo
+                        bhi = v.live_bid_hi
+                        alo = v.live_ask_lo
+                        ahi = v.live_ask_hi
+                        tq = min(v.next_req_ts, v.next_resp_ts)
+                    if xbb != mbb or xba != mba:
+                        v.xbb = xbb
+                        v.xba = xba
+                        _maybe_mark(v, te)
+                        mbb = xbb
+                        mba = xba
+                else:
+                    v.xbb = xbb
+                    v.xba = xba
+                    v.exch_now = te
+                    _process_exch(v, evv, te, ev[r].px, ev[r].qty, xbid, xask, inv_tick, tick_lo, n)
+                    xbb = v.xbb
+                    xba = v.xba
+                    mbb = v.mark_bb
+                    mba = v.mark_ba
+                    # fills may have queued responses (possibly due now) and removed resting orders
+                    tq = min(v.next_req_ts, v.next_resp_ts)
+                    blo = v.live_bid_lo
+                    bhi = v.live_bid_hi
+                    alo = v.live_ask_lo
+                    ahi = v.live_ask_hi
+                ei += 1
+                te = ev[exch_idx[ei]].exch_ts if ei < n_e else I64_MAX
+            else:
+                if tl > target or tl >= tq:
+                    break
+                r = local_idx[li]
+                evv = ev[r].ev
+                kind = evv & 0xFF
+                if kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT:  # noqa: SIM109
+                    ix = np.int64(np.floor(ev[r].px * inv_tick + 0.5)) - tick_lo
+                    if ix >= 0 and ix < n:
+                        if evv & BUY_EVENT:
+                            lbb, lba = _bid_update(lbid, lask, lbb, lba, n, ix, ev[r].qty, False)
+                        elif evv & SELL_EVENT:
+                            lbb, lba = _ask_update(lbid, lask, lbb, lba, n, ix, ev[r].qty, False)
+                else:
+                    v.lbb = lbb
+                    v.lba = lba
+                    _process_local(
+                        v, evv, tl, ev[r].px, ev[r].qty, lbid, lask, inv_tick, tick_lo, n
+                    )
+                    lbb = v.lbb
+                    lba = v.lba
+                li += 1
+                tl = ev[local_idx[li]].local_ts if li < n_l else I64_MAX
+                if wait:
+                    v.xbb = xbb
+                    v.xba = xba
+                    v.lbb = lbb
+                    v.lba = lba
+                    v.ei = ei
+                    v.li = li
+                    v.now = ev[r].local_ts
+                    return WAIT_FEED
+        v.xbb = xbb
+        v.xba = xba
+        v.lbb = lbb
+        v.lba = lba
+        v.ei = ei
+        v.li = li
+        to = v.next_req_ts
+        tr = v.next_resp_ts
+        tq = min(to, tr)
         if te == I64_MAX and tl == I64_MAX:
-            v.ei = ei
-            v.li = li
             # no data left: deliver what is in flight up to target, then report the end
             while v.next_req_ts <= target or v.next_resp_ts <= target:
                 if v.next_req_ts <= v.next_resp_ts:
@@ -1206,38 +1394,19 @@ def _goto(v, target, wait):
             if target > v.now:
                 v.now = target
             return END_OF_DATA
-        to = v.next_req_ts
-        tr = v.next_resp_ts
-        t = min(min(te, to), min(tl, tr))
-        if t > target:
-            v.ei = ei
-            v.li = li
+        if tq > target:
             v.now = target
             return OK
-        if te == t:
-            r = exch_idx[ei]
-            _process_exch(v, ev[r].ev, te, ev[r].px, ev[r].qty, xbid, xask)
-            ei += 1
-            te = ev[exch_idx[ei]].exch_ts if ei < n_e else I64_MAX
-        elif to == t:
+        # ---- one order event (arrival at the exchange first at a tie)
+        if to <= tr:
             _process_request(v)
-        elif tr == t:
+        else:
             _apply_response(v)
             if wait:
-                v.ei = ei
-                v.li = li
-                v.now = t
+                v.now = tr
                 return WAIT_RESPONSE
-        else:
-            r = local_idx[li]
-            _process_local(v, ev[r].ev, tl, ev[r].px, ev[r].qty, lbid, lask)
-            li += 1
-            tl = ev[local_idx[li]].local_ts if li < n_l else I64_MAX
-            if wait:
-                v.ei = ei
-                v.li = li
-                v.now = t
-                return WAIT_FEED
+        xbb = v.xbb
+        xba = v.xba
 
 
 # ================================================================ public verbs (compiled)
@@ -1622,8 +1791,8 @@ def _records(v):
 def _stats(v):
     ints = np.array(
         [
-            v.n_exch_events,
-            v.n_local_events,
+            v.ei,
+            v.li,
             v.n_rl_rejects,
             v.n_post_only_rejects,
             v.n_out_of_band,
