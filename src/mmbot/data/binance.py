@@ -32,6 +32,7 @@ from mmbot.data.core import (
     ReadStats,
     StageBlock,
     assemble_block,
+    drain,
     iter_byte_blocks,
 )
 from mmbot.errors import UserError
@@ -161,10 +162,10 @@ def iter_binance(
             pipe.seq_mode = rp.SEQ_BINANCE_SPOT if parser.market == "spot" else rp.SEQ_BINANCE_FUT
             stats.format = f"binance-{parser.market}"
             spot = parser.market == "spot"
-        if pending is not None:
-            yield from pipe.feed(pending)
+        outs = pipe.feed(pending) if pending is not None else []
         pending = blk
+        yield from drain(outs)
     if pending is not None:
-        yield from pipe.feed(pending, last=True)
+        yield from drain(pipe.feed(pending, last=True))
     stats.n_lines = n_lines
     pipe.finish()

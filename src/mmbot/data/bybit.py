@@ -27,6 +27,7 @@ from mmbot.data.core import (
     ReadStats,
     StageBlock,
     assemble_block,
+    drain,
     iter_line_blocks,
 )
 from mmbot.data.numparse import parse_decimal_strs
@@ -268,11 +269,11 @@ def iter_bybit(
         n_lines = first_line + len(lines) - 1
         if pending is None and parser.timestamped is not None:
             pipe.has_local_time = bool(parser.timestamped)
-        if pending is not None:
-            yield from pipe.feed(pending)
+        outs = pipe.feed(pending) if pending is not None else []
         pending = blk
+        yield from drain(outs)
     if pending is not None:
-        yield from pipe.feed(pending, last=True)
+        yield from drain(pipe.feed(pending, last=True))
     stats.n_lines = n_lines
     if parser.timestamped is False:
         stats.assumed_feed_latency_ns = int(feed_latency_ns)

@@ -414,9 +414,18 @@ class Pipeline:
                 return []
             pending = self._pending
             self._pending = []
+            self._pending_rows = 0
             self._first_block_setup(pending)
-            outs = [self._process(r, last and k == len(pending) - 1) for k, r in enumerate(pending)]
-            return [o for o in outs if len(o)]
+            outs = []
+            n_pending = len(pending)
+            for k in range(n_pending):
+                r = pending[k]
+                pending[k] = None  # free each held-back block once processed
+                o = self._process(r, last and k == n_pending - 1)
+                del r
+                if len(o):
+                    outs.append(o)
+            return outs
         out = self._process(rows, last)
         return [out] if len(out) else []
 
@@ -471,18 +480,38 @@ class Pipeline:
         st.base_latency_ns = self.base_latency_ns
 
 
+def drain(outs: list[np.ndarray]) -> Iterator[np.ndarray]:
+    """Yield the arrays of ``outs`` and drop each reference as it goes (bounded memory)."""
+    outs.reverse()
+    while outs:
+        yield outs.pop()
+
+
 def rechunk(chunks: Iterator[np.ndarray], chunk_events: int) -> Iterator[np.ndarray]:
-    """Regroup arrays into chunks of about ``chunk_events`` (never empty)."""
-    pending: list[np.ndarray] = []
+    """Regroup arrays into chunks of exactly ``chunk_events`` (the last may be shorter; never
+    empty). Pieces are copied into a preallocated chunk as they arrive, so at most one chunk plus
+    one piece is alive here; a piece already large enough is handed out as views, without a copy."""
+    if chunk_events > 16_000_000:  # "everything" (load_events): gather and concatenate once
+        pending = [c for c in chunks if len(c)]
+        if pending:
+            yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+        return
+    buf: np.ndarray | None = None
     n = 0
     for c in chunks:
         while len(c):
-            take = c[: chunk_events - n]
-            c = c[len(take) :]
-            pending.append(take)
-            n += len(take)
-            if n >= chunk_events:
-                yield np.concatenate(pending) if len(pending) > 1 else pending[0]
-                pending, n = [], 0
-    if pending:
-        yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+            if buf is None and len(c) >= chunk_events:
+                yield c[:chunk_events]
+                c = c[chunk_events:]
+                continue
+            if buf is None:
+                buf = np.empty(chunk_events, dtype=EVENT_DTYPE)
+            take = min(len(c), chunk_events - n)
+            buf[n : n + take] = c[:take]
+            n += take
+            c = c[take:]
+            if n == chunk_events:
+                yield buf
+                buf, n = None, 0
+    if buf is not None and n:
+        yield buf[:n]

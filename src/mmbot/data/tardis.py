@@ -25,6 +25,7 @@ from mmbot.data.core import (
     ReadStats,
     StageBlock,
     assemble_block,
+    drain,
     iter_line_blocks,
 )
 from mmbot.errors import UserError
@@ -171,16 +172,16 @@ def iter_tardis(
         if not lines:
             continue
         blk = parser.parse(first_line, lines)
-        if pending is not None:
-            yield from pipe.feed(pending)
+        outs = pipe.feed(pending) if pending is not None else []
         pending = blk
+        yield from drain(outs)
     if carry:
         blk2 = parser.parse(carry_first, carry)
-        if pending is not None:
-            yield from pipe.feed(pending)
+        outs = pipe.feed(pending) if pending is not None else []
         pending = blk2
+        yield from drain(outs)
     if pending is not None:
-        yield from pipe.feed(pending, last=True)
+        yield from drain(pipe.feed(pending, last=True))
     stats.n_lines = n_lines
     stats.symbol = parser.symbol
     pipe.finish()
