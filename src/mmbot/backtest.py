@@ -95,6 +95,8 @@ class RunSettings:
     ``profile``: a loaded ``Profile`` (None -> ``load_profile()``). ``latency_ms``: entry and
     response latency each. Fee rates, order size, position limit and exchange rate limit default to
     the profile's (``order_qty`` None -> ``order_notional / reference price``, rounded to the lot).
+    ``seed`` is recorded in meta; nothing in the strategy, guards or venue is random, so a run is
+    a pure function of its events and settings.
     """
 
     strategy: str = "glft"
