@@ -70,3 +70,55 @@ def test_bybit_capture_counts():
     assert st.counts["clear"] == 2 and st.counts["snapshot"] == 1000
     assert st.repairs["sequence_gap"] == 0
     _common(events)
+
+
+def crossed_times(events: np.ndarray) -> int:
+    """Replay the book with lazy-deletion heaps (consumer semantics: CLEAR removes from the touch up
+    to px; depth/snapshot/BBO rows set a level) and count exchange times at which it is crossed."""
+    import heapq
+
+    from mmbot.events import BUY_EVENT, DEPTH_CLEAR_EVENT
+
+    bids: dict[float, float] = {}
+    asks: dict[float, float] = {}
+    hb: list[float] = []  # -px
+    ha: list[float] = []
+    ev = events["ev"].tolist()
+    px_l = events["px"].tolist()
+    qty_l = events["qty"].tolist()
+    ts = events["exch_ts"].tolist()
+    crossed = 0
+    n = len(ev)
+    for k in range(n):
+        e = ev[k]
+        kind = e & 0xFF
+        px = px_l[k]
+        is_bid = bool(e & BUY_EVENT)
+        book = bids if is_bid else asks
+        if kind == DEPTH_CLEAR_EVENT:
+            for p in [p for p in book if (p >= px if is_bid else p <= px)]:
+                del book[p]
+        elif kind in (1, 4, 5):
+            if qty_l[k] > 0:
+                if px not in book:
+                    heapq.heappush(hb if is_bid else ha, -px if is_bid else px)
+                book[px] = qty_l[k]
+            else:
+                book.pop(px, None)
+        if k == n - 1 or ts[k + 1] != ts[k]:
+            while hb and -hb[0] not in bids:
+                heapq.heappop(hb)
+            while ha and ha[0] not in asks:
+                heapq.heappop(ha)
+            if hb and ha and -hb[0] >= ha[0]:
+                crossed += 1
+    return crossed
+
+
+@pytest.mark.parametrize("capture", [USDM_CAPTURE, SPOT_CAPTURE], ids=["usdm", "spot"])
+def test_capture_book_is_never_crossed_after_replay(capture):
+    events, st = load_events(need_shared(capture), use_cache=False)
+    assert st.repairs["stale_level_removed_by_bbo"] > 0  # the repairs are exercised
+    assert crossed_times(events) == 0
+    # the checker does see crossings: without the repair rows the book crosses
+    assert crossed_times(events[events["ival"] != REPAIR_IVAL]) > 0
