@@ -232,3 +232,22 @@ def test_cli_rerun_into_existing_out_replaces_earlier_runs_keeps_other_files(tmp
     assert [n for n in names if (out / n / "meta.json").exists()] == [
         "00_bybit_xrpusdt_ob500_sample"
     ]
+
+
+def test_base_spread_delta_moves_the_quotes_sent_in_the_loop(sample) -> None:
+    """Loop-level companion of the exact unit test: quotes sent with +0.6 bps sit about 0.6 bps
+    further from the mid. Not exact here: the reprice tolerance, the inventory skew and the touch
+    clamp (post-only) act on the sent prices too, so the median shift is checked within ±50 %."""
+    events, _ = sample
+
+    def median_distance_bps(delta: float) -> float:
+        r = _run(events, knobs={"base_spread_bps_delta": delta})
+        a, m = r.actions, r.marks
+        s = a[(a["kind"] == ACT_SENT) & (a["op"] != OP_CANCEL)]
+        i = np.searchsorted(m["exch_ts"], s["local_ts"], side="right") - 1
+        ok = i >= 0
+        mid = m["mid_px"][i[ok]]
+        return float(np.median(s["side"][ok] * (mid - s["px"][ok]) / mid * 1e4))
+
+    shift = median_distance_bps(0.6) - median_distance_bps(0.0)
+    assert 0.3 <= shift <= 0.9
