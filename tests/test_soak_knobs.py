@@ -30,14 +30,14 @@ def _setup() -> tuple:
 
 
 @cache
-def _totals(knob: str, value: float) -> dict:
+def _totals(knob: str, value: float, market_s: float = MARKET_S) -> dict:
     from mmbot.audit import build_edge_report
     from mmbot.soak.runner import run_iteration
 
     mkt, prof, start = _setup()
     knobs = dict(prof.runtime)
     knobs[knob] = value
-    results = run_iteration(mkt, prof, knobs, SEED, 1, start, int(MARKET_S * 1e9))
+    results = run_iteration(mkt, prof, knobs, SEED, 1, start, int(market_s * 1e9))
     t = build_edge_report(results, {})["totals"]
     qty = np.concatenate([r.fills["qty"] for r in results]) if results else np.zeros(0)
     t = dict(t)
@@ -49,9 +49,9 @@ def _totals(knob: str, value: float) -> dict:
     return t
 
 
-def _lo_hi(knob: str) -> tuple[dict, dict]:
+def _lo_hi(knob: str, market_s: float = MARKET_S) -> tuple[dict, dict]:
     lo, hi = RUNTIME_LIMITS[knob]
-    return _totals(knob, lo), _totals(knob, hi)
+    return _totals(knob, lo, market_s), _totals(knob, hi, market_s)
 
 
 def _ratio(t: dict, reason: str) -> float:
@@ -102,18 +102,24 @@ def test_wider_base_spread_means_fewer_fills_and_more_gross_per_fill() -> None:
     assert hi["gross_bps"] > lo["gross_bps"]
 
 
-def test_lower_impact_cap_means_smaller_fills_and_lower_adverse_p95() -> None:
-    lo, hi = _lo_hi("impact_cap_ratio")
+def test_lower_impact_cap_means_smaller_fills_and_lower_adverse_selection() -> None:
+    lo, hi = _lo_hi("impact_cap_ratio", market_s=3600.0)
     print(
         "impact_cap 0.04 vs 0.12: mean fill qty",
         lo["mean_fill_qty"],
         hi["mean_fill_qty"],
-        "adverse_p95",
+        "adverse_bps (mean)",
+        lo["adverse_bps"],
+        hi["adverse_bps"],
+        "adverse_bps_p95",
         lo["adverse_bps_p95"],
         hi["adverse_bps_p95"],
     )
     assert lo["mean_fill_qty"] < hi["mean_fill_qty"]
-    assert lo["adverse_bps_p95"] <= hi["adverse_bps_p95"]
+    # The claim is about adverse selection; its mean (notional-weighted 1 s markout cost) moves
+    # with size. adverse_bps_p95 does not: per-fill markouts on this ~1 bps tick come in tick
+    # steps, so the p95 sits on the same step whatever the size (printed above, not asserted).
+    assert lo["adverse_bps"] < hi["adverse_bps"]
 
 
 def test_lower_replace_rate_means_more_throttle_blocks() -> None:
