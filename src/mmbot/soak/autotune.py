@@ -157,7 +157,9 @@ RULES: Final[tuple[Rule, ...]] = (
         hard=True,
         priority=2,
         why="picked off by informed flow: smaller size, less tightening",
-        effect_metric="adverse_bps_p95",
+        # judged on the mean markout cost: per-fill markouts come in tick steps on a wide-tick
+        # market, so the p95 that triggers the rule barely moves with size
+        effect_metric="adverse_bps",
     ),
     Rule(
         name="H3",
