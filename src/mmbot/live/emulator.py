@@ -20,6 +20,7 @@ rest_5xx, rest_timeout (answer delayed by `seconds` *after* the request took eff
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import time
@@ -84,6 +85,7 @@ class EmulatorConfig:
     depth: int = 50
     # start the replay when the first client subscribes to the book
     wait_for_subscriber: bool = False
+    rate_limit_per_s: int = 0  # order create/amend per 1 s window; excess answered retCode 10006
     matcher: str = "simple"  # "simple" (mmbot.live.matcher) | "sim" (mmbot.sim's venue; no loop)
     queue_model: str = "risk_averse"  # for matcher="sim"
     scheduled_faults: list[tuple[float, dict]] = field(default_factory=list)  # (at_s, fault)
@@ -146,6 +148,7 @@ class Emulator:
         self.trade_id = 0
         self.stall_until_ns = 0
         self.clock_skew_ns = 0
+        self._order_times: collections.deque[float] = collections.deque()
         self._held: dict[str, str | None] = {"public": None, "private": None}
         self._priv_q: asyncio.Queue[tuple[str, dict]] | None = None
         self._tasks: list[asyncio.Task] = []
@@ -334,7 +337,23 @@ class Emulator:
     def _find(self, body: dict) -> SimOrder | None:
         return self.matcher.find(str(body.get("orderId", "")), str(body.get("orderLinkId", "")))
 
+    def _over_rate(self) -> bool:
+        """Bybit-style order rate limit: create/amend in a sliding 1 s window."""
+        if self.cfg.rate_limit_per_s <= 0:
+            return False
+        now = time.monotonic()
+        w = self._order_times
+        while w and now - w[0] >= 1.0:
+            w.popleft()
+        if len(w) >= self.cfg.rate_limit_per_s:
+            self.counters["rate_limited"] = self.counters.get("rate_limited", 0) + 1
+            return True
+        w.append(now)
+        return False
+
     async def _create(self, body: dict) -> web.Response:
+        if self._over_rate():
+            return err(10006, "Too many visits!")
         if self._take_fault("reject"):
             return err(110007, "ab not enough for new order (emulated reject)")
         try:
@@ -354,6 +373,8 @@ class Emulator:
         return ok({"orderId": o.order_id, "orderLinkId": o.link_id})
 
     async def _amend(self, body: dict) -> web.Response:
+        if self._over_rate():
+            return err(10006, "Too many visits!")
         if self._take_fault("reject"):
             return err(110007, "ab not enough for amended order (emulated reject)")
         o = self._find(body)

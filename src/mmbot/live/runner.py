@@ -330,6 +330,10 @@ class Session:
         )
         if self.cfg.loss_limit_quote is not None:
             self.params[0]["max_loss"] = self.cfg.loss_limit_quote
+        from mmbot.backtest import MAX_NEAR_TICKS
+
+        band_ticks = round(float(self.params[0]["near_band_bps"]) * 1e-4 * ref_px / self.tick_px)
+        self.near_ticks = min(max(band_ticks, 1), MAX_NEAR_TICKS)
         self.state = new_state(self.params)
         self.guard = new_guard_state(self.params)
         from mmbot.strategy.views import new_book_view, new_order_view
@@ -342,22 +346,25 @@ class Session:
             self.setup_params(self.mid())
         if self.state is not None:
             self.flush_sweep(now_ns)
-        if not self.quoting_allowed():
+        if not self.quoting_allowed() or not self.check_limits():
             return
         from mmbot.execution.manager import OP_KEEP, ensure_room, manage_side
         from mmbot.strategy.glft import step
 
-        p = self.params[0]
         bv = self.book_view[0]
         bb, ba = self.book.best_bid(), self.book.best_ask()
-        band = p["near_band_bps"] * 1e-4
         bv["best_bid_px"], bv["best_ask_px"] = bb, ba
         bv["best_bid_qty"], bv["best_ask_qty"] = (
             self.book.bids.get(bb, 0.0),
             self.book.asks.get(ba, 0.0),
         )
-        bv["bid_near_qty"] = sum(q for px, q in self.book.bids.items() if px >= bb * (1 - band))
-        bv["ask_near_qty"] = sum(q for px, q in self.book.asks.items() if px <= ba * (1 + band))
+        # visible size within near_ticks of the touch, near_ticks fixed at setup as the backtest does
+        lo_px, hi_px = (
+            bb - (self.near_ticks + 0.5) * self.tick_px,
+            ba + (self.near_ticks + 0.5) * self.tick_px,
+        )
+        bv["bid_near_qty"] = sum(q for px, q in self.book.bids.items() if px >= lo_px)
+        bv["ask_near_qty"] = sum(q for px, q in self.book.asks.items() if px <= hi_px)
         bv["position_qty"] = self.position_qty
         bv["pnl"] = self.pnl()
         for i, s in enumerate(self.slots):
@@ -760,6 +767,16 @@ class Session:
             log.error("kill switch: %s", reason)
         self.stop.set()
 
+    def check_limits(self) -> bool:
+        """Kill switch on the position hard limit and the loss limit; False once tripped."""
+        p = self.params[0]
+        hard_qty = self.cfg.hard_position_ratio * float(p["max_position_qty"])
+        if abs(self.position_qty) > hard_qty + 1e-9:
+            self.kill(f"position {self.position_qty} beyond the hard limit {hard_qty}")
+        elif self.pnl() < -float(p["max_loss"]):
+            self.kill(f"loss limit: pnl {self.pnl():.4f} < -{float(p['max_loss'])}")
+        return not self.kill_reason
+
     async def watchdog(self) -> None:
         last_clock = 0.0
         while not self.stop.is_set():
@@ -778,17 +795,8 @@ class Session:
                     "feed stale for > %.0f ms: quoting paused, orders cancelled", self.cfg.stale_ms
                 )
                 self.spawn(self.cancel_all("stale feed"))
-            if self.params is not None:
-                if (
-                    abs(self.position_qty)
-                    > self.cfg.hard_position_ratio * float(self.params[0]["max_position_qty"])
-                    + 1e-9
-                ):
-                    self.kill(f"position {self.position_qty} beyond the hard limit")
-                if self.pnl() < -float(self.params[0]["max_loss"]):
-                    self.kill(
-                        f"loss limit: pnl {self.pnl():.4f} < -{float(self.params[0]['max_loss'])}"
-                    )
+            if self.params is not None and self.reconciled:
+                self.check_limits()
             if self.metrics is not None:
                 self.metrics.state(self)
             if self.rest is not None and time.monotonic() - last_clock > self.cfg.clock_check_s:
@@ -1037,6 +1045,10 @@ class Session:
             "strategy": self.cfg.strategy,
             "knobs": dict(self.knobs),
             "kill_reason": self.kill_reason or None,
+            "strategy_state": {
+                k: float(self.state[0][k])
+                for k in ("sigma_ticks", "a_per_s", "k_per_tick", "half_spread_px", "slip_cost_bps")
+            },
             **{f"live_{k}": v for k, v in self.counters.items()},
         }
         return RunResult(fills, self.actions[: self.n_actions].copy(), marks, meta)

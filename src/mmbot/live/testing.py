@@ -56,7 +56,7 @@ class EmulatorThread:
         self.port = self.call(self.emu.start("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def call(self, coro, timeout_s: float = 10.0):
+    def call(self, coro, timeout_s: float = 30.0):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
 
     def inject(self, kind: str, **kw) -> None:
