@@ -603,6 +603,11 @@ def rule_table() -> list[dict[str, Any]]:
                 "deltas": {d.field: [d.lo, d.hi] for d in r.deltas},
                 "calm": r.calm,
                 "hard": r.hard,
+                "judged_on": (
+                    ("-" if r.effect_sign < 0 else "") + r.effect_metric
+                    if r.effect_metric
+                    else None
+                ),
                 "why": r.why,
             }
         )

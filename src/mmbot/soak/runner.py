@@ -690,12 +690,19 @@ def soak_markdown(
         "",
         "## Auto-tune rules",
         "",
-        "| rule | marker | when | deltas |",
-        "|---|---|---|---|",
+        "H1-H5 are the seed's; H6 is ours. A rule whose last change did not lower the cost in "
+        "'judged on' is muted for a few iterations (INEFFECTIVE); 3+ rules at once keep only the "
+        "conservative ones at their low end (CALM_DOWN); two negative iterations in a row apply "
+        "the fallback package.",
+        "",
+        "| rule | marker | when | deltas | judged on |",
+        "|---|---|---|---|---|",
     ]
     for r in sm["rules"]:
         d = ", ".join(f"{f} {lo:+g}..{hi:+g}" for f, (lo, hi) in r["deltas"].items())
-        lines.append(f"| {r['name']} | {r['marker']} | {r['when']} | {d} |")
+        lines.append(
+            f"| {r['name']} | {r['marker']} | {r['when']} | {d} | {r.get('judged_on') or '-'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
