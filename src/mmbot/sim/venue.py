@@ -8,6 +8,8 @@ points (``make_venue``, ``finish``) live in ``mmbot.sim.api``.
 
 from __future__ import annotations
 
+import hashlib
+
 import numba
 import numpy as np
 from numba import njit, types
@@ -262,6 +264,14 @@ _FIELDS = [
 
 @structref.register
 class VenueType(types.StructRef):
+    def __init__(self, fields):
+        super().__init__(fields)
+        # numba names a structref type after all its fields (kilobytes here); every compiled
+        # symbol and cache key repeats it, which slows cold compiles. A short name with a digest
+        # of the layout stays unique, so caches built for another layout are never reused.
+        digest = hashlib.sha1(repr(self._fields).encode()).hexdigest()[:16]
+        self.name = f"mmbot.Venue_{digest}"
+
     def preprocess_fields(self, fields):
         return tuple((name, types.unliteral(typ)) for name, typ in fields)
 
@@ -430,14 +440,14 @@ def scan_events(ev):
 
 
 # ---------------------------------------------------------------- small helpers
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _px_of(v, ix):
     # integer ticks x integer tick units / 10**decimals: one correctly rounded division, so the
     # result is the double nearest the exchange's decimal price (57000.1, not 57000.100000000006)
     return ((ix + v.tick_lo) * v.tick_units) / v.px_scale
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _ix_of(v, px):
     return np.int64(np.round(px / v.tick_px)) - v.tick_lo
 
@@ -458,14 +468,14 @@ def _interp(ts_arr, val_arr, t):
     return val_arr[j - 1] + w * (val_arr[j] - val_arr[j - 1])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _entry_latency(v, t):
     if v.lat_ts.shape[0] == 0:
         return v.entry_lat
     return np.int64(np.round(_interp(v.lat_ts, v.lat_entry, t)))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _response_latency(v, t):
     if v.lat_ts.shape[0] == 0:
         return v.resp_lat
@@ -480,7 +490,7 @@ def _set_error(v, code, val):
         v.err_val = val
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _exch_mid(v):
     if v.xbb < 0 or v.xba >= v.n_ticks:
         return np.nan
@@ -1413,20 +1423,20 @@ def _goto(v, target, wait):
 @njit(cache=True)
 def elapse(v, dt_ns):
     """Advance local time by ``dt_ns``; OK, or END_OF_DATA once no market data is left."""
-    return _goto(v, v.now + dt_ns, 0)
+    return _goto(v, v.now + dt_ns, np.int64(0))  # non-literal: one compiled _goto for all verbs
 
 
 @njit(cache=True)
 def goto(v, local_ts):
     """Advance local time to ``local_ts`` (no-op if already past); OK or END_OF_DATA."""
-    return _goto(v, max(local_ts, v.now), 0)
+    return _goto(v, max(local_ts, v.now), np.int64(0))
 
 
 @njit(cache=True)
 def wait_next(v, timeout_ns):
     """Advance to the next local feed event or order response, at most ``timeout_ns``.
     Returns WAIT_FEED, WAIT_RESPONSE, OK (timeout) or END_OF_DATA."""
-    return _goto(v, v.now + timeout_ns, 1)
+    return _goto(v, v.now + timeout_ns, np.int64(1))
 
 
 @njit(cache=True)
