@@ -129,6 +129,7 @@ def test_rest_faults_5xx_rate_limit_reject_timeout():
 
 def test_public_stream_snapshot_then_deltas_and_seq_gap_is_visible():
     async def fn(emu, http, url):
+        await asyncio.sleep(0.3)  # past the replay's opening snapshot: one snapshot, then deltas
         async with http.ws_connect(url.replace("http", "ws") + "/v5/public/linear") as ws:
             await ws.send_json(
                 {"op": "subscribe", "args": ["orderbook.50.XRPUSDT", "publicTrade.XRPUSDT"]}

@@ -27,7 +27,7 @@ async def _record(symbol: str, out: Path, eps: Endpoints, duration_s: float) -> 
     out.parent.mkdir(parents=True, exist_ok=True)
     async with aiohttp.ClientSession() as http:
         try:
-            await BybitRest(http, eps.rest_url, None).instrument(symbol)
+            await BybitRest(http, eps.rest_url, None, timeout_s=10.0).instrument(symbol)
         except TransportError as exc:
             raise UserError(f"exchange at {eps.rest_url} not reachable ({exc})") from exc
         with out.open("w") as fh:

@@ -840,9 +840,8 @@ class Session:
     async def run(self) -> int:
         cfg = self.cfg
         async with aiohttp.ClientSession() as http:
-            self.rest = BybitRest(
-                http, cfg.endpoints.rest_url, cfg.keys, timeout_s=cfg.rest_timeout_s
-            )
+            # start-up checks are not latency-critical: a generous timeout, then the trading one
+            self.rest = BybitRest(http, cfg.endpoints.rest_url, cfg.keys, timeout_s=10.0)
             try:
                 inst = await self.rest.instrument(self.symbol)
             except TransportError as exc:
@@ -897,6 +896,7 @@ class Session:
                 self.paper.m._exec_ids = itertools.count(len(self.journal.fills(self.symbol)) + 1)
                 self.paper.m._ids = itertools.count(int(time.time() * 1000))
                 self.venue = self.paper
+            self.rest.timeout = aiohttp.ClientTimeout(total=cfg.rest_timeout_s)
             if cfg.metrics_port:
                 from mmbot.live.metrics import Metrics
 

@@ -73,6 +73,7 @@ class SimMatcher:
     fees_paid: float = 0.0
 
     def __post_init__(self) -> None:
+        _warm_up(self.events, self.tick_px, self.lot_qty)
         self.v = sim.make_venue(
             self.events,
             sim.VenueConfig(
@@ -268,6 +269,33 @@ class SimMatcher:
 
     def open_orders(self) -> list[SimOrder]:
         return [o for o in self.orders.values() if o.is_open]
+
+
+_WARM = False
+
+
+def _warm_up(events: np.ndarray, tick_px: float, lot_qty: float) -> None:
+    """Compile (or load from cache) every venue verb the matcher calls, on a throwaway venue, so the
+    first REST request or replayed message does not stall the emulator's event loop on the JIT."""
+    global _WARM
+    if _WARM:
+        return
+    ev = events[: min(len(events), 2000)]
+    v = sim.make_venue(ev, sim.VenueConfig(tick_px=tick_px, lot_qty=lot_qty))
+    t = int(ev["exch_ts"][-1])
+    sv.goto(v, t)
+    bid = sv.exch_best_bid_px(v)
+    if bid == bid:
+        oid = sv.submit(v, 1, bid, lot_qty, sim.venue.TIF_GTX, sim.venue.ORD_LIMIT)
+        sv.goto(v, t)
+        sv.modify(v, oid, bid, 2 * lot_qty)
+        sv.goto(v, t)
+        sv.cancel(v, oid)
+    sv.goto(v, t)
+    _n_fills(v)
+    _new_fills(v, 0)
+    _slot_state(v, 1)
+    _WARM = True
 
 
 def _wall_ns() -> int:
