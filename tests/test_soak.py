@@ -69,6 +69,15 @@ def test_smoke_writes_every_artifact_and_exit_code_follows_the_gate(two_runs) ->
     edge = json.loads(paths.edge_report.read_text())
     ident = edge["identity"]
     assert ident["checked_runs"] >= 2 and ident["max_rel_err"] <= ident["tolerance_rel"]
+    # the records are kept: the report rebuilt from them is the soak's own
+    from mmbot.audit import build_edge_report
+    from mmbot.audit.records_io import read_run
+
+    runs = read_run(a / "artifacts/soak/records")
+    assert len(runs) == ident["checked_runs"]
+    again = build_edge_report(runs, {})["totals"]
+    assert again["net_bps"] == pytest.approx(edge["totals"]["net_bps"], rel=1e-9, abs=1e-12)
+    assert again["fills"] == edge["totals"]["fills"]
     # the seed's markers
     assert "| soak_iter_artifacts | OK | iter=1 |" in p.stdout
     assert "| soak_iter_artifacts | OK | iter=2 |" in p.stdout

@@ -75,6 +75,7 @@ class SoakPaths:
         self.metrics_jsonl = self.soak / "metrics.jsonl"
         self.summary_txt = self.soak / "summary.txt"
         self.audit_jsonl = self.soak / "audit.jsonl"
+        self.records = self.soak / "records"  # one records_io run directory per chunk
         self.edge_report = self.reports / "EDGE_REPORT.json"
         self.kpi_gate = self.reports / "KPI_GATE.json"
         self.export_json = export_json

@@ -333,7 +333,7 @@ def run_iteration(
         del run_events
         if carry is not None:
             carry.apply(events)
-        res.meta["name"] = f"iter{iteration}_chunk{chunk_no}"
+        res.meta["name"] = f"iter{iteration:03d}_chunk{chunk_no:03d}"
         results.append(res)
         if on_chunk is not None:
             on_chunk(int(events["exch_ts"][-1]))
@@ -372,7 +372,7 @@ def run_soak(
 
     from mmbot.audit import build_edge_report
     from mmbot.audit.edge_report import make_runtime
-    from mmbot.audit.records_io import write_audit_jsonl
+    from mmbot.audit.records_io import write_audit_jsonl, write_run
     from mmbot.gate import evaluate, load_thresholds
 
     thresholds = load_thresholds()
@@ -396,7 +396,7 @@ def run_soak(
     )
     say(f"| soak | KNOBS | iter=1 {_fmt_knobs(knobs)} |")
 
-    stage = Stage(Path(artifacts), replace_dirs=[paths.iterations])
+    stage = Stage(Path(artifacts), replace_dirs=[paths.iterations, paths.records])
     try:
         history: list[dict] = []
         all_results: list[Any] = []
@@ -408,6 +408,7 @@ def run_soak(
         turnover_sum = 0.0
         fills_sum = 0
         wall0 = time.perf_counter()
+        staged_records = stage.dir_for(paths.records)
 
         prog_ctx = _progress(con, enabled=progress)
         with prog_ctx as prog:
@@ -469,6 +470,9 @@ def run_soak(
                 }
                 iter_rows.append(row)
                 metrics_lines.append(jsonl_line(row))
+                # the records, so `mmbot report --run artifacts/soak/records` can rebuild the report
+                for r in results:
+                    write_run(staged_records, r, str(r.meta.get("name")), audit_jsonl=False)
                 # the seed's audit.jsonl (one line per fill and per action), one part per iteration
                 part = stage.dir / "audit_parts" / f"iter{it:05d}.jsonl"
                 write_audit_jsonl(part, [(str(r.meta.get("name")), r) for r in results])
