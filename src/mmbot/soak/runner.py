@@ -1,12 +1,14 @@
 """The soak runner behind `mmbot soak`: iterations of market time, per-iteration audit, auto-tune.
 
 Owns the orchestration only (DESIGN.md "Soak and auto-tune"): a market source yields each
-iteration's events (the synthetic market generated chunk by chunk with per-chunk derived seeds, or
-a capture's time windows); each chunk runs through `mmbot.backtest.run` with the current knobs; the
-iteration's EDGE_REPORT (`mmbot.audit.build_edge_report`) feeds the tuner
-(`mmbot.soak.autotune.tune`). At the end the final EDGE_REPORT, KPI gate and reports are written.
-Only records (fills/actions/marks) are kept across iterations, never events, so memory is bounded
-by the strategy's activity, not by market hours.
+iteration's events in 30-min chunks (the synthetic market: one continuous stream per iteration
+from a seed derived from (--seed, iteration), starting where the previous iteration's market time
+ended; a capture: consecutive time windows of the replay); each chunk runs through
+`mmbot.backtest.run` with the current knobs, starting from the order book the previous chunk left
+(`mmbot.soak.book_carry`); the iteration's EDGE_REPORT (`mmbot.audit.build_edge_report`) feeds the
+tuner (`mmbot.soak.autotune.tune`). At the end the final EDGE_REPORT, KPI gate and reports are
+written. Only records (fills/actions/marks) are kept across chunks, never events, so memory is
+bounded by the strategy's activity, not by market hours.
 
 All artifacts are staged in a temporary directory and moved into place when the soak finished
 (`mmbot.soak.artifacts.Stage`). Bad input raises `UserError` before anything is written.
@@ -36,7 +38,6 @@ NS_PER_HOUR: Final[int] = 3_600_000_000_000
 CHUNK_NS: Final[int] = NS_PER_HOUR // 2
 # Synthetic market clock start (2024-01-01T00:00:00Z): fixed so artifacts do not depend on the date.
 SYNTH_START_NS: Final[int] = 1_704_067_200_000_000_000
-ITER_KINDS: Final[tuple[str, ...]] = ("AUDIT_SNAPSHOT", "BLOCKS_BREAKDOWN", "NEG_EDGE_DRIVERS")
 
 # EDGE_REPORT totals copied into metrics.jsonl / soak_metrics.json per iteration.
 METRIC_KEYS: Final[tuple[str, ...]] = (
