@@ -514,8 +514,10 @@ def _scan_ask_up(book, j, n):
 
 @njit(cache=True)
 def _bid_update(bid, ask, bb, ba, n, ix, qty, bbo):
-    """Set the bid level ``ix`` to ``qty``; returns new (bb, ba). A BBO event also removes better bids.
-    A bid at or above the best ask removes those asks (the feed says the book is no longer crossed)."""
+    """Set the bid level ``ix`` to ``qty``; returns new (bb, ba). A BBO event also removes better
+    bids. A new best bid at or above the best ask moves the best ask above it; like hftbacktest's
+    HashMapMarketDepth the crossed ask levels are left in place (only the pointer moves), which
+    keeps queue positions initialised from them identical to the reference."""
     if bbo and bb > ix:
         for j in range(ix + 1, bb + 1):
             bid[j] = 0.0
@@ -524,10 +526,8 @@ def _bid_update(bid, ask, bb, ba, n, ix, qty, bbo):
     if qty > 0.0:
         if ix > bb:
             bb = ix
-        if ix >= ba:
-            for j in range(ba, ix + 1):
-                ask[j] = 0.0
-            ba = _scan_ask_up(ask, ix + 1, n)
+            if bb >= ba:
+                ba = _scan_ask_up(ask, bb + 1, n)
     elif ix == bb:
         bb = _scan_bid_down(bid, ix - 1)
     return bb, ba
@@ -543,10 +543,8 @@ def _ask_update(bid, ask, bb, ba, n, ix, qty, bbo):
     if qty > 0.0:
         if ix < ba:
             ba = ix
-        if ix <= bb:
-            for j in range(ix, bb + 1):
-                bid[j] = 0.0
-            bb = _scan_bid_down(bid, ix - 1)
+            if bb >= ba:
+                bb = _scan_bid_down(bid, ba - 1)
     elif ix == ba:
         ba = _scan_ask_up(ask, ix + 1, n)
     return bb, ba
