@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import USDM_CAPTURE, need_shared
 
+from conftest import USDM_CAPTURE, need_shared
 from mmbot.data.calibrate import calibrate, calibrate_command
 from mmbot.data.market_stats import market_stats
 from mmbot.data.synthetic import generate, load_calibration

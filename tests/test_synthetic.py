@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mmbot.data.market_stats import market_stats
-from mmbot.data.synthetic import generate, generate_chunks, load_calibration
+from mmbot.data.synthetic import generate, generate_chunks, generate_with_flow, load_calibration
 from mmbot.errors import UserError
 from mmbot.events import (
     BUY_EVENT,
@@ -66,6 +66,12 @@ def test_chunked_generation_equals_one_shot(calib: dict) -> None:
         for i, p in enumerate(parts[1:], start=1):
             if len(p):
                 assert p["exch_ts"].min() >= T0_NS + i * chunk_ns
+
+
+def test_flow_diagnostics_do_not_change_the_market(calib: dict) -> None:
+    ev, flow = generate_with_flow(calib, 3, T0_NS, 30 * S_NS)
+    assert ev.tobytes() == generate(calib, 3, T0_NS, 30 * S_NS).tobytes()
+    assert flow["noise_orders"] > 0 and 0.0 <= flow["informed_share_of_orders"] <= 1.0
 
 
 def test_times_ordered_and_local_after_exchange(market: np.ndarray) -> None:
