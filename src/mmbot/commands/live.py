@@ -43,6 +43,7 @@ def _session(
     latency_ms: float,
     rest_timeout_s: float = 2.0,
     clock_check_s: float = 5.0,
+    book_depth: int = 50,
 ) -> int:
     from mmbot.live.runner import RunnerConfig, run_session
 
@@ -66,6 +67,7 @@ def _session(
         max_clock_drift_ms=max_clock_drift_ms,
         metrics_port=metrics_port,
         paper_latency_ms=latency_ms,
+        book_depth=book_depth,
     )
     return run_session(cfg)
 
@@ -107,6 +109,7 @@ def paper(
     latency_ms: float = typer.Option(
         0.0, "--latency-ms", help="simulated order latency of the paper venue"
     ),
+    book_depth: int = typer.Option(50, "--book-depth", help="orderbook.N depth topic (50 or 500)"),
 ) -> int:
     """Paper trading: live public data, fills from the simulated venue; same records as a backtest."""
     eps = _endpoints(testnet, mainnet, exchange_url)
@@ -132,6 +135,7 @@ def paper(
         max_clock_drift_ms,
         metrics_port,
         latency_ms,
+        book_depth=book_depth,
     )
 
 
@@ -166,6 +170,7 @@ def live(
     clock_check_s: float = typer.Option(
         5.0, "--clock-check-s", help="how often the clock drift is checked"
     ),
+    book_depth: int = typer.Option(50, "--book-depth", help="orderbook.N depth topic (50 or 500)"),
 ) -> int:
     """Live trading on Bybit V5 (real orders): needs --confirm-live and --testnet or --mainnet."""
     from mmbot.errors import UserError
@@ -197,6 +202,7 @@ def live(
         0.0,
         rest_timeout_s,
         clock_check_s,
+        book_depth=book_depth,
     )
 
 
@@ -241,6 +247,7 @@ def emulator(
         "sim", "--matcher", help="sim (mmbot.sim venue: queue model, fees; no --loop) | simple"
     ),
     queue_model: str = typer.Option("risk_averse", "--queue-model", help="for --matcher sim"),
+    book_depth: int = typer.Option(50, "--book-depth", help="orderbook.N topic served (50 or 500)"),
     start_on_subscribe: bool = typer.Option(
         False, "--start-on-subscribe", help="start the replay when the first client subscribes"
     ),
@@ -265,6 +272,7 @@ def emulator(
         scheduled_faults=[parse_fault_spec(f) for f in fault],
         matcher=matcher,
         queue_model=queue_model,
+        depth=book_depth,
         wait_for_subscriber=start_on_subscribe,
     )
     try:

@@ -96,6 +96,7 @@ class RunnerConfig:
     rest_timeout_s: float = 2.0
     paper_latency_ms: float = 0.0
     metrics_port: int = 0
+    book_depth: int = 50  # orderbook.N topic: 50 (20 ms) or 500 (100 ms) on Bybit linear
     maker_fee_rate: float | None = None
     taker_fee_rate: float | None = None
 
@@ -909,7 +910,7 @@ class Session:
             self.public = BybitStream(
                 http,
                 cfg.endpoints.public_ws_url,
-                [book_topic(self.symbol), trade_topic(self.symbol)],
+                [book_topic(self.symbol, cfg.book_depth), trade_topic(self.symbol)],
                 self.on_public,
                 on_connect=self.on_public_connect,
                 on_disconnect=self.on_public_down,
