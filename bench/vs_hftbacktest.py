@@ -87,30 +87,46 @@ def run_mmbot(data: np.ndarray) -> dict:
         partial_fills=False,
     )
     t0 = time.perf_counter()
+    c0 = time.process_time()
     v = sim.make_venue(data, cfg)
     mmbot_touch(v, ORDER_QTY, MAX_POSITION_QTY, STEP_NS)
     fills, actions, marks, stats = sim.finish(v)
     dt = time.perf_counter() - t0
+    cpu = time.process_time() - c0
     mid = stats["final_mid_px"]
     return {
         "seconds": dt,
+        "cpu_seconds": cpu,
         "fills": len(fills),
         "equity": stats["cash"] + stats["position_qty"] * mid,
         "position": stats["position_qty"],
         "maker_fills": int(fills["maker"].sum()),
         "fill_rows": fills,
         "actions": actions,
+        "marks": marks,
     }
 
 
 # ---------------------------------------------------------------- hftbacktest driver
 def _hbt_strategy():
-    from hftbacktest.order import GTX, LIMIT, NEW, PARTIALLY_FILLED
+    from hftbacktest.order import FILLED, GTX, LIMIT, NEW, PARTIALLY_FILLED
 
     @njit
-    def hbt_touch(hbt, order_qty, max_pos, step_ns):
+    def hbt_touch(hbt, order_qty, max_pos, step_ns, rec):
+        """``rec`` (n, 3) int64 receives (exch_ts, side, price tick) of filled orders when it has
+        rows (comparison run); the timed runs pass a 0-row array."""
         oid = 1
+        n_rec = 0
         while hbt.elapse(step_ns) == 0:
+            if rec.shape[0] > 0:
+                it = hbt.orders(0).values()
+                while it.has_next():
+                    o = it.get()
+                    if o.status == FILLED and n_rec < rec.shape[0]:
+                        rec[n_rec, 0] = o.exch_timestamp
+                        rec[n_rec, 1] = o.side
+                        rec[n_rec, 2] = o.price_tick
+                        n_rec += 1
             hbt.clear_inactive_orders(0)
             depth = hbt.depth(0)
             bb = depth.best_bid
@@ -140,15 +156,17 @@ def _hbt_strategy():
                     else:
                         hbt.submit_sell_order(0, oid, px, order_qty, GTX, LIMIT, False)
                     oid += 1
-        return oid
+        return n_rec
 
     return hbt_touch
 
 
-def run_hbt(data: np.ndarray, hbt_touch) -> dict:
+def run_hbt(data: np.ndarray, hbt_touch, record: bool = False) -> dict:
     from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest
 
+    rec = np.zeros((100_000 if record else 0, 3), np.int64)
     t0 = time.perf_counter()
+    c0 = time.process_time()
     asset = (
         BacktestAsset()
         .data([data])
@@ -161,7 +179,7 @@ def run_hbt(data: np.ndarray, hbt_touch) -> dict:
         .lot_size(LOT_QTY)
     )
     hbt = HashMapMarketDepthBacktest([asset])
-    hbt_touch(hbt, ORDER_QTY, MAX_POSITION_QTY, STEP_NS)
+    n_rec = hbt_touch(hbt, ORDER_QTY, MAX_POSITION_QTY, STEP_NS, rec)
     sv = hbt.state_values(0)
     depth = hbt.depth(0)
     mid = (depth.best_bid + depth.best_ask) / 2.0
@@ -172,6 +190,8 @@ def run_hbt(data: np.ndarray, hbt_touch) -> dict:
     }
     hbt.close()
     out["seconds"] = time.perf_counter() - t0
+    out["cpu_seconds"] = time.process_time() - c0
+    out["fill_keys"] = rec[:n_rec]
     return out
 
 
@@ -216,6 +236,26 @@ def convert(capture: Path) -> Path:
     return npz
 
 
+def compare_fills(hbt_keys: np.ndarray, fills: np.ndarray) -> dict:
+    """Match fills by (exchange time, side, price tick); unmatched ones are paired when the same
+    side and price filled within 5 ms in the other engine (a timing difference)."""
+    h = {(int(t), int(sd), int(p)) for t, sd, p in hbt_keys}
+    m = {(int(f["exch_ts"]), int(f["side"]), int(round(f["px"] / TICK_PX))) for f in fills}
+    only_h = sorted(h - m)
+    only_m = sorted(m - h)
+    near = 0
+    for t, sd, p in only_h:
+        if any(sd == sd2 and p == p2 and abs(t - t2) <= 5_000_000 for t2, sd2, p2 in only_m):
+            near += 1
+    return {
+        "same": len(h & m),
+        "only_hbt": len(only_h),
+        "only_mmbot": len(only_m),
+        "shifted": near,
+        "first_diffs": (only_h[:3], only_m[:3]),
+    }
+
+
 def bench_one(capture: Path, hbt_touch) -> dict:
     npz = convert(capture)
     data = np.load(npz)["data"]
@@ -223,18 +263,25 @@ def bench_one(capture: Path, hbt_touch) -> dict:
     # warm-up: JIT of both drivers (and load of mmbot's cached verbs) on a small slice
     run_hbt(data[:WARMUP_ROWS], hbt_touch)
     run_mmbot(data[:WARMUP_ROWS])
-    best_h = min((run_hbt(data, hbt_touch) for _ in range(2)), key=lambda r: r["seconds"])
-    best_m = min((run_mmbot(data) for _ in range(3)), key=lambda r: r["seconds"])
+    best_h = min((run_hbt(data, hbt_touch) for _ in range(3)), key=lambda r: r["seconds"])
+    best_m = min((run_mmbot(data) for _ in range(5)), key=lambda r: r["seconds"])
+    cpu_h = min(run_hbt(data, hbt_touch)["cpu_seconds"] for _ in range(3))
+    cpu_m = min(run_mmbot(data)["cpu_seconds"] for _ in range(5))
     m2 = run_mmbot(data)
-    deterministic = np.array_equal(
-        best_m["fill_rows"].view(np.uint8), m2["fill_rows"].view(np.uint8)
-    ) and (np.array_equal(best_m["actions"].view(np.uint8), m2["actions"].view(np.uint8)))
+    # byte comparison (NaN target prices make == comparisons useless)
+    deterministic = all(
+        best_m[k].tobytes() == m2[k].tobytes() for k in ("fill_rows", "actions", "marks")
+    )
+    cmp = compare_fills(run_hbt(data, hbt_touch, record=True)["fill_keys"], best_m["fill_rows"])
     cold, warm = cold_start(npz)
     return {
         "capture": capture,
         "events": n,
         "hbt": best_h,
         "mm": best_m,
+        "cpu_h": cpu_h,
+        "cpu_m": cpu_m,
+        "cmp": cmp,
         "det": deterministic,
         "cold": cold,
         "warm": warm,
@@ -242,20 +289,19 @@ def bench_one(capture: Path, hbt_touch) -> dict:
 
 
 ACCOUNT = """\
-Why fill counts can differ (remaining differences, same events, same rules):
-- event ordering at equal timestamps: hftbacktest orders its queues (local data, local order
-  responses, exchange data, exchange orders) by its own priority; mmbot processes exchange data,
-  then order arrivals, then responses, then local data. A cancel and a trade at the same ns can
-  resolve differently.
-- a post-only order that arrives when the book has just crossed it is rejected in both, but
-  hftbacktest marks it EXPIRED locally and the strategy re-quotes one step later in both engines;
-  rejections can shift the re-quote cadence by a step.
-- queue estimation is the same formula (ProbQueueModel, power 2); mmbot re-initialises the queue
-  from its exchange-side book, which clears crossed levels when a new level crosses the other side
-  (hftbacktest keeps them until updated), so after crossed diff updates the queue ahead can differ.
-- hftbacktest checks trades only against sell orders in (best_bid, trade px] (buy orders in
-  [trade px, best_ask)); mmbot checks every live order on the hit side, so an order at or through
-  the touch is filled by the first trade that prints through it.
+Remaining fill differences (same events, same rules; traced on btcusdt_20240808):
+- mmbot and hftbacktest use the same matching rules (trade through / at our price after the queue
+  ahead, book moving through the order), the same ProbQueueModel power-2 update, the same
+  tie order on the exchange side (market data before order arrivals) and the same crossed-book
+  handling (a crossing level moves the opposite best pointer, the levels stay). 371 of 374 fills
+  are identical in exchange time, side and price.
+- the few that differ come from the queue-ahead estimate: at the trade where hftbacktest fills,
+  mmbot's estimate left the order 0.0008 / 0.0010 (under one 0.001 lot) short of trading through,
+  so mmbot fills at the next print (1 ms later) or not at all; we have not isolated which
+  update step makes the two estimates drift by this sub-lot amount. A missed fill changes the
+  position, and the position limit then changes later quoting (one further difference).
+- on the local side the engines order equal-time events differently (hftbacktest: local data before
+  order responses; mmbot: responses first), which can shift a re-quote by one 100 ms step.
 """
 
 
@@ -272,22 +318,32 @@ def main(argv: list[str]) -> int:
         eps_m = r["events"] / m["seconds"]
         ratio = eps_m / eps_h
         fill_diff = abs(m["fills"] - h["fills"]) / max(h["fills"], 1)
+        c = r["cmp"]
         print(f"capture: {cap}  events: {r['events']:,}")
         print(
-            f"hftbacktest: {eps_h:,.0f} events/s  ({h['seconds']:.3f} s)  fills {h['fills']}  equity {h['equity']:.4f}  position {h['position']:.3f}"
+            f"hftbacktest: {eps_h:,.0f} events/s  ({h['seconds']:.3f} s wall, {r['cpu_h']:.3f} s cpu)  "
+            f"fills {h['fills']}  equity {h['equity']:.4f}  position {h['position']:.3f}"
         )
         print(
-            f"mmbot.sim:   {eps_m:,.0f} events/s  ({m['seconds']:.3f} s)  fills {m['fills']}  equity {m['equity']:.4f}  position {m['position']:.3f}"
+            f"mmbot.sim:   {eps_m:,.0f} events/s  ({m['seconds']:.3f} s wall, {r['cpu_m']:.3f} s cpu)  "
+            f"fills {m['fills']}  equity {m['equity']:.4f}  position {m['position']:.3f}"
         )
         print(
-            f"ratio (mmbot / hftbacktest events/s): {ratio:.2f}  (target >= 1.0)  {'OK' if ratio >= 1.0 else 'BELOW TARGET'}"
+            f"ratio (mmbot / hftbacktest events/s): {ratio:.2f} wall, {r['cpu_h'] / r['cpu_m']:.2f} cpu  "
+            f"(target >= 1.0)  {'OK' if ratio >= 1.0 else 'BELOW TARGET'}"
         )
         print(
-            f"fill count difference: {fill_diff * 100:.1f} %  (target <= 10 %)  {'OK' if fill_diff <= 0.10 else 'ABOVE TARGET'}"
+            f"fill count difference: {fill_diff * 100:.1f} %  (target <= 10 %)  "
+            f"{'OK' if fill_diff <= 0.10 else 'ABOVE TARGET'}"
+        )
+        print(
+            f"fills matched by (exch_ts, side, px): {c['same']} identical, {c['only_hbt']} only in hftbacktest, "
+            f"{c['only_mmbot']} only in mmbot ({c['shifted']} of them the same order filled <= 5 ms apart)"
         )
         print(f"deterministic (two mmbot runs, identical record bytes): {r['det']}")
         print(
-            f"cold start (first process, empty numba cache, 5k events): {r['cold']:.2f} s; second process (cached): {r['warm']:.2f} s"
+            f"cold start (first process, empty numba cache, 5k events): {r['cold']:.2f} s; "
+            f"second process (cached): {r['warm']:.2f} s"
         )
     print(ACCOUNT)
     return 0
