@@ -146,13 +146,21 @@ def finish(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Trimmed (fills, actions, marks) and a stats dict; raises UserError if a verb got bad input.
 
-    Stats: events (exchange-side events processed), local_events, rate_limit_rejects,
+    ``actions`` are in local_ts order (ties: the order they were written). Stats: events
+    (exchange-side events processed), local_events, rate_limit_rejects,
     post_only_rejects, out_of_band_levels, no_slot, fills, final_mid_px, sim_equity (exchange-side
     cash + position x final exchange mid), position_qty, cash, local_* views, and ws_lag_p95_ms when
     ``events`` (the same array given to make_venue) is passed.
     """
     check_error(v)
     fills, actions, marks = _v._records(v)
+    # exchange-side rows are written when they happen at the exchange, stamped with the later time
+    # the strategy learns of them: a stable sort by local_ts gives the strategy's chronology
+    # (reordered as raw rows: numpy's structured take leaves the padding bytes uninitialised,
+    # which would break byte-for-byte determinism)
+    order = np.argsort(actions["local_ts"], kind="stable")
+    rows = actions.view(np.uint8).reshape(len(actions), actions.dtype.itemsize)[order]
+    actions = rows.reshape(-1).view(actions.dtype)
     ints, flts = _v._stats(v)
     final_mid = float(flts[0])
     stats = {
