@@ -322,7 +322,7 @@ class Pipeline:
         self.parser_counters: dict[str, int] = dict.fromkeys(PARSER_COUNTER_NAMES, 0)
         self.seq_state = rp.new_state(0, self.base_latency_ns)
         self.state: np.ndarray | None = None
-        self.bids = self.asks = None
+        self.book: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self.scale = 1e8
         self.carry = np.empty(0, dtype=rp.STAGE_DTYPE)
         self.watermark = np.iinfo(np.int64).min
@@ -386,7 +386,7 @@ class Pipeline:
                 max_px = max(max_px, float(px.max()))
         self.scale = price_scale(max_px)
         self.state = rp.new_state(offset, self.base_latency_ns)
-        self.bids, self.asks = rp.new_books()
+        self.book = rp.new_books()
 
     def _sample_guesses(self, events: np.ndarray) -> None:
         if self._sample_rows > 50_000 or len(events) == 0:
@@ -458,7 +458,8 @@ class Pipeline:
                 self.watermark = max(self.watermark, int(emit["exch_ts"][-1]))
         if len(emit) == 0:
             return np.empty(0, dtype=EVENT_DTYPE)
-        events = rp.replay(emit, self.scale, self.state, self.bids, self.asks, self.counters)
+        events, *book = rp.replay(emit, self.scale, self.state, *self.book, self.counters)
+        self.book = tuple(book)
         self.kind_counts += np.bincount((events["ev"] & KIND_MASK).astype(np.int64), minlength=256)
         if len(events):
             if self.stats.n_events == 0:

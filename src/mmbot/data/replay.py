@@ -26,15 +26,14 @@ messages ordered by exchange time. Output: ``EVENT_DTYPE`` rows, in the same ord
   inversions are counted (``local_order_inversion``, not a repair) and consumers replay local rows
   in local-time order, as hftbacktest does.
 
-All state lives in ``state`` (int64 array) and two typed dicts (price key -> qty), so the pass
-resumes across chunks: memory is bounded by the book size, not the file size.
+All state lives in ``state`` (int64 array) and two hash tables in plain arrays (price key -> qty),
+so the pass resumes across chunks: memory is bounded by the book size, not the file size.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
-from numba.typed import Dict
+from numba import njit
 
 from mmbot.events import (
     BUY_EVENT,
@@ -122,7 +121,9 @@ S_OFFSET_NS = 7
 S_BASE_LAT_NS = 8
 S_GAP_PENDING = 9
 S_STEP = 10  # gcd of all price keys seen: every level lies on this grid (for the best-level search)
-N_STATE = 11
+S_NB = 11  # bid levels in the book
+S_NA = 12  # ask levels in the book
+N_STATE = 13
 
 NO_BID = np.int64(-(1 << 62))
 NO_ASK = np.int64(1 << 62)
@@ -138,29 +139,83 @@ def new_state(offset_ns: int, base_latency_ns: int) -> np.ndarray:
     return st
 
 
-@njit(cache=True)
-def new_books():
-    bids = Dict.empty(key_type=types.int64, value_type=types.float64)
-    asks = Dict.empty(key_type=types.int64, value_type=types.float64)
-    return bids, asks
+# ---- the book: one open-addressing hash table per side (price key -> qty), plain arrays so the
+# compiled functions cache and compile fast (numba's typed Dict is slower on both counts)
+EMPTY_KEY = np.int64(-1)  # price keys are >= 0
+_HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
+
+
+def new_books(capacity: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(bid_keys, bid_qty, ask_keys, ask_qty); capacity a power of two; tables grow in ``replay``."""
+    cap = 1 << max(4, int(capacity - 1).bit_length())
+    return (
+        np.full(cap, EMPTY_KEY, dtype=np.int64),
+        np.zeros(cap, dtype=np.float64),
+        np.full(cap, EMPTY_KEY, dtype=np.int64),
+        np.zeros(cap, dtype=np.float64),
+    )
+
+
+@njit(cache=True, inline="always")
+def _home(key, mask):
+    return np.int64((np.uint64(key) * _HASH_MUL) >> np.uint64(32)) & mask
 
 
 @njit(cache=True)
-def _scan_best_bid(bids) -> np.int64:
-    b = NO_BID
-    for k in bids:
-        if k > b:
+def _find(keys, key):
+    """Slot of ``key``, or ``-1 - slot`` of the empty slot where it would go."""
+    mask = len(keys) - 1
+    i = _home(key, mask)
+    while True:
+        k = keys[i]
+        if k == key:
+            return i
+        if k == EMPTY_KEY:
+            return -1 - i
+        i = (i + 1) & mask
+
+
+@njit(cache=True)
+def _delete_slot(keys, vals, i):
+    """Remove slot ``i`` with backward-shift deletion (no tombstones: probes stay short)."""
+    mask = len(keys) - 1
+    keys[i] = EMPTY_KEY
+    j = i
+    while True:
+        j = (j + 1) & mask
+        k = keys[j]
+        if k == EMPTY_KEY:
+            return
+        h = _home(k, mask)
+        # the entry at j may move into the hole at i unless its home lies cyclically in (i, j]
+        if (i <= j and (h <= i or h > j)) or (i > j and (h <= i and h > j)):
+            keys[i] = k
+            vals[i] = vals[j]
+            keys[j] = EMPTY_KEY
+            i = j
+
+
+@njit(cache=True)
+def _rehash(keys, vals, cap):
+    nk = np.full(cap, EMPTY_KEY, dtype=np.int64)
+    nv = np.zeros(cap, dtype=np.float64)
+    for i in range(len(keys)):
+        k = keys[i]
+        if k != EMPTY_KEY:
+            s = _find(nk, k)
+            nk[-1 - s] = k
+            nv[-1 - s] = vals[i]
+    return nk, nv
+
+
+@njit(cache=True)
+def _scan_best(keys, is_bid) -> np.int64:
+    b = NO_BID if is_bid else NO_ASK
+    for i in range(len(keys)):
+        k = keys[i]
+        if k != EMPTY_KEY and ((is_bid and k > b) or ((not is_bid) and k < b)):
             b = k
     return b
-
-
-@njit(cache=True)
-def _scan_best_ask(asks) -> np.int64:
-    a = NO_ASK
-    for k in asks:
-        if k < a:
-            a = k
-    return a
 
 
 @njit(cache=True)
@@ -180,53 +235,74 @@ def _gcd(a, b):
 
 
 @njit(cache=True)
-def _next_best(book, old, is_bid, step):
+def _next_best(keys, n_levels, old, is_bid, step):
     """Best key after ``old`` was deleted: walk the price grid away from the touch (every level is a
     multiple of ``step``, so no level is skipped), falling back to a full scan after 256 steps."""
-    if step > 0 and len(book) > 0:
+    if n_levels == 0:
+        return NO_BID if is_bid else NO_ASK
+    if step > 0:
         for t in range(1, 257):
             c = old - t * step if is_bid else old + t * step
-            if c in book:
+            if c >= 0 and _find(keys, c) >= 0:
                 return c
-    return _scan_best_bid(book) if is_bid else _scan_best_ask(book)
+    return _scan_best(keys, is_bid)
 
 
 @njit(cache=True)
-def _set_level(book, key, qty, is_bid, st):
-    """Set one level; keep the cached best key right. Returns nothing."""
+def _set_level(keys, vals, key, qty, is_bid, st):
+    """Set one level (qty 0 deletes it); keep the level count and the cached best key right."""
+    cnt = S_NB if is_bid else S_NA
+    slot = _find(keys, key)
     if qty > 0.0:
-        if key not in book:
+        if slot < 0:
             step = st[S_STEP]
             if step == 0 or key % step != 0:
                 st[S_STEP] = _gcd(step, abs(key))
-        book[key] = qty
+            slot = -1 - slot
+            keys[slot] = key
+            st[cnt] += 1
+        vals[slot] = qty
         if is_bid:
             if key > st[S_BEST_BID]:
                 st[S_BEST_BID] = key
         elif key < st[S_BEST_ASK]:
             st[S_BEST_ASK] = key
-    elif key in book:
-        del book[key]
+    elif slot >= 0:
+        _delete_slot(keys, vals, slot)
+        st[cnt] -= 1
         if is_bid:
             if key == st[S_BEST_BID]:
-                st[S_BEST_BID] = _next_best(book, key, True, st[S_STEP])
+                st[S_BEST_BID] = _next_best(keys, st[cnt], key, True, st[S_STEP])
         elif key == st[S_BEST_ASK]:
-            st[S_BEST_ASK] = _next_best(book, key, False, st[S_STEP])
+            st[S_BEST_ASK] = _next_best(keys, st[cnt], key, False, st[S_STEP])
 
 
 @njit(cache=True)
-def _clear_upto(book, key, is_bid, st):
+def _clear_upto(keys, vals, key, is_bid, st):
     """hftbacktest DEPTH_CLEAR semantic: remove levels from the touch up to ``key`` inclusive."""
     todo = []
-    for k in book:
-        if (is_bid and k >= key) or ((not is_bid) and k <= key):
+    for i in range(len(keys)):
+        k = keys[i]
+        if k != EMPTY_KEY and ((is_bid and k >= key) or ((not is_bid) and k <= key)):
             todo.append(k)
+    cnt = S_NB if is_bid else S_NA
     for k in todo:
-        del book[k]
+        s = _find(keys, k)
+        if s >= 0:
+            _delete_slot(keys, vals, s)
+            st[cnt] -= 1
     if is_bid:
-        st[S_BEST_BID] = _scan_best_bid(book)
+        st[S_BEST_BID] = _scan_best(keys, True)
     else:
-        st[S_BEST_ASK] = _scan_best_ask(book)
+        st[S_BEST_ASK] = _scan_best(keys, False)
+
+
+@njit(cache=True)
+def _pow2(n):
+    c = 16
+    while c < n:
+        c *= 2
+    return c
 
 
 @njit(cache=True)
@@ -235,8 +311,9 @@ def _valid_px(px: float) -> bool:
 
 
 @njit(cache=True, nogil=True)
-def replay(rows, scale, st, bids, asks, counters):
-    """Process stage ``rows`` (exchange-time order); return the event array for them."""
+def replay(rows, scale, st, bk, bv, ak, av, counters):
+    """Process stage ``rows`` (exchange-time order). Returns ``(events, bk, bv, ak, av)``: the
+    book tables may have been reallocated (grown) and must be passed to the next call."""
     n = len(rows)
     out = np.empty(n + 64, dtype=EVENT_DTYPE)
     n_out = 0
@@ -264,6 +341,11 @@ def replay(rows, scale, st, bids, asks, counters):
         else:
             st[S_LOCAL_MAX] = loc
         out = _grow(out, n_out, 2 * (j - i) + 4)
+        # room for every level this message could add (load factor <= 1/2)
+        if 2 * (st[S_NB] + (j - i)) > len(bk):
+            bk, bv = _rehash(bk, bv, _pow2(4 * (st[S_NB] + (j - i))))
+        if 2 * (st[S_NA] + (j - i)) > len(ak):
+            ak, av = _rehash(ak, av, _pow2(4 * (st[S_NA] + (j - i))))
         # --- rows ---
         msg_bid_set = NO_BID
         msg_ask_set = NO_ASK
@@ -281,7 +363,7 @@ def replay(rows, scale, st, bids, asks, counters):
                 else:
                     deep_ask = max(deep_ask, px)
             if np.isfinite(deep_bid):
-                _clear_upto(bids, np.int64(np.round(deep_bid * scale)), True, st)
+                _clear_upto(bk, bv, np.int64(np.round(deep_bid * scale)), True, st)
                 o = out[n_out]
                 o.ev = DEPTH_CLEAR_EVENT | BUY_EVENT | mkt
                 o.exch_ts = exch_ts
@@ -293,7 +375,7 @@ def replay(rows, scale, st, bids, asks, counters):
                 o.fval = 0.0
                 n_out += 1
             if np.isfinite(deep_ask):
-                _clear_upto(asks, np.int64(np.round(deep_ask * scale)), False, st)
+                _clear_upto(ak, av, np.int64(np.round(deep_ask * scale)), False, st)
                 o = out[n_out]
                 o.ev = DEPTH_CLEAR_EVENT | SELL_EVENT | mkt
                 o.exch_ts = exch_ts
@@ -328,7 +410,10 @@ def replay(rows, scale, st, bids, asks, counters):
                             break
                         if (is_bid and stale <= key) or ((not is_bid) and stale >= key):
                             break
-                        _set_level(bids if is_bid else asks, stale, 0.0, is_bid, st)
+                        if is_bid:
+                            _set_level(bk, bv, stale, 0.0, True, st)
+                        else:
+                            _set_level(ak, av, stale, 0.0, False, st)
                         out = _grow(out, n_out, j - r + 2)
                         o = out[n_out]
                         o.ev = DEPTH_EVENT | (BUY_EVENT if is_bid else SELL_EVENT) | mkt
@@ -342,11 +427,11 @@ def replay(rows, scale, st, bids, asks, counters):
                         n_out += 1
                         counters[C_BBO_STALE_LEVEL] += 1
                 if ev & BUY_EVENT:
-                    _set_level(bids, key, qty, True, st)
+                    _set_level(bk, bv, key, qty, True, st)
                     if qty > 0.0 and key > msg_bid_set:
                         msg_bid_set = key
                 else:
-                    _set_level(asks, key, qty, False, st)
+                    _set_level(ak, av, key, qty, False, st)
                     if qty > 0.0 and key < msg_ask_set:
                         msg_ask_set = key
             o = out[n_out]
@@ -374,7 +459,7 @@ def replay(rows, scale, st, bids, asks, counters):
                 del_ask = not (ask_fresh and not bid_fresh)
                 out = _grow(out, n_out, 4)
                 if del_bid:
-                    _set_level(bids, bb, 0.0, True, st)
+                    _set_level(bk, bv, bb, 0.0, True, st)
                     o = out[n_out]
                     o.ev = DEPTH_EVENT | BUY_EVENT | mkt
                     o.exch_ts = exch_ts
@@ -387,7 +472,7 @@ def replay(rows, scale, st, bids, asks, counters):
                     n_out += 1
                     counters[C_CROSSED_LEVEL] += 1
                 if del_ask:
-                    _set_level(asks, ba, 0.0, False, st)
+                    _set_level(ak, av, ba, 0.0, False, st)
                     o = out[n_out]
                     o.ev = DEPTH_EVENT | SELL_EVENT | mkt
                     o.exch_ts = exch_ts
@@ -400,7 +485,7 @@ def replay(rows, scale, st, bids, asks, counters):
                     n_out += 1
                     counters[C_CROSSED_LEVEL] += 1
         i = j
-    return out[:n_out]
+    return out[:n_out], bk, bv, ak, av
 
 
 @njit(cache=True)
