@@ -64,7 +64,19 @@ PARSER_COUNTER_NAMES = (
 
 @dataclass
 class ReadStats:
-    """What a read produced and every repair it made (``repairs``: name -> count, zeros included)."""
+    """What a read produced and every repair it made (``repairs``: name -> count, zeros included).
+
+    ``repairs`` keys: ``sequence_gap`` (update-id gaps), ``depth_msg_dropped_unsynced`` /
+    ``depth_msg_dropped_stale`` (diffs dropped while out of sync / older than the book),
+    ``resync_from_snapshot``, ``snapshot_skipped_older_than_book``, ``crossed_book`` (messages
+    after which the book crossed) and ``crossed_level_removed``, ``stale_level_removed_by_bbo``,
+    ``bad_price_row_dropped``, ``bad_qty_row_dropped`` (NaN/inf/non-positive price, NaN/negative
+    qty), ``out_of_order_line_dropped`` (beyond the reorder window), ``local_before_exch_clamped``,
+    ``non_market_line_skipped``, ``unsupported_message_skipped``, ``non_market_trade_skipped``.
+    Informational (no data changed): ``out_of_order_line_reordered``, ``exch_ts_estimated``
+    (spot bookTicker / snapshot without exchange time), ``local_order_inversion`` and
+    ``local_order_inversion_max_ns``. An ``.npz`` is loaded as is: ``repairs`` is empty.
+    """
 
     path: str
     format: str
