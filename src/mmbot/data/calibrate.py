@@ -1,8 +1,21 @@
-"""Calibration of the embedded market from a real capture (``mmbot data calibrate``)."""
+"""Calibration of the embedded market from a real capture (``mmbot data calibrate``).
+
+Owns ``calibrate(events, tick_bps=...)`` and ``calibrate_command``. Directly measured from the
+capture: tick and lot, print and aggressor-order ("parent": prints sharing a ms and a side) size
+tables, the feed-latency distribution and its correlation time, the parents' same-side
+persistence, the diffusive/jump split of 1 s returns (bipower variation) and the depth profile.
+Fitted by simulation (damped multiplicative fixed point on short synthetic markets, parameters
+averaged over the second half of the rounds): v's volatility, noise-order rate, Hawkes branching,
+maker order size (prints per parent), refill and excess-cancel speeds (spread, depth behind the
+touch), level targets (depth profile), the permanence of sweep impact (1 s markout of prints)
+and the informed intensity (1 s markout of aggressor orders). The statistics compared are
+``market_stats`` on both sides, so real and synthetic are measured by the same code.
+``tick_bps > 0`` gives the wide-tick variant: the same flow refitted on a tick of about that
+many bps, depth re-binned from the capture's depth-vs-distance profile, labelled in the file.
+"""
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
@@ -11,65 +24,8 @@ import orjson
 from mmbot.errors import UserError
 from mmbot.events import (
     BUY_EVENT,
-    DEPTH_BBO_EVENT,
-    DEPTH_EVENT,
-    DEPTH_SNAPSHOT_EVENT,
-    EVENT_DTYPE,
-    SELL_EVENT,
     TRADE_EVENT,
 )
-
-
-def _fallback_load_binance(path: Path) -> np.ndarray:
-    """Minimal Binance raw-capture parser, used only while ``mmbot.data.load_events`` is absent."""
-    rows: list[tuple[int, int, int, float, float]] = []
-    f = 1 << 31 | 1 << 30
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        for line in fh:
-            ts, _, js = line.partition(b" ")
-            d = orjson.loads(js)
-            loc = int(ts)
-            if "stream" not in d:
-                E = int(d.get("E", d.get("T", 0))) * 1_000_000
-                for px, q in d.get("bids", []):
-                    rows.append((DEPTH_SNAPSHOT_EVENT | f | BUY_EVENT, E, loc, float(px), float(q)))
-                for px, q in d.get("asks", []):
-                    rows.append(
-                        (DEPTH_SNAPSHOT_EVENT | f | SELL_EVENT, E, loc, float(px), float(q))
-                    )
-                continue
-            x = d["data"]
-            E = int(x["E"]) * 1_000_000
-            s = d["stream"]
-            if "bookTicker" in s:
-                rows.append((DEPTH_BBO_EVENT | f | BUY_EVENT, E, loc, float(x["b"]), float(x["B"])))
-                rows.append(
-                    (DEPTH_BBO_EVENT | f | SELL_EVENT, E, loc, float(x["a"]), float(x["A"]))
-                )
-            elif "trade" in s:
-                side = SELL_EVENT if x["m"] else BUY_EVENT
-                rows.append((TRADE_EVENT | f | side, E, loc, float(x["p"]), float(x["q"])))
-            elif "depth" in s:
-                for px, q in x["b"]:
-                    rows.append((DEPTH_EVENT | f | BUY_EVENT, E, loc, float(px), float(q)))
-                for px, q in x["a"]:
-                    rows.append((DEPTH_EVENT | f | SELL_EVENT, E, loc, float(px), float(q)))
-    out = np.zeros(len(rows), dtype=EVENT_DTYPE)
-    arr = np.array(rows, dtype=[("ev", "u8"), ("e", "i8"), ("l", "i8"), ("px", "f8"), ("q", "f8")])
-    out["ev"] = arr["ev"]
-    out["exch_ts"] = arr["e"]
-    out["px"] = arr["px"]
-    out["qty"] = arr["q"]
-    lat = arr["l"] - arr["e"]
-    # the capture host clock is offset: shift so the fastest 0.1 % of messages arrive after 1 ms
-    lat = lat - np.quantile(lat, 0.001) + 1_000_000
-    out["local_ts"] = out["exch_ts"] + np.maximum(lat, 0)
-    order = np.argsort(out["exch_ts"], kind="stable")
-    out = out[order]
-    out["local_ts"] = np.maximum.accumulate(out["local_ts"])
-    return out
-
 
 # ================================ fitting =======================================================
 _PROBS = np.linspace(0.0, 1.0, 41)
@@ -77,11 +33,13 @@ _PROBS = np.linspace(0.0, 1.0, 41)
 # would otherwise dominate the mean maker order and every rate expressed per maker order
 _MAKER_PROBS = np.linspace(0.0, 0.99, 41)
 _PARENT_PROBS = np.linspace(0.0, 0.999, 41)
-FIT_SECONDS = 600
-FIT_ROUNDS = 12
+FIT_SECONDS = 1200
+FIT_ROUNDS = 16
 # a sweep may signal more than its own mechanical move (informed sweeps): up to 3x
-MAX_PERMANENCE = 3.0
-DAMPING = 0.7  # exponent of the multiplicative fixed-point steps (sim noise vs speed)
+MAX_PERMANENCE = 2.0
+MIN_PERMANENCE = 0.25
+MAX_INFORMED_RATE = 100.0  # informed parents per s per bps of mispricing
+DAMPING = 0.5  # exponent of the multiplicative fixed-point steps (sim noise vs speed)
 FIT_SEED = 12345
 _T0_NS = 1_700_000_000_000_000_000
 DEPTH_MAX_BPS = 5.0
@@ -175,11 +133,15 @@ def _latency_corr_s(events: np.ndarray, lag: int = 10) -> float:
 
 
 def _sim_stats(calib: dict, seed: int, seconds: int) -> dict:
+    """market_stats of a synthetic market, plus the informed share of its market orders
+    (counted by the generator; an informed order that finds nothing to take still counts)."""
     from mmbot.data.market_stats import market_stats
-    from mmbot.data.synthetic import generate
+    from mmbot.data.synthetic import generate_with_flow
 
-    ev = generate(calib, seed, _T0_NS, seconds * 1_000_000_000)
-    return market_stats(ev, tick_px=float(calib["tick_px"]))
+    ev, flow = generate_with_flow(calib, seed, _T0_NS, seconds * 1_000_000_000)
+    out = market_stats(ev, tick_px=float(calib["tick_px"]))
+    out["informed_share_of_orders"] = flow["informed_share_of_orders"]
+    return out
 
 
 def _clip(x: float, lo: float, hi: float) -> float:
@@ -202,8 +164,7 @@ def _fit(
     import copy
 
     keys = list(LOSS_KEYS) + (["spread_bps_mean"] if fit_depth_by_level else [])
-    best_loss = np.inf
-    best_model = copy.deepcopy(calib["model"])
+    history: list[dict] = []
     for rnd in range(rounds + 1):
         m = calib["model"]
         s = _sim_stats(calib, FIT_SEED + rnd, seconds)
@@ -213,11 +174,13 @@ def _fit(
             f"trades/s {s['trade_rate_per_s']:.1f}/{target['trade_rate_per_s']:.1f} "
             f"vol {s['vol_bps_per_sqrt_s']:.3f}/{target['vol_bps_per_sqrt_s']:.3f} "
             f"markout {s['markout_1s_bps']:.3f}/{target['markout_1s_bps']:.3f} "
-            f"parent markout {s['parent_markout_1s_bps']:.3f}/{target['parent_markout_1s_bps']:.3f}"
+            f"parent markout {s['parent_markout_1s_bps']:.3f}/{target['parent_markout_1s_bps']:.3f} "
+            f"informed share {s['informed_share_of_orders']:.2f}"
         )
-        if loss < best_loss:
-            best_loss = loss
-            best_model = copy.deepcopy(m)
+        # the simulated statistics are noisy, so the fixed point wanders around the solution:
+        # the parameters of the second half of the rounds are averaged (Polyak-Ruppert)
+        if rnd >= rounds // 2:
+            history.append(copy.deepcopy(m))
         if rnd == rounds:
             break
         _update(m, s, target, fit_spread=fit_depth_by_level)
@@ -246,9 +209,23 @@ def _fit(
             prev_s = s["depth_qty_within_bps"][b]
             lo = hi
         m["depth_target_qty"] = [float(x) for x in tk]
-    calib["model"] = best_model
-    log.append(f"kept the parameters of the best round (loss {best_loss:.3f})")
+    calib["model"] = _average_models(history)
+    log.append(f"parameters: average of rounds {rounds // 2}..{rounds}")
     return calib
+
+
+def _average_models(history: list[dict]) -> dict:
+    """Geometric mean of each positive scalar (arithmetic when a value is 0), element-wise
+    arithmetic mean of lists; non-numeric fields from the last round."""
+    out = dict(history[-1])
+    for key, last in history[-1].items():
+        vals = [h[key] for h in history]
+        if isinstance(last, float | int) and not isinstance(last, bool):
+            arr = np.asarray(vals, dtype=np.float64)
+            out[key] = float(np.exp(np.mean(np.log(arr)))) if np.all(arr > 0) else float(arr.mean())
+        elif isinstance(last, list) and all(len(v) == len(last) for v in vals):
+            out[key] = [float(x) for x in np.mean(np.asarray(vals, dtype=np.float64), axis=0)]
+    return out
 
 
 def _ratio(tgt: float, sim: float, power: float = DAMPING) -> float:
@@ -269,9 +246,10 @@ def _update(m: dict, s: dict, target: dict, *, fit_spread: bool) -> None:
     f_sim = max(float(s["parent_count_fano_1s"]), 1.0)
     f_tgt = max(float(target["parent_count_fano_1s"]), 1.0)
     n = m["hawkes_branching_ratio"]
-    m["hawkes_branching_ratio"] = _clip(
-        1.0 - (1.0 - n) * (f_sim / f_tgt) ** (0.5 * DAMPING), 0.0, 0.95
-    )
+    n_new = _clip(1.0 - (1.0 - n) * (f_sim / f_tgt) ** (0.5 * DAMPING), 0.0, 0.95)
+    m["hawkes_branching_ratio"] = n_new
+    # keep the mean noise rate mu / (1 - n) where the rate step put it: n shapes clustering only
+    m["noise_base_rate_per_s"] *= (1.0 - n_new) / (1.0 - n)
     # bigger maker orders -> fewer prints per aggressor order
     m["maker_size_scale"] = _clip(
         m.get("maker_size_scale", 1.0)
@@ -280,6 +258,14 @@ def _update(m: dict, s: dict, target: dict, *, fit_spread: bool) -> None:
         50.0,
     )
     if fit_spread:
+        # queues behind the touch are mostly old touches the price left: how fast makers pull
+        # them sets the depth one level behind the touch
+        m["excess_cancel_rate_per_s"] = _clip(
+            m["excess_cancel_rate_per_s"]
+            / _ratio(target["depth_qty_by_level"][1], s["depth_qty_by_level"][1]),
+            1.0,
+            5000.0,
+        )
         # faster refill -> the touch is rebuilt sooner -> the spread's excess over one tick shrinks
         m["refill_rate_per_s"] *= 1.0 / _ratio(
             max(target["spread_ticks_mean"] - 1.0, 1e-3), max(s["spread_ticks_mean"] - 1.0, 1e-3)
@@ -290,12 +276,17 @@ def _update(m: dict, s: dict, target: dict, *, fit_spread: bool) -> None:
         m["impact_permanence_ratio"] * _ratio(target["markout_1s_bps"], s["markout_1s_bps"])
         if s["markout_1s_bps"] > 0
         else m["impact_permanence_ratio"] + 0.1,
-        0.0,
+        MIN_PERMANENCE,
         MAX_PERMANENCE,
     )
     pm = s["parent_markout_1s_bps"]
-    m["informed_rate_per_s_per_bps"] *= (
-        _ratio(target["parent_markout_1s_bps"], pm) if pm > 0 else 1.5
+    # informed trades cluster in a few episodes (after v jumps), so their markout is a noisy
+    # function of their intensity: smaller steps, and a bounded range
+    m["informed_rate_per_s_per_bps"] = _clip(
+        m["informed_rate_per_s_per_bps"]
+        * (_ratio(target["parent_markout_1s_bps"], pm, 0.3) if pm > 0 else 1.15),
+        1.0,
+        MAX_INFORMED_RATE,
     )
 
 
@@ -363,13 +354,14 @@ def calibrate(
         "jump_size_bps": jump_bps,
         "cancel_rate_per_s": 0.3,
         "refill_rate_per_s": 30.0,
+        "excess_cancel_rate_per_s": 100.0,
         "stale_cancel_rate_per_s": 20.0,
         "stale_edge_bps": 0.0,
         "noise_base_rate_per_s": float(target["parent_rate_per_s"]) * (1.0 - n0) * 0.7,
         "hawkes_branching_ratio": n0,
         "hawkes_decay_per_s": 20.0,
         "informed_rate_per_s_per_bps": 20.0,
-        "impact_permanence_ratio": 0.5,
+        "impact_permanence_ratio": 1.0,
         "same_side_ratio": _clip(2.0 * float(target["parent_same_side_ratio"]) - 1.0, 0.0, 0.95),
         "informed_edge_bps": max(0.25, 0.5 * tick_bps_cap),
         "depth_target_qty": _depth_targets(target, tick_bps_cap),
@@ -430,17 +422,12 @@ COMPARE_KEYS = (
 )
 
 
-def _load_capture(path: Path) -> np.ndarray:
-    try:
-        from mmbot.data import load_events
-    except ImportError:  # the data layer's reader has not landed: private Binance parser
-        load_events = None
-    if load_events is not None:
-        events, _ = load_events(path)
-        return events
-    if not path.exists():
-        raise UserError(f"calibrate: capture not found: {path}")
-    return _fallback_load_binance(path)
+def _load_capture(path: Path) -> tuple[np.ndarray, str]:
+    """(events, symbol) of a capture, through the data layer's reader."""
+    from mmbot.data import load_events
+
+    events, stats = load_events(path)
+    return events, str(getattr(stats, "symbol", "") or "")
 
 
 def calibrate_command(
@@ -462,11 +449,12 @@ def calibrate_command(
     path = Path(path)
     if not path.exists():
         raise UserError(f"calibrate: capture not found: {path}")
-    events = _load_capture(path)
+    events, symbol = _load_capture(path)
     log: list[str] = []
     calib = calibrate(events, tick_bps=tick_bps, rounds=rounds, fit_seconds=fit_seconds, log=log)
     stem = path.name.split(".")[0]
     calib["name"] = Path(out).stem
+    calib["symbol"] = symbol or stem
     calib["provenance"] = {
         "source_file": str(path.name),
         "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),

@@ -1,21 +1,27 @@
 """The embedded market: a calibrated stochastic limit order book that emits the normal event array.
 
-Owns the generator (``generate`` / ``generate_chunks``) and the loading of shipped calibrations
-(``load_calibration``). The model (DESIGN.md, "The embedded market"):
+Owns the generator (``generate`` / ``generate_chunks`` / ``generate_with_flow``) and the loading of
+shipped calibrations (``load_calibration``). The model (DESIGN.md, "The embedded market"):
 
-* a latent efficient price ``v`` (in ticks) follows a jump-diffusion (sigma, jump rate and size);
+* a latent efficient price ``v`` (in ticks) follows a jump-diffusion (sigma; Poisson jumps with
+  double-exponential sizes);
 * the visible book is rebuilt around ``v`` level by level. Level k is the k-th price from ``v`` on
-  each side (never crossing the other side). Makers refill it queue-reactively toward a target
-  depth D_k (arrival intensity ``refill * (D_k - q)+``, Huang-Lehalle-Rosenbaum 2015) and every
-  resting order is cancelled with a constant hazard (Cont-Stoikov-Talreja 2010). A touch left on
-  the wrong side of ``v`` (stale) melts: each of its orders is pulled at a high rate;
+  each side (never crossing the other side). Queue-reactive intensities (Huang-Lehalle-Rosenbaum
+  2015): makers join a level at ``refill * (D_k - q)+`` and leave it at ``excess * (q - D_k)+``
+  (queues left behind by a moving price are pulled), on top of a constant per-order cancel hazard
+  (Cont-Stoikov-Talreja 2010). A touch on the wrong side of ``v`` (stale) melts: each of its
+  orders is pulled at a high rate;
 * market orders ("parents", sized from the capture's aggressor orders) come from noise traders (a
-  Hawkes process: clustered arrivals, random side) and from informed traders who trade only when
-  ``v`` is past the touch by more than an edge, with a limit at ``v`` (Glosten-Milgrom): this is
-  what makes adverse selection real. A parent fills maker orders one by one, so it prints one
-  TRADE per maker order it meets (as venues do) and one DEPTH update per level it touches;
+  Hawkes process: clustered arrivals, side persistence) and from informed traders who trade only
+  when ``v`` is past the touch, with intensity growing with the mispricing and a limit at ``v``
+  (Glosten-Milgrom). A noise sweep's move of the touch is partly permanent (``v`` follows it by the
+  calibrated permanence ratio), so order flow carries information: adverse selection is real. A
+  parent fills maker orders one at a time, printing one TRADE per maker order (as venues do) and
+  one DEPTH update per level it touches;
 * every visible change is emitted: DEPTH level updates (price, new total qty; 0 = delete) and
-  TRADE prints (BUY flag = buyer aggressor), each consuming the touch it hits.
+  TRADE prints (BUY flag = buyer aggressor), each consuming the touch it hits; feed latency follows
+  the calibrated distribution with an AR(1) Gaussian copula (consecutive messages see similar
+  latencies), local time kept non-decreasing.
 
 The event loop is one numba function advancing an explicit state (own xoshiro256** RNG, book ring
 buffers, pending event time and rates), so a long market can be produced in chunks whose
@@ -84,7 +90,8 @@ P_MAKER_LOTS = 14  # mean maker order size, lots
 P_SAME_SIDE = 15  # probability that a noise parent repeats the previous parent's side
 P_IMPACT = 16  # share of a noise sweep's touch move that the efficient price keeps
 P_LAT_TAU_S = 17  # correlation time of the feed latency, s
-N_PARAMS = 18
+P_EXCESS_RATE = 18  # speed at which queues above their target are cancelled, per s
+N_PARAMS = 19
 
 # --- integer state ---------------------------------------------------------------------------
 S_T_NS = 0
@@ -369,8 +376,9 @@ def _draw_next(
     r = fs[F_R0:]
     r[0] = refill * (near[0] + far[0]) / maker
     r[1] = refill * (near[1] + far[1]) / maker
-    r[2] = (P[P_CANCEL_RATE] * ist[S_QB_LOTS] + refill * (near[2] + far[2])) / maker
-    r[3] = (P[P_CANCEL_RATE] * ist[S_QA_LOTS] + refill * (near[3] + far[3])) / maker
+    excess = P[P_EXCESS_RATE]
+    r[2] = (P[P_CANCEL_RATE] * ist[S_QB_LOTS] + excess * (near[2] + far[2])) / maker
+    r[3] = (P[P_CANCEL_RATE] * ist[S_QA_LOTS] + excess * (near[3] + far[3])) / maker
     inf_edge = P[P_INFORMED_EDGE]
     # informed intensity grows with the mispricing they see (per tick beyond the edge)
     r[4] = P[P_INFORMED_RATE] * (v - ba - inf_edge) if (ba != _NONE and v > ba + inf_edge) else 0.0
@@ -897,6 +905,8 @@ def model_arrays(
         P[P_JUMP_TICKS] = float(m["jump_size_bps"]) * ticks_per_bps
         P[P_CANCEL_RATE] = float(m["cancel_rate_per_s"])
         P[P_REFILL_RATE] = float(m["refill_rate_per_s"])
+        # queues left behind by a moving price are pulled at this speed (default: the refill's)
+        P[P_EXCESS_RATE] = float(m.get("excess_cancel_rate_per_s", m["refill_rate_per_s"]))
         P[P_STALE_RATE] = float(m["stale_cancel_rate_per_s"])
         P[P_STALE_EDGE] = float(m["stale_edge_bps"]) * ticks_per_bps
         P[P_NOISE_MU] = float(m["noise_base_rate_per_s"])
@@ -1034,6 +1044,34 @@ def generate_chunks(
             first = None
         yield body
         t = t_next
+
+
+def generate_with_flow(
+    calib: dict, seed: int, start_ts_ns: int, duration_ns: int
+) -> tuple[np.ndarray, dict[str, float]]:
+    """``generate`` plus the counts of simulated order-flow events by origin (what the event
+    array cannot show): noise and informed market orders, stale pulls, jumps of v."""
+    if int(duration_ns) <= 0:
+        raise UserError(f"synthetic market: duration must be > 0 ns, got {duration_ns}")
+    mk = _Market(calib, seed, start_ts_ns)
+    mk.run(int(start_ts_ns), emit=False, cap=1 << 16)
+    before = mk.fs[F_STEPS : F_STEPS + N_RATES + 2].copy()
+    first = mk.snapshot()
+    cap = min(
+        int(_rows_per_s_guess(calib) * int(duration_ns) * 1e-9 * 1.2) + 4 * _RESERVE_ROWS, 4_000_000
+    )
+    body = mk.run(int(start_ts_ns) + int(duration_ns), emit=True, cap=cap)
+    steps = mk.fs[F_STEPS : F_STEPS + N_RATES + 2] - before
+    noise = float(steps[1 + N_RATES])
+    informed = float(steps[1 + 4] + steps[1 + 5])
+    flow = {
+        "noise_orders": noise,
+        "informed_orders": informed,
+        "informed_share_of_orders": informed / (noise + informed) if noise + informed > 0 else 0.0,
+        "stale_pulls": float(steps[1 + 6] + steps[1 + 7]),
+        "jumps": float(steps[1 + K_JUMP]),
+    }
+    return np.concatenate([first, body]), flow
 
 
 def generate(calib: dict, seed: int, start_ts_ns: int, duration_ns: int) -> np.ndarray:
