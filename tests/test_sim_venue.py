@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mmbot import sim
+from mmbot.errors import UserError
 from mmbot.events import (
     BUY_EVENT,
     DEPTH_EVENT,
@@ -414,3 +415,32 @@ def test_wait_next_stops_at_feed_events_and_responses():
     assert sim.wait_next(v, 100) == sim.OK and sim.now_ns(v) == 1310
     assert sim.wait_next(v, 100_000) == sim.WAIT_FEED and sim.now_ns(v) == 5010
     assert sim.elapse(v, 1000) == sim.END_OF_DATA
+
+
+def test_crossing_gtc_takes_then_rests_without_refilling_on_the_liquidity_it_took():
+    rows = [
+        (BID, 1000, 100.0, 5.0),
+        (ASK, 1000, 100.1, 2.0),
+        (ASK, 3000, 100.1, 2.5),  # the feed still shows (refreshed) asks at our price
+        (ASK, 5000, 100.0, 1.0),  # a new, lower ask crosses our resting remainder
+    ]
+    v, ev = venue(rows)
+    sim.elapse(v, 0)
+    oid = sim.submit(v, sim.BUY, 100.1, 5.0, sim.TIF_GTC, sim.ORD_LIMIT)
+    sim.goto(v, 4000)
+    o = order_of(v, oid)
+    assert o["status"] == sim.ST_LIVE and o["leaves_qty"] == 3.0 and sim.position_qty(v) == 2.0
+    sim.goto(v, 6000)
+    fills, *_ = sim.finish(v, ev)
+    assert [(int(f["exch_ts"]), f["px"], f["qty"], int(f["maker"])) for f in fills] == [
+        (1100, 100.1, 2.0, 0),
+        (5000, 100.1, 3.0, 1),
+    ]
+
+
+def test_unknown_time_in_force_is_refused():
+    v, ev = venue(BOOK)
+    sim.elapse(v, 0)
+    assert sim.submit(v, sim.BUY, 100.0, 1.0, 7, sim.ORD_LIMIT) == sim.ERR_BAD_TIF
+    with pytest.raises(UserError, match="time in force"):
+        sim.finish(v, ev)

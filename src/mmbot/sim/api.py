@@ -28,6 +28,7 @@ ERROR_TEXT = {
     _v.ERR_OFF_TICK: "order price is off the tick grid",
     _v.ERR_BAD_PX: "order price must be a positive finite number",
     _v.ERR_BAD_SIDE: "order side must be +1 (buy) or -1 (sell)",
+    _v.ERR_BAD_TIF: "unknown time in force / order type (value = 10 x tif + ord_type)",
 }
 
 

@@ -89,6 +89,7 @@ ERR_NOT_LIVE = -5  # unknown order id or already done (local view)
 ERR_BAD_SIDE = -6
 ERR_BAD_PX = -7
 ERR_OFF_LOT = -8
+ERR_BAD_TIF = -9  # unknown time in force or order type
 
 # response kinds (exchange -> local)
 R_ACK_NEW = 0
@@ -128,6 +129,10 @@ ORDER_DTYPE = np.dtype(
         ("cum_trade_qty", "f8"),  # trades at our level since the last depth update (prob models)
         ("live_exch_ts", "i8"),  # when it became live at the exchange (order age origin)
         ("live_slot", "i8"),  # position in the live list (-1 if not resting)
+        # book-crossing fills need the opposite best strictly beyond this ladder index: a GTC
+        # remainder that rests after taking must not fill again against the liquidity it took
+        # (the feed still shows it, the simulated book is never depleted)
+        ("cross_ix", "i8"),
     ],
     align=True,
 )
@@ -819,8 +824,8 @@ def _cross_check(v, ex_ts):
     while k < v.n_live:
         s = v.live[k]
         o = v.orders[s]
-        if (o.side > 0 and v.xba < v.n_ticks and o.ex_ix >= v.xba) or (
-            o.side < 0 and v.xbb >= 0 and o.ex_ix <= v.xbb
+        if (o.side > 0 and v.xba < v.n_ticks and o.ex_ix >= v.xba and v.xba < o.cross_ix) or (
+            o.side < 0 and v.xbb >= 0 and o.ex_ix <= v.xbb and v.xbb > o.cross_ix
         ):
             _fill(v, s, o.ex_px, o.ex_leaves_qty, True, ex_ts, 0)
             continue
@@ -960,6 +965,7 @@ def _rest(v, s, ex_ts):
     o.live_exch_ts = ex_ts
     o.queue_ahead_qty = v.xbid[o.ex_ix] if o.side > 0 else v.xask[o.ex_ix]
     o.cum_trade_qty = 0.0
+    o.cross_ix = v.n_ticks + 1 if o.side > 0 else -2
     if o.live_slot < 0:
         _live_add(v, s)
 
@@ -1043,8 +1049,9 @@ def _exch_new(v, s, ex_ts):
                 0,
             )
             return
-        # GTC remainder rests at its price
+        # GTC remainder rests at its price; the levels it took still show in the feed
         _rest(v, s, ex_ts)
+        o.cross_ix = v.xba if o.side > 0 else v.xbb
         rt = _push_resp(v, s, ex_ts, R_ACK_NEW, 1 if first else 0, 0.0, 0.0, 0.0)
         _push_action(
             v,
@@ -1156,6 +1163,7 @@ def _exch_modify(v, s, ex_ts):
         o.live_exch_ts = ex_ts
         o.queue_ahead_qty = v.xbid[ix] if o.side > 0 else v.xask[ix]
         o.cum_trade_qty = 0.0
+        o.cross_ix = v.n_ticks + 1 if o.side > 0 else -2
         _live_bounds(v)
     rt = _push_resp(v, s, ex_ts, R_ACK_MODIFY, 1, 0.0, 0.0, 0.0)
     _push_action(
@@ -1686,6 +1694,9 @@ def submit(v, side, px, qty, tif, ord_type):
     if side != 1 and side != -1:
         _set_error(v, ERR_BAD_SIDE, side)
         return ERR_BAD_SIDE
+    if tif < TIF_GTC or tif > TIF_IOC or ord_type < ORD_LIMIT or ord_type > ORD_MARKET:
+        _set_error(v, ERR_BAD_TIF, tif * 10 + ord_type)
+        return ERR_BAD_TIF
     rc = _check_px_qty(v, px, qty, ord_type != ORD_MARKET)
     if rc < 0:
         return rc
