@@ -2,11 +2,11 @@
 same capture window, same queue model, the session's measured order latency. Slow (a minute of
 real time); prints both. Thresholds from issue 8: fills within 10 %, net_bps within 0.5 bps.
 
-Known gap (xfail with both results printed): on this window the backtest loop's volatility estimate
-is ~4x the live runner's (sigma 185 vs 47 ticks/sqrt(s)), so it quotes much wider and fills ~5x
-less. The likely cause is on the backtest side: it steps the strategy at every event row, i.e. on
-books with one message half applied, whose transient mids inflate the realized variance; the live
-runner steps once per whole message."""
+Known gap (xfail with both results printed): on this window the backtest's strategy ends with a
+volatility estimate of ~185 ticks/sqrt(s), while the realized volatility of that same run's
+exchange mids is ~23 and the live runner's estimate ~47, so the backtest quotes much wider and fills
+~5x less. The excess comes from the mids the backtest loop shows the strategy (its local book view),
+not from the market; see the live report."""
 
 from __future__ import annotations
 
