@@ -424,3 +424,20 @@ def test_h1_effect_is_measured_on_the_slippage_contribution() -> None:
     # slippage cost fell (-1.5 -> -1.2) but is still the top costly driver: H1 continues
     d = tune(report(neg_edge_drivers=["slippage_bps"], slippage_bps=-1.2), d1.knobs, hist)
     assert d.knobs["base_spread_bps_delta"] == pytest.approx(0.14)
+
+
+def test_the_effect_is_judged_on_the_iteration_that_ran_the_change() -> None:
+    r1 = report(min_interval_ratio=0.5)
+    d1 = tune(r1, START, [])  # H3 applied after iteration 1
+    r2 = report(min_interval_ratio=0.45)  # iteration 2 ran the change: blocks fell -> it helped
+    hist = [history_entry(1, r1, START, d1), history_entry(2, r2, d1.knobs, None)]
+    # iteration 3 is worse again for other reasons: H3 is not muted on that account
+    d3 = tune(report(min_interval_ratio=0.6), d1.knobs, hist)
+    assert d3.changes and d3.changes[0].rule == "H3"
+    # had iteration 2 been worse than iteration 1, H3 would be muted even if iteration 3 is better
+    hist_bad = [
+        history_entry(1, r1, START, d1),
+        history_entry(2, report(min_interval_ratio=0.55), d1.knobs, None),
+    ]
+    d3b = tune(report(min_interval_ratio=0.45), d1.knobs, hist_bad)
+    assert d3b.changes == [] and d3b.fired == ["H3"]

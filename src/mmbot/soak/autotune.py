@@ -365,17 +365,23 @@ def rule_cost(totals: Mapping[str, Any], rule: Rule) -> float | None:
 def ineffective(
     totals: Mapping[str, Any], rule: Rule, history: Sequence[Mapping[str, Any]]
 ) -> tuple[float, float] | None:
-    """(cost then, cost now) when the rule's latest application within ``INEFFECTIVE_WINDOW``
-    iterations did not reduce its cost; None otherwise (never applied, or it helped)."""
-    now = rule_cost(totals, rule)
-    if now is None:
-        return None
-    for entry in list(history)[-INEFFECTIVE_WINDOW:][::-1]:
+    """(cost before, cost after) when the rule's latest application within ``INEFFECTIVE_WINDOW``
+    iterations did not reduce its cost; None otherwise (never applied, or it helped).
+
+    "After" is the iteration that ran with the change (the current report when that is the one),
+    so a later fallback or another rule's change does not blur the verdict."""
+    hist = list(history)
+    for idx in range(len(hist) - 1, max(len(hist) - INEFFECTIVE_WINDOW, 0) - 1, -1):
+        entry = hist[idx]
         if any(c.get("rule") == rule.name for c in entry.get("changes", [])):
             then = (entry.get("effect") or {}).get(rule.name)
-            if not isinstance(then, int | float):
+            if idx + 1 < len(hist):
+                after = (hist[idx + 1].get("effect") or {}).get(rule.name)
+            else:
+                after = rule_cost(totals, rule)
+            if not isinstance(then, int | float) or not isinstance(after, int | float):
                 return None
-            return (float(then), now) if now >= then else None
+            return (float(then), float(after)) if after >= then else None
     return None
 
 
