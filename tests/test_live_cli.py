@@ -138,3 +138,68 @@ def test_keys_file_needs_0600(tmp_path):
     with pytest.raises(UserError, match="secret"):
         load_keys(f, env={})
     assert load_keys(None, env={"BYBIT_API_KEY": "a", "BYBIT_API_SECRET": "b"}).secret == "b"
+
+
+def test_emulator_cli_replays_a_real_bybit_capture(tmp_path):
+    """`mmbot emulator --data <the shared Bybit capture>`: events from load_events go back out as
+    Bybit V5 orderbook messages whose first book equals the capture's own first snapshot."""
+    import asyncio
+    import json
+
+    import aiohttp
+
+    from conftest import BYBIT_CAPTURE, need_shared
+
+    cap = need_shared(BYBIT_CAPTURE)
+    first = json.loads(cap.read_text().splitlines()[0])
+    port = _closed_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mmbot.cli",
+            "emulator",
+            "--port",
+            str(port),
+            "--data",
+            str(cap),
+            "--symbol",
+            "XRPUSDT",
+            "--matcher",
+            "simple",
+            "--duration-s",
+            "20",
+            "--start-on-subscribe",
+        ],
+        env=_env(BYBIT_API_KEY=TEST_KEY, BYBIT_API_SECRET=TEST_SECRET),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert f"listening on http://127.0.0.1:{port}" in line, (
+            line,
+            proc.stderr.read() if proc.poll() else "",
+        )
+
+        async def first_book() -> dict:
+            url = f"ws://127.0.0.1:{port}/v5/public/linear"
+            async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+                await ws.send_json({"op": "subscribe", "args": ["orderbook.50.XRPUSDT"]})
+                for _ in range(20):
+                    msg = await ws.receive_json(timeout=10)
+                    if msg.get("type") == "snapshot" and msg["data"]["b"]:
+                        return msg
+            raise AssertionError("no snapshot")
+
+        snap = asyncio.run(first_book())
+        # the capture's first snapshot (500 levels) seen through orderbook.50: its top 50 levels
+        want_b = sorted(((float(p), float(q)) for p, q in first["data"]["b"]), reverse=True)[:50]
+        want_a = sorted((float(p), float(q)) for p, q in first["data"]["a"])[:50]
+        got_b = [(float(p), float(q)) for p, q in snap["data"]["b"]]
+        got_a = [(float(p), float(q)) for p, q in snap["data"]["a"]]
+        assert got_b == want_b and got_a == want_a
+    finally:
+        proc.terminate()
+        proc.wait(10)
