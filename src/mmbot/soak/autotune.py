@@ -511,7 +511,7 @@ def tune(
         decision.skipped.append({"rule": r.name, "field": "*", "why": "ineffective"})
         decision.markers.append(
             f"| autotune | INEFFECTIVE | rule={r.name} {r.effect_metric} "
-            f"cost_before={bad[0]:.4g} cost_now={bad[1]:.4g} |"
+            f"cost_before={bad[0]:.4g} cost_after={bad[1]:.4g} |"
         )
     fired = active
 
