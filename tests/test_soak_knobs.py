@@ -148,7 +148,7 @@ def test_longer_tail_age_means_fewer_refreshes_and_older_orders() -> None:
     assert hi["order_age_p50_ms"] > lo["order_age_p50_ms"]
 
 
-def test_larger_max_delta_tightens_quotes_more_fills_less_gross() -> None:
+def test_larger_max_delta_lets_quotes_tighten_more_and_fill_more() -> None:
     lo, hi = _lo_hi("max_delta_ratio")
     print(
         "max_delta 0.10 vs 0.20: fills",
@@ -158,8 +158,7 @@ def test_larger_max_delta_tightens_quotes_more_fills_less_gross() -> None:
         lo["gross_bps"],
         hi["gross_bps"],
     )
-    # more room to tighten -> quotes nearer the touch: at least as many fills, no more gross per fill
-    assert hi["fills"] >= lo["fills"]
-    assert hi["gross_bps"] <= lo["gross_bps"]
-    if hi["fills"] == lo["fills"] and hi["gross_bps"] == lo["gross_bps"]:
-        pytest.fail("max_delta_ratio had no measurable effect on this market")
+    # more room to tighten (signals, rebate) -> quotes nearer the touch more often -> more fills.
+    # (gross per fill is not asserted: a signal-tightened quote fills when the signal was right,
+    # so its edge at the fill need not be smaller)
+    assert hi["fills"] > lo["fills"]
