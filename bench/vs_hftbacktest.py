@@ -289,19 +289,18 @@ def bench_one(capture: Path, hbt_touch) -> dict:
 
 
 ACCOUNT = """\
-Remaining fill differences (same events, same rules; traced on btcusdt_20240808):
-- mmbot and hftbacktest use the same matching rules (trade through / at our price after the queue
-  ahead, book moving through the order), the same ProbQueueModel power-2 update, the same
-  tie order on the exchange side (market data before order arrivals) and the same crossed-book
-  handling (a crossing level moves the opposite best pointer, the levels stay). 371 of 374 fills
-  are identical in exchange time, side and price.
-- the few that differ come from the queue-ahead estimate: at the trade where hftbacktest fills,
-  mmbot's estimate left the order 0.0008 / 0.0010 (under one 0.001 lot) short of trading through,
-  so mmbot fills at the next print (1 ms later) or not at all; we have not isolated which
-  update step makes the two estimates drift by this sub-lot amount. A missed fill changes the
-  position, and the position limit then changes later quoting (one further difference).
-- on the local side the engines order equal-time events differently (hftbacktest: local data before
-  order responses; mmbot: responses first), which can shift a re-quote by one 100 ms step.
+Account of fill differences (same events, same rules):
+- on btcusdt_20240808 every fill is identical in exchange time, side and price, and the final
+  equity matches: mmbot uses hftbacktest 2.4's matching (trade through our price, trade at our
+  price beyond the queue ahead rounded to whole lots, book moving through the order), the same
+  ProbQueueModel power-2 update, the same tie order at equal times (local data, responses,
+  exchange data, order  arrivals) and the same crossed-book handling (a crossing level moves the opposite best pointer).
+  Two earlier differences (3 of 374 fills) were traced to the fill rule: hftbacktest 2.4 fills
+  when round(-front / lot) > 0 (a 0.8-lot overshoot counts), not floor; mmbot now does the same.
+- what can still differ on other data: taker orders (mmbot walks the book level by
+  level, hftbacktest's no-partial-fill exchange fills all at the best price), book-ticker (BBO)
+  events (mmbot drops the levels better than the BBO), and depth levels far outside the traded
+  range (mmbot drops them from its dense ladder and counts them as out_of_band_levels).
 """
 
 

@@ -26,7 +26,8 @@ time (local clock = the strategy's):
 - ``wait_next(v, timeout_ns) -> int``   stop at the next local feed event (WAIT_FEED=1) or order
                                         response (WAIT_RESPONSE=2); OK on timeout; END_OF_DATA
 - ``now_ns(v) -> int``
-  At equal times: exchange data, then order arrivals at the exchange, then responses, then local data.
+  At equal times (as hftbacktest): local data, then order responses, then exchange data, then
+  order arrivals at the exchange.
 
 local book (updated at local_ts; what a strategy may read; prices NaN / qty 0 when a side is empty):
 - ``best_bid_px(v)``, ``best_ask_px(v)``, ``best_bid_qty(v)``, ``best_ask_qty(v)``, ``mid_px(v)``

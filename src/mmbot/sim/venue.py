@@ -9,6 +9,7 @@ points (``make_venue``, ``finish``) live in ``mmbot.sim.api``.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -267,6 +268,21 @@ _FIELDS = [
 ]
 
 
+def _source_digest() -> bytes:
+    from mmbot import events as _events
+    from mmbot import records as _records
+
+    from . import config as _config
+
+    h = hashlib.sha1()
+    for mod_file in (__file__, _events.__file__, _records.__file__, _config.__file__):
+        h.update(Path(mod_file).read_bytes())
+    return h.digest()
+
+
+_SOURCE_DIGEST = _source_digest()
+
+
 @structref.register
 class VenueType(types.StructRef):
     def __init__(self, fields):
@@ -274,7 +290,13 @@ class VenueType(types.StructRef):
         # numba names a structref type after all its fields (kilobytes here); every compiled
         # symbol and cache key repeats it, which slows cold compiles. A short name with a digest
         # of the layout stays unique, so caches built for another layout are never reused.
-        digest = hashlib.sha1(repr(self._fields).encode()).hexdigest()[:16]
+        #
+        # The digest also covers the source of this module and of the modules whose constants it
+        # compiles in: numba's cache does not notice when a *callee* changes, so a caller cached
+        # elsewhere (a strategy loop, a bench) would keep running stale venue code. Every such
+        # caller takes a Venue argument, so a new type name after any source change forces it
+        # to recompile.
+        digest = hashlib.sha1(repr(self._fields).encode() + _SOURCE_DIGEST).hexdigest()[:16]
         self.name = f"mmbot.Venue_{digest}"
 
     def preprocess_fields(self, fields):
@@ -781,10 +803,11 @@ def _queue_on_depth(v, s, prev_qty, new_qty):
 
 @njit(cache=True)
 def _queue_fillable(v, s):
-    """Quantity the queue model lets trade through us (0 unless the queue ahead is consumed)."""
-    front = v.orders[s].queue_ahead_qty
-    if np.round(front / v.lot_qty) < 0.0:
-        return np.floor(-front / v.lot_qty + 1e-9) * v.lot_qty
+    """Quantity the queue model lets trade through us: the traded quantity beyond the queue ahead,
+    rounded to whole lots (hftbacktest 2.4 ``is_filled``: ``round(-front / lot)`` lots when > 0)."""
+    exec_lots = np.round(-v.orders[s].queue_ahead_qty / v.lot_qty)
+    if exec_lots > 0.0:
+        return exec_lots * v.lot_qty
     return 0.0
 
 
@@ -808,7 +831,7 @@ def _on_trade(v, aggr_side, ix, qty, ex_ts):
                 if can > 0.0:
                     if v.partial:
                         ex_qty = min(can, o.ex_leaves_qty)
-                        o.queue_ahead_qty += ex_qty
+                        o.queue_ahead_qty = 0.0  # what traded through us is used up
                         if _fill(v, s, o.ex_px, ex_qty, True, ex_ts, 0):
                             continue
                     else:
@@ -1265,8 +1288,9 @@ def _apply_response(v):
 
 @njit(cache=True)
 def _goto(v, target, wait):
-    """Process everything with time <= target in time order; at equal times: exchange data, then
-    order arrivals at the exchange, then responses, then local data. ``wait`` = 1 stops after the
+    """Process everything with time <= target in time order; at equal times (as hftbacktest's
+    event set): local data, then order responses, then exchange data, then order arrivals at the
+    exchange. ``wait`` = 1 stops after the
     first local feed event or response. Returns OK / WAIT_FEED / WAIT_RESPONSE / END_OF_DATA.
 
     Speed: market data between two order events is merged in a tight inner loop that keeps both
@@ -1302,10 +1326,10 @@ def _goto(v, target, wait):
         bhi = v.live_bid_hi
         alo = v.live_ask_lo
         ahi = v.live_ask_hi
-        # ---- market data strictly before the next order event (exchange data also at a tie)
+        # ---- market data up to the next order event (ties: see the docstring)
         while True:
-            if te <= tl:
-                if te > target or te > tq:
+            if te < tl:
+                if te > target or te >= tr or te > to:
                     break
                 r = exch_idx[ei]
                 evv = ev[r].ev
@@ -1335,7 +1359,9 @@ def _goto(v, target, wait):
                         bhi = v.live_bid_hi
                         alo = v.live_ask_lo
                         ahi = v.live_ask_hi
-                        tq = min(v.next_req_ts, v.next_resp_ts)
+                        to = v.next_req_ts
+                        tr = v.next_resp_ts
+                        tq = min(to, tr)
                     if xbb != mbb or xba != mba:
                         v.xbb = xbb
                         v.xba = xba
@@ -1352,7 +1378,9 @@ def _goto(v, target, wait):
                     mbb = v.mark_bb
                     mba = v.mark_ba
                     # fills may have queued responses (possibly due now) and removed resting orders
-                    tq = min(v.next_req_ts, v.next_resp_ts)
+                    to = v.next_req_ts
+                    tr = v.next_resp_ts
+                    tq = min(to, tr)
                     blo = v.live_bid_lo
                     bhi = v.live_bid_hi
                     alo = v.live_ask_lo
@@ -1360,7 +1388,7 @@ def _goto(v, target, wait):
                 ei += 1
                 te = ev[exch_idx[ei]].exch_ts if ei < n_e else I64_MAX
             else:
-                if tl > target or tl >= tq:
+                if tl > target or tl > tq:
                     break
                 r = local_idx[li]
                 evv = ev[r].ev
@@ -1403,7 +1431,7 @@ def _goto(v, target, wait):
         if te == I64_MAX and tl == I64_MAX:
             # no data left: deliver what is in flight up to target, then report the end
             while v.next_req_ts <= target or v.next_resp_ts <= target:
-                if v.next_req_ts <= v.next_resp_ts:
+                if v.next_req_ts < v.next_resp_ts:
                     _process_request(v)
                 else:
                     _apply_response(v)
@@ -1413,8 +1441,8 @@ def _goto(v, target, wait):
         if tq > target:
             v.now = target
             return OK
-        # ---- one order event (arrival at the exchange first at a tie)
-        if to <= tr:
+        # ---- one order event (a response first at a tie)
+        if to < tr:
             _process_request(v)
         else:
             _apply_response(v)
