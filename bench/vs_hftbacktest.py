@@ -294,7 +294,8 @@ Account of fill differences (same events, same rules):
   equity matches: mmbot uses hftbacktest 2.4's matching (trade through our price, trade at our
   price beyond the queue ahead rounded to whole lots, book moving through the order), the same
   ProbQueueModel power-2 update, the same tie order at equal times (local data, responses,
-  exchange data, order  arrivals) and the same crossed-book handling (a crossing level moves the opposite best pointer).
+  exchange data, order arrivals) and the same crossed-book handling (a crossing level moves the
+  opposite best pointer).
   Two earlier differences (3 of 374 fills) were traced to the fill rule: hftbacktest 2.4 fills
   when round(-front / lot) > 0 (a 0.8-lot overshoot counts), not floor; mmbot now does the same.
 - what can still differ on other data: taker orders (mmbot walks the book level by
