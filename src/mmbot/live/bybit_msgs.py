@@ -1,10 +1,10 @@
-"""Bybit V5 websocket message shapes: events -> messages (emulator) and messages -> book/events (bot).
+"""Bybit V5 websocket message shapes: the bot's order book from ``orderbook.N`` messages, and the
+helpers the emulator uses to turn event runs into messages.
 
-The bot's side (``LiveBook``, ``message_to_events``) reads the very messages a recorded Bybit file
-holds (one JSON object a line: ``orderbook.N.SYMBOL`` snapshot/delta, ``publicTrade.SYMBOL``).
-``message_to_events`` delegates to the data layer's per-message parser (``mmbot.data.bybit``) when it
-exposes one, so recorded files and the live stream go through the same code; the fallback here is
-used only until then and is checked against it in tests when both exist.
+The data layer's Bybit reader (``mmbot.data.bybit``) parses recorded files in blocks and exposes no
+per-message function, so the live book is kept here (``LiveBook``, dict levels, update-id gap
+detection). ``tests/test_live_record.py`` checks the two agree: a stream recorded by ``mmbot record``
+and read back by ``mmbot.data.load_events`` rebuilds the very book ``LiveBook`` built live.
 """
 
 from __future__ import annotations
@@ -12,18 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from mmbot.events import (
-    BUY_EVENT,
-    DEPTH_CLEAR_EVENT,
-    DEPTH_EVENT,
-    DEPTH_SNAPSHOT_EVENT,
-    EVENT_DTYPE,
-    EXCH_EVENT,
-    LOCAL_EVENT,
-    SELL_EVENT,
-    TRADE_EVENT,
-)
 
 
 def fmt(x: float, decimals: int) -> str:
@@ -99,52 +87,6 @@ class LiveBook:
         book = self.bids if side > 0 else self.asks
         lv = sorted(book, reverse=side > 0)[:n_levels]
         return float(sum(book[p] for p in lv))
-
-
-def _fallback_message_to_events(msg: dict, local_ts_ns: int) -> np.ndarray:
-    topic = str(msg.get("topic", ""))
-    exch_ns = int(msg.get("ts", 0)) * 1_000_000
-    rows: list[tuple] = []
-    flags = EXCH_EVENT | LOCAL_EVENT
-    if topic.startswith("orderbook."):
-        data = msg["data"]
-        snap = msg.get("type") == "snapshot"
-        kind = DEPTH_SNAPSHOT_EVENT if snap else DEPTH_EVENT
-        if snap:
-            rows.append((DEPTH_CLEAR_EVENT | flags, exch_ns, local_ts_ns, 0.0, 0.0, 0, 0, 0.0))
-        for p, q in data.get("b", []):
-            rows.append(
-                (kind | flags | BUY_EVENT, exch_ns, local_ts_ns, float(p), float(q), 0, 0, 0.0)
-            )
-        for p, q in data.get("a", []):
-            rows.append(
-                (kind | flags | SELL_EVENT, exch_ns, local_ts_ns, float(p), float(q), 0, 0, 0.0)
-            )
-    elif topic.startswith("publicTrade."):
-        for t in msg.get("data", []):
-            side = BUY_EVENT if t.get("S") == "Buy" else SELL_EVENT
-            rows.append(
-                (
-                    TRADE_EVENT | flags | side,
-                    int(t["T"]) * 1_000_000,
-                    local_ts_ns,
-                    float(t["p"]),
-                    float(t["v"]),
-                    0,
-                    0,
-                    0.0,
-                )
-            )
-    return np.array(rows, dtype=EVENT_DTYPE)
-
-
-def message_to_events(msg: dict, local_ts_ns: int) -> np.ndarray:
-    """One Bybit public message -> EVENT_DTYPE rows (the data layer's parser when it offers one)."""
-    try:  # the data layer's per-message parser, if it exposes one under this name
-        from mmbot.data.bybit import parse_message  # type: ignore[attr-defined]
-    except ImportError:
-        return _fallback_message_to_events(msg, local_ts_ns)
-    return parse_message(msg, local_ts_ns)  # pragma: no cover - depends on helper A's module
 
 
 # -- emulator side: events -> messages ---------------------------------------------------------
