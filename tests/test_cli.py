@@ -17,6 +17,10 @@ COMMANDS = [
     ["gate", "--help"],
     ["report", "--help"],
     ["soak", "--help"],
+    ["paper", "--help"],
+    ["live", "--help"],
+    ["record", "--help"],
+    ["emulator", "--help"],
 ]
 
 
