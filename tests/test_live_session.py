@@ -109,6 +109,7 @@ def test_clean_session_trades_writes_records_and_never_the_secret(emu, tmp_path)
         "mmbot_feed_latency_ms_bucket",
         "mmbot_order_latency_ms_bucket",
         "mmbot_clock_drift_ms",
+        "mmbot_edge_rolling_bps",
     ):
         assert name in text, name
     assert TEST_SECRET not in err

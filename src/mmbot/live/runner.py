@@ -646,6 +646,7 @@ class Session:
             target_px=target,
             source=source,
         )
+        pnl_before = self.pnl()
         new, pos = self.journal.record_fill(row)  # journaled before the position moves
         if not new:
             self.counters["dup_fills"] += 1
@@ -660,7 +661,7 @@ class Session:
         if math.isfinite(m):
             self.marks.append((row.exch_ts_ns, m, self.position_qty))
         if self.metrics is not None:
-            self.metrics.fill(row, self.position_qty)
+            self.metrics.fill(row, self.position_qty, pnl_before)
         s = self.slots[0 if side == 1 else 1]
         if s.link_id == link_id and item.get("leavesQty") is not None:
             s.qty = float(item["leavesQty"])
