@@ -75,10 +75,10 @@ def mmbot_touch(v, order_qty, max_pos, step_ns):
     return sim.fill_count(v)
 
 
-def run_mmbot(data: np.ndarray) -> dict:
+def run_mmbot(data: np.ndarray, tick_px: float = TICK_PX, lot_qty: float = LOT_QTY) -> dict:
     cfg = sim.VenueConfig(
-        tick_px=TICK_PX,
-        lot_qty=LOT_QTY,
+        tick_px=tick_px,
+        lot_qty=lot_qty,
         maker_fee_rate=MAKER_FEE,
         taker_fee_rate=TAKER_FEE,
         entry_latency_ns=LATENCY_NS,
@@ -161,7 +161,13 @@ def _hbt_strategy():
     return hbt_touch
 
 
-def run_hbt(data: np.ndarray, hbt_touch, record: bool = False) -> dict:
+def run_hbt(
+    data: np.ndarray,
+    hbt_touch,
+    record: bool = False,
+    tick_px: float = TICK_PX,
+    lot_qty: float = LOT_QTY,
+) -> dict:
     from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest
 
     rec = np.zeros((100_000 if record else 0, 3), np.int64)
@@ -175,8 +181,8 @@ def run_hbt(data: np.ndarray, hbt_touch, record: bool = False) -> dict:
         .power_prob_queue_model(2.0)
         .no_partial_fill_exchange()
         .trading_value_fee_model(MAKER_FEE, TAKER_FEE)
-        .tick_size(TICK_PX)
-        .lot_size(LOT_QTY)
+        .tick_size(tick_px)
+        .lot_size(lot_qty)
     )
     hbt = HashMapMarketDepthBacktest([asset])
     n_rec = hbt_touch(hbt, ORDER_QTY, MAX_POSITION_QTY, STEP_NS, rec)
@@ -202,8 +208,8 @@ t0 = time.perf_counter()
 sys.path.insert(0, {src!r}); sys.path.insert(0, {bench!r})
 import numpy as np
 import vs_hftbacktest as b
-data = np.load({npz!r})["data"][:5000]
-b.run_mmbot(data)
+z = np.load({npz!r})
+b.run_mmbot(z["data"][:5000], float(z["tick"]), float(z["lot"]))
 print(time.perf_counter() - t0)
 """
 
@@ -221,26 +227,57 @@ def cold_start(npz: Path) -> tuple[float, float]:
         return times[0], times[1]
 
 
+def _grid(values: np.ndarray) -> float:
+    """Smallest positive step between distinct values, snapped to a decimal (tick / lot guess)."""
+    u = np.unique(np.round(values[np.isfinite(values) & (values > 0)], 9))
+    d = np.diff(u)
+    step = float(d[d > 0].min()) if len(u) > 1 else 1.0
+    return float(f"{step:.1g}")
+
+
 def convert(capture: Path) -> Path:
+    """One npz (data, tick, lot) per capture: hftbacktest's Binance-futures converter when it
+    understands the file, else mmbot's reader with hftbacktest's own event-order correction."""
     from hftbacktest.data.utils import binancefutures
+    from hftbacktest.data.validation import correct_event_order
 
     out_dir = Path(tempfile.gettempdir()) / "mmbot_bench"
     out_dir.mkdir(exist_ok=True)
-    npz = out_dir / (capture.name.replace(".gz", "") + f".{capture.stat().st_size}.npz")
-    if not npz.exists():
-        import contextlib
-        import io
+    npz = out_dir / (capture.name.replace(".gz", "") + f".{capture.stat().st_size}.v2.npz")
+    if npz.exists():
+        return npz
+    import contextlib
+    import io
 
+    try:
         with contextlib.redirect_stdout(io.StringIO()):
-            binancefutures.convert(str(capture), output_filename=str(npz), combined_stream=True)
+            data = binancefutures.convert(str(capture), combined_stream=True)
+        source = "hftbacktest binancefutures.convert"
+    except (KeyError, ValueError, IndexError):
+        from mmbot.data import load_events
+
+        ev, _ = load_events(capture)
+        ev = ev.copy()
+        ev["ev"] &= ~np.uint64((1 << 31) | (1 << 30))  # correct_event_order re-flags the rows
+        data = correct_event_order(
+            ev,
+            np.argsort(ev["exch_ts"], kind="mergesort"),
+            np.argsort(ev["local_ts"], kind="mergesort"),
+        )
+        source = "mmbot.data.load_events + hftbacktest correct_event_order"
+    kinds = data["ev"] & 0xFF
+    depth = (kinds == 1) | (kinds == 4)
+    tick = _grid(data["px"][depth])
+    lot = _grid(data["qty"][depth | (kinds == 2)])
+    np.savez(npz, data=data, tick=tick, lot=lot, source=source)
     return npz
 
 
-def compare_fills(hbt_keys: np.ndarray, fills: np.ndarray) -> dict:
+def compare_fills(hbt_keys: np.ndarray, fills: np.ndarray, tick_px: float = TICK_PX) -> dict:
     """Match fills by (exchange time, side, price tick); unmatched ones are paired when the same
     side and price filled within 5 ms in the other engine (a timing difference)."""
     h = {(int(t), int(sd), int(p)) for t, sd, p in hbt_keys}
-    m = {(int(f["exch_ts"]), int(f["side"]), int(round(f["px"] / TICK_PX))) for f in fills}
+    m = {(int(f["exch_ts"]), int(f["side"]), int(round(f["px"] / tick_px))) for f in fills}
     only_h = sorted(h - m)
     only_m = sorted(m - h)
     near = 0
@@ -258,24 +295,44 @@ def compare_fills(hbt_keys: np.ndarray, fills: np.ndarray) -> dict:
 
 def bench_one(capture: Path, hbt_touch) -> dict:
     npz = convert(capture)
-    data = np.load(npz)["data"]
+    z = np.load(npz)
+    data, tick, lot = z["data"], float(z["tick"]), float(z["lot"])
+    # hftbacktest 2.4 ignores book-ticker (DEPTH_BBO) rows; mmbot applies them (the quoted level,
+    # better levels removed). Like for like: both engines get the array without them, and mmbot's
+    # result with them is reported separately.
+    bbo = (data["ev"] & 0xFF) == 5
+    with_bbo = None
+    if bbo.any():
+        with_bbo = run_mmbot(data, tick, lot)
+        data = data[~bbo]
     n = len(data)
     # warm-up: JIT of both drivers (and load of mmbot's cached verbs) on a small slice
-    run_hbt(data[:WARMUP_ROWS], hbt_touch)
-    run_mmbot(data[:WARMUP_ROWS])
-    best_h = min((run_hbt(data, hbt_touch) for _ in range(3)), key=lambda r: r["seconds"])
-    best_m = min((run_mmbot(data) for _ in range(5)), key=lambda r: r["seconds"])
-    cpu_h = min(run_hbt(data, hbt_touch)["cpu_seconds"] for _ in range(3))
-    cpu_m = min(run_mmbot(data)["cpu_seconds"] for _ in range(5))
-    m2 = run_mmbot(data)
+    run_hbt(data[:WARMUP_ROWS], hbt_touch, tick_px=tick, lot_qty=lot)
+    run_mmbot(data[:WARMUP_ROWS], tick, lot)
+    best_h = min(
+        (run_hbt(data, hbt_touch, tick_px=tick, lot_qty=lot) for _ in range(3)),
+        key=lambda r: r["seconds"],
+    )
+    best_m = min((run_mmbot(data, tick, lot) for _ in range(5)), key=lambda r: r["seconds"])
+    cpu_h = min(
+        run_hbt(data, hbt_touch, tick_px=tick, lot_qty=lot)["cpu_seconds"] for _ in range(3)
+    )
+    cpu_m = min(run_mmbot(data, tick, lot)["cpu_seconds"] for _ in range(5))
+    m2 = run_mmbot(data, tick, lot)
     # byte comparison (NaN target prices make == comparisons useless)
     deterministic = all(
         best_m[k].tobytes() == m2[k].tobytes() for k in ("fill_rows", "actions", "marks")
     )
-    cmp = compare_fills(run_hbt(data, hbt_touch, record=True)["fill_keys"], best_m["fill_rows"])
+    rec = run_hbt(data, hbt_touch, record=True, tick_px=tick, lot_qty=lot)["fill_keys"]
+    cmp = compare_fills(rec, best_m["fill_rows"], tick)
     cold, warm = cold_start(npz)
     return {
         "capture": capture,
+        "source": str(z["source"]),
+        "tick": tick,
+        "lot": lot,
+        "n_bbo": int(bbo.sum()),
+        "with_bbo": with_bbo,
         "events": n,
         "hbt": best_h,
         "mm": best_m,
@@ -298,10 +355,13 @@ Account of fill differences (same events, same rules):
   opposite best pointer).
   Two earlier differences (3 of 374 fills) were traced to the fill rule: hftbacktest 2.4 fills
   when round(-front / lot) > 0 (a 0.8-lot overshoot counts), not floor; mmbot now does the same.
-- what can still differ on other data: taker orders (mmbot walks the book level by
-  level, hftbacktest's no-partial-fill exchange fills all at the best price), book-ticker (BBO)
-  events (mmbot drops the levels better than the BBO), and depth levels far outside the traded
-  range (mmbot drops them from its dense ladder and counts them as out_of_band_levels).
+- the spot capture read by mmbot's reader (with hftbacktest's event-order correction) also gives
+  identical fills once its book-ticker rows are removed: hftbacktest 2.4 ignores DEPTH_BBO rows
+  while mmbot applies them (quoted level set, better levels dropped), which changes the book and
+  hence the fills; the bench removes them for both and reports mmbot's result with them.
+- what can still differ on other data: taker orders (mmbot walks the book level by level,
+  hftbacktest's no-partial-fill exchange fills all at the best price) and depth levels far outside
+  the traded range (mmbot drops them from its dense ladder, counted as out_of_band_levels).
 """
 
 
@@ -319,7 +379,9 @@ def main(argv: list[str]) -> int:
         ratio = eps_m / eps_h
         fill_diff = abs(m["fills"] - h["fills"]) / max(h["fills"], 1)
         c = r["cmp"]
-        print(f"capture: {cap}  events: {r['events']:,}")
+        print(
+            f"capture: {cap}  events: {r['events']:,}  tick {r['tick']:g}  lot {r['lot']:g}  ({r['source']})"
+        )
         print(
             f"hftbacktest: {eps_h:,.0f} events/s  ({h['seconds']:.3f} s wall, {r['cpu_h']:.3f} s cpu)  "
             f"fills {h['fills']}  equity {h['equity']:.4f}  position {h['position']:.3f}"
@@ -340,6 +402,12 @@ def main(argv: list[str]) -> int:
             f"fills matched by (exch_ts, side, px): {c['same']} identical, {c['only_hbt']} only in hftbacktest, "
             f"{c['only_mmbot']} only in mmbot ({c['shifted']} of them the same order filled <= 5 ms apart)"
         )
+        if r["with_bbo"] is not None:
+            wb = r["with_bbo"]
+            print(
+                f"({r['n_bbo']:,} book-ticker rows removed for both engines: hftbacktest ignores them; "
+                f"mmbot with them: fills {wb['fills']}, equity {wb['equity']:.4f})"
+            )
         print(f"deterministic (two mmbot runs, identical record bytes): {r['det']}")
         print(
             f"cold start (first process, empty numba cache, 5k events): {r['cold']:.2f} s; "

@@ -38,7 +38,7 @@ def _ladder(
     """(first tick, number of ticks) of the dense price ladder both books use.
 
     It spans the traded price range (or, without trades, the middle half of the book levels) plus
-    10 % (at least 2000 ticks) on each side, so far-away snapshot levels do not blow up memory and
+    2 % of the price (at least 2000 ticks) on each side, so far-away snapshot levels do not blow up memory and
     scans; depth levels outside it are dropped and counted (``out_of_band_levels``): they cannot be
     the touch of a normal book."""
     if trade_lo_px <= trade_hi_px:
@@ -52,7 +52,7 @@ def _ladder(
             return 0, 4096
         lo_px, hi_px = np.percentile(px, [25, 75])
     lo, hi = int(np.floor(lo_px / tick_px)), int(np.ceil(hi_px / tick_px))
-    pad = max(2000, int(0.10 * hi))
+    pad = max(2000, int(0.02 * hi))
     lo, hi = max(lo - pad, 0), hi + pad
     if hi - lo + 1 > MAX_LADDER_TICKS:
         mid = (lo + hi) // 2
