@@ -444,3 +444,83 @@ def test_unknown_time_in_force_is_refused():
     assert sim.submit(v, sim.BUY, 100.0, 1.0, 7, sim.ORD_LIMIT) == sim.ERR_BAD_TIF
     with pytest.raises(UserError, match="time in force"):
         sim.finish(v, ev)
+
+
+def test_local_book_views_and_trade_counters():
+    rows = [
+        (BID, 1000, 100.0, 5.0),
+        (BID, 1000, 99.9, 2.0),
+        (BID, 1000, 99.7, 4.0),  # 3 ticks below the touch
+        (ASK, 1000, 100.1, 1.0),
+        (ASK, 1000, 100.2, 3.0),
+        (SELL_TRADE, 2000, 100.0, 0.5),
+        (BUY_TRADE, 2000, 100.1, 0.25),
+        (SELL_TRADE, 2500, 100.0, 1.5),
+    ]
+    v, _ = venue(rows, lot_qty=0.25)
+    sim.goto(v, 1500)
+    assert sim.qty_at_px(v, 1, 99.9) == 2.0 and sim.qty_at_px(v, -1, 100.2) == 3.0
+    assert sim.qty_within_ticks(v, 1, 0) == 5.0
+    assert sim.qty_within_ticks(v, 1, 2) == 7.0  # 100.0 and 99.9 (99.8 empty)
+    assert sim.qty_within_ticks(v, 1, 3) == 11.0
+    assert sim.qty_within_ticks(v, -1, 1) == 4.0
+    assert sim.best_bid_tick(v) == 1000 and sim.best_ask_tick(v) == 1001
+    sim.goto(v, 3000)
+    assert sim.drain_trades(v) == (0.25, 2.0, 1, 2)
+    assert sim.drain_trades(v) == (0.0, 0.0, 0, 0)
+    ring = sim.local_trades(v)[: sim.trades_seen(v)]
+    assert list(ring["side"]) == [-1, 1, -1] and list(ring["qty"]) == [0.5, 0.25, 1.5]
+
+
+def test_book_ticker_row_sets_the_touch_and_drops_better_levels():
+    bbo_bid = 5 | BUY_EVENT | F  # DEPTH_BBO_EVENT
+    rows = [
+        (BID, 1000, 100.0, 5.0),
+        (BID, 1000, 99.9, 2.0),
+        (ASK, 1000, 100.1, 1.0),
+        (bbo_bid, 2000, 99.9, 3.0),
+    ]
+    v, _ = venue(rows)
+    sim.goto(v, 3000)
+    assert (
+        sim.best_bid_px(v) == 99.9
+        and sim.best_bid_qty(v) == 3.0
+        and sim.qty_at_px(v, 1, 100.0) == 0.0
+    )
+    assert sim.exch_best_bid_px(v) == 99.9
+
+
+def test_snapshot_clear_empties_the_side_up_to_its_last_level():
+    clear_bid = 3 | BUY_EVENT | F
+    snap_bid = 4 | BUY_EVENT | F
+    rows = [
+        (BID, 1000, 100.0, 5.0),
+        (BID, 1000, 99.5, 2.0),
+        (ASK, 1000, 100.1, 1.0),
+        (clear_bid, 2000, 99.8, 0.0),  # clears 99.8 .. best (100.0); 99.5 survives
+        (snap_bid, 2000, 99.9, 7.0),
+        (snap_bid, 2000, 99.8, 1.0),
+    ]
+    v, _ = venue(rows)
+    sim.goto(v, 3000)
+    assert (
+        sim.best_bid_px(v) == 99.9
+        and sim.qty_at_px(v, 1, 100.0) == 0.0
+        and sim.qty_at_px(v, 1, 99.5) == 2.0
+    )
+
+
+def test_post_only_replace_that_would_cross_removes_the_order():
+    v, ev = venue(BOOK)
+    sim.elapse(v, 0)
+    oid = sim.submit(v, sim.BUY, 99.5, 1.0, sim.TIF_GTX, sim.ORD_LIMIT)
+    sim.goto(v, 1200)
+    assert sim.inflight_count(v) == 0 and sim.open_order_count(v, 1) == 1
+    assert sim.modify(v, oid, 100.1, 1.0) == 0
+    assert sim.inflight_count(v) == 1 and sim.modify(v, oid, 99.6, 1.0) == sim.ERR_PENDING
+    sim.goto(v, 1400)
+    assert order_of(v, oid)["status"] == sim.ST_REJECTED and sim.open_order_count(v, 0) == 0
+    _, actions, _, _ = sim.finish(v, ev)
+    assert np.all(np.diff(actions["local_ts"]) >= 0)  # chronological for the strategy
+    rej = actions[actions["kind"] == ACT_REJECTED]
+    assert len(rej) == 1 and rej[0]["reason"] == REASON_POST_ONLY and rej[0]["exch_ts"] == 1300
