@@ -65,12 +65,25 @@ with the response latency; one request per order in flight):
 matching (hftbacktest semantics): a resting order fills when a trade prints through its price, when
 the exchange book moves through it (best opposite price reaches it), or when trades at its price
 consume the queue ahead (``queue_model``: risk_averse = trades only, level decreases cap the queue;
-power<N>/log = hftbacktest ProbQueueModel with PowerProbQueueFunc/LogProbQueueFunc). Without
-partial fills a queue-consuming trade fills the whole order; with them, what is left of the trade.
+power<N>/log = hftbacktest ProbQueueModel with PowerProbQueueFunc/LogProbQueueFunc). A trade at
+our price fills once it overshoots the queue ahead by half a lot or more (hftbacktest 2.4's
+``round(-front / lot)``): without partial fills the whole order, with them those lots. On the USD-M
+capture all 374 fills of the bench strategy equal hftbacktest's (bench/vs_hftbacktest.py).
+Books: dense price ladders over the traded range +- 2 % (levels beyond are dropped and counted as
+``out_of_band_levels``); a crossing level moves the opposite best pointer (hftbacktest
+HashMapMarketDepth); DEPTH_BBO (book-ticker) rows set the quoted level and drop better ones
+(hftbacktest 2.4 ignores them); DEPTH_CLEAR clears a side from its best down/up to ``px``.
+Taker orders do not deplete the simulated book (the feed stays the truth); a GTC remainder that
+rests after taking fills by book crossing only when the opposite best moves beyond what it took.
 
 records: FILL_DTYPE per fill, ACTION_DTYPE per order state change (SENT at the strategy; ACKED /
 REJECTED / CANCELLED / FILLED / EXPIRED stamped local_ts = when the strategy learns it, exch_ts =
-when it happened), MARK_DTYPE at every exchange-mid change and every fill. Deterministic.
+when it happened; ``finish`` returns them in local_ts order), MARK_DTYPE at every exchange-mid
+change and every fill. Deterministic, bit for bit.
+
+numba caching: the venue type's name carries a digest of this package's source (and of
+mmbot.events / mmbot.records / sim.config), so a caller's ``cache=True`` loop recompiles whenever
+the venue changes (numba itself does not notice changed callees).
 """
 
 from . import api, config, venue
