@@ -524,3 +524,18 @@ def test_post_only_replace_that_would_cross_removes_the_order():
     assert np.all(np.diff(actions["local_ts"]) >= 0)  # chronological for the strategy
     rej = actions[actions["kind"] == ACT_REJECTED]
     assert len(rej) == 1 and rej[0]["reason"] == REASON_POST_ONLY and rej[0]["exch_ts"] == 1300
+
+
+def test_requests_arriving_together_are_handled_in_send_order():
+    # the first slot is freed and reused by the second order, so slot order != send order
+    v, ev = venue(BOOK + [(BID, 9000, 99.0, 1.0)], rate_limit_per_s=1, max_orders=2)
+    sim.elapse(v, 0)
+    first = sim.submit(v, sim.BUY, 99.0, 1.0, sim.TIF_IOC, sim.ORD_LIMIT)  # expires at once
+    sim.goto(v, 1_000_000_000 + 2000)  # its slot is free again and the rate window is empty
+    a = sim.submit(v, sim.BUY, 99.1, 1.0, sim.TIF_GTX, sim.ORD_LIMIT)  # takes a new slot (1)
+    b = sim.submit(v, sim.BUY, 99.2, 1.0, sim.TIF_GTX, sim.ORD_LIMIT)  # reuses slot 0
+    assert sim.find_order(v, b) < sim.find_order(v, a)
+    sim.goto(v, 1_000_000_000 + 3000)
+    # one order per second: the first sent (a) is accepted, b is rate limited
+    assert order_of(v, a)["status"] == sim.ST_LIVE and order_of(v, b)["status"] == sim.ST_REJECTED
+    assert sim.find_order(v, first) == -1  # its slot was reused

@@ -119,6 +119,7 @@ ORDER_DTYPE = np.dtype(
         ("req_qty", "f8"),
         ("req_sent_ts", "i8"),
         ("req_arrive_ts", "i8"),  # exchange time the pending request arrives (I64_MAX = none)
+        ("req_seq", "i8"),  # send order of requests: ties at the exchange go first-sent first
         ("last_resp_ts", "i8"),  # keeps responses of one order in order under variable latency
         ("n_resp_pending", "i8"),
         # exchange view
@@ -1206,13 +1207,14 @@ def _recompute_next_req(v):
 
 @njit(cache=True)
 def _process_request(v):
-    """Process the earliest request arriving at the exchange (ties: lowest slot)."""
+    """Process the earliest request arriving at the exchange (ties: the one sent first)."""
     ts = v.next_req_ts
     s_hit = -1
+    seq = I64_MAX
     for s in range(v.orders.shape[0]):
-        if v.orders[s].req_arrive_ts == ts:
+        if v.orders[s].req_arrive_ts == ts and v.orders[s].req_seq < seq:
             s_hit = s
-            break
+            seq = v.orders[s].req_seq
     o = v.orders[s_hit]
     o.req_arrive_ts = I64_MAX
     v.exch_now = ts
@@ -1751,6 +1753,8 @@ def submit(v, side, px, qty, tif, ord_type):
     o.req_qty = qty
     o.req_sent_ts = v.now
     o.req_arrive_ts = v.now + _entry_latency(v, v.now)
+    o.req_seq = v.resp_seq  # one counter orders requests and responses
+    v.resp_seq += 1
     o.last_resp_ts = 0
     o.n_resp_pending = 0
     o.ex_status = ST_NONE
@@ -1781,6 +1785,8 @@ def cancel(v, order_id):
     o.req = REQ_CANCEL
     o.req_sent_ts = v.now
     o.req_arrive_ts = v.now + _entry_latency(v, v.now)
+    o.req_seq = v.resp_seq  # one counter orders requests and responses
+    v.resp_seq += 1
     if o.req_arrive_ts < v.next_req_ts:
         v.next_req_ts = o.req_arrive_ts
     _push_action(
@@ -1809,6 +1815,8 @@ def modify(v, order_id, px, qty):
     o.req_qty = qty
     o.req_sent_ts = v.now
     o.req_arrive_ts = v.now + _entry_latency(v, v.now)
+    o.req_seq = v.resp_seq  # one counter orders requests and responses
+    v.resp_seq += 1
     if o.req_arrive_ts < v.next_req_ts:
         v.next_req_ts = o.req_arrive_ts
     _push_action(v, v.now, 0, order_id, ACT_SENT, o.side, OP_REPLACE, REASON_NONE, px_r, qty, 0)
