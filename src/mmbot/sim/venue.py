@@ -464,7 +464,7 @@ def scan_events(ev):
             if p > 0.0 and p < np.inf:
                 lo = min(lo, p)
                 hi = max(hi, p)
-    return exch_idx[:ne].copy(), local_idx[:nl].copy(), bad, sorted_l, lo, hi
+    return exch_idx[:ne], local_idx[:nl], bad, sorted_l, lo, hi
 
 
 # ---------------------------------------------------------------- small helpers
