@@ -102,6 +102,35 @@ R_EXPIRED = 5
 
 I64_MAX = np.iinfo(np.int64).max
 
+# call-argument constants as numpy scalars: numba compiles a separate copy of a function for
+# every distinct *literal* argument (Python ints/bools), which multiplied cold-compile time
+_TRUE = np.bool_(True)
+_FALSE = np.bool_(False)
+_I0 = np.int64(0)
+_I1 = np.int64(1)
+_IM1 = np.int64(-1)
+_F0 = np.float64(0.0)
+_ACT_ACKED = np.int64(ACT_ACKED)
+_ACT_CANCELLED = np.int64(ACT_CANCELLED)
+_ACT_EXPIRED = np.int64(ACT_EXPIRED)
+_ACT_FILLED = np.int64(ACT_FILLED)
+_ACT_REJECTED = np.int64(ACT_REJECTED)
+_ACT_SENT = np.int64(ACT_SENT)
+_OP_CANCEL = np.int64(OP_CANCEL)
+_OP_NEW = np.int64(OP_NEW)
+_OP_REPLACE = np.int64(OP_REPLACE)
+_REASON_NONE = np.int64(REASON_NONE)
+_REASON_POST_ONLY = np.int64(REASON_POST_ONLY)
+_REASON_PRICE_BAND = np.int64(REASON_PRICE_BAND)
+_REASON_RATE_LIMIT = np.int64(REASON_RATE_LIMIT)
+_REASON_UNKNOWN_ORDER = np.int64(REASON_UNKNOWN_ORDER)
+_R_ACK_MODIFY = np.int64(R_ACK_MODIFY)
+_R_ACK_NEW = np.int64(R_ACK_NEW)
+_R_CANCELLED = np.int64(R_CANCELLED)
+_R_EXPIRED = np.int64(R_EXPIRED)
+_R_FILL = np.int64(R_FILL)
+_R_REJECT = np.int64(R_REJECT)
+
 ORDER_DTYPE = np.dtype(
     [
         ("order_id", "i8"),
@@ -738,7 +767,7 @@ def _fill(v, s, px, qty, maker, ex_ts, clears_req):
         o.ex_status = ST_FILLED
         _live_remove(v, s)
     age = ex_ts - o.live_exch_ts if maker else 0
-    rt = _push_resp(v, s, ex_ts, R_FILL, clears_req, px, qty, fee)
+    rt = _push_resp(v, s, ex_ts, _R_FILL, clears_req, px, qty, fee)
     if v.n_fills >= v.fills.shape[0]:
         v.fills = _grow(v.fills)
     f = v.fills[v.n_fills]
@@ -759,7 +788,7 @@ def _fill(v, s, px, qty, maker, ex_ts, clears_req):
     _push_mark(v, ex_ts, _exch_mid(v))
     if done:
         _push_action(
-            v, rt, ex_ts, o.order_id, ACT_FILLED, side, OP_NEW, REASON_NONE, o.ex_px, o.qty, age
+            v, rt, ex_ts, o.order_id, _ACT_FILLED, side, _OP_NEW, _REASON_NONE, o.ex_px, o.qty, age
         )
     return done
 
@@ -823,7 +852,7 @@ def _on_trade(v, aggr_side, ix, qty, ex_ts):
         if o.side == -aggr_side:
             through = (o.side > 0 and o.ex_ix > ix) or (o.side < 0 and o.ex_ix < ix)
             if through:
-                _fill(v, s, o.ex_px, o.ex_leaves_qty, True, ex_ts, 0)
+                _fill(v, s, o.ex_px, o.ex_leaves_qty, _TRUE, ex_ts, _I0)
                 continue  # slot removed from the live list; k now holds another order
             if o.ex_ix == ix:
                 o.queue_ahead_qty -= qty
@@ -833,10 +862,10 @@ def _on_trade(v, aggr_side, ix, qty, ex_ts):
                     if v.partial:
                         ex_qty = min(can, o.ex_leaves_qty)
                         o.queue_ahead_qty = 0.0  # what traded through us is used up
-                        if _fill(v, s, o.ex_px, ex_qty, True, ex_ts, 0):
+                        if _fill(v, s, o.ex_px, ex_qty, _TRUE, ex_ts, _I0):
                             continue
                     else:
-                        _fill(v, s, o.ex_px, o.ex_leaves_qty, True, ex_ts, 0)
+                        _fill(v, s, o.ex_px, o.ex_leaves_qty, _TRUE, ex_ts, _I0)
                         continue
         k += 1
 
@@ -851,7 +880,7 @@ def _cross_check(v, ex_ts):
         if (o.side > 0 and v.xba < v.n_ticks and o.ex_ix >= v.xba and v.xba < o.cross_ix) or (
             o.side < 0 and v.xbb >= 0 and o.ex_ix <= v.xbb and v.xbb > o.cross_ix
         ):
-            _fill(v, s, o.ex_px, o.ex_leaves_qty, True, ex_ts, 0)
+            _fill(v, s, o.ex_px, o.ex_leaves_qty, _TRUE, ex_ts, _I0)
             continue
         k += 1
 
@@ -884,12 +913,12 @@ def _process_exch(v, evv, ex_ts, px, qty, xbid, xask, inv_tick, tick_lo, n):
             prev_qty = xbid[ix]
             v.xbb, v.xba = _bid_update(xbid, xask, prev_bb, prev_ba, n, ix, qty, bbo)
             if v.n_live > 0:
-                _depth_at_our_level(v, 1, ix, prev_qty, qty)
+                _depth_at_our_level(v, _I1, ix, prev_qty, qty)
         elif side < 0:
             prev_qty = xask[ix]
             v.xbb, v.xba = _ask_update(xbid, xask, prev_bb, prev_ba, n, ix, qty, bbo)
             if v.n_live > 0:
-                _depth_at_our_level(v, -1, ix, prev_qty, qty)
+                _depth_at_our_level(v, _IM1, ix, prev_qty, qty)
         if v.n_live > 0 and (v.xbb > prev_bb or v.xba < prev_ba):
             _cross_check(v, ex_ts)
         if v.xbb != v.mark_bb or v.xba != v.mark_ba:
@@ -962,7 +991,13 @@ def _take(v, s, limit_ix, ex_ts):
             q = v.xask[j]
             if q > 0.0:
                 if _fill(
-                    v, s, _px_of(v, j), min(q, o.ex_leaves_qty), False, ex_ts, 1 if first else 0
+                    v,
+                    s,
+                    _px_of(v, j),
+                    min(q, o.ex_leaves_qty),
+                    _FALSE,
+                    ex_ts,
+                    _I1 if first else _I0,
                 ):
                     return True
                 first = False
@@ -973,7 +1008,13 @@ def _take(v, s, limit_ix, ex_ts):
             q = v.xbid[j]
             if q > 0.0:
                 if _fill(
-                    v, s, _px_of(v, j), min(q, o.ex_leaves_qty), False, ex_ts, 1 if first else 0
+                    v,
+                    s,
+                    _px_of(v, j),
+                    min(q, o.ex_leaves_qty),
+                    _FALSE,
+                    ex_ts,
+                    _I1 if first else _I0,
                 ):
                     return True
                 first = False
@@ -1004,8 +1045,8 @@ def _crosses(v, side, ix):
 @njit(cache=True)
 def _reject(v, s, ex_ts, op, reason, px, qty):
     o = v.orders[s]
-    rt = _push_resp(v, s, ex_ts, R_REJECT, 1, 0.0, 0.0, 0.0)
-    _push_action(v, rt, ex_ts, o.order_id, ACT_REJECTED, o.side, op, reason, px, qty, 0)
+    rt = _push_resp(v, s, ex_ts, _R_REJECT, _I1, _F0, _F0, _F0)
+    _push_action(v, rt, ex_ts, o.order_id, _ACT_REJECTED, o.side, op, reason, px, qty, _I0)
 
 
 @njit(cache=True)
@@ -1015,7 +1056,7 @@ def _exch_new(v, s, ex_ts):
     o.ex_leaves_qty = o.req_qty
     if _rate_limited(v, ex_ts):
         o.ex_status = ST_REJECTED
-        _reject(v, s, ex_ts, OP_NEW, REASON_RATE_LIMIT, o.req_px, o.req_qty)
+        _reject(v, s, ex_ts, _OP_NEW, _REASON_RATE_LIMIT, o.req_px, o.req_qty)
         return
     if o.ord_type == ORD_MARKET:
         limit_ix = v.n_ticks if o.side > 0 else -1
@@ -1024,25 +1065,25 @@ def _exch_new(v, s, ex_ts):
         if not _take(v, s, limit_ix, ex_ts):
             o.ex_status = ST_EXPIRED
             first = o.ex_leaves_qty == o.req_qty
-            rt = _push_resp(v, s, ex_ts, R_EXPIRED, 1 if first else 0, 0.0, 0.0, 0.0)
+            rt = _push_resp(v, s, ex_ts, _R_EXPIRED, _I1 if first else _I0, _F0, _F0, _F0)
             _push_action(
                 v,
                 rt,
                 ex_ts,
                 o.order_id,
-                ACT_EXPIRED,
+                _ACT_EXPIRED,
                 o.side,
-                OP_NEW,
-                REASON_NONE,
+                _OP_NEW,
+                _REASON_NONE,
                 o.req_px,
                 o.ex_leaves_qty,
-                0,
+                _I0,
             )
         return
     ix = _ix_of(v, o.req_px)
     if ix < 0 or ix >= v.n_ticks:
         o.ex_status = ST_REJECTED
-        _reject(v, s, ex_ts, OP_NEW, REASON_PRICE_BAND, o.req_px, o.req_qty)
+        _reject(v, s, ex_ts, _OP_NEW, _REASON_PRICE_BAND, o.req_px, o.req_qty)
         return
     o.ex_ix = ix
     o.live_exch_ts = ex_ts
@@ -1050,7 +1091,7 @@ def _exch_new(v, s, ex_ts):
         if o.tif == TIF_GTX:
             o.ex_status = ST_REJECTED
             v.n_post_only_rejects += 1
-            _reject(v, s, ex_ts, OP_NEW, REASON_POST_ONLY, o.req_px, o.req_qty)
+            _reject(v, s, ex_ts, _OP_NEW, _REASON_POST_ONLY, o.req_px, o.req_qty)
             return
         first = True
         if _take(v, s, ix, ex_ts):
@@ -1058,60 +1099,70 @@ def _exch_new(v, s, ex_ts):
         first = o.ex_leaves_qty == o.req_qty
         if o.tif == TIF_IOC:
             o.ex_status = ST_EXPIRED
-            rt = _push_resp(v, s, ex_ts, R_EXPIRED, 1 if first else 0, 0.0, 0.0, 0.0)
+            rt = _push_resp(v, s, ex_ts, _R_EXPIRED, _I1 if first else _I0, _F0, _F0, _F0)
             _push_action(
                 v,
                 rt,
                 ex_ts,
                 o.order_id,
-                ACT_EXPIRED,
+                _ACT_EXPIRED,
                 o.side,
-                OP_NEW,
-                REASON_NONE,
+                _OP_NEW,
+                _REASON_NONE,
                 o.req_px,
                 o.ex_leaves_qty,
-                0,
+                _I0,
             )
             return
         # GTC remainder rests at its price; the levels it took still show in the feed
         _rest(v, s, ex_ts)
         o.cross_ix = v.xba if o.side > 0 else v.xbb
-        rt = _push_resp(v, s, ex_ts, R_ACK_NEW, 1 if first else 0, 0.0, 0.0, 0.0)
+        rt = _push_resp(v, s, ex_ts, _R_ACK_NEW, _I1 if first else _I0, _F0, _F0, _F0)
         _push_action(
             v,
             rt,
             ex_ts,
             o.order_id,
-            ACT_ACKED,
+            _ACT_ACKED,
             o.side,
-            OP_NEW,
-            REASON_NONE,
+            _OP_NEW,
+            _REASON_NONE,
             o.req_px,
             o.ex_leaves_qty,
-            0,
+            _I0,
         )
         return
     if o.tif == TIF_IOC:
         o.ex_status = ST_EXPIRED
-        rt = _push_resp(v, s, ex_ts, R_EXPIRED, 1, 0.0, 0.0, 0.0)
+        rt = _push_resp(v, s, ex_ts, _R_EXPIRED, _I1, _F0, _F0, _F0)
         _push_action(
             v,
             rt,
             ex_ts,
             o.order_id,
-            ACT_EXPIRED,
+            _ACT_EXPIRED,
             o.side,
-            OP_NEW,
-            REASON_NONE,
+            _OP_NEW,
+            _REASON_NONE,
             o.req_px,
             o.req_qty,
-            0,
+            _I0,
         )
         return
     _rest(v, s, ex_ts)
-    rt = _push_resp(v, s, ex_ts, R_ACK_NEW, 1, 0.0, 0.0, 0.0)
+    rt = _push_resp(v, s, ex_ts, _R_ACK_NEW, _I1, _F0, _F0, _F0)
     _push_action(
-        v, rt, ex_ts, o.order_id, ACT_ACKED, o.side, OP_NEW, REASON_NONE, o.req_px, o.req_qty, 0
+        v,
+        rt,
+        ex_ts,
+        o.order_id,
+        _ACT_ACKED,
+        o.side,
+        _OP_NEW,
+        _REASON_NONE,
+        o.req_px,
+        o.req_qty,
+        _I0,
     )
 
 
@@ -1119,21 +1170,21 @@ def _exch_new(v, s, ex_ts):
 def _exch_cancel(v, s, ex_ts):
     o = v.orders[s]
     if o.ex_status != ST_LIVE:
-        _reject(v, s, ex_ts, OP_CANCEL, REASON_UNKNOWN_ORDER, o.ex_px, 0.0)
+        _reject(v, s, ex_ts, _OP_CANCEL, _REASON_UNKNOWN_ORDER, o.ex_px, _F0)
         return
     _live_remove(v, s)
     o.ex_status = ST_CANCELLED
     age = ex_ts - o.live_exch_ts
-    rt = _push_resp(v, s, ex_ts, R_CANCELLED, 1, 0.0, 0.0, 0.0)
+    rt = _push_resp(v, s, ex_ts, _R_CANCELLED, _I1, _F0, _F0, _F0)
     _push_action(
         v,
         rt,
         ex_ts,
         o.order_id,
-        ACT_CANCELLED,
+        _ACT_CANCELLED,
         o.side,
-        OP_CANCEL,
-        REASON_NONE,
+        _OP_CANCEL,
+        _REASON_NONE,
         o.ex_px,
         o.ex_leaves_qty,
         age,
@@ -1146,14 +1197,14 @@ def _exch_modify(v, s, ex_ts):
     the same price keeps it. A post-only replace that would cross removes the order (rejected)."""
     o = v.orders[s]
     if o.ex_status != ST_LIVE:
-        _reject(v, s, ex_ts, OP_REPLACE, REASON_UNKNOWN_ORDER, o.req_px, o.req_qty)
+        _reject(v, s, ex_ts, _OP_REPLACE, _REASON_UNKNOWN_ORDER, o.req_px, o.req_qty)
         return
     if _rate_limited(v, ex_ts):
-        _reject(v, s, ex_ts, OP_REPLACE, REASON_RATE_LIMIT, o.req_px, o.req_qty)
+        _reject(v, s, ex_ts, _OP_REPLACE, _REASON_RATE_LIMIT, o.req_px, o.req_qty)
         return
     ix = _ix_of(v, o.req_px)
     if ix < 0 or ix >= v.n_ticks:
-        _reject(v, s, ex_ts, OP_REPLACE, REASON_PRICE_BAND, o.req_px, o.req_qty)
+        _reject(v, s, ex_ts, _OP_REPLACE, _REASON_PRICE_BAND, o.req_px, o.req_qty)
         return
     age = ex_ts - o.live_exch_ts
     if _crosses(v, o.side, ix):
@@ -1162,16 +1213,16 @@ def _exch_modify(v, s, ex_ts):
         o.ex_status = ST_REJECTED
         if o.tif == TIF_GTX:
             v.n_post_only_rejects += 1
-        rt = _push_resp(v, s, ex_ts, R_REJECT, 1, 0.0, 0.0, 0.0)
+        rt = _push_resp(v, s, ex_ts, _R_REJECT, _I1, _F0, _F0, _F0)
         _push_action(
             v,
             rt,
             ex_ts,
             o.order_id,
-            ACT_REJECTED,
+            _ACT_REJECTED,
             o.side,
-            OP_REPLACE,
-            REASON_POST_ONLY,
+            _OP_REPLACE,
+            _REASON_POST_ONLY,
             o.req_px,
             o.req_qty,
             age,
@@ -1189,9 +1240,19 @@ def _exch_modify(v, s, ex_ts):
         o.cum_trade_qty = 0.0
         o.cross_ix = v.n_ticks + 1 if o.side > 0 else -2
         _live_bounds(v)
-    rt = _push_resp(v, s, ex_ts, R_ACK_MODIFY, 1, 0.0, 0.0, 0.0)
+    rt = _push_resp(v, s, ex_ts, _R_ACK_MODIFY, _I1, _F0, _F0, _F0)
     _push_action(
-        v, rt, ex_ts, o.order_id, ACT_ACKED, o.side, OP_REPLACE, REASON_NONE, o.req_px, o.req_qty, 0
+        v,
+        rt,
+        ex_ts,
+        o.order_id,
+        _ACT_ACKED,
+        o.side,
+        _OP_REPLACE,
+        _REASON_NONE,
+        o.req_px,
+        o.req_qty,
+        _I0,
     )
 
 
@@ -1349,9 +1410,9 @@ def _goto(v, target, wait):
                     if ix < 0 or ix >= n:
                         v.n_out_of_band += 1
                     elif evv & BUY_EVENT:
-                        xbb, xba = _bid_update(xbid, xask, xbb, xba, n, ix, ev[r].qty, False)
+                        xbb, xba = _bid_update(xbid, xask, xbb, xba, n, ix, ev[r].qty, _FALSE)
                     elif evv & SELL_EVENT:
-                        xbb, xba = _ask_update(xbid, xask, xbb, xba, n, ix, ev[r].qty, False)
+                        xbb, xba = _ask_update(xbid, xask, xbb, xba, n, ix, ev[r].qty, _FALSE)
                     if xba <= bhi or xbb >= alo:
                         # the book moved through a resting order
                         v.xbb = xbb
@@ -1399,9 +1460,9 @@ def _goto(v, target, wait):
                     ix = np.int64(np.floor(ev[r].px * inv_tick + 0.5)) - tick_lo
                     if ix >= 0 and ix < n:
                         if evv & BUY_EVENT:
-                            lbb, lba = _bid_update(lbid, lask, lbb, lba, n, ix, ev[r].qty, False)
+                            lbb, lba = _bid_update(lbid, lask, lbb, lba, n, ix, ev[r].qty, _FALSE)
                         elif evv & SELL_EVENT:
-                            lbb, lba = _ask_update(lbid, lask, lbb, lba, n, ix, ev[r].qty, False)
+                            lbb, lba = _ask_update(lbid, lask, lbb, lba, n, ix, ev[r].qty, _FALSE)
                 else:
                     v.lbb = lbb
                     v.lba = lba
@@ -1681,19 +1742,19 @@ def exch_equity(v):
 @njit(cache=True)
 def _check_px_qty(v, px, qty, need_px):
     if not (qty > 0.0) or not np.isfinite(qty):
-        _set_error(v, ERR_BAD_QTY, qty)
+        _set_error(v, np.int64(ERR_BAD_QTY), qty)
         return ERR_BAD_QTY
     q = qty / v.lot_qty
     if abs(q - np.round(q)) > 1e-6 * max(1.0, abs(q)):
-        _set_error(v, ERR_OFF_LOT, qty)
+        _set_error(v, np.int64(ERR_OFF_LOT), qty)
         return ERR_OFF_LOT
     if need_px:
         if not (px > 0.0) or not np.isfinite(px):
-            _set_error(v, ERR_BAD_PX, px)
+            _set_error(v, np.int64(ERR_BAD_PX), px)
             return ERR_BAD_PX
         t = px / v.tick_px
         if abs(t - np.round(t)) > 1e-6:
-            _set_error(v, ERR_OFF_TICK, px)
+            _set_error(v, np.int64(ERR_OFF_TICK), px)
             return ERR_OFF_TICK
     return 0
 
@@ -1722,10 +1783,10 @@ def submit(v, side, px, qty, tif, ord_type):
     """Send a new order at the current local time; returns its order id (> 0) or a negative ERR_*.
     ``px`` is ignored for ORD_MARKET. It reaches the exchange after the entry latency."""
     if side != 1 and side != -1:
-        _set_error(v, ERR_BAD_SIDE, side)
+        _set_error(v, np.int64(ERR_BAD_SIDE), side)
         return ERR_BAD_SIDE
     if tif < TIF_GTC or tif > TIF_IOC or ord_type < ORD_LIMIT or ord_type > ORD_MARKET:
-        _set_error(v, ERR_BAD_TIF, tif * 10 + ord_type)
+        _set_error(v, np.int64(ERR_BAD_TIF), tif * 10 + ord_type)
         return ERR_BAD_TIF
     rc = _check_px_qty(v, px, qty, ord_type != ORD_MARKET)
     if rc < 0:
@@ -1767,7 +1828,7 @@ def submit(v, side, px, qty, tif, ord_type):
     o.live_slot = -1
     if o.req_arrive_ts < v.next_req_ts:
         v.next_req_ts = o.req_arrive_ts
-    _push_action(v, v.now, 0, oid, ACT_SENT, side, OP_NEW, REASON_NONE, px_r, qty, 0)
+    _push_action(v, v.now, _I0, oid, _ACT_SENT, side, _OP_NEW, _REASON_NONE, px_r, qty, _I0)
     return oid
 
 
@@ -1790,7 +1851,17 @@ def cancel(v, order_id):
     if o.req_arrive_ts < v.next_req_ts:
         v.next_req_ts = o.req_arrive_ts
     _push_action(
-        v, v.now, 0, order_id, ACT_SENT, o.side, OP_CANCEL, REASON_NONE, o.px, o.leaves_qty, 0
+        v,
+        v.now,
+        _I0,
+        order_id,
+        _ACT_SENT,
+        o.side,
+        _OP_CANCEL,
+        _REASON_NONE,
+        o.px,
+        o.leaves_qty,
+        _I0,
     )
     return 0
 
@@ -1819,7 +1890,9 @@ def modify(v, order_id, px, qty):
     v.resp_seq += 1
     if o.req_arrive_ts < v.next_req_ts:
         v.next_req_ts = o.req_arrive_ts
-    _push_action(v, v.now, 0, order_id, ACT_SENT, o.side, OP_REPLACE, REASON_NONE, px_r, qty, 0)
+    _push_action(
+        v, v.now, _I0, order_id, _ACT_SENT, o.side, _OP_REPLACE, _REASON_NONE, px_r, qty, _I0
+    )
     return 0
 
 
@@ -1833,7 +1906,7 @@ def set_targets(v, bid_target_px, ask_target_px):
 @njit(cache=True)
 def record_action(v, kind, op, side, order_id, px, qty, reason):
     """Append an ACTION row at the current local time (guards: ACT_INTENDED / ACT_BLOCKED)."""
-    _push_action(v, v.now, 0, order_id, kind, side, op, reason, px, qty, 0)
+    _push_action(v, v.now, _I0, order_id, kind, side, op, reason, px, qty, _I0)
 
 
 # ---- results (trimmed copies; the Python finish() wraps these)
