@@ -31,11 +31,12 @@ from mmbot.events import (
 _PROBS = np.linspace(0.0, 1.0, 41)
 # size tables stop short of the sample maximum: one freak print (46 BTC in the USD-M capture)
 # would otherwise dominate the mean maker order and every rate expressed per maker order
-_MAKER_PROBS = np.linspace(0.0, 0.99, 41)
-_PARENT_PROBS = np.linspace(0.0, 0.999, 41)
+_MAKER_PROBS = np.linspace(0.0, 0.99, 201)
+_PARENT_PROBS = np.linspace(0.0, 0.999, 201)
 FIT_SECONDS = 1200
-FIT_ROUNDS = 16
-# a sweep may signal more than its own mechanical move (informed sweeps): up to 3x
+FIT_ROUNDS = 20
+# a sweep may reveal more than its own mechanical move (up to 2x: the efficient price then
+# overshoots the book and the informed follow; they do not excite noise flow, so no runaway)
 MAX_PERMANENCE = 2.0
 MIN_PERMANENCE = 0.25
 MAX_INFORMED_RATE = 100.0  # informed parents per s per bps of mispricing
@@ -141,7 +142,13 @@ def _sim_stats(calib: dict, seed: int, seconds: int) -> dict:
     ev, flow = generate_with_flow(calib, seed, _T0_NS, seconds * 1_000_000_000)
     out = market_stats(ev, tick_px=float(calib["tick_px"]))
     out["informed_share_of_orders"] = flow["informed_share_of_orders"]
+    out["feed_latency_quantiles_ns"] = _latency_quantiles(ev)
     return out
+
+
+def _latency_quantiles(events: np.ndarray) -> list[float]:
+    lat_ns = (events["local_ts"] - events["exch_ts"]).astype(np.float64)
+    return [float(max(x, 0.0)) for x in np.quantile(lat_ns, _PROBS)]
 
 
 def _clip(x: float, lo: float, hi: float) -> float:
@@ -164,6 +171,7 @@ def _fit(
     import copy
 
     keys = list(LOSS_KEYS) + (["spread_bps_mean"] if fit_depth_by_level else [])
+    lat_tgt = list(target["feed_latency_quantiles_ns"])
     history: list[dict] = []
     for rnd in range(rounds + 1):
         m = calib["model"]
@@ -184,6 +192,11 @@ def _fit(
         if rnd == rounds:
             break
         _update(m, s, target, fit_spread=fit_depth_by_level)
+        tab = np.asarray(calib["feed_latency_quantiles_ns"], dtype=np.float64)
+        lat_sim = np.asarray(s["feed_latency_quantiles_ns"])
+        for i in range(len(tab)):
+            tab[i] *= _ratio(lat_tgt[i], lat_sim[i], 0.7)
+        calib["feed_latency_quantiles_ns"] = [float(x) for x in np.maximum.accumulate(tab)]
         tk = np.asarray(m["depth_target_qty"], dtype=np.float64)
         if fit_depth_by_level:
             sim_l = np.asarray(s["depth_qty_by_level"])
@@ -329,6 +342,7 @@ def calibrate(
     log = log if log is not None else []
     tick_px = guess_tick(events)
     target = market_stats(events, tick_px=tick_px)
+    target["feed_latency_quantiles_ns"] = _latency_quantiles(events)
     for key in (
         "spread_bps_mean",
         "trade_rate_per_s",
@@ -343,7 +357,6 @@ def calibrate(
     prints, parents = _parents(events)
     lot_qty = _step(prints)
     sigma, jump_rate, jump_bps = _jumps(events, tick_px)
-    lat_ns = (events["local_ts"] - events["exch_ts"]).astype(np.float64)
     fano = max(float(target["parent_count_fano_1s"]), 1.0)
     n0 = _clip(1.0 - 1.0 / np.sqrt(fano), 0.0, 0.9)
     price0 = float(target["mid_px_mean"])
@@ -360,13 +373,14 @@ def calibrate(
         "noise_base_rate_per_s": float(target["parent_rate_per_s"]) * (1.0 - n0) * 0.7,
         "hawkes_branching_ratio": n0,
         "hawkes_decay_per_s": 20.0,
-        "informed_rate_per_s_per_bps": 20.0,
+        "informed_rate_per_s_per_bps": 5.0,
         "impact_permanence_ratio": 1.0,
         "same_side_ratio": _clip(2.0 * float(target["parent_same_side_ratio"]) - 1.0, 0.0, 0.95),
         "informed_edge_bps": max(0.25, 0.5 * tick_bps_cap),
         "depth_target_qty": _depth_targets(target, tick_bps_cap),
         "maker_size_quantiles_qty": [float(x) for x in np.quantile(prints, _MAKER_PROBS)],
-        "maker_size_scale": 1.0,
+        # prints are truncated maker orders: start the maker scale at a few times the print size
+        "maker_size_scale": 5.0,
         "parent_size_quantiles_qty": [
             float(max(x, lot_qty)) for x in np.quantile(parents, _PARENT_PROBS)
         ],
@@ -378,7 +392,9 @@ def calibrate(
         "lot_qty": lot_qty,
         "price0_px": price0,
         "model": model,
-        "feed_latency_quantiles_ns": [float(max(x, 0.0)) for x in np.quantile(lat_ns, _PROBS)],
+        # input quantiles of the latency process; refitted so that the emitted latency (after
+        # local time is kept non-decreasing) has the capture's quantiles
+        "feed_latency_quantiles_ns": _latency_quantiles(events),
         "feed_latency_corr_s": _latency_corr_s(events),
         "target_stats": target,
     }

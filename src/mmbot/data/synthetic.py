@@ -193,14 +193,16 @@ def _normal(s: np.ndarray, fs: np.ndarray) -> float:
 
 @njit(cache=True)
 def _table_sample(s: np.ndarray, tab: np.ndarray) -> float:
-    """Inverse-CDF sample from quantiles ``tab`` at equally spaced probabilities 0..1."""
+    """Inverse-CDF sample from positive quantiles ``tab`` at equally spaced probabilities 0..1,
+    interpolated geometrically: sizes are heavy-tailed, and a straight line between two far
+    apart tail quantiles would inflate the mean."""
     m = tab.shape[0]
     x = _uniform(s) * (m - 1)
     i = int(x)
     if i >= m - 1:
         return tab[m - 1]
     f = x - i
-    return tab[i] * (1.0 - f) + tab[i + 1] * f
+    return tab[i] * (tab[i + 1] / tab[i]) ** f
 
 
 def _seed_state(seed: int) -> np.ndarray:
@@ -636,8 +638,11 @@ def _advance(
             else:
                 buy = kind == 4
                 limit_ticks = v - inf_edge if buy else v + inf_edge
-            fs[F_HAWKES] = hx + hawkes_jump
-            fs[F_LAST_SIDE] = 1.0 if buy else -1.0
+            if kind == N_RATES:
+                # self-excitation among noise traders only: an informed order exciting noise
+                # flow, whose permanent impact feeds the informed again, would be a runaway loop
+                fs[F_HAWKES] = hx + hawkes_jump
+                fs[F_LAST_SIDE] = 1.0 if buy else -1.0
             lots = int(_table_sample(rng, parent_tab) / lot + 0.5)
             if lots < 1:
                 lots = 1
