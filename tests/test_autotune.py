@@ -140,28 +140,70 @@ def test_h5_needs_healthy_execution() -> None:
     assert tune(report(order_age_p95_ms=330.0), START, []).fired == []
 
 
-def test_h6_thin_edge_widens_the_spread() -> None:
-    # net 1.0 is 1.5 below the 2.5 gate over a 2.0 bps severity span -> 0.75 -> +0.0875 -> +0.09
-    d = tune(report(net_bps=1.0, gross_bps=0.5), START, [])
+def _h(i: int, spread: float, net: float, decision=None) -> dict:
+    knobs = dict(START, base_spread_bps_delta=spread)
+    return history_entry(i, {"totals": {"net_bps": net}}, knobs, decision)
+
+
+def _spread_after(net_now: float, spread_now: float, hist: list[dict]) -> float:
+    cur = dict(START, base_spread_bps_delta=spread_now)
+    return tune(report(net_bps=net_now), cur, hist).knobs["base_spread_bps_delta"]
+
+
+def test_h6_spread_probe_starts_by_widening_one_step() -> None:
+    d = tune(report(net_bps=1.0), START, [])
     assert d.fired == ["H6"]
-    assert d.knobs["base_spread_bps_delta"] == pytest.approx(0.19)
+    assert d.knobs["base_spread_bps_delta"] == pytest.approx(0.20)
     assert (
-        "| autotune | DRIVER:gross_bps | field=base_spread_bps_delta from=0.10 to=0.19 |"
-        in d.markers
+        "| autotune | SPREAD_PROBE | field=base_spread_bps_delta from=0.10 to=0.20 |" in d.markers
     )
-    # net far below: the full +0.10 step
-    assert tune(report(net_bps=0.2, gross_bps=0.5), START, []).knobs[
-        "base_spread_bps_delta"
-    ] == pytest.approx(0.20)
 
 
-def test_h6_fires_only_below_the_net_gate() -> None:
+def test_h6_spread_probe_brackets_the_best_spread_and_settles() -> None:
+    d1 = tune(report(net_bps=1.0), START, [])  # 0.10 -> 0.20
+    h = [_h(1, 0.10, 1.0, d1)]
+    # wider helped: keep going the same way
+    assert _spread_after(1.5, 0.20, h) == pytest.approx(0.30)
+    # wider hurt: try the other side of the best (0.10 - 0.10 = 0.00)
+    assert _spread_after(0.5, 0.20, h) == pytest.approx(0.00)
+    d2 = tune(report(net_bps=0.5), dict(START, base_spread_bps_delta=0.20), h)
+    h2 = [*h, _h(2, 0.20, 0.5, d2)]
+    # narrower hurt too: both neighbours of 0.10 are tested -> back to 0.10, then stay there
+    assert _spread_after(0.8, 0.00, h2) == pytest.approx(0.10)
+    d3 = tune(report(net_bps=0.8), dict(START, base_spread_bps_delta=0.00), h2)
+    h3 = [*h2, _h(3, 0.00, 0.8, d3)]
+    d4 = tune(report(net_bps=0.9), START, h3)
+    assert d4.knobs["base_spread_bps_delta"] == pytest.approx(0.10)
+    assert {"rule": "H6", "field": "base_spread_bps_delta", "why": "settled"} in d4.skipped
+
+
+def test_h6_never_revisits_a_tested_spread_except_the_best() -> None:
+    # a long run of noisy nets: the probe's path visits each value at most once before settling
+    knobs, hist, seen = dict(START), [], []
+    nets = [1.0, 0.4, 1.2, 0.3, 0.9, 1.1, 0.2, 0.8]
+    for i, n in enumerate(nets):
+        seen.append(knobs["base_spread_bps_delta"])
+        d = tune(report(net_bps=n), knobs, hist)
+        hist.append(history_entry(i + 1, report(net_bps=n), knobs, d))
+        knobs = d.knobs
+    for i, v in enumerate(seen):
+        if any(v == pytest.approx(u) for u in seen[:i]):
+            # a revisit is only ever a return to the best spread measured before it
+            best_so_far = max(zip(nets[:i], seen[:i], strict=True))[1]
+            assert v == pytest.approx(best_so_far), (i, seen)
+    assert len({round(v, 2) for v in seen}) >= 3  # it did explore
+
+
+def test_h6_fires_only_below_the_net_gate_and_yields_to_cost_drivers() -> None:
     assert tune(report(net_bps=2.5), START, []).fired == []
-    # alongside the adverse driver: both conservative, both apply
+    # alongside the adverse driver: both apply
     d = tune(report(net_bps=1.0, adverse_bps_p95=4.5), START, [])
     assert d.fired == ["H2", "H6"]
-    assert d.knobs["base_spread_bps_delta"] == pytest.approx(0.19)
     assert d.knobs["impact_cap_ratio"] == pytest.approx(0.07)
+    assert d.knobs["base_spread_bps_delta"] == pytest.approx(0.20)
+    # H1 already moved the spread this iteration: the probe stands aside
+    d = tune(report(net_bps=1.0, slippage_bps_p95=4.0), START, [])
+    assert [c.rule for c in d.changes if c.field == "base_spread_bps_delta"] == ["H1"]
 
 
 def test_missing_or_nan_metric_never_fires() -> None:

@@ -1,8 +1,9 @@
 """The soak auto-tuner: reads one iteration's EDGE_REPORT and returns the next runtime knobs.
 
 Owns the seed's hypotheses H1-H5 (DESIGN.md "Soak and auto-tune") plus one rule beyond the seed
-(H6 thin edge: net below the hard gate -> widen, until widening stops paying), written as a declarative rule
-table (`RULES`: data, not code paths), and the guards around them, applied in this order:
+(H6 spread probe: while net is below the hard gate, try base_spread one step either side of the
+best spread measured so far, never revisiting a tested value), written as a declarative rule table
+(`RULES`: data, not code paths), and the guards around them, applied in this order:
 
 1. **fallback**: two consecutive iterations with net_bps < 0 (counted since the last fallback)
    replace the knobs with `knobs.fallback_package(current)`; no rule runs in that iteration.
@@ -117,6 +118,9 @@ class Rule:
     # a rule whose last application did not reduce it is muted (see `tune`, step 4)
     effect_metric: str = ""
     effect_sign: float = 1.0
+    # a probe rule has one delta whose size is the step; its direction and target come from the
+    # history of (value, net_bps) pairs (see `probe_target`), not from the sign of the delta
+    probe: bool = False
 
 
 RULES: Final[tuple[Rule, ...]] = (
@@ -209,25 +213,26 @@ RULES: Final[tuple[Rule, ...]] = (
         why="execution is healthy but orders are old: act faster",
         effect_metric="order_age_p95_ms",
     ),
-    # Beyond the seed: the seed's rules widen only on a slippage driver, so a strategy whose net
-    # is below the gate for any other reason (thin quoted edge, adverse selection the size and
-    # tightening knobs do not fix) is never widened. H6 widens while net is below the hard gate;
-    # the INEFFECTIVE mute stops it once widening no longer raises net, and keep-best keeps the
-    # best tested spread.
+    # Beyond the seed: the seed's rules move base_spread only on a slippage driver (and only
+    # wider), yet it is the knob that moves net most, in a direction that depends on the market
+    # (on a ~1 bps tick a fraction of a bps changes the passive rounding of the quote). H6 is a
+    # bracketing search on it while net is below the hard gate: one step from the best spread
+    # measured so far, first in the direction that last helped, never to a tested value; when both
+    # neighbours are tested it returns to the best and stays. It cannot oscillate, so hysteresis
+    # does not apply to it (hard), and the calm-down guard drops it (it may narrow).
     Rule(
         name="H6",
-        marker="DRIVER:gross_bps",
+        marker="SPREAD_PROBE",
         any_of=((Clause("net_bps", "<", 2.5),),),
-        deltas=(Delta("base_spread_bps_delta", 0.05, 0.10),),
-        severity_metric="net_bps",
-        severity_start=2.5,
-        severity_full=0.5,
-        calm=True,
-        hard=False,
+        deltas=(Delta("base_spread_bps_delta", 0.10, 0.10),),
+        severity_metric=None,
+        severity_start=0.0,
+        severity_full=1.0,
+        calm=False,
+        hard=True,
         priority=6,
-        why="net below the hard gate: the quoted edge does not pay for the fills, widen",
-        effect_metric="net_bps",
-        effect_sign=-1.0,
+        why="net below the hard gate: search the spread around the best one measured",
+        probe=True,
     ),
 )
 RULES_BY_NAME: Final[dict[str, Rule]] = {r.name: r for r in RULES}
@@ -385,6 +390,33 @@ def ineffective(
     return None
 
 
+def probe_target(
+    rule: Rule, value_now: float, net_now: float, history: Sequence[Mapping[str, Any]]
+) -> float:
+    """Next value of a probe rule's field: one step from the best measured value, first in the
+    direction of the probe that found it (else +), to a value not tested yet; the best value itself
+    when both neighbours are tested (or beyond the limits)."""
+    name = rule.deltas[0].field
+    step = abs(rule.deltas[0].hi)
+    tested: dict[float, float] = {}
+    for e in list(history) + [{"knobs": {name: value_now}, "net_bps": net_now}]:
+        v = round(float(e["knobs"][name]), 6)
+        tested[v] = max(tested.get(v, -math.inf), _net(e))
+    best_v = max(tested, key=lambda v: (tested[v], -abs(v - value_now)))
+    pref = 1
+    for e in reversed(list(history)):
+        moves = [c for c in e.get("changes", []) if c.get("rule") == rule.name]
+        if moves:
+            d = 1 if float(moves[-1]["to"]) > float(moves[-1]["from"]) else -1
+            pref = d if round(float(moves[-1]["to"]), 6) == best_v else -d
+            break
+    for d in (pref, -pref):
+        cand = _snap(name, best_v + d * step)
+        if abs(cand - best_v) > 1e-9 and all(abs(cand - t) > 1e-9 for t in tested):
+            return cand
+    return _snap(name, best_v)
+
+
 def _scaled_delta(delta: Delta, severity: float) -> float:
     raw = delta.lo + (delta.hi - delta.lo) * severity
     q = DELTA_QUANTUM[delta.field]
@@ -430,7 +462,7 @@ def _recent_direction(history: Sequence[Mapping[str, Any]], name: str) -> int:
 
 
 def _marker(rule: Rule, name: str, old: float, new: float) -> str:
-    if rule.marker.startswith("DRIVER:"):
+    if rule.marker.startswith("DRIVER:") or rule.probe:
         return (
             f"| autotune | {rule.marker} | field={name} "
             f"from={fmt_knob(name, old)} to={fmt_knob(name, new)} |"
@@ -521,6 +553,25 @@ def tune(
     for rule in fired:
         severity = 0.0 if decision.calm_down else rule_severity(totals, rule)
         changed = False
+        if rule.probe:
+            name = rule.deltas[0].field
+            if name in moved_dir:
+                decision.skipped.append({"rule": rule.name, "field": name, "why": "conflict"})
+                continue
+            old = knobs[name]
+            new = probe_target(rule, start[name], net_now, history)
+            if name == "base_spread_bps_delta":
+                new = min(new, _snap(name, start[name] + MAX_SPREAD_STEP_BPS))
+            if new == old:
+                decision.skipped.append({"rule": rule.name, "field": name, "why": "settled"})
+                continue
+            knobs[name] = new
+            n_changes[name] = n_changes.get(name, 0) + 1
+            moved_dir[name] = 1 if new > old else -1
+            decision.changes.append(Change(name, old, new, rule.name))
+            decision.markers.append(_marker(rule, name, old, new))
+            decision.applied.append(rule.name)
+            continue
         for delta in rule.deltas:
             name = delta.field
             step = _scaled_delta(delta, severity)
