@@ -1,8 +1,9 @@
 """Is auto-tune useful? A grid over the six runtime knobs vs auto-tune from the seed's
 conservative start, both judged on a FRESH seed of the default market.
 
-1. Grid: every point of a 3-level grid over the six knobs (3^6 = 729 points, within
-   knobs.RUNTIME_LIMITS) runs on the tuning market (seed TUNE_SEED, GRID_HOURS of market, shared
+1. Grid: every point of a grid over the six knobs within knobs.RUNTIME_LIMITS (3 levels on
+   min_interval, base_spread and impact_cap, the two limits on the others: 216 points;
+   ``--levels N`` for N levels on every knob) runs on the tuning market (seed TUNE_SEED, GRID_HOURS of market, shared
    by all points). The TOP_K best by net_bps are re-run on the fresh market (seed FRESH_SEED,
    FRESH_HOURS); the grid's best = the best of those fresh results.
 2. Auto-tune: `mmbot soak --hours 3 --iterations 6 --auto-tune` from knobs.CONSERVATIVE_START on
@@ -35,11 +36,22 @@ TOP_K = 5
 _STATE: dict = {}
 
 
-def grid_points(levels: int) -> list[dict[str, float]]:
+# levels per knob of the default grid: 3 on the knobs that move net most, 2 (the limits) on the rest
+DEFAULT_LEVELS = {
+    "min_interval_ms": 3,
+    "replace_rate_per_min": 2,
+    "base_spread_bps_delta": 3,
+    "tail_age_ms": 2,
+    "impact_cap_ratio": 3,
+    "max_delta_ratio": 2,
+}
+
+
+def grid_points(levels: int | None) -> list[dict[str, float]]:
     axes = []
     for k in KNOB_NAMES:
         lo, hi = RUNTIME_LIMITS[k]
-        vals = np.linspace(lo, hi, levels)
+        vals = np.linspace(lo, hi, levels or DEFAULT_LEVELS[k])
         vals = [
             float(round(v)) if k.endswith(("_ms", "_per_min")) else round(float(v), 4) for v in vals
         ]
@@ -132,10 +144,11 @@ def autotune_final() -> tuple[dict[str, float], float, float]:
 
 
 def main() -> int:
-    levels = int(sys.argv[sys.argv.index("--levels") + 1]) if "--levels" in sys.argv else 3
+    levels = int(sys.argv[sys.argv.index("--levels") + 1]) if "--levels" in sys.argv else None
     pts = grid_points(levels)
+    shape = f"{levels} levels" if levels else "3x3x3x2x2x2 levels"
     print(
-        f"grid: {levels} levels x 6 knobs = {len(pts)} points on {GRID_HOURS} h (seed {TUNE_SEED})",
+        f"grid: {shape} over the 6 knobs = {len(pts)} points on {GRID_HOURS} h (seed {TUNE_SEED})",
         flush=True,
     )
     t0 = time.perf_counter()
