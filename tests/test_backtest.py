@@ -15,6 +15,7 @@ from conftest import REPO, TESTS_DATA
 from mmbot.audit import build_edge_report
 from mmbot.backtest import RunSettings, _drive, guess_tick_lot, run, summarize
 from mmbot.config import load_profile
+from mmbot.events import LOCAL_EVENT
 from mmbot.records import (
     ACT_BLOCKED,
     ACT_INTENDED,
@@ -74,9 +75,11 @@ def test_run_records_every_attempt_and_fills_carry_targets(sample) -> None:
     n_int = int((a["kind"] == ACT_INTENDED).sum())
     assert r.meta["guards"]["intended"] == n_int
     assert sum(r.meta["guards"]["blocked"].values()) == len(blocked)
-    # the strategy stepped on every wake, and woke on every local market event
+    # the strategy stepped on every wake, and woke once per local feed message (the rows sharing
+    # a local_ts), never inside a half-applied one
     loop = r.meta["loop"]
-    assert loop["steps"] == loop["wakes"] >= loop["feed_wakes"] == r.meta["venue"]["local_events"]
+    local_ts = events["local_ts"][(events["ev"] & LOCAL_EVENT) != 0]
+    assert loop["steps"] == loop["wakes"] >= loop["feed_wakes"] == len(np.unique(local_ts))
     # the audit's identity holds on the run's records (raises otherwise)
     rep = build_edge_report([r], {})
     assert rep["totals"]["fills"] == len(r.fills)

@@ -409,7 +409,8 @@ def test_same_inputs_give_identical_record_bytes():
 def test_wait_next_stops_at_feed_events_and_responses():
     v, _ = venue(BOOK + [(BID, 5000, 100.0, 4.0)], feed_ns=10)
     assert sim.wait_next(v, 100_000) == sim.WAIT_FEED and sim.now_ns(v) == 1010
-    sim.wait_next(v, 100_000)  # the ask row at the same time
+    # both rows of the message at 1010 are applied before the strategy wakes: no half book
+    assert sim.best_bid_px(v) == 100.0 and sim.best_ask_px(v) == 100.1
     sim.submit(v, sim.BUY, 99.0, 1.0, sim.TIF_GTX, sim.ORD_LIMIT)
     assert sim.wait_next(v, 100_000) == sim.WAIT_RESPONSE and sim.now_ns(v) == 1010 + 200
     assert sim.wait_next(v, 100) == sim.OK and sim.now_ns(v) == 1310

@@ -23,7 +23,8 @@ Compiled verbs (``@njit(cache=True)``; call them from ``@njit`` code, or from Py
 time (local clock = the strategy's):
 - ``elapse(v, dt_ns) -> int``           OK(0) or END_OF_DATA(3) when no market data is left
 - ``goto(v, local_ts) -> int``          same, to an absolute local time
-- ``wait_next(v, timeout_ns) -> int``   stop at the next local feed event (WAIT_FEED=1) or order
+- ``wait_next(v, timeout_ns) -> int``   stop after the next local feed message (all rows sharing its
+                                        local_ts; WAIT_FEED=1) or order
                                         response (WAIT_RESPONSE=2); OK on timeout; END_OF_DATA
 - ``now_ns(v) -> int``
   At equal times (as hftbacktest): local data, then order responses, then exchange data, then

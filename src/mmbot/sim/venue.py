@@ -1353,8 +1353,8 @@ def _apply_response(v):
 def _goto(v, target, wait):
     """Process everything with time <= target in time order; at equal times (as hftbacktest's
     event set): local data, then order responses, then exchange data, then order arrivals at the
-    exchange. ``wait`` = 1 stops after the
-    first local feed event or response. Returns OK / WAIT_FEED / WAIT_RESPONSE / END_OF_DATA.
+    exchange. ``wait`` = 1 stops after the last row of the first local feed message
+    (all rows sharing its local_ts) or after a response. Returns OK / WAIT_FEED / WAIT_RESPONSE / END_OF_DATA.
 
     Speed: market data between two order events is merged in a tight inner loop that keeps both
     books' best indices in locals (written back before anything else reads them); depth updates
@@ -1473,7 +1473,9 @@ def _goto(v, target, wait):
                     lba = v.lba
                 li += 1
                 tl = ev[local_idx[li]].local_ts if li < n_l else I64_MAX
-                if wait:
+                # one feed message is many rows sharing a local_ts: stop only after its last row,
+                # so a strategy never sees a half-applied book update
+                if wait and tl != ev[r].local_ts:
                     v.xbb = xbb
                     v.xba = xba
                     v.lbb = lbb
