@@ -42,6 +42,9 @@ MIN_PERMANENCE = 0.25
 MAX_INFORMED_RATE = 100.0  # informed parents per s per bps of mispricing
 DAMPING = 0.5  # exponent of the multiplicative fixed-point steps (sim noise vs speed)
 FIT_SEED = 12345
+WIDE_REFILL_RATE = 5.0
+WIDE_EXCESS_RATE = 20.0
+WIDE_CANCEL_RATE = 0.05
 _T0_NS = 1_700_000_000_000_000_000
 DEPTH_MAX_BPS = 5.0
 
@@ -417,7 +420,12 @@ def calibrate(
         )
         model["depth_target_qty"] = _depth_targets(target, wide_bps)
         model["informed_edge_bps"] = 0.0
-        model["refill_rate_per_s"] = max(model["refill_rate_per_s"], 1.0)
+        # book churn on the coarse grid: one wide level aggregates ~60 capture levels whose
+        # individual updates have no counterpart here, so makers refill / pull / cancel slower
+        # (not fitted; it sets the event rate, ~4x lower, and barely moves the fitted flow)
+        model["refill_rate_per_s"] = WIDE_REFILL_RATE
+        model["excess_cancel_rate_per_s"] = WIDE_EXCESS_RATE
+        model["cancel_rate_per_s"] = WIDE_CANCEL_RATE
         log.append(f"wide tick {wide_px} ({wide_bps:.3f} bps)")
         _fit(calib, target, rounds=rounds, seconds=fit_seconds, fit_depth_by_level=False, log=log)
     calib["fit_stats"] = _sim_stats(calib, FIT_SEED + 1000, fit_seconds)
