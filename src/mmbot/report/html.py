@@ -173,7 +173,11 @@ def render_html(
     for i, (_, fig) in enumerate(_figures(edge_report, results, edges, max_points)):
         parts.append(
             pio.to_html(
-                fig, full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False}
+                fig,
+                full_html=False,
+                include_plotlyjs=(i == 0),
+                config={"displaylogo": False},
+                div_id=f"mmbot-plot-{i}",  # fixed ids: same run, same bytes
             )
         )
     verdict = ""
