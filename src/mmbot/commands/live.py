@@ -180,6 +180,9 @@ def live(
         raise UserError("live trading sends real orders: add --confirm-live")
     if not (testnet or mainnet):
         raise UserError("live trading: say --testnet or --mainnet explicitly")
+    if mainnet and (order_qty is None or max_position_qty is None):
+        # the profile's sizes are backtest defaults; real money gets sizes the user chose
+        raise UserError("--mainnet needs explicit --order-qty and --max-position-qty")
     eps = _endpoints(testnet, mainnet, exchange_url)
     keys = load_keys(keys_file)
     return _session(
