@@ -91,7 +91,9 @@ REASON_RISK = 4
 REASON_POST_ONLY = 10  # GTX order would cross
 REASON_RATE_LIMIT = 11  # exchange-side orders/s limit
 REASON_UNKNOWN_ORDER = 12  # cancel/modify of an order no longer live
-REASON_PRICE_BAND = 13  # price outside the venue's price ladder (far from any price seen in the data)
+REASON_PRICE_BAND = (
+    13  # price outside the venue's price ladder (far from any price seen in the data)
+)
 REASON_NAMES = {
     REASON_NONE: "none",
     REASON_MIN_INTERVAL: "min_interval",
