@@ -29,6 +29,40 @@ def price_decimals(tick_px: float) -> int:
     return max(0, -int(exp))
 
 
+class PublicBook:
+    """The public book both matchers keep (``bids``/``asks``: px -> qty) and the helpers they share.
+    Needs ``tick_px``, ``bids``, ``asks`` and ``listener`` on the instance."""
+
+    def _emit(self, kind: str, obj: object) -> None:
+        if self.listener is not None:
+            self.listener(kind, obj)
+
+    def round_px(self, px: float) -> float:
+        return round(round(px / self.tick_px) * self.tick_px, price_decimals(self.tick_px))
+
+    def best_bid(self) -> float:
+        return max(self.bids) if self.bids else float("nan")
+
+    def best_ask(self) -> float:
+        return min(self.asks) if self.asks else float("nan")
+
+    def mid_px(self) -> float:
+        return 0.5 * (self.best_bid() + self.best_ask())
+
+    def clear_book(self, side: int = 0) -> None:
+        if side in (0, BUY):
+            self.bids.clear()
+        if side in (0, SELL):
+            self.asks.clear()
+
+    def set_level(self, side: int, px: float, qty: float) -> None:
+        book = self.bids if side == BUY else self.asks
+        if qty <= 0.0:
+            book.pop(px, None)
+        else:
+            book[px] = qty
+
+
 @dataclass
 class SimOrder:
     order_id: str
@@ -78,7 +112,7 @@ Listener = Callable[[str, object], None]
 
 
 @dataclass
-class Matcher:
+class Matcher(PublicBook):
     symbol: str
     tick_px: float
     lot_qty: float
@@ -97,34 +131,8 @@ class Matcher:
     _exec_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     # -- public book ------------------------------------------------------------------------------
-    def _emit(self, kind: str, obj: object) -> None:
-        if self.listener is not None:
-            self.listener(kind, obj)
-
-    def round_px(self, px: float) -> float:
-        return round(round(px / self.tick_px) * self.tick_px, price_decimals(self.tick_px))
-
-    def best_bid(self) -> float:
-        return max(self.bids) if self.bids else float("nan")
-
-    def best_ask(self) -> float:
-        return min(self.asks) if self.asks else float("nan")
-
-    def mid_px(self) -> float:
-        return 0.5 * (self.best_bid() + self.best_ask())
-
-    def clear_book(self, side: int = 0) -> None:
-        if side in (0, BUY):
-            self.bids.clear()
-        if side in (0, SELL):
-            self.asks.clear()
-
     def set_level(self, side: int, px: float, qty: float) -> None:
-        book = self.bids if side == BUY else self.asks
-        if qty <= 0.0:
-            book.pop(px, None)
-        else:
-            book[px] = qty
+        PublicBook.set_level(self, side, px, qty)
         for o in self.orders.values():
             if o.is_open and o.side == side and o.px == px:
                 o.queue_ahead_qty = min(o.queue_ahead_qty, max(qty, 0.0))

@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 from mmbot import sim
-from mmbot.live.matcher import BUY, SELL, Execution, SimOrder, price_decimals
+from mmbot.live.matcher import Execution, PublicBook, SimOrder
 from mmbot.sim import venue as sv
 
 
@@ -54,7 +54,7 @@ _STATUS = {
 
 
 @dataclass
-class SimMatcher:
+class SimMatcher(PublicBook):
     symbol: str
     tick_px: float
     lot_qty: float
@@ -91,36 +91,6 @@ class SimMatcher:
         self.k_fill = 0
         self.now_capture_ns = int(self.events["exch_ts"][0])
         self._exec_n = 0
-
-    # -- shared helpers (as Matcher) --------------------------------------------------------------
-    def _emit(self, kind: str, obj: object) -> None:
-        if self.listener is not None:
-            self.listener(kind, obj)
-
-    def round_px(self, px: float) -> float:
-        return round(round(px / self.tick_px) * self.tick_px, price_decimals(self.tick_px))
-
-    def best_bid(self) -> float:
-        return max(self.bids) if self.bids else float("nan")
-
-    def best_ask(self) -> float:
-        return min(self.asks) if self.asks else float("nan")
-
-    def mid_px(self) -> float:
-        return 0.5 * (self.best_bid() + self.best_ask())
-
-    def clear_book(self, side: int = 0) -> None:
-        if side in (0, BUY):
-            self.bids.clear()
-        if side in (0, SELL):
-            self.asks.clear()
-
-    def set_level(self, side: int, px: float, qty: float) -> None:
-        book = self.bids if side == BUY else self.asks
-        if qty <= 0.0:
-            book.pop(px, None)
-        else:
-            book[px] = qty
 
     def trade(self, aggressor_side: int, px: float, qty: float, now_ns: int) -> None:
         pass  # the venue sees the capture's trades itself
