@@ -262,9 +262,15 @@ class TuneDecision:
     skipped: list[dict[str, Any]] = field(default_factory=list)  # {rule, field, why}
     fallback: bool = False
     calm_down: bool = False
+    # counterfactual validation (see `counterfactual_tune`): every candidate replayed, in order
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    inert: list[str] = field(default_factory=list)  # "field:+" probes that changed nothing
+    # per "field:+/-": distance fraction and last measured gain of that probe (see _probe_candidates)
+    probe_state: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    validated: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "knobs": dict(sorted(self.knobs.items())),
             "changes": [c.as_dict() for c in self.changes],
             "markers": list(self.markers),
@@ -274,6 +280,12 @@ class TuneDecision:
             "fallback": self.fallback,
             "calm_down": self.calm_down,
         }
+        if self.validated:
+            out["validated"] = True
+            out["trials"] = [dict(t) for t in self.trials]
+            out["inert"] = list(self.inert)
+            out["probe_state"] = {k: dict(v) for k, v in self.probe_state.items()}
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -623,6 +635,8 @@ def history_entry(
         "knobs": {k: float(knobs_used[k]) for k in KNOB_NAMES},
         "changes": [c.as_dict() for c in decision.changes] if decision else [],
         "fallback": bool(decision.fallback) if decision else False,
+        "inert": list(decision.inert) if decision else [],
+        "probe_state": dict(decision.probe_state) if decision else {},
         # each rule's cost metric in this iteration (what a later iteration compares against)
         "effect": {r.name: rule_cost(totals, r) for r in RULES},
     }
@@ -641,6 +655,382 @@ def select_best(history: Sequence[Mapping[str, Any]]) -> tuple[int, dict[str, fl
         if _net(entry) >= _net(best):
             best = entry
     return int(best["iteration"]), {k: float(v) for k, v in best["knobs"].items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Counterfactual validation (beyond DESIGN: the tuner's proposals are replayed on the market the
+# iteration just played and adopted only when they beat the current knobs there)
+# ---------------------------------------------------------------------------------------------
+# A change is adopted only when it beats the current knobs by more than this, averaged over the
+# validation segments (paired: same events, same initial book and position). Per 30-min segment
+# the paired difference of two knob sets that differ by nothing material still scatters by about
+# 0.15 bps on the default market, so this floor plus the second segment keep the tuner from
+# chasing noise; real effects of one probe step are 0.1-0.3 bps there.
+NOISE_FLOOR_BPS: Final[float] = 0.05
+VALIDATION_SEGMENTS: Final[int] = (
+    2  # the latest N iteration segments every candidate is replayed on
+)
+REPLAY_BUDGET: Final[int] = 12  # replays per decision (the baseline's are cached, not counted)
+# Probes: a probe of (field, direction) moves the field by ``fraction`` of its room to the limit
+# in that direction (at least ``PROBE_MIN_STEP``, the seed's low-end deltas). The fraction starts
+# at 1 (the limit: the largest effect the market can show above its noise, and knob effects are
+# far from linear here, e.g. min_interval matters only above ~200 ms), halves each time that
+# probe loses, and is kept when it wins.
+PROBE_MIN_STEP: Final[dict[str, float]] = {
+    "min_interval_ms": 20.0,
+    "replace_rate_per_min": 30.0,
+    "base_spread_bps_delta": 0.02,
+    "tail_age_ms": 50.0,
+    "impact_cap_ratio": 0.01,
+    "max_delta_ratio": 0.01,
+}
+PROBE_MIN_FRACTION: Final[float] = 0.125
+
+# (knobs, segment id) -> net_bps of the segment replayed with those knobs (None: no fills)
+Evaluate = Callable[[Mapping[str, float], int], float | None]
+
+
+def knob_key(knobs: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
+    """Hashable identity of a knob set (on the knobs' grid)."""
+    return tuple((k, round(float(knobs[k]), 6)) for k in KNOB_NAMES)
+
+
+@dataclass
+class _Candidate:
+    label: str  # RULES(H2,...) | FALLBACK | PROBE(field+/-) | COMBINED(...)
+    origin: str  # RULES | PROBE | COMBINED
+    knobs: dict[str, float]
+    changes: list[Change]
+    markers: list[str]  # printed when adopted (the seed's change markers for rule changes)
+    fallback: bool = False
+    nets: dict[int, float | None] = field(default_factory=dict)
+
+    def fields(self) -> set[str]:
+        return {c.field for c in self.changes}
+
+
+def _mean_diff(
+    c: _Candidate, base: Mapping[int, float | None], segs: Sequence[int]
+) -> float | None:
+    """Mean paired net_bps gain over ``segs`` (None unless measured on all of them)."""
+    diffs = []
+    for s in segs:
+        v, b = c.nets.get(s), base.get(s)
+        if v is None or b is None:
+            return None
+        diffs.append(v - b)
+    return sum(diffs) / len(diffs) if diffs else None
+
+
+def _probe_marker(name: str, old: float, new: float) -> str:
+    return (
+        f"| autotune | PROBE | field={name} from={fmt_knob(name, old)} to={fmt_knob(name, new)} |"
+    )
+
+
+def _probe_key(name: str, d: int) -> str:
+    return f"{name}:{'+' if d > 0 else '-'}"
+
+
+def probe_value(name: str, value: float, d: int, fraction: float) -> float:
+    """Where a probe of ``name`` in direction ``d`` goes from ``value`` (``value`` at the limit)."""
+    lo, hi = RUNTIME_LIMITS[name]
+    room = (hi - value) if d > 0 else (value - lo)
+    if room <= 1e-12:
+        return _snap(name, value)
+    dist = min(max(PROBE_MIN_STEP[name], fraction * room), room)
+    new = _snap(name, value + d * dist)
+    if name == "base_spread_bps_delta":
+        new = min(new, _snap(name, value + MAX_SPREAD_STEP_BPS))
+    return new
+
+
+def _probe_candidates(
+    start: Mapping[str, float], history: Sequence[Mapping[str, Any]], taken: set[tuple]
+) -> list[_Candidate]:
+    """Single-knob probes, in the order they are screened.
+
+    A field the tuner moved within ``HYSTERESIS_ITERS`` is probed only onward (hysteresis). The
+    probe state carried in the last history entry (``probe_state``: per "field:+/-" its distance
+    fraction and last measured gain) orders the rest: the best last gain first, untried ones
+    next (in an order that rotates with the iteration, so a budget cut does not always drop the
+    same knobs), losers last. A probe that changed nothing at all (bit-identical replay: the
+    knob does not bind there) is skipped until the tuner adopts a change.
+    """
+    last = history[-1] if history else {}
+    inert = set(last.get("inert") or [])
+    state: Mapping[str, Any] = last.get("probe_state") or {}
+    rot = len(history) % len(KNOB_NAMES)
+    order = list(KNOB_NAMES[rot:]) + list(KNOB_NAMES[:rot])
+    ranked: list[tuple[float, int, _Candidate]] = []
+    for pos, name in enumerate(order):
+        recent = _recent_direction(history, name)
+        for d in (recent,) if recent else (1, -1):
+            key = _probe_key(name, d)
+            if key in inert:
+                continue
+            st = state.get(key) or {}
+            new = probe_value(name, start[name], d, float(st.get("fraction", 1.0)))
+            if new == start[name]:
+                continue
+            knobs = dict(start)
+            knobs[name] = new
+            if knob_key(knobs) in taken:
+                continue
+            taken.add(knob_key(knobs))
+            gain = st.get("gain_bps")
+            prio = float(gain) if isinstance(gain, int | float) else 0.0
+            ranked.append(
+                (
+                    -prio,
+                    2 * pos + (d < 0),
+                    _Candidate(
+                        label=f"PROBE({key})",
+                        origin="PROBE",
+                        knobs=knobs,
+                        changes=[Change(name, start[name], new, "PROBE")],
+                        markers=[_probe_marker(name, start[name], new)],
+                    ),
+                )
+            )
+    ranked.sort(key=lambda t: (t[0], t[1]))
+    return [c for _, _, c in ranked]
+
+
+def _next_probe_state(
+    history: Sequence[Mapping[str, Any]],
+    trials: Sequence[tuple[_Candidate, float | None]],
+    chosen_keys: set[str],
+) -> dict[str, dict[str, float | None]]:
+    """Probe state after this decision: a probe that lost halves its distance fraction (not
+    below ``PROBE_MIN_FRACTION``), a winner keeps it; the measured gain is remembered."""
+    last = history[-1] if history else {}
+    state = {k: dict(v) for k, v in (last.get("probe_state") or {}).items()}
+    for c, gain in trials:
+        ch = c.changes[0]
+        key = _probe_key(ch.field, 1 if ch.new > ch.old else -1)
+        st = state.setdefault(key, {"fraction": 1.0, "gain_bps": None})
+        if key not in chosen_keys:
+            st["fraction"] = max(float(st["fraction"] or 1.0) * 0.5, PROBE_MIN_FRACTION)
+        st["gain_bps"] = gain
+    return dict(sorted(state.items()))
+
+
+def counterfactual_tune(
+    report: Mapping[str, Any],
+    current: Mapping[str, float],
+    history: Sequence[Mapping[str, Any]],
+    evaluate: Evaluate,
+    segments: Sequence[int],
+    *,
+    rules: Sequence[Rule] = RULES,
+    budget: int = REPLAY_BUDGET,
+    floor_bps: float = NOISE_FLOOR_BPS,
+) -> TuneDecision:
+    """`tune`, with every candidate change replayed on the latest market segments first.
+
+    ``segments``: ids of the segments ``evaluate`` can replay, latest first (the iteration just
+    played first). Candidates: the rule table's proposal (H1-H6 after calm-down, muting,
+    hysteresis, caps and limits, or the fallback package) as one bundle, then one-step probes of
+    single knobs (`_probe_candidates`). Each is screened on the latest segment; those that gain
+    more than ``floor_bps`` there are replayed on the other segments; a candidate is a winner when
+    its mean paired gain over all segments exceeds ``floor_bps``. Winners on disjoint fields are
+    merged and the merge replayed; the adopted change is the merge if it beats the best single
+    winner, else that winner; no winner -> the knobs stay. At most ``budget`` replays.
+    Pure given ``evaluate``.
+    """
+    proposal = tune(report, current, history, rules=rules)
+    segs = list(segments)
+    start = normalise_knobs(current)
+    base: dict[int, float | None] = {s: evaluate(start, s) for s in segs}
+    if not segs or any(v is None for v in base.values()):
+        # nothing to compare on (no segment, or the current knobs did not fill there): the seed's
+        # rules decide alone
+        return proposal
+    decision = TuneDecision(
+        knobs=dict(start),
+        fired=list(proposal.fired),
+        skipped=list(proposal.skipped),
+        calm_down=proposal.calm_down,
+        validated=True,
+    )
+    decision.markers = [
+        m for m in proposal.markers if "| CALM_DOWN |" in m or "| INEFFECTIVE |" in m
+    ]
+    used = 0
+
+    def measure(c: _Candidate, on: Sequence[int]) -> None:
+        nonlocal used
+        for s in on:
+            if s not in c.nets:
+                c.nets[s] = evaluate(c.knobs, s)
+                used += 1
+
+    cands: list[_Candidate] = []
+    taken = {knob_key(start)}
+    if proposal.changes:
+        info = {"| CALM_DOWN |", "| INEFFECTIVE |"}
+        rules_label = (
+            "FALLBACK"
+            if proposal.fallback
+            else "RULES(" + ",".join(dict.fromkeys(c.rule for c in proposal.changes)) + ")"
+        )
+        cands.append(
+            _Candidate(
+                label=rules_label,
+                origin="RULES",
+                knobs=dict(proposal.knobs),
+                changes=list(proposal.changes),
+                markers=[m for m in proposal.markers if not any(t in m for t in info)],
+                fallback=proposal.fallback,
+            )
+        )
+        taken.add(knob_key(proposal.knobs))
+    cands += _probe_candidates(start, history, taken)
+
+    # validation of one candidate costs len(segs) - 1 replays; keep room for three and a merge
+    reserve = 3 * (len(segs) - 1) + len(segs)
+    screened: list[_Candidate] = []
+    for c in cands:
+        if used >= max(budget - reserve, 1):
+            break
+        measure(c, segs[:1])
+        screened.append(c)
+    promising = sorted(
+        (c for c in screened if (_mean_diff(c, base, segs[:1]) or -math.inf) > floor_bps),
+        key=lambda c: -(_mean_diff(c, base, segs[:1]) or 0.0),
+    )
+    winners: list[_Candidate] = []
+    for c in promising:
+        if used + len(segs) - 1 > budget:
+            break
+        measure(c, segs[1:])
+        g = _mean_diff(c, base, segs)
+        if g is not None and g > floor_bps:
+            winners.append(c)
+    winners.sort(key=lambda c: -(_mean_diff(c, base, segs) or 0.0))
+
+    chosen: _Candidate | None = winners[0] if winners else None
+    merged = None
+    merged_parts: list[_Candidate] = []
+    if len(winners) >= 2 and used + len(segs) <= budget:
+        fields_taken: set[str] = set()
+        parts: list[_Candidate] = []
+        for c in winners:
+            if not (c.fields() & fields_taken):
+                parts.append(c)
+                fields_taken |= c.fields()
+        if len(parts) >= 2:
+            knobs = dict(start)
+            for c in parts:
+                for ch in c.changes:
+                    knobs[ch.field] = ch.new
+            merged = _Candidate(
+                label="COMBINED(" + "+".join(c.label for c in parts) + ")",
+                origin="COMBINED",
+                knobs=knobs,
+                changes=[ch for c in parts for ch in c.changes],
+                markers=[m for c in parts for m in c.markers],
+                fallback=any(c.fallback for c in parts),
+            )
+            merged_parts = parts
+            measure(merged, segs)
+            g = _mean_diff(merged, base, segs)
+            if g is not None and chosen is not None and g > (_mean_diff(chosen, base, segs) or 0):
+                chosen = merged
+
+    # the record: every candidate tried, its replayed net_bps per segment, and the verdict
+    for c in [*cands, *([merged] if merged else [])]:
+        if not c.nets:
+            continue
+        g = _mean_diff(c, base, [s for s in segs if s in c.nets])
+        # a merge's members are adopted with it
+        adopted = c is chosen or (chosen is merged and merged is not None and c in merged_parts)
+        decision.trials.append(
+            {
+                "candidate": c.label,
+                "origin": c.origin,
+                "changes": [ch.as_dict() for ch in c.changes],
+                "segments": [s for s in segs if s in c.nets],
+                "net_bps": [c.nets[s] for s in segs if s in c.nets],
+                "base_net_bps": [base[s] for s in segs if s in c.nets],
+                "gain_bps": g,
+                "adopted": adopted,
+            }
+        )
+        decision.markers.append(
+            f"| autotune | COUNTERFACTUAL | cand={c.label} segs={len(c.nets)} "
+            f"gain_bps={'n/a' if g is None else f'{g:+.3f}'} adopted={int(adopted)} |"
+        )
+        if c.origin == "PROBE" and all(c.nets[s] == base[s] for s in c.nets):
+            ch = c.changes[0]
+            decision.inert.append(_probe_key(ch.field, 1 if ch.new > ch.old else -1))
+    adopted_cands = (
+        merged_parts if chosen is not None and chosen is merged else [chosen] if chosen else []
+    )
+    chosen_keys = {
+        _probe_key(c.changes[0].field, 1 if c.changes[0].new > c.changes[0].old else -1)
+        for c in adopted_cands
+        if c.origin == "PROBE"
+    }
+    probe_trials = [
+        (c, _mean_diff(c, base, [s for s in segs if s in c.nets]))
+        for c in cands
+        if c.origin == "PROBE" and c.nets
+    ]
+    decision.probe_state = _next_probe_state(history, probe_trials, chosen_keys)
+    if chosen is None:
+        # nothing moved: a probe found inert stays inert (skipped) until the knobs change
+        prev_inert = (history[-1].get("inert") if history else None) or []
+        decision.inert = sorted(set(decision.inert) | set(prev_inert))
+    else:
+        decision.knobs = dict(chosen.knobs)
+        decision.changes = list(chosen.changes)
+        decision.fallback = chosen.fallback
+        decision.markers.extend(chosen.markers)
+        decision.applied = list(dict.fromkeys(ch.rule for ch in chosen.changes))
+    return decision
+
+
+def select_best_common(
+    history: Sequence[Mapping[str, Any]],
+    evaluate: Evaluate,
+    segments: Sequence[int],
+    *,
+    floor_bps: float = NOISE_FLOOR_BPS,
+) -> tuple[int, dict[str, float], list[dict[str, Any]]]:
+    """Keep-best rollback on common market: every distinct knob set that ran is replayed on the
+    same ``segments`` (the latest ones) and scored by its mean net_bps there; the latest set is
+    kept unless an earlier one beats it by more than ``floor_bps`` (an earlier set measured on
+    an easier stretch of market no longer wins by luck). Returns (iteration, knobs, table);
+    the iteration is the latest one that ran the kept knobs."""
+    if not history:
+        raise ValueError("select_best_common needs at least one iteration")
+    latest: dict[tuple, Mapping[str, Any]] = {}
+    for e in history:
+        latest[knob_key(e["knobs"])] = e  # later iterations overwrite: the latest run of a set
+    table = []
+    for e in sorted(latest.values(), key=lambda e: int(e["iteration"])):
+        nets = [evaluate(e["knobs"], s) for s in segments]
+        score = sum(nets) / len(nets) if nets and all(v is not None for v in nets) else -math.inf  # type: ignore[arg-type]
+        table.append(
+            {
+                "iteration": int(e["iteration"]),
+                "knobs": {k: float(e["knobs"][k]) for k in KNOB_NAMES},
+                "segments": list(segments),
+                "net_bps": nets,
+                "score_bps": score if math.isfinite(score) else None,
+            }
+        )
+    best = table[-1]
+    for row in reversed(table[:-1]):
+        s_row = row["score_bps"] if row["score_bps"] is not None else -math.inf
+        s_best = best["score_bps"] if best["score_bps"] is not None else -math.inf
+        if s_row > s_best + floor_bps:
+            best = row
+    for row in table:
+        row["kept"] = row is best
+    return int(best["iteration"]), dict(best["knobs"]), table
 
 
 def rule_table() -> list[dict[str, Any]]:

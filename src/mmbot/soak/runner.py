@@ -312,15 +312,21 @@ def run_iteration(
     start_ns: int,
     duration_ns: int,
     on_chunk: Callable[[int], None] | None = None,
+    segment_out: list[Segment] | None = None,
 ) -> list[Any]:
     """Run ``duration_ns`` of market from ``start_ns`` with ``knobs``; one RunResult per chunk.
 
-    Events of a chunk are dropped as soon as its run is done (only records are kept)."""
+    Events of a chunk are dropped as soon as its run is done (only records are kept), except the
+    last chunk's when ``segment_out`` is given: it receives that chunk as a `Segment` (events with
+    the carried book in front, settings seed), so the tuner can replay it with other knobs from
+    exactly the state the real run started from."""
     from mmbot.backtest import run as backtest_run
 
-    settings = _make_settings(prof, knobs, derive_seed(seed, iteration, 1_000_000))
+    settings_seed = derive_seed(seed, iteration, 1_000_000)
+    settings = _make_settings(prof, knobs, settings_seed)
     results = []
     carry = mkt.book_carry(start_ns)
+    last_events: np.ndarray | None = None
     for chunk_no, events in enumerate(mkt.chunks(seed, iteration, start_ns, duration_ns)):
         if len(events) == 0:
             continue
@@ -331,6 +337,7 @@ def run_iteration(
         res = backtest_run(
             run_events, settings, symbol=mkt.symbol, tick_px=mkt.tick_px, lot_qty=mkt.lot_qty
         )
+        last_events = run_events if segment_out is not None else None
         del run_events
         if carry is not None:
             carry.apply(events)
@@ -339,7 +346,72 @@ def run_iteration(
         if on_chunk is not None:
             on_chunk(int(events["exch_ts"][-1]))
         del events
+    if segment_out is not None and last_events is not None and results:
+        segment_out.append(Segment(iteration, last_events, settings_seed, results[-1]))
     return results
+
+
+@dataclass
+class Segment:
+    """The last market chunk of an iteration, kept for counterfactual replays."""
+
+    iteration: int
+    events: np.ndarray  # carried book snapshot + the chunk's events (the real run's input)
+    settings_seed: int
+    result: Any  # the real run's RunResult on it
+
+
+def chunk_net_bps(result: Any) -> float | None:
+    """net_bps of one run by the audit (None when it has no fills / no finite number)."""
+    from mmbot.audit import build_edge_report
+
+    v = build_edge_report([result], {})["totals"].get("net_bps")
+    return float(v) if isinstance(v, int | float) and math.isfinite(float(v)) else None
+
+
+class Replayer:
+    """``evaluate(knobs, segment id) -> net_bps`` for the tuner: replays a kept segment through
+    `mmbot.backtest.run` with other knobs (cached per (segment, knobs)); holds the latest
+    ``keep`` segments only, so memory stays bounded however long the soak."""
+
+    def __init__(self, mkt: Market, prof: Any, keep: int) -> None:
+        self.mkt = mkt
+        self.prof = prof
+        self.keep = keep
+        self.segments: dict[int, Segment] = {}
+        self.cache: dict[tuple[int, tuple], float | None] = {}
+        self.replays = 0
+
+    def add(self, seg: Segment, knobs: Mapping[str, float]) -> None:
+        self.segments[seg.iteration] = seg
+        # the real run is the replay of its own knobs: never run it twice
+        self.cache[(seg.iteration, autotune.knob_key(knobs))] = chunk_net_bps(seg.result)
+        seg.result = None
+        for old in sorted(self.segments)[: -self.keep]:
+            del self.segments[old]
+            self.cache = {k: v for k, v in self.cache.items() if k[0] != old}
+
+    def ids(self) -> list[int]:
+        """Segment ids, latest first."""
+        return sorted(self.segments, reverse=True)
+
+    def __call__(self, knobs: Mapping[str, float], seg_id: int) -> float | None:
+        key = (seg_id, autotune.knob_key(knobs))
+        if key not in self.cache:
+            from mmbot.backtest import run as backtest_run
+
+            seg = self.segments[seg_id]
+            mkt = self.mkt
+            res = backtest_run(
+                seg.events,
+                _make_settings(self.prof, knobs, seg.settings_seed),
+                symbol=mkt.symbol,
+                tick_px=mkt.tick_px,
+                lot_qty=mkt.lot_qty,
+            )
+            self.cache[key] = chunk_net_bps(res)
+            self.replays += 1
+        return self.cache[key]
 
 
 def run_soak(
@@ -410,6 +482,9 @@ def run_soak(
         fills_sum = 0
         wall0 = time.perf_counter()
         staged_records = stage.dir_for(paths.records)
+        # counterfactual replays of the latest iteration segments (auto-tune only)
+        replayer = Replayer(mkt, prof, autotune.VALIDATION_SEGMENTS) if auto_tune else None
+        keep_best_table: list[dict] = []
 
         prog_ctx = _progress(con, enabled=progress)
         with prog_ctx as prog:
@@ -424,9 +499,21 @@ def run_soak(
                         done = min(last_exch_ns - start_ns, _it * iter_ns)
                         prog.update(task, completed=done)
 
+                seg_out: list[Segment] | None = [] if auto_tune else None
                 results = run_iteration(
-                    mkt, prof, knobs_used, seed, it, it_start, iter_ns, on_chunk=on_chunk
+                    mkt,
+                    prof,
+                    knobs_used,
+                    seed,
+                    it,
+                    it_start,
+                    iter_ns,
+                    on_chunk=on_chunk,
+                    segment_out=seg_out,
                 )
+                if replayer is not None and seg_out:
+                    replayer.add(seg_out[0], knobs_used)
+                del seg_out
                 runtime = make_runtime(
                     profile=prof_name,
                     overrides=knobs_used,
@@ -448,8 +535,12 @@ def run_soak(
                 say(f"| soak_iter_artifacts | OK | iter={it} |")
 
                 decision = None
+                replays_before = replayer.replays if replayer is not None else 0
                 if auto_tune and it < iterations:
-                    decision = autotune.tune(report, knobs_used, history)
+                    assert replayer is not None
+                    decision = autotune.counterfactual_tune(
+                        report, knobs_used, history, replayer, replayer.ids()
+                    )
                     knobs = dict(decision.knobs)
                 entry = autotune.history_entry(it, report, knobs_used, decision)
                 history.append(entry)
@@ -467,6 +558,7 @@ def run_soak(
                     "verdict": it_gate.get("verdict"),
                     "autotune": decision.as_dict() if decision else None,
                     "net_bps_so_far": net_so_far,
+                    "replays": (replayer.replays - replays_before) if replayer is not None else 0,
                     "wall_s": wall_s,
                 }
                 iter_rows.append(row)
@@ -508,14 +600,23 @@ def run_soak(
                     )
 
         # ---- final artifacts ------------------------------------------------------------------
-        best_it, best_knobs = (
-            autotune.select_best(history) if auto_tune else (None, dict(history[0]["knobs"]))
-        )
+        best_it: int | None
+        if auto_tune and replayer is not None and replayer.ids():
+            # keep-best on common market: every knob set that ran, replayed on the same segments
+            best_it, best_knobs, keep_best_table = autotune.select_best_common(
+                history, replayer, replayer.ids()
+            )
+        elif auto_tune:
+            best_it, best_knobs = autotune.select_best(history)
+        else:
+            best_it, best_knobs = None, dict(history[0]["knobs"])
         final_overrides = best_knobs
         if auto_tune:
+            assert best_it is not None
+            common = next((r["score_bps"] for r in keep_best_table if r["kept"]), None)
             say(
-                f"| autotune | KEEP_BEST | iter={best_it} net_bps={_fmt(history[best_it - 1]['net_bps'])} "  # type: ignore[operator]
-                f"{_fmt_knobs(final_overrides)} |"
+                f"| autotune | KEEP_BEST | iter={best_it} net_bps={_fmt(history[best_it - 1]['net_bps'])} "
+                f"common_segments_net_bps={_fmt(common)} {_fmt_knobs(final_overrides)} |"
             )
         final_runtime = make_runtime(
             profile=prof_name,
@@ -559,6 +660,8 @@ def run_soak(
             "start_overrides": overrides_in,
             "final_overrides": final_overrides,
             "best_iteration": best_it,
+            "keep_best": keep_best_table,
+            "replays": replayer.replays if replayer is not None else 0,
             "per_iteration": iter_rows,
             "final": iteration_metrics(final_report["totals"]),
             "verdict": verdict,
