@@ -63,7 +63,18 @@ class BybitError(Exception):
 
 
 class RateLimited(BybitError):
-    """retCode 10006 (or HTTP 403/429 rate answers): not processed; slow down and retry later."""
+    """retCode 10006 (or HTTP 403/429 rate answers): not processed; slow down and retry later.
+    ``reset_ms``: the exchange's ``X-Bapi-Limit-Reset-Timestamp`` (server ms when the limit frees),
+    or None when the answer did not say."""
+
+    def __init__(self, ret_code: int, ret_msg: str, path: str, reset_ms: int | None = None):
+        super().__init__(ret_code, ret_msg, path)
+        self.reset_ms = reset_ms
+
+
+def _reset_ms(headers) -> int | None:
+    v = headers.get("X-Bapi-Limit-Reset-Timestamp", "")
+    return int(v) if v.isdigit() else None
 
 
 class TransportError(Exception):
@@ -138,6 +149,7 @@ class BybitRest:
             ) as resp:
                 text = await resp.text()
                 status = resp.status
+                reset_ms = _reset_ms(resp.headers)
         except TimeoutError as exc:
             raise TransportError(f"{path}: timeout after {self.timeout.total}s") from exc
         except aiohttp.ClientConnectorError as exc:
@@ -150,7 +162,7 @@ class BybitRest:
         if self.on_latency is not None:
             self.on_latency(path, dt_ms)
         if status in (403, 429):
-            raise RateLimited(10006, f"HTTP {status}", path)
+            raise RateLimited(10006, f"HTTP {status}", path, reset_ms)
         if status >= 500:
             raise TransportError(f"{path}: HTTP {status}")
         try:
@@ -159,7 +171,7 @@ class BybitRest:
             raise TransportError(f"{path}: HTTP {status} non-JSON answer") from exc
         code = int(obj.get("retCode", -1))
         if code == 10006:
-            raise RateLimited(code, str(obj.get("retMsg", "")), path)
+            raise RateLimited(code, str(obj.get("retMsg", "")), path, reset_ms)
         if code != 0:
             raise BybitError(code, str(obj.get("retMsg", "")), path)
         return obj.get("result") or {}

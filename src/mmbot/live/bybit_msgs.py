@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 
 def fmt(x: float, decimals: int) -> str:
     return f"{x:.{decimals}f}"
@@ -87,13 +85,3 @@ class LiveBook:
         book = self.bids if side > 0 else self.asks
         lv = sorted(book, reverse=side > 0)[:n_levels]
         return float(sum(book[p] for p in lv))
-
-
-# -- emulator side: events -> messages ---------------------------------------------------------
-def group_bounds(events: np.ndarray) -> np.ndarray:
-    """Start indices of runs of equal exch_ts (plus len), so each run becomes one message."""
-    if len(events) == 0:
-        return np.zeros(1, dtype=np.int64)
-    ts = events["exch_ts"]
-    starts = np.flatnonzero(np.r_[True, ts[1:] != ts[:-1]])
-    return np.r_[starts, len(events)].astype(np.int64)

@@ -23,6 +23,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,6 @@ from aiohttp import WSMsgType, web
 from mmbot.errors import UserError
 from mmbot.events import (
     BUY_EVENT,
-    DEPTH_BBO_EVENT,
     DEPTH_CLEAR_EVENT,
     DEPTH_EVENT,
     DEPTH_SNAPSHOT_EVENT,
@@ -44,7 +44,7 @@ from mmbot.events import (
     SELL_EVENT,
     TRADE_EVENT,
 )
-from mmbot.live.bybit_msgs import book_topic, fmt, group_bounds, trade_topic
+from mmbot.live.bybit_msgs import book_topic, fmt, trade_topic
 from mmbot.live.matcher import (
     BUY,
     SELL,
@@ -91,7 +91,9 @@ class EmulatorConfig:
     scheduled_faults: list[tuple[float, dict]] = field(default_factory=list)  # (at_s, fault)
 
 
-def ok(result: Any, ret_code: int = 0, ret_msg: str = "OK") -> web.Response:
+def ok(
+    result: Any, ret_code: int = 0, ret_msg: str = "OK", headers: dict[str, str] | None = None
+) -> web.Response:
     body = {
         "retCode": ret_code,
         "retMsg": ret_msg,
@@ -99,11 +101,11 @@ def ok(result: Any, ret_code: int = 0, ret_msg: str = "OK") -> web.Response:
         "retExtInfo": {},
         "time": int(time.time() * 1000),
     }
-    return web.json_response(body)
+    return web.json_response(body, headers=headers)
 
 
-def err(ret_code: int, ret_msg: str) -> web.Response:
-    return ok({}, ret_code, ret_msg)
+def err(ret_code: int, ret_msg: str, headers: dict[str, str] | None = None) -> web.Response:
+    return ok({}, ret_code, ret_msg, headers)
 
 
 class Emulator:
@@ -127,6 +129,7 @@ class Emulator:
                 cfg.taker_fee_rate,
                 cfg.queue_model,
                 listener=self._on_matcher,
+                clock=self.capture_now_ns,
             )
         elif cfg.matcher == "simple":
             self.matcher = Matcher(
@@ -147,6 +150,9 @@ class Emulator:
         self.seq = 0
         self.trade_id = 0
         self.stall_until_ns = 0
+        self.replay_e0_ns = int(events["exch_ts"][0])
+        self.replay_t0_ns = 0  # wall time the replay started (0: not yet)
+        self.replay_shift_ns = 0  # wall time the market stood still (stalls)
         self.clock_skew_ns = 0
         self._order_times: collections.deque[float] = collections.deque()
         self._held: dict[str, str | None] = {"public": None, "private": None}
@@ -337,23 +343,29 @@ class Emulator:
     def _find(self, body: dict) -> SimOrder | None:
         return self.matcher.find(str(body.get("orderId", "")), str(body.get("orderLinkId", "")))
 
-    def _over_rate(self) -> bool:
-        """Bybit-style order rate limit: create/amend in a sliding 1 s window."""
+    def _over_rate(self) -> web.Response | None:
+        """Bybit-style order rate limit: create/amend in a sliding 1 s window. Over the limit: the
+        retCode 10006 answer, with Bybit's ``X-Bapi-Limit-Reset-Timestamp`` header (ms) saying when
+        the window admits the next request."""
         if self.cfg.rate_limit_per_s <= 0:
-            return False
+            return None
         now = time.monotonic()
         w = self._order_times
         while w and now - w[0] >= 1.0:
             w.popleft()
         if len(w) >= self.cfg.rate_limit_per_s:
             self.counters["rate_limited"] = self.counters.get("rate_limited", 0) + 1
-            return True
+            reset_ms = (time.time_ns() + self.clock_skew_ns) // 1_000_000 + math.ceil(
+                (w[0] + 1.0 - now) * 1e3
+            )
+            return err(10006, "Too many visits!", {"X-Bapi-Limit-Reset-Timestamp": str(reset_ms)})
         w.append(now)
-        return False
+        return None
 
     async def _create(self, body: dict) -> web.Response:
-        if self._over_rate():
-            return err(10006, "Too many visits!")
+        limited = self._over_rate()
+        if limited is not None:
+            return limited
         if self._take_fault("reject"):
             return err(110007, "ab not enough for new order (emulated reject)")
         try:
@@ -373,8 +385,9 @@ class Emulator:
         return ok({"orderId": o.order_id, "orderLinkId": o.link_id})
 
     async def _amend(self, body: dict) -> web.Response:
-        if self._over_rate():
-            return err(10006, "Too many visits!")
+        limited = self._over_rate()
+        if limited is not None:
+            return limited
         if self._take_fault("reject"):
             return err(110007, "ab not enough for amended order (emulated reject)")
         o = self._find(body)
@@ -642,6 +655,16 @@ class Emulator:
         return out
 
     # -- market replay ----------------------------------------------------------------------------
+    def capture_now_ns(self) -> int:
+        """The market's time now: the wall clock mapped onto the capture (replay start, speed,
+        stalls). The "sim" matcher processes a request at this time, as the backtest's venue
+        processes it when it arrives; 0 (keep the matcher's own time) before the replay starts and
+        while the feed is stalled."""
+        if self.replay_t0_ns == 0 or time.time_ns() < self.stall_until_ns:
+            return 0  # the matcher keeps its own latest time
+        elapsed_ns = time.time_ns() - self.replay_t0_ns - self.replay_shift_ns
+        return self.replay_e0_ns + int(elapsed_ns * self.cfg.speed)
+
     def _snapshot_msg(self) -> dict:
         m, n = self.matcher, self.cfg.depth
         bids = sorted(m.bids.items(), reverse=True)[:n]
@@ -677,19 +700,27 @@ class Emulator:
                     with contextlib.suppress(Exception):
                         await ws.send_str(text)
 
+    def _wall_ms(self, capture_ns: int) -> int:
+        """Wall-clock ms of capture time ``capture_ns`` on the running replay's mapping."""
+        elapsed_ns = int((capture_ns - self.replay_e0_ns) / self.cfg.speed)
+        return (self.replay_t0_ns + self.replay_shift_ns + elapsed_ns) // 1_000_000
+
     async def _replay(self) -> None:
         ev = self.events
-        bounds = group_bounds(ev)
+        # the feed as the capture's recorder received it: rows it saw (LOCAL_EVENT, or neither
+        # flag) in receive order, one message per run of equal receive time (local_ts), sent at
+        # that time mapped to wall time from the replay start. The bot thus sees the capture's own
+        # feed latency and message boundaries, as the backtest's local book does; each message's
+        # "ts" (trade "T") is its exchange time on the same wall-time mapping
+        is_local = ((ev["ev"] & LOCAL_EVENT) != 0) | ((ev["ev"] & EXCH_EVENT) == 0)
+        rows = np.flatnonzero(is_local)
+        recv_all = np.maximum(ev["local_ts"][rows], ev["exch_ts"][rows])
+        order = np.argsort(recv_all, kind="stable")
+        rows, recv = rows[order], recv_all[order]
+        bounds = np.r_[np.flatnonzero(np.r_[True, recv[1:] != recv[:-1]]), len(rows)]
         kinds = (ev["ev"] & KIND_MASK).astype(np.int64)
-        exch_only = ((ev["ev"] & LOCAL_EVENT) == 0) | ((ev["ev"] & EXCH_EVENT) != 0)
         e0 = int(ev["exch_ts"][0])
         btopic, ttopic = book_topic(self.cfg.symbol, self.cfg.depth), trade_topic(self.cfg.symbol)
-        # pacing: a message goes out when the capture's recorder received it (its local_ts), so
-        # the bot sees the capture's own feed latency; its "ts" is the exchange time (both mapped
-        # to wall time from the replay start)
-        starts = bounds[:-1]
-        recv = np.maximum(ev["local_ts"], ev["exch_ts"])
-        pace = np.maximum.accumulate(np.maximum.reduceat(recv, starts)) if len(starts) else starts
         m = self.matcher
         sync = getattr(m, "sync", None)
         while self.cfg.wait_for_subscriber and not any(
@@ -698,48 +729,49 @@ class Emulator:
             await asyncio.sleep(0.005)
         while True:
             t0 = time.time_ns()
+            self.replay_t0_ns, self.replay_shift_ns = t0, 0
             shift_ns = 0
+
             for g in range(len(bounds) - 1):
                 a, b = int(bounds[g]), int(bounds[g + 1])
                 while True:  # wall-clock pacing; a stall freezes the market and shifts the clock
                     now = time.time_ns()
                     if now < self.stall_until_ns:
                         shift_ns += self.stall_until_ns - now
+                        self.replay_shift_ns = shift_ns
                         await asyncio.sleep((self.stall_until_ns - now) / 1e9)
                         continue
-                    wait_ns = t0 + shift_ns + int((int(pace[g]) - e0) / self.cfg.speed) - now
+                    wait_ns = t0 + shift_ns + int((int(recv[a]) - e0) / self.cfg.speed) - now
                     if wait_ns <= 0:
                         break
                     await asyncio.sleep(wait_ns / 1e9)
                 now_ns = time.time_ns()
-                now_ms = (
-                    t0 + shift_ns + int((int(ev["exch_ts"][a]) - e0) / self.cfg.speed)
-                ) // 1_000_000
                 changed_b: dict[float, float] = {}
                 changed_a: dict[float, float] = {}
                 trades: list[dict] = []
                 snapshot = False
-                for i in range(a, b):
-                    if not exch_only[i]:
-                        continue
+                book_exch_ns = 0
+                for i in rows[a:b]:
                     k, flags = int(kinds[i]), int(ev["ev"][i])
                     side = BUY if flags & BUY_EVENT else (SELL if flags & SELL_EVENT else 0)
                     px, qty = float(ev["px"][i]), float(ev["qty"][i])
                     if k == DEPTH_CLEAR_EVENT:
                         m.clear_book(side)
                         snapshot = True
+                        book_exch_ns = max(book_exch_ns, int(ev["exch_ts"][i]))
                     elif k in (DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT) and side != 0:
                         px = m.round_px(px)
                         m.set_level(side, px, qty)
                         (changed_b if side == BUY else changed_a)[px] = qty
                         snapshot |= k == DEPTH_SNAPSHOT_EVENT
+                        book_exch_ns = max(book_exch_ns, int(ev["exch_ts"][i]))
                     elif k == TRADE_EVENT and side != 0:
                         px = m.round_px(px)
                         m.trade(side, px, qty, now_ns)
                         self.trade_id += 1
                         trades.append(
                             {
-                                "T": now_ms,
+                                "T": self._wall_ms(int(ev["exch_ts"][i])),
                                 "s": self.cfg.symbol,
                                 "S": "Buy" if side == BUY else "Sell",
                                 "v": fmt(qty, self.qty_dec),
@@ -749,10 +781,14 @@ class Emulator:
                                 "BT": False,
                             }
                         )
-                    elif k == DEPTH_BBO_EVENT:
-                        pass  # top-of-book tickers carry no level diffs; the depth stream is the book
+                    # DEPTH_BBO (top-of-book tickers) carry no level diffs: the depth stream is the book
                 if sync is not None:
-                    sync(int(pace[g]))
+                    sync(int(recv[a]))
+                if trades:  # prints first: they met the book as it was before this message
+                    ts_ms = max(t["T"] for t in trades)
+                    await self._publish(
+                        ttopic, {"topic": ttopic, "type": "snapshot", "ts": ts_ms, "data": trades}
+                    )
                 if changed_b or changed_a or snapshot:
                     m.check_cross(now_ns)
                     self.u += 1
@@ -760,12 +796,13 @@ class Emulator:
                     if snapshot:
                         await self._publish(btopic, self._snapshot_msg())
                     else:
+                        ts_ms = self._wall_ms(book_exch_ns)
                         await self._publish(
                             btopic,
                             {
                                 "topic": btopic,
                                 "type": "delta",
-                                "ts": now_ms,
+                                "ts": ts_ms,
                                 "data": {
                                     "s": self.cfg.symbol,
                                     "b": [
@@ -779,13 +816,9 @@ class Emulator:
                                     "u": self.u,
                                     "seq": self.seq,
                                 },
-                                "cts": now_ms,
+                                "cts": ts_ms,
                             },
                         )
-                if trades:
-                    await self._publish(
-                        ttopic, {"topic": ttopic, "type": "snapshot", "ts": now_ms, "data": trades}
-                    )
                 self.counters["groups"] += 1
             if not self.cfg.loop:
                 return  # the feed goes quiet: clients see stale data

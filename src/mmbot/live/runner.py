@@ -71,6 +71,8 @@ from mmbot.records import (
 log = logging.getLogger("mmbot.live")
 
 EXIT_KILLED = 4
+WAKE_INTERVAL_NS = 50_000_000  # the backtest's default wake_interval_ms
+_TRACE = [] if os.environ.get("MMBOT_TRACE") else None
 TERMINAL = ("Filled", "Cancelled", "Rejected", "Deactivated", "NotFound")
 
 
@@ -162,6 +164,7 @@ class Session:
         self.n_events = 0
         self.start_ns = time.time_ns()
         self.last_book_local_ns = 0
+        self.last_step_ns = 0
         self.tick_px = 0.0
         self.lot_qty = 0.0
         self.counters: dict[str, int] = {
@@ -343,12 +346,17 @@ class Session:
         self.order_view = new_order_view()
 
     def quote(self, now_ns: int) -> None:
+        """One wake of the strategy (as the backtest loop's): targets from every book state the bot
+        sees, so its estimators sample the same mids whether or not orders may be sent now; then the
+        order manager and guards, when quoting is allowed."""
         if self.params is None and self.book.valid and math.isfinite(self.mid()):
             self.setup_params(self.mid())
-        if self.state is not None:
-            self.flush_sweep(now_ns)
-        if not self.quoting_allowed() or not self.check_limits():
+        if self.state is None:
             return
+        self.flush_sweep(now_ns)
+        if not self.book.valid:
+            return
+        self.last_step_ns = now_ns
         from mmbot.execution.manager import OP_KEEP, ensure_room, manage_side
         from mmbot.strategy.glft import step
 
@@ -380,11 +388,33 @@ class Session:
         bid_px, bid_qty, ask_px, ask_qty = step(
             self.state, self.book_view, self.order_view, self.params, now_ns
         )
+        if _TRACE is not None:
+            _TRACE.append(
+                (
+                    now_ns,
+                    bb,
+                    ba,
+                    bid_px,
+                    ask_px,
+                    float(self.state[0]["sigma_ticks"]),
+                    float(self.state[0]["half_spread_px"]),
+                    self.position_qty,
+                    self.slots[0].status,
+                    self.slots[1].status,
+                    float(self.state[0]["a_per_s"]),
+                    float(self.state[0]["k_per_tick"]),
+                    float(self.state[0]["slip_cost_bps"]),
+                    float(self.state[0]["n_trades"]),
+                    float(self.state[0]["n_fills"]),
+                )
+            )
         if not self.tgt_ns or self.tgt_px[-1] != (bid_px, ask_px):
             # target history: a fill is attributed to the target in force when it happened at the
             # exchange (as the backtest's set_targets does), not when its message reached us
             self.tgt_ns.append(now_ns)
             self.tgt_px.append((bid_px, ask_px))
+        if not self.quoting_allowed() or not self.check_limits():
+            return
         hs = float(self.state[0]["half_spread_px"])
         for i, (tp, tq) in enumerate(((bid_px, bid_qty), (ask_px, ask_qty))):
             self.actions = ensure_room(self.actions, self.n_actions, 4)
@@ -466,13 +496,13 @@ class Session:
             self.order_rtt_ms.append((time.perf_counter() - t0) * 1e3)
             if self.metrics is not None:
                 self.metrics.order_latency(self.order_rtt_ms[-1])
-        except RateLimited:
+        except RateLimited as exc:
             self.counters["rate_limited"] += 1
             self.journal.order_event(
                 link_id, "rate_limited", status="Rejected" if op == OP_NEW else None
             )
             self.action(ACT_REJECTED, side, op, link_id, px, qty, REASON_RATE_LIMIT)
-            self.slow_down()
+            self.slow_down(exc.reset_ms)
             self.release(side_idx, link_id, op, rejected_new=op == OP_NEW)
         except BybitError as exc:
             if exc.ret_code == 110072 or exc.ret_code == 110001:
@@ -496,6 +526,7 @@ class Session:
         finally:
             if self.guard is not None:
                 on_response(self.guard)
+            self.quote(time.time_ns())  # a response wakes the strategy (as in the backtest)
 
     def on_ack(self, side_idx: int, link_id: str, px: float, qty: float, op: int) -> None:
         s = self.slots[side_idx]
@@ -514,8 +545,20 @@ class Session:
         elif not self.orders.get(link_id, {}).get("terminal"):
             s.status = 2  # amend/cancel refused: the order is still live as it was
 
-    def slow_down(self) -> None:
+    def slow_down(self, reset_ms: int | None = None) -> None:
+        """A rate-limit answer pauses order actions: until the exchange's reset time when the answer
+        carries one (Bybit's X-Bapi-Limit-Reset-Timestamp: its sliding window admits the next
+        request then), else with exponential backoff (0.25 s doubling to 5 s; back to 0.25 s after
+        10 s without a limit). Either way at most 5 s."""
         now = time.time_ns()
+        if reset_ms is not None:
+            wait_ns = min(max(reset_ms * 1_000_000 - self.clock_offset_ns - now, 0), 5_000_000_000)
+            self.pause_until_ns = max(self.pause_until_ns, now + wait_ns)
+            self.last_rate_limit_ns = now
+            log.warning(
+                "rate limited: order actions paused for %.3fs (exchange reset time)", wait_ns / 1e9
+            )
+            return
         if now - self.last_rate_limit_ns > 10_000_000_000:
             self.backoff_s = 0.0
         self.backoff_s = min(5.0, max(0.25, 2 * self.backoff_s))
@@ -566,12 +609,15 @@ class Session:
                 self.on_order(item)
             elif topic == "execution" and item.get("symbol") == self.symbol:
                 self.on_execution(item, "ws")
+        if topic in ("order", "execution"):
+            self.quote(time.time_ns())  # order news wakes the strategy (as in the backtest)
 
     def on_paper(self, topic: str, item: dict) -> None:
         if topic == "order":
             self.on_order(item)
         else:
             self.on_execution(item, "sim")
+        self.quote(time.time_ns())
 
     def on_order(self, item: dict) -> None:
         link_id = str(item.get("orderLinkId", ""))
@@ -782,9 +828,12 @@ class Session:
     async def watchdog(self) -> None:
         last_clock = 0.0
         while not self.stop.is_set():
-            await asyncio.sleep(0.05)  # also the strategy's wake interval (backtest: 50 ms)
+            # the strategy wakes at the latest WAKE_INTERVAL_NS after its last step (as the
+            # backtest's wait_next timeout); feed messages and order responses wake it sooner
+            due_ns = self.last_step_ns + WAKE_INTERVAL_NS - time.time_ns()
+            await asyncio.sleep(min(max(due_ns, 1_000_000), WAKE_INTERVAL_NS) / 1e9)
             now = time.time_ns()
-            if self.book.valid:
+            if self.book.valid and now - self.last_step_ns >= WAKE_INTERVAL_NS:
                 self.quote(now)
             if (
                 self.last_book_local_ns
@@ -1056,6 +1105,8 @@ class Session:
         return RunResult(fills, self.actions[: self.n_actions].copy(), marks, meta)
 
     def write_records(self) -> None:
+        if _TRACE is not None:
+            np.save(self.cfg.out_dir / "trace.npy", np.array(_TRACE, dtype=np.float64))
         from mmbot.audit.edge_report import build_edge_report, dump_json, make_runtime
         from mmbot.audit.records_io import write_run
 

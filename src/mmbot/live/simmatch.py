@@ -63,6 +63,8 @@ class SimMatcher(PublicBook):
     taker_fee_rate: float = 0.00055
     queue_model: str = "risk_averse"
     listener: Callable[[str, object], None] | None = None
+    # the market time a request arrives at (the emulator's replay clock); None: the latest sync
+    clock: Callable[[], int] | None = None
     bids: dict[float, float] = field(default_factory=dict)
     asks: dict[float, float] = field(default_factory=dict)
     orders: dict[str, SimOrder] = field(default_factory=dict)
@@ -165,6 +167,12 @@ class SimMatcher(PublicBook):
             o.updated_ns = _wall_ns()
             self._emit("order", o)
 
+    def _arrive(self) -> None:
+        """A request arrives now: the venue first plays the market up to the replay clock (not
+        only to the last message published), so it meets the book and queues of its arrival time."""
+        if self.clock is not None:
+            self.sync(self.clock())
+
     # -- orders -----------------------------------------------------------------------------------
     def find(self, order_id: str = "", link_id: str = "") -> SimOrder | None:
         if order_id:
@@ -186,6 +194,7 @@ class SimMatcher(PublicBook):
             tif, sim.venue.TIF_GTC
         )
         ot = sim.venue.ORD_MARKET if order_type == "Market" else sim.venue.ORD_LIMIT
+        self._arrive()
         sim_id = int(
             sv.submit(self.v, side, px if ot == sim.venue.ORD_LIMIT else 0.0, qty, tif_c, ot)
         )
@@ -212,6 +221,9 @@ class SimMatcher(PublicBook):
         new_leaves = (qty - o.cum_qty) if qty is not None else (o.qty - o.cum_qty)
         if new_leaves <= 0:
             return 10001, "params error: qty below filled qty"
+        self._arrive()
+        if not o.is_open:
+            return 110001, "order not exists or too late to replace"
         rc = int(sv.modify(self.v, o._sim_id, new_px, new_leaves))  # type: ignore[attr-defined]
         if rc < 0:
             return 110001, f"order not exists or too late to replace ({rc})"
@@ -222,6 +234,9 @@ class SimMatcher(PublicBook):
         return 0, "OK"
 
     def cancel(self, o: SimOrder, now_ns: int) -> tuple[int, str]:
+        if not o.is_open:
+            return 110001, "order not exists or too late to cancel"
+        self._arrive()
         if not o.is_open:
             return 110001, "order not exists or too late to cancel"
         rc = int(sv.cancel(self.v, o._sim_id))  # type: ignore[attr-defined]
