@@ -1,0 +1,282 @@
+"""Counterfactual validation on top of the rule table (`counterfactual_tune`, `select_best_common`).
+
+The market replay is replaced here by objective functions written in the test: a known optimum
+plus a per-segment offset that is the same for every knob set (what paired replays on one
+segment cancel), so what the tuner should adopt is known on paper.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mmbot.knobs import CONSERVATIVE_START, KNOB_NAMES, RUNTIME_LIMITS
+from mmbot.soak.autotune import (
+    MAX_CHANGES_PER_FIELD,
+    MAX_SPREAD_STEP_BPS,
+    NOISE_FLOOR_BPS,
+    REPLAY_BUDGET,
+    counterfactual_tune,
+    history_entry,
+    select_best_common,
+)
+
+START = {k: float(v) for k, v in CONSERVATIVE_START.items()}
+SEG_OFFSET = {1: -0.7, 2: 0.4, 3: -1.9, 4: 0.0, 5: 1.1, 6: -0.3}  # market luck per segment
+
+
+def healthy(net: float = 3.1, **over: object) -> dict:
+    """A report on which no rule fires (net above the gate, no driver past its threshold)."""
+    t = {
+        "net_bps": net,
+        "slippage_bps": -0.4,
+        "slippage_bps_p95": 1.5,
+        "adverse_bps_p95": 2.0,
+        "order_age_p95_ms": 250.0,
+        "block_reasons": {"min_interval": {"ratio": 0.1}, "concurrency": {"ratio": 0.05}},
+        "neg_edge_drivers": ["inventory_bps"],
+    }
+    t.update(over)
+    return {"totals": t}
+
+
+class Quadratic:
+    """net = offset(segment) - sum_k w_k ((x_k - opt_k) / range_k)^2 ; counts replays."""
+
+    def __init__(self, opt: dict[str, float], w: dict[str, float]) -> None:
+        self.opt, self.w, self.calls = opt, w, 0
+
+    def value(self, knobs: dict[str, float]) -> float:
+        out = 0.0
+        for k, wk in self.w.items():
+            lo, hi = RUNTIME_LIMITS[k]
+            out -= wk * ((float(knobs[k]) - self.opt[k]) / (hi - lo)) ** 2
+        return out
+
+    def __call__(self, knobs: dict[str, float], seg: int) -> float:
+        self.calls += 1
+        return SEG_OFFSET[seg] + self.value(knobs)
+
+
+def run_decisions(f: Quadratic, n: int, report: dict | None = None) -> tuple[dict, list[dict]]:
+    knobs, hist = dict(START), []
+    for it in range(1, n + 1):
+        segs = [it, it - 1] if it > 1 else [1]
+        d = counterfactual_tune(report or healthy(), knobs, hist, f, segs)
+        hist.append(history_entry(it, report or healthy(), knobs, d))
+        knobs = d.knobs
+    return knobs, hist
+
+
+def test_climbs_to_an_optimum_at_the_limits() -> None:
+    # optimum: slow, tight, short tail (the shape of the default market's best grid cell)
+    opt = dict(START, min_interval_ms=300.0, base_spread_bps_delta=0.0, tail_age_ms=400.0)
+    # weights so that each move is worth more than the noise floor ((0.1 / 0.6)^2 * 4 = 0.11)
+    f = Quadratic(opt, {"min_interval_ms": 1.0, "base_spread_bps_delta": 4.0, "tail_age_ms": 1.0})
+    knobs, _ = run_decisions(f, 5)
+    assert knobs["min_interval_ms"] == 300.0
+    assert knobs["base_spread_bps_delta"] == 0.0
+    assert knobs["tail_age_ms"] == 400.0
+    assert f.value(knobs) > f.value(START)
+
+
+def test_interior_optimum_is_approached_by_shrinking_probes() -> None:
+    opt = dict(START, min_interval_ms=180.0)
+    f = Quadratic(opt, {"min_interval_ms": 4.0})
+    knobs, _ = run_decisions(f, 6)
+    # start is 110 ms away; the probes (to the limit, then half the room, ...) end closer
+    assert abs(knobs["min_interval_ms"] - 180.0) < 110.0 / 2
+
+
+def test_nothing_is_adopted_when_every_candidate_loses() -> None:
+    f = Quadratic(dict(START), {k: 1.0 for k in KNOB_NAMES})
+    d = counterfactual_tune(healthy(), START, [], f, [1])
+    assert d.knobs == START and d.changes == [] and d.validated
+    assert d.trials and not any(t["adopted"] for t in d.trials)
+    assert all(t["gain_bps"] < 0 for t in d.trials)
+    assert any(m.startswith("| autotune | COUNTERFACTUAL |") for m in d.markers)
+    assert not any("| PROBE |" in m for m in d.markers)
+
+
+def test_a_gain_below_the_noise_floor_is_not_adopted() -> None:
+    class Step:
+        # +gain when min_interval goes up, 0 for anything else
+        def __init__(self, gain: float) -> None:
+            self.gain = gain
+
+        def __call__(self, knobs: dict[str, float], seg: int) -> float:
+            return SEG_OFFSET[seg] + (self.gain if knobs["min_interval_ms"] > 70 else 0.0)
+
+    small = counterfactual_tune(healthy(), START, [], Step(NOISE_FLOOR_BPS / 2), [2, 1])
+    assert small.changes == []
+    big = counterfactual_tune(healthy(), START, [], Step(NOISE_FLOOR_BPS * 2), [2, 1])
+    assert [c.field for c in big.changes] == ["min_interval_ms"]
+    assert big.knobs["min_interval_ms"] > 70
+    assert any(
+        m.startswith("| autotune | PROBE | field=min_interval_ms from=70 to=") for m in big.markers
+    )
+
+
+def test_a_win_on_one_segment_only_is_not_adopted() -> None:
+    # wider spread gains 0.3 on the latest segment but loses 0.4 on the one before: mean < 0
+    def f(knobs: dict[str, float], seg: int) -> float:
+        wider = knobs["base_spread_bps_delta"] > START["base_spread_bps_delta"]
+        return SEG_OFFSET[seg] + ((0.3 if seg == 2 else -0.4) if wider else 0.0)
+
+    d = counterfactual_tune(healthy(), START, [], f, [2, 1])
+    assert d.changes == []
+    tried = [t for t in d.trials if t["candidate"] == "PROBE(base_spread_bps_delta:+)"]
+    assert tried and tried[0]["segments"] == [2, 1] and not tried[0]["adopted"]
+    assert tried[0]["gain_bps"] == pytest.approx((0.3 - 0.4) / 2)
+
+
+def test_rule_proposal_is_adopted_with_its_seed_markers_only_when_it_wins() -> None:
+    rep = healthy(adverse_bps_p95=5.0)  # H2: impact_cap 0.09 -> 0.07, max_delta 0.14 -> 0.12
+
+    def smaller_wins(knobs: dict[str, float], seg: int) -> float:
+        # best exactly where H2 goes (the probes, to the limits 0.04 / 0.10, overshoot)
+        return (
+            SEG_OFFSET[seg]
+            - 10.0 * abs(knobs["impact_cap_ratio"] - 0.07)
+            - 10.0 * abs(knobs["max_delta_ratio"] - 0.12)
+        )
+
+    d = counterfactual_tune(rep, START, [], smaller_wins, [1])
+    assert {(c.field, c.rule) for c in d.changes} >= {
+        ("impact_cap_ratio", "H2"),
+        ("max_delta_ratio", "H2"),
+    }
+    assert (
+        "| autotune | DRIVER:adverse_bps | field=impact_cap_ratio from=0.09 to=0.07 |" in d.markers
+    )
+    assert "H2" in d.applied
+
+    def larger_wins(knobs: dict[str, float], seg: int) -> float:
+        return SEG_OFFSET[seg] + 10.0 * knobs["impact_cap_ratio"] + 10.0 * knobs["max_delta_ratio"]
+
+    d2 = counterfactual_tune(rep, START, [], larger_wins, [1])
+    assert not any(c.rule == "H2" for c in d2.changes)
+    assert not any("DRIVER:adverse_bps" in m for m in d2.markers)
+    h2 = [t for t in d2.trials if t["origin"] == "RULES"]
+    assert h2 and not h2[0]["adopted"] and h2[0]["gain_bps"] < 0
+
+
+def test_fallback_package_is_validated_like_any_proposal() -> None:
+    hist = [history_entry(1, healthy(net=-0.5), START, None)]
+    rep = healthy(net=-0.4)  # second negative iteration: the seed's fallback is proposed
+
+    def fallback_loses(knobs: dict[str, float], seg: int) -> float:
+        return SEG_OFFSET[seg] - abs(knobs["replace_rate_per_min"] - 280.0)
+
+    d = counterfactual_tune(rep, START, hist, fallback_loses, [2, 1])
+    assert not d.fallback and "| autotune | FALLBACK_CONSERVATIVE | triggered=1 |" not in d.markers
+    assert any(t["candidate"] == "FALLBACK" and not t["adopted"] for t in d.trials)
+
+    def fallback_wins(knobs: dict[str, float], seg: int) -> float:
+        return SEG_OFFSET[seg] - abs(knobs["replace_rate_per_min"] - 220.0)
+
+    d2 = counterfactual_tune(rep, START, hist, fallback_wins, [2, 1])
+    assert d2.fallback and "| autotune | FALLBACK_CONSERVATIVE | triggered=1 |" in d2.markers
+    assert d2.knobs["replace_rate_per_min"] == 220.0
+
+
+def test_replays_stay_within_the_budget() -> None:
+    f = Quadratic(dict(START, min_interval_ms=300.0), {"min_interval_ms": 1.0})
+    knobs, hist = dict(START), []
+    for it in range(1, 6):
+        segs = [it, it - 1] if it > 1 else [1]
+        before = f.calls
+        d = counterfactual_tune(healthy(), knobs, hist, f, segs)
+        # the baseline (current knobs on each segment) is the runner's cache, not a replay
+        assert f.calls - before - len(segs) <= REPLAY_BUDGET
+        hist.append(history_entry(it, healthy(), knobs, d))
+        knobs = d.knobs
+
+
+def test_no_segment_means_the_rules_decide_alone() -> None:
+    rep = healthy(adverse_bps_p95=5.0)
+    d = counterfactual_tune(rep, START, [], lambda k, s: 0.0, [])
+    assert not d.validated and d.knobs["impact_cap_ratio"] == pytest.approx(0.07)
+
+
+def test_inert_probe_is_skipped_until_a_change_is_adopted() -> None:
+    # replace_rate changes nothing (bit-identical), everything else loses
+    def f(knobs: dict[str, float], seg: int) -> float:
+        return SEG_OFFSET[seg] - sum(
+            abs(knobs[k] - START[k]) for k in KNOB_NAMES if k != "replace_rate_per_min"
+        )
+
+    d1 = counterfactual_tune(healthy(), START, [], f, [1])
+    assert "replace_rate_per_min:+" in d1.inert and "replace_rate_per_min:-" in d1.inert
+    hist = [history_entry(1, healthy(), START, d1)]
+    d2 = counterfactual_tune(healthy(), START, hist, f, [2, 1])
+    assert not any(t["candidate"].startswith("PROBE(replace_rate") for t in d2.trials)
+    assert "replace_rate_per_min:+" in d2.inert
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    opt=st.fixed_dictionaries(
+        {k: st.floats(RUNTIME_LIMITS[k][0], RUNTIME_LIMITS[k][1]) for k in KNOB_NAMES}
+    ),
+    cur=st.fixed_dictionaries(
+        {k: st.floats(RUNTIME_LIMITS[k][0], RUNTIME_LIMITS[k][1]) for k in KNOB_NAMES}
+    ),
+    adverse=st.floats(0.0, 10.0),
+    net=st.floats(-3.0, 4.0),
+)
+def test_caps_and_limits_hold_for_validated_decisions(
+    opt: dict, cur: dict, adverse: float, net: float
+) -> None:
+    f = Quadratic(opt, {k: 1.0 for k in KNOB_NAMES})
+    rep = healthy(net=net, adverse_bps_p95=adverse)
+    hist = [history_entry(1, healthy(net=net), cur, None)]
+    d = counterfactual_tune(rep, cur, hist, f, [2, 1])
+    from mmbot.soak.autotune import normalise_knobs
+
+    start = normalise_knobs(cur)
+    for k in KNOB_NAMES:
+        lo, hi = RUNTIME_LIMITS[k]
+        assert lo <= d.knobs[k] <= hi
+        assert sum(1 for c in d.changes if c.field == k) <= MAX_CHANGES_PER_FIELD
+    assert (
+        d.knobs["base_spread_bps_delta"]
+        <= start["base_spread_bps_delta"] + MAX_SPREAD_STEP_BPS + 1e-9
+    )
+    # an adopted change never loses on the segments it was measured on
+    if d.changes:
+        assert f.value(d.knobs) > f.value(start)
+
+
+def test_keep_best_on_common_segments_prefers_the_latest_within_the_floor() -> None:
+    def h(i: int, mi: float, net: float) -> dict:
+        return {"iteration": i, "net_bps": net, "knobs": dict(START, min_interval_ms=mi)}
+
+    # iteration 1 had the best measured net (easy market), but on the common segments the knob
+    # set of iteration 3 is better: it is kept
+    hist = [h(1, 70.0, 2.0), h(2, 120.0, -1.0), h(3, 300.0, -0.5)]
+
+    def f(knobs: dict[str, float], seg: int) -> float:
+        return SEG_OFFSET[seg] + knobs["min_interval_ms"] / 1000.0
+
+    it, knobs, table = select_best_common(hist, f, [6, 5])
+    assert it == 3 and knobs["min_interval_ms"] == 300.0
+    assert [r["kept"] for r in table] == [False, False, True]
+    # an earlier set better by less than the floor does not displace the latest one
+    hist2 = [h(1, 300.0 + 1000 * NOISE_FLOOR_BPS / 2, 0.0), h(2, 300.0, 0.0)]
+    assert select_best_common(hist2, f, [6, 5])[0] == 2
+    # by more than the floor it does
+    hist3 = [h(1, 300.0, 0.0), h(2, 300.0 - 1000 * NOISE_FLOOR_BPS * 2, 0.0)]
+    assert select_best_common(hist3, f, [6, 5])[0] == 1
+    # a knob set that ran twice is one candidate, labelled with its latest iteration
+    hist4 = [h(1, 300.0, 0.0), h(2, 70.0, 0.0), h(3, 300.0, 0.0)]
+    it4, _, table4 = select_best_common(hist4, f, [6])
+    assert it4 == 3 and len(table4) == 2
+
+
+def test_counterfactual_tune_is_deterministic() -> None:
+    f = Quadratic(dict(START, min_interval_ms=300.0), {"min_interval_ms": 1.0})
+    a = counterfactual_tune(healthy(), START, [], f, [1]).as_dict()
+    b = counterfactual_tune(healthy(), START, [], f, [1]).as_dict()
+    assert a == b
