@@ -540,3 +540,55 @@ def test_requests_arriving_together_are_handled_in_send_order():
     # one order per second: the first sent (a) is accepted, b is rate limited
     assert order_of(v, a)["status"] == sim.ST_LIVE and order_of(v, b)["status"] == sim.ST_REJECTED
     assert sim.find_order(v, first) == -1  # its slot was reused
+
+
+def test_events_fed_in_blocks_give_the_records_of_one_array():
+    """extend_venue: the same market given message by message (a live feed) leaves the venue in the
+    state, and with the record bytes, of the whole array given at once."""
+    rows = BOOK + [
+        (BID, 2000, 99.9, 4.0),
+        (SELL_TRADE, 5000, 100.0, 3.0),
+        (ASK, 5500, 100.2, 2.0),
+        (SELL_TRADE, 7000, 100.0, 4.0),  # through the queue: our order fills
+        (BUY_TRADE, 8000, 100.3, 1.0),  # through our ask at 100.2: it fills
+    ]
+
+    def drive(v, feed_blocks=None) -> tuple:
+        k = 0
+        for t in (1000, 1100, 2000, 5000, 5500, 7000, 7100, 8000, 9000):
+            if feed_blocks is not None:
+                while k < len(feed_blocks) and feed_blocks[k]["exch_ts"][0] <= t:
+                    sim.extend_venue(v, feed_blocks[k])
+                    k += 1
+            sim.goto(v, t)
+            if t == 1000:
+                sim.submit(v, sim.BUY, 100.0, 2.0, sim.TIF_GTX, sim.ORD_LIMIT)
+            if t == 5500:
+                sim.submit(v, sim.SELL, 100.2, 1.0, sim.TIF_GTX, sim.ORD_LIMIT)
+        return sim.finish(v)
+
+    whole, _ = venue(rows)
+    f1, a1, m1, s1 = drive(whole)
+    ev = events(rows)
+    cfg = dict(tick_px=0.1, lot_qty=1.0, maker_fee_rate=MAKER, taker_fee_rate=TAKER)
+    cfg.update(entry_latency_ns=100, response_latency_ns=100, queue_model="risk_averse")
+    blocked = sim.make_venue(ev[:2], sim.VenueConfig(**cfg))
+    f2, a2, m2, s2 = drive(blocked, [ev[i : i + 1] for i in range(2, len(ev))])
+    assert len(f1) == 2  # the buy at 7000, the sell at 8000
+    assert f1.tobytes() == f2.tobytes() and a1.tobytes() == a2.tobytes()
+    assert m1.tobytes() == m2.tobytes()
+    assert s1["events"] == s2["events"] == len(rows)
+    assert s1["position_qty"] == s2["position_qty"] == 1.0
+
+
+def test_extend_venue_refuses_a_block_before_the_clock_or_with_rows_left():
+    v, ev = venue(BOOK + [(BID, 5000, 99.9, 1.0)])
+    sim.goto(v, 2000)
+    with pytest.raises(UserError, match="unprocessed events"):
+        sim.extend_venue(v, events([(BID, 6000, 99.8, 1.0)]))
+    sim.goto(v, 6000)
+    with pytest.raises(UserError, match="before the venue's clock"):
+        sim.extend_venue(v, events([(BID, 5999, 99.8, 1.0)]))
+    sim.extend_venue(v, events([(BID, 6000, 99.8, 1.0)]))
+    sim.goto(v, 6000)
+    assert sim.qty_at_px(v, 1, 99.8) == 1.0

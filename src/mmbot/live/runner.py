@@ -345,6 +345,41 @@ class Session:
         self.book_view = new_book_view()
         self.order_view = new_order_view()
 
+    def warm_up(self) -> None:
+        """Load the compiled strategy, order manager and guards (numba cache) before the feed
+        starts: each first call costs up to a few hundred ms, and the messages queued meanwhile
+        would reach the strategy as one burst (prints merged into sweeps, mids skipped)."""
+        from mmbot.execution.guards import on_response
+        from mmbot.execution.manager import manage_side
+        from mmbot.strategy.glft import on_fill, on_trade_depth, step
+
+        ref_px = 1000 * self.tick_px
+        self.setup_params(ref_px)
+        bv = self.book_view
+        bv[0]["best_bid_px"], bv[0]["best_ask_px"] = ref_px, ref_px + self.tick_px
+        bv[0]["best_bid_qty"] = bv[0]["best_ask_qty"] = bv[0]["bid_near_qty"] = bv[0][
+            "ask_near_qty"
+        ] = 100 * self.lot_qty
+        on_trade_depth(self.state, self.params, 1, 1.0)
+        step(self.state, bv, self.order_view, self.params, 2)
+        on_fill(self.state, self.params, 1, ref_px, ref_px)
+        manage_side(
+            self.guard,
+            self.params,
+            np.zeros(8, ACTION_DTYPE),
+            0,
+            self.order_view[0],
+            0,
+            ref_px,
+            self.lot_qty,
+            self.tick_px,
+            0.0,
+            0.0,
+            3,
+        )
+        on_response(self.guard)
+        self.params = self.state = self.guard = None  # the session's own are set up on its book
+
     def quote(self, now_ns: int) -> None:
         """One wake of the strategy (as the backtest loop's): targets from every book state the bot
         sees, so its estimators sample the same mids whether or not orders may be sent now; then the
@@ -902,6 +937,7 @@ class Session:
             self.tick_px = float(inst["priceFilter"]["tickSize"])
             self.lot_qty = float(inst["lotSizeFilter"]["qtyStep"])
             self.px_dec, self.qty_dec = price_decimals(self.tick_px), price_decimals(self.lot_qty)
+            self.warm_up()
             t0 = time.time_ns()
             server = await self.rest.server_time_ns()
             drift_ms = (server - (t0 + time.time_ns()) / 2) / 1e6

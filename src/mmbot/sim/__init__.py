@@ -12,6 +12,8 @@ Build it in Python, drive it from a compiled loop, collect records in Python::
 Python (not compiled):
 - ``make_venue(events, cfg: VenueConfig) -> Venue`` validates (decreasing exch_ts, bad config ->
   UserError) and builds the state (a numba structref; pass it to compiled functions).
+- ``extend_venue(v, events)`` gives a running venue its next block of market events (a live feed
+  message by message, a looped capture); books, orders, accounts and records carry over.
 - ``finish(v, events=None) -> (fills FILL_DTYPE, actions ACTION_DTYPE, marks MARK_DTYPE, stats)``;
   raises UserError if any verb was called with bad input (qty <= 0, price off the tick grid, ...).
 - ``VenueConfig`` (see ``mmbot.sim.config``): tick_px, lot_qty, maker_fee_rate, taker_fee_rate,
@@ -88,7 +90,7 @@ the venue changes (numba itself does not notice changed callees).
 """
 
 from . import api, config, venue
-from .api import check_error, finish, make_venue
+from .api import check_error, extend_venue, finish, make_venue
 from .config import QM_LOG, QM_POWER, QM_RISK_AVERSE, VenueConfig
 from .venue import (
     BUY,
@@ -217,6 +219,7 @@ __all__ = [
     "drain_trades",
     "elapse",
     "equity",
+    "extend_venue",
     "exch_best_ask_px",
     "exch_best_bid_px",
     "exch_equity",

@@ -69,6 +69,51 @@ def make_venue(events: np.ndarray, cfg: VenueConfig) -> _v.Venue:
     here when needed); rows with neither flag count as both. Raises UserError on bad input.
     """
     validate_config(cfg)
+    ev, exch_idx, local_idx, trade_lo_px, trade_hi_px = _prepare(events)
+    tick_lo, n_ticks = _ladder(ev, cfg.tick_px, trade_lo_px, trade_hi_px)
+    qmodel, qpow = parse_queue_model(cfg.queue_model)
+    if cfg.latency is not None:
+        lat_ts = np.ascontiguousarray(cfg.latency[0], dtype=np.int64)
+        lat_en = np.ascontiguousarray(cfg.latency[1], dtype=np.float64)
+        lat_rs = np.ascontiguousarray(cfg.latency[2], dtype=np.float64)
+    else:
+        lat_ts = np.zeros(0, np.int64)
+        lat_en = np.zeros(0, np.float64)
+        lat_rs = np.zeros(0, np.float64)
+    firsts = []
+    if len(exch_idx):
+        firsts.append(int(ev["exch_ts"][exch_idx[0]]))
+    if len(local_idx):
+        firsts.append(int(ev["local_ts"][local_idx[0]]))
+    start_ts = min(firsts) if firsts else 0
+    return _v.new_venue(
+        ev,
+        exch_idx,
+        local_idx,
+        float(cfg.tick_px),
+        float(cfg.lot_qty),
+        price_decimals(cfg.tick_px),
+        float(cfg.maker_fee_rate),
+        float(cfg.taker_fee_rate),
+        int(cfg.entry_latency_ns),
+        int(cfg.response_latency_ns),
+        lat_ts,
+        lat_en,
+        lat_rs,
+        qmodel,
+        float(qpow),
+        int(bool(cfg.partial_fills)),
+        int(cfg.rate_limit_per_s),
+        tick_lo,
+        n_ticks,
+        int(cfg.max_orders),
+        start_ts,
+    )
+
+
+def _prepare(events: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """(events as EVENT_DTYPE, exch_idx, local_idx, min and max traded px) after the checks both
+    ``make_venue`` and ``extend_venue`` need (UserError on bad input)."""
     try:
         ev = np.require(as_events(np.asarray(events)), requirements=["C", "W"])
     except ValueError as exc:
@@ -91,45 +136,23 @@ def make_venue(events: np.ndarray, cfg: VenueConfig) -> _v.Venue:
         )
     if not local_sorted:
         local_idx = local_idx[np.argsort(ev["local_ts"][local_idx], kind="stable")]
-    tick_lo, n_ticks = _ladder(ev, cfg.tick_px, trade_lo_px, trade_hi_px)
-    qmodel, qpow = parse_queue_model(cfg.queue_model)
-    if cfg.latency is not None:
-        lat_ts = np.ascontiguousarray(cfg.latency[0], dtype=np.int64)
-        lat_en = np.ascontiguousarray(cfg.latency[1], dtype=np.float64)
-        lat_rs = np.ascontiguousarray(cfg.latency[2], dtype=np.float64)
-    else:
-        lat_ts = np.zeros(0, np.int64)
-        lat_en = np.zeros(0, np.float64)
-        lat_rs = np.zeros(0, np.float64)
-    firsts = []
-    if len(exch_idx):
-        firsts.append(int(ev["exch_ts"][exch_idx[0]]))
-    if len(local_idx):
-        firsts.append(int(ev["local_ts"][local_idx[0]]))
-    start_ts = min(firsts) if firsts else 0
-    return _v.new_venue(
-        ev,
-        exch_idx,
-        np.ascontiguousarray(local_idx),
-        float(cfg.tick_px),
-        float(cfg.lot_qty),
-        price_decimals(cfg.tick_px),
-        float(cfg.maker_fee_rate),
-        float(cfg.taker_fee_rate),
-        int(cfg.entry_latency_ns),
-        int(cfg.response_latency_ns),
-        lat_ts,
-        lat_en,
-        lat_rs,
-        qmodel,
-        float(qpow),
-        int(bool(cfg.partial_fills)),
-        int(cfg.rate_limit_per_s),
-        tick_lo,
-        n_ticks,
-        int(cfg.max_orders),
-        start_ts,
-    )
+    return ev, exch_idx, np.ascontiguousarray(local_idx), trade_lo_px, trade_hi_px
+
+
+def extend_venue(v: _v.Venue, events: np.ndarray) -> None:
+    """Give a venue the next block of market events (a live feed fed message by message, or a
+    capture replayed again with shifted times): books, orders, accounts and records carry over.
+    The venue must have processed every row of its current block (``goto`` past its last time),
+    and the new block must not start before the venue's clock; UserError otherwise. The price
+    ladder stays the one ``make_venue`` sized (levels beyond it are counted as out of band)."""
+    ev, exch_idx, local_idx, _, _ = _prepare(events)
+    rc = int(_v.feed(v, ev, exch_idx, local_idx))
+    if rc == _v.ERR_PENDING:
+        raise UserError("extend_venue: the venue has unprocessed events (goto past them first)")
+    if rc == _v.ERR_PAST:
+        raise UserError(
+            f"extend_venue: the new events start before the venue's clock ({int(_v.now_ns(v))} ns)"
+        )
 
 
 def check_error(v: _v.Venue) -> None:

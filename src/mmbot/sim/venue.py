@@ -91,6 +91,7 @@ ERR_BAD_SIDE = -6
 ERR_BAD_PX = -7
 ERR_OFF_LOT = -8
 ERR_BAD_TIF = -9  # unknown time in force or order type
+ERR_PAST = -10  # feed(): the new block starts before the venue's clock
 
 # response kinds (exchange -> local)
 R_ACK_NEW = 0
@@ -1539,6 +1540,29 @@ def wait_next(v, timeout_ns):
 
 
 @njit(cache=True)
+def feed(v, ev, exch_idx, local_idx):
+    """Continue the market with the next block of events (a live feed, a looped capture): books,
+    orders, accounts and records carry over; ``exch_idx``/``local_idx`` as ``make_venue`` builds
+    them. The current block must be used up (returns ERR_PENDING otherwise) and the new rows must
+    not precede the venue's clock (ERR_PAST); on success OK. Only the data source changes: the
+    per-event loop is the same ``_goto``."""
+    if v.ei < v.exch_idx.shape[0] or v.li < v.local_idx.shape[0]:
+        return ERR_PENDING
+    if exch_idx.shape[0] > 0 and ev[exch_idx[0]].exch_ts < v.now:
+        return ERR_PAST
+    if local_idx.shape[0] > 0 and ev[local_idx[0]].local_ts < v.now:
+        return ERR_PAST
+    v.n_exch_events += v.ei  # rows of the earlier blocks, for the stats
+    v.n_local_events += v.li
+    v.ev = ev
+    v.exch_idx = exch_idx
+    v.local_idx = local_idx
+    v.ei = 0
+    v.li = 0
+    return OK
+
+
+@njit(cache=True)
 def now_ns(v):
     return v.now
 
@@ -1921,8 +1945,8 @@ def _records(v):
 def _stats(v):
     ints = np.array(
         [
-            v.ei,
-            v.li,
+            v.n_exch_events + v.ei,  # earlier blocks (feed) + this one
+            v.n_local_events + v.li,
             v.n_rl_rejects,
             v.n_post_only_rejects,
             v.n_out_of_band,
