@@ -637,6 +637,8 @@ def history_entry(
         "fallback": bool(decision.fallback) if decision else False,
         "inert": list(decision.inert) if decision else [],
         "probe_state": dict(decision.probe_state) if decision else {},
+        # replayed candidates: later decisions from the same knobs reuse them as evidence
+        "trials": list(decision.trials) if decision else [],
         # each rule's cost metric in this iteration (what a later iteration compares against)
         "effect": {r.name: rule_cost(totals, r) for r in RULES},
     }
@@ -661,21 +663,22 @@ def select_best(history: Sequence[Mapping[str, Any]]) -> tuple[int, dict[str, fl
 # Counterfactual validation (beyond DESIGN: the tuner's proposals are replayed on the market the
 # iteration just played and adopted only when they beat the current knobs there)
 # ---------------------------------------------------------------------------------------------
-# A change is adopted only when it beats the current knobs by more than this, averaged over the
-# validation segments (paired: same events, same initial book and position). Per 30-min segment
-# the paired difference of two knob sets that differ by nothing material still scatters by about
-# 0.15 bps on the default market, so this floor plus the second segment keep the tuner from
-# chasing noise; real effects of one probe step are 0.1-0.3 bps there.
+# Paired evidence: a candidate's gain on a segment is its replayed net_bps minus the current
+# knobs' net_bps on the same events from the same initial book and position, so the market's luck
+# cancels. What remains still scatters: on the default market the paired gain of one knob move
+# has a standard deviation of about 0.17 bps per 30-min segment while real effects are 0.05-0.3
+# bps. A candidate is adopted only when its mean gain over n segments exceeds
+# ``NOISE_FLOOR_BPS * sqrt(2 / n)`` (0.071 on one segment, 0.05 on two, 0.035 on four): a floor
+# that falls like the standard error of the mean.
 NOISE_FLOOR_BPS: Final[float] = 0.05
-VALIDATION_SEGMENTS: Final[int] = (
-    2  # the latest N iteration segments every candidate is replayed on
-)
-REPLAY_BUDGET: Final[int] = 12  # replays per decision (the baseline's are cached, not counted)
+VALIDATION_SEGMENTS: Final[int] = 2  # the latest N iteration segments kept for replays
+REPLAY_BUDGET: Final[int] = 12  # replays per decision (cached ones are free)
 # Probes: a probe of (field, direction) moves the field by ``fraction`` of its room to the limit
 # in that direction (at least ``PROBE_MIN_STEP``, the seed's low-end deltas). The fraction starts
 # at 1 (the limit: the largest effect the market can show above its noise, and knob effects are
-# far from linear here, e.g. min_interval matters only above ~200 ms), halves each time that
-# probe loses, and is kept when it wins.
+# far from linear here, e.g. min_interval matters mostly above ~200 ms), halves once that probe
+# clearly loses (mean gain below minus the floor over at least two segments), and is kept
+# otherwise, so an undecided probe is the same knob set next time and its evidence accumulates.
 PROBE_MIN_STEP: Final[dict[str, float]] = {
     "min_interval_ms": 20.0,
     "replace_rate_per_min": 30.0,
@@ -686,7 +689,9 @@ PROBE_MIN_STEP: Final[dict[str, float]] = {
 }
 PROBE_MIN_FRACTION: Final[float] = 0.125
 
-# (knobs, segment id) -> net_bps of the segment replayed with those knobs (None: no fills)
+# (knobs, segment id) -> net_bps of the segment replayed with those knobs (None: no fills).
+# An evaluator may also offer ``cached(knobs, segment id) -> bool`` (a free answer: not counted
+# against the replay budget).
 Evaluate = Callable[[Mapping[str, float], int], float | None]
 
 
@@ -695,31 +700,60 @@ def knob_key(knobs: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
     return tuple((k, round(float(knobs[k]), 6)) for k in KNOB_NAMES)
 
 
+def adopt_floor(n_segments: int, floor_bps: float = NOISE_FLOOR_BPS) -> float:
+    """Mean paired gain a candidate needs over ``n_segments`` to be adopted."""
+    return floor_bps * math.sqrt(2.0 / max(n_segments, 1))
+
+
 @dataclass
 class _Candidate:
-    label: str  # RULES(H2,...) | FALLBACK | PROBE(field+/-) | COMBINED(...)
+    label: str  # RULES(H2,...) | FALLBACK | PROBE(field:+/-) | COMBINED(...)
     origin: str  # RULES | PROBE | COMBINED
     knobs: dict[str, float]
     changes: list[Change]
     markers: list[str]  # printed when adopted (the seed's change markers for rule changes)
     fallback: bool = False
-    nets: dict[int, float | None] = field(default_factory=dict)
+    nets: dict[int, float | None] = field(default_factory=dict)  # replayed this decision
+    past: dict[int, float] = field(default_factory=dict)  # segment -> gain from earlier decisions
 
     def fields(self) -> set[str]:
         return {c.field for c in self.changes}
 
+    def gains(self, base: Mapping[int, float | None]) -> dict[int, float] | None:
+        """Paired gain per segment (this decision's replays and earlier evidence for the same
+        (current, candidate) pair); None when a replay had no fills."""
+        out = dict(self.past)
+        for s, v in self.nets.items():
+            b = base.get(s)
+            if v is None or b is None:
+                return None
+            out[s] = v - b
+        return out
 
-def _mean_diff(
-    c: _Candidate, base: Mapping[int, float | None], segs: Sequence[int]
-) -> float | None:
-    """Mean paired net_bps gain over ``segs`` (None unless measured on all of them)."""
-    diffs = []
-    for s in segs:
-        v, b = c.nets.get(s), base.get(s)
-        if v is None or b is None:
-            return None
-        diffs.append(v - b)
-    return sum(diffs) / len(diffs) if diffs else None
+    def gain(self, base: Mapping[int, float | None]) -> tuple[float, int]:
+        g = self.gains(base)
+        if g is None:
+            return -math.inf, len(self.nets)
+        if not g:
+            return 0.0, 0
+        return sum(g.values()) / len(g), len(g)
+
+
+def _past_evidence(
+    history: Sequence[Mapping[str, Any]], start: Mapping[str, float]
+) -> dict[tuple, dict[int, float]]:
+    """Gains measured in earlier decisions that started from the same knobs, per candidate."""
+    key0 = knob_key(start)
+    out: dict[tuple, dict[int, float]] = {}
+    for e in history:
+        for t in e.get("trials") or []:
+            if "base_knobs" not in t or knob_key(t["base_knobs"]) != key0:
+                continue
+            ev = out.setdefault(knob_key(t["knobs"]), {})
+            for s, v, b in zip(t["segments"], t["net_bps"], t["base_net_bps"], strict=True):
+                if v is not None and b is not None:
+                    ev[int(s)] = float(v) - float(b)
+    return out
 
 
 def _probe_marker(name: str, old: float, new: float) -> str:
@@ -748,22 +782,20 @@ def probe_value(name: str, value: float, d: int, fraction: float) -> float:
 def _probe_candidates(
     start: Mapping[str, float], history: Sequence[Mapping[str, Any]], taken: set[tuple]
 ) -> list[_Candidate]:
-    """Single-knob probes, in the order they are screened.
+    """Single-knob probes (not yet ordered; see `counterfactual_tune`).
 
-    A field the tuner moved within ``HYSTERESIS_ITERS`` is probed only onward (hysteresis). The
-    probe state carried in the last history entry (``probe_state``: per "field:+/-" its distance
-    fraction and last measured gain) orders the rest: the best last gain first, untried ones
-    next (in an order that rotates with the iteration, so a budget cut does not always drop the
-    same knobs), losers last. A probe that changed nothing at all (bit-identical replay: the
-    knob does not bind there) is skipped until the tuner adopts a change.
+    A field the tuner moved within ``HYSTERESIS_ITERS`` is probed only onward (hysteresis). A
+    probe that changed nothing at all (bit-identical replay: the knob does not bind there) is
+    skipped until the tuner adopts a change. Fields are listed in an order that rotates with the
+    iteration, so ties in priority do not always favour the same knobs.
     """
     last = history[-1] if history else {}
     inert = set(last.get("inert") or [])
     state: Mapping[str, Any] = last.get("probe_state") or {}
     rot = len(history) % len(KNOB_NAMES)
     order = list(KNOB_NAMES[rot:]) + list(KNOB_NAMES[:rot])
-    ranked: list[tuple[float, int, _Candidate]] = []
-    for pos, name in enumerate(order):
+    out: list[_Candidate] = []
+    for name in order:
         recent = _recent_direction(history, name)
         for d in (recent,) if recent else (1, -1):
             key = _probe_key(name, d)
@@ -778,42 +810,16 @@ def _probe_candidates(
             if knob_key(knobs) in taken:
                 continue
             taken.add(knob_key(knobs))
-            gain = st.get("gain_bps")
-            prio = float(gain) if isinstance(gain, int | float) else 0.0
-            ranked.append(
-                (
-                    -prio,
-                    2 * pos + (d < 0),
-                    _Candidate(
-                        label=f"PROBE({key})",
-                        origin="PROBE",
-                        knobs=knobs,
-                        changes=[Change(name, start[name], new, "PROBE")],
-                        markers=[_probe_marker(name, start[name], new)],
-                    ),
+            out.append(
+                _Candidate(
+                    label=f"PROBE({key})",
+                    origin="PROBE",
+                    knobs=knobs,
+                    changes=[Change(name, start[name], new, "PROBE")],
+                    markers=[_probe_marker(name, start[name], new)],
                 )
             )
-    ranked.sort(key=lambda t: (t[0], t[1]))
-    return [c for _, _, c in ranked]
-
-
-def _next_probe_state(
-    history: Sequence[Mapping[str, Any]],
-    trials: Sequence[tuple[_Candidate, float | None]],
-    chosen_keys: set[str],
-) -> dict[str, dict[str, float | None]]:
-    """Probe state after this decision: a probe that lost halves its distance fraction (not
-    below ``PROBE_MIN_FRACTION``), a winner keeps it; the measured gain is remembered."""
-    last = history[-1] if history else {}
-    state = {k: dict(v) for k, v in (last.get("probe_state") or {}).items()}
-    for c, gain in trials:
-        ch = c.changes[0]
-        key = _probe_key(ch.field, 1 if ch.new > ch.old else -1)
-        st = state.setdefault(key, {"fraction": 1.0, "gain_bps": None})
-        if key not in chosen_keys:
-            st["fraction"] = max(float(st["fraction"] or 1.0) * 0.5, PROBE_MIN_FRACTION)
-        st["gain_bps"] = gain
-    return dict(sorted(state.items()))
+    return out
 
 
 def counterfactual_tune(
@@ -831,13 +837,15 @@ def counterfactual_tune(
 
     ``segments``: ids of the segments ``evaluate`` can replay, latest first (the iteration just
     played first). Candidates: the rule table's proposal (H1-H6 after calm-down, muting,
-    hysteresis, caps and limits, or the fallback package) as one bundle, then one-step probes of
-    single knobs (`_probe_candidates`). Each is screened on the latest segment; those that gain
-    more than ``floor_bps`` there are replayed on the other segments; a candidate is a winner when
-    its mean paired gain over all segments exceeds ``floor_bps``. Winners on disjoint fields are
-    merged and the merge replayed; the adopted change is the merge if it beats the best single
-    winner, else that winner; no winner -> the knobs stay. At most ``budget`` replays.
-    Pure given ``evaluate``.
+    hysteresis, caps and limits, or the fallback package) as one bundle, then single-knob probes
+    (`_probe_candidates`). Order: the rules' proposal, then probes by the gain measured for them
+    so far (earlier decisions from the same knobs, else the last gain of that probe direction),
+    untried ones at 0. Each is screened on the latest segment; one whose mean gain over all its
+    evidence (this segment plus earlier decisions' segments for the same pair) passes
+    `adopt_floor` is replayed on the other kept segments and is a winner if it still passes.
+    Winners on disjoint fields are merged and the merge replayed; the adopted change is the merge
+    if it beats the best single winner, else that winner; no winner -> the knobs stay. At most
+    ``budget`` replays that are not cached. Pure given ``evaluate``.
     """
     proposal = tune(report, current, history, rules=rules)
     segs = list(segments)
@@ -854,30 +862,33 @@ def counterfactual_tune(
         calm_down=proposal.calm_down,
         validated=True,
     )
-    decision.markers = [
-        m for m in proposal.markers if "| CALM_DOWN |" in m or "| INEFFECTIVE |" in m
-    ]
+    info = ("| CALM_DOWN |", "| INEFFECTIVE |")
+    decision.markers = [m for m in proposal.markers if any(t in m for t in info)]
+    is_cached: Callable[[Mapping[str, float], int], bool] = getattr(
+        evaluate, "cached", lambda k, s: False
+    )
     used = 0
 
     def measure(c: _Candidate, on: Sequence[int]) -> None:
         nonlocal used
         for s in on:
             if s not in c.nets:
+                if not is_cached(c.knobs, s):
+                    used += 1
                 c.nets[s] = evaluate(c.knobs, s)
-                used += 1
 
-    cands: list[_Candidate] = []
+    past = _past_evidence(history, start)
+    state: Mapping[str, Any] = (history[-1].get("probe_state") if history else None) or {}
     taken = {knob_key(start)}
+    rules_cands: list[_Candidate] = []
     if proposal.changes:
-        info = {"| CALM_DOWN |", "| INEFFECTIVE |"}
-        rules_label = (
-            "FALLBACK"
-            if proposal.fallback
-            else "RULES(" + ",".join(dict.fromkeys(c.rule for c in proposal.changes)) + ")"
-        )
-        cands.append(
+        rules_cands.append(
             _Candidate(
-                label=rules_label,
+                label=(
+                    "FALLBACK"
+                    if proposal.fallback
+                    else "RULES(" + ",".join(dict.fromkeys(c.rule for c in proposal.changes)) + ")"
+                ),
                 origin="RULES",
                 knobs=dict(proposal.knobs),
                 changes=list(proposal.changes),
@@ -886,99 +897,114 @@ def counterfactual_tune(
             )
         )
         taken.add(knob_key(proposal.knobs))
-    cands += _probe_candidates(start, history, taken)
+    probes = _probe_candidates(start, history, taken)
+    for c in rules_cands + probes:
+        c.past = {s: g for s, g in past.get(knob_key(c.knobs), {}).items() if s not in segs}
 
-    # validation of one candidate costs len(segs) - 1 replays; keep room for three and a merge
+    def prior(c: _Candidate) -> float:
+        if c.past:
+            return sum(c.past.values()) / len(c.past)
+        ch = c.changes[0]
+        g = (state.get(_probe_key(ch.field, 1 if ch.new > ch.old else -1)) or {}).get("gain_bps")
+        return float(g) if isinstance(g, int | float) else 0.0
+
+    # stable sort: equal priors keep the rotating field order
+    cands = rules_cands + sorted(probes, key=lambda c: -prior(c))
+
+    # validation of one candidate costs up to len(segs) - 1 replays; keep room for three + a merge
     reserve = 3 * (len(segs) - 1) + len(segs)
-    screened: list[_Candidate] = []
     for c in cands:
         if used >= max(budget - reserve, 1):
             break
         measure(c, segs[:1])
-        screened.append(c)
     promising = sorted(
-        (c for c in screened if (_mean_diff(c, base, segs[:1]) or -math.inf) > floor_bps),
-        key=lambda c: -(_mean_diff(c, base, segs[:1]) or 0.0),
+        (c for c in cands if c.nets and c.gain(base)[0] > adopt_floor(c.gain(base)[1], floor_bps)),
+        key=lambda c: -c.gain(base)[0],
     )
     winners: list[_Candidate] = []
     for c in promising:
-        if used + len(segs) - 1 > budget:
+        if used + sum(not is_cached(c.knobs, s) for s in segs[1:] if s not in c.nets) > budget:
             break
         measure(c, segs[1:])
-        g = _mean_diff(c, base, segs)
-        if g is not None and g > floor_bps:
+        g, n = c.gain(base)
+        if g > adopt_floor(n, floor_bps):
             winners.append(c)
-    winners.sort(key=lambda c: -(_mean_diff(c, base, segs) or 0.0))
+    winners.sort(key=lambda c: -c.gain(base)[0])
 
     chosen: _Candidate | None = winners[0] if winners else None
-    merged = None
+    merged: _Candidate | None = None
     merged_parts: list[_Candidate] = []
     if len(winners) >= 2 and used + len(segs) <= budget:
         fields_taken: set[str] = set()
-        parts: list[_Candidate] = []
         for c in winners:
             if not (c.fields() & fields_taken):
-                parts.append(c)
+                merged_parts.append(c)
                 fields_taken |= c.fields()
-        if len(parts) >= 2:
+        if len(merged_parts) >= 2:
             knobs = dict(start)
-            for c in parts:
+            for c in merged_parts:
                 for ch in c.changes:
                     knobs[ch.field] = ch.new
             merged = _Candidate(
-                label="COMBINED(" + "+".join(c.label for c in parts) + ")",
+                label="COMBINED(" + "+".join(c.label for c in merged_parts) + ")",
                 origin="COMBINED",
                 knobs=knobs,
-                changes=[ch for c in parts for ch in c.changes],
-                markers=[m for c in parts for m in c.markers],
-                fallback=any(c.fallback for c in parts),
+                changes=[ch for c in merged_parts for ch in c.changes],
+                markers=[m for c in merged_parts for m in c.markers],
+                fallback=any(c.fallback for c in merged_parts),
+                past={s: g for s, g in past.get(knob_key(knobs), {}).items() if s not in segs},
             )
-            merged_parts = parts
             measure(merged, segs)
-            g = _mean_diff(merged, base, segs)
-            if g is not None and chosen is not None and g > (_mean_diff(chosen, base, segs) or 0):
+            assert chosen is not None
+            if merged.gain(base)[0] > chosen.gain(base)[0]:
                 chosen = merged
+            else:
+                merged_parts = []
+    adopted_set = set(map(id, merged_parts)) | ({id(chosen)} if chosen is not None else set())
 
-    # the record: every candidate tried, its replayed net_bps per segment, and the verdict
+    # the record: every candidate replayed, its net_bps per segment, its evidence and the verdict
+    probe_gain: dict[str, tuple[float, int]] = {}
     for c in [*cands, *([merged] if merged else [])]:
         if not c.nets:
             continue
-        g = _mean_diff(c, base, [s for s in segs if s in c.nets])
-        # a merge's members are adopted with it
-        adopted = c is chosen or (chosen is merged and merged is not None and c in merged_parts)
+        g, n = c.gain(base)
+        adopted = id(c) in adopted_set
         decision.trials.append(
             {
                 "candidate": c.label,
                 "origin": c.origin,
                 "changes": [ch.as_dict() for ch in c.changes],
+                "knobs": dict(c.knobs),
+                "base_knobs": dict(start),
                 "segments": [s for s in segs if s in c.nets],
                 "net_bps": [c.nets[s] for s in segs if s in c.nets],
                 "base_net_bps": [base[s] for s in segs if s in c.nets],
-                "gain_bps": g,
+                "earlier_segments": sorted(c.past),
+                "gain_bps": g if math.isfinite(g) else None,
+                "evidence_segments": n,
                 "adopted": adopted,
             }
         )
         decision.markers.append(
-            f"| autotune | COUNTERFACTUAL | cand={c.label} segs={len(c.nets)} "
-            f"gain_bps={'n/a' if g is None else f'{g:+.3f}'} adopted={int(adopted)} |"
+            f"| autotune | COUNTERFACTUAL | cand={c.label} segs={n} "
+            f"gain_bps={f'{g:+.3f}' if math.isfinite(g) else 'n/a'} adopted={int(adopted)} |"
         )
-        if c.origin == "PROBE" and all(c.nets[s] == base[s] for s in c.nets):
+        if c.origin == "PROBE":
             ch = c.changes[0]
-            decision.inert.append(_probe_key(ch.field, 1 if ch.new > ch.old else -1))
-    adopted_cands = (
-        merged_parts if chosen is not None and chosen is merged else [chosen] if chosen else []
-    )
-    chosen_keys = {
-        _probe_key(c.changes[0].field, 1 if c.changes[0].new > c.changes[0].old else -1)
-        for c in adopted_cands
-        if c.origin == "PROBE"
-    }
-    probe_trials = [
-        (c, _mean_diff(c, base, [s for s in segs if s in c.nets]))
-        for c in cands
-        if c.origin == "PROBE" and c.nets
-    ]
-    decision.probe_state = _next_probe_state(history, probe_trials, chosen_keys)
+            key = _probe_key(ch.field, 1 if ch.new > ch.old else -1)
+            probe_gain[key] = (g, n)
+            if all(c.nets[s] == base[s] for s in c.nets):
+                decision.inert.append(key)
+
+    # probe state for the next decision: a clear loser halves its distance, others keep it
+    new_state = {k: dict(v) for k, v in state.items()}
+    for key, (g, n) in probe_gain.items():
+        st = new_state.setdefault(key, {"fraction": 1.0, "gain_bps": None})
+        if n >= 2 and g < -adopt_floor(n, floor_bps):
+            st["fraction"] = max(float(st["fraction"] or 1.0) * 0.5, PROBE_MIN_FRACTION)
+        st["gain_bps"] = g if math.isfinite(g) else None
+    decision.probe_state = dict(sorted(new_state.items()))
+
     if chosen is None:
         # nothing moved: a probe found inert stays inert (skipped) until the knobs change
         prev_inert = (history[-1].get("inert") if history else None) or []

@@ -395,6 +395,10 @@ class Replayer:
         """Segment ids, latest first."""
         return sorted(self.segments, reverse=True)
 
+    def cached(self, knobs: Mapping[str, float], seg_id: int) -> bool:
+        """Whether ``self(knobs, seg_id)`` is already known (costs no replay)."""
+        return (seg_id, autotune.knob_key(knobs)) in self.cache
+
     def __call__(self, knobs: Mapping[str, float], seg_id: int) -> float | None:
         key = (seg_id, autotune.knob_key(knobs))
         if key not in self.cache:
