@@ -28,7 +28,7 @@ def _env(**kv: str) -> dict[str, str]:
 
 
 def test_bad_inputs_fail_with_one_line_and_send_nothing(tmp_path):
-    emu = EmulatorThread(matcher="simple")  # no order fills here: skip the venue JIT
+    emu = EmulatorThread()
     try:
         base = [sys.executable, "-m", "mmbot.cli"]
         live = ["live", "--confirm-live", "--testnet", "--duration-s", "3"]
@@ -165,8 +165,6 @@ def test_emulator_cli_replays_a_real_bybit_capture(tmp_path):
             str(cap),
             "--symbol",
             "XRPUSDT",
-            "--matcher",
-            "simple",
             "--duration-s",
             "20",
             "--start-on-subscribe",

@@ -212,3 +212,41 @@ def test_fault_spec_parsing():
     with pytest.raises(UserError):
         parse_fault_spec("meteor")
     json.dumps(parse_fault_spec("drop_ws@2"))
+
+
+def test_looped_replay_continues_the_matching_venue_past_the_capture_end():
+    """--loop: the second pass of a 1 s capture goes on in the same venue (times shifted past the
+    first pass): an order resting since pass 1 is still open, and a new one is accepted."""
+
+    async def fn(emu, http, url):
+        rest = BybitRest(http, url, KEYS)
+        while not emu.matcher.bids:
+            await asyncio.sleep(0.01)
+        await rest.create_order(
+            "XRPUSDT", 1, "10", f"{emu.matcher.best_bid() - 40 * TICK_PX:.4f}", "pass1"
+        )
+        first_end_ns = emu._t_last_ns
+        t_end = time.monotonic() + 10
+        while emu.pass_offset_ns == 0 and time.monotonic() < t_end:
+            await asyncio.sleep(0.05)
+        assert emu.pass_offset_ns > first_end_ns - emu._t_first_ns  # a second pass started
+        await asyncio.sleep(0.3)
+        assert emu.matcher.now_capture_ns > first_end_ns  # the venue's clock went on
+        await rest.create_order(
+            "XRPUSDT", -1, "10", f"{emu.matcher.best_ask() + 40 * TICK_PX:.4f}", "pass2"
+        )
+        assert sorted(o["orderLinkId"] for o in await rest.open_orders("XRPUSDT")) == [
+            "pass1",
+            "pass2",
+        ]
+
+    async def run():
+        emu = Emulator(make_market(1.0), EmulatorConfig("XRPUSDT", TICK_PX, LOT_QTY, KEYS))
+        port = await emu.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                await asyncio.wait_for(fn(emu, http, f"http://127.0.0.1:{port}"), 20)
+        finally:
+            await emu.stop()
+
+    asyncio.run(run())

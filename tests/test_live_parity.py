@@ -25,7 +25,7 @@ WINDOW_S = 60.0
 @pytest.mark.parametrize("mode", ["live", "paper"])
 def test_emulator_session_vs_backtest_parity(tmp_path, mode):
     """live: orders to the emulator, matched by mmbot.sim's venue. paper: the emulator only feeds
-    the market; the bot fills against its local paper venue (the simplified matcher)."""
+    the market; the bot fills against its own mmbot.sim venue fed with the live messages."""
     from mmbot.audit.edge_report import build_edge_report
     from mmbot.backtest import RunSettings, run
     from mmbot.config import load_profile
@@ -46,7 +46,6 @@ def test_emulator_session_vs_backtest_parity(tmp_path, mode):
         symbol="BTCUSDT",
         tick_px=st.tick_px_guess,
         lot_qty=st.lot_qty_guess,
-        matcher="sim",
         maker_fee_rate=prof.fees.maker_fee_rate,
         taker_fee_rate=prof.fees.taker_fee_rate,
         rate_limit_per_s=prof.venue.rate_limit_per_s,

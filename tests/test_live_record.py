@@ -23,7 +23,7 @@ from mmbot.live.testing import SYMBOL, EmulatorThread
 def test_recorded_capture_reads_back_with_the_same_book(tmp_path):
     from mmbot.data import load_events
 
-    emu = EmulatorThread(matcher="simple")  # no order fills here: skip the venue JIT
+    emu = EmulatorThread()
     try:
         out = tmp_path / "cap.jsonl"
         # a sequence gap while recording: the recorder resubscribes and the file stays gap-free

@@ -246,10 +246,9 @@ def emulator(
     duration_s: float | None = typer.Option(None, "--duration-s"),
     tick_px: float | None = typer.Option(None, "--tick-px"),
     lot_qty: float | None = typer.Option(None, "--lot-qty"),
-    matcher: str = typer.Option(
-        "sim", "--matcher", help="sim (mmbot.sim venue: queue model, fees; no --loop) | simple"
+    queue_model: str = typer.Option(
+        "risk_averse", "--queue-model", help="queue model of the matching venue (mmbot.sim)"
     ),
-    queue_model: str = typer.Option("risk_averse", "--queue-model", help="for --matcher sim"),
     book_depth: int = typer.Option(50, "--book-depth", help="orderbook.N topic served (50 or 500)"),
     start_on_subscribe: bool = typer.Option(
         False, "--start-on-subscribe", help="start the replay when the first client subscribes"
@@ -273,7 +272,6 @@ def emulator(
         speed=speed,
         loop=loop,
         scheduled_faults=[parse_fault_spec(f) for f in fault],
-        matcher=matcher,
         queue_model=queue_model,
         depth=book_depth,
         wait_for_subscriber=start_on_subscribe,

@@ -1,15 +1,20 @@
-"""Bybit V5 websocket message shapes: the bot's order book from ``orderbook.N`` messages, and the
-helpers the emulator uses to turn event runs into messages.
+"""Bybit V5 websocket topics and the bot's order book from ``orderbook.N`` messages.
 
-The data layer's Bybit reader (``mmbot.data.bybit``) parses recorded files in blocks and exposes no
-per-message function, so the live book is kept here (``LiveBook``, dict levels, update-id gap
-detection). ``tests/test_live_record.py`` checks the two agree: a stream recorded by ``mmbot record``
-and read back by ``mmbot.data.load_events`` rebuilds the very book ``LiveBook`` built live.
+``LiveBook`` keeps the update-id sequence (gap detection needs state) and applies the rows the data
+layer's parser makes of each message (``mmbot.data.bybit.parse_message``: the conventions of the
+reader of recorded Bybit files), so live and recorded data go through one parser.
+``tests/test_live_record.py`` checks the file path agrees: a stream recorded by ``mmbot record`` and
+read back by ``mmbot.data.load_events`` rebuilds the very book ``LiveBook`` built live.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import numpy as np
+
+from mmbot.data.bybit import parse_message
+from mmbot.events import BUY_EVENT, DEPTH_CLEAR_EVENT, DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, KIND_MASK
 
 
 def fmt(x: float, decimals: int) -> str:
@@ -40,37 +45,39 @@ class LiveBook:
     gaps: int = 0
     stale: int = 0
 
-    def apply(self, msg: dict) -> str:
+    def apply(self, msg: dict, rows: np.ndarray | None = None) -> str:
+        """Apply one ``orderbook`` message; ``rows``: its ``parse_message`` rows if already made."""
         data = msg["data"]
         u = int(data.get("u", 0))
-        if msg.get("type") == "snapshot":
-            self.bids = {float(p): float(q) for p, q in data.get("b", []) if float(q) > 0}
-            self.asks = {float(p): float(q) for p, q in data.get("a", []) if float(q) > 0}
-            self.last_u, self.valid = u, True
-            self.last_exch_ms = int(msg.get("ts", 0))
-            return "snapshot"
-        if not self.valid or u <= self.last_u:
-            self.stale += 1
-            return "stale"
-        if u != self.last_u + 1:
-            self.valid = False
-            self.gaps += 1
-            return "gap"
-        for p, q in data.get("b", []):
-            (
-                self.bids.__setitem__(float(p), float(q))
-                if float(q) > 0
-                else self.bids.pop(float(p), None)
-            )
-        for p, q in data.get("a", []):
-            (
-                self.asks.__setitem__(float(p), float(q))
-                if float(q) > 0
-                else self.asks.pop(float(p), None)
-            )
-        self.last_u = u
+        snapshot = msg.get("type") == "snapshot"
+        if not snapshot:
+            if not self.valid or u <= self.last_u:
+                self.stale += 1
+                return "stale"
+            if u != self.last_u + 1:
+                self.valid = False
+                self.gaps += 1
+                return "gap"
+        if rows is None:
+            rows = parse_message(msg, 0)
+        if snapshot:  # a snapshot is the whole book, a side it leaves empty included
+            self.bids.clear()
+            self.asks.clear()
+        for flags, px, qty in zip(
+            rows["ev"].tolist(), rows["px"].tolist(), rows["qty"].tolist(), strict=True
+        ):
+            book = self.bids if flags & BUY_EVENT else self.asks
+            kind = flags & KIND_MASK
+            if kind == DEPTH_CLEAR_EVENT:
+                book.clear()
+            elif kind in (DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT):
+                if qty > 0:
+                    book[px] = qty
+                else:
+                    book.pop(px, None)
+        self.last_u, self.valid = u, True
         self.last_exch_ms = int(msg.get("ts", 0))
-        return "delta"
+        return "snapshot" if snapshot else "delta"
 
     def best_bid(self) -> float:
         return max(self.bids) if self.bids else float("nan")

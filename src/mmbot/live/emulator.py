@@ -7,8 +7,9 @@ verified on every private request):
   WS    /v5/public/linear  (orderbook.50.SYMBOL, publicTrade.SYMBOL; snapshot on subscribe)
         /v5/private        (auth op, then order / execution / position / wallet)
 The market is an EVENT_DTYPE array (``mmbot.data.load_events`` of any capture), replayed in wall time
-(``speed`` x), one message per run of equal exchange timestamps; orders are matched by
-``mmbot.live.matcher.Matcher`` (a simplified queue/price-crossing matcher, NOT mmbot.sim; see there).
+(``speed`` x) as its recorder received it (one message per run of equal local_ts, sent at that time),
+looped with shifted times if asked; orders are matched by ``mmbot.sim``'s venue over the same events
+(``mmbot.live.simmatch.SimMatcher``: queue model, fees), each request at its arrival time.
 
 Faults, on request (``POST /control/fault {"kind", "count", "seconds", "stream"}`` or CLI
 ``--fault KIND[:COUNT][@AT_S]``): drop_ws, stall_feed (seconds), duplicate, reorder, seq_gap,
@@ -20,10 +21,8 @@ rest_5xx, rest_timeout (answer delayed by `seconds` *after* the request took eff
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,11 +44,11 @@ from mmbot.events import (
     TRADE_EVENT,
 )
 from mmbot.live.bybit_msgs import book_topic, fmt, trade_topic
-from mmbot.live.matcher import (
+from mmbot.live.orders import (
     BUY,
     SELL,
     Execution,
-    Matcher,
+    RateWindow,
     SimOrder,
     exec_json,
     order_json,
@@ -86,8 +85,7 @@ class EmulatorConfig:
     # start the replay when the first client subscribes to the book
     wait_for_subscriber: bool = False
     rate_limit_per_s: int = 0  # order create/amend per 1 s window; excess answered retCode 10006
-    matcher: str = "simple"  # "simple" (mmbot.live.matcher) | "sim" (mmbot.sim's venue; no loop)
-    queue_model: str = "risk_averse"  # for matcher="sim"
+    queue_model: str = "risk_averse"  # the matching venue's queue model (mmbot.sim)
     scheduled_faults: list[tuple[float, dict]] = field(default_factory=list)  # (at_s, fault)
 
 
@@ -116,32 +114,23 @@ class Emulator:
         self.cfg = cfg
         self.px_dec = price_decimals(cfg.tick_px)
         self.qty_dec = price_decimals(cfg.lot_qty)
-        if cfg.matcher == "sim":
-            from mmbot.live.simmatch import SimMatcher
+        from mmbot.live.simmatch import SimMatcher
 
-            cfg.loop = False  # the venue's clock only moves forward
-            self.matcher = SimMatcher(
-                cfg.symbol,
-                cfg.tick_px,
-                cfg.lot_qty,
-                events,
-                cfg.maker_fee_rate,
-                cfg.taker_fee_rate,
-                cfg.queue_model,
-                listener=self._on_matcher,
-                clock=self.capture_now_ns,
-            )
-        elif cfg.matcher == "simple":
-            self.matcher = Matcher(
-                cfg.symbol,
-                cfg.tick_px,
-                cfg.lot_qty,
-                cfg.maker_fee_rate,
-                cfg.taker_fee_rate,
-                listener=self._on_matcher,
-            )
-        else:
-            raise UserError(f"--matcher {cfg.matcher!r}: expected simple or sim")
+        self.matcher = SimMatcher(
+            cfg.symbol,
+            cfg.tick_px,
+            cfg.lot_qty,
+            events,
+            cfg.maker_fee_rate,
+            cfg.taker_fee_rate,
+            cfg.queue_model,
+            listener=self._on_matcher,
+            clock=self.capture_now_ns,
+        )
+        # a looped replay continues the venue's market with the capture's times shifted by this
+        self.pass_offset_ns = 0
+        t_all = np.concatenate([events["exch_ts"], events["local_ts"]])
+        self._t_first_ns, self._t_last_ns = int(t_all.min()), int(t_all.max())
         self.public: dict[web.WebSocketResponse, set[str]] = {}
         self.private: dict[web.WebSocketResponse, set[str]] = {}
         self.private_authed: set[web.WebSocketResponse] = set()
@@ -154,7 +143,7 @@ class Emulator:
         self.replay_t0_ns = 0  # wall time the replay started (0: not yet)
         self.replay_shift_ns = 0  # wall time the market stood still (stalls)
         self.clock_skew_ns = 0
-        self._order_times: collections.deque[float] = collections.deque()
+        self._rate = RateWindow(cfg.rate_limit_per_s)
         self._held: dict[str, str | None] = {"public": None, "private": None}
         self._priv_q: asyncio.Queue[tuple[str, dict]] | None = None
         self._tasks: list[asyncio.Task] = []
@@ -344,23 +333,14 @@ class Emulator:
         return self.matcher.find(str(body.get("orderId", "")), str(body.get("orderLinkId", "")))
 
     def _over_rate(self) -> web.Response | None:
-        """Bybit-style order rate limit: create/amend in a sliding 1 s window. Over the limit: the
-        retCode 10006 answer, with Bybit's ``X-Bapi-Limit-Reset-Timestamp`` header (ms) saying when
-        the window admits the next request."""
-        if self.cfg.rate_limit_per_s <= 0:
+        """Over the order rate limit: the retCode 10006 answer, with Bybit's
+        ``X-Bapi-Limit-Reset-Timestamp`` header (ms) saying when the window admits the next request."""
+        reset_ms = self._rate.admit(time.time_ns())
+        if reset_ms is None:
             return None
-        now = time.monotonic()
-        w = self._order_times
-        while w and now - w[0] >= 1.0:
-            w.popleft()
-        if len(w) >= self.cfg.rate_limit_per_s:
-            self.counters["rate_limited"] = self.counters.get("rate_limited", 0) + 1
-            reset_ms = (time.time_ns() + self.clock_skew_ns) // 1_000_000 + math.ceil(
-                (w[0] + 1.0 - now) * 1e3
-            )
-            return err(10006, "Too many visits!", {"X-Bapi-Limit-Reset-Timestamp": str(reset_ms)})
-        w.append(now)
-        return None
+        self.counters["rate_limited"] = self._rate.n_limited
+        reset_ms += self.clock_skew_ns // 1_000_000
+        return err(10006, "Too many visits!", {"X-Bapi-Limit-Reset-Timestamp": str(reset_ms)})
 
     async def _create(self, body: dict) -> web.Response:
         limited = self._over_rate()
@@ -663,7 +643,19 @@ class Emulator:
         if self.replay_t0_ns == 0 or time.time_ns() < self.stall_until_ns:
             return 0  # the matcher keeps its own latest time
         elapsed_ns = time.time_ns() - self.replay_t0_ns - self.replay_shift_ns
-        return self.replay_e0_ns + int(elapsed_ns * self.cfg.speed)
+        return self.pass_offset_ns + self.replay_e0_ns + int(elapsed_ns * self.cfg.speed)
+
+    def _next_pass(self) -> None:
+        """A looped replay's next pass: the matching venue continues with the capture's events
+        shifted past everything it has seen (its clock only moves forward)."""
+        period_ns = self._t_last_ns - self._t_first_ns + 1_000_000
+        self.pass_offset_ns = max(
+            self.pass_offset_ns + period_ns, self.matcher.now_capture_ns + 1 - self._t_first_ns
+        )
+        shifted = self.events.copy()
+        shifted["exch_ts"] += self.pass_offset_ns
+        shifted["local_ts"] += self.pass_offset_ns
+        self.matcher.extend(shifted)
 
     def _snapshot_msg(self) -> dict:
         m, n = self.matcher, self.cfg.depth
@@ -722,12 +714,15 @@ class Emulator:
         e0 = int(ev["exch_ts"][0])
         btopic, ttopic = book_topic(self.cfg.symbol, self.cfg.depth), trade_topic(self.cfg.symbol)
         m = self.matcher
-        sync = getattr(m, "sync", None)
         while self.cfg.wait_for_subscriber and not any(
             btopic in subs for subs in self.public.values()
         ):
             await asyncio.sleep(0.005)
+        first_pass = True
         while True:
+            if not first_pass:
+                self._next_pass()
+            first_pass = False
             t0 = time.time_ns()
             self.replay_t0_ns, self.replay_shift_ns = t0, 0
             shift_ns = 0
@@ -745,7 +740,6 @@ class Emulator:
                     if wait_ns <= 0:
                         break
                     await asyncio.sleep(wait_ns / 1e9)
-                now_ns = time.time_ns()
                 changed_b: dict[float, float] = {}
                 changed_a: dict[float, float] = {}
                 trades: list[dict] = []
@@ -767,7 +761,6 @@ class Emulator:
                         book_exch_ns = max(book_exch_ns, int(ev["exch_ts"][i]))
                     elif k == TRADE_EVENT and side != 0:
                         px = m.round_px(px)
-                        m.trade(side, px, qty, now_ns)
                         self.trade_id += 1
                         trades.append(
                             {
@@ -782,15 +775,13 @@ class Emulator:
                             }
                         )
                     # DEPTH_BBO (top-of-book tickers) carry no level diffs: the depth stream is the book
-                if sync is not None:
-                    sync(int(recv[a]))
+                m.sync(self.pass_offset_ns + int(recv[a]))
                 if trades:  # prints first: they met the book as it was before this message
                     ts_ms = max(t["T"] for t in trades)
                     await self._publish(
                         ttopic, {"topic": ttopic, "type": "snapshot", "ts": ts_ms, "data": trades}
                     )
                 if changed_b or changed_a or snapshot:
-                    m.check_cross(now_ns)
                     self.u += 1
                     self.seq += 1
                     if snapshot:

@@ -1,9 +1,17 @@
-"""Paper venue: the bot's orders fill locally against the live public stream (no private API).
+"""Paper venue: the bot's orders are matched by ``mmbot.sim``'s venue fed with the live public stream.
 
-Same method names and Bybit-shaped answers as ``BybitRest`` so the runner drives both alike; fills
-come from ``mmbot.live.matcher.Matcher`` (the simplified queue/price-crossing matcher, see there)
-fed with the very book and trade messages the strategy sees. An optional order latency delays each
-request before it reaches the matcher, as the network would.
+Same method names and Bybit-shaped answers as ``BybitRest`` so the runner drives both alike (no
+private API is used). The matching is the backtest's: a ``SimMatcher`` (``mmbot.live.simmatch``)
+whose venue is built on the first book snapshot and continued message by message with the events
+the data layer's parser made of each message (``mmbot.data.bybit.parse_message``, the very rows
+the bot's book is built from): queue model, fees and partial fills as in ``mmbot backtest``.
+
+Times: the venue runs on the bot's clock. A message's exchange time is mapped onto it with the
+measured clock offset and clamped into [venue clock, receive time] (what is not yet known cannot
+have happened before what the venue already did). A request meets the venue at its arrival time
+(after the optional ``latency_ms``, the network a real order would cross), against the market
+received by then; market events still in flight at that moment reach the venue after it (a live
+feed cannot be waited for), a bias of at most the feed latency in the order's favour.
 """
 
 from __future__ import annotations
@@ -12,8 +20,19 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from mmbot.live.bybit import BybitError
-from mmbot.live.matcher import Execution, Matcher, SimOrder, exec_json, order_json, price_decimals
+import numpy as np
+
+from mmbot.events import DEPTH_SNAPSHOT_EVENT, KIND_MASK
+from mmbot.live.bybit import BybitError, RateLimited
+from mmbot.live.orders import (
+    Execution,
+    RateWindow,
+    SimOrder,
+    exec_json,
+    order_json,
+    price_decimals,
+)
+from mmbot.live.simmatch import SimMatcher
 
 
 class PaperVenue:
@@ -26,14 +45,25 @@ class PaperVenue:
         taker_fee_rate: float,
         on_private: Callable[[str, dict], None],
         latency_ms: float = 0.0,
+        queue_model: str = "risk_averse",
+        start_position_qty: float = 0.0,
+        id_prefix: str = "",
+        rate_limit_per_s: int = 0,
     ):
         self.symbol = symbol
+        self.tick_px, self.lot_qty = tick_px, lot_qty
+        self.maker_fee_rate, self.taker_fee_rate = maker_fee_rate, taker_fee_rate
+        self.queue_model = queue_model
         self.px_dec, self.qty_dec = price_decimals(tick_px), price_decimals(lot_qty)
-        self.m = Matcher(
-            symbol, tick_px, lot_qty, maker_fee_rate, taker_fee_rate, listener=self._listen
-        )
         self.on_private = on_private
         self.latency_s = latency_ms / 1e3
+        self.start_position_qty = start_position_qty
+        self.id_prefix = id_prefix or f"P{time.time_ns() // 1_000_000}-"
+        self.clock_offset_ns = 0  # exchange clock - ours (the runner keeps it measured)
+        self.m: SimMatcher | None = None  # built on the first book snapshot
+        self.rate = RateWindow(
+            rate_limit_per_s
+        )  # the exchange's order rate limit, as Bybit answers it
 
     def _listen(self, kind: str, obj: object) -> None:
         if kind == "order":
@@ -42,52 +72,81 @@ class PaperVenue:
             e: Execution = obj  # type: ignore[assignment]
             self.on_private(
                 "execution",
-                exec_json(e, self.m.orders[e.order_id], self.symbol, self.px_dec, self.qty_dec),
+                exec_json(e, self.m.orders[e.order_id], self.symbol, self.px_dec, self.qty_dec),  # type: ignore[union-attr]
             )
 
     # market feed ----------------------------------------------------------------------------------
-    def on_book(self, msg: dict) -> None:
-        data = msg["data"]
-        if msg.get("type") == "snapshot":
-            self.m.clear_book()
-        for p, q in data.get("b", []):
-            self.m.set_level(1, float(p), float(q))
-        for p, q in data.get("a", []):
-            self.m.set_level(-1, float(p), float(q))
-        self.m.check_cross(time.time_ns())
+    def on_events(self, rows: np.ndarray, local_ns: int) -> None:
+        """The parsed rows of one public message received at ``local_ns`` (our clock)."""
+        if len(rows) == 0:
+            return
+        rows = rows.copy()
+        floor_ns = self.m.now_capture_ns if self.m is not None else 0
+        exch = np.minimum(rows["exch_ts"] - self.clock_offset_ns, local_ns)
+        rows["exch_ts"] = np.maximum.accumulate(np.maximum(exch, floor_ns))
+        rows["local_ts"] = np.maximum(local_ns, rows["exch_ts"])
+        if self.m is None:
+            if not ((rows["ev"] & KIND_MASK) == DEPTH_SNAPSHOT_EVENT).any():
+                return  # nothing to match against before the first book snapshot
+            self.m = SimMatcher(
+                self.symbol,
+                self.tick_px,
+                self.lot_qty,
+                rows,
+                self.maker_fee_rate,
+                self.taker_fee_rate,
+                self.queue_model,
+                listener=self._listen,
+                clock=time.time_ns,
+                exec_time=lambda venue_ns: venue_ns + self.clock_offset_ns,
+                id_prefix=self.id_prefix,
+            )
+            self.m.position_qty = self.start_position_qty
+        else:
+            self.m.extend(rows)
+        self.m.sync(local_ns)
 
-    def on_trades(self, msg: dict) -> None:
-        for t in msg.get("data", []):
-            self.m.trade(1 if t["S"] == "Buy" else -1, float(t["p"]), float(t["v"]), time.time_ns())
+    def _matcher(self, path: str) -> SimMatcher:
+        if self.m is None:
+            raise BybitError(10001, "paper venue: no book snapshot received yet", path)
+        return self.m
 
     async def _delay(self) -> None:
         if self.latency_s > 0:
             await asyncio.sleep(self.latency_s)
+
+    def _admit(self, path: str) -> None:
+        reset_ms = self.rate.admit(time.time_ns())
+        if reset_ms is not None:
+            raise RateLimited(10006, "Too many visits!", path, reset_ms)
 
     # the BybitRest surface the runner uses -----------------------------------------------------------
     async def create_order(
         self, symbol: str, side: int, qty: str, price: str, link_id: str, tif: str = "PostOnly"
     ) -> dict:
         await self._delay()
-        code, msg, o = self.m.create(
+        m = self._matcher("/v5/order/create")
+        self._admit("/v5/order/create")
+        code, msg, o = m.create(
             link_id, side, float(price), float(qty), tif, "Limit", time.time_ns()
         )
         if o is None:
             raise BybitError(code, msg, "/v5/order/create")
         return {"orderId": o.order_id, "orderLinkId": o.link_id}
 
-    def _get(self, link_id: str) -> SimOrder:
-        o = self.m.find(link_id=link_id)
+    def _get(self, link_id: str, path: str) -> SimOrder:
+        o = self._matcher(path).find(link_id=link_id)
         if o is None:
-            raise BybitError(110001, "order not exists or too late", "/v5/order")
+            raise BybitError(110001, "order not exists or too late", path)
         return o
 
     async def amend_order(
         self, symbol: str, link_id: str, price: str | None = None, qty: str | None = None
     ) -> dict:
         await self._delay()
-        o = self._get(link_id)
-        code, msg = self.m.amend(
+        o = self._get(link_id, "/v5/order/amend")
+        self._admit("/v5/order/amend")
+        code, msg = self.m.amend(  # type: ignore[union-attr]
             o, float(price) if price else None, float(qty) if qty else None, time.time_ns()
         )
         if code:
@@ -96,26 +155,32 @@ class PaperVenue:
 
     async def cancel_order(self, symbol: str, link_id: str) -> dict:
         await self._delay()
-        o = self._get(link_id)
-        code, msg = self.m.cancel(o, time.time_ns())
+        o = self._get(link_id, "/v5/order/cancel")
+        code, msg = self.m.cancel(o, time.time_ns())  # type: ignore[union-attr]
         if code:
             raise BybitError(code, msg, "/v5/order/cancel")
         return {"orderId": o.order_id, "orderLinkId": o.link_id}
 
     async def cancel_all(self, symbol: str) -> list[dict]:
+        if self.m is None:
+            return []
         return [
             {"orderId": o.order_id, "orderLinkId": o.link_id}
             for o in self.m.cancel_all(time.time_ns())
         ]
 
     async def open_orders(self, symbol: str) -> list[dict]:
+        if self.m is None:
+            return []
         return [order_json(o, self.symbol, self.px_dec, self.qty_dec) for o in self.m.open_orders()]
 
     async def order_by_link(self, symbol: str, link_id: str) -> dict | None:
-        o = self.m.find(link_id=link_id)
+        o = None if self.m is None else self.m.find(link_id=link_id)
         return None if o is None else order_json(o, self.symbol, self.px_dec, self.qty_dec)
 
     async def executions(self, symbol: str, start_ms: int = 0) -> list[dict]:
+        if self.m is None:
+            return []
         return [
             exec_json(e, self.m.orders[e.order_id], self.symbol, self.px_dec, self.qty_dec)
             for e in self.m.executions
@@ -123,4 +188,4 @@ class PaperVenue:
         ]
 
     async def position(self, symbol: str) -> float:
-        return self.m.position_qty
+        return self.start_position_qty if self.m is None else self.m.position_qty

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import itertools
 import json
 import logging
 import math
@@ -36,7 +35,9 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
+from mmbot.data.bybit import parse_message
 from mmbot.errors import UserError
+from mmbot.events import BUY_EVENT
 from mmbot.live.bybit import (
     BybitError,
     BybitRest,
@@ -47,7 +48,7 @@ from mmbot.live.bybit import (
 )
 from mmbot.live.bybit_msgs import LiveBook, book_topic, fmt, trade_topic
 from mmbot.live.journal import FillRow, Journal
-from mmbot.live.matcher import price_decimals
+from mmbot.live.orders import price_decimals
 from mmbot.live.signing import ApiKeys
 from mmbot.records import (
     ACT_ACKED,
@@ -170,6 +171,7 @@ class Session:
         self.counters: dict[str, int] = {
             "gaps": 0,
             "stale_msgs": 0,
+            "bad_msgs": 0,
             "reconnects": 0,
             "rate_limited": 0,
             "transport_errors": 0,
@@ -246,8 +248,16 @@ class Session:
     # -- market data ------------------------------------------------------------------------------
     def on_public(self, msg: dict, local_ns: int) -> None:
         topic = str(msg.get("topic", ""))
+        if not topic.startswith(("orderbook.", "publicTrade.")):
+            return
+        try:  # the data layer's parser, the one that reads recorded Bybit files
+            rows = parse_message(msg, local_ns)
+        except UserError as exc:
+            self.counters["bad_msgs"] += 1
+            log.warning("market message skipped: %s", exc)
+            return
         if topic.startswith("orderbook."):
-            res = self.book.apply(msg)
+            res = self.book.apply(msg, rows)
             if res == "stale":
                 self.counters["stale_msgs"] += 1
                 return
@@ -266,7 +276,7 @@ class Session:
             if self.metrics is not None:
                 self.metrics.feed(lag_ms)
             if self.paper is not None:
-                self.paper.on_book(msg)
+                self.paper.on_events(rows, local_ns)
             m = self.mid()
             if math.isfinite(m) and (not self.marks or self.marks[-1][1] != m):
                 self.marks.append((int(msg.get("ts", 0)) * 1_000_000, m, self.position_qty))
@@ -274,13 +284,13 @@ class Session:
                 self.stale = False
                 log.info("feed fresh again: quoting resumes")
             self.quote(local_ns)
-        elif topic.startswith("publicTrade."):
+        else:
             self.n_events += 1
             if self.state is not None and self.params is not None:
-                for t in msg.get("data", []):
-                    self.on_print(local_ns, float(t["p"]), 1 if t["S"] == "Buy" else -1)
-            if self.paper is not None:
-                self.paper.on_trades(msg)
+                for px, flags in zip(rows["px"].tolist(), rows["ev"].tolist(), strict=True):
+                    self.on_print(local_ns, px, 1 if flags & BUY_EVENT else -1)
+            if self.paper is not None and self.book.valid:
+                self.paper.on_events(rows, local_ns)
             if self.book.valid:
                 self.quote(local_ns)  # the backtest steps on every local feed event, trades too
 
@@ -898,6 +908,8 @@ class Session:
             return
         drift_ms = (server - (t0 + t1) / 2) / 1e6
         self.clock_offset_ns = int(drift_ms * 1e6)
+        if self.paper is not None:
+            self.paper.clock_offset_ns = self.clock_offset_ns
         if self.metrics is not None:
             self.metrics.clock(drift_ms)
         if abs(drift_ms) > self.cfg.max_clock_drift_ms:
@@ -977,11 +989,13 @@ class Session:
                     taker,
                     self.on_paper,
                     cfg.paper_latency_ms,
+                    start_position_qty=self.journal.position_qty(self.symbol),
+                    rate_limit_per_s=int(self.profile.venue.rate_limit_per_s),
                 )
-                self.paper.m.position_qty = self.journal.position_qty(self.symbol)
-                # ids continue past earlier sessions of this journal, so execIds stay unique in it
-                self.paper.m._exec_ids = itertools.count(len(self.journal.fills(self.symbol)) + 1)
-                self.paper.m._ids = itertools.count(int(time.time() * 1000))
+                self.paper.clock_offset_ns = self.clock_offset_ns
+                from mmbot.live.simmatch import warm_up
+
+                warm_up(self.tick_px, self.lot_qty)
                 self.venue = self.paper
             self.rest.timeout = aiohttp.ClientTimeout(total=cfg.rest_timeout_s)
             if cfg.metrics_port:

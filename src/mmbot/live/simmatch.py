@@ -1,13 +1,15 @@
-"""The emulator's matcher backed by ``mmbot.sim`` (queue model, fees, rate limit of the backtest).
+"""Order matching by ``mmbot.sim``'s compiled venue (queue model, fees of the backtest), for the
+emulator and for paper mode.
 
-``SimMatcher`` offers the same surface as ``mmbot.live.matcher.Matcher`` (what the emulator calls)
-but the matching is ``mmbot.sim``'s compiled venue built over the whole replayed capture: the
-emulator advances it to the capture time of each replayed message group (``sync``) and of each REST
-request, submits/modifies/cancels through its verbs with zero simulated latency (the real network
-between bot and emulator is the latency), and turns the venue's new fill rows into executions.
+``SimMatcher`` keeps Bybit-shaped order and execution objects (``SimOrder``, ``Execution``) over a
+venue built from a first block of market events and continued with ``extend`` (the rest of a live
+feed, message by message, or a replayed capture's next pass): ``sync`` advances the venue to a
+market time, each request first meets the market at its arrival time (``clock``), and
+submits/modifies/cancels go through the venue's verbs with zero simulated latency (the real network
+between bot and matcher is the latency); the venue's new fill rows become executions.
 
-Limits: the capture cannot be looped (the venue's clock only moves forward), and the public book the
-emulator publishes is its own replay of the same events (the venue keeps its own copy for matching).
+The public book it keeps (``bids``/``asks``, ``PublicBook``) is the one its owner publishes or reads;
+the venue keeps its own copy of the same events for matching.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from numba import njit
 
 from mmbot import sim
-from mmbot.live.matcher import Execution, PublicBook, SimOrder
+from mmbot.live.orders import Execution, PublicBook, SimOrder
 from mmbot.sim import venue as sv
 
 
@@ -65,6 +67,9 @@ class SimMatcher(PublicBook):
     listener: Callable[[str, object], None] | None = None
     # the market time a request arrives at (the emulator's replay clock); None: the latest sync
     clock: Callable[[], int] | None = None
+    # execTime of a fill from its venue time (ns); None: the wall clock when it is reported
+    exec_time: Callable[[int], int] | None = None
+    id_prefix: str = ""  # order and execution ids: unique across sessions of one journal
     bids: dict[float, float] = field(default_factory=dict)
     asks: dict[float, float] = field(default_factory=dict)
     orders: dict[str, SimOrder] = field(default_factory=dict)
@@ -75,7 +80,7 @@ class SimMatcher(PublicBook):
     fees_paid: float = 0.0
 
     def __post_init__(self) -> None:
-        _warm_up(self.events, self.tick_px, self.lot_qty)
+        warm_up(self.tick_px, self.lot_qty)
         self.v = sim.make_venue(
             self.events,
             sim.VenueConfig(
@@ -91,14 +96,18 @@ class SimMatcher(PublicBook):
         )
         self.sim_ids: dict[int, str] = {}  # venue order id -> our orderId
         self.k_fill = 0
-        self.now_capture_ns = int(self.events["exch_ts"][0])
+        self.now_capture_ns = int(min(self.events["exch_ts"][0], self.events["local_ts"].min()))
+        self.end_ns = int(max(self.events["exch_ts"].max(), self.events["local_ts"].max()))
         self._exec_n = 0
 
-    def trade(self, aggressor_side: int, px: float, qty: float, now_ns: int) -> None:
-        pass  # the venue sees the capture's trades itself
-
-    def check_cross(self, now_ns: int) -> None:
-        pass
+    def extend(self, events: np.ndarray) -> None:
+        """The next block of market events (times not before ``now_capture_ns``): the venue plays
+        its current block to the end, then continues with this one."""
+        if len(events) == 0:
+            return
+        self.sync(self.end_ns)
+        sim.extend_venue(self.v, events)
+        self.end_ns = int(max(events["exch_ts"].max(), events["local_ts"].max()))
 
     # -- venue clock ------------------------------------------------------------------------------
     def sync(self, capture_ns: int) -> None:
@@ -126,8 +135,11 @@ class SimMatcher(PublicBook):
                 self.cash += -o.side * px * qty - fee
                 self.fees_paid += fee
                 self._exec_n += 1
+                exec_ns = (
+                    _wall_ns() if self.exec_time is None else self.exec_time(int(f["exch_ts"]))
+                )
                 ex = Execution(
-                    f"S{self._exec_n:010d}",
+                    f"{self.id_prefix}E{self._exec_n:010d}",
                     o.order_id,
                     o.link_id,
                     o.side,
@@ -136,7 +148,7 @@ class SimMatcher(PublicBook):
                     fee,
                     float(f["fee_rate"]),
                     bool(f["maker"]),
-                    _wall_ns(),
+                    exec_ns,
                     max(0.0, o.qty - o.cum_qty),
                     float(f["mid_px"]),
                 )
@@ -200,7 +212,7 @@ class SimMatcher(PublicBook):
         )
         if sim_id <= 0:
             return 10001, f"params error: order refused by the venue ({sim_id})", None
-        oid = f"O{sim_id:010d}"
+        oid = f"{self.id_prefix}O{sim_id:010d}"
         o = SimOrder(
             oid, link_id or oid, side, px, qty, tif, order_type, now_ns, now_ns, status="PendingNew"
         )
@@ -259,27 +271,48 @@ class SimMatcher(PublicBook):
 _WARM = False
 
 
-def _warm_up(events: np.ndarray, tick_px: float, lot_qty: float) -> None:
-    """Compile (or load from cache) every venue verb the matcher calls, on a throwaway venue, so the
-    first REST request or replayed message does not stall the emulator's event loop on the JIT."""
+def warm_up(tick_px: float, lot_qty: float) -> None:
+    """Compile (or load from cache) every venue verb the matcher calls, on a throwaway venue over a
+    tiny made-up book, so the first request or message of a session does not stall its event loop
+    on the JIT (a stall turns the messages queued meanwhile into one burst)."""
     global _WARM
     if _WARM:
         return
-    ev = events[: min(len(events), 2000)]
-    v = sim.make_venue(ev, sim.VenueConfig(tick_px=tick_px, lot_qty=lot_qty))
-    t = int(ev["exch_ts"][-1])
-    sv.goto(v, t)
-    bid = sv.exch_best_bid_px(v)
-    if bid == bid:
-        oid = sv.submit(v, 1, bid, lot_qty, sim.venue.TIF_GTX, sim.venue.ORD_LIMIT)
-        sv.goto(v, t)
-        sv.modify(v, oid, bid, 2 * lot_qty)
-        sv.goto(v, t)
-        sv.cancel(v, oid)
-    sv.goto(v, t)
+    from mmbot.events import (
+        BUY_EVENT,
+        DEPTH_EVENT,
+        EVENT_DTYPE,
+        EXCH_EVENT,
+        LOCAL_EVENT,
+        SELL_EVENT,
+        TRADE_EVENT,
+    )
+
+    flags = EXCH_EVENT | LOCAL_EVENT
+    ev = np.zeros(3, EVENT_DTYPE)
+    ev["ev"] = [
+        DEPTH_EVENT | BUY_EVENT | flags,
+        DEPTH_EVENT | SELL_EVENT | flags,
+        TRADE_EVENT | SELL_EVENT | flags,
+    ]
+    ev["exch_ts"] = ev["local_ts"] = [1_000, 1_000, 2_000]
+    bid = 1000 * tick_px
+    ev["px"] = [bid, bid + tick_px, bid]
+    ev["qty"] = [10 * lot_qty, 10 * lot_qty, lot_qty]
+    v = sim.make_venue(ev[:2], sim.VenueConfig(tick_px=tick_px, lot_qty=lot_qty))
+    sv.goto(v, 1_000)
+    oid = sv.submit(v, 1, bid, lot_qty, sim.venue.TIF_GTX, sim.venue.ORD_LIMIT)
+    sv.goto(v, 1_000)
+    sv.modify(v, oid, bid, 2 * lot_qty)
+    sv.goto(v, 1_000)
+    sim.extend_venue(v, ev[2:])
+    sv.goto(v, 2_000)
+    sv.cancel(v, oid)
+    sv.goto(v, 2_000)
+    sv.exch_best_bid_px(v)
     _n_fills(v)
     _new_fills(v, 0)
-    _slot_state(v, 1)
+    _slot_state(v, oid)
     _WARM = True
 
 

@@ -36,7 +36,6 @@ class EmulatorThread:
         symbol: str = SYMBOL,
         tick_px: float = TICK_PX,
         lot_qty: float = LOT_QTY,
-        matcher: str = "sim",
         **kw,
     ):
         events = make_market(120.0) if events is None else events
@@ -46,7 +45,6 @@ class EmulatorThread:
             lot_qty,
             keys or ApiKeys(TEST_KEY, TEST_SECRET),
             speed=speed,
-            matcher=matcher,
             **kw,
         )
         self.emu = Emulator(events, self.cfg)
