@@ -119,3 +119,52 @@ def test_soak_records_every_replayed_candidate(tmp_path: Path) -> None:
     assert len(kept) == 1 and kept[0]["knobs"] == out.final_overrides
     assert kept[0]["iteration"] == out.best_iteration
     assert "common_segments_net_bps=" in stdout
+
+
+def _soak_rows(tmp: Path, workers: str, monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    from rich.console import Console
+
+    from mmbot.soak.artifacts import json_bytes, strip_wall_clock
+    from mmbot.soak.runner import run_soak
+
+    monkeypatch.setenv("MM_SOAK_REPLAY_WORKERS", workers)
+    monkeypatch.delenv("MM_RUNTIME_OVERRIDES_JSON", raising=False)
+    root = tmp / "artifacts"
+    (root / "soak").mkdir(parents=True)
+    (root / "soak" / "runtime_overrides.json").write_bytes(json_bytes(CONSERVATIVE_START))
+    with open(tmp / "out.txt", "w") as fh:
+        run_soak(
+            hours=0.04,
+            iterations=3,
+            auto_tune=True,
+            export_json=root / "reports/soak_metrics.json",
+            export_md=root / "reports/SOAK_RESULTS.md",
+            gate_summary=root / "reports/gates_summary.json",
+            seed=9,
+            artifacts=root,
+            console=Console(file=fh, width=300),
+            progress=False,
+        )
+    rows = [json.loads(x) for x in (root / "soak/metrics.jsonl").read_text().splitlines()]
+    sm = json.loads((root / "reports/soak_metrics.json").read_text())
+    return strip_wall_clock(rows) + [strip_wall_clock(sm["keep_best"])]
+
+
+def test_parallel_replays_decide_exactly_like_serial_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serial = _soak_rows(tmp_path / "serial", "1", monkeypatch)
+    parallel = _soak_rows(tmp_path / "parallel", "2", monkeypatch)
+    assert serial == parallel
+    assert any(r.get("autotune", {}) and r["autotune"].get("trials") for r in serial[:-1])
+
+
+def test_bad_replay_workers_setting_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmbot.errors import UserError
+    from mmbot.soak.runner import replay_workers
+
+    monkeypatch.setenv("MM_SOAK_REPLAY_WORKERS", "two")
+    with pytest.raises(UserError, match="MM_SOAK_REPLAY_WORKERS"):
+        replay_workers()
+    monkeypatch.setenv("MM_SOAK_REPLAY_WORKERS", "1")
+    assert replay_workers() == 1

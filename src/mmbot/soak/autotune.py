@@ -870,11 +870,8 @@ def counterfactual_tune(
     used = 0
 
     def measure(c: _Candidate, on: Sequence[int]) -> None:
-        nonlocal used
         for s in on:
             if s not in c.nets:
-                if not is_cached(c.knobs, s):
-                    used += 1
                 c.nets[s] = evaluate(c.knobs, s)
 
     past = _past_evidence(history, start)
@@ -911,21 +908,47 @@ def counterfactual_tune(
     # stable sort: equal priors keep the rotating field order
     cands = rules_cands + sorted(probes, key=lambda c: -prior(c))
 
-    # validation of one candidate costs up to len(segs) - 1 replays; keep room for three + a merge
-    reserve = 3 * (len(segs) - 1) + len(segs)
+    def cost(c: _Candidate, on: Sequence[int]) -> int:
+        return sum(1 for s in on if s not in c.nets and not is_cached(c.knobs, s))
+
+    # The batches below are chosen before they are replayed (the budget only counts replays
+    # that are not cached), so an evaluator with ``prefetch`` may replay a batch in parallel and
+    # the decision is the same as one replay at a time.
+    prefetch = getattr(evaluate, "prefetch", None)
+
+    def run_batch(batch: Sequence[tuple[_Candidate, Sequence[int]]]) -> None:
+        nonlocal used
+        used += sum(cost(c, on) for c, on in batch)  # before the prefetch caches them
+        if prefetch is not None:
+            prefetch([(c.knobs, s) for c, on in batch for s in on if s not in c.nets])
+        for c, on in batch:
+            measure(c, on)
+
+    # screening on the latest segment; validation of one candidate costs up to len(segs) - 1
+    # replays: keep room for two and a merge
+    reserve = 2 * (len(segs) - 1) + len(segs)
+    batch: list[tuple[_Candidate, Sequence[int]]] = []
+    planned = 0
     for c in cands:
-        if used >= max(budget - reserve, 1):
+        if planned >= max(budget - reserve, 1):
             break
-        measure(c, segs[:1])
+        planned += cost(c, segs[:1])
+        batch.append((c, segs[:1]))
+    run_batch(batch)
     promising = sorted(
         (c for c in cands if c.nets and c.gain(base)[0] > adopt_floor(c.gain(base)[1], floor_bps)),
         key=lambda c: -c.gain(base)[0],
     )
-    winners: list[_Candidate] = []
+    batch = []
+    planned = used
     for c in promising:
-        if used + sum(not is_cached(c.knobs, s) for s in segs[1:] if s not in c.nets) > budget:
+        if planned + cost(c, segs[1:]) > budget:
             break
-        measure(c, segs[1:])
+        planned += cost(c, segs[1:])
+        batch.append((c, segs[1:]))
+    run_batch(batch)
+    winners: list[_Candidate] = []
+    for c, _ in batch:
         g, n = c.gain(base)
         if g > adopt_floor(n, floor_bps):
             winners.append(c)
@@ -954,7 +977,7 @@ def counterfactual_tune(
                 fallback=any(c.fallback for c in merged_parts),
                 past={s: g for s, g in past.get(knob_key(knobs), {}).items() if s not in segs},
             )
-            measure(merged, segs)
+            run_batch([(merged, segs)])
             assert chosen is not None
             if merged.gain(base)[0] > chosen.gain(base)[0]:
                 chosen = merged

@@ -369,20 +369,53 @@ def chunk_net_bps(result: Any) -> float | None:
     return float(v) if isinstance(v, int | float) and math.isfinite(float(v)) else None
 
 
+# the replayer a forked replay worker inherits (set just before the pool forks)
+_FORK_REPLAYER: list[Replayer] = []
+
+
+def _replay_in_child(task: tuple[int, dict[str, float]]) -> float | None:
+    seg_id, knobs = task
+    return _FORK_REPLAYER[0].replay(knobs, seg_id)
+
+
+def replay_workers() -> int:
+    """Processes for counterfactual replays: ``$MM_SOAK_REPLAY_WORKERS`` or the usable CPUs (at
+    most 2); 1 = replay in this process. Results do not depend on it (replays are pure)."""
+    env = os.environ.get("MM_SOAK_REPLAY_WORKERS", "").strip()
+    if env:
+        try:
+            return max(1, min(int(env), 8))
+        except ValueError:
+            raise UserError(
+                f"MM_SOAK_REPLAY_WORKERS={env!r}: expected a whole number of processes"
+            ) from None
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 2))
+
+
 class Replayer:
     """``evaluate(knobs, segment id) -> net_bps`` for the tuner: replays a kept segment through
     `mmbot.backtest.run` with other knobs (cached per (segment, knobs)); holds the latest
-    ``keep`` segments only, so memory stays bounded however long the soak."""
+    ``keep`` segments only, so memory stays bounded however long the soak.
 
-    def __init__(self, mkt: Market, prof: Any, keep: int) -> None:
+    ``prefetch`` replays a batch in ``workers`` forked processes (they inherit the segments; the
+    pool is re-forked after each new segment), so the tuner's batches use both cores."""
+
+    def __init__(self, mkt: Market, prof: Any, keep: int, workers: int = 1) -> None:
         self.mkt = mkt
         self.prof = prof
         self.keep = keep
+        self.workers = workers
         self.segments: dict[int, Segment] = {}
         self.cache: dict[tuple[int, tuple], float | None] = {}
         self.replays = 0
+        self._pool: Any = None
 
     def add(self, seg: Segment, knobs: Mapping[str, float]) -> None:
+        self.close()  # a forked pool would not see the new segment
         self.segments[seg.iteration] = seg
         # the real run is the replay of its own knobs: never run it twice
         self.cache[(seg.iteration, autotune.knob_key(knobs))] = chunk_net_bps(seg.result)
@@ -399,23 +432,69 @@ class Replayer:
         """Whether ``self(knobs, seg_id)`` is already known (costs no replay)."""
         return (seg_id, autotune.knob_key(knobs)) in self.cache
 
+    def replay(self, knobs: Mapping[str, float], seg_id: int) -> float | None:
+        """One replay, uncached."""
+        from mmbot.backtest import run as backtest_run
+
+        seg = self.segments[seg_id]
+        res = backtest_run(
+            seg.events,
+            _make_settings(self.prof, knobs, seg.settings_seed),
+            symbol=self.mkt.symbol,
+            tick_px=self.mkt.tick_px,
+            lot_qty=self.mkt.lot_qty,
+        )
+        return chunk_net_bps(res)
+
     def __call__(self, knobs: Mapping[str, float], seg_id: int) -> float | None:
         key = (seg_id, autotune.knob_key(knobs))
         if key not in self.cache:
-            from mmbot.backtest import run as backtest_run
-
-            seg = self.segments[seg_id]
-            mkt = self.mkt
-            res = backtest_run(
-                seg.events,
-                _make_settings(self.prof, knobs, seg.settings_seed),
-                symbol=mkt.symbol,
-                tick_px=mkt.tick_px,
-                lot_qty=mkt.lot_qty,
-            )
-            self.cache[key] = chunk_net_bps(res)
+            self.cache[key] = self.replay(knobs, seg_id)
             self.replays += 1
         return self.cache[key]
+
+    def prefetch(self, pairs: Sequence[tuple[Mapping[str, float], int]]) -> None:
+        """Replay every (knobs, segment) not cached yet, in parallel when there are workers."""
+        todo: list[tuple[int, dict[str, float]]] = []
+        seen: set[tuple] = set()
+        for knobs, seg_id in pairs:
+            key = (seg_id, autotune.knob_key(knobs))
+            if key not in self.cache and key not in seen:
+                seen.add(key)
+                todo.append((seg_id, dict(knobs)))
+        pool = self._get_pool() if len(todo) >= 2 else None
+        if pool is None:
+            for seg_id, knobs in todo:
+                self(knobs, seg_id)
+            return
+        for (seg_id, knobs), net in zip(
+            todo, pool.map(_replay_in_child, todo, chunksize=1), strict=True
+        ):
+            self.cache[(seg_id, autotune.knob_key(knobs))] = net
+            self.replays += 1
+
+    def _get_pool(self) -> Any:
+        if self.workers < 2:
+            return None
+        if self._pool is None:
+            import multiprocessing as mp
+
+            try:
+                ctx = mp.get_context("fork")
+                _FORK_REPLAYER[:] = [self]
+                self._pool = ctx.Pool(self.workers)
+            except (ValueError, OSError, AssertionError):
+                # no fork on this platform, or inside a daemonic process: replay here
+                self.workers = 1
+                return None
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+        _FORK_REPLAYER.clear()
 
 
 def run_soak(
@@ -474,6 +553,7 @@ def run_soak(
     say(f"| soak | KNOBS | iter=1 {_fmt_knobs(knobs)} |")
 
     stage = Stage(Path(artifacts), replace_dirs=[paths.iterations, paths.records])
+    replayer: Replayer | None = None
     try:
         history: list[dict] = []
         all_results: list[Any] = []
@@ -487,7 +567,11 @@ def run_soak(
         wall0 = time.perf_counter()
         staged_records = stage.dir_for(paths.records)
         # counterfactual replays of the latest iteration segments (auto-tune only)
-        replayer = Replayer(mkt, prof, autotune.VALIDATION_SEGMENTS) if auto_tune else None
+        replayer = (
+            Replayer(mkt, prof, autotune.VALIDATION_SEGMENTS, workers=replay_workers())
+            if auto_tune
+            else None
+        )
         keep_best_table: list[dict] = []
 
         prog_ctx = _progress(con, enabled=progress)
@@ -615,6 +699,8 @@ def run_soak(
         else:
             best_it, best_knobs = None, dict(history[0]["knobs"])
         final_overrides = best_knobs
+        if replayer is not None:
+            replayer.close()
         if auto_tune:
             assert best_it is not None
             common = next((r["score_bps"] for r in keep_best_table if r["kept"]), None)
@@ -707,6 +793,8 @@ def run_soak(
             md_path = paths.export_md
         stage.commit()
     except BaseException:
+        if replayer is not None:
+            replayer.close()
         stage.abort()
         raise
 
