@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from mmbot.knobs import CONSERVATIVE_START, KNOB_NAMES, RUNTIME_LIMITS
 from mmbot.soak.autotune import (
+    KEEP_BEST_MARGIN_BPS,
     MAX_CHANGES_PER_FIELD,
     MAX_SPREAD_STEP_BPS,
     NOISE_FLOOR_BPS,
@@ -263,11 +264,11 @@ def test_keep_best_on_common_segments_prefers_the_latest_within_the_floor() -> N
     it, knobs, table = select_best_common(hist, f, [6, 5])
     assert it == 3 and knobs["min_interval_ms"] == 300.0
     assert [r["kept"] for r in table] == [False, False, True]
-    # an earlier set better by less than the floor does not displace the latest one
-    hist2 = [h(1, 300.0 + 1000 * NOISE_FLOOR_BPS / 2, 0.0), h(2, 300.0, 0.0)]
+    # an earlier set better by less than the margin does not displace the latest one
+    hist2 = [h(1, 300.0 + 1000 * KEEP_BEST_MARGIN_BPS / 2, 0.0), h(2, 300.0, 0.0)]
     assert select_best_common(hist2, f, [6, 5])[0] == 2
-    # by more than the floor it does
-    hist3 = [h(1, 300.0, 0.0), h(2, 300.0 - 1000 * NOISE_FLOOR_BPS * 2, 0.0)]
+    # by more than the margin it does
+    hist3 = [h(1, 300.0, 0.0), h(2, 300.0 - 1000 * KEEP_BEST_MARGIN_BPS * 2, 0.0)]
     assert select_best_common(hist3, f, [6, 5])[0] == 1
     # a knob set that ran twice is one candidate, labelled with its latest iteration
     hist4 = [h(1, 300.0, 0.0), h(2, 70.0, 0.0), h(3, 300.0, 0.0)]

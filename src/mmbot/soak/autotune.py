@@ -24,7 +24,28 @@ best spread measured so far, never revisiting a tested value), written as a decl
 `select_best` implements keep-best rollback over the iteration history (the final overrides are the
 best tested iteration's knobs unless a later one is at least as good).
 
-Everything here is a pure function of its arguments: no I/O, no clocks, no randomness.
+**Counterfactual validation (an extension of DESIGN.md, used by the soak).** Iterations play
+different stretches of market, and on the default market that noise (about +-0.4 bps per 30 min)
+is larger than most knob effects, so comparing iterations (the rules' effect checks, keep-best by
+measured net) picks on noise. `counterfactual_tune` therefore sits on top of `tune`: the soak keeps
+the market segment each iteration just played (its last chunk, with the carried book, so a replay
+starts from the real run's state) and an evaluator that replays a segment through the compiled
+backtest with other knobs. Every candidate - the rule table's proposal (H1-H6 after fallback,
+calm-down, muting, hysteresis, caps and limits, exactly as above, as one bundle) and single-knob
+probes (each field toward each limit, hysteresis-respecting) - is replayed on the latest segment
+and, if promising, on the one before; paired gains (same events, same start) cancel the market's
+luck. A candidate is adopted only when its mean gain exceeds a noise floor that falls like a
+standard error (`adopt_floor`); gains from earlier decisions for the same (current, candidate)
+pair count as evidence too; winners on disjoint fields are merged when the merge is better.
+Nothing that loses on the segments is adopted, including the fallback package (the seed's marker
+prints only when it is adopted). Keep-best likewise compares knob sets on common segments
+(`select_best_common`). Every candidate, its replayed net_bps and whether it was adopted is in
+the decision's ``trials`` (metrics.jsonl) and a ``| autotune | COUNTERFACTUAL |`` marker; adopted
+changes print the seed's markers (probes: ``| autotune | PROBE | field=...``). At most
+``REPLAY_BUDGET`` replays per decision. `tune` alone (no segments) still decides as DESIGN lists.
+
+Everything here is a pure function of its arguments (given the evaluator): no I/O, no clocks,
+no randomness.
 """
 
 from __future__ import annotations
@@ -671,6 +692,11 @@ def select_best(history: Sequence[Mapping[str, Any]]) -> tuple[int, dict[str, fl
 # ``NOISE_FLOOR_BPS * sqrt(2 / n)`` (0.071 on one segment, 0.05 on two, 0.035 on four): a floor
 # that falls like the standard error of the mean.
 NOISE_FLOOR_BPS: Final[float] = 0.05
+# Keep-best rollback on the common segments needs more than the adoption floor: it compares the
+# latest knobs with every earlier set at once (the best of several noisy differences), sets that
+# may be several moves apart (paired scatter ~0.2 bps per segment). 0.15 bps is about one
+# standard deviation of such a difference over two segments on the default market.
+KEEP_BEST_MARGIN_BPS: Final[float] = 0.15
 VALIDATION_SEGMENTS: Final[int] = 2  # the latest N iteration segments kept for replays
 REPLAY_BUDGET: Final[int] = 12  # replays per decision (cached ones are free)
 # Probes: a probe of (field, direction) moves the field by ``fraction`` of its room to the limit
@@ -1046,13 +1072,17 @@ def select_best_common(
     evaluate: Evaluate,
     segments: Sequence[int],
     *,
-    floor_bps: float = NOISE_FLOOR_BPS,
+    margin_bps: float | None = None,
 ) -> tuple[int, dict[str, float], list[dict[str, Any]]]:
     """Keep-best rollback on common market: every distinct knob set that ran is replayed on the
     same ``segments`` (the latest ones) and scored by its mean net_bps there; the latest set is
-    kept unless an earlier one beats it by more than ``floor_bps`` (an earlier set measured on
-    an easier stretch of market no longer wins by luck). Returns (iteration, knobs, table);
+    kept unless an earlier one beats it by more than ``margin_bps`` (default
+    ``KEEP_BEST_MARGIN_BPS``), so an earlier set measured on an easier stretch of market no
+    longer wins by luck, and neither does one that is merely lucky on the two common segments
+    (every step of the latest set was validated already). Returns (iteration, knobs, table);
     the iteration is the latest one that ran the kept knobs."""
+    if margin_bps is None:
+        margin_bps = KEEP_BEST_MARGIN_BPS
     if not history:
         raise ValueError("select_best_common needs at least one iteration")
     latest: dict[tuple, Mapping[str, Any]] = {}
@@ -1075,7 +1105,7 @@ def select_best_common(
     for row in reversed(table[:-1]):
         s_row = row["score_bps"] if row["score_bps"] is not None else -math.inf
         s_best = best["score_bps"] if best["score_bps"] is not None else -math.inf
-        if s_row > s_best + floor_bps:
+        if s_row > s_best + margin_bps:
             best = row
     for row in table:
         row["kept"] = row is best

@@ -6,7 +6,11 @@ from a seed derived from (--seed, iteration), starting where the previous iterat
 ended; a capture: consecutive time windows of the replay); each chunk runs through
 `mmbot.backtest.run` with the current knobs, starting from the order book the previous chunk left
 (`mmbot.soak.book_carry`); the iteration's EDGE_REPORT (`mmbot.audit.build_edge_report`) feeds the
-tuner (`mmbot.soak.autotune.tune`). At the end the final EDGE_REPORT, KPI gate and reports are
+tuner. With --auto-tune the last chunk of each iteration (carried book in front) is kept for the
+latest `autotune.VALIDATION_SEGMENTS` iterations, and `Replayer` replays it with candidate knobs
+so the tuner validates every change on the market it was meant for
+(`mmbot.soak.autotune.counterfactual_tune`; keep-best: `select_best_common`); batches of replays
+run in forked worker processes (`replay_workers`). At the end the final EDGE_REPORT, KPI gate and reports are
 written. Only records (fills/actions/marks) are kept across chunks, never events, so memory is
 bounded by the strategy's activity, not by market hours.
 
@@ -874,11 +878,45 @@ def soak_markdown(
             f"| {_fmt(m.get('slippage_bps_p95'))} | {_fmt(m.get('order_age_p95_ms'), 1)} "
             f"| {_fmt(m.get('cancel_ratio'))} | {r.get('verdict')} | {ch_txt or '-'} |"
         )
+    trials = [
+        (r["iteration"], t)
+        for r in sm["per_iteration"]
+        for t in ((r.get("autotune") or {}).get("trials") or [])
+    ]
+    if trials:
+        lines += [
+            "",
+            "## Counterfactual validation",
+            "",
+            "Every candidate change was replayed on the market its iteration just played (and the "
+            "one before), from the same book, position and events; it was adopted only when its "
+            "mean paired gain beat the noise floor "
+            f"({autotune.NOISE_FLOOR_BPS:g} bps x sqrt(2 / segments)).",
+            "",
+            "| after iter | candidate | segments | gain_bps | adopted |",
+            "|---:|---|---|---:|---|",
+        ]
+        for it, t in trials:
+            segs = ",".join(str(x) for x in t["segments"] + t.get("earlier_segments", []))
+            lines.append(
+                f"| {it} | {t['candidate']} | {segs} | {_fmt(t.get('gain_bps'))} "
+                f"| {'yes' if t['adopted'] else 'no'} |"
+            )
     lines += ["", "## Final overrides", ""]
     if sm["auto_tune"]:
-        lines.append(
-            f"Kept from iteration {sm['best_iteration']} (best net_bps; keep-best rollback)."
-        )
+        kb = [r for r in sm.get("keep_best") or [] if r.get("kept")]
+        if kb:
+            lines.append(
+                f"Kept from iteration {sm['best_iteration']}: keep-best rollback on common market "
+                f"(every knob set that ran, replayed on iterations "
+                f"{', '.join(str(x) for x in kb[0]['segments'])}; mean net_bps "
+                f"{_fmt(kb[0]['score_bps'])}; an earlier set had to beat the latest by "
+                f"{autotune.KEEP_BEST_MARGIN_BPS:g} bps)."
+            )
+        else:
+            lines.append(
+                f"Kept from iteration {sm['best_iteration']} (best net_bps; keep-best rollback)."
+            )
         lines.append("")
     lines += ["| knob | start | final |", "|---|---:|---:|"]
     start_knobs = sm["per_iteration"][0]["knobs"]
