@@ -697,6 +697,21 @@ class Emulator:
         elapsed_ns = int((capture_ns - self.replay_e0_ns) / self.cfg.speed)
         return (self.replay_t0_ns + self.replay_shift_ns + elapsed_ns) // 1_000_000
 
+    async def _wait_capture(self, capture_ns: int) -> None:
+        """Sleep until capture time ``capture_ns`` on the replay's wall clock (``speed``); a stall
+        freezes the market and shifts the clock by its length."""
+        while True:
+            now = time.time_ns()
+            if now < self.stall_until_ns:
+                self.replay_shift_ns += self.stall_until_ns - now
+                await asyncio.sleep((self.stall_until_ns - now) / 1e9)
+                continue
+            elapsed_ns = int((capture_ns - self.replay_e0_ns) / self.cfg.speed)
+            wait_ns = self.replay_t0_ns + self.replay_shift_ns + elapsed_ns - now
+            if wait_ns <= 0:
+                return
+            await asyncio.sleep(wait_ns / 1e9)
+
     async def _replay(self) -> None:
         ev = self.events
         # the feed as the capture's recorder received it: rows it saw (LOCAL_EVENT, or neither
@@ -711,7 +726,11 @@ class Emulator:
         rows, recv = rows[order], recv_all[order]
         bounds = np.r_[np.flatnonzero(np.r_[True, recv[1:] != recv[:-1]]), len(rows)]
         kinds = (ev["ev"] & KIND_MASK).astype(np.int64)
-        e0 = int(ev["exch_ts"][0])
+        # the matching venue also wakes at exchange event times between messages (while we have
+        # orders resting), so our fills happen, and are reported, when they happen at the exchange
+        # (as in the backtest), not when the next message that carries their trade is published
+        is_exch = ((ev["ev"] & EXCH_EVENT) != 0) | ((ev["ev"] & LOCAL_EVENT) == 0)
+        exch_pts = np.setdiff1d(np.unique(ev["exch_ts"][is_exch]), recv[bounds[:-1]])
         btopic, ttopic = book_topic(self.cfg.symbol, self.cfg.depth), trade_topic(self.cfg.symbol)
         m = self.matcher
         while self.cfg.wait_for_subscriber and not any(
@@ -723,23 +742,16 @@ class Emulator:
             if not first_pass:
                 self._next_pass()
             first_pass = False
-            t0 = time.time_ns()
-            self.replay_t0_ns, self.replay_shift_ns = t0, 0
-            shift_ns = 0
-
+            self.replay_t0_ns, self.replay_shift_ns = time.time_ns(), 0
+            k_x = 0  # next exchange wake point
             for g in range(len(bounds) - 1):
                 a, b = int(bounds[g]), int(bounds[g + 1])
-                while True:  # wall-clock pacing; a stall freezes the market and shifts the clock
-                    now = time.time_ns()
-                    if now < self.stall_until_ns:
-                        shift_ns += self.stall_until_ns - now
-                        self.replay_shift_ns = shift_ns
-                        await asyncio.sleep((self.stall_until_ns - now) / 1e9)
-                        continue
-                    wait_ns = t0 + shift_ns + int((int(recv[a]) - e0) / self.cfg.speed) - now
-                    if wait_ns <= 0:
-                        break
-                    await asyncio.sleep(wait_ns / 1e9)
+                while k_x < len(exch_pts) and exch_pts[k_x] < recv[a]:
+                    if m.has_open_orders():
+                        await self._wait_capture(int(exch_pts[k_x]))
+                        m.sync(self.pass_offset_ns + int(exch_pts[k_x]))
+                    k_x += 1
+                await self._wait_capture(int(recv[a]))
                 changed_b: dict[float, float] = {}
                 changed_a: dict[float, float] = {}
                 trades: list[dict] = []

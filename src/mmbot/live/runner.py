@@ -756,6 +756,16 @@ class Session:
         s = self.slots[0 if side == 1 else 1]
         if s.link_id == link_id and item.get("leavesQty") is not None:
             s.qty = float(item["leavesQty"])
+            o = self.orders.get(link_id)
+            if s.qty <= 0.5 * self.lot_qty and o is not None and not o["terminal"]:
+                # filled in full: the order is done now (the order topic's "Filled" may come
+                # later, or first); the side is free at once, as a fill response frees it in the
+                # backtest, instead of the order manager amending an order that no longer rests
+                o["terminal"] = True
+                age = time.time_ns() - (o.get("live_ns") or o.get("created_ns") or time.time_ns())
+                self.journal.order_event(link_id, "filled", status="Filled")
+                self.action(ACT_FILLED, side, OP_NEW, link_id, px, 0.0, age_ns=age)
+                self.slots[0 if side == 1 else 1] = Slot()
 
     # -- reconcile --------------------------------------------------------------------------------
     async def reconcile(self, why: str) -> None:

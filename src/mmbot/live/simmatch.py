@@ -46,6 +46,7 @@ def _slot_state(v, order_id):
     return o.ex_status, o.ex_leaves_qty, o.ex_px, o.queue_ahead_qty
 
 
+_FINAL = ("Filled", "Cancelled", "Rejected", "Deactivated")
 _STATUS = {
     sv.ST_LIVE: "New",
     sv.ST_FILLED: "Filled",
@@ -95,6 +96,7 @@ class SimMatcher(PublicBook):
             ),
         )
         self.sim_ids: dict[int, str] = {}  # venue order id -> our orderId
+        self._live_ids: list[str] = []  # orders not yet final (what _harvest looks at)
         self.k_fill = 0
         self.now_capture_ns = int(min(self.events["exch_ts"][0], self.events["local_ts"].min()))
         self.end_ns = int(max(self.events["exch_ts"].max(), self.events["local_ts"].max()))
@@ -155,9 +157,8 @@ class SimMatcher(PublicBook):
                 self.executions.append(ex)
                 self._emit("execution", ex)
                 self._emit("position", self)
-        for o in list(self.orders.values()):
-            if o.is_open or o.status == "PendingNew":
-                self._refresh(o)
+        for o in self._active():
+            self._refresh(o)
 
     def _refresh(self, o: SimOrder) -> None:
         st, leaves, ex_px, q_ahead = _slot_state(self.v, o._sim_id)  # type: ignore[attr-defined]
@@ -220,6 +221,7 @@ class SimMatcher(PublicBook):
         self.orders[oid] = o
         self.by_link[o.link_id] = oid
         self.sim_ids[sim_id] = oid
+        self._live_ids.append(oid)
         sv.goto(self.v, self.now_capture_ns)  # zero latency: the request is processed at this time
         self._harvest()
         return 0, "OK", o
@@ -266,6 +268,14 @@ class SimMatcher(PublicBook):
 
     def open_orders(self) -> list[SimOrder]:
         return [o for o in self.orders.values() if o.is_open]
+
+    def has_open_orders(self) -> bool:
+        return any(o.is_open or o.status == "PendingNew" for o in self._active())
+
+    def _active(self) -> list[SimOrder]:
+        """Orders not yet final (the only ones a venue step can change); prunes the rest."""
+        self._live_ids = [i for i in self._live_ids if self.orders[i].status not in _FINAL]
+        return [self.orders[i] for i in self._live_ids]
 
 
 _WARM = False
