@@ -1089,7 +1089,11 @@ def select_best_common(
     for e in history:
         latest[knob_key(e["knobs"])] = e  # later iterations overwrite: the latest run of a set
     table = []
-    for e in sorted(latest.values(), key=lambda e: int(e["iteration"])):
+    ordered = sorted(latest.values(), key=lambda e: int(e["iteration"]))
+    prefetch = getattr(evaluate, "prefetch", None)
+    if prefetch is not None:  # one batch (parallel when the evaluator can)
+        prefetch([(e["knobs"], s) for e in ordered for s in segments])
+    for e in ordered:
         nets = [evaluate(e["knobs"], s) for s in segments]
         score = sum(nets) / len(nets) if nets and all(v is not None for v in nets) else -math.inf  # type: ignore[arg-type]
         table.append(
