@@ -282,3 +282,71 @@ def test_kill_switch_on_position_beyond_hard_limit(emu, tmp_path):
     assert st["open_orders"] == [] and sess["position_qty"] == st["position_qty"]
     # the journal holds only the bot's own fills (none: it never quoted), plus the adopted start
     assert journal_fills(out / "journal.sqlite") == [] and st["orders_created"] == 1
+
+
+def _session_report(out: Path) -> tuple[dict, dict]:
+    """(EDGE_REPORT, the session's records meta); the identity is checked here independently:
+    pnl = cash of the session's fills + final position x final mid - start position x start mid."""
+    from mmbot.audit.records_io import read_run
+
+    rep = json.loads((out / "EDGE_REPORT.json").read_text())
+    (res,) = read_run(out / "records")
+    f, meta = res.fills, res.meta
+    pos0, m0, m_t = meta["initial_position_qty"], meta["start_mid_px"], meta["final_mid_px"]
+    pos_t = pos0 + float((f["side"] * f["qty"]).sum())
+    cash = float((-f["side"] * f["px"] * f["qty"] - f["fee"]).sum())
+    pnl = cash + pos_t * m_t - pos0 * m0
+    run = rep["runs"][0]
+    assert abs(run["pnl"] - pnl) <= 1e-9 * max(1.0, float((f["px"] * f["qty"]).sum()))
+    assert abs(run["pnl_minus_sim_equity"]) <= 1e-9 * max(1.0, abs(pnl))
+    cb = rep["totals"]["component_breakdown"]
+    parts = cb["gross_quote"] + cb["slippage_quote"] + cb["fees_quote"] + cb["inventory_quote"]
+    assert abs(parts - cb["pnl_quote"]) <= 1e-9 * max(1.0, cb["turnover_quote"])
+    assert abs(meta["position_qty"] - pos_t) < 1e-9
+    return rep, meta
+
+
+def test_restart_from_an_open_position_keeps_the_audit_identity_exact(emu, tmp_path):
+    """The account holds 150 before the bot starts: the first session adopts it as its start, the
+    restarted one starts from where the first ended; each EDGE_REPORT's identity is exact."""
+    import asyncio
+
+    import aiohttp
+
+    from mmbot.live.bybit import BybitRest
+    from mmbot.live.signing import ApiKeys
+    from mmbot.live.testing import TEST_KEY
+
+    async def take() -> None:
+        async with aiohttp.ClientSession() as http:
+            rest = BybitRest(http, emu.url, ApiKeys(TEST_KEY, TEST_SECRET))
+            await asyncio.sleep(0.5)
+            ask = emu.state()["mid_px"] + 0.01
+            await rest.create_order("XRPUSDT", 1, "150", f"{ask:.4f}", "manual-1", tif="GTC")
+
+    asyncio.run(take())
+    assert emu.state()["position_qty"] == 150.0
+    out = tmp_path / "s"
+
+    def session() -> dict:
+        proc = start_bot(bot_cmd("live", emu.url, out, SESSION_S), bot_env(), tmp_path)
+        _, err = proc.communicate(timeout=SESSION_S + 60)
+        assert proc.returncode == 0, err
+        st = emu.state()  # every bot fill journaled once; the manual one is the adopted start
+        bot_execs = sorted(e["exec_id"] for e in st["executions"] if e["link_id"] != "manual-1")
+        assert sorted(r[0] for r in journal_fills(out / "journal.sqlite")) == bot_execs
+        assert st["open_orders"] == []
+        sess = json.loads((out / "session.json").read_text())
+        assert abs(sess["position_qty"] - st["position_qty"]) < 1e-9
+        return sess
+
+    sess1 = session()
+    assert sess1["fills"] >= 1  # the identity is checked on a session that traded
+    _, meta1 = _session_report(out)
+    assert meta1["initial_position_qty"] == 150.0
+    sess2 = session()
+    rep2, meta2 = _session_report(out)
+    assert abs(meta2["initial_position_qty"] - meta1["position_qty"]) < 1e-9
+    # the second session's records hold its own fills only
+    n_all = len(journal_fills(out / "journal.sqlite"))
+    assert sess1["fills"] + sess2["fills"] == n_all and rep2["totals"]["fills"] == sess2["fills"]

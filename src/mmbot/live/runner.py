@@ -138,6 +138,13 @@ class Session:
         # a restart resumes from the journal: exact position and cash before anything else runs
         self.position_qty = self.journal.position_qty(cfg.symbol)
         self.cash_quote = self.journal.cash_and_fees(cfg.symbol)[0]
+        # this session's records start after the fills journaled before it; the position and cash
+        # it starts from (the adopted start position and earlier sessions) reach the audit as
+        # initial_position_qty / initial_equity, so its identity holds from a non-flat start
+        self.start_fill_seq = max(
+            (int(r["seq"]) for r in self.journal.fills(cfg.symbol)), default=0
+        )
+        self.start_mid_px = math.nan  # the first mid this session sees
         self.book = LiveBook()
         self.stop = asyncio.Event()
         self.exit_code = 0
@@ -278,6 +285,8 @@ class Session:
             if self.paper is not None:
                 self.paper.on_events(rows, local_ns)
             m = self.mid()
+            if math.isfinite(m) and not math.isfinite(self.start_mid_px):
+                self.start_mid_px = m
             if math.isfinite(m) and (not self.marks or self.marks[-1][1] != m):
                 self.marks.append((int(msg.get("ts", 0)) * 1_000_000, m, self.position_qty))
             if self.stale and self.book.valid:
@@ -1093,7 +1102,12 @@ class Session:
         self.counters["ws_reconnects"] = sum(
             st.reconnects for st in (self.public, self.private) if st is not None
         )
-        rows = self.journal.fills(self.symbol)
+        rows = [r for r in self.journal.fills(self.symbol) if int(r["seq"]) > self.start_fill_seq]
+        cash, fees = self.journal.cash_and_fees(self.symbol)
+        pos = self.journal.position_qty(self.symbol)
+        # where this session started: the journal's position and cash less this session's fills
+        pos0 = pos - sum(r["side"] * r["qty"] for r in rows)
+        cash0 = cash - sum(-r["side"] * r["px"] * r["qty"] - r["fee"] for r in rows)
         fills = np.zeros(len(rows), dtype=FILL_DTYPE)
         for k, r in enumerate(rows):
             f = fills[k]
@@ -1119,24 +1133,21 @@ class Session:
             f["order_age_ns"] = (
                 max(0, r["exch_ts_ns"] - int(o["acked_ns"] or o["created_ns"])) if o else 0
             )
-            f["position_qty"] = r["position_qty"]
-        marks_l = [
-            (int(r["exch_ts_ns"]), float(fills[k]["mid_px"]), float(r["position_qty"]))
-            for k, r in enumerate(rows)
-        ]
+        # the position after each fill in the records' (exchange time) order
+        fills["position_qty"] = pos0 + np.cumsum(fills["side"] * fills["qty"])
+        marks_l = [(int(f["exch_ts"]), float(f["mid_px"]), float(f["position_qty"])) for f in fills]
         marks_l += self.marks
         final_mid = self.mid()
         end_ns = time.time_ns()
         if math.isfinite(final_mid):
-            marks_l.append((end_ns, final_mid, self.journal.position_qty(self.symbol)))
+            marks_l.append((end_ns, final_mid, pos))
         marks = (
             np.array(sorted(marks_l, key=lambda t: t[0]), dtype=MARK_DTYPE)
             if marks_l
             else np.zeros(0, MARK_DTYPE)
         )
-        cash, fees = self.journal.cash_and_fees(self.symbol)
-        pos = self.journal.position_qty(self.symbol)
         fm = final_mid if math.isfinite(final_mid) else (marks["mid_px"][-1] if len(marks) else 0.0)
+        m0 = self.start_mid_px if math.isfinite(self.start_mid_px) else fm
         p = self.params[0]
         meta = {
             "symbol": self.symbol,
@@ -1148,6 +1159,10 @@ class Session:
             "start_ts": int(min([self.start_ns] + [int(r["exch_ts_ns"]) for r in rows])),
             "end_ts": end_ns,
             "final_mid_px": float(fm),
+            "start_mid_px": float(m0),
+            "initial_position_qty": float(pos0),
+            # equity = cash from the journal's fills + position x mid, at the start and the end
+            "initial_equity": float(cash0 + pos0 * m0),
             "sim_equity": float(cash + pos * fm),
             "position_qty": pos,
             "order_rtt_p50_ms": float(np.median(self.order_rtt_ms)) if self.order_rtt_ms else None,
