@@ -1,7 +1,9 @@
 """Calibration of the embedded market against the real Binance USD-M capture (skipped when
 ../shared/data is absent): the shipped as-captured market must reproduce the capture's spread,
-trade rate, volatility and 1 s trade markout within 25 %; the shipped files carry provenance
-that matches the capture; calibrate() and the CLI path run end to end and reject bad input."""
+trade rate, volatility and 1 s markouts (of prints and of aggressor orders) within 25 %, the
+wide-tick default all but the spread; the shipped files carry provenance that matches the
+capture; sweeps are found in hand-built prints as worked out on paper; calibrate() and the CLI
+path run end to end and reject bad input."""
 
 from __future__ import annotations
 
@@ -13,10 +15,20 @@ import numpy as np
 import pytest
 
 from conftest import USDM_CAPTURE, need_shared
-from mmbot.data.calibrate import calibrate, calibrate_command
+from mmbot.data.calibrate import _parents, calibrate, calibrate_command
 from mmbot.data.market_stats import market_stats
 from mmbot.data.synthetic import generate, load_calibration
 from mmbot.errors import UserError
+from mmbot.events import (
+    BUY_EVENT,
+    DEPTH_EVENT,
+    DEPTH_SNAPSHOT_EVENT,
+    EVENT_DTYPE,
+    EXCH_EVENT,
+    LOCAL_EVENT,
+    SELL_EVENT,
+    TRADE_EVENT,
+)
 
 T0_NS = 1_800_000_000_000_000_000
 FIDELITY_KEYS = ("spread_bps_mean", "trade_rate_per_s", "vol_bps_per_sqrt_s", "markout_1s_bps")
@@ -44,23 +56,36 @@ def _table(real: dict, syn: dict, keys: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
-@pytest.fixture(scope="module")
-def as_captured_stats() -> dict:
-    """Three independent 400 s markets of the shipped as-captured calibration (seeds the fit
-    never used), statistics averaged: one short market is dominated by a few bursts, as the
-    345 s capture itself is."""
-    calib = load_calibration("binance_usdm_btcusdt")
-    runs = [
-        market_stats(generate(calib, FRESH_SEED + i, T0_NS, 400 * 1_000_000_000)) for i in range(3)
+AS_CAPTURED_RUNS = 4
+AS_CAPTURED_SECONDS = 1200
+WIDE_RUNS = 4
+WIDE_SECONDS = 5000
+
+
+def _mean_stats(calib: dict, runs: int, seconds: int) -> dict:
+    """market_stats of independent markets (seeds the fit never used), averaged. The capture's
+    markouts and volatility are set by a few big sweeps and jumps, so the synthetic side is
+    measured over many times the capture's 345 s: what is compared is the market's mean."""
+    stats = [
+        market_stats(generate(calib, FRESH_SEED + i, T0_NS, seconds * 1_000_000_000))
+        for i in range(runs)
     ]
     return {
-        k: float(np.mean([r[k] for r in runs])) for k in runs[0] if isinstance(runs[0][k], float)
+        k: float(np.mean([r[k] for r in stats])) for k in stats[0] if isinstance(stats[0][k], float)
     }
+
+
+@pytest.fixture(scope="module")
+def as_captured_stats() -> dict:
+    return _mean_stats(
+        load_calibration("binance_usdm_btcusdt"), AS_CAPTURED_RUNS, AS_CAPTURED_SECONDS
+    )
 
 
 def test_as_captured_market_matches_the_capture_within_25_percent(
     capture_stats: dict, as_captured_stats: dict
 ) -> None:
+    """Spread, trade rate, volatility, the 1 s markout of prints and of aggressor orders."""
     syn = as_captured_stats
     keys = FIDELITY_KEYS + (
         "parent_rate_per_s",
@@ -69,60 +94,29 @@ def test_as_captured_market_matches_the_capture_within_25_percent(
         "feed_latency_ms_p95",
     )
     print("\n" + _table(capture_stats, syn, keys))
-    checked = ("spread_bps_mean", "trade_rate_per_s", "vol_bps_per_sqrt_s", "parent_markout_1s_bps")
+    checked = FIDELITY_KEYS + ("parent_markout_1s_bps",)
     bad = [k for k in checked if not abs(syn[k] / capture_stats[k] - 1.0) <= 0.25]
     assert not bad, f"outside 25 %: {bad}\n" + _table(capture_stats, syn, keys)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: the synthetic print-level 1 s markout is ~0.45-0.65x the capture's "
-    "(the capture's prints concentrate in big sweeps through many small maker orders; the "
-    "model's maker orders are fewer and larger). The per-order markout matches (test above).",
-)
-def test_as_captured_print_markout_within_25_percent(
-    capture_stats: dict, as_captured_stats: dict
-) -> None:
-    ratio = as_captured_stats["markout_1s_bps"] / capture_stats["markout_1s_bps"]
-    assert abs(ratio - 1.0) <= 0.25, ratio
-
-
 @pytest.fixture(scope="module")
 def wide_stats() -> dict:
-    """Two independent 1200 s markets of the default (wide-tick) calibration, averaged."""
-    calib = load_calibration("default")
-    runs = [
-        market_stats(generate(calib, FRESH_SEED + i, T0_NS, 1200 * 1_000_000_000)) for i in range(2)
-    ]
-    return {
-        k: float(np.mean([r[k] for r in runs])) for k in runs[0] if isinstance(runs[0][k], float)
-    }
+    return _mean_stats(load_calibration("default"), WIDE_RUNS, WIDE_SECONDS)
 
 
 def test_wide_tick_market_keeps_the_capture_flow(capture_stats: dict, wide_stats: dict) -> None:
-    """The wide-tick variant cannot keep the capture's spread (its tick is ~60x wider); it keeps
-    the fitted flow: trade rate and volatility within 25 %, and trades are followed by moves
-    their way (adverse selection present). Its markouts fall short: see the xfail below."""
+    """The wide-tick variant cannot keep the capture's spread (its tick is ~60x wider): its
+    spread is one wide tick. It keeps the fitted flow: trade rate, volatility and both 1 s
+    markouts (prints, aggressor orders) within 25 % of the capture's."""
     syn = wide_stats
     keys = FIDELITY_KEYS + ("tick_bps", "parent_rate_per_s", "parent_markout_1s_bps")
     print("\n" + _table(capture_stats, syn, keys))
     assert 0.5 < syn["tick_bps"] < 1.5
     # the spread is at least one (wide) tick, so far above the capture's
     assert syn["spread_bps_mean"] >= 0.9 * syn["tick_bps"]
-    for k in ("trade_rate_per_s", "vol_bps_per_sqrt_s"):
-        assert abs(syn[k] / capture_stats[k] - 1.0) <= 0.25, k
-    assert syn["markout_1s_bps"] > 0.3 and syn["parent_markout_1s_bps"] > 0.05
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: on the 1 bps tick the 1 s markouts are ~0.5x (prints) and ~0.5-0.8x "
-    "(aggressor orders) the capture's: the same orders rarely move a 1 bps touch, and the "
-    "permanence of sweep impact is capped at 2x to keep the market stable",
-)
-def test_wide_tick_markouts_within_25_percent(capture_stats: dict, wide_stats: dict) -> None:
-    for k in ("markout_1s_bps", "parent_markout_1s_bps"):
-        assert abs(wide_stats[k] / capture_stats[k] - 1.0) <= 0.25, k
+    checked = ("trade_rate_per_s", "vol_bps_per_sqrt_s", "markout_1s_bps", "parent_markout_1s_bps")
+    bad = [k for k in checked if not abs(syn[k] / capture_stats[k] - 1.0) <= 0.25]
+    assert not bad, f"outside 25 %: {bad}\n" + _table(capture_stats, syn, keys)
 
 
 def test_shipped_calibrations_name_their_source() -> None:
@@ -179,3 +173,41 @@ def test_calibrate_rejects_bad_input(capture_events: np.ndarray, tmp_path: Path)
         calibrate(few, rounds=0)
     with pytest.raises(UserError, match="not found"):
         calibrate_command(tmp_path / "missing.gz", tmp_path / "o.json")
+
+
+def _ev(kind: int, side: int, t_ms: float, px: float, qty: float) -> tuple:
+    t = T0_NS + int(round(t_ms * 1_000_000))
+    return (kind | EXCH_EVENT | LOCAL_EVENT | side, t, t + 2_000_000, px, qty, 0, 0, 0.0)
+
+
+def test_sweeps_join_consecutive_ms_without_book_rows_between() -> None:
+    """Hand-built prints: a sell sweep printed over ms 10 (3 prints) and ms 11 (2 prints) with no
+    book row between is one sweep of 5; buys in ms 12 and 13 with a book row between are two;
+    a sell then a buy in consecutive ms are two; 50 lone prints pad the sample. The engine
+    throughput is the one full ms seen: 3 prints."""
+    rows = [
+        _ev(DEPTH_SNAPSHOT_EVENT, BUY_EVENT, 0, 99.0, 5.0),
+        _ev(DEPTH_SNAPSHOT_EVENT, SELL_EVENT, 0, 100.0, 5.0),
+    ]
+    rows += [_ev(TRADE_EVENT, SELL_EVENT, 10.2, 99.0 - k, 1.0) for k in range(3)]
+    rows += [_ev(TRADE_EVENT, SELL_EVENT, 11.1, 96.0 - k, 1.0) for k in range(2)]
+    rows += [_ev(DEPTH_EVENT, BUY_EVENT, 11.1, 99.0, 0.0)]
+    rows += [
+        _ev(TRADE_EVENT, BUY_EVENT, 12.0, 100.0, 2.0),
+        _ev(DEPTH_EVENT, SELL_EVENT, 12.0, 100.0, 3.0),
+    ]
+    rows += [_ev(TRADE_EVENT, BUY_EVENT, 13.0, 100.0, 1.0)]
+    rows += [
+        _ev(TRADE_EVENT, SELL_EVENT, 20.0, 99.0, 1.0),
+        _ev(TRADE_EVENT, BUY_EVENT, 21.0, 100.0, 1.0),
+    ]
+    for k in range(50):
+        rows += [_ev(TRADE_EVENT, BUY_EVENT, 100.0 + 10 * k, 100.0, 0.5)]
+        rows += [_ev(DEPTH_EVENT, SELL_EVENT, 100.0 + 10 * k, 100.0, 4.5)]
+    ev = np.array(rows, dtype=EVENT_DTYPE)
+    prints, parents, sweeps, per_ms = _parents(ev)
+    assert len(prints) == 5 + 2 + 2 + 50
+    assert list(parents[:6]) == [3.0, 2.0, 2.0, 1.0, 1.0, 1.0]
+    assert list(sweeps[:5]) == [5.0, 2.0, 1.0, 1.0, 1.0]
+    assert len(sweeps) == 5 + 50
+    assert per_ms == 3.0

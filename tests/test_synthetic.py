@@ -86,8 +86,9 @@ def test_times_ordered_and_local_after_exchange(market: np.ndarray) -> None:
 
 def _replay_check(events: np.ndarray, tick: float) -> dict[str, int]:
     """Independent pure-Python replay: the book must never cross, every trade must hit the
-    opposite touch for at most its displayed qty, and the depth row that follows a level's
-    prints must show the level reduced by exactly the printed qty."""
+    opposite touch (net of the prints already printed against it) for at most its displayed
+    qty, and the depth row that follows a level's prints must show the level reduced by
+    exactly the printed qty."""
     bids: dict[int, float] = {}
     asks: dict[int, float] = {}
     counts = {"trades": 0, "depth": 0, "snapshot": 0}
@@ -108,7 +109,10 @@ def _replay_check(events: np.ndarray, tick: float) -> dict[str, int]:
             counts["snapshot"] += 1
         elif kind == TRADE_EVENT:
             book = asks if buy else bids
-            best = min(book) if buy else max(book)
+            # a sweep's book rows follow its last print: levels its earlier prints emptied
+            # still show, so the touch it hits is the best level with qty left after them
+            left = [x for x in book if book[x] - pending.get((buy, x), 0.0) > 1e-9]
+            best = min(left) if buy else max(left)
             assert p == best, f"row {i}: trade at {p} but opposite touch is {best}"
             done = pending.get((buy, p), 0.0) + float(e["qty"])
             assert done <= book[p] + 1e-9, f"row {i}: prints exceed the displayed qty"
@@ -239,3 +243,57 @@ def test_market_stats_rejects_bad_input() -> None:
     )
     with pytest.raises(UserError, match="sorted"):
         market_stats(ev, tick_px=1.0)
+
+
+def _sweeps(ev: np.ndarray) -> list[np.ndarray]:
+    """Row indices of each run of same-side trade rows with no other row between them."""
+    kind = ev["ev"] & KIND_MASK
+    buy = (ev["ev"] & BUY_EVENT) != 0
+    runs: list[list[int]] = []
+    prev = -2
+    for i in np.flatnonzero(kind == TRADE_EVENT):
+        if i == prev + 1 and buy[i] == buy[prev]:
+            runs[-1].append(int(i))
+        else:
+            runs.append([int(i)])
+        prev = i
+    return [np.asarray(r) for r in runs]
+
+
+def test_long_sweeps_print_over_consecutive_ms_and_book_rows_follow(calib: dict) -> None:
+    """With an engine throughput of 2 prints a ms, a sweep of more prints is stamped over
+    consecutive ms, 2 prints a ms, no other row between its prints, and the book rows of the
+    levels it consumed come after its last print; chunk boundaries inside a sweep change
+    nothing."""
+    slow = copy.deepcopy(calib)
+    slow["model"]["sweep_prints_per_ms"] = 2.0
+    one = generate(slow, 4, T0_NS, 20 * S_NS)
+    _replay_check(one, slow["tick_px"])
+    long_ = [r for r in _sweeps(one) if len(r) > 2]
+    assert len(long_) > 20
+    for r in long_:
+        # every sweep ends with its book rows, so a run of prints is one sweep: full ms of 2
+        # prints in consecutive ms, then a last ms of 1 or 2
+        counts = np.bincount(one["exch_ts"][r] // 1_000_000 - one["exch_ts"][r[0]] // 1_000_000)
+        assert np.all(counts[:-1] == 2) and 1 <= counts[-1] <= 2, counts
+    multi = [r for r in long_ if one["exch_ts"][r[-1]] - one["exch_ts"][r[0]] >= 1_000_000]
+    assert multi, "no sweep spanned several ms"
+    r = multi[0]
+    nxt = one[r[-1] + 1]
+    assert (nxt["ev"] & KIND_MASK) == DEPTH_EVENT and nxt["exch_ts"] == one["exch_ts"][r[-1]]
+    # cut the market half a ms after that sweep's first print: same bytes
+    cut_ns = int(one["exch_ts"][r[0]]) + 500_000 - T0_NS
+    parts = list(generate_chunks(slow, 4, T0_NS, 20 * S_NS, chunk_ns=cut_ns))
+    assert np.concatenate(parts).tobytes() == one.tobytes()
+
+
+def test_book_stays_two_sided_when_impact_overshoots() -> None:
+    """The as-captured market with sweeps that move the efficient price 4x their own touch move
+    and v jumps 3x the fitted size: v runs far past the stale opposite touch, and the side
+    being rebuilt must still show a book (it once was trimmed away as it was rebuilt, leaving
+    one side empty for seconds)."""
+    cal = load_calibration("binance_usdm_btcusdt")
+    cal["model"]["impact_permanence_ratio"] = 4.0
+    cal["model"]["jump_size_bps"] *= 3.0
+    s = market_stats(generate(cal, 9, T0_NS, 60 * S_NS), tick_px=cal["tick_px"])
+    assert s["two_sided_ratio"] > 0.99, s["two_sided_ratio"]

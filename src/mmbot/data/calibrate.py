@@ -8,7 +8,10 @@ Fitted by simulation (damped multiplicative fixed point on short synthetic marke
 averaged over the second half of the rounds): v's volatility, noise-order rate, Hawkes branching,
 maker order size (prints per parent), refill and excess-cancel speeds (spread, depth behind the
 touch), level targets (depth profile), the permanence of sweep impact (1 s markout of prints)
-and the informed intensity (1 s markout of aggressor orders). The statistics compared are
+and the race between informed takers and makers pulling stale quotes (1 s markout of aggressor
+orders). Aggressor sizes are the capture's sweeps (see ``_parents``), printed at the capture's
+engine throughput. Each round's step is linear in the simulated statistic, so the fit matches
+the statistics' means (method of simulated moments). The statistics compared are
 ``market_stats`` on both sides, so real and synthetic are measured by the same code.
 ``tick_bps > 0`` gives the wide-tick variant: the same flow refitted on a tick of about that
 many bps, depth re-binned from the capture's depth-vs-distance profile, labelled in the file.
@@ -32,14 +35,29 @@ _PROBS = np.linspace(0.0, 1.0, 41)
 # size tables stop short of the sample maximum: one freak print (46 BTC in the USD-M capture)
 # would otherwise dominate the mean maker order and every rate expressed per maker order
 _MAKER_PROBS = np.linspace(0.0, 0.99, 201)
-_PARENT_PROBS = np.linspace(0.0, 0.999, 201)
-FIT_SECONDS = 1200
-FIT_ROUNDS = 20
-# a sweep may reveal more than its own mechanical move (up to 2x: the efficient price then
-# overshoots the book and the informed follow; they do not excite noise flow, so no runaway)
-MAX_PERMANENCE = 2.0
-MIN_PERMANENCE = 0.25
-MAX_INFORMED_RATE = 100.0  # informed parents per s per bps of mispricing
+# aggressor sweeps keep their whole tail (to the largest): the few biggest sweeps move the price
+# most and carry a large share of all prints, so they set the print-level markout
+_PARENT_PROBS = np.linspace(0.0, 1.0, 1001)
+# simulated seconds per fit round: the markouts and volatility are set by rare big sweeps and
+# jumps, so the fit markets are long; the wide-tick market emits ~10x fewer events per second,
+# so its rounds are longer at the same cost
+FIT_SECONDS = 2400
+WIDE_FIT_SECONDS = 6000
+FIT_ROUNDS = 40
+# search range of the permanence of noise-sweep impact (a ratio of the sweep's touch move). It
+# is a range for the fit, not a stability cap: above 1 a sweep reveals more than its own
+# mechanical move (the efficient price overshoots the book, the informed follow; they do not
+# excite noise flow, so there is no runaway). The market once broke above ~2: v ran more than
+# the book's depth past a stale touch and the trim, counted from v, deleted every level the
+# other side rebuilt (one side empty ~40 % of the time); levels are now counted from the
+# reference touch, so the range is wide.
+MAX_PERMANENCE = 8.0
+MIN_PERMANENCE = 0.05
+MAX_INFORMED_RATE = 1000.0  # informed parents per s per bps of mispricing (search range)
+MIN_INFORMED_RATE = 0.01
+MIN_STALE_RATE = 0.1  # stale-quote pulls per order per s (search range)
+MAX_STALE_RATE = 500.0
+MAX_LOG_STEP = 1.0  # largest |log| of one round's multiplicative step
 DAMPING = 0.5  # exponent of the multiplicative fixed-point steps (sim noise vs speed)
 FIT_SEED = 12345
 WIDE_REFILL_RATE = 5.0
@@ -59,20 +77,58 @@ def _step(values: np.ndarray) -> float:
     return step
 
 
-def _parents(events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Print sizes and aggressor-order ("parent") sizes: prints sharing a ms and a side."""
-    tr = events[(events["ev"] & 0xFF) == TRADE_EVENT]
+def _parents(events: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Print sizes, aggressor-order ("parent": prints sharing a ms and a side) sizes, sweep sizes
+    and the matching engine's prints per ms.
+
+    A sweep is a run of same-side parents in consecutive ms with no book row between them: the
+    venue printed one aggressor order over several ms (about 300 prints a ms on Binance USD-M)
+    and published the book only after its last print. The generator draws sweeps and stamps
+    their prints the same way, so market_stats sees the same parents on both sides. The engine
+    throughput is the median print count of the full ms of sweeps (a ms followed by the same
+    sweep's next ms, holding at least half the most prints any such ms holds)."""
+    from mmbot.events import (
+        DEPTH_BBO_EVENT,
+        DEPTH_CLEAR_EVENT,
+        DEPTH_EVENT,
+        DEPTH_SNAPSHOT_EVENT,
+        KIND_MASK,
+    )
+
+    kind = events["ev"] & KIND_MASK
+    is_tr = kind == TRADE_EVENT
+    tr = events[is_tr]
     if len(tr) < 50:
         raise UserError(
             f"calibrate: the capture holds {len(tr)} trades; at least 50 are needed to fit trade flow"
         )
+    is_book = (
+        (kind == DEPTH_EVENT)
+        | (kind == DEPTH_BBO_EVENT)
+        | (kind == DEPTH_SNAPSHOT_EVENT)
+        | (kind == DEPTH_CLEAR_EVENT)
+    )
+    book_rows = np.cumsum(is_book)[is_tr]  # book rows seen up to each print
     side = np.where(tr["ev"] & BUY_EVENT, 1, 0)
-    key = (tr["exch_ts"] // 1_000_000) * 2 + side
+    ms = tr["exch_ts"] // 1_000_000
+    key = ms * 2 + side
     new = np.ones(len(tr), dtype=bool)
     new[1:] = key[1:] != key[:-1]
     gid = np.cumsum(new) - 1
     par = np.bincount(gid, weights=tr["qty"])
-    return tr["qty"].astype(np.float64), par
+    n_prints = np.bincount(gid)
+    first = np.flatnonzero(new)
+    last = np.r_[first[1:] - 1, len(tr) - 1]
+    cont = np.zeros(len(par), dtype=bool)
+    cont[1:] = (
+        (side[first[1:]] == side[first[:-1]])
+        & (ms[first[1:]] - ms[first[:-1]] == 1)
+        & (book_rows[first[1:]] == book_rows[last[:-1]])
+    )
+    sweeps = np.bincount(np.cumsum(~cont) - 1, weights=par)
+    full = n_prints[:-1][cont[1:]]
+    per_ms = float(np.median(full[full >= 0.5 * full.max()])) if len(full) else 0.0
+    return tr["qty"].astype(np.float64), par, sweeps, per_ms
 
 
 def _jumps(events: np.ndarray, tick_px: float) -> tuple[float, float, float]:
@@ -245,10 +301,16 @@ def _average_models(history: list[dict]) -> dict:
 
 
 def _ratio(tgt: float, sim: float, power: float = DAMPING) -> float:
-    """Damped multiplicative step toward the target (1 when either side is not > 0)."""
-    if not (np.isfinite(tgt) and np.isfinite(sim) and tgt > 0 and sim > 0):
+    """Damped multiplicative step toward the target: exp(power * (tgt - sim) / tgt), 1 when
+    either side is not finite or the target is not > 0.
+
+    The step is linear in the simulated statistic, so the rounds settle where the statistic's
+    *mean* equals the target (the method of simulated moments). A step in log(tgt / sim)
+    settles at its geometric mean instead, which for the right-skewed markouts and volatility
+    of a market with rare big sweeps left their means 10-20 % above the capture's."""
+    if not (np.isfinite(tgt) and np.isfinite(sim) and tgt > 0):
         return 1.0
-    return _clip((tgt / sim) ** power, 0.67, 1.5)
+    return float(np.exp(np.clip(power * (tgt - sim) / tgt, -MAX_LOG_STEP, MAX_LOG_STEP)))
 
 
 def _update(m: dict, s: dict, target: dict, *, fit_spread: bool) -> None:
@@ -287,22 +349,22 @@ def _update(m: dict, s: dict, target: dict, *, fit_spread: bool) -> None:
             max(target["spread_ticks_mean"] - 1.0, 1e-3), max(s["spread_ticks_mean"] - 1.0, 1e-3)
         )
     # print markout (sweeps through the book, partly permanent) -> permanence of noise impact;
-    # aggressor-order markout (information per order) -> informed intensity
+    # aggressor-order markout (information per order) -> the informed/stale-pull race below
     m["impact_permanence_ratio"] = _clip(
-        m["impact_permanence_ratio"] * _ratio(target["markout_1s_bps"], s["markout_1s_bps"])
-        if s["markout_1s_bps"] > 0
-        else m["impact_permanence_ratio"] + 0.1,
+        m["impact_permanence_ratio"] * _ratio(target["markout_1s_bps"], s["markout_1s_bps"]),
         MIN_PERMANENCE,
         MAX_PERMANENCE,
     )
-    pm = s["parent_markout_1s_bps"]
-    # informed trades cluster in a few episodes (after v jumps), so their markout is a noisy
-    # function of their intensity: smaller steps, and a bounded range
+    # information per aggressor order is the race between takers who see the efficient price
+    # past the touch and makers pulling those stale quotes: the step moves both, the informed
+    # intensity up by its square root and the stale-pull speed down by it. (On the wide tick
+    # the stale touch melts before the informed trade unless the pulls slow down.)
+    race = np.sqrt(_ratio(target["parent_markout_1s_bps"], s["parent_markout_1s_bps"], 2.0))
     m["informed_rate_per_s_per_bps"] = _clip(
-        m["informed_rate_per_s_per_bps"]
-        * (_ratio(target["parent_markout_1s_bps"], pm, 0.3) if pm > 0 else 1.15),
-        1.0,
-        MAX_INFORMED_RATE,
+        m["informed_rate_per_s_per_bps"] * race, MIN_INFORMED_RATE, MAX_INFORMED_RATE
+    )
+    m["stale_cancel_rate_per_s"] = _clip(
+        m["stale_cancel_rate_per_s"] / race, MIN_STALE_RATE, MAX_STALE_RATE
     )
 
 
@@ -332,7 +394,7 @@ def calibrate(
     *,
     tick_bps: float = 0.0,
     rounds: int = FIT_ROUNDS,
-    fit_seconds: int = FIT_SECONDS,
+    fit_seconds: int | None = None,
     log: list[str] | None = None,
 ) -> dict:
     """Fit the embedded market to a capture's events. ``tick_bps > 0`` makes the wide-tick
@@ -342,6 +404,8 @@ def calibrate(
 
     if not np.isfinite(tick_bps) or tick_bps < 0:
         raise UserError(f"calibrate: --tick-bps must be >= 0, got {tick_bps}")
+    if fit_seconds is None:
+        fit_seconds = WIDE_FIT_SECONDS if tick_bps > 0 else FIT_SECONDS
     log = log if log is not None else []
     tick_px = guess_tick(events)
     target = market_stats(events, tick_px=tick_px)
@@ -357,7 +421,7 @@ def calibrate(
             raise UserError(
                 f"calibrate: the capture's {key} is {target[key]}; cannot fit a market to it"
             )
-    prints, parents = _parents(events)
+    prints, _parents_qty, sweeps, prints_per_ms = _parents(events)
     lot_qty = _step(prints)
     sigma, jump_rate, jump_bps = _jumps(events, tick_px)
     fano = max(float(target["parent_count_fano_1s"]), 1.0)
@@ -385,8 +449,9 @@ def calibrate(
         # prints are truncated maker orders: start the maker scale at a few times the print size
         "maker_size_scale": 5.0,
         "parent_size_quantiles_qty": [
-            float(max(x, lot_qty)) for x in np.quantile(parents, _PARENT_PROBS)
+            float(max(x, lot_qty)) for x in np.quantile(sweeps, _PARENT_PROBS)
         ],
+        "sweep_prints_per_ms": prints_per_ms,
     }
     calib: dict = {
         "schema": "mmbot.market.v1",
@@ -459,7 +524,7 @@ def calibrate_command(
     out: Path,
     tick_bps: float = 0.0,
     rounds: int = FIT_ROUNDS,
-    fit_seconds: int = FIT_SECONDS,
+    fit_seconds: int | None = None,
 ) -> dict:
     """``mmbot data calibrate PATH --out FILE [--tick-bps X]``: fit, write sorted-key JSON with
     provenance, print the capture's statistics next to the fitted market's."""

@@ -342,6 +342,8 @@ def market_stats(events: np.ndarray, *, tick_px: float | None = None) -> dict:
         "tick_px": tick,
         "tick_bps": float(tick / np.median(mid_all) * 1e4) if len(mid_all) else float("nan"),
         "mid_px_mean": float(np.mean(mid_all)) if len(mid_all) else float("nan"),
+        # share of the sampled time the book had both sides (spread and mid defined)
+        "two_sided_ratio": float(np.mean(ok)) if len(ok) else float("nan"),
         "spread_bps_mean": float(np.mean(spr)) if len(spr) else float("nan"),
         "spread_bps_median": float(np.median(spr)) if len(spr) else float("nan"),
         "spread_ticks_mean": float(np.mean(spr) * np.median(mid_all) * 1e-4 / tick)

@@ -6,18 +6,21 @@ shipped calibrations (``load_calibration``). The model (DESIGN.md, "The embedded
 * a latent efficient price ``v`` (in ticks) follows a jump-diffusion (sigma; Poisson jumps with
   double-exponential sizes);
 * the visible book is rebuilt around ``v`` level by level. Level k is the k-th price from ``v`` on
-  each side (never crossing the other side). Queue-reactive intensities (Huang-Lehalle-Rosenbaum
-  2015): makers join a level at ``refill * (D_k - q)+`` and leave it at ``excess * (q - D_k)+``
-  (queues left behind by a moving price are pulled), on top of a constant per-order cancel hazard
-  (Cont-Stoikov-Talreja 2010). A touch on the wrong side of ``v`` (stale) melts: each of its
-  orders is pulled at a high rate;
-* market orders ("parents", sized from the capture's aggressor orders) come from noise traders (a
+  each side, or from just inside the opposite touch when that is stale (never crossing it).
+  Queue-reactive intensities (Huang-Lehalle-Rosenbaum 2015): makers join a level at
+  ``refill * (D_k - q)+`` and leave it at ``excess * (q - D_k)+`` (queues left behind by a moving
+  price are pulled), on top of a constant per-order cancel hazard (Cont-Stoikov-Talreja 2010). A
+  touch on the wrong side of ``v`` (stale) melts: each of its orders is pulled at a calibrated
+  rate (the race against the informed);
+* market orders ("parents") come from noise traders (a
   Hawkes process: clustered arrivals, side persistence) and from informed traders who trade only
   when ``v`` is past the touch, with intensity growing with the mispricing and a limit at ``v``
   (Glosten-Milgrom). A noise sweep's move of the touch is partly permanent (``v`` follows it by the
   calibrated permanence ratio), so order flow carries information: adverse selection is real. A
-  parent fills maker orders one at a time, printing one TRADE per maker order (as venues do) and
-  one DEPTH update per level it touches;
+  parent (sized from the capture's sweeps) fills maker orders one at a time, printing one TRADE
+  per maker order (as venues do), at most the engine's calibrated prints per ms: a longer sweep
+  goes on in the next ms (nothing else happens meanwhile) and the DEPTH rows of the levels it
+  touched follow its last print, as on the venue's feed;
 * every visible change is emitted: DEPTH level updates (price, new total qty; 0 = delete) and
   TRADE prints (BUY flag = buyer aggressor), each consuming the touch it hits; feed latency follows
   the calibrated distribution with an AR(1) Gaussian copula (consecutive messages see similar
@@ -63,7 +66,8 @@ RING_TICKS = 4096
 _RING_MASK = RING_TICKS - 1
 # warm-up of the book before the snapshot, so the first emitted book is already in its regime
 WARMUP_NS = 30_000_000_000
-# a parent order prints at most this many maker fills; the rest of a level goes in one print
+# prints one simulated event (one ms of a sweep) emits at most; the calibrated engine
+# throughput (model.sweep_prints_per_ms) is capped at this
 MAX_PRINTS = 512
 # the first NEAR_LEVELS levels' intensities are exact at every event; deeper ones are refreshed
 # every FAR_EVERY events or when the level grid moved by more than FAR_SHIFT ticks (speed)
@@ -91,7 +95,8 @@ P_SAME_SIDE = 15  # probability that a noise parent repeats the previous parent'
 P_IMPACT = 16  # share of a noise sweep's touch move that the efficient price keeps
 P_LAT_TAU_S = 17  # correlation time of the feed latency, s
 P_EXCESS_RATE = 18  # speed at which queues above their target are cancelled, per s
-N_PARAMS = 19
+P_PRINTS_PER_MS = 19  # matching-engine throughput: prints one sweep stamps per ms
+N_PARAMS = 20
 
 # --- integer state ---------------------------------------------------------------------------
 S_T_NS = 0
@@ -108,7 +113,15 @@ S_LAT_T_NS = 10  # exchange time of the last latency draw
 S_FAR_AGE = 11  # draws since the deep-level sums were refreshed
 S_FAR_TOP = 12  # bid / ask reference level they were computed for
 S_FAR_BOT = 13
-N_ISTATE = 14
+# a sweep longer than the engine prints in one ms continues at the next ms (the book rows of all
+# the levels it consumed follow its last print, as on the venue's feed)
+S_SWEEP_SIDE = 14  # +1 buy / -1 sell while a sweep is in progress, 0 otherwise
+S_SWEEP_LOTS = 15  # lots the sweep still wants
+S_SWEEP_NOISE = 16  # 1 if the sweep is a noise order (its touch move is partly permanent)
+S_SWEEP_TOUCH0 = 17  # the opposite touch before the sweep's first print
+S_SWEEP_NLV = 18  # levels it touched so far (their prices are in the sweep-level array)
+S_SWEEP_LAST = 19  # last level it touched
+N_ISTATE = 20
 # --- float state: v, Hawkes excess, and the rates drawn with for the pending event -------------
 F_V = 0
 F_HAWKES = 1
@@ -116,6 +129,7 @@ F_BOUND = 2
 F_R0 = 3  # 9 rates: bid arrivals, ask arrivals, bid cancels, ask cancels, informed buy,
 N_RATES = 9  # informed sell, stale bid, stale ask, jump of v
 K_JUMP = 8
+K_SWEEP = N_RATES + 1  # the next ms of a sweep in progress (not a new order)
 F_LAST_SIDE = F_R0 + N_RATES  # side of the last parent (+1 buy, -1 sell)
 F_LAT_Z = F_LAST_SIDE + 1  # Gaussian state of the feed latency (AR(1) copula)
 F_STEPS = F_LAT_Z + 1  # simulated events so far, by kind (-1 = null .. N_RATES = noise parent)
@@ -123,7 +137,8 @@ F_NEAR = F_STEPS + N_RATES + 2  # missing bid, missing ask, excess bid, excess a
 F_FAR = F_NEAR + 4  # the same over the deep levels (refreshed less often)
 F_SPARE = F_FAR + 4  # second normal of the last Box-Muller pair, and whether it is unused
 F_SPARE_OK = F_SPARE + 1
-N_FSTATE = F_SPARE_OK + 1
+F_SWEEP_LIMIT = F_SPARE_OK + 1  # limit price (ticks) of the sweep in progress
+N_FSTATE = F_SWEEP_LIMIT + 1
 
 _NONE = -1  # empty book side
 
@@ -439,6 +454,7 @@ def _advance(
     rng: np.ndarray,
     bq: np.ndarray,
     aq: np.ndarray,
+    lv: np.ndarray,
     t_end_ns: int,
     emit: bool,
     out: np.ndarray,
@@ -458,6 +474,9 @@ def _advance(
     kmax = target.shape[0]
     theta = P[P_CANCEL_RATE]
     maker = P[P_MAKER_LOTS]
+    per_ms = int(P[P_PRINTS_PER_MS])
+    if per_ms <= 0 or per_ms > MAX_PRINTS:
+        per_ms = MAX_PRINTS
     r = fs[F_R0:]
     while True:
         if ist[S_HAS_PENDING] == 0:
@@ -470,18 +489,22 @@ def _advance(
         ist[S_T_NS] = t_new
         hx = fs[F_HAWKES] * math.exp(-beta * dt_s)
         fs[F_HAWKES] = hx
-        # ---- which event: the rates drawn with, the Hawkes part thinned to its decayed value --
-        x = _uniform(rng) * fs[F_BOUND]
-        kind = -1
-        acc = 0.0
-        for i in range(N_RATES):
-            acc += r[i]
-            if x < acc:
-                kind = i
-                break
-        if kind < 0 and x < acc + mu + hx:
-            kind = N_RATES  # noise parent
-        fs[F_STEPS + 1 + kind] += 1.0
+        if ist[S_SWEEP_SIDE] != 0:
+            # the engine is still printing a sweep: its next ms (nothing else happens meanwhile)
+            kind = K_SWEEP
+        else:
+            # ---- which event: the rates drawn with, the Hawkes part thinned to its decayed value
+            x = _uniform(rng) * fs[F_BOUND]
+            kind = -1
+            acc = 0.0
+            for i in range(N_RATES):
+                acc += r[i]
+                if x < acc:
+                    kind = i
+                    break
+            if kind < 0 and x < acc + mu + hx:
+                kind = N_RATES  # noise parent
+            fs[F_STEPS + 1 + kind] += 1.0
         # ---- the efficient price moves over the gap --------------------------------------
         v = fs[F_V] + sigma * math.sqrt(dt_s) * _normal(rng, fs)
         if kind == K_JUMP:
@@ -629,38 +652,54 @@ def _advance(
                         if q[j] == 0 and p == ba:
                             ist[S_BEST_ASK] = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
         else:
-            # a parent market order: noise (random side, no limit) or informed (limit v -/+ edge)
-            if kind == N_RATES:
-                # clustered flow keeps its direction with probability same_side
-                same = _uniform(rng) < P[P_SAME_SIDE]
-                buy = fs[F_LAST_SIDE] > 0 if same else _uniform(rng) < 0.5
-                limit_ticks = 1e300 if buy else -1e300
-            else:
-                buy = kind == 4
-                limit_ticks = v - inf_edge if buy else v + inf_edge
-            if kind == N_RATES:
-                # self-excitation among noise traders only: an informed order exciting noise
-                # flow, whose permanent impact feeds the informed again, would be a runaway loop
-                fs[F_HAWKES] = hx + hawkes_jump
-                fs[F_LAST_SIDE] = 1.0 if buy else -1.0
-            lots = int(_table_sample(rng, parent_tab) / lot + 0.5)
-            if lots < 1:
-                lots = 1
-            touch0 = ist[S_BEST_ASK] if buy else ist[S_BEST_BID]
-            p_last = touch0
-            levels = 0
-            prints = 0
+            # a parent market order: noise (random side, no limit) or informed (limit v -/+ edge);
+            # K_SWEEP is the next ms of a sweep in progress
+            if kind != K_SWEEP:
+                if kind == N_RATES:
+                    # clustered flow keeps its direction with probability same_side
+                    same = _uniform(rng) < P[P_SAME_SIDE]
+                    buy = fs[F_LAST_SIDE] > 0 if same else _uniform(rng) < 0.5
+                    limit_ticks = 1e300 if buy else -1e300
+                    # self-excitation among noise traders only: an informed order exciting noise
+                    # flow, whose permanent impact feeds the informed again, would be a runaway loop
+                    fs[F_HAWKES] = hx + hawkes_jump
+                    fs[F_LAST_SIDE] = 1.0 if buy else -1.0
+                else:
+                    buy = kind == 4
+                    limit_ticks = v - inf_edge if buy else v + inf_edge
+                lots = int(_table_sample(rng, parent_tab) / lot + 0.5)
+                ist[S_SWEEP_LOTS] = lots if lots > 0 else 1
+                ist[S_SWEEP_SIDE] = 1 if buy else -1
+                ist[S_SWEEP_NOISE] = 1 if kind == N_RATES else 0
+                fs[F_SWEEP_LIMIT] = limit_ticks
+                touch0 = ist[S_BEST_ASK] if buy else ist[S_BEST_BID]
+                ist[S_SWEEP_TOUCH0] = touch0
+                ist[S_SWEEP_LAST] = touch0
+                ist[S_SWEEP_NLV] = 0
+            buy = ist[S_SWEEP_SIDE] > 0
+            limit_ticks = fs[F_SWEEP_LIMIT]
+            lots = ist[S_SWEEP_LOTS]
+            nlv = ist[S_SWEEP_NLV]
             q = aq if buy else bq
-            while lots > 0 and levels < kmax:
+            prints = 0
+            more = False
+            while lots > 0:
                 p = ist[S_BEST_ASK] if buy else ist[S_BEST_BID]
                 if p == _NONE or (buy and p > limit_ticks) or (not buy and p < limit_ticks):
                     break
+                if nlv == 0 or lv[nlv - 1] != p:
+                    if nlv >= kmax:
+                        break
+                    lv[nlv] = p
+                    nlv += 1
+                if prints >= per_ms:
+                    more = True  # the engine's ms is full: the rest prints in the next ms
+                    break
                 j = p & _RING_MASK
-                p_last = p
+                ist[S_SWEEP_LAST] = p
                 # fill the level's maker orders one at a time (one print each)
-                while lots > 0 and q[j] > 0:
-                    chunk = _maker_lots(rng, maker_tab, lot) if prints < MAX_PRINTS else q[j]
-                    take = chunk
+                while lots > 0 and q[j] > 0 and prints < per_ms:
+                    take = _maker_lots(rng, maker_tab, lot)
                     if take > lots:
                         take = lots
                     if take > q[j]:
@@ -682,30 +721,41 @@ def _advance(
                         ist[S_QA_LOTS] -= take
                     else:
                         ist[S_QB_LOTS] -= take
-                levels += 1
-                if emit:
+                if q[j] == 0:
+                    if buy:
+                        ist[S_BEST_ASK] = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
+                    else:
+                        ist[S_BEST_BID] = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
+            ist[S_SWEEP_LOTS] = lots
+            ist[S_SWEEP_NLV] = nlv
+            if more:
+                ist[S_PENDING_NS] = t_new + 1_000_000
+                ist[S_HAS_PENDING] = 1
+                continue
+            # the sweep is over: one book row per level it touched, after its last print
+            if emit:
+                for i in range(nlv):
+                    p = lv[i]
                     n = _emit(
                         n,
                         _EV_ASK_DEPTH if buy else _EV_BID_DEPTH,
                         t_new,
                         local_ns,
                         p * tick,
-                        q[j] * lot,
+                        q[p & _RING_MASK] * lot,
                         out,
                     )
-                if q[j] == 0:
-                    if buy:
-                        ist[S_BEST_ASK] = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
-                    else:
-                        ist[S_BEST_BID] = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
-            if kind == N_RATES and touch0 != _NONE:
+            touch0 = ist[S_SWEEP_TOUCH0]
+            if ist[S_SWEEP_NOISE] == 1 and touch0 != _NONE:
                 # a noise sweep's move of the touch is partly permanent: the efficient price
                 # follows it by the permanence ratio (the rest reverts as makers refill)
                 touch1 = ist[S_BEST_ASK] if buy else ist[S_BEST_BID]
                 if touch1 == _NONE:
+                    p_last = ist[S_SWEEP_LAST]
                     touch1 = p_last + 1 if buy else p_last - 1
                 v += P[P_IMPACT] * (touch1 - touch0)
                 fs[F_V] = v
+            ist[S_SWEEP_SIDE] = 0
         # ---- trim levels that fell too far from the efficient price ----------------------------
         n = _trim(
             v,
@@ -725,7 +775,9 @@ def _advance(
 
 @njit(cache=True)
 def _trim(v, kmax, emit, tick, lot, t_new, local_ns, ist, bq, aq, n, out) -> int:
-    far = int(math.ceil(v)) - kmax - 2
+    # levels are counted from the reference price (v, or just inside a stale opposite touch): a
+    # book stays behind a stale opposite side instead of being trimmed away as it is rebuilt
+    far = _bid_top(v, ist[S_BEST_ASK]) - kmax - 1
     # also bound the stale side so the live range always fits the ring buffer
     stale_cap = int(v) + RING_TICKS // 4
     if ist[S_BEST_BID] == _NONE:
@@ -767,7 +819,7 @@ def _trim(v, kmax, emit, tick, lot, t_new, local_ns, ist, bq, aq, n, out) -> int
                     out,
                 )
             ist[S_BEST_BID] = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
-    far = int(math.floor(v)) + kmax + 2
+    far = _ask_bot(v, ist[S_BEST_BID]) + kmax + 1
     stale_cap = int(v) - RING_TICKS // 4
     if ist[S_BEST_ASK] == _NONE:
         ist[S_QA_LOTS] = 0
@@ -925,6 +977,7 @@ def model_arrays(
         P[P_SAME_SIDE] = float(m.get("same_side_ratio", 0.0))
         P[P_IMPACT] = float(m["impact_permanence_ratio"])
         P[P_LAT_TAU_S] = float(calib.get("feed_latency_corr_s", 0.0))
+        P[P_PRINTS_PER_MS] = float(m.get("sweep_prints_per_ms", MAX_PRINTS))
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"calibration: missing or malformed field {exc!s}") from None
     if not np.all(np.isfinite(P)) or np.any(P < 0):
@@ -953,6 +1006,7 @@ class _Market:
         self.rng = _seed_state(seed)
         self.bq = np.zeros(RING_TICKS, dtype=np.int64)
         self.aq = np.zeros(RING_TICKS, dtype=np.int64)
+        self.lv = np.zeros(RING_TICKS // 8 + 1, dtype=np.int64)  # levels of the sweep in progress
         self.fs = np.zeros(N_FSTATE, dtype=np.float64)
         self.ist = np.zeros(N_ISTATE, dtype=np.int64)
         self.fs[F_V] = v0
@@ -979,6 +1033,7 @@ class _Market:
                 self.rng,
                 self.bq,
                 self.aq,
+                self.lv,
                 t_end_ns,
                 emit,
                 out,
