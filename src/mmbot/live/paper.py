@@ -2,27 +2,30 @@
 
 Same method names and Bybit-shaped answers as ``BybitRest`` so the runner drives both alike (no
 private API is used). The matching is the backtest's: a ``SimMatcher`` (``mmbot.live.simmatch``)
-whose venue is built on the first book snapshot and continued message by message with the events
+whose venue is built on the first book levels received and continued message by message with the events
 the data layer's parser made of each message (``mmbot.data.bybit.parse_message``, the very rows
 the bot's book is built from): queue model, fees and partial fills as in ``mmbot backtest``.
 
-Times: the venue runs on the bot's clock. A message's exchange time is mapped onto it with the
-measured clock offset and clamped into [venue clock, receive time] (what is not yet known cannot
-have happened before what the venue already did). A request meets the venue at its arrival time
-(after the optional ``latency_ms``, the network a real order would cross), against the market
-received by then; market events still in flight at that moment reach the venue after it (a live
-feed cannot be waited for), a bias of at most the feed latency in the order's favour.
+Times: the venue runs on the bot's clock, on the exchange's timeline: each message's exchange time is
+mapped onto our clock with the measured clock offset, and the venue plays the market up to a
+horizon, the latest exchange time received (or, between messages, now less the recent 95th
+percentile feed lag: what is older has arrived, at 95 %). A request meets the venue at its arrival
+time (send time + ``latency_ms``), once the horizon has passed it, so market events that happened
+before it, and arrive after it was sent, still come first, as at an exchange; its answer is given
+then (a real answer also takes a round trip). Events arriving later than the horizon are applied at
+the horizon (late by their excess lag).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections.abc import Callable
 
 import numpy as np
 
-from mmbot.events import DEPTH_SNAPSHOT_EVENT, KIND_MASK
+from mmbot.events import DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, EXCH_EVENT, KIND_MASK, LOCAL_EVENT
 from mmbot.live.bybit import BybitError, RateLimited
 from mmbot.live.orders import (
     Execution,
@@ -60,10 +63,11 @@ class PaperVenue:
         self.start_position_qty = start_position_qty
         self.id_prefix = id_prefix or f"P{time.time_ns() // 1_000_000}-"
         self.clock_offset_ns = 0  # exchange clock - ours (the runner keeps it measured)
-        self.m: SimMatcher | None = None  # built on the first book snapshot
-        self.rate = RateWindow(
-            rate_limit_per_s
-        )  # the exchange's order rate limit, as Bybit answers it
+        self.m: SimMatcher | None = None  # built on the first book levels received
+        self.rate = RateWindow(rate_limit_per_s)  # the exchange's order limit, as Bybit answers
+        self.horizon_ns = 0  # the venue holds every market event up to here (our clock)
+        self.lags_ns: collections.deque[int] = collections.deque(maxlen=400)
+        self.hold_ns = 20_000_000  # recent p95 feed lag (receive - exchange time), refreshed
 
     def _listen(self, kind: str, obj: object) -> None:
         if kind == "order":
@@ -81,13 +85,16 @@ class PaperVenue:
         if len(rows) == 0:
             return
         rows = rows.copy()
-        floor_ns = self.m.now_capture_ns if self.m is not None else 0
         exch = np.minimum(rows["exch_ts"] - self.clock_offset_ns, local_ns)
-        rows["exch_ts"] = np.maximum.accumulate(np.maximum(exch, floor_ns))
-        rows["local_ts"] = np.maximum(local_ns, rows["exch_ts"])
+        self._note_lag(local_ns - int(exch.max()))
+        # exchange timeline only (the venue's local book is not used: the bot keeps its own)
+        rows["ev"] = (rows["ev"] & ~np.uint64(LOCAL_EVENT)) | np.uint64(EXCH_EVENT)
+        rows["exch_ts"] = np.maximum.accumulate(np.maximum(exch, self.horizon_ns))
+        rows["local_ts"] = rows["exch_ts"]
         if self.m is None:
-            if not ((rows["ev"] & KIND_MASK) == DEPTH_SNAPSHOT_EVENT).any():
-                return  # nothing to match against before the first book snapshot
+            kinds = rows["ev"] & KIND_MASK
+            if not np.isin(kinds, (DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT)).any():
+                return  # nothing to match against before the first book levels
             self.m = SimMatcher(
                 self.symbol,
                 self.tick_px,
@@ -97,23 +104,44 @@ class PaperVenue:
                 self.taker_fee_rate,
                 self.queue_model,
                 listener=self._listen,
-                clock=time.time_ns,
                 exec_time=lambda venue_ns: venue_ns + self.clock_offset_ns,
                 id_prefix=self.id_prefix,
             )
             self.m.position_qty = self.start_position_qty
         else:
             self.m.extend(rows)
-        self.m.sync(local_ns)
+        self._advance(max(int(rows["exch_ts"].max()), local_ns - self.hold_ns))
+
+    def _note_lag(self, lag_ns: int) -> None:
+        self.lags_ns.append(max(lag_ns, 0))
+        if len(self.lags_ns) % 50 == 0:
+            p95 = float(np.percentile(np.fromiter(self.lags_ns, np.int64), 95))
+            self.hold_ns = int(min(max(p95, 1e6), 500e6))
+
+    def _advance(self, t_ns: int) -> None:
+        """Play the venue's market up to ``t_ns`` (never back)."""
+        if t_ns > self.horizon_ns:
+            self.horizon_ns = t_ns
+            if self.m is not None:
+                self.m.sync(t_ns)
+
+    async def _arrive(self, path: str) -> SimMatcher:
+        """Wait until the venue's market reaches this request's arrival time, and play it there."""
+        m = self._matcher(path)
+        arrive_ns = time.time_ns() + int(self.latency_s * 1e9)
+        while self.horizon_ns < arrive_ns:
+            wait_ns = arrive_ns + self.hold_ns - time.time_ns()
+            if wait_ns <= 0:
+                self._advance(max(arrive_ns, time.time_ns() - self.hold_ns))
+                break
+            await asyncio.sleep(min(wait_ns, 2_000_000) / 1e9)
+        m.sync(arrive_ns)
+        return m
 
     def _matcher(self, path: str) -> SimMatcher:
         if self.m is None:
-            raise BybitError(10001, "paper venue: no book snapshot received yet", path)
+            raise BybitError(10001, "paper venue: no book received yet", path)
         return self.m
-
-    async def _delay(self) -> None:
-        if self.latency_s > 0:
-            await asyncio.sleep(self.latency_s)
 
     def _admit(self, path: str) -> None:
         reset_ms = self.rate.admit(time.time_ns())
@@ -124,8 +152,7 @@ class PaperVenue:
     async def create_order(
         self, symbol: str, side: int, qty: str, price: str, link_id: str, tif: str = "PostOnly"
     ) -> dict:
-        await self._delay()
-        m = self._matcher("/v5/order/create")
+        m = await self._arrive("/v5/order/create")
         self._admit("/v5/order/create")
         code, msg, o = m.create(
             link_id, side, float(price), float(qty), tif, "Limit", time.time_ns()
@@ -143,7 +170,7 @@ class PaperVenue:
     async def amend_order(
         self, symbol: str, link_id: str, price: str | None = None, qty: str | None = None
     ) -> dict:
-        await self._delay()
+        await self._arrive("/v5/order/amend")
         o = self._get(link_id, "/v5/order/amend")
         self._admit("/v5/order/amend")
         code, msg = self.m.amend(  # type: ignore[union-attr]
@@ -154,7 +181,7 @@ class PaperVenue:
         return {"orderId": o.order_id, "orderLinkId": o.link_id}
 
     async def cancel_order(self, symbol: str, link_id: str) -> dict:
-        await self._delay()
+        await self._arrive("/v5/order/cancel")
         o = self._get(link_id, "/v5/order/cancel")
         code, msg = self.m.cancel(o, time.time_ns())  # type: ignore[union-attr]
         if code:

@@ -1182,6 +1182,12 @@ class Session:
     def write_records(self) -> None:
         if _TRACE is not None:
             np.save(self.cfg.out_dir / "trace.npy", np.array(_TRACE, dtype=np.float64))
+            if self.paper is not None and self.paper.m is not None:
+                from mmbot import sim
+
+                f_, a_, m_, s_ = sim.finish(self.paper.m.v)
+                np.save(self.cfg.out_dir / "paper_fills.npy", f_)
+                np.save(self.cfg.out_dir / "paper_actions.npy", a_)
         from mmbot.audit.edge_report import build_edge_report, dump_json, make_runtime
         from mmbot.audit.records_io import write_run
 
