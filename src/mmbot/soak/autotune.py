@@ -698,7 +698,7 @@ NOISE_FLOOR_BPS: Final[float] = 0.05
 # standard deviation of such a difference over two segments on the default market.
 KEEP_BEST_MARGIN_BPS: Final[float] = 0.15
 VALIDATION_SEGMENTS: Final[int] = 2  # the latest N iteration segments kept for replays
-REPLAY_BUDGET: Final[int] = 12  # replays per decision (cached ones are free)
+REPLAY_BUDGET: Final[int] = 10  # replays per decision (cached ones are free)
 # Probes: a probe of (field, direction) moves the field by ``fraction`` of its room to the limit
 # in that direction (at least ``PROBE_MIN_STEP``, the seed's low-end deltas). The fraction starts
 # at 1 (the limit: the largest effect the market can show above its noise, and knob effects are
