@@ -1,12 +1,14 @@
-"""Parity: a session on the emulator (matching by mmbot.sim's venue) vs `mmbot backtest`'s loop on the
-same capture window, same queue model, the session's measured order latency. Slow (a minute of
-real time); prints both. Thresholds from issue 8: fills within 10 %, net_bps within 0.5 bps.
+"""Parity: a session on the emulator vs `mmbot backtest`'s loop on the same capture window, same queue
+model, the session's measured order latency (half its median round trip each way). Slow (a minute
+of real time per mode); prints both. Thresholds from issue 8: fills within 10 %, net_bps within
+0.5 bps.
 
-Known gap (xfail with both results printed): on this window the backtest's strategy ends with a
-volatility estimate of ~185 ticks/sqrt(s), while the realized volatility of that same run's
-exchange mids is ~23 and the live runner's estimate ~47, so the backtest quotes much wider and fills
-~5x less. The excess comes from the mids the backtest loop shows the strategy (its local book view),
-not from the market; see the live report."""
+live: orders go to the emulator, matched there by mmbot.sim's venue at their arrival time. paper:
+the emulator only feeds the market; the bot matches against its own mmbot.sim venue fed with the
+messages it receives (exchange timeline, requests held until the data passes their arrival time).
+What remains between a session and its backtest is real-time scheduling (message and order timing
+jitter of a few ms on a shared machine): the session itself differs run to run by a few fills.
+"""
 
 from __future__ import annotations
 
@@ -99,10 +101,6 @@ def test_emulator_session_vs_backtest_parity(tmp_path, mode):
     print(
         f"backtest (latency {lat_ms:.2f} ms): {json.dumps({k: bt.get(k) for k in keys}, sort_keys=True)}"
     )
-    fills_ok = abs(live["fills"] - bt["fills"]) <= 0.10 * max(bt["fills"], 1)
-    net_ok = abs(live["net_bps"] - bt["net_bps"]) <= 0.5
-    if not (fills_ok and net_ok):
-        pytest.xfail(
-            f"parity not reached: fills {live['fills']} vs {bt['fills']}, "
-            f"net_bps {live['net_bps']:.3f} vs {bt['net_bps']:.3f} (known gap, see docstring)"
-        )
+    assert bt["fills"] >= 20, "too few backtest fills for a fill-count comparison"
+    assert abs(live["fills"] - bt["fills"]) <= 0.10 * bt["fills"], (live["fills"], bt["fills"])
+    assert abs(live["net_bps"] - bt["net_bps"]) <= 0.5, (live["net_bps"], bt["net_bps"])

@@ -73,7 +73,6 @@ log = logging.getLogger("mmbot.live")
 
 EXIT_KILLED = 4
 WAKE_INTERVAL_NS = 50_000_000  # the backtest's default wake_interval_ms
-_TRACE = [] if os.environ.get("MMBOT_TRACE") else None
 TERMINAL = ("Filled", "Cancelled", "Rejected", "Deactivated", "NotFound")
 
 
@@ -442,26 +441,6 @@ class Session:
         bid_px, bid_qty, ask_px, ask_qty = step(
             self.state, self.book_view, self.order_view, self.params, now_ns
         )
-        if _TRACE is not None:
-            _TRACE.append(
-                (
-                    now_ns,
-                    bb,
-                    ba,
-                    bid_px,
-                    ask_px,
-                    float(self.state[0]["sigma_ticks"]),
-                    float(self.state[0]["half_spread_px"]),
-                    self.position_qty,
-                    self.slots[0].status,
-                    self.slots[1].status,
-                    float(self.state[0]["a_per_s"]),
-                    float(self.state[0]["k_per_tick"]),
-                    float(self.state[0]["slip_cost_bps"]),
-                    float(self.state[0]["n_trades"]),
-                    float(self.state[0]["n_fills"]),
-                )
-            )
         if not self.tgt_ns or self.tgt_px[-1] != (bid_px, ask_px):
             # target history: a fill is attributed to the target in force when it happened at the
             # exchange (as the backtest's set_targets does), not when its message reached us
@@ -1180,14 +1159,6 @@ class Session:
         return RunResult(fills, self.actions[: self.n_actions].copy(), marks, meta)
 
     def write_records(self) -> None:
-        if _TRACE is not None:
-            np.save(self.cfg.out_dir / "trace.npy", np.array(_TRACE, dtype=np.float64))
-            if self.paper is not None and self.paper.m is not None:
-                from mmbot import sim
-
-                f_, a_, m_, s_ = sim.finish(self.paper.m.v)
-                np.save(self.cfg.out_dir / "paper_fills.npy", f_)
-                np.save(self.cfg.out_dir / "paper_actions.npy", a_)
         from mmbot.audit.edge_report import build_edge_report, dump_json, make_runtime
         from mmbot.audit.records_io import write_run
 
