@@ -250,3 +250,24 @@ def test_looped_replay_continues_the_matching_venue_past_the_capture_end():
             await emu.stop()
 
     asyncio.run(run())
+
+
+def test_rate_limit_answer_says_when_the_window_frees():
+    """Over the order rate limit the answer is retCode 10006 with Bybit's reset time: 1 s after the
+    oldest request still in the sliding window (what the bot's pause waits for)."""
+
+    async def fn(emu, http, url):
+        rest = BybitRest(http, url, KEYS)
+        while not emu.matcher.bids:
+            await asyncio.sleep(0.01)
+        px = f"{emu.matcher.best_bid() - 40 * TICK_PX:.4f}"
+        t_first_ms = time.time_ns() // 1_000_000
+        await rest.create_order("XRPUSDT", 1, "10", px, "r1")
+        await rest.create_order("XRPUSDT", 1, "10", px, "r2")
+        with pytest.raises(RateLimited) as ei:
+            await rest.create_order("XRPUSDT", 1, "10", px, "r3")
+        assert ei.value.reset_ms is not None
+        assert t_first_ms + 1000 <= ei.value.reset_ms <= time.time_ns() // 1_000_000 + 1001
+        assert await rest.order_by_link("XRPUSDT", "r3") is None  # refused, not processed
+
+    asyncio.run(_with_emulator(fn, rate_limit_per_s=2))

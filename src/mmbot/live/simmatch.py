@@ -4,9 +4,10 @@ emulator and for paper mode.
 ``SimMatcher`` keeps Bybit-shaped order and execution objects (``SimOrder``, ``Execution``) over a
 venue built from a first block of market events and continued with ``extend`` (the rest of a live
 feed, message by message, or a replayed capture's next pass): ``sync`` advances the venue to a
-market time, each request first meets the market at its arrival time (``clock``), and
-submits/modifies/cancels go through the venue's verbs with zero simulated latency (the real network
-between bot and matcher is the latency); the venue's new fill rows become executions.
+market time, a request meets the market at its arrival time (the owner syncs there first, or
+``clock`` gives it), and submits/modifies/cancels go through the venue's verbs with zero simulated
+latency (the real latency is the network before the arrival); the venue's new fill rows become
+executions.
 
 The public book it keeps (``bids``/``asks``, ``PublicBook``) is the one its owner publishes or reads;
 the venue keeps its own copy of the same events for matching.
