@@ -637,17 +637,24 @@ class Session:
     # -- private events ---------------------------------------------------------------------------
     def on_private(self, msg: dict, local_ns: int) -> None:
         topic = msg.get("topic")
+        wake = False
         for item in msg.get("data", []):
             if topic == "order" and item.get("symbol") == self.symbol:
                 self.on_order(item)
+                # an order ending (filled, cancelled, rejected) is news, as a response is in the
+                # backtest; a "New" only confirms what the REST answer (which wakes it) says
+                wake |= str(item.get("orderStatus")) in TERMINAL
             elif topic == "execution" and item.get("symbol") == self.symbol:
                 self.on_execution(item, "ws")
-        if topic in ("order", "execution"):
+                wake = True
+        if wake:
             self.quote(time.time_ns())  # order news wakes the strategy (as in the backtest)
 
     def on_paper(self, topic: str, item: dict) -> None:
         if topic == "order":
             self.on_order(item)
+            if str(item.get("orderStatus")) not in TERMINAL:
+                return  # as on_private: a confirmation is not news
         else:
             self.on_execution(item, "sim")
         self.quote(time.time_ns())
