@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from mmbot.knobs import CONSERVATIVE_START, KNOB_NAMES, RUNTIME_LIMITS
 from mmbot.soak.autotune import (
+    INERT_DECISIONS,
     KEEP_BEST_MARGIN_BPS,
     MAX_CHANGES_PER_FIELD,
     MAX_SPREAD_STEP_BPS,
@@ -201,19 +202,44 @@ def test_no_segment_means_the_rules_decide_alone() -> None:
     assert not d.validated and d.knobs["impact_cap_ratio"] == pytest.approx(0.07)
 
 
-def test_inert_probe_is_skipped_until_a_change_is_adopted() -> None:
+def test_inert_probe_is_skipped_for_a_few_decisions() -> None:
     # replace_rate changes nothing (bit-identical), everything else loses
     def f(knobs: dict[str, float], seg: int) -> float:
         return SEG_OFFSET[seg] - sum(
             abs(knobs[k] - START[k]) for k in KNOB_NAMES if k != "replace_rate_per_min"
         )
 
-    d1 = counterfactual_tune(healthy(), START, [], f, [1])
-    assert "replace_rate_per_min:+" in d1.inert and "replace_rate_per_min:-" in d1.inert
-    hist = [history_entry(1, healthy(), START, d1)]
-    d2 = counterfactual_tune(healthy(), START, hist, f, [2, 1])
-    assert not any(t["candidate"].startswith("PROBE(replace_rate") for t in d2.trials)
-    assert "replace_rate_per_min:+" in d2.inert
+    hist: list[dict] = []
+    probed = []
+    for it in range(1, 6):
+        segs = [it, it - 1] if it > 1 else [1]
+        d = counterfactual_tune(healthy(), START, hist, f, segs)
+        probed.append(any(t["candidate"] == "PROBE(replace_rate_per_min:+)" for t in d.trials))
+        if it == 1:
+            assert "replace_rate_per_min:+" in d.inert and "replace_rate_per_min:-" in d.inert
+        hist.append(history_entry(it, healthy(), START, d))
+    # found inert in decision 1, skipped in the next INERT_DECISIONS - 1, measured again after
+    assert probed[: INERT_DECISIONS + 1] == [True] + [False] * (INERT_DECISIONS - 1) + [True]
+
+
+def test_a_probe_that_lost_from_other_knobs_is_screened_again() -> None:
+    # tail_age down loses while the spread is wide and wins once it is tight: after the spread
+    # move is adopted, the exploration slots bring the tail probe back although it lost before
+    def f(knobs: dict[str, float], seg: int) -> float:
+        tight = knobs["base_spread_bps_delta"] < 0.05
+        short = knobs["tail_age_ms"] < 650
+        v = 0.5 if tight else 0.0
+        if short:
+            v += 0.4 if tight else -0.4
+        return SEG_OFFSET[seg] + v
+
+    knobs, hist = dict(START), []
+    for it in range(1, 6):
+        segs = [it, it - 1] if it > 1 else [1]
+        d = counterfactual_tune(healthy(), knobs, hist, f, segs)
+        hist.append(history_entry(it, healthy(), knobs, d))
+        knobs = d.knobs
+    assert knobs["base_spread_bps_delta"] < 0.05 and knobs["tail_age_ms"] < 650
 
 
 @settings(max_examples=40, deadline=None)

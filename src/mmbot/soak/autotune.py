@@ -714,6 +714,8 @@ PROBE_MIN_STEP: Final[dict[str, float]] = {
     "max_delta_ratio": 0.01,
 }
 PROBE_MIN_FRACTION: Final[float] = 0.125
+INERT_DECISIONS: Final[int] = 3  # a probe that changed nothing is skipped this many decisions
+EXPLORE_SLOTS: Final[int] = 2  # screening slots for the probes screened longest ago
 
 # (knobs, segment id) -> net_bps of the segment replayed with those knobs (None: no fills).
 # An evaluator may also offer ``cached(knobs, segment id) -> bool`` (a free answer: not counted
@@ -812,12 +814,12 @@ def _probe_candidates(
 
     A field the tuner moved within ``HYSTERESIS_ITERS`` is probed only onward (hysteresis). A
     probe that changed nothing at all (bit-identical replay: the knob does not bind there) is
-    skipped until the tuner adopts a change. Fields are listed in an order that rotates with the
-    iteration, so ties in priority do not always favour the same knobs.
+    skipped for ``INERT_DECISIONS`` decisions. Fields are listed in an order that rotates with
+    the iteration, so ties in priority do not always favour the same knobs.
     """
     last = history[-1] if history else {}
-    inert = set(last.get("inert") or [])
     state: Mapping[str, Any] = last.get("probe_state") or {}
+    now = len(history)
     rot = len(history) % len(KNOB_NAMES)
     order = list(KNOB_NAMES[rot:]) + list(KNOB_NAMES[:rot])
     out: list[_Candidate] = []
@@ -825,9 +827,10 @@ def _probe_candidates(
         recent = _recent_direction(history, name)
         for d in (recent,) if recent else (1, -1):
             key = _probe_key(name, d)
-            if key in inert:
-                continue
             st = state.get(key) or {}
+            inert_at = st.get("inert_at")
+            if isinstance(inert_at, int) and now - inert_at < INERT_DECISIONS:
+                continue
             new = probe_value(name, start[name], d, float(st.get("fraction", 1.0)))
             if new == start[name]:
                 continue
@@ -924,15 +927,33 @@ def counterfactual_tune(
     for c in rules_cands + probes:
         c.past = {s: g for s, g in past.get(knob_key(c.knobs), {}).items() if s not in segs}
 
+    adoptions = sum(1 for e in history if e.get("changes"))
+
+    def pstate(c: _Candidate) -> Mapping[str, Any]:
+        ch = c.changes[0]
+        return state.get(_probe_key(ch.field, 1 if ch.new > ch.old else -1)) or {}
+
     def prior(c: _Candidate) -> float:
         if c.past:
             return sum(c.past.values()) / len(c.past)
-        ch = c.changes[0]
-        g = (state.get(_probe_key(ch.field, 1 if ch.new > ch.old else -1)) or {}).get("gain_bps")
-        return float(g) if isinstance(g, int | float) else 0.0
+        st = pstate(c)
+        g = st.get("gain_bps")
+        if not isinstance(g, int | float):
+            return 0.0
+        # measured from other knobs: halve its weight for every change adopted since
+        return float(g) * 0.5 ** max(adoptions - int(st.get("adoptions_at") or 0), 0)
 
     # stable sort: equal priors keep the rotating field order
-    cands = rules_cands + sorted(probes, key=lambda c: -prior(c))
+    ranked = sorted(probes, key=lambda c: -prior(c))
+    # exploration: the probes screened longest ago (never = first) take the last slots, so a
+    # probe that lost once from other knobs is measured again
+    stale = sorted(ranked, key=lambda c: int(pstate(c).get("screened_at", -1)))
+    cands = list(rules_cands)
+    n_screen = max(budget - (2 * (len(segs) - 1) + len(segs)), 1)
+    n_top = max(n_screen - len(rules_cands) - EXPLORE_SLOTS, 0)
+    cands += ranked[:n_top]
+    cands += [c for c in stale if c not in cands][:EXPLORE_SLOTS]
+    cands += [c for c in ranked if c not in cands]
 
     def cost(c: _Candidate, on: Sequence[int]) -> int:
         return sum(1 for s in on if s not in c.nets and not is_cached(c.knobs, s))
@@ -952,11 +973,10 @@ def counterfactual_tune(
 
     # screening on the latest segment; validation of one candidate costs up to len(segs) - 1
     # replays: keep room for two and a merge
-    reserve = 2 * (len(segs) - 1) + len(segs)
     batch: list[tuple[_Candidate, Sequence[int]]] = []
     planned = 0
     for c in cands:
-        if planned >= max(budget - reserve, 1):
+        if planned >= n_screen:
             break
         planned += cost(c, segs[:1])
         batch.append((c, segs[:1]))
@@ -1052,13 +1072,13 @@ def counterfactual_tune(
         if n >= 2 and g < -adopt_floor(n, floor_bps):
             st["fraction"] = max(float(st["fraction"] or 1.0) * 0.5, PROBE_MIN_FRACTION)
         st["gain_bps"] = g if math.isfinite(g) else None
+        st["screened_at"] = len(history)
+        st["adoptions_at"] = adoptions
+        if key in decision.inert:
+            st["inert_at"] = len(history)
     decision.probe_state = dict(sorted(new_state.items()))
 
-    if chosen is None:
-        # nothing moved: a probe found inert stays inert (skipped) until the knobs change
-        prev_inert = (history[-1].get("inert") if history else None) or []
-        decision.inert = sorted(set(decision.inert) | set(prev_inert))
-    else:
+    if chosen is not None:
         decision.knobs = dict(chosen.knobs)
         decision.changes = list(chosen.changes)
         decision.fallback = chosen.fallback
