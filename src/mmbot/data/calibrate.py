@@ -502,6 +502,7 @@ COMPARE_KEYS = (
     "trade_rate_per_s",
     "vol_bps_per_sqrt_s",
     "markout_1s_bps",
+    "parent_markout_1s_bps",
     "parent_rate_per_s",
     "parent_size_mean_qty",
     "trade_size_mean_qty",
