@@ -40,7 +40,7 @@ def _session(
     stale_ms: float,
     max_clock_drift_ms: float,
     metrics_port: int,
-    latency_ms: float,
+    latency_ms: float | None,
     rest_timeout_s: float = 2.0,
     clock_check_s: float = 5.0,
     book_depth: int = 50,
@@ -106,8 +106,10 @@ def paper(
     metrics_port: int = typer.Option(
         0, "--metrics-port", help="Prometheus /metrics on 127.0.0.1 (0 = off)"
     ),
-    latency_ms: float = typer.Option(
-        0.0, "--latency-ms", help="simulated order latency of the paper venue"
+    latency_ms: float | None = typer.Option(
+        None,
+        "--latency-ms",
+        help="order entry latency of the paper venue (default: the feed's measured median latency)",
     ),
     book_depth: int = typer.Option(50, "--book-depth", help="orderbook.N depth topic (50 or 500)"),
 ) -> int:

@@ -10,7 +10,8 @@ Times: the venue runs on the bot's clock, on the exchange's timeline: each messa
 mapped onto our clock with the measured clock offset, and the venue plays the market up to a
 horizon, the latest exchange time received (or, between messages, now less the recent 95th
 percentile feed lag: what is older has arrived, at 95 %). A request meets the venue at its arrival
-time (send time + ``latency_ms``), once the horizon has passed it, so market events that happened
+time (send time + ``latency_ms``; by default the feed's recent median latency, the same network
+one way), once the horizon has passed it, so market events that happened
 before it, and arrive after it was sent, still come first, as at an exchange; its answer is given
 then (a real answer also takes a round trip). Events arriving later than the horizon are applied at
 the horizon (late by their excess lag).
@@ -47,7 +48,7 @@ class PaperVenue:
         maker_fee_rate: float,
         taker_fee_rate: float,
         on_private: Callable[[str, dict], None],
-        latency_ms: float = 0.0,
+        latency_ms: float | None = None,
         queue_model: str = "risk_averse",
         start_position_qty: float = 0.0,
         id_prefix: str = "",
@@ -59,7 +60,7 @@ class PaperVenue:
         self.queue_model = queue_model
         self.px_dec, self.qty_dec = price_decimals(tick_px), price_decimals(lot_qty)
         self.on_private = on_private
-        self.latency_s = latency_ms / 1e3
+        self.latency_ms = latency_ms  # None: entry_ns follows the measured feed latency
         self.start_position_qty = start_position_qty
         self.id_prefix = id_prefix or f"P{time.time_ns() // 1_000_000}-"
         self.clock_offset_ns = 0  # exchange clock - ours (the runner keeps it measured)
@@ -68,6 +69,9 @@ class PaperVenue:
         self.horizon_ns = 0  # the venue holds every market event up to here (our clock)
         self.lags_ns: collections.deque[int] = collections.deque(maxlen=400)
         self.hold_ns = 20_000_000  # recent p95 feed lag (receive - exchange time), refreshed
+        self.entry_ns = (
+            5_000_000 if latency_ms is None else int(latency_ms * 1e6)
+        )  # order entry latency
 
     def _listen(self, kind: str, obj: object) -> None:
         if kind == "order":
@@ -115,8 +119,10 @@ class PaperVenue:
     def _note_lag(self, lag_ns: int) -> None:
         self.lags_ns.append(max(lag_ns, 0))
         if len(self.lags_ns) % 50 == 0:
-            p95 = float(np.percentile(np.fromiter(self.lags_ns, np.int64), 95))
+            p50, p95 = np.percentile(np.fromiter(self.lags_ns, np.int64), [50, 95])
             self.hold_ns = int(min(max(p95, 1e6), 500e6))
+            if self.latency_ms is None:
+                self.entry_ns = int(min(max(p50, 0.0), 500e6))
 
     def _advance(self, t_ns: int) -> None:
         """Play the venue's market up to ``t_ns`` (never back)."""
@@ -128,7 +134,7 @@ class PaperVenue:
     async def _arrive(self, path: str) -> SimMatcher:
         """Wait until the venue's market reaches this request's arrival time, and play it there."""
         m = self._matcher(path)
-        arrive_ns = time.time_ns() + int(self.latency_s * 1e9)
+        arrive_ns = time.time_ns() + self.entry_ns
         while self.horizon_ns < arrive_ns:
             wait_ns = arrive_ns + self.hold_ns - time.time_ns()
             if wait_ns <= 0:

@@ -96,7 +96,7 @@ class RunnerConfig:
     max_clock_drift_ms: float = 1000.0
     clock_check_s: float = 5.0
     rest_timeout_s: float = 2.0
-    paper_latency_ms: float = 0.0
+    paper_latency_ms: float | None = None  # None: the feed's measured median latency
     metrics_port: int = 0
     book_depth: int = 50  # orderbook.N topic: 50 (20 ms) or 500 (100 ms) on Bybit linear
     maker_fee_rate: float | None = None
