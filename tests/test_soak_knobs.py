@@ -58,15 +58,27 @@ def _ratio(t: dict, reason: str) -> float:
     return float(t["block_reasons"].get(reason, {}).get("ratio", 0.0))
 
 
-def test_min_interval_longer_means_older_orders_and_fewer_orders_placed() -> None:
+def test_min_interval_longer_means_older_orders() -> None:
     lo, hi = _lo_hi("min_interval_ms")
     print(
         "min_interval_ms 50 vs 300: order_age_p95_ms",
         lo["order_age_p95_ms"],
         hi["order_age_p95_ms"],
     )
-    print("  orders_placed:", lo["orders_placed"], hi["orders_placed"])
     assert hi["order_age_p95_ms"] > lo["order_age_p95_ms"]
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason=(
+        "on the market recalibrated in 6a29d91, 15 min at min_interval 50 vs 300 placed "
+        "529 vs 552 orders (seed 5), 643 vs 547 (seed 6), 518 vs 484 (seed 7): fewer orders with "
+        "a longer interval is not consistent across seeds (older orders is, see the test above)"
+    ),
+)
+def test_min_interval_longer_means_fewer_orders_placed() -> None:
+    lo, hi = _lo_hi("min_interval_ms")
+    print("min_interval_ms 50 vs 300: orders_placed", lo["orders_placed"], hi["orders_placed"])
     assert hi["orders_placed"] < lo["orders_placed"]
 
 
