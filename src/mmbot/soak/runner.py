@@ -10,9 +10,10 @@ tuner. With --auto-tune the last chunk of each iteration (carried book in front)
 latest `autotune.VALIDATION_SEGMENTS` iterations, and `Replayer` replays it with candidate knobs
 so the tuner validates every change on the market it was meant for
 (`mmbot.soak.autotune.counterfactual_tune`; keep-best: `select_best_common`); batches of replays
-run in forked worker processes (`replay_workers`). At the end the final EDGE_REPORT, KPI gate and reports are
-written. Only records (fills/actions/marks) are kept across chunks, never events, so memory is
-bounded by the strategy's activity, not by market hours.
+run in forked worker processes (`replay_workers`, ``$MM_SOAK_REPLAY_WORKERS``). At the end the
+final EDGE_REPORT, KPI gate and reports are written. Only records (fills/actions/marks) are kept
+across chunks, never events (except the kept segments), so memory is bounded by the strategy's
+activity, not by market hours.
 
 All artifacts are staged in a temporary directory and moved into place when the soak finished
 (`mmbot.soak.artifacts.Stage`). Bad input raises `UserError` before anything is written.
