@@ -19,7 +19,7 @@ import pytest
 
 from conftest import USDM_CAPTURE, need_shared
 
-WINDOW_S = 180.0  # a longer sample: a session differs from its backtest (and from itself) run to run by a few fills
+WINDOW_S = 60.0
 
 
 @pytest.mark.slow

@@ -519,7 +519,11 @@ class Session:
                 self.journal.order_event(link_id, "ack", order_id=str(r.get("orderId", "")))
                 self.on_ack(side_idx, link_id, px, qty, op)
             elif op == OP_REPLACE:
-                await self.venue.amend_order(self.symbol, link_id, price=pxs, qty=qtys)
+                # Bybit's amend qty is the order's new total, filled part included: the manager
+                # asks for ``qty`` open (as the backtest's modify does), so add what has filled
+                filled = self.orders.get(link_id, {}).get("cum_qty", 0.0)
+                total = fmt(filled + qty, self.qty_dec)
+                await self.venue.amend_order(self.symbol, link_id, price=pxs, qty=total)
                 self.journal.order_event(link_id, "amend_ack", px=px, qty=qty)
                 self.on_ack(side_idx, link_id, px, qty, op)
             else:
@@ -739,6 +743,8 @@ class Session:
             return
         self.position_qty = pos
         self.cash_quote += -side * px * qty - row.fee
+        if link_id in self.orders:
+            self.orders[link_id]["cum_qty"] = self.orders[link_id].get("cum_qty", 0.0) + qty
         if self.state is not None and self.params is not None and math.isfinite(target):
             from mmbot.strategy.glft import on_fill
 

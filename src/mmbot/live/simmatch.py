@@ -233,12 +233,14 @@ class SimMatcher(PublicBook):
         if not o.is_open:
             return 110001, "order not exists or too late to replace"
         new_px = self.round_px(px) if px is not None else o.px
-        new_leaves = (qty - o.cum_qty) if qty is not None else (o.qty - o.cum_qty)
-        if new_leaves <= 0:
-            return 10001, "params error: qty below filled qty"
         self._arrive()
         if not o.is_open:
             return 110001, "order not exists or too late to replace"
+        # Bybit: qty is the order's new total, filled part included; the venue takes what stays open
+        lots = round(((qty if qty is not None else o.qty) - o.cum_qty) / self.lot_qty)
+        new_leaves = round(lots * self.lot_qty, 12)
+        if lots <= 0:
+            return 10001, "params error: qty below filled qty"
         rc = int(sv.modify(self.v, o._sim_id, new_px, new_leaves))  # type: ignore[attr-defined]
         if rc < 0:
             return 110001, f"order not exists or too late to replace ({rc})"
