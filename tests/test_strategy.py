@@ -86,7 +86,8 @@ def test_symmetric_book_quotes_symmetric_around_mid_at_model_half_spread_plus_de
     assert st["half_spread_px"][0] == pytest.approx(h0, rel=1e-9)
     assert bid == pytest.approx(100.0 - h0, abs=TICK)
     assert ask == pytest.approx(100.0 + h0, abs=TICK)
-    assert bid <= 100.0 - h0 + 1e-12 and ask >= 100.0 + h0 - 1e-12  # passive rounding
+    assert abs(bid - (100.0 - h0)) <= TICK / 2 + 1e-12  # nearest level
+    assert abs(ask - (100.0 + h0)) <= TICK / 2 + 1e-12
     cap = float(p["impact_cap_ratio"][0])
     assert bq == aq == pytest.approx(math.floor(min(5.0, cap * 10.0) / 0.1 + 1e-9) * 0.1)
 
@@ -198,7 +199,25 @@ def test_slippage_cost_widens_by_penalty_coef_times_recent_cost() -> None:
     assert st2["half_spread_px"][0] == pytest.approx(_model_half_px(p)[0], rel=1e-9)
 
 
-def test_quotes_rounded_passively_and_never_cross_the_touch() -> None:
+@pytest.mark.parametrize("k_per_tick", [0.5, 1.0, 1.38, 3.0, 10.0])
+def test_quotes_go_to_the_level_nearest_the_model_depth(k_per_tick: float) -> None:
+    """A 1-tick book 99.9/100.0 (fair 99.95, no skew, no signal): the bid is the tick nearest
+    fair - h0, so a half-spread under one tick joins the touch and a wider one sits behind it."""
+    p = _params(tick_px=0.1, base_spread_bps_delta=0.0, order_qty=1.0)
+    p["prior_k_per_tick"] = k_per_tick
+    p["prior_a_per_s"] = 1000.0
+    p["obi_coef"] = 0.0
+    (bid, _, ask, _), st = _step(p, _book(bid=99.9, ask=100.0))
+    h0, _ = _model_half_px(p)
+    want_bid = round((99.95 - h0) / 0.1) * 0.1
+    want_ask = round((99.95 + h0) / 0.1) * 0.1
+    assert bid == pytest.approx(min(want_bid, 99.9), abs=1e-9)
+    assert ask == pytest.approx(max(want_ask, 100.0), abs=1e-9)
+    if h0 < 0.1:  # depth 0.5 tick (the touch) is nearer than 1.5 ticks
+        assert bid == pytest.approx(99.9) and ask == pytest.approx(100.0)
+
+
+def test_quotes_never_cross_the_touch() -> None:
     p = _params(tick_px=0.1, base_spread_bps_delta=0.0, order_qty=1.0)
     p["inventory_tilt_cap"] = 100.0
     # deep short position: the skew pushes both quotes up past the ask; post-only keeps bid < ask
@@ -207,8 +226,8 @@ def test_quotes_rounded_passively_and_never_cross_the_touch() -> None:
     assert ask >= 99.9 + 0.1 - 1e-9
     for px in (bid, ask):
         assert abs(px / 0.1 - round(px / 0.1)) < 1e-6
-    assert bid <= st["bid_raw_px"][0] + 1e-9
-    assert ask >= st["ask_raw_px"][0] - 1e-9
+    assert bid <= st["bid_raw_px"][0] + 0.05 + 1e-9
+    assert ask >= st["ask_raw_px"][0] - 0.05 - 1e-9
 
 
 def test_touch_strategy_joins_best_bid_and_ask() -> None:

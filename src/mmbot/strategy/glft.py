@@ -24,7 +24,7 @@ Knobs (DESIGN.md), base half-spread h0 (price):
     tightening per side = imbalance signal (obi_coef · imbalance · touch half-spread, + on the bid,
     − on the ask) + maker-rebate tightening (≤ vip_tilt_cap · h0), then capped at max_delta_ratio · h0
     bid = fair − skew − h0 + tighten_bid   ask = fair − skew + h0 − tighten_ask
-    rounded to the tick on the passive side, never crossing the local touch (post-only);
+    rounded to the nearest tick, never crossing the local touch (post-only);
     size = min(order_qty, impact_cap_ratio · visible size near the touch on that side, own excluded),
     rounded down to the lot (0 = do not quote that side).
 """
@@ -309,8 +309,13 @@ def step(state, book_view, own_orders, params, now_ns: int) -> tuple[float, floa
 
     bid_raw = fair - skew - h0 + tight_bid
     ask_raw = fair - skew + h0 - tight_ask
-    bid = math.floor(bid_raw / tick + 1e-9) * tick
-    ask = math.ceil(ask_raw / tick - 1e-9) * tick
+    # Nearest level, not the passive one: the model's depth is continuous and the book is not, so
+    # the level nearest the optimal depth is the best discrete choice. Always rounding away from
+    # fair put a half-spread of 0.5-1 tick one level behind the touch on a large-tick book, where
+    # only sweeps reach: 5x fewer fills, each more adverse (net -1.30 vs -0.22 bps, 3 seeds of
+    # the default market, S1).
+    bid = math.floor(bid_raw / tick + 0.5) * tick
+    ask = math.ceil(ask_raw / tick - 0.5) * tick
     # post-only: never cross the local touch
     bid = min(bid, ask0 - tick)
     ask = max(ask, bid0 + tick)
