@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from mmbot.config import PROFILES_DIR
 from mmbot.knobs import CONSERVATIVE_START, KNOB_NAMES
 from mmbot.soak.artifacts import SoakPaths, strip_wall_clock
 
@@ -173,9 +174,7 @@ def test_env_overrides_take_precedence_over_the_file(tmp_path: Path) -> None:
     assert row["knobs"]["min_interval_ms"] == 120
     assert row["knobs"]["base_spread_bps_delta"] == pytest.approx(0.3)
     # knobs not in the env JSON come from the profile (S1), not from the file
-    s1 = json.loads(
-        (Path(__file__).resolve().parents[1] / "config/profiles/market_maker_S1.json").read_text()
-    )
+    s1 = json.loads((PROFILES_DIR / "market_maker_S1.json").read_text())
     assert row["knobs"]["tail_age_ms"] == s1["runtime"]["tail_age_ms"]
     assert set(row["knobs"]) == set(KNOB_NAMES)
 
@@ -218,9 +217,7 @@ def test_malformed_overrides_file_exits_2_and_leaves_it_alone(tmp_path: Path) ->
 
 
 def test_mm_profile_is_honoured(tmp_path: Path) -> None:
-    s1 = json.loads(
-        (Path(__file__).resolve().parents[1] / "config/profiles/market_maker_S1.json").read_text()
-    )
+    s1 = json.loads((PROFILES_DIR / "market_maker_S1.json").read_text())
     s1["runtime"]["min_interval_ms"] = 150
     s1["name"] = "custom"
     prof = tmp_path / "custom_profile.json"

@@ -34,8 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mmbot import knobs
 from mmbot.errors import UserError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PROFILES_DIR = REPO_ROOT / "config" / "profiles"
+# shipped with the package (package data), so an installed mmbot finds them from any directory
+CONFIG_DIR = Path(__file__).resolve().parent / "assets" / "config"
+PROFILES_DIR = CONFIG_DIR / "profiles"
 DEFAULT_OVERRIDES_FILE = Path("artifacts/soak/runtime_overrides.json")
 OVERRIDES_ENV = "MM_RUNTIME_OVERRIDES_JSON"
 PROFILE_ENV = "MM_PROFILE"
@@ -206,7 +207,8 @@ def resolve_profile_path(name_or_path: str | None = None) -> Path:
         if p.exists():
             return p
     raise UserError(
-        f"profile {name!r} not found (looked for market_maker_{name}.json in {PROFILES_DIR})"
+        f"profile {name!r} not found (looked for market_maker_{name}.json in {PROFILES_DIR} "
+        "and ./config/profiles)"
     )
 
 

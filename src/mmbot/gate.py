@@ -16,15 +16,13 @@ from mmbot.errors import UserError
 
 TIERS = ("hard", "soft", "ideal")
 OPS = {"ge": ">=", "le": "<="}
-_REPO = Path(__file__).resolve().parents[2]
 
 
 def default_thresholds_path() -> Path:
-    """config/gates.json of the source tree, else of the current directory."""
-    for p in (_REPO / "config" / "gates.json", Path.cwd() / "config" / "gates.json"):
-        if p.exists():
-            return p
-    return _REPO / "config" / "gates.json"
+    """The shipped thresholds (``mmbot/assets/config/gates.json``)."""
+    from mmbot.config import CONFIG_DIR
+
+    return CONFIG_DIR / "gates.json"
 
 
 def _validate_thresholds(data: dict, src: str) -> dict:
@@ -51,7 +49,7 @@ def _validate_thresholds(data: dict, src: str) -> dict:
 
 
 def load_thresholds(path: Path | None = None) -> dict:
-    """Read and validate gate thresholds (default config/gates.json); UserError on bad input."""
+    """Read and validate gate thresholds (default: the shipped gates.json); UserError on bad input."""
     from mmbot.audit.edge_report import load_json
 
     p = Path(path) if path is not None else default_thresholds_path()

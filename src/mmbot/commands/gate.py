@@ -11,7 +11,9 @@ def gate(
     report: Path = typer.Option(..., "--report", help="EDGE_REPORT.json"),
     out: Path = typer.Option(..., "--out", help="KPI_GATE.json to write"),
     thresholds: Path | None = typer.Option(
-        None, "--thresholds", help="gate thresholds JSON (default: config/gates.json)"
+        None,
+        "--thresholds",
+        help="gate thresholds JSON (default: the shipped src/mmbot/assets/config/gates.json)",
     ),
 ) -> int:
     """Apply the KPI gate to an EDGE_REPORT: exit 0 PASS/WARN, 1 FAIL, 2 unreadable input."""
