@@ -58,27 +58,23 @@ def _ratio(t: dict, reason: str) -> float:
     return float(t["block_reasons"].get(reason, {}).get("ratio", 0.0))
 
 
-def test_min_interval_longer_means_older_orders() -> None:
+def test_min_interval_longer_means_older_orders_and_fewer_orders_placed() -> None:
     lo, hi = _lo_hi("min_interval_ms")
     print(
-        "min_interval_ms 50 vs 300: order_age_p95_ms",
+        "min_interval_ms 50 vs 300: order_age_p50_ms",
+        lo["order_age_p50_ms"],
+        hi["order_age_p50_ms"],
+        "order_age_p95_ms",
         lo["order_age_p95_ms"],
         hi["order_age_p95_ms"],
+        "orders_placed",
+        lo["orders_placed"],
+        hi["orders_placed"],
     )
-    assert hi["order_age_p95_ms"] > lo["order_age_p95_ms"]
-
-
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "on the market recalibrated in 6a29d91, 15 min at min_interval 50 vs 300 placed "
-        "529 vs 552 orders (seed 5), 643 vs 547 (seed 6), 518 vs 484 (seed 7): fewer orders with "
-        "a longer interval is not consistent across seeds (older orders is, see the test above)"
-    ),
-)
-def test_min_interval_longer_means_fewer_orders_placed() -> None:
-    lo, hi = _lo_hi("min_interval_ms")
-    print("min_interval_ms 50 vs 300: orders_placed", lo["orders_placed"], hi["orders_placed"])
+    # The median age, not the p95: the p95 tail is orders resting at an unchanged touch, which no
+    # interval touches (seeds 5-7 after 5bdc49f: p50 626->792, 727->1619, 712->1425 ms; orders
+    # 786->672, 829->687, 775->683; the p95 moved either way)
+    assert hi["order_age_p50_ms"] > lo["order_age_p50_ms"]
     assert hi["orders_placed"] < lo["orders_placed"]
 
 
@@ -117,10 +113,10 @@ def test_wider_base_spread_means_fewer_fills_and_more_gross_per_fill() -> None:
 @pytest.mark.xfail(
     strict=False,
     reason=(
-        "on the fitted default market the cap rarely binds: between 0.04 and 0.12 the mean fill "
-        "size moves by ~2 % (not consistently across seeds) and adverse "
-        "selection does not follow consistently across seeds; held on the earlier placeholder "
-        "market. Reported to the lead (strategy sizing / market depth)."
+        "on the fitted default market the cap rarely binds (fills are partial: their size is set "
+        "by the trade, not the order): over 1 h at 0.04 vs 0.12, mean fill qty 0.1201/0.1226, "
+        "0.1238/0.1237, 0.1154/0.1210 and adverse_bps 1.065/1.090, 1.126/1.095, 1.047/1.089 "
+        "(seeds 5, 6, 7): right on 2 of 3 seeds"
     ),
 )
 def test_lower_impact_cap_means_smaller_fills_and_lower_adverse_selection() -> None:
@@ -149,28 +145,31 @@ def test_lower_replace_rate_means_more_throttle_blocks() -> None:
     assert _ratio(lo, "throttle") > _ratio(hi, "throttle")
 
 
-def test_longer_tail_age_means_fewer_refreshes_and_older_orders() -> None:
+def test_longer_tail_age_means_fewer_refreshes() -> None:
     lo, hi = _lo_hi("tail_age_ms")
-    print(
-        "tail_age 400 vs 1000: orders_placed",
-        lo["orders_placed"],
-        hi["orders_placed"],
-        "order_age_p50_ms",
-        lo["order_age_p50_ms"],
-        hi["order_age_p50_ms"],
-        "order_age_p95_ms",
-        lo["order_age_p95_ms"],
-        hi["order_age_p95_ms"],
-    )
-    # a resting order is refreshed after tail_age even inside the reprice tolerance: a longer
-    # tail age means fewer refreshes and orders that live longer (the median; the p95 tail is
-    # orders that sit at an unchanged target, which no refresh touches)
+    print("tail_age 400 vs 1000: orders_placed", lo["orders_placed"], hi["orders_placed"])
+    # a resting order is refreshed after tail_age even inside the reprice tolerance
     assert hi["orders_placed"] < lo["orders_placed"]
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason=(
+        "a longer tail age means fewer refreshes (test above) but not older orders on the fitted "
+        "market: median age 737->741, 1044->816, 1261->855 ms at 400 vs 1000 (seeds 5, 6, 7); "
+        "orders quoted at the touch leave by fills and reprices long before either tail age"
+    ),
+)
+def test_longer_tail_age_means_older_orders() -> None:
+    lo, hi = _lo_hi("tail_age_ms")
+    print("tail_age 400 vs 1000: order_age_p50_ms", lo["order_age_p50_ms"], hi["order_age_p50_ms"])
     assert hi["order_age_p50_ms"] > lo["order_age_p50_ms"]
 
 
 def test_larger_max_delta_lets_quotes_tighten_more_and_fill_more() -> None:
-    lo, hi = _lo_hi("max_delta_ratio")
+    # an hour: the effect is a few % of fills (1 h, seeds 5-7: 4328->4487, 4328->4342,
+    # 4318->4513), within the noise of 15 min
+    lo, hi = _lo_hi("max_delta_ratio", market_s=3600.0)
     print(
         "max_delta 0.10 vs 0.20: fills",
         lo["fills"],
