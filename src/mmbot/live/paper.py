@@ -69,6 +69,7 @@ class PaperVenue:
         self.horizon_ns = 0  # the venue holds every market event up to here (our clock)
         self.lags_ns: collections.deque[int] = collections.deque(maxlen=400)
         self.hold_ns = 20_000_000  # recent p95 feed lag (receive - exchange time), refreshed
+        self.entry_ms_used: list[float] = []  # per request: the order latency the venue applied
         self.entry_ns = (
             5_000_000 if latency_ms is None else int(latency_ms * 1e6)
         )  # order entry latency
@@ -135,6 +136,7 @@ class PaperVenue:
         """Wait until the venue's market reaches this request's arrival time, and play it there."""
         m = self._matcher(path)
         arrive_ns = time.time_ns() + self.entry_ns
+        self.entry_ms_used.append(self.entry_ns / 1e6)
         while self.horizon_ns < arrive_ns:
             wait_ns = arrive_ns + self.hold_ns - time.time_ns()
             if wait_ns <= 0:

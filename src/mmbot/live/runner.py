@@ -1200,6 +1200,12 @@ class Session:
             "counters": self.counters,
             "order_rtt_p50_ms": res.meta["order_rtt_p50_ms"],
             "ws_lag_p95_ms": res.meta["ws_lag_p95_ms"],
+            # paper: the order latency its venue applied (the round trip adds the wait for data)
+            "paper_order_latency_ms": (
+                float(np.median(self.paper.entry_ms_used))
+                if self.paper is not None and self.paper.entry_ms_used
+                else None
+            ),
         }
         (out / "session.json").write_text(json.dumps(summary, sort_keys=True, indent=1))
         log.info("session: %s", json.dumps(summary, sort_keys=True))
