@@ -11,8 +11,10 @@ Status (xfail when a run misses, both results printed): the strategy's inputs ma
 backtest's (same mids, sigma equal to 2 decimals, fills at the same exchange times on most of the
 window), but a 60 s session still differs from its backtest, and from itself, run to run (timing
 noise of a few ms on a shared machine decides queue positions and how a fill splits into partial
-fills). Measured fills session/backtest with the final code: live 46/48, 46/48, 52/46, 44/47;
-paper 44/40, 49/36 (paper sessions themselves: 44, 46, 49, 50); net_bps within 0.5 in every run.
+fills). Measured fills session/backtest with the final code: live 57/46, 52/46, 44/47; paper
+44/40, 49/36 (one step earlier: live 46/48, 46/48, 45/48, 60/49); net_bps within 0.5 in every run.
+The filled orders and turnover agree closer than the fill rows (e.g. 47 vs 46 orders for 52 vs 46
+fills).
 """
 
 from __future__ import annotations
