@@ -292,32 +292,6 @@ def test_ensure_room_grows_buffer_keeping_rows() -> None:
     assert ORD_NONE == 0
 
 
-def test_drop_stale_removes_cache_files_older_than_a_dependency(tmp_path) -> None:
-    import os
-
-    from mmbot.execution.jitcache import drop_stale
-
-    mod = tmp_path / "caller.py"
-    dep = tmp_path / "callee.py"
-    mod.write_text("x = 1\n")
-    dep.write_text("y = 1\n")
-    cache = tmp_path / "__pycache__"
-    cache.mkdir()
-    nbi = cache / "caller.f-1.py311.nbi"
-    nbc = cache / "caller.f-1.py311.1.nbc"
-    other = cache / "callee.g-1.py311.nbi"
-    for f in (nbi, nbc, other):
-        f.write_bytes(b"")
-    t = os.stat(mod).st_mtime
-    for f in (nbi, nbc, other):
-        os.utime(f, (t + 10, t + 10))
-    os.utime(dep, (t + 5, t + 5))
-    assert drop_stale(str(mod), [str(dep)]) == 0  # cache newer than every source: kept
-    os.utime(dep, (t + 20, t + 20))
-    assert drop_stale(str(mod), [str(dep)]) == 2  # the callee changed after: caller's cache goes
-    assert not nbi.exists() and not nbc.exists() and other.exists()
-
-
 def test_a_one_tick_move_waits_for_tail_age_a_two_tick_move_does_not() -> None:
     # tick 0.1, a half-spread of one tick: the tolerance is its floor, reprice_min_ticks = 1
     p = _params(tail_age_ms=700, reprice_tol_ratio=0.25)

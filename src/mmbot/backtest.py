@@ -24,15 +24,11 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from mmbot import events as events_mod
-from mmbot import records as records_mod
 from mmbot import sim
 from mmbot.config import Profile, effective_knobs, load_profile
 from mmbot.errors import UserError
 from mmbot.events import DEPTH_BBO_EVENT, DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, KIND_MASK, TRADE_EVENT
 from mmbot.execution import guards
-from mmbot.execution import manager as manager_mod
-from mmbot.execution.jitcache import drop_stale, module_files
 from mmbot.execution.manager import OP_KEEP, manage_side
 from mmbot.records import (
     ACT_BLOCKED,
@@ -46,8 +42,6 @@ from mmbot.records import (
 )
 from mmbot.sim import venue as sv
 from mmbot.strategy import glft
-from mmbot.strategy import params as params_mod
-from mmbot.strategy import views as views_mod
 from mmbot.strategy.params import STRATEGY_CODES, make_params
 from mmbot.strategy.views import (
     ORD_LIVE,
@@ -57,22 +51,6 @@ from mmbot.strategy.views import (
     ORD_PENDING_REPLACE,
     new_book_view,
     new_order_view,
-)
-
-# _drive inlines the venue, the strategy and the guards: its cache must not outlive their sources
-drop_stale(
-    __file__,
-    module_files(
-        sim.venue,
-        sim.config,
-        glft,
-        guards,
-        manager_mod,
-        views_mod,
-        params_mod,
-        records_mod,
-        events_mod,
-    ),
 )
 
 # drive-loop counters (an int64 array, returned to Python in meta)

@@ -4,5 +4,4 @@
   INTENDED/BLOCKED rows), ``ensure_room``.
 - ``guards``: ``GUARD_STATE_DTYPE``, ``new_guard_state``, ``check`` (risk, min_interval,
   concurrency, throttle), ``commit``, ``on_response``, ``note_blocked``.
-- ``jitcache``: ``drop_stale`` (numba cache of a caller dropped when a callee's file changes).
 """

@@ -24,10 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from mmbot import records as records_mod
-from mmbot.execution import guards as guards_mod
 from mmbot.execution.guards import check, commit, note_blocked
-from mmbot.execution.jitcache import drop_stale, module_files
 from mmbot.records import (
     ACT_BLOCKED,
     ACT_INTENDED,
@@ -37,11 +34,7 @@ from mmbot.records import (
     REASON_NONE,
     REASON_RISK,
 )
-from mmbot.strategy import views as views_mod
 from mmbot.strategy.views import ORD_LIVE, ORD_NONE
-
-# manage_side inlines the guards and the strategy's views: drop its cache when they change
-drop_stale(__file__, module_files(guards_mod, views_mod, records_mod))
 
 OP_KEEP = -1
 QTY_TOL_FACTOR = 2.0

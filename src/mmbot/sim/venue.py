@@ -9,7 +9,6 @@ points (``make_venue``, ``finish``) live in ``mmbot.sim.api``.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import numba
 import numpy as np
@@ -299,21 +298,6 @@ _FIELDS = [
 ]
 
 
-def _source_digest() -> bytes:
-    from mmbot import events as _events
-    from mmbot import records as _records
-
-    from . import config as _config
-
-    h = hashlib.sha1()
-    for mod_file in (__file__, _events.__file__, _records.__file__, _config.__file__):
-        h.update(Path(mod_file).read_bytes())
-    return h.digest()
-
-
-_SOURCE_DIGEST = _source_digest()
-
-
 @structref.register
 class VenueType(types.StructRef):
     def __init__(self, fields):
@@ -321,13 +305,8 @@ class VenueType(types.StructRef):
         # numba names a structref type after all its fields (kilobytes here); every compiled
         # symbol and cache key repeats it, which slows cold compiles. A short name with a digest
         # of the layout stays unique, so caches built for another layout are never reused.
-        #
-        # The digest also covers the source of this module and of the modules whose constants it
-        # compiles in: numba's cache does not notice when a *callee* changes, so a caller cached
-        # elsewhere (a strategy loop, a bench) would keep running stale venue code. Every such
-        # caller takes a Venue argument, so a new type name after any source change forces it
-        # to recompile.
-        digest = hashlib.sha1(repr(self._fields).encode() + _SOURCE_DIGEST).hexdigest()[:16]
+        # (Stale callers after a source change are handled by the cache directory: mmbot.jitcache.)
+        digest = hashlib.sha1(repr(self._fields).encode()).hexdigest()[:16]
         self.name = f"mmbot.Venue_{digest}"
 
     def preprocess_fields(self, fields):
