@@ -592,3 +592,32 @@ def test_extend_venue_refuses_a_block_before_the_clock_or_with_rows_left():
     sim.extend_venue(v, events([(BID, 6000, 99.8, 1.0)]))
     sim.goto(v, 6000)
     assert sim.qty_at_px(v, 1, 99.8) == 1.0
+
+
+def test_ladder_pad_ratio_decides_how_far_the_price_can_move_and_still_match():
+    """A book near 100 on a 0.0001 tick, then the market moves 10 % up: with the replay's 2 % pad
+    the new levels are out of band (counted, no book there); with a 20 % pad a resting order there
+    fills as usual."""
+    first = [(BID, 1000, 100.0, 5.0), (ASK, 1000, 100.0001, 5.0)]
+    moved = [(BID, 2000, 110.0, 5.0), (ASK, 2000, 110.0001, 5.0)]
+    hit = [(SELL_TRADE, 5000, 110.0, 6.0)]  # through the queue of 5 and our 1 at 110.0
+    outcome = {}
+    for pad in (0.02, 0.20):
+        v, _ = venue(first, tick_px=0.0001, ladder_pad_ratio=pad)
+        sim.goto(v, 1500)
+        sim.extend_venue(v, events(moved))
+        sim.goto(v, 2000)
+        oid = sim.submit(v, sim.BUY, 110.0, 1.0, sim.TIF_GTX, sim.ORD_LIMIT)
+        sim.goto(v, 3000)
+        sim.extend_venue(v, events(hit))
+        sim.goto(v, 6000)
+        fills, _, _, stats = sim.finish(v)
+        outcome[pad] = (sim.qty_at_px(v, 1, 110.0), len(fills), stats["out_of_band_levels"], oid)
+    assert outcome[0.02][0] == 0.0 and outcome[0.02][1] == 0 and outcome[0.02][2] >= 2
+    assert outcome[0.20][0] == 5.0 and outcome[0.20][1] == 1 and outcome[0.20][2] == 0
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.1, 1.5, float("nan")])
+def test_ladder_pad_ratio_out_of_range_is_a_clear_error(bad):
+    with pytest.raises(UserError, match="ladder_pad_ratio"):
+        venue(BOOK, ladder_pad_ratio=bad)

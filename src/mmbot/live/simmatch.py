@@ -47,6 +47,11 @@ def _slot_state(v, order_id):
     return o.ex_status, o.ex_leaves_qty, o.ex_px, o.queue_ahead_qty
 
 
+# A live feed can wander anywhere over a session, unlike a replay whose prices are known up front:
+# the venue's price ladder gets ±20 % of the first price (32 bytes a tick: ~12 MB for BTCUSDT's
+# 0.1 tick) instead of the replay's ±2 %, beyond which levels would only be counted, not matched.
+LIVE_LADDER_PAD_RATIO = 0.20
+
 _FINAL = ("Filled", "Cancelled", "Rejected", "Deactivated")
 _STATUS = {
     sv.ST_LIVE: "New",
@@ -94,6 +99,7 @@ class SimMatcher(PublicBook):
                 response_latency_ns=0,
                 queue_model=self.queue_model,
                 partial_fills=True,
+                ladder_pad_ratio=LIVE_LADDER_PAD_RATIO,
             ),
         )
         self.sim_ids: dict[int, str] = {}  # venue order id -> our orderId

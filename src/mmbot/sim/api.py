@@ -33,12 +33,16 @@ ERROR_TEXT = {
 
 
 def _ladder(
-    events: np.ndarray, tick_px: float, trade_lo_px: float, trade_hi_px: float
+    events: np.ndarray,
+    tick_px: float,
+    trade_lo_px: float,
+    trade_hi_px: float,
+    pad_ratio: float = 0.02,
 ) -> tuple[int, int]:
     """(first tick, number of ticks) of the dense price ladder both books use.
 
     It spans the traded price range (or, without trades, the middle half of the book levels) plus
-    2 % of the price (at least 2000 ticks) on each side, so far-away snapshot levels do not blow up memory and
+    ``pad_ratio`` of the price (2 % by default; at least 2000 ticks) on each side, so far-away snapshot levels do not blow up memory and
     scans; depth levels outside it are dropped and counted (``out_of_band_levels``): they cannot be
     the touch of a normal book."""
     if trade_lo_px <= trade_hi_px:
@@ -52,7 +56,7 @@ def _ladder(
             return 0, 4096
         lo_px, hi_px = np.percentile(px, [25, 75])
     lo, hi = int(np.floor(lo_px / tick_px)), int(np.ceil(hi_px / tick_px))
-    pad = max(2000, int(0.02 * hi))
+    pad = max(2000, int(pad_ratio * hi))
     lo, hi = max(lo - pad, 0), hi + pad
     if hi - lo + 1 > MAX_LADDER_TICKS:
         mid = (lo + hi) // 2
@@ -70,7 +74,7 @@ def make_venue(events: np.ndarray, cfg: VenueConfig) -> _v.Venue:
     """
     validate_config(cfg)
     ev, exch_idx, local_idx, trade_lo_px, trade_hi_px = _prepare(events)
-    tick_lo, n_ticks = _ladder(ev, cfg.tick_px, trade_lo_px, trade_hi_px)
+    tick_lo, n_ticks = _ladder(ev, cfg.tick_px, trade_lo_px, trade_hi_px, cfg.ladder_pad_ratio)
     qmodel, qpow = parse_queue_model(cfg.queue_model)
     if cfg.latency is not None:
         lat_ts = np.ascontiguousarray(cfg.latency[0], dtype=np.int64)

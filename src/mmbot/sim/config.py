@@ -28,6 +28,9 @@ class VenueConfig:
     response at the exchange time). ``queue_model``: ``"risk_averse"``, ``"power<N>"`` (e.g.
     ``"power2"``, ``"power1.5"``) or ``"log"``. ``rate_limit_per_s`` = 0 disables the exchange-side
     orders/s limit (new orders and modifies count; cancels do not). ``max_orders`` = order slots.
+    ``ladder_pad_ratio``: the dense price ladder spans the prices of the first events plus this
+    fraction of the price on each side (at least 2000 ticks); levels beyond it are counted as out of
+    band, not simulated. A replay knows its prices; a live feed does not, so it wants a wider pad.
     """
 
     tick_px: float
@@ -41,6 +44,7 @@ class VenueConfig:
     partial_fills: bool = False
     rate_limit_per_s: int = 0
     max_orders: int = 64
+    ladder_pad_ratio: float = 0.02
     extra: dict = field(default_factory=dict)
 
 
@@ -95,6 +99,9 @@ def validate_config(cfg: VenueConfig) -> None:
         raise UserError(
             f"VenueConfig.max_orders must be an integer in 1..100000 (got {cfg.max_orders!r})"
         )
+    r = cfg.ladder_pad_ratio
+    if not (isinstance(r, (int, float)) and math.isfinite(r) and 0.0 < r <= 1.0):
+        raise UserError(f"VenueConfig.ladder_pad_ratio must be in (0, 1] (got {r!r})")
     parse_queue_model(cfg.queue_model)
     if cfg.latency is not None:
         try:
