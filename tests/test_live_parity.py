@@ -20,7 +20,6 @@ fills).
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
@@ -40,7 +39,7 @@ def test_emulator_session_vs_backtest_parity(tmp_path, mode):
     from mmbot.config import load_profile
     from mmbot.data import load_events
     from mmbot.events import DEPTH_BBO_EVENT, KIND_MASK
-    from mmbot.live.testing import EmulatorThread, bot_env, start_bot
+    from mmbot.live.testing import EmulatorThread, bot_cmd, bot_env, start_bot
 
     ev, st = load_events(need_shared(USDM_CAPTURE))
     # the emulator publishes depth diffs and trades (Bybit has no separate ticker stream in our
@@ -61,21 +60,9 @@ def test_emulator_session_vs_backtest_parity(tmp_path, mode):
     )
     out = tmp_path / mode
     try:
-        cmd = [
-            sys.executable,
-            "-m",
-            "mmbot.cli",
-            mode,
-            "--symbol",
-            "BTCUSDT",
-            "--exchange-url",
-            emu.url,
-            "--out",
-            str(out),
-            "--duration-s",
-            str(WINDOW_S),
-        ]
-        cmd += ["--confirm-live", "--testnet"] if mode == "live" else []
+        cmd = bot_cmd(
+            mode, emu.url, out, WINDOW_S, symbol="BTCUSDT", sizes=None, rest_timeout_s=None
+        )
         proc = start_bot(cmd, bot_env(), tmp_path)
         _, err = proc.communicate(timeout=WINDOW_S + 90)
         assert proc.returncode == 0, err

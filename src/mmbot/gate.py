@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from mmbot.config import CONFIG_DIR
 from mmbot.errors import UserError
 
 TIERS = ("hard", "soft", "ideal")
@@ -20,8 +21,6 @@ OPS = {"ge": ">=", "le": "<="}
 
 def default_thresholds_path() -> Path:
     """The shipped thresholds (``mmbot/assets/config/gates.json``)."""
-    from mmbot.config import CONFIG_DIR
-
     return CONFIG_DIR / "gates.json"
 
 

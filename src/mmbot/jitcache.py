@@ -34,12 +34,9 @@ def source_digest(root: Path = PACKAGE_DIR) -> str:
 def _writable_dir(path: Path) -> bool:
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-        return True
     except OSError:
         return False
+    return os.access(path, os.W_OK)
 
 
 def configure(root: Path = PACKAGE_DIR) -> Path | None:

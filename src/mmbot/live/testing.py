@@ -79,27 +79,38 @@ def bot_env(key: str = TEST_KEY, secret: str = TEST_SECRET) -> dict[str, str]:
     return env
 
 
-def bot_cmd(mode: str, url: str, out: Path, duration_s: float, *extra: str) -> list[str]:
+def bot_cmd(
+    mode: str,
+    url: str,
+    out: Path,
+    duration_s: float,
+    *extra: str,
+    symbol: str = SYMBOL,
+    sizes: tuple[str, str] | None = ("50", "400"),
+    rest_timeout_s: str | None = "1.0",
+) -> list[str]:
+    """The bot's command line against the emulator at ``url``. ``sizes`` = (--order-qty,
+    --max-position-qty), None = the profile's; ``rest_timeout_s`` (live only), None = default."""
     cmd = [
         sys.executable,
         "-m",
         "mmbot.cli",
         mode,
         "--symbol",
-        SYMBOL,
+        symbol,
         "--exchange-url",
         url,
         "--out",
         str(out),
         "--duration-s",
         str(duration_s),
-        "--order-qty",
-        "50",
-        "--max-position-qty",
-        "400",
     ]
+    if sizes is not None:
+        cmd += ["--order-qty", sizes[0], "--max-position-qty", sizes[1]]
     if mode == "live":
-        cmd += ["--confirm-live", "--testnet", "--rest-timeout-s", "1.0"]
+        cmd += ["--confirm-live", "--testnet"]
+        if rest_timeout_s is not None:
+            cmd += ["--rest-timeout-s", rest_timeout_s]
     return cmd + list(extra)
 
 
