@@ -253,9 +253,9 @@ def test_paper_session_sends_no_orders_and_fills_locally(emu, tmp_path):
     assert (out / "EDGE_REPORT.json").exists()
 
 
-def test_kill_switch_on_position_beyond_hard_limit(emu, tmp_path):
-    """An account already holding 3x the position limit: the bot adopts it, trips the kill switch
-    (exit 4) and leaves nothing open."""
+def _buy_manually(emu, qty: str) -> None:
+    """The account takes a position before the bot starts: a GTC buy through the ask, sent as
+    client order id "manual-1" (not one of the bot's)."""
     import asyncio
 
     import aiohttp
@@ -269,9 +269,15 @@ def test_kill_switch_on_position_beyond_hard_limit(emu, tmp_path):
             rest = BybitRest(http, emu.url, ApiKeys(TEST_KEY, TEST_SECRET))
             await asyncio.sleep(0.5)
             ask = emu.state()["mid_px"] + 0.01
-            await rest.create_order("XRPUSDT", 1, "1200", f"{ask:.4f}", "manual-1", tif="GTC")
+            await rest.create_order("XRPUSDT", 1, qty, f"{ask:.4f}", "manual-1", tif="GTC")
 
     asyncio.run(take())
+
+
+def test_kill_switch_on_position_beyond_hard_limit(emu, tmp_path):
+    """An account already holding 3x the position limit: the bot adopts it, trips the kill switch
+    (exit 4) and leaves nothing open."""
+    _buy_manually(emu, "1200")
     assert emu.state()["position_qty"] == 1200.0
     out = tmp_path / "s"
     proc = start_bot(bot_cmd("live", emu.url, out, 6.0), bot_env(), tmp_path)
@@ -309,22 +315,7 @@ def _session_report(out: Path) -> tuple[dict, dict]:
 def test_restart_from_an_open_position_keeps_the_audit_identity_exact(emu, tmp_path):
     """The account holds 150 before the bot starts: the first session adopts it as its start, the
     restarted one starts from where the first ended; each EDGE_REPORT's identity is exact."""
-    import asyncio
-
-    import aiohttp
-
-    from mmbot.live.bybit import BybitRest
-    from mmbot.live.signing import ApiKeys
-    from mmbot.live.testing import TEST_KEY
-
-    async def take() -> None:
-        async with aiohttp.ClientSession() as http:
-            rest = BybitRest(http, emu.url, ApiKeys(TEST_KEY, TEST_SECRET))
-            await asyncio.sleep(0.5)
-            ask = emu.state()["mid_px"] + 0.01
-            await rest.create_order("XRPUSDT", 1, "150", f"{ask:.4f}", "manual-1", tif="GTC")
-
-    asyncio.run(take())
+    _buy_manually(emu, "150")
     assert emu.state()["position_qty"] == 150.0
     out = tmp_path / "s"
 

@@ -74,30 +74,36 @@ def test_replayer_caches_the_real_run_and_replays_other_knobs(second_iteration: 
     assert all(k[0] in (3, 4) for k in rp.cache)
 
 
-def test_soak_records_every_replayed_candidate(tmp_path: Path) -> None:
+def _auto_soak(tmp: Path, hours: float, seed: int):
+    """A 3-iteration auto-tune soak from the conservative start, artifacts under ``tmp``;
+    returns (artifacts root, SoakOutcome, console text)."""
     from rich.console import Console
 
     from mmbot.soak.artifacts import json_bytes
     from mmbot.soak.runner import run_soak
 
-    root = tmp_path / "artifacts"
+    root = tmp / "artifacts"
     (root / "soak").mkdir(parents=True)
     (root / "soak" / "runtime_overrides.json").write_bytes(json_bytes(CONSERVATIVE_START))
-    out_txt = tmp_path / "out.txt"
+    out_txt = tmp / "out.txt"
     with open(out_txt, "w") as fh:
         out = run_soak(
-            hours=0.06,
+            hours=hours,
             iterations=3,
             auto_tune=True,
             export_json=root / "reports/soak_metrics.json",
             export_md=root / "reports/SOAK_RESULTS.md",
             gate_summary=root / "reports/gates_summary.json",
-            seed=3,
+            seed=seed,
             artifacts=root,
             console=Console(file=fh, width=300),
             progress=False,
         )
-    stdout = out_txt.read_text()
+    return root, out, out_txt.read_text()
+
+
+def test_soak_records_every_replayed_candidate(tmp_path: Path) -> None:
+    root, out, stdout = _auto_soak(tmp_path, 0.06, 3)
     rows = [json.loads(x) for x in (root / "soak/metrics.jsonl").read_text().splitlines()]
     for r in rows[:-1]:
         at = r["autotune"]
@@ -122,29 +128,11 @@ def test_soak_records_every_replayed_candidate(tmp_path: Path) -> None:
 
 
 def _soak_rows(tmp: Path, workers: str, monkeypatch: pytest.MonkeyPatch) -> list[dict]:
-    from rich.console import Console
-
-    from mmbot.soak.artifacts import json_bytes, strip_wall_clock
-    from mmbot.soak.runner import run_soak
+    from mmbot.soak.artifacts import strip_wall_clock
 
     monkeypatch.setenv("MM_SOAK_REPLAY_WORKERS", workers)
     monkeypatch.delenv("MM_RUNTIME_OVERRIDES_JSON", raising=False)
-    root = tmp / "artifacts"
-    (root / "soak").mkdir(parents=True)
-    (root / "soak" / "runtime_overrides.json").write_bytes(json_bytes(CONSERVATIVE_START))
-    with open(tmp / "out.txt", "w") as fh:
-        run_soak(
-            hours=0.04,
-            iterations=3,
-            auto_tune=True,
-            export_json=root / "reports/soak_metrics.json",
-            export_md=root / "reports/SOAK_RESULTS.md",
-            gate_summary=root / "reports/gates_summary.json",
-            seed=9,
-            artifacts=root,
-            console=Console(file=fh, width=300),
-            progress=False,
-        )
+    root, _, _ = _auto_soak(tmp, 0.04, 9)
     rows = [json.loads(x) for x in (root / "soak/metrics.jsonl").read_text().splitlines()]
     sm = json.loads((root / "reports/soak_metrics.json").read_text())
     return strip_wall_clock(rows) + [strip_wall_clock(sm["keep_best"])]
