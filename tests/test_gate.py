@@ -84,7 +84,7 @@ def test_missing_or_non_finite_metric_fails_by_name(bad):
 
 
 def test_shipped_thresholds_match_design():
-    th = load_thresholds()
+    th = load_thresholds()["market_profiles"]["wide_tick"]
     assert th["hard"]["net_bps"] == {"op": "ge", "threshold": 2.5}
     assert th["hard"]["adverse_bps_p95"] == {"op": "le", "threshold": 5.0}
     assert th["hard"]["cancel_ratio"] == {"op": "le", "threshold": 0.65}
@@ -92,6 +92,81 @@ def test_shipped_thresholds_match_design():
     assert th["hard"]["fills"] == {"op": "ge", "threshold": 1.0}
     assert th["soft"]["order_age_p95_ms"] == {"op": "le", "threshold": 340.0}
     assert th["ideal"]["ws_lag_p95_ms"] == {"op": "le", "threshold": 120.0}
+
+
+def test_shipped_major_profile_keeps_the_seed_thresholds_but_net():
+    cfg = load_thresholds()
+    wide, major = cfg["market_profiles"]["wide_tick"], cfg["market_profiles"]["major"]
+    assert cfg["default_profile"] == "wide_tick"
+    assert major["hard"]["net_bps"] == {"op": "ge", "threshold": 0.0}
+    for tier in ("hard", "soft", "ideal"):
+        assert set(major[tier]) == set(wide[tier])
+        for metric in set(wide[tier]) - {"net_bps"}:
+            assert major[tier][metric] == wide[tier][metric], (tier, metric)
+
+
+PROFILED = {
+    "default_profile": "wide",
+    "market_profiles": {
+        "wide": {"min_tick_bps": 0.5, "hard": {"net_bps": {"op": "ge", "threshold": 2.5}}},
+        "major": {"min_tick_bps": 0.0, "hard": {"net_bps": {"op": "ge", "threshold": 0.0}}},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("tick_bps", "profile", "verdict"),
+    [
+        (0.016, "major", "PASS"),
+        (0.4999, "major", "PASS"),
+        (0.5, "wide", "FAIL"),
+        (1.0, "wide", "FAIL"),
+    ],
+)
+def test_profile_is_chosen_by_the_reports_tick(tick_bps, profile, verdict):
+    g = evaluate(report(net_bps=0.3, tick_bps=tick_bps), PROFILED)
+    assert g["market_profile"]["name"] == profile and g["verdict"] == verdict
+
+
+def test_report_without_tick_is_gated_by_the_default_profile_and_says_so():
+    g = evaluate(report(net_bps=0.3), PROFILED)
+    assert g["market_profile"]["name"] == "wide" and g["verdict"] == "FAIL"
+    assert "no tick_bps" in g["market_profile"]["why"]
+
+
+def test_edge_report_states_the_tick_in_bps_of_the_price_traded():
+    # two fills at 100 and 300 with tick 0.01: turnover-weighted tick over the one run's mean
+    # fill price (100*1 + 300*1) / 2 = 200 -> 0.01 / 200 * 1e4 = 0.5 bps
+    fills = [
+        dict(t_s=0, side=1, maker=1, px=100.0, qty=1.0, fee=0.0, mid=100.0, target=100.0, pos=1.0),
+        dict(t_s=1, side=-1, maker=1, px=300.0, qty=1.0, fee=0.0, mid=300.0, target=300.0, pos=0.0),
+    ]
+    rep = build_edge_report([run(fills, [(0, 100.0, 1.0), (2, 300.0, 0.0)], tick_px=0.01)], {})
+    assert rep["totals"]["tick_bps"] == pytest.approx(0.01 / 200.0 * 1e4)
+
+
+@pytest.mark.parametrize(
+    ("doc", "match"),
+    [
+        ({"market_profiles": {}}, "non-empty"),
+        (
+            {"default_profile": "x", "market_profiles": {"a": {"min_tick_bps": 0.0}}},
+            "default_profile",
+        ),
+        (
+            {"default_profile": "a", "market_profiles": {"a": {"min_tick_bps": 0.5}}},
+            "min_tick_bps 0",
+        ),
+        ({"default_profile": "a", "market_profiles": {"a": {"min_tick_bps": -1}}}, "finite number"),
+        ({"default_profile": "a", "market_profiles": {"a": {"min_tick_bps": 0, "hrd": {}}}}, "hrd"),
+        ({"default_profile": "a", "market_profiles": {"a": {"min_tick_bps": 0}}, "x": 1}, "x"),
+    ],
+)
+def test_bad_profiled_threshold_file_is_a_user_error(tmp_path, doc, match):
+    p = tmp_path / "g.json"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(UserError, match=match):
+        load_thresholds(p)
 
 
 def test_zero_fill_report_fails_on_fills_by_name():

@@ -1,5 +1,11 @@
 """KPI gate: thresholds from config (hard / soft / ideal) applied to an EDGE_REPORT's totals.
 
+Thresholds belong to a market profile (DESIGN.md 'Markets and thresholds'): the shipped
+``gates.json`` holds one set per profile, each with the smallest tick (in bps of price) it applies
+to; a report is gated by the profile with the largest ``min_tick_bps`` not above the report's
+``tick_bps``, or by ``default_profile`` when the report states no tick. A file with the tiers at its
+top level (no profiles) applies to every market. KPI_GATE says which profile it used and why.
+
 Verdict: FAIL if any hard check fails, else WARN if any soft check fails, else PASS (ideal checks are
 reported, they never change the verdict). A metric that is missing, null, non-numeric or non-finite
 fails its check by name. ``gate_command`` is ``mmbot gate``: exit 0 PASS/WARN, 1 FAIL, UserError
@@ -24,8 +30,8 @@ def default_thresholds_path() -> Path:
     return CONFIG_DIR / "gates.json"
 
 
-def _validate_thresholds(data: dict, src: str) -> dict:
-    out: dict[str, dict[str, dict]] = {}
+def _validate_tiers(data: dict, src: str, extra: frozenset[str] = frozenset()) -> dict:
+    out: dict[str, Any] = {}
     for tier in TIERS:
         checks = data.get(tier, {})
         if not isinstance(checks, dict):
@@ -41,18 +47,85 @@ def _validate_thresholds(data: dict, src: str) -> dict:
             if isinstance(thr, bool) or not isinstance(thr, (int, float)) or not math.isfinite(thr):
                 raise UserError(f"{src}: {tier}.{metric}.threshold must be a finite number")
             out[tier][metric] = {"op": op, "threshold": float(thr)}
-    unknown = set(data) - set(TIERS) - {"description"}
+    unknown = set(data) - set(TIERS) - {"description"} - extra
     if unknown:
-        raise UserError(f"{src}: unknown tier(s) {', '.join(sorted(unknown))}")
+        raise UserError(f"{src}: unknown key(s) {', '.join(sorted(unknown))}")
     return out
 
 
+def _validate_thresholds(data: dict, src: str) -> dict:
+    """Normalise a thresholds file to ``{"default_profile", "market_profiles": {name: {min_tick_bps,
+    hard, soft, ideal}}}``; a file of bare tiers becomes one profile that applies everywhere."""
+    if not isinstance(data, dict):
+        raise UserError(f"{src}: expected a JSON object")
+    if "market_profiles" not in data:
+        tiers = _validate_tiers(data, src)
+        return {
+            "default_profile": "custom",
+            "market_profiles": {"custom": {"min_tick_bps": 0.0, **tiers}},
+        }
+    unknown = set(data) - {"description", "default_profile", "market_profiles"}
+    if unknown:
+        raise UserError(f"{src}: unknown key(s) {', '.join(sorted(unknown))}")
+    profiles = data["market_profiles"]
+    if not isinstance(profiles, dict) or not profiles:
+        raise UserError(
+            f"{src}: 'market_profiles' must be a non-empty object of name -> thresholds"
+        )
+    out: dict[str, dict] = {}
+    for name, prof in profiles.items():
+        where = f"{src}: market_profiles.{name}"
+        if not isinstance(prof, dict):
+            raise UserError(f"{where} must be an object")
+        lo = prof.get("min_tick_bps")
+        if (
+            isinstance(lo, bool)
+            or not isinstance(lo, (int, float))
+            or not (math.isfinite(lo) and lo >= 0)
+        ):
+            raise UserError(f"{where}.min_tick_bps must be a finite number >= 0")
+        out[name] = {
+            "min_tick_bps": float(lo),
+            **_validate_tiers(prof, where, frozenset({"min_tick_bps"})),
+        }
+    lows = sorted(p["min_tick_bps"] for p in out.values())
+    if len(set(lows)) != len(lows):
+        raise UserError(f"{src}: two market profiles have the same min_tick_bps")
+    if lows[0] != 0.0:
+        raise UserError(f"{src}: one market profile must have min_tick_bps 0 (every tick is gated)")
+    default = data.get("default_profile")
+    if default not in out:
+        raise UserError(
+            f"{src}: default_profile must name one of the market profiles ({', '.join(sorted(out))})"
+        )
+    return {"default_profile": default, "market_profiles": out}
+
+
 def load_thresholds(path: Path | None = None) -> dict:
-    """Read and validate gate thresholds (default: the shipped gates.json); UserError on bad input."""
+    """Read and validate gate thresholds (default: the shipped gates.json); UserError on bad input.
+    Returned normalised (see `_validate_thresholds`)."""
     from mmbot.audit.edge_report import load_json
 
     p = Path(path) if path is not None else default_thresholds_path()
     return _validate_thresholds(load_json(p, "gate thresholds"), str(p))
+
+
+def select_profile(thresholds: dict, tick_bps: Any) -> tuple[str, dict, str]:
+    """(profile name, its tiers, why) for a report whose tick is ``tick_bps`` (None: unknown)."""
+    profiles = thresholds["market_profiles"]
+    if len(profiles) == 1:
+        (name,) = profiles
+        return name, profiles[name], "the only profile"
+    ok = isinstance(tick_bps, (int, float)) and not isinstance(tick_bps, bool)
+    if not ok or not math.isfinite(tick_bps):
+        name = thresholds["default_profile"]
+        return name, profiles[name], "the report states no tick_bps: default profile"
+    name = max(
+        (n for n, p in profiles.items() if p["min_tick_bps"] <= tick_bps),
+        key=lambda n: profiles[n]["min_tick_bps"],
+    )
+    lo = profiles[name]["min_tick_bps"]
+    return name, profiles[name], f"tick_bps {tick_bps:.4g} >= min_tick_bps {lo:g}"
 
 
 def _metric(totals: dict, name: str) -> tuple[int | float | None, str | None]:
@@ -72,7 +145,7 @@ def _metric(totals: dict, name: str) -> tuple[int | float | None, str | None]:
 def evaluate(edge_report: dict, thresholds: dict | None = None) -> dict:
     """KPI_GATE for an EDGE_REPORT: verdict PASS/WARN/FAIL, every check with value, threshold and
     result, and the failed metric names per tier."""
-    th = (
+    cfg = (
         _validate_thresholds(thresholds, "thresholds")
         if thresholds is not None
         else load_thresholds()
@@ -80,6 +153,7 @@ def evaluate(edge_report: dict, thresholds: dict | None = None) -> dict:
     totals = edge_report.get("totals") if isinstance(edge_report, dict) else None
     if not isinstance(totals, dict):
         raise UserError("EDGE_REPORT has no 'totals' object")
+    profile, th, chosen_because = select_profile(cfg, totals.get("tick_bps"))
     checks: list[dict[str, Any]] = []
     failed: dict[str, list[str]] = {t: [] for t in TIERS}
     for tier in TIERS:
@@ -108,6 +182,11 @@ def evaluate(edge_report: dict, thresholds: dict | None = None) -> dict:
     verdict = "FAIL" if failed["hard"] else "WARN" if failed["soft"] else "PASS"
     return {
         "verdict": verdict,
+        "market_profile": {
+            "name": profile,
+            "tick_bps": totals.get("tick_bps"),
+            "why": chosen_because,
+        },
         "checks": checks,
         "failed_hard": failed["hard"],
         "failed_soft": failed["soft"],
@@ -120,6 +199,8 @@ def evaluate(edge_report: dict, thresholds: dict | None = None) -> dict:
 def summary_line(gate: dict) -> str:
     """One line for the terminal, e.g. ``KPI_GATE=FAIL hard: net_bps, fills``."""
     parts = [f"KPI_GATE={gate['verdict']}"]
+    if "market_profile" in gate:
+        parts.append(f"profile: {gate['market_profile']['name']}")
     if gate["failed_hard"]:
         parts.append("hard: " + ", ".join(gate["failed_hard"]))
     if gate["failed_soft"]:

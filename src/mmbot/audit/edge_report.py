@@ -100,6 +100,10 @@ CONVENTIONS: dict[str, Any] = {
             "p95 feed latency of processed market events; over several runs the max of the runs' p95s "
             "(an upper bound of the pooled p95)"
         ),
+        "tick_bps": (
+            "price tick / mean fill price * 1e4 (final mid without fills), turnover-weighted over "
+            "runs; the KPI gate's market profile is chosen by it"
+        ),
         "neg_edge_drivers": (
             "names of the components (contribution < 0) and costs (adverse_bps > 0) that pull net down, "
             "most harmful first; neg_edge_drivers_detail gives their bps"
@@ -265,6 +269,27 @@ def _cat(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
+def _tick_bps(edges: list[FillEdges], results: list[RunResult]) -> float | None:
+    """The price tick in bps of the price traded: per run tick_px / (its fills' mean price, or its
+    final mid without fills) * 1e4, pooled weighted by turnover (equally when nothing traded).
+    The KPI gate picks its market profile by it; None when no run states a tick."""
+    vals, weights = [], []
+    for e, r in zip(edges, results, strict=True):
+        tick = r.meta.get("tick_px")
+        qty = float(e.qty.sum())
+        ref = float(e.notional.sum()) / qty if qty > 0 else e.final_mid_px
+        if not isinstance(tick, (int, float, np.integer, np.floating)) or not tick > 0:
+            continue
+        if not (math.isfinite(ref) and ref > 0):
+            continue
+        vals.append(float(tick) / ref * 1e4)
+        weights.append(float(e.notional.sum()))
+    if not vals:
+        return None
+    w = np.asarray(weights) if sum(weights) > 0 else np.ones(len(vals))
+    return float(np.dot(vals, w) / w.sum())
+
+
 def _section(pool: _Pool) -> dict:
     """All totals-level metrics for a pool of runs."""
     edges, results = pool.edges, pool.results
@@ -367,6 +392,8 @@ def _section(pool: _Pool) -> dict:
         REASON_NAMES.get(int(c), f"reason_{int(c)}"): int(rcounts[c])
         for c in np.nonzero(rcounts)[0]
     }
+
+    out["tick_bps"] = _tick_bps(edges, results)
 
     # ws lag: the runs' own p95s; the max is an upper bound of the pooled p95.
     lags = []
