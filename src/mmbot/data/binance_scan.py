@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from mmbot.data.numparse import POW10, dec_span
+
 MOD = (1 << 55) - 1  # h * 131 + 255 stays below 2^63 (no int64 overflow in numba)
 
 
@@ -93,7 +95,7 @@ MT_TRADE = 2
 MT_BBO = 3
 NO_TS = np.iinfo(np.int64).min
 
-_POW10 = np.array([10.0**k for k in range(23)], dtype=np.float64)
+_POW10 = POW10  # the reader passes it to scan_block
 
 
 @njit(cache=True, inline="always")
@@ -102,65 +104,6 @@ def _hash(buf, s, e):
     for k in range(s, e):
         h = (h * 131 + buf[k]) % MOD
     return h
-
-
-@njit(cache=True)
-def _dec(buf, s, e, pow10):
-    """Decimal string bytes [s, e) -> float (NaN if not a plain decimal)."""
-    i = s
-    neg = False
-    if i < e and buf[i] == 45:
-        neg = True
-        i += 1
-    mant = 0
-    n_dig = 0
-    frac = 0
-    seen_dot = False
-    got = False
-    extra = 0
-    ex = 0
-    while i < e:
-        c = buf[i]
-        if 48 <= c <= 57:
-            got = True
-            if n_dig < 18:
-                mant = mant * 10 + (c - 48)
-                if mant > 0:
-                    n_dig += 1
-                if seen_dot:
-                    frac += 1
-            elif not seen_dot:
-                extra += 1
-        elif c == 46 and not seen_dot:
-            seen_dot = True
-        elif c == 101 or c == 69:
-            i += 1
-            eneg = False
-            if i < e and (buf[i] == 45 or buf[i] == 43):
-                eneg = buf[i] == 45
-                i += 1
-            v = 0
-            gd = False
-            while i < e and 48 <= buf[i] <= 57:
-                v = v * 10 + (buf[i] - 48)
-                gd = True
-                i += 1
-            if not gd or i != e:
-                return np.nan
-            ex = -v if eneg else v
-            break
-        else:
-            return np.nan
-        i += 1
-    if not got:
-        return np.nan
-    e10 = ex + extra - frac
-    x = float(mant)
-    if e10 < 0:
-        x = x / pow10[-e10] if -e10 <= 22 else x * 10.0**e10
-    elif e10 > 0:
-        x = x * pow10[e10] if e10 <= 22 else x * 10.0**e10
-    return -x if neg else x
 
 
 @njit(cache=True, nogil=True)
@@ -347,24 +290,24 @@ def scan_block(buf, pow10):
                     elif cur_key == K_X:
                         x_market = _hash(buf, s0, s1) == V_MARKET
                     elif cur_key == K_p:
-                        p = _dec(buf, s0, s1, pow10)
+                        p = dec_span(buf, s0, s1, pow10)
                     elif cur_key == K_q:
-                        q = _dec(buf, s0, s1, pow10)
+                        q = dec_span(buf, s0, s1, pow10)
                     elif cur_key == K_b:
-                        bb = _dec(buf, s0, s1, pow10)
+                        bb = dec_span(buf, s0, s1, pow10)
                     elif cur_key == K_B:
-                        bq = _dec(buf, s0, s1, pow10)
+                        bq = dec_span(buf, s0, s1, pow10)
                         has_B = True
                     elif cur_key == K_a:
-                        ap = _dec(buf, s0, s1, pow10)
+                        ap = dec_span(buf, s0, s1, pow10)
                     elif cur_key == K_A:
-                        aq = _dec(buf, s0, s1, pow10)
+                        aq = dec_span(buf, s0, s1, pow10)
                         has_A = True
                     elif cur_key == K_s and sym_s < 0:
                         sym_s = s0
                         sym_e = s1
                 elif role[sp - 1] == 3:
-                    v = _dec(buf, s0, s1, pow10)
+                    v = dec_span(buf, s0, s1, pow10)
                     if fld == 0:
                         lpx = v
                     elif fld == 1 and n_lv < cap:
@@ -386,7 +329,7 @@ def scan_block(buf, pow10):
                     ok = False
                     break
                 if role[sp - 1] == 3:  # a level given as JSON numbers instead of strings
-                    v = _dec(buf, s0, k, pow10)
+                    v = dec_span(buf, s0, k, pow10)
                     if fld == 0:
                         lpx = v
                     elif fld == 1 and n_lv < cap:
@@ -400,7 +343,7 @@ def scan_block(buf, pow10):
                     or cur_key == K_b
                     or cur_key == K_a
                 ):
-                    v = _dec(buf, s0, k, pow10)
+                    v = dec_span(buf, s0, k, pow10)
                     if cur_key == K_p:
                         p = v
                     elif cur_key == K_q:

@@ -2,8 +2,9 @@
 
 Venues send prices and quantities as decimal strings; converting ~10^6 of them one by one with
 ``float()`` dominates a read. ``parse_decimal_strs`` joins them with a separator and parses the bytes
-in one compiled loop. The result equals ``float(s)`` for decimal strings of up to 17 significant
-digits (integer mantissa / exact power of ten, both exact, so the division rounds correctly);
+in one compiled loop. The result equals ``float(s)`` for decimal strings of up to 15 significant
+digits (integer mantissa below 2**53 / exact power of ten, both exact, so the division rounds
+correctly; venues send far fewer digits; longer strings may differ from ``float`` in the last bit);
 anything it does not recognise (``nan``, ``inf``, garbage) becomes NaN, which the readers then
 count as a bad price/quantity.
 """
@@ -15,73 +16,83 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
-_POW10 = np.array([10.0**k for k in range(23)], dtype=np.float64)
+POW10 = np.array([10.0**k for k in range(23)], dtype=np.float64)
+
+
+@njit(cache=True)
+def dec_span(buf, s, e, pow10):
+    """Decimal string bytes [s, e) -> float (NaN if not a plain decimal): the one decimal parser
+    of the readers (``binance_scan`` calls it on JSON string spans)."""
+    i = s
+    neg = False
+    if i < e and buf[i] == 45:  # '-'
+        neg = True
+        i += 1
+    elif i < e and buf[i] == 43:  # '+'
+        i += 1
+    mant = 0
+    n_dig = 0
+    frac = 0
+    seen_dot = False
+    got = False
+    extra = 0
+    ex = 0
+    while i < e:
+        c = buf[i]
+        if 48 <= c <= 57:
+            got = True
+            if n_dig < 18:
+                mant = mant * 10 + (c - 48)
+                if mant > 0:
+                    n_dig += 1
+                if seen_dot:
+                    frac += 1
+            elif not seen_dot:
+                extra += 1
+        elif c == 46 and not seen_dot:
+            seen_dot = True
+        elif c == 101 or c == 69:
+            i += 1
+            eneg = False
+            if i < e and (buf[i] == 45 or buf[i] == 43):
+                eneg = buf[i] == 45
+                i += 1
+            v = 0
+            gd = False
+            while i < e and 48 <= buf[i] <= 57:
+                v = v * 10 + (buf[i] - 48)
+                gd = True
+                i += 1
+            if not gd or i != e:
+                return np.nan
+            ex = -v if eneg else v
+            break
+        else:
+            return np.nan
+        i += 1
+    if not got:
+        return np.nan
+    e10 = ex + extra - frac
+    x = float(mant)
+    if e10 < 0:
+        x = x / pow10[-e10] if -e10 <= 22 else x * 10.0**e10
+    elif e10 > 0:
+        x = x * pow10[e10] if e10 <= 22 else x * 10.0**e10
+    return -x if neg else x
 
 
 @njit(cache=True)
 def _parse(buf: np.ndarray, n_out: int, pow10: np.ndarray) -> np.ndarray:
+    """The ``n_out`` space-separated decimals of ``buf``."""
     out = np.empty(n_out, dtype=np.float64)
     i = 0
     n = len(buf)
     for k in range(n_out):
-        neg = False
-        if i < n and buf[i] == 45:  # '-'
-            neg = True
-            i += 1
-        elif i < n and buf[i] == 43:  # '+'
-            i += 1
-        mant = 0
-        n_dig = 0
-        frac = 0
-        seen_dot = False
-        ok = True
-        got_digit = False
-        extra_exp = 0  # digits beyond 18 significant ones (scale only)
-        exp = 0
+        s = i
         while i < n and buf[i] != 32:
-            c = buf[i]
-            if 48 <= c <= 57:
-                got_digit = True
-                if n_dig < 18:
-                    mant = mant * 10 + (c - 48)
-                    if mant > 0:
-                        n_dig += 1
-                    if seen_dot:
-                        frac += 1
-                elif not seen_dot:
-                    extra_exp += 1
-            elif c == 46 and not seen_dot:  # '.'
-                seen_dot = True
-            elif c == 101 or c == 69:  # 'e' / 'E'
-                i += 1
-                eneg = False
-                if i < n and (buf[i] == 45 or buf[i] == 43):
-                    eneg = buf[i] == 45
-                    i += 1
-                ev = 0
-                got = False
-                while i < n and 48 <= buf[i] <= 57:
-                    ev = ev * 10 + (buf[i] - 48)
-                    got = True
-                    i += 1
-                if not got:
-                    ok = False
-                exp = -ev if eneg else ev
-                continue
-            else:
-                ok = False
             i += 1
+        out[k] = dec_span(buf, s, i, pow10)
         i += 1  # separator
-        if not ok or not got_digit:
-            out[k] = np.nan
-            continue
-        e10 = exp + extra_exp - frac
-        v = float(mant)
-        if e10 < 0:
-            v = v / pow10[-e10] if -e10 <= 22 else v * 10.0**e10
-        elif e10 > 0:
-            v = v * pow10[e10] if e10 <= 22 else v * 10.0**e10
-        out[k] = -v if neg else v
     return out
 
 
@@ -100,4 +111,4 @@ def parse_decimal_strs(strs: Sequence[str]) -> np.ndarray:
                 out[k] = np.nan
         return out
     buf = np.frombuffer(joined.encode("ascii", "replace"), dtype=np.uint8)
-    return _parse(buf, len(strs), _POW10)
+    return _parse(buf, len(strs), POW10)
