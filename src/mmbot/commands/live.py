@@ -44,6 +44,7 @@ def _session(
     rest_timeout_s: float = 2.0,
     clock_check_s: float = 5.0,
     book_depth: int = 50,
+    record: Path | None = None,
 ) -> int:
     from mmbot.live.runner import RunnerConfig, run_session
 
@@ -68,6 +69,7 @@ def _session(
         metrics_port=metrics_port,
         paper_latency_ms=latency_ms,
         book_depth=book_depth,
+        record_path=record,
     )
     return run_session(cfg)
 
@@ -76,6 +78,11 @@ _SYMBOL = typer.Option(..., "--symbol", help="linear perpetual, e.g. XRPUSDT")
 _OUT = typer.Option(Path("artifacts/live"), "--out", help="records, EDGE_REPORT, journal, live.log")
 _URL = typer.Option(
     None, "--exchange-url", help="one host for REST+WS, e.g. http://127.0.0.1:8765 (the emulator)"
+)
+_RECORD = typer.Option(
+    None,
+    "--record",
+    help="also write the public stream traded on to this capture file (the `mmbot record` format)",
 )
 
 
@@ -112,6 +119,7 @@ def paper(
         help="order entry latency of the paper venue (default: the feed's measured median latency)",
     ),
     book_depth: int = typer.Option(50, "--book-depth", help="orderbook.N depth topic (50 or 500)"),
+    record: Path | None = _RECORD,
 ) -> int:
     """Paper trading: live public data, fills from the simulated venue; same records as a backtest."""
     eps = _endpoints(testnet, mainnet, exchange_url)
@@ -138,6 +146,7 @@ def paper(
         metrics_port,
         latency_ms,
         book_depth=book_depth,
+        record=record,
     )
 
 
@@ -173,6 +182,7 @@ def live(
         5.0, "--clock-check-s", help="how often the clock drift is checked"
     ),
     book_depth: int = typer.Option(50, "--book-depth", help="orderbook.N depth topic (50 or 500)"),
+    record: Path | None = _RECORD,
 ) -> int:
     """Live trading on Bybit V5 (real orders): needs --confirm-live and --testnet or --mainnet."""
     from mmbot.errors import UserError
@@ -208,6 +218,7 @@ def live(
         rest_timeout_s,
         clock_check_s,
         book_depth=book_depth,
+        record=record,
     )
 
 

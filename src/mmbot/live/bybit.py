@@ -11,6 +11,7 @@ The subset used here is small (7 REST paths, 2 sockets), and the signing is chec
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -301,6 +302,12 @@ class BybitStream:
     """One websocket with auth (private), subscribe, ping, and reconnect with exponential backoff.
 
     ``on_connect`` runs after every (re)subscribe: the runner uses it to reconcile before quoting.
+
+    Receive times: a reader task takes each frame off the socket as soon as the event loop sees it
+    and stamps it then (``time.time_ns()``); ``on_message(obj, stamp)`` handles the frames one at a
+    time, yielding to the loop between two, so a burst that arrives while the bot is busy keeps
+    the times it arrived at instead of the times the bot got round to it (the bot's own processing
+    backlog is not feed latency). ``backlog()`` = frames received and not yet handled.
     """
 
     def __init__(
@@ -330,6 +337,25 @@ class BybitStream:
         self.connected = asyncio.Event()
         self.reconnects = 0
         self.fatal: BaseException | None = None
+        self._inbox: collections.deque[tuple[int, str] | None] = collections.deque()
+
+    def backlog(self) -> int:
+        """Frames received (stamped) but not yet handed to ``on_message``."""
+        return len(self._inbox)
+
+    async def _read(
+        self, ws: aiohttp.ClientWebSocketResponse, inbox: collections.deque, wake: asyncio.Event
+    ) -> None:
+        try:
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    inbox.append((time.time_ns(), msg.data))
+                    wake.set()
+                elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                    break
+        finally:
+            inbox.append(None)  # end of this connection
+            wake.set()
 
     async def resubscribe(self) -> None:
         """Unsubscribe + subscribe: the server answers with a fresh snapshot (book rebuild on a gap)."""
@@ -369,19 +395,33 @@ class BybitStream:
                     if self.on_connect is not None:
                         asyncio.create_task(self.on_connect())
                     pinger = asyncio.create_task(self._ping(ws))
+                    inbox: collections.deque[tuple[int, str] | None] = collections.deque()
+                    self._inbox = inbox
+                    wake = asyncio.Event()
+                    reader = asyncio.create_task(self._read(ws, inbox, wake))
                     try:
-                        async for msg in ws:
-                            if msg.type == aiohttp.WSMsgType.TEXT:
-                                obj = json.loads(msg.data)
-                                if "op" in obj:
-                                    continue  # pong / (un)subscribe answers
-                                self.on_message(obj, time.time_ns())
-                            elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                                break
-                            if stop.is_set():
-                                break
+                        while not stop.is_set():
+                            if not inbox:
+                                wake.clear()
+                                await wake.wait()
+                                continue
+                            item = inbox.popleft()
+                            if item is None:
+                                break  # the socket closed
+                            stamp_ns, text = item
+                            obj = json.loads(text)
+                            if "op" in obj:
+                                continue  # pong / (un)subscribe answers
+                            self.on_message(obj, stamp_ns)
+                            # let the loop read (and stamp) what arrived meanwhile, and run the
+                            # order requests this message started, before the next message
+                            await asyncio.sleep(0)
                     finally:
                         pinger.cancel()
+                        reader.cancel()
+                        with contextlib.suppress(BaseException):
+                            await reader
+                        inbox.clear()
             except UserError as exc:
                 self.fatal = exc
                 stop.set()

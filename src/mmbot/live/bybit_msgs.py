@@ -9,6 +9,7 @@ read back by ``mmbot.data.load_events`` rebuilds the very book ``LiveBook`` buil
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +36,8 @@ class LiveBook:
 
     ``apply`` returns "snapshot", "delta", "stale" (duplicate or older update id: ignored) or "gap"
     (an update id was skipped: the book is invalid until the next snapshot; the caller resubscribes).
+    Each side's prices are also kept sorted, so the touch and the size near it cost a bisection, not
+    a pass over every level (a diff stream's book keeps thousands).
     """
 
     bids: dict[float, float] = field(default_factory=dict)
@@ -44,6 +47,8 @@ class LiveBook:
     last_exch_ms: int = 0
     gaps: int = 0
     stale: int = 0
+    _bid_px: list[float] = field(default_factory=list)  # ascending
+    _ask_px: list[float] = field(default_factory=list)  # ascending
 
     def apply(self, msg: dict, rows: np.ndarray | None = None) -> str:
         """Apply one ``orderbook`` message; ``rows``: its ``parse_message`` rows if already made."""
@@ -63,32 +68,46 @@ class LiveBook:
         if snapshot:  # a snapshot is the whole book, a side it leaves empty included
             self.bids.clear()
             self.asks.clear()
+            self._bid_px.clear()
+            self._ask_px.clear()
         for flags, px, qty in zip(
             rows["ev"].tolist(), rows["px"].tolist(), rows["qty"].tolist(), strict=True
         ):
-            book = self.bids if flags & BUY_EVENT else self.asks
+            buy = flags & BUY_EVENT
+            book, prices = (self.bids, self._bid_px) if buy else (self.asks, self._ask_px)
             kind = flags & KIND_MASK
             if kind == DEPTH_CLEAR_EVENT:
                 book.clear()
+                prices.clear()
             elif kind in (DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT):
                 if qty > 0:
+                    if px not in book:
+                        bisect.insort(prices, px)
                     book[px] = qty
-                else:
-                    book.pop(px, None)
+                elif book.pop(px, None) is not None:
+                    del prices[bisect.bisect_left(prices, px)]
         self.last_u, self.valid = u, True
         self.last_exch_ms = int(msg.get("ts", 0))
         return "snapshot" if snapshot else "delta"
 
     def best_bid(self) -> float:
-        return max(self.bids) if self.bids else float("nan")
+        return self._bid_px[-1] if self._bid_px else float("nan")
 
     def best_ask(self) -> float:
-        return min(self.asks) if self.asks else float("nan")
+        return self._ask_px[0] if self._ask_px else float("nan")
+
+    def qty_from(self, side: int, limit_px: float) -> float:
+        """Visible size at prices at or better than ``limit_px`` (bids >= it, asks <= it)."""
+        if side > 0:
+            lv = self._bid_px[bisect.bisect_left(self._bid_px, limit_px) :]
+            return float(sum(self.bids[p] for p in lv))
+        lv = self._ask_px[: bisect.bisect_right(self._ask_px, limit_px)]
+        return float(sum(self.asks[p] for p in lv))
 
     def qty_at(self, side: int, px: float) -> float:
         return (self.bids if side > 0 else self.asks).get(px, 0.0)
 
     def depth_near(self, side: int, n_levels: int = 5) -> float:
-        book = self.bids if side > 0 else self.asks
-        lv = sorted(book, reverse=side > 0)[:n_levels]
-        return float(sum(book[p] for p in lv))
+        if side > 0:
+            return float(sum(self.bids[p] for p in self._bid_px[::-1][:n_levels]))
+        return float(sum(self.asks[p] for p in self._ask_px[:n_levels]))

@@ -6,23 +6,33 @@ whose venue is built on the first book levels received and continued message by 
 the data layer's parser made of each message (``mmbot.data.bybit.parse_message``, the very rows
 the bot's book is built from): queue model, fees and partial fills as in ``mmbot backtest``.
 
-Times: the venue runs on the bot's clock, on the exchange's timeline: each message's exchange time is
-mapped onto our clock with the measured clock offset, and the venue plays the market up to a
-horizon, the latest exchange time received (or, between messages, now less the recent 95th
-percentile feed lag: what is older has arrived, at 95 %). A request meets the venue at its arrival
-time (send time + ``latency_ms``; by default the feed's recent median latency, the same network
-one way), once the horizon has passed it, so market events that happened
-before it, and arrive after it was sent, still come first, as at an exchange; its answer is given
-then (a real answer also takes a round trip). Events arriving later than the horizon are applied at
-the horizon (late by their excess lag).
+Times (the bot's clock; the model a backtest applies, driven by what was received):
+- a market event happened at its message's exchange time: the middle of that millisecond (Bybit
+  stamps ms) mapped onto our clock with the clock offset the runner measured at its most precise
+  (smallest round trip), never after we received it;
+- the venue plays the market up to its horizon, the latest exchange time received; an event that
+  arrives after the horizon passed it is played at the horizon (counted: ``n_events_late``);
+- a request is decided at the receive time of the message the strategy was woken by (or the
+  response / timer that woke it), as ``BybitStream`` stamps it on arrival (the bot's backlog is
+  not part of it), and arrives at ``decided + compute + entry``: ``compute`` = the bot's measured
+  median time from a wake to its request, ``entry`` = ``--latency-ms`` (default: the feed's
+  measured median latency, the same network one way). Requests wait in arrival order and are
+  executed exactly there in the venue's event sequence: when the horizon passes their arrival
+  (a message with a later exchange time came in), or, with nothing left unread on the stream,
+  once the wall clock is one 95th-percentile feed lag past it (a quiet market). So neither CPU
+  jitter of our own process nor the moment the asyncio task runs moves an order in the queue;
+  the answer is given then (a real answer also takes a round trip).
+- the exchange's order rate limit counts requests at their arrival times.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import heapq
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +47,13 @@ from mmbot.live.orders import (
     price_decimals,
 )
 from mmbot.live.simmatch import SimMatcher
+
+HALF_MS_NS = 500_000  # a ms-stamped exchange time is taken as the middle of its millisecond
+REFRESH_EVERY = 50  # lag / compute estimates are refreshed every this many samples
+MAX_LATENCY_NS = 500_000_000
+
+# a request waiting for the venue: (arrival ns, sequence, what it does, its answer)
+_Pending = tuple[int, int, Callable[[SimMatcher, int], Any], asyncio.Future]
 
 
 class PaperVenue:
@@ -63,16 +80,28 @@ class PaperVenue:
         self.latency_ms = latency_ms  # None: entry_ns follows the measured feed latency
         self.start_position_qty = start_position_qty
         self.id_prefix = id_prefix or f"P{time.time_ns() // 1_000_000}-"
-        self.clock_offset_ns = 0  # exchange clock - ours (the runner keeps it measured)
+        self.clock_offset_ns = 0  # exchange clock - ours (the runner sets its best estimate)
         self.m: SimMatcher | None = None  # built on the first book levels received
         self.rate = RateWindow(rate_limit_per_s)  # the exchange's order limit, as Bybit answers
-        self.horizon_ns = 0  # the venue holds every market event up to here (our clock)
+        self.horizon_ns = 0  # the venue has played every market event up to here (our clock)
         self.lags_ns: collections.deque[int] = collections.deque(maxlen=400)
+        self.n_lags = 0
         self.hold_ns = 20_000_000  # recent p95 feed lag (receive - exchange time), refreshed
-        self.entry_ms_used: list[float] = []  # per request: the order latency the venue applied
-        self.entry_ns = (
-            5_000_000 if latency_ms is None else int(latency_ms * 1e6)
-        )  # order entry latency
+        self.entry_ns = 5_000_000 if latency_ms is None else int(latency_ms * 1e6)
+        self.compute_ns = 0  # the bot's median time from a wake to its request (note_compute)
+        self.computes_ns: collections.deque[int] = collections.deque(maxlen=400)
+        self.n_computes = 0
+        # streams' frames received and not yet handled (the runner's public stream): while any
+        # wait, the wall clock does not move the venue (they may hold earlier market events)
+        self.backlog: Callable[[], int] = lambda: 0
+        self._queue: list[_Pending] = []
+        self._seq = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due_ns = 0
+        self.order_latency_ms: list[float] = []  # per request: compute + entry, as applied
+        self.n_events_late = 0  # market events received after the horizon had passed them
+        self.n_requests_late = 0  # requests that met the venue after their arrival time
+        self.n_timer_advances = 0  # horizon moves by the wall clock (a quiet stream)
 
     def _listen(self, kind: str, obj: object) -> None:
         if kind == "order":
@@ -90,8 +119,10 @@ class PaperVenue:
         if len(rows) == 0:
             return
         rows = rows.copy()
-        exch = np.minimum(rows["exch_ts"] - self.clock_offset_ns, local_ns)
-        self._note_lag(local_ns - int(exch.max()))
+        exch = np.minimum(rows["exch_ts"] + (HALF_MS_NS - self.clock_offset_ns), local_ns)
+        exch_max = int(exch.max())
+        self._note_lag(local_ns - exch_max)
+        self.n_events_late += int(np.count_nonzero(exch < self.horizon_ns))
         # exchange timeline only (the venue's local book is not used: the bot keeps its own)
         rows["ev"] = (rows["ev"] & ~np.uint64(LOCAL_EVENT)) | np.uint64(EXCH_EVENT)
         rows["exch_ts"] = np.maximum.accumulate(np.maximum(exch, self.horizon_ns))
@@ -115,86 +146,162 @@ class PaperVenue:
             self.m.position_qty = self.start_position_qty
         else:
             self.m.extend(rows)
-        self._advance(max(int(rows["exch_ts"].max()), local_ns - self.hold_ns))
+        self._advance(max(exch_max, self.horizon_ns))
 
     def _note_lag(self, lag_ns: int) -> None:
         self.lags_ns.append(max(lag_ns, 0))
-        if len(self.lags_ns) % 50 == 0:
+        self.n_lags += 1
+        if self.n_lags % REFRESH_EVERY == 0:
             p50, p95 = np.percentile(np.fromiter(self.lags_ns, np.int64), [50, 95])
-            self.hold_ns = int(min(max(p95, 1e6), 500e6))
+            self.hold_ns = int(min(max(p95, 1e6), MAX_LATENCY_NS))
             if self.latency_ms is None:
-                self.entry_ns = int(min(max(p50, 0.0), 500e6))
+                self.entry_ns = int(min(max(p50, 0.0), MAX_LATENCY_NS))
+
+    def note_compute(self, compute_ns: int) -> None:
+        """The bot's time from a wake (message handed to it) to a request it sent then."""
+        self.computes_ns.append(max(int(compute_ns), 0))
+        self.n_computes += 1
+        if self.n_computes % REFRESH_EVERY == 0 or self.n_computes == 10:
+            self.compute_ns = int(np.median(np.fromiter(self.computes_ns, np.int64)))
 
     def _advance(self, t_ns: int) -> None:
-        """Play the venue's market up to ``t_ns`` (never back)."""
+        """Play the venue's market up to ``t_ns`` (never back), executing each waiting request at
+        its arrival time on the way."""
+        m = self.m
+        if m is None:
+            return
+        q = self._queue
+        while q and q[0][0] <= t_ns:
+            arrive_ns, _, fn, fut = heapq.heappop(q)
+            if arrive_ns < m.now_capture_ns:
+                self.n_requests_late += 1
+            m.sync(arrive_ns)
+            if fut.done():  # its sender gave up (shutdown)
+                continue
+            try:
+                fut.set_result(fn(m, max(arrive_ns, m.now_capture_ns)))
+            except BybitError as exc:
+                fut.set_exception(exc)
         if t_ns > self.horizon_ns:
             self.horizon_ns = t_ns
-            if self.m is not None:
-                self.m.sync(t_ns)
+            m.sync(t_ns)
+        self._arm_timer()
 
-    async def _arrive(self, path: str) -> SimMatcher:
-        """Wait until the venue's market reaches this request's arrival time, and play it there."""
-        m = self._matcher(path)
-        arrive_ns = time.time_ns() + self.entry_ns
-        self.entry_ms_used.append(self.entry_ns / 1e6)
-        while self.horizon_ns < arrive_ns:
-            wait_ns = arrive_ns + self.hold_ns - time.time_ns()
-            if wait_ns <= 0:
-                self._advance(max(arrive_ns, time.time_ns() - self.hold_ns))
-                break
-            await asyncio.sleep(min(wait_ns, 2_000_000) / 1e9)
-        m.sync(arrive_ns)
-        return m
+    def _arm_timer(self) -> None:
+        """Wake when the earliest waiting request is one p95 feed lag old on the wall clock."""
+        if not self._queue:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            return
+        due_ns = self._queue[0][0] + self.hold_ns
+        if self._timer is not None and self._timer_due_ns == due_ns:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_due_ns = due_ns
+        delay_s = max(due_ns - time.time_ns(), 0) / 1e9
+        self._timer = asyncio.get_running_loop().call_later(delay_s, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not self._queue:
+            return
+        arrive_ns = self._queue[0][0]
+        if self.backlog() > 0 or time.time_ns() < arrive_ns + self.hold_ns:
+            # frames wait to be handled (they may carry earlier events): look again shortly
+            self._timer_due_ns = 0
+            self._timer = asyncio.get_running_loop().call_later(0.001, self._on_timer)
+            return
+        self.n_timer_advances += 1
+        self._advance(arrive_ns)
+
+    async def _request(
+        self, path: str, decided_ns: int | None, fn: Callable[[SimMatcher, int], Any]
+    ) -> Any:
+        """Queue a request decided at ``decided_ns`` (None: now); it runs on the venue at its
+        arrival time, ``fn(matcher, arrival_ns)``, and its answer comes back then."""
+        self._matcher(path)
+        latency_ns = self.compute_ns + self.entry_ns
+        self.order_latency_ms.append(latency_ns / 1e6)
+        arrive_ns = (time.time_ns() if decided_ns is None else int(decided_ns)) + latency_ns
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._queue, (arrive_ns, self._seq, fn, fut))
+        self._seq += 1
+        self._advance(self.horizon_ns)  # due already (a late decision): runs now
+        return await fut
 
     def _matcher(self, path: str) -> SimMatcher:
         if self.m is None:
             raise BybitError(10001, "paper venue: no book received yet", path)
         return self.m
 
-    def _admit(self, path: str) -> None:
-        reset_ms = self.rate.admit(time.time_ns())
+    def _admit(self, path: str, at_ns: int) -> None:
+        reset_ms = self.rate.admit(at_ns)
         if reset_ms is not None:
             raise RateLimited(10006, "Too many visits!", path, reset_ms)
 
-    # the BybitRest surface the runner uses -----------------------------------------------------------
-    async def create_order(
-        self, symbol: str, side: int, qty: str, price: str, link_id: str, tif: str = "PostOnly"
-    ) -> dict:
-        m = await self._arrive("/v5/order/create")
-        self._admit("/v5/order/create")
-        code, msg, o = m.create(
-            link_id, side, float(price), float(qty), tif, "Limit", time.time_ns()
-        )
-        if o is None:
-            raise BybitError(code, msg, "/v5/order/create")
-        return {"orderId": o.order_id, "orderLinkId": o.link_id}
-
-    def _get(self, link_id: str, path: str) -> SimOrder:
-        o = self._matcher(path).find(link_id=link_id)
+    def _get(self, m: SimMatcher, link_id: str, path: str) -> SimOrder:
+        o = m.find(link_id=link_id)
         if o is None:
             raise BybitError(110001, "order not exists or too late", path)
         return o
 
-    async def amend_order(
-        self, symbol: str, link_id: str, price: str | None = None, qty: str | None = None
+    # the BybitRest surface the runner uses (``decided_ns``: paper only) --------------------------------
+    async def create_order(
+        self,
+        symbol: str,
+        side: int,
+        qty: str,
+        price: str,
+        link_id: str,
+        tif: str = "PostOnly",
+        decided_ns: int | None = None,
     ) -> dict:
-        await self._arrive("/v5/order/amend")
-        o = self._get(link_id, "/v5/order/amend")
-        self._admit("/v5/order/amend")
-        code, msg = self.m.amend(  # type: ignore[union-attr]
-            o, float(price) if price else None, float(qty) if qty else None, time.time_ns()
-        )
-        if code:
-            raise BybitError(code, msg, "/v5/order/amend")
-        return {"orderId": o.order_id, "orderLinkId": o.link_id}
+        path = "/v5/order/create"
 
-    async def cancel_order(self, symbol: str, link_id: str) -> dict:
-        await self._arrive("/v5/order/cancel")
-        o = self._get(link_id, "/v5/order/cancel")
-        code, msg = self.m.cancel(o, time.time_ns())  # type: ignore[union-attr]
-        if code:
-            raise BybitError(code, msg, "/v5/order/cancel")
-        return {"orderId": o.order_id, "orderLinkId": o.link_id}
+        def run(m: SimMatcher, at_ns: int) -> dict:
+            self._admit(path, at_ns)
+            code, msg, o = m.create(link_id, side, float(price), float(qty), tif, "Limit", at_ns)
+            if o is None:
+                raise BybitError(code, msg, path)
+            return {"orderId": o.order_id, "orderLinkId": o.link_id}
+
+        return await self._request(path, decided_ns, run)
+
+    async def amend_order(
+        self,
+        symbol: str,
+        link_id: str,
+        price: str | None = None,
+        qty: str | None = None,
+        decided_ns: int | None = None,
+    ) -> dict:
+        path = "/v5/order/amend"
+
+        def run(m: SimMatcher, at_ns: int) -> dict:
+            o = self._get(m, link_id, path)
+            self._admit(path, at_ns)
+            code, msg = m.amend(
+                o, float(price) if price else None, float(qty) if qty else None, at_ns
+            )
+            if code:
+                raise BybitError(code, msg, path)
+            return {"orderId": o.order_id, "orderLinkId": o.link_id}
+
+        return await self._request(path, decided_ns, run)
+
+    async def cancel_order(self, symbol: str, link_id: str, decided_ns: int | None = None) -> dict:
+        path = "/v5/order/cancel"
+
+        def run(m: SimMatcher, at_ns: int) -> dict:
+            o = self._get(m, link_id, path)
+            code, msg = m.cancel(o, at_ns)
+            if code:
+                raise BybitError(code, msg, path)
+            return {"orderId": o.order_id, "orderLinkId": o.link_id}
+
+        return await self._request(path, decided_ns, run)
 
     async def cancel_all(self, symbol: str) -> list[dict]:
         if self.m is None:
@@ -224,3 +331,17 @@ class PaperVenue:
 
     async def position(self, symbol: str) -> float:
         return self.start_position_qty if self.m is None else self.m.position_qty
+
+    def stats(self) -> dict:
+        """What the venue applied, for session.json (medians over the session)."""
+        return {
+            "paper_order_latency_ms": (
+                float(np.median(self.order_latency_ms)) if self.order_latency_ms else None
+            ),
+            "paper_entry_latency_ms": self.entry_ns / 1e6,
+            "paper_compute_ms": self.compute_ns / 1e6,
+            "paper_hold_ms": self.hold_ns / 1e6,
+            "paper_events_late": self.n_events_late,
+            "paper_requests_late": self.n_requests_late,
+            "paper_timer_advances": self.n_timer_advances,
+        }

@@ -101,6 +101,7 @@ class RunnerConfig:
     book_depth: int = 50  # orderbook.N topic: 50 (20 ms) or 500 (100 ms) on Bybit linear
     maker_fee_rate: float | None = None
     taker_fee_rate: float | None = None
+    record_path: Path | None = None  # write the public stream traded on here (capture format)
 
 
 @dataclass
@@ -163,7 +164,10 @@ class Session:
         self.sweep: list = [0, 0, 0.0, 0.0]  # side, last print local ns, ref mid ticks, depth ticks
         self.tgt_ns: list[int] = []  # local ns of each change of the strategy's targets
         self.tgt_px: list[tuple[float, float]] = []  # (bid, ask) target from then on
-        self.clock_offset_ns = 0  # exchange clock - local clock
+        self.clock_offset_ns = 0  # exchange clock - local clock (the smallest-round-trip sample)
+        self.clock_rtt_ns = 1 << 62  # round trip of the sample clock_offset_ns comes from
+        self.decided_ns = 0  # the current wake's time (quote)
+        self.wake_t0_ns = 0  # when the bot started on the current wake
         self.order_rtt_ms: list[float] = []
         self.actions = np.zeros(1024, dtype=ACTION_DTYPE)
         self.marks: list[tuple[int, float, float]] = []
@@ -193,6 +197,7 @@ class Session:
         self.public: BybitStream | None = None
         self.private: BybitStream | None = None
         self.metrics = None
+        self.recorder = None  # live.record.StreamRecorder when cfg.record_path is set
 
     # -- helpers ----------------------------------------------------------------------------------
     def spawn(self, coro) -> None:
@@ -253,6 +258,7 @@ class Session:
 
     # -- market data ------------------------------------------------------------------------------
     def on_public(self, msg: dict, local_ns: int) -> None:
+        self.wake_t0_ns = time.time_ns()  # handed this message now (its stamp is its arrival)
         topic = str(msg.get("topic", ""))
         if not topic.startswith(("orderbook.", "publicTrade.")):
             return
@@ -277,6 +283,8 @@ class Session:
                 return
             self.n_events += 1
             self.last_book_local_ns = local_ns
+            if self.recorder is not None:
+                self.recorder.write(msg, local_ns)
             lag_ms = (local_ns - int(msg.get("ts", 0)) * 1_000_000) / 1e6
             self.lags_ms.append(lag_ms)
             if self.metrics is not None:
@@ -291,16 +299,19 @@ class Session:
             if self.stale and self.book.valid:
                 self.stale = False
                 log.info("feed fresh again: quoting resumes")
-            self.quote(local_ns)
+            self.quote(local_ns, self.wake_t0_ns)
         else:
             self.n_events += 1
+            if self.recorder is not None:
+                self.recorder.write(msg, local_ns)
             if self.state is not None and self.params is not None:
                 for px, flags in zip(rows["px"].tolist(), rows["ev"].tolist(), strict=True):
                     self.on_print(local_ns, px, 1 if flags & BUY_EVENT else -1)
             if self.paper is not None and self.book.valid:
                 self.paper.on_events(rows, local_ns)
             if self.book.valid:
-                self.quote(local_ns)  # the backtest steps on every local feed event, trades too
+                # the backtest steps on every local feed event, trades too
+                self.quote(local_ns, self.wake_t0_ns)
 
     paper = None
 
@@ -398,10 +409,16 @@ class Session:
         on_response(self.guard)
         self.params = self.state = self.guard = None  # the session's own are set up on its book
 
-    def quote(self, now_ns: int) -> None:
+    def quote(self, now_ns: int, wake_t0_ns: int | None = None) -> None:
         """One wake of the strategy (as the backtest loop's): targets from every book state the bot
         sees, so its estimators sample the same mids whether or not orders may be sent now; then the
-        order manager and guards, when quoting is allowed."""
+        order manager and guards, when quoting is allowed.
+
+        ``now_ns``: the wake's time (a market message's receive stamp, or now); requests sent in this
+        wake are decided then (the paper venue times them from it). ``wake_t0_ns``: when the bot
+        started on this wake (default now), to measure its compute time."""
+        self.decided_ns = now_ns
+        self.wake_t0_ns = time.time_ns() if wake_t0_ns is None else wake_t0_ns
         if self.params is None and self.book.valid and math.isfinite(self.mid()):
             self.setup_params(self.mid())
         if self.state is None:
@@ -425,8 +442,8 @@ class Session:
             bb - (self.near_ticks + 0.5) * self.tick_px,
             ba + (self.near_ticks + 0.5) * self.tick_px,
         )
-        bv["bid_near_qty"] = sum(q for px, q in self.book.bids.items() if px >= lo_px)
-        bv["ask_near_qty"] = sum(q for px, q in self.book.asks.items() if px <= hi_px)
+        bv["bid_near_qty"] = self.book.qty_from(1, lo_px)
+        bv["ask_near_qty"] = self.book.qty_from(-1, hi_px)
         bv["position_qty"] = self.position_qty
         bv["pnl"] = self.pnl()
         for i, s in enumerate(self.slots):
@@ -505,17 +522,23 @@ class Session:
             self.journal.order_event(s.link_id, "cancel_sent", now_ns=now)
             s.status, s.sent_ns = 4, now
         self.action(ACT_SENT, side, op, s.link_id, px, qty)
-        self.spawn(self.send(side_idx, op, s.link_id, px, qty))
+        if self.paper is not None:
+            self.paper.note_compute(now - self.wake_t0_ns)
+        self.spawn(self.send(side_idx, op, s.link_id, px, qty, self.decided_ns))
 
-    async def send(self, side_idx: int, op: int, link_id: str, px: float, qty: float) -> None:
+    async def send(
+        self, side_idx: int, op: int, link_id: str, px: float, qty: float, decided_ns: int = 0
+    ) -> None:
         from mmbot.execution.guards import on_response
 
         side = 1 if side_idx == 0 else -1
+        # the paper venue times the request from the wake that decided it (see live.paper)
+        kw = {"decided_ns": decided_ns} if self.paper is not None and decided_ns else {}
         pxs, qtys = fmt(px, self.px_dec), fmt(qty, self.qty_dec)
         t0 = time.perf_counter()
         try:
             if op == OP_NEW:
-                r = await self.venue.create_order(self.symbol, side, qtys, pxs, link_id)
+                r = await self.venue.create_order(self.symbol, side, qtys, pxs, link_id, **kw)
                 self.journal.order_event(link_id, "ack", order_id=str(r.get("orderId", "")))
                 self.on_ack(side_idx, link_id, px, qty, op)
             elif op == OP_REPLACE:
@@ -523,11 +546,11 @@ class Session:
                 # asks for ``qty`` open (as the backtest's modify does), so add what has filled
                 filled = self.orders.get(link_id, {}).get("cum_qty", 0.0)
                 total = fmt(filled + qty, self.qty_dec)
-                await self.venue.amend_order(self.symbol, link_id, price=pxs, qty=total)
+                await self.venue.amend_order(self.symbol, link_id, price=pxs, qty=total, **kw)
                 self.journal.order_event(link_id, "amend_ack", px=px, qty=qty)
                 self.on_ack(side_idx, link_id, px, qty, op)
             else:
-                await self.venue.cancel_order(self.symbol, link_id)
+                await self.venue.cancel_order(self.symbol, link_id, **kw)
                 self.journal.order_event(link_id, "cancel_ack")
                 self.action(ACT_ACKED, side, op, link_id, px, qty)
             self.order_rtt_ms.append((time.perf_counter() - t0) * 1e3)
@@ -918,13 +941,22 @@ class Session:
         except (TransportError, RateLimited, BybitError):
             return
         drift_ms = (server - (t0 + t1) / 2) / 1e6
-        self.clock_offset_ns = int(drift_ms * 1e6)
-        if self.paper is not None:
-            self.paper.clock_offset_ns = self.clock_offset_ns
+        self.note_clock(int(drift_ms * 1e6), t1 - t0)
         if self.metrics is not None:
             self.metrics.clock(drift_ms)
         if abs(drift_ms) > self.cfg.max_clock_drift_ms:
             self.kill(f"clock drift {drift_ms:.0f} ms > {self.cfg.max_clock_drift_ms:.0f} ms")
+
+    def note_clock(self, offset_ns: int, rtt_ns: int) -> None:
+        """Keep the clock offset of the smallest round trip seen (its midpoint error is at most half
+        of it): a noisy later sample must not shift the exchange's times against ours (the paper
+        venue's market vs our orders). A sample far off the kept one (a real clock step) replaces it."""
+        if rtt_ns <= self.clock_rtt_ns or abs(offset_ns - self.clock_offset_ns) > max(
+            rtt_ns, 50_000_000
+        ):
+            self.clock_offset_ns, self.clock_rtt_ns = offset_ns, rtt_ns
+            if self.paper is not None:
+                self.paper.clock_offset_ns = offset_ns
 
     async def cancel_all(self, why: str) -> None:
         for attempt in range(10):
@@ -963,8 +995,9 @@ class Session:
             self.warm_up()
             t0 = time.time_ns()
             server = await self.rest.server_time_ns()
-            drift_ms = (server - (t0 + time.time_ns()) / 2) / 1e6
-            self.clock_offset_ns = int(drift_ms * 1e6)
+            t1 = time.time_ns()
+            drift_ms = (server - (t0 + t1) / 2) / 1e6
+            self.note_clock(int(drift_ms * 1e6), t1 - t0)
             if abs(drift_ms) > cfg.max_clock_drift_ms:
                 raise UserError(
                     f"clock drift {drift_ms:.0f} ms vs the exchange exceeds --max-clock-drift-ms {cfg.max_clock_drift_ms:.0f}"
@@ -1014,6 +1047,10 @@ class Session:
 
                 self.metrics = Metrics(cfg.metrics_port)
             self.rest.on_latency = None
+            if cfg.record_path is not None:
+                from mmbot.live.record import StreamRecorder
+
+                self.recorder = StreamRecorder(cfg.record_path)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -1027,6 +1064,8 @@ class Session:
                 on_disconnect=self.on_public_down,
                 name="public",
             )
+            if self.paper is not None:
+                self.paper.backlog = self.public.backlog
             runners = [
                 asyncio.create_task(self.public.run(self.stop)),
                 asyncio.create_task(self.watchdog()),
@@ -1085,6 +1124,9 @@ class Session:
             self.write_records()
         if self.metrics is not None:
             self.metrics.close()
+        if self.recorder is not None:
+            self.recorder.close()
+            log.info("recorded %d messages to %s", self.recorder.n_msgs, self.recorder.path)
 
     # -- records ----------------------------------------------------------------------------------
     def result(self) -> RunResult:
@@ -1200,12 +1242,8 @@ class Session:
             "counters": self.counters,
             "order_rtt_p50_ms": res.meta["order_rtt_p50_ms"],
             "ws_lag_p95_ms": res.meta["ws_lag_p95_ms"],
-            # paper: the order latency its venue applied (the round trip adds the wait for data)
-            "paper_order_latency_ms": (
-                float(np.median(self.paper.entry_ms_used))
-                if self.paper is not None and self.paper.entry_ms_used
-                else None
-            ),
+            # paper: what its venue applied (order latency = compute + entry; see live.paper)
+            **(self.paper.stats() if self.paper is not None else {"paper_order_latency_ms": None}),
         }
         (out / "session.json").write_text(json.dumps(summary, sort_keys=True, indent=1))
         log.info("session: %s", json.dumps(summary, sort_keys=True))
