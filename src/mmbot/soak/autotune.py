@@ -686,19 +686,27 @@ def select_best(history: Sequence[Mapping[str, Any]]) -> tuple[int, dict[str, fl
 # ---------------------------------------------------------------------------------------------
 # Paired evidence: a candidate's gain on a segment is its replayed net_bps minus the current
 # knobs' net_bps on the same events from the same initial book and position, so the market's luck
-# cancels. What remains still scatters: on the default market the paired gain of one knob move
-# has a standard deviation of about 0.17 bps per 30-min segment while real effects are 0.05-0.3
-# bps. A candidate is adopted only when its mean gain over n segments exceeds
-# ``NOISE_FLOOR_BPS * sqrt(2 / n)`` (0.071 on one segment, 0.05 on two, 0.035 on four): a floor
-# that falls like the standard error of the mean.
+# cancels. What remains still scatters, almost all of it through the inventory term (holding a
+# different position through the same price path): on the default market the paired gain of one
+# knob move has a standard deviation of about 0.13 bps per 30-min segment, while the effects of
+# single knobs are mostly below 0.05 bps (measured over 42 segments of 7 seeds; only a wide spread
+# is a clear loss). So evidence must accumulate: every segment seen so far is kept and replayed,
+# and a candidate is adopted only when its mean gain over n segments exceeds
+# ``NOISE_FLOOR_BPS * sqrt(2 / n)``: a floor that falls like the standard error of the mean.
 NOISE_FLOOR_BPS: Final[float] = 0.05
-# Keep-best rollback on the common segments needs more than the adoption floor: it compares the
-# latest knobs with every earlier set at once (the best of several noisy differences), sets that
-# may be several moves apart (paired scatter ~0.2 bps per segment). 0.15 bps is about one
-# standard deviation of such a difference over two segments on the default market.
+# Keep-best rollback on the common segments compares the latest knobs with every earlier set at
+# once (the best of several noisy differences, sets that may be several moves apart): an earlier
+# set must beat the latest by ``KEEP_BEST_MARGIN_BPS * sqrt(2 / n)`` on n common segments.
 KEEP_BEST_MARGIN_BPS: Final[float] = 0.15
-VALIDATION_SEGMENTS: Final[int] = 2  # the latest N iteration segments kept for replays
-REPLAY_BUDGET: Final[int] = 10  # replays per decision (cached ones are free)
+# Iteration segments kept for replays (the latest ones; a 30-min segment is ~0.75 M events,
+# ~47 MB): a 3 h / 6 iteration soak keeps all of them. Gains measured on segments no longer kept
+# still count (they are in the decisions' trials).
+MAX_KEPT_SEGMENTS: Final[int] = 8
+# A candidate measured on fewer segments (its earlier evidence included) is not adopted: with a
+# dozen candidates, the best gain on one segment is noise (~0.2 bps) far more often than not.
+MIN_ADOPT_SEGMENTS: Final[int] = 2
+# Segment replays per decision that are not cached (a replay of 30 min is ~0.25 s on one core).
+REPLAY_BUDGET: Final[int] = 24
 # Probes: a probe of (field, direction) moves the field by ``fraction`` of its room to the limit
 # in that direction (at least ``PROBE_MIN_STEP``, the seed's low-end deltas). The fraction starts
 # at 1 (the limit: the largest effect the market can show above its noise, and knob effects are
@@ -715,7 +723,6 @@ PROBE_MIN_STEP: Final[dict[str, float]] = {
 }
 PROBE_MIN_FRACTION: Final[float] = 0.125
 INERT_DECISIONS: Final[int] = 3  # a probe that changed nothing is skipped this many decisions
-EXPLORE_SLOTS: Final[int] = 2  # screening slots for the probes screened longest ago
 
 # (knobs, segment id) -> net_bps of the segment replayed with those knobs (None: no fills).
 # An evaluator may also offer ``cached(knobs, segment id) -> bool`` (a free answer: not counted
@@ -781,6 +788,20 @@ def _past_evidence(
             for s, v, b in zip(t["segments"], t["net_bps"], t["base_net_bps"], strict=True):
                 if v is not None and b is not None:
                     ev[int(s)] = float(v) - float(b)
+    return out
+
+
+def _known_nets(history: Sequence[Mapping[str, Any]]) -> dict[tuple[tuple, int], float | None]:
+    """(knobs, segment) -> net_bps replayed in earlier decisions (candidates and their bases)."""
+    out: dict[tuple[tuple, int], float | None] = {}
+    for e in history:
+        for t in e.get("trials") or []:
+            if "base_knobs" not in t:
+                continue
+            kc, kb = knob_key(t["knobs"]), knob_key(t["base_knobs"])
+            for s, v, b in zip(t["segments"], t["net_bps"], t["base_net_bps"], strict=True):
+                out[(kc, int(s))] = v
+                out[(kb, int(s))] = b
     return out
 
 
@@ -862,27 +883,58 @@ def counterfactual_tune(
     budget: int = REPLAY_BUDGET,
     floor_bps: float = NOISE_FLOOR_BPS,
 ) -> TuneDecision:
-    """`tune`, with every candidate change replayed on the latest market segments first.
+    """`tune`, with every candidate change replayed on all the market segments kept so far.
 
     ``segments``: ids of the segments ``evaluate`` can replay, latest first (the iteration just
     played first). Candidates: the rule table's proposal (H1-H6 after calm-down, muting,
     hysteresis, caps and limits, or the fallback package) as one bundle, then single-knob probes
-    (`_probe_candidates`). Order: the rules' proposal, then probes by the gain measured for them
-    so far (earlier decisions from the same knobs, else the last gain of that probe direction),
-    untried ones at 0. Each is screened on the latest segment; one whose mean gain over all its
-    evidence (this segment plus earlier decisions' segments for the same pair) passes
-    `adopt_floor` is replayed on the other kept segments and is a winner if it still passes.
-    Winners on disjoint fields are merged and the merge replayed; the adopted change is the merge
-    if it beats the best single winner, else that winner; no winner -> the knobs stay. At most
-    ``budget`` replays that are not cached. Pure given ``evaluate``.
+    (`_probe_candidates`), ordered by the gain measured for them so far. The evidence is paired
+    (candidate minus current knobs, same segment) and accumulates: replays already made (an
+    earlier decision from the same knobs, or the validation of the current knobs themselves) are
+    free, and gains measured on segments no longer kept count too. The replays that are not free
+    are spent by successive halving: every candidate on the latest segment, the better half (those
+    not losing so far) on the latest two, then four, ..., then every segment; a candidate is a
+    winner when its mean gain over all its evidence passes `adopt_floor`. Winners on disjoint
+    fields are merged and the merge replayed on every segment; the adopted change is the merge if
+    it beats the best single winner, else that winner; no winner -> the knobs stay. At most
+    ``budget`` segment replays that are not cached (the current knobs' own, when missing,
+    included), plus one merge. Pure given ``evaluate``.
     """
     proposal = tune(report, current, history, rules=rules)
-    segs = list(segments)
     start = normalise_knobs(current)
-    base: dict[int, float | None] = {s: evaluate(start, s) for s in segs}
-    if not segs or any(v is None for v in base.values()):
-        # nothing to compare on (no segment, or the current knobs did not fill there): the seed's
-        # rules decide alone
+    ev_cached: Callable[[Mapping[str, float], int], bool] = getattr(
+        evaluate, "cached", lambda k, s: False
+    )
+    prefetch = getattr(evaluate, "prefetch", None)
+    used = 0
+    # every (knobs, segment) net replayed in an earlier decision is known from its trials: free
+    # evidence whatever the evaluator caches
+    known = _known_nets(history)
+
+    def is_cached(knobs: Mapping[str, float], s: int) -> bool:
+        return (knob_key(knobs), s) in known or ev_cached(knobs, s)
+
+    def replayed(knobs: Mapping[str, float], s: int) -> float | None:
+        key = (knob_key(knobs), s)
+        return known[key] if key in known else evaluate(knobs, s)
+
+    def run_pairs(pairs: Sequence[tuple[Mapping[str, float], int]]) -> None:
+        """Count the replays of a batch chosen beforehand, then let the evaluator prefetch it
+        (in parallel when it can): the decision is the same as one replay at a time."""
+        nonlocal used
+        todo = list({(knob_key(k), s): (k, s) for k, s in pairs if not is_cached(k, s)}.values())
+        used += len(todo)
+        if prefetch is not None and todo:
+            prefetch(todo)
+
+    all_segs = list(segments)
+    run_pairs([(start, s) for s in all_segs])
+    base: dict[int, float | None] = {s: replayed(start, s) for s in all_segs}
+    # a segment where the current knobs did not fill cannot pair anything
+    segs = [s for s in all_segs if base[s] is not None]
+    if not segs or base[all_segs[0]] is None:
+        # nothing to compare on (no segment, or the current knobs did not fill on the latest):
+        # the seed's rules decide alone
         return proposal
     decision = TuneDecision(
         knobs=dict(start),
@@ -893,15 +945,6 @@ def counterfactual_tune(
     )
     info = ("| CALM_DOWN |", "| INEFFECTIVE |")
     decision.markers = [m for m in proposal.markers if any(t in m for t in info)]
-    is_cached: Callable[[Mapping[str, float], int], bool] = getattr(
-        evaluate, "cached", lambda k, s: False
-    )
-    used = 0
-
-    def measure(c: _Candidate, on: Sequence[int]) -> None:
-        for s in on:
-            if s not in c.nets:
-                c.nets[s] = evaluate(c.knobs, s)
 
     past = _past_evidence(history, start)
     state: Mapping[str, Any] = (history[-1].get("probe_state") if history else None) or {}
@@ -925,7 +968,7 @@ def counterfactual_tune(
         taken.add(knob_key(proposal.knobs))
     probes = _probe_candidates(start, history, taken)
     for c in rules_cands + probes:
-        c.past = {s: g for s, g in past.get(knob_key(c.knobs), {}).items() if s not in segs}
+        c.past = {s: g for s, g in past.get(knob_key(c.knobs), {}).items() if s not in all_segs}
 
     adoptions = sum(1 for e in history if e.get("changes"))
 
@@ -943,67 +986,66 @@ def counterfactual_tune(
         # measured from other knobs: halve its weight for every change adopted since
         return float(g) * 0.5 ** max(adoptions - int(st.get("adoptions_at") or 0), 0)
 
-    # stable sort: equal priors keep the rotating field order
-    ranked = sorted(probes, key=lambda c: -prior(c))
-    # exploration: the probes screened longest ago (never = first) take the last slots, so a
-    # probe that lost once from other knobs is measured again
-    stale = sorted(ranked, key=lambda c: int(pstate(c).get("screened_at", -1)))
-    cands = list(rules_cands)
-    n_screen = max(budget - (2 * (len(segs) - 1) + len(segs)), 1)
-    n_top = max(n_screen - len(rules_cands) - EXPLORE_SLOTS, 0)
-    cands += ranked[:n_top]
-    cands += [c for c in stale if c not in cands][:EXPLORE_SLOTS]
-    cands += [c for c in ranked if c not in cands]
+    # stable sort: equal priors keep the rotating field order; this order decides who is
+    # replayed first when the budget runs short
+    cands = list(rules_cands) + sorted(probes, key=lambda c: -prior(c))
+
+    def measure(c: _Candidate, on: Sequence[int]) -> None:
+        for s in on:
+            if s not in c.nets:
+                c.nets[s] = replayed(c.knobs, s)
 
     def cost(c: _Candidate, on: Sequence[int]) -> int:
         return sum(1 for s in on if s not in c.nets and not is_cached(c.knobs, s))
 
-    # The batches below are chosen before they are replayed (the budget only counts replays
-    # that are not cached), so an evaluator with ``prefetch`` may replay a batch in parallel and
-    # the decision is the same as one replay at a time.
-    prefetch = getattr(evaluate, "prefetch", None)
-
     def run_batch(batch: Sequence[tuple[_Candidate, Sequence[int]]]) -> None:
-        nonlocal used
-        used += sum(cost(c, on) for c, on in batch)  # before the prefetch caches them
-        if prefetch is not None:
-            prefetch([(c.knobs, s) for c, on in batch for s in on if s not in c.nets])
+        run_pairs([(c.knobs, s) for c, on in batch for s in on if s not in c.nets])
         for c, on in batch:
             measure(c, on)
 
-    # screening on the latest segment; validation of one candidate costs up to len(segs) - 1
-    # replays: keep room for two and a merge
-    batch: list[tuple[_Candidate, Sequence[int]]] = []
-    planned = 0
+    # free evidence first: replays already made on any kept segment
     for c in cands:
-        if planned >= n_screen:
-            break
-        planned += cost(c, segs[:1])
-        batch.append((c, segs[:1]))
-    run_batch(batch)
-    promising = sorted(
-        (c for c in cands if c.nets and c.gain(base)[0] > adopt_floor(c.gain(base)[1], floor_bps)),
-        key=lambda c: -c.gain(base)[0],
-    )
-    batch = []
-    planned = used
-    for c in promising:
-        if planned + cost(c, segs[1:]) > budget:
-            break
-        planned += cost(c, segs[1:])
-        batch.append((c, segs[1:]))
-    run_batch(batch)
-    winners: list[_Candidate] = []
-    for c, _ in batch:
-        g, n = c.gain(base)
-        if g > adopt_floor(n, floor_bps):
-            winners.append(c)
-    winners.sort(key=lambda c: -c.gain(base)[0])
+        measure(c, [s for s in segs if is_cached(c.knobs, s)])
+
+    def mean_gain(c: _Candidate) -> float:
+        return c.gain(base)[0]
+
+    # successive halving over segment prefixes 1, 2, 4, ..., all
+    lengths: list[int] = []
+    n_len = 1
+    while n_len < len(segs):
+        lengths.append(n_len)
+        n_len *= 2
+    lengths.append(len(segs))
+    alive = list(cands)
+    for i, n_len in enumerate(lengths):
+        on = segs[:n_len]
+        batch: list[tuple[_Candidate, Sequence[int]]] = []
+        planned = used
+        for c in alive:
+            k = cost(c, on)
+            if planned + k > budget:
+                continue  # keeps the evidence it has; no longer in the race
+            planned += k
+            batch.append((c, on))
+        run_batch(batch)
+        alive = [c for c, _ in batch if math.isfinite(mean_gain(c))]
+        alive.sort(key=lambda c: -mean_gain(c))  # stable: ties keep the candidate order
+        if i + 1 < len(lengths):
+            alive = [c for c in alive[: max((len(alive) + 1) // 2, 1)] if mean_gain(c) > 0.0]
+    winners = [
+        c
+        for c in cands
+        if all(s in c.nets for s in segs)
+        and c.gain(base)[1] >= MIN_ADOPT_SEGMENTS
+        and mean_gain(c) > adopt_floor(c.gain(base)[1], floor_bps)
+    ]
+    winners.sort(key=lambda c: -mean_gain(c))
 
     chosen: _Candidate | None = winners[0] if winners else None
     merged: _Candidate | None = None
     merged_parts: list[_Candidate] = []
-    if len(winners) >= 2 and used + len(segs) <= budget:
+    if len(winners) >= 2:
         fields_taken: set[str] = set()
         for c in winners:
             if not (c.fields() & fields_taken):
@@ -1021,11 +1063,11 @@ def counterfactual_tune(
                 changes=[ch for c in merged_parts for ch in c.changes],
                 markers=[m for c in merged_parts for m in c.markers],
                 fallback=any(c.fallback for c in merged_parts),
-                past={s: g for s, g in past.get(knob_key(knobs), {}).items() if s not in segs},
+                past={s: g for s, g in past.get(knob_key(knobs), {}).items() if s not in all_segs},
             )
             run_batch([(merged, segs)])
             assert chosen is not None
-            if merged.gain(base)[0] > chosen.gain(base)[0]:
+            if mean_gain(merged) > mean_gain(chosen):
                 chosen = merged
             else:
                 merged_parts = []
@@ -1087,6 +1129,13 @@ def counterfactual_tune(
     return decision
 
 
+def keep_best_margin(n_segments: int, margin_bps: float | None = None) -> float:
+    """How much better than the latest knob set an earlier one must score on ``n_segments``
+    common segments to be kept instead (falls like a standard error)."""
+    m = KEEP_BEST_MARGIN_BPS if margin_bps is None else margin_bps
+    return m * math.sqrt(2.0 / max(n_segments, 1))
+
+
 def select_best_common(
     history: Sequence[Mapping[str, Any]],
     evaluate: Evaluate,
@@ -1095,14 +1144,12 @@ def select_best_common(
     margin_bps: float | None = None,
 ) -> tuple[int, dict[str, float], list[dict[str, Any]]]:
     """Keep-best rollback on common market: every distinct knob set that ran is replayed on the
-    same ``segments`` (the latest ones) and scored by its mean net_bps there; the latest set is
-    kept unless an earlier one beats it by more than ``margin_bps`` (default
-    ``KEEP_BEST_MARGIN_BPS``), so an earlier set measured on an easier stretch of market no
-    longer wins by luck, and neither does one that is merely lucky on the two common segments
-    (every step of the latest set was validated already). Returns (iteration, knobs, table);
-    the iteration is the latest one that ran the kept knobs."""
-    if margin_bps is None:
-        margin_bps = KEEP_BEST_MARGIN_BPS
+    same ``segments`` (all kept: by the end of a soak, every iteration's) and scored by its mean
+    net_bps there. The latest set is kept unless an earlier one beats it by more than
+    `keep_best_margin` (each step of the latest set was validated already, so an earlier set that
+    is merely lucky on the common segments does not win), and never one that scores below the
+    start (the first iteration's knobs): then the best-scoring set is kept. Returns (iteration,
+    knobs, table); the iteration is the latest one that ran the kept knobs."""
     if not history:
         raise ValueError("select_best_common needs at least one iteration")
     latest: dict[tuple, Mapping[str, Any]] = {}
@@ -1125,12 +1172,20 @@ def select_best_common(
                 "score_bps": score if math.isfinite(score) else None,
             }
         )
+
+    def score(row: Mapping[str, Any]) -> float:
+        return row["score_bps"] if row["score_bps"] is not None else -math.inf
+
+    margin = keep_best_margin(len(segments), margin_bps)
     best = table[-1]
     for row in reversed(table[:-1]):
-        s_row = row["score_bps"] if row["score_bps"] is not None else -math.inf
-        s_best = best["score_bps"] if best["score_bps"] is not None else -math.inf
-        if s_row > s_best + margin_bps:
+        if score(row) > score(best) + margin:
             best = row
+    start_key = knob_key(history[0]["knobs"])
+    start_row = next(r for r in table if knob_key(r["knobs"]) == start_key)
+    if score(best) < score(start_row):
+        # never worse than the start on the evidence: the best-scoring set (latest among equals)
+        best = max(reversed(table), key=score)
     for row in table:
         row["kept"] = row is best
     return int(best["iteration"]), dict(best["knobs"]), table

@@ -6,11 +6,12 @@ from a seed derived from (--seed, iteration), starting where the previous iterat
 ended; a capture: consecutive time windows of the replay); each chunk runs through
 `mmbot.backtest.run` with the current knobs, starting from the order book the previous chunk left
 (`mmbot.soak.book_carry`); the iteration's EDGE_REPORT (`mmbot.audit.build_edge_report`) feeds the
-tuner. With --auto-tune the last chunk of each iteration (carried book in front) is kept for the
-latest `autotune.VALIDATION_SEGMENTS` iterations, and `Replayer` replays it with candidate knobs
-so the tuner validates every change on the market it was meant for
-(`mmbot.soak.autotune.counterfactual_tune`; keep-best: `select_best_common`); batches of replays
-run in forked worker processes (`replay_workers`, ``$MM_SOAK_REPLAY_WORKERS``). At the end the
+tuner. With --auto-tune the last chunk of each iteration (carried book in front) is kept (every
+iteration's, up to the latest `autotune.MAX_KEPT_SEGMENTS`), and `Replayer` replays them with
+candidate knobs, so the tuner validates every change on all the market seen so far
+(`mmbot.soak.autotune.counterfactual_tune`; keep-best: `select_best_common`, on every kept
+segment); batches of replays run in forked worker processes (`replay_workers`,
+``$MM_SOAK_REPLAY_WORKERS``). At the end the
 final EDGE_REPORT, KPI gate and reports are written. Only records (fills/actions/marks) are kept
 across chunks, never events (except the kept segments), so memory is bounded by the strategy's
 activity, not by market hours.
@@ -573,7 +574,7 @@ def run_soak(
         staged_records = stage.dir_for(paths.records)
         # counterfactual replays of the latest iteration segments (auto-tune only)
         replayer = (
-            Replayer(mkt, prof, autotune.VALIDATION_SEGMENTS, workers=replay_workers())
+            Replayer(mkt, prof, autotune.MAX_KEPT_SEGMENTS, workers=replay_workers())
             if auto_tune
             else None
         )
@@ -889,10 +890,12 @@ def soak_markdown(
             "",
             "## Counterfactual validation",
             "",
-            "Every candidate change was replayed on the market its iteration just played (and the "
-            "one before), from the same book, position and events; it was adopted only when its "
-            "mean paired gain beat the noise floor "
-            f"({autotune.NOISE_FLOOR_BPS:g} bps x sqrt(2 / segments)).",
+            "Every candidate change was replayed on the market of the iterations played so far "
+            "(the latest first; the better half of the candidates on more segments, the best on "
+            "all of them), from the same book, position and events; it was adopted only when its "
+            "mean paired gain over all its segments beat the noise floor "
+            f"({autotune.NOISE_FLOOR_BPS:g} bps x sqrt(2 / segments), at least "
+            f"{autotune.MIN_ADOPT_SEGMENTS} segments).",
             "",
             "| after iter | candidate | segments | gain_bps | adopted |",
             "|---:|---|---|---:|---|",
@@ -912,7 +915,8 @@ def soak_markdown(
                 f"(every knob set that ran, replayed on iterations "
                 f"{', '.join(str(x) for x in kb[0]['segments'])}; mean net_bps "
                 f"{_fmt(kb[0]['score_bps'])}; an earlier set had to beat the latest by "
-                f"{autotune.KEEP_BEST_MARGIN_BPS:g} bps)."
+                f"{autotune.keep_best_margin(len(kb[0]['segments'])):.3f} bps, and no set "
+                "scoring below the start is kept)."
             )
         else:
             lines.append(
