@@ -157,3 +157,38 @@ def test_bad_replay_workers_setting_is_a_user_error(monkeypatch: pytest.MonkeyPa
         replay_workers()
     monkeypatch.setenv("MM_SOAK_REPLAY_WORKERS", "1")
     assert replay_workers() == 1
+
+
+def test_iterations_continue_one_synthetic_market() -> None:
+    """The soak's iterations are consecutive windows of ONE synthetic stream (the tuner's segments
+    are the same process as the fresh market it is judged on): the windows of two iterations
+    concatenated are the stream generated in one go, and iteration 2 starts from the book
+    iteration 1 left (its first chunk is preceded by that book, not a fresh snapshot)."""
+    from mmbot.config import load_profile
+    from mmbot.data.synthetic import generate_chunks
+    from mmbot.soak.runner import derive_seed
+
+    mkt = resolve_market("synthetic")
+    prof = load_profile("S1")
+    dur = int(0.01 * NS_PER_HOUR)
+    whole = np.concatenate(
+        list(generate_chunks(mkt.calib, derive_seed(4, 1), SYNTH_START_NS, 2 * dur))
+    )
+    w1 = np.concatenate(list(mkt.chunks(4, 1, SYNTH_START_NS, dur)))
+    w2 = np.concatenate(list(mkt.chunks(4, 2, SYNTH_START_NS + dur, dur)))
+    assert np.array_equal(np.concatenate([w1, w2]), whole)
+    # asked out of order (iteration 2 first), the windows are the same
+    fresh = resolve_market("synthetic")
+    assert np.array_equal(np.concatenate(list(fresh.chunks(4, 2, SYNTH_START_NS + dur, dur))), w2)
+    assert np.array_equal(np.concatenate(list(fresh.chunks(4, 1, SYNTH_START_NS, dur))), w1)
+    # a run of iteration 2 starts from the book at the boundary
+    segs: list[Segment] = []
+    run_iteration(mkt, prof, KNOBS, 4, 1, SYNTH_START_NS, dur)
+    run_iteration(mkt, prof, KNOBS, 4, 2, SYNTH_START_NS + dur, dur, segment_out=segs)
+    ev = segs[0].events
+    n_snap = len(ev) - len(w2)
+    assert n_snap > 0 and np.array_equal(ev[n_snap:], w2)
+    from mmbot.events import DEPTH_SNAPSHOT_EVENT
+
+    assert np.all((ev["ev"][:n_snap] & 0xFF) == DEPTH_SNAPSHOT_EVENT)
+    assert np.all(ev["exch_ts"][:n_snap] == w2["exch_ts"][0])
