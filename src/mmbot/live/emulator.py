@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +71,46 @@ FAULT_KINDS = (
     "clock_skew",
 )
 START_BALANCE_USDT = 100_000.0
+# the loop's own timers wake up to ~1 ms late (epoll rounds its timeout up to the ms); the last
+# stretch before a message is due is timed by a thread (time.sleep: ~0.1 ms) that wakes the loop
+PRECISE_LAST_NS = 2_000_000
+
+
+class PreciseWaker:
+    """Wakes an event loop at precise wall times: ``await waker.until(t_ns)``. One thread sleeps to
+    each deadline and sets its future through ``call_soon_threadsafe`` (which interrupts the loop's
+    poll at once); the loop stays free for sockets and requests meanwhile (no spinning, no blocking)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.q: queue.SimpleQueue[tuple[int, asyncio.Future] | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="emulator-waker", daemon=True)
+        self.thread.start()
+
+    def until(self, t_ns: int) -> asyncio.Future:
+        fut = self.loop.create_future()
+        self.q.put((int(t_ns), fut))
+        return fut
+
+    def close(self) -> None:
+        self.q.put(None)
+
+    def _run(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            t_ns, fut = item
+            wait_ns = t_ns - time.time_ns()
+            if wait_ns > 0:
+                time.sleep(wait_ns / 1e9)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self.loop.call_soon_threadsafe(_set_done, fut)
+
+
+def _set_done(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 @dataclass
@@ -148,6 +190,7 @@ class Emulator:
         self._priv_q: asyncio.Queue[tuple[str, dict]] | None = None
         self._tasks: list[asyncio.Task] = []
         self._runner: web.AppRunner | None = None
+        self._waker: PreciseWaker | None = None
         self.port = 0
         self.counters: dict[str, int] = {
             "rest": 0,
@@ -176,6 +219,7 @@ class Emulator:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self._priv_q = asyncio.Queue()
+        self._waker = PreciseWaker(asyncio.get_running_loop())
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -192,6 +236,8 @@ class Emulator:
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
+        if self._waker is not None:
+            self._waker.close()
         for ws in list(self.public) + list(self.private):
             with contextlib.suppress(Exception):
                 await ws.close()
@@ -707,10 +753,14 @@ class Emulator:
                 await asyncio.sleep((self.stall_until_ns - now) / 1e9)
                 continue
             elapsed_ns = int((capture_ns - self.replay_e0_ns) / self.cfg.speed)
-            wait_ns = self.replay_t0_ns + self.replay_shift_ns + elapsed_ns - now
+            due_ns = self.replay_t0_ns + self.replay_shift_ns + elapsed_ns
+            wait_ns = due_ns - now
             if wait_ns <= 0:
                 return
-            await asyncio.sleep(wait_ns / 1e9)
+            if wait_ns > PRECISE_LAST_NS or self._waker is None:
+                await asyncio.sleep(max(wait_ns - PRECISE_LAST_NS, 0) / 1e9)
+            else:  # the last stretch: sent when due, as the capture's recorder received it
+                await self._waker.until(due_ns)
 
     async def _replay(self) -> None:
         ev = self.events

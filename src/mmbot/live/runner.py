@@ -169,6 +169,8 @@ class Session:
         self.decided_ns = 0  # the current wake's time (quote)
         self.wake_t0_ns = 0  # when the bot started on the current wake
         self.order_rtt_ms: list[float] = []
+        # per request: from the wake's time (the deciding message's receive stamp) to its sending
+        self.decide_to_send_ms: list[float] = []
         self.actions = np.zeros(1024, dtype=ACTION_DTYPE)
         self.marks: list[tuple[int, float, float]] = []
         self.lags_ms: list[float] = []
@@ -535,6 +537,8 @@ class Session:
         # the paper venue times the request from the wake that decided it (see live.paper)
         kw = {"decided_ns": decided_ns} if self.paper is not None and decided_ns else {}
         pxs, qtys = fmt(px, self.px_dec), fmt(qty, self.qty_dec)
+        if decided_ns:
+            self.decide_to_send_ms.append((time.time_ns() - decided_ns) / 1e6)
         t0 = time.perf_counter()
         try:
             if op == OP_NEW:
@@ -1200,6 +1204,9 @@ class Session:
             "sim_equity": float(cash + pos * fm),
             "position_qty": pos,
             "order_rtt_p50_ms": float(np.median(self.order_rtt_ms)) if self.order_rtt_ms else None,
+            "decide_to_send_p50_ms": (
+                float(np.median(self.decide_to_send_ms)) if self.decide_to_send_ms else None
+            ),
             "ws_lag_p95_ms": float(np.percentile(self.lags_ms, 95)) if self.lags_ms else None,
             "events": self.n_events,
             "strategy": self.cfg.strategy,
@@ -1241,6 +1248,7 @@ class Session:
             "kill_reason": self.kill_reason or None,
             "counters": self.counters,
             "order_rtt_p50_ms": res.meta["order_rtt_p50_ms"],
+            "decide_to_send_p50_ms": res.meta["decide_to_send_p50_ms"],
             "ws_lag_p95_ms": res.meta["ws_lag_p95_ms"],
             # paper: what its venue applied (order latency = compute + entry; see live.paper)
             **(self.paper.stats() if self.paper is not None else {"paper_order_latency_ms": None}),
