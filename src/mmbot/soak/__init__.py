@@ -5,7 +5,7 @@ Public API: ``mmbot.soak.runner.soak_command(...)`` (behind ``mmbot soak``) and 
 iteration's market segment with other knobs, cached, in forked workers) and ``replay_workers()``
 (``$MM_SOAK_REPLAY_WORKERS``); ``mmbot.soak.autotune.tune(report, current, history) ->
 TuneDecision`` (the seed's rule table ``RULES``), ``counterfactual_tune(...)`` (adopts a rule's
-proposal or a probe only when it wins on a replay of the iteration's own market),
+proposal or a probe only when it wins on replays of the market of every iteration so far),
 ``history_entry``, ``select_best`` and ``select_best_common`` (keep-best on common segments);
 ``mmbot.soak.artifacts`` (artifact paths, staging, deterministic JSON); ``mmbot.soak.book_carry``
 (order book carried between market chunks).
