@@ -14,11 +14,13 @@ conservative start, both judged on a FRESH seed of the default market.
 Target: auto-tune's fresh net_bps >= 90 % of the grid's best fresh net_bps (for a negative best,
 within 10 % of |best| below it). Both comparisons are printed.
 Run: .venv/bin/python bench/bench_autotune_grid.py [--levels 2] [--more-seeds 303,505,707]
-     [--fresh-seeds 202,404]
-``--more-seeds``: the soak again from other tuning seeds, each judged on the same fresh market(s),
-with the distribution over all tuning seeds. ``--fresh-seeds``: the first is the headline's fresh
-market; the others judge the same knob sets on more fresh market (the fresh result of one 3 h
-seed scatters by about +-0.05 bps between two knob sets on this market).
+     [--fresh-seeds 202,404] [--quick]
+``--more-seeds`` (default MORE_SEEDS): the soak again from other tuning seeds, each judged on the
+same fresh market(s), with the distribution over all tuning seeds (one tuning seed is one draw:
+what the tuner adopts depends on the 3 h it saw). ``--fresh-seeds`` (default FRESH_SEEDS): the
+first is the headline's fresh market; the others judge the same knob sets on more fresh market
+(the fresh result of one 3 h seed scatters by about +-0.05 bps between two knob sets on this
+market). ``--quick``: the headline only (no other tuning or fresh seeds).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ FRESH_SEED = 202
 GRID_HOURS = 1.0
 FRESH_HOURS = 3.0
 TOP_K = 5
+MORE_SEEDS = "303,505,707,909,111,222"
+FRESH_SEEDS = "202,404"
 
 _STATE: dict = {}
 
@@ -158,9 +162,15 @@ def _target(best: float) -> float:
 
 def main() -> int:
     levels = int(sys.argv[sys.argv.index("--levels") + 1]) if "--levels" in sys.argv else None
-    fresh_seeds = [FRESH_SEED]
+    quick = "--quick" in sys.argv
+    fresh_arg = FRESH_SEEDS if not quick else str(FRESH_SEED)
     if "--fresh-seeds" in sys.argv:
-        fresh_seeds = [int(x) for x in sys.argv[sys.argv.index("--fresh-seeds") + 1].split(",")]
+        fresh_arg = sys.argv[sys.argv.index("--fresh-seeds") + 1]
+    fresh_seeds = [int(x) for x in fresh_arg.split(",")]
+    more_arg = MORE_SEEDS if not quick else ""
+    if "--more-seeds" in sys.argv:
+        more_arg = sys.argv[sys.argv.index("--more-seeds") + 1]
+    more_seeds = [int(x) for x in more_arg.split(",") if x.strip()]
     pts = grid_points(levels)
     shape = f"{levels} levels" if levels else "3x3x3x2x2x2 levels"
     print(
@@ -222,9 +232,8 @@ def main() -> int:
     )
     # robustness (opt-in): the same soak from other tuning seeds, judged on the same fresh market(s)
     finals = {TUNE_SEED: final}
-    if "--more-seeds" in sys.argv:
-        for sd in [int(x) for x in sys.argv[sys.argv.index("--more-seeds") + 1].split(",")]:
-            finals[sd] = autotune_final(sd)[0]
+    for sd in more_seeds:
+        finals[sd] = autotune_final(sd)[0]
     if len(finals) > 1 or len(fresh_seeds) > 1:
         print(
             f"per tuning seed, auto-tune final on each fresh seed (gain = final - start; "
