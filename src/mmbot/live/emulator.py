@@ -10,6 +10,8 @@ The market is an EVENT_DTYPE array (``mmbot.data.load_events`` of any capture), 
 (``speed`` x) as its recorder received it (one message per run of equal local_ts, sent at that time),
 looped with shifted times if asked; orders are matched by ``mmbot.sim``'s venue over the same events
 (``mmbot.live.simmatch.SimMatcher``: queue model, fees), each request at its arrival time.
+A message goes out when due to within ~0.5 ms (median; the loop's own timers are late by up to a
+ms, so the last 2 ms are timed by a waker thread, ``PreciseWaker``).
 
 Faults, on request (``POST /control/fault {"kind", "count", "seconds", "stream"}`` or CLI
 ``--fault KIND[:COUNT][@AT_S]``): drop_ws, stall_feed (seconds), duplicate, reorder, seq_gap,

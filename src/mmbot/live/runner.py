@@ -15,6 +15,12 @@ Reliability rules (issue 8):
   trip the kill switch (cancel-all, records written, exit code 4);
 - SIGINT/SIGTERM: cancel-all, final reconcile, records and EDGE_REPORT, exit 0.
 Keys live only in ``ApiKeys`` (masked repr); nothing here logs a request's headers.
+
+Times: market messages carry the time they reached the process (``BybitStream`` stamps them on
+arrival, not when the bot gets round to them); a wake's requests are decided at the wake's time
+(the deciding message's stamp, or now for a response / timer wake) and the paper venue times them
+from it (``live.paper``). ``RunnerConfig.record_path`` (``--record``) writes every market message
+the session handled, with its stamp, in ``mmbot record``'s capture format (``live.record``).
 """
 
 from __future__ import annotations
