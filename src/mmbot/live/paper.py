@@ -52,8 +52,8 @@ HALF_MS_NS = 500_000  # a ms-stamped exchange time is taken as the middle of its
 REFRESH_EVERY = 50  # lag / compute estimates are refreshed every this many samples
 MAX_LATENCY_NS = 500_000_000
 
-# a request waiting for the venue: (arrival ns, sequence, what it does, its answer)
-_Pending = tuple[int, int, Callable[[SimMatcher, int], Any], asyncio.Future]
+# a request waiting for the venue: (arrival ns, sequence, what it does, its answer, its key)
+_Pending = tuple[int, int, Callable[[SimMatcher, int], Any], asyncio.Future, str]
 
 
 class PaperVenue:
@@ -102,6 +102,10 @@ class PaperVenue:
         self.n_events_late = 0  # market events received after the horizon had passed them
         self.n_requests_late = 0  # requests that met the venue after their arrival time
         self.n_timer_advances = 0  # horizon moves by the wall clock (a quiet stream)
+        # when the venue learnt what it reports now: the receive stamp of the message being handled
+        # (or the wall clock on a timer advance); answers keep theirs by request key (link id)
+        self.known_ns = 0
+        self.answer_known_ns: dict[str, int] = {}
 
     def _listen(self, kind: str, obj: object) -> None:
         if kind == "order":
@@ -118,6 +122,7 @@ class PaperVenue:
         """The parsed rows of one public message received at ``local_ns`` (our clock)."""
         if len(rows) == 0:
             return
+        self.known_ns = local_ns
         rows = rows.copy()
         exch = np.minimum(rows["exch_ts"] + (HALF_MS_NS - self.clock_offset_ns), local_ns)
         exch_max = int(exch.max())
@@ -172,12 +177,13 @@ class PaperVenue:
             return
         q = self._queue
         while q and q[0][0] <= t_ns:
-            arrive_ns, _, fn, fut = heapq.heappop(q)
+            arrive_ns, _, fn, fut, key = heapq.heappop(q)
             if arrive_ns < m.now_capture_ns:
                 self.n_requests_late += 1
             m.sync(arrive_ns)
             if fut.done():  # its sender gave up (shutdown)
                 continue
+            self.answer_known_ns[key] = self.known_ns
             try:
                 fut.set_result(fn(m, max(arrive_ns, m.now_capture_ns)))
             except BybitError as exc:
@@ -214,21 +220,25 @@ class PaperVenue:
             self._timer = asyncio.get_running_loop().call_later(0.001, self._on_timer)
             return
         self.n_timer_advances += 1
+        self.known_ns = time.time_ns()
         self._advance(arrive_ns)
 
     async def _request(
-        self, path: str, decided_ns: int | None, fn: Callable[[SimMatcher, int], Any]
+        self, path: str, decided_ns: int | None, fn: Callable[[SimMatcher, int], Any], key: str
     ) -> Any:
         """Queue a request decided at ``decided_ns`` (None: now); it runs on the venue at its
-        arrival time, ``fn(matcher, arrival_ns)``, and its answer comes back then."""
+        arrival time, ``fn(matcher, arrival_ns)``, and its answer comes back then
+        (``answer_known_ns[key]``: the receive stamp it became known at)."""
         self._matcher(path)
         latency_ns = self.compute_ns + self.entry_ns
         self.order_latency_ms.append(latency_ns / 1e6)
         arrive_ns = (time.time_ns() if decided_ns is None else int(decided_ns)) + latency_ns
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._queue, (arrive_ns, self._seq, fn, fut))
+        heapq.heappush(self._queue, (arrive_ns, self._seq, fn, fut, key))
         self._seq += 1
-        self._advance(self.horizon_ns)  # due already (a late decision): runs now
+        if arrive_ns <= self.horizon_ns:  # due already (a late decision): runs now
+            self.known_ns = time.time_ns()
+            self._advance(self.horizon_ns)
         return await fut
 
     def _matcher(self, path: str) -> SimMatcher:
@@ -267,7 +277,7 @@ class PaperVenue:
                 raise BybitError(code, msg, path)
             return {"orderId": o.order_id, "orderLinkId": o.link_id}
 
-        return await self._request(path, decided_ns, run)
+        return await self._request(path, decided_ns, run, link_id)
 
     async def amend_order(
         self,
@@ -289,7 +299,7 @@ class PaperVenue:
                 raise BybitError(code, msg, path)
             return {"orderId": o.order_id, "orderLinkId": o.link_id}
 
-        return await self._request(path, decided_ns, run)
+        return await self._request(path, decided_ns, run, link_id)
 
     async def cancel_order(self, symbol: str, link_id: str, decided_ns: int | None = None) -> dict:
         path = "/v5/order/cancel"
@@ -301,7 +311,7 @@ class PaperVenue:
                 raise BybitError(code, msg, path)
             return {"orderId": o.order_id, "orderLinkId": o.link_id}
 
-        return await self._request(path, decided_ns, run)
+        return await self._request(path, decided_ns, run, link_id)
 
     async def cancel_all(self, symbol: str) -> list[dict]:
         if self.m is None:

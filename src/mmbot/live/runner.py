@@ -425,6 +425,8 @@ class Session:
         ``now_ns``: the wake's time (a market message's receive stamp, or now); requests sent in this
         wake are decided then (the paper venue times them from it). ``wake_t0_ns``: when the bot
         started on this wake (default now), to measure its compute time."""
+        # the strategy's clock never goes back (a stamped message handled after a later wake)
+        now_ns = max(now_ns, self.last_step_ns)
         self.decided_ns = now_ns
         self.wake_t0_ns = time.time_ns() if wake_t0_ns is None else wake_t0_ns
         if self.params is None and self.book.valid and math.isfinite(self.mid()):
@@ -596,7 +598,10 @@ class Session:
         finally:
             if self.guard is not None:
                 on_response(self.guard)
-            self.quote(time.time_ns())  # a response wakes the strategy (as in the backtest)
+            # a response wakes the strategy (as in the backtest); paper: at the receive stamp
+            # its venue learnt the answer at, so our own scheduling does not time the next order
+            known_ns = self.paper.answer_known_ns.pop(link_id, 0) if self.paper is not None else 0
+            self.quote(known_ns or time.time_ns())
 
     def on_ack(self, side_idx: int, link_id: str, px: float, qty: float, op: int) -> None:
         s = self.slots[side_idx]
@@ -694,7 +699,8 @@ class Session:
                 return  # as on_private: a confirmation is not news
         else:
             self.on_execution(item, "sim")
-        self.quote(time.time_ns())
+        # the venue learnt this at the receive stamp of the message it is handling
+        self.quote(self.paper.known_ns or time.time_ns())
 
     def on_order(self, item: dict) -> None:
         link_id = str(item.get("orderLinkId", ""))
@@ -922,8 +928,9 @@ class Session:
             due_ns = self.last_step_ns + WAKE_INTERVAL_NS - time.time_ns()
             await asyncio.sleep(min(max(due_ns, 1_000_000), WAKE_INTERVAL_NS) / 1e9)
             now = time.time_ns()
-            if self.book.valid and now - self.last_step_ns >= WAKE_INTERVAL_NS:
-                self.quote(now)
+            backlog = self.public.backlog() if self.public is not None else 0
+            if self.book.valid and now - self.last_step_ns >= WAKE_INTERVAL_NS and not backlog:
+                self.quote(now)  # (messages still to handle wake it instead: they came first)
             if (
                 self.last_book_local_ns
                 and (now - self.last_book_local_ns) / 1e6 > self.cfg.stale_ms
