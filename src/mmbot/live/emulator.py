@@ -669,15 +669,20 @@ class Emulator:
                         with contextlib.suppress(Exception):
                             await ws.send_str(text)
 
-    def _apply_msg_faults(self, stream: str, text: str) -> list[str]:
+    def _apply_msg_faults(self, stream: str, text: str, book: bool = False) -> list[str]:
+        """duplicate: sent twice; reorder: held and sent after the next message (on the public
+        stream, a book message held until after the next book message, trades passing meanwhile:
+        the client always sees the book out of order, not just a trade swapped with a delta)."""
         out = [text]
         if self._take_fault("duplicate", stream):
             out = [text, text]
+        in_order = stream != "public" or book
         held = self._held[stream]
         if held is not None:
-            self._held[stream] = None
-            out = out + [held]  # the held (older) message goes out after the newer one
-        elif self._take_fault("reorder", stream):
+            if in_order:
+                self._held[stream] = None
+                out = out + [held]  # the held (older) message goes out after the newer one
+        elif in_order and self._take_fault("reorder", stream):
             self._held[stream] = text
             out = []
         return out
@@ -733,7 +738,7 @@ class Emulator:
         ):
             texts = []  # the update is applied to the book but never sent: the client sees a u gap
         else:
-            texts = self._apply_msg_faults("public", texts[0])
+            texts = self._apply_msg_faults("public", texts[0], topic.startswith("orderbook."))
         for text in texts:
             for ws, subs in list(self.public.items()):
                 if topic in subs:
