@@ -18,15 +18,18 @@ What "same latency" means here:
   session's median time from the deciding message's receive stamp to sending the request plus
   half its median order round trip.
 
-Status: xfail when a run misses (both results printed). With the final code, 5 consecutive runs
-(session/backtest fills): live 50/46, 42/46, 48/46, 48/46, 46/46; paper 46/42, 49/42 (miss),
-44/42, 40/42, 46/42; net_bps within 0.5 in every run. What remains is not a venue difference but
-the observable: this 60 s window's fill count is chaotic in sub-millisecond receive timing. The
-backtest alone, with each message received an exponential jitter later (8 seeds, latency 6.5 ms):
-0.1 ms -> 42-43 fills, 0.3 ms -> 41-44, 0.6 ms -> 41-55, 1.5 ms -> 44-51 (none: 42); the
-emulator's delivery to the bot is ~1 ms (median, more under load), so a session is one draw of
-that spread and the backtest's 42 sits at its low edge
-(``test_backtest_fill_count_is_sensitive_to_sub_ms_receive_jitter`` keeps this claim checked).
+Status: live is asserted; paper xfails when a run misses (both results printed). Runs with the
+final code (session/backtest fills), 10 consecutive per mode: live 50/46, 42/46, 48/46, 48/46,
+46/46, 45/46, 44/46, 49/46, 49/46, 48/46 (10 of 10 within 10 %); paper 46/42, 49/42, 44/42, 40/42,
+46/42, 46/42, 47/42, 45/42, 46/42, 50/42 (7 of 10); net_bps within 0.5 in every run (largest
+difference 0.35). What remains for paper is not a venue difference but the observable: this 60 s
+window's fill count is chaotic in sub-millisecond receive timing. The backtest alone, with each
+message received an exponential jitter later (8 seeds, latency 6.5 ms): 0.1 ms -> 42-43 fills,
+0.3 ms -> 41-44, 0.6 ms -> 41-55, 1.5 ms -> 44-51 (none: 42). The emulator delivers to the bot
+~1 ms late (median; more under load), so a paper session is one draw of that spread, whose centre
+(~46) is above the unjittered backtest's 42. Live sits where fills barely depend on latency (about
+1 ms), paper at 6.5 ms where they fall by about one fill per ms.
+(``test_backtest_fill_count_is_sensitive_to_sub_ms_receive_jitter`` keeps the jitter claim checked.)
 """
 
 from __future__ import annotations
@@ -150,10 +153,15 @@ def test_emulator_session_vs_backtest_parity(tmp_path, mode):
     assert bt["fills"] >= 20, "too few backtest fills for a fill-count comparison"
     fills_ok = abs(live["fills"] - bt["fills"]) <= 0.10 * bt["fills"]
     net_ok = abs(live["net_bps"] - bt["net_bps"]) <= 0.5
-    if not (fills_ok and net_ok):
+    if mode == "live":
+        assert fills_ok and net_ok, (
+            f"fills {live['fills']} vs {bt['fills']}, net_bps {live['net_bps']:.3f} vs {bt['net_bps']:.3f}"
+        )
+    elif not (fills_ok and net_ok):
         pytest.xfail(
             f"parity not reached in this run: fills {live['fills']} vs {bt['fills']}, "
-            f"net_bps {live['net_bps']:.3f} vs {bt['net_bps']:.3f}"
+            f"net_bps {live['net_bps']:.3f} vs {bt['net_bps']:.3f} (fill count chaotic in sub-ms "
+            "receive timing: see the module docstring)"
         )
 
 
