@@ -238,8 +238,14 @@ def test_kill_switch_on_clock_drift(emu, tmp_path):
 
 
 def test_paper_session_sends_no_orders_and_fills_locally(emu, tmp_path):
+    """...and --record writes the stream it traded on: every market message it handled, once, in
+    the capture format the data layer reads back."""
+    from mmbot.audit.records_io import read_run
+    from mmbot.data import load_events
+
     out = tmp_path / "p"
-    cmd = bot_cmd("paper", emu.url, out, SESSION_S)
+    rec = tmp_path / "stream.jsonl"
+    cmd = bot_cmd("paper", emu.url, out, SESSION_S, "--record", str(rec))
     env = {k: v for k, v in bot_env().items() if not k.startswith("BYBIT_")}
     proc = start_bot(cmd, env, tmp_path)
     _, err = proc.communicate(timeout=60)
@@ -251,6 +257,10 @@ def test_paper_session_sends_no_orders_and_fills_locally(emu, tmp_path):
     rows = journal_fills(out / "journal.sqlite")
     assert abs(sum(s * q for _, s, q in rows) - sess["position_qty"]) < 1e-9
     assert (out / "EDGE_REPORT.json").exists()
+    n_lines = len(rec.read_text().splitlines())
+    assert n_lines == read_run(out / "records")[0].meta["events"] > 20
+    ev, stats = load_events(rec, use_cache=False)
+    assert stats.format == "bybit" and stats.repairs.get("sequence_gap", 0) == 0 and len(ev) > 0
 
 
 def _buy_manually(emu, qty: str) -> None:

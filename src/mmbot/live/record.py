@@ -31,8 +31,11 @@ class StreamRecorder:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fh = self.path.open("w")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fh = self.path.open("w")
+        except OSError as exc:
+            raise UserError(f"capture file {self.path}: cannot write ({exc.strerror})") from exc
         self.n_msgs = 0
 
     def write(self, msg: dict, local_ns: int) -> None:
