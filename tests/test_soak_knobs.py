@@ -17,6 +17,7 @@ from mmbot.records import ACT_CANCELLED, ACT_EXPIRED, ACT_FILLED
 
 MARKET_S = 900.0  # 15 min of market
 SEED = 5
+SEEDS = (5, 6, 7)  # for the claims that hold on some seeds and not others: judged by majority
 
 
 @cache
@@ -30,14 +31,14 @@ def _setup() -> tuple:
 
 
 @cache
-def _totals(knob: str, value: float, market_s: float = MARKET_S) -> dict:
+def _totals(knob: str, value: float, market_s: float = MARKET_S, seed: int = SEED) -> dict:
     from mmbot.audit import build_edge_report
     from mmbot.soak.runner import run_iteration
 
     mkt, prof, start = _setup()
     knobs = dict(prof.runtime)
     knobs[knob] = value
-    results = run_iteration(mkt, prof, knobs, SEED, 1, start, int(market_s * 1e9))
+    results = run_iteration(mkt, prof, knobs, seed, 1, start, int(market_s * 1e9))
     t = build_edge_report(results, {})["totals"]
     qty = np.concatenate([r.fills["qty"] for r in results]) if results else np.zeros(0)
     t = dict(t)
@@ -49,9 +50,9 @@ def _totals(knob: str, value: float, market_s: float = MARKET_S) -> dict:
     return t
 
 
-def _lo_hi(knob: str, market_s: float = MARKET_S) -> tuple[dict, dict]:
+def _lo_hi(knob: str, market_s: float = MARKET_S, seed: int = SEED) -> tuple[dict, dict]:
     lo, hi = RUNTIME_LIMITS[knob]
-    return _totals(knob, lo, market_s), _totals(knob, hi, market_s)
+    return _totals(knob, lo, market_s, seed), _totals(knob, hi, market_s, seed)
 
 
 def _ratio(t: dict, reason: str) -> float:
@@ -110,33 +111,28 @@ def test_wider_base_spread_means_fewer_fills_and_more_gross_per_fill() -> None:
     assert hi["gross_bps"] > lo["gross_bps"]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "on the fitted default market the cap rarely binds (fills are partial: their size is set "
-        "by the trade, not the order): over 1 h at 0.04 vs 0.12, mean fill qty 0.1201/0.1226, "
-        "0.1238/0.1237, 0.1154/0.1210 and adverse_bps 1.065/1.090, 1.126/1.095, 1.047/1.089 "
-        "(seeds 5, 6, 7): right on 2 of 3 seeds"
-    ),
-)
 def test_lower_impact_cap_means_smaller_fills_and_lower_adverse_selection() -> None:
-    lo, hi = _lo_hi("impact_cap_ratio", market_s=3600.0)
-    print(
-        "impact_cap 0.04 vs 0.12: mean fill qty",
-        lo["mean_fill_qty"],
-        hi["mean_fill_qty"],
-        "adverse_bps (mean)",
-        lo["adverse_bps"],
-        hi["adverse_bps"],
-        "adverse_bps_p95",
-        lo["adverse_bps_p95"],
-        hi["adverse_bps_p95"],
-    )
-    assert lo["mean_fill_qty"] < hi["mean_fill_qty"]
-    # The claim is about adverse selection; its mean (notional-weighted 1 s markout cost) moves
-    # with size. adverse_bps_p95 does not: per-fill markouts on this ~1 bps tick come in tick
-    # steps, so the p95 sits on the same step whatever the size (printed above, not asserted).
-    assert lo["adverse_bps"] < hi["adverse_bps"]
+    # The cap rarely binds on the fitted market (fills are partial: the trade sets their size,
+    # not the order), so the effect is small and judged on a majority of three seeds over 1 h.
+    right = 0
+    for seed in SEEDS:
+        lo, hi = _lo_hi("impact_cap_ratio", market_s=3600.0, seed=seed)
+        print(
+            f"seed {seed} impact_cap 0.04 vs 0.12: mean fill qty",
+            lo["mean_fill_qty"],
+            hi["mean_fill_qty"],
+            "adverse_bps (mean)",
+            lo["adverse_bps"],
+            hi["adverse_bps"],
+            "adverse_bps_p95",
+            lo["adverse_bps_p95"],
+            hi["adverse_bps_p95"],
+        )
+        # The claim is about adverse selection; its mean (notional-weighted 1 s markout cost) moves
+        # with size. adverse_bps_p95 does not: per-fill markouts on this ~1 bps tick come in tick
+        # steps, so the p95 sits on the same step whatever the size (printed, not asserted).
+        right += lo["mean_fill_qty"] < hi["mean_fill_qty"] and lo["adverse_bps"] < hi["adverse_bps"]
+    assert right >= 2, f"right on {right} of {len(SEEDS)} seeds"
 
 
 def test_lower_replace_rate_means_more_throttle_blocks() -> None:
@@ -153,17 +149,25 @@ def test_longer_tail_age_means_fewer_refreshes() -> None:
 
 
 @pytest.mark.xfail(
-    strict=False,
+    strict=True,
     reason=(
         "a longer tail age means fewer refreshes (test above) but not older orders on the fitted "
-        "market: median age 737->741, 1044->816, 1261->855 ms at 400 vs 1000 (seeds 5, 6, 7); "
-        "orders quoted at the touch leave by fills and reprices long before either tail age"
+        "market (majority of seeds 5-7; measured median age 737->741, 1044->816, 1261->855 ms at "
+        "400 vs 1000): orders quoted at the touch leave by fills and reprices long before either "
+        "tail age"
     ),
 )
 def test_longer_tail_age_means_older_orders() -> None:
-    lo, hi = _lo_hi("tail_age_ms")
-    print("tail_age 400 vs 1000: order_age_p50_ms", lo["order_age_p50_ms"], hi["order_age_p50_ms"])
-    assert hi["order_age_p50_ms"] > lo["order_age_p50_ms"]
+    right = 0
+    for seed in SEEDS:
+        lo, hi = _lo_hi("tail_age_ms", seed=seed)
+        print(
+            f"seed {seed} tail_age 400 vs 1000: order_age_p50_ms",
+            lo["order_age_p50_ms"],
+            hi["order_age_p50_ms"],
+        )
+        right += hi["order_age_p50_ms"] > lo["order_age_p50_ms"]
+    assert right >= 2, f"right on {right} of {len(SEEDS)} seeds"
 
 
 def test_larger_max_delta_lets_quotes_tighten_more_and_fill_more() -> None:
