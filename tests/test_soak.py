@@ -108,7 +108,7 @@ def test_iteration_one_uses_the_overrides_file_and_final_is_keep_best(two_runs) 
     }
     assert all(t["segments"] == table[0]["segments"] for t in table)
     assert sorted(table[0]["segments"]) == [r["iteration"] for r in rows]
-    scores = [sum(t["net_bps"]) / len(t["net_bps"]) for t in table]
+    scores = [sum(t["segment_score_bps"]) / len(t["segment_score_bps"]) for t in table]
     margin = KEEP_BEST_MARGIN_BPS * (2 / len(table[0]["segments"])) ** 0.5
     best = len(table) - 1
     for i in range(len(table) - 2, -1, -1):

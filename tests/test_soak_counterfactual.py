@@ -18,6 +18,7 @@ from mmbot.soak.runner import (
     Segment,
     _make_settings,
     chunk_net_bps,
+    chunk_score_bps,
     resolve_market,
     run_iteration,
 )
@@ -63,7 +64,7 @@ def test_replayer_caches_the_real_run_and_replays_other_knobs(second_iteration: 
     seg = Segment(segs[0].iteration, segs[0].events, segs[0].settings_seed, results[-1])
     rp = Replayer(mkt, prof, keep=2)
     rp.add(seg, KNOBS)
-    assert rp(KNOBS, 2) == chunk_net_bps(results[-1]) and rp.replays == 0
+    assert rp(KNOBS, 2) == chunk_score_bps(results[-1]) and rp.replays == 0
     wide = dict(KNOBS, base_spread_bps_delta=0.6)
     v = rp(wide, 2)
     assert rp.replays == 1 and rp(wide, 2) == v and rp.replays == 1  # cached
@@ -125,7 +126,7 @@ def test_soak_records_every_replayed_candidate(tmp_path: Path) -> None:
     kept = [row for row in sm["keep_best"] if row["kept"]]
     assert len(kept) == 1 and kept[0]["knobs"] == out.final_overrides
     assert kept[0]["iteration"] == out.best_iteration
-    assert "common_segments_net_bps=" in stdout
+    assert "common_segments_score_bps=" in stdout
 
 
 def _soak_rows(tmp: Path, workers: str, monkeypatch: pytest.MonkeyPatch) -> list[dict]:
@@ -192,3 +193,28 @@ def test_iterations_continue_one_synthetic_market() -> None:
 
     assert np.all((ev["ev"][:n_snap] & 0xFF) == DEPTH_SNAPSHOT_EVENT)
     assert np.all(ev["exch_ts"][:n_snap] == w2["exch_ts"][0])
+
+
+def test_replay_score_drops_the_inventory_pnl_beyond_tau_on_paper() -> None:
+    """One buy of 1 at 99.9 (mid 100, target 99.9, no fee) at t=0; the mid is 100.2 from 0.5 s,
+    101 from 1.5 s and 102 at the end (10 s). On paper: gross 0.1, inventory 1 x (102 - 100) = 2,
+    turnover 99.9, so net = 2.1 / 99.9 bps x 1e4; the mid SCORE_TAU_S (1 s) after the fill is
+    100.2, so the part beyond tau is 1 x (102 - 100.2) = 1.8 and the score is
+    net - SCORE_BETA x 1.8 / 99.9 x 1e4."""
+    from mmbot.soak import autotune
+    from test_audit_helpers import run as hand_run
+
+    assert autotune.SCORE_TAU_S == 1.0  # the paper numbers below assume it
+    res = hand_run(
+        [
+            dict(
+                t_s=0.0, side=1, maker=1, px=99.9, qty=1.0, fee=0.0, mid=100.0, target=99.9, pos=1.0
+            )
+        ],
+        [(0.0, 100.0, 1.0), (0.5, 100.2, 1.0), (1.5, 101.0, 1.0), (10.0, 102.0, 1.0)],
+    )
+    net = 2.1 / 99.9 * 1e4
+    assert chunk_net_bps(res) == pytest.approx(net, rel=1e-9)
+    assert chunk_score_bps(res) == pytest.approx(
+        net - autotune.SCORE_BETA * 1.8 / 99.9 * 1e4, rel=1e-9
+    )

@@ -466,6 +466,31 @@ def chunk_net_bps(result: Any) -> float | None:
     return float(v) if isinstance(v, int | float) and math.isfinite(float(v)) else None
 
 
+def chunk_score_bps(result: Any) -> float | None:
+    """The tuner's replay score of one run (`autotune.SCORE_NAME`; None when it has no fills):
+    net_bps minus ``SCORE_BETA`` x the inventory PnL earned beyond ``SCORE_TAU_S`` after each fill
+    (and on the position carried in), in bps of turnover. That part is position x later mid moves:
+    zero-mean when the mid is a martingale, and the bulk of the paired noise between knob sets
+    (see `autotune.SCORE_TAU_S` for the measurements and the bias it carries)."""
+    net = chunk_net_bps(result)
+    if net is None or autotune.SCORE_BETA == 0.0:
+        return net
+    from mmbot.audit.decompose import data_end_ns, decompose, mid_at
+
+    e = decompose(result)
+    turnover = float(e.notional.sum())
+    if turnover <= 0:
+        return net
+    marks = result.marks[np.isfinite(result.marks["mid_px"])]
+    marks = marks[np.argsort(marks["exch_ts"], kind="stable")]
+    end_ns = data_end_ns(result)
+    t_h = e.ts_ns + int(round(autotune.SCORE_TAU_S * 1e9))
+    # mid tau after each fill (the final mid when the run ends first: nothing beyond)
+    m_h = np.where(t_h > end_ns, e.final_mid_px, mid_at(marks, np.minimum(t_h, end_ns)))
+    beyond = float((e.side * e.qty * (e.final_mid_px - m_h)).sum()) + e.inventory_initial
+    return net - autotune.SCORE_BETA * beyond / turnover * 1e4
+
+
 # the replayer a forked replay worker inherits (set just before the pool forks)
 _FORK_REPLAYER: list[Replayer] = []
 
@@ -494,7 +519,7 @@ def replay_workers() -> int:
 
 
 class Replayer:
-    """``evaluate(knobs, segment id) -> net_bps`` for the tuner: replays a kept segment through
+    """``evaluate(knobs, segment id) -> score_bps`` (`chunk_score_bps`) for the tuner: replays a kept segment through
     `mmbot.backtest.run` with other knobs (cached per (segment, knobs)); holds the latest
     ``keep`` segments only, so memory stays bounded however long the soak.
 
@@ -515,7 +540,7 @@ class Replayer:
         self.close()  # a forked pool would not see the new segment
         self.segments[seg.iteration] = seg
         # the real run is the replay of its own knobs: never run it twice
-        self.cache[(seg.iteration, autotune.knob_key(knobs))] = chunk_net_bps(seg.result)
+        self.cache[(seg.iteration, autotune.knob_key(knobs))] = chunk_score_bps(seg.result)
         seg.result = None
         for old in sorted(self.segments)[: -self.keep]:
             del self.segments[old]
@@ -541,7 +566,7 @@ class Replayer:
             tick_px=self.mkt.tick_px,
             lot_qty=self.mkt.lot_qty,
         )
-        return chunk_net_bps(res)
+        return chunk_score_bps(res)
 
     def __call__(self, knobs: Mapping[str, float], seg_id: int) -> float | None:
         key = (seg_id, autotune.knob_key(knobs))
@@ -803,7 +828,7 @@ def run_soak(
             common = next((r["score_bps"] for r in keep_best_table if r["kept"]), None)
             say(
                 f"| autotune | KEEP_BEST | iter={best_it} net_bps={_fmt(history[best_it - 1]['net_bps'])} "
-                f"common_segments_net_bps={_fmt(common)} {_fmt_knobs(final_overrides)} |"
+                f"common_segments_score_bps={_fmt(common)} {_fmt_knobs(final_overrides)} |"
             )
         final_runtime = make_runtime(
             profile=prof_name,
@@ -1004,7 +1029,7 @@ def soak_markdown(
             lines.append(
                 f"Kept from iteration {sm['best_iteration']}: keep-best rollback on common market "
                 f"(every knob set that ran, replayed on iterations "
-                f"{', '.join(str(x) for x in kb[0]['segments'])}; mean net_bps "
+                f"{', '.join(str(x) for x in kb[0]['segments'])}; mean score_bps "
                 f"{_fmt(kb[0]['score_bps'])}; an earlier set had to beat the latest by "
                 f"{autotune.keep_best_margin(len(kb[0]['segments'])):.3f} bps, and no set "
                 "scoring below the start is kept)."
