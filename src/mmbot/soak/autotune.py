@@ -34,7 +34,9 @@ last chunk, with the carried book, so a replay starts from the real run's state;
 other knobs. Every candidate - the rule table's proposal (H1-H6 after fallback, calm-down,
 muting, hysteresis, caps and limits, exactly as above, as one bundle) and single-knob probes (each
 field toward each limit, hysteresis-respecting) - is judged by its paired gain over the current
-knobs (same events, same start: the market's luck cancels), and that evidence accumulates: by
+knobs (same events, same start: the market's luck cancels) in the replay score (`SCORE_NAME`:
+net_bps minus most of the inventory PnL beyond 1 s after each fill; half the noise, but biased:
+see `SCORE_TAU_S`), and that evidence accumulates: by
 iteration 6 a decision rests on 2.5 h of paired market. Replays already made (earlier decisions
 from the same knobs, read back from their trials) are free; the ``REPLAY_BUDGET`` segment replays
 a decision may add are spent by successive halving (every candidate on the latest segment, the
@@ -44,7 +46,7 @@ floor that falls like a standard error (`adopt_floor`); winners on disjoint fiel
 the merge is better. Nothing that loses on the segments is adopted, including the fallback package
 (the seed's marker prints only when it is adopted). Keep-best compares every knob set that ran on
 every kept segment (`select_best_common`): the latest set stays unless an earlier one beats it by
-a margin, and a set scoring below the start is never kept. Every candidate, its replayed net_bps
+a margin, and a set scoring below the start is never kept. Every candidate, its replayed score
 and whether it was adopted is in the decision's ``trials`` (metrics.jsonl) and a
 ``| autotune | COUNTERFACTUAL |`` marker; adopted changes print the seed's markers (probes:
 ``| autotune | PROBE | field=...``). `tune` alone (no segments) still decides as DESIGN lists.

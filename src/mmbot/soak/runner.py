@@ -1009,7 +1009,9 @@ def soak_markdown(
             "Every candidate change was replayed on the market of the iterations played so far "
             "(the latest first; the better half of the candidates on more segments, the best on "
             "all of them), from the same book, position and events; it was adopted only when its "
-            "mean paired gain over all its segments beat the noise floor "
+            "mean paired gain over all its segments (in the tuner's replay score "
+            f"{autotune.SCORE_NAME}: net_bps minus {autotune.SCORE_BETA:g} x the inventory PnL "
+            f"beyond {autotune.SCORE_TAU_S:g} s after each fill) beat the noise floor "
             f"({autotune.NOISE_FLOOR_BPS:g} bps x sqrt(2 / segments), at least "
             f"{autotune.MIN_ADOPT_SEGMENTS} segments).",
             "",
