@@ -13,23 +13,63 @@ from mmbot import jitcache
 
 
 def _tree(root: Path) -> None:
+    """A package ``root.name`` with one compiled module (a) importing a callee (sub.b) and a
+    module no compiled code imports (c)."""
+    pkg = root.name
     (root / "sub").mkdir(parents=True)
-    (root / "a.py").write_text("x = 1\n")
+    (root / "__init__.py").write_text("")
+    (root / "sub" / "__init__.py").write_text("")
+    (root / "a.py").write_text(f"from numba import njit\nfrom {pkg}.sub import b\n")
     (root / "sub" / "b.py").write_text("y = 2\n")
+    (root / "c.py").write_text(f"import {pkg}.a\nx = 1\n")
     (root / "data.json").write_text("{}")
 
 
-def test_digest_changes_with_any_python_source_and_only_with_them(tmp_path: Path) -> None:
-    _tree(tmp_path)
-    d0 = jitcache.source_digest(tmp_path)
-    assert jitcache.source_digest(tmp_path) == d0
-    (tmp_path / "data.json").write_text('{"k": 1}')
-    assert jitcache.source_digest(tmp_path) == d0  # not a source
-    (tmp_path / "sub" / "b.py").write_text("y = 3\n")  # a callee in another file
-    d1 = jitcache.source_digest(tmp_path)
+def test_digest_changes_with_the_compiled_closure_and_only_with_it(tmp_path: Path) -> None:
+    root = tmp_path / "pkg"
+    _tree(root)
+    d0 = jitcache.source_digest(root)
+    assert jitcache.source_digest(root) == d0
+    (root / "data.json").write_text('{"k": 1}')
+    assert jitcache.source_digest(root) == d0  # not a source
+    (root / "c.py").write_text("import pkg.a\nx = 2\n")
+    assert jitcache.source_digest(root) == d0  # no compiled code imports it
+    (root / "sub" / "b.py").write_text("y = 3\n")  # a callee (or constant) in another file
+    d1 = jitcache.source_digest(root)
     assert d1 != d0
-    (tmp_path / "sub" / "b.py").rename(tmp_path / "sub" / "c.py")  # same bytes, other module
-    assert jitcache.source_digest(tmp_path) not in (d0, d1)
+    (root / "sub" / "__init__.py").write_text("z = 0\n")  # a parent package runs on import
+    assert jitcache.source_digest(root) not in (d0, d1)
+
+
+def test_closure_follows_relative_aliased_and_parenthesised_imports(tmp_path: Path) -> None:
+    root = tmp_path / "pkg"
+    _tree(root)
+    (root / "sub" / "e.py").write_text("")
+    (root / "sub" / "f.py").write_text("from ..g import h\n")
+    (root / "g.py").write_text("h = 1\n")
+    (root / "i.py").write_text("")
+    (root / "a.py").write_text(
+        "import numba\nfrom .sub import (\n    e,  # first\n    f,\n)\nimport pkg.i as ii\n"
+    )
+    names = {p.relative_to(root).as_posix() for p in jitcache.compiled_closure(root)}
+    assert names == {
+        "__init__.py",
+        "a.py",
+        "sub/__init__.py",
+        "sub/e.py",
+        "sub/f.py",
+        "g.py",
+        "i.py",
+    }
+
+
+def test_the_package_closure_holds_the_compiled_core_not_the_soak_runner() -> None:
+    names = {p.relative_to(jitcache.PACKAGE_DIR).as_posix() for p in jitcache.compiled_closure()}
+    assert {"events.py", "sim/venue.py", "strategy/glft.py", "execution/guards.py"} <= names
+    assert "soak/runner.py" not in names and "soak/autotune.py" not in names
+    for p in jitcache.PACKAGE_DIR.rglob("*.py"):
+        if "@njit" in p.read_text():
+            assert p.relative_to(jitcache.PACKAGE_DIR).as_posix() in names
 
 
 def test_configure_uses_a_digest_directory_and_drops_older_ones(

@@ -1,17 +1,21 @@
-"""Where numba keeps mmbot's compiled code: one cache directory per version of the sources.
+"""Where numba keeps mmbot's compiled code: one cache directory per version of the compiled sources.
 
 numba's ``cache=True`` keys a cached function on its *own* source file only, but a compiled caller
-inlines its callees: editing a callee in another file (the venue, the strategy, a guard) would
-leave the caller's cached machine code stale, silently. So the cache lives in a directory named
-after a digest of every ``.py`` file of the package: any source change means a fresh directory
-(one cold compile), never stale code. ``configure`` runs when ``mmbot`` is imported, before any
-compiled function is defined; a ``NUMBA_CACHE_DIR`` set by the user wins.
+inlines its callees and freezes the globals it reads: editing a callee or a constant in another
+file (the venue, the strategy, a guard, the event layout) would leave the caller's cached machine
+code stale, silently. So the cache lives in a directory named after a digest of the *compiled
+closure*: every module of the package that mentions numba, plus every package module those import,
+transitively (parent packages included). Any change there means a fresh directory (one cold
+compile), never stale code; an edit elsewhere (the CLI, the soak runner, the tuner, reports) keeps
+the cache. ``configure`` runs when ``mmbot`` is imported, before any compiled function is defined;
+a ``NUMBA_CACHE_DIR`` set by the user wins.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -21,10 +25,69 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 _PREFIX = "numba-"
 
 
-def source_digest(root: Path = PACKAGE_DIR) -> str:
-    """sha256 over the relative path and bytes of every ``.py`` file below ``root`` (16 hex)."""
-    h = hashlib.sha256()
+def _module_names(root: Path) -> dict[str, Path]:
+    """Dotted module name (``<root.name>.sub.mod``) -> file, for every ``.py`` below ``root``."""
+    out: dict[str, Path] = {}
     for p in sorted(root.rglob("*.py")):
+        parts = [root.name, *p.relative_to(root).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = p
+    return out
+
+
+_IMPORT = re.compile(
+    rb"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)|import[ \t]+([^\n]*))",
+    re.MULTILINE,
+)
+
+
+def _package_imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The package modules ``path`` imports anywhere in its body (absolute or relative), with
+    every parent package of each (importing ``a.b.c`` runs ``a/__init__`` and ``a/b/__init__``).
+    A line scan, not ``ast``: it runs on every ``import mmbot`` and parsing costs ~0.3 s; a match
+    inside a string only adds a file (a safe error)."""
+    pkg = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for dots, mod, names, plain in _IMPORT.findall(path.read_bytes()):
+        if plain:
+            found.update(n.split()[0] for n in plain.decode().split("#")[0].split(",") if n.strip())
+            continue
+        if dots:
+            base = pkg.split(".")[: len(pkg.split(".")) - (len(dots) - 1)]
+            mod = ".".join(base + ([mod.decode()] if mod else []))
+        else:
+            mod = mod.decode()
+        found.add(mod)
+        for n in re.sub(rb"#[^\n]*", b"", names).decode().strip("()").split(","):
+            n = n.split()
+            if n:
+                found.add(f"{mod}.{n[0]}")  # `from pkg import submodule`
+    out: set[str] = set()
+    for dotted in found:
+        parts = dotted.split(".")
+        out.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return out & modules.keys()
+
+
+def compiled_closure(root: Path = PACKAGE_DIR) -> list[Path]:
+    """The files whose contents can end up in compiled code: modules that mention numba and,
+    transitively, every package module they import. Sorted."""
+    modules = _module_names(root)
+    todo = [m for m, p in modules.items() if b"numba" in p.read_bytes()]
+    seen: set[str] = set()
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo.extend(_package_imports(m, modules[m], modules) - seen)
+    return sorted(modules[m] for m in seen)
+
+
+def source_digest(root: Path = PACKAGE_DIR) -> str:
+    """sha256 over the relative path and bytes of every file of the compiled closure (16 hex)."""
+    h = hashlib.sha256()
+    for p in compiled_closure(root):
         h.update(p.relative_to(root).as_posix().encode())
         h.update(b"\0")
         h.update(p.read_bytes())
