@@ -72,20 +72,25 @@ def test_the_package_closure_holds_the_compiled_core_not_the_soak_runner() -> No
             assert p.relative_to(jitcache.PACKAGE_DIR).as_posix() in names
 
 
-def test_configure_uses_a_digest_directory_and_drops_older_ones(
+def test_configure_uses_a_digest_directory_keeps_the_newest_others_and_drops_older_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _tree(tmp_path)
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
-    old = tmp_path / "__pycache__" / "numba-0123456789abcdef"
-    old.mkdir(parents=True)
-    (old / "f.nbi").write_bytes(b"")
+    others = []
+    for i in range(jitcache.KEEP_OTHER + 2):  # oldest first
+        d = tmp_path / "__pycache__" / f"numba-{i:016x}"
+        d.mkdir(parents=True)
+        (d / "f.nbi").write_bytes(b"")
+        os.utime(d, ns=(10**18 + i * 10**9, 10**18 + i * 10**9))
+        others.append(d)
     keep = tmp_path / "__pycache__" / "a.cpython-311.pyc"
     keep.write_bytes(b"")
     d = jitcache.configure(tmp_path)
     assert d == tmp_path / "__pycache__" / ("numba-" + jitcache.source_digest(tmp_path))
     assert d.is_dir() and os.environ["NUMBA_CACHE_DIR"] == str(d)
-    assert not old.exists() and keep.exists()
+    assert [o.exists() for o in others] == [False, False] + [True] * jitcache.KEEP_OTHER
+    assert keep.exists()
 
 
 def test_a_user_numba_cache_dir_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

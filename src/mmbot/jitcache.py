@@ -23,6 +23,14 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 _PREFIX = "numba-"
+KEEP_OTHER = 2  # cache directories of other source versions kept beside the current one
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:  # removed meanwhile by another process
+        return 0
 
 
 def _module_names(root: Path) -> dict[str, Path]:
@@ -104,8 +112,9 @@ def _writable_dir(path: Path) -> bool:
 
 def configure(root: Path = PACKAGE_DIR) -> Path | None:
     """Point numba's cache at ``root/__pycache__/numba-<digest>`` (or a temp dir when the package
-    is read-only) and delete the directories of older sources beside it. Returns the directory, or
-    None when the user chose one with ``NUMBA_CACHE_DIR``."""
+    is read-only). Beside it, the ``KEEP_OTHER`` most recently written directories of other sources
+    stay (a soak still running on the sources before an edit keeps its cache) and older ones are
+    deleted. Returns the directory, or None when the user chose one with ``NUMBA_CACHE_DIR``."""
     if os.environ.get("NUMBA_CACHE_DIR"):
         return None
     name = _PREFIX + source_digest(root)
@@ -115,9 +124,10 @@ def configure(root: Path = PACKAGE_DIR) -> Path | None:
         base = Path(tempfile.gettempdir()) / f"mmbot-{os.getuid() if hasattr(os, 'getuid') else 0}"
         cache = base / name
         _writable_dir(cache)
-    for old in base.glob(_PREFIX + "*"):
-        if old.name != name and old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)  # another process may be removing it too
+    others = [d for d in base.glob(_PREFIX + "*") if d.name != name and d.is_dir()]
+    others.sort(key=_mtime_ns, reverse=True)
+    for old in others[KEEP_OTHER:]:
+        shutil.rmtree(old, ignore_errors=True)  # another process may be removing it too
     os.environ["NUMBA_CACHE_DIR"] = str(cache)
     numba_config = sys.modules.get("numba.core.config")
     if numba_config is not None:  # numba imported before mmbot: its config has read the env already
