@@ -150,3 +150,85 @@ def test_second_chunk_of_an_iteration_starts_from_the_carried_book() -> None:
     # without the carried book it starts from whatever levels change first (several ticks off)
     assert m1["mid_px"][0] == pytest.approx(m0["mid_px"][-1], rel=1e-12)
     assert m1["exch_ts"][0] <= SYNTH_START_NS + CHUNK_NS + 1_000_000_000
+
+
+@pytest.mark.parametrize(
+    "market",
+    [
+        pytest.param(
+            "random_feed",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="known difference on crossed feeds: the venue keeps levels a crossing level "
+                "went through (hftbacktest's HashMapMarketDepth moves only the best pointer), so a "
+                "later scan can expose them again; BookCarry deletes them (no real book is crossed). "
+                "On random_feed(4000, 3) 6 of 3960 compared levels differ; with its BBO and CLEAR "
+                "rows turned into plain depth rows, 33 of 4000 levels and 4 of 50 best prices. On "
+                "the USD-M sample and the synthetic market (the other cases) they agree.",
+            ),
+        ),
+        "usdm_sample",
+        "synthetic",
+    ],
+)
+def test_carried_book_equals_the_venues_exchange_book(market: str) -> None:
+    """BookCarry keeps its own copy of the venue's depth rules (BBO drops better levels, a crossing
+    level clears the opposite side, CLEAR): after the same events its book must equal the one
+    mmbot.sim matches against (best prices and 40 levels a side), at 50 times through the feed."""
+    from pathlib import Path
+
+    from mmbot import sim
+    from mmbot.data import load_events
+    from mmbot.data.synthetic import generate
+    from mmbot.soak.runner import SYNTH_START_NS, resolve_market
+
+    if market == "random_feed":  # every rule, often: BBO rows, crossing levels, CLEARs
+        ev = random_feed(4000, 3)
+        ev["exch_ts"] += 1_000_000  # the venue's clock starts after zero
+        ev["local_ts"] += 1_000_000
+        tick, lot = TICK, 1.0
+    elif market == "usdm_sample":
+        sample = Path(__file__).parent / "data" / "binance_usdm_btcusdt_sample.gz"
+        ev, st = load_events(sample)
+        tick, lot = st.tick_px_guess, st.lot_qty_guess
+    else:
+        mkt = resolve_market("synthetic")
+        ev = generate(mkt.calib, 3, SYNTH_START_NS, 120 * 10**9)
+        tick, lot = mkt.tick_px, mkt.lot_qty
+    cfg = sim.VenueConfig(
+        tick_px=tick,
+        lot_qty=lot,
+        maker_fee_rate=0.0,
+        taker_fee_rate=0.0,
+        entry_latency_ns=1_000_000,
+        response_latency_ns=1_000_000,
+        queue_model="power2",
+    )
+    v = sim.make_venue(ev, cfg)
+    carry = BookCarry(tick)
+    done = 0
+    # the venue's exchange book at time T holds the events with exch_ts <= T
+    for t_ns in np.quantile(ev["exch_ts"], np.linspace(0.02, 1.0, 50)).astype(np.int64):
+        sim.goto(v, int(t_ns))
+        upto = int(np.searchsorted(ev["exch_ts"], t_ns, side="right"))
+        carry.apply(ev[done:upto])
+        done = upto
+        snap = carry.snapshot(0)
+        carried = {
+            (1 if int(r["ev"]) & BUY_EVENT else -1, round(float(r["px"]) / tick)): float(r["qty"])
+            for r in snap
+        }
+        bests = ((1, sim.exch_best_bid_px(v)), (-1, sim.exch_best_ask_px(v)))
+        assert all(math.isfinite(px) for _, px in bests)
+        best_carried = (
+            max((t for sd, t in carried if sd == 1), default=None),
+            min((t for sd, t in carried if sd == -1), default=None),
+        )
+        assert best_carried == tuple(round(px / tick) for _, px in bests), (market, int(t_ns))
+        for side, best_px in bests:
+            best = round(best_px / tick)
+            for k in range(0, 40):
+                t = best - side * k
+                assert sim.exch_qty_at_px(v, side, t * tick) == pytest.approx(
+                    carried.get((side, t), 0.0), abs=1e-12
+                ), (market, int(t_ns), side, k)
