@@ -50,27 +50,26 @@ _IMPORT = re.compile(
 )
 
 
-def _package_imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """The package modules ``path`` imports anywhere in its body (absolute or relative), with
-    every parent package of each (importing ``a.b.c`` runs ``a/__init__`` and ``a/b/__init__``).
-    A line scan, not ``ast``: it runs on every ``import mmbot`` and parsing costs ~0.3 s; a match
-    inside a string only adds a file (a safe error)."""
-    pkg = name if path.name == "__init__.py" else name.rpartition(".")[0]
+def _package_imports(name: str, is_package: bool, src: bytes, modules: dict[str, Path]) -> set[str]:
+    """The package modules module ``name`` (source ``src``) imports anywhere in its body (absolute
+    or relative), with every parent package of each (importing ``a.b.c`` runs ``a/__init__`` and
+    ``a/b/__init__``). A line scan, not ``ast``: it runs on every ``import mmbot`` and parsing
+    costs ~0.5 s; a match inside a string only adds a file (a safe error)."""
+    pkg = name if is_package else name.rpartition(".")[0]
     found: set[str] = set()
-    for dots, mod, names, plain in _IMPORT.findall(path.read_bytes()):
+    for dots, mod, names, plain in _IMPORT.findall(src):
+        listed = re.sub(rb"#[^\n]*", b"", plain or names).decode().strip("()").split(",")
+        listed = [n.split()[0] for n in listed if n.strip()]  # `x as y` -> x
         if plain:
-            found.update(n.split()[0] for n in plain.decode().split("#")[0].split(",") if n.strip())
+            found.update(listed)
             continue
         if dots:
-            base = pkg.split(".")[: len(pkg.split(".")) - (len(dots) - 1)]
-            mod = ".".join(base + ([mod.decode()] if mod else []))
+            parts = pkg.split(".")
+            mod = ".".join(parts[: len(parts) - (len(dots) - 1)] + ([mod.decode()] if mod else []))
         else:
             mod = mod.decode()
         found.add(mod)
-        for n in re.sub(rb"#[^\n]*", b"", names).decode().strip("()").split(","):
-            n = n.split()
-            if n:
-                found.add(f"{mod}.{n[0]}")  # `from pkg import submodule`
+        found.update(f"{mod}.{n}" for n in listed)  # `from pkg import submodule`
     out: set[str] = set()
     for dotted in found:
         parts = dotted.split(".")
@@ -78,27 +77,34 @@ def _package_imports(name: str, path: Path, modules: dict[str, Path]) -> set[str
     return out & modules.keys()
 
 
-def compiled_closure(root: Path = PACKAGE_DIR) -> list[Path]:
-    """The files whose contents can end up in compiled code: modules that mention numba and,
-    transitively, every package module they import. Sorted."""
+def _closure_sources(root: Path) -> dict[Path, bytes]:
+    """File -> bytes for the compiled closure (see `compiled_closure`); each file read once."""
     modules = _module_names(root)
-    todo = [m for m, p in modules.items() if b"numba" in p.read_bytes()]
+    src = {m: p.read_bytes() for m, p in modules.items()}
+    todo = [m for m, b in src.items() if b"numba" in b]
     seen: set[str] = set()
     while todo:
         m = todo.pop()
         if m not in seen:
             seen.add(m)
-            todo.extend(_package_imports(m, modules[m], modules) - seen)
-    return sorted(modules[m] for m in seen)
+            is_pkg = modules[m].name == "__init__.py"
+            todo.extend(_package_imports(m, is_pkg, src[m], modules) - seen)
+    return {modules[m]: src[m] for m in sorted(seen, key=lambda m: modules[m])}
+
+
+def compiled_closure(root: Path = PACKAGE_DIR) -> list[Path]:
+    """The files whose contents can end up in compiled code: modules that mention numba and,
+    transitively, every package module they import. Sorted."""
+    return list(_closure_sources(root))
 
 
 def source_digest(root: Path = PACKAGE_DIR) -> str:
     """sha256 over the relative path and bytes of every file of the compiled closure (16 hex)."""
     h = hashlib.sha256()
-    for p in compiled_closure(root):
+    for p, src in _closure_sources(root).items():
         h.update(p.relative_to(root).as_posix().encode())
         h.update(b"\0")
-        h.update(p.read_bytes())
+        h.update(src)
     return h.hexdigest()[:16]
 
 
