@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from conftest import TESTS_DATA
 from mmbot.events import (
     BUY_EVENT,
     DEPTH_BBO_EVENT,
@@ -175,8 +176,6 @@ def test_carried_book_equals_the_venues_exchange_book(market: str) -> None:
     """BookCarry keeps its own copy of the venue's depth rules (BBO drops better levels, a crossing
     level clears the opposite side, CLEAR): after the same events its book must equal the one
     mmbot.sim matches against (best prices and 40 levels a side), at 50 times through the feed."""
-    from pathlib import Path
-
     from mmbot import sim
     from mmbot.data import load_events
     from mmbot.data.synthetic import generate
@@ -188,8 +187,7 @@ def test_carried_book_equals_the_venues_exchange_book(market: str) -> None:
         ev["local_ts"] += 1_000_000
         tick, lot = TICK, 1.0
     elif market == "usdm_sample":
-        sample = Path(__file__).parent / "data" / "binance_usdm_btcusdt_sample.gz"
-        ev, st = load_events(sample)
+        ev, st = load_events(TESTS_DATA / "binance_usdm_btcusdt_sample.gz")
         tick, lot = st.tick_px_guess, st.lot_qty_guess
     else:
         mkt = resolve_market("synthetic")
