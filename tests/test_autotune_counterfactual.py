@@ -187,17 +187,13 @@ def test_fallback_package_is_validated_like_any_proposal() -> None:
     assert d2.knobs["replace_rate_per_min"] == 220.0
 
 
-@pytest.mark.parametrize("consensus", [False, True])
-def test_replays_stay_within_the_budget(consensus: bool) -> None:
-    f = Quadratic(
-        dict(START, min_interval_ms=300.0, base_spread_bps_delta=0.0),
-        {"min_interval_ms": 1.0, "base_spread_bps_delta": 0.2},
-    )
+def test_replays_stay_within_the_budget() -> None:
+    f = Quadratic(dict(START, min_interval_ms=300.0), {"min_interval_ms": 1.0})
     knobs, hist = dict(START), []
     for it in range(1, 7):
         segs = list(range(it, 0, -1))
         before = f.calls
-        d = counterfactual_tune(healthy(), knobs, hist, f, segs, consensus=consensus)
+        d = counterfactual_tune(healthy(), knobs, hist, f, segs)
         # this evaluator caches nothing: every call is a replay, the baseline's included; the
         # budget may be exceeded by one merge (a replay on every segment)
         assert f.calls - before <= REPLAY_BUDGET + len(segs)
@@ -418,99 +414,3 @@ def test_counterfactual_tune_is_deterministic() -> None:
     a = counterfactual_tune(healthy(), START, [], f, [1]).as_dict()
     b = counterfactual_tune(healthy(), START, [], f, [1]).as_dict()
     assert a == b
-
-
-# ---- the CONSENSUS candidate (opt-in: counterfactual_tune(..., consensus=True)) --------------
-# Gains on paper, additive unless said otherwise: min_interval up is a clear winner (twice the
-# floor on two segments), a narrower spread and a slower replace rate each gain 0.6 x the floor
-# (below it alone), a shorter tail loses. Floor on two segments: adopt_floor(2).
-WIN, SMALL, LOSS = 2.0 * adopt_floor(2), 0.6 * adopt_floor(2), -adopt_floor(2)
-
-
-def additive(knobs: dict[str, float], seg: int, *, clash: bool = False) -> float:
-    rr_slower = knobs["replace_rate_per_min"] < START["replace_rate_per_min"]
-    bs_narrower = knobs["base_spread_bps_delta"] < START["base_spread_bps_delta"]
-    v = SEG_OFFSET[seg]
-    v += WIN if knobs["min_interval_ms"] > START["min_interval_ms"] else 0.0
-    v += SMALL if rr_slower else 0.0
-    v += SMALL if bs_narrower else 0.0
-    v += LOSS if knobs["tail_age_ms"] < START["tail_age_ms"] else 0.0
-    if clash and rr_slower and bs_narrower:
-        v -= 4.0 * SMALL  # the two small gains cancel (and more) when made together
-    return v
-
-
-def test_consensus_adds_sub_floor_gains_to_the_chosen_change() -> None:
-    alone = counterfactual_tune(healthy(), START, [], additive, [2, 1])
-    assert [c.field for c in alone.changes] == ["min_interval_ms"]  # each small gain < floor
-
-    d = counterfactual_tune(healthy(), START, [], additive, [2, 1], consensus=True)
-    assert d.knobs == dict(
-        START, min_interval_ms=300.0, replace_rate_per_min=120.0, base_spread_bps_delta=0.0
-    )
-    assert sorted(c.field for c in d.changes) == [
-        "base_spread_bps_delta",
-        "min_interval_ms",
-        "replace_rate_per_min",
-    ]
-    (cons,) = [t for t in d.trials if t["origin"] == "CONSENSUS"]
-    assert cons["adopted"] and cons["segments"] == [2, 1]
-    assert cons["gain_bps"] == pytest.approx(WIN + 2 * SMALL)
-    # the superseded single winner is recorded, not adopted; the loser is not part of it
-    assert not any(t["adopted"] for t in d.trials if t["origin"] == "PROBE")
-    assert d.knobs["tail_age_ms"] == START["tail_age_ms"]
-    label = "CONSENSUS(PROBE(min_interval_ms:+)+replace_rate_per_min:-,base_spread_bps_delta:-)"
-    assert any(
-        m.startswith(f"| autotune | COUNTERFACTUAL | cand={label} segs=2 ")
-        and m.endswith(" adopted=1 |")
-        for m in d.markers
-    )
-    for name, old, new in [
-        ("min_interval_ms", "70", "300"),
-        ("replace_rate_per_min", "280", "120"),
-        ("base_spread_bps_delta", "0.10", "0.00"),
-    ]:
-        assert f"| autotune | PROBE | field={name} from={old} to={new} |" in d.markers
-
-
-def test_consensus_that_does_not_beat_the_chosen_change_is_not_adopted() -> None:
-    def f(knobs: dict[str, float], seg: int) -> float:
-        return additive(knobs, seg, clash=True)
-
-    d = counterfactual_tune(healthy(), START, [], f, [2, 1], consensus=True)
-    assert d.knobs == dict(START, min_interval_ms=300.0)
-    (cons,) = [t for t in d.trials if t["origin"] == "CONSENSUS"]
-    assert not cons["adopted"] and cons["gain_bps"] == pytest.approx(WIN - 2 * SMALL)
-
-
-def test_consensus_needs_a_chosen_change_to_ride_on() -> None:
-    # only the two sub-floor gains: their sum passes the floor, but no single change does, and
-    # the consensus is built on a chosen change only (a consensus of probes picked on the same
-    # segments is picked on the current knobs' luck there)
-    def f(knobs: dict[str, float], seg: int) -> float:
-        return additive(dict(knobs, min_interval_ms=START["min_interval_ms"]), seg)
-
-    assert 2 * SMALL > adopt_floor(2)
-    d = counterfactual_tune(healthy(), START, [], f, [2, 1], consensus=True)
-    assert d.changes == [] and d.knobs == START
-    assert not any(t["origin"] == "CONSENSUS" for t in d.trials)
-
-
-def test_consensus_leaves_out_a_probe_losing_on_average() -> None:
-    # the narrower spread gains on the latest segment but loses more on the one before
-    def f(knobs: dict[str, float], seg: int) -> float:
-        v = additive(dict(knobs, base_spread_bps_delta=START["base_spread_bps_delta"]), seg)
-        if knobs["base_spread_bps_delta"] < START["base_spread_bps_delta"]:
-            v += SMALL if seg == 2 else -2.0 * SMALL
-        return v
-
-    d = counterfactual_tune(healthy(), START, [], f, [2, 1], consensus=True)
-    assert d.knobs == dict(START, min_interval_ms=300.0, replace_rate_per_min=120.0)
-    (cons,) = [t for t in d.trials if t["origin"] == "CONSENSUS"]
-    assert cons["adopted"] and "base_spread" not in cons["candidate"]
-
-
-def test_consensus_off_by_default_changes_nothing() -> None:
-    a = counterfactual_tune(healthy(), START, [], additive, [2, 1]).as_dict()
-    b = counterfactual_tune(healthy(), START, [], additive, [2, 1], consensus=False).as_dict()
-    assert a == b and not any(t["origin"] == "CONSENSUS" for t in a["trials"])

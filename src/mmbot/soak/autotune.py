@@ -51,13 +51,6 @@ and whether it was adopted is in the decision's ``trials`` (metrics.jsonl) and a
 ``| autotune | COUNTERFACTUAL |`` marker; adopted changes print the seed's markers (probes:
 ``| autotune | PROBE | field=...``). `tune` alone (no segments) still decides as DESIGN lists.
 
-Optional, off by default (``counterfactual_tune(..., consensus=True)``; the soak does not pass it):
-a CONSENSUS candidate, the chosen change plus every other field's probe still gaining over two or
-more segments, replayed on every segment (its replays reserved out of the same budget) and
-adopted when it beats the chosen change (marker ``cand=CONSENSUS(<chosen>+field:+,...)``). It
-lost the bench protocol of issue 7 (see `_consensus_candidate` for the numbers), so it is kept
-only for a further held-out check.
-
 Everything here is a pure function of its arguments (given the evaluator): no I/O, no clocks,
 no randomness.
 """
@@ -745,6 +738,13 @@ KEEP_BEST_MARGIN_BPS: Final[float] = 0.075
 # the start +0.120 net vs +0.052 score: the score's bias hides exactly the knobs the grid adds.
 # Yet beta 0.7 (floor 0.027, keep-best margin 0.08, scaled with its noise) lost on the bench's
 # set A: fresh 202 | 404 mean gain +0.0775 | +0.0711 vs +0.1011 | +0.0979.
+# Consensus candidates (tried and removed; the code is commit 14e78d0): the chosen change plus
+# every other field's probe still gaining over >= 2 segments: set A (tuning 101,303,505,707,909,
+# 111,222) +0.1137 | +0.0908, but set B (tuning 101,333..888, fresh 606 | 808 | 1010) +0.0427 |
+# +0.0552 | +0.1125 vs +0.0447 | +0.0570 | +0.1130, so it failed the protocol (better on A and
+# B). Unanchored consensus of every positive probe lost on set A (+0.0606 | +0.0786): single-probe
+# gains on a segment correlate 0.3-0.7 through the current knobs' own replay, so a consensus of
+# them is picked on that replay's luck.
 SCORE_TAU_S: Final[float] = 1.0
 SCORE_BETA: Final[float] = 0.83
 SCORE_NAME: Final[str] = "net-0.83*inv>1s"
@@ -792,8 +792,8 @@ def adopt_floor(n_segments: int, floor_bps: float = NOISE_FLOOR_BPS) -> float:
 
 @dataclass
 class _Candidate:
-    label: str  # RULES(H2,...) | FALLBACK | PROBE(field:+/-) | COMBINED(...) | CONSENSUS(...)
-    origin: str  # RULES | PROBE | COMBINED | CONSENSUS
+    label: str  # RULES(H2,...) | FALLBACK | PROBE(field:+/-) | COMBINED(...)
+    origin: str  # RULES | PROBE | COMBINED
     knobs: dict[str, float]
     changes: list[Change]
     markers: list[str]  # printed when adopted (the seed's change markers for rule changes)
@@ -922,68 +922,6 @@ def _probe_candidates(
     return out
 
 
-def _consensus_candidate(
-    anchor: _Candidate,
-    start: Mapping[str, float],
-    probes: Sequence[_Candidate],
-    base: Mapping[int, float | None],
-    taken: set[tuple],
-) -> _Candidate | None:
-    """The decision's chosen change (``anchor``: a winner or the merge of winners) plus, on every
-    field it leaves alone, the probe still gaining over at least ``MIN_ADOPT_SEGMENTS`` segments
-    (the better direction when both do); None when no field qualifies or the set was a candidate
-    already. Knob effects here are mostly below the noise floor each, so small real ones are
-    rarely adopted alone; riding on a change that passed the floor, they are judged by their
-    joint replay against that change (same segments, same current knobs: the current knobs'
-    replay, common to every gain, cancels in the comparison).
-
-    Why it is off (issue 7; bench_autotune_grid.py, mean auto-tune gain over the start per fresh
-    seed, bps; baseline = this code without it): set A (tuning 101,303,505,707,909,111,222, fresh
-    202 | 404) +0.1137 | +0.0908 vs +0.1011 | +0.0979; set B (tuning 101,333..888, fresh 606 |
-    808 | 1010) +0.0427 | +0.0552 | +0.1125 vs +0.0447 | +0.0570 | +0.1130: B's sum fell, so it
-    failed the protocol (better on A and B, no seed down by more than 0.01). Held-out set C
-    (tuning 101,1212..1717, fresh 2020 | 3030), run after that verdict: +0.0793 | +0.0115 vs
-    +0.0706 | -0.0032. Variants that lost on set A alone: an unanchored consensus of every
-    positive probe (+0.0606 | +0.0786), the same with each field's direction told by its two
-    probes' direct difference (+0.0364 | +0.0573) or by their signs disagreeing (+0.0643 |
-    +0.0640), and this one with the added fields' own gain over the chosen change required to
-    pass the floor (adopted nothing: the baseline's numbers). The unanchored kinds fail because
-    single-probe gains on a segment are strongly correlated (0.3-0.7, through the current knobs'
-    own replay, common to all of them): a consensus picked from them is picked on that replay's
-    luck, and it often moved min_interval down to 50 ms, away from the 300 ms it later needed."""
-    best: dict[str, tuple[float, _Candidate]] = {}
-    for c in probes:
-        name = c.changes[0].field
-        if not c.nets or name in anchor.fields():
-            continue
-        g, n = c.gain(base)
-        if n < MIN_ADOPT_SEGMENTS or not math.isfinite(g) or g <= 0.0:
-            continue
-        if name not in best or g > best[name][0]:
-            best[name] = (g, c)
-    if not best:
-        return None
-    parts = [best[k][1] for k in KNOB_NAMES if k in best]
-    knobs = dict(anchor.knobs)
-    for c in parts:
-        knobs[c.changes[0].field] = c.changes[0].new
-    if knob_key(knobs) in taken:
-        return None
-    taken.add(knob_key(knobs))
-    keys = [
-        _probe_key(c.changes[0].field, 1 if c.changes[0].new > c.changes[0].old else -1)
-        for c in parts
-    ]
-    return _Candidate(
-        label=f"CONSENSUS({anchor.label}+{','.join(keys)})",
-        origin="CONSENSUS",
-        knobs=knobs,
-        changes=[*anchor.changes, *(ch for c in parts for ch in c.changes)],
-        markers=[*anchor.markers, *(m for c in parts for m in c.markers)],
-        fallback=anchor.fallback,
-    )
-
-
 def counterfactual_tune(
     report: Mapping[str, Any],
     current: Mapping[str, float],
@@ -994,7 +932,6 @@ def counterfactual_tune(
     rules: Sequence[Rule] = RULES,
     budget: int = REPLAY_BUDGET,
     floor_bps: float = NOISE_FLOOR_BPS,
-    consensus: bool = False,
 ) -> TuneDecision:
     """`tune`, with every candidate change replayed on all the market segments kept so far.
 
@@ -1012,12 +949,6 @@ def counterfactual_tune(
     it beats the best single winner, else that winner; no winner -> the knobs stay. At most
     ``budget`` segment replays that are not cached (the current knobs' own, when missing,
     included), plus one merge. Pure given ``evaluate``.
-
-    ``consensus=True`` (off by default): when a change is chosen, one more candidate, the chosen
-    change plus every other field's probe still gaining over at least ``MIN_ADOPT_SEGMENTS``
-    segments (`_consensus_candidate`), is replayed on every segment (``len(segments)`` replays
-    reserved out of ``budget`` before the race) and replaces the chosen change when its mean gain
-    passes the floor and beats the chosen change's.
     """
     proposal = tune(report, current, history, rules=rules)
     start = normalise_knobs(current)
@@ -1136,9 +1067,6 @@ def counterfactual_tune(
         lengths.append(n_len)
         n_len *= 2
     lengths.append(len(segs))
-    # the consensus candidate (see `_consensus_candidate`) is replayed on every segment after
-    # the race: its replays are reserved out of the same budget
-    reserve = len(segs) if consensus and probes and len(segs) >= MIN_ADOPT_SEGMENTS else 0
     alive = list(cands)
     for i, n_len in enumerate(lengths):
         on = segs[:n_len]
@@ -1146,7 +1074,7 @@ def counterfactual_tune(
         planned = used
         for c in alive:
             k = cost(c, on)
-            if planned + k > budget - reserve:
+            if planned + k > budget:
                 continue  # keeps the evidence it has; no longer in the race
             planned += k
             batch.append((c, on))
@@ -1193,31 +1121,11 @@ def counterfactual_tune(
                 chosen = merged
             else:
                 merged_parts = []
-    cons = (
-        _consensus_candidate(chosen, start, probes, base, taken)
-        if consensus and chosen is not None
-        else None
-    )
-    if cons is not None:
-        assert chosen is not None
-        cons.past = {
-            s: g for s, g in past.get(knob_key(cons.knobs), {}).items() if s not in all_segs
-        }
-        measure(cons, [s for s in segs if is_cached(cons.knobs, s)])
-        if used + cost(cons, segs) <= budget:
-            run_batch([(cons, segs)])
-        g_cons, n_cons = cons.gain(base)
-        if (
-            all(s in cons.nets for s in segs)
-            and g_cons > adopt_floor(n_cons, floor_bps)
-            and g_cons > mean_gain(chosen)
-        ):
-            chosen, merged_parts = cons, []
     adopted_set = set(map(id, merged_parts)) | ({id(chosen)} if chosen is not None else set())
 
     # the record: every candidate replayed, its net_bps per segment, its evidence and the verdict
     probe_gain: dict[str, tuple[float, int]] = {}
-    for c in [*cands, *([merged] if merged else []), *([cons] if cons else [])]:
+    for c in [*cands, *([merged] if merged else [])]:
         if not c.nets:
             continue
         g, n = c.gain(base)
