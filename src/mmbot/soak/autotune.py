@@ -742,9 +742,10 @@ KEEP_BEST_MARGIN_BPS: Final[float] = 0.075
 # every other field's probe still gaining over >= 2 segments: set A (tuning 101,303,505,707,909,
 # 111,222) +0.1137 | +0.0908, but set B (tuning 101,333..888, fresh 606 | 808 | 1010) +0.0427 |
 # +0.0552 | +0.1125 vs +0.0447 | +0.0570 | +0.1130, so it failed the protocol (better on A and
-# B). Unanchored consensus of every positive probe lost on set A (+0.0606 | +0.0786): single-probe
-# gains on a segment correlate 0.3-0.7 through the current knobs' own replay, so a consensus of
-# them is picked on that replay's luck.
+# B); held-out set C (tuning 101,1212..1717, fresh 2020 | 3030), run after that verdict: +0.0793 |
+# +0.0115 vs +0.0706 | -0.0032. Unanchored consensus of every positive probe lost on set A
+# (+0.0606 | +0.0786): single-probe gains on a segment correlate 0.3-0.7 through the current
+# knobs' own replay, so a consensus of them is picked on that replay's luck.
 SCORE_TAU_S: Final[float] = 1.0
 SCORE_BETA: Final[float] = 0.83
 SCORE_NAME: Final[str] = "net-0.83*inv>1s"
