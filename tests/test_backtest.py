@@ -13,8 +13,9 @@ import pytest
 
 from conftest import REPO, TESTS_DATA
 from mmbot.audit import build_edge_report
-from mmbot.backtest import RunSettings, _drive, guess_tick_lot, run, summarize
+from mmbot.backtest import RunSettings, guess_tick_lot, run, summarize
 from mmbot.config import load_profile
+from mmbot.engine.build import compiled_loop
 from mmbot.events import LOCAL_EVENT
 from mmbot.records import (
     ACT_BLOCKED,
@@ -96,9 +97,10 @@ def test_run_is_deterministic(sample) -> None:
 def test_new_knobs_reuse_the_compiled_loop(sample) -> None:
     events, _ = sample
     _run(events)
-    n_sigs = len(_drive.signatures)
-    _run(events, knobs={"min_interval_ms": 200, "base_spread_bps_delta": 0.5}, strategy="touch")
-    assert len(_drive.signatures) == n_sigs
+    drive = compiled_loop("glft").drive
+    n_sigs = len(drive.signatures)
+    _run(events, knobs={"min_interval_ms": 200, "base_spread_bps_delta": 0.5})
+    assert len(drive.signatures) == n_sigs
 
 
 @pytest.mark.parametrize("min_interval_ms", [50, 150, 300])

@@ -186,7 +186,7 @@ def test_slippage_cost_widens_by_penalty_coef_times_recent_cost() -> None:
     p = _params(base_spread_bps_delta=0.0)
     st = glft.new_state(p)
     # a buy filled 2 bps above its target: a cost of 2 bps
-    glft.on_fill(st, p, 1, 100.02, 100.0)
+    glft.update_slippage(st, p, 1, 100.02, 100.0)
     assert st["slip_cost_bps"][0] == pytest.approx(2.0, rel=1e-9)
     (_, _, _, _), st = _step(p, _book(), state=st)
     coef = float(p["slippage_penalty_coef"][0])
@@ -194,7 +194,7 @@ def test_slippage_cost_widens_by_penalty_coef_times_recent_cost() -> None:
     assert st["half_spread_px"][0] == pytest.approx(h0, rel=1e-9)
     # price improvement (negative cost) never tightens
     st2 = glft.new_state(p)
-    glft.on_fill(st2, p, -1, 100.02, 100.0)  # a sell above target: improvement
+    glft.update_slippage(st2, p, -1, 100.02, 100.0)  # a sell above target: improvement
     (_, _, _, _), st2 = _step(p, _book(), state=st2)
     assert st2["half_spread_px"][0] == pytest.approx(_model_half_px(p)[0], rel=1e-9)
 
@@ -231,10 +231,19 @@ def test_quotes_never_cross_the_touch() -> None:
 
 
 def test_touch_strategy_joins_best_bid_and_ask() -> None:
+    from mmbot.strategy import touch
+    from mmbot.strategy.contract import new_market_view, new_own_orders, new_quote
+
     p = _params(strategy="touch", tick_px=0.1)
-    (bid, bq, ask, aq), _ = _step(p, _book(bid=99.5, ask=100.3))
-    assert (bid, ask) == (99.5, 100.3)
-    assert bq > 0 and aq > 0
+    view = new_market_view()
+    book = _book(bid=99.5, ask=100.3)
+    for f in book.dtype.names:
+        view[0][f] = book[0][f]
+    out = new_quote()
+    touch.quote(np.zeros(1), p, np.zeros(1), view, new_own_orders(), out)
+    assert (out[0]["bid_px"][0], out[0]["ask_px"][0]) == (99.5, 100.3)
+    assert out[0]["bid_qty"][0] > 0 and out[0]["ask_qty"][0] > 0
+    assert (out[0]["bid_target_px"], out[0]["ask_target_px"]) == (99.5, 100.3)
 
 
 def test_no_quote_on_empty_or_crossed_book() -> None:

@@ -22,53 +22,40 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 from mmbot import sim
 from mmbot.config import Profile, effective_knobs, load_profile
+from mmbot.engine import wake as wk
+from mmbot.engine.build import compile_error, compiled_loop
 from mmbot.errors import UserError
 from mmbot.events import DEPTH_BBO_EVENT, DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, KIND_MASK, TRADE_EVENT
 from mmbot.execution import guards
-from mmbot.execution.manager import OP_KEEP, manage_side
-from mmbot.records import (
-    ACT_BLOCKED,
-    ACT_INTENDED,
-    ACTION_DTYPE,
-    OP_CANCEL,
-    OP_NEW,
-    OP_REPLACE,
-    REASON_NAMES,
-    RunResult,
+from mmbot.records import ACT_BLOCKED, ACT_INTENDED, ACTION_DTYPE, REASON_NAMES, RunResult
+from mmbot.strategy.contract import (
+    FILL_VIEW_DTYPE,
+    TRADE_BUFFER,
+    TRADE_VIEW_DTYPE,
+    new_market_view,
+    new_own_orders,
+    new_quote,
 )
-from mmbot.sim import venue as sv
-from mmbot.strategy import glft
-from mmbot.strategy.params import STRATEGY_CODES, make_params
-from mmbot.strategy.views import (
-    ORD_LIVE,
-    ORD_NONE,
-    ORD_PENDING_CANCEL,
-    ORD_PENDING_NEW,
-    ORD_PENDING_REPLACE,
-    new_book_view,
-    new_order_view,
-)
+from mmbot.strategy.glft import SWEEP_GAP_NS  # noqa: F401  (re-exported: the live session reads it)
+from mmbot.strategy.params import make_params
+from mmbot.strategy.registry import make_qparams, resolve
 
-# drive-loop counters (an int64 array, returned to Python in meta)
-C_WAKES, C_STEPS, C_SENT, C_SEND_ERRORS, C_TRADES_SEEN, C_FILLS_SEEN, C_FEED_WAKES = range(7)
-N_COUNTERS = 8
-# we work at most one order per side, plus orders whose last responses are still travelling:
-# a few slots keep the venue's per-slot scans short
-MAX_ORDER_SLOTS = 16
+# our working orders (two per level) plus orders whose last responses are still travelling: a few
+# spare slots keep the venue's per-slot scans short
+MAX_ORDER_SLOTS = 24
 # "visible size near the touch" is summed over at most this many ticks (per side, per wake)
 MAX_NEAR_TICKS = 100
-# trade prints on one side less than this apart are one aggressor order (a sweep)
-SWEEP_GAP_NS = 1_000_000
 
 
 @dataclass
 class RunSettings:
     """Everything a backtest run needs besides the events.
 
+    ``strategy``: a quoter spec (``mmbot.strategy.registry.resolve``); ``params``: its parameters
+    (``--param``), unknown names are an error. ``wake_interval_ms`` None: the quoter's own.
     ``knobs``: the six runtime knobs (missing ones come from the profile; all clamped to limits).
     ``profile``: a loaded ``Profile`` (None -> ``load_profile()``). ``latency_ms``: entry and
     response latency each. Fee rates, order size, position limit and exchange rate limit default to
@@ -78,6 +65,7 @@ class RunSettings:
     """
 
     strategy: str = "glft"
+    params: dict = field(default_factory=dict)
     knobs: dict = field(default_factory=dict)
     profile: Profile | None = None
     latency_ms: float = 10.0
@@ -88,190 +76,8 @@ class RunSettings:
     max_position_qty: float | None = None
     rate_limit_per_s: int | None = None
     partial_fills: bool = True
-    wake_interval_ms: float = 50.0
+    wake_interval_ms: float | None = None
     seed: int = 0
-
-
-# ---------------------------------------------------------------------------------------------
-# the compiled loop
-@njit(cache=True)
-def _refresh_own(v, own, oids, now_ns: int) -> None:
-    """Own-order view per side from the venue's local view of our orders."""
-    slots = sv.orders(v)
-    for idx in range(2):
-        row = own[idx]
-        oid = oids[idx]
-        if oid <= 0:
-            row.status = ORD_NONE
-            row.order_id = 0
-            row.qty = 0.0
-            continue
-        s = sv.find_order(v, oid)
-        if s < 0:
-            oids[idx] = 0
-            row.status = ORD_NONE
-            row.order_id = 0
-            row.qty = 0.0
-            continue
-        o = slots[s]
-        prev = row.status
-        if o.status == sv.ST_PENDING_NEW:
-            st = ORD_PENDING_NEW
-        elif o.status == sv.ST_LIVE:
-            if o.req == sv.REQ_MODIFY:
-                st = ORD_PENDING_REPLACE
-            elif o.req == sv.REQ_CANCEL:
-                st = ORD_PENDING_CANCEL
-            else:
-                st = ORD_LIVE
-        else:
-            oids[idx] = 0
-            row.status = ORD_NONE
-            row.order_id = 0
-            row.qty = 0.0
-            continue
-        if st == ORD_LIVE and (prev != ORD_LIVE or row.px != o.px):
-            row.live_since_ns = now_ns  # the current price became live now (ack learnt now)
-        row.status = st
-        row.order_id = oid
-        row.px = o.px
-        row.qty = o.leaves_qty
-
-
-@njit(cache=True)
-def _drive(
-    v,
-    params,
-    state,
-    guard_state,
-    book,
-    own,
-    oids,
-    scratch,
-    counters,
-    cursors,
-    sweep,
-    near_ticks: int,
-    wake_ns: int,
-    stop_local_ts: int,
-) -> bool:
-    """Run until local time reaches ``stop_local_ts`` or the data ends (returns True at the end)."""
-    b = book[0]
-    g = guard_state[0]
-    ring = sv.local_trades(v)
-    p_tick = params[0].tick_px
-    while True:
-        rc = sv.wait_next(v, wake_ns)
-        if rc == sv.END_OF_DATA:
-            return True
-        now = sv.now_ns(v)
-        counters[C_WAKES] += 1
-        if rc == sv.WAIT_FEED:
-            counters[C_FEED_WAKES] += 1
-        # market trades seen locally -> intensity estimator. The prints of one sweep arrive as a
-        # burst on one side: they are grouped (same side, < SWEEP_GAP_NS apart) into one aggressor
-        # order whose depth is its furthest print from the mid before its first print
-        n_tr = sv.trades_seen(v)
-        k = cursors[0]
-        if n_tr - k > sv.TRADE_RING:
-            k = n_tr - sv.TRADE_RING
-        while k < n_tr:
-            t = ring[k % sv.TRADE_RING]
-            if sweep[0] != 0.0 and (t.side != sweep[0] or t.local_ts - sweep[1] > SWEEP_GAP_NS):
-                glft.on_trade_depth(state, params, int(sweep[1]), sweep[3])
-                sweep[0] = 0.0
-            ref = state[0].last_mid_ticks
-            if t.side != 0 and ref == ref:
-                depth = t.side * (t.px / p_tick - ref)
-                if sweep[0] == 0.0:
-                    sweep[0] = t.side
-                    sweep[2] = ref
-                    sweep[3] = depth
-                else:
-                    depth = t.side * (t.px / p_tick - sweep[2])
-                    sweep[3] = max(sweep[3], depth)
-                sweep[1] = t.local_ts
-            k += 1
-        if sweep[0] != 0.0 and now - sweep[1] > SWEEP_GAP_NS:
-            glft.on_trade_depth(state, params, int(sweep[1]), sweep[3])
-            sweep[0] = 0.0
-        counters[C_TRADES_SEEN] += n_tr - cursors[0]
-        cursors[0] = n_tr
-        # own fills learnt by now -> slippage-cost EWMA
-        f = cursors[1]
-        while f < v.n_fills and v.fills[f].local_ts <= now:
-            fr = v.fills[f]
-            glft.on_fill(state, params, fr.side, fr.px, fr.target_px)
-            f += 1
-        counters[C_FILLS_SEEN] += f - cursors[1]
-        cursors[1] = f
-        # views
-        b.best_bid_px = sv.best_bid_px(v)
-        b.best_ask_px = sv.best_ask_px(v)
-        b.best_bid_qty = sv.best_bid_qty(v)
-        b.best_ask_qty = sv.best_ask_qty(v)
-        b.bid_near_qty = sv.qty_within_ticks(v, 1, near_ticks)
-        b.ask_near_qty = sv.qty_within_ticks(v, -1, near_ticks)
-        b.position_qty = sv.position_qty(v)
-        b.pnl = sv.equity(v)
-        _refresh_own(v, own, oids, now)
-        # targets on every wake, whether or not an order can be sent
-        bid_px, bid_qty, ask_px, ask_qty = glft.step(state, book, own, params, now)
-        counters[C_STEPS] += 1
-        sv.set_targets(v, bid_px, ask_px)
-        g.inflight = sv.inflight_count(v)
-        half = state[0].half_spread_px
-        for idx in range(2):
-            tpx = bid_px if idx == 0 else ask_px
-            tqty = bid_qty if idx == 0 else ask_qty
-            side = 1 if idx == 0 else -1
-            n, op, px, qty = manage_side(
-                guard_state,
-                params,
-                scratch,
-                0,
-                own[idx],
-                idx,
-                tpx,
-                tqty,
-                half,
-                b.position_qty,
-                b.pnl,
-                now,
-            )
-            for j in range(n):
-                a = scratch[j]
-                sv.record_action(v, a.kind, a.op, a.side, a.order_id, a.px, a.qty, a.reason)
-            if op == OP_KEEP:
-                continue
-            rc2 = 0
-            if op == OP_NEW:
-                oid = sv.submit(v, side, px, qty, sv.TIF_GTX, sv.ORD_LIMIT)
-                if oid > 0:
-                    oids[idx] = oid
-                    own[idx].status = ORD_PENDING_NEW
-                    own[idx].order_id = oid
-                    own[idx].px = px
-                    own[idx].qty = qty
-                    own[idx].sent_ns = now
-                else:
-                    rc2 = oid
-            elif op == OP_REPLACE:
-                rc2 = sv.modify(v, oids[idx], px, qty)
-                if rc2 == 0:
-                    own[idx].status = ORD_PENDING_REPLACE
-                    own[idx].sent_ns = now
-            elif op == OP_CANCEL:
-                rc2 = sv.cancel(v, oids[idx])
-                if rc2 == 0:
-                    own[idx].status = ORD_PENDING_CANCEL
-                    own[idx].sent_ns = now
-            if rc2 == 0:
-                counters[C_SENT] += 1
-            else:
-                counters[C_SEND_ERRORS] += 1
-        if now >= stop_local_ts:
-            return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,10 +129,6 @@ def build_params(
 ) -> tuple[np.ndarray, dict, Profile]:
     profile = settings.profile if settings.profile is not None else load_profile()
     knob_values = effective_knobs(profile, settings.knobs or {})
-    if settings.strategy not in STRATEGY_CODES:
-        raise UserError(
-            f"strategy {settings.strategy!r}: expected one of {', '.join(STRATEGY_CODES)}"
-        )
     rate = (
         settings.rate_limit_per_s
         if settings.rate_limit_per_s is not None
@@ -385,42 +187,62 @@ def run(
         rate_limit_per_s=int(p["rate_limit_per_s"]),
         max_orders=MAX_ORDER_SLOTS,
     )
+    quoter = resolve(settings.strategy)
+    qparams = make_qparams(quoter, settings.params, settings.strategy)
+    loop = compiled_loop(settings.strategy)
     t_wall = time.perf_counter()
     v = sim.make_venue(events, cfg)
-    state = glft.new_state(params)
+    qstate = quoter.new_state(params, qparams)
     guard_state = guards.new_guard_state(params)
-    book = new_book_view()
-    own = new_order_view()
-    oids = np.zeros(2, np.int64)
-    scratch = np.zeros(8, ACTION_DTYPE)
-    counters = np.zeros(N_COUNTERS, np.int64)
+    view = new_market_view()
+    own = new_own_orders()
+    oids = np.zeros(len(own), np.int64)
+    out = new_quote()
+    trades = np.zeros(TRADE_BUFFER, TRADE_VIEW_DTYPE)
+    fills_buf = np.zeros(256, FILL_VIEW_DTYPE)
+    actions_buf = np.zeros(wk.ACTION_ROWS_PER_SLOT * wk.N_SLOTS, ACTION_DTYPE)
+    ops = np.zeros(wk.N_SLOTS, wk.OP_DTYPE)
+    counters = np.zeros(wk.N_COUNTERS, np.int64)
     cursors = np.zeros(2, np.int64)
-    sweep = np.zeros(4, np.float64)  # open sweep: side, last print local_ts, reference mid, depth
     near_ticks = int(
         min(max(round(p["near_band_bps"] * 1e-4 * ref_px / tick_px), 1), MAX_NEAR_TICKS)
     )
-    wake_ns = max(int(settings.wake_interval_ms * 1e6), 1)
+    wake_ms = (
+        quoter.wake_interval_ms if settings.wake_interval_ms is None else settings.wake_interval_ms
+    )
+    wake_ns = max(int(wake_ms * 1e6), 1)
     first_ts = int(events["local_ts"].min())
     last_ts = int(events["local_ts"].max())
     chunk_ns = max(int(chunk_s * 1e9), 1)
     stop = first_ts + chunk_ns
     while True:
-        done = _drive(
-            v,
-            params,
-            state,
-            guard_state,
-            book,
-            own,
-            oids,
-            scratch,
-            counters,
-            cursors,
-            sweep,
-            near_ticks,
-            wake_ns,
-            stop,
-        )
+        try:
+            done = loop.drive(
+                v,
+                params,
+                qparams,
+                qstate,
+                guard_state,
+                view,
+                own,
+                oids,
+                out,
+                trades,
+                fills_buf,
+                actions_buf,
+                ops,
+                counters,
+                cursors,
+                quoter.levels,
+                near_ticks,
+                wake_ns,
+                quoter.wake_on_market,
+                stop,
+            )
+        except Exception as exc:
+            if _is_typing_error(exc):
+                raise compile_error(settings.strategy, exc) from exc
+            raise
         if progress is not None:
             progress(1.0 if done else min(1.0, (stop - first_ts) / max(last_ts - first_ts, 1)))
         if done:
@@ -434,10 +256,12 @@ def run(
         for r in REASON_NAMES
         if r < len(g["n_blocked"]) and r != 0
     }
-    st = state[0]
     meta: dict[str, Any] = {
         "symbol": symbol,
         "strategy": settings.strategy,
+        "strategy_params": {k: float(qparams[0][k]) for k in quoter.params},
+        "levels": int(quoter.levels),
+        "wake_interval_ms": float(wake_ms),
         "profile": profile.name,
         "knobs": {k: knob_values[k] for k in sorted(knob_values)},
         "tick_px": float(tick_px),
@@ -466,23 +290,39 @@ def run(
             "killed": bool(g["killed"]),
         },
         "loop": {
-            "wakes": int(counters[C_WAKES]),
-            "feed_wakes": int(counters[C_FEED_WAKES]),
-            "steps": int(counters[C_STEPS]),
-            "sent": int(counters[C_SENT]),
-            "send_errors": int(counters[C_SEND_ERRORS]),
-            "trades_seen": int(counters[C_TRADES_SEEN]),
-            "fills_seen": int(counters[C_FILLS_SEEN]),
+            "wakes": int(counters[wk.C_WAKES]),
+            "feed_wakes": int(counters[wk.C_FEED_WAKES]),
+            "steps": int(counters[wk.C_STEPS]),
+            "no_quote_steps": int(counters[wk.C_NOQUOTE]),
+            "sent": int(counters[wk.C_SENT]),
+            "send_errors": int(counters[wk.C_SEND_ERRORS]),
+            "trades_seen": int(counters[wk.C_TRADES_SEEN]),
+            "fills_seen": int(counters[wk.C_FILLS_SEEN]),
             "wall_s": wall_s,
         },
-        "estimates": {
-            "sigma_ticks_per_sqrt_s": float(st["sigma_ticks"]),
-            "a_per_s": float(st["a_per_s"]),
-            "k_per_tick": float(st["k_per_tick"]),
-            "slip_cost_bps": float(st["slip_cost_bps"]),
-        },
+        "estimates": _estimates(qstate),
     }
     return RunResult(fills, actions, marks, meta)
+
+
+def _is_typing_error(exc: Exception) -> bool:
+    from numba.core.errors import NumbaError
+
+    return isinstance(exc, NumbaError)
+
+
+# the quoter state fields reported as the run's final estimates, where the quoter has them
+_ESTIMATE_FIELDS = {
+    "sigma_ticks": "sigma_ticks_per_sqrt_s",
+    "a_per_s": "a_per_s",
+    "k_per_tick": "k_per_tick",
+    "slip_cost_bps": "slip_cost_bps",
+}
+
+
+def _estimates(qstate: np.ndarray) -> dict[str, float]:
+    names = qstate.dtype.names or ()
+    return {out: float(qstate[0][f]) for f, out in _ESTIMATE_FIELDS.items() if f in names}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -555,8 +395,7 @@ def _validate_inputs(
             raise UserError(f"--data {p}: file not found")
         if not p.is_file():
             raise UserError(f"--data {p}: not a file")
-    if strategy not in STRATEGY_CODES:
-        raise UserError(f"--strategy {strategy!r}: expected one of {', '.join(STRATEGY_CODES)}")
+    resolve(strategy)
     if not (math.isfinite(latency_ms) and latency_ms >= 0):
         raise UserError(f"--latency-ms {latency_ms!r}: must be a finite number >= 0")
     parse_queue_model(queue_model)

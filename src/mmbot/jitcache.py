@@ -37,6 +37,8 @@ def _module_names(root: Path) -> dict[str, Path]:
     """Dotted module name (``<root.name>.sub.mod``) -> file, for every ``.py`` below ``root``."""
     out: dict[str, Path] = {}
     for p in sorted(root.rglob("*.py")):
+        if "__pycache__" in p.parts:  # the engine writes per-quoter loop copies there
+            continue
         parts = [root.name, *p.relative_to(root).with_suffix("").parts]
         if parts[-1] == "__init__":
             parts = parts[:-1]

@@ -388,7 +388,8 @@ class Session:
         would reach the strategy as one burst (prints merged into sweeps, mids skipped)."""
         from mmbot.execution.guards import on_response
         from mmbot.execution.manager import manage_side
-        from mmbot.strategy.glft import on_fill, on_trade_depth, step
+        from mmbot.strategy.glft import on_trade_depth, step
+        from mmbot.strategy.glft import update_slippage as on_fill
 
         ref_px = 1000 * self.tick_px
         self.setup_params(ref_px)
@@ -785,7 +786,7 @@ class Session:
         if link_id in self.orders:
             self.orders[link_id]["cum_qty"] = self.orders[link_id].get("cum_qty", 0.0) + qty
         if self.state is not None and self.params is not None and math.isfinite(target):
-            from mmbot.strategy.glft import on_fill
+            from mmbot.strategy.glft import update_slippage as on_fill
 
             on_fill(self.state, self.params, side, px, target)
         m = self.mid()

@@ -191,6 +191,7 @@ TRADE_DTYPE = np.dtype(
     [("local_ts", "i8"), ("px", "f8"), ("qty", "f8"), ("side", "i8")], align=True
 )
 TRADE_RING = 4096
+DEPTH_SCAN_TICKS = 2000  # depth_levels looks at most this far from the touch
 
 _ev_t = types.Array(numba.from_dtype(EVENT_DTYPE), 1, "C")
 _ord_t = types.Array(numba.from_dtype(ORDER_DTYPE), 1, "C")
@@ -1624,6 +1625,35 @@ def qty_within_ticks(v, side, n_ticks):
         for j in range(v.lba, hi + 1):
             tot += v.lask[j]
     return tot
+
+
+@njit(cache=True)
+def depth_levels(v, side, px_out, qty_out, n_levels):
+    """The first ``n_levels`` non-empty local levels on ``side`` (best first) into ``px_out`` /
+    ``qty_out``; NaN / 0 past the book. Scans at most ``DEPTH_SCAN_TICKS`` ticks from the touch."""
+    k = 0
+    if side > 0:
+        j = v.lbb
+        lo = max(j - DEPTH_SCAN_TICKS, 0)
+        while j >= lo and k < n_levels and j >= 0:
+            if v.lbid[j] > 0.0:
+                px_out[k] = _px_of(v, j)
+                qty_out[k] = v.lbid[j]
+                k += 1
+            j -= 1
+    else:
+        j = v.lba
+        hi = min(j + DEPTH_SCAN_TICKS, v.n_ticks - 1)
+        while j <= hi and k < n_levels and j < v.n_ticks:
+            if v.lask[j] > 0.0:
+                px_out[k] = _px_of(v, j)
+                qty_out[k] = v.lask[j]
+                k += 1
+            j += 1
+    while k < n_levels:
+        px_out[k] = np.nan
+        qty_out[k] = 0.0
+        k += 1
 
 
 # ---- exchange-side view (matching uses it; for records and tests, not for strategies)

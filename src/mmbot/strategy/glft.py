@@ -1,7 +1,7 @@
 """The quoting model: GLFT half-spread and inventory skew, online estimators, the touch baseline.
 
 Owns ``STATE_DTYPE`` (the strategy's whole memory, one numpy record) and the compiled functions a
-driver calls: ``on_trade`` (feeds the trade-arrival intensity estimator), ``on_fill`` (feeds the
+driver calls: ``on_trade`` (feeds the trade-arrival intensity estimator), ``update_slippage`` (feeds the
 slippage-cost EWMA) and ``step(state, book_view, own_orders, params, now_ns) -> (bid_px, bid_qty,
 ask_px, ask_qty)``. ``step`` knows nothing of its caller: the backtest loop and the live runner call
 the same function. It computes targets on every call, whether or not an order can be sent; a side
@@ -36,7 +36,7 @@ import math
 import numpy as np
 from numba import njit
 
-from mmbot.strategy.params import STRATEGY_TOUCH
+from mmbot.strategy.contract import NOQUOTE_NO_BOOK, Quoter
 from mmbot.strategy.views import ORD_NONE, SIDE_ASK, SIDE_BID
 
 N_DEPTH_BINS = 16  # trade-depth bins for the intensity fit: depth_j = 0.5 + j ticks from mid
@@ -44,6 +44,8 @@ _LN2 = math.log(2.0)
 _MIN_BIN_COUNT = 2.0  # a depth bin enters the fit once it has this many (decayed) trades
 _K_MIN, _K_MAX = 0.01, 50.0  # per tick
 _SIGMA_PRIOR_WEIGHT_S = 1.0  # the prior volatility counts as this many seconds of observation
+# trade prints on one side less than this apart are one aggressor order (a sweep)
+SWEEP_GAP_NS = 1_000_000
 
 STATE_DTYPE = np.dtype(
     [
@@ -77,12 +79,17 @@ STATE_DTYPE = np.dtype(
         ("ask_px", "f8"),
         ("ask_qty", "f8"),
         ("n_steps", "i8"),
+        # the open sweep (prints of one aggressor order): side, last print, reference mid, depth
+        ("sweep_side", "i8"),
+        ("sweep_last_ns", "i8"),
+        ("sweep_ref_ticks", "f8"),
+        ("sweep_depth_ticks", "f8"),
     ],
     align=True,
 )
 
 
-def new_state(params: np.ndarray) -> np.ndarray:
+def new_state(params: np.ndarray, qparams: np.ndarray | None = None) -> np.ndarray:
     """A fresh strategy state (priors from ``params``)."""
     s = np.zeros(1, dtype=STATE_DTYPE)
     p = params[0]
@@ -152,7 +159,7 @@ def on_trade(state, params, now_ns: int, px: float, aggressor_side: int) -> None
 
 
 @njit(cache=True)
-def on_fill(state, params, side: int, px: float, target_px: float) -> None:
+def update_slippage(state, params, side: int, px: float, target_px: float) -> None:
     """Our fill (side +1 buy / −1 sell): update the EWMA of slippage cost vs the target, in bps."""
     st = state[0]
     p = params[0]
@@ -271,16 +278,6 @@ def step(state, book_view, own_orders, params, now_ns: int) -> tuple[float, floa
     bid_qty = _size(params, b.bid_near_qty, own_bid_qty)
     ask_qty = _size(params, b.ask_near_qty, own_ask_qty)
 
-    if p.strategy == STRATEGY_TOUCH:
-        st.fair_px = mid
-        st.bid_raw_px = bid0
-        st.ask_raw_px = ask0
-        st.bid_px = bid0
-        st.ask_px = ask0
-        st.bid_qty = bid_qty
-        st.ask_qty = ask_qty
-        return bid0, bid_qty, ask0, ask_qty
-
     # fair value: microprice (size-weighted towards the thinner side)
     qb = b.best_bid_qty
     qa = b.best_ask_qty
@@ -332,3 +329,72 @@ def step(state, book_view, own_orders, params, now_ns: int) -> tuple[float, floa
     st.bid_qty = bid_qty
     st.ask_qty = ask_qty
     return bid, bid_qty, ask, ask_qty
+
+
+# ---------------------------------------------------------------------------------------------
+# the quoter contract (mmbot.strategy.contract)
+@njit(cache=True)
+def _flush_sweep(state, params) -> None:
+    st = state[0]
+    on_trade_depth(state, params, st.sweep_last_ns, st.sweep_depth_ticks)
+    st.sweep_side = 0
+
+
+@njit(cache=True)
+def on_market(state, params, qparams, view, trades, n_trades) -> None:
+    """New local prints -> the intensity estimator. The prints of one sweep arrive as a burst on
+    one side: they are grouped (same side, < SWEEP_GAP_NS apart) into one aggressor order whose
+    depth is its furthest print from the mid before its first print."""
+    st = state[0]
+    p_tick = params[0].tick_px
+    for k in range(n_trades):
+        t = trades[k]
+        if st.sweep_side != 0 and (
+            t.side != st.sweep_side or t.local_ts - st.sweep_last_ns > SWEEP_GAP_NS
+        ):
+            _flush_sweep(state, params)
+        ref = st.last_mid_ticks
+        if t.side != 0 and ref == ref:
+            if st.sweep_side == 0:
+                st.sweep_side = t.side
+                st.sweep_ref_ticks = ref
+                st.sweep_depth_ticks = t.side * (t.px / p_tick - ref)
+            else:
+                depth = t.side * (t.px / p_tick - st.sweep_ref_ticks)
+                st.sweep_depth_ticks = max(st.sweep_depth_ticks, depth)
+            st.sweep_last_ns = t.local_ts
+    if st.sweep_side != 0 and view[0].now_ns - st.sweep_last_ns > SWEEP_GAP_NS:
+        _flush_sweep(state, params)
+
+
+@njit(cache=True)
+def on_fill(state, params, qparams, fill) -> None:
+    update_slippage(state, params, fill.side, fill.px, fill.target_px)
+
+
+@njit(cache=True)
+def quote(state, params, qparams, view, own, out) -> None:
+    """One level per side from ``step``; the targets are the quotes themselves."""
+    bid, bid_qty, ask, ask_qty = step(state, view, own, params, view[0].now_ns)
+    o = out[0]
+    o.bid_px[0] = bid
+    o.bid_qty[0] = bid_qty
+    o.ask_px[0] = ask
+    o.ask_qty[0] = ask_qty
+    o.bid_target_px = bid
+    o.ask_target_px = ask
+    o.half_spread_px = state[0].half_spread_px
+    if bid != bid and ask != ask:
+        o.no_quote_reason = NOQUOTE_NO_BOOK
+
+
+QUOTER = Quoter(
+    name="glft",
+    quote=quote,
+    new_state=new_state,
+    on_market=on_market,
+    on_fill=on_fill,
+    wake_interval_ms=50.0,
+    wake_on_market=True,
+    doc="GLFT half-spread and inventory skew over online volatility and intensity estimates",
+)

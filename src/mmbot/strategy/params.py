@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 STRATEGY_GLFT = 0
 STRATEGY_TOUCH = 1
+STRATEGY_OTHER = 2  # any other quoter (mmbot.strategy.registry names them)
 STRATEGY_CODES = {"glft": STRATEGY_GLFT, "touch": STRATEGY_TOUCH}
 
 PARAMS_DTYPE = np.dtype(
@@ -89,10 +90,6 @@ def make_params(
     ``order_qty`` defaults to the profile's ``order_notional / ref_px`` rounded down to the lot (at
     least one lot); ``max_position_qty`` to ``max_position_orders × order_qty``.
     """
-    if strategy not in STRATEGY_CODES:
-        from mmbot.errors import UserError
-
-        raise UserError(f"strategy {strategy!r}: expected one of {', '.join(STRATEGY_CODES)}")
     q, r, f = profile.quoting, profile.risk, profile.fees
     eff = profile.effective()
     if order_qty is None:
@@ -101,7 +98,7 @@ def make_params(
         max_position_qty = r.max_position_orders * order_qty
     p = np.zeros(1, dtype=PARAMS_DTYPE)
     rec = p[0]
-    rec["strategy"] = STRATEGY_CODES[strategy]
+    rec["strategy"] = STRATEGY_CODES.get(strategy, STRATEGY_OTHER)
     rec["tick_px"] = tick_px
     rec["lot_qty"] = lot_qty
     rec["order_qty"] = order_qty
