@@ -1,6 +1,7 @@
-"""The live/paper session: the strategy loop driven by the exchange stream, with the same compiled
-strategy step (``mmbot.strategy.glft.step``) and order manager + guards
-(``mmbot.execution.manager.manage_side``) as the backtest, called from Python per market update.
+"""The live/paper session: the quoter driven by the exchange stream through the backtest's own wake,
+called from Python per market update: the quoter's compiled ``think`` (``mmbot.engine.build``: trades
+and fills since the last wake, then ``quote``) and the order manager + guards over its slots
+(``mmbot.engine.wake.act``); only the I/O differs (the exchange instead of the simulated venue).
 
 Reliability rules (issue 8):
 - every order intent is journaled (``Journal.new_order``) before its request leaves; every fill is
@@ -78,7 +79,6 @@ from mmbot.records import (
 log = logging.getLogger("mmbot.live")
 
 EXIT_KILLED = 4
-WAKE_INTERVAL_NS = 50_000_000  # the backtest's default wake_interval_ms
 TERMINAL = ("Filled", "Cancelled", "Rejected", "Deactivated", "NotFound")
 
 
@@ -94,6 +94,7 @@ class RunnerConfig:
     profile: str | None = None
     overrides_file: Path | None = None
     strategy: str = "glft"
+    params: dict | None = None  # the quoter's parameters (--param)
     order_qty: float | None = None
     max_position_qty: float | None = None
     hard_position_ratio: float = 1.5  # kill switch at this multiple of max_position_qty
@@ -161,13 +162,22 @@ class Session:
         self.backoff_s = 0.0
         self.last_rate_limit_ns = 0
         self.tasks: set[asyncio.Task] = set()
-        self.slots = [Slot(), Slot()]
+        from mmbot.engine.build import compiled_loop
+        from mmbot.strategy.registry import make_qparams, resolve
+
+        self.quoter = resolve(cfg.strategy)
+        self.qparams = make_qparams(self.quoter, cfg.params or {}, cfg.strategy)
+        self.loop = compiled_loop(cfg.strategy)  # think: the wake the backtest's drive runs
+        self.levels = int(self.quoter.levels)
+        self.wake_interval_ns = int(self.quoter.wake_interval_ms * 1e6)
+        self.slots = [Slot() for _ in range(2 * self.levels)]  # row level * 2 + side
         self.orders: dict[str, dict] = {}  # link_id -> {"side", "terminal", "created_ns", ...}
         self.params: np.ndarray | None = None
-        self.state: np.ndarray | None = None
+        self.state: np.ndarray | None = None  # the quoter's
         self.guard: np.ndarray | None = None
         self.n_actions = 0
-        self.sweep: list = [0, 0, 0.0, 0.0]  # side, last print local ns, ref mid ticks, depth ticks
+        self.n_trades = 0  # market trades since the last wake (in self.trade_buf)
+        self.n_fills = 0  # our fills since the last wake (in self.fill_buf)
         self.tgt_ns: list[int] = []  # local ns of each change of the strategy's targets
         self.tgt_px: list[tuple[float, float]] = []  # (bid, ask) target from then on
         self.clock_offset_ns = 0  # exchange clock - local clock (the smallest-round-trip sample)
@@ -247,6 +257,13 @@ class Session:
         if self.metrics is not None:
             self.metrics.action(kind, reason)
 
+    def slot_of(self, link_id: str, side: int) -> int:
+        """The slot working ``link_id`` (row level * 2 + side), else the side's first slot."""
+        for i, s in enumerate(self.slots):
+            if s.link_id == link_id and link_id:
+                return i
+        return 0 if side == 1 else 1
+
     def mid(self) -> float:
         return 0.5 * (self.book.best_bid() + self.book.best_ask())
 
@@ -313,8 +330,10 @@ class Session:
             if self.recorder is not None:
                 self.recorder.write(msg, local_ns)
             if self.state is not None and self.params is not None:
-                for px, flags in zip(rows["px"].tolist(), rows["ev"].tolist(), strict=True):
-                    self.on_print(local_ns, px, 1 if flags & BUY_EVENT else -1)
+                for px, qty, flags in zip(
+                    rows["px"].tolist(), rows["qty"].tolist(), rows["ev"].tolist(), strict=True
+                ):
+                    self.on_print(local_ns, px, qty, 1 if flags & BUY_EVENT else -1)
             if self.paper is not None and self.book.valid:
                 self.paper.on_events(rows, local_ns)
             if self.book.valid:
@@ -323,38 +342,31 @@ class Session:
 
     paper = None
 
-    def on_print(self, local_ns: int, px: float, side: int) -> None:
-        """Feed a market trade to the intensity estimator exactly as the backtest loop does: the
-        prints of one sweep (same side, < SWEEP_GAP_NS apart) count as one aggressor order whose
-        depth is its furthest print from the mid it met; the strategy's clock is local time."""
-        from mmbot.backtest import SWEEP_GAP_NS
+    def on_print(self, local_ns: int, px: float, qty: float, side: int) -> None:
+        """A market trade for the quoter's next wake (``on_market``), stamped at its arrival."""
+        from mmbot.strategy.contract import TRADE_BUFFER
 
-        sw = self.sweep
-        if sw[0] != 0 and (side != sw[0] or local_ns - sw[1] > SWEEP_GAP_NS):
-            self.flush_sweep()
-        ref = float(self.state[0]["last_mid_ticks"])
-        if not math.isfinite(ref):
-            return
-        tick = self.tick_px
-        if sw[0] == 0:
-            self.sweep = [side, local_ns, ref, side * (px / tick - ref)]
-        else:
-            sw[3] = max(sw[3], side * (px / tick - sw[2]))
-            sw[1] = local_ns
-
-    def flush_sweep(self, now_ns: int | None = None) -> None:
-        from mmbot.backtest import SWEEP_GAP_NS
-        from mmbot.strategy.glft import on_trade_depth
-
-        sw = self.sweep
-        if sw[0] != 0 and (now_ns is None or now_ns - sw[1] > SWEEP_GAP_NS):
-            on_trade_depth(self.state, self.params, int(sw[1]), float(sw[3]))
-            self.sweep = [0, 0, 0.0, 0.0]
+        if self.n_trades >= TRADE_BUFFER:  # a burst longer than the buffer keeps its newest part
+            self.trade_buf[:-1] = self.trade_buf[1:]
+            self.n_trades -= 1
+        t = self.trade_buf[self.n_trades]
+        t["local_ts"], t["px"], t["qty"], t["side"] = local_ns, px, qty, side
+        self.view[0]["last_trade_px"] = px
+        self.n_trades += 1
 
     # -- quoting ----------------------------------------------------------------------------------
     def setup_params(self, ref_px: float) -> None:
+        from mmbot.backtest import MAX_NEAR_TICKS
+        from mmbot.engine import wake as wk
         from mmbot.execution.guards import new_guard_state
-        from mmbot.strategy.glft import new_state
+        from mmbot.strategy.contract import (
+            FILL_VIEW_DTYPE,
+            TRADE_BUFFER,
+            TRADE_VIEW_DTYPE,
+            new_market_view,
+            new_own_orders,
+            new_quote,
+        )
         from mmbot.strategy.params import make_params
 
         self.params = make_params(
@@ -371,52 +383,78 @@ class Session:
         )
         if self.cfg.loss_limit_quote is not None:
             self.params[0]["max_loss"] = self.cfg.loss_limit_quote
-        from mmbot.backtest import MAX_NEAR_TICKS
-
         band_ticks = round(float(self.params[0]["near_band_bps"]) * 1e-4 * ref_px / self.tick_px)
         self.near_ticks = min(max(band_ticks, 1), MAX_NEAR_TICKS)
-        self.state = new_state(self.params)
+        self.state = self.quoter.new_state(self.params, self.qparams)
         self.guard = new_guard_state(self.params)
-        from mmbot.strategy.views import new_book_view, new_order_view
-
-        self.book_view = new_book_view()
-        self.order_view = new_order_view()
+        self.view = new_market_view()
+        self.order_view = new_own_orders()
+        self.out = new_quote()
+        self.trade_buf = np.zeros(TRADE_BUFFER, TRADE_VIEW_DTYPE)
+        self.fill_buf = np.zeros(256, FILL_VIEW_DTYPE)
+        self.act_buf = np.zeros(wk.ACTION_ROWS_PER_SLOT * wk.N_SLOTS, ACTION_DTYPE)
+        self.ops = np.zeros(wk.N_SLOTS, wk.OP_DTYPE)
+        self.n_trades = self.n_fills = 0
 
     def warm_up(self) -> None:
-        """Load the compiled strategy, order manager and guards (numba cache) before the feed
+        """Load the compiled quoter loop, order manager and guards (numba cache) before the feed
         starts: each first call costs up to a few hundred ms, and the messages queued meanwhile
-        would reach the strategy as one burst (prints merged into sweeps, mids skipped)."""
+        would reach the quoter as one burst (prints merged into sweeps, mids skipped)."""
+        from mmbot.engine.wake import act
         from mmbot.execution.guards import on_response
-        from mmbot.execution.manager import manage_side
-        from mmbot.strategy.glft import on_trade_depth, step
-        from mmbot.strategy.glft import update_slippage as on_fill
 
         ref_px = 1000 * self.tick_px
         self.setup_params(ref_px)
-        bv = self.book_view
-        bv[0]["best_bid_px"], bv[0]["best_ask_px"] = ref_px, ref_px + self.tick_px
-        bv[0]["best_bid_qty"] = bv[0]["best_ask_qty"] = bv[0]["bid_near_qty"] = bv[0][
-            "ask_near_qty"
-        ] = 100 * self.lot_qty
-        on_trade_depth(self.state, self.params, 1, 1.0)
-        step(self.state, bv, self.order_view, self.params, 2)
-        on_fill(self.state, self.params, 1, ref_px, ref_px)
-        manage_side(
-            self.guard,
-            self.params,
-            np.zeros(8, ACTION_DTYPE),
-            0,
-            self.order_view[0],
-            0,
-            ref_px,
-            self.lot_qty,
-            self.tick_px,
-            0.0,
-            0.0,
-            3,
-        )
+        v = self.view[0]
+        v["now_ns"] = 2
+        v["best_bid_px"], v["best_ask_px"] = ref_px, ref_px + self.tick_px
+        v["best_bid_qty"] = v["best_ask_qty"] = 100 * self.lot_qty
+        v["bid_near_qty"] = v["ask_near_qty"] = 100 * self.lot_qty
+        self.on_print(1, ref_px, self.lot_qty, 1)
+        f = self.fill_buf[0]
+        f["side"], f["px"], f["qty"], f["target_px"] = 1, ref_px, self.lot_qty, ref_px
+        self.loop.think(*self._think_args(1))
+        args = (self.order_view, self.out, 1, 0.0, 0.0, 3, self.act_buf, 0, self.ops)
+        act(self.params, self.guard, *args)
         on_response(self.guard)
         self.params = self.state = self.guard = None  # the session's own are set up on its book
+        self.n_trades = 0
+
+    def _think_args(self, n_fills: int) -> tuple:
+        return (
+            self.state,
+            self.params,
+            self.qparams,
+            self.view,
+            self.trade_buf,
+            self.n_trades,
+            self.fill_buf,
+            n_fills,
+            self.order_view,
+            self.out,
+        )
+
+    def _fill_view(self, now_ns: int) -> None:
+        """The market view from the live book, as ``engine.wake.fill_view`` builds it from the
+        venue's: touch, size near it (near_ticks fixed at setup), 10 levels a side, account."""
+        from mmbot.strategy.contract import DEPTH_LEVELS
+
+        v = self.view[0]
+        bb, ba = self.book.best_bid(), self.book.best_ask()
+        v["now_ns"] = now_ns
+        v["best_bid_px"], v["best_ask_px"] = bb, ba
+        v["best_bid_qty"], v["best_ask_qty"] = self.book.qty_at(1, bb), self.book.qty_at(-1, ba)
+        v["bid_near_qty"] = self.book.qty_from(1, bb - (self.near_ticks + 0.5) * self.tick_px)
+        v["ask_near_qty"] = self.book.qty_from(-1, ba + (self.near_ticks + 0.5) * self.tick_px)
+        bids = self.book._bid_px[::-1][:DEPTH_LEVELS]
+        asks = self.book._ask_px[:DEPTH_LEVELS]
+        for name, levels, book in (("bid", bids, self.book.bids), ("ask", asks, self.book.asks)):
+            v[f"{name}_px"][:] = np.nan
+            v[f"{name}_qty"][:] = 0.0
+            v[f"{name}_px"][: len(levels)] = levels
+            v[f"{name}_qty"][: len(levels)] = [book[p] for p in levels]
+        v["position_qty"] = self.position_qty
+        v["pnl"] = self.pnl()
 
     def quote(self, now_ns: int, wake_t0_ns: int | None = None) -> None:
         """One wake of the strategy (as the backtest loop's): targets from every book state the bot
@@ -434,29 +472,12 @@ class Session:
             self.setup_params(self.mid())
         if self.state is None:
             return
-        self.flush_sweep(now_ns)
         if not self.book.valid:
             return
         self.last_step_ns = now_ns
-        from mmbot.execution.manager import OP_KEEP, ensure_room, manage_side
-        from mmbot.strategy.glft import step
+        from mmbot.engine.wake import act
 
-        bv = self.book_view[0]
-        bb, ba = self.book.best_bid(), self.book.best_ask()
-        bv["best_bid_px"], bv["best_ask_px"] = bb, ba
-        bv["best_bid_qty"], bv["best_ask_qty"] = (
-            self.book.bids.get(bb, 0.0),
-            self.book.asks.get(ba, 0.0),
-        )
-        # visible size within near_ticks of the touch, near_ticks fixed at setup as the backtest does
-        lo_px, hi_px = (
-            bb - (self.near_ticks + 0.5) * self.tick_px,
-            ba + (self.near_ticks + 0.5) * self.tick_px,
-        )
-        bv["bid_near_qty"] = self.book.qty_from(1, lo_px)
-        bv["ask_near_qty"] = self.book.qty_from(-1, hi_px)
-        bv["position_qty"] = self.position_qty
-        bv["pnl"] = self.pnl()
+        self._fill_view(now_ns)
         for i, s in enumerate(self.slots):
             ov = self.order_view[i]
             ov["order_id"], ov["status"], ov["px"], ov["qty"] = (
@@ -466,45 +487,43 @@ class Session:
                 s.qty,
             )
             ov["live_since_ns"], ov["sent_ns"] = s.live_since_ns, s.sent_ns
-        bid_px, bid_qty, ask_px, ask_qty = step(
-            self.state, self.book_view, self.order_view, self.params, now_ns
-        )
-        if not self.tgt_ns or self.tgt_px[-1] != (bid_px, ask_px):
+        n_fills, self.n_fills = self.n_fills, 0
+        self.loop.think(*self._think_args(n_fills))
+        self.n_trades = 0
+        q = self.out[0]
+        bid_tgt, ask_tgt = float(q["bid_target_px"]), float(q["ask_target_px"])
+        if not self.tgt_ns or self.tgt_px[-1] != (bid_tgt, ask_tgt):
             # target history: a fill is attributed to the target in force when it happened at the
             # exchange (as the backtest's set_targets does), not when its message reached us
             self.tgt_ns.append(now_ns)
-            self.tgt_px.append((bid_px, ask_px))
+            self.tgt_px.append((bid_tgt, ask_tgt))
         if not self.quoting_allowed() or not self.check_limits():
             return
-        hs = float(self.state[0]["half_spread_px"])
-        for i, (tp, tq) in enumerate(((bid_px, bid_qty), (ask_px, ask_qty))):
-            self.actions = ensure_room(self.actions, self.n_actions, 4)
-            n0 = self.n_actions
-            self.n_actions, op, px, qty = manage_side(
-                self.guard,
-                self.params,
-                self.actions,
-                self.n_actions,
-                self.order_view[i],
-                i,
-                tp,
-                tq,
-                hs,
-                self.position_qty,
-                self.pnl(),
-                now_ns,
-            )
+        args = (self.order_view, self.out, self.levels, self.position_qty, self.pnl(), now_ns)
+        _, n_ops = act(self.params, self.guard, *args, self.act_buf, 0, self.ops)
+        self.record_and_dispatch(n_ops)
+
+    def record_and_dispatch(self, n_ops: int) -> None:
+        """Each slot's action rows, then its request (the backtest's ``send_ops`` order)."""
+        from mmbot.execution.manager import OP_KEEP, ensure_room
+
+        row = 0
+        for k in range(n_ops):
+            r = self.ops[k]
+            end = int(r["rows_end"])
+            self.actions = ensure_room(self.actions, self.n_actions, end - row + 1)
+            self.actions[self.n_actions : self.n_actions + end - row] = self.act_buf[row:end]
+            self.n_actions += end - row
             if self.metrics is not None:
-                for k in range(n0, self.n_actions):
-                    self.metrics.action(
-                        int(self.actions[k]["kind"]), int(self.actions[k]["reason"])
-                    )
-            if op != OP_KEEP:
-                self.dispatch(i, int(op), float(px), float(qty))
+                for a in self.act_buf[row:end]:
+                    self.metrics.action(int(a["kind"]), int(a["reason"]))
+            row = end
+            if int(r["op"]) != OP_KEEP:
+                self.dispatch(int(r["slot"]), int(r["op"]), float(r["px"]), float(r["qty"]))
 
     def dispatch(self, side_idx: int, op: int, px: float, qty: float) -> None:
         s = self.slots[side_idx]
-        side = 1 if side_idx == 0 else -1
+        side = 1 if side_idx % 2 == 0 else -1
         now = time.time_ns()
         if op == OP_NEW:
             link_id = self.journal.new_order(
@@ -542,7 +561,7 @@ class Session:
     ) -> None:
         from mmbot.execution.guards import on_response
 
-        side = 1 if side_idx == 0 else -1
+        side = 1 if side_idx % 2 == 0 else -1
         # the paper venue times the request from the wake that decided it (see live.paper)
         kw = {"decided_ns": decided_ns} if self.paper is not None and decided_ns else {}
         pxs, qtys = fmt(px, self.px_dec), fmt(qty, self.qty_dec)
@@ -607,7 +626,7 @@ class Session:
     def on_ack(self, side_idx: int, link_id: str, px: float, qty: float, op: int) -> None:
         s = self.slots[side_idx]
         o = self.orders.get(link_id, {})
-        self.action(ACT_ACKED, 1 if side_idx == 0 else -1, op, link_id, px, qty)
+        self.action(ACT_ACKED, 1 if side_idx % 2 == 0 else -1, op, link_id, px, qty)
         if s.link_id == link_id and not o.get("terminal"):
             s.status, s.px, s.qty, s.live_since_ns = 2, px, qty, time.time_ns()
 
@@ -661,7 +680,7 @@ class Session:
             self.orders.get(link_id, {})["terminal"] = True
             self.action(
                 ACT_REJECTED,
-                1 if side_idx == 0 else -1,
+                1 if side_idx % 2 == 0 else -1,
                 OP_NEW,
                 link_id,
                 math.nan,
@@ -722,7 +741,7 @@ class Session:
             return  # terminal states are sticky: a late/duplicated "New" cannot revive an order
         status = str(item.get("orderStatus"))
         side = o["side"]
-        side_idx = 0 if side == 1 else 1
+        side_idx = self.slot_of(link_id, side)
         px = float(item.get("price") or "nan")
         self.journal.order_event(
             link_id,
@@ -785,16 +804,24 @@ class Session:
         self.cash_quote += -side * px * qty - row.fee
         if link_id in self.orders:
             self.orders[link_id]["cum_qty"] = self.orders[link_id].get("cum_qty", 0.0) + qty
-        if self.state is not None and self.params is not None and math.isfinite(target):
-            from mmbot.strategy.glft import update_slippage as on_fill
-
-            on_fill(self.state, self.params, side, px, target)
+        if self.state is not None and self.params is not None and self.n_fills < len(self.fill_buf):
+            f = self.fill_buf[self.n_fills]  # the quoter's on_fill at its next wake
+            f["local_ts"], f["exch_ts"], f["side"], f["px"], f["qty"] = (
+                row.local_ts_ns,
+                row.exch_ts_ns,
+                side,
+                px,
+                qty,
+            )
+            f["maker"], f["target_px"], f["position_qty"] = int(row.maker), target, pos
+            self.n_fills += 1
         m = self.mid()
         if math.isfinite(m):
             self.marks.append((row.exch_ts_ns, m, self.position_qty))
         if self.metrics is not None:
             self.metrics.fill(row, self.position_qty, pnl_before)
-        s = self.slots[0 if side == 1 else 1]
+        slot = self.slot_of(link_id, side)
+        s = self.slots[slot]
         if s.link_id == link_id and item.get("leavesQty") is not None:
             s.qty = float(item["leavesQty"])
             o = self.orders.get(link_id)
@@ -806,7 +833,7 @@ class Session:
                 age = time.time_ns() - (o.get("live_ns") or o.get("created_ns") or time.time_ns())
                 self.journal.order_event(link_id, "filled", status="Filled")
                 self.action(ACT_FILLED, side, OP_NEW, link_id, px, 0.0, age_ns=age)
-                self.slots[0 if side == 1 else 1] = Slot()
+                self.slots[slot] = Slot()
 
     # -- reconcile --------------------------------------------------------------------------------
     async def reconcile(self, why: str) -> None:
@@ -924,13 +951,13 @@ class Session:
     async def watchdog(self) -> None:
         last_clock = 0.0
         while not self.stop.is_set():
-            # the strategy wakes at the latest WAKE_INTERVAL_NS after its last step (as the
+            # the quoter wakes at the latest wake_interval_ns after its last step (as the
             # backtest's wait_next timeout); feed messages and order responses wake it sooner
-            due_ns = self.last_step_ns + WAKE_INTERVAL_NS - time.time_ns()
-            await asyncio.sleep(min(max(due_ns, 1_000_000), WAKE_INTERVAL_NS) / 1e9)
+            due_ns = self.last_step_ns + self.wake_interval_ns - time.time_ns()
+            await asyncio.sleep(min(max(due_ns, 1_000_000), self.wake_interval_ns) / 1e9)
             now = time.time_ns()
             backlog = self.public.backlog() if self.public is not None else 0
-            if self.book.valid and now - self.last_step_ns >= WAKE_INTERVAL_NS and not backlog:
+            if self.book.valid and now - self.last_step_ns >= self.wake_interval_ns and not backlog:
                 self.quote(now)  # (messages still to handle wake it instead: they came first)
             if (
                 self.last_book_local_ns
@@ -988,7 +1015,7 @@ class Session:
                     if o is not None and not o["terminal"]:
                         o["terminal"] = True
                         self.action(ACT_CANCELLED, o["side"], OP_CANCEL, lid, math.nan, 0.0)
-                self.slots = [Slot(), Slot()]
+                self.slots = [Slot() for _ in range(2 * self.levels)]
                 return
             except (TransportError, RateLimited, BybitError) as exc:
                 log.warning("cancel-all attempt %d failed: %s", attempt + 1, exc)
@@ -1226,9 +1253,11 @@ class Session:
             "strategy": self.cfg.strategy,
             "knobs": dict(self.knobs),
             "kill_reason": self.kill_reason or None,
+            "strategy_params": {k: float(self.qparams[0][k]) for k in self.quoter.params},
             "strategy_state": {
                 k: float(self.state[0][k])
                 for k in ("sigma_ticks", "a_per_s", "k_per_tick", "half_spread_px", "slip_cost_bps")
+                if self.state is not None and k in (self.state.dtype.names or ())
             },
             **{f"live_{k}": v for k, v in self.counters.items()},
         }
