@@ -374,7 +374,7 @@ def test_binance_spot_style_lines_use_spot_continuity(tmp_path):
                 "stream": "x@depth@100ms",
                 "data": {
                     "e": "depthUpdate",
-                    "E": 5,
+                    "E": 1_700_000_000_000 + 5,
                     "s": "XY",
                     "U": 90,
                     "u": 99,
@@ -397,7 +397,7 @@ def test_binance_spot_style_lines_use_spot_continuity(tmp_path):
                 "stream": "x@depth@100ms",
                 "data": {
                     "e": "depthUpdate",
-                    "E": 6,
+                    "E": 1_700_000_000_000 + 6,
                     "s": "XY",
                     "U": 98,
                     "u": 103,
@@ -419,7 +419,7 @@ def test_binance_spot_style_lines_use_spot_continuity(tmp_path):
                 "stream": "x@depth@100ms",
                 "data": {
                     "e": "depthUpdate",
-                    "E": 7,
+                    "E": 1_700_000_000_000 + 7,
                     "s": "XY",
                     "U": 104,
                     "u": 106,
@@ -434,7 +434,7 @@ def test_binance_spot_style_lines_use_spot_continuity(tmp_path):
                 "stream": "x@depth@100ms",
                 "data": {
                     "e": "depthUpdate",
-                    "E": 8,
+                    "E": 1_700_000_000_000 + 8,
                     "s": "XY",
                     "U": 108,
                     "u": 109,

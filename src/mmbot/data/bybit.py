@@ -31,6 +31,7 @@ from mmbot.data.core import (
     iter_line_blocks,
 )
 from mmbot.data.numparse import parse_decimal_strs
+from mmbot.data.timecheck import to_ns
 from mmbot.errors import UserError
 
 _MS = 1_000_000
@@ -69,7 +70,7 @@ class _BybitParser:
                 try:
                     if sp <= 0:
                         raise ValueError
-                    local_ns = int(line[:sp])
+                    local_ns = to_ns(int(line[:sp]), 1)
                 except ValueError:
                     raise UserError(
                         f"{where}: not a Bybit JSON line or '<local_ns> <json>': {_short(line)!r}"
@@ -92,7 +93,7 @@ class _BybitParser:
             try:
                 data = obj["data"]
                 if topic.startswith("orderbook."):
-                    ts = int(obj["ts"]) * _MS
+                    ts = to_ns(obj["ts"], _MS)
                     typ = obj.get("type")
                     if typ == "snapshot":
                         mt.append(rp.MT_SNAPSHOT)
@@ -118,7 +119,7 @@ class _BybitParser:
                         self.pipe.stats.symbol = str(data.get("s", topic.rsplit(".", 1)[-1]))
                 elif topic.startswith("publicTrade."):
                     for tr in data:
-                        ts = int(tr.get("T", obj["ts"])) * _MS
+                        ts = to_ns(tr.get("T", obj["ts"]), _MS)
                         mt.append(rp.MT_TRADE)
                         exch.append(ts)
                         loc.append(local_ns if local_ns is not None else ts + self.feed_latency_ns)

@@ -29,6 +29,7 @@ from typing import IO
 import numpy as np
 
 from mmbot.data import replay as rp
+from mmbot.data.timecheck import TIME_REPAIR_NAMES, TimeFilter
 
 try:  # ISA-L's gzip is ~4x faster to decompress than zlib's; optional (same output, same errors)
     from isal import igzip as _gzip_impl
@@ -51,6 +52,8 @@ OFFSET_SAMPLE_ROWS = 1_000_000
 """Stage rows (levels/trades) held back at the start to fix the local-clock offset."""
 BLOCK_BYTES = 4 << 20
 """Decompressed bytes parsed per block: bounds the reader's working memory."""
+MAX_LINE_BYTES = 64 << 20
+"""A line longer than this (64 MiB, no newline) is refused: one line cannot exhaust memory."""
 
 PARSER_COUNTER_NAMES = (
     "out_of_order_line_reordered",
@@ -59,6 +62,7 @@ PARSER_COUNTER_NAMES = (
     "non_market_line_skipped",
     "unsupported_message_skipped",
     "non_market_trade_skipped",
+    *TIME_REPAIR_NAMES,
 )
 
 
@@ -177,6 +181,23 @@ def assemble_block(
     )
 
 
+def select_messages(blk: StageBlock, keep: np.ndarray) -> StageBlock:
+    """``blk`` restricted to the messages where ``keep`` is true (rows renumbered)."""
+    if keep.all():
+        return blk
+    new_id = np.cumsum(keep) - 1
+    rows = blk.rows[keep[blk.rows["msg"]]]
+    rows["msg"] = new_id[rows["msg"]]
+    return StageBlock(
+        m_type=blk.m_type[keep],
+        m_exch=blk.m_exch[keep],
+        m_first=blk.m_first[keep],
+        m_last=blk.m_last[keep],
+        m_prev=blk.m_prev[keep],
+        rows=rows,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # file access
 
@@ -223,7 +244,9 @@ def iter_byte_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tup
         while not eof:
             parts = [rest] if rest else []
             got = len(rest)
-            while got < block_bytes:
+            # a line longer than a block: read on until its newline (bounded by MAX_LINE_BYTES)
+            want = max(block_bytes, len(rest) + piece)
+            while got < want:
                 try:
                     b = fh.read(piece)
                 except _GZ_ERRORS as exc:
@@ -246,6 +269,11 @@ def iter_byte_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tup
                 break
             cut = buf.rfind(b"\n")
             if cut < 0:
+                if len(buf) > MAX_LINE_BYTES:
+                    raise UserError(
+                        f"{path}:{line_no}: line longer than {MAX_LINE_BYTES >> 20} MiB "
+                        "(not a capture line)"
+                    )
                 rest = buf
                 continue
             block = buf[: cut + 1]
@@ -347,9 +375,25 @@ class Pipeline:
         self._sample_rows = 0
         self._pending: list[np.ndarray] = []
         self._pending_rows = 0
+        self.time_filter: TimeFilter | None = None  # made on the first block (has_local_time known)
 
     # -- per block --------------------------------------------------------------------------
+    def _check_times(self, blk: StageBlock) -> StageBlock:
+        if self.time_filter is None:
+            self.time_filter = TimeFilter(self.has_local_time)
+        n_msg = len(blk.m_type)
+        if n_msg == 0:
+            return blk
+        # one local time per message: the first row of each (every message has at least one)
+        first_row = np.searchsorted(blk.rows["msg"], np.arange(n_msg))
+        m_local = blk.rows["local_ts"][first_row]
+        keep = self.time_filter.keep(blk.m_exch, m_local)
+        for name, n in self.time_filter.counts.items():
+            self.parser_counters[name] = n
+        return select_messages(blk, keep)
+
     def _accept(self, blk: StageBlock) -> np.ndarray:
+        blk = self._check_times(blk)
         n_msg = len(blk.m_type)
         reason = np.zeros(n_msg, dtype=np.int64)
         sync_diff = np.full(n_msg, -1, dtype=np.int64)

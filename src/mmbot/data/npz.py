@@ -9,6 +9,7 @@ then handed out in chunks.
 
 from __future__ import annotations
 
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mmbot.data.core import ReadStats, guess_step
+from mmbot.data.timecheck import FUTURE_SLACK_NS
 from mmbot.errors import UserError
 from mmbot.events import (
     EVENT_DTYPE,
@@ -51,6 +53,20 @@ def load_npz_array(path: Path) -> np.ndarray:
         raise UserError(f"{path}: {exc}") from None
 
 
+def _check_times(path: Path, events: np.ndarray) -> None:
+    """An npz is loaded as is, so a time it cannot hold stops the run (naming the row): a
+    negative or far-future time would stretch the replay over decades."""
+    hi = time.time_ns() + FUTURE_SLACK_NS
+    for col in ("exch_ts", "local_ts"):
+        bad = np.nonzero((events[col] < 0) | (events[col] > hi))[0]
+        if len(bad):
+            k = int(bad[0])
+            raise UserError(
+                f"{path}: row {k}: {col} {int(events[col][k])} is negative or more than a day "
+                f"in the future ({len(bad)} such rows)"
+            )
+
+
 def iter_npz(path: Path, stats: ReadStats, chunk: int = 1_000_000) -> Iterator[np.ndarray]:
     events = load_npz_array(path)
     stats.n_lines = 0
@@ -62,6 +78,7 @@ def iter_npz(path: Path, stats: ReadStats, chunk: int = 1_000_000) -> Iterator[n
     if n_other:
         stats.notes.append(f"{n_other} events of custom kinds (not depth/trade/clear/snapshot/bbo)")
     stats.repairs = {}
+    _check_times(path, events)
     if len(events):
         stats.first_exch_ts = int(events["exch_ts"][0])
         stats.last_exch_ts = int(events["exch_ts"][-1])

@@ -28,6 +28,7 @@ from mmbot.data.core import (
     drain,
     iter_line_blocks,
 )
+from mmbot.data.timecheck import ns_column
 from mmbot.errors import UserError
 
 _US = 1000
@@ -36,11 +37,11 @@ _US = 1000
 def _col(path: Path, first_line: int, values: list[bytes], dtype, name: str) -> np.ndarray:
     try:
         return np.array(values, dtype="S").astype(dtype)
-    except ValueError:
+    except (ValueError, OverflowError):
         for k, v in enumerate(values):
             try:
                 np.array([v], dtype="S").astype(dtype)
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise UserError(f"{path}:{first_line + k}: bad {name} value {v[:30]!r}") from None
         raise
 
@@ -77,12 +78,14 @@ class _TardisParser:
         n = len(parts)
         if n and not self.symbol and "symbol" in c:
             self.symbol = parts[0][c["symbol"]].decode("utf-8", "replace")
-        exch = _col(self.path, first_line, list(cols[c["timestamp"]]), np.int64, "timestamp") * _US
-        loc = (
+        exch = ns_column(
+            _col(self.path, first_line, list(cols[c["timestamp"]]), np.int64, "timestamp"), _US
+        )
+        loc = ns_column(
             _col(
                 self.path, first_line, list(cols[c["local_timestamp"]]), np.int64, "local_timestamp"
-            )
-            * _US
+            ),
+            _US,
         )
         px = _col(self.path, first_line, list(cols[c["price"]]), np.float64, "price")
         qty = _col(self.path, first_line, list(cols[c["amount"]]), np.float64, "amount")
