@@ -13,6 +13,7 @@ COMMANDS = [
     ["data", "inspect", "--help"],
     ["data", "convert", "--help"],
     ["data", "calibrate", "--help"],
+    ["data", "fidelity", "--help"],
     ["backtest", "--help"],
     ["gate", "--help"],
     ["report", "--help"],

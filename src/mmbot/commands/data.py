@@ -1,4 +1,4 @@
-"""`mmbot data inspect|convert|calibrate`."""
+"""`mmbot data inspect|convert|calibrate|fidelity`."""
 
 from __future__ import annotations
 
@@ -58,3 +58,26 @@ def calibrate(
     from mmbot.data.calibrate import calibrate_command
 
     calibrate_command(path, out, tick_bps=tick_bps)
+
+
+@app.command("fidelity")
+def fidelity(
+    capture: Path = typer.Argument(..., help="real capture to compare the synthetic market with"),
+    out: Path = typer.Option(..., "--out", help="directory for FIDELITY.json / .md / .html"),
+    calibration: str = typer.Option(
+        "", "--calibration", help="calibration file or shipped market name; empty = fit to CAPTURE"
+    ),
+    hours: float = typer.Option(1.0, "--hours", help="synthetic hours per seed"),
+    seeds: int = typer.Option(3, "--seeds", help="number of synthetic markets"),
+    tick_bps: float = typer.Option(
+        0.0,
+        "--tick-bps",
+        help="when fitting: wide-tick variant of about this many bps (0 = as captured)",
+    ),
+) -> None:
+    """Compare a capture with its synthetic market: statistics, autocorrelations, strategy ranking."""
+    from mmbot.commands.fidelity import fidelity_command
+
+    fidelity_command(
+        capture, out, calibration=calibration or None, hours=hours, seeds=seeds, tick_bps=tick_bps
+    )

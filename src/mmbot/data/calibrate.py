@@ -19,6 +19,7 @@ many bps, depth re-binned from the capture's depth-vs-distance profile, labelled
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -222,6 +223,7 @@ def _fit(
     seconds: int,
     fit_depth_by_level: bool,
     log: list[str],
+    progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Fixed-point rounds: simulate a short market, compare with the capture, scale each
     parameter toward its own statistic (vol -> sigma, parent rate -> noise baseline, parent
@@ -244,6 +246,8 @@ def _fit(
             f"parent markout {s['parent_markout_1s_bps']:.3f}/{target['parent_markout_1s_bps']:.3f} "
             f"informed share {s['informed_share_of_orders']:.2f}"
         )
+        if progress is not None:
+            progress(log[-1])
         # the simulated statistics are noisy, so the fixed point wanders around the solution:
         # the parameters of the second half of the rounds are averaged (Polyak-Ruppert)
         if rnd >= rounds // 2:
@@ -396,6 +400,7 @@ def calibrate(
     rounds: int = FIT_ROUNDS,
     fit_seconds: int | None = None,
     log: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Fit the embedded market to a capture's events. ``tick_bps > 0`` makes the wide-tick
     variant: the same fitted dynamics on a tick of about that many bps (depth re-binned from the
@@ -470,7 +475,15 @@ def calibrate(
         f"capture: tick {tick_px} ({tick_bps_cap:.4f} bps), lot {lot_qty}, {target['trade_rate_per_s']:.1f} trades/s"
     )
     if tick_bps <= 0:
-        _fit(calib, target, rounds=rounds, seconds=fit_seconds, fit_depth_by_level=True, log=log)
+        _fit(
+            calib,
+            target,
+            rounds=rounds,
+            seconds=fit_seconds,
+            fit_depth_by_level=True,
+            log=log,
+            progress=progress,
+        )
     else:
         wide_px = max(tick_px, round(tick_bps * price0 * 1e-4 / tick_px) * tick_px)
         wide_px = float(np.round(wide_px, 9))
@@ -492,7 +505,15 @@ def calibrate(
         model["excess_cancel_rate_per_s"] = WIDE_EXCESS_RATE
         model["cancel_rate_per_s"] = WIDE_CANCEL_RATE
         log.append(f"wide tick {wide_px} ({wide_bps:.3f} bps)")
-        _fit(calib, target, rounds=rounds, seconds=fit_seconds, fit_depth_by_level=False, log=log)
+        _fit(
+            calib,
+            target,
+            rounds=rounds,
+            seconds=fit_seconds,
+            fit_depth_by_level=False,
+            log=log,
+            progress=progress,
+        )
     calib["fit_stats"] = _sim_stats(calib, FIT_SEED + 1000, fit_seconds)
     return calib
 

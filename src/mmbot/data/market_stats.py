@@ -31,6 +31,11 @@ DEPTH_EVERY = 10  # depth sampled every DEPTH_EVERY grid steps (100 ms)
 N_LEVELS = 5  # depth profile: qty at touch + k ticks, k = 0..4
 DEPTH_BPS = np.array([1.0, 2.0, 5.0, 10.0])  # cumulative depth within these distances of mid
 MARKOUT_NS = 1_000_000_000
+# markouts of prints at these horizons (name suffix -> ns); 1 s is also the fitted one
+MARKOUT_HORIZONS_NS = {"100ms": 100_000_000, "1s": 1_000_000_000, "5s": 5_000_000_000}
+VOL_LONG_S = 60  # overlapping 60 s returns, one a second: the long-horizon volatility
+# lag-1 autocorrelations of mid returns sampled every this many ns (name suffix -> ns)
+AUTOCORR_RETURN_NS = {"100ms": 100_000_000, "1s": 1_000_000_000}
 _RING = 1 << 18
 _MASK = _RING - 1
 _NONE = -(1 << 62)
@@ -266,8 +271,78 @@ def _q(x: np.ndarray, p: float) -> float:
     return float(np.quantile(x, p)) if len(x) else float("nan")
 
 
+def _lag1_autocorr(x: np.ndarray) -> float:
+    """Lag-1 autocorrelation over consecutive pairs where both values are finite (nan if the
+    series is constant or shorter than 3)."""
+    a = x[:-1]
+    b = x[1:]
+    ok = np.isfinite(a) & np.isfinite(b)
+    a = a[ok]
+    b = b[ok]
+    if len(a) < 3:
+        return float("nan")
+    mu = float(np.mean(np.concatenate([a, b])))
+    var = float(np.mean((x[np.isfinite(x)] - mu) ** 2))
+    if var <= 0:
+        return float("nan")
+    return float(np.mean((a - mu) * (b - mu)) / var)
+
+
+def _markouts_bps(
+    g_mid: np.ndarray,
+    t0: int,
+    tr_t: np.ndarray,
+    tr_side: np.ndarray,
+    tr_mid: np.ndarray,
+    horizon_ns: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-print markout (bps, signed by the aggressor) against the grid mid at or after
+    t + horizon, and the mask of prints where it is defined."""
+    gi = np.ceil((tr_t + horizon_ns - t0) / GRID_NS).astype(np.int64)
+    valid = (gi < len(g_mid)) & np.isfinite(tr_mid) & (tr_side != 0)
+    after = g_mid[np.minimum(gi, len(g_mid) - 1)]
+    mo = tr_side * (after - tr_mid) / tr_mid * 1e4
+    return mo, valid & np.isfinite(mo)
+
+
+def _extra_stats(
+    g_mid: np.ndarray,
+    t0: int,
+    tr_t: np.ndarray,
+    tr_side: np.ndarray,
+    tr_mid: np.ndarray,
+    tr_new: np.ndarray,
+) -> dict:
+    """Statistics outside the calibration's targets: markouts at 100 ms and 5 s, the 60 s
+    volatility, and lag-1 autocorrelations of mid returns and of trade signs."""
+    out: dict = {}
+    for name, h_ns in MARKOUT_HORIZONS_NS.items():
+        if name == "1s":
+            continue
+        mo, ok = _markouts_bps(g_mid, t0, tr_t, tr_side, tr_mid, h_ns)
+        out[f"markout_{name}_bps"] = float(np.mean(mo[ok])) if ok.any() else float("nan")
+        par = ok & tr_new
+        out[f"parent_markout_{name}_bps"] = float(np.mean(mo[par])) if par.any() else float("nan")
+    logm = np.log(g_mid)
+    step = 1_000_000_000 // GRID_NS
+    lm1 = logm[::step]
+    r_long = (lm1[VOL_LONG_S:] - lm1[:-VOL_LONG_S]) * 1e4 if len(lm1) > VOL_LONG_S else np.zeros(0)
+    r_long = r_long[np.isfinite(r_long)]
+    out[f"vol_{VOL_LONG_S}s_bps"] = float(np.std(r_long)) if len(r_long) > 1 else float("nan")
+    for name, h_ns in AUTOCORR_RETURN_NS.items():
+        lm = logm[:: h_ns // GRID_NS]
+        out[f"autocorr_mid_return_{name}"] = _lag1_autocorr(np.diff(lm))
+    signs = tr_side[tr_side != 0].astype(np.float64)
+    out["autocorr_trade_sign_lag1"] = _lag1_autocorr(signs)
+    out["autocorr_parent_sign_lag1"] = _lag1_autocorr(
+        tr_side[tr_new & (tr_side != 0)].astype(np.float64)
+    )
+    return out
+
+
 def market_stats(events: np.ndarray, *, tick_px: float | None = None) -> dict:
-    """Spread, trade rate/size, volatility, depth profile, 1 s trade markout and feed latency of
+    """Spread, trade rate/size, volatility (1 s and 60 s), depth profile, trade markouts (100 ms, 1 s,
+    5 s), lag-1 autocorrelations of mid returns and trade signs, and feed latency of
     an event array. The same function serves the real capture and the synthetic market."""
     if events.dtype.names is None or "exch_ts" not in events.dtype.names:
         raise UserError("market_stats: not an event array")
@@ -346,6 +421,7 @@ def market_stats(events: np.ndarray, *, tick_px: float | None = None) -> dict:
         "two_sided_ratio": float(np.mean(ok)) if len(ok) else float("nan"),
         "spread_bps_mean": float(np.mean(spr)) if len(spr) else float("nan"),
         "spread_bps_median": float(np.median(spr)) if len(spr) else float("nan"),
+        "spread_bps_p95": _q(spr, 0.95),
         "spread_ticks_mean": float(np.mean(spr) * np.median(mid_all) * 1e-4 / tick)
         if len(spr)
         else float("nan"),
@@ -394,4 +470,7 @@ def market_stats(events: np.ndarray, *, tick_px: float | None = None) -> dict:
         "feed_latency_ms_p50": float(np.quantile(lat_ms, 0.5)),
         "feed_latency_ms_p95": float(np.quantile(lat_ms, 0.95)),
     }
+    out["touch_qty"] = out["depth_qty_by_level"][0]
+    out["depth_qty_within_5bps"] = out["depth_qty_within_bps"][list(DEPTH_BPS).index(5.0)]
+    out.update(_extra_stats(g_mid, t0, tr_t, tr_side, tr_mid, tr_new))
     return out

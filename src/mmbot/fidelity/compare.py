@@ -1,0 +1,202 @@
+"""The fidelity comparison: a capture against the synthetic market fitted to it.
+
+Owns ``fidelity`` (capture events + calibration -> the ``FIDELITY.json`` dict), the names of the
+compared statistics and autocorrelations, the pass bands, and the rank statistics (Spearman,
+sign agreement) of the strategy panel. Both sides are measured by ``market_stats`` and run through
+the same backtest, so a difference is the market's, not the yardstick's. Synthetic figures are the
+mean over seeds (each seed's value is kept beside it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from mmbot.fidelity.panel import PANEL, PanelConfig, run_panel
+
+# FIDELITY.json "stats": name -> market_stats key
+STAT_KEYS: dict[str, str] = {
+    "spread_bps_mean": "spread_bps_mean",
+    "spread_bps_p95": "spread_bps_p95",
+    "touch_qty": "touch_qty",
+    "depth_qty_within_5bps": "depth_qty_within_5bps",
+    "trade_rate_per_s": "trade_rate_per_s",
+    "trade_size_mean_qty": "trade_size_mean_qty",
+    "trade_size_p90_qty": "trade_size_p90_qty",
+    "trade_count_fano_1s": "trade_count_fano_1s",
+    "markout_100ms_bps": "markout_100ms_bps",
+    "markout_1s_bps": "markout_1s_bps",
+    "markout_5s_bps": "markout_5s_bps",
+    "vol_bps_per_sqrt_s": "vol_bps_per_sqrt_s",
+    "vol_60s_bps": "vol_60s_bps",
+    "touch_update_rate_per_s": "touch_update_rate_per_s",
+    "feed_latency_ms_p50": "feed_latency_ms_p50",
+    "feed_latency_ms_p95": "feed_latency_ms_p95",
+    "parent_rate_per_s": "parent_rate_per_s",
+    "parent_markout_1s_bps": "parent_markout_1s_bps",
+}
+# FIDELITY.json "autocorr": name -> market_stats key (lag-1 autocorrelations)
+AUTOCORR_KEYS: dict[str, str] = {
+    "mid_return_100ms": "autocorr_mid_return_100ms",
+    "mid_return_1s": "autocorr_mid_return_1s",
+    "trade_sign_lag1": "autocorr_trade_sign_lag1",
+    "parent_sign_lag1": "autocorr_parent_sign_lag1",
+}
+RATIO_BAND = (0.75, 1.33)
+AUTOCORR_MAX_DIFF = 0.1
+MIN_SPEARMAN = 0.8
+MIN_SIGN_AGREEMENT = 0.8
+T0_NS = 1_700_000_000_000_000_000
+SEED0 = 1_000_001  # far from the fit's seeds (12345 + round)
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, ties sharing their mean rank."""
+    order = np.argsort(x, kind="stable")
+    r = np.empty(len(x), dtype=np.float64)
+    r[order] = np.arange(1, len(x) + 1)
+    for v in np.unique(x):
+        tie = x == v
+        r[tie] = r[tie].mean()
+    return r
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman rank correlation over the pairs where both are finite (nan below 3 pairs or when
+    one side is constant)."""
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3:
+        return float("nan")
+    rx = _ranks(x[ok])
+    ry = _ranks(y[ok])
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def sign_agreement(a: list[float], b: list[float]) -> float:
+    """Share of configurations (both finite) whose net bps has the same sign on both sides."""
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        return float("nan")
+    return float(np.mean(np.sign(x[ok]) == np.sign(y[ok])))
+
+
+def _nanmean(vals: list[float]) -> float:
+    arr = np.asarray(vals, dtype=np.float64)
+    return float(np.mean(arr[np.isfinite(arr)])) if np.isfinite(arr).any() else float("nan")
+
+
+def _ratio(real: float, syn: float) -> float:
+    return syn / real if np.isfinite(real) and real != 0 and np.isfinite(syn) else float("nan")
+
+
+def _checks(out: dict) -> dict:
+    bad_stats = [
+        k
+        for k, v in out["stats"].items()
+        if not (RATIO_BAND[0] <= v["ratio"] <= RATIO_BAND[1])  # nan fails
+    ]
+    bad_ac = [k for k, v in out["autocorr"].items() if not abs(v["diff"]) <= AUTOCORR_MAX_DIFF]
+    rk = out["ranking"]
+    return {
+        "ratio_band": list(RATIO_BAND),
+        "autocorr_max_diff": AUTOCORR_MAX_DIFF,
+        "min_spearman": MIN_SPEARMAN,
+        "min_sign_agreement": MIN_SIGN_AGREEMENT,
+        "stats_outside_band": bad_stats,
+        "autocorr_outside_band": bad_ac,
+        "spearman_ok": bool(rk["spearman"] >= MIN_SPEARMAN),
+        "sign_agreement_ok": bool(rk["sign_agreement"] >= MIN_SIGN_AGREEMENT),
+        "all_ok": bool(
+            not bad_stats
+            and not bad_ac
+            and rk["spearman"] >= MIN_SPEARMAN
+            and rk["sign_agreement"] >= MIN_SIGN_AGREEMENT
+        ),
+    }
+
+
+def fidelity(
+    capture: np.ndarray,
+    calib: dict,
+    *,
+    hours: float = 1.0,
+    seeds: int = 3,
+    panel: list[PanelConfig] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """The FIDELITY.json dict of ``capture`` against ``calib``'s market (``seeds`` markets of
+    ``hours`` each, seeds SEED0, SEED0+1, ...)."""
+    from mmbot.backtest import guess_tick_lot
+    from mmbot.data.market_stats import guess_tick, market_stats
+    from mmbot.data.synthetic import generate
+
+    say = progress or (lambda _msg: None)
+    panel = PANEL if panel is None else panel
+    real_tick = guess_tick(capture)
+    real = market_stats(capture, tick_px=real_tick)
+    _, real_lot = guess_tick_lot(capture)
+    say(f"capture: {len(capture)} events, tick {real_tick}; running {len(panel)} configurations")
+    real_net = run_panel(capture, tick_px=real_tick, lot_qty=real_lot, panel=panel)
+    syn_stats: list[dict] = []
+    syn_net: list[list[float]] = []
+    duration_ns = int(round(hours * 3600e9))
+    for i in range(seeds):
+        seed = SEED0 + i
+        say(f"seed {seed}: generating {hours:g} h")
+        ev = generate(calib, seed, T0_NS, duration_ns)
+        syn_stats.append(market_stats(ev, tick_px=float(calib["tick_px"])))
+        say(f"seed {seed}: {len(ev)} events; running {len(panel)} configurations")
+        syn_net.append(
+            run_panel(
+                ev,
+                tick_px=float(calib["tick_px"]),
+                lot_qty=float(calib["lot_qty"]),
+                panel=panel,
+            )
+        )
+        del ev
+    out: dict = {"stats": {}, "autocorr": {}}
+    for name, key in STAT_KEYS.items():
+        per_seed = [float(s[key]) for s in syn_stats]
+        x, y = float(real[key]), _nanmean(per_seed)
+        out["stats"][name] = {"real": x, "synthetic": y, "ratio": _ratio(x, y), "seeds": per_seed}
+    for name, key in AUTOCORR_KEYS.items():
+        per_seed = [float(s[key]) for s in syn_stats]
+        x, y = float(real[key]), _nanmean(per_seed)
+        out["autocorr"][name] = {"real": x, "synthetic": y, "diff": y - x, "seeds": per_seed}
+    syn_mean = [_nanmean([n[j] for n in syn_net]) for j in range(len(panel))]
+    out["ranking"] = {
+        "spearman": spearman(real_net, syn_mean),
+        "sign_agreement": sign_agreement(real_net, syn_mean),
+        "configs": [
+            {
+                "name": cfg.name,
+                "strategy": cfg.strategy,
+                "knobs": dict(cfg.knobs),
+                "quoting": dict(cfg.quoting),
+                "real_net_bps": real_net[j],
+                "synthetic_net_bps": syn_mean[j],
+                "synthetic_net_bps_seeds": [n[j] for n in syn_net],
+            }
+            for j, cfg in enumerate(panel)
+        ],
+    }
+    out["checks"] = _checks(out)
+    out["meta"] = {
+        "calibration": str(calib.get("name", "")),
+        "variant": str(calib.get("variant", "")),
+        "market_note": str(calib.get("note", "")),
+        "capture_tick_px": real_tick,
+        "synthetic_tick_px": float(calib["tick_px"]),
+        "hours": float(hours),
+        "seeds": [SEED0 + i for i in range(seeds)],
+        "capture_duration_s": float(real["duration_s"]),
+    }
+    return out

@@ -1,0 +1,110 @@
+"""Markdown and HTML tables of a fidelity result (the ``FIDELITY.json`` dict).
+
+Owns ``to_markdown`` and ``to_html``: the same three tables (statistics, autocorrelations, the
+strategy panel) with each row marked ok / OUT against the bands the result carries.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+
+def _f(x: float) -> str:
+    return "nan" if x is None or not np.isfinite(x) else f"{x:.4g}"
+
+
+def _rows(res: dict) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
+    chk = res["checks"]
+    stats = [
+        [
+            k,
+            _f(v["real"]),
+            _f(v["synthetic"]),
+            _f(v["ratio"]),
+            "OUT" if k in chk["stats_outside_band"] else "ok",
+        ]
+        for k, v in res["stats"].items()
+    ]
+    ac = [
+        [
+            k,
+            _f(v["real"]),
+            _f(v["synthetic"]),
+            _f(v["diff"]),
+            "OUT" if k in chk["autocorr_outside_band"] else "ok",
+        ]
+        for k, v in res["autocorr"].items()
+    ]
+    rk = [
+        [c["name"], _f(c["real_net_bps"]), _f(c["synthetic_net_bps"])]
+        for c in res["ranking"]["configs"]
+    ]
+    return stats, ac, rk
+
+
+def _headline(res: dict) -> list[str]:
+    m, chk, rk = res["meta"], res["checks"], res["ranking"]
+    return [
+        f"calibration {m['calibration']} ({m['variant']}, tick {m['synthetic_tick_px']:g}; "
+        f"capture tick {m['capture_tick_px']:g}), {m['hours']:g} h x {len(m['seeds'])} seeds",
+        f"Spearman {_f(rk['spearman'])} (>= {chk['min_spearman']}: "
+        f"{'ok' if chk['spearman_ok'] else 'OUT'}), sign agreement {_f(rk['sign_agreement'])} "
+        f"(>= {chk['min_sign_agreement']}: {'ok' if chk['sign_agreement_ok'] else 'OUT'})",
+        f"ratio band {chk['ratio_band']}, autocorr |diff| <= {chk['autocorr_max_diff']}; "
+        f"all within: {chk['all_ok']}",
+    ]
+
+
+def _md_table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+STAT_HEAD = ["statistic", "real", "synthetic", "ratio", ""]
+AC_HEAD = ["autocorrelation", "real", "synthetic", "diff", ""]
+RANK_HEAD = ["configuration", "real net bps", "synthetic net bps"]
+
+
+def to_markdown(res: dict, title: str) -> str:
+    stats, ac, rk = _rows(res)
+    note = res["meta"].get("market_note") or ""
+    parts = [f"# Fidelity: {title}", ""] + [f"- {h}" for h in _headline(res)]
+    if note:
+        parts += [f"- market: {note}"]
+    parts += ["", _md_table(STAT_HEAD, stats), "", _md_table(AC_HEAD, ac), ""]
+    parts += [_md_table(RANK_HEAD, rk), ""]
+    return "\n".join(parts)
+
+
+def _html_table(head: list[str], rows: list[list[str]]) -> str:
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join(
+        "<tr"
+        + (" class='out'" if r[-1] == "OUT" else "")
+        + ">"
+        + "".join(f"<td>{html.escape(c)}</td>" for c in r)
+        + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{th}</tr>{body}</table>"
+
+
+def to_html(res: dict, title: str) -> str:
+    stats, ac, rk = _rows(res)
+    head = "".join(f"<li>{html.escape(h)}</li>" for h in _headline(res))
+    note = res["meta"].get("market_note") or ""
+    if note:
+        head += f"<li>market: {html.escape(note)}</li>"
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>fidelity {html.escape(title)}</title><style>"
+        "table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 8px;text-align:right}"
+        "tr.out td{background:#fdd}</style></head><body>"
+        f"<h1>Fidelity: {html.escape(title)}</h1><ul>{head}</ul>"
+        f"<h2>Statistics</h2>{_html_table(STAT_HEAD, stats)}"
+        f"<h2>Autocorrelations</h2>{_html_table(AC_HEAD, ac)}"
+        f"<h2>Strategy panel</h2>{_html_table(RANK_HEAD, rk)}</body></html>\n"
+    )

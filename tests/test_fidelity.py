@@ -1,0 +1,126 @@
+"""The fidelity report: rank statistics worked out on paper, the new market_stats figures on
+hand-built events, and one quick end-to-end run of `mmbot data fidelity` on the shipped sample
+(FIDELITY.json in the issue's shape, with its Markdown and HTML tables)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import TESTS_DATA
+from mmbot.data.market_stats import _lag1_autocorr, market_stats
+from mmbot.events import (
+    BUY_EVENT,
+    DEPTH_EVENT,
+    DEPTH_SNAPSHOT_EVENT,
+    EVENT_DTYPE,
+    EXCH_EVENT,
+    LOCAL_EVENT,
+    SELL_EVENT,
+    TRADE_EVENT,
+)
+from mmbot.fidelity.compare import STAT_KEYS, sign_agreement, spearman
+from mmbot.fidelity.panel import PANEL
+
+SAMPLE = TESTS_DATA / "binance_usdm_btcusdt_sample.gz"
+T0_NS = 1_700_000_000_000_000_000
+
+
+def test_spearman_and_sign_agreement_on_paper() -> None:
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ranks 1,2,3,4 vs 2,1,3,4: d^2 = 2 -> 1 - 6*2/(4*15) = 0.8
+    assert spearman([1, 2, 3, 4], [2, 1, 3, 4]) == pytest.approx(0.8)
+    # a nan pair is left out
+    assert spearman([1, 2, float("nan"), 3], [1, 2, 5, 3]) == pytest.approx(1.0)
+    assert math.isnan(spearman([1, 2], [1, 2]))
+    assert sign_agreement([-1, -2, 3, 4], [-0.5, 1, 2, -1]) == pytest.approx(0.5)
+
+
+def test_lag1_autocorr_of_alternating_and_persistent_series() -> None:
+    assert _lag1_autocorr(np.array([1.0, -1.0] * 50)) == pytest.approx(-1.0)
+    # 99 pairs around a mean of 0: 98 agree, 1 differs -> 97 / 99
+    assert _lag1_autocorr(np.array([1.0] * 50 + [-1.0] * 50)) == pytest.approx(97 / 99)
+    assert math.isnan(_lag1_autocorr(np.ones(10)))
+
+
+def _ev(kind: int, side: int, t_ms: float, px: float, qty: float) -> tuple:
+    t = T0_NS + int(round(t_ms * 1_000_000))
+    return (kind | EXCH_EVENT | LOCAL_EVENT | side, t, t + 1_000_000, px, qty, 0, 0, 0.0)
+
+
+def test_markouts_at_three_horizons_and_trade_sign_autocorr() -> None:
+    """Book 99/101 (mid 100); a buy print at 0.5 s; the ask moves to 103 at 0.55 s (mid 101) and
+    the bid to 101 at 3 s (mid 102): markouts +100 bps at 100 ms and 1 s, +200 bps at 5 s. Prints
+    alternate buy/sell afterwards: the sign autocorrelation is negative."""
+    rows = [
+        _ev(DEPTH_SNAPSHOT_EVENT, BUY_EVENT, 0, 99.0, 1.0),
+        _ev(DEPTH_SNAPSHOT_EVENT, SELL_EVENT, 0, 101.0, 1.0),
+        _ev(TRADE_EVENT, BUY_EVENT, 500, 101.0, 1.0),
+        _ev(DEPTH_EVENT, SELL_EVENT, 550, 103.0, 1.0),
+        _ev(DEPTH_EVENT, SELL_EVENT, 550, 101.0, 0.0),
+        _ev(DEPTH_EVENT, BUY_EVENT, 3000, 101.0, 1.0),
+    ]
+    rows += [
+        _ev(TRADE_EVENT, BUY_EVENT if k % 2 else SELL_EVENT, 7000 + 100 * k, 102.0, 1.0)
+        for k in range(10)
+    ]
+    rows += [_ev(DEPTH_EVENT, BUY_EVENT, 20000, 100.0, 1.0)]
+    s = market_stats(np.array(rows, dtype=EVENT_DTYPE), tick_px=1.0)
+    # the first print: mid 100 -> 101 at +100 ms and +1 s, 102 at +5 s; the ten later prints
+    # see mid 102 throughout (the bid at 100 adds a level behind the touch): markout 0
+    assert s["markout_100ms_bps"] == pytest.approx(100.0 / 11)
+    assert s["markout_1s_bps"] == pytest.approx(100.0 / 11)
+    assert s["markout_5s_bps"] == pytest.approx(200.0 / 11)
+    assert s["parent_markout_5s_bps"] == pytest.approx(200.0 / 11)
+    assert s["autocorr_trade_sign_lag1"] < -0.5
+    assert s["touch_qty"] == s["depth_qty_by_level"][0]
+    assert s["depth_qty_within_5bps"] == s["depth_qty_within_bps"][2]
+
+
+def test_panel_is_at_least_eight_configurations_of_the_built_in_quoters() -> None:
+    assert len(PANEL) >= 8
+    assert {c.strategy for c in PANEL} >= {"glft", "touch"}
+    assert len({c.name for c in PANEL}) == len(PANEL)
+
+
+def test_fidelity_command_writes_json_markdown_and_html(tmp_path: Path) -> None:
+    out = tmp_path / "fid"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "mmbot.cli", "data", "fidelity", str(SAMPLE),
+            "--calibration", "binance_usdm_btcusdt", "--hours", "0.01", "--seeds", "1",
+            "--out", str(out),
+        ],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((out / "FIDELITY.json").read_text())
+    assert set(res["stats"]) >= set(STAT_KEYS)
+    for v in res["stats"].values():
+        assert set(v) >= {"real", "synthetic", "ratio"}
+    for name in ("mid_return_100ms", "mid_return_1s", "trade_sign_lag1"):
+        assert set(res["autocorr"][name]) >= {"real", "synthetic", "diff"}
+    rk = res["ranking"]
+    assert len(rk["configs"]) == len(PANEL)
+    assert set(rk["configs"][0]) >= {"name", "real_net_bps", "synthetic_net_bps"}
+    assert "spearman" in rk and "sign_agreement" in rk
+    assert "spread_bps_mean" in (out / "FIDELITY.md").read_text()
+    assert "<table>" in (out / "FIDELITY.html").read_text()
+    assert "spearman" in proc.stdout
+
+
+def test_fidelity_command_rejects_a_missing_capture(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmbot.cli", "data", "fidelity", str(tmp_path / "no.gz"),
+         "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "not found" in proc.stderr
