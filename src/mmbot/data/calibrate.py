@@ -515,7 +515,17 @@ def calibrate(
             progress=progress,
         )
     calib["fit_stats"] = _sim_stats(calib, FIT_SEED + 1000, fit_seconds)
+    calib["target_stats"] = _json_safe(target)
+    calib["fit_stats"] = _json_safe(calib["fit_stats"])
     return calib
+
+
+def _json_safe(stats: dict) -> dict:
+    """The stats with non-finite floats as None (a statistic a short market cannot measure, e.g.
+    the 60 s volatility of a 20 s fit), so the calibration is valid JSON."""
+    return {
+        k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in stats.items()
+    }
 
 
 COMPARE_KEYS = (
