@@ -25,6 +25,7 @@ GATE_SUMMARY = ARTIFACTS / "reports" / "gates_summary.json"
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
+    from mmbot.commands.soak import print_outcome
     from mmbot.soak.artifacts import json_bytes
     from mmbot.soak.runner import run_soak
 
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    print_outcome(con, out)
     con.print("")
     con.print("Reports:", markup=False)
     for p in (

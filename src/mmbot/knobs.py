@@ -49,3 +49,27 @@ def clamp_knob(name: str, value: float) -> float:
     lo, hi = RUNTIME_LIMITS[name]
     v = min(max(float(value), lo), hi)
     return float(round(v)) if name in INTEGER_KNOBS else v
+
+
+# The seed's driver-aware packages (section D, "Iteration 2+"), as changes to the current knobs;
+# scenario D is `fallback_package`. The decision matrix names the one that applies.
+SCENARIO_DELTAS: Final[dict[str, dict[str, float]]] = {
+    "A": {"base_spread_bps_delta": 0.05, "tail_age_ms": 50},
+    "B": {"impact_cap_ratio": -0.02, "max_delta_ratio": -0.02},
+    "C": {"min_interval_ms": -10, "replace_rate_per_min": 30},
+}
+SCENARIO_NAMES: Final[dict[str, str]] = {
+    "A": "slippage dominant",
+    "B": "adverse dominant",
+    "C": "age relief (healthy execution)",
+    "D": "fallback (2 consecutive negative iterations)",
+}
+
+
+def scenario_package(name: str, current: dict[str, float]) -> dict[str, float]:
+    """The seed's package ``name`` (A-D) applied to ``current`` (all knobs), within the limits."""
+    if name == "D":
+        new = {**current, **fallback_package(current)}
+    else:
+        new = {k: v + SCENARIO_DELTAS[name].get(k, 0.0) for k, v in current.items()}
+    return {k: round(clamp_knob(k, v), 6) for k, v in new.items()}

@@ -1,17 +1,41 @@
-"""`mmbot soak`."""
+"""`mmbot soak` and the console view of a finished soak (stability figures, decision matrix)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 import typer
 
 
+def print_outcome(con: Any, out: Any) -> None:
+    """The frozen soak's stability lines and the decision-matrix lines, after the gate line."""
+    from mmbot.soak import decision, stability
+
+    lines = stability.text_lines(out.stability) if out.stability else []
+    lines += decision.text_lines(out.decision) if out.decision else []
+    for line in lines:
+        con.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def soak(
     hours: float = typer.Option(3.0, "--hours", help="market hours to run"),
-    iterations: int = typer.Option(6, "--iterations", help="iterations the hours are split into"),
+    iterations: int | None = typer.Option(
+        None,
+        "--iterations",
+        help="iterations the hours are split into (default 6; with --freeze one per half hour)",
+    ),
     auto_tune: bool = typer.Option(
         False, "--auto-tune", help="re-tune the runtime knobs between iterations"
+    ),
+    freeze: bool = typer.Option(
+        False,
+        "--freeze",
+        help=(
+            "stability soak: the overrides stay fixed (no tuning); reports per-iteration net_bps "
+            "and its dispersion, drawdown and hard-gate breaches"
+        ),
     ),
     export_json: Path = typer.Option(
         Path("artifacts/reports/soak_metrics.json"),
@@ -45,12 +69,20 @@ def soak(
     artifacts: Path = typer.Option(Path("artifacts"), "--artifacts", help="artifacts root"),
 ) -> int:
     """Soak: run the strategy for HOURS of market time in ITERATIONS, auto-tune, report and gate."""
-    from mmbot.soak.runner import soak_command
+    from rich.console import Console
 
-    return soak_command(
+    from mmbot.soak.runner import run_soak
+    from mmbot.soak.stability import freeze_iterations
+
+    if iterations is None:
+        iterations = freeze_iterations(hours) if freeze and 0 < hours < math.inf else 6
+    con = Console(highlight=False)
+    out = run_soak(
         hours=hours,
         iterations=iterations,
         auto_tune=auto_tune,
+        freeze=freeze,
+        console=con,
         export_json=export_json,
         export_md=export_md,
         gate_summary=gate_summary,
@@ -59,3 +91,5 @@ def soak(
         seed=seed,
         artifacts=artifacts,
     )
+    print_outcome(con, out)
+    return out.exit_code

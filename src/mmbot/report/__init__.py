@@ -1,6 +1,7 @@
 """Markdown and self-contained HTML reports of a run (or a soak's runs), and ``mmbot report``.
 
-Public API: ``write_reports(out_dir, edge_report, results, gate=None, extra_md="") -> (md, html)``
+Public API: ``write_reports(out_dir, edge_report, results, gate=None, extra_md="", *, extra_html="")
+-> (md, html)`` (``extra_html``: a fragment placed after the gate table, e.g. the soak's decision)
 and ``report_command(run_dir)``.
 """
 
@@ -22,6 +23,7 @@ def write_reports(
     gate: dict | None = None,
     extra_md: str = "",
     *,
+    extra_html: str = "",
     md_name: str = MD_NAME,
     html_name: str = HTML_NAME,
     max_points: int = 1000,
@@ -38,7 +40,7 @@ def write_reports(
     html_path = out_dir / html_name
     edges = [decompose(r, f"run {i}") for i, r in enumerate(results)]
     _write_text(md_path, render_markdown(edge_report, gate, extra_md))
-    _write_text(html_path, render_html(edge_report, results, edges, gate, max_points))
+    _write_text(html_path, render_html(edge_report, results, edges, gate, max_points, extra_html))
     return md_path, html_path
 
 

@@ -166,8 +166,9 @@ def render_html(
     edges: Sequence[FillEdges],
     gate: dict | None = None,
     max_points: int = 2000,
+    extra_html: str = "",
 ) -> str:
-    """The HTML page as a string."""
+    """The HTML page as a string; ``extra_html`` (trusted, already escaped) follows the gate."""
     t = edge_report.get("totals", {})
     parts = []
     for i, (_, fig) in enumerate(_figures(edge_report, results, edges, max_points)):
@@ -224,5 +225,5 @@ def render_html(
         f"<style>{style}</style></head><body><h1>mmbot report</h1>{verdict}"
         "<p>Contributions in bps of turnover: positive helps net; net = gross + fees + slippage + inventory "
         "exactly. Markout and p95 metrics are costs: positive hurts.</p>"
-        f"<h2>Totals</h2>{totals}{gate_html}<h2>Plots</h2>{''.join(parts)}<h2>Runtime</h2>{runtime}</body></html>"
+        f"<h2>Totals</h2>{totals}{gate_html}{extra_html}<h2>Plots</h2>{''.join(parts)}<h2>Runtime</h2>{runtime}</body></html>"
     )

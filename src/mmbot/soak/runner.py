@@ -39,6 +39,9 @@ from mmbot.errors import UserError
 from mmbot.events import EVENT_DTYPE
 from mmbot.knobs import KNOB_NAMES
 from mmbot.soak import autotune
+from mmbot.soak import decision as soak_decision
+from mmbot.soak import stability as soak_stability
+from mmbot.soak import summary as soak_summary
 from mmbot.soak.artifacts import SoakPaths, Stage, jsonl_line
 from mmbot.soak.book_carry import BookCarry
 
@@ -379,6 +382,8 @@ class SoakOutcome:
     history: list[dict]
     html: Path | None = None
     md: Path | None = None
+    decision: dict | None = None  # the decision matrix (`mmbot.soak.decision.decide`)
+    stability: dict | None = None  # frozen soaks (`mmbot.soak.stability.stability_report`)
 
 
 def _load_knobs(
@@ -633,6 +638,7 @@ def run_soak(
     artifacts: Path = Path("artifacts"),
     console: Any = None,
     progress: bool = True,
+    freeze: bool = False,
 ) -> SoakOutcome:
     """Run a soak and write its artifacts; returns the outcome (the CLI maps it to an exit code)."""
     from rich.console import Console
@@ -643,6 +649,10 @@ def run_soak(
         con.print(line, markup=False, highlight=False, soft_wrap=True)
 
     validate_args(hours, iterations)
+    if freeze and auto_tune:
+        raise UserError(
+            "--freeze runs the overrides unchanged: it cannot be combined with --auto-tune"
+        )
     paths = SoakPaths(Path(artifacts), Path(export_json), Path(export_md), Path(gate_summary))
     validate_paths(paths)
     prof, overrides_in, knobs, messages = _load_knobs(profile, Path(artifacts))
@@ -681,7 +691,6 @@ def run_soak(
         all_results: list[Any] = []
         metrics_lines: list[bytes] = []
         audit_parts: list[Path] = []
-        summary_lines: list[str] = []
         iter_rows: list[dict] = []
         pnl_sum = 0.0
         turnover_sum = 0.0
@@ -766,6 +775,7 @@ def run_soak(
                     "next_knobs": dict(knobs),
                     "metrics": iteration_metrics(totals),
                     "verdict": it_gate.get("verdict"),
+                    "failed_hard": list(it_gate.get("failed_hard") or []),
                     "autotune": decision.as_dict() if decision else None,
                     "net_bps_so_far": net_so_far,
                     "replays": (replayer.replays - replays_before) if replayer is not None else 0,
@@ -780,15 +790,6 @@ def run_soak(
                 part = stage.dir / "audit_parts" / f"iter{it:05d}.jsonl"
                 write_audit_jsonl(part, [(str(r.meta.get("name")), r) for r in results])
                 audit_parts.append(part)
-                summary_lines.append(
-                    f"iter={it} net_bps={_fmt(totals.get('net_bps'))} fills={totals.get('fills')} "
-                    f"adverse_p95={_fmt(totals.get('adverse_bps_p95'))} "
-                    f"slippage_p95={_fmt(totals.get('slippage_bps_p95'))} "
-                    f"order_age_p95_ms={_fmt(totals.get('order_age_p95_ms'), 1)} "
-                    f"verdict={it_gate.get('verdict')} "
-                    f"changes={len(decision.changes) if decision else 0}"
-                    f"{' FALLBACK' if decision and decision.fallback else ''}"
-                )
                 say(
                     f"| soak_iter | iter={it}/{iterations} | market_h={it * iter_ns / NS_PER_HOUR:.3f} "
                     f"| fills={totals.get('fills')} | net_bps={_fmt(totals.get('net_bps'))} "
@@ -853,13 +854,6 @@ def run_soak(
                 with open(part, "rb") as src:
                     shutil.copyfileobj(src, fh, 1 << 20)
                 part.unlink()
-        summary_lines += [
-            f"final net_bps={_fmt(final_report['totals'].get('net_bps'))} "
-            f"fills={final_report['totals'].get('fills')} verdict={verdict}",
-            f"final_overrides ({'best iteration ' + str(best_it) if auto_tune else 'unchanged'}): "
-            f"{_fmt_knobs(final_overrides)}",
-        ]
-        stage.write_text(paths.summary_txt, "\n".join(summary_lines) + "\n")
         stage.write_json(paths.edge_report, final_report)
         stage.write_json(paths.kpi_gate, gate)
         soak_metrics = {
@@ -879,7 +873,28 @@ def run_soak(
             "verdict": verdict,
             "rules": autotune.rule_table(),
             "wall_s_total": wall_total,
+            "freeze": freeze,
         }
+        if freeze:
+            soak_metrics["stability"] = soak_stability.stability_report(iter_rows)
+        soak_metrics["decision"] = soak_decision.decide(
+            final_report,
+            gate,
+            final_overrides=final_overrides,
+            history=history,
+            mode="freeze" if freeze else "auto_tune" if auto_tune else "fixed",
+            overrides_path=paths.runtime_overrides.as_posix(),
+            stability=soak_metrics.get("stability"),
+        )
+        stage.write_text(
+            paths.summary_txt,
+            soak_summary.render(soak_metrics, gate, paths.runtime_overrides.as_posix()),
+        )
+        if soak_metrics["decision"]["next_overrides"] is not None:
+            stage.write_json(
+                paths.soak / soak_decision.NEXT_OVERRIDES_NAME,
+                soak_metrics["decision"]["next_overrides"],
+            )
         stage.write_json(paths.export_json, soak_metrics)
         stage.write_json(
             paths.gate_summary,
@@ -893,6 +908,9 @@ def run_soak(
             },
         )
         md_text = soak_markdown(soak_metrics, final_report, gate)
+        if freeze:
+            md_text += "\n" + soak_stability.markdown(soak_metrics["stability"])
+        md_text += "\n" + soak_decision.markdown(soak_metrics["decision"])
         md_path = html_path = None
         try:
             from mmbot.report import write_reports
@@ -903,7 +921,12 @@ def run_soak(
             # file (the --export-md file) plus the HTML report beside EDGE_REPORT.json
             scratch = stage.dir / "scratch_reports"
             md_tmp, html_tmp = write_reports(
-                scratch, final_report, all_results, gate, extra_md=md_text
+                scratch,
+                final_report,
+                all_results,
+                gate,
+                extra_md=md_text,
+                extra_html=soak_decision.html_fragment(soak_metrics["decision"]),
             )
             md_path = paths.export_md
             html_path = paths.reports / Path(html_tmp).name
@@ -932,6 +955,8 @@ def run_soak(
         history=history,
         html=html_path,
         md=md_path,
+        decision=soak_metrics["decision"],
+        stability=soak_metrics.get("stability"),
     )
 
 
