@@ -400,7 +400,8 @@ def _validate_inputs(
         raise UserError(f"--latency-ms {latency_ms!r}: must be a finite number >= 0")
     parse_queue_model(queue_model)
     prof = load_profile(profile)
-    ovr, messages = load_overrides(overrides)
+    # a file an earlier soak left in the working directory is applied only when named (--overrides)
+    ovr, messages = load_overrides(overrides, default_file=None)
     return prof, ovr, list(prof.messages) + messages
 
 
@@ -461,10 +462,11 @@ def backtest_command(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from mmbot import firstrun, jitclock
     from mmbot.audit.edge_report import build_edge_report, dump_json, make_runtime
     from mmbot.audit.records_io import write_audit_jsonl, write_run
     from mmbot.data import load_events
-    from mmbot.gate import evaluate
+    from mmbot.gate import evaluate, failed_check_lines
 
     con = console if console is not None else Console(highlight=False)
     data = [Path(p) for p in data]
@@ -475,6 +477,8 @@ def backtest_command(
     for m in messages:
         con.print(f"note: {m}", markup=False, highlight=False)
     knob_values = effective_knobs(prof, ovr)
+    for line in firstrun.knob_lines(prof, ovr, overrides):
+        con.print(line, markup=False, highlight=False, soft_wrap=True)
     settings = RunSettings(
         strategy=strategy,
         knobs=knob_values,
@@ -491,6 +495,9 @@ def backtest_command(
         results: list[RunResult] = []
         named: list[tuple[str, RunResult]] = []
         per_file: list[tuple[str, dict]] = []
+        phases = firstrun.PhaseTimes(cold=not jitclock.is_warm())
+        if phases.cold:
+            con.print(firstrun.compile_announcement(), markup=False, highlight=False)
         t0 = time.perf_counter()
         with Progress(
             TextColumn("{task.description}"),
@@ -502,16 +509,21 @@ def backtest_command(
             disable=not con.is_terminal,
         ) as prog:
             task = prog.add_task("backtest", total=float(len(data)))
+            clock = jitclock.CompileClock(
+                on_start=lambda fn: prog.update(task, description=f"compiling {fn} (once)")
+            )
             for i, path in enumerate(data):
                 name = _run_name(i, path)
                 prog.update(task, description=f"{path.name}: reading")
-                events, stats = load_events(path)
+                with phases.timed("read", clock):
+                    events, stats = load_events(path)
                 prog.update(task, description=f"{path.name}: simulating")
 
-                def _progress(frac: float, _i: int = i) -> None:
-                    prog.update(task, completed=_i + frac)
+                def _progress(frac: float, _i: int = i, _n: str = path.name) -> None:
+                    prog.update(task, completed=_i + frac, description=f"{_n}: simulating")
 
-                res = run(events, settings, symbol=stats.symbol or "", progress=_progress)
+                with phases.timed("simulate", clock):
+                    res = run(events, settings, symbol=stats.symbol or "", progress=_progress)
                 res.meta["name"] = name
                 res.meta["data_path"] = str(path)
                 res.meta["read_repairs"] = {k: v for k, v in stats.repairs.items() if v}
@@ -524,6 +536,7 @@ def backtest_command(
         wall_s = time.perf_counter() - t0
         summary = summarize(results)
         summary["wall_s"] = wall_s
+        summary.update(phases.as_dict())
         summary["events_per_s"] = summary["events"] / wall_s if wall_s > 0 else None
         runtime = make_runtime(
             profile=prof.name,
@@ -536,6 +549,7 @@ def backtest_command(
             queue_model=queue_model,
         )
         verdict = None
+        gate = None
         if reports:
             from mmbot.report import write_reports
 
@@ -558,8 +572,11 @@ def backtest_command(
         raise
     for table in _summary_tables(summary, per_file, verdict):
         con.print(table)
+    if gate is not None and verdict != "PASS":
+        for line in failed_check_lines(gate):
+            con.print(f"KPI_GATE={verdict}: {line}", markup=False, highlight=False)
     con.print(
-        f"{summary['events']:,} events in {wall_s:.2f} s; records and reports in {out}",
+        f"{summary['events']:,} events; {phases.line()}; records and reports in {out}",
         markup=False,
         highlight=False,
     )
@@ -587,3 +604,19 @@ def _move_into(tmp: Path, out: Path) -> None:
             dest.unlink()
         entry.rename(dest)
     tmp.rmdir()
+
+
+class _CallableModule(type(os)):
+    """``mmbot.backtest(data, ...)`` is the notebook entry point (``mmbot.api.backtest``), and this
+    module has the same name: the package attribute is this module, so the module is callable."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        import importlib
+
+        # imported by name: the API module is never part of the compiled code (mmbot.jitcache)
+        return importlib.import_module("mmbot.api").backtest(*args, **kwargs)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule

@@ -208,6 +208,19 @@ def summary_line(gate: dict) -> str:
     return " | ".join(parts)
 
 
+def failed_check_lines(gate: dict) -> list[str]:
+    """One line per failed hard/soft check with its value and threshold, e.g.
+    ``hard net_bps = -1.23, needs >= 0``."""
+    out = []
+    for c in gate.get("checks", []):
+        if c["result"] != "fail" or c["tier"] == "ideal":
+            continue
+        need = f"needs {OPS[c['op']]} {c['threshold']:g}"
+        value = c.get("reason") or f"{c['metric']} = {c['value']:.4g}"
+        out.append(f"{c['tier']} {value}, {need}")
+    return out
+
+
 def gate_command(report_path: Path, out_path: Path, thresholds_path: Path | None = None) -> int:
     """``mmbot gate``: read EDGE_REPORT, write KPI_GATE, print the verdict; 0 PASS/WARN, 1 FAIL."""
     from mmbot.audit.edge_report import dump_json, load_json

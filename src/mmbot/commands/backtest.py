@@ -18,8 +18,8 @@ def backtest(
     overrides: Path | None = typer.Option(
         None,
         "--overrides",
-        help="runtime overrides JSON file (else $MM_RUNTIME_OVERRIDES_JSON, "
-        "else artifacts/soak/runtime_overrides.json)",
+        help="runtime overrides JSON file (else $MM_RUNTIME_OVERRIDES_JSON; a soak's "
+        "artifacts/soak/runtime_overrides.json is applied only when named here)",
     ),
     latency_ms: float = typer.Option(
         10.0, "--latency-ms", help="order entry and response latency, ms"

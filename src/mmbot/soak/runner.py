@@ -399,6 +399,16 @@ def _load_knobs(
     return prof, dict(overrides), {k: float(knobs[k]) for k in KNOB_NAMES}, list(messages)
 
 
+def _knob_source(artifacts: Path, overrides: Mapping[str, float]) -> str:
+    """Where the starting knobs came from, said plainly (an earlier soak's file is hidden state)."""
+    from mmbot.config import overrides_source
+
+    src = overrides_source(None, default_file=artifacts / "soak" / "runtime_overrides.json")
+    if src is None or not overrides:
+        return "the profile (no overrides)"
+    return f"profile + overrides from {src} ({', '.join(sorted(overrides))})"
+
+
 def _make_settings(prof: Any, knobs: Mapping[str, float], seed: int) -> Any:
     from mmbot.backtest import RunSettings
 
@@ -683,6 +693,12 @@ def run_soak(
         f"auto_tune={int(auto_tune)} seed={seed} profile={prof_name} |"
     )
     say(f"| soak | KNOBS | iter=1 {_fmt_knobs(knobs)} |")
+    say(f"| soak | KNOBS | source: {_knob_source(Path(artifacts), overrides_in)} |")
+    from mmbot import firstrun, jitclock
+
+    phases = firstrun.PhaseTimes(cold=not jitclock.is_warm())
+    if phases.cold:
+        say(f"| soak | COMPILE | {firstrun.compile_announcement()} |")
 
     stage = Stage(Path(artifacts), replace_dirs=[paths.iterations, paths.records])
     replayer: Replayer | None = None
@@ -706,7 +722,7 @@ def run_soak(
         keep_best_table: list[dict] = []
 
         prog_ctx = _progress(con, enabled=progress)
-        with prog_ctx as prog:
+        with prog_ctx as prog, phases.timed("soak", jitclock.CompileClock()):
             task = prog.add_task("soak", total=total_ns) if prog else None
             for it in range(1, iterations + 1):
                 t_wall = time.perf_counter()
@@ -946,6 +962,11 @@ def run_soak(
     say(
         f"| soak | GATE | verdict={verdict} net_bps={_fmt(final_report['totals'].get('net_bps'))} |"
     )
+    from mmbot.gate import failed_check_lines
+
+    for line in failed_check_lines(gate) if verdict != "PASS" else []:
+        say(f"| soak | GATE | {verdict}: {line} |")
+    say(f"| soak | TIME | {phases.line()} |")
     return SoakOutcome(
         verdict=verdict,
         exit_code=1 if verdict == "FAIL" else 0,
