@@ -120,12 +120,12 @@ def test_convert_then_load_round_trip_is_identical(tmp_path, sample):
     out = tmp_path / "events.npz"
     res = run_cli("data", "convert", str(sample), "--out", str(out))
     assert res.returncode == 0, res.stderr
-    direct, _ = load_events(sample, use_cache=False)
+    direct, direct_stats = load_events(sample, use_cache=False)
     with np.load(out) as z:
-        assert list(z.files) == ["data"]
+        assert list(z.files) == ["data", "symbol"]  # hftbacktest reads `data`
         raw = z["data"]
     again, st = load_events(out, use_cache=False)
-    assert st.format == "npz"
+    assert st.format == "npz" and st.symbol == direct_stats.symbol != ""
     assert np.array_equal(again, raw)  # loaded exactly as written
     # the written rows are our events: the EXCH rows in our order, the LOCAL rows in local order
     strip = ~np.uint64(EXCH_EVENT | LOCAL_EVENT)

@@ -15,6 +15,9 @@ from mmbot.commands import report as _report
 from mmbot.commands import soak as _soak
 from mmbot.errors import UserError
 
+# packages outside the core install -> the extra that brings them (pyproject.toml)
+OPTIONAL_MODULES = {"aiohttp": "live", "prometheus_client": "live", "pandas": "pandas"}
+
 _typer_app = typer.Typer(
     name="mmbot",
     help="Market making with exact per-fill edge attribution, self-tuning soak runs and a KPI gate.",
@@ -54,6 +57,14 @@ def app() -> None:
             sys.exit(exc.exit_code)
         if type(exc).__name__ == "Abort":
             sys.exit(130)
+        extra = OPTIONAL_MODULES.get(getattr(exc, "name", None) or "")
+        if isinstance(exc, ModuleNotFoundError) and extra:
+            typer.echo(
+                f"error: this command needs {exc.name}, part of the [{extra}] extra: "
+                f"pip install 'mmbot[{extra}]' (or pip install -e '.[{extra}]' in a checkout)",
+                err=True,
+            )
+            sys.exit(2)
         if os.environ.get("MMBOT_DEBUG"):
             raise
         typer.echo(

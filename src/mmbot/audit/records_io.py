@@ -4,6 +4,9 @@ Layout written by ``write_run(run_dir, result, name)``::
 
     run_dir/<name>/fills.parquet  actions.parquet  marks.parquet  meta.json  audit.jsonl
 
+fills.parquet holds the ``FILL_DTYPE`` columns and, beside them, each fill's edge components and
+markouts (``gross`` … ``net``, ``*_bps``, ``markout_<h>_bps``; ``mmbot.audit.frames``).
+
 (``name == ""`` writes into ``run_dir`` itself). ``read_run(run_dir)`` reads one run directory, or
 every sub-directory holding a ``meta.json`` (sorted by name), back into RunResult objects with the
 exact ``mmbot.records`` dtypes. audit.jsonl has one JSON line per fill and per action, keys in sorted
@@ -37,6 +40,22 @@ FILES = {"fills": FILL_DTYPE, "actions": ACTION_DTYPE, "marks": MARK_DTYPE}
 
 def _to_frame(arr: np.ndarray) -> pl.DataFrame:
     return pl.DataFrame({n: np.ascontiguousarray(arr[n]) for n in arr.dtype.names})
+
+
+def _fill_edges(result: RunResult) -> dict[str, np.ndarray]:
+    """Per-fill edge components and markouts (``mmbot.audit.frames.edge_columns``) in the records'
+    row order: fills.parquet carries them beside the record columns (readers ignore them)."""
+    from mmbot.audit.decompose import decompose
+    from mmbot.audit.frames import edge_columns
+
+    cols = edge_columns(decompose(result))
+    order = np.argsort(result.fills["exch_ts"], kind="stable")
+    out = {}
+    for k, v in cols.items():
+        aligned = np.empty_like(v)
+        aligned[order] = v
+        out[k] = aligned
+    return out
 
 
 def _from_frame(df: pl.DataFrame, dtype: np.dtype, what: str) -> np.ndarray:
@@ -144,7 +163,10 @@ def write_run(
         ("marks", result.marks),
     ):
         tmp = d / f".{fname}.parquet.tmp"
-        _to_frame(arr).write_parquet(tmp, compression="zstd")
+        frame = _to_frame(arr)
+        if fname == "fills":
+            frame = frame.with_columns(**_fill_edges(result))
+        frame.write_parquet(tmp, compression="zstd")
         tmp.replace(d / f"{fname}.parquet")
     meta = dict(result.meta)
     meta.setdefault("run_name", name)

@@ -12,7 +12,8 @@ app = typer.Typer(no_args_is_help=True)
 @app.command("inspect")
 def inspect(
     path: Path = typer.Argument(
-        ..., help="capture file (Binance raw, Bybit V5, hftbacktest .npz, Tardis CSV)"
+        ...,
+        help="capture file (Binance raw, Bybit V5, hftbacktest .npz, events .parquet, Tardis CSV)",
     ),
     no_cache: bool = typer.Option(
         False, "--no-cache", help="parse again; do not use or write the cache"
@@ -30,7 +31,9 @@ def inspect(
 @app.command("convert")
 def convert(
     path: Path = typer.Argument(..., help="capture file"),
-    out: Path = typer.Option(..., "--out", help="output file (.npz, hftbacktest-compatible)"),
+    out: Path = typer.Option(
+        ..., "--out", help="output file: .npz (hftbacktest-compatible) or .parquet (docs/data.md)"
+    ),
     no_cache: bool = typer.Option(
         False, "--no-cache", help="parse again; do not use or write the cache"
     ),

@@ -133,8 +133,16 @@ def convert_command(
     events, stats = load_events(path, use_cache=use_cache, feed_latency_ns=feed_latency_ns)
     assert events.dtype == EVENT_DTYPE
     out = Path(out)
+    if out.suffix == ".parquet":
+        from mmbot.data.parquet import write_events_parquet
+
+        write_events_parquet(out, events, stats.symbol or "", stats.format)
+        print(f"wrote {len(events):,} events ({stats.format}, {stats.symbol or '-'}) to {out}")
+        return out
     if out.suffix != ".npz":
-        raise UserError(f"{out}: output must be a .npz file (hftbacktest format)")
+        raise UserError(
+            f"{out}: output must be .npz (hftbacktest format) or .parquet (docs/data.md)"
+        )
     # local times are kept as received, so local order can disagree with exchange order; write
     # hftbacktest's layout (such events split into exchange-only + local-only rows) so its
     # backtester and validate_event_order accept the file
@@ -143,7 +151,7 @@ def convert_command(
     hb = events if stats.format == "npz" else to_hftbacktest_order(events)  # an npz: as it is
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(out, data=hb)
+        np.savez_compressed(out, data=hb, symbol=np.array(stats.symbol or ""))
     except OSError as exc:
         raise UserError(f"{out}: cannot write ({exc.strerror})") from None
     n_split = len(hb) - len(events)

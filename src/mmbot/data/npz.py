@@ -1,5 +1,8 @@
 """hftbacktest ``.npz`` event files (``np.savez_compressed(out, data=events)``): loaded as they are.
 
+``mmbot data convert`` also stores the capture's symbol as a ``symbol`` member (hftbacktest reads
+only ``data``); ``npz_symbol`` reads it back.
+
 No repair or reordering is applied ("as is"): hftbacktest's own converter may split an event into
 an exchange-only and a local-only copy when the two orders differ, and those rows are kept. The
 ``ReadStats`` still report counts, span, the guesses and (as notes) whether exchange order and
@@ -67,8 +70,27 @@ def _check_times(path: Path, events: np.ndarray) -> None:
             )
 
 
+def npz_symbol(path: Path) -> str:
+    """The ``symbol`` member ``mmbot data convert`` stores beside ``data`` ("" when absent)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return str(z["symbol"]) if "symbol" in getattr(z, "files", ()) else ""
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError):
+        return ""
+
+
 def iter_npz(path: Path, stats: ReadStats, chunk: int = 1_000_000) -> Iterator[np.ndarray]:
     events = load_npz_array(path)
+    stats.symbol = npz_symbol(path) or stats.symbol
+    describe_loaded(path, events, stats)
+    for s in range(0, len(events), chunk):
+        yield events[s : s + chunk]
+    assert events.dtype == EVENT_DTYPE
+
+
+def describe_loaded(path: Path, events: np.ndarray, stats: ReadStats) -> None:
+    """Fill ``stats`` for an array loaded as it is (counts, span, guesses, order notes); a time
+    it cannot hold is a UserError naming ``path`` and the row."""
     stats.n_lines = 0
     stats.n_events = len(events)
     kinds = (events["ev"] & KIND_MASK).astype(np.int64)
@@ -100,6 +122,3 @@ def iter_npz(path: Path, stats: ReadStats, chunk: int = 1_000_000) -> Iterator[n
         stats.tick_px_guess = guess_step(sample["px"][(sample["ev"] & KIND_MASK) <= 5])
         q = sample["qty"]
         stats.lot_qty_guess = guess_step(q[((sample["ev"] & KIND_MASK) == TRADE_EVENT) | (q > 0)])
-    for s in range(0, len(events), chunk):
-        yield events[s : s + chunk]
-    assert events.dtype == EVENT_DTYPE

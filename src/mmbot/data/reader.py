@@ -28,6 +28,7 @@ FORMATS = (
     "binance",  # raw capture, USD-M or spot decided by content ("pu" in depth diffs)
     "bybit",
     "npz",
+    "parquet",  # events as written by `mmbot data convert --out X.parquet` (docs/data.md)
     "tardis-book",
     "tardis-trades",
 )
@@ -54,6 +55,8 @@ def detect_format(path: Path) -> str:
         magic = fh.read(4)
     if magic.startswith(b"PK\x03\x04") or magic.startswith(b"\x93NUMPY"):
         return "npz"
+    if magic == b"PAR1":
+        return "parquet"
     lines = peek_lines(path, 5)
     if not lines:
         raise UserError(f"{path}: empty file (no data lines)")
@@ -128,6 +131,10 @@ def _iter_raw(
         from mmbot.data.npz import iter_npz
 
         return iter_npz(path, stats)
+    if fmt == "parquet":
+        from mmbot.data.parquet import iter_parquet
+
+        return iter_parquet(path, stats)
     if fmt in ("tardis-book", "tardis-trades"):
         from mmbot.data.tardis import iter_tardis
 
@@ -198,7 +205,8 @@ def load_events(
     """
     path = Path(path)
     kw = {"base_latency_ns": int(base_latency_ns), "feed_latency_ns": int(feed_latency_ns)}
-    if use_cache and not _is_npz(path):  # an npz is already the parsed form
+    loaded_as_is = _is_npz(path) or detect_format(path) == "parquet"
+    if use_cache and not loaded_as_is:  # npz and Parquet events are already the parsed form
         from mmbot.data import cache
 
         hit = cache.get(path, kw)
