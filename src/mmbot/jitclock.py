@@ -5,7 +5,7 @@ sources changed (``mmbot.jitcache`` keys the cache on them). That can take a min
 machine while the work itself takes seconds, so the console should say so beforehand and count it
 apart. Owns:
 
-- ``is_warm()``: numba's cache holds the backtest loop for the current sources (no compile ahead);
+- ``is_warm(strategy)``: numba's cache holds that quoter's loop for the current sources;
 - ``expected_compile_s()``: the last cold compile measured on this machine, else a default;
 - ``CompileClock``: a context manager summing the wall time numba spends compiling inside it
   (numba's ``numba:compile`` events; a cache load is not a compile), calling ``on_start(name)`` /
@@ -27,8 +27,9 @@ from numba.core import event as numba_event
 # shared 2-core development machine (issue 20)
 DEFAULT_COMPILE_S = 30.0
 _RECORD_NAME = "mmbot-compile-s.json"
-# the compiled loop every backtest and soak runs: its cache index says whether we are warm
-_DRIVE_INDEX_GLOB = "*backtest._drive-*.nbi"
+# the compiled loop of a quoter (mmbot.engine.build names its module mmbot_loop_<name>_<digest>):
+# numba's cache index of its ``drive`` says whether a run of that quoter starts warm
+_DRIVE_INDEX_GLOB = "*mmbot_loop_{name}_*.drive-*.nbi"
 
 
 def _cache_dir() -> Path | None:
@@ -36,10 +37,13 @@ def _cache_dir() -> Path | None:
     return Path(d) if d else None
 
 
-def is_warm() -> bool:
-    """True when numba's cache directory holds the compiled backtest loop."""
+def is_warm(strategy: str = "glft") -> bool:
+    """True when numba's cache directory holds the compiled loop of the quoter ``strategy``."""
     d = _cache_dir()
-    return d is not None and d.is_dir() and any(d.rglob(_DRIVE_INDEX_GLOB))
+    if d is None or not d.is_dir():
+        return False
+    name = "".join(c if c.isalnum() else "_" for c in strategy.rsplit(":", 1)[-1])[:40]
+    return any(d.rglob(_DRIVE_INDEX_GLOB.format(name=name)))
 
 
 def _record_path() -> Path | None:
