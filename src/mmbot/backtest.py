@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from mmbot import sim
-from mmbot.config import Profile, effective_knobs, load_profile
+from mmbot.config import Profile, effective_knobs, load_profile, with_strategy_options
 from mmbot.engine import wake as wk
-from mmbot.engine.build import compile_error, compiled_loop
+from mmbot.engine.build import compile_error, compiled_loop, is_builtin
 from mmbot.errors import UserError
 from mmbot.events import DEPTH_BBO_EVENT, DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, KIND_MASK, TRADE_EVENT
 from mmbot.execution import guards
@@ -54,8 +54,10 @@ MAX_NEAR_TICKS = 100
 class RunSettings:
     """Everything a backtest run needs besides the events.
 
-    ``strategy``: a quoter spec (``mmbot.strategy.registry.resolve``); ``params``: its parameters
-    (``--param``), unknown names are an error. ``wake_interval_ms`` None: the quoter's own.
+    ``strategy``: a quoter spec (``mmbot.strategy.registry.resolve``; None: the profile's
+    ``strategy.name``); ``params``: its parameters over the profile's ``strategy.params`` (unknown
+    names are an error). ``order_qty`` / ``max_position_qty`` None: the profile's ``strategy``
+    section, else its ``order_notional`` / ``max_position_orders``. ``wake_interval_ms`` None: the quoter's own.
     ``knobs``: the six runtime knobs (missing ones come from the profile; all clamped to limits).
     ``profile``: a loaded ``Profile`` (None -> ``load_profile()``). ``latency_ms``: entry and
     response latency each. Fee rates, order size, position limit and exchange rate limit default to
@@ -64,7 +66,7 @@ class RunSettings:
     a pure function of its events and settings.
     """
 
-    strategy: str = "glft"
+    strategy: str | None = None
     params: dict = field(default_factory=dict)
     knobs: dict = field(default_factory=dict)
     profile: Profile | None = None
@@ -124,6 +126,24 @@ def _start_mid(events: np.ndarray) -> float:
     return 0.5 * (float(bids["px"][0]) + float(asks["px"][0]))
 
 
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def strategy_of(settings: RunSettings, profile: Profile) -> str:
+    """The quoter a run uses: the settings' or else the profile's."""
+    return settings.strategy or profile.strategy.name
+
+
+def params_of(settings: RunSettings, profile: Profile) -> dict[str, float]:
+    """The quoter parameters a run uses: the profile's, then the settings' over them (a profile
+    naming another quoter than the settings contributes none)."""
+    base = (
+        profile.strategy.params if strategy_of(settings, profile) == profile.strategy.name else {}
+    )
+    return {**base, **settings.params}
+
+
 def build_params(
     settings: RunSettings, tick_px: float, lot_qty: float, ref_px: float
 ) -> tuple[np.ndarray, dict, Profile]:
@@ -140,9 +160,9 @@ def build_params(
         tick_px=tick_px,
         lot_qty=lot_qty,
         ref_px=ref_px,
-        strategy=settings.strategy,
-        order_qty=settings.order_qty,
-        max_position_qty=settings.max_position_qty,
+        strategy=strategy_of(settings, profile),
+        order_qty=_first(settings.order_qty, profile.strategy.order_qty),
+        max_position_qty=_first(settings.max_position_qty, profile.strategy.max_position_qty),
         maker_fee_rate=settings.maker_fee_rate,
         taker_fee_rate=settings.taker_fee_rate,
         rate_limit_per_s=float(rate),
@@ -187,9 +207,10 @@ def run(
         rate_limit_per_s=int(p["rate_limit_per_s"]),
         max_orders=MAX_ORDER_SLOTS,
     )
-    quoter = resolve(settings.strategy)
-    qparams = make_qparams(quoter, settings.params, settings.strategy)
-    loop = compiled_loop(settings.strategy)
+    spec = strategy_of(settings, profile)
+    quoter = resolve(spec)
+    qparams = make_qparams(quoter, params_of(settings, profile), spec)
+    loop = compiled_loop(spec)
     t_wall = time.perf_counter()
     v = sim.make_venue(events, cfg)
     qstate = quoter.new_state(params, qparams)
@@ -240,8 +261,8 @@ def run(
                 stop,
             )
         except Exception as exc:
-            if _is_typing_error(exc):
-                raise compile_error(settings.strategy, exc) from exc
+            if not loop.drive.signatures and not is_builtin(spec):  # it failed to compile
+                raise compile_error(spec, exc) from exc
             raise
         if progress is not None:
             progress(1.0 if done else min(1.0, (stop - first_ts) / max(last_ts - first_ts, 1)))
@@ -258,7 +279,7 @@ def run(
     }
     meta: dict[str, Any] = {
         "symbol": symbol,
-        "strategy": settings.strategy,
+        "strategy": spec,
         "strategy_params": {k: float(qparams[0][k]) for k in quoter.params},
         "levels": int(quoter.levels),
         "wake_interval_ms": float(wake_ms),
@@ -303,12 +324,6 @@ def run(
         "estimates": _estimates(qstate),
     }
     return RunResult(fills, actions, marks, meta)
-
-
-def _is_typing_error(exc: Exception) -> bool:
-    from numba.core.errors import NumbaError
-
-    return isinstance(exc, NumbaError)
 
 
 # the quoter state fields reported as the run's final estimates, where the quoter has them
@@ -381,7 +396,7 @@ def _validate_inputs(
     overrides: Path | None,
     latency_ms: float,
     queue_model: str,
-    strategy: str,
+    options: Mapping[str, Any],
 ) -> tuple[Profile, dict, list[str]]:
     """Every input checked before anything is written (UserError naming the input)."""
     from mmbot.config import load_overrides
@@ -395,14 +410,32 @@ def _validate_inputs(
             raise UserError(f"--data {p}: file not found")
         if not p.is_file():
             raise UserError(f"--data {p}: not a file")
-    resolve(strategy)
     if not (math.isfinite(latency_ms) and latency_ms >= 0):
         raise UserError(f"--latency-ms {latency_ms!r}: must be a finite number >= 0")
     parse_queue_model(queue_model)
-    prof = load_profile(profile)
+    prof = check_strategy(with_strategy_options(load_profile(profile), **options))
     # a file an earlier soak left in the working directory is applied only when named (--overrides)
     ovr, messages = load_overrides(overrides, default_file=None)
     return prof, ovr, list(prof.messages) + messages
+
+
+def check_strategy(prof: Profile) -> Profile:
+    """The profile's quoter and its parameters, checked before anything runs (UserError)."""
+    spec = prof.strategy.name
+    make_qparams(resolve(spec), prof.strategy.params, spec)
+    return prof
+
+
+def strategy_runtime(prof: Profile) -> dict[str, Any]:
+    """What the EDGE_REPORT's runtime block records about the quoter and its limits."""
+    return {
+        "strategy": prof.strategy.name,
+        "strategy_params": dict(prof.strategy.params),
+        "order_qty": prof.strategy.order_qty,
+        "max_position_qty": prof.strategy.max_position_qty,
+        "maker_fee_bps": prof.fees.maker_fee_rate * 1e4,
+        "taker_fee_bps": prof.fees.taker_fee_rate * 1e4,
+    }
 
 
 def _summary_tables(summary: dict, per_file: list[tuple[str, dict]], verdict: str | None) -> list:
@@ -447,7 +480,12 @@ def backtest_command(
     overrides: Path | None = None,
     latency_ms: float = 10.0,
     queue_model: str = "power2",
-    strategy: str = "glft",
+    strategy: str | None = None,
+    params: Mapping[str, float] | None = None,
+    order_qty: float | None = None,
+    max_position_qty: float | None = None,
+    maker_fee_bps: float | None = None,
+    taker_fee_bps: float | None = None,
     seed: int = 0,
     reports: bool = True,
     console: Any = None,
@@ -472,7 +510,19 @@ def backtest_command(
     data = [Path(p) for p in data]
     out = Path(out)
     prof, ovr, messages = _validate_inputs(
-        data, profile, overrides, latency_ms, queue_model, strategy
+        data,
+        profile,
+        overrides,
+        latency_ms,
+        queue_model,
+        {
+            "strategy": strategy,
+            "params": params,
+            "order_qty": order_qty,
+            "max_position_qty": max_position_qty,
+            "maker_fee_bps": maker_fee_bps,
+            "taker_fee_bps": taker_fee_bps,
+        },
     )
     for m in messages:
         con.print(f"note: {m}", markup=False, highlight=False)
@@ -480,7 +530,6 @@ def backtest_command(
     for line in firstrun.knob_lines(prof, ovr, overrides):
         con.print(line, markup=False, highlight=False, soft_wrap=True)
     settings = RunSettings(
-        strategy=strategy,
         knobs=knob_values,
         profile=prof,
         latency_ms=latency_ms,
@@ -543,7 +592,7 @@ def backtest_command(
             overrides=ovr,
             seed=seed,
             data_inputs=[str(p) for p in data],
-            strategy=strategy,
+            **strategy_runtime(prof),
             knobs=knob_values,
             latency_ms=latency_ms,
             queue_model=queue_model,

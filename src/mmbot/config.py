@@ -112,6 +112,20 @@ class Venue(_Strict):
     rate_limit_per_s: float = Field(10.0, ge=0.0, description="exchange orders/s limit; 0 = none")
 
 
+class StrategySection(_Strict):
+    """Which quoter runs and at what size (``--strategy``, ``--param``, ``--order-qty``,
+    ``--max-position-qty`` override these)."""
+
+    name: str = Field("glft", description="quoter: built-in name, FILE.py:NAME or pkg.mod:NAME")
+    params: dict[str, float] = Field(default_factory=dict, description="the quoter's parameters")
+    order_qty: float | None = Field(
+        None, gt=0.0, description="order size, base units or contracts (default: order_notional)"
+    )
+    max_position_qty: float | None = Field(
+        None, gt=0.0, description="max |position| (default: max_position_orders x order_qty)"
+    )
+
+
 class Profile(_Strict):
     """A strategy profile (e.g. S1). ``runtime`` holds the six knobs, clamped to their limits."""
 
@@ -124,6 +138,7 @@ class Profile(_Strict):
     risk: Risk = Risk()
     fees: Fees = Fees()
     venue: Venue = Venue()
+    strategy: StrategySection = StrategySection()
     source: str = ""
     messages: list[str] = Field(default_factory=list)
 
@@ -155,6 +170,42 @@ class Profile(_Strict):
             "vip_tilt_cap": max(0.0, b.vip_tilt_cap + d.vip_tilt_cap_delta),
             "inventory_tilt_cap": max(0.0, b.inventory_tilt_cap + d.inventory_tilt_cap_delta),
         }
+
+
+def with_strategy_options(
+    profile: Profile,
+    *,
+    strategy: str | None = None,
+    params: Mapping[str, float] | None = None,
+    order_qty: float | None = None,
+    max_position_qty: float | None = None,
+    maker_fee_bps: float | None = None,
+    taker_fee_bps: float | None = None,
+) -> Profile:
+    """``profile`` with the equal-limit options a command line gives (None = keep the profile's);
+    every value is validated by the profile's own model (UserError naming the option)."""
+    st = profile.strategy.model_dump()
+    fees = profile.fees.model_dump()
+    if strategy is not None:
+        st["name"] = strategy
+        if strategy != profile.strategy.name:
+            st["params"] = {}  # another quoter's parameters do not carry over
+    st["params"] = {**st["params"], **dict(params or {})}
+    for key, value in (("order_qty", order_qty), ("max_position_qty", max_position_qty)):
+        if value is not None:
+            st[key] = value
+    for key, bps in (("maker_fee_rate", maker_fee_bps), ("taker_fee_rate", taker_fee_bps)):
+        if bps is not None:
+            fees[key] = float(bps) * 1e-4
+    try:
+        new_st = StrategySection.model_validate(st)
+        new_fees = Fees.model_validate(fees)
+    except ValidationError as exc:
+        raise UserError(_validation_message(exc, "command-line options")) from exc
+    for name, value in (("--maker-fee-bps", maker_fee_bps), ("--taker-fee-bps", taker_fee_bps)):
+        if value is not None and not math.isfinite(float(value)):
+            raise UserError(f"{name} {value!r}: must be a finite number")
+    return profile.model_copy(update={"strategy": new_st, "fees": new_fees})
 
 
 def _read_json(path: Path, what: str) -> Any:

@@ -6,6 +6,16 @@ from pathlib import Path
 
 import typer
 
+from mmbot.commands.options import (
+    MAKER_FEE_OPTION,
+    MAX_POSITION_OPTION,
+    ORDER_QTY_OPTION,
+    PARAM_OPTION,
+    STRATEGY_OPTION,
+    TAKER_FEE_OPTION,
+    strategy_options,
+)
+
 
 def backtest(
     data: list[Path] = typer.Option(
@@ -25,7 +35,12 @@ def backtest(
         10.0, "--latency-ms", help="order entry and response latency, ms"
     ),
     queue_model: str = typer.Option("power2", "--queue-model", help="risk_averse | power<N> | log"),
-    strategy: str = typer.Option("glft", "--strategy", help="glft | touch"),
+    strategy: str | None = STRATEGY_OPTION,
+    param: list[str] | None = PARAM_OPTION,
+    order_qty: float | None = ORDER_QTY_OPTION,
+    max_position_qty: float | None = MAX_POSITION_OPTION,
+    maker_fee_bps: float | None = MAKER_FEE_OPTION,
+    taker_fee_bps: float | None = TAKER_FEE_OPTION,
     seed: int = typer.Option(0, "--seed"),
     reports: bool = typer.Option(
         True, "--reports/--no-reports", help="EDGE_REPORT, KPI_GATE, Markdown and HTML reports"
@@ -41,7 +56,9 @@ def backtest(
         overrides=overrides,
         latency_ms=latency_ms,
         queue_model=queue_model,
-        strategy=strategy,
+        **strategy_options(
+            strategy, param, order_qty, max_position_qty, maker_fee_bps, taker_fee_bps
+        ),
         seed=seed,
         reports=reports,
     )

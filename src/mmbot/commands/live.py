@@ -7,6 +7,10 @@ from pathlib import Path
 
 import typer
 
+from mmbot.commands.options import PARAM_OPTION
+
+STRATEGY_HELP = "quoter: glft | touch | glft_ref, FILE.py:NAME or pkg.module:NAME"
+
 
 def _endpoints(testnet: bool, mainnet: bool, exchange_url: str | None):
     from mmbot.errors import UserError
@@ -45,8 +49,15 @@ def _session(
     clock_check_s: float = 5.0,
     book_depth: int = 50,
     record: Path | None = None,
+    params: list[str] | None = None,
 ) -> int:
     from mmbot.live.runner import RunnerConfig, run_session
+    from mmbot.strategy.registry import make_qparams, parse_param_args, resolve
+
+    param_values = parse_param_args(params)
+    make_qparams(
+        resolve(strategy), param_values, strategy
+    )  # a bad quoter: exit 2 before connecting
 
     cfg = RunnerConfig(
         mode=mode,
@@ -59,6 +70,7 @@ def _session(
         profile=profile,
         overrides_file=overrides,
         strategy=strategy,
+        params=param_values,
         order_qty=order_qty,
         max_position_qty=max_position_qty,
         loss_limit_quote=loss_limit,
@@ -102,7 +114,8 @@ def paper(
     ),
     profile: str = typer.Option("S1", "--profile"),
     overrides: Path | None = typer.Option(None, "--overrides"),
-    strategy: str = typer.Option("glft", "--strategy", help="glft | touch"),
+    strategy: str = typer.Option("glft", "--strategy", help=STRATEGY_HELP),
+    param: list[str] | None = PARAM_OPTION,
     order_qty: float | None = typer.Option(None, "--order-qty"),
     max_position_qty: float | None = typer.Option(None, "--max-position-qty"),
     loss_limit: float | None = typer.Option(
@@ -147,6 +160,7 @@ def paper(
         latency_ms,
         book_depth=book_depth,
         record=record,
+        params=param,
     )
 
 
@@ -168,7 +182,8 @@ def live(
     journal: Path | None = typer.Option(None, "--journal"),
     profile: str = typer.Option("S1", "--profile"),
     overrides: Path | None = typer.Option(None, "--overrides"),
-    strategy: str = typer.Option("glft", "--strategy"),
+    strategy: str = typer.Option("glft", "--strategy", help=STRATEGY_HELP),
+    param: list[str] | None = PARAM_OPTION,
     order_qty: float | None = typer.Option(None, "--order-qty"),
     max_position_qty: float | None = typer.Option(None, "--max-position-qty"),
     loss_limit: float | None = typer.Option(None, "--loss-limit"),
@@ -219,6 +234,7 @@ def live(
         clock_check_s,
         book_depth=book_depth,
         record=record,
+        params=param,
     )
 
 

@@ -8,6 +8,16 @@ from typing import Any
 
 import typer
 
+from mmbot.commands.options import (
+    MAKER_FEE_OPTION,
+    MAX_POSITION_OPTION,
+    ORDER_QTY_OPTION,
+    PARAM_OPTION,
+    STRATEGY_OPTION,
+    TAKER_FEE_OPTION,
+    strategy_options,
+)
+
 
 def print_outcome(con: Any, out: Any) -> None:
     """The frozen soak's stability lines and the decision-matrix lines, after the gate line."""
@@ -67,6 +77,12 @@ def soak(
         1, "--seed", help="market and simulation seed (same seed -> same artifacts)"
     ),
     artifacts: Path = typer.Option(Path("artifacts"), "--artifacts", help="artifacts root"),
+    strategy: str | None = STRATEGY_OPTION,
+    param: list[str] | None = PARAM_OPTION,
+    order_qty: float | None = ORDER_QTY_OPTION,
+    max_position_qty: float | None = MAX_POSITION_OPTION,
+    maker_fee_bps: float | None = MAKER_FEE_OPTION,
+    taker_fee_bps: float | None = TAKER_FEE_OPTION,
 ) -> int:
     """Soak: run the strategy for HOURS of market time in ITERATIONS, auto-tune, report and gate."""
     from rich.console import Console
@@ -90,6 +106,9 @@ def soak(
         profile=profile,
         seed=seed,
         artifacts=artifacts,
+        strategy_options=strategy_options(
+            strategy, param, order_qty, max_position_qty, maker_fee_bps, taker_fee_bps
+        ),
     )
     print_outcome(con, out)
     return out.exit_code

@@ -649,6 +649,7 @@ def run_soak(
     console: Any = None,
     progress: bool = True,
     freeze: bool = False,
+    strategy_options: Mapping[str, Any] | None = None,
 ) -> SoakOutcome:
     """Run a soak and write its artifacts; returns the outcome (the CLI maps it to an exit code)."""
     from rich.console import Console
@@ -666,6 +667,11 @@ def run_soak(
     paths = SoakPaths(Path(artifacts), Path(export_json), Path(export_md), Path(gate_summary))
     validate_paths(paths)
     prof, overrides_in, knobs, messages = _load_knobs(profile, Path(artifacts))
+    if strategy_options:  # --strategy, --param and the equal-limit flags (mmbot.config)
+        from mmbot.backtest import check_strategy
+        from mmbot.config import with_strategy_options
+
+        prof = check_strategy(with_strategy_options(prof, **strategy_options))
     mkt = resolve_market(market)
 
     from mmbot.audit import build_edge_report
@@ -847,7 +853,10 @@ def run_soak(
                 f"| autotune | KEEP_BEST | iter={best_it} net_bps={_fmt(history[best_it - 1]['net_bps'])} "
                 f"common_segments_score_bps={_fmt(common)} {_fmt_knobs(final_overrides)} |"
             )
+        from mmbot.backtest import strategy_runtime
+
         final_runtime = make_runtime(
+            **strategy_runtime(prof),
             profile=prof_name,
             overrides=overrides_in,
             seed=seed,
@@ -1125,6 +1134,7 @@ def soak_command(
     profile: str | None = None,
     seed: int = 1,
     artifacts: Path = Path("artifacts"),
+    strategy_options: Mapping[str, Any] | None = None,
 ) -> int:
     """`mmbot soak`: exit code 0 on PASS/WARN, 1 on FAIL (UserError -> 2 via the CLI)."""
     out = run_soak(
@@ -1138,6 +1148,7 @@ def soak_command(
         profile=profile,
         seed=seed,
         artifacts=artifacts,
+        strategy_options=strategy_options,
     )
     return out.exit_code
 

@@ -1,8 +1,15 @@
-"""The quoting strategy, shared by the backtest loop and the live runner.
+"""Quoting models behind one contract (``contract``: what a quoter is handed and answers).
 
-- ``glft``: ``STATE_DTYPE``, ``new_state(params)``, ``step(state, book_view, own_orders, params,
-  now_ns) -> (bid_px, bid_qty, ask_px, ask_qty)``, ``on_trade`` / ``on_trade_depth`` (intensity),
-  ``on_fill`` (slippage EWMA), ``fit_intensity``, ``glft_coefficients``.
-- ``params``: ``PARAMS_DTYPE``, ``make_params(knobs, profile, *, tick_px, lot_qty, ref_px, ...)``.
-- ``views``: ``BOOK_VIEW_DTYPE`` / ``new_book_view()``, ``ORDER_VIEW_DTYPE`` / ``new_order_view()``.
+- ``contract``: ``Quoter`` and the records a quoter reads and writes (market view, trades, fills,
+  quote); ``registry``: built-in names, ``FILE.py:NAME`` / ``pkg.mod:NAME`` specs, parameters.
+- built-in quoters: ``glft`` (GLFT over online estimates), ``touch`` (join the touch),
+  ``glft_ref`` (hftbacktest's GLFT tutorial, ported).
+- ``params``: ``PARAMS_DTYPE`` (the engine's record: knobs, limits, fees, market), ``make_params``.
+- ``views``: ``ORDER_VIEW_DTYPE`` (our working orders) and the order-status codes.
+
+This package imports neither the simulated venue nor the live code (``mmbot.engine`` runs it).
 """
+
+from mmbot.strategy.contract import Quoter
+
+__all__ = ["Quoter"]
