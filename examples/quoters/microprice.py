@@ -1,7 +1,4 @@
-"""Quote around the microprice, a fixed half-spread away, skewed against the position.
-
-Run: mmbot backtest --data CAPTURE --out out --strategy examples/quoters/microprice.py:QUOTER
-"""
+"""Microprice +/- a fixed half-spread, skewed against the position (--strategy FILE.py:QUOTER)."""
 
 import math
 
