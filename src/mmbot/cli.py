@@ -13,6 +13,7 @@ from mmbot.commands import gate as _gate
 from mmbot.commands import live as _live
 from mmbot.commands import report as _report
 from mmbot.commands import soak as _soak
+from mmbot.commands import sweep as _sweep
 from mmbot.errors import UserError
 
 # packages outside the core install -> the extra that brings them (pyproject.toml)
@@ -30,6 +31,7 @@ _typer_app.command("backtest")(_backtest.backtest)
 _typer_app.command("gate")(_gate.gate)
 _typer_app.command("report")(_report.report)
 _typer_app.command("soak")(_soak.soak)
+_typer_app.command("sweep")(_sweep.sweep)
 for _name, _fn in _live.COMMANDS.items():
     _typer_app.command(_name)(_fn)
 

@@ -1,0 +1,258 @@
+"""`mmbot sweep`: the console of the parameter search (library: ``mmbot.sweep``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from mmbot.errors import UserError
+
+
+def _default_space() -> Any:
+    from mmbot import knobs
+    from mmbot.sweep.space import parse_space
+
+    raw = {k: {"low": lo, "high": hi} for k, (lo, hi) in knobs.RUNTIME_LIMITS.items()}
+    return parse_space(raw, "default space (the six knobs over their limits)")
+
+
+def _check_strategy(strategy: str) -> None:
+    from mmbot.strategy.params import STRATEGY_CODES
+    from mmbot.sweep.space import quoter_params_supported
+
+    if strategy in STRATEGY_CODES:
+        return
+    if ".py:" in strategy and quoter_params_supported():
+        return
+    raise UserError(
+        f"--strategy {strategy!r}: expected one of {', '.join(STRATEGY_CODES)}"
+        + ("" if quoter_params_supported() else " (FILE.py:NAME quoters need the plug-in contract)")
+    )
+
+
+def _fmt(v: Any, nd: int = 4) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def _eta(s: float | None) -> str:
+    if s is None:
+        return "ETA —"
+    s = int(s)
+    return f"ETA {s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _print_summary(con: Any, summ: dict, wall_s: float, ran: int) -> None:
+    from rich.table import Table
+
+    obj = summ["objectives"][0]
+    t = Table(title=f"walk-forward ({obj})")
+    for col in ("step", "tune→judge", "best IS", "best OOS", "gap OOS−IS", "profile OOS"):
+        t.add_column(col, justify="right")
+    for s in summ["steps"]:
+        f = s["objectives"][obj]
+        t.add_row(
+            str(s["step"]),
+            f"fold {s['is_fold']}→{s['oos_fold']}",
+            _fmt(f["best_is"]),
+            _fmt(f["best_oos"]),
+            _fmt(f["gap_oos_minus_is"]),
+            _fmt(f["baseline_oos"]),
+        )
+    con.print(t)
+    ch = summ["chosen"]
+    c = Table(
+        title=f"chosen (tuned on fold {ch['tuned_on_fold']}, judged on fold {ch['judged_on_fold']})"
+    )
+    c.add_column("parameter")
+    c.add_column("value", justify="right")
+    c.add_column("objective")
+    c.add_column("IS", justify="right")
+    c.add_column("OOS", justify="right")
+    c.add_column("gap", justify="right")
+    params = list(ch["params"].items())
+    objs = list(ch["objectives"].items())
+    for i in range(max(len(params), len(objs))):
+        p = params[i] if i < len(params) else ("", "")
+        o = objs[i] if i < len(objs) else None
+        c.add_row(
+            p[0],
+            _fmt(p[1]),
+            o[0] if o else "",
+            _fmt(o[1]["best_is"]) if o else "",
+            _fmt(o[1]["best_oos"]) if o else "",
+            _fmt(o[1]["gap_oos_minus_is"]) if o else "",
+        )
+    con.print(c)
+    cost = summ.get("cost") or {}
+    if cost:
+        con.print(
+            "per trial (mean s): load {:.3f}  compile {:.3f}  simulate {:.3f}  audit {:.3f}  "
+            "({:.0f} events)".format(
+                cost["mean_load_s"],
+                cost["mean_compile_s"],
+                cost["mean_sim_s"],
+                cost["mean_audit_s"],
+                cost["mean_events"],
+            ),
+            markup=False,
+            highlight=False,
+        )
+    rate = ran / wall_s * 3600 if wall_s > 0 and ran else 0.0
+    con.print(
+        f"{ran} trials run in {wall_s:.1f} s ({rate:.0f} trials/hour incl. evaluations)",
+        markup=False,
+        highlight=False,
+    )
+    for kind, path in (summ.get("files") or {}).items():
+        con.print(f"chosen {kind}: {path}", markup=False, highlight=False)
+
+
+def sweep(
+    out: Path = typer.Option(..., "--out", help="output directory (study, folds, results, report)"),
+    data: list[Path] = typer.Option(
+        None, "--data", help="capture file(s); one fold per capture unless --folds"
+    ),
+    market: str | None = typer.Option(
+        None, "--market", help="synthetic | synthetic:NAME | CALIBRATION.json (with --hours)"
+    ),
+    hours: float = typer.Option(2.0, "--hours", help="market hours of a synthetic market"),
+    folds: int | None = typer.Option(
+        None, "--folds", help="walk-forward folds (default 2; with several --data: one per capture)"
+    ),
+    space: Path | None = typer.Option(
+        None, "--space", help="space file, YAML or JSON (default: the six knobs over their limits)"
+    ),
+    trials: int = typer.Option(50, "--trials", help="trials per walk-forward step"),
+    objective: list[str] = typer.Option(
+        None,
+        "--objective",
+        help="net_bps_before_rebates (default) | net_bps | equity | risk_adj; repeat for multi-objective",
+    ),
+    strategy: str = typer.Option("glft", "--strategy", help="glft | touch"),
+    profile: str | None = typer.Option(None, "--profile", help="profile name or JSON path"),
+    storage: str | None = typer.Option(
+        None, "--storage", help="Optuna storage URL (default sqlite:///OUT/sweep.db)"
+    ),
+    study_name: str = typer.Option("mmbot-sweep", "--study-name"),
+    workers: int = typer.Option(0, "--workers", help="local worker processes (0 = the core count)"),
+    ray: str | None = typer.Option(
+        None, "--ray", help="run trials as Ray tasks: local | auto | ADDRESS"
+    ),
+    sampler: str = typer.Option("tpe", "--sampler", help="tpe | random"),
+    min_fills: int = typer.Option(10, "--min-fills", help="trials with fewer fills are failed"),
+    latency_ms: float = typer.Option(10.0, "--latency-ms"),
+    queue_model: str = typer.Option("power2", "--queue-model"),
+    seed: int = typer.Option(0, "--seed", help="market and sampler seed"),
+) -> int:
+    """Search parameters with Optuna, walk-forward: tune on fold i, judge on fold i+1."""
+    from rich.console import Console
+
+    from mmbot.config import load_profile
+    from mmbot.sim.config import parse_queue_model
+    from mmbot.sweep.driver import SweepConfig
+    from mmbot.sweep.executors import make_executor
+    from mmbot.sweep.folds import capture_folds, synthetic_folds
+    from mmbot.sweep.objective import parse_objectives
+    from mmbot.sweep.results import write_results
+    from mmbot.sweep.space import load_space
+
+    con = Console(highlight=False)
+    if bool(data) == bool(market):
+        raise UserError("give either --data PATH... or --market synthetic|CALIBRATION.json")
+    if folds is not None and folds < 2:
+        raise UserError(f"--folds {folds}: walk-forward needs at least 2")
+    if trials < 1:
+        raise UserError(f"--trials {trials}: must be >= 1")
+    _check_strategy(strategy)
+    parse_queue_model(queue_model)
+    objectives = parse_objectives(objective or [])
+    spc = load_space(space) if space is not None else _default_space()
+    prof = load_profile(profile)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    n_workers = workers or os.cpu_count() or 1
+    with con.status("preparing folds"):
+        if market:
+            fold_list, label = synthetic_folds(market, hours, folds or 2, seed, out / "folds")
+        else:
+            fold_list, label = capture_folds(data, folds, out / "folds")
+    con.print(
+        f"{label}: {len(fold_list)} folds of "
+        + ", ".join(f"{f.hours:.2f} h" for f in fold_list)
+        + f"; {trials} trials x {len(fold_list) - 1} step(s); objective {', '.join(objectives)}",
+        markup=False,
+    )
+    cfg = SweepConfig(
+        out=out,
+        folds=fold_list,
+        market_label=label,
+        space=spc,
+        profile=prof,
+        objectives=objectives,
+        trials=trials,
+        strategy=strategy,
+        latency_ms=latency_ms,
+        queue_model=queue_model,
+        seed=seed,
+        min_fills=min_fills,
+        storage=storage,
+        study_name=study_name,
+        sampler=sampler,
+    )
+    executor = make_executor(n_workers, ray)
+    try:
+        res = _run_with_progress(con, cfg, executor)
+    finally:
+        executor.close()
+    summ = write_results(res, out)
+    _print_summary(con, summ, res.wall_s, res.trials_run)
+    con.print(
+        f"results in {out} (results.parquet, SWEEP_SUMMARY.json, sweep_report.html)", markup=False
+    )
+    return 0
+
+
+def _run_with_progress(con: Any, cfg: Any, executor: Any) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from mmbot.sweep.driver import run_sweep
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[best]}  {task.fields[eta]}"),
+        console=con,
+        transient=False,
+    ) as prog:
+        task = prog.add_task("sweep", total=1, best="", eta="")
+        last_line = [""]
+
+        def on_progress(p: Any) -> None:
+            best = f"best {p.best_value:.4f}" if p.best_value is not None else "best —"
+            desc = f"step {p.step + 1}/{p.steps} {p.phase}" + (
+                f", {p.failed} failed" if p.failed else ""
+            )
+            prog.update(
+                task,
+                total=p.total,
+                completed=p.done,
+                description=desc,
+                best=best,
+                eta=_eta(p.eta_s),
+            )
+            if not con.is_terminal:  # a log line per trial when nobody watches a bar
+                line = f"{p.done}/{p.total} {desc} {best} {_eta(p.eta_s)}"
+                if line != last_line[0]:
+                    con.print(line, markup=False, highlight=False)
+                    last_line[0] = line
+
+        return run_sweep(cfg, executor, on_progress)
