@@ -18,6 +18,7 @@ COMMANDS = [
     ["gate", "--help"],
     ["report", "--help"],
     ["soak", "--help"],
+    ["sweep", "--help"],
     ["paper", "--help"],
     ["live", "--help"],
     ["record", "--help"],

@@ -22,7 +22,7 @@ from collections import deque
 from typing import Any, Protocol
 
 from mmbot.errors import UserError
-from mmbot.sweep.trial import TrialOutcome, TrialTask, run_trial
+from mmbot.sweep.trial import TrialOutcome, TrialTask, run_trial, run_trial_shipped
 
 
 class Executor(Protocol):
@@ -107,7 +107,7 @@ class RayExecutor:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UserError(f"--ray {address}: cannot start or join Ray: {exc}") from None
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self._remote = ray.remote(num_cpus=1, max_retries=0)(run_trial)
+        self._remote = ray.remote(num_cpus=1, max_retries=0)(run_trial_shipped)
         self._refs: dict[Any, str] = {}
         self._fold_refs: dict[int, list[Any]] = {}
 
@@ -121,7 +121,7 @@ class RayExecutor:
         return refs
 
     def submit(self, task: TrialTask) -> None:
-        ref = self._remote.remote(task, self._arrays(task))
+        ref = self._remote.remote(task, *self._arrays(task))
         self._refs[ref] = task.key
 
     def wait(self, timeout_s: float | None = None) -> list[TrialOutcome]:

@@ -109,6 +109,11 @@ def _warm(settings: Any, events: np.ndarray, part: Any) -> float:
     return time.perf_counter() - t
 
 
+def run_trial_shipped(task: TrialTask, *arrays: np.ndarray) -> TrialOutcome:
+    """``run_trial`` with the fold's arrays given (Ray passes object-store arrays as arguments)."""
+    return run_trial(task, list(arrays))
+
+
 def run_trial(task: TrialTask, arrays: list[np.ndarray] | None = None) -> TrialOutcome:
     """Run, check and score ``task``; never raises (a failure is an outcome with its reason)."""
     import os

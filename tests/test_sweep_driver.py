@@ -1,0 +1,118 @@
+"""mmbot.sweep driver, checks and results on a tiny synthetic market: a broken accounting injected
+into a trial is caught and the trial failed (never scored); walk-forward figures; resume."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+import pytest
+
+from mmbot.config import load_overrides, load_profile
+from mmbot.sweep.driver import ATTR_REASON, SweepConfig, open_study, run_sweep
+from mmbot.sweep.executors import InlineExecutor
+from mmbot.sweep.folds import synthetic_folds
+from mmbot.sweep.results import write_results
+from mmbot.sweep.space import parse_space, suggest
+from mmbot.sweep.trial import FAULT_FEE_RATE_SIGN, FAULT_FEE_RECORD_SIGN
+
+HOURS = 0.04  # two folds of 1.2 min: a trial simulates in well under a second
+
+
+@pytest.fixture(scope="module")
+def folds(tmp_path_factory):
+    return synthetic_folds("synthetic", HOURS, 2, 3, tmp_path_factory.mktemp("folds"))[0]
+
+
+def _cfg(out, folds, trials, **kw):
+    space = parse_space(
+        {
+            "base_spread_bps_delta": {"low": 0.0, "high": 0.6},
+            "tail_age_ms": {"low": 400, "high": 1000},
+        },
+        "test space",
+    )
+    return SweepConfig(
+        out=out,
+        folds=folds,
+        market_label="synthetic:test",
+        space=space,
+        profile=load_profile("S1"),
+        objectives=("net_bps_before_rebates",),
+        trials=trials,
+        seed=5,
+        sampler="random",
+        min_fills=kw.pop("min_fills", 1),
+        **kw,
+    )
+
+
+def test_flipped_fee_sign_in_one_trial_is_caught_and_never_scored(tmp_path, folds):
+    faults = {(0, 1): FAULT_FEE_RECORD_SIGN, (0, 2): FAULT_FEE_RATE_SIGN}
+    cfg = _cfg(tmp_path, folds, 4, faults=faults)
+    res = run_sweep(cfg, InlineExecutor())
+    trials = {t.number: t for t in res.studies[0].get_trials()}
+    assert [trials[n].state.name for n in range(4)] == ["COMPLETE", "FAIL", "FAIL", "COMPLETE"]
+    # records' fee sign flipped: the audit's pnl no longer equals the simulator's equity
+    assert "simulator's equity" in trials[1].user_attrs[ATTR_REASON]
+    # venue run with the maker rate's sign flipped: venue and records agree, the configuration not
+    assert "maker_fee_rate" in trials[2].user_attrs[ATTR_REASON]
+    assert trials[1].values is None and trials[2].values is None
+    assert res.steps[0].best_trial in (0, 3)
+
+    summ = write_results(res, tmp_path)
+    table = pl.read_parquet(tmp_path / "results.parquet")
+    failed = table.filter(pl.col("state") == "FAIL").sort("trial")
+    assert failed["trial"].to_list() == [1, 2]
+    assert failed["fault"].to_list() == [FAULT_FEE_RECORD_SIGN, FAULT_FEE_RATE_SIGN]
+    assert failed["net_bps_before_rebates"].is_nan().all()  # no KPI of a failed trial is kept
+    assert "Failed trials (2)" in (tmp_path / "sweep_report.html").read_text()
+    assert summ["chosen"]["params"] == res.steps[0].best_params
+
+
+def test_walk_forward_judges_the_best_out_of_sample(tmp_path, folds):
+    res = run_sweep(_cfg(tmp_path, folds, 3), InlineExecutor())
+    summ = write_results(res, tmp_path)
+    (step,) = summ["steps"]
+    figs = step["objectives"]["net_bps_before_rebates"]
+    best = res.studies[0].best_trial
+    assert figs["best_is"] == pytest.approx(best.values[0])
+    assert figs["gap_oos_minus_is"] == pytest.approx(figs["best_oos"] - figs["best_is"])
+    table = pl.read_parquet(tmp_path / "results.parquet")
+    oos = table.filter((pl.col("role") == "best") & (pl.col("sample") == "oos"))
+    assert oos["fold"].to_list() == [1] and oos["trial"].to_list() == [best.number]
+    assert oos["net_bps_before_rebates"][0] == pytest.approx(figs["best_oos"])
+    # net before rebates: the maker rebates of S1 taken out of net
+    row = oos.row(0, named=True)
+    assert row["net_bps_before_rebates"] == pytest.approx(row["net_bps"] - row["fees_eff_bps"])
+    # the chosen overrides are a file the other commands accept, with the chosen values
+    ovr, messages = load_overrides(tmp_path / "chosen_overrides.json")
+    assert messages == [] and ovr["tail_age_ms"] == best.params["tail_age_ms"]
+    assert math.isfinite(summ["cost"]["mean_sim_s"]) and summ["cost"]["trials"] == 3
+
+
+def test_an_interrupted_study_resumes_where_it_stopped(tmp_path, folds):
+    cfg = _cfg(tmp_path, folds, 2)
+    first = run_sweep(cfg, InlineExecutor())
+    assert first.trials_run == 2
+    # a trial left RUNNING by a killed sweep
+    study = open_study(cfg, 0)
+    stuck = study.ask()
+    suggest(stuck, cfg.space)
+    assert stuck.number == 2
+    cfg.trials = 3
+    again = run_sweep(cfg, InlineExecutor())
+    assert again.trials_run == 1  # the two finished trials are kept, the interrupted one re-run
+    trials = again.studies[0].get_trials()
+    assert trials[2].state.name == "FAIL" and "interrupted" in trials[2].user_attrs[ATTR_REASON]
+    assert trials[3].state.name == "COMPLETE" and trials[3].params == trials[2].params
+    write_results(again, tmp_path)
+    table = pl.read_parquet(tmp_path / "results.parquet")
+    assert sorted(table.filter(pl.col("role") == "trial")["trial"].to_list()) == [0, 1, 3]
+
+
+def test_a_trial_with_too_few_fills_is_failed_not_scored(tmp_path, folds):
+    res = run_sweep(_cfg(tmp_path, folds, 1, min_fills=10**9), InlineExecutor())
+    (t,) = res.studies[0].get_trials()
+    assert t.state.name == "FAIL" and "--min-fills" in t.user_attrs[ATTR_REASON]
+    assert res.steps[0].best_trial is None and "best_oos" not in res.steps[0].evaluations
