@@ -63,10 +63,16 @@ def test_tiny_sweep_end_to_end(tmp_path):
         (["sweep", "--out", "X", "--market", "synthetic", "--space", "nope.yaml"], "nope.yaml"),
         (["sweep", "--out", "X", "--market", "synthetic", "--strategy", "zz"], "zz"),
         (["sweep", "--out", "X", "--data", "missing.gz", "--folds", "2"], "missing.gz"),
+        (
+            ["sweep", "--out", "X", "--market", "synthetic", "--space", "q.json"],
+            "no parameter 'skew'",
+        ),
+        (["sweep", "--out", "X", "--market", "synthetic", "--param", "skew"], "NAME=VALUE"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, args, needle):
-    args = [str(tmp_path / a) if a == "X" else a for a in args]
+    (tmp_path / "q.json").write_text('{"param.skew": {"low": 0, "high": 1}}')
+    args = [str(tmp_path / a) if a in ("X", "q.json") else a for a in args]
     proc = run_mmbot(*args, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and needle in proc.stderr

@@ -15,7 +15,6 @@ from mmbot.sweep.space import (
     apply_values,
     load_space,
     parse_space,
-    quoter_params_supported,
 )
 
 
@@ -103,14 +102,10 @@ def test_a_value_the_profile_schema_refuses_fails_with_the_field():
         apply_values({"quoting.slippage_ewma_alpha": 1.5}, space, prof)
 
 
-def test_quoter_parameters_go_through_the_one_hook():
+def test_quoter_parameters_go_to_run_settings_params():
     from mmbot.backtest import RunSettings
 
-    s = RunSettings()
-    if quoter_params_supported():
-        apply_quoter_params(s, {"skew": 0.5})
-        assert s.params["skew"] == 0.5
-    else:
-        with pytest.raises(UserError, match="param.skew"):
-            apply_quoter_params(s, {"skew": 0.5})
-    assert apply_quoter_params(s, {}) is s  # no quoter parameters: nothing to connect
+    s = RunSettings(params={"a": 1.0})
+    assert apply_quoter_params(s, {"skew": 0.5}).params == {"a": 1.0, "skew": 0.5}
+    with pytest.raises(UserError, match="param.skew: choice must be a finite number"):
+        parse_space({"param.skew": {"choice": ["wide"]}}, "t")

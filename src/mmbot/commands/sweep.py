@@ -19,18 +19,26 @@ def _default_space() -> Any:
     return parse_space(raw, "default space (the six knobs over their limits)")
 
 
-def _check_strategy(strategy: str) -> None:
-    from mmbot.strategy.params import STRATEGY_CODES
-    from mmbot.sweep.space import quoter_params_supported
+def _check_strategy(strategy: str, space: Any) -> str:
+    """The quoter spec resolved (a FILE.py path made absolute, for workers elsewhere) and every
+    quoter parameter of the space checked against the quoter's own parameters."""
+    from pathlib import Path as _Path
 
-    if strategy in STRATEGY_CODES:
-        return
-    if ".py:" in strategy and quoter_params_supported():
-        return
-    raise UserError(
-        f"--strategy {strategy!r}: expected one of {', '.join(STRATEGY_CODES)}"
-        + ("" if quoter_params_supported() else " (FILE.py:NAME quoters need the plug-in contract)")
-    )
+    from mmbot.strategy.registry import resolve
+    from mmbot.sweep.space import ROUTE_QUOTER
+
+    target, sep, attr = strategy.rpartition(":")
+    if sep and target.endswith(".py"):
+        strategy = f"{_Path(target).resolve()}:{attr}"
+    quoter = resolve(strategy)
+    for p in space.by_route(ROUTE_QUOTER):
+        if p.field not in quoter.params:
+            known = ", ".join(sorted(quoter.params)) or "none"
+            raise UserError(
+                f"{space.source}: {p.name}: quoter {quoter.name} has no parameter {p.field!r} "
+                f"(known: {known})"
+            )
+    return strategy
 
 
 def _fmt(v: Any, nd: int = 4) -> str:
@@ -48,7 +56,7 @@ def _eta(s: float | None) -> str:
     return f"ETA {s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def _print_summary(con: Any, summ: dict, wall_s: float, ran: int) -> None:
+def _print_summary(con: Any, summ: dict, tune_s: float, ran: int, driver_s: float) -> None:
     from rich.table import Table
 
     obj = summ["objectives"][0]
@@ -104,9 +112,10 @@ def _print_summary(con: Any, summ: dict, wall_s: float, ran: int) -> None:
             markup=False,
             highlight=False,
         )
-    rate = ran / wall_s * 3600 if wall_s > 0 and ran else 0.0
+    rate = ran / tune_s * 3600 if tune_s > 0 and ran else 0.0
     con.print(
-        f"{ran} trials run in {wall_s:.1f} s ({rate:.0f} trials/hour incl. evaluations)",
+        f"{ran} trials run in {tune_s:.1f} s of tuning ({rate:.0f} trials/hour; sampler and "
+        f"storage {driver_s / max(ran, 1) * 1e3:.0f} ms/trial)",
         markup=False,
         highlight=False,
     )
@@ -135,7 +144,12 @@ def sweep(
         "--objective",
         help="net_bps_before_rebates (default) | net_bps | equity | risk_adj; repeat for multi-objective",
     ),
-    strategy: str = typer.Option("glft", "--strategy", help="glft | touch"),
+    strategy: str = typer.Option(
+        "glft", "--strategy", help="quoter: glft | touch | FILE.py:NAME | package.module:NAME"
+    ),
+    param: list[str] = typer.Option(
+        None, "--param", help="quoter parameter NAME=VALUE fixed for every trial (repeatable)"
+    ),
     profile: str | None = typer.Option(None, "--profile", help="profile name or JSON path"),
     storage: str | None = typer.Option(
         None, "--storage", help="Optuna storage URL (default sqlite:///OUT/sweep.db)"
@@ -156,6 +170,7 @@ def sweep(
 
     from mmbot.config import load_profile
     from mmbot.sim.config import parse_queue_model
+    from mmbot.strategy.registry import parse_param_args
     from mmbot.sweep.driver import SweepConfig
     from mmbot.sweep.executors import make_executor
     from mmbot.sweep.folds import capture_folds, synthetic_folds
@@ -170,10 +185,11 @@ def sweep(
         raise UserError(f"--folds {folds}: walk-forward needs at least 2")
     if trials < 1:
         raise UserError(f"--trials {trials}: must be >= 1")
-    _check_strategy(strategy)
     parse_queue_model(queue_model)
     objectives = parse_objectives(objective or [])
     spc = load_space(space) if space is not None else _default_space()
+    strategy = _check_strategy(strategy, spc)
+    fixed_params = parse_param_args(param)
     prof = load_profile(profile)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
@@ -206,6 +222,7 @@ def sweep(
         storage=storage,
         study_name=study_name,
         sampler=sampler,
+        fixed_params=fixed_params,
     )
     executor = make_executor(n_workers, ray)
     try:
@@ -213,7 +230,7 @@ def sweep(
     finally:
         executor.close()
     summ = write_results(res, out)
-    _print_summary(con, summ, res.wall_s, res.trials_run)
+    _print_summary(con, summ, res.tune_s, res.trials_run, res.driver_s)
     con.print(
         f"results in {out} (results.parquet, SWEEP_SUMMARY.json, sweep_report.html)", markup=False
     )

@@ -39,6 +39,8 @@ STUDY_ATTR_SPACE: Final = "space"
 STUDY_ATTR_EVALS: Final = "evaluations"
 SAMPLERS: Final = ("tpe", "random")
 POLL_S: Final = 0.5
+# driver seconds spent in the sampler and the storage (ask + suggest + tell), this process
+_STORAGE_S = [0.0]
 
 
 @dataclass
@@ -58,6 +60,7 @@ class SweepConfig:
     storage: str | None = None
     study_name: str = "mmbot-sweep"
     sampler: str = "tpe"
+    fixed_params: dict[str, float] = field(default_factory=dict)  # --param: every trial's
     # (step, trial number) -> fault kind (mmbot.sweep.trial.FAULTS): for the tests that prove a
     # broken accounting is caught
     faults: dict[tuple[int, int], str] = field(default_factory=dict)
@@ -98,6 +101,9 @@ class SweepResult:
     studies: list[Any]
     wall_s: float
     trials_run: int  # trials run by this session (resumed ones excluded)
+    tune_s: float = 0.0  # wall time of the tuning phases (evaluations excluded)
+    driver_s: float = 0.0  # of which the driver spent in the sampler and the storage
+    warm_s: float = 0.0  # the driver's warm-up of the JIT cache before workers start
 
 
 def _optuna() -> Any:
@@ -193,7 +199,7 @@ def _task(cfg: SweepConfig, key: str, fold: Fold, values: Mapping[str, Any], fau
         fold=fold,
         knobs=applied.knobs,
         profile=applied.profile,
-        quoter_params=applied.quoter_params,
+        quoter_params={**cfg.fixed_params, **applied.quoter_params},
         objectives=cfg.objectives,
         strategy=cfg.strategy,
         latency_ms=cfg.latency_ms,
@@ -232,8 +238,10 @@ def _tune(
     while True:
         remaining = cfg.trials - len(_finished(study)) - len(inflight)
         while remaining > 0 and len(inflight) < executor.workers:
+            t_ask = time.perf_counter()
             trial = study.ask()
             values = suggest(trial, cfg.space)
+            _STORAGE_S[0] += time.perf_counter() - t_ask
             fault = cfg.faults.get((step, trial.number))
             if fault:
                 trial.set_user_attr(ATTR_FAULT, fault)
@@ -250,7 +258,9 @@ def _tune(
         if not inflight:
             return ran
         for out in executor.wait(POLL_S):
+            t_tell = time.perf_counter()
             _record(study, inflight.pop(out.key), out)
+            _STORAGE_S[0] += time.perf_counter() - t_tell
             ran += 1
         report(step, "tune")
 
@@ -337,10 +347,35 @@ def run_sweep(
             )
         )
 
+    warm_s = warm_cache(cfg) if executor.workers > 1 else 0.0
+    storage0 = _STORAGE_S[0]
     results = []
+    tune_s = 0.0
     for step, study in enumerate(studies):
         report(step, "tune")
+        t_tune = time.perf_counter()
         ran += _tune(cfg, step, study, executor, report)
+        tune_s += time.perf_counter() - t_tune
         report(step, "evaluate")
         results.append(_evaluate(cfg, step, study, executor))
-    return SweepResult(cfg, results, studies, time.perf_counter() - t0, ran)
+    return SweepResult(
+        cfg,
+        results,
+        studies,
+        time.perf_counter() - t0,
+        ran,
+        tune_s,
+        driver_s=_STORAGE_S[0] - storage0,
+        warm_s=warm_s,
+    )
+
+
+def warm_cache(cfg: SweepConfig) -> float:
+    """Run the trial loop once on a small slice here, so the on-disk JIT cache is written before
+    K workers start: otherwise, on a cold cache, every worker compiles the same code at once."""
+    from mmbot.sweep.folds import load_fold_arrays
+    from mmbot.sweep.trial import warm_up
+
+    part = cfg.folds[0].parts[0]
+    events = load_fold_arrays(Fold(0, (part,)))[0]
+    return warm_up(_task(cfg, "warm", cfg.folds[0], {}), events)

@@ -188,8 +188,9 @@ def write_chosen(res: SweepResult, out: Path) -> dict[str, Path]:
         prof["name"] = f"{cfg.profile.name}-sweep"
         prof["description"] = f"{cfg.profile.name} with the fields chosen by mmbot sweep"
         written["profile"] = dump_json(prof, out / "chosen_profile.json")
-    if cfg.space.by_route(ROUTE_QUOTER):
-        written["params"] = dump_json(applied.quoter_params, out / "chosen_params.json")
+    if cfg.space.by_route(ROUTE_QUOTER) or cfg.fixed_params:
+        qp = {**cfg.fixed_params, **applied.quoter_params}
+        written["params"] = dump_json(qp, out / "chosen_params.json")
     return written
 
 

@@ -17,7 +17,8 @@ A space file maps parameter names to a range or a list of choices::
   ``fees.*`` is refused: fee rates are facts of the venue, and an optimiser given them finds the
   rebate corner, not a better quoter;
 - a quoter parameter, ``param.NAME``: passed to the strategy's quoter through
-  ``RunSettings.params`` (``apply_quoter_params``, the one hook the plug-in contract connects to).
+  ``RunSettings.params`` (``apply_quoter_params``); the command checks NAME against the quoter's
+  ``PARAMS`` before the sweep starts.
 """
 
 from __future__ import annotations
@@ -122,6 +123,9 @@ def _parse_one(name: str, body: Any, source: str) -> ParamSpec:
             raise UserError(f"{where}: choice must be a non-empty list")
         for c in choices:
             if not (c is None or isinstance(c, str | bool)):
+                _number(c, f"{where}: choice")
+        if route == ROUTE_QUOTER:  # a quoter's parameters are numbers (its f8 record)
+            for c in choices:
                 _number(c, f"{where}: choice")
         if route == ROUTE_KNOB:
             for c in choices:
@@ -250,26 +254,9 @@ def apply_values(values: Mapping[str, Any], space: Space, profile: Profile) -> A
     return Applied(knob_values, prof, quoter)
 
 
-def quoter_params_supported() -> bool:
-    """True when ``RunSettings`` carries quoter parameters (the plug-in contract's ``params``)."""
-    from dataclasses import fields
-
-    from mmbot.backtest import RunSettings
-
-    return any(f.name == "params" for f in fields(RunSettings))
-
-
 def apply_quoter_params(settings: Any, params: Mapping[str, Any]) -> Any:
-    """The one hook for quoter parameters: ``settings.params`` updated with ``params``. Until
-    RunSettings has a ``params`` dict, a space naming one fails here with one clear line."""
-    if not params:
-        return settings
-    if not quoter_params_supported():
-        raise UserError(
-            f"quoter parameter(s) {', '.join(f'{QUOTER_PREFIX}{k}' for k in params)}: this build's "
-            "RunSettings has no 'params' (quoter parameters arrive with the strategy plug-in contract)"
-        )
-    merged = dict(getattr(settings, "params", None) or {})
-    merged.update(params)
-    settings.params = merged
+    """Quoter parameters into ``settings.params`` (the plug-in contract's; the quoter checks the
+    names and values when the run builds its parameter record)."""
+    if params:
+        settings.params = {**(settings.params or {}), **params}
     return settings

@@ -109,6 +109,11 @@ def _warm(settings: Any, events: np.ndarray, part: Any) -> float:
     return time.perf_counter() - t
 
 
+def warm_up(task: TrialTask, events: np.ndarray) -> float:
+    """Compile or load the task's trial loop in this process (seconds; 0 when already warm)."""
+    return _warm(_settings(task), events, task.fold.parts[0])
+
+
 def run_trial_shipped(task: TrialTask, *arrays: np.ndarray) -> TrialOutcome:
     """``run_trial`` with the fold's arrays given (Ray passes object-store arrays as arguments)."""
     return run_trial(task, list(arrays))
