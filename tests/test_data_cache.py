@@ -64,3 +64,47 @@ def test_use_cache_false_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("MMBOT_CACHE_DIR", str(cdir))
     load_events(BYBIT_SAMPLE, use_cache=False)
     assert not cdir.exists() or not list(cdir.iterdir())
+
+
+def test_cache_is_bounded_least_recently_used_out(tmp_path, monkeypatch) -> None:
+    import os
+    import time
+
+    import numpy as np
+
+    from mmbot.data import cache
+    from mmbot.data.core import ReadStats
+    from mmbot.events import EVENT_DTYPE
+
+    monkeypatch.setenv("MMBOT_CACHE_DIR", str(tmp_path / "c"))
+    ev = np.zeros(20_000, EVENT_DTYPE)  # 1.28 MB per entry
+    monkeypatch.setenv("MMBOT_CACHE_MAX_MB", "3")
+    srcs = []
+    for i in range(3):
+        src = tmp_path / f"cap{i}.jsonl"
+        src.write_text(str(i))
+        srcs.append(src)
+    f0 = cache.put(srcs[0], {}, ev, ReadStats(path=str(srcs[0]), format="bybit"))
+    f1 = cache.put(srcs[1], {}, ev, ReadStats(path=str(srcs[1]), format="bybit"))
+    old = time.time() - 100
+    os.utime(f0, (old, old))
+    os.utime(f1, (old + 1, old + 1))
+    assert cache.get(srcs[0], {}) is not None  # a hit makes cap0 the most recently used
+    cache.put(srcs[2], {}, ev, ReadStats(path=str(srcs[2]), format="bybit"))
+    assert f0.exists() and not f1.exists()  # cap1 was the least recently used
+    i = cache.info()
+    assert i["entries"] == 2 and i["bytes"] <= i["max_bytes"] == 3_000_000
+    assert cache.clear()[0] == 2 and cache.info()["entries"] == 0
+
+
+def test_cache_commands_report_and_clear(tmp_path) -> None:
+    import subprocess
+
+    from conftest import REPO
+
+    env = {**__import__("os").environ, "MMBOT_CACHE_DIR": str(tmp_path / "c")}
+    mmbot = str(REPO / ".venv" / "bin" / "mmbot")
+    p = subprocess.run([mmbot, "cache", "info"], env=env, capture_output=True, text=True)
+    assert p.returncode == 0 and "0 entries" in p.stdout and "compiled code:" in p.stdout
+    p = subprocess.run([mmbot, "cache", "clear"], env=env, capture_output=True, text=True)
+    assert p.returncode == 0 and "removed 0 file(s)" in p.stdout

@@ -1,6 +1,6 @@
 """mmbot's data layer: readers that turn market-data captures into ``EVENT_DTYPE`` arrays.
 
-Public API (see /tmp/team/APIS.md):
+Public API (docs/api.md; the event layout and file formats: docs/data.md):
 
 - ``load_events(path, *, use_cache=True) -> (events, ReadStats)``: the whole file, ordered by
   exchange time, local time never before exchange time (and non-decreasing), every repair counted.
