@@ -42,6 +42,14 @@ def _is_npz(path: Path) -> bool:
         return False
 
 
+def _is_parquet(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"PAR1"
+    except OSError:
+        return False
+
+
 def detect_format(path: Path) -> str:
     """One of FORMATS, decided from the file's first bytes/lines; ``UserError`` otherwise."""
     path = Path(path)
@@ -205,7 +213,7 @@ def load_events(
     """
     path = Path(path)
     kw = {"base_latency_ns": int(base_latency_ns), "feed_latency_ns": int(feed_latency_ns)}
-    loaded_as_is = _is_npz(path) or detect_format(path) == "parquet"
+    loaded_as_is = _is_npz(path) or _is_parquet(path)
     if use_cache and not loaded_as_is:  # npz and Parquet events are already the parsed form
         from mmbot.data import cache
 
