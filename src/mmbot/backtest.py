@@ -494,8 +494,6 @@ def backtest_command(
     to ``out/<NN_name>/``, ``EDGE_REPORT.json``, ``KPI_GATE.json``, Markdown/HTML reports and a
     ``summary.json`` in ``out``, and a one-screen summary. Everything is written into a temporary
     directory beside ``out`` and moved into place at the end: a failure leaves ``out`` untouched."""
-    import shutil
-    import tempfile
 
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -536,10 +534,13 @@ def backtest_command(
         queue_model=queue_model,
         seed=seed,
     )
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a directory")
+    from mmbot import staging
+    from mmbot.inputs import output_dir
+    from mmbot.rundir import place_run
+
+    output_dir("--out", out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = staging.make_staging_dir(out.parent, f".{out.name}.tmp-")
     try:
         results: list[RunResult] = []
         named: list[tuple[str, RunResult]] = []
@@ -615,10 +616,11 @@ def backtest_command(
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the final directory should not be
-        _move_into(tmp, out)
+        place_run(tmp, out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        staging.release(tmp)
         raise
+    staging.release(tmp)
     for table in _summary_tables(summary, per_file, verdict):
         con.print(table)
     if gate is not None and verdict != "PASS":
@@ -630,29 +632,6 @@ def backtest_command(
         highlight=False,
     )
     return 0
-
-
-def _move_into(tmp: Path, out: Path) -> None:
-    """Move the finished temporary directory into place. An existing ``out`` keeps unrelated files;
-    entries with the same names are replaced, and run directories of an earlier run (holding a
-    ``meta.json``) are removed so that DIR describes this run only."""
-    import shutil
-
-    if not out.exists():
-        tmp.rename(out)
-        return
-    new_names = {e.name for e in tmp.iterdir()}
-    for old in sorted(out.iterdir()):
-        if old.name not in new_names and old.is_dir() and (old / "meta.json").exists():
-            shutil.rmtree(old)
-    for entry in sorted(tmp.iterdir()):
-        dest = out / entry.name
-        if dest.is_dir() and not dest.is_symlink():
-            shutil.rmtree(dest)
-        elif dest.exists() or dest.is_symlink():
-            dest.unlink()
-        entry.rename(dest)
-    tmp.rmdir()
 
 
 class _CallableModule(type(os)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import typer
@@ -38,29 +39,76 @@ for _name, _fn in _live.COMMANDS.items():
     _typer_app.command(_name)(_fn)
 
 
+EXIT_USER = 2
+EXIT_BUG = 3
+EXIT_INTERRUPTED = 130
+
+
+def _sigterm_as_interrupt(signum, frame) -> None:
+    """SIGTERM behaves as Ctrl-C: the same cleanup (staging removed, live orders cancelled)."""
+    raise KeyboardInterrupt
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Ctrl-C delivered inside a compiled kernel surfaces as a SystemError whose context is the
+    KeyboardInterrupt; it is an interruption, not a bug."""
+    seen = 0
+    e: BaseException | None = exc
+    while e is not None and seen < 8:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        e = e.__cause__ or e.__context__
+        seen += 1
+    return False
+
+
+def _os_error_line(exc: OSError) -> str:
+    """One line naming the path (unwritable, full disk, a file where a directory is needed...)."""
+    what = exc.strerror or type(exc).__name__
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    if names:
+        return f"{' -> '.join(names)}: {what}"
+    return f"cannot read or write: {what}"
+
+
 def app() -> None:
     """Entry point: run the CLI; a UserError prints one line and exits 2, never a traceback."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
+        from mmbot.staging import clean_stale
+
+        clean_stale()
         rv = _typer_app(standalone_mode=False)
         if isinstance(rv, int):
+            if rv == EXIT_INTERRUPTED:  # typer returns Ctrl-C (and our SIGTERM) as 130
+                typer.echo("interrupted", err=True)
             sys.exit(rv)
     except UserError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
+        if _interrupted(exc):  # typer turns Ctrl-C (and our SIGTERM) into Exit(130)
+            typer.echo("interrupted", err=True)
         sys.exit(exc.exit_code)
     except SystemExit:
         raise
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    except OSError as exc:  # the environment, not a bug: a path, a full disk, a busy port
+        if os.environ.get("MMBOT_DEBUG"):
+            raise
+        typer.echo(f"error: {_os_error_line(exc)}", err=True)
+        sys.exit(EXIT_USER)
     except Exception as exc:  # noqa: BLE001 - the last line of defence for the user interface
         # usage errors of the (vendored) click parser: print its one-line message
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)
-        if type(exc).__name__ == "Abort":
-            sys.exit(130)
+        if type(exc).__name__ == "Abort" or _interrupted(exc):
+            typer.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
         extra = OPTIONAL_MODULES.get(getattr(exc, "name", None) or "")
         if isinstance(exc, ModuleNotFoundError) and extra:
             typer.echo(
@@ -75,7 +123,7 @@ def app() -> None:
             f"internal error: {type(exc).__name__}: {exc} (set MMBOT_DEBUG=1 for a traceback)",
             err=True,
         )
-        sys.exit(3)
+        sys.exit(EXIT_BUG)
 
 
 if __name__ == "__main__":

@@ -160,7 +160,9 @@ def _umask() -> int:
 
 def dump_json(obj: Any, path: str | Path) -> Path:
     """Write ``obj`` as deterministic JSON to ``path`` atomically (temp file + rename)."""
-    path = Path(path)
+    from mmbot.inputs import output_file
+
+    path = output_file("output", Path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     data = dumps_json(obj)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

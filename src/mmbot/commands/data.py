@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from mmbot.inputs import ms_to_ns
+
 app = typer.Typer(no_args_is_help=True)
 
 
@@ -25,7 +27,9 @@ def inspect(
     """Event counts by kind, span, feed-latency percentiles, tick/lot guesses and every repair count."""
     from mmbot.data.inspect import inspect_command
 
-    inspect_command(path, use_cache=not no_cache, feed_latency_ns=int(feed_latency_ms * 1e6))
+    inspect_command(
+        path, use_cache=not no_cache, feed_latency_ns=ms_to_ns("--feed-latency-ms", feed_latency_ms)
+    )
 
 
 @app.command("convert")
@@ -44,7 +48,12 @@ def convert(
     """Write the normalised events of PATH to FILE."""
     from mmbot.data.inspect import convert_command
 
-    convert_command(path, out, use_cache=not no_cache, feed_latency_ns=int(feed_latency_ms * 1e6))
+    convert_command(
+        path,
+        out,
+        use_cache=not no_cache,
+        feed_latency_ns=ms_to_ns("--feed-latency-ms", feed_latency_ms),
+    )
 
 
 @app.command("calibrate")

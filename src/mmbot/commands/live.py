@@ -51,6 +51,7 @@ def _session(
     record: Path | None = None,
     params: list[str] | None = None,
 ) -> int:
+    from mmbot import inputs
     from mmbot.live.runner import RunnerConfig, run_session
     from mmbot.strategy.registry import make_qparams, parse_param_args, resolve
 
@@ -59,6 +60,25 @@ def _session(
         resolve(strategy), param_values, strategy
     )  # a bad quoter: exit 2 before connecting
 
+    order_qty = inputs.positive("--order-qty", order_qty)
+    max_position_qty = inputs.positive("--max-position-qty", max_position_qty)
+    loss_limit = inputs.positive("--loss-limit", loss_limit)
+    stale_ms = inputs.positive("--stale-ms", stale_ms)
+    max_clock_drift_ms = inputs.positive("--max-clock-drift-ms", max_clock_drift_ms)
+    rest_timeout_s = inputs.positive("--rest-timeout-s", rest_timeout_s)
+    clock_check_s = inputs.positive("--clock-check-s", clock_check_s)
+    duration_s = inputs.positive("--duration-s", duration_s)
+    latency_ms = inputs.finite("--latency-ms", latency_ms, low=0.0)
+    metrics_port = inputs.port("--metrics-port", metrics_port)
+    _book_depth(book_depth)
+    inputs.output_dir("--out", out)
+    if journal is not None:
+        from mmbot.live.journal import check_journal
+
+        inputs.output_file("--journal", journal)
+        check_journal(journal)
+    if record is not None:
+        inputs.output_file("--record", record)
     cfg = RunnerConfig(
         mode=mode,
         symbol=symbol,
@@ -84,6 +104,18 @@ def _session(
         record_path=record,
     )
     return run_session(cfg)
+
+
+BOOK_DEPTHS = (1, 50, 200, 500)
+"""Depths of Bybit V5's linear ``orderbook.N`` topic."""
+
+
+def _book_depth(depth: int) -> int:
+    from mmbot.errors import UserError
+
+    if depth not in BOOK_DEPTHS:
+        raise UserError(f"--book-depth: {depth} is not one of {', '.join(map(str, BOOK_DEPTHS))}")
+    return depth
 
 
 _SYMBOL = typer.Option(..., "--symbol", help="linear perpetual, e.g. XRPUSDT")
@@ -248,8 +280,11 @@ def record(
     duration_s: float = typer.Option(60.0, "--duration-s"),
 ) -> int:
     """Record the public stream (orderbook.50 + publicTrade) to a capture file for later backtests."""
+    from mmbot import inputs
     from mmbot.live.record import record_command
 
+    duration_s = inputs.positive("--duration-s", duration_s)
+    inputs.output_file("--out", out)
     eps = _endpoints(testnet, False, exchange_url)
     if eps is None:
         from mmbot.live.bybit import MAINNET
@@ -286,9 +321,19 @@ def emulator(
     """Local Bybit V5 exchange emulator (REST + websocket on 127.0.0.1) replaying a capture."""
     import asyncio
 
+    from mmbot import inputs
     from mmbot.live.emulator import EmulatorConfig, load_market, parse_fault_spec, serve
     from mmbot.live.signing import load_keys
 
+    inputs.port("--port", port)
+    inputs.positive("--speed", speed)
+    inputs.finite("--maker-fee-rate", maker_fee_rate)
+    inputs.finite("--taker-fee-rate", taker_fee_rate)
+    inputs.positive("--duration-s", duration_s)
+    inputs.positive("--tick-px", tick_px)
+    inputs.positive("--lot-qty", lot_qty)
+    _book_depth(book_depth)
+    scheduled = [parse_fault_spec(f) for f in fault]
     keys = load_keys(keys_file)
     events, tick, lot = load_market(data)
     cfg = EmulatorConfig(
@@ -300,7 +345,7 @@ def emulator(
         taker_fee_rate=taker_fee_rate,
         speed=speed,
         loop=loop,
-        scheduled_faults=[parse_fault_spec(f) for f in fault],
+        scheduled_faults=scheduled,
         queue_model=queue_model,
         depth=book_depth,
         wait_for_subscriber=start_on_subscribe,

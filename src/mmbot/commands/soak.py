@@ -87,11 +87,19 @@ def soak(
     """Soak: run the strategy for HOURS of market time in ITERATIONS, auto-tune, report and gate."""
     from rich.console import Console
 
+    from mmbot import inputs
     from mmbot.soak.runner import run_soak
     from mmbot.soak.stability import freeze_iterations
 
     if iterations is None:
         iterations = freeze_iterations(hours) if freeze and 0 < hours < math.inf else 6
+    inputs.output_dir("--artifacts", artifacts)
+    for option, path in (
+        ("--export-json", export_json),
+        ("--export-md", export_md),
+        ("--gate-summary", gate_summary),
+    ):
+        inputs.output_file(option, path)
     con = Console(highlight=False)
     out = run_soak(
         hours=hours,

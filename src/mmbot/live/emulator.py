@@ -925,19 +925,37 @@ def load_market(path: Path) -> tuple[np.ndarray, float, float]:
 
 def parse_fault_spec(spec: str) -> tuple[float, dict]:
     """``KIND[:COUNT_OR_SECONDS][@AT_S]`` -> (at_s, fault dict)."""
+    import math
+
+    full = spec
     at_s = 0.0
-    if "@" in spec:
-        spec, at = spec.split("@", 1)
-        at_s = float(at)
     kind, _, arg = spec.partition(":")
-    if kind not in FAULT_KINDS:
-        raise UserError(f"--fault {spec!r}: unknown kind (one of {', '.join(FAULT_KINDS)})")
-    fault: dict = {"kind": kind}
-    if arg:
-        if kind in ("stall_feed", "clock_skew"):
-            fault["seconds"] = float(arg)
-        else:
-            fault["count"] = int(arg)
+    try:
+        if "@" in spec:
+            spec, at = spec.split("@", 1)
+            kind, _, arg = spec.partition(":")
+            at_s = float(at)
+            if not (math.isfinite(at_s) and at_s >= 0):
+                raise ValueError
+        if kind not in FAULT_KINDS:
+            raise UserError(f"--fault {full!r}: unknown kind (one of {', '.join(FAULT_KINDS)})")
+        fault: dict = {"kind": kind}
+        if arg:
+            if kind in ("stall_feed", "clock_skew"):
+                fault["seconds"] = float(arg)
+                if not math.isfinite(fault["seconds"]) or (
+                    kind == "stall_feed" and fault["seconds"] <= 0
+                ):
+                    raise ValueError
+            else:
+                fault["count"] = int(arg)
+                if fault["count"] <= 0:
+                    raise ValueError
+    except ValueError:
+        raise UserError(
+            f"--fault {full!r}: expected KIND[:COUNT|SECONDS][@AT_S] with a positive COUNT, "
+            "finite SECONDS and AT_S >= 0"
+        ) from None
     return at_s, fault
 
 

@@ -13,11 +13,14 @@ position), so a restart resumes with the exact position.
 
 from __future__ import annotations
 
+import os
 import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from mmbot.errors import UserError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -67,17 +70,40 @@ class FillRow:
     source: str = "ws"  # ws | rest | sim
 
 
+def check_journal(path: Path) -> None:
+    """``UserError`` unless ``path`` is absent, empty or an SQLite file (checked read-only, before
+    the session creates anything)."""
+    path = Path(path)
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return
+    if not path.is_file():
+        raise UserError(f"--journal {path}: not a regular file")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            db.execute("PRAGMA schema_version").fetchone()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise UserError(f"--journal {path}: not an mmbot journal ({exc})") from None
+
+
 class Journal:
     """One SQLite file per bot instance (symbol/account); reopened as-is after a crash."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves so each logical write is one transaction
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
+        # private from the first byte: it holds the account's orders and fills
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves (one transaction per write)
+            self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise UserError(f"--journal {self.path}: not an mmbot journal ({exc})") from None
         if self._meta("tag") is None:
             self._tx(
                 [

@@ -1318,7 +1318,9 @@ def setup_logging(out_dir: Path) -> None:
     lg = logging.getLogger("mmbot.live")
     lg.setLevel(logging.INFO)
     lg.handlers.clear()
-    fh = logging.FileHandler(out_dir / "live.log")
+    log_path = out_dir / "live.log"
+    os.close(os.open(log_path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600))  # private log
+    fh = logging.FileHandler(log_path)
     fh.setFormatter(JsonFmt())
     sh = logging.StreamHandler(sys.stderr)
     sh.setFormatter(logging.Formatter("%(levelname)s %(message)s"))

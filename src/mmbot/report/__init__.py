@@ -45,6 +45,9 @@ def write_reports(
 
 
 def _write_text(path: Path, text: str) -> None:
+    from mmbot.inputs import output_file
+
+    output_file("report", path)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)

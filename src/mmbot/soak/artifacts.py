@@ -12,15 +12,14 @@ are dropped (`strip_wall_clock`).
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 import orjson
+
+from mmbot import staging
 
 # Keys that hold wall-clock time (the only non-deterministic values in soak artifacts).
 WALL_CLOCK_KEYS: Final[frozenset[str]] = frozenset({"utc", "utc_time", "wall_s", "wall_s_total"})
@@ -117,27 +116,32 @@ class Stage:
     Final paths are mapped into the staging directory by their position relative to the common
     anchor (the artifacts root, or "abs/..." for paths outside it). `commit` replaces
     ``replace_dirs`` wholesale (so stale per-iteration files of an earlier, longer soak go away).
+    The commit follows a written plan (``mmbot.staging.commit``): interrupted, even by kill -9, it
+    is finished rather than left half done, so the artifacts are the old soak's or the new one's.
     """
 
     def __init__(self, root: Path, replace_dirs: Iterable[Path] = ()):
         self.root = root.resolve()
-        self.dir = Path(
-            tempfile.mkdtemp(prefix=".mmbot-soak-staging-", dir=_existing_ancestor(self.root))
-        )
+        self.dir = staging.make_staging_dir(
+            _existing_ancestor(self.root), ".mmbot-soak-staging-"
+        ).resolve()
         self.files: dict[Path, Path] = {}  # final -> staged
         self.replace_dirs = [Path(d).resolve() for d in replace_dirs]
         self.dirs: dict[Path, Path] = {}  # final dir -> staged dir (files written by others)
 
-    def path(self, final: Path) -> Path:
-        """The staging path for ``final`` (parents created)."""
+    def _staged_path(self, final: Path) -> Path:
         final = Path(final).resolve()
         try:
             rel = Path("root") / final.relative_to(self.root)
         except ValueError:
             rel = Path("abs") / final.relative_to(final.anchor)
-        staged = self.dir / rel
+        return self.dir / rel
+
+    def path(self, final: Path) -> Path:
+        """The staging path for ``final`` (parents created)."""
+        staged = self._staged_path(final)
         staged.parent.mkdir(parents=True, exist_ok=True)
-        self.files[final] = staged
+        self.files[Path(final).resolve()] = staged
         return staged
 
     def dir_for(self, final_dir: Path) -> Path:
@@ -158,28 +162,33 @@ class Stage:
     def write_text(self, final: Path, text: str) -> Path:
         return self.write_bytes(final, text.encode("utf-8"))
 
+    def _under_replaced(self, final: Path) -> bool:
+        return any(final == d or d in final.parents for d in self.replace_dirs)
+
     def commit(self) -> list[Path]:
         """Move every staged file into place; returns the final paths (sorted)."""
-        for d in self.replace_dirs:
-            if d.is_dir():
-                shutil.rmtree(d)
-        done = []
         files = dict(self.files)
         for final_dir, staged_dir in self.dirs.items():
             for f in staged_dir.rglob("*"):
                 if f.is_file() and f not in files.values():
                     files[final_dir / f.relative_to(staged_dir)] = f
-        for final, staged in sorted(files.items()):
-            if not staged.exists():
-                continue
-            final.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.replace(staged, final)
-            except OSError:
-                shutil.move(str(staged), str(final))  # across file systems
-            done.append(final)
+        dir_moves = []
+        for d in self.replace_dirs:
+            staged_d = self._staged_path(d)
+            staged_d.mkdir(parents=True, exist_ok=True)  # empty: the old directory still goes
+            dir_moves.append((staged_d, d))
+        moves = sorted(
+            (staged, final)
+            for final, staged in files.items()
+            if staged.exists() and not self._under_replaced(final)
+        )
+        done = [final for final, staged in files.items() if staged.exists()]
+        staging.commit(self.dir, moves, dir_moves)
         self.abort()
-        return done
+        return sorted(done)
 
     def abort(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        """Drop the staging directory; a commit already planned is finished first."""
+        if (self.dir / staging.COMMIT_PLAN).exists():
+            staging.finish_commit(self.dir)
+        staging.release(self.dir)
