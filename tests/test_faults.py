@@ -26,7 +26,7 @@ MMBOT = str(Path(sys.executable).with_name("mmbot"))
 BYBIT = TESTS_DATA / "bybit_xrpusdt_ob500_sample.jsonl"
 BINANCE = TESTS_DATA / "binance_usdm_btcusdt_sample.gz"
 EXIT_OK, EXIT_USER, EXIT_INTERRUPTED = 0, 2, 130
-CASE_TIMEOUT_S = 120
+CASE_TIMEOUT_S = 600  # a cold numba cache compiles for minutes on a loaded machine
 
 
 def bybit_ts(ts) -> Callable[[Path], list[str]]:

@@ -545,7 +545,7 @@ def backtest_command(
         results: list[RunResult] = []
         named: list[tuple[str, RunResult]] = []
         per_file: list[tuple[str, dict]] = []
-        phases = firstrun.PhaseTimes(cold=not jitclock.is_warm(strategy))
+        phases = firstrun.PhaseTimes(cold=not jitclock.is_warm(strategy or "glft"))
         if phases.cold:
             con.print(firstrun.compile_announcement(), markup=False, highlight=False)
         t0 = time.perf_counter()
