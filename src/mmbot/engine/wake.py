@@ -60,7 +60,7 @@ def act(params, guard_state, own, out, levels, position_qty, pnl, now_ns, action
                 actions,
                 n_actions,
                 own[slot],
-                side_idx,
+                slot,
                 tpx,
                 tqty,
                 half,

@@ -5,7 +5,8 @@ Owns ``GUARD_STATE_DTYPE`` and the compiled checks (order of evaluation, first f
 1. ``risk``         (new/replace only; cancels always reduce risk): loss kill switch (PnL below
                     −max_loss; latches for the rest of the run), max |position| and max notional
                     if the order filled in full (an order that reduces |position| passes);
-2. ``min_interval`` (all ops): less than ``min_interval_ms`` since the last action sent on that side;
+2. ``min_interval`` (all ops): less than ``min_interval_ms`` since the last action sent on that slot
+                    (``slot`` = level * 2 + side; with one level, the side);
 3. ``concurrency``  (all ops): ``concurrency_limit`` actions already in flight (sent, unacknowledged);
 4. ``throttle``     (new/replace): the per-symbol token bucket of ``replace_rate_per_min`` is empty
                     (capacity = ``throttle_burst_s`` seconds of the rate); and (all ops that the exchange
@@ -30,11 +31,14 @@ from mmbot.records import (
 )
 
 N_REASON_SLOTS = 16
+# order slots the per-slot state covers: row level * 2 + side of the own-order view (one level = the
+# two sides); a quoter's second level is not held back by the first level's last action
+N_GUARD_SLOTS = 16
 
 GUARD_STATE_DTYPE = np.dtype(
     [
-        ("last_action_ns", "i8", (2,)),  # per side (SIDE_BID, SIDE_ASK)
-        ("has_action", "u1", (2,)),
+        ("last_action_ns", "i8", (N_GUARD_SLOTS,)),  # per slot (level * 2 + side)
+        ("has_action", "u1", (N_GUARD_SLOTS,)),
         ("tokens", "f8"),
         ("tokens_ns", "i8"),
         ("rate_tokens", "f8"),
@@ -44,11 +48,11 @@ GUARD_STATE_DTYPE = np.dtype(
         ("n_intended", "i8"),
         ("n_blocked", "i8", (N_REASON_SLOTS,)),  # by REASON_* code
         ("n_sent", "i8"),
-        # the last blocked intention per side: an unchanged repeat is not a new attempt
-        ("blk_op", "i8", (2,)),
-        ("blk_reason", "i8", (2,)),
-        ("blk_px", "f8", (2,)),
-        ("blk_qty", "f8", (2,)),
+        # the last blocked intention per slot: an unchanged repeat is not a new attempt
+        ("blk_op", "i8", (N_GUARD_SLOTS,)),
+        ("blk_reason", "i8", (N_GUARD_SLOTS,)),
+        ("blk_px", "f8", (N_GUARD_SLOTS,)),
+        ("blk_qty", "f8", (N_GUARD_SLOTS,)),
     ],
     align=True,
 )
@@ -107,7 +111,7 @@ def check_risk(
 def check(
     guard_state,
     params,
-    side_idx: int,
+    slot: int,
     op: int,
     qty: float,
     px: float,
@@ -115,14 +119,15 @@ def check(
     pnl: float,
     now_ns: int,
 ) -> int:
-    """The first guard that blocks this action (REASON_*), or REASON_NONE."""
+    """The first guard that blocks this action (REASON_*), or REASON_NONE. ``slot``: level * 2 +
+    side (the side is ``slot % 2``)."""
     g = guard_state[0]
     p = params[0]
-    side_sign = 1 if side_idx == 0 else -1
+    side_sign = 1 if slot % 2 == 0 else -1
     r = check_risk(g, params, op, side_sign, qty, px, position_qty, pnl)
     if r != REASON_NONE:
         return r
-    if g.has_action[side_idx] != 0 and now_ns - g.last_action_ns[side_idx] < p.min_interval_ns:
+    if g.has_action[slot] != 0 and now_ns - g.last_action_ns[slot] < p.min_interval_ns:
         return REASON_MIN_INTERVAL
     if g.inflight >= p.concurrency_limit:
         return REASON_CONCURRENCY
@@ -136,12 +141,12 @@ def check(
 
 
 @njit(cache=True)
-def commit(guard_state, params, side_idx: int, op: int, now_ns: int) -> None:
+def commit(guard_state, params, slot: int, op: int, now_ns: int) -> None:
     """An action passed the guards and is being sent."""
     g = guard_state[0]
     p = params[0]
-    g.last_action_ns[side_idx] = now_ns
-    g.has_action[side_idx] = 1
+    g.last_action_ns[slot] = now_ns
+    g.has_action[slot] = 1
     g.inflight += 1
     g.n_sent += 1
     g.n_intended += 1
@@ -149,7 +154,7 @@ def commit(guard_state, params, side_idx: int, op: int, now_ns: int) -> None:
         g.tokens -= 1.0
         if p.rate_limit_per_s > 0.0:
             g.rate_tokens -= 1.0
-    g.blk_op[side_idx] = -1
+    g.blk_op[slot] = -1
 
 
 @njit(cache=True)
@@ -161,21 +166,21 @@ def on_response(guard_state) -> None:
 
 
 @njit(cache=True)
-def note_blocked(guard_state, side_idx: int, op: int, px: float, qty: float, reason: int) -> bool:
+def note_blocked(guard_state, slot: int, op: int, px: float, qty: float, reason: int) -> bool:
     """Count a blocked attempt; False when it repeats the side's last blocked intention unchanged
     (same op, price, size and reason), which is the same attempt still waiting, not a new one."""
     g = guard_state[0]
     if (
-        g.blk_op[side_idx] == op
-        and g.blk_reason[side_idx] == reason
-        and g.blk_px[side_idx] == px
-        and g.blk_qty[side_idx] == qty
+        g.blk_op[slot] == op
+        and g.blk_reason[slot] == reason
+        and g.blk_px[slot] == px
+        and g.blk_qty[slot] == qty
     ):
         return False
-    g.blk_op[side_idx] = op
-    g.blk_reason[side_idx] = reason
-    g.blk_px[side_idx] = px
-    g.blk_qty[side_idx] = qty
+    g.blk_op[slot] = op
+    g.blk_reason[slot] = reason
+    g.blk_px[slot] = px
+    g.blk_qty[slot] = qty
     g.n_intended += 1
     g.n_blocked[reason] += 1
     return True

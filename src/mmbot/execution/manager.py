@@ -104,7 +104,7 @@ def _attempt(
     actions,
     n: int,
     order,
-    side_idx: int,
+    slot: int,
     op: int,
     px: float,
     qty: float,
@@ -113,13 +113,13 @@ def _attempt(
     now_ns: int,
 ) -> tuple[int, int]:
     """Run the guards for one attempt; returns (rows written so far, reason)."""
-    side = 1 if side_idx == 0 else -1
-    reason = check(guard_state, params, side_idx, op, qty, px, position_qty, pnl, now_ns)
+    side = 1 if slot % 2 == 0 else -1
+    reason = check(guard_state, params, slot, op, qty, px, position_qty, pnl, now_ns)
     oid = order.order_id if op != OP_NEW else 0
     if reason == REASON_NONE:
         n = _write(actions, n, now_ns, oid, ACT_INTENDED, side, op, REASON_NONE, px, qty)
-        commit(guard_state, params, side_idx, op, now_ns)
-    elif note_blocked(guard_state, side_idx, op, px, qty, reason):
+        commit(guard_state, params, slot, op, now_ns)
+    elif note_blocked(guard_state, slot, op, px, qty, reason):
         n = _write(actions, n, now_ns, oid, ACT_INTENDED, side, op, REASON_NONE, px, qty)
         n = _write(actions, n, now_ns, oid, ACT_BLOCKED, side, op, reason, px, qty)
     return n, reason
@@ -132,7 +132,7 @@ def manage_side(
     actions,
     n_actions: int,
     order,
-    side_idx: int,
+    slot: int,
     tgt_px: float,
     tgt_qty: float,
     half_spread_px: float,
@@ -140,7 +140,8 @@ def manage_side(
     pnl: float,
     now_ns: int,
 ) -> tuple[int, int, float, float]:
-    """Decide and guard one side. Returns (n_actions, op to send or OP_KEEP, px, qty).
+    """Decide and guard one slot (level * 2 + side; with one level, the side index). Returns
+    (n_actions, op to send or OP_KEEP, px, qty).
 
     ``actions`` must have room for 4 more rows after ``n_actions`` (see ``ensure_room``).
     """
@@ -161,7 +162,7 @@ def manage_side(
         actions,
         n_actions,
         order,
-        side_idx,
+        slot,
         op,
         px,
         qty,
@@ -178,7 +179,7 @@ def manage_side(
             actions,
             n_actions,
             order,
-            side_idx,
+            slot,
             OP_CANCEL,
             order.px,
             order.qty,

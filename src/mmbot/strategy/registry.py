@@ -26,6 +26,7 @@ BUILTIN_QUOTERS = {
     "glft": "mmbot.strategy.glft",
     "touch": "mmbot.strategy.touch",
     "glft_ref": "mmbot.strategy.glft_ref",
+    "adaptive": "mmbot.strategy.adaptive",
 }
 DEFAULT_QUOTER = "glft"
 QUOTER_ATTR = "QUOTER"  # the attribute a module names its quoter by when the spec has no ':NAME'
