@@ -63,7 +63,7 @@ PARAMS: dict[str, float] = {
     "as_halflife_fills": 30.0,
     # markout of candidate depths on every market sweep -> the quoted depth per side
     "mk_on": 1.0,
-    "mk_horizon_ms": 1000.0,
+    "mk_horizon_ms": 5000.0,  # the audit's 5 s horizon: usdm (1 s: 4 fills, 5 s: 19)
     "mk_halflife_s": 600.0,
     "mk_prior_bps": -1.0,
     "mk_prior_n": 5.0,
