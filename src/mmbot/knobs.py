@@ -73,3 +73,26 @@ def scenario_package(name: str, current: dict[str, float]) -> dict[str, float]:
     else:
         new = {k: v + SCENARIO_DELTAS[name].get(k, 0.0) for k, v in current.items()}
     return {k: round(clamp_knob(k, v), 6) for k, v in new.items()}
+
+
+# The adaptive quoter's tunable parameters (mmbot.strategy.adaptive.PARAMS) and their limits:
+# spread-floor multiplier, skew and signal coefficients, levels, requote tolerance, and the
+# markout horizon its depth selection is judged at. Separate from the seed's six runtime knobs
+# (whose names, packages and soak markers stay as they are); a tuner moves them as quoter params.
+QUOTER_KNOB_LIMITS: Final[dict[str, tuple[float, float]]] = {
+    "as_mult": (0.5, 2.0),
+    "skew_coef": (0.0, 3.0),
+    "fv_coef": (0.0, 2.0),
+    "pull_ratio": (0.5, 4.0),
+    "n_levels": (1.0, 4.0),
+    "requote_tol_ratio": (0.0, 0.5),
+    "mk_horizon_ms": (1000.0, 30000.0),
+    "mk_margin_bps": (0.0, 1.0),
+}
+INTEGER_QUOTER_KNOBS: Final[frozenset[str]] = frozenset({"n_levels"})
+
+
+def clamp_quoter_knob(name: str, value: float) -> float:
+    lo, hi = QUOTER_KNOB_LIMITS[name]
+    v = min(max(float(value), lo), hi)
+    return float(round(v)) if name in INTEGER_QUOTER_KNOBS else v
