@@ -3,8 +3,10 @@
 Usage: .venv/bin/python bench/bench_edge.py [--quick]
 
 Equal limits (issue 16 / bench/vs_glft.py): order 0.01 BTC, max position 0.2 (20 orders), maker
--0.5 bps, taker +7 bps, 10 ms latency, power-2 queue, no partial fills; every other setting is the
-profile's (S1).
+-0.5 bps, taker +7 bps, 10 ms latency, power-2 queue, no partial fills, and as in vs_glft.py the
+request guards hftbacktest does not have out of reach (concurrency, throttle, exchange rate limit)
+and the captures' book-ticker rows removed (hftbacktest ignores them); every other setting is the
+default profile's.
 
 Part 1, per shared Binance capture (USD-M and spot BTCUSDT): ``adaptive`` beside ``glft`` and
 ``glft_ref`` (when registered): fills, equity (USDT, marked at the final mid, fees included),
@@ -31,6 +33,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 from mmbot.audit import build_edge_report  # noqa: E402
 from mmbot.backtest import RunSettings, run  # noqa: E402
+from mmbot.config import load_profile  # noqa: E402
+from mmbot.events import DEPTH_BBO_EVENT, KIND_MASK  # noqa: E402
 from mmbot.strategy.registry import BUILTIN_QUOTERS  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
@@ -46,7 +50,22 @@ EQUAL_LIMITS = dict(
     latency_ms=10.0,
     queue_model="power2",
     partial_fills=False,
+    rate_limit_per_s=0,
 )
+
+
+def guard_free_profile():
+    """The default profile with the request guards hftbacktest does not have out of reach."""
+    prof = load_profile()
+    prof.base.concurrency_limit = 1000
+    prof.quoting.throttle_burst_s = 1e9
+    return prof
+
+
+def without_bbo(events: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(events[(events["ev"] & KIND_MASK) != DEPTH_BBO_EVENT])
+
+
 ABLATION = [
     ("default", {}),
     ("no adverse-selection floor", {"as_on": 0.0}),
@@ -74,7 +93,9 @@ def _strategies() -> list[str]:
 
 
 def measure(events: np.ndarray, strategy: str, params: dict | None = None) -> dict:
-    s = RunSettings(strategy=strategy, params=params or {}, **EQUAL_LIMITS)
+    s = RunSettings(
+        strategy=strategy, params=params or {}, profile=guard_free_profile(), **EQUAL_LIMITS
+    )
     run(events[: min(len(events), 20_000)], s)  # compile / warm up outside the timing
     t = time.perf_counter()
     r = run(events, s)
@@ -119,7 +140,7 @@ def main(argv: list[str]) -> int:
         if not path.exists():
             print(f"{name}: {path} absent, skipped")
             continue
-        events, _ = load_events(path)
+        events = without_bbo(load_events(path)[0])
         print(f"\n== {name} ({path.name}), equal limits")
         print(HEADER)
         for strat in strategies:

@@ -16,6 +16,7 @@ ORDER = [
     "bench_read.py",
     "vs_hftbacktest.py",
     "bench_backtest.py",
+    "bench_edge.py",
     "bench_audit.py",
     "bench_synthetic.py",
     "bench_soak.py",
