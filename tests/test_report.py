@@ -62,7 +62,7 @@ def test_write_reports_markdown_and_self_contained_small_html(tmp_path):
     # no network needed: no <script src=...> (the inlined plotly.js mentions URLs for map tiles only)
     assert re.findall(r"<script\b[^>]*\bsrc\s*=", page) == []
     assert "plotly.js v" in page or "plotly.js" in page
-    assert page.count("Plotly.newPlot") == 5
+    assert page.count("Plotly.newPlot") == 6  # price, pnl, markouts, edge_hist, blocks, position
     assert html.stat().st_size < 5.0e6
 
 
@@ -111,7 +111,7 @@ def test_html_figures_carry_the_run_data():
     runs = [stale_quote(), held_inventory()]
     rep = build_edge_report(runs, {})
     figs = dict(_figures(rep, runs, [decompose(r) for r in runs], 1000))
-    assert sorted(figs) == ["blocks", "edge_hist", "markouts", "pnl", "position"]
+    assert sorted(figs) == ["blocks", "edge_hist", "markouts", "pnl", "position", "price"]
     net = [tr for tr in figs["pnl"].data if tr.name == "net (pnl)"][0]
     # plotted as float32 (the exact series is checked in test_chained_series_ends_at_the_report_totals)
     assert float(net.y[-1]) == pytest.approx(rep["totals"]["pnl"], rel=1e-6)
@@ -132,3 +132,26 @@ def test_edge_histogram_accounts_for_every_fill():
     # 0.5 % / 99.5 % of 0..999 (linear): 4.995 and 994.005 -> 5 values below (0..4), 5 above
     assert (below, above) == (5, 5)
     assert int(counts.sum()) == 990 and len(centres) == 10
+
+
+def test_price_figure_shows_every_fill_and_our_bid_below_our_ask() -> None:
+    import numpy as np
+
+    import mmbot
+    from conftest import TESTS_DATA
+    from mmbot.audit.decompose import decompose
+    from mmbot.report.html import _figures
+    from mmbot.report.series import quote_series
+
+    r = mmbot.backtest(TESTS_DATA / "binance_usdm_btcusdt_sample.gz")
+    rep, runs = r.edge_report, r.runs
+    price = dict(_figures(rep, runs, [decompose(r) for r in runs], 20_000))["price"]
+    traces = {tr.name: tr for tr in price.data}
+    fills = runs[0].fills
+    assert len(traces["buy fills"].x) == int((fills["side"] == 1).sum())
+    assert len(traces["sell fills"].x) == int((fills["side"] == -1).sum())
+    q = quote_series(runs[0], 10_000)
+    both = np.isfinite(q.bid_px) & np.isfinite(q.ask_px)
+    assert both.any() and (q.bid_px[both] < q.ask_px[both]).all()
+    thin = quote_series(runs[0], 50)
+    assert len(thin.ts_ns) <= 50

@@ -27,6 +27,7 @@ def write_reports(
     md_name: str = MD_NAME,
     html_name: str = HTML_NAME,
     max_points: int = 1000,
+    iterations: Sequence[dict] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``out_dir/SOAK_RESULTS.md`` and ``out_dir/REPORT.html``; returns their paths.
     ``results`` are the runs the report was built from (their records feed the plots)."""
@@ -40,7 +41,10 @@ def write_reports(
     html_path = out_dir / html_name
     edges = [decompose(r, f"run {i}") for i, r in enumerate(results)]
     _write_text(md_path, render_markdown(edge_report, gate, extra_md))
-    _write_text(html_path, render_html(edge_report, results, edges, gate, max_points, extra_html))
+    _write_text(
+        html_path,
+        render_html(edge_report, results, edges, gate, max_points, extra_html, iterations),
+    )
     return md_path, html_path
 
 
@@ -89,7 +93,9 @@ def report_command(run_dir: Path) -> int:
         gate = evaluate(edge_report)
         dump_json(gate, gate_path)
         print(f"wrote {gate_path}")
-    md, html = write_reports(run_dir, edge_report, results, gate)
+    # named for what produced the records: a backtest directory holds its summary.json
+    md_name = "BACKTEST_RESULTS.md" if (run_dir / "summary.json").exists() else MD_NAME
+    md, html = write_reports(run_dir, edge_report, results, gate, md_name=md_name)
     print(summary_line(gate) if "failed_hard" in gate else f"KPI_GATE={gate.get('verdict')}")
     print(f"wrote {md}")
     print(f"wrote {html} ({html.stat().st_size / 1e6:.2f} MB)")

@@ -1,7 +1,8 @@
 """Self-contained HTML report (plotly.js inlined once, so it opens with no network).
 
-Plots: cumulative PnL by component over time, markout curve, per-fill edge distribution, block
-reasons, position over time; plus the totals and gate tables. Series are thinned (``max_points``) and
+Plots: price with our bid/ask quotes and fills, cumulative PnL by component over time, markout
+curve, per-fill edge distribution, block reasons, position over time, and for a soak its net and
+knobs per iteration; plus the totals and gate tables. Series are thinned (``max_points``) and
 the edge distribution is pre-binned, so the file stays well under 5 MB however long the run.
 """
 
@@ -17,7 +18,15 @@ import plotly.io as pio
 from mmbot.audit.decompose import FillEdges
 from mmbot.records import RunResult
 from mmbot.report.markdown import fmt
-from mmbot.report.series import chained_pnl_series, fill_edge_bps, histogram, position_series
+from mmbot.report.series import (
+    chained_pnl_series,
+    fill_edge_bps,
+    histogram,
+    mid_series,
+    position_series,
+    quote_series,
+    thin_index,
+)
 
 
 def _elapsed_s(ts_ns: np.ndarray, t0_ns: int) -> np.ndarray:
@@ -53,6 +62,8 @@ def _figures(
 
     t0 = _t0_ns(results)
     xtitle = f"seconds since {_utc(t0)}"
+    if any(len(r.marks) for r in results):
+        figs.append(("price", _price_figure(results, t0, max_points, xtitle, lay)))
     s = chained_pnl_series(results, edges, max_points)
     f = go.Figure()
     x = _elapsed_s(s.ts_ns, t0)
@@ -152,6 +163,100 @@ def _figures(
     return figs
 
 
+def _price_figure(
+    results: Sequence[RunResult], t0: int, max_points: int, xtitle: str, lay: dict
+) -> go.Figure:
+    """Mid, our best bid/ask quotes (steps; gaps where a side had no live order) and our fills,
+    for the runs of the first run's symbol; each series thinned to ``max_points``."""
+    sym = results[0].meta.get("symbol")
+    runs = [r for r in results if r.meta.get("symbol") == sym and len(r.marks)]
+    f = go.Figure()
+    ts, mid = mid_series(runs, max_points)
+    f.add_trace(
+        go.Scatter(
+            x=_elapsed_s(ts, t0), y=_f4(mid), mode="lines", name="mid", line={"color": "#888"}
+        )
+    )
+    per_run = max(100, max_points // 2 // len(runs))
+    for side, colour in (("bid", "#1f77b4"), ("ask", "#d62728")):
+        xs, ys = [], []
+        for r in runs:
+            q = quote_series(r, per_run)
+            xs.append(_elapsed_s(q.ts_ns, t0))
+            ys.append(_f4(q.bid_px if side == "bid" else q.ask_px))
+        f.add_trace(
+            go.Scatter(
+                x=np.concatenate(xs),
+                y=np.concatenate(ys),
+                mode="lines",
+                name=f"our {side}",
+                line={"shape": "hv", "color": colour, "width": 1},
+                connectgaps=False,
+            )
+        )
+    fills = np.concatenate([r.fills for r in runs])
+    for s_, name, sym_, colour in (
+        (1, "buy fills", "triangle-up", "#2ca02c"),
+        (-1, "sell fills", "triangle-down", "#9467bd"),
+    ):
+        fs = fills[fills["side"] == s_]
+        fs = fs[thin_index(len(fs), max_points // 2)]
+        f.add_trace(
+            go.Scatter(
+                x=_elapsed_s(fs["exch_ts"].astype(np.int64), t0),
+                y=_f4(fs["px"]),
+                mode="markers",
+                name=name,
+                marker={"symbol": sym_, "size": 8, "color": colour},
+            )
+        )
+    thinned = len(fills) > max_points // 2
+    title = f"Price, our quotes and fills ({sym or 'symbol n/a'})" + (
+        " — thinned" if thinned else ""
+    )
+    f.update_layout(title=title, xaxis_title=xtitle, yaxis_title="price", **lay)
+    return f
+
+
+def _iteration_figures(iterations: Sequence[dict], lay: dict) -> list[tuple[str, go.Figure]]:
+    """A soak's net per iteration (and so far) and its knobs per iteration."""
+    from mmbot.knobs import KNOB_NAMES, RUNTIME_LIMITS
+
+    it = [int(r["iteration"]) for r in iterations]
+    net = [r.get("metrics", {}).get("net_bps") for r in iterations]
+    so_far = [r.get("net_bps_so_far") for r in iterations]
+    f = go.Figure()
+    f.add_trace(go.Bar(x=it, y=net, name="net_bps of the iteration"))
+    f.add_trace(go.Scatter(x=it, y=so_far, mode="lines+markers", name="net_bps so far"))
+    f.update_layout(
+        title="Soak: net per iteration (bps)", xaxis_title="iteration", yaxis_title="bps", **lay
+    )
+    k = go.Figure()
+    for name in KNOB_NAMES:
+        lo, hi = RUNTIME_LIMITS[name]
+        vals = [float(r.get("knobs", {}).get(name, float("nan"))) for r in iterations]
+        pct = [(v - lo) / (hi - lo) * 100 for v in vals]
+        k.add_trace(
+            go.Scatter(
+                x=it,
+                y=pct,
+                mode="lines+markers",
+                name=name,
+                customdata=vals,
+                hovertemplate=f"{name}=%{{customdata:g}} (limits {lo:g}..{hi:g})<extra></extra>",
+            )
+        )
+    k.update_layout(
+        title="Soak: knobs per iteration (position within each knob's limits)",
+        xaxis_title="iteration",
+        yaxis_title="% of the limit range",
+        **lay,
+    )
+    for fig in (f, k):
+        fig.update_xaxes(dtick=1)
+    return [("iter_net", f), ("iter_knobs", k)]
+
+
 def _kv_table(rows: list[tuple[str, object]]) -> str:
     body = "".join(
         f"<tr><td>{_html.escape(k)}</td><td>{_html.escape(fmt(v) if not isinstance(v, str) else v)}</td></tr>"
@@ -167,11 +272,21 @@ def render_html(
     gate: dict | None = None,
     max_points: int = 2000,
     extra_html: str = "",
+    iterations: Sequence[dict] | None = None,
 ) -> str:
-    """The HTML page as a string; ``extra_html`` (trusted, already escaped) follows the gate."""
+    """The HTML page as a string; ``extra_html`` (trusted, already escaped) follows the gate;
+    ``iterations`` (a soak's per-iteration rows) adds its net and knobs per iteration."""
     t = edge_report.get("totals", {})
     parts = []
-    for i, (_, fig) in enumerate(_figures(edge_report, results, edges, max_points)):
+    figs = _figures(edge_report, results, edges, max_points)
+    if iterations:
+        lay = {
+            "template": "plotly_white",
+            "height": 380,
+            "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
+        }
+        figs[1:1] = _iteration_figures(iterations, lay)
+    for i, (_, fig) in enumerate(figs):
         parts.append(
             pio.to_html(
                 fig,
@@ -183,7 +298,9 @@ def render_html(
         )
     verdict = ""
     if gate is not None:
-        fails = ", ".join(gate.get("failed_hard", []) + gate.get("failed_soft", []))
+        from mmbot.gate import failed_check_lines
+
+        fails = "; ".join(failed_check_lines(gate)) if gate.get("checks") else ""
         verdict = f"<p><b>KPI_GATE: {_html.escape(str(gate.get('verdict')))}</b>{' — fails: ' + _html.escape(fails) if fails else ''}</p>"
     cb = t.get("component_breakdown", {})
     totals = _kv_table(

@@ -117,3 +117,58 @@ def histogram(x: np.ndarray, bins: int = 60) -> tuple[np.ndarray, np.ndarray, in
         lo, hi = lo - 0.5, hi + 0.5
     counts, edges_ = np.histogram(x, bins=bins, range=(lo, hi))
     return (edges_[:-1] + edges_[1:]) / 2, counts, int((x < lo).sum()), int((x > hi).sum())
+
+
+class QuoteSeries(NamedTuple):
+    """Our resting best bid and ask over time (NaN while a side has no live order)."""
+
+    ts_ns: np.ndarray
+    bid_px: np.ndarray
+    ask_px: np.ndarray
+
+
+def quote_series(result: RunResult, max_points: int = 2000) -> QuoteSeries:
+    """Best live bid/ask of our orders after every ack and every exit from the book (exchange
+    time where known), from the actions; thinned to ``max_points`` rows."""
+    from mmbot.records import (
+        ACT_ACKED,
+        ACT_CANCELLED,
+        ACT_EXPIRED,
+        ACT_FILLED,
+        ACT_REJECTED,
+        OP_CANCEL,
+    )
+
+    a = result.actions
+    rows = a[np.isin(a["kind"], (ACT_ACKED, ACT_CANCELLED, ACT_FILLED, ACT_EXPIRED, ACT_REJECTED))]
+    ts = np.where(rows["exch_ts"] > 0, rows["exch_ts"], rows["local_ts"]).astype(np.int64)
+    order = np.argsort(ts, kind="stable")
+    live: dict[int, tuple[int, float]] = {}  # order_id -> (side, px)
+    bid = np.full(len(order), np.nan)
+    ask = np.full(len(order), np.nan)
+    # one pass over order events only (not market events): a report, not a hot path
+    for j, i in enumerate(order):
+        r = rows[i]
+        oid = int(r["order_id"])
+        if (
+            r["kind"] == ACT_ACKED and r["op"] != OP_CANCEL
+        ):  # a new order or a replace is live at px
+            live[oid] = (int(r["side"]), float(r["px"]))
+        else:
+            live.pop(oid, None)
+        bids = [px for s, px in live.values() if s > 0]
+        asks = [px for s, px in live.values() if s < 0]
+        bid[j] = max(bids) if bids else np.nan
+        ask[j] = min(asks) if asks else np.nan
+    idx = thin_index(len(order), max_points)
+    return QuoteSeries(ts[order][idx], bid[idx], ask[idx])
+
+
+def mid_series(
+    results: Sequence[RunResult], max_points: int = 2000
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ts_ns, mid_px) from the marks of all runs, thinned."""
+    ts = np.concatenate([r.marks["exch_ts"].astype(np.int64) for r in results])
+    mid = np.concatenate([r.marks["mid_px"] for r in results])
+    idx = thin_index(len(ts), max_points)
+    return ts[idx], mid[idx]

@@ -952,6 +952,7 @@ def run_soak(
                 gate,
                 extra_md=md_text,
                 extra_html=soak_decision.html_fragment(soak_metrics["decision"]),
+                iterations=iter_rows,
             )
             md_path = paths.export_md
             html_path = paths.reports / Path(html_tmp).name
