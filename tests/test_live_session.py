@@ -263,9 +263,9 @@ def test_paper_session_sends_no_orders_and_fills_locally(emu, tmp_path):
     assert stats.format == "bybit" and stats.repairs.get("sequence_gap", 0) == 0 and len(ev) > 0
 
 
-def _buy_manually(emu, qty: str) -> None:
-    """The account takes a position before the bot starts: a GTC buy through the ask, sent as
-    client order id "manual-1" (not one of the bot's)."""
+def _buy_manually(emu, qty: str, side: int = 1) -> None:
+    """The account takes a position before the bot starts: a GTC buy through the ask (``side`` -1:
+    a sell through the bid), sent as client order id "manual-1" (not one of the bot's)."""
     import asyncio
 
     import aiohttp
@@ -278,10 +278,32 @@ def _buy_manually(emu, qty: str) -> None:
         async with aiohttp.ClientSession() as http:
             rest = BybitRest(http, emu.url, ApiKeys(TEST_KEY, TEST_SECRET))
             await asyncio.sleep(0.5)
-            ask = emu.state()["mid_px"] + 0.01
-            await rest.create_order("XRPUSDT", 1, qty, f"{ask:.4f}", "manual-1", tif="GTC")
+            px = emu.state()["mid_px"] + 0.01 * side
+            await rest.create_order("XRPUSDT", side, qty, f"{px:.4f}", "manual-1", tif="GTC")
 
     asyncio.run(take())
+
+
+def test_inherited_position_is_priced_at_the_start_mid_and_reported_apart(emu, tmp_path):
+    """Short 150 before the bot starts: marked from zero cash that is -150 x mid (about -290
+    quote), which a 20-quote loss limit would trip at once. Priced at the start mid, the bot's own
+    PnL starts at 0, it trades, and the inherited position's PnL is reported on its own."""
+    _buy_manually(emu, "150", side=-1)
+    assert emu.state()["position_qty"] == -150.0
+    out = tmp_path / "s"
+    cmd = bot_cmd("live", emu.url, out, SESSION_S, "--loss-limit", "20")
+    proc = start_bot(cmd, bot_env(), tmp_path)
+    _, err = proc.communicate(timeout=SESSION_S + 60)
+    sess = json.loads((out / "session.json").read_text())
+    assert proc.returncode == 0 and sess["kill_reason"] is None, err
+    assert emu.state()["open_orders"] == []
+    assert sess["fills"] >= 1
+    assert sess["inherited_position_qty"] == -150.0
+    assert sess["inherited_mid_px"] > 0
+    assert abs(sess["pnl_quote"]) < 20
+    assert sess["inherited_pnl_quote"] == pytest.approx(
+        -150.0 * (emu.state()["mid_px"] - sess["inherited_mid_px"]), abs=0.5
+    )
 
 
 def test_kill_switch_on_position_beyond_hard_limit(emu, tmp_path):

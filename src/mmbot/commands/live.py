@@ -11,6 +11,28 @@ from mmbot.commands.options import PARAM_OPTION
 
 STRATEGY_HELP = "quoter: glft | touch | glft_ref, FILE.py:NAME or pkg.module:NAME"
 
+EXCHANGE_DOMAINS = ("bybit.com", "bytick.com", "bybit.nl", "bybit-tr.com", "bybit.kz")
+"""Bybit's public domains: a host under one of them is testnet iff its name says "testnet"."""
+
+
+def _check_network(url: str, testnet: bool, mainnet: bool) -> None:
+    """--testnet must not reach a mainnet host, nor --mainnet a testnet one (a local emulator is
+    neither and is allowed with both)."""
+    from urllib.parse import urlparse
+
+    from mmbot.errors import UserError
+
+    host = (urlparse(url).hostname or "").lower()
+    if not host:
+        raise UserError(f"--exchange-url {url!r}: not a URL (expected e.g. http://127.0.0.1:8765)")
+    if not any(host == d or host.endswith("." + d) for d in EXCHANGE_DOMAINS):
+        return
+    is_testnet = "testnet" in host
+    if testnet and not is_testnet:
+        raise UserError(f"--testnet with --exchange-url {url}: that is a mainnet host")
+    if mainnet and is_testnet:
+        raise UserError(f"--mainnet with --exchange-url {url}: that is a testnet host")
+
 
 def _endpoints(testnet: bool, mainnet: bool, exchange_url: str | None):
     from mmbot.errors import UserError
@@ -19,6 +41,7 @@ def _endpoints(testnet: bool, mainnet: bool, exchange_url: str | None):
     if testnet and mainnet:
         raise UserError("--testnet and --mainnet: choose one")
     if exchange_url:
+        _check_network(exchange_url, testnet, mainnet)
         return endpoints_at(exchange_url)
     if mainnet:
         return MAINNET

@@ -152,6 +152,7 @@ class Session:
             (int(r["seq"]) for r in self.journal.fills(cfg.symbol)), default=0
         )
         self.start_mid_px = math.nan  # the first mid this session sees
+        self._load_inherited()
         self.book = LiveBook()
         self.stop = asyncio.Event()
         self.exit_code = 0
@@ -268,8 +269,33 @@ class Session:
         return 0.5 * (self.book.best_bid() + self.book.best_ask())
 
     def pnl(self) -> float:
+        """The bot's own PnL: its fills' cash plus the position they built, marked at the mid. A
+        position held before the bot's first session (inherited) is not its trading: it is
+        priced at that session's start mid and reported apart (``inherited_pnl``), so the loss
+        limit counts only what the bot did."""
         m = self.mid()
-        return self.cash_quote + self.position_qty * m if math.isfinite(m) else self.cash_quote
+        own_qty = self.position_qty - self.inherited_qty
+        return self.cash_quote + own_qty * m if math.isfinite(m) else self.cash_quote
+
+    def inherited_pnl(self) -> float:
+        """Mark-to-market of the inherited position since the start mid it was priced at."""
+        m = self.mid()
+        if self.inherited_qty == 0.0 or not (
+            math.isfinite(m) and math.isfinite(self.inherited_mid_px)
+        ):
+            return 0.0
+        return self.inherited_qty * (m - self.inherited_mid_px)
+
+    def _load_inherited(self) -> None:
+        sym = self.cfg.symbol
+        self.inherited_qty = float(self.journal.get_meta(f"start_position:{sym}") or 0.0)
+        self.inherited_mid_px = float(self.journal.get_meta(f"start_mid:{sym}") or math.nan)
+
+    def _price_inherited(self, mid_px: float) -> None:
+        """The first mid after the start position is known prices it (once per journal)."""
+        if self.inherited_qty != 0.0 and not math.isfinite(self.inherited_mid_px):
+            self.inherited_mid_px = mid_px
+            self.journal.set_meta(f"start_mid:{self.cfg.symbol}", repr(mid_px))
 
     def quoting_allowed(self) -> bool:
         return (
@@ -319,6 +345,8 @@ class Session:
             m = self.mid()
             if math.isfinite(m) and not math.isfinite(self.start_mid_px):
                 self.start_mid_px = m
+            if math.isfinite(m):
+                self._price_inherited(m)
             if math.isfinite(m) and (not self.marks or self.marks[-1][1] != m):
                 self.marks.append((int(msg.get("ts", 0)) * 1_000_000, m, self.position_qty))
             if self.stale and self.book.valid:
@@ -854,6 +882,10 @@ class Session:
                     started = str(time.time_ns() // 1_000_000)
                     self.journal.set_meta(f"started_ms:{self.symbol}", started)
                     self.position_qty = self.journal.position_qty(self.symbol)
+                    self._load_inherited()
+                    m = self.mid()
+                    if math.isfinite(m):
+                        self._price_inherited(m)
                 since_ms = max(
                     int(started), self.journal.last_fill_ts_ns(self.symbol) // 1_000_000 - 120_000
                 )
@@ -1288,6 +1320,14 @@ class Session:
             "symbol": self.symbol,
             "fills": len(res.fills),
             "position_qty": res.meta["position_qty"],
+            "pnl_quote": self.pnl(),
+            # the position held before the bot's first session: priced at its start mid, its
+            # PnL is market risk the bot did not take (not counted by the loss limit)
+            "inherited_position_qty": self.inherited_qty,
+            "inherited_mid_px": self.inherited_mid_px
+            if math.isfinite(self.inherited_mid_px)
+            else None,
+            "inherited_pnl_quote": self.inherited_pnl(),
             "kill_reason": self.kill_reason or None,
             "counters": self.counters,
             "order_rtt_p50_ms": res.meta["order_rtt_p50_ms"],
