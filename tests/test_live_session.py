@@ -213,6 +213,25 @@ def test_kill_9_and_restart_recovers_exact_position(emu, tmp_path):
     assert sess["counters"]["reconciles"] >= 1
 
 
+def test_orders_of_a_killed_bot_are_cancelled_by_the_exchange_after_the_dcp_window(emu, tmp_path):
+    """The bot arms Bybit's Disconnect Cancel All (10 s) and its private stream subscribes "dcp":
+    after a kill -9 its resting orders are gone within the window, not left to fill."""
+    from mmbot.live.runner import DCP_WINDOW_S
+
+    out = tmp_path / "s"
+    proc = start_bot(bot_cmd("live", emu.url, out, 60), bot_env(), tmp_path)
+    assert wait_for(lambda: len(emu.state()["open_orders"]) >= 1, 40), "bot never quoted"
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(5)
+    t_kill = time.monotonic()
+    left = {o["orderLinkId"] for o in emu.state()["open_orders"]}
+    assert left, "no order resting at the kill"
+    assert wait_for(lambda: emu.state()["counters"].get("dcp_cancelled", 0) >= 1, DCP_WINDOW_S + 10)
+    assert time.monotonic() - t_kill >= DCP_WINDOW_S - 0.5  # not before the window
+    assert emu.state()["open_orders"] == []
+
+
 def test_sigterm_cancels_everything_and_exits_cleanly(emu, tmp_path):
     out = tmp_path / "s"
     proc = start_bot(bot_cmd("live", emu.url, out, 30), bot_env(), tmp_path)

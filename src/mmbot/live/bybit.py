@@ -244,6 +244,15 @@ class BybitRest:
         )
         return list(r.get("list") or [])
 
+    async def set_disconnect_cancel_all(self, window_s: int, product: str = "DERIVATIVES") -> None:
+        """Arm Bybit's Disconnect Cancel All: open orders are cancelled when no private stream
+        subscribed to "dcp" is connected for ``window_s`` seconds (3..300)."""
+        await self._request(
+            "POST",
+            "/v5/order/disconnected-cancel-all",
+            {"product": product, "timeWindow": int(window_s)},
+        )
+
     async def open_orders(self, symbol: str) -> list[dict]:
         r = await self._request(
             "GET", "/v5/order/realtime", {"category": "linear", "symbol": symbol, "openOnly": 0}

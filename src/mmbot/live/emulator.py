@@ -73,6 +73,8 @@ FAULT_KINDS = (
     "clock_skew",
 )
 START_BALANCE_USDT = 100_000.0
+DCP_PRODUCTS = ("OPTIONS", "DERIVATIVES", "SPOT")
+DCP_MIN_S, DCP_MAX_S = 3, 300  # Bybit V5 Disconnect Cancel All window bounds, seconds
 # the loop's own timers wake up to ~1 ms late (epoll rounds its timeout up to the ms); the last
 # stretch before a message is due is timed by a thread (time.sleep: ~0.1 ms) that wakes the loop
 PRECISE_LAST_NS = 2_000_000
@@ -200,6 +202,7 @@ class Emulator:
             "faults_fired": 0,
             "groups": 0,
         }
+        self.dcp_window_s: dict[str, int] = {}  # product -> Disconnect Cancel All window
 
     # -- lifecycle --------------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -208,6 +211,7 @@ class Emulator:
             app.router.add_post(
                 f"/v5/order/{path}", self._rest(getattr(self, "_" + path.replace("-", "_")))
             )
+        app.router.add_post("/v5/order/disconnected-cancel-all", self._rest(self._set_dcp))
         app.router.add_get("/v5/order/realtime", self._rest(self._realtime))
         app.router.add_get("/v5/execution/list", self._rest(self._execution_list))
         app.router.add_get("/v5/position/list", self._rest(self._position_list))
@@ -437,6 +441,37 @@ class Emulator:
             ok({"orderId": o.order_id, "orderLinkId": o.link_id}) if code == 0 else err(code, msg)
         )
 
+    async def _set_dcp(self, body: dict) -> web.Response:
+        """Bybit V5 "Set Disconnect Cancel All": ``product`` (OPTIONS default, DERIVATIVES, SPOT)
+        and ``timeWindow`` seconds in [3, 300]; armed for connections subscribed to "dcp"."""
+        product = body.get("product", "OPTIONS")
+        try:
+            window_s = int(body["timeWindow"])
+        except (KeyError, TypeError, ValueError):
+            return err(10001, "params error: timeWindow")
+        if product not in DCP_PRODUCTS or not DCP_MIN_S <= window_s <= DCP_MAX_S:
+            return err(10001, "params error: product or timeWindow")
+        self.dcp_window_s[product] = window_s
+        return ok({})
+
+    def _dcp_armed(self) -> bool:
+        return any("dcp" in subs for ws, subs in self.private.items() if ws in self.private_authed)
+
+    def _on_private_gone(self, subs: set) -> None:
+        """A private connection subscribed to "dcp" closed: if none is back within the window,
+        every open linear order is cancelled (as Bybit's DCP for DERIVATIVES)."""
+        window_s = self.dcp_window_s.get("DERIVATIVES")
+        if "dcp" not in subs or window_s is None or self._dcp_armed():
+            return
+
+        async def countdown() -> None:
+            await asyncio.sleep(window_s)  # wall-clock seconds, as on Bybit
+            if not self._dcp_armed():
+                done = self.matcher.cancel_all(time.time_ns())
+                self.counters["dcp_cancelled"] = self.counters.get("dcp_cancelled", 0) + len(done)
+
+        self._tasks.append(asyncio.create_task(countdown()))
+
     async def _cancel_all(self, body: dict) -> web.Response:
         done = self.matcher.cancel_all(time.time_ns())
         return ok(
@@ -636,8 +671,11 @@ class Emulator:
                         {"success": True, "ret_msg": "", "op": op, "req_id": req.get("req_id", "")}
                     )
         finally:
-            self.private.pop(ws, None)
+            subs = self.private.pop(ws, None) or set()
+            authed = ws in self.private_authed
             self.private_authed.discard(ws)
+            if authed:
+                self._on_private_gone(subs)
         return ws
 
     def _on_matcher(self, kind: str, obj: object) -> None:

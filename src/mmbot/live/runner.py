@@ -79,6 +79,7 @@ from mmbot.records import (
 log = logging.getLogger("mmbot.live")
 
 EXIT_KILLED = 4
+DCP_WINDOW_S = 10  # Bybit's default Disconnect Cancel All window: orders go 10 s after the bot
 TERMINAL = ("Filled", "Cancelled", "Rejected", "Deactivated", "NotFound")
 
 
@@ -267,6 +268,17 @@ class Session:
 
     def mid(self) -> float:
         return 0.5 * (self.book.best_bid() + self.book.best_ask())
+
+    async def _arm_disconnect_cancel(self) -> None:
+        """Orders must not rest while the bot is down: arm the exchange's Disconnect Cancel All
+        (the private stream subscribes "dcp"). An account without DCP keeps trading, said loudly."""
+        try:
+            await self.rest.set_disconnect_cancel_all(DCP_WINDOW_S)
+            self.counters["dcp_armed"] = 1
+            log.info("disconnect cancel-all armed: %d s window", DCP_WINDOW_S)
+        except Exception as exc:  # noqa: BLE001 - any refusal leaves the bot running, reported
+            self.counters["dcp_armed"] = 0
+            log.warning("disconnect cancel-all NOT armed (%s): orders rest if the bot dies", exc)
 
     def pnl(self) -> float:
         """The bot's own PnL: its fills' cash plus the position they built, marked at the mid. A
@@ -1151,7 +1163,7 @@ class Session:
                 self.private = BybitStream(
                     http,
                     cfg.endpoints.private_ws_url,
-                    ["order", "execution", "position", "wallet"],
+                    ["order", "execution", "position", "wallet", "dcp"],
                     self.on_private,
                     keys=cfg.keys,
                     on_connect=self.on_private_connect,
@@ -1159,6 +1171,7 @@ class Session:
                     name="private",
                 )
                 runners.append(asyncio.create_task(self.private.run(self.stop)))
+                await self._arm_disconnect_cancel()
             else:
                 await self.reconcile("start")
             try:
