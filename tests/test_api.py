@@ -24,7 +24,7 @@ def result() -> mmbot.BacktestResult:
 def test_backtest_is_callable_from_the_package_and_still_the_loop_module(result) -> None:
     from mmbot.backtest import RunSettings, run
 
-    assert callable(mmbot.backtest) and callable(run) and RunSettings().strategy == "glft"
+    assert callable(mmbot.backtest) and callable(run) and RunSettings().strategy is None
     assert len(result.runs) == 1 and result.knobs["min_interval_ms"] == 100
 
 
