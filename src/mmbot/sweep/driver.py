@@ -318,6 +318,7 @@ def run_sweep(
         raise UserError(f"--trials {cfg.trials}: must be >= 1")
     steps = len(cfg.folds) - 1
     total = steps * cfg.trials
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)  # the default storage lives there
     t0 = time.perf_counter()
     studies = [open_study(cfg, s) for s in range(steps)]
     done0 = sum(len(_finished(s)) for s in studies)
