@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from mmbot.execution.manager import OP_KEEP, manage_side
+from mmbot.execution.manager import OP_CANCEL_NEW, OP_KEEP, manage_side
 from mmbot.records import OP_CANCEL, OP_NEW, OP_REPLACE
 from mmbot.sim import venue as sv
 from mmbot.strategy.contract import DEPTH_LEVELS, MAX_LEVELS, TRADE_BUFFER
@@ -28,7 +28,7 @@ N_SLOTS = 2 * MAX_LEVELS
 # rows the order manager may write per slot and wake (intended + blocked, twice with a fallback)
 ACTION_ROWS_PER_SLOT = 4
 
-# one row per slot and wake, in slot order; op OP_KEEP = nothing to send. ``rows_end``: the action
+# one row per slot and wake (two for a cancel + new), in slot order; op OP_KEEP = nothing to send. ``rows_end``: the action
 # rows the manager had written after this slot, so a driver records each slot's rows and then sends
 # its request (the order of records does not depend on the driver)
 OP_DTYPE = np.dtype(
@@ -45,7 +45,9 @@ N_COUNTERS = 8
 def act(params, guard_state, own, out, levels, position_qty, pnl, now_ns, actions, n_actions, ops):
     """Order manager and guards over each slot of the quote; returns (rows written, op rows).
 
-    ``actions`` needs ``ACTION_ROWS_PER_SLOT`` free rows per slot; ``ops`` one row per slot."""
+    ``actions`` needs ``ACTION_ROWS_PER_SLOT`` free rows per slot; ``ops`` one row per slot, two
+    for a slot requoted by cancel + new (its cancel, then its new order: a ``cancel_new`` quoter
+    has at most half the slots)."""
     q = out[0]
     half = q.half_spread_px
     n_ops = 0
@@ -68,14 +70,25 @@ def act(params, guard_state, own, out, levels, position_qty, pnl, now_ns, action
                 pnl,
                 now_ns,
             )
-            r = ops[n_ops]
-            r.slot = slot
-            r.op = op
-            r.px = px
-            r.qty = qty
-            r.rows_end = n_actions
-            n_ops += 1
+            if op == OP_CANCEL_NEW:
+                # the cancel's INTENDED row is the one before the new order's
+                n_ops = _put_op(
+                    ops, n_ops, slot, OP_CANCEL, own[slot].px, own[slot].qty, n_actions - 1
+                )
+                op = OP_NEW
+            n_ops = _put_op(ops, n_ops, slot, op, px, qty, n_actions)
     return n_actions, n_ops
+
+
+@njit(cache=True)
+def _put_op(ops, n_ops: int, slot: int, op: int, px: float, qty: float, rows_end: int) -> int:
+    r = ops[n_ops]
+    r.slot = slot
+    r.op = op
+    r.px = px
+    r.qty = qty
+    r.rows_end = rows_end
+    return n_ops + 1
 
 
 # ---------------------------------------------------------------------------------------------

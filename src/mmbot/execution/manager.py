@@ -17,6 +17,12 @@ Rules for a side with target (px, qty):
 Once the loss kill switch has fired, a live order is cancelled whatever the target. A new/replace
 blocked by ``risk`` on a side with a live order falls back to cancelling it (a stale
 order on a side we may not add to is the worst of both), through the guards like any action.
+
+A quoter whose requote mode is ``cancel_new`` (``params.requote_mode``) gets exact quotes instead of
+the tolerance and replace: a live order whose price differs from the target at all, or whose open
+size exceeds it, is cancelled and a new order sent in the same wake (``OP_CANCEL_NEW``: the
+driver's cancel then new in that slot), as hftbacktest's tutorials requote. The guards judge the
+pair once, as the new order, with its cancel already counted in flight.
 """
 
 from __future__ import annotations
@@ -34,9 +40,11 @@ from mmbot.records import (
     REASON_NONE,
     REASON_RISK,
 )
+from mmbot.strategy.contract import REQUOTE_CANCEL_NEW
 from mmbot.strategy.views import ORD_LIVE, ORD_NONE
 
 OP_KEEP = -1
+OP_CANCEL_NEW = -2  # manage_side's answer only: the driver sends OP_CANCEL, then OP_NEW
 QTY_TOL_FACTOR = 2.0
 
 
@@ -52,6 +60,11 @@ def decide(order, tgt_px: float, tgt_qty: float, half_spread_px: float, params, 
         return OP_CANCEL if status == ORD_LIVE else OP_KEEP
     if status == ORD_NONE:
         return OP_NEW
+    if p.requote_mode == REQUOTE_CANCEL_NEW:
+        # exact quotes; a partly filled order at the target price stays (its open size is below)
+        if abs(order.px - tgt_px) > 1e-6 * p.tick_px or order.qty > tgt_qty + 1e-9 * tgt_qty:
+            return OP_REPLACE
+        return OP_KEEP
     # tolerance: a fraction of the half-spread, at least reprice_min_ticks; a move within it (a
     # move of exactly the tolerance included) is left to the tail_age refresh
     tol = p.reprice_min_ticks * p.tick_px
@@ -126,6 +139,43 @@ def _attempt(
 
 
 @njit(cache=True)
+def _attempt_requote(
+    guard_state,
+    params,
+    actions,
+    n: int,
+    order,
+    slot: int,
+    px: float,
+    qty: float,
+    position_qty: float,
+    pnl: float,
+    now_ns: int,
+) -> tuple[int, int]:
+    """Guards for a cancel + new: judged once, as the new order, its cancel counted in flight."""
+    g = guard_state[0]
+    side = 1 if slot % 2 == 0 else -1
+    g.inflight += 1
+    reason = check(guard_state, params, slot, OP_NEW, qty, px, position_qty, pnl, now_ns)
+    g.inflight -= 1
+    if reason == REASON_NONE:
+        oid = order.order_id
+        n = _write(
+            actions, n, now_ns, oid, ACT_INTENDED, side, OP_CANCEL, REASON_NONE, order.px, order.qty
+        )
+        n = _write(actions, n, now_ns, 0, ACT_INTENDED, side, OP_NEW, REASON_NONE, px, qty)
+        commit(guard_state, params, slot, OP_NEW, now_ns)
+        # the cancel: a second request sent and in flight
+        g.inflight += 1
+        g.n_sent += 1
+        g.n_intended += 1
+    elif note_blocked(guard_state, slot, OP_NEW, px, qty, reason):
+        n = _write(actions, n, now_ns, 0, ACT_INTENDED, side, OP_NEW, REASON_NONE, px, qty)
+        n = _write(actions, n, now_ns, 0, ACT_BLOCKED, side, OP_NEW, reason, px, qty)
+    return n, reason
+
+
+@njit(cache=True)
 def manage_side(
     guard_state,
     params,
@@ -156,20 +206,38 @@ def manage_side(
         return n_actions, OP_KEEP, np.nan, 0.0
     px = tgt_px if op != OP_CANCEL else order.px
     qty = tgt_qty if op != OP_CANCEL else order.qty
-    n_actions, reason = _attempt(
-        guard_state,
-        params,
-        actions,
-        n_actions,
-        order,
-        slot,
-        op,
-        px,
-        qty,
-        position_qty,
-        pnl,
-        now_ns,
-    )
+    cancel_new = op == OP_REPLACE and params[0].requote_mode == REQUOTE_CANCEL_NEW
+    if cancel_new:
+        n_actions, reason = _attempt_requote(
+            guard_state,
+            params,
+            actions,
+            n_actions,
+            order,
+            slot,
+            px,
+            qty,
+            position_qty,
+            pnl,
+            now_ns,
+        )
+        if reason == REASON_NONE:
+            return n_actions, OP_CANCEL_NEW, px, qty
+    else:
+        n_actions, reason = _attempt(
+            guard_state,
+            params,
+            actions,
+            n_actions,
+            order,
+            slot,
+            op,
+            px,
+            qty,
+            position_qty,
+            pnl,
+            now_ns,
+        )
     if reason == REASON_NONE:
         return n_actions, op, px, qty
     if reason == REASON_RISK and op == OP_REPLACE and order.status == ORD_LIVE:

@@ -16,6 +16,12 @@ records and the audit. A quoter is a Python module (or any object with these att
     does); False: wake on the interval only (as hftbacktest's ``elapse`` loop).
 ``LEVELS`` (int, optional, default 1)
     Orders per side, 1..``MAX_LEVELS``.
+``REQUOTE`` (str, optional, default ``"replace"``)
+    How the order manager moves a working order to a new quote. ``"replace"``: one cancel-replace
+    once the quote is off by more than the reprice tolerance (or the order is older than
+    ``tail_age``). ``"cancel_new"``: any change of price or size cancels the order and sends a new
+    one in the same wake, as hftbacktest's tutorials do (order ids by price); the guards judge the
+    pair once, its cancel counting as a request in flight (at most ``MAX_LEVELS // 2`` levels).
 ``new_state(params, qparams) -> np.ndarray``
     Its whole memory: a one-element structured array of its own dtype (plain Python is fine).
 ``on_market(state, params, qparams, view, trades, n_trades)`` (numba ``@njit``)
@@ -56,6 +62,11 @@ NOQUOTE_NONE = 0
 NOQUOTE_WARMUP = 1  # estimators do not have enough data yet
 NOQUOTE_NO_BOOK = 2  # no two-sided local book
 NOQUOTE_PAUSED = 3  # the quoter's own choice (e.g. a signal says stand aside)
+# how the order manager requotes a quoter's orders (Quoter.requote; params.requote_mode)
+REQUOTE_REPLACE = 0
+REQUOTE_CANCEL_NEW = 1
+REQUOTE_MODES = {"replace": REQUOTE_REPLACE, "cancel_new": REQUOTE_CANCEL_NEW}
+
 NOQUOTE_NAMES = {
     NOQUOTE_NONE: "none",
     NOQUOTE_WARMUP: "warmup",
@@ -125,6 +136,9 @@ __all__ = [
     "NOQUOTE_NAMES",
     "ORDER_VIEW_DTYPE",
     "QUOTE_DTYPE",
+    "REQUOTE_CANCEL_NEW",
+    "REQUOTE_MODES",
+    "REQUOTE_REPLACE",
     "SIDE_ASK",
     "SIDE_BID",
     "TRADE_BUFFER",
@@ -206,4 +220,5 @@ class Quoter:
     wake_interval_ms: float = 100.0
     wake_on_market: bool = False
     levels: int = 1
+    requote: str = "replace"
     doc: str = ""

@@ -60,6 +60,8 @@ PARAMS_DTYPE = np.dtype(
         ("maker_fee_rate", "f8"),
         ("taker_fee_rate", "f8"),
         ("rate_limit_per_s", "f8"),  # exchange orders/s the throttle guard respects; 0 = none
+        # order manager
+        ("requote_mode", "i8"),  # REQUOTE_* of the quoter (contract.Quoter.requote)
     ],
     align=True,
 )
@@ -133,4 +135,13 @@ def make_params(
     rec["rate_limit_per_s"] = (
         profile.venue.rate_limit_per_s if rate_limit_per_s is None else rate_limit_per_s
     )
+    rec["requote_mode"] = _requote_mode(strategy)
     return p
+
+
+def _requote_mode(strategy: str) -> int:
+    """The quoter's REQUOTE_* code: the record carries it so every driver requotes alike."""
+    from mmbot.strategy.contract import REQUOTE_MODES
+    from mmbot.strategy.registry import resolve
+
+    return REQUOTE_MODES[resolve(strategy).requote]

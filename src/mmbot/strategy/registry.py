@@ -20,7 +20,7 @@ from types import ModuleType
 import numpy as np
 
 from mmbot.errors import UserError
-from mmbot.strategy.contract import MAX_LEVELS, Quoter
+from mmbot.strategy.contract import MAX_LEVELS, REQUOTE_CANCEL_NEW, REQUOTE_MODES, Quoter
 
 BUILTIN_QUOTERS = {
     "glft": "mmbot.strategy.glft",
@@ -129,6 +129,14 @@ def check_quoter(q: object, spec: str) -> Quoter:
         raise UserError(f"--strategy {spec}: wake_interval_ms must be > 0")
     if not (isinstance(q.levels, int) and 1 <= q.levels <= MAX_LEVELS):
         raise UserError(f"--strategy {spec}: levels must be an integer 1..{MAX_LEVELS}")
+    if q.requote not in REQUOTE_MODES:
+        modes = ", ".join(REQUOTE_MODES)
+        raise UserError(f"--strategy {spec}: requote {q.requote!r} is not one of {modes}")
+    # a cancel + new takes two op rows of the engine's one-per-slot buffer
+    if REQUOTE_MODES[q.requote] == REQUOTE_CANCEL_NEW and q.levels > MAX_LEVELS // 2:
+        raise UserError(
+            f"--strategy {spec}: requote 'cancel_new' allows at most {MAX_LEVELS // 2} levels"
+        )
     for k, v in q.params.items():
         if not (isinstance(k, str) and k.isidentifier()):
             raise UserError(f"--strategy {spec}: parameter name {k!r} is not an identifier")
