@@ -15,6 +15,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 ORDER = [
     "bench_read.py",
     "vs_hftbacktest.py",
+    "vs_glft.py",
     "bench_backtest.py",
     "bench_edge.py",
     "bench_audit.py",

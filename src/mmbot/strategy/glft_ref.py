@@ -22,7 +22,7 @@ Per step (the tutorial's ``hbt.elapse(100 ms)`` loop; here ``WAKE_ON_MARKET = Fa
    bid = min(round(r - half spread), best bid), ask = max(round(r + half spread), best ask) (ticks:
    never inside the touch);
 6. a side whose position is at the limit (q ≥ max_position_qty / order_qty on the bid, ≤ minus it
-   on the ask) gets no new order; as in the tutorial an order already resting at the new price is
+   on the ask, compared in orders with a 1e-9 tolerance) gets no new order; as in the tutorial an order already resting at the new price is
    left alone, any other is cancelled.
 
 The tutorial cancels an order whose price differs and submits a new one (order id = price in
@@ -220,10 +220,10 @@ def on_market(state, params, qparams, view, trades, n_trades) -> None:
 
 
 @njit(cache=True)
-def _keep_at_limit(px: float, order) -> float:
+def _keep_at_limit(px: float, order, tick: float) -> float:
     """At the position limit: no new order, but one already resting at ``px`` stays (the tutorial
     only cancels orders whose price differs)."""
-    if order.status == ORD_LIVE and order.px == px:
+    if order.status == ORD_LIVE and abs(order.px - px) <= 1e-6 * tick:
         return px
     return np.nan
 
@@ -275,9 +275,10 @@ def quote(state, params, qparams, view, own, out) -> None:
     ask_tick = max(ask_tick, best_ask_tick)
     bid_px = bid_tick * tick if 0.0 < bid_tick < MAX_PRICE_TICKS else np.nan
     ask_px = ask_tick * tick if 0.0 < ask_tick < MAX_PRICE_TICKS else np.nan
-    limit = p.max_position_qty
-    o.bid_px[0] = bid_px if position < limit else _keep_at_limit(bid_px, own[SIDE_BID])
-    o.ask_px[0] = ask_px if position > -limit else _keep_at_limit(ask_px, own[SIDE_ASK])
+    # the limit in orders, so that twenty float sums of 0.01 compare as twenty orders
+    limit = p.max_position_qty / p.order_qty - 1e-9
+    o.bid_px[0] = bid_px if q_orders < limit else _keep_at_limit(bid_px, own[SIDE_BID], tick)
+    o.ask_px[0] = ask_px if q_orders > -limit else _keep_at_limit(ask_px, own[SIDE_ASK], tick)
     o.bid_qty[0] = p.order_qty
     o.ask_qty[0] = p.order_qty
     o.bid_target_px = bid_px
