@@ -314,8 +314,9 @@ def settings(strategy: str, order_qty: float) -> RunSettings:
 
 
 def run_mmbot(events: np.ndarray, strategy: str, tick: float, lot: float, order_qty: float) -> dict:
+    s = settings(strategy, order_qty)
     t0 = time.perf_counter()
-    r = run(events, settings(strategy, order_qty), tick_px=tick, lot_qty=lot)
+    r = run(events, s, tick_px=tick, lot_qty=lot)
     seconds = time.perf_counter() - t0
     tot = build_edge_report([r])["totals"]
     fees_bps = tot.get("fees_eff_bps")
