@@ -146,7 +146,9 @@ def _quote_with(a, k, sigma, bid, ask, pos_orders=0.0, own=None, **qp_over):
 def _paper(a, k, sigma, bid, ask, q, gamma=0.05, delta=1.0, adj1=1.0, adj2=0.05):
     """Bid and ask ticks from eq. (4.6)/(4.7) with the tutorial's adjustments, ξ = γ."""
     c1 = math.log(1 + gamma * delta / k) / (gamma * delta)
-    c2 = math.sqrt(gamma / (2 * a * delta * k) * (1 + gamma * delta / k) ** (k / (gamma * delta) + 1))
+    c2 = math.sqrt(
+        gamma / (2 * a * delta * k) * (1 + gamma * delta / k) ** (k / (gamma * delta) + 1)
+    )
     half = (c1 + delta / 2 * c2 * sigma) * adj1
     r = (bid + ask) / 2 - c2 * sigma * adj2 * q
     return min(round(r - half), bid), max(round(r + half), ask)
