@@ -271,3 +271,56 @@ def test_rate_limit_answer_says_when_the_window_frees():
         assert await rest.order_by_link("XRPUSDT", "r3") is None  # refused, not processed
 
     asyncio.run(_with_emulator(fn, rate_limit_per_s=2))
+
+
+def test_hardened_emulator_refuses_unbounded_windows_unsigned_control_and_malformed_requests():
+    """recv_window is bounded (a 60 s old request with recv_window 1e9 is refused), a websocket
+    auth may not claim years of validity, /control/* needs signed headers, and malformed requests
+    get a 4xx answer (never a 500)."""
+    from mmbot.live.signing import rest_headers, ws_auth_args
+
+    async def fn(emu, http, url):
+        got = {}
+        now_ms = int(time.time() * 1000)
+        old = rest_headers(KEYS, now_ms - 60_000, "category=linear", recv_window_ms=10**9)
+        async with http.get(f"{url}/v5/order/realtime?category=linear", headers=old) as r:
+            got["recv_window_1e9"] = (await r.json())["retCode"]
+        async with http.get(f"{url}/control/state") as r:
+            got["control_unsigned"] = r.status
+        signed = rest_headers(KEYS, now_ms, "")
+        async with http.get(f"{url}/control/state", headers=signed) as r:
+            got["control_signed"] = r.status
+        for name, body in (("not_json", "{"), ("not_object", "[1]"), ("bad_qty", None)):
+            if body is None:
+                body = json.dumps(
+                    {
+                        "category": "linear",
+                        "symbol": "XRPUSDT",
+                        "side": "Buy",
+                        "orderType": "Limit",
+                        "qty": "abc",
+                        "price": "1",
+                        "orderLinkId": "x",
+                    }
+                )
+            h = rest_headers(KEYS, int(time.time() * 1000), body)
+            async with http.post(f"{url}/v5/order/create", data=body, headers=h) as r:
+                got[name] = (r.status, (await r.json())["retCode"])
+        async with http.ws_connect(url.replace("http", "ws") + "/v5/private") as ws:
+            await ws.send_str("garbage")
+            got["ws_garbage"] = (await ws.receive_json(timeout=2))["success"]
+            years = now_ms + 31 * 365 * 86_400_000
+            await ws.send_json({"op": "auth", "args": ws_auth_args(KEYS, years)})
+            got["ws_auth_31_years"] = (await ws.receive_json(timeout=2))["success"]
+        return got
+
+    assert asyncio.run(_with_emulator(fn)) == {
+        "recv_window_1e9": 10001,
+        "control_unsigned": 401,
+        "control_signed": 200,
+        "not_json": (400, 10001),
+        "not_object": (400, 10001),
+        "bad_qty": (200, 10001),  # a parameter error is answered as V5 does: HTTP 200, 10001
+        "ws_garbage": False,
+        "ws_auth_31_years": False,
+    }

@@ -74,6 +74,10 @@ FAULT_KINDS = (
 )
 START_BALANCE_USDT = 100_000.0
 DCP_PRODUCTS = ("OPTIONS", "DERIVATIVES", "SPOT")
+MAX_RECV_WINDOW_MS = 60_000  # a signed request older than this is refused whatever it claims
+MAX_WS_AUTH_AHEAD_MS = 3_600_000  # a websocket auth may not claim to stay valid longer than 1 h
+HTTP_BAD_REQUEST = 400
+HTTP_UNAUTHORIZED = 401
 DCP_MIN_S, DCP_MAX_S = 3, 300  # Bybit V5 Disconnect Cancel All window bounds, seconds
 # the loop's own timers wake up to ~1 ms late (epoll rounds its timeout up to the ms); the last
 # stretch before a message is due is timed by a thread (time.sleep: ~0.1 ms) that wakes the loop
@@ -152,6 +156,23 @@ def err(ret_code: int, ret_msg: str, headers: dict[str, str] | None = None) -> w
     return ok({}, ret_code, ret_msg, headers)
 
 
+def bad_request(ret_msg: str, status: int = HTTP_BAD_REQUEST) -> web.Response:
+    """A malformed request: HTTP 4xx with a V5-shaped body, never a 500 and a traceback."""
+    return web.json_response(
+        {"retCode": 10001, "retMsg": ret_msg, "result": {}, "retExtInfo": {}, "time": 0},
+        status=status,
+    )
+
+
+def _ws_request(text: str) -> dict | None:
+    """A websocket request as a dict, or None when it is not a JSON object (answered, not raised)."""
+    try:
+        req = json.loads(text)
+    except ValueError:
+        return None
+    return req if isinstance(req, dict) else None
+
+
 class Emulator:
     def __init__(self, events: np.ndarray, cfg: EmulatorConfig):
         if len(events) == 0:
@@ -219,8 +240,8 @@ class Emulator:
         app.router.add_get("/v5/market/instruments-info", self._instruments)
         app.router.add_get("/v5/public/linear", self._ws_public)
         app.router.add_get("/v5/private", self._ws_private)
-        app.router.add_post("/control/fault", self._control_fault)
-        app.router.add_get("/control/state", self._control_state)
+        app.router.add_post("/control/fault", self._control(self._control_fault))
+        app.router.add_get("/control/state", self._control(self._control_state))
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -305,14 +326,19 @@ class Emulator:
                 try:
                     body = json.loads(payload or "{}")
                 except json.JSONDecodeError:
-                    return err(10001, "params error: body is not JSON")
+                    return bad_request("params error: body is not JSON")
+                if not isinstance(body, dict):
+                    return bad_request("params error: body is not a JSON object")
             else:
                 body = dict(request.query)
             if body.get("category", "linear") != "linear":
                 return err(10001, "params error: category")
             if "symbol" in body and body["symbol"] != self.cfg.symbol:
                 return err(10001, "params error: symbol invalid")
-            resp = await handler(body)
+            try:
+                resp = await handler(body)
+            except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+                return bad_request(f"params error: {type(exc).__name__}")
             slow = self._take_fault("rest_timeout")
             if slow:
                 await asyncio.sleep(slow["seconds"])
@@ -332,6 +358,8 @@ class Emulator:
             return err(10003, "API key is invalid.")
         if not sig or not ts or not ts.isdigit() or not rw.isdigit():
             return err(10004, "error sign! missing signature headers")
+        if int(rw) > MAX_RECV_WINDOW_MS:
+            return err(10001, f"params error: recv_window above {MAX_RECV_WINDOW_MS} ms")
         server_ms = (time.time_ns() + self.clock_skew_ns) // 1_000_000
         if not (server_ms - int(rw) <= int(ts) < server_ms + 1000):
             return err(
@@ -538,11 +566,27 @@ class Emulator:
         )
 
     # -- control ----------------------------------------------------------------------------------
-    async def _control_fault(self, request: web.Request) -> web.Response:
+    def _control(self, handler):
+        """Control endpoints need the same signed headers as private REST calls."""
+
+        async def wrapped(request: web.Request) -> web.Response:
+            payload = await request.text() if request.method == "POST" else request.query_string
+            if self._check_auth(request, payload) is not None:
+                return bad_request("control endpoint: signed headers required", HTTP_UNAUTHORIZED)
+            return await handler(payload)
+
+        return wrapped
+
+    async def _control_fault(self, payload: str) -> web.Response:
         try:
-            await self.inject(await request.json())
+            fault = json.loads(payload)
+            if not isinstance(fault, dict):
+                raise ValueError
+            await self.inject(fault)
         except UserError as exc:
-            return web.json_response({"ok": False, "error": str(exc)}, status=400)
+            return web.json_response({"ok": False, "error": str(exc)}, status=HTTP_BAD_REQUEST)
+        except (ValueError, TypeError, KeyError):
+            return bad_request("control/fault: body must be a fault object")
         return web.json_response({"ok": True})
 
     def state(self) -> dict:
@@ -570,7 +614,7 @@ class Emulator:
             "counters": dict(self.counters),
         }
 
-    async def _control_state(self, request: web.Request) -> web.Response:
+    async def _control_state(self, payload: str) -> web.Response:
         return web.json_response(self.state())
 
     # -- websocket --------------------------------------------------------------------------------
@@ -582,7 +626,10 @@ class Emulator:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
                     continue
-                req = json.loads(msg.data)
+                req = _ws_request(msg.data)
+                if req is None:
+                    await ws.send_json({"success": False, "ret_msg": "invalid request"})
+                    continue
                 op = req.get("op")
                 if op == "ping":
                     await ws.send_json(
@@ -631,7 +678,10 @@ class Emulator:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
                     continue
-                req = json.loads(msg.data)
+                req = _ws_request(msg.data)
+                if req is None:
+                    await ws.send_json({"success": False, "ret_msg": "invalid request"})
+                    continue
                 op = req.get("op")
                 if op == "ping":
                     await ws.send_json(
@@ -644,9 +694,12 @@ class Emulator:
                     )
                 elif op == "auth":
                     args = req.get("args", [])
+                    now_ms = time.time_ns() // 1_000_000
                     good = (
-                        ws_auth_valid(self.cfg.keys, args)
-                        and int(args[1]) > time.time_ns() // 1_000_000
+                        isinstance(args, list)
+                        and ws_auth_valid(self.cfg.keys, args)
+                        and str(args[1]).isdigit()
+                        and now_ms < int(args[1]) <= now_ms + MAX_WS_AUTH_AHEAD_MS
                     )
                     if good:
                         self.private_authed.add(ws)
