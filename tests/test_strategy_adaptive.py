@@ -115,6 +115,9 @@ def test_markout_selection_quotes_the_depth_where_sweeps_revert() -> None:
     assert np.isnan(ad._select_depth(st[0], qp[0], 0))  # no sell sweeps: the prior says no
     q = _quote(st, p, qp, _view(now))
     assert np.isnan(q["bid_px"][0])  # pulled
+    # short: the bid reduces the position, so it is quoted (at GLFT's depth) though no depth earns
+    q_short = _quote(st, p, qp, _view(now, pos=-0.02))
+    assert q_short["bid_qty"][0] > 0 and q_short["bid_px"][0] < 50_000.0
     assert q["ask_px"][0] >= 50_000.0 + sel * 5.0 - 1e-9
 
 

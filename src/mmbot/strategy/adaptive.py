@@ -473,10 +473,14 @@ def quote(state, params, qparams, view, own, out) -> None:
         sel_a = _select_depth(st, qp, 1)
         st.depth_sel_bps[0] = sel_b
         st.depth_sel_bps[1] = sel_a
-        pull_b = sel_b != sel_b
-        pull_a = sel_a != sel_a
-        half_b = max(sel_b * mid * 1e-4, min_half) if not pull_b else half_b
-        half_a = max(sel_a * mid * 1e-4, min_half) if not pull_a else half_a
+        # no depth expected to earn: stand aside on that side, unless it reduces the position
+        # (a pulled grid must not sit on inventory: GLFT's depth and skew unwind it)
+        pull_b = sel_b != sel_b and b.position_qty >= 0.0
+        pull_a = sel_a != sel_a and b.position_qty <= 0.0
+        if sel_b == sel_b:
+            half_b = max(sel_b * mid * 1e-4, min_half)
+        if sel_a == sel_a:
+            half_a = max(sel_a * mid * 1e-4, min_half)
     floor_half = 0.0
     if qp.as_on > 0.0:
         floor_b = qp.as_mult * max(st.as_bps[0], 0.0) * mid * 1e-4
