@@ -76,6 +76,8 @@ ABLATION = [
     ("no sticky requotes", {"requote_tol_ratio": 0.0}),
     ("no warm-up", {"warmup_s": 0.0, "warmup_trades": 0.0}),
 ]
+# as bench/vs_glft.py: the captures last ~345 s, shorter than the tutorial's 10-minute window
+CAPTURE_PARAMS = {"glft_ref": {"window_s": 60.0}}
 SYNTH_SEEDS = (1, 2, 3)
 SYNTH_HOURS = 3.0
 SYNTH_START_NS = 1_700_000_000_000_000_000
@@ -144,7 +146,7 @@ def main(argv: list[str]) -> int:
         print(f"\n== {name} ({path.name}), equal limits")
         print(HEADER)
         for strat in strategies:
-            print(_row(strat, measure(events, strat)), flush=True)
+            print(_row(strat, measure(events, strat, CAPTURE_PARAMS.get(strat))), flush=True)
         print(f"-- ablation of adaptive on {name}")
         print(HEADER)
         for label, over in ABLATION:
