@@ -126,7 +126,7 @@ CASES = [
         "bybit ts=-5 (backtest)",
         ["backtest", "--data", "{d}/cap.jsonl", "--out", "{d}/out", "--no-reports"],
         EXIT_OK,
-        r"records and reports in",
+        r"records and\s+reports in",
         bybit_ts(-5),
     ),
     Case(
@@ -215,7 +215,7 @@ CASES = [
         "--no-reports over an earlier run",
         ["backtest", "--data", str(BYBIT), "--out", "{d}/run", "--no-reports"],
         EXIT_OK,
-        r"records and reports in",
+        r"records and\s+reports in",
         earlier_run_with_reports,
         no_mixed_run,
     ),
