@@ -15,6 +15,7 @@ COMMANDS = [
     ["data", "calibrate", "--help"],
     ["data", "fidelity", "--help"],
     ["backtest", "--help"],
+    ["demo", "--help"],
     ["gate", "--help"],
     ["report", "--help"],
     ["soak", "--help"],

@@ -11,6 +11,7 @@ import typer
 from mmbot.commands import backtest as _backtest
 from mmbot.commands import cache as _cache
 from mmbot.commands import data as _data
+from mmbot.commands import demo as _demo
 from mmbot.commands import gate as _gate
 from mmbot.commands import live as _live
 from mmbot.commands import report as _report
@@ -31,6 +32,7 @@ _typer_app = typer.Typer(
 _typer_app.add_typer(_data.app, name="data", help="Inspect, convert and calibrate market data.")
 _typer_app.add_typer(_cache.app, name="cache", help="Where the caches are and how big; clear them.")
 _typer_app.command("backtest")(_backtest.backtest)
+_typer_app.command("demo")(_demo.demo)
 _typer_app.command("gate")(_gate.gate)
 _typer_app.command("report")(_report.report)
 _typer_app.command("soak")(_soak.soak)

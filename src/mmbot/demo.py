@@ -1,4 +1,4 @@
-"""`make demo`: the seed's 3 h mini-soak with auto-tune on the embedded default market.
+"""`make demo` / `mmbot demo`: the seed's 3 h mini-soak with auto-tune on the embedded default market.
 
 Writes the seed's conservative start package (`knobs.CONSERVATIVE_START`) to
 ``artifacts/soak/runtime_overrides.json`` (section G, step 1), runs
@@ -22,7 +22,8 @@ EXPORT_MD = ARTIFACTS / "reports" / "SOAK_RESULTS.md"
 GATE_SUMMARY = ARTIFACTS / "reports" / "gates_summary.json"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(hours: float = 3.0, iterations: int = 6) -> int:
+    """The demo (``--hours`` / ``--iterations`` only shorten it, e.g. for a smoke test)."""
     from rich.console import Console
 
     from mmbot.commands.soak import print_outcome
@@ -38,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("MM_RUNTIME_OVERRIDES_JSON", None)
     try:
         out = run_soak(
-            hours=3.0,
-            iterations=6,
+            hours=hours,
+            iterations=iterations,
             auto_tune=True,
             export_json=EXPORT_JSON,
             export_md=EXPORT_MD,
