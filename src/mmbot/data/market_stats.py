@@ -91,7 +91,7 @@ def _next_ask(ak: np.ndarray, av: np.ndarray, start: int, nlev: int) -> int:
     return _NONE
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _scan(
     ev: np.ndarray,
     exch: np.ndarray,

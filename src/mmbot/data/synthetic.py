@@ -442,7 +442,7 @@ def _maker_lots(rng: np.ndarray, maker_tab: np.ndarray, lot: float) -> int:
     return lots if lots > 0 else 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # the fit runs two markets in threads
 def _advance(
     P: np.ndarray,
     target: np.ndarray,
