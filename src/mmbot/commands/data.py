@@ -65,11 +65,20 @@ def calibrate(
         "--tick-bps",
         help="also rescale to a tick of about this many bps (wide-tick variant); 0 = as captured",
     ),
+    rounds: int = typer.Option(
+        24, "--rounds", min=0, help="fit rounds (parameters averaged over the second half)"
+    ),
+    fit_seconds: int = typer.Option(
+        0,
+        "--fit-seconds",
+        min=0,
+        help="seconds of each of a late round's two markets (0 = 600, wide tick 1500); longer = less noise, slower",
+    ),
 ) -> None:
     """Fit the synthetic market's parameters to a real capture."""
     from mmbot.data.calibrate import calibrate_command
 
-    calibrate_command(path, out, tick_bps=tick_bps)
+    calibrate_command(path, out, tick_bps=tick_bps, rounds=rounds, fit_seconds=fit_seconds or None)
 
 
 @app.command("fidelity")

@@ -164,7 +164,11 @@ def _jumps(events: np.ndarray, tick_px: float) -> tuple[float, float, float]:
 def _depth_targets(stats: dict, tick_bps: float) -> list[float]:
     """Per-level target depth (level k = k-th price from the efficient price), from the capture's
     depth by level near the touch and its cumulative depth within 1/2/5 bps further out."""
-    nlev = max(2, int(np.ceil(DEPTH_MAX_BPS / tick_bps)))
+    from mmbot.data.synthetic import MAX_DEPTH_LEVELS
+
+    # a very fine tick (spot BTCUSDT: 0.01 USDT, ~0.002 bps) cannot hold 5 bps of levels: the
+    # market keeps the nearest MAX_DEPTH_LEVELS (~0.9 bps there) and the depth beyond is absent
+    nlev = min(max(2, int(np.ceil(DEPTH_MAX_BPS / tick_bps))), MAX_DEPTH_LEVELS)
     within = dict(zip(stats["depth_within_bps"], stats["depth_qty_within_bps"], strict=True))
     by_level = stats["depth_qty_by_level"]
     # cumulative depth as a function of distance (bps) from the touch, piecewise linear

@@ -64,6 +64,7 @@ SCHEMA = "mmbot.market.v1"
 # from the efficient price are trimmed and a stale side is capped at RING_TICKS/4 from it.
 RING_TICKS = 4096
 _RING_MASK = RING_TICKS - 1
+MAX_DEPTH_LEVELS = RING_TICKS // 8  # most depth-target levels a calibration may list
 # warm-up of the book before the snapshot, so the first emitted book is already in its regime
 WARMUP_NS = 30_000_000_000
 # prints one simulated event (one ms of a sweep) emits at most; the calibrated engine
@@ -986,13 +987,13 @@ def model_arrays(
         raise UserError("calibration: model.hawkes_branching_ratio must be < 1 (stationary)")
     if (
         target.ndim != 1
-        or not (1 <= len(target) <= RING_TICKS // 8)
+        or not (1 <= len(target) <= MAX_DEPTH_LEVELS)
         or not np.all(np.isfinite(target))
         or np.any(target < 0)
         or target.sum() <= 0
     ):
         raise UserError(
-            f"calibration: model.depth_target_qty must list 1..{RING_TICKS // 8} depths >= 0 (not all 0)"
+            f"calibration: model.depth_target_qty must list 1..{MAX_DEPTH_LEVELS} depths >= 0 (not all 0)"
         )
     target_lots = np.round(target / lot_qty)
     return P, target_lots, maker_tab, parent_tab, lat_tab, price0_px / tick_px
