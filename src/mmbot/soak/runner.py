@@ -243,18 +243,6 @@ def _calib_meta(calib: Mapping[str, Any]) -> tuple[str, float | None, float | No
     return sym, num("tick_px", "tick_size"), num("lot_qty", "lot_size")
 
 
-def _variant_notes(calib: dict) -> list[str]:
-    """A wide-tick market says so wherever it runs (its spread and depth are not the capture's)."""
-    if calib.get("variant") != "wide_tick":
-        return []
-    tick_bps = float(calib["tick_px"]) / float(calib["price0_px"]) * 1e4
-    return [
-        f"market is the WIDE-TICK variant of {calib.get('symbol', '?')}: tick {calib['tick_px']:g} "
-        f"(~{tick_bps:.2f} bps), flow fitted to a capture with a finer tick; spread and depth "
-        "per level are not the capture's"
-    ]
-
-
 def resolve_market(market: str) -> Market:
     """``synthetic`` (the default calibration), ``synthetic:NAME``, a calibration JSON, or a capture."""
     m = market.strip()
@@ -264,11 +252,9 @@ def resolve_market(market: str) -> Market:
         name = m.split(":", 1)[1] if ":" in m else "default"
         calib = load_calibration(name)
         sym, tick, lot = _calib_meta(calib)
-        mkt = Market(
+        return Market(
             "synthetic", f"synthetic:{name}", calib=calib, symbol=sym, tick_px=tick, lot_qty=lot
         )
-        mkt.notes.extend(_variant_notes(calib))
-        return mkt
     p = Path(m)
     if not p.exists():
         raise UserError(
@@ -283,11 +269,9 @@ def resolve_market(market: str) -> Market:
 
         calib = load_calibration(p)
         sym, tick, lot = _calib_meta(calib)
-        mkt = Market(
+        return Market(
             "synthetic", f"calibration:{p}", calib=calib, symbol=sym, tick_px=tick, lot_qty=lot
         )
-        mkt.notes.extend(_variant_notes(calib))
-        return mkt
     from mmbot.data import load_events
 
     events, stats = load_events(p)
