@@ -11,6 +11,7 @@ TESTS_DATA = REPO / "tests" / "data"
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 USDM_CAPTURE = SHARED_DATA / "binance-usdm" / "btcusdt_20240808.gz"
+COINM_CAPTURE = SHARED_DATA / "binance-coinm" / "btcusd_perp_20240808.gz"
 SPOT_CAPTURE = SHARED_DATA / "binance-spot" / "btcusdt_20240808.gz"
 BYBIT_CAPTURE = SHARED_DATA / "bybit" / "xrpusdt_20241201_ob500.jsonl"
 

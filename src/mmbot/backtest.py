@@ -17,7 +17,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from mmbot.strategy.contract import (
     new_market_view,
     new_own_orders,
     new_quote,
+from mmbot.instruments import ContractSpec, detect_spec, spec_from_meta
 )
 from mmbot.strategy.glft import SWEEP_GAP_NS  # noqa: F401  (re-exported: the live session reads it)
 from mmbot.strategy.params import make_params
@@ -80,10 +81,16 @@ class RunSettings:
     partial_fills: bool = True
     wake_interval_ms: float | None = None
     seed: int = 0
+    # the contract (mmbot.instruments); None -> detected per file from its format and symbol
+    spec: ContractSpec | None = None
 
 
 # ---------------------------------------------------------------------------------------------
 # Python side
+def _with_spec(settings: RunSettings, spec: ContractSpec) -> RunSettings:
+    return replace(settings, spec=spec)
+
+
 def _priced_mask(events: np.ndarray) -> np.ndarray:
     """Rows that carry a market price (book levels and trades). A mask, not a copy: copying the
     structured rows cost more than the compiled loop of a 100 ms-wake quoter."""
@@ -175,6 +182,7 @@ def build_params(
         maker_fee_rate=settings.maker_fee_rate,
         taker_fee_rate=settings.taker_fee_rate,
         rate_limit_per_s=float(rate),
+        spec=settings.spec,
     )
     return params, knob_values, profile
 
@@ -188,8 +196,12 @@ def run(
     lot_qty: float | None = None,
     progress: Callable[[float], None] | None = None,
     chunk_s: float = 60.0,
+    data_format: str = "",
 ) -> RunResult:
     """Backtest ``settings`` on ``events`` (EVENT_DTYPE) and return the run's records.
+
+    The contract is ``settings.spec``, else detected from ``data_format`` and ``symbol``
+    (``mmbot.instruments.detect_spec``): quantities are contracts, money is in its settle coin.
 
     ``progress`` (optional) is called with the fraction of local time done after each ``chunk_s``
     of market time (the compiled loop returns to Python only then).
@@ -201,6 +213,9 @@ def run(
         tick_px = g_tick if tick_px is None else tick_px
         lot_qty = g_lot if lot_qty is None else lot_qty
     ref_px = _reference_px(events)
+    spec = settings.spec or detect_spec(data_format, symbol)
+    if settings.spec is None:
+        settings = _with_spec(settings, spec)
     params, knob_values, profile = build_params(settings, float(tick_px), float(lot_qty), ref_px)
     p = params[0]
     latency_ns = int(round(settings.latency_ms * 1e6))
@@ -215,6 +230,8 @@ def run(
         partial_fills=settings.partial_fills,
         rate_limit_per_s=int(p["rate_limit_per_s"]),
         max_orders=MAX_ORDER_SLOTS,
+        contract_size=spec.contract_size,
+        inverse=spec.inverse,
     )
     spec = strategy_of(settings, profile)
     quoter = resolve(spec)
@@ -300,6 +317,7 @@ def run(
         "max_position_qty": float(p["max_position_qty"]),
         "maker_fee_rate": float(p["maker_fee_rate"]),
         "taker_fee_rate": float(p["taker_fee_rate"]),
+        "contract": spec.to_meta(),
         "latency_ms": float(settings.latency_ms),
         "queue_model": settings.queue_model,
         "seed": int(settings.seed),
@@ -318,6 +336,7 @@ def run(
             "sent": int(g["n_sent"]),
             "blocked": blocked,
             "killed": bool(g["killed"]),
+            "drawdown_stops": int(g["n_dd_stops"]),
         },
         "loop": {
             "wakes": int(counters[wk.C_WAKES]),
@@ -351,24 +370,47 @@ def _estimates(qstate: np.ndarray) -> dict[str, float]:
 
 # ---------------------------------------------------------------------------------------------
 # summary helpers (used by the command and the bench)
+def _run_spec(r: RunResult) -> ContractSpec:
+    return spec_from_meta(r.meta)
+
+
 def summarize(results: Sequence[RunResult]) -> dict:
-    """Fills, turnover, PnL (marked at each run's final mid), maker share, blocks by reason."""
+    """Fills, turnover, PnL (marked at each run's final mid), maker share, blocks by reason.
+
+    Money is in the runs' settle coin (``settle``; turnover and PnL of runs settling in different
+    coins are summed in quote currency instead, ``settle`` = "USD"); ``turnover_usd`` and
+    ``pnl_usd`` are the quote-currency view (an inverse run's coin PnL x its final mid)."""
     fills = 0
     turnover = 0.0
+    turnover_usd = 0.0
     maker_notional = 0.0
     pnl = 0.0
+    pnl_usd = 0.0
     fees = 0.0
     blocked: dict[str, int] = {}
     intended = 0
     events = 0
+    settles = {_run_spec(r).settle for r in results}
+    mixed = len(settles) > 1
     for r in results:
         f = r.fills
-        notional = f["px"] * f["qty"]
+        spec = _run_spec(r)
+        to_usd = float(r.meta.get("final_mid_px") or 0.0) if spec.inverse else 1.0
+        if spec.inverse:
+            notional = f["qty"] * spec.contract_size / f["px"]
+            usd = f["qty"] * spec.contract_size
+        else:
+            notional = f["px"] * f["qty"] * spec.contract_size
+            usd = notional
+        run_pnl = float(r.meta.get("sim_equity", 0.0)) - float(r.meta.get("initial_equity", 0.0))
+        scale = to_usd if mixed else 1.0
         fills += len(f)
-        turnover += float(notional.sum())
-        maker_notional += float(notional[f["maker"] == 1].sum())
-        fees += float(f["fee"].sum())
-        pnl += float(r.meta.get("sim_equity", 0.0)) - float(r.meta.get("initial_equity", 0.0))
+        turnover += float(usd.sum()) if mixed else float(notional.sum())
+        turnover_usd += float(usd.sum())
+        maker_notional += float(notional[f["maker"] == 1].sum()) * scale
+        fees += float(f["fee"].sum()) * scale
+        pnl += run_pnl * scale
+        pnl_usd += run_pnl * to_usd
         a = r.actions
         intended += int((a["kind"] == ACT_INTENDED).sum())
         blk = a[a["kind"] == ACT_BLOCKED]
@@ -380,8 +422,11 @@ def summarize(results: Sequence[RunResult]) -> dict:
         "runs": len(results),
         "events": events,
         "fills": fills,
+        "settle": "USD" if mixed else (settles.pop() if settles else ""),
         "turnover": turnover,
+        "turnover_usd": turnover_usd,
         "pnl": pnl,
+        "pnl_usd": pnl_usd,
         "fees": fees,
         "net_bps": pnl / turnover * 1e4 if turnover > 0 else float("nan"),
         "maker_share_pct": maker_notional / turnover * 100 if turnover > 0 else float("nan"),
@@ -452,19 +497,23 @@ def _summary_tables(summary: dict, per_file: list[tuple[str, dict]], verdict: st
     from rich.table import Table
 
     t = Table(title="mmbot backtest", caption=f"KPI_GATE={verdict}" if verdict else None)
-    for col in ("run", "events", "fills", "turnover", "PnL", "net bps", "maker %"):
+    coin = any(s["settle"] not in ("", "USD", "USDT", "USDC") for _, s in per_file)
+    cols = ["run", "events", "fills", "turnover USD", "PnL"] + (["PnL USD"] if coin else [])
+    for col in cols + ["net bps", "maker %"]:
         t.add_column(col, justify="left" if col == "run" else "right", overflow="fold")
 
     def row(name: str, s: dict) -> list[str]:
-        return [
+        pnl = f"{s['pnl']:,.4f}" if abs(s["pnl"]) >= 0.01 or s["pnl"] == 0 else f"{s['pnl']:.3e}"
+        cells = [
             name if len(name) <= 22 else name[:21] + "…",
             f"{s['events']:,}",
             f"{s['fills']:,}",
-            f"{s['turnover']:,.0f}",
-            f"{s['pnl']:,.4f}",
-            f"{s['net_bps']:.3f}",
-            f"{s['maker_share_pct']:.1f}",
+            f"{s['turnover_usd']:,.0f}",
+            f"{pnl} {s['settle']}".strip(),
         ]
+        if coin:
+            cells.append(f"{s['pnl_usd']:,.4f}")
+        return cells + [f"{s['net_bps']:.3f}", f"{s['maker_share_pct']:.1f}"]
 
     for name, s in per_file:
         t.add_row(*row(name, s))
@@ -498,6 +547,8 @@ def backtest_command(
     seed: int = 0,
     reports: bool = True,
     console: Any = None,
+    market: str | None = None,
+    contract_size: float | None = None,
 ) -> int:
     """``mmbot backtest``: files one after another (one file's events in memory at a time), records
     to ``out/<NN_name>/``, ``EDGE_REPORT.json``, ``KPI_GATE.json``, Markdown/HTML reports and a
@@ -512,7 +563,10 @@ def backtest_command(
     from mmbot.audit.records_io import write_audit_jsonl, write_run
     from mmbot.data import load_events
     from mmbot.gate import evaluate, failed_check_lines
+    from mmbot.instruments import resolve_spec
 
+    if market is not None or contract_size is not None:
+        resolve_spec("", "", market=market, contract_size=contract_size)  # bad flag -> exit 2 now
     con = console if console is not None else Console(highlight=False)
     data = [Path(p) for p in data]
     out = Path(out)
@@ -581,8 +635,17 @@ def backtest_command(
                 def _progress(frac: float, _i: int = i, _n: str = path.name) -> None:
                     prog.update(task, completed=_i + frac, description=f"{_n}: simulating")
 
+                spec = resolve_spec(
+                    stats.format, stats.symbol or "", market=market, contract_size=contract_size
+                )
                 with phases.timed("simulate", clock):
-                    res = run(events, settings, symbol=stats.symbol or "", progress=_progress)
+                    res = run(
+                        events,
+                        replace(settings, spec=spec),
+                        symbol=stats.symbol or "",
+                        progress=_progress,
+                        data_format=stats.format,
+                    )
                 res.meta["name"] = name
                 res.meta["data_path"] = str(path)
                 res.meta["read_repairs"] = {k: v for k, v in stats.repairs.items() if v}

@@ -101,6 +101,20 @@ class Risk(_Strict):
     max_loss: float = Field(
         3000.0, gt=0.0, description="kill switch: stop quoting below -max_loss PnL"
     )
+    max_drawdown: float = Field(
+        0.0,
+        ge=0.0,
+        description="pause new quotes when equity falls this far below its peak (quote); 0 = off",
+    )
+    drawdown_cooldown_s: float = Field(
+        60.0, ge=0.0, description="pause length after a drawdown stop; then resume at a new peak"
+    )
+    spot_start_inventory_qty: float = Field(
+        0.0, ge=0.0, description="spot: base held at the start; the position never goes below it"
+    )
+    spot_quote_balance: float = Field(
+        100000.0, ge=0.0, description="spot: quote held at the start; buys are paid from it"
+    )
 
 
 class Fees(_Strict):

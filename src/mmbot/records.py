@@ -88,6 +88,8 @@ REASON_MIN_INTERVAL = 1
 REASON_CONCURRENCY = 2
 REASON_THROTTLE = 3
 REASON_RISK = 4
+REASON_SPOT_INVENTORY = 5  # spot: a sell below the starting inventory or a buy beyond the quote
+REASON_DRAWDOWN = 6  # equity fell max_drawdown below its peak: paused for the cool-down
 REASON_POST_ONLY = 10  # GTX order would cross
 REASON_RATE_LIMIT = 11  # exchange-side orders/s limit
 REASON_UNKNOWN_ORDER = 12  # cancel/modify of an order no longer live
@@ -100,12 +102,21 @@ REASON_NAMES = {
     REASON_CONCURRENCY: "concurrency",
     REASON_THROTTLE: "throttle",
     REASON_RISK: "risk",
+    REASON_SPOT_INVENTORY: "spot_inventory",
+    REASON_DRAWDOWN: "drawdown",
     REASON_POST_ONLY: "post_only",
     REASON_RATE_LIMIT: "rate_limit",
     REASON_UNKNOWN_ORDER: "unknown_order",
     REASON_PRICE_BAND: "price_band",
 }
-GUARD_REASONS = (REASON_MIN_INTERVAL, REASON_CONCURRENCY, REASON_THROTTLE, REASON_RISK)
+GUARD_REASONS = (
+    REASON_MIN_INTERVAL,
+    REASON_CONCURRENCY,
+    REASON_THROTTLE,
+    REASON_RISK,
+    REASON_SPOT_INVENTORY,
+    REASON_DRAWDOWN,
+)
 
 
 def empty(dtype: np.dtype, n: int = 0) -> np.ndarray:

@@ -9,7 +9,10 @@ quantity q, venue mid at fill m_i, strategy target p* (NaN -> p* = p), quote fee
     inventory   = Σ_i s_i·q_i·(m_T − m_i) + pos0·(m_T − m_0)   = Σ position·Δmid over time
 
 and gross + slippage + fees + inventory = cash + pos_T·m_T − pos0·m_0 (PnL marked at the final mid
-m_T), checked by ``check_identity``. Markout costs: −s·(m_{t+τ} − m_i)/m_i·1e4 (positive = the price
+m_T), checked by ``check_identity``. Prices enter through the contract's value function
+(``mmbot.instruments``): for a linear contract of size C, V(x) = C·x and the formulas read as above
+in quote currency; for an inverse one, V(x) = −C/x and every term (fees included: the venue charges
+rate·q·|V(p)|) is in the settle coin, with ``to_usd`` (the final mid) giving the USD view. Markout costs: −s·(m_{t+τ} − m_i)/m_i·1e4 (positive = the price
 moved against us), mid at t+τ taken from the marks series; fills whose horizon passes the end of the
 data are excluded (NaN) and counted by the report.
 """
@@ -22,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mmbot.errors import UserError
+from mmbot.instruments import ContractSpec, spec_from_meta
 from mmbot.records import ACTION_DTYPE, FILL_DTYPE, MARK_DTYPE, RunResult
 
 # Markout horizons of the report (label -> ns). 1 s is the gated one (adverse_bps_p95).
@@ -66,8 +70,13 @@ class FillEdges(NamedTuple):
     fills_mid_repaired: int  # fills whose NaN mid_px was replaced by the last mark's mid
     marks_nan_dropped: int  # marks with a NaN mid (a book side empty), dropped
     inventory_initial: float  # pos0·(m_T − m_0)
-    cash: float  # Σ(−s·p·q) − Σ fee
-    pnl: float  # cash + pos_T·m_T − pos0·m_0
+    cash: float  # Σ(−s·V(p)·q) − Σ fee
+    pnl: float  # cash + pos_T·V(m_T) − pos0·V(m_0)
+    settle: str = ""  # coin of every amount ("" = unknown quote)
+    inverse: bool = False
+    contract_size: float = 1.0
+    to_usd: float = 1.0  # settle coin -> quote currency (the final mid for inverse, else 1)
+    notional_usd: np.ndarray | None = None  # quote-currency notional per fill
 
 
 def _require_fields(arr: np.ndarray, dtype: np.dtype, what: str) -> None:
@@ -178,9 +187,17 @@ def data_end_ns(result: RunResult) -> int:
     return max(ends)
 
 
+def contract_value(x: np.ndarray | float, spec: ContractSpec) -> np.ndarray | float:
+    """Settle-coin value of one contract at price(s) ``x``: C·x linear, −C/x inverse."""
+    if spec.inverse:
+        return -spec.contract_size / x
+    return x * spec.contract_size
+
+
 def decompose(result: RunResult, label: str = "run") -> FillEdges:
     """Per-fill decomposition of one run (see the module docstring). Validates the records first."""
     validate_result(result, label)
+    spec = spec_from_meta(result.meta)
     fills = _sorted(result.fills, "exch_ts")
     marks = _sorted(result.marks, "exch_ts")
     nan_marks = np.isnan(marks["mid_px"])
@@ -206,7 +223,9 @@ def decompose(result: RunResult, label: str = "run") -> FillEdges:
     no_target = np.isnan(raw_tgt)
     tgt = np.where(no_target, px, raw_tgt)
     fee = fills["fee"].astype(np.float64)
-    notional = px * qty
+    v_px = contract_value(px, spec)
+    notional = qty * np.abs(v_px)
+    notional_usd = qty * spec.contract_size if spec.inverse else notional
     sq = side * qty
 
     m_T = final_mid(result, marks, mid)
@@ -217,11 +236,15 @@ def decompose(result: RunResult, label: str = "run") -> FillEdges:
     if m_0 is None:
         m_0 = float(marks["mid_px"][0]) if len(marks) else (float(mid[0]) if n else m_T)
 
-    gross = sq * (mid - tgt)
-    slippage = sq * (tgt - px)
+    v_mid = contract_value(mid, spec)
+    v_tgt = contract_value(tgt, spec)
+    v_T = contract_value(m_T, spec) if m_T > 0 else 0.0
+    v_0 = contract_value(m_0, spec) if m_0 > 0 else 0.0
+    gross = sq * (v_mid - v_tgt)
+    slippage = sq * (v_tgt - v_px)
     fees = -fee
-    inventory = sq * (m_T - mid)
-    inventory_initial = pos0 * (m_T - m_0) if pos0 else 0.0
+    inventory = sq * (v_T - v_mid)
+    inventory_initial = pos0 * (v_T - v_0) if pos0 else 0.0
 
     position = pos0 + np.cumsum(sq)
     if n:
@@ -235,9 +258,9 @@ def decompose(result: RunResult, label: str = "run") -> FillEdges:
                 f"(records {fills['position_qty'][i]!r}, cumulative {position[i]!r})"
             )
 
-    cash = float(-(sq * px).sum() - fee.sum())
+    cash = float(-(sq * v_px).sum() - fee.sum())
     pos_T = float(position[-1]) if n else pos0
-    pnl = cash + pos_T * m_T - pos0 * m_0
+    pnl = cash + pos_T * v_T - pos0 * v_0
 
     with np.errstate(divide="ignore", invalid="ignore"):
         slippage_cost_bps = -slippage / notional * 1e4
@@ -276,6 +299,11 @@ def decompose(result: RunResult, label: str = "run") -> FillEdges:
         inventory_initial=inventory_initial,
         cash=cash,
         pnl=pnl,
+        settle=spec.settle,
+        inverse=spec.inverse,
+        contract_size=spec.contract_size,
+        to_usd=(m_T if spec.inverse and m_T > 0 else 1.0),
+        notional_usd=notional_usd,
     )
 
 
@@ -298,7 +326,9 @@ def check_identity(e: FillEdges, label: str = "run") -> float:
     lhs = t["gross"] + t["slippage"] + t["fees"] + t["inventory"]
     scale = max(1.0, t["turnover"], abs(t["pnl"]), float(np.abs(e.fees).sum()))
     if e.initial_position_qty:
-        scale = max(scale, abs(e.initial_position_qty) * max(e.final_mid_px, e.start_mid_px))
+        px_hi = max(e.final_mid_px, e.start_mid_px)
+        unit = e.contract_size / min(e.final_mid_px, e.start_mid_px) if e.inverse else px_hi
+        scale = max(scale, abs(e.initial_position_qty) * unit)
     rel = abs(lhs - t["pnl"]) / scale
     if not rel <= IDENTITY_REL_TOL:  # also catches NaN
         raise AuditError(

@@ -31,6 +31,7 @@ from mmbot.audit.decompose import (
     decompose,
 )
 from mmbot.errors import UserError
+from mmbot.instruments import spec_from_meta
 from mmbot.records import (
     ACT_ACKED,
     ACT_BLOCKED,
@@ -59,9 +60,14 @@ CONVENTIONS: dict[str, Any] = {
     "units": {
         "*_bps": "basis points of turnover (sum of p*q over fills) unless stated",
         "*_ms": "milliseconds",
-        "turnover": "quote currency, sum of px*qty over fills",
-        "pnl": "quote currency, cash + position * final mid (marked at the final mid)",
-        "component_breakdown.*_quote": "quote currency",
+        "turnover": (
+            "settle coin (`settle`), sum of qty*|V(px)| over fills: V(x) = C*x for a linear contract "
+            "of size C, -C/x for an inverse one (mmbot.instruments); runs settling in different "
+            "coins pool in quote currency (`settle` = USD)"
+        ),
+        "pnl": "settle coin, cash + position * V(final mid) (marked at the final mid)",
+        "turnover_usd, pnl_usd": "quote-currency view: an inverse run's coin amounts x its final mid",
+        "component_breakdown.*_quote": "settle coin (the name is kept for readers of schema 1)",
     },
     "signs": {
         "net_bps, gross_bps, fees_eff_bps, slippage_bps, inventory_bps": (
@@ -303,21 +309,36 @@ def _section(pool: _Pool) -> dict:
         "pnl": 0.0,
         "turnover": 0.0,
     }
+    # one settle coin: amounts in it; several (an inverse and a linear run): each run's amounts
+    # in quote currency (coin x its final mid), so that nothing adds BTC to USDT
+    settles = sorted({e.settle for e in edges})
+    mixed = len(settles) > 1
+    pnl_usd = 0.0
+    turnover_usd = 0.0
     for e in edges:
-        for k, v in component_totals(e).items():
-            tot[k] += v
+        scale = e.to_usd if mixed else 1.0
+        ct = component_totals(e)
+        for k, v in ct.items():
+            tot[k] += v * scale
+        pnl_usd += ct["pnl"] * e.to_usd
+        turnover_usd += (
+            float(e.notional_usd.sum()) if e.notional_usd is not None else ct["turnover"]
+        )
     turnover = tot["turnover"]
     n_fills = int(sum(len(e.px) for e in edges))
 
-    notional = _cat([e.notional for e in edges])
+    notional = _cat([e.notional * (e.to_usd if mixed else 1.0) for e in edges])
     maker = _cat([e.maker for e in edges]).astype(bool)
     slip_cost = _cat([e.slippage_cost_bps for e in edges])
     no_target = int(sum(int(e.no_target.sum()) for e in edges))
 
     out: dict[str, Any] = {
         "fills": n_fills,
+        "settle": "USD" if mixed else (settles[0] if settles else ""),
         "turnover": turnover,
         "pnl": tot["pnl"],
+        "turnover_usd": turnover_usd,
+        "pnl_usd": pnl_usd,
         "net_bps": _bps(tot["pnl"], turnover),
         "fills_without_target": no_target,
         "fills_mid_repaired": int(sum(e.fills_mid_repaired for e in edges)),
@@ -462,6 +483,9 @@ def build_edge_report(results: Sequence[RunResult], runtime: dict | None = None)
                 "fills": int(len(e.px)),
                 "pnl": e.pnl,
                 "final_mid_px": e.final_mid_px,
+                "market": spec_from_meta(r.meta).label(),
+                "settle": e.settle,
+                "pnl_usd": e.pnl * e.to_usd,
                 "identity_rel_err": rel,
                 "pnl_minus_sim_equity": sim_diff,
                 "start_ts": r.meta.get("start_ts"),

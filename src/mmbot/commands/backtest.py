@@ -45,6 +45,15 @@ def backtest(
     reports: bool = typer.Option(
         True, "--reports/--no-reports", help="EDGE_REPORT, KPI_GATE, Markdown and HTML reports"
     ),
+    market: str | None = typer.Option(
+        None,
+        "--market",
+        help="contract of every file: binance-usdm | binance-coinm | binance-spot | bybit-linear | "
+        "bybit-inverse | bybit-spot (default: detected from each capture)",
+    ),
+    contract_size: float | None = typer.Option(
+        None, "--contract-size", help="base units per contract, or USD per contract when inverse"
+    ),
 ) -> None:
     """Backtest the strategy on recorded data and write records, EDGE_REPORT, KPI_GATE and reports."""
     from mmbot.backtest import backtest_command
@@ -61,4 +70,6 @@ def backtest(
         ),
         seed=seed,
         reports=reports,
+        market=market,
+        contract_size=contract_size,
     )

@@ -18,6 +18,7 @@ import numpy as np
 from mmbot.data.core import DEFAULT_FEED_LATENCY_NS, ReadStats
 from mmbot.errors import UserError
 from mmbot.events import EVENT_DTYPE, KIND_MASK
+from mmbot.instruments import detect_spec
 
 
 def feed_latency_percentiles_ms(
@@ -40,6 +41,7 @@ def summary(events: np.ndarray, stats: ReadStats) -> dict:
         "path": stats.path,
         "format": stats.format,
         "symbol": stats.symbol,
+        "market": detect_spec(stats.format, stats.symbol).label(),
         "lines": stats.n_lines,
         "events": int(len(events)),
         "counts": dict(sorted(stats.counts.items())),
@@ -78,6 +80,7 @@ def inspect_command(
     t.add_column("value", justify="right")
     t.add_row("format", s["format"])
     t.add_row("symbol", s["symbol"] or "-")
+    t.add_row("market", s["market"])
     t.add_row("lines", f"{s['lines']:,}")
     t.add_row("events", f"{s['events']:,}")
     t.add_row("span", f"{s['span_s']:.3f} s")

@@ -5,6 +5,12 @@ Owns ``GUARD_STATE_DTYPE`` and the compiled checks (order of evaluation, first f
 1. ``risk``         (new/replace only; cancels always reduce risk): loss kill switch (PnL below
                     −max_loss; latches for the rest of the run), max |position| and max notional
                     if the order filled in full (an order that reduces |position| passes);
+   ``spot_inventory`` (spot markets, new/replace): a sell that would take the position below the
+                    starting inventory (``-spot_start_inventory_qty``: never short), or a buy whose
+                    cost (position after × price) exceeds the quote balance plus PnL;
+   ``drawdown``     (new/replace): equity fell ``max_drawdown`` below its running peak: new quotes
+                    are blocked for ``drawdown_cooldown_ns``, then the peak restarts at the equity
+                    then (resume); cancels always pass;
 2. ``min_interval`` (all ops): less than ``min_interval_ms`` since the last action sent on that slot
                     (``slot`` = level * 2 + side; with one level, the side);
 3. ``concurrency``  (all ops): ``concurrency_limit`` actions already in flight (sent, unacknowledged);
@@ -24,9 +30,11 @@ from numba import njit
 from mmbot.records import (
     OP_CANCEL,
     REASON_CONCURRENCY,
+    REASON_DRAWDOWN,
     REASON_MIN_INTERVAL,
     REASON_NONE,
     REASON_RISK,
+    REASON_SPOT_INVENTORY,
     REASON_THROTTLE,
 )
 
@@ -53,6 +61,11 @@ GUARD_STATE_DTYPE = np.dtype(
         ("blk_reason", "i8", (N_GUARD_SLOTS,)),
         ("blk_px", "f8", (N_GUARD_SLOTS,)),
         ("blk_qty", "f8", (N_GUARD_SLOTS,)),
+        # drawdown stop
+        ("peak_pnl", "f8"),
+        ("has_peak", "u1"),
+        ("dd_until_ns", "i8"),  # paused until (0 = not paused)
+        ("n_dd_stops", "i8"),
     ],
     align=True,
 )
@@ -102,8 +115,48 @@ def check_risk(
     if abs(after) > abs(position_qty):
         if abs(after) > p.max_position_qty + 1e-12:
             return REASON_RISK
-        if abs(after) * px > p.max_notional:
+        # quote notional: contracts x size x px (linear), contracts x size USD (inverse)
+        unit = p.contract_size if p.inverse != 0 else p.contract_size * px
+        if abs(after) * unit > p.max_notional:
             return REASON_RISK
+    return REASON_NONE
+
+
+@njit(cache=True)
+def check_spot_inventory(
+    params, op: int, side_sign: int, qty: float, px: float, position_qty: float, pnl: float
+) -> int:
+    """Spot holds what it owns: never below the starting inventory, never buying past the quote."""
+    p = params[0]
+    if p.spot == 0 or op == OP_CANCEL:
+        return REASON_NONE
+    after = position_qty + side_sign * qty
+    if side_sign < 0 and after < -p.spot_start_inventory_qty - 1e-12:
+        return REASON_SPOT_INVENTORY
+    # cash spent so far ~ position x px - pnl (pnl marks the position at mid, px is next to it)
+    if side_sign > 0 and after * px * p.contract_size > p.spot_quote_balance + pnl + 1e-9:
+        return REASON_SPOT_INVENTORY
+    return REASON_NONE
+
+
+@njit(cache=True)
+def check_drawdown(g, params, op: int, pnl: float, now_ns: int) -> int:
+    """Track the equity peak; pause new quotes for the cool-down after a max_drawdown fall."""
+    p = params[0]
+    if p.max_drawdown <= 0.0 or pnl != pnl:
+        return REASON_NONE
+    if g.dd_until_ns != 0:
+        if now_ns < g.dd_until_ns:
+            return REASON_DRAWDOWN if op != OP_CANCEL else REASON_NONE
+        g.dd_until_ns = 0  # resume: the peak restarts here
+        g.has_peak = 0
+    if g.has_peak == 0 or pnl > g.peak_pnl:
+        g.peak_pnl = pnl
+        g.has_peak = 1
+    if g.peak_pnl - pnl > p.max_drawdown:
+        g.dd_until_ns = max(now_ns + p.drawdown_cooldown_ns, now_ns + 1)
+        g.n_dd_stops += 1
+        return REASON_DRAWDOWN if op != OP_CANCEL else REASON_NONE
     return REASON_NONE
 
 
@@ -125,6 +178,12 @@ def check(
     p = params[0]
     side_sign = 1 if slot % 2 == 0 else -1
     r = check_risk(g, params, op, side_sign, qty, px, position_qty, pnl)
+    if r != REASON_NONE:
+        return r
+    r = check_drawdown(g, params, op, pnl, now_ns)
+    if r != REASON_NONE:
+        return r
+    r = check_spot_inventory(params, op, side_sign, qty, px, position_qty, pnl)
     if r != REASON_NONE:
         return r
     if g.has_action[slot] != 0 and now_ns - g.last_action_ns[slot] < p.min_interval_ns:

@@ -112,6 +112,8 @@ def make_venue(events: np.ndarray, cfg: VenueConfig) -> _v.Venue:
         n_ticks,
         int(cfg.max_orders),
         start_ts,
+        float(cfg.contract_size),
+        int(bool(cfg.inverse)),
     )
 
 
@@ -205,9 +207,7 @@ def finish(
         "final_mid_px": final_mid,
         "cash": float(flts[1]),
         "position_qty": float(flts[2]),
-        "sim_equity": float(flts[1]) + float(flts[2]) * final_mid
-        if flts[2] != 0.0
-        else float(flts[1]),
+        "sim_equity": float(flts[7]),
         "local_cash": float(flts[3]),
         "local_position_qty": float(flts[4]),
     }

@@ -45,6 +45,8 @@ class VenueConfig:
     rate_limit_per_s: int = 0
     max_orders: int = 64
     ladder_pad_ratio: float = 0.02
+    contract_size: float = 1.0
+    inverse: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -102,6 +104,9 @@ def validate_config(cfg: VenueConfig) -> None:
     r = cfg.ladder_pad_ratio
     if not (isinstance(r, (int, float)) and math.isfinite(r) and 0.0 < r <= 1.0):
         raise UserError(f"VenueConfig.ladder_pad_ratio must be in (0, 1] (got {r!r})")
+    c = cfg.contract_size
+    if not (isinstance(c, (int, float)) and math.isfinite(c) and c > 0):
+        raise UserError(f"VenueConfig.contract_size must be a positive number (got {c!r})")
     parse_queue_model(cfg.queue_model)
     if cfg.latency is not None:
         try:

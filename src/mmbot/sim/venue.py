@@ -224,6 +224,8 @@ _FIELDS = [
     ("mark_ba", _i8),
     ("maker_fee_rate", _f8),
     ("taker_fee_rate", _f8),
+    ("ctr_size", _f8),  # contract size (mmbot.instruments): base units, or USD when inverse
+    ("inverse", _i8),  # 1: a contract is worth -ctr_size/px coin (inverse), else ctr_size*px
     ("entry_lat", _i8),
     ("resp_lat", _i8),
     ("lat_ts", _i8a),
@@ -346,6 +348,8 @@ def new_venue(
     n_ticks,
     max_orders,
     start_ts,
+    ctr_size,
+    inverse,
 ):
     v = structref.new(VENUE_TYPE)
     v.ev = ev
@@ -364,6 +368,8 @@ def new_venue(
     v.mark_ba = -2
     v.maker_fee_rate = maker_fee_rate
     v.taker_fee_rate = taker_fee_rate
+    v.ctr_size = ctr_size
+    v.inverse = inverse
     v.entry_lat = entry_lat
     v.resp_lat = resp_lat
     v.lat_ts = lat_ts
@@ -732,14 +738,24 @@ def _live_remove(v, s):
 
 # ---------------------------------------------------------------- fills
 @njit(cache=True)
+def contract_value(v, px):
+    """Settle-coin value of one contract at ``px`` (mmbot.instruments): ctr_size*px, or
+    -ctr_size/px for an inverse contract. Cash moves by -side*value*qty on a fill."""
+    if v.inverse != 0:
+        return -v.ctr_size / px
+    return px * v.ctr_size
+
+
+@njit(cache=True)
 def _fill(v, s, px, qty, maker, ex_ts, clears_req):
     """Execute ``qty`` of slot ``s`` at ``px`` at exchange time ``ex_ts``: accounts, records, response."""
     o = v.orders[s]
     side = o.side
     fee_rate = v.maker_fee_rate if maker else v.taker_fee_rate
-    fee = fee_rate * px * qty
+    val = contract_value(v, px)
+    fee = fee_rate * abs(val) * qty
     v.ex_pos += side * qty
-    v.ex_cash -= side * px * qty + fee
+    v.ex_cash -= side * val * qty + fee
     v.ex_fills += 1
     o.ex_leaves_qty -= qty
     done = o.ex_leaves_qty <= v.lot_qty * 1e-9
@@ -1291,7 +1307,7 @@ def _apply_response(v):
         if kind == R_FILL:
             side = o.side
             v.lo_pos += side * r.fill_qty
-            v.lo_cash -= side * r.fill_px * r.fill_qty + r.fee
+            v.lo_cash -= side * contract_value(v, r.fill_px) * r.fill_qty + r.fee
             v.lo_fills += 1
             o.exec_qty += r.fill_qty
             o.leaves_qty = r.leaves_qty
@@ -1759,8 +1775,10 @@ def fill_count(v):
 
 @njit(cache=True)
 def equity(v):
-    """Local cash + position x local mid (NaN if the local book has no mid)."""
-    return v.lo_cash + v.lo_pos * mid_px(v)
+    """Local cash + position x contract value at the local mid (NaN if the local book has no mid)."""
+    if v.lo_pos == 0.0:
+        return v.lo_cash
+    return v.lo_cash + v.lo_pos * contract_value(v, mid_px(v))
 
 
 @njit(cache=True)
@@ -1770,7 +1788,9 @@ def exch_position_qty(v):
 
 @njit(cache=True)
 def exch_equity(v):
-    return v.ex_cash + v.ex_pos * _exch_mid(v)
+    if v.ex_pos == 0.0:
+        return v.ex_cash
+    return v.ex_cash + v.ex_pos * contract_value(v, _exch_mid(v))
 
 
 # ---- actions
@@ -1971,7 +1991,16 @@ def _stats(v):
         np.int64,
     )
     flts = np.array(
-        [_exch_mid(v), v.ex_cash, v.ex_pos, v.lo_cash, v.lo_pos, v.err_val, mid_px(v)],
+        [
+            _exch_mid(v),
+            v.ex_cash,
+            v.ex_pos,
+            v.lo_cash,
+            v.lo_pos,
+            v.err_val,
+            mid_px(v),
+            exch_equity(v),
+        ],
         np.float64,
     )
     return ints, flts

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mmbot.instruments import LINEAR_DEFAULT, ContractSpec
+
 if TYPE_CHECKING:
     from mmbot.config import Profile
 
@@ -62,6 +64,16 @@ PARAMS_DTYPE = np.dtype(
         ("rate_limit_per_s", "f8"),  # exchange orders/s the throttle guard respects; 0 = none
         # order manager
         ("requote_mode", "i8"),  # REQUOTE_* of the quoter (contract.Quoter.requote)
+        # instrument (mmbot.instruments): quantities are contracts
+        ("contract_size", "f8"),  # base units per contract, or USD per contract when inverse
+        ("inverse", "i8"),  # 1: value of a contract = -contract_size/px coin
+        # spot inventory (guards.check_spot_inventory); spot = 0 disables it
+        ("spot", "i8"),
+        ("spot_start_inventory_qty", "f8"),  # base held at the start: position >= -this
+        ("spot_quote_balance", "f8"),  # quote held at the start: a buy must be paid from it
+        # drawdown stop (guards.check_drawdown), settle coin; max_drawdown = 0 disables it
+        ("max_drawdown", "f8"),
+        ("drawdown_cooldown_ns", "i8"),
     ],
     align=True,
 )
@@ -86,16 +98,23 @@ def make_params(
     maker_fee_rate: float | None = None,
     taker_fee_rate: float | None = None,
     rate_limit_per_s: float | None = None,
+    spec: ContractSpec | None = None,
 ) -> np.ndarray:
     """A 1-element ``PARAMS_DTYPE`` array from knobs + profile + market.
 
-    ``order_qty`` defaults to the profile's ``order_notional / ref_px`` rounded down to the lot (at
-    least one lot); ``max_position_qty`` to ``max_position_orders × order_qty``.
+    ``order_qty`` defaults to the profile's ``order_notional`` (quote currency) in contracts of
+    ``spec`` at ``ref_px``, rounded down to the lot (at least one lot); ``max_position_qty`` to
+    ``max_position_orders × order_qty``. Money limits of the profile (``max_loss``,
+    ``max_drawdown``) are in quote currency; for an inverse contract they are converted to the
+    settle coin at ``ref_px`` (``max_notional`` stays quote: the guard values positions in quote).
     """
     q, r, f = profile.quoting, profile.risk, profile.fees
     eff = profile.effective()
+    spec = spec if spec is not None else LINEAR_DEFAULT
     if order_qty is None:
-        order_qty = round_to_lot(q.order_notional / ref_px, lot_qty)
+        order_qty = round_to_lot(spec.qty_for_notional(q.order_notional, ref_px), lot_qty)
+    # quote -> settle coin for the money limits the guards compare with equity
+    money = 1.0 / ref_px if spec.inverse else 1.0
     if max_position_qty is None:
         max_position_qty = r.max_position_orders * order_qty
     p = np.zeros(1, dtype=PARAMS_DTYPE)
@@ -129,13 +148,20 @@ def make_params(
     rec["throttle_burst_s"] = q.throttle_burst_s
     rec["max_position_qty"] = max_position_qty
     rec["max_notional"] = r.max_notional
-    rec["max_loss"] = r.max_loss
+    rec["max_loss"] = r.max_loss * money
     rec["maker_fee_rate"] = f.maker_fee_rate if maker_fee_rate is None else maker_fee_rate
     rec["taker_fee_rate"] = f.taker_fee_rate if taker_fee_rate is None else taker_fee_rate
     rec["rate_limit_per_s"] = (
         profile.venue.rate_limit_per_s if rate_limit_per_s is None else rate_limit_per_s
     )
     rec["requote_mode"] = _requote_mode(strategy)
+    rec["contract_size"] = spec.contract_size
+    rec["inverse"] = 1 if spec.inverse else 0
+    rec["spot"] = 1 if spec.spot else 0
+    rec["spot_start_inventory_qty"] = r.spot_start_inventory_qty
+    rec["spot_quote_balance"] = r.spot_quote_balance
+    rec["max_drawdown"] = r.max_drawdown * money
+    rec["drawdown_cooldown_ns"] = int(round(r.drawdown_cooldown_s * 1e9))
     return p
 
 
