@@ -40,6 +40,8 @@ import numpy as np
 import pytest
 
 from conftest import USDM_CAPTURE, need_shared
+from mmbot.instruments import spec_for
+from mmbot.strategy.params import fee_choice
 
 WINDOW_S = 60.0
 PAPER_ENTRY_LATENCY_MS = 6.0
@@ -71,8 +73,8 @@ def test_emulator_session_vs_backtest_parity(tmp_path, mode):
         symbol="BTCUSDT",
         tick_px=st.tick_px_guess,
         lot_qty=st.lot_qty_guess,
-        maker_fee_rate=prof.fees.maker_fee_rate,
-        taker_fee_rate=prof.fees.taker_fee_rate,
+        maker_fee_rate=fee_choice(prof, spec_for("bybit-linear", "XRPUSDT")).maker_fee_rate,
+        taker_fee_rate=fee_choice(prof, spec_for("bybit-linear", "XRPUSDT")).taker_fee_rate,
         rate_limit_per_s=prof.venue.rate_limit_per_s,
     )
     out = tmp_path / mode
@@ -101,7 +103,10 @@ def test_emulator_session_vs_backtest_parity(tmp_path, mode):
         lat_ms = max(
             (sess["decide_to_send_p50_ms"] or 0.0) + (sess["order_rtt_p50_ms"] or 0.0) / 2, 0.1
         )
-    settings = RunSettings(latency_ms=lat_ms, queue_model="risk_averse")
+    # the bot trades the Bybit linear contract (and its fee schedule): the replay does too
+    settings = RunSettings(
+        latency_ms=lat_ms, queue_model="risk_averse", spec=spec_for("bybit-linear", "BTCUSDT")
+    )
     window = ev[ev["exch_ts"] <= reached]
     res = run(
         window, settings, symbol="BTCUSDT", tick_px=st.tick_px_guess, lot_qty=st.lot_qty_guess

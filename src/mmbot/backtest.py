@@ -41,7 +41,7 @@ from mmbot.strategy.contract import (
 from mmbot.instruments import ContractSpec, detect_spec, spec_from_meta
 )
 from mmbot.strategy.glft import SWEEP_GAP_NS  # noqa: F401  (re-exported: the live session reads it)
-from mmbot.strategy.params import make_params
+from mmbot.strategy.params import fee_choice, make_params
 from mmbot.strategy.registry import make_qparams, resolve
 
 # our working orders (two per level) plus orders whose last responses are still travelling: a few
@@ -83,6 +83,8 @@ class RunSettings:
     seed: int = 0
     # the contract (mmbot.instruments); None -> detected per file from its format and symbol
     spec: ContractSpec | None = None
+    # fee tier of the market's shipped schedule (mmbot.fees); None -> the profile's, else base
+    fee_tier: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,6 +185,7 @@ def build_params(
         taker_fee_rate=settings.taker_fee_rate,
         rate_limit_per_s=float(rate),
         spec=settings.spec,
+        fee_tier=settings.fee_tier,
     )
     return params, knob_values, profile
 
@@ -318,6 +321,9 @@ def run(
         "maker_fee_rate": float(p["maker_fee_rate"]),
         "taker_fee_rate": float(p["taker_fee_rate"]),
         "contract": spec.to_meta(),
+        "fees": fee_choice(
+            profile, spec, settings.fee_tier, settings.maker_fee_rate, settings.taker_fee_rate
+        ).to_meta(),
         "latency_ms": float(settings.latency_ms),
         "queue_model": settings.queue_model,
         "seed": int(settings.seed),
@@ -387,6 +393,8 @@ def summarize(results: Sequence[RunResult]) -> dict:
     pnl = 0.0
     pnl_usd = 0.0
     fees = 0.0
+    rebate = 0.0
+    tiers: set[str] = set()
     blocked: dict[str, int] = {}
     intended = 0
     events = 0
@@ -409,6 +417,9 @@ def summarize(results: Sequence[RunResult]) -> dict:
         turnover_usd += float(usd.sum())
         maker_notional += float(notional[f["maker"] == 1].sum()) * scale
         fees += float(f["fee"].sum()) * scale
+        rebate += float(-f["fee"][(f["maker"] == 1) & (f["fee"] < 0)].sum()) * scale
+        fm = r.meta.get("fees")
+        tiers.add(str(fm.get("tier")) if isinstance(fm, dict) else "unrecorded")
         pnl += run_pnl * scale
         pnl_usd += run_pnl * to_usd
         a = r.actions
@@ -429,6 +440,8 @@ def summarize(results: Sequence[RunResult]) -> dict:
         "pnl_usd": pnl_usd,
         "fees": fees,
         "net_bps": pnl / turnover * 1e4 if turnover > 0 else float("nan"),
+        "net_bps_before_rebates": (pnl - rebate) / turnover * 1e4 if turnover > 0 else float("nan"),
+        "fee_tier": " | ".join(sorted(tiers)),
         "maker_share_pct": maker_notional / turnover * 100 if turnover > 0 else float("nan"),
         "intended": intended,
         "blocked": dict(sorted(blocked.items())),
@@ -497,28 +510,32 @@ def _summary_tables(summary: dict, per_file: list[tuple[str, dict]], verdict: st
     from rich.table import Table
 
     t = Table(title="mmbot backtest", caption=f"KPI_GATE={verdict}" if verdict else None)
-    coin = any(s["settle"] not in ("", "USD", "USDT", "USDC") for _, s in per_file)
-    cols = ["run", "events", "fills", "turnover USD", "PnL"] + (["PnL USD"] if coin else [])
-    for col in cols + ["net bps", "maker %"]:
+    coin = summary["settle"] not in ("", "USD", "USDT", "USDC")
+    pnl_head = f"PnL {summary['settle']}".strip()
+    for col in ("run", "events", "fills", "turnover USD", pnl_head, "net bps", "maker %"):
         t.add_column(col, justify="left" if col == "run" else "right", overflow="fold")
 
     def row(name: str, s: dict) -> list[str]:
-        pnl = f"{s['pnl']:,.4f}" if abs(s["pnl"]) >= 0.01 or s["pnl"] == 0 else f"{s['pnl']:.3e}"
-        cells = [
+        return [
             name if len(name) <= 22 else name[:21] + "…",
             f"{s['events']:,}",
             f"{s['fills']:,}",
             f"{s['turnover_usd']:,.0f}",
-            f"{pnl} {s['settle']}".strip(),
+            f"{s['pnl']:,.6f}" if coin else f"{s['pnl']:,.4f}",
+            f"{s['net_bps']:.3f}",
+            f"{s['maker_share_pct']:.1f}",
         ]
-        if coin:
-            cells.append(f"{s['pnl_usd']:,.4f}")
-        return cells + [f"{s['net_bps']:.3f}", f"{s['maker_share_pct']:.1f}"]
 
     for name, s in per_file:
         t.add_row(*row(name, s))
     if len(per_file) > 1:
         t.add_row(*row("total", summary), style="bold")
+    t.caption = (t.caption + " · " if t.caption else "") + (
+        f"fee tier {summary['fee_tier']}: net {summary['net_bps']:.3f} bps, "
+        f"{summary['net_bps_before_rebates']:.3f} before rebates"
+    )
+    if coin:
+        t.caption += f" · PnL {summary['pnl_usd']:,.4f} USD at the final mid"
     b = Table(title="guard blocks (attempts blocked / all attempts)")
     b.add_column("reason")
     b.add_column("blocked", justify="right")
@@ -549,6 +566,7 @@ def backtest_command(
     console: Any = None,
     market: str | None = None,
     contract_size: float | None = None,
+    fee_tier: str | None = None,
 ) -> int:
     """``mmbot backtest``: files one after another (one file's events in memory at a time), records
     to ``out/<NN_name>/``, ``EDGE_REPORT.json``, ``KPI_GATE.json``, Markdown/HTML reports and a
@@ -596,6 +614,7 @@ def backtest_command(
         latency_ms=latency_ms,
         queue_model=queue_model,
         seed=seed,
+        fee_tier=fee_tier,
     )
     from mmbot import staging
     from mmbot.inputs import output_dir

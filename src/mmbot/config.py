@@ -118,8 +118,14 @@ class Risk(_Strict):
 
 
 class Fees(_Strict):
-    maker_fee_rate: float = Field(0.0, ge=-0.01, le=0.01, description="negative = rebate")
-    taker_fee_rate: float = Field(0.0004, ge=-0.01, le=0.01)
+    """Fee tier of the venue's shipped schedule (``mmbot.fees``): ``base`` unless named; a rebate
+    only from a named market-maker tier (``"rebate"`` = the schedule's). Explicit rates override."""
+
+    tier: str | None = Field(
+        None, description="tier name in assets/fees/<market>.json; None = base"
+    )
+    maker_fee_rate: float | None = Field(None, ge=-0.01, le=0.01, description="negative = rebate")
+    taker_fee_rate: float | None = Field(None, ge=-0.01, le=0.01)
 
 
 class Venue(_Strict):

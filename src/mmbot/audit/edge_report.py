@@ -79,6 +79,10 @@ CONVENTIONS: dict[str, Any] = {
             "the current target is negative, price improvement positive; no target -> target_px = px"
         ),
         "fees_eff": "per fill -fee (fee = quote paid); a maker rebate is positive",
+        "net_bps_before_rebates": (
+            "net_bps minus the maker-rebate part of fees_eff (maker fills with a negative fee); "
+            "rebate_bps is that part; fee_tier names the fee schedule tier(s) used"
+        ),
         "inventory": "sum over time of position * delta(mid) = sum_i s_i*qty_i*(final_mid - mid_i)",
         "adverse_bps, adverse_bps_p95, markouts": (
             "costs: -s*(mid(t+tau) - mid_at_fill)/mid_at_fill*1e4, positive = price moved against us; "
@@ -298,6 +302,28 @@ def _tick_bps(edges: list[FillEdges], results: list[RunResult]) -> float | None:
     return float(np.dot(vals, w) / w.sum())
 
 
+def _fee_tiers(results: list[RunResult]) -> dict:
+    """``fee_tier`` (one name, or names joined by ' | ' when runs differ) and the schedules used."""
+    used: dict[tuple, dict] = {}
+    for r in results:
+        f = r.meta.get("fees")
+        if isinstance(f, dict) and f.get("tier"):
+            used[(f.get("market"), f.get("tier"))] = f
+        else:
+            fm = {
+                "market": None,
+                "tier": "unrecorded",
+                "maker_fee_rate": r.meta.get("maker_fee_rate"),
+                "taker_fee_rate": r.meta.get("taker_fee_rate"),
+            }
+            used[(None, "unrecorded")] = fm
+    tiers = sorted({str(k[1]) for k in used})
+    return {
+        "fee_tier": " | ".join(tiers) if tiers else None,
+        "fee_schedules": [used[k] for k in sorted(used, key=lambda k: (str(k[0]), str(k[1])))],
+    }
+
+
 def _section(pool: _Pool) -> dict:
     """All totals-level metrics for a pool of runs."""
     edges, results = pool.edges, pool.results
@@ -346,6 +372,13 @@ def _section(pool: _Pool) -> dict:
     }
     for comp, key in COMPONENTS:
         out[key] = _bps(tot[comp], turnover)
+    # the maker-rebate part of the fee component (fills whose fee was negative), and net without it
+    rebate = sum(
+        float(e.fees[e.maker & (e.fees > 0)].sum()) * (e.to_usd if mixed else 1.0) for e in edges
+    )
+    out["rebate_bps"] = _bps(rebate, turnover)
+    out["net_bps_before_rebates"] = _bps(tot["pnl"] - rebate, turnover)
+    out.update(_fee_tiers(results))
     out["component_breakdown"] = {
         **{key: out[key] for _, key in COMPONENTS},
         "net_bps": out["net_bps"],

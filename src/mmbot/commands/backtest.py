@@ -54,6 +54,12 @@ def backtest(
     contract_size: float | None = typer.Option(
         None, "--contract-size", help="base units per contract, or USD per contract when inverse"
     ),
+    fee_tier: str | None = typer.Option(
+        None,
+        "--fee-tier",
+        help="tier of the venue's shipped fee schedule (base, vip1, mm1, ..., or 'rebate'); "
+        "default: the profile's, else base",
+    ),
 ) -> None:
     """Backtest the strategy on recorded data and write records, EDGE_REPORT, KPI_GATE and reports."""
     from mmbot.backtest import backtest_command
@@ -72,4 +78,5 @@ def backtest(
         reports=reports,
         market=market,
         contract_size=contract_size,
+        fee_tier=fee_tier,
     )

@@ -407,6 +407,7 @@ class Session:
             new_own_orders,
             new_quote,
         )
+        from mmbot.instruments import spec_for
         from mmbot.strategy.params import make_params
 
         self.params = make_params(
@@ -420,6 +421,7 @@ class Session:
             max_position_qty=self.cfg.max_position_qty,
             maker_fee_rate=self.cfg.maker_fee_rate,
             taker_fee_rate=self.cfg.taker_fee_rate,
+            spec=spec_for("bybit-linear", self.symbol),  # the live connector trades Bybit linear
         )
         if self.cfg.loss_limit_quote is not None:
             self.params[0]["max_loss"] = self.cfg.loss_limit_quote
@@ -1102,18 +1104,18 @@ class Session:
                     ) from exc
                 self.venue = self.rest
             else:
+                from mmbot.instruments import spec_for
                 from mmbot.live.paper import PaperVenue
+                from mmbot.strategy.params import fee_choice
 
-                maker = (
-                    self.profile.fees.maker_fee_rate
-                    if cfg.maker_fee_rate is None
-                    else cfg.maker_fee_rate
+                fee = fee_choice(  # the profile's tier of the Bybit linear schedule
+                    self.profile,
+                    spec_for("bybit-linear", self.symbol),
+                    None,
+                    cfg.maker_fee_rate,
+                    cfg.taker_fee_rate,
                 )
-                taker = (
-                    self.profile.fees.taker_fee_rate
-                    if cfg.taker_fee_rate is None
-                    else cfg.taker_fee_rate
-                )
+                maker, taker = fee.maker_fee_rate, fee.taker_fee_rate
                 self.paper = PaperVenue(
                     self.symbol,
                     self.tick_px,

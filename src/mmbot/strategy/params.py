@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mmbot.fees import FeeChoice, choose_fees
 from mmbot.instruments import LINEAR_DEFAULT, ContractSpec
 
 if TYPE_CHECKING:
@@ -79,6 +80,25 @@ PARAMS_DTYPE = np.dtype(
 )
 
 
+def fee_choice(
+    profile: Profile,
+    spec: ContractSpec | None,
+    fee_tier: str | None = None,
+    maker_fee_rate: float | None = None,
+    taker_fee_rate: float | None = None,
+) -> FeeChoice:
+    """The fees a run uses: explicit rates (arguments, else the profile's), else the named tier
+    (``fee_tier``, else the profile's), else the base tier of the market's shipped schedule."""
+    f = profile.fees
+    market = (spec or LINEAR_DEFAULT).market
+    return choose_fees(
+        market,
+        fee_tier if fee_tier is not None else f.tier,
+        f.maker_fee_rate if maker_fee_rate is None else maker_fee_rate,
+        f.taker_fee_rate if taker_fee_rate is None else taker_fee_rate,
+    )
+
+
 def round_to_lot(qty: float, lot_qty: float) -> float:
     """Round down to the lot, at least one lot."""
     n = max(1, int(np.floor(qty / lot_qty + 1e-9)))
@@ -99,6 +119,7 @@ def make_params(
     taker_fee_rate: float | None = None,
     rate_limit_per_s: float | None = None,
     spec: ContractSpec | None = None,
+    fee_tier: str | None = None,
 ) -> np.ndarray:
     """A 1-element ``PARAMS_DTYPE`` array from knobs + profile + market.
 
@@ -108,7 +129,7 @@ def make_params(
     ``max_drawdown``) are in quote currency; for an inverse contract they are converted to the
     settle coin at ``ref_px`` (``max_notional`` stays quote: the guard values positions in quote).
     """
-    q, r, f = profile.quoting, profile.risk, profile.fees
+    q, r = profile.quoting, profile.risk
     eff = profile.effective()
     spec = spec if spec is not None else LINEAR_DEFAULT
     if order_qty is None:
@@ -149,8 +170,9 @@ def make_params(
     rec["max_position_qty"] = max_position_qty
     rec["max_notional"] = r.max_notional
     rec["max_loss"] = r.max_loss * money
-    rec["maker_fee_rate"] = f.maker_fee_rate if maker_fee_rate is None else maker_fee_rate
-    rec["taker_fee_rate"] = f.taker_fee_rate if taker_fee_rate is None else taker_fee_rate
+    fee = fee_choice(profile, spec, fee_tier, maker_fee_rate, taker_fee_rate)
+    rec["maker_fee_rate"] = fee.maker_fee_rate
+    rec["taker_fee_rate"] = fee.taker_fee_rate
     rec["rate_limit_per_s"] = (
         profile.venue.rate_limit_per_s if rate_limit_per_s is None else rate_limit_per_s
     )
