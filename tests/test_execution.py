@@ -17,9 +17,11 @@ from mmbot.records import (
     OP_NEW,
     OP_REPLACE,
     REASON_CONCURRENCY,
+    REASON_DRAWDOWN,
     REASON_MIN_INTERVAL,
     REASON_NONE,
     REASON_RISK,
+    REASON_SPOT_INVENTORY,
     REASON_THROTTLE,
 )
 from mmbot.strategy.params import make_params
@@ -301,3 +303,45 @@ def test_a_one_tick_move_waits_for_tail_age_a_two_tick_move_does_not() -> None:
     assert manager.decide(o[SIDE_BID], 100.1, 1.0, 0.1, p, young) == manager.OP_KEEP
     assert manager.decide(o[SIDE_BID], 100.2, 1.0, 0.1, p, young) == OP_REPLACE
     assert manager.decide(o[SIDE_BID], 100.1, 1.0, 0.1, p, T0 + 701 * MS) == OP_REPLACE
+
+
+# ---- spot inventory and drawdown (issue 18) ------------------------------------------------
+def test_spot_inventory_blocks_a_sell_below_the_starting_inventory_and_a_buy_past_the_quote() -> (
+    None
+):
+    p = _params(spot=1, spot_start_inventory_qty=2.0, spot_quote_balance=250.0)
+    g = guards.new_guard_state(p)
+    assert _check(g, p, SIDE_ASK, qty=1.0, pos=-1.0) == REASON_NONE  # -2 == -start inventory
+    assert _check(g, p, SIDE_ASK, qty=1.0, pos=-2.0) == REASON_SPOT_INVENTORY
+    assert _check(g, p, SIDE_BID, qty=1.0, px=100.0, pos=1.0) == REASON_NONE  # 200 <= 250
+    assert _check(g, p, SIDE_BID, qty=1.0, px=100.0, pos=2.0) == REASON_SPOT_INVENTORY
+    assert _check(g, p, SIDE_BID, qty=1.0, px=100.0, pos=2.0, pnl=60.0) == REASON_NONE
+    assert _check(g, p, SIDE_ASK, op=OP_CANCEL, qty=1.0, pos=-2.0) == REASON_NONE
+
+
+def test_spot_inventory_guard_is_off_on_derivatives() -> None:
+    p = _params(spot=0, spot_start_inventory_qty=0.0, spot_quote_balance=0.0)
+    g = guards.new_guard_state(p)
+    assert _check(g, p, SIDE_ASK, qty=5.0, pos=0.0) == REASON_NONE
+
+
+def test_drawdown_pauses_new_quotes_for_the_cooldown_then_resumes_at_a_new_peak() -> None:
+    p = _params(max_drawdown=10.0, drawdown_cooldown_ns=1000 * MS)
+    g = guards.new_guard_state(p)
+    assert _check(g, p, pnl=5.0, now=T0) == REASON_NONE  # peak 5
+    assert _check(g, p, pnl=-4.9, now=T0 + MS) == REASON_NONE  # 9.9 below the peak
+    assert _check(g, p, pnl=-5.5, now=T0 + 2 * MS) == REASON_DRAWDOWN  # 10.5 below: stop
+    assert g[0]["n_dd_stops"] == 1
+    assert _check(g, p, pnl=50.0, now=T0 + 500 * MS) == REASON_DRAWDOWN  # still cooling down
+    assert _check(g, p, op=OP_CANCEL, pnl=-5.5, now=T0 + 500 * MS) == REASON_NONE
+    assert _check(g, p, pnl=-6.0, now=T0 + 1003 * MS) == REASON_NONE  # resumed, peak -6
+    assert _check(g, p, pnl=-15.0, now=T0 + 1004 * MS) == REASON_NONE  # 9 below the new peak
+    assert _check(g, p, pnl=-16.5, now=T0 + 1005 * MS) == REASON_DRAWDOWN
+
+
+def test_drawdown_stop_is_off_by_default() -> None:
+    p = _params()
+    assert p[0]["max_drawdown"] == 0.0
+    g = guards.new_guard_state(p)
+    assert _check(g, p, pnl=1e6) == REASON_NONE
+    assert _check(g, p, pnl=-1e6 + 1) == REASON_NONE

@@ -241,3 +241,65 @@ def test_cli_unreadable_input_exits_2_with_one_line(tmp_path):
     cp = _cli("--report", str(bad), "--out", str(out))
     assert cp.returncode == 2 and "totals" in cp.stderr
     assert not out.exists()
+
+
+# --- symbols gated under their own profile; no gate without a hard check (issue 18) ---------------
+GOOD_SOFT = {"net_bps": {"op": "ge", "threshold": 1}}
+MAJOR_OK = {
+    **GOOD,
+    "net_bps": 0.5,
+    "tick_bps": 0.017,
+}  # passes 'major' (net >= 0), fails 'wide_tick'
+WIDE_LOW = {**GOOD, "net_bps": 0.5, "tick_bps": 0.51}  # the same metrics on a wide tick
+
+
+def test_each_symbol_is_gated_under_its_own_profile_and_pooling_cannot_relax_it():
+    alone = evaluate({"totals": WIDE_LOW})
+    assert alone["verdict"] == "FAIL" and alone["market_profile"]["name"] == "wide_tick"
+    # pooled with BTC the turnover-weighted tick is a major's: the old gate passed this report
+    pooled_totals = {**GOOD, "net_bps": 0.5, "tick_bps": 0.03}
+    assert evaluate({"totals": pooled_totals})["verdict"] != "FAIL"
+    g = evaluate({"totals": pooled_totals, "symbols": {"XRPUSDT": WIDE_LOW, "BTCUSDT": MAJOR_OK}})
+    assert g["symbols"]["XRPUSDT"]["verdict"] == alone["verdict"] == "FAIL"
+    assert g["symbols"]["XRPUSDT"]["checks"] == alone["checks"]
+    assert g["symbols"]["BTCUSDT"]["market_profile"]["name"] == "major"
+    assert g["market_profile"]["name"] == "wide_tick"  # the portfolio: the strictest profile
+    assert g["verdict"] == "FAIL" and "XRPUSDT:net_bps" in g["failed_hard"]
+
+
+def test_portfolio_verdict_is_the_worst_of_symbols_and_pool():
+    g = evaluate(
+        {
+            "totals": {**GOOD, "tick_bps": 0.03},
+            "symbols": {"A": {**GOOD, "tick_bps": 0.6}, "B": {**MAJOR_OK, "ws_lag_p95_ms": 200.0}},
+        }
+    )
+    assert g["symbols"]["A"]["verdict"] == "PASS" and g["symbols"]["B"]["verdict"] == "WARN"
+    assert g["portfolio_verdict"] == "PASS" and g["verdict"] == "WARN"
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {},
+        {"soft": {"net_bps": {"op": "ge", "threshold": 1}}},
+        {
+            "default_profile": "a",
+            "market_profiles": {"a": {"min_tick_bps": 0, "soft": GOOD_SOFT}},
+        },
+    ],
+)
+def test_thresholds_without_a_hard_check_are_refused_exit_2(tmp_path, doc):
+    p = tmp_path / "g.json"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(UserError, match="no hard check"):
+        load_thresholds(p)
+    cp = _cli(
+        "--report",
+        str(_write_report(tmp_path, GOOD)),
+        "--out",
+        str(tmp_path / "K.json"),
+        "--thresholds",
+        str(p),
+    )
+    assert cp.returncode == 2 and "no hard check" in cp.stderr

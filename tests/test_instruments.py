@@ -113,3 +113,26 @@ def test_coinm_pnl_in_btc_equals_a_recomputation_from_the_fills(coinm_run):
     # and nothing like the USD-M reading (one contract taken for one BTC)
     assert abs(rep["totals"]["pnl"]) < 0.01
     assert math.isfinite(rep["totals"]["net_bps"])
+
+
+@pytest.mark.parametrize("start_inventory", [0.0, 0.5])
+def test_spot_never_sells_below_its_starting_inventory(start_inventory):
+    from conftest import SPOT_CAPTURE, need_shared
+    from mmbot.backtest import RunSettings, run
+    from mmbot.config import load_profile
+    from mmbot.data import load_events
+
+    events, stats = load_events(need_shared(SPOT_CAPTURE))
+    prof = load_profile("S1")
+    risk = prof.risk.model_copy(update={"spot_start_inventory_qty": start_inventory})
+    res = run(
+        events,
+        RunSettings(profile=prof.model_copy(update={"risk": risk})),
+        symbol=stats.symbol,
+        data_format=stats.format,
+    )
+    assert res.meta["contract"]["kind"] == "spot"
+    pos = res.fills["position_qty"]
+    assert len(pos) > 5
+    assert pos.min() >= -start_inventory - 1e-12
+    assert res.meta["guards"]["blocked"]["spot_inventory"] > 0

@@ -27,7 +27,11 @@ def _setup() -> tuple:
 
     mkt = resolve_market("synthetic")
     prof = load_profile("S1")
-    return mkt, prof, SYNTH_START_NS
+    # The knob effects below were measured with a 0.5 bps maker rebate (the old S1 fees) and two of
+    # them act through it (max_delta_ratio caps the rebate's tightening; the impact cap's effect is
+    # judged at the fills it brings): keep those explicit rates here, whatever the default tier.
+    fees = prof.fees.model_copy(update={"maker_fee_rate": -0.00005, "taker_fee_rate": 0.0004})
+    return mkt, prof.model_copy(update={"fees": fees}), SYNTH_START_NS
 
 
 @cache

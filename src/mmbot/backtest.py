@@ -567,6 +567,8 @@ def backtest_command(
     market: str | None = None,
     contract_size: float | None = None,
     fee_tier: str | None = None,
+    funding_rate: float | None = None,
+    funding_file: Path | None = None,
 ) -> int:
     """``mmbot backtest``: files one after another (one file's events in memory at a time), records
     to ``out/<NN_name>/``, ``EDGE_REPORT.json``, ``KPI_GATE.json``, Markdown/HTML reports and a
@@ -577,6 +579,7 @@ def backtest_command(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from mmbot import firstrun, jitclock
+    from mmbot.audit.crosscheck import check_fill_mids
     from mmbot.audit.edge_report import build_edge_report, dump_json, make_runtime
     from mmbot.audit.records_io import write_audit_jsonl, write_run
     from mmbot.data import load_events
@@ -585,6 +588,7 @@ def backtest_command(
 
     if market is not None or contract_size is not None:
         resolve_spec("", "", market=market, contract_size=contract_size)  # bad flag -> exit 2 now
+    funding = _funding_input(funding_rate, funding_file)
     con = console if console is not None else Console(highlight=False)
     data = [Path(p) for p in data]
     out = Path(out)
@@ -667,6 +671,10 @@ def backtest_command(
                     )
                 res.meta["name"] = name
                 res.meta["data_path"] = str(path)
+                if funding is not None:
+                    res.meta["funding"] = _funding_for(funding, spec, res.meta, path)
+                # every fill's mid against a book rebuilt from the input (AuditError names a fill)
+                res.meta["mid_crosscheck"] = check_fill_mids(events, res, name)
                 res.meta["read_repairs"] = {k: v for k, v in stats.repairs.items() if v}
                 del events
                 write_run(tmp, res, name)
@@ -723,6 +731,28 @@ def backtest_command(
         highlight=False,
     )
     return 0
+
+
+def _funding_input(rate: float | None, path: Path | None) -> Any:
+    """``--funding-rate`` (a float, the schedule built per file) or ``--funding FILE`` (loaded once)."""
+    from mmbot.funding import _check_rate, load_funding_csv
+
+    if rate is not None and path is not None:
+        raise UserError("--funding-rate and --funding: give one of them")
+    if path is not None:
+        return load_funding_csv(Path(path))
+    return None if rate is None else _check_rate(float(rate), "--funding-rate")
+
+
+def _funding_for(funding: Any, spec: ContractSpec, meta: dict, path: Path) -> dict:
+    from mmbot.funding import schedule_from_rate, within
+
+    if spec.spot:
+        raise UserError(f"--funding: {path} is a spot market ({spec.market}); spot has no funding")
+    start, end = int(meta["start_ts"]), int(meta["end_ts"])
+    if isinstance(funding, float):
+        return schedule_from_rate(funding, start, end).to_meta()
+    return within(funding, start, end).to_meta()
 
 
 class _CallableModule(type(os)):

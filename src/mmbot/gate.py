@@ -7,7 +7,13 @@ to; a report is gated by the profile with the largest ``min_tick_bps`` not above
 top level (no profiles) applies to every market. KPI_GATE says which profile it used and why.
 
 Verdict: FAIL if any hard check fails, else WARN if any soft check fails, else PASS (ideal checks are
-reported, they never change the verdict). A metric that is missing, null, non-numeric or non-finite
+reported, they never change the verdict).
+
+Several symbols: each symbol section of the report is gated under its own market profile (by its own
+tick), and the pooled totals (the portfolio line) under the strictest profile any symbol needs (the
+largest ``min_tick_bps`` among them), so a major's tiny tick can never relax another symbol's bar.
+The verdict is the worst of the symbols' and the portfolio's: pooling never turns a symbol's FAIL
+into a PASS. A thresholds file whose profile has no hard check is refused (it could never FAIL). A metric that is missing, null, non-numeric or non-finite
 fails its check by name. ``gate_command`` is ``mmbot gate``: exit 0 PASS/WARN, 1 FAIL, UserError
 (exit 2) for unreadable input.
 """
@@ -53,6 +59,11 @@ def _validate_tiers(data: dict, src: str, extra: frozenset[str] = frozenset()) -
     return out
 
 
+def _require_hard(tiers: dict, src: str) -> None:
+    if not tiers["hard"]:
+        raise UserError(f"{src}: no hard check: a gate that can never FAIL is refused")
+
+
 def _validate_thresholds(data: dict, src: str) -> dict:
     """Normalise a thresholds file to ``{"default_profile", "market_profiles": {name: {min_tick_bps,
     hard, soft, ideal}}}``; a file of bare tiers becomes one profile that applies everywhere."""
@@ -60,6 +71,7 @@ def _validate_thresholds(data: dict, src: str) -> dict:
         raise UserError(f"{src}: expected a JSON object")
     if "market_profiles" not in data:
         tiers = _validate_tiers(data, src)
+        _require_hard(tiers, src)
         return {
             "default_profile": "custom",
             "market_profiles": {"custom": {"min_tick_bps": 0.0, **tiers}},
@@ -98,6 +110,8 @@ def _validate_thresholds(data: dict, src: str) -> dict:
         raise UserError(
             f"{src}: default_profile must name one of the market profiles ({', '.join(sorted(out))})"
         )
+    for name, prof in out.items():
+        _require_hard(prof, f"{src}: market_profiles.{name}")
     return {"default_profile": default, "market_profiles": out}
 
 
@@ -142,9 +156,14 @@ def _metric(totals: dict, name: str) -> tuple[int | float | None, str | None]:
     return v, None
 
 
+_RANK = {"PASS": 0, "WARN": 1, "FAIL": 2}
+
+
 def evaluate(edge_report: dict, thresholds: dict | None = None) -> dict:
     """KPI_GATE for an EDGE_REPORT: verdict PASS/WARN/FAIL, every check with value, threshold and
-    result, and the failed metric names per tier."""
+    result, and the failed metric names per tier. With several symbols: ``symbols`` holds each
+    symbol's own gate, the top-level checks are the portfolio line (module docstring), and
+    ``failed_hard``/``failed_soft`` also name the symbols' fails as ``SYMBOL:metric``."""
     cfg = (
         _validate_thresholds(thresholds, "thresholds")
         if thresholds is not None
@@ -153,7 +172,43 @@ def evaluate(edge_report: dict, thresholds: dict | None = None) -> dict:
     totals = edge_report.get("totals") if isinstance(edge_report, dict) else None
     if not isinstance(totals, dict):
         raise UserError("EDGE_REPORT has no 'totals' object")
-    profile, th, chosen_because = select_profile(cfg, totals.get("tick_bps"))
+    symbols = edge_report.get("symbols")
+    symbols = symbols if isinstance(symbols, dict) and len(symbols) > 1 else {}
+    per_symbol = {sym: _gate_section(cfg, sec) for sym, sec in sorted(symbols.items())}
+    strictest = None
+    if per_symbol:
+        profiles = cfg["market_profiles"]
+        strictest = max(
+            (g["market_profile"]["name"] for g in per_symbol.values()),
+            key=lambda n: profiles[n]["min_tick_bps"],
+        )
+    out = _gate_section(cfg, totals, strictest)
+    if per_symbol:
+        worst = max([out["verdict"]] + [g["verdict"] for g in per_symbol.values()], key=_RANK.get)
+        out["portfolio_verdict"] = out["verdict"]
+        out["verdict"] = worst
+        out["symbols"] = per_symbol
+        for sym, g in per_symbol.items():
+            for tier in TIERS:
+                out[f"failed_{tier}"] += [f"{sym}:{m}" for m in g[f"failed_{tier}"]]
+        out["ideal_met"] = not out["failed_ideal"]
+        out["rule"] += (
+            "; each symbol gated under its own market profile, the portfolio under the strictest "
+            "of theirs; the verdict is the worst of all"
+        )
+    return out
+
+
+def _gate_section(cfg: dict, totals: dict, profile_name: str | None = None) -> dict:
+    """The gate of one report section (totals or a symbol) under the profile its tick selects, or
+    under ``profile_name`` when given (the portfolio line)."""
+    if not isinstance(totals, dict):
+        raise UserError("EDGE_REPORT section is not an object")
+    if profile_name is None:
+        profile, th, chosen_because = select_profile(cfg, totals.get("tick_bps"))
+    else:
+        profile, th = profile_name, cfg["market_profiles"][profile_name]
+        chosen_because = "portfolio: the strictest market profile of its symbols"
     checks: list[dict[str, Any]] = []
     failed: dict[str, list[str]] = {t: [] for t in TIERS}
     for tier in TIERS:
@@ -201,6 +256,8 @@ def summary_line(gate: dict) -> str:
     parts = [f"KPI_GATE={gate['verdict']}"]
     if "market_profile" in gate:
         parts.append(f"profile: {gate['market_profile']['name']}")
+    for sym, g in (gate.get("symbols") or {}).items():
+        parts.append(f"{sym}: {g['verdict']} ({g['market_profile']['name']})")
     if gate["failed_hard"]:
         parts.append("hard: " + ", ".join(gate["failed_hard"]))
     if gate["failed_soft"]:

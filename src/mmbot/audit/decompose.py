@@ -8,8 +8,10 @@ quantity q, venue mid at fill m_i, strategy target p* (NaN -> p* = p), quote fee
     fees_i      = −f                      a maker rebate is positive
     inventory   = Σ_i s_i·q_i·(m_T − m_i) + pos0·(m_T − m_0)   = Σ position·Δmid over time
 
-and gross + slippage + fees + inventory = cash + pos_T·m_T − pos0·m_0 (PnL marked at the final mid
-m_T), checked by ``check_identity``. Prices enter through the contract's value function
+    funding     = Σ_t −rate_t·position(t)·m_t   (perpetuals; 0 without a funding schedule)
+
+and gross + slippage + fees + inventory + funding = cash + pos_T·m_T − pos0·m_0 + funding (PnL
+marked at the final mid m_T), checked by ``check_identity``. Prices enter through the contract's value function
 (``mmbot.instruments``): for a linear contract of size C, V(x) = C·x and the formulas read as above
 in quote currency; for an inverse one, V(x) = −C/x and every term (fees included: the venue charges
 rate·q·|V(p)|) is in the settle coin, with ``to_usd`` (the final mid) giving the USD view. Markout costs: −s·(m_{t+τ} − m_i)/m_i·1e4 (positive = the price
@@ -25,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mmbot.errors import UserError
+from mmbot.funding import schedule_from_meta
 from mmbot.instruments import ContractSpec, spec_from_meta
 from mmbot.records import ACTION_DTYPE, FILL_DTYPE, MARK_DTYPE, RunResult
 
@@ -77,6 +80,8 @@ class FillEdges(NamedTuple):
     contract_size: float = 1.0
     to_usd: float = 1.0  # settle coin -> quote currency (the final mid for inverse, else 1)
     notional_usd: np.ndarray | None = None  # quote-currency notional per fill
+    funding: float = 0.0  # Σ −rate·position(t)·|V(mark(t))| over the run's funding times
+    funding_payments: int = 0
 
 
 def _require_fields(arr: np.ndarray, dtype: np.dtype, what: str) -> None:
@@ -260,7 +265,8 @@ def decompose(result: RunResult, label: str = "run") -> FillEdges:
 
     cash = float(-(sq * v_px).sum() - fee.sum())
     pos_T = float(position[-1]) if n else pos0
-    pnl = cash + pos_T * v_T - pos0 * v_0
+    funding, n_pay = _funding(result, spec, fills, position, pos0, marks)
+    pnl = cash + pos_T * v_T - pos0 * v_0 + funding
 
     with np.errstate(divide="ignore", invalid="ignore"):
         slippage_cost_bps = -slippage / notional * 1e4
@@ -304,7 +310,39 @@ def decompose(result: RunResult, label: str = "run") -> FillEdges:
         contract_size=spec.contract_size,
         to_usd=(m_T if spec.inverse and m_T > 0 else 1.0),
         notional_usd=notional_usd,
+        funding=funding,
+        funding_payments=n_pay,
     )
+
+
+def _funding(
+    result: RunResult,
+    spec: ContractSpec,
+    fills: np.ndarray,
+    position: np.ndarray,
+    pos0: float,
+    marks: np.ndarray,
+) -> tuple[float, int]:
+    """Total funding (settle coin) and the number of payments: at each funding time t the position
+    held just before t (fills at t come after) times |V(mid in force at t)|, times −rate."""
+    sched = schedule_from_meta(result.meta)
+    if sched is None or len(sched.times_ns) == 0:
+        return 0.0, 0
+    t = sched.times_ns
+    k = np.searchsorted(fills["exch_ts"].astype(np.int64), t, side="left")
+    held = (
+        np.where(k > 0, position[np.maximum(k - 1, 0)], pos0)
+        if len(position)
+        else np.full(len(t), pos0)
+    )
+    mark = mid_at(marks, t) if len(marks) else np.full(len(t), np.nan)
+    pay = held != 0
+    if np.isnan(mark[pay]).any():
+        i = int(np.argmax(np.isnan(mark) & pay))
+        raise UserError(f"funding at {int(t[i])}: no mid in force to value the position at")
+    value = np.abs(contract_value(np.where(pay, mark, 1.0), spec))
+    amounts = np.where(pay, -sched.rates * held * value, 0.0)
+    return float(amounts.sum()), int(pay.sum())
 
 
 def component_totals(e: FillEdges) -> dict[str, float]:
@@ -314,6 +352,7 @@ def component_totals(e: FillEdges) -> dict[str, float]:
         "slippage": float(e.slippage.sum()),
         "fees": float(e.fees.sum()),
         "inventory": float(e.inventory.sum()) + e.inventory_initial,
+        "funding": e.funding,
         "pnl": e.pnl,
         "turnover": float(e.notional.sum()),
     }
@@ -323,7 +362,7 @@ def check_identity(e: FillEdges, label: str = "run") -> float:
     """Assert gross + slippage + fees + inventory == pnl to IDENTITY_REL_TOL relative (to the run's
     turnover scale, since pnl itself may be ~0). Returns the relative error; raises AuditError."""
     t = component_totals(e)
-    lhs = t["gross"] + t["slippage"] + t["fees"] + t["inventory"]
+    lhs = t["gross"] + t["slippage"] + t["fees"] + t["inventory"] + t["funding"]
     scale = max(1.0, t["turnover"], abs(t["pnl"]), float(np.abs(e.fees).sum()))
     if e.initial_position_qty:
         px_hi = max(e.final_mid_px, e.start_mid_px)

@@ -54,6 +54,7 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
     ("fees", "fees_eff_bps"),
     ("slippage", "slippage_bps"),
     ("inventory", "inventory_bps"),
+    ("funding", "funding_bps"),
 )
 
 CONVENTIONS: dict[str, Any] = {
@@ -70,8 +71,9 @@ CONVENTIONS: dict[str, Any] = {
         "component_breakdown.*_quote": "settle coin (the name is kept for readers of schema 1)",
     },
     "signs": {
-        "net_bps, gross_bps, fees_eff_bps, slippage_bps, inventory_bps": (
-            "contributions: positive helps net; net = gross + fees_eff + slippage + inventory exactly"
+        "net_bps, gross_bps, fees_eff_bps, slippage_bps, inventory_bps, funding_bps": (
+            "contributions: positive helps net; net = gross + fees_eff + slippage + inventory "
+            "+ funding exactly"
         ),
         "gross": "per fill s*(mid_at_fill - target_px)*qty: the edge the strategy meant to capture",
         "slippage": (
@@ -84,6 +86,10 @@ CONVENTIONS: dict[str, Any] = {
             "rebate_bps is that part; fee_tier names the fee schedule tier(s) used"
         ),
         "inventory": "sum over time of position * delta(mid) = sum_i s_i*qty_i*(final_mid - mid_i)",
+        "funding": (
+            "perpetual funding: at each funding time -rate * position held * |V(mid)|, settle coin "
+            "(a long pays a positive rate); 0 without a funding schedule"
+        ),
         "adverse_bps, adverse_bps_p95, markouts": (
             "costs: -s*(mid(t+tau) - mid_at_fill)/mid_at_fill*1e4, positive = price moved against us; "
             "informational, not a term of net; fills whose horizon passes the end of data are excluded"
@@ -332,6 +338,7 @@ def _section(pool: _Pool) -> dict:
         "slippage": 0.0,
         "fees": 0.0,
         "inventory": 0.0,
+        "funding": 0.0,
         "pnl": 0.0,
         "turnover": 0.0,
     }
@@ -497,7 +504,7 @@ def build_edge_report(results: Sequence[RunResult], runtime: dict | None = None)
         # a NaN sim equity (position held while a book side was empty at the end) cannot be compared
         if isinstance(sim_eq, (int, float)) and math.isfinite(float(sim_eq)):
             init = float(r.meta.get("initial_equity", 0.0) or 0.0)
-            sim_pnl = float(sim_eq) - init
+            sim_pnl = float(sim_eq) - init + e.funding  # the venue books no funding
             ct = component_totals(e)
             scale = max(1.0, ct["turnover"], abs(e.pnl))
             sim_diff = e.pnl - sim_pnl
@@ -521,6 +528,7 @@ def build_edge_report(results: Sequence[RunResult], runtime: dict | None = None)
                 "pnl_usd": e.pnl * e.to_usd,
                 "identity_rel_err": rel,
                 "pnl_minus_sim_equity": sim_diff,
+                "mid_crosscheck": r.meta.get("mid_crosscheck"),
                 "start_ts": r.meta.get("start_ts"),
                 "end_ts": r.meta.get("end_ts"),
             }
@@ -536,7 +544,9 @@ def build_edge_report(results: Sequence[RunResult], runtime: dict | None = None)
             "checked_runs": len(runs),
             "max_rel_err": max_rel,
             "tolerance_rel": IDENTITY_REL_TOL,
-            "statement": "gross + slippage + fees + inventory = pnl marked at the final mid",
+            "statement": (
+                "gross + slippage + fees + inventory + funding = pnl marked at the final mid"
+            ),
         },
         "runtime": dict(runtime or {}),
         "conventions": CONVENTIONS,

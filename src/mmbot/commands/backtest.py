@@ -60,6 +60,14 @@ def backtest(
         help="tier of the venue's shipped fee schedule (base, vip1, mm1, ..., or 'rebate'); "
         "default: the profile's, else base",
     ),
+    funding_rate: float | None = typer.Option(
+        None,
+        "--funding-rate",
+        help="perpetual funding rate per 8 h interval (0.0001 = 1 bp), charged at 00/08/16 UTC",
+    ),
+    funding: Path | None = typer.Option(
+        None, "--funding", help="CSV of time,rate: funding charged at those times"
+    ),
 ) -> None:
     """Backtest the strategy on recorded data and write records, EDGE_REPORT, KPI_GATE and reports."""
     from mmbot.backtest import backtest_command
@@ -79,4 +87,6 @@ def backtest(
         market=market,
         contract_size=contract_size,
         fee_tier=fee_tier,
+        funding_rate=funding_rate,
+        funding_file=funding,
     )
