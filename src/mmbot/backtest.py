@@ -299,6 +299,7 @@ def run(
             break
         stop += chunk_ns
     wall_s = time.perf_counter() - t_wall
+    final_touch = (float(sv.exch_best_bid_px(v)), float(sv.exch_best_ask_px(v)))
     fills, actions, marks, stats = sim.finish(v, events)
     g = guard_state[0]
     blocked = {
@@ -333,6 +334,8 @@ def run(
         "initial_position_qty": 0.0,
         "initial_equity": 0.0,
         "final_mid_px": stats["final_mid_px"],
+        "final_bid_px": final_touch[0],
+        "final_ask_px": final_touch[1],
         "sim_equity": stats["sim_equity"],
         "ws_lag_p95_ms": stats.get("ws_lag_p95_ms", float("nan")),
         "events": int(len(events)),

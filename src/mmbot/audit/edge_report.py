@@ -386,6 +386,17 @@ def _section(pool: _Pool) -> dict:
     out["rebate_bps"] = _bps(rebate, turnover)
     out["net_bps_before_rebates"] = _bps(tot["pnl"] - rebate, turnover)
     out.update(_fee_tiers(results))
+    closes = [r.meta["close_out"] for r in results if isinstance(r.meta.get("close_out"), dict)]
+    if closes:
+        done = [c for c in closes if c.get("closed")]
+        out["position_close_out"] = {
+            "rule": "each run's end position closed at its final touch with the taker fee, "
+            "booked as a taker fill (soak chunks do not carry positions)",
+            "runs": len(closes),
+            "closed": len(done),
+            "cost": float(sum(c["cost"] for c in done)),
+            "cost_bps": _bps(float(sum(c["cost"] for c in done)), turnover),
+        }
     out["component_breakdown"] = {
         **{key: out[key] for _, key in COMPONENTS},
         "net_bps": out["net_bps"],

@@ -433,6 +433,7 @@ def run_iteration(
     the carried book in front, settings seed), so the tuner can replay it with other knobs from
     exactly the state the real run started from."""
     from mmbot.backtest import run as backtest_run
+    from mmbot.soak.closeout import close_at_taker
 
     settings_seed = derive_seed(seed, iteration, 1_000_000)
     settings = _make_settings(prof, knobs, settings_seed)
@@ -454,6 +455,7 @@ def run_iteration(
         if carry is not None:
             carry.apply(events)
         res.meta["name"] = f"iter{iteration:03d}_chunk{chunk_no:03d}"
+        res = close_at_taker(res)  # chunks do not carry positions: close at taker cost, booked
         results.append(res)
         if on_chunk is not None:
             on_chunk(int(events["exch_ts"][-1]))
@@ -572,6 +574,7 @@ class Replayer:
     def replay(self, knobs: Mapping[str, float], seg_id: int) -> float | None:
         """One replay, uncached."""
         from mmbot.backtest import run as backtest_run
+        from mmbot.soak.closeout import close_at_taker
 
         seg = self.segments[seg_id]
         res = backtest_run(
@@ -581,7 +584,7 @@ class Replayer:
             tick_px=self.mkt.tick_px,
             lot_qty=self.mkt.lot_qty,
         )
-        return chunk_score_bps(res)
+        return chunk_score_bps(close_at_taker(res))  # scored like the real run's chunk
 
     def __call__(self, knobs: Mapping[str, float], seg_id: int) -> float | None:
         key = (seg_id, autotune.knob_key(knobs))
