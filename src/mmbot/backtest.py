@@ -30,6 +30,7 @@ from mmbot.engine.build import compile_error, compiled_loop, is_builtin
 from mmbot.errors import UserError
 from mmbot.events import DEPTH_BBO_EVENT, DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, KIND_MASK, TRADE_EVENT
 from mmbot.execution import guards
+from mmbot.instruments import ContractSpec, detect_spec, spec_from_meta
 from mmbot.records import ACT_BLOCKED, ACT_INTENDED, ACTION_DTYPE, REASON_NAMES, RunResult
 from mmbot.strategy.contract import (
     FILL_VIEW_DTYPE,
@@ -38,7 +39,6 @@ from mmbot.strategy.contract import (
     new_market_view,
     new_own_orders,
     new_quote,
-from mmbot.instruments import ContractSpec, detect_spec, spec_from_meta
 )
 from mmbot.strategy.glft import SWEEP_GAP_NS  # noqa: F401  (re-exported: the live session reads it)
 from mmbot.strategy.params import fee_choice, make_params
@@ -299,7 +299,7 @@ def run(
             break
         stop += chunk_ns
     wall_s = time.perf_counter() - t_wall
-    final_touch = (float(sv.exch_best_bid_px(v)), float(sv.exch_best_ask_px(v)))
+    final_touch = (float(sim.exch_best_bid_px(v)), float(sim.exch_best_ask_px(v)))
     fills, actions, marks, stats = sim.finish(v, events)
     g = guard_state[0]
     blocked = {

@@ -399,6 +399,7 @@ class Session:
         from mmbot.backtest import MAX_NEAR_TICKS
         from mmbot.engine import wake as wk
         from mmbot.execution.guards import new_guard_state
+        from mmbot.instruments import spec_for
         from mmbot.strategy.contract import (
             FILL_VIEW_DTYPE,
             TRADE_BUFFER,
@@ -407,7 +408,6 @@ class Session:
             new_own_orders,
             new_quote,
         )
-        from mmbot.instruments import spec_for
         from mmbot.strategy.params import make_params
 
         self.params = make_params(
