@@ -503,8 +503,11 @@ def strategy_runtime(prof: Profile) -> dict[str, Any]:
         "strategy_params": dict(prof.strategy.params),
         "order_qty": prof.strategy.order_qty,
         "max_position_qty": prof.strategy.max_position_qty,
-        "maker_fee_bps": prof.fees.maker_fee_rate * 1e4,
-        "taker_fee_bps": prof.fees.taker_fee_rate * 1e4,
+        # the rates of the profile's tier (base unless named) on the default fee schedule; each
+        # run's own market and rates are in its meta["fees"]
+        "fee_tier": fee_choice(prof, None).tier,
+        "maker_fee_bps": fee_choice(prof, None).maker_fee_rate * 1e4,
+        "taker_fee_bps": fee_choice(prof, None).taker_fee_rate * 1e4,
     }
 
 

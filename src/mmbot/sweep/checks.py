@@ -48,13 +48,18 @@ def check_fees(results: Sequence[RunResult], maker_fee_rate: float, taker_fee_ra
                 f"{label}: fill {k} fee_rate {f['fee_rate'][k]!r}, configured {want_rate[k]!r} "
                 f"({'maker' if f['maker'][k] else 'taker'})"
             )
-        expect = f["fee_rate"] * f["px"] * f["qty"]
+        from mmbot.audit.decompose import contract_value
+        from mmbot.instruments import spec_from_meta
+
+        # notional in the settle coin: px x qty linear, contracts x size / px inverse
+        notional = f["qty"] * np.abs(contract_value(f["px"], spec_from_meta(r.meta)))
+        expect = f["fee_rate"] * notional
         err = np.abs(f["fee"] - expect)
-        tol = FEE_REL_TOL * np.maximum(np.abs(f["px"] * f["qty"]), 1.0)
+        tol = FEE_REL_TOL * np.maximum(np.abs(notional), 1.0)
         if (err > tol).any():
             k = int(np.argmax(err - tol))
             raise TrialCheckError(
-                f"{label}: fill {k} fee {f['fee'][k]!r} != fee_rate x px x qty {expect[k]!r}"
+                f"{label}: fill {k} fee {f['fee'][k]!r} != fee_rate x notional {expect[k]!r}"
             )
 
 

@@ -22,6 +22,7 @@ from typing import Any, Final
 import numpy as np
 
 from mmbot.config import Profile
+from mmbot.strategy.params import fee_choice
 from mmbot.sweep.checks import TrialCheckError, check_trial
 from mmbot.sweep.folds import Fold
 from mmbot.sweep.objective import kpis, objective_values
@@ -83,7 +84,7 @@ def _settings(task: TrialTask) -> Any:
     from mmbot.backtest import RunSettings
     from mmbot.sweep.space import apply_quoter_params
 
-    fees = task.profile.fees
+    fees = fee_choice(task.profile, None)  # the profile's tier (base unless named)
     maker = -fees.maker_fee_rate if task.fault == FAULT_FEE_RATE_SIGN else None
     s = RunSettings(
         strategy=task.strategy,
@@ -145,7 +146,7 @@ def run_trial(task: TrialTask, arrays: list[np.ndarray] | None = None) -> TrialO
         t2 = time.perf_counter()
         out.sim_s = t2 - t1
         runtime = {"sweep_trial": task.key, "knobs": task.knobs, "strategy": task.strategy}
-        fees = task.profile.fees
+        fees = fee_choice(task.profile, None)
         edge = check_trial(
             results, runtime, fees.maker_fee_rate, fees.taker_fee_rate, task.min_fills
         )
