@@ -216,9 +216,9 @@ def run(
         tick_px = g_tick if tick_px is None else tick_px
         lot_qty = g_lot if lot_qty is None else lot_qty
     ref_px = _reference_px(events)
-    spec = settings.spec or detect_spec(data_format, symbol)
+    cspec = settings.spec or detect_spec(data_format, symbol)
     if settings.spec is None:
-        settings = _with_spec(settings, spec)
+        settings = _with_spec(settings, cspec)
     params, knob_values, profile = build_params(settings, float(tick_px), float(lot_qty), ref_px)
     p = params[0]
     latency_ns = int(round(settings.latency_ms * 1e6))
@@ -233,8 +233,8 @@ def run(
         partial_fills=settings.partial_fills,
         rate_limit_per_s=int(p["rate_limit_per_s"]),
         max_orders=MAX_ORDER_SLOTS,
-        contract_size=spec.contract_size,
-        inverse=spec.inverse,
+        contract_size=cspec.contract_size,
+        inverse=cspec.inverse,
     )
     spec = strategy_of(settings, profile)
     quoter = resolve(spec)
@@ -321,9 +321,9 @@ def run(
         "max_position_qty": float(p["max_position_qty"]),
         "maker_fee_rate": float(p["maker_fee_rate"]),
         "taker_fee_rate": float(p["taker_fee_rate"]),
-        "contract": spec.to_meta(),
+        "contract": cspec.to_meta(),
         "fees": fee_choice(
-            profile, spec, settings.fee_tier, settings.maker_fee_rate, settings.taker_fee_rate
+            profile, cspec, settings.fee_tier, settings.maker_fee_rate, settings.taker_fee_rate
         ).to_meta(),
         "latency_ms": float(settings.latency_ms),
         "queue_model": settings.queue_model,
@@ -664,13 +664,13 @@ def backtest_command(
                 def _progress(frac: float, _i: int = i, _n: str = path.name) -> None:
                     prog.update(task, completed=_i + frac, description=f"{_n}: simulating")
 
-                spec = resolve_spec(
+                cspec = resolve_spec(
                     stats.format, stats.symbol or "", market=market, contract_size=contract_size
                 )
                 with phases.timed("simulate", clock):
                     res = run(
                         events,
-                        replace(settings, spec=spec),
+                        replace(settings, spec=cspec),
                         symbol=stats.symbol or "",
                         progress=_progress,
                         data_format=stats.format,
@@ -678,7 +678,7 @@ def backtest_command(
                 res.meta["name"] = name
                 res.meta["data_path"] = str(path)
                 if funding is not None:
-                    res.meta["funding"] = _funding_for(funding, spec, res.meta, path)
+                    res.meta["funding"] = _funding_for(funding, cspec, res.meta, path)
                 # every fill's mid against a book rebuilt from the input (AuditError names a fill)
                 res.meta["mid_crosscheck"] = check_fill_mids(events, res, name)
                 res.meta["read_repairs"] = {k: v for k, v in stats.repairs.items() if v}
