@@ -622,7 +622,7 @@ class Replayer:
             try:
                 ctx = mp.get_context("fork")
                 _FORK_REPLAYER[:] = [self]
-                self._pool = ctx.Pool(self.workers)
+                self._pool = ctx.Pool(self.workers, initializer=_default_sigterm)
             except (ValueError, OSError, AssertionError):
                 # no fork on this platform, or inside a daemonic process: replay here
                 self.workers = 1
@@ -635,6 +635,14 @@ class Replayer:
             self._pool.join()
             self._pool = None
         _FORK_REPLAYER.clear()
+
+
+def _default_sigterm() -> None:
+    """A replay worker dies quietly when the pool is closed (``terminate`` sends SIGTERM): it must
+    not inherit the CLI's SIGTERM-as-Ctrl-C handler, which printed a KeyboardInterrupt traceback."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def run_soak(
