@@ -191,7 +191,7 @@ TRADE_DTYPE = np.dtype(
     [("local_ts", "i8"), ("px", "f8"), ("qty", "f8"), ("side", "i8")], align=True
 )
 TRADE_RING = 4096
-DEPTH_SCAN_TICKS = 2000  # depth_levels looks at most this far from the touch
+DEPTH_SCAN_TICKS = 64  # depth_levels looks at most this many ticks from the touch (per wake)
 
 _ev_t = types.Array(numba.from_dtype(EVENT_DTYPE), 1, "C")
 _ord_t = types.Array(numba.from_dtype(ORDER_DTYPE), 1, "C")

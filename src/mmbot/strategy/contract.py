@@ -83,7 +83,8 @@ MARKET_VIEW_DTYPE = np.dtype(
         ("best_ask_qty", "f8"),
         ("bid_near_qty", "f8"),  # visible bid size within near_band_bps of the best bid (own incl.)
         ("ask_near_qty", "f8"),
-        # the first DEPTH_LEVELS non-empty levels per side, best first (NaN / 0 beyond the book)
+        # the first DEPTH_LEVELS non-empty levels per side within 64 ticks of the touch, best first
+        # (NaN / 0 beyond; the scan is per wake, so it is bounded: sim.venue.DEPTH_SCAN_TICKS)
         ("bid_px", "f8", (DEPTH_LEVELS,)),
         ("bid_qty", "f8", (DEPTH_LEVELS,)),
         ("ask_px", "f8", (DEPTH_LEVELS,)),
