@@ -523,3 +523,19 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def test_an_interrupt_swallowed_inside_a_ctypes_callback_is_delivered_again() -> None:
+    """numba's compiler calls back into Python through ctypes, which ignores exceptions raised
+    there: a SIGTERM/Ctrl-C landing then must still stop the run, a moment later."""
+    from mmbot import cli
+
+    class Swallowed:
+        exc_value = KeyboardInterrupt()
+
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        cli._redeliver_swallowed_interrupt(Swallowed())
+        while time.monotonic() - t0 < 5.0:
+            pass
+    assert time.monotonic() - t0 < 1.0

@@ -51,6 +51,22 @@ def _sigterm_as_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+_REDELIVER_S = 0.05  # a swallowed interrupt is raised again this much later
+_SWALLOWED: list[bool] = []
+
+
+def _redeliver_swallowed_interrupt(unraisable) -> None:
+    """An interrupt that lands while numba's compiler is inside a ctypes callback is swallowed
+    ("Exception ignored on calling ctypes callback"): raise it again a moment later, outside it,
+    so a SIGTERM or Ctrl-C during a compile still stops the run (exit 130)."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and hasattr(signal, "setitimer"):
+        _SWALLOWED.append(True)  # the compile it cut short may fail next: that is this interrupt
+        signal.signal(signal.SIGALRM, _sigterm_as_interrupt)
+        signal.setitimer(signal.ITIMER_REAL, _REDELIVER_S)
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def _interrupted(exc: BaseException) -> bool:
     """Ctrl-C delivered inside a compiled kernel surfaces as a SystemError whose context is the
     KeyboardInterrupt; it is an interruption, not a bug."""
@@ -77,6 +93,7 @@ def app() -> None:
     """Entry point: run the CLI; a UserError prints one line and exits 2, never a traceback."""
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    sys.unraisablehook = _redeliver_swallowed_interrupt
     try:
         from mmbot.staging import clean_stale
 
@@ -108,7 +125,7 @@ def app() -> None:
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(exc.exit_code)
-        if type(exc).__name__ == "Abort" or _interrupted(exc):
+        if type(exc).__name__ == "Abort" or _interrupted(exc) or _SWALLOWED:
             typer.echo("interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
         extra = OPTIONAL_MODULES.get(getattr(exc, "name", None) or "")
