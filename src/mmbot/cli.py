@@ -56,7 +56,7 @@ _SWALLOWED: list[bool] = []
 
 
 def _redeliver_swallowed_interrupt(unraisable) -> None:
-    """An interrupt that lands while numba's compiler is inside a ctypes callback is swallowed
+    """An interrupt that lands while the JIT compiler is inside a ctypes callback is swallowed
     ("Exception ignored on calling ctypes callback"): raise it again a moment later, outside it,
     so a SIGTERM or Ctrl-C during a compile still stops the run (exit 130)."""
     if isinstance(unraisable.exc_value, KeyboardInterrupt) and hasattr(signal, "setitimer"):
