@@ -124,3 +124,35 @@ def test_fidelity_command_rejects_a_missing_capture(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "not found" in proc.stderr
+
+
+def test_deep_sweep_reach_and_impact_on_a_hand_built_book() -> None:
+    """Book 9999/10001 (mid 10000, tick 1 = 1 bps): a buy order prints at 10001, 10002 and 10003 in
+    one ms (reach 2 bps past its first print); the book then sits at 10002/10004 (mid 10003, +3 bps)
+    and at 40 s back at 10000/10002 (mid 10001, +1 bps). A lone sell print at the bid reaches 0 and
+    is not a deep sweep: share 1/2, impact +3 bps at 1 s and +3 bps at 30 s (the mid of 30.5 s)."""
+    rows = [
+        _ev(DEPTH_SNAPSHOT_EVENT, BUY_EVENT, 0, 9999.0, 5.0),
+        _ev(DEPTH_SNAPSHOT_EVENT, SELL_EVENT, 0, 10001.0, 1.0),
+        _ev(DEPTH_SNAPSHOT_EVENT, SELL_EVENT, 0, 10002.0, 1.0),
+        _ev(DEPTH_SNAPSHOT_EVENT, SELL_EVENT, 0, 10003.0, 1.0),
+        _ev(DEPTH_SNAPSHOT_EVENT, SELL_EVENT, 0, 10004.0, 1.0),
+        _ev(TRADE_EVENT, BUY_EVENT, 500, 10001.0, 1.0),
+        _ev(TRADE_EVENT, BUY_EVENT, 500, 10002.0, 1.0),
+        _ev(TRADE_EVENT, BUY_EVENT, 500, 10003.0, 1.0),
+        _ev(DEPTH_EVENT, SELL_EVENT, 500, 10001.0, 0.0),
+        _ev(DEPTH_EVENT, SELL_EVENT, 500, 10002.0, 0.0),
+        _ev(DEPTH_EVENT, SELL_EVENT, 500, 10003.0, 0.0),
+        _ev(DEPTH_EVENT, BUY_EVENT, 600, 10002.0, 1.0),
+        _ev(TRADE_EVENT, SELL_EVENT, 700, 10002.0, 0.5),
+        _ev(DEPTH_EVENT, BUY_EVENT, 40000, 10000.0, 1.0),
+        _ev(DEPTH_EVENT, BUY_EVENT, 40000, 10002.0, 0.0),
+        _ev(DEPTH_EVENT, SELL_EVENT, 40000, 10002.0, 1.0),
+        _ev(DEPTH_EVENT, SELL_EVENT, 60000, 10005.0, 1.0),
+    ]
+    s = market_stats(np.array(rows, dtype=EVENT_DTYPE), tick_px=1.0)
+    assert s["deep_sweep_share"] == pytest.approx(0.5)
+    assert s["deep_sweep_reach_bps"] == pytest.approx(2.0 / 10001.0 * 1e4)
+    assert s["deep_sweep_impact_1s_bps"] == pytest.approx(3.0 / 10000.0 * 1e4)
+    assert s["deep_sweep_impact_30s_bps"] == pytest.approx(3.0 / 10000.0 * 1e4)
+    assert "deep_sweep_impact_1s_bps" in STAT_KEYS

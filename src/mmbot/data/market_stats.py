@@ -33,6 +33,10 @@ DEPTH_BPS = np.array([1.0, 2.0, 5.0, 10.0])  # cumulative depth within these dis
 MARKOUT_NS = 1_000_000_000
 # markouts of prints at these horizons (name suffix -> ns); 1 s is also the fitted one
 MARKOUT_HORIZONS_NS = {"100ms": 100_000_000, "1s": 1_000_000_000, "5s": 5_000_000_000}
+# aggressor orders that reached at least this far past their first print are "deep sweeps"; the
+# mid's move after them (at these horizons) is the impact a deep resting quote is filled against
+DEEP_SWEEP_BPS = 1.0
+DEEP_SWEEP_HORIZONS_NS = {"1s": 1_000_000_000, "30s": 30_000_000_000}
 VOL_LONG_S = 60  # overlapping 60 s returns, one a second: the long-horizon volatility
 # lag-1 autocorrelations of mid returns sampled every this many ns (name suffix -> ns)
 AUTOCORR_RETURN_NS = {"100ms": 100_000_000, "1s": 1_000_000_000}
@@ -305,6 +309,45 @@ def _markouts_bps(
     return mo, valid & np.isfinite(mo)
 
 
+def _deep_sweep_stats(
+    g_mid: np.ndarray,
+    t0: int,
+    tr_t: np.ndarray,
+    tr_px: np.ndarray,
+    tr_side: np.ndarray,
+    tr_mid: np.ndarray,
+    tr_new: np.ndarray,
+) -> dict:
+    """How far aggressor orders that swept at least DEEP_SWEEP_BPS past their first print
+    reached, and how far the mid had moved (from before the order, signed by its side) 1 s and
+    30 s later: the impact curve a quote resting that deep is filled against."""
+    out: dict = {"deep_sweep_share": float("nan")}
+    for name in DEEP_SWEEP_HORIZONS_NS:
+        out[f"deep_sweep_impact_{name}_bps"] = float("nan")
+    out["deep_sweep_reach_bps"] = float("nan")
+    n_par = int(tr_new.sum())
+    if n_par == 0:
+        return out
+    starts = np.flatnonzero(tr_new)
+    first_px = tr_px[starts]
+    side = tr_side[starts].astype(np.float64)
+    hi = np.maximum.reduceat(tr_px, starts)
+    lo = np.minimum.reduceat(tr_px, starts)
+    reach_bps = np.where(side > 0, hi - first_px, first_px - lo) / first_px * 1e4
+    deep = (reach_bps >= DEEP_SWEEP_BPS) & (side != 0) & np.isfinite(tr_mid[starts])
+    out["deep_sweep_share"] = float(np.mean(deep))
+    if not deep.any():
+        return out
+    out["deep_sweep_reach_bps"] = float(np.mean(reach_bps[deep]))
+    for name, h_ns in DEEP_SWEEP_HORIZONS_NS.items():
+        mo, ok = _markouts_bps(g_mid, t0, tr_t[starts], side, tr_mid[starts], h_ns)
+        sel = deep & ok
+        out[f"deep_sweep_impact_{name}_bps"] = (
+            float(np.mean(mo[sel])) if sel.any() else float("nan")
+        )
+    return out
+
+
 def _extra_stats(
     g_mid: np.ndarray,
     t0: int,
@@ -473,4 +516,5 @@ def market_stats(events: np.ndarray, *, tick_px: float | None = None) -> dict:
     out["touch_qty"] = out["depth_qty_by_level"][0]
     out["depth_qty_within_5bps"] = out["depth_qty_within_bps"][list(DEPTH_BPS).index(5.0)]
     out.update(_extra_stats(g_mid, t0, tr_t, tr_side, tr_mid, tr_new))
+    out.update(_deep_sweep_stats(g_mid, t0, tr_t, tr_px, tr_side, tr_mid, tr_new))
     return out

@@ -35,6 +35,12 @@ STAT_KEYS: dict[str, str] = {
     "feed_latency_ms_p95": "feed_latency_ms_p95",
     "parent_rate_per_s": "parent_rate_per_s",
     "parent_markout_1s_bps": "parent_markout_1s_bps",
+    # the impact curve deep quotes are filled against: reach of sweeps >= 1 bps past their first
+    # print and the mid's move after them (the real captures' saturates and reverts)
+    "deep_sweep_share": "deep_sweep_share",
+    "deep_sweep_reach_bps": "deep_sweep_reach_bps",
+    "deep_sweep_impact_1s_bps": "deep_sweep_impact_1s_bps",
+    "deep_sweep_impact_30s_bps": "deep_sweep_impact_30s_bps",
 }
 # FIDELITY.json "autocorr": name -> market_stats key (lag-1 autocorrelations)
 AUTOCORR_KEYS: dict[str, str] = {
