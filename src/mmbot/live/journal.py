@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS fills (
     local_ts_ns INTEGER NOT NULL, mid_px REAL, target_px REAL, position_qty REAL NOT NULL,
     source TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS risk_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, ts_ns INTEGER NOT NULL, symbol TEXT NOT NULL,
+    kind TEXT NOT NULL, detail TEXT NOT NULL
+);
 """
 
 OPEN_STATUSES = ("PendingNew", "New", "PartiallyFilled")
@@ -300,6 +304,27 @@ class Journal:
             "SELECT COALESCE(MAX(exch_ts_ns),0) FROM fills WHERE symbol=?", (symbol,)
         ).fetchone()
         return int(row[0])
+
+    # -- risk events ------------------------------------------------------------------------------
+    def risk_event(self, symbol: str, kind: str, detail: str, now_ns: int | None = None) -> None:
+        """A stop, resume or reconciliation verdict, durable: what the bot did to the book and why."""
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        self._tx(
+            [
+                (
+                    "INSERT INTO risk_events (ts_ns, symbol, kind, detail) VALUES (?,?,?,?)",
+                    (now_ns, symbol, kind, detail),
+                )
+            ]
+        )
+
+    def risk_events(self, symbol: str | None = None) -> list[dict]:
+        q, args = "SELECT * FROM risk_events", ()
+        if symbol is not None:
+            q, args = q + " WHERE symbol=?", (symbol,)
+        cur = self.db.execute(q + " ORDER BY seq", args)
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
     def order_events(self) -> list[dict]:
         cur = self.db.execute("SELECT * FROM order_events ORDER BY seq")

@@ -211,7 +211,15 @@ class Session:
             "reconciles": 0,
             "dup_fills": 0,
             "foreign_orders_cancelled": 0,
+            "drawdown_stops": 0,
+            "drawdown_resumes": 0,
         }
+        from mmbot.instruments import spec_for
+        from mmbot.live.drawdown import DrawdownWatch
+
+        self.drawdown = DrawdownWatch()
+        self.dd_cancelling = False  # the drawdown stop's cancel-all is in flight
+        self.settle_coin = spec_for("bybit-linear", cfg.symbol).settle or "quote"
         self.rest: BybitRest | None = None
         self.venue = None  # BybitRest (live) or PaperVenue (paper)
         self.public: BybitStream | None = None
@@ -541,9 +549,38 @@ class Session:
             self.tgt_px.append((bid_tgt, ask_tgt))
         if not self.quoting_allowed() or not self.check_limits():
             return
+        if self.on_drawdown(now_ns):
+            return
         args = (self.order_view, self.out, self.levels, self.position_qty, self.pnl(), now_ns)
         _, n_ops = act(self.params, self.guard, *args, self.act_buf, 0, self.ops)
         self.record_and_dispatch(n_ops)
+
+    def on_drawdown(self, now_ns: int) -> bool:
+        """The drawdown stop (``live.drawdown``): a stop cancels every order and says so, the end
+        of the cool-down says quoting resumes. True while the stop's cancel-all is in flight."""
+        from mmbot.live.drawdown import RESUME, STOP, resume_message, stop_message
+
+        pnl = self.pnl()
+        event = self.drawdown.step(self.guard, self.params, pnl, self.mid(), now_ns)
+        if event == STOP:
+            msg = stop_message(self.guard, self.params, pnl, self.settle_coin)
+            log.warning("%s", msg)
+            self.journal.risk_event(self.symbol, STOP, msg)
+            self.counters["drawdown_stops"] += 1
+            self.dd_cancelling = True
+            self.spawn(self._drawdown_cancel_all())
+        elif event == RESUME:
+            msg = resume_message(pnl, self.settle_coin)
+            log.warning("%s", msg)
+            self.journal.risk_event(self.symbol, RESUME, msg)
+            self.counters["drawdown_resumes"] += 1
+        return self.dd_cancelling
+
+    async def _drawdown_cancel_all(self) -> None:
+        try:
+            await self.cancel_all("drawdown stop")
+        finally:
+            self.dd_cancelling = False
 
     def record_and_dispatch(self, n_ops: int) -> None:
         """Each slot's action rows, then its request (the backtest's ``send_ops`` order)."""
