@@ -289,6 +289,27 @@ class BybitRest:
                 break
         return out
 
+    async def wallet_coin(self, coin: str) -> dict:
+        """The unified account's row for ``coin`` (walletBalance, equity, unrealisedPnl, ...)."""
+        r = await self._request(
+            "GET", "/v5/account/wallet-balance", {"accountType": "UNIFIED", "coin": coin}
+        )
+        for acct in r.get("list") or []:
+            for row in acct.get("coin") or []:
+                if row.get("coin") == coin:
+                    return row
+        raise BybitError(10001, f"no {coin} row", "/v5/account/wallet-balance")
+
+    async def position_avg_px(self, symbol: str) -> float:
+        """The position's average entry price (0 when flat)."""
+        r = await self._request(
+            "GET", "/v5/position/list", {"category": "linear", "symbol": symbol}
+        )
+        for row in r.get("list") or []:
+            if row.get("symbol") == symbol:
+                return float(row.get("avgPrice") or 0.0)
+        return 0.0
+
     async def position(self, symbol: str) -> float:
         r = await self._request(
             "GET", "/v5/position/list", {"category": "linear", "symbol": symbol}

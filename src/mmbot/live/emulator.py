@@ -3,7 +3,8 @@
 Speaks the subset of Bybit V5 the adapter uses (same paths, JSON shapes, retCodes and HMAC signing,
 verified on every private request):
   REST  POST /v5/order/create|amend|cancel|cancel-all; GET /v5/order/realtime, /v5/execution/list,
-        /v5/position/list, /v5/market/time, /v5/market/instruments-info
+        /v5/position/list, /v5/account/wallet-balance, /v5/market/time,
+        /v5/market/instruments-info
   WS    /v5/public/linear  (orderbook.50.SYMBOL, publicTrade.SYMBOL; snapshot on subscribe)
         /v5/private        (auth op, then order / execution / position / wallet)
 The market is an EVENT_DTYPE array (``mmbot.data.load_events`` of any capture), replayed in wall time
@@ -48,6 +49,7 @@ from mmbot.events import (
     TRADE_EVENT,
 )
 from mmbot.live.bybit_msgs import book_topic, fmt, trade_topic
+from mmbot.live.ledger import Ledger, book_all
 from mmbot.live.orders import (
     BUY,
     SELL,
@@ -224,6 +226,8 @@ class Emulator:
             "groups": 0,
         }
         self.dcp_window_s: dict[str, int] = {}  # product -> Disconnect Cancel All window
+        # money moved in or out of the account without a trade (a transfer): the wallet shows it
+        self.transfers_usdt = 0.0
 
     # -- lifecycle --------------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -236,6 +240,7 @@ class Emulator:
         app.router.add_get("/v5/order/realtime", self._rest(self._realtime))
         app.router.add_get("/v5/execution/list", self._rest(self._execution_list))
         app.router.add_get("/v5/position/list", self._rest(self._position_list))
+        app.router.add_get("/v5/account/wallet-balance", self._rest(self._wallet_balance))
         app.router.add_get("/v5/market/time", self._server_time)
         app.router.add_get("/v5/market/instruments-info", self._instruments)
         app.router.add_get("/v5/public/linear", self._ws_public)
@@ -386,25 +391,34 @@ class Emulator:
             "side": "Buy" if pos > 0 else ("Sell" if pos < 0 else ""),
             "size": fmt(abs(pos), self.qty_dec),
             "markPrice": repr(m.mid_px()),
+            "avgPrice": repr(self._ledger().avg_entry_px),
             "positionIdx": 0,
             "updatedTime": str(time.time_ns() // 1_000_000),
         }
 
+    def _ledger(self) -> Ledger:
+        """The account's books from its executions (``live.ledger``: Bybit's entry/realized rule)."""
+        return book_all((e.side, e.px, e.qty, e.fee) for e in self.matcher.executions)
+
     def _wallet_json(self) -> dict:
+        """The USDT coin of the unified account: wallet balance = start + transfers + realized
+        PnL - fees (no mark in it); equity adds the position's unrealized PnL at the mid."""
         m = self.matcher
-        equity = (
-            START_BALANCE_USDT
-            + m.cash
-            + m.position_qty * (m.mid_px() if m.bids and m.asks else 0.0)
-        )
+        led = self._ledger()
+        wallet = START_BALANCE_USDT + self.transfers_usdt + led.wallet_delta()
+        mark = m.mid_px() if m.bids and m.asks else led.avg_entry_px
+        upnl = led.position_qty * (mark - led.avg_entry_px)
         return {
             "accountType": "UNIFIED",
-            "totalEquity": repr(equity),
+            "totalEquity": repr(wallet + upnl),
+            "totalWalletBalance": repr(wallet),
             "coin": [
                 {
                     "coin": "USDT",
-                    "walletBalance": repr(START_BALANCE_USDT + m.cash),
-                    "equity": repr(equity),
+                    "walletBalance": repr(wallet),
+                    "equity": repr(wallet + upnl),
+                    "unrealisedPnl": repr(upnl),
+                    "cumRealisedPnl": repr(led.realized),
                 }
             ],
         }
@@ -540,6 +554,9 @@ class Emulator:
 
     async def _position_list(self, q: dict) -> web.Response:
         return ok({"category": "linear", "list": [self._position_json()], "nextPageCursor": ""})
+
+    async def _wallet_balance(self, q: dict) -> web.Response:
+        return ok({"list": [self._wallet_json()]})
 
     async def _server_time(self, request: web.Request) -> web.Response:
         now = time.time_ns() + self.clock_skew_ns

@@ -213,7 +213,9 @@ class Session:
             "foreign_orders_cancelled": 0,
             "drawdown_stops": 0,
             "drawdown_resumes": 0,
+            "reconcile_mismatches": 0,
         }
+        self.books: dict | None = None  # the last books reconciliation (live.reconcile_pnl)
         from mmbot.instruments import spec_for
         from mmbot.live.drawdown import DrawdownWatch
 
@@ -850,6 +852,8 @@ class Session:
             o["live_ns"] = o["live_ns"] or time.time_ns()
 
     def on_execution(self, item: dict, source: str) -> None:
+        if item.get("execType", "Trade") == "Funding":
+            return  # a funding charge, not a fill: the books reconciliation counts it
         link_id = str(item.get("orderLinkId", ""))
         side = 1 if item.get("side") == "Buy" else -1
         px, qty = float(item["execPrice"]), float(item["execQty"])
@@ -929,6 +933,8 @@ class Session:
                     # a fresh journal adopts the account's current position as its start and only
                     # counts executions from now on (older account history is not this bot's)
                     start_pos = await self.venue.position(self.symbol)
+                    if self.cfg.mode == "live":
+                        await self._record_books_baseline()
                     self.journal.set_meta(f"start_position:{self.symbol}", repr(start_pos))
                     started = str(time.time_ns() // 1_000_000)
                     self.journal.set_meta(f"started_ms:{self.symbol}", started)
@@ -989,6 +995,8 @@ class Session:
                         f"position mismatch after reconcile: exchange {ex_pos} vs journal {j_pos}"
                     )
                     return
+                if self.cfg.mode == "live" and not await self.reconcile_books(int(started)):
+                    return
                 self.reconciled = True
                 log.info("reconciled: position %s, %d open order(s)", j_pos, len(open_ids))
                 return
@@ -996,6 +1004,64 @@ class Session:
                 log.warning("reconcile attempt %d failed: %s", attempt + 1, exc)
                 await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
         self.kill("reconcile failed 20 times")
+
+    async def _record_books_baseline(self) -> None:
+        """A fresh journal's start on the exchange's books: the wallet balance and the average
+        entry of the adopted position, which the books reconciliation counts from."""
+        wallet = float((await self.rest.wallet_coin(self.settle_coin))["walletBalance"])
+        avg_px = await self.rest.position_avg_px(self.symbol)
+        self.journal.set_meta(f"start_wallet:{self.settle_coin}", repr(wallet))
+        self.journal.set_meta(f"start_avg_px:{self.symbol}", repr(avg_px))
+
+    def _books_baseline(self) -> tuple[float, float, float] | None:
+        wallet = self.journal.get_meta(f"start_wallet:{self.settle_coin}")
+        if wallet is None:
+            return None  # a journal started before the baseline was kept: fills only
+        return (
+            float(wallet),
+            float(self.journal.get_meta(f"start_position:{self.symbol}") or 0.0),
+            float(self.journal.get_meta(f"start_avg_px:{self.symbol}") or 0.0),
+        )
+
+    def _import_executions(self, rows: list[dict]) -> None:
+        for ex in sorted(rows, key=lambda e: int(e["execTime"])):
+            self.on_execution(ex, "rest")
+
+    async def reconcile_books(self, since_ms: int) -> bool:
+        """The journal against the exchange's own executions and wallet balance
+        (``live.reconcile_pnl``). A mismatch is logged as an error naming the fill or the amount,
+        journaled (risk_events), and stops the bot (kill switch); True when the books agree."""
+        from mmbot.live.reconcile_pnl import judge, snapshot
+
+        coin = self.settle_coin
+
+        async def wallet() -> float:
+            return float((await self.rest.wallet_coin(coin))["walletBalance"])
+
+        rows, balance = await snapshot(
+            lambda: self.rest.executions(self.symbol, since_ms), wallet, self._import_executions
+        )
+        journal_rows = [r for r in self.journal.fills(self.symbol) if r["source"] != "sim"]
+        verdict = judge(journal_rows, rows, balance, self._books_baseline(), coin)
+        self.books = verdict.as_dict()
+        if verdict.ok:
+            msg = (
+                f"books reconciled with the exchange: {verdict.fills_compared} fill(s) match, "
+                f"wallet {coin} {verdict.wallet_exchange!r} vs journal {verdict.wallet_expected!r}"
+            )
+            log.info("%s", msg)
+            self.journal.risk_event(self.symbol, "reconcile_ok", msg)
+            return True
+        for m in verdict.mismatches:
+            log.error("RECONCILIATION MISMATCH: %s", m)
+            self.journal.risk_event(self.symbol, "reconcile_mismatch", m)
+        self.counters["reconcile_mismatches"] += len(verdict.mismatches)
+        more = len(verdict.mismatches) - 1
+        self.kill(
+            f"books do not reconcile with the exchange: {verdict.mismatches[0]}"
+            + (f" (and {more} more)" if more else "")
+        )
+        return False
 
     def on_public_down(self) -> None:
         self.book.valid = (
@@ -1381,6 +1447,7 @@ class Session:
             else None,
             "inherited_pnl_quote": self.inherited_pnl(),
             "kill_reason": self.kill_reason or None,
+            "books_reconciliation": self.books,
             "counters": self.counters,
             "order_rtt_p50_ms": res.meta["order_rtt_p50_ms"],
             "decide_to_send_p50_ms": res.meta["decide_to_send_p50_ms"],
