@@ -10,19 +10,15 @@ Times (the bot's clock; the model a backtest applies, driven by what was receive
 - a market event happened at its message's exchange time: the middle of that millisecond (Bybit
   stamps ms) mapped onto our clock with the clock offset the runner measured at its most precise
   (smallest round trip), never after we received it;
-- the venue plays the market in exchange-time order, as the backtest's venue does, up to its
-  horizon: the latest receive stamp held back by the feed's lag (``hold_ns``, the recent 95th
-  percentile of receive - exchange time). Events received are kept until the horizon passes them,
-  so a message that lags another (the depth stream lagging the trades) still meets the venue at its
-  own exchange time; only an event later than the hold is played at the horizon (counted:
-  ``n_events_late``);
+- the venue plays the market up to its horizon, the latest exchange time received; an event that
+  arrives after the horizon passed it is played at the horizon (counted: ``n_events_late``);
 - a request is decided at the receive time of the message the strategy was woken by (or the
   response / timer that woke it), as ``BybitStream`` stamps it on arrival (the bot's backlog is
   not part of it), and arrives at ``decided + compute + entry``: ``compute`` = the bot's measured
   median time from a wake to its request, ``entry`` = ``--latency-ms`` (default: the feed's
   measured median latency, the same network one way). Requests wait in arrival order and are
   executed exactly there in the venue's event sequence: when the horizon passes their arrival
-  (a message received one hold after it came in), or, with nothing left unread on the stream,
+  (a message with a later exchange time came in), or, with nothing left unread on the stream,
   once the wall clock is one 95th-percentile feed lag past it (a quiet market). So neither CPU
   jitter of our own process nor the moment the asyncio task runs moves an order in the queue;
   the answer is given then (a real answer also takes a round trip).
@@ -99,7 +95,6 @@ class PaperVenue:
         # wait, the wall clock does not move the venue (they may hold earlier market events)
         self.backlog: Callable[[], int] = lambda: 0
         self._queue: list[_Pending] = []
-        self._held: list[np.ndarray] = []  # events received, not yet played (horizon not past)
         self._seq = 0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due_ns = 0
@@ -130,52 +125,33 @@ class PaperVenue:
         self.known_ns = local_ns
         rows = rows.copy()
         exch = np.minimum(rows["exch_ts"] + (HALF_MS_NS - self.clock_offset_ns), local_ns)
-        self._note_lag(local_ns - int(exch.max()))
+        exch_max = int(exch.max())
+        self._note_lag(local_ns - exch_max)
         self.n_events_late += int(np.count_nonzero(exch < self.horizon_ns))
         # exchange timeline only (the venue's local book is not used: the bot keeps its own)
         rows["ev"] = (rows["ev"] & ~np.uint64(LOCAL_EVENT)) | np.uint64(EXCH_EVENT)
-        rows["exch_ts"] = np.maximum(exch, self.horizon_ns)
+        rows["exch_ts"] = np.maximum.accumulate(np.maximum(exch, self.horizon_ns))
         rows["local_ts"] = rows["exch_ts"]
         if self.m is None:
-            self._start(rows)  # the first book levels: the venue starts at once, from them
+            kinds = rows["ev"] & KIND_MASK
+            if not np.isin(kinds, (DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT)).any():
+                return  # nothing to match against before the first book levels
+            self.m = SimMatcher(
+                self.symbol,
+                self.tick_px,
+                self.lot_qty,
+                rows,
+                self.maker_fee_rate,
+                self.taker_fee_rate,
+                self.queue_model,
+                listener=self._listen,
+                exec_time=lambda venue_ns: venue_ns + self.clock_offset_ns,
+                id_prefix=self.id_prefix,
+            )
+            self.m.position_qty = self.start_position_qty
         else:
-            self._held.append(rows)
-        self._advance(max(local_ns - self.hold_ns, self.horizon_ns))
-
-    def _start(self, rows: np.ndarray) -> None:
-        kinds = rows["ev"] & KIND_MASK
-        first = np.flatnonzero(np.isin(kinds, (DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT)))
-        if len(first) == 0:
-            return  # nothing to match against before the first book levels
-        rows = rows[int(first[0]) :]
-        rows["exch_ts"] = np.maximum.accumulate(rows["exch_ts"])
-        rows["local_ts"] = rows["exch_ts"]
-        self.m = SimMatcher(
-            self.symbol,
-            self.tick_px,
-            self.lot_qty,
-            rows,
-            self.maker_fee_rate,
-            self.taker_fee_rate,
-            self.queue_model,
-            listener=self._listen,
-            exec_time=lambda venue_ns: venue_ns + self.clock_offset_ns,
-            id_prefix=self.id_prefix,
-        )
-        self.m.position_qty = self.start_position_qty
-        self.horizon_ns = max(self.horizon_ns, int(rows["exch_ts"][-1]))
-
-    def _release(self, t_ns: int) -> None:
-        """Hand the venue the held events up to ``t_ns``, in exchange-time order (stable: one
-        message's rows keep their order)."""
-        if not self._held or self.m is None:
-            return
-        rows = np.concatenate(self._held) if len(self._held) > 1 else self._held[0]
-        rows = rows[np.argsort(rows["exch_ts"], kind="stable")]
-        k = int(np.searchsorted(rows["exch_ts"], t_ns, side="right"))
-        self._held = [rows[k:]] if k < len(rows) else []
-        if k > 0:
-            self.m.extend(rows[:k])
+            self.m.extend(rows)
+        self._advance(max(exch_max, self.horizon_ns))
 
     def _note_lag(self, lag_ns: int) -> None:
         self.lags_ns.append(max(lag_ns, 0))
@@ -196,12 +172,11 @@ class PaperVenue:
     def _advance(self, t_ns: int) -> None:
         """Play the venue's market up to ``t_ns`` (never back), executing each waiting request at
         its arrival time on the way."""
+        m = self.m
+        if m is None:
+            return
         q = self._queue
         while q and q[0][0] <= t_ns:
-            self._release(q[0][0])
-            m = self.m
-            if m is None:
-                break  # no book yet: the request is answered once there is one
             arrive_ns, _, fn, fut, key = heapq.heappop(q)
             if arrive_ns < m.now_capture_ns:
                 self.n_requests_late += 1
@@ -213,11 +188,9 @@ class PaperVenue:
                 fut.set_result(fn(m, max(arrive_ns, m.now_capture_ns)))
             except BybitError as exc:
                 fut.set_exception(exc)
-        self._release(t_ns)
         if t_ns > self.horizon_ns:
             self.horizon_ns = t_ns
-            if self.m is not None:
-                self.m.sync(t_ns)
+            m.sync(t_ns)
         self._arm_timer()
 
     def _arm_timer(self) -> None:
