@@ -197,6 +197,15 @@ class BybitRest:
             raise UserError(f"--symbol {symbol}: unknown to the exchange")
         return rows[0]
 
+    async def orderbook(self, symbol: str, limit: int = 25) -> dict:
+        """V5 market/orderbook: ``{"s", "b": [[px, qty], ...] best first, "a", "ts", "u", "seq"}``."""
+        return await self._request(
+            "GET",
+            "/v5/market/orderbook",
+            {"category": "linear", "symbol": symbol, "limit": int(limit)},
+            signed=False,
+        )
+
     # -- private ----------------------------------------------------------------------------------
     async def create_order(
         self, symbol: str, side: int, qty: str, price: str, link_id: str, tif: str = "PostOnly"

@@ -4,7 +4,9 @@ Speaks the subset of Bybit V5 the adapter uses (same paths, JSON shapes, retCode
 verified on every private request):
   REST  POST /v5/order/create|amend|cancel|cancel-all; GET /v5/order/realtime, /v5/execution/list,
         /v5/position/list, /v5/account/wallet-balance, /v5/market/time,
-        /v5/market/instruments-info
+        /v5/market/instruments-info (with or without a symbol), /v5/market/orderbook, and what a
+        third-party client reads first (/v5/asset/coin/query-info, /v5/user/query-api,
+        /v5/account/info; ``emulator_ref``)
   WS    /v5/public/linear  (orderbook.50.SYMBOL, publicTrade.SYMBOL; snapshot on subscribe)
         /v5/private        (auth op, then order / execution / position / wallet)
 The market is an EVENT_DTYPE array (``mmbot.data.load_events`` of any capture), replayed in wall time
@@ -48,6 +50,7 @@ from mmbot.events import (
     SELL_EVENT,
     TRADE_EVENT,
 )
+from mmbot.live import emulator_ref as ref
 from mmbot.live.bybit_msgs import book_topic, fmt, trade_topic
 from mmbot.live.ledger import Ledger, book_all
 from mmbot.live.orders import (
@@ -243,6 +246,10 @@ class Emulator:
         app.router.add_get("/v5/account/wallet-balance", self._rest(self._wallet_balance))
         app.router.add_get("/v5/market/time", self._server_time)
         app.router.add_get("/v5/market/instruments-info", self._instruments)
+        app.router.add_get("/v5/market/orderbook", self._orderbook)
+        app.router.add_get("/v5/asset/coin/query-info", self._rest(self._coin_info))
+        app.router.add_get("/v5/user/query-api", self._rest(self._api_key_info))
+        app.router.add_get("/v5/account/info", self._rest(self._account_info))
         app.router.add_get("/v5/public/linear", self._ws_public)
         app.router.add_get("/v5/private", self._ws_private)
         app.router.add_post("/control/fault", self._control(self._control_fault))
@@ -385,15 +392,26 @@ class Emulator:
     def _position_json(self) -> dict:
         m = self.matcher
         pos = m.position_qty
+        mark_px = m.mid_px() if m.bids and m.asks else 0.0
+        led = self._ledger()
+        now_ms = str(time.time_ns() // 1_000_000)
         return {
             "category": "linear",
             "symbol": self.cfg.symbol,
             "side": "Buy" if pos > 0 else ("Sell" if pos < 0 else ""),
             "size": fmt(abs(pos), self.qty_dec),
-            "markPrice": repr(m.mid_px()),
-            "avgPrice": repr(self._ledger().avg_entry_px),
+            "avgPrice": repr(led.avg_entry_px),
+            "positionValue": repr(abs(pos) * led.avg_entry_px),
+            "markPrice": repr(mark_px),
+            "unrealisedPnl": repr(pos * (mark_px - led.avg_entry_px)),
+            "cumRealisedPnl": repr(led.realized),
+            "leverage": "1",
+            "liqPrice": "",
+            "tradeMode": 0,
+            "positionStatus": "Normal",
             "positionIdx": 0,
-            "updatedTime": str(time.time_ns() // 1_000_000),
+            "createdTime": now_ms,
+            "updatedTime": now_ms,
         }
 
     def _ledger(self) -> Ledger:
@@ -541,7 +559,14 @@ class Emulator:
         start_ms = int(q.get("startTime", 0) or 0)
         limit = max(1, min(100, int(q.get("limit", 50) or 50)))
         offset = int(q.get("cursor", 0) or 0)
-        rows = [e for e in reversed(self.matcher.executions) if e.exec_ns // 1_000_000 >= start_ms]
+        oid, lid = str(q.get("orderId", "")), str(q.get("orderLinkId", ""))
+        rows = [
+            e
+            for e in reversed(self.matcher.executions)
+            if e.exec_ns // 1_000_000 >= start_ms
+            and (not oid or e.order_id == oid)
+            and (not lid or e.link_id == lid)
+        ]
         page = rows[offset : offset + limit]
         nxt = str(offset + limit) if offset + limit < len(rows) else ""
         return ok(
@@ -563,24 +588,61 @@ class Emulator:
         return ok({"timeSecond": str(now // 1_000_000_000), "timeNano": str(now)})
 
     async def _instruments(self, request: web.Request) -> web.Response:
-        if request.query.get("symbol") != self.cfg.symbol:
+        """V5 instruments-info: ``category`` required; ``symbol`` optional (without it: every
+        instrument of the category, here the one emulated linear contract); ``status`` filters
+        (a PreLaunch query finds none). Other categories have no instruments here."""
+        q = request.query
+        category = q.get("category", "")
+        if category not in ref.INSTRUMENTS_CATEGORIES:
+            return err(10001, "params error: category")
+        if "symbol" in q and q["symbol"] != self.cfg.symbol:
             return err(10001, "params error: symbol invalid")
+        listed = category == "linear" and q.get("status", "Trading") == "Trading"
+        rows = (
+            [
+                ref.instrument_row(
+                    self.cfg.symbol, self.cfg.tick_px, self.cfg.lot_qty, self.px_dec, self.qty_dec
+                )
+            ]
+            if listed
+            else []
+        )
+        return ok({"category": category, "list": rows, "nextPageCursor": ""})
+
+    async def _orderbook(self, request: web.Request) -> web.Response:
+        """V5 market/orderbook (linear: ``limit`` 1..500, default 25): the book the public stream
+        has published, best levels first, with its update id and sequence."""
+        q = request.query
+        if q.get("category") != "linear":
+            return err(10001, "params error: category")
+        if q.get("symbol") != self.cfg.symbol:
+            return err(10001, "params error: symbol invalid")
+        limit_s = q.get("limit", str(ref.BOOK_LIMIT_DEFAULT))
+        if not limit_s.isdigit() or not 1 <= int(limit_s) <= ref.BOOK_LIMIT_MAX:
+            return err(10001, f"params error: limit must be 1..{ref.BOOK_LIMIT_MAX}")
+        m = self.matcher
+        b, a = ref.book_levels(m.bids, m.asks, int(limit_s), self.px_dec, self.qty_dec)
+        now_ms = time.time_ns() // 1_000_000
         return ok(
             {
-                "category": "linear",
-                "list": [
-                    {
-                        "symbol": self.cfg.symbol,
-                        "status": "Trading",
-                        "priceFilter": {"tickSize": fmt(self.cfg.tick_px, self.px_dec)},
-                        "lotSizeFilter": {
-                            "qtyStep": fmt(self.cfg.lot_qty, self.qty_dec),
-                            "minOrderQty": fmt(self.cfg.lot_qty, self.qty_dec),
-                        },
-                    }
-                ],
+                "s": self.cfg.symbol,
+                "b": b,
+                "a": a,
+                "ts": now_ms,
+                "u": self.u,
+                "seq": self.seq,
+                "cts": now_ms,
             }
         )
+
+    async def _coin_info(self, q: dict) -> web.Response:
+        return ok({"rows": ref.coin_rows(self.cfg.symbol)})
+
+    async def _api_key_info(self, q: dict) -> web.Response:
+        return ok(ref.api_key_info(self.cfg.keys.key))
+
+    async def _account_info(self, q: dict) -> web.Response:
+        return ok(ref.account_info())
 
     # -- control ----------------------------------------------------------------------------------
     def _control(self, handler):

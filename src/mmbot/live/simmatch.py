@@ -222,11 +222,12 @@ class SimMatcher(PublicBook):
             return 10001, f"params error: order refused by the venue ({sim_id})", None
         oid = f"{self.id_prefix}O{sim_id:010d}"
         o = SimOrder(
-            oid, link_id or oid, side, px, qty, tif, order_type, now_ns, now_ns, status="PendingNew"
+            oid, link_id, side, px, qty, tif, order_type, now_ns, now_ns, status="PendingNew"
         )
         o._sim_id = sim_id  # type: ignore[attr-defined]
         self.orders[oid] = o
-        self.by_link[o.link_id] = oid
+        if link_id:  # V5: an order placed without orderLinkId reports it as ""
+            self.by_link[link_id] = oid
         self.sim_ids[sim_id] = oid
         self._live_ids.append(oid)
         sv.goto(self.v, self.now_capture_ns)  # zero latency: the request is processed at this time
