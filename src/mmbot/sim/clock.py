@@ -1,0 +1,335 @@
+"""Event time: indexing the events by exchange and local time, applying one market event to the
+exchange or local book, and the merge loop that advances the venue to a target time in
+hftbacktest's tie order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from mmbot.events import (
+    BUY_EVENT,
+    DEPTH_BBO_EVENT,
+    DEPTH_CLEAR_EVENT,
+    DEPTH_EVENT,
+    DEPTH_SNAPSHOT_EVENT,
+    EXCH_EVENT,
+    LOCAL_EVENT,
+    SELL_EVENT,
+    TRADE_EVENT,
+)
+
+from .book import (
+    ask_update,
+    bid_update,
+    clear_side,
+)
+from .codes import (
+    _FALSE,
+    _I1,
+    _IM1,
+    END_OF_DATA,
+    I64_MAX,
+    OK,
+    WAIT_FEED,
+    WAIT_RESPONSE,
+)
+from .exchange import (
+    process_request,
+)
+from .matching import (
+    cross_check,
+    on_trade,
+)
+from .queue import (
+    depth_at_our_level,
+)
+from .recording import (
+    maybe_mark,
+)
+from .responses import (
+    apply_response,
+)
+from .state import (
+    TRADE_RING,
+    ix_of,
+)
+
+
+@njit(cache=True)
+def scan_events(ev):
+    """One pass over the events for make_venue: (exch_idx, local_idx, first row where the exchange
+    time decreases or -1, local rows already in local_ts order?, min and max traded px)."""
+    n = ev.shape[0]
+    exch_idx = np.empty(n, np.int64)
+    local_idx = np.empty(n, np.int64)
+    ne = 0
+    nl = 0
+    bad = -1
+    last_e = -(1 << 62)
+    last_l = -(1 << 62)
+    sorted_l = True
+    lo = np.inf
+    hi = -np.inf
+    both = np.uint64(EXCH_EVENT | LOCAL_EVENT)
+    for i in range(n):
+        f = ev[i].ev
+        if (f & both) == 0:
+            f = f | both  # unflagged rows count as both
+        if f & np.uint64(EXCH_EVENT):
+            t = ev[i].exch_ts
+            if t < last_e and bad < 0:
+                bad = i
+            last_e = t
+            exch_idx[ne] = i
+            ne += 1
+        if f & np.uint64(LOCAL_EVENT):
+            t = ev[i].local_ts
+            if t < last_l:
+                sorted_l = False
+            last_l = t
+            local_idx[nl] = i
+            nl += 1
+        if (f & np.uint64(0xFF)) == TRADE_EVENT:
+            p = ev[i].px
+            if p > 0.0 and p < np.inf:
+                lo = min(lo, p)
+                hi = max(hi, p)
+    return exch_idx[:ne], local_idx[:nl], bad, sorted_l, lo, hi
+
+
+@njit(cache=True)
+def process_exch(v, evv, ex_ts, px, qty, xbid, xask, inv_tick, tick_lo, n):
+    """One exchange-side market event. Arrays are passed in (not read from ``v``) because every
+    structref array read costs an atomic refcount pair in the hot loop."""
+    kind = evv & 0xFF
+    side = 1 if (evv & BUY_EVENT) else (-1 if (evv & SELL_EVENT) else 0)
+    if kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT or kind == DEPTH_BBO_EVENT:  # noqa: SIM109 (scalar compares in the hot loop)
+        ix = np.int64(np.floor(px * inv_tick + 0.5)) - tick_lo
+        if ix < 0 or ix >= n:
+            v.n_out_of_band += 1
+            return
+        bbo = kind == DEPTH_BBO_EVENT
+        prev_bb = v.xbb
+        prev_ba = v.xba
+        if side > 0:
+            prev_qty = xbid[ix]
+            v.xbb, v.xba = bid_update(xbid, xask, prev_bb, prev_ba, n, ix, qty, bbo)
+            if v.n_live > 0:
+                depth_at_our_level(v, _I1, ix, prev_qty, qty)
+        elif side < 0:
+            prev_qty = xask[ix]
+            v.xbb, v.xba = ask_update(xbid, xask, prev_bb, prev_ba, n, ix, qty, bbo)
+            if v.n_live > 0:
+                depth_at_our_level(v, _IM1, ix, prev_qty, qty)
+        if v.n_live > 0 and (v.xbb > prev_bb or v.xba < prev_ba):
+            cross_check(v, ex_ts)
+        if v.xbb != v.mark_bb or v.xba != v.mark_ba:
+            maybe_mark(v, ex_ts)
+    elif kind == TRADE_EVENT:
+        if v.n_live > 0 and side != 0:
+            ix = ix_of(v, px)
+            on_trade(v, side, ix, qty, ex_ts)
+    elif kind == DEPTH_CLEAR_EVENT:
+        ix = ix_of(v, px) if px > 0.0 else -1
+        v.xbb, v.xba = clear_side(xbid, xask, v.xbb, v.xba, n, side, ix)
+        maybe_mark(v, ex_ts)
+
+
+@njit(cache=True)
+def process_local(v, evv, local_ts, px, qty, lbid, lask, inv_tick, tick_lo, n):
+    kind = evv & 0xFF
+    side = 1 if (evv & BUY_EVENT) else (-1 if (evv & SELL_EVENT) else 0)
+    if kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT or kind == DEPTH_BBO_EVENT:  # noqa: SIM109 (scalar compares in the hot loop)
+        ix = np.int64(np.floor(px * inv_tick + 0.5)) - tick_lo
+        if ix < 0 or ix >= n:
+            return
+        bbo = kind == DEPTH_BBO_EVENT
+        if side > 0:
+            v.lbb, v.lba = bid_update(lbid, lask, v.lbb, v.lba, n, ix, qty, bbo)
+        elif side < 0:
+            v.lbb, v.lba = ask_update(lbid, lask, v.lbb, v.lba, n, ix, qty, bbo)
+    elif kind == TRADE_EVENT:
+        t = v.trades[v.n_trades % TRADE_RING]
+        t.local_ts = local_ts
+        t.px = px
+        t.qty = qty
+        t.side = side
+        v.n_trades += 1
+        if side > 0:
+            v.dr_buy_qty += qty
+            v.dr_buy_n += 1
+        elif side < 0:
+            v.dr_sell_qty += qty
+            v.dr_sell_n += 1
+    elif kind == DEPTH_CLEAR_EVENT:
+        ix = ix_of(v, px) if px > 0.0 else -1
+        v.lbb, v.lba = clear_side(lbid, lask, v.lbb, v.lba, n, side, ix)
+
+
+@njit(cache=True)
+def advance(v, target, wait):
+    """Process everything with time <= target in time order; at equal times (as hftbacktest's
+    event set): local data, then order responses, then exchange data, then order arrivals at the
+    exchange. ``wait`` = 1 stops after the last row of the first local feed message
+    (all rows sharing its local_ts) or after a response. Returns OK / WAIT_FEED / WAIT_RESPONSE / END_OF_DATA.
+
+    Speed: market data between two order events is merged in a tight inner loop that keeps both
+    books' best indices in locals (written back before anything else reads them); depth updates
+    take an inline fast path while no own order rests at the exchange."""
+    ev = v.ev
+    exch_idx = v.exch_idx
+    local_idx = v.local_idx
+    xbid = v.xbid
+    xask = v.xask
+    lbid = v.lbid
+    lask = v.lask
+    n_e = exch_idx.shape[0]
+    n_l = local_idx.shape[0]
+    inv_tick = 1.0 / v.tick_px
+    tick_lo = v.tick_lo
+    n = v.n_ticks
+    ei = v.ei
+    li = v.li
+    xbb = v.xbb
+    xba = v.xba
+    lbb = v.lbb
+    lba = v.lba
+    mbb = v.mark_bb
+    mba = v.mark_ba
+    te = ev[exch_idx[ei]].exch_ts if ei < n_e else I64_MAX
+    tl = ev[local_idx[li]].local_ts if li < n_l else I64_MAX
+    while True:
+        to = v.next_req_ts
+        tr = v.next_resp_ts
+        tq = min(to, tr)
+        blo = v.live_bid_lo
+        bhi = v.live_bid_hi
+        alo = v.live_ask_lo
+        ahi = v.live_ask_hi
+        # ---- market data up to the next order event (ties: see the docstring)
+        while True:
+            if te < tl:
+                if te > target or te >= tr or te > to:
+                    break
+                r = exch_idx[ei]
+                evv = ev[r].ev
+                kind = evv & 0xFF
+                fast = kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT  # noqa: SIM109
+                ix = 0
+                if fast:
+                    ix = np.int64(np.floor(ev[r].px * inv_tick + 0.5)) - tick_lo
+                    # a level holding one of our orders needs the queue model: slow path
+                    if evv & BUY_EVENT:  # noqa: SIM108
+                        fast = ix < blo or ix > bhi
+                    else:
+                        fast = ix < alo or ix > ahi
+                if fast:
+                    if ix < 0 or ix >= n:
+                        v.n_out_of_band += 1
+                    elif evv & BUY_EVENT:
+                        xbb, xba = bid_update(xbid, xask, xbb, xba, n, ix, ev[r].qty, _FALSE)
+                    elif evv & SELL_EVENT:
+                        xbb, xba = ask_update(xbid, xask, xbb, xba, n, ix, ev[r].qty, _FALSE)
+                    if xba <= bhi or xbb >= alo:
+                        # the book moved through a resting order
+                        v.xbb = xbb
+                        v.xba = xba
+                        cross_check(v, te)
+                        blo = v.live_bid_lo
+                        bhi = v.live_bid_hi
+                        alo = v.live_ask_lo
+                        ahi = v.live_ask_hi
+                        to = v.next_req_ts
+                        tr = v.next_resp_ts
+                        tq = min(to, tr)
+                    if xbb != mbb or xba != mba:
+                        v.xbb = xbb
+                        v.xba = xba
+                        maybe_mark(v, te)
+                        mbb = xbb
+                        mba = xba
+                else:
+                    v.xbb = xbb
+                    v.xba = xba
+                    v.exch_now = te
+                    process_exch(v, evv, te, ev[r].px, ev[r].qty, xbid, xask, inv_tick, tick_lo, n)
+                    xbb = v.xbb
+                    xba = v.xba
+                    mbb = v.mark_bb
+                    mba = v.mark_ba
+                    # fills may have queued responses (possibly due now) and removed resting orders
+                    to = v.next_req_ts
+                    tr = v.next_resp_ts
+                    tq = min(to, tr)
+                    blo = v.live_bid_lo
+                    bhi = v.live_bid_hi
+                    alo = v.live_ask_lo
+                    ahi = v.live_ask_hi
+                ei += 1
+                te = ev[exch_idx[ei]].exch_ts if ei < n_e else I64_MAX
+            else:
+                if tl > target or tl > tq:
+                    break
+                r = local_idx[li]
+                evv = ev[r].ev
+                kind = evv & 0xFF
+                if kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT:  # noqa: SIM109
+                    ix = np.int64(np.floor(ev[r].px * inv_tick + 0.5)) - tick_lo
+                    if ix >= 0 and ix < n:
+                        if evv & BUY_EVENT:
+                            lbb, lba = bid_update(lbid, lask, lbb, lba, n, ix, ev[r].qty, _FALSE)
+                        elif evv & SELL_EVENT:
+                            lbb, lba = ask_update(lbid, lask, lbb, lba, n, ix, ev[r].qty, _FALSE)
+                else:
+                    v.lbb = lbb
+                    v.lba = lba
+                    process_local(v, evv, tl, ev[r].px, ev[r].qty, lbid, lask, inv_tick, tick_lo, n)
+                    lbb = v.lbb
+                    lba = v.lba
+                li += 1
+                tl = ev[local_idx[li]].local_ts if li < n_l else I64_MAX
+                # one feed message is many rows sharing a local_ts: stop only after its last row,
+                # so a strategy never sees a half-applied book update
+                if wait and tl != ev[r].local_ts:
+                    v.xbb = xbb
+                    v.xba = xba
+                    v.lbb = lbb
+                    v.lba = lba
+                    v.ei = ei
+                    v.li = li
+                    v.now = ev[r].local_ts
+                    return WAIT_FEED
+        v.xbb = xbb
+        v.xba = xba
+        v.lbb = lbb
+        v.lba = lba
+        v.ei = ei
+        v.li = li
+        to = v.next_req_ts
+        tr = v.next_resp_ts
+        tq = min(to, tr)
+        if te == I64_MAX and tl == I64_MAX:
+            # no data left: deliver what is in flight up to target, then report the end
+            while v.next_req_ts <= target or v.next_resp_ts <= target:
+                if v.next_req_ts < v.next_resp_ts:
+                    process_request(v)
+                else:
+                    apply_response(v)
+            if target > v.now:
+                v.now = target
+            return END_OF_DATA
+        if tq > target:
+            v.now = target
+            return OK
+        # ---- one order event (a response first at a tie)
+        if to < tr:
+            process_request(v)
+        else:
+            apply_response(v)
+            if wait:
+                v.now = tr
+                return WAIT_RESPONSE
+        xbb = v.xbb
+        xba = v.xba

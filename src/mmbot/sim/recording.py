@@ -1,0 +1,60 @@
+"""Record buffers of the venue: ACTION and MARK rows (grown by doubling) and the mark rule (a
+row whenever the exchange mid changes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .state import (
+    exch_mid,
+)
+
+
+@njit(cache=True)
+def grow(arr):
+    out = np.zeros(arr.shape[0] * 2, arr.dtype)
+    out[: arr.shape[0]] = arr
+    return out
+
+
+@njit(cache=True)
+def push_action(v, local_ts, exch_ts, order_id, kind, side, op, reason, px, qty, age_ns):
+    if v.n_actions >= v.actions.shape[0]:
+        v.actions = grow(v.actions)
+    r = v.actions[v.n_actions]
+    r.local_ts = local_ts
+    r.exch_ts = exch_ts
+    r.order_id = order_id
+    r.kind = kind
+    r.side = side
+    r.op = op
+    r.reason = reason
+    r.px = px
+    r.qty = qty
+    r.order_age_ns = age_ns
+    v.n_actions += 1
+
+
+@njit(cache=True)
+def push_mark(v, ts, mid):
+    if v.n_marks >= v.marks.shape[0]:
+        v.marks = grow(v.marks)
+    m = v.marks[v.n_marks]
+    m.exch_ts = ts
+    m.mid_px = mid
+    m.position_qty = v.ex_pos
+    v.n_marks += 1
+
+
+@njit(cache=True)
+def maybe_mark(v, ts):
+    if v.xbb == v.mark_bb and v.xba == v.mark_ba:
+        return
+    v.mark_bb = v.xbb
+    v.mark_ba = v.xba
+    mid = exch_mid(v)
+    if mid == mid and mid != v.last_mark_mid:
+        v.last_mark_mid = mid
+        push_mark(v, ts, mid)
