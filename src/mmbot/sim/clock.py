@@ -173,157 +173,19 @@ def advance(v, target, wait):
     """Process everything with time <= target in time order; at equal times (as hftbacktest's
     event set): local data, then order responses, then exchange data, then order arrivals at the
     exchange. ``wait`` = 1 stops after the last row of the first local feed message
-    (all rows sharing its local_ts) or after a response. Returns OK / WAIT_FEED / WAIT_RESPONSE / END_OF_DATA.
-
-    Speed: market data between two order events is merged in a tight inner loop that keeps both
-    books' best indices in locals (written back before anything else reads them); depth updates
-    take an inline fast path while no own order rests at the exchange."""
-    ev = v.ev
-    exch_idx = v.exch_idx
-    local_idx = v.local_idx
-    xbid = v.xbid
-    xask = v.xask
-    lbid = v.lbid
-    lask = v.lask
-    n_e = exch_idx.shape[0]
-    n_l = local_idx.shape[0]
-    inv_tick = 1.0 / v.tick_px
-    tick_lo = v.tick_lo
-    n = v.n_ticks
-    ei = v.ei
-    li = v.li
-    xbb = v.xbb
-    xba = v.xba
-    lbb = v.lbb
-    lba = v.lba
-    mbb = v.mark_bb
-    mba = v.mark_ba
-    te = ev[exch_idx[ei]].exch_ts if ei < n_e else I64_MAX
-    tl = ev[local_idx[li]].local_ts if li < n_l else I64_MAX
+    (all rows sharing its local_ts) or after a response. Returns OK / WAIT_FEED / WAIT_RESPONSE /
+    END_OF_DATA."""
     while True:
+        if merge_market(v, target, wait):
+            return WAIT_FEED
         to = v.next_req_ts
         tr = v.next_resp_ts
-        tq = min(to, tr)
-        blo = v.live_bid_lo
-        bhi = v.live_bid_hi
-        alo = v.live_ask_lo
-        ahi = v.live_ask_hi
-        # ---- market data up to the next order event (ties: see the docstring)
-        while True:
-            if te < tl:
-                if te > target or te >= tr or te > to:
-                    break
-                r = exch_idx[ei]
-                evv = ev[r].ev
-                kind = evv & 0xFF
-                fast = kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT  # noqa: SIM109
-                ix = 0
-                if fast:
-                    ix = np.int64(np.floor(ev[r].px * inv_tick + 0.5)) - tick_lo
-                    # a level holding one of our orders needs the queue model: slow path
-                    if evv & BUY_EVENT:  # noqa: SIM108
-                        fast = ix < blo or ix > bhi
-                    else:
-                        fast = ix < alo or ix > ahi
-                if fast:
-                    if ix < 0 or ix >= n:
-                        v.n_out_of_band += 1
-                    elif evv & BUY_EVENT:
-                        xbb, xba = bid_update(xbid, xask, xbb, xba, n, ix, ev[r].qty, _FALSE)
-                    elif evv & SELL_EVENT:
-                        xbb, xba = ask_update(xbid, xask, xbb, xba, n, ix, ev[r].qty, _FALSE)
-                    if xba <= bhi or xbb >= alo:
-                        # the book moved through a resting order
-                        v.xbb = xbb
-                        v.xba = xba
-                        cross_check(v, te)
-                        blo = v.live_bid_lo
-                        bhi = v.live_bid_hi
-                        alo = v.live_ask_lo
-                        ahi = v.live_ask_hi
-                        to = v.next_req_ts
-                        tr = v.next_resp_ts
-                        tq = min(to, tr)
-                    if xbb != mbb or xba != mba:
-                        v.xbb = xbb
-                        v.xba = xba
-                        maybe_mark(v, te)
-                        mbb = xbb
-                        mba = xba
-                else:
-                    v.xbb = xbb
-                    v.xba = xba
-                    v.exch_now = te
-                    process_exch(v, evv, te, ev[r].px, ev[r].qty, xbid, xask, inv_tick, tick_lo, n)
-                    xbb = v.xbb
-                    xba = v.xba
-                    mbb = v.mark_bb
-                    mba = v.mark_ba
-                    # fills may have queued responses (possibly due now) and removed resting orders
-                    to = v.next_req_ts
-                    tr = v.next_resp_ts
-                    tq = min(to, tr)
-                    blo = v.live_bid_lo
-                    bhi = v.live_bid_hi
-                    alo = v.live_ask_lo
-                    ahi = v.live_ask_hi
-                ei += 1
-                te = ev[exch_idx[ei]].exch_ts if ei < n_e else I64_MAX
-            else:
-                if tl > target or tl > tq:
-                    break
-                r = local_idx[li]
-                evv = ev[r].ev
-                kind = evv & 0xFF
-                if kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT:  # noqa: SIM109
-                    ix = np.int64(np.floor(ev[r].px * inv_tick + 0.5)) - tick_lo
-                    if ix >= 0 and ix < n:
-                        if evv & BUY_EVENT:
-                            lbb, lba = bid_update(lbid, lask, lbb, lba, n, ix, ev[r].qty, _FALSE)
-                        elif evv & SELL_EVENT:
-                            lbb, lba = ask_update(lbid, lask, lbb, lba, n, ix, ev[r].qty, _FALSE)
-                else:
-                    v.lbb = lbb
-                    v.lba = lba
-                    process_local(v, evv, tl, ev[r].px, ev[r].qty, lbid, lask, inv_tick, tick_lo, n)
-                    lbb = v.lbb
-                    lba = v.lba
-                li += 1
-                tl = ev[local_idx[li]].local_ts if li < n_l else I64_MAX
-                # one feed message is many rows sharing a local_ts: stop only after its last row,
-                # so a strategy never sees a half-applied book update
-                if wait and tl != ev[r].local_ts:
-                    v.xbb = xbb
-                    v.xba = xba
-                    v.lbb = lbb
-                    v.lba = lba
-                    v.ei = ei
-                    v.li = li
-                    v.now = ev[r].local_ts
-                    return WAIT_FEED
-        v.xbb = xbb
-        v.xba = xba
-        v.lbb = lbb
-        v.lba = lba
-        v.ei = ei
-        v.li = li
-        to = v.next_req_ts
-        tr = v.next_resp_ts
-        tq = min(to, tr)
-        if te == I64_MAX and tl == I64_MAX:
-            # no data left: deliver what is in flight up to target, then report the end
-            while v.next_req_ts <= target or v.next_resp_ts <= target:
-                if v.next_req_ts < v.next_resp_ts:
-                    process_request(v)
-                else:
-                    apply_response(v)
-            if target > v.now:
-                v.now = target
-            return END_OF_DATA
-        if tq > target:
+        if _next_exch_ts(v) == I64_MAX and _next_local_ts(v) == I64_MAX:
+            return _drain_orders(v, target)
+        if min(to, tr) > target:
             v.now = target
             return OK
-        # ---- one order event (a response first at a tie)
+        # one order event (a response first at a tie)
         if to < tr:
             process_request(v)
         else:
@@ -331,5 +193,124 @@ def advance(v, target, wait):
             if wait:
                 v.now = tr
                 return WAIT_RESPONSE
-        xbb = v.xbb
-        xba = v.xba
+
+
+@njit(cache=True)
+def _next_exch_ts(v):
+    return v.ev[v.exch_idx[v.ei]].exch_ts if v.ei < v.exch_idx.shape[0] else I64_MAX
+
+
+@njit(cache=True)
+def _next_local_ts(v):
+    return v.ev[v.local_idx[v.li]].local_ts if v.li < v.local_idx.shape[0] else I64_MAX
+
+
+@njit(cache=True)
+def _drain_orders(v, target):
+    """No market data left: deliver what is in flight up to ``target``, then report the end."""
+    while v.next_req_ts <= target or v.next_resp_ts <= target:
+        if v.next_req_ts < v.next_resp_ts:
+            process_request(v)
+        else:
+            apply_response(v)
+    if target > v.now:
+        v.now = target
+    return END_OF_DATA
+
+
+@njit(cache=True)
+def merge_market(v, target, wait):
+    """Apply market data in time order up to the next order event (ties: see ``advance``) or
+    ``target``; returns True when ``wait`` stopped it after a whole local feed message.
+
+    Speed: both books' best indices and the order state stay in locals (written back before
+    anything else reads them); depth rows away from resting orders take the inline path."""
+    ev, exch_idx, local_idx = v.ev, v.exch_idx, v.local_idx
+    xbid, xask, lbid, lask = v.xbid, v.xask, v.lbid, v.lask
+    n_e, n_l = exch_idx.shape[0], local_idx.shape[0]
+    inv_tick, tick_lo, n = 1.0 / v.tick_px, v.tick_lo, v.n_ticks
+    ei, li, mbb, mba = v.ei, v.li, v.mark_bb, v.mark_ba
+    xbb, xba, lbb, lba = v.xbb, v.xba, v.lbb, v.lba
+    te = ev[exch_idx[ei]].exch_ts if ei < n_e else I64_MAX
+    tl = ev[local_idx[li]].local_ts if li < n_l else I64_MAX
+    stopped = False
+    to, tr = v.next_req_ts, v.next_resp_ts
+    tq = min(to, tr)
+    blo, bhi, alo, ahi = v.live_bid_lo, v.live_bid_hi, v.live_ask_lo, v.live_ask_hi
+    # ---- market data up to the next order event (ties: see the docstring)
+    while True:
+        if te < tl:
+            if te > target or te >= tr or te > to:
+                break
+            r = exch_idx[ei]
+            evv = ev[r].ev
+            kind = evv & 0xFF
+            fast = kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT  # noqa: SIM109
+            ix = 0
+            if fast:
+                ix = np.int64(np.floor(ev[r].px * inv_tick + 0.5)) - tick_lo
+                # a level holding one of our orders needs the queue model: slow path
+                if evv & BUY_EVENT:  # noqa: SIM108
+                    fast = ix < blo or ix > bhi
+                else:
+                    fast = ix < alo or ix > ahi
+            if fast:
+                if ix < 0 or ix >= n:
+                    v.n_out_of_band += 1
+                elif evv & BUY_EVENT:
+                    xbb, xba = bid_update(xbid, xask, xbb, xba, n, ix, ev[r].qty, _FALSE)
+                elif evv & SELL_EVENT:
+                    xbb, xba = ask_update(xbid, xask, xbb, xba, n, ix, ev[r].qty, _FALSE)
+                if xba <= bhi or xbb >= alo:
+                    # the book moved through a resting order
+                    v.xbb = xbb
+                    v.xba = xba
+                    cross_check(v, te)
+                    to, tr = v.next_req_ts, v.next_resp_ts
+                    tq = min(to, tr)
+                    blo, bhi, alo, ahi = v.live_bid_lo, v.live_bid_hi, v.live_ask_lo, v.live_ask_hi
+                if xbb != mbb or xba != mba:
+                    v.xbb = xbb
+                    v.xba = xba
+                    maybe_mark(v, te)
+                    mbb = xbb
+                    mba = xba
+            else:
+                v.xbb = xbb
+                v.xba = xba
+                v.exch_now = te
+                process_exch(v, evv, te, ev[r].px, ev[r].qty, xbid, xask, inv_tick, tick_lo, n)
+                xbb, xba, mbb, mba = v.xbb, v.xba, v.mark_bb, v.mark_ba
+                # fills may have queued responses (possibly due now) and removed resting orders
+                to, tr = v.next_req_ts, v.next_resp_ts
+                tq = min(to, tr)
+                blo, bhi, alo, ahi = v.live_bid_lo, v.live_bid_hi, v.live_ask_lo, v.live_ask_hi
+            ei += 1
+            te = ev[exch_idx[ei]].exch_ts if ei < n_e else I64_MAX
+        else:
+            if tl > target or tl > tq:
+                break
+            r = local_idx[li]
+            evv = ev[r].ev
+            kind = evv & 0xFF
+            if kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT:  # noqa: SIM109
+                ix = np.int64(np.floor(ev[r].px * inv_tick + 0.5)) - tick_lo
+                if ix >= 0 and ix < n:
+                    if evv & BUY_EVENT:
+                        lbb, lba = bid_update(lbid, lask, lbb, lba, n, ix, ev[r].qty, _FALSE)
+                    elif evv & SELL_EVENT:
+                        lbb, lba = ask_update(lbid, lask, lbb, lba, n, ix, ev[r].qty, _FALSE)
+            else:
+                v.lbb, v.lba = lbb, lba
+                process_local(v, evv, tl, ev[r].px, ev[r].qty, lbid, lask, inv_tick, tick_lo, n)
+                lbb, lba = v.lbb, v.lba
+            li += 1
+            tl = ev[local_idx[li]].local_ts if li < n_l else I64_MAX
+            # one feed message is many rows sharing a local_ts: stop only after its last row,
+            # so a strategy never sees a half-applied book update
+            if wait and tl != ev[r].local_ts:
+                v.now = ev[r].local_ts
+                stopped = True
+                break
+    v.xbb, v.xba, v.lbb, v.lba, v.ei, v.li = xbb, xba, lbb, lba, ei, li
+    return stopped

@@ -72,127 +72,79 @@ def rate_limited(v, ex_ts):
 
 
 @njit(cache=True)
-def reject_request(v, s, ex_ts, op, reason, px, qty):
+def _respond(v, s, ex_ts, r_kind, clears_req, act_kind, op, reason, px, qty, age_ns):
+    """Queue a non-fill response for slot ``s`` and write its ACTION row, stamped with the local
+    time the strategy learns it."""
     o = v.orders[s]
-    rt = push_response(v, s, ex_ts, _R_REJECT, _I1, _F0, _F0, _F0)
-    push_action(v, rt, ex_ts, o.order_id, _ACT_REJECTED, o.side, op, reason, px, qty, _I0)
+    rt = push_response(v, s, ex_ts, r_kind, clears_req, _F0, _F0, _F0)
+    push_action(v, rt, ex_ts, o.order_id, act_kind, o.side, op, reason, px, qty, age_ns)
+
+
+@njit(cache=True)
+def reject_request(v, s, ex_ts, op, reason, px, qty):
+    _respond(v, s, ex_ts, _R_REJECT, _I1, _ACT_REJECTED, op, reason, px, qty, _I0)
+
+
+@njit(cache=True)
+def _reject_new(v, s, ex_ts, reason):
+    o = v.orders[s]
+    o.ex_status = ST_REJECTED
+    reject_request(v, s, ex_ts, _OP_NEW, reason, o.req_px, o.req_qty)
+
+
+@njit(cache=True)
+def _expire_new(v, s, ex_ts):
+    """An IOC or market order's remainder expires (answers the request unless fills did first)."""
+    o = v.orders[s]
+    o.ex_status = ST_EXPIRED
+    first = _I1 if o.ex_leaves_qty == o.req_qty else _I0
+    _respond(
+        v, s, ex_ts, _R_EXPIRED, first, _ACT_EXPIRED, _OP_NEW, _REASON_NONE, o.req_px,
+        o.ex_leaves_qty, _I0,
+    )  # fmt: skip
 
 
 @njit(cache=True)
 def exch_new(v, s, ex_ts):
+    """A new order arrives: rejected (rate limit, price band, post-only cross), a market order
+    walks the book, a crossing GTC/IOC takes first; the remainder rests (GTC) or expires (IOC)."""
     o = v.orders[s]
     o.ex_px = o.req_px
     o.ex_leaves_qty = o.req_qty
     if rate_limited(v, ex_ts):
-        o.ex_status = ST_REJECTED
-        reject_request(v, s, ex_ts, _OP_NEW, _REASON_RATE_LIMIT, o.req_px, o.req_qty)
+        _reject_new(v, s, ex_ts, _REASON_RATE_LIMIT)
         return
     if o.ord_type == ORD_MARKET:
-        limit_ix = v.n_ticks if o.side > 0 else -1
         o.ex_ix = -1
         o.live_exch_ts = ex_ts
-        if not take_liquidity(v, s, limit_ix, ex_ts):
-            o.ex_status = ST_EXPIRED
-            first = o.ex_leaves_qty == o.req_qty
-            rt = push_response(v, s, ex_ts, _R_EXPIRED, _I1 if first else _I0, _F0, _F0, _F0)
-            push_action(
-                v,
-                rt,
-                ex_ts,
-                o.order_id,
-                _ACT_EXPIRED,
-                o.side,
-                _OP_NEW,
-                _REASON_NONE,
-                o.req_px,
-                o.ex_leaves_qty,
-                _I0,
-            )
+        if not take_liquidity(v, s, v.n_ticks if o.side > 0 else -1, ex_ts):
+            _expire_new(v, s, ex_ts)
         return
     ix = ix_of(v, o.req_px)
     if ix < 0 or ix >= v.n_ticks:
-        o.ex_status = ST_REJECTED
-        reject_request(v, s, ex_ts, _OP_NEW, _REASON_PRICE_BAND, o.req_px, o.req_qty)
+        _reject_new(v, s, ex_ts, _REASON_PRICE_BAND)
         return
     o.ex_ix = ix
     o.live_exch_ts = ex_ts
-    if crosses_book(v, o.side, ix):
+    crossed = crosses_book(v, o.side, ix)
+    if crossed:
         if o.tif == TIF_GTX:
-            o.ex_status = ST_REJECTED
             v.n_post_only_rejects += 1
-            reject_request(v, s, ex_ts, _OP_NEW, _REASON_POST_ONLY, o.req_px, o.req_qty)
+            _reject_new(v, s, ex_ts, _REASON_POST_ONLY)
             return
-        first = True
         if take_liquidity(v, s, ix, ex_ts):
-            return
-        first = o.ex_leaves_qty == o.req_qty
-        if o.tif == TIF_IOC:
-            o.ex_status = ST_EXPIRED
-            rt = push_response(v, s, ex_ts, _R_EXPIRED, _I1 if first else _I0, _F0, _F0, _F0)
-            push_action(
-                v,
-                rt,
-                ex_ts,
-                o.order_id,
-                _ACT_EXPIRED,
-                o.side,
-                _OP_NEW,
-                _REASON_NONE,
-                o.req_px,
-                o.ex_leaves_qty,
-                _I0,
-            )
-            return
-        # GTC remainder rests at its price; the levels it took still show in the feed
-        rest_order(v, s, ex_ts)
-        o.cross_ix = v.xba if o.side > 0 else v.xbb
-        rt = push_response(v, s, ex_ts, _R_ACK_NEW, _I1 if first else _I0, _F0, _F0, _F0)
-        push_action(
-            v,
-            rt,
-            ex_ts,
-            o.order_id,
-            _ACT_ACKED,
-            o.side,
-            _OP_NEW,
-            _REASON_NONE,
-            o.req_px,
-            o.ex_leaves_qty,
-            _I0,
-        )
-        return
+            return  # filled in full
     if o.tif == TIF_IOC:
-        o.ex_status = ST_EXPIRED
-        rt = push_response(v, s, ex_ts, _R_EXPIRED, _I1, _F0, _F0, _F0)
-        push_action(
-            v,
-            rt,
-            ex_ts,
-            o.order_id,
-            _ACT_EXPIRED,
-            o.side,
-            _OP_NEW,
-            _REASON_NONE,
-            o.req_px,
-            o.req_qty,
-            _I0,
-        )
+        _expire_new(v, s, ex_ts)
         return
     rest_order(v, s, ex_ts)
-    rt = push_response(v, s, ex_ts, _R_ACK_NEW, _I1, _F0, _F0, _F0)
-    push_action(
-        v,
-        rt,
-        ex_ts,
-        o.order_id,
-        _ACT_ACKED,
-        o.side,
-        _OP_NEW,
-        _REASON_NONE,
-        o.req_px,
-        o.req_qty,
-        _I0,
-    )
+    if crossed:  # the remainder rests at its price; the levels it took still show in the feed
+        o.cross_ix = v.xba if o.side > 0 else v.xbb
+    first = _I1 if o.ex_leaves_qty == o.req_qty else _I0
+    _respond(
+        v, s, ex_ts, _R_ACK_NEW, first, _ACT_ACKED, _OP_NEW, _REASON_NONE, o.req_px,
+        o.ex_leaves_qty, _I0,
+    )  # fmt: skip
 
 
 @njit(cache=True)
@@ -204,20 +156,10 @@ def exch_cancel(v, s, ex_ts):
     live_remove(v, s)
     o.ex_status = ST_CANCELLED
     age = ex_ts - o.live_exch_ts
-    rt = push_response(v, s, ex_ts, _R_CANCELLED, _I1, _F0, _F0, _F0)
-    push_action(
-        v,
-        rt,
-        ex_ts,
-        o.order_id,
-        _ACT_CANCELLED,
-        o.side,
-        _OP_CANCEL,
-        _REASON_NONE,
-        o.ex_px,
-        o.ex_leaves_qty,
-        age,
-    )
+    _respond(
+        v, s, ex_ts, _R_CANCELLED, _I1, _ACT_CANCELLED, _OP_CANCEL, _REASON_NONE, o.ex_px,
+        o.ex_leaves_qty, age,
+    )  # fmt: skip
 
 
 @njit(cache=True)
@@ -235,54 +177,39 @@ def exch_modify(v, s, ex_ts):
     if ix < 0 or ix >= v.n_ticks:
         reject_request(v, s, ex_ts, _OP_REPLACE, _REASON_PRICE_BAND, o.req_px, o.req_qty)
         return
-    age = ex_ts - o.live_exch_ts
     if crosses_book(v, o.side, ix):
         # GTX: the exchange drops the order; GTC/IOC: replace as a taker is not simulated, same outcome
+        age = ex_ts - o.live_exch_ts
         live_remove(v, s)
         o.ex_status = ST_REJECTED
         if o.tif == TIF_GTX:
             v.n_post_only_rejects += 1
-        rt = push_response(v, s, ex_ts, _R_REJECT, _I1, _F0, _F0, _F0)
-        push_action(
-            v,
-            rt,
-            ex_ts,
-            o.order_id,
-            _ACT_REJECTED,
-            o.side,
-            _OP_REPLACE,
-            _REASON_POST_ONLY,
-            o.req_px,
-            o.req_qty,
-            age,
-        )
+        _respond(
+            v, s, ex_ts, _R_REJECT, _I1, _ACT_REJECTED, _OP_REPLACE, _REASON_POST_ONLY, o.req_px,
+            o.req_qty, age,
+        )  # fmt: skip
         return
     keep_queue = ix == o.ex_ix and o.req_qty <= o.ex_leaves_qty
     o.ex_px = o.req_px
     o.ex_leaves_qty = o.req_qty
-    if keep_queue:
-        pass
-    else:
-        o.ex_ix = ix
-        o.live_exch_ts = ex_ts
-        o.queue_ahead_qty = v.xbid[ix] if o.side > 0 else v.xask[ix]
-        o.cum_trade_qty = 0.0
-        o.cross_ix = v.n_ticks + 1 if o.side > 0 else -2
-        live_bounds(v)
-    rt = push_response(v, s, ex_ts, _R_ACK_MODIFY, _I1, _F0, _F0, _F0)
-    push_action(
-        v,
-        rt,
-        ex_ts,
-        o.order_id,
-        _ACT_ACKED,
-        o.side,
-        _OP_REPLACE,
-        _REASON_NONE,
-        o.req_px,
-        o.req_qty,
-        _I0,
-    )
+    if not keep_queue:
+        _requeue(v, s, ix, ex_ts)
+    _respond(
+        v, s, ex_ts, _R_ACK_MODIFY, _I1, _ACT_ACKED, _OP_REPLACE, _REASON_NONE, o.req_px,
+        o.req_qty, _I0,
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def _requeue(v, s, ix, ex_ts):
+    """A replaced order moves to ladder index ``ix`` at the back of its queue."""
+    o = v.orders[s]
+    o.ex_ix = ix
+    o.live_exch_ts = ex_ts
+    o.queue_ahead_qty = v.xbid[ix] if o.side > 0 else v.xask[ix]
+    o.cum_trade_qty = 0.0
+    o.cross_ix = v.n_ticks + 1 if o.side > 0 else -2
+    live_bounds(v)
 
 
 @njit(cache=True)

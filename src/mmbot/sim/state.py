@@ -304,6 +304,15 @@ def new_venue(
     v.rate_limit = rate_limit
     v.tick_lo = tick_lo
     v.n_ticks = n_ticks
+    _init_books(v, n_ticks)
+    _init_orders(v, max_orders, n_ticks)
+    _init_accounts_and_records(v, rate_limit)
+    return v
+
+
+@njit(cache=True)
+def _init_books(v, n_ticks):
+    """Both books empty: zero ladders, best bid -1, best ask ``n_ticks``."""
     v.xbid = np.zeros(n_ticks, np.float64)
     v.xask = np.zeros(n_ticks, np.float64)
     v.xbb = -1
@@ -312,6 +321,11 @@ def new_venue(
     v.lask = np.zeros(n_ticks, np.float64)
     v.lbb = -1
     v.lba = n_ticks
+
+
+@njit(cache=True)
+def _init_orders(v, max_orders, n_ticks):
+    """Empty order slots, live list and response queue."""
     orders = np.zeros(max_orders, ORDER_DTYPE)
     for s in range(max_orders):
         orders[s].req_arrive_ts = I64_MAX
@@ -329,6 +343,11 @@ def new_venue(
     v.n_resp = 0
     v.resp_seq = 0
     v.next_resp_ts = I64_MAX
+
+
+@njit(cache=True)
+def _init_accounts_and_records(v, rate_limit):
+    """Zero accounts, empty trade ring, rate-limit window, record buffers and counters."""
     v.ex_pos = 0.0
     v.ex_cash = 0.0
     v.ex_fills = 0
@@ -361,7 +380,6 @@ def new_venue(
     v.err_code = 0
     v.err_ts = 0
     v.err_val = 0.0
-    return v
 
 
 @njit(cache=True)
