@@ -14,7 +14,13 @@ from mmbot.sweep.executors import InlineExecutor
 from mmbot.sweep.folds import synthetic_folds
 from mmbot.sweep.results import write_results
 from mmbot.sweep.space import parse_space, suggest
-from mmbot.sweep.trial import FAULT_FEE_RATE_SIGN, FAULT_FEE_RECORD_SIGN
+from mmbot.sweep.trial import (
+    FAULT_FEE_RATE_SIGN,
+    FAULT_FEE_RECORD_SIGN,
+    FAULT_MID_RECORD,
+    TrialTask,
+    run_trial,
+)
 
 HOURS = 0.04  # two folds of 1.2 min: a trial simulates in well under a second
 
@@ -118,3 +124,37 @@ def test_a_trial_with_too_few_fills_is_failed_not_scored(tmp_path, folds):
     (t,) = res.studies[0].get_trials()
     assert t.state.name == "FAIL" and "--min-fills" in t.user_attrs[ATTR_REASON]
     assert res.steps[0].best_trial is None and "best_oos" not in res.steps[0].evaluations
+
+
+def test_a_fill_with_a_corrupted_mid_fails_its_trial_naming_the_fill(tmp_path, folds):
+    res = run_sweep(_cfg(tmp_path, folds, 2, faults={(0, 1): FAULT_MID_RECORD}), InlineExecutor())
+    trials = {t.number: t for t in res.studies[0].get_trials()}
+    assert [trials[n].state.name for n in range(2)] == ["COMPLETE", "FAIL"]
+    reason = trials[1].user_attrs[ATTR_REASON]
+    assert reason.startswith("audit: fold0_") and " fill " in reason and "carries mid" in reason
+    assert trials[1].values is None
+
+
+def test_an_inverse_capture_runs_as_inverse_with_its_own_fee_schedule(tmp_path):
+    from conftest import COINM_CAPTURE, need_shared
+    from mmbot.instruments import detect_spec
+    from mmbot.sweep.folds import capture_folds
+
+    cap = need_shared(COINM_CAPTURE)
+    cfolds, _ = capture_folds([cap], 2, tmp_path / "folds")
+    part = cfolds[0].parts[0]
+    assert detect_spec(part.data_format, part.symbol).kind == "inverse"
+    task = TrialTask(
+        "t0",
+        cfolds[0],
+        dict(load_profile("S1").runtime),
+        load_profile("S1"),
+        {},
+        ("net_bps",),
+        min_fills=1,
+    )
+    out = run_trial(task)
+    assert out.ok, out.reason
+    # counted in BTC, the settle coin: contracts x 100 USD / px (a few BTC here); read as linear
+    # contracts it would be px x contracts, about 56,000 per contract
+    assert 0 < out.kpis["turnover"] < 100, out.kpis["turnover"]

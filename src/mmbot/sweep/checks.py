@@ -29,9 +29,21 @@ class TrialCheckError(Exception):
     """A trial's records fail a check: the message is the reason recorded on the trial."""
 
 
-def check_fees(results: Sequence[RunResult], maker_fee_rate: float, taker_fee_rate: float) -> None:
-    """Fills' fee rates and amounts against the configured rates (TrialCheckError naming the run)."""
+def _per_run(rate: float | Sequence[float], n: int) -> list[float]:
+    return [float(rate)] * n if isinstance(rate, int | float) else [float(x) for x in rate]
+
+
+def check_fees(
+    results: Sequence[RunResult],
+    maker_fee_rate: float | Sequence[float],
+    taker_fee_rate: float | Sequence[float],
+) -> None:
+    """Fills' fee rates and amounts against the configured rates (TrialCheckError naming the run).
+    Rates are one for every run or one per run (each market has its own schedule)."""
+    makers = _per_run(maker_fee_rate, len(results))
+    takers = _per_run(taker_fee_rate, len(results))
     for i, r in enumerate(results):
+        maker_fee_rate, taker_fee_rate = makers[i], takers[i]
         label = f"run {i}" + (f" ({r.meta.get('symbol')})" if r.meta.get("symbol") else "")
         for key, want in (("maker_fee_rate", maker_fee_rate), ("taker_fee_rate", taker_fee_rate)):
             got = r.meta.get(key)
@@ -66,8 +78,8 @@ def check_fees(results: Sequence[RunResult], maker_fee_rate: float, taker_fee_ra
 def check_trial(
     results: Sequence[RunResult],
     runtime: dict,
-    maker_fee_rate: float,
-    taker_fee_rate: float,
+    maker_fee_rate: float | Sequence[float],
+    taker_fee_rate: float | Sequence[float],
     min_fills: int,
 ) -> dict:
     """Build the EDGE_REPORT and run every check; returns the report or raises TrialCheckError."""

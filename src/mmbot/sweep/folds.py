@@ -45,6 +45,7 @@ class FoldPart:
     start_ns: int
     end_ns: int
     events: int
+    data_format: str = ""  # the capture's (mmbot.instruments.detect_spec: linear or inverse)
 
 
 @dataclass(frozen=True)
@@ -106,12 +107,13 @@ def _load_existing(folder: Path, digest: str) -> list[Fold] | None:
 
 
 def _write(folder: Path, digest: str, spec: dict, windows: list[list[tuple]]) -> list[Fold]:
-    """windows[i] = [(events, symbol, tick, lot), ...] for fold i -> .npy files + manifest."""
+    """windows[i] = [(events, symbol, tick, lot[, data format]), ...] for fold i -> .npy files +
+    manifest."""
     folder.mkdir(parents=True, exist_ok=True)
     folds = []
     for i, parts in enumerate(windows):
         fparts = []
-        for j, (ev, sym, tick, lot) in enumerate(parts):
+        for j, (ev, sym, tick, lot, *fmt) in enumerate(parts):
             path = folder / f"fold{i:02d}_part{j:02d}.npy"
             np.save(path, np.ascontiguousarray(ev), allow_pickle=False)
             fparts.append(
@@ -123,6 +125,7 @@ def _write(folder: Path, digest: str, spec: dict, windows: list[list[tuple]]) ->
                     int(ev["exch_ts"][0]),
                     int(ev["exch_ts"][-1]),
                     int(len(ev)),
+                    str(fmt[0]) if fmt else "",
                 )
             )
         folds.append(Fold(i, tuple(fparts)))
@@ -179,7 +182,7 @@ def capture_folds(
         if not p.is_file():
             raise UserError(f"--data {p}: file not found")
     stamps = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
-    spec = {"data": stamps, "folds": n_folds}
+    spec = {"data": stamps, "folds": n_folds, "parts": "with data_format"}
     digest = _digest(spec)
     label = "captures:" + ",".join(p.name for p in paths)
     found = _load_existing(folder, digest)
@@ -195,11 +198,12 @@ def capture_folds(
         sym = str(stats.symbol or p.stem)
         tick = stats.tick_px_guess if math.isfinite(stats.tick_px_guess) else None
         lot = stats.lot_qty_guess if math.isfinite(stats.lot_qty_guess) else None
+        fmt = str(stats.format or "")
         if n_folds is None:
-            windows[k].append((events, sym, tick, lot))
+            windows[k].append((events, sym, tick, lot, fmt))
             continue
         for i, w in enumerate(_cut(events, n_folds, tick)):
-            windows[i].append((w, sym, tick, lot))
+            windows[i].append((w, sym, tick, lot, fmt))
     return _write(folder, digest, spec, windows), label
 
 

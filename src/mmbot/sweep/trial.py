@@ -9,7 +9,9 @@ compiled loop, first trial of a process only), simulation and audit.
 Fault injection (``TrialTask.fault``) exists for the tests that prove a broken accounting is caught:
 ``FAULT_FEE_RECORD_SIGN`` flips the sign of every fill's fee in the records after the run (the
 records disagree with the simulator's equity); ``FAULT_FEE_RATE_SIGN`` runs the venue with the
-maker fee rate's sign flipped (venue and records agree; the configured rate does not).
+maker fee rate's sign flipped (venue and records agree; the configured rate does not);
+``FAULT_MID_RECORD`` moves one fill's mid by 0.1 % in the records (the edge identity still holds;
+only the cross-check against the rebuilt book can see it).
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ import numpy as np
 from mmbot.config import Profile
 from mmbot.strategy.params import fee_choice
 from mmbot.sweep.checks import TrialCheckError, check_trial
-from mmbot.sweep.folds import Fold
+from mmbot.sweep.folds import Fold, FoldPart
 from mmbot.sweep.objective import kpis, objective_values
 
 FAULT_FEE_RECORD_SIGN: Final = "fee_record_sign"
 FAULT_FEE_RATE_SIGN: Final = "fee_rate_sign"
-FAULTS: Final = (FAULT_FEE_RECORD_SIGN, FAULT_FEE_RATE_SIGN)
+FAULT_MID_RECORD: Final = "mid_record"
+FAULTS: Final = (FAULT_FEE_RECORD_SIGN, FAULT_FEE_RATE_SIGN, FAULT_MID_RECORD)
 WARM_EVENTS: Final[int] = 5_000
 
 _FOLD_CACHE: dict[str, np.ndarray] = {}
@@ -98,6 +101,27 @@ def _settings(task: TrialTask) -> Any:
     return apply_quoter_params(s, task.quoter_params)
 
 
+def fee_rates(profile: Profile, part: FoldPart) -> tuple[float, float]:
+    """(maker, taker) the part's run uses: the profile's tier of its market's schedule."""
+    from mmbot.instruments import detect_spec
+
+    fees = fee_choice(profile, detect_spec(part.data_format, part.symbol))
+    return fees.maker_fee_rate, fees.taker_fee_rate
+
+
+def check_mids(events: list[np.ndarray], results: list[Any]) -> None:
+    """Every fill's mid against a book rebuilt independently from the fold's events
+    (``audit.crosscheck``): a mismatch fails the trial naming the fill."""
+    from mmbot.audit import AuditError
+    from mmbot.audit.crosscheck import check_fill_mids
+
+    for ev, res in zip(events, results, strict=True):
+        try:
+            res.meta["mid_crosscheck"] = check_fill_mids(ev, res, str(res.meta["name"]))
+        except AuditError as exc:
+            raise TrialCheckError(f"audit: {exc}") from None
+
+
 def _warm(settings: Any, events: np.ndarray, part: Any) -> float:
     """Load (or compile) the compiled loop on a small slice: the process's one-off compile cost."""
     from mmbot.backtest import run
@@ -138,17 +162,27 @@ def run_trial(task: TrialTask, arrays: list[np.ndarray] | None = None) -> TrialO
         t1 = time.perf_counter()
         results = []
         for part, ev in zip(task.fold.parts, events, strict=True):
-            res = run(ev, settings, symbol=part.symbol, tick_px=part.tick_px, lot_qty=part.lot_qty)
+            res = run(
+                ev,
+                settings,
+                symbol=part.symbol,
+                tick_px=part.tick_px,
+                lot_qty=part.lot_qty,
+                data_format=part.data_format,
+            )
             res.meta["name"] = f"{task.fold.label}_{part.symbol}"
             if task.fault == FAULT_FEE_RECORD_SIGN:
                 res.fills["fee"] = -res.fills["fee"]
+            if task.fault == FAULT_MID_RECORD and len(res.fills):
+                res.fills["mid_px"][len(res.fills) // 2] *= 1.001
             results.append(res)
         t2 = time.perf_counter()
         out.sim_s = t2 - t1
+        check_mids(events, results)
         runtime = {"sweep_trial": task.key, "knobs": task.knobs, "strategy": task.strategy}
-        fees = fee_choice(task.profile, None)
+        rates = [fee_rates(task.profile, part) for part in task.fold.parts]
         edge = check_trial(
-            results, runtime, fees.maker_fee_rate, fees.taker_fee_rate, task.min_fills
+            results, runtime, [m for m, _ in rates], [t for _, t in rates], task.min_fills
         )
         row = kpis(edge, results)
         values = objective_values(row, task.objectives)
