@@ -128,6 +128,20 @@ class Fees(_Strict):
     taker_fee_rate: float | None = Field(None, ge=-0.01, le=0.01)
 
 
+class FundingModel(_Strict):
+    """The synthetic market's funding series (``mmbot.data.synthetic_funding``): the venues'
+    formula on a premium modelled from the market's own mid path."""
+
+    interest_rate: float = Field(
+        0.0001, ge=-0.01, le=0.01, description="interest component per interval (0.01 % / 8 h)"
+    )
+    premium_coef: float = Field(
+        0.05, ge=0.0, le=10.0, description="premium = coef x (interval mean mid / start mid - 1)"
+    )
+    cap_rate: float = Field(0.00375, gt=0.0, le=0.05, description="|rate| cap per interval")
+    interval_s: int = Field(28800, ge=60, le=86400, description="funding every this many s")
+
+
 class Venue(_Strict):
     rate_limit_per_s: float = Field(10.0, ge=0.0, description="exchange orders/s limit; 0 = none")
 
@@ -158,6 +172,7 @@ class Profile(_Strict):
     risk: Risk = Risk()
     fees: Fees = Fees()
     venue: Venue = Venue()
+    funding: FundingModel = FundingModel()
     strategy: StrategySection = StrategySection()
     source: str = ""
     messages: list[str] = Field(default_factory=list)

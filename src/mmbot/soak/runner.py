@@ -165,6 +165,8 @@ class Market:
     lot_qty: float | None = None
     notes: list[str] = field(default_factory=list)
     _stream: SyntheticStream | None = field(default=None, repr=False, compare=False)
+    # the synthetic market's funding accrual (data.synthetic_funding), set by run_soak
+    funding: Any = field(default=None, repr=False, compare=False)
 
     def synthetic_at(self, seed: int, start_ns: int) -> SyntheticStream:
         """The soak's synthetic stream for ``seed``, positioned at ``start_ns``: the one already
@@ -450,19 +452,59 @@ def run_iteration(
         res = backtest_run(
             run_events, settings, symbol=mkt.symbol, tick_px=mkt.tick_px, lot_qty=mkt.lot_qty
         )
+        res.meta["name"] = f"iter{iteration:03d}_chunk{chunk_no:03d}"
+        w0 = start_ns + chunk_no * CHUNK_NS  # the chunk's market-time window (as mkt.chunks)
+        audit_chunk(mkt, run_events, res, (w0, min(w0 + CHUNK_NS, start_ns + duration_ns)))
         last_events = run_events if segment_out is not None else None
         del run_events
         if carry is not None:
             carry.apply(events)
-        res.meta["name"] = f"iter{iteration:03d}_chunk{chunk_no:03d}"
         res = close_at_taker(res)  # chunks do not carry positions: close at taker cost, booked
         results.append(res)
         if on_chunk is not None:
             on_chunk(int(events["exch_ts"][-1]))
         del events
     if segment_out is not None and last_events is not None and results:
-        segment_out.append(Segment(iteration, last_events, settings_seed, results[-1]))
+        funding = results[-1].meta.get("funding")
+        segment_out.append(Segment(iteration, last_events, settings_seed, results[-1], funding))
     return results
+
+
+def audit_chunk(mkt: Market, events: np.ndarray, res: Any, window: tuple[int, int]) -> None:
+    """What the soak checks and books on a chunk's run before its close-out: every fill's mid
+    against a book rebuilt independently from the chunk's input (``audit.crosscheck``; an
+    AuditError names the fill and fails the soak), and on a synthetic market the funding the
+    chunk pays (``funding_for_chunk``)."""
+    from mmbot.audit.crosscheck import check_fill_mids
+
+    res.meta["mid_crosscheck"] = check_fill_mids(events, res, str(res.meta["name"]))
+    if mkt.funding is not None:
+        res.meta["funding"] = funding_for_chunk(mkt.funding, events, res.meta, window)
+
+
+def funding_for_chunk(
+    accrual: Any, events: np.ndarray, meta: dict, window: tuple[int, int]
+) -> dict:
+    """The synthetic market's funding (``data.synthetic_funding``) over one chunk: its mid path,
+    rebuilt from the chunk's events, is fed to the market's accrual, and the chunk is charged the
+    funding times in its window (start, end]. A time after its last event (funding times fall on
+    chunk boundaries) is charged at that last event, on the position held before the close-out,
+    since chunks do not carry positions into the next; one before its first event finds it flat."""
+    from mmbot.audit.crosscheck import rebuild_mids
+    from mmbot.funding import FundingSchedule
+
+    ts, mid = rebuild_mids(events, float(meta["tick_px"]))
+    accrual.feed(ts, mid)
+    first, last = int(meta["start_ts"]), int(meta["end_ts"])
+    sched = accrual.schedule(window[0], window[1], "")
+    times = np.clip(sched.times_ns, first, last)
+    source = (
+        "synthetic: the venues' formula on a premium from the mid path (data.synthetic_funding); "
+        "a funding time at the chunk's end is charged before its close-out"
+    )
+    return FundingSchedule(times, sched.rates, source).to_meta() | {
+        "funding_times_ns": [int(t) for t in sched.times_ns]
+    }
 
 
 @dataclass
@@ -473,6 +515,7 @@ class Segment:
     events: np.ndarray  # carried book snapshot + the chunk's events (the real run's input)
     settings_seed: int
     result: Any  # the real run's RunResult on it
+    funding: dict | None = None  # the funding the real run was charged (replays pay the same)
 
 
 def chunk_net_bps(result: Any) -> float | None:
@@ -584,6 +627,8 @@ class Replayer:
             tick_px=self.mkt.tick_px,
             lot_qty=self.mkt.lot_qty,
         )
+        if seg.funding is not None:
+            res.meta["funding"] = seg.funding
         return chunk_score_bps(close_at_taker(res))  # scored like the real run's chunk
 
     def __call__(self, knobs: Mapping[str, float], seg_id: int) -> float | None:
@@ -684,6 +729,21 @@ def run_soak(
 
         prof = check_strategy(with_strategy_options(prof, **strategy_options))
     mkt = resolve_market(market)
+    if mkt.kind == "synthetic":
+        from mmbot.data.synthetic_funding import FundingAccrual
+
+        mkt.funding = FundingAccrual.from_profile(prof)
+    mkt.notes.append(
+        "positions: each 30-min chunk's end position is closed at its final touch with the taker "
+        "fee, booked as a taker fill (chunks do not carry positions; EDGE_REPORT "
+        "position_close_out)"
+    )
+    if mkt.funding is not None:
+        mkt.notes.append(
+            f"funding: the synthetic market's series every {prof.funding.interval_s} s "
+            "(interest + premium from its mid path; profile 'funding'), charged on the position "
+            "held at each funding time (EDGE_REPORT funding_bps)"
+        )
 
     from mmbot.audit import build_edge_report
     from mmbot.audit.edge_report import make_runtime
