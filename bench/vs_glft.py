@@ -1,7 +1,7 @@
 """hftbacktest's own GLFT tutorial beside mmbot's ``glft_ref`` port and mmbot's default quoter.
 
-Usage: .venv/bin/python bench/vs_glft.py [capture.gz ...]
-(default: the shared USD-M and spot BTCUSDT captures in ../shared/data)
+Usage: .venv/bin/python bench/vs_glft.py [usdm|spot|coinm ... | capture.gz ...]
+(default: the shared USD-M and spot BTCUSDT and COIN-M BTCUSD_PERP captures in ../shared/data)
 
 Each capture is written once with ``mmbot data convert`` (an hftbacktest ``.npz``); both engines read
 that array. hftbacktest 2.4 ignores book-ticker (DEPTH_BBO) rows while mmbot applies them, so, as in
@@ -18,7 +18,8 @@ snapshot; on a capture whose first 100 ms step comes before the book exists, its
 hftbacktest's empty-book sentinels (INVALID_MIN / INVALID_MAX) would record a 600,000-tick mid change
 and poison the first volatility window.
 
-Equal limits for every engine and quoter: order 0.01 BTC, max position 20 orders, maker -0.5 bps,
+Equal limits for every engine and quoter: order 0.01 BTC (COIN-M: one 100 USD contract, money in
+BTC on both engines), max position 20 orders, maker -0.5 bps,
 taker +7 bps, 10 ms order entry and response latency, power-2 probability queue, no partial fills,
 calibration window 60 s (the captures last about 345 s). hftbacktest has no order-rate guards, so
 mmbot's are set out of reach for every mmbot row (no exchange rate limit, request concurrency and
@@ -49,13 +50,14 @@ from mmbot.events import DEPTH_BBO_EVENT, KIND_MASK  # noqa: E402
 from mmbot.strategy.registry import DEFAULT_QUOTER  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
+# name -> (capture, order size, market): COIN-M (BTCUSD_PERP) trades 100 USD contracts settled in
+# BTC, one contract per order; hftbacktest runs it as its inverse asset (contract size 100), mmbot
+# with the binance-coinm contract spec, so both count fills in contracts and money in BTC
 CAPTURES = {
-    "usdm": (SHARED / "binance-usdm" / "btcusdt_20240808.gz", 0.01),
-    "spot": (SHARED / "binance-spot" / "btcusdt_20240808.gz", 0.01),
+    "usdm": (SHARED / "binance-usdm" / "btcusdt_20240808.gz", 0.01, "binance-usdm"),
+    "spot": (SHARED / "binance-spot" / "btcusdt_20240808.gz", 0.01, "binance-spot"),
+    "coinm": (SHARED / "binance-coinm" / "btcusd_perp_20240808.gz", 1.0, "binance-coinm"),
 }
-# COIN-M (btcusd_perp, 100 USD contracts settled in BTC) is left out until mmbot sizes inverse
-# contracts: the venue and the audit count base units of a linear market
-SKIPPED = {"coinm": "COIN-M inverse contracts are not supported by mmbot's venue yet"}
 
 # the mmbot quoters beside hftbacktest: the port and whatever is mmbot's default
 MMBOT_QUOTERS = tuple(dict.fromkeys(("glft_ref", DEFAULT_QUOTER)))
@@ -243,17 +245,25 @@ def tutorial_loop():
 
 
 def run_hbt(
-    data: np.ndarray, loop, tick: float, lot: float, order_qty: float, record: bool = False
+    data: np.ndarray,
+    loop,
+    tick: float,
+    lot: float,
+    order_qty: float,
+    record: bool = False,
+    spec=None,
 ) -> dict:
+    """hftbacktest's run; ``spec`` (mmbot ContractSpec) inverse: its inverse asset, equity in the
+    settle coin (hftbacktest's InverseAsset: -balance - size x position / mid - fee)."""
     from hftbacktest import BacktestAsset, HashMapMarketDepthBacktest
 
+    inverse = spec is not None and spec.inverse
     rec = np.zeros((200_000 if record else 0, 3), np.int64)
     t0 = time.perf_counter()
+    asset = BacktestAsset().data([data])
+    asset = asset.inverse_asset(spec.contract_size) if inverse else asset.linear_asset(1.0)
     asset = (
-        BacktestAsset()
-        .data([data])
-        .linear_asset(1.0)
-        .constant_order_latency(int(LATENCY_MS * 1e6), int(LATENCY_MS * 1e6))
+        asset.constant_order_latency(int(LATENCY_MS * 1e6), int(LATENCY_MS * 1e6))
         .power_prob_queue_model(2.0)
         .no_partial_fill_exchange()
         .trading_value_fee_model(MAKER_FEE, TAKER_FEE)
@@ -269,10 +279,14 @@ def run_hbt(
     sv = hbt.state_values(0)
     depth = hbt.depth(0)
     mid = (depth.best_bid + depth.best_ask) / 2.0
+    if inverse:
+        equity = float(-sv.balance - spec.contract_size * sv.position / mid - sv.fee)
+    else:
+        equity = float(sv.balance - sv.fee + sv.position * mid)
     out = {
         "fills": int(sv.num_trades),
         "turnover": float(sv.trading_value),
-        "equity": float(sv.balance - sv.fee + sv.position * mid),
+        "equity": equity,
         "fee": float(sv.fee),
         "position": float(sv.position),
     }
@@ -296,9 +310,10 @@ def guard_free_profile():
     return prof
 
 
-def settings(strategy: str, order_qty: float) -> RunSettings:
+def settings(strategy: str, order_qty: float, spec=None) -> RunSettings:
     params = {"window_s": WINDOW_S} if strategy == "glft_ref" else {}
     return RunSettings(
+        spec=spec,
         strategy=strategy,
         params=params,
         profile=guard_free_profile(),
@@ -313,8 +328,10 @@ def settings(strategy: str, order_qty: float) -> RunSettings:
     )
 
 
-def run_mmbot(events: np.ndarray, strategy: str, tick: float, lot: float, order_qty: float) -> dict:
-    s = settings(strategy, order_qty)
+def run_mmbot(
+    events: np.ndarray, strategy: str, tick: float, lot: float, order_qty: float, spec=None
+) -> dict:
+    s = settings(strategy, order_qty, spec)
     t0 = time.perf_counter()
     r = run(events, s, tick_px=tick, lot_qty=lot)
     seconds = time.perf_counter() - t0
@@ -334,6 +351,11 @@ def run_mmbot(events: np.ndarray, strategy: str, tick: float, lot: float, order_
         "position": float(r.meta["venue"].get("position_qty", float("nan"))),
         "result": r,
     }
+
+
+def _final_mid(row: dict) -> float:
+    v = row["result"].meta.get("final_mid_px")
+    return float(v) if isinstance(v, int | float) else float("nan")
 
 
 # ---------------------------------------------------------------- data
@@ -365,15 +387,15 @@ def best_of(fn, n: int) -> dict:
     return min((fn() for _ in range(n)), key=lambda r: r["seconds"])
 
 
-def bench_capture(capture: Path, order_qty: float, loop) -> dict:
+def bench_capture(capture: Path, order_qty: float, loop, spec=None) -> dict:
     data, tick, lot, n_bbo = load(capture)
     # warm-up: JIT / cache load of every loop on a slice
-    run_hbt(data[:WARMUP_ROWS], loop, tick, lot, order_qty)
+    run_hbt(data[:WARMUP_ROWS], loop, tick, lot, order_qty, spec=spec)
     for q in MMBOT_QUOTERS:
-        run_mmbot(data[:WARMUP_ROWS], q, tick, lot, order_qty)
-    rows = {REF: best_of(lambda: run_hbt(data, loop, tick, lot, order_qty), TIMED_RUNS)}
+        run_mmbot(data[:WARMUP_ROWS], q, tick, lot, order_qty, spec)
+    rows = {REF: best_of(lambda: run_hbt(data, loop, tick, lot, order_qty, spec=spec), TIMED_RUNS)}
     for q in MMBOT_QUOTERS:
-        rows[q] = best_of(lambda q=q: run_mmbot(data, q, tick, lot, order_qty), TIMED_RUNS)
+        rows[q] = best_of(lambda q=q: run_mmbot(data, q, tick, lot, order_qty, spec), TIMED_RUNS)
     return {"events": len(data), "tick": tick, "lot": lot, "n_bbo": n_bbo, "rows": rows}
 
 
@@ -383,11 +405,12 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}"
 
 
-def print_table(name: str, capture: Path, order_qty: float, r: dict) -> None:
+def print_table(name: str, capture: Path, order_qty: float, r: dict, spec=None) -> None:
+    unit = f"  money in {spec.settle}" if spec is not None and spec.inverse else ""
     print(
         f"\n{name}: {capture}  events {r['events']:,} (book-ticker rows removed: {r['n_bbo']:,})  "
         f"tick {r['tick']:g}  lot {r['lot']:g}  qty {order_qty:g}  max position "
-        f"{MAX_POSITION_ORDERS} orders"
+        f"{MAX_POSITION_ORDERS} orders{unit}"
     )
     head = (
         f"{'strategy':<12} {'fills':>6} {'turnover':>12} {'equity':>10} {'net_bps':>8} "
@@ -400,17 +423,18 @@ def print_table(name: str, capture: Path, order_qty: float, r: dict) -> None:
     for name_, row in r["rows"].items():
         eps = r["events"] / row["seconds"]
         print(
-            f"{name_:<12} {row['fills']:>6} {row['turnover']:>12.2f} {row['equity']:>10.4f} "
+            f"{name_:<12} {row['fills']:>6} {row['turnover']:>12.6g} {row['equity']:>10.4g} "
             f"{row['net_bps']:>8.3f} {row['net_bps_before_rebates']:>15.3f} {eps:>11,.0f} | "
             f"{_ratio(row['fills'], ref['fills']):>9} {_ratio(row['equity'], ref['equity']):>10} "
             f"{_ratio(eps, eps_ref):>9}"
         )
 
 
-def parity(hbt_row: dict, mm_row: dict) -> tuple[bool, bool]:
-    """(fills within 10 %, equity within 10 % or 0.1 quote units, whichever is larger)."""
+def parity(hbt_row: dict, mm_row: dict, floor: float = 0.1) -> tuple[bool, bool]:
+    """(fills within 10 %, equity within 10 % or ``floor`` (0.1 quote units; an inverse market:
+    0.1 USD in its settle coin), whichever is larger)."""
     fills_ok = abs(mm_row["fills"] - hbt_row["fills"]) <= 0.10 * hbt_row["fills"]
-    tol = max(0.10 * abs(hbt_row["equity"]), 0.1)
+    tol = max(0.10 * abs(hbt_row["equity"]), floor)
     return fills_ok, abs(mm_row["equity"] - hbt_row["equity"]) <= tol
 
 
@@ -431,30 +455,38 @@ def touch_ratio() -> tuple[float, int]:
 
 
 def main(argv: list[str]) -> int:
-    if argv:
-        captures = {Path(a).parent.name or Path(a).stem: (Path(a), 0.01) for a in argv}
+    """argv: names of CAPTURES (a subset: the touch bench is left out), or capture paths (linear,
+    0.01 per order); none: every capture and the touch bench."""
+    from mmbot.instruments import spec_for
+
+    if argv and all(a in CAPTURES for a in argv):
+        captures = {a: CAPTURES[a] for a in argv}
+    elif argv:
+        captures = {Path(a).parent.name or Path(a).stem: (Path(a), 0.01, "") for a in argv}
     else:
         captures = CAPTURES
     loop = tutorial_loop()
     speed = []
     verdicts = []
-    for name, (cap, qty) in captures.items():
+    for name, (cap, qty, market) in captures.items():
         if not cap.exists():
             print(f"{name}: capture not found: {cap} (skipped)")
             continue
-        r = bench_capture(cap, qty, loop)
-        print_table(name, cap, qty, r)
+        spec = spec_for(market, "BTCUSD_PERP") if market == "binance-coinm" else None
+        r = bench_capture(cap, qty, loop, spec)
+        print_table(name, cap, qty, r, spec)
         ref = r["rows"][REF]
-        f_ok, e_ok = parity(ref, r["rows"]["glft_ref"])
+        mid = _final_mid(r["rows"]["glft_ref"])
+        floor = 0.1 / mid if spec is not None and spec.inverse and mid > 0 else 0.1
+        f_ok, e_ok = parity(ref, r["rows"]["glft_ref"], floor)
         verdicts.append(f_ok and e_ok)
         print(
             f"glft_ref vs {REF}: fills {'OK' if f_ok else 'OUTSIDE'} (within 10 %), equity "
-            f"{'OK' if e_ok else 'OUTSIDE'} (within 10 % or 0.1 quote units)"
+            f"{'OK' if e_ok else 'OUTSIDE'} (within 10 % or {floor:.3g} "
+            f"{spec.settle if spec is not None and spec.inverse else 'quote units'})"
         )
         for q in MMBOT_QUOTERS:
             speed.append((name, q, ref["seconds"] / r["rows"][q]["seconds"]))
-    for name, why in SKIPPED.items():
-        print(f"{name}: skipped ({why})")
     print(
         "\nspeed, mmbot strategy backtest with full records vs hftbacktest's GLFT tutorial (warm):"
     )
@@ -462,6 +494,8 @@ def main(argv: list[str]) -> int:
         print(
             f"  {name:<5} {q:<9} {ratio:.2f}x  (target >= 1.0)  {'OK' if ratio >= 1.0 else 'BELOW'}"
         )
+    if argv:
+        return 0 if all(verdicts) else 1
     ratio, n = touch_ratio()
     print(
         f"touch bench (bench/vs_hftbacktest.py's strategy and data, {n:,} events, warm): "
