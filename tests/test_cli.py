@@ -24,6 +24,7 @@ COMMANDS = [
     ["live", "--help"],
     ["record", "--help"],
     ["emulator", "--help"],
+    ["replay-compare", "--help"],
 ]
 
 

@@ -14,6 +14,7 @@ from mmbot.commands import data as _data
 from mmbot.commands import demo as _demo
 from mmbot.commands import gate as _gate
 from mmbot.commands import live as _live
+from mmbot.commands import replay_compare as _replay_compare
 from mmbot.commands import report as _report
 from mmbot.commands import soak as _soak
 from mmbot.commands import sweep as _sweep
@@ -35,6 +36,7 @@ _typer_app.command("backtest")(_backtest.backtest)
 _typer_app.command("demo")(_demo.demo)
 _typer_app.command("gate")(_gate.gate)
 _typer_app.command("report")(_report.report)
+_typer_app.command("replay-compare")(_replay_compare.replay_compare)
 _typer_app.command("soak")(_soak.soak)
 _typer_app.command("sweep")(_sweep.sweep)
 for _name, _fn in _live.COMMANDS.items():

@@ -1454,9 +1454,31 @@ class Session:
             "ws_lag_p95_ms": res.meta["ws_lag_p95_ms"],
             # paper: what its venue applied (order latency = compute + entry; see live.paper)
             **(self.paper.stats() if self.paper is not None else {"paper_order_latency_ms": None}),
+            "replay": self.replay_inputs(),
         }
         (out / "session.json").write_text(json.dumps(summary, sort_keys=True, indent=1))
         log.info("session: %s", json.dumps(summary, sort_keys=True))
+
+    def replay_inputs(self) -> dict:
+        """What ``mmbot replay-compare`` needs to replay this session's recorded feed through the
+        backtest: the feed file (``--record``) and the quoter's settings as resolved here."""
+        p = self.params[0] if self.params is not None else None
+        rec = self.cfg.record_path
+        return {
+            "record_path": str(Path(rec).resolve()) if rec is not None else None,
+            "profile": self.cfg.profile,
+            "strategy": self.cfg.strategy,
+            "params": dict(self.cfg.params or {}),
+            "knobs": dict(self.knobs),
+            "order_qty": float(p["order_qty"]) if p is not None else None,
+            "max_position_qty": float(p["max_position_qty"]) if p is not None else None,
+            "maker_fee_rate": float(p["maker_fee_rate"]) if p is not None else None,
+            "taker_fee_rate": float(p["taker_fee_rate"]) if p is not None else None,
+            "tick_px": self.tick_px,
+            "lot_qty": self.lot_qty,
+            "queue_model": self.paper.queue_model if self.paper is not None else "risk_averse",
+            "rate_limit_per_s": int(self.profile.venue.rate_limit_per_s),
+        }
 
 
 def setup_logging(out_dir: Path) -> None:
