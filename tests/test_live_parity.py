@@ -18,18 +18,25 @@ What "same latency" means here:
   session's median time from the deciding message's receive stamp to sending the request plus
   half its median order round trip.
 
-Status: live is asserted; paper xfails when a run misses (both results printed). Runs with the
-final code (session/backtest fills), 10 consecutive per mode: live 50/46, 42/46, 48/46, 48/46,
-46/46, 45/46, 44/46, 49/46, 49/46, 48/46 (10 of 10 within 10 %); paper 46/42, 49/42, 44/42, 40/42,
-46/42, 46/42, 47/42, 45/42, 46/42, 50/42 (7 of 10); net_bps within 0.5 in every run (largest
-difference 0.35). What remains for paper is not a venue difference but the observable: this 60 s
-window's fill count is chaotic in sub-millisecond receive timing. The backtest alone, with each
-message received an exponential jitter later (8 seeds, latency 6.5 ms): 0.1 ms -> 42-43 fills,
-0.3 ms -> 41-44, 0.6 ms -> 41-55, 1.5 ms -> 44-51 (none: 42). The emulator delivers to the bot
-~1 ms late (median; more under load), so a paper session is one draw of that spread, whose centre
-(~46) is above the unjittered backtest's 42. Live sits where fills barely depend on latency (about
-1 ms), paper at 6.5 ms where they fall by about one fill per ms.
-(``test_backtest_fill_count_is_sensitive_to_sub_ms_receive_jitter`` keeps the jitter claim checked.)
+Status: both modes asserted, paper in PAPER_RUNS (10) separate sessions: the issue's "10 of 10" is
+all ten ``[paper-k]`` cases passing. Measured on main's paper venue (2026-12-06, the 2-core machine
+shared with three other engineers' test runs; session/backtest-of-the-capture fills, and in
+brackets the backtest of the session's own recorded feed): 37/39 (44), 34/39 (38), 35/39 (40),
+35/39 (41), 41/39 (38), 36/39 (41), 35/39 (42), 36/39 (44), 35/39 (39), 36/39 (43): fills within
+10 % in 5 of 10, net_bps within 0.5 in 10 of 10 (largest difference 0.163). So the cases fail
+about half the time here; they are not marked expected failures. Earlier (issue 8, a quieter
+machine): 7 of 10 against 42.
+Why not 10 of 10: the paper bot fills fewer than the backtest of the very feed it received (35
+vs 42 in the session shown by ``mmbot replay-compare``, which pairs the orders: the session sent
+them a median 14.6 ms after the replay decided them; the session's send times are wall-clock, so
+its handling backlog is in that figure). Its answers reach it when the feed shows the market past
+the request's arrival (order round trip ~36 ms median against the backtest's 13), and, on a
+CPU-starved machine, after messages already buffered, so its quoting runs behind the backtest's. Two changes of the venue's horizon were measured and not kept: holding the matching
+horizon back by the p95 feed lag (fills 32, 31, 31 of 39: every answer later still) and waiting
+at most one median lag for a request (35, 38, 36, 34, 37, 35, 33, 33, 35 of 39: 3 of 9). The fill
+count of this 60 s window is also chaotic in sub-millisecond receive timing (the backtest alone
+with an exponential receive jitter: 0.1 ms -> within 10 %, 0.6 ms -> beyond it;
+``test_backtest_fill_count_is_sensitive_to_sub_ms_receive_jitter`` keeps that checked).
 """
 
 from __future__ import annotations
@@ -45,12 +52,17 @@ from mmbot.strategy.params import fee_choice
 
 WINDOW_S = 60.0
 PAPER_ENTRY_LATENCY_MS = 6.0
+PAPER_RUNS = 10  # the issue asks for parity in 10 of 10 paper sessions
 
 
 @pytest.mark.slow
 @pytest.mark.shared_data
-@pytest.mark.parametrize("mode", ["live", "paper"])
-def test_emulator_session_vs_backtest_parity(tmp_path, mode):
+@pytest.mark.parametrize(
+    "mode, run_idx",
+    [("live", 0)] + [("paper", k) for k in range(PAPER_RUNS)],
+    ids=["live"] + [f"paper-{k}" for k in range(PAPER_RUNS)],
+)
+def test_emulator_session_vs_backtest_parity(tmp_path, mode, run_idx):
     """live: orders to the emulator, matched by mmbot.sim's venue. paper: the emulator only feeds
     the market; the bot fills against its own mmbot.sim venue fed with the live messages."""
     from mmbot.audit.edge_report import build_edge_report
@@ -158,16 +170,10 @@ def test_emulator_session_vs_backtest_parity(tmp_path, mode):
     assert bt["fills"] >= 20, "too few backtest fills for a fill-count comparison"
     fills_ok = abs(live["fills"] - bt["fills"]) <= 0.10 * bt["fills"]
     net_ok = abs(live["net_bps"] - bt["net_bps"]) <= 0.5
-    if mode == "live":
-        assert fills_ok and net_ok, (
-            f"fills {live['fills']} vs {bt['fills']}, net_bps {live['net_bps']:.3f} vs {bt['net_bps']:.3f}"
-        )
-    elif not (fills_ok and net_ok):
-        pytest.xfail(
-            f"parity not reached in this run: fills {live['fills']} vs {bt['fills']}, "
-            f"net_bps {live['net_bps']:.3f} vs {bt['net_bps']:.3f} (fill count chaotic in sub-ms "
-            "receive timing: see the module docstring)"
-        )
+    assert fills_ok and net_ok, (
+        f"{mode} run {run_idx}: fills {live['fills']} vs {bt['fills']}, net_bps "
+        f"{live['net_bps']:.3f} vs {bt['net_bps']:.3f} (see the module docstring's status)"
+    )
 
 
 @pytest.mark.slow

@@ -81,7 +81,9 @@ class Comparison:
     fills_session: int
     fills_replay: int
     t0_ns: int
-    decide_lag_p50_ms: float | None  # session decision time - its paired replay order's, median
+    decide_lag_p50_ms: (
+        float | None
+    )  # session send time - its paired replay order's decision, median
 
 
 def _not_a_session(run_dir: Path, why: str) -> UserError:
@@ -296,7 +298,7 @@ def compare(
 
 def _diff_pair(so: Order, ro: Order, fill_tol_ns: int, t0: int) -> Difference | None:
     dt_ms = (so.decided_ns - ro.decided_ns) / 1e6
-    when = f"; the session decided it {dt_ms:+.1f} ms from the replay"
+    when = f"; the session sent it {dt_ms:+.1f} ms from the replay's decision"
     if so.px != ro.px:
         when += f", at {so.px:g} vs {ro.px:g}"
 
@@ -339,8 +341,9 @@ def report_lines(
     ]
     if cmp.decide_lag_p50_ms is not None:
         lines.append(
-            f"decisions: the session placed its paired orders a median {cmp.decide_lag_p50_ms:+.1f} ms "
-            "from the replay's (positive: later)"
+            f"timing: the session sent its paired orders a median {cmp.decide_lag_p50_ms:+.1f} ms "
+            "from the replay's decisions (positive: later; the session's times are wall-clock "
+            "sends, its handling backlog included)"
         )
     if not cmp.differences:
         lines.append("no differences: every order paired, with the same fills")
