@@ -469,7 +469,7 @@ def _validate_inputs(
     options: Mapping[str, Any],
 ) -> tuple[Profile, dict, list[str]]:
     """Every input checked before anything is written (UserError naming the input)."""
-    from mmbot.config import load_overrides
+    from mmbot.config import load_overrides, overrides_source, with_override_params
     from mmbot.sim.config import parse_queue_model
 
     if not data:
@@ -486,6 +486,9 @@ def _validate_inputs(
     prof = check_strategy(with_strategy_options(load_profile(profile), **options))
     # a file an earlier soak left in the working directory is applied only when named (--overrides)
     ovr, messages = load_overrides(overrides, default_file=None)
+    # the file's quoter parameters (param.NAME, e.g. a soak's tuned ones); --param wins
+    source = overrides_source(overrides, default_file=None) or "overrides"
+    prof = with_override_params(prof, ovr, source, keep=options.get("params"))
     return prof, ovr, list(prof.messages) + messages
 
 

@@ -270,15 +270,19 @@ def _clamp_all(values: Mapping[str, float], source: str) -> tuple[dict[str, floa
     out: dict[str, float] = {}
     messages: list[str] = []
     for name, raw in values.items():
-        v = knobs.clamp_knob(name, raw)
-        lo, hi = knobs.RUNTIME_LIMITS[name]
+        limits = knobs.knob_limits(name)
+        if limits is None:  # a quoter parameter without tuning limits: as given
+            out[name] = float(raw)
+            continue
+        v = knobs.clamp_any(name, raw)
+        lo, hi = limits
         if not lo <= float(raw) <= hi:
             messages.append(
                 f"{source}: {name}={raw:g} out of limits [{lo:g}, {hi:g}], clamped to {v:g}"
             )
         elif v != float(raw):
             messages.append(f"{source}: {name}={raw:g} must be whole, rounded to {v:g}")
-        out[name] = int(v) if name in knobs.INTEGER_KNOBS else float(v)
+        out[name] = int(v) if knobs.is_integer_knob(name) else float(v)
     return out, messages
 
 
@@ -356,8 +360,13 @@ def load_overrides(
     if not isinstance(raw, dict):
         raise UserError(f"{source}: expected a JSON object of knob -> number")
     for key, value in raw.items():
-        if key not in knobs.RUNTIME_LIMITS:
-            raise UserError(f"{source}: unknown key {key!r} (known: {', '.join(knobs.KNOB_NAMES)})")
+        if key not in knobs.RUNTIME_LIMITS and not (
+            knobs.is_quoter_knob(key) and knobs.quoter_param(key).isidentifier()
+        ):
+            raise UserError(
+                f"{source}: unknown key {key!r} (known: {', '.join(knobs.KNOB_NAMES)}, "
+                f"or a quoter parameter {knobs.QUOTER_KNOB_PREFIX}NAME)"
+            )
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise UserError(
                 f"{source}: {key} must be a number, got {type(value).__name__} {value!r}"
@@ -387,8 +396,38 @@ def effective_knobs(profile: Profile, overrides: Mapping[str, float]) -> dict[st
     """Profile runtime knobs with overrides applied (each clamped to its limits)."""
     merged: dict[str, float] = dict(profile.runtime)
     for key, value in overrides.items():
+        if knobs.is_quoter_knob(key):
+            continue  # a quoter parameter: `with_override_params` applies it
         if key not in knobs.RUNTIME_LIMITS:
             raise UserError(f"overrides: unknown key {key!r}")
         merged[key] = value
     out, _ = _clamp_all(merged, "effective knobs")
     return {k: out[k] for k in knobs.KNOB_NAMES}
+
+
+def with_override_params(
+    profile: Profile,
+    overrides: Mapping[str, float],
+    source: str = "overrides",
+    keep: Mapping[str, float] | None = None,
+) -> Profile:
+    """``profile`` with the quoter parameters of ``overrides`` (its ``param.NAME`` keys, as
+    `load_overrides` returns them) over its ``strategy.params``; ``keep`` (the command line's
+    ``--param``) wins over the file. A parameter the profile's quoter does not have is a
+    UserError naming ``source`` (the file was written for another quoter)."""
+    _, params = knobs.split_knobs(overrides)
+    if not params:
+        return profile
+    from mmbot.strategy.registry import resolve
+
+    spec = profile.strategy.name
+    known = resolve(spec).params
+    for name in params:
+        if name not in known:
+            raise UserError(
+                f"{source}: {knobs.quoter_knob_name(name)}: the quoter {spec} has no parameter "
+                f"{name!r} (the file is for another quoter: pass its --strategy, or remove the key)"
+            )
+    merged = {**profile.strategy.params, **params, **dict(keep or {})}
+    st = profile.strategy.model_copy(update={"params": merged})
+    return profile.model_copy(update={"strategy": st})

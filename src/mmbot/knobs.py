@@ -1,11 +1,15 @@
 """The runtime knobs: names, units, limits and the seed's packages. Defined here once.
 
 Everything that needs a knob's limit (config validation, the auto-tuner, tests) imports it from
-here. Meanings are DESIGN.md's "Strategy and runtime knobs" table.
+here. Meanings are DESIGN.md's "Strategy and runtime knobs" table. Besides the seed's six runtime
+knobs, a quoter's tunable parameters are knobs too (``QUOTER_KNOBS``: which quoter has which, with
+their limits); in a knob set (an overrides file, the soak's history) they are named
+``param.NAME`` (``QUOTER_KNOB_PREFIX``, the sweep's spelling of a quoter parameter).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 # field -> (low, high), inclusive
@@ -72,7 +76,8 @@ def scenario_package(name: str, current: dict[str, float]) -> dict[str, float]:
         new = {**current, **fallback_package(current)}
     else:
         new = {k: v + SCENARIO_DELTAS[name].get(k, 0.0) for k, v in current.items()}
-    return {k: round(clamp_knob(k, v), 6) for k, v in new.items()}
+    # the packages move runtime knobs only; quoter knobs in ``current`` are carried unchanged
+    return {k: round(clamp_any(k, v), 6) for k, v in new.items()}
 
 
 # The adaptive quoter's tunable parameters (mmbot.strategy.adaptive.PARAMS) and their limits:
@@ -96,3 +101,70 @@ def clamp_quoter_knob(name: str, value: float) -> float:
     lo, hi = QUOTER_KNOB_LIMITS[name]
     v = min(max(float(value), lo), hi)
     return float(round(v)) if name in INTEGER_QUOTER_KNOBS else v
+
+
+# Which quoters have tunable parameters, and their limits: the quoter spec -> QUOTER_KNOB_LIMITS-style
+# table. glft has no quoter parameters (its spread and skew are the six runtime knobs and the
+# profile's quoting section); glft_ref is hftbacktest's tutorial replica, the reference the
+# benchmarks compare against, so it is not tuned; touch has none.
+QUOTER_KNOBS: Final[dict[str, dict[str, tuple[float, float]]]] = {
+    "adaptive": QUOTER_KNOB_LIMITS,
+}
+QUOTER_KNOB_PREFIX: Final[str] = "param."
+
+
+def quoter_knob_name(param: str) -> str:
+    """The knob name of quoter parameter ``param`` (``as_mult`` -> ``param.as_mult``)."""
+    return QUOTER_KNOB_PREFIX + param
+
+
+def is_quoter_knob(name: str) -> bool:
+    return name.startswith(QUOTER_KNOB_PREFIX) and len(name) > len(QUOTER_KNOB_PREFIX)
+
+
+def quoter_param(name: str) -> str:
+    """The quoter parameter a quoter knob sets (``param.as_mult`` -> ``as_mult``)."""
+    return name[len(QUOTER_KNOB_PREFIX) :]
+
+
+def tunable_quoter_knobs(spec: str) -> dict[str, tuple[float, float]]:
+    """The tunable knobs of the quoter ``spec`` (``param.NAME`` -> limits); {} when it has none."""
+    return {quoter_knob_name(p): lim for p, lim in QUOTER_KNOBS.get(spec, {}).items()}
+
+
+def knob_limits(name: str) -> tuple[float, float] | None:
+    """Limits of a runtime knob or of a tunable quoter knob (``param.NAME``); None when unknown."""
+    if name in RUNTIME_LIMITS:
+        return RUNTIME_LIMITS[name]
+    if is_quoter_knob(name):
+        return QUOTER_KNOB_LIMITS.get(quoter_param(name))
+    return None
+
+
+def is_integer_knob(name: str) -> bool:
+    if name in RUNTIME_LIMITS:
+        return name in INTEGER_KNOBS
+    return is_quoter_knob(name) and quoter_param(name) in INTEGER_QUOTER_KNOBS
+
+
+def clamp_any(name: str, value: float) -> float:
+    """``value`` within the limits of knob ``name`` (runtime or quoter; one without limits as is)."""
+    if name in RUNTIME_LIMITS:
+        return clamp_knob(name, value)
+    if is_quoter_knob(name) and quoter_param(name) in QUOTER_KNOB_LIMITS:
+        return clamp_quoter_knob(quoter_param(name), value)
+    return float(value)
+
+
+def knob_order(knobs: Mapping[str, float]) -> tuple[str, ...]:
+    """The names of a knob set in display order: the six runtime knobs, then its quoter knobs."""
+    return tuple(k for k in KNOB_NAMES if k in knobs) + tuple(
+        sorted(k for k in knobs if is_quoter_knob(k))
+    )
+
+
+def split_knobs(knobs: Mapping[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """(runtime knobs, quoter parameters by their bare names) of a knob set."""
+    runtime = {k: v for k, v in knobs.items() if not is_quoter_knob(k)}
+    params = {quoter_param(k): float(v) for k, v in knobs.items() if is_quoter_knob(k)}
+    return runtime, params

@@ -78,7 +78,7 @@ def _session(
     from mmbot.live.runner import RunnerConfig, run_session
     from mmbot.strategy.registry import make_qparams, parse_param_args, resolve
 
-    param_values = parse_param_args(params)
+    param_values = _with_override_params(overrides, parse_param_args(params))
     make_qparams(
         resolve(strategy), param_values, strategy
     )  # a bad quoter: exit 2 before connecting
@@ -390,3 +390,12 @@ COMMANDS: dict[str, Callable[..., object]] = {
     "record": record,
     "emulator": emulator,
 }
+
+
+def _with_override_params(overrides: Path | None, params: dict[str, float]) -> dict[str, float]:
+    """The quoter parameters of the overrides source the session loads (``param.NAME`` keys, e.g.
+    a soak's tuned ones) under the command line's ``--param``."""
+    from mmbot.config import load_overrides
+    from mmbot.knobs import split_knobs
+
+    return {**split_knobs(load_overrides(overrides)[0])[1], **params}

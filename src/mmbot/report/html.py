@@ -220,7 +220,7 @@ def _price_figure(
 
 def _iteration_figures(iterations: Sequence[dict], lay: dict) -> list[tuple[str, go.Figure]]:
     """A soak's net per iteration (and so far) and its knobs per iteration."""
-    from mmbot.knobs import KNOB_NAMES, RUNTIME_LIMITS
+    from mmbot.knobs import knob_limits, knob_order
 
     it = [int(r["iteration"]) for r in iterations]
     net = [r.get("metrics", {}).get("net_bps") for r in iterations]
@@ -232,8 +232,8 @@ def _iteration_figures(iterations: Sequence[dict], lay: dict) -> list[tuple[str,
         title="Soak: net per iteration (bps)", xaxis_title="iteration", yaxis_title="bps", **lay
     )
     k = go.Figure()
-    for name in KNOB_NAMES:
-        lo, hi = RUNTIME_LIMITS[name]
+    for name in knob_order(iterations[0].get("knobs", {}) if iterations else {}):
+        lo, hi = knob_limits(name) or (0.0, 1.0)
         vals = [float(r.get("knobs", {}).get(name, float("nan"))) for r in iterations]
         pct = [(v - lo) / (hi - lo) * 100 for v in vals]
         k.add_trace(

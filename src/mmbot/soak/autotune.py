@@ -21,6 +21,13 @@ best spread measured so far, never revisiting a tested value), written as a decl
    base_spread_bps_delta at most +``MAX_SPREAD_STEP_BPS`` per iteration, everything clamped to
    ``knobs.RUNTIME_LIMITS``.
 
+**Quoter knobs.** When the soak's quoter has tunable parameters (``knobs.QUOTER_KNOBS``, e.g.
+adaptive's spread-floor multiplier, skew and signal coefficients, levels, requote tolerance), they
+are knobs too, named ``param.NAME`` in every knob set, limited by ``knobs.QUOTER_KNOB_LIMITS`` and on
+the grid ``QUOTER_KNOB_STEP``. The rule table (the seed's H1-H6) moves only the six runtime knobs;
+the counterfactual probes move every knob alike (``| autotune | PROBE | field=param.NAME ... |``),
+with ``REPLAYS_PER_QUOTER_KNOB`` more replays per quoter knob (`replay_budget`).
+
 `select_best` implements keep-best rollback over the iteration history (the final overrides are the
 best tested iteration's knobs unless a later one is at least as good).
 
@@ -63,7 +70,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from mmbot.knobs import INTEGER_KNOBS, KNOB_NAMES, RUNTIME_LIMITS, clamp_knob, fallback_package
+from mmbot.knobs import (
+    KNOB_NAMES,
+    clamp_any,
+    fallback_package,
+    is_integer_knob,
+    is_quoter_knob,
+    knob_limits,
+    knob_order,
+    quoter_param,
+)
 
 MAX_CHANGES_PER_FIELD: Final[int] = 2
 MAX_SPREAD_STEP_BPS: Final[float] = 0.10
@@ -80,6 +96,17 @@ KNOB_STEP: Final[dict[str, float]] = {
     "tail_age_ms": 1.0,
     "impact_cap_ratio": 0.01,
     "max_delta_ratio": 0.01,
+}
+# The quoter knobs' grid (``param.NAME`` knobs; limits in knobs.QUOTER_KNOB_LIMITS), by parameter.
+QUOTER_KNOB_STEP: Final[dict[str, float]] = {
+    "as_mult": 0.05,
+    "skew_coef": 0.05,
+    "fv_coef": 0.05,
+    "pull_ratio": 0.05,
+    "n_levels": 1.0,
+    "requote_tol_ratio": 0.01,
+    "mk_horizon_ms": 100.0,
+    "mk_margin_bps": 0.01,
 }
 # Per-field delta steps are rounded to these increments (the seed's ranges are multiples of them).
 DELTA_QUANTUM: Final[dict[str, float]] = {
@@ -319,20 +346,34 @@ class TuneDecision:
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
-def _snap(name: str, value: float) -> float:
-    """Clamp to the runtime limits and put on the knob's grid (integers stay integers)."""
-    v = clamp_knob(name, value)
-    if name in INTEGER_KNOBS:
+def knob_step(name: str) -> float | None:
+    """The grid step of a runtime knob or a quoter knob (None: a quoter parameter not tuned)."""
+    if is_quoter_knob(name):
+        return QUOTER_KNOB_STEP.get(quoter_param(name))
+    return KNOB_STEP[name]
+
+
+def snap(name: str, value: float) -> float:
+    """Clamp to the knob's limits and put on its grid (integers stay integers)."""
+    v = clamp_any(name, value)
+    if is_integer_knob(name):
         return float(round(v))
-    step = KNOB_STEP[name]
+    step = knob_step(name)
+    limits = knob_limits(name)
+    if step is None or limits is None:
+        return float(v)
     snapped = round(round(v / step) * step, 10)
-    lo, hi = RUNTIME_LIMITS[name]
-    return min(max(snapped, lo), hi)
+    return min(max(snapped, limits[0]), limits[1])
+
+
+_snap = snap
 
 
 def fmt_knob(name: str, value: float) -> str:
-    """Marker formatting: integers for the *_ms / per_min knobs, two decimals otherwise."""
-    if name in INTEGER_KNOBS:
+    """Marker formatting: integers for the *_ms / per_min knobs (and whole-step quoter knobs),
+    two decimals otherwise."""
+    step = knob_step(name)
+    if is_integer_knob(name) or (step is not None and step >= 1.0 and value == round(value)):
         return str(int(round(value)))
     if abs(value - round(value, 2)) < 1e-9:
         return f"{value:.2f}"
@@ -513,10 +554,11 @@ def _marker(rule: Rule, name: str, old: float, new: float) -> str:
 
 
 def normalise_knobs(current: Mapping[str, float]) -> dict[str, float]:
+    """The six runtime knobs (all required) and any quoter knobs (``param.NAME``), on their grid."""
     missing = [k for k in KNOB_NAMES if k not in current]
     if missing:
         raise ValueError(f"knobs missing: {', '.join(missing)}")
-    return {k: _snap(k, float(current[k])) for k in KNOB_NAMES}
+    return {k: _snap(k, float(current[k])) for k in knob_order(current)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -660,7 +702,7 @@ def history_entry(
     return {
         "iteration": iteration,
         "net_bps": float(net) if isinstance(net, int | float) else None,
-        "knobs": {k: float(knobs_used[k]) for k in KNOB_NAMES},
+        "knobs": {k: float(knobs_used[k]) for k in knob_order(knobs_used)},
         "changes": [c.as_dict() for c in decision.changes] if decision else [],
         "fallback": bool(decision.fallback) if decision else False,
         "inert": list(decision.inert) if decision else [],
@@ -758,6 +800,18 @@ MAX_KEPT_SEGMENTS: Final[int] = 8
 MIN_ADOPT_SEGMENTS: Final[int] = 2
 # Segment replays per decision that are not cached (a replay of 30 min is ~0.25 s on one core).
 REPLAY_BUDGET: Final[int] = 24
+# Each quoter knob adds its two probes (each direction), replayed on the latest segment and, if it
+# survives the halving, on the others: this many more replays per quoter knob per decision.
+REPLAYS_PER_QUOTER_KNOB: Final[int] = 4
+
+
+def replay_budget(knobs: Mapping[str, float]) -> int:
+    """Segment replays a decision from ``knobs`` may add: ``REPLAY_BUDGET`` for the six runtime
+    knobs, plus ``REPLAYS_PER_QUOTER_KNOB`` for each quoter knob in the set."""
+    n_quoter = sum(1 for k in knobs if is_quoter_knob(k) and knob_limits(k) is not None)
+    return REPLAY_BUDGET + REPLAYS_PER_QUOTER_KNOB * n_quoter
+
+
 # Probes: a probe of (field, direction) moves the field by ``fraction`` of its room to the limit
 # in that direction (at least ``PROBE_MIN_STEP``, the seed's low-end deltas). The fraction starts
 # at 1 (the limit: the largest effect the market can show above its noise, and knob effects are
@@ -772,6 +826,17 @@ PROBE_MIN_STEP: Final[dict[str, float]] = {
     "impact_cap_ratio": 0.01,
     "max_delta_ratio": 0.01,
 }
+# the same for the quoter knobs (by parameter)
+QUOTER_PROBE_MIN_STEP: Final[dict[str, float]] = {
+    "as_mult": 0.25,
+    "skew_coef": 0.25,
+    "fv_coef": 0.25,
+    "pull_ratio": 0.25,
+    "n_levels": 1.0,
+    "requote_tol_ratio": 0.05,
+    "mk_horizon_ms": 1000.0,
+    "mk_margin_bps": 0.1,
+}
 PROBE_MIN_FRACTION: Final[float] = 0.125
 INERT_DECISIONS: Final[int] = 3  # a probe that changed nothing is skipped this many decisions
 
@@ -783,7 +848,7 @@ Evaluate = Callable[[Mapping[str, float], int], float | None]
 
 def knob_key(knobs: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
     """Hashable identity of a knob set (on the knobs' grid)."""
-    return tuple((k, round(float(knobs[k]), 6)) for k in KNOB_NAMES)
+    return tuple((k, round(float(knobs[k]), 6)) for k in knob_order(knobs))
 
 
 def adopt_floor(n_segments: int, floor_bps: float = NOISE_FLOOR_BPS) -> float:
@@ -868,11 +933,17 @@ def _probe_key(name: str, d: int) -> str:
 
 def probe_value(name: str, value: float, d: int, fraction: float) -> float:
     """Where a probe of ``name`` in direction ``d`` goes from ``value`` (``value`` at the limit)."""
-    lo, hi = RUNTIME_LIMITS[name]
+    limits = knob_limits(name)
+    if limits is None:
+        return _snap(name, value)
+    lo, hi = limits
     room = (hi - value) if d > 0 else (value - lo)
     if room <= 1e-12:
         return _snap(name, value)
-    dist = min(max(PROBE_MIN_STEP[name], fraction * room), room)
+    min_step = (
+        QUOTER_PROBE_MIN_STEP[quoter_param(name)] if is_quoter_knob(name) else PROBE_MIN_STEP[name]
+    )
+    dist = min(max(min_step, fraction * room), room)
     new = _snap(name, value + d * dist)
     if name == "base_spread_bps_delta":
         new = min(new, _snap(name, value + MAX_SPREAD_STEP_BPS))
@@ -892,8 +963,9 @@ def _probe_candidates(
     last = history[-1] if history else {}
     state: Mapping[str, Any] = last.get("probe_state") or {}
     now = len(history)
-    rot = len(history) % len(KNOB_NAMES)
-    order = list(KNOB_NAMES[rot:]) + list(KNOB_NAMES[:rot])
+    names = [k for k in knob_order(start) if knob_limits(k) is not None]
+    rot = len(history) % len(names)
+    order = names[rot:] + names[:rot]
     out: list[_Candidate] = []
     for name in order:
         recent = _recent_direction(history, name)
@@ -1218,7 +1290,7 @@ def select_best_common(
         table.append(
             {
                 "iteration": int(e["iteration"]),
-                "knobs": {k: float(e["knobs"][k]) for k in KNOB_NAMES},
+                "knobs": {k: float(e["knobs"][k]) for k in knob_order(e["knobs"])},
                 "segments": list(segments),
                 "score": SCORE_NAME,
                 "segment_score_bps": nets,

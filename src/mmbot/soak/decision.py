@@ -21,7 +21,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from mmbot.knobs import KNOB_NAMES, SCENARIO_NAMES, scenario_package
+from mmbot.knobs import SCENARIO_NAMES, knob_order, scenario_package
 from mmbot.soak import autotune
 
 BAND_SUCCESS: Final[str] = "SUCCESS"
@@ -180,7 +180,7 @@ def tuner_next(report: Mapping[str, Any], knobs: Mapping[str, float]) -> dict[st
 
 
 def _apply(knobs: Mapping[str, float], changes: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    out = {k: float(knobs[k]) for k in KNOB_NAMES}
+    out = {k: float(knobs[k]) for k in knob_order(knobs)}
     for c in changes:
         out[c["field"]] = float(c["to"])
     return out
@@ -189,7 +189,7 @@ def _apply(knobs: Mapping[str, float], changes: Sequence[Mapping[str, Any]]) -> 
 def _changes(old: Mapping[str, float], new: Mapping[str, float], rule: str) -> list[dict]:
     return [
         {"field": k, "from": float(old[k]), "to": float(new[k]), "rule": rule}
-        for k in KNOB_NAMES
+        for k in knob_order(old)
         if abs(float(new[k]) - float(old[k])) > 1e-12
     ]
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from mmbot.errors import UserError
 from mmbot.events import EVENT_DTYPE
-from mmbot.knobs import KNOB_NAMES
+from mmbot.knobs import KNOB_NAMES, knob_order, split_knobs, tunable_quoter_knobs
 from mmbot.soak import autotune
 from mmbot.soak import decision as soak_decision
 from mmbot.soak import stability as soak_stability
@@ -368,7 +368,7 @@ def _fmt(v: Any, nd: int = 3) -> str:
 
 
 def _fmt_knobs(knobs: Mapping[str, float]) -> str:
-    return " ".join(f"{k}={autotune.fmt_knob(k, knobs[k])}" for k in KNOB_NAMES)
+    return " ".join(f"{k}={autotune.fmt_knob(k, knobs[k])}" for k in knob_order(knobs))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,10 +411,52 @@ def _knob_source(artifacts: Path, overrides: Mapping[str, float]) -> str:
     return f"profile + overrides from {src} ({', '.join(sorted(overrides))})"
 
 
+def _with_file_params(
+    prof: Any,
+    artifacts: Path,
+    overrides: Mapping[str, float],
+    strategy_options: Mapping[str, Any] | None,
+) -> Any:
+    """``prof`` with the overrides' quoter parameters (``param.NAME``); --param wins."""
+    from mmbot.config import overrides_source, with_override_params
+
+    src = overrides_source(None, default_file=artifacts / "soak" / "runtime_overrides.json")
+    keep = (strategy_options or {}).get("params")
+    return with_override_params(prof, overrides, src or "overrides", keep=keep)
+
+
 def _make_settings(prof: Any, knobs: Mapping[str, float], seed: int) -> Any:
+    """The run settings of a knob set: the runtime knobs, and its quoter knobs (``param.NAME``)
+    as the quoter's parameters over the profile's."""
     from mmbot.backtest import RunSettings
 
-    return RunSettings(knobs=dict(knobs), profile=prof, seed=seed)
+    runtime, params = split_knobs(knobs)
+    return RunSettings(knobs=runtime, params=params, profile=prof, seed=seed)
+
+
+def quoter_knobs(prof: Any, tune: bool) -> tuple[dict[str, float], list[str]]:
+    """The starting values of the profile's quoter's tunable knobs (``knobs.QUOTER_KNOBS``; the
+    quoter's defaults under the profile's, --param's and the overrides' values) and notes. When
+    ``tune``, values outside the tuner's limits are clamped (one note each)."""
+    from mmbot.strategy.registry import resolve
+
+    spec = prof.strategy.name
+    limits = tunable_quoter_knobs(spec)
+    if not limits:
+        return {}, []
+    values = {**resolve(spec).params, **prof.strategy.params}
+    out: dict[str, float] = {}
+    notes: list[str] = []
+    for name, (lo, hi) in limits.items():
+        raw = float(values[name.split(".", 1)[1]])
+        v = autotune.snap(name, raw) if tune else raw
+        if v != raw:
+            notes.append(
+                f"quoter knob {name}={raw:g} outside the tuner's limits [{lo:g}, {hi:g}] or grid: "
+                f"the soak starts from {v:g}"
+            )
+        out[name] = v
+    return out, notes
 
 
 def run_iteration(
@@ -728,6 +770,10 @@ def run_soak(
         from mmbot.config import with_strategy_options
 
         prof = check_strategy(with_strategy_options(prof, **strategy_options))
+    prof = _with_file_params(prof, Path(artifacts), overrides_in, strategy_options)
+    q_knobs, q_notes = quoter_knobs(prof, auto_tune)
+    knobs.update(q_knobs)  # the quoter's tunable knobs run (and are tuned) beside the six
+    messages += q_notes
     mkt = resolve_market(market)
     if mkt.kind == "synthetic":
         from mmbot.data.synthetic_funding import FundingAccrual
@@ -851,7 +897,12 @@ def run_soak(
                 if auto_tune and it < iterations:
                     assert replayer is not None
                     decision = autotune.counterfactual_tune(
-                        report, knobs_used, history, replayer, replayer.ids()
+                        report,
+                        knobs_used,
+                        history,
+                        replayer,
+                        replayer.ids(),
+                        budget=autotune.replay_budget(knobs_used),
                     )
                     knobs = dict(decision.knobs)
                 entry = autotune.history_entry(it, report, knobs_used, decision)
@@ -1170,7 +1221,7 @@ def soak_markdown(
         lines.append("")
     lines += ["| knob | start | final |", "|---|---:|---:|"]
     start_knobs = sm["per_iteration"][0]["knobs"]
-    for k in KNOB_NAMES:
+    for k in knob_order(start_knobs):
         lines.append(
             f"| {k} | {autotune.fmt_knob(k, start_knobs[k])} | {autotune.fmt_knob(k, sm['final_overrides'][k])} |"
         )

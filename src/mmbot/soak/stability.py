@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from mmbot.knobs import KNOB_NAMES
+from mmbot.knobs import knob_order
 
 # A frozen soak's default iteration length: the seed's 3 h / 6 iterations cadence.
 FREEZE_ITERATION_HOURS: Final[float] = 0.5
@@ -58,8 +58,9 @@ def stability_report(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     nets = [v for v in (_finite(r["metrics"].get("net_bps")) for r in rows) if v is not None]
     pnl = [_finite(r["metrics"].get("pnl")) or 0.0 for r in rows]
     turnover = sum(_finite(r["metrics"].get("turnover")) or 0.0 for r in rows)
-    start = {k: float(rows[0]["knobs"][k]) for k in KNOB_NAMES} if rows else {}
-    moved = sorted({k for r in rows for k in KNOB_NAMES if float(r["knobs"][k]) != start[k]})
+    names = knob_order(rows[0]["knobs"]) if rows else ()
+    start = {k: float(rows[0]["knobs"][k]) for k in names}
+    moved = sorted({k for r in rows for k in names if float(r["knobs"][k]) != start[k]})
     dd = max_drawdown(pnl)
     dd["bps_of_turnover"] = dd["quote"] / turnover * 1e4 if turnover > 0 else None
     breaches = {int(r["iteration"]): list(r.get("failed_hard") or []) for r in rows}

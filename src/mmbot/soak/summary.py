@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mmbot.gate import OPS
-from mmbot.knobs import KNOB_NAMES
+from mmbot.knobs import knob_order
 from mmbot.soak import autotune, decision, stability
 
 
@@ -76,7 +76,10 @@ def render(sm: Mapping[str, Any], gate: Mapping[str, Any], overrides_path: str) 
     lines += ["", *fallback_lines(rows), "", "failing checks (whole soak):", *failing_checks(gate)]
     src = f"best iteration {sm['best_iteration']}" if sm["auto_tune"] else "unchanged"
     lines += ["", f"final overrides ({src}), in {overrides_path}:"]
-    lines += [f"  {k}={autotune.fmt_knob(k, sm['final_overrides'][k])}" for k in KNOB_NAMES]
+    lines += [
+        f"  {k}={autotune.fmt_knob(k, sm['final_overrides'][k])}"
+        for k in knob_order(sm["final_overrides"])
+    ]
     if sm.get("stability"):
         lines += ["", *stability.text_lines(sm["stability"])]
     if sm.get("decision"):
