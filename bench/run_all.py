@@ -22,6 +22,7 @@ ORDER = [
     "bench_synthetic.py",
     "bench_soak.py",
     "bench_autotune_grid.py",
+    "bench_autotune_quoter.py",
 ]
 
 

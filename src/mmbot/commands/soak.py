@@ -37,7 +37,9 @@ def soak(
         help="iterations the hours are split into (default 6; with --freeze one per half hour)",
     ),
     auto_tune: bool = typer.Option(
-        False, "--auto-tune", help="re-tune the runtime knobs between iterations"
+        False,
+        "--auto-tune",
+        help="re-tune the runtime knobs (and the quoter's tunable parameters) between iterations",
     ),
     freeze: bool = typer.Option(
         False,

@@ -564,7 +564,12 @@ def chunk_net_bps(result: Any) -> float | None:
     """net_bps of one run by the audit (None when it has no fills / no finite number)."""
     from mmbot.audit import build_edge_report
 
-    v = build_edge_report([result], {})["totals"].get("net_bps")
+    totals = build_edge_report([result], {})["totals"]
+    if not totals.get("fills"):
+        # the audit books 0 bps for no fills: as a replay score that would make quoting nothing
+        # beat any losing knob set (a quoter knob can stop the fills altogether)
+        return None
+    v = totals.get("net_bps")
     return float(v) if isinstance(v, int | float) and math.isfinite(float(v)) else None
 
 
