@@ -100,3 +100,19 @@ def test_soak_charges_the_synthetic_funding_series_on_held_positions(tmp_path: P
     parts = sum(cb[f"{c}_quote"] for c in ("gross", "slippage", "fees", "inventory", "funding"))
     assert abs(parts - cb["pnl_quote"]) <= 1e-9 * max(1.0, cb["turnover_quote"])
     assert all(r.meta["mid_crosscheck"]["fills_checked"] >= 0 for r in runs)
+    md = (tmp_path / "artifacts/reports/SOAK_RESULTS.md").read_text()
+    assert "- positions: each run's end position closed at its final touch" in md
+    assert f"- funding: {rep['totals']['funding_bps']:.3f} bps of turnover" in md
+
+
+@pytest.mark.parametrize(
+    ("capture", "kind"), [("SPOT_CAPTURE", "spot"), ("COINM_CAPTURE", "inverse")]
+)
+def test_a_capture_market_soaks_under_its_own_contract(capture, kind):
+    import conftest
+    from mmbot.instruments import spec_from_meta
+
+    mkt = resolve_market(str(conftest.need_shared(getattr(conftest, capture))))
+    start = int(mkt.events["exch_ts"][0])
+    (res,) = run_iteration(mkt, load_profile("S1"), CONSERVATIVE_START, 3, 1, start, MINUTE_NS)
+    assert spec_from_meta(res.meta).kind == kind

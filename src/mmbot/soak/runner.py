@@ -164,6 +164,7 @@ class Market:
     tick_px: float | None = None
     lot_qty: float | None = None
     notes: list[str] = field(default_factory=list)
+    data_format: str = ""  # a capture's reader format: its contract (spot, inverse) is detected
     _stream: SyntheticStream | None = field(default=None, repr=False, compare=False)
     # the synthetic market's funding accrual (data.synthetic_funding), set by run_soak
     funding: Any = field(default=None, repr=False, compare=False)
@@ -286,6 +287,7 @@ def resolve_market(market: str) -> Market:
         symbol=str(getattr(stats, "symbol", "") or ""),
         tick_px=getattr(stats, "tick_px_guess", None),
         lot_qty=getattr(stats, "lot_qty_guess", None),
+        data_format=str(getattr(stats, "format", "") or ""),
     )
 
 
@@ -492,7 +494,12 @@ def run_iteration(
         # a chunk after the first starts from the book the previous one left behind
         run_events = carry.prefix(events) if carry is not None else events
         res = backtest_run(
-            run_events, settings, symbol=mkt.symbol, tick_px=mkt.tick_px, lot_qty=mkt.lot_qty
+            run_events,
+            settings,
+            symbol=mkt.symbol,
+            tick_px=mkt.tick_px,
+            lot_qty=mkt.lot_qty,
+            data_format=mkt.data_format,
         )
         res.meta["name"] = f"iter{iteration:03d}_chunk{chunk_no:03d}"
         w0 = start_ns + chunk_no * CHUNK_NS  # the chunk's market-time window (as mkt.chunks)
@@ -673,6 +680,7 @@ class Replayer:
             symbol=self.mkt.symbol,
             tick_px=self.mkt.tick_px,
             lot_qty=self.mkt.lot_qty,
+            data_format=self.mkt.data_format,
         )
         if seg.funding is not None:
             res.meta["funding"] = seg.funding
@@ -1141,6 +1149,20 @@ def _progress(con: Any, enabled: bool) -> Any:
     )
 
 
+def _carry_lines(totals: Mapping[str, Any]) -> list[str]:
+    """What happens to each chunk's end position and the funding it paid (EDGE_REPORT totals)."""
+    out = []
+    pco = totals.get("position_close_out")
+    if isinstance(pco, dict):
+        out.append(
+            f"- positions: {pco.get('rule')}; {pco.get('closed')} of {pco.get('runs')} chunks "
+            f"closed, cost {_fmt(pco.get('cost_bps'))} bps of turnover"
+        )
+    if isinstance(totals.get("funding_bps"), int | float):
+        out.append(f"- funding: {_fmt(totals.get('funding_bps'))} bps of turnover")
+    return out
+
+
 def soak_markdown(
     sm: Mapping[str, Any], final_report: Mapping[str, Any], gate: Mapping[str, Any]
 ) -> str:
@@ -1152,6 +1174,7 @@ def soak_markdown(
         f"- market: `{sm['market']}`, {sm['hours']:.4g} h of market time in {sm['iterations']} iterations, "
         f"seed {sm['seed']}, profile {sm['profile']}, auto-tune {'on' if sm['auto_tune'] else 'off'}",
         f"- **verdict: {gate.get('verdict')}**, net_bps {_fmt(t.get('net_bps'))} over {t.get('fills')} fills",
+        *_carry_lines(t),
         "",
         "| iter | net_bps | fills | adverse_p95 | slippage_p95 | order_age_p95_ms | cancel_ratio | verdict | changes |",
         "|---:|---:|---:|---:|---:|---:|---:|---|---|",
