@@ -1024,8 +1024,12 @@ class Session:
         )
 
     def _import_executions(self, rows: list[dict]) -> None:
+        """Executions the journal lacks (known ones are not re-offered: dup_fills counts fills
+        the streams deliver twice, not the reconciliation's own reads)."""
+        known = self.journal.exec_ids()
         for ex in sorted(rows, key=lambda e: int(e["execTime"])):
-            self.on_execution(ex, "rest")
+            if str(ex["execId"]) not in known:
+                self.on_execution(ex, "rest")
 
     async def reconcile_books(self, since_ms: int) -> bool:
         """The journal against the exchange's own executions and wallet balance
