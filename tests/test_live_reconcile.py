@@ -91,9 +91,11 @@ def emu():
     e.close()
 
 
-def _session(emu: EmulatorThread, out: Path, tmp_path: Path) -> tuple[int, str]:
-    proc = start_bot(bot_cmd("live", emu.url, out, SESSION_S), bot_env(), tmp_path)
-    _, err = proc.communicate(timeout=SESSION_S + 60)
+def _session(
+    emu: EmulatorThread, out: Path, tmp_path: Path, duration_s: float = SESSION_S
+) -> tuple[int, str]:
+    proc = start_bot(bot_cmd("live", emu.url, out, duration_s), bot_env(), tmp_path)
+    _, err = proc.communicate(timeout=duration_s + 90)
     return proc.returncode, err
 
 
@@ -108,12 +110,12 @@ def _risk_events(out: Path, kind: str) -> list[str]:
 
 def test_live_books_reconcile_and_a_disagreeing_exchange_stops_the_bot(emu, tmp_path):
     out = tmp_path / "s"
-    rc, err = _session(emu, out, tmp_path)
+    rc, err = _session(emu, out, tmp_path, duration_s=2 * SESSION_S)  # long enough to trade
     assert rc == 0, err
     sess = json.loads((out / "session.json").read_text())
     books = sess["books_reconciliation"]
     assert books["ok"] and books["fills_compared"] == len(journal_fills(out / "journal.sqlite"))
-    assert books["fills_compared"] >= 1
+    assert books["fills_compared"] >= 1, "the first session did not trade: nothing to disagree on"
     assert books["wallet_exchange"] == pytest.approx(books["wallet_expected"], abs=1e-6)
     assert _risk_events(out, "reconcile_ok")
 
