@@ -10,21 +10,21 @@ from __future__ import annotations
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def scan_bid_down(book, j):
     while j >= 0 and book[j] <= 0.0:
         j -= 1
     return j
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def scan_ask_up(book, j, n):
     while j < n and book[j] <= 0.0:
         j += 1
     return j
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def bid_update(bid, ask, bb, ba, n, ix, qty, bbo):
     """Set the bid level ``ix`` to ``qty``; returns new (bb, ba). A BBO event also removes better
     bids. A new best bid at or above the best ask moves the best ask above it; like hftbacktest's
@@ -45,7 +45,7 @@ def bid_update(bid, ask, bb, ba, n, ix, qty, bbo):
     return bb, ba
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def ask_update(bid, ask, bb, ba, n, ix, qty, bbo):
     if bbo and ba < ix:
         for j in range(ba, ix):
@@ -62,7 +62,7 @@ def ask_update(bid, ask, bb, ba, n, ix, qty, bbo):
     return bb, ba
 
 
-@njit(cache=True)
+@njit(cache=True, forceinline=True)
 def clear_side(bid, ask, bb, ba, n, side, ix):
     """hftbacktest semantics: clear one side (or both when side == 0) up to ``ix`` from the best
     (``ix`` < 0 or out of range = the whole side)."""

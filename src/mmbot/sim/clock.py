@@ -25,6 +25,7 @@ from .book import (
     bid_update,
     clear_side,
 )
+from .borrow import borrowed
 from .codes import (
     _FALSE,
     _I1,
@@ -226,7 +227,9 @@ def merge_market(v, target, wait):
     Speed: both books' best indices and the order state stay in locals (written back before
     anything else reads them); depth rows away from resting orders take the inline path."""
     ev, exch_idx, local_idx = v.ev, v.exch_idx, v.local_idx
-    xbid, xask, lbid, lask = v.xbid, v.xask, v.lbid, v.lask
+    # the books are the state's for the whole call: borrowed views skip reference counting
+    xbid, xask = borrowed(v.xbid), borrowed(v.xask)
+    lbid, lask = borrowed(v.lbid), borrowed(v.lask)
     n_e, n_l = exch_idx.shape[0], local_idx.shape[0]
     inv_tick, tick_lo, n = 1.0 / v.tick_px, v.tick_lo, v.n_ticks
     ei, li, mbb, mba = v.ei, v.li, v.mark_bb, v.mark_ba
