@@ -43,3 +43,51 @@ def test_the_wake_loop_exists_once() -> None:
         if "__pycache__" not in p.parts and "q_quote(" in p.read_text()
     ]
     assert callers == ["engine/loop.py"]
+
+
+CONSOLE = ("cli.py", "commands/", "demo.py")  # the modules that own the console
+# library modules that still import rich or typer (issue 22: engine apart from presentation);
+# the list may only shrink
+CONSOLE_DEBT = {"backtest.py", "data/calibrate.py", "data/inspect.py", "soak/runner.py"}
+
+
+def _library_modules() -> list[Path]:
+    return [
+        p
+        for p in sorted(PKG.rglob("*.py"))
+        if "__pycache__" not in p.parts and not p.relative_to(PKG).as_posix().startswith(CONSOLE)
+    ]
+
+
+def test_library_code_does_not_import_the_cli() -> None:
+    bad = [
+        f"{p.relative_to(PKG)} imports {m}"
+        for p in _library_modules()
+        for m in _imports(p)
+        if m.startswith(("mmbot.cli", "mmbot.commands"))
+    ]
+    assert not bad, bad
+
+
+def test_console_libraries_stay_in_the_console() -> None:
+    users = {
+        p.relative_to(PKG).as_posix()
+        for p in _library_modules()
+        if any(m.split(".")[0] in ("rich", "typer") for m in _imports(p))
+    }
+    assert users <= CONSOLE_DEBT, sorted(users - CONSOLE_DEBT)
+
+
+def test_the_venue_sits_below_everything() -> None:
+    """sim imports only the event and record layouts and the error type from mmbot; its order
+    book imports nothing from mmbot (any replay of a feed can use it)."""
+    allowed = ("mmbot.events", "mmbot.records", "mmbot.errors", "mmbot.sim")
+    bad = [
+        f"{p.relative_to(PKG)} imports {m}"
+        for p in sorted((PKG / "sim").glob("*.py"))
+        for m in _imports(p)
+        if m.startswith("mmbot.") and not m.startswith(allowed)
+    ]
+    assert not bad, bad
+    book = _imports(PKG / "sim" / "book.py")
+    assert not [m for m in book if m.startswith("mmbot") or m.startswith(".")], book

@@ -4,10 +4,11 @@ A soak runs long market stretches as consecutive chunks (bounded memory), each a
 run. Only the first chunk of a stream starts with a DEPTH_SNAPSHOT; a later chunk (the next 30 min
 of the synthetic market, or the next window of a capture) would start with an empty book that
 fills only as levels happen to change. `BookCarry` replays the exchange-side depth events of every
-chunk into a price ladder (hftbacktest semantics, as the venue applies them: a depth/snapshot row
-sets a level, a BBO row also removes better levels of its side, a level at or through the opposite
-best removes those opposite levels, CLEAR empties a side up to a price) and hands the next chunk a
-DEPTH_SNAPSHOT of the book as it stood, stamped at the chunk's first event time.
+chunk into a price ladder with the venue's own book rules (`mmbot.sim.book`, hftbacktest
+semantics: a depth/snapshot row sets a level, a BBO row also removes better levels of its side, a
+level at or through the opposite best moves that best past it, CLEAR empties a side up to a price)
+and hands the next chunk a DEPTH_SNAPSHOT of the book as it stood (the levels from each best
+outwards), stamped at the chunk's first event time.
 """
 
 from __future__ import annotations
@@ -28,23 +29,11 @@ from mmbot.events import (
     LOCAL_EVENT,
     SELL_EVENT,
 )
+from mmbot.sim.book import ask_update, bid_update, clear_side
+from mmbot.sim.borrow import borrowed
 
 LADDER_LEVELS = 1 << 20  # ticks covered around the first price (x2 arrays of f8: 16 MB)
 SNAPSHOT_LEVELS = 1000  # levels per side handed to the next chunk, nearest the touch first
-
-
-@njit(cache=True)
-def _scan_down(book: np.ndarray, j: int) -> int:
-    while j >= 0 and book[j] <= 0.0:
-        j -= 1
-    return j
-
-
-@njit(cache=True)
-def _scan_up(book: np.ndarray, j: int, n: int) -> int:
-    while j < n and book[j] <= 0.0:
-        j += 1
-    return j
 
 
 @njit(cache=True)
@@ -57,16 +46,20 @@ def _apply(
     state: np.ndarray,
     inv_tick: float,
 ) -> int:
-    """Apply exchange-side depth events; ``state`` = [best bid ix, best ask ix, base ix].
-    Returns the number of levels that fell outside the ladder (ignored)."""
+    """Apply exchange-side depth events with the venue's book rules (``mmbot.sim.book``);
+    ``state`` = [best bid ix, best ask ix, base ix]. Rows flagged local-only are skipped, unflagged
+    rows count (as in the venue). Returns the number of levels outside the ladder (ignored)."""
     n = bid.shape[0]
     bb = state[0]
     ba = state[1]
     base = state[2]
+    # the arrays outlive the call: borrowed views skip numba's reference counting per update
+    bidb = borrowed(bid)
+    askb = borrowed(ask)
     out = 0
     for i in range(ev.shape[0]):
         e = ev[i]
-        if (e & EXCH_EVENT) == 0:
+        if (e & (EXCH_EVENT | LOCAL_EVENT)) == LOCAL_EVENT:
             continue
         kind = e & 0xFF
         side = 1 if (e & BUY_EVENT) else (-1 if (e & SELL_EVENT) else 0)
@@ -75,49 +68,14 @@ def _apply(
             if ix < 0 or ix >= n:
                 out += 1
                 continue
-            q = qty[i]
+            bbo = kind == DEPTH_BBO_EVENT
             if side > 0:
-                if kind == DEPTH_BBO_EVENT and bb > ix:
-                    for j in range(ix + 1, bb + 1):
-                        bid[j] = 0.0
-                    bb = _scan_down(bid, ix)
-                bid[ix] = q
-                if q > 0.0:
-                    if ix > bb:
-                        bb = ix
-                    if ix >= ba:
-                        for j in range(ba, ix + 1):
-                            ask[j] = 0.0
-                        ba = _scan_up(ask, ix + 1, n)
-                elif ix == bb:
-                    bb = _scan_down(bid, ix - 1)
+                bb, ba = bid_update(bidb, askb, bb, ba, n, ix, qty[i], bbo)
             elif side < 0:
-                if kind == DEPTH_BBO_EVENT and ba < ix:
-                    for j in range(ba, ix):
-                        ask[j] = 0.0
-                    ba = _scan_up(ask, ix, n)
-                ask[ix] = q
-                if q > 0.0:
-                    if ix < ba:
-                        ba = ix
-                    if ix <= bb:
-                        for j in range(ix, bb + 1):
-                            bid[j] = 0.0
-                        bb = _scan_down(bid, ix - 1)
-                elif ix == ba:
-                    ba = _scan_up(ask, ix + 1, n)
+                bb, ba = ask_update(bidb, askb, bb, ba, n, ix, qty[i], bbo)
         elif kind == DEPTH_CLEAR_EVENT:
             ix = np.int64(math.floor(px[i] * inv_tick + 0.5)) - base if px[i] > 0.0 else -1
-            if side >= 0:
-                lo = 0 if (side == 0 or ix < 0 or ix >= n) else ix
-                for j in range(lo, max(bb, -1) + 1):
-                    bid[j] = 0.0
-                bb = _scan_down(bid, lo - 1) if lo > 0 else -1
-            if side <= 0:
-                hi = n - 1 if (side == 0 or ix < 0 or ix >= n) else ix
-                for j in range(min(ba, n), hi + 1):
-                    ask[j] = 0.0
-                ba = _scan_up(ask, hi + 1, n) if hi < n - 1 else n
+            bb, ba = clear_side(bidb, askb, bb, ba, n, side, ix)
     state[0] = bb
     state[1] = ba
     return out
