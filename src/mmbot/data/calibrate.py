@@ -7,8 +7,8 @@ persistence, the diffusive/jump split of 1 s returns (bipower variation) and the
 Fitted by simulation (damped multiplicative fixed point on short synthetic markets, parameters
 averaged over the second half of the rounds): v's volatility, noise-order rate, Hawkes branching,
 maker order size (prints per parent), refill and excess-cancel speeds (spread, depth behind the
-touch), level targets (depth profile), the permanence of sweep impact (1 s markout of prints)
-and the race between informed takers and makers pulling stale quotes (1 s markout of aggressor
+touch), level targets (depth profile), the permanent and transient shares of sweep impact (the
+mid's move 1 s and 30 s after sweeps that reached >= 1 bps past their first print) and the race between informed takers and makers pulling stale quotes (1 s markout of aggressor
 orders). Aggressor sizes are the capture's sweeps (see ``_parents``), printed at the capture's
 engine throughput. Each round's step is linear in the simulated statistic, so the fit matches
 the statistics' means (method of simulated moments). The statistics compared are
@@ -60,6 +60,15 @@ MAX_LAT_TAU_S = 30.0
 # reference touch, so the range is wide.
 MAX_PERMANENCE = 8.0
 MIN_PERMANENCE = 0.05
+INITIAL_TRANSIENT = 1.0
+# decay of the transient impact, per s, and the scale (bps of touch move) at which a sweep's
+# impact saturates. Chosen on the USD-M BTCUSDT capture (not refitted per capture): sweeps that
+# reached 0.5-1, 1-2 and 2-4 bps past their first print had moved the price by about the same
+# 1.1 bps a second later, and the deep sweeps' impact fell from 2.24 bps at 1 s to 1.45 at 30 s
+IMPACT_DECAY_PER_S = 0.3
+IMPACT_CAP_BPS = 1.0
+# the deep-sweep statistics rest on a few hundred sweeps a round: smaller steps
+IMPACT_DAMPING = 0.25
 MAX_INFORMED_RATE = 1000.0  # informed parents per s per bps of mispricing (search range)
 MIN_INFORMED_RATE = 0.01
 MIN_STALE_RATE = 0.1  # stale-quote pulls per order per s (search range)
@@ -279,6 +288,8 @@ def _fit(
             f"markout 100ms/5s {s['markout_100ms_bps']:.3f}/{target['markout_100ms_bps']:.3f} "
             f"{s['markout_5s_bps']:.3f}/{target['markout_5s_bps']:.3f} "
             f"vol60 {s['vol_60s_bps']:.2f}/{target['vol_60s_bps']:.2f} "
+            f"deep sweep impact 1s/30s {s['deep_sweep_impact_1s_bps']:.2f}/{target['deep_sweep_impact_1s_bps']:.2f} "
+            f"{s['deep_sweep_impact_30s_bps']:.2f}/{target['deep_sweep_impact_30s_bps']:.2f} "
             f"lat p95 {s['feed_latency_ms_p95']:.1f}/{target['feed_latency_ms_p95']:.1f} ms"
         )
         if progress is not None:
@@ -401,19 +412,33 @@ def _update(m: dict, s: dict, target: dict, *, fit_spread: bool) -> None:
         m["refill_rate_per_s"] *= 1.0 / _ratio(
             max(target["spread_ticks_mean"] - 1.0, 1e-3), max(s["spread_ticks_mean"] - 1.0, 1e-3)
         )
-    # print markout (sweeps through the book, partly permanent) -> permanence of noise impact;
-    # aggressor-order markout (information per order) -> the informed/stale-pull race below.
-    # (A transient impact on v decaying at a fitted rate, fitted to the 100 ms / 1 s / 5 s
-    # markouts, was tried: informed takers chase the displaced v and the fit markets turned
-    # explosive (1 s volatility 0.6-5x the capture's from round to round); not kept. Fitting the
-    # noise parents' side persistence to their sign autocorrelation and the per-order cancel
-    # hazard to the touch update rate was tried too: in the second half of that fit's rounds the
-    # 60 s volatility was 14.6-31.9 bps against the capture's 6.92; not kept either.)
+    # impact of noise sweeps on v (a ratio of their touch move, saturating at IMPACT_CAP_BPS):
+    # the permanent share follows the deep sweeps' 30 s impact, the transient share (decaying at
+    # IMPACT_DECAY_PER_S) their 1 s impact (stepping it on the part gone by 30 s diverged: with
+    # informed follow-through that difference can be negative on a fit market). Impact saturates, so
+    # the wide tick's coarser sweeps are compared in bps, not per bps of reach. Fitting a wholly
+    # permanent, linear impact to the print markout instead made the synthetic market trend
+    # (deep-sweep impact 2.4x their reach and no reversion, 60 s volatility 1.8x the capture's):
+    # a quote resting a few ticks deep lost there on every seed while it earned on the captures.
+    # (A transient impact fitted to the 100 ms / 1 s / 5 s print markouts was tried earlier and
+    # turned explosive: the informed then chased the displaced price; they now trade against v
+    # without the transient part.)
+    s1 = float(s.get("deep_sweep_impact_1s_bps", float("nan")))
+    s30 = float(s.get("deep_sweep_impact_30s_bps", float("nan")))
+    t1 = float(target.get("deep_sweep_impact_1s_bps", float("nan")))
+    t30 = float(target.get("deep_sweep_impact_30s_bps", float("nan")))
     m["impact_permanence_ratio"] = _clip(
-        m["impact_permanence_ratio"] * _ratio(target["markout_1s_bps"], s["markout_1s_bps"]),
+        m["impact_permanence_ratio"] * _ratio(t30, s30, IMPACT_DAMPING),
         MIN_PERMANENCE,
         MAX_PERMANENCE,
     )
+    m["impact_transient_ratio"] = _clip(
+        m.get("impact_transient_ratio", INITIAL_TRANSIENT) * _ratio(t1, s1, IMPACT_DAMPING),
+        MIN_PERMANENCE,
+        MAX_PERMANENCE,
+    )
+    m["impact_decay_per_s"] = IMPACT_DECAY_PER_S
+    m["impact_cap_bps"] = IMPACT_CAP_BPS
     # information per aggressor order is the race between takers who see the efficient price
     # past the touch and makers pulling those stale quotes: the step moves both, the informed
     # intensity up by its square root and the stale-pull speed down by it. (On the wide tick
@@ -430,7 +455,8 @@ def _update(m: dict, s: dict, target: dict, *, fit_spread: bool) -> None:
 LOSS_KEYS = (
     "trade_rate_per_s",
     "vol_bps_per_sqrt_s",
-    "markout_1s_bps",
+    "deep_sweep_impact_1s_bps",
+    "deep_sweep_impact_30s_bps",
     "parent_markout_1s_bps",
     "parent_rate_per_s",
 )
@@ -502,6 +528,9 @@ def calibrate(
         "hawkes_decay_per_s": 20.0,
         "informed_rate_per_s_per_bps": 5.0,
         "impact_permanence_ratio": 1.0,
+        "impact_transient_ratio": INITIAL_TRANSIENT,
+        "impact_decay_per_s": IMPACT_DECAY_PER_S,
+        "impact_cap_bps": IMPACT_CAP_BPS,
         "same_side_ratio": _clip(2.0 * float(target["parent_same_side_ratio"]) - 1.0, 0.0, 0.95),
         "informed_edge_bps": max(0.25, 0.5 * tick_bps_cap),
         "depth_target_qty": _depth_targets(target, tick_bps_cap),
@@ -548,7 +577,8 @@ def calibrate(
         calib["note"] = (
             f"wide-tick variant: the dynamics fitted to the capture (tick {tick_px}, {tick_bps_cap:.4f} bps) "
             f"on a tick of {wide_px} ({wide_bps:.3f} bps); depth re-binned from the capture's depth-vs-distance "
-            "profile, trade flow and informed share refitted to the capture's trade rate, volatility and 1 s markout. "
+            "profile, trade flow and informed share refitted to the capture's trade rate, volatility, aggressor-order markout "
+            "and deep-sweep impact (the 1 s markout of single prints is not kept on the wide tick). "
             "Spread and depth per level are therefore not the capture's."
         )
         model["depth_target_qty"] = _depth_targets(target, wide_bps)
@@ -656,6 +686,8 @@ def calibrate_command(
         + " ".join(
             [str(path.name), "--out", str(Path(out).name)]
             + ([f"--tick-bps {tick_bps:g}"] if tick_bps > 0 else [])
+            + ([f"--rounds {rounds}"] if rounds != FIT_ROUNDS else [])
+            + ([f"--fit-seconds {fit_seconds}"] if fit_seconds else [])
         ),
         "capture": stem,
         "fit_log": log,

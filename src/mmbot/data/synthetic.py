@@ -15,8 +15,11 @@ shipped calibrations (``load_calibration``). The model (DESIGN.md, "The embedded
 * market orders ("parents") come from noise traders (a
   Hawkes process: clustered arrivals, side persistence) and from informed traders who trade only
   when ``v`` is past the touch, with intensity growing with the mispricing and a limit at ``v``
-  (Glosten-Milgrom). A noise sweep's move of the touch is partly permanent (``v`` follows it by the
-  calibrated permanence ratio), so order flow carries information: adverse selection is real. A
+  (Glosten-Milgrom). A noise sweep moves ``v`` by its touch move, saturating at a cap (impact is
+  concave in a sweep's reach), times a permanent share plus a transient share that decays
+  exponentially (a propagator, Bouchaud et al. 2004): the book is built around ``v`` while the
+  informed trade against ``v`` without the transient part, so they arbitrage it away. Order flow
+  carries information, and deep fills revert partly, as on the captures. A
   parent (sized from the capture's sweeps) fills maker orders one at a time, printing one TRADE
   per maker order (as venues do), at most the engine's calibrated prints per ms: a longer sweep
   goes on in the next ms (nothing else happens meanwhile) and the DEPTH rows of the levels it
@@ -97,7 +100,10 @@ P_IMPACT = 16  # share of a noise sweep's touch move that the efficient price ke
 P_LAT_TAU_S = 17  # correlation time of the feed latency, s
 P_EXCESS_RATE = 18  # speed at which queues above their target are cancelled, per s
 P_PRINTS_PER_MS = 19  # matching-engine throughput: prints one sweep stamps per ms
-N_PARAMS = 20
+P_TRANSIENT = 20  # share of a noise sweep's touch move that displaces the book and then decays
+P_TRANSIENT_DECAY = 21  # decay rate of that displacement, per s
+P_IMPACT_CAP = 22  # ticks: the impact of a sweep saturates at this scale of its touch move
+N_PARAMS = 23
 
 # --- integer state ---------------------------------------------------------------------------
 S_T_NS = 0
@@ -139,7 +145,9 @@ F_FAR = F_NEAR + 4  # the same over the deep levels (refreshed less often)
 F_SPARE = F_FAR + 4  # second normal of the last Box-Muller pair, and whether it is unused
 F_SPARE_OK = F_SPARE + 1
 F_SWEEP_LIMIT = F_SPARE_OK + 1  # limit price (ticks) of the sweep in progress
-N_FSTATE = F_SWEEP_LIMIT + 1
+# transient part of v (ticks): the book is built around v, the informed trade against v minus it
+F_TRANSIENT = F_SWEEP_LIMIT + 1
+N_FSTATE = F_TRANSIENT + 1
 
 _NONE = -1  # empty book side
 
@@ -398,9 +406,11 @@ def _draw_next(
     r[2] = (P[P_CANCEL_RATE] * ist[S_QB_LOTS] + excess * (near[2] + far[2])) / maker
     r[3] = (P[P_CANCEL_RATE] * ist[S_QA_LOTS] + excess * (near[3] + far[3])) / maker
     inf_edge = P[P_INFORMED_EDGE]
-    # informed intensity grows with the mispricing they see (per tick beyond the edge)
-    r[4] = P[P_INFORMED_RATE] * (v - ba - inf_edge) if (ba != _NONE and v > ba + inf_edge) else 0.0
-    r[5] = P[P_INFORMED_RATE] * (bb - v - inf_edge) if (bb != _NONE and v < bb - inf_edge) else 0.0
+    # informed intensity grows with the mispricing they see (per tick beyond the edge); they see
+    # the efficient price without the transient displacement of recent sweeps
+    f = v - fs[F_TRANSIENT]
+    r[4] = P[P_INFORMED_RATE] * (f - ba - inf_edge) if (ba != _NONE and f > ba + inf_edge) else 0.0
+    r[5] = P[P_INFORMED_RATE] * (bb - f - inf_edge) if (bb != _NONE and f < bb - inf_edge) else 0.0
     st_edge = P[P_STALE_EDGE]
     r[6] = P[P_STALE_RATE] * _lvl(bq, bb) / maker if (bb != _NONE and bb > v + st_edge) else 0.0
     r[7] = P[P_STALE_RATE] * _lvl(aq, ba) / maker if (ba != _NONE and ba < v - st_edge) else 0.0
@@ -512,6 +522,12 @@ def _advance(
             # jumps of v are events of their own (Poisson), double-exponential in size
             sz = jump_ticks * _exp1(rng)
             v += sz if _uniform(rng) < 0.5 else -sz
+        u = fs[F_TRANSIENT]
+        if u != 0.0:
+            # the transient displacement of recent sweeps relaxes (propagator: impact decays)
+            du = u * (1.0 - math.exp(-P[P_TRANSIENT_DECAY] * dt_s))
+            v -= du
+            fs[F_TRANSIENT] = u - du
         fs[F_V] = v
         if kind < 0 or kind == K_JUMP:
             continue
@@ -667,7 +683,8 @@ def _advance(
                     fs[F_LAST_SIDE] = 1.0 if buy else -1.0
                 else:
                     buy = kind == 4
-                    limit_ticks = v - inf_edge if buy else v + inf_edge
+                    f = v - fs[F_TRANSIENT]
+                    limit_ticks = f - inf_edge if buy else f + inf_edge
                 lots = int(_table_sample(rng, parent_tab) / lot + 0.5)
                 ist[S_SWEEP_LOTS] = lots if lots > 0 else 1
                 ist[S_SWEEP_SIDE] = 1 if buy else -1
@@ -754,7 +771,16 @@ def _advance(
                 if touch1 == _NONE:
                     p_last = ist[S_SWEEP_LAST]
                     touch1 = p_last + 1 if buy else p_last - 1
-                v += P[P_IMPACT] * (touch1 - touch0)
+                # (a further transient share displaces the book and decays). Impact is concave
+                # in the sweep's reach: it saturates at the cap's scale (captures: a sweep 2-4 bps
+                # deep moves the price about as much as one 0.5-1 bps deep)
+                move = float(touch1 - touch0)
+                cap = P[P_IMPACT_CAP]
+                if cap > 0.0:
+                    sat = cap * (1.0 - math.exp(-abs(move) / cap))
+                    move = sat if move > 0 else -sat
+                v += (P[P_IMPACT] + P[P_TRANSIENT]) * move
+                fs[F_TRANSIENT] += P[P_TRANSIENT] * move
                 fs[F_V] = v
             ist[S_SWEEP_SIDE] = 0
         # ---- trim levels that fell too far from the efficient price ----------------------------
@@ -979,6 +1005,9 @@ def model_arrays(
         P[P_IMPACT] = float(m["impact_permanence_ratio"])
         P[P_LAT_TAU_S] = float(calib.get("feed_latency_corr_s", 0.0))
         P[P_PRINTS_PER_MS] = float(m.get("sweep_prints_per_ms", MAX_PRINTS))
+        P[P_TRANSIENT] = float(m.get("impact_transient_ratio", 0.0))
+        P[P_TRANSIENT_DECAY] = float(m.get("impact_decay_per_s", 1.0))
+        P[P_IMPACT_CAP] = float(m.get("impact_cap_bps", 0.0)) * ticks_per_bps
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"calibration: missing or malformed field {exc!s}") from None
     if not np.all(np.isfinite(P)) or np.any(P < 0):
