@@ -151,12 +151,14 @@ def test_as_captured_market_is_consistent_too() -> None:
 
 
 def test_informed_flow_creates_adverse_selection(calib: dict) -> None:
-    """With informed traders and permanent impact switched off, trades carry no information
-    (1 s markout near 0); the calibrated market's trades are followed by moves in their direction."""
+    """With informed traders and sweep impact (permanent and transient) switched off, trades
+    carry no information (1 s markout near 0); the calibrated market's trades are followed by
+    moves in their direction."""
     s_cal = market_stats(generate(calib, 21, T0_NS, 300 * S_NS))
     blind = copy.deepcopy(calib)
     blind["model"]["informed_rate_per_s_per_bps"] = 0.0
     blind["model"]["impact_permanence_ratio"] = 0.0
+    blind["model"]["impact_transient_ratio"] = 0.0
     s_blind = market_stats(generate(blind, 21, T0_NS, 300 * S_NS))
     print(
         "markout_1s_bps calibrated",
