@@ -115,6 +115,15 @@ def test_wider_base_spread_means_fewer_fills_and_more_gross_per_fill() -> None:
     assert hi["gross_bps"] > lo["gross_bps"]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "the impact cap does not bind on the market with reverting impact: fills are partial (the "
+        "trade sets their size), mean fill qty 0.1441 vs 0.1443, 0.1485 vs 0.1467, 0.1481 vs 0.1489 "
+        "and adverse_bps 0.783 vs 0.791, 0.806 vs 0.811, 0.918 vs 0.912 at cap 0.04 vs 0.12 "
+        "(seeds 5-7, 1 h): the seed's claim holds on 1 of 3 seeds, i.e. is not measurable here"
+    ),
+)
 def test_lower_impact_cap_means_smaller_fills_and_lower_adverse_selection() -> None:
     # The cap rarely binds on the fitted market (fills are partial: the trade sets their size,
     # not the order), so the effect is small and judged on a majority of three seeds over 1 h.
@@ -152,16 +161,10 @@ def test_longer_tail_age_means_fewer_refreshes() -> None:
     assert hi["orders_placed"] < lo["orders_placed"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a longer tail age means fewer refreshes (test above) but not older orders on the fitted "
-        "market (majority of seeds 5-7; measured median age 737->741, 1044->816, 1261->855 ms at "
-        "400 vs 1000): orders quoted at the touch leave by fills and reprices long before either "
-        "tail age"
-    ),
-)
 def test_longer_tail_age_means_older_orders() -> None:
+    # On the earlier fitted market (wholly permanent impact) this failed (median age 737->741,
+    # 1044->816, 1261->855 ms): orders left by fills and reprices before either tail age. On the
+    # market with reverting impact (seeds 5-7: 275->399, 293->407, 309->429 ms) it holds.
     right = 0
     for seed in SEEDS:
         lo, hi = _lo_hi("tail_age_ms", seed=seed)
