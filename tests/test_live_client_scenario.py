@@ -261,7 +261,10 @@ def test_instruments_info_and_orderbook_follow_the_v5_api():
             body = get(f"/v5/market/instruments-info?{q}")
             assert (body["retCode"], body["result"]["list"]) == (0, []), q
         assert get("/v5/market/instruments-info?category=futures")["retCode"] == 10001
-        ob = get(f"/v5/market/orderbook?category=linear&symbol={SYMBOL}&limit=1")
+        book_q = f"/v5/market/orderbook?category=linear&symbol={SYMBOL}&limit=1"
+        # the book is empty until the feed's first snapshot has played (~0.1-0.5 s after start)
+        assert wait_for(lambda: get(book_q)["result"]["b"], 10.0), "no book published in 10 s"
+        ob = get(book_q)
         assert ob["retCode"] == 0 and len(ob["result"]["b"]) == 1 and len(ob["result"]["a"]) == 1
         assert set(ob["result"]) == {"s", "b", "a", "ts", "u", "seq", "cts"}
         for bad in ("limit=0", "limit=501", "limit=x"):
