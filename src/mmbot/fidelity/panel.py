@@ -21,12 +21,13 @@ from mmbot.config import Profile, load_profile
 class PanelConfig:
     """One quoter setting: ``strategy`` (a backtest strategy name), runtime ``knobs`` overriding the
     profile's, ``quoting`` fields overriding ``profile.quoting`` (skew: ``gamma`` inventory,
-    ``obi_coef`` imbalance; size: ``order_notional``)."""
+    ``obi_coef`` imbalance; size: ``order_notional``) and quoter ``params`` (the quoter's PARAMS)."""
 
     name: str
     strategy: str
     knobs: dict[str, float] = field(default_factory=dict)
     quoting: dict[str, float] = field(default_factory=dict)
+    params: dict[str, float] = field(default_factory=dict)
 
 
 PANEL: list[PanelConfig] = [
@@ -41,6 +42,13 @@ PANEL: list[PanelConfig] = [
     PanelConfig("touch", "touch"),
     PanelConfig("touch_half_size", "touch", {}, {"order_notional": 10000.0}),
     PanelConfig("touch_small_impact_cap", "touch", {"impact_cap_ratio": 0.04}),
+    # quoters resting deeper than the touch: their outcomes spread far wider than the touch-bound
+    # settings above, which differ by a few hundredths of a bps (a ranking of those is noise).
+    # glft_ref's calibration window is 60 s because the captures last ~345 s
+    PanelConfig("adaptive", "adaptive"),
+    PanelConfig("adaptive_one_level", "adaptive", params={"n_levels": 1.0}),
+    PanelConfig("adaptive_no_markout_depth", "adaptive", params={"mk_on": 0.0}),
+    PanelConfig("glft_ref", "glft_ref", params={"window_s": 60.0}),
 ]
 
 
@@ -81,6 +89,7 @@ def run_panel(
     for cfg in panel:
         settings = RunSettings(
             strategy=cfg.strategy,
+            params=dict(cfg.params),
             knobs=dict(cfg.knobs),
             profile=_profile_for(base, cfg),
             max_position_qty=max_pos,
