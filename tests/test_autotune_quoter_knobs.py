@@ -29,6 +29,7 @@ from mmbot.soak.autotune import (
     fmt_knob,
     history_entry,
     normalise_knobs,
+    pooled_gain_sd,
     replay_budget,
 )
 
@@ -203,3 +204,22 @@ def test_tiny_soak_tunes_the_adaptive_quoters_knobs_within_limits(tmp_path) -> N
     )
     metrics = json.loads((root / "reports/soak_metrics.json").read_text())
     assert "param.as_mult" in metrics["per_iteration"][0]["knobs"]
+
+
+def test_quoter_decisions_need_a_gain_above_their_own_noise() -> None:
+    # param.as_mult up gains on average 0.2 bps, but the paired gains scatter by +-3 bps per
+    # segment (a quoter that fills rarely): two segments are not evidence; a gain of 5 bps is
+    scatter = {1: 3.0, 2: -3.0, 3: 2.5, 4: -2.5}
+
+    def objective(gain: float):
+        def f(knobs: dict[str, float], seg: int) -> float:
+            up = knobs["param.as_mult"] > START["param.as_mult"]
+            return SEG_OFFSET[seg] + ((gain + scatter[seg]) if up else 0.0)
+
+        return f
+
+    for gain, adopted in ((0.2, False), (5.0, True)):
+        d = counterfactual_tune(healthy(), START, [], objective(gain), [2, 1], budget=200)
+        moved = any(c.field == "param.as_mult" for c in d.changes)
+        assert moved is adopted, (gain, d.trials)
+    assert pooled_gain_sd([{1: 1.0, 2: 3.0}, {1: 0.0, 2: 0.0}, None]) == pytest.approx(2**0.5)

@@ -749,6 +749,11 @@ def select_best(history: Sequence[Mapping[str, Any]]) -> tuple[int, dict[str, fl
 # first three are within the noise of each other; 0.05 is kept: the best on the five fresh
 # markets other than the bench headline's seed 202, so the choice does not look at the test seed).
 NOISE_FLOOR_BPS: Final[float] = 0.025
+# The floor above is about one standard error of the score's paired noise on the default market
+# with glft (0.025-0.03 bps per segment, below). A decision that tunes quoter knobs (the adaptive
+# quoter fills a few dozen times per segment: its gains scatter by bps, not hundredths) measures
+# its own noise instead: the floor is then NOISE_Z standard errors of that scatter when higher.
+NOISE_Z: Final[float] = 1.0
 # Keep-best rollback on the common segments compares the latest knobs with every earlier set at
 # once (the best of several noisy differences, sets that may be several moves apart): an earlier
 # set must beat the latest by ``KEEP_BEST_MARGIN_BPS * sqrt(2 / n)`` on n common segments.
@@ -854,6 +859,30 @@ def knob_key(knobs: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
 def adopt_floor(n_segments: int, floor_bps: float = NOISE_FLOOR_BPS) -> float:
     """Mean paired gain a candidate needs over ``n_segments`` to be adopted."""
     return floor_bps * math.sqrt(2.0 / max(n_segments, 1))
+
+
+def pooled_gain_sd(gains: Sequence[Mapping[int, float] | None]) -> float:
+    """The paired gains' noise per segment, measured in this decision: the pooled within-candidate
+    standard deviation of the gains of every candidate with two or more segments (inert ones,
+    all gains zero, left out). 0 when nothing measures it."""
+    ss, dof = 0.0, 0
+    for g in gains:
+        if not g or len(g) < 2 or all(v == 0.0 for v in g.values()):
+            continue
+        vals = list(g.values())
+        m = sum(vals) / len(vals)
+        ss += sum((v - m) ** 2 for v in vals)
+        dof += len(vals) - 1
+    return math.sqrt(ss / dof) if dof else 0.0
+
+
+def noise_floor(n_segments: int, noise_sd: float, floor_bps: float = NOISE_FLOOR_BPS) -> float:
+    """Mean paired gain a candidate needs over ``n_segments``: `adopt_floor`, or ``NOISE_Z``
+    standard errors of the noise measured in the decision (`pooled_gain_sd`) when that is
+    higher (a quoter that fills rarely scatters by bps per segment, not hundredths)."""
+    return max(
+        adopt_floor(n_segments, floor_bps), NOISE_Z * noise_sd / math.sqrt(max(n_segments, 1))
+    )
 
 
 @dataclass
@@ -1156,12 +1185,15 @@ def counterfactual_tune(
         alive.sort(key=lambda c: -mean_gain(c))  # stable: ties keep the candidate order
         if i + 1 < len(lengths):
             alive = [c for c in alive[: max((len(alive) + 1) // 2, 1)] if mean_gain(c) > 0.0]
+    # the six knobs' floor was measured (NOISE_FLOOR_BPS); a quoter's knobs measure their own noise
+    tunes_quoter = any(is_quoter_knob(k) for k in start)
+    noise_sd = pooled_gain_sd([c.gains(base) for c in cands]) if tunes_quoter else 0.0
     winners = [
         c
         for c in cands
         if all(s in c.nets for s in segs)
         and c.gain(base)[1] >= MIN_ADOPT_SEGMENTS
-        and mean_gain(c) > adopt_floor(c.gain(base)[1], floor_bps)
+        and mean_gain(c) > noise_floor(c.gain(base)[1], noise_sd, floor_bps)
     ]
     winners.sort(key=lambda c: -mean_gain(c))
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from mmbot.errors import UserError
 from mmbot.events import EVENT_DTYPE
-from mmbot.knobs import KNOB_NAMES, knob_order, split_knobs, tunable_quoter_knobs
+from mmbot.knobs import KNOB_NAMES, knob_order, quoter_param, split_knobs, tunable_quoter_knobs
 from mmbot.soak import autotune
 from mmbot.soak import decision as soak_decision
 from mmbot.soak import stability as soak_stability
@@ -450,7 +450,7 @@ def quoter_knobs(prof: Any, tune: bool) -> tuple[dict[str, float], list[str]]:
     out: dict[str, float] = {}
     notes: list[str] = []
     for name, (lo, hi) in limits.items():
-        raw = float(values[name.split(".", 1)[1]])
+        raw = float(values[quoter_param(name)])
         v = autotune.snap(name, raw) if tune else raw
         if v != raw:
             notes.append(
