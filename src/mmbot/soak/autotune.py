@@ -901,12 +901,14 @@ class _Candidate:
 
     def gains(self, base: Mapping[int, float | None]) -> dict[int, float] | None:
         """Paired gain per segment (this decision's replays and earlier evidence for the same
-        (current, candidate) pair); None when a replay had no fills."""
+        (current, candidate) pair). A segment on which the candidate did not fill says nothing
+        about its bps and is left out (a quoter knob can make fills rare: a wide spread floor
+        may not fill in 15 min yet earn the most per fill, the net_bps a soak is judged by)."""
         out = dict(self.past)
         for s, v in self.nets.items():
             b = base.get(s)
             if v is None or b is None:
-                return None
+                continue
             out[s] = v - b
         return out
 
