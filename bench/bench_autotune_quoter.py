@@ -17,8 +17,7 @@ knobs.CONSERVATIVE_START:
 Reached: the final overrides' net_bps >= 90 % of grid-best (for a non-positive grid-best: within
 10 % of |grid-best| below it). Also printed: the best of the knob sets the soak ran (iterations 1-6).
 The seeds are not the ones the tuner's constants were measured on (autotune.py names those).
-HOURS is 1.5 (six 15-min iterations) to fit `make bench` on two shared cores; --hours 3 runs the
-soak's default 30-min iterations.
+HOURS is 3 (the soak's default: six 30-min iterations); --hours 1.5 halves the cost.
 Run: .venv/bin/python bench/bench_autotune_quoter.py [--seeds 11,22,33,44,55] [--hours 3]
 """
 
@@ -37,7 +36,7 @@ import numpy as np
 from mmbot.knobs import CONSERVATIVE_START, QUOTER_KNOB_LIMITS, quoter_knob_name
 
 SEEDS = "11,22,33,44,55"
-HOURS = 1.5
+HOURS = 3.0
 ITERATIONS = 6
 QUOTER = "adaptive"
 GRID = {"as_mult": (0.5, 1.0, 2.0), "skew_coef": (0.0, 1.0, 3.0), "n_levels": (1.0, 2.0, 4.0)}
