@@ -395,3 +395,32 @@ def test_restart_from_an_open_position_keeps_the_audit_identity_exact(emu, tmp_p
     # the second session's records hold its own fills only
     n_all = len(journal_fills(out / "journal.sqlite"))
     assert sess1["fills"] + sess2["fills"] == n_all and rep2["totals"]["fills"] == sess2["fills"]
+
+
+def test_session_applies_only_named_overrides_and_logs_the_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A soak's artifacts/soak/runtime_overrides.json in the working directory is not applied to
+    paper or live trading unless named with --overrides (as in the backtest); the log says which."""
+    import logging
+
+    from mmbot.config import load_profile
+    from mmbot.live.bybit import Endpoints
+    from mmbot.live.runner import RunnerConfig, Session
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MM_RUNTIME_OVERRIDES_JSON", raising=False)
+    soak_file = tmp_path / "artifacts" / "soak" / "runtime_overrides.json"
+    soak_file.parent.mkdir(parents=True)
+    default = load_profile().runtime["base_spread_bps_delta"]
+    soak_file.write_text(json.dumps({"base_spread_bps_delta": default + 0.1}))
+    nowhere = Endpoints("http://127.0.0.1:9", "ws://127.0.0.1:9", "ws://127.0.0.1:9")
+    with caplog.at_level(logging.INFO, logger="mmbot.live"):
+        plain = Session(RunnerConfig("paper", "BTCUSDT", nowhere, tmp_path / "a"))
+        named = Session(
+            RunnerConfig("paper", "BTCUSDT", nowhere, tmp_path / "b", overrides_file=soak_file)
+        )
+    assert plain.knobs["base_spread_bps_delta"] == default
+    assert named.knobs["base_spread_bps_delta"] == pytest.approx(default + 0.1)
+    assert "knobs: the profile's (no overrides)" in caplog.text
+    assert f"knobs: overrides from --overrides {soak_file}" in caplog.text

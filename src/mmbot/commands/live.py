@@ -168,7 +168,12 @@ def paper(
         None, "--journal", help="SQLite journal (default OUT/journal.sqlite)"
     ),
     profile: str = typer.Option("S1", "--profile"),
-    overrides: Path | None = typer.Option(None, "--overrides"),
+    overrides: Path | None = typer.Option(
+        None,
+        "--overrides",
+        help="runtime overrides JSON file (else $MM_RUNTIME_OVERRIDES_JSON; a soak's "
+        "artifacts/soak/runtime_overrides.json is applied only when named here)",
+    ),
     strategy: str = typer.Option("glft", "--strategy", help=STRATEGY_HELP),
     param: list[str] | None = PARAM_OPTION,
     order_qty: float | None = typer.Option(None, "--order-qty"),
@@ -236,7 +241,12 @@ def live(
     duration_s: float | None = typer.Option(None, "--duration-s"),
     journal: Path | None = typer.Option(None, "--journal"),
     profile: str = typer.Option("S1", "--profile"),
-    overrides: Path | None = typer.Option(None, "--overrides"),
+    overrides: Path | None = typer.Option(
+        None,
+        "--overrides",
+        help="runtime overrides JSON file (else $MM_RUNTIME_OVERRIDES_JSON; a soak's "
+        "artifacts/soak/runtime_overrides.json is applied only when named here)",
+    ),
     strategy: str = typer.Option("glft", "--strategy", help=STRATEGY_HELP),
     param: list[str] | None = PARAM_OPTION,
     order_qty: float | None = typer.Option(None, "--order-qty"),
@@ -398,4 +408,4 @@ def _with_override_params(overrides: Path | None, params: dict[str, float]) -> d
     from mmbot.config import load_overrides
     from mmbot.knobs import split_knobs
 
-    return {**split_knobs(load_overrides(overrides)[0])[1], **params}
+    return {**split_knobs(load_overrides(overrides, default_file=None)[0])[1], **params}

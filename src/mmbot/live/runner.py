@@ -133,12 +133,18 @@ def link_num(link_id: str) -> int:
 
 class Session:
     def __init__(self, cfg: RunnerConfig):
-        from mmbot.config import effective_knobs, load_overrides, load_profile
+        from mmbot.config import effective_knobs, load_overrides, load_profile, overrides_source
 
         self.cfg = cfg
         self.symbol = cfg.symbol
         self.profile = load_profile(cfg.profile)
-        overrides, msgs = load_overrides(cfg.overrides_file)
+        # as the backtest: only --overrides or $MM_RUNTIME_OVERRIDES_JSON, never a soak's file
+        # that happens to sit in the working directory, and the log says which source it was
+        overrides, msgs = load_overrides(cfg.overrides_file, default_file=None)
+        source = overrides_source(cfg.overrides_file, default_file=None)
+        log.info(
+            "knobs: %s", f"overrides from {source}" if source else "the profile's (no overrides)"
+        )
         for m in msgs:
             log.warning("%s", m)
         self.knobs = effective_knobs(self.profile, overrides)
