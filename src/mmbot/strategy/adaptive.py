@@ -330,21 +330,10 @@ def on_market(state, params, qparams, view, trades, n_trades) -> None:
     for k in range(n_trades):
         t = trades[k]
         _update_flow(st, qp, t.local_ts, t.side * t.qty)
-        if st.sweep_side != 0 and (
-            t.side != st.sweep_side or t.local_ts - st.sweep_last_ns > glft.SWEEP_GAP_NS
-        ):
+        if glft.sweep_ends(st, t):
             _flush_sweep(state, params)
-        ref = st.last_mid_ticks
-        if t.side != 0 and ref == ref:
-            if st.sweep_side == 0:
-                st.sweep_side = t.side
-                st.sweep_ref_ticks = ref
-                st.sweep_depth_ticks = t.side * (t.px / p_tick - ref)
-            else:
-                depth = t.side * (t.px / p_tick - st.sweep_ref_ticks)
-                st.sweep_depth_ticks = max(st.sweep_depth_ticks, depth)
-            st.sweep_last_ns = t.local_ts
-    if st.sweep_side != 0 and view[0].now_ns - st.sweep_last_ns > glft.SWEEP_GAP_NS:
+        glft.sweep_add(st, t, p_tick)
+    if glft.sweep_idle(st, view[0].now_ns):
         _flush_sweep(state, params)
 
 

@@ -341,6 +341,36 @@ def _flush_sweep(state, params) -> None:
 
 
 @njit(cache=True)
+def sweep_ends(st, t) -> bool:
+    """Whether print ``t`` ends the sweep in progress (another side, or >= SWEEP_GAP_NS later)."""
+    return st.sweep_side != 0 and (
+        t.side != st.sweep_side or t.local_ts - st.sweep_last_ns > SWEEP_GAP_NS
+    )
+
+
+@njit(cache=True)
+def sweep_add(st, t, p_tick: float) -> None:
+    """Print ``t`` joins the sweep (or starts one): its depth is its furthest print from the mid
+    before its first print. Prints without a side or before any mid are left out."""
+    ref = st.last_mid_ticks
+    if t.side != 0 and ref == ref:
+        if st.sweep_side == 0:
+            st.sweep_side = t.side
+            st.sweep_ref_ticks = ref
+            st.sweep_depth_ticks = t.side * (t.px / p_tick - ref)
+        else:
+            depth = t.side * (t.px / p_tick - st.sweep_ref_ticks)
+            st.sweep_depth_ticks = max(st.sweep_depth_ticks, depth)
+        st.sweep_last_ns = t.local_ts
+
+
+@njit(cache=True)
+def sweep_idle(st, now_ns: int) -> bool:
+    """Whether the sweep in progress has seen no print for SWEEP_GAP_NS (it is over)."""
+    return st.sweep_side != 0 and now_ns - st.sweep_last_ns > SWEEP_GAP_NS
+
+
+@njit(cache=True)
 def on_market(state, params, qparams, view, trades, n_trades) -> None:
     """New local prints -> the intensity estimator. The prints of one sweep arrive as a burst on
     one side: they are grouped (same side, < SWEEP_GAP_NS apart) into one aggressor order whose
@@ -349,21 +379,10 @@ def on_market(state, params, qparams, view, trades, n_trades) -> None:
     p_tick = params[0].tick_px
     for k in range(n_trades):
         t = trades[k]
-        if st.sweep_side != 0 and (
-            t.side != st.sweep_side or t.local_ts - st.sweep_last_ns > SWEEP_GAP_NS
-        ):
+        if sweep_ends(st, t):
             _flush_sweep(state, params)
-        ref = st.last_mid_ticks
-        if t.side != 0 and ref == ref:
-            if st.sweep_side == 0:
-                st.sweep_side = t.side
-                st.sweep_ref_ticks = ref
-                st.sweep_depth_ticks = t.side * (t.px / p_tick - ref)
-            else:
-                depth = t.side * (t.px / p_tick - st.sweep_ref_ticks)
-                st.sweep_depth_ticks = max(st.sweep_depth_ticks, depth)
-            st.sweep_last_ns = t.local_ts
-    if st.sweep_side != 0 and view[0].now_ns - st.sweep_last_ns > SWEEP_GAP_NS:
+        sweep_add(st, t, p_tick)
+    if sweep_idle(st, view[0].now_ns):
         _flush_sweep(state, params)
 
 
