@@ -84,7 +84,12 @@ TIMED_RUNS = 3
 # ---------------------------------------------------------------- the tutorial, on hftbacktest
 def tutorial_loop():
     """hftbacktest's GLFT tutorial (glft_market_maker with adj1/adj2), parameterised as above."""
-    from hftbacktest import BUY, BUY_EVENT, FILLED, GTX, LIMIT, SELL
+    from hftbacktest import BUY, BUY_EVENT, GTX, LIMIT, SELL
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from vs_hftbacktest import hbt_fill_recorder
+
+    record_filled = hbt_fill_recorder()
 
     INVALID_MIN = np.iinfo(np.int64).min  # hftbacktest's best_bid_tick of an empty bid side
     INVALID_MAX = np.iinfo(np.int64).max
@@ -144,15 +149,7 @@ def tutorial_loop():
         adj2 = ADJ2
         max_orders = max_position / order_qty
         while hbt.elapse(STEP_NS) == 0:
-            if rec.shape[0] > 0:
-                it = hbt.orders(0).values()
-                while it.has_next():
-                    o = it.get()
-                    if o.status == FILLED and n_rec < rec.shape[0]:
-                        rec[n_rec, 0] = o.exch_timestamp
-                        rec[n_rec, 1] = o.side
-                        rec[n_rec, 2] = o.price_tick
-                        n_rec += 1
+            n_rec = record_filled(hbt, rec, n_rec)
             # Records market order's arrival depth from the mid-price.
             if not np.isnan(mid_price_tick):
                 depth = -np.inf

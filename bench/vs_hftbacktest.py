@@ -15,6 +15,7 @@ against a private numba cache directory.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -108,8 +109,33 @@ def run_mmbot(data: np.ndarray, tick_px: float = TICK_PX, lot_qty: float = LOT_Q
 
 
 # ---------------------------------------------------------------- hftbacktest driver
+@functools.cache
+def hbt_fill_recorder():
+    """``record_filled(hbt, rec, n_rec) -> n_rec``: appends (exch_ts, side, price tick) of the
+    asset's FILLED orders to ``rec`` while it has room (a 0-row ``rec`` records nothing). Built on
+    first use (hftbacktest is optional); bench/vs_glft.py's tutorial loop calls it too."""
+    from hftbacktest.order import FILLED
+
+    @njit
+    def record_filled(hbt, rec, n_rec):
+        if rec.shape[0] > 0:
+            it = hbt.orders(0).values()
+            while it.has_next():
+                o = it.get()
+                if o.status == FILLED and n_rec < rec.shape[0]:
+                    rec[n_rec, 0] = o.exch_timestamp
+                    rec[n_rec, 1] = o.side
+                    rec[n_rec, 2] = o.price_tick
+                    n_rec += 1
+        return n_rec
+
+    return record_filled
+
+
 def _hbt_strategy():
-    from hftbacktest.order import FILLED, GTX, LIMIT, NEW, PARTIALLY_FILLED
+    from hftbacktest.order import GTX, LIMIT, NEW, PARTIALLY_FILLED
+
+    record_filled = hbt_fill_recorder()
 
     @njit
     def hbt_touch(hbt, order_qty, max_pos, step_ns, rec):
@@ -118,15 +144,7 @@ def _hbt_strategy():
         oid = 1
         n_rec = 0
         while hbt.elapse(step_ns) == 0:
-            if rec.shape[0] > 0:
-                it = hbt.orders(0).values()
-                while it.has_next():
-                    o = it.get()
-                    if o.status == FILLED and n_rec < rec.shape[0]:
-                        rec[n_rec, 0] = o.exch_timestamp
-                        rec[n_rec, 1] = o.side
-                        rec[n_rec, 2] = o.price_tick
-                        n_rec += 1
+            n_rec = record_filled(hbt, rec, n_rec)
             hbt.clear_inactive_orders(0)
             depth = hbt.depth(0)
             bb = depth.best_bid
