@@ -71,10 +71,11 @@ def grid_points(levels: int | None) -> list[dict[str, float]]:
     return [dict(zip(KNOB_NAMES, combo, strict=True)) for combo in itertools.product(*axes)]
 
 
-def _market(seed: int, hours: float) -> tuple:
+def _market(seed: int, hours: float, strategy: str | None) -> tuple:
     """The synthetic market for (seed, hours), generated once and shared by every grid point
-    (forked workers inherit it), wrapped as a replayed market with the soak's chunking."""
-    from mmbot.config import load_profile
+    (forked workers inherit it), wrapped as a replayed market with the soak's chunking; the S1
+    profile, with ``strategy`` as its quoter when given."""
+    from mmbot.config import load_profile, with_strategy_options
     from mmbot.data.synthetic import generate_chunks
     from mmbot.soak.runner import CHUNK_NS, SYNTH_START_NS, Market, derive_seed, resolve_market
 
@@ -95,20 +96,66 @@ def _market(seed: int, hours: float) -> tuple:
         tick_px=mkt.tick_px,
         lot_qty=mkt.lot_qty,
     )
-    return cached, load_profile("S1"), SYNTH_START_NS, dur
+    prof = load_profile("S1")
+    if strategy is not None:
+        prof = with_strategy_options(prof, strategy=strategy)
+    return cached, prof, SYNTH_START_NS, dur
 
 
-def net_bps_of(knobs: dict[str, float], seed: int, hours: float) -> float:
+def net_bps_of(
+    knobs: dict[str, float], seed: int, hours: float, strategy: str | None = None
+) -> float:
+    """net_bps of ``knobs`` held fixed over the seed's market (the audit's, over every chunk)."""
     from mmbot.audit import build_edge_report
     from mmbot.soak.runner import run_iteration
 
-    key = (seed, hours)
+    key = (seed, hours, strategy)
     if key not in _STATE:
-        _STATE[key] = _market(seed, hours)
+        _STATE[key] = _market(seed, hours, strategy)
     mkt, prof, start, dur = _STATE[key]
     results = run_iteration(mkt, prof, knobs, seed, 1, start, dur)
     v = build_edge_report(results, {})["totals"]["net_bps"]
     return float(v) if v is not None else float("-inf")
+
+
+def tuned_soak(
+    start: dict[str, float],
+    seed: int,
+    hours: float = 3.0,
+    iterations: int = 6,
+    strategy_options=None,
+):
+    """``mmbot soak --auto-tune`` (S1, synthetic market) from the overrides ``start`` in a scratch
+    artifacts directory, console silenced: (the soak's result, wall seconds)."""
+    from rich.console import Console
+
+    from mmbot.soak.artifacts import json_bytes
+    from mmbot.soak.runner import run_soak
+
+    extra = {} if strategy_options is None else {"strategy_options": strategy_options}
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d) / "artifacts"
+        (root / "soak").mkdir(parents=True)
+        (root / "soak" / "runtime_overrides.json").write_bytes(json_bytes(start))
+        os.environ.pop("MM_RUNTIME_OVERRIDES_JSON", None)
+        t0 = time.perf_counter()
+        with open(os.devnull, "w") as null:
+            out = run_soak(
+                hours=hours,
+                iterations=iterations,
+                auto_tune=True,
+                export_json=root / "reports/soak_metrics.json",
+                export_md=root / "reports/SOAK_RESULTS.md",
+                gate_summary=root / "reports/gates_summary.json",
+                market="synthetic",
+                profile="S1",
+                seed=seed,
+                artifacts=root,
+                console=Console(file=null),
+                progress=False,
+                **extra,
+            )
+        return out, time.perf_counter() - t0
 
 
 def _grid_worker(knobs: dict[str, float]) -> float:
@@ -120,33 +167,8 @@ def _fresh_worker(knobs: dict[str, float]) -> float:
 
 
 def autotune_final(tune_seed: int = TUNE_SEED) -> tuple[dict[str, float], float, float]:
-    from rich.console import Console
-
-    from mmbot.soak.artifacts import json_bytes
-    from mmbot.soak.runner import run_soak
-
-    with tempfile.TemporaryDirectory() as d:
-        root = Path(d) / "artifacts"
-        (root / "soak").mkdir(parents=True)
-        (root / "soak" / "runtime_overrides.json").write_bytes(json_bytes(CONSERVATIVE_START))
-        os.environ.pop("MM_RUNTIME_OVERRIDES_JSON", None)
-        t0 = time.perf_counter()
-        out = run_soak(
-            hours=3.0,
-            iterations=6,
-            auto_tune=True,
-            export_json=root / "reports/soak_metrics.json",
-            export_md=root / "reports/SOAK_RESULTS.md",
-            gate_summary=root / "reports/gates_summary.json",
-            market="synthetic",
-            profile="S1",
-            seed=tune_seed,
-            artifacts=root,
-            console=Console(file=open(os.devnull, "w")),  # noqa: SIM115
-            progress=False,
-        )
-        wall = time.perf_counter() - t0
-        nets = [h["net_bps"] for h in out.history]
+    out, wall = tuned_soak(dict(CONSERVATIVE_START), tune_seed)
+    nets = [h["net_bps"] for h in out.history]
     print(
         "auto-tune iterations net_bps:",
         ", ".join(f"{n:.3f}" if n is not None else "n/a" for n in nets),

@@ -26,11 +26,10 @@ from __future__ import annotations
 import itertools
 import os
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
+import bench_autotune_grid as grid_bench  # beside this file (sys.path[0])
 import numpy as np
 
 from mmbot.knobs import CONSERVATIVE_START, QUOTER_KNOB_LIMITS, quoter_knob_name
@@ -42,8 +41,6 @@ QUOTER = "adaptive"
 GRID = {"as_mult": (0.5, 1.0, 2.0), "skew_coef": (0.0, 1.0, 3.0), "n_levels": (1.0, 2.0, 4.0)}
 BAD = {"as_mult": 0.5, "skew_coef": 0.0, "n_levels": 1.0}
 TARGET_RATIO = 0.9
-
-_STATE: dict = {}
 
 
 def _check_grid() -> None:
@@ -69,82 +66,22 @@ def grid_points() -> list[dict[str, float]]:
     ]
 
 
-def _profile():
-    from mmbot.config import load_profile, with_strategy_options
-
-    return with_strategy_options(load_profile("S1"), strategy=QUOTER)
-
-
-def _market(seed: int, hours: float) -> tuple:
-    """The soak's market for ``seed`` (its stream from the soak's start), generated once per process
-    and replayed with the soak's chunking."""
-    from mmbot.data.synthetic import generate_chunks
-    from mmbot.soak.runner import CHUNK_NS, SYNTH_START_NS, Market, derive_seed, resolve_market
-
-    key = (seed, hours)
-    if key not in _STATE:
-        mkt = resolve_market("synthetic")
-        dur = int(hours * 3.6e12)
-        events = np.concatenate(
-            list(
-                generate_chunks(
-                    mkt.calib, derive_seed(seed, 1), SYNTH_START_NS, dur, chunk_ns=CHUNK_NS
-                )
-            )
-        )
-        cached = Market(
-            "capture",
-            f"synthetic seed {seed}",
-            events=events,
-            symbol=mkt.symbol,
-            tick_px=mkt.tick_px,
-            lot_qty=mkt.lot_qty,
-        )
-        _STATE[key] = (cached, _profile(), SYNTH_START_NS, dur)
-    return _STATE[key]
-
-
 def net_bps_of(knobs: dict[str, float], seed: int, hours: float) -> float:
-    """net_bps of ``knobs`` held fixed over the seed's market (the audit's, over every chunk)."""
-    from mmbot.audit import build_edge_report
-    from mmbot.soak.runner import run_iteration
-
-    mkt, prof, start, dur = _market(seed, hours)
-    results = run_iteration(mkt, prof, knobs, seed, 1, start, dur)
-    v = build_edge_report(results, {})["totals"]["net_bps"]
-    return float(v) if v is not None else float("-inf")
+    """net_bps of ``knobs`` held fixed over the seed's market, with the quoter under test."""
+    return grid_bench.net_bps_of(knobs, seed, hours, QUOTER)
 
 
 def soak_from_bad(seed: int, hours: float) -> tuple[list[dict], dict[str, float], float]:
     """The soak with auto-tune from the bad start: (knobs per iteration, final overrides, wall s)."""
-    from rich.console import Console
-
     from mmbot.commands.options import strategy_options
-    from mmbot.soak.artifacts import json_bytes
-    from mmbot.soak.runner import run_soak
 
-    with tempfile.TemporaryDirectory() as d:
-        root = Path(d) / "artifacts"
-        (root / "soak").mkdir(parents=True)
-        (root / "soak" / "runtime_overrides.json").write_bytes(json_bytes(knob_set(BAD)))
-        t0 = time.perf_counter()
-        with open(os.devnull, "w") as null:
-            out = run_soak(
-                hours=hours,
-                iterations=ITERATIONS,
-                auto_tune=True,
-                export_json=root / "reports/soak_metrics.json",
-                export_md=root / "reports/SOAK_RESULTS.md",
-                gate_summary=root / "reports/gates_summary.json",
-                market="synthetic",
-                profile="S1",
-                seed=seed,
-                artifacts=root,
-                console=Console(file=null),
-                progress=False,
-                strategy_options=strategy_options(QUOTER, None, None, None, None, None),
-            )
-        wall = time.perf_counter() - t0
+    out, wall = grid_bench.tuned_soak(
+        knob_set(BAD),
+        seed,
+        hours,
+        ITERATIONS,
+        strategy_options(QUOTER, None, None, None, None, None),
+    )
     return [dict(h["knobs"]) for h in out.history], dict(out.final_overrides), wall
 
 
