@@ -50,14 +50,17 @@ def test_a_chunk_whose_fill_carries_a_corrupted_mid_fails_naming_the_fill(monkey
         )
 
 
-def _recompute_funding(fills: np.ndarray, marks: np.ndarray, funding: dict) -> float:
-    """Σ −rate × position held just before t × mid in force at t, from the records alone."""
+def _recompute_funding(
+    fills: np.ndarray, marks: np.ndarray, funding: dict, pos0: float = 0.0
+) -> float:
+    """Σ −rate × position held just before t × mid in force at t, from the records alone
+    (``pos0``: the position the run started with, carried in from the previous chunk)."""
     total = 0.0
     ts = fills["exch_ts"].astype(np.int64)
     mk = marks[np.argsort(marks["exch_ts"], kind="stable")]
     for t, rate in zip(funding["times_ns"], funding["rates"], strict=True):
         k = int(np.searchsorted(ts, t, side="left"))
-        held = float(fills["position_qty"][k - 1]) if k > 0 else 0.0
+        held = float(fills["position_qty"][k - 1]) if k > 0 else pos0
         j = int(np.searchsorted(mk["exch_ts"], t, side="right")) - 1
         if held != 0.0:
             total += -rate * held * float(mk["mid_px"][j])
@@ -84,7 +87,7 @@ def test_soak_charges_the_synthetic_funding_series_on_held_positions(tmp_path: P
     )
     assert p.returncode in (0, 1), p.stderr[-3000:]
     assert "funding: the synthetic market's series every 60 s" in p.stdout
-    assert "positions: each 30-min chunk's end position is closed" in p.stdout
+    assert "positions: carried across the 30-min chunks and the iterations" in p.stdout
     runs = [
         res for d in sorted((tmp_path / "artifacts/soak/records").iterdir()) for res in read_run(d)
     ]
@@ -92,7 +95,11 @@ def test_soak_charges_the_synthetic_funding_series_on_held_positions(tmp_path: P
     assert len(times) == 6 and len(set(times)) == 6  # 6 minutes, each funding time charged once
     rates = [x for r in runs for x in r.meta["funding"]["rates"]]
     assert len(set(rates)) > 1  # the series follows the path, not a constant
-    recomputed = sum(_recompute_funding(r.fills, r.marks, r.meta["funding"]) for r in runs)
+    recomputed = sum(
+        _recompute_funding(r.fills, r.marks, r.meta["funding"], r.meta["initial_position_qty"])
+        for r in runs
+    )
+    assert runs[1].meta["initial_position_qty"] == runs[0].fills["position_qty"][-1] != 0.0
     rep = json.loads((tmp_path / "artifacts/reports/EDGE_REPORT.json").read_text())
     cb = rep["totals"]["component_breakdown"]
     assert recomputed != 0.0
@@ -101,7 +108,8 @@ def test_soak_charges_the_synthetic_funding_series_on_held_positions(tmp_path: P
     assert abs(parts - cb["pnl_quote"]) <= 1e-9 * max(1.0, cb["turnover_quote"])
     assert all(r.meta["mid_crosscheck"]["fills_checked"] >= 0 for r in runs)
     md = (tmp_path / "artifacts/reports/SOAK_RESULTS.md").read_text()
-    assert "- positions: each run's end position closed at its final touch" in md
+    assert "- positions: position and cash carried across chunks and iterations" in md
+    assert "closed at" in md and "with the taker fee" in md
     assert f"- funding: {rep['totals']['funding_bps']:.3f} bps of turnover" in md
 
 

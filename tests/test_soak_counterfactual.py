@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from mmbot.knobs import CONSERVATIVE_START
+from mmbot.soak.account_carry import AccountCarry
 from mmbot.soak.runner import (
     NS_PER_HOUR,
     SYNTH_START_NS,
@@ -34,35 +35,53 @@ def second_iteration() -> tuple:
     prof = load_profile("S1")
     dur = int(0.02 * NS_PER_HOUR)
     segs: list[Segment] = []
-    # iteration 2 of a soak: its own market stream, starting where iteration 1 ended
-    results = run_iteration(mkt, prof, KNOBS, 5, 2, SYNTH_START_NS + dur, dur, segment_out=segs)
+    # iterations 1 and 2 of a soak: one market stream and one account carried from 1 into 2
+    acct = AccountCarry(funded_to_ns=SYNTH_START_NS)
+    run_iteration(mkt, prof, KNOBS, 5, 1, SYNTH_START_NS, dur, account=acct, close_end=False)
+    results = run_iteration(
+        mkt, prof, KNOBS, 5, 2, SYNTH_START_NS + dur, dur, segment_out=segs, account=acct
+    )
     return mkt, prof, results, segs
 
 
 def test_replay_with_the_real_knobs_is_the_real_run(second_iteration: tuple) -> None:
-    from mmbot.backtest import run as backtest_run
-
+    """The kept segment starts from the account the real chunk started from (a position carried
+    in from iteration 1); replayed with the real knobs it is the real run, before the soak's
+    final close-out (which replays do not get: the real chunk is scored before it)."""
     mkt, prof, results, segs = second_iteration
     assert len(segs) == 1
     seg = segs[0]
-    assert seg.iteration == 2 and seg.result is results[-1]
-    from mmbot.soak.closeout import close_at_taker
+    assert seg.iteration == 2 and seg.result is not results[-1]
+    assert seg.account is not None and seg.account.position_qty != 0.0
+    assert seg.result.meta["initial_position_qty"] == seg.account.position_qty
+    assert results[-1].meta["close_out"]["closed"]  # run_iteration closed the real chunk after
+    rp = Replayer(mkt, prof, keep=2)
+    rp.segments[seg.iteration] = seg
+    assert rp.replay(KNOBS, 2) == chunk_score_bps(seg.result)
+    from mmbot.backtest import run as backtest_run
 
-    again = close_at_taker(  # the real chunk's end position is closed at taker cost, booked
-        backtest_run(
-            seg.events,
-            _make_settings(prof, KNOBS, seg.settings_seed),
-            symbol=mkt.symbol,
-            tick_px=mkt.tick_px,
-            lot_qty=mkt.lot_qty,
-        )
+    again = backtest_run(
+        seg.events,
+        seg.account.settings(_make_settings(prof, KNOBS, seg.settings_seed)),
+        symbol=mkt.symbol,
+        tick_px=mkt.tick_px,
+        lot_qty=mkt.lot_qty,
     )
-    for k in again.fills.dtype.names:  # the close-out row has no target (NaN)
-        a, b = again.fills[k], results[-1].fills[k]
+    for k in again.fills.dtype.names:
+        a, b = again.fills[k], seg.result.fills[k]
         assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), k
-    assert np.array_equal(again.actions, results[-1].actions)
-    assert chunk_net_bps(again) == chunk_net_bps(results[-1])
-    assert len(results[-1].fills) > 0
+    assert np.array_equal(again.actions, seg.result.actions)
+    assert chunk_net_bps(again) == chunk_net_bps(seg.result)
+    assert len(seg.result.fills) > 0
+    # a replay from flat is another run: the carried position changes what the quoter does
+    flat = backtest_run(
+        seg.events,
+        _make_settings(prof, KNOBS, seg.settings_seed),
+        symbol=mkt.symbol,
+        tick_px=mkt.tick_px,
+        lot_qty=mkt.lot_qty,
+    )
+    assert not np.array_equal(flat.fills["position_qty"], again.fills["position_qty"])
 
 
 def test_replayer_caches_the_real_run_and_replays_other_knobs(second_iteration: tuple) -> None:

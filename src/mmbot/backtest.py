@@ -65,6 +65,10 @@ class RunSettings:
     the profile's (``order_qty`` None -> ``order_notional / reference price``, rounded to the lot).
     ``seed`` is recorded in meta; nothing in the strategy, guards or venue is random, so a run is
     a pure function of its events and settings.
+    ``start_position_qty`` / ``start_cash``: the account the run starts from (a soak chunk
+    continuing the previous one's; ``mmbot.sim.VenueConfig``): the quoter and guards see that
+    position from the first wake, and the audit marks it at the run's start mid
+    (meta ``initial_position_qty``, ``initial_equity``).
     """
 
     strategy: str | None = None
@@ -85,6 +89,11 @@ class RunSettings:
     spec: ContractSpec | None = None
     # fee tier of the market's shipped schedule (mmbot.fees); None -> the profile's, else base
     fee_tier: str | None = None
+    start_position_qty: float = 0.0
+    start_cash: float = 0.0
+    # the price orders are sized from (``order_notional``) and the near band is measured at; None:
+    # the median price of the events' first rows (meta ``ref_px``)
+    ref_px: float | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,6 +151,20 @@ def _start_mid(events: np.ndarray) -> float:
     if len(bids) == 0 or len(asks) == 0:
         return math.nan
     return 0.5 * (float(ev["px"][bids[0]]) + float(ev["px"][asks[0]]))
+
+
+def _initial_equity(settings: RunSettings, cspec: ContractSpec, start_mid: float) -> float:
+    """The starting account's equity: its cash plus its position marked at the run's start mid (the
+    mid the audit marks a carried position from)."""
+    pos0, cash0 = float(settings.start_position_qty), float(settings.start_cash)
+    if pos0 == 0.0:
+        return cash0
+    if not (math.isfinite(start_mid) and start_mid > 0):
+        raise UserError(
+            f"events: a run starting from a position ({pos0:g}) needs a bid and an ask among its "
+            "first events to mark it at"
+        )
+    return cash0 + pos0 * cspec.value(start_mid)
 
 
 def _first(*values: Any) -> Any:
@@ -215,7 +238,7 @@ def run(
         g_tick, g_lot = guess_tick_lot(events)
         tick_px = g_tick if tick_px is None else tick_px
         lot_qty = g_lot if lot_qty is None else lot_qty
-    ref_px = _reference_px(events)
+    ref_px = _reference_px(events) if settings.ref_px is None else float(settings.ref_px)
     cspec = settings.spec or detect_spec(data_format, symbol)
     if settings.spec is None:
         settings = _with_spec(settings, cspec)
@@ -235,7 +258,11 @@ def run(
         max_orders=MAX_ORDER_SLOTS,
         contract_size=cspec.contract_size,
         inverse=cspec.inverse,
+        start_position_qty=float(settings.start_position_qty),
+        start_cash=float(settings.start_cash),
     )
+    start_mid = _start_mid(events)
+    initial_equity = _initial_equity(settings, cspec, start_mid)
     spec = strategy_of(settings, profile)
     quoter = resolve(spec)
     qparams = make_qparams(quoter, params_of(settings, profile), spec)
@@ -317,6 +344,7 @@ def run(
         "knobs": {k: knob_values[k] for k in sorted(knob_values)},
         "tick_px": float(tick_px),
         "lot_qty": float(lot_qty),
+        "ref_px": ref_px,
         "order_qty": float(p["order_qty"]),
         "max_position_qty": float(p["max_position_qty"]),
         "maker_fee_rate": float(p["maker_fee_rate"]),
@@ -330,9 +358,9 @@ def run(
         "seed": int(settings.seed),
         "start_ts": int(events["exch_ts"][0]),
         "end_ts": int(events["exch_ts"][-1]),
-        "start_mid_px": _start_mid(events),
-        "initial_position_qty": 0.0,
-        "initial_equity": 0.0,
+        "start_mid_px": start_mid,
+        "initial_position_qty": float(settings.start_position_qty),
+        "initial_equity": initial_equity,
         "final_mid_px": stats["final_mid_px"],
         "final_bid_px": final_touch[0],
         "final_ask_px": final_touch[1],

@@ -386,17 +386,7 @@ def _section(pool: _Pool) -> dict:
     out["rebate_bps"] = _bps(rebate, turnover)
     out["net_bps_before_rebates"] = _bps(tot["pnl"] - rebate, turnover)
     out.update(_fee_tiers(results))
-    closes = [r.meta["close_out"] for r in results if isinstance(r.meta.get("close_out"), dict)]
-    if closes:
-        done = [c for c in closes if c.get("closed")]
-        out["position_close_out"] = {
-            "rule": "each run's end position closed at its final touch with the taker fee, "
-            "booked as a taker fill (soak chunks do not carry positions)",
-            "runs": len(closes),
-            "closed": len(done),
-            "cost": float(sum(c["cost"] for c in done)),
-            "cost_bps": _bps(float(sum(c["cost"] for c in done)), turnover),
-        }
+    out.update(_carry_blocks(results, turnover))
     out["component_breakdown"] = {
         **{key: out[key] for _, key in COMPONENTS},
         "net_bps": out["net_bps"],
@@ -490,6 +480,39 @@ def _section(pool: _Pool) -> dict:
     detail.sort(key=lambda d: (-d["hurt_bps"], d["name"]))
     out["neg_edge_drivers"] = [d["name"] for d in detail]
     out["neg_edge_drivers_detail"] = detail
+    return out
+
+
+def _carry_blocks(results: Sequence[RunResult], turnover: float) -> dict:
+    """``position_close_out`` (runs whose end position was closed at taker cost, booked as a fill:
+    ``mmbot.soak.closeout``) and ``position_carry`` (runs that started from a carried account:
+    ``mmbot.soak.account_carry``), when the runs have them."""
+    out: dict = {}
+    closes = [r.meta["close_out"] for r in results if isinstance(r.meta.get("close_out"), dict)]
+    if closes:
+        done = [c for c in closes if c.get("closed")]
+        cost = float(sum(c["cost"] for c in done))
+        out["position_close_out"] = {
+            "rule": str((done or closes)[0].get("rule") or closes[0].get("why") or ""),
+            "runs": len(closes),
+            "closed": len(done),
+            "cost": cost,
+            "cost_bps": _bps(cost, turnover),
+            "closes": [
+                {k: c[k] for k in ("position_qty", "px", "fee", "cost") if k in c} for c in done
+            ],
+        }
+    carries = [r.meta["carry_in"] for r in results if isinstance(r.meta.get("carry_in"), dict)]
+    if carries:
+        seam = float(sum(c["seam_pnl"] for c in carries))
+        out["position_carry"] = {
+            "rule": str(carries[0].get("rule") or ""),
+            "runs": len(carries),
+            "carried": sum(1 for c in carries if c["position_qty"] != 0.0),
+            "max_abs_position_qty": max(abs(float(c["position_qty"])) for c in carries),
+            "seam_pnl": seam,
+            "seam_bps": _bps(seam, turnover),
+        }
     return out
 
 

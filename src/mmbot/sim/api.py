@@ -17,6 +17,7 @@ from mmbot.events import (
 
 from . import venue as _v
 from .config import VenueConfig, parse_queue_model, price_decimals, validate_config
+from .verbs import set_account
 
 # a dense price ladder is used for both books; beyond this many ticks we centre a window on the
 # data's median price and count levels outside it (``out_of_band_levels``) instead of allocating more
@@ -90,7 +91,7 @@ def make_venue(events: np.ndarray, cfg: VenueConfig) -> _v.Venue:
     if len(local_idx):
         firsts.append(int(ev["local_ts"][local_idx[0]]))
     start_ts = min(firsts) if firsts else 0
-    return _v.new_venue(
+    v = _v.new_venue(
         ev,
         exch_idx,
         local_idx,
@@ -115,6 +116,9 @@ def make_venue(events: np.ndarray, cfg: VenueConfig) -> _v.Venue:
         float(cfg.contract_size),
         int(bool(cfg.inverse)),
     )
+    if cfg.start_position_qty != 0.0 or cfg.start_cash != 0.0:
+        set_account(v, float(cfg.start_position_qty), float(cfg.start_cash))
+    return v
 
 
 def _prepare(events: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:

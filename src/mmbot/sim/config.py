@@ -31,6 +31,9 @@ class VenueConfig:
     ``ladder_pad_ratio``: the dense price ladder spans the prices of the first events plus this
     fraction of the price on each side (at least 2000 ticks); levels beyond it are counted as out of
     band, not simulated. A replay knows its prices; a live feed does not, so it wants a wider pad.
+    ``start_position_qty`` / ``start_cash``: the account the venue starts from (both the exchange's
+    and the strategy's view), e.g. the position and cash a soak chunk carries from the previous
+    one; ``start_cash`` holds what the position cost (``-position x contract value`` at entry).
     """
 
     tick_px: float
@@ -47,6 +50,8 @@ class VenueConfig:
     ladder_pad_ratio: float = 0.02
     contract_size: float = 1.0
     inverse: bool = False
+    start_position_qty: float = 0.0
+    start_cash: float = 0.0
     extra: dict = field(default_factory=dict)
 
 
@@ -107,6 +112,10 @@ def validate_config(cfg: VenueConfig) -> None:
     c = cfg.contract_size
     if not (isinstance(c, (int, float)) and math.isfinite(c) and c > 0):
         raise UserError(f"VenueConfig.contract_size must be a positive number (got {c!r})")
+    for name in ("start_position_qty", "start_cash"):
+        val = getattr(cfg, name)
+        if not (isinstance(val, (int, float)) and math.isfinite(val)):
+            raise UserError(f"VenueConfig.{name} must be a finite number (got {val!r})")
     parse_queue_model(cfg.queue_model)
     if cfg.latency is not None:
         try:

@@ -321,6 +321,16 @@ def equity(v):
 
 
 @njit(cache=True)
+def set_account(v, position_qty, cash):
+    """Start both views' accounts from ``position_qty`` and ``cash`` (before any fill): a run that
+    continues a position held earlier, whose cost is in ``cash``."""
+    v.ex_pos = position_qty
+    v.lo_pos = position_qty
+    v.ex_cash = cash
+    v.lo_cash = cash
+
+
+@njit(cache=True)
 def exch_position_qty(v):
     return v.ex_pos
 

@@ -1,9 +1,9 @@
-"""Closing a soak chunk's position at taker cost, booked as a fill.
+"""Closing a soak's end position at taker cost, booked as a fill.
 
-Owns ``close_at_taker``. Soak chunks are separate venue runs that each start flat; a position left
-at a chunk's end would otherwise be marked at the mid and vanish. Instead it is closed at the
-chunk's final touch (a long sells at the best bid, a short buys at the best ask) paying the taker
-fee, as one more taker fill row: the decomposition books the half-spread as gross (mid − px) and
+Owns ``close_at_taker``. A soak carries its position from chunk to chunk
+(`mmbot.soak.account_carry`); the position left at the soak's very end is not marked at the mid
+but closed at the last chunk's final touch (a long sells at the best bid, a short buys at the best
+ask) paying the taker fee, as one more taker fill row: the decomposition books the half-spread as gross (mid − px) and
 the fee as fees, and the venue's equity in ``meta`` is moved by the same cash so the audit's
 cross-check with it still holds. ``meta["close_out"]`` records what was closed and what it cost.
 """
@@ -61,6 +61,6 @@ def close_at_taker(res: RunResult) -> RunResult:
         "px": px,
         "fee": fee,
         "cost": cost,
-        "rule": "closed at the final touch with the taker fee (soak chunks do not carry positions)",
+        "rule": "the soak's end position closed at its final touch with the taker fee, booked",
     }
     return RunResult(np.concatenate([f, row]), res.actions, np.concatenate([res.marks, mark]), meta)

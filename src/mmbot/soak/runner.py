@@ -42,6 +42,7 @@ from mmbot.soak import autotune
 from mmbot.soak import decision as soak_decision
 from mmbot.soak import stability as soak_stability
 from mmbot.soak import summary as soak_summary
+from mmbot.soak.account_carry import AccountCarry
 from mmbot.soak.artifacts import SoakPaths, Stage, jsonl_line
 from mmbot.soak.book_carry import BookCarry
 
@@ -471,21 +472,30 @@ def run_iteration(
     duration_ns: int,
     on_chunk: Callable[[int], None] | None = None,
     segment_out: list[Segment] | None = None,
+    account: AccountCarry | None = None,
+    close_end: bool = True,
 ) -> list[Any]:
     """Run ``duration_ns`` of market from ``start_ns`` with ``knobs``; one RunResult per chunk.
 
+    Each chunk starts from the book and the account (position, cash) the previous one left:
+    ``account`` (a soak's, advanced here in place; None: flat from ``start_ns``). With
+    ``close_end`` the last chunk's end position is closed at taker cost, booked
+    (`mmbot.soak.closeout`): a soak does so at its very end only.
+
     Events of a chunk are dropped as soon as its run is done (only records are kept), except the
     last chunk's when ``segment_out`` is given: it receives that chunk as a `Segment` (events with
-    the carried book in front, settings seed), so the tuner can replay it with other knobs from
-    exactly the state the real run started from."""
+    the carried book in front, settings seed, starting account, the run before any close-out), so
+    the tuner can replay it with other knobs from exactly the state the real run started from."""
     from mmbot.backtest import run as backtest_run
     from mmbot.soak.closeout import close_at_taker
 
     settings_seed = derive_seed(seed, iteration, 1_000_000)
     settings = _make_settings(prof, knobs, settings_seed)
+    acct = account if account is not None else AccountCarry(funded_to_ns=int(start_ns))
     results = []
     carry = mkt.book_carry(start_ns, seed=seed)
     last_events: np.ndarray | None = None
+    last_start: AccountCarry | None = None
     for chunk_no, events in enumerate(mkt.chunks(seed, iteration, start_ns, duration_ns)):
         if len(events) == 0:
             continue
@@ -495,7 +505,7 @@ def run_iteration(
         run_events = carry.prefix(events) if carry is not None else events
         res = backtest_run(
             run_events,
-            settings,
+            acct.settings(settings),
             symbol=mkt.symbol,
             tick_px=mkt.tick_px,
             lot_qty=mkt.lot_qty,
@@ -503,27 +513,34 @@ def run_iteration(
         )
         res.meta["name"] = f"iter{iteration:03d}_chunk{chunk_no:03d}"
         w0 = start_ns + chunk_no * CHUNK_NS  # the chunk's market-time window (as mkt.chunks)
-        audit_chunk(mkt, run_events, res, (w0, min(w0 + CHUNK_NS, start_ns + duration_ns)))
+        w1 = min(w0 + CHUNK_NS, start_ns + duration_ns)
+        last_start = copy.copy(acct)
+        acct.begin(res)
+        audit_chunk(mkt, run_events, res, acct.funding_window(w1))
         last_events = run_events if segment_out is not None else None
         del run_events
         if carry is not None:
             carry.apply(events)
-        res = close_at_taker(res)  # chunks do not carry positions: close at taker cost, booked
+        acct.end(res, w1)
         results.append(res)
         if on_chunk is not None:
             on_chunk(int(events["exch_ts"][-1]))
         del events
     if segment_out is not None and last_events is not None and results:
         funding = results[-1].meta.get("funding")
-        segment_out.append(Segment(iteration, last_events, settings_seed, results[-1], funding))
+        segment_out.append(
+            Segment(iteration, last_events, settings_seed, results[-1], funding, last_start)
+        )
+    if close_end and results:
+        results[-1] = close_at_taker(results[-1])
     return results
 
 
 def audit_chunk(mkt: Market, events: np.ndarray, res: Any, window: tuple[int, int]) -> None:
-    """What the soak checks and books on a chunk's run before its close-out: every fill's mid
+    """What the soak checks and books on a chunk's run before any close-out: every fill's mid
     against a book rebuilt independently from the chunk's input (``audit.crosscheck``; an
     AuditError names the fill and fails the soak), and on a synthetic market the funding the
-    chunk pays (``funding_for_chunk``)."""
+    chunk pays over the funding ``window`` (``funding_for_chunk``)."""
     from mmbot.audit.crosscheck import check_fill_mids
 
     res.meta["mid_crosscheck"] = check_fill_mids(events, res, str(res.meta["name"]))
@@ -536,9 +553,11 @@ def funding_for_chunk(
 ) -> dict:
     """The synthetic market's funding (``data.synthetic_funding``) over one chunk: its mid path,
     rebuilt from the chunk's events, is fed to the market's accrual, and the chunk is charged the
-    funding times in its window (start, end]. A time after its last event (funding times fall on
-    chunk boundaries) is charged at that last event, on the position held before the close-out,
-    since chunks do not carry positions into the next; one before its first event finds it flat."""
+    funding times in its window (start, end] (`AccountCarry.funding_window`: from where the
+    previous chunk's stopped, so each time is paid once). A time after its last event (funding
+    times fall on chunk boundaries) is charged at that last event, on the position held then
+    (before a close-out; the next chunk carries that position but not that time); one before its
+    first event, on the position carried in."""
     from mmbot.audit.crosscheck import rebuild_mids
     from mmbot.funding import FundingSchedule
 
@@ -549,7 +568,8 @@ def funding_for_chunk(
     times = np.clip(sched.times_ns, first, last)
     source = (
         "synthetic: the venues' formula on a premium from the mid path (data.synthetic_funding); "
-        "a funding time at the chunk's end is charged before its close-out"
+        "a funding time at a chunk's end is charged once, in that chunk, on the position it "
+        "carries out"
     )
     return FundingSchedule(times, sched.rates, source).to_meta() | {
         "funding_times_ns": [int(t) for t in sched.times_ns]
@@ -563,8 +583,9 @@ class Segment:
     iteration: int
     events: np.ndarray  # carried book snapshot + the chunk's events (the real run's input)
     settings_seed: int
-    result: Any  # the real run's RunResult on it
+    result: Any  # the real run's RunResult on it (before any close-out)
     funding: dict | None = None  # the funding the real run was charged (replays pay the same)
+    account: AccountCarry | None = None  # the account the real run started from (None: flat)
 
 
 def chunk_net_bps(result: Any) -> float | None:
@@ -671,12 +692,12 @@ class Replayer:
     def replay(self, knobs: Mapping[str, float], seg_id: int) -> float | None:
         """One replay, uncached."""
         from mmbot.backtest import run as backtest_run
-        from mmbot.soak.closeout import close_at_taker
 
         seg = self.segments[seg_id]
+        settings = _make_settings(self.prof, knobs, seg.settings_seed)
         res = backtest_run(
             seg.events,
-            _make_settings(self.prof, knobs, seg.settings_seed),
+            seg.account.settings(settings) if seg.account is not None else settings,
             symbol=self.mkt.symbol,
             tick_px=self.mkt.tick_px,
             lot_qty=self.mkt.lot_qty,
@@ -684,7 +705,8 @@ class Replayer:
         )
         if seg.funding is not None:
             res.meta["funding"] = seg.funding
-        return chunk_score_bps(close_at_taker(res))  # scored like the real run's chunk
+        # scored like the real run's chunk: from the position it carried in, none closed
+        return chunk_score_bps(res)
 
     def __call__(self, knobs: Mapping[str, float], seg_id: int) -> float | None:
         key = (seg_id, autotune.knob_key(knobs))
@@ -793,9 +815,10 @@ def run_soak(
 
         mkt.funding = FundingAccrual.from_profile(prof)
     mkt.notes.append(
-        "positions: each 30-min chunk's end position is closed at its final touch with the taker "
-        "fee, booked as a taker fill (chunks do not carry positions; EDGE_REPORT "
-        "position_close_out)"
+        "positions: carried across the 30-min chunks and the iterations (each chunk starts from "
+        "the previous one's position and cash; EDGE_REPORT position_carry); the soak's end "
+        "position is closed at its final touch with the taker fee, booked as a taker fill "
+        "(EDGE_REPORT position_close_out)"
     )
     if mkt.funding is not None:
         mkt.notes.append(
@@ -856,6 +879,7 @@ def run_soak(
             else None
         )
         keep_best_table: list[dict] = []
+        account = AccountCarry(funded_to_ns=start_ns)  # the soak's one account, carried along
 
         prog_ctx = _progress(con, enabled=progress)
         with prog_ctx as prog, phases.timed("soak", jitclock.CompileClock()):
@@ -881,6 +905,8 @@ def run_soak(
                     iter_ns,
                     on_chunk=on_chunk,
                     segment_out=seg_out,
+                    account=account,
+                    close_end=it == iterations,
                 )
                 if replayer is not None and seg_out:
                     replayer.add(seg_out[0], knobs_used)
@@ -1104,6 +1130,8 @@ def run_soak(
         stage.abort()
         raise
 
+    for line in _carry_lines(final_report["totals"]):
+        say(f"| soak | CARRY | {line[2:]} |")
     say(
         f"| soak | GATE | verdict={verdict} net_bps={_fmt(final_report['totals'].get('net_bps'))} |"
     )
@@ -1152,12 +1180,24 @@ def _progress(con: Any, enabled: bool) -> Any:
 def _carry_lines(totals: Mapping[str, Any]) -> list[str]:
     """What happens to each chunk's end position and the funding it paid (EDGE_REPORT totals)."""
     out = []
+    pc = totals.get("position_carry")
+    if isinstance(pc, dict):
+        out.append(
+            f"- positions: {pc.get('rule')}; {pc.get('carried')} of {pc.get('runs')} chunks "
+            f"started with a position (largest {_fmt(pc.get('max_abs_position_qty'), 4)}); "
+            f"unbooked move at the seams {_fmt(pc.get('seam_pnl'), 6)}"
+        )
     pco = totals.get("position_close_out")
     if isinstance(pco, dict):
-        out.append(
-            f"- positions: {pco.get('rule')}; {pco.get('closed')} of {pco.get('runs')} chunks "
-            f"closed, cost {_fmt(pco.get('cost_bps'))} bps of turnover"
-        )
+        for c in pco.get("closes") or []:
+            out.append(
+                f"- end position {_fmt(c.get('position_qty'), 4)} closed at {_fmt(c.get('px'), 2)} "
+                f"with the taker fee: cost {_fmt(c.get('cost'))} ({_fmt(pco.get('cost_bps'))} bps "
+                "of turnover), booked in the totals (marked at the final mid instead, the PnL "
+                "would be higher by that cost)"
+            )
+        if not pco.get("closed"):
+            out.append(f"- end position: {pco.get('rule')}; nothing to close")
     if isinstance(totals.get("funding_bps"), int | float):
         out.append(f"- funding: {_fmt(totals.get('funding_bps'))} bps of turnover")
     return out
