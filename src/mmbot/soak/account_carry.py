@@ -1,17 +1,23 @@
-"""The trading account a soak carries from one chunk to the next: position, cash, funding paid
-(and the price its orders are sized from).
+"""The trading account a soak carries from one chunk to the next: position and what it cost,
+funding paid, and the price its orders are sized from.
 
 A soak runs its market as consecutive chunks, each a separate venue run (bounded memory). Like the
-order book (`mmbot.soak.book_carry`), the account continues across them, iterations included: each
-chunk's venue starts from the position and cash the previous chunk ended with
-(``RunSettings.start_position_qty`` / ``start_cash``), so the quoter and guards see that position
-from their first wake, as in one continuous run; orders keep the size the first chunk gave them
-(a chunk would otherwise size them from its own median price). The audit marks the carried position at the
-chunk's start mid (meta ``initial_position_qty``, ``initial_equity``): its move over the chunk is in
-that chunk's inventory term, and the chunks' PnL add up to the continuous run's. What no chunk
-books is the position's move between one chunk's final mid and the next one's start mid (zero when
-the carried book reproduces the venue's, as it should: ``seam_pnl``, reported). Funding times are
-charged once: a chunk pays those in (end of the window paid so far, end of its own window].
+order book (`mmbot.soak.book_carry`), the position continues across them, iterations included:
+each chunk's venue starts holding the position the previous chunk ended with, bought at that
+chunk's final mid (``RunSettings.start_position_qty``; ``start_cash`` = minus its value there),
+so the quoter and guards see it from their first wake, as in one continuous run, and orders keep
+the size the first chunk gave them (a chunk would otherwise size them from its own median price).
+The chunk's realized PnL and fees start at zero: the guards' PnL (``max_loss`` kill switch,
+drawdown peak) is the chunk's, as it was when chunks started flat. A continuous run's would be the
+soak's: on the demo the kill switch then latches in the first iteration and the tuner has nothing
+left to tune (iterations 3 and 6 without a fill), so that is kept as a stated seam.
+
+The audit marks the carried position at the chunk's start mid (meta ``initial_position_qty``,
+``initial_equity``): its move over the chunk is in that chunk's inventory term, and the chunks'
+PnL add up to the continuous run's. What no chunk books is the position's move between one
+chunk's final mid and the next one's start mid (zero when the carried book reproduces the
+venue's, as it should: ``seam_pnl``, reported). Funding times are charged once: a chunk pays
+those in (end of the window paid so far, end of its own window].
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ from mmbot.audit.decompose import final_mid
 from mmbot.instruments import spec_from_meta
 
 CARRY_RULE = (
-    "position and cash carried across chunks and iterations (each chunk's venue starts from the "
-    "previous chunk's end account; the audit marks the carried position at the chunk's start mid)"
+    "positions carried across chunks and iterations (each chunk's venue starts holding the "
+    "previous chunk's end position, bought at its final mid, its PnL and fees from zero; the "
+    "audit marks the carried position at the chunk's start mid)"
 )
 
 
@@ -35,16 +42,20 @@ class AccountCarry:
 
     funded_to_ns: int  # funding times up to here (inclusive) are paid
     position_qty: float = 0.0
-    cash: float = 0.0  # the venue's cash (settle coin); funding is booked by the audit, not here
     mark_px: float = math.nan  # the previous chunk's final mid (the carried position's last mark)
+    mark_value: float = 0.0  # settle-coin value of one contract at ``mark_px`` (its entry cost)
     seam_pnl: float = 0.0  # sum over seams of position x (V(start mid) - V(previous final mid))
     # the price the first chunk sized its orders from: a continuous run sizes them once
     ref_px: float | None = None
 
     def settings(self, settings: Any) -> Any:
         """``settings`` (a ``RunSettings``) starting from this account."""
-        out = replace(settings, start_position_qty=self.position_qty, start_cash=self.cash)
+        out = replace(settings, start_position_qty=self.position_qty, start_cash=self.cash())
         return out if self.ref_px is None else replace(out, ref_px=self.ref_px)
+
+    def cash(self) -> float:
+        """The chunk's starting cash: the carried position bought at its last mark."""
+        return -self.position_qty * self.mark_value if self.position_qty != 0.0 else 0.0
 
     def funding_window(self, window_end_ns: int) -> tuple[int, int]:
         """The funding window (start, end] a chunk ending at ``window_end_ns`` pays."""
@@ -63,7 +74,8 @@ class AccountCarry:
         meta["carry_in"] = {
             "rule": CARRY_RULE,
             "position_qty": self.position_qty,
-            "cash": self.cash,
+            "entry_px": self.mark_px if math.isfinite(self.mark_px) else None,
+            "cash": self.cash(),
             "previous_final_mid_px": self.mark_px if math.isfinite(self.mark_px) else None,
             "start_mid_px": start_mid if math.isfinite(start_mid) else None,
             "seam_pnl": seam,
@@ -71,11 +83,11 @@ class AccountCarry:
         }
 
     def end(self, res: Any, window_end_ns: int) -> None:
-        """Take the account a chunk's venue ended with (before any close-out)."""
-        venue = res.meta["venue"]
-        self.position_qty = float(venue["position_qty"])
-        self.cash = float(venue["cash"])
+        """Take the position a chunk's venue ended with (before any close-out) and its mark."""
+        self.position_qty = float(res.meta["venue"]["position_qty"])
         self.mark_px = float(final_mid(res))  # as the audit marks it (the last valid mid)
+        ok = math.isfinite(self.mark_px) and self.mark_px > 0
+        self.mark_value = spec_from_meta(res.meta).value(self.mark_px) if ok else 0.0
         self.funded_to_ns = int(window_end_ns)
         if self.ref_px is None:
             self.ref_px = float(res.meta["ref_px"])

@@ -31,6 +31,7 @@ from mmbot.events import (
 )
 from mmbot.sim.book import ask_update, bid_update, clear_side
 from mmbot.sim.borrow import borrowed
+from mmbot.sim.config import price_decimals
 
 LADDER_LEVELS = 1 << 20  # ticks covered around the first price (x2 arrays of f8: 16 MB)
 SNAPSHOT_LEVELS = 1000  # levels per side handed to the next chunk, nearest the touch first
@@ -163,7 +164,11 @@ class BookCarry:
         out["ev"] = np.where(side > 0, flags | BUY_EVENT, flags | SELL_EVENT).astype(np.uint64)
         out["exch_ts"] = ts_ns
         out["local_ts"] = ts_ns
-        out["px"] = (ixs + self.state[2]).astype(np.float64) * self.tick_px
+        # the venue's own decimal price of a tick (``sim.state.px_of``), so the next chunk starts
+        # from the very mid the previous one ended at (a carried position's seam moves nothing)
+        dec = price_decimals(self.tick_px)
+        units = float(np.round(self.tick_px * 10.0**dec))
+        out["px"] = ((ixs + self.state[2]).astype(np.float64) * units) / 10.0**dec
         out["qty"] = qs
         return out
 

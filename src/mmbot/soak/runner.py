@@ -6,7 +6,10 @@ the whole soak from a seed derived from --seed, cut at the iteration boundaries,
 continues the market where iteration k-1 left it, as on a real venue; a capture: consecutive time
 windows of the replay); each chunk runs through
 `mmbot.backtest.run` with the current knobs, starting from the order book the previous chunk left
-(`mmbot.soak.book_carry`); the iteration's EDGE_REPORT (`mmbot.audit.build_edge_report`) feeds the
+(`mmbot.soak.book_carry`) and from the position and cash it ended with
+(`mmbot.soak.account_carry`: the quoter sees the carried position from its first wake; only
+the soak's very end position is closed at taker cost, `mmbot.soak.closeout`); the iteration's
+EDGE_REPORT (`mmbot.audit.build_edge_report`) feeds the
 tuner. With --auto-tune the last chunk of each iteration (carried book in front) is kept (every
 iteration's, up to the latest `autotune.MAX_KEPT_SEGMENTS`), and `Replayer` replays them with
 candidate knobs, so the tuner validates every change on all the market seen so far
@@ -477,7 +480,7 @@ def run_iteration(
 ) -> list[Any]:
     """Run ``duration_ns`` of market from ``start_ns`` with ``knobs``; one RunResult per chunk.
 
-    Each chunk starts from the book and the account (position, cash) the previous one left:
+    Each chunk starts from the book and the position the previous one left:
     ``account`` (a soak's, advanced here in place; None: flat from ``start_ns``). With
     ``close_end`` the last chunk's end position is closed at taker cost, booked
     (`mmbot.soak.closeout`): a soak does so at its very end only.
@@ -815,8 +818,9 @@ def run_soak(
 
         mkt.funding = FundingAccrual.from_profile(prof)
     mkt.notes.append(
-        "positions: carried across the 30-min chunks and the iterations (each chunk starts from "
-        "the previous one's position and cash; EDGE_REPORT position_carry); the soak's end "
+        "positions: carried across the 30-min chunks and the iterations (each chunk starts with "
+        "the previous one's end position, its PnL and fees from zero; EDGE_REPORT "
+        "position_carry); the soak's end "
         "position is closed at its final touch with the taker fee, booked as a taker fill "
         "(EDGE_REPORT position_close_out)"
     )
