@@ -53,11 +53,10 @@ def main() -> None:
     t_whole = time.perf_counter() - t0
 
     seam_ns = [int(c.meta["start_ts"]) for c in chunks[1:]]
-    first_seam = seam_ns[0] if seam_ns else None
-    same_before = first_seam is not None and np.array_equal(
-        whole.fills[whole.fills["exch_ts"] < first_seam]["px"],
-        chunks[0].fills[chunks[0].fills["exch_ts"] < first_seam]["px"],
-    )
+    same_before: bool | str = "n/a (one chunk)"
+    if seam_ns:
+        a_px = whole.fills[whole.fills["exch_ts"] < seam_ns[0]]["px"]
+        same_before = np.array_equal(a_px, chunks[0].fills["px"])
     soak_t = build_edge_report(chunks, {})["totals"]
     one_t = build_edge_report([whole], {})["totals"]
     print(
