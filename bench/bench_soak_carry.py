@@ -32,8 +32,19 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--max-loss",
+        type=float,
+        default=None,
+        help="the kill switch (profile risk.max_loss, quote): the guards see a chunk's PnL, the "
+        "one run's the whole run's, so a kill at the profile's 3000 latches only in the one run",
+    )
     a = ap.parse_args()
     prof = load_profile("S1")
+    if a.max_loss is not None:
+        prof = prof.model_copy(
+            update={"risk": prof.risk.model_copy(update={"max_loss": a.max_loss})}
+        )
     knobs = {k: float(v) for k, v in CONSERVATIVE_START.items()}
     dur = int(a.hours * runner.NS_PER_HOUR)
     start = runner.SYNTH_START_NS
