@@ -74,3 +74,61 @@ def test_a_late_running_task_does_not_move_the_order():
     v, ahead = asyncio.run(_session(start_after_msgs=2))
     assert ahead == 8.0
     assert v.n_requests_late == 0
+
+
+def _queue_session(second_exch_ms: int) -> tuple[list[str], list[str]]:
+    """The session's view of the venue's queue: a snapshot at t=0 (received at 1 ms), a buy
+    decided at 2 ms (6 ms latency: it runs at 8 ms, its answer is due at 14 ms), then a book
+    message received at 15 ms with exchange time ``second_exch_ms``, then one at exchange 12 ms
+    received at 16 ms. Returns what the session was handed, in order, with its time: by the end,
+    and by the time the 15 ms message had come in."""
+    seen: list[str] = []
+    by_15ms: list[str] = []
+
+    async def run() -> None:
+        v = PaperVenue(SYM, 0.0001, 1.0, 0.0002, 0.00055, lambda kind, obj: None, latency_ms=6.0)
+        v.backlog = lambda: 1  # frames unread: the wall clock never moves this venue on its own
+        t0_ms = time.time_ns() // MS + 60_000
+
+        def deliver(msg: dict, stamp_ms: int) -> None:
+            _feed(v, msg, stamp_ms * MS)
+            v.defer(
+                stamp_ms * MS,
+                lambda: seen.append(f"msg u={msg['data']['u']} at {stamp_ms - t0_ms}"),
+            )
+            v.pump()
+
+        deliver(_book(t0_ms, 1, "5", snapshot=True), t0_ms + 1)
+        path, fn = v.create_fn(1, "2", "2.0000", "L1")
+        v.submit(
+            path,
+            (t0_ms + 2) * MS,
+            fn,
+            lambda r, err, known_ns: seen.append(
+                f"answer {r is not None} at {known_ns // MS - t0_ms}"
+            ),
+        )
+        deliver(_book(t0_ms + second_exch_ms, 2, "8"), t0_ms + 15)
+        by_15ms.extend(seen)
+        deliver(_book(t0_ms + 12, 3, "11"), t0_ms + 16)
+        v.drain()
+
+    asyncio.run(run())
+    return seen, by_15ms
+
+
+def test_answers_reach_the_session_one_latency_after_the_request_ran_in_time_order():
+    # the 15 ms message shows the market at 10 ms: the request (8 ms) has run, its answer (due at
+    # 14 ms) goes to the session before that message, as the backtest's loop would order them
+    seen, by_15ms = _queue_session(second_exch_ms=10)
+    assert by_15ms == ["msg u=1 at 1", "answer True at 14", "msg u=2 at 15"]
+    assert seen == ["msg u=1 at 1", "answer True at 14", "msg u=2 at 15", "msg u=3 at 16"]
+
+
+def test_a_late_feed_holds_the_session_back_until_the_answer_is_known():
+    # the 15 ms message only shows the market at 3 ms (a slow feed): the request has not run yet,
+    # so the session is not handed that message until the 16 ms one shows the market past 8 ms;
+    # then the answer still comes first
+    seen, by_15ms = _queue_session(second_exch_ms=3)
+    assert by_15ms == ["msg u=1 at 1"]
+    assert seen == ["msg u=1 at 1", "answer True at 14", "msg u=2 at 15", "msg u=3 at 16"]

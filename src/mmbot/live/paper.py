@@ -17,12 +17,21 @@ Times (the bot's clock; the model a backtest applies, driven by what was receive
   not part of it), and arrives at ``decided + compute + entry``: ``compute`` = the bot's measured
   median time from a wake to its request, ``entry`` = ``--latency-ms`` (default: the feed's
   measured median latency, the same network one way). Requests wait in arrival order and are
-  executed exactly there in the venue's event sequence: when the horizon passes their arrival
-  (a message with a later exchange time came in), or, with nothing left unread on the stream,
-  once the wall clock is one 95th-percentile feed lag past it (a quiet market). So neither CPU
-  jitter of our own process nor the moment the asyncio task runs moves an order in the queue;
-  the answer is given then (a real answer also takes a round trip).
+  executed exactly there in the venue's event sequence, when the horizon passes their arrival (a
+  message with a later exchange time came in, or the wall clock moved a quiet market: below).
+  So neither CPU jitter of our own process nor the moment it gets round to a request moves an
+  order in the queue.
 - the exchange's order rate limit counts requests at their arrival times.
+- what the venue tells the bot reaches it one order latency (``compute + entry``, the backtest's
+  response latency) after it happened there: an answer at ``arrival + latency``, a fill at its
+  exchange time + latency. The session hands its market messages to ``defer`` at their receive
+  stamps and the venue's answers and updates join them in one time-ordered queue (``pump``): an
+  item at time ``t`` is handed to the bot once the venue has played the market to
+  ``t - latency`` (so every answer due before ``t`` is known), or, with nothing left unread on
+  the stream, once the wall clock is one 95th-percentile feed lag past that. The bot thus sees
+  its answers, fills and market messages in the order the backtest's loop would, at the times it
+  would (its own timer wakes included: ``next_wake``), whatever its handling backlog; paper
+  trades in event time, a little behind the wall clock.
 """
 
 from __future__ import annotations
@@ -52,8 +61,13 @@ HALF_MS_NS = 500_000  # a ms-stamped exchange time is taken as the middle of its
 REFRESH_EVERY = 50  # lag / compute estimates are refreshed every this many samples
 MAX_LATENCY_NS = 500_000_000
 
-# a request waiting for the venue: (arrival ns, sequence, what it does, its answer, its key)
-_Pending = tuple[int, int, Callable[[SimMatcher, int], Any], asyncio.Future, str]
+# a request waiting for the venue: (arrival ns, sequence, what it does, who takes its answer,
+# whether the answer goes through the bot's queue)
+_Pending = tuple[int, int, Callable[[SimMatcher, int], Any], "Answer", bool]
+# something for the bot at a time on its clock: (due ns, sequence, the call that hands it over)
+_Due = tuple[int, int, Callable[[], None]]
+# takes a request's outcome: (result, error, the time the bot learns it on its clock)
+Answer = Callable[[Any, BaseException | None, int], None]
 
 
 class PaperVenue:
@@ -95,34 +109,86 @@ class PaperVenue:
         # wait, the wall clock does not move the venue (they may hold earlier market events)
         self.backlog: Callable[[], int] = lambda: 0
         self._queue: list[_Pending] = []
+        self._due: list[_Due] = []  # the bot's time-ordered items (see ``pump``)
         self._seq = 0
+        # the bot's next timer wake on its clock (0: none); the session sets it and ``on_wake``
+        self.next_wake: Callable[[], int] = lambda: 0
+        self.on_wake: Callable[[int], None] = lambda t_ns: None
+        self._event_ns = 0  # venue time of what the matcher reports now (a request, a sync)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due_ns = 0
         self.order_latency_ms: list[float] = []  # per request: compute + entry, as applied
         self.n_events_late = 0  # market events received after the horizon had passed them
         self.n_requests_late = 0  # requests that met the venue after their arrival time
         self.n_timer_advances = 0  # horizon moves by the wall clock (a quiet stream)
-        # when the venue learnt what it reports now: the receive stamp of the message being handled
-        # (or the wall clock on a timer advance); answers keep theirs by request key (link id)
+        # when the bot learns what it is handed now, on its clock (the item's due time)
         self.known_ns = 0
-        self.answer_known_ns: dict[str, int] = {}
+
+    def latency_ns(self) -> int:
+        """The order latency applied now, each way: the bot's compute + the entry latency."""
+        return self.compute_ns + self.entry_ns
 
     def _listen(self, kind: str, obj: object) -> None:
+        """The matcher's news, due to the bot one latency after it happened at the venue."""
         if kind == "order":
-            self.on_private("order", order_json(obj, self.symbol, self.px_dec, self.qty_dec))  # type: ignore[arg-type]
+            item = order_json(obj, self.symbol, self.px_dec, self.qty_dec)  # type: ignore[arg-type]
+            self._schedule(self._event_ns + self.latency_ns(), "order", item)
         elif kind == "execution":
             e: Execution = obj  # type: ignore[assignment]
-            self.on_private(
-                "execution",
-                exec_json(e, self.m.orders[e.order_id], self.symbol, self.px_dec, self.qty_dec),  # type: ignore[union-attr]
-            )
+            item = exec_json(e, self.m.orders[e.order_id], self.symbol, self.px_dec, self.qty_dec)  # type: ignore[union-attr]
+            fill_ns = e.exec_ns - self.clock_offset_ns  # exec_time's inverse: venue time
+            self._schedule(fill_ns + self.latency_ns(), "execution", item)
+
+    def _schedule(self, due_ns: int, topic: str, item: dict) -> None:
+        self.defer(due_ns, lambda: self.on_private(topic, item))
+
+    # the bot's queue ----------------------------------------------------------------------------------
+    def defer(self, t_ns: int, fn: Callable[[], None]) -> None:
+        """Hand ``fn`` to the bot at ``t_ns`` on its clock, in time order with the venue's news."""
+        heapq.heappush(self._due, (int(t_ns), self._seq, fn))
+        self._seq += 1
+
+    def _ready_ns(self) -> int:
+        """Items up to this time may go to the bot: every answer due by then is known."""
+        return self.horizon_ns + self.latency_ns()
+
+    def pump(self) -> None:
+        """Hand the bot, in time order, every item (and timer wake) the venue's horizon allows."""
+        wake_done = 0
+        while True:
+            head = self._due[0][0] if self._due else None
+            wake = self.next_wake()
+            if wake and wake != wake_done and (head is None or wake < head):
+                if wake > self._ready_ns():
+                    break
+                wake_done = wake
+                self.known_ns = wake
+                self.on_wake(wake)
+                continue
+            if head is None or head > self._ready_ns():
+                break
+            t_ns, _, fn = heapq.heappop(self._due)
+            self.known_ns = t_ns
+            fn()
+        self._arm_timer()
+
+    def drain(self) -> None:
+        """The session ends: every queued request runs and every item goes to the bot now."""
+        if self._queue:
+            self._advance(max(a for a, *_ in self._queue))
+        while self._due:
+            t_ns, _, fn = heapq.heappop(self._due)
+            self.known_ns = t_ns
+            fn()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     # market feed ----------------------------------------------------------------------------------
     def on_events(self, rows: np.ndarray, local_ns: int) -> None:
         """The parsed rows of one public message received at ``local_ns`` (our clock)."""
         if len(rows) == 0:
             return
-        self.known_ns = local_ns
         rows = rows.copy()
         exch = np.minimum(rows["exch_ts"] + (HALF_MS_NS - self.clock_offset_ns), local_ns)
         exch_max = int(exch.max())
@@ -150,6 +216,7 @@ class PaperVenue:
             )
             self.m.position_qty = self.start_position_qty
         else:
+            self._event_ns = self.horizon_ns
             self.m.extend(rows)
         self._advance(max(exch_max, self.horizon_ns))
 
@@ -171,36 +238,41 @@ class PaperVenue:
 
     def _advance(self, t_ns: int) -> None:
         """Play the venue's market up to ``t_ns`` (never back), executing each waiting request at
-        its arrival time on the way."""
+        its arrival time on the way; its answer is due one latency later."""
         m = self.m
         if m is None:
             return
         q = self._queue
         while q and q[0][0] <= t_ns:
-            arrive_ns, _, fn, fut, key = heapq.heappop(q)
+            arrive_ns, _, fn, answer, queued = heapq.heappop(q)
             if arrive_ns < m.now_capture_ns:
                 self.n_requests_late += 1
+            self._event_ns = max(arrive_ns, m.now_capture_ns)
             m.sync(arrive_ns)
-            if fut.done():  # its sender gave up (shutdown)
-                continue
-            self.answer_known_ns[key] = self.known_ns
             try:
-                fut.set_result(fn(m, max(arrive_ns, m.now_capture_ns)))
+                result, error = fn(m, self._event_ns), None
             except BybitError as exc:
-                fut.set_exception(exc)
+                result, error = None, exc
+            due_ns = self._event_ns + self.latency_ns()
+            if queued:
+                self.defer(due_ns, lambda a=answer, r=result, e=error, d=due_ns: a(r, e, d))
+            else:
+                answer(result, error, due_ns)
         if t_ns > self.horizon_ns:
             self.horizon_ns = t_ns
+            self._event_ns = t_ns
             m.sync(t_ns)
-        self._arm_timer()
 
     def _arm_timer(self) -> None:
-        """Wake when the earliest waiting request is one p95 feed lag old on the wall clock."""
-        if not self._queue:
+        """Wake when the bot's next item is one p95 feed lag past the time it needs the venue at."""
+        heads = [t for t in (self._due[0][0] if self._due else 0, self.next_wake()) if t]
+        if not heads and not self._queue:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
             return
-        due_ns = self._queue[0][0] + self.hold_ns
+        need_ns = min(heads) - self.latency_ns() if heads else self._queue[0][0]
+        due_ns = max(need_ns, self.horizon_ns) + self.hold_ns
         if self._timer is not None and self._timer_due_ns == due_ns:
             return
         if self._timer is not None:
@@ -211,34 +283,56 @@ class PaperVenue:
 
     def _on_timer(self) -> None:
         self._timer = None
-        if not self._queue:
+        heads = [t for t in (self._due[0][0] if self._due else 0, self.next_wake()) if t]
+        if not heads and not self._queue:
             return
-        arrive_ns = self._queue[0][0]
-        if self.backlog() > 0 or time.time_ns() < arrive_ns + self.hold_ns:
+        need_ns = min(heads) - self.latency_ns() if heads else self._queue[0][0]
+        if self.backlog() > 0 or time.time_ns() < need_ns + self.hold_ns:
             # frames wait to be handled (they may carry earlier events): look again shortly
             self._timer_due_ns = 0
             self._timer = asyncio.get_running_loop().call_later(0.001, self._on_timer)
             return
-        self.n_timer_advances += 1
-        self.known_ns = time.time_ns()
-        self._advance(arrive_ns)
+        if need_ns > self.horizon_ns:  # a quiet market: nothing earlier is still on its way
+            self.n_timer_advances += 1
+            self._advance(need_ns)
+        self.pump()
+
+    def submit(
+        self,
+        path: str,
+        decided_ns: int | None,
+        fn: Callable[[SimMatcher, int], Any],
+        answer: Answer,
+        queued: bool = True,
+    ) -> None:
+        """Queue a request decided at ``decided_ns`` (None: now): it runs on the venue at its
+        arrival time, ``fn(matcher, arrival_ns)``, and ``answer(result, error, known_ns)`` is
+        handed to the bot (``pump``) one latency later (``queued=False``: called when it ran)."""
+        self._matcher(path)
+        latency_ns = self.latency_ns()
+        self.order_latency_ms.append(latency_ns / 1e6)
+        arrive_ns = (time.time_ns() if decided_ns is None else int(decided_ns)) + latency_ns
+        heapq.heappush(self._queue, (arrive_ns, self._seq, fn, answer, queued))
+        self._seq += 1
+        if arrive_ns <= self.horizon_ns:  # due already (a late decision): runs now
+            self._advance(self.horizon_ns)
 
     async def _request(
         self, path: str, decided_ns: int | None, fn: Callable[[SimMatcher, int], Any], key: str
     ) -> Any:
-        """Queue a request decided at ``decided_ns`` (None: now); it runs on the venue at its
-        arrival time, ``fn(matcher, arrival_ns)``, and its answer comes back then
-        (``answer_known_ns[key]``: the receive stamp it became known at)."""
-        self._matcher(path)
-        latency_ns = self.compute_ns + self.entry_ns
-        self.order_latency_ms.append(latency_ns / 1e6)
-        arrive_ns = (time.time_ns() if decided_ns is None else int(decided_ns)) + latency_ns
+        """``submit`` for a caller that awaits the answer: it comes back when the request has run
+        on the venue (not one latency later: a caller outside the session's queue)."""
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._queue, (arrive_ns, self._seq, fn, fut, key))
-        self._seq += 1
-        if arrive_ns <= self.horizon_ns:  # due already (a late decision): runs now
-            self.known_ns = time.time_ns()
-            self._advance(self.horizon_ns)
+
+        def answer(result: Any, error: BaseException | None, known_ns: int) -> None:
+            if fut.done():  # its sender gave up (shutdown)
+                return
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(result)
+
+        self.submit(path, decided_ns, fn, answer, queued=False)
         return await fut
 
     def _matcher(self, path: str) -> SimMatcher:
@@ -257,17 +351,10 @@ class PaperVenue:
             raise BybitError(110001, "order not exists or too late", path)
         return o
 
-    # the BybitRest surface the runner uses (``decided_ns``: paper only) --------------------------------
-    async def create_order(
-        self,
-        symbol: str,
-        side: int,
-        qty: str,
-        price: str,
-        link_id: str,
-        tif: str = "PostOnly",
-        decided_ns: int | None = None,
-    ) -> dict:
+    # requests: what each does on the venue (``*_fn``: its path and run), for ``submit`` ---------------
+    def create_fn(
+        self, side: int, qty: str, price: str, link_id: str, tif: str = "PostOnly"
+    ) -> tuple[str, Callable[[SimMatcher, int], dict]]:
         path = "/v5/order/create"
 
         def run(m: SimMatcher, at_ns: int) -> dict:
@@ -277,16 +364,11 @@ class PaperVenue:
                 raise BybitError(code, msg, path)
             return {"orderId": o.order_id, "orderLinkId": o.link_id}
 
-        return await self._request(path, decided_ns, run, link_id)
+        return path, run
 
-    async def amend_order(
-        self,
-        symbol: str,
-        link_id: str,
-        price: str | None = None,
-        qty: str | None = None,
-        decided_ns: int | None = None,
-    ) -> dict:
+    def amend_fn(
+        self, link_id: str, price: str | None = None, qty: str | None = None
+    ) -> tuple[str, Callable[[SimMatcher, int], dict]]:
         path = "/v5/order/amend"
 
         def run(m: SimMatcher, at_ns: int) -> dict:
@@ -299,9 +381,9 @@ class PaperVenue:
                 raise BybitError(code, msg, path)
             return {"orderId": o.order_id, "orderLinkId": o.link_id}
 
-        return await self._request(path, decided_ns, run, link_id)
+        return path, run
 
-    async def cancel_order(self, symbol: str, link_id: str, decided_ns: int | None = None) -> dict:
+    def cancel_fn(self, link_id: str) -> tuple[str, Callable[[SimMatcher, int], dict]]:
         path = "/v5/order/cancel"
 
         def run(m: SimMatcher, at_ns: int) -> dict:
@@ -311,6 +393,35 @@ class PaperVenue:
                 raise BybitError(code, msg, path)
             return {"orderId": o.order_id, "orderLinkId": o.link_id}
 
+        return path, run
+
+    # the BybitRest surface (``decided_ns``: paper only) -------------------------------------------------
+    async def create_order(
+        self,
+        symbol: str,
+        side: int,
+        qty: str,
+        price: str,
+        link_id: str,
+        tif: str = "PostOnly",
+        decided_ns: int | None = None,
+    ) -> dict:
+        path, run = self.create_fn(side, qty, price, link_id, tif)
+        return await self._request(path, decided_ns, run, link_id)
+
+    async def amend_order(
+        self,
+        symbol: str,
+        link_id: str,
+        price: str | None = None,
+        qty: str | None = None,
+        decided_ns: int | None = None,
+    ) -> dict:
+        path, run = self.amend_fn(link_id, price, qty)
+        return await self._request(path, decided_ns, run, link_id)
+
+    async def cancel_order(self, symbol: str, link_id: str, decided_ns: int | None = None) -> dict:
+        path, run = self.cancel_fn(link_id)
         return await self._request(path, decided_ns, run, link_id)
 
     async def cancel_all(self, symbol: str) -> list[dict]:
@@ -327,6 +438,10 @@ class PaperVenue:
         return [order_json(o, self.symbol, self.px_dec, self.qty_dec) for o in self.m.open_orders()]
 
     async def order_by_link(self, symbol: str, link_id: str) -> dict | None:
+        return self.order_row(link_id)
+
+    def order_row(self, link_id: str) -> dict | None:
+        """The order's state now (the venue answers at once: nothing to wait for)."""
         o = None if self.m is None else self.m.find(link_id=link_id)
         return None if o is None else order_json(o, self.symbol, self.px_dec, self.qty_dec)
 

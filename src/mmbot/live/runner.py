@@ -337,7 +337,6 @@ class Session:
 
     # -- market data ------------------------------------------------------------------------------
     def on_public(self, msg: dict, local_ns: int) -> None:
-        self.wake_t0_ns = time.time_ns()  # handed this message now (its stamp is its arrival)
         topic = str(msg.get("topic", ""))
         if not topic.startswith(("orderbook.", "publicTrade.")):
             return
@@ -347,6 +346,32 @@ class Session:
             self.counters["bad_msgs"] += 1
             log.warning("market message skipped: %s", exc)
             return
+        if self.paper is None:
+            self.on_market(msg, topic, rows, local_ns)
+            return
+        # paper: the venue plays the market as it comes in; the bot gets the message at its
+        # receive stamp, in time order with the venue's answers (live.paper's queue)
+        self._feed_paper(msg, topic, rows, local_ns)
+        self.paper.defer(local_ns, lambda: self.on_market(msg, topic, rows, local_ns))
+        self.paper.pump()
+
+    def _feed_paper(self, msg: dict, topic: str, rows: np.ndarray, local_ns: int) -> None:
+        """The paper venue takes the book messages that continue its sequence (a gap waits for the
+        fresh snapshot the bot's book asks for) and the trades while its book is whole."""
+        if topic.startswith("orderbook."):
+            u = int(msg.get("data", {}).get("u", 0))
+            if msg.get("type") != "snapshot" and u != self.paper_u + 1:
+                if u > self.paper_u + 1:
+                    self.paper_u = 0  # a gap: nothing more until the snapshot
+                return
+            self.paper_u = u
+        elif not self.paper_u:
+            return
+        self.paper.on_events(rows, local_ns)
+
+    def on_market(self, msg: dict, topic: str, rows: np.ndarray, local_ns: int) -> None:
+        """One market message for the bot: its book or trades, then a wake at its stamp."""
+        self.wake_t0_ns = time.time_ns()  # handed this message now (its stamp is its arrival)
         if topic.startswith("orderbook."):
             res = self.book.apply(msg, rows)
             if res == "stale":
@@ -368,8 +393,6 @@ class Session:
             self.lags_ms.append(lag_ms)
             if self.metrics is not None:
                 self.metrics.feed(lag_ms)
-            if self.paper is not None:
-                self.paper.on_events(rows, local_ns)
             m = self.mid()
             if math.isfinite(m) and not math.isfinite(self.start_mid_px):
                 self.start_mid_px = m
@@ -390,13 +413,12 @@ class Session:
                     rows["px"].tolist(), rows["qty"].tolist(), rows["ev"].tolist(), strict=True
                 ):
                     self.on_print(local_ns, px, qty, 1 if flags & BUY_EVENT else -1)
-            if self.paper is not None and self.book.valid:
-                self.paper.on_events(rows, local_ns)
             if self.book.valid:
                 # the backtest steps on every local feed event, trades too
                 self.quote(local_ns, self.wake_t0_ns)
 
     paper = None
+    paper_u = 0  # the paper venue's last book update id (0: waiting for a snapshot)
 
     def on_print(self, local_ns: int, px: float, qty: float, side: int) -> None:
         """A market trade for the quoter's next wake (``on_market``), stamped at its arrival."""
@@ -641,74 +663,134 @@ class Session:
         self.action(ACT_SENT, side, op, s.link_id, px, qty)
         if self.paper is not None:
             self.paper.note_compute(now - self.wake_t0_ns)
-        self.spawn(self.send(side_idx, op, s.link_id, px, qty, self.decided_ns))
+            self.send_paper(side_idx, op, s.link_id, px, qty, self.decided_ns)
+        else:
+            self.spawn(self.send(side_idx, op, s.link_id, px, qty, self.decided_ns))
+
+    def _amend_total(self, link_id: str, qty: float) -> str:
+        """Bybit's amend qty is the order's new total, filled part included: the manager asks for
+        ``qty`` open (as the backtest's modify does), so add what has filled."""
+        filled = self.orders.get(link_id, {}).get("cum_qty", 0.0)
+        return fmt(filled + qty, self.qty_dec)
 
     async def send(
         self, side_idx: int, op: int, link_id: str, px: float, qty: float, decided_ns: int = 0
     ) -> None:
-        from mmbot.execution.guards import on_response
-
+        """live: the request to the exchange, then its answer (``take_answer``)."""
         side = 1 if side_idx % 2 == 0 else -1
-        # the paper venue times the request from the wake that decided it (see live.paper)
-        kw = {"decided_ns": decided_ns} if self.paper is not None and decided_ns else {}
         pxs, qtys = fmt(px, self.px_dec), fmt(qty, self.qty_dec)
         if decided_ns:
             self.decide_to_send_ms.append((time.time_ns() - decided_ns) / 1e6)
         t0 = time.perf_counter()
         try:
+            try:
+                if op == OP_NEW:
+                    r = await self.venue.create_order(self.symbol, side, qtys, pxs, link_id)
+                elif op == OP_REPLACE:
+                    total = self._amend_total(link_id, qty)
+                    r = await self.venue.amend_order(self.symbol, link_id, price=pxs, qty=total)
+                else:
+                    r = await self.venue.cancel_order(self.symbol, link_id)
+                err = None
+            except (BybitError, TransportError) as exc:
+                r, err = None, exc
+            rtt_ms = (time.perf_counter() - t0) * 1e3
+            if self.take_answer(side_idx, op, link_id, px, qty, r, err, rtt_ms):
+                await self.resolve(side_idx, link_id)
+        finally:
+            self.after_answer(time.time_ns())  # a response wakes the strategy (as in the backtest)
+
+    def send_paper(
+        self, side_idx: int, op: int, link_id: str, px: float, qty: float, decided_ns: int
+    ) -> None:
+        """paper: the request joins the venue's queue at once, timed from the wake that decided it;
+        its answer reaches the bot one order latency after it ran there (``live.paper``)."""
+        side = 1 if side_idx % 2 == 0 else -1
+        pxs, qtys = fmt(px, self.px_dec), fmt(qty, self.qty_dec)
+        if decided_ns:
+            self.decide_to_send_ms.append((time.time_ns() - decided_ns) / 1e6)
+        if op == OP_NEW:
+            path, fn = self.paper.create_fn(side, qtys, pxs, link_id)
+        elif op == OP_REPLACE:
+            path, fn = self.paper.amend_fn(link_id, pxs, self._amend_total(link_id, qty))
+        else:
+            path, fn = self.paper.cancel_fn(link_id)
+
+        def answer(r: dict | None, err: BaseException | None, known_ns: int) -> None:
+            rtt_ms = (known_ns - decided_ns) / 1e6
+            if self.take_answer(side_idx, op, link_id, px, qty, r, err, rtt_ms):
+                self.counters["resolved_unknown"] += 1
+                self.resolved(side_idx, link_id, self.paper.order_row(link_id))
+            self.after_answer(known_ns)
+
+        try:
+            self.paper.submit(path, decided_ns or None, fn, answer)
+        except BybitError as exc:  # no book yet: refused at once
+            now = time.time_ns()
+            self.paper.defer(now, lambda e=exc: answer(None, e, now))
+
+    def take_answer(
+        self,
+        side_idx: int,
+        op: int,
+        link_id: str,
+        px: float,
+        qty: float,
+        r: dict | None,
+        err: BaseException | None,
+        rtt_ms: float,
+    ) -> bool:
+        """A request's outcome: journal, actions, slot. True when it is unknown (a timeout, a
+        duplicate id, an order gone): the caller asks the exchange by the client id."""
+        side = 1 if side_idx % 2 == 0 else -1
+        if err is None:
             if op == OP_NEW:
-                r = await self.venue.create_order(self.symbol, side, qtys, pxs, link_id, **kw)
-                self.journal.order_event(link_id, "ack", order_id=str(r.get("orderId", "")))
+                self.journal.order_event(link_id, "ack", order_id=str((r or {}).get("orderId", "")))
                 self.on_ack(side_idx, link_id, px, qty, op)
             elif op == OP_REPLACE:
-                # Bybit's amend qty is the order's new total, filled part included: the manager
-                # asks for ``qty`` open (as the backtest's modify does), so add what has filled
-                filled = self.orders.get(link_id, {}).get("cum_qty", 0.0)
-                total = fmt(filled + qty, self.qty_dec)
-                await self.venue.amend_order(self.symbol, link_id, price=pxs, qty=total, **kw)
                 self.journal.order_event(link_id, "amend_ack", px=px, qty=qty)
                 self.on_ack(side_idx, link_id, px, qty, op)
             else:
-                await self.venue.cancel_order(self.symbol, link_id, **kw)
                 self.journal.order_event(link_id, "cancel_ack")
                 self.action(ACT_ACKED, side, op, link_id, px, qty)
-            self.order_rtt_ms.append((time.perf_counter() - t0) * 1e3)
+            self.order_rtt_ms.append(rtt_ms)
             if self.metrics is not None:
-                self.metrics.order_latency(self.order_rtt_ms[-1])
-        except RateLimited as exc:
+                self.metrics.order_latency(rtt_ms)
+        elif isinstance(err, RateLimited):
             self.counters["rate_limited"] += 1
             self.journal.order_event(
                 link_id, "rate_limited", status="Rejected" if op == OP_NEW else None
             )
             self.action(ACT_REJECTED, side, op, link_id, px, qty, REASON_RATE_LIMIT)
-            self.slow_down(exc.reset_ms)
+            self.slow_down(err.reset_ms)
             self.release(side_idx, link_id, op, rejected_new=op == OP_NEW)
-        except BybitError as exc:
-            if exc.ret_code == 110072 or exc.ret_code == 110001:
-                await self.resolve(side_idx, link_id)  # duplicate id / order gone: ask the exchange
-            else:
-                self.counters["rejects"] += 1
-                self.journal.order_event(
-                    link_id,
-                    "rejected",
-                    status="Rejected" if op == OP_NEW else None,
-                    detail=f"{exc.ret_code} {exc.ret_msg}",
-                )
-                self.action(ACT_REJECTED, side, op, link_id, px, qty, REASON_NONE)
-                self.release(side_idx, link_id, op, rejected_new=op == OP_NEW)
-        except TransportError as exc:
+        elif isinstance(err, BybitError):
+            if err.ret_code == 110072 or err.ret_code == 110001:
+                return True  # duplicate id / order gone: ask the exchange
+            self.counters["rejects"] += 1
+            self.journal.order_event(
+                link_id,
+                "rejected",
+                status="Rejected" if op == OP_NEW else None,
+                detail=f"{err.ret_code} {err.ret_msg}",
+            )
+            self.action(ACT_REJECTED, side, op, link_id, px, qty, REASON_NONE)
+            self.release(side_idx, link_id, op, rejected_new=op == OP_NEW)
+        else:
             self.counters["transport_errors"] += 1
             log.warning(
-                "order request outcome unknown (%s): resolving %s by its client id", exc, link_id
+                "order request outcome unknown (%s): resolving %s by its client id", err, link_id
             )
-            await self.resolve(side_idx, link_id)
-        finally:
-            if self.guard is not None:
-                on_response(self.guard)
-            # a response wakes the strategy (as in the backtest); paper: at the receive stamp
-            # its venue learnt the answer at, so our own scheduling does not time the next order
-            known_ns = self.paper.answer_known_ns.pop(link_id, 0) if self.paper is not None else 0
-            self.quote(known_ns or time.time_ns())
+            return True
+        return False
+
+    def after_answer(self, known_ns: int) -> None:
+        """A response wakes the strategy (as in the backtest), at the time it became known."""
+        from mmbot.execution.guards import on_response
+
+        if self.guard is not None:
+            on_response(self.guard)
+        self.quote(known_ns)
 
     def on_ack(self, side_idx: int, link_id: str, px: float, qty: float, op: int) -> None:
         s = self.slots[side_idx]
@@ -762,6 +844,10 @@ class Session:
             self.reconciled = False
             self.spawn(self.reconcile("unresolved order"))
             return
+        self.resolved(side_idx, link_id, row)
+
+    def resolved(self, side_idx: int, link_id: str, row: dict | None) -> None:
+        """What the exchange says of an order whose request outcome was unknown."""
         if row is None:
             self.journal.order_event(link_id, "not_found", status="NotFound")
             self.orders.get(link_id, {})["terminal"] = True
@@ -806,7 +892,7 @@ class Session:
                 return  # as on_private: a confirmation is not news
         else:
             self.on_execution(item, "sim")
-        # the venue learnt this at the receive stamp of the message it is handling
+        # the bot learns it one order latency after it happened at the venue (live.paper's queue)
         self.quote(self.paper.known_ns or time.time_ns())
 
     def on_order(self, item: dict) -> None:
@@ -1073,7 +1159,14 @@ class Session:
         )
         return False
 
+    def next_wake(self) -> int:
+        """When the quoter's timer wakes it next (the backtest's ``wait_next`` timeout); 0: not yet."""
+        if not (self.last_step_ns and self.book.valid):
+            return 0
+        return self.last_step_ns + self.wake_interval_ns
+
     def on_public_down(self) -> None:
+        self.paper_u = 0
         self.book.valid = (
             False  # no quoting on a book we no longer see; the resubscribe snapshots it
         )
@@ -1116,7 +1209,9 @@ class Session:
             await asyncio.sleep(min(max(due_ns, 1_000_000), self.wake_interval_ns) / 1e9)
             now = time.time_ns()
             backlog = self.public.backlog() if self.public is not None else 0
-            if self.book.valid and now - self.last_step_ns >= self.wake_interval_ns and not backlog:
+            # (paper: the venue's queue wakes it, in event time: ``next_wake``)
+            timer_due = now - self.last_step_ns >= self.wake_interval_ns
+            if self.paper is None and self.book.valid and timer_due and not backlog:
                 self.quote(now)  # (messages still to handle wake it instead: they came first)
             if (
                 self.last_book_local_ns
@@ -1241,6 +1336,8 @@ class Session:
                     rate_limit_per_s=int(self.profile.venue.rate_limit_per_s),
                 )
                 self.paper.clock_offset_ns = self.clock_offset_ns
+                self.paper.next_wake = self.next_wake
+                self.paper.on_wake = self.quote
                 from mmbot.live.simmatch import warm_up
 
                 warm_up(self.tick_px, self.lot_qty)
@@ -1309,6 +1406,8 @@ class Session:
 
     async def shutdown(self, runners: list[asyncio.Task]) -> None:
         self.reconciled = False
+        if self.paper is not None:
+            self.paper.drain()  # requests in flight run, their answers reach the bot
         for t in list(self.tasks):  # let in-flight order requests finish (bounded)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(t), self.cfg.rest_timeout_s + 0.5)
