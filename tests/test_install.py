@@ -1,5 +1,6 @@
 """The install: core dependencies are exactly what the core imports; live-only packages sit in the
-[live] extra; the core commands run with every optional package's import blocked."""
+[live] extra, the sweep's in [sweep]; the core commands (and the demo) run with every optional
+package's import blocked; a command whose extra is missing names it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ SRC = REPO / "src" / "mmbot"
 # distribution name -> import name, where they differ
 IMPORT_NAME = {"prometheus-client": "prometheus_client", "pyyaml": "yaml"}
 # extras whose packages core code imports lazily, behind a clear error when absent
-LAZY_EXTRAS = ("ray", "pandas")
+LAZY_EXTRAS = ("ray", "pandas", "sweep")
 LIVE_ONLY_FILES = ("live/", "commands/live.py")
 
 
@@ -56,12 +57,22 @@ def test_live_extra_holds_what_only_live_code_imports() -> None:
     extras = _project()["optional-dependencies"]
     core = _names(_project()["dependencies"])
     assert _third_party_imports(live=True) - core == _names(extras["live"])
-    assert "mmbot[live]" in extras["dev"]
+    assert "mmbot[live,sweep]" in extras["dev"]
+
+
+def test_every_optional_module_maps_to_the_extra_that_lists_it() -> None:
+    from mmbot.extras import OPTIONAL_MODULES
+
+    extras = _project()["optional-dependencies"]
+    for module, extra in OPTIONAL_MODULES.items():
+        assert module in _names(extras[extra]), (module, extra)
+    assert not set(OPTIONAL_MODULES) & _names(_project()["dependencies"])
 
 
 BLOCKER = """
 import sys
-BLOCKED = {"pyarrow", "pandas", "aiohttp", "prometheus_client", "hftbacktest", "websockets"}
+BLOCKED = {"pyarrow", "pandas", "aiohttp", "prometheus_client", "hftbacktest", "websockets",
+           "optuna", "sqlalchemy", "alembic", "yaml", "ray"}
 class _Block:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in BLOCKED:
@@ -99,3 +110,16 @@ def test_live_command_without_the_live_extra_says_which_extra(tmp_path) -> None:
     )
     assert p.returncode == 2, p.stdout + p.stderr
     assert "pip install 'mmbot[live]'" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_sweep_without_the_sweep_extra_says_which_extra(tmp_path) -> None:
+    p = _mmbot_blocked("sweep", "--out", "sw", "--market", "synthetic", cwd=tmp_path)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "pip install 'mmbot[sweep]'" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "sw").exists()  # refused before any work
+
+
+def test_demo_runs_with_optional_packages_blocked(tmp_path) -> None:
+    p = _mmbot_blocked("demo", "--hours", "0.02", "--iterations", "2", cwd=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (tmp_path / "artifacts" / "reports" / "REPORT.html").exists()

@@ -19,9 +19,7 @@ from mmbot.commands import report as _report
 from mmbot.commands import soak as _soak
 from mmbot.commands import sweep as _sweep
 from mmbot.errors import UserError
-
-# packages outside the core install -> the extra that brings them (pyproject.toml)
-OPTIONAL_MODULES = {"aiohttp": "live", "prometheus_client": "live", "pandas": "pandas"}
+from mmbot.extras import OPTIONAL_MODULES, missing_line
 
 _typer_app = typer.Typer(
     name="mmbot",
@@ -130,14 +128,9 @@ def app() -> None:
         if type(exc).__name__ == "Abort" or _interrupted(exc) or _SWALLOWED:
             typer.echo("interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
-        extra = OPTIONAL_MODULES.get(getattr(exc, "name", None) or "")
-        if isinstance(exc, ModuleNotFoundError) and extra:
-            typer.echo(
-                f"error: this command needs {exc.name}, part of the [{extra}] extra: "
-                f"pip install 'mmbot[{extra}]' (or pip install -e '.[{extra}]' in a checkout)",
-                err=True,
-            )
-            sys.exit(2)
+        if isinstance(exc, ModuleNotFoundError) and exc.name in OPTIONAL_MODULES:
+            typer.echo(f"error: {missing_line(exc.name)}", err=True)
+            sys.exit(EXIT_USER)
         if os.environ.get("MMBOT_DEBUG"):
             raise
         typer.echo(

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from mmbot.errors import UserError
+from mmbot.extras import require
 
 
 def _default_space() -> Any:
@@ -178,6 +179,9 @@ def sweep(
     from mmbot.sweep.results import write_results
     from mmbot.sweep.space import load_space
 
+    require("optuna")  # the [sweep] extra; named before folds are built
+    if space is not None and space.suffix.lower() in (".yaml", ".yml"):
+        require("yaml")
     con = Console(highlight=False)
     if bool(data) == bool(market):
         raise UserError("give either --data PATH... or --market synthetic|CALIBRATION.json")
