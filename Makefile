@@ -7,12 +7,14 @@ DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: demo test lint format bench venv clean
 
-# `make demo` installs the runtime only ('.'); tests, lint and bench add the dev tools ('.[dev]')
+# `make demo` installs the runtime only ('.'); tests, lint and bench add the dev tools ('.[dev]').
+# --no-compile: Python writes bytecode for the modules a run imports, not all ~100 MB of it (most of
+# it plotly's, numpy's and numba's never-imported modules) at install time; the venv's own pip
+# (3.11+ bundles one with editable installs) is used as is: upgrading it cost a download per venv.
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || { echo "error: $(PY) not found (Python 3.11+ needed; set PY=python3.x)"; exit 2; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q --no-compile -e .
 	touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
