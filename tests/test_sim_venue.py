@@ -621,3 +621,27 @@ def test_ladder_pad_ratio_decides_how_far_the_price_can_move_and_still_match():
 def test_ladder_pad_ratio_out_of_range_is_a_clear_error(bad):
     with pytest.raises(UserError, match="ladder_pad_ratio"):
         venue(BOOK, ladder_pad_ratio=bad)
+
+
+def test_local_book_version_moves_only_with_rows_that_reach_the_view_band():
+    tick = 0.01
+    far = (sim.VIEW_BAND_TICKS + 20) * tick
+    near = (sim.VIEW_BAND_TICKS - 20) * tick
+    rows = [
+        (BID, 1000, 100.0, 5.0),
+        (ASK, 1000, 100.01, 5.0),
+        (SELL_TRADE, 1500, 100.0, 1.0),  # a trade: no book change
+        (BID, 2000, round(100.0 - far, 2), 1.0),  # beyond the band below the best bid
+        (ASK, 2500, round(100.01 + far, 2), 1.0),  # beyond the band above the best ask
+        (BID, 3000, round(100.0 - near, 2), 1.0),  # inside the band
+        (ASK, 3500, round(100.01 + near, 2), 1.0),
+        (BID, 4000, 100.0, 0.0),  # the best bid leaves: the touch moves
+    ]
+    v, _ = venue(rows, tick_px=tick, lot_qty=1.0)
+    seen = []
+    for t in (1000, 1500, 2000, 2500, 3000, 3500, 4000):
+        sim.goto(v, t)
+        seen.append(sim.local_book_version(v))
+    assert sim.qty_at_px(v, 1, round(100.0 - far, 2)) == 1.0  # the far rows were applied
+    steps = list(np.diff(seen))
+    assert steps == [0, 0, 0, 1, 1, 1], seen

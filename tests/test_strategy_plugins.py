@@ -163,3 +163,15 @@ def test_unknown_param_on_the_command_line_exits_2(tmp_path) -> None:
     p = _cli("backtest", "--data", str(SAMPLE), "--out", str(tmp_path / "o"),
              "--strategy", "touch", "--param", "nope=1")  # fmt: skip
     assert p.returncode == 2 and "nope" in p.stderr
+
+
+@pytest.mark.parametrize("book_levels", [-1, 11, 2.0])
+def test_book_levels_outside_the_view_is_a_user_error(tmp_path, book_levels) -> None:
+    path = tmp_path / "levels.py"
+    path.write_text(
+        "from numba import njit\nfrom mmbot.strategy import Quoter\n"
+        "@njit\ndef quote(state, params, qparams, view, own, out):\n    pass\n"
+        f"Q = Quoter(name='x', quote=quote, book_levels={book_levels!r})\n"
+    )
+    with pytest.raises(UserError, match="book_levels must be an integer 0..10"):
+        resolve(f"{path}:Q")

@@ -280,7 +280,7 @@ def run(
     actions_buf = np.zeros(wk.ACTION_ROWS_PER_SLOT * wk.N_SLOTS, ACTION_DTYPE)
     ops = np.zeros(wk.N_SLOTS, wk.OP_DTYPE)
     counters = np.zeros(wk.N_COUNTERS, np.int64)
-    cursors = np.zeros(2, np.int64)
+    cursors = np.zeros(wk.N_CURSORS, np.int64)
     near_ticks = int(
         min(max(round(p["near_band_bps"] * 1e-4 * ref_px / tick_px), 1), MAX_NEAR_TICKS)
     )
@@ -311,6 +311,7 @@ def run(
                 counters,
                 cursors,
                 quoter.levels,
+                quoter.book_levels,
                 near_ticks,
                 wake_ns,
                 quoter.wake_on_market,

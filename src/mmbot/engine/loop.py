@@ -57,6 +57,7 @@ def drive(
     counters,
     cursors,
     levels: int,
+    book_levels: int,
     near_ticks: int,
     wake_ns: int,
     wake_on_market: bool,
@@ -77,7 +78,7 @@ def drive(
         counters[wk.C_TRADES_SEEN] += n_tr
         n_f = wk.collect_fills(v, cursors, fills, now)
         counters[wk.C_FILLS_SEEN] += n_f
-        wk.fill_view(v, view, near_ticks)
+        wk.fill_view(v, view, near_ticks, book_levels, cursors)
         wk.refresh_own(v, own, oids, n_slots, now)
         # targets on every wake, whether or not an order can be sent
         reason = think(qstate, params, qparams, view, trades, n_tr, fills, n_f, own, out)

@@ -15,7 +15,7 @@ from numba import njit
 from mmbot.execution.manager import OP_CANCEL_NEW, OP_KEEP, manage_side
 from mmbot.records import OP_CANCEL, OP_NEW, OP_REPLACE
 from mmbot.sim import venue as sv
-from mmbot.strategy.contract import DEPTH_LEVELS, MAX_LEVELS, TRADE_BUFFER
+from mmbot.strategy.contract import MAX_LEVELS, TRADE_BUFFER
 from mmbot.strategy.views import (
     ORD_LIVE,
     ORD_NONE,
@@ -34,6 +34,11 @@ ACTION_ROWS_PER_SLOT = 4
 OP_DTYPE = np.dtype(
     [("slot", "i8"), ("op", "i8"), ("px", "f8"), ("qty", "f8"), ("rows_end", "i8")], align=True
 )
+
+# drive-loop cursors (an int64 array kept across wakes): market trades and our fills handed to the
+# quoter so far, and 1 + the local book version the view was last read at (0: never read)
+CUR_TRADES, CUR_FILLS, CUR_BOOK_VER = range(3)
+N_CURSORS = 3
 
 # drive-loop counters (an int64 array, returned to Python in meta)
 C_WAKES, C_STEPS, C_SENT, C_SEND_ERRORS, C_TRADES_SEEN, C_FILLS_SEEN, C_FEED_WAKES = range(7)
@@ -94,20 +99,27 @@ def _put_op(ops, n_ops: int, slot: int, op: int, px: float, qty: float, rows_end
 # ---------------------------------------------------------------------------------------------
 # the simulated venue's side of a wake
 @njit(cache=True)
-def fill_view(v, view, near_ticks: int) -> None:
-    """The market view from the venue's local book and our account."""
+def fill_view(v, view, near_ticks: int, book_levels: int, cursors) -> None:
+    """The market view from the venue's local book and our account. Most wakes (trades, order
+    responses, depth rows far from the touch) find the part of the local book a view reads as
+    the last wake left it: its fields then keep the values read then (the same numbers)."""
     b = view[0]
     b.now_ns = sv.now_ns(v)
+    b.position_qty = sv.position_qty(v)
+    b.pnl = sv.equity(v)
+    ver = sv.local_book_version(v) + 1
+    if cursors[CUR_BOOK_VER] == ver and near_ticks <= sv.VIEW_BAND_TICKS:
+        return
+    cursors[CUR_BOOK_VER] = ver
     b.best_bid_px = sv.best_bid_px(v)
     b.best_ask_px = sv.best_ask_px(v)
     b.best_bid_qty = sv.best_bid_qty(v)
     b.best_ask_qty = sv.best_ask_qty(v)
     b.bid_near_qty = sv.qty_within_ticks(v, 1, near_ticks)
     b.ask_near_qty = sv.qty_within_ticks(v, -1, near_ticks)
-    b.position_qty = sv.position_qty(v)
-    b.pnl = sv.equity(v)
-    sv.depth_levels(v, 1, b.bid_px, b.bid_qty, DEPTH_LEVELS)
-    sv.depth_levels(v, -1, b.ask_px, b.ask_qty, DEPTH_LEVELS)
+    if book_levels > 0:
+        sv.depth_levels(v, 1, b.bid_px, b.bid_qty, book_levels)
+        sv.depth_levels(v, -1, b.ask_px, b.ask_qty, book_levels)
 
 
 @njit(cache=True)
@@ -150,7 +162,7 @@ def collect_trades(v, cursors, buf, view) -> int:
     """Market trades seen locally since the last wake into ``buf``; returns their count."""
     ring = sv.local_trades(v)
     n_tr = sv.trades_seen(v)
-    k = cursors[0]
+    k = cursors[CUR_TRADES]
     if n_tr - k > sv.TRADE_RING:
         k = n_tr - sv.TRADE_RING
     if n_tr - k > TRADE_BUFFER:
@@ -166,14 +178,14 @@ def collect_trades(v, cursors, buf, view) -> int:
         view[0].last_trade_px = t.px
         n += 1
         k += 1
-    cursors[0] = n_tr
+    cursors[CUR_TRADES] = n_tr
     return n
 
 
 @njit(cache=True)
 def collect_fills(v, cursors, buf, now_ns: int) -> int:
     """Our fills learnt by ``now_ns`` since the last wake into ``buf``; returns their count."""
-    f = cursors[1]
+    f = cursors[CUR_FILLS]
     n = 0
     while f < v.n_fills and v.fills[f].local_ts <= now_ns and n < buf.shape[0]:
         fr = v.fills[f]
@@ -188,7 +200,7 @@ def collect_fills(v, cursors, buf, now_ns: int) -> int:
         r.position_qty = fr.position_qty
         n += 1
         f += 1
-    cursors[1] = f
+    cursors[CUR_FILLS] = f
     return n
 
 

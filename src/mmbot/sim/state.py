@@ -92,6 +92,9 @@ TRADE_RING = 4096
 
 
 DEPTH_SCAN_TICKS = 64  # depth_levels looks at most this many ticks from the touch (per wake)
+# a local depth row farther than this from its side's touch (the touch unmoved) leaves
+# ``lbook_ver`` as it is: what a wake reads of the book (depth scan, near-touch size) lies within it
+VIEW_BAND_TICKS = 128
 
 
 _ev_t = types.Array(numba.from_dtype(EVENT_DTYPE), 1, "C")
@@ -169,6 +172,9 @@ _FIELDS = [
     ("lask", _f8a),
     ("lbb", _i8),
     ("lba", _i8),
+    # bumped by every local book row that moves a touch or changes a level within VIEW_BAND_TICKS
+    # of it: a wake whose version is the last wake's can reuse what it read from the local book
+    ("lbook_ver", _i8),
     # orders
     ("orders", _ord_t),
     ("next_oid", _i8),
@@ -321,6 +327,7 @@ def _init_books(v, n_ticks):
     v.lask = np.zeros(n_ticks, np.float64)
     v.lbb = -1
     v.lba = n_ticks
+    v.lbook_ver = 0
 
 
 @njit(cache=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .borrow import borrowed
 from .clock import (
     advance,
 )
@@ -169,19 +170,22 @@ def qty_at_px(v, side, px):
 def qty_within_ticks(v, side, n_ticks):
     """Total local quantity on ``side`` at prices within ``n_ticks`` ticks of that side's touch
     (``n_ticks`` = 0: the touch only)."""
+    # borrowed: a structref array read inside the loop costs an atomic refcount pair per level
     tot = 0.0
     if side > 0:
         if v.lbb < 0:
             return 0.0
+        lbid = borrowed(v.lbid)
         lo = max(v.lbb - n_ticks, 0)
         for j in range(lo, v.lbb + 1):
-            tot += v.lbid[j]
+            tot += lbid[j]
     else:
         if v.lba >= v.n_ticks:
             return 0.0
+        lask = borrowed(v.lask)
         hi = min(v.lba + n_ticks, v.n_ticks - 1)
         for j in range(v.lba, hi + 1):
-            tot += v.lask[j]
+            tot += lask[j]
     return tot
 
 
@@ -190,22 +194,25 @@ def depth_levels(v, side, px_out, qty_out, n_levels):
     """The first ``n_levels`` non-empty local levels on ``side`` (best first) into ``px_out`` /
     ``qty_out``; NaN / 0 past the book. Scans at most ``DEPTH_SCAN_TICKS`` ticks from the touch."""
     k = 0
+    n = v.n_ticks
     if side > 0:
+        lbid = borrowed(v.lbid)
         j = v.lbb
         lo = max(j - DEPTH_SCAN_TICKS, 0)
         while j >= lo and k < n_levels and j >= 0:
-            if v.lbid[j] > 0.0:
+            if lbid[j] > 0.0:
                 px_out[k] = px_of(v, j)
-                qty_out[k] = v.lbid[j]
+                qty_out[k] = lbid[j]
                 k += 1
             j -= 1
     else:
+        lask = borrowed(v.lask)
         j = v.lba
-        hi = min(j + DEPTH_SCAN_TICKS, v.n_ticks - 1)
-        while j <= hi and k < n_levels and j < v.n_ticks:
-            if v.lask[j] > 0.0:
+        hi = min(j + DEPTH_SCAN_TICKS, n - 1)
+        while j <= hi and k < n_levels and j < n:
+            if lask[j] > 0.0:
                 px_out[k] = px_of(v, j)
-                qty_out[k] = v.lask[j]
+                qty_out[k] = lask[j]
                 k += 1
             j += 1
     while k < n_levels:
@@ -244,6 +251,13 @@ def trades_seen(v):
 
 
 @njit(cache=True)
+def local_book_version(v):
+    """A count that every local book row changing the touch or a level within ``VIEW_BAND_TICKS``
+    of it bumps: between two equal counts, touch .. touch -/+ VIEW_BAND_TICKS is unchanged."""
+    return v.lbook_ver
+
+
+@njit(cache=True)
 def local_trades(v):
     return v.trades
 
@@ -270,8 +284,9 @@ def orders(v):
 @njit(cache=True)
 def find_order(v, order_id):
     """Slot index holding ``order_id`` or -1."""
-    for s in range(v.orders.shape[0]):
-        if v.orders[s].order_id == order_id:
+    slots = borrowed(v.orders)
+    for s in range(slots.shape[0]):
+        if slots[s].order_id == order_id:
             return s
     return -1
 
@@ -280,8 +295,9 @@ def find_order(v, order_id):
 def open_order_count(v, side):
     """Orders on ``side`` (0 = both) that are pending-new or live in the local view."""
     c = 0
-    for s in range(v.orders.shape[0]):
-        o = v.orders[s]
+    slots = borrowed(v.orders)
+    for s in range(slots.shape[0]):
+        o = slots[s]
         if (o.status == ST_PENDING_NEW or o.status == ST_LIVE) and (side == 0 or o.side == side):
             c += 1
     return c
@@ -291,8 +307,9 @@ def open_order_count(v, side):
 def inflight_count(v):
     """Requests sent whose answer has not reached the strategy yet."""
     c = 0
-    for s in range(v.orders.shape[0]):
-        if v.orders[s].req != REQ_NONE:
+    slots = borrowed(v.orders)
+    for s in range(slots.shape[0]):
+        if slots[s].req != REQ_NONE:
             c += 1
     return c
 

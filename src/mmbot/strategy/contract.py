@@ -16,6 +16,11 @@ records and the audit. A quoter is a Python module (or any object with these att
     does); False: wake on the interval only (as hftbacktest's ``elapse`` loop).
 ``LEVELS`` (int, optional, default 1)
     Orders per side, 1..``MAX_LEVELS``.
+``BOOK_LEVELS`` (int, optional, default ``DEPTH_LEVELS``)
+    How many depth levels per side the quoter reads from the view's ``bid_px``/``bid_qty``/
+    ``ask_px``/``ask_qty``, 0..``DEPTH_LEVELS``; the engine fills only those (the rest stay NaN / 0).
+    A quoter that reads only the touch and the near-touch sizes says 0 and spares every wake the
+    depth scan.
 ``REQUOTE`` (str, optional, default ``"replace"``)
     How the order manager moves a working order to a new quote. ``"replace"``: one cancel-replace
     once the quote is off by more than the reprice tolerance (or the order is older than
@@ -222,4 +227,5 @@ class Quoter:
     wake_on_market: bool = False
     levels: int = 1
     requote: str = "replace"
+    book_levels: int = DEPTH_LEVELS
     doc: str = ""

@@ -84,6 +84,13 @@ STATE_DTYPE = np.dtype(
         ("sweep_last_ns", "i8"),
         ("sweep_ref_ticks", "f8"),
         ("sweep_depth_ticks", "f8"),
+        # (c1, c2) of the last (gamma, A, k): they change only at a refit, the closed form's
+        # logs and roots need not run on every wake
+        ("coef_gamma", "f8"),
+        ("coef_a_per_s", "f8"),
+        ("coef_k_per_tick", "f8"),
+        ("coef_c1", "f8"),
+        ("coef_c2", "f8"),
     ],
     align=True,
 )
@@ -100,6 +107,8 @@ def new_state(params: np.ndarray, qparams: np.ndarray | None = None) -> np.ndarr
     for f in ("fair_px", "model_half_px", "half_spread_px", "skew_px", "signal_px"):
         s[f] = np.nan
     for f in ("bid_raw_px", "ask_raw_px", "bid_px", "ask_px"):
+        s[f] = np.nan
+    for f in ("coef_gamma", "coef_a_per_s", "coef_k_per_tick", "coef_c1", "coef_c2"):
         s[f] = np.nan
     return s
 
@@ -218,6 +227,21 @@ def fit_intensity(state, params, now_ns: int) -> None:
 
 
 @njit(cache=True)
+def _coefficients(st, gamma: float) -> tuple[float, float]:
+    """``glft_coefficients`` of the state's (A, k), computed again only when they or γ changed."""
+    if not (
+        st.coef_a_per_s == st.a_per_s
+        and st.coef_k_per_tick == st.k_per_tick
+        and st.coef_gamma == gamma
+    ):
+        st.coef_c1, st.coef_c2 = glft_coefficients(gamma, st.a_per_s, st.k_per_tick)
+        st.coef_gamma = gamma
+        st.coef_a_per_s = st.a_per_s
+        st.coef_k_per_tick = st.k_per_tick
+    return st.coef_c1, st.coef_c2
+
+
+@njit(cache=True)
 def _update_vol(st, params, mid_ticks: float, now_ns: int) -> None:
     p = params[0]
     if math.isnan(st.last_mid_ticks):
@@ -283,7 +307,7 @@ def step(state, book_view, own_orders, params, now_ns: int) -> tuple[float, floa
     qa = b.best_ask_qty
     fair = (bid0 * qa + ask0 * qb) / (qa + qb) if qa + qb > 0.0 else mid
 
-    c1, c2 = glft_coefficients(p.gamma, st.a_per_s, st.k_per_tick)
+    c1, c2 = _coefficients(st, p.gamma)
     sigma = st.sigma_ticks
     model_half_px = (c1 + 0.5 * sigma * c2) * tick
     slip_pen_bps = p.slippage_penalty_coef * max(st.slip_cost_bps, 0.0)
@@ -415,5 +439,6 @@ QUOTER = Quoter(
     on_fill=on_fill,
     wake_interval_ms=50.0,
     wake_on_market=True,
+    book_levels=0,  # reads the touch and the near-touch sizes only
     doc="GLFT half-spread and inventory skew over online volatility and intensity estimates",
 )

@@ -295,5 +295,6 @@ QUOTER = Quoter(
     wake_interval_ms=WAKE_INTERVAL_MS,
     wake_on_market=WAKE_ON_MARKET,
     requote=REQUOTE,
+    book_levels=0,  # reads the touch only
     doc="hftbacktest's GLFT market-making tutorial (faithful port)",
 )

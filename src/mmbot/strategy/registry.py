@@ -20,7 +20,13 @@ from types import ModuleType
 import numpy as np
 
 from mmbot.errors import UserError
-from mmbot.strategy.contract import MAX_LEVELS, REQUOTE_CANCEL_NEW, REQUOTE_MODES, Quoter
+from mmbot.strategy.contract import (
+    DEPTH_LEVELS,
+    MAX_LEVELS,
+    REQUOTE_CANCEL_NEW,
+    REQUOTE_MODES,
+    Quoter,
+)
 
 BUILTIN_QUOTERS = {
     "glft": "mmbot.strategy.glft",
@@ -129,6 +135,8 @@ def check_quoter(q: object, spec: str) -> Quoter:
         raise UserError(f"--strategy {spec}: wake_interval_ms must be > 0")
     if not (isinstance(q.levels, int) and 1 <= q.levels <= MAX_LEVELS):
         raise UserError(f"--strategy {spec}: levels must be an integer 1..{MAX_LEVELS}")
+    if not (isinstance(q.book_levels, int) and 0 <= q.book_levels <= DEPTH_LEVELS):
+        raise UserError(f"--strategy {spec}: book_levels must be an integer 0..{DEPTH_LEVELS}")
     if q.requote not in REQUOTE_MODES:
         modes = ", ".join(REQUOTE_MODES)
         raise UserError(f"--strategy {spec}: requote {q.requote!r} is not one of {modes}")

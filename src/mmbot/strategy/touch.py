@@ -41,5 +41,6 @@ QUOTER = Quoter(
     quote=quote,
     wake_interval_ms=50.0,
     wake_on_market=True,
+    book_levels=0,  # reads the touch and the near-touch sizes only
     doc="join the best bid and ask (baseline)",
 )
