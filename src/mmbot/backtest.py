@@ -28,7 +28,14 @@ from mmbot.config import Profile, effective_knobs, load_profile, with_strategy_o
 from mmbot.engine import wake as wk
 from mmbot.engine.build import compile_error, compiled_loop, is_builtin
 from mmbot.errors import UserError
-from mmbot.events import DEPTH_BBO_EVENT, DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, KIND_MASK, TRADE_EVENT
+from mmbot.events import (
+    DEPTH_BBO_EVENT,
+    DEPTH_EVENT,
+    DEPTH_SNAPSHOT_EVENT,
+    KIND_MASK,
+    TRADE_EVENT,
+    opening_prices,
+)
 from mmbot.execution import guards
 from mmbot.instruments import ContractSpec, detect_spec, spec_from_meta
 from mmbot.records import ACT_BLOCKED, ACT_INTENDED, ACTION_DTYPE, REASON_NAMES, RunResult
@@ -130,27 +137,21 @@ def guess_tick_lot(events: np.ndarray, sample: int = 200_000) -> tuple[float, fl
     return float(tick), float(lot)
 
 
-def _reference_px(events: np.ndarray) -> float:
+def _opening(events: np.ndarray) -> tuple[np.ndarray, float]:
+    """(finite positive prices of the priced rows, first bid/ask mid) of the first 200,000 rows."""
     ev = events[:200_000]
-    px = ev["px"][_priced_mask(ev)]
-    px = px[np.isfinite(px) & (px > 0)]
+    px, mid = opening_prices(ev["ev"], ev["px"])
+    return px, float(mid)
+
+
+def _median_px(px: np.ndarray) -> float:
     if len(px) == 0:
         raise UserError("events: no positive prices to size orders from")
     return float(np.median(px))
 
 
-def _start_mid(events: np.ndarray) -> float:
-    """Mid of the first bid/ask pair in the events (NaN if none)."""
-    from mmbot.events import BUY_EVENT, SELL_EVENT
-
-    ev = events[:200_000]
-    flags = ev["ev"]
-    book = _priced_mask(ev) & ((flags & KIND_MASK) != TRADE_EVENT)
-    bids = np.flatnonzero(book & ((flags & BUY_EVENT) != 0))
-    asks = np.flatnonzero(book & ((flags & SELL_EVENT) != 0))
-    if len(bids) == 0 or len(asks) == 0:
-        return math.nan
-    return 0.5 * (float(ev["px"][bids[0]]) + float(ev["px"][asks[0]]))
+def _reference_px(events: np.ndarray) -> float:
+    return _median_px(_opening(events)[0])
 
 
 def _initial_equity(settings: RunSettings, cspec: ContractSpec, start_mid: float) -> float:
@@ -238,7 +239,8 @@ def run(
         g_tick, g_lot = guess_tick_lot(events)
         tick_px = g_tick if tick_px is None else tick_px
         lot_qty = g_lot if lot_qty is None else lot_qty
-    ref_px = _reference_px(events) if settings.ref_px is None else float(settings.ref_px)
+    opening_px, start_mid = _opening(events)
+    ref_px = _median_px(opening_px) if settings.ref_px is None else float(settings.ref_px)
     cspec = settings.spec or detect_spec(data_format, symbol)
     if settings.spec is None:
         settings = _with_spec(settings, cspec)
@@ -261,7 +263,6 @@ def run(
         start_position_qty=float(settings.start_position_qty),
         start_cash=float(settings.start_cash),
     )
-    start_mid = _start_mid(events)
     initial_equity = _initial_equity(settings, cspec, start_mid)
     spec = strategy_of(settings, profile)
     quoter = resolve(spec)

@@ -73,6 +73,37 @@ def is_local(ev: int) -> bool:
     return (ev & LOCAL_EVENT) != 0
 
 
+@njit(cache=True)
+def opening_prices(flags, px) -> tuple[np.ndarray, float]:
+    """One pass over an event array's ``ev`` and ``px`` columns: the finite positive prices of the
+    rows that carry a market price (book levels and trades), in row order, and the mid of the first
+    bid and first ask book rows (NaN when either side has none)."""
+    out = np.empty(px.shape[0], np.float64)
+    n = 0
+    bid = ask = np.nan
+    have_bid = have_ask = False
+    kind_mask = np.uint64(KIND_MASK)
+    for i in range(px.shape[0]):
+        f = flags[i]
+        kind = f & kind_mask
+        book = kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT or kind == DEPTH_BBO_EVENT  # noqa: SIM109
+        if not book and kind != TRADE_EVENT:
+            continue
+        p = px[i]
+        if np.isfinite(p) and p > 0.0:
+            out[n] = p
+            n += 1
+        if book:
+            if not have_bid and f & np.uint64(BUY_EVENT):
+                bid = p
+                have_bid = True
+            if not have_ask and f & np.uint64(SELL_EVENT):
+                ask = p
+                have_ask = True
+    mid = 0.5 * (bid + ask) if have_bid and have_ask else np.nan
+    return out[:n], mid
+
+
 def empty_events(n: int = 0) -> np.ndarray:
     return np.zeros(n, dtype=EVENT_DTYPE)
 
