@@ -23,12 +23,14 @@ def _same(a: float, b: float) -> bool:
 
 @njit
 def _compare_each_wake(v, kept, fresh, near_ticks, book_levels):
-    """(wakes, wakes that reused the kept view, wakes where it differs from a fresh read)."""
+    """(wakes, sides of wakes that reused the kept view, wakes where it differs from a fresh read)."""
     cursors = np.zeros(wk.N_CURSORS, np.int64)
     wakes = reused = differs = 0
     while sv.wait_next(v, 50_000_000) != sv.END_OF_DATA:
         wakes += 1
-        if cursors[wk.CUR_BOOK_VER] == sv.local_book_version(v) + 1:
+        if cursors[wk.CUR_BID_VER] == sv.local_book_version(v, 1) + 1:
+            reused += 1
+        if cursors[wk.CUR_ASK_VER] == sv.local_book_version(v, -1) + 1:
             reused += 1
         wk.fill_view(v, kept, near_ticks, book_levels, cursors)
         wk.fill_view(v, fresh, near_ticks, book_levels, np.zeros(wk.N_CURSORS, np.int64))

@@ -623,7 +623,7 @@ def test_ladder_pad_ratio_out_of_range_is_a_clear_error(bad):
         venue(BOOK, ladder_pad_ratio=bad)
 
 
-def test_local_book_version_moves_only_with_rows_that_reach_the_view_band():
+def test_local_book_version_of_a_side_moves_only_with_rows_that_reach_its_view_band():
     tick = 0.01
     far = (sim.VIEW_BAND_TICKS + 20) * tick
     near = (sim.VIEW_BAND_TICKS - 20) * tick
@@ -641,7 +641,43 @@ def test_local_book_version_moves_only_with_rows_that_reach_the_view_band():
     seen = []
     for t in (1000, 1500, 2000, 2500, 3000, 3500, 4000):
         sim.goto(v, t)
-        seen.append(sim.local_book_version(v))
+        seen.append((sim.local_book_version(v, 1), sim.local_book_version(v, -1)))
     assert sim.qty_at_px(v, 1, round(100.0 - far, 2)) == 1.0  # the far rows were applied
-    steps = list(np.diff(seen))
-    assert steps == [0, 0, 0, 1, 1, 1], seen
+    steps = [tuple(int(x) for x in d) for d in np.diff(np.array(seen), axis=0)]
+    assert steps == [(0, 0), (0, 0), (0, 0), (1, 0), (0, 1), (1, 0)], seen
+
+
+def test_a_bid_crossing_the_best_ask_moves_the_ask_side_version():
+    rows = [
+        (BID, 1000, 100.0, 5.0),
+        (ASK, 1000, 100.1, 5.0),
+        (ASK, 1000, 100.3, 5.0),
+        (SELL_TRADE, 1500, 100.0, 1.0),
+        (BID, 2000, 100.1, 1.0),  # at the best ask: the ask pointer moves up
+    ]
+    v, _ = venue(rows)
+    sim.goto(v, 1500)
+    before = sim.local_book_version(v, -1)
+    sim.goto(v, 2000)
+    assert sim.best_ask_px(v) == pytest.approx(100.3)
+    assert sim.local_book_version(v, -1) == before + 1
+
+
+def test_the_in_flight_count_is_the_orders_awaiting_an_answer():
+    v, _ = venue(BOOK + [(SELL_TRADE, 5000, 100.0, 1.0)], feed_ns=0)
+    sim.goto(v, 1000)
+
+    def scan() -> int:
+        return int((sim.orders(v)["req"] != sim.REQ_NONE).sum())
+
+    a = sim.submit(v, sim.BUY, 99.9, 1.0, sim.TIF_GTC, sim.ORD_LIMIT)
+    b = sim.submit(v, sim.SELL, 100.2, 1.0, sim.TIF_GTC, sim.ORD_LIMIT)
+    assert sim.inflight_count(v) == scan() == 2
+    sim.goto(v, 1300)  # both acknowledged
+    assert sim.inflight_count(v) == scan() == 0
+    assert sim.modify(v, a, 99.8, 1.0) == 0 and sim.cancel(v, b) == 0
+    assert sim.inflight_count(v) == scan() == 2
+    assert sim.cancel(v, b) == sim.ERR_PENDING  # refused: nothing more in flight
+    assert sim.inflight_count(v) == 2
+    sim.goto(v, 1600)
+    assert sim.inflight_count(v) == scan() == 0

@@ -36,9 +36,9 @@ OP_DTYPE = np.dtype(
 )
 
 # drive-loop cursors (an int64 array kept across wakes): market trades and our fills handed to the
-# quoter so far, and 1 + the local book version the view was last read at (0: never read)
-CUR_TRADES, CUR_FILLS, CUR_BOOK_VER = range(3)
-N_CURSORS = 3
+# quoter so far, and per side 1 + the local book version the view was last read at (0: never read)
+CUR_TRADES, CUR_FILLS, CUR_BID_VER, CUR_ASK_VER = range(4)
+N_CURSORS = 4
 
 # drive-loop counters (an int64 array, returned to Python in meta)
 C_WAKES, C_STEPS, C_SENT, C_SEND_ERRORS, C_TRADES_SEEN, C_FILLS_SEEN, C_FEED_WAKES = range(7)
@@ -107,19 +107,23 @@ def fill_view(v, view, near_ticks: int, book_levels: int, cursors) -> None:
     b.now_ns = sv.now_ns(v)
     b.position_qty = sv.position_qty(v)
     b.pnl = sv.equity(v)
-    ver = sv.local_book_version(v) + 1
-    if cursors[CUR_BOOK_VER] == ver and near_ticks <= sv.VIEW_BAND_TICKS:
-        return
-    cursors[CUR_BOOK_VER] = ver
-    b.best_bid_px = sv.best_bid_px(v)
-    b.best_ask_px = sv.best_ask_px(v)
-    b.best_bid_qty = sv.best_bid_qty(v)
-    b.best_ask_qty = sv.best_ask_qty(v)
-    b.bid_near_qty = sv.qty_within_ticks(v, 1, near_ticks)
-    b.ask_near_qty = sv.qty_within_ticks(v, -1, near_ticks)
-    if book_levels > 0:
-        sv.depth_levels(v, 1, b.bid_px, b.bid_qty, book_levels)
-        sv.depth_levels(v, -1, b.ask_px, b.ask_qty, book_levels)
+    banded = near_ticks <= sv.VIEW_BAND_TICKS
+    ver = sv.local_book_version(v, 1) + 1
+    if cursors[CUR_BID_VER] != ver or not banded:
+        cursors[CUR_BID_VER] = ver
+        b.best_bid_px = sv.best_bid_px(v)
+        b.best_bid_qty = sv.best_bid_qty(v)
+        b.bid_near_qty = sv.qty_within_ticks(v, 1, near_ticks)
+        if book_levels > 0:
+            sv.depth_levels(v, 1, b.bid_px, b.bid_qty, book_levels)
+    ver = sv.local_book_version(v, -1) + 1
+    if cursors[CUR_ASK_VER] != ver or not banded:
+        cursors[CUR_ASK_VER] = ver
+        b.best_ask_px = sv.best_ask_px(v)
+        b.best_ask_qty = sv.best_ask_qty(v)
+        b.ask_near_qty = sv.qty_within_ticks(v, -1, near_ticks)
+        if book_levels > 0:
+            sv.depth_levels(v, -1, b.ask_px, b.ask_qty, book_levels)
 
 
 @njit(cache=True)

@@ -36,8 +36,8 @@ local book (updated at local_ts; what a strategy may read; prices NaN / qty 0 wh
 - ``best_bid_px(v)``, ``best_ask_px(v)``, ``best_bid_qty(v)``, ``best_ask_qty(v)``, ``mid_px(v)``
 - ``best_bid_tick(v)``, ``best_ask_tick(v)`` (absolute ticks = px / tick_px; -1 empty), ``tick_px(v)``, ``lot_qty(v)``
 - ``qty_at_px(v, side, px)``; ``qty_within_ticks(v, side, n_ticks)`` (touch .. touch -/+ n_ticks)
-- ``local_book_version(v)``: bumped by every local book row that moves a touch or changes a level
-  within ``VIEW_BAND_TICKS`` of it (unchanged: that part of the local book is the same)
+- ``local_book_version(v, side)``: bumped by every local book row that moves ``side``'s touch or
+  changes one of its levels within ``VIEW_BAND_TICKS`` of it (unchanged: that part is the same)
 - trades: ``drain_trades(v) -> (buy_qty, sell_qty, buy_n, sell_n)`` since the last drain
   (side = aggressor); ``trades_seen(v)`` + ``local_trades(v)`` ring (TRADE_DTYPE, TRADE_RING rows:
   trade k at [k % TRADE_RING]: local_ts, px, qty, side)

@@ -148,7 +148,8 @@ def process_local(v, evv, local_ts, px, qty, lbid, lask, inv_tick, tick_lo, n):
         if ix < 0 or ix >= n:
             return
         bbo = kind == DEPTH_BBO_EVENT
-        v.lbook_ver += 1
+        v.lbid_ver += 1
+        v.lask_ver += 1
         if side > 0:
             v.lbb, v.lba = bid_update(lbid, lask, v.lbb, v.lba, n, ix, qty, bbo)
         elif side < 0:
@@ -168,7 +169,8 @@ def process_local(v, evv, local_ts, px, qty, lbid, lask, inv_tick, tick_lo, n):
             v.dr_sell_n += 1
     elif kind == DEPTH_CLEAR_EVENT:
         ix = ix_of(v, px) if px > 0.0 else -1
-        v.lbook_ver += 1
+        v.lbid_ver += 1
+        v.lask_ver += 1
         v.lbb, v.lba = clear_side(lbid, lask, v.lbb, v.lba, n, side, ix)
 
 
@@ -236,7 +238,8 @@ def merge_market(v, target, wait):
     n_e, n_l = exch_idx.shape[0], local_idx.shape[0]
     inv_tick, tick_lo, n = 1.0 / v.tick_px, v.tick_lo, v.n_ticks
     ei, li, mbb, mba = v.ei, v.li, v.mark_bb, v.mark_ba
-    xbb, xba, lbb, lba, lver = v.xbb, v.xba, v.lbb, v.lba, v.lbook_ver
+    xbb, xba, lbb, lba = v.xbb, v.xba, v.lbb, v.lba
+    vbid, vask = v.lbid_ver, v.lask_ver
     te = ev[exch_idx[ei]].exch_ts if ei < n_e else I64_MAX
     tl = ev[local_idx[li]].local_ts if li < n_l else I64_MAX
     stopped = False
@@ -305,16 +308,20 @@ def merge_market(v, target, wait):
                     pbb, pba = lbb, lba
                     if evv & BUY_EVENT:
                         lbb, lba = bid_update(lbid, lask, lbb, lba, n, ix, ev[r].qty, _FALSE)
-                        if ix >= lbb - VIEW_BAND_TICKS or lbb != pbb or lba != pba:
-                            lver += 1
+                        if ix >= lbb - VIEW_BAND_TICKS or lbb != pbb:
+                            vbid += 1
+                        if lba != pba:  # a crossing bid moved the best ask
+                            vask += 1
                     elif evv & SELL_EVENT:
                         lbb, lba = ask_update(lbid, lask, lbb, lba, n, ix, ev[r].qty, _FALSE)
-                        if ix <= lba + VIEW_BAND_TICKS or lbb != pbb or lba != pba:
-                            lver += 1
+                        if ix <= lba + VIEW_BAND_TICKS or lba != pba:
+                            vask += 1
+                        if lbb != pbb:
+                            vbid += 1
             else:
-                v.lbb, v.lba, v.lbook_ver = lbb, lba, lver
+                v.lbb, v.lba, v.lbid_ver, v.lask_ver = lbb, lba, vbid, vask
                 process_local(v, evv, tl, ev[r].px, ev[r].qty, lbid, lask, inv_tick, tick_lo, n)
-                lbb, lba, lver = v.lbb, v.lba, v.lbook_ver
+                lbb, lba, vbid, vask = v.lbb, v.lba, v.lbid_ver, v.lask_ver
             li += 1
             tl = ev[local_idx[li]].local_ts if li < n_l else I64_MAX
             # one feed message is many rows sharing a local_ts: stop only after its last row,
@@ -324,5 +331,5 @@ def merge_market(v, target, wait):
                 stopped = True
                 break
     v.xbb, v.xba, v.lbb, v.lba, v.ei, v.li = xbb, xba, lbb, lba, ei, li
-    v.lbook_ver = lver
+    v.lbid_ver, v.lask_ver = vbid, vask
     return stopped

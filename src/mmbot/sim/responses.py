@@ -112,8 +112,9 @@ def apply_response(v):
         elif kind == R_REJECT and (o.req == REQ_NEW or r.status == ST_REJECTED):
             o.status = ST_REJECTED
             o.leaves_qty = 0.0
-        if r.clears_req:
+        if r.clears_req and o.req != REQ_NONE:
             o.req = REQ_NONE
+            v.n_inflight -= 1
     # remove by moving the last entry here (selection is by (ts, seq), so order is irrelevant)
     v.n_resp -= 1
     if best != v.n_resp:

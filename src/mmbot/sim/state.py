@@ -172,9 +172,11 @@ _FIELDS = [
     ("lask", _f8a),
     ("lbb", _i8),
     ("lba", _i8),
-    # bumped by every local book row that moves a touch or changes a level within VIEW_BAND_TICKS
-    # of it: a wake whose version is the last wake's can reuse what it read from the local book
-    ("lbook_ver", _i8),
+    # per side, bumped by every local book row that moves that side's touch or changes one of its
+    # levels within VIEW_BAND_TICKS of it: a wake whose version of a side is the last wake's can
+    # reuse what it read of that side
+    ("lbid_ver", _i8),
+    ("lask_ver", _i8),
     # orders
     ("orders", _ord_t),
     ("next_oid", _i8),
@@ -185,6 +187,7 @@ _FIELDS = [
     ("live_ask_lo", _i8),
     ("live_ask_hi", _i8),
     ("next_req_ts", _i8),
+    ("n_inflight", _i8),  # orders with a request sent and not yet answered (req != REQ_NONE)
     ("resp", _resp_t),
     ("n_resp", _i8),
     ("resp_seq", _i8),
@@ -327,7 +330,8 @@ def _init_books(v, n_ticks):
     v.lask = np.zeros(n_ticks, np.float64)
     v.lbb = -1
     v.lba = n_ticks
-    v.lbook_ver = 0
+    v.lbid_ver = 0
+    v.lask_ver = 0
 
 
 @njit(cache=True)
@@ -346,6 +350,7 @@ def _init_orders(v, max_orders, n_ticks):
     v.live_ask_lo = n_ticks
     v.live_ask_hi = -1
     v.next_req_ts = I64_MAX
+    v.n_inflight = 0
     v.resp = np.zeros(64, RESP_DTYPE)
     v.n_resp = 0
     v.resp_seq = 0

@@ -251,10 +251,11 @@ def trades_seen(v):
 
 
 @njit(cache=True)
-def local_book_version(v):
-    """A count that every local book row changing the touch or a level within ``VIEW_BAND_TICKS``
-    of it bumps: between two equal counts, touch .. touch -/+ VIEW_BAND_TICKS is unchanged."""
-    return v.lbook_ver
+def local_book_version(v, side):
+    """A count that every local book row moving ``side``'s touch or changing one of its levels
+    within ``VIEW_BAND_TICKS`` of it bumps: between two equal counts, that side's touch .. touch
+    -/+ VIEW_BAND_TICKS is unchanged."""
+    return v.lbid_ver if side > 0 else v.lask_ver
 
 
 @njit(cache=True)
@@ -306,12 +307,7 @@ def open_order_count(v, side):
 @njit(cache=True)
 def inflight_count(v):
     """Requests sent whose answer has not reached the strategy yet."""
-    c = 0
-    slots = borrowed(v.orders)
-    for s in range(slots.shape[0]):
-        if slots[s].req != REQ_NONE:
-            c += 1
-    return c
+    return v.n_inflight
 
 
 @njit(cache=True)
@@ -425,6 +421,7 @@ def submit(v, side, px, qty, tif, ord_type):
     o.ord_type = ord_type
     o.status = ST_PENDING_NEW
     o.req = REQ_NEW
+    v.n_inflight += 1
     o.px = px_r
     o.qty = qty
     o.leaves_qty = qty
@@ -464,6 +461,7 @@ def cancel(v, order_id):
     if o.status != ST_LIVE:
         return ERR_NOT_LIVE
     o.req = REQ_CANCEL
+    v.n_inflight += 1
     o.req_sent_ts = v.now
     o.req_arrive_ts = v.now + entry_latency(v, v.now)
     o.req_seq = v.resp_seq  # one counter orders requests and responses
@@ -502,6 +500,7 @@ def modify(v, order_id, px, qty):
         return rc
     px_r = px_of(v, ix_of(v, px))
     o.req = REQ_MODIFY
+    v.n_inflight += 1
     o.req_px = px_r
     o.req_qty = qty
     o.req_sent_ts = v.now
