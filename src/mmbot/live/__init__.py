@@ -2,8 +2,10 @@
 
 - ``bybit``     adapter: signed REST (create/amend/cancel/cancel-all, open orders, executions,
                 position) and websocket streams with reconnect (aiohttp; endpoints configurable)
-- ``runner``    the session loop: same compiled strategy step and guards as the backtest, journal
-                first, reconcile after every (re)connect, kill switches, records + EDGE_REPORT
+- ``runner``    runs a session (``RunnerConfig``, logging); ``session`` the session loop: same
+                compiled strategy step and guards as the backtest, journal first, kill switches;
+                its roles: ``order_flow`` (its own orders), ``gateway`` / ``paper_gateway`` (where
+                orders go, chosen once per mode), ``reconcile``, ``risk``, ``session_records``
 - ``journal``   SQLite (WAL) journal of order events and fills; restart recovery
 - ``paper``     paper venue (fills locally against the live public stream)
 - ``emulator``  loopback Bybit V5 REST + websocket replaying a capture, with fault injection;
