@@ -72,6 +72,8 @@ ABLATION = [
     ("no markout depth selection", {"mk_on": 0.0}),
     ("no fair value", {"fv_on": 0.0}),
     ("no inventory skew", {"skew_on": 0.0}),
+    ("skew moves the centre", {"skew_widen_only": 0.0}),
+    ("no fee in the floors", {"fee_on": 0.0}),
     ("one level", {"n_levels": 1.0}),
     ("no sticky requotes", {"requote_tol_ratio": 0.0}),
     ("no warm-up", {"warmup_s": 0.0, "warmup_trades": 0.0}),

@@ -21,3 +21,21 @@ def need_shared(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared capture not found: {path} (../shared/data is absent in this checkout)")
     return path
+
+
+def glft_profile(name: str = "S1"):
+    """Profile ``name`` running ``glft``: tests of the seed's six knobs and of the soak's mechanics
+    need a quoter that fills within minutes at the base tier's fees (the default ``adaptive`` warms
+    up for 30 s and rarely finds a depth that pays a 2 bps maker fee)."""
+    from mmbot.config import load_profile
+
+    prof = load_profile(name)
+    st = prof.strategy.model_copy(update={"name": "glft", "params": {}})
+    return prof.model_copy(update={"strategy": st})
+
+
+def glft_options() -> dict:
+    """``run_soak(strategy_options=...)`` for ``glft`` (see `glft_profile`)."""
+    from mmbot.commands.options import strategy_options
+
+    return strategy_options("glft", None, None, None, None, None)

@@ -26,7 +26,8 @@ def sample_run():
     from mmbot.data import load_events
 
     events, stats = load_events(TESTS_DATA / "binance_usdm_btcusdt_sample.gz")
-    res = run(events, RunSettings(), symbol=stats.symbol, data_format=stats.format)
+    # glft: a quoter that trades on the sample at the base tier's fees (the audit is the subject)
+    res = run(events, RunSettings(strategy="glft"), symbol=stats.symbol, data_format=stats.format)
     assert len(res.fills) > 5
     return events, res
 

@@ -149,8 +149,9 @@ def test_overrides_file_with_quoter_params_is_accepted(tmp_path) -> None:
     out = with_override_params(adaptive, ovr, str(f), keep={"as_mult": 1.2})
     assert out.strategy.params["as_mult"] == 1.2  # --param wins over the file
     assert out.strategy.params["n_levels"] == QUOTER_KNOB_LIMITS["n_levels"][1]
+    glft = prof.model_copy(update={"strategy": prof.strategy.model_copy(update={"name": "glft"})})
     with pytest.raises(UserError, match="param.as_mult"):
-        with_override_params(prof, ovr, str(f))  # glft has no as_mult: the file names it
+        with_override_params(glft, ovr, str(f))  # glft has no as_mult: the file names it
 
 
 def test_tiny_soak_tunes_the_adaptive_quoters_knobs_within_limits(tmp_path) -> None:
@@ -176,8 +177,9 @@ def test_tiny_soak_tunes_the_adaptive_quoters_knobs_within_limits(tmp_path) -> N
         artifacts=root,
         console=con,
         progress=False,
-        # a short warm-up so a 3-min iteration fills (the default waits 30 s and 50 trades)
-        strategy_options=strategy_options("adaptive", ["warmup_s=5"], None, None, None, None),
+        # a short warm-up so a 3-min iteration fills (the default waits 30 s and 50 trades), and
+        # a maker rebate: at the base tier's 2 bps maker fee the quoter rarely finds a depth worth it
+        strategy_options=strategy_options("adaptive", ["warmup_s=5"], None, None, -0.5, 7.0),
     )
     lines = con.export_text().splitlines()
     # iteration 1 ran the file's quoter knobs

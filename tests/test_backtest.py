@@ -43,6 +43,7 @@ def sample() -> tuple[np.ndarray, dict]:
 
 def _run(events, **kw):
     knobs = kw.pop("knobs", {})
+    kw.setdefault("strategy", "glft")  # these tests check the loop's mechanics on glft's quotes
     s = RunSettings(knobs=knobs, profile=load_profile("S1"), **kw)
     return run(events, s, symbol="BTCUSDT")
 

@@ -67,7 +67,8 @@ def coinm_run():
     from mmbot.data import load_events
 
     events, stats = load_events(need_shared(COINM_CAPTURE))
-    return run(events, RunSettings(), symbol=stats.symbol, data_format=stats.format), stats
+    s = RunSettings(strategy="glft")  # a quoter that trades at the base tier's fees in 345 s
+    return run(events, s, symbol=stats.symbol, data_format=stats.format), stats
 
 
 def test_coinm_capture_is_named_inverse_by_inspect(coinm_run):
@@ -127,7 +128,7 @@ def test_spot_never_sells_below_its_starting_inventory(start_inventory):
     risk = prof.risk.model_copy(update={"spot_start_inventory_qty": start_inventory})
     res = run(
         events,
-        RunSettings(profile=prof.model_copy(update={"risk": risk})),
+        RunSettings(strategy="glft", profile=prof.model_copy(update={"risk": risk})),
         symbol=stats.symbol,
         data_format=stats.format,
     )

@@ -143,7 +143,8 @@ def test_price_figure_shows_every_fill_and_our_bid_below_our_ask() -> None:
     from mmbot.report.html import _figures
     from mmbot.report.series import quote_series
 
-    r = mmbot.backtest(TESTS_DATA / "binance_usdm_btcusdt_sample.gz")
+    # glft quotes both sides from the first second of this 1-minute sample (adaptive warms up 30 s)
+    r = mmbot.backtest(TESTS_DATA / "binance_usdm_btcusdt_sample.gz", strategy="glft")
     rep, runs = r.edge_report, r.runs
     price = dict(_figures(rep, runs, [decompose(r) for r in runs], 20_000))["price"]
     traces = {tr.name: tr for tr in price.data}

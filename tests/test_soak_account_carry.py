@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import glft_options, glft_profile
 from mmbot.audit import build_edge_report
 from mmbot.audit.decompose import check_identity, decompose
 from mmbot.events import DEPTH_CLEAR_EVENT, EVENT_DTYPE, EXCH_EVENT, LOCAL_EVENT
@@ -44,9 +45,8 @@ def _market_with_a_quiet_gap(seed: int, gap_s: int = 70) -> tuple[np.ndarray, np
 
 
 def _settings(strategy: str):
-    from mmbot.config import load_profile
 
-    s = runner._make_settings(load_profile("S1"), KNOBS, 11)
+    s = runner._make_settings(glft_profile(), KNOBS, 11)
     return replace(s, strategy=strategy)
 
 
@@ -105,14 +105,13 @@ CHUNK_S = 40  # chunks of this many seconds (the soak's are 30 min) keep these t
 def carried_chunks() -> tuple:
     """Three 40-s chunks of one iteration run by the soak's `run_iteration` (its end position not
     closed), with a funding time at every chunk boundary."""
-    from mmbot.config import load_profile
     from mmbot.data.synthetic_funding import FundingAccrual
 
     mp = pytest.MonkeyPatch()
     mp.setattr(runner, "CHUNK_NS", CHUNK_S * SECOND_NS)
     try:
         mkt = runner.resolve_market("synthetic")
-        prof = load_profile("S1")
+        prof = glft_profile()
         accrual = FundingAccrual.from_profile(prof)
         # funding every 40 s: at every chunk boundary; a rate large enough to see
         mkt.funding = replace(accrual, interval_ns=CHUNK_S * SECOND_NS, interest_rate=1e-4)
@@ -220,6 +219,7 @@ def test_a_soak_carries_its_position_through_chunks_and_iterations_and_closes_it
             seed=3,
             artifacts=root,
             console=Console(file=fh, width=400),
+            strategy_options=glft_options(),
             progress=False,
         )
     runs = sorted(read_run(root / "soak/records"), key=lambda r: r.meta["name"])

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import glft_profile
 from mmbot.audit.decompose import AuditError
-from mmbot.config import PROFILES_DIR, load_profile
+from mmbot.config import PROFILES_DIR
 from mmbot.knobs import CONSERVATIVE_START
 from mmbot.soak.runner import SYNTH_START_NS, resolve_market, run_iteration
 
@@ -33,7 +34,7 @@ def test_a_chunk_whose_fill_carries_a_corrupted_mid_fails_naming_the_fill(monkey
         return res
 
     mkt = resolve_market("synthetic")
-    prof = load_profile("S1")
+    prof = glft_profile()
     ok = run_iteration(mkt, prof, CONSERVATIVE_START, 3, 1, SYNTH_START_NS, 3 * MINUTE_NS)
     checked = [r.meta["mid_crosscheck"]["fills_checked"] for r in ok]
     assert sum(checked) > 2 and all(r.meta["mid_crosscheck"]["max_rel_err"] <= 1e-9 for r in ok)
@@ -76,7 +77,7 @@ def test_soak_charges_the_synthetic_funding_series_on_held_positions(tmp_path: P
     path.write_text(json.dumps(prof))
     env = {k: v for k, v in os.environ.items() if k != "MM_RUNTIME_OVERRIDES_JSON"}
     env["MM_PROFILE"] = str(path)
-    args = ["soak", "--hours", "0.1", "--iterations", "2", "--seed", "5"]
+    args = ["soak", "--hours", "0.1", "--iterations", "2", "--seed", "5", "--strategy", "glft"]
     p = subprocess.run(
         [sys.executable, "-m", "mmbot.cli", *args],
         cwd=tmp_path,
@@ -122,5 +123,5 @@ def test_a_capture_market_soaks_under_its_own_contract(capture, kind):
 
     mkt = resolve_market(str(conftest.need_shared(getattr(conftest, capture))))
     start = int(mkt.events["exch_ts"][0])
-    (res,) = run_iteration(mkt, load_profile("S1"), CONSERVATIVE_START, 3, 1, start, MINUTE_NS)
+    (res,) = run_iteration(mkt, glft_profile(), CONSERVATIVE_START, 3, 1, start, MINUTE_NS)
     assert spec_from_meta(res.meta).kind == kind

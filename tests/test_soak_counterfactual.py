@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import glft_options, glft_profile
 from mmbot.knobs import CONSERVATIVE_START
 from mmbot.soak.account_carry import AccountCarry
 from mmbot.soak.runner import (
@@ -29,10 +30,9 @@ KNOBS = {k: float(v) for k, v in CONSERVATIVE_START.items()}
 
 @pytest.fixture(scope="module")
 def second_iteration() -> tuple:
-    from mmbot.config import load_profile
 
     mkt = resolve_market("synthetic")
-    prof = load_profile("S1")
+    prof = glft_profile()
     dur = int(0.02 * NS_PER_HOUR)
     segs: list[Segment] = []
     # iterations 1 and 2 of a soak: one market stream and one account carried from 1 into 2
@@ -123,6 +123,7 @@ def _auto_soak(tmp: Path, hours: float, seed: int):
             seed=seed,
             artifacts=root,
             console=Console(file=fh, width=300),
+            strategy_options=glft_options(),
             progress=False,
         )
     return root, out, out_txt.read_text()
@@ -190,12 +191,11 @@ def test_iterations_continue_one_synthetic_market() -> None:
     are the same process as the fresh market it is judged on): the windows of two iterations
     concatenated are the stream generated in one go, and iteration 2 starts from the book
     iteration 1 left (its first chunk is preceded by that book, not a fresh snapshot)."""
-    from mmbot.config import load_profile
     from mmbot.data.synthetic import generate_chunks
     from mmbot.soak.runner import derive_seed
 
     mkt = resolve_market("synthetic")
-    prof = load_profile("S1")
+    prof = glft_profile()
     dur = int(0.01 * NS_PER_HOUR)
     whole = np.concatenate(
         list(generate_chunks(mkt.calib, derive_seed(4, 1), SYNTH_START_NS, 2 * dur))

@@ -31,7 +31,9 @@ def _setup() -> tuple:
     # them act through it (max_delta_ratio caps the rebate's tightening; the impact cap's effect is
     # judged at the fills it brings): keep those explicit rates here, whatever the default tier.
     fees = prof.fees.model_copy(update={"maker_fee_rate": -0.00005, "taker_fee_rate": 0.0004})
-    return mkt, prof.model_copy(update={"fees": fees}), SYNTH_START_NS
+    # the seed's six knobs are glft's (the default adaptive quoter is tuned by its own param.* knobs)
+    glft = prof.strategy.model_copy(update={"name": "glft", "params": {}})
+    return mkt, prof.model_copy(update={"fees": fees, "strategy": glft}), SYNTH_START_NS
 
 
 @cache

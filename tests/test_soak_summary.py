@@ -24,7 +24,12 @@ def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     }
     env["COLUMNS"] = "250"
     return subprocess.run(
-        [*MMBOT, "soak", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+        [*MMBOT, "soak", *args, "--strategy", "glft"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 

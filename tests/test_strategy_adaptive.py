@@ -110,9 +110,12 @@ def test_markout_selection_quotes_the_depth_where_sweeps_revert() -> None:
     now = NOW
     for _ in range(50):
         now = _sweep_and_mature(st, p, qp, now, +1, 300.0, 200.0)
-    sel = ad._select_depth(st[0], qp[0], 1)
+    sel = ad._select_depth(st[0], qp[0], 1, 0.0)
     assert sel == pytest.approx(5.0)
-    assert np.isnan(ad._select_depth(st[0], qp[0], 0))  # no sell sweeps: the prior says no
+    assert np.isnan(ad._select_depth(st[0], qp[0], 0, 0.0))  # no sell sweeps: the prior says no
+    # the maker fee is paid out of the markout: 1 bps a fill pays a 0.5 bps fee, not a 2 bps one
+    assert ad._select_depth(st[0], qp[0], 1, 0.5) == pytest.approx(5.0)
+    assert np.isnan(ad._select_depth(st[0], qp[0], 1, 2.0))
     q = _quote(st, p, qp, _view(now))
     assert np.isnan(q["bid_px"][0])  # pulled
     # short: the bid reduces the position, so it is quoted (at GLFT's depth) though no depth earns

@@ -22,6 +22,7 @@ def run_mmbot(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[s
 def _tiny(out, *extra: str) -> list[str]:
     return [
         "sweep",
+        *("--strategy", "glft"),  # fills in 0.04 h at the base tier's fees (adaptive rarely does)
         "--market",
         "synthetic",
         "--hours",

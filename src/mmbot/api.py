@@ -24,6 +24,7 @@ import polars as pl
 from mmbot import knobs as knob_limits
 from mmbot.errors import UserError
 from mmbot.records import RunResult
+from mmbot.strategy.registry import DEFAULT_QUOTER
 
 
 class KnobClampedWarning(UserWarning):
@@ -140,7 +141,7 @@ def _inputs(data: Any) -> list[tuple[str, Any]]:
 
 def backtest(
     data: str | Path | np.ndarray | Sequence[str | Path | np.ndarray],
-    strategy: Any = "glft",
+    strategy: Any = DEFAULT_QUOTER,
     *,
     order_qty: float | None = None,
     knobs: Mapping[str, float] | None = None,

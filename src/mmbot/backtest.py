@@ -49,7 +49,7 @@ from mmbot.strategy.contract import (
 )
 from mmbot.strategy.glft import SWEEP_GAP_NS  # noqa: F401  (re-exported: the live session reads it)
 from mmbot.strategy.params import fee_choice, make_params
-from mmbot.strategy.registry import make_qparams, resolve
+from mmbot.strategy.registry import DEFAULT_QUOTER, make_qparams, resolve
 
 # our working orders (two per level) plus orders whose last responses are still travelling: a few
 # spare slots keep the venue's per-slot scans short
@@ -670,7 +670,7 @@ def backtest_command(
         results: list[RunResult] = []
         named: list[tuple[str, RunResult]] = []
         per_file: list[tuple[str, dict]] = []
-        phases = firstrun.PhaseTimes(cold=not jitclock.is_warm(strategy or "glft"))
+        phases = firstrun.PhaseTimes(cold=not jitclock.is_warm(strategy or DEFAULT_QUOTER))
         if phases.cold:
             con.print(firstrun.compile_announcement(), markup=False, highlight=False)
         t0 = time.perf_counter()

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mmbot import knobs
 from mmbot.errors import UserError
+from mmbot.strategy.registry import DEFAULT_QUOTER
 
 # shipped with the package (package data), so an installed mmbot finds them from any directory
 CONFIG_DIR = Path(__file__).resolve().parent / "assets" / "config"
@@ -150,7 +151,9 @@ class StrategySection(_Strict):
     """Which quoter runs and at what size (``--strategy``, ``--param``, ``--order-qty``,
     ``--max-position-qty`` override these)."""
 
-    name: str = Field("glft", description="quoter: built-in name, FILE.py:NAME or pkg.mod:NAME")
+    name: str = Field(
+        DEFAULT_QUOTER, description="quoter: built-in name, FILE.py:NAME or pkg.mod:NAME"
+    )
     params: dict[str, float] = Field(default_factory=dict, description="the quoter's parameters")
     order_qty: float | None = Field(
         None, gt=0.0, description="order size, base units or contracts (default: order_notional)"

@@ -85,8 +85,8 @@ def scenario_package(name: str, current: dict[str, float]) -> dict[str, float]:
 # markout horizon its depth selection is judged at. Separate from the seed's six runtime knobs
 # (whose names, packages and soak markers stay as they are); a tuner moves them as quoter params.
 QUOTER_KNOB_LIMITS: Final[dict[str, tuple[float, float]]] = {
-    "as_mult": (0.5, 2.0),
-    "skew_coef": (0.0, 3.0),
+    "as_mult": (0.5, 3.0),
+    "skew_coef": (0.0, 12.0),
     "fv_coef": (0.0, 2.0),
     "pull_ratio": (0.5, 4.0),
     "n_levels": (1.0, 4.0),

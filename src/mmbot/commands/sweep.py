@@ -10,6 +10,7 @@ import typer
 
 from mmbot.errors import UserError
 from mmbot.extras import require
+from mmbot.strategy.registry import DEFAULT_QUOTER
 
 
 def _default_space() -> Any:
@@ -146,7 +147,9 @@ def sweep(
         help="net_bps_before_rebates (default) | net_bps | equity | risk_adj; repeat for multi-objective",
     ),
     strategy: str = typer.Option(
-        "glft", "--strategy", help="quoter: glft | touch | FILE.py:NAME | package.module:NAME"
+        DEFAULT_QUOTER,
+        "--strategy",
+        help="quoter: adaptive | glft | glft_ref | touch | FILE.py:NAME | package.module:NAME",
     ),
     param: list[str] = typer.Option(
         None, "--param", help="quoter parameter NAME=VALUE fixed for every trial (repeatable)"

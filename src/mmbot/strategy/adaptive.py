@@ -13,8 +13,13 @@ can be measured by switching it off) and the three contract functions. Pieces:
   (``fv_coef`` x prediction) and a side whose predicted adverse move exceeds ``pull_ratio`` x the
   half-spread is pulled (not quoted).
 - **GLFT half-spread and inventory skew** (``skew_on``): c1 + sigma c2 / 2 (ticks) from the online
-  volatility and trade-arrival intensity fits shared with ``glft``; the centre moves by
-  ``skew_coef`` x sigma c2 x position (in orders), at most ``skew_cap_ratio`` half-spreads.
+  volatility and trade-arrival intensity fits shared with ``glft``; the skew is ``skew_coef`` x
+  sigma c2 x position (in orders), at most ``skew_cap_ratio`` half-spreads. With
+  ``skew_widen_only`` it pushes only the side that would add to the position further away (the
+  reducing side stays where the sweeps pay for it; moved to the touch it is picked off there);
+  without, it moves the centre as GLFT does.
+- **Fees** (``fee_on``): the maker fee (a rebate: negative) is added to both floors below, so a
+  depth is quoted only where its measured markout also pays the fee.
 - **Grid** (``n_levels``): levels ``level_step_ratio`` half-spreads (at least one tick) apart per
   side, each one order; a level is quoted only while the position limit leaves room for it and the
   levels nearer the touch.
@@ -73,6 +78,8 @@ PARAMS: dict[str, float] = {
     "mk_prior_n": 5.0,
     "mk_margin_bps": 0.0,
     "mk_through": 1.0,
+    # the maker fee (or rebate) in both floors: the markout-selected depth and the adverse floor
+    "fee_on": 1.0,  # by construction; synthetic 11-13 and both captures agreed
     # fair value
     "fv_on": 1.0,
     "fv_horizon_ms": 1000.0,
@@ -87,8 +94,9 @@ PARAMS: dict[str, float] = {
     "skew_on": 1.0,
     "gamma": 0.05,  # hftbacktest's GLFT tutorial value (not tuned)
     "glft_adj": 1.0,
-    "skew_coef": 1.0,
+    "skew_coef": 5.0,  # synthetic seeds 11-17 (3 h) and both captures: 1, 3, 5, 8, 12 tried
     "skew_cap_ratio": 2.0,
+    "skew_widen_only": 1.0,  # both captures (a centre shift lost there); synthetic 11-17
     "min_half_ticks": 1.0,
     # grid and requoting
     "n_levels": 2.0,
@@ -378,15 +386,15 @@ def _mk_update(st, qp, now_ns: int, mid_ticks: float) -> None:
 
 
 @njit(cache=True)
-def _select_depth(st, qp, k: int) -> float:
-    """The candidate depth (bps) with the best expected profit rate n x (mean markout - margin),
-    each mean shrunk towards the prior; NaN when none is expected to earn."""
+def _select_depth(st, qp, k: int, fee_bps: float) -> float:
+    """The candidate depth (bps) with the best expected profit rate n x (mean markout - margin -
+    fee), each mean shrunk towards the prior; NaN when none is expected to earn."""
     best = 0.0
     best_bps = np.nan
     for j in range(N_DEPTHS):
         n = st.mk_n[k, j]
         mean = (st.mk_sum[k, j] + qp.mk_prior_bps * qp.mk_prior_n) / (n + qp.mk_prior_n)
-        score = n * (mean - qp.mk_margin_bps)
+        score = n * (mean - qp.mk_margin_bps - fee_bps)
         if score > best:
             best = score
             best_bps = DEPTH_BPS[j]
@@ -457,9 +465,11 @@ def quote(state, params, qparams, view, own, out) -> None:
     half_a = half_b
     pull_b = False
     pull_a = False
+    # a fill must also pay its maker fee (a rebate lowers the bar): both floors count it
+    fee_bps = p.maker_fee_rate * 1e4 if qp.fee_on > 0.0 else 0.0
     if qp.mk_on > 0.0:
-        sel_b = _select_depth(st, qp, 0)
-        sel_a = _select_depth(st, qp, 1)
+        sel_b = _select_depth(st, qp, 0, fee_bps)
+        sel_a = _select_depth(st, qp, 1, fee_bps)
         st.depth_sel_bps[0] = sel_b
         st.depth_sel_bps[1] = sel_a
         # no depth expected to earn: stand aside on that side, unless it reduces the position
@@ -472,8 +482,8 @@ def quote(state, params, qparams, view, own, out) -> None:
             half_a = max(sel_a * mid * 1e-4, min_half)
     floor_half = 0.0
     if qp.as_on > 0.0:
-        floor_b = qp.as_mult * max(st.as_bps[0], 0.0) * mid * 1e-4
-        floor_a = qp.as_mult * max(st.as_bps[1], 0.0) * mid * 1e-4
+        floor_b = (qp.as_mult * max(st.as_bps[0], 0.0) + fee_bps) * mid * 1e-4
+        floor_a = (qp.as_mult * max(st.as_bps[1], 0.0) + fee_bps) * mid * 1e-4
         half_b = max(half_b, floor_b)
         half_a = max(half_a, floor_a)
         floor_half = max(floor_b, floor_a)
@@ -489,13 +499,20 @@ def quote(state, params, qparams, view, own, out) -> None:
             pred_ticks += st.beta[r] * x[r]
         centre += qp.fv_coef * pred_ticks * tick
     st.pred_ticks = pred_ticks
+    st.fair_px = centre
     skew = 0.0
     q_units = b.position_qty / p.order_qty if p.order_qty > 0.0 else 0.0
     if qp.skew_on > 0.0:
         skew = qp.skew_coef * sigma * c2 * q_units * tick
         cap = qp.skew_cap_ratio * half
         skew = min(max(skew, -cap), cap)
-    centre -= skew
+    if qp.skew_widen_only > 0.0:
+        # push the side that would add to the position away; the side that reduces it stays
+        # where the market pays for it (a reducing quote moved to the touch is picked off there)
+        half_b += max(skew, 0.0)
+        half_a += max(-skew, 0.0)
+    else:
+        centre -= skew
 
     # a side about to be run over is pulled
     if qp.fv_on > 0.0 and -pred_ticks * tick > qp.pull_ratio * half_b:
@@ -530,7 +547,6 @@ def quote(state, params, qparams, view, own, out) -> None:
     o.bid_target_px = bid_top
     o.ask_target_px = ask_top
     o.half_spread_px = np.nan  # the quoter's own tolerance decides; the manager's tick floor stays
-    st.fair_px = centre + skew
     st.half_spread_px = half
     st.glft_half_px = glft_half
     st.floor_half_px = floor_half

@@ -34,7 +34,7 @@ BUILTIN_QUOTERS = {
     "glft_ref": "mmbot.strategy.glft_ref",
     "adaptive": "mmbot.strategy.adaptive",
 }
-DEFAULT_QUOTER = "glft"
+DEFAULT_QUOTER = "adaptive"
 QUOTER_ATTR = "QUOTER"  # the attribute a module names its quoter by when the spec has no ':NAME'
 
 # compiled functions and how many arguments each takes
