@@ -257,3 +257,19 @@ def test_base_spread_delta_moves_the_quotes_sent_in_the_loop(sample) -> None:
 
     shift = median_distance_bps(0.6) - median_distance_bps(0.0)
     assert 0.3 <= shift <= 0.9
+
+
+def test_a_run_without_fills_says_how_often_the_quoter_stood_aside(tmp_path: Path) -> None:
+    """The default quoter warms up for 30 s and, at the base tier's 2 bps maker fee, quotes only a
+    depth expected to pay it: on the 1-minute sample it never fills, and the console says why."""
+    out = tmp_path / "run"
+    p = _cli("--data", str(SAMPLE), "--out", str(out), "--fee-tier", "base", "--no-reports")
+    assert p.returncode in (0, 1), p.stderr[-2000:]
+    meta = json.loads(next(out.glob("*/meta.json")).read_text())
+    assert meta["strategy"] == "adaptive"
+    text = " ".join(p.stdout.split())
+    steps = meta["loop"]["steps"]
+    idle = meta["loop"]["no_quote_steps"]
+    assert f"no fill; adaptive sent {meta['loop']['sent']:,} order(s)" in text
+    assert f"not to quote on {idle:,} of {steps:,} wakes" in text
+    assert "maker fee of 2 bps" in text

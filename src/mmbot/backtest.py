@@ -764,12 +764,33 @@ def backtest_command(
     if gate is not None and verdict != "PASS":
         for line in failed_check_lines(gate):
             con.print(f"KPI_GATE={verdict}: {line}", markup=False, highlight=False)
+    for line in _stood_aside_lines(results):
+        con.print(line, markup=False, highlight=False)
     con.print(
         f"{summary['events']:,} events; {phases.line()}; records and reports in {out}",
         markup=False,
         highlight=False,
     )
     return 0
+
+
+def _stood_aside_lines(results: Sequence[RunResult]) -> list[str]:
+    """One line per run without a fill, saying how often its quoter chose not to quote and why
+    that can be (a run with no fills otherwise reads as a broken one)."""
+    lines = []
+    for r in results:
+        loop = r.meta.get("loop") or {}
+        steps, idle = int(loop.get("steps", 0)), int(loop.get("no_quote_steps", 0))
+        if len(r.fills) or not steps:
+            continue
+        maker_bps = float(r.meta.get("maker_fee_rate", 0.0)) * 1e4
+        lines.append(
+            f"note: {r.meta.get('run_name') or r.meta.get('symbol', '')}: no fill; "
+            f"{r.meta.get('strategy')} sent {int(loop.get('sent', 0)):,} order(s) and chose not to "
+            f"quote on {idle:,} of {steps:,} wakes (warm-up, or no depth expected to pay the maker "
+            f"fee of {maker_bps:g} bps): see --fee-tier, or --strategy glft, which always quotes"
+        )
+    return lines
 
 
 def _funding_input(rate: float | None, path: Path | None) -> Any:
