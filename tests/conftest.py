@@ -27,11 +27,9 @@ def glft_profile(name: str = "S1"):
     """Profile ``name`` running ``glft``: tests of the seed's six knobs and of the soak's mechanics
     need a quoter that fills within minutes at the base tier's fees (the default ``adaptive`` warms
     up for 30 s and rarely finds a depth that pays a 2 bps maker fee)."""
-    from mmbot.config import load_profile
+    from mmbot.config import load_profile, with_strategy_options
 
-    prof = load_profile(name)
-    st = prof.strategy.model_copy(update={"name": "glft", "params": {}})
-    return prof.model_copy(update={"strategy": st})
+    return with_strategy_options(load_profile(name), strategy="glft")
 
 
 def glft_options() -> dict:

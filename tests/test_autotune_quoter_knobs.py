@@ -13,7 +13,13 @@ import json
 
 import pytest
 
-from mmbot.config import load_overrides, load_profile, with_override_params
+from conftest import glft_profile
+from mmbot.config import (
+    load_overrides,
+    load_profile,
+    with_override_params,
+    with_strategy_options,
+)
 from mmbot.errors import UserError
 from mmbot.knobs import (
     CONSERVATIVE_START,
@@ -142,16 +148,12 @@ def test_overrides_file_with_quoter_params_is_accepted(tmp_path) -> None:
     assert ovr["param.as_mult"] == 1.5
     assert ovr["param.n_levels"] == QUOTER_KNOB_LIMITS["n_levels"][1]  # clamped, said once
     assert any("param.n_levels" in m for m in msgs)
-    prof = load_profile("S1")
-    adaptive = prof.model_copy(
-        update={"strategy": prof.strategy.model_copy(update={"name": "adaptive"})}
-    )
+    adaptive = with_strategy_options(load_profile("S1"), strategy="adaptive")
     out = with_override_params(adaptive, ovr, str(f), keep={"as_mult": 1.2})
     assert out.strategy.params["as_mult"] == 1.2  # --param wins over the file
     assert out.strategy.params["n_levels"] == QUOTER_KNOB_LIMITS["n_levels"][1]
-    glft = prof.model_copy(update={"strategy": prof.strategy.model_copy(update={"name": "glft"})})
     with pytest.raises(UserError, match="param.as_mult"):
-        with_override_params(glft, ovr, str(f))  # glft has no as_mult: the file names it
+        with_override_params(glft_profile(), ovr, str(f))  # glft has no as_mult: the file names it
 
 
 def test_tiny_soak_tunes_the_adaptive_quoters_knobs_within_limits(tmp_path) -> None:

@@ -22,18 +22,17 @@ SEEDS = (5, 6, 7)  # for the claims that hold on some seeds and not others: judg
 
 @cache
 def _setup() -> tuple:
-    from mmbot.config import load_profile
+    from conftest import glft_profile
     from mmbot.soak.runner import SYNTH_START_NS, resolve_market
 
     mkt = resolve_market("synthetic")
-    prof = load_profile("S1")
+    # the seed's six knobs are glft's (the default adaptive quoter is tuned by its own param.* knobs)
+    prof = glft_profile()
     # The knob effects below were measured with a 0.5 bps maker rebate (the old S1 fees) and two of
     # them act through it (max_delta_ratio caps the rebate's tightening; the impact cap's effect is
     # judged at the fills it brings): keep those explicit rates here, whatever the default tier.
     fees = prof.fees.model_copy(update={"maker_fee_rate": -0.00005, "taker_fee_rate": 0.0004})
-    # the seed's six knobs are glft's (the default adaptive quoter is tuned by its own param.* knobs)
-    glft = prof.strategy.model_copy(update={"name": "glft", "params": {}})
-    return mkt, prof.model_copy(update={"fees": fees, "strategy": glft}), SYNTH_START_NS
+    return mkt, prof.model_copy(update={"fees": fees}), SYNTH_START_NS
 
 
 @cache
