@@ -175,41 +175,20 @@ def take_liquidity(v, s, limit_ix, ex_ts):
     The book itself is not depleted (the feed stays the truth). Returns True when fully filled."""
     o = v.orders[s]
     n = v.n_ticks
+    # a buy walks the asks upwards from the best ask, a sell the bids downwards from the best bid
+    step = 1 if o.side > 0 else -1
+    book = v.xask if o.side > 0 else v.xbid
+    j = v.xba if o.side > 0 else v.xbb
     first = True
-    if o.side > 0:
-        j = v.xba
-        while j < n and j <= limit_ix and o.ex_leaves_qty > 0.0:
-            q = v.xask[j]
-            if q > 0.0:
-                if fill_order(
-                    v,
-                    s,
-                    px_of(v, j),
-                    min(q, o.ex_leaves_qty),
-                    _FALSE,
-                    ex_ts,
-                    _I1 if first else _I0,
-                ):
-                    return True
-                first = False
-            j += 1
-    else:
-        j = v.xbb
-        while j >= 0 and j >= limit_ix and o.ex_leaves_qty > 0.0:
-            q = v.xbid[j]
-            if q > 0.0:
-                if fill_order(
-                    v,
-                    s,
-                    px_of(v, j),
-                    min(q, o.ex_leaves_qty),
-                    _FALSE,
-                    ex_ts,
-                    _I1 if first else _I0,
-                ):
-                    return True
-                first = False
-            j -= 1
+    while 0 <= j < n and (limit_ix - j) * step >= 0 and o.ex_leaves_qty > 0.0:
+        q = book[j]
+        if q > 0.0:
+            if fill_order(
+                v, s, px_of(v, j), min(q, o.ex_leaves_qty), _FALSE, ex_ts, _I1 if first else _I0
+            ):
+                return True
+            first = False
+        j += step
     return False
 
 
