@@ -93,15 +93,22 @@ def _reject_new(v, s, ex_ts, reason):
 
 
 @njit(cache=True)
+def _answer_new(v, s, ex_ts, r_kind, act_kind):
+    """Answer a new order with its remaining quantity; the answer clears the request unless a fill
+    of it already did."""
+    o = v.orders[s]
+    first = _I1 if o.ex_leaves_qty == o.req_qty else _I0
+    _respond(
+        v, s, ex_ts, r_kind, first, act_kind, _OP_NEW, _REASON_NONE, o.req_px, o.ex_leaves_qty, _I0
+    )
+
+
+@njit(cache=True)
 def _expire_new(v, s, ex_ts):
     """An IOC or market order's remainder expires (answers the request unless fills did first)."""
     o = v.orders[s]
     o.ex_status = ST_EXPIRED
-    first = _I1 if o.ex_leaves_qty == o.req_qty else _I0
-    _respond(
-        v, s, ex_ts, _R_EXPIRED, first, _ACT_EXPIRED, _OP_NEW, _REASON_NONE, o.req_px,
-        o.ex_leaves_qty, _I0,
-    )  # fmt: skip
+    _answer_new(v, s, ex_ts, _R_EXPIRED, _ACT_EXPIRED)
 
 
 @njit(cache=True)
@@ -140,11 +147,7 @@ def exch_new(v, s, ex_ts):
     rest_order(v, s, ex_ts)
     if crossed:  # the remainder rests at its price; the levels it took still show in the feed
         o.cross_ix = v.xba if o.side > 0 else v.xbb
-    first = _I1 if o.ex_leaves_qty == o.req_qty else _I0
-    _respond(
-        v, s, ex_ts, _R_ACK_NEW, first, _ACT_ACKED, _OP_NEW, _REASON_NONE, o.req_px,
-        o.ex_leaves_qty, _I0,
-    )  # fmt: skip
+    _answer_new(v, s, ex_ts, _R_ACK_NEW, _ACT_ACKED)
 
 
 @njit(cache=True)
