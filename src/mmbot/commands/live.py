@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from mmbot.commands.options import PARAM_OPTION
+from mmbot.strategy.registry import SESSION_DEFAULT_QUOTER
 
 STRATEGY_HELP = "quoter: glft | touch | glft_ref, FILE.py:NAME or pkg.module:NAME"
 
@@ -174,7 +175,7 @@ def paper(
         help="runtime overrides JSON file (else $MM_RUNTIME_OVERRIDES_JSON; a soak's "
         "artifacts/soak/runtime_overrides.json is applied only when named here)",
     ),
-    strategy: str = typer.Option("glft", "--strategy", help=STRATEGY_HELP),
+    strategy: str = typer.Option(SESSION_DEFAULT_QUOTER, "--strategy", help=STRATEGY_HELP),
     param: list[str] | None = PARAM_OPTION,
     order_qty: float | None = typer.Option(None, "--order-qty"),
     max_position_qty: float | None = typer.Option(None, "--max-position-qty"),
@@ -247,7 +248,7 @@ def live(
         help="runtime overrides JSON file (else $MM_RUNTIME_OVERRIDES_JSON; a soak's "
         "artifacts/soak/runtime_overrides.json is applied only when named here)",
     ),
-    strategy: str = typer.Option("glft", "--strategy", help=STRATEGY_HELP),
+    strategy: str = typer.Option(SESSION_DEFAULT_QUOTER, "--strategy", help=STRATEGY_HELP),
     param: list[str] | None = PARAM_OPTION,
     order_qty: float | None = typer.Option(None, "--order-qty"),
     max_position_qty: float | None = typer.Option(None, "--max-position-qty"),

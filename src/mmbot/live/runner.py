@@ -18,6 +18,7 @@ from mmbot.live.gateway import DCP_WINDOW_S, TERMINAL
 from mmbot.live.order_flow import Slot, link_num
 from mmbot.live.session import EXIT_KILLED, Session
 from mmbot.live.signing import ApiKeys
+from mmbot.strategy.registry import SESSION_DEFAULT_QUOTER
 
 __all__ = [
     "DCP_WINDOW_S",
@@ -43,7 +44,7 @@ class RunnerConfig:
     duration_s: float | None = None
     profile: str | None = None
     overrides_file: Path | None = None
-    strategy: str = "glft"
+    strategy: str = SESSION_DEFAULT_QUOTER
     params: dict | None = None  # the quoter's parameters (--param)
     order_qty: float | None = None
     max_position_qty: float | None = None

@@ -35,6 +35,9 @@ BUILTIN_QUOTERS = {
     "adaptive": "mmbot.strategy.adaptive",
 }
 DEFAULT_QUOTER = "adaptive"
+# paper and live sessions default to glft: the paper = backtest parity test runs against it, and
+# adaptive has not been checked there yet
+SESSION_DEFAULT_QUOTER = "glft"
 QUOTER_ATTR = "QUOTER"  # the attribute a module names its quoter by when the spec has no ':NAME'
 
 # compiled functions and how many arguments each takes
