@@ -26,7 +26,7 @@ $(DEV_STAMP): $(STAMP)
 venv: $(DEV_STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m mmbot.demo
+	$(BIN)/python -m mmbot.cli demo
 
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q -n 2 -m "not slow" tests

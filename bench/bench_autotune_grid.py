@@ -127,8 +127,6 @@ def tuned_soak(
 ):
     """``mmbot soak --auto-tune`` (S1, synthetic market) from the overrides ``start`` in a scratch
     artifacts directory, console silenced: (the soak's result, wall seconds)."""
-    from rich.console import Console
-
     from mmbot.soak.artifacts import json_bytes
     from mmbot.soak.runner import run_soak
 
@@ -139,22 +137,19 @@ def tuned_soak(
         (root / "soak" / "runtime_overrides.json").write_bytes(json_bytes(start))
         os.environ.pop("MM_RUNTIME_OVERRIDES_JSON", None)
         t0 = time.perf_counter()
-        with open(os.devnull, "w") as null:
-            out = run_soak(
-                hours=hours,
-                iterations=iterations,
-                auto_tune=True,
-                export_json=root / "reports/soak_metrics.json",
-                export_md=root / "reports/SOAK_RESULTS.md",
-                gate_summary=root / "reports/gates_summary.json",
-                market="synthetic",
-                profile="S1",
-                seed=seed,
-                artifacts=root,
-                console=Console(file=null),
-                progress=False,
-                **extra,
-            )
+        out = run_soak(
+            hours=hours,
+            iterations=iterations,
+            auto_tune=True,
+            export_json=root / "reports/soak_metrics.json",
+            export_md=root / "reports/SOAK_RESULTS.md",
+            gate_summary=root / "reports/gates_summary.json",
+            market="synthetic",
+            profile="S1",
+            seed=seed,
+            artifacts=root,
+            **extra,
+        )
         return out, time.perf_counter() - t0
 
 

@@ -21,7 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import json, os, sys, time, resource
 from pathlib import Path
-from rich.console import Console
 from mmbot.soak.runner import run_soak
 hours, iterations, what = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 t0 = time.perf_counter()
@@ -30,8 +29,7 @@ if what == "soak":
                    export_json=Path("artifacts/reports/soak_metrics.json"),
                    export_md=Path("artifacts/reports/SOAK_RESULTS.md"),
                    gate_summary=Path("artifacts/reports/gates_summary.json"),
-                   market="synthetic", seed=11, artifacts=Path("artifacts"),
-                   console=Console(file=open(os.devnull, "w")), progress=False)
+                   market="synthetic", seed=11, artifacts=Path("artifacts"))
     verdict = out.verdict
 else:
     from mmbot.data.synthetic import generate_chunks, load_calibration

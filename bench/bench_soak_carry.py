@@ -58,7 +58,7 @@ def main() -> None:
     t_soak = time.perf_counter() - t0
 
     events = np.concatenate(list(runner.resolve_market("synthetic").chunks(a.seed, 1, start, dur)))
-    settings = replace(runner._make_settings(prof, knobs, 0), ref_px=acct.ref_px)
+    settings = replace(runner.make_settings(prof, knobs, 0), ref_px=acct.ref_px)
     t0 = time.perf_counter()
     whole = run(events, settings, symbol=mkt.symbol, tick_px=mkt.tick_px, lot_qty=mkt.lot_qty)
     t_whole = time.perf_counter() - t0

@@ -247,7 +247,7 @@ def test_mm_profile_is_honoured(tmp_path: Path) -> None:
 
 def test_demo_runs_the_seed_soak_from_the_conservative_start(tmp_path: Path) -> None:
     p = subprocess.run(
-        [sys.executable, "-m", "mmbot.demo"],
+        [sys.executable, "-m", "mmbot.cli", "demo"],
         cwd=tmp_path,
         env=_env(MM_RUNTIME_OVERRIDES_JSON='{"min_interval_ms": 200}'),  # the demo ignores it
         capture_output=True,

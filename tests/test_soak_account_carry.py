@@ -17,6 +17,7 @@ from mmbot.audit import build_edge_report
 from mmbot.audit.decompose import check_identity, decompose
 from mmbot.events import DEPTH_CLEAR_EVENT, EVENT_DTYPE, EXCH_EVENT, LOCAL_EVENT
 from mmbot.knobs import CONSERVATIVE_START
+from mmbot.soak import market as soak_market
 from mmbot.soak import runner
 from mmbot.soak.account_carry import AccountCarry
 
@@ -46,7 +47,7 @@ def _market_with_a_quiet_gap(seed: int, gap_s: int = 70) -> tuple[np.ndarray, np
 
 def _settings(strategy: str):
 
-    s = runner._make_settings(glft_profile(), KNOBS, 11)
+    s = runner.make_settings(glft_profile(), KNOBS, 11)
     return replace(s, strategy=strategy)
 
 
@@ -108,7 +109,7 @@ def carried_chunks() -> tuple:
     from mmbot.data.synthetic_funding import FundingAccrual
 
     mp = pytest.MonkeyPatch()
-    mp.setattr(runner, "CHUNK_NS", CHUNK_S * SECOND_NS)
+    mp.setattr(soak_market, "CHUNK_NS", CHUNK_S * SECOND_NS)
     try:
         mkt = runner.resolve_market("synthetic")
         prof = glft_profile()
@@ -200,11 +201,9 @@ def test_a_soak_carries_its_position_through_chunks_and_iterations_and_closes_it
     """From the soak's records: every chunk (across the iteration boundary too) starts at the
     previous chunk's end position; only the soak's last chunk is closed at taker cost; the
     report and the console say so."""
-    from rich.console import Console
-
     from mmbot.audit.records_io import read_run
 
-    monkeypatch.setattr(runner, "CHUNK_NS", CHUNK_S * SECOND_NS)
+    monkeypatch.setattr(soak_market, "CHUNK_NS", CHUNK_S * SECOND_NS)
     monkeypatch.delenv("MM_RUNTIME_OVERRIDES_JSON", raising=False)
     monkeypatch.setenv("MM_SOAK_REPLAY_WORKERS", "1")
     root = tmp_path / "artifacts"
@@ -218,9 +217,8 @@ def test_a_soak_carries_its_position_through_chunks_and_iterations_and_closes_it
             gate_summary=root / "reports/gates_summary.json",
             seed=3,
             artifacts=root,
-            console=Console(file=fh, width=400),
+            say=lambda line: print(line, file=fh),
             strategy_options=glft_options(),
-            progress=False,
         )
     runs = sorted(read_run(root / "soak/records"), key=lambda r: r.meta["name"])
     names = [r.meta["name"] for r in runs]

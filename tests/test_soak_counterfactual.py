@@ -18,9 +18,9 @@ from mmbot.soak.runner import (
     SYNTH_START_NS,
     Replayer,
     Segment,
-    _make_settings,
     chunk_net_bps,
     chunk_score_bps,
+    make_settings,
     resolve_market,
     run_iteration,
 )
@@ -62,7 +62,7 @@ def test_replay_with_the_real_knobs_is_the_real_run(second_iteration: tuple) -> 
 
     again = backtest_run(
         seg.events,
-        seg.account.settings(_make_settings(prof, KNOBS, seg.settings_seed)),
+        seg.account.settings(make_settings(prof, KNOBS, seg.settings_seed)),
         symbol=mkt.symbol,
         tick_px=mkt.tick_px,
         lot_qty=mkt.lot_qty,
@@ -76,7 +76,7 @@ def test_replay_with_the_real_knobs_is_the_real_run(second_iteration: tuple) -> 
     # a replay from flat is another run: the carried position changes what the quoter does
     flat = backtest_run(
         seg.events,
-        _make_settings(prof, KNOBS, seg.settings_seed),
+        make_settings(prof, KNOBS, seg.settings_seed),
         symbol=mkt.symbol,
         tick_px=mkt.tick_px,
         lot_qty=mkt.lot_qty,
@@ -103,8 +103,6 @@ def test_replayer_caches_the_real_run_and_replays_other_knobs(second_iteration: 
 def _auto_soak(tmp: Path, hours: float, seed: int):
     """A 3-iteration auto-tune soak from the conservative start, artifacts under ``tmp``;
     returns (artifacts root, SoakOutcome, console text)."""
-    from rich.console import Console
-
     from mmbot.soak.artifacts import json_bytes
     from mmbot.soak.runner import run_soak
 
@@ -122,9 +120,8 @@ def _auto_soak(tmp: Path, hours: float, seed: int):
             gate_summary=root / "reports/gates_summary.json",
             seed=seed,
             artifacts=root,
-            console=Console(file=fh, width=300),
+            say=lambda line: print(line, file=fh),
             strategy_options=glft_options(),
-            progress=False,
         )
     return root, out, out_txt.read_text()
 

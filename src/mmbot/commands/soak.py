@@ -1,8 +1,11 @@
-"""`mmbot soak` and the console view of a finished soak (stability figures, decision matrix)."""
+"""`mmbot soak` and the soak's console: its marker lines, its progress bar, and the view of a
+finished soak (stability figures, decision matrix)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,54 @@ from mmbot.commands.options import (
     TAKER_FEE_OPTION,
     strategy_options,
 )
+
+
+class SoakConsole:
+    """What `mmbot.soak.loop.run_soak` shows, on a rich console: ``say`` prints a marker line as
+    it is, ``progress`` drives a transient progress bar (`mmbot.soak.loop.SoakProgress`)."""
+
+    def __init__(self, con: Any, bar: Any = None) -> None:
+        self.con = con
+        self.bar = bar
+        self.task: Any = None
+
+    def say(self, line: str) -> None:
+        self.con.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def progress(self, p: Any) -> None:
+        if self.bar is None:
+            return
+        if self.task is None:
+            self.task = self.bar.add_task("soak", total=p.total_ns)
+        description = None
+        if p.fills is not None:
+            from mmbot.soak.market import NS_PER_HOUR
+
+            net = "n/a" if p.net_bps_so_far is None else f"{p.net_bps_so_far:.2f}"
+            description = (
+                f"iter {p.iteration}/{p.iterations}  market {p.done_ns / NS_PER_HOUR:.2f} h  "
+                f"fills {p.fills}  net_bps {net}"
+            )
+        self.bar.update(self.task, completed=p.done_ns, description=description)
+
+
+@contextmanager
+def soak_console(con: Any, progress: bool = True) -> Iterator[SoakConsole]:
+    """A `SoakConsole` on ``con``, with its progress bar shown for the duration of the block."""
+    if not progress:
+        yield SoakConsole(con)
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(),
+        console=con,
+        transient=True,
+    ) as bar:
+        yield SoakConsole(con, bar)
 
 
 def print_outcome(con: Any, out: Any) -> None:
@@ -103,22 +154,24 @@ def soak(
     ):
         inputs.output_file(option, path)
     con = Console(highlight=False)
-    out = run_soak(
-        hours=hours,
-        iterations=iterations,
-        auto_tune=auto_tune,
-        freeze=freeze,
-        console=con,
-        export_json=export_json,
-        export_md=export_md,
-        gate_summary=gate_summary,
-        market=market,
-        profile=profile,
-        seed=seed,
-        artifacts=artifacts,
-        strategy_options=strategy_options(
-            strategy, param, order_qty, max_position_qty, maker_fee_bps, taker_fee_bps
-        ),
-    )
+    with soak_console(con) as view:
+        out = run_soak(
+            hours=hours,
+            iterations=iterations,
+            auto_tune=auto_tune,
+            freeze=freeze,
+            say=view.say,
+            on_progress=view.progress,
+            export_json=export_json,
+            export_md=export_md,
+            gate_summary=gate_summary,
+            market=market,
+            profile=profile,
+            seed=seed,
+            artifacts=artifacts,
+            strategy_options=strategy_options(
+                strategy, param, order_qty, max_position_qty, maker_fee_bps, taker_fee_bps
+            ),
+        )
     print_outcome(con, out)
     return out.exit_code

@@ -1,0 +1,430 @@
+"""The soak loop behind `mmbot soak`: a `SoakState` advanced by phase functions.
+
+Owns `run_soak` and the order of its phases (DESIGN.md "Soak and auto-tune"): `start.prepare`
+(arguments, profile, knobs, market; nothing written yet) -> `_iterate` once per iteration (the
+iteration's market in chunks, `mmbot.soak.iteration.run_iteration`; its EDGE_REPORT
+(`mmbot.audit.build_edge_report`) and per-iteration files; with --auto-tune the tuner,
+`mmbot.soak.autotune.counterfactual_tune`, validating every change on replays of the market seen so
+far, `mmbot.soak.replay.Replayer`) -> `_finish` (keep-best, the final EDGE_REPORT and KPI gate) ->
+`report.write_final` -> commit. Only records (fills/actions/marks) are kept across chunks, never
+events (except the kept segments), so memory is bounded by the strategy's activity, not by market
+hours. All artifacts are staged in a temporary directory and moved into place when the soak
+finished (`mmbot.soak.artifacts.Stage`).
+
+Presentation is the caller's (commands/soak.py): marker lines go to ``say`` and progress to
+``on_progress`` (`SoakProgress`); this module imports no console library.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmbot.soak import autotune
+from mmbot.soak import decision as soak_decision
+from mmbot.soak import stability as soak_stability
+from mmbot.soak.account_carry import AccountCarry
+from mmbot.soak.artifacts import SoakPaths, Stage, jsonl_line
+from mmbot.soak.iteration import Segment, run_iteration
+from mmbot.soak.market import NS_PER_HOUR
+from mmbot.soak.replay import Replayer, replay_workers
+from mmbot.soak.report import (
+    final_lines,
+    fmt,
+    fmt_knobs,
+    iteration_artifacts,
+    iteration_metrics,
+    write_final,
+)
+from mmbot.soak.start import SoakPlan, prepare, start_lines
+
+
+@dataclass(frozen=True)
+class SoakProgress:
+    """How far the soak is, for a progress display: after each chunk (``fills`` None) and at each
+    iteration's end (with the soak's fills and net_bps so far)."""
+
+    done_ns: int  # market time done
+    total_ns: int
+    iteration: int
+    iterations: int
+    fills: int | None = None
+    net_bps_so_far: float | None = None
+
+
+@dataclass
+class SoakOutcome:
+    verdict: str
+    exit_code: int
+    paths: SoakPaths
+    final_overrides: dict[str, float]
+    best_iteration: int | None
+    history: list[dict]
+    html: Path | None = None
+    md: Path | None = None
+    decision: dict | None = None  # the decision matrix (`mmbot.soak.decision.decide`)
+    stability: dict | None = None  # frozen soaks (`mmbot.soak.stability.stability_report`)
+
+
+@dataclass
+class SoakState:
+    """What the soak carries from one iteration to the next, and what it has produced so far."""
+
+    plan: SoakPlan
+    stage: Stage
+    say: Callable[[str], None]
+    on_progress: Callable[[SoakProgress], None]
+    knobs: dict[str, float]  # the next iteration's
+    account: AccountCarry  # the soak's one account, carried along
+    replayer: Replayer | None = None  # counterfactual replays (auto-tune only)
+    history: list[dict] = field(default_factory=list)
+    all_results: list[Any] = field(default_factory=list)
+    metrics_lines: list[bytes] = field(default_factory=list)
+    audit_parts: list[Path] = field(default_factory=list)
+    iter_rows: list[dict] = field(default_factory=list)
+    pnl_sum: float = 0.0
+    turnover_sum: float = 0.0
+    fills_sum: int = 0
+
+    def net_bps_so_far(self) -> float:
+        return self.pnl_sum / self.turnover_sum * 1e4 if self.turnover_sum > 0 else float("nan")
+
+
+@dataclass
+class SoakFinal:
+    """The soak's end: the kept knobs, the final EDGE_REPORT and its gate."""
+
+    best_iteration: int | None
+    final_overrides: dict[str, float]
+    keep_best_table: list[dict]
+    report: dict
+    gate: dict
+    verdict: str
+    wall_s: float
+
+
+def _quiet(_: object) -> None:
+    return None
+
+
+def run_soak(
+    *,
+    hours: float,
+    iterations: int,
+    auto_tune: bool,
+    export_json: Path,
+    export_md: Path,
+    gate_summary: Path,
+    market: str = "synthetic",
+    profile: str | None = None,
+    seed: int = 1,
+    artifacts: Path = Path("artifacts"),
+    say: Callable[[str], None] | None = None,
+    on_progress: Callable[[SoakProgress], None] | None = None,
+    freeze: bool = False,
+    strategy_options: Mapping[str, Any] | None = None,
+) -> SoakOutcome:
+    """Run a soak and write its artifacts; returns the outcome (the CLI maps it to an exit code).
+    ``say`` receives each marker line, ``on_progress`` the progress (both: nothing shown)."""
+    say = say or _quiet
+    paths = SoakPaths(Path(artifacts), Path(export_json), Path(export_md), Path(gate_summary))
+    plan = prepare(
+        hours=hours,
+        iterations=iterations,
+        auto_tune=auto_tune,
+        freeze=freeze,
+        paths=paths,
+        market=market,
+        profile=profile,
+        seed=seed,
+        strategy_options=strategy_options,
+    )
+    for line in start_lines(plan):
+        say(line)
+    from mmbot import firstrun, jitclock
+
+    phases = firstrun.PhaseTimes(cold=not jitclock.is_warm())
+    if phases.cold:
+        say(f"| soak | COMPILE | {firstrun.compile_announcement()} |")
+    st = SoakState(
+        plan=plan,
+        stage=Stage(plan.artifacts, replace_dirs=[paths.iterations, paths.records]),
+        say=say,
+        on_progress=on_progress or _quiet,
+        knobs=dict(plan.knobs),
+        account=AccountCarry(funded_to_ns=plan.start_ns),
+    )
+    try:
+        wall0 = time.perf_counter()
+        if auto_tune:
+            st.replayer = Replayer(
+                plan.mkt, plan.prof, autotune.MAX_KEPT_SEGMENTS, workers=replay_workers()
+            )
+        with phases.timed("soak", jitclock.CompileClock()):
+            for it in range(1, iterations + 1):
+                _iterate(st, it)
+        fin = _finish(st, wall0)
+        soak_metrics = _soak_metrics(st, fin)
+        md, html, notes = write_final(
+            st.stage,
+            paths,
+            soak_metrics,
+            fin.report,
+            fin.gate,
+            st.all_results,
+            st.metrics_lines,
+            st.audit_parts,
+        )
+        for note in notes:
+            say(note)
+        st.stage.commit()
+    except BaseException:
+        if st.replayer is not None:
+            st.replayer.close()
+        st.stage.abort()
+        raise
+    for line in final_lines(fin.report, fin.gate):
+        say(line)
+    say(f"| soak | TIME | {phases.line()} |")
+    return SoakOutcome(
+        verdict=fin.verdict,
+        exit_code=1 if fin.verdict == "FAIL" else 0,
+        paths=paths,
+        final_overrides=fin.final_overrides,
+        best_iteration=fin.best_iteration,
+        history=st.history,
+        html=html,
+        md=md,
+        decision=soak_metrics["decision"],
+        stability=soak_metrics.get("stability"),
+    )
+
+
+def _iterate(st: SoakState, it: int) -> None:
+    """One iteration: its market, its report and files, the tuner's decision for the next."""
+    from mmbot.audit import build_edge_report
+    from mmbot.audit.edge_report import make_runtime
+    from mmbot.gate import evaluate
+
+    plan = st.plan
+    t_wall = time.perf_counter()
+    it_start = plan.start_ns + (it - 1) * plan.iter_ns
+    knobs_used = dict(st.knobs)
+    results = _run_market(st, it, it_start, knobs_used)
+    runtime = make_runtime(
+        profile=plan.prof_name,
+        overrides=knobs_used,
+        seed=plan.seed,
+        data_inputs=[plan.mkt.label],
+        iteration=it,
+        market_start_ns=it_start,
+        market_duration_ns=plan.iter_ns,
+    )
+    report = build_edge_report(results, runtime)
+    totals = report["totals"]
+    st.pnl_sum += float(totals.get("pnl") or 0.0)
+    st.turnover_sum += float(totals.get("turnover") or 0.0)
+    st.fills_sum += int(totals.get("fills") or 0)
+    for kind, obj in iteration_artifacts(it, report).items():
+        st.stage.write_json(plan.paths.iteration_file(kind, it), obj)
+    st.say(f"| soak_iter_artifacts | OK | iter={it} |")
+
+    replays_before = st.replayer.replays if st.replayer is not None else 0
+    decision = _tune(st, it, report, knobs_used)
+    st.history.append(autotune.history_entry(it, report, knobs_used, decision))
+    st.all_results.extend(results)
+    it_gate = evaluate(report, plan.thresholds)
+    row = {
+        "iteration": it,
+        "market_start_ns": it_start,
+        "market_hours": plan.iter_ns / NS_PER_HOUR,
+        "knobs": knobs_used,
+        "next_knobs": dict(st.knobs),
+        "metrics": iteration_metrics(totals),
+        "verdict": it_gate.get("verdict"),
+        "failed_hard": list(it_gate.get("failed_hard") or []),
+        "autotune": decision.as_dict() if decision else None,
+        "net_bps_so_far": st.net_bps_so_far(),
+        "replays": (st.replayer.replays - replays_before) if st.replayer is not None else 0,
+        "wall_s": time.perf_counter() - t_wall,
+    }
+    st.iter_rows.append(row)
+    st.metrics_lines.append(jsonl_line(row))
+    _write_records(st, it, results)
+    _say_iteration(st, it, totals, row["wall_s"], decision)
+    st.on_progress(
+        SoakProgress(
+            done_ns=it * plan.iter_ns,
+            total_ns=plan.total_ns,
+            iteration=it,
+            iterations=plan.iterations,
+            fills=st.fills_sum,
+            net_bps_so_far=st.net_bps_so_far(),
+        )
+    )
+
+
+def _run_market(st: SoakState, it: int, it_start: int, knobs: dict[str, float]) -> list[Any]:
+    """The iteration's chunks (progress after each); with auto-tune its last one is kept."""
+    plan = st.plan
+
+    def on_chunk(last_exch_ns: int) -> None:
+        done = min(last_exch_ns - plan.start_ns, it * plan.iter_ns)
+        st.on_progress(SoakProgress(done, plan.total_ns, it, plan.iterations))
+
+    seg_out: list[Segment] | None = [] if plan.auto_tune else None
+    results = run_iteration(
+        plan.mkt,
+        plan.prof,
+        knobs,
+        plan.seed,
+        it,
+        it_start,
+        plan.iter_ns,
+        on_chunk=on_chunk,
+        segment_out=seg_out,
+        account=st.account,
+        close_end=it == plan.iterations,
+    )
+    if st.replayer is not None and seg_out:
+        st.replayer.add(seg_out[0], knobs)
+    return results
+
+
+def _tune(st: SoakState, it: int, report: dict, knobs_used: dict[str, float]) -> Any:
+    """The tuner's decision after iteration ``it`` (None: not tuning, or the last iteration);
+    sets the next iteration's knobs."""
+    if not (st.plan.auto_tune and it < st.plan.iterations):
+        return None
+    assert st.replayer is not None
+    decision = autotune.counterfactual_tune(
+        report,
+        knobs_used,
+        st.history,
+        st.replayer,
+        st.replayer.ids(),
+        budget=autotune.replay_budget(knobs_used),
+    )
+    st.knobs = dict(decision.knobs)
+    return decision
+
+
+def _write_records(st: SoakState, it: int, results: list[Any]) -> None:
+    """The iteration's records (so `mmbot report --run artifacts/soak/records` can rebuild the
+    report) and its part of the seed's audit.jsonl (one line per fill and per action)."""
+    from mmbot.audit.records_io import write_audit_jsonl, write_run
+
+    staged_records = st.stage.dir_for(st.plan.paths.records)
+    for r in results:
+        write_run(staged_records, r, str(r.meta.get("name")), audit_jsonl=False)
+    part = st.stage.dir / "audit_parts" / f"iter{it:05d}.jsonl"
+    write_audit_jsonl(part, [(str(r.meta.get("name")), r) for r in results])
+    st.audit_parts.append(part)
+
+
+def _say_iteration(
+    st: SoakState, it: int, totals: Mapping[str, Any], wall_s: float, decision: Any
+) -> None:
+    plan = st.plan
+    st.say(
+        f"| soak_iter | iter={it}/{plan.iterations} | market_h={it * plan.iter_ns / NS_PER_HOUR:.3f} "
+        f"| fills={totals.get('fills')} | net_bps={fmt(totals.get('net_bps'))} "
+        f"| net_bps_so_far={fmt(st.net_bps_so_far())} | wall_s={wall_s:.2f} |"
+    )
+    if decision is not None:
+        for m in decision.markers:
+            st.say(m)
+        if decision.changes:
+            st.say(f"| soak | KNOBS | iter={it + 1} {fmt_knobs(st.knobs)} |")
+
+
+def _finish(st: SoakState, wall0: float) -> SoakFinal:
+    """Keep-best (auto-tune), then the final EDGE_REPORT over every chunk and its KPI gate."""
+    from mmbot.audit import build_edge_report
+    from mmbot.audit.edge_report import make_runtime
+    from mmbot.backtest import strategy_runtime
+    from mmbot.gate import evaluate
+
+    plan, history, replayer = st.plan, st.history, st.replayer
+    keep_best_table: list[dict] = []
+    best_it: int | None
+    if plan.auto_tune and replayer is not None and replayer.ids():
+        # keep-best on common market: every knob set that ran, replayed on the same segments
+        best_it, best_knobs, keep_best_table = autotune.select_best_common(
+            history, replayer, replayer.ids()
+        )
+    elif plan.auto_tune:
+        best_it, best_knobs = autotune.select_best(history)
+    else:
+        best_it, best_knobs = None, dict(history[0]["knobs"])
+    if replayer is not None:
+        replayer.close()
+    if plan.auto_tune:
+        assert best_it is not None
+        common = next((r["score_bps"] for r in keep_best_table if r["kept"]), None)
+        st.say(
+            f"| autotune | KEEP_BEST | iter={best_it} net_bps={fmt(history[best_it - 1]['net_bps'])} "
+            f"common_segments_score_bps={fmt(common)} {fmt_knobs(best_knobs)} |"
+        )
+    final_runtime = make_runtime(
+        **strategy_runtime(plan.prof),
+        profile=plan.prof_name,
+        overrides=plan.overrides_in,
+        seed=plan.seed,
+        data_inputs=[plan.mkt.label],
+        hours=plan.hours,
+        iterations=plan.iterations,
+        auto_tune=plan.auto_tune,
+        final_overrides=best_knobs,
+        best_iteration=best_it,
+    )
+    final_report = build_edge_report(st.all_results, final_runtime)
+    gate = evaluate(final_report, plan.thresholds)
+    return SoakFinal(
+        best_iteration=best_it,
+        final_overrides=best_knobs,
+        keep_best_table=keep_best_table,
+        report=final_report,
+        gate=gate,
+        verdict=str(gate.get("verdict")),
+        wall_s=time.perf_counter() - wall0,
+    )
+
+
+def _soak_metrics(st: SoakState, fin: SoakFinal) -> dict[str, Any]:
+    """soak_metrics.json: the soak's settings, every iteration, the final figures and decision."""
+    plan = st.plan
+    out: dict[str, Any] = {
+        "hours": plan.hours,
+        "iterations": plan.iterations,
+        "auto_tune": plan.auto_tune,
+        "market": plan.mkt.label,
+        "seed": plan.seed,
+        "profile": plan.prof_name,
+        "start_overrides": plan.overrides_in,
+        "final_overrides": fin.final_overrides,
+        "best_iteration": fin.best_iteration,
+        "keep_best": fin.keep_best_table,
+        "replays": st.replayer.replays if st.replayer is not None else 0,
+        "per_iteration": st.iter_rows,
+        "final": iteration_metrics(fin.report["totals"]),
+        "verdict": fin.verdict,
+        "rules": autotune.rule_table(),
+        "wall_s_total": fin.wall_s,
+        "freeze": plan.freeze,
+    }
+    if plan.freeze:
+        out["stability"] = soak_stability.stability_report(st.iter_rows)
+    out["decision"] = soak_decision.decide(
+        fin.report,
+        fin.gate,
+        final_overrides=fin.final_overrides,
+        history=st.history,
+        mode=plan.mode,
+        overrides_path=plan.paths.runtime_overrides.as_posix(),
+        stability=out.get("stability"),
+    )
+    return out

@@ -1,0 +1,202 @@
+"""Counterfactual replays for the auto-tuner: a kept market segment run again with other knobs.
+
+Owns the tuner's replay score (`chunk_score_bps`, from `chunk_net_bps`) and `Replayer`, which
+replays the latest kept segments (`mmbot.soak.iteration.Segment`: the real run's events with the
+carried book in front, its settings seed and starting account) through `mmbot.backtest.run` with
+candidate knobs, caches each (segment, knobs) score, and runs batches in forked worker processes
+(`replay_workers`, ``$MM_SOAK_REPLAY_WORKERS``). Replays are pure: results never depend on the
+number of workers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from mmbot.errors import UserError
+from mmbot.soak import autotune
+from mmbot.soak.iteration import Segment, make_settings
+from mmbot.soak.market import Market
+
+
+def chunk_net_bps(result: Any) -> float | None:
+    """net_bps of one run by the audit (None when it has no fills / no finite number)."""
+    from mmbot.audit import build_edge_report
+
+    totals = build_edge_report([result], {})["totals"]
+    if not totals.get("fills"):
+        # the audit books 0 bps for no fills: as a replay score that would make quoting nothing
+        # beat any losing knob set (a quoter knob can stop the fills altogether)
+        return None
+    v = totals.get("net_bps")
+    return float(v) if isinstance(v, int | float) and math.isfinite(float(v)) else None
+
+
+def chunk_score_bps(result: Any) -> float | None:
+    """The tuner's replay score of one run (`autotune.SCORE_NAME`; None when it has no fills):
+    net_bps minus ``SCORE_BETA`` x the inventory PnL earned beyond ``SCORE_TAU_S`` after each fill
+    (and on the position carried in), in bps of turnover. That part is position x later mid moves:
+    zero-mean when the mid is a martingale, and the bulk of the paired noise between knob sets
+    (see `autotune.SCORE_TAU_S` for the measurements and the bias it carries)."""
+    net = chunk_net_bps(result)
+    if net is None or autotune.SCORE_BETA == 0.0:
+        return net
+    from mmbot.audit.decompose import data_end_ns, decompose, mid_at
+
+    e = decompose(result)
+    turnover = float(e.notional.sum())
+    if turnover <= 0:
+        return net
+    marks = result.marks[np.isfinite(result.marks["mid_px"])]
+    marks = marks[np.argsort(marks["exch_ts"], kind="stable")]
+    end_ns = data_end_ns(result)
+    t_h = e.ts_ns + int(round(autotune.SCORE_TAU_S * 1e9))
+    # mid tau after each fill (the final mid when the run ends first: nothing beyond)
+    m_h = np.where(t_h > end_ns, e.final_mid_px, mid_at(marks, np.minimum(t_h, end_ns)))
+    beyond = float((e.side * e.qty * (e.final_mid_px - m_h)).sum()) + e.inventory_initial
+    return net - autotune.SCORE_BETA * beyond / turnover * 1e4
+
+
+# the replayer a forked replay worker inherits (set just before the pool forks)
+_FORK_REPLAYER: list[Replayer] = []
+
+
+def _replay_in_child(task: tuple[int, dict[str, float]]) -> float | None:
+    seg_id, knobs = task
+    return _FORK_REPLAYER[0].replay(knobs, seg_id)
+
+
+def replay_workers() -> int:
+    """Processes for counterfactual replays: ``$MM_SOAK_REPLAY_WORKERS`` or the usable CPUs (at
+    most 2); 1 = replay in this process. Results do not depend on it (replays are pure)."""
+    env = os.environ.get("MM_SOAK_REPLAY_WORKERS", "").strip()
+    if env:
+        try:
+            return max(1, min(int(env), 8))
+        except ValueError:
+            raise UserError(
+                f"MM_SOAK_REPLAY_WORKERS={env!r}: expected a whole number of processes"
+            ) from None
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 2))
+
+
+class Replayer:
+    """``evaluate(knobs, segment id) -> score_bps`` (`chunk_score_bps`) for the tuner: replays a kept segment through
+    `mmbot.backtest.run` with other knobs (cached per (segment, knobs)); holds the latest
+    ``keep`` segments only, so memory stays bounded however long the soak.
+
+    ``prefetch`` replays a batch in ``workers`` forked processes (they inherit the segments; the
+    pool is re-forked after each new segment), so the tuner's batches use both cores."""
+
+    def __init__(self, mkt: Market, prof: Any, keep: int, workers: int = 1) -> None:
+        self.mkt = mkt
+        self.prof = prof
+        self.keep = keep
+        self.workers = workers
+        self.segments: dict[int, Segment] = {}
+        self.cache: dict[tuple[int, tuple], float | None] = {}
+        self.replays = 0
+        self._pool: Any = None
+
+    def add(self, seg: Segment, knobs: Mapping[str, float]) -> None:
+        self.close()  # a forked pool would not see the new segment
+        self.segments[seg.iteration] = seg
+        # the real run is the replay of its own knobs: never run it twice
+        self.cache[(seg.iteration, autotune.knob_key(knobs))] = chunk_score_bps(seg.result)
+        seg.result = None
+        for old in sorted(self.segments)[: -self.keep]:
+            del self.segments[old]
+            self.cache = {k: v for k, v in self.cache.items() if k[0] != old}
+
+    def ids(self) -> list[int]:
+        """Segment ids, latest first."""
+        return sorted(self.segments, reverse=True)
+
+    def cached(self, knobs: Mapping[str, float], seg_id: int) -> bool:
+        """Whether ``self(knobs, seg_id)`` is already known (costs no replay)."""
+        return (seg_id, autotune.knob_key(knobs)) in self.cache
+
+    def replay(self, knobs: Mapping[str, float], seg_id: int) -> float | None:
+        """One replay, uncached."""
+        from mmbot.backtest import run as backtest_run
+
+        seg = self.segments[seg_id]
+        settings = make_settings(self.prof, knobs, seg.settings_seed)
+        res = backtest_run(
+            seg.events,
+            seg.account.settings(settings) if seg.account is not None else settings,
+            symbol=self.mkt.symbol,
+            tick_px=self.mkt.tick_px,
+            lot_qty=self.mkt.lot_qty,
+            data_format=self.mkt.data_format,
+        )
+        if seg.funding is not None:
+            res.meta["funding"] = seg.funding
+        # scored like the real run's chunk: from the position it carried in, none closed
+        return chunk_score_bps(res)
+
+    def __call__(self, knobs: Mapping[str, float], seg_id: int) -> float | None:
+        key = (seg_id, autotune.knob_key(knobs))
+        if key not in self.cache:
+            self.cache[key] = self.replay(knobs, seg_id)
+            self.replays += 1
+        return self.cache[key]
+
+    def prefetch(self, pairs: Sequence[tuple[Mapping[str, float], int]]) -> None:
+        """Replay every (knobs, segment) not cached yet, in parallel when there are workers."""
+        todo: list[tuple[int, dict[str, float]]] = []
+        seen: set[tuple] = set()
+        for knobs, seg_id in pairs:
+            key = (seg_id, autotune.knob_key(knobs))
+            if key not in self.cache and key not in seen:
+                seen.add(key)
+                todo.append((seg_id, dict(knobs)))
+        pool = self._get_pool() if len(todo) >= 2 else None
+        if pool is None:
+            for seg_id, knobs in todo:
+                self(knobs, seg_id)
+            return
+        for (seg_id, knobs), net in zip(
+            todo, pool.map(_replay_in_child, todo, chunksize=1), strict=True
+        ):
+            self.cache[(seg_id, autotune.knob_key(knobs))] = net
+            self.replays += 1
+
+    def _get_pool(self) -> Any:
+        if self.workers < 2:
+            return None
+        if self._pool is None:
+            import multiprocessing as mp
+
+            try:
+                ctx = mp.get_context("fork")
+                _FORK_REPLAYER[:] = [self]
+                self._pool = ctx.Pool(self.workers, initializer=_default_sigterm)
+            except (ValueError, OSError, AssertionError):
+                # no fork on this platform, or inside a daemonic process: replay here
+                self.workers = 1
+                return None
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+        _FORK_REPLAYER.clear()
+
+
+def _default_sigterm() -> None:
+    """A replay worker dies quietly when the pool is closed (``terminate`` sends SIGTERM): it must
+    not inherit the CLI's SIGTERM-as-Ctrl-C handler, which printed a KeyboardInterrupt traceback."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)

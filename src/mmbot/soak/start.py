@@ -1,0 +1,254 @@
+"""What a soak starts from: its arguments checked, its profile, starting knobs and market.
+
+Owns `prepare` (everything fixed for the whole soak, a `SoakPlan`, built before anything is
+written: bad input raises `UserError` naming it) and the pieces it uses: argument and output path
+checks, the starting knobs (profile + runtime overrides + the quoter's tunable knobs) and where
+they came from, and the market with its notes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmbot.errors import UserError
+from mmbot.knobs import KNOB_NAMES, quoter_param, tunable_quoter_knobs
+from mmbot.soak import autotune
+from mmbot.soak.artifacts import SoakPaths
+from mmbot.soak.market import NS_PER_HOUR, SYNTH_START_NS, Market, resolve_market
+
+
+def validate_args(hours: float, iterations: int) -> None:
+    if not isinstance(hours, int | float) or not math.isfinite(float(hours)) or hours <= 0:
+        raise UserError(f"--hours must be a positive number of market hours, got {hours}")
+    if not isinstance(iterations, int) or iterations < 1:
+        raise UserError(f"--iterations must be at least 1, got {iterations}")
+    if iterations > 10_000:
+        raise UserError(f"--iterations {iterations} is too many (at most 10000)")
+    iter_ns = float(hours) * NS_PER_HOUR / iterations
+    if iter_ns < 1e9:
+        raise UserError(
+            f"--hours {hours} over --iterations {iterations} gives iterations under 1 s of market time"
+        )
+
+
+def validate_paths(paths: SoakPaths) -> None:
+    """Output locations that cannot be written are refused before the soak starts."""
+    if paths.root.exists() and not paths.root.is_dir():
+        raise UserError(f"--artifacts {paths.root} exists and is not a directory")
+    for flag, p in (
+        ("--export-json", paths.export_json),
+        ("--export-md", paths.export_md),
+        ("--gate-summary", paths.gate_summary),
+    ):
+        if p.exists() and p.is_dir():
+            raise UserError(f"{flag} {p} is a directory, expected a file path")
+        anc = p.parent
+        while not anc.exists():
+            anc = anc.parent
+        if not anc.is_dir():
+            raise UserError(f"{flag} {p}: {anc} is a file, not a directory")
+
+
+def _load_knobs(
+    profile: str | None, overrides_root: Path
+) -> tuple[Any, dict[str, float], dict[str, float], list[str]]:
+    from mmbot.config import effective_knobs, load_overrides, load_profile
+
+    prof = load_profile(profile)
+    overrides, messages = load_overrides(
+        None, env=os.environ, default_file=overrides_root / "soak" / "runtime_overrides.json"
+    )
+    knobs = effective_knobs(prof, overrides)
+    return prof, dict(overrides), {k: float(knobs[k]) for k in KNOB_NAMES}, list(messages)
+
+
+def _knob_source(artifacts: Path, overrides: Mapping[str, float]) -> str:
+    """Where the starting knobs came from, said plainly (an earlier soak's file is hidden state)."""
+    from mmbot.config import overrides_source
+
+    src = overrides_source(None, default_file=artifacts / "soak" / "runtime_overrides.json")
+    if src is None or not overrides:
+        return "the profile (no overrides)"
+    return f"profile + overrides from {src} ({', '.join(sorted(overrides))})"
+
+
+def _with_file_params(
+    prof: Any,
+    artifacts: Path,
+    overrides: Mapping[str, float],
+    strategy_options: Mapping[str, Any] | None,
+) -> Any:
+    """``prof`` with the overrides' quoter parameters (``param.NAME``); --param wins."""
+    from mmbot.config import overrides_source, with_override_params
+
+    src = overrides_source(None, default_file=artifacts / "soak" / "runtime_overrides.json")
+    keep = (strategy_options or {}).get("params")
+    return with_override_params(prof, overrides, src or "overrides", keep=keep)
+
+
+def quoter_knobs(prof: Any, tune: bool) -> tuple[dict[str, float], list[str]]:
+    """The starting values of the profile's quoter's tunable knobs (``knobs.QUOTER_KNOBS``; the
+    quoter's defaults under the profile's, --param's and the overrides' values) and notes. When
+    ``tune``, values outside the tuner's limits are clamped (one note each)."""
+    from mmbot.strategy.registry import resolve
+
+    spec = prof.strategy.name
+    limits = tunable_quoter_knobs(spec)
+    if not limits:
+        return {}, []
+    values = {**resolve(spec).params, **prof.strategy.params}
+    out: dict[str, float] = {}
+    notes: list[str] = []
+    for name, (lo, hi) in limits.items():
+        raw = float(values[quoter_param(name)])
+        v = autotune.snap(name, raw) if tune else raw
+        if v != raw:
+            notes.append(
+                f"quoter knob {name}={raw:g} outside the tuner's limits [{lo:g}, {hi:g}] or grid: "
+                f"the soak starts from {v:g}"
+            )
+        out[name] = v
+    return out, notes
+
+
+@dataclass
+class SoakPlan:
+    """Everything fixed for the whole soak (built by `prepare` before anything is written)."""
+
+    paths: SoakPaths
+    artifacts: Path
+    prof: Any
+    prof_name: str
+    overrides_in: dict[str, float]  # the runtime overrides file's values, as read
+    knobs: dict[str, float]  # the first iteration's knobs (the six and the quoter's)
+    notes: list[str]  # the profile's, the overrides' and the market's notes, in that order
+    mkt: Market
+    thresholds: Any  # the KPI gate's (`mmbot.gate.load_thresholds`)
+    seed: int
+    iterations: int
+    auto_tune: bool
+    freeze: bool
+    total_ns: int  # market time soaked (a capture's span when it is shorter than --hours)
+    start_ns: int
+    iter_ns: int
+
+    @property
+    def hours(self) -> float:
+        return self.total_ns / NS_PER_HOUR
+
+    @property
+    def mode(self) -> str:
+        return "freeze" if self.freeze else "auto_tune" if self.auto_tune else "fixed"
+
+
+def prepare(
+    *,
+    hours: float,
+    iterations: int,
+    auto_tune: bool,
+    freeze: bool,
+    paths: SoakPaths,
+    market: str,
+    profile: str | None,
+    seed: int,
+    strategy_options: Mapping[str, Any] | None,
+) -> SoakPlan:
+    """The soak's plan from its arguments; a bad one raises `UserError` naming it."""
+    validate_args(hours, iterations)
+    if freeze and auto_tune:
+        raise UserError(
+            "--freeze runs the overrides unchanged: it cannot be combined with --auto-tune"
+        )
+    validate_paths(paths)
+    artifacts = paths.root
+    prof, overrides_in, knobs, messages = _load_knobs(profile, artifacts)
+    if strategy_options:  # --strategy, --param and the equal-limit flags (mmbot.config)
+        from mmbot.backtest import check_strategy
+        from mmbot.config import with_strategy_options
+
+        prof = check_strategy(with_strategy_options(prof, **strategy_options))
+    prof = _with_file_params(prof, artifacts, overrides_in, strategy_options)
+    q_knobs, q_notes = quoter_knobs(prof, auto_tune)
+    knobs.update(q_knobs)  # the quoter's tunable knobs run (and are tuned) beside the six
+    messages += q_notes
+    mkt = _soak_market(market, prof)
+    from mmbot.gate import load_thresholds
+
+    thresholds = load_thresholds()
+    total_ns, start_ns = _market_span(mkt, hours)
+    prof_name = getattr(prof, "name", None) or (profile or os.environ.get("MM_PROFILE") or "S1")
+    return SoakPlan(
+        paths=paths,
+        artifacts=artifacts,
+        prof=prof,
+        prof_name=prof_name,
+        overrides_in=overrides_in,
+        knobs=knobs,
+        notes=list(getattr(prof, "messages", []) or []) + messages + mkt.notes,
+        mkt=mkt,
+        thresholds=thresholds,
+        seed=seed,
+        iterations=iterations,
+        auto_tune=auto_tune,
+        freeze=freeze,
+        total_ns=total_ns,
+        start_ns=start_ns,
+        iter_ns=total_ns // iterations,
+    )
+
+
+def _soak_market(market: str, prof: Any) -> Market:
+    """The market with its funding (synthetic) and the notes on what the soak carries."""
+    mkt = resolve_market(market)
+    if mkt.kind == "synthetic":
+        from mmbot.data.synthetic_funding import FundingAccrual
+
+        mkt.funding = FundingAccrual.from_profile(prof)
+    mkt.notes.append(
+        "positions: carried across the 30-min chunks and the iterations (each chunk starts with "
+        "the previous one's end position, its PnL and fees from zero; EDGE_REPORT "
+        "position_carry); the soak's end "
+        "position is closed at its final touch with the taker fee, booked as a taker fill "
+        "(EDGE_REPORT position_close_out)"
+    )
+    if mkt.funding is not None:
+        mkt.notes.append(
+            f"funding: the synthetic market's series every {prof.funding.interval_s} s "
+            "(interest + premium from its mid path; profile 'funding'), charged on the position "
+            "held at each funding time (EDGE_REPORT funding_bps)"
+        )
+    return mkt
+
+
+def _market_span(mkt: Market, hours: float) -> tuple[int, int]:
+    """(market time to soak, where it starts): a capture shorter than ``hours`` is soaked whole."""
+    total_ns = int(round(float(hours) * NS_PER_HOUR))
+    if mkt.kind != "capture":
+        return total_ns, SYNTH_START_NS
+    span = mkt.span_ns() or 0
+    start_ns = int(mkt.events["exch_ts"][0])  # type: ignore[index]
+    if total_ns > span + 1:
+        mkt.notes.append(
+            f"capture spans {span / NS_PER_HOUR:.4f} h of market; soaking that instead of {hours} h"
+        )
+        total_ns = span + 1
+    return total_ns, start_ns
+
+
+def start_lines(plan: SoakPlan) -> list[str]:
+    """The soak's opening marker lines: notes, what runs, the first knobs and where they came from."""
+    from mmbot.soak.report import fmt_knobs
+
+    return [
+        *(f"| soak | NOTE | {msg} |" for msg in plan.notes),
+        f"| soak | START | market={plan.mkt.label} hours={plan.hours:g} "
+        f"iterations={plan.iterations} auto_tune={int(plan.auto_tune)} seed={plan.seed} "
+        f"profile={plan.prof_name} |",
+        f"| soak | KNOBS | iter=1 {fmt_knobs(plan.knobs)} |",
+        f"| soak | KNOBS | source: {_knob_source(plan.artifacts, plan.overrides_in)} |",
+    ]
