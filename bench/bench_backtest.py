@@ -133,19 +133,15 @@ def main(argv: list[str]) -> int:
     # KPI_GATE, Markdown/HTML reports, on the first capture
     caps = [Path(a) for a in argv] if argv else [p for p in CAPTURES if p.exists()]
     if caps:
-        import io
         import tempfile
 
-        from rich.console import Console
-
-        from mmbot.backtest import backtest_command
+        from mmbot.backtest import backtest_files
 
         cap = caps[0]
         with tempfile.TemporaryDirectory() as td:
-            con = Console(file=io.StringIO())
-            backtest_command(data=[cap], out=Path(td) / "warm", console=con)
+            backtest_files(data=[cap], out=Path(td) / "warm")
             t = time.perf_counter()
-            backtest_command(data=[cap], out=Path(td) / "run", console=con)
+            backtest_files(data=[cap], out=Path(td) / "run")
             dt = time.perf_counter() - t
         n = next(len(ev) for name, ev, _ in datasets if name.endswith(cap.name))
         print(

@@ -30,8 +30,6 @@ The tutorial's step buffers (10_000_000 steps each) are sized to the data. Throu
 
 from __future__ import annotations
 
-import contextlib
-import io
 import sys
 import tempfile
 import time
@@ -358,15 +356,14 @@ def _final_mid(row: dict) -> float:
 # ---------------------------------------------------------------- data
 def convert(capture: Path) -> Path:
     """The capture as ``mmbot data convert`` writes it (cached in the temp dir by size)."""
-    from mmbot.data.inspect import convert_command
+    from mmbot.data.inspect import convert_capture
 
     out_dir = Path(tempfile.gettempdir()) / "mmbot_bench"
     out_dir.mkdir(exist_ok=True)
     npz = out_dir / f"{capture.parent.name}_{capture.stem}.{capture.stat().st_size}.mmbot.npz"
     if not npz.exists():
         tmp = npz.with_suffix(".tmp.npz")
-        with contextlib.redirect_stdout(io.StringIO()):
-            convert_command(capture, tmp, use_cache=False)
+        convert_capture(capture, tmp, use_cache=False)
         tmp.replace(npz)
     return npz
 

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import TESTS_DATA
 from mmbot.data import load_events
-from mmbot.data.inspect import convert_command
+from mmbot.data.inspect import convert_capture
 from mmbot.errors import UserError
 
 SAMPLE = TESTS_DATA / "binance_usdm_btcusdt_sample.gz"
@@ -18,7 +18,7 @@ BYBIT = TESTS_DATA / "bybit_xrpusdt_ob500_sample.jsonl"
 @pytest.mark.parametrize("capture", [SAMPLE, BYBIT], ids=["binance", "bybit"])
 def test_parquet_round_trip_gives_the_same_events_and_symbol(capture, tmp_path) -> None:
     events, stats = load_events(capture)
-    out = convert_command(capture, tmp_path / "ev.parquet")
+    out = convert_capture(capture, tmp_path / "ev.parquet").out
     back, st2 = load_events(out)
     assert back.dtype == events.dtype and np.array_equal(back, events)
     assert st2.format == "parquet" and st2.symbol == stats.symbol != ""
@@ -27,7 +27,7 @@ def test_parquet_round_trip_gives_the_same_events_and_symbol(capture, tmp_path) 
 
 
 def test_npz_keeps_the_symbol(tmp_path) -> None:
-    out = convert_command(SAMPLE, tmp_path / "ev.npz")
+    out = convert_capture(SAMPLE, tmp_path / "ev.npz").out
     _, st = load_events(out)
     assert st.format == "npz" and st.symbol == "BTCUSDT"
     with np.load(out) as z:  # hftbacktest reads `data`
@@ -43,7 +43,7 @@ def test_parquet_without_an_event_column_is_one_clear_error(tmp_path) -> None:
 
 def test_unsupported_convert_suffix_names_both_formats(tmp_path) -> None:
     with pytest.raises(UserError, match=r"\.npz .* or \.parquet"):
-        convert_command(SAMPLE, tmp_path / "ev.csv")
+        convert_capture(SAMPLE, tmp_path / "ev.csv")
 
 
 def test_fills_parquet_carries_the_edge_columns(tmp_path) -> None:

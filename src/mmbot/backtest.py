@@ -1,6 +1,7 @@
 """The backtest: one compiled loop driving the simulated venue with the strategy and guards inside.
 
-Owns ``RunSettings``, ``run`` (events -> ``RunResult``) and ``backtest_command`` (``mmbot backtest``).
+Owns ``RunSettings``, ``run`` (events -> ``RunResult``) and ``backtest_files`` (what ``mmbot backtest``
+runs; its console is ``mmbot.commands.backtest``'s).
 
 The loop (``_drive``, ``@njit(cache=True)``) wakes on every local feed event, every order response
 and at least every ``wake_interval_ms``; on each wake it feeds new local trades to the intensity
@@ -544,49 +545,33 @@ def strategy_runtime(prof: Profile) -> dict[str, Any]:
     }
 
 
-def _summary_tables(summary: dict, per_file: list[tuple[str, dict]], verdict: str | None) -> list:
-    """Results per file (and total) and guard blocks by reason: fits one 80-column screen."""
-    from rich.table import Table
+@dataclass(frozen=True)
+class BacktestProgress:
+    """How far `backtest_files` is, for a progress display."""
 
-    t = Table(title="mmbot backtest", caption=f"KPI_GATE={verdict}" if verdict else None)
-    coin = summary["settle"] not in ("", "USD", "USDT", "USDC")
-    pnl_head = f"PnL {summary['settle']}".strip()
-    for col in ("run", "events", "fills", "turnover USD", pnl_head, "net bps", "maker %"):
-        t.add_column(col, justify="left" if col == "run" else "right", overflow="fold")
-
-    def row(name: str, s: dict) -> list[str]:
-        return [
-            name if len(name) <= 22 else name[:21] + "…",
-            f"{s['events']:,}",
-            f"{s['fills']:,}",
-            f"{s['turnover_usd']:,.0f}",
-            f"{s['pnl']:,.6f}" if coin else f"{s['pnl']:,.4f}",
-            f"{s['net_bps']:.3f}",
-            f"{s['maker_share_pct']:.1f}",
-        ]
-
-    for name, s in per_file:
-        t.add_row(*row(name, s))
-    if len(per_file) > 1:
-        t.add_row(*row("total", summary), style="bold")
-    t.caption = (t.caption + " · " if t.caption else "") + (
-        f"fee tier {summary['fee_tier']}: net {summary['net_bps']:.3f} bps, "
-        f"{summary['net_bps_before_rebates']:.3f} before rebates"
-    )
-    if coin:
-        t.caption += f" · PnL {summary['pnl_usd']:,.4f} USD at the final mid"
-    b = Table(title="guard blocks (attempts blocked / all attempts)")
-    b.add_column("reason")
-    b.add_column("blocked", justify="right")
-    b.add_column("ratio", justify="right")
-    attempts = max(int(summary["intended"]), 1)
-    for reason, count in summary["blocked"].items():
-        b.add_row(reason, f"{count:,}", f"{count / attempts:.3f}")
-    b.add_row("attempts", f"{summary['intended']:,}", "", style="dim")
-    return [t, b]
+    done_files: float | None  # files done (fractional inside the file simulated; None: unchanged)
+    total_files: int
+    description: str | None = None  # what it is doing now (None: unchanged)
 
 
-def backtest_command(
+@dataclass
+class BacktestOutcome:
+    """What `backtest_files` ran and wrote (``out``), for the console to show."""
+
+    out: Path
+    summary: dict  # `summarize` over every file, with wall and phase times
+    per_file: list[tuple[str, dict]]  # (run name, `summarize` of that file)
+    verdict: str | None  # the KPI gate's (None: --no-reports)
+    gate: dict | None
+    notes: list[str]  # runs without a fill, said plainly (`_stood_aside_lines`)
+    phases_line: str  # where the wall time went (`firstrun.PhaseTimes.line`)
+
+
+def _quiet(_: object) -> None:
+    return None
+
+
+def backtest_files(
     *,
     data: Sequence[Path],
     out: Path,
@@ -602,7 +587,8 @@ def backtest_command(
     taker_fee_bps: float | None = None,
     seed: int = 0,
     reports: bool = True,
-    console: Any = None,
+    say: Callable[[str], None] | None = None,
+    on_progress: Callable[[BacktestProgress], None] | None = None,
     market: str | None = None,
     contract_size: float | None = None,
     fee_tier: str | None = None,
@@ -611,24 +597,22 @@ def backtest_command(
 ) -> int:
     """``mmbot backtest``: files one after another (one file's events in memory at a time), records
     to ``out/<NN_name>/``, ``EDGE_REPORT.json``, ``KPI_GATE.json``, Markdown/HTML reports and a
-    ``summary.json`` in ``out``, and a one-screen summary. Everything is written into a temporary
+    ``summary.json`` in ``out``; the notes go to ``say`` as they come, the progress to
+    ``on_progress``, and the figures to show are returned. Everything is written into a temporary
     directory beside ``out`` and moved into place at the end: a failure leaves ``out`` untouched."""
-
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from mmbot import firstrun, jitclock
     from mmbot.audit.crosscheck import check_fill_mids
     from mmbot.audit.edge_report import build_edge_report, dump_json, make_runtime
     from mmbot.audit.records_io import write_audit_jsonl, write_run
     from mmbot.data import load_events
-    from mmbot.gate import evaluate, failed_check_lines
+    from mmbot.gate import evaluate
     from mmbot.instruments import resolve_spec
 
     if market is not None or contract_size is not None:
         resolve_spec("", "", market=market, contract_size=contract_size)  # bad flag -> exit 2 now
     funding = _funding_input(funding_rate, funding_file)
-    con = console if console is not None else Console(highlight=False)
+    say = say or _quiet
+    progress = on_progress or _quiet
     data = [Path(p) for p in data]
     out = Path(out)
     prof, ovr, messages = _validate_inputs(
@@ -647,10 +631,10 @@ def backtest_command(
         },
     )
     for m in messages:
-        con.print(f"note: {m}", markup=False, highlight=False)
+        say(f"note: {m}")
     knob_values = effective_knobs(prof, ovr)
     for line in firstrun.knob_lines(prof, ovr, overrides):
-        con.print(line, markup=False, highlight=False, soft_wrap=True)
+        say(line)
     settings = RunSettings(
         knobs=knob_values,
         profile=prof,
@@ -672,55 +656,47 @@ def backtest_command(
         per_file: list[tuple[str, dict]] = []
         phases = firstrun.PhaseTimes(cold=not jitclock.is_warm(strategy or DEFAULT_QUOTER))
         if phases.cold:
-            con.print(firstrun.compile_announcement(), markup=False, highlight=False)
+            say(firstrun.compile_announcement())
         t0 = time.perf_counter()
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>5.1f}%"),
-            TimeElapsedColumn(),
-            console=con,
-            transient=True,
-            disable=not con.is_terminal,
-        ) as prog:
-            task = prog.add_task("backtest", total=float(len(data)))
-            clock = jitclock.CompileClock(
-                on_start=lambda fn: prog.update(task, description=f"compiling {fn} (once)")
+        n_files = len(data)
+        clock = jitclock.CompileClock(
+            on_start=lambda fn: progress(BacktestProgress(None, n_files, f"compiling {fn} (once)"))
+        )
+        progress(BacktestProgress(0.0, n_files, "backtest"))
+        for i, path in enumerate(data):
+            name = _run_name(i, path)
+            progress(BacktestProgress(i, n_files, f"{path.name}: reading"))
+            with phases.timed("read", clock):
+                events, stats = load_events(path)
+            progress(BacktestProgress(i, n_files, f"{path.name}: simulating"))
+
+            def _progress(frac: float, _i: int = i, _n: str = path.name) -> None:
+                progress(BacktestProgress(_i + frac, n_files, f"{_n}: simulating"))
+
+            cspec = resolve_spec(
+                stats.format, stats.symbol or "", market=market, contract_size=contract_size
             )
-            for i, path in enumerate(data):
-                name = _run_name(i, path)
-                prog.update(task, description=f"{path.name}: reading")
-                with phases.timed("read", clock):
-                    events, stats = load_events(path)
-                prog.update(task, description=f"{path.name}: simulating")
-
-                def _progress(frac: float, _i: int = i, _n: str = path.name) -> None:
-                    prog.update(task, completed=_i + frac, description=f"{_n}: simulating")
-
-                cspec = resolve_spec(
-                    stats.format, stats.symbol or "", market=market, contract_size=contract_size
+            with phases.timed("simulate", clock):
+                res = run(
+                    events,
+                    replace(settings, spec=cspec),
+                    symbol=stats.symbol or "",
+                    progress=_progress,
+                    data_format=stats.format,
                 )
-                with phases.timed("simulate", clock):
-                    res = run(
-                        events,
-                        replace(settings, spec=cspec),
-                        symbol=stats.symbol or "",
-                        progress=_progress,
-                        data_format=stats.format,
-                    )
-                res.meta["name"] = name
-                res.meta["data_path"] = str(path)
-                if funding is not None:
-                    res.meta["funding"] = _funding_for(funding, cspec, res.meta, path)
-                # every fill's mid against a book rebuilt from the input (AuditError names a fill)
-                res.meta["mid_crosscheck"] = check_fill_mids(events, res, name)
-                res.meta["read_repairs"] = {k: v for k, v in stats.repairs.items() if v}
-                del events
-                write_run(tmp, res, name)
-                results.append(res)
-                named.append((name, res))
-                per_file.append((name, summarize([res])))
-                prog.update(task, completed=i + 1)
+            res.meta["name"] = name
+            res.meta["data_path"] = str(path)
+            if funding is not None:
+                res.meta["funding"] = _funding_for(funding, cspec, res.meta, path)
+            # every fill's mid against a book rebuilt from the input (AuditError names a fill)
+            res.meta["mid_crosscheck"] = check_fill_mids(events, res, name)
+            res.meta["read_repairs"] = {k: v for k, v in stats.repairs.items() if v}
+            del events
+            write_run(tmp, res, name)
+            results.append(res)
+            named.append((name, res))
+            per_file.append((name, summarize([res])))
+            progress(BacktestProgress(i + 1, n_files))
         wall_s = time.perf_counter() - t0
         summary = summarize(results)
         summary["wall_s"] = wall_s
@@ -759,19 +735,15 @@ def backtest_command(
         staging.release(tmp)
         raise
     staging.release(tmp)
-    for table in _summary_tables(summary, per_file, verdict):
-        con.print(table)
-    if gate is not None and verdict != "PASS":
-        for line in failed_check_lines(gate):
-            con.print(f"KPI_GATE={verdict}: {line}", markup=False, highlight=False)
-    for line in _stood_aside_lines(results):
-        con.print(line, markup=False, highlight=False)
-    con.print(
-        f"{summary['events']:,} events; {phases.line()}; records and reports in {out}",
-        markup=False,
-        highlight=False,
+    return BacktestOutcome(
+        out=out,
+        summary=summary,
+        per_file=per_file,
+        verdict=verdict,
+        gate=gate,
+        notes=_stood_aside_lines(results),
+        phases_line=phases.line(),
     )
-    return 0
 
 
 def _stood_aside_lines(results: Sequence[RunResult]) -> list[str]:

@@ -1,8 +1,11 @@
-"""`mmbot backtest`."""
+"""`mmbot backtest` and its console: notes, a progress bar, the one-screen summary tables."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -70,9 +73,10 @@ def backtest(
     ),
 ) -> None:
     """Backtest the strategy on recorded data and write records, EDGE_REPORT, KPI_GATE and reports."""
-    from mmbot.backtest import backtest_command
+    from rich.console import Console
 
-    backtest_command(
+    run_backtest(
+        Console(highlight=False),
         data=data,
         out=out,
         profile=profile,
@@ -90,3 +94,96 @@ def backtest(
         funding_rate=funding_rate,
         funding_file=funding,
     )
+
+
+def run_backtest(con: Any, **options: Any) -> Any:
+    """`mmbot.backtest.backtest_files` with ``options``, shown on the rich console ``con``: notes
+    as they come, a progress bar (on a terminal), then the summary tables, the KPI gate's failed
+    checks, runs without a fill and where the time went. Returns its `BacktestOutcome`."""
+    from mmbot.backtest import backtest_files
+    from mmbot.gate import failed_check_lines
+
+    def say(line: str) -> None:
+        con.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    with _progress_bar(con) as on_progress:
+        res = backtest_files(say=say, on_progress=on_progress, **options)
+    for table in _summary_tables(res.summary, res.per_file, res.verdict):
+        con.print(table)
+    if res.gate is not None and res.verdict != "PASS":
+        for line in failed_check_lines(res.gate):
+            con.print(f"KPI_GATE={res.verdict}: {line}", markup=False, highlight=False)
+    for line in res.notes:
+        con.print(line, markup=False, highlight=False)
+    con.print(
+        f"{res.summary['events']:,} events; {res.phases_line}; records and reports in {res.out}",
+        markup=False,
+        highlight=False,
+    )
+    return res
+
+
+@contextmanager
+def _progress_bar(con: Any) -> Iterator[Any]:
+    """A transient progress bar on ``con`` (hidden off a terminal), driven by `BacktestProgress`."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(),
+        console=con,
+        transient=True,
+        disable=not con.is_terminal,
+    ) as prog:
+        task: list[Any] = []
+
+        def update(p: Any) -> None:
+            if not task:
+                task.append(prog.add_task(p.description or "backtest", total=float(p.total_files)))
+            prog.update(task[0], completed=p.done_files, description=p.description)
+
+        yield update
+
+
+def _summary_tables(summary: dict, per_file: list[tuple[str, dict]], verdict: str | None) -> list:
+    """Results per file (and total) and guard blocks by reason: fits one 80-column screen."""
+    from rich.table import Table
+
+    t = Table(title="mmbot backtest", caption=f"KPI_GATE={verdict}" if verdict else None)
+    coin = summary["settle"] not in ("", "USD", "USDT", "USDC")
+    pnl_head = f"PnL {summary['settle']}".strip()
+    for col in ("run", "events", "fills", "turnover USD", pnl_head, "net bps", "maker %"):
+        t.add_column(col, justify="left" if col == "run" else "right", overflow="fold")
+
+    def row(name: str, s: dict) -> list[str]:
+        return [
+            name if len(name) <= 22 else name[:21] + "…",
+            f"{s['events']:,}",
+            f"{s['fills']:,}",
+            f"{s['turnover_usd']:,.0f}",
+            f"{s['pnl']:,.6f}" if coin else f"{s['pnl']:,.4f}",
+            f"{s['net_bps']:.3f}",
+            f"{s['maker_share_pct']:.1f}",
+        ]
+
+    for name, s in per_file:
+        t.add_row(*row(name, s))
+    if len(per_file) > 1:
+        t.add_row(*row("total", summary), style="bold")
+    t.caption = (t.caption + " · " if t.caption else "") + (
+        f"fee tier {summary['fee_tier']}: net {summary['net_bps']:.3f} bps, "
+        f"{summary['net_bps_before_rebates']:.3f} before rebates"
+    )
+    if coin:
+        t.caption += f" · PnL {summary['pnl_usd']:,.4f} USD at the final mid"
+    b = Table(title="guard blocks (attempts blocked / all attempts)")
+    b.add_column("reason")
+    b.add_column("blocked", justify="right")
+    b.add_column("ratio", justify="right")
+    attempts = max(int(summary["intended"]), 1)
+    for reason, count in summary["blocked"].items():
+        b.add_row(reason, f"{count:,}", f"{count / attempts:.3f}")
+    b.add_row("attempts", f"{summary['intended']:,}", "", style="dim")
+    return [t, b]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -25,11 +26,14 @@ def inspect(
     ),
 ) -> None:
     """Event counts by kind, span, feed-latency percentiles, tick/lot guesses and every repair count."""
-    from mmbot.data.inspect import inspect_command
+    from rich.console import Console
 
-    inspect_command(
+    from mmbot.data.inspect import inspect_capture
+
+    s = inspect_capture(
         path, use_cache=not no_cache, feed_latency_ns=ms_to_ns("--feed-latency-ms", feed_latency_ms)
     )
+    show_inspect(Console(), path, s)
 
 
 @app.command("convert")
@@ -46,14 +50,15 @@ def convert(
     ),
 ) -> None:
     """Write the normalised events of PATH to FILE."""
-    from mmbot.data.inspect import convert_command
+    from mmbot.data.inspect import convert_capture
 
-    convert_command(
+    done = convert_capture(
         path,
         out,
         use_cache=not no_cache,
         feed_latency_ns=ms_to_ns("--feed-latency-ms", feed_latency_ms),
     )
+    print(done.line())
 
 
 @app.command("calibrate")
@@ -102,3 +107,53 @@ def fidelity(
     fidelity_command(
         capture, out, calibration=calibration or None, hours=hours, seeds=seeds, tick_bps=tick_bps
     )
+
+
+def show_inspect(con: Any, path: Path, s: dict) -> None:
+    """``mmbot data inspect``'s tables: the capture's fields, events by kind, repairs, notes."""
+    from rich.table import Table
+
+    t = Table(title=f"{path}", show_header=False)
+    t.add_column("field")
+    t.add_column("value", justify="right")
+    t.add_row("format", s["format"])
+    t.add_row("symbol", s["symbol"] or "-")
+    t.add_row("market", s["market"])
+    t.add_row("lines", f"{s['lines']:,}")
+    t.add_row("events", f"{s['events']:,}")
+    t.add_row("span", f"{s['span_s']:.3f} s")
+    lat = s["feed_latency_ms"]
+    t.add_row(
+        "feed latency p50 / p95 / p99", f"{lat['p50']:.3f} / {lat['p95']:.3f} / {lat['p99']:.3f} ms"
+    )
+    t.add_row("tick guess (px)", f"{s['tick_px_guess']:g}")
+    t.add_row("lot guess (qty)", f"{s['lot_qty_guess']:g}")
+    t.add_row(
+        "local clock offset applied",
+        f"{s['local_offset_ns']:,} ns ({s['local_offset_ns'] / 1e6:.3f} ms)",
+    )
+    if s["assumed_feed_latency_ns"] is not None:
+        t.add_row(
+            "assumed feed latency (no local time)", f"{s['assumed_feed_latency_ns'] / 1e6:g} ms"
+        )
+    t.add_row("from cache", str(s["from_cache"]))
+    con.print(t)
+    k = Table(title="events by kind")
+    k.add_column("kind")
+    k.add_column("count", justify="right")
+    for name, n in s["counts"].items():
+        k.add_row(name, f"{n:,}")
+    if s["custom_kind_events"]:
+        k.add_row("custom", f"{s['custom_kind_events']:,}")
+    con.print(k)
+    r = Table(title="repairs")
+    r.add_column("repair")
+    r.add_column("count", justify="right")
+    for name, n in s["repairs"].items():
+        r.add_row(name, f"{n:,}")
+    if s["repairs"]:
+        con.print(r)
+    else:
+        con.print("repairs: none applied (an .npz is loaded as it is)")
+    for note in s["notes"]:
+        con.print(f"note: {note}")

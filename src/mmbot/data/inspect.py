@@ -1,6 +1,6 @@
 """``mmbot data inspect`` and ``mmbot data convert``: what a capture holds, and its normalised events.
 
-``inspect`` prints (rich tables) the format, symbol, lines, event counts by kind, span, feed-latency
+``inspect`` reports (``mmbot.commands.data`` shows it as tables) the format, symbol, lines, event counts by kind, span, feed-latency
 percentiles (``local_ts - exch_ts`` after the clock correction), tick and lot guesses, the clock
 offset applied and every repair count. ``convert`` writes the events as an hftbacktest-loadable
 ``.npz`` (``np.savez_compressed(out, data=rows)``) in hftbacktest's layout: EXCH rows in exchange
@@ -11,6 +11,7 @@ order, LOCAL rows in local order, an event split in two where the orders differ
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -62,73 +63,49 @@ def summary(events: np.ndarray, stats: ReadStats) -> dict:
     return out
 
 
-def inspect_command(
+def inspect_capture(
     path: Path, *, use_cache: bool = True, feed_latency_ns: int = DEFAULT_FEED_LATENCY_NS
 ) -> dict:
-    from rich.console import Console
-    from rich.table import Table
-
+    """What ``mmbot data inspect`` shows about the capture at ``path`` (`summary`)."""
     from mmbot.data import load_events
 
     if not (0 <= feed_latency_ns < 60_000_000_000):
         raise UserError(f"--feed-latency-ms: {feed_latency_ns / 1e6:g} ms is outside [0, 60000)")
     events, stats = load_events(path, use_cache=use_cache, feed_latency_ns=feed_latency_ns)
-    s = summary(events, stats)
-    con = Console()
-    t = Table(title=f"{path}", show_header=False)
-    t.add_column("field")
-    t.add_column("value", justify="right")
-    t.add_row("format", s["format"])
-    t.add_row("symbol", s["symbol"] or "-")
-    t.add_row("market", s["market"])
-    t.add_row("lines", f"{s['lines']:,}")
-    t.add_row("events", f"{s['events']:,}")
-    t.add_row("span", f"{s['span_s']:.3f} s")
-    lat = s["feed_latency_ms"]
-    t.add_row(
-        "feed latency p50 / p95 / p99", f"{lat['p50']:.3f} / {lat['p95']:.3f} / {lat['p99']:.3f} ms"
-    )
-    t.add_row("tick guess (px)", f"{s['tick_px_guess']:g}")
-    t.add_row("lot guess (qty)", f"{s['lot_qty_guess']:g}")
-    t.add_row(
-        "local clock offset applied",
-        f"{s['local_offset_ns']:,} ns ({s['local_offset_ns'] / 1e6:.3f} ms)",
-    )
-    if s["assumed_feed_latency_ns"] is not None:
-        t.add_row(
-            "assumed feed latency (no local time)", f"{s['assumed_feed_latency_ns'] / 1e6:g} ms"
+    return summary(events, stats)
+
+
+@dataclass(frozen=True)
+class Converted:
+    """What `convert_capture` wrote."""
+
+    out: Path
+    events: int
+    rows: int  # rows written (an .npz splits an event whose local and exchange orders differ)
+    format: str
+    symbol: str
+
+    def line(self) -> str:
+        """One line saying what was written."""
+        if self.out.suffix == ".parquet":
+            return (
+                f"wrote {self.events:,} events ({self.format}, {self.symbol or '-'}) to {self.out}"
+            )
+        return (
+            f"wrote {self.events:,} events as {self.rows:,} rows ({self.rows - self.events:,} "
+            "split into exchange-only and local-only rows where the orders differ; "
+            f"{self.format}, {self.symbol or '-'}) to {self.out}"
         )
-    t.add_row("from cache", str(s["from_cache"]))
-    con.print(t)
-    k = Table(title="events by kind")
-    k.add_column("kind")
-    k.add_column("count", justify="right")
-    for name, n in s["counts"].items():
-        k.add_row(name, f"{n:,}")
-    if s["custom_kind_events"]:
-        k.add_row("custom", f"{s['custom_kind_events']:,}")
-    con.print(k)
-    r = Table(title="repairs")
-    r.add_column("repair")
-    r.add_column("count", justify="right")
-    for name, n in s["repairs"].items():
-        r.add_row(name, f"{n:,}")
-    if s["repairs"]:
-        con.print(r)
-    else:
-        con.print("repairs: none applied (an .npz is loaded as it is)")
-    for note in s["notes"]:
-        con.print(f"note: {note}")
-    return s
 
 
-def convert_command(
+def convert_capture(
     path: Path,
     out: Path,
     *,
     use_cache: bool = True,
     feed_latency_ns: int = DEFAULT_FEED_LATENCY_NS,
-) -> Path:
+) -> Converted:
+    """Write the normalised events of ``path`` to ``out`` (.npz or .parquet)."""
     from mmbot.data import load_events
 
     if not (0 <= feed_latency_ns < 60_000_000_000):
@@ -140,8 +117,7 @@ def convert_command(
         from mmbot.data.parquet import write_events_parquet
 
         write_events_parquet(out, events, stats.symbol or "", stats.format)
-        print(f"wrote {len(events):,} events ({stats.format}, {stats.symbol or '-'}) to {out}")
-        return out
+        return Converted(out, len(events), len(events), stats.format, stats.symbol or "")
     if out.suffix != ".npz":
         raise UserError(
             f"{out}: output must be .npz (hftbacktest format) or .parquet (docs/data.md)"
@@ -157,9 +133,4 @@ def convert_command(
         np.savez_compressed(out, data=hb, symbol=np.array(stats.symbol or ""))
     except OSError as exc:
         raise UserError(f"{out}: cannot write ({exc.strerror})") from None
-    n_split = len(hb) - len(events)
-    print(
-        f"wrote {len(events):,} events as {len(hb):,} rows ({n_split:,} split into exchange-only and "
-        f"local-only rows where the orders differ; {stats.format}, {stats.symbol or '-'}) to {out}"
-    )
-    return out
+    return Converted(out, len(events), len(hb), stats.format, stats.symbol or "")
