@@ -4,6 +4,7 @@ trials as Ray tasks on a local Ray (skipped when the optional extra is not insta
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 
@@ -80,13 +81,40 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, needle):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+RAY_MISSING = importlib.util.find_spec("ray") is None
+
+
+@pytest.mark.slow  # ~30 s: a private Ray starts (and stops) on this machine
 @pytest.mark.skipif(
-    importlib.util.find_spec("ray") is None, reason="ray not installed (mmbot[ray])"
+    RAY_MISSING, reason="ray not installed (optional extra: pip install 'mmbot[ray]')"
 )
-def test_trials_run_as_ray_tasks_on_a_local_ray(tmp_path):
-    proc = run_mmbot(*_tiny(tmp_path, "--ray", "local", "--workers", "2"))
+def test_trials_run_as_ray_tasks_on_a_local_ray_one_task_per_symbol(tmp_path):
+    from conftest import TESTS_DATA
+
+    caps = ["binance_usdm_btcusdt_sample.gz", "bybit_xrpusdt_ob500_sample.jsonl"]
+    args = [a for c in caps for a in ("--data", str(TESTS_DATA / c))]
+    tiny = [a for a in _tiny(tmp_path) if a not in ("--market", "synthetic", "--hours", "0.04")]
+    proc = run_mmbot(*tiny, *args, "--ray", "local", "--workers", "2")
     assert proc.returncode == 0, proc.stderr
+    # 2 trials, the best out of sample, the baseline on each of 2 folds: each a task per symbol
+    run = json.loads((tmp_path / "SWEEP_SUMMARY.json").read_text())["run"]
+    assert (run["trials_run"], run["tasks_run"]) == (2, 2 * (2 + 1 + 2))
     table = pl.read_parquet(tmp_path / "results.parquet")
     trials = table.filter(pl.col("role") == "trial")
     assert trials["state"].to_list() == ["COMPLETE", "COMPLETE"]
-    assert (trials["events"] > 0).all()  # the fold reached the task through the object store
+    # both symbols' parts reached their tasks through the object store
+    folds = (tmp_path / "folds" / "folds.json").read_text()
+    assert "XRPUSDT" in folds and (trials["events"] > 0).all()
+    assert (
+        trials["events"].to_list()[0]
+        == table.filter(pl.col("role") == "baseline")["events"].to_list()[0]
+    )
+
+
+@pytest.mark.skipif(
+    RAY_MISSING, reason="ray not installed (optional extra: pip install 'mmbot[ray]')"
+)
+def test_ray_auto_without_a_cluster_is_one_line(tmp_path):
+    proc = run_mmbot(*_tiny(tmp_path, "--ray", "auto"), timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--ray auto" in proc.stderr and "--ray local" in proc.stderr

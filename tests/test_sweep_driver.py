@@ -158,3 +158,99 @@ def test_an_inverse_capture_runs_as_inverse_with_its_own_fee_schedule(tmp_path):
     # counted in BTC, the settle coin: contracts x 100 USD / px (a few BTC here); read as linear
     # contracts it would be px x contracts, about 56,000 per contract
     assert 0 < out.kpis["turnover"] < 100, out.kpis["turnover"]
+
+
+@pytest.fixture(scope="module")
+def folds3(tmp_path_factory):
+    return synthetic_folds("synthetic", 1.5 * HOURS, 3, 3, tmp_path_factory.mktemp("folds3"))[0]
+
+
+def _trial_order(progress: list) -> list[int]:
+    """The step of each trial as it finished (from the progress callbacks)."""
+    order, done = [], 0
+    for p in progress:
+        if p.done > done:
+            order.append(p.step)
+            done = p.done
+    return order
+
+
+def _per_step(res) -> list[list[tuple]]:
+    return [[(t.number, t.params, t.values) for t in study.get_trials()] for study in res.studies]
+
+
+def test_walk_forward_steps_run_concurrently_and_agree_with_one_at_a_time(tmp_path, folds3):
+    conc_seen: list = []
+    seq_seen: list = []
+    conc = run_sweep(_cfg(tmp_path / "c", folds3, 3), InlineExecutor(), conc_seen.append)
+    seq = run_sweep(
+        _cfg(tmp_path / "s", folds3, 3, steps_in_flight=1), InlineExecutor(), seq_seen.append
+    )
+    assert _trial_order(conc_seen) == [0, 1, 0, 1, 0, 1]  # both steps tune together
+    assert _trial_order(seq_seen) == [0, 0, 0, 1, 1, 1]
+    # each step's study sees only its own trials: the same trials, values and choices either way
+    assert _per_step(conc) == _per_step(seq)
+    assert [s.evaluations["best_oos"]["values"] for s in conc.steps] == [
+        s.evaluations["best_oos"]["values"] for s in seq.steps
+    ]
+    # the profile's own parameters run once per fold, shared by the two steps that use the fold
+    assert conc.steps[0].evaluations["base_oos"] == conc.steps[1].evaluations["base_is"]
+    assert conc.tasks_run == 2 * 3 + 2 + 3  # trials, best out of sample per step, base per fold
+
+
+def _two_symbol_folds(tmp_path):
+    from conftest import TESTS_DATA
+    from mmbot.sweep.folds import capture_folds
+
+    caps = [
+        TESTS_DATA / "binance_usdm_btcusdt_sample.gz",
+        TESTS_DATA / "bybit_xrpusdt_ob500_sample.jsonl",
+    ]
+    return capture_folds(caps, 2, tmp_path / "folds")[0]
+
+
+def test_a_fold_of_several_symbols_runs_a_task_per_symbol_scored_as_one(tmp_path):
+    from dataclasses import replace
+
+    from mmbot.sweep.trial import finish_parts, split_parts
+
+    folds2 = _two_symbol_folds(tmp_path)
+    assert [p.symbol for p in folds2[0].parts] == ["BTCUSDT", "XRPUSDT"]
+    prof = load_profile("S1")
+    task = TrialTask("t0", folds2[0], {}, prof, {}, ("net_bps",), min_fills=1)
+    whole = run_trial(task)
+    parts = split_parts(task)
+    assert [(p.key, p.part) for p in parts] == [("t0#p0", 0), ("t0#p1", 1)]
+    outs = [run_trial(p) for p in parts]
+    assert all(o.ok and len(o.records) == 1 and o.records_bytes > 0 for o in outs)
+    combined = finish_parts(task, outs)
+    assert whole.ok and combined.ok, (whole.reason, combined.reason)
+    assert combined.kpis == whole.kpis and combined.values == whole.values
+    assert combined.events == whole.events == sum(p.events for p in folds2[0].parts)
+    # a broken accounting in the parts fails the whole trial, naming the first broken part
+    bad = replace(task, fault=FAULT_FEE_RECORD_SIGN)
+    failed = finish_parts(bad, [run_trial(p) for p in split_parts(bad)])
+    assert not failed.ok and failed.reason.startswith("part BTCUSDT: audit:"), failed.reason
+    assert failed.values == []
+
+
+def test_a_sweep_over_several_symbols_in_worker_processes(tmp_path):
+    from mmbot.sweep.executors import ProcessExecutor
+
+    folds2 = _two_symbol_folds(tmp_path)
+    ex = ProcessExecutor(2)
+    try:
+        res = run_sweep(_cfg(tmp_path, folds2, 3, faults={(0, 1): FAULT_FEE_RATE_SIGN}), ex)
+    finally:
+        ex.close()
+    trials = {t.number: t for t in res.studies[0].get_trials()}
+    assert [trials[n].state.name for n in range(3)] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert (
+        trials[1]
+        .user_attrs[ATTR_REASON]
+        .startswith("part BTCUSDT: run 0 (BTCUSDT): maker_fee_rate")
+    )
+    # one task per (trial, symbol); evaluations too
+    assert res.tasks_run == 2 * (3 + 1 + 2)
+    workers = {w for t in trials.values() for w in t.user_attrs["timing"]["worker"].split(",")}
+    assert len(workers) == 2  # both worker processes ran parts

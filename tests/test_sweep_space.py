@@ -13,6 +13,7 @@ from mmbot.sweep.space import (
     ROUTE_QUOTER,
     apply_quoter_params,
     apply_values,
+    default_space,
     load_space,
     parse_space,
 )
@@ -52,6 +53,8 @@ def test_json_space_without_parameters_level(tmp_path):
     ("raw", "needle"),
     [
         ({"min_interval_ms": {"low": 10, "high": 300}}, "outside the knob's limits"),
+        ({"param.as_mult": {"low": 0.1, "high": 2.0}}, "outside the knob's limits"),
+        ({"param.n_levels": {"choice": [1, 9]}}, "outside the knob's limits"),
         ({"fees.maker_fee_rate": {"low": -1e-4, "high": 1e-4}}, "facts of the venue"),
         ({"no_such_knob": {"low": 0, "high": 1}}, "unknown parameter 'no_such_knob'"),
         ({"quoting.no_field": {"low": 0, "high": 1}}, "no field 'no_field'"),
@@ -109,3 +112,25 @@ def test_quoter_parameters_go_to_run_settings_params():
     assert apply_quoter_params(s, {"skew": 0.5}).params == {"a": 1.0, "skew": 0.5}
     with pytest.raises(UserError, match="param.skew: choice must be a finite number"):
         parse_space({"param.skew": {"choice": ["wide"]}}, "t")
+
+
+def test_a_tunable_quoter_parameter_is_a_knob_integer_where_the_knob_is():
+    space = parse_space(
+        {"param.n_levels": {"low": 1, "high": 4}, "param.as_mult": {"low": 0.5, "high": 3}}, "s"
+    )
+    by_name = {p.name: p for p in space.params}
+    assert by_name["param.n_levels"].integer and not by_name["param.as_mult"].integer
+
+
+def test_the_default_space_covers_the_default_quoters_tunable_parameters():
+    from mmbot import knobs
+    from mmbot.strategy.registry import DEFAULT_QUOTER, resolve
+
+    space = default_space(DEFAULT_QUOTER)
+    tunable = knobs.tunable_quoter_knobs(DEFAULT_QUOTER)
+    assert tunable, "the default quoter has tunable parameters"
+    assert set(space.names) == set(knobs.KNOB_NAMES) | set(tunable)
+    quoter = resolve(DEFAULT_QUOTER)
+    for p in space.by_route(ROUTE_QUOTER):
+        assert p.field in quoter.params and (p.low, p.high) == tunable[p.name]
+    assert set(default_space("glft").names) == set(knobs.KNOB_NAMES)  # glft has none

@@ -13,14 +13,6 @@ from mmbot.extras import require
 from mmbot.strategy.registry import DEFAULT_QUOTER
 
 
-def _default_space() -> Any:
-    from mmbot import knobs
-    from mmbot.sweep.space import parse_space
-
-    raw = {k: {"low": lo, "high": hi} for k, (lo, hi) in knobs.RUNTIME_LIMITS.items()}
-    return parse_space(raw, "default space (the six knobs over their limits)")
-
-
 def _check_strategy(strategy: str, space: Any) -> str:
     """The quoter spec resolved (a FILE.py path made absolute, for workers elsewhere) and every
     quoter parameter of the space checked against the quoter's own parameters."""
@@ -58,7 +50,7 @@ def _eta(s: float | None) -> str:
     return f"ETA {s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def _print_summary(con: Any, summ: dict, tune_s: float, ran: int, driver_s: float) -> None:
+def _print_summary(con: Any, summ: dict, res: Any) -> None:
     from rich.table import Table
 
     obj = summ["objectives"][0]
@@ -114,10 +106,12 @@ def _print_summary(con: Any, summ: dict, tune_s: float, ran: int, driver_s: floa
             markup=False,
             highlight=False,
         )
+    ran, tune_s = res.trials_run, res.tune_s
     rate = ran / tune_s * 3600 if tune_s > 0 and ran else 0.0
     con.print(
-        f"{ran} trials run in {tune_s:.1f} s of tuning ({rate:.0f} trials/hour; sampler and "
-        f"storage {driver_s / max(ran, 1) * 1e3:.0f} ms/trial)",
+        f"{ran} trials run in {tune_s:.1f} s of tuning ({rate:.0f} trials/hour; "
+        f"{res.tasks_run} executor tasks; sampler and storage "
+        f"{res.driver_s / max(ran, 1) * 1e3:.0f} ms/trial)",
         markup=False,
         highlight=False,
     )
@@ -138,7 +132,10 @@ def sweep(
         None, "--folds", help="walk-forward folds (default 2; with several --data: one per capture)"
     ),
     space: Path | None = typer.Option(
-        None, "--space", help="space file, YAML or JSON (default: the six knobs over their limits)"
+        None,
+        "--space",
+        help="space file, YAML or JSON (default: the six knobs and the quoter's tunable "
+        "parameters over their limits)",
     ),
     trials: int = typer.Option(50, "--trials", help="trials per walk-forward step"),
     objective: list[str] = typer.Option(
@@ -163,6 +160,11 @@ def sweep(
     ray: str | None = typer.Option(
         None, "--ray", help="run trials as Ray tasks: local | auto | ADDRESS"
     ),
+    steps_in_flight: int = typer.Option(
+        0,
+        "--steps-in-flight",
+        help="walk-forward steps tuned at once (0 = all; each step's study is independent)",
+    ),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe | random"),
     min_fills: int = typer.Option(10, "--min-fills", help="trials with fewer fills are failed"),
     latency_ms: float = typer.Option(10.0, "--latency-ms"),
@@ -180,7 +182,7 @@ def sweep(
     from mmbot.sweep.folds import capture_folds, synthetic_folds
     from mmbot.sweep.objective import parse_objectives
     from mmbot.sweep.results import write_results
-    from mmbot.sweep.space import load_space
+    from mmbot.sweep.space import default_space, load_space
 
     require("optuna")  # the [sweep] extra; named before folds are built
     if space is not None and space.suffix.lower() in (".yaml", ".yml"):
@@ -192,9 +194,11 @@ def sweep(
         raise UserError(f"--folds {folds}: walk-forward needs at least 2")
     if trials < 1:
         raise UserError(f"--trials {trials}: must be >= 1")
+    if steps_in_flight < 0:
+        raise UserError(f"--steps-in-flight {steps_in_flight}: must be >= 0 (0 = all)")
     parse_queue_model(queue_model)
     objectives = parse_objectives(objective or [])
-    spc = load_space(space) if space is not None else _default_space()
+    spc = load_space(space) if space is not None else default_space(strategy)
     strategy = _check_strategy(strategy, spc)
     fixed_params = parse_param_args(param)
     prof = load_profile(profile)
@@ -230,6 +234,7 @@ def sweep(
         study_name=study_name,
         sampler=sampler,
         fixed_params=fixed_params,
+        steps_in_flight=steps_in_flight,
     )
     executor = make_executor(n_workers, ray)
     try:
@@ -237,7 +242,7 @@ def sweep(
     finally:
         executor.close()
     summ = write_results(res, out)
-    _print_summary(con, summ, res.tune_s, res.trials_run, res.driver_s)
+    _print_summary(con, summ, res)
     con.print(
         f"results in {out} (results.parquet, SWEEP_SUMMARY.json, sweep_report.html)", markup=False
     )
@@ -261,8 +266,10 @@ def _run_with_progress(con: Any, cfg: Any, executor: Any) -> Any:
         last_line = [""]
 
         def on_progress(p: Any) -> None:
-            best = f"best {p.best_value:.4f}" if p.best_value is not None else "best —"
-            desc = f"step {p.step + 1}/{p.steps} {p.phase}" + (
+            v = f"{p.best_value:.4f}" if p.best_value is not None else "—"
+            best = f"best {v}" if p.steps == 1 else f"step {p.step} best {v}"
+            tuning = f"tuning {p.steps_tuning}/{p.steps} step(s)"
+            desc = (tuning if p.phase == "tune" else "evaluating") + (
                 f", {p.failed} failed" if p.failed else ""
             )
             prog.update(

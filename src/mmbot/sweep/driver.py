@@ -2,13 +2,21 @@
 
 Walk-forward over folds 0..N-1: step i tunes on fold i (one Optuna study, ``--trials`` trials,
 TPE by default) and then evaluates the step's best parameters on fold i+1, which no trial of the
-step has seen (out of sample), beside the profile's own parameters on both folds (baseline). The
+step has seen (out of sample), beside the profile's own parameters on every fold (baseline). The
 chosen parameters are the last step's best (tuned on the most recent data); they are judged by their
 out-of-sample figures, and the procedure by the out-of-sample figures of every step.
 
+Steps are independent (step i's tuning never looks at fold j), so they run concurrently: one loop
+keeps the executor full with units of work, in this order of preference: the out-of-sample
+evaluation of a step whose tuning is done, a trial of the step with the fewest trials in flight
+(so each study has as few pending trials as possible, which keeps TPE's constant liar from
+spreading its samples blindly), then the baselines (once per fold, shared by the two steps that
+use it). ``SweepConfig.steps_in_flight`` caps how many steps tune at once (0: all). A unit on a fold
+of several parts (symbols) is one executor task per part; the unit is scored when its last part
+is in (``mmbot.sweep.trial.finish_parts``).
+
 The driver asks Optuna for trials (``study.ask``), hands them to the executor, and tells the
-outcomes back: it is the only writer of the storage. Several trials are in flight at once (TPE with
-``constant_liar`` so parallel asks spread out). A failed check marks the trial FAILED with its
+outcomes back: it is the only writer of the storage. A failed check marks the trial FAILED with its
 reason (``fail_reason`` user attribute), never with a value. Interrupted trials (RUNNING in the
 storage when a sweep starts) are marked failed as ``interrupted`` and their parameters re-queued;
 finished trials and evaluations are kept, so a sweep resumes where it stopped.
@@ -28,7 +36,7 @@ from mmbot.errors import UserError
 from mmbot.sweep.executors import Executor
 from mmbot.sweep.folds import Fold
 from mmbot.sweep.space import Space, apply_values, suggest
-from mmbot.sweep.trial import TrialOutcome, TrialTask
+from mmbot.sweep.trial import TrialOutcome, TrialTask, finish_parts, split_parts
 
 ATTR_REASON: Final = "fail_reason"
 ATTR_INTERRUPTED: Final = "interrupted"
@@ -61,6 +69,7 @@ class SweepConfig:
     study_name: str = "mmbot-sweep"
     sampler: str = "tpe"
     fixed_params: dict[str, float] = field(default_factory=dict)  # --param: every trial's
+    steps_in_flight: int = 0  # walk-forward steps tuning at once (0: all)
     # (step, trial number) -> fault kind (mmbot.sweep.trial.FAULTS): for the tests that prove a
     # broken accounting is caught
     faults: dict[tuple[int, int], str] = field(default_factory=dict)
@@ -81,6 +90,7 @@ class ProgressInfo:
     best_params: dict[str, Any]
     eta_s: float | None
     phase: str  # "tune" | "evaluate"
+    steps_tuning: int = 1  # steps with trials left or in flight
 
 
 @dataclass
@@ -103,7 +113,9 @@ class SweepResult:
     trials_run: int  # trials run by this session (resumed ones excluded)
     tune_s: float = 0.0  # wall time of the tuning phases (evaluations excluded)
     driver_s: float = 0.0  # of which the driver spent in the sampler and the storage
-    warm_s: float = 0.0  # the driver's warm-up of the JIT cache before workers start
+    warm_s: float = 0.0  # the executor's warm-up of the JIT cache before trials start
+    tasks_run: int = 0  # executor tasks (one per trial and fold part, and per evaluation part)
+    combine_s: float = 0.0  # driver seconds scoring multi-part trials from their parts' records
 
 
 def _optuna() -> Any:
@@ -223,87 +235,198 @@ def _record(study: Any, trial: Any, out: TrialOutcome) -> None:
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
-def _tune(
-    cfg: SweepConfig,
-    step: int,
-    study: Any,
-    executor: Executor,
-    report: Callable[[int, str], None],
-) -> int:
-    """Run the step's remaining trials; returns how many this session ran."""
-    _requeue_interrupted(study)
-    fold = cfg.folds[step]
-    inflight: dict[str, Any] = {}
-    ran = 0
-    while True:
-        remaining = cfg.trials - len(_finished(study)) - len(inflight)
-        while remaining > 0 and len(inflight) < executor.workers:
+def _eval_dict(out: TrialOutcome) -> dict:
+    d = asdict(out)
+    d.pop("records", None)
+    return d
+
+
+@dataclass
+class _Unit:
+    """A trial or an evaluation in flight: its task and its parts' outcomes as they arrive."""
+
+    step: int
+    role: str  # ROLE_TRIAL | ROLE_BEST_OOS | ROLE_BASE
+    task: TrialTask
+    part_keys: list[str]
+    trial: Any = None
+    fold: int = -1  # the baseline's fold
+    outcomes: dict[str, TrialOutcome] = field(default_factory=dict)
+
+
+ROLE_TRIAL: Final = "trial"
+ROLE_BEST_OOS: Final = "best_oos"
+ROLE_BASE: Final = "base"
+
+
+class _Walk:
+    """The walk-forward loop's state: per step its study, counts and evaluations; the units in
+    flight; which unit goes next (see the module docstring)."""
+
+    def __init__(self, cfg: SweepConfig, studies: list[Any], executor: Executor) -> None:
+        self.cfg, self.studies, self.executor = cfg, studies, executor
+        n = len(studies)
+        done = [_finished(s) for s in studies]
+        self.finished = [len(d) for d in done]
+        self.failed = [sum(1 for t in d if t.state.name == "FAIL") for d in done]
+        self.inflight = [0] * n  # trials in flight per step
+        self.tuned = [False] * n
+        self.best: list[Any] = [None] * n
+        self.evals: list[dict] = [dict(s.user_attrs.get(STUDY_ATTR_EVALS) or {}) for s in studies]
+        self.base: dict[int, dict] = {}  # fold -> the profile's own parameters' outcome
+        for i, ev in enumerate(self.evals):
+            if "base_is" in ev:
+                self.base[i] = ev["base_is"]
+            if "base_oos" in ev:
+                self.base[i + 1] = ev["base_oos"]
+        self.units: dict[str, _Unit] = {}
+        self.owner: dict[str, str] = {}  # task key -> unit key
+        self.parts_inflight = 0
+        self.ran = self.tasks = 0
+        self.combine_s = 0.0
+        self.last_trial_t: float | None = None
+
+    # -- what runs next ------------------------------------------------------------------------
+    def _mark_tuned(self) -> None:
+        for i, study in enumerate(self.studies):
+            if self.tuned[i] or self.inflight[i] or self.finished[i] < self.cfg.trials:
+                continue
+            self.tuned[i] = True
+            best = self.best[i] = best_trial(study)
+            want = f"best={best.number if best else None}"
+            if self.evals[i].get("_for") != want:  # resumed with another best: judge it afresh
+                self.evals[i] = {k: v for k, v in self.evals[i].items() if k.startswith("base")}
+                self.evals[i]["_for"] = want
+
+    def _next_best_oos(self) -> _Unit | None:
+        for i, done in enumerate(self.tuned):
+            key = f"s{i}/{ROLE_BEST_OOS}"
+            best = self.best[i]
+            if done and best and ROLE_BEST_OOS not in self.evals[i] and key not in self.units:
+                task = _task(self.cfg, key, self.cfg.folds[i + 1], best.params)
+                return self._unit(i, ROLE_BEST_OOS, task)
+        return None
+
+    def _trial_step(self) -> int | None:
+        open_steps = [i for i, done in enumerate(self.tuned) if not done]
+        if self.cfg.steps_in_flight > 0:
+            open_steps = open_steps[: self.cfg.steps_in_flight]
+        want = [i for i in open_steps if self.cfg.trials - self.finished[i] - self.inflight[i] > 0]
+        # fewest in flight first (TPE's liar), then the least advanced (steps progress together)
+        return (
+            min(want, key=lambda i: (self.inflight[i], self.finished[i] + self.inflight[i], i))
+            if want
+            else None
+        )
+
+    def _next_trial(self) -> _Unit | None:
+        while (step := self._trial_step()) is not None:
+            study = self.studies[step]
             t_ask = time.perf_counter()
             trial = study.ask()
-            values = suggest(trial, cfg.space)
+            values = suggest(trial, self.cfg.space)
             _STORAGE_S[0] += time.perf_counter() - t_ask
-            fault = cfg.faults.get((step, trial.number))
+            fault = self.cfg.faults.get((step, trial.number))
             if fault:
                 trial.set_user_attr(ATTR_FAULT, fault)
             key = f"s{step}/t{trial.number}"
             try:
-                executor.submit(_task(cfg, key, fold, values, fault))
+                task = _task(self.cfg, key, self.cfg.folds[step], values, fault)
             except UserError as exc:  # a profile value the schema refuses: this point fails
                 trial.set_user_attr(ATTR_REASON, f"input: {exc}")
                 study.tell(trial, state=_optuna().trial.TrialState.FAIL)
-                remaining -= 1
+                self.finished[step] += 1
+                self.failed[step] += 1
+                self._mark_tuned()
                 continue
-            inflight[key] = trial
-            remaining -= 1
-        if not inflight:
-            return ran
-        for out in executor.wait(POLL_S):
+            self.inflight[step] += 1
+            return self._unit(step, ROLE_TRIAL, task, trial)
+        return None
+
+    def _next_base(self) -> _Unit | None:
+        for k, fold in enumerate(self.cfg.folds):
+            key = f"f{k}/{ROLE_BASE}"
+            if k not in self.base and key not in self.units:
+                unit = self._unit(max(k - 1, 0), ROLE_BASE, _task(self.cfg, key, fold, {}))
+                unit.fold = k
+                return unit
+        return None
+
+    def _unit(self, step: int, role: str, task: TrialTask, trial: Any = None) -> _Unit:
+        parts = split_parts(task)
+        unit = _Unit(step, role, task, [p.key for p in parts], trial)
+        self.units[task.key] = unit
+        for p in parts:
+            self.owner[p.key] = task.key
+            self.executor.submit(p)
+        self.parts_inflight += len(parts)
+        self.tasks += len(parts)
+        return unit
+
+    def fill(self) -> None:
+        """Submit units until every worker has a task (or nothing is left to start)."""
+        self._mark_tuned()
+        while self.parts_inflight < self.executor.workers:
+            if not (self._next_best_oos() or self._next_trial() or self._next_base()):
+                return
+
+    # -- what came back ------------------------------------------------------------------------
+    def arrive(self, out: TrialOutcome) -> _Unit | None:
+        """File a task's outcome; returns its unit when that unit is complete (and recorded)."""
+        unit = self.units[self.owner.pop(out.key)]
+        unit.outcomes[out.key] = out
+        self.parts_inflight -= 1
+        if len(unit.outcomes) < len(unit.part_keys):
+            return None
+        del self.units[unit.task.key]
+        if unit.task.key in unit.outcomes:  # one task ran the whole fold and scored it
+            result = unit.outcomes[unit.task.key]
+        else:
+            t0 = time.perf_counter()
+            result = finish_parts(unit.task, [unit.outcomes[k] for k in unit.part_keys])
+            self.combine_s += time.perf_counter() - t0
+        if unit.role == ROLE_TRIAL:
             t_tell = time.perf_counter()
-            _record(study, inflight.pop(out.key), out)
+            _record(self.studies[unit.step], unit.trial, result)
             _STORAGE_S[0] += time.perf_counter() - t_tell
-            ran += 1
-        report(step, "tune")
+            self.finished[unit.step] += 1
+            self.failed[unit.step] += 0 if result.ok else 1
+            self.inflight[unit.step] -= 1
+            self.ran += 1
+            self.last_trial_t = time.perf_counter()
+        elif unit.role == ROLE_BEST_OOS:
+            self.evals[unit.step][ROLE_BEST_OOS] = _eval_dict(result)
+            self._store(unit.step)
+        else:
+            self.base[unit.fold] = _eval_dict(result)
+            for step, name in ((unit.fold, "base_is"), (unit.fold - 1, "base_oos")):
+                if 0 <= step < len(self.studies):
+                    self.evals[step][name] = self.base[unit.fold]
+                    self._store(step)
+        return unit
 
+    def _store(self, step: int) -> None:
+        self.studies[step].set_user_attr(STUDY_ATTR_EVALS, self.evals[step])
 
-def _evaluate(cfg: SweepConfig, step: int, study: Any, executor: Executor) -> StepResult:
-    """The step's best on the next fold (out of sample) and the profile's own parameters on both."""
-    best = best_trial(study)
-    evals: dict[str, dict] = dict(study.user_attrs.get(STUDY_ATTR_EVALS) or {})
-    want_key = f"best={best.number if best else None}"
-    if evals.get("_for") != want_key:
-        evals = {"_for": want_key}
-    is_fold, oos_fold = cfg.folds[step], cfg.folds[step + 1]
-    tasks = {
-        "base_is": _task(cfg, f"s{step}/base_is", is_fold, {}),
-        "base_oos": _task(cfg, f"s{step}/base_oos", oos_fold, {}),
-    }
-    if best is not None:
-        tasks["best_oos"] = _task(cfg, f"s{step}/best_oos", oos_fold, best.params)
-    todo = {k: t for k, t in tasks.items() if k not in evals}
-    keys = {t.key: k for k, t in todo.items()}
-    for t in todo.values():
-        executor.submit(t)
-    while keys:
-        for out in executor.wait(POLL_S):
-            evals[keys.pop(out.key)] = asdict(out)
-    if best is not None:
-        evals["best_is"] = {
-            "key": f"s{step}/t{best.number}",
-            "ok": True,
-            "values": list(best.values),
-            "kpis": best.user_attrs.get(ATTR_KPIS, {}),
-            "reason": "",
-        }
-    study.set_user_attr(STUDY_ATTR_EVALS, evals)
-    return StepResult(
-        step=step,
-        is_fold=step,
-        oos_fold=step + 1,
-        study_name=study.study_name,
-        best_trial=best.number if best else None,
-        best_params=dict(best.params) if best else {},
-        evaluations={k: v for k, v in evals.items() if not k.startswith("_")},
-    )
+    def step_result(self, step: int) -> StepResult:
+        best, evals = self.best[step], dict(self.evals[step])
+        if best is not None:
+            evals["best_is"] = {
+                "key": f"s{step}/t{best.number}",
+                "ok": True,
+                "values": list(best.values),
+                "kpis": best.user_attrs.get(ATTR_KPIS, {}),
+                "reason": "",
+            }
+        return StepResult(
+            step=step,
+            is_fold=step,
+            oos_fold=step + 1,
+            study_name=self.studies[step].study_name,
+            best_trial=best.number if best else None,
+            best_params=dict(best.params) if best else {},
+            evaluations={k: v for k, v in evals.items() if not k.startswith("_")},
+        )
 
 
 def run_sweep(
@@ -311,7 +434,7 @@ def run_sweep(
     executor: Executor,
     on_progress: Callable[[ProgressInfo], None] | None = None,
 ) -> SweepResult:
-    """Walk forward over ``cfg.folds`` (needs >= 2): tune, evaluate out of sample, next step."""
+    """Walk forward over ``cfg.folds`` (needs >= 2): every step tuned and judged out of sample."""
     if len(cfg.folds) < 2:
         raise UserError("walk-forward needs at least 2 folds (--folds N with N >= 2)")
     if cfg.trials < 1:
@@ -321,19 +444,20 @@ def run_sweep(
     Path(cfg.out).mkdir(parents=True, exist_ok=True)  # the default storage lives there
     t0 = time.perf_counter()
     studies = [open_study(cfg, s) for s in range(steps)]
-    done0 = sum(len(_finished(s)) for s in studies)
-    ran = 0
+    for study in studies:
+        _requeue_interrupted(study)
+    walk = _Walk(cfg, studies, executor)
+    done0 = sum(walk.finished)
 
-    def report(step: int, phase: str) -> None:
+    def report(step: int) -> None:
         if on_progress is None:
             return
-        finished = [t for s in studies for t in _finished(s)]
-        done = len(finished)
-        failed = sum(1 for t in finished if t.state.name == "FAIL")
+        done = sum(walk.finished)
+        failed = sum(walk.failed)
         new = done - done0
-        elapsed = time.perf_counter() - t0
-        eta = elapsed / new * (total - done) if new > 0 else None
+        eta = (time.perf_counter() - t0) / new * (total - done) if new > 0 else None
         best = best_trial(studies[step])
+        tuning = sum(1 for d in walk.tuned if not d)
         on_progress(
             ProgressInfo(
                 step=step,
@@ -344,39 +468,33 @@ def run_sweep(
                 best_value=best.values[0] if best else None,
                 best_params=dict(best.params) if best else {},
                 eta_s=eta,
-                phase=phase,
+                phase="tune" if tuning else "evaluate",
+                steps_tuning=tuning,
             )
         )
 
-    warm_s = warm_cache(cfg) if executor.workers > 1 else 0.0
+    warm_s = executor.warm(_task(cfg, "warm", cfg.folds[0], {}))
     storage0 = _STORAGE_S[0]
-    results = []
-    tune_s = 0.0
-    for step, study in enumerate(studies):
-        report(step, "tune")
-        t_tune = time.perf_counter()
-        ran += _tune(cfg, step, study, executor, report)
-        tune_s += time.perf_counter() - t_tune
-        report(step, "evaluate")
-        results.append(_evaluate(cfg, step, study, executor))
+    t_loop = time.perf_counter()
+    report(0)
+    while True:
+        walk.fill()
+        if not walk.units:
+            break
+        for out in executor.wait(POLL_S):
+            unit = walk.arrive(out)
+            if unit is not None:
+                report(unit.step)
+    tune_end = walk.last_trial_t if walk.last_trial_t is not None else t_loop
     return SweepResult(
         cfg,
-        results,
+        [walk.step_result(s) for s in range(steps)],
         studies,
         time.perf_counter() - t0,
-        ran,
-        tune_s,
+        walk.ran,
+        tune_end - t_loop,
         driver_s=_STORAGE_S[0] - storage0,
         warm_s=warm_s,
+        tasks_run=walk.tasks,
+        combine_s=walk.combine_s,
     )
-
-
-def warm_cache(cfg: SweepConfig) -> float:
-    """Run the trial loop once on a small slice here, so the on-disk JIT cache is written before
-    K workers start: otherwise, on a cold cache, every worker compiles the same code at once."""
-    from mmbot.sweep.folds import load_fold_arrays
-    from mmbot.sweep.trial import warm_up
-
-    part = cfg.folds[0].parts[0]
-    events = load_fold_arrays(Fold(0, (part,)))[0]
-    return warm_up(_task(cfg, "warm", cfg.folds[0], {}), events)

@@ -1,5 +1,6 @@
 """Where trials run: inline, in local worker processes, or as Ray tasks. One small interface.
 
+``warm(task)`` loads (or compiles) the trial loop where trials will run, before the first trial;
 ``submit(task)`` hands a ``TrialTask`` over; ``wait(timeout_s)`` returns the outcomes finished
 since (at least one unless the timeout passes). The sweep driver is the only process that talks to
 the study storage: executors only compute, so K workers or a thousand Ray tasks never contend for
@@ -7,26 +8,54 @@ the database.
 
 - ``InlineExecutor``: runs each task in this process when waited on (``--workers 1``).
 - ``ProcessExecutor``: ``--workers K`` spawned processes. They share the package's on-disk JIT
-  cache (``mmbot.jitcache``), so only the first process ever compiles; each loads a fold from its
-  ``.npy`` once and keeps it while the sweep stays on that fold.
-- ``RayExecutor``: ``--ray ADDRESS|auto|local``. Each fold's arrays go into the object store once
-  (``ray.put``) and tasks take references, so a cluster's nodes fetch a fold once per node from
-  the object store instead of needing a shared file system.
+  cache (``mmbot.jitcache``: one directory per source digest under ``<package>/__pycache__``, or
+  the JIT cache directory the environment names);
+  ``warm`` compiles into it in the driver first, so on a cold cache one process compiles, not K.
+  Each worker loads a fold part from its ``.npy`` once and keeps it (``trial.FOLD_CACHE_BYTES``).
+- ``RayExecutor``: ``--ray local|auto|ADDRESS``. Each fold part's array goes into the object store
+  once (``ray.put``) and tasks take references, so a cluster's nodes fetch a part once per node
+  from the object store instead of needing a shared file system. The JIT cache is per node (each
+  node's mmbot install has its own cache directory, keyed by the same source digest): ``warm``
+  runs one warm-up task pinned to every node, so each node compiles (or loads its cache) once
+  before its workers start trials, instead of every worker of a cold node compiling at once.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import logging
 import multiprocessing
+import time
 from collections import deque
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
+
+import numpy as np
 
 from mmbot.errors import UserError
-from mmbot.sweep.trial import TrialOutcome, TrialTask, run_trial, run_trial_shipped
+from mmbot.sweep.trial import (
+    WARM_EVENTS,
+    TrialOutcome,
+    TrialTask,
+    run_trial,
+    run_trial_shipped,
+    warm_up,
+)
+
+RAY_LOCAL: Final = "local"
+LOOPBACK: Final = "127.0.0.1"
+
+
+def _warm_slice(task: TrialTask) -> np.ndarray:
+    """The first WARM_EVENTS events of the task's first part (a private, writable copy: the
+    compiled loop is typed for writable arrays)."""
+    events = np.load(task.fold.parts[0].path, mmap_mode="r", allow_pickle=False)
+    return np.array(events[:WARM_EVENTS])
 
 
 class Executor(Protocol):
     workers: int
+
+    def warm(self, task: TrialTask) -> float: ...
 
     def submit(self, task: TrialTask) -> None: ...
 
@@ -40,6 +69,9 @@ class InlineExecutor:
 
     def __init__(self) -> None:
         self._queue: deque[TrialTask] = deque()
+
+    def warm(self, task: TrialTask) -> float:
+        return 0.0  # the first trial loads the loop here (its compile_s shows the cost)
 
     def submit(self, task: TrialTask) -> None:
         self._queue.append(task)
@@ -60,6 +92,11 @@ class ProcessExecutor:
             max_workers=workers, mp_context=multiprocessing.get_context("spawn")
         )
         self._futures: set[cf.Future] = set()
+
+    def warm(self, task: TrialTask) -> float:
+        """Compile (or load) the loop here, so the workers (same machine, same cache directory)
+        find it on disk instead of K of them compiling it at once."""
+        return warm_up(task, _warm_slice(task))
 
     def submit(self, task: TrialTask) -> None:
         self._futures.add(self._pool.submit(run_trial, task))
@@ -87,17 +124,30 @@ def _import_ray() -> Any:
     return ray
 
 
+def _warm_on_node(task: TrialTask, events: np.ndarray) -> tuple[str, float]:
+    """A Ray task: warm the loop in this node's cache; (node id, seconds)."""
+    import ray
+
+    t0 = time.perf_counter()
+    warm_up(task, np.array(events))
+    return ray.get_runtime_context().get_node_id(), time.perf_counter() - t0
+
+
 class RayExecutor:
     """Trials as Ray tasks (one CPU each). ``address``: 'local' starts a private Ray on this
-    machine (no network), 'auto' joins the cluster this machine belongs to, else a cluster
-    address ('ray://HEAD:10001' or 'HEAD:6379')."""
+    machine (loopback only, no dashboard: no network), 'auto' joins the cluster this machine
+    belongs to (``ray start``), else a cluster address ('ray://HEAD:10001' or 'HEAD:6379')."""
 
     def __init__(self, address: str, workers: int | None = None) -> None:
         ray = _import_ray()
         self._ray = ray
-        kwargs: dict[str, Any] = {"ignore_reinit_error": True, "log_to_driver": False}
-        if address == "local":
-            kwargs["include_dashboard"] = False
+        kwargs: dict[str, Any] = {
+            "ignore_reinit_error": True,
+            "log_to_driver": False,
+            "logging_level": logging.WARNING,
+        }
+        if address == RAY_LOCAL:
+            kwargs.update(include_dashboard=False, _node_ip_address=LOOPBACK)
             if workers:
                 kwargs["num_cpus"] = workers
         else:
@@ -105,19 +155,44 @@ class RayExecutor:
         try:
             ray.init(**kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise UserError(f"--ray {address}: cannot start or join Ray: {exc}") from None
+            hint = (
+                " (start one with `ray start --head`, or use --ray local)"
+                if address == "auto"
+                else ""
+            )
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"--ray {address}: cannot start or join Ray: {first}{hint}") from None
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._remote = ray.remote(num_cpus=1, max_retries=0)(run_trial_shipped)
         self._refs: dict[Any, str] = {}
-        self._fold_refs: dict[int, list[Any]] = {}
+        self._part_refs: dict[str, Any] = {}
+        self.node_warm_s: dict[str, float] = {}
+
+    def warm(self, task: TrialTask) -> float:
+        """One warm-up task pinned to every alive node with CPUs; the slowest node's seconds."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        ray = self._ray
+        events = ray.put(_warm_slice(task))
+        warm = ray.remote(num_cpus=1, max_retries=0)(_warm_on_node)
+        nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU")]
+        refs = [
+            warm.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=n, soft=False)
+            ).remote(task, events)
+            for n in nodes
+        ]
+        self.node_warm_s = dict(ray.get(refs))
+        return max(self.node_warm_s.values(), default=0.0)
 
     def _arrays(self, task: TrialTask) -> list[Any]:
-        from mmbot.sweep.folds import load_fold_arrays
-
-        refs = self._fold_refs.get(task.fold.index)
-        if refs is None:
-            refs = [self._ray.put(a) for a in load_fold_arrays(task.fold)]
-            self._fold_refs[task.fold.index] = refs
+        refs = []
+        for i in task.parts:
+            path = task.fold.parts[i].path
+            ref = self._part_refs.get(path)
+            if ref is None:
+                ref = self._part_refs[path] = self._ray.put(np.load(path, allow_pickle=False))
+            refs.append(ref)
         return refs
 
     def submit(self, task: TrialTask) -> None:
@@ -141,13 +216,13 @@ class RayExecutor:
         for ref in self._refs:
             self._ray.cancel(ref, force=True)
         self._refs.clear()
-        self._fold_refs.clear()
+        self._part_refs.clear()
         self._ray.shutdown()
 
 
 def make_executor(workers: int, ray_address: str | None) -> Executor:
     if ray_address:
-        return RayExecutor(ray_address, workers if ray_address == "local" else None)
+        return RayExecutor(ray_address, workers if ray_address == RAY_LOCAL else None)
     if workers < 1:
         raise UserError(f"--workers {workers}: must be >= 1")
     return InlineExecutor() if workers == 1 else ProcessExecutor(workers)

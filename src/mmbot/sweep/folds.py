@@ -205,8 +205,3 @@ def capture_folds(
         for i, w in enumerate(_cut(events, n_folds, tick)):
             windows[i].append((w, sym, tick, lot, fmt))
     return _write(folder, digest, spec, windows), label
-
-
-def load_fold_arrays(fold: Fold) -> list[np.ndarray]:
-    """The fold's event arrays, read into (writable) memory."""
-    return [np.load(p.path, allow_pickle=False) for p in fold.parts]

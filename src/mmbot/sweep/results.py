@@ -7,8 +7,9 @@ profile's baseline, in and out of sample): columns ``step``, ``fold``, ``sample`
 parameter, the KPI columns (``mmbot.sweep.objective.KPI_KEYS`` and the objectives) and the cost
 split (``load_s``, ``compile_s``, ``sim_s``, ``audit_s``).
 
-Chosen files: ``chosen_overrides.json`` holds the knobs in the runtime-overrides format
-(``--overrides`` of backtest/paper/live, ``$MM_RUNTIME_OVERRIDES_JSON`` for the soak);
+Chosen files: ``chosen_overrides.json`` holds the knobs and quoter parameters (``param.NAME``) in
+the runtime-overrides format (``--overrides`` of backtest/paper/live,
+``$MM_RUNTIME_OVERRIDES_JSON`` for the soak);
 ``chosen_profile.json`` (when profile fields were searched) a full profile for ``--profile``;
 ``chosen_params.json`` (when quoter parameters were searched) NAME -> value for ``--param``.
 """
@@ -21,6 +22,7 @@ from typing import Any, Final
 
 import polars as pl
 
+from mmbot import knobs
 from mmbot.sweep.driver import (
     ATTR_FAULT,
     ATTR_INTERRUPTED,
@@ -179,8 +181,10 @@ def write_chosen(res: SweepResult, out: Path) -> dict[str, Path]:
         return {}
     applied = apply_values(params, cfg.space, cfg.profile)
     written: dict[str, Path] = {}
-    if cfg.space.by_route(ROUTE_KNOB):
-        path = dump_json(applied.knobs, out / "chosen_overrides.json")
+    qp = {**cfg.fixed_params, **applied.quoter_params}
+    if cfg.space.by_route(ROUTE_KNOB) or cfg.space.by_route(ROUTE_QUOTER):
+        ovr = {**applied.knobs, **{knobs.quoter_knob_name(k): v for k, v in qp.items()}}
+        path = dump_json(ovr, out / "chosen_overrides.json")
         load_overrides(path)  # the file must be one the other commands accept
         written["overrides"] = path
     if cfg.space.by_route(ROUTE_PROFILE):
@@ -189,7 +193,6 @@ def write_chosen(res: SweepResult, out: Path) -> dict[str, Path]:
         prof["description"] = f"{cfg.profile.name} with the fields chosen by mmbot sweep"
         written["profile"] = dump_json(prof, out / "chosen_profile.json")
     if cfg.space.by_route(ROUTE_QUOTER) or cfg.fixed_params:
-        qp = {**cfg.fixed_params, **applied.quoter_params}
         written["params"] = dump_json(qp, out / "chosen_params.json")
     return written
 
@@ -205,6 +208,15 @@ def write_results(res: SweepResult, out: Path) -> dict[str, Any]:
     summ = summary(res)
     summ["files"] = {k: str(v) for k, v in write_chosen(res, out).items()}
     summ["cost"] = cost_split(table)
+    summ["run"] = {
+        "trials_run": res.trials_run,
+        "tasks_run": res.tasks_run,
+        "tune_s": res.tune_s,
+        "wall_s": res.wall_s,
+        "warm_s": res.warm_s,
+        "driver_s": res.driver_s,
+        "combine_s": res.combine_s,
+    }
     dump_json(summ, out / SUMMARY_FILE)
     write_html(res, table, summ, out / "sweep_report.html")
     return summ

@@ -18,7 +18,9 @@ A space file maps parameter names to a range or a list of choices::
   rebate corner, not a better quoter;
 - a quoter parameter, ``param.NAME``: passed to the strategy's quoter through
   ``RunSettings.params`` (``apply_quoter_params``); the command checks NAME against the quoter's
-  ``PARAMS`` before the sweep starts.
+  ``PARAMS`` before the sweep starts. A quoter parameter that is a tunable knob
+  (``mmbot.knobs.QUOTER_KNOB_LIMITS``) is range-checked against its limits like a runtime knob (an
+  overrides file clamps it there) and sampled as an integer when the knob is one.
 """
 
 from __future__ import annotations
@@ -127,9 +129,8 @@ def _parse_one(name: str, body: Any, source: str) -> ParamSpec:
         if route == ROUTE_QUOTER:  # a quoter's parameters are numbers (its f8 record)
             for c in choices:
                 _number(c, f"{where}: choice")
-        if route == ROUTE_KNOB:
-            for c in choices:
-                _check_knob(name, _number(c, f"{where}: choice"), where)
+        for c in choices:
+            _check_knob(name, c, where)
         return ParamSpec(name, route, choices=tuple(choices))
     unknown = keys - _RANGE_KEYS
     if unknown:
@@ -139,7 +140,7 @@ def _parse_one(name: str, body: Any, source: str) -> ParamSpec:
     low = _number(body["low"], f"{where}: low")
     high = _number(body["high"], f"{where}: high")
     log = bool(body.get("log", False))
-    integer = bool(body.get("int", False)) or (route == ROUTE_KNOB and name in knobs.INTEGER_KNOBS)
+    integer = bool(body.get("int", False)) or knobs.is_integer_knob(name)
     step = _number(body["step"], f"{where}: step") if "step" in body else None
     if not low < high:
         raise UserError(f"{where}: low {low:g} must be below high {high:g}")
@@ -147,14 +148,18 @@ def _parse_one(name: str, body: Any, source: str) -> ParamSpec:
         raise UserError(f"{where}: a log range needs low > 0, got {low:g}")
     if step is not None and (step <= 0 or log):
         raise UserError(f"{where}: step must be > 0 and cannot be combined with log")
-    if route == ROUTE_KNOB:
-        _check_knob(name, low, where)
-        _check_knob(name, high, where)
+    _check_knob(name, low, where)
+    _check_knob(name, high, where)
     return ParamSpec(name, route, low, high, log=log, integer=integer, step=step)
 
 
-def _check_knob(name: str, value: float, where: str) -> None:
-    lo, hi = knobs.RUNTIME_LIMITS[name]
+def _check_knob(name: str, value: Any, where: str) -> None:
+    """A knob's (runtime or quoter) value inside the knob's limits; other parameters pass."""
+    limits = knobs.knob_limits(name)
+    if limits is None:
+        return
+    lo, hi = limits
+    value = _number(value, f"{where}: choice")
     if not lo <= value <= hi:
         raise UserError(
             f"{where}: {value:g} is outside the knob's limits [{lo:g}, {hi:g}] "
@@ -173,6 +178,19 @@ def parse_space(raw: Any, source: str) -> Space:
         raise UserError(f"{source}: expected a non-empty mapping of parameter -> range or choices")
     params = tuple(_parse_one(str(name), body, source) for name, body in raw.items())
     return Space(params, source)
+
+
+def default_space(strategy: str) -> Space:
+    """The six runtime knobs and the quoter's tunable parameters (``param.NAME``,
+    ``mmbot.knobs.QUOTER_KNOBS``), each over its limits: what the soak's auto-tuner may move,
+    searched freely. ``strategy`` is the quoter spec (a quoter without tunable knobs: the six)."""
+    limits = {**knobs.RUNTIME_LIMITS, **knobs.tunable_quoter_knobs(strategy)}
+    raw = {k: {"low": lo, "high": hi} for k, (lo, hi) in limits.items()}
+    extra = len(limits) - len(knobs.RUNTIME_LIMITS)
+    what = (
+        f"the six knobs and {strategy}'s {extra} tunable parameters" if extra else "the six knobs"
+    )
+    return parse_space(raw, f"default space ({what} over their limits)")
 
 
 def load_space(path: str | Path) -> Space:
