@@ -1,7 +1,9 @@
 """`mmbot sweep` benchmark: the 64-trial x 2-fold walk-forward on the synthetic market (in-sample
 and out-of-sample figures of the chosen parameters, their gap), trials/hour with 1 and 2 local
-workers and with Ray on this machine, the per-trial cost split (data loading, compile, simulation,
-audit) and the cold compile of the trial loop (empty JIT cache). Figures feed docs/sweep.md.
+workers and with Ray on this machine (the load average beside each row: the machine is shared),
+the per-trial cost split (data loading, compile, simulation, audit), a fold of two symbols run as
+one task per (trial, symbol) (records shipped back, the driver's combine), and the cold compile of
+the trial loop (empty JIT cache). Figures feed docs/sweep.md.
 
     python bench/bench_sweep.py [--trials 64] [--hours 2] [--scaling-trials 16] [--no-ray] [--no-cold]
 """
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -23,9 +26,9 @@ import polars as pl
 from mmbot.config import load_profile
 from mmbot.sweep.driver import SweepConfig, run_sweep
 from mmbot.sweep.executors import InlineExecutor, ProcessExecutor, RayExecutor
-from mmbot.sweep.folds import synthetic_folds
+from mmbot.sweep.folds import Fold, synthetic_folds
 from mmbot.sweep.results import TIMING_COLUMNS, results_table, write_results
-from mmbot.sweep.space import parse_space
+from mmbot.sweep.space import default_space, parse_space
 
 SPACE = {
     "base_spread_bps_delta": {"low": 0.0, "high": 0.6},
@@ -38,12 +41,24 @@ SPACE = {
 }
 
 
+# --strategy: the quoter every trial runs; with --default-space its space is `mmbot sweep`'s default
+# (the six knobs and the quoter's tunable parameters) instead of SPACE
+QUOTER = {"strategy": "glft", "default_space": False}
+
+
+def _space():
+    if QUOTER["default_space"]:
+        return default_space(str(QUOTER["strategy"]))
+    return parse_space(SPACE, "bench space")
+
+
 def _cfg(out: Path, folds, trials: int, seed: int) -> SweepConfig:
     return SweepConfig(
         out=out,
         folds=folds,
         market_label="synthetic:default",
-        space=parse_space(SPACE, "bench space"),
+        space=_space(),
+        strategy=str(QUOTER["strategy"]),
         profile=load_profile("S1"),
         objectives=("net_bps_before_rebates",),
         trials=trials,
@@ -109,6 +124,20 @@ def walk_forward(root: Path, folds, trials: int, workers: int) -> None:
         print(line)
 
 
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _executor(workers: int, ray: str | None):
+    if ray:
+        return RayExecutor(ray, workers)
+    return InlineExecutor() if workers == 1 else ProcessExecutor(workers)
+
+
+def _split(t: pl.DataFrame) -> str:
+    return "  ".join(f"{c[:-2]} {t[c].mean():.3f} s" for c in TIMING_COLUMNS)
+
+
 def scaling(root: Path, folds, trials: int, use_ray: bool) -> None:
     kinds = [("1 local worker", 1, None), ("2 local workers", 2, None)]
     if use_ray:
@@ -117,15 +146,13 @@ def scaling(root: Path, folds, trials: int, use_ray: bool) -> None:
         f"scaling: {trials} trials on fold 0 ({folds[0].hours:.2f} h, {folds[0].parts[0].events:,} events)"
     )
     print(
-        f"  {'executor':<22} {'tune s':>8} {'trials/hour':>12} {'startup s':>10} "
-        f"{'warm s':>7} {'driver ms/trial':>16}"
+        f"  {'executor':<20} {'tune s':>7} {'trials/hour':>11} {'startup s':>9} "
+        f"{'warm s':>6} {'driver ms/trial':>15}  load avg 1/5/15 min (before -> after)"
     )
     for label, workers, ray in kinds:
+        before = _load()
         t0 = time.perf_counter()
-        if ray:
-            ex = RayExecutor("local", workers)
-        else:
-            ex = InlineExecutor() if workers == 1 else ProcessExecutor(workers)
+        ex = _executor(workers, ray)
         startup = time.perf_counter() - t0
         try:
             res = run_sweep(_cfg(root / f"scale_{workers}_{ray or 'proc'}", folds, trials, 2), ex)
@@ -134,14 +161,45 @@ def scaling(root: Path, folds, trials: int, use_ray: bool) -> None:
         rate = res.trials_run / res.tune_s * 3600
         per = res.driver_s / max(res.trials_run, 1) * 1e3
         print(
-            f"  {label:<22} {res.tune_s:>8.1f} {rate:>12.0f} {startup:>10.1f} "
-            f"{res.warm_s:>7.1f} {per:>16.1f}"
+            f"  {label:<20} {res.tune_s:>7.1f} {rate:>11.0f} {startup:>9.1f} "
+            f"{res.warm_s:>6.2f} {per:>15.1f}  {before} -> {_load()}"
         )
         t = results_table(res).filter(pl.col("role") == "trial")
-        print(
-            "    mean per trial: "
-            + "  ".join(f"{c[:-2]} {t[c].mean():.3f} s" for c in TIMING_COLUMNS)
-        )
+        first, later = t.filter(pl.col("compile_s") > 0), t.filter(pl.col("compile_s") == 0)
+        if first.height:
+            print(f"    first trial of a worker (n={first.height}): {_split(first)}")
+        if later.height:
+            print(f"    later trials (n={later.height}): {_split(later)}")
+
+
+def two_symbols(root: Path, hours: float, trials: int) -> None:
+    """A fold of two symbols (two independently seeded synthetic markets): one task per (trial,
+    symbol); what the parts ship back and what the driver spends combining them."""
+    a, _ = synthetic_folds("synthetic", hours, 2, 1, root / "folds")
+    b, _ = synthetic_folds("synthetic", hours, 2, 2, root / "folds_b")
+    folds = [
+        Fold(i, (replace(fa.parts[0], symbol="SYNTH_A"), replace(fb.parts[0], symbol="SYNTH_B")))
+        for i, (fa, fb) in enumerate(zip(a, b, strict=True))
+    ]
+    ex = ProcessExecutor(2)
+    before = _load()
+    try:
+        res = run_sweep(_cfg(root / "two_symbols", folds, trials, 3), ex)
+    finally:
+        ex.close()
+    t = results_table(res).filter(pl.col("role") == "trial")
+    print(
+        f"two symbols per fold ({sum(p.events for p in folds[0].parts):,} events in fold 0), "
+        f"2 local workers, {trials} trials: {res.tasks_run} executor tasks, tuning {res.tune_s:.1f} s "
+        f"({res.trials_run / res.tune_s * 3600:.0f} trials/hour); load avg {before} -> {_load()}"
+    )
+    print(f"  per trial (sum of its 2 parts): {_split(t)}")
+    print(
+        f"  records shipped back per trial {t['records_bytes'].mean() / 1e6:.2f} MB "
+        f"({t['records_bytes'].mean() / t['events'].mean():.1f} bytes per event); driver combine "
+        f"{res.combine_s / max(res.trials_run, 1) * 1e3:.0f} ms per trial "
+        f"(included in audit above)"
+    )
 
 
 COLD_SNIPPET = """
@@ -181,14 +239,19 @@ def main() -> int:
     ap.add_argument("--no-ray", action="store_true")
     ap.add_argument("--no-cold", action="store_true")
     ap.add_argument("--no-walk-forward", action="store_true")
+    ap.add_argument("--two-symbol-trials", type=int, default=8)
+    ap.add_argument("--strategy", default="glft")
+    ap.add_argument("--default-space", action="store_true")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    QUOTER.update(strategy=args.strategy, default_space=args.default_space)
+    print(f"quoter {args.strategy}; space: {_space().source}; {', '.join(_space().names)}")
     root = args.out or Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     t0 = time.perf_counter()
     folds, _ = synthetic_folds("synthetic", args.hours, 2, 1, root / "folds")
     print(
         f"folds: 2 x {folds[0].hours:.2f} h synthetic ({sum(p.events for f in folds for p in f.parts):,} events), "
-        f"made in {time.perf_counter() - t0:.1f} s; cores {os.cpu_count()}"
+        f"made in {time.perf_counter() - t0:.1f} s; cores {os.cpu_count()}; load avg {_load()}"
     )
     if not args.no_walk_forward:
         walk_forward(root, folds, args.trials, args.workers)
@@ -197,6 +260,8 @@ def main() -> int:
         if not use_ray and not args.no_ray:
             print("ray not installed (pip install 'mmbot[ray]'): Ray row skipped")
         scaling(root, folds, args.scaling_trials, use_ray)
+    if args.two_symbol_trials:
+        two_symbols(root, args.hours, args.two_symbol_trials)
     if not args.no_cold:
         cold_compile(folds)
     print(f"outputs in {root}")

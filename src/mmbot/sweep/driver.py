@@ -224,7 +224,8 @@ def _task(cfg: SweepConfig, key: str, fold: Fold, values: Mapping[str, Any], fau
 
 def _record(study: Any, trial: Any, out: TrialOutcome) -> None:
     optuna = _optuna()
-    timing = {k: getattr(out, k) for k in ("load_s", "compile_s", "sim_s", "audit_s", "events")}
+    keys = ("load_s", "compile_s", "sim_s", "audit_s", "events", "records_bytes")
+    timing = {k: getattr(out, k) for k in keys}
     timing["worker"] = out.worker
     trial.set_user_attr(ATTR_TIMING, timing)
     if out.ok:

@@ -5,7 +5,8 @@ The table has one row per (step, trial) in sample plus the evaluations (the step
 profile's baseline, in and out of sample): columns ``step``, ``fold``, ``sample`` (is|oos),
 ``role`` (trial|best|baseline), ``trial``, ``state``, ``fail_reason``, one ``p.<name>`` column per
 parameter, the KPI columns (``mmbot.sweep.objective.KPI_KEYS`` and the objectives) and the cost
-split (``load_s``, ``compile_s``, ``sim_s``, ``audit_s``).
+split (``load_s``, ``compile_s``, ``sim_s``, ``audit_s``; ``records_bytes``: the records a trial's
+part tasks shipped back to the driver, 0 when one task ran the whole fold).
 
 Chosen files: ``chosen_overrides.json`` holds the knobs and quoter parameters (``param.NAME``) in
 the runtime-overrides format (``--overrides`` of backtest/paper/live,
@@ -57,6 +58,7 @@ def _row(base: dict, params: dict, names: tuple[str, ...], kpis: dict, timing: d
     for k in TIMING_COLUMNS:
         row[k] = float(timing.get(k, math.nan))
     row["events"] = int(timing.get("events", 0) or 0)
+    row["records_bytes"] = int(timing.get("records_bytes", 0) or 0)
     row["worker"] = str(timing.get("worker", ""))
     return row
 
