@@ -73,6 +73,7 @@ ABLATION = [
     ("no fair value", {"fv_on": 0.0}),
     ("no inventory skew", {"skew_on": 0.0}),
     ("skew moves the centre", {"skew_widen_only": 0.0}),
+    ("no reducing bonus", {"skew_reduce_ratio": 0.0}),
     ("no fee in the floors", {"fee_on": 0.0}),
     ("one level", {"n_levels": 1.0}),
     ("no sticky requotes", {"requote_tol_ratio": 0.0}),

@@ -203,3 +203,34 @@ def test_second_level_is_sent_in_the_same_wake_as_the_first() -> None:
     blocked_mi = a[(a["kind"] == ACT_BLOCKED) & (a["reason"] == REASON_MIN_INTERVAL)]
     assert not (blocked_mi["local_ts"] == first_ts).any()
     assert len(r.fills) > 0
+
+
+def test_a_large_position_is_unwound_at_a_shallower_depth_where_markouts_cost_little() -> None:
+    """Buy sweeps: 40 reach 1.2 bps and the mid runs 1.5 bps on, 10 reach 6 bps and it runs 4 bps
+    on. Flat, the ask sits at 5 bps (the only depth that earns); long at least reduce_min_ratio
+    of the limit, a reducing fill is worth part of the skew and the ask comes in to 1 bps, where
+    fifty sweeps a period reach it; below that position, or with the bonus off, it stays."""
+    p = _params(max_position_qty=0.2)
+    base = dict(warmup_s=0.0, warmup_trades=0, fv_on=0.0, as_on=0.0, mk_prior_n=1.0, skew_coef=12.0)
+    qp = _qparams(**base)
+    qp_off = _qparams(**base, skew_reduce_ratio=0.0)
+    st = ad.new_state(p, qp)
+    now = NOW
+    for i in range(50):
+        deep = i % 5 == 0
+        now = _sweep_and_mature(
+            st, p, qp, now, +1, 300.0 if deep else 60.0, 200.0 if deep else 75.0
+        )
+    ask_bps = {}
+    for label, q_params, pos in (
+        ("flat", qp, 0.0),
+        ("small", qp, 0.04),
+        ("large", qp, 0.06),
+        ("large_off", qp_off, 0.06),
+    ):
+        q = _quote(st.copy(), p, q_params, _view(now, pos=pos))
+        ask_bps[label] = (q["ask_px"][0] - 50_000.0) / 5.0
+    assert ask_bps["flat"] == pytest.approx(5.0, abs=0.05)
+    assert ask_bps["small"] == pytest.approx(ask_bps["flat"], abs=0.05)  # 4 of 20 orders: < 0.25
+    assert ask_bps["large_off"] == pytest.approx(ask_bps["flat"], abs=0.05)
+    assert ask_bps["large"] == pytest.approx(1.0, abs=0.05)
