@@ -52,6 +52,10 @@ from mmbot.strategy.glft import SWEEP_GAP_NS  # noqa: F401  (re-exported: the li
 from mmbot.strategy.params import fee_choice, make_params
 from mmbot.strategy.registry import DEFAULT_QUOTER, make_qparams, resolve
 
+# the guard state a run can start from and reports at its end (``RunSettings.start_guard``, meta
+# ``guards.carry_out``): the kill-switch latch, the drawdown stop's equity peak and its pause
+GUARD_CARRY_FIELDS = ("killed", "peak_pnl", "has_peak", "dd_until_ns")
+
 # our working orders (two per level) plus orders whose last responses are still travelling: a few
 # spare slots keep the venue's per-slot scans short
 MAX_ORDER_SLOTS = 24
@@ -76,7 +80,10 @@ class RunSettings:
     ``start_position_qty`` / ``start_cash``: the account the run starts from (a soak chunk
     continuing the previous one's; ``mmbot.sim.VenueConfig``): the quoter and guards see that
     position from the first wake, and the audit marks it at the run's start mid
-    (meta ``initial_position_qty``, ``initial_equity``).
+    (meta ``initial_position_qty``, ``initial_equity``). The guards see the run's equity: cash
+    plus the position at mid, so ``start_cash`` also carries PnL made before the run (a soak's).
+    ``start_guard``: guard state to start from (`GUARD_CARRY_FIELDS`; a soak chunk continuing the
+    previous one's kill-switch latch and drawdown peak; None: fresh).
     """
 
     strategy: str | None = None
@@ -99,6 +106,7 @@ class RunSettings:
     fee_tier: str | None = None
     start_position_qty: float = 0.0
     start_cash: float = 0.0
+    start_guard: Mapping[str, float] | None = None
     # the price orders are sized from (``order_notional``) and the near band is measured at; None:
     # the median price of the events' first rows (meta ``ref_px``)
     ref_px: float | None = None
@@ -273,6 +281,10 @@ def run(
     v = sim.make_venue(events, cfg)
     qstate = quoter.new_state(params, qparams)
     guard_state = guards.new_guard_state(params)
+    for name, value in (settings.start_guard or {}).items():
+        if name not in GUARD_CARRY_FIELDS:
+            raise ValueError(f"start_guard: {name!r} is not one of {GUARD_CARRY_FIELDS}")
+        guard_state[name] = value
     view = new_market_view()
     own = new_own_orders()
     oids = np.zeros(len(own), np.int64)
@@ -377,6 +389,9 @@ def run(
             "blocked": blocked,
             "killed": bool(g["killed"]),
             "drawdown_stops": int(g["n_dd_stops"]),
+            "carry_out": {k: g[k].item() for k in GUARD_CARRY_FIELDS},
+            "max_loss": float(p["max_loss"]),  # settle coin, as the guards compare them
+            "max_drawdown": float(p["max_drawdown"]),
         },
         "loop": {
             "wakes": int(counters[wk.C_WAKES]),

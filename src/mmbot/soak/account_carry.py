@@ -7,10 +7,14 @@ each chunk's venue starts holding the position the previous chunk ended with, bo
 chunk's final mid (``RunSettings.start_position_qty``; ``start_cash`` = minus its value there),
 so the quoter and guards see it from their first wake, as in one continuous run, and orders keep
 the size the first chunk gave them (a chunk would otherwise size them from its own median price).
-The chunk's realized PnL and fees start at zero: the guards' PnL (``max_loss`` kill switch,
-drawdown peak) is the chunk's, as it was when chunks started flat. A continuous run's would be the
-soak's: on the demo the kill switch then latches in the first iteration and the tuner has nothing
-left to tune (iterations 3 and 6 without a fill), so that is kept as a stated seam.
+
+The guards see the soak's figures, as in one continuous run: each chunk's cash also holds the
+PnL the soak made before it (``equity``: the venue's equity at the previous chunk's end), so the
+``max_loss`` kill switch, the drawdown stop and the spot balance check compare the soak's
+cumulative PnL with their limits; the kill-switch latch, the drawdown stop's equity peak and its
+pause carry over (``guards``, `mmbot.backtest.GUARD_CARRY_FIELDS`). Funding is charged by the audit
+after a run, so the guards do not see it (in one backtest run neither). A soak stops after the
+chunk in which the kill switch latched (`mmbot.soak.limits`).
 
 The audit marks the carried position at the chunk's start mid (meta ``initial_position_qty``,
 ``initial_equity``): its move over the chunk is in that chunk's inventory term, and the chunks'
@@ -23,7 +27,7 @@ those in (end of the window paid so far, end of its own window].
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mmbot.audit.decompose import final_mid
@@ -47,14 +51,27 @@ class AccountCarry:
     seam_pnl: float = 0.0  # sum over seams of position x (V(start mid) - V(previous final mid))
     # the price the first chunk sized its orders from: a continuous run sizes them once
     ref_px: float | None = None
+    equity: float = 0.0  # the soak's PnL at the previous chunk's end, as its venue marked it
+    guards: dict = field(default_factory=dict)  # guard state the next chunk starts from
 
     def settings(self, settings: Any) -> Any:
         """``settings`` (a ``RunSettings``) starting from this account."""
-        out = replace(settings, start_position_qty=self.position_qty, start_cash=self.cash())
+        out = replace(
+            settings,
+            start_position_qty=self.position_qty,
+            start_cash=self.equity + self.cash(),
+            start_guard=dict(self.guards) or None,
+        )
         return out if self.ref_px is None else replace(out, ref_px=self.ref_px)
 
+    @property
+    def killed(self) -> bool:
+        """The kill switch latched in an earlier chunk."""
+        return bool(self.guards.get("killed"))
+
     def cash(self) -> float:
-        """The chunk's starting cash: the carried position bought at its last mark."""
+        """What the carried position cost, bought at its last mark (the chunk's starting cash
+        besides the soak's PnL so far)."""
         return -self.position_qty * self.mark_value if self.position_qty != 0.0 else 0.0
 
     def funding_window(self, window_end_ns: int) -> tuple[int, int]:
@@ -80,6 +97,8 @@ class AccountCarry:
             "start_mid_px": start_mid if math.isfinite(start_mid) else None,
             "seam_pnl": seam,
             "funding_from_ns": self.funded_to_ns,
+            "soak_pnl": self.equity,
+            "guards": dict(self.guards),
         }
 
     def end(self, res: Any, window_end_ns: int) -> None:
@@ -89,5 +108,8 @@ class AccountCarry:
         ok = math.isfinite(self.mark_px) and self.mark_px > 0
         self.mark_value = spec_from_meta(res.meta).value(self.mark_px) if ok else 0.0
         self.funded_to_ns = int(window_end_ns)
+        equity = float(res.meta["sim_equity"])
+        self.equity = equity if math.isfinite(equity) else self.equity  # no mid at the end: kept
+        self.guards = dict(res.meta["guards"]["carry_out"])
         if self.ref_px is None:
             self.ref_px = float(res.meta["ref_px"])

@@ -52,7 +52,9 @@ def run_iteration(
     Each chunk starts from the book and the position the previous one left:
     ``account`` (a soak's, advanced here in place; None: flat from ``start_ns``). With
     ``close_end`` the last chunk's end position is closed at taker cost, booked
-    (`mmbot.soak.closeout`): a soak does so at its very end only.
+    (`mmbot.soak.closeout`): a soak does so at its very end only. The guards see the account's
+    figures (the soak's PnL, `AccountCarry`): once the kill switch has latched, no further chunk
+    runs and the last one's position is closed (the soak stops there, `mmbot.soak.limits`).
 
     Events of a chunk are dropped as soon as its run is done (only records are kept), except the
     last chunk's when ``segment_out`` is given: it receives that chunk as a `Segment` (events with
@@ -100,12 +102,14 @@ def run_iteration(
         if on_chunk is not None:
             on_chunk(int(events["exch_ts"][-1]))
         del events
+        if acct.killed:
+            break
     if segment_out is not None and last_events is not None and results:
         funding = results[-1].meta.get("funding")
         segment_out.append(
             Segment(iteration, last_events, settings_seed, results[-1], funding, last_start)
         )
-    if close_end and results:
+    if (close_end or acct.killed) and results:
         results[-1] = close_at_taker(results[-1])
     return results
 

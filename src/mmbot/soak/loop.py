@@ -29,6 +29,7 @@ from mmbot.soak import stability as soak_stability
 from mmbot.soak.account_carry import AccountCarry
 from mmbot.soak.artifacts import SoakPaths, Stage, jsonl_line
 from mmbot.soak.iteration import Segment, run_iteration
+from mmbot.soak.limits import drawdown_line, drawdown_stops, kill_stop, stop_line
 from mmbot.soak.market import NS_PER_HOUR
 from mmbot.soak.replay import Replayer, replay_workers
 from mmbot.soak.report import (
@@ -88,6 +89,7 @@ class SoakState:
     pnl_sum: float = 0.0
     turnover_sum: float = 0.0
     fills_sum: int = 0
+    stop: dict | None = None  # where the kill switch latched (`limits.kill_stop`): the soak ends
 
     def net_bps_so_far(self) -> float:
         return self.pnl_sum / self.turnover_sum * 1e4 if self.turnover_sum > 0 else float("nan")
@@ -166,6 +168,8 @@ def run_soak(
         with phases.timed("soak", jitclock.CompileClock()):
             for it in range(1, iterations + 1):
                 _iterate(st, it)
+                if st.stop is not None:
+                    break
         fin = _finish(st, wall0)
         soak_metrics = _soak_metrics(st, fin)
         md, html, notes = write_final(
@@ -232,8 +236,10 @@ def _iterate(st: SoakState, it: int) -> None:
         st.stage.write_json(plan.paths.iteration_file(kind, it), obj)
     st.say(f"| soak_iter_artifacts | OK | iter={it} |")
 
+    st.stop = kill_stop(results, it)
+    dd = drawdown_stops(results)
     replays_before = st.replayer.replays if st.replayer is not None else 0
-    decision = _tune(st, it, report, knobs_used)
+    decision = None if st.stop is not None else _tune(st, it, report, knobs_used)
     st.history.append(autotune.history_entry(it, report, knobs_used, decision))
     st.all_results.extend(results)
     it_gate = evaluate(report, plan.thresholds)
@@ -251,10 +257,18 @@ def _iterate(st: SoakState, it: int) -> None:
         "replays": (st.replayer.replays - replays_before) if st.replayer is not None else 0,
         "wall_s": time.perf_counter() - t_wall,
     }
+    if dd is not None:
+        row["drawdown"] = dd
+    if st.stop is not None:
+        row["stop"] = st.stop
     st.iter_rows.append(row)
     st.metrics_lines.append(jsonl_line(row))
     _write_records(st, it, results)
     _say_iteration(st, it, totals, row["wall_s"], decision)
+    if dd is not None:
+        st.say(drawdown_line(it, dd))
+    if st.stop is not None:
+        st.say(stop_line(st.stop))
     st.on_progress(
         SoakProgress(
             done_ns=it * plan.iter_ns,
@@ -416,6 +430,8 @@ def _soak_metrics(st: SoakState, fin: SoakFinal) -> dict[str, Any]:
         "wall_s_total": fin.wall_s,
         "freeze": plan.freeze,
     }
+    if st.stop is not None:
+        out["stop"] = st.stop
     if plan.freeze:
         out["stability"] = soak_stability.stability_report(st.iter_rows)
     out["decision"] = soak_decision.decide(

@@ -114,6 +114,28 @@ def carry_lines(totals: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _stop_lines(sm: Mapping[str, Any]) -> list[str]:
+    """What the loss limits did (`mmbot.soak.limits`), for SOAK_RESULTS.md."""
+    out = []
+    for r in sm["per_iteration"]:
+        dd = r.get("drawdown")
+        if dd:
+            out.append(
+                f"- iteration {r['iteration']}: {dd['stops']} drawdown stop(s) (max_drawdown "
+                f"{dd['max_drawdown']:g} below the soak's equity peak)"
+            )
+    stop = sm.get("stop")
+    if stop:
+        when = stop.get("first_below_utc") or "n/a"
+        out.append(
+            f"- **stopped by the kill switch** in iteration {stop['iteration']}, chunk "
+            f"{stop['chunk']}: the soak's cumulative PnL fell below -{stop['max_loss']:g} "
+            f"(first at {when}, exchange time); {len(sm['per_iteration'])} of "
+            f"{sm['iterations']} iterations ran"
+        )
+    return out
+
+
 def soak_markdown(
     sm: Mapping[str, Any], final_report: Mapping[str, Any], gate: Mapping[str, Any]
 ) -> str:
@@ -126,6 +148,7 @@ def soak_markdown(
         f"seed {sm['seed']}, profile {sm['profile']}, auto-tune {'on' if sm['auto_tune'] else 'off'}",
         f"- **verdict: {gate.get('verdict')}**, net_bps {fmt(t.get('net_bps'))} over {t.get('fills')} fills",
         *carry_lines(t),
+        *_stop_lines(sm),
         "",
         "| iter | net_bps | fills | adverse_p95 | slippage_p95 | order_age_p95_ms | cancel_ratio | verdict | changes |",
         "|---:|---:|---:|---:|---:|---:|---:|---|---|",
