@@ -102,6 +102,7 @@ def test_a_cumulative_loss_past_max_loss_that_no_chunk_reaches_stops_the_soak(
     assert len(sm["per_iteration"]) == stop["iteration"]
     assert runs[-1].meta["close_out"]["closed"] or runs[-1].meta["close_out"]["why"] == "flat"
     assert any(ln.startswith("| soak | STOP | kill switch:") for ln in lines)
+    assert f"| soak | STOPPED | by the kill switch in iter={stop['iteration']} " in "\n".join(lines)
     assert (
         f"first at {stop['first_below_utc']}"
         in (tmp_path / "kill/reports/SOAK_RESULTS.md").read_text()

@@ -1,7 +1,8 @@
 """Soak runs with driver-aware auto-tune (DESIGN.md "Soak and auto-tune").
 
-Public API: ``mmbot.soak.runner.soak_command(...)`` (behind ``mmbot soak``) and ``run_soak(...)``
-(returns a ``SoakOutcome``), ``run_iteration(..., segment_out=None, account=None, close_end=True)``, ``Replayer`` (replays an
+Public API (re-exported by ``mmbot.soak.runner``): ``mmbot.soak.loop.run_soak(...)`` (behind
+``mmbot soak``; returns a ``SoakOutcome``; lines and progress go to its ``say`` / ``on_progress``),
+``run_iteration(..., segment_out=None, account=None, close_end=True)``, ``Replayer`` (replays an
 iteration's market segment with other knobs, cached, in forked workers) and ``replay_workers()``
 (``$MM_SOAK_REPLAY_WORKERS``); ``mmbot.soak.autotune.tune(report, current, history) ->
 TuneDecision`` (the seed's rule table ``RULES``), ``counterfactual_tune(...)`` (adopts a rule's

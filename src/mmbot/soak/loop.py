@@ -190,7 +190,7 @@ def run_soak(
             st.replayer.close()
         st.stage.abort()
         raise
-    for line in final_lines(fin.report, fin.gate):
+    for line in final_lines(fin.report, fin.gate, soak_metrics):
         say(line)
     say(f"| soak | TIME | {phases.line()} |")
     return SoakOutcome(

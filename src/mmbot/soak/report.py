@@ -247,13 +247,24 @@ def soak_markdown(
     return "\n".join(lines) + "\n"
 
 
-def final_lines(final_report: Mapping[str, Any], gate: Mapping[str, Any]) -> list[str]:
-    """The soak's closing marker lines: what was carried, the gate's verdict and failed checks."""
+def final_lines(
+    final_report: Mapping[str, Any], gate: Mapping[str, Any], soak_metrics: Mapping[str, Any]
+) -> list[str]:
+    """The soak's closing marker lines: what was carried, whether a loss limit stopped it, the
+    gate's verdict and failed checks."""
     from mmbot.gate import failed_check_lines
 
     totals = final_report["totals"]
     verdict = str(gate.get("verdict"))
     lines = [f"| soak | CARRY | {line[2:]} |" for line in carry_lines(totals)]
+    stop = soak_metrics.get("stop")
+    if stop:
+        lines.append(
+            f"| soak | STOPPED | by the kill switch in iter={stop['iteration']} "
+            f"chunk={stop['chunk']} (max_loss={stop['max_loss']:g}, first below at "
+            f"{stop['first_below_utc'] or 'n/a'}): {len(soak_metrics['per_iteration'])} of "
+            f"{soak_metrics['iterations']} iterations ran |"
+        )
     lines.append(f"| soak | GATE | verdict={verdict} net_bps={fmt(totals.get('net_bps'))} |")
     lines += [
         f"| soak | GATE | {verdict}: {line} |"

@@ -214,7 +214,8 @@ def _soak_market(market: str, prof: Any) -> Market:
         "the previous one's end position, its PnL and fees from zero; EDGE_REPORT "
         "position_carry); the soak's end "
         "position is closed at its final touch with the taker fee, booked as a taker fill "
-        "(EDGE_REPORT position_close_out)"
+        "(EDGE_REPORT position_close_out); the kill switch (max_loss), the drawdown stop and the "
+        "spot balance check see the soak's cumulative PnL, and a latched kill switch stops the soak"
     )
     if mkt.funding is not None:
         mkt.notes.append(
