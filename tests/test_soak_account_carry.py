@@ -135,10 +135,13 @@ def test_each_chunk_starts_from_the_previous_chunks_end_account(carried_chunks: 
         end_pos = float(prev.fills["position_qty"][-1])
         assert end_pos != 0.0  # a position is carried (the test would prove nothing flat)
         assert nxt.meta["initial_position_qty"] == end_pos
-        # bought at the previous chunk's final mid: the chunk's PnL starts at zero
+        # bought at the previous chunk's final mid: the chunk's own PnL starts at zero, from the
+        # soak's PnL so far (its cash holds it, so the guards see the soak's figure)
         assert nxt.meta["carry_in"]["entry_px"] == prev.meta["final_mid_px"]
         assert nxt.meta["carry_in"]["cash"] == -end_pos * prev.meta["final_mid_px"]
-        assert nxt.meta["initial_equity"] == nxt.meta["carry_in"]["seam_pnl"] == 0.0
+        assert nxt.meta["carry_in"]["seam_pnl"] == 0.0
+        assert nxt.meta["carry_in"]["soak_pnl"] == prev.meta["sim_equity"] != 0.0
+        assert nxt.meta["initial_equity"] == pytest.approx(prev.meta["sim_equity"], abs=1e-9)
         assert nxt.meta["order_qty"] == results[0].meta["order_qty"]
         # the quoter traded from the carried position: the venue's first fill continues it
         f0 = nxt.fills[0]
