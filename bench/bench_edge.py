@@ -35,6 +35,7 @@ from mmbot.audit import build_edge_report  # noqa: E402
 from mmbot.backtest import RunSettings, run  # noqa: E402
 from mmbot.config import load_profile  # noqa: E402
 from mmbot.events import DEPTH_BBO_EVENT, KIND_MASK  # noqa: E402
+from mmbot.strategy import adaptive  # noqa: E402
 from mmbot.strategy.registry import BUILTIN_QUOTERS  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
@@ -66,19 +67,8 @@ def without_bbo(events: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(events[(events["ev"] & KIND_MASK) != DEPTH_BBO_EVENT])
 
 
-ABLATION = [
-    ("default", {}),
-    ("no adverse-selection floor", {"as_on": 0.0}),
-    ("no markout depth selection", {"mk_on": 0.0}),
-    ("no fair value", {"fv_on": 0.0}),
-    ("no inventory skew", {"skew_on": 0.0}),
-    ("skew moves the centre", {"skew_widen_only": 0.0}),
-    ("no reducing bonus", {"skew_reduce_ratio": 0.0}),
-    ("no fee in the floors", {"fee_on": 0.0}),
-    ("one level", {"n_levels": 1.0}),
-    ("no sticky requotes", {"requote_tol_ratio": 0.0}),
-    ("no warm-up", {"warmup_s": 0.0, "warmup_trades": 0.0}),
-]
+# the default with each piece switched off in turn: the quoter's own list (one place)
+ABLATION = [("default", {})] + [(f"no {label}", over) for label, over in adaptive.PIECES]
 # as bench/vs_glft.py: the captures last ~345 s, shorter than the tutorial's 10-minute window
 CAPTURE_PARAMS = {"glft_ref": {"window_s": 60.0}}
 SYNTH_SEEDS = (1, 2, 3)

@@ -580,6 +580,7 @@ class BacktestOutcome:
     gate: dict | None
     notes: list[str]  # runs without a fill, said plainly (`_stood_aside_lines`)
     phases_line: str  # where the wall time went (`firstrun.PhaseTimes.line`)
+    pieces: dict | None = None  # EDGE_REPORT ``pieces`` (``pieces=True`` with reports)
 
 
 def _quiet(_: object) -> None:
@@ -609,11 +610,13 @@ def backtest_files(
     fee_tier: str | None = None,
     funding_rate: float | None = None,
     funding_file: Path | None = None,
+    pieces: bool = False,
 ) -> int:
     """``mmbot backtest``: files one after another (one file's events in memory at a time), records
     to ``out/<NN_name>/``, ``EDGE_REPORT.json``, ``KPI_GATE.json``, Markdown/HTML reports and a
     ``summary.json`` in ``out``; the notes go to ``say`` as they come, the progress to
-    ``on_progress``, and the figures to show are returned. Everything is written into a temporary
+    ``on_progress``, and the figures to show are returned. ``pieces``: each file is also run once
+    per piece of the quoter with that piece switched off (``mmbot.pieces``; EDGE_REPORT ``pieces``). Everything is written into a temporary
     directory beside ``out`` and moved into place at the end: a failure leaves ``out`` untouched."""
     from mmbot import firstrun, jitclock
     from mmbot.audit.crosscheck import check_fill_mids
@@ -677,6 +680,8 @@ def backtest_files(
         clock = jitclock.CompileClock(
             on_start=lambda fn: progress(BacktestProgress(None, n_files, f"compiling {fn} (once)"))
         )
+        switches = _piece_switches(prof) if pieces else ()
+        without: dict[str, list[RunResult]] = {label: [] for label, _ in switches}
         progress(BacktestProgress(0.0, n_files, "backtest"))
         for i, path in enumerate(data):
             name = _run_name(i, path)
@@ -706,6 +711,13 @@ def backtest_files(
             # every fill's mid against a book rebuilt from the input (AuditError names a fill)
             res.meta["mid_crosscheck"] = check_fill_mids(events, res, name)
             res.meta["read_repairs"] = {k: v for k, v in stats.repairs.items() if v}
+            for label, over in switches:
+                progress(BacktestProgress(None, n_files, f"{path.name}: without {label}"))
+                s_off = replace(settings, spec=cspec, params={**settings.params, **over})
+                r_off = run(events, s_off, symbol=stats.symbol or "", data_format=stats.format)
+                r_off.meta["name"] = name
+                r_off.meta["data_path"] = str(path)
+                without[label].append(r_off)
             del events
             write_run(tmp, res, name)
             results.append(res)
@@ -729,10 +741,16 @@ def backtest_files(
         )
         verdict = None
         gate = None
+        edge = {}
         if reports:
             from mmbot.report import write_reports
 
             edge = build_edge_report(results, runtime)
+            if switches:
+                from mmbot.pieces import pieces_block
+
+                off = {k: build_edge_report(v, runtime)["totals"] for k, v in without.items()}
+                edge["pieces"] = pieces_block(edge["totals"], off, switches)
             gate = evaluate(edge)
             verdict = gate.get("verdict")
             dump_json(edge, tmp / "EDGE_REPORT.json")
@@ -758,7 +776,17 @@ def backtest_files(
         gate=gate,
         notes=_stood_aside_lines(results),
         phases_line=phases.line(),
+        pieces=edge.get("pieces"),
     )
+
+
+def _piece_switches(prof: Profile) -> tuple:
+    """The run's quoter's pieces (label, switch-off parameters); exit 2 when it declares none."""
+    name = prof.strategy.name
+    switches = resolve(name).pieces
+    if not switches:
+        raise UserError(f"--pieces: quoter {name!r} declares no switchable pieces")
+    return switches
 
 
 def _stood_aside_lines(results: Sequence[RunResult]) -> list[str]:

@@ -71,6 +71,12 @@ def backtest(
     funding: Path | None = typer.Option(
         None, "--funding", help="CSV of time,rate: funding charged at those times"
     ),
+    pieces: bool = typer.Option(
+        False,
+        "--pieces",
+        help="also run each file once per piece of the quoter with that piece switched off, and "
+        "report what each piece contributed (EDGE_REPORT pieces; one extra run per piece)",
+    ),
 ) -> None:
     """Backtest the strategy on recorded data and write records, EDGE_REPORT, KPI_GATE and reports."""
     from rich.console import Console
@@ -93,6 +99,7 @@ def backtest(
         fee_tier=fee_tier,
         funding_rate=funding_rate,
         funding_file=funding,
+        pieces=pieces,
     )
 
 
@@ -113,6 +120,8 @@ def run_backtest(con: Any, **options: Any) -> Any:
     if res.gate is not None and res.verdict != "PASS":
         for line in failed_check_lines(res.gate):
             con.print(f"KPI_GATE={res.verdict}: {line}", markup=False, highlight=False)
+    if res.pieces:
+        con.print(_pieces_table(res.pieces))
     for line in res.notes:
         con.print(line, markup=False, highlight=False)
     con.print(
@@ -121,6 +130,32 @@ def run_backtest(con: Any, **options: Any) -> Any:
         highlight=False,
     )
     return res
+
+
+def _pieces_table(block: dict) -> Any:
+    """EDGE_REPORT ``pieces``: the run with every piece, then each piece switched off."""
+    from rich.table import Table
+
+    t = Table(title="what each piece contributed (re-run without it)", caption=block["method"])
+    cols = ("piece", "fills without", "net bps without", "contribution PnL", "bps", "pre-rebate")
+    for col in cols:
+        t.add_column(col, justify="left" if col == "piece" else "right")
+
+    def f(x: Any) -> str:
+        return "n/a" if x is None or x != x else f"{x:.3f}"
+
+    w = block["with_all"]
+    t.add_row("(all pieces)", f"{w['fills']:,}", f(w["net_bps"]), "", "", "", style="bold")
+    for r in block["rows"]:
+        t.add_row(
+            r["piece"],
+            f"{r['fills_without']:,}",
+            f(r["net_bps_without"]),
+            f(r["contribution_pnl"]),
+            f(r["contribution_bps"]),
+            f(r["contribution_before_rebates_bps"]),
+        )
+    return t
 
 
 @contextmanager

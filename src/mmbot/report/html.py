@@ -265,6 +265,39 @@ def _kv_table(rows: list[tuple[str, object]]) -> str:
     return f"<table>{body}</table>"
 
 
+def _pieces_html(block: dict | None) -> str:
+    """EDGE_REPORT ``pieces`` (``mmbot backtest --pieces``) as a table, or nothing."""
+    if not block:
+        return ""
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "piece",
+            "switched off by",
+            "fills",
+            "net bps",
+            "contribution PnL",
+            "bps",
+            "before rebates",
+        )
+    )
+    w = block["with_all"]
+    rows = [
+        f"<tr><td><b>(all pieces)</b></td><td></td><td>{w['fills']}</td><td>{fmt(w['net_bps'])}</td><td></td><td></td><td></td></tr>"
+    ]
+    for r in block["rows"]:
+        off = ", ".join(f"{k}={v:g}" for k, v in r["switched_off_by"].items())
+        rows.append(
+            f"<tr><td>{_html.escape(r['piece'])}</td><td>{_html.escape(off)}</td>"
+            f"<td>{r['fills_without']}</td><td>{fmt(r['net_bps_without'])}</td>"
+            f"<td>{fmt(r['contribution_pnl'])}</td><td>{fmt(r['contribution_bps'])}</td><td>{fmt(r['contribution_before_rebates_bps'])}</td></tr>"
+        )
+    return (
+        f"<h2>What each piece contributed</h2><p>{_html.escape(block['method'])}</p>"
+        f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+    )
+
+
 def render_html(
     edge_report: dict,
     results: Sequence[RunResult],
@@ -330,6 +363,7 @@ def render_html(
             for c in gate.get("checks", [])
         )
         gate_html = f"<h2>KPI gate</h2><table><tr><th>tier</th><th>metric</th><th>value</th><th>threshold</th><th>result</th></tr>{rows}</table>"
+    pieces_html = _pieces_html(edge_report.get("pieces"))
     rt = edge_report.get("runtime", {})
     runtime = _kv_table([(k, str(v)) for k, v in sorted(rt.items())])
     style = (
@@ -342,5 +376,5 @@ def render_html(
         f"<style>{style}</style></head><body><h1>mmbot report</h1>{verdict}"
         "<p>Contributions in bps of turnover: positive helps net; net = gross + fees + slippage + inventory "
         "exactly. Markout and p95 metrics are costs: positive hurts.</p>"
-        f"<h2>Totals</h2>{totals}{gate_html}{extra_html}<h2>Plots</h2>{''.join(parts)}<h2>Runtime</h2>{runtime}</body></html>"
+        f"<h2>Totals</h2>{totals}{gate_html}{pieces_html}{extra_html}<h2>Plots</h2>{''.join(parts)}<h2>Runtime</h2>{runtime}</body></html>"
     )

@@ -70,6 +70,36 @@ def _totals_md(t: dict, title: str, level: str = "##") -> list[str]:
     return lines
 
 
+def _pieces_md(block: dict | None) -> list[str]:
+    """EDGE_REPORT ``pieces`` (``mmbot backtest --pieces``), or nothing."""
+    if not block:
+        return []
+    w = block["with_all"]
+    rows = [["(all pieces)", "", w["fills"], w["net_bps"], "", "", ""]]
+    rows += [
+        [
+            r["piece"],
+            ", ".join(f"{k}={v:g}" for k, v in r["switched_off_by"].items()),
+            r["fills_without"],
+            r["net_bps_without"],
+            r["contribution_pnl"],
+            r["contribution_bps"],
+            r["contribution_before_rebates_bps"],
+        ]
+        for r in block["rows"]
+    ]
+    head = [
+        "piece",
+        "switched off by",
+        "fills",
+        "net bps",
+        "contribution PnL",
+        "bps",
+        "before rebates",
+    ]
+    return ["", "## What each piece contributed", "", block["method"], "", _table(head, rows)]
+
+
 def render_markdown(edge_report: dict, gate: dict | None = None, extra_md: str = "") -> str:
     """The Markdown report (SOAK_RESULTS.md style)."""
     t = edge_report.get("totals", {})
@@ -109,6 +139,8 @@ def render_markdown(edge_report: dict, gate: dict | None = None, extra_md: str =
             rows,
         )
     )
+
+    lines += _pieces_md(edge_report.get("pieces"))
 
     lines += ["", "## Negative-edge drivers", ""]
     det = t.get("neg_edge_drivers_detail") or []

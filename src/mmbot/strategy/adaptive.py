@@ -591,6 +591,20 @@ def quote(state, params, qparams, view, own, out) -> None:
     st.skew_px = skew
 
 
+# each piece and the parameters that switch it off (the ablation; EDGE_REPORT ``pieces``)
+PIECES: tuple[tuple[str, dict[str, float]], ...] = (
+    ("adverse-selection floor", {"as_on": 0.0}),
+    ("markout depth selection", {"mk_on": 0.0}),
+    ("fair value", {"fv_on": 0.0}),
+    ("inventory skew", {"skew_on": 0.0}),
+    ("one-sided skew", {"skew_widen_only": 0.0}),
+    ("reducing bonus", {"skew_reduce_ratio": 0.0}),
+    ("fee in the floors", {"fee_on": 0.0}),
+    ("grid", {"n_levels": 1.0}),
+    ("sticky requotes", {"requote_tol_ratio": 0.0}),
+    ("warm-up", {"warmup_s": 0.0, "warmup_trades": 0.0}),
+)
+
 QUOTER = Quoter(
     name="adaptive",
     quote=quote,
@@ -602,4 +616,5 @@ QUOTER = Quoter(
     wake_on_market=WAKE_ON_MARKET,
     levels=LEVELS,
     doc="GLFT grid with an adverse-selection spread floor, an online fair value and sticky requotes",
+    pieces=PIECES,
 )

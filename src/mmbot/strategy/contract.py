@@ -229,3 +229,6 @@ class Quoter:
     requote: str = "replace"
     book_levels: int = DEPTH_LEVELS
     doc: str = ""
+    # each switchable piece: its label and the parameters that switch it off, for the measured
+    # contribution of each piece (``mmbot backtest --pieces``, ``bench/bench_edge.py``'s ablation)
+    pieces: tuple[tuple[str, dict[str, float]], ...] = ()
