@@ -290,7 +290,7 @@ def test_pieces_reruns_the_data_without_each_piece_and_reports_the_difference(
     rows = {r["piece"]: r for r in block["rows"]}
     assert list(rows) == [label for label, _ in adaptive.PIECES]
     base = block["with_all"]
-    for (label, over), r in zip(adaptive.PIECES, block["rows"], strict=True):
+    for (_label, over), r in zip(adaptive.PIECES, block["rows"], strict=True):
         assert r["switched_off_by"] == over
         assert r["contribution_pnl"] == pytest.approx(base["pnl"] - r["pnl_without"], abs=1e-12)
     mk = rows["markout depth selection"]
