@@ -99,6 +99,7 @@ def test_trials_run_as_ray_tasks_on_a_local_ray_one_task_per_symbol(tmp_path):
     # 2 trials, the best out of sample, the baseline on each of 2 folds: each a task per symbol
     run = json.loads((tmp_path / "SWEEP_SUMMARY.json").read_text())["run"]
     assert (run["trials_run"], run["tasks_run"]) == (2, 2 * (2 + 1 + 2))
+    assert run["combine_s"] == 0.0  # a Ray task scored each trial's parts, not the driver
     table = pl.read_parquet(tmp_path / "results.parquet")
     trials = table.filter(pl.col("role") == "trial")
     assert trials["state"].to_list() == ["COMPLETE", "COMPLETE"]

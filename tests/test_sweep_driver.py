@@ -252,5 +252,6 @@ def test_a_sweep_over_several_symbols_in_worker_processes(tmp_path):
     )
     # one task per (trial, symbol); evaluations too
     assert res.tasks_run == 2 * (3 + 1 + 2)
+    assert res.combine_s > 0  # the driver scored each trial from its parts' records
     workers = {w for t in trials.values() for w in t.user_attrs["timing"]["worker"].split(",")}
     assert len(workers) == 2  # both worker processes ran parts

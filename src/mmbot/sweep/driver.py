@@ -252,6 +252,7 @@ class _Unit:
     part_keys: list[str]
     trial: Any = None
     fold: int = -1  # the baseline's fold
+    slots: int = 1  # executor tasks it holds (one per fold part)
     outcomes: dict[str, TrialOutcome] = field(default_factory=dict)
 
 
@@ -355,11 +356,17 @@ class _Walk:
 
     def _unit(self, step: int, role: str, task: TrialTask, trial: Any = None) -> _Unit:
         parts = split_parts(task)
-        unit = _Unit(step, role, task, [p.key for p in parts], trial)
+        combined = getattr(self.executor, "submit_combined", None)
+        if combined is not None and len(parts) > 1:  # the executor scores the parts itself
+            unit = _Unit(step, role, task, [task.key], trial, slots=len(parts))
+            self.owner[task.key] = task.key
+            combined(task, parts)
+        else:
+            unit = _Unit(step, role, task, [p.key for p in parts], trial, slots=len(parts))
+            for p in parts:
+                self.owner[p.key] = task.key
+                self.executor.submit(p)
         self.units[task.key] = unit
-        for p in parts:
-            self.owner[p.key] = task.key
-            self.executor.submit(p)
         self.parts_inflight += len(parts)
         self.tasks += len(parts)
         return unit
@@ -376,7 +383,8 @@ class _Walk:
         """File a task's outcome; returns its unit when that unit is complete (and recorded)."""
         unit = self.units[self.owner.pop(out.key)]
         unit.outcomes[out.key] = out
-        self.parts_inflight -= 1
+        # a part's task frees its worker; a combined outcome frees all the unit's
+        self.parts_inflight -= unit.slots // len(unit.part_keys)
         if len(unit.outcomes) < len(unit.part_keys):
             return None
         del self.units[unit.task.key]

@@ -18,6 +18,8 @@ the database.
   node's mmbot install has its own cache directory, keyed by the same source digest): ``warm``
   runs one warm-up task pinned to every node, so each node compiles (or loads its cache) once
   before its workers start trials, instead of every worker of a cold node compiling at once.
+  A trial of several parts is scored by a Ray task too (``submit_combined``: the part tasks'
+  outcomes are its arguments), so the parts' records never pass through the driver.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from mmbot.sweep.trial import (
     WARM_EVENTS,
     TrialOutcome,
     TrialTask,
+    finish_parts_shipped,
     run_trial,
     run_trial_shipped,
     warm_up,
@@ -164,6 +167,7 @@ class RayExecutor:
             raise UserError(f"--ray {address}: cannot start or join Ray: {first}{hint}") from None
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._remote = ray.remote(num_cpus=1, max_retries=0)(run_trial_shipped)
+        self._combine = ray.remote(num_cpus=1, max_retries=0)(finish_parts_shipped)
         self._refs: dict[Any, str] = {}
         self._part_refs: dict[str, Any] = {}
         self.node_warm_s: dict[str, float] = {}
@@ -198,6 +202,12 @@ class RayExecutor:
     def submit(self, task: TrialTask) -> None:
         ref = self._remote.remote(task, *self._arrays(task))
         self._refs[ref] = task.key
+
+    def submit_combined(self, task: TrialTask, parts: list[TrialTask]) -> None:
+        """The part tasks and a task scoring the trial from their outcomes; one outcome (keyed
+        ``task.key``) comes back."""
+        refs = [self._remote.remote(p, *self._arrays(p)) for p in parts]
+        self._refs[self._combine.remote(task, *refs)] = task.key
 
     def wait(self, timeout_s: float | None = None) -> list[TrialOutcome]:
         if not self._refs:

@@ -178,6 +178,12 @@ def split_parts(task: TrialTask) -> list[TrialTask]:
     ]
 
 
+def finish_parts_shipped(task: TrialTask, *parts: TrialOutcome) -> TrialOutcome:
+    """``finish_parts`` as a Ray task: the parts' outcomes arrive as its arguments, so their
+    records move between workers and never through the driver."""
+    return finish_parts(task, list(parts))
+
+
 def run_trial_shipped(task: TrialTask, *arrays: np.ndarray) -> TrialOutcome:
     """``run_trial`` with the task's part arrays given (Ray passes object-store arrays as arguments)."""
     return run_trial(task, list(arrays))
