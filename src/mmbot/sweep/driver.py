@@ -13,7 +13,9 @@ evaluation of a step whose tuning is done, a trial of the step with the fewest t
 spreading its samples blindly), then the baselines (once per fold, shared by the two steps that
 use it). ``SweepConfig.steps_in_flight`` caps how many steps tune at once (0: all). A unit on a fold
 of several parts (symbols) is one executor task per part; the unit is scored when its last part
-is in (``mmbot.sweep.trial.finish_parts``).
+is in (``mmbot.sweep.trial.finish_parts``; by the driver, or by a Ray task when the executor can
+``submit_combined``). "Full" is one task per worker: the executor's own count of CPUs held
+(``busy()``) when it has one, else the parts in flight.
 
 The driver asks Optuna for trials (``study.ask``), hands them to the executor, and tells the
 outcomes back: it is the only writer of the storage. A failed check marks the trial FAILED with its
@@ -374,7 +376,8 @@ class _Walk:
     def fill(self) -> None:
         """Submit units until every worker has a task (or nothing is left to start)."""
         self._mark_tuned()
-        while self.parts_inflight < self.executor.workers:
+        busy = getattr(self.executor, "busy", lambda: self.parts_inflight)
+        while busy() < self.executor.workers:
             if not (self._next_best_oos() or self._next_trial() or self._next_base()):
                 return
 

@@ -169,6 +169,7 @@ class RayExecutor:
         self._remote = ray.remote(num_cpus=1, max_retries=0)(run_trial_shipped)
         self._combine = ray.remote(num_cpus=1, max_retries=0)(finish_parts_shipped)
         self._refs: dict[Any, str] = {}
+        self._parts: dict[Any, list[Any]] = {}  # a combined trial's scoring task -> its parts
         self._part_refs: dict[str, Any] = {}
         self.node_warm_s: dict[str, float] = {}
 
@@ -207,7 +208,24 @@ class RayExecutor:
         """The part tasks and a task scoring the trial from their outcomes; one outcome (keyed
         ``task.key``) comes back."""
         refs = [self._remote.remote(p, *self._arrays(p)) for p in parts]
-        self._refs[self._combine.remote(task, *refs)] = task.key
+        combine = self._combine.remote(task, *refs)
+        self._refs[combine] = task.key
+        self._parts[combine] = refs
+
+    def busy(self) -> int:
+        """CPUs the tasks in flight hold: a combined trial holds one per part still running, then
+        one for its scoring task (so a finished part frees its CPU for the next trial)."""
+        pending = [r for refs in self._parts.values() for r in refs]
+        ready = (
+            set(self._ray.wait(pending, num_returns=len(pending), timeout=0)[0])
+            if pending
+            else set()
+        )
+        n = sum(1 for r in self._refs if r not in self._parts)
+        for combine, refs in self._parts.items():
+            self._parts[combine] = left = [r for r in refs if r not in ready]
+            n += len(left) or 1
+        return n
 
     def wait(self, timeout_s: float | None = None) -> list[TrialOutcome]:
         if not self._refs:
@@ -216,6 +234,7 @@ class RayExecutor:
         outs = []
         for ref in done:
             key = self._refs.pop(ref)
+            self._parts.pop(ref, None)
             try:
                 outs.append(self._ray.get(ref))
             except Exception as exc:  # noqa: BLE001 - a lost worker is a failed trial
@@ -226,6 +245,7 @@ class RayExecutor:
         for ref in self._refs:
             self._ray.cancel(ref, force=True)
         self._refs.clear()
+        self._parts.clear()
         self._part_refs.clear()
         self._ray.shutdown()
 
