@@ -172,34 +172,40 @@ def scaling(root: Path, folds, trials: int, use_ray: bool) -> None:
             print(f"    later trials (n={later.height}): {_split(later)}")
 
 
-def two_symbols(root: Path, hours: float, trials: int) -> None:
+def two_symbols(root: Path, hours: float, trials: int, use_ray: bool) -> None:
     """A fold of two symbols (two independently seeded synthetic markets): one task per (trial,
-    symbol); what the parts ship back and what the driver spends combining them."""
+    symbol); what the parts ship back and who scores the trial from them (the driver with local
+    workers, a Ray task under Ray)."""
     a, _ = synthetic_folds("synthetic", hours, 2, 1, root / "folds")
     b, _ = synthetic_folds("synthetic", hours, 2, 2, root / "folds_b")
     folds = [
         Fold(i, (replace(fa.parts[0], symbol="SYNTH_A"), replace(fb.parts[0], symbol="SYNTH_B")))
         for i, (fa, fb) in enumerate(zip(a, b, strict=True))
     ]
-    ex = ProcessExecutor(2)
-    before = _load()
-    try:
-        res = run_sweep(_cfg(root / "two_symbols", folds, trials, 3), ex)
-    finally:
-        ex.close()
-    t = results_table(res).filter(pl.col("role") == "trial")
     print(
         f"two symbols per fold ({sum(p.events for p in folds[0].parts):,} events in fold 0), "
-        f"2 local workers, {trials} trials: {res.tasks_run} executor tasks, tuning {res.tune_s:.1f} s "
-        f"({res.trials_run / res.tune_s * 3600:.0f} trials/hour); load avg {before} -> {_load()}"
+        f"{trials} trials, 2 workers"
     )
-    print(f"  per trial (sum of its 2 parts): {_split(t)}")
-    print(
-        f"  records shipped back per trial {t['records_bytes'].mean() / 1e6:.2f} MB "
-        f"({t['records_bytes'].mean() / t['events'].mean():.1f} bytes per event); driver combine "
-        f"{res.combine_s / max(res.trials_run, 1) * 1e3:.0f} ms per trial "
-        f"(included in audit above)"
-    )
+    kinds = [("2 local workers", None)] + ([("Ray local (2 CPUs)", "local")] if use_ray else [])
+    for label, ray in kinds:
+        before = _load()
+        ex = _executor(2, ray)
+        try:
+            res = run_sweep(_cfg(root / f"two_symbols_{ray or 'proc'}", folds, trials, 3), ex)
+        finally:
+            ex.close()
+        t = results_table(res).filter(pl.col("role") == "trial")
+        print(
+            f"  {label}: {res.tasks_run} executor tasks, tuning {res.tune_s:.1f} s "
+            f"({res.trials_run / res.tune_s * 3600:.0f} trials/hour); load avg {before} -> {_load()}"
+        )
+        print(f"    per trial (sum of its 2 parts): {_split(t)}")
+        print(
+            f"    records shipped back per trial {t['records_bytes'].mean() / 1e6:.2f} MB "
+            f"({t['records_bytes'].mean() / t['events'].mean():.1f} bytes per event); scoring "
+            f"in the driver {res.combine_s / max(res.trials_run, 1) * 1e3:.0f} ms per trial "
+            "(0: scored by a Ray task; either way included in audit above)"
+        )
 
 
 COLD_SNIPPET = """
@@ -253,15 +259,15 @@ def main() -> int:
         f"folds: 2 x {folds[0].hours:.2f} h synthetic ({sum(p.events for f in folds for p in f.parts):,} events), "
         f"made in {time.perf_counter() - t0:.1f} s; cores {os.cpu_count()}; load avg {_load()}"
     )
+    use_ray = not args.no_ray and importlib.util.find_spec("ray") is not None
+    if not use_ray and not args.no_ray:
+        print("ray not installed (pip install 'mmbot[ray]'): Ray rows skipped")
     if not args.no_walk_forward:
         walk_forward(root, folds, args.trials, args.workers)
     if args.scaling_trials:
-        use_ray = not args.no_ray and importlib.util.find_spec("ray") is not None
-        if not use_ray and not args.no_ray:
-            print("ray not installed (pip install 'mmbot[ray]'): Ray row skipped")
         scaling(root, folds, args.scaling_trials, use_ray)
     if args.two_symbol_trials:
-        two_symbols(root, args.hours, args.two_symbol_trials)
+        two_symbols(root, args.hours, args.two_symbol_trials, use_ray)
     if not args.no_cold:
         cold_compile(folds)
     print(f"outputs in {root}")
