@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from conftest import USDM_CAPTURE, need_shared
-from mmbot.data.calibrate import _parents, calibrate, calibrate_command
+from mmbot.commands.data import calibrate_command
+from mmbot.data.calibrate import _parents, calibrate
 from mmbot.data.market_stats import market_stats
 from mmbot.data.synthetic import generate, load_calibration
 from mmbot.errors import UserError
@@ -220,3 +221,15 @@ def test_sweeps_join_consecutive_ms_without_book_rows_between() -> None:
     assert list(sweeps[:5]) == [5.0, 2.0, 1.0, 1.0, 1.0]
     assert len(sweeps) == 5 + 50
     assert per_ms == 3.0
+
+
+def test_calibrate_reports_each_round_to_the_progress_callback(capture_events: np.ndarray) -> None:
+    """One FitProgress per simulated round plus the final check, numbered in order, each with the
+    round's measured statistics; the library itself prints nothing."""
+    from mmbot.data.calibrate import FitProgress
+
+    seen: list[FitProgress] = []
+    calibrate(capture_events, rounds=2, fit_seconds=10, progress=seen.append)
+    assert [p.step for p in seen] == [1, 2, 3, 4]
+    assert all(p.steps == 4 for p in seen)
+    assert seen[0].message.startswith("round 0: loss") and "lat p50/p95" in seen[0].message

@@ -71,19 +71,100 @@ def calibrate(
         help="also rescale to a tick of about this many bps (wide-tick variant); 0 = as captured",
     ),
     rounds: int = typer.Option(
-        24, "--rounds", min=0, help="fit rounds (parameters averaged over the second half)"
+        16, "--rounds", min=0, help="fit rounds (parameters averaged over the second half)"
     ),
     fit_seconds: int = typer.Option(
         0,
         "--fit-seconds",
         min=0,
-        help="seconds of each of a late round's two markets (0 = 600, wide tick 1500); longer = less noise, slower",
+        help="seconds of each of a late round's two markets (0 = 300, wide tick 750); longer = less noise, slower",
     ),
 ) -> None:
     """Fit the synthetic market's parameters to a real capture."""
-    from mmbot.data.calibrate import calibrate_command
-
     calibrate_command(path, out, tick_bps=tick_bps, rounds=rounds, fit_seconds=fit_seconds or None)
+
+
+def calibrate_command(
+    path: Path,
+    out: Path,
+    *,
+    tick_bps: float = 0.0,
+    rounds: int = 16,
+    fit_seconds: int | None = None,
+) -> dict:
+    """Fit with a progress bar (one step a simulated round) on stderr, write the calibration, and
+    print the capture's statistics next to the fitted market's."""
+    import sys
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from mmbot.data.calibrate import (
+        FitProgress,
+        add_provenance,
+        calibrate,
+        compare_rows,
+        load_capture,
+        write_calibration,
+    )
+
+    err = Console(file=sys.stderr)
+    t0 = time.perf_counter()
+    events, symbol = load_capture(path)
+    err.print(
+        f"[{time.perf_counter() - t0:5.1f} s] {path.name}: {len(events)} events", highlight=False
+    )
+    log: list[str] = []
+    with Progress(
+        TextColumn("fitting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=err,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("", total=rounds + 2)
+
+        def show(p: FitProgress) -> None:
+            # the round's headline (loss, spread, trade rate, volatility); the rest is in the log
+            bar.update(task, completed=p.step, total=p.steps, description=p.message[:90])
+
+        calib = calibrate(
+            events,
+            tick_bps=tick_bps,
+            rounds=rounds,
+            fit_seconds=fit_seconds,
+            log=log,
+            progress=show,
+        )
+    add_provenance(
+        calib,
+        path,
+        out,
+        symbol=symbol,
+        log=log,
+        tick_bps=tick_bps,
+        rounds=rounds,
+        fit_seconds=fit_seconds,
+    )
+    write_calibration(calib, out)
+    err.print(f"[{time.perf_counter() - t0:5.1f} s] fitted", highlight=False)
+    table = Table(title=f"capture vs fitted market ({calib['variant']}, tick {calib['tick_px']})")
+    for col, just in (
+        ("statistic", "left"),
+        ("capture", "right"),
+        ("synthetic", "right"),
+        ("ratio", "right"),
+    ):
+        table.add_column(col, justify=just)
+    for key, real, syn in compare_rows(calib):
+        table.add_row(key, f"{real:.4g}", f"{syn:.4g}", f"{syn / real:.2f}" if real else "-")
+    Console(file=sys.stdout).print(table)
+    print(f"wrote {out}")
+    return calib
 
 
 @app.command("fidelity")

@@ -51,7 +51,7 @@ def fidelity_command(
             f"fitting the market to {capture.name}"
             + (f" (wide tick {tick_bps:g} bps)" if tick_bps > 0 else "")
         )
-        calib = calibrate(events, tick_bps=tick_bps, progress=say)
+        calib = calibrate(events, tick_bps=tick_bps, progress=lambda p: say(p.message))
         calib["name"] = capture.name.split(".")[0] + ("_wide_tick" if tick_bps > 0 else "")
     res = fidelity(events, calib, hours=hours, seeds=seeds, progress=say)
     res["meta"]["capture"] = capture.name

@@ -1,6 +1,8 @@
 """Calibration of the embedded market from a real capture (``mmbot data calibrate``).
 
-Owns ``calibrate(events, tick_bps=...)`` and ``calibrate_command``. Directly measured from the
+Owns ``calibrate(events, tick_bps=..., progress=...)`` (progress: one ``FitProgress`` per simulated
+round, for the command to show) and the calibration file (provenance, writing). The console
+belongs to ``mmbot.commands.data``. Directly measured from the
 capture: tick and lot, print and aggressor-order ("parent": prints sharing a ms and a side) size
 tables, the feed-latency distribution and its correlation time, the parents' same-side
 persistence, the diffusive/jump split of 1 s returns (bipower variation) and the depth profile.
@@ -20,6 +22,7 @@ many bps, depth re-binned from the capture's depth-vs-distance profile, labelled
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,9 +47,9 @@ _PARENT_PROBS = np.linspace(0.0, 1.0, 1001)
 # Each round runs FIT_MARKETS markets at once (one a core) and averages their statistics. The
 # parameters are averaged over the second half, so the fit sees 12 x 2 x 600 s = 4 h of market.
 # The wide-tick market emits ~4x fewer events per second, so its markets are longer at the same cost
-FIT_SECONDS = 600
-WIDE_FIT_SECONDS = 1500
-FIT_ROUNDS = 24
+FIT_SECONDS = 300
+WIDE_FIT_SECONDS = 750
+FIT_ROUNDS = 16
 FIT_MARKETS = 2
 EARLY_SHARE = 3  # early rounds simulate FIT_SECONDS / EARLY_SHARE
 MIN_LAT_TAU_S = 0.001  # feed-latency correlation time (search range)
@@ -71,6 +74,8 @@ IMPACT_CAP_BPS = 1.0
 IMPACT_DAMPING = 0.25
 MAX_INFORMED_RATE = 1000.0  # informed parents per s per bps of mispricing (search range)
 MIN_INFORMED_RATE = 0.01
+MIN_CANCEL_RATE = 1e-4  # cancel hazard of a resting order, per s (search range)
+MAX_CANCEL_RATE = 10.0
 MIN_STALE_RATE = 0.1  # stale-quote pulls per order per s (search range)
 MAX_STALE_RATE = 500.0
 MAX_LOG_STEP = 1.0  # largest |log| of one round's multiplicative step
@@ -81,6 +86,19 @@ WIDE_EXCESS_RATE = 20.0
 WIDE_CANCEL_RATE = 0.05
 _T0_NS = 1_700_000_000_000_000_000
 DEPTH_MAX_BPS = 5.0
+
+
+@dataclass(frozen=True)
+class FitProgress:
+    """One step of a fit, for a progress display: ``step`` of ``steps`` simulations done (the
+    fit rounds plus the final check of the averaged parameters), and what the step measured."""
+
+    step: int
+    steps: int
+    message: str
+
+
+ProgressFn = Callable[[FitProgress], None]
 
 
 def _step(values: np.ndarray) -> float:
@@ -220,7 +238,18 @@ def _one_market_stats(calib: dict, seed: int, seconds: int) -> dict:
     out = market_stats(ev, tick_px=float(calib["tick_px"]))
     out["informed_share_of_orders"] = flow["informed_share_of_orders"]
     out["feed_latency_quantiles_ns"] = _latency_quantiles(ev)
+    out["depth_update_rate_per_s"] = _depth_update_rate(ev)
     return out
+
+
+def _depth_update_rate(events: np.ndarray) -> float:
+    """Level updates (DEPTH rows: a level's new quantity) per second: the book's churn. Top-of-book
+    rows (a separate stream on Binance) and snapshots are not counted."""
+    from mmbot.events import DEPTH_EVENT, KIND_MASK
+
+    span_s = (int(events["exch_ts"][-1]) - int(events["exch_ts"][0])) * 1e-9
+    n = int(np.count_nonzero((events["ev"] & KIND_MASK) == DEPTH_EVENT))
+    return n / span_s if span_s > 0 else float("nan")
 
 
 def _sim_stats(calib: dict, seed: int, seconds: int, markets: int = FIT_MARKETS) -> dict:
@@ -261,7 +290,7 @@ def _fit(
     seconds: int,
     fit_depth_by_level: bool,
     log: list[str],
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> dict:
     """Fixed-point rounds: simulate a short market, compare with the capture, scale each
     parameter toward its own statistic (vol -> sigma, parent rate -> noise baseline, parent
@@ -290,10 +319,12 @@ def _fit(
             f"vol60 {s['vol_60s_bps']:.2f}/{target['vol_60s_bps']:.2f} "
             f"deep sweep impact 1s/30s {s['deep_sweep_impact_1s_bps']:.2f}/{target['deep_sweep_impact_1s_bps']:.2f} "
             f"{s['deep_sweep_impact_30s_bps']:.2f}/{target['deep_sweep_impact_30s_bps']:.2f} "
-            f"lat p95 {s['feed_latency_ms_p95']:.1f}/{target['feed_latency_ms_p95']:.1f} ms"
+            f"lat p50/p95 {s['feed_latency_ms_p50']:.1f}/{target['feed_latency_ms_p50']:.1f} "
+            f"{s['feed_latency_ms_p95']:.1f}/{target['feed_latency_ms_p95']:.1f} ms "
+            f"depth rows/s {s['depth_update_rate_per_s']:.0f}/{target['depth_update_rate_per_s']:.0f}"
         )
         if progress is not None:
-            progress(log[-1])
+            progress(FitProgress(rnd + 1, rounds + 2, log[-1]))
         # the simulated statistics are noisy, so the fixed point wanders around the solution:
         # the parameters of the second half of the rounds are averaged (Polyak-Ruppert)
         if rnd >= rounds // 2:
@@ -400,6 +431,14 @@ def _update(m: dict, s: dict, target: dict, *, fit_spread: bool) -> None:
         50.0,
     )
     if fit_spread:
+        # the book's churn (level updates per s) is set mostly by makers cancelling resting
+        # orders (each cancel is a row, and the refill it causes another)
+        m["cancel_rate_per_s"] = _clip(
+            m["cancel_rate_per_s"]
+            * _ratio(target["depth_update_rate_per_s"], s["depth_update_rate_per_s"]),
+            MIN_CANCEL_RATE,
+            MAX_CANCEL_RATE,
+        )
         # queues behind the touch are mostly old touches the price left: how fast makers pull
         # them sets the depth one level behind the touch
         m["excess_cancel_rate_per_s"] = _clip(
@@ -481,7 +520,7 @@ def calibrate(
     rounds: int = FIT_ROUNDS,
     fit_seconds: int | None = None,
     log: list[str] | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> dict:
     """Fit the embedded market to a capture's events. ``tick_bps > 0`` makes the wide-tick
     variant: the same fitted dynamics on a tick of about that many bps (depth re-binned from the
@@ -496,6 +535,7 @@ def calibrate(
     tick_px = guess_tick(events)
     target = market_stats(events, tick_px=tick_px)
     target["feed_latency_quantiles_ns"] = _latency_quantiles(events)
+    target["depth_update_rate_per_s"] = _depth_update_rate(events)
     for key in (
         "spread_bps_mean",
         "trade_rate_per_s",
@@ -541,6 +581,12 @@ def calibrate(
             float(max(x, lot_qty)) for x in np.quantile(sweeps, _PARENT_PROBS)
         ],
         "sweep_prints_per_ms": prints_per_ms,
+        # fine-tick terms (see synthetic.P_STALE_DEPTH / P_EXCESS_WHOLE / P_REFILL_WHOLE): every
+        # order on the wrong side of v is pulled at the stale rate, not only the touch's, and a
+        # level's queue-reactive join or cancel is one book row, as the depth-diff feed shows it
+        "stale_pull_depth": 1.0,
+        "excess_cancel_whole": 1.0,
+        "refill_whole": 1.0,
     }
     calib: dict = {
         "schema": "mmbot.market.v1",
@@ -589,6 +635,8 @@ def calibrate(
         model["refill_rate_per_s"] = WIDE_REFILL_RATE
         model["excess_cancel_rate_per_s"] = WIDE_EXCESS_RATE
         model["cancel_rate_per_s"] = WIDE_CANCEL_RATE
+        for key in ("stale_pull_depth", "excess_cancel_whole", "refill_whole"):
+            del model[key]  # the shipped wide-tick market predates them
         log.append(f"wide tick {wide_px} ({wide_bps:.3f} bps)")
         _fit(
             calib,
@@ -601,7 +649,7 @@ def calibrate(
         )
     calib["fit_stats"] = _sim_stats(calib, FIT_SEED + 1000, fit_seconds)
     if progress is not None:
-        progress("fit done")
+        progress(FitProgress(rounds + 2, rounds + 2, "checked the averaged parameters"))
     calib["target_stats"] = _json_safe(target)
     calib["fit_stats"] = _json_safe(calib["fit_stats"])
     return calib
@@ -627,54 +675,38 @@ COMPARE_KEYS = (
     "parent_count_fano_1s",
     "feed_latency_ms_p50",
     "feed_latency_ms_p95",
+    "depth_update_rate_per_s",
 )
 
 
-def _load_capture(path: Path) -> tuple[np.ndarray, str]:
+def load_capture(path: Path) -> tuple[np.ndarray, str]:
     """(events, symbol) of a capture, through the data layer's reader."""
     from mmbot.data import load_events
-
-    events, stats = load_events(path)
-    return events, str(getattr(stats, "symbol", "") or "")
-
-
-def calibrate_command(
-    path: Path,
-    out: Path,
-    tick_bps: float = 0.0,
-    rounds: int = FIT_ROUNDS,
-    fit_seconds: int | None = None,
-) -> dict:
-    """``mmbot data calibrate PATH --out FILE [--tick-bps X]``: fit, write sorted-key JSON with
-    provenance, print the capture's statistics next to the fitted market's."""
-    import datetime
-    import hashlib
-    import sys
-
-    from rich.console import Console
-    from rich.table import Table
 
     path = Path(path)
     if not path.exists():
         raise UserError(f"calibrate: capture not found: {path}")
-    import time
+    events, stats = load_events(path)
+    return events, str(getattr(stats, "symbol", "") or "")
 
-    t0 = time.perf_counter()
 
-    def progress(msg: str) -> None:
-        print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
+def add_provenance(
+    calib: dict,
+    path: Path,
+    out: Path,
+    *,
+    symbol: str,
+    log: list[str],
+    tick_bps: float = 0.0,
+    rounds: int = FIT_ROUNDS,
+    fit_seconds: int | None = None,
+) -> None:
+    """Name the calibration after its file and record where it came from: the capture's name and
+    sha256, the date, the command that reproduces it and the fit log."""
+    import datetime
+    import hashlib
 
-    events, symbol = _load_capture(path)
-    progress(f"loaded {path.name}: {len(events)} events; fitting ({rounds} rounds)")
-    log: list[str] = []
-    calib = calibrate(
-        events,
-        tick_bps=tick_bps,
-        rounds=rounds,
-        fit_seconds=fit_seconds,
-        log=log,
-        progress=progress,
-    )
+    path = Path(path)
     stem = path.name.split(".")[0]
     calib["name"] = Path(out).stem
     calib["symbol"] = symbol or stem
@@ -692,6 +724,10 @@ def calibrate_command(
         "capture": stem,
         "fit_log": log,
     }
+
+
+def write_calibration(calib: dict, out: Path) -> None:
+    """Sorted-key JSON, written to a temporary file and moved into place."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
@@ -702,15 +738,11 @@ def calibrate_command(
         + b"\n"
     )
     tmp.replace(out)
-    table = Table(title=f"capture vs fitted market ({calib['variant']}, tick {calib['tick_px']})")
-    table.add_column("statistic")
-    table.add_column("capture", justify="right")
-    table.add_column("synthetic", justify="right")
-    table.add_column("ratio", justify="right")
-    for key in COMPARE_KEYS:
-        a = float(calib["target_stats"][key])
-        b = float(calib["fit_stats"][key])
-        table.add_row(key, f"{a:.4g}", f"{b:.4g}", f"{b / a:.2f}" if a else "-")
-    Console(file=sys.stdout).print(table)
-    print(f"wrote {out}")
-    return calib
+
+
+def compare_rows(calib: dict) -> list[tuple[str, float, float]]:
+    """(statistic, capture, fitted market) for COMPARE_KEYS: what ``mmbot data calibrate`` shows."""
+    return [
+        (key, float(calib["target_stats"][key]), float(calib["fit_stats"][key]))
+        for key in COMPARE_KEYS
+    ]

@@ -103,7 +103,18 @@ P_PRINTS_PER_MS = 19  # matching-engine throughput: prints one sweep stamps per 
 P_TRANSIENT = 20  # share of a noise sweep's touch move that displaces the book and then decays
 P_TRANSIENT_DECAY = 21  # decay rate of that displacement, per s
 P_IMPACT_CAP = 22  # ticks: the impact of a sweep saturates at this scale of its touch move
-N_PARAMS = 23
+# 1: the stale-pull hazard covers every order on the wrong side of v, not only the touch's (on a
+# fine tick v moves many levels past the touch, and pulling one level at a time left the mid
+# trailing v by seconds: 60 s variance 3x the 1 s variance's sixtyfold). 0 (default): the touch's
+P_STALE_DEPTH = 23
+# 1: a queue-reactive cancel takes a level's whole excess over its target at once (one book row,
+# as a depth-diff feed reports a level once per update) instead of one maker order (fine tick:
+# the level ladder moves with v tick by tick, and order-by-order cancels were ~4x the capture's
+# level updates). 0 (default): one maker order
+P_EXCESS_WHOLE = 24
+# 1: a queue-reactive join brings a level up to its target at once (one row), for the same reason
+P_REFILL_WHOLE = 25
+N_PARAMS = 26
 
 # --- integer state ---------------------------------------------------------------------------
 S_T_NS = 0
@@ -293,6 +304,22 @@ def _lvl(q: np.ndarray, p: int) -> int:
 
 
 @njit(cache=True)
+def _stale_lots(q: np.ndarray, touch: int, stop: int, edge: float, sgn: int) -> float:
+    """Lots resting on the wrong side of ``edge`` (bids above it: sgn -1; asks below: sgn 1),
+    from the touch inward."""
+    if touch == _NONE:
+        return 0.0
+    tot = 0.0
+    p = touch
+    while p > edge if sgn < 0 else p < edge:
+        tot += q[p & _RING_MASK]
+        if p == stop:
+            break
+        p += sgn
+    return tot
+
+
+@njit(cache=True)
 def _bid_top(v: float, ba: int) -> int:
     top = int(math.ceil(v)) - 1
     if ba != _NONE and top > ba - 1:
@@ -412,8 +439,12 @@ def _draw_next(
     r[4] = P[P_INFORMED_RATE] * (f - ba - inf_edge) if (ba != _NONE and f > ba + inf_edge) else 0.0
     r[5] = P[P_INFORMED_RATE] * (bb - f - inf_edge) if (bb != _NONE and f < bb - inf_edge) else 0.0
     st_edge = P[P_STALE_EDGE]
-    r[6] = P[P_STALE_RATE] * _lvl(bq, bb) / maker if (bb != _NONE and bb > v + st_edge) else 0.0
-    r[7] = P[P_STALE_RATE] * _lvl(aq, ba) / maker if (ba != _NONE and ba < v - st_edge) else 0.0
+    if P[P_STALE_DEPTH] > 0.0:
+        r[6] = P[P_STALE_RATE] * _stale_lots(bq, bb, ist[S_LO_BID], v + st_edge, -1) / maker
+        r[7] = P[P_STALE_RATE] * _stale_lots(aq, ba, ist[S_HI_ASK], v - st_edge, 1) / maker
+    else:
+        r[6] = P[P_STALE_RATE] * _lvl(bq, bb) / maker if (bb != _NONE and bb > v + st_edge) else 0.0
+        r[7] = P[P_STALE_RATE] * _lvl(aq, ba) / maker if (ba != _NONE and ba < v - st_edge) else 0.0
     r[K_JUMP] = P[P_JUMP_RATE]
     bound = P[P_NOISE_MU] + fs[F_HAWKES]
     for i in range(N_RATES):
@@ -559,6 +590,8 @@ def _advance(
                 p = ref + sgn * k
                 j = p & _RING_MASK
                 lots = _maker_lots(rng, maker_tab, lot)
+                if P[P_REFILL_WHOLE] > 0.0 and target[k] - q[j] > lots:
+                    lots = int(target[k] - q[j])
                 q[j] += lots
                 if kind == 0:
                     ist[S_QB_LOTS] += lots
@@ -637,7 +670,7 @@ def _advance(
                     lots = _maker_lots(rng, maker_tab, lot)
                     if lots > q[j]:
                         lots = q[j]
-                    if excess and lots > q[j] - target[abs(p - ref)]:
+                    if excess and (lots > q[j] - target[abs(p - ref)] or P[P_EXCESS_WHOLE] > 0.0):
                         lots = max(q[j] - int(target[abs(p - ref)]), 1)
                     q[j] -= lots
                     if bid:
@@ -1008,6 +1041,9 @@ def model_arrays(
         P[P_TRANSIENT] = float(m.get("impact_transient_ratio", 0.0))
         P[P_TRANSIENT_DECAY] = float(m.get("impact_decay_per_s", 1.0))
         P[P_IMPACT_CAP] = float(m.get("impact_cap_bps", 0.0)) * ticks_per_bps
+        P[P_STALE_DEPTH] = float(m.get("stale_pull_depth", 0.0))
+        P[P_EXCESS_WHOLE] = float(m.get("excess_cancel_whole", 0.0))
+        P[P_REFILL_WHOLE] = float(m.get("refill_whole", 0.0))
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"calibration: missing or malformed field {exc!s}") from None
     if not np.all(np.isfinite(P)) or np.any(P < 0):
