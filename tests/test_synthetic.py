@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mmbot.data.calibrate import FINE_TICK_TERMS
 from mmbot.data.market_stats import market_stats
 from mmbot.data.synthetic import generate, generate_chunks, generate_with_flow, load_calibration
 from mmbot.errors import UserError
@@ -299,9 +300,6 @@ def test_book_stays_two_sided_when_impact_overshoots() -> None:
     cal["model"]["jump_size_bps"] *= 3.0
     s = market_stats(generate(cal, 9, T0_NS, 60 * S_NS), tick_px=cal["tick_px"])
     assert s["two_sided_ratio"] > 0.99, s["two_sided_ratio"]
-
-
-FINE_TICK_TERMS = ("stale_pull_depth", "excess_cancel_whole", "refill_whole")
 
 
 def test_fine_tick_terms_default_off(calib: dict) -> None:

@@ -71,7 +71,10 @@ def calibrate(
         help="also rescale to a tick of about this many bps (wide-tick variant); 0 = as captured",
     ),
     rounds: int = typer.Option(
-        16, "--rounds", min=0, help="fit rounds (parameters averaged over the second half)"
+        16,
+        "--rounds",
+        min=0,
+        help="fit rounds (parameters averaged over the second half); a progress bar shows each",
     ),
     fit_seconds: int = typer.Option(
         0,

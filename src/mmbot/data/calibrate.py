@@ -15,6 +15,9 @@ orders). Aggressor sizes are the capture's sweeps (see ``_parents``), printed at
 engine throughput. Each round's step is linear in the simulated statistic, so the fit matches
 the statistics' means (method of simulated moments). The statistics compared are
 ``market_stats`` on both sides, so real and synthetic are measured by the same code.
+At the captured tick the fit also moves the fine-tick terms: the ladder hysteresis follows the
+touch update rate, the per-order cancel hazard the level-update (DEPTH row) rate, and the
+saturation scale of sweep impact the 1 s markout of single prints.
 ``tick_bps > 0`` gives the wide-tick variant: the same flow refitted on a tick of about that
 many bps, depth re-binned from the capture's depth-vs-distance profile, labelled in the file.
 """
@@ -65,15 +68,29 @@ MAX_PERMANENCE = 8.0
 MIN_PERMANENCE = 0.05
 INITIAL_TRANSIENT = 1.0
 # decay of the transient impact, per s, and the scale (bps of touch move) at which a sweep's
-# impact saturates. Chosen on the USD-M BTCUSDT capture (not refitted per capture): sweeps that
+# impact saturates (its start; the as-captured fit then fits it). Chosen on the USD-M BTCUSDT
+# capture (the decay is not refitted per capture): sweeps that
 # reached 0.5-1, 1-2 and 2-4 bps past their first print had moved the price by about the same
 # 1.1 bps a second later, and the deep sweeps' impact fell from 2.24 bps at 1 s to 1.45 at 30 s
 IMPACT_DECAY_PER_S = 0.3
 IMPACT_CAP_BPS = 1.0
+MIN_IMPACT_CAP_BPS = 0.1  # search range of the fitted saturation scale (as-captured fit)
+MAX_IMPACT_CAP_BPS = 10.0
 # the deep-sweep statistics rest on a few hundred sweeps a round: smaller steps
 IMPACT_DAMPING = 0.25
 MAX_INFORMED_RATE = 1000.0  # informed parents per s per bps of mispricing (search range)
 MIN_INFORMED_RATE = 0.01
+# the fine-tick terms of the as-captured market (synthetic.P_STALE_DEPTH .. P_REF_HYST); the
+# shipped wide-tick market predates them (they default off)
+FINE_TICK_TERMS = (
+    "stale_pull_depth",
+    "excess_cancel_whole",
+    "refill_whole",
+    "ladder_hysteresis_bps",
+)
+INITIAL_HYSTERESIS_BPS = 0.1
+MIN_HYSTERESIS_BPS = 1e-3  # search range
+MAX_HYSTERESIS_BPS = 2.0
 MIN_CANCEL_RATE = 1e-4  # cancel hazard of a resting order, per s (search range)
 MAX_CANCEL_RATE = 10.0
 MIN_STALE_RATE = 0.1  # stale-quote pulls per order per s (search range)
@@ -321,7 +338,8 @@ def _fit(
             f"{s['deep_sweep_impact_30s_bps']:.2f}/{target['deep_sweep_impact_30s_bps']:.2f} "
             f"lat p50/p95 {s['feed_latency_ms_p50']:.1f}/{target['feed_latency_ms_p50']:.1f} "
             f"{s['feed_latency_ms_p95']:.1f}/{target['feed_latency_ms_p95']:.1f} ms "
-            f"depth rows/s {s['depth_update_rate_per_s']:.0f}/{target['depth_update_rate_per_s']:.0f}"
+            f"depth rows/s {s['depth_update_rate_per_s']:.0f}/{target['depth_update_rate_per_s']:.0f} "
+            f"touch updates/s {s['touch_update_rate_per_s']:.0f}/{target['touch_update_rate_per_s']:.0f}"
         )
         if progress is not None:
             progress(FitProgress(rnd + 1, rounds + 2, log[-1]))
@@ -439,6 +457,14 @@ def _update(m: dict, s: dict, target: dict, *, fit_spread: bool) -> None:
             MIN_CANCEL_RATE,
             MAX_CANCEL_RATE,
         )
+        # a ladder re-centred less often changes the touch less often
+        if "ladder_hysteresis_bps" in m:
+            m["ladder_hysteresis_bps"] = _clip(
+                m["ladder_hysteresis_bps"]
+                / _ratio(target["touch_update_rate_per_s"], s["touch_update_rate_per_s"]),
+                MIN_HYSTERESIS_BPS,
+                MAX_HYSTERESIS_BPS,
+            )
         # queues behind the touch are mostly old touches the price left: how fast makers pull
         # them sets the depth one level behind the touch
         m["excess_cancel_rate_per_s"] = _clip(
@@ -477,7 +503,18 @@ def _update(m: dict, s: dict, target: dict, *, fit_spread: bool) -> None:
         MAX_PERMANENCE,
     )
     m["impact_decay_per_s"] = IMPACT_DECAY_PER_S
-    m["impact_cap_bps"] = IMPACT_CAP_BPS
+    if fit_spread:
+        # at the captured tick the saturation scale is fitted: a larger one lets the biggest
+        # sweeps (which carry most prints) move the price more, so it follows the 1 s markout of
+        # single prints, which the deep-sweep statistics above do not pin down
+        m["impact_cap_bps"] = _clip(
+            m.get("impact_cap_bps", IMPACT_CAP_BPS)
+            * _ratio(target["markout_1s_bps"], s["markout_1s_bps"], IMPACT_DAMPING),
+            MIN_IMPACT_CAP_BPS,
+            MAX_IMPACT_CAP_BPS,
+        )
+    else:
+        m["impact_cap_bps"] = IMPACT_CAP_BPS
     # information per aggressor order is the race between takers who see the efficient price
     # past the touch and makers pulling those stale quotes: the step moves both, the informed
     # intensity up by its square root and the stale-pull speed down by it. (On the wide tick
@@ -587,6 +624,8 @@ def calibrate(
         "stale_pull_depth": 1.0,
         "excess_cancel_whole": 1.0,
         "refill_whole": 1.0,
+        # makers re-centre their ladder only on moves of v past this (fitted to touch updates)
+        "ladder_hysteresis_bps": INITIAL_HYSTERESIS_BPS,
     }
     calib: dict = {
         "schema": "mmbot.market.v1",
@@ -635,7 +674,7 @@ def calibrate(
         model["refill_rate_per_s"] = WIDE_REFILL_RATE
         model["excess_cancel_rate_per_s"] = WIDE_EXCESS_RATE
         model["cancel_rate_per_s"] = WIDE_CANCEL_RATE
-        for key in ("stale_pull_depth", "excess_cancel_whole", "refill_whole"):
+        for key in FINE_TICK_TERMS:
             del model[key]  # the shipped wide-tick market predates them
         log.append(f"wide tick {wide_px} ({wide_bps:.3f} bps)")
         _fit(

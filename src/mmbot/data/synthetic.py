@@ -24,6 +24,12 @@ shipped calibrations (``load_calibration``). The model (DESIGN.md, "The embedded
   per maker order (as venues do), at most the engine's calibrated prints per ms: a longer sweep
   goes on in the next ms (nothing else happens meanwhile) and the DEPTH rows of the levels it
   touched follow its last print, as on the venue's feed;
+* fine-tick terms (the as-captured fits; off by default, so older calibrations generate the same
+  bytes): stale pulls hit every order past v, not only the touch's; a queue-reactive join or
+  cancel brings a level to its target in one row; and the makers re-centre their ladder only when
+  v has moved more than a fitted hysteresis (on a 0.1 USDT tick a ladder keyed to v itself moved
+  with every tick v crossed: the mid trailed v by seconds and the book emitted ~4x the capture's
+  level updates);
 * every visible change is emitted: DEPTH level updates (price, new total qty; 0 = delete) and
   TRADE prints (BUY flag = buyer aggressor), each consuming the touch it hits; feed latency follows
   the calibrated distribution with an AR(1) Gaussian copula (consecutive messages see similar
@@ -114,7 +120,12 @@ P_STALE_DEPTH = 23
 P_EXCESS_WHOLE = 24
 # 1: a queue-reactive join brings a level up to its target at once (one row), for the same reason
 P_REFILL_WHOLE = 25
-N_PARAMS = 26
+# ticks: makers re-centre the level ladder only when v has moved more than this from where it was
+# last centred (fine tick: a ladder keyed to v itself moved with every tick v crossed, and the
+# touch changed ~3x as often as the capture's). Stale pulls start this far past the touch too.
+# 0 (default): the ladder follows v
+P_REF_HYST = 26
+N_PARAMS = 27
 
 # --- integer state ---------------------------------------------------------------------------
 S_T_NS = 0
@@ -158,7 +169,8 @@ F_SPARE_OK = F_SPARE + 1
 F_SWEEP_LIMIT = F_SPARE_OK + 1  # limit price (ticks) of the sweep in progress
 # transient part of v (ticks): the book is built around v, the informed trade against v minus it
 F_TRANSIENT = F_SWEEP_LIMIT + 1
-N_FSTATE = F_TRANSIENT + 1
+F_VREF = F_TRANSIENT + 1  # where the makers' level ladder is centred (v, with P_REF_HYST)
+N_FSTATE = F_VREF + 1
 
 _NONE = -1  # empty book side
 
@@ -319,6 +331,15 @@ def _stale_lots(q: np.ndarray, touch: int, stop: int, edge: float, sgn: int) -> 
     return tot
 
 
+@njit(cache=True, inline="always")
+def _ladder_v(P: np.ndarray, fs: np.ndarray) -> float:
+    """The price the makers' ladder is centred on: v, re-centred only on moves past P_REF_HYST."""
+    v = fs[F_V]
+    if abs(v - fs[F_VREF]) > P[P_REF_HYST] or P[P_REF_HYST] <= 0.0:
+        fs[F_VREF] = v
+    return fs[F_VREF]
+
+
 @njit(cache=True)
 def _bid_top(v: float, ba: int) -> int:
     top = int(math.ceil(v)) - 1
@@ -402,8 +423,9 @@ def _draw_next(
     ba = ist[S_BEST_ASK]
     maker = P[P_MAKER_LOTS]
     refill = P[P_REFILL_RATE]
-    top = _bid_top(v, ba)
-    bot = _ask_bot(v, bb)
+    vr = _ladder_v(P, fs)
+    top = _bid_top(vr, ba)
+    bot = _ask_bot(vr, bb)
     nlev = target.shape[0]
     kq = NEAR_LEVELS if nlev > NEAR_LEVELS else nlev
     near = fs[F_NEAR : F_NEAR + 4]
@@ -438,7 +460,7 @@ def _draw_next(
     f = v - fs[F_TRANSIENT]
     r[4] = P[P_INFORMED_RATE] * (f - ba - inf_edge) if (ba != _NONE and f > ba + inf_edge) else 0.0
     r[5] = P[P_INFORMED_RATE] * (bb - f - inf_edge) if (bb != _NONE and f < bb - inf_edge) else 0.0
-    st_edge = P[P_STALE_EDGE]
+    st_edge = P[P_STALE_EDGE] + P[P_REF_HYST]
     if P[P_STALE_DEPTH] > 0.0:
         r[6] = P[P_STALE_RATE] * _stale_lots(bq, bb, ist[S_LO_BID], v + st_edge, -1) / maker
         r[7] = P[P_STALE_RATE] * _stale_lots(aq, ba, ist[S_HI_ASK], v - st_edge, 1) / maker
@@ -573,11 +595,11 @@ def _advance(
         if kind == 0 or kind == 1:
             # a maker joins the level whose queue is furthest below its target (in proportion)
             if kind == 0:
-                ref = _bid_top(v, ba)
+                ref = _bid_top(_ladder_v(P, fs), ba)
                 q = bq
                 sgn = -1
             else:
-                ref = _ask_bot(v, bb)
+                ref = _ask_bot(_ladder_v(P, fs), bb)
                 q = aq
                 sgn = 1
             kq = NEAR_LEVELS if kmax > NEAR_LEVELS else kmax
@@ -647,7 +669,8 @@ def _advance(
                 base = theta * tot_lots / maker
                 if _uniform(rng) * r[kind] >= base:
                     excess = True
-                    ref = _bid_top(v, ba) if bid else _ask_bot(v, bb)
+                    vr = _ladder_v(P, fs)
+                    ref = _bid_top(vr, ba) if bid else _ask_bot(vr, bb)
                     sgn = -1 if bid else 1
                     kq = NEAR_LEVELS if kmax > NEAR_LEVELS else kmax
                     zone_near = fs[F_NEAR + kind]  # kind 2/3 -> excess slots 2/3
@@ -818,7 +841,7 @@ def _advance(
             ist[S_SWEEP_SIDE] = 0
         # ---- trim levels that fell too far from the efficient price ----------------------------
         n = _trim(
-            v,
+            _ladder_v(P, fs),
             kmax,
             emit,
             tick,
@@ -1044,6 +1067,7 @@ def model_arrays(
         P[P_STALE_DEPTH] = float(m.get("stale_pull_depth", 0.0))
         P[P_EXCESS_WHOLE] = float(m.get("excess_cancel_whole", 0.0))
         P[P_REFILL_WHOLE] = float(m.get("refill_whole", 0.0))
+        P[P_REF_HYST] = float(m.get("ladder_hysteresis_bps", 0.0)) * ticks_per_bps
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"calibration: missing or malformed field {exc!s}") from None
     if not np.all(np.isfinite(P)) or np.any(P < 0):
