@@ -230,12 +230,13 @@ def test_sweeps_join_consecutive_ms_without_book_rows_between() -> None:
 
 
 def test_calibrate_reports_each_round_to_the_progress_callback(capture_events: np.ndarray) -> None:
-    """One FitProgress per simulated round plus the final check, numbered in order, each with the
-    round's measured statistics; the library itself prints nothing."""
+    """The latency fit (step 0), then one FitProgress per simulated round plus the final check,
+    numbered in order, each with the round's measured statistics."""
     from mmbot.data.calibrate import FitProgress
 
     seen: list[FitProgress] = []
     calibrate(capture_events, rounds=2, fit_seconds=10, progress=seen.append)
-    assert [p.step for p in seen] == [1, 2, 3, 4]
+    assert [p.step for p in seen] == [0, 1, 2, 3, 4]
     assert all(p.steps == 4 for p in seen)
-    assert seen[0].message.startswith("round 0: loss") and "lat p50/p95" in seen[0].message
+    assert seen[0].message.startswith("feed latency: 40 rounds")
+    assert seen[1].message.startswith("round 0: loss") and "lat p50/p95" in seen[1].message

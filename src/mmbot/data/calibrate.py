@@ -30,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+from numba import njit
 
+from mmbot.data.synthetic import N_FSTATE, N_ISTATE, S_LAT_T_NS, _latency_ns
 from mmbot.errors import UserError
 from mmbot.events import (
     BUY_EVENT,
@@ -57,6 +59,10 @@ FIT_MARKETS = 2
 EARLY_SHARE = 3  # early rounds simulate FIT_SECONDS / EARLY_SHARE
 MIN_LAT_TAU_S = 0.001  # feed-latency correlation time (search range)
 MAX_LAT_TAU_S = 30.0
+LAT_ROUNDS = 40  # rounds of the latency fit (on the capture's message times; milliseconds each)
+LAT_PATHS = 2  # latency paths a round
+LAT_SEED = 54321
+LAT_TAU_POWER = 0.25  # damping of the correlation-time step (the p95 is steep in it)
 # search range of the permanence of noise-sweep impact (a ratio of the sweep's touch move). It
 # is a range for the fit, not a stability cap: above 1 a sweep reveals more than its own
 # mechanical move (the efficient price overshoots the book, the informed follow; they do not
@@ -91,6 +97,7 @@ FINE_TICK_TERMS = (
 INITIAL_HYSTERESIS_BPS = 0.1
 MIN_HYSTERESIS_BPS = 1e-3  # search range
 MAX_HYSTERESIS_BPS = 2.0
+HYSTERESIS_EDGE_SHARE = 0.5  # largest hysteresis as a share of the informed edge
 MIN_CANCEL_RATE = 1e-4  # cancel hazard of a resting order, per s (search range)
 MAX_CANCEL_RATE = 10.0
 MIN_STALE_RATE = 0.1  # stale-quote pulls per order per s (search range)
@@ -295,6 +302,71 @@ def _latency_quantiles(events: np.ndarray) -> list[float]:
     return [float(max(x, 0.0)) for x in np.quantile(lat_ns, _PROBS)]
 
 
+@njit(cache=True)
+def _emitted_latency_ns(
+    P: np.ndarray, lat_tab: np.ndarray, rng: np.ndarray, ts: np.ndarray
+) -> np.ndarray:
+    """The latency the generator's feed model stamps on messages at exchange times ``ts`` (its
+    AR(1) copula draw, local time kept non-decreasing): the same code the market runs."""
+    fs = np.zeros(N_FSTATE)
+    ist = np.zeros(N_ISTATE, dtype=np.int64)
+    ist[S_LAT_T_NS] = ts[0]
+    out = np.empty(ts.shape[0], dtype=np.int64)
+    last = ts[0]
+    for k in range(ts.shape[0]):
+        local = ts[k] + _latency_ns(P, lat_tab, fs, ist, rng, ts[k])
+        if local < last:
+            local = last
+        last = local
+        out[k] = local - ts[k]
+    return out
+
+
+def _fit_latency(calib: dict, events: np.ndarray, target: dict, log: list[str]) -> None:
+    """Fit the latency table and its correlation time on the capture's own message times (the
+    feed model does not depend on the book, so no market is simulated): each round steps every
+    drawn quantile toward the capture's emitted one and the correlation time toward its p95,
+    and the second half of the rounds is averaged. (Fitted inside the market rounds, the p95 of
+    one short market swung 6 <-> 70 ms round to round on spot BTCUSDT: a few spikes decide it.)"""
+    from mmbot.data.synthetic import N_PARAMS, P_LAT_TAU_S, _seed_state
+
+    ts = np.ascontiguousarray(events["exch_ts"], dtype=np.int64)
+    tgt = np.asarray(target["feed_latency_quantiles_ns"], dtype=np.float64)
+    tgt_p95 = float(target["feed_latency_ms_p95"]) * 1e6
+    tab = np.asarray(calib["feed_latency_quantiles_ns"], dtype=np.float64)
+    tau = float(calib.get("feed_latency_corr_s", 0.0) or MIN_LAT_TAU_S)
+    tabs: list[np.ndarray] = []
+    taus: list[float] = []
+    P = np.zeros(N_PARAMS)
+    for rnd in range(LAT_ROUNDS):
+        P[P_LAT_TAU_S] = tau
+        lat = np.concatenate(
+            [
+                _emitted_latency_ns(P, tab, _seed_state(LAT_SEED + LAT_PATHS * rnd + k), ts)
+                for k in range(LAT_PATHS)
+            ]
+        ).astype(np.float64)
+        sim = np.quantile(lat, _PROBS)
+        sim_p95 = float(np.quantile(lat, 0.95))
+        if rnd >= LAT_ROUNDS // 2:
+            tabs.append(tab.copy())
+            taus.append(tau)
+        for i in range(len(tab)):
+            tab[i] *= _ratio(tgt[i], sim[i], 0.7)
+        tab = np.maximum.accumulate(tab)
+        # local time never runs backwards, so a delayed message delays the ones after it: the
+        # emitted tail is heavier than the drawn one, and the more so the shorter the delays'
+        # correlation (many short spikes each hold up the next messages). The correlation time
+        # follows the p95 (a longer one: fewer, longer spikes), with small steps
+        tau = _clip(tau / _ratio(tgt_p95, sim_p95, LAT_TAU_POWER), MIN_LAT_TAU_S, MAX_LAT_TAU_S)
+    calib["feed_latency_quantiles_ns"] = [float(x) for x in np.mean(tabs, axis=0)]
+    calib["feed_latency_corr_s"] = float(np.exp(np.mean(np.log(taus))))
+    log.append(
+        f"feed latency: {LAT_ROUNDS} rounds on the capture's {len(ts)} message times, "
+        f"correlation {calib['feed_latency_corr_s']:.3f} s"
+    )
+
+
 def _clip(x: float, lo: float, hi: float) -> float:
     return float(min(max(x, lo), hi)) if np.isfinite(x) else 1.0
 
@@ -316,9 +388,7 @@ def _fit(
     import copy
 
     keys = list(LOSS_KEYS) + (["spread_bps_mean"] if fit_depth_by_level else [])
-    lat_tgt = list(target["feed_latency_quantiles_ns"])
     history: list[dict] = []
-    tau_hist: list[float] = []
     for rnd in range(rounds + 1):
         m = calib["model"]
         secs = seconds if rnd >= rounds // 2 else max(1, seconds // EARLY_SHARE)
@@ -347,25 +417,9 @@ def _fit(
         # the parameters of the second half of the rounds are averaged (Polyak-Ruppert)
         if rnd >= rounds // 2:
             history.append(copy.deepcopy(m))
-            tau_hist.append(float(calib["feed_latency_corr_s"]))
         if rnd == rounds:
             break
         _update(m, s, target, fit_spread=fit_depth_by_level)
-        tab = np.asarray(calib["feed_latency_quantiles_ns"], dtype=np.float64)
-        lat_sim = np.asarray(s["feed_latency_quantiles_ns"])
-        for i in range(len(tab)):
-            tab[i] *= _ratio(lat_tgt[i], lat_sim[i], 0.7)
-        calib["feed_latency_quantiles_ns"] = [float(x) for x in np.maximum.accumulate(tab)]
-        # local time never runs backwards, so a delayed message delays the ones after it: the
-        # emitted tail is heavier than the drawn one, and the more so the shorter the delays'
-        # correlation (many short spikes each hold up the next ~100 ms of messages). The
-        # correlation time is fitted to the p95 (a longer one: fewer, longer spikes)
-        calib["feed_latency_corr_s"] = _clip(
-            float(calib.get("feed_latency_corr_s", 0.0) or MIN_LAT_TAU_S)
-            / _ratio(target["feed_latency_ms_p95"], s["feed_latency_ms_p95"]),
-            MIN_LAT_TAU_S,
-            MAX_LAT_TAU_S,
-        )
         tk = np.asarray(m["depth_target_qty"], dtype=np.float64)
         if fit_depth_by_level:
             sim_l = np.asarray(s["depth_qty_by_level"])
@@ -392,7 +446,6 @@ def _fit(
             lo = hi
         m["depth_target_qty"] = [float(x) for x in tk]
     calib["model"] = _average_models(history)
-    calib["feed_latency_corr_s"] = float(np.exp(np.mean(np.log(np.maximum(tau_hist, 1e-9)))))
     log.append(f"parameters: average of rounds {rounds // 2}..{rounds}")
     return calib
 
@@ -459,11 +512,13 @@ def _update(m: dict, s: dict, target: dict, *, fit_spread: bool) -> None:
         )
         # a ladder re-centred less often changes the touch less often
         if "ladder_hysteresis_bps" in m:
+            # below half the informed edge: a ladder left further from v is traded by the
+            # informed at once (COIN-M: the hysteresis grew to 1.2 bps, every order was informed)
             m["ladder_hysteresis_bps"] = _clip(
                 m["ladder_hysteresis_bps"]
                 / _ratio(target["touch_update_rate_per_s"], s["touch_update_rate_per_s"]),
                 MIN_HYSTERESIS_BPS,
-                MAX_HYSTERESIS_BPS,
+                min(MAX_HYSTERESIS_BPS, HYSTERESIS_EDGE_SHARE * m["informed_edge_bps"]),
             )
         # queues behind the touch are mostly old touches the price left: how fast makers pull
         # them sets the depth one level behind the touch
@@ -643,6 +698,9 @@ def calibrate(
     log.append(
         f"capture: tick {tick_px} ({tick_bps_cap:.4f} bps), lot {lot_qty}, {target['trade_rate_per_s']:.1f} trades/s"
     )
+    _fit_latency(calib, events, target, log)
+    if progress is not None:
+        progress(FitProgress(0, rounds + 2, log[-1]))
     if tick_bps <= 0:
         _fit(
             calib,
