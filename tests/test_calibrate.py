@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import USDM_CAPTURE, need_shared
+from conftest import COINM_CAPTURE, SPOT_CAPTURE, USDM_CAPTURE, need_shared
 from mmbot.commands.data import calibrate_command
 from mmbot.data.calibrate import _parents, calibrate
 from mmbot.data.market_stats import market_stats
@@ -240,3 +240,24 @@ def test_calibrate_reports_each_round_to_the_progress_callback(capture_events: n
     assert all(p.steps == 4 for p in seen)
     assert seen[0].message.startswith("feed latency: 40 rounds")
     assert seen[1].message.startswith("round 0: loss") and "lat p50/p95" in seen[1].message
+
+
+@pytest.mark.parametrize(
+    ("name", "capture"),
+    [("binance_spot_btcusdt", SPOT_CAPTURE), ("binance_coinm_btcusd_perp", COINM_CAPTURE)],
+)
+def test_spot_and_coinm_markets_are_fitted_at_their_captured_tick(name: str, capture: Path) -> None:
+    """The spot and COIN-M calibrations come from their own captures (sha256 in the provenance),
+    at the capture's tick, with the fine-tick terms on, and generate a market."""
+    from mmbot.data.calibrate import FINE_TICK_TERMS
+    from mmbot.data.market_stats import guess_tick
+
+    path = need_shared(capture)
+    calib = load_calibration(name)
+    assert calib["variant"] == "as_captured"
+    assert calib["provenance"]["source_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    from mmbot.data import load_events
+
+    assert calib["tick_px"] == pytest.approx(guess_tick(load_events(path)[0]))
+    assert all(calib["model"][k] > 0 for k in FINE_TICK_TERMS)
+    assert len(generate(calib, 1, T0_NS, 5 * 1_000_000_000)) > 100
