@@ -25,6 +25,22 @@ KNOB_NAMES: Final[tuple[str, ...]] = tuple(RUNTIME_LIMITS)
 INTEGER_KNOBS: Final[frozenset[str]] = frozenset(
     {"min_interval_ms", "replace_rate_per_min", "tail_age_ms"}
 )
+# The runtime knobs the engine's order manager and guards read for every quoter (min_interval and
+# the replace budget in the guards, tail_age in the manager's refresh of a 'replace' quoter); the
+# other three (base_spread_bps_delta, impact_cap_ratio, max_delta_ratio) move only a quoter whose
+# own functions read them (it says so in `Quoter.runtime_knobs`).
+ENGINE_KNOBS: Final[tuple[str, ...]] = ("min_interval_ms", "replace_rate_per_min", "tail_age_ms")
+# the manager's refresh of an old order (tail_age) applies to 'replace' quoters only: 'cancel_new'
+# requotes every change at once
+_REFRESH_KNOBS: Final[frozenset[str]] = frozenset({"tail_age_ms"})
+
+
+def engine_knobs(requote: str) -> tuple[str, ...]:
+    """The runtime knobs the engine reads for a quoter of requote mode ``requote``."""
+    if requote == "replace":
+        return ENGINE_KNOBS
+    return tuple(k for k in ENGINE_KNOBS if k not in _REFRESH_KNOBS)
+
 
 # The seed's conservative starting package (written before soak iteration 1).
 CONSERVATIVE_START: Final[dict[str, float]] = {

@@ -321,6 +321,8 @@ def _tune(st: SoakState, it: int, report: dict, knobs_used: dict[str, float]) ->
         st.replayer,
         st.replayer.ids(),
         budget=autotune.replay_budget(knobs_used),
+        # the knobs the quoter reads: the tuner moves no other (the six stay in every knob set)
+        tunable=autotune.tunable_knobs(st.plan.prof.strategy.name),
     )
     st.knobs = dict(decision.knobs)
     return decision

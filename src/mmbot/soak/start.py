@@ -176,6 +176,8 @@ def prepare(
     q_knobs, q_notes = quoter_knobs(prof, auto_tune)
     knobs.update(q_knobs)  # the quoter's tunable knobs run (and are tuned) beside the six
     messages += q_notes
+    if auto_tune:
+        messages += _unread_note(prof.strategy.name)
     mkt = _soak_market(market, prof)
     from mmbot.gate import load_thresholds
 
@@ -200,6 +202,18 @@ def prepare(
         start_ns=start_ns,
         iter_ns=total_ns // iterations,
     )
+
+
+def _unread_note(spec: str) -> list[str]:
+    """One note naming the seed's runtime knobs the quoter does not read (the tuner leaves them)."""
+    from mmbot.soak.autotune import tunable_knobs
+
+    unread = [k for k in KNOB_NAMES if k not in tunable_knobs(spec)]
+    if not unread:
+        return []
+    return [
+        f"auto-tune: {spec} does not read {', '.join(unread)}; the tuner leaves them as they are"
+    ]
 
 
 def _soak_market(market: str, prof: Any) -> Market:

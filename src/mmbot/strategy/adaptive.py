@@ -615,6 +615,7 @@ QUOTER = Quoter(
     wake_interval_ms=WAKE_INTERVAL_MS,
     wake_on_market=WAKE_ON_MARKET,
     levels=LEVELS,
+    runtime_knobs=(),  # its spread, size and skew are its own PARAMS, none of the seed's six
     doc="GLFT grid with an adverse-selection spread floor, an online fair value and sticky requotes",
     pieces=PIECES,
 )

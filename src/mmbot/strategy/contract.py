@@ -27,6 +27,11 @@ records and the audit. A quoter is a Python module (or any object with these att
     ``tail_age``). ``"cancel_new"``: any change of price or size cancels the order and sends a new
     one in the same wake, as hftbacktest's tutorials do (order ids by price); the guards judge the
     pair once, its cancel counting as a request in flight (at most ``MAX_LEVELS // 2`` levels).
+``runtime_knobs`` (tuple of str, optional, default None: all six)
+    Which of the seed's runtime knobs (``mmbot.knobs.KNOB_NAMES``) its own functions read from
+    ``params`` (e.g. ``base_spread_bps_delta``); the engine's order manager and guards read
+    ``mmbot.knobs.ENGINE_KNOBS`` for every quoter. The soak's tuner moves only those two sets (and
+    the quoter's tunable parameters): a knob nothing reads cannot change a run.
 ``new_state(params, qparams) -> np.ndarray``
     Its whole memory: a one-element structured array of its own dtype (plain Python is fine).
 ``on_market(state, params, qparams, view, trades, n_trades)`` (numba ``@njit``)
@@ -232,3 +237,5 @@ class Quoter:
     # each switchable piece: its label and the parameters that switch it off, for the measured
     # contribution of each piece (``mmbot backtest --pieces``, ``bench/bench_edge.py``'s ablation)
     pieces: tuple[tuple[str, dict[str, float]], ...] = ()
+    # the seed's runtime knobs its functions read (None: undeclared, treated as all six)
+    runtime_knobs: tuple[str, ...] | None = None

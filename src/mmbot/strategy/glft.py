@@ -440,5 +440,6 @@ QUOTER = Quoter(
     wake_interval_ms=50.0,
     wake_on_market=True,
     book_levels=0,  # reads the touch and the near-touch sizes only
+    runtime_knobs=("base_spread_bps_delta", "impact_cap_ratio", "max_delta_ratio"),
     doc="GLFT half-spread and inventory skew over online volatility and intensity estimates",
 )

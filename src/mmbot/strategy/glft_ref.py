@@ -296,5 +296,6 @@ QUOTER = Quoter(
     wake_on_market=WAKE_ON_MARKET,
     requote=REQUOTE,
     book_levels=0,  # reads the touch only
+    runtime_knobs=(),  # every constant of the tutorial is one of its PARAMS
     doc="hftbacktest's GLFT market-making tutorial (faithful port)",
 )

@@ -20,6 +20,7 @@ from types import ModuleType
 import numpy as np
 
 from mmbot.errors import UserError
+from mmbot.knobs import KNOB_NAMES
 from mmbot.strategy.contract import (
     DEPTH_LEVELS,
     MAX_LEVELS,
@@ -148,6 +149,13 @@ def check_quoter(q: object, spec: str) -> Quoter:
         raise UserError(
             f"--strategy {spec}: requote 'cancel_new' allows at most {MAX_LEVELS // 2} levels"
         )
+    if q.runtime_knobs is not None:
+        unknown = [k for k in q.runtime_knobs if k not in KNOB_NAMES]
+        if not isinstance(q.runtime_knobs, tuple) or unknown:
+            raise UserError(
+                f"--strategy {spec}: runtime_knobs must be a tuple of {', '.join(KNOB_NAMES)}"
+                + (f" (unknown: {', '.join(map(str, unknown))})" if unknown else "")
+            )
     for k, v in q.params.items():
         if not (isinstance(k, str) and k.isidentifier()):
             raise UserError(f"--strategy {spec}: parameter name {k!r} is not an identifier")

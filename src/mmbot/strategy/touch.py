@@ -42,5 +42,6 @@ QUOTER = Quoter(
     wake_interval_ms=50.0,
     wake_on_market=True,
     book_levels=0,  # reads the touch and the near-touch sizes only
+    runtime_knobs=("impact_cap_ratio",),  # its size cap (glft's)
     doc="join the best bid and ask (baseline)",
 )

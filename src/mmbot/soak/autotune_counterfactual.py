@@ -1,0 +1,613 @@
+"""The auto-tuner's counterfactual scoring: candidate knob sets replayed on the market already
+played, judged by paired gains, adopted only above the noise; keep-best on common market.
+
+An extension of DESIGN.md, used by the soak. Iterations play different stretches of market, and on
+the default market that noise (about +-0.4 bps per 30 min) is far larger than the knobs' effects
+(mostly below 0.05 bps each), so comparing iterations picks on noise. `counterfactual_tune` sits on
+top of the rule table (`mmbot.soak.autotune_rules.tune`): the soak keeps the market segment of
+every iteration played so far (its last chunk, with the carried book, so a replay starts from the
+real run's state; up to ``MAX_KEPT_SEGMENTS``) and an evaluator that replays a segment through the
+compiled backtest with other knobs. Every candidate - the rule table's proposal (as one bundle) and
+single-knob probes (each knob the quoter reads toward each limit, hysteresis-respecting) - is
+judged by its paired gain over the current knobs (same events, same start: the market's luck
+cancels) in the replay score (`SCORE_NAME`: net_bps minus most of the inventory PnL beyond 1 s
+after each fill), and that evidence accumulates. Replays already made are free; the ``budget``
+replays a decision may add are spent by successive halving (every candidate on the latest
+segment, the better half on the latest two, four, ..., the best on every segment). A candidate is
+adopted only when its mean gain over at least ``MIN_ADOPT_SEGMENTS`` segments exceeds a noise
+floor that falls like a standard error (`noise_floor`); winners on disjoint fields are merged when
+the merge is better. Nothing that loses on the segments is adopted, including the fallback package
+(the seed's marker prints only when it is adopted). `select_best_common` is keep-best on common
+market. Every candidate, its replayed score and whether it was adopted is in the decision's
+``trials`` (metrics.jsonl) and a ``| autotune | COUNTERFACTUAL |`` marker.
+
+The measurements the constants come from are in docs/autotune.md. Everything here is a pure
+function of its arguments (given the evaluator): no I/O, no clocks, no randomness.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from mmbot.knobs import is_quoter_knob, knob_limits, knob_order, quoter_param
+from mmbot.soak.autotune_grid import fmt_knob, knob_key, may_move, normalise_knobs, snap
+from mmbot.soak.autotune_rules import (
+    MAX_SPREAD_STEP_BPS,
+    RULES,
+    Change,
+    Rule,
+    TuneDecision,
+    _recent_direction,
+    tune,
+)
+
+# Paired evidence: a candidate's gain on a segment is its replayed score minus the current knobs'
+# score on the same events from the same start; a candidate is adopted only when its mean gain over
+# n segments exceeds ``NOISE_FLOOR_BPS * sqrt(2 / n)`` (docs/autotune.md: how it was measured).
+NOISE_FLOOR_BPS: Final[float] = 0.025
+# A decision that tunes quoter knobs measures its own noise: the floor is then NOISE_Z standard
+# errors of the paired gains' scatter when higher (docs/autotune.md).
+NOISE_Z: Final[float] = 1.0
+# Keep-best: an earlier set must beat the latest by ``KEEP_BEST_MARGIN_BPS * sqrt(2 / n)`` on n
+# common segments (docs/autotune.md).
+KEEP_BEST_MARGIN_BPS: Final[float] = 0.075
+# The replay score (the tuner's evidence only: EDGE_REPORT, markers and the gate stay in net_bps):
+# net_bps - SCORE_BETA x (inventory PnL beyond SCORE_TAU_S after each fill), computed by
+# `runner.chunk_score_bps`; half the noise of net_bps, but biased (docs/autotune.md).
+SCORE_TAU_S: Final[float] = 1.0
+SCORE_BETA: Final[float] = 0.83
+SCORE_NAME: Final[str] = "net-0.83*inv>1s"
+# Iteration segments kept for replays (the latest ones; a 30-min segment is ~0.75 M events,
+# ~47 MB): a 3 h / 6 iteration soak keeps all of them. Gains measured on segments no longer kept
+# still count (they are in the decisions' trials).
+MAX_KEPT_SEGMENTS: Final[int] = 8
+# A candidate measured on fewer segments (its earlier evidence included) is not adopted: with a
+# dozen candidates, the best gain on one segment is noise (~0.2 bps) far more often than not.
+MIN_ADOPT_SEGMENTS: Final[int] = 2
+# Segment replays per decision that are not cached (a replay of 30 min is ~0.25 s on one core).
+REPLAY_BUDGET: Final[int] = 24
+# Each quoter knob adds its two probes (each direction), replayed on the latest segment and, if it
+# survives the halving, on the others: this many more replays per quoter knob per decision.
+REPLAYS_PER_QUOTER_KNOB: Final[int] = 4
+
+
+def replay_budget(knobs: Mapping[str, float]) -> int:
+    """Segment replays a decision from ``knobs`` may add: ``REPLAY_BUDGET`` for the six runtime
+    knobs, plus ``REPLAYS_PER_QUOTER_KNOB`` for each quoter knob in the set."""
+    n_quoter = sum(1 for k in knobs if is_quoter_knob(k) and knob_limits(k) is not None)
+    return REPLAY_BUDGET + REPLAYS_PER_QUOTER_KNOB * n_quoter
+
+
+# Probes: a probe of (field, direction) moves the field by ``fraction`` of its room to the limit
+# in that direction (at least ``PROBE_MIN_STEP``, the seed's low-end deltas). The fraction starts
+# at 1 (the limit: the largest effect the market can show above its noise, and knob effects are
+# far from linear here, e.g. min_interval matters mostly above ~200 ms), halves once that probe
+# clearly loses (mean gain below minus the floor over at least two segments), and is kept
+# otherwise, so an undecided probe is the same knob set next time and its evidence accumulates.
+PROBE_MIN_STEP: Final[dict[str, float]] = {
+    "min_interval_ms": 20.0,
+    "replace_rate_per_min": 30.0,
+    "base_spread_bps_delta": 0.02,
+    "tail_age_ms": 50.0,
+    "impact_cap_ratio": 0.01,
+    "max_delta_ratio": 0.01,
+}
+# the same for the quoter knobs (by parameter)
+QUOTER_PROBE_MIN_STEP: Final[dict[str, float]] = {
+    "as_mult": 0.25,
+    "skew_coef": 0.25,
+    "fv_coef": 0.25,
+    "pull_ratio": 0.25,
+    "n_levels": 1.0,
+    "requote_tol_ratio": 0.05,
+    "mk_horizon_ms": 1000.0,
+    "mk_margin_bps": 0.1,
+}
+PROBE_MIN_FRACTION: Final[float] = 0.125
+INERT_DECISIONS: Final[int] = 3  # a probe that changed nothing is skipped this many decisions
+
+# (knobs, segment id) -> net_bps of the segment replayed with those knobs (None: no fills).
+# An evaluator may also offer ``cached(knobs, segment id) -> bool`` (a free answer: not counted
+# against the replay budget).
+Evaluate = Callable[[Mapping[str, float], int], float | None]
+
+
+def adopt_floor(n_segments: int, floor_bps: float = NOISE_FLOOR_BPS) -> float:
+    """Mean paired gain a candidate needs over ``n_segments`` to be adopted."""
+    return floor_bps * math.sqrt(2.0 / max(n_segments, 1))
+
+
+def pooled_gain_sd(gains: Sequence[Mapping[int, float] | None]) -> float:
+    """The paired gains' noise per segment, measured in this decision: the pooled within-candidate
+    standard deviation of the gains of every candidate with two or more segments (inert ones,
+    all gains zero, left out). 0 when nothing measures it."""
+    ss, dof = 0.0, 0
+    for g in gains:
+        if not g or len(g) < 2 or all(v == 0.0 for v in g.values()):
+            continue
+        vals = list(g.values())
+        m = sum(vals) / len(vals)
+        ss += sum((v - m) ** 2 for v in vals)
+        dof += len(vals) - 1
+    return math.sqrt(ss / dof) if dof else 0.0
+
+
+def noise_floor(n_segments: int, noise_sd: float, floor_bps: float = NOISE_FLOOR_BPS) -> float:
+    """Mean paired gain a candidate needs over ``n_segments``: `adopt_floor`, or ``NOISE_Z``
+    standard errors of the noise measured in the decision (`pooled_gain_sd`) when that is
+    higher (a quoter that fills rarely scatters by bps per segment, not hundredths)."""
+    return max(
+        adopt_floor(n_segments, floor_bps), NOISE_Z * noise_sd / math.sqrt(max(n_segments, 1))
+    )
+
+
+@dataclass
+class _Candidate:
+    label: str  # RULES(H2,...) | FALLBACK | PROBE(field:+/-) | COMBINED(...)
+    origin: str  # RULES | PROBE | COMBINED
+    knobs: dict[str, float]
+    changes: list[Change]
+    markers: list[str]  # printed when adopted (the seed's change markers for rule changes)
+    fallback: bool = False
+    nets: dict[int, float | None] = field(default_factory=dict)  # replayed this decision
+    past: dict[int, float] = field(default_factory=dict)  # segment -> gain from earlier decisions
+
+    def fields(self) -> set[str]:
+        return {c.field for c in self.changes}
+
+    def gains(self, base: Mapping[int, float | None]) -> dict[int, float] | None:
+        """Paired gain per segment (this decision's replays and earlier evidence for the same
+        (current, candidate) pair). A segment on which the candidate did not fill says nothing
+        about its bps and is left out (a quoter knob can make fills rare: a wide spread floor
+        may not fill in 15 min yet earn the most per fill, the net_bps a soak is judged by)."""
+        out = dict(self.past)
+        for s, v in self.nets.items():
+            b = base.get(s)
+            if v is None or b is None:
+                continue
+            out[s] = v - b
+        return out
+
+    def gain(self, base: Mapping[int, float | None]) -> tuple[float, int]:
+        g = self.gains(base)
+        if g is None:
+            return -math.inf, len(self.nets)
+        if not g:
+            return 0.0, 0
+        return sum(g.values()) / len(g), len(g)
+
+
+def _past_evidence(
+    history: Sequence[Mapping[str, Any]], start: Mapping[str, float]
+) -> dict[tuple, dict[int, float]]:
+    """Gains measured in earlier decisions that started from the same knobs, per candidate."""
+    key0 = knob_key(start)
+    out: dict[tuple, dict[int, float]] = {}
+    for e in history:
+        for t in e.get("trials") or []:
+            if "base_knobs" not in t or knob_key(t["base_knobs"]) != key0:
+                continue
+            ev = out.setdefault(knob_key(t["knobs"]), {})
+            for s, v, b in zip(t["segments"], t["score_bps"], t["base_score_bps"], strict=True):
+                if v is not None and b is not None:
+                    ev[int(s)] = float(v) - float(b)
+    return out
+
+
+def _known_nets(history: Sequence[Mapping[str, Any]]) -> dict[tuple[tuple, int], float | None]:
+    """(knobs, segment) -> net_bps replayed in earlier decisions (candidates and their bases)."""
+    out: dict[tuple[tuple, int], float | None] = {}
+    for e in history:
+        for t in e.get("trials") or []:
+            if "base_knobs" not in t:
+                continue
+            kc, kb = knob_key(t["knobs"]), knob_key(t["base_knobs"])
+            for s, v, b in zip(t["segments"], t["score_bps"], t["base_score_bps"], strict=True):
+                out[(kc, int(s))] = v
+                out[(kb, int(s))] = b
+    return out
+
+
+def _probe_marker(name: str, old: float, new: float) -> str:
+    return (
+        f"| autotune | PROBE | field={name} from={fmt_knob(name, old)} to={fmt_knob(name, new)} |"
+    )
+
+
+def _probe_key(name: str, d: int) -> str:
+    return f"{name}:{'+' if d > 0 else '-'}"
+
+
+def probe_value(name: str, value: float, d: int, fraction: float) -> float:
+    """Where a probe of ``name`` in direction ``d`` goes from ``value`` (``value`` at the limit)."""
+    limits = knob_limits(name)
+    if limits is None:
+        return snap(name, value)
+    lo, hi = limits
+    room = (hi - value) if d > 0 else (value - lo)
+    if room <= 1e-12:
+        return snap(name, value)
+    min_step = (
+        QUOTER_PROBE_MIN_STEP[quoter_param(name)] if is_quoter_knob(name) else PROBE_MIN_STEP[name]
+    )
+    dist = min(max(min_step, fraction * room), room)
+    new = snap(name, value + d * dist)
+    if name == "base_spread_bps_delta":
+        new = min(new, snap(name, value + MAX_SPREAD_STEP_BPS))
+    return new
+
+
+def _probe_candidates(
+    start: Mapping[str, float],
+    history: Sequence[Mapping[str, Any]],
+    taken: set[tuple],
+    tunable: frozenset[str] | None = None,
+) -> list[_Candidate]:
+    """Single-knob probes (not yet ordered; see `counterfactual_tune`).
+
+    A field the tuner moved within ``HYSTERESIS_ITERS`` is probed only onward (hysteresis). A
+    probe that changed nothing at all (bit-identical replay: the knob does not bind there) is
+    skipped for ``INERT_DECISIONS`` decisions. Fields are listed in an order that rotates with
+    the iteration, so ties in priority do not always favour the same knobs.
+    """
+    last = history[-1] if history else {}
+    state: Mapping[str, Any] = last.get("probe_state") or {}
+    now = len(history)
+    names = [k for k in knob_order(start) if knob_limits(k) is not None and may_move(k, tunable)]
+    rot = len(history) % len(names)
+    order = names[rot:] + names[:rot]
+    out: list[_Candidate] = []
+    for name in order:
+        recent = _recent_direction(history, name)
+        for d in (recent,) if recent else (1, -1):
+            key = _probe_key(name, d)
+            st = state.get(key) or {}
+            inert_at = st.get("inert_at")
+            if isinstance(inert_at, int) and now - inert_at < INERT_DECISIONS:
+                continue
+            new = probe_value(name, start[name], d, float(st.get("fraction", 1.0)))
+            if new == start[name]:
+                continue
+            knobs = dict(start)
+            knobs[name] = new
+            if knob_key(knobs) in taken:
+                continue
+            taken.add(knob_key(knobs))
+            out.append(
+                _Candidate(
+                    label=f"PROBE({key})",
+                    origin="PROBE",
+                    knobs=knobs,
+                    changes=[Change(name, start[name], new, "PROBE")],
+                    markers=[_probe_marker(name, start[name], new)],
+                )
+            )
+    return out
+
+
+def counterfactual_tune(
+    report: Mapping[str, Any],
+    current: Mapping[str, float],
+    history: Sequence[Mapping[str, Any]],
+    evaluate: Evaluate,
+    segments: Sequence[int],
+    *,
+    rules: Sequence[Rule] = RULES,
+    budget: int = REPLAY_BUDGET,
+    floor_bps: float = NOISE_FLOOR_BPS,
+    tunable: frozenset[str] | None = None,
+) -> TuneDecision:
+    """`tune`, with every candidate change replayed on all the market segments kept so far.
+
+    ``segments``: ids of the segments ``evaluate`` can replay, latest first (the iteration just
+    played first). Candidates: the rule table's proposal (H1-H6 after calm-down, muting,
+    hysteresis, caps and limits, or the fallback package) as one bundle, then single-knob probes
+    (`_probe_candidates`), ordered by the gain measured for them so far. The evidence is paired
+    (candidate minus current knobs, same segment) and accumulates: replays already made (an
+    earlier decision from the same knobs, or the validation of the current knobs themselves) are
+    free, and gains measured on segments no longer kept count too. The replays that are not free
+    are spent by successive halving: every candidate on the latest segment, the better half (those
+    not losing so far) on the latest two, then four, ..., then every segment; a candidate is a
+    winner when its mean gain over all its evidence passes `adopt_floor`. Winners on disjoint
+    fields are merged and the merge replayed on every segment; the adopted change is the merge if
+    it beats the best single winner, else that winner; no winner -> the knobs stay. At most
+    ``budget`` segment replays that are not cached (the current knobs' own, when missing,
+    included), plus one merge. Pure given ``evaluate``.
+    """
+    proposal = tune(report, current, history, rules=rules, tunable=tunable)
+    start = normalise_knobs(current)
+    ev_cached: Callable[[Mapping[str, float], int], bool] = getattr(
+        evaluate, "cached", lambda k, s: False
+    )
+    prefetch = getattr(evaluate, "prefetch", None)
+    used = 0
+    # every (knobs, segment) net replayed in an earlier decision is known from its trials: free
+    # evidence whatever the evaluator caches
+    known = _known_nets(history)
+
+    def is_cached(knobs: Mapping[str, float], s: int) -> bool:
+        return (knob_key(knobs), s) in known or ev_cached(knobs, s)
+
+    def replayed(knobs: Mapping[str, float], s: int) -> float | None:
+        key = (knob_key(knobs), s)
+        return known[key] if key in known else evaluate(knobs, s)
+
+    def run_pairs(pairs: Sequence[tuple[Mapping[str, float], int]]) -> None:
+        """Count the replays of a batch chosen beforehand, then let the evaluator prefetch it
+        (in parallel when it can): the decision is the same as one replay at a time."""
+        nonlocal used
+        todo = list({(knob_key(k), s): (k, s) for k, s in pairs if not is_cached(k, s)}.values())
+        used += len(todo)
+        if prefetch is not None and todo:
+            prefetch(todo)
+
+    all_segs = list(segments)
+    run_pairs([(start, s) for s in all_segs])
+    base: dict[int, float | None] = {s: replayed(start, s) for s in all_segs}
+    # a segment where the current knobs did not fill cannot pair anything
+    segs = [s for s in all_segs if base[s] is not None]
+    if not segs or base[all_segs[0]] is None:
+        # nothing to compare on (no segment, or the current knobs did not fill on the latest):
+        # the seed's rules decide alone
+        return proposal
+    decision = TuneDecision(
+        knobs=dict(start),
+        fired=list(proposal.fired),
+        skipped=list(proposal.skipped),
+        calm_down=proposal.calm_down,
+        validated=True,
+    )
+    info = ("| CALM_DOWN |", "| INEFFECTIVE |")
+    decision.markers = [m for m in proposal.markers if any(t in m for t in info)]
+
+    past = _past_evidence(history, start)
+    state: Mapping[str, Any] = (history[-1].get("probe_state") if history else None) or {}
+    taken = {knob_key(start)}
+    rules_cands: list[_Candidate] = []
+    if proposal.changes:
+        rules_cands.append(
+            _Candidate(
+                label=(
+                    "FALLBACK"
+                    if proposal.fallback
+                    else "RULES(" + ",".join(dict.fromkeys(c.rule for c in proposal.changes)) + ")"
+                ),
+                origin="RULES",
+                knobs=dict(proposal.knobs),
+                changes=list(proposal.changes),
+                markers=[m for m in proposal.markers if not any(t in m for t in info)],
+                fallback=proposal.fallback,
+            )
+        )
+        taken.add(knob_key(proposal.knobs))
+    probes = _probe_candidates(start, history, taken, tunable)
+    for c in rules_cands + probes:
+        c.past = {s: g for s, g in past.get(knob_key(c.knobs), {}).items() if s not in all_segs}
+
+    adoptions = sum(1 for e in history if e.get("changes"))
+
+    def pstate(c: _Candidate) -> Mapping[str, Any]:
+        ch = c.changes[0]
+        return state.get(_probe_key(ch.field, 1 if ch.new > ch.old else -1)) or {}
+
+    def prior(c: _Candidate) -> float:
+        if c.past:
+            return sum(c.past.values()) / len(c.past)
+        st = pstate(c)
+        g = st.get("gain_bps")
+        if not isinstance(g, int | float):
+            return 0.0
+        # measured from other knobs: halve its weight for every change adopted since
+        return float(g) * 0.5 ** max(adoptions - int(st.get("adoptions_at") or 0), 0)
+
+    # stable sort: equal priors keep the rotating field order; this order decides who is
+    # replayed first when the budget runs short
+    cands = list(rules_cands) + sorted(probes, key=lambda c: -prior(c))
+
+    def measure(c: _Candidate, on: Sequence[int]) -> None:
+        for s in on:
+            if s not in c.nets:
+                c.nets[s] = replayed(c.knobs, s)
+
+    def cost(c: _Candidate, on: Sequence[int]) -> int:
+        return sum(1 for s in on if s not in c.nets and not is_cached(c.knobs, s))
+
+    def run_batch(batch: Sequence[tuple[_Candidate, Sequence[int]]]) -> None:
+        run_pairs([(c.knobs, s) for c, on in batch for s in on if s not in c.nets])
+        for c, on in batch:
+            measure(c, on)
+
+    # free evidence first: replays already made on any kept segment
+    for c in cands:
+        measure(c, [s for s in segs if is_cached(c.knobs, s)])
+
+    def mean_gain(c: _Candidate) -> float:
+        return c.gain(base)[0]
+
+    # successive halving over segment prefixes 1, 2, 4, ..., all
+    lengths: list[int] = []
+    n_len = 1
+    while n_len < len(segs):
+        lengths.append(n_len)
+        n_len *= 2
+    lengths.append(len(segs))
+    alive = list(cands)
+    for i, n_len in enumerate(lengths):
+        on = segs[:n_len]
+        batch: list[tuple[_Candidate, Sequence[int]]] = []
+        planned = used
+        for c in alive:
+            k = cost(c, on)
+            if planned + k > budget:
+                continue  # keeps the evidence it has; no longer in the race
+            planned += k
+            batch.append((c, on))
+        run_batch(batch)
+        alive = [c for c, _ in batch if math.isfinite(mean_gain(c))]
+        alive.sort(key=lambda c: -mean_gain(c))  # stable: ties keep the candidate order
+        if i + 1 < len(lengths):
+            alive = [c for c in alive[: max((len(alive) + 1) // 2, 1)] if mean_gain(c) > 0.0]
+    # the six knobs' floor was measured (NOISE_FLOOR_BPS); a quoter's knobs measure their own noise
+    tunes_quoter = any(is_quoter_knob(k) for k in start)
+    noise_sd = pooled_gain_sd([c.gains(base) for c in cands]) if tunes_quoter else 0.0
+    winners = [
+        c
+        for c in cands
+        if all(s in c.nets for s in segs)
+        and c.gain(base)[1] >= MIN_ADOPT_SEGMENTS
+        and mean_gain(c) > noise_floor(c.gain(base)[1], noise_sd, floor_bps)
+    ]
+    winners.sort(key=lambda c: -mean_gain(c))
+
+    chosen: _Candidate | None = winners[0] if winners else None
+    merged: _Candidate | None = None
+    merged_parts: list[_Candidate] = []
+    if len(winners) >= 2:
+        fields_taken: set[str] = set()
+        for c in winners:
+            if not (c.fields() & fields_taken):
+                merged_parts.append(c)
+                fields_taken |= c.fields()
+        if len(merged_parts) >= 2:
+            knobs = dict(start)
+            for c in merged_parts:
+                for ch in c.changes:
+                    knobs[ch.field] = ch.new
+            merged = _Candidate(
+                label="COMBINED(" + "+".join(c.label for c in merged_parts) + ")",
+                origin="COMBINED",
+                knobs=knobs,
+                changes=[ch for c in merged_parts for ch in c.changes],
+                markers=[m for c in merged_parts for m in c.markers],
+                fallback=any(c.fallback for c in merged_parts),
+                past={s: g for s, g in past.get(knob_key(knobs), {}).items() if s not in all_segs},
+            )
+            run_batch([(merged, segs)])
+            assert chosen is not None
+            if mean_gain(merged) > mean_gain(chosen):
+                chosen = merged
+            else:
+                merged_parts = []
+    adopted_set = set(map(id, merged_parts)) | ({id(chosen)} if chosen is not None else set())
+
+    # the record: every candidate replayed, its net_bps per segment, its evidence and the verdict
+    probe_gain: dict[str, tuple[float, int]] = {}
+    for c in [*cands, *([merged] if merged else [])]:
+        if not c.nets:
+            continue
+        g, n = c.gain(base)
+        adopted = id(c) in adopted_set
+        decision.trials.append(
+            {
+                "candidate": c.label,
+                "origin": c.origin,
+                "changes": [ch.as_dict() for ch in c.changes],
+                "knobs": dict(c.knobs),
+                "base_knobs": dict(start),
+                "segments": [s for s in segs if s in c.nets],
+                "score": SCORE_NAME,
+                "score_bps": [c.nets[s] for s in segs if s in c.nets],
+                "base_score_bps": [base[s] for s in segs if s in c.nets],
+                "earlier_segments": sorted(c.past),
+                "gain_bps": g if math.isfinite(g) else None,
+                "evidence_segments": n,
+                "adopted": adopted,
+            }
+        )
+        decision.markers.append(
+            f"| autotune | COUNTERFACTUAL | cand={c.label} segs={n} score={SCORE_NAME} "
+            f"gain_bps={f'{g:+.3f}' if math.isfinite(g) else 'n/a'} adopted={int(adopted)} |"
+        )
+        if c.origin == "PROBE":
+            ch = c.changes[0]
+            key = _probe_key(ch.field, 1 if ch.new > ch.old else -1)
+            probe_gain[key] = (g, n)
+            if all(c.nets[s] == base[s] for s in c.nets):
+                decision.inert.append(key)
+
+    # probe state for the next decision: a clear loser halves its distance, others keep it
+    new_state = {k: dict(v) for k, v in state.items()}
+    for key, (g, n) in probe_gain.items():
+        st = new_state.setdefault(key, {"fraction": 1.0, "gain_bps": None})
+        if n >= 2 and g < -adopt_floor(n, floor_bps):
+            st["fraction"] = max(float(st["fraction"] or 1.0) * 0.5, PROBE_MIN_FRACTION)
+        st["gain_bps"] = g if math.isfinite(g) else None
+        st["screened_at"] = len(history)
+        st["adoptions_at"] = adoptions
+        if key in decision.inert:
+            st["inert_at"] = len(history)
+    decision.probe_state = dict(sorted(new_state.items()))
+
+    if chosen is not None:
+        decision.knobs = dict(chosen.knobs)
+        decision.changes = list(chosen.changes)
+        decision.fallback = chosen.fallback
+        decision.markers.extend(chosen.markers)
+        decision.applied = list(dict.fromkeys(ch.rule for ch in chosen.changes))
+    return decision
+
+
+def keep_best_margin(n_segments: int, margin_bps: float | None = None) -> float:
+    """How much better than the latest knob set an earlier one must score on ``n_segments``
+    common segments to be kept instead (falls like a standard error)."""
+    m = KEEP_BEST_MARGIN_BPS if margin_bps is None else margin_bps
+    return m * math.sqrt(2.0 / max(n_segments, 1))
+
+
+def select_best_common(
+    history: Sequence[Mapping[str, Any]],
+    evaluate: Evaluate,
+    segments: Sequence[int],
+    *,
+    margin_bps: float | None = None,
+) -> tuple[int, dict[str, float], list[dict[str, Any]]]:
+    """Keep-best rollback on common market: every distinct knob set that ran is replayed on the
+    same ``segments`` (all kept: by the end of a soak, every iteration's) and scored by its mean
+    net_bps there. The latest set is kept unless an earlier one beats it by more than
+    `keep_best_margin` (each step of the latest set was validated already, so an earlier set that
+    is merely lucky on the common segments does not win), and never one that scores below the
+    start (the first iteration's knobs): then the best-scoring set is kept. Returns (iteration,
+    knobs, table); the iteration is the latest one that ran the kept knobs."""
+    if not history:
+        raise ValueError("select_best_common needs at least one iteration")
+    latest: dict[tuple, Mapping[str, Any]] = {}
+    for e in history:
+        latest[knob_key(e["knobs"])] = e  # later iterations overwrite: the latest run of a set
+    table = []
+    ordered = sorted(latest.values(), key=lambda e: int(e["iteration"]))
+    prefetch = getattr(evaluate, "prefetch", None)
+    if prefetch is not None:  # one batch (parallel when the evaluator can)
+        prefetch([(e["knobs"], s) for e in ordered for s in segments])
+    for e in ordered:
+        nets = [evaluate(e["knobs"], s) for s in segments]
+        score = sum(nets) / len(nets) if nets and all(v is not None for v in nets) else -math.inf  # type: ignore[arg-type]
+        table.append(
+            {
+                "iteration": int(e["iteration"]),
+                "knobs": {k: float(e["knobs"][k]) for k in knob_order(e["knobs"])},
+                "segments": list(segments),
+                "score": SCORE_NAME,
+                "segment_score_bps": nets,
+                "score_bps": score if math.isfinite(score) else None,
+            }
+        )
+
+    def score(row: Mapping[str, Any]) -> float:
+        return row["score_bps"] if row["score_bps"] is not None else -math.inf
+
+    margin = keep_best_margin(len(segments), margin_bps)
+    best = table[-1]
+    for row in reversed(table[:-1]):
+        if score(row) > score(best) + margin:
+            best = row
+    start_key = knob_key(history[0]["knobs"])
+    start_row = next(r for r in table if knob_key(r["knobs"]) == start_key)
+    if score(best) < score(start_row):
+        # never worse than the start on the evidence: the best-scoring set (latest among equals)
+        best = max(reversed(table), key=score)
+    for row in table:
+        row["kept"] = row is best
+    return int(best["iteration"]), dict(best["knobs"]), table
