@@ -108,6 +108,10 @@ QUOTER_PROBE_MIN_STEP: Final[dict[str, float]] = {
 }
 PROBE_MIN_FRACTION: Final[float] = 0.125
 INERT_DECISIONS: Final[int] = 3  # a probe that changed nothing is skipped this many decisions
+# A replay is evidence about a knob set's bps only on at least this many fills: on fewer, one or two
+# fills' markouts are the whole score (a quoter that pays a maker fee may fill a few times in 30 min
+# at some knobs); such a segment is left out of that candidate's (or the current knobs') evidence.
+MIN_PAIR_FILLS: Final[int] = 10
 
 # (knobs, segment id) -> net_bps of the segment replayed with those knobs (None: no fills).
 # An evaluator may also offer ``cached(knobs, segment id) -> bool`` (a free answer: not counted
@@ -152,7 +156,10 @@ class _Candidate:
     changes: list[Change]
     markers: list[str]  # printed when adopted (the seed's change markers for rule changes)
     fallback: bool = False
-    nets: dict[int, float | None] = field(default_factory=dict)  # replayed this decision
+    # replayed this decision: the score where it is evidence (None: no or too few fills), and the
+    # replay as made (score, fills) for the record
+    nets: dict[int, float | None] = field(default_factory=dict)
+    raw: dict[int, tuple[float | None, int | None]] = field(default_factory=dict)
     past: dict[int, float] = field(default_factory=dict)  # segment -> gain from earlier decisions
 
     def fields(self) -> set[str]:
@@ -160,9 +167,10 @@ class _Candidate:
 
     def gains(self, base: Mapping[int, float | None]) -> dict[int, float] | None:
         """Paired gain per segment (this decision's replays and earlier evidence for the same
-        (current, candidate) pair). A segment on which the candidate did not fill says nothing
-        about its bps and is left out (a quoter knob can make fills rare: a wide spread floor
-        may not fill in 15 min yet earn the most per fill, the net_bps a soak is judged by)."""
+        (current, candidate) pair). A segment on which the candidate made too few fills
+        (`MIN_PAIR_FILLS`) says nothing about its bps and is left out (a quoter knob can make
+        fills rare: a wide spread floor may not fill in 15 min yet earn the most per fill, the
+        net_bps a soak is judged by)."""
         out = dict(self.past)
         for s, v in self.nets.items():
             b = base.get(s)
@@ -180,6 +188,25 @@ class _Candidate:
         return sum(g.values()) / len(g), len(g)
 
 
+def usable(score: float | None, fills: int | None) -> float | None:
+    """A replay's score where it is evidence: None without a score or on fewer than
+    ``MIN_PAIR_FILLS`` fills (an unknown fill count, e.g. a test's objective, is trusted)."""
+    if score is None or (fills is not None and fills < MIN_PAIR_FILLS):
+        return None
+    return score
+
+
+def _trial_rows(t: Mapping[str, Any]) -> list[tuple[int, Any, Any, Any, Any]]:
+    """(segment, score, fills, base score, base fills) of a recorded trial (fill counts of records
+    written before they were kept: None)."""
+    n = len(t["segments"])
+    fills = t.get("fills") or [None] * n
+    base_fills = t.get("base_fills") or [None] * n
+    return list(
+        zip(t["segments"], t["score_bps"], fills, t["base_score_bps"], base_fills, strict=True)
+    )
+
+
 def _past_evidence(
     history: Sequence[Mapping[str, Any]], start: Mapping[str, float]
 ) -> dict[tuple, dict[int, float]]:
@@ -191,24 +218,75 @@ def _past_evidence(
             if "base_knobs" not in t or knob_key(t["base_knobs"]) != key0:
                 continue
             ev = out.setdefault(knob_key(t["knobs"]), {})
-            for s, v, b in zip(t["segments"], t["score_bps"], t["base_score_bps"], strict=True):
+            for s, v, f, b, bf in _trial_rows(t):
+                v, b = usable(v, f), usable(b, bf)
                 if v is not None and b is not None:
                     ev[int(s)] = float(v) - float(b)
     return out
 
 
-def _known_nets(history: Sequence[Mapping[str, Any]]) -> dict[tuple[tuple, int], float | None]:
-    """(knobs, segment) -> net_bps replayed in earlier decisions (candidates and their bases)."""
-    out: dict[tuple[tuple, int], float | None] = {}
+Replay = tuple[float | None, int | None]  # (score, fills) of one (knobs, segment) replay
+
+
+def _known_replays(history: Sequence[Mapping[str, Any]]) -> dict[tuple[tuple, int], Replay]:
+    """(knobs, segment) -> (score, fills) replayed in earlier decisions (candidates and bases)."""
+    out: dict[tuple[tuple, int], Replay] = {}
     for e in history:
         for t in e.get("trials") or []:
             if "base_knobs" not in t:
                 continue
             kc, kb = knob_key(t["knobs"]), knob_key(t["base_knobs"])
-            for s, v, b in zip(t["segments"], t["score_bps"], t["base_score_bps"], strict=True):
-                out[(kc, int(s))] = v
-                out[(kb, int(s))] = b
+            for s, v, f, b, bf in _trial_rows(t):
+                out[(kc, int(s))] = (v, f)
+                out[(kb, int(s))] = (b, bf)
     return out
+
+
+@dataclass
+class _Replays:
+    """The evaluator as one decision sees it: answers known from earlier trials or the evaluator's
+    cache are free; the other replays are counted (``used``) against the budget."""
+
+    evaluate: Evaluate
+    known: dict[tuple[tuple, int], Replay]
+    used: int = 0
+
+    def is_cached(self, knobs: Mapping[str, float], s: int) -> bool:
+        cached = getattr(self.evaluate, "cached", None)
+        return (knob_key(knobs), s) in self.known or (cached is not None and cached(knobs, s))
+
+    def raw(self, knobs: Mapping[str, float], s: int) -> Replay:
+        key = (knob_key(knobs), s)
+        if key in self.known:
+            return self.known[key]
+        score = self.evaluate(knobs, s)
+        fills = getattr(self.evaluate, "fills", None)
+        return score, (fills(knobs, s) if fills is not None else None)
+
+    def run_pairs(self, pairs: Sequence[tuple[Mapping[str, float], int]]) -> None:
+        """Count the replays of a batch chosen beforehand, then let the evaluator prefetch it
+        (in parallel when it can): the decision is the same as one replay at a time."""
+        todo = list(
+            {(knob_key(k), s): (k, s) for k, s in pairs if not self.is_cached(k, s)}.values()
+        )
+        self.used += len(todo)
+        prefetch = getattr(self.evaluate, "prefetch", None)
+        if prefetch is not None and todo:
+            prefetch(todo)
+
+    def measure(self, c: _Candidate, on: Sequence[int]) -> None:
+        for s in on:
+            if s not in c.nets:
+                c.raw[s] = self.raw(c.knobs, s)
+                c.nets[s] = usable(*c.raw[s])
+
+    def cost(self, c: _Candidate, on: Sequence[int]) -> int:
+        return sum(1 for s in on if s not in c.nets and not self.is_cached(c.knobs, s))
+
+    def run_batch(self, batch: Sequence[tuple[_Candidate, Sequence[int]]]) -> None:
+        self.run_pairs([(c.knobs, s) for c, on in batch for s in on if s not in c.nets])
+        for c, on in batch:
+            self.measure(c, on)
 
 
 def _probe_marker(name: str, old: float, new: float) -> str:
@@ -305,54 +383,31 @@ def counterfactual_tune(
     ``segments``: ids of the segments ``evaluate`` can replay, latest first (the iteration just
     played first). Candidates: the rule table's proposal (H1-H6 after calm-down, muting,
     hysteresis, caps and limits, or the fallback package) as one bundle, then single-knob probes
-    (`_probe_candidates`), ordered by the gain measured for them so far. The evidence is paired
-    (candidate minus current knobs, same segment) and accumulates: replays already made (an
+    of the knobs in ``tunable`` (`_probe_candidates`), ordered by the gain measured for them so
+    far. The evidence is paired (candidate minus current knobs, same segment) on the segments
+    where both made at least ``MIN_PAIR_FILLS`` fills, and accumulates: replays already made (an
     earlier decision from the same knobs, or the validation of the current knobs themselves) are
     free, and gains measured on segments no longer kept count too. The replays that are not free
-    are spent by successive halving: every candidate on the latest segment, the better half (those
-    not losing so far) on the latest two, then four, ..., then every segment; a candidate is a
-    winner when its mean gain over all its evidence passes `adopt_floor`. Winners on disjoint
-    fields are merged and the merge replayed on every segment; the adopted change is the merge if
-    it beats the best single winner, else that winner; no winner -> the knobs stay. At most
-    ``budget`` segment replays that are not cached (the current knobs' own, when missing,
-    included), plus one merge. Pure given ``evaluate``.
+    are spent by successive halving: every candidate on the latest segment with evidence, the
+    better half (those not losing so far) on the latest two, then four, ..., then every one; a
+    candidate is a winner when its mean gain over all its evidence passes `noise_floor`. Winners
+    on disjoint fields are merged and the merge replayed on every segment; the adopted change is
+    the merge if it beats the best single winner, else that winner; no winner -> the knobs stay.
+    When the current knobs have too few fills on every kept segment there is nothing to pair
+    with: `_fill_search` decides. At most ``budget`` segment replays that are not cached (the
+    current knobs' own, when missing, included), plus one merge. Pure given ``evaluate``.
     """
     proposal = tune(report, current, history, rules=rules, tunable=tunable)
-    start = normalise_knobs(current)
-    ev_cached: Callable[[Mapping[str, float], int], bool] = getattr(
-        evaluate, "cached", lambda k, s: False
-    )
-    prefetch = getattr(evaluate, "prefetch", None)
-    used = 0
-    # every (knobs, segment) net replayed in an earlier decision is known from its trials: free
-    # evidence whatever the evaluator caches
-    known = _known_nets(history)
-
-    def is_cached(knobs: Mapping[str, float], s: int) -> bool:
-        return (knob_key(knobs), s) in known or ev_cached(knobs, s)
-
-    def replayed(knobs: Mapping[str, float], s: int) -> float | None:
-        key = (knob_key(knobs), s)
-        return known[key] if key in known else evaluate(knobs, s)
-
-    def run_pairs(pairs: Sequence[tuple[Mapping[str, float], int]]) -> None:
-        """Count the replays of a batch chosen beforehand, then let the evaluator prefetch it
-        (in parallel when it can): the decision is the same as one replay at a time."""
-        nonlocal used
-        todo = list({(knob_key(k), s): (k, s) for k, s in pairs if not is_cached(k, s)}.values())
-        used += len(todo)
-        if prefetch is not None and todo:
-            prefetch(todo)
-
     all_segs = list(segments)
-    run_pairs([(start, s) for s in all_segs])
-    base: dict[int, float | None] = {s: replayed(start, s) for s in all_segs}
-    # a segment where the current knobs did not fill cannot pair anything
+    if not all_segs:
+        return proposal  # nothing to replay: the seed's rules decide alone
+    start = normalise_knobs(current)
+    rp = _Replays(evaluate, _known_replays(history))
+    rp.run_pairs([(start, s) for s in all_segs])
+    base_raw = {s: rp.raw(start, s) for s in all_segs}
+    base = {s: usable(*base_raw[s]) for s in all_segs}
+    # a segment where the current knobs made too few fills cannot pair anything
     segs = [s for s in all_segs if base[s] is not None]
-    if not segs or base[all_segs[0]] is None:
-        # nothing to compare on (no segment, or the current knobs did not fill on the latest):
-        # the seed's rules decide alone
-        return proposal
     decision = TuneDecision(
         knobs=dict(start),
         fired=list(proposal.fired),
@@ -360,11 +415,63 @@ def counterfactual_tune(
         calm_down=proposal.calm_down,
         validated=True,
     )
-    info = ("| CALM_DOWN |", "| INEFFECTIVE |")
-    decision.markers = [m for m in proposal.markers if any(t in m for t in info)]
+    decision.markers = [m for m in proposal.markers if any(t in m for t in _INFO_MARKERS)]
+    cands = _candidates(proposal, start, history, tunable, all_segs)
+    if not segs:
+        _fill_search(decision, cands, rp, all_segs, base_raw, budget)
+        return decision
+    if segs[0] != all_segs[0]:
+        decision.evidence = (
+            f"the current knobs made {_fills_text(base_raw[all_segs[0]])} on the latest segment "
+            f"{all_segs[0]}: judged on segments {','.join(map(str, segs))}"
+        )
+        decision.markers.append(f"| autotune | EVIDENCE | {decision.evidence} |")
+    # free evidence first: replays already made on any kept segment
+    for c in cands:
+        rp.measure(c, [s for s in segs if rp.is_cached(c.knobs, s)])
+    _successive_halving(cands, rp, segs, base, budget)
+    # the six knobs' floor was measured (NOISE_FLOOR_BPS); a quoter's knobs measure their own noise
+    tunes_quoter = any(is_quoter_knob(k) for k in start)
+    noise_sd = pooled_gain_sd([c.gains(base) for c in cands]) if tunes_quoter else 0.0
+    winners = [
+        c
+        for c in cands
+        if all(s in c.nets for s in segs)
+        and c.gain(base)[1] >= MIN_ADOPT_SEGMENTS
+        and c.gain(base)[0] > noise_floor(c.gain(base)[1], noise_sd, floor_bps)
+    ]
+    winners.sort(key=lambda c: -c.gain(base)[0])
+    chosen, merged, adopted = _merge_winners(winners, start, history, rp, segs, base, all_segs)
+    probe_gain = _record_trials(
+        decision, [*cands, *([merged] if merged else [])], segs, base, base_raw, start, adopted
+    )
+    decision.probe_state = _next_probe_state(decision, history, probe_gain, floor_bps)
+    if chosen is not None:
+        _adopt(decision, chosen)
+    return decision
 
-    past = _past_evidence(history, start)
-    state: Mapping[str, Any] = (history[-1].get("probe_state") if history else None) or {}
+
+# markers of the rules' decision that say what happened, not what changed (kept when validated)
+_INFO_MARKERS: Final[tuple[str, ...]] = ("| CALM_DOWN |", "| INEFFECTIVE |")
+
+
+def _fills_text(replay: Replay) -> str:
+    fills = replay[1]
+    if replay[0] is None and fills is None:
+        return "no fill"
+    return f"{fills} fills (fewer than {MIN_PAIR_FILLS})" if fills is not None else "no score"
+
+
+def _candidates(
+    proposal: TuneDecision,
+    start: Mapping[str, float],
+    history: Sequence[Mapping[str, Any]],
+    tunable: frozenset[str] | None,
+    all_segs: Sequence[int],
+) -> list[_Candidate]:
+    """The rules' proposal (one bundle) and the single-knob probes, the probes ordered by the gain
+    measured for them so far (stable: equal priors keep the rotating field order; this order
+    decides who is replayed first when the budget runs short), with their earlier evidence."""
     taken = {knob_key(start)}
     rules_cands: list[_Candidate] = []
     if proposal.changes:
@@ -378,56 +485,41 @@ def counterfactual_tune(
                 origin="RULES",
                 knobs=dict(proposal.knobs),
                 changes=list(proposal.changes),
-                markers=[m for m in proposal.markers if not any(t in m for t in info)],
+                markers=[m for m in proposal.markers if not any(t in m for t in _INFO_MARKERS)],
                 fallback=proposal.fallback,
             )
         )
         taken.add(knob_key(proposal.knobs))
     probes = _probe_candidates(start, history, taken, tunable)
+    past = _past_evidence(history, start)
     for c in rules_cands + probes:
         c.past = {s: g for s, g in past.get(knob_key(c.knobs), {}).items() if s not in all_segs}
-
+    state: Mapping[str, Any] = (history[-1].get("probe_state") if history else None) or {}
     adoptions = sum(1 for e in history if e.get("changes"))
-
-    def pstate(c: _Candidate) -> Mapping[str, Any]:
-        ch = c.changes[0]
-        return state.get(_probe_key(ch.field, 1 if ch.new > ch.old else -1)) or {}
 
     def prior(c: _Candidate) -> float:
         if c.past:
             return sum(c.past.values()) / len(c.past)
-        st = pstate(c)
+        ch = c.changes[0]
+        st = state.get(_probe_key(ch.field, 1 if ch.new > ch.old else -1)) or {}
         g = st.get("gain_bps")
         if not isinstance(g, int | float):
             return 0.0
         # measured from other knobs: halve its weight for every change adopted since
         return float(g) * 0.5 ** max(adoptions - int(st.get("adoptions_at") or 0), 0)
 
-    # stable sort: equal priors keep the rotating field order; this order decides who is
-    # replayed first when the budget runs short
-    cands = list(rules_cands) + sorted(probes, key=lambda c: -prior(c))
+    return list(rules_cands) + sorted(probes, key=lambda c: -prior(c))
 
-    def measure(c: _Candidate, on: Sequence[int]) -> None:
-        for s in on:
-            if s not in c.nets:
-                c.nets[s] = replayed(c.knobs, s)
 
-    def cost(c: _Candidate, on: Sequence[int]) -> int:
-        return sum(1 for s in on if s not in c.nets and not is_cached(c.knobs, s))
-
-    def run_batch(batch: Sequence[tuple[_Candidate, Sequence[int]]]) -> None:
-        run_pairs([(c.knobs, s) for c, on in batch for s in on if s not in c.nets])
-        for c, on in batch:
-            measure(c, on)
-
-    # free evidence first: replays already made on any kept segment
-    for c in cands:
-        measure(c, [s for s in segs if is_cached(c.knobs, s)])
-
-    def mean_gain(c: _Candidate) -> float:
-        return c.gain(base)[0]
-
-    # successive halving over segment prefixes 1, 2, 4, ..., all
+def _successive_halving(
+    cands: Sequence[_Candidate],
+    rp: _Replays,
+    segs: Sequence[int],
+    base: Mapping[int, float | None],
+    budget: int,
+) -> None:
+    """Replay the candidates over segment prefixes 1, 2, 4, ..., all, keeping the better half
+    (those gaining so far) at each step, within ``budget`` uncached replays."""
     lengths: list[int] = []
     n_len = 1
     while n_len < len(segs):
@@ -438,68 +530,82 @@ def counterfactual_tune(
     for i, n_len in enumerate(lengths):
         on = segs[:n_len]
         batch: list[tuple[_Candidate, Sequence[int]]] = []
-        planned = used
+        planned = rp.used
         for c in alive:
-            k = cost(c, on)
+            k = rp.cost(c, on)
             if planned + k > budget:
                 continue  # keeps the evidence it has; no longer in the race
             planned += k
             batch.append((c, on))
-        run_batch(batch)
-        alive = [c for c, _ in batch if math.isfinite(mean_gain(c))]
-        alive.sort(key=lambda c: -mean_gain(c))  # stable: ties keep the candidate order
+        rp.run_batch(batch)
+        alive = [c for c, _ in batch if math.isfinite(c.gain(base)[0])]
+        alive.sort(key=lambda c: -c.gain(base)[0])  # stable: ties keep the candidate order
         if i + 1 < len(lengths):
-            alive = [c for c in alive[: max((len(alive) + 1) // 2, 1)] if mean_gain(c) > 0.0]
-    # the six knobs' floor was measured (NOISE_FLOOR_BPS); a quoter's knobs measure their own noise
-    tunes_quoter = any(is_quoter_knob(k) for k in start)
-    noise_sd = pooled_gain_sd([c.gains(base) for c in cands]) if tunes_quoter else 0.0
-    winners = [
-        c
-        for c in cands
-        if all(s in c.nets for s in segs)
-        and c.gain(base)[1] >= MIN_ADOPT_SEGMENTS
-        and mean_gain(c) > noise_floor(c.gain(base)[1], noise_sd, floor_bps)
-    ]
-    winners.sort(key=lambda c: -mean_gain(c))
+            alive = [c for c in alive[: max((len(alive) + 1) // 2, 1)] if c.gain(base)[0] > 0.0]
 
+
+def _merge_winners(
+    winners: Sequence[_Candidate],
+    start: Mapping[str, float],
+    history: Sequence[Mapping[str, Any]],
+    rp: _Replays,
+    segs: Sequence[int],
+    base: Mapping[int, float | None],
+    all_segs: Sequence[int],
+) -> tuple[_Candidate | None, _Candidate | None, set[int]]:
+    """(the adopted candidate, the merge replayed if any, ids of the adopted candidates): the best
+    winner, or the merge of the winners on disjoint fields when it beats that one."""
     chosen: _Candidate | None = winners[0] if winners else None
     merged: _Candidate | None = None
-    merged_parts: list[_Candidate] = []
+    parts: list[_Candidate] = []
     if len(winners) >= 2:
         fields_taken: set[str] = set()
         for c in winners:
             if not (c.fields() & fields_taken):
-                merged_parts.append(c)
+                parts.append(c)
                 fields_taken |= c.fields()
-        if len(merged_parts) >= 2:
-            knobs = dict(start)
-            for c in merged_parts:
-                for ch in c.changes:
-                    knobs[ch.field] = ch.new
-            merged = _Candidate(
-                label="COMBINED(" + "+".join(c.label for c in merged_parts) + ")",
-                origin="COMBINED",
-                knobs=knobs,
-                changes=[ch for c in merged_parts for ch in c.changes],
-                markers=[m for c in merged_parts for m in c.markers],
-                fallback=any(c.fallback for c in merged_parts),
-                past={s: g for s, g in past.get(knob_key(knobs), {}).items() if s not in all_segs},
-            )
-            run_batch([(merged, segs)])
-            assert chosen is not None
-            if mean_gain(merged) > mean_gain(chosen):
-                chosen = merged
-            else:
-                merged_parts = []
-    adopted_set = set(map(id, merged_parts)) | ({id(chosen)} if chosen is not None else set())
+    if len(parts) >= 2:
+        knobs = dict(start)
+        for c in parts:
+            for ch in c.changes:
+                knobs[ch.field] = ch.new
+        past = _past_evidence(history, start).get(knob_key(knobs), {})
+        merged = _Candidate(
+            label="COMBINED(" + "+".join(c.label for c in parts) + ")",
+            origin="COMBINED",
+            knobs=knobs,
+            changes=[ch for c in parts for ch in c.changes],
+            markers=[m for c in parts for m in c.markers],
+            fallback=any(c.fallback for c in parts),
+            past={s: g for s, g in past.items() if s not in all_segs},
+        )
+        rp.run_batch([(merged, segs)])
+        assert chosen is not None
+        if merged.gain(base)[0] > chosen.gain(base)[0]:
+            chosen = merged
+        else:
+            parts = []
+    adopted = set(map(id, parts)) | ({id(chosen)} if chosen is not None else set())
+    return chosen, merged, adopted
 
-    # the record: every candidate replayed, its net_bps per segment, its evidence and the verdict
+
+def _record_trials(
+    decision: TuneDecision,
+    cands: Sequence[_Candidate],
+    segs: Sequence[int],
+    base: Mapping[int, float | None],
+    base_raw: Mapping[int, Replay],
+    start: Mapping[str, float],
+    adopted: set[int],
+) -> dict[str, tuple[float, int]]:
+    """Every candidate replayed into the decision's trials and a COUNTERFACTUAL marker; returns
+    the probes' (mean gain, evidence segments) and marks the inert ones."""
     probe_gain: dict[str, tuple[float, int]] = {}
-    for c in [*cands, *([merged] if merged else [])]:
+    for c in cands:
         if not c.nets:
             continue
         g, n = c.gain(base)
-        adopted = id(c) in adopted_set
+        on = [s for s in segs if s in c.nets]
         decision.trials.append(
             {
                 "candidate": c.label,
@@ -507,28 +613,40 @@ def counterfactual_tune(
                 "changes": [ch.as_dict() for ch in c.changes],
                 "knobs": dict(c.knobs),
                 "base_knobs": dict(start),
-                "segments": [s for s in segs if s in c.nets],
+                "segments": on,
                 "score": SCORE_NAME,
-                "score_bps": [c.nets[s] for s in segs if s in c.nets],
-                "base_score_bps": [base[s] for s in segs if s in c.nets],
+                "score_bps": [c.raw[s][0] for s in on],
+                "base_score_bps": [base[s] for s in on],
+                "fills": [c.raw[s][1] for s in on],
+                "base_fills": [base_raw[s][1] for s in on],
                 "earlier_segments": sorted(c.past),
                 "gain_bps": g if math.isfinite(g) else None,
                 "evidence_segments": n,
-                "adopted": adopted,
+                "adopted": id(c) in adopted,
             }
         )
         decision.markers.append(
             f"| autotune | COUNTERFACTUAL | cand={c.label} segs={n} score={SCORE_NAME} "
-            f"gain_bps={f'{g:+.3f}' if math.isfinite(g) else 'n/a'} adopted={int(adopted)} |"
+            f"gain_bps={f'{g:+.3f}' if math.isfinite(g) else 'n/a'} adopted={int(id(c) in adopted)} |"
         )
         if c.origin == "PROBE":
             ch = c.changes[0]
             key = _probe_key(ch.field, 1 if ch.new > ch.old else -1)
             probe_gain[key] = (g, n)
-            if all(c.nets[s] == base[s] for s in c.nets):
+            if all(c.raw[s] == base_raw[s] for s in c.nets):
                 decision.inert.append(key)
+    return probe_gain
 
-    # probe state for the next decision: a clear loser halves its distance, others keep it
+
+def _next_probe_state(
+    decision: TuneDecision,
+    history: Sequence[Mapping[str, Any]],
+    probe_gain: Mapping[str, tuple[float, int]],
+    floor_bps: float,
+) -> dict[str, dict[str, Any]]:
+    """Probe state for the next decision: a clear loser halves its distance, others keep it."""
+    state: Mapping[str, Any] = (history[-1].get("probe_state") if history else None) or {}
+    adoptions = sum(1 for e in history if e.get("changes"))
     new_state = {k: dict(v) for k, v in state.items()}
     for key, (g, n) in probe_gain.items():
         st = new_state.setdefault(key, {"fraction": 1.0, "gain_bps": None})
@@ -539,15 +657,89 @@ def counterfactual_tune(
         st["adoptions_at"] = adoptions
         if key in decision.inert:
             st["inert_at"] = len(history)
-    decision.probe_state = dict(sorted(new_state.items()))
+    return dict(sorted(new_state.items()))
 
+
+def _adopt(decision: TuneDecision, chosen: _Candidate) -> None:
+    decision.knobs = dict(chosen.knobs)
+    decision.changes = list(chosen.changes)
+    decision.fallback = chosen.fallback
+    decision.markers.extend(chosen.markers)
+    decision.applied = list(dict.fromkeys(ch.rule for ch in chosen.changes))
+
+
+def _fill_search(
+    decision: TuneDecision,
+    cands: Sequence[_Candidate],
+    rp: _Replays,
+    all_segs: Sequence[int],
+    base_raw: Mapping[int, Replay],
+    budget: int,
+) -> None:
+    """The current knobs made fewer than ``MIN_PAIR_FILLS`` fills on every kept segment: no paired
+    evidence. Every candidate is replayed on the kept segments (latest first, within ``budget``)
+    and judged on its own score: the best mean score among those with evidence (enough fills) on
+    at least ``min(MIN_ADOPT_SEGMENTS, segments kept)`` segments is adopted, unless the current
+    knobs' own (thin) score is higher. A quoter that does not fill earns nothing and measures
+    nothing; one that fills can be tuned from there on paired evidence."""
+    fills = ",".join(str(base_raw[s][1] if base_raw[s][1] is not None else 0) for s in all_segs)
+    decision.evidence = (
+        f"the current knobs made fewer than {MIN_PAIR_FILLS} fills on each of the "
+        f"{len(all_segs)} kept segments (fills {fills}): no paired evidence; probing for knobs "
+        "that fill"
+    )
+    decision.markers.append(f"| autotune | EVIDENCE | {decision.evidence} |")
+    batch: list[tuple[_Candidate, Sequence[int]]] = []
+    planned = rp.used
+    for c in cands:
+        k = rp.cost(c, all_segs)
+        if planned + k > budget:
+            continue
+        planned += k
+        batch.append((c, all_segs))
+    rp.run_batch(batch)
+    need = min(MIN_ADOPT_SEGMENTS, len(all_segs))
+    thin = [v for v, _ in base_raw.values() if v is not None]
+    bar = sum(thin) / len(thin) if thin else -math.inf
+
+    def own(c: _Candidate) -> tuple[float, int]:
+        ok = [v for v in c.nets.values() if v is not None]
+        return (sum(ok) / len(ok), len(ok)) if ok else (-math.inf, 0)
+
+    eligible = [c for c in cands if own(c)[1] >= need and own(c)[0] > bar]
+    chosen = max(eligible, key=lambda c: own(c)[0], default=None)  # first of equals
+    for c in cands:
+        if not c.nets:
+            continue
+        score, n = own(c)
+        on = [s for s in all_segs if s in c.nets]
+        decision.trials.append(
+            {
+                "candidate": c.label,
+                "origin": c.origin,
+                "changes": [ch.as_dict() for ch in c.changes],
+                "knobs": dict(c.knobs),
+                "base_knobs": dict(decision.knobs),
+                "segments": on,
+                "score": SCORE_NAME,
+                "score_bps": [c.raw[s][0] for s in on],
+                "base_score_bps": [base_raw[s][0] for s in on],
+                "fills": [c.raw[s][1] for s in on],
+                "base_fills": [base_raw[s][1] for s in on],
+                "earlier_segments": [],
+                "gain_bps": None,
+                "own_score_bps": score if math.isfinite(score) else None,
+                "evidence_segments": n,
+                "adopted": c is chosen,
+            }
+        )
+        decision.markers.append(
+            f"| autotune | COUNTERFACTUAL | cand={c.label} segs={n} score={SCORE_NAME} "
+            f"own_score_bps={f'{score:+.3f}' if math.isfinite(score) else 'n/a'} "
+            f"adopted={int(c is chosen)} |"
+        )
     if chosen is not None:
-        decision.knobs = dict(chosen.knobs)
-        decision.changes = list(chosen.changes)
-        decision.fallback = chosen.fallback
-        decision.markers.extend(chosen.markers)
-        decision.applied = list(dict.fromkeys(ch.rule for ch in chosen.changes))
-    return decision
+        _adopt(decision, chosen)
 
 
 def keep_best_margin(n_segments: int, margin_bps: float | None = None) -> float:

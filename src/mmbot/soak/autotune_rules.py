@@ -263,6 +263,8 @@ class TuneDecision:
     # per "field:+/-": distance fraction and last measured gain of that probe (see _probe_candidates)
     probe_state: dict[str, dict[str, float | None]] = field(default_factory=dict)
     validated: bool = False
+    # why the counterfactual evidence is not the usual (e.g. no fills on the latest segment)
+    evidence: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         out = {
@@ -280,6 +282,8 @@ class TuneDecision:
             out["trials"] = [dict(t) for t in self.trials]
             out["inert"] = list(self.inert)
             out["probe_state"] = {k: dict(v) for k, v in self.probe_state.items()}
+        if self.evidence:
+            out["evidence"] = self.evidence
         return out
 
 

@@ -65,9 +65,9 @@ def chunk_score_bps(result: Any) -> float | None:
 _FORK_REPLAYER: list[Replayer] = []
 
 
-def _replay_in_child(task: tuple[int, dict[str, float]]) -> float | None:
+def _replay_in_child(task: tuple[int, dict[str, float]]) -> tuple[float | None, int]:
     seg_id, knobs = task
-    return _FORK_REPLAYER[0].replay(knobs, seg_id)
+    return _FORK_REPLAYER[0].replay_with_fills(knobs, seg_id)
 
 
 def replay_workers() -> int:
@@ -103,6 +103,7 @@ class Replayer:
         self.workers = workers
         self.segments: dict[int, Segment] = {}
         self.cache: dict[tuple[int, tuple], float | None] = {}
+        self.fill_counts: dict[tuple[int, tuple], int] = {}  # same keys: fills of that replay
         self.replays = 0
         self._pool: Any = None
 
@@ -110,11 +111,14 @@ class Replayer:
         self.close()  # a forked pool would not see the new segment
         self.segments[seg.iteration] = seg
         # the real run is the replay of its own knobs: never run it twice
-        self.cache[(seg.iteration, autotune.knob_key(knobs))] = chunk_score_bps(seg.result)
+        key = (seg.iteration, autotune.knob_key(knobs))
+        self.cache[key] = chunk_score_bps(seg.result)
+        self.fill_counts[key] = len(seg.result.fills)
         seg.result = None
         for old in sorted(self.segments)[: -self.keep]:
             del self.segments[old]
             self.cache = {k: v for k, v in self.cache.items() if k[0] != old}
+            self.fill_counts = {k: v for k, v in self.fill_counts.items() if k[0] != old}
 
     def ids(self) -> list[int]:
         """Segment ids, latest first."""
@@ -124,8 +128,19 @@ class Replayer:
         """Whether ``self(knobs, seg_id)`` is already known (costs no replay)."""
         return (seg_id, autotune.knob_key(knobs)) in self.cache
 
+    def fills(self, knobs: Mapping[str, float], seg_id: int) -> int | None:
+        """How many fills the replay ``self(knobs, seg_id)`` made (None: not replayed yet); the
+        tuner trusts a paired difference only on enough fills (`autotune.MIN_PAIR_FILLS`)."""
+        return self.fill_counts.get((seg_id, autotune.knob_key(knobs)))
+
     def replay(self, knobs: Mapping[str, float], seg_id: int) -> float | None:
         """One replay, uncached."""
+        return self.replay_with_fills(knobs, seg_id)[0]
+
+    def replay_with_fills(
+        self, knobs: Mapping[str, float], seg_id: int
+    ) -> tuple[float | None, int]:
+        """One replay, uncached: (score, fills)."""
         from mmbot.backtest import run as backtest_run
 
         seg = self.segments[seg_id]
@@ -141,12 +156,12 @@ class Replayer:
         if seg.funding is not None:
             res.meta["funding"] = seg.funding
         # scored like the real run's chunk: from the position it carried in, none closed
-        return chunk_score_bps(res)
+        return chunk_score_bps(res), len(res.fills)
 
     def __call__(self, knobs: Mapping[str, float], seg_id: int) -> float | None:
         key = (seg_id, autotune.knob_key(knobs))
         if key not in self.cache:
-            self.cache[key] = self.replay(knobs, seg_id)
+            self.cache[key], self.fill_counts[key] = self.replay_with_fills(knobs, seg_id)
             self.replays += 1
         return self.cache[key]
 
@@ -164,10 +179,11 @@ class Replayer:
             for seg_id, knobs in todo:
                 self(knobs, seg_id)
             return
-        for (seg_id, knobs), net in zip(
+        for (seg_id, knobs), (net, n_fills) in zip(
             todo, pool.map(_replay_in_child, todo, chunksize=1), strict=True
         ):
-            self.cache[(seg_id, autotune.knob_key(knobs))] = net
+            key = (seg_id, autotune.knob_key(knobs))
+            self.cache[key], self.fill_counts[key] = net, n_fills
             self.replays += 1
 
     def _get_pool(self) -> Any:
