@@ -689,15 +689,20 @@ def _fill_search(
         "that fill"
     )
     decision.markers.append(f"| autotune | EVIDENCE | {decision.evidence} |")
-    batch: list[tuple[_Candidate, Sequence[int]]] = []
-    planned = rp.used
-    for c in cands:
-        k = rp.cost(c, all_segs)
-        if planned + k > budget:
-            continue
-        planned += k
-        batch.append((c, all_segs))
-    rp.run_batch(batch)
+    # segment by segment, latest first: every candidate, then those that filled so far (if any)
+    alive = list(cands)
+    for s in all_segs:
+        batch: list[tuple[_Candidate, Sequence[int]]] = []
+        planned = rp.used
+        for c in alive:
+            k = rp.cost(c, [s])
+            if planned + k > budget:
+                continue
+            planned += k
+            batch.append((c, [s]))
+        rp.run_batch(batch)
+        filled = [c for c, _ in batch if any(v is not None for v in c.nets.values())]
+        alive = filled or [c for c, _ in batch]
     need = min(MIN_ADOPT_SEGMENTS, len(all_segs))
     thin = [v for v, _ in base_raw.values() if v is not None]
     bar = sum(thin) / len(thin) if thin else -math.inf
@@ -749,6 +754,21 @@ def keep_best_margin(n_segments: int, margin_bps: float | None = None) -> float:
     return m * math.sqrt(2.0 / max(n_segments, 1))
 
 
+def common_score(nets: Sequence[float | None], fills: Sequence[int | None] | None) -> float:
+    """A knob set's score over the common segments. With fill counts: the segments' scores
+    weighted by their fills (a per-fill figure, as net_bps weights a run by what it traded; a
+    segment without fills weighs nothing, so a quoter that fills rarely is judged on the fills it
+    made, not dropped); -inf without any fill. Without them: the plain mean, -inf when a segment
+    has no score."""
+    if fills is not None and all(f is not None for f in fills):
+        pairs = [(v, f) for v, f in zip(nets, fills, strict=True) if v is not None and f]
+        total = sum(f for _, f in pairs)
+        return sum(v * f for v, f in pairs) / total if total > 0 else -math.inf  # type: ignore[operator]
+    if nets and all(v is not None for v in nets):
+        return sum(nets) / len(nets)  # type: ignore[arg-type]
+    return -math.inf
+
+
 def select_best_common(
     history: Sequence[Mapping[str, Any]],
     evaluate: Evaluate,
@@ -757,8 +777,8 @@ def select_best_common(
     margin_bps: float | None = None,
 ) -> tuple[int, dict[str, float], list[dict[str, Any]]]:
     """Keep-best rollback on common market: every distinct knob set that ran is replayed on the
-    same ``segments`` (all kept: by the end of a soak, every iteration's) and scored by its mean
-    net_bps there. The latest set is kept unless an earlier one beats it by more than
+    same ``segments`` (all kept: by the end of a soak, every iteration's) and scored there
+    (`common_score`: weighted by fills when the evaluator reports them). The latest set is kept unless an earlier one beats it by more than
     `keep_best_margin` (each step of the latest set was validated already, so an earlier set that
     is merely lucky on the common segments does not win), and never one that scores below the
     start (the first iteration's knobs): then the best-scoring set is kept. Returns (iteration,
@@ -773,9 +793,11 @@ def select_best_common(
     prefetch = getattr(evaluate, "prefetch", None)
     if prefetch is not None:  # one batch (parallel when the evaluator can)
         prefetch([(e["knobs"], s) for e in ordered for s in segments])
+    fills_of = getattr(evaluate, "fills", None)
     for e in ordered:
         nets = [evaluate(e["knobs"], s) for s in segments]
-        score = sum(nets) / len(nets) if nets and all(v is not None for v in nets) else -math.inf  # type: ignore[arg-type]
+        fills = [fills_of(e["knobs"], s) for s in segments] if fills_of is not None else None
+        score = common_score(nets, fills)
         table.append(
             {
                 "iteration": int(e["iteration"]),
@@ -783,6 +805,7 @@ def select_best_common(
                 "segments": list(segments),
                 "score": SCORE_NAME,
                 "segment_score_bps": nets,
+                **({"segment_fills": fills} if fills is not None else {}),
                 "score_bps": score if math.isfinite(score) else None,
             }
         )
