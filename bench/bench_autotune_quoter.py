@@ -63,6 +63,11 @@ def _check_grid() -> None:
     assert all(BAD[k] in GRID[k] for k in BAD), "the bad start is a grid point"
 
 
+def _defaults() -> dict[str, float]:
+    """The quoter's defaults of the grid's knobs."""
+    return {k: resolve(QUOTER).params[k] for k in GRID}
+
+
 def knob_set(params: dict[str, float]) -> dict[str, float]:
     """The six runtime knobs at the conservative start and the quoter knobs ``params``."""
     return {
@@ -174,7 +179,7 @@ def _report(r: dict) -> tuple[bool, bool]:
     j = int(np.argmax(nets))
     best, best_fills = r["grid"][j]
     bad, bad_fills = r["grid"][r["points"].index(knob_set(BAD))]
-    default = knob_set({k: resolve(QUOTER).params[k] for k in GRID})
+    default = knob_set(_defaults())
     dflt, dflt_fills = r["grid"][r["points"].index(default)]
     final, final_fills = r["final_net"]
     tgt = target(best, bad)
@@ -219,7 +224,7 @@ def main() -> int:
     )
     print(
         f"grid {' x '.join(f'{k} {v}' for k, v in GRID.items())} = {len(grid_points())} points "
-        f"(defaults {({k: resolve(QUOTER).params[k] for k in GRID})}); bad start {BAD}; runtime "
+        f"(defaults {_defaults()}); bad start {BAD}; runtime "
         f"knobs {dict(CONSERVATIVE_START)}",
         flush=True,
     )
