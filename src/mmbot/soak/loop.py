@@ -151,20 +151,9 @@ def run_soak(
     phases = firstrun.PhaseTimes(cold=not jitclock.is_warm())
     if phases.cold:
         say(f"| soak | COMPILE | {firstrun.compile_announcement()} |")
-    st = SoakState(
-        plan=plan,
-        stage=Stage(plan.artifacts, replace_dirs=[paths.iterations, paths.records]),
-        say=say,
-        on_progress=on_progress or _quiet,
-        knobs=dict(plan.knobs),
-        account=AccountCarry(funded_to_ns=plan.start_ns),
-    )
+    st = _open(plan, say, on_progress or _quiet)
     try:
         wall0 = time.perf_counter()
-        if auto_tune:
-            st.replayer = Replayer(
-                plan.mkt, plan.prof, autotune.MAX_KEPT_SEGMENTS, workers=replay_workers()
-            )
         with phases.timed("soak", jitclock.CompileClock()):
             for it in range(1, iterations + 1):
                 _iterate(st, it)
@@ -172,18 +161,7 @@ def run_soak(
                     break
         fin = _finish(st, wall0)
         soak_metrics = _soak_metrics(st, fin)
-        md, html, notes = write_final(
-            st.stage,
-            paths,
-            soak_metrics,
-            fin.report,
-            fin.gate,
-            st.all_results,
-            st.metrics_lines,
-            st.audit_parts,
-        )
-        for note in notes:
-            say(note)
+        md, html = _write(st, fin, soak_metrics)
         st.stage.commit()
     except BaseException:
         if st.replayer is not None:
@@ -204,6 +182,43 @@ def run_soak(
         md=md,
         decision=soak_metrics["decision"],
         stability=soak_metrics.get("stability"),
+    )
+
+
+def _write(st: SoakState, fin: SoakFinal, soak_metrics: dict) -> tuple[Path | None, Path | None]:
+    """Stage the end-of-soak artifacts (`report.write_final`): (Markdown path, HTML path)."""
+    md, html, notes = write_final(
+        st.stage,
+        st.plan.paths,
+        soak_metrics,
+        fin.report,
+        fin.gate,
+        st.all_results,
+        st.metrics_lines,
+        st.audit_parts,
+    )
+    for note in notes:
+        st.say(note)
+    return md, html
+
+
+def _open(
+    plan: SoakPlan, say: Callable[[str], None], on_progress: Callable[[SoakProgress], None]
+) -> SoakState:
+    """The soak's state before its first iteration: nothing run, nothing written yet."""
+    paths = plan.paths
+    return SoakState(
+        plan=plan,
+        stage=Stage(plan.artifacts, replace_dirs=[paths.iterations, paths.records]),
+        say=say,
+        on_progress=on_progress,
+        knobs=dict(plan.knobs),
+        account=AccountCarry(funded_to_ns=plan.start_ns),
+        replayer=(
+            Replayer(plan.mkt, plan.prof, autotune.MAX_KEPT_SEGMENTS, workers=replay_workers())
+            if plan.auto_tune
+            else None
+        ),
     )
 
 

@@ -140,6 +140,19 @@ def soak_markdown(
     sm: Mapping[str, Any], final_report: Mapping[str, Any], gate: Mapping[str, Any]
 ) -> str:
     """SOAK_RESULTS.md: per-iteration table, tuner changes, final overrides, verdict."""
+    lines = [
+        *_md_header(sm, final_report, gate),
+        *_md_iterations(sm),
+        *_md_trials(sm),
+        *_md_final_overrides(sm),
+        *_md_rules(sm),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _md_header(
+    sm: Mapping[str, Any], final_report: Mapping[str, Any], gate: Mapping[str, Any]
+) -> list[str]:
     t = final_report.get("totals", {})
     lines = [
         "## Soak iterations and auto-tune",
@@ -150,6 +163,13 @@ def soak_markdown(
         *carry_lines(t),
         *_stop_lines(sm),
         "",
+    ]
+    return lines
+
+
+def _md_iterations(sm: Mapping[str, Any]) -> list[str]:
+    """One row per iteration: its figures and what the tuner changed after it."""
+    lines = [
         "| iter | net_bps | fills | adverse_p95 | slippage_p95 | order_age_p95_ms | cancel_ratio | verdict | changes |",
         "|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
@@ -176,35 +196,45 @@ def soak_markdown(
             f"| {fmt(m.get('slippage_bps_p95'))} | {fmt(m.get('order_age_p95_ms'), 1)} "
             f"| {fmt(m.get('cancel_ratio'))} | {r.get('verdict')} | {ch_txt or '-'} |"
         )
+    return lines
+
+
+def _md_trials(sm: Mapping[str, Any]) -> list[str]:
+    """Every candidate the tuner replayed, with its paired gain (empty without auto-tune)."""
     trials = [
         (r["iteration"], t)
         for r in sm["per_iteration"]
         for t in ((r.get("autotune") or {}).get("trials") or [])
     ]
-    if trials:
-        lines += [
-            "",
-            "## Counterfactual validation",
-            "",
-            "Every candidate change was replayed on the market of the iterations played so far "
-            "(the latest first; the better half of the candidates on more segments, the best on "
-            "all of them), from the same book, position and events; it was adopted only when its "
-            "mean paired gain over all its segments (in the tuner's replay score "
-            f"{autotune.SCORE_NAME}: net_bps minus {autotune.SCORE_BETA:g} x the inventory PnL "
-            f"beyond {autotune.SCORE_TAU_S:g} s after each fill) beat the noise floor "
-            f"({autotune.NOISE_FLOOR_BPS:g} bps x sqrt(2 / segments), at least "
-            f"{autotune.MIN_ADOPT_SEGMENTS} segments).",
-            "",
-            "| after iter | candidate | segments | gain_bps | adopted |",
-            "|---:|---|---|---:|---|",
-        ]
-        for it, t in trials:
-            segs = ",".join(str(x) for x in t["segments"] + t.get("earlier_segments", []))
-            lines.append(
-                f"| {it} | {t['candidate']} | {segs} | {fmt(t.get('gain_bps'))} "
-                f"| {'yes' if t['adopted'] else 'no'} |"
-            )
-    lines += ["", "## Final overrides", ""]
+    if not trials:
+        return []
+    lines = [
+        "",
+        "## Counterfactual validation",
+        "",
+        "Every candidate change was replayed on the market of the iterations played so far "
+        "(the latest first; the better half of the candidates on more segments, the best on "
+        "all of them), from the same book, position and events; it was adopted only when its "
+        "mean paired gain over all its segments (in the tuner's replay score "
+        f"{autotune.SCORE_NAME}: net_bps minus {autotune.SCORE_BETA:g} x the inventory PnL "
+        f"beyond {autotune.SCORE_TAU_S:g} s after each fill) beat the noise floor "
+        f"({autotune.NOISE_FLOOR_BPS:g} bps x sqrt(2 / segments), at least "
+        f"{autotune.MIN_ADOPT_SEGMENTS} segments).",
+        "",
+        "| after iter | candidate | segments | gain_bps | adopted |",
+        "|---:|---|---|---:|---|",
+    ]
+    for it, t in trials:
+        segs = ",".join(str(x) for x in t["segments"] + t.get("earlier_segments", []))
+        lines.append(
+            f"| {it} | {t['candidate']} | {segs} | {fmt(t.get('gain_bps'))} "
+            f"| {'yes' if t['adopted'] else 'no'} |"
+        )
+    return lines
+
+
+def _md_final_overrides(sm: Mapping[str, Any]) -> list[str]:
+    lines = ["", "## Final overrides", ""]
     if sm["auto_tune"]:
         kb = [r for r in sm.get("keep_best") or [] if r.get("kept")]
         if kb:
@@ -227,7 +257,11 @@ def soak_markdown(
         lines.append(
             f"| {k} | {autotune.fmt_knob(k, start_knobs[k])} | {autotune.fmt_knob(k, sm['final_overrides'][k])} |"
         )
-    lines += [
+    return lines
+
+
+def _md_rules(sm: Mapping[str, Any]) -> list[str]:
+    lines = [
         "",
         "## Auto-tune rules",
         "",
@@ -244,7 +278,7 @@ def soak_markdown(
         lines.append(
             f"| {r['name']} | {r['marker']} | {r['when']} | {d} | {r.get('judged_on') or '-'} |"
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def final_lines(
