@@ -8,7 +8,8 @@ Three modules do the work; this one names what the soak and the reports use:
   which decides from the report alone as DESIGN.md lists; `select_best` (keep-best by net_bps).
 - `mmbot.soak.autotune_counterfactual`: `counterfactual_tune`, which replays the rules' proposal
   and single-knob probes on every kept market segment and adopts only what beats the current knobs
-  above the noise; `select_best_common` (keep-best on common market).
+  above the noise.
+- `mmbot.soak.autotune_keep_best`: `select_best_common` (keep-best on common market).
 - `mmbot.soak.autotune_grid`: the knobs' grid (`snap`, `fmt_knob`, `knob_key`) and
   `tunable_knobs` (the knobs the soak's quoter reads: the tuner never proposes another one).
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 from mmbot.soak.autotune_counterfactual import (
     INERT_DECISIONS,
-    KEEP_BEST_MARGIN_BPS,
     MAX_KEPT_SEGMENTS,
     MIN_ADOPT_SEGMENTS,
     NOISE_FLOOR_BPS,
@@ -32,12 +32,10 @@ from mmbot.soak.autotune_counterfactual import (
     Evaluate,
     adopt_floor,
     counterfactual_tune,
-    keep_best_margin,
     noise_floor,
     pooled_gain_sd,
     probe_value,
     replay_budget,
-    select_best_common,
 )
 from mmbot.soak.autotune_grid import (
     KNOB_STEP,
@@ -48,6 +46,12 @@ from mmbot.soak.autotune_grid import (
     normalise_knobs,
     snap,
     tunable_knobs,
+)
+from mmbot.soak.autotune_keep_best import (
+    KEEP_BEST_MARGIN_BPS,
+    common_score,
+    keep_best_margin,
+    select_best_common,
 )
 from mmbot.soak.autotune_rules import (
     CALM_DOWN_TRIGGERS,
@@ -104,6 +108,7 @@ __all__ = [
     "Rule",
     "TuneDecision",
     "adopt_floor",
+    "common_score",
     "counterfactual_tune",
     "fmt_knob",
     "history_entry",

@@ -1,5 +1,5 @@
 """The auto-tuner's counterfactual scoring: candidate knob sets replayed on the market already
-played, judged by paired gains, adopted only above the noise; keep-best on common market.
+played, judged by paired gains, adopted only above the noise.
 
 An extension of DESIGN.md, used by the soak. Iterations play different stretches of market, and on
 the default market that noise (about +-0.4 bps per 30 min) is far larger than the knobs' effects
@@ -17,9 +17,9 @@ segment, the better half on the latest two, four, ..., the best on every segment
 adopted only when its mean gain over at least ``MIN_ADOPT_SEGMENTS`` segments exceeds a noise
 floor that falls like a standard error (`noise_floor`); winners on disjoint fields are merged when
 the merge is better. Nothing that loses on the segments is adopted, including the fallback package
-(the seed's marker prints only when it is adopted). `select_best_common` is keep-best on common
-market. Every candidate, its replayed score and whether it was adopted is in the decision's
-``trials`` (metrics.jsonl) and a ``| autotune | COUNTERFACTUAL |`` marker.
+(the seed's marker prints only when it is adopted); keep-best at the end of a soak is
+`mmbot.soak.autotune_keep_best`. Every candidate, its replayed score and whether it was adopted is
+in the decision's ``trials`` (metrics.jsonl) and a ``| autotune | COUNTERFACTUAL |`` marker.
 
 The measurements the constants come from are in docs/autotune.md. Everything here is a pure
 function of its arguments (given the evaluator): no I/O, no clocks, no randomness.
@@ -51,9 +51,6 @@ NOISE_FLOOR_BPS: Final[float] = 0.025
 # A decision that tunes quoter knobs measures its own noise: the floor is then NOISE_Z standard
 # errors of the paired gains' scatter when higher (docs/autotune.md).
 NOISE_Z: Final[float] = 1.0
-# Keep-best: an earlier set must beat the latest by ``KEEP_BEST_MARGIN_BPS * sqrt(2 / n)`` on n
-# common segments (docs/autotune.md).
-KEEP_BEST_MARGIN_BPS: Final[float] = 0.075
 # The replay score (the tuner's evidence only: EDGE_REPORT, markers and the gate stay in net_bps):
 # net_bps - SCORE_BETA x (inventory PnL beyond SCORE_TAU_S after each fill), computed by
 # `runner.chunk_score_bps`; half the noise of net_bps, but biased (docs/autotune.md).
@@ -745,84 +742,3 @@ def _fill_search(
         )
     if chosen is not None:
         _adopt(decision, chosen)
-
-
-def keep_best_margin(n_segments: int, margin_bps: float | None = None) -> float:
-    """How much better than the latest knob set an earlier one must score on ``n_segments``
-    common segments to be kept instead (falls like a standard error)."""
-    m = KEEP_BEST_MARGIN_BPS if margin_bps is None else margin_bps
-    return m * math.sqrt(2.0 / max(n_segments, 1))
-
-
-def common_score(nets: Sequence[float | None], fills: Sequence[int | None] | None) -> float:
-    """A knob set's score over the common segments. With fill counts: the segments' scores
-    weighted by their fills (a per-fill figure, as net_bps weights a run by what it traded; a
-    segment without fills weighs nothing, so a quoter that fills rarely is judged on the fills it
-    made, not dropped); -inf without any fill. Without them: the plain mean, -inf when a segment
-    has no score."""
-    if fills is not None and all(f is not None for f in fills):
-        pairs = [(v, f) for v, f in zip(nets, fills, strict=True) if v is not None and f]
-        total = sum(f for _, f in pairs)
-        return sum(v * f for v, f in pairs) / total if total > 0 else -math.inf  # type: ignore[operator]
-    if nets and all(v is not None for v in nets):
-        return sum(nets) / len(nets)  # type: ignore[arg-type]
-    return -math.inf
-
-
-def select_best_common(
-    history: Sequence[Mapping[str, Any]],
-    evaluate: Evaluate,
-    segments: Sequence[int],
-    *,
-    margin_bps: float | None = None,
-) -> tuple[int, dict[str, float], list[dict[str, Any]]]:
-    """Keep-best rollback on common market: every distinct knob set that ran is replayed on the
-    same ``segments`` (all kept: by the end of a soak, every iteration's) and scored there
-    (`common_score`: weighted by fills when the evaluator reports them). The latest set is kept unless an earlier one beats it by more than
-    `keep_best_margin` (each step of the latest set was validated already, so an earlier set that
-    is merely lucky on the common segments does not win), and never one that scores below the
-    start (the first iteration's knobs): then the best-scoring set is kept. Returns (iteration,
-    knobs, table); the iteration is the latest one that ran the kept knobs."""
-    if not history:
-        raise ValueError("select_best_common needs at least one iteration")
-    latest: dict[tuple, Mapping[str, Any]] = {}
-    for e in history:
-        latest[knob_key(e["knobs"])] = e  # later iterations overwrite: the latest run of a set
-    table = []
-    ordered = sorted(latest.values(), key=lambda e: int(e["iteration"]))
-    prefetch = getattr(evaluate, "prefetch", None)
-    if prefetch is not None:  # one batch (parallel when the evaluator can)
-        prefetch([(e["knobs"], s) for e in ordered for s in segments])
-    fills_of = getattr(evaluate, "fills", None)
-    for e in ordered:
-        nets = [evaluate(e["knobs"], s) for s in segments]
-        fills = [fills_of(e["knobs"], s) for s in segments] if fills_of is not None else None
-        score = common_score(nets, fills)
-        table.append(
-            {
-                "iteration": int(e["iteration"]),
-                "knobs": {k: float(e["knobs"][k]) for k in knob_order(e["knobs"])},
-                "segments": list(segments),
-                "score": SCORE_NAME,
-                "segment_score_bps": nets,
-                **({"segment_fills": fills} if fills is not None else {}),
-                "score_bps": score if math.isfinite(score) else None,
-            }
-        )
-
-    def score(row: Mapping[str, Any]) -> float:
-        return row["score_bps"] if row["score_bps"] is not None else -math.inf
-
-    margin = keep_best_margin(len(segments), margin_bps)
-    best = table[-1]
-    for row in reversed(table[:-1]):
-        if score(row) > score(best) + margin:
-            best = row
-    start_key = knob_key(history[0]["knobs"])
-    start_row = next(r for r in table if knob_key(r["knobs"]) == start_key)
-    if score(best) < score(start_row):
-        # never worse than the start on the evidence: the best-scoring set (latest among equals)
-        best = max(reversed(table), key=score)
-    for row in table:
-        row["kept"] = row is best
-    return int(best["iteration"]), dict(best["knobs"]), table
