@@ -17,7 +17,7 @@ import plotly.io as pio
 
 from mmbot.audit.decompose import FillEdges
 from mmbot.records import RunResult
-from mmbot.report.markdown import fmt
+from mmbot.report.markdown import PIECES_HEAD, fmt, pieces_rows
 from mmbot.report.series import (
     chained_pnl_series,
     fill_edge_bps,
@@ -269,32 +269,17 @@ def _pieces_html(block: dict | None) -> str:
     """EDGE_REPORT ``pieces`` (``mmbot backtest --pieces``) as a table, or nothing."""
     if not block:
         return ""
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in (
-            "piece",
-            "switched off by",
-            "fills",
-            "net bps",
-            "contribution PnL",
-            "bps",
-            "before rebates",
-        )
+
+    def cell(x: object) -> str:
+        return _html.escape(x if isinstance(x, str) else fmt(x))
+
+    head = "".join(f"<th>{h}</th>" for h in PIECES_HEAD)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{cell(x)}</td>" for x in row) + "</tr>" for row in pieces_rows(block)
     )
-    w = block["with_all"]
-    rows = [
-        f"<tr><td><b>(all pieces)</b></td><td></td><td>{w['fills']}</td><td>{fmt(w['net_bps'])}</td><td></td><td></td><td></td></tr>"
-    ]
-    for r in block["rows"]:
-        off = ", ".join(f"{k}={v:g}" for k, v in r["switched_off_by"].items())
-        rows.append(
-            f"<tr><td>{_html.escape(r['piece'])}</td><td>{_html.escape(off)}</td>"
-            f"<td>{r['fills_without']}</td><td>{fmt(r['net_bps_without'])}</td>"
-            f"<td>{fmt(r['contribution_pnl'])}</td><td>{fmt(r['contribution_bps'])}</td><td>{fmt(r['contribution_before_rebates_bps'])}</td></tr>"
-        )
     return (
         f"<h2>What each piece contributed</h2><p>{_html.escape(block['method'])}</p>"
-        f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+        f"<table><tr>{head}</tr>{rows}</table>"
     )
 
 

@@ -70,12 +70,21 @@ def _totals_md(t: dict, title: str, level: str = "##") -> list[str]:
     return lines
 
 
-def _pieces_md(block: dict | None) -> list[str]:
-    """EDGE_REPORT ``pieces`` (``mmbot backtest --pieces``), or nothing."""
-    if not block:
-        return []
+PIECES_HEAD = [
+    "piece",
+    "switched off by",
+    "fills",
+    "net bps",
+    "contribution PnL",
+    "bps",
+    "before rebates",
+]
+
+
+def pieces_rows(block: dict) -> list[list]:
+    """EDGE_REPORT ``pieces`` as table rows under ``PIECES_HEAD``: every piece on, then each off."""
     w = block["with_all"]
-    rows = [["(all pieces)", "", w["fills"], w["net_bps"], "", "", ""]]
+    rows: list[list] = [["(all pieces)", "", w["fills"], w["net_bps"], "", "", ""]]
     rows += [
         [
             r["piece"],
@@ -88,16 +97,15 @@ def _pieces_md(block: dict | None) -> list[str]:
         ]
         for r in block["rows"]
     ]
-    head = [
-        "piece",
-        "switched off by",
-        "fills",
-        "net bps",
-        "contribution PnL",
-        "bps",
-        "before rebates",
-    ]
-    return ["", "## What each piece contributed", "", block["method"], "", _table(head, rows)]
+    return rows
+
+
+def _pieces_md(block: dict | None) -> list[str]:
+    """EDGE_REPORT ``pieces`` (``mmbot backtest --pieces``), or nothing."""
+    if not block:
+        return []
+    table = _table(PIECES_HEAD, pieces_rows(block))
+    return ["", "## What each piece contributed", "", block["method"], "", table]
 
 
 def render_markdown(edge_report: dict, gate: dict | None = None, extra_md: str = "") -> str:
