@@ -10,6 +10,7 @@ console (the report paths and the KPI verdict) is `mmbot.commands.demo`'s.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,3 +59,10 @@ def run_demo_soak(
         say=say,
         on_progress=on_progress,
     )
+
+
+if __name__ == "__main__":
+    # the console lives in commands/ (`mmbot demo`); this module only runs the soak, so an old
+    # `python -m mmbot.demo` says where the demo went instead of doing nothing
+    print("the demo runs as `mmbot demo` (or `make demo`)", file=sys.stderr)
+    raise SystemExit(2)
