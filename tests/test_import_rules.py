@@ -98,9 +98,9 @@ def test_the_console_rule_sees_an_import_inside_a_function(tmp_path: Path) -> No
 
 
 def test_the_venue_sits_below_everything() -> None:
-    """sim imports only the event and record layouts and the error type from mmbot; its order
-    book imports nothing from mmbot (any replay of a feed can use it)."""
-    allowed = ("mmbot.events", "mmbot.records", "mmbot.errors", "mmbot.sim")
+    """sim imports only the event and record layouts, the error type and the order book from mmbot;
+    the order book imports nothing from mmbot (any replay of a feed can use it)."""
+    allowed = ("mmbot.events", "mmbot.records", "mmbot.errors", "mmbot.sim", "mmbot.book")
     bad = [
         f"{p.relative_to(PKG)} imports {m}"
         for p in sorted((PKG / "sim").glob("*.py"))
@@ -108,5 +108,32 @@ def test_the_venue_sits_below_everything() -> None:
         if m.startswith("mmbot.") and not m.startswith(allowed)
     ]
     assert not bad, bad
-    book = _imports(PKG / "sim" / "book.py")
+    book = _imports(PKG / "book.py")
     assert not [m for m in book if m.startswith("mmbot") or m.startswith(".")], book
+
+
+# the modules that rebuild an order book from depth rows on the order book module (issue 22)
+BOOK_USERS = {"sim/clock.py", "soak/book_carry.py", "data/replay.py"}
+# those that still keep a book of their own: the list may only shrink. audit/crosscheck.py stays
+# on purpose (the fill-mid cross-check must not share code with what it checks).
+BOOK_DEBT = {
+    "data/market_stats.py",  # a ring of levels; repairs crossed books its own way
+    "data/synthetic.py",  # the generator's own book
+    "live/bybit_msgs.py",  # LiveBook: the live stream's book (dicts)
+    "live/orders.py",  # PublicBook: the emulator's / paper matcher's public book (dicts)
+}
+
+
+def test_books_are_built_on_the_order_book_module() -> None:
+    """The venue, the book carry and the readers' replay apply depth rows with ``mmbot.book``; no
+    other module grows a book of its own beyond the known debt."""
+    for rel in sorted(BOOK_USERS):
+        assert _uses_book(PKG / rel), f"{rel} no longer applies depth rows with mmbot.book"
+    for rel in sorted(BOOK_DEBT):
+        assert (PKG / rel).exists(), f"{rel} is gone: drop it from BOOK_DEBT"
+        assert not _uses_book(PKG / rel), f"{rel} uses mmbot.book now: drop it from BOOK_DEBT"
+
+
+def _uses_book(path: Path) -> bool:
+    text = path.read_text()
+    return "from mmbot.book import" in text or "from mmbot import book" in text

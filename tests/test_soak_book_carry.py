@@ -1,5 +1,5 @@
 """The book carried between soak chunks equals an independent replay of the same events and the
-venue's exchange book (one set of depth rules: mmbot.sim.book), and a later chunk of a soak
+venue's exchange book (one set of depth rules: mmbot.book), and a later chunk of a soak
 iteration starts with the book its predecessor left."""
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ def test_second_chunk_of_an_iteration_starts_from_the_carried_book() -> None:
     ],
 )
 def test_carried_book_equals_the_venues_exchange_book(market: str) -> None:
-    """BookCarry applies the venue's depth rules (mmbot.sim.book: BBO drops better levels, a
+    """BookCarry applies the venue's depth rules (mmbot.book: BBO drops better levels, a
     crossing level moves the opposite best, CLEAR): after the same events its book must equal the one
     mmbot.sim matches against (best prices and 40 levels a side), at 50 times through the feed,
     crossed feeds included (random_feed: BBO rows, crossing levels and CLEARs, often)."""

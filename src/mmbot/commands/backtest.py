@@ -19,6 +19,25 @@ from mmbot.commands.options import (
     strategy_options,
 )
 
+_MARKET_OPTION = typer.Option(
+    None,
+    "--market",
+    help="contract of every file: binance-usdm | binance-coinm | binance-spot | bybit-linear | "
+    "bybit-inverse | bybit-spot (default: detected from each capture)",
+)
+_FEE_TIER_OPTION = typer.Option(
+    None,
+    "--fee-tier",
+    help="tier of the venue's shipped fee schedule (base, vip1, mm1, ..., or 'rebate'); "
+    "default: the profile's, else base",
+)
+_PIECES_OPTION = typer.Option(
+    False,
+    "--pieces",
+    help="also run each file once per piece of the quoter with that piece switched off, and "
+    "report what each piece contributed (EDGE_REPORT pieces; one extra run per piece)",
+)
+
 
 def backtest(
     data: list[Path] = typer.Option(
@@ -48,21 +67,11 @@ def backtest(
     reports: bool = typer.Option(
         True, "--reports/--no-reports", help="EDGE_REPORT, KPI_GATE, Markdown and HTML reports"
     ),
-    market: str | None = typer.Option(
-        None,
-        "--market",
-        help="contract of every file: binance-usdm | binance-coinm | binance-spot | bybit-linear | "
-        "bybit-inverse | bybit-spot (default: detected from each capture)",
-    ),
+    market: str | None = _MARKET_OPTION,
     contract_size: float | None = typer.Option(
         None, "--contract-size", help="base units per contract, or USD per contract when inverse"
     ),
-    fee_tier: str | None = typer.Option(
-        None,
-        "--fee-tier",
-        help="tier of the venue's shipped fee schedule (base, vip1, mm1, ..., or 'rebate'); "
-        "default: the profile's, else base",
-    ),
+    fee_tier: str | None = _FEE_TIER_OPTION,
     funding_rate: float | None = typer.Option(
         None,
         "--funding-rate",
@@ -71,12 +80,7 @@ def backtest(
     funding: Path | None = typer.Option(
         None, "--funding", help="CSV of time,rate: funding charged at those times"
     ),
-    pieces: bool = typer.Option(
-        False,
-        "--pieces",
-        help="also run each file once per piece of the quoter with that piece switched off, and "
-        "report what each piece contributed (EDGE_REPORT pieces; one extra run per piece)",
-    ),
+    pieces: bool = _PIECES_OPTION,
 ) -> None:
     """Backtest the strategy on recorded data and write records, EDGE_REPORT, KPI_GATE and reports."""
     from rich.console import Console
@@ -104,10 +108,10 @@ def backtest(
 
 
 def run_backtest(con: Any, **options: Any) -> Any:
-    """`mmbot.backtest.backtest_files` with ``options``, shown on the rich console ``con``: notes
+    """`mmbot.backtest_files.backtest_files` with ``options``, shown on the rich console ``con``: notes
     as they come, a progress bar (on a terminal), then the summary tables, the KPI gate's failed
     checks, runs without a fill and where the time went. Returns its `BacktestOutcome`."""
-    from mmbot.backtest import backtest_files
+    from mmbot.backtest_files import backtest_files
     from mmbot.gate import failed_check_lines
 
     def say(line: str) -> None:

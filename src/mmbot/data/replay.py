@@ -26,8 +26,10 @@ messages ordered by exchange time. Output: ``EVENT_DTYPE`` rows, in the same ord
   inversions are counted (``local_order_inversion``, not a repair) and consumers replay local rows
   in local-time order, as hftbacktest does.
 
-All state lives in ``state`` (int64 array) and two hash tables in plain arrays (price key -> qty),
-so the pass resumes across chunks: memory is bounded by the book size, not the file size.
+All state lives in ``state`` (int64 array) and the book's two hash tables (``mmbot.book``'s
+table storage: price key -> qty, plain arrays), so the pass resumes across chunks: memory is
+bounded by the book size, not the file size. The crossed-book rule is ``mmbot.book``'s repair
+rule (``stale_sides``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from mmbot import book as bk_
 from mmbot.events import (
     BUY_EVENT,
     DEPTH_BBO_EVENT,
@@ -115,107 +118,30 @@ S_LAST_U = 1
 S_HAVE_SNAP = 2
 S_SNAP_ID = 3
 S_LOCAL_MAX = 4
-S_BEST_BID = 5
-S_BEST_ASK = 6
-S_OFFSET_NS = 7
-S_BASE_LAT_NS = 8
-S_GAP_PENDING = 9
-S_STEP = 10  # gcd of all price keys seen: every level lies on this grid (for the best-level search)
-S_NB = 11  # bid levels in the book
-S_NA = 12  # ask levels in the book
-N_STATE = 13
-
-NO_BID = np.int64(-(1 << 62))
-NO_ASK = np.int64(1 << 62)
+S_OFFSET_NS = 5
+S_BASE_LAT_NS = 6
+S_GAP_PENDING = 7
+S_BOOK = 8  # the book state (``mmbot.book``: best keys, price step, level counts) from here
+N_STATE = S_BOOK + bk_.N_BOOK_STATE
 
 
 def new_state(offset_ns: int, base_latency_ns: int) -> np.ndarray:
     st = np.zeros(N_STATE, dtype=np.int64)
     st[S_LOCAL_MAX] = np.iinfo(np.int64).min
-    st[S_BEST_BID] = NO_BID
-    st[S_BEST_ASK] = NO_ASK
     st[S_OFFSET_NS] = offset_ns
     st[S_BASE_LAT_NS] = base_latency_ns
+    st[S_BOOK:] = bk_.new_book_state()
     return st
 
 
-# ---- the book: one open-addressing hash table per side (price key -> qty), plain arrays so the
-# compiled functions cache and compile fast (numba's typed Dict is slower on both counts)
-EMPTY_KEY = np.int64(-1)  # price keys are >= 0
-_HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
+def book_state(st: np.ndarray) -> np.ndarray:
+    """The book part of a reader state (a view: ``mmbot.book``'s ``B_*`` slots)."""
+    return st[S_BOOK:]
 
 
 def new_books(capacity: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(bid_keys, bid_qty, ask_keys, ask_qty); capacity a power of two; tables grow in ``replay``."""
-    cap = 1 << max(4, int(capacity - 1).bit_length())
-    return (
-        np.full(cap, EMPTY_KEY, dtype=np.int64),
-        np.zeros(cap, dtype=np.float64),
-        np.full(cap, EMPTY_KEY, dtype=np.int64),
-        np.zeros(cap, dtype=np.float64),
-    )
-
-
-@njit(cache=True, inline="always")
-def _home(key, mask):
-    return np.int64((np.uint64(key) * _HASH_MUL) >> np.uint64(32)) & mask
-
-
-@njit(cache=True)
-def _find(keys, key):
-    """Slot of ``key``, or ``-1 - slot`` of the empty slot where it would go."""
-    mask = len(keys) - 1
-    i = _home(key, mask)
-    while True:
-        k = keys[i]
-        if k == key:
-            return i
-        if k == EMPTY_KEY:
-            return -1 - i
-        i = (i + 1) & mask
-
-
-@njit(cache=True)
-def _delete_slot(keys, vals, i):
-    """Remove slot ``i`` with backward-shift deletion (no tombstones: probes stay short)."""
-    mask = len(keys) - 1
-    keys[i] = EMPTY_KEY
-    j = i
-    while True:
-        j = (j + 1) & mask
-        k = keys[j]
-        if k == EMPTY_KEY:
-            return
-        h = _home(k, mask)
-        # the entry at j may move into the hole at i unless its home lies cyclically in (i, j]
-        if (i <= j and (h <= i or h > j)) or (i > j and (h <= i and h > j)):
-            keys[i] = k
-            vals[i] = vals[j]
-            keys[j] = EMPTY_KEY
-            i = j
-
-
-@njit(cache=True)
-def _rehash(keys, vals, cap):
-    nk = np.full(cap, EMPTY_KEY, dtype=np.int64)
-    nv = np.zeros(cap, dtype=np.float64)
-    for i in range(len(keys)):
-        k = keys[i]
-        if k != EMPTY_KEY:
-            s = _find(nk, k)
-            nk[-1 - s] = k
-            nv[-1 - s] = vals[i]
-    return nk, nv
-
-
-@njit(cache=True)
-def _scan_best(keys, is_bid) -> np.int64:
-    b = NO_BID if is_bid else NO_ASK
-    for i in range(len(keys)):
-        k = keys[i]
-        if k != EMPTY_KEY and ((is_bid and k > b) or ((not is_bid) and k < b)):
-            b = k
-    return b
+    """(bid_keys, bid_qty, ask_keys, ask_qty) hash tables; they grow in ``replay``."""
+    return bk_.new_tables(capacity)
 
 
 @njit(cache=True)
@@ -228,86 +154,164 @@ def _grow(out, n_out, need):
 
 
 @njit(cache=True)
-def _gcd(a, b):
-    while b:
-        a, b = b, a % b
-    return a
-
-
-@njit(cache=True)
-def _next_best(keys, n_levels, old, is_bid, step):
-    """Best key after ``old`` was deleted: walk the price grid away from the touch (every level is a
-    multiple of ``step``, so no level is skipped), falling back to a full scan after 256 steps."""
-    if n_levels == 0:
-        return NO_BID if is_bid else NO_ASK
-    if step > 0:
-        for t in range(1, 257):
-            c = old - t * step if is_bid else old + t * step
-            if c >= 0 and _find(keys, c) >= 0:
-                return c
-    return _scan_best(keys, is_bid)
-
-
-@njit(cache=True)
-def _set_level(keys, vals, key, qty, is_bid, st):
-    """Set one level (qty 0 deletes it); keep the level count and the cached best key right."""
-    cnt = S_NB if is_bid else S_NA
-    slot = _find(keys, key)
-    if qty > 0.0:
-        if slot < 0:
-            step = st[S_STEP]
-            if step == 0 or key % step != 0:
-                st[S_STEP] = _gcd(step, abs(key))
-            slot = -1 - slot
-            keys[slot] = key
-            st[cnt] += 1
-        vals[slot] = qty
-        if is_bid:
-            if key > st[S_BEST_BID]:
-                st[S_BEST_BID] = key
-        elif key < st[S_BEST_ASK]:
-            st[S_BEST_ASK] = key
-    elif slot >= 0:
-        _delete_slot(keys, vals, slot)
-        st[cnt] -= 1
-        if is_bid:
-            if key == st[S_BEST_BID]:
-                st[S_BEST_BID] = _next_best(keys, st[cnt], key, True, st[S_STEP])
-        elif key == st[S_BEST_ASK]:
-            st[S_BEST_ASK] = _next_best(keys, st[cnt], key, False, st[S_STEP])
-
-
-@njit(cache=True)
-def _clear_upto(keys, vals, key, is_bid, st):
-    """hftbacktest DEPTH_CLEAR semantic: remove levels from the touch up to ``key`` inclusive."""
-    todo = []
-    for i in range(len(keys)):
-        k = keys[i]
-        if k != EMPTY_KEY and ((is_bid and k >= key) or ((not is_bid) and k <= key)):
-            todo.append(k)
-    cnt = S_NB if is_bid else S_NA
-    for k in todo:
-        s = _find(keys, k)
-        if s >= 0:
-            _delete_slot(keys, vals, s)
-            st[cnt] -= 1
-    if is_bid:
-        st[S_BEST_BID] = _scan_best(keys, True)
-    else:
-        st[S_BEST_ASK] = _scan_best(keys, False)
-
-
-@njit(cache=True)
-def _pow2(n):
-    c = 16
-    while c < n:
-        c *= 2
-    return c
-
-
-@njit(cache=True)
 def _valid_px(px: float) -> bool:
     return np.isfinite(px) and px > 0.0
+
+
+@njit(cache=True, inline="always")
+def _emit(out, n_out, ev, exch_ts, loc, px, qty, ival):
+    """Write one event row at ``n_out``; returns the next free row."""
+    o = out[n_out]
+    o.ev = ev
+    o.exch_ts = exch_ts
+    o.local_ts = loc
+    o.px = px
+    o.qty = qty
+    o.order_id = 0
+    o.ival = ival
+    o.fval = 0.0
+    return n_out + 1
+
+
+@njit(cache=True)
+def _local_time(recv_ts, exch_ts, st, counters):
+    """Local time of a message: clock offset added, clamped when before exchange time; an
+    inversion (received before an event stamped earlier) is kept as received and counted."""
+    loc = recv_ts + st[S_OFFSET_NS]
+    if loc < exch_ts:
+        counters[C_LOCAL_CLAMPED] += 1
+        loc = exch_ts + st[S_BASE_LAT_NS]
+    if loc < st[S_LOCAL_MAX]:
+        counters[C_LOCAL_INVERSION] += 1
+        d = st[S_LOCAL_MAX] - loc
+        if d > counters[C_LOCAL_INVERSION_MAX_NS]:
+            counters[C_LOCAL_INVERSION_MAX_NS] = d
+    else:
+        st[S_LOCAL_MAX] = loc
+    return loc
+
+
+@njit(cache=True)
+def _snapshot_clears(rows, i, j, scale, bk, bv, ak, av, bs, out, n_out, ts):
+    """A snapshot message: one CLEAR per side up to its deepest price (then its levels follow).
+    ``ts`` = (exchange time, local time) of the message. Returns the next free row."""
+    deep_bid = np.inf
+    deep_ask = -np.inf
+    for r in range(i, j):
+        px = rows[r].px
+        if rows[r].ev == 0 or not _valid_px(px):
+            continue
+        if rows[r].ev & BUY_EVENT:
+            deep_bid = min(deep_bid, px)
+        else:
+            deep_ask = max(deep_ask, px)
+    mkt = EXCH_EVENT | LOCAL_EVENT
+    if np.isfinite(deep_bid):
+        bk_.table_clear_upto(bk, bv, np.int64(np.round(deep_bid * scale)), True, bs)
+        ev = DEPTH_CLEAR_EVENT | BUY_EVENT | mkt
+        n_out = _emit(out, n_out, ev, ts[0], ts[1], deep_bid, 0.0, 0)
+    if np.isfinite(deep_ask):
+        bk_.table_clear_upto(ak, av, np.int64(np.round(deep_ask * scale)), False, bs)
+        ev = DEPTH_CLEAR_EVENT | SELL_EVENT | mkt
+        n_out = _emit(out, n_out, ev, ts[0], ts[1], deep_ask, 0.0, 0)
+    return n_out
+
+
+@njit(cache=True)
+def _bbo_stale(key, is_bid, bk, bv, ak, av, bs, out, n_out, room, ts, scale, counters):
+    """A BBO row says nothing is better on its side: delete the stale better levels there, each as
+    an emitted ``qty = 0`` repair row, so every consumer's book agrees. Returns (out, n_out)."""
+    side = (BUY_EVENT if is_bid else SELL_EVENT) | EXCH_EVENT | LOCAL_EVENT
+    while True:
+        stale = bs[bk_.B_BEST_BID] if is_bid else bs[bk_.B_BEST_ASK]
+        if stale == bk_.NO_BID or stale == bk_.NO_ASK:  # noqa: SIM109
+            break
+        if (is_bid and stale <= key) or ((not is_bid) and stale >= key):
+            break
+        if is_bid:
+            bk_.table_set(bk, bv, stale, 0.0, True, bs)
+        else:
+            bk_.table_set(ak, av, stale, 0.0, False, bs)
+        out = _grow(out, n_out, room)
+        px = stale / scale
+        n_out = _emit(out, n_out, DEPTH_EVENT | side, ts[0], ts[1], px, 0.0, REPAIR_IVAL)
+        counters[C_BBO_STALE_LEVEL] += 1
+    return out, n_out
+
+
+@njit(cache=True)
+def _uncross(bk, bv, ak, av, bs, bid_set, ask_set, out, n_out, ts, scale, counters):
+    """Crossed-book repair (``mmbot.book.stale_sides``): delete stale touches until uncrossed,
+    each as an emitted ``qty = 0`` repair row. Returns (out, n_out)."""
+    counters[C_CROSSED_BOOK] += 1
+    mkt = EXCH_EVENT | LOCAL_EVENT
+    while bs[bk_.B_BEST_BID] != bk_.NO_BID and bs[bk_.B_BEST_ASK] != bk_.NO_ASK:
+        bb = bs[bk_.B_BEST_BID]
+        ba = bs[bk_.B_BEST_ASK]
+        if bb < ba:
+            break
+        del_bid, del_ask = bk_.stale_sides(bb, ba, bid_set, ask_set)
+        out = _grow(out, n_out, 4)
+        if del_bid:
+            bk_.table_set(bk, bv, bb, 0.0, True, bs)
+            ev = DEPTH_EVENT | BUY_EVENT | mkt
+            n_out = _emit(out, n_out, ev, ts[0], ts[1], bb / scale, 0.0, REPAIR_IVAL)
+            counters[C_CROSSED_LEVEL] += 1
+        if del_ask:
+            bk_.table_set(ak, av, ba, 0.0, False, bs)
+            ev = DEPTH_EVENT | SELL_EVENT | mkt
+            n_out = _emit(out, n_out, ev, ts[0], ts[1], ba / scale, 0.0, REPAIR_IVAL)
+            counters[C_CROSSED_LEVEL] += 1
+    return out, n_out
+
+
+@njit(cache=True)
+def _message_rows(rows, i, j, scale, bk, bv, ak, av, bs, out, n_out, ts, counters):
+    """The rows of one message (``rows[i:j]``): bad prices and quantities dropped (counted), book
+    rows applied (a BBO row first removes the stale better levels), every kept row emitted.
+    Returns (out, n_out, best bid key set, best ask key set) (NO_BID / NO_ASK: none)."""
+    mt = rows[i].mtype
+    mkt = EXCH_EVENT | LOCAL_EVENT
+    bid_set = bk_.NO_BID
+    ask_set = bk_.NO_ASK
+    for r in range(i, j):
+        ev = rows[r].ev
+        if ev == 0:
+            continue
+        px = rows[r].px
+        qty = rows[r].qty
+        if not _valid_px(px):
+            counters[C_BAD_PRICE] += 1
+            continue
+        if not np.isfinite(qty) or qty < 0.0 or (mt == MT_TRADE and qty == 0.0):
+            counters[C_BAD_QTY] += 1
+            continue
+        if mt != MT_TRADE:
+            key = np.int64(np.round(px * scale))
+            is_bid = (ev & BUY_EVENT) != 0
+            if mt == MT_BBO:
+                room = j - r + 2
+                out, n_out = _bbo_stale(
+                    key, is_bid, bk, bv, ak, av, bs, out, n_out, room, ts, scale, counters
+                )
+            if is_bid:
+                bk_.table_set(bk, bv, key, qty, True, bs)
+                if qty > 0.0 and key > bid_set:
+                    bid_set = key
+            else:
+                bk_.table_set(ak, av, key, qty, False, bs)
+                if qty > 0.0 and key < ask_set:
+                    ask_set = key
+        n_out = _emit(out, n_out, ev | mkt, ts[0], ts[1], px, qty, 0)
+    return out, n_out, bid_set, ask_set
+
+
+@njit(cache=True)
+def _room(keys, vals, n_levels, n_new):
+    """The table, grown when ``n_new`` more levels could push it past a load factor of 1/2."""
+    if 2 * (n_levels + n_new) > len(keys):
+        return bk_.table_rehash(keys, vals, bk_.table_capacity(4 * (n_levels + n_new)))
+    return keys, vals
 
 
 @njit(cache=True, nogil=True)
@@ -317,7 +321,7 @@ def replay(rows, scale, st, bk, bv, ak, av, counters):
     n = len(rows)
     out = np.empty(n + 64, dtype=EVENT_DTYPE)
     n_out = 0
-    mkt = EXCH_EVENT | LOCAL_EVENT
+    bs = st[S_BOOK:]
     i = 0
     while i < n:
         m = rows[i].msg
@@ -325,167 +329,148 @@ def replay(rows, scale, st, bk, bv, ak, av, counters):
         while j < n and rows[j].msg == m:
             j += 1
         mt = rows[i].mtype
-        exch_ts = rows[i].exch_ts
-        # --- local time: offset, clamp, non-decreasing ---
-        loc = rows[i].local_ts + st[S_OFFSET_NS]
-        if loc < exch_ts:
-            counters[C_LOCAL_CLAMPED] += 1
-            loc = exch_ts + st[S_BASE_LAT_NS]
-        if loc < st[S_LOCAL_MAX]:
-            # received before an event stamped earlier: kept as received (the venue replays local
-            # rows in local-time order); counted, with the largest inversion
-            counters[C_LOCAL_INVERSION] += 1
-            d = st[S_LOCAL_MAX] - loc
-            if d > counters[C_LOCAL_INVERSION_MAX_NS]:
-                counters[C_LOCAL_INVERSION_MAX_NS] = d
-        else:
-            st[S_LOCAL_MAX] = loc
+        ts = (rows[i].exch_ts, _local_time(rows[i].local_ts, rows[i].exch_ts, st, counters))
         out = _grow(out, n_out, 2 * (j - i) + 4)
-        # room for every level this message could add (load factor <= 1/2)
-        if 2 * (st[S_NB] + (j - i)) > len(bk):
-            bk, bv = _rehash(bk, bv, _pow2(4 * (st[S_NB] + (j - i))))
-        if 2 * (st[S_NA] + (j - i)) > len(ak):
-            ak, av = _rehash(ak, av, _pow2(4 * (st[S_NA] + (j - i))))
-        # --- rows ---
-        msg_bid_set = NO_BID
-        msg_ask_set = NO_ASK
-        is_book = mt != MT_TRADE
+        bk, bv = _room(bk, bv, bs[bk_.B_NB], j - i)
+        ak, av = _room(ak, av, bs[bk_.B_NA], j - i)
         if mt == MT_SNAPSHOT:
-            # deepest price per side -> one CLEAR per side, then the levels
-            deep_bid = np.inf
-            deep_ask = -np.inf
-            for r in range(i, j):
-                px = rows[r].px
-                if rows[r].ev == 0 or not _valid_px(px):
-                    continue
-                if rows[r].ev & BUY_EVENT:
-                    deep_bid = min(deep_bid, px)
-                else:
-                    deep_ask = max(deep_ask, px)
-            if np.isfinite(deep_bid):
-                _clear_upto(bk, bv, np.int64(np.round(deep_bid * scale)), True, st)
-                o = out[n_out]
-                o.ev = DEPTH_CLEAR_EVENT | BUY_EVENT | mkt
-                o.exch_ts = exch_ts
-                o.local_ts = loc
-                o.px = deep_bid
-                o.qty = 0.0
-                o.order_id = 0
-                o.ival = 0
-                o.fval = 0.0
-                n_out += 1
-            if np.isfinite(deep_ask):
-                _clear_upto(ak, av, np.int64(np.round(deep_ask * scale)), False, st)
-                o = out[n_out]
-                o.ev = DEPTH_CLEAR_EVENT | SELL_EVENT | mkt
-                o.exch_ts = exch_ts
-                o.local_ts = loc
-                o.px = deep_ask
-                o.qty = 0.0
-                o.order_id = 0
-                o.ival = 0
-                o.fval = 0.0
-                n_out += 1
-        for r in range(i, j):
-            ev = rows[r].ev
-            if ev == 0:
-                continue
-            px = rows[r].px
-            qty = rows[r].qty
-            if not _valid_px(px):
-                counters[C_BAD_PRICE] += 1
-                continue
-            if not np.isfinite(qty) or qty < 0.0 or (mt == MT_TRADE and qty == 0.0):
-                counters[C_BAD_QTY] += 1
-                continue
-            if is_book:
-                key = np.int64(np.round(px * scale))
-                if mt == MT_BBO:
-                    # the best bid/offer says nothing is better on its side: remove stale levels
-                    # there explicitly, so every consumer's book agrees
-                    is_bid = (ev & BUY_EVENT) != 0
-                    while True:
-                        stale = st[S_BEST_BID] if is_bid else st[S_BEST_ASK]
-                        if stale == NO_BID or stale == NO_ASK:  # noqa: SIM109
-                            break
-                        if (is_bid and stale <= key) or ((not is_bid) and stale >= key):
-                            break
-                        if is_bid:
-                            _set_level(bk, bv, stale, 0.0, True, st)
-                        else:
-                            _set_level(ak, av, stale, 0.0, False, st)
-                        out = _grow(out, n_out, j - r + 2)
-                        o = out[n_out]
-                        o.ev = DEPTH_EVENT | (BUY_EVENT if is_bid else SELL_EVENT) | mkt
-                        o.exch_ts = exch_ts
-                        o.local_ts = loc
-                        o.px = stale / scale
-                        o.qty = 0.0
-                        o.order_id = 0
-                        o.ival = REPAIR_IVAL
-                        o.fval = 0.0
-                        n_out += 1
-                        counters[C_BBO_STALE_LEVEL] += 1
-                if ev & BUY_EVENT:
-                    _set_level(bk, bv, key, qty, True, st)
-                    if qty > 0.0 and key > msg_bid_set:
-                        msg_bid_set = key
-                else:
-                    _set_level(ak, av, key, qty, False, st)
-                    if qty > 0.0 and key < msg_ask_set:
-                        msg_ask_set = key
-            o = out[n_out]
-            o.ev = ev | mkt
-            o.exch_ts = exch_ts
-            o.local_ts = loc
-            o.px = px
-            o.qty = qty
-            o.order_id = 0
-            o.ival = 0
-            o.fval = 0.0
-            n_out += 1
-        # --- crossed-book repair ---
-        if is_book and st[S_BEST_BID] >= st[S_BEST_ASK]:
-            counters[C_CROSSED_BOOK] += 1
-            while st[S_BEST_BID] != NO_BID and st[S_BEST_ASK] != NO_ASK:
-                bb = st[S_BEST_BID]
-                ba = st[S_BEST_ASK]
-                if bb < ba:
-                    break
-                # the level this message just set is the fresh one; the other side is stale
-                bid_fresh = bb == msg_bid_set
-                ask_fresh = ba == msg_ask_set
-                del_bid = not (bid_fresh and not ask_fresh)
-                del_ask = not (ask_fresh and not bid_fresh)
-                out = _grow(out, n_out, 4)
-                if del_bid:
-                    _set_level(bk, bv, bb, 0.0, True, st)
-                    o = out[n_out]
-                    o.ev = DEPTH_EVENT | BUY_EVENT | mkt
-                    o.exch_ts = exch_ts
-                    o.local_ts = loc
-                    o.px = bb / scale
-                    o.qty = 0.0
-                    o.order_id = 0
-                    o.ival = REPAIR_IVAL
-                    o.fval = 0.0
-                    n_out += 1
-                    counters[C_CROSSED_LEVEL] += 1
-                if del_ask:
-                    _set_level(ak, av, ba, 0.0, False, st)
-                    o = out[n_out]
-                    o.ev = DEPTH_EVENT | SELL_EVENT | mkt
-                    o.exch_ts = exch_ts
-                    o.local_ts = loc
-                    o.px = ba / scale
-                    o.qty = 0.0
-                    o.order_id = 0
-                    o.ival = REPAIR_IVAL
-                    o.fval = 0.0
-                    n_out += 1
-                    counters[C_CROSSED_LEVEL] += 1
+            n_out = _snapshot_clears(rows, i, j, scale, bk, bv, ak, av, bs, out, n_out, ts)
+        out, n_out, bid_set, ask_set = _message_rows(
+            rows, i, j, scale, bk, bv, ak, av, bs, out, n_out, ts, counters
+        )
+        if mt != MT_TRADE and bs[bk_.B_BEST_BID] >= bs[bk_.B_BEST_ASK]:
+            out, n_out = _uncross(
+                bk, bv, ak, av, bs, bid_set, ask_set, out, n_out, ts, scale, counters
+            )
         i = j
     return out[:n_out], bk, bv, ak, av
+
+
+@njit(cache=True)
+def _in_sequence(k, first, last, prev, seq_mode, last_u):
+    """Binance: does diff ``k`` follow the last applied update id (USD-M ``pu``, spot ``U``)?"""
+    if seq_mode == SEQ_BINANCE_FUT:
+        return prev[k] == last_u
+    return seq_mode == SEQ_BINANCE_SPOT and first[k] == last_u + 1
+
+
+@njit(cache=True)
+def _gap(st, counters, lose_snapshot):
+    """A sequence gap: out of sync until the next snapshot (counted)."""
+    counters[C_SEQ_GAP] += 1
+    st[S_SYNCED] = 0
+    if lose_snapshot:
+        st[S_HAVE_SNAP] = 0
+    st[S_GAP_PENDING] = 1
+
+
+@njit(cache=True)
+def _sync_before(k, mtype, first, last, prev, seq_mode, st, counters, reason, sync_diff):
+    """Binance snapshot ``k``: the diff straddling it may have been received before the snapshot
+    line (same block); if so, sync on it and re-decide the diffs between. Returns True if synced."""
+    target = first[k] + (1 if seq_mode == SEQ_BINANCE_SPOT else 0)
+    kk = -1
+    for q in range(k - 1, -1, -1):
+        if mtype[q] == MT_SNAPSHOT:
+            break
+        if mtype[q] == MT_DIFF and first[q] <= target and last[q] >= target:
+            kk = q
+            break
+    if kk < 0:
+        return False
+    st[S_SYNCED] = 1
+    st[S_LAST_U] = last[kk]
+    reason[kk] = R_ACCEPT
+    sync_diff[k] = kk
+    for q in range(kk + 1, k):
+        if mtype[q] != MT_DIFF:
+            continue
+        if last[q] <= st[S_LAST_U]:
+            reason[q] = R_STALE
+        elif _in_sequence(q, first, last, prev, seq_mode, st[S_LAST_U]):
+            reason[q] = R_ACCEPT
+            st[S_LAST_U] = last[q]
+        else:
+            _gap(st, counters, True)
+            for q2 in range(q, k):
+                if mtype[q2] == MT_DIFF:
+                    reason[q2] = R_UNSYNCED
+            break
+    return True
+
+
+@njit(cache=True)
+def _on_snapshot(k, mtype, first, last, prev, seq_mode, st, counters, reason, sync_diff, snap_k):
+    """Snapshot message ``k``; returns the index of the snapshot awaiting its first diff."""
+    if st[S_GAP_PENDING] != 0:
+        counters[C_RESYNC] += 1
+        st[S_GAP_PENDING] = 0
+    if seq_mode != SEQ_BINANCE_FUT and seq_mode != SEQ_BINANCE_SPOT:
+        st[S_SYNCED] = 1
+        st[S_LAST_U] = last[k]
+        return snap_k
+    if st[S_SYNCED] != 0 and first[k] <= st[S_LAST_U]:
+        # in sync and the snapshot is not newer than the diffs applied: applying it would
+        # rewind the book, so it is skipped (counted)
+        reason[k] = R_STALE
+        counters[C_SNAP_SKIPPED] += 1
+        return snap_k
+    st[S_HAVE_SNAP] = 1
+    st[S_SNAP_ID] = first[k]
+    st[S_SYNCED] = 0
+    if _sync_before(k, mtype, first, last, prev, seq_mode, st, counters, reason, sync_diff):
+        return -1
+    return k
+
+
+@njit(cache=True)
+def _bybit_diff(k, last, st, counters):
+    """Bybit diff ``k`` (``u == previous u + 1``): its decision code."""
+    if st[S_SYNCED] == 0:
+        return R_UNSYNCED
+    if last[k] == st[S_LAST_U] + 1:
+        st[S_LAST_U] = last[k]
+        return R_ACCEPT
+    if last[k] <= st[S_LAST_U]:
+        return R_STALE
+    counters[C_SEQ_GAP] += 1
+    st[S_SYNCED] = 0
+    st[S_GAP_PENDING] = 1
+    return R_UNSYNCED
+
+
+@njit(cache=True)
+def _binance_diff(k, first, last, prev, seq_mode, st, counters, reason, sync_diff, snap_k):
+    """Binance diff ``k``: in sync, it must follow the last update id; awaiting a snapshot's first
+    diff, it must straddle the snapshot's id. Returns the snapshot still awaiting its first diff."""
+    if st[S_SYNCED] != 0:
+        if last[k] <= st[S_LAST_U]:
+            reason[k] = R_STALE
+        elif _in_sequence(k, first, last, prev, seq_mode, st[S_LAST_U]):
+            st[S_LAST_U] = last[k]
+        else:
+            reason[k] = R_UNSYNCED
+            _gap(st, counters, True)
+        return snap_k
+    if st[S_HAVE_SNAP] == 0:
+        reason[k] = R_UNSYNCED
+        return snap_k
+    target = st[S_SNAP_ID] + (1 if seq_mode == SEQ_BINANCE_SPOT else 0)
+    if last[k] < target:
+        reason[k] = R_STALE
+        return snap_k
+    if first[k] <= target:
+        st[S_SYNCED] = 1
+        st[S_LAST_U] = last[k]
+        if snap_k >= 0:
+            sync_diff[snap_k] = k
+        return -1
+    # the diffs following the snapshot are missing: wait for the next snapshot
+    counters[C_SEQ_GAP] += 1
+    reason[k] = R_UNSYNCED
+    st[S_HAVE_SNAP] = 0
+    st[S_GAP_PENDING] = 1
+    return snap_k
 
 
 @njit(cache=True)
@@ -496,114 +481,24 @@ def sequence_check(mtype, first, last, prev, seq_mode, st, counters, reason, syn
     (in this block) of the diff that synced on it, or -1: the caller keeps the snapshot's exchange
     time no later than that diff's. ``st`` and ``counters`` persist across blocks.
     """
-    n = len(mtype)
-    binance = seq_mode == SEQ_BINANCE_FUT or seq_mode == SEQ_BINANCE_SPOT  # noqa: SIM109
     snap_k = -1  # index in this block of the snapshot awaiting its first diff
-    for k in range(n):
+    for k in range(len(mtype)):
         reason[k] = R_ACCEPT
         sync_diff[k] = -1
         mt = mtype[k]
         if mt == MT_SNAPSHOT:
-            if st[S_GAP_PENDING] != 0:
-                counters[C_RESYNC] += 1
-                st[S_GAP_PENDING] = 0
-            if binance and st[S_SYNCED] != 0 and first[k] <= st[S_LAST_U]:
-                # in sync and the snapshot is not newer than the diffs applied: applying it would
-                # rewind the book, so it is skipped (counted)
-                reason[k] = R_STALE
-                counters[C_SNAP_SKIPPED] += 1
-                continue
-            if binance:
-                st[S_HAVE_SNAP] = 1
-                st[S_SNAP_ID] = first[k]
-                st[S_SYNCED] = 0
-                snap_k = k
-                target = first[k] + (1 if seq_mode == SEQ_BINANCE_SPOT else 0)
-                # the straddling diff may have been received before the snapshot line
-                kk = -1
-                for q in range(k - 1, -1, -1):
-                    if mtype[q] == MT_SNAPSHOT:
-                        break
-                    if mtype[q] == MT_DIFF and first[q] <= target and last[q] >= target:
-                        kk = q
-                        break
-                if kk >= 0:
-                    st[S_SYNCED] = 1
-                    st[S_LAST_U] = last[kk]
-                    reason[kk] = R_ACCEPT
-                    sync_diff[k] = kk
-                    snap_k = -1
-                    for q in range(kk + 1, k):
-                        if mtype[q] != MT_DIFF:
-                            continue
-                        if last[q] <= st[S_LAST_U]:
-                            reason[q] = R_STALE
-                        elif (seq_mode == SEQ_BINANCE_FUT and prev[q] == st[S_LAST_U]) or (
-                            seq_mode == SEQ_BINANCE_SPOT and first[q] == st[S_LAST_U] + 1
-                        ):
-                            reason[q] = R_ACCEPT
-                            st[S_LAST_U] = last[q]
-                        else:
-                            counters[C_SEQ_GAP] += 1
-                            st[S_SYNCED] = 0
-                            st[S_HAVE_SNAP] = 0
-                            st[S_GAP_PENDING] = 1
-                            for q2 in range(q, k):
-                                if mtype[q2] == MT_DIFF:
-                                    reason[q2] = R_UNSYNCED
-                            break
-            else:
-                st[S_SYNCED] = 1
-                st[S_LAST_U] = last[k]
+            snap_k = _on_snapshot(
+                k, mtype, first, last, prev, seq_mode, st, counters, reason, sync_diff, snap_k
+            )
+        elif mt != MT_DIFF or seq_mode == SEQ_NONE:
             continue
-        if mt != MT_DIFF or seq_mode == SEQ_NONE:
-            continue
-        if seq_mode == SEQ_BYBIT:
-            if st[S_SYNCED] != 0:
-                if last[k] == st[S_LAST_U] + 1:
-                    st[S_LAST_U] = last[k]
-                elif last[k] <= st[S_LAST_U]:
-                    reason[k] = R_STALE
-                else:
-                    counters[C_SEQ_GAP] += 1
-                    reason[k] = R_UNSYNCED
-                    st[S_SYNCED] = 0
-                    st[S_GAP_PENDING] = 1
-            else:
-                reason[k] = R_UNSYNCED
-            continue
-        if st[S_SYNCED] != 0:
-            if last[k] <= st[S_LAST_U]:
-                reason[k] = R_STALE
-            elif (seq_mode == SEQ_BINANCE_FUT and prev[k] == st[S_LAST_U]) or (
-                seq_mode == SEQ_BINANCE_SPOT and first[k] == st[S_LAST_U] + 1
-            ):
-                st[S_LAST_U] = last[k]
-            else:
-                counters[C_SEQ_GAP] += 1
-                reason[k] = R_UNSYNCED
-                st[S_SYNCED] = 0
-                st[S_HAVE_SNAP] = 0
-                st[S_GAP_PENDING] = 1
-        elif st[S_HAVE_SNAP] != 0:
-            target = st[S_SNAP_ID] + (1 if seq_mode == SEQ_BINANCE_SPOT else 0)
-            if last[k] < target:
-                reason[k] = R_STALE
-            elif first[k] <= target:
-                st[S_SYNCED] = 1
-                st[S_LAST_U] = last[k]
-                if snap_k >= 0:
-                    sync_diff[snap_k] = k
-                snap_k = -1
-            else:
-                # the diffs following the snapshot are missing: wait for the next snapshot
-                counters[C_SEQ_GAP] += 1
-                reason[k] = R_UNSYNCED
-                st[S_HAVE_SNAP] = 0
-                st[S_GAP_PENDING] = 1
+        elif seq_mode == SEQ_BYBIT:
+            reason[k] = _bybit_diff(k, last, st, counters)
         else:
-            reason[k] = R_UNSYNCED
-    for k in range(n):
+            snap_k = _binance_diff(
+                k, first, last, prev, seq_mode, st, counters, reason, sync_diff, snap_k
+            )
+    for k in range(len(mtype)):
         if mtype[k] != MT_DIFF:
             continue
         if reason[k] == R_UNSYNCED:

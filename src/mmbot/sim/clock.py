@@ -8,6 +8,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from mmbot.book import (
+    ask_update,
+    bid_update,
+    clear_side,
+)
 from mmbot.events import (
     BUY_EVENT,
     DEPTH_BBO_EVENT,
@@ -20,11 +25,6 @@ from mmbot.events import (
     TRADE_EVENT,
 )
 
-from .book import (
-    ask_update,
-    bid_update,
-    clear_side,
-)
 from .borrow import borrowed
 from .codes import (
     _FALSE,
@@ -224,6 +224,64 @@ def _drain_orders(v, target):
     return END_OF_DATA
 
 
+@njit(cache=True, forceinline=True)
+def _order_bounds(v):
+    """The merge loop's copy of the order state: (next request, next response, the earlier of
+    them, the live bid / ask tick ranges)."""
+    to, tr = v.next_req_ts, v.next_resp_ts
+    return to, tr, min(to, tr), v.live_bid_lo, v.live_bid_hi, v.live_ask_lo, v.live_ask_hi
+
+
+@njit(cache=True, forceinline=True)
+def _fast_depth_ix(evv, px, inv_tick, tick_lo, blo, bhi, alo, ahi):
+    """(fast?, tick index) of an exchange row: a depth / snapshot row away from our resting orders
+    takes the inline path; a level holding one of them needs the queue model (``process_exch``)."""
+    kind = evv & 0xFF
+    if kind != DEPTH_EVENT and kind != DEPTH_SNAPSHOT_EVENT:
+        return False, np.int64(0)
+    ix = np.int64(np.floor(px * inv_tick + 0.5)) - tick_lo
+    if evv & BUY_EVENT:
+        return ix < blo or ix > bhi, ix
+    return ix < alo or ix > ahi, ix
+
+
+@njit(cache=True, forceinline=True)
+def _exch_depth(v, xbid, xask, xbb, xba, n, ix, evv, qty):
+    """The inline path's level update on the exchange book (a level outside the ladder is
+    counted); returns (xbb, xba)."""
+    if ix < 0 or ix >= n:
+        v.n_out_of_band += 1
+    elif evv & BUY_EVENT:
+        xbb, xba = bid_update(xbid, xask, xbb, xba, n, ix, qty, _FALSE)
+    elif evv & SELL_EVENT:
+        xbb, xba = ask_update(xbid, xask, xbb, xba, n, ix, qty, _FALSE)
+    return xbb, xba
+
+
+@njit(cache=True, forceinline=True)
+def _local_depth(lbid, lask, lbb, lba, vbid, vask, row, inv_tick, tick_lo, n):
+    """A local depth / snapshot ``row`` on the local book; returns (lbb, lba, bid version, ask
+    version): a side's version moves when its view band or best changes."""
+    evv, qty = row.ev, row.qty
+    ix = np.int64(np.floor(row.px * inv_tick + 0.5)) - tick_lo
+    if ix < 0 or ix >= n:
+        return lbb, lba, vbid, vask
+    pbb, pba = lbb, lba
+    if evv & BUY_EVENT:
+        lbb, lba = bid_update(lbid, lask, lbb, lba, n, ix, qty, _FALSE)
+        if ix >= lbb - VIEW_BAND_TICKS or lbb != pbb:
+            vbid += 1
+        if lba != pba:  # a crossing bid moved the best ask
+            vask += 1
+    elif evv & SELL_EVENT:
+        lbb, lba = ask_update(lbid, lask, lbb, lba, n, ix, qty, _FALSE)
+        if ix <= lba + VIEW_BAND_TICKS or lba != pba:
+            vask += 1
+        if lbb != pbb:
+            vbid += 1
+    return lbb, lba, vbid, vask
+
+
 @njit(cache=True)
 def merge_market(v, target, wait):
     """Apply market data in time order up to the next order event (ties: see ``advance``) or
@@ -243,9 +301,7 @@ def merge_market(v, target, wait):
     te = ev[exch_idx[ei]].exch_ts if ei < n_e else I64_MAX
     tl = ev[local_idx[li]].local_ts if li < n_l else I64_MAX
     stopped = False
-    to, tr = v.next_req_ts, v.next_resp_ts
-    tq = min(to, tr)
-    blo, bhi, alo, ahi = v.live_bid_lo, v.live_bid_hi, v.live_ask_lo, v.live_ask_hi
+    to, tr, tq, blo, bhi, alo, ahi = _order_bounds(v)
     # ---- market data up to the next order event (ties: see the docstring)
     while True:
         if te < tl:
@@ -253,31 +309,15 @@ def merge_market(v, target, wait):
                 break
             r = exch_idx[ei]
             evv = ev[r].ev
-            kind = evv & 0xFF
-            fast = kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT  # noqa: SIM109
-            ix = 0
+            fast, ix = _fast_depth_ix(evv, ev[r].px, inv_tick, tick_lo, blo, bhi, alo, ahi)
             if fast:
-                ix = np.int64(np.floor(ev[r].px * inv_tick + 0.5)) - tick_lo
-                # a level holding one of our orders needs the queue model: slow path
-                if evv & BUY_EVENT:  # noqa: SIM108
-                    fast = ix < blo or ix > bhi
-                else:
-                    fast = ix < alo or ix > ahi
-            if fast:
-                if ix < 0 or ix >= n:
-                    v.n_out_of_band += 1
-                elif evv & BUY_EVENT:
-                    xbb, xba = bid_update(xbid, xask, xbb, xba, n, ix, ev[r].qty, _FALSE)
-                elif evv & SELL_EVENT:
-                    xbb, xba = ask_update(xbid, xask, xbb, xba, n, ix, ev[r].qty, _FALSE)
+                xbb, xba = _exch_depth(v, xbid, xask, xbb, xba, n, ix, evv, ev[r].qty)
                 if xba <= bhi or xbb >= alo:
                     # the book moved through a resting order
                     v.xbb = xbb
                     v.xba = xba
                     cross_check(v, te)
-                    to, tr = v.next_req_ts, v.next_resp_ts
-                    tq = min(to, tr)
-                    blo, bhi, alo, ahi = v.live_bid_lo, v.live_bid_hi, v.live_ask_lo, v.live_ask_hi
+                    to, tr, tq, blo, bhi, alo, ahi = _order_bounds(v)
                 if xbb != mbb or xba != mba:
                     v.xbb = xbb
                     v.xba = xba
@@ -291,9 +331,7 @@ def merge_market(v, target, wait):
                 process_exch(v, evv, te, ev[r].px, ev[r].qty, xbid, xask, inv_tick, tick_lo, n)
                 xbb, xba, mbb, mba = v.xbb, v.xba, v.mark_bb, v.mark_ba
                 # fills may have queued responses (possibly due now) and removed resting orders
-                to, tr = v.next_req_ts, v.next_resp_ts
-                tq = min(to, tr)
-                blo, bhi, alo, ahi = v.live_bid_lo, v.live_bid_hi, v.live_ask_lo, v.live_ask_hi
+                to, tr, tq, blo, bhi, alo, ahi = _order_bounds(v)
             ei += 1
             te = ev[exch_idx[ei]].exch_ts if ei < n_e else I64_MAX
         else:
@@ -303,21 +341,9 @@ def merge_market(v, target, wait):
             evv = ev[r].ev
             kind = evv & 0xFF
             if kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT:  # noqa: SIM109
-                ix = np.int64(np.floor(ev[r].px * inv_tick + 0.5)) - tick_lo
-                if ix >= 0 and ix < n:
-                    pbb, pba = lbb, lba
-                    if evv & BUY_EVENT:
-                        lbb, lba = bid_update(lbid, lask, lbb, lba, n, ix, ev[r].qty, _FALSE)
-                        if ix >= lbb - VIEW_BAND_TICKS or lbb != pbb:
-                            vbid += 1
-                        if lba != pba:  # a crossing bid moved the best ask
-                            vask += 1
-                    elif evv & SELL_EVENT:
-                        lbb, lba = ask_update(lbid, lask, lbb, lba, n, ix, ev[r].qty, _FALSE)
-                        if ix <= lba + VIEW_BAND_TICKS or lba != pba:
-                            vask += 1
-                        if lbb != pbb:
-                            vbid += 1
+                lbb, lba, vbid, vask = _local_depth(
+                    lbid, lask, lbb, lba, vbid, vask, ev[r], inv_tick, tick_lo, n
+                )
             else:
                 v.lbb, v.lba, v.lbid_ver, v.lask_ver = lbb, lba, vbid, vask
                 process_local(v, evv, tl, ev[r].px, ev[r].qty, lbid, lask, inv_tick, tick_lo, n)

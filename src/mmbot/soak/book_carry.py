@@ -4,7 +4,7 @@ A soak runs long market stretches as consecutive chunks (bounded memory), each a
 run. Only the first chunk of a stream starts with a DEPTH_SNAPSHOT; a later chunk (the next 30 min
 of the synthetic market, or the next window of a capture) would start with an empty book that
 fills only as levels happen to change. `BookCarry` replays the exchange-side depth events of every
-chunk into a price ladder with the venue's own book rules (`mmbot.sim.book`, hftbacktest
+chunk into a price ladder with the venue's own book rules (`mmbot.book`, hftbacktest
 semantics: a depth/snapshot row sets a level, a BBO row also removes better levels of its side, a
 level at or through the opposite best moves that best past it, CLEAR empties a side up to a price)
 and hands the next chunk a DEPTH_SNAPSHOT of the book as it stood (the levels from each best
@@ -18,6 +18,7 @@ import math
 import numpy as np
 from numba import njit
 
+from mmbot.book import ask_update, bid_update, clear_side
 from mmbot.events import (
     BUY_EVENT,
     DEPTH_BBO_EVENT,
@@ -29,7 +30,6 @@ from mmbot.events import (
     LOCAL_EVENT,
     SELL_EVENT,
 )
-from mmbot.sim.book import ask_update, bid_update, clear_side
 from mmbot.sim.borrow import borrowed
 from mmbot.sim.config import price_decimals
 
@@ -47,7 +47,7 @@ def _apply(
     state: np.ndarray,
     inv_tick: float,
 ) -> int:
-    """Apply exchange-side depth events with the venue's book rules (``mmbot.sim.book``);
+    """Apply exchange-side depth events with the venue's book rules (``mmbot.book``);
     ``state`` = [best bid ix, best ask ix, base ix]. Rows flagged local-only are skipped, unflagged
     rows count (as in the venue). Returns the number of levels outside the ladder (ignored)."""
     n = bid.shape[0]

@@ -1,0 +1,294 @@
+"""The order book: depth rules, two storages, and what a crossed feed does. Compiled, plain arrays.
+
+Every book mmbot rebuilds from a feed is one of two storages over the same rules (a depth or
+snapshot row sets a level, qty 0 deletes it; a BBO row also removes the better levels of its side;
+CLEAR empties a side from the touch up to a price, or all of it):
+
+- the **ladder** (dense: ``bid``/``ask`` quantity arrays indexed by tick from a base price, best
+  indices ``bb``/``ba``; ``bb`` = -1 / ``ba`` = n when a side is empty): the venue's exchange and
+  local books (``sim.clock``) and the soak's book carry (``soak.book_carry``), where every update
+  must cost a few array writes;
+- the **table** (sparse: one open-addressing hash table per side, integer price key -> qty, and a
+  small book state ``bs`` with the best keys, the price grid step and the level counts): the
+  readers' replay (``data.replay``), where prices are not known in advance and the book must stay
+  bounded by its levels, not its price range.
+
+Crossed feeds, defined here once. A level set at or through the opposite best means the feed is
+crossed; two consumers, two rules:
+
+- **repair** (a capture read from a file, ``data.replay``): the level the message just set is
+  fresh, the opposite touch is stale and is deleted (both touches when the message set neither or
+  both), until the book is uncrossed (``stale_sides``). The replay writes each deletion as a
+  ``qty = 0`` row, so every consumer of its events replays a book that is never crossed.
+- **keep** (the venue and the book carry, for feeds that reach them still crossed: the synthetic
+  market, npz/parquet from elsewhere): hftbacktest's HashMapMarketDepth rule, the opposite best
+  moves past the new level and the crossed levels stay in place (``bid_update``/``ask_update``), so
+  queue positions initialised from them match the reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# ---- the ladder (dense, tick-indexed) ------------------------------------------------------------
+
+
+@njit(cache=True, forceinline=True)
+def scan_bid_down(book, j):
+    while j >= 0 and book[j] <= 0.0:
+        j -= 1
+    return j
+
+
+@njit(cache=True, forceinline=True)
+def scan_ask_up(book, j, n):
+    while j < n and book[j] <= 0.0:
+        j += 1
+    return j
+
+
+@njit(cache=True, forceinline=True)
+def bid_update(bid, ask, bb, ba, n, ix, qty, bbo):
+    """Set the bid level ``ix`` to ``qty``; returns new (bb, ba). A BBO event also removes better
+    bids. A new best bid at or above the best ask moves the best ask above it; like hftbacktest's
+    HashMapMarketDepth the crossed ask levels are left in place (only the pointer moves), which
+    keeps queue positions initialised from them identical to the reference."""
+    if bbo and bb > ix:
+        for j in range(ix + 1, bb + 1):
+            bid[j] = 0.0
+        bb = scan_bid_down(bid, ix)
+    bid[ix] = qty
+    if qty > 0.0:
+        if ix > bb:
+            bb = ix
+            if bb >= ba:
+                ba = scan_ask_up(ask, bb + 1, n)
+    elif ix == bb:
+        bb = scan_bid_down(bid, ix - 1)
+    return bb, ba
+
+
+@njit(cache=True, forceinline=True)
+def ask_update(bid, ask, bb, ba, n, ix, qty, bbo):
+    if bbo and ba < ix:
+        for j in range(ba, ix):
+            ask[j] = 0.0
+        ba = scan_ask_up(ask, ix, n)
+    ask[ix] = qty
+    if qty > 0.0:
+        if ix < ba:
+            ba = ix
+            if bb >= ba:
+                bb = scan_bid_down(bid, ba - 1)
+    elif ix == ba:
+        ba = scan_ask_up(ask, ix + 1, n)
+    return bb, ba
+
+
+@njit(cache=True, forceinline=True)
+def clear_side(bid, ask, bb, ba, n, side, ix):
+    """hftbacktest semantics: clear one side (or both when side == 0) up to ``ix`` from the best
+    (``ix`` < 0 or out of range = the whole side)."""
+    if side >= 0:
+        lo = 0 if (side == 0 or ix < 0 or ix >= n) else ix
+        for j in range(lo, max(bb, -1) + 1):
+            bid[j] = 0.0
+        bb = scan_bid_down(bid, lo - 1) if lo > 0 else -1
+    if side <= 0:
+        hi = n - 1 if (side == 0 or ix < 0 or ix >= n) else ix
+        for j in range(min(ba, n), hi + 1):
+            ask[j] = 0.0
+        ba = scan_ask_up(ask, hi + 1, n) if hi < n - 1 else n
+    return bb, ba
+
+
+# ---- the table (sparse: open-addressing hash table per side, price key -> qty) -----------------
+# Plain arrays so the compiled functions cache and compile fast (numba's typed Dict is slower on
+# both counts). Keys are integer prices (>= 0); the book state ``bs`` (int64, N_BOOK_STATE) holds:
+B_BEST_BID = 0  # best bid key (NO_BID when the side is empty)
+B_BEST_ASK = 1  # best ask key (NO_ASK when empty)
+B_STEP = 2  # gcd of every key seen: all levels lie on this grid (the best-level search walks it)
+B_NB = 3  # bid levels in the table
+B_NA = 4  # ask levels in the table
+N_BOOK_STATE = 5
+
+EMPTY_KEY = np.int64(-1)
+NO_BID = np.int64(-(1 << 62))
+NO_ASK = np.int64(1 << 62)
+_HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
+
+
+def new_book_state() -> np.ndarray:
+    bs = np.zeros(N_BOOK_STATE, dtype=np.int64)
+    bs[B_BEST_BID] = NO_BID
+    bs[B_BEST_ASK] = NO_ASK
+    return bs
+
+
+def new_tables(capacity: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(bid_keys, bid_qty, ask_keys, ask_qty); capacity rounded up to a power of two (>= 16)."""
+    cap = 1 << max(4, int(capacity - 1).bit_length())
+    return (
+        np.full(cap, EMPTY_KEY, dtype=np.int64),
+        np.zeros(cap, dtype=np.float64),
+        np.full(cap, EMPTY_KEY, dtype=np.int64),
+        np.zeros(cap, dtype=np.float64),
+    )
+
+
+@njit(cache=True, inline="always")
+def _home(key, mask):
+    return np.int64((np.uint64(key) * _HASH_MUL) >> np.uint64(32)) & mask
+
+
+@njit(cache=True)
+def table_find(keys, key):
+    """Slot of ``key``, or ``-1 - slot`` of the empty slot where it would go."""
+    mask = len(keys) - 1
+    i = _home(key, mask)
+    while True:
+        k = keys[i]
+        if k == key:
+            return i
+        if k == EMPTY_KEY:
+            return -1 - i
+        i = (i + 1) & mask
+
+
+@njit(cache=True)
+def table_delete(keys, vals, i):
+    """Remove slot ``i`` with backward-shift deletion (no tombstones: probes stay short)."""
+    mask = len(keys) - 1
+    keys[i] = EMPTY_KEY
+    j = i
+    while True:
+        j = (j + 1) & mask
+        k = keys[j]
+        if k == EMPTY_KEY:
+            return
+        h = _home(k, mask)
+        # the entry at j may move into the hole at i unless its home lies cyclically in (i, j]
+        if (i <= j and (h <= i or h > j)) or (i > j and (h <= i and h > j)):
+            keys[i] = k
+            vals[i] = vals[j]
+            keys[j] = EMPTY_KEY
+            i = j
+
+
+@njit(cache=True)
+def table_rehash(keys, vals, cap):
+    """The same levels in a table of ``cap`` slots (a power of two)."""
+    nk = np.full(cap, EMPTY_KEY, dtype=np.int64)
+    nv = np.zeros(cap, dtype=np.float64)
+    for i in range(len(keys)):
+        k = keys[i]
+        if k != EMPTY_KEY:
+            s = table_find(nk, k)
+            nk[-1 - s] = k
+            nv[-1 - s] = vals[i]
+    return nk, nv
+
+
+@njit(cache=True)
+def table_capacity(n):
+    """Smallest power of two >= ``n`` (at least 16)."""
+    c = 16
+    while c < n:
+        c *= 2
+    return c
+
+
+@njit(cache=True)
+def table_best(keys, is_bid) -> np.int64:
+    """Best key by a full scan of the table."""
+    b = NO_BID if is_bid else NO_ASK
+    for i in range(len(keys)):
+        k = keys[i]
+        if k != EMPTY_KEY and ((is_bid and k > b) or ((not is_bid) and k < b)):
+            b = k
+    return b
+
+
+@njit(cache=True)
+def _gcd(a, b):
+    while b:
+        a, b = b, a % b
+    return a
+
+
+@njit(cache=True)
+def _next_best(keys, n_levels, old, is_bid, step):
+    """Best key after ``old`` was deleted: walk the price grid away from the touch (every level is a
+    multiple of ``step``, so no level is skipped), falling back to a full scan after 256 steps."""
+    if n_levels == 0:
+        return NO_BID if is_bid else NO_ASK
+    if step > 0:
+        for t in range(1, 257):
+            c = old - t * step if is_bid else old + t * step
+            if c >= 0 and table_find(keys, c) >= 0:
+                return c
+    return table_best(keys, is_bid)
+
+
+@njit(cache=True)
+def table_set(keys, vals, key, qty, is_bid, bs):
+    """Set one level (qty 0 deletes it); keep the level count and the best key in ``bs`` right.
+    The table must have room (load factor <= 1/2: grow with ``table_rehash`` first)."""
+    cnt = B_NB if is_bid else B_NA
+    slot = table_find(keys, key)
+    if qty > 0.0:
+        if slot < 0:
+            step = bs[B_STEP]
+            if step == 0 or key % step != 0:
+                bs[B_STEP] = _gcd(step, abs(key))
+            slot = -1 - slot
+            keys[slot] = key
+            bs[cnt] += 1
+        vals[slot] = qty
+        if is_bid:
+            if key > bs[B_BEST_BID]:
+                bs[B_BEST_BID] = key
+        elif key < bs[B_BEST_ASK]:
+            bs[B_BEST_ASK] = key
+    elif slot >= 0:
+        table_delete(keys, vals, slot)
+        bs[cnt] -= 1
+        if is_bid:
+            if key == bs[B_BEST_BID]:
+                bs[B_BEST_BID] = _next_best(keys, bs[cnt], key, True, bs[B_STEP])
+        elif key == bs[B_BEST_ASK]:
+            bs[B_BEST_ASK] = _next_best(keys, bs[cnt], key, False, bs[B_STEP])
+
+
+@njit(cache=True)
+def table_clear_upto(keys, vals, key, is_bid, bs):
+    """hftbacktest's DEPTH_CLEAR: remove the levels from the touch up to ``key`` inclusive."""
+    todo = []
+    for i in range(len(keys)):
+        k = keys[i]
+        if k != EMPTY_KEY and ((is_bid and k >= key) or ((not is_bid) and k <= key)):
+            todo.append(k)
+    cnt = B_NB if is_bid else B_NA
+    for k in todo:
+        s = table_find(keys, k)
+        if s >= 0:
+            table_delete(keys, vals, s)
+            bs[cnt] -= 1
+    if is_bid:
+        bs[B_BEST_BID] = table_best(keys, True)
+    else:
+        bs[B_BEST_ASK] = table_best(keys, False)
+
+
+# ---- crossed feeds: the repair rule --------------------------------------------------------------
+
+
+@njit(cache=True, inline="always")
+def stale_sides(bb, ba, bid_set, ask_set):
+    """(delete the best bid?, delete the best ask?) of a crossed book (``bb >= ba``): the touch the
+    message just set (``bid_set``/``ask_set``: the best level it set on each side) is fresh, the
+    other is stale; both go when the message set both touches or neither."""
+    bid_fresh = bb == bid_set
+    ask_fresh = ba == ask_set
+    return not (bid_fresh and not ask_fresh), not (ask_fresh and not bid_fresh)
