@@ -156,3 +156,16 @@ def test_deep_sweep_reach_and_impact_on_a_hand_built_book() -> None:
     assert s["deep_sweep_impact_1s_bps"] == pytest.approx(3.0 / 10000.0 * 1e4)
     assert s["deep_sweep_impact_30s_bps"] == pytest.approx(3.0 / 10000.0 * 1e4)
     assert "deep_sweep_impact_1s_bps" in STAT_KEYS
+
+
+def test_seed_spearman_is_the_mean_over_pairs_of_runs() -> None:
+    """Three runs of a 4-configuration panel: runs a and b rank alike (rho 1), c reverses both
+    (rho -1 with each): the mean over the three pairs is (1 - 1 - 1) / 3."""
+    from mmbot.fidelity.compare import seed_spearman
+
+    a = [1.0, 2.0, 3.0, 4.0]
+    b = [10.0, 20.0, 30.0, 40.0]
+    c = [4.0, 3.0, 2.0, 1.0]
+    mean, pairs = seed_spearman([a, b, c])
+    assert pairs == pytest.approx([1.0, -1.0, -1.0])
+    assert mean == pytest.approx(-1.0 / 3.0)

@@ -95,5 +95,12 @@ def fidelity_command(
         f"stats outside {chk['ratio_band']}: {chk['stats_outside_band'] or 'none'}; "
         f"autocorr outside +-{chk['autocorr_max_diff']}: {chk['autocorr_outside_band'] or 'none'}"
     )
+    nc = rk.get("noise_ceiling") or {}
+    if nc:
+        print(
+            f"noise ceiling (Spearman between synthetic markets of the capture's "
+            f"{nc['duration_s']:.0f} s): {nc['seed_spearman_mean']:.4f} pairs "
+            + " ".join(f"{x:.4f}" for x in nc["seed_spearman_pairs"])
+        )
     print(f"wrote {out / 'FIDELITY.json'}, FIDELITY.md, FIDELITY.html")
     return res

@@ -409,7 +409,9 @@ def _fit(
             f"lat p50/p95 {s['feed_latency_ms_p50']:.1f}/{target['feed_latency_ms_p50']:.1f} "
             f"{s['feed_latency_ms_p95']:.1f}/{target['feed_latency_ms_p95']:.1f} ms "
             f"depth rows/s {s['depth_update_rate_per_s']:.0f}/{target['depth_update_rate_per_s']:.0f} "
-            f"touch updates/s {s['touch_update_rate_per_s']:.0f}/{target['touch_update_rate_per_s']:.0f}"
+            f"touch updates/s {s['touch_update_rate_per_s']:.0f}/{target['touch_update_rate_per_s']:.0f} "
+            f"return autocorr 100ms/1s {s['autocorr_mid_return_100ms']:.3f}/{target['autocorr_mid_return_100ms']:.3f} "
+            f"{s['autocorr_mid_return_1s']:.3f}/{target['autocorr_mid_return_1s']:.3f}"
         )
         if progress is not None:
             progress(FitProgress(rnd + 1, rounds + 2, log[-1]))

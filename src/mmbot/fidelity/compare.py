@@ -93,6 +93,51 @@ def sign_agreement(a: list[float], b: list[float]) -> float:
     return float(np.mean(np.sign(x[ok]) == np.sign(y[ok])))
 
 
+def seed_spearman(nets: list[list[float]]) -> tuple[float, list[float]]:
+    """Mean Spearman over every pair of runs of the panel (each a list of net bps per
+    configuration) and the pairs' values: how reproducible the panel's ranking is between two
+    markets of the same model."""
+    pairs = [spearman(nets[i], nets[j]) for i in range(len(nets)) for j in range(i + 1, len(nets))]
+    return _nanmean(pairs), pairs
+
+
+def _noise_ceiling(
+    calib: dict,
+    duration_s: float,
+    seeds: int,
+    panel: list[PanelConfig],
+    say: Callable[[str], None],
+) -> dict:
+    """The panel on ``seeds`` synthetic markets as long as the capture (seeds SEED0 + 100 + i) and
+    the mean Spearman between them: a ranking that two markets of the same model do not
+    reproduce at the capture's length cannot be expected to carry over from the model to the
+    capture, however faithful the model."""
+    from mmbot.data.synthetic import generate
+
+    nets = []
+    dur_ns = int(round(duration_s * 1e9))
+    for i in range(seeds):
+        seed = SEED0 + 100 + i
+        say(f"noise ceiling: seed {seed}, {duration_s:.0f} s (the capture's length)")
+        ev = generate(calib, seed, T0_NS, dur_ns)
+        nets.append(
+            run_panel(
+                ev,
+                tick_px=float(calib["tick_px"]),
+                lot_qty=float(calib["lot_qty"]),
+                panel=panel,
+            )
+        )
+    mean, pairs = seed_spearman(nets)
+    return {
+        "duration_s": float(duration_s),
+        "seeds": [SEED0 + 100 + i for i in range(seeds)],
+        "seed_spearman_mean": mean,
+        "seed_spearman_pairs": pairs,
+        "synthetic_net_bps_seeds": nets,
+    }
+
+
 def _nanmean(vals: list[float]) -> float:
     arr = np.asarray(vals, dtype=np.float64)
     return float(np.mean(arr[np.isfinite(arr)])) if np.isfinite(arr).any() else float("nan")
@@ -178,9 +223,14 @@ def fidelity(
         x, y = float(real[key]), _nanmean(per_seed)
         out["autocorr"][name] = {"real": x, "synthetic": y, "diff": y - x, "seeds": per_seed}
     syn_mean = [_nanmean([n[j] for n in syn_net]) for j in range(len(panel))]
+    ceiling = (
+        _noise_ceiling(calib, float(real["duration_s"]), seeds, panel, say) if seeds >= 2 else {}
+    )
     out["ranking"] = {
         "spearman": spearman(real_net, syn_mean),
         "sign_agreement": sign_agreement(real_net, syn_mean),
+        # the ranking's reproducibility between synthetic markets of the capture's length
+        "noise_ceiling": ceiling,
         "configs": [
             {
                 "name": cfg.name,

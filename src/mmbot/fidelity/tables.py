@@ -52,9 +52,21 @@ def _headline(res: dict) -> list[str]:
         f"Spearman {_f(rk['spearman'])} (>= {chk['min_spearman']}: "
         f"{'ok' if chk['spearman_ok'] else 'OUT'}), sign agreement {_f(rk['sign_agreement'])} "
         f"(>= {chk['min_sign_agreement']}: {'ok' if chk['sign_agreement_ok'] else 'OUT'})",
+        _ceiling_line(rk),
         f"ratio band {chk['ratio_band']}, autocorr |diff| <= {chk['autocorr_max_diff']}; "
         f"all within: {chk['all_ok']}",
     ]
+
+
+def _ceiling_line(rk: dict) -> str:
+    nc = rk.get("noise_ceiling") or {}
+    if not nc:
+        return "noise ceiling: not measured (needs >= 2 seeds)"
+    pairs = ", ".join(_f(x) for x in nc["seed_spearman_pairs"])
+    return (
+        f"noise ceiling: Spearman between synthetic markets of the capture's length "
+        f"({nc['duration_s']:.0f} s) {_f(nc['seed_spearman_mean'])} (pairs {pairs})"
+    )
 
 
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
