@@ -80,6 +80,39 @@ def print_outcome(con: Any, out: Any) -> None:
         con.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+_FREEZE_OPTION = typer.Option(
+    False,
+    "--freeze",
+    help=(
+        "stability soak: the overrides stay fixed (no tuning); reports per-iteration net_bps "
+        "and its dispersion, drawdown and hard-gate breaches"
+    ),
+)
+_EXPORT_JSON_OPTION = typer.Option(
+    Path("artifacts/reports/soak_metrics.json"),
+    "--export-json",
+    help="per-iteration metrics, tuner decisions and final overrides (JSON)",
+)
+_EXPORT_MD_OPTION = typer.Option(
+    Path("artifacts/reports/SOAK_RESULTS.md"),
+    "--export-md",
+    help="Markdown report: EDGE_REPORT, KPI gate, iterations and tuner changes",
+)
+_GATE_SUMMARY_OPTION = typer.Option(
+    Path("artifacts/reports/gates_summary.json"),
+    "--gate-summary",
+    help="KPI gate verdict of the whole soak and of each iteration (JSON)",
+)
+_MARKET_OPTION = typer.Option(
+    "synthetic",
+    "--market",
+    help=(
+        "'synthetic' (the embedded default market), 'synthetic:NAME' (a shipped calibration), "
+        "a calibration JSON, or a capture file replayed in market-time windows"
+    ),
+)
+
+
 def soak(
     hours: float = typer.Option(3.0, "--hours", help="market hours to run"),
     iterations: int | None = typer.Option(
@@ -92,37 +125,11 @@ def soak(
         "--auto-tune",
         help="re-tune the runtime knobs (and the quoter's tunable parameters) between iterations",
     ),
-    freeze: bool = typer.Option(
-        False,
-        "--freeze",
-        help=(
-            "stability soak: the overrides stay fixed (no tuning); reports per-iteration net_bps "
-            "and its dispersion, drawdown and hard-gate breaches"
-        ),
-    ),
-    export_json: Path = typer.Option(
-        Path("artifacts/reports/soak_metrics.json"),
-        "--export-json",
-        help="per-iteration metrics, tuner decisions and final overrides (JSON)",
-    ),
-    export_md: Path = typer.Option(
-        Path("artifacts/reports/SOAK_RESULTS.md"),
-        "--export-md",
-        help="Markdown report: EDGE_REPORT, KPI gate, iterations and tuner changes",
-    ),
-    gate_summary: Path = typer.Option(
-        Path("artifacts/reports/gates_summary.json"),
-        "--gate-summary",
-        help="KPI gate verdict of the whole soak and of each iteration (JSON)",
-    ),
-    market: str = typer.Option(
-        "synthetic",
-        "--market",
-        help=(
-            "'synthetic' (the embedded default market), 'synthetic:NAME' (a shipped calibration), "
-            "a calibration JSON, or a capture file replayed in market-time windows"
-        ),
-    ),
+    freeze: bool = _FREEZE_OPTION,
+    export_json: Path = _EXPORT_JSON_OPTION,
+    export_md: Path = _EXPORT_MD_OPTION,
+    gate_summary: Path = _GATE_SUMMARY_OPTION,
+    market: str = _MARKET_OPTION,
     profile: str | None = typer.Option(
         None, "--profile", help="profile name (default: $MM_PROFILE or S1)"
     ),
@@ -140,19 +147,12 @@ def soak(
     """Soak: run the strategy for HOURS of market time in ITERATIONS, auto-tune, report and gate."""
     from rich.console import Console
 
-    from mmbot import inputs
     from mmbot.soak.runner import run_soak
     from mmbot.soak.stability import freeze_iterations
 
     if iterations is None:
         iterations = freeze_iterations(hours) if freeze and 0 < hours < math.inf else 6
-    inputs.output_dir("--artifacts", artifacts)
-    for option, path in (
-        ("--export-json", export_json),
-        ("--export-md", export_md),
-        ("--gate-summary", gate_summary),
-    ):
-        inputs.output_file(option, path)
+    _check_outputs(artifacts, export_json, export_md, gate_summary)
     con = Console(highlight=False)
     with soak_console(con) as view:
         out = run_soak(
@@ -175,3 +175,16 @@ def soak(
         )
     print_outcome(con, out)
     return out.exit_code
+
+
+def _check_outputs(artifacts: Path, export_json: Path, export_md: Path, gate_summary: Path) -> None:
+    """Every output path usable before the soak starts (exit 2 naming the option otherwise)."""
+    from mmbot import inputs
+
+    inputs.output_dir("--artifacts", artifacts)
+    for option, path in (
+        ("--export-json", export_json),
+        ("--export-md", export_md),
+        ("--gate-summary", gate_summary),
+    ):
+        inputs.output_file(option, path)
