@@ -32,7 +32,8 @@ import numpy as np
 import orjson
 from numba import njit
 
-from mmbot.data.synthetic import N_FSTATE, N_ISTATE, S_LAT_T_NS, _latency_ns
+from mmbot.data.synthetic_book import _latency_ns
+from mmbot.data.synthetic_layout import N_FSTATE, N_ISTATE, S_LAT_T_NS
 from mmbot.errors import UserError
 from mmbot.events import (
     BUY_EVENT,
@@ -215,7 +216,7 @@ def _jumps(events: np.ndarray, tick_px: float) -> tuple[float, float, float]:
 def _depth_targets(stats: dict, tick_bps: float) -> list[float]:
     """Per-level target depth (level k = k-th price from the efficient price), from the capture's
     depth by level near the touch and its cumulative depth within 1/2/5 bps further out."""
-    from mmbot.data.synthetic import MAX_DEPTH_LEVELS
+    from mmbot.data.synthetic_layout import MAX_DEPTH_LEVELS
 
     # a very fine tick (spot BTCUSDT: 0.01 USDT, ~0.002 bps) cannot hold 5 bps of levels: the
     # market keeps the nearest MAX_DEPTH_LEVELS (~0.9 bps there) and the depth beyond is absent
@@ -328,7 +329,8 @@ def _fit_latency(calib: dict, events: np.ndarray, target: dict, log: list[str]) 
     drawn quantile toward the capture's emitted one and the correlation time toward its p95,
     and the second half of the rounds is averaged. (Fitted inside the market rounds, the p95 of
     one short market swung 6 <-> 70 ms round to round on spot BTCUSDT: a few spikes decide it.)"""
-    from mmbot.data.synthetic import N_PARAMS, P_LAT_TAU_S, _seed_state
+    from mmbot.data.synthetic_layout import N_PARAMS, P_LAT_TAU_S
+    from mmbot.data.synthetic_rng import _seed_state
 
     ts = np.ascontiguousarray(events["exch_ts"], dtype=np.int64)
     tgt = np.asarray(target["feed_latency_quantiles_ns"], dtype=np.float64)

@@ -1,0 +1,468 @@
+"""The embedded market's book mechanics: emitting rows, scanning the ring-buffer book, stale
+levels and the makers' ladder, the queue-reactive zone sums, the next event's intensities and
+time (``_draw_next``), feed latency, trimming far levels and the opening snapshot."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from mmbot.data.synthetic_layout import (
+    _EV_ASK_DEPTH,
+    _EV_ASK_SNAP,
+    _EV_BID_DEPTH,
+    _EV_BID_SNAP,
+    _NONE,
+    _RING_MASK,
+    F_BOUND,
+    F_FAR,
+    F_HAWKES,
+    F_LAT_Z,
+    F_NEAR,
+    F_R0,
+    F_TRANSIENT,
+    F_V,
+    F_VREF,
+    FAR_EVERY,
+    FAR_SHIFT,
+    K_JUMP,
+    N_RATES,
+    NEAR_LEVELS,
+    P_CANCEL_RATE,
+    P_EXCESS_RATE,
+    P_INFORMED_EDGE,
+    P_INFORMED_RATE,
+    P_JUMP_RATE,
+    P_LAT_TAU_S,
+    P_LOT_QTY,
+    P_MAKER_LOTS,
+    P_NOISE_MU,
+    P_REF_HYST,
+    P_REFILL_RATE,
+    P_STALE_DEPTH,
+    P_STALE_EDGE,
+    P_STALE_RATE,
+    P_STALE_WHOLE,
+    P_TICK_PX,
+    RING_TICKS,
+    S_BEST_ASK,
+    S_BEST_BID,
+    S_FAR_AGE,
+    S_FAR_BOT,
+    S_FAR_TOP,
+    S_HAS_PENDING,
+    S_HI_ASK,
+    S_LAST_LOCAL_NS,
+    S_LAT_T_NS,
+    S_LO_BID,
+    S_PENDING_NS,
+    S_QA_LOTS,
+    S_QB_LOTS,
+    S_T_NS,
+)
+from mmbot.data.synthetic_rng import (
+    _exp1,
+    _normal,
+    _table_sample,
+    _uniform,
+)
+
+
+@njit(cache=True, inline="always")
+def _emit(
+    n: int,
+    ev: int,
+    exch_ns: int,
+    local_ns: int,
+    px: float,
+    qty: float,
+    out: np.ndarray,
+) -> int:
+    r = out[n]
+    r.ev = ev
+    r.exch_ts = exch_ns
+    r.local_ts = local_ns
+    r.px = px
+    r.qty = qty
+    r.order_id = 0
+    r.ival = 0
+    r.fval = 0.0
+    return n + 1
+
+
+@njit(cache=True)
+def _scan_bid_down(bq: np.ndarray, start: int, lo: int) -> int:
+    p = start
+    while p >= lo:
+        if bq[p & _RING_MASK] > 0:
+            return p
+        p -= 1
+    return _NONE
+
+
+@njit(cache=True)
+def _scan_ask_up(aq: np.ndarray, start: int, hi: int) -> int:
+    p = start
+    while p <= hi:
+        if aq[p & _RING_MASK] > 0:
+            return p
+        p += 1
+    return _NONE
+
+
+@njit(cache=True, inline="always")
+def _lvl(q: np.ndarray, p: int) -> int:
+    return q[p & _RING_MASK] if p != _NONE else 0
+
+
+@njit(cache=True)
+def _stale_lots(q: np.ndarray, touch: int, stop: int, edge: float, sgn: int) -> float:
+    """Lots resting on the wrong side of ``edge`` (bids above it: sgn -1; asks below: sgn 1),
+    from the touch inward."""
+    if touch == _NONE:
+        return 0.0
+    tot = 0.0
+    p = touch
+    while p > edge if sgn < 0 else p < edge:
+        tot += q[p & _RING_MASK]
+        if p == stop:
+            break
+        p += sgn
+    return tot
+
+
+@njit(cache=True)
+def _stale_levels(q: np.ndarray, touch: int, stop: int, edge: float, sgn: int) -> float:
+    """Non-empty levels on the wrong side of ``edge`` (as ``_stale_lots``), from the touch inward."""
+    if touch == _NONE:
+        return 0.0
+    tot = 0.0
+    p = touch
+    while p > edge if sgn < 0 else p < edge:
+        if q[p & _RING_MASK] > 0:
+            tot += 1.0
+        if p == stop:
+            break
+        p += sgn
+    return tot
+
+
+@njit(cache=True, inline="always")
+def _ladder_v(P: np.ndarray, fs: np.ndarray) -> float:
+    """The price the makers' ladder is centred on: v, re-centred only on moves past P_REF_HYST."""
+    v = fs[F_V]
+    if abs(v - fs[F_VREF]) > P[P_REF_HYST] or P[P_REF_HYST] <= 0.0:
+        fs[F_VREF] = v
+    return fs[F_VREF]
+
+
+@njit(cache=True)
+def _bid_top(v: float, ba: int) -> int:
+    top = int(math.ceil(v)) - 1
+    if ba != _NONE and top > ba - 1:
+        top = ba - 1
+    return top
+
+
+@njit(cache=True)
+def _ask_bot(v: float, bb: int) -> int:
+    bot = int(math.floor(v)) + 1
+    if bb != _NONE and bot < bb + 1:
+        bot = bb + 1
+    return bot
+
+
+@njit(cache=True)
+def _zone_sums(
+    target: np.ndarray, q: np.ndarray, ref: int, sgn: int, k0: int, k1: int
+) -> tuple[float, float]:
+    """(missing, excess) queue vs target over levels k0..k1-1 counted from ``ref``."""
+    gap = 0.0
+    ex = 0.0
+    for k in range(k0, k1):
+        d = target[k] - q[(ref + sgn * k) & _RING_MASK]
+        if d > 0:
+            gap += d
+        else:
+            ex -= d
+    return gap, ex
+
+
+@njit(cache=True)
+def _pick_level(
+    rng: np.ndarray,
+    target: np.ndarray,
+    q: np.ndarray,
+    ref: int,
+    sgn: int,
+    k0: int,
+    k1: int,
+    excess: bool,
+) -> int:
+    """A level k in k0..k1-1 drawn in proportion to its missing (or excess) queue; -1 if none."""
+    tot = 0.0
+    for k in range(k0, k1):
+        d = target[k] - q[(ref + sgn * k) & _RING_MASK]
+        if excess:
+            d = -d
+        if d > 0:
+            tot += d
+    if tot <= 0.0:
+        return -1
+    y = _uniform(rng) * tot
+    c = 0.0
+    for k in range(k0, k1):
+        d = target[k] - q[(ref + sgn * k) & _RING_MASK]
+        if excess:
+            d = -d
+        if d > 0:
+            c += d
+            if y < c:
+                return k
+    return k1 - 1
+
+
+@njit(cache=True)
+def _draw_next(
+    P: np.ndarray,
+    target: np.ndarray,
+    fs: np.ndarray,
+    ist: np.ndarray,
+    rng: np.ndarray,
+    bq: np.ndarray,
+    aq: np.ndarray,
+) -> None:
+    """Evaluate every intensity in the current state, store them and draw the next event time
+    against their sum plus the (decaying, hence bounding) Hawkes intensity."""
+    v = fs[F_V]
+    bb = ist[S_BEST_BID]
+    ba = ist[S_BEST_ASK]
+    maker = P[P_MAKER_LOTS]
+    refill = P[P_REFILL_RATE]
+    vr = _ladder_v(P, fs)
+    top = _bid_top(vr, ba)
+    bot = _ask_bot(vr, bb)
+    nlev = target.shape[0]
+    kq = NEAR_LEVELS if nlev > NEAR_LEVELS else nlev
+    near = fs[F_NEAR : F_NEAR + 4]
+    far = fs[F_FAR : F_FAR + 4]
+    near[0], near[2] = _zone_sums(target, bq, top, -1, 0, kq)
+    near[1], near[3] = _zone_sums(target, aq, bot, 1, 0, kq)
+    if nlev > kq:
+        # deep levels change slowly: their sums are refreshed every FAR_EVERY draws or when the
+        # efficient price has moved the level grid by more than FAR_SHIFT ticks
+        if (
+            ist[S_FAR_AGE] >= FAR_EVERY
+            or abs(top - ist[S_FAR_TOP]) > FAR_SHIFT
+            or abs(bot - ist[S_FAR_BOT]) > FAR_SHIFT
+        ):
+            far[0], far[2] = _zone_sums(target, bq, top, -1, kq, nlev)
+            far[1], far[3] = _zone_sums(target, aq, bot, 1, kq, nlev)
+            ist[S_FAR_TOP] = top
+            ist[S_FAR_BOT] = bot
+            ist[S_FAR_AGE] = 0
+        else:
+            ist[S_FAR_AGE] += 1
+    # queue-reactive: queues below their target attract makers, queues above it lose them
+    r = fs[F_R0:]
+    r[0] = refill * (near[0] + far[0]) / maker
+    r[1] = refill * (near[1] + far[1]) / maker
+    excess = P[P_EXCESS_RATE]
+    r[2] = (P[P_CANCEL_RATE] * ist[S_QB_LOTS] + excess * (near[2] + far[2])) / maker
+    r[3] = (P[P_CANCEL_RATE] * ist[S_QA_LOTS] + excess * (near[3] + far[3])) / maker
+    inf_edge = P[P_INFORMED_EDGE]
+    # informed intensity grows with the mispricing they see (per tick beyond the edge); they see
+    # the efficient price without the transient displacement of recent sweeps
+    f = v - fs[F_TRANSIENT]
+    r[4] = P[P_INFORMED_RATE] * (f - ba - inf_edge) if (ba != _NONE and f > ba + inf_edge) else 0.0
+    r[5] = P[P_INFORMED_RATE] * (bb - f - inf_edge) if (bb != _NONE and f < bb - inf_edge) else 0.0
+    st_edge = P[P_STALE_EDGE] + P[P_REF_HYST]
+    if P[P_STALE_WHOLE] > 0.0:
+        r[6] = P[P_STALE_RATE] * _stale_levels(bq, bb, ist[S_LO_BID], v + st_edge, -1)
+        r[7] = P[P_STALE_RATE] * _stale_levels(aq, ba, ist[S_HI_ASK], v - st_edge, 1)
+    elif P[P_STALE_DEPTH] > 0.0:
+        r[6] = P[P_STALE_RATE] * _stale_lots(bq, bb, ist[S_LO_BID], v + st_edge, -1) / maker
+        r[7] = P[P_STALE_RATE] * _stale_lots(aq, ba, ist[S_HI_ASK], v - st_edge, 1) / maker
+    else:
+        r[6] = P[P_STALE_RATE] * _lvl(bq, bb) / maker if (bb != _NONE and bb > v + st_edge) else 0.0
+        r[7] = P[P_STALE_RATE] * _lvl(aq, ba) / maker if (ba != _NONE and ba < v - st_edge) else 0.0
+    r[K_JUMP] = P[P_JUMP_RATE]
+    bound = P[P_NOISE_MU] + fs[F_HAWKES]
+    for i in range(N_RATES):
+        bound += r[i]
+    fs[F_BOUND] = bound
+    ist[S_PENDING_NS] = ist[S_T_NS] + int(_exp1(rng) / bound * 1e9)
+    ist[S_HAS_PENDING] = 1
+
+
+@njit(cache=True)
+def _latency_ns(
+    P: np.ndarray, lat_tab: np.ndarray, fs: np.ndarray, ist: np.ndarray, rng: np.ndarray, t_ns: int
+) -> int:
+    """Feed latency of a message at ``t_ns``: the calibrated distribution, with a Gaussian AR(1)
+    copula so consecutive messages see similar latencies (as on a real link) instead of a
+    running maximum of independent draws once local time is kept non-decreasing."""
+    tau = P[P_LAT_TAU_S]
+    z = _normal(rng, fs)
+    if tau > 0.0:
+        phi = math.exp(-(t_ns - ist[S_LAT_T_NS]) * 1e-9 / tau)
+        z = phi * fs[F_LAT_Z] + math.sqrt(1.0 - phi * phi) * z
+    fs[F_LAT_Z] = z
+    ist[S_LAT_T_NS] = t_ns
+    u = 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+    m = lat_tab.shape[0]
+    x = u * (m - 1)
+    i = int(x)
+    if i >= m - 1:
+        return int(lat_tab[m - 1])
+    f = x - i
+    return int(lat_tab[i] * (1.0 - f) + lat_tab[i + 1] * f)
+
+
+@njit(cache=True)
+def _maker_lots(rng: np.ndarray, maker_tab: np.ndarray, lot: float) -> int:
+    lots = int(_table_sample(rng, maker_tab) / lot + 0.5)
+    return lots if lots > 0 else 1
+
+
+@njit(cache=True)
+def _trim(v, kmax, emit, tick, lot, t_new, local_ns, ist, bq, aq, n, out) -> int:
+    # levels are counted from the reference price (v, or just inside a stale opposite touch): a
+    # book stays behind a stale opposite side instead of being trimmed away as it is rebuilt
+    far = _bid_top(v, ist[S_BEST_ASK]) - kmax - 1
+    # also bound the stale side so the live range always fits the ring buffer
+    stale_cap = int(v) + RING_TICKS // 4
+    if ist[S_BEST_BID] == _NONE:
+        ist[S_QB_LOTS] = 0
+    else:
+        while ist[S_LO_BID] < far and ist[S_LO_BID] <= ist[S_BEST_BID]:
+            p = ist[S_LO_BID]
+            j = p & _RING_MASK
+            if bq[j] > 0:
+                ist[S_QB_LOTS] -= bq[j]
+                bq[j] = 0
+                if emit:
+                    n = _emit(
+                        n,
+                        _EV_BID_DEPTH,
+                        t_new,
+                        local_ns,
+                        p * tick,
+                        0.0,
+                        out,
+                    )
+            ist[S_LO_BID] = p + 1
+        if ist[S_LO_BID] > ist[S_BEST_BID]:
+            ist[S_BEST_BID] = _NONE
+            ist[S_QB_LOTS] = 0
+        while ist[S_BEST_BID] != _NONE and ist[S_BEST_BID] > stale_cap:
+            p = ist[S_BEST_BID]
+            j = p & _RING_MASK
+            ist[S_QB_LOTS] -= bq[j]
+            bq[j] = 0
+            if emit:
+                n = _emit(
+                    n,
+                    _EV_BID_DEPTH,
+                    t_new,
+                    local_ns,
+                    p * tick,
+                    0.0,
+                    out,
+                )
+            ist[S_BEST_BID] = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
+    far = _ask_bot(v, ist[S_BEST_BID]) + kmax + 1
+    stale_cap = int(v) - RING_TICKS // 4
+    if ist[S_BEST_ASK] == _NONE:
+        ist[S_QA_LOTS] = 0
+    else:
+        while ist[S_HI_ASK] > far and ist[S_HI_ASK] >= ist[S_BEST_ASK]:
+            p = ist[S_HI_ASK]
+            j = p & _RING_MASK
+            if aq[j] > 0:
+                ist[S_QA_LOTS] -= aq[j]
+                aq[j] = 0
+                if emit:
+                    n = _emit(
+                        n,
+                        _EV_ASK_DEPTH,
+                        t_new,
+                        local_ns,
+                        p * tick,
+                        0.0,
+                        out,
+                    )
+            ist[S_HI_ASK] = p - 1
+        if ist[S_HI_ASK] < ist[S_BEST_ASK]:
+            ist[S_BEST_ASK] = _NONE
+            ist[S_QA_LOTS] = 0
+        while ist[S_BEST_ASK] != _NONE and ist[S_BEST_ASK] < stale_cap:
+            p = ist[S_BEST_ASK]
+            j = p & _RING_MASK
+            ist[S_QA_LOTS] -= aq[j]
+            aq[j] = 0
+            if emit:
+                n = _emit(
+                    n,
+                    _EV_ASK_DEPTH,
+                    t_new,
+                    local_ns,
+                    p * tick,
+                    0.0,
+                    out,
+                )
+            ist[S_BEST_ASK] = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
+    return n
+
+
+@njit(cache=True)
+def _snapshot(
+    P: np.ndarray,
+    lat_tab: np.ndarray,
+    fs: np.ndarray,
+    ist: np.ndarray,
+    rng: np.ndarray,
+    bq: np.ndarray,
+    aq: np.ndarray,
+    t_ns: int,
+    out: np.ndarray,
+) -> int:
+    """Emit the current book as DEPTH_SNAPSHOT rows (bids best-first, then asks best-first)."""
+    tick = P[P_TICK_PX]
+    lot = P[P_LOT_QTY]
+    local_ns = t_ns + _latency_ns(P, lat_tab, fs, ist, rng, t_ns)
+    ist[S_LAST_LOCAL_NS] = local_ns
+    n = 0
+    if ist[S_BEST_BID] != _NONE:
+        p = ist[S_BEST_BID]
+        while p >= ist[S_LO_BID]:
+            q = bq[p & _RING_MASK]
+            if q > 0:
+                n = _emit(
+                    n,
+                    _EV_BID_SNAP,
+                    t_ns,
+                    local_ns,
+                    p * tick,
+                    q * lot,
+                    out,
+                )
+            p -= 1
+    if ist[S_BEST_ASK] != _NONE:
+        p = ist[S_BEST_ASK]
+        while p <= ist[S_HI_ASK]:
+            q = aq[p & _RING_MASK]
+            if q > 0:
+                n = _emit(
+                    n,
+                    _EV_ASK_SNAP,
+                    t_ns,
+                    local_ns,
+                    p * tick,
+                    q * lot,
+                    out,
+                )
+            p += 1
+    return n

@@ -1,0 +1,563 @@
+"""The embedded market's event loop (``_advance``): draws the next event, moves the efficient
+price and applies a maker join, a maker leaving (cancel, queue-reactive or stale pull) or a
+parent market order (a sweep printing maker orders one at a time, then its impact)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from mmbot.data.synthetic_book import (
+    _ask_bot,
+    _bid_top,
+    _draw_next,
+    _emit,
+    _ladder_v,
+    _latency_ns,
+    _maker_lots,
+    _pick_level,
+    _scan_ask_up,
+    _scan_bid_down,
+    _trim,
+)
+from mmbot.data.synthetic_layout import (
+    _EV_ASK_DEPTH,
+    _EV_BID_DEPTH,
+    _EV_BUY_TRADE,
+    _EV_SELL_TRADE,
+    _NONE,
+    _RESERVE_ROWS,
+    _RING_MASK,
+    F_BOUND,
+    F_FAR,
+    F_HAWKES,
+    F_LAST_SIDE,
+    F_NEAR,
+    F_R0,
+    F_STEPS,
+    F_SWEEP_LIMIT,
+    F_TRANSIENT,
+    F_V,
+    K_JUMP,
+    K_SWEEP,
+    MAX_PRINTS,
+    N_RATES,
+    NEAR_LEVELS,
+    P_CANCEL_RATE,
+    P_EXCESS_WHOLE,
+    P_HAWKES_BETA,
+    P_HAWKES_N,
+    P_IMPACT,
+    P_IMPACT_CAP,
+    P_INFORMED_EDGE,
+    P_JUMP_TICKS,
+    P_LOT_QTY,
+    P_MAKER_LOTS,
+    P_NOISE_MU,
+    P_PRINTS_PER_MS,
+    P_REFILL_WHOLE,
+    P_SAME_SIDE,
+    P_SIGMA_TICKS,
+    P_STALE_WHOLE,
+    P_TICK_PX,
+    P_TRANSIENT,
+    P_TRANSIENT_DECAY,
+    S_BEST_ASK,
+    S_BEST_BID,
+    S_HAS_PENDING,
+    S_HI_ASK,
+    S_LAST_LOCAL_NS,
+    S_LO_BID,
+    S_PENDING_NS,
+    S_QA_LOTS,
+    S_QB_LOTS,
+    S_SWEEP_LAST,
+    S_SWEEP_LOTS,
+    S_SWEEP_NLV,
+    S_SWEEP_NOISE,
+    S_SWEEP_SIDE,
+    S_SWEEP_TOUCH0,
+    S_T_NS,
+)
+from mmbot.data.synthetic_rng import (
+    _exp1,
+    _normal,
+    _table_sample,
+    _uniform,
+)
+
+
+@njit(cache=True)
+def _move_v(P: np.ndarray, fs: np.ndarray, rng: np.ndarray, kind: int, dt_s: float) -> None:
+    """The efficient price over the gap to this event: diffusion, a jump when the event is one,
+    and the relaxation of the transient displacement of recent sweeps."""
+    v = fs[F_V] + P[P_SIGMA_TICKS] * math.sqrt(dt_s) * _normal(rng, fs)
+    if kind == K_JUMP:
+        # jumps of v are events of their own (Poisson), double-exponential in size
+        sz = P[P_JUMP_TICKS] * _exp1(rng)
+        v += sz if _uniform(rng) < 0.5 else -sz
+    u = fs[F_TRANSIENT]
+    if u != 0.0:
+        # the transient displacement of recent sweeps relaxes (propagator: impact decays)
+        du = u * (1.0 - math.exp(-P[P_TRANSIENT_DECAY] * dt_s))
+        v -= du
+        fs[F_TRANSIENT] = u - du
+    fs[F_V] = v
+
+
+@njit(cache=True)
+def _maker_join(
+    P: np.ndarray,
+    target: np.ndarray,
+    maker_tab: np.ndarray,
+    fs: np.ndarray,
+    ist: np.ndarray,
+    rng: np.ndarray,
+    bq: np.ndarray,
+    aq: np.ndarray,
+    kind: int,
+    emit: bool,
+    t_new: int,
+    local_ns: int,
+    n: int,
+    out: np.ndarray,
+) -> int:
+    """A maker joins the level whose queue is furthest below its target (kind 0 bid, 1 ask);
+    returns the rows written so far."""
+    tick = P[P_TICK_PX]
+    lot = P[P_LOT_QTY]
+    kmax = target.shape[0]
+    bb = ist[S_BEST_BID]
+    ba = ist[S_BEST_ASK]
+    # a maker joins the level whose queue is furthest below its target (in proportion)
+    if kind == 0:
+        ref = _bid_top(_ladder_v(P, fs), ba)
+        q = bq
+        sgn = -1
+    else:
+        ref = _ask_bot(_ladder_v(P, fs), bb)
+        q = aq
+        sgn = 1
+    kq = NEAR_LEVELS if kmax > NEAR_LEVELS else kmax
+    zone_near = fs[F_NEAR + kind]
+    if _uniform(rng) * (zone_near + fs[F_FAR + kind]) < zone_near:
+        k = _pick_level(rng, target, q, ref, sgn, 0, kq, False)
+    else:
+        k = _pick_level(rng, target, q, ref, sgn, kq, kmax, False)
+    if k >= 0:
+        p = ref + sgn * k
+        j = p & _RING_MASK
+        lots = _maker_lots(rng, maker_tab, lot)
+        if P[P_REFILL_WHOLE] > 0.0 and target[k] - q[j] > lots:
+            lots = int(target[k] - q[j])
+        q[j] += lots
+        if kind == 0:
+            ist[S_QB_LOTS] += lots
+            if bb == _NONE or p > bb:
+                ist[S_BEST_BID] = p
+                if bb == _NONE:
+                    ist[S_LO_BID] = p
+            if p < ist[S_LO_BID]:
+                ist[S_LO_BID] = p
+            if emit:
+                n = _emit(
+                    n,
+                    _EV_BID_DEPTH,
+                    t_new,
+                    local_ns,
+                    p * tick,
+                    q[j] * lot,
+                    out,
+                )
+        else:
+            ist[S_QA_LOTS] += lots
+            if ba == _NONE or p < ba:
+                ist[S_BEST_ASK] = p
+                if ba == _NONE:
+                    ist[S_HI_ASK] = p
+            if p > ist[S_HI_ASK]:
+                ist[S_HI_ASK] = p
+            if emit:
+                n = _emit(
+                    n,
+                    _EV_ASK_DEPTH,
+                    t_new,
+                    local_ns,
+                    p * tick,
+                    q[j] * lot,
+                    out,
+                )
+    return n
+
+
+@njit(cache=True)
+def _maker_leave(
+    P: np.ndarray,
+    target: np.ndarray,
+    maker_tab: np.ndarray,
+    fs: np.ndarray,
+    ist: np.ndarray,
+    rng: np.ndarray,
+    bq: np.ndarray,
+    aq: np.ndarray,
+    kind: int,
+    emit: bool,
+    t_new: int,
+    local_ns: int,
+    n: int,
+    out: np.ndarray,
+) -> int:
+    """A maker order leaves (kind 2/3: the cancel hazard or a queue above its target; 6/7: a stale
+    pull); returns the rows written so far."""
+    tick = P[P_TICK_PX]
+    lot = P[P_LOT_QTY]
+    kmax = target.shape[0]
+    theta = P[P_CANCEL_RATE]
+    maker = P[P_MAKER_LOTS]
+    bb = ist[S_BEST_BID]
+    ba = ist[S_BEST_ASK]
+    r = fs[F_R0:]
+    # one maker order leaves: any level in proportion to its queue, or the stale touch
+    bid = kind == 2 or kind == 6
+    q = bq if bid else aq
+    if bid:
+        tot_lots = ist[S_QB_LOTS]
+        p = bb
+        stop = ist[S_LO_BID]
+    else:
+        tot_lots = ist[S_QA_LOTS]
+        p = ba
+        stop = ist[S_HI_ASK]
+    excess = False
+    if p != _NONE and tot_lots > 0 and (kind == 2 or kind == 3):
+        # part of this rate is the queue-reactive cancel of queues above their target
+        base = theta * tot_lots / maker
+        if _uniform(rng) * r[kind] >= base:
+            excess = True
+            vr = _ladder_v(P, fs)
+            ref = _bid_top(vr, ba) if bid else _ask_bot(vr, bb)
+            sgn = -1 if bid else 1
+            kq = NEAR_LEVELS if kmax > NEAR_LEVELS else kmax
+            zone_near = fs[F_NEAR + kind]  # kind 2/3 -> excess slots 2/3
+            if _uniform(rng) * (zone_near + fs[F_FAR + kind]) < zone_near:
+                k = _pick_level(rng, target, q, ref, sgn, 0, kq, True)
+            else:
+                k = _pick_level(rng, target, q, ref, sgn, kq, kmax, True)
+            p = ref + sgn * k if k >= 0 else _NONE
+        else:
+            y = _uniform(rng) * tot_lots
+            c = 0.0
+            while True:
+                c += q[p & _RING_MASK]
+                if y < c or p == stop:
+                    break
+                p = p - 1 if bid else p + 1
+    if p != _NONE and tot_lots > 0:
+        j = p & _RING_MASK
+        if q[j] > 0:
+            lots = _maker_lots(rng, maker_tab, lot)
+            if lots > q[j]:
+                lots = q[j]
+            if excess and (lots > q[j] - target[abs(p - ref)] or P[P_EXCESS_WHOLE] > 0.0):
+                lots = max(q[j] - int(target[abs(p - ref)]), 1)
+            elif kind >= 6 and P[P_STALE_WHOLE] > 0.0:
+                lots = q[j]
+            q[j] -= lots
+            if bid:
+                ist[S_QB_LOTS] -= lots
+                if emit:
+                    n = _emit(
+                        n,
+                        _EV_BID_DEPTH,
+                        t_new,
+                        local_ns,
+                        p * tick,
+                        q[j] * lot,
+                        out,
+                    )
+                if q[j] == 0 and p == bb:
+                    ist[S_BEST_BID] = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
+            else:
+                ist[S_QA_LOTS] -= lots
+                if emit:
+                    n = _emit(
+                        n,
+                        _EV_ASK_DEPTH,
+                        t_new,
+                        local_ns,
+                        p * tick,
+                        q[j] * lot,
+                        out,
+                    )
+                if q[j] == 0 and p == ba:
+                    ist[S_BEST_ASK] = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
+    return n
+
+
+@njit(cache=True)
+def _sweep_start(
+    P: np.ndarray,
+    parent_tab: np.ndarray,
+    fs: np.ndarray,
+    ist: np.ndarray,
+    rng: np.ndarray,
+    kind: int,
+) -> None:
+    """A new parent market order: noise (random side, no limit) or informed (limit v -/+ edge)."""
+    if kind == N_RATES:
+        # clustered flow keeps its direction with probability same_side
+        same = _uniform(rng) < P[P_SAME_SIDE]
+        buy = fs[F_LAST_SIDE] > 0 if same else _uniform(rng) < 0.5
+        limit_ticks = 1e300 if buy else -1e300
+        # self-excitation among noise traders only: an informed order exciting noise
+        # flow, whose permanent impact feeds the informed again, would be a runaway loop
+        fs[F_HAWKES] += P[P_HAWKES_N] * P[P_HAWKES_BETA]
+        fs[F_LAST_SIDE] = 1.0 if buy else -1.0
+    else:
+        buy = kind == 4
+        f = fs[F_V] - fs[F_TRANSIENT]
+        limit_ticks = f - P[P_INFORMED_EDGE] if buy else f + P[P_INFORMED_EDGE]
+    lots = int(_table_sample(rng, parent_tab) / P[P_LOT_QTY] + 0.5)
+    ist[S_SWEEP_LOTS] = lots if lots > 0 else 1
+    ist[S_SWEEP_SIDE] = 1 if buy else -1
+    ist[S_SWEEP_NOISE] = 1 if kind == N_RATES else 0
+    fs[F_SWEEP_LIMIT] = limit_ticks
+    touch0 = ist[S_BEST_ASK] if buy else ist[S_BEST_BID]
+    ist[S_SWEEP_TOUCH0] = touch0
+    ist[S_SWEEP_LAST] = touch0
+    ist[S_SWEEP_NLV] = 0
+
+
+@njit(cache=True)
+def _sweep_prints(
+    P: np.ndarray,
+    target: np.ndarray,
+    maker_tab: np.ndarray,
+    fs: np.ndarray,
+    ist: np.ndarray,
+    rng: np.ndarray,
+    bq: np.ndarray,
+    aq: np.ndarray,
+    lv: np.ndarray,
+    emit: bool,
+    t_new: int,
+    local_ns: int,
+    n: int,
+    out: np.ndarray,
+) -> tuple[int, bool]:
+    """One ms of the sweep in progress: maker orders filled one at a time (a print each) up to
+    the engine's prints per ms; returns (rows written, whether the sweep goes on next ms)."""
+    tick = P[P_TICK_PX]
+    lot = P[P_LOT_QTY]
+    kmax = target.shape[0]
+    per_ms = int(P[P_PRINTS_PER_MS])
+    if per_ms <= 0 or per_ms > MAX_PRINTS:
+        per_ms = MAX_PRINTS
+    buy = ist[S_SWEEP_SIDE] > 0
+    limit_ticks = fs[F_SWEEP_LIMIT]
+    lots = ist[S_SWEEP_LOTS]
+    nlv = ist[S_SWEEP_NLV]
+    q = aq if buy else bq
+    prints = 0
+    more = False
+    while lots > 0:
+        p = ist[S_BEST_ASK] if buy else ist[S_BEST_BID]
+        if p == _NONE or (buy and p > limit_ticks) or (not buy and p < limit_ticks):
+            break
+        if nlv == 0 or lv[nlv - 1] != p:
+            if nlv >= kmax:
+                break
+            lv[nlv] = p
+            nlv += 1
+        if prints >= per_ms:
+            more = True  # the engine's ms is full: the rest prints in the next ms
+            break
+        j = p & _RING_MASK
+        ist[S_SWEEP_LAST] = p
+        # fill the level's maker orders one at a time (one print each)
+        while lots > 0 and q[j] > 0 and prints < per_ms:
+            take = _maker_lots(rng, maker_tab, lot)
+            if take > lots:
+                take = lots
+            if take > q[j]:
+                take = q[j]
+            q[j] -= take
+            lots -= take
+            prints += 1
+            if emit:
+                n = _emit(
+                    n,
+                    _EV_BUY_TRADE if buy else _EV_SELL_TRADE,
+                    t_new,
+                    local_ns,
+                    p * tick,
+                    take * lot,
+                    out,
+                )
+            if buy:
+                ist[S_QA_LOTS] -= take
+            else:
+                ist[S_QB_LOTS] -= take
+        if q[j] == 0:
+            if buy:
+                ist[S_BEST_ASK] = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
+            else:
+                ist[S_BEST_BID] = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
+    ist[S_SWEEP_LOTS] = lots
+    ist[S_SWEEP_NLV] = nlv
+    return n, more
+
+
+@njit(cache=True)
+def _sweep_end(
+    P: np.ndarray,
+    fs: np.ndarray,
+    ist: np.ndarray,
+    bq: np.ndarray,
+    aq: np.ndarray,
+    lv: np.ndarray,
+    emit: bool,
+    t_new: int,
+    local_ns: int,
+    n: int,
+    out: np.ndarray,
+) -> int:
+    """The sweep is over: one book row per level it touched, then a noise sweep's impact on v."""
+    tick = P[P_TICK_PX]
+    lot = P[P_LOT_QTY]
+    buy = ist[S_SWEEP_SIDE] > 0
+    nlv = ist[S_SWEEP_NLV]
+    q = aq if buy else bq
+    # the sweep is over: one book row per level it touched, after its last print
+    if emit:
+        for i in range(nlv):
+            p = lv[i]
+            n = _emit(
+                n,
+                _EV_ASK_DEPTH if buy else _EV_BID_DEPTH,
+                t_new,
+                local_ns,
+                p * tick,
+                q[p & _RING_MASK] * lot,
+                out,
+            )
+    touch0 = ist[S_SWEEP_TOUCH0]
+    if ist[S_SWEEP_NOISE] == 1 and touch0 != _NONE:
+        # a noise sweep's move of the touch is partly permanent: the efficient price
+        # follows it by the permanence ratio (the rest reverts as makers refill)
+        touch1 = ist[S_BEST_ASK] if buy else ist[S_BEST_BID]
+        if touch1 == _NONE:
+            p_last = ist[S_SWEEP_LAST]
+            touch1 = p_last + 1 if buy else p_last - 1
+        # (a further transient share displaces the book and decays). Impact is concave
+        # in the sweep's reach: it saturates at the cap's scale (captures: a sweep 2-4 bps
+        # deep moves the price about as much as one 0.5-1 bps deep)
+        move = float(touch1 - touch0)
+        cap = P[P_IMPACT_CAP]
+        if cap > 0.0:
+            sat = cap * (1.0 - math.exp(-abs(move) / cap))
+            move = sat if move > 0 else -sat
+        v = fs[F_V] + (P[P_IMPACT] + P[P_TRANSIENT]) * move
+        fs[F_TRANSIENT] += P[P_TRANSIENT] * move
+        fs[F_V] = v
+    ist[S_SWEEP_SIDE] = 0
+    return n
+
+
+@njit(cache=True, nogil=True)  # the fit runs two markets in threads
+def _advance(
+    P: np.ndarray,
+    target: np.ndarray,
+    maker_tab: np.ndarray,
+    parent_tab: np.ndarray,
+    lat_tab: np.ndarray,
+    fs: np.ndarray,
+    ist: np.ndarray,
+    rng: np.ndarray,
+    bq: np.ndarray,
+    aq: np.ndarray,
+    lv: np.ndarray,
+    t_end_ns: int,
+    emit: bool,
+    out: np.ndarray,
+) -> int:
+    """Run the market until the next event would be at or after ``t_end_ns`` or the output
+    buffer is nearly full. Returns the number of rows written (0 when ``emit`` is False)."""
+    cap = out.shape[0] - _RESERVE_ROWS
+    n = 0
+    beta = P[P_HAWKES_BETA]
+    mu = P[P_NOISE_MU]
+    r = fs[F_R0:]
+    while True:
+        if ist[S_HAS_PENDING] == 0:
+            _draw_next(P, target, fs, ist, rng, bq, aq)
+        if ist[S_PENDING_NS] >= t_end_ns or n >= cap:
+            return n
+        t_new = ist[S_PENDING_NS]
+        ist[S_HAS_PENDING] = 0
+        dt_s = (t_new - ist[S_T_NS]) * 1e-9
+        ist[S_T_NS] = t_new
+        hx = fs[F_HAWKES] * math.exp(-beta * dt_s)
+        fs[F_HAWKES] = hx
+        if ist[S_SWEEP_SIDE] != 0:
+            # the engine is still printing a sweep: its next ms (nothing else happens meanwhile)
+            kind = K_SWEEP
+        else:
+            # ---- which event: the rates drawn with, the Hawkes part thinned to its decayed value
+            x = _uniform(rng) * fs[F_BOUND]
+            kind = -1
+            acc = 0.0
+            for i in range(N_RATES):
+                acc += r[i]
+                if x < acc:
+                    kind = i
+                    break
+            if kind < 0 and x < acc + mu + hx:
+                kind = N_RATES  # noise parent
+            fs[F_STEPS + 1 + kind] += 1.0
+        _move_v(P, fs, rng, kind, dt_s)
+        if kind < 0 or kind == K_JUMP:
+            continue
+        local_ns = 0
+        if emit:
+            local_ns = t_new + _latency_ns(P, lat_tab, fs, ist, rng, t_new)
+            if local_ns < ist[S_LAST_LOCAL_NS]:
+                local_ns = ist[S_LAST_LOCAL_NS]
+            ist[S_LAST_LOCAL_NS] = local_ns
+        if kind == 0 or kind == 1:
+            n = _maker_join(
+                P, target, maker_tab, fs, ist, rng, bq, aq, kind, emit, t_new, local_ns, n, out
+            )
+        elif kind == 2 or kind == 3 or kind == 6 or kind == 7:
+            n = _maker_leave(
+                P, target, maker_tab, fs, ist, rng, bq, aq, kind, emit, t_new, local_ns, n, out
+            )
+        else:
+            # a parent market order (K_SWEEP: the next ms of a sweep in progress)
+            if kind != K_SWEEP:
+                _sweep_start(P, parent_tab, fs, ist, rng, kind)
+            n, more = _sweep_prints(
+                P, target, maker_tab, fs, ist, rng, bq, aq, lv, emit, t_new, local_ns, n, out
+            )
+            if more:
+                ist[S_PENDING_NS] = t_new + 1_000_000
+                ist[S_HAS_PENDING] = 1
+                continue
+            n = _sweep_end(P, fs, ist, bq, aq, lv, emit, t_new, local_ns, n, out)
+        # ---- trim levels that fell too far from the efficient price ----------------------------
+        n = _trim(
+            _ladder_v(P, fs),
+            target.shape[0],
+            emit,
+            P[P_TICK_PX],
+            P[P_LOT_QTY],
+            t_new,
+            local_ns,
+            ist,
+            bq,
+            aq,
+            n,
+            out,
+        )

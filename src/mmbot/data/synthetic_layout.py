@@ -1,0 +1,138 @@
+"""Layout of the embedded market's compiled state: the float parameter vector (P_*), the integer
+and float state vectors (S_*, F_*), ring-buffer sizes and the event codes the generator emits
+(see ``mmbot.data.synthetic`` for the model)."""
+
+from __future__ import annotations
+
+from mmbot.events import (
+    BUY_EVENT,
+    DEPTH_EVENT,
+    DEPTH_SNAPSHOT_EVENT,
+    EXCH_EVENT,
+    LOCAL_EVENT,
+    SELL_EVENT,
+    TRADE_EVENT,
+)
+
+# ring-buffer size of each book side, in ticks (power of two); levels farther than max_levels
+# from the efficient price are trimmed and a stale side is capped at RING_TICKS/4 from it.
+RING_TICKS = 4096
+_RING_MASK = RING_TICKS - 1
+MAX_DEPTH_LEVELS = RING_TICKS // 8  # most depth-target levels a calibration may list
+# warm-up of the book before the snapshot, so the first emitted book is already in its regime
+WARMUP_NS = 30_000_000_000
+# prints one simulated event (one ms of a sweep) emits at most; the calibrated engine
+# throughput (model.sweep_prints_per_ms) is capped at this
+MAX_PRINTS = 512
+# the first NEAR_LEVELS levels' intensities are exact at every event; deeper ones are refreshed
+# every FAR_EVERY events or when the level grid moved by more than FAR_SHIFT ticks (speed)
+NEAR_LEVELS = 16
+FAR_EVERY = 16
+FAR_SHIFT = 2
+
+# --- layout of the float parameter vector handed to the compiled core -------------------------
+P_SIGMA_TICKS = 0  # diffusion of v, ticks per sqrt(s)
+P_JUMP_RATE = 1  # jumps per s
+P_JUMP_TICKS = 2  # mean absolute jump size, ticks (double-exponential)
+P_CANCEL_RATE = 3  # cancel hazard of a resting maker order, per s
+P_REFILL_RATE = 4  # queue-reactive refill speed toward the level target, per s
+P_STALE_RATE = 5  # cancel hazard of each order of a stale touch, per s
+P_STALE_EDGE = 6  # how far (ticks) v must be past a touch before its makers pull it
+P_NOISE_MU = 7  # Hawkes baseline, parent market orders per s (both sides)
+P_HAWKES_N = 8  # branching ratio
+P_HAWKES_BETA = 9  # kernel decay, per s
+P_INFORMED_RATE = 10  # informed parents per s per tick of mispricing beyond the edge
+P_INFORMED_EDGE = 11  # how far (ticks) v must be past the touch for the informed to trade
+P_TICK_PX = 12
+P_LOT_QTY = 13
+P_MAKER_LOTS = 14  # mean maker order size, lots
+P_SAME_SIDE = 15  # probability that a noise parent repeats the previous parent's side
+P_IMPACT = 16  # share of a noise sweep's touch move that the efficient price keeps
+P_LAT_TAU_S = 17  # correlation time of the feed latency, s
+P_EXCESS_RATE = 18  # speed at which queues above their target are cancelled, per s
+P_PRINTS_PER_MS = 19  # matching-engine throughput: prints one sweep stamps per ms
+P_TRANSIENT = 20  # share of a noise sweep's touch move that displaces the book and then decays
+P_TRANSIENT_DECAY = 21  # decay rate of that displacement, per s
+P_IMPACT_CAP = 22  # ticks: the impact of a sweep saturates at this scale of its touch move
+# 1: the stale-pull hazard covers every order on the wrong side of v, not only the touch's (on a
+# fine tick v moves many levels past the touch, and pulling one level at a time left the mid
+# trailing v by seconds: 60 s variance 3x the 1 s variance's sixtyfold). 0 (default): the touch's
+P_STALE_DEPTH = 23
+# 1: a queue-reactive cancel takes a level's whole excess over its target at once (one book row,
+# as a depth-diff feed reports a level once per update) instead of one maker order (fine tick:
+# the level ladder moves with v tick by tick, and order-by-order cancels were ~4x the capture's
+# level updates). 0 (default): one maker order
+P_EXCESS_WHOLE = 24
+# 1: a queue-reactive join brings a level up to its target at once (one row), for the same reason
+P_REFILL_WHOLE = 25
+# ticks: makers re-centre the level ladder only when v has moved more than this from where it was
+# last centred (fine tick: a ladder keyed to v itself moved with every tick v crossed, and the
+# touch changed ~3x as often as the capture's). Stale pulls start this far past the touch too.
+# 0 (default): the ladder follows v
+P_REF_HYST = 26
+# 1: a stale pull takes the whole stale touch level at once (one book row) and the pull hazard is
+# per stale level, not per order (makers cancel quotes the efficient price has passed within a few
+# ms of each other, and the depth-diff feed reports the level once). With per-order pulls fast
+# enough to keep the mid on v, the touch changed ~2.5x as often as on the captures; slow enough to
+# match the touch rate, the mid trailed v and its 100 ms returns continued each other
+# (autocorrelation +0.14..+0.29 against the captures' +0.01..+0.10). 0 (default): one order
+P_STALE_WHOLE = 27
+N_PARAMS = 28
+
+# --- integer state ---------------------------------------------------------------------------
+S_T_NS = 0
+S_PENDING_NS = 1
+S_HAS_PENDING = 2
+S_BEST_BID = 3
+S_BEST_ASK = 4
+S_LO_BID = 5
+S_HI_ASK = 6
+S_QB_LOTS = 7
+S_QA_LOTS = 8
+S_LAST_LOCAL_NS = 9
+S_LAT_T_NS = 10  # exchange time of the last latency draw
+S_FAR_AGE = 11  # draws since the deep-level sums were refreshed
+S_FAR_TOP = 12  # bid / ask reference level they were computed for
+S_FAR_BOT = 13
+# a sweep longer than the engine prints in one ms continues at the next ms (the book rows of all
+# the levels it consumed follow its last print, as on the venue's feed)
+S_SWEEP_SIDE = 14  # +1 buy / -1 sell while a sweep is in progress, 0 otherwise
+S_SWEEP_LOTS = 15  # lots the sweep still wants
+S_SWEEP_NOISE = 16  # 1 if the sweep is a noise order (its touch move is partly permanent)
+S_SWEEP_TOUCH0 = 17  # the opposite touch before the sweep's first print
+S_SWEEP_NLV = 18  # levels it touched so far (their prices are in the sweep-level array)
+S_SWEEP_LAST = 19  # last level it touched
+N_ISTATE = 20
+# --- float state: v, Hawkes excess, and the rates drawn with for the pending event -------------
+F_V = 0
+F_HAWKES = 1
+F_BOUND = 2
+F_R0 = 3  # 9 rates: bid arrivals, ask arrivals, bid cancels, ask cancels, informed buy,
+N_RATES = 9  # informed sell, stale bid, stale ask, jump of v
+K_JUMP = 8
+K_SWEEP = N_RATES + 1  # the next ms of a sweep in progress (not a new order)
+F_LAST_SIDE = F_R0 + N_RATES  # side of the last parent (+1 buy, -1 sell)
+F_LAT_Z = F_LAST_SIDE + 1  # Gaussian state of the feed latency (AR(1) copula)
+F_STEPS = F_LAT_Z + 1  # simulated events so far, by kind (-1 = null .. N_RATES = noise parent)
+F_NEAR = F_STEPS + N_RATES + 2  # missing bid, missing ask, excess bid, excess ask: near levels
+F_FAR = F_NEAR + 4  # the same over the deep levels (refreshed less often)
+F_SPARE = F_FAR + 4  # second normal of the last Box-Muller pair, and whether it is unused
+F_SPARE_OK = F_SPARE + 1
+F_SWEEP_LIMIT = F_SPARE_OK + 1  # limit price (ticks) of the sweep in progress
+# transient part of v (ticks): the book is built around v, the informed trade against v minus it
+F_TRANSIENT = F_SWEEP_LIMIT + 1
+F_VREF = F_TRANSIENT + 1  # where the makers' level ladder is centred (v, with P_REF_HYST)
+N_FSTATE = F_VREF + 1
+
+_NONE = -1  # empty book side
+
+# rows one simulated event can emit at most: prints + depth rows of a sweep, plus trims
+_RESERVE_ROWS = 2 * MAX_PRINTS + 4 * RING_TICKS + 64
+
+_FLAGS = EXCH_EVENT | LOCAL_EVENT
+_EV_BID_DEPTH = DEPTH_EVENT | _FLAGS | BUY_EVENT
+_EV_ASK_DEPTH = DEPTH_EVENT | _FLAGS | SELL_EVENT
+_EV_BUY_TRADE = TRADE_EVENT | _FLAGS | BUY_EVENT
+_EV_SELL_TRADE = TRADE_EVENT | _FLAGS | SELL_EVENT
+_EV_BID_SNAP = DEPTH_SNAPSHOT_EVENT | _FLAGS | BUY_EVENT
+_EV_ASK_SNAP = DEPTH_SNAPSHOT_EVENT | _FLAGS | SELL_EVENT
