@@ -4,6 +4,7 @@ entry point in a subprocess. ``python tests/test_faults.py`` prints the table of
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -471,9 +472,24 @@ def test_interrupted_soak_exits_130_and_leaves_no_staging(sig, tmp_path: Path) -
     assert not (tmp_path / "art" / "reports").exists()
 
 
+def _registered_staging(d: Path) -> list[str]:
+    """Staging directories under ``d`` that the state dir's registry names (``mmbot.staging``)."""
+    names = []
+    for entry in (d / "state" / "staging").glob("*.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            names.append(str(json.loads(entry.read_text())["dir"]))
+    return [p for p in names if Path(p).is_relative_to(d.resolve())]
+
+
 def test_kill_9_staging_is_removed_at_the_next_start(tmp_path: Path) -> None:
     proc = _start(SOAK_ARGV, tmp_path)
-    _wait_for_staging(tmp_path)
+    # killed once its staging directory is registered (the directory exists a moment before its
+    # registration is written; under load a kill can fall in between, and the next start could not
+    # know of it): generous deadline, polled
+    t_end = time.time() + 120.0
+    while not _registered_staging(tmp_path) and time.time() < t_end:
+        time.sleep(0.05)
+    assert _registered_staging(tmp_path), "the run never registered its staging directory"
     proc.kill()
     proc.communicate(timeout=30)
     assert _staging_left(tmp_path) != []

@@ -49,6 +49,7 @@ import pytest
 from conftest import USDM_CAPTURE, need_shared
 from mmbot.instruments import spec_for
 from mmbot.strategy.params import fee_choice
+from mmbot.strategy.registry import SESSION_DEFAULT_QUOTER
 
 WINDOW_S = 60.0
 PAPER_ENTRY_LATENCY_MS = 6.0
@@ -66,10 +67,10 @@ def test_emulator_session_vs_backtest_parity(tmp_path, mode, run_idx):
     """live: orders to the emulator, matched by mmbot.sim's venue. paper: the emulator only feeds
     the market; the bot fills against its own mmbot.sim venue fed with the live messages."""
     from mmbot.audit.edge_report import build_edge_report
-    from mmbot.backtest import RunSettings, run
     from mmbot.config import load_profile
     from mmbot.data import load_events
     from mmbot.events import DEPTH_BBO_EVENT, KIND_MASK
+    from mmbot.live.replay_compare import compare, load_session, replay
     from mmbot.live.testing import EmulatorThread, bot_cmd, bot_env, start_bot
 
     ev, st = load_events(need_shared(USDM_CAPTURE))
@@ -77,7 +78,7 @@ def test_emulator_session_vs_backtest_parity(tmp_path, mode, run_idx):
     # subset), so both sides get the same events: bookTicker rows are left out of both
     ev = ev[(ev["ev"] & KIND_MASK) != DEPTH_BBO_EVENT]
     ev = ev[ev["exch_ts"] < ev["exch_ts"][0] + int((WINDOW_S + 1) * 1e9)]
-    prof = load_profile("S1")
+    prof = load_profile("S1")  # the fee tier and rate limit the session's profile applies
     emu = EmulatorThread(
         ev.copy(),
         loop=False,
@@ -108,71 +109,50 @@ def test_emulator_session_vs_backtest_parity(tmp_path, mode, run_idx):
     live = json.loads((out / "EDGE_REPORT.json").read_text())["totals"]
     if mode == "paper":
         lat_ms = sess["paper_order_latency_ms"]
-        assert lat_ms is not None and lat_ms >= PAPER_ENTRY_LATENCY_MS
+        assert lat_ms == PAPER_ENTRY_LATENCY_MS  # fixed for the session (live.paper)
     else:
         # the request leaves decide_to_send after the message that decided it and reaches the
         # emulator half a round trip later
         lat_ms = max(
             (sess["decide_to_send_p50_ms"] or 0.0) + (sess["order_rtt_p50_ms"] or 0.0) / 2, 0.1
         )
-    # the bot trades the Bybit linear contract (and its fee schedule): the replay does too
-    settings = RunSettings(
-        latency_ms=lat_ms, queue_model="risk_averse", spec=spec_for("bybit-linear", "BTCUSDT")
-    )
-    window = ev[ev["exch_ts"] <= reached]
-    res = run(
-        window, settings, symbol="BTCUSDT", tick_px=st.tick_px_guess, lot_qty=st.lot_qty_guess
-    )
-    bt = build_edge_report([res], {})["totals"]
-    # the session's own stream, as it received it: the like-for-like replay (printed, not asserted)
+    # both backtests run the session's own quoter and settings (session.json's replay block, as
+    # `mmbot replay-compare` does): the feed the session received (its --record file) and the
+    # capture window the emulator replayed
+    srun = load_session(out)
+    res_rec, _ = replay(srun, lat_ms)
+    res_cap, _ = replay(srun, lat_ms, events=ev[ev["exch_ts"] <= reached])
+    bt_rec = build_edge_report([res_rec], {})["totals"]
+    bt = build_edge_report([res_cap], {})["totals"]
+    cmp = compare(srun.result, res_rec)
     ev_rec, _ = load_events(rec, use_cache=False)
-    bt_rec = build_edge_report(
-        [
-            run(
-                ev_rec,
-                settings,
-                symbol="BTCUSDT",
-                tick_px=st.tick_px_guess,
-                lot_qty=st.lot_qty_guess,
-            )
-        ],
-        {},
-    )["totals"]
-    lag_cap_ms = float(np.median(window["local_ts"] - window["exch_ts"])) / 1e6
+    lag_cap_ms = float(np.median(ev["local_ts"] - ev["exch_ts"])) / 1e6
     lag_rec_ms = float(np.median(ev_rec["local_ts"] - ev_rec["exch_ts"])) / 1e6
-    keys = (
-        "fills",
-        "turnover",
-        "net_bps",
-        "gross_bps",
-        "slippage_bps",
-        "inventory_bps",
-        "fees_eff_bps",
-    )
-    paper_keys = ("paper_compute_ms", "paper_events_late", "paper_requests_late")
+    keys = ("fills", "turnover", "net_bps", "gross_bps", "slippage_bps", "inventory_bps")
+    paper_keys = ("paper_compute_ms", "paper_events_late", "paper_requests_late", "paper_hold_ms")
     print(
         f"\n{mode} session on the emulator: {json.dumps({k: live.get(k) for k in keys}, sort_keys=True)}"
         f"\n  session: {json.dumps({k: sess.get(k) for k in paper_keys if k in sess}, sort_keys=True)}"
         f" feed lag median: capture {lag_cap_ms:.2f} ms, as received {lag_rec_ms:.2f} ms"
+        f"\nbacktest of the recorded feed (latency {lat_ms:.2f} ms): "
+        f"{json.dumps({k: bt_rec.get(k) for k in keys}, sort_keys=True)}"
+        f"\n  order by order: {cmp.n_session} session orders, {cmp.n_replay} replay orders, "
+        f"{cmp.n_matched} paired, {cmp.n_same} the same, {len(cmp.differences)} differences"
+        f"\nbacktest of the capture (latency {lat_ms:.2f} ms): "
+        f"{json.dumps({k: bt.get(k) for k in keys}, sort_keys=True)}"
     )
+    ref, ref_name = (bt_rec, "recorded feed") if mode == "paper" else (bt, "capture")
     print(
-        f"backtest of the capture (latency {lat_ms:.2f} ms): {json.dumps({k: bt.get(k) for k in keys}, sort_keys=True)}"
+        f"PARITY {mode} run {run_idx}: fills {live['fills']} vs {bt_rec['fills']} (recorded feed),"
+        f" {bt['fills']} (capture); net_bps {live['net_bps']:.3f} vs {bt_rec['net_bps']:.3f}"
+        f" (recorded feed), {bt['net_bps']:.3f} (capture); asserted against the {ref_name}"
     )
-    print(
-        f"backtest of the session's recording (latency {lat_ms:.2f} ms): fills {bt_rec['fills']}, "
-        f"net_bps {bt_rec['net_bps']:.3f}"
-    )
-    print(
-        f"PARITY {mode}: fills {live['fills']} vs {bt['fills']}, "
-        f"net_bps {live['net_bps']:.3f} vs {bt['net_bps']:.3f} (recording: {bt_rec['fills']}, "
-        f"{bt_rec['net_bps']:.3f})"
-    )
-    assert bt["fills"] >= 20, "too few backtest fills for a fill-count comparison"
-    fills_ok = abs(live["fills"] - bt["fills"]) <= 0.10 * bt["fills"]
-    net_ok = abs(live["net_bps"] - bt["net_bps"]) <= 0.5
+    assert ref["fills"] >= 20, "too few backtest fills for a fill-count comparison"
+    fills_ok = abs(live["fills"] - ref["fills"]) <= 0.10 * ref["fills"]
+    net_ok = abs(live["net_bps"] - ref["net_bps"]) <= 0.5
     assert fills_ok and net_ok, (
-        f"{mode} run {run_idx}: fills {live['fills']} vs {bt['fills']}, net_bps "
-        f"{live['net_bps']:.3f} vs {bt['net_bps']:.3f} (see the module docstring's status)"
+        f"{mode} run {run_idx}: fills {live['fills']} vs {ref['fills']}, net_bps "
+        f"{live['net_bps']:.3f} vs {ref['net_bps']:.3f} (backtest of the {ref_name})"
     )
 
 
@@ -190,7 +170,11 @@ def test_backtest_fill_count_is_sensitive_to_sub_ms_receive_jitter():
     ev, st = load_events(need_shared(USDM_CAPTURE))
     ev = ev[(ev["ev"] & KIND_MASK) != DEPTH_BBO_EVENT]
     ev = ev[ev["exch_ts"] <= ev["exch_ts"][0] + int((WINDOW_S + 0.7) * 1e9)]
-    settings = RunSettings(latency_ms=PAPER_ENTRY_LATENCY_MS + 0.5, queue_model="risk_averse")
+    settings = RunSettings(
+        strategy=SESSION_DEFAULT_QUOTER,  # the sessions' quoter (the backtest's default is another)
+        latency_ms=PAPER_ENTRY_LATENCY_MS + 0.5,
+        queue_model="risk_averse",
+    )
     msg_ts, inv = np.unique(ev["local_ts"], return_inverse=True)
 
     def fills(jitter_ms: float, seed: int) -> int:

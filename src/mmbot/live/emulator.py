@@ -169,6 +169,7 @@ class Emulator(MarketReplay, Faults):
             "groups": 0,
         }
         self.dcp_window_s: dict[str, int] = {}  # product -> Disconnect Cancel All window
+        self.dcp_log: list[tuple[int, int, int]] = []  # (gone ns, cancelled ns, orders) per DCP
         # money moved in or out of the account without a trade (a transfer): the wallet shows it
         self.transfers_usdt = 0.0
 
@@ -426,11 +427,15 @@ class Emulator(MarketReplay, Faults):
         if "dcp" not in subs or window_s is None or self._dcp_armed():
             return
 
+        gone_ns = time.time_ns()
+
         async def countdown() -> None:
             await asyncio.sleep(window_s)  # wall-clock seconds, as on Bybit
             if not self._dcp_armed():
                 done = self.matcher.cancel_all(time.time_ns())
                 self.counters["dcp_cancelled"] = self.counters.get("dcp_cancelled", 0) + len(done)
+                # when the connection went and when its orders were cancelled (wall ns)
+                self.dcp_log.append((gone_ns, time.time_ns(), len(done)))
 
         self._tasks.append(asyncio.create_task(countdown()))
 
@@ -593,6 +598,8 @@ class Emulator(MarketReplay, Faults):
             ],
             "orders_created": self.counters["orders_created"],
             "counters": dict(self.counters),
+            "dcp_armed": self._dcp_armed() and "DERIVATIVES" in self.dcp_window_s,
+            "dcp_log": list(self.dcp_log),
         }
 
     async def _control_state(self, payload: str) -> web.Response:

@@ -105,11 +105,12 @@ class MarketReplay:
         shifted["local_ts"] += self.pass_offset_ns
         self.matcher.extend(shifted)
 
-    def _snapshot_msg(self) -> dict:
+    def _snapshot_msg(self, ts_ms: int | None = None) -> dict:
+        """The book as a snapshot, stamped ``ts_ms`` (default: the wall clock now)."""
         m, n = self.matcher, self.cfg.depth
         bids = sorted(m.bids.items(), reverse=True)[:n]
         asks = sorted(m.asks.items())[:n]
-        now_ms = time.time_ns() // 1_000_000
+        now_ms = time.time_ns() // 1_000_000 if ts_ms is None else ts_ms
         return {
             "topic": book_topic(self.cfg.symbol, n),
             "type": "snapshot",
@@ -139,6 +140,13 @@ class MarketReplay:
                 if topic in subs:
                     with contextlib.suppress(Exception):
                         await ws.send_str(text)
+
+    def _aligned_t0_ns(self) -> int:
+        """The replay's start on the wall clock: now, moved forward (< 1 ms) so the capture's ms
+        stamps map onto whole wall ms: each message's "ts" is then its exchange time exactly, not
+        floored by a phase that changes from run to run (up to 1 ms of the feed's lag, at random)."""
+        now_ns = time.time_ns()
+        return now_ns + (self.replay_e0_ns - now_ns) % 1_000_000
 
     def _wall_ms(self, capture_ns: int) -> int:
         """Wall-clock ms of capture time ``capture_ns`` on the running replay's mapping."""
@@ -194,7 +202,7 @@ class MarketReplay:
             if not first_pass:
                 self._next_pass()
             first_pass = False
-            self.replay_t0_ns, self.replay_shift_ns = time.time_ns(), 0
+            self.replay_t0_ns, self.replay_shift_ns = self._aligned_t0_ns(), 0
             k_x = 0  # next exchange wake point
             for g in range(len(bounds) - 1):
                 a, b = int(bounds[g]), int(bounds[g + 1])
@@ -249,7 +257,9 @@ class MarketReplay:
                     self.u += 1
                     self.seq += 1
                     if snapshot:
-                        await self._publish(btopic, self._snapshot_msg())
+                        # stamped on the replay's mapping as the deltas are (a late send keeps
+                        # the capture's order of exchange times)
+                        await self._publish(btopic, self._snapshot_msg(self._wall_ms(book_exch_ns)))
                     else:
                         ts_ms = self._wall_ms(book_exch_ns)
                         await self._publish(

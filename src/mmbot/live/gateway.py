@@ -40,6 +40,9 @@ class OrderGateway(Protocol):
     queue_model: str  # the queue model a replay of the session applies
     wall_clock_wakes: bool  # the session's watchdog wakes the quoter on the wall clock
     reconciled_across_reconnects: bool  # a stream reconnect keeps the reconcile standing
+    # a rate-limit answer pauses order actions (``OrderFlow.slow_down``); paper: no, as in the
+    # backtest, whose guards and venue limit are all there is
+    pauses_on_rate_limit: bool
 
     async def open(self) -> None:
         """Ready to trade (the session's instrument and clock are known)."""
@@ -59,6 +62,10 @@ class OrderGateway(Protocol):
         """The public stream is down: its next book is a fresh snapshot."""
 
     def set_clock_offset(self, offset_ns: int) -> None: ...
+
+    def now_ns(self) -> int:
+        """The session's clock for its order state (ages, acks, fills, pauses): the wall clock,
+        or paper's event time (the time of what the session is handling)."""
 
     async def books_baseline(self) -> None:
         """A fresh journal's start on the venue's books."""
@@ -86,6 +93,7 @@ class LiveGateway:
     queue_model = "risk_averse"  # the backtest's default, for a replay of the session
     wall_clock_wakes = True
     reconciled_across_reconnects = False  # a reconnect may have missed order news: reconcile
+    pauses_on_rate_limit = True
 
     def __init__(self, session: Session):
         self.s = session
@@ -191,6 +199,9 @@ class LiveGateway:
 
     def set_clock_offset(self, offset_ns: int) -> None:
         pass  # the exchange keeps its own time
+
+    def now_ns(self) -> int:
+        return time.time_ns()
 
     async def books_baseline(self) -> None:
         """The wallet balance and the average entry of the adopted position, which the books

@@ -10,7 +10,6 @@ import asyncio
 import bisect
 import logging
 import math
-import time
 from dataclasses import dataclass
 
 from mmbot.live.bybit import BybitError, RateLimited, TransportError
@@ -76,7 +75,7 @@ class OrderFlow:
         self.actions = ensure_room(self.actions, self.n_actions, 1)
         a = self.actions[self.n_actions]
         a["local_ts"], a["exch_ts"], a["order_id"], a["kind"], a["side"] = (
-            time.time_ns(),
+            self.gateway.now_ns(),
             exch_ts,
             link_num(link_id),
             kind,
@@ -115,7 +114,7 @@ class OrderFlow:
     def dispatch(self, side_idx: int, op: int, px: float, qty: float) -> None:
         s = self.slots[side_idx]
         side = 1 if side_idx % 2 == 0 else -1
-        now = time.time_ns()
+        now = self.gateway.now_ns()
         if op == OP_NEW:
             link_id = self.journal.new_order(
                 self.symbol, side, px, qty, now
@@ -184,7 +183,8 @@ class OrderFlow:
                 link_id, "rate_limited", status="Rejected" if op == OP_NEW else None
             )
             self.action(ACT_REJECTED, side, op, link_id, px, qty, REASON_RATE_LIMIT)
-            self.slow_down(err.reset_ms)
+            if self.gateway.pauses_on_rate_limit:
+                self.slow_down(err.reset_ms)
             self.release(side_idx, link_id, op, rejected_new=op == OP_NEW)
         elif isinstance(err, BybitError):
             if err.ret_code == 110072 or err.ret_code == 110001:
@@ -219,7 +219,7 @@ class OrderFlow:
         o = self.orders.get(link_id, {})
         self.action(ACT_ACKED, 1 if side_idx % 2 == 0 else -1, op, link_id, px, qty)
         if s.link_id == link_id and not o.get("terminal"):
-            s.status, s.px, s.qty, s.live_since_ns = 2, px, qty, time.time_ns()
+            s.status, s.px, s.qty, s.live_since_ns = 2, px, qty, self.gateway.now_ns()
 
     def release(self, side_idx: int, link_id: str, op: int, rejected_new: bool = False) -> None:
         s = self.slots[side_idx]
@@ -236,7 +236,7 @@ class OrderFlow:
         carries one (Bybit's X-Bapi-Limit-Reset-Timestamp: its sliding window admits the next
         request then), else with exponential backoff (0.25 s doubling to 5 s; back to 0.25 s after
         10 s without a limit). Either way at most 5 s."""
-        now = time.time_ns()
+        now = self.gateway.now_ns()
         if reset_ms is not None:
             wait_ns = min(max(reset_ms * 1_000_000 - self.clock_offset_ns - now, 0), MAX_PAUSE_NS)
             self.pause_until_ns = max(self.pause_until_ns, now + wait_ns)
@@ -273,7 +273,7 @@ class OrderFlow:
             s = self.slots[side_idx]
             if s.link_id == link_id and row.get("orderStatus") in ("New", "PartiallyFilled"):
                 s.status, s.px, s.qty = 2, float(row["price"]), float(row["leavesQty"])
-                s.live_since_ns = s.live_since_ns or time.time_ns()
+                s.live_since_ns = s.live_since_ns or self.gateway.now_ns()
 
     def on_order(self, item: dict) -> None:
         link_id = str(item.get("orderLinkId", ""))
@@ -307,7 +307,9 @@ class OrderFlow:
         s = self.slots[side_idx]
         if status in TERMINAL:
             o["terminal"] = True
-            age = time.time_ns() - (o.get("live_ns") or o.get("created_ns") or time.time_ns())
+            age = self.gateway.now_ns() - (
+                o.get("live_ns") or o.get("created_ns") or self.gateway.now_ns()
+            )
             if status == "Filled":
                 self.action(ACT_FILLED, side, OP_NEW, link_id, px, 0.0, age_ns=age)
             elif item.get("rejectReason") == "EC_PostOnlyWillTakeLiquidity":
@@ -318,10 +320,10 @@ class OrderFlow:
                 self.slots[side_idx] = Slot()
         elif s.link_id == link_id:
             if s.status == 1:  # the stream's "New" can beat the REST answer
-                s.status, s.live_since_ns = 2, time.time_ns()
+                s.status, s.live_since_ns = 2, self.gateway.now_ns()
             if s.status == 2:
                 s.px, s.qty = px, float(item.get("leavesQty") or s.qty)
-            o["live_ns"] = o["live_ns"] or time.time_ns()
+            o["live_ns"] = o["live_ns"] or self.gateway.now_ns()
 
     def on_execution(self, item: dict, source: str) -> None:
         if item.get("execType", "Trade") == "Funding":
@@ -331,7 +333,10 @@ class OrderFlow:
         px, qty = float(item["execPrice"]), float(item["execQty"])
         exch_ns = int(item.get("execTime", 0)) * 1_000_000
         # execTime has ms resolution: the target in force by the end of that ms, on our clock
-        k = bisect.bisect_right(self.tgt_ns, exch_ns + 999_999 - self.clock_offset_ns) - 1
+        # (the paper venue gives the fill's time to the ns: the target in force then)
+        at_ns = item.get("venueNs")
+        at_ns = exch_ns + 999_999 - self.clock_offset_ns if at_ns is None else int(at_ns)
+        k = bisect.bisect_right(self.tgt_ns, at_ns) - 1
         target = self.tgt_px[k][0 if side == 1 else 1] if k >= 0 else math.nan
         row = FillRow(
             exec_id=str(item["execId"]),
@@ -345,7 +350,7 @@ class OrderFlow:
             fee_rate=float(item.get("feeRate") or 0.0),
             maker=bool(item.get("isMaker")),
             exch_ts_ns=int(item.get("execTime", 0)) * 1_000_000,
-            local_ts_ns=time.time_ns(),
+            local_ts_ns=self.gateway.now_ns(),
             mid_px=self.mid(),
             target_px=target,
             source=source,
@@ -385,7 +390,9 @@ class OrderFlow:
                 # later, or first); the side is free at once, as a fill response frees it in the
                 # backtest, instead of the order manager amending an order that no longer rests
                 o["terminal"] = True
-                age = time.time_ns() - (o.get("live_ns") or o.get("created_ns") or time.time_ns())
+                age = self.gateway.now_ns() - (
+                    o.get("live_ns") or o.get("created_ns") or self.gateway.now_ns()
+                )
                 self.journal.order_event(link_id, "filled", status="Filled")
                 self.action(ACT_FILLED, side, OP_NEW, link_id, px, 0.0, age_ns=age)
                 self.slots[slot] = Slot()

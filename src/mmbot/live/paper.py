@@ -6,32 +6,36 @@ whose venue is built on the first book levels received and continued message by 
 the data layer's parser made of each message (``mmbot.data.bybit.parse_message``, the very rows
 the bot's book is built from): queue model, fees and partial fills as in ``mmbot backtest``.
 
-Times (the bot's clock; the model a backtest applies, driven by what was received):
-- a market event happened at its message's exchange time: the middle of that millisecond (Bybit
-  stamps ms) mapped onto our clock with the clock offset the runner measured at its most precise
-  (smallest round trip), never after we received it;
-- the venue plays the market up to its horizon, the latest exchange time received; an event that
-  arrives after the horizon passed it is played at the horizon (counted: ``n_events_late``);
-- a request is decided at the receive time of the message the strategy was woken by (or the
-  response / timer that woke it), as ``BybitStream`` stamps it on arrival (the bot's backlog is
-  not part of it), and arrives at ``decided + compute + entry``: ``compute`` = the bot's measured
-  median time from a wake to its request, ``entry`` = ``--latency-ms`` (default: the feed's
-  measured median latency, the same network one way). Requests wait in arrival order and are
-  executed exactly there in the venue's event sequence, when the horizon passes their arrival (a
-  message with a later exchange time came in, or the wall clock moved a quiet market: below).
-  So neither CPU jitter of our own process nor the moment it gets round to a request moves an
-  order in the queue.
-- the exchange's order rate limit counts requests at their arrival times.
-- what the venue tells the bot reaches it one order latency (``compute + entry``, the backtest's
-  response latency) after it happened there: an answer at ``arrival + latency``, a fill at its
-  exchange time + latency. The session hands its market messages to ``defer`` at their receive
-  stamps and the venue's answers and updates join them in one time-ordered queue (``pump``): an
-  item at time ``t`` is handed to the bot once the venue has played the market to
-  ``t - latency`` (so every answer due before ``t`` is known), or, with nothing left unread on
-  the stream, once the wall clock is one 95th-percentile feed lag past that. The bot thus sees
-  its answers, fills and market messages in the order the backtest's loop would, at the times it
-  would (its own timer wakes included: ``next_wake``), whatever its handling backlog; paper
-  trades in event time, a little behind the wall clock.
+Times (the bot's clock; the model a backtest of the recorded feed applies, driven by what was
+received, so that no delivery jitter of the feed or CPU jitter of our process changes which orders
+fill once the stamps are given):
+- a market event happened at its message's exchange stamp, as the backtest takes it (Bybit stamps
+  ms; the start of the ms), mapped onto our clock with the measured clock offset only where that
+  is measurably non-zero (``PaperGateway.set_clock_offset``), and never after we received it;
+- the venue holds every event it received until its horizon passes it, then plays the events in
+  exchange-time order (arrival order on ties), as the data layer orders a recorded file. The
+  horizon (``safe_ns``) is the latest receive stamp less the hold: twice the largest feed lag
+  seen, within [150 ms, 1 s], so every event stamped before it has come in (a capture's depth
+  stream runs up to ~100 ms behind its trades; an event that still comes in behind the horizon is
+  played at it and counted: ``n_events_late``). In a quiet market the wall clock moves the
+  horizon (one hold past what is needed, no frame waiting, seen quiet twice 2 ms apart);
+- a request is decided at the receive stamp of the message the strategy was woken by (or the
+  due time of the answer / fill / timer that woke it) and arrives at ``decided + latency``:
+  ``latency`` = ``--latency-ms`` (default: the feed's median latency over its first 50
+  messages), fixed for the session. The bot's own handling takes no market time (as in the
+  backtest's loop; its median, ``paper_compute_ms``, is reported: add it to ``--latency-ms`` to
+  model it). Requests wait in arrival order and are executed exactly there in the venue's event
+  sequence, so neither CPU jitter nor the moment the bot gets round to a request moves an order;
+- the exchange's order rate limit counts requests at their arrival times;
+- what the venue tells the bot reaches it one latency after it happened there: an answer at
+  ``arrival + latency``, a fill at its exchange time + latency. The session hands its market
+  messages to ``defer`` at their receive stamps and the venue's answers and updates join them in
+  one time-ordered queue (``pump``, a discrete-event loop): an item at ``t`` goes to the bot once
+  the venue has played the market to ``t - latency``, and the venue plays no further than the
+  next item's ``t - latency`` (and at most one latency a step) before it is handed over, so a
+  request decided on an item always meets the venue at its arrival time. The bot thus sees its
+  answers, fills, market messages and timer wakes (``next_wake``) in the order the backtest's loop
+  would, at the times it would; paper trades in event time, one hold behind the wall clock.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import heapq
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -57,9 +62,20 @@ from mmbot.live.orders import (
 )
 from mmbot.live.simmatch import SimMatcher
 
-HALF_MS_NS = 500_000  # a ms-stamped exchange time is taken as the middle of its millisecond
-REFRESH_EVERY = 50  # lag / compute estimates are refreshed every this many samples
+log = logging.getLogger("mmbot.live")
+
+REFRESH_EVERY = 50  # compute estimates are refreshed every this many samples
 MAX_LATENCY_NS = 500_000_000
+# the horizon stays this far behind the latest exchange stamp received: twice the most an event
+# came in behind an earlier-received stamp, within [150 ms, 1 s] (in a Binance capture the depth
+# stream's events come in up to 66 ms behind the trades')
+REORDER_MIN_NS = 150_000_000
+REORDER_MAX_NS = 1_000_000_000
+# a quiet stream: the wall clock moves the horizon once it is this far past it, twice the largest
+# feed lag seen within [1 s, 5 s] (no event can still be on its way then)
+HOLD_LAG_MULT = 2
+HOLD_MIN_NS = 1_000_000_000
+HOLD_MAX_NS = 5_000_000_000
 
 # a request waiting for the venue: (arrival ns, sequence, what it does, who takes its answer,
 # whether the answer goes through the bot's queue)
@@ -91,18 +107,26 @@ class PaperVenue:
         self.queue_model = queue_model
         self.px_dec, self.qty_dec = price_decimals(tick_px), price_decimals(lot_qty)
         self.on_private = on_private
-        self.latency_ms = latency_ms  # None: entry_ns follows the measured feed latency
+        self.latency_ms = latency_ms  # None: entry_ns is the feed's measured median latency
         self.start_position_qty = start_position_qty
         self.id_prefix = id_prefix or f"P{time.time_ns() // 1_000_000}-"
-        self.clock_offset_ns = 0  # exchange clock - ours (the runner sets its best estimate)
+        self.clock_offset_ns = 0  # exchange clock - ours, where measurably non-zero (the gateway)
         self.m: SimMatcher | None = None  # built on the first book levels received
         self.rate = RateWindow(rate_limit_per_s)  # the exchange's order limit, as Bybit answers
         self.horizon_ns = 0  # the venue has played every market event up to here (our clock)
+        self._rows: list[np.ndarray] = []  # received events beyond the horizon, arrival order
+        self.max_exch_ns = 0  # the latest exchange stamp received (our clock)
+        self.max_inversion_ns = 0  # the most an event came in behind an earlier-received stamp
+        self.reorder_min_ns = REORDER_MIN_NS
+        self.reorder_ns = REORDER_MIN_NS  # how far the horizon stays behind max_exch_ns
+        self.n_msgs = 0
         self.lags_ns: collections.deque[int] = collections.deque(maxlen=400)
         self.n_lags = 0
-        self.hold_ns = 20_000_000  # recent p95 feed lag (receive - exchange time), refreshed
+        self.max_lag_ns = 0  # the largest feed lag (receive - exchange time) seen
+        self.hold_min_ns = HOLD_MIN_NS
+        self.hold_ns = HOLD_MIN_NS  # a quiet stream: how long the wall clock waits (module doc)
         self.entry_ns = 5_000_000 if latency_ms is None else int(latency_ms * 1e6)
-        self.compute_ns = 0  # the bot's median time from a wake to its request (note_compute)
+        self.compute_ns = 0  # the bot's median time from a wake to its request (reported only)
         self.computes_ns: collections.deque[int] = collections.deque(maxlen=400)
         self.n_computes = 0
         # streams' frames received and not yet handled (the runner's public stream): while any
@@ -115,9 +139,11 @@ class PaperVenue:
         self.next_wake: Callable[[], int] = lambda: 0
         self.on_wake: Callable[[int], None] = lambda t_ns: None
         self._event_ns = 0  # venue time of what the matcher reports now (a request, a sync)
+        self._exec_at: dict[str, int] = {}  # order id -> venue time of its latest fill
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due_ns = 0
-        self.order_latency_ms: list[float] = []  # per request: compute + entry, as applied
+        self._quiet_msgs = -1  # messages seen when the wall clock first found the stream quiet
+        self.order_latency_ms: list[float] = []  # per request: the latency applied
         self.n_events_late = 0  # market events received after the horizon had passed them
         self.n_requests_late = 0  # requests that met the venue after their arrival time
         self.n_timer_advances = 0  # horizon moves by the wall clock (a quiet stream)
@@ -125,18 +151,27 @@ class PaperVenue:
         self.known_ns = 0
 
     def latency_ns(self) -> int:
-        """The order latency applied now, each way: the bot's compute + the entry latency."""
-        return self.compute_ns + self.entry_ns
+        """The order latency applied, each way: the entry latency, fixed for the session (the bot's
+        own handling takes no market time in event time, as in the backtest's loop)."""
+        return self.entry_ns
 
     def _listen(self, kind: str, obj: object) -> None:
         """The matcher's news, due to the bot one latency after it happened at the venue."""
         if kind == "order":
-            item = order_json(obj, self.symbol, self.px_dec, self.qty_dec)  # type: ignore[arg-type]
-            self._schedule(self._event_ns + self.latency_ns(), "order", item)
+            o: SimOrder = obj  # type: ignore[assignment]
+            item = order_json(o, self.symbol, self.px_dec, self.qty_dec)
+            at_ns = self._event_ns
+            if o.status == "Filled" and o.order_id in self._exec_at:
+                at_ns = min(at_ns, self._exec_at[o.order_id])  # filled when its last fill was
+            self._schedule(at_ns + self.latency_ns(), "order", item)
         elif kind == "execution":
             e: Execution = obj  # type: ignore[assignment]
             item = exec_json(e, self.m.orders[e.order_id], self.symbol, self.px_dec, self.qty_dec)  # type: ignore[union-attr]
             fill_ns = e.exec_ns - self.clock_offset_ns  # exec_time's inverse: venue time
+            self._exec_at[e.order_id] = fill_ns
+            # paper only: the fill's time on our clock to the ns (execTime has ms), so the session
+            # attributes it to the target in force at that instant, as the backtest's venue does
+            item["venueNs"] = fill_ns
             self._schedule(fill_ns + self.latency_ns(), "execution", item)
 
     def _schedule(self, due_ns: int, topic: str, item: dict) -> None:
@@ -148,34 +183,51 @@ class PaperVenue:
         heapq.heappush(self._due, (int(t_ns), self._seq, fn))
         self._seq += 1
 
-    def _ready_ns(self) -> int:
-        """Items up to this time may go to the bot: every answer due by then is known."""
-        return self.horizon_ns + self.latency_ns()
+    def safe_ns(self) -> int:
+        """The venue may play the market up to here: every event stamped before it has come in.
+        The stream keeps its order however late it is delivered, so this is told by the stamps
+        alone: the latest exchange stamp received less the reorder margin (twice the most an
+        event came in behind an earlier-received stamp, within [150 ms, 1 s])."""
+        return self.max_exch_ns - self.reorder_ns if self.max_exch_ns else 0
 
-    def pump(self) -> None:
-        """Hand the bot, in time order, every item (and timer wake) the venue's horizon allows."""
+    def pump(self, target_ns: int | None = None) -> None:
+        """Hand the bot, in time order, every item (and timer wake) it may have, playing the venue
+        towards ``target_ns`` (default ``safe_ns``) in steps: an item at ``t`` goes to the bot once
+        the venue is at ``t - latency`` (every answer due by ``t`` is known); the venue never plays
+        past the next item's ``t - latency`` before it is handed, and never more than one latency
+        at a step, so whatever the bot decides on an item reaches the venue at ``t + latency``,
+        never behind its horizon (a discrete-event loop, as the backtest's)."""
+        target = self.safe_ns() if target_ns is None else int(target_ns)
         wake_done = 0
         while True:
+            lat = self.latency_ns()
             head = self._due[0][0] if self._due else None
             wake = self.next_wake()
-            if wake and wake != wake_done and (head is None or wake < head):
-                if wake > self._ready_ns():
-                    break
-                wake_done = wake
-                self.known_ns = wake
-                self.on_wake(wake)
+            is_wake = bool(wake) and wake != wake_done and (head is None or wake < head)
+            nxt = wake if is_wake else head
+            if nxt is not None and nxt <= self.horizon_ns + lat:
+                self.known_ns = nxt
+                if is_wake:
+                    wake_done = wake
+                    self.on_wake(wake)
+                else:
+                    heapq.heappop(self._due)[2]()
                 continue
-            if head is None or head > self._ready_ns():
+            # no matcher yet: no news can come of the step, the horizon goes straight there
+            step = target if self.m is None else min(target, self.horizon_ns + max(lat, 1))
+            if nxt is not None:
+                step = min(step, nxt - lat)
+            if step <= self.horizon_ns:
                 break
-            t_ns, _, fn = heapq.heappop(self._due)
-            self.known_ns = t_ns
-            fn()
+            self._advance(step)
         self._arm_timer()
 
     def drain(self) -> None:
-        """The session ends: every queued request runs and every item goes to the bot now."""
-        if self._queue:
-            self._advance(max(a for a, *_ in self._queue))
+        """The session ends: every received event and queued request runs, every item goes to the
+        bot now."""
+        ends = [a for a, *_ in self._queue] + [int(r["exch_ts"].max()) for r in self._rows]
+        if ends:
+            self._advance(max(ends))
         while self._due:
             t_ns, _, fn = heapq.heappop(self._due)
             self.known_ns = t_ns
@@ -186,48 +238,62 @@ class PaperVenue:
 
     # market feed ----------------------------------------------------------------------------------
     def on_events(self, rows: np.ndarray, local_ns: int) -> None:
-        """The parsed rows of one public message received at ``local_ns`` (our clock)."""
+        """The parsed rows of one public message received at ``local_ns`` (our clock): each event
+        at its exchange stamp as the backtest takes it (never after we received it); held until
+        the horizon passes it (``pump``), then played in exchange-time order."""
         if len(rows) == 0:
             return
         rows = rows.copy()
-        exch = np.minimum(rows["exch_ts"] + (HALF_MS_NS - self.clock_offset_ns), local_ns)
-        exch_max = int(exch.max())
-        self._note_lag(local_ns - exch_max)
-        self.n_events_late += int(np.count_nonzero(exch < self.horizon_ns))
-        # exchange timeline only (the venue's local book is not used: the bot keeps its own)
-        rows["ev"] = (rows["ev"] & ~np.uint64(LOCAL_EVENT)) | np.uint64(EXCH_EVENT)
-        rows["exch_ts"] = np.maximum.accumulate(np.maximum(exch, self.horizon_ns))
-        rows["local_ts"] = rows["exch_ts"]
-        if self.m is None:
+        self.n_msgs += 1
+        if self.m is None and not self._rows:
             kinds = rows["ev"] & KIND_MASK
             if not np.isin(kinds, (DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT)).any():
                 return  # nothing to match against before the first book levels
-            self.m = SimMatcher(
-                self.symbol,
-                self.tick_px,
-                self.lot_qty,
-                rows,
-                self.maker_fee_rate,
-                self.taker_fee_rate,
-                self.queue_model,
-                listener=self._listen,
-                exec_time=lambda venue_ns: venue_ns + self.clock_offset_ns,
-                id_prefix=self.id_prefix,
-            )
-            self.m.position_qty = self.start_position_qty
-        else:
-            self._event_ns = self.horizon_ns
-            self.m.extend(rows)
-        self._advance(max(exch_max, self.horizon_ns))
+        exch = np.minimum(rows["exch_ts"] - self.clock_offset_ns, local_ns)
+        self._note_lag(local_ns - int(exch.max()))
+        self._note_order(exch)
+        # exchange timeline only (the venue's local book is not used: the bot keeps its own)
+        rows["ev"] = (rows["ev"] & ~np.uint64(LOCAL_EVENT)) | np.uint64(EXCH_EVENT)
+        n_late = int(np.count_nonzero(exch < self.horizon_ns))
+        if n_late:
+            self.n_events_late += n_late
+            if self.n_events_late == n_late or n_late > 10:
+                log.warning(
+                    "paper venue: %d events of a message received at %d came in %.1f ms behind "
+                    "its horizon (latest stamp %d, reorder margin %.0f ms, clock offset %d ns): "
+                    "played at the horizon",
+                    n_late,
+                    local_ns,
+                    (self.horizon_ns - int(exch.min())) / 1e6,
+                    self.max_exch_ns,
+                    self.reorder_ns / 1e6,
+                    self.clock_offset_ns,
+                )
+        rows["exch_ts"] = rows["local_ts"] = np.maximum(exch, self.horizon_ns)
+        self._rows.append(rows)
 
     def _note_lag(self, lag_ns: int) -> None:
-        self.lags_ns.append(max(lag_ns, 0))
+        lag_ns = max(lag_ns, 0)
+        self.lags_ns.append(lag_ns)
         self.n_lags += 1
-        if self.n_lags % REFRESH_EVERY == 0:
-            p50, p95 = np.percentile(np.fromiter(self.lags_ns, np.int64), [50, 95])
-            self.hold_ns = int(min(max(p95, 1e6), MAX_LATENCY_NS))
-            if self.latency_ms is None:
-                self.entry_ns = int(min(max(p50, 0.0), MAX_LATENCY_NS))
+        if lag_ns > self.max_lag_ns:
+            self.max_lag_ns = min(lag_ns, HOLD_MAX_NS)
+            self.hold_ns = min(max(HOLD_LAG_MULT * self.max_lag_ns, self.hold_min_ns), HOLD_MAX_NS)
+        if self.latency_ms is None and self.n_lags == REFRESH_EVERY:
+            # the feed's median latency, fixed once known: the session's latency stays constant
+            p50 = float(np.median(np.fromiter(self.lags_ns, np.int64)))
+            self.entry_ns = int(min(max(p50, 0.0), MAX_LATENCY_NS))
+
+    def _note_order(self, exch: np.ndarray) -> None:
+        """The latest exchange stamp, and how far this message's events are behind it."""
+        if self.max_exch_ns:
+            inv_ns = self.max_exch_ns - int(exch.min())
+            if inv_ns > self.max_inversion_ns:
+                self.max_inversion_ns = min(inv_ns, REORDER_MAX_NS)
+                self.reorder_ns = min(
+                    max(2 * self.max_inversion_ns, self.reorder_min_ns), REORDER_MAX_NS
+                )
+        self.max_exch_ns = max(self.max_exch_ns, int(exch.max()))
 
     def note_compute(self, compute_ns: int) -> None:
         """The bot's time from a wake (message handed to it) to a request it sent then."""
@@ -236,12 +302,29 @@ class PaperVenue:
         if self.n_computes % REFRESH_EVERY == 0 or self.n_computes == 10:
             self.compute_ns = int(np.median(np.fromiter(self.computes_ns, np.int64)))
 
+    def _release(self, t_ns: int) -> np.ndarray | None:
+        """The held events stamped up to ``t_ns``, in exchange-time order (arrival order on ties,
+        as the data layer orders a recorded file)."""
+        if not self._rows:
+            return None
+        allr = np.concatenate(self._rows) if len(self._rows) > 1 else self._rows[0]
+        allr = allr[np.argsort(allr["exch_ts"], kind="stable")]
+        k = int(np.searchsorted(allr["exch_ts"], t_ns, side="right"))
+        self._rows = [allr[k:]] if k < len(allr) else []
+        return allr[:k] if k else None
+
     def _advance(self, t_ns: int) -> None:
         """Play the venue's market up to ``t_ns`` (never back), executing each waiting request at
         its arrival time on the way; its answer is due one latency later."""
-        m = self.m
-        if m is None:
+        if self.m is None:
+            self._open(t_ns)
             return
+        m = self.m
+        if t_ns > self.horizon_ns:
+            block = self._release(t_ns)
+            if block is not None:
+                self._event_ns = self.horizon_ns
+                m.extend(block)
         q = self._queue
         while q and q[0][0] <= t_ns:
             arrive_ns, _, fn, answer, queued = heapq.heappop(q)
@@ -263,15 +346,46 @@ class PaperVenue:
             self._event_ns = t_ns
             m.sync(t_ns)
 
-    def _arm_timer(self) -> None:
-        """Wake when the bot's next item is one p95 feed lag past the time it needs the venue at."""
+    def _open(self, t_ns: int) -> None:
+        """The matcher, built on the first events the horizon passes (in exchange-time order, so a
+        book snapshot stamped before deltas received ahead of it is played first)."""
+        block = self._release(t_ns)
+        if t_ns > self.horizon_ns:
+            self.horizon_ns = t_ns
+        if block is None:
+            return
+        self.m = SimMatcher(
+            self.symbol,
+            self.tick_px,
+            self.lot_qty,
+            block,
+            self.maker_fee_rate,
+            self.taker_fee_rate,
+            self.queue_model,
+            listener=self._listen,
+            exec_time=lambda venue_ns: venue_ns + self.clock_offset_ns,
+            id_prefix=self.id_prefix,
+        )
+        self.m.position_qty = self.start_position_qty
+        self._event_ns = self.horizon_ns
+        self.m.sync(self.horizon_ns)
+
+    def _need_ns(self) -> int | None:
+        """The horizon the bot's next item (or the next waiting request) needs; None: nothing waits."""
         heads = [t for t in (self._due[0][0] if self._due else 0, self.next_wake()) if t]
-        if not heads and not self._queue:
+        if heads:
+            return min(heads) - self.latency_ns()
+        return self._queue[0][0] if self._queue else None
+
+    def _arm_timer(self) -> None:
+        """Wake when the wall clock is one hold past the horizon the bot's next item needs: a quiet
+        market (no message moved the horizon there) whose events can no longer be on their way."""
+        need_ns = self._need_ns()
+        if need_ns is None or self.m is None:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
             return
-        need_ns = min(heads) - self.latency_ns() if heads else self._queue[0][0]
         due_ns = max(need_ns, self.horizon_ns) + self.hold_ns
         if self._timer is not None and self._timer_due_ns == due_ns:
             return
@@ -283,19 +397,23 @@ class PaperVenue:
 
     def _on_timer(self) -> None:
         self._timer = None
-        heads = [t for t in (self._due[0][0] if self._due else 0, self.next_wake()) if t]
-        if not heads and not self._queue:
+        need_ns = self._need_ns()
+        if need_ns is None:
             return
-        need_ns = min(heads) - self.latency_ns() if heads else self._queue[0][0]
-        if self.backlog() > 0 or time.time_ns() < need_ns + self.hold_ns:
-            # frames wait to be handled (they may carry earlier events): look again shortly
+        quiet = self.backlog() == 0 and time.time_ns() >= need_ns + self.hold_ns
+        if not quiet or self._quiet_msgs != self.n_msgs:
+            # frames wait to be handled (they may carry earlier events), or the stream was not
+            # yet seen quiet twice in a row (a stall of our own process delays its reads): look
+            # again shortly
+            self._quiet_msgs = self.n_msgs if quiet else -1
             self._timer_due_ns = 0
-            self._timer = asyncio.get_running_loop().call_later(0.001, self._on_timer)
+            self._timer = asyncio.get_running_loop().call_later(0.002, self._on_timer)
             return
-        if need_ns > self.horizon_ns:  # a quiet market: nothing earlier is still on its way
+        self._quiet_msgs = -1
+        target = time.time_ns() - self.hold_ns
+        if target > self.horizon_ns:  # a quiet market: nothing earlier is still on its way
             self.n_timer_advances += 1
-            self._advance(need_ns)
-        self.pump()
+        self.pump(max(target, self.safe_ns()))
 
     def submit(
         self,
@@ -373,6 +491,8 @@ class PaperVenue:
 
         def run(m: SimMatcher, at_ns: int) -> dict:
             o = self._get(m, link_id, path)
+            if not o.is_open:  # refused before the rate limit counts it (as the backtest's venue)
+                raise BybitError(110001, "order not exists or too late to replace", path)
             self._admit(path, at_ns)
             code, msg = m.amend(
                 o, float(price) if price else None, float(qty) if qty else None, at_ns
@@ -466,6 +586,7 @@ class PaperVenue:
             "paper_entry_latency_ms": self.entry_ns / 1e6,
             "paper_compute_ms": self.compute_ns / 1e6,
             "paper_hold_ms": self.hold_ns / 1e6,
+            "paper_reorder_ms": self.reorder_ns / 1e6,
             "paper_events_late": self.n_events_late,
             "paper_requests_late": self.n_requests_late,
             "paper_timer_advances": self.n_timer_advances,

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 class PaperGateway:
     wall_clock_wakes = False  # the venue's queue wakes the quoter, in event time
     reconciled_across_reconnects = True  # the venue is ours: a reconnect loses no order news
+    # a rate-limit reject is an answer like another, as in the backtest (no pause of its own)
+    pauses_on_rate_limit = False
 
     def __init__(self, session: Session):
         self.s = session
@@ -146,10 +148,22 @@ class PaperGateway:
         # the session learns it one order latency after it happened at the venue
         s.quote(self.venue.known_ns or time.time_ns())
 
+    def now_ns(self) -> int:
+        """Event time: the due time of the item the session is handling (its order ages, acks and
+        fills are timed on the market's clock, as in the backtest, not on the wall clock that runs
+        one hold ahead of it)."""
+        known = self.venue.known_ns if self.venue is not None else 0
+        return known or time.time_ns()
+
     def set_clock_offset(self, offset_ns: int) -> None:
-        self.clock_offset_ns = offset_ns
+        """The venue maps the exchange's stamps onto our clock with the measured offset only where
+        it is measurably non-zero (beyond half its sample's round trip, the midpoint's error
+        bound): otherwise it takes them as they are, as a backtest of the recorded feed does, and
+        a noisy sub-ms estimate cannot shift the market against our orders from run to run."""
+        rtt_ns = int(getattr(self.s, "clock_rtt_ns", 0) or 0)
+        self.clock_offset_ns = offset_ns if abs(offset_ns) * 2 > rtt_ns else 0
         if self.venue is not None:
-            self.venue.clock_offset_ns = offset_ns
+            self.venue.clock_offset_ns = self.clock_offset_ns
 
     async def books_baseline(self) -> None:
         pass  # the paper venue keeps no books but its fills

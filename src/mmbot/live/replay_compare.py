@@ -133,8 +133,11 @@ def session_latency_ms(session: dict) -> float:
     return max(float(one_way), 0.1)
 
 
-def replay(s: SessionRun, latency_ms: float | None = None) -> tuple[RunResult, float]:
-    """The backtest of the session's recorded feed with the session's settings."""
+def replay(
+    s: SessionRun, latency_ms: float | None = None, events: np.ndarray | None = None
+) -> tuple[RunResult, float]:
+    """The backtest of the session's recorded feed (or of ``events``: another feed, e.g. the
+    capture an emulator replayed) with the session's settings."""
     from mmbot.backtest import RunSettings, run
     from mmbot.config import load_profile
     from mmbot.data import load_events
@@ -142,7 +145,8 @@ def replay(s: SessionRun, latency_ms: float | None = None) -> tuple[RunResult, f
 
     rep = s.session["replay"]
     lat = session_latency_ms(s.session) if latency_ms is None else float(latency_ms)
-    events, _ = load_events(s.feed_path, use_cache=False)
+    if events is None:
+        events, _ = load_events(s.feed_path, use_cache=False)
     symbol = str(s.session.get("symbol") or s.result.meta.get("symbol", ""))
     settings = RunSettings(
         strategy=rep.get("strategy"),
@@ -340,10 +344,14 @@ def report_lines(
         f"({cmp.n_same} with the same fills or none), differences {len(cmp.differences)}",
     ]
     if cmp.decide_lag_p50_ms is not None:
+        clock = (
+            "event time: the receive stamp of the message that decided them"
+            if s.session.get("mode") == "paper"
+            else "wall-clock sends, its handling backlog included"
+        )
         lines.append(
             f"timing: the session sent its paired orders a median {cmp.decide_lag_p50_ms:+.1f} ms "
-            "from the replay's decisions (positive: later; the session's times are wall-clock "
-            "sends, its handling backlog included)"
+            f"from the replay's decisions (positive: later; the session's times are {clock})"
         )
     if not cmp.differences:
         lines.append("no differences: every order paired, with the same fills")

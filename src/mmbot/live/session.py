@@ -197,7 +197,7 @@ class Session(OrderFlow):
             and self.book.valid
             and not self.stale
             and not self.stop.is_set()
-            and time.time_ns() >= self.pause_until_ns
+            and self.gateway.now_ns() >= self.pause_until_ns
             and self.params is not None
         )
 
@@ -470,9 +470,12 @@ class Session(OrderFlow):
             timer_due = now - self.last_step_ns >= self.wake_interval_ns
             if self.gateway.wall_clock_wakes and self.book.valid and timer_due and not backlog:
                 self.quote(now)  # (messages still to handle wake it instead: they came first)
+            # the feed's age on the session's clock: paper lives in event time, a hold behind
+            # the wall clock (its staleness is a gap between the market's own stamps)
+            feed_now = now if self.gateway.wall_clock_wakes else self.gateway.now_ns()
             if (
                 self.last_book_local_ns
-                and (now - self.last_book_local_ns) / 1e6 > self.cfg.stale_ms
+                and (feed_now - self.last_book_local_ns) / 1e6 > self.cfg.stale_ms
                 and not self.stale
             ):
                 self.stale = True
