@@ -316,26 +316,29 @@ class PaperVenue:
     def _advance(self, t_ns: int) -> None:
         """Play the venue's market up to ``t_ns`` (never back), executing each waiting request at
         its arrival time on the way; its answer is due one latency later."""
-        if self.m is None:
-            self._open(t_ns)
-            return
-        m = self.m
         if t_ns > self.horizon_ns:
             block = self._release(t_ns)
-            if block is not None:
+            if block is not None and self.m is None:
+                self._open(block)
+            elif block is not None:
                 self._event_ns = self.horizon_ns
-                m.extend(block)
+                self.m.extend(block)
+        m = self.m
         q = self._queue
         while q and q[0][0] <= t_ns:
             arrive_ns, _, fn, answer, queued = heapq.heappop(q)
-            if arrive_ns < m.now_capture_ns:
-                self.n_requests_late += 1
-            self._event_ns = max(arrive_ns, m.now_capture_ns)
-            m.sync(arrive_ns)
-            try:
-                result, error = fn(m, self._event_ns), None
-            except BybitError as exc:
-                result, error = None, exc
+            if m is None:  # no book had reached the venue by its arrival
+                self._event_ns = arrive_ns
+                result, error = None, BybitError(10001, "paper venue: no book yet", "/v5/order")
+            else:
+                if arrive_ns < m.now_capture_ns:
+                    self.n_requests_late += 1
+                self._event_ns = max(arrive_ns, m.now_capture_ns)
+                m.sync(arrive_ns)
+                try:
+                    result, error = fn(m, self._event_ns), None
+                except BybitError as exc:
+                    result, error = None, exc
             due_ns = self._event_ns + self.latency_ns()
             if queued:
                 self.defer(due_ns, lambda a=answer, r=result, e=error, d=due_ns: a(r, e, d))
@@ -344,16 +347,12 @@ class PaperVenue:
         if t_ns > self.horizon_ns:
             self.horizon_ns = t_ns
             self._event_ns = t_ns
-            m.sync(t_ns)
+            if m is not None:
+                m.sync(t_ns)
 
-    def _open(self, t_ns: int) -> None:
+    def _open(self, block: np.ndarray) -> None:
         """The matcher, built on the first events the horizon passes (in exchange-time order, so a
         book snapshot stamped before deltas received ahead of it is played first)."""
-        block = self._release(t_ns)
-        if t_ns > self.horizon_ns:
-            self.horizon_ns = t_ns
-        if block is None:
-            return
         self.m = SimMatcher(
             self.symbol,
             self.tick_px,
@@ -367,8 +366,6 @@ class PaperVenue:
             id_prefix=self.id_prefix,
         )
         self.m.position_qty = self.start_position_qty
-        self._event_ns = self.horizon_ns
-        self.m.sync(self.horizon_ns)
 
     def _need_ns(self) -> int | None:
         """The horizon the bot's next item (or the next waiting request) needs; None: nothing waits."""
@@ -426,7 +423,8 @@ class PaperVenue:
         """Queue a request decided at ``decided_ns`` (None: now): it runs on the venue at its
         arrival time, ``fn(matcher, arrival_ns)``, and ``answer(result, error, known_ns)`` is
         handed to the bot (``pump``) one latency later (``queued=False``: called when it ran)."""
-        self._matcher(path)
+        if self.m is None and not self._rows:
+            self._matcher(path)  # no book received at all: refused at once
         latency_ns = self.latency_ns()
         self.order_latency_ms.append(latency_ns / 1e6)
         arrive_ns = (time.time_ns() if decided_ns is None else int(decided_ns)) + latency_ns
