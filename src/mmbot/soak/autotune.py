@@ -10,6 +10,9 @@ Three modules do the work; this one names what the soak and the reports use:
   and single-knob probes on every kept market segment and adopts only what beats the current knobs
   above the noise.
 - `mmbot.soak.autotune_keep_best`: `select_best_common` (keep-best on common market).
+- `mmbot.soak.autotune_chained`: `chained_tune` and `select_best_chained`, the evidence for a knob
+  set with quoter knobs (`uses_chained`): every candidate replayed over all kept segments in order,
+  carrying its own position, scored by net_bps over them.
 - `mmbot.soak.autotune_grid`: the knobs' grid (`snap`, `fmt_knob`, `knob_key`) and
   `tunable_knobs` (the knobs the soak's quoter reads: the tuner never proposes another one).
 
@@ -18,6 +21,15 @@ The measurements behind the constants (noise floors, the replay score) are in do
 
 from __future__ import annotations
 
+from mmbot.knobs import is_quoter_knob
+from mmbot.soak.autotune_chained import (
+    CHAIN_BUDGET,
+    CHAIN_MIN_GAIN_BPS,
+    CHAIN_SCORE_NAME,
+    MIN_CHAIN_FILLS,
+    chained_tune,
+    select_best_chained,
+)
 from mmbot.soak.autotune_counterfactual import (
     INERT_DECISIONS,
     MAX_KEPT_SEGMENTS,
@@ -79,7 +91,19 @@ from mmbot.soak.autotune_rules import (
     tune,
 )
 
+
+def uses_chained(knobs: dict[str, float]) -> bool:
+    """Whether a knob set is tuned on chained evidence (`autotune_chained`: it has quoter knobs,
+    which change the fill rate tenfold) rather than paired per-segment gains (the six runtime
+    knobs alone)."""
+    return any(is_quoter_knob(k) for k in knobs)
+
+
 __all__ = [
+    "CHAIN_BUDGET",
+    "CHAIN_MIN_GAIN_BPS",
+    "CHAIN_SCORE_NAME",
+    "MIN_CHAIN_FILLS",
     "CALM_DOWN_TRIGGERS",
     "FALLBACK_NEG_STREAK",
     "HYSTERESIS_ITERS",
@@ -108,6 +132,7 @@ __all__ = [
     "Rule",
     "TuneDecision",
     "adopt_floor",
+    "chained_tune",
     "common_score",
     "counterfactual_tune",
     "fmt_knob",
@@ -128,8 +153,10 @@ __all__ = [
     "rule_severity",
     "rule_table",
     "select_best",
+    "select_best_chained",
     "select_best_common",
     "snap",
     "tunable_knobs",
+    "uses_chained",
     "tune",
 ]

@@ -329,16 +329,22 @@ def _tune(st: SoakState, it: int, report: dict, knobs_used: dict[str, float]) ->
     if not (st.plan.auto_tune and it < st.plan.iterations):
         return None
     assert st.replayer is not None
-    decision = autotune.counterfactual_tune(
-        report,
-        knobs_used,
-        st.history,
-        st.replayer,
-        st.replayer.ids(),
-        budget=autotune.replay_budget(knobs_used),
-        # the knobs the quoter reads: the tuner moves no other (the six stay in every knob set)
-        tunable=autotune.tunable_knobs(st.plan.prof.strategy.name),
-    )
+    # the knobs the quoter reads: the tuner moves no other (the six stay in every knob set)
+    tunable = autotune.tunable_knobs(st.plan.prof.strategy.name)
+    if autotune.uses_chained(knobs_used):
+        decision = autotune.chained_tune(
+            report, knobs_used, st.history, st.replayer, st.replayer.ids(), tunable=tunable
+        )
+    else:
+        decision = autotune.counterfactual_tune(
+            report,
+            knobs_used,
+            st.history,
+            st.replayer,
+            st.replayer.ids(),
+            budget=autotune.replay_budget(knobs_used),
+            tunable=tunable,
+        )
     st.knobs = dict(decision.knobs)
     return decision
 
@@ -384,9 +390,12 @@ def _finish(st: SoakState, wall0: float) -> SoakFinal:
     best_it: int | None
     if plan.auto_tune and replayer is not None and replayer.ids():
         # keep-best on common market: every knob set that ran, replayed on the same segments
-        best_it, best_knobs, keep_best_table = autotune.select_best_common(
-            history, replayer, replayer.ids()
+        select = (
+            autotune.select_best_chained
+            if autotune.uses_chained(history[0]["knobs"])
+            else autotune.select_best_common
         )
+        best_it, best_knobs, keep_best_table = select(history, replayer, replayer.ids())
     elif plan.auto_tune:
         best_it, best_knobs = autotune.select_best(history)
     else:

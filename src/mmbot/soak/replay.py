@@ -10,6 +10,7 @@ number of workers.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,7 @@ import numpy as np
 
 from mmbot.errors import UserError
 from mmbot.soak import autotune
+from mmbot.soak.account_carry import AccountCarry
 from mmbot.soak.iteration import Segment, make_settings
 from mmbot.soak.market import Market
 
@@ -106,6 +108,9 @@ class Replayer:
         self.fill_counts: dict[tuple[int, tuple], int] = {}  # same keys: fills of that replay
         self.replays = 0
         self._pool: Any = None
+        # chained replays (`autotune_chained`): (first segment, segment, knobs) -> the segment's
+        # (pnl, turnover, fills) run from the chain's own account, and the account it ended with
+        self.links: dict[tuple[int, int, tuple], tuple[float, float, int, AccountCarry]] = {}
 
     def add(self, seg: Segment, knobs: Mapping[str, float]) -> None:
         self.close()  # a forked pool would not see the new segment
@@ -119,6 +124,7 @@ class Replayer:
             del self.segments[old]
             self.cache = {k: v for k, v in self.cache.items() if k[0] != old}
             self.fill_counts = {k: v for k, v in self.fill_counts.items() if k[0] != old}
+            self.links = {k: v for k, v in self.links.items() if k[0] != old}
 
     def ids(self) -> list[int]:
         """Segment ids, latest first."""
@@ -141,13 +147,19 @@ class Replayer:
         self, knobs: Mapping[str, float], seg_id: int
     ) -> tuple[float | None, int]:
         """One replay, uncached: (score, fills)."""
+        res = self._run(knobs, seg_id, self.segments[seg_id].account)
+        # scored like the real run's chunk: from the position it carried in, none closed
+        return chunk_score_bps(res), len(res.fills)
+
+    def _run(self, knobs: Mapping[str, float], seg_id: int, acct: AccountCarry | None) -> Any:
+        """The segment ``seg_id`` run with ``knobs`` from the account ``acct`` (None: flat)."""
         from mmbot.backtest import run as backtest_run
 
         seg = self.segments[seg_id]
         settings = make_settings(self.prof, knobs, seg.settings_seed)
         res = backtest_run(
             seg.events,
-            seg.account.settings(settings) if seg.account is not None else settings,
+            acct.settings(settings) if acct is not None else settings,
             symbol=self.mkt.symbol,
             tick_px=self.mkt.tick_px,
             lot_qty=self.mkt.lot_qty,
@@ -155,8 +167,46 @@ class Replayer:
         )
         if seg.funding is not None:
             res.meta["funding"] = seg.funding
-        # scored like the real run's chunk: from the position it carried in, none closed
-        return chunk_score_bps(res), len(res.fills)
+        return res
+
+    def chain_cost(self, knobs: Mapping[str, float], segments: Sequence[int]) -> int:
+        """Segment replays `chain` would run (those not cached)."""
+        segs = sorted(segments)
+        key = autotune.knob_key(knobs)
+        return sum(1 for s in segs if (segs[0], s, key) not in self.links)
+
+    def chain(
+        self, knobs: Mapping[str, float], segments: Sequence[int]
+    ) -> tuple[float | None, int]:
+        """``knobs`` replayed over ``segments`` in order (oldest first), each segment starting
+        from the account the previous one ended with (the first from the real run's): (net_bps
+        over them all, or None without fills; fills). Each link is cached."""
+        segs = sorted(segments)
+        key = autotune.knob_key(knobs)
+        acct = self.segments[segs[0]].account
+        pnl = turnover = 0.0
+        fills = 0
+        for s in segs:
+            link_key = (segs[0], s, key)
+            if link_key not in self.links:
+                self.links[link_key] = self._link(knobs, s, acct)
+                self.replays += 1
+            p, t, n, acct = self.links[link_key]
+            pnl, turnover, fills = pnl + p, turnover + t, fills + n
+        net = pnl / turnover * 1e4 if fills and turnover > 0 else None
+        return (net if net is not None and math.isfinite(net) else None), fills
+
+    def _link(
+        self, knobs: Mapping[str, float], seg_id: int, acct: AccountCarry | None
+    ) -> tuple[float, float, int, AccountCarry]:
+        from mmbot.audit import build_edge_report
+
+        res = self._run(knobs, seg_id, acct)
+        totals = build_edge_report([res], {})["totals"]
+        end = copy.deepcopy(acct) if acct is not None else AccountCarry(funded_to_ns=0)
+        end.end(res, end.funded_to_ns)
+        n = int(totals.get("fills") or 0)
+        return float(totals.get("pnl") or 0.0), float(totals.get("turnover") or 0.0), n, end
 
     def __call__(self, knobs: Mapping[str, float], seg_id: int) -> float | None:
         key = (seg_id, autotune.knob_key(knobs))

@@ -220,6 +220,18 @@ def _md_trials(sm: Mapping[str, Any]) -> list[str]:
         f"beyond {autotune.SCORE_TAU_S:g} s after each fill) beat the noise floor "
         f"({autotune.NOISE_FLOOR_BPS:g} bps x sqrt(2 / segments), at least "
         f"{autotune.MIN_ADOPT_SEGMENTS} segments).",
+        *(
+            [
+                "",
+                "A knob set with quoter knobs is judged on chained evidence instead "
+                f"({autotune.CHAIN_SCORE_NAME}): each candidate replayed over every kept segment "
+                "in order, carrying its own position, scored by net_bps over them all; adopted when "
+                f"it beats the current knobs' chain by {autotune.CHAIN_MIN_GAIN_BPS:g} bps on at "
+                f"least {autotune.MIN_CHAIN_FILLS} fills.",
+            ]
+            if any(t.get("score") == autotune.CHAIN_SCORE_NAME for _, t in trials)
+            else []
+        ),
         "",
         "| after iter | candidate | segments | gain_bps | adopted |",
         "|---:|---|---|---:|---|",

@@ -1,0 +1,278 @@
+"""The auto-tuner's chained evidence for quoter knobs: a candidate knob set replayed over every kept
+segment in order, carrying its own position from one segment to the next, scored by net_bps over
+all of them (`chained_tune`, `select_best_chained`).
+
+Why not the paired per-segment gains of `autotune_counterfactual` here: a quoter knob (the spread
+floor's multiplier, the levels, the skew) changes how often the quoter fills tenfold. A per-segment
+replay starts from the real run's position, and that position's move over the segment, divided by
+the few fills a wide setting makes, swings a segment's bps by tens (seen: paired gains of -188 and
++28 bps on 10-30 fills), so the paired means adopted noise and keep-best kept it. A chained replay
+is the fixed-knob run over the market played so far (its own positions, carried as the soak carries
+them): the figure a knob set's soak would be judged by, with no term shared by accident.
+
+Candidates are those of `autotune_counterfactual` (the rules' proposal and single-knob probes,
+ordered by the gain measured for them so far); each is chained over all kept segments within the
+replay budget (replays already made are free); the best one whose net beats the current knobs' by
+``CHAIN_MIN_GAIN_BPS`` on at least ``MIN_CHAIN_FILLS`` fills is adopted, or the merge of winners on
+disjoint fields when it beats that one. Pure given the evaluator.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Protocol
+
+from mmbot.knobs import knob_order
+from mmbot.soak.autotune_counterfactual import (
+    _INFO_MARKERS,
+    _adopt,
+    _Candidate,
+    _candidates,
+    _next_probe_state,
+    _probe_key,
+)
+from mmbot.soak.autotune_grid import knob_key, normalise_knobs
+from mmbot.soak.autotune_rules import RULES, Rule, TuneDecision, tune
+
+CHAIN_SCORE_NAME: Final[str] = "chained net_bps"
+# Segment replays per decision that are not cached: every candidate over every kept segment (a
+# 30-min replay is ~0.1-0.3 s; ~20 candidates x 6 segments at the end of a 3 h soak).
+CHAIN_BUDGET: Final[int] = 160
+# A chain is evidence about a knob set's bps only on at least this many fills (over all segments).
+MIN_CHAIN_FILLS: Final[int] = 20
+# The chained net a candidate must add to the current knobs' to be adopted (in-sample over the
+# market played: a small bar, the evidence is the soak's own measure).
+CHAIN_MIN_GAIN_BPS: Final[float] = 0.05
+# At most this many winners (disjoint fields, best first) are merged into one candidate.
+MAX_MERGED: Final[int] = 3
+
+Chain = tuple[float | None, int]  # (net_bps over the chained segments or None, fills)
+
+
+class ChainEvaluate(Protocol):
+    """What chained evidence needs of the evaluator (`mmbot.soak.replay.Replayer`)."""
+
+    def chain(self, knobs: Mapping[str, float], segments: Sequence[int]) -> Chain: ...
+
+    def chain_cost(self, knobs: Mapping[str, float], segments: Sequence[int]) -> int: ...
+
+
+def usable_chain(ch: Chain) -> float | None:
+    """A chain's net_bps where it is evidence (enough fills), else None."""
+    score, fills = ch
+    return score if score is not None and fills >= MIN_CHAIN_FILLS else None
+
+
+def chained_tune(
+    report: Mapping[str, Any],
+    current: Mapping[str, float],
+    history: Sequence[Mapping[str, Any]],
+    evaluate: ChainEvaluate,
+    segments: Sequence[int],
+    *,
+    rules: Sequence[Rule] = RULES,
+    budget: int = CHAIN_BUDGET,
+    tunable: frozenset[str] | None = None,
+) -> TuneDecision:
+    """The next knobs from chained replays of every candidate over the kept ``segments`` (any
+    order; chained oldest first). Without evidence for the current knobs (too few fills), the
+    best candidate with evidence is adopted (a fill search)."""
+    proposal = tune(report, current, history, rules=rules, tunable=tunable)
+    segs = sorted(segments)
+    if not segs:
+        return proposal
+    start = normalise_knobs(current)
+    decision = TuneDecision(
+        knobs=dict(start),
+        fired=list(proposal.fired),
+        skipped=list(proposal.skipped),
+        calm_down=proposal.calm_down,
+        validated=True,
+    )
+    decision.markers = [m for m in proposal.markers if any(t in m for t in _INFO_MARKERS)]
+    base = evaluate.chain(start, segs)
+    base_score = usable_chain(base)
+    if base_score is None:
+        decision.evidence = (
+            f"the current knobs made {base[1]} fills over segments {_segs_text(segs)} (fewer than "
+            f"{MIN_CHAIN_FILLS}): no evidence to beat; adopting the best candidate that has it"
+        )
+        decision.markers.append(f"| autotune | EVIDENCE | {decision.evidence} |")
+    cands = _candidates(proposal, start, history, tunable, segs)
+    scored = _run_chains(cands, evaluate, segs, start, budget)
+    bar = base_score + CHAIN_MIN_GAIN_BPS if base_score is not None else -math.inf
+    winners = sorted(
+        (c for c, ch in scored if (usable_chain(ch) or -math.inf) > bar),
+        key=lambda c: -_score_of(scored, c),
+    )
+    chosen, merged, parts = _merge(winners, start, evaluate, segs, scored)
+    adopted = {id(c) for c in parts} | ({id(chosen)} if chosen is not None else set())
+    probe_gain = _record(decision, scored, base, segs, start, adopted)
+    decision.probe_state = _next_probe_state(decision, history, probe_gain, CHAIN_MIN_GAIN_BPS)
+    if chosen is not None:
+        _adopt(decision, chosen)
+    return decision
+
+
+def _segs_text(segs: Sequence[int]) -> str:
+    return ",".join(map(str, segs))
+
+
+def _score_of(scored: Sequence[tuple[_Candidate, Chain]], c: _Candidate) -> float:
+    ch = next(ch for x, ch in scored if x is c)
+    v = usable_chain(ch)
+    return v if v is not None else -math.inf
+
+
+def _run_chains(
+    cands: Sequence[_Candidate],
+    evaluate: ChainEvaluate,
+    segs: Sequence[int],
+    start: Mapping[str, float],
+    budget: int,
+) -> list[tuple[_Candidate, Chain]]:
+    """Every candidate chained over ``segs`` in their prior order, while the budget lasts."""
+    used = evaluate.chain_cost(start, segs)  # the base was chained already: counted
+    out: list[tuple[_Candidate, Chain]] = []
+    for c in cands:
+        cost = evaluate.chain_cost(c.knobs, segs)
+        if used + cost > budget:
+            continue
+        used += cost
+        out.append((c, evaluate.chain(c.knobs, segs)))
+    return out
+
+
+def _merge(
+    winners: Sequence[_Candidate],
+    start: Mapping[str, float],
+    evaluate: ChainEvaluate,
+    segs: Sequence[int],
+    scored: list[tuple[_Candidate, Chain]],
+) -> tuple[_Candidate | None, _Candidate | None, list[_Candidate]]:
+    """(the adopted candidate, the merge if one was chained, the winners merged into the adopted
+    one): the best winner, or the merge of the best winners on disjoint fields when its chain
+    beats that one's."""
+    if not winners:
+        return None, None, []
+    parts: list[_Candidate] = []
+    taken: set[str] = set()
+    for c in winners:
+        if len(parts) < MAX_MERGED and not (c.fields() & taken):
+            parts.append(c)
+            taken |= c.fields()
+    if len(parts) < 2:
+        return winners[0], None, []
+    knobs = dict(start)
+    for c in parts:
+        for ch in c.changes:
+            knobs[ch.field] = ch.new
+    merged = _Candidate(
+        label="COMBINED(" + "+".join(c.label for c in parts) + ")",
+        origin="COMBINED",
+        knobs=knobs,
+        changes=[ch for c in parts for ch in c.changes],
+        markers=[m for c in parts for m in c.markers],
+        fallback=any(c.fallback for c in parts),
+    )
+    scored.append((merged, evaluate.chain(knobs, segs)))
+    if _score_of(scored, merged) > _score_of(scored, winners[0]):
+        return merged, merged, parts
+    return winners[0], merged, []
+
+
+def _record(
+    decision: TuneDecision,
+    scored: Sequence[tuple[_Candidate, Chain]],
+    base: Chain,
+    segs: Sequence[int],
+    start: Mapping[str, float],
+    adopted_ids: set[int],
+) -> dict[str, tuple[float, int]]:
+    """Every chained candidate into the decision's trials and a COUNTERFACTUAL marker; returns the
+    probes' (gain, segments) and marks the inert ones (a chain identical to the base's)."""
+    probe_gain: dict[str, tuple[float, int]] = {}
+    base_score = usable_chain(base)
+    for c, ch in scored:
+        score = usable_chain(ch)
+        gain = score - base_score if score is not None and base_score is not None else None
+        adopted = id(c) in adopted_ids
+        decision.trials.append(
+            {
+                "candidate": c.label,
+                "origin": c.origin,
+                "changes": [x.as_dict() for x in c.changes],
+                "knobs": dict(c.knobs),
+                "chain_base_knobs": dict(start),
+                "segments": list(segs),
+                "score": CHAIN_SCORE_NAME,
+                "chain_score_bps": ch[0],
+                "chain_fills": ch[1],
+                "base_chain_score_bps": base[0],
+                "base_chain_fills": base[1],
+                "earlier_segments": [],
+                "gain_bps": gain,
+                "evidence_segments": len(segs) if score is not None else 0,
+                "adopted": adopted,
+            }
+        )
+        decision.markers.append(
+            f"| autotune | COUNTERFACTUAL | cand={c.label} segs={len(segs)} "
+            f"score={CHAIN_SCORE_NAME} net_bps={_fmt(ch[0])} fills={ch[1]} "
+            f"gain_bps={_fmt(gain, signed=True)} adopted={int(adopted)} |"
+        )
+        if c.origin == "PROBE":
+            x = c.changes[0]
+            key = _probe_key(x.field, 1 if x.new > x.old else -1)
+            # a probe without evidence (too few fills) counts as a clear loser: its step halves
+            probe_gain[key] = (gain if gain is not None else -math.inf, len(segs))
+            if ch == base:
+                decision.inert.append(key)
+    return probe_gain
+
+
+def _fmt(v: float | None, signed: bool = False) -> str:
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    return f"{v:+.3f}" if signed else f"{v:.3f}"
+
+
+def select_best_chained(
+    history: Sequence[Mapping[str, Any]],
+    evaluate: ChainEvaluate,
+    segments: Sequence[int],
+) -> tuple[int, dict[str, float], list[dict[str, Any]]]:
+    """Keep-best by chained net_bps: every distinct knob set that ran, chained over ``segments``;
+    the latest set is kept unless an earlier one beats it by ``CHAIN_MIN_GAIN_BPS``, and never one
+    without evidence when another has it. Returns (iteration, knobs, table)."""
+    if not history:
+        raise ValueError("select_best_chained needs at least one iteration")
+    latest: dict[tuple, Mapping[str, Any]] = {}
+    for e in history:
+        latest[knob_key(e["knobs"])] = e
+    segs = sorted(segments)
+    table = []
+    for e in sorted(latest.values(), key=lambda e: int(e["iteration"])):
+        ch = evaluate.chain(e["knobs"], segs)
+        table.append(
+            {
+                "iteration": int(e["iteration"]),
+                "knobs": {k: float(e["knobs"][k]) for k in knob_order(e["knobs"])},
+                "segments": segs,
+                "score": CHAIN_SCORE_NAME,
+                "chain_fills": ch[1],
+                "score_bps": usable_chain(ch),
+            }
+        )
+
+    def score(row: Mapping[str, Any]) -> float:
+        return row["score_bps"] if row["score_bps"] is not None else -math.inf
+
+    best = table[-1]
+    for row in reversed(table[:-1]):
+        if score(row) > score(best) + (CHAIN_MIN_GAIN_BPS if math.isfinite(score(best)) else 0):
+            best = row
+    for row in table:
+        row["kept"] = row is best
+    return int(best["iteration"]), dict(best["knobs"]), table

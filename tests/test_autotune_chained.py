@@ -1,0 +1,138 @@
+"""Chained evidence for quoter knobs: a knob set replayed over the kept segments in order, carrying
+its own position, is the fixed-knob run over that market; the tuner adopts the best chain and
+keep-best keeps the best set that ran."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import pytest
+
+from conftest import glft_profile
+from mmbot.audit import build_edge_report
+from mmbot.knobs import CONSERVATIVE_START, quoter_knob_name
+from mmbot.soak import autotune
+from mmbot.soak.account_carry import AccountCarry
+from mmbot.soak.runner import (
+    NS_PER_HOUR,
+    SYNTH_START_NS,
+    Replayer,
+    Segment,
+    resolve_market,
+    run_iteration,
+)
+
+KNOBS = {k: float(v) for k, v in CONSERVATIVE_START.items()}
+
+
+@pytest.fixture(scope="module")
+def two_iterations() -> tuple:
+    mkt = resolve_market("synthetic")
+    prof = glft_profile()
+    dur = int(0.02 * NS_PER_HOUR)
+    segs: list[Segment] = []
+    acct = AccountCarry(funded_to_ns=SYNTH_START_NS)
+    results = []
+    for it in (1, 2):
+        results += run_iteration(
+            mkt,
+            prof,
+            KNOBS,
+            5,
+            it,
+            SYNTH_START_NS + (it - 1) * dur,
+            dur,
+            segment_out=segs,
+            account=acct,
+            close_end=False,
+        )
+    return mkt, prof, results, segs
+
+
+def test_a_chain_with_the_real_knobs_is_the_real_run(two_iterations: tuple) -> None:
+    """Chained with the knobs the soak ran, the second segment starts from the position the
+    first one's replay ended with, which is the real run's: the chain's net is the real run's."""
+    mkt, prof, results, segs = two_iterations
+    assert [s.iteration for s in segs] == [1, 2]
+    rp = Replayer(mkt, prof, keep=4)
+    for s in segs:
+        rp.segments[s.iteration] = s
+    real = build_edge_report(results, {})["totals"]
+    net, fills = rp.chain(KNOBS, [2, 1])
+    assert fills == real["fills"] > 0
+    assert net == pytest.approx(real["net_bps"], rel=1e-9, abs=1e-9)
+    assert rp.chain_cost(KNOBS, [1, 2]) == 0  # both links cached
+    # another knob set is another run, with its own position from the first segment on
+    wide = dict(KNOBS, base_spread_bps_delta=0.6)
+    assert rp.chain_cost(wide, [1, 2]) == 2
+    other = rp.chain(wide, [1, 2])
+    assert other != (net, fills)
+    end1 = rp.links[(1, 1, autotune.knob_key(wide))][3]
+    assert end1.position_qty == pytest.approx(
+        float(rp._run(wide, 1, segs[0].account).meta["venue"]["position_qty"])
+    )
+
+
+class _Market:
+    """A deterministic evaluator: a knob set's chained net is a smooth function of its as_mult
+    (best at 3) over however many segments; fills fall as as_mult rises."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def chain(self, knobs: Mapping[str, float], segments: Sequence[int]) -> tuple[float, int]:
+        self.calls += 1
+        a = knobs.get(quoter_knob_name("as_mult"), 1.0)
+        return 5.0 - (a - 3.0) ** 2, int(200 / a) * len(segments)
+
+    def chain_cost(self, knobs: Mapping[str, float], segments: Sequence[int]) -> int:
+        return len(segments)
+
+
+def _start(as_mult: float) -> dict[str, float]:
+    return {**KNOBS, quoter_knob_name("as_mult"): as_mult}
+
+
+def test_the_tuner_adopts_the_probe_whose_chain_earns_more() -> None:
+    ev = _Market()
+    tunable = frozenset({quoter_knob_name("as_mult")})
+    d = autotune.chained_tune({}, _start(0.5), [], ev, [1, 2], tunable=tunable)
+    assert d.knobs[quoter_knob_name("as_mult")] == 3.0  # the probe to the limit
+    adopted = [t for t in d.trials if t["adopted"]]
+    assert len(adopted) == 1 and adopted[0]["gain_bps"] == pytest.approx(
+        (5.0 - 0.0) - (5.0 - 2.5**2)
+    )
+    assert any("score=chained net_bps" in m and "adopted=1" in m for m in d.markers)
+    # at the best setting no probe gains: nothing adopted
+    d2 = autotune.chained_tune({}, _start(3.0), [], ev, [1, 2], tunable=tunable)
+    assert d2.knobs[quoter_knob_name("as_mult")] == 3.0 and not d2.changes
+
+
+def test_too_few_fills_is_no_evidence() -> None:
+    class Thin(_Market):
+        def chain(self, knobs, segments):  # type: ignore[no-untyped-def]
+            net, _ = super().chain(knobs, segments)
+            return net, autotune.MIN_CHAIN_FILLS - 1
+
+    tunable = frozenset({quoter_knob_name("as_mult")})
+    d = autotune.chained_tune({}, _start(0.5), [], Thin(), [1], tunable=tunable)
+    assert not d.changes and "fewer than" in d.evidence
+
+
+def test_keep_best_keeps_an_earlier_set_only_when_it_earns_more() -> None:
+    ev = _Market()
+    history = [
+        {"iteration": 1, "knobs": _start(0.5)},
+        {"iteration": 2, "knobs": _start(3.0)},
+        {"iteration": 3, "knobs": _start(2.0)},
+    ]
+    it, knobs, table = autotune.select_best_chained(history, ev, [1, 2, 3])
+    assert it == 2 and knobs[quoter_knob_name("as_mult")] == 3.0
+    assert [r["kept"] for r in table] == [False, True, False]
+    # a tie keeps the latest
+    it, _, _ = autotune.select_best_chained(
+        history[:2] + [{"iteration": 3, "knobs": _start(3.0)}], ev, [1]
+    )
+    assert it == 3
+    assert all(math.isfinite(r["score_bps"]) for r in table)
