@@ -136,3 +136,17 @@ def test_keep_best_keeps_an_earlier_set_only_when_it_earns_more() -> None:
     )
     assert it == 3
     assert all(math.isfinite(r["score_bps"]) for r in table)
+
+
+def test_chains_prefetched_in_workers_are_the_chains_run_here(two_iterations: tuple) -> None:
+    mkt, prof, _, segs = two_iterations
+    knob_sets = [dict(KNOBS, base_spread_bps_delta=d) for d in (0.0, 0.3, 0.6)]
+    here = Replayer(mkt, prof, keep=4)
+    there = Replayer(mkt, prof, keep=4, workers=2)
+    for rp in (here, there):
+        for s in segs:
+            rp.segments[s.iteration] = s
+    there.prefetch_chains(knob_sets, [1, 2])
+    there.close()
+    assert there.replays == 6 and all(there.chain_cost(k, [1, 2]) == 0 for k in knob_sets)
+    assert [there.chain(k, [1, 2]) for k in knob_sets] == [here.chain(k, [1, 2]) for k in knob_sets]

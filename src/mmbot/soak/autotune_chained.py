@@ -134,14 +134,17 @@ def _run_chains(
 ) -> list[tuple[_Candidate, Chain]]:
     """Every candidate chained over ``segs`` in their prior order, while the budget lasts."""
     used = evaluate.chain_cost(start, segs)  # the base was chained already: counted
-    out: list[tuple[_Candidate, Chain]] = []
+    within: list[_Candidate] = []
     for c in cands:
         cost = evaluate.chain_cost(c.knobs, segs)
         if used + cost > budget:
             continue
         used += cost
-        out.append((c, evaluate.chain(c.knobs, segs)))
-    return out
+        within.append(c)
+    prefetch = getattr(evaluate, "prefetch_chains", None)
+    if prefetch is not None:  # one batch (parallel when the evaluator can): same answers
+        prefetch([c.knobs for c in within], segs)
+    return [(c, evaluate.chain(c.knobs, segs)) for c in within]
 
 
 def _merge(
@@ -253,7 +256,11 @@ def select_best_chained(
         latest[knob_key(e["knobs"])] = e
     segs = sorted(segments)
     table = []
-    for e in sorted(latest.values(), key=lambda e: int(e["iteration"])):
+    ordered = sorted(latest.values(), key=lambda e: int(e["iteration"]))
+    prefetch = getattr(evaluate, "prefetch_chains", None)
+    if prefetch is not None:
+        prefetch([e["knobs"] for e in ordered], segs)
+    for e in ordered:
         ch = evaluate.chain(e["knobs"], segs)
         table.append(
             {

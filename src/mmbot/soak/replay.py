@@ -72,6 +72,14 @@ def _replay_in_child(task: tuple[int, dict[str, float]]) -> tuple[float | None, 
     return _FORK_REPLAYER[0].replay_with_fills(knobs, seg_id)
 
 
+def _chain_in_child(task: tuple[dict[str, float], list[int]]) -> list[tuple[tuple, Any]]:
+    knobs, segs = task
+    rp = _FORK_REPLAYER[0]
+    rp.chain(knobs, segs)
+    key = autotune.knob_key(knobs)
+    return [((segs[0], s, key), rp.links[(segs[0], s, key)]) for s in segs]
+
+
 def replay_workers() -> int:
     """Processes for counterfactual replays: ``$MM_SOAK_REPLAY_WORKERS`` or the usable CPUs (at
     most 2); 1 = replay in this process. Results do not depend on it (replays are pure)."""
@@ -195,6 +203,28 @@ class Replayer:
             pnl, turnover, fills = pnl + p, turnover + t, fills + n
         net = pnl / turnover * 1e4 if fills and turnover > 0 else None
         return (net if net is not None and math.isfinite(net) else None), fills
+
+    def prefetch_chains(
+        self, knob_sets: Sequence[Mapping[str, float]], segments: Sequence[int]
+    ) -> None:
+        """Chain every knob set not chained yet, in parallel when there are workers (each chain
+        in one worker: its links depend on each other)."""
+        segs = sorted(segments)
+        todo = list(
+            {
+                autotune.knob_key(k): dict(k) for k in knob_sets if self.chain_cost(k, segs) > 0
+            }.values()
+        )
+        pool = self._get_pool() if len(todo) >= 2 else None
+        if pool is None:
+            for k in todo:
+                self.chain(k, segs)
+            return
+        for links in pool.map(_chain_in_child, [(k, segs) for k in todo], chunksize=1):
+            for key, link in links:
+                if key not in self.links:
+                    self.links[key] = link
+                    self.replays += 1
 
     def _link(
         self, knobs: Mapping[str, float], seg_id: int, acct: AccountCarry | None
