@@ -261,3 +261,17 @@ def test_spot_and_coinm_markets_are_fitted_at_their_captured_tick(name: str, cap
     assert calib["tick_px"] == pytest.approx(guess_tick(load_events(path)[0]))
     assert all(calib["model"][k] > 0 for k in FINE_TICK_TERMS)
     assert len(generate(calib, 1, T0_NS, 5 * 1_000_000_000)) > 100
+
+
+def test_whole_level_pulls_fit_is_opt_in(capture_events: np.ndarray) -> None:
+    """--whole-level-pulls switches the generator term on, starts the per-level pull hazard at
+    its own scale and refits the feed latency on the fitted market's message times; the default
+    fit leaves the term out (the shipped markets' model)."""
+    log: list[str] = []
+    whole = calibrate(capture_events, rounds=1, fit_seconds=20, log=log, whole_level_pulls=True)
+    assert whole["model"]["stale_pull_whole"] == 1.0
+    assert any("the fitted market's" in line for line in log)
+    plain = calibrate(capture_events, rounds=1, fit_seconds=20)
+    assert "stale_pull_whole" not in plain["model"]
+    ev = generate(whole, 1, T0_NS, 10 * 1_000_000_000)
+    assert len(ev) > 100

@@ -82,9 +82,22 @@ def calibrate(
         min=0,
         help="seconds of each of a late round's two markets (0 = 300, wide tick 750); longer = less noise, slower",
     ),
+    whole_level_pulls: bool = typer.Option(
+        False,
+        "--whole-level-pulls",
+        help="experimental, as captured only: stale quotes pulled a level at a time, the pull "
+        "rate fitted to the mid's return autocorrelation (docs/data.md)",
+    ),
 ) -> None:
     """Fit the synthetic market's parameters to a real capture."""
-    calibrate_command(path, out, tick_bps=tick_bps, rounds=rounds, fit_seconds=fit_seconds or None)
+    calibrate_command(
+        path,
+        out,
+        tick_bps=tick_bps,
+        rounds=rounds,
+        fit_seconds=fit_seconds or None,
+        whole_level_pulls=whole_level_pulls,
+    )
 
 
 def calibrate_command(
@@ -94,6 +107,7 @@ def calibrate_command(
     tick_bps: float = 0.0,
     rounds: int = 16,
     fit_seconds: int | None = None,
+    whole_level_pulls: bool = False,
 ) -> dict:
     """Fit with a progress bar (one step a simulated round) on stderr, write the calibration, and
     print the capture's statistics next to the fitted market's."""
@@ -142,6 +156,7 @@ def calibrate_command(
             fit_seconds=fit_seconds,
             log=log,
             progress=show,
+            whole_level_pulls=whole_level_pulls,
         )
     add_provenance(
         calib,

@@ -83,6 +83,7 @@ IMPACT_DECAY_PER_S = 0.3
 IMPACT_CAP_BPS = 1.0
 MIN_IMPACT_CAP_BPS = 0.1  # search range of the fitted saturation scale (as-captured fit)
 MAX_IMPACT_CAP_BPS = 10.0
+WHOLE_MAX_IMPACT_CAP_BPS = 30.0  # the same, with whole-level pulls (their fit drove it past 10)
 # the deep-sweep statistics rest on a few hundred sweeps a round: smaller steps
 IMPACT_DAMPING = 0.25
 MAX_INFORMED_RATE = 1000.0  # informed parents per s per bps of mispricing (search range)
@@ -95,6 +96,19 @@ FINE_TICK_TERMS = (
     "refill_whole",
     "ladder_hysteresis_bps",
 )
+# opt-in (calibrate(whole_level_pulls=True), `mmbot data calibrate --whole-level-pulls`): stale
+# pulls take whole levels (synthetic.P_STALE_WHOLE) and the stale-pull hazard (per level) follows the
+# lag-1 autocorrelation of mid returns (mean of 100 ms and 1 s): pulls slower than the makers' on
+# the capture leave the mid trailing the efficient price, a smoothed random walk whose returns
+# continue each other. Log step per unit of autocorrelation: on the USD-M capture's market a
+# tenfold pull rate moved that mean by ~0.04 (a 300 s market measures it to +-0.05): a gain of
+# 10 is a quarter of the full step
+INITIAL_STALE_LEVEL_RATE = 100.0
+STALE_AUTOCORR_GAIN = 10.0
+# with whole-level pulls the transient impact's decay follows the print markout's reversion from 100 ms
+# to 5 s (the capture's 5 s / 100 ms markout ratio); the wide tick keeps IMPACT_DECAY_PER_S
+MIN_IMPACT_DECAY_PER_S = 0.03
+MAX_IMPACT_DECAY_PER_S = 30.0
 INITIAL_HYSTERESIS_BPS = 0.1
 MIN_HYSTERESIS_BPS = 1e-3  # search range
 MAX_HYSTERESIS_BPS = 2.0
@@ -103,6 +117,7 @@ MIN_CANCEL_RATE = 1e-4  # cancel hazard of a resting order, per s (search range)
 MAX_CANCEL_RATE = 10.0
 MIN_STALE_RATE = 0.1  # stale-quote pulls per order per s (search range)
 MAX_STALE_RATE = 500.0
+MAX_STALE_LEVEL_RATE = 2000.0  # whole-level pulls: per stale level per s
 MAX_LOG_STEP = 1.0  # largest |log| of one round's multiplicative step
 DAMPING = 0.5  # exponent of the multiplicative fixed-point steps (sim noise vs speed)
 FIT_SEED = 12345
@@ -323,7 +338,14 @@ def _emitted_latency_ns(
     return out
 
 
-def _fit_latency(calib: dict, events: np.ndarray, target: dict, log: list[str]) -> None:
+def _fit_latency(
+    calib: dict,
+    events: np.ndarray,
+    target: dict,
+    log: list[str],
+    *,
+    per_event: bool = False,
+) -> None:
     """Fit the latency table and its correlation time on the capture's own message times (the
     feed model does not depend on the book, so no market is simulated): each round steps every
     drawn quantile toward the capture's emitted one and the correlation time toward its p95,
@@ -333,6 +355,10 @@ def _fit_latency(calib: dict, events: np.ndarray, target: dict, log: list[str]) 
     from mmbot.data.synthetic_rng import _seed_state
 
     ts = np.ascontiguousarray(events["exch_ts"], dtype=np.int64)
+    rows = None
+    if per_event:
+        # a synthetic market draws one latency per simulated event, shared by the rows it emits
+        ts, rows = np.unique(ts, return_counts=True)
     tgt = np.asarray(target["feed_latency_quantiles_ns"], dtype=np.float64)
     tgt_p95 = float(target["feed_latency_ms_p95"]) * 1e6
     tab = np.asarray(calib["feed_latency_quantiles_ns"], dtype=np.float64)
@@ -348,6 +374,8 @@ def _fit_latency(calib: dict, events: np.ndarray, target: dict, log: list[str]) 
                 for k in range(LAT_PATHS)
             ]
         ).astype(np.float64)
+        if rows is not None:
+            lat = np.repeat(lat, np.tile(rows, LAT_PATHS))
         sim = np.quantile(lat, _PROBS)
         sim_p95 = float(np.quantile(lat, 0.95))
         if rnd >= LAT_ROUNDS // 2:
@@ -363,10 +391,23 @@ def _fit_latency(calib: dict, events: np.ndarray, target: dict, log: list[str]) 
         tau = _clip(tau / _ratio(tgt_p95, sim_p95, LAT_TAU_POWER), MIN_LAT_TAU_S, MAX_LAT_TAU_S)
     calib["feed_latency_quantiles_ns"] = [float(x) for x in np.mean(tabs, axis=0)]
     calib["feed_latency_corr_s"] = float(np.exp(np.mean(np.log(taus))))
+    where = "the fitted market's" if per_event else "the capture's"
     log.append(
-        f"feed latency: {LAT_ROUNDS} rounds on the capture's {len(ts)} message times, "
+        f"feed latency: {LAT_ROUNDS} rounds on {where} {len(ts)} message times, "
         f"correlation {calib['feed_latency_corr_s']:.3f} s"
     )
+
+
+def _refit_latency_on_market(calib: dict, target: dict, seconds: int, log: list[str]) -> None:
+    """Refit the feed latency on the message times of one market of the fitted model. Local time
+    never runs backwards, so the emitted tail depends on how densely messages come: the fitted
+    fine-tick market emits more book rows per second than the capture's depth messages (whole
+    levels pulled and rebuilt as the efficient price moves), and a latency fitted on the
+    capture's times came out with a p95 1.8x the capture's on it."""
+    from mmbot.data.synthetic import generate
+
+    ev = generate(calib, FIT_SEED + 2000, _T0_NS, seconds * 1_000_000_000)
+    _fit_latency(calib, ev, target, log, per_event=True)
 
 
 def _clip(x: float, lo: float, hi: float) -> float:
@@ -561,7 +602,11 @@ def _update(m: dict, s: dict, target: dict, *, fit_spread: bool) -> None:
         MIN_PERMANENCE,
         MAX_PERMANENCE,
     )
-    m["impact_decay_per_s"] = IMPACT_DECAY_PER_S
+    whole = m.get("stale_pull_whole", 0.0) > 0.0
+    if whole:
+        _step_impact_decay(m, s, target)
+    else:
+        m["impact_decay_per_s"] = IMPACT_DECAY_PER_S
     if fit_spread:
         # at the captured tick the saturation scale is fitted: a larger one lets the biggest
         # sweeps (which carry most prints) move the price more, so it follows the 1 s markout of
@@ -570,7 +615,7 @@ def _update(m: dict, s: dict, target: dict, *, fit_spread: bool) -> None:
             m.get("impact_cap_bps", IMPACT_CAP_BPS)
             * _ratio(target["markout_1s_bps"], s["markout_1s_bps"], IMPACT_DAMPING),
             MIN_IMPACT_CAP_BPS,
-            MAX_IMPACT_CAP_BPS,
+            WHOLE_MAX_IMPACT_CAP_BPS if whole else MAX_IMPACT_CAP_BPS,
         )
     else:
         m["impact_cap_bps"] = IMPACT_CAP_BPS
@@ -578,6 +623,17 @@ def _update(m: dict, s: dict, target: dict, *, fit_spread: bool) -> None:
     # past the touch and makers pulling those stale quotes: the step moves both, the informed
     # intensity up by its square root and the stale-pull speed down by it. (On the wide tick
     # the stale touch melts before the informed trade unless the pulls slow down.)
+    if whole:
+        # whole-level pulls: the pull speed has its own statistic (the mid's return
+        # autocorrelation), the informed intensity alone follows the aggressor-order markout
+        m["informed_rate_per_s_per_bps"] = _clip(
+            m["informed_rate_per_s_per_bps"]
+            * _ratio(target["parent_markout_1s_bps"], s["parent_markout_1s_bps"]),
+            MIN_INFORMED_RATE,
+            MAX_INFORMED_RATE,
+        )
+        _step_stale_rate(m, s, target)
+        return
     race = np.sqrt(_ratio(target["parent_markout_1s_bps"], s["parent_markout_1s_bps"], 2.0))
     m["informed_rate_per_s_per_bps"] = _clip(
         m["informed_rate_per_s_per_bps"] * race, MIN_INFORMED_RATE, MAX_INFORMED_RATE
@@ -585,6 +641,38 @@ def _update(m: dict, s: dict, target: dict, *, fit_spread: bool) -> None:
     m["stale_cancel_rate_per_s"] = _clip(
         m["stale_cancel_rate_per_s"] / race, MIN_STALE_RATE, MAX_STALE_RATE
     )
+
+
+def _mean_return_autocorr(stats: dict) -> float:
+    return 0.5 * (
+        float(stats["autocorr_mid_return_100ms"]) + float(stats["autocorr_mid_return_1s"])
+    )
+
+
+def _step_stale_rate(m: dict, s: dict, target: dict) -> None:
+    """Faster stale pulls keep the mid on the efficient price: the step raises the pull hazard
+    while the synthetic mid's returns are more autocorrelated than the capture's."""
+    gap = _mean_return_autocorr(s) - _mean_return_autocorr(target)
+    if not np.isfinite(gap):
+        return
+    step = float(np.exp(np.clip(STALE_AUTOCORR_GAIN * gap, -MAX_LOG_STEP, MAX_LOG_STEP)))
+    m["stale_cancel_rate_per_s"] = _clip(
+        m["stale_cancel_rate_per_s"] * step, MIN_STALE_RATE, MAX_STALE_LEVEL_RATE
+    )
+
+
+def _step_impact_decay(m: dict, s: dict, target: dict) -> None:
+    """A faster-decaying transient impact reverts more of the print markout between 100 ms and
+    5 s: the decay rate steps toward the capture's 5 s / 100 ms markout ratio."""
+    decay = float(m.get("impact_decay_per_s", IMPACT_DECAY_PER_S))
+    t100 = float(target["markout_100ms_bps"])
+    s100 = float(s["markout_100ms_bps"])
+    t_keep = float(target["markout_5s_bps"]) / t100 if t100 > 0 else float("nan")
+    s_keep = float(s["markout_5s_bps"]) / s100 if s100 > 0 else float("nan")
+    if np.isfinite(t_keep) and np.isfinite(s_keep) and t_keep > 0 and s_keep > 0:
+        # more kept than the capture -> decay faster
+        decay /= _ratio(t_keep, s_keep, IMPACT_DAMPING)
+    m["impact_decay_per_s"] = _clip(decay, MIN_IMPACT_DECAY_PER_S, MAX_IMPACT_DECAY_PER_S)
 
 
 LOSS_KEYS = (
@@ -617,10 +705,16 @@ def calibrate(
     fit_seconds: int | None = None,
     log: list[str] | None = None,
     progress: ProgressFn | None = None,
+    whole_level_pulls: bool = False,
 ) -> dict:
     """Fit the embedded market to a capture's events. ``tick_bps > 0`` makes the wide-tick
     variant: the same fitted dynamics on a tick of about that many bps (depth re-binned from the
-    capture's depth-vs-distance profile, flow refitted to the same trade rate and markout)."""
+    capture's depth-vs-distance profile, flow refitted to the same trade rate and markout).
+    ``whole_level_pulls`` (as captured only; experimental): stale quotes are pulled a whole level
+    at a time at a hazard fitted to the mid's return autocorrelation, the transient impact's decay
+    to the print markout's reversion, and the feed latency refitted on the fitted market's
+    message times. On USD-M BTCUSDT it brought the 100 ms / 1 s return autocorrelations and the
+    spread's p95 to the capture's but left the 1 s print markout at ~0.7x (docs/data.md)."""
     from mmbot.data.market_stats import guess_tick, market_stats
 
     if not np.isfinite(tick_bps) or tick_bps < 0:
@@ -686,6 +780,11 @@ def calibrate(
         # makers re-centre their ladder only on moves of v past this (fitted to touch updates)
         "ladder_hysteresis_bps": INITIAL_HYSTERESIS_BPS,
     }
+    if whole_level_pulls and tick_bps <= 0:
+        # a stale pull takes the whole stale touch level (see synthetic.P_STALE_WHOLE), its
+        # hazard per level, fitted to the mid's return autocorrelation
+        model["stale_pull_whole"] = 1.0
+        model["stale_cancel_rate_per_s"] = INITIAL_STALE_LEVEL_RATE
     calib: dict = {
         "schema": "mmbot.market.v1",
         "variant": "as_captured",
@@ -748,6 +847,8 @@ def calibrate(
             log=log,
             progress=progress,
         )
+    if model.get("stale_pull_whole", 0.0) > 0.0:
+        _refit_latency_on_market(calib, target, fit_seconds, log)
     calib["fit_stats"] = _sim_stats(calib, FIT_SEED + 1000, fit_seconds)
     if progress is not None:
         progress(FitProgress(rounds + 2, rounds + 2, "checked the averaged parameters"))
@@ -821,6 +922,7 @@ def add_provenance(
             + ([f"--tick-bps {tick_bps:g}"] if tick_bps > 0 else [])
             + ([f"--rounds {rounds}"] if rounds != FIT_ROUNDS else [])
             + ([f"--fit-seconds {fit_seconds}"] if fit_seconds else [])
+            + (["--whole-level-pulls"] if calib["model"].get("stale_pull_whole") else [])
         ),
         "capture": stem,
         "fit_log": log,
