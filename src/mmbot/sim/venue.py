@@ -5,14 +5,14 @@ owns one part and works on that state:
 
 - ``codes``     sides, time in force, order status, results, errors, response kinds
 - ``state``     the structref layout, record layouts, construction, price <-> tick, contract value
-- ``book``      the dense price-ladder order book (depth, BBO, clear rules; both views share it)
 - ``latency``   entry / response latency (constant or a time table)
 - ``queue``     queue-position models of resting orders
 - ``matching``  the live list, fills, trades and book moves through resting orders, taker walks
 - ``exchange``  requests arriving at the exchange: new / cancel / modify, rate limit
 - ``responses`` exchange -> local responses with latency, delivered to the local view
 - ``recording`` ACTION / MARK buffers
-- ``clock``     event indexing, one market event to a book, the time-ordered merge loop
+- ``clock``     event indexing, one market event to a book, the time-ordered merge loop (the
+                depth rules of both books are ``mmbot.book``'s ladder)
 - ``verbs``     what a strategy calls (time, views, orders, account, actions, results)
 
 This module re-exports the public names (and the two result readers ``mmbot.sim.api`` uses) so
