@@ -98,38 +98,6 @@ def _run_name(i: int, path: Path) -> str:
     return f"{i:02d}_{safe}"
 
 
-def _validate_inputs(
-    data: Sequence[Path],
-    profile: str | None,
-    overrides: Path | None,
-    latency_ms: float,
-    queue_model: str,
-    options: Mapping[str, Any],
-) -> tuple[Profile, dict, list[str]]:
-    """Every input checked before anything is written (UserError naming the input)."""
-    from mmbot.config import load_overrides, overrides_source, with_override_params
-    from mmbot.sim.config import parse_queue_model
-
-    if not data:
-        raise UserError("--data: at least one capture file is needed")
-    for path in data:
-        p = Path(path)
-        if not p.exists():
-            raise UserError(f"--data {p}: file not found")
-        if not p.is_file():
-            raise UserError(f"--data {p}: not a file")
-    if not (math.isfinite(latency_ms) and latency_ms >= 0):
-        raise UserError(f"--latency-ms {latency_ms!r}: must be a finite number >= 0")
-    parse_queue_model(queue_model)
-    prof = check_strategy(with_strategy_options(load_profile(profile), **options))
-    # a file an earlier soak left in the working directory is applied only when named (--overrides)
-    ovr, messages = load_overrides(overrides, default_file=None)
-    # the file's quoter parameters (param.NAME, e.g. a soak's tuned ones); --param wins
-    source = overrides_source(overrides, default_file=None) or "overrides"
-    prof = with_override_params(prof, ovr, source, keep=options.get("params"))
-    return prof, ovr, list(prof.messages) + messages
-
-
 def check_strategy(prof: Profile) -> Profile:
     """The profile's quoter and its parameters, checked before anything runs (UserError)."""
     spec = prof.strategy.name
@@ -250,14 +218,30 @@ def _checked_settings(
     fee_tier: str | None,
     say: Callable[[str], None],
 ) -> tuple[Profile, dict, RunSettings]:
-    """(profile, overrides, the settings every file runs with), the inputs checked and the notes
-    and knob lines said."""
+    """(profile, overrides, the settings every file runs with): every input checked before
+    anything is written (UserError naming the input), the notes and knob lines said."""
     from mmbot import firstrun
+    from mmbot.config import load_overrides, overrides_source, with_override_params
+    from mmbot.sim.config import parse_queue_model
 
-    prof, ovr, messages = _validate_inputs(
-        data, profile, overrides, latency_ms, queue_model, options
-    )
-    for m in messages:
+    if not data:
+        raise UserError("--data: at least one capture file is needed")
+    for path in data:
+        p = Path(path)
+        if not p.exists():
+            raise UserError(f"--data {p}: file not found")
+        if not p.is_file():
+            raise UserError(f"--data {p}: not a file")
+    if not (math.isfinite(latency_ms) and latency_ms >= 0):
+        raise UserError(f"--latency-ms {latency_ms!r}: must be a finite number >= 0")
+    parse_queue_model(queue_model)
+    prof = check_strategy(with_strategy_options(load_profile(profile), **options))
+    # a file an earlier soak left in the working directory is applied only when named (--overrides)
+    ovr, messages = load_overrides(overrides, default_file=None)
+    # the file's quoter parameters (param.NAME, e.g. a soak's tuned ones); --param wins
+    source = overrides_source(overrides, default_file=None) or "overrides"
+    prof = with_override_params(prof, ovr, source, keep=options.get("params"))
+    for m in list(prof.messages) + messages:
         say(f"note: {m}")
     knob_values = effective_knobs(prof, ovr)
     for line in firstrun.knob_lines(prof, ovr, overrides):
