@@ -118,7 +118,8 @@ BOOK_USERS = {"sim/clock.py", "soak/book_carry.py", "data/replay.py"}
 # on purpose (the fill-mid cross-check must not share code with what it checks).
 BOOK_DEBT = {
     "data/market_stats.py",  # a ring of levels; repairs crossed books its own way
-    "data/synthetic.py",  # the generator's own book
+    "data/synthetic_book.py",  # the generator's ring-buffer book (scans, trims, snapshot)
+    "data/synthetic_core.py",  # the generator's event loop, which updates that book
     "live/bybit_msgs.py",  # LiveBook: the live stream's book (dicts)
     "live/orders.py",  # PublicBook: the emulator's / paper matcher's public book (dicts)
 }
