@@ -35,7 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mmbot.knobs import CONSERVATIVE_START, KNOB_NAMES, RUNTIME_LIMITS
+from mmbot.jitcache import configure as configure_jit_cache
+
+configure_jit_cache()  # an entry point: before compiled modules are imported (mmbot.jitcache)
+
+from mmbot.knobs import CONSERVATIVE_START, KNOB_NAMES, RUNTIME_LIMITS  # noqa: E402
 
 TUNE_SEED = 101
 FRESH_SEED = 202

@@ -37,8 +37,12 @@ from concurrent.futures import ProcessPoolExecutor
 import bench_autotune_grid as grid_bench  # beside this file (sys.path[0])
 import numpy as np
 
-from mmbot.knobs import CONSERVATIVE_START, QUOTER_KNOB_LIMITS, quoter_knob_name
-from mmbot.strategy.registry import DEFAULT_QUOTER, resolve
+from mmbot.jitcache import configure as configure_jit_cache
+
+configure_jit_cache()  # an entry point: before compiled modules are imported (mmbot.jitcache)
+
+from mmbot.knobs import CONSERVATIVE_START, QUOTER_KNOB_LIMITS, quoter_knob_name  # noqa: E402
+from mmbot.strategy.registry import DEFAULT_QUOTER, resolve  # noqa: E402
 
 SEEDS = "11,22,33,44,55"
 HOURS = 3.0

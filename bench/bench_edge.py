@@ -31,6 +31,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from mmbot.jitcache import configure as configure_jit_cache  # noqa: E402
+
+configure_jit_cache()  # an entry point: before compiled modules are imported (mmbot.jitcache)
+
 from mmbot.audit import build_edge_report  # noqa: E402
 from mmbot.backtest import RunSettings, run  # noqa: E402
 from mmbot.config import load_profile  # noqa: E402

@@ -22,12 +22,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from mmbot.jitcache import configure as configure_jit_cache
+
+configure_jit_cache()  # an entry point: before compiled modules are imported (mmbot.jitcache)
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CAPTURE = REPO.parent / "shared" / "data" / "binance-usdm" / "btcusdt_20240808.gz"
 N_COPIES = 20
 
 _RSS_CHILD = """
 import sys
+from mmbot.jitcache import configure
+configure()  # the child's JIT cache (mmbot.jitcache), before compiled modules
 from mmbot.data import iter_event_chunks
 n = 0
 for c in iter_event_chunks(sys.argv[1]):

@@ -21,6 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import json, os, sys, time, resource
 from pathlib import Path
+from mmbot.jitcache import configure
+configure()  # the child's JIT cache (mmbot.jitcache), before compiled modules
 from mmbot.soak.runner import run_soak
 hours, iterations, what = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 t0 = time.perf_counter()

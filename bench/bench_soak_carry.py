@@ -18,12 +18,16 @@ from dataclasses import replace
 
 import numpy as np
 
-from mmbot.audit import build_edge_report
-from mmbot.backtest import run
-from mmbot.config import load_profile
-from mmbot.knobs import CONSERVATIVE_START
-from mmbot.soak import runner
-from mmbot.soak.account_carry import AccountCarry
+from mmbot.jitcache import configure as configure_jit_cache
+
+configure_jit_cache()  # an entry point: before compiled modules are imported (mmbot.jitcache)
+
+from mmbot.audit import build_edge_report  # noqa: E402
+from mmbot.backtest import run  # noqa: E402
+from mmbot.config import load_profile  # noqa: E402
+from mmbot.knobs import CONSERVATIVE_START  # noqa: E402
+from mmbot.soak import runner  # noqa: E402
+from mmbot.soak.account_carry import AccountCarry  # noqa: E402
 
 KEYS = ("fills", "pnl", "net_bps", "gross_bps", "fees_eff_bps", "slippage_bps", "inventory_bps")
 

@@ -23,12 +23,16 @@ from pathlib import Path
 
 import polars as pl
 
-from mmbot.config import load_profile
-from mmbot.sweep.driver import SweepConfig, run_sweep
-from mmbot.sweep.executors import InlineExecutor, ProcessExecutor, RayExecutor
-from mmbot.sweep.folds import Fold, synthetic_folds
-from mmbot.sweep.results import TIMING_COLUMNS, results_table, write_results
-from mmbot.sweep.space import default_space, parse_space
+from mmbot.jitcache import configure as configure_jit_cache
+
+configure_jit_cache()  # an entry point: before compiled modules are imported (mmbot.jitcache)
+
+from mmbot.config import load_profile  # noqa: E402
+from mmbot.sweep.driver import SweepConfig, run_sweep  # noqa: E402
+from mmbot.sweep.executors import InlineExecutor, ProcessExecutor, RayExecutor  # noqa: E402
+from mmbot.sweep.folds import Fold, synthetic_folds  # noqa: E402
+from mmbot.sweep.results import TIMING_COLUMNS, results_table, write_results  # noqa: E402
+from mmbot.sweep.space import default_space, parse_space  # noqa: E402
 
 SPACE = {
     "base_spread_bps_delta": {"low": 0.0, "high": 0.6},

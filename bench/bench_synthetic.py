@@ -12,9 +12,13 @@ import time
 
 import numpy as np
 
-from mmbot.data.market_stats import market_stats
-from mmbot.data.synthetic import generate, generate_chunks, load_calibration
-from mmbot.events import EVENT_DTYPE
+from mmbot.jitcache import configure as configure_jit_cache
+
+configure_jit_cache()  # an entry point: before compiled modules are imported (mmbot.jitcache)
+
+from mmbot.data.market_stats import market_stats  # noqa: E402
+from mmbot.data.synthetic import generate, generate_chunks, load_calibration  # noqa: E402
+from mmbot.events import EVENT_DTYPE  # noqa: E402
 
 T0_NS = 1_700_000_000_000_000_000
 HOUR_NS = 3_600_000_000_000

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from mmbot.jitcache import configure as configure_jit_cache
+
+configure_jit_cache()  # the tests' entry point: before any test module imports compiled code
+
 REPO = Path(__file__).resolve().parents[1]
 TESTS_DATA = REPO / "tests" / "data"
 SHARED_DATA = REPO.parent / "shared" / "data"

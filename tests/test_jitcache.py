@@ -67,6 +67,7 @@ def test_the_package_closure_holds_the_compiled_core_not_the_soak_runner() -> No
     names = {p.relative_to(jitcache.PACKAGE_DIR).as_posix() for p in jitcache.compiled_closure()}
     assert {"events.py", "sim/venue.py", "strategy/glft.py", "execution/guards.py"} <= names
     assert "soak/runner.py" not in names and "soak/autotune.py" not in names
+    assert not {"cli.py", "api.py", "sweep/remote.py", "sweep/executors.py"} & names
     for p in jitcache.PACKAGE_DIR.rglob("*.py"):
         if "__pycache__" in p.parts:  # per-quoter loop copies (mmbot.engine.build)
             continue
@@ -102,10 +103,54 @@ def test_a_user_numba_cache_dir_wins(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "mine")
 
 
-def test_numba_caches_mmbot_code_in_the_digest_directory() -> None:
+def _fresh(code: str) -> list[str]:
+    """stdout lines of ``code`` in a fresh interpreter without NUMBA_CACHE_DIR."""
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
-    code = "import numba, mmbot, mmbot.jitcache as j; print(numba.config.CACHE_DIR); print(j.source_digest())"
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    ).stdout.split()
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split()
+
+
+def test_import_mmbot_leaves_the_numba_cache_alone() -> None:
+    out = _fresh(
+        "import os, sys, mmbot; print(os.environ.get('NUMBA_CACHE_DIR')); print('numba' in sys.modules)"
+    )
+    assert out == ["None", "False"]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "import mmbot.cli",
+        "import mmbot; mmbot.backtest",
+        "import mmbot; mmbot.load_events",
+        "import mmbot.api",
+        "import mmbot.sweep.remote",
+    ],
+)
+def test_each_entry_point_puts_numba_s_cache_in_the_digest_directory(entry: str) -> None:
+    code = f"import numba; {entry}; import mmbot.jitcache as j; print(numba.config.CACHE_DIR); print(j.source_digest())"
+    out = _fresh(code)
     assert out[0].endswith("numba-" + out[1]), out
+
+
+def test_configure_after_compiled_code_was_defined_warns() -> None:
+    code = (
+        "import warnings; import mmbot.sim; from mmbot import jitcache\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always'); jitcache.configure()\n"
+        "print(len(jitcache.compiled_functions_defined()) > 0, [str(x.message).split()[0] for x in w])"
+    )
+    assert _fresh(code) == ["True", "['mmbot.jitcache.configure()']"]
+
+
+def test_the_spawned_sweep_workers_set_the_cache_up_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmbot.sweep.executors import ProcessExecutor
+
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)  # nothing to inherit
+    ex = ProcessExecutor(1)
+    try:
+        seen = ex._pool.submit(os.getenv, "NUMBA_CACHE_DIR").result(timeout=120)
+    finally:
+        ex.close()
+    assert seen is not None and seen.endswith("numba-" + jitcache.source_digest()), seen

@@ -9,15 +9,14 @@ The notebook API (docs/api.md), imported on first use so ``import mmbot`` stays 
 ``mmbot.backtest`` is also the module of the backtest loop (``mmbot.backtest.run``): calling it
 runs ``mmbot.api.backtest``. ``mmbot.load_events`` reads any capture; ``Side``, ``ActionKind``,
 ``Op`` and ``Reason`` name the records' codes.
+
+``import mmbot`` leaves the environment alone; reaching the API through these names sets up the
+JIT cache first (``mmbot.jitcache.configure``), as every entry point does.
 """
 
 from typing import Any
 
-from mmbot.jitcache import configure as _configure_numba_cache
-
 __version__ = "0.1.0"
-
-_configure_numba_cache()
 
 _LAZY = {
     "BacktestResult": "mmbot.api",
@@ -34,6 +33,10 @@ __all__ = ["backtest", *_LAZY]
 def __getattr__(name: str) -> Any:
     import importlib
 
+    if name == "backtest" or name in _LAZY:
+        from mmbot.jitcache import configure
+
+        configure()  # before the first compiled module is imported
     if name == "backtest":  # the submodule, made callable (see mmbot.backtest's last lines)
         return importlib.import_module("mmbot.backtest")
     if name in _LAZY:

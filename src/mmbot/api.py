@@ -23,8 +23,12 @@ import polars as pl
 
 from mmbot import knobs as knob_limits
 from mmbot.errors import UserError
+from mmbot.jitcache import configure as _configure_jit_cache
 from mmbot.records import RunResult
-from mmbot.strategy.registry import DEFAULT_QUOTER
+
+_configure_jit_cache()  # an entry point (the notebook's): before compiled modules are imported
+
+from mmbot.strategy.registry import DEFAULT_QUOTER  # noqa: E402
 
 
 class KnobClampedWarning(UserWarning):

@@ -8,18 +8,22 @@ import sys
 
 import typer
 
-from mmbot.commands import backtest as _backtest
-from mmbot.commands import cache as _cache
-from mmbot.commands import data as _data
-from mmbot.commands import demo as _demo
-from mmbot.commands import gate as _gate
-from mmbot.commands import live as _live
-from mmbot.commands import replay_compare as _replay_compare
-from mmbot.commands import report as _report
-from mmbot.commands import soak as _soak
-from mmbot.commands import sweep as _sweep
-from mmbot.errors import UserError
-from mmbot.extras import OPTIONAL_MODULES, missing_line
+from mmbot.jitcache import configure as _configure_jit_cache
+
+_configure_jit_cache()  # the CLI's entry point: before the commands import compiled modules
+
+from mmbot.commands import backtest as _backtest  # noqa: E402
+from mmbot.commands import cache as _cache  # noqa: E402
+from mmbot.commands import data as _data  # noqa: E402
+from mmbot.commands import demo as _demo  # noqa: E402
+from mmbot.commands import gate as _gate  # noqa: E402
+from mmbot.commands import live as _live  # noqa: E402
+from mmbot.commands import replay_compare as _replay_compare  # noqa: E402
+from mmbot.commands import report as _report  # noqa: E402
+from mmbot.commands import soak as _soak  # noqa: E402
+from mmbot.commands import sweep as _sweep  # noqa: E402
+from mmbot.errors import UserError  # noqa: E402
+from mmbot.extras import OPTIONAL_MODULES, missing_line  # noqa: E402
 
 _typer_app = typer.Typer(
     name="mmbot",

@@ -7,8 +7,16 @@ code stale, silently. So the cache lives in a directory named after a digest of 
 closure*: every module of the package that mentions numba, plus every package module those import,
 transitively (parent packages included). Any change there means a fresh directory (one cold
 compile), never stale code; an edit elsewhere (the CLI, the soak runner, the tuner, reports) keeps
-the cache. ``configure`` runs when ``mmbot`` is imported, before any compiled function is defined;
-a ``NUMBA_CACHE_DIR`` set by the user wins.
+the cache. A ``NUMBA_CACHE_DIR`` set by the user wins.
+
+``import mmbot`` does not touch the environment: each entry point calls ``configure`` itself,
+before it imports any compiled module (numba picks a function's cache directory when the function
+is defined): the CLI (``mmbot.cli``), the notebook API (``mmbot.backtest(...)``, ``mmbot.load_events``
+and ``mmbot.api``), the tests (``tests/conftest.py``), the bench scripts, and the sweep's spawned and
+Ray workers (``mmbot.sweep.remote``); the soak's forked workers inherit the parent's setting.
+Code that imports a compiled module without it gets numba's default cache beside the sources,
+which can go stale as described above; ``configure`` warns when compiled functions were defined
+before it ran.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import re
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -118,13 +127,37 @@ def _writable_dir(path: Path) -> bool:
     return os.access(path, os.W_OK)
 
 
+def compiled_functions_defined() -> list[str]:
+    """Names of the package's compiled functions defined so far (numba dispatchers in imported
+    ``mmbot`` modules): their cache directory was fixed when they were defined."""
+    if "numba" not in sys.modules:
+        return []
+    from numba.core.dispatcher import Dispatcher
+
+    out = []
+    for name, mod in list(sys.modules.items()):
+        if name.startswith(PACKAGE_DIR.name + ".") and mod is not None:
+            out += [f"{name}.{k}" for k, v in vars(mod).items() if isinstance(v, Dispatcher)]
+    return sorted(out)
+
+
 def configure(root: Path = PACKAGE_DIR) -> Path | None:
     """Point numba's cache at ``root/__pycache__/numba-<digest>`` (or a temp dir when the package
     is read-only). Beside it, the ``KEEP_OTHER`` most recently written directories of other sources
     stay (a soak still running on the sources before an edit keeps its cache) and older ones are
-    deleted. Returns the directory, or None when the user chose one with ``NUMBA_CACHE_DIR``."""
+    deleted. Returns the directory, or None when ``NUMBA_CACHE_DIR`` is set already (by the user,
+    by an earlier call, or inherited from the process that started this one)."""
     if os.environ.get("NUMBA_CACHE_DIR"):
         return None
+    early = compiled_functions_defined() if root == PACKAGE_DIR else []
+    if early:
+        warnings.warn(
+            f"mmbot.jitcache.configure() ran after {len(early)} compiled functions were defined "
+            f"(first: {early[0]}); they keep numba's default cache beside the sources: call it "
+            "before importing compiled modules",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     name = _PREFIX + source_digest(root)
     base = root / "__pycache__"
     cache = base / name

@@ -11,6 +11,7 @@ the database.
   cache (``mmbot.jitcache``: one directory per source digest under ``<package>/__pycache__``, or
   the JIT cache directory the environment names);
   ``warm`` compiles into it in the driver first, so on a cold cache one process compiles, not K.
+  Each worker sets the cache up (the pool's initializer) before its first task arrives.
   Each worker loads a fold part from its ``.npy`` once and keeps it (``trial.FOLD_CACHE_BYTES``).
 - ``RayExecutor``: ``--ray local|auto|ADDRESS``. Each fold part's array goes into the object store
   once (``ray.put``) and tasks take references, so a cluster's nodes fetch a part once per node
@@ -18,6 +19,7 @@ the database.
   node's mmbot install has its own cache directory, keyed by the same source digest): ``warm``
   runs one warm-up task pinned to every node, so each node compiles (or loads its cache) once
   before its workers start trials, instead of every worker of a cold node compiling at once.
+  The task functions live in ``mmbot.sweep.remote``, which sets the worker's cache up.
   A trial of several parts is scored by a Ray task too (``submit_combined``: the part tasks'
   outcomes are its arguments), so the parts' records never pass through the driver.
 """
@@ -27,22 +29,15 @@ from __future__ import annotations
 import concurrent.futures as cf
 import logging
 import multiprocessing
-import time
 from collections import deque
 from typing import Any, Final, Protocol
 
 import numpy as np
 
 from mmbot.errors import UserError
-from mmbot.sweep.trial import (
-    WARM_EVENTS,
-    TrialOutcome,
-    TrialTask,
-    finish_parts_shipped,
-    run_trial,
-    run_trial_shipped,
-    warm_up,
-)
+from mmbot.jitcache import configure as configure_jit_cache
+from mmbot.sweep import remote
+from mmbot.sweep.trial import WARM_EVENTS, TrialOutcome, TrialTask, run_trial, warm_up
 
 RAY_LOCAL: Final = "local"
 LOOPBACK: Final = "127.0.0.1"
@@ -92,7 +87,9 @@ class ProcessExecutor:
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._pool = cf.ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn")
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=configure_jit_cache,  # before a task brings the compiled trial loop
         )
         self._futures: set[cf.Future] = set()
 
@@ -127,15 +124,6 @@ def _import_ray() -> Any:
     return ray
 
 
-def _warm_on_node(task: TrialTask, events: np.ndarray) -> tuple[str, float]:
-    """A Ray task: warm the loop in this node's cache; (node id, seconds)."""
-    import ray
-
-    t0 = time.perf_counter()
-    warm_up(task, np.array(events))
-    return ray.get_runtime_context().get_node_id(), time.perf_counter() - t0
-
-
 class RayExecutor:
     """Trials as Ray tasks (one CPU each). ``address``: 'local' starts a private Ray on this
     machine (loopback only, no dashboard: no network), 'auto' joins the cluster this machine
@@ -166,8 +154,8 @@ class RayExecutor:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"--ray {address}: cannot start or join Ray: {first}{hint}") from None
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self._remote = ray.remote(num_cpus=1, max_retries=0)(run_trial_shipped)
-        self._combine = ray.remote(num_cpus=1, max_retries=0)(finish_parts_shipped)
+        self._remote = ray.remote(num_cpus=1, max_retries=0)(remote.run_trial_shipped)
+        self._combine = ray.remote(num_cpus=1, max_retries=0)(remote.finish_parts_shipped)
         self._refs: dict[Any, str] = {}
         self._parts: dict[Any, list[Any]] = {}  # a combined trial's scoring task -> its parts
         self._part_refs: dict[str, Any] = {}
@@ -179,7 +167,7 @@ class RayExecutor:
 
         ray = self._ray
         events = ray.put(_warm_slice(task))
-        warm = ray.remote(num_cpus=1, max_retries=0)(_warm_on_node)
+        warm = ray.remote(num_cpus=1, max_retries=0)(remote.warm_on_node)
         nodes = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU")]
         refs = [
             warm.options(
