@@ -199,31 +199,81 @@ def contract_value(x: np.ndarray | float, spec: ContractSpec) -> np.ndarray | fl
     return x * spec.contract_size
 
 
-def decompose(result: RunResult, label: str = "run") -> FillEdges:
-    """Per-fill decomposition of one run (see the module docstring). Validates the records first."""
-    validate_result(result, label)
-    spec = spec_from_meta(result.meta)
-    fills = _sorted(result.fills, "exch_ts")
+def _valid_marks(result: RunResult) -> tuple[np.ndarray, int]:
+    """The marks sorted by time without NaN mids; (marks, how many NaN ones were dropped)."""
     marks = _sorted(result.marks, "exch_ts")
     nan_marks = np.isnan(marks["mid_px"])
-    marks_dropped = int(nan_marks.sum())
-    if marks_dropped:
-        marks = marks[~nan_marks]
-    n = len(fills)
-    side = fills["side"].astype(np.float64)
-    px = fills["px"].astype(np.float64)
-    qty = fills["qty"].astype(np.float64)
+    dropped = int(nan_marks.sum())
+    return (marks[~nan_marks] if dropped else marks), dropped
+
+
+def _start_end_mids(result: RunResult, marks: np.ndarray, mid: np.ndarray) -> tuple[float, float]:
+    """The mids the run starts and ends at (``start_mid_px`` / `final_mid`; the first mark or
+    fill mid when the run did not record its start)."""
+    n = len(mid)
+    m_T = final_mid(result, marks, mid)
+    if n == 0 and not math.isfinite(m_T):
+        m_T = 0.0  # nothing traded and nothing marked: every term is 0
+    m_0 = _meta_float(result.meta, "start_mid_px")
+    if m_0 is None:
+        m_0 = float(marks["mid_px"][0]) if len(marks) else (float(mid[0]) if n else m_T)
+    return m_0, m_T
+
+
+def _fill_mids(fills: np.ndarray, marks: np.ndarray, label: str) -> tuple[np.ndarray, int]:
+    """The fills' mids, a NaN one repaired with the mid in force just before the fill (the last
+    valid mark at or before it); (mids, how many were repaired)."""
     mid = fills["mid_px"].astype(np.float64)
     nan_mid = np.isnan(mid)
     mid_repaired = int(nan_mid.sum())
     if mid_repaired:
-        # the mid in force just before the fill (last valid mark at or before it)
         mid = np.where(nan_mid, mid_at(marks, fills["exch_ts"].astype(np.int64)), mid)
         if np.isnan(mid).any():
             i = int(np.argmax(np.isnan(mid)))
             raise UserError(
                 f"{label}: fills mid_px is NaN at row {i} and no earlier mark has a mid to repair it"
             )
+    return mid, mid_repaired
+
+
+def _check_position(fills: np.ndarray, qty: np.ndarray, position: np.ndarray, label: str) -> None:
+    """The venue's own position must agree with the fills (else the records are inconsistent)."""
+    if not len(fills):
+        return
+    scale = max(1.0, float(np.abs(qty).sum()))
+    err = np.abs(position - fills["position_qty"])
+    if float(err.max()) > 1e-9 * scale:
+        i = int(np.argmax(err))
+        raise AuditError(
+            f"{label}: fills position_qty disagrees with the cumulative fills at row {i} "
+            f"(records {fills['position_qty'][i]!r}, cumulative {position[i]!r})"
+        )
+
+
+def _markout_costs(
+    ts: np.ndarray, side: np.ndarray, mid: np.ndarray, marks: np.ndarray, end_ns: int
+) -> dict[str, np.ndarray]:
+    """Per horizon, each fill's markout cost in bps (NaN when the horizon passes the data's end)."""
+    markouts: dict[str, np.ndarray] = {}
+    for lab, tau in MARKOUT_HORIZONS_NS.items():
+        t_h = ts + tau
+        m_h = mid_at(marks, t_h) if len(marks) else np.full(len(ts), np.nan)
+        m_h = np.where(t_h > end_ns, np.nan, m_h)
+        markouts[lab] = -side * (m_h - mid) / mid * 1e4
+    return markouts
+
+
+def decompose(result: RunResult, label: str = "run") -> FillEdges:
+    """Per-fill decomposition of one run (see the module docstring). Validates the records first."""
+    validate_result(result, label)
+    spec = spec_from_meta(result.meta)
+    fills = _sorted(result.fills, "exch_ts")
+    marks, marks_dropped = _valid_marks(result)
+    n = len(fills)
+    side = fills["side"].astype(np.float64)
+    px = fills["px"].astype(np.float64)
+    qty = fills["qty"].astype(np.float64)
+    mid, mid_repaired = _fill_mids(fills, marks, label)
     raw_tgt = fills["target_px"].astype(np.float64)
     no_target = np.isnan(raw_tgt)
     tgt = np.where(no_target, px, raw_tgt)
@@ -233,13 +283,8 @@ def decompose(result: RunResult, label: str = "run") -> FillEdges:
     notional_usd = qty * spec.contract_size if spec.inverse else notional
     sq = side * qty
 
-    m_T = final_mid(result, marks, mid)
+    m_0, m_T = _start_end_mids(result, marks, mid)
     pos0 = _meta_float(result.meta, "initial_position_qty") or 0.0
-    if n == 0 and not math.isfinite(m_T):
-        m_T = 0.0  # nothing traded and nothing marked: every term is 0
-    m_0 = _meta_float(result.meta, "start_mid_px")
-    if m_0 is None:
-        m_0 = float(marks["mid_px"][0]) if len(marks) else (float(mid[0]) if n else m_T)
 
     v_mid = contract_value(mid, spec)
     v_tgt = contract_value(tgt, spec)
@@ -252,16 +297,7 @@ def decompose(result: RunResult, label: str = "run") -> FillEdges:
     inventory_initial = pos0 * (v_T - v_0) if pos0 else 0.0
 
     position = pos0 + np.cumsum(sq)
-    if n:
-        # The venue's own position must agree with the fills (else the records are inconsistent).
-        scale = max(1.0, float(np.abs(qty).sum()))
-        err = np.abs(position - fills["position_qty"])
-        if float(err.max()) > 1e-9 * scale:
-            i = int(np.argmax(err))
-            raise AuditError(
-                f"{label}: fills position_qty disagrees with the cumulative fills at row {i} "
-                f"(records {fills['position_qty'][i]!r}, cumulative {position[i]!r})"
-            )
+    _check_position(fills, qty, position, label)
 
     cash = float(-(sq * v_px).sum() - fee.sum())
     pos_T = float(position[-1]) if n else pos0
@@ -271,15 +307,8 @@ def decompose(result: RunResult, label: str = "run") -> FillEdges:
     with np.errstate(divide="ignore", invalid="ignore"):
         slippage_cost_bps = -slippage / notional * 1e4
 
-    end_ns = data_end_ns(result)
     ts = fills["exch_ts"].astype(np.int64)
-    markouts: dict[str, np.ndarray] = {}
-    for lab, tau in MARKOUT_HORIZONS_NS.items():
-        t_h = ts + tau
-        m_h = mid_at(marks, t_h) if len(marks) else np.full(n, np.nan)
-        m_h = np.where(t_h > end_ns, np.nan, m_h)
-        markouts[lab] = -side * (m_h - mid) / mid * 1e4
-
+    markouts = _markout_costs(ts, side, mid, marks, data_end_ns(result))
     return FillEdges(
         ts_ns=ts,
         side=side,

@@ -333,50 +333,13 @@ def _fee_tiers(results: list[RunResult]) -> dict:
 def _section(pool: _Pool) -> dict:
     """All totals-level metrics for a pool of runs."""
     edges, results = pool.edges, pool.results
-    tot = {
-        "gross": 0.0,
-        "slippage": 0.0,
-        "fees": 0.0,
-        "inventory": 0.0,
-        "funding": 0.0,
-        "pnl": 0.0,
-        "turnover": 0.0,
-    }
     # one settle coin: amounts in it; several (an inverse and a linear run): each run's amounts
     # in quote currency (coin x its final mid), so that nothing adds BTC to USDT
-    settles = sorted({e.settle for e in edges})
-    mixed = len(settles) > 1
-    pnl_usd = 0.0
-    turnover_usd = 0.0
-    for e in edges:
-        scale = e.to_usd if mixed else 1.0
-        ct = component_totals(e)
-        for k, v in ct.items():
-            tot[k] += v * scale
-        pnl_usd += ct["pnl"] * e.to_usd
-        turnover_usd += (
-            float(e.notional_usd.sum()) if e.notional_usd is not None else ct["turnover"]
-        )
+    mixed = len({e.settle for e in edges}) > 1
+    out, tot = _totals(edges, mixed)
     turnover = tot["turnover"]
-    n_fills = int(sum(len(e.px) for e in edges))
-
     notional = _cat([e.notional * (e.to_usd if mixed else 1.0) for e in edges])
     maker = _cat([e.maker for e in edges]).astype(bool)
-    slip_cost = _cat([e.slippage_cost_bps for e in edges])
-    no_target = int(sum(int(e.no_target.sum()) for e in edges))
-
-    out: dict[str, Any] = {
-        "fills": n_fills,
-        "settle": "USD" if mixed else (settles[0] if settles else ""),
-        "turnover": turnover,
-        "pnl": tot["pnl"],
-        "turnover_usd": turnover_usd,
-        "pnl_usd": pnl_usd,
-        "net_bps": _bps(tot["pnl"], turnover),
-        "fills_without_target": no_target,
-        "fills_mid_repaired": int(sum(e.fills_mid_repaired for e in edges)),
-        "marks_nan_mid_dropped": int(sum(e.marks_nan_dropped for e in edges)),
-    }
     for comp, key in COMPONENTS:
         out[key] = _bps(tot[comp], turnover)
     # the maker-rebate part of the fee component (fills whose fee was negative), and net without it
@@ -397,9 +360,55 @@ def _section(pool: _Pool) -> dict:
     out["maker_share_pct"] = (
         float(notional[maker].sum() / notional.sum() * 100.0) if notional.sum() > 0 else None
     )
-    out["slippage_bps_p95"] = _p95(slip_cost)
+    out["slippage_bps_p95"] = _p95(_cat([e.slippage_cost_bps for e in edges]))
+    markouts = _markouts(edges, notional)
+    out["markouts"] = markouts
+    out["adverse_bps_p95"] = markouts[ADVERSE_HORIZON]["p95_bps"]
+    out["adverse_bps"] = markouts[ADVERSE_HORIZON]["weighted_mean_bps"]
+    out.update(_action_counts(results))
+    out["tick_bps"] = _tick_bps(edges, results)
+    out.update(_ws_lag(results))
+    detail = _neg_edge_drivers(out)
+    out["neg_edge_drivers"] = [d["name"] for d in detail]
+    out["neg_edge_drivers_detail"] = detail
+    return out
 
-    # markouts
+
+def _totals(edges: list[FillEdges], mixed: bool) -> tuple[dict[str, Any], dict[str, float]]:
+    """The pool's head fields (fills, settle, turnover, pnl, net, repairs) and the component
+    totals (in the settle coin, or in USD when ``mixed``)."""
+    tot = dict.fromkeys(
+        ("gross", "slippage", "fees", "inventory", "funding", "pnl", "turnover"), 0.0
+    )
+    settles = sorted({e.settle for e in edges})
+    pnl_usd = 0.0
+    turnover_usd = 0.0
+    for e in edges:
+        scale = e.to_usd if mixed else 1.0
+        ct = component_totals(e)
+        for k, v in ct.items():
+            tot[k] += v * scale
+        pnl_usd += ct["pnl"] * e.to_usd
+        turnover_usd += (
+            float(e.notional_usd.sum()) if e.notional_usd is not None else ct["turnover"]
+        )
+    out: dict[str, Any] = {
+        "fills": int(sum(len(e.px) for e in edges)),
+        "settle": "USD" if mixed else (settles[0] if settles else ""),
+        "turnover": tot["turnover"],
+        "pnl": tot["pnl"],
+        "turnover_usd": turnover_usd,
+        "pnl_usd": pnl_usd,
+        "net_bps": _bps(tot["pnl"], tot["turnover"]),
+        "fills_without_target": int(sum(int(e.no_target.sum()) for e in edges)),
+        "fills_mid_repaired": int(sum(e.fills_mid_repaired for e in edges)),
+        "marks_nan_mid_dropped": int(sum(e.marks_nan_dropped for e in edges)),
+    }
+    return out, tot
+
+
+def _markouts(edges: list[FillEdges], notional: np.ndarray) -> dict[str, dict]:
+    """Per horizon: markout cost statistics over the fills whose horizon lies inside the data."""
     markouts: dict[str, dict] = {}
     for lab in MARKOUT_HORIZONS_NS:
         c = _cat([e.markout_cost_bps[lab] for e in edges])
@@ -414,35 +423,40 @@ def _section(pool: _Pool) -> dict:
             "p50_bps": float(np.percentile(c[ok], 50.0)) if ok.any() else None,
             "p95_bps": _p95(c),
         }
-    out["markouts"] = markouts
-    out["adverse_bps_p95"] = markouts[ADVERSE_HORIZON]["p95_bps"]
-    out["adverse_bps"] = markouts[ADVERSE_HORIZON]["weighted_mean_bps"]
+    return markouts
 
-    # actions
+
+def _reason_counts(reasons: np.ndarray) -> np.ndarray:
+    return np.bincount(reasons, minlength=256) if len(reasons) else np.zeros(256)
+
+
+def _action_counts(results: list[RunResult]) -> dict[str, Any]:
+    """Orders placed / replaced / cancelled, their ratios and ages, the blocked and rejected
+    actions by reason."""
     acts = [r.actions for r in results]
     kind = _cat([a["kind"] for a in acts]).astype(np.int64)
     op = _cat([a["op"] for a in acts]).astype(np.int64)
     reason = _cat([a["reason"] for a in acts]).astype(np.int64)
     age_ns = _cat([a["order_age_ns"] for a in acts]).astype(np.float64)
-
     placed = int(((kind == ACT_ACKED) & (op != OP_CANCEL)).sum())
     replaced = int(((kind == ACT_ACKED) & (op == OP_REPLACE)).sum())
     cancels = int((kind == ACT_CANCELLED).sum())
-    out["orders_placed"] = placed
-    out["orders_replaced"] = replaced
-    out["orders_cancelled"] = cancels
-    out["cancel_ratio"] = cancels / placed if placed > 0 else None
-    out["replace_ratio"] = replaced / placed if placed > 0 else None
+    out: dict[str, Any] = {
+        "orders_placed": placed,
+        "orders_replaced": replaced,
+        "orders_cancelled": cancels,
+        "cancel_ratio": cancels / placed if placed > 0 else None,
+        "replace_ratio": replaced / placed if placed > 0 else None,
+    }
     # Also leaving the book: a rejected replace that removed a live order (post-only cross), and an
     # acked replace that re-priced the quote, when the venue records the replaced quote's age (> 0).
     leaves = (kind == ACT_CANCELLED) | (kind == ACT_FILLED) | (kind == ACT_EXPIRED)
     leaves |= ((kind == ACT_REJECTED) | ((kind == ACT_ACKED) & (op == OP_REPLACE))) & (age_ns > 0)
     out["order_age_p95_ms"] = _p95(age_ns[leaves] / 1e6)
-
     intended = int((kind == ACT_INTENDED).sum())
     out["intended_actions"] = intended
     blocked_reasons = reason[kind == ACT_BLOCKED]
-    counts = np.bincount(blocked_reasons, minlength=256) if len(blocked_reasons) else np.zeros(256)
+    counts = _reason_counts(blocked_reasons)
     block: dict[str, dict] = {}
     for code in sorted(set(GUARD_REASONS) | {int(c) for c in np.nonzero(counts)[0]}):
         name = REASON_NAMES.get(code, f"reason_{code}")
@@ -450,25 +464,26 @@ def _section(pool: _Pool) -> dict:
         block[name] = {"count": cnt, "ratio": cnt / intended if intended > 0 else 0.0}
     out["block_reasons"] = block
     out["blocked_actions"] = int(len(blocked_reasons))
-    rej = reason[kind == ACT_REJECTED]
-    rcounts = np.bincount(rej, minlength=256) if len(rej) else np.zeros(256)
+    rcounts = _reason_counts(reason[kind == ACT_REJECTED])
     out["reject_reasons"] = {
         REASON_NAMES.get(int(c), f"reason_{int(c)}"): int(rcounts[c])
         for c in np.nonzero(rcounts)[0]
     }
+    return out
 
-    out["tick_bps"] = _tick_bps(edges, results)
 
-    # ws lag: the runs' own p95s; the max is an upper bound of the pooled p95.
+def _ws_lag(results: list[RunResult]) -> dict[str, Any]:
+    """The runs' own websocket-lag p95s: their max (an upper bound of the pooled p95)."""
     lags = []
     for r in results:
         v = r.meta.get("ws_lag_p95_ms")
         if isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(float(v)):
             lags.append(float(v))
-    out["ws_lag_p95_ms"] = max(lags) if lags else None
-    out["ws_lag_runs_reporting"] = len(lags)
+    return {"ws_lag_p95_ms": max(lags) if lags else None, "ws_lag_runs_reporting": len(lags)}
 
-    # Drivers: components that pull net down and costs that hurt, most harmful first.
+
+def _neg_edge_drivers(out: dict[str, Any]) -> list[dict]:
+    """Components that pull net down and costs that hurt, most harmful first."""
     detail = []
     for _, key in COMPONENTS:
         v = out[key]
@@ -478,9 +493,7 @@ def _section(pool: _Pool) -> dict:
     if adv is not None and adv > 0:
         detail.append({"name": "adverse_bps", "bps": adv, "hurt_bps": adv, "kind": "cost"})
     detail.sort(key=lambda d: (-d["hurt_bps"], d["name"]))
-    out["neg_edge_drivers"] = [d["name"] for d in detail]
-    out["neg_edge_drivers_detail"] = detail
-    return out
+    return detail
 
 
 def _carry_blocks(results: Sequence[RunResult], turnover: float) -> dict:

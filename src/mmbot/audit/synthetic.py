@@ -53,10 +53,51 @@ def synthetic_result(
         if n_fills
         else np.zeros(0, np.int64)
     )
+    fills = _fills(
+        rng,
+        ts[fill_idx],
+        mid[fill_idx],
+        half_spread_bps,
+        maker_fee_rate,
+        taker_fee_rate,
+        taker_share,
+    )
+    side, px, qty, position = fills["side"], fills["px"], fills["qty"], fills["position_qty"]
+    marks = _marks(ts, mid, fill_idx, position)
+    actions = _actions(rng, ts, fill_idx, side, px, mid)
+
+    final_mid = float(mid[-1])
+    cash = float(-(side * qty * px).sum() - fills["fee"].sum())
+    meta = {
+        "symbol": symbol,
+        "tick_px": 0.000001,
+        "lot_qty": 0.001,
+        "maker_fee_rate": maker_fee_rate,
+        "taker_fee_rate": taker_fee_rate,
+        "start_ts": int(ts[0]),
+        "end_ts": int(ts[-1]),
+        "final_mid_px": final_mid,
+        "sim_equity": cash + (float(position[-1]) if n_fills else 0.0) * final_mid,
+        "ws_lag_p95_ms": 25.0,
+        "events": int(n_marks),
+    }
+    return RunResult(fills, actions, marks, meta)
+
+
+def _fills(
+    rng: np.random.Generator,
+    ts: np.ndarray,
+    m: np.ndarray,
+    half_spread_bps: float,
+    maker_fee_rate: float,
+    taker_fee_rate: float,
+    taker_share: float,
+) -> np.ndarray:
+    """Fills at times ``ts`` (mids ``m``): maker at mid -/+ half-spread, taker across it."""
+    n_fills = len(ts)
     fills = np.zeros(n_fills, dtype=FILL_DTYPE)
     side = rng.choice(np.array([-1, 1], dtype=np.int8), size=n_fills)
     maker = rng.random(n_fills) >= taker_share
-    m = mid[fill_idx]
     half = m * half_spread_bps * 1e-4
     # maker: buy below mid, sell above; taker: buy above, sell below
     px = np.where(maker, m - side * half, m + side * half)
@@ -64,8 +105,8 @@ def synthetic_result(
     rate = np.where(maker, maker_fee_rate, taker_fee_rate)
     target = px + rng.normal(0.0, 0.2, n_fills) * half
     target[rng.random(n_fills) < 0.01] = np.nan  # some fills without a target
-    fills["exch_ts"] = ts[fill_idx]
-    fills["local_ts"] = ts[fill_idx] + 1_000_000
+    fills["exch_ts"] = ts
+    fills["local_ts"] = ts + 1_000_000
     fills["order_id"] = np.arange(n_fills)
     fills["side"] = side
     fills["maker"] = maker
@@ -76,18 +117,34 @@ def synthetic_result(
     fills["mid_px"] = m
     fills["target_px"] = target
     fills["order_age_ns"] = rng.integers(1_000_000, 900_000_000, n_fills)
-    position = np.cumsum(side * qty)
-    fills["position_qty"] = position
+    fills["position_qty"] = np.cumsum(side * qty)
+    return fills
 
-    marks = np.zeros(n_marks, dtype=MARK_DTYPE)
+
+def _marks(
+    ts: np.ndarray, mid: np.ndarray, fill_idx: np.ndarray, position: np.ndarray
+) -> np.ndarray:
+    """A mark at every grid time with the position after the last fill at or before it."""
+    marks = np.zeros(len(ts), dtype=MARK_DTYPE)
     marks["exch_ts"] = ts
     marks["mid_px"] = mid
-    # position after the last fill at or before each mark
-    k = np.searchsorted(fill_idx, np.arange(n_marks), side="right") - 1
-    marks["position_qty"] = np.where(k >= 0, position[np.maximum(k, 0)] if n_fills else 0.0, 0.0)
+    k = np.searchsorted(fill_idx, np.arange(len(ts)), side="right") - 1
+    marks["position_qty"] = np.where(
+        k >= 0, position[np.maximum(k, 0)] if len(fill_idx) else 0.0, 0.0
+    )
+    return marks
 
-    # actions: per fill an intended/sent/acked/filled chain, plus blocked and cancelled attempts
-    n_extra = n_fills
+
+def _actions(
+    rng: np.random.Generator,
+    ts: np.ndarray,
+    fill_idx: np.ndarray,
+    side: np.ndarray,
+    px: np.ndarray,
+    mid: np.ndarray,
+) -> np.ndarray:
+    """Per fill an intended/sent/acked/filled chain, plus as many blocked or cancelled attempts."""
+    n_fills = n_extra = len(fill_idx)
     n_act = 4 * n_fills + 2 * n_extra
     actions = np.zeros(n_act, dtype=ACTION_DTYPE)
     kinds = np.concatenate(
@@ -110,20 +167,4 @@ def synthetic_result(
     )
     leaves = (kinds == ACT_FILLED) | (kinds == ACT_CANCELLED)
     actions["order_age_ns"][leaves] = rng.integers(1_000_000, 800_000_000, int(leaves.sum()))
-
-    final_mid = float(mid[-1])
-    cash = float(-(side * qty * px).sum() - fills["fee"].sum())
-    meta = {
-        "symbol": symbol,
-        "tick_px": 0.000001,
-        "lot_qty": 0.001,
-        "maker_fee_rate": maker_fee_rate,
-        "taker_fee_rate": taker_fee_rate,
-        "start_ts": int(ts[0]),
-        "end_ts": int(ts[-1]),
-        "final_mid_px": final_mid,
-        "sim_equity": cash + (float(position[-1]) if n_fills else 0.0) * final_mid,
-        "ws_lag_p95_ms": 25.0,
-        "events": int(n_marks),
-    }
-    return RunResult(fills, actions, marks, meta)
+    return actions

@@ -119,54 +119,68 @@ def _print_summary(con: Any, summ: dict, res: Any) -> None:
         con.print(f"chosen {kind}: {path}", markup=False, highlight=False)
 
 
+_OUT = typer.Option(..., "--out", help="output directory (study, folds, results, report)")
+_DATA = typer.Option(None, "--data", help="capture file(s); one fold per capture unless --folds")
+_MARKET = typer.Option(
+    None, "--market", help="synthetic | synthetic:NAME | CALIBRATION.json (with --hours)"
+)
+_HOURS = typer.Option(2.0, "--hours", help="market hours of a synthetic market")
+_FOLDS = typer.Option(
+    None, "--folds", help="walk-forward folds (default 2; with several --data: one per capture)"
+)
+_SPACE = typer.Option(
+    None,
+    "--space",
+    help="space file, YAML or JSON (default: the six knobs and the quoter's tunable "
+    "parameters over their limits)",
+)
+_TRIALS = typer.Option(50, "--trials", help="trials per walk-forward step")
+_OBJECTIVE = typer.Option(
+    None,
+    "--objective",
+    help="net_bps_before_rebates (default) | net_bps | equity | risk_adj; repeat for multi-objective",
+)
+_STRATEGY = typer.Option(
+    DEFAULT_QUOTER,
+    "--strategy",
+    help="quoter: adaptive | glft | glft_ref | touch | FILE.py:NAME | package.module:NAME",
+)
+_PARAM = typer.Option(
+    None, "--param", help="quoter parameter NAME=VALUE fixed for every trial (repeatable)"
+)
+_PROFILE = typer.Option(None, "--profile", help="profile name or JSON path")
+_STORAGE = typer.Option(
+    None, "--storage", help="Optuna storage URL (default sqlite:///OUT/sweep.db)"
+)
+_WORKERS = typer.Option(0, "--workers", help="local worker processes (0 = the core count)")
+_RAY = typer.Option(None, "--ray", help="run trials as Ray tasks: local | auto | ADDRESS")
+_STEPS_IN_FLIGHT = typer.Option(
+    0,
+    "--steps-in-flight",
+    help="walk-forward steps tuned at once (0 = all; each step's study is independent)",
+)
+_MIN_FILLS = typer.Option(10, "--min-fills", help="trials with fewer fills are failed")
+
+
 def sweep(
-    out: Path = typer.Option(..., "--out", help="output directory (study, folds, results, report)"),
-    data: list[Path] = typer.Option(
-        None, "--data", help="capture file(s); one fold per capture unless --folds"
-    ),
-    market: str | None = typer.Option(
-        None, "--market", help="synthetic | synthetic:NAME | CALIBRATION.json (with --hours)"
-    ),
-    hours: float = typer.Option(2.0, "--hours", help="market hours of a synthetic market"),
-    folds: int | None = typer.Option(
-        None, "--folds", help="walk-forward folds (default 2; with several --data: one per capture)"
-    ),
-    space: Path | None = typer.Option(
-        None,
-        "--space",
-        help="space file, YAML or JSON (default: the six knobs and the quoter's tunable "
-        "parameters over their limits)",
-    ),
-    trials: int = typer.Option(50, "--trials", help="trials per walk-forward step"),
-    objective: list[str] = typer.Option(
-        None,
-        "--objective",
-        help="net_bps_before_rebates (default) | net_bps | equity | risk_adj; repeat for multi-objective",
-    ),
-    strategy: str = typer.Option(
-        DEFAULT_QUOTER,
-        "--strategy",
-        help="quoter: adaptive | glft | glft_ref | touch | FILE.py:NAME | package.module:NAME",
-    ),
-    param: list[str] = typer.Option(
-        None, "--param", help="quoter parameter NAME=VALUE fixed for every trial (repeatable)"
-    ),
-    profile: str | None = typer.Option(None, "--profile", help="profile name or JSON path"),
-    storage: str | None = typer.Option(
-        None, "--storage", help="Optuna storage URL (default sqlite:///OUT/sweep.db)"
-    ),
+    out: Path = _OUT,
+    data: list[Path] = _DATA,
+    market: str | None = _MARKET,
+    hours: float = _HOURS,
+    folds: int | None = _FOLDS,
+    space: Path | None = _SPACE,
+    trials: int = _TRIALS,
+    objective: list[str] = _OBJECTIVE,
+    strategy: str = _STRATEGY,
+    param: list[str] = _PARAM,
+    profile: str | None = _PROFILE,
+    storage: str | None = _STORAGE,
     study_name: str = typer.Option("mmbot-sweep", "--study-name"),
-    workers: int = typer.Option(0, "--workers", help="local worker processes (0 = the core count)"),
-    ray: str | None = typer.Option(
-        None, "--ray", help="run trials as Ray tasks: local | auto | ADDRESS"
-    ),
-    steps_in_flight: int = typer.Option(
-        0,
-        "--steps-in-flight",
-        help="walk-forward steps tuned at once (0 = all; each step's study is independent)",
-    ),
+    workers: int = _WORKERS,
+    ray: str | None = _RAY,
+    steps_in_flight: int = _STEPS_IN_FLIGHT,
     sampler: str = typer.Option("tpe", "--sampler", help="tpe | random"),
-    min_fills: int = typer.Option(10, "--min-fills", help="trials with fewer fills are failed"),
+    min_fills: int = _MIN_FILLS,
     latency_ms: float = typer.Option(10.0, "--latency-ms"),
     queue_model: str = typer.Option("power2", "--queue-model"),
     seed: int = typer.Option(0, "--seed", help="market and sampler seed"),
@@ -175,28 +189,15 @@ def sweep(
     from rich.console import Console
 
     from mmbot.config import load_profile
-    from mmbot.sim.config import parse_queue_model
     from mmbot.strategy.registry import parse_param_args
     from mmbot.sweep.driver import SweepConfig
     from mmbot.sweep.executors import make_executor
-    from mmbot.sweep.folds import capture_folds, synthetic_folds
     from mmbot.sweep.objective import parse_objectives
     from mmbot.sweep.results import write_results
     from mmbot.sweep.space import default_space, load_space
 
-    require("optuna")  # the [sweep] extra; named before folds are built
-    if space is not None and space.suffix.lower() in (".yaml", ".yml"):
-        require("yaml")
+    _check_options(data, market, folds, trials, steps_in_flight, queue_model, space)
     con = Console(highlight=False)
-    if bool(data) == bool(market):
-        raise UserError("give either --data PATH... or --market synthetic|CALIBRATION.json")
-    if folds is not None and folds < 2:
-        raise UserError(f"--folds {folds}: walk-forward needs at least 2")
-    if trials < 1:
-        raise UserError(f"--trials {trials}: must be >= 1")
-    if steps_in_flight < 0:
-        raise UserError(f"--steps-in-flight {steps_in_flight}: must be >= 0 (0 = all)")
-    parse_queue_model(queue_model)
     objectives = parse_objectives(objective or [])
     spc = load_space(space) if space is not None else default_space(strategy)
     strategy = _check_strategy(strategy, spc)
@@ -205,12 +206,7 @@ def sweep(
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
-    n_workers = workers or os.cpu_count() or 1
-    with con.status("preparing folds"):
-        if market:
-            fold_list, label = synthetic_folds(market, hours, folds or 2, seed, out / "folds")
-        else:
-            fold_list, label = capture_folds(data, folds, out / "folds")
+    fold_list, label = _prepare_folds(con, data, market, hours, folds, seed, out)
     con.print(
         f"{label}: {len(fold_list)} folds of "
         + ", ".join(f"{f.hours:.2f} h" for f in fold_list)
@@ -236,17 +232,60 @@ def sweep(
         fixed_params=fixed_params,
         steps_in_flight=steps_in_flight,
     )
-    executor = make_executor(n_workers, ray)
+    executor = make_executor(workers or os.cpu_count() or 1, ray)
     try:
         res = _run_with_progress(con, cfg, executor)
     finally:
         executor.close()
-    summ = write_results(res, out)
-    _print_summary(con, summ, res)
+    _print_summary(con, write_results(res, out), res)
     con.print(
         f"results in {out} (results.parquet, SWEEP_SUMMARY.json, sweep_report.html)", markup=False
     )
     return 0
+
+
+def _check_options(
+    data: list[Path] | None,
+    market: str | None,
+    folds: int | None,
+    trials: int,
+    steps_in_flight: int,
+    queue_model: str,
+    space: Path | None,
+) -> None:
+    """The checks that need nothing built: the extras, one market source, counts, the queue."""
+    from mmbot.sim.config import parse_queue_model
+
+    require("optuna")  # the [sweep] extra; named before folds are built
+    if space is not None and space.suffix.lower() in (".yaml", ".yml"):
+        require("yaml")
+    if bool(data) == bool(market):
+        raise UserError("give either --data PATH... or --market synthetic|CALIBRATION.json")
+    if folds is not None and folds < 2:
+        raise UserError(f"--folds {folds}: walk-forward needs at least 2")
+    if trials < 1:
+        raise UserError(f"--trials {trials}: must be >= 1")
+    if steps_in_flight < 0:
+        raise UserError(f"--steps-in-flight {steps_in_flight}: must be >= 0 (0 = all)")
+    parse_queue_model(queue_model)
+
+
+def _prepare_folds(
+    con: Any,
+    data: list[Path] | None,
+    market: str | None,
+    hours: float,
+    folds: int | None,
+    seed: int,
+    out: Path,
+) -> tuple[list, str]:
+    """The walk-forward folds on disk (synthetic market or captures) and their label."""
+    from mmbot.sweep.folds import capture_folds, synthetic_folds
+
+    with con.status("preparing folds"):
+        if market:
+            return synthetic_folds(market, hours, folds or 2, seed, out / "folds")
+        return capture_folds(data, folds, out / "folds")
 
 
 def _run_with_progress(con: Any, cfg: Any, executor: Any) -> Any:

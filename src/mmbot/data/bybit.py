@@ -50,105 +50,120 @@ class _BybitParser:
         self.timestamped: bool | None = None  # decided by the first data line
 
     def parse_block(self, first_line: int, lines: list[bytes]) -> StageBlock:
-        loads = orjson.loads
-        mt: list[int] = []
-        loc: list[int] = []
-        exch: list[int] = []
-        seq: list[int] = []
-        n_lv: list[int] = []
-        strs: list[str] = []
-        sides: list[int] = []
-        pc = self.pipe.parser_counters
+        out = _Rows()
         for k, line in enumerate(lines):
             if not line or line.isspace():
                 continue
             where = f"{self.path}:{first_line + k}"
-            body = line
-            local_ns = None
-            if line[:1] != b"{":
-                sp = line.find(b" ")
-                try:
-                    if sp <= 0:
-                        raise ValueError
-                    local_ns = to_ns(int(line[:sp]), 1)
-                except ValueError:
-                    raise UserError(
-                        f"{where}: not a Bybit JSON line or '<local_ns> <json>': {_short(line)!r}"
-                    ) from None
-                body = line[sp + 1 :]
-            if self.timestamped is None:
-                self.timestamped = local_ns is not None
-            elif self.timestamped != (local_ns is not None):
-                raise UserError(f"{where}: mixes lines with and without a local receive time")
-            try:
-                obj = loads(body)
-            except orjson.JSONDecodeError:
-                raise UserError(f"{where}: broken JSON: {_short(line)!r}") from None
-            if type(obj) is not dict:
-                raise UserError(f"{where}: JSON is not an object: {_short(line)!r}")
+            local_ns, obj = self._decode(where, line)
             topic = obj.get("topic")
             if not isinstance(topic, str):
-                pc["non_market_line_skipped"] += 1
+                self.pipe.parser_counters["non_market_line_skipped"] += 1
                 continue
             try:
-                data = obj["data"]
-                if topic.startswith("orderbook."):
-                    ts = to_ns(obj["ts"], _MS)
-                    typ = obj.get("type")
-                    if typ == "snapshot":
-                        mt.append(rp.MT_SNAPSHOT)
-                    elif typ == "delta":
-                        mt.append(rp.MT_DIFF)
-                    else:
-                        raise KeyError(f"type {typ!r}")
-                    exch.append(ts)
-                    loc.append(local_ns if local_ns is not None else ts + self.feed_latency_ns)
-                    seq.append(int(data["u"]))
-                    b = data.get("b", [])
-                    a = data.get("a", [])
-                    n_lv.append(len(b) + len(a))
-                    for lv in b:
-                        strs.append(lv[0])
-                        strs.append(lv[1])
-                    for lv in a:
-                        strs.append(lv[0])
-                        strs.append(lv[1])
-                    sides.extend([1] * len(b))
-                    sides.extend([2] * len(a))
-                    if not self.pipe.stats.symbol:
-                        self.pipe.stats.symbol = str(data.get("s", topic.rsplit(".", 1)[-1]))
-                elif topic.startswith("publicTrade."):
-                    for tr in data:
-                        ts = to_ns(tr.get("T", obj["ts"]), _MS)
-                        mt.append(rp.MT_TRADE)
-                        exch.append(ts)
-                        loc.append(local_ns if local_ns is not None else ts + self.feed_latency_ns)
-                        seq.append(0)
-                        n_lv.append(1)
-                        strs.append(tr["p"])
-                        strs.append(tr["v"])
-                        sides.append(2 if tr.get("S") == "Sell" else 1)
-                    if not self.pipe.stats.symbol:
-                        self.pipe.stats.symbol = topic.rsplit(".", 1)[-1]
-                else:
-                    pc["unsupported_message_skipped"] += 1
+                self._message(out, topic, obj, local_ns)
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 raise UserError(
                     f"{where}: malformed Bybit message ({type(exc).__name__}: {exc})"
                 ) from None
-        vals = parse_decimal_strs(strs)
-        seq_a = np.asarray(seq, dtype=np.int64)
+        return out.block()
+
+    def _decode(self, where: str, line: bytes) -> tuple[int | None, dict]:
+        """(local receive time or None, the JSON object) of a ``<local_ns> <json>`` or JSON line."""
+        body = line
+        local_ns = None
+        if line[:1] != b"{":
+            sp = line.find(b" ")
+            try:
+                if sp <= 0:
+                    raise ValueError
+                local_ns = to_ns(int(line[:sp]), 1)
+            except ValueError:
+                raise UserError(
+                    f"{where}: not a Bybit JSON line or '<local_ns> <json>': {_short(line)!r}"
+                ) from None
+            body = line[sp + 1 :]
+        if self.timestamped is None:
+            self.timestamped = local_ns is not None
+        elif self.timestamped != (local_ns is not None):
+            raise UserError(f"{where}: mixes lines with and without a local receive time")
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UserError(f"{where}: broken JSON: {_short(line)!r}") from None
+        if type(obj) is not dict:
+            raise UserError(f"{where}: JSON is not an object: {_short(line)!r}")
+        return local_ns, obj
+
+    def _message(self, out: _Rows, topic: str, obj: dict, local_ns: int | None) -> None:
+        """One message's rows: a book snapshot or delta, or the trades of a trade message."""
+        data = obj["data"]
+        if topic.startswith("orderbook."):
+            ts = to_ns(obj["ts"], _MS)
+            typ = obj.get("type")
+            if typ not in ("snapshot", "delta"):
+                raise KeyError(f"type {typ!r}")
+            b = data.get("b", [])
+            a = data.get("a", [])
+            out.add(
+                rp.MT_SNAPSHOT if typ == "snapshot" else rp.MT_DIFF,
+                ts,
+                local_ns if local_ns is not None else ts + self.feed_latency_ns,
+                int(data["u"]),
+                [x for lv in (*b, *a) for x in (lv[0], lv[1])],
+                [1] * len(b) + [2] * len(a),
+            )
+            if not self.pipe.stats.symbol:
+                self.pipe.stats.symbol = str(data.get("s", topic.rsplit(".", 1)[-1]))
+        elif topic.startswith("publicTrade."):
+            for tr in data:
+                ts = to_ns(tr.get("T", obj["ts"]), _MS)
+                loc = local_ns if local_ns is not None else ts + self.feed_latency_ns
+                side = 2 if tr.get("S") == "Sell" else 1
+                out.add(rp.MT_TRADE, ts, loc, 0, [tr["p"], tr["v"]], [side])
+            if not self.pipe.stats.symbol:
+                self.pipe.stats.symbol = topic.rsplit(".", 1)[-1]
+        else:
+            self.pipe.parser_counters["unsupported_message_skipped"] += 1
+
+
+class _Rows:
+    """A block's messages as the stage block's columns: one row per message, its levels' decimal
+    strings and sides in order."""
+
+    def __init__(self) -> None:
+        self.mt: list[int] = []
+        self.loc: list[int] = []
+        self.exch: list[int] = []
+        self.seq: list[int] = []
+        self.n_lv: list[int] = []
+        self.strs: list[str] = []
+        self.sides: list[int] = []
+
+    def add(self, mt: int, exch: int, loc: int, seq: int, strs: list, sides: list[int]) -> None:
+        """A message; ``strs`` holds price, quantity, price, quantity... of its levels."""
+        self.mt.append(mt)
+        self.exch.append(exch)
+        self.loc.append(loc)
+        self.seq.append(seq)
+        self.n_lv.append(len(sides))
+        self.strs += strs
+        self.sides += sides
+
+    def block(self) -> StageBlock:
+        vals = parse_decimal_strs(self.strs)
+        seq_a = np.asarray(self.seq, dtype=np.int64)
         return assemble_block(
-            np.asarray(mt, dtype=np.int64),
-            np.asarray(loc, dtype=np.int64),
-            np.asarray(exch, dtype=np.int64),
+            np.asarray(self.mt, dtype=np.int64),
+            np.asarray(self.loc, dtype=np.int64),
+            np.asarray(self.exch, dtype=np.int64),
             seq_a,
             seq_a,
             np.full(len(seq_a), -1, dtype=np.int64),
-            np.asarray(n_lv, dtype=np.int64),
+            np.asarray(self.n_lv, dtype=np.int64),
             vals[0::2],
             vals[1::2],
-            np.asarray(sides, dtype=np.int8),
+            np.asarray(self.sides, dtype=np.int8),
         )
 
 
@@ -158,6 +173,25 @@ def parse_message(msg: dict, local_ts_ns: int) -> np.ndarray:
     side`` (px = deepest level) + ``DEPTH_SNAPSHOT`` rows, delta -> ``DEPTH`` rows, ``publicTrade``
     -> ``TRADE`` rows at each trade's ``T``; other topics -> no rows. Sequence checks (``u``) are
     the caller's (they need state). Raises ``UserError`` on a malformed message."""
+    from mmbot.events import EVENT_DTYPE
+
+    topic = msg.get("topic") if isinstance(msg, dict) else None
+    if not isinstance(topic, str):
+        return np.zeros(0, dtype=EVENT_DTYPE)
+    try:
+        if topic.startswith("orderbook."):
+            return _book_rows(msg, local_ts_ns)
+        if topic.startswith("publicTrade."):
+            return _trade_rows(msg, local_ts_ns)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise UserError(
+            f"bybit message on {topic!r}: malformed ({type(exc).__name__}: {exc})"
+        ) from None
+    return np.zeros(0, dtype=EVENT_DTYPE)
+
+
+def _book_rows(msg: dict, local_ts_ns: int) -> np.ndarray:
+    """An ``orderbook`` snapshot (clear rows first) or delta as event rows."""
     from mmbot.events import (
         BUY_EVENT,
         DEPTH_CLEAR_EVENT,
@@ -167,81 +201,62 @@ def parse_message(msg: dict, local_ts_ns: int) -> np.ndarray:
         EXCH_EVENT,
         LOCAL_EVENT,
         SELL_EVENT,
+    )
+
+    flags = EXCH_EVENT | LOCAL_EVENT
+    data = msg["data"]
+    exch = int(msg["ts"]) * _MS
+    snap = msg.get("type") == "snapshot"
+    kind = DEPTH_SNAPSHOT_EVENT if snap else DEPTH_EVENT
+    b = data.get("b", [])
+    a = data.get("a", [])
+    vals = parse_decimal_strs([x for lv in b for x in lv[:2]] + [x for lv in a for x in lv[:2]])
+    px, qty = vals[0::2], vals[1::2]
+    clears = []  # (side, deepest price) of each side a snapshot resets
+    if snap and b:
+        clears.append((BUY_EVENT, px[: len(b)].min()))
+    if snap and a:
+        clears.append((SELL_EVENT, px[len(b) :].max()))
+    out = np.zeros(len(clears) + len(px), dtype=EVENT_DTYPE)
+    for k, (side, deepest_px) in enumerate(clears):
+        out[k] = (DEPTH_CLEAR_EVENT | side | flags, exch, local_ts_ns, deepest_px, 0, 0, 0, 0)
+    body = out[len(clears) :]
+    body["ev"][: len(b)] = kind | BUY_EVENT | flags
+    body["ev"][len(b) :] = kind | SELL_EVENT | flags
+    body["exch_ts"] = exch
+    body["local_ts"] = local_ts_ns
+    body["px"] = px
+    body["qty"] = qty
+    return out
+
+
+def _trade_rows(msg: dict, local_ts_ns: int) -> np.ndarray:
+    """A ``publicTrade`` message's trades as event rows, each at its own ``T``."""
+    from mmbot.events import (
+        BUY_EVENT,
+        EVENT_DTYPE,
+        EXCH_EVENT,
+        LOCAL_EVENT,
+        SELL_EVENT,
         TRADE_EVENT,
     )
 
     flags = EXCH_EVENT | LOCAL_EVENT
-    topic = msg.get("topic") if isinstance(msg, dict) else None
-    if not isinstance(topic, str):
-        return np.zeros(0, dtype=EVENT_DTYPE)
-    try:
-        if topic.startswith("orderbook."):
-            data = msg["data"]
-            exch = int(msg["ts"]) * _MS
-            snap = msg.get("type") == "snapshot"
-            kind = DEPTH_SNAPSHOT_EVENT if snap else DEPTH_EVENT
-            b = data.get("b", [])
-            a = data.get("a", [])
-            vals = parse_decimal_strs(
-                [x for lv in b for x in lv[:2]] + [x for lv in a for x in lv[:2]]
-            )
-            px, qty = vals[0::2], vals[1::2]
-            n_clear = (1 if (snap and b) else 0) + (1 if (snap and a) else 0)
-            out = np.zeros(n_clear + len(px), dtype=EVENT_DTYPE)
-            k = 0
-            if snap and b:
-                out[k] = (
-                    DEPTH_CLEAR_EVENT | BUY_EVENT | flags,
-                    exch,
-                    local_ts_ns,
-                    px[: len(b)].min(),
-                    0,
-                    0,
-                    0,
-                    0,
-                )
-                k += 1
-            if snap and a:
-                out[k] = (
-                    DEPTH_CLEAR_EVENT | SELL_EVENT | flags,
-                    exch,
-                    local_ts_ns,
-                    px[len(b) :].max(),
-                    0,
-                    0,
-                    0,
-                    0,
-                )
-                k += 1
-            body = out[k:]
-            body["ev"][: len(b)] = kind | BUY_EVENT | flags
-            body["ev"][len(b) :] = kind | SELL_EVENT | flags
-            body["exch_ts"] = exch
-            body["local_ts"] = local_ts_ns
-            body["px"] = px
-            body["qty"] = qty
-            return out
-        if topic.startswith("publicTrade."):
-            trades = msg["data"]
-            out = np.zeros(len(trades), dtype=EVENT_DTYPE)
-            for k, t in enumerate(trades):
-                side = SELL_EVENT if t.get("S") == "Sell" else BUY_EVENT
-                out[k] = (
-                    TRADE_EVENT | side | flags,
-                    int(t.get("T", msg.get("ts"))) * _MS,
-                    local_ts_ns,
-                    float(t["p"]),
-                    float(t["v"]),
-                    0,
-                    0,
-                    0.0,
-                )
-            return out
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise UserError(
-            f"bybit message on {topic!r}: malformed ({type(exc).__name__}: {exc})"
-        ) from None
-    return np.zeros(0, dtype=EVENT_DTYPE)
+    trades = msg["data"]
+    out = np.zeros(len(trades), dtype=EVENT_DTYPE)
+    for k, t in enumerate(trades):
+        side = SELL_EVENT if t.get("S") == "Sell" else BUY_EVENT
+        out[k] = (
+            TRADE_EVENT | side | flags,
+            int(t.get("T", msg.get("ts"))) * _MS,
+            local_ts_ns,
+            float(t["p"]),
+            float(t["v"]),
+            0,
+            0,
+            0.0,
+        )
+    return out
 
 
 def iter_bybit(

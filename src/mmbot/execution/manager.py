@@ -209,20 +209,8 @@ def manage_side(
     cancel_new = op == OP_REPLACE and params[0].requote_mode == REQUOTE_CANCEL_NEW
     if cancel_new:
         n_actions, reason = _attempt_requote(
-            guard_state,
-            params,
-            actions,
-            n_actions,
-            order,
-            slot,
-            px,
-            qty,
-            position_qty,
-            pnl,
-            now_ns,
+            guard_state, params, actions, n_actions, order, slot, px, qty, position_qty, pnl, now_ns
         )
-        if reason == REASON_NONE:
-            return n_actions, OP_CANCEL_NEW, px, qty
     else:
         n_actions, reason = _attempt(
             guard_state,
@@ -239,8 +227,9 @@ def manage_side(
             now_ns,
         )
     if reason == REASON_NONE:
-        return n_actions, op, px, qty
+        return n_actions, OP_CANCEL_NEW if cancel_new else op, px, qty
     if reason == REASON_RISK and op == OP_REPLACE and order.status == ORD_LIVE:
+        # the replace would add risk: take the live quote off instead
         n_actions, reason = _attempt(
             guard_state,
             params,

@@ -17,7 +17,7 @@ import plotly.io as pio
 
 from mmbot.audit.decompose import FillEdges
 from mmbot.records import RunResult
-from mmbot.report.markdown import PIECES_HEAD, fmt, pieces_rows
+from mmbot.report.markdown import PIECES_HEAD, fmt, markout_horizons, pieces_rows
 from mmbot.report.series import (
     chained_pnl_series,
     fill_edge_bps,
@@ -59,11 +59,27 @@ def _figures(
         "height": 380,
         "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
     }
-
     t0 = _t0_ns(results)
     xtitle = f"seconds since {_utc(t0)}"
     if any(len(r.marks) for r in results):
         figs.append(("price", _price_figure(results, t0, max_points, xtitle, lay)))
+    figs.append(("pnl", _pnl_figure(results, edges, t0, max_points, xtitle, lay)))
+    figs.append(("markouts", _markouts_figure(t, lay)))
+    figs.append(("edge_hist", _edge_hist_figure(edges, lay)))
+    figs.append(("blocks", _blocks_figure(t, lay)))
+    figs.append(("position", _position_figure(results, t0, max_points, xtitle, lay)))
+    return figs
+
+
+def _pnl_figure(
+    results: Sequence[RunResult],
+    edges: Sequence[FillEdges],
+    t0: int,
+    max_points: int,
+    xtitle: str,
+    lay: dict,
+) -> go.Figure:
+    """Cumulative PnL by component, the runs chained."""
     s = chained_pnl_series(results, edges, max_points)
     f = go.Figure()
     x = _elapsed_s(s.ts_ns, t0)
@@ -86,10 +102,11 @@ def _figures(
     f.update_layout(
         title="Cumulative PnL by component (quote)", xaxis_title=xtitle, yaxis_title="quote", **lay
     )
-    figs.append(("pnl", f))
+    return f
 
-    mk = t.get("markouts", {})
-    hs = sorted(mk.items(), key=lambda kv: kv[1].get("horizon_ms", 0))
+
+def _markouts_figure(t: dict, lay: dict) -> go.Figure:
+    hs = markout_horizons(t)
     f = go.Figure()
     hx = [h for h, _ in hs]
     for key, name in (
@@ -107,8 +124,10 @@ def _figures(
         yaxis_title="bps",
         **lay,
     )
-    figs.append(("markouts", f))
+    return f
 
+
+def _edge_hist_figure(edges: Sequence[FillEdges], lay: dict) -> go.Figure:
     per_fill = np.concatenate([fill_edge_bps(e) for e in edges]) if edges else np.zeros(0)
     centres, counts, below, above = histogram(per_fill)
     f = go.Figure(go.Bar(x=centres, y=counts, name="fills"))
@@ -119,8 +138,10 @@ def _figures(
         bargap=0.02,
         **lay,
     )
-    figs.append(("edge_hist", f))
+    return f
 
+
+def _blocks_figure(t: dict, lay: dict) -> go.Figure:
     br = t.get("block_reasons", {})
     names = sorted(br)
     f = go.Figure(
@@ -136,9 +157,13 @@ def _figures(
         yaxis_title="count",
         **lay,
     )
-    figs.append(("blocks", f))
+    return f
 
-    # one trace per run (symbols differ in units); many runs (a long soak) share one trace
+
+def _position_figure(
+    results: Sequence[RunResult], t0: int, max_points: int, xtitle: str, lay: dict
+) -> go.Figure:
+    """One trace per run (symbols differ in units); many runs (a long soak) share one trace."""
     groups = [[r] for r in results] if len(results) <= 10 else [list(results)]
     f = go.Figure()
     for g in groups:
@@ -159,8 +184,7 @@ def _figures(
     f.update_layout(
         title="Position over time (base units)", xaxis_title=xtitle, yaxis_title="qty", **lay
     )
-    figs.append(("position", f))
-    return figs
+    return f
 
 
 def _price_figure(

@@ -112,6 +112,32 @@ def render_markdown(edge_report: dict, gate: dict | None = None, extra_md: str =
     """The Markdown report (SOAK_RESULTS.md style)."""
     t = edge_report.get("totals", {})
     lines = ["# mmbot results", ""]
+    lines += _headline_md(t, gate)
+    lines += _totals_md(t, "Totals")
+    lines += _markouts_md(t)
+    lines += _pieces_md(edge_report.get("pieces"))
+    lines += _drivers_md(t)
+    lines += _actions_md(t)
+    if gate is not None:
+        lines += _gate_md(gate)
+    syms = edge_report.get("symbols", {})
+    if len(syms) > 1:
+        for sym, st in sorted(syms.items()):
+            lines += [""] + _totals_md(st, f"Symbol {sym}", "###")
+    lines += _identity_md(edge_report)
+    rt = edge_report.get("runtime", {})
+    if rt:
+        lines += ["", "## Runtime", ""]
+        lines.append(_table(["key", "value"], [[k, _short(v)] for k, v in sorted(rt.items())]))
+    if extra_md:
+        lines += ["", extra_md.rstrip()]
+    lines += ["", "Conventions: see the `conventions` block of EDGE_REPORT.json.", ""]
+    return "\n".join(lines)
+
+
+def _headline_md(t: dict, gate: dict | None) -> list[str]:
+    """The verdict line (with a gate), the net and what drove it down."""
+    lines = []
     if gate is not None:
         bits = [f"KPI_GATE: **{gate.get('verdict')}**"]
         if gate.get("failed_hard"):
@@ -125,11 +151,28 @@ def render_markdown(edge_report: dict, gate: dict | None = None, extra_md: str =
         "- neg_edge_drivers: " + (", ".join(t.get("neg_edge_drivers") or []) or "none"),
         "",
     ]
-    lines += _totals_md(t, "Totals")
+    return lines
 
-    lines += ["", "## Markouts (cost, bps: positive = price moved against us)", ""]
-    mk = t.get("markouts", {})
-    rows = [
+
+MARKOUTS_HEAD = [
+    "horizon",
+    "mean",
+    "notional-weighted",
+    "p50",
+    "p95",
+    "fills",
+    "excluded (past end)",
+]
+
+
+def markout_horizons(totals: dict) -> list[tuple[str, dict]]:
+    """The ``markouts`` block as (horizon label, statistics), shortest horizon first."""
+    return sorted(totals.get("markouts", {}).items(), key=lambda kv: kv[1].get("horizon_ms", 0))
+
+
+def markout_rows(totals: dict) -> list[list]:
+    """The ``markouts`` block as rows under ``MARKOUTS_HEAD``, shortest horizon first."""
+    return [
         [
             h,
             v.get("mean_bps"),
@@ -139,18 +182,18 @@ def render_markdown(edge_report: dict, gate: dict | None = None, extra_md: str =
             v.get("n"),
             v.get("excluded_past_end"),
         ]
-        for h, v in sorted(mk.items(), key=lambda kv: kv[1].get("horizon_ms", 0))
+        for h, v in markout_horizons(totals)
     ]
-    lines.append(
-        _table(
-            ["horizon", "mean", "notional-weighted", "p50", "p95", "fills", "excluded (past end)"],
-            rows,
-        )
-    )
 
-    lines += _pieces_md(edge_report.get("pieces"))
 
-    lines += ["", "## Negative-edge drivers", ""]
+def _markouts_md(t: dict) -> list[str]:
+    lines = ["", "## Markouts (cost, bps: positive = price moved against us)", ""]
+    lines.append(_table(MARKOUTS_HEAD, markout_rows(t)))
+    return lines
+
+
+def _drivers_md(t: dict) -> list[str]:
+    lines = ["", "## Negative-edge drivers", ""]
     det = t.get("neg_edge_drivers_detail") or []
     lines.append(
         _table(
@@ -160,8 +203,12 @@ def render_markdown(edge_report: dict, gate: dict | None = None, extra_md: str =
         if det
         else "none"
     )
+    return lines
 
-    lines += ["", "## Block reasons (ratio = blocked / intended attempts)", ""]
+
+def _actions_md(t: dict) -> list[str]:
+    """Block reasons, the action counts and the exchange's rejects."""
+    lines = ["", "## Block reasons (ratio = blocked / intended attempts)", ""]
     br = t.get("block_reasons", {})
     lines.append(
         _table(
@@ -178,23 +225,24 @@ def render_markdown(edge_report: dict, gate: dict | None = None, extra_md: str =
     rr = t.get("reject_reasons") or {}
     if rr:
         lines.append("exchange rejects: " + ", ".join(f"{k} {v}" for k, v in sorted(rr.items())))
+    return lines
 
-    if gate is not None:
-        lines += ["", "## KPI gate", "", f"Rule: {gate.get('rule', '')}", ""]
-        rows = []
-        for c in gate.get("checks", []):
-            op = "≥" if c["op"] == "ge" else "≤"
-            res = c["result"].upper() + (f" ({c['reason']})" if c.get("reason") else "")
-            rows.append([c["tier"], c["metric"], c.get("value"), f"{op} {c['threshold']:g}", res])
-        lines.append(_table(["tier", "metric", "value", "threshold", "result"], rows))
 
-    syms = edge_report.get("symbols", {})
-    if len(syms) > 1:
-        for sym, st in sorted(syms.items()):
-            lines += [""] + _totals_md(st, f"Symbol {sym}", "###")
+def _gate_md(gate: dict) -> list[str]:
+    lines = ["", "## KPI gate", "", f"Rule: {gate.get('rule', '')}", ""]
+    rows = []
+    for c in gate.get("checks", []):
+        op = "≥" if c["op"] == "ge" else "≤"
+        res = c["result"].upper() + (f" ({c['reason']})" if c.get("reason") else "")
+        rows.append([c["tier"], c["metric"], c.get("value"), f"{op} {c['threshold']:g}", res])
+    lines.append(_table(["tier", "metric", "value", "threshold", "result"], rows))
+    return lines
 
+
+def _identity_md(edge_report: dict) -> list[str]:
+    """The PnL identity check and, per run, its PnL against the venue's own equity."""
     idn = edge_report.get("identity", {})
-    lines += [
+    lines = [
         "",
         "## Identity check",
         "",
@@ -220,15 +268,7 @@ def render_markdown(edge_report: dict, gate: dict | None = None, extra_md: str =
                 ],
             )
         )
-
-    rt = edge_report.get("runtime", {})
-    if rt:
-        lines += ["", "## Runtime", ""]
-        lines.append(_table(["key", "value"], [[k, _short(v)] for k, v in sorted(rt.items())]))
-    if extra_md:
-        lines += ["", extra_md.rstrip()]
-    lines += ["", "Conventions: see the `conventions` block of EDGE_REPORT.json.", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def _short(v: Any) -> str:
