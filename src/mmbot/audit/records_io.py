@@ -25,6 +25,7 @@ import polars as pl
 from mmbot.audit.decompose import validate_result
 from mmbot.audit.edge_report import dump_json
 from mmbot.errors import UserError
+from mmbot.frame_io import struct_from_frame
 from mmbot.records import (
     ACT_NAMES,
     ACTION_DTYPE,
@@ -55,22 +56,6 @@ def _fill_edges(result: RunResult) -> dict[str, np.ndarray]:
         aligned = np.empty_like(v)
         aligned[order] = v
         out[k] = aligned
-    return out
-
-
-def _from_frame(df: pl.DataFrame, dtype: np.dtype, what: str) -> np.ndarray:
-    missing = [n for n in dtype.names if n not in df.columns]
-    if missing:
-        raise UserError(f"{what}: missing column(s) {', '.join(missing)}")
-    out = np.zeros(df.height, dtype=dtype)
-    for n in dtype.names:
-        col = df.get_column(n)
-        if col.null_count():
-            raise UserError(f"{what}: column {n} has {col.null_count()} null value(s)")
-        try:
-            out[n] = col.to_numpy()
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"{what}: column {n} cannot be read as {dtype[n]}: {exc}") from None
     return out
 
 
@@ -186,7 +171,7 @@ def _read_one(d: Path) -> RunResult:
             df = pl.read_parquet(p)
         except Exception as exc:  # noqa: BLE001 - any parse failure is bad input
             raise UserError(f"{p} is not a readable Parquet file: {exc}") from None
-        arrays[fname] = _from_frame(df, dtype, str(p))
+        arrays[fname] = struct_from_frame(df, dtype, str(p))
     mp = d / "meta.json"
     if not mp.exists():
         raise UserError(f"run directory {d}: meta.json not found")

@@ -12,18 +12,20 @@ from mmbot.inputs import ms_to_ns
 app = typer.Typer(no_args_is_help=True)
 
 
+_NO_CACHE = typer.Option(False, "--no-cache", help="parse again; do not use or write the cache")
+_FEED_LATENCY_MS = typer.Option(
+    10.0, "--feed-latency-ms", help="feed latency assumed for files without local receive times"
+)
+
+
 @app.command("inspect")
 def inspect(
     path: Path = typer.Argument(
         ...,
         help="capture file (Binance raw, Bybit V5, hftbacktest .npz, events .parquet, Tardis CSV)",
     ),
-    no_cache: bool = typer.Option(
-        False, "--no-cache", help="parse again; do not use or write the cache"
-    ),
-    feed_latency_ms: float = typer.Option(
-        10.0, "--feed-latency-ms", help="feed latency assumed for files without local receive times"
-    ),
+    no_cache: bool = _NO_CACHE,
+    feed_latency_ms: float = _FEED_LATENCY_MS,
 ) -> None:
     """Event counts by kind, span, feed-latency percentiles, tick/lot guesses and every repair count."""
     from rich.console import Console
@@ -42,12 +44,8 @@ def convert(
     out: Path = typer.Option(
         ..., "--out", help="output file: .npz (hftbacktest-compatible) or .parquet (docs/data.md)"
     ),
-    no_cache: bool = typer.Option(
-        False, "--no-cache", help="parse again; do not use or write the cache"
-    ),
-    feed_latency_ms: float = typer.Option(
-        10.0, "--feed-latency-ms", help="feed latency assumed for files without local receive times"
-    ),
+    no_cache: bool = _NO_CACHE,
+    feed_latency_ms: float = _FEED_LATENCY_MS,
 ) -> None:
     """Write the normalised events of PATH to FILE."""
     from mmbot.data.inspect import convert_capture

@@ -32,7 +32,7 @@ from mmbot.data.core import (
     ReadStats,
     StageBlock,
     assemble_block,
-    drain,
+    feed_blocks,
     iter_byte_blocks,
 )
 from mmbot.errors import UserError
@@ -153,19 +153,21 @@ def iter_binance(
     )
     parser = _BinanceParser(path, pipe)
     n_lines = 0
-    pending = None
-    for first_line, block in iter_byte_blocks(path, block_bytes):
-        blk = parser.parse_block(first_line, block)
-        n_lines = first_line + parser.lines_in_block - 1
-        if spot is None and parser.market:
-            # futures diffs carry "pu"; spot ones do not
-            pipe.seq_mode = rp.SEQ_BINANCE_SPOT if parser.market == "spot" else rp.SEQ_BINANCE_FUT
-            stats.format = f"binance-{parser.market}"
-            spot = parser.market == "spot"
-        outs = pipe.feed(pending) if pending is not None else []
-        pending = blk
-        yield from drain(outs)
-    if pending is not None:
-        yield from drain(pipe.feed(pending, last=True))
+
+    def blocks() -> Iterator[StageBlock]:
+        nonlocal n_lines, spot
+        for first_line, block in iter_byte_blocks(path, block_bytes):
+            blk = parser.parse_block(first_line, block)
+            n_lines = first_line + parser.lines_in_block - 1
+            if spot is None and parser.market:
+                # futures diffs carry "pu"; spot ones do not
+                pipe.seq_mode = (
+                    rp.SEQ_BINANCE_SPOT if parser.market == "spot" else rp.SEQ_BINANCE_FUT
+                )
+                stats.format = f"binance-{parser.market}"
+                spot = parser.market == "spot"
+            yield blk
+
+    yield from feed_blocks(pipe, blocks())
     stats.n_lines = n_lines
     pipe.finish()

@@ -27,7 +27,7 @@ from mmbot.data.core import (
     ReadStats,
     StageBlock,
     assemble_block,
-    drain,
+    feed_blocks,
     iter_line_blocks,
 )
 from mmbot.data.numparse import parse_decimal_strs
@@ -192,37 +192,28 @@ def parse_message(msg: dict, local_ts_ns: int) -> np.ndarray:
 
 def _book_rows(msg: dict, local_ts_ns: int) -> np.ndarray:
     """An ``orderbook`` snapshot (clear rows first) or delta as event rows."""
-    from mmbot.events import (
-        BUY_EVENT,
-        DEPTH_CLEAR_EVENT,
-        DEPTH_EVENT,
-        DEPTH_SNAPSHOT_EVENT,
-        EVENT_DTYPE,
-        EXCH_EVENT,
-        LOCAL_EVENT,
-        SELL_EVENT,
-    )
+    from mmbot import events as ev
 
-    flags = EXCH_EVENT | LOCAL_EVENT
+    flags = ev.EXCH_EVENT | ev.LOCAL_EVENT
     data = msg["data"]
     exch = int(msg["ts"]) * _MS
     snap = msg.get("type") == "snapshot"
-    kind = DEPTH_SNAPSHOT_EVENT if snap else DEPTH_EVENT
+    kind = ev.DEPTH_SNAPSHOT_EVENT if snap else ev.DEPTH_EVENT
     b = data.get("b", [])
     a = data.get("a", [])
     vals = parse_decimal_strs([x for lv in b for x in lv[:2]] + [x for lv in a for x in lv[:2]])
     px, qty = vals[0::2], vals[1::2]
     clears = []  # (side, deepest price) of each side a snapshot resets
     if snap and b:
-        clears.append((BUY_EVENT, px[: len(b)].min()))
+        clears.append((ev.BUY_EVENT, px[: len(b)].min()))
     if snap and a:
-        clears.append((SELL_EVENT, px[len(b) :].max()))
-    out = np.zeros(len(clears) + len(px), dtype=EVENT_DTYPE)
+        clears.append((ev.SELL_EVENT, px[len(b) :].max()))
+    out = np.zeros(len(clears) + len(px), dtype=ev.EVENT_DTYPE)
     for k, (side, deepest_px) in enumerate(clears):
-        out[k] = (DEPTH_CLEAR_EVENT | side | flags, exch, local_ts_ns, deepest_px, 0, 0, 0, 0)
+        out[k] = (ev.DEPTH_CLEAR_EVENT | side | flags, exch, local_ts_ns, deepest_px, 0, 0, 0, 0)
     body = out[len(clears) :]
-    body["ev"][: len(b)] = kind | BUY_EVENT | flags
-    body["ev"][len(b) :] = kind | SELL_EVENT | flags
+    body["ev"][: len(b)] = kind | ev.BUY_EVENT | flags
+    body["ev"][len(b) :] = kind | ev.SELL_EVENT | flags
     body["exch_ts"] = exch
     body["local_ts"] = local_ts_ns
     body["px"] = px
@@ -232,22 +223,15 @@ def _book_rows(msg: dict, local_ts_ns: int) -> np.ndarray:
 
 def _trade_rows(msg: dict, local_ts_ns: int) -> np.ndarray:
     """A ``publicTrade`` message's trades as event rows, each at its own ``T``."""
-    from mmbot.events import (
-        BUY_EVENT,
-        EVENT_DTYPE,
-        EXCH_EVENT,
-        LOCAL_EVENT,
-        SELL_EVENT,
-        TRADE_EVENT,
-    )
+    from mmbot import events as ev
 
-    flags = EXCH_EVENT | LOCAL_EVENT
+    flags = ev.EXCH_EVENT | ev.LOCAL_EVENT
     trades = msg["data"]
-    out = np.zeros(len(trades), dtype=EVENT_DTYPE)
+    out = np.zeros(len(trades), dtype=ev.EVENT_DTYPE)
     for k, t in enumerate(trades):
-        side = SELL_EVENT if t.get("S") == "Sell" else BUY_EVENT
+        side = ev.SELL_EVENT if t.get("S") == "Sell" else ev.BUY_EVENT
         out[k] = (
-            TRADE_EVENT | side | flags,
+            ev.TRADE_EVENT | side | flags,
             int(t.get("T", msg.get("ts"))) * _MS,
             local_ts_ns,
             float(t["p"]),
@@ -279,17 +263,17 @@ def iter_bybit(
     )
     parser = _BybitParser(path, pipe, feed_latency_ns)
     n_lines = 0
-    pending = None
-    for first_line, lines in iter_line_blocks(path, block_bytes):
-        blk = parser.parse_block(first_line, lines)
-        n_lines = first_line + len(lines) - 1
-        if pending is None and parser.timestamped is not None:
-            pipe.has_local_time = bool(parser.timestamped)
-        outs = pipe.feed(pending) if pending is not None else []
-        pending = blk
-        yield from drain(outs)
-    if pending is not None:
-        yield from drain(pipe.feed(pending, last=True))
+
+    def blocks() -> Iterator[StageBlock]:
+        nonlocal n_lines
+        for k, (first_line, lines) in enumerate(iter_line_blocks(path, block_bytes)):
+            blk = parser.parse_block(first_line, lines)
+            n_lines = first_line + len(lines) - 1
+            if k == 0 and parser.timestamped is not None:
+                pipe.has_local_time = bool(parser.timestamped)
+            yield blk
+
+    yield from feed_blocks(pipe, blocks())
     stats.n_lines = n_lines
     if parser.timestamped is False:
         stats.assumed_feed_latency_ns = int(feed_latency_ns)

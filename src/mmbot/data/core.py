@@ -21,7 +21,7 @@ from __future__ import annotations
 import gzip
 import math
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -542,6 +542,19 @@ def drain(outs: list[np.ndarray]) -> Iterator[np.ndarray]:
     outs.reverse()
     while outs:
         yield outs.pop()
+
+
+def feed_blocks(pipe: Pipeline, blocks: Iterable[StageBlock]) -> Iterator[np.ndarray]:
+    """Feed a reader's stage blocks to ``pipe`` one block behind the parser (so whatever the
+    parser learns from a block, e.g. the market or the time stamping, is set before the block
+    before it is fed; the last block goes in with ``last=True``), yielding the output chunks."""
+    pending = None
+    for blk in blocks:
+        outs = pipe.feed(pending) if pending is not None else []
+        pending = blk
+        yield from drain(outs)
+    if pending is not None:
+        yield from drain(pipe.feed(pending, last=True))
 
 
 def rechunk(chunks: Iterator[np.ndarray], chunk_events: int) -> Iterator[np.ndarray]:

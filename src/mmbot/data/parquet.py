@@ -21,6 +21,7 @@ import polars as pl
 from mmbot.data.core import ReadStats
 from mmbot.errors import UserError
 from mmbot.events import EVENT_DTYPE
+from mmbot.frame_io import struct_from_frame
 
 SCHEMA_TAG = "events/1"
 _META_SCHEMA = "mmbot.schema"
@@ -60,18 +61,7 @@ def load_parquet_events(path: Path) -> tuple[np.ndarray, dict[str, str]]:
             f"{path}: not an events file: missing column(s) {', '.join(missing)} "
             f"(expected {', '.join(EVENT_DTYPE.names)}; see docs/data.md)"
         )
-    out = np.zeros(df.height, EVENT_DTYPE)
-    for n in EVENT_DTYPE.names:
-        col = df.get_column(n)
-        if col.null_count():
-            raise UserError(f"{path}: column {n} has {col.null_count()} null value(s)")
-        try:
-            out[n] = col.to_numpy()
-        except (TypeError, ValueError) as exc:
-            raise UserError(
-                f"{path}: column {n} cannot be read as {EVENT_DTYPE[n]}: {exc}"
-            ) from None
-    return out, meta
+    return struct_from_frame(df, EVENT_DTYPE, str(path)), meta
 
 
 def iter_parquet(path: Path, stats: ReadStats, chunk: int = 1_000_000) -> Iterator[np.ndarray]:

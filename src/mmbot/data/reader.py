@@ -34,18 +34,10 @@ FORMATS = (
 )
 
 
-def _is_npz(path: Path) -> bool:
+def _starts_with(path: Path, magic: bytes) -> bool:
     try:
         with open(path, "rb") as fh:
-            return fh.read(4) == b"PK\x03\x04"
-    except OSError:
-        return False
-
-
-def _is_parquet(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(4) == b"PAR1"
+            return fh.read(len(magic)) == magic
     except OSError:
         return False
 
@@ -213,7 +205,7 @@ def load_events(
     """
     path = Path(path)
     kw = {"base_latency_ns": int(base_latency_ns), "feed_latency_ns": int(feed_latency_ns)}
-    loaded_as_is = _is_npz(path) or _is_parquet(path)
+    loaded_as_is = _starts_with(path, b"PK\x03\x04") or _starts_with(path, b"PAR1")  # npz, parquet
     if use_cache and not loaded_as_is:  # npz and Parquet events are already the parsed form
         from mmbot.data import cache
 

@@ -41,27 +41,25 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(out)
 
 
+TOTALS_ROWS = (  # (label, EDGE_REPORT totals key)
+    ("net_bps", "net_bps"),
+    ("pnl (quote, marked at final mid)", "pnl"),
+    ("turnover (quote)", "turnover"),
+    ("fills", "fills"),
+    ("maker_share_pct", "maker_share_pct"),
+    ("adverse_bps_p95 (1 s cost)", "adverse_bps_p95"),
+    ("slippage_bps_p95 (cost)", "slippage_bps_p95"),
+    ("order_age_p95_ms", "order_age_p95_ms"),
+    ("ws_lag_p95_ms", "ws_lag_p95_ms"),
+    ("cancel_ratio", "cancel_ratio"),
+    ("replace_ratio", "replace_ratio"),
+    ("fills without a target (all edge in gross)", "fills_without_target"),
+)
+
+
 def _totals_md(t: dict, title: str, level: str = "##") -> list[str]:
     lines = [f"{level} {title}", ""]
-    lines.append(
-        _table(
-            ["metric", "value"],
-            [
-                ["net_bps", t.get("net_bps")],
-                ["pnl (quote, marked at final mid)", t.get("pnl")],
-                ["turnover (quote)", t.get("turnover")],
-                ["fills", t.get("fills")],
-                ["maker_share_pct", t.get("maker_share_pct")],
-                ["adverse_bps_p95 (1 s cost)", t.get("adverse_bps_p95")],
-                ["slippage_bps_p95 (cost)", t.get("slippage_bps_p95")],
-                ["order_age_p95_ms", t.get("order_age_p95_ms")],
-                ["ws_lag_p95_ms", t.get("ws_lag_p95_ms")],
-                ["cancel_ratio", t.get("cancel_ratio")],
-                ["replace_ratio", t.get("replace_ratio")],
-                ["fills without a target (all edge in gross)", t.get("fills_without_target")],
-            ],
-        )
-    )
+    lines.append(_table(["metric", "value"], [[label, t.get(key)] for label, key in TOTALS_ROWS]))
     lines += ["", f"{level}# Edge decomposition (contributions: positive helps net)", ""]
     cb = t.get("component_breakdown", {})
     rows = [[name, t.get(key), cb.get(f"{name}_quote"), why] for name, key, why in COMPONENT_ROWS]
