@@ -34,16 +34,12 @@ from mmbot.data.core import (
     assemble_block,
     feed_blocks,
     iter_byte_blocks,
+    short_line,
 )
 from mmbot.errors import UserError
 
 _MS = 1_000_000
 _NO_TS = np.iinfo(np.int64).min
-
-
-def _short(line: bytes) -> str:
-    s = line[:60].decode("utf-8", "replace")
-    return s + ("..." if len(line) > 60 else "")
 
 
 def _line_of(block: bytes, idx: int) -> bytes:
@@ -86,11 +82,11 @@ class _BinanceParser:
             where = f"{self.path}:{first_line + int(err_idx)}"
             if err == bs.ERR_LOCAL_TS:
                 raise UserError(
-                    f"{where}: not a '<local_ns> <json>' Binance line: {_short(line)!r}"
+                    f"{where}: not a '<local_ns> <json>' Binance line: {short_line(line)!r}"
                 )
             if err == bs.ERR_JSON:
-                raise UserError(f"{where}: broken JSON: {_short(line)!r}")
-            raise UserError(f"{where}: Binance message lacks required fields: {_short(line)!r}")
+                raise UserError(f"{where}: broken JSON: {short_line(line)!r}")
+            raise UserError(f"{where}: Binance message lacks required fields: {short_line(line)!r}")
         pc = self.pipe.parser_counters
         if len(m_status):
             cnt = np.bincount(m_status, minlength=4)

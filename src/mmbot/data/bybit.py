@@ -29,17 +29,13 @@ from mmbot.data.core import (
     assemble_block,
     feed_blocks,
     iter_line_blocks,
+    short_line,
 )
 from mmbot.data.numparse import parse_decimal_strs
 from mmbot.data.timecheck import to_ns
 from mmbot.errors import UserError
 
 _MS = 1_000_000
-
-
-def _short(line: bytes) -> str:
-    s = line[:60].decode("utf-8", "replace")
-    return s + ("..." if len(line) > 60 else "")
 
 
 class _BybitParser:
@@ -80,7 +76,7 @@ class _BybitParser:
                 local_ns = to_ns(int(line[:sp]), 1)
             except ValueError:
                 raise UserError(
-                    f"{where}: not a Bybit JSON line or '<local_ns> <json>': {_short(line)!r}"
+                    f"{where}: not a Bybit JSON line or '<local_ns> <json>': {short_line(line)!r}"
                 ) from None
             body = line[sp + 1 :]
         if self.timestamped is None:
@@ -90,9 +86,9 @@ class _BybitParser:
         try:
             obj = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise UserError(f"{where}: broken JSON: {_short(line)!r}") from None
+            raise UserError(f"{where}: broken JSON: {short_line(line)!r}") from None
         if type(obj) is not dict:
-            raise UserError(f"{where}: JSON is not an object: {_short(line)!r}")
+            raise UserError(f"{where}: JSON is not an object: {short_line(line)!r}")
         return local_ns, obj
 
     def _message(self, out: _Rows, topic: str, obj: dict, local_ns: int | None) -> None:

@@ -537,6 +537,12 @@ class Pipeline:
         st.base_latency_ns = self.base_latency_ns
 
 
+def short_line(line: bytes) -> str:
+    """The first 60 characters of an input line, for an error message naming it."""
+    s = line[:60].decode("utf-8", "replace")
+    return s + ("..." if len(line) > 60 else "")
+
+
 def drain(outs: list[np.ndarray]) -> Iterator[np.ndarray]:
     """Yield the arrays of ``outs`` and drop each reference as it goes (bounded memory)."""
     outs.reverse()

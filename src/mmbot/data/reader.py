@@ -104,29 +104,20 @@ def _iter_raw(
     offset_sample_rows: int = OFFSET_SAMPLE_ROWS,
 ) -> Iterator[np.ndarray]:
     fmt = stats.format
+    blocks = {  # what the line readers share: latency, window, block size, offset sample
+        "base_latency_ns": base_latency_ns,
+        "window_ns": window_ns,
+        "block_bytes": block_bytes,
+        "offset_sample_rows": offset_sample_rows,
+    }
     if fmt == "binance":
         from mmbot.data.binance import iter_binance
 
-        return iter_binance(
-            path,
-            stats,
-            base_latency_ns=base_latency_ns,
-            window_ns=window_ns,
-            block_bytes=block_bytes,
-            offset_sample_rows=offset_sample_rows,
-        )
+        return iter_binance(path, stats, **blocks)
     if fmt == "bybit":
         from mmbot.data.bybit import iter_bybit
 
-        return iter_bybit(
-            path,
-            stats,
-            base_latency_ns=base_latency_ns,
-            feed_latency_ns=feed_latency_ns,
-            window_ns=window_ns,
-            block_bytes=block_bytes,
-            offset_sample_rows=offset_sample_rows,
-        )
+        return iter_bybit(path, stats, feed_latency_ns=feed_latency_ns, **blocks)
     if fmt == "npz":
         from mmbot.data.npz import iter_npz
 
@@ -138,14 +129,7 @@ def _iter_raw(
     if fmt in ("tardis-book", "tardis-trades"):
         from mmbot.data.tardis import iter_tardis
 
-        return iter_tardis(
-            path,
-            stats,
-            base_latency_ns=base_latency_ns,
-            window_ns=window_ns,
-            block_bytes=block_bytes,
-            offset_sample_rows=offset_sample_rows,
-        )
+        return iter_tardis(path, stats, **blocks)
     raise UserError(f"{path}: unsupported format {fmt!r}")
 
 
