@@ -161,16 +161,6 @@ def _maker_join(
                     ist[S_LO_BID] = p
             if p < ist[S_LO_BID]:
                 ist[S_LO_BID] = p
-            if emit:
-                n = _emit(
-                    n,
-                    _EV_BID_DEPTH,
-                    t_new,
-                    local_ns,
-                    p * tick,
-                    q[j] * lot,
-                    out,
-                )
         else:
             ist[S_QA_LOTS] += lots
             if ba == _NONE or p < ba:
@@ -179,16 +169,9 @@ def _maker_join(
                     ist[S_HI_ASK] = p
             if p > ist[S_HI_ASK]:
                 ist[S_HI_ASK] = p
-            if emit:
-                n = _emit(
-                    n,
-                    _EV_ASK_DEPTH,
-                    t_new,
-                    local_ns,
-                    p * tick,
-                    q[j] * lot,
-                    out,
-                )
+        if emit:
+            ev = _EV_BID_DEPTH if kind == 0 else _EV_ASK_DEPTH
+            n = _emit(n, ev, t_new, local_ns, p * tick, q[j] * lot, out)
     return n
 
 
@@ -265,34 +248,14 @@ def _maker_leave(
             elif kind >= 6 and P[P_STALE_WHOLE] > 0.0:
                 lots = q[j]
             q[j] -= lots
-            if bid:
-                ist[S_QB_LOTS] -= lots
-                if emit:
-                    n = _emit(
-                        n,
-                        _EV_BID_DEPTH,
-                        t_new,
-                        local_ns,
-                        p * tick,
-                        q[j] * lot,
-                        out,
-                    )
-                if q[j] == 0 and p == bb:
-                    ist[S_BEST_BID] = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
-            else:
-                ist[S_QA_LOTS] -= lots
-                if emit:
-                    n = _emit(
-                        n,
-                        _EV_ASK_DEPTH,
-                        t_new,
-                        local_ns,
-                        p * tick,
-                        q[j] * lot,
-                        out,
-                    )
-                if q[j] == 0 and p == ba:
-                    ist[S_BEST_ASK] = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
+            ist[S_QB_LOTS if bid else S_QA_LOTS] -= lots
+            if emit:
+                ev = _EV_BID_DEPTH if bid else _EV_ASK_DEPTH
+                n = _emit(n, ev, t_new, local_ns, p * tick, q[j] * lot, out)
+            if q[j] == 0 and bid and p == bb:
+                ist[S_BEST_BID] = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
+            elif q[j] == 0 and not bid and p == ba:
+                ist[S_BEST_ASK] = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
     return n
 
 
