@@ -86,7 +86,8 @@ def test_emulator_session_vs_backtest_parity(tmp_path, mode, run_idx):
             mode, emu.url, out, WINDOW_S, *extra, symbol="BTCUSDT", sizes=None, rest_timeout_s=None
         )
         proc = start_bot(cmd, bot_env(), tmp_path)
-        _, err = proc.communicate(timeout=WINDOW_S + 90)
+        # generous: a cold numba cache compiles for minutes on a loaded machine
+        _, err = proc.communicate(timeout=WINDOW_S + 600)
         assert proc.returncode == 0, err
         reached = emu.emu.matcher.now_capture_ns
     finally:
