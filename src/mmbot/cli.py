@@ -142,6 +142,16 @@ def app() -> None:
             err=True,
         )
         sys.exit(EXIT_BUG)
+    finally:
+        _disarm_redelivery()
+
+
+def _disarm_redelivery() -> None:
+    """A re-delivery still pending when the run ends must not outlive it: its SIGALRM landing in
+    the interpreter's shutdown killed an interrupted soak (exit -14 instead of 130, under load)."""
+    if _SWALLOWED and hasattr(signal, "setitimer"):
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 if __name__ == "__main__":

@@ -119,7 +119,9 @@ class PaperGateway:
         if op == OP_NEW:
             path, fn = v.create_fn(side, qtys, pxs, link_id)
         elif op == OP_REPLACE:
-            path, fn = v.amend_fn(link_id, pxs, s.amend_total(link_id, qty))
+            # the open size the order manager asks for, as the backtest's modify takes it: a
+            # fill still on its way to the session when it decided does not shrink the order
+            path, fn = v.amend_fn(link_id, pxs, open_qty=qtys)
         else:
             path, fn = v.cancel_fn(link_id)
 
@@ -146,7 +148,11 @@ class PaperGateway:
         else:
             s.on_execution(item, "sim")
         # the session learns it one order latency after it happened at the venue
-        s.quote(self.venue.known_ns or time.time_ns())
+        self.wake(self.venue.known_ns or time.time_ns())
+
+    def wake(self, now_ns: int) -> None:
+        """One wake for everything the venue tells the session at ``now_ns`` (``pump``)."""
+        self.venue.request_wake(now_ns)
 
     def now_ns(self) -> int:
         """Event time: the due time of the item the session is handling (its order ages, acks and
