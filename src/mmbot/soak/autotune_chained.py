@@ -228,8 +228,9 @@ def _record(
         if c.origin == "PROBE":
             x = c.changes[0]
             key = _probe_key(x.field, 1 if x.new > x.old else -1)
-            # a probe without evidence (too few fills) counts as a clear loser: its step halves
-            probe_gain[key] = (gain if gain is not None else -math.inf, len(segs))
+            # a probe without evidence yet (too few fills) keeps its step: its chain gains fills
+            # with every segment played (a wide spread floor may fill 14 times in 30 min)
+            probe_gain[key] = (gain if gain is not None else math.nan, len(segs))
             if ch == base:
                 decision.inert.append(key)
     return probe_gain
