@@ -23,12 +23,16 @@ Fees: the base tier (Binance USD-M regular, 2 bps maker / 5 bps taker: what `mak
 ``--fee-tier rebate`` runs the schedule's rebate tier instead (the soak and the grid alike).
 The seeds are not the ones the tuner's constants were measured on (docs/autotune.md names those).
 Run: .venv/bin/python bench/bench_autotune_quoter.py [--seeds 11,22,33,44,55] [--hours 3]
-     [--fee-tier base|rebate]
+     [--fee-tier base|rebate] [--grid-cache FILE.json]
+``--grid-cache``: the grid's (net_bps, fills) per point are read from FILE when it holds this
+(seed, hours, tier) and written to it otherwise (the grid does not depend on the tuner: a tuner
+change re-runs only the soaks). Delete the file after a change to the quoter or the market.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import sys
 import time
@@ -143,11 +147,26 @@ def _short(knobs: dict[str, float], start: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:g}" for k, v in sorted(changed.items())) or "(the start)"
 
 
-def one_seed(seed: int, hours: float, fee_tier: str) -> dict:
+def _cache_key(seed: int, hours: float, fee_tier: str) -> str:
+    return f"{seed}/{hours}/{fee_tier}"
+
+
+def _read_cache(path: str | None) -> dict:
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def one_seed(seed: int, hours: float, fee_tier: str, cache: str | None = None) -> dict:
     """Grid, soak and evaluations for one tuning seed (one worker process)."""
     t0 = time.perf_counter()
     pts = grid_points()
-    grid = [net_of(p, seed, hours, fee_tier) for p in pts]
+    cached = _read_cache(cache).get(_cache_key(seed, hours, fee_tier))
+    if cached is not None and len(cached) == len(pts):
+        grid = [(float(n), int(f)) for n, f in cached]
+    else:
+        grid = [net_of(p, seed, hours, fee_tier) for p in pts]
     t_grid = time.perf_counter() - t0
     out, wall = grid_bench.tuned_soak(
         knob_set(BAD), seed, hours, ITERATIONS, strategy_opts(fee_tier)
@@ -165,6 +184,7 @@ def one_seed(seed: int, hours: float, fee_tier: str) -> dict:
         "grid": grid,
         "points": pts,
         "t_grid": t_grid,
+        "grid_cached": cached is not None and len(cached) == len(pts),
         "soak_wall": wall,
         "ran": ran,
         "ran_nets": [evals[sets.index(k)][0] for k in ran],
@@ -186,6 +206,7 @@ def _report(r: dict) -> tuple[bool, bool]:
     default = knob_set(_defaults())
     dflt, dflt_fills = r["grid"][r["points"].index(default)]
     final, final_fills = r["final_net"]
+    grid_time = "from the cache" if r.get("grid_cached") else f"{r['t_grid']:.0f} s"
     tgt = target(best, bad)
     met = final >= tgt
     any_met = max(r["ran_nets"]) >= tgt
@@ -193,7 +214,8 @@ def _report(r: dict) -> tuple[bool, bool]:
         f"seed {r['seed']}: grid-best net_bps {best:.4f} ({best_fills} fills) at "
         f"{_short(r['points'][j], start)}; bad start {bad:.4f} ({bad_fills} fills); default "
         f"{dflt:.4f} ({dflt_fills} fills); grid median {float(np.median(nets)):.4f} "
-        f"(grid {r['t_grid']:.0f} s, soak {r['soak_wall']:.0f} s)"
+        f"(grid {grid_time}, "
+        f"soak {r['soak_wall']:.0f} s)"
     )
     print(
         "  soak iterations' knob sets, net_bps fixed over the market: "
@@ -242,9 +264,16 @@ def main() -> int:
     os.environ["MM_SOAK_REPLAY_WORKERS"] = "1"
     os.environ.pop("MM_RUNTIME_OVERRIDES_JSON", None)
     t0 = time.perf_counter()
+    cache = _arg("--grid-cache", "") or None
     with ProcessPoolExecutor(max_workers=2) as ex:
         n = len(seeds)
-        rows = list(ex.map(one_seed, seeds, [hours] * n, [fee_tier] * n))
+        rows = list(ex.map(one_seed, seeds, [hours] * n, [fee_tier] * n, [cache] * n))
+    if cache:
+        stored = _read_cache(cache)
+        for r in rows:
+            stored[_cache_key(r["seed"], hours, fee_tier)] = r["grid"]
+        with open(cache, "w") as f:
+            json.dump(stored, f)
     n_met = n_any = 0
     for r in rows:
         met, any_met = _report(r)
