@@ -235,22 +235,25 @@ def show_inspect(con: Any, path: Path, s: dict) -> None:
         )
     t.add_row("from cache", str(s["from_cache"]))
     con.print(t)
-    k = Table(title="events by kind")
-    k.add_column("kind")
-    k.add_column("count", justify="right")
-    for name, n in s["counts"].items():
-        k.add_row(name, f"{n:,}")
+    kinds = dict(s["counts"])
     if s["custom_kind_events"]:
-        k.add_row("custom", f"{s['custom_kind_events']:,}")
-    con.print(k)
-    r = Table(title="repairs")
-    r.add_column("repair")
-    r.add_column("count", justify="right")
-    for name, n in s["repairs"].items():
-        r.add_row(name, f"{n:,}")
+        kinds["custom"] = s["custom_kind_events"]
+    con.print(_count_table("events by kind", "kind", kinds))
     if s["repairs"]:
-        con.print(r)
+        con.print(_count_table("repairs", "repair", s["repairs"]))
     else:
         con.print("repairs: none applied (an .npz is loaded as it is)")
     for note in s["notes"]:
         con.print(f"note: {note}")
+
+
+def _count_table(title: str, what: str, counts: dict[str, int]) -> Any:
+    """A rich table of names and their counts."""
+    from rich.table import Table
+
+    t = Table(title=title)
+    t.add_column(what)
+    t.add_column("count", justify="right")
+    for name, n in counts.items():
+        t.add_row(name, f"{n:,}")
+    return t
