@@ -63,10 +63,6 @@ class OrderGateway(Protocol):
 
     def set_clock_offset(self, offset_ns: int) -> None: ...
 
-    def wake(self, now_ns: int) -> None:
-        """A response or an order update wakes the strategy at ``now_ns`` (paper: once for all
-        the venue's news due at that time, as the backtest's loop collects them in one wake)."""
-
     def now_ns(self) -> int:
         """The session's clock for its order state (ages, acks, fills, pauses): the wall clock,
         or paper's event time (the time of what the session is handling)."""
@@ -206,9 +202,6 @@ class LiveGateway:
 
     def now_ns(self) -> int:
         return time.time_ns()
-
-    def wake(self, now_ns: int) -> None:
-        self.s.quote(now_ns)
 
     async def books_baseline(self) -> None:
         """The wallet balance and the average entry of the adopted position, which the books

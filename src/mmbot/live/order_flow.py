@@ -212,7 +212,7 @@ class OrderFlow:
 
         if self.guard is not None:
             on_response(self.guard)
-        self.gateway.wake(known_ns)
+        self.quote(known_ns)
 
     def on_ack(self, side_idx: int, link_id: str, px: float, qty: float, op: int) -> None:
         s = self.slots[side_idx]

@@ -35,8 +35,7 @@ fill once the stamps are given):
   next item's ``t - latency`` (and at most one latency a step) before it is handed over, so a
   request decided on an item always meets the venue at its arrival time. The bot thus sees its
   answers, fills, market messages and timer wakes (``next_wake``) in the order the backtest's loop
-  would, at the times it would; the news due at one time wakes it once (``request_wake``), as the
-  backtest's loop collects its responses in one wake. Paper trades in event time, a reorder margin
+  would, at the times it would (each item wakes it). Paper trades in event time, a reorder margin
   behind the wall clock;
 - an amend from the session asks for the size that stays open (``amend_fn(open_qty=)``), as the
   backtest's modify does; Bybit's amend (``qty``: the new total) is kept for other callers.
@@ -153,7 +152,6 @@ class PaperVenue:
         self.n_timer_advances = 0  # horizon moves by the wall clock (a quiet stream)
         # when the bot learns what it is handed now, on its clock (the item's due time)
         self.known_ns = 0
-        self._wake_ns = 0  # a wake the news handed at this time asked for (``request_wake``)
 
     def latency_ns(self) -> int:
         """The order latency applied, each way: the entry latency, fixed for the session (the bot's
@@ -188,15 +186,6 @@ class PaperVenue:
         heapq.heappush(self._due, (int(t_ns), self._seq, fn))
         self._seq += 1
 
-    def request_wake(self, t_ns: int) -> None:
-        """The news handed now wakes the bot, once all items due at ``t_ns`` are handed."""
-        self._wake_ns = int(t_ns)
-
-    def _flush_wake(self) -> None:
-        t_ns, self._wake_ns = self._wake_ns, 0
-        self.known_ns = t_ns
-        self.on_wake(t_ns)
-
     def safe_ns(self) -> int:
         """The venue may play the market up to here: every event stamped before it has come in.
         The stream keeps its order however late it is delivered, so this is told by the stamps
@@ -219,11 +208,7 @@ class PaperVenue:
             wake = self.next_wake()
             is_wake = bool(wake) and wake != wake_done and (head is None or wake < head)
             nxt = wake if is_wake else head
-            ready = nxt is not None and nxt <= self.horizon_ns + lat
-            if self._wake_ns and not (ready and not is_wake and nxt == self._wake_ns):
-                self._flush_wake()  # the news due at its time are all handed: one wake for them
-                continue
-            if ready:
+            if nxt is not None and nxt <= self.horizon_ns + lat:
                 self.known_ns = nxt
                 if is_wake:
                     wake_done = wake
@@ -250,8 +235,6 @@ class PaperVenue:
             t_ns, _, fn = heapq.heappop(self._due)
             self.known_ns = t_ns
             fn()
-            if self._wake_ns and (not self._due or self._due[0][0] != self._wake_ns):
-                self._flush_wake()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -147,12 +147,9 @@ class PaperGateway:
                 return  # as on the private stream: a confirmation is not news
         else:
             s.on_execution(item, "sim")
-        # the session learns it one order latency after it happened at the venue
-        self.wake(self.venue.known_ns or time.time_ns())
-
-    def wake(self, now_ns: int) -> None:
-        """One wake for everything the venue tells the session at ``now_ns`` (``pump``)."""
-        self.venue.request_wake(now_ns)
+        # the session learns it one order latency after it happened at the venue (each item
+        # wakes it: one wake for all the news due at one time diverged from the backtest more)
+        s.quote(self.venue.known_ns or time.time_ns())
 
     def now_ns(self) -> int:
         """Event time: the due time of the item the session is handling (its order ages, acks and
