@@ -25,12 +25,12 @@ from typing import Any, Final, Protocol
 
 from mmbot.knobs import knob_order
 from mmbot.soak.autotune_counterfactual import (
-    _INFO_MARKERS,
     _adopt,
     _Candidate,
     _candidates,
     _next_probe_state,
     _probe_key,
+    validated_decision,
 )
 from mmbot.soak.autotune_grid import knob_key, normalise_knobs
 from mmbot.soak.autotune_rules import RULES, Rule, TuneDecision, tune
@@ -83,14 +83,7 @@ def chained_tune(
     if not segs:
         return proposal
     start = normalise_knobs(current)
-    decision = TuneDecision(
-        knobs=dict(start),
-        fired=list(proposal.fired),
-        skipped=list(proposal.skipped),
-        calm_down=proposal.calm_down,
-        validated=True,
-    )
-    decision.markers = [m for m in proposal.markers if any(t in m for t in _INFO_MARKERS)]
+    decision = validated_decision(proposal, start)
     base = evaluate.chain(start, segs)
     base_score = usable_chain(base)
     if base_score is None:

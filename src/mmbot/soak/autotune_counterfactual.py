@@ -405,14 +405,7 @@ def counterfactual_tune(
     base = {s: usable(*base_raw[s]) for s in all_segs}
     # a segment where the current knobs made too few fills cannot pair anything
     segs = [s for s in all_segs if base[s] is not None]
-    decision = TuneDecision(
-        knobs=dict(start),
-        fired=list(proposal.fired),
-        skipped=list(proposal.skipped),
-        calm_down=proposal.calm_down,
-        validated=True,
-    )
-    decision.markers = [m for m in proposal.markers if any(t in m for t in _INFO_MARKERS)]
+    decision = validated_decision(proposal, start)
     cands = _candidates(proposal, start, history, tunable, all_segs)
     if not segs:
         _fill_search(decision, cands, rp, all_segs, base_raw, budget)
@@ -445,6 +438,20 @@ def counterfactual_tune(
     decision.probe_state = _next_probe_state(decision, history, probe_gain, floor_bps)
     if chosen is not None:
         _adopt(decision, chosen)
+    return decision
+
+
+def validated_decision(proposal: TuneDecision, start: Mapping[str, float]) -> TuneDecision:
+    """A replay-validated decision that keeps ``start`` until a candidate is adopted: the rules'
+    findings and their informational markers, none of their changes."""
+    decision = TuneDecision(
+        knobs=dict(start),
+        fired=list(proposal.fired),
+        skipped=list(proposal.skipped),
+        calm_down=proposal.calm_down,
+        validated=True,
+    )
+    decision.markers = [m for m in proposal.markers if any(t in m for t in _INFO_MARKERS)]
     return decision
 
 
