@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from mmbot.inputs import ms_to_ns
+
+if TYPE_CHECKING:
+    import numpy as np
+    from rich.console import Console
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -98,40 +102,14 @@ def calibrate(
     )
 
 
-def calibrate_command(
-    path: Path,
-    out: Path,
-    *,
-    tick_bps: float = 0.0,
-    rounds: int = 16,
-    fit_seconds: int | None = None,
-    whole_level_pulls: bool = False,
+def _fit_with_bar(
+    events: np.ndarray, err: Console, rounds: int, log: list[str], **fit_kw: Any
 ) -> dict:
-    """Fit with a progress bar (one step a simulated round) on stderr, write the calibration, and
-    print the capture's statistics next to the fitted market's."""
-    import sys
-    import time
-
-    from rich.console import Console
+    """``calibrate`` with a progress bar on ``err`` (stderr), one step a simulated round."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
-    from mmbot.data.calibrate import (
-        FitProgress,
-        add_provenance,
-        calibrate,
-        compare_rows,
-        load_capture,
-        write_calibration,
-    )
+    from mmbot.data.calibrate import FitProgress, calibrate
 
-    err = Console(file=sys.stderr)
-    t0 = time.perf_counter()
-    events, symbol = load_capture(path)
-    err.print(
-        f"[{time.perf_counter() - t0:5.1f} s] {path.name}: {len(events)} events", highlight=False
-    )
-    log: list[str] = []
     with Progress(
         TextColumn("fitting"),
         BarColumn(),
@@ -147,15 +125,65 @@ def calibrate_command(
             # the round's headline (loss, spread, trade rate, volatility); the rest is in the log
             bar.update(task, completed=p.step, total=p.steps, description=p.message[:90])
 
-        calib = calibrate(
-            events,
-            tick_bps=tick_bps,
-            rounds=rounds,
-            fit_seconds=fit_seconds,
-            log=log,
-            progress=show,
-            whole_level_pulls=whole_level_pulls,
-        )
+        return calibrate(events, rounds=rounds, log=log, progress=show, **fit_kw)
+
+
+def _print_compare(calib: dict) -> None:
+    """The capture's statistics next to the fitted market's, on stdout."""
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from mmbot.data.calibrate import compare_rows
+
+    table = Table(title=f"capture vs fitted market ({calib['variant']}, tick {calib['tick_px']})")
+    for col, just in (
+        ("statistic", "left"),
+        ("capture", "right"),
+        ("synthetic", "right"),
+        ("ratio", "right"),
+    ):
+        table.add_column(col, justify=just)
+    for key, real, syn in compare_rows(calib):
+        table.add_row(key, f"{real:.4g}", f"{syn:.4g}", f"{syn / real:.2f}" if real else "-")
+    Console(file=sys.stdout).print(table)
+
+
+def calibrate_command(
+    path: Path,
+    out: Path,
+    *,
+    tick_bps: float = 0.0,
+    rounds: int = 16,
+    fit_seconds: int | None = None,
+    whole_level_pulls: bool = False,
+) -> dict:
+    """Fit with a progress bar (one step a simulated round) on stderr, write the calibration, and
+    print the capture's statistics next to the fitted market's."""
+    import sys
+    import time
+
+    from rich.console import Console
+
+    from mmbot.data.calibrate import add_provenance, load_capture, write_calibration
+
+    err = Console(file=sys.stderr)
+    t0 = time.perf_counter()
+    events, symbol = load_capture(path)
+    err.print(
+        f"[{time.perf_counter() - t0:5.1f} s] {path.name}: {len(events)} events", highlight=False
+    )
+    log: list[str] = []
+    calib = _fit_with_bar(
+        events,
+        err,
+        rounds,
+        log,
+        tick_bps=tick_bps,
+        fit_seconds=fit_seconds,
+        whole_level_pulls=whole_level_pulls,
+    )
     add_provenance(
         calib,
         path,
@@ -168,17 +196,7 @@ def calibrate_command(
     )
     write_calibration(calib, out)
     err.print(f"[{time.perf_counter() - t0:5.1f} s] fitted", highlight=False)
-    table = Table(title=f"capture vs fitted market ({calib['variant']}, tick {calib['tick_px']})")
-    for col, just in (
-        ("statistic", "left"),
-        ("capture", "right"),
-        ("synthetic", "right"),
-        ("ratio", "right"),
-    ):
-        table.add_column(col, justify=just)
-    for key, real, syn in compare_rows(calib):
-        table.add_row(key, f"{real:.4g}", f"{syn:.4g}", f"{syn / real:.2f}" if real else "-")
-    Console(file=sys.stdout).print(table)
+    _print_compare(calib)
     print(f"wrote {out}")
     return calib
 

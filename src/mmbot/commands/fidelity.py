@@ -11,59 +11,26 @@ import orjson
 from mmbot.errors import UserError
 
 
-def fidelity_command(
-    capture: Path,
-    out: Path,
-    *,
-    calibration: str | None = None,
-    hours: float = 1.0,
-    seeds: int = 3,
-    tick_bps: float = 0.0,
-) -> dict:
-    from rich.console import Console
-    from rich.table import Table
-
-    from mmbot.data import load_events
-    from mmbot.data.calibrate import calibrate
-    from mmbot.data.synthetic import load_calibration
-    from mmbot.fidelity.compare import fidelity
-    from mmbot.fidelity.tables import to_html, to_markdown
-
-    console = Console(file=sys.stderr)
-    t0 = time.perf_counter()
-
-    def say(msg: str) -> None:
-        console.print(f"[{time.perf_counter() - t0:7.1f} s] {msg}", highlight=False)
-
-    capture = Path(capture)
+def _check_args(capture: Path, hours: float, seeds: int) -> None:
     if not capture.exists():
         raise UserError(f"fidelity: capture not found: {capture}")
     if not (hours > 0):
         raise UserError(f"fidelity: --hours must be > 0, got {hours}")
     if seeds < 1:
         raise UserError(f"fidelity: --seeds must be >= 1, got {seeds}")
-    events, _ = load_events(capture)
-    if calibration:
-        calib = load_calibration(calibration)
-        say(f"calibration {calibration} ({calib.get('variant', '?')})")
-    else:
-        say(
-            f"fitting the market to {capture.name}"
-            + (f" (wide tick {tick_bps:g} bps)" if tick_bps > 0 else "")
-        )
-        calib = calibrate(events, tick_bps=tick_bps, progress=lambda p: say(p.message))
-        calib["name"] = capture.name.split(".")[0] + ("_wide_tick" if tick_bps > 0 else "")
-    res = fidelity(events, calib, hours=hours, seeds=seeds, progress=say)
-    res["meta"]["capture"] = capture.name
-    out = Path(out)
+
+
+def _write_outputs(out: Path, res: dict, title: str, calib: dict, *, fitted: bool) -> None:
+    """FIDELITY.json / .md / .html, and the fitted calibration when the command fitted one."""
+    from mmbot.fidelity.tables import to_html, to_markdown
+
     out.mkdir(parents=True, exist_ok=True)
-    title = f"{capture.name} vs {res['meta']['calibration'] or 'fitted market'}"
     (out / "FIDELITY.json").write_bytes(
         orjson.dumps(res, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
     )
     (out / "FIDELITY.md").write_text(to_markdown(res, title))
     (out / "FIDELITY.html").write_text(to_html(res, title))
-    if not calibration:
+    if fitted:
         (out / "calibration.json").write_bytes(
             orjson.dumps(
                 calib,
@@ -71,6 +38,13 @@ def fidelity_command(
             )
             + b"\n"
         )
+
+
+def _print_report(res: dict, title: str, out: Path) -> None:
+    """The statistics, autocorrelations and ranking tables and the checks' summary, on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
     out_console = Console(file=sys.stdout)
     for head, key, col in (
         ("statistic", "stats", "ratio"),
@@ -103,4 +77,47 @@ def fidelity_command(
             + " ".join(f"{x:.4f}" for x in nc["seed_spearman_pairs"])
         )
     print(f"wrote {out / 'FIDELITY.json'}, FIDELITY.md, FIDELITY.html")
+
+
+def fidelity_command(
+    capture: Path,
+    out: Path,
+    *,
+    calibration: str | None = None,
+    hours: float = 1.0,
+    seeds: int = 3,
+    tick_bps: float = 0.0,
+) -> dict:
+    from rich.console import Console
+
+    from mmbot.data import load_events
+    from mmbot.data.calibrate import calibrate
+    from mmbot.data.synthetic import load_calibration
+    from mmbot.fidelity.compare import fidelity
+
+    console = Console(file=sys.stderr)
+    t0 = time.perf_counter()
+
+    def say(msg: str) -> None:
+        console.print(f"[{time.perf_counter() - t0:7.1f} s] {msg}", highlight=False)
+
+    capture = Path(capture)
+    _check_args(capture, hours, seeds)
+    events, _ = load_events(capture)
+    if calibration:
+        calib = load_calibration(calibration)
+        say(f"calibration {calibration} ({calib.get('variant', '?')})")
+    else:
+        say(
+            f"fitting the market to {capture.name}"
+            + (f" (wide tick {tick_bps:g} bps)" if tick_bps > 0 else "")
+        )
+        calib = calibrate(events, tick_bps=tick_bps, progress=lambda p: say(p.message))
+        calib["name"] = capture.name.split(".")[0] + ("_wide_tick" if tick_bps > 0 else "")
+    res = fidelity(events, calib, hours=hours, seeds=seeds, progress=say)
+    res["meta"]["capture"] = capture.name
+    out = Path(out)
+    title = f"{capture.name} vs {res['meta']['calibration'] or 'fitted market'}"
+    _write_outputs(out, res, title, calib, fitted=not calibration)
+    _print_report(res, title, out)
     return res

@@ -2,7 +2,8 @@
 
 Owns ``calibrate(events, tick_bps=..., progress=...)`` (progress: one ``FitProgress`` per simulated
 round, for the command to show) and the calibration file (provenance, writing). The console
-belongs to ``mmbot.commands.data``. Directly measured from the
+belongs to ``mmbot.commands.data``; the per-round parameter step and its search ranges to
+``mmbot.data.calibrate_step``. Directly measured from the
 capture: tick and lot, print and aggressor-order ("parent": prints sharing a ms and a side) size
 tables, the feed-latency distribution and its correlation time, the parents' same-side
 persistence, the diffusive/jump split of 1 s returns (bipower variation) and the depth profile.
@@ -32,6 +33,38 @@ import numpy as np
 import orjson
 from numba import njit
 
+from mmbot.data.calibrate_step import (  # noqa: F401  (the fit's search ranges, importable here)
+    DAMPING,
+    HYSTERESIS_EDGE_SHARE,
+    IMPACT_CAP_BPS,
+    IMPACT_DAMPING,
+    IMPACT_DECAY_PER_S,
+    INITIAL_HYSTERESIS_BPS,
+    INITIAL_STALE_LEVEL_RATE,
+    INITIAL_TRANSIENT,
+    MAX_CANCEL_RATE,
+    MAX_HYSTERESIS_BPS,
+    MAX_IMPACT_CAP_BPS,
+    MAX_IMPACT_DECAY_PER_S,
+    MAX_INFORMED_RATE,
+    MAX_LOG_STEP,
+    MAX_PERMANENCE,
+    MAX_STALE_LEVEL_RATE,
+    MAX_STALE_RATE,
+    MIN_CANCEL_RATE,
+    MIN_HYSTERESIS_BPS,
+    MIN_IMPACT_CAP_BPS,
+    MIN_IMPACT_DECAY_PER_S,
+    MIN_INFORMED_RATE,
+    MIN_PERMANENCE,
+    MIN_STALE_RATE,
+    STALE_AUTOCORR_GAIN,
+    WHOLE_MAX_IMPACT_CAP_BPS,
+    _clip,
+    _ratio,
+    _step_depth_targets,
+    _update,
+)
 from mmbot.data.synthetic_book import _latency_ns
 from mmbot.data.synthetic_layout import N_FSTATE, N_ISTATE, S_LAT_T_NS
 from mmbot.errors import UserError
@@ -64,30 +97,6 @@ LAT_ROUNDS = 40  # rounds of the latency fit (on the capture's message times; mi
 LAT_PATHS = 2  # latency paths a round
 LAT_SEED = 54321
 LAT_TAU_POWER = 0.25  # damping of the correlation-time step (the p95 is steep in it)
-# search range of the permanence of noise-sweep impact (a ratio of the sweep's touch move). It
-# is a range for the fit, not a stability cap: above 1 a sweep reveals more than its own
-# mechanical move (the efficient price overshoots the book, the informed follow; they do not
-# excite noise flow, so there is no runaway). The market once broke above ~2: v ran more than
-# the book's depth past a stale touch and the trim, counted from v, deleted every level the
-# other side rebuilt (one side empty ~40 % of the time); levels are now counted from the
-# reference touch, so the range is wide.
-MAX_PERMANENCE = 8.0
-MIN_PERMANENCE = 0.05
-INITIAL_TRANSIENT = 1.0
-# decay of the transient impact, per s, and the scale (bps of touch move) at which a sweep's
-# impact saturates (its start; the as-captured fit then fits it). Chosen on the USD-M BTCUSDT
-# capture (the decay is not refitted per capture): sweeps that
-# reached 0.5-1, 1-2 and 2-4 bps past their first print had moved the price by about the same
-# 1.1 bps a second later, and the deep sweeps' impact fell from 2.24 bps at 1 s to 1.45 at 30 s
-IMPACT_DECAY_PER_S = 0.3
-IMPACT_CAP_BPS = 1.0
-MIN_IMPACT_CAP_BPS = 0.1  # search range of the fitted saturation scale (as-captured fit)
-MAX_IMPACT_CAP_BPS = 10.0
-WHOLE_MAX_IMPACT_CAP_BPS = 30.0  # the same, with whole-level pulls (their fit drove it past 10)
-# the deep-sweep statistics rest on a few hundred sweeps a round: smaller steps
-IMPACT_DAMPING = 0.25
-MAX_INFORMED_RATE = 1000.0  # informed parents per s per bps of mispricing (search range)
-MIN_INFORMED_RATE = 0.01
 # the fine-tick terms of the as-captured market (synthetic.P_STALE_DEPTH .. P_REF_HYST); the
 # shipped wide-tick market predates them (they default off)
 FINE_TICK_TERMS = (
@@ -96,30 +105,6 @@ FINE_TICK_TERMS = (
     "refill_whole",
     "ladder_hysteresis_bps",
 )
-# opt-in (calibrate(whole_level_pulls=True), `mmbot data calibrate --whole-level-pulls`): stale
-# pulls take whole levels (synthetic.P_STALE_WHOLE) and the stale-pull hazard (per level) follows the
-# lag-1 autocorrelation of mid returns (mean of 100 ms and 1 s): pulls slower than the makers' on
-# the capture leave the mid trailing the efficient price, a smoothed random walk whose returns
-# continue each other. Log step per unit of autocorrelation: on the USD-M capture's market a
-# tenfold pull rate moved that mean by ~0.04 (a 300 s market measures it to +-0.05): a gain of
-# 10 is a quarter of the full step
-INITIAL_STALE_LEVEL_RATE = 100.0
-STALE_AUTOCORR_GAIN = 10.0
-# with whole-level pulls the transient impact's decay follows the print markout's reversion from 100 ms
-# to 5 s (the capture's 5 s / 100 ms markout ratio); the wide tick keeps IMPACT_DECAY_PER_S
-MIN_IMPACT_DECAY_PER_S = 0.03
-MAX_IMPACT_DECAY_PER_S = 30.0
-INITIAL_HYSTERESIS_BPS = 0.1
-MIN_HYSTERESIS_BPS = 1e-3  # search range
-MAX_HYSTERESIS_BPS = 2.0
-HYSTERESIS_EDGE_SHARE = 0.5  # largest hysteresis as a share of the informed edge
-MIN_CANCEL_RATE = 1e-4  # cancel hazard of a resting order, per s (search range)
-MAX_CANCEL_RATE = 10.0
-MIN_STALE_RATE = 0.1  # stale-quote pulls per order per s (search range)
-MAX_STALE_RATE = 500.0
-MAX_STALE_LEVEL_RATE = 2000.0  # whole-level pulls: per stale level per s
-MAX_LOG_STEP = 1.0  # largest |log| of one round's multiplicative step
-DAMPING = 0.5  # exponent of the multiplicative fixed-point steps (sim noise vs speed)
 FIT_SEED = 12345
 WIDE_REFILL_RATE = 5.0
 WIDE_EXCESS_RATE = 20.0
@@ -410,10 +395,6 @@ def _refit_latency_on_market(calib: dict, target: dict, seconds: int, log: list[
     _fit_latency(calib, ev, target, log, per_event=True)
 
 
-def _clip(x: float, lo: float, hi: float) -> float:
-    return float(min(max(x, lo), hi)) if np.isfinite(x) else 1.0
-
-
 def _fit(
     calib: dict,
     target: dict,
@@ -432,6 +413,7 @@ def _fit(
 
     keys = list(LOSS_KEYS) + (["spread_bps_mean"] if fit_depth_by_level else [])
     history: list[dict] = []
+    tick_bps = float(calib["tick_px"]) / float(calib["price0_px"]) * 1e4
     for rnd in range(rounds + 1):
         m = calib["model"]
         secs = seconds if rnd >= rounds // 2 else max(1, seconds // EARLY_SHARE)
@@ -465,31 +447,7 @@ def _fit(
         if rnd == rounds:
             break
         _update(m, s, target, fit_spread=fit_depth_by_level)
-        tk = np.asarray(m["depth_target_qty"], dtype=np.float64)
-        if fit_depth_by_level:
-            sim_l = np.asarray(s["depth_qty_by_level"])
-            tgt_l = np.asarray(target["depth_qty_by_level"])
-            for k in range(min(len(tk), len(sim_l))):
-                tk[k] *= _clip(tgt_l[k] / max(sim_l[k], 1e-9), 0.5, 2.0)
-        # further out, per distance band (0-1, 1-2, 2-5 bps from mid): scale the band's targets by
-        # the capture's / the synthetic's depth in that band
-        start = len(s["depth_qty_by_level"]) if fit_depth_by_level else 0
-        tick_bps = float(calib["tick_px"]) / float(calib["price0_px"]) * 1e4
-        dist = (np.arange(len(tk)) + 0.5) * tick_bps
-        prev_t = float(np.sum(target["depth_qty_by_level"][:start]))
-        prev_s = float(np.sum(s["depth_qty_by_level"][:start]))
-        lo = -1.0
-        for b, hi in enumerate((1.0, 2.0, 5.0)):
-            sel = (dist > lo) & (dist <= hi)
-            sel[:start] = False
-            t_band = target["depth_qty_within_bps"][b] - prev_t
-            s_band = s["depth_qty_within_bps"][b] - prev_s
-            if sel.any() and t_band > 0 and s_band > 0:
-                tk[sel] *= _clip(t_band / s_band, 0.5, 2.0)
-            prev_t = target["depth_qty_within_bps"][b]
-            prev_s = s["depth_qty_within_bps"][b]
-            lo = hi
-        m["depth_target_qty"] = [float(x) for x in tk]
+        _step_depth_targets(m, s, target, tick_bps=tick_bps, fit_depth_by_level=fit_depth_by_level)
     calib["model"] = _average_models(history)
     log.append(f"parameters: average of rounds {rounds // 2}..{rounds}")
     return calib
@@ -507,172 +465,6 @@ def _average_models(history: list[dict]) -> dict:
         elif isinstance(last, list) and all(len(v) == len(last) for v in vals):
             out[key] = [float(x) for x in np.mean(np.asarray(vals, dtype=np.float64), axis=0)]
     return out
-
-
-def _ratio(tgt: float, sim: float, power: float = DAMPING) -> float:
-    """Damped multiplicative step toward the target: exp(power * (tgt - sim) / tgt), 1 when
-    either side is not finite or the target is not > 0.
-
-    The step is linear in the simulated statistic, so the rounds settle where the statistic's
-    *mean* equals the target (the method of simulated moments). A step in log(tgt / sim)
-    settles at its geometric mean instead, which for the right-skewed markouts and volatility
-    of a market with rare big sweeps left their means 10-20 % above the capture's."""
-    if not (np.isfinite(tgt) and np.isfinite(sim) and tgt > 0):
-        return 1.0
-    return float(np.exp(np.clip(power * (tgt - sim) / tgt, -MAX_LOG_STEP, MAX_LOG_STEP)))
-
-
-def _update(m: dict, s: dict, target: dict, *, fit_spread: bool) -> None:
-    """One fixed-point step: each parameter moves toward the statistic it drives most."""
-    # volatility not carried by trades comes from v's diffusion and jumps: scale both. (Fitting
-    # them to the 60 s volatility instead was tried, with the transient impact noted below: the
-    # fit drifted to a 1 s volatility 1.9x the capture's.)
-    vol_f = _ratio(target["vol_bps_per_sqrt_s"], s["vol_bps_per_sqrt_s"])
-    m["sigma_bps_per_sqrt_s"] *= vol_f
-    m["jump_size_bps"] *= vol_f
-    m["noise_base_rate_per_s"] *= _ratio(target["parent_rate_per_s"], s["parent_rate_per_s"])
-    # Hawkes: the count Fano factor over windows >> 1/beta is 1/(1-n)^2
-    f_sim = max(float(s["parent_count_fano_1s"]), 1.0)
-    f_tgt = max(float(target["parent_count_fano_1s"]), 1.0)
-    n = m["hawkes_branching_ratio"]
-    n_new = _clip(1.0 - (1.0 - n) * (f_sim / f_tgt) ** (0.5 * DAMPING), 0.0, 0.95)
-    m["hawkes_branching_ratio"] = n_new
-    # keep the mean noise rate mu / (1 - n) where the rate step put it: n shapes clustering only
-    m["noise_base_rate_per_s"] *= (1.0 - n_new) / (1.0 - n)
-    # bigger maker orders -> fewer prints per aggressor order
-    m["maker_size_scale"] = _clip(
-        m.get("maker_size_scale", 1.0)
-        / _ratio(target["prints_per_parent"], s["prints_per_parent"]),
-        0.2,
-        50.0,
-    )
-    if fit_spread:
-        # the book's churn (level updates per s) is set mostly by makers cancelling resting
-        # orders (each cancel is a row, and the refill it causes another)
-        m["cancel_rate_per_s"] = _clip(
-            m["cancel_rate_per_s"]
-            * _ratio(target["depth_update_rate_per_s"], s["depth_update_rate_per_s"]),
-            MIN_CANCEL_RATE,
-            MAX_CANCEL_RATE,
-        )
-        # a ladder re-centred less often changes the touch less often
-        if "ladder_hysteresis_bps" in m:
-            # below half the informed edge: a ladder left further from v is traded by the
-            # informed at once (COIN-M: the hysteresis grew to 1.2 bps, every order was informed)
-            m["ladder_hysteresis_bps"] = _clip(
-                m["ladder_hysteresis_bps"]
-                / _ratio(target["touch_update_rate_per_s"], s["touch_update_rate_per_s"]),
-                MIN_HYSTERESIS_BPS,
-                min(MAX_HYSTERESIS_BPS, HYSTERESIS_EDGE_SHARE * m["informed_edge_bps"]),
-            )
-        # queues behind the touch are mostly old touches the price left: how fast makers pull
-        # them sets the depth one level behind the touch
-        m["excess_cancel_rate_per_s"] = _clip(
-            m["excess_cancel_rate_per_s"]
-            / _ratio(target["depth_qty_by_level"][1], s["depth_qty_by_level"][1]),
-            1.0,
-            5000.0,
-        )
-        # faster refill -> the touch is rebuilt sooner -> the spread's excess over one tick shrinks
-        m["refill_rate_per_s"] *= 1.0 / _ratio(
-            max(target["spread_ticks_mean"] - 1.0, 1e-3), max(s["spread_ticks_mean"] - 1.0, 1e-3)
-        )
-    # impact of noise sweeps on v (a ratio of their touch move, saturating at IMPACT_CAP_BPS):
-    # the permanent share follows the deep sweeps' 30 s impact, the transient share (decaying at
-    # IMPACT_DECAY_PER_S) their 1 s impact (stepping it on the part gone by 30 s diverged: with
-    # informed follow-through that difference can be negative on a fit market). Impact saturates, so
-    # the wide tick's coarser sweeps are compared in bps, not per bps of reach. Fitting a wholly
-    # permanent, linear impact to the print markout instead made the synthetic market trend
-    # (deep-sweep impact 2.4x their reach and no reversion, 60 s volatility 1.8x the capture's):
-    # a quote resting a few ticks deep lost there on every seed while it earned on the captures.
-    # (A transient impact fitted to the 100 ms / 1 s / 5 s print markouts was tried earlier and
-    # turned explosive: the informed then chased the displaced price; they now trade against v
-    # without the transient part.)
-    s1 = float(s.get("deep_sweep_impact_1s_bps", float("nan")))
-    s30 = float(s.get("deep_sweep_impact_30s_bps", float("nan")))
-    t1 = float(target.get("deep_sweep_impact_1s_bps", float("nan")))
-    t30 = float(target.get("deep_sweep_impact_30s_bps", float("nan")))
-    m["impact_permanence_ratio"] = _clip(
-        m["impact_permanence_ratio"] * _ratio(t30, s30, IMPACT_DAMPING),
-        MIN_PERMANENCE,
-        MAX_PERMANENCE,
-    )
-    m["impact_transient_ratio"] = _clip(
-        m.get("impact_transient_ratio", INITIAL_TRANSIENT) * _ratio(t1, s1, IMPACT_DAMPING),
-        MIN_PERMANENCE,
-        MAX_PERMANENCE,
-    )
-    whole = m.get("stale_pull_whole", 0.0) > 0.0
-    if whole:
-        _step_impact_decay(m, s, target)
-    else:
-        m["impact_decay_per_s"] = IMPACT_DECAY_PER_S
-    if fit_spread:
-        # at the captured tick the saturation scale is fitted: a larger one lets the biggest
-        # sweeps (which carry most prints) move the price more, so it follows the 1 s markout of
-        # single prints, which the deep-sweep statistics above do not pin down
-        m["impact_cap_bps"] = _clip(
-            m.get("impact_cap_bps", IMPACT_CAP_BPS)
-            * _ratio(target["markout_1s_bps"], s["markout_1s_bps"], IMPACT_DAMPING),
-            MIN_IMPACT_CAP_BPS,
-            WHOLE_MAX_IMPACT_CAP_BPS if whole else MAX_IMPACT_CAP_BPS,
-        )
-    else:
-        m["impact_cap_bps"] = IMPACT_CAP_BPS
-    # information per aggressor order is the race between takers who see the efficient price
-    # past the touch and makers pulling those stale quotes: the step moves both, the informed
-    # intensity up by its square root and the stale-pull speed down by it. (On the wide tick
-    # the stale touch melts before the informed trade unless the pulls slow down.)
-    if whole:
-        # whole-level pulls: the pull speed has its own statistic (the mid's return
-        # autocorrelation), the informed intensity alone follows the aggressor-order markout
-        m["informed_rate_per_s_per_bps"] = _clip(
-            m["informed_rate_per_s_per_bps"]
-            * _ratio(target["parent_markout_1s_bps"], s["parent_markout_1s_bps"]),
-            MIN_INFORMED_RATE,
-            MAX_INFORMED_RATE,
-        )
-        _step_stale_rate(m, s, target)
-        return
-    race = np.sqrt(_ratio(target["parent_markout_1s_bps"], s["parent_markout_1s_bps"], 2.0))
-    m["informed_rate_per_s_per_bps"] = _clip(
-        m["informed_rate_per_s_per_bps"] * race, MIN_INFORMED_RATE, MAX_INFORMED_RATE
-    )
-    m["stale_cancel_rate_per_s"] = _clip(
-        m["stale_cancel_rate_per_s"] / race, MIN_STALE_RATE, MAX_STALE_RATE
-    )
-
-
-def _mean_return_autocorr(stats: dict) -> float:
-    return 0.5 * (
-        float(stats["autocorr_mid_return_100ms"]) + float(stats["autocorr_mid_return_1s"])
-    )
-
-
-def _step_stale_rate(m: dict, s: dict, target: dict) -> None:
-    """Faster stale pulls keep the mid on the efficient price: the step raises the pull hazard
-    while the synthetic mid's returns are more autocorrelated than the capture's."""
-    gap = _mean_return_autocorr(s) - _mean_return_autocorr(target)
-    if not np.isfinite(gap):
-        return
-    step = float(np.exp(np.clip(STALE_AUTOCORR_GAIN * gap, -MAX_LOG_STEP, MAX_LOG_STEP)))
-    m["stale_cancel_rate_per_s"] = _clip(
-        m["stale_cancel_rate_per_s"] * step, MIN_STALE_RATE, MAX_STALE_LEVEL_RATE
-    )
-
-
-def _step_impact_decay(m: dict, s: dict, target: dict) -> None:
-    """A faster-decaying transient impact reverts more of the print markout between 100 ms and
-    5 s: the decay rate steps toward the capture's 5 s / 100 ms markout ratio."""
-    decay = float(m.get("impact_decay_per_s", IMPACT_DECAY_PER_S))
-    t100 = float(target["markout_100ms_bps"])
-    s100 = float(s["markout_100ms_bps"])
-    t_keep = float(target["markout_5s_bps"]) / t100 if t100 > 0 else float("nan")
-    s_keep = float(s["markout_5s_bps"]) / s100 if s100 > 0 else float("nan")
-    if np.isfinite(t_keep) and np.isfinite(s_keep) and t_keep > 0 and s_keep > 0:
-        # more kept than the capture -> decay faster
-        decay /= _ratio(t_keep, s_keep, IMPACT_DAMPING)
-    m["impact_decay_per_s"] = _clip(decay, MIN_IMPACT_DECAY_PER_S, MAX_IMPACT_DECAY_PER_S)
 
 
 LOSS_KEYS = (
@@ -697,32 +489,11 @@ def _loss(s: dict, target: dict, keys: list[str]) -> float:
     return tot
 
 
-def calibrate(
-    events: np.ndarray,
-    *,
-    tick_bps: float = 0.0,
-    rounds: int = FIT_ROUNDS,
-    fit_seconds: int | None = None,
-    log: list[str] | None = None,
-    progress: ProgressFn | None = None,
-    whole_level_pulls: bool = False,
-) -> dict:
-    """Fit the embedded market to a capture's events. ``tick_bps > 0`` makes the wide-tick
-    variant: the same fitted dynamics on a tick of about that many bps (depth re-binned from the
-    capture's depth-vs-distance profile, flow refitted to the same trade rate and markout).
-    ``whole_level_pulls`` (as captured only; experimental): stale quotes are pulled a whole level
-    at a time at a hazard fitted to the mid's return autocorrelation, the transient impact's decay
-    to the print markout's reversion, and the feed latency refitted on the fitted market's
-    message times. On USD-M BTCUSDT it brought the 100 ms / 1 s return autocorrelations and the
-    spread's p95 to the capture's but left the 1 s print markout at ~0.7x (docs/data.md)."""
-    from mmbot.data.market_stats import guess_tick, market_stats
+def _capture_target(events: np.ndarray, tick_px: float) -> dict:
+    """The capture's statistics the fit aims at (market_stats plus the feed latency's quantiles
+    and the depth-update rate); a capture the market cannot be fitted to is a UserError."""
+    from mmbot.data.market_stats import market_stats
 
-    if not np.isfinite(tick_bps) or tick_bps < 0:
-        raise UserError(f"calibrate: --tick-bps must be >= 0, got {tick_bps}")
-    if fit_seconds is None:
-        fit_seconds = WIDE_FIT_SECONDS if tick_bps > 0 else FIT_SECONDS
-    log = log if log is not None else []
-    tick_px = guess_tick(events)
     target = market_stats(events, tick_px=tick_px)
     target["feed_latency_quantiles_ns"] = _latency_quantiles(events)
     target["depth_update_rate_per_s"] = _depth_update_rate(events)
@@ -737,6 +508,12 @@ def calibrate(
             raise UserError(
                 f"calibrate: the capture's {key} is {target[key]}; cannot fit a market to it"
             )
+    return target
+
+
+def _initial_calibration(events: np.ndarray, target: dict, tick_px: float) -> dict:
+    """The as-captured calibration the rounds start from: what is measured directly on the
+    capture (sizes, lot, jumps, depth, latency) and starting values for the fitted terms."""
     prints, _parents_qty, sweeps, prints_per_ms = _parents(events)
     lot_qty = _step(prints)
     sigma, jump_rate, jump_bps = _jumps(events, tick_px)
@@ -780,12 +557,7 @@ def calibrate(
         # makers re-centre their ladder only on moves of v past this (fitted to touch updates)
         "ladder_hysteresis_bps": INITIAL_HYSTERESIS_BPS,
     }
-    if whole_level_pulls and tick_bps <= 0:
-        # a stale pull takes the whole stale touch level (see synthetic.P_STALE_WHOLE), its
-        # hazard per level, fitted to the mid's return autocorrelation
-        model["stale_pull_whole"] = 1.0
-        model["stale_cancel_rate_per_s"] = INITIAL_STALE_LEVEL_RATE
-    calib: dict = {
+    return {
         "schema": "mmbot.market.v1",
         "variant": "as_captured",
         "tick_px": tick_px,
@@ -798,55 +570,92 @@ def calibrate(
         "feed_latency_corr_s": _latency_corr_s(events),
         "target_stats": target,
     }
+
+
+def _to_wide_tick(calib: dict, target: dict, tick_bps: float, log: list[str]) -> None:
+    """Turn the as-captured starting calibration into the wide-tick variant's: a tick of about
+    ``tick_bps``, depth re-binned, coarse-grid book churn, no fine-tick terms."""
+    model = calib["model"]
+    tick_px = calib["tick_px"]
+    price0 = calib["price0_px"]
+    tick_bps_cap = tick_px / price0 * 1e4
+    wide_px = max(tick_px, round(tick_bps * price0 * 1e-4 / tick_px) * tick_px)
+    wide_px = float(np.round(wide_px, 9))
+    wide_bps = wide_px / price0 * 1e4
+    calib["variant"] = "wide_tick"
+    calib["tick_px"] = wide_px
+    calib["note"] = (
+        f"wide-tick variant: the dynamics fitted to the capture (tick {tick_px}, {tick_bps_cap:.4f} bps) "
+        f"on a tick of {wide_px} ({wide_bps:.3f} bps); depth re-binned from the capture's depth-vs-distance "
+        "profile, trade flow and informed share refitted to the capture's trade rate, volatility, aggressor-order markout "
+        "and deep-sweep impact (the 1 s markout of single prints is not kept on the wide tick). "
+        "Spread and depth per level are therefore not the capture's."
+    )
+    model["depth_target_qty"] = _depth_targets(target, wide_bps)
+    model["informed_edge_bps"] = 0.0
+    # book churn on the coarse grid: one wide level aggregates ~60 capture levels whose
+    # individual updates have no counterpart here, so makers refill / pull / cancel slower
+    # (not fitted; it sets the event rate, ~4x lower, and barely moves the fitted flow)
+    model["refill_rate_per_s"] = WIDE_REFILL_RATE
+    model["excess_cancel_rate_per_s"] = WIDE_EXCESS_RATE
+    model["cancel_rate_per_s"] = WIDE_CANCEL_RATE
+    for key in FINE_TICK_TERMS:
+        del model[key]  # the shipped wide-tick market predates them
+    log.append(f"wide tick {wide_px} ({wide_bps:.3f} bps)")
+
+
+def calibrate(
+    events: np.ndarray,
+    *,
+    tick_bps: float = 0.0,
+    rounds: int = FIT_ROUNDS,
+    fit_seconds: int | None = None,
+    log: list[str] | None = None,
+    progress: ProgressFn | None = None,
+    whole_level_pulls: bool = False,
+) -> dict:
+    """Fit the embedded market to a capture's events. ``tick_bps > 0`` makes the wide-tick
+    variant: the same fitted dynamics on a tick of about that many bps (depth re-binned from the
+    capture's depth-vs-distance profile, flow refitted to the same trade rate and markout).
+    ``whole_level_pulls`` (as captured only; experimental): stale quotes are pulled a whole level
+    at a time at a hazard fitted to the mid's return autocorrelation, the transient impact's decay
+    to the print markout's reversion, and the feed latency refitted on the fitted market's
+    message times. On USD-M BTCUSDT it brought the 100 ms / 1 s return autocorrelations and the
+    spread's p95 to the capture's but left the 1 s print markout at ~0.7x (docs/data.md)."""
+    from mmbot.data.market_stats import guess_tick
+
+    if not np.isfinite(tick_bps) or tick_bps < 0:
+        raise UserError(f"calibrate: --tick-bps must be >= 0, got {tick_bps}")
+    if fit_seconds is None:
+        fit_seconds = WIDE_FIT_SECONDS if tick_bps > 0 else FIT_SECONDS
+    log = log if log is not None else []
+    tick_px = guess_tick(events)
+    target = _capture_target(events, tick_px)
+    calib = _initial_calibration(events, target, tick_px)
+    model = calib["model"]
+    if whole_level_pulls and tick_bps <= 0:
+        # a stale pull takes the whole stale touch level (see synthetic.P_STALE_WHOLE), its
+        # hazard per level, fitted to the mid's return autocorrelation
+        model["stale_pull_whole"] = 1.0
+        model["stale_cancel_rate_per_s"] = INITIAL_STALE_LEVEL_RATE
+    tick_bps_cap = tick_px / calib["price0_px"] * 1e4
     log.append(
-        f"capture: tick {tick_px} ({tick_bps_cap:.4f} bps), lot {lot_qty}, {target['trade_rate_per_s']:.1f} trades/s"
+        f"capture: tick {tick_px} ({tick_bps_cap:.4f} bps), lot {calib['lot_qty']}, {target['trade_rate_per_s']:.1f} trades/s"
     )
     _fit_latency(calib, events, target, log)
     if progress is not None:
         progress(FitProgress(0, rounds + 2, log[-1]))
-    if tick_bps <= 0:
-        _fit(
-            calib,
-            target,
-            rounds=rounds,
-            seconds=fit_seconds,
-            fit_depth_by_level=True,
-            log=log,
-            progress=progress,
-        )
-    else:
-        wide_px = max(tick_px, round(tick_bps * price0 * 1e-4 / tick_px) * tick_px)
-        wide_px = float(np.round(wide_px, 9))
-        wide_bps = wide_px / price0 * 1e4
-        calib["variant"] = "wide_tick"
-        calib["tick_px"] = wide_px
-        calib["note"] = (
-            f"wide-tick variant: the dynamics fitted to the capture (tick {tick_px}, {tick_bps_cap:.4f} bps) "
-            f"on a tick of {wide_px} ({wide_bps:.3f} bps); depth re-binned from the capture's depth-vs-distance "
-            "profile, trade flow and informed share refitted to the capture's trade rate, volatility, aggressor-order markout "
-            "and deep-sweep impact (the 1 s markout of single prints is not kept on the wide tick). "
-            "Spread and depth per level are therefore not the capture's."
-        )
-        model["depth_target_qty"] = _depth_targets(target, wide_bps)
-        model["informed_edge_bps"] = 0.0
-        # book churn on the coarse grid: one wide level aggregates ~60 capture levels whose
-        # individual updates have no counterpart here, so makers refill / pull / cancel slower
-        # (not fitted; it sets the event rate, ~4x lower, and barely moves the fitted flow)
-        model["refill_rate_per_s"] = WIDE_REFILL_RATE
-        model["excess_cancel_rate_per_s"] = WIDE_EXCESS_RATE
-        model["cancel_rate_per_s"] = WIDE_CANCEL_RATE
-        for key in FINE_TICK_TERMS:
-            del model[key]  # the shipped wide-tick market predates them
-        log.append(f"wide tick {wide_px} ({wide_bps:.3f} bps)")
-        _fit(
-            calib,
-            target,
-            rounds=rounds,
-            seconds=fit_seconds,
-            fit_depth_by_level=False,
-            log=log,
-            progress=progress,
-        )
+    if tick_bps > 0:
+        _to_wide_tick(calib, target, tick_bps, log)
+    _fit(
+        calib,
+        target,
+        rounds=rounds,
+        seconds=fit_seconds,
+        fit_depth_by_level=tick_bps <= 0,
+        log=log,
+        progress=progress,
+    )
     if model.get("stale_pull_whole", 0.0) > 0.0:
         _refit_latency_on_market(calib, target, fit_seconds, log)
     calib["fit_stats"] = _sim_stats(calib, FIT_SEED + 1000, fit_seconds)

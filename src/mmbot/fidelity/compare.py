@@ -173,28 +173,19 @@ def _checks(out: dict) -> dict:
     }
 
 
-def fidelity(
-    capture: np.ndarray,
+def _synthetic_runs(
     calib: dict,
     *,
-    hours: float = 1.0,
-    seeds: int = 3,
-    panel: list[PanelConfig] | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> dict:
-    """The FIDELITY.json dict of ``capture`` against ``calib``'s market (``seeds`` markets of
-    ``hours`` each, seeds SEED0, SEED0+1, ...)."""
-    from mmbot.backtest import guess_tick_lot
-    from mmbot.data.market_stats import guess_tick, market_stats
+    hours: float,
+    seeds: int,
+    panel: list[PanelConfig],
+    say: Callable[[str], None],
+) -> tuple[list[dict], list[list[float]]]:
+    """market_stats and the panel's net bps of ``seeds`` synthetic markets of ``hours`` each
+    (seeds SEED0, SEED0+1, ...)."""
+    from mmbot.data.market_stats import market_stats
     from mmbot.data.synthetic import generate
 
-    say = progress or (lambda _msg: None)
-    panel = PANEL if panel is None else panel
-    real_tick = guess_tick(capture)
-    real = market_stats(capture, tick_px=real_tick)
-    _, real_lot = guess_tick_lot(capture)
-    say(f"capture: {len(capture)} events, tick {real_tick}; running {len(panel)} configurations")
-    real_net = run_panel(capture, tick_px=real_tick, lot_qty=real_lot, panel=panel)
     syn_stats: list[dict] = []
     syn_net: list[list[float]] = []
     duration_ns = int(round(hours * 3600e9))
@@ -213,6 +204,11 @@ def fidelity(
             )
         )
         del ev
+    return syn_stats, syn_net
+
+
+def _compare_stats(real: dict, syn_stats: list[dict]) -> dict:
+    """The "stats" (ratio synthetic / real) and "autocorr" (difference) parts of FIDELITY.json."""
     out: dict = {"stats": {}, "autocorr": {}}
     for name, key in STAT_KEYS.items():
         per_seed = [float(s[key]) for s in syn_stats]
@@ -222,11 +218,19 @@ def fidelity(
         per_seed = [float(s[key]) for s in syn_stats]
         x, y = float(real[key]), _nanmean(per_seed)
         out["autocorr"][name] = {"real": x, "synthetic": y, "diff": y - x, "seeds": per_seed}
+    return out
+
+
+def _ranking(
+    real_net: list[float],
+    syn_net: list[list[float]],
+    panel: list[PanelConfig],
+    ceiling: dict,
+) -> dict:
+    """The "ranking" part of FIDELITY.json: the panel's net bps on the capture against their mean
+    over the synthetic markets."""
     syn_mean = [_nanmean([n[j] for n in syn_net]) for j in range(len(panel))]
-    ceiling = (
-        _noise_ceiling(calib, float(real["duration_s"]), seeds, panel, say) if seeds >= 2 else {}
-    )
-    out["ranking"] = {
+    return {
         "spearman": spearman(real_net, syn_mean),
         "sign_agreement": sign_agreement(real_net, syn_mean),
         # the ranking's reproducibility between synthetic markets of the capture's length
@@ -244,6 +248,35 @@ def fidelity(
             for j, cfg in enumerate(panel)
         ],
     }
+
+
+def fidelity(
+    capture: np.ndarray,
+    calib: dict,
+    *,
+    hours: float = 1.0,
+    seeds: int = 3,
+    panel: list[PanelConfig] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """The FIDELITY.json dict of ``capture`` against ``calib``'s market (``seeds`` markets of
+    ``hours`` each, seeds SEED0, SEED0+1, ...)."""
+    from mmbot.backtest import guess_tick_lot
+    from mmbot.data.market_stats import guess_tick, market_stats
+
+    say = progress or (lambda _msg: None)
+    panel = PANEL if panel is None else panel
+    real_tick = guess_tick(capture)
+    real = market_stats(capture, tick_px=real_tick)
+    _, real_lot = guess_tick_lot(capture)
+    say(f"capture: {len(capture)} events, tick {real_tick}; running {len(panel)} configurations")
+    real_net = run_panel(capture, tick_px=real_tick, lot_qty=real_lot, panel=panel)
+    syn_stats, syn_net = _synthetic_runs(calib, hours=hours, seeds=seeds, panel=panel, say=say)
+    out = _compare_stats(real, syn_stats)
+    ceiling = (
+        _noise_ceiling(calib, float(real["duration_s"]), seeds, panel, say) if seeds >= 2 else {}
+    )
+    out["ranking"] = _ranking(real_net, syn_net, panel, ceiling)
     out["checks"] = _checks(out)
     out["meta"] = {
         "calibration": str(calib.get("name", "")),
