@@ -30,9 +30,12 @@ from mmbot.soak.autotune_counterfactual import (
     _candidates,
     _next_probe_state,
     _probe_key,
+    disjoint_parts,
+    merged_candidate,
     validated_decision,
 )
-from mmbot.soak.autotune_grid import knob_key, normalise_knobs
+from mmbot.soak.autotune_grid import normalise_knobs
+from mmbot.soak.autotune_keep_best import latest_unless_beaten, sets_that_ran
 from mmbot.soak.autotune_rules import RULES, Rule, TuneDecision, tune
 
 CHAIN_SCORE_NAME: Final[str] = "chained net_bps"
@@ -152,27 +155,11 @@ def _merge(
     beats that one's."""
     if not winners:
         return None, None, []
-    parts: list[_Candidate] = []
-    taken: set[str] = set()
-    for c in winners:
-        if len(parts) < MAX_MERGED and not (c.fields() & taken):
-            parts.append(c)
-            taken |= c.fields()
+    parts = disjoint_parts(winners, MAX_MERGED)
     if len(parts) < 2:
         return winners[0], None, []
-    knobs = dict(start)
-    for c in parts:
-        for ch in c.changes:
-            knobs[ch.field] = ch.new
-    merged = _Candidate(
-        label="COMBINED(" + "+".join(c.label for c in parts) + ")",
-        origin="COMBINED",
-        knobs=knobs,
-        changes=[ch for c in parts for ch in c.changes],
-        markers=[m for c in parts for m in c.markers],
-        fallback=any(c.fallback for c in parts),
-    )
-    scored.append((merged, evaluate.chain(knobs, segs)))
+    merged = merged_candidate(parts, start)
+    scored.append((merged, evaluate.chain(merged.knobs, segs)))
     if _score_of(scored, merged) > _score_of(scored, winners[0]):
         return merged, merged, parts
     return winners[0], merged, []
@@ -245,12 +232,9 @@ def select_best_chained(
     without evidence when another has it. Returns (iteration, knobs, table)."""
     if not history:
         raise ValueError("select_best_chained needs at least one iteration")
-    latest: dict[tuple, Mapping[str, Any]] = {}
-    for e in history:
-        latest[knob_key(e["knobs"])] = e
     segs = sorted(segments)
     table = []
-    ordered = sorted(latest.values(), key=lambda e: int(e["iteration"]))
+    ordered = sets_that_ran(history)
     prefetch = getattr(evaluate, "prefetch_chains", None)
     if prefetch is not None:
         prefetch([e["knobs"] for e in ordered], segs)
@@ -267,13 +251,8 @@ def select_best_chained(
             }
         )
 
-    def score(row: Mapping[str, Any]) -> float:
-        return row["score_bps"] if row["score_bps"] is not None else -math.inf
-
-    best = table[-1]
-    for row in reversed(table[:-1]):
-        if score(row) > score(best) + (CHAIN_MIN_GAIN_BPS if math.isfinite(score(best)) else 0):
-            best = row
+    # (a latest set without evidence scores -inf: any earlier set with evidence beats it)
+    best = latest_unless_beaten(table, CHAIN_MIN_GAIN_BPS)
     for row in table:
         row["kept"] = row is best
     return int(best["iteration"]), dict(best["knobs"]), table

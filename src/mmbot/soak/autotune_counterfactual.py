@@ -548,6 +548,33 @@ def _successive_halving(
             alive = [c for c in alive[: max((len(alive) + 1) // 2, 1)] if c.gain(base)[0] > 0.0]
 
 
+def disjoint_parts(winners: Sequence[_Candidate], limit: int | None = None) -> list[_Candidate]:
+    """The winners (best first) whose fields do not overlap a better one's, at most ``limit``."""
+    parts: list[_Candidate] = []
+    taken: set[str] = set()
+    for c in winners:
+        if (limit is None or len(parts) < limit) and not (c.fields() & taken):
+            parts.append(c)
+            taken |= c.fields()
+    return parts
+
+
+def merged_candidate(parts: Sequence[_Candidate], start: Mapping[str, float]) -> _Candidate:
+    """One candidate making every change of ``parts`` (on disjoint fields) from ``start``."""
+    knobs = dict(start)
+    for c in parts:
+        for ch in c.changes:
+            knobs[ch.field] = ch.new
+    return _Candidate(
+        label="COMBINED(" + "+".join(c.label for c in parts) + ")",
+        origin="COMBINED",
+        knobs=knobs,
+        changes=[ch for c in parts for ch in c.changes],
+        markers=[m for c in parts for m in c.markers],
+        fallback=any(c.fallback for c in parts),
+    )
+
+
 def _merge_winners(
     winners: Sequence[_Candidate],
     start: Mapping[str, float],
@@ -561,28 +588,11 @@ def _merge_winners(
     winner, or the merge of the winners on disjoint fields when it beats that one."""
     chosen: _Candidate | None = winners[0] if winners else None
     merged: _Candidate | None = None
-    parts: list[_Candidate] = []
-    if len(winners) >= 2:
-        fields_taken: set[str] = set()
-        for c in winners:
-            if not (c.fields() & fields_taken):
-                parts.append(c)
-                fields_taken |= c.fields()
+    parts = disjoint_parts(winners) if len(winners) >= 2 else []
     if len(parts) >= 2:
-        knobs = dict(start)
-        for c in parts:
-            for ch in c.changes:
-                knobs[ch.field] = ch.new
-        past = _past_evidence(history, start).get(knob_key(knobs), {})
-        merged = _Candidate(
-            label="COMBINED(" + "+".join(c.label for c in parts) + ")",
-            origin="COMBINED",
-            knobs=knobs,
-            changes=[ch for c in parts for ch in c.changes],
-            markers=[m for c in parts for m in c.markers],
-            fallback=any(c.fallback for c in parts),
-            past={s: g for s, g in past.items() if s not in all_segs},
-        )
+        merged = merged_candidate(parts, start)
+        past = _past_evidence(history, start).get(knob_key(merged.knobs), {})
+        merged.past = {s: g for s, g in past.items() if s not in all_segs}
         rp.run_batch([(merged, segs)])
         assert chosen is not None
         if merged.gain(base)[0] > chosen.gain(base)[0]:

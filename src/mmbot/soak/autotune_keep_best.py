@@ -43,6 +43,29 @@ def common_score(nets: Sequence[float | None], fills: Sequence[int | None] | Non
     return -math.inf
 
 
+def sets_that_ran(history: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The latest history entry of every distinct knob set, in iteration order."""
+    latest: dict[tuple, Mapping[str, Any]] = {}
+    for e in history:
+        latest[knob_key(e["knobs"])] = e  # later iterations overwrite: the latest run of a set
+    return sorted(latest.values(), key=lambda e: int(e["iteration"]))
+
+
+def row_score(row: Mapping[str, Any]) -> float:
+    """A keep-best row's score (-inf without one)."""
+    return row["score_bps"] if row["score_bps"] is not None else -math.inf
+
+
+def latest_unless_beaten(table: Sequence[Mapping[str, Any]], margin: float) -> Mapping[str, Any]:
+    """The last row, unless an earlier one scores more than ``margin`` above the row kept so far
+    (walking back from the latest)."""
+    best = table[-1]
+    for row in reversed(table[:-1]):
+        if row_score(row) > row_score(best) + margin:
+            best = row
+    return best
+
+
 def select_best_common(
     history: Sequence[Mapping[str, Any]],
     evaluate: Evaluate,
@@ -59,11 +82,8 @@ def select_best_common(
     knobs, table); the iteration is the latest one that ran the kept knobs."""
     if not history:
         raise ValueError("select_best_common needs at least one iteration")
-    latest: dict[tuple, Mapping[str, Any]] = {}
-    for e in history:
-        latest[knob_key(e["knobs"])] = e  # later iterations overwrite: the latest run of a set
     table = []
-    ordered = sorted(latest.values(), key=lambda e: int(e["iteration"]))
+    ordered = sets_that_ran(history)
     prefetch = getattr(evaluate, "prefetch", None)
     if prefetch is not None:  # one batch (parallel when the evaluator can)
         prefetch([(e["knobs"], s) for e in ordered for s in segments])
@@ -84,19 +104,12 @@ def select_best_common(
             }
         )
 
-    def score(row: Mapping[str, Any]) -> float:
-        return row["score_bps"] if row["score_bps"] is not None else -math.inf
-
-    margin = keep_best_margin(len(segments), margin_bps)
-    best = table[-1]
-    for row in reversed(table[:-1]):
-        if score(row) > score(best) + margin:
-            best = row
+    best = latest_unless_beaten(table, keep_best_margin(len(segments), margin_bps))
     start_key = knob_key(history[0]["knobs"])
     start_row = next(r for r in table if knob_key(r["knobs"]) == start_key)
-    if score(best) < score(start_row):
+    if row_score(best) < row_score(start_row):
         # never worse than the start on the evidence: the best-scoring set (latest among equals)
-        best = max(reversed(table), key=score)
+        best = max(reversed(table), key=row_score)
     for row in table:
         row["kept"] = row is best
     return int(best["iteration"]), dict(best["knobs"]), table
