@@ -150,3 +150,16 @@ def test_chains_prefetched_in_workers_are_the_chains_run_here(two_iterations: tu
     there.close()
     assert there.replays == 6 and all(there.chain_cost(k, [1, 2]) == 0 for k in knob_sets)
     assert [there.chain(k, [1, 2]) for k in knob_sets] == [here.chain(k, [1, 2]) for k in knob_sets]
+
+
+def test_a_chain_earning_exactly_zero_is_evidence() -> None:
+    """0.0 bps is a score: a probe whose chain nets exactly 0 beats a losing base."""
+
+    class Flat(_Market):
+        def chain(self, knobs, segments):  # type: ignore[no-untyped-def]
+            a = knobs.get(quoter_knob_name("as_mult"), 1.0)
+            return (0.0 if a == 3.0 else -1.0), 100
+
+    tunable = frozenset({quoter_knob_name("as_mult")})
+    d = autotune.chained_tune({}, _start(0.5), [], Flat(), [1, 2], tunable=tunable)
+    assert d.knobs[quoter_knob_name("as_mult")] == 3.0

@@ -98,10 +98,9 @@ def chained_tune(
     cands = _candidates(proposal, start, history, tunable, segs)
     scored = _run_chains(cands, evaluate, segs, start, budget)
     bar = base_score + CHAIN_MIN_GAIN_BPS if base_score is not None else -math.inf
-    winners = sorted(
-        (c for c, ch in scored if (usable_chain(ch) or -math.inf) > bar),
-        key=lambda c: -_score_of(scored, c),
-    )
+    winners = [
+        c for c, ch in sorted(scored, key=lambda x: -chain_score(x[1])) if chain_score(ch) > bar
+    ]
     chosen, merged, parts = _merge(winners, start, evaluate, segs, scored)
     adopted = {id(c) for c in parts} | ({id(chosen)} if chosen is not None else set())
     probe_gain = _record(decision, scored, base, segs, start, adopted)
@@ -115,10 +114,14 @@ def _segs_text(segs: Sequence[int]) -> str:
     return ",".join(map(str, segs))
 
 
-def _score_of(scored: Sequence[tuple[_Candidate, Chain]], c: _Candidate) -> float:
-    ch = next(ch for x, ch in scored if x is c)
+def chain_score(ch: Chain) -> float:
+    """A chain's net_bps where it is evidence, -inf otherwise (0.0 is a score, not none)."""
     v = usable_chain(ch)
     return v if v is not None else -math.inf
+
+
+def _score_of(scored: Sequence[tuple[_Candidate, Chain]], c: _Candidate) -> float:
+    return chain_score(next(ch for x, ch in scored if x is c))
 
 
 def _run_chains(
