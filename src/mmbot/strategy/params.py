@@ -8,7 +8,8 @@ record, never as compile-time constants, so a soak run with new knobs reuses the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,61 +24,96 @@ STRATEGY_TOUCH = 1
 STRATEGY_OTHER = 2  # any other quoter (mmbot.strategy.registry names them)
 STRATEGY_CODES = {"glft": STRATEGY_GLFT, "touch": STRATEGY_TOUCH}
 
-PARAMS_DTYPE = np.dtype(
-    [
-        ("strategy", "i8"),  # STRATEGY_*
-        ("tick_px", "f8"),
-        ("lot_qty", "f8"),
-        ("order_qty", "f8"),  # base units, a multiple of lot_qty
-        # runtime knobs (DESIGN.md table), converted to ns where they are times
-        ("min_interval_ns", "i8"),
-        ("replace_rate_per_min", "f8"),
-        ("base_spread_bps_delta", "f8"),
-        ("tail_age_ns", "i8"),
-        ("impact_cap_ratio", "f8"),
-        ("max_delta_ratio", "f8"),
-        # profile-derived
-        ("concurrency_limit", "i8"),
-        ("slippage_penalty_coef", "f8"),
-        ("vip_tilt_cap", "f8"),
-        ("inventory_tilt_cap", "f8"),
-        # quoting model
-        ("gamma", "f8"),
-        ("obi_coef", "f8"),
-        ("near_band_bps", "f8"),
-        ("reprice_tol_ratio", "f8"),
-        ("reprice_min_ticks", "f8"),
-        ("vol_halflife_s", "f8"),
-        ("intensity_halflife_s", "f8"),
-        ("refit_interval_ns", "i8"),
-        ("slippage_ewma_alpha", "f8"),
-        ("prior_vol_ticks_per_sqrt_s", "f8"),
-        ("prior_a_per_s", "f8"),
-        ("prior_k_per_tick", "f8"),
-        ("throttle_burst_s", "f8"),
-        # risk
-        ("max_position_qty", "f8"),
-        ("max_notional", "f8"),
-        ("max_loss", "f8"),
-        # fees and venue
-        ("maker_fee_rate", "f8"),
-        ("taker_fee_rate", "f8"),
-        ("rate_limit_per_s", "f8"),  # exchange orders/s the throttle guard respects; 0 = none
-        # order manager
-        ("requote_mode", "i8"),  # REQUOTE_* of the quoter (contract.Quoter.requote)
-        # instrument (mmbot.instruments): quantities are contracts
-        ("contract_size", "f8"),  # base units per contract, or USD per contract when inverse
-        ("inverse", "i8"),  # 1: value of a contract = -contract_size/px coin
-        # spot inventory (guards.check_spot_inventory); spot = 0 disables it
-        ("spot", "i8"),
-        ("spot_start_inventory_qty", "f8"),  # base held at the start: position >= -this
-        ("spot_quote_balance", "f8"),  # quote held at the start: a buy must be paid from it
-        # drawdown stop (guards.check_drawdown), settle coin; max_drawdown = 0 disables it
-        ("max_drawdown", "f8"),
-        ("drawdown_cooldown_ns", "i8"),
-    ],
-    align=True,
+
+@dataclass(frozen=True)
+class ParamField:
+    """One field of the record: name and dtype, where `make_params` takes its value from, and what
+    it means. ``source`` is ``SECTION.NAME`` (`SOURCES` says what each section is); the value
+    written is ``source x scale`` (ms -> ns: 1e6), converted from quote currency to the settle coin
+    when ``settle`` (an inverse contract's money limits), rounded to a whole number for ``i8``."""
+
+    name: str
+    dtype: str  # "f8" or "i8"
+    source: str
+    doc: str
+    scale: float = 1.0
+    settle: bool = False
+
+
+# Where a field's value comes from; the profile sections are `mmbot.config.Profile`'s.
+SOURCES: dict[str, str] = {
+    "run": "resolved by make_params from its arguments and the profile (see its docstring)",
+    "market": "the market's grid (make_params' tick_px, lot_qty)",
+    "knobs": "the six runtime knobs (mmbot.knobs), after overrides and clamping",
+    "effective": "profile base + deltas (Profile.effective)",
+    "quoting": "the profile's quoting section",
+    "risk": "the profile's risk section",
+    "spec": "the contract (mmbot.instruments.ContractSpec)",
+}
+
+_F, _I = "f8", "i8"
+_MS, _S = 1e6, 1e9  # ns per ms, per s
+
+# The record, one line per field, in record order. A new parameter is one line here (plus its
+# profile field and its line in docs/config.md); PARAMS_DTYPE and make_params follow from it.
+PARAM_FIELDS: tuple[ParamField, ...] = (
+    ParamField("strategy", _I, "run.strategy", "STRATEGY_* code of the quoter"),
+    ParamField("tick_px", _F, "market.tick_px", "price step"),
+    ParamField("lot_qty", _F, "market.lot_qty", "quantity step"),
+    ParamField("order_qty", _F, "run.order_qty", "order size, a multiple of lot_qty"),
+    # runtime knobs (DESIGN.md table), converted to ns where they are times
+    ParamField("min_interval_ns", _I, "knobs.min_interval_ms", "least time between requotes", _MS),
+    ParamField("replace_rate_per_min", _F, "knobs.replace_rate_per_min", "replace budget / min"),
+    ParamField("base_spread_bps_delta", _F, "knobs.base_spread_bps_delta", "spread widening, bps"),
+    ParamField("tail_age_ns", _I, "knobs.tail_age_ms", "refresh an order older than this", _MS),
+    ParamField("impact_cap_ratio", _F, "knobs.impact_cap_ratio", "impact cap / half-spread"),
+    ParamField("max_delta_ratio", _F, "knobs.max_delta_ratio", "max quote move / half-spread"),
+    # profile-derived
+    ParamField("concurrency_limit", _I, "effective.concurrency_limit", "live orders per side"),
+    ParamField("slippage_penalty_coef", _F, "effective.slippage_penalty_coef", "x slippage bps"),
+    ParamField("vip_tilt_cap", _F, "effective.vip_tilt_cap", "rebate tightening cap / half-spread"),
+    ParamField("inventory_tilt_cap", _F, "effective.inventory_tilt_cap", "skew cap / half-spread"),
+    # quoting model
+    ParamField("gamma", _F, "quoting.gamma", "GLFT risk aversion"),
+    ParamField("obi_coef", _F, "quoting.obi_coef", "imbalance signal / touch half-spread"),
+    ParamField("near_band_bps", _F, "quoting.near_band_bps", "band of 'visible size near'"),
+    ParamField("reprice_tol_ratio", _F, "quoting.reprice_tol_ratio", "reprice tol / half-spread"),
+    ParamField("reprice_min_ticks", _F, "quoting.reprice_min_ticks", "reprice tolerance floor"),
+    ParamField("vol_halflife_s", _F, "quoting.vol_halflife_s", "volatility EWMA half-life"),
+    ParamField("intensity_halflife_s", _F, "quoting.intensity_halflife_s", "intensity half-life"),
+    ParamField("refit_interval_ns", _I, "quoting.refit_interval_ms", "model refit period", _MS),
+    ParamField("slippage_ewma_alpha", _F, "quoting.slippage_ewma_alpha", "slippage EWMA weight"),
+    ParamField(
+        "prior_vol_ticks_per_sqrt_s", _F, "quoting.prior_vol_ticks_per_sqrt_s", "volatility prior"
+    ),
+    ParamField("prior_a_per_s", _F, "quoting.prior_a_per_s", "fill intensity prior A"),
+    ParamField("prior_k_per_tick", _F, "quoting.prior_k_per_tick", "fill intensity prior k"),
+    ParamField("throttle_burst_s", _F, "quoting.throttle_burst_s", "token bucket, s of rate"),
+    # risk
+    ParamField("max_position_qty", _F, "run.max_position_qty", "max |position|"),
+    ParamField("max_notional", _F, "risk.max_notional", "max |position| x mid, quote"),
+    ParamField("max_loss", _F, "risk.max_loss", "kill switch below -max_loss PnL", settle=True),
+    # fees and venue
+    ParamField("maker_fee_rate", _F, "run.maker_fee_rate", "fraction of notional; < 0 rebate"),
+    ParamField("taker_fee_rate", _F, "run.taker_fee_rate", "fraction of notional"),
+    ParamField("rate_limit_per_s", _F, "run.rate_limit_per_s", "exchange orders/s; 0 = none"),
+    # order manager
+    ParamField("requote_mode", _I, "run.requote_mode", "REQUOTE_* of the quoter"),
+    # instrument (mmbot.instruments): quantities are contracts
+    ParamField("contract_size", _F, "spec.contract_size", "base (inverse: USD) per contract"),
+    ParamField("inverse", _I, "spec.inverse", "1: a contract is worth -contract_size/px coin"),
+    # spot inventory (guards.check_spot_inventory); spot = 0 disables it
+    ParamField("spot", _I, "spec.spot", "1: spot inventory checks on"),
+    ParamField(
+        "spot_start_inventory_qty", _F, "risk.spot_start_inventory_qty", "spot base at start"
+    ),
+    ParamField("spot_quote_balance", _F, "risk.spot_quote_balance", "spot quote at start"),
+    # drawdown stop (guards.check_drawdown), settle coin; max_drawdown = 0 disables it
+    ParamField("max_drawdown", _F, "risk.max_drawdown", "drawdown stop; 0 = off", settle=True),
+    ParamField("drawdown_cooldown_ns", _I, "risk.drawdown_cooldown_s", "pause after a stop", _S),
 )
+
+PARAMS_DTYPE = np.dtype([(f.name, f.dtype) for f in PARAM_FIELDS], align=True)
 
 
 def fee_choice(
@@ -129,62 +165,63 @@ def make_params(
     ``max_drawdown``) are in quote currency; for an inverse contract they are converted to the
     settle coin at ``ref_px`` (``max_notional`` stays quote: the guard values positions in quote).
     """
-    q, r = profile.quoting, profile.risk
-    eff = profile.effective()
     spec = spec if spec is not None else LINEAR_DEFAULT
     if order_qty is None:
-        order_qty = round_to_lot(spec.qty_for_notional(q.order_notional, ref_px), lot_qty)
+        order_qty = round_to_lot(
+            spec.qty_for_notional(profile.quoting.order_notional, ref_px), lot_qty
+        )
+    if max_position_qty is None:
+        max_position_qty = profile.risk.max_position_orders * order_qty
+    fee = fee_choice(profile, spec, fee_tier, maker_fee_rate, taker_fee_rate)
+    run = {
+        "strategy": STRATEGY_CODES.get(strategy, STRATEGY_OTHER),
+        "order_qty": order_qty,
+        "max_position_qty": max_position_qty,
+        "maker_fee_rate": fee.maker_fee_rate,
+        "taker_fee_rate": fee.taker_fee_rate,
+        "rate_limit_per_s": (
+            profile.venue.rate_limit_per_s if rate_limit_per_s is None else rate_limit_per_s
+        ),
+        "requote_mode": _requote_mode(strategy),
+    }
+    sections = _sections(profile, knob_values, run, spec, tick_px=tick_px, lot_qty=lot_qty)
     # quote -> settle coin for the money limits the guards compare with equity
     money = 1.0 / ref_px if spec.inverse else 1.0
-    if max_position_qty is None:
-        max_position_qty = r.max_position_orders * order_qty
     p = np.zeros(1, dtype=PARAMS_DTYPE)
     rec = p[0]
-    rec["strategy"] = STRATEGY_CODES.get(strategy, STRATEGY_OTHER)
-    rec["tick_px"] = tick_px
-    rec["lot_qty"] = lot_qty
-    rec["order_qty"] = order_qty
-    rec["min_interval_ns"] = int(round(float(knob_values["min_interval_ms"]) * 1e6))
-    rec["replace_rate_per_min"] = float(knob_values["replace_rate_per_min"])
-    rec["base_spread_bps_delta"] = float(knob_values["base_spread_bps_delta"])
-    rec["tail_age_ns"] = int(round(float(knob_values["tail_age_ms"]) * 1e6))
-    rec["impact_cap_ratio"] = float(knob_values["impact_cap_ratio"])
-    rec["max_delta_ratio"] = float(knob_values["max_delta_ratio"])
-    rec["concurrency_limit"] = int(eff["concurrency_limit"])
-    rec["slippage_penalty_coef"] = eff["slippage_penalty_coef"]
-    rec["vip_tilt_cap"] = eff["vip_tilt_cap"]
-    rec["inventory_tilt_cap"] = eff["inventory_tilt_cap"]
-    rec["gamma"] = q.gamma
-    rec["obi_coef"] = q.obi_coef
-    rec["near_band_bps"] = q.near_band_bps
-    rec["reprice_tol_ratio"] = q.reprice_tol_ratio
-    rec["reprice_min_ticks"] = q.reprice_min_ticks
-    rec["vol_halflife_s"] = q.vol_halflife_s
-    rec["intensity_halflife_s"] = q.intensity_halflife_s
-    rec["refit_interval_ns"] = int(q.refit_interval_ms * 1e6)
-    rec["slippage_ewma_alpha"] = q.slippage_ewma_alpha
-    rec["prior_vol_ticks_per_sqrt_s"] = q.prior_vol_ticks_per_sqrt_s
-    rec["prior_a_per_s"] = q.prior_a_per_s
-    rec["prior_k_per_tick"] = q.prior_k_per_tick
-    rec["throttle_burst_s"] = q.throttle_burst_s
-    rec["max_position_qty"] = max_position_qty
-    rec["max_notional"] = r.max_notional
-    rec["max_loss"] = r.max_loss * money
-    fee = fee_choice(profile, spec, fee_tier, maker_fee_rate, taker_fee_rate)
-    rec["maker_fee_rate"] = fee.maker_fee_rate
-    rec["taker_fee_rate"] = fee.taker_fee_rate
-    rec["rate_limit_per_s"] = (
-        profile.venue.rate_limit_per_s if rate_limit_per_s is None else rate_limit_per_s
-    )
-    rec["requote_mode"] = _requote_mode(strategy)
-    rec["contract_size"] = spec.contract_size
-    rec["inverse"] = 1 if spec.inverse else 0
-    rec["spot"] = 1 if spec.spot else 0
-    rec["spot_start_inventory_qty"] = r.spot_start_inventory_qty
-    rec["spot_quote_balance"] = r.spot_quote_balance
-    rec["max_drawdown"] = r.max_drawdown * money
-    rec["drawdown_cooldown_ns"] = int(round(r.drawdown_cooldown_s * 1e9))
+    for f in PARAM_FIELDS:
+        rec[f.name] = _value(f, sections, money)
     return p
+
+
+def _sections(
+    profile: Profile,
+    knob_values: Mapping[str, float],
+    run: Mapping[str, Any],
+    spec: ContractSpec,
+    *,
+    tick_px: float,
+    lot_qty: float,
+) -> dict[str, Mapping[str, Any]]:
+    """The values a field's ``source`` names, by section (`SOURCES`)."""
+    return {
+        "run": run,
+        "market": {"tick_px": tick_px, "lot_qty": lot_qty},
+        "knobs": knob_values,
+        "effective": profile.effective(),
+        "quoting": profile.quoting.model_dump(),
+        "risk": profile.risk.model_dump(),
+        "spec": {"contract_size": spec.contract_size, "inverse": spec.inverse, "spot": spec.spot},
+    }
+
+
+def _value(f: ParamField, sections: Mapping[str, Mapping[str, Any]], money: float) -> float | int:
+    """Field ``f``'s record value: its source x scale (x money when settle), whole for i8."""
+    section, _, name = f.source.partition(".")
+    v = float(sections[section][name]) * f.scale
+    if f.settle:
+        v *= money
+    return int(round(v)) if f.dtype == _I else v
 
 
 def _requote_mode(strategy: str) -> int:
