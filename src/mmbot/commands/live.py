@@ -154,6 +154,22 @@ _RECORD = typer.Option(
 )
 
 
+# options paper and live share (each command's own options are written in its signature)
+_PROFILE = typer.Option("S1", "--profile")
+_OVERRIDES = typer.Option(
+    None,
+    "--overrides",
+    help="runtime overrides JSON file (else $MM_RUNTIME_OVERRIDES_JSON; a soak's "
+    "artifacts/soak/runtime_overrides.json is applied only when named here)",
+)
+_STRATEGY = typer.Option(SESSION_DEFAULT_QUOTER, "--strategy", help=STRATEGY_HELP)
+_ORDER_QTY = typer.Option(None, "--order-qty")
+_MAX_POSITION = typer.Option(None, "--max-position-qty")
+_STALE_MS = typer.Option(3000.0, "--stale-ms")
+_MAX_CLOCK_DRIFT_MS = typer.Option(1000.0, "--max-clock-drift-ms")
+_BOOK_DEPTH = typer.Option(50, "--book-depth", help="orderbook.N depth topic (50 or 500)")
+
+
 def paper(
     symbol: str = _SYMBOL,
     out: Path = _OUT,
@@ -168,22 +184,17 @@ def paper(
     journal: Path | None = typer.Option(
         None, "--journal", help="SQLite journal (default OUT/journal.sqlite)"
     ),
-    profile: str = typer.Option("S1", "--profile"),
-    overrides: Path | None = typer.Option(
-        None,
-        "--overrides",
-        help="runtime overrides JSON file (else $MM_RUNTIME_OVERRIDES_JSON; a soak's "
-        "artifacts/soak/runtime_overrides.json is applied only when named here)",
-    ),
-    strategy: str = typer.Option(SESSION_DEFAULT_QUOTER, "--strategy", help=STRATEGY_HELP),
+    profile: str = _PROFILE,
+    overrides: Path | None = _OVERRIDES,
+    strategy: str = _STRATEGY,
     param: list[str] | None = PARAM_OPTION,
-    order_qty: float | None = typer.Option(None, "--order-qty"),
-    max_position_qty: float | None = typer.Option(None, "--max-position-qty"),
+    order_qty: float | None = _ORDER_QTY,
+    max_position_qty: float | None = _MAX_POSITION,
     loss_limit: float | None = typer.Option(
         None, "--loss-limit", help="kill switch, quote currency"
     ),
-    stale_ms: float = typer.Option(3000.0, "--stale-ms"),
-    max_clock_drift_ms: float = typer.Option(1000.0, "--max-clock-drift-ms"),
+    stale_ms: float = _STALE_MS,
+    max_clock_drift_ms: float = _MAX_CLOCK_DRIFT_MS,
     metrics_port: int = typer.Option(
         0, "--metrics-port", help="Prometheus /metrics on 127.0.0.1 (0 = off)"
     ),
@@ -192,7 +203,7 @@ def paper(
         "--latency-ms",
         help="order entry latency of the paper venue (default: the feed's measured median latency)",
     ),
-    book_depth: int = typer.Option(50, "--book-depth", help="orderbook.N depth topic (50 or 500)"),
+    book_depth: int = _BOOK_DEPTH,
     record: Path | None = _RECORD,
 ) -> int:
     """Paper trading: live public data, fills from the simulated venue; same records as a backtest."""
@@ -241,20 +252,15 @@ def live(
     ),
     duration_s: float | None = typer.Option(None, "--duration-s"),
     journal: Path | None = typer.Option(None, "--journal"),
-    profile: str = typer.Option("S1", "--profile"),
-    overrides: Path | None = typer.Option(
-        None,
-        "--overrides",
-        help="runtime overrides JSON file (else $MM_RUNTIME_OVERRIDES_JSON; a soak's "
-        "artifacts/soak/runtime_overrides.json is applied only when named here)",
-    ),
-    strategy: str = typer.Option(SESSION_DEFAULT_QUOTER, "--strategy", help=STRATEGY_HELP),
+    profile: str = _PROFILE,
+    overrides: Path | None = _OVERRIDES,
+    strategy: str = _STRATEGY,
     param: list[str] | None = PARAM_OPTION,
-    order_qty: float | None = typer.Option(None, "--order-qty"),
-    max_position_qty: float | None = typer.Option(None, "--max-position-qty"),
+    order_qty: float | None = _ORDER_QTY,
+    max_position_qty: float | None = _MAX_POSITION,
     loss_limit: float | None = typer.Option(None, "--loss-limit"),
-    stale_ms: float = typer.Option(3000.0, "--stale-ms"),
-    max_clock_drift_ms: float = typer.Option(1000.0, "--max-clock-drift-ms"),
+    stale_ms: float = _STALE_MS,
+    max_clock_drift_ms: float = _MAX_CLOCK_DRIFT_MS,
     metrics_port: int = typer.Option(0, "--metrics-port"),
     rest_timeout_s: float = typer.Option(
         2.0, "--rest-timeout-s", help="an order request unanswered this long has an unknown outcome"
@@ -262,7 +268,7 @@ def live(
     clock_check_s: float = typer.Option(
         5.0, "--clock-check-s", help="how often the clock drift is checked"
     ),
-    book_depth: int = typer.Option(50, "--book-depth", help="orderbook.N depth topic (50 or 500)"),
+    book_depth: int = _BOOK_DEPTH,
     record: Path | None = _RECORD,
 ) -> int:
     """Live trading on Bybit V5 (real orders): needs --confirm-live and --testnet or --mainnet."""

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -357,12 +358,20 @@ class Emulator(MarketReplay, Faults):
         reset_ms += self.clock_skew_ns // 1_000_000
         return err(10006, "Too many visits!", {"X-Bapi-Limit-Reset-Timestamp": str(reset_ms)})
 
-    async def _create(self, body: dict) -> web.Response:
+    def _refused(self, what: str) -> web.Response | None:
+        """The answer to an order request turned away before the matcher sees it: over the rate
+        limit, or an injected reject fault ("ab not enough for ``what``"); None lets it through."""
         limited = self._over_rate()
         if limited is not None:
             return limited
         if self._take_fault("reject"):
-            return err(110007, "ab not enough for new order (emulated reject)")
+            return err(110007, f"ab not enough for {what} (emulated reject)")
+        return None
+
+    async def _create(self, body: dict) -> web.Response:
+        refused = self._refused("new order")
+        if refused is not None:
+            return refused
         try:
             side = {"Buy": BUY, "Sell": SELL}[body["side"]]
             qty = float(body["qty"])
@@ -380,11 +389,9 @@ class Emulator(MarketReplay, Faults):
         return ok({"orderId": o.order_id, "orderLinkId": o.link_id})
 
     async def _amend(self, body: dict) -> web.Response:
-        limited = self._over_rate()
-        if limited is not None:
-            return limited
-        if self._take_fault("reject"):
-            return err(110007, "ab not enough for amended order (emulated reject)")
+        refused = self._refused("amended order")
+        if refused is not None:
+            return refused
         o = self._find(body)
         if o is None:
             return err(110001, "order not exists or too late to replace")
@@ -606,10 +613,19 @@ class Emulator(MarketReplay, Faults):
         return web.json_response(self.state())
 
     # -- websocket --------------------------------------------------------------------------------
-    async def _ws_public(self, request: web.Request) -> web.WebSocketResponse:
+    async def _ws_serve(
+        self,
+        request: web.Request,
+        on_op: Callable[[web.WebSocketResponse, Any, dict], Awaitable[None]],
+        subs: dict[web.WebSocketResponse, set],
+        on_close: Callable[[web.WebSocketResponse], None],
+    ) -> web.WebSocketResponse:
+        """One websocket connection, public or private: registered in ``subs`` with no topics, a bad
+        frame answered "invalid request", ``ping`` answered ``pong``, any other op handed to
+        ``on_op(ws, op, req)``; ``on_close(ws)`` once the connection ends."""
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
-        self.public[ws] = set()
+        subs[ws] = set()
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
@@ -628,96 +644,85 @@ class Emulator(MarketReplay, Faults):
                             "req_id": req.get("req_id", ""),
                         }
                     )
-                elif op in ("subscribe", "unsubscribe"):
-                    valid = {
-                        book_topic(self.cfg.symbol, self.cfg.depth),
-                        trade_topic(self.cfg.symbol),
-                    }
-                    bad = [t for t in req.get("args", []) if t not in valid]
-                    if bad:
-                        await ws.send_json(
-                            {
-                                "success": False,
-                                "ret_msg": f"Invalid topic :{bad}",
-                                "op": op,
-                                "req_id": req.get("req_id", ""),
-                            }
-                        )
-                        continue
-                    for t in req.get("args", []):
-                        (self.public[ws].add if op == "subscribe" else self.public[ws].discard)(t)
-                    await ws.send_json(
-                        {"success": True, "ret_msg": "", "op": op, "req_id": req.get("req_id", "")}
-                    )
-                    if (
-                        op == "subscribe"
-                        and book_topic(self.cfg.symbol, self.cfg.depth) in req["args"]
-                    ):
-                        await ws.send_str(json.dumps(self._snapshot_msg()))
+                else:
+                    await on_op(ws, op, req)
         finally:
-            self.public.pop(ws, None)
+            on_close(ws)
         return ws
 
+    async def _ws_public(self, request: web.Request) -> web.WebSocketResponse:
+        return await self._ws_serve(
+            request, self._public_op, self.public, lambda ws: self.public.pop(ws, None)
+        )
+
+    async def _public_op(self, ws: web.WebSocketResponse, op: Any, req: dict) -> None:
+        if op not in ("subscribe", "unsubscribe"):
+            return
+        valid = {
+            book_topic(self.cfg.symbol, self.cfg.depth),
+            trade_topic(self.cfg.symbol),
+        }
+        bad = [t for t in req.get("args", []) if t not in valid]
+        if bad:
+            await ws.send_json(
+                {
+                    "success": False,
+                    "ret_msg": f"Invalid topic :{bad}",
+                    "op": op,
+                    "req_id": req.get("req_id", ""),
+                }
+            )
+            return
+        for t in req.get("args", []):
+            (self.public[ws].add if op == "subscribe" else self.public[ws].discard)(t)
+        await ws.send_json(
+            {"success": True, "ret_msg": "", "op": op, "req_id": req.get("req_id", "")}
+        )
+        if op == "subscribe" and book_topic(self.cfg.symbol, self.cfg.depth) in req["args"]:
+            await ws.send_str(json.dumps(self._snapshot_msg()))
+
     async def _ws_private(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=None)
-        await ws.prepare(request)
-        self.private[ws] = set()
-        try:
-            async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    continue
-                req = _ws_request(msg.data)
-                if req is None:
-                    await ws.send_json({"success": False, "ret_msg": "invalid request"})
-                    continue
-                op = req.get("op")
-                if op == "ping":
-                    await ws.send_json(
-                        {
-                            "success": True,
-                            "ret_msg": "pong",
-                            "op": "ping",
-                            "req_id": req.get("req_id", ""),
-                        }
-                    )
-                elif op == "auth":
-                    args = req.get("args", [])
-                    now_ms = time.time_ns() // 1_000_000
-                    good = (
-                        isinstance(args, list)
-                        and ws_auth_valid(self.cfg.keys, args)
-                        and str(args[1]).isdigit()
-                        and now_ms < int(args[1]) <= now_ms + MAX_WS_AUTH_AHEAD_MS
-                    )
-                    if good:
-                        self.private_authed.add(ws)
-                    await ws.send_json(
-                        {
-                            "success": good,
-                            "ret_msg": "" if good else "Invalid apikey or signature",
-                            "op": "auth",
-                            "req_id": req.get("req_id", ""),
-                        }
-                    )
-                    if not good:
-                        await ws.close()
-                elif op == "subscribe":
-                    if ws not in self.private_authed:
-                        await ws.send_json(
-                            {"success": False, "ret_msg": "Request not authorized", "op": op}
-                        )
-                        continue
-                    self.private[ws].update(req.get("args", []))
-                    await ws.send_json(
-                        {"success": True, "ret_msg": "", "op": op, "req_id": req.get("req_id", "")}
-                    )
-        finally:
-            subs = self.private.pop(ws, None) or set()
-            authed = ws in self.private_authed
-            self.private_authed.discard(ws)
-            if authed:
-                self._on_private_gone(subs)
-        return ws
+        return await self._ws_serve(request, self._private_op, self.private, self._private_closed)
+
+    async def _private_op(self, ws: web.WebSocketResponse, op: Any, req: dict) -> None:
+        if op == "auth":
+            args = req.get("args", [])
+            now_ms = time.time_ns() // 1_000_000
+            good = (
+                isinstance(args, list)
+                and ws_auth_valid(self.cfg.keys, args)
+                and str(args[1]).isdigit()
+                and now_ms < int(args[1]) <= now_ms + MAX_WS_AUTH_AHEAD_MS
+            )
+            if good:
+                self.private_authed.add(ws)
+            await ws.send_json(
+                {
+                    "success": good,
+                    "ret_msg": "" if good else "Invalid apikey or signature",
+                    "op": "auth",
+                    "req_id": req.get("req_id", ""),
+                }
+            )
+            if not good:
+                await ws.close()
+        elif op == "subscribe":
+            if ws not in self.private_authed:
+                await ws.send_json(
+                    {"success": False, "ret_msg": "Request not authorized", "op": op}
+                )
+                return
+            self.private[ws].update(req.get("args", []))
+            await ws.send_json(
+                {"success": True, "ret_msg": "", "op": op, "req_id": req.get("req_id", "")}
+            )
+
+    def _private_closed(self, ws: web.WebSocketResponse) -> None:
+        subs = self.private.pop(ws, None) or set()
+        authed = ws in self.private_authed
+        self.private_authed.discard(ws)
+        if authed:
+            self._on_private_gone(subs)
 
     def _on_matcher(self, kind: str, obj: object) -> None:
         if self._priv_q is None:

@@ -122,6 +122,19 @@ class Journal:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def _dicts(self, sql: str, args: tuple = ()) -> list[dict]:
+        """The rows a query returns, each as {column: value}."""
+        cur = self.db.execute(sql, args)
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    def _of_symbol(self, table: str, symbol: str | None, order_by: str) -> list[dict]:
+        """Every row of ``table`` (of ``symbol`` only, unless None) ordered by ``order_by``."""
+        q, args = f"SELECT * FROM {table}", ()
+        if symbol is not None:
+            q, args = q + " WHERE symbol=?", (symbol,)
+        return self._dicts(q + f" ORDER BY {order_by}", args)
+
     def _tx(self, stmts: list[tuple[str, tuple]], durable: bool = True) -> None:
         if not durable:
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -224,9 +237,7 @@ class Journal:
         if symbol is not None:
             q += " AND symbol=?"
             args = (symbol,)
-        cur = self.db.execute(q + " ORDER BY created_ns", args)
-        cols = [c[0] for c in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        return self._dicts(q + " ORDER BY created_ns", args)
 
     def is_ours(self, link_id: str) -> bool:
         return link_id.startswith(f"mm-{self.tag}-")
@@ -289,12 +300,7 @@ class Journal:
         return float(row[0]) - float(row[1]), float(row[1])
 
     def fills(self, symbol: str | None = None) -> list[dict]:
-        q, args = "SELECT * FROM fills", ()
-        if symbol is not None:
-            q, args = q + " WHERE symbol=?", (symbol,)
-        cur = self.db.execute(q + " ORDER BY exch_ts_ns, seq", args)
-        cols = [c[0] for c in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        return self._of_symbol("fills", symbol, "exch_ts_ns, seq")
 
     def exec_ids(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT exec_id FROM fills")}
@@ -319,14 +325,7 @@ class Journal:
         )
 
     def risk_events(self, symbol: str | None = None) -> list[dict]:
-        q, args = "SELECT * FROM risk_events", ()
-        if symbol is not None:
-            q, args = q + " WHERE symbol=?", (symbol,)
-        cur = self.db.execute(q + " ORDER BY seq", args)
-        cols = [c[0] for c in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        return self._of_symbol("risk_events", symbol, "seq")
 
     def order_events(self) -> list[dict]:
-        cur = self.db.execute("SELECT * FROM order_events ORDER BY seq")
-        cols = [c[0] for c in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+        return self._dicts("SELECT * FROM order_events ORDER BY seq")
