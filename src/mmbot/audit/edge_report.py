@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -271,29 +271,84 @@ def _bps(amount: float, turnover: float) -> float | None:
     return 0.0 if amount == 0 else None
 
 
+class ActionTally(NamedTuple):
+    """What EDGE_REPORT reads from one run's actions (``_action_counts``): counts, the reasons of
+    blocked and rejected attempts, and the ages of the orders leaving the book. A soak keeps these
+    for the final report instead of the action rows (`RunDigest`)."""
+
+    placed: int  # ACKED new and replace requests
+    replaced: int  # ACKED replaces
+    cancels: int  # CANCELLED rows
+    intended: int  # INTENDED rows
+    blocked_reasons: np.ndarray  # int64[256]: BLOCKED rows by reason code
+    rejected_reasons: np.ndarray  # int64[256]: REJECTED rows by reason code
+    leave_age_ns: np.ndarray  # float64: ages of the orders leaving the book, in row order
+
+
+def tally_actions(actions: np.ndarray) -> ActionTally:
+    """One run's `ActionTally` (``actions``: its ACTION_DTYPE rows)."""
+    kind = actions["kind"].astype(np.int64)
+    op = actions["op"].astype(np.int64)
+    reason = actions["reason"].astype(np.int64)
+    age_ns = actions["order_age_ns"].astype(np.float64)
+    # Leaving the book: cancelled, filled, expired rows; also a rejected replace that removed a live
+    # order (post-only cross) and an acked replace that re-priced the quote, when the venue records
+    # the replaced quote's age (> 0).
+    leaves = (kind == ACT_CANCELLED) | (kind == ACT_FILLED) | (kind == ACT_EXPIRED)
+    leaves |= ((kind == ACT_REJECTED) | ((kind == ACT_ACKED) & (op == OP_REPLACE))) & (age_ns > 0)
+    return ActionTally(
+        placed=int(((kind == ACT_ACKED) & (op != OP_CANCEL)).sum()),
+        replaced=int(((kind == ACT_ACKED) & (op == OP_REPLACE)).sum()),
+        cancels=int((kind == ACT_CANCELLED).sum()),
+        intended=int((kind == ACT_INTENDED).sum()),
+        blocked_reasons=np.bincount(reason[kind == ACT_BLOCKED], minlength=256),
+        rejected_reasons=np.bincount(reason[kind == ACT_REJECTED], minlength=256),
+        leave_age_ns=age_ns[leaves],
+    )
+
+
+class RunDigest(NamedTuple):
+    """One run as EDGE_REPORT reads it, without its records: its meta, its per-fill decomposition
+    (`FillEdges`: fills only), its `ActionTally` and its checks. ``report_from_digests`` over the
+    digests of runs gives the same report as ``build_edge_report`` over the runs, so a soak keeps
+    digests (a few bytes per fill and per order leaving the book) instead of every run's records."""
+
+    meta: dict
+    edges: FillEdges
+    actions: ActionTally
+    identity_rel_err: float
+    pnl_minus_sim_equity: float | None
+
+    @property
+    def symbol(self) -> str:
+        return str(self.meta.get("symbol") or "")
+
+
 class _Pool:
-    """Concatenated per-fill arrays and action counts of several runs (one symbol, or all)."""
+    """The digests of several runs (one symbol, or all)."""
 
     def __init__(self) -> None:
         self.edges: list[FillEdges] = []
-        self.results: list[RunResult] = []
+        self.metas: list[dict] = []
+        self.tallies: list[ActionTally] = []
 
-    def add(self, e: FillEdges, r: RunResult) -> None:
-        self.edges.append(e)
-        self.results.append(r)
+    def add(self, d: RunDigest) -> None:
+        self.edges.append(d.edges)
+        self.metas.append(d.meta)
+        self.tallies.append(d.actions)
 
 
 def _cat(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def _tick_bps(edges: list[FillEdges], results: list[RunResult]) -> float | None:
+def _tick_bps(edges: list[FillEdges], metas: list[dict]) -> float | None:
     """The price tick in bps of the price traded: per run tick_px / (its fills' mean price, or its
     final mid without fills) * 1e4, pooled weighted by turnover (equally when nothing traded).
     The KPI gate picks its market profile by it; None when no run states a tick."""
     vals, weights = [], []
-    for e, r in zip(edges, results, strict=True):
-        tick = r.meta.get("tick_px")
+    for e, meta in zip(edges, metas, strict=True):
+        tick = meta.get("tick_px")
         qty = float(e.qty.sum())
         ref = float(e.notional.sum()) / qty if qty > 0 else e.final_mid_px
         if not isinstance(tick, (int, float, np.integer, np.floating)) or not tick > 0:
@@ -308,19 +363,19 @@ def _tick_bps(edges: list[FillEdges], results: list[RunResult]) -> float | None:
     return float(np.dot(vals, w) / w.sum())
 
 
-def _fee_tiers(results: list[RunResult]) -> dict:
+def _fee_tiers(metas: list[dict]) -> dict:
     """``fee_tier`` (one name, or names joined by ' | ' when runs differ) and the schedules used."""
     used: dict[tuple, dict] = {}
-    for r in results:
-        f = r.meta.get("fees")
+    for meta in metas:
+        f = meta.get("fees")
         if isinstance(f, dict) and f.get("tier"):
             used[(f.get("market"), f.get("tier"))] = f
         else:
             fm = {
                 "market": None,
                 "tier": "unrecorded",
-                "maker_fee_rate": r.meta.get("maker_fee_rate"),
-                "taker_fee_rate": r.meta.get("taker_fee_rate"),
+                "maker_fee_rate": meta.get("maker_fee_rate"),
+                "taker_fee_rate": meta.get("taker_fee_rate"),
             }
             used[(None, "unrecorded")] = fm
     tiers = sorted({str(k[1]) for k in used})
@@ -332,7 +387,7 @@ def _fee_tiers(results: list[RunResult]) -> dict:
 
 def _section(pool: _Pool) -> dict:
     """All totals-level metrics for a pool of runs."""
-    edges, results = pool.edges, pool.results
+    edges, metas = pool.edges, pool.metas
     # one settle coin: amounts in it; several (an inverse and a linear run): each run's amounts
     # in quote currency (coin x its final mid), so that nothing adds BTC to USDT
     mixed = len({e.settle for e in edges}) > 1
@@ -348,8 +403,8 @@ def _section(pool: _Pool) -> dict:
     )
     out["rebate_bps"] = _bps(rebate, turnover)
     out["net_bps_before_rebates"] = _bps(tot["pnl"] - rebate, turnover)
-    out.update(_fee_tiers(results))
-    out.update(_carry_blocks(results, turnover))
+    out.update(_fee_tiers(metas))
+    out.update(_carry_blocks(metas, turnover))
     out["component_breakdown"] = {
         **{key: out[key] for _, key in COMPONENTS},
         "net_bps": out["net_bps"],
@@ -365,9 +420,9 @@ def _section(pool: _Pool) -> dict:
     out["markouts"] = markouts
     out["adverse_bps_p95"] = markouts[ADVERSE_HORIZON]["p95_bps"]
     out["adverse_bps"] = markouts[ADVERSE_HORIZON]["weighted_mean_bps"]
-    out.update(_action_counts(results))
-    out["tick_bps"] = _tick_bps(edges, results)
-    out.update(_ws_lag(results))
+    out.update(_action_counts(pool.tallies))
+    out["tick_bps"] = _tick_bps(edges, metas)
+    out.update(_ws_lag(metas))
     detail = _neg_edge_drivers(out)
     out["neg_edge_drivers"] = [d["name"] for d in detail]
     out["neg_edge_drivers_detail"] = detail
@@ -426,21 +481,12 @@ def _markouts(edges: list[FillEdges], notional: np.ndarray) -> dict[str, dict]:
     return markouts
 
 
-def _reason_counts(reasons: np.ndarray) -> np.ndarray:
-    return np.bincount(reasons, minlength=256) if len(reasons) else np.zeros(256)
-
-
-def _action_counts(results: list[RunResult]) -> dict[str, Any]:
+def _action_counts(tallies: list[ActionTally]) -> dict[str, Any]:
     """Orders placed / replaced / cancelled, their ratios and ages, the blocked and rejected
-    actions by reason."""
-    acts = [r.actions for r in results]
-    kind = _cat([a["kind"] for a in acts]).astype(np.int64)
-    op = _cat([a["op"] for a in acts]).astype(np.int64)
-    reason = _cat([a["reason"] for a in acts]).astype(np.int64)
-    age_ns = _cat([a["order_age_ns"] for a in acts]).astype(np.float64)
-    placed = int(((kind == ACT_ACKED) & (op != OP_CANCEL)).sum())
-    replaced = int(((kind == ACT_ACKED) & (op == OP_REPLACE)).sum())
-    cancels = int((kind == ACT_CANCELLED).sum())
+    actions by reason (over the runs' `ActionTally`)."""
+    placed = sum(t.placed for t in tallies)
+    replaced = sum(t.replaced for t in tallies)
+    cancels = sum(t.cancels for t in tallies)
     out: dict[str, Any] = {
         "orders_placed": placed,
         "orders_replaced": replaced,
@@ -448,23 +494,18 @@ def _action_counts(results: list[RunResult]) -> dict[str, Any]:
         "cancel_ratio": cancels / placed if placed > 0 else None,
         "replace_ratio": replaced / placed if placed > 0 else None,
     }
-    # Also leaving the book: a rejected replace that removed a live order (post-only cross), and an
-    # acked replace that re-priced the quote, when the venue records the replaced quote's age (> 0).
-    leaves = (kind == ACT_CANCELLED) | (kind == ACT_FILLED) | (kind == ACT_EXPIRED)
-    leaves |= ((kind == ACT_REJECTED) | ((kind == ACT_ACKED) & (op == OP_REPLACE))) & (age_ns > 0)
-    out["order_age_p95_ms"] = _p95(age_ns[leaves] / 1e6)
-    intended = int((kind == ACT_INTENDED).sum())
+    out["order_age_p95_ms"] = _p95(_cat([t.leave_age_ns for t in tallies]) / 1e6)
+    intended = sum(t.intended for t in tallies)
     out["intended_actions"] = intended
-    blocked_reasons = reason[kind == ACT_BLOCKED]
-    counts = _reason_counts(blocked_reasons)
+    counts = sum((t.blocked_reasons for t in tallies), np.zeros(256, np.int64))
     block: dict[str, dict] = {}
     for code in sorted(set(GUARD_REASONS) | {int(c) for c in np.nonzero(counts)[0]}):
         name = REASON_NAMES.get(code, f"reason_{code}")
         cnt = int(counts[code])
         block[name] = {"count": cnt, "ratio": cnt / intended if intended > 0 else 0.0}
     out["block_reasons"] = block
-    out["blocked_actions"] = int(len(blocked_reasons))
-    rcounts = _reason_counts(reason[kind == ACT_REJECTED])
+    out["blocked_actions"] = int(counts.sum())
+    rcounts = sum((t.rejected_reasons for t in tallies), np.zeros(256, np.int64))
     out["reject_reasons"] = {
         REASON_NAMES.get(int(c), f"reason_{int(c)}"): int(rcounts[c])
         for c in np.nonzero(rcounts)[0]
@@ -472,11 +513,11 @@ def _action_counts(results: list[RunResult]) -> dict[str, Any]:
     return out
 
 
-def _ws_lag(results: list[RunResult]) -> dict[str, Any]:
+def _ws_lag(metas: list[dict]) -> dict[str, Any]:
     """The runs' own websocket-lag p95s: their max (an upper bound of the pooled p95)."""
     lags = []
-    for r in results:
-        v = r.meta.get("ws_lag_p95_ms")
+    for meta in metas:
+        v = meta.get("ws_lag_p95_ms")
         if isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(float(v)):
             lags.append(float(v))
     return {"ws_lag_p95_ms": max(lags) if lags else None, "ws_lag_runs_reporting": len(lags)}
@@ -496,12 +537,12 @@ def _neg_edge_drivers(out: dict[str, Any]) -> list[dict]:
     return detail
 
 
-def _carry_blocks(results: Sequence[RunResult], turnover: float) -> dict:
+def _carry_blocks(metas: Sequence[dict], turnover: float) -> dict:
     """``position_close_out`` (runs whose end position was closed at taker cost, booked as a fill:
     ``mmbot.soak.closeout``) and ``position_carry`` (runs that started from a carried account:
     ``mmbot.soak.account_carry``), when the runs have them."""
     out: dict = {}
-    closes = [r.meta["close_out"] for r in results if isinstance(r.meta.get("close_out"), dict)]
+    closes = [m["close_out"] for m in metas if isinstance(m.get("close_out"), dict)]
     if closes:
         done = [c for c in closes if c.get("closed")]
         cost = float(sum(c["cost"] for c in done))
@@ -515,7 +556,7 @@ def _carry_blocks(results: Sequence[RunResult], turnover: float) -> dict:
                 {k: c[k] for k in ("position_qty", "px", "fee", "cost") if k in c} for c in done
             ],
         }
-    carries = [r.meta["carry_in"] for r in results if isinstance(r.meta.get("carry_in"), dict)]
+    carries = [m["carry_in"] for m in metas if isinstance(m.get("carry_in"), dict)]
     if carries:
         seam = float(sum(c["seam_pnl"] for c in carries))
         out["position_carry"] = {
@@ -529,67 +570,77 @@ def _carry_blocks(results: Sequence[RunResult], turnover: float) -> dict:
     return out
 
 
-def build_edge_report(results: Sequence[RunResult], runtime: dict | None = None) -> dict:
-    """EDGE_REPORT for one or more runs. Every run is decomposed and its identity
-    gross + slippage + fees + inventory = pnl is asserted (AuditError on violation). When a run's
-    meta carries ``sim_equity`` (the venue's own cash + position × final mid, minus
-    ``initial_equity`` if given), the audit's pnl must equal it too (AuditError otherwise)."""
-    all_pool = _Pool()
-    by_symbol: dict[str, _Pool] = {}
-    runs = []
-    max_rel = 0.0
+def digest_run(r: RunResult, label: str) -> RunDigest:
+    """Decompose one run, assert its identity gross + slippage + fees + inventory = pnl and, when
+    its meta carries ``sim_equity`` (the venue's own cash + position × final mid, minus
+    ``initial_equity`` if given), that the audit's pnl equals it (AuditError naming ``label``)."""
+    e = decompose(r, label)
+    rel = check_identity(e, label)
+    sim_diff = None
+    sim_eq = r.meta.get("sim_equity")
+    # a NaN sim equity (position held while a book side was empty at the end) cannot be compared
+    if isinstance(sim_eq, (int, float)) and math.isfinite(float(sim_eq)):
+        init = float(r.meta.get("initial_equity", 0.0) or 0.0)
+        sim_pnl = float(sim_eq) - init + e.funding  # the venue books no funding
+        ct = component_totals(e)
+        scale = max(1.0, ct["turnover"], abs(e.pnl))
+        sim_diff = e.pnl - sim_pnl
+        if not abs(sim_diff) <= IDENTITY_REL_TOL * scale:
+            raise AuditError(
+                f"{label}: audit pnl {e.pnl!r} differs from the simulator's equity {sim_pnl!r} "
+                f"(diff {sim_diff:.3e}); records and venue disagree"
+            )
+    return RunDigest(r.meta, e, tally_actions(r.actions), rel, sim_diff)
+
+
+def digest_runs(results: Sequence[RunResult]) -> list[RunDigest]:
+    """`digest_run` of each run, labelled ``run {i}`` (UserError for a non-RunResult)."""
+    out = []
     for i, r in enumerate(results):
         if not isinstance(r, RunResult):
             raise UserError(f"run {i}: expected a RunResult, got {type(r).__name__}")
         sym = str(r.meta.get("symbol") or "")
-        label = f"run {i}" + (f" ({sym})" if sym else "")
-        e = decompose(r, label)
-        rel = check_identity(e, label)
-        max_rel = max(max_rel, rel)
-        sim_diff = None
-        sim_eq = r.meta.get("sim_equity")
-        # a NaN sim equity (position held while a book side was empty at the end) cannot be compared
-        if isinstance(sim_eq, (int, float)) and math.isfinite(float(sim_eq)):
-            init = float(r.meta.get("initial_equity", 0.0) or 0.0)
-            sim_pnl = float(sim_eq) - init + e.funding  # the venue books no funding
-            ct = component_totals(e)
-            scale = max(1.0, ct["turnover"], abs(e.pnl))
-            sim_diff = e.pnl - sim_pnl
-            if not abs(sim_diff) <= IDENTITY_REL_TOL * scale:
-                raise AuditError(
-                    f"{label}: audit pnl {e.pnl!r} differs from the simulator's equity {sim_pnl!r} "
-                    f"(diff {sim_diff:.3e}); records and venue disagree"
-                )
-        all_pool.add(e, r)
-        by_symbol.setdefault(sym or "unknown", _Pool()).add(e, r)
-        runs.append(
-            {
-                "index": i,
-                "name": r.meta.get("name") or r.meta.get("run_name"),
-                "symbol": sym or None,
-                "fills": int(len(e.px)),
-                "pnl": e.pnl,
-                "final_mid_px": e.final_mid_px,
-                "market": spec_from_meta(r.meta).label(),
-                "settle": e.settle,
-                "pnl_usd": e.pnl * e.to_usd,
-                "identity_rel_err": rel,
-                "pnl_minus_sim_equity": sim_diff,
-                "mid_crosscheck": r.meta.get("mid_crosscheck"),
-                "start_ts": r.meta.get("start_ts"),
-                "end_ts": r.meta.get("end_ts"),
-            }
-        )
+        out.append(digest_run(r, f"run {i}" + (f" ({sym})" if sym else "")))
+    return out
 
-    totals = _section(all_pool)
+
+def _run_row(i: int, d: RunDigest) -> dict:
+    """One run's entry in the report's ``runs``."""
+    e, meta = d.edges, d.meta
+    return {
+        "index": i,
+        "name": meta.get("name") or meta.get("run_name"),
+        "symbol": d.symbol or None,
+        "fills": int(len(e.px)),
+        "pnl": e.pnl,
+        "final_mid_px": e.final_mid_px,
+        "market": spec_from_meta(meta).label(),
+        "settle": e.settle,
+        "pnl_usd": e.pnl * e.to_usd,
+        "identity_rel_err": d.identity_rel_err,
+        "pnl_minus_sim_equity": d.pnl_minus_sim_equity,
+        "mid_crosscheck": meta.get("mid_crosscheck"),
+        "start_ts": meta.get("start_ts"),
+        "end_ts": meta.get("end_ts"),
+    }
+
+
+def report_from_digests(digests: Sequence[RunDigest], runtime: dict | None = None) -> dict:
+    """EDGE_REPORT of the runs whose digests (`digest_run`) are given, in run order."""
+    all_pool = _Pool()
+    by_symbol: dict[str, _Pool] = {}
+    for d in digests:
+        all_pool.add(d)
+        by_symbol.setdefault(d.symbol or "unknown", _Pool()).add(d)
+    runs = [_run_row(i, d) for i, d in enumerate(digests)]
     report = {
         "schema_version": SCHEMA_VERSION,
-        "totals": totals,
+        "totals": _section(all_pool),
         "symbols": {sym: _section(p) for sym, p in sorted(by_symbol.items())},
         "runs": runs,
         "identity": {
             "checked_runs": len(runs),
-            "max_rel_err": max_rel,
+            "max_rel_err": max([0.0, *(d.identity_rel_err for d in digests)]),
             "tolerance_rel": IDENTITY_REL_TOL,
             "statement": (
                 "gross + slippage + fees + inventory + funding = pnl marked at the final mid"
@@ -601,12 +652,21 @@ def build_edge_report(results: Sequence[RunResult], runtime: dict | None = None)
     return _clean(report)
 
 
+def build_edge_report(results: Sequence[RunResult], runtime: dict | None = None) -> dict:
+    """EDGE_REPORT for one or more runs: `report_from_digests` of their `digest_runs` (every run's
+    identity and simulator equity asserted; AuditError on violation)."""
+    return report_from_digests(digest_runs(results), runtime)
+
+
 __all__ = [
     "AuditError",
     "CONVENTIONS",
     "build_edge_report",
+    "digest_run",
+    "digest_runs",
     "dump_json",
     "dumps_json",
     "load_json",
     "make_runtime",
+    "report_from_digests",
 ]

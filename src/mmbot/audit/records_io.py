@@ -161,17 +161,45 @@ def write_run(
     return d
 
 
+def _read_records(d: Path, fname: str) -> np.ndarray:
+    """``d/<fname>.parquet`` (fills, actions or marks) as its ``mmbot.records`` dtype."""
+    p = d / f"{fname}.parquet"
+    if not p.exists():
+        raise UserError(f"run directory {d}: {fname}.parquet not found")
+    try:
+        df = pl.read_parquet(p)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is bad input
+        raise UserError(f"{p} is not a readable Parquet file: {exc}") from None
+    return struct_from_frame(df, FILES[fname], str(p))
+
+
+class StoredRun(RunResult):
+    """A run whose records `write_run` wrote to ``run_dir``: its meta (the run's own dict) is kept,
+    its fills, actions and marks are read from the directory at each access and kept nowhere. A
+    long soak hands these to its end-of-soak reports, so that walking every run holds one run's
+    records at a time, not all of them."""
+
+    __slots__ = ("run_dir",)
+
+    def __init__(self, run_dir: str | Path, meta: dict):
+        self.run_dir = Path(run_dir)
+        self.meta = meta
+
+    @property
+    def fills(self) -> np.ndarray:  # type: ignore[override]
+        return _read_records(self.run_dir, "fills")
+
+    @property
+    def actions(self) -> np.ndarray:  # type: ignore[override]
+        return _read_records(self.run_dir, "actions")
+
+    @property
+    def marks(self) -> np.ndarray:  # type: ignore[override]
+        return _read_records(self.run_dir, "marks")
+
+
 def _read_one(d: Path) -> RunResult:
-    arrays = {}
-    for fname, dtype in FILES.items():
-        p = d / f"{fname}.parquet"
-        if not p.exists():
-            raise UserError(f"run directory {d}: {fname}.parquet not found")
-        try:
-            df = pl.read_parquet(p)
-        except Exception as exc:  # noqa: BLE001 - any parse failure is bad input
-            raise UserError(f"{p} is not a readable Parquet file: {exc}") from None
-        arrays[fname] = struct_from_frame(df, dtype, str(p))
+    arrays = {fname: _read_records(d, fname) for fname in FILES}
     mp = d / "meta.json"
     if not mp.exists():
         raise UserError(f"run directory {d}: meta.json not found")
@@ -205,4 +233,4 @@ def read_run(run_dir: str | Path) -> list[RunResult]:
     return [_read_one(d) for d in run_dirs(run_dir)]
 
 
-__all__ = ["read_run", "run_dirs", "write_audit_jsonl", "write_run"]
+__all__ = ["StoredRun", "read_run", "run_dirs", "write_audit_jsonl", "write_run"]

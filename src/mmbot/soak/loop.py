@@ -6,9 +6,11 @@ iteration's market in chunks, `mmbot.soak.iteration.run_iteration`; its EDGE_REP
 (`mmbot.audit.build_edge_report`) and per-iteration files; with --auto-tune the tuner,
 `mmbot.soak.autotune.counterfactual_tune`, validating every change on replays of the market seen so
 far, `mmbot.soak.replay.Replayer`) -> `_finish` (keep-best, the final EDGE_REPORT and KPI gate) ->
-`report.write_final` -> commit. Only records (fills/actions/marks) are kept across chunks, never
-events (except the kept segments), so memory is bounded by the strategy's activity, not by market
-hours. All artifacts are staged in a temporary directory and moved into place when the soak
+`report.write_final` -> commit. Neither events (except the kept segments) nor records are kept
+across iterations: an iteration's records are written to disk when it ends, and the soak keeps
+only what the final EDGE_REPORT reads of each run (`mmbot.audit.edge_report.RunDigest`: fills'
+decomposition, action counts, ages of orders leaving the book) and a `StoredRun` per run (its
+meta; its records read back from disk by the end-of-soak reports one run at a time). All artifacts are staged in a temporary directory and moved into place when the soak
 finished (`mmbot.soak.artifacts.Stage`).
 
 Presentation is the caller's (commands/soak.py): marker lines go to ``say`` and progress to
@@ -82,7 +84,8 @@ class SoakState:
     account: AccountCarry  # the soak's one account, carried along
     replayer: Replayer | None = None  # counterfactual replays (auto-tune only)
     history: list[dict] = field(default_factory=list)
-    all_results: list[Any] = field(default_factory=list)
+    digests: list[Any] = field(default_factory=list)  # every run's RunDigest (final EDGE_REPORT)
+    stored_runs: list[Any] = field(default_factory=list)  # every run's StoredRun (final reports)
     metrics_lines: list[bytes] = field(default_factory=list)
     audit_parts: list[Path] = field(default_factory=list)
     iter_rows: list[dict] = field(default_factory=list)
@@ -193,7 +196,7 @@ def _write(st: SoakState, fin: SoakFinal, soak_metrics: dict) -> tuple[Path | No
         soak_metrics,
         fin.report,
         fin.gate,
-        st.all_results,
+        st.stored_runs,
         st.metrics_lines,
         st.audit_parts,
     )
@@ -224,8 +227,7 @@ def _open(
 
 def _iterate(st: SoakState, it: int) -> None:
     """One iteration: its market, its report and files, the tuner's decision for the next."""
-    from mmbot.audit import build_edge_report
-    from mmbot.audit.edge_report import make_runtime
+    from mmbot.audit.edge_report import digest_runs, make_runtime, report_from_digests
     from mmbot.gate import evaluate
 
     plan = st.plan
@@ -242,7 +244,8 @@ def _iterate(st: SoakState, it: int) -> None:
         market_start_ns=it_start,
         market_duration_ns=plan.iter_ns,
     )
-    report = build_edge_report(results, runtime)
+    digests = digest_runs(results)
+    report = report_from_digests(digests, runtime)
     totals = report["totals"]
     st.pnl_sum += float(totals.get("pnl") or 0.0)
     st.turnover_sum += float(totals.get("turnover") or 0.0)
@@ -256,7 +259,7 @@ def _iterate(st: SoakState, it: int) -> None:
     replays_before = st.replayer.replays if st.replayer is not None else 0
     decision = None if st.stop is not None else _tune(st, it, report, knobs_used)
     st.history.append(autotune.history_entry(it, report, knobs_used, decision))
-    st.all_results.extend(results)
+    st.digests.extend(digests)
     it_gate = evaluate(report, plan.thresholds)
     row = {
         "iteration": it,
@@ -352,11 +355,12 @@ def _tune(st: SoakState, it: int, report: dict, knobs_used: dict[str, float]) ->
 def _write_records(st: SoakState, it: int, results: list[Any]) -> None:
     """The iteration's records (so `mmbot report --run artifacts/soak/records` can rebuild the
     report) and its part of the seed's audit.jsonl (one line per fill and per action)."""
-    from mmbot.audit.records_io import write_audit_jsonl, write_run
+    from mmbot.audit.records_io import StoredRun, write_audit_jsonl, write_run
 
     staged_records = st.stage.dir_for(st.plan.paths.records)
     for r in results:
-        write_run(staged_records, r, str(r.meta.get("name")), audit_jsonl=False)
+        d = write_run(staged_records, r, str(r.meta.get("name")), audit_jsonl=False)
+        st.stored_runs.append(StoredRun(d, r.meta))
     part = st.stage.dir / "audit_parts" / f"iter{it:05d}.jsonl"
     write_audit_jsonl(part, [(str(r.meta.get("name")), r) for r in results])
     st.audit_parts.append(part)
@@ -380,8 +384,7 @@ def _say_iteration(
 
 def _finish(st: SoakState, wall0: float) -> SoakFinal:
     """Keep-best (auto-tune), then the final EDGE_REPORT over every chunk and its KPI gate."""
-    from mmbot.audit import build_edge_report
-    from mmbot.audit.edge_report import make_runtime
+    from mmbot.audit.edge_report import make_runtime, report_from_digests
     from mmbot.backtest import strategy_runtime
     from mmbot.gate import evaluate
 
@@ -421,7 +424,7 @@ def _finish(st: SoakState, wall0: float) -> SoakFinal:
         final_overrides=best_knobs,
         best_iteration=best_it,
     )
-    final_report = build_edge_report(st.all_results, final_runtime)
+    final_report = report_from_digests(st.digests, final_runtime)
     gate = evaluate(final_report, plan.thresholds)
     return SoakFinal(
         best_iteration=best_it,

@@ -325,12 +325,13 @@ def write_final(
     soak_metrics: dict[str, Any],
     final_report: Mapping[str, Any],
     gate: Mapping[str, Any],
-    all_results: list[Any],
+    runs: list[Any],
     metrics_lines: list[bytes],
     audit_parts: list[Path],
 ) -> tuple[Path | None, Path | None, list[str]]:
     """Stage every end-of-soak artifact (`mmbot.soak.artifacts.Stage` ``stage``, `SoakPaths`
-    ``paths``); returns (Markdown path, HTML path, marker lines to show)."""
+    ``paths``; ``runs``: every run, e.g. `mmbot.audit.records_io.StoredRun`s reading their records
+    back from disk); returns (Markdown path, HTML path, marker lines to show)."""
     stage.write_json(paths.runtime_overrides, soak_metrics["final_overrides"])
     stage.write_bytes(paths.metrics_jsonl, b"".join(metrics_lines))
     with open(stage.path(paths.audit_jsonl), "wb") as fh:
@@ -365,7 +366,7 @@ def write_final(
     if "stability" in soak_metrics:
         md_text += "\n" + soak_stability.markdown(soak_metrics["stability"])
     md_text += "\n" + soak_decision.markdown(decision)
-    return _write_reports(stage, paths, md_text, soak_metrics, final_report, gate, all_results)
+    return _write_reports(stage, paths, md_text, soak_metrics, final_report, gate, runs)
 
 
 def _write_reports(
@@ -375,7 +376,7 @@ def _write_reports(
     soak_metrics: dict[str, Any],
     final_report: Mapping[str, Any],
     gate: Mapping[str, Any],
-    all_results: list[Any],
+    runs: list[Any],
 ) -> tuple[Path | None, Path | None, list[str]]:
     """The report module renders EDGE_REPORT + gate + the soak's section as one Markdown file (the
     --export-md file) plus the HTML report beside EDGE_REPORT.json."""
@@ -391,7 +392,7 @@ def _write_reports(
     md_tmp, html_tmp = write_reports(
         stage.dir / "scratch_reports",
         final_report,
-        all_results,
+        runs,
         gate,
         extra_md=md_text,
         extra_html=soak_decision.html_fragment(soak_metrics["decision"]),
