@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 
 import typer
 
+from mmbot import env
 from mmbot.jitcache import configure as _configure_jit_cache
 
 _configure_jit_cache()  # the CLI's entry point: before the commands import compiled modules
@@ -120,7 +120,7 @@ def app() -> None:
         typer.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except OSError as exc:  # the environment, not a bug: a path, a full disk, a busy port
-        if os.environ.get("MMBOT_DEBUG"):
+        if env.read("MMBOT_DEBUG"):
             raise
         typer.echo(f"error: {_os_error_line(exc)}", err=True)
         sys.exit(EXIT_USER)
@@ -135,7 +135,7 @@ def app() -> None:
         if isinstance(exc, ModuleNotFoundError) and exc.name in OPTIONAL_MODULES:
             typer.echo(f"error: {missing_line(exc.name)}", err=True)
             sys.exit(EXIT_USER)
-        if os.environ.get("MMBOT_DEBUG"):
+        if env.read("MMBOT_DEBUG"):
             raise
         typer.echo(
             f"internal error: {type(exc).__name__}: {exc} (set MMBOT_DEBUG=1 for a traceback)",

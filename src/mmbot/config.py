@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mmbot import env as envvars
 from mmbot import knobs
 from mmbot.errors import UserError
 from mmbot.strategy.registry import DEFAULT_QUOTER
@@ -291,7 +292,7 @@ def _clamp_all(values: Mapping[str, float], source: str) -> tuple[dict[str, floa
 
 def resolve_profile_path(name_or_path: str | None = None) -> Path:
     """Profile name ("S1") or JSON path -> file path (None -> $MM_PROFILE or "S1")."""
-    name = name_or_path or os.environ.get(PROFILE_ENV) or "S1"
+    name = name_or_path or envvars.read(PROFILE_ENV) or "S1"
     candidate = Path(name)
     if candidate.suffix == ".json" or candidate.exists() or os.sep in name:
         return candidate
@@ -355,7 +356,7 @@ def load_overrides(
     or a path) > ``default_file``. Only that one source is used (sources are not merged). Returns
     (overrides, messages): one message per clamped/rounded field, naming the field and source.
     """
-    env = os.environ if env is None else env
+    env = envvars.snapshot() if env is None else env
     found = _overrides_source(file, env, default_file)
     if found is None:
         return {}, []
@@ -385,7 +386,7 @@ def overrides_source(
     default_file: Path = DEFAULT_OVERRIDES_FILE,
 ) -> str | None:
     """Name of the source ``load_overrides`` would use (None if none is present)."""
-    env = os.environ if env is None else env
+    env = envvars.snapshot() if env is None else env
     if file is not None:
         return f"--overrides {file}"
     if env.get(OVERRIDES_ENV, "").strip():

@@ -9,12 +9,12 @@ console (the report paths and the KPI verdict) is `mmbot.commands.demo`'s.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mmbot import env
 from mmbot.knobs import CONSERVATIVE_START
 
 ARTIFACTS = Path("artifacts")
@@ -44,7 +44,7 @@ def run_demo_soak(
     from mmbot.soak.loop import run_soak
 
     # The demo's start package must be the one used, whatever the caller's environment says.
-    os.environ.pop("MM_RUNTIME_OVERRIDES_JSON", None)
+    env.remove("MM_RUNTIME_OVERRIDES_JSON")
     return run_soak(
         hours=hours,
         iterations=iterations,
@@ -53,7 +53,7 @@ def run_demo_soak(
         export_md=EXPORT_MD,
         gate_summary=GATE_SUMMARY,
         market="synthetic",
-        profile=os.environ.get("MM_PROFILE") or None,
+        profile=env.read("MM_PROFILE") or None,
         seed=1,
         artifacts=ARTIFACTS,
         say=say,

@@ -30,6 +30,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from mmbot import env
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 _PREFIX = "numba-"
 KEEP_OTHER = 2  # cache directories of other source versions kept beside the current one
@@ -147,7 +149,7 @@ def configure(root: Path = PACKAGE_DIR) -> Path | None:
     stay (a soak still running on the sources before an edit keeps its cache) and older ones are
     deleted. Returns the directory, or None when ``NUMBA_CACHE_DIR`` is set already (by the user,
     by an earlier call, or inherited from the process that started this one)."""
-    if os.environ.get("NUMBA_CACHE_DIR"):
+    if env.read("NUMBA_CACHE_DIR"):
         return None
     early = compiled_functions_defined() if root == PACKAGE_DIR else []
     if early:
@@ -169,7 +171,7 @@ def configure(root: Path = PACKAGE_DIR) -> Path | None:
     others.sort(key=_mtime_ns, reverse=True)
     for old in others[KEEP_OTHER:]:
         shutil.rmtree(old, ignore_errors=True)  # another process may be removing it too
-    os.environ["NUMBA_CACHE_DIR"] = str(cache)
+    env.write("NUMBA_CACHE_DIR", str(cache))
     numba_config = sys.modules.get("numba.core.config")
     if numba_config is not None:  # numba imported before mmbot: its config has read the env already
         numba_config.CACHE_DIR = str(cache)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from numba.core import event as numba_event
+
+from mmbot import env
 
 # until this machine has measured its own: a cold `mmbot backtest` compiled for 28.1 s on the
 # shared 2-core development machine (issue 20)
@@ -33,7 +34,7 @@ _DRIVE_INDEX_GLOB = "*mmbot_loop_{name}_*.drive-*.nbi"
 
 
 def _cache_dir() -> Path | None:
-    d = os.environ.get("NUMBA_CACHE_DIR")
+    d = env.read("NUMBA_CACHE_DIR")
     return Path(d) if d else None
 
 

@@ -25,6 +25,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from mmbot import env
+
 COMMIT_PLAN = ".mmbot-commit-plan.json"
 OWNER_FILE = ".mmbot-staging-owner"
 _RENAME_EXCHANGE = 2
@@ -34,8 +36,8 @@ STEP_HOOK: Callable[[int], None] | None = None
 
 
 def state_dir() -> Path:
-    env = os.environ.get("MMBOT_STATE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "mmbot" / "state"
+    d = env.read("MMBOT_STATE_DIR")
+    return Path(d).expanduser() if d else Path.home() / ".cache" / "mmbot" / "state"
 
 
 def _registry() -> Path:

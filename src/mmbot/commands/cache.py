@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import typer
+
+from mmbot import env
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -18,7 +19,7 @@ def _tree_bytes(d: Path) -> int:
 
 def _compiled_dirs() -> tuple[Path | None, list[Path]]:
     """numba's cache directory for the current sources and every version kept beside it."""
-    cur = os.environ.get("NUMBA_CACHE_DIR")
+    cur = env.read("NUMBA_CACHE_DIR")
     if not cur:
         return None, []
     current = Path(cur)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmbot import env
 from mmbot.data.core import ReadStats
 from mmbot.events import EVENT_DTYPE
 
@@ -32,10 +33,10 @@ _ENTRY_GLOB = "events-*.npz"
 
 
 def cache_dir() -> Path | None:
-    env = os.environ.get("MMBOT_CACHE_DIR")
-    if env is not None and env.strip().lower() in ("off", "0", "none", ""):
+    d = env.read("MMBOT_CACHE_DIR")
+    if d is not None and d.strip().lower() in ("off", "0", "none", ""):
         return None
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "mmbot"
+    return Path(d).expanduser() if d else Path.home() / ".cache" / "mmbot"
 
 
 def _code_fingerprint() -> list:
@@ -118,7 +119,7 @@ def put(path: Path, options: dict, events: np.ndarray, stats: ReadStats) -> Path
 
 def max_bytes() -> int:
     """The size bound: ``$MMBOT_CACHE_MAX_MB`` (a number of MB) or ``DEFAULT_MAX_MB``."""
-    raw = os.environ.get(MAX_MB_ENV, "").strip()
+    raw = (env.read(MAX_MB_ENV) or "").strip()
     try:
         mb = float(raw) if raw else DEFAULT_MAX_MB
     except ValueError:

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from types import ModuleType
 
+from mmbot import env
 from mmbot.errors import UserError
 from mmbot.strategy.registry import BUILTIN_QUOTERS, quoter_digest, resolve
 
@@ -43,7 +44,7 @@ def _source_for(spec: str) -> str:
 
 
 def _build_dir() -> Path:
-    root = os.environ.get("NUMBA_CACHE_DIR") or tempfile.gettempdir()
+    root = env.read("NUMBA_CACHE_DIR") or tempfile.gettempdir()
     d = Path(root) / "quoters"
     d.mkdir(parents=True, exist_ok=True)
     return d

@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmbot import env
 from mmbot.live.bybit import Endpoints
 from mmbot.live.gateway import DCP_WINDOW_S, TERMINAL
 from mmbot.live.order_flow import Slot, link_num
@@ -86,7 +87,7 @@ def setup_logging(out_dir: Path) -> None:
     fh.setFormatter(JsonFmt())
     sh = logging.StreamHandler(sys.stderr)
     sh.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    sh.setLevel(logging.WARNING if not os.environ.get("MMBOT_VERBOSE") else logging.INFO)
+    sh.setLevel(logging.WARNING if not env.read("MMBOT_VERBOSE") else logging.INFO)
     lg.addHandler(fh)
     lg.addHandler(sh)
     lg.propagate = False

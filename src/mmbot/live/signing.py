@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mmbot import env as envvars
 from mmbot.errors import UserError
 
 ENV_KEY = "BYBIT_API_KEY"
@@ -74,7 +74,7 @@ def ws_auth_valid(keys: ApiKeys, args: list[object]) -> bool:
 def load_keys(keys_file: Path | None = None, env: dict[str, str] | None = None) -> ApiKeys:
     """Keys from KEYS_FILE (JSON ``{"key":..,"secret":..}`` or ``key=``/``secret=`` lines, mode 0600
     or stricter, else refused) or from $BYBIT_API_KEY/$BYBIT_API_SECRET. UserError names the input."""
-    env = dict(os.environ) if env is None else env
+    env = envvars.snapshot() if env is None else env
     if keys_file is not None:
         path = Path(keys_file)
         if not path.is_file():

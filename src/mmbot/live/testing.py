@@ -6,7 +6,6 @@ Used by ``tests/test_live_*.py``; 127.0.0.1 only, every wait bounded.
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmbot import env as envvars
 from mmbot.live.emulator import Emulator, EmulatorConfig
 from mmbot.live.signing import ApiKeys
 from mmbot.live.testmarket import LOT_QTY, TICK_PX, make_market
@@ -73,7 +73,7 @@ class EmulatorThread:
 
 
 def bot_env(key: str = TEST_KEY, secret: str = TEST_SECRET) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BYBIT_")}
+    env = {k: v for k, v in envvars.snapshot().items() if not k.startswith("BYBIT_")}
     env.update({"BYBIT_API_KEY": key, "BYBIT_API_SECRET": secret, "MMBOT_VERBOSE": "1"})
     env.pop("MM_RUNTIME_OVERRIDES_JSON", None)
     return env

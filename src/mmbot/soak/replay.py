@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mmbot import env
 from mmbot.errors import UserError
 from mmbot.soak import autotune
 from mmbot.soak.account_carry import AccountCarry
@@ -83,13 +84,13 @@ def _chain_in_child(task: tuple[dict[str, float], list[int]]) -> list[tuple[tupl
 def replay_workers() -> int:
     """Processes for counterfactual replays: ``$MM_SOAK_REPLAY_WORKERS`` or the usable CPUs (at
     most 2); 1 = replay in this process. Results do not depend on it (replays are pure)."""
-    env = os.environ.get("MM_SOAK_REPLAY_WORKERS", "").strip()
-    if env:
+    raw = (env.read("MM_SOAK_REPLAY_WORKERS") or "").strip()
+    if raw:
         try:
-            return max(1, min(int(env), 8))
+            return max(1, min(int(raw), 8))
         except ValueError:
             raise UserError(
-                f"MM_SOAK_REPLAY_WORKERS={env!r}: expected a whole number of processes"
+                f"MM_SOAK_REPLAY_WORKERS={raw!r}: expected a whole number of processes"
             ) from None
     try:
         cpus = len(os.sched_getaffinity(0))

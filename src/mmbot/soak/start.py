@@ -9,12 +9,12 @@ they came from, and the market with its notes.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmbot import env
 from mmbot.errors import UserError
 from mmbot.knobs import KNOB_NAMES, quoter_param, tunable_quoter_knobs
 from mmbot.soak import autotune
@@ -61,7 +61,7 @@ def _load_knobs(
 
     prof = load_profile(profile)
     overrides, messages = load_overrides(
-        None, env=os.environ, default_file=overrides_root / "soak" / "runtime_overrides.json"
+        None, default_file=overrides_root / "soak" / "runtime_overrides.json"
     )
     knobs = effective_knobs(prof, overrides)
     return prof, dict(overrides), {k: float(knobs[k]) for k in KNOB_NAMES}, list(messages)
@@ -183,7 +183,7 @@ def prepare(
 
     thresholds = load_thresholds()
     total_ns, start_ns = _market_span(mkt, hours)
-    prof_name = getattr(prof, "name", None) or (profile or os.environ.get("MM_PROFILE") or "S1")
+    prof_name = getattr(prof, "name", None) or (profile or env.read("MM_PROFILE") or "S1")
     return SoakPlan(
         paths=paths,
         artifacts=artifacts,

@@ -90,8 +90,8 @@ PARAM_FIELDS: tuple[ParamField, ...] = (
     ParamField("prior_k_per_tick", _F, "quoting.prior_k_per_tick", "fill intensity prior k"),
     ParamField("throttle_burst_s", _F, "quoting.throttle_burst_s", "token bucket, s of rate"),
     # risk
-    ParamField("max_position_qty", _F, "run.max_position_qty", "max |position|"),
-    ParamField("max_notional", _F, "risk.max_notional", "max |position| x mid, quote"),
+    ParamField("max_position_qty", _F, "run.max_position_qty", "max absolute position"),
+    ParamField("max_notional", _F, "risk.max_notional", "max absolute position x mid, quote"),
     ParamField("max_loss", _F, "risk.max_loss", "kill switch below -max_loss PnL", settle=True),
     # fees and venue
     ParamField("maker_fee_rate", _F, "run.maker_fee_rate", "fraction of notional; < 0 rebate"),
