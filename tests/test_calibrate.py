@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -230,16 +231,17 @@ def test_sweeps_join_consecutive_ms_without_book_rows_between() -> None:
 
 
 def test_calibrate_reports_each_round_to_the_progress_callback(capture_events: np.ndarray) -> None:
-    """The latency fit (step 0), then one FitProgress per simulated round plus the final check,
-    numbered in order, each with the round's measured statistics."""
+    """The capture's headline (step 0), one FitProgress per simulated round, the feed-latency
+    fit on the fitted market, the final check, numbered in order, each saying what it measured."""
     from mmbot.data.calibrate import FitProgress
 
     seen: list[FitProgress] = []
     calibrate(capture_events, rounds=2, fit_seconds=10, progress=seen.append)
-    assert [p.step for p in seen] == [0, 1, 2, 3, 4]
-    assert all(p.steps == 4 for p in seen)
-    assert seen[0].message.startswith("feed latency: 40 rounds")
+    assert [p.step for p in seen] == [0, 1, 2, 3, 4, 5]
+    assert all(p.steps == 5 for p in seen)
+    assert seen[0].message.startswith("capture: tick 0.1")
     assert seen[1].message.startswith("round 0: loss") and "lat p50/p95" in seen[1].message
+    assert re.match(r"feed latency: 24 rounds x \d+ paths on the fitted market's", seen[4].message)
 
 
 @pytest.mark.parametrize(
@@ -265,8 +267,8 @@ def test_spot_and_coinm_markets_are_fitted_at_their_captured_tick(name: str, cap
 
 def test_whole_level_pulls_fit_is_opt_in(capture_events: np.ndarray) -> None:
     """--whole-level-pulls switches the generator term on, starts the per-level pull hazard at
-    its own scale and refits the feed latency on the fitted market's message times; the default
-    fit leaves the term out (the shipped markets' model)."""
+    its own scale; the default fit leaves the term out (the shipped markets' model). Both fit
+    the feed latency on the fitted market's latency draws."""
     log: list[str] = []
     whole = calibrate(capture_events, rounds=1, fit_seconds=20, log=log, whole_level_pulls=True)
     assert whole["model"]["stale_pull_whole"] == 1.0

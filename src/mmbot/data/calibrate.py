@@ -5,8 +5,8 @@ round, for the command to show) and the calibration file (provenance, writing). 
 belongs to ``mmbot.commands.data``; the per-round parameter step and its search ranges to
 ``mmbot.data.calibrate_step``. Directly measured from the
 capture: tick and lot, print and aggressor-order ("parent": prints sharing a ms and a side) size
-tables, the feed-latency distribution and its correlation time, the parents' same-side
-persistence, the diffusive/jump split of 1 s returns (bipower variation) and the depth profile.
+tables, the feed latency's quantiles and correlation time (the starting point of its fit), the
+parents' same-side persistence, the diffusive/jump split of 1 s returns (bipower variation) and the depth profile.
 Fitted by simulation (damped multiplicative fixed point on short synthetic markets, parameters
 averaged over the second half of the rounds): v's volatility, noise-order rate, Hawkes branching,
 maker order size (prints per parent), refill and excess-cancel speeds (spread, depth behind the
@@ -19,6 +19,9 @@ the statistics' means (method of simulated moments). The statistics compared are
 At the captured tick the fit also moves the fine-tick terms: the ladder hysteresis follows the
 touch update rate, the per-order cancel hazard the level-update (DEPTH row) rate, and the
 saturation scale of sweep impact the 1 s markout of single prints.
+The feed latency is fitted last, on the latency draws of a market of the fitted model (the feed
+model does not move the book): a 201-point table to the capture's quantiles and the correlation
+time to the tail the held-up messages add (``_fit_latency``).
 ``tick_bps > 0`` gives the wide-tick variant: the same flow refitted on a tick of about that
 many bps, depth re-binned from the capture's depth-vs-distance profile, labelled in the file.
 """
@@ -74,7 +77,6 @@ from mmbot.events import (
 )
 
 # ================================ fitting =======================================================
-_PROBS = np.linspace(0.0, 1.0, 41)
 # size tables stop short of the sample maximum: one freak print (46 BTC in the USD-M capture)
 # would otherwise dominate the mean maker order and every rate expressed per maker order
 _MAKER_PROBS = np.linspace(0.0, 0.99, 201)
@@ -91,12 +93,18 @@ WIDE_FIT_SECONDS = 750
 FIT_ROUNDS = 16
 FIT_MARKETS = 2
 EARLY_SHARE = 3  # early rounds simulate FIT_SECONDS / EARLY_SHARE
-MIN_LAT_TAU_S = 0.001  # feed-latency correlation time (search range)
-MAX_LAT_TAU_S = 30.0
-LAT_ROUNDS = 40  # rounds of the latency fit (on the capture's message times; milliseconds each)
-LAT_PATHS = 2  # latency paths a round
+# the feed-latency table: 201 quantiles (0.5 % apart). With 41 (2.5 % apart) the fit flattened
+# the table between its 92.5 % and 97.5 % points (local time never runs backwards, so the emitted
+# tail is heavier than the drawn one and the fit pushes those points down onto each other): an
+# atom at the p95, which then jumped 18 <-> 32 ms between latency paths on one market's times
+_LAT_PROBS = np.linspace(0.0, 1.0, 201)
+LAT_ROUNDS = 24  # rounds of the latency fit (on the fitted market's message times)
+LAT_PATHS = 6  # latency paths a round at least (each as long as the fit's market) ..
+LAT_DRAWS_PER_ROUND = 2_400_000  # .. and more on a sparse market, to about this many draws
 LAT_SEED = 54321
-LAT_TAU_POWER = 0.25  # damping of the correlation-time step (the p95 is steep in it)
+LAT_TAIL_PROB = 0.9  # the correlation time steps on the emitted tail from this quantile up
+LAT_TAU_GAIN = 2.0  # its log-step per unit of the tail's mean log excess
+MAX_LAT_TAU_S = 30.0
 # the fine-tick terms of the as-captured market (synthetic.P_STALE_DEPTH .. P_REF_HYST); the
 # shipped wide-tick market predates them (they default off)
 FINE_TICK_TERMS = (
@@ -115,8 +123,8 @@ DEPTH_MAX_BPS = 5.0
 
 @dataclass(frozen=True)
 class FitProgress:
-    """One step of a fit, for a progress display: ``step`` of ``steps`` simulations done (the
-    fit rounds plus the final check of the averaged parameters), and what the step measured."""
+    """One step of a fit, for a progress display: ``step`` of ``steps`` done (the fit rounds,
+    the feed-latency fit, the final check of the averaged parameters), and what it measured."""
 
     step: int
     steps: int
@@ -124,6 +132,12 @@ class FitProgress:
 
 
 ProgressFn = Callable[[FitProgress], None]
+
+
+def _steps(rounds: int) -> int:
+    """Steps a fit reports after its start (0): the rounds (0..rounds), the feed-latency fit on
+    the fitted market, the check of the averaged parameters."""
+    return rounds + 3
 
 
 def _step(values: np.ndarray) -> float:
@@ -300,7 +314,7 @@ def _sim_stats(calib: dict, seed: int, seconds: int, markets: int = FIT_MARKETS)
 
 def _latency_quantiles(events: np.ndarray) -> list[float]:
     lat_ns = (events["local_ts"] - events["exch_ts"]).astype(np.float64)
-    return [float(max(x, 0.0)) for x in np.quantile(lat_ns, _PROBS)]
+    return [float(max(x, 0.0)) for x in np.quantile(lat_ns, _LAT_PROBS)]
 
 
 @njit(cache=True)
@@ -323,76 +337,82 @@ def _emitted_latency_ns(
     return out
 
 
-def _fit_latency(
-    calib: dict,
-    events: np.ndarray,
-    target: dict,
-    log: list[str],
-    *,
-    per_event: bool = False,
-) -> None:
-    """Fit the latency table and its correlation time on the capture's own message times (the
-    feed model does not depend on the book, so no market is simulated): each round steps every
-    drawn quantile toward the capture's emitted one and the correlation time toward its p95,
-    and the second half of the rounds is averaged. (Fitted inside the market rounds, the p95 of
-    one short market swung 6 <-> 70 ms round to round on spot BTCUSDT: a few spikes decide it.)"""
+def _fit_latency(calib: dict, ts_ns: np.ndarray, rows: np.ndarray, target: dict) -> float:
+    """Fit the latency table and its correlation time on latency draws at ``ts_ns`` (each
+    stamping ``rows`` rows) so that the emitted latency, row-weighted as ``market_stats`` counts
+    it, has the capture's quantiles: each round draws LAT_PATHS paths of the generator's feed
+    model and steps every table point toward the capture's quantile; the second half of the
+    rounds is averaged. Local time never runs backwards, so a delay holds up the messages after
+    it and the emitted tail is heavier than the drawn one, the more so the shorter the
+    correlation time (many short spikes each hold up the next messages). Where the held-up
+    messages alone exceed the capture's tail the table cannot take it back (it goes flat: an
+    atom the p95 jumps across), so the correlation time, starting from the capture's measured
+    one and never below it, grows with the emitted tail's mean log excess over the capture's
+    (quantiles 0.9 .. 0.995). Returns the emitted p95 (ms) of the last round's paths."""
     from mmbot.data.synthetic_layout import N_PARAMS, P_LAT_TAU_S
     from mmbot.data.synthetic_rng import _seed_state
 
-    ts = np.ascontiguousarray(events["exch_ts"], dtype=np.int64)
-    rows = None
-    if per_event:
-        # a synthetic market draws one latency per simulated event, shared by the rows it emits
-        ts, rows = np.unique(ts, return_counts=True)
     tgt = np.asarray(target["feed_latency_quantiles_ns"], dtype=np.float64)
-    tgt_p95 = float(target["feed_latency_ms_p95"]) * 1e6
     tab = np.asarray(calib["feed_latency_quantiles_ns"], dtype=np.float64)
-    tau = float(calib.get("feed_latency_corr_s", 0.0) or MIN_LAT_TAU_S)
+    tail = (_LAT_PROBS >= LAT_TAIL_PROB) & (_LAT_PROBS < 1.0) & (tgt > 0)
+    tau_min = max(float(calib.get("feed_latency_corr_s", 0.0)), 1e-3)
+    tau = tau_min
     tabs: list[np.ndarray] = []
     taus: list[float] = []
     P = np.zeros(N_PARAMS)
+    paths = _lat_paths(len(ts_ns))
+    weights = np.tile(rows, paths)
+    sim_p95_ms = float("nan")
     for rnd in range(LAT_ROUNDS):
         P[P_LAT_TAU_S] = tau
         lat = np.concatenate(
             [
-                _emitted_latency_ns(P, tab, _seed_state(LAT_SEED + LAT_PATHS * rnd + k), ts)
-                for k in range(LAT_PATHS)
+                _emitted_latency_ns(P, tab, _seed_state(LAT_SEED + paths * rnd + k), ts_ns)
+                for k in range(paths)
             ]
         ).astype(np.float64)
-        if rows is not None:
-            lat = np.repeat(lat, np.tile(rows, LAT_PATHS))
-        sim = np.quantile(lat, _PROBS)
-        sim_p95 = float(np.quantile(lat, 0.95))
+        sim = np.quantile(np.repeat(lat, weights), _LAT_PROBS)
+        sim_p95_ms = float(np.interp(0.95, _LAT_PROBS, sim)) * 1e-6
         if rnd >= LAT_ROUNDS // 2:
             tabs.append(tab.copy())
             taus.append(tau)
+        excess = float(np.mean(np.log(np.maximum(sim[tail], 1.0) / tgt[tail])))
+        tau = _clip(tau * np.exp(_clip(LAT_TAU_GAIN * excess, -0.5, 0.5)), tau_min, MAX_LAT_TAU_S)
         for i in range(len(tab)):
             tab[i] *= _ratio(tgt[i], sim[i], 0.7)
         tab = np.maximum.accumulate(tab)
-        # local time never runs backwards, so a delayed message delays the ones after it: the
-        # emitted tail is heavier than the drawn one, and the more so the shorter the delays'
-        # correlation (many short spikes each hold up the next messages). The correlation time
-        # follows the p95 (a longer one: fewer, longer spikes), with small steps
-        tau = _clip(tau / _ratio(tgt_p95, sim_p95, LAT_TAU_POWER), MIN_LAT_TAU_S, MAX_LAT_TAU_S)
     calib["feed_latency_quantiles_ns"] = [float(x) for x in np.mean(tabs, axis=0)]
     calib["feed_latency_corr_s"] = float(np.exp(np.mean(np.log(taus))))
-    where = "the fitted market's" if per_event else "the capture's"
-    log.append(
-        f"feed latency: {LAT_ROUNDS} rounds on {where} {len(ts)} message times, "
-        f"correlation {calib['feed_latency_corr_s']:.3f} s"
-    )
+    return sim_p95_ms
+
+
+def _lat_paths(n_draws: int) -> int:
+    """Latency paths a round of the feed-latency fit: LAT_PATHS, more on a sparse market (spot
+    BTCUSDT's ~330 draws a second), so each round sees about LAT_DRAWS_PER_ROUND draws."""
+    return int(max(LAT_PATHS, min(64, -(-LAT_DRAWS_PER_ROUND // max(n_draws, 1)))))
 
 
 def _refit_latency_on_market(calib: dict, target: dict, seconds: int, log: list[str]) -> None:
-    """Refit the feed latency on the message times of one market of the fitted model. Local time
-    never runs backwards, so the emitted tail depends on how densely messages come: the fitted
-    fine-tick market emits more book rows per second than the capture's depth messages (whole
-    levels pulled and rebuilt as the efficient price moves), and a latency fitted on the
-    capture's times came out with a p95 1.8x the capture's on it."""
-    from mmbot.data.synthetic import generate
+    """Fit the feed latency on the message times of one market of the fitted model (the feed
+    model does not move the book, so the market's times do not depend on it). Local time never
+    runs backwards, so a delayed message holds up the ones after it and the emitted tail depends
+    on how densely messages come: the fitted USD-M market stamps ~1,200 distinct exchange times a
+    second where the capture has ~116 (ms-stamped messages of many rows), and a table fitted on
+    the capture's times gave the market a p95 1.8x the capture's. The draws include simulated
+    events that emit no row (~16 % more draws than stamped times on USD-M); fitted on the stamped
+    times alone the market's p95 came out 1.14x the capture's."""
+    from mmbot.data.synthetic import latency_draws
 
-    ev = generate(calib, FIT_SEED + 2000, _T0_NS, seconds * 1_000_000_000)
-    _fit_latency(calib, ev, target, log, per_event=True)
+    # the market draws one latency per simulated event, shared by the rows it emits (none for
+    # some events: their delay still holds up the later messages)
+    ts_ns, rows = latency_draws(calib, FIT_SEED + 2000, _T0_NS, seconds * 1_000_000_000)
+    tau_capture_s = float(calib["feed_latency_corr_s"])
+    p95_ms = _fit_latency(calib, ts_ns, rows, target)
+    log.append(
+        f"feed latency: {LAT_ROUNDS} rounds x {_lat_paths(len(ts_ns))} paths on the fitted market's "
+        f"{len(ts_ns)} latency draws, correlation {calib['feed_latency_corr_s']:.3f} s "
+        f"(capture {tau_capture_s:.3f} s), p95 {p95_ms:.1f}/{target['feed_latency_ms_p95']:.1f} ms"
+    )
 
 
 def _fit(
@@ -439,7 +459,7 @@ def _fit(
             f"{s['autocorr_mid_return_1s']:.3f}/{target['autocorr_mid_return_1s']:.3f}"
         )
         if progress is not None:
-            progress(FitProgress(rnd + 1, rounds + 2, log[-1]))
+            progress(FitProgress(rnd + 1, _steps(rounds), log[-1]))
         # the simulated statistics are noisy, so the fixed point wanders around the solution:
         # the parameters of the second half of the rounds are averaged (Polyak-Ruppert)
         if rnd >= rounds // 2:
@@ -618,9 +638,8 @@ def calibrate(
     variant: the same fitted dynamics on a tick of about that many bps (depth re-binned from the
     capture's depth-vs-distance profile, flow refitted to the same trade rate and markout).
     ``whole_level_pulls`` (as captured only; experimental): stale quotes are pulled a whole level
-    at a time at a hazard fitted to the mid's return autocorrelation, the transient impact's decay
-    to the print markout's reversion, and the feed latency refitted on the fitted market's
-    message times. On USD-M BTCUSDT it brought the 100 ms / 1 s return autocorrelations and the
+    at a time at a hazard fitted to the mid's return autocorrelation and the transient impact's
+    decay to the print markout's reversion. On USD-M BTCUSDT it brought the 100 ms / 1 s return autocorrelations and the
     spread's p95 to the capture's but left the 1 s print markout at ~0.7x (docs/data.md)."""
     from mmbot.data.market_stats import guess_tick
 
@@ -642,9 +661,8 @@ def calibrate(
     log.append(
         f"capture: tick {tick_px} ({tick_bps_cap:.4f} bps), lot {calib['lot_qty']}, {target['trade_rate_per_s']:.1f} trades/s"
     )
-    _fit_latency(calib, events, target, log)
     if progress is not None:
-        progress(FitProgress(0, rounds + 2, log[-1]))
+        progress(FitProgress(0, _steps(rounds), log[-1]))
     if tick_bps > 0:
         _to_wide_tick(calib, target, tick_bps, log)
     _fit(
@@ -656,11 +674,12 @@ def calibrate(
         log=log,
         progress=progress,
     )
-    if model.get("stale_pull_whole", 0.0) > 0.0:
-        _refit_latency_on_market(calib, target, fit_seconds, log)
+    _refit_latency_on_market(calib, target, fit_seconds, log)
+    if progress is not None:
+        progress(FitProgress(rounds + 2, _steps(rounds), log[-1]))
     calib["fit_stats"] = _sim_stats(calib, FIT_SEED + 1000, fit_seconds)
     if progress is not None:
-        progress(FitProgress(rounds + 2, rounds + 2, "checked the averaged parameters"))
+        progress(FitProgress(_steps(rounds), _steps(rounds), "checked the averaged parameters"))
     calib["target_stats"] = _json_safe(target)
     calib["fit_stats"] = _json_safe(calib["fit_stats"])
     return calib

@@ -235,6 +235,9 @@ class _Market:
         self.ist[S_BEST_ASK] = _NONE
         self.ist[S_FAR_AGE] = FAR_EVERY
         self.start_ts_ns = int(start_ts_ns)
+        # feed-latency draw times: off (one element); latency_draws() turns them on
+        self.lat_t = np.zeros(1, dtype=np.int64)
+        self.lat_parts: list[np.ndarray] = []
 
     def run(self, t_end_ns: int, emit: bool, cap: int) -> np.ndarray:
         """Advance to ``t_end_ns`` and return the emitted events (buffers of ``cap`` rows)."""
@@ -257,9 +260,13 @@ class _Market:
                 t_end_ns,
                 emit,
                 out,
+                self.lat_t,
             )
             if emit and n:
                 parts.append(_pack(out, n))
+            if self.lat_t[0] > 0:
+                self.lat_parts.append(self.lat_t[1 : self.lat_t[0] + 1].copy())
+                self.lat_t[0] = 0
             if self.ist[S_HAS_PENDING] and self.ist[S_PENDING_NS] >= t_end_ns:
                 break
         if not parts:
@@ -324,6 +331,31 @@ def generate_chunks(
             first = None
         yield body
         t = t_next
+
+
+def latency_draws(
+    calib: dict, seed: int, start_ts_ns: int, duration_ns: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The market ``generate`` makes, seen by its feed model: the exchange time of every latency
+    draw (the opening snapshot's first) and the rows each draw stamps (0 for a simulated event
+    that emits none: its delay still holds up the messages after it, local time never running
+    backwards). The draws and the market are those of ``generate`` with the same arguments."""
+    if int(duration_ns) <= 0:
+        raise UserError(f"synthetic market: duration must be > 0 ns, got {duration_ns}")
+    mk = _Market(calib, seed, start_ts_ns)
+    mk.run(int(start_ts_ns), emit=False, cap=1 << 16)
+    first = mk.snapshot()
+    mk.lat_t = np.zeros(1 << 20, dtype=np.int64)
+    cap = min(
+        int(_rows_per_s_guess(calib) * int(duration_ns) * 1e-9 * 1.2) + 4 * _RESERVE_ROWS, 4_000_000
+    )
+    body = mk.run(int(start_ts_ns) + int(duration_ns), emit=True, cap=cap)
+    draws_ns = np.concatenate([np.array([int(start_ts_ns)], dtype=np.int64), *mk.lat_parts])
+    rows_ts = np.concatenate([first["exch_ts"], body["exch_ts"]])
+    rows = np.searchsorted(rows_ts, draws_ns, side="right") - np.searchsorted(
+        rows_ts, draws_ns, side="left"
+    )
+    return draws_ns, rows.astype(np.int64)
 
 
 def generate_with_flow(

@@ -445,10 +445,14 @@ def _advance(
     t_end_ns: int,
     emit: bool,
     out: np.ndarray,
+    lat_t: np.ndarray,
 ) -> int:
     """Run the market until the next event would be at or after ``t_end_ns`` or the output
-    buffer is nearly full. Returns the number of rows written (0 when ``emit`` is False)."""
+    buffer is nearly full. Returns the number of rows written (0 when ``emit`` is False).
+    ``lat_t`` of more than one element records the exchange time of every feed-latency draw
+    (``lat_t[0]`` counts them; the run also stops when it is full); the draws are the same."""
     cap = out.shape[0] - _RESERVE_ROWS
+    rec_cap = lat_t.shape[0] - 1
     n = 0
     beta = P[P_HAWKES_BETA]
     mu = P[P_NOISE_MU]
@@ -456,7 +460,7 @@ def _advance(
     while True:
         if ist[S_HAS_PENDING] == 0:
             _draw_next(P, target, fs, ist, rng, bq, aq)
-        if ist[S_PENDING_NS] >= t_end_ns or n >= cap:
+        if ist[S_PENDING_NS] >= t_end_ns or n >= cap or (rec_cap > 0 and lat_t[0] >= rec_cap):
             return n
         t_new = ist[S_PENDING_NS]
         ist[S_HAS_PENDING] = 0
@@ -489,6 +493,9 @@ def _advance(
             if local_ns < ist[S_LAST_LOCAL_NS]:
                 local_ns = ist[S_LAST_LOCAL_NS]
             ist[S_LAST_LOCAL_NS] = local_ns
+            if rec_cap > 0:
+                lat_t[0] += 1
+                lat_t[lat_t[0]] = t_new
         if kind == 0 or kind == 1:
             n = _maker_join(
                 P, target, maker_tab, fs, ist, rng, bq, aq, kind, emit, t_new, local_ns, n, out
