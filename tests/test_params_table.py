@@ -14,7 +14,16 @@ import pytest
 
 from mmbot import knobs
 from mmbot.config import Profile, load_profile
-from mmbot.strategy.params import PARAM_FIELDS, PARAMS_DTYPE, SOURCES, make_params
+from mmbot.config.run import RunConfig
+from mmbot.errors import UserError
+from mmbot.strategy.params import (
+    PARAM_FIELDS,
+    PARAMS_DTYPE,
+    SOURCES,
+    make_params,
+    params_record,
+    run_config,
+)
 
 REF_PX = 100.0
 # profile numbers that are not a record field themselves but size one (make_params' docstring)
@@ -161,3 +170,52 @@ def test_inverse_money_limits_are_in_the_settle_coin() -> None:
     assert float(rec["max_loss"]) == pytest.approx(prof.risk.max_loss / REF_PX)
     assert float(rec["max_drawdown"]) == pytest.approx(50.0 / REF_PX)
     assert int(rec["inverse"]) == 1 and math.isfinite(float(rec["contract_size"]))
+
+
+def test_every_source_is_a_run_config_field() -> None:
+    """The record is generated from RunConfig: each source is one of its section.field paths."""
+    assert set(SOURCES) == set(RunConfig.model_fields)
+    for f in PARAM_FIELDS:
+        section, _, name = f.source.partition(".")
+        assert name in RunConfig.model_fields[section].annotation.model_fields, f.source
+
+
+def _cfg() -> RunConfig:
+    prof = load_profile("S1")
+    return run_config(prof.runtime, prof, tick_px=0.1, lot_qty=0.001, ref_px=REF_PX)
+
+
+def test_run_config_is_frozen_and_makes_the_same_record() -> None:
+    cfg = _cfg()
+    prof = load_profile("S1")
+    same = make_params(prof.runtime, prof, tick_px=0.1, lot_qty=0.001, ref_px=REF_PX)
+    assert params_record(cfg).tobytes() == same.tobytes()
+    with pytest.raises(ValueError, match="frozen"):
+        cfg.run.order_qty = 2.0
+    with pytest.raises(ValueError, match="frozen"):
+        cfg.quoting.gamma = 2.0
+
+
+@pytest.mark.parametrize(
+    "section, key, value, message",
+    [
+        ("run", "order_qty", -1.0, r"^run configuration: run\.order_qty: Input should be greater"),
+        ("quoting", "gama", 0.1, r"^run configuration: quoting\.gama: unknown key$"),
+        ("knobs", "tail_age_ms", math.nan, r"^run configuration: knobs\.tail_age_ms: .*finite"),
+        ("market", "tick_px", 0.0, r"^run configuration: market\.tick_px: Input should be greater"),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_field(section, key, value, message) -> None:
+    from mmbot.config.run import build_run_config
+
+    raw = _cfg().model_dump()
+    raw[section][key] = value
+    with pytest.raises(UserError, match=message) as info:
+        build_run_config(raw)
+    assert "\n" not in str(info.value)
+
+
+def test_make_params_names_a_bad_argument() -> None:
+    prof = load_profile("S1")
+    with pytest.raises(UserError, match=r"run\.order_qty"):
+        make_params(prof.runtime, prof, tick_px=0.1, lot_qty=0.001, ref_px=REF_PX, order_qty=-2.0)

@@ -1,8 +1,11 @@
 """The numeric parameter record the compiled strategy and guards read, and how it is built.
 
-Owns ``PARAMS_DTYPE`` (one structured record: runtime knobs, profile-derived values, quoting model
-parameters, risk limits, fees, market tick/lot) and ``make_params``. Knobs travel as *data* in this
+Owns ``PARAM_FIELDS`` (the record, one line per field: name, dtype, the ``RunConfig`` path its
+value comes from, what it means), ``PARAMS_DTYPE`` generated from it, ``run_config`` (knobs +
+profile + run settings + market -> the frozen, validated ``mmbot.config.run.RunConfig``),
+``params_record`` (RunConfig -> record) and ``make_params`` (both). Knobs travel as *data* in this
 record, never as compile-time constants, so a soak run with new knobs reuses the cached machine code.
+docs/config.md lists the fields.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import numpy as np
 
 from mmbot.fees import FeeChoice, choose_fees
 from mmbot.instruments import LINEAR_DEFAULT, ContractSpec
+from mmbot.knobs import KNOB_NAMES
 
 if TYPE_CHECKING:
     from mmbot.config import Profile
+    from mmbot.config.run import RunConfig
 
 STRATEGY_GLFT = 0
 STRATEGY_TOUCH = 1
@@ -40,7 +45,7 @@ class ParamField:
     settle: bool = False
 
 
-# Where a field's value comes from; the profile sections are `mmbot.config.Profile`'s.
+# Where a field's value comes from: the sections of `mmbot.config.run.RunConfig`.
 SOURCES: dict[str, str] = {
     "run": "resolved by make_params from its arguments and the profile (see its docstring)",
     "market": "the market's grid (make_params' tick_px, lot_qty)",
@@ -141,7 +146,13 @@ def round_to_lot(qty: float, lot_qty: float) -> float:
     return float(n * lot_qty)
 
 
-def make_params(
+def make_params(knob_values: Mapping[str, float], profile: Profile, **run: Any) -> np.ndarray:
+    """A 1-element ``PARAMS_DTYPE`` array from knobs + profile + market: ``params_record`` of
+    ``run_config`` (same arguments)."""
+    return params_record(run_config(knob_values, profile, **run))
+
+
+def run_config(
     knob_values: Mapping[str, float],
     profile: Profile,
     *,
@@ -156,15 +167,17 @@ def make_params(
     rate_limit_per_s: float | None = None,
     spec: ContractSpec | None = None,
     fee_tier: str | None = None,
-) -> np.ndarray:
-    """A 1-element ``PARAMS_DTYPE`` array from knobs + profile + market.
+) -> RunConfig:
+    """The run's resolved, validated configuration (``mmbot.config.run.RunConfig``).
 
     ``order_qty`` defaults to the profile's ``order_notional`` (quote currency) in contracts of
     ``spec`` at ``ref_px``, rounded down to the lot (at least one lot); ``max_position_qty`` to
-    ``max_position_orders × order_qty``. Money limits of the profile (``max_loss``,
-    ``max_drawdown``) are in quote currency; for an inverse contract they are converted to the
-    settle coin at ``ref_px`` (``max_notional`` stays quote: the guard values positions in quote).
+    ``max_position_orders × order_qty``; fees, explicit rates, else the tier (``fee_choice``);
+    ``rate_limit_per_s`` to the profile's ``venue.rate_limit_per_s``. A bad value is a UserError
+    naming the field.
     """
+    from mmbot.config.run import build_run_config
+
     spec = spec if spec is not None else LINEAR_DEFAULT
     if order_qty is None:
         order_qty = round_to_lot(
@@ -174,7 +187,9 @@ def make_params(
         max_position_qty = profile.risk.max_position_orders * order_qty
     fee = fee_choice(profile, spec, fee_tier, maker_fee_rate, taker_fee_rate)
     run = {
+        "quoter": strategy,
         "strategy": STRATEGY_CODES.get(strategy, STRATEGY_OTHER),
+        "requote_mode": _requote_mode(strategy),
         "order_qty": order_qty,
         "max_position_qty": max_position_qty,
         "maker_fee_rate": fee.maker_fee_rate,
@@ -182,46 +197,38 @@ def make_params(
         "rate_limit_per_s": (
             profile.venue.rate_limit_per_s if rate_limit_per_s is None else rate_limit_per_s
         ),
-        "requote_mode": _requote_mode(strategy),
     }
-    sections = _sections(profile, knob_values, run, spec, tick_px=tick_px, lot_qty=lot_qty)
-    # quote -> settle coin for the money limits the guards compare with equity
-    money = 1.0 / ref_px if spec.inverse else 1.0
+    return build_run_config(
+        {
+            "run": run,
+            "market": {"tick_px": tick_px, "lot_qty": lot_qty, "ref_px": ref_px},
+            "knobs": {k: knob_values[k] for k in KNOB_NAMES if k in knob_values},
+            "effective": profile.effective(),
+            "quoting": profile.quoting.model_dump(),
+            "risk": profile.risk.model_dump(),
+            "spec": {
+                "contract_size": spec.contract_size,
+                "inverse": spec.inverse,
+                "spot": spec.spot,
+            },
+        }
+    )
+
+
+def params_record(cfg: RunConfig) -> np.ndarray:
+    """The compiled record of ``cfg``: each ``PARAM_FIELDS`` field from its source. Money limits
+    of the profile (``max_loss``, ``max_drawdown``) are in quote currency; for an inverse contract
+    they are converted to the settle coin at ``ref_px`` (``max_notional`` stays quote: the guard
+    values positions in quote)."""
+    money = 1.0 / cfg.market.ref_px if cfg.spec.inverse else 1.0
     p = np.zeros(1, dtype=PARAMS_DTYPE)
     rec = p[0]
     for f in PARAM_FIELDS:
-        rec[f.name] = _value(f, sections, money)
+        v = float(cfg.value(f.source)) * f.scale
+        if f.settle:
+            v *= money
+        rec[f.name] = int(round(v)) if f.dtype == _I else v
     return p
-
-
-def _sections(
-    profile: Profile,
-    knob_values: Mapping[str, float],
-    run: Mapping[str, Any],
-    spec: ContractSpec,
-    *,
-    tick_px: float,
-    lot_qty: float,
-) -> dict[str, Mapping[str, Any]]:
-    """The values a field's ``source`` names, by section (`SOURCES`)."""
-    return {
-        "run": run,
-        "market": {"tick_px": tick_px, "lot_qty": lot_qty},
-        "knobs": knob_values,
-        "effective": profile.effective(),
-        "quoting": profile.quoting.model_dump(),
-        "risk": profile.risk.model_dump(),
-        "spec": {"contract_size": spec.contract_size, "inverse": spec.inverse, "spot": spec.spot},
-    }
-
-
-def _value(f: ParamField, sections: Mapping[str, Mapping[str, Any]], money: float) -> float | int:
-    """Field ``f``'s record value: its source x scale (x money when settle), whole for i8."""
-    section, _, name = f.source.partition(".")
-    v = float(sections[section][name]) * f.scale
-    if f.settle:
-        v *= money
-    return int(round(v)) if f.dtype == _I else v
 
 
 def _requote_mode(strategy: str) -> int:

@@ -37,7 +37,7 @@ from mmbot.errors import UserError
 from mmbot.strategy.registry import DEFAULT_QUOTER
 
 # shipped with the package (package data), so an installed mmbot finds them from any directory
-CONFIG_DIR = Path(__file__).resolve().parent / "assets" / "config"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "assets" / "config"
 PROFILES_DIR = CONFIG_DIR / "profiles"
 DEFAULT_OVERRIDES_FILE = Path("artifacts/soak/runtime_overrides.json")
 OVERRIDES_ENV = "MM_RUNTIME_OVERRIDES_JSON"
@@ -240,7 +240,7 @@ def with_strategy_options(
         new_st = StrategySection.model_validate(st)
         new_fees = Fees.model_validate(fees)
     except ValidationError as exc:
-        raise UserError(_validation_message(exc, "command-line options")) from exc
+        raise UserError(validation_message(exc, "command-line options")) from exc
     for name, value in (("--maker-fee-bps", maker_fee_bps), ("--taker-fee-bps", taker_fee_bps)):
         if value is not None and not math.isfinite(float(value)):
             raise UserError(f"{name} {value!r}: must be a finite number")
@@ -260,7 +260,7 @@ def _read_json(path: Path, what: str) -> Any:
         raise UserError(f"{what} {path}: malformed JSON: {exc.msg} at line {exc.lineno}") from None
 
 
-def _validation_message(exc: ValidationError, source: str) -> str:
+def validation_message(exc: ValidationError, source: str) -> str:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err.get("loc", ())) or "(root)"
     msg = err.get("msg", "invalid")
@@ -317,7 +317,7 @@ def load_profile(name_or_path: str | None = None) -> Profile:
     try:
         prof = Profile.model_validate(raw)
     except ValidationError as exc:
-        raise UserError(_validation_message(exc, source)) from None
+        raise UserError(validation_message(exc, source)) from None
     runtime, messages = _clamp_all(prof.runtime, source)
     prof.runtime = runtime
     prof.source = str(path)
