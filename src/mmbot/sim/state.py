@@ -415,10 +415,17 @@ def set_error(v, code, val):
 
 
 @njit(cache=True)
-def exch_mid(v):
-    if v.xbb < 0 or v.xba >= v.n_ticks:
+def mid_of(v, bb, ba):
+    """Mid of a book whose best bid / ask sit at ladder indices ``bb`` / ``ba``; NaN unless both
+    sides are present."""
+    if bb < 0 or ba >= v.n_ticks:
         return np.nan
-    return (px_of(v, v.xbb) + px_of(v, v.xba)) * 0.5
+    return (px_of(v, bb) + px_of(v, ba)) * 0.5
+
+
+@njit(cache=True)
+def exch_mid(v):
+    return mid_of(v, v.xbb, v.xba)
 
 
 @njit(cache=True)

@@ -21,52 +21,15 @@ Everything here is ``@njit(cache=True)``; the Python entry points (``make_venue`
 live in ``mmbot.sim.api``.
 """
 
+# ruff: noqa: F405
 from __future__ import annotations
 
 from .clock import (
     scan_events,
 )
-from .codes import (
-    BUY,
-    END_OF_DATA,
-    ERR_BAD_PX,
-    ERR_BAD_QTY,
-    ERR_BAD_SIDE,
-    ERR_BAD_TIF,
-    ERR_NO_SLOT,
-    ERR_NOT_LIVE,
-    ERR_OFF_LOT,
-    ERR_OFF_TICK,
-    ERR_PAST,
-    ERR_PENDING,
-    I64_MAX,
-    OK,
-    ORD_LIMIT,
-    ORD_MARKET,
-    R_ACK_MODIFY,
-    R_ACK_NEW,
-    R_CANCELLED,
-    R_EXPIRED,
-    R_FILL,
-    R_REJECT,
-    REQ_CANCEL,
-    REQ_MODIFY,
-    REQ_NEW,
-    REQ_NONE,
-    SELL,
-    ST_CANCELLED,
-    ST_EXPIRED,
-    ST_FILLED,
-    ST_LIVE,
-    ST_NONE,
-    ST_PENDING_NEW,
-    ST_REJECTED,
-    TIF_GTC,
-    TIF_GTX,
-    TIF_IOC,
-    WAIT_FEED,
-    WAIT_RESPONSE,
-)
+
+# every code comes from .codes (its names are written once, there); __all__ says which are public
+from .codes import *  # noqa: F403
 from .state import (
     DEPTH_SCAN_TICKS,
     ORDER_DTYPE,

@@ -55,6 +55,7 @@ from .state import (
     contract_value,
     exch_mid,
     ix_of,
+    mid_of,
     px_of,
     set_error,
 )
@@ -152,9 +153,7 @@ def best_ask_tick(v):
 @njit(cache=True)
 def mid_px(v):
     """Local mid; NaN unless both sides are present."""
-    if v.lbb < 0 or v.lba >= v.n_ticks:
-        return np.nan
-    return (px_of(v, v.lbb) + px_of(v, v.lba)) * 0.5
+    return mid_of(v, v.lbb, v.lba)
 
 
 @njit(cache=True)
@@ -395,6 +394,35 @@ def _free_slot(v):
 
 
 @njit(cache=True)
+def _send(v, s):
+    """Send the request order slot ``s`` now carries (its ``req`` is set): in flight from the
+    current local time, at the exchange after the entry latency."""
+    o = v.orders[s]
+    v.n_inflight += 1
+    o.req_sent_ts = v.now
+    o.req_arrive_ts = v.now + entry_latency(v, v.now)
+    o.req_seq = v.resp_seq  # one counter orders requests and responses
+    v.resp_seq += 1
+    if o.req_arrive_ts < v.next_req_ts:
+        v.next_req_ts = o.req_arrive_ts
+
+
+@njit(cache=True)
+def _request_slot(v, order_id):
+    """The slot of ``order_id`` when a cancel or modify may be sent for it now; else ERR_NOT_LIVE
+    (unknown, or not live in the local view) or ERR_PENDING (a request already in flight)."""
+    s = find_order(v, order_id)
+    if s < 0:
+        return ERR_NOT_LIVE
+    o = v.orders[s]
+    if o.req != REQ_NONE:
+        return ERR_PENDING
+    if o.status != ST_LIVE:
+        return ERR_NOT_LIVE
+    return s
+
+
+@njit(cache=True)
 def submit(v, side, px, qty, tif, ord_type):
     """Send a new order at the current local time; returns its order id (> 0) or a negative ERR_*.
     ``px`` is ignored for ORD_MARKET. It reaches the exchange after the entry latency."""
@@ -421,7 +449,7 @@ def submit(v, side, px, qty, tif, ord_type):
     o.ord_type = ord_type
     o.status = ST_PENDING_NEW
     o.req = REQ_NEW
-    v.n_inflight += 1
+    _send(v, s)
     o.px = px_r
     o.qty = qty
     o.leaves_qty = qty
@@ -429,10 +457,6 @@ def submit(v, side, px, qty, tif, ord_type):
     o.create_local_ts = v.now
     o.req_px = px_r
     o.req_qty = qty
-    o.req_sent_ts = v.now
-    o.req_arrive_ts = v.now + entry_latency(v, v.now)
-    o.req_seq = v.resp_seq  # one counter orders requests and responses
-    v.resp_seq += 1
     o.last_resp_ts = 0
     o.n_resp_pending = 0
     o.ex_status = ST_NONE
@@ -443,8 +467,6 @@ def submit(v, side, px, qty, tif, ord_type):
     o.cum_trade_qty = 0.0
     o.live_exch_ts = 0
     o.live_slot = -1
-    if o.req_arrive_ts < v.next_req_ts:
-        v.next_req_ts = o.req_arrive_ts
     push_action(v, v.now, _I0, oid, _ACT_SENT, side, _OP_NEW, _REASON_NONE, px_r, qty, _I0)
     return oid
 
@@ -452,22 +474,12 @@ def submit(v, side, px, qty, tif, ord_type):
 @njit(cache=True)
 def cancel(v, order_id):
     """Request a cancel; 0 or ERR_NOT_LIVE / ERR_PENDING (one request per order in flight)."""
-    s = find_order(v, order_id)
+    s = _request_slot(v, order_id)
     if s < 0:
-        return ERR_NOT_LIVE
+        return s
     o = v.orders[s]
-    if o.req != REQ_NONE:
-        return ERR_PENDING
-    if o.status != ST_LIVE:
-        return ERR_NOT_LIVE
     o.req = REQ_CANCEL
-    v.n_inflight += 1
-    o.req_sent_ts = v.now
-    o.req_arrive_ts = v.now + entry_latency(v, v.now)
-    o.req_seq = v.resp_seq  # one counter orders requests and responses
-    v.resp_seq += 1
-    if o.req_arrive_ts < v.next_req_ts:
-        v.next_req_ts = o.req_arrive_ts
+    _send(v, s)
     push_action(
         v,
         v.now,
@@ -487,28 +499,18 @@ def cancel(v, order_id):
 @njit(cache=True)
 def modify(v, order_id, px, qty):
     """Request a cancel-replace to (px, qty); qty is the new open quantity. 0 or a negative ERR_*."""
-    s = find_order(v, order_id)
+    s = _request_slot(v, order_id)
     if s < 0:
-        return ERR_NOT_LIVE
+        return s
     o = v.orders[s]
-    if o.req != REQ_NONE:
-        return ERR_PENDING
-    if o.status != ST_LIVE:
-        return ERR_NOT_LIVE
     rc = _check_px_qty(v, px, qty, True)
     if rc < 0:
         return rc
     px_r = px_of(v, ix_of(v, px))
     o.req = REQ_MODIFY
-    v.n_inflight += 1
     o.req_px = px_r
     o.req_qty = qty
-    o.req_sent_ts = v.now
-    o.req_arrive_ts = v.now + entry_latency(v, v.now)
-    o.req_seq = v.resp_seq  # one counter orders requests and responses
-    v.resp_seq += 1
-    if o.req_arrive_ts < v.next_req_ts:
-        v.next_req_ts = o.req_arrive_ts
+    _send(v, s)
     push_action(
         v, v.now, _I0, order_id, _ACT_SENT, o.side, _OP_REPLACE, _REASON_NONE, px_r, qty, _I0
     )
