@@ -219,3 +219,15 @@ def test_make_params_names_a_bad_argument() -> None:
     prof = load_profile("S1")
     with pytest.raises(UserError, match=r"run\.order_qty"):
         make_params(prof.runtime, prof, tick_px=0.1, lot_qty=0.001, ref_px=REF_PX, order_qty=-2.0)
+
+
+def test_docs_config_tables_are_generated_from_the_tables() -> None:
+    """docs/config.md's record and environment tables are the code's (a field's doc is written once)."""
+    from mmbot.config import doc
+
+    text = doc.DOC.read_text()
+    assert doc.render(text) == text, (
+        "docs/config.md is stale: run python -m mmbot.config.doc --write"
+    )
+    for f in PARAM_FIELDS:
+        assert f"| `{f.name}` |" in text
