@@ -27,7 +27,7 @@ import numpy as np
 from mmbot.data import binance_scan as bs
 from mmbot.data import replay as rp
 from mmbot.data.core import (
-    OFFSET_SAMPLE_ROWS,
+    BlockOptions,
     Pipeline,
     ReadStats,
     StageBlock,
@@ -131,28 +131,19 @@ class _BinanceParser:
 def iter_binance(
     path: Path,
     stats: ReadStats,
+    opts: BlockOptions,
     *,
-    base_latency_ns: int,
-    window_ns: int,
-    block_bytes: int,
-    offset_sample_rows: int = OFFSET_SAMPLE_ROWS,
     spot: bool | None = None,
 ) -> Iterator[np.ndarray]:
     """Event chunks of a Binance raw capture; fills ``stats`` when exhausted."""
     seq_mode = rp.SEQ_BINANCE_SPOT if spot else rp.SEQ_BINANCE_FUT
-    pipe = Pipeline(
-        stats,
-        seq_mode,
-        base_latency_ns=base_latency_ns,
-        window_ns=window_ns,
-        offset_sample_rows=offset_sample_rows,
-    )
+    pipe = opts.pipeline(stats, seq_mode)
     parser = _BinanceParser(path, pipe)
     n_lines = 0
 
     def blocks() -> Iterator[StageBlock]:
         nonlocal n_lines, spot
-        for first_line, block in iter_byte_blocks(path, block_bytes):
+        for first_line, block in iter_byte_blocks(path, opts.block_bytes):
             blk = parser.parse_block(first_line, block)
             n_lines = first_line + parser.lines_in_block - 1
             if spot is None and parser.market:

@@ -22,7 +22,7 @@ import orjson
 
 from mmbot.data import replay as rp
 from mmbot.data.core import (
-    OFFSET_SAMPLE_ROWS,
+    BlockOptions,
     Pipeline,
     ReadStats,
     StageBlock,
@@ -242,27 +242,18 @@ def _trade_rows(msg: dict, local_ts_ns: int) -> np.ndarray:
 def iter_bybit(
     path: Path,
     stats: ReadStats,
+    opts: BlockOptions,
     *,
-    base_latency_ns: int,
     feed_latency_ns: int,
-    window_ns: int,
-    block_bytes: int,
-    offset_sample_rows: int = OFFSET_SAMPLE_ROWS,
 ) -> Iterator[np.ndarray]:
     """Event chunks of a Bybit V5 file; fills ``stats`` when exhausted."""
-    pipe = Pipeline(
-        stats,
-        rp.SEQ_BYBIT,
-        base_latency_ns=base_latency_ns,
-        window_ns=window_ns,
-        offset_sample_rows=offset_sample_rows,
-    )
+    pipe = opts.pipeline(stats, rp.SEQ_BYBIT)
     parser = _BybitParser(path, pipe, feed_latency_ns)
     n_lines = 0
 
     def blocks() -> Iterator[StageBlock]:
         nonlocal n_lines
-        for k, (first_line, lines) in enumerate(iter_line_blocks(path, block_bytes)):
+        for k, (first_line, lines) in enumerate(iter_line_blocks(path, opts.block_bytes)):
             blk = parser.parse_block(first_line, lines)
             n_lines = first_line + len(lines) - 1
             if k == 0 and parser.timestamped is not None:

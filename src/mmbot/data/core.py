@@ -339,6 +339,28 @@ def price_scale(max_px: float) -> float:
 # pipeline
 
 
+@dataclass(frozen=True)
+class BlockOptions:
+    """How the line readers (Binance, Bybit, Tardis) read a file: ``block_bytes`` decompressed per
+    block, ``offset_sample_rows`` held back to fix the local-clock offset, the ``base_latency_ns``
+    floor after it, and the ``window_ns`` of exchange time within which late lines are reordered."""
+
+    base_latency_ns: int = DEFAULT_BASE_LATENCY_NS
+    window_ns: int = DEFAULT_WINDOW_NS
+    block_bytes: int = BLOCK_BYTES
+    offset_sample_rows: int = OFFSET_SAMPLE_ROWS
+
+    def pipeline(self, stats: ReadStats, seq_mode: int) -> Pipeline:
+        """The pipeline a line reader feeds its blocks to."""
+        return Pipeline(
+            stats,
+            seq_mode,
+            base_latency_ns=self.base_latency_ns,
+            window_ns=self.window_ns,
+            offset_sample_rows=self.offset_sample_rows,
+        )
+
+
 class Pipeline:
     """Turns a parser's StageBlocks into ordered, repaired event chunks and fills ``stats``."""
 

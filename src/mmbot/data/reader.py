@@ -15,6 +15,7 @@ from mmbot.data.core import (
     DEFAULT_FEED_LATENCY_NS,
     DEFAULT_WINDOW_NS,
     OFFSET_SAMPLE_ROWS,
+    BlockOptions,
     ReadStats,
     peek_lines,
     rechunk,
@@ -94,30 +95,17 @@ def detect_format(path: Path) -> str:
 
 
 def _iter_raw(
-    path: Path,
-    stats: ReadStats,
-    *,
-    base_latency_ns: int = DEFAULT_BASE_LATENCY_NS,
-    feed_latency_ns: int = DEFAULT_FEED_LATENCY_NS,
-    window_ns: int = DEFAULT_WINDOW_NS,
-    block_bytes: int = BLOCK_BYTES,
-    offset_sample_rows: int = OFFSET_SAMPLE_ROWS,
+    path: Path, stats: ReadStats, blocks: BlockOptions, feed_latency_ns: int
 ) -> Iterator[np.ndarray]:
     fmt = stats.format
-    blocks = {  # what the line readers share: latency, window, block size, offset sample
-        "base_latency_ns": base_latency_ns,
-        "window_ns": window_ns,
-        "block_bytes": block_bytes,
-        "offset_sample_rows": offset_sample_rows,
-    }
     if fmt == "binance":
         from mmbot.data.binance import iter_binance
 
-        return iter_binance(path, stats, **blocks)
+        return iter_binance(path, stats, blocks)
     if fmt == "bybit":
         from mmbot.data.bybit import iter_bybit
 
-        return iter_bybit(path, stats, feed_latency_ns=feed_latency_ns, **blocks)
+        return iter_bybit(path, stats, blocks, feed_latency_ns=feed_latency_ns)
     if fmt == "npz":
         from mmbot.data.npz import iter_npz
 
@@ -129,7 +117,7 @@ def _iter_raw(
     if fmt in ("tardis-book", "tardis-trades"):
         from mmbot.data.tardis import iter_tardis
 
-        return iter_tardis(path, stats, **blocks)
+        return iter_tardis(path, stats, blocks)
     raise UserError(f"{path}: unsupported format {fmt!r}")
 
 
@@ -154,15 +142,13 @@ def iter_event_chunks(
     st = stats if stats is not None else ReadStats(path=str(path), format=fmt)
     st.path = str(path)
     st.format = fmt
-    raw = _iter_raw(
-        path,
-        st,
+    blocks = BlockOptions(
         base_latency_ns=base_latency_ns,
-        feed_latency_ns=feed_latency_ns,
         window_ns=window_ns,
         block_bytes=block_bytes,
         offset_sample_rows=offset_sample_rows,
     )
+    raw = _iter_raw(path, st, blocks, feed_latency_ns)
     yield from rechunk(raw, chunk_events)
 
 

@@ -20,8 +20,7 @@ import numpy as np
 
 from mmbot.data import replay as rp
 from mmbot.data.core import (
-    OFFSET_SAMPLE_ROWS,
-    Pipeline,
+    BlockOptions,
     ReadStats,
     StageBlock,
     assemble_block,
@@ -135,26 +134,16 @@ def _group_key(line: bytes) -> tuple[bytes, ...]:
 def iter_tardis(
     path: Path,
     stats: ReadStats,
-    *,
-    base_latency_ns: int,
-    window_ns: int,
-    block_bytes: int,
-    offset_sample_rows: int = OFFSET_SAMPLE_ROWS,
+    opts: BlockOptions,
 ) -> Iterator[np.ndarray]:
     book = stats.format == "tardis-book"
-    pipe = Pipeline(
-        stats,
-        rp.SEQ_NONE,
-        base_latency_ns=base_latency_ns,
-        window_ns=window_ns,
-        offset_sample_rows=offset_sample_rows,
-    )
+    pipe = opts.pipeline(stats, rp.SEQ_NONE)
     parser = _TardisParser(path, book)
     pending = None
     carry: list[bytes] = []
     carry_first = 1
     n_lines = 0
-    for first_line, lines in iter_line_blocks(path, block_bytes):
+    for first_line, lines in iter_line_blocks(path, opts.block_bytes):
         n_lines = first_line + len(lines) - 1
         if carry:
             lines = carry + lines
