@@ -103,7 +103,8 @@ LAT_PATHS = 6  # latency paths a round at least (each as long as the fit's marke
 LAT_DRAWS_PER_ROUND = 2_400_000  # .. and more on a sparse market, to about this many draws
 LAT_SEED = 54321
 LAT_TAIL_PROB = 0.9  # the correlation time steps on the emitted tail from this quantile up
-LAT_TAU_GAIN = 2.0  # its log-step per unit of the tail's mean log excess
+LAT_TAU_GAIN = 1.0  # its log-step per unit of the tail's mean log excess ..
+LAT_TAU_MAX_LOG_STEP = 0.25  # .. at most this much a round
 MAX_LAT_TAU_S = 30.0
 # the fine-tick terms of the as-captured market (synthetic.P_STALE_DEPTH .. P_REF_HYST); the
 # shipped wide-tick market predates them (they default off)
@@ -377,7 +378,8 @@ def _fit_latency(calib: dict, ts_ns: np.ndarray, rows: np.ndarray, target: dict)
             tabs.append(tab.copy())
             taus.append(tau)
         excess = float(np.mean(np.log(np.maximum(sim[tail], 1.0) / tgt[tail])))
-        tau = _clip(tau * np.exp(_clip(LAT_TAU_GAIN * excess, -0.5, 0.5)), tau_min, MAX_LAT_TAU_S)
+        step = _clip(LAT_TAU_GAIN * excess, -LAT_TAU_MAX_LOG_STEP, LAT_TAU_MAX_LOG_STEP)
+        tau = _clip(tau * np.exp(step), tau_min, MAX_LAT_TAU_S)
         for i in range(len(tab)):
             tab[i] *= _ratio(tgt[i], sim[i], 0.7)
         tab = np.maximum.accumulate(tab)
@@ -455,6 +457,7 @@ def _fit(
             f"{s['feed_latency_ms_p95']:.1f}/{target['feed_latency_ms_p95']:.1f} ms "
             f"depth rows/s {s['depth_update_rate_per_s']:.0f}/{target['depth_update_rate_per_s']:.0f} "
             f"touch updates/s {s['touch_update_rate_per_s']:.0f}/{target['touch_update_rate_per_s']:.0f} "
+            f"parent same side {s['parent_same_side_ratio']:.3f}/{target['parent_same_side_ratio']:.3f} "
             f"return autocorr 100ms/1s {s['autocorr_mid_return_100ms']:.3f}/{target['autocorr_mid_return_100ms']:.3f} "
             f"{s['autocorr_mid_return_1s']:.3f}/{target['autocorr_mid_return_1s']:.3f}"
         )
@@ -703,6 +706,7 @@ COMPARE_KEYS = (
     "parent_size_mean_qty",
     "trade_size_mean_qty",
     "parent_count_fano_1s",
+    "parent_same_side_ratio",
     "feed_latency_ms_p50",
     "feed_latency_ms_p95",
     "depth_update_rate_per_s",
