@@ -163,3 +163,69 @@ def test_a_chain_earning_exactly_zero_is_evidence() -> None:
     tunable = frozenset({quoter_knob_name("as_mult")})
     d = autotune.chained_tune({}, _start(0.5), [], Flat(), [1, 2], tunable=tunable)
     assert d.knobs[quoter_knob_name("as_mult")] == 3.0
+
+
+def test_chain_moments_are_the_per_fill_net_bps_of_the_chained_segments(
+    two_iterations: tuple,
+) -> None:
+    """The noise bar's inputs: with the knobs the soak ran, a chain's per-fill net bps (gross +
+    slippage + fees + inventory to each segment's end, over notional) are the real runs' fills'."""
+    from mmbot.audit.decompose import decompose
+
+    mkt, prof, results, segs = two_iterations
+    rp = Replayer(mkt, prof, keep=4)
+    for s in segs:
+        rp.segments[s.iteration] = s
+    xs = []
+    for r in results:
+        e = decompose(r)
+        xs += list((e.gross + e.slippage + e.fees + e.inventory) / e.notional * 1e4)
+    n, s1, s2 = rp.chain_moments(KNOBS, [1, 2])
+    assert n == len(xs) == rp.chain(KNOBS, [1, 2])[1] > 0
+    assert s1 == pytest.approx(sum(xs), rel=1e-9)
+    assert s2 == pytest.approx(sum(x * x for x in xs), rel=1e-9)
+
+
+class _Spread(_Market):
+    """The deterministic market with fills whose net bps spread by ``sd_bps`` around the chain's."""
+
+    def __init__(self, sd_bps: float) -> None:
+        super().__init__()
+        self.sd_bps = sd_bps
+
+    def chain_moments(self, knobs, segments):  # type: ignore[no-untyped-def]
+        net, n = self.chain(knobs, segments)
+        return n, net * n, n * (net * net + self.sd_bps**2)
+
+
+def test_the_live_gate_holds_a_gain_inside_the_noise_and_passes_one_beyond(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mmbot.soak import autotune_chained
+
+    # as_mult 0.5 -> 3: +6.25 bps on 400 vs 66 fills per segment
+    running, proposed = _start(0.5), _start(3.0)
+    monkeypatch.setattr(autotune_chained, "LIVE_Z", 0.0)
+    assert autotune.live_gate(_Spread(20.0), running, proposed, [1, 2])[0]  # off: always
+    monkeypatch.setattr(autotune_chained, "LIVE_Z", 2.0)
+    live, marker = autotune.live_gate(_Spread(40.0), running, proposed, [1])
+    assert not live and "LIVE | hold" in marker  # se = 40 x sqrt(1/400 + 1/66) = 5.3 bps
+    live, marker = autotune.live_gate(_Spread(10.0), running, proposed, [1, 2])
+    assert live and "LIVE | switch" in marker
+    assert autotune.live_gate(_Spread(40.0), running, running, [1])[0]  # nothing to switch
+
+
+def test_keep_best_weighs_the_knobs_the_live_gate_held_back() -> None:
+    """The soak ran as_mult 0.5 throughout while the tuner held 3.0 back: keep-best chains both
+    and keeps the tuner's set, which earns more over the same segments."""
+    from mmbot.soak.loop import with_tuner_sets
+
+    history = [
+        {"iteration": 1, "knobs": _start(0.5)},
+        {"iteration": 2, "knobs": _start(0.5), "tuner_knobs": _start(3.0)},
+    ]
+    rows = with_tuner_sets(history)
+    assert [r["knobs"][quoter_knob_name("as_mult")] for r in rows] == [0.5, 0.5, 3.0]
+    it, knobs, table = autotune.select_best_chained(rows, _Market(), [1, 2])
+    assert it == 2 and knobs[quoter_knob_name("as_mult")] == 3.0
+    assert autotune.select_best_chained(history, _Market(), [1, 2])[1] == _start(0.5)
