@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmbot.soak import autotune
 from mmbot.soak import decision as soak_decision
@@ -43,6 +43,10 @@ from mmbot.soak.report import (
     write_final,
 )
 from mmbot.soak.start import SoakPlan, prepare, start_lines
+
+if TYPE_CHECKING:
+    from mmbot.audit.edge_report import RunDigest
+    from mmbot.audit.records_io import StoredRun
 
 
 @dataclass(frozen=True)
@@ -86,8 +90,8 @@ class SoakState:
     # the chained tuner's own knobs when they are not the ones running (`autotune.live_gate`)
     tuner_knobs: dict[str, float] | None = None
     history: list[dict] = field(default_factory=list)
-    digests: list[Any] = field(default_factory=list)  # every run's RunDigest (final EDGE_REPORT)
-    stored_runs: list[Any] = field(default_factory=list)  # every run's StoredRun (final reports)
+    digests: list[RunDigest] = field(default_factory=list)  # every run's (final EDGE_REPORT)
+    stored_runs: list[StoredRun] = field(default_factory=list)  # every run's (final reports)
     metrics_lines: list[bytes] = field(default_factory=list)
     audit_parts: list[Path] = field(default_factory=list)
     iter_rows: list[dict] = field(default_factory=list)
