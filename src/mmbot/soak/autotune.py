@@ -28,7 +28,6 @@ from mmbot.soak.autotune_chained import (
     CHAIN_SCORE_NAME,
     MIN_CHAIN_FILLS,
     chained_tune,
-    live_gate,
     select_best_chained,
 )
 from mmbot.soak.autotune_counterfactual import (
@@ -134,7 +133,6 @@ __all__ = [
     "TuneDecision",
     "adopt_floor",
     "chained_tune",
-    "live_gate",
     "common_score",
     "counterfactual_tune",
     "fmt_knob",

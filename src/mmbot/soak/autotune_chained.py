@@ -34,7 +34,7 @@ from mmbot.soak.autotune_counterfactual import (
     merged_candidate,
     validated_decision,
 )
-from mmbot.soak.autotune_grid import knob_key, normalise_knobs
+from mmbot.soak.autotune_grid import normalise_knobs
 from mmbot.soak.autotune_keep_best import latest_unless_beaten, sets_that_ran
 from mmbot.soak.autotune_rules import RULES, Rule, TuneDecision, tune
 
@@ -49,9 +49,6 @@ MIN_CHAIN_FILLS: Final[int] = 20
 CHAIN_MIN_GAIN_BPS: Final[float] = 0.05
 # At most this many winners (disjoint fields, best first) are merged into one candidate.
 MAX_MERGED: Final[int] = 3
-# Live bar (0 = off: the soak runs what the tuner adopts): the tuner's knobs go live only when
-# their chain beats the running knobs' by this many standard errors of the difference.
-LIVE_Z: Final[float] = 0.0
 
 Chain = tuple[float | None, int]  # (net_bps over the chained segments or None, fills)
 
@@ -62,10 +59,6 @@ class ChainEvaluate(Protocol):
     def chain(self, knobs: Mapping[str, float], segments: Sequence[int]) -> Chain: ...
 
     def chain_cost(self, knobs: Mapping[str, float], segments: Sequence[int]) -> int: ...
-
-    def chain_moments(
-        self, knobs: Mapping[str, float], segments: Sequence[int]
-    ) -> tuple[int, float, float]: ...
 
 
 def usable_chain(ch: Chain) -> float | None:
@@ -115,42 +108,6 @@ def chained_tune(
     if chosen is not None:
         _adopt(decision, chosen)
     return decision
-
-
-def diff_error_bps(
-    evaluate: ChainEvaluate, a: Mapping[str, float], b: Mapping[str, float], segs: Sequence[int]
-) -> float:
-    """Standard error of the difference of two chains' net bps: their fills' net bps spread
-    (pooled over both chains) times sqrt(1/fills_a + 1/fills_b)."""
-    na, sa, qa = evaluate.chain_moments(a, segs)
-    nb, sb, qb = evaluate.chain_moments(b, segs)
-    ss = (qa - sa * sa / max(na, 1)) + (qb - sb * sb / max(nb, 1))
-    sd = math.sqrt(max(ss, 0.0) / max(na + nb - 2, 1))
-    return sd * math.sqrt(1.0 / max(na, 1) + 1.0 / max(nb, 1))
-
-
-def live_gate(
-    evaluate: ChainEvaluate,
-    running: Mapping[str, float],
-    proposed: Mapping[str, float],
-    segments: Sequence[int],
-) -> tuple[bool, str]:
-    """Whether the tuner's ``proposed`` knobs replace the ``running`` ones in the soak: their
-    chain beats the running knobs' by ``LIVE_Z`` standard errors of the difference (always when
-    ``LIVE_Z`` is 0). Returns (go live, the marker saying why)."""
-    segs = sorted(segments)
-    if LIVE_Z <= 0.0 or knob_key(proposed) == knob_key(running) or not segs:
-        return True, ""
-    run_ch, new_ch = evaluate.chain(running, segs), evaluate.chain(proposed, segs)
-    gain = new_ch[0] - run_ch[0] if new_ch[0] is not None and run_ch[0] is not None else math.inf
-    bar = LIVE_Z * diff_error_bps(evaluate, running, proposed, segs)
-    live = usable_chain(new_ch) is not None and gain > bar
-    return live, (
-        f"| autotune | LIVE | {'switch' if live else 'hold'}: the tuner's knobs "
-        f"net_bps={_fmt(new_ch[0])} fills={new_ch[1]} vs the running knobs' "
-        f"net_bps={_fmt(run_ch[0])} fills={run_ch[1]} over segments {_segs_text(segs)}: "
-        f"gain_bps={_fmt(gain, signed=True)}, noise bar {LIVE_Z:g} x {bar / LIVE_Z:.3f} |"
-    )
 
 
 def _segs_text(segs: Sequence[int]) -> str:

@@ -87,8 +87,6 @@ class SoakState:
     knobs: dict[str, float]  # the next iteration's
     account: AccountCarry  # the soak's one account, carried along
     replayer: Replayer | None = None  # counterfactual replays (auto-tune only)
-    # the chained tuner's own knobs when they are not the ones running (`autotune.live_gate`)
-    tuner_knobs: dict[str, float] | None = None
     history: list[dict] = field(default_factory=list)
     digests: list[RunDigest] = field(default_factory=list)  # every run's (final EDGE_REPORT)
     stored_runs: list[StoredRun] = field(default_factory=list)  # every run's (final reports)
@@ -263,11 +261,8 @@ def _iterate(st: SoakState, it: int) -> None:
     st.stop = kill_stop(results, it)
     dd = drawdown_stops(results)
     replays_before = st.replayer.replays if st.replayer is not None else 0
-    tuner_before = dict(st.tuner_knobs) if st.tuner_knobs is not None else None
     decision = None if st.stop is not None else _tune(st, it, report, knobs_used)
     st.history.append(autotune.history_entry(it, report, knobs_used, decision))
-    if tuner_before is not None and tuner_before != knobs_used:
-        st.history[-1]["tuner_knobs"] = tuner_before
     st.digests.extend(digests)
     it_gate = evaluate(report, plan.thresholds)
     row = {
@@ -344,18 +339,9 @@ def _tune(st: SoakState, it: int, report: dict, knobs_used: dict[str, float]) ->
     # the knobs the quoter reads: the tuner moves no other (the six stay in every knob set)
     tunable = autotune.tunable_knobs(st.plan.prof.strategy.name)
     if autotune.uses_chained(knobs_used):
-        current = st.tuner_knobs if st.tuner_knobs is not None else knobs_used
         decision = autotune.chained_tune(
-            report, current, st.history, st.replayer, st.replayer.ids(), tunable=tunable
+            report, knobs_used, st.history, st.replayer, st.replayer.ids(), tunable=tunable
         )
-        live, marker = autotune.live_gate(
-            st.replayer, knobs_used, decision.knobs, st.replayer.ids()
-        )
-        if marker:
-            decision.markers.append(marker)
-        st.tuner_knobs = dict(decision.knobs)
-        st.knobs = dict(decision.knobs) if live else dict(knobs_used)
-        return decision
     else:
         decision = autotune.counterfactual_tune(
             report,
@@ -368,17 +354,6 @@ def _tune(st: SoakState, it: int, report: dict, knobs_used: dict[str, float]) ->
         )
     st.knobs = dict(decision.knobs)
     return decision
-
-
-def with_tuner_sets(history: list[dict]) -> list[dict]:
-    """The history keep-best reads: each iteration's knobs, and after them the chained tuner's own
-    knobs of that iteration where the soak held them back (`autotune.live_gate`)."""
-    out: list[dict] = []
-    for e in history:
-        out.append(e)
-        if "tuner_knobs" in e:
-            out.append({"iteration": e["iteration"], "knobs": e["tuner_knobs"]})
-    return out
 
 
 def _write_records(st: SoakState, it: int, results: list[Any]) -> None:
@@ -407,7 +382,7 @@ def _say_iteration(
     if decision is not None:
         for m in decision.markers:
             st.say(m)
-        if decision.changes and st.knobs != st.history[-1]["knobs"]:
+        if decision.changes:
             st.say(f"| soak | KNOBS | iter={it + 1} {fmt_knobs(st.knobs)} |")
 
 
@@ -427,9 +402,7 @@ def _finish(st: SoakState, wall0: float) -> SoakFinal:
             if autotune.uses_chained(history[0]["knobs"])
             else autotune.select_best_common
         )
-        best_it, best_knobs, keep_best_table = select(
-            with_tuner_sets(history), replayer, replayer.ids()
-        )
+        best_it, best_knobs, keep_best_table = select(history, replayer, replayer.ids())
     elif plan.auto_tune:
         best_it, best_knobs = autotune.select_best(history)
     else:
@@ -439,10 +412,8 @@ def _finish(st: SoakState, wall0: float) -> SoakFinal:
     if plan.auto_tune:
         assert best_it is not None
         common = next((r["score_bps"] for r in keep_best_table if r["kept"]), None)
-        ran = history[best_it - 1]
-        net_it = ran["net_bps"] if ran["knobs"] == best_knobs else None  # a set the tuner held back
         st.say(
-            f"| autotune | KEEP_BEST | iter={best_it} net_bps={fmt(net_it)} "
+            f"| autotune | KEEP_BEST | iter={best_it} net_bps={fmt(history[best_it - 1]['net_bps'])} "
             f"common_segments_score_bps={fmt(common)} {fmt_knobs(best_knobs)} |"
         )
     final_runtime = make_runtime(

@@ -14,7 +14,7 @@ import copy
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -62,20 +62,6 @@ def chunk_score_bps(result: Any) -> float | None:
     m_h = np.where(t_h > end_ns, e.final_mid_px, mid_at(marks, np.minimum(t_h, end_ns)))
     beyond = float((e.side * e.qty * (e.final_mid_px - m_h)).sum()) + e.inventory_initial
     return net - autotune.SCORE_BETA * beyond / turnover * 1e4
-
-
-class Link(NamedTuple):
-    """One segment of a chained replay: its pnl, turnover and fills from the chain's own account,
-    the account it ended with, and the sum and sum of squares of its fills' net bps (each fill's
-    gross + slippage + fees + inventory to the segment's end, over its notional)."""
-
-    pnl: float
-    turnover: float
-    fills: int
-    end: AccountCarry
-    fill_bps_n: int
-    fill_bps_sum: float
-    fill_bps_sumsq: float
 
 
 # the replayer a forked replay worker inherits (set just before the pool forks)
@@ -133,7 +119,7 @@ class Replayer:
         self._pool: Any = None
         # chained replays (`autotune_chained`): (first segment, segment, knobs) -> the segment's
         # (pnl, turnover, fills) run from the chain's own account, and the account it ended with
-        self.links: dict[tuple[int, int, tuple], Link] = {}
+        self.links: dict[tuple[int, int, tuple], tuple[float, float, int, AccountCarry]] = {}
 
     def add(self, seg: Segment, knobs: Mapping[str, float]) -> None:
         self.close()  # a forked pool would not see the new segment
@@ -214,26 +200,10 @@ class Replayer:
             if link_key not in self.links:
                 self.links[link_key] = self._link(knobs, s, acct)
                 self.replays += 1
-            link = self.links[link_key]
-            acct = link.end
-            pnl, turnover, fills = pnl + link.pnl, turnover + link.turnover, fills + link.fills
+            p, t, n, acct = self.links[link_key]
+            pnl, turnover, fills = pnl + p, turnover + t, fills + n
         net = pnl / turnover * 1e4 if fills and turnover > 0 else None
         return (net if net is not None and math.isfinite(net) else None), fills
-
-    def chain_moments(
-        self, knobs: Mapping[str, float], segments: Sequence[int]
-    ) -> tuple[int, float, float]:
-        """(fills, sum, sum of squares) of the per-fill net bps over ``knobs``' chain (chained
-        first when not yet): what the tuner's noise bar estimates a chain's error from."""
-        segs = sorted(segments)
-        self.chain(knobs, segs)
-        key = autotune.knob_key(knobs)
-        links = [self.links[(segs[0], s, key)] for s in segs]
-        return (
-            sum(x.fill_bps_n for x in links),
-            sum(x.fill_bps_sum for x in links),
-            sum(x.fill_bps_sumsq for x in links),
-        )
 
     def prefetch_chains(
         self, knob_sets: Sequence[Mapping[str, float]], segments: Sequence[int]
@@ -257,27 +227,17 @@ class Replayer:
                     self.links[key] = link
                     self.replays += 1
 
-    def _link(self, knobs: Mapping[str, float], seg_id: int, acct: AccountCarry | None) -> Link:
+    def _link(
+        self, knobs: Mapping[str, float], seg_id: int, acct: AccountCarry | None
+    ) -> tuple[float, float, int, AccountCarry]:
         from mmbot.audit import build_edge_report
-        from mmbot.audit.decompose import decompose
 
         res = self._run(knobs, seg_id, acct)
         totals = build_edge_report([res], {})["totals"]
         end = copy.deepcopy(acct) if acct is not None else AccountCarry(funded_to_ns=0)
         end.end(res, end.funded_to_ns)
-        e = decompose(res)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x = (e.gross + e.slippage + e.fees + e.inventory) / e.notional * 1e4
-        x = x[np.isfinite(x)]
-        return Link(
-            pnl=float(totals.get("pnl") or 0.0),
-            turnover=float(totals.get("turnover") or 0.0),
-            fills=int(totals.get("fills") or 0),
-            end=end,
-            fill_bps_n=len(x),
-            fill_bps_sum=float(x.sum()),
-            fill_bps_sumsq=float((x * x).sum()),
-        )
+        n = int(totals.get("fills") or 0)
+        return float(totals.get("pnl") or 0.0), float(totals.get("turnover") or 0.0), n, end
 
     def __call__(self, knobs: Mapping[str, float], seg_id: int) -> float | None:
         key = (seg_id, autotune.knob_key(knobs))
