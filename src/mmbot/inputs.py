@@ -50,6 +50,17 @@ def port(option: str, value: int, *, allow_zero: bool = True) -> int:
     return int(value)
 
 
+def read_text(source: str, path: Path) -> str:
+    """The UTF-8 text of the input file ``path``; a missing or unreadable file is one UserError
+    starting with ``source`` (the option or role that named the file)."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{source}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{source}: unreadable: {exc}") from None
+
+
 def output_file(option: str, path: Path) -> Path:
     """``path`` may be written as a regular file: it is absent or a regular file, and its parent is
     (or can become) a directory. Never replaces a device, FIFO, socket or directory."""

@@ -133,14 +133,14 @@ CONVENTIONS: dict[str, Any] = {
 # JSON helpers
 
 
-def _clean(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     """Recursively turn numpy scalars/arrays into Python values and non-finite floats into None."""
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return [_clean(v) for v in obj.tolist()]
+        return [jsonable(v) for v in obj.tolist()]
     if isinstance(obj, (bool, np.bool_)):
         return bool(obj)
     if isinstance(obj, (np.integer,)):
@@ -157,7 +157,7 @@ def dumps_json(obj: Any) -> bytes:
     """Deterministic JSON bytes: sorted keys, 2-space indent, NaN/inf -> null, trailing newline."""
     return (
         orjson.dumps(
-            _clean(obj), default=_fallback, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
+            jsonable(obj), default=_fallback, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
         )
         + b"\n"
     )
@@ -649,7 +649,7 @@ def report_from_digests(digests: Sequence[RunDigest], runtime: dict | None = Non
         "runtime": dict(runtime or {}),
         "conventions": CONVENTIONS,
     }
-    return _clean(report)
+    return jsonable(report)
 
 
 def build_edge_report(results: Sequence[RunResult], runtime: dict | None = None) -> dict:

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mmbot import env as envvars
 from mmbot import knobs
 from mmbot.errors import UserError
+from mmbot.inputs import read_text
 from mmbot.strategy.registry import DEFAULT_QUOTER
 
 # shipped with the package (package data), so an installed mmbot finds them from any directory
@@ -248,12 +249,7 @@ def with_strategy_options(
 
 
 def _read_json(path: Path, what: str) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{what} not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{what} unreadable: {path}: {exc}") from None
+    text = read_text(f"{what} {path}", path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

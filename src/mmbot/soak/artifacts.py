@@ -11,46 +11,26 @@ are dropped (`strip_wall_clock`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
 import orjson
 
 from mmbot import staging
+from mmbot.audit.edge_report import jsonable
 
 # Keys that hold wall-clock time (the only non-deterministic values in soak artifacts).
 WALL_CLOCK_KEYS: Final[frozenset[str]] = frozenset({"utc", "utc_time", "wall_s", "wall_s_total"})
 
 
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_clean(v) for v in obj.tolist()]
-    if isinstance(obj, bool | np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        x = float(obj)
-        return x if math.isfinite(x) else None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def json_bytes(obj: Any) -> bytes:
     """Deterministic JSON: sorted keys, 2-space indent, non-finite -> null, trailing newline."""
-    return orjson.dumps(_clean(obj), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+    return orjson.dumps(jsonable(obj), option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
 
 
 def jsonl_line(obj: Any) -> bytes:
-    return orjson.dumps(_clean(obj), option=orjson.OPT_SORT_KEYS) + b"\n"
+    return orjson.dumps(jsonable(obj), option=orjson.OPT_SORT_KEYS) + b"\n"
 
 
 def strip_wall_clock(obj: Any) -> Any:

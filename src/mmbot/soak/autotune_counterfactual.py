@@ -603,6 +603,42 @@ def _merge_winners(
     return chosen, merged, adopted
 
 
+def _trial_row(
+    c: _Candidate,
+    segs: Sequence[int],
+    base_knobs: Mapping[str, float],
+    base_score_bps: Mapping[int, float | None],
+    base_raw: Mapping[int, Replay],
+    *,
+    earlier_segments: list[int],
+    gain_bps: float | None,
+    evidence_segments: int,
+    adopted: bool,
+    own: Mapping[str, float | None] | None = None,
+) -> dict[str, Any]:
+    """One entry of a decision's ``trials`` (metrics.jsonl): ``c`` on those of ``segs`` it replayed."""
+    on = [s for s in segs if s in c.nets]
+    row: dict[str, Any] = {
+        "candidate": c.label,
+        "origin": c.origin,
+        "changes": [ch.as_dict() for ch in c.changes],
+        "knobs": dict(c.knobs),
+        "base_knobs": dict(base_knobs),
+        "segments": on,
+        "score": SCORE_NAME,
+        "score_bps": [c.raw[s][0] for s in on],
+        "base_score_bps": [base_score_bps[s] for s in on],
+        "fills": [c.raw[s][1] for s in on],
+        "base_fills": [base_raw[s][1] for s in on],
+        "earlier_segments": earlier_segments,
+        "gain_bps": gain_bps,
+    }
+    row.update(own or {})
+    row["evidence_segments"] = evidence_segments
+    row["adopted"] = adopted
+    return row
+
+
 def _record_trials(
     decision: TuneDecision,
     cands: Sequence[_Candidate],
@@ -619,25 +655,18 @@ def _record_trials(
         if not c.nets:
             continue
         g, n = c.gain(base)
-        on = [s for s in segs if s in c.nets]
         decision.trials.append(
-            {
-                "candidate": c.label,
-                "origin": c.origin,
-                "changes": [ch.as_dict() for ch in c.changes],
-                "knobs": dict(c.knobs),
-                "base_knobs": dict(start),
-                "segments": on,
-                "score": SCORE_NAME,
-                "score_bps": [c.raw[s][0] for s in on],
-                "base_score_bps": [base[s] for s in on],
-                "fills": [c.raw[s][1] for s in on],
-                "base_fills": [base_raw[s][1] for s in on],
-                "earlier_segments": sorted(c.past),
-                "gain_bps": g if math.isfinite(g) else None,
-                "evidence_segments": n,
-                "adopted": id(c) in adopted,
-            }
+            _trial_row(
+                c,
+                segs,
+                start,
+                base,
+                base_raw,
+                earlier_segments=sorted(c.past),
+                gain_bps=g if math.isfinite(g) else None,
+                evidence_segments=n,
+                adopted=id(c) in adopted,
+            )
         )
         decision.markers.append(
             f"| autotune | COUNTERFACTUAL | cand={c.label} segs={n} score={SCORE_NAME} "
@@ -731,26 +760,19 @@ def _fill_search(
         if not c.nets:
             continue
         score, n = own(c)
-        on = [s for s in all_segs if s in c.nets]
         decision.trials.append(
-            {
-                "candidate": c.label,
-                "origin": c.origin,
-                "changes": [ch.as_dict() for ch in c.changes],
-                "knobs": dict(c.knobs),
-                "base_knobs": dict(decision.knobs),
-                "segments": on,
-                "score": SCORE_NAME,
-                "score_bps": [c.raw[s][0] for s in on],
-                "base_score_bps": [base_raw[s][0] for s in on],
-                "fills": [c.raw[s][1] for s in on],
-                "base_fills": [base_raw[s][1] for s in on],
-                "earlier_segments": [],
-                "gain_bps": None,
-                "own_score_bps": score if math.isfinite(score) else None,
-                "evidence_segments": n,
-                "adopted": c is chosen,
-            }
+            _trial_row(
+                c,
+                all_segs,
+                decision.knobs,
+                {s: v for s, (v, _) in base_raw.items()},
+                base_raw,
+                earlier_segments=[],
+                gain_bps=None,
+                evidence_segments=n,
+                adopted=c is chosen,
+                own={"own_score_bps": score if math.isfinite(score) else None},
+            )
         )
         decision.markers.append(
             f"| autotune | COUNTERFACTUAL | cand={c.label} segs={n} score={SCORE_NAME} "

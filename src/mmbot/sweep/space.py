@@ -35,6 +35,7 @@ from typing import Any, Final
 from mmbot import knobs
 from mmbot.config import Profile
 from mmbot.errors import UserError
+from mmbot.inputs import read_text
 
 ROUTE_KNOB: Final = "knob"
 ROUTE_PROFILE: Final = "profile"
@@ -197,12 +198,7 @@ def load_space(path: str | Path) -> Space:
     """Read a space file: ``.yaml``/``.yml`` as YAML, anything else as JSON."""
     p = Path(path)
     source = f"--space {p}"
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{source}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{source}: unreadable: {exc}") from None
+    text = read_text(source, p)
     if p.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
