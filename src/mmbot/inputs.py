@@ -4,6 +4,7 @@ code that would fail later with a traceback or, worse, run with a meaningless nu
 
 from __future__ import annotations
 
+import json
 import math
 import stat
 from pathlib import Path
@@ -59,6 +60,16 @@ def read_text(source: str, path: Path) -> str:
         raise UserError(f"{source}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{source}: unreadable: {exc}") from None
+
+
+def read_json(source: str, path: Path) -> object:
+    """The JSON value in the input file ``path`` (`read_text`'s errors; malformed JSON is one
+    UserError starting with ``source`` and giving the parser's line)."""
+    text = read_text(source, path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{source}: malformed JSON: {exc.msg} at line {exc.lineno}") from None
 
 
 def output_file(option: str, path: Path) -> Path:

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mmbot import env as envvars
 from mmbot import knobs
 from mmbot.errors import UserError
-from mmbot.inputs import read_text
+from mmbot.inputs import read_json
 from mmbot.strategy.registry import DEFAULT_QUOTER
 
 # shipped with the package (package data), so an installed mmbot finds them from any directory
@@ -249,11 +249,7 @@ def with_strategy_options(
 
 
 def _read_json(path: Path, what: str) -> Any:
-    text = read_text(f"{what} {path}", path)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{what} {path}: malformed JSON: {exc.msg} at line {exc.lineno}") from None
+    return read_json(f"{what} {path}", path)
 
 
 def validation_message(exc: ValidationError, source: str) -> str:

@@ -25,7 +25,6 @@ A space file maps parameter names to a range or a list of choices::
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from typing import Any, Final
 from mmbot import knobs
 from mmbot.config import Profile
 from mmbot.errors import UserError
-from mmbot.inputs import read_text
+from mmbot.inputs import read_json, read_text
 
 ROUTE_KNOB: Final = "knob"
 ROUTE_PROFILE: Final = "profile"
@@ -198,19 +197,14 @@ def load_space(path: str | Path) -> Space:
     """Read a space file: ``.yaml``/``.yml`` as YAML, anything else as JSON."""
     p = Path(path)
     source = f"--space {p}"
-    text = read_text(source, p)
-    if p.suffix.lower() in (".yaml", ".yml"):
-        import yaml
+    if p.suffix.lower() not in (".yaml", ".yml"):
+        return parse_space(read_json(source, p), source)
+    import yaml
 
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise UserError(f"{source}: malformed YAML: {exc}".splitlines()[0]) from None
-    else:
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{source}: malformed JSON: {exc.msg} at line {exc.lineno}") from None
+    try:
+        raw = yaml.safe_load(read_text(source, p))
+    except yaml.YAMLError as exc:
+        raise UserError(f"{source}: malformed YAML: {exc}".splitlines()[0]) from None
     return parse_space(raw, source)
 
 
