@@ -12,7 +12,7 @@ rule table (`RULES`) is data, not code paths; the guards around it apply in this
 3. **calm-down** (the seed's multi-fail guard): 3+ rules firing in one iteration keep only the
    calm (conservative) rules, each at the low end of its range.
 4. **ineffective rules are muted**: a rule whose latest application (within
-   ``INEFFECTIVE_WINDOW`` iterations) did not reduce the cost it targets (its ``effect_metric``)
+   ``INEFFECTIVE_WINDOW`` iterations) did not reduce the cost it targets (its ``effect``)
    does not fire; this stops a rule whose premise does not hold on the market from ratcheting its
    fields to a limit (e.g. a longer min_interval does not reduce min_interval blocks on our guard).
 5. **hysteresis**: a field moved one way by the tuner cannot move back within ``HYSTERESIS_ITERS``
@@ -95,119 +95,76 @@ class Delta:
 
 
 @dataclass(frozen=True)
+class Severity:
+    """How far past its threshold a rule fires: 0..1 = (metric - start) / (full - start), clipped;
+    0 -> the lo end of each delta, 1 -> the hi end (full < start where lower is worse)."""
+
+    metric: str
+    start: float
+    full: float
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What a rule is meant to reduce (a cost: higher is worse), sign-adjusted: cost = sign * metric;
+    a rule whose last application did not reduce it is muted (see `tune`, step 4)."""
+
+    metric: str
+    sign: float = 1.0
+
+
+@dataclass(frozen=True)
 class Rule:
-    name: str  # H1..H5
+    name: str  # H1..H6
     marker: str  # the seed's marker tag, e.g. DRIVER:slippage_bps, AGE_RELIEF
     any_of: tuple[tuple[Clause, ...], ...]  # fires when all clauses of at least one group hold
     deltas: tuple[Delta, ...]
-    # severity 0..1 = (metric - start) / (full - start), clipped; 0 -> lo end, 1 -> hi end
-    # (full < start for a metric where lower is worse, e.g. net_bps)
-    severity_metric: str | None
-    severity_start: float
-    severity_full: float
+    severity: Severity | None  # None: every delta at its lo end
     calm: bool  # kept by the calm-down guard (moves every field in the conservative direction)
     hard: bool  # a cost driver: may override hysteresis
     priority: int  # lower runs first (and wins the per-field change cap)
     why: str
-    # what the rule is meant to reduce (a cost: higher is worse), sign-adjusted: cost = sign * metric;
-    # a rule whose last application did not reduce it is muted (see `tune`, step 4)
-    effect_metric: str = ""
-    effect_sign: float = 1.0
+    effect: Effect | None = None  # None: never muted
     # a probe rule has one delta whose size is the step; its direction and target come from the
     # history of (value, net_bps) pairs (see `probe_target`), not from the sign of the delta
     probe: bool = False
 
 
+# One rule a row: name, marker, when (any_of), deltas, severity, guard flags, why, effect.
+# fmt: off
 RULES: Final[tuple[Rule, ...]] = (
-    Rule(
-        name="H1",
-        marker="DRIVER:slippage_bps",
-        any_of=(
-            # slippage is the top negative driver and a real cost (seed: slippage > +1.0 cost;
-            # our totals are contributions, so a cost is a negative slippage_bps)
-            (Clause("top_neg_driver", "==", "slippage_bps"), Clause("slippage_bps", "<", -1.0)),
-            # or the per-fill slippage cost tail is above the ideal gate (3.0)
-            (Clause("slippage_bps_p95", ">", 3.0),),
-        ),
-        deltas=(
-            Delta("base_spread_bps_delta", 0.02, 0.05),
-            Delta("tail_age_ms", 50.0, 100.0),
-            Delta("min_interval_ms", 20.0, 40.0),
-        ),
-        severity_metric="slippage_bps_p95",
-        severity_start=3.0,
-        severity_full=6.0,
-        calm=True,
-        hard=True,
-        priority=1,
-        why="stale quotes fill worse than target: widen, refresh less eagerly, act less often",
-        effect_metric="slippage_bps",
-        effect_sign=-1.0,
-    ),
-    Rule(
-        name="H2",
-        marker="DRIVER:adverse_bps",
-        any_of=((Clause("adverse_bps_p95", ">", 4.0),),),
-        deltas=(Delta("impact_cap_ratio", -0.02, -0.04), Delta("max_delta_ratio", -0.02, -0.04)),
-        severity_metric="adverse_bps_p95",
-        severity_start=4.0,
-        severity_full=8.0,
-        calm=True,
-        hard=True,
-        priority=2,
-        why="picked off by informed flow: smaller size, less tightening",
-        # judged on the mean markout cost: per-fill markouts come in tick steps on a wide-tick
-        # market, so the p95 that triggers the rule barely moves with size
-        effect_metric="adverse_bps",
-    ),
-    Rule(
-        name="H3",
-        marker="DRIVER:block_minint",
-        any_of=((Clause("block_reasons.min_interval.ratio", ">", 0.4),),),
-        deltas=(Delta("min_interval_ms", 20.0, 40.0),),
-        severity_metric="block_reasons.min_interval.ratio",
-        severity_start=0.4,
-        severity_full=0.8,
-        calm=True,
-        hard=True,
-        priority=3,
-        why="most actions hit min_interval: space them out",
-        effect_metric="block_reasons.min_interval.ratio",
-    ),
-    Rule(
-        name="H4",
-        marker="DRIVER:block_concurrency",
-        any_of=((Clause("block_reasons.concurrency.ratio", ">", 0.3),),),
-        deltas=(Delta("replace_rate_per_min", -30.0, -60.0),),
-        severity_metric="block_reasons.concurrency.ratio",
-        severity_start=0.3,
-        severity_full=0.7,
-        calm=True,
-        hard=True,
-        priority=4,
-        why="too many in-flight actions: replace less often",
-        effect_metric="block_reasons.concurrency.ratio",
-    ),
-    Rule(
-        name="H5",
-        marker="AGE_RELIEF",
-        any_of=(
-            (
-                Clause("order_age_p95_ms", ">", 330.0),
-                Clause("adverse_bps_p95", "<=", 4.0),
-                Clause("slippage_bps_p95", "<=", 3.0),
-            ),
-        ),
-        deltas=(Delta("min_interval_ms", -10.0, -10.0), Delta("replace_rate_per_min", 30.0, 30.0)),
-        severity_metric=None,
-        severity_start=0.0,
-        severity_full=1.0,
-        calm=False,
-        hard=False,
-        priority=5,
-        why="execution is healthy but orders are old: act faster",
-        effect_metric="order_age_p95_ms",
-    ),
+    Rule("H1", "DRIVER:slippage_bps", calm=True, hard=True, priority=1,
+         any_of=(
+             # slippage is the top negative driver and a real cost (seed: slippage > +1.0 cost;
+             # our totals are contributions, so a cost is a negative slippage_bps)
+             (Clause("top_neg_driver", "==", "slippage_bps"), Clause("slippage_bps", "<", -1.0)),
+             # or the per-fill slippage cost tail is above the ideal gate (3.0)
+             (Clause("slippage_bps_p95", ">", 3.0),),
+         ),
+         deltas=(Delta("base_spread_bps_delta", 0.02, 0.05), Delta("tail_age_ms", 50.0, 100.0),
+                 Delta("min_interval_ms", 20.0, 40.0)),
+         severity=Severity("slippage_bps_p95", 3.0, 6.0), effect=Effect("slippage_bps", -1.0),
+         why="stale quotes fill worse than target: widen, refresh less eagerly, act less often"),
+    # H2 is judged on the mean markout cost: per-fill markouts come in tick steps on a wide-tick
+    # market, so the p95 that triggers the rule barely moves with size
+    Rule("H2", "DRIVER:adverse_bps", calm=True, hard=True, priority=2,
+         any_of=((Clause("adverse_bps_p95", ">", 4.0),),),
+         deltas=(Delta("impact_cap_ratio", -0.02, -0.04), Delta("max_delta_ratio", -0.02, -0.04)),
+         severity=Severity("adverse_bps_p95", 4.0, 8.0), effect=Effect("adverse_bps"),
+         why="picked off by informed flow: smaller size, less tightening"),
+    Rule("H3", "DRIVER:block_minint", calm=True, hard=True, priority=3,
+         any_of=((Clause("block_reasons.min_interval.ratio", ">", 0.4),),),
+         deltas=(Delta("min_interval_ms", 20.0, 40.0),), why="most actions hit min_interval: space them out",
+         severity=Severity("block_reasons.min_interval.ratio", 0.4, 0.8), effect=Effect("block_reasons.min_interval.ratio")),
+    Rule("H4", "DRIVER:block_concurrency", calm=True, hard=True, priority=4,
+         any_of=((Clause("block_reasons.concurrency.ratio", ">", 0.3),),),
+         deltas=(Delta("replace_rate_per_min", -30.0, -60.0),), why="too many in-flight actions: replace less often",
+         severity=Severity("block_reasons.concurrency.ratio", 0.3, 0.7), effect=Effect("block_reasons.concurrency.ratio")),
+    Rule("H5", "AGE_RELIEF", calm=False, hard=False, priority=5, severity=None,
+         any_of=((Clause("order_age_p95_ms", ">", 330.0), Clause("adverse_bps_p95", "<=", 4.0),
+                  Clause("slippage_bps_p95", "<=", 3.0)),),
+         deltas=(Delta("min_interval_ms", -10.0, -10.0), Delta("replace_rate_per_min", 30.0, 30.0)),
+         why="execution is healthy but orders are old: act faster", effect=Effect("order_age_p95_ms")),
     # Beyond the seed: the seed's rules move base_spread only on a slippage driver (and only
     # wider), yet it is the knob that moves net most, in a direction that depends on the market
     # (on a ~1 bps tick a fraction of a bps changes the passive rounding of the quote). H6 is a
@@ -215,21 +172,11 @@ RULES: Final[tuple[Rule, ...]] = (
     # measured so far, first in the direction that last helped, never to a tested value; when both
     # neighbours are tested it returns to the best and stays. It cannot oscillate, so hysteresis
     # does not apply to it (hard), and the calm-down guard drops it (it may narrow).
-    Rule(
-        name="H6",
-        marker="SPREAD_PROBE",
-        any_of=((Clause("net_bps", "<", 2.5),),),
-        deltas=(Delta("base_spread_bps_delta", 0.10, 0.10),),
-        severity_metric=None,
-        severity_start=0.0,
-        severity_full=1.0,
-        calm=False,
-        hard=True,
-        priority=6,
-        why="net below the hard gate: search the spread around the best one measured",
-        probe=True,
-    ),
+    Rule("H6", "SPREAD_PROBE", calm=False, hard=True, priority=6, severity=None, probe=True,
+         any_of=((Clause("net_bps", "<", 2.5),),), deltas=(Delta("base_spread_bps_delta", 0.10, 0.10),),
+         why="net below the hard gate: search the spread around the best one measured"),
 )
+# fmt: on
 RULES_BY_NAME: Final[dict[str, Rule]] = {r.name: r for r in RULES}
 
 
@@ -265,6 +212,10 @@ class TuneDecision:
     validated: bool = False
     # why the counterfactual evidence is not the usual (e.g. no fills on the latest segment)
     evidence: str = ""
+
+    def skip(self, rule: str, name: str, why: str) -> None:
+        """Record a change not made: ``rule`` on field ``name`` ("*": all its fields), and why."""
+        self.skipped.append({"rule": rule, "field": name, "why": why})
 
     def as_dict(self) -> dict[str, Any]:
         out = {
@@ -341,21 +292,22 @@ def rule_fires(totals: Mapping[str, Any], rule: Rule) -> bool:
 
 
 def rule_severity(totals: Mapping[str, Any], rule: Rule) -> float:
-    if rule.severity_metric is None:
+    sev = rule.severity
+    if sev is None:
         return 0.0
-    v = metric_value(totals, rule.severity_metric)
+    v = metric_value(totals, sev.metric)
     if not isinstance(v, float):
         return 0.0
-    span = rule.severity_full - rule.severity_start  # negative when lower values are worse
-    return min(max((v - rule.severity_start) / span, 0.0), 1.0) if span != 0 else 0.0
+    span = sev.full - sev.start  # negative when lower values are worse
+    return min(max((v - sev.start) / span, 0.0), 1.0) if span != 0 else 0.0
 
 
 def rule_cost(totals: Mapping[str, Any], rule: Rule) -> float | None:
     """The cost the rule is meant to reduce (higher is worse), None when not measurable."""
-    if not rule.effect_metric:
+    if rule.effect is None:
         return None
-    v = metric_value(totals, rule.effect_metric)
-    return rule.effect_sign * v if isinstance(v, float) else None
+    v = metric_value(totals, rule.effect.metric)
+    return rule.effect.sign * v if isinstance(v, float) else None
 
 
 def ineffective(
@@ -452,6 +404,13 @@ def _recent_direction(history: Sequence[Mapping[str, Any]], name: str) -> int:
     return 0
 
 
+def _spread_capped(name: str, new: float, start: Mapping[str, float]) -> float:
+    """``new``, with base_spread_bps_delta held to +``MAX_SPREAD_STEP_BPS`` over its start."""
+    if name == "base_spread_bps_delta":
+        return min(new, snap(name, start[name] + MAX_SPREAD_STEP_BPS))
+    return new
+
+
 def _marker(rule: Rule, name: str, old: float, new: float) -> str:
     if rule.marker.startswith("DRIVER:") or rule.probe:
         return (
@@ -505,13 +464,11 @@ def _apply_fallback(
     decision.fallback = True
     decision.markers.append("| autotune | FALLBACK_CONSERVATIVE | triggered=1 |")
     for name, value in fallback_package(dict(start)).items():
-        new = snap(name, value)
-        if name == "base_spread_bps_delta":
-            new = min(new, snap(name, start[name] + MAX_SPREAD_STEP_BPS))
+        new = _spread_capped(name, snap(name, value), start)
         if new == start[name]:
             continue
         if not may_move(name, tunable):
-            decision.skipped.append({"rule": "FALLBACK", "field": name, "why": "not_read"})
+            decision.skip("FALLBACK", name, "not_read")
             continue
         decision.knobs[name] = new
         decision.changes.append(Change(name, start[name], new, "FALLBACK"))
@@ -535,7 +492,7 @@ def _active_rules(
         if any(may_move(d.field, tunable) for d in r.deltas):
             readable.append(r)
         else:  # every field it moves is one the quoter does not read: it cannot act
-            decision.skipped.append({"rule": r.name, "field": "*", "why": "not_read"})
+            decision.skip(r.name, "*", "not_read")
     fired = readable
     if len(fired) >= CALM_DOWN_TRIGGERS:
         decision.calm_down = True
@@ -546,7 +503,7 @@ def _active_rules(
         )
         for r in fired:
             if not r.calm:
-                decision.skipped.append({"rule": r.name, "field": "*", "why": "calm_down"})
+                decision.skip(r.name, "*", "calm_down")
         fired = kept
     # mute rules whose last application did not reduce what they target: without this a rule
     # whose premise does not hold on the market ratchets its fields to a limit
@@ -556,9 +513,9 @@ def _active_rules(
         if bad is None:
             active.append(r)
             continue
-        decision.skipped.append({"rule": r.name, "field": "*", "why": "ineffective"})
+        decision.skip(r.name, "*", "ineffective")
         decision.markers.append(
-            f"| autotune | INEFFECTIVE | rule={r.name} {r.effect_metric} "
+            f"| autotune | INEFFECTIVE | rule={r.name} {r.effect.metric if r.effect else ''} "
             f"cost_before={bad[0]:.4g} cost_after={bad[1]:.4g} |"
         )
     return active
@@ -576,6 +533,17 @@ class _Moves:
         self.direction[name] = direction
 
 
+def _move(
+    decision: TuneDecision, moves: _Moves, rule: Rule, name: str, old: float, new: float, sign: int
+) -> None:
+    """A rule moves field ``name`` from ``old`` to ``new`` (direction ``sign``): the knob, the
+    bookkeeping, the marker."""
+    decision.knobs[name] = new
+    moves.record(name, sign)
+    decision.changes.append(Change(name, old, new, rule.name))
+    decision.markers.append(_marker(rule, name, old, new))
+
+
 def _apply_probe(
     decision: TuneDecision,
     moves: _Moves,
@@ -588,19 +556,14 @@ def _apply_probe(
     knobs = decision.knobs
     name = rule.deltas[0].field
     if name in moves.direction:
-        decision.skipped.append({"rule": rule.name, "field": name, "why": "conflict"})
+        decision.skip(rule.name, name, "conflict")
         return
     old = knobs[name]
-    new = probe_target(rule, start[name], net_now, history)
-    if name == "base_spread_bps_delta":
-        new = min(new, snap(name, start[name] + MAX_SPREAD_STEP_BPS))
+    new = _spread_capped(name, probe_target(rule, start[name], net_now, history), start)
     if new == old:
-        decision.skipped.append({"rule": rule.name, "field": name, "why": "settled"})
+        decision.skip(rule.name, name, "settled")
         return
-    knobs[name] = new
-    moves.record(name, 1 if new > old else -1)
-    decision.changes.append(Change(name, old, new, rule.name))
-    decision.markers.append(_marker(rule, name, old, new))
+    _move(decision, moves, rule, name, old, new, 1 if new > old else -1)
     decision.applied.append(rule.name)
 
 
@@ -635,18 +598,13 @@ def _apply_deltas(
         elif _recent_direction(history, name) == -direction and not rule.hard:
             why = "hysteresis"
         old = knobs[name]
-        new = snap(name, old + step)
-        if name == "base_spread_bps_delta":
-            new = min(new, snap(name, start[name] + MAX_SPREAD_STEP_BPS))
+        new = _spread_capped(name, snap(name, old + step), start)
         if not why and new == old:
             why = "at_limit"
         if why:
-            decision.skipped.append({"rule": rule.name, "field": name, "why": why})
+            decision.skip(rule.name, name, why)
             continue
-        knobs[name] = new
-        moves.record(name, direction)
-        decision.changes.append(Change(name, old, new, rule.name))
-        decision.markers.append(_marker(rule, name, old, new))
+        _move(decision, moves, rule, name, old, new, direction)
         changed = True
     if changed:
         decision.applied.append(rule.name)
@@ -709,9 +667,7 @@ def rule_table() -> list[dict[str, Any]]:
                 "calm": r.calm,
                 "hard": r.hard,
                 "judged_on": (
-                    ("-" if r.effect_sign < 0 else "") + r.effect_metric
-                    if r.effect_metric
-                    else None
+                    ("-" if r.effect.sign < 0 else "") + r.effect.metric if r.effect else None
                 ),
                 "why": r.why,
             }
