@@ -1,5 +1,5 @@
-"""`inputs.read_text`, the one read-a-file-or-UserError of the profile, overrides and sweep-space
-loaders: a missing, unreadable or non-UTF-8 file is one line naming the input (exit 2)."""
+"""`inputs.read_text`, the one read-a-file-or-UserError of the profile, overrides, sweep-space and
+EDGE_REPORT loaders: a missing, unreadable or non-UTF-8 file is one line naming the input (exit 2)."""
 
 from __future__ import annotations
 
@@ -43,3 +43,32 @@ def test_the_loaders_name_their_input(tmp_path: Path) -> None:
         load_space(missing)
     with pytest.raises(UserError, match=f"^overrides file {missing}: file not found$"):
         load_overrides(missing, env={})
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (None, "EDGE_REPORT {p}: file not found"),
+        ('{"a": ', "EDGE_REPORT {p}: malformed JSON: "),
+        ("[1, 2]", "EDGE_REPORT {p}: not a JSON object"),
+    ],
+    ids=["missing", "malformed", "not-an-object"],
+)
+def test_edge_report_load_json_names_its_input(tmp_path: Path, content, expected: str) -> None:
+    from mmbot.audit.edge_report import load_json
+
+    p = tmp_path / "EDGE_REPORT.json"
+    if content is not None:
+        p.write_text(content)
+    with pytest.raises(UserError) as exc:
+        load_json(p, "EDGE_REPORT")
+    msg = str(exc.value)
+    assert msg.startswith(expected.format(p=p)) and "\n" not in msg
+
+
+def test_edge_report_load_json_reads_an_object(tmp_path: Path) -> None:
+    from mmbot.audit.edge_report import load_json
+
+    p = tmp_path / "g.json"
+    p.write_text('{"net_bps": 1.5, "n": [1, 2]}')
+    assert load_json(p, "gate thresholds") == {"net_bps": 1.5, "n": [1, 2]}

@@ -31,6 +31,7 @@ from mmbot.audit.decompose import (
     decompose,
 )
 from mmbot.errors import UserError
+from mmbot.inputs import read_json
 from mmbot.instruments import spec_from_meta
 from mmbot.records import (
     ACT_ACKED,
@@ -194,16 +195,12 @@ def dump_json(obj: Any, path: str | Path) -> Path:
 
 
 def load_json(path: str | Path, what: str = "JSON file") -> dict:
-    """Read a JSON object; UserError naming the file when it is missing or not a JSON object."""
-    path = Path(path)
-    try:
-        data = orjson.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise UserError(f"{what} not found: {path}") from None
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise UserError(f"{what} {path} is unreadable: {exc}") from None
+    """Read a JSON object: `mmbot.inputs.read_json`'s one-line errors, each starting with ``what``
+    and the path, plus one when the file holds JSON that is not an object."""
+    source = f"{what} {path}"
+    data = read_json(source, Path(path))
     if not isinstance(data, dict):
-        raise UserError(f"{what} {path} is not a JSON object")
+        raise UserError(f"{source}: not a JSON object")
     return data
 
 
