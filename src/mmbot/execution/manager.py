@@ -121,57 +121,39 @@ def _attempt(
     op: int,
     px: float,
     qty: float,
+    cancel_first: bool,
     position_qty: float,
     pnl: float,
     now_ns: int,
 ) -> tuple[int, int]:
-    """Run the guards for one attempt; returns (rows written so far, reason)."""
+    """Run the guards for one attempt; returns (rows written so far, reason).
+
+    ``cancel_first`` (``op`` is then OP_NEW): a cancel + new, judged once as the new order with its
+    cancel counted in flight; when allowed, the cancel's INTENDED row comes first and it is a
+    second request sent."""
+    g = guard_state[0]
     side = 1 if slot % 2 == 0 else -1
+    if cancel_first:
+        g.inflight += 1
     reason = check(guard_state, params, slot, op, qty, px, position_qty, pnl, now_ns)
+    if cancel_first:
+        g.inflight -= 1
     oid = order.order_id if op != OP_NEW else 0
     if reason == REASON_NONE:
+        if cancel_first:
+            n = _write(
+                actions, n, now_ns, order.order_id, ACT_INTENDED, side, OP_CANCEL, REASON_NONE,
+                order.px, order.qty,
+            )  # fmt: skip
         n = _write(actions, n, now_ns, oid, ACT_INTENDED, side, op, REASON_NONE, px, qty)
         commit(guard_state, params, slot, op, now_ns)
+        if cancel_first:  # the cancel: a second request sent and in flight
+            g.inflight += 1
+            g.n_sent += 1
+            g.n_intended += 1
     elif note_blocked(guard_state, slot, op, px, qty, reason):
         n = _write(actions, n, now_ns, oid, ACT_INTENDED, side, op, REASON_NONE, px, qty)
         n = _write(actions, n, now_ns, oid, ACT_BLOCKED, side, op, reason, px, qty)
-    return n, reason
-
-
-@njit(cache=True)
-def _attempt_requote(
-    guard_state,
-    params,
-    actions,
-    n: int,
-    order,
-    slot: int,
-    px: float,
-    qty: float,
-    position_qty: float,
-    pnl: float,
-    now_ns: int,
-) -> tuple[int, int]:
-    """Guards for a cancel + new: judged once, as the new order, its cancel counted in flight."""
-    g = guard_state[0]
-    side = 1 if slot % 2 == 0 else -1
-    g.inflight += 1
-    reason = check(guard_state, params, slot, OP_NEW, qty, px, position_qty, pnl, now_ns)
-    g.inflight -= 1
-    if reason == REASON_NONE:
-        oid = order.order_id
-        n = _write(
-            actions, n, now_ns, oid, ACT_INTENDED, side, OP_CANCEL, REASON_NONE, order.px, order.qty
-        )
-        n = _write(actions, n, now_ns, 0, ACT_INTENDED, side, OP_NEW, REASON_NONE, px, qty)
-        commit(guard_state, params, slot, OP_NEW, now_ns)
-        # the cancel: a second request sent and in flight
-        g.inflight += 1
-        g.n_sent += 1
-        g.n_intended += 1
-    elif note_blocked(guard_state, slot, OP_NEW, px, qty, reason):
-        n = _write(actions, n, now_ns, 0, ACT_INTENDED, side, OP_NEW, REASON_NONE, px, qty)
-        n = _write(actions, n, now_ns, 0, ACT_BLOCKED, side, OP_NEW, reason, px, qty)
     return n, reason
 
 
@@ -207,60 +189,33 @@ def manage_side(
     px = tgt_px if op != OP_CANCEL else order.px
     qty = tgt_qty if op != OP_CANCEL else order.qty
     cancel_new = op == OP_REPLACE and params[0].requote_mode == REQUOTE_CANCEL_NEW
-    if cancel_new:
-        n_actions, reason = _attempt_requote(
-            guard_state, params, actions, n_actions, order, slot, px, qty, position_qty, pnl, now_ns
-        )
-    else:
+    # at most two attempts: the action, then (a replace blocked by risk on a live quote) a cancel
+    for fallback in (False, True):
         n_actions, reason = _attempt(
-            guard_state,
-            params,
-            actions,
-            n_actions,
-            order,
-            slot,
-            op,
-            px,
-            qty,
-            position_qty,
-            pnl,
-            now_ns,
-        )
-    if reason == REASON_NONE:
-        return n_actions, OP_CANCEL_NEW if cancel_new else op, px, qty
-    if reason == REASON_RISK and op == OP_REPLACE and order.status == ORD_LIVE:
-        # the replace would add risk: take the live quote off instead
-        n_actions, reason = _attempt(
-            guard_state,
-            params,
-            actions,
-            n_actions,
-            order,
-            slot,
-            OP_CANCEL,
-            order.px,
-            order.qty,
-            position_qty,
-            pnl,
-            now_ns,
-        )
+            guard_state, params, actions, n_actions, order, slot, OP_NEW if cancel_new else op,
+            px, qty, cancel_new, position_qty, pnl, now_ns,
+        )  # fmt: skip
         if reason == REASON_NONE:
-            return n_actions, OP_CANCEL, order.px, order.qty
+            return n_actions, OP_CANCEL_NEW if cancel_new else op, px, qty
+        if fallback or not (
+            reason == REASON_RISK and op == OP_REPLACE and order.status == ORD_LIVE
+        ):
+            break
+        # the replace would add risk: take the live quote off instead
+        op, px, qty, cancel_new = OP_CANCEL, order.px, order.qty, False
     return n_actions, OP_KEEP, np.nan, 0.0
 
 
 def ensure_room(actions: np.ndarray, n_actions: int, extra: int = 4) -> np.ndarray:
-    """Grow (double) the buffer in Python when fewer than ``extra`` rows are free."""
-    if n_actions + extra <= len(actions):
-        return actions
-    grown = np.zeros(max(2 * len(actions), n_actions + extra, 64), dtype=actions.dtype)
-    grown[:n_actions] = actions[:n_actions]
-    return grown
+    """Grow (double) the buffer when fewer than ``extra`` rows are free (`ensure_room_nb`, called
+    from Python)."""
+    return ensure_room_nb(actions, n_actions, extra)
 
 
 @njit(cache=True)
 def ensure_room_nb(actions, n_actions: int, extra: int):
-    """Compiled twin of ``ensure_room`` for driver loops."""
+    """``actions``, or a copy at least twice as long when fewer than ``extra`` rows are free (for
+    driver loops; `ensure_room` from Python)."""
     if n_actions + extra <= actions.shape[0]:
         return actions
     grown = np.zeros(max(2 * actions.shape[0], n_actions + extra, 64), dtype=actions.dtype)
