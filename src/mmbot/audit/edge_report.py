@@ -57,6 +57,17 @@ COMPONENTS: tuple[tuple[str, str], ...] = (
     ("inventory", "inventory_bps"),
     ("funding", "funding_bps"),
 )
+# The totals a summary of a run copies first (the soak's metrics, the sweep's results table): net,
+# its main components and the markout cost, in this order.
+HEADLINE_KEYS: tuple[str, ...] = (
+    "net_bps",
+    "gross_bps",
+    "fees_eff_bps",
+    "slippage_bps",
+    "inventory_bps",
+    "adverse_bps",
+    "adverse_bps_p95",
+)
 
 CONVENTIONS: dict[str, Any] = {
     "units": {

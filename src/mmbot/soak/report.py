@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from mmbot.audit.edge_report import HEADLINE_KEYS
 from mmbot.knobs import knob_order
 from mmbot.soak import autotune
 from mmbot.soak import decision as soak_decision
@@ -23,13 +24,7 @@ from mmbot.soak import summary as soak_summary
 
 # EDGE_REPORT totals copied into metrics.jsonl / soak_metrics.json per iteration.
 METRIC_KEYS: Final[tuple[str, ...]] = (
-    "net_bps",
-    "gross_bps",
-    "fees_eff_bps",
-    "slippage_bps",
-    "inventory_bps",
-    "adverse_bps",
-    "adverse_bps_p95",
+    *HEADLINE_KEYS,
     "slippage_bps_p95",
     "order_age_p95_ms",
     "ws_lag_p95_ms",

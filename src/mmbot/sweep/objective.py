@@ -22,6 +22,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from mmbot.audit.edge_report import HEADLINE_KEYS
 from mmbot.errors import UserError
 from mmbot.records import RunResult
 
@@ -30,13 +31,7 @@ DEFAULT_OBJECTIVE: Final[str] = "net_bps_before_rebates"
 RISK_BUCKET_NS: Final[int] = 60_000_000_000
 # EDGE_REPORT totals copied into the results table (missing/None -> NaN)
 KPI_KEYS: Final[tuple[str, ...]] = (
-    "net_bps",
-    "gross_bps",
-    "fees_eff_bps",
-    "slippage_bps",
-    "inventory_bps",
-    "adverse_bps",
-    "adverse_bps_p95",
+    *HEADLINE_KEYS,
     "maker_share_pct",
     "cancel_ratio",
     "order_age_p95_ms",
