@@ -10,6 +10,7 @@ import typer
 
 from mmbot.errors import UserError
 from mmbot.extras import require
+from mmbot.numfmt import fixed
 from mmbot.strategy.registry import DEFAULT_QUOTER
 
 
@@ -36,11 +37,7 @@ def _check_strategy(strategy: str, space: Any) -> str:
 
 
 def _fmt(v: Any, nd: int = 4) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.{nd}f}"
-    return str(v)
+    return fixed(v, nd, none="—")
 
 
 def _eta(s: float | None) -> str:

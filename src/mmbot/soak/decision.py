@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from mmbot.knobs import SCENARIO_NAMES, knob_order, scenario_package
+from mmbot.numfmt import finite
 from mmbot.soak import autotune
 
 BAND_SUCCESS: Final[str] = "SUCCESS"
@@ -320,8 +321,6 @@ def _plan(
 # ---------------------------------------------------------------------------------------------
 # rendering (plain strings; the commands print them)
 # ---------------------------------------------------------------------------------------------
-def _fmt(v: Any, nd: int = 3) -> str:
-    return f"{v:.{nd}f}" if isinstance(v, int | float) and math.isfinite(float(v)) else "n/a"
 
 
 def _fmt_changes(changes: Sequence[Mapping[str, Any]]) -> str:
@@ -334,26 +333,26 @@ def _fmt_changes(changes: Sequence[Mapping[str, Any]]) -> str:
 
 def _fmt_replays(replays: Sequence[Mapping[str, Any]]) -> str:
     its = ",".join(str(r["after_iteration"]) for r in replays)
-    gains = ", ".join(_fmt(r["gain_bps"]) for r in replays)
+    gains = ", ".join(finite(r["gain_bps"]) for r in replays)
     return f"after iterations {its} (paired gain {gains} bps)"
 
 
 def _fmt_components(comp: Mapping[str, Any]) -> str:
-    return " ".join(f"{k.removesuffix('_bps')}={_fmt(v)}" for k, v in comp.items())
+    return " ".join(f"{k.removesuffix('_bps')}={finite(v)}" for k, v in comp.items())
 
 
 def _fmt_blocks(blocks: Mapping[str, Any]) -> str:
-    return " ".join(f"{k}={_fmt(v)}" for k, v in blocks.items()) or "none"
+    return " ".join(f"{k}={finite(v)}" for k, v in blocks.items()) or "none"
 
 
 def _fmt_drivers(drivers: Sequence[Mapping[str, Any]]) -> str:
-    return ", ".join(f"{d['name']} hurts {_fmt(d['hurt_bps'])} bps" for d in drivers) or "none"
+    return ", ".join(f"{d['name']} hurts {finite(d['hurt_bps'])} bps" for d in drivers) or "none"
 
 
 def text_lines(m: Mapping[str, Any]) -> list[str]:
     """The console / summary.txt lines (``| decision | ... |``)."""
     lines = [
-        f"| decision | BAND | {m['band']} | net_bps={_fmt(m['net_bps'])} | {m['band_rule'] or '-'} |",
+        f"| decision | BAND | {m['band']} | net_bps={finite(m['net_bps'])} | {m['band_rule'] or '-'} |",
         f"| decision | SEED_ACTION | {m['seed_action']} |",
         f"| decision | DRIVERS | {_fmt_drivers(m['drivers'])} |",
     ]
@@ -392,7 +391,7 @@ def markdown(m: Mapping[str, Any]) -> str:
             mark = "**" if name == m["band"] else ""
             lines.append(f"| {mark}{rng}{mark} | {mark}{name}{mark} | {SEED_ACTION[name]} |")
         lines.append("")
-    lines.append(f"**This soak: net_bps {_fmt(m['net_bps'])} -> {m['band']}.**")
+    lines.append(f"**This soak: net_bps {finite(m['net_bps'])} -> {m['band']}.**")
     lines.append("")
     lines.append(f"- dominant drivers: {_fmt_drivers(m['drivers'])}")
     nxt = m["tuner_next"]
@@ -419,6 +418,6 @@ def html_fragment(m: Mapping[str, Any]) -> str:
     )
     items = items.replace("<li>- ", "<li>")
     return (
-        f"<h2>Decision matrix</h2><p><b>{esc(m['band'])}</b>: net_bps {esc(_fmt(m['net_bps']))}. "
+        f"<h2>Decision matrix</h2><p><b>{esc(m['band'])}</b>: net_bps {esc(finite(m['net_bps']))}. "
         f"{esc(m['seed_action'])}.</p><p>{esc(m['band_rule'] or '')}</p><ul>{items}</ul>"
     )

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from mmbot.audit.edge_report import HEADLINE_KEYS
 from mmbot.knobs import knob_order
+from mmbot.numfmt import fixed as fmt
 from mmbot.soak import autotune
 from mmbot.soak import decision as soak_decision
 from mmbot.soak import stability as soak_stability
@@ -69,14 +70,6 @@ def iteration_artifacts(iteration: int, report: Mapping[str, Any]) -> dict[str, 
             "runtime": runtime,
         },
     }
-
-
-def fmt(v: Any, nd: int = 3) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:.{nd}f}"
-    return str(v)
 
 
 def fmt_knobs(knobs: Mapping[str, float]) -> str:

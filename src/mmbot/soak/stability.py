@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from mmbot.knobs import knob_order
+from mmbot.numfmt import finite
 
 # A frozen soak's default iteration length: the seed's 3 h / 6 iterations cadence.
 FREEZE_ITERATION_HOURS: Final[float] = 0.5
@@ -78,20 +79,16 @@ def stability_report(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _fmt(v: Any, nd: int = 3) -> str:
-    return f"{v:.{nd}f}" if isinstance(v, int | float) and math.isfinite(float(v)) else "n/a"
-
-
 def text_lines(s: Mapping[str, Any]) -> list[str]:
     """Console / summary.txt lines (``| stability | ... |``)."""
     d, dd = s["net_bps_dispersion"], s["drawdown"]
     br = s["iterations_breaching_hard"]
     return [
-        f"| stability | NET_BPS | iterations={s['iterations']} mean={_fmt(d['mean'])} "
-        f"std={_fmt(d['std'])} min={_fmt(d['min'])} max={_fmt(d['max'])} |",
+        f"| stability | NET_BPS | iterations={s['iterations']} mean={finite(d['mean'])} "
+        f"std={finite(d['std'])} min={finite(d['min'])} max={finite(d['max'])} |",
         f"| stability | KNOBS | unchanged={'yes' if s['knobs_unchanged'] else 'NO: ' + ','.join(s['knobs_moved'])} |",
-        f"| stability | DRAWDOWN | max_quote={_fmt(dd['quote'], 2)} "
-        f"bps_of_turnover={_fmt(dd['bps_of_turnover'])} "
+        f"| stability | DRAWDOWN | max_quote={finite(dd['quote'], 2)} "
+        f"bps_of_turnover={finite(dd['bps_of_turnover'])} "
         f"iterations={dd['from_iteration']}..{dd['to_iteration']} (sampled at iteration ends) |",
         f"| stability | HARD_GATE | iterations_breaching={len(br)}/{s['iterations']}"
         f"{' (' + ','.join(str(i) for i in br) + ')' if br else ''} |",

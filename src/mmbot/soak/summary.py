@@ -8,17 +8,13 @@ with them. Pure: returns a string.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from mmbot.gate import OPS
 from mmbot.knobs import knob_order
+from mmbot.numfmt import finite
 from mmbot.soak import autotune, decision, stability
-
-
-def _fmt(v: Any, nd: int = 3) -> str:
-    return f"{v:.{nd}f}" if isinstance(v, int | float) and math.isfinite(float(v)) else "n/a"
 
 
 def fallback_lines(rows: list[Mapping[str, Any]]) -> list[str]:
@@ -35,7 +31,7 @@ def fallback_lines(rows: list[Mapping[str, Any]]) -> list[str]:
             g = proposed[0].get("gain_bps")
             out.append(
                 f"fallback: proposed after iteration {r['iteration']}, not adopted "
-                f"(replayed gain {_fmt(g)} bps did not beat the noise floor)"
+                f"(replayed gain {finite(g)} bps did not beat the noise floor)"
             )
     return out or ["fallback: not fired"]
 
@@ -46,7 +42,7 @@ def failing_checks(gate: Mapping[str, Any]) -> list[str]:
         if c["result"] != "fail" or c["tier"] == "ideal":
             continue
         shown = (
-            c.get("reason") or f"{_fmt(c['value'], 4)} {OPS[c['op']]} {c['threshold']:g} is false"
+            c.get("reason") or f"{finite(c['value'], 4)} {OPS[c['op']]} {c['threshold']:g} is false"
         )
         out.append(f"  {c['tier'].upper()} {c['metric']}: {shown}")
     return out or ["  none"]
@@ -61,7 +57,7 @@ def render(sm: Mapping[str, Any], gate: Mapping[str, Any], overrides_path: str) 
         f"mmbot soak: market={sm['market']} hours={sm['hours']:g} iterations={sm['iterations']} "
         f"mode={mode} seed={sm['seed']} profile={sm['profile']}",
         f"verdict={gate.get('verdict')} (gate profile {(gate.get('market_profile') or {}).get('name')}) "
-        f"net_bps={_fmt(final.get('net_bps'))} fills={final.get('fills')}",
+        f"net_bps={finite(final.get('net_bps'))} fills={final.get('fills')}",
         "",
         "iterations:",
     ]
@@ -69,7 +65,7 @@ def render(sm: Mapping[str, Any], gate: Mapping[str, Any], overrides_path: str) 
         m = r["metrics"]
         ch = (r.get("autotune") or {}).get("changes") or []
         lines.append(
-            f"  iter={r['iteration']} net_bps={_fmt(m.get('net_bps'))} fills={m.get('fills')} "
+            f"  iter={r['iteration']} net_bps={finite(m.get('net_bps'))} fills={m.get('fills')} "
             f"verdict={r.get('verdict')} changes={len(ch)}"
             + (f" hard_fail={','.join(r['failed_hard'])}" if r.get("failed_hard") else "")
         )
