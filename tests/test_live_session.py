@@ -419,9 +419,17 @@ def test_session_applies_only_named_overrides_and_logs_the_source(
     soak_file.write_text(json.dumps({"base_spread_bps_delta": default + 0.1}))
     nowhere = Endpoints("http://127.0.0.1:9", "ws://127.0.0.1:9", "ws://127.0.0.1:9")
     with caplog.at_level(logging.INFO, logger="mmbot.live"):
-        plain = Session(RunnerConfig("paper", "BTCUSDT", nowhere, tmp_path / "a"))
+        plain = Session(
+            RunnerConfig(mode="paper", symbol="BTCUSDT", endpoints=nowhere, out_dir=tmp_path / "a")
+        )
         named = Session(
-            RunnerConfig("paper", "BTCUSDT", nowhere, tmp_path / "b", overrides_file=soak_file)
+            RunnerConfig(
+                mode="paper",
+                symbol="BTCUSDT",
+                endpoints=nowhere,
+                out_dir=tmp_path / "b",
+                overrides_file=soak_file,
+            )
         )
     assert plain.knobs["base_spread_bps_delta"] == default
     assert named.knobs["base_spread_bps_delta"] == pytest.approx(default + 0.1)

@@ -173,8 +173,9 @@ def test_inverse_money_limits_are_in_the_settle_coin() -> None:
 
 
 def test_every_source_is_a_run_config_field() -> None:
-    """The record is generated from RunConfig: each source is one of its section.field paths."""
-    assert set(SOURCES) == set(RunConfig.model_fields)
+    """The record is generated from RunConfig: each source is one of its section.field paths (the
+    ``venue`` section feeds the simulated venue, ``RunConfig.venue_config``, not the record)."""
+    assert set(SOURCES) | {"venue"} == set(RunConfig.model_fields)
     for f in PARAM_FIELDS:
         section, _, name = f.source.partition(".")
         assert name in RunConfig.model_fields[section].annotation.model_fields, f.source
@@ -213,6 +214,53 @@ def test_a_bad_value_is_one_line_naming_the_field(section, key, value, message) 
     with pytest.raises(UserError, match=message) as info:
         build_run_config(raw)
     assert "\n" not in str(info.value)
+
+
+def test_a_new_run_config_field_reaches_the_record_with_one_line() -> None:
+    """A RunConfig number the record does not carry yet (the venue's ladder pad here, any section
+    alike) is one more table line: the dtype gains the field, the value is the source's, and every
+    other field is unchanged."""
+    from mmbot.strategy.params import ParamField, params_dtype
+
+    prof = load_profile("S1")
+    cfg = run_config(
+        prof.runtime,
+        prof,
+        tick_px=0.1,
+        lot_qty=0.001,
+        ref_px=REF_PX,
+        venue={"ladder_pad_ratio": 0.3},
+    )
+    line = ParamField("ladder_pad_ratio", "f8", "venue.ladder_pad_ratio", "price ladder pad")
+    rec = params_record(cfg, (*PARAM_FIELDS, line))
+    assert rec.dtype == params_dtype((*PARAM_FIELDS, line))
+    assert rec.dtype.names == (*PARAMS_DTYPE.names, "ladder_pad_ratio")
+    assert float(rec[0]["ladder_pad_ratio"]) == 0.3
+    base = params_record(cfg)
+    assert all(rec[0][n] == base[0][n] for n in PARAMS_DTYPE.names)
+    scaled = ParamField("start_cash_x2", "i8", "venue.start_cash", "doubled, whole", scale=2.0)
+    cfg2 = run_config(
+        prof.runtime, prof, tick_px=0.1, lot_qty=0.001, ref_px=REF_PX, venue={"start_cash": 2.6}
+    )
+    assert int(params_record(cfg2, (scaled,))[0]["start_cash_x2"]) == 5
+
+
+def test_the_loss_limit_of_a_session_is_in_the_run_config() -> None:
+    """``max_loss`` (the live session's --loss-limit) replaces the profile's risk.max_loss in the
+    run configuration, so the record carries it (an inverse contract's in the settle coin)."""
+    from mmbot.instruments import spec_for
+
+    prof = load_profile("S1")
+    kw: dict[str, Any] = dict(tick_px=0.1, lot_qty=0.001, ref_px=REF_PX)
+    cfg = run_config(prof.runtime, prof, **kw, max_loss=123.0)
+    assert cfg.risk.max_loss == 123.0 != prof.risk.max_loss
+    assert float(params_record(cfg)[0]["max_loss"]) == 123.0
+    inv = make_params(
+        prof.runtime, prof, **kw, max_loss=123.0, spec=spec_for("bybit-inverse", "BTCUSD")
+    )
+    assert float(inv[0]["max_loss"]) == pytest.approx(123.0 / REF_PX)
+    with pytest.raises(UserError, match=r"^run configuration: risk\.max_loss: .*greater than 0"):
+        run_config(prof.runtime, prof, **kw, max_loss=-1.0)
 
 
 def test_make_params_names_a_bad_argument() -> None:

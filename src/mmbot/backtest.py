@@ -25,6 +25,7 @@ import numpy as np
 
 from mmbot import sim
 from mmbot.config import Profile, effective_knobs, load_profile
+from mmbot.config.run import RunConfig
 from mmbot.engine import wake as wk
 from mmbot.engine.build import compile_error, compiled_loop, is_builtin
 from mmbot.errors import UserError
@@ -39,6 +40,7 @@ from mmbot.events import (
 from mmbot.execution import guards
 from mmbot.instruments import ContractSpec, detect_spec
 from mmbot.records import ACTION_DTYPE, REASON_NAMES, RunResult
+from mmbot.sim.config import VenueSettings
 from mmbot.strategy.contract import (
     FILL_VIEW_DTYPE,
     TRADE_BUFFER,
@@ -48,7 +50,7 @@ from mmbot.strategy.contract import (
     new_quote,
 )
 from mmbot.strategy.glft import SWEEP_GAP_NS  # noqa: F401  (re-exported: the live session reads it)
-from mmbot.strategy.params import fee_choice, make_params
+from mmbot.strategy.params import params_record, run_config
 from mmbot.strategy.registry import make_qparams, resolve
 
 # the guard state a run can start from and reports at its end (``RunSettings.start_guard``, meta
@@ -162,10 +164,10 @@ def _reference_px(events: np.ndarray) -> float:
     return _median_px(_opening(events)[0])
 
 
-def _initial_equity(settings: RunSettings, cspec: ContractSpec, start_mid: float) -> float:
+def _initial_equity(venue: VenueSettings, cspec: ContractSpec, start_mid: float) -> float:
     """The starting account's equity: its cash plus its position marked at the run's start mid (the
     mid the audit marks a carried position from)."""
-    pos0, cash0 = float(settings.start_position_qty), float(settings.start_cash)
+    pos0, cash0 = venue.start_position_qty, venue.start_cash
     if pos0 == 0.0:
         return cash0
     if not (math.isfinite(start_mid) and start_mid > 0):
@@ -194,9 +196,11 @@ def params_of(settings: RunSettings, profile: Profile) -> dict[str, float]:
     return {**base, **settings.params}
 
 
-def build_params(
+def build_config(
     settings: RunSettings, tick_px: float, lot_qty: float, ref_px: float
-) -> tuple[np.ndarray, dict, Profile]:
+) -> tuple[RunConfig, dict, Profile]:
+    """(the run's ``RunConfig``, the knob values it was built from, the profile): what the run
+    resolves from ``settings`` (docs/config.md maps each field onto its section)."""
     profile = settings.profile if settings.profile is not None else load_profile()
     knob_values = effective_knobs(profile, settings.knobs or {})
     rate = (
@@ -204,7 +208,8 @@ def build_params(
         if settings.rate_limit_per_s is not None
         else int(profile.venue.rate_limit_per_s)
     )
-    params = make_params(
+    latency_ns = int(round(settings.latency_ms * 1e6))
+    cfg = run_config(
         knob_values,
         profile,
         tick_px=tick_px,
@@ -218,18 +223,27 @@ def build_params(
         rate_limit_per_s=float(rate),
         spec=settings.spec,
         fee_tier=settings.fee_tier,
+        wake_interval_ms=settings.wake_interval_ms,
+        venue={
+            "entry_latency_ns": latency_ns,
+            "response_latency_ns": latency_ns,
+            "queue_model": settings.queue_model,
+            "partial_fills": settings.partial_fills,
+            "max_orders": MAX_ORDER_SLOTS,
+            "start_position_qty": settings.start_position_qty,
+            "start_cash": settings.start_cash,
+        },
     )
-    return params, knob_values, profile
+    return cfg, knob_values, profile
 
 
 @dataclass(frozen=True)
 class _Setup:
-    """A run's inputs resolved: grid, prices, contract, knobs, the compiled params record."""
+    """A run's inputs resolved: its configuration and the compiled params record generated from
+    it, the contract, the opening mid, the knobs as the profile layer resolved them."""
 
     settings: RunSettings
-    tick_px: float
-    lot_qty: float
-    ref_px: float
+    config: RunConfig
     start_mid: float
     cspec: ContractSpec
     params: np.ndarray
@@ -256,39 +270,8 @@ def _setup(
     cspec = settings.spec or detect_spec(data_format, symbol)
     if settings.spec is None:
         settings = _with_spec(settings, cspec)
-    params, knob_values, profile = build_params(settings, float(tick_px), float(lot_qty), ref_px)
-    return _Setup(
-        settings,
-        float(tick_px),
-        float(lot_qty),
-        ref_px,
-        start_mid,
-        cspec,
-        params,
-        knob_values,
-        profile,
-    )
-
-
-def _venue_config(s: _Setup) -> sim.VenueConfig:
-    p = s.params[0]
-    latency_ns = int(round(s.settings.latency_ms * 1e6))
-    return sim.VenueConfig(
-        tick_px=s.tick_px,
-        lot_qty=s.lot_qty,
-        maker_fee_rate=float(p["maker_fee_rate"]),
-        taker_fee_rate=float(p["taker_fee_rate"]),
-        entry_latency_ns=latency_ns,
-        response_latency_ns=latency_ns,
-        queue_model=s.settings.queue_model,
-        partial_fills=s.settings.partial_fills,
-        rate_limit_per_s=int(p["rate_limit_per_s"]),
-        max_orders=MAX_ORDER_SLOTS,
-        contract_size=s.cspec.contract_size,
-        inverse=s.cspec.inverse,
-        start_position_qty=float(s.settings.start_position_qty),
-        start_cash=float(s.settings.start_cash),
-    )
+    cfg, knob_values, profile = build_config(settings, float(tick_px), float(lot_qty), ref_px)
+    return _Setup(settings, cfg, start_mid, cspec, params_record(cfg), knob_values, profile)
 
 
 def _guard_state(s: _Setup) -> np.ndarray:
@@ -369,26 +352,26 @@ def run(
     of market time (the compiled loop returns to Python only then).
     """
     s = _setup(events, settings, symbol, tick_px, lot_qty, data_format)
-    cfg = _venue_config(s)
-    initial_equity = _initial_equity(s.settings, s.cspec, s.start_mid)
-    spec = strategy_of(s.settings, s.profile)
+    rc = s.config
+    venue_cfg = rc.venue_config()
+    initial_equity = _initial_equity(venue_cfg, s.cspec, s.start_mid)
+    spec = rc.run.quoter
     quoter = resolve(spec)
     qparams = make_qparams(quoter, params_of(s.settings, s.profile), spec)
     loop = compiled_loop(spec)
     t_wall = time.perf_counter()
-    v = sim.make_venue(events, cfg)
+    v = sim.make_venue(events, venue_cfg)
     qstate = quoter.new_state(s.params, qparams)
     guard_state = _guard_state(s)
     bufs = _loop_buffers()
     p = s.params[0]
     near_ticks = int(
-        min(max(round(p["near_band_bps"] * 1e-4 * s.ref_px / s.tick_px), 1), MAX_NEAR_TICKS)
+        min(
+            max(round(p["near_band_bps"] * 1e-4 * rc.market.ref_px / rc.market.tick_px), 1),
+            MAX_NEAR_TICKS,
+        )
     )
-    wake_ms = (
-        quoter.wake_interval_ms
-        if s.settings.wake_interval_ms is None
-        else s.settings.wake_interval_ms
-    )
+    wake_ms = rc.run.wake_interval_ms
     wake_ns = max(int(wake_ms * 1e6), 1)
     args = (v, s.params, qparams, qstate, guard_state, *bufs)
     tail = (quoter.levels, quoter.book_levels, near_ticks, wake_ns, quoter.wake_on_market)
@@ -421,8 +404,8 @@ def _meta(
     stats: dict,
 ) -> dict[str, Any]:
     """A run's meta up to its final mid (``run`` adds the touch, venue, guards, loop, estimates)."""
-    p = s.params[0]
-    st = s.settings
+    rc = s.config
+    venue = rc.venue_config()
     return {
         "symbol": symbol,
         "strategy": spec,
@@ -431,24 +414,22 @@ def _meta(
         "wake_interval_ms": float(wake_ms),
         "profile": s.profile.name,
         "knobs": {k: s.knob_values[k] for k in sorted(s.knob_values)},
-        "tick_px": s.tick_px,
-        "lot_qty": s.lot_qty,
-        "ref_px": s.ref_px,
-        "order_qty": float(p["order_qty"]),
-        "max_position_qty": float(p["max_position_qty"]),
-        "maker_fee_rate": float(p["maker_fee_rate"]),
-        "taker_fee_rate": float(p["taker_fee_rate"]),
+        "tick_px": rc.market.tick_px,
+        "lot_qty": rc.market.lot_qty,
+        "ref_px": rc.market.ref_px,
+        "order_qty": rc.run.order_qty,
+        "max_position_qty": rc.run.max_position_qty,
+        "maker_fee_rate": rc.fees.maker_fee_rate,
+        "taker_fee_rate": rc.fees.taker_fee_rate,
         "contract": s.cspec.to_meta(),
-        "fees": fee_choice(
-            s.profile, s.cspec, st.fee_tier, st.maker_fee_rate, st.taker_fee_rate
-        ).to_meta(),
-        "latency_ms": float(st.latency_ms),
-        "queue_model": st.queue_model,
-        "seed": int(st.seed),
+        "fees": rc.fees.model_dump(),
+        "latency_ms": venue.entry_latency_ns / 1e6,
+        "queue_model": venue.queue_model,
+        "seed": int(s.settings.seed),
         "start_ts": int(events["exch_ts"][0]),
         "end_ts": int(events["exch_ts"][-1]),
         "start_mid_px": s.start_mid,
-        "initial_position_qty": float(st.start_position_qty),
+        "initial_position_qty": venue.start_position_qty,
         "initial_equity": initial_equity,
         "final_mid_px": stats["final_mid_px"],
     }

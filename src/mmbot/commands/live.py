@@ -53,6 +53,7 @@ def _endpoints(testnet: bool, mainnet: bool, exchange_url: str | None):
 
 def _session(
     mode: str,
+    *,
     symbol: str,
     out: Path,
     endpoints,
@@ -130,12 +131,9 @@ def _session(
     return run_session(cfg)
 
 
-BOOK_DEPTHS = (1, 50, 200, 500)
-"""Depths of Bybit V5's linear ``orderbook.N`` topic."""
-
-
 def _book_depth(depth: int) -> int:
     from mmbot.errors import UserError
+    from mmbot.live.runner import BOOK_DEPTHS
 
     if depth not in BOOK_DEPTHS:
         raise UserError(f"--book-depth: {depth} is not one of {', '.join(map(str, BOOK_DEPTHS))}")
@@ -214,22 +212,22 @@ def paper(
         eps = MAINNET
     return _session(
         "paper",
-        symbol,
-        out,
-        eps,
-        None,
-        journal,
-        duration_s,
-        profile,
-        overrides,
-        strategy,
-        order_qty,
-        max_position_qty,
-        loss_limit,
-        stale_ms,
-        max_clock_drift_ms,
-        metrics_port,
-        latency_ms,
+        symbol=symbol,
+        out=out,
+        endpoints=eps,
+        keys=None,
+        journal=journal,
+        duration_s=duration_s,
+        profile=profile,
+        overrides=overrides,
+        strategy=strategy,
+        order_qty=order_qty,
+        max_position_qty=max_position_qty,
+        loss_limit=loss_limit,
+        stale_ms=stale_ms,
+        max_clock_drift_ms=max_clock_drift_ms,
+        metrics_port=metrics_port,
+        latency_ms=latency_ms,
         book_depth=book_depth,
         record=record,
         params=param,
@@ -286,24 +284,24 @@ def live(
     keys = load_keys(keys_file)
     return _session(
         "live",
-        symbol,
-        out,
-        eps,
-        keys,
-        journal,
-        duration_s,
-        profile,
-        overrides,
-        strategy,
-        order_qty,
-        max_position_qty,
-        loss_limit,
-        stale_ms,
-        max_clock_drift_ms,
-        metrics_port,
-        0.0,
-        rest_timeout_s,
-        clock_check_s,
+        symbol=symbol,
+        out=out,
+        endpoints=eps,
+        keys=keys,
+        journal=journal,
+        duration_s=duration_s,
+        profile=profile,
+        overrides=overrides,
+        strategy=strategy,
+        order_qty=order_qty,
+        max_position_qty=max_position_qty,
+        loss_limit=loss_limit,
+        stale_ms=stale_ms,
+        max_clock_drift_ms=max_clock_drift_ms,
+        metrics_port=metrics_port,
+        latency_ms=0.0,
+        rest_timeout_s=rest_timeout_s,
+        clock_check_s=clock_check_s,
         book_depth=book_depth,
         record=record,
         params=param,

@@ -4,9 +4,14 @@ Owns the ``RunConfig`` model and ``build_run_config``. The layers of docs/config
 sections: the profile's ``quoting`` and ``risk`` sections as they are, its base + deltas as
 ``effective``, the six runtime knobs after overrides and clamping as ``knobs``, what the run
 resolves from its own settings (``RunSettings`` / ``RunnerConfig`` / the command line: quoter,
-order size, position limit, fees, exchange rate limit) as ``run``, the market's grid as ``market``
-and the contract as ``spec``. ``mmbot.strategy.params`` generates the compiled record from it: each
-``PARAM_FIELDS`` line names the ``section.field`` it reads here.
+order size, position limit, exchange rate limit, wake interval) as ``run``, the fee rates and where
+they come from as ``fees``, the market's grid as ``market``, the contract as ``spec`` and the
+simulated venue's own settings (latency, queue model, partial fills, order slots, ladder pad, the
+starting account: ``mmbot.sim.config.VenueSettings``) as ``venue``. ``mmbot.strategy.params``
+generates the compiled record from it: each ``PARAM_FIELDS`` line names the ``section.field`` it
+reads here; ``RunConfig.venue_config()`` is the one place a run derives the ``sim.VenueConfig`` its
+venue is built from (grid, fees, rate limit and contract from their sections, the rest from
+``venue``).
 
 Every section forbids unknown keys and non-finite numbers and states its limits; a bad value is a
 ``UserError`` of one line naming the field (``run configuration: run.order_qty: ...``). Knob values
@@ -24,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from mmbot import knobs
 from mmbot.config.profile import Quoting, Risk, validation_message
 from mmbot.errors import UserError
+from mmbot.sim.config import VenueConfig, VenueSettings
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -40,9 +46,19 @@ class RunValues(_Frozen):
     requote_mode: int = Field(ge=0, description="REQUOTE_* of the quoter")
     order_qty: float = Field(gt=0.0, description="order size, base units or contracts")
     max_position_qty: float = Field(gt=0.0, description="max absolute position")
+    rate_limit_per_s: float = Field(ge=0.0, description="exchange orders/s; 0 = none")
+    wake_interval_ms: float = Field(gt=0.0, description="the loop wakes at least this often")
+
+
+class FeeRates(_Frozen):
+    """The fee rates a run uses and where they come from (``mmbot.fees.FeeChoice``)."""
+
+    market: str = Field(description="the market whose schedule was read")
+    tier: str = Field(description="the tier, or 'custom' for explicit rates")
     maker_fee_rate: float = Field(gt=-0.1, lt=0.1, description="fraction of notional; < 0 rebate")
     taker_fee_rate: float = Field(gt=-0.1, lt=0.1, description="fraction of notional")
-    rate_limit_per_s: float = Field(ge=0.0, description="exchange orders/s; 0 = none")
+    source: str = Field(description="where the rates come from")
+    date: str = Field(description="the schedule's date")
 
 
 class MarketGrid(_Frozen):
@@ -89,12 +105,33 @@ class RunConfig(_Frozen):
     """A run's resolved configuration; ``mmbot.strategy.params.PARAM_FIELDS`` reads it."""
 
     run: RunValues
+    fees: FeeRates
     market: MarketGrid
     knobs: Knobs  # type: ignore[valid-type]
     effective: Effective
     quoting: FrozenQuoting
     risk: FrozenRisk
     spec: Contract
+    venue: VenueSettings | None = Field(
+        None, description="the simulated venue's own settings; None: no venue (a live session)"
+    )
+
+    def venue_config(self) -> VenueConfig:
+        """What ``mmbot.sim.make_venue`` needs: the grid, the fees, the exchange rate limit and the
+        contract from their sections (the guards read the same values from the record), the
+        venue's own settings from ``venue``."""
+        if self.venue is None:
+            raise UserError("run configuration: venue: this run has no simulated venue settings")
+        return VenueConfig(
+            tick_px=self.market.tick_px,
+            lot_qty=self.market.lot_qty,
+            maker_fee_rate=self.fees.maker_fee_rate,
+            taker_fee_rate=self.fees.taker_fee_rate,
+            rate_limit_per_s=int(self.run.rate_limit_per_s),  # the venue counts whole orders
+            contract_size=self.spec.contract_size,
+            inverse=self.spec.inverse,
+            **self.venue.model_dump(),
+        )
 
     def value(self, source: str) -> Any:
         """The value a ``section.field`` path names (``"quoting.gamma"``)."""

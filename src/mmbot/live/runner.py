@@ -1,6 +1,11 @@
 """Runs a live/paper session (``run_session``): its configuration (``RunnerConfig``, what
 ``mmbot paper|live`` resolves from the command line) and its log; the session itself is
 ``live.session.Session``. Re-exports the names the commands and tests use from here.
+
+``RunnerConfig`` is frozen and validated: a bad value is a ``UserError`` of one line naming the
+field (``RunnerConfig.stale_ms: Input should be greater than 0 (got -1.0)``). The run's own
+choices in it (quoter, order size, position limit, fee rates, loss limit) reach the session's
+``mmbot.config.run.RunConfig`` through ``make_params`` (docs/config.md maps each option).
 """
 
 from __future__ import annotations
@@ -10,10 +15,14 @@ import json
 import logging
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mmbot import env
+from mmbot.config.profile import validation_message
+from mmbot.errors import UserError
 from mmbot.live.bybit import Endpoints
 from mmbot.live.gateway import DCP_WINDOW_S, TERMINAL
 from mmbot.live.order_flow import Slot, link_num
@@ -22,6 +31,7 @@ from mmbot.live.signing import ApiKeys
 from mmbot.strategy.registry import SESSION_DEFAULT_QUOTER
 
 __all__ = [
+    "BOOK_DEPTHS",
     "DCP_WINDOW_S",
     "EXIT_KILLED",
     "TERMINAL",
@@ -34,33 +44,57 @@ __all__ = [
 ]
 
 
-@dataclass
-class RunnerConfig:
-    mode: str  # "paper" | "live"
-    symbol: str
+BOOK_DEPTHS = (1, 50, 200, 500)
+"""Depths of Bybit V5's linear ``orderbook.N`` topic."""
+
+_Pos = Field(None, gt=0.0)
+
+
+class RunnerConfig(BaseModel):
+    """A paper or live session's settings (``mmbot paper|live`` options, docs/cli.md)."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, arbitrary_types_allowed=True
+    )
+
+    mode: Literal["paper", "live"]
+    symbol: str = Field(min_length=1)
     endpoints: Endpoints
     out_dir: Path
     keys: ApiKeys | None = None
     journal_path: Path | None = None
-    duration_s: float | None = None
+    duration_s: float | None = _Pos
     profile: str | None = None
     overrides_file: Path | None = None
-    strategy: str = SESSION_DEFAULT_QUOTER
-    params: dict | None = None  # the quoter's parameters (--param)
-    order_qty: float | None = None
-    max_position_qty: float | None = None
-    hard_position_ratio: float = 1.5  # kill switch at this multiple of max_position_qty
-    loss_limit_quote: float | None = None  # default: profile risk.max_loss
-    stale_ms: float = 3000.0
-    max_clock_drift_ms: float = 1000.0
-    clock_check_s: float = 5.0
-    rest_timeout_s: float = 2.0
-    paper_latency_ms: float | None = None  # None: the feed's measured median latency
-    metrics_port: int = 0
+    strategy: str = Field(SESSION_DEFAULT_QUOTER, min_length=1)
+    params: dict[str, int | float] | None = None  # the quoter's parameters (--param)
+    order_qty: float | None = _Pos
+    max_position_qty: float | None = _Pos
+    hard_position_ratio: float = Field(1.5, ge=1.0)  # kill switch at this x max_position_qty
+    loss_limit_quote: float | None = _Pos  # RunConfig risk.max_loss; None: the profile's
+    stale_ms: float = Field(3000.0, gt=0.0)
+    max_clock_drift_ms: float = Field(1000.0, gt=0.0)
+    clock_check_s: float = Field(5.0, gt=0.0)
+    rest_timeout_s: float = Field(2.0, gt=0.0)
+    paper_latency_ms: float | None = Field(None, ge=0.0)  # None: the feed's measured median
+    metrics_port: int = Field(0, ge=0, le=65535)
     book_depth: int = 50  # orderbook.N topic: 50 (20 ms) or 500 (100 ms) on Bybit linear
-    maker_fee_rate: float | None = None
-    taker_fee_rate: float | None = None
+    maker_fee_rate: float | None = Field(None, gt=-0.1, lt=0.1)
+    taker_fee_rate: float | None = Field(None, gt=-0.1, lt=0.1)
     record_path: Path | None = None  # write the public stream traded on here (capture format)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise UserError(validation_message(exc, "RunnerConfig").replace(": ", ".", 1)) from None
+
+    @field_validator("book_depth")
+    @classmethod
+    def _a_topic_depth(cls, depth: int) -> int:
+        if depth not in BOOK_DEPTHS:
+            raise ValueError(f"{depth} is not one of {', '.join(map(str, BOOK_DEPTHS))}")
+        return depth
 
 
 def setup_logging(out_dir: Path) -> None:

@@ -58,6 +58,7 @@ from mmbot.live.session_records import write_records
 from mmbot.records import ACTION_DTYPE
 
 if TYPE_CHECKING:
+    from mmbot.config.run import RunConfig
     from mmbot.live.runner import RunnerConfig
 
 log = logging.getLogger("mmbot.live")
@@ -113,6 +114,7 @@ class Session(OrderFlow):
         self.wake_interval_ns = int(self.quoter.wake_interval_ms * 1e6)
         self.slots = [Slot() for _ in range(2 * self.levels)]  # row level * 2 + side
         self.orders: dict[str, dict] = {}  # link_id -> {"side", "terminal", "created_ns", ...}
+        self.run_config: RunConfig | None = None  # setup_params builds it at the first book
         self.params: np.ndarray | None = None
         self.state: np.ndarray | None = None  # the quoter's
         self.guard: np.ndarray | None = None
@@ -288,9 +290,11 @@ class Session(OrderFlow):
             new_own_orders,
             new_quote,
         )
-        from mmbot.strategy.params import make_params
+        from mmbot.strategy.params import params_record, run_config
 
-        self.params = make_params(
+        # the session's resolved configuration (no simulated venue section: a paper session's
+        # matcher is live.simmatch's); the compiled record is generated from it
+        self.run_config = run_config(
             self.knobs,
             self.profile,
             tick_px=self.tick_px,
@@ -302,9 +306,9 @@ class Session(OrderFlow):
             maker_fee_rate=self.cfg.maker_fee_rate,
             taker_fee_rate=self.cfg.taker_fee_rate,
             spec=spec_for("bybit-linear", self.symbol),  # the live connector trades Bybit linear
+            max_loss=self.cfg.loss_limit_quote,  # --loss-limit over the profile's risk.max_loss
         )
-        if self.cfg.loss_limit_quote is not None:
-            self.params[0]["max_loss"] = self.cfg.loss_limit_quote
+        self.params = params_record(self.run_config)
         band_ticks = round(float(self.params[0]["near_band_bps"]) * 1e-4 * ref_px / self.tick_px)
         self.near_ticks = min(max(band_ticks, 1), MAX_NEAR_TICKS)
         self.state = self.quoter.new_state(self.params, self.qparams)

@@ -1,13 +1,22 @@
-"""Venue configuration (`VenueConfig`) and its validation; owns nothing compiled."""
+"""The venue's settings (``VenueSettings``, ``VenueConfig``) and their validation; owns nothing
+compiled.
+
+``VenueSettings`` are the venue's own settings (latency, queue model, partial fills, order slots,
+ladder pad, the starting account): the ``venue`` section of a run's ``mmbot.config.run.RunConfig``.
+``VenueConfig`` adds what the venue shares with the rest of a run (the grid, the fees, the exchange
+rate limit, the contract) and the time-varying latency; ``RunConfig.venue_config()`` builds it from
+the run's sections, the one place a run derives what ``make_venue`` needs. Both are frozen pydantic
+models: a bad value is a ``UserError`` of one line naming the field (``VenueConfig.tick_px: ...``).
+"""
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mmbot.errors import UserError
 
@@ -15,44 +24,6 @@ from mmbot.errors import UserError
 QM_RISK_AVERSE = 0
 QM_POWER = 1  # f(x) = x**n, prob = f(back) / (f(back) + f(front))  (hftbacktest PowerProbQueueFunc)
 QM_LOG = 2  # f(x) = ln(1 + x), same ratio                          (hftbacktest LogProbQueueFunc)
-
-
-@dataclass
-class VenueConfig:
-    """Everything the simulated venue needs besides the events.
-
-    Fee rates are fractions of notional paid (``-0.00005`` = 0.5 bps maker rebate). Latencies in ns:
-    ``entry_latency_ns`` (strategy -> exchange) and ``response_latency_ns`` (exchange -> strategy);
-    when ``latency`` is given (three equal-length arrays ``(ts_ns, entry_ns, response_ns)``, ts
-    increasing) the latencies are interpolated linearly in time instead (entry at the send time,
-    response at the exchange time). ``queue_model``: ``"risk_averse"``, ``"power<N>"`` (e.g.
-    ``"power2"``, ``"power1.5"``) or ``"log"``. ``rate_limit_per_s`` = 0 disables the exchange-side
-    orders/s limit (new orders and modifies count; cancels do not). ``max_orders`` = order slots.
-    ``ladder_pad_ratio``: the dense price ladder spans the prices of the first events plus this
-    fraction of the price on each side (at least 2000 ticks); levels beyond it are counted as out of
-    band, not simulated. A replay knows its prices; a live feed does not, so it wants a wider pad.
-    ``start_position_qty`` / ``start_cash``: the account the venue starts from (both the exchange's
-    and the strategy's view), e.g. the position and cash a soak chunk carries from the previous
-    one; ``start_cash`` holds what the position cost (``-position x contract value`` at entry).
-    """
-
-    tick_px: float
-    lot_qty: float
-    maker_fee_rate: float = 0.0
-    taker_fee_rate: float = 0.0
-    entry_latency_ns: int = 0
-    response_latency_ns: int = 0
-    latency: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-    queue_model: str = "risk_averse"
-    partial_fills: bool = False
-    rate_limit_per_s: int = 0
-    max_orders: int = 64
-    ladder_pad_ratio: float = 0.02
-    contract_size: float = 1.0
-    inverse: bool = False
-    start_position_qty: float = 0.0
-    start_cash: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 def parse_queue_model(name: str) -> tuple[int, float]:
@@ -80,55 +51,113 @@ def price_decimals(tick_px: float) -> int:
     return max(0, -int(exp)) + 0
 
 
-def validate_config(cfg: VenueConfig) -> None:
-    """Raise UserError naming the field for any unusable setting."""
-    for name in ("tick_px", "lot_qty"):
-        val = getattr(cfg, name)
-        if not (isinstance(val, (int, float)) and math.isfinite(val) and val > 0):
-            raise UserError(f"VenueConfig.{name} must be a positive number (got {val!r})")
-    for name in ("maker_fee_rate", "taker_fee_rate"):
-        val = getattr(cfg, name)
-        if not (isinstance(val, (int, float)) and math.isfinite(val) and abs(val) < 0.1):
-            raise UserError(
-                f"VenueConfig.{name} must be a finite fraction of notional (got {val!r})"
-            )
-    for name in ("entry_latency_ns", "response_latency_ns"):
-        val = getattr(cfg, name)
-        if int(val) != val or val < 0:
-            raise UserError(
-                f"VenueConfig.{name} must be a non-negative integer of ns (got {val!r})"
-            )
-    if int(cfg.rate_limit_per_s) != cfg.rate_limit_per_s or cfg.rate_limit_per_s < 0:
-        raise UserError(
-            f"VenueConfig.rate_limit_per_s must be an integer >= 0 (got {cfg.rate_limit_per_s!r})"
-        )
-    if int(cfg.max_orders) != cfg.max_orders or not (1 <= cfg.max_orders <= 100_000):
-        raise UserError(
-            f"VenueConfig.max_orders must be an integer in 1..100000 (got {cfg.max_orders!r})"
-        )
-    r = cfg.ladder_pad_ratio
-    if not (isinstance(r, (int, float)) and math.isfinite(r) and 0.0 < r <= 1.0):
-        raise UserError(f"VenueConfig.ladder_pad_ratio must be in (0, 1] (got {r!r})")
-    c = cfg.contract_size
-    if not (isinstance(c, (int, float)) and math.isfinite(c) and c > 0):
-        raise UserError(f"VenueConfig.contract_size must be a positive number (got {c!r})")
-    for name in ("start_position_qty", "start_cash"):
-        val = getattr(cfg, name)
-        if not (isinstance(val, (int, float)) and math.isfinite(val)):
-            raise UserError(f"VenueConfig.{name} must be a finite number (got {val!r})")
-    parse_queue_model(cfg.queue_model)
-    if cfg.latency is not None:
+def _queue_model_name(name: str) -> str:
+    try:
+        parse_queue_model(name)
+    except UserError as exc:
+        raise ValueError(str(exc)) from None
+    return name
+
+
+# numpy scalars (np.int64, np.float32, np.bool_) are plain numbers here, as they were for the
+# hand-written checks this replaces
+def _number(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+_Num = Annotated[float, Field(allow_inf_nan=False)]
+QueueModel = Annotated[str, AfterValidator(_queue_model_name)]
+
+
+def _message(exc: ValidationError, model: str) -> str:
+    """One line naming the field: ``VenueConfig.tick_px: Input should be greater than 0 (got 0.0)``."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ())) or "(root)"
+    msg = "unknown field" if err.get("type") == "extra_forbidden" else err.get("msg", "invalid")
+    got = repr(err.get("input"))
+    got = f" (got {got})" if err.get("type") != "missing" and len(got) <= 60 else ""
+    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{model}.{loc}: {msg}{got}{more}"
+
+
+class VenueSettings(BaseModel):
+    """The venue's own settings (a run's ``RunConfig.venue`` section).
+
+    Latencies in ns: ``entry_latency_ns`` (strategy -> exchange) and ``response_latency_ns``
+    (exchange -> strategy). ``queue_model``: ``"risk_averse"``, ``"power<N>"`` (e.g. ``"power2"``,
+    ``"power1.5"``) or ``"log"``. ``max_orders`` = order slots. ``ladder_pad_ratio``: the dense price
+    ladder spans the prices of the first events plus this fraction of the price on each side (at
+    least 2000 ticks); levels beyond it are counted as out of band, not simulated. A replay knows
+    its prices; a live feed does not, so it wants a wider pad. ``start_position_qty`` /
+    ``start_cash``: the account the venue starts from (both the exchange's and the strategy's
+    view), e.g. the position and cash a soak chunk carries from the previous one; ``start_cash``
+    holds what the position cost (``-position x contract value`` at entry). A section of a
+    validated model (``RunConfig``), it reports bad values through that model.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    entry_latency_ns: int = Field(0, ge=0, description="strategy -> exchange, ns")
+    response_latency_ns: int = Field(0, ge=0, description="exchange -> strategy, ns")
+    queue_model: QueueModel = Field("risk_averse", description="risk_averse | power<N> | log")
+    partial_fills: bool = Field(False, description="a trade may fill part of an order")
+    max_orders: int = Field(64, ge=1, le=100_000, description="order slots")
+    ladder_pad_ratio: float = Field(
+        0.02, gt=0.0, le=1.0, description="price ladder pad beyond the first prices, x price"
+    )
+    start_position_qty: _Num = Field(0.0, description="position the account starts with")
+    start_cash: _Num = Field(0.0, description="cash the account starts with, settle coin")
+
+
+class VenueConfig(VenueSettings):
+    """Everything the simulated venue needs besides the events: ``VenueSettings`` plus the grid,
+    the fees, the exchange rate limit, the contract and the time-varying latency.
+
+    Fee rates are fractions of notional paid (``-0.00005`` = 0.5 bps maker rebate). When
+    ``latency`` is given (three equal-length arrays ``(ts_ns, entry_ns, response_ns)``, ts
+    increasing) the latencies are interpolated linearly in time instead of the constant ones (entry
+    at the send time, response at the exchange time). ``rate_limit_per_s`` = 0 disables the
+    exchange-side orders/s limit (new orders and modifies count; cancels do not).
+    """
+
+    tick_px: float = Field(gt=0.0, description="price step")
+    lot_qty: float = Field(gt=0.0, description="quantity step")
+    maker_fee_rate: float = Field(0.0, gt=-0.1, lt=0.1, description="fraction of notional")
+    taker_fee_rate: float = Field(0.0, gt=-0.1, lt=0.1, description="fraction of notional")
+    rate_limit_per_s: int = Field(0, ge=0, description="exchange orders/s; 0 = none")
+    contract_size: float = Field(1.0, gt=0.0, description="base (inverse: USD) per contract")
+    inverse: bool = Field(False, description="a contract is worth -contract_size/px coin")
+    latency: Any = Field(None, description="(ts_ns, entry_ns, response_ns) arrays or None")
+
+    def __init__(self, **data: Any) -> None:
         try:
-            ts, ent, rsp = (np.asarray(a) for a in cfg.latency)
-        except (TypeError, ValueError) as exc:
-            raise UserError(
-                "VenueConfig.latency must be three arrays (ts_ns, entry_ns, response_ns)"
-            ) from exc
+            super().__init__(**{k: _number(v) for k, v in data.items()})
+        except ValidationError as exc:
+            raise UserError(_message(exc, "VenueConfig")) from None
+
+    @field_validator("latency")
+    @classmethod
+    def _latency_arrays(cls, value: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        if value is None:
+            return None
+        try:
+            ts, ent, rsp = (np.asarray(a) for a in value)
+        except (TypeError, ValueError):
+            raise ValueError("must be three arrays (ts_ns, entry_ns, response_ns)") from None
         if not (len(ts) == len(ent) == len(rsp)) or len(ts) == 0:
-            raise UserError(
-                "VenueConfig.latency: the three arrays must be non-empty and of equal length"
-            )
+            raise ValueError("the three arrays must be non-empty and of equal length")
         if np.any(np.diff(ts.astype(np.int64)) < 0):
-            raise UserError("VenueConfig.latency: ts_ns must be non-decreasing")
+            raise ValueError("ts_ns must be non-decreasing")
         if np.any(ent < 0) or np.any(rsp < 0):
-            raise UserError("VenueConfig.latency: latencies must be >= 0")
+            raise ValueError("latencies must be >= 0")
+        return ts, ent, rsp
+
+
+def validate_config(cfg: VenueConfig) -> None:
+    """Raise UserError unless ``cfg`` is a valid ``VenueConfig`` (its constructor validates; this
+    catches another object, or one built around the constructor)."""
+    if not isinstance(cfg, VenueConfig):
+        raise UserError(
+            f"venue config: expected a mmbot.sim.VenueConfig (got {type(cfg).__name__})"
+        )
+    VenueConfig(**dict(cfg))

@@ -3,7 +3,8 @@
 Owns ``PARAM_FIELDS`` (the record, one line per field: name, dtype, the ``RunConfig`` path its
 value comes from, what it means), ``PARAMS_DTYPE`` generated from it, ``run_config`` (knobs +
 profile + run settings + market -> the frozen, validated ``mmbot.config.run.RunConfig``),
-``params_record`` (RunConfig -> record) and ``make_params`` (both). Knobs travel as *data* in this
+``params_record`` (RunConfig -> record) and ``make_params`` (both). A new ``RunConfig`` number
+reaches the compiled record with one ``PARAM_FIELDS`` line. Knobs travel as *data* in this
 record, never as compile-time constants, so a soak run with new knobs reuses the cached machine code.
 docs/config.md lists the fields.
 """
@@ -48,6 +49,7 @@ class ParamField:
 # Where a field's value comes from: the sections of `mmbot.config.run.RunConfig`.
 SOURCES: dict[str, str] = {
     "run": "resolved by make_params from its arguments and the profile (see its docstring)",
+    "fees": "the fee rates: explicit, else the tier of the market's schedule (fee_choice)",
     "market": "the market's grid (make_params' tick_px, lot_qty)",
     "knobs": "the six runtime knobs (mmbot.knobs), after overrides and clamping",
     "effective": "profile base + deltas (Profile.effective)",
@@ -99,8 +101,8 @@ PARAM_FIELDS: tuple[ParamField, ...] = (
     ParamField("max_notional", _F, "risk.max_notional", "max absolute position x mid, quote"),
     ParamField("max_loss", _F, "risk.max_loss", "kill switch below -max_loss PnL", settle=True),
     # fees and venue
-    ParamField("maker_fee_rate", _F, "run.maker_fee_rate", "fraction of notional; < 0 rebate"),
-    ParamField("taker_fee_rate", _F, "run.taker_fee_rate", "fraction of notional"),
+    ParamField("maker_fee_rate", _F, "fees.maker_fee_rate", "fraction of notional; < 0 rebate"),
+    ParamField("taker_fee_rate", _F, "fees.taker_fee_rate", "fraction of notional"),
     ParamField("rate_limit_per_s", _F, "run.rate_limit_per_s", "exchange orders/s; 0 = none"),
     # order manager
     ParamField("requote_mode", _I, "run.requote_mode", "REQUOTE_* of the quoter"),
@@ -118,7 +120,13 @@ PARAM_FIELDS: tuple[ParamField, ...] = (
     ParamField("drawdown_cooldown_ns", _I, "risk.drawdown_cooldown_s", "pause after a stop", _S),
 )
 
-PARAMS_DTYPE = np.dtype([(f.name, f.dtype) for f in PARAM_FIELDS], align=True)
+
+def params_dtype(fields: tuple[ParamField, ...] = PARAM_FIELDS) -> np.dtype:
+    """The record's dtype: one field per table line, in table order."""
+    return np.dtype([(f.name, f.dtype) for f in fields], align=True)
+
+
+PARAMS_DTYPE = params_dtype()
 
 
 def fee_choice(
@@ -167,45 +175,56 @@ def run_config(
     rate_limit_per_s: float | None = None,
     spec: ContractSpec | None = None,
     fee_tier: str | None = None,
+    max_loss: float | None = None,
+    wake_interval_ms: float | None = None,
+    venue: Mapping[str, Any] | None = None,
 ) -> RunConfig:
     """The run's resolved, validated configuration (``mmbot.config.run.RunConfig``).
 
     ``order_qty`` defaults to the profile's ``order_notional`` (quote currency) in contracts of
     ``spec`` at ``ref_px``, rounded down to the lot (at least one lot); ``max_position_qty`` to
     ``max_position_orders × order_qty``; fees, explicit rates, else the tier (``fee_choice``);
-    ``rate_limit_per_s`` to the profile's ``venue.rate_limit_per_s``. A bad value is a UserError
-    naming the field.
+    ``rate_limit_per_s`` to the profile's ``venue.rate_limit_per_s``; ``max_loss`` (quote currency;
+    the live session's ``--loss-limit``) over the profile's ``risk.max_loss``; ``wake_interval_ms``
+    to the quoter's own; ``venue``: the simulated venue's own settings
+    (``mmbot.sim.config.VenueSettings`` fields; missing ones take its defaults; None: the run builds
+    no venue from this configuration, as a live session). A bad value is a UserError naming the
+    field.
     """
     from mmbot.config.run import build_run_config
 
     spec = spec if spec is not None else LINEAR_DEFAULT
+    quoter = _quoter(strategy)
     if order_qty is None:
         order_qty = round_to_lot(
             spec.qty_for_notional(profile.quoting.order_notional, ref_px), lot_qty
         )
     if max_position_qty is None:
         max_position_qty = profile.risk.max_position_orders * order_qty
-    fee = fee_choice(profile, spec, fee_tier, maker_fee_rate, taker_fee_rate)
     run = {
         "quoter": strategy,
         "strategy": STRATEGY_CODES.get(strategy, STRATEGY_OTHER),
-        "requote_mode": _requote_mode(strategy),
+        "requote_mode": _requote_mode(quoter),
         "order_qty": order_qty,
         "max_position_qty": max_position_qty,
-        "maker_fee_rate": fee.maker_fee_rate,
-        "taker_fee_rate": fee.taker_fee_rate,
         "rate_limit_per_s": (
             profile.venue.rate_limit_per_s if rate_limit_per_s is None else rate_limit_per_s
         ),
+        "wake_interval_ms": _first(wake_interval_ms, quoter.wake_interval_ms),
     }
+    risk = profile.risk.model_dump()
+    if max_loss is not None:
+        risk["max_loss"] = max_loss
     return build_run_config(
         {
             "run": run,
+            "fees": fee_choice(profile, spec, fee_tier, maker_fee_rate, taker_fee_rate).to_meta(),
             "market": {"tick_px": tick_px, "lot_qty": lot_qty, "ref_px": ref_px},
             "knobs": {k: knob_values[k] for k in KNOB_NAMES if k in knob_values},
             "effective": profile.effective(),
             "quoting": profile.quoting.model_dump(),
-            "risk": profile.risk.model_dump(),
+            "risk": risk,
+            "venue": None if venue is None else dict(venue),
             "spec": {
                 "contract_size": spec.contract_size,
                 "inverse": spec.inverse,
@@ -215,15 +234,15 @@ def run_config(
     )
 
 
-def params_record(cfg: RunConfig) -> np.ndarray:
-    """The compiled record of ``cfg``: each ``PARAM_FIELDS`` field from its source. Money limits
-    of the profile (``max_loss``, ``max_drawdown``) are in quote currency; for an inverse contract
-    they are converted to the settle coin at ``ref_px`` (``max_notional`` stays quote: the guard
-    values positions in quote)."""
+def params_record(cfg: RunConfig, fields: tuple[ParamField, ...] = PARAM_FIELDS) -> np.ndarray:
+    """The compiled record of ``cfg``: each field of the table (``PARAM_FIELDS``) from its source.
+    Money limits of the profile (``max_loss``, ``max_drawdown``) are in quote currency; for an
+    inverse contract they are converted to the settle coin at ``ref_px`` (``max_notional`` stays
+    quote: the guard values positions in quote)."""
     money = 1.0 / cfg.market.ref_px if cfg.spec.inverse else 1.0
-    p = np.zeros(1, dtype=PARAMS_DTYPE)
+    p = np.zeros(1, dtype=PARAMS_DTYPE if fields is PARAM_FIELDS else params_dtype(fields))
     rec = p[0]
-    for f in PARAM_FIELDS:
+    for f in fields:
         v = float(cfg.value(f.source)) * f.scale
         if f.settle:
             v *= money
@@ -231,9 +250,18 @@ def params_record(cfg: RunConfig) -> np.ndarray:
     return p
 
 
-def _requote_mode(strategy: str) -> int:
-    """The quoter's REQUOTE_* code: the record carries it so every driver requotes alike."""
-    from mmbot.strategy.contract import REQUOTE_MODES
+def _first(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def _quoter(strategy: str) -> Any:
     from mmbot.strategy.registry import resolve
 
-    return REQUOTE_MODES[resolve(strategy).requote]
+    return resolve(strategy)
+
+
+def _requote_mode(quoter: Any) -> int:
+    """The quoter's REQUOTE_* code: the record carries it so every driver requotes alike."""
+    from mmbot.strategy.contract import REQUOTE_MODES
+
+    return REQUOTE_MODES[quoter.requote]
