@@ -102,6 +102,7 @@ from mmbot.data.synthetic_layout import (
     P_STALE_EDGE,
     P_STALE_RATE,
     P_STALE_WHOLE,
+    P_SWEEP_REQUOTE,
     P_TICK_PX,
     P_TRANSIENT,
     P_TRANSIENT_DECAY,
@@ -198,6 +199,7 @@ def model_arrays(
         P[P_REFILL_WHOLE] = float(m.get("refill_whole", 0.0))
         P[P_REF_HYST] = float(m.get("ladder_hysteresis_bps", 0.0)) * ticks_per_bps
         P[P_STALE_WHOLE] = float(m.get("stale_pull_whole", 0.0))
+        P[P_SWEEP_REQUOTE] = float(m.get("sweep_requote", 0.0))
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"calibration: missing or malformed field {exc!s}") from None
     if not np.all(np.isfinite(P)) or np.any(P < 0):

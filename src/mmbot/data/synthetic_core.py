@@ -57,10 +57,13 @@ from mmbot.data.synthetic_layout import (
     P_MAKER_LOTS,
     P_NOISE_MU,
     P_PRINTS_PER_MS,
+    P_REF_HYST,
     P_REFILL_WHOLE,
     P_SAME_SIDE,
     P_SIGMA_TICKS,
+    P_STALE_EDGE,
     P_STALE_WHOLE,
+    P_SWEEP_REQUOTE,
     P_TICK_PX,
     P_TRANSIENT,
     P_TRANSIENT_DECAY,
@@ -425,7 +428,49 @@ def _sweep_end(
         v = fs[F_V] + (P[P_IMPACT] + P[P_TRANSIENT]) * move
         fs[F_TRANSIENT] += P[P_TRANSIENT] * move
         fs[F_V] = v
+        if P[P_SWEEP_REQUOTE] > 0.0:
+            n = _requote(P, fs[F_V], ist, bq, aq, buy, emit, t_new, local_ns, n, out)
     ist[S_SWEEP_SIDE] = 0
+    return n
+
+
+@njit(cache=True)
+def _requote(
+    P: np.ndarray,
+    v: float,
+    ist: np.ndarray,
+    bq: np.ndarray,
+    aq: np.ndarray,
+    buy: bool,
+    emit: bool,
+    t_new: int,
+    local_ns: int,
+    n: int,
+    out: np.ndarray,
+) -> int:
+    """After a noise sweep moved v to ``v``: the swept side's makers pull at once every level
+    that v has passed by more than the stale edge (one row each, zero quantity); returns the
+    rows written so far."""
+    tick = P[P_TICK_PX]
+    edge = P[P_STALE_EDGE] + P[P_REF_HYST]
+    if buy:
+        p = ist[S_BEST_ASK]
+        while p != _NONE and p < v - edge:
+            ist[S_QA_LOTS] -= aq[p & _RING_MASK]
+            aq[p & _RING_MASK] = 0
+            if emit:
+                n = _emit(n, _EV_ASK_DEPTH, t_new, local_ns, p * tick, 0.0, out)
+            p = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
+        ist[S_BEST_ASK] = p
+    else:
+        p = ist[S_BEST_BID]
+        while p != _NONE and p > v + edge:
+            ist[S_QB_LOTS] -= bq[p & _RING_MASK]
+            bq[p & _RING_MASK] = 0
+            if emit:
+                n = _emit(n, _EV_BID_DEPTH, t_new, local_ns, p * tick, 0.0, out)
+            p = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
+        ist[S_BEST_BID] = p
     return n
 
 

@@ -77,7 +77,15 @@ P_REF_HYST = 26
 # match the touch rate, the mid trailed v and its 100 ms returns continued each other
 # (autocorrelation +0.14..+0.29 against the captures' +0.01..+0.10). 0 (default): one order
 P_STALE_WHOLE = 27
-N_PARAMS = 28
+# 1: after a noise sweep has moved v, the makers on the swept side pull at once every level the new
+# v has passed by more than the stale edge (one book row each): they re-quote on the print, as the
+# captures' book does (its spread is wider than one tick almost only in the few ms after an
+# aggressor order, then the far side follows). Pulled order by order at the stale hazard instead,
+# the touch trailed v by ~0.5 s after every sweep: 100 ms returns continued each other, the 100 ms
+# print markout was below the 1 s one (the captures' is above it) and the spread sat at 2-3 ticks
+# 6 % of the time, away from trades. 0 (default): no re-quote
+P_SWEEP_REQUOTE = 28
+N_PARAMS = 29
 
 # --- integer state ---------------------------------------------------------------------------
 S_T_NS = 0
