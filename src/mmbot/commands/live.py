@@ -7,10 +7,8 @@ from pathlib import Path
 
 import typer
 
-from mmbot.commands.options import PARAM_OPTION
+from mmbot.commands.options import PARAM_OPTION, STRATEGY_HELP
 from mmbot.strategy.registry import SESSION_DEFAULT_QUOTER
-
-STRATEGY_HELP = "quoter: glft | touch | glft_ref, FILE.py:NAME or pkg.module:NAME"
 
 EXCHANGE_DOMAINS = ("bybit.com", "bytick.com", "bybit.nl", "bybit-tr.com", "bybit.kz")
 """Bybit's public domains: a host under one of them is testnet iff its name says "testnet"."""

@@ -6,11 +6,11 @@ from typing import Any
 
 import typer
 
-STRATEGY_OPTION = typer.Option(
-    None,
-    "--strategy",
-    help="quoter: glft | touch | glft_ref, FILE.py:NAME or pkg.module:NAME (default: the profile's)",
-)
+from mmbot.strategy.registry import BUILTIN_QUOTERS
+
+# the built-in quoters' names come from the registry, so a new one shows in every --help
+STRATEGY_HELP = f"quoter: {' | '.join(BUILTIN_QUOTERS)}, FILE.py:NAME or pkg.module:NAME"
+STRATEGY_OPTION = typer.Option(None, "--strategy", help=f"{STRATEGY_HELP} (default: the profile's)")
 PARAM_OPTION = typer.Option(
     None, "--param", help="a quoter parameter NAME=VALUE (repeatable; unknown names are an error)"
 )
