@@ -118,15 +118,43 @@ def lot_qty(v):
     return v.lot_qty
 
 
+# one book side's reads, for the local book (lbb/lba, lbid/lask) and the exchange's (xbb/xba, ...)
+@njit(cache=True, inline="always")
+def _bid_px(v, bb):
+    """The price at bid index ``bb``; NaN when the side is empty (``bb`` < 0)."""
+    return px_of(v, bb) if bb >= 0 else np.nan
+
+
+@njit(cache=True, inline="always")
+def _ask_px(v, ba):
+    return px_of(v, ba) if ba < v.n_ticks else np.nan
+
+
+@njit(cache=True, inline="always")
+def _qty_at(v, bids, asks, side, px):
+    ix = ix_of(v, px)
+    if ix < 0 or ix >= v.n_ticks:
+        return 0.0
+    return bids[ix] if side > 0 else asks[ix]
+
+
+@njit(cache=True, inline="always")
+def _equity(v, cash, pos, mid):
+    """``cash`` + ``pos`` x contract value at ``mid`` (``cash`` alone when flat)."""
+    if pos == 0.0:
+        return cash
+    return cash + pos * contract_value(v, mid)
+
+
 @njit(cache=True)
 def best_bid_px(v):
     """NaN when the bid side is empty."""
-    return px_of(v, v.lbb) if v.lbb >= 0 else np.nan
+    return _bid_px(v, v.lbb)
 
 
 @njit(cache=True)
 def best_ask_px(v):
-    return px_of(v, v.lba) if v.lba < v.n_ticks else np.nan
+    return _ask_px(v, v.lba)
 
 
 @njit(cache=True)
@@ -159,10 +187,7 @@ def mid_px(v):
 @njit(cache=True)
 def qty_at_px(v, side, px):
     """Local book quantity at ``px`` on ``side`` (+1 bids / -1 asks); 0 outside the ladder."""
-    ix = ix_of(v, px)
-    if ix < 0 or ix >= v.n_ticks:
-        return 0.0
-    return v.lbid[ix] if side > 0 else v.lask[ix]
+    return _qty_at(v, v.lbid, v.lask, side, px)
 
 
 @njit(cache=True)
@@ -222,12 +247,12 @@ def depth_levels(v, side, px_out, qty_out, n_levels):
 
 @njit(cache=True)
 def exch_best_bid_px(v):
-    return px_of(v, v.xbb) if v.xbb >= 0 else np.nan
+    return _bid_px(v, v.xbb)
 
 
 @njit(cache=True)
 def exch_best_ask_px(v):
-    return px_of(v, v.xba) if v.xba < v.n_ticks else np.nan
+    return _ask_px(v, v.xba)
 
 
 @njit(cache=True)
@@ -237,10 +262,7 @@ def exch_mid_px(v):
 
 @njit(cache=True)
 def exch_qty_at_px(v, side, px):
-    ix = ix_of(v, px)
-    if ix < 0 or ix >= v.n_ticks:
-        return 0.0
-    return v.xbid[ix] if side > 0 else v.xask[ix]
+    return _qty_at(v, v.xbid, v.xask, side, px)
 
 
 @njit(cache=True)
@@ -327,9 +349,7 @@ def fill_count(v):
 @njit(cache=True)
 def equity(v):
     """Local cash + position x contract value at the local mid (NaN if the local book has no mid)."""
-    if v.lo_pos == 0.0:
-        return v.lo_cash
-    return v.lo_cash + v.lo_pos * contract_value(v, mid_px(v))
+    return _equity(v, v.lo_cash, v.lo_pos, mid_px(v))
 
 
 @njit(cache=True)
@@ -349,9 +369,7 @@ def exch_position_qty(v):
 
 @njit(cache=True)
 def exch_equity(v):
-    if v.ex_pos == 0.0:
-        return v.ex_cash
-    return v.ex_cash + v.ex_pos * contract_value(v, exch_mid(v))
+    return _equity(v, v.ex_cash, v.ex_pos, exch_mid(v))
 
 
 @njit(cache=True)
