@@ -66,7 +66,9 @@ MAX_NEAR_TICKS = 100
 
 @dataclass
 class RunSettings:
-    """Everything a backtest run needs besides the events.
+    """Everything a backtest run needs besides the events: the user's input, resolved into the
+    run's ``RunConfig`` by ``build_config`` (docs/config.md maps each field onto its section); the
+    run reads every resolved value from that, never from here again.
 
     ``strategy``: a quoter spec (``mmbot.strategy.registry.resolve``; None: the profile's
     ``strategy.name``); ``params``: its parameters over the profile's ``strategy.params`` (unknown

@@ -2,9 +2,10 @@
 
 - ``profile``: the profile schema (``Profile`` and its sections), loading it, the runtime overrides
   and their precedence, clamping the knobs to their limits (``mmbot.knobs``);
-- ``run``: ``RunConfig``, a run's resolved configuration (profile, knobs, run settings, market,
-  contract), frozen and validated; the params record is generated from it
-  (``mmbot.strategy.params.PARAM_FIELDS``).
+- ``run``: ``RunConfig``, a run's resolved configuration (profile, knobs, run settings, fees,
+  market, contract, the simulated venue's own settings), frozen and validated; the params record
+  is generated from it (``mmbot.strategy.params.PARAM_FIELDS``) and a backtest's venue settings
+  derived from it (``RunConfig.venue_config``).
 
 Environment variables are read in ``mmbot.env`` (it imports nothing, so it stays outside).
 """

@@ -16,9 +16,12 @@ Python (not compiled):
   message by message, a looped capture); books, orders, accounts and records carry over.
 - ``finish(v, events=None) -> (fills FILL_DTYPE, actions ACTION_DTYPE, marks MARK_DTYPE, stats)``;
   raises UserError if any verb was called with bad input (qty <= 0, price off the tick grid, ...).
-- ``VenueConfig`` (see ``mmbot.sim.config``): tick_px, lot_qty, maker_fee_rate, taker_fee_rate,
-  entry_latency_ns, response_latency_ns, latency=(ts_ns, entry_ns, response_ns) | None,
-  queue_model "risk_averse" | "power<N>" | "log", partial_fills, rate_limit_per_s, max_orders.
+- ``VenueConfig`` (see ``mmbot.sim.config``; a frozen pydantic model, a bad value is one UserError
+  line naming the field): tick_px, lot_qty, maker_fee_rate, taker_fee_rate, entry_latency_ns,
+  response_latency_ns, latency=(ts_ns, entry_ns, response_ns) | None, queue_model "risk_averse" |
+  "power<N>" | "log", partial_fills, rate_limit_per_s, max_orders, ladder_pad_ratio,
+  contract_size, inverse, start_position_qty, start_cash. A backtest builds it from its run
+  configuration (``mmbot.config.run.RunConfig.venue_config``).
 
 Compiled verbs (``@njit(cache=True)``; call them from ``@njit`` code, or from Python for tests):
 
