@@ -72,26 +72,16 @@ def _get(px_key: np.ndarray, qv: np.ndarray, p: int) -> float:
 
 
 @njit(cache=True)
-def _next_bid(bk: np.ndarray, bv: np.ndarray, start: int, nlev: int) -> int:
+def _next_level(keys: np.ndarray, qv: np.ndarray, start: int, nlev: int, step: int) -> int:
+    """The first price key from ``start`` with quantity on this side, walking ``step`` ticks at a
+    time (-1: bids, down; +1: asks, up); _NONE when the side is empty or none within _RING."""
     if nlev <= 0:
         return _NONE
     p = start
     for _ in range(_RING):
-        if _get(bk, bv, p) > 0.0:
+        if _get(keys, qv, p) > 0.0:
             return p
-        p -= 1
-    return _NONE
-
-
-@njit(cache=True)
-def _next_ask(ak: np.ndarray, av: np.ndarray, start: int, nlev: int) -> int:
-    if nlev <= 0:
-        return _NONE
-    p = start
-    for _ in range(_RING):
-        if _get(ak, av, p) > 0.0:
-            return p
-        p += 1
+        p += step
     return _NONE
 
 
@@ -207,7 +197,7 @@ def _scan(
             if kind == DEPTH_BBO_EVENT and q > 0.0:
                 while bb != _NONE and bb > p:
                     nb += _set_level(bk, bv, bb, 0.0, ref)
-                    bb = _next_bid(bk, bv, bb - 1, nb)
+                    bb = _next_level(bk, bv, bb - 1, nb, -1)
             nb += _set_level(bk, bv, p, q, ref)
             if q > 0.0:
                 if bb == _NONE or p > bb:
@@ -215,15 +205,15 @@ def _scan(
                 while ba != _NONE and ba <= p:
                     crossed_fixes += 1
                     na += _set_level(ak, av, ba, 0.0, ba)
-                    ba = _next_ask(ak, av, ba + 1, na)
+                    ba = _next_level(ak, av, ba + 1, na, 1)
             elif p == bb:
-                bb = _next_bid(bk, bv, p - 1, nb)
+                bb = _next_level(bk, bv, p - 1, nb, -1)
         elif ev[i] & SELL_EVENT:
             ref = ba if ba != _NONE else p
             if kind == DEPTH_BBO_EVENT and q > 0.0:
                 while ba != _NONE and ba < p:
                     na += _set_level(ak, av, ba, 0.0, ref)
-                    ba = _next_ask(ak, av, ba + 1, na)
+                    ba = _next_level(ak, av, ba + 1, na, 1)
             na += _set_level(ak, av, p, q, ref)
             if q > 0.0:
                 if ba == _NONE or p < ba:
@@ -231,9 +221,9 @@ def _scan(
                 while bb != _NONE and bb >= p:
                     crossed_fixes += 1
                     nb += _set_level(bk, bv, bb, 0.0, bb)
-                    bb = _next_bid(bk, bv, bb - 1, nb)
+                    bb = _next_level(bk, bv, bb - 1, nb, -1)
             elif p == ba:
-                ba = _next_ask(ak, av, p + 1, na)
+                ba = _next_level(ak, av, p + 1, na, 1)
         if bb != _NONE and ba != _NONE:
             cbq = _get(bk, bv, bb)
             caq = _get(ak, av, ba)
