@@ -154,3 +154,16 @@ def test_the_session_loss_limit_is_in_its_run_config(tmp_path, monkeypatch) -> N
     assert limits["a"] == (250.0, 250.0)
     prof_loss = load_profile("S1").risk.max_loss
     assert limits["b"] == (prof_loss, prof_loss)
+
+
+def test_every_run_setting_and_runner_field_is_mapped_in_the_docs() -> None:
+    """docs/config.md's "What maps onto what" names every field of both inputs."""
+    import dataclasses
+
+    from mmbot.live.runner import RunnerConfig
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
+    table = text[text.index("## What maps onto what") : text.index("### Knob limits")]
+    fields = [f.name for f in dataclasses.fields(RunSettings)] + list(RunnerConfig.model_fields)
+    missing = sorted({f for f in fields if f"`{f}`" not in table})
+    assert not missing, f"docs/config.md maps no row for {missing}"
