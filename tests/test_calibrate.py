@@ -277,3 +277,31 @@ def test_whole_level_pulls_fit_is_opt_in(capture_events: np.ndarray) -> None:
     assert "stale_pull_whole" not in plain["model"]
     ev = generate(whole, 1, T0_NS, 10 * 1_000_000_000)
     assert len(ev) > 100
+
+
+def test_sweep_requote_fit_is_opt_in(capture_events: np.ndarray) -> None:
+    """--sweep-requote switches the makers' re-quote on the print on (as captured only) and fits
+    the transient impact's decay, which the default fit keeps at its constant; the provenance
+    command names the flag so the file can be reproduced."""
+    from mmbot.data.calibrate import IMPACT_DECAY_PER_S, REQUOTE_TERM, add_provenance
+    from mmbot.data.calibrate_step import _step_impact
+
+    fitted = calibrate(capture_events, rounds=1, fit_seconds=20, sweep_requote=True)
+    assert fitted["model"][REQUOTE_TERM] == 1.0
+    add_provenance(fitted, USDM_CAPTURE, Path("m.json"), symbol="BTCUSDT", log=[], rounds=1)
+    assert fitted["provenance"]["command"].endswith("--sweep-requote")
+    plain = calibrate(capture_events, rounds=1, fit_seconds=20)
+    assert REQUOTE_TERM not in plain["model"]
+    assert plain["model"]["impact_decay_per_s"] == IMPACT_DECAY_PER_S
+    # the decay step: a market that keeps more of its 100 ms print markout at 5 s than the
+    # capture (0.9 vs 0.5) decays faster with the re-quote on; without it the decay is constant
+    stats = {"markout_100ms_bps": 1.0, "markout_5s_bps": 0.9, "markout_1s_bps": 1.0}
+    target = {"markout_100ms_bps": 2.0, "markout_5s_bps": 1.0, "markout_1s_bps": 1.0}
+    for key in ("deep_sweep_impact_1s_bps", "deep_sweep_impact_30s_bps"):
+        stats[key] = target[key] = 1.0
+    for requote, faster in ((1.0, True), (0.0, False)):
+        m = dict(fitted["model"], impact_decay_per_s=IMPACT_DECAY_PER_S, sweep_requote=requote)
+        _step_impact(m, stats, target, fit_spread=True, whole=False)
+        assert (m["impact_decay_per_s"] > IMPACT_DECAY_PER_S) is faster
+    wide = calibrate(capture_events, tick_bps=1.0, rounds=0, fit_seconds=20, sweep_requote=True)
+    assert REQUOTE_TERM not in wide["model"]

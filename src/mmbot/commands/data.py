@@ -90,6 +90,12 @@ def calibrate(
         help="experimental, as captured only: stale quotes pulled a level at a time, the pull "
         "rate fitted to the mid's return autocorrelation (docs/data.md)",
     ),
+    sweep_requote: bool = typer.Option(
+        False,
+        "--sweep-requote",
+        help="as captured only: after a sweep moved the efficient price its side's makers pull "
+        "the levels it passed at once; impact decay fitted to the markout's reversion (docs/data.md)",
+    ),
 ) -> None:
     """Fit the synthetic market's parameters to a real capture."""
     calibrate_command(
@@ -99,6 +105,7 @@ def calibrate(
         rounds=rounds,
         fit_seconds=fit_seconds or None,
         whole_level_pulls=whole_level_pulls,
+        sweep_requote=sweep_requote,
     )
 
 
@@ -158,6 +165,7 @@ def calibrate_command(
     rounds: int = 16,
     fit_seconds: int | None = None,
     whole_level_pulls: bool = False,
+    sweep_requote: bool = False,
 ) -> dict:
     """Fit with a progress bar (one step a simulated round) on stderr, write the calibration, and
     print the capture's statistics next to the fitted market's."""
@@ -183,6 +191,7 @@ def calibrate_command(
         tick_bps=tick_bps,
         fit_seconds=fit_seconds,
         whole_level_pulls=whole_level_pulls,
+        sweep_requote=sweep_requote,
     )
     add_provenance(
         calib,

@@ -114,6 +114,11 @@ FINE_TICK_TERMS = (
     "refill_whole",
     "ladder_hysteresis_bps",
 )
+# the makers' re-quote on the print (synthetic.P_SWEEP_REQUOTE), as captured only and opt-in
+# (`mmbot data calibrate --sweep-requote`): it brought the USD-M market's return autocorrelations
+# and spread p95 into band; on the spot and COIN-M captures a refit with it was not better
+# (docs/data.md)
+REQUOTE_TERM = "sweep_requote"
 FIT_SEED = 12345
 WIDE_REFILL_RATE = 5.0
 WIDE_EXCESS_RATE = 20.0
@@ -636,6 +641,7 @@ def calibrate(
     log: list[str] | None = None,
     progress: ProgressFn | None = None,
     whole_level_pulls: bool = False,
+    sweep_requote: bool = False,
 ) -> dict:
     """Fit the embedded market to a capture's events. ``tick_bps > 0`` makes the wide-tick
     variant: the same fitted dynamics on a tick of about that many bps (depth re-binned from the
@@ -643,7 +649,10 @@ def calibrate(
     ``whole_level_pulls`` (as captured only; experimental): stale quotes are pulled a whole level
     at a time at a hazard fitted to the mid's return autocorrelation and the transient impact's
     decay to the print markout's reversion. On USD-M BTCUSDT it brought the 100 ms / 1 s return autocorrelations and the
-    spread's p95 to the capture's but left the 1 s print markout at ~0.7x (docs/data.md)."""
+    spread's p95 to the capture's but left the 1 s print markout at ~0.7x (docs/data.md).
+    ``sweep_requote`` (as captured only): after a noise sweep moved v the swept side's makers
+    pull every level v passed at once (synthetic.P_SWEEP_REQUOTE), and the transient impact's
+    decay is fitted to the print markout's reversion (5 s / 100 ms)."""
     from mmbot.data.market_stats import guess_tick
 
     if not np.isfinite(tick_bps) or tick_bps < 0:
@@ -660,6 +669,9 @@ def calibrate(
         # hazard per level, fitted to the mid's return autocorrelation
         model["stale_pull_whole"] = 1.0
         model["stale_cancel_rate_per_s"] = INITIAL_STALE_LEVEL_RATE
+    if sweep_requote and tick_bps <= 0:
+        # after a noise sweep moved v, the swept side's makers pull the levels v passed at once
+        model[REQUOTE_TERM] = 1.0
     tick_bps_cap = tick_px / calib["price0_px"] * 1e4
     log.append(
         f"capture: tick {tick_px} ({tick_bps_cap:.4f} bps), lot {calib['lot_qty']}, {target['trade_rate_per_s']:.1f} trades/s"
@@ -755,6 +767,7 @@ def add_provenance(
             + ([f"--rounds {rounds}"] if rounds != FIT_ROUNDS else [])
             + ([f"--fit-seconds {fit_seconds}"] if fit_seconds else [])
             + (["--whole-level-pulls"] if calib["model"].get("stale_pull_whole") else [])
+            + (["--sweep-requote"] if calib["model"].get(REQUOTE_TERM) else [])
         ),
         "capture": stem,
         "fit_log": log,

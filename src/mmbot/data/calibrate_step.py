@@ -172,7 +172,9 @@ def _step_impact(m: dict, s: dict, target: dict, *, fit_spread: bool, whole: boo
         MIN_PERMANENCE,
         MAX_PERMANENCE,
     )
-    if whole:
+    if whole or m.get("sweep_requote", 0.0) > 0.0:
+        # the mid follows v at once after a sweep (whole-level pulls or the re-quote), so the
+        # transient impact's decay shows in the print markout's reversion: fitted to it
         _step_impact_decay(m, s, target)
     else:
         m["impact_decay_per_s"] = IMPACT_DECAY_PER_S

@@ -57,7 +57,6 @@ from mmbot.data.synthetic_layout import (
     P_MAKER_LOTS,
     P_NOISE_MU,
     P_PRINTS_PER_MS,
-    P_REF_HYST,
     P_REFILL_WHOLE,
     P_SAME_SIDE,
     P_SIGMA_TICKS,
@@ -450,9 +449,11 @@ def _requote(
 ) -> int:
     """After a noise sweep moved v to ``v``: the swept side's makers pull at once every level
     that v has passed by more than the stale edge (one row each, zero quantity); returns the
-    rows written so far."""
+    rows written so far. The edge leaves out the ladder hysteresis the order-by-order stale
+    pulls wait for: with it (USD-M, 4 ticks) the mid stopped short of v after each sweep and the
+    100 ms print markout stayed ~0.72x the capture's (0.83x without it, 600 s x 2 markets)."""
     tick = P[P_TICK_PX]
-    edge = P[P_STALE_EDGE] + P[P_REF_HYST]
+    edge = P[P_STALE_EDGE]
     if buy:
         p = ist[S_BEST_ASK]
         while p != _NONE and p < v - edge:
