@@ -349,6 +349,48 @@ def _fmt_drivers(drivers: Sequence[Mapping[str, Any]]) -> str:
     return ", ".join(f"{d['name']} hurts {finite(d['hurt_bps'])} bps" for d in drivers) or "none"
 
 
+# The lines both renderings end with (tuner, package, steps, next command), one row a rendering:
+# templates over the same fields, the separator of the firing rules, the text for no change.
+_TAIL_TEMPLATES: Final[dict[str, dict[str, str]]] = {
+    "text": {
+        "tuner": "| decision | TUNER_NEXT | rules firing: {fired} | {changes} |",
+        "fired_sep": ",",
+        "no_tuner_change": "no change proposed",
+        "package": "| decision | PACKAGE | {name} {title}: {why} | {changes} |",
+        "step": "| decision | STEP | {step} |",
+        "next": "| decision | NEXT | {command} |",
+    },
+    "markdown": {
+        "tuner": "- the tuner would try next (rules firing on the whole soak: {fired}): {changes}",
+        "fired_sep": ", ",
+        "no_tuner_change": "no change",
+        "package": "- package {name} ({title}): {why}: {changes}",
+        "step": "- {step}",
+        "next": "- next: `{command}`",
+    },
+}
+
+
+def _tail_lines(m: Mapping[str, Any], form: str) -> list[str]:
+    """What the tuner would try next, the package, the steps and the next command, in ``form``
+    (a key of ``_TAIL_TEMPLATES``)."""
+    t = _TAIL_TEMPLATES[form]
+    nxt = m["tuner_next"]
+    fired = t["fired_sep"].join(nxt["fired"]) or "none"
+    changes = _fmt_changes(nxt["changes"]) or t["no_tuner_change"]
+    lines = [t["tuner"].format(fired=fired, changes=changes)]
+    if m["package"]:
+        p = m["package"]
+        pkg_changes = _fmt_changes(p["changes"]) or "no change"
+        lines.append(
+            t["package"].format(name=p["name"], title=p["title"], why=p["why"], changes=pkg_changes)
+        )
+    lines += [t["step"].format(step=step) for step in m["steps"]]
+    if m["next_command"]:
+        lines.append(t["next"].format(command=m["next_command"]))
+    return lines
+
+
 def text_lines(m: Mapping[str, Any]) -> list[str]:
     """The console / summary.txt lines (``| decision | ... |``)."""
     lines = [
@@ -356,21 +398,7 @@ def text_lines(m: Mapping[str, Any]) -> list[str]:
         f"| decision | SEED_ACTION | {m['seed_action']} |",
         f"| decision | DRIVERS | {_fmt_drivers(m['drivers'])} |",
     ]
-    nxt = m["tuner_next"]
-    lines.append(
-        f"| decision | TUNER_NEXT | rules firing: {','.join(nxt['fired']) or 'none'} | "
-        f"{_fmt_changes(nxt['changes']) or 'no change proposed'} |"
-    )
-    if m["package"]:
-        p = m["package"]
-        lines.append(
-            f"| decision | PACKAGE | {p['name']} {p['title']}: {p['why']} | "
-            f"{_fmt_changes(p['changes']) or 'no change'} |"
-        )
-    lines += [f"| decision | STEP | {s} |" for s in m["steps"]]
-    if m["next_command"]:
-        lines.append(f"| decision | NEXT | {m['next_command']} |")
-    return lines
+    return lines + _tail_lines(m, "text")
 
 
 def markdown(m: Mapping[str, Any]) -> str:
@@ -394,19 +422,7 @@ def markdown(m: Mapping[str, Any]) -> str:
     lines.append(f"**This soak: net_bps {finite(m['net_bps'])} -> {m['band']}.**")
     lines.append("")
     lines.append(f"- dominant drivers: {_fmt_drivers(m['drivers'])}")
-    nxt = m["tuner_next"]
-    lines.append(
-        f"- the tuner would try next (rules firing on the whole soak: "
-        f"{', '.join(nxt['fired']) or 'none'}): {_fmt_changes(nxt['changes']) or 'no change'}"
-    )
-    if m["package"]:
-        p = m["package"]
-        lines.append(
-            f"- package {p['name']} ({p['title']}): {p['why']}: {_fmt_changes(p['changes']) or 'no change'}"
-        )
-    lines += [f"- {s}" for s in m["steps"]]
-    if m["next_command"]:
-        lines.append(f"- next: `{m['next_command']}`")
+    lines += _tail_lines(m, "markdown")
     return "\n".join(lines) + "\n"
 
 
