@@ -280,11 +280,12 @@ def test_whole_level_pulls_fit_is_opt_in(capture_events: np.ndarray) -> None:
 
 
 def test_sweep_requote_fit_is_opt_in(capture_events: np.ndarray) -> None:
-    """--sweep-requote switches the makers' re-quote on the print on (as captured only) and fits
-    the transient impact's decay, which the default fit keeps at its constant; the provenance
-    command names the flag so the file can be reproduced."""
+    """--sweep-requote switches the makers' re-quote on the print on (as captured only), fits the
+    transient impact's decay (the default fit keeps its constant) and steps the Hawkes branching
+    on the prints' Fano factor too; the provenance command names the flag so the file can be
+    reproduced."""
     from mmbot.data.calibrate import IMPACT_DECAY_PER_S, REQUOTE_TERM, add_provenance
-    from mmbot.data.calibrate_step import _step_impact
+    from mmbot.data.calibrate_step import _step_flow, _step_impact
 
     fitted = calibrate(capture_events, rounds=1, fit_seconds=20, sweep_requote=True)
     assert fitted["model"][REQUOTE_TERM] == 1.0
@@ -303,5 +304,16 @@ def test_sweep_requote_fit_is_opt_in(capture_events: np.ndarray) -> None:
         m = dict(fitted["model"], impact_decay_per_s=IMPACT_DECAY_PER_S, sweep_requote=requote)
         _step_impact(m, stats, target, fit_spread=True, whole=False)
         assert (m["impact_decay_per_s"] > IMPACT_DECAY_PER_S) is faster
+    # the Hawkes step: parents clustered as on the capture but prints less (Fano 0.7x): with the
+    # re-quote the branching ratio grows (the prints' Fano counts half), without it it stays
+    flow = {"parent_count_fano_1s": 25.0, "trade_count_fano_1s": 280.0}
+    flow_tgt = {"parent_count_fano_1s": 25.0, "trade_count_fano_1s": 400.0}
+    for key in ("vol_bps_per_sqrt_s", "parent_rate_per_s", "prints_per_parent"):
+        flow[key] = flow_tgt[key] = 1.0
+    for requote, grows in ((1.0, True), (0.0, False)):
+        m = dict(fitted["model"], hawkes_branching_ratio=0.8, sweep_requote=requote)
+        _step_flow(m, flow, flow_tgt)
+        assert (m["hawkes_branching_ratio"] > 0.8 + 1e-9) is grows
+        assert m["hawkes_branching_ratio"] >= 0.8 - 1e-12
     wide = calibrate(capture_events, tick_bps=1.0, rounds=0, fit_seconds=20, sweep_requote=True)
     assert REQUOTE_TERM not in wide["model"]

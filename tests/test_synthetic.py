@@ -325,28 +325,41 @@ def _variance_ratio_60s(ev: np.ndarray, tick_px: float) -> float:
 
 
 def test_stale_depth_pull_keeps_the_fine_tick_mid_on_v() -> None:
-    """On the capture's 0.1 USDT tick, pulling only the stale touch leaves the mid trailing v by
-    seconds: 60 s returns vary more than 60 x the 1 s ones (a trend the capture does not show:
-    its ratio is 0.54). The shipped as-captured market pulls every stale order; with only that
-    term switched off (the rest as fitted) the ratio rises by more than half."""
+    """On the capture's 0.1 USDT tick the 60 s returns of the capture vary 0.54 x 60 times its 1 s
+    ones (its vol_60s / vol_1s). The shipped as-captured market pulls every stale order and
+    keeps that ratio within 25 % of the capture's; pulling only the stale touch (the rest as
+    fitted) moves it far away: with the fit that predates the re-quote on the print the mid then
+    trailed v by seconds (ratio above 1.2, a trend), with the re-quote fit it falls below 0.6x
+    the ratio with every stale order pulled (seed 9: 0.21 against 0.43)."""
     cal = copy.deepcopy(load_calibration("binance_usdm_btcusdt"))
     assert cal["model"]["stale_pull_depth"] == 1.0
+    real = cal["target_stats"]
+    real_ratio = (real["vol_60s_bps"] / real["vol_bps_per_sqrt_s"]) ** 2 / 60.0
     tracking = _variance_ratio_60s(generate(cal, 9, T0_NS, 600 * S_NS), cal["tick_px"])
     cal["model"]["stale_pull_depth"] = 0.0
-    lagging = _variance_ratio_60s(generate(cal, 9, T0_NS, 600 * S_NS), cal["tick_px"])
-    print("60 s variance ratio: touch-only pulls", lagging, "every stale order", tracking)
-    assert lagging > 1.2
-    assert tracking < 0.66 * lagging
+    touch_only = _variance_ratio_60s(generate(cal, 9, T0_NS, 600 * S_NS), cal["tick_px"])
+    print(
+        "60 s variance ratio: capture",
+        real_ratio,
+        "every stale order",
+        tracking,
+        "touch only",
+        touch_only,
+    )
+    assert abs(tracking / real_ratio - 1.0) < 0.25
+    assert touch_only < 0.6 * tracking
 
 
 def test_whole_level_stale_pulls_keep_the_mid_on_v_at_the_touch_rate() -> None:
-    """Why the shipped as-captured markets' mid returns continue each other (lag-1 autocorrelation
-    of 100 ms returns +0.14 against the USD-M capture's +0.02): their stale quotes are pulled order
-    by order at a rate slow enough to match the capture's touch updates, so the mid trails v.
+    """Why an as-captured market without the re-quote on the print has mid returns that continue
+    each other (USD-M, re-quote off: lag-1 autocorrelation of 100 ms returns 0.151 against the
+    capture's +0.02): its stale quotes are pulled order by order at a rate slow enough to match
+    the capture's touch updates, so the mid trails v.
     Pulling whole stale levels (synthetic.P_STALE_WHOLE, off by default: same bytes when listed at
     0) at 300 per level per s keeps the mid on v (100 ms autocorrelation within 0.1 of the
     capture's) and the touch update rate within 25 % of the capture's."""
     cal = copy.deepcopy(load_calibration("binance_usdm_btcusdt"))
+    cal["model"]["sweep_requote"] = 0.0  # the shipped market's re-quote does it another way
     real = cal["target_stats"]
     base = generate(cal, 4, T0_NS, 20 * S_NS).tobytes()
     cal["model"]["stale_pull_whole"] = 0.0
@@ -371,7 +384,7 @@ def test_sweep_requote_moves_the_mid_with_the_print() -> None:
     autocorrelation within 0.1 of the capture's), the 100 ms print markout rises toward the 1 s
     one (the capture's is 1.29x its 1 s markout: the mid jumps with the print, then reverts;
     with order-by-order pulls alone it is ~0.77x), and the spread is one tick at least 95 % of the
-    time (the capture: 99.1 %). Without it the autocorrelation and the spread fail. Listing it at
+    time (the capture: 99.1 %), more than without it. Listing it at
     0 generates the same bytes as leaving it out."""
     cal = copy.deepcopy(load_calibration("binance_usdm_btcusdt"))
     real = cal["target_stats"]
@@ -393,9 +406,9 @@ def test_sweep_requote_moves_the_mid_with_the_print() -> None:
     assert real["markout_100ms_bps"] > real["markout_1s_bps"]
     assert off[ac] - real[ac] > 0.1
     assert off["markout_100ms_bps"] < off["markout_1s_bps"]
-    assert off["spread_one_tick_ratio"] < 0.95
     assert abs(on[ac] - real[ac]) < 0.1
     assert on["markout_100ms_bps"] > 1.2 * off["markout_100ms_bps"]
     on_ratio = on["markout_100ms_bps"] / on["markout_1s_bps"]
     assert on_ratio > off["markout_100ms_bps"] / off["markout_1s_bps"] + 0.15
     assert on["spread_one_tick_ratio"] >= 0.95
+    assert on["spread_one_tick_ratio"] > off["spread_one_tick_ratio"]
