@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -166,6 +167,32 @@ _MAX_CLOCK_DRIFT_MS = typer.Option(1000.0, "--max-clock-drift-ms")
 _BOOK_DEPTH = typer.Option(50, "--book-depth", help="orderbook.N depth topic (50 or 500)")
 
 
+# the options paper and live take alike and hand to _session unchanged (``param`` as ``params``)
+_SHARED_OPTIONS = (
+    "symbol",
+    "out",
+    "journal",
+    "duration_s",
+    "profile",
+    "overrides",
+    "strategy",
+    "order_qty",
+    "max_position_qty",
+    "loss_limit",
+    "stale_ms",
+    "max_clock_drift_ms",
+    "metrics_port",
+    "book_depth",
+    "record",
+)
+
+
+def _shared_options(values: dict[str, Any]) -> dict[str, Any]:
+    """_session's keyword arguments for the options paper and live share, from the command's
+    ``locals()`` (the command's own options are passed by name)."""
+    return {name: values[name] for name in _SHARED_OPTIONS} | {"params": values["param"]}
+
+
 def paper(
     symbol: str = _SYMBOL,
     out: Path = _OUT,
@@ -209,26 +236,7 @@ def paper(
 
         eps = MAINNET
     return _session(
-        "paper",
-        symbol=symbol,
-        out=out,
-        endpoints=eps,
-        keys=None,
-        journal=journal,
-        duration_s=duration_s,
-        profile=profile,
-        overrides=overrides,
-        strategy=strategy,
-        order_qty=order_qty,
-        max_position_qty=max_position_qty,
-        loss_limit=loss_limit,
-        stale_ms=stale_ms,
-        max_clock_drift_ms=max_clock_drift_ms,
-        metrics_port=metrics_port,
-        latency_ms=latency_ms,
-        book_depth=book_depth,
-        record=record,
-        params=param,
+        "paper", endpoints=eps, keys=None, latency_ms=latency_ms, **_shared_options(locals())
     )
 
 
@@ -282,27 +290,12 @@ def live(
     keys = load_keys(keys_file)
     return _session(
         "live",
-        symbol=symbol,
-        out=out,
         endpoints=eps,
         keys=keys,
-        journal=journal,
-        duration_s=duration_s,
-        profile=profile,
-        overrides=overrides,
-        strategy=strategy,
-        order_qty=order_qty,
-        max_position_qty=max_position_qty,
-        loss_limit=loss_limit,
-        stale_ms=stale_ms,
-        max_clock_drift_ms=max_clock_drift_ms,
-        metrics_port=metrics_port,
         latency_ms=0.0,
         rest_timeout_s=rest_timeout_s,
         clock_check_s=clock_check_s,
-        book_depth=book_depth,
-        record=record,
-        params=param,
+        **_shared_options(locals()),
     )
 
 
