@@ -69,7 +69,7 @@ class PaperGateway:
         )
         self.venue.clock_offset_ns = self.clock_offset_ns
         self.venue.next_wake = s.next_wake
-        self.venue.on_wake = s.quote
+        self.venue.on_wake = s.timer_wake
         warm_up(s.tick_px, s.lot_qty)
 
     async def start(self, http: aiohttp.ClientSession) -> list[asyncio.Task]:
@@ -148,8 +148,10 @@ class PaperGateway:
         else:
             s.on_execution(item, "sim")
         # the session learns it one order latency after it happened at the venue (each item
-        # wakes it: one wake for all the news due at one time diverged from the backtest more)
-        s.quote(self.venue.known_ns or time.time_ns())
+        # wakes it: one wake for all the news due at one time diverged from the backtest more;
+        # a quoter woken on its interval only sees it at its next timer wake, as in elapse)
+        if s.wake_on_market:
+            s.quote(self.venue.known_ns or time.time_ns())
 
     def now_ns(self) -> int:
         """Event time: the due time of the item the session is handling (its order ages, acks and

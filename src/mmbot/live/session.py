@@ -112,6 +112,11 @@ class Session(OrderFlow):
         self.loop = compiled_loop(cfg.strategy)  # think: the wake the backtest's drive runs
         self.levels = int(self.quoter.levels)
         self.wake_interval_ns = int(self.quoter.wake_interval_ms * 1e6)
+        # a quoter woken on its interval only (the backtest's elapse loop, ``WAKE_ON_MARKET``
+        # False) is woken on the backtest's grid: every interval from the feed's first stamp
+        self.wake_on_market = bool(self.quoter.wake_on_market)
+        self.wake_origin_ns = 0  # the feed's first stamp (the backtest venue's start time)
+        self.last_timer_ns = 0  # the last timer wake handed to the bot (paper)
         self.slots = [Slot() for _ in range(2 * self.levels)]  # row level * 2 + side
         self.orders: dict[str, dict] = {}  # link_id -> {"side", "terminal", "created_ns", ...}
         self.run_config: RunConfig | None = None  # setup_params builds it at the first book
@@ -219,6 +224,8 @@ class Session(OrderFlow):
     def on_market(self, msg: dict, topic: str, rows: np.ndarray, local_ns: int) -> None:
         """One market message for the bot: its book or trades, then a wake at its stamp."""
         self.wake_t0_ns = time.time_ns()  # handed this message now (its stamp is its arrival)
+        if not self.wake_origin_ns and len(rows):
+            self.wake_origin_ns = min(int(rows["exch_ts"].min()), local_ns)
         if topic.startswith("orderbook."):
             res = self.book.apply(msg, rows)
             if res == "stale":
@@ -250,7 +257,7 @@ class Session(OrderFlow):
             if self.stale and self.book.valid:
                 self.stale = False
                 log.info("feed fresh again: quoting resumes")
-            self.quote(local_ns, self.wake_t0_ns)
+            self.market_wake(local_ns)
         else:
             self.n_events += 1
             if self.recorder is not None:
@@ -262,7 +269,13 @@ class Session(OrderFlow):
                     self.on_print(local_ns, px, qty, 1 if flags & BUY_EVENT else -1)
             if self.book.valid:
                 # the backtest steps on every local feed event, trades too
-                self.quote(local_ns, self.wake_t0_ns)
+                self.market_wake(local_ns)
+
+    def market_wake(self, local_ns: int) -> None:
+        """A market message wakes a quoter that wakes on market data (the backtest's
+        ``wait_next``); one woken on its interval only sees it at its next timer wake."""
+        if self.wake_on_market:
+            self.quote(local_ns, self.wake_t0_ns)
 
     def on_print(self, local_ns: int, px: float, qty: float, side: int) -> None:
         """A market trade for the quoter's next wake (``on_market``), stamped at its arrival."""
@@ -432,10 +445,23 @@ class Session(OrderFlow):
         self.record_and_dispatch(n_ops)
 
     def next_wake(self) -> int:
-        """When the quoter's timer wakes it next (the backtest's ``wait_next`` timeout); 0: not yet."""
-        if not (self.last_step_ns and self.book.valid):
+        """When the quoter's timer wakes it next; 0: not yet. A quoter woken on market data: one
+        interval after its last step (the backtest's ``wait_next`` timeout); one woken on its
+        interval only: the next point of the grid from the feed's first stamp after the last
+        timer wake (the backtest's ``elapse``), whether or not that wake could quote."""
+        if self.wake_on_market:
+            if not (self.last_step_ns and self.book.valid):
+                return 0
+            return self.last_step_ns + self.wake_interval_ns
+        if not self.wake_origin_ns:
             return 0
-        return self.last_step_ns + self.wake_interval_ns
+        done = max(self.last_timer_ns, self.wake_origin_ns) - self.wake_origin_ns
+        return self.wake_origin_ns + (done // self.wake_interval_ns + 1) * self.wake_interval_ns
+
+    def timer_wake(self, t_ns: int) -> None:
+        """The paper venue's timer wake at ``t_ns`` (``next_wake``)."""
+        self.last_timer_ns = max(self.last_timer_ns, t_ns)
+        self.quote(t_ns)
 
     # -- streams ----------------------------------------------------------------------------------
     def on_public_down(self) -> None:
