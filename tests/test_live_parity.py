@@ -35,7 +35,7 @@ import pytest
 from conftest import USDM_CAPTURE, need_shared
 from mmbot.instruments import spec_for
 from mmbot.strategy.params import fee_choice
-from mmbot.strategy.registry import DEFAULT_QUOTER, SESSION_DEFAULT_QUOTER
+from mmbot.strategy.registry import DEFAULT_QUOTER
 
 WINDOW_S = 60.0
 PARITY_QUOTER = "glft"  # quotes at any fee tier: 40+ fills in the 60 s window
@@ -74,7 +74,7 @@ def test_emulator_session_vs_backtest_parity(tmp_path, mode, run_idx, quoter):
     window_s = WINDOW_S if quoter == PARITY_QUOTER else DEFAULT_QUOTER_WINDOW_S
     ev = ev[ev["exch_ts"] < ev["exch_ts"][0] + int((window_s + 1) * 1e9)]
     prof = load_profile("S1")  # the fee tier and rate limit the session's profile applies
-    extra = ["--record", str(tmp_path / "session_stream.jsonl"), "--strategy", quoter]
+    extra = ["--record", str(tmp_path / "session_stream.jsonl")]
     if quoter != PARITY_QUOTER:
         prof = prof.model_copy(update={"fees": prof.fees.model_copy(update={"tier": "rebate"})})
         prof_path = tmp_path / "profile.json"
@@ -97,7 +97,15 @@ def test_emulator_session_vs_backtest_parity(tmp_path, mode, run_idx, quoter):
         extra += ["--latency-ms", str(PAPER_ENTRY_LATENCY_MS)]
     try:
         cmd = bot_cmd(
-            mode, emu.url, out, window_s, *extra, symbol="BTCUSDT", sizes=None, rest_timeout_s=None
+            mode,
+            emu.url,
+            out,
+            window_s,
+            *extra,
+            symbol="BTCUSDT",
+            sizes=None,
+            rest_timeout_s=None,
+            strategy=quoter,
         )
         proc = start_bot(cmd, bot_env(), tmp_path)
         # generous: a cold numba cache compiles for minutes on a loaded machine
@@ -176,7 +184,7 @@ def test_backtest_fill_count_is_sensitive_to_sub_ms_receive_jitter():
     ev = ev[(ev["ev"] & KIND_MASK) != DEPTH_BBO_EVENT]
     ev = ev[ev["exch_ts"] <= ev["exch_ts"][0] + int((WINDOW_S + 0.7) * 1e9)]
     settings = RunSettings(
-        strategy=SESSION_DEFAULT_QUOTER,  # the sessions' quoter (the backtest's default is another)
+        strategy=PARITY_QUOTER,  # the sessions' parity cases' quoter
         latency_ms=PAPER_ENTRY_LATENCY_MS + 0.5,
         queue_model="risk_averse",
     )

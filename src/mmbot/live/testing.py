@@ -72,6 +72,11 @@ class EmulatorThread:
         self.thread.join(5)
 
 
+# the quoter the session tests drive: it quotes from the first book at any fee tier, where the
+# default quoter warms up for 30 s and quotes only depths that pay the maker fee
+MECHANICS_QUOTER = "glft"
+
+
 def bot_env(key: str = TEST_KEY, secret: str = TEST_SECRET) -> dict[str, str]:
     env = {k: v for k, v in envvars.snapshot().items() if not k.startswith("BYBIT_")}
     env.update({"BYBIT_API_KEY": key, "BYBIT_API_SECRET": secret, "MMBOT_VERBOSE": "1"})
@@ -88,9 +93,11 @@ def bot_cmd(
     symbol: str = SYMBOL,
     sizes: tuple[str, str] | None = ("50", "400"),
     rest_timeout_s: str | None = "1.0",
+    strategy: str | None = MECHANICS_QUOTER,
 ) -> list[str]:
     """The bot's command line against the emulator at ``url``. ``sizes`` = (--order-qty,
-    --max-position-qty), None = the profile's; ``rest_timeout_s`` (live only), None = default."""
+    --max-position-qty), None = the profile's; ``rest_timeout_s`` (live only), None = default;
+    ``strategy`` None = the session's default quoter."""
     cmd = [
         sys.executable,
         "-m",
@@ -107,6 +114,8 @@ def bot_cmd(
     ]
     if sizes is not None:
         cmd += ["--order-qty", sizes[0], "--max-position-qty", sizes[1]]
+    if strategy is not None:
+        cmd += ["--strategy", strategy]
     if mode == "live":
         cmd += ["--confirm-live", "--testnet"]
         if rest_timeout_s is not None:

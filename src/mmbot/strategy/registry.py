@@ -36,9 +36,9 @@ BUILTIN_QUOTERS = {
     "adaptive": "mmbot.strategy.adaptive",
 }
 DEFAULT_QUOTER = "adaptive"
-# paper and live sessions default to glft: the paper = backtest parity test runs against it, and
-# adaptive has not been checked there yet
-SESSION_DEFAULT_QUOTER = "glft"
+# paper and live sessions run the backtest's default too (tests/test_live_parity.py's
+# paper-adaptive case: a paper session of it is the backtest of its feed, order by order)
+SESSION_DEFAULT_QUOTER = DEFAULT_QUOTER
 QUOTER_ATTR = "QUOTER"  # the attribute a module names its quoter by when the spec has no ':NAME'
 
 # compiled functions and how many arguments each takes
