@@ -15,6 +15,7 @@ the audit's fee contribution is ``-fee``.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 FILL_DTYPE = np.dtype(
     [
@@ -53,6 +54,35 @@ ACTION_DTYPE = np.dtype(
     ],
     align=True,
 )
+
+
+@njit(cache=True, inline="always")
+def write_action(
+    row,
+    local_ts: int,
+    exch_ts: int,
+    order_id: int,
+    kind: int,
+    side: int,
+    op: int,
+    reason: int,
+    px: float,
+    qty: float,
+    order_age_ns: int,
+) -> None:
+    """Fill one ACTION_DTYPE row in place (``row`` is ``actions[i]``): the one writer of an ACTION
+    row, for the simulated venue (``sim.recording``) and the order manager alike."""
+    row.local_ts = local_ts
+    row.exch_ts = exch_ts
+    row.order_id = order_id
+    row.kind = kind
+    row.side = side
+    row.op = op
+    row.reason = reason
+    row.px = px
+    row.qty = qty
+    row.order_age_ns = order_age_ns
+
 
 MARK_DTYPE = np.dtype([("exch_ts", "i8"), ("mid_px", "f8"), ("position_qty", "f8")], align=True)
 

@@ -39,6 +39,7 @@ from mmbot.records import (
     OP_REPLACE,
     REASON_NONE,
     REASON_RISK,
+    write_action,
 )
 from mmbot.strategy.contract import REQUOTE_CANCEL_NEW
 from mmbot.strategy.views import ORD_LIVE, ORD_NONE
@@ -84,33 +85,6 @@ def decide(order, tgt_px: float, tgt_qty: float, half_spread_px: float, params, 
 
 
 @njit(cache=True)
-def _write(
-    actions,
-    n: int,
-    now_ns: int,
-    order_id: int,
-    kind: int,
-    side: int,
-    op: int,
-    reason: int,
-    px: float,
-    qty: float,
-) -> int:
-    a = actions[n]
-    a.local_ts = now_ns
-    a.exch_ts = 0
-    a.order_id = order_id
-    a.kind = kind
-    a.side = side
-    a.op = op
-    a.reason = reason
-    a.px = px
-    a.qty = qty
-    a.order_age_ns = 0
-    return n + 1
-
-
-@njit(cache=True)
 def _attempt(
     guard_state,
     params,
@@ -141,19 +115,22 @@ def _attempt(
     oid = order.order_id if op != OP_NEW else 0
     if reason == REASON_NONE:
         if cancel_first:
-            n = _write(
-                actions, n, now_ns, order.order_id, ACT_INTENDED, side, OP_CANCEL, REASON_NONE,
-                order.px, order.qty,
+            write_action(
+                actions[n], now_ns, 0, order.order_id, ACT_INTENDED, side, OP_CANCEL, REASON_NONE,
+                order.px, order.qty, 0,
             )  # fmt: skip
-        n = _write(actions, n, now_ns, oid, ACT_INTENDED, side, op, REASON_NONE, px, qty)
+            n += 1
+        write_action(actions[n], now_ns, 0, oid, ACT_INTENDED, side, op, REASON_NONE, px, qty, 0)
+        n += 1
         commit(guard_state, params, slot, op, now_ns)
         if cancel_first:  # the cancel: a second request sent and in flight
             g.inflight += 1
             g.n_sent += 1
             g.n_intended += 1
     elif note_blocked(guard_state, slot, op, px, qty, reason):
-        n = _write(actions, n, now_ns, oid, ACT_INTENDED, side, op, REASON_NONE, px, qty)
-        n = _write(actions, n, now_ns, oid, ACT_BLOCKED, side, op, reason, px, qty)
+        write_action(actions[n], now_ns, 0, oid, ACT_INTENDED, side, op, REASON_NONE, px, qty, 0)
+        write_action(actions[n + 1], now_ns, 0, oid, ACT_BLOCKED, side, op, reason, px, qty, 0)
+        n += 2
     return n, reason
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from mmbot.records import write_action
+
 from .state import (
     exch_mid,
 )
@@ -23,17 +25,9 @@ def grow(arr):
 def push_action(v, local_ts, exch_ts, order_id, kind, side, op, reason, px, qty, age_ns):
     if v.n_actions >= v.actions.shape[0]:
         v.actions = grow(v.actions)
-    r = v.actions[v.n_actions]
-    r.local_ts = local_ts
-    r.exch_ts = exch_ts
-    r.order_id = order_id
-    r.kind = kind
-    r.side = side
-    r.op = op
-    r.reason = reason
-    r.px = px
-    r.qty = qty
-    r.order_age_ns = age_ns
+    write_action(
+        v.actions[v.n_actions], local_ts, exch_ts, order_id, kind, side, op, reason, px, qty, age_ns
+    )
     v.n_actions += 1
 
 
