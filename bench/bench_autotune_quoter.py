@@ -239,10 +239,10 @@ def main() -> int:
     fee_tier = _arg("--fee-tier", "base")
     from mmbot.data.synthetic import load_calibration
 
-    calib = load_calibration("default")
+    calib = load_calibration(grid_bench.MARKET.split(":", 1)[1])
     opts = strategy_opts(fee_tier)
     print(
-        f"quoter {QUOTER}; market synthetic:default ({calib.get('name') or calib.get('symbol')}); "
+        f"quoter {QUOTER}; market {grid_bench.MARKET} ({calib.get('variant')}); "
         f"fee tier {fee_tier} (maker {opts['maker_fee_bps']:g} bps, taker "
         f"{opts['taker_fee_bps']:g} bps); {hours:g} h in {ITERATIONS} iterations per seed; "
         f"seeds {seeds}",

@@ -13,8 +13,8 @@ Part 1, per shared Binance capture (USD-M and spot BTCUSDT): ``adaptive`` beside
 net_bps, the fee component, net before rebates (net minus the fee component), the other three
 components, backtest wall seconds (compiled code warm).
 Part 2, the ablation per capture: the default with each piece switched off in turn.
-Part 3, the synthetic market (the soak's default calibration), seeds 1-3 x 3 hours (``--quick``:
-20 minutes): net before rebates of ``adaptive`` and ``glft`` (and ``glft_ref``).
+Part 3, the synthetic market (the soak's default calibration, then the wide-tick variant),
+seeds 1-3 x 3 hours (``--quick``: 20 minutes): net before rebates of ``adaptive`` and ``glft`` (and ``glft_ref``).
 
 Which data chose the defaults: see ``mmbot.strategy.adaptive.PARAMS``. The spot capture and
 synthetic seeds 1-3 chose nothing.
@@ -149,19 +149,21 @@ def main(argv: list[str]) -> int:
         for label, over in ABLATION:
             print(_row(label, measure(events, "adaptive", over)), flush=True)
 
-    from mmbot.data.synthetic import generate, load_calibration
+    from mmbot.data.synthetic import DEFAULT_MARKET, WIDE_TICK_MARKET, generate, load_calibration
 
     hours = 20 / 60 if quick else SYNTH_HOURS
-    print(f"\n== synthetic market (default calibration), seeds {SYNTH_SEEDS}, {hours:g} h each")
-    print(f"{'seed':<6} " + " ".join(f"{s + ' pre-reb':>18} {'fills':>7}" for s in strategies))
-    calib = load_calibration("default")
-    for seed in SYNTH_SEEDS:
-        ev = generate(calib, seed, SYNTH_START_NS, int(hours * 3600e9))
-        cells = []
-        for strat in strategies:
-            m = measure(ev, strat)
-            cells.append(f"{m['pre_rebate_bps']:>18.3f} {m['fills']:>7}")
-        print(f"{seed:<6} " + " ".join(cells), flush=True)
+    # the default market (the captured tick) and the wide-tick variant, each labelled
+    for label, name in ((f"default: {DEFAULT_MARKET}", "default"), ("WIDE-TICK", WIDE_TICK_MARKET)):
+        print(f"\n== synthetic market ({label}), seeds {SYNTH_SEEDS}, {hours:g} h each")
+        print(f"{'seed':<6} " + " ".join(f"{s + ' pre-reb':>18} {'fills':>7}" for s in strategies))
+        calib = load_calibration(name)
+        for seed in SYNTH_SEEDS:
+            ev = generate(calib, seed, SYNTH_START_NS, int(hours * 3600e9))
+            cells = []
+            for strat in strategies:
+                m = measure(ev, strat)
+                cells.append(f"{m['pre_rebate_bps']:>18.3f} {m['fills']:>7}")
+            print(f"{seed:<6} " + " ".join(cells), flush=True)
     return 0
 
 

@@ -19,7 +19,7 @@ from conftest import COINM_CAPTURE, SPOT_CAPTURE, USDM_CAPTURE, need_shared
 from mmbot.commands.data import calibrate_command
 from mmbot.data.calibrate import _parents, calibrate
 from mmbot.data.market_stats import market_stats
-from mmbot.data.synthetic import generate, load_calibration
+from mmbot.data.synthetic import WIDE_TICK_MARKET, generate, load_calibration
 from mmbot.errors import UserError
 from mmbot.events import (
     BUY_EVENT,
@@ -109,7 +109,7 @@ def test_as_captured_market_matches_the_capture_within_25_percent(
 
 @pytest.fixture(scope="module")
 def wide_stats() -> dict:
-    return _mean_stats(load_calibration("default"), WIDE_RUNS, WIDE_SECONDS)
+    return _mean_stats(load_calibration(WIDE_TICK_MARKET), WIDE_RUNS, WIDE_SECONDS)
 
 
 def test_wide_tick_market_keeps_the_capture_flow(capture_stats: dict, wide_stats: dict) -> None:
@@ -150,7 +150,8 @@ def test_shipped_calibrations_name_their_source() -> None:
         assert prov["source_sha256"] == sha
         assert prov["command"].startswith("mmbot data calibrate")
         assert prov["date"]
-    assert "wide" in load_calibration("default")["note"]
+    assert "wide" in load_calibration(WIDE_TICK_MARKET)["note"]
+    assert load_calibration("default")["variant"] == "as_captured"
 
 
 def test_calibrate_end_to_end_short(capture_events: np.ndarray, tmp_path: Path) -> None:

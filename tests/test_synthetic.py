@@ -12,7 +12,13 @@ import pytest
 
 from mmbot.data.calibrate import FINE_TICK_TERMS
 from mmbot.data.market_stats import market_stats
-from mmbot.data.synthetic import generate, generate_chunks, generate_with_flow, load_calibration
+from mmbot.data.synthetic import (
+    WIDE_TICK_MARKET,
+    generate,
+    generate_chunks,
+    generate_with_flow,
+    load_calibration,
+)
 from mmbot.errors import UserError
 from mmbot.events import (
     BUY_EVENT,
@@ -32,7 +38,8 @@ S_NS = 1_000_000_000
 
 @pytest.fixture(scope="module")
 def calib() -> dict:
-    return load_calibration("default")
+    # the wide-tick market: these tests were written on it, and it generates ~4x fewer events
+    return load_calibration(WIDE_TICK_MARKET)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +47,9 @@ def market(calib: dict) -> np.ndarray:
     return generate(calib, 7, T0_NS, 120 * S_NS)
 
 
-def test_default_is_the_wide_tick_variant(calib: dict) -> None:
+def test_default_is_the_captured_tick_and_the_wide_tick_variant_is_labelled(calib: dict) -> None:
+    default = load_calibration("default")
+    assert default["variant"] == "as_captured" and default["tick_px"] == pytest.approx(0.1)
     assert calib["variant"] == "wide_tick"
     assert "note" in calib and calib["note"]
     tick_bps = calib["tick_px"] / calib["price0_px"] * 1e4

@@ -124,7 +124,10 @@ from mmbot.events import (
 )
 
 MARKETS_DIR = Path(__file__).resolve().parents[1] / "assets" / "markets"
-DEFAULT_MARKET = "binance_usdm_btcusdt_wide_tick"
+# the embedded default (the demo's, `--market synthetic`): the USD-M BTCUSDT fit at its captured
+# tick; the wide-tick variant stays shipped, named explicitly and labelled where it is used
+DEFAULT_MARKET = "binance_usdm_btcusdt"
+WIDE_TICK_MARKET = "binance_usdm_btcusdt_wide_tick"
 SCHEMA = "mmbot.market.v1"
 
 
@@ -401,7 +404,7 @@ def available_markets() -> list[str]:
 
 
 def load_calibration(name_or_path: str | Path = "default") -> dict[str, Any]:
-    """A shipped calibration by name (``"default"`` = the wide-tick BTCUSDT market the demo uses)
+    """A shipped calibration by name (``"default"`` = ``DEFAULT_MARKET``, the demo's)
     or a calibration JSON file written by ``mmbot data calibrate``."""
     name = str(name_or_path)
     if name in ("default", "synthetic"):

@@ -198,6 +198,16 @@ def _calib_meta(calib: Mapping[str, Any]) -> tuple[str, float | None, float | No
     return sym, num("tick_px", "tick_size"), num("lot_qty", "lot_size")
 
 
+def _variant_notes(calib: dict) -> list[str]:
+    """A wide-tick market says so in the soak's notes (its figures are not the captured tick's)."""
+    if calib.get("variant") != "wide_tick":
+        return []
+    return [
+        f"WIDE-TICK market: tick {calib.get('tick_px')} (the capture's dynamics refitted on a "
+        "coarser tick; not the captured market: see docs/data.md)"
+    ]
+
+
 def resolve_market(market: str) -> Market:
     """``synthetic`` (the default calibration), ``synthetic:NAME``, a calibration JSON, or a capture."""
     m = market.strip()
@@ -208,7 +218,13 @@ def resolve_market(market: str) -> Market:
         calib = load_calibration(name)
         sym, tick, lot = _calib_meta(calib)
         return Market(
-            "synthetic", f"synthetic:{name}", calib=calib, symbol=sym, tick_px=tick, lot_qty=lot
+            "synthetic",
+            f"synthetic:{name}",
+            calib=calib,
+            symbol=sym,
+            tick_px=tick,
+            lot_qty=lot,
+            notes=_variant_notes(calib),
         )
     p = Path(m)
     if not p.exists():
@@ -225,7 +241,13 @@ def resolve_market(market: str) -> Market:
         calib = load_calibration(p)
         sym, tick, lot = _calib_meta(calib)
         return Market(
-            "synthetic", f"calibration:{p}", calib=calib, symbol=sym, tick_px=tick, lot_qty=lot
+            "synthetic",
+            f"calibration:{p}",
+            calib=calib,
+            symbol=sym,
+            tick_px=tick,
+            lot_qty=lot,
+            notes=_variant_notes(calib),
         )
     from mmbot.data import load_events
 
