@@ -121,23 +121,9 @@ PARAMS: dict[str, float] = {
 
 STATE_DTYPE = np.dtype(
     [
-        # shared with glft's estimators (same field names: its compiled functions run on this state)
-        ("last_mid_ticks", "f8"),
-        ("last_mid_ns", "i8"),
-        ("vol_sum_sq", "f8"),
-        ("vol_time_s", "f8"),
-        ("sigma_ticks", "f8"),
-        ("depth_count", "f8", (glft.N_DEPTH_BINS,)),
-        ("intensity_time_s", "f8"),
-        ("intensity_ns", "i8"),
-        ("last_fit_ns", "i8"),
-        ("a_per_s", "f8"),
-        ("k_per_tick", "f8"),
-        ("n_trades", "i8"),
-        ("sweep_side", "i8"),
-        ("sweep_last_ns", "i8"),
-        ("sweep_ref_ticks", "f8"),
-        ("sweep_depth_ticks", "f8"),
+        # glft's estimator and sweep fields (its compiled functions run on this state)
+        *glft.ESTIMATOR_FIELDS,
+        *glft.SWEEP_FIELDS,
         # warm-up
         ("first_ns", "i8"),
         # signed trade flow (decayed) and its decayed absolute for scale

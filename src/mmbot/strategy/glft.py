@@ -47,22 +47,35 @@ _SIGMA_PRIOR_WEIGHT_S = 1.0  # the prior volatility counts as this many seconds 
 # trade prints on one side less than this apart are one aggressor order (a sweep)
 SWEEP_GAP_NS = 1_000_000
 
+# the fields the estimators below read and write: a quoter whose state has them (by these names)
+# runs them on its own state (strategy.adaptive does)
+ESTIMATOR_FIELDS: tuple[tuple, ...] = (
+    # volatility (mid in ticks)
+    ("last_mid_ticks", "f8"),
+    ("last_mid_ns", "i8"),
+    ("vol_sum_sq", "f8"),
+    ("vol_time_s", "f8"),
+    ("sigma_ticks", "f8"),  # ticks / sqrt(s)
+    # intensity
+    ("depth_count", "f8", (N_DEPTH_BINS,)),
+    ("intensity_time_s", "f8"),
+    ("intensity_ns", "i8"),  # time of the last decay of the counts
+    ("last_fit_ns", "i8"),
+    ("a_per_s", "f8"),
+    ("k_per_tick", "f8"),
+    ("n_trades", "i8"),
+)
+# the open sweep (prints of one aggressor order): side, last print, reference mid, depth
+SWEEP_FIELDS: tuple[tuple, ...] = (
+    ("sweep_side", "i8"),
+    ("sweep_last_ns", "i8"),
+    ("sweep_ref_ticks", "f8"),
+    ("sweep_depth_ticks", "f8"),
+)
+
 STATE_DTYPE = np.dtype(
     [
-        # volatility (mid in ticks)
-        ("last_mid_ticks", "f8"),
-        ("last_mid_ns", "i8"),
-        ("vol_sum_sq", "f8"),
-        ("vol_time_s", "f8"),
-        ("sigma_ticks", "f8"),  # ticks / sqrt(s)
-        # intensity
-        ("depth_count", "f8", (N_DEPTH_BINS,)),
-        ("intensity_time_s", "f8"),
-        ("intensity_ns", "i8"),  # time of the last decay of the counts
-        ("last_fit_ns", "i8"),
-        ("a_per_s", "f8"),
-        ("k_per_tick", "f8"),
-        ("n_trades", "i8"),
+        *ESTIMATOR_FIELDS,
         # slippage cost EWMA (bps, positive = fills worse than target)
         ("slip_cost_bps", "f8"),
         ("n_fills", "i8"),
@@ -79,11 +92,7 @@ STATE_DTYPE = np.dtype(
         ("ask_px", "f8"),
         ("ask_qty", "f8"),
         ("n_steps", "i8"),
-        # the open sweep (prints of one aggressor order): side, last print, reference mid, depth
-        ("sweep_side", "i8"),
-        ("sweep_last_ns", "i8"),
-        ("sweep_ref_ticks", "f8"),
-        ("sweep_depth_ticks", "f8"),
+        *SWEEP_FIELDS,
         # (c1, c2) of the last (gamma, A, k): they change only at a refit, the closed form's
         # logs and roots need not run on every wake
         ("coef_gamma", "f8"),
