@@ -198,14 +198,19 @@ def _calib_meta(calib: Mapping[str, Any]) -> tuple[str, float | None, float | No
     return sym, num("tick_px", "tick_size"), num("lot_qty", "lot_size")
 
 
-def _variant_notes(calib: dict) -> list[str]:
-    """A wide-tick market says so in the soak's notes (its figures are not the captured tick's)."""
-    if calib.get("variant") != "wide_tick":
-        return []
-    return [
-        f"WIDE-TICK market: tick {calib.get('tick_px')} (the capture's dynamics refitted on a "
-        "coarser tick; not the captured market: see docs/data.md)"
-    ]
+def _synthetic_market(calib: dict, label: str) -> Market:
+    """A calibration's market; a wide-tick one says so in the soak's notes (its figures are not
+    the captured tick's)."""
+    sym, tick, lot = _calib_meta(calib)
+    notes = []
+    if calib.get("variant") == "wide_tick":
+        notes.append(
+            f"WIDE-TICK market: tick {calib.get('tick_px')} (the capture's dynamics refitted on a "
+            "coarser tick; not the captured market: see docs/data.md)"
+        )
+    mkt = Market("synthetic", label, calib=calib, symbol=sym, tick_px=tick, lot_qty=lot)
+    mkt.notes.extend(notes)
+    return mkt
 
 
 def resolve_market(market: str) -> Market:
@@ -215,17 +220,7 @@ def resolve_market(market: str) -> Market:
         from mmbot.data.synthetic import load_calibration
 
         name = m.split(":", 1)[1] if ":" in m else "default"
-        calib = load_calibration(name)
-        sym, tick, lot = _calib_meta(calib)
-        return Market(
-            "synthetic",
-            f"synthetic:{name}",
-            calib=calib,
-            symbol=sym,
-            tick_px=tick,
-            lot_qty=lot,
-            notes=_variant_notes(calib),
-        )
+        return _synthetic_market(load_calibration(name), f"synthetic:{name}")
     p = Path(m)
     if not p.exists():
         raise UserError(
@@ -238,17 +233,7 @@ def resolve_market(market: str) -> Market:
     if p.suffix.lower() == ".json":
         from mmbot.data.synthetic import load_calibration
 
-        calib = load_calibration(p)
-        sym, tick, lot = _calib_meta(calib)
-        return Market(
-            "synthetic",
-            f"calibration:{p}",
-            calib=calib,
-            symbol=sym,
-            tick_px=tick,
-            lot_qty=lot,
-            notes=_variant_notes(calib),
-        )
+        return _synthetic_market(load_calibration(p), f"calibration:{p}")
     from mmbot.data import load_events
 
     events, stats = load_events(p)
