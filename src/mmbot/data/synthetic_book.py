@@ -201,26 +201,27 @@ def _pick_level(
     k1: int,
     excess: bool,
 ) -> int:
-    """A level k in k0..k1-1 drawn in proportion to its missing (or excess) queue; -1 if none."""
+    """A level k in k0..k1-1 drawn in proportion to its missing (or excess) queue; -1 if none.
+    The second walk reads the first one's differences (the same numbers, so the same draw)."""
+    ds = np.empty(max(k1 - k0, 0))
     tot = 0.0
     for k in range(k0, k1):
         d = target[k] - q[(ref + sgn * k) & _RING_MASK]
         if excess:
             d = -d
+        ds[k - k0] = d
         if d > 0:
             tot += d
     if tot <= 0.0:
         return -1
     y = _uniform(rng) * tot
     c = 0.0
-    for k in range(k0, k1):
-        d = target[k] - q[(ref + sgn * k) & _RING_MASK]
-        if excess:
-            d = -d
+    for i in range(k1 - k0):
+        d = ds[i]
         if d > 0:
             c += d
             if y < c:
-                return k
+                return k0 + i
     return k1 - 1
 
 
