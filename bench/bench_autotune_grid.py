@@ -39,11 +39,12 @@ from mmbot.jitcache import configure as configure_jit_cache
 
 configure_jit_cache()  # an entry point: before compiled modules are imported (mmbot.jitcache)
 
+from mmbot.data.synthetic import WIDE_TICK_MARKET  # noqa: E402
 from mmbot.knobs import CONSERVATIVE_START, KNOB_NAMES, RUNTIME_LIMITS  # noqa: E402
 
 # the market every figure in docs/autotune.md was measured on: the wide-tick variant, named
 # explicitly since the default market is the captured tick's
-MARKET = "synthetic:binance_usdm_btcusdt_wide_tick"
+MARKET = f"synthetic:{WIDE_TICK_MARKET}"
 TUNE_SEED = 101
 FRESH_SEED = 202
 GRID_HOURS = 1.0

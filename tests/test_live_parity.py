@@ -34,11 +34,12 @@ import pytest
 
 from conftest import USDM_CAPTURE, need_shared
 from mmbot.instruments import spec_for
+from mmbot.live.testing import MECHANICS_QUOTER
 from mmbot.strategy.params import fee_choice
 from mmbot.strategy.registry import DEFAULT_QUOTER
 
 WINDOW_S = 60.0
-PARITY_QUOTER = "glft"  # quotes at any fee tier: 40+ fills in the 60 s window
+PARITY_QUOTER = MECHANICS_QUOTER  # quotes at any fee tier: 40+ fills in the 60 s window
 DEFAULT_QUOTER_WINDOW_S = 180.0
 PAPER_ENTRY_LATENCY_MS = 6.0
 PAPER_RUNS = 10  # the issue asks for parity in 10 of 10 paper sessions

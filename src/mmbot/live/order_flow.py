@@ -207,14 +207,13 @@ class OrderFlow:
         return False
 
     def after_answer(self, known_ns: int) -> None:
-        """A response wakes the strategy (as in the backtest), at the time it became known; a
-        quoter woken on its interval only sees it at its next timer wake (the backtest's elapse)."""
+        """A response wakes the strategy (as in the backtest), at the time it became known
+        (``Session.event_wake``)."""
         from mmbot.execution.guards import on_response
 
         if self.guard is not None:
             on_response(self.guard)
-        if self.wake_on_market:
-            self.quote(known_ns)
+        self.event_wake(known_ns)
 
     def on_ack(self, side_idx: int, link_id: str, px: float, qty: float, op: int) -> None:
         s = self.slots[side_idx]

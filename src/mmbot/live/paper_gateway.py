@@ -148,10 +148,8 @@ class PaperGateway:
         else:
             s.on_execution(item, "sim")
         # the session learns it one order latency after it happened at the venue (each item
-        # wakes it: one wake for all the news due at one time diverged from the backtest more;
-        # a quoter woken on its interval only sees it at its next timer wake, as in elapse)
-        if s.wake_on_market:
-            s.quote(self.venue.known_ns or time.time_ns())
+        # wakes it: one wake for all the news due at one time diverged from the backtest more)
+        s.event_wake(self.venue.known_ns or time.time_ns())
 
     def now_ns(self) -> int:
         """Event time: the due time of the item the session is handling (its order ages, acks and

@@ -257,7 +257,7 @@ class Session(OrderFlow):
             if self.stale and self.book.valid:
                 self.stale = False
                 log.info("feed fresh again: quoting resumes")
-            self.market_wake(local_ns)
+            self.event_wake(local_ns, self.wake_t0_ns)
         else:
             self.n_events += 1
             if self.recorder is not None:
@@ -269,13 +269,14 @@ class Session(OrderFlow):
                     self.on_print(local_ns, px, qty, 1 if flags & BUY_EVENT else -1)
             if self.book.valid:
                 # the backtest steps on every local feed event, trades too
-                self.market_wake(local_ns)
+                self.event_wake(local_ns, self.wake_t0_ns)
 
-    def market_wake(self, local_ns: int) -> None:
-        """A market message wakes a quoter that wakes on market data (the backtest's
-        ``wait_next``); one woken on its interval only sees it at its next timer wake."""
+    def event_wake(self, now_ns: int, wake_t0_ns: int | None = None) -> None:
+        """A market message, order answer or order news wakes a quoter that wakes on them (the
+        backtest's ``wait_next``); one woken on its interval only (``elapse``) sees it at its next
+        timer wake."""
         if self.wake_on_market:
-            self.quote(local_ns, self.wake_t0_ns)
+            self.quote(now_ns, wake_t0_ns)
 
     def on_print(self, local_ns: int, px: float, qty: float, side: int) -> None:
         """A market trade for the quoter's next wake (``on_market``), stamped at its arrival."""

@@ -208,9 +208,9 @@ def _synthetic_market(calib: dict, label: str) -> Market:
             f"WIDE-TICK market: tick {calib.get('tick_px')} (the capture's dynamics refitted on a "
             "coarser tick; not the captured market: see docs/data.md)"
         )
-    mkt = Market("synthetic", label, calib=calib, symbol=sym, tick_px=tick, lot_qty=lot)
-    mkt.notes.extend(notes)
-    return mkt
+    return Market(
+        "synthetic", label, calib=calib, symbol=sym, tick_px=tick, lot_qty=lot, notes=notes
+    )
 
 
 def resolve_market(market: str) -> Market:
