@@ -104,7 +104,8 @@ def test_fidelity_command_writes_json_markdown_and_html(tmp_path: Path) -> None:
     res = json.loads((out / "FIDELITY.json").read_text())
     assert set(res["stats"]) >= set(STAT_KEYS)
     for v in res["stats"].values():
-        assert set(v) >= {"real", "synthetic", "ratio"}
+        assert set(v) >= {"real", "synthetic", "ratio", "capture_length_sd", "z"}
+    assert "stats_outside_band_beyond_noise" in res["checks"]
     for name in ("mid_return_100ms", "mid_return_1s", "trade_sign_lag1"):
         assert set(res["autocorr"][name]) >= {"real", "synthetic", "diff"}
     rk = res["ranking"]
@@ -169,3 +170,36 @@ def test_seed_spearman_is_the_mean_over_pairs_of_runs() -> None:
     mean, pairs = seed_spearman([a, b, c])
     assert pairs == pytest.approx([1.0, -1.0, -1.0])
     assert mean == pytest.approx(-1.0 / 3.0)
+
+
+def test_sampling_noise_z_and_which_misses_it_does_not_explain() -> None:
+    """Capture-length markets give trade_rate 9, 10, 11 (sd 1 with ddof 1) and vol 1, 1, 1 (sd
+    0): a synthetic rate of 13 against a real 10 (ratio 1.3, in band) is z = 3; a synthetic
+    spread of 2 against 1 (ratio 2, out) with sd 1 is z = 1, out of band but within the noise;
+    vol (out, sd 0) has no z and stays beyond it."""
+    from mmbot.fidelity.compare import AUTOCORR_KEYS, _add_noise, _checks
+
+    def stats(rate: float, spread: float, vol: float) -> dict:
+        s = {key: 1.0 for key in list(STAT_KEYS.values()) + list(AUTOCORR_KEYS.values())}
+        s.update(trade_rate_per_s=rate, spread_bps_mean=spread, vol_bps_per_sqrt_s=vol)
+        return s
+
+    noise = [stats(9.0, 1.0, 1.0), stats(10.0, 2.0, 1.0), stats(11.0, 3.0, 1.0)]
+    out: dict = {"stats": {}, "autocorr": {}}
+    for name in STAT_KEYS:
+        out["stats"][name] = {"real": 1.0, "synthetic": 1.0, "ratio": 1.0}
+    for name in AUTOCORR_KEYS:
+        out["autocorr"][name] = {"real": 0.0, "synthetic": 0.0, "diff": 0.0}
+    out["stats"]["trade_rate_per_s"] = {"real": 10.0, "synthetic": 13.0, "ratio": 1.3}
+    out["stats"]["spread_bps_mean"] = {"real": 1.0, "synthetic": 2.0, "ratio": 2.0}
+    out["stats"]["vol_bps_per_sqrt_s"] = {"real": 1.0, "synthetic": 2.0, "ratio": 2.0}
+    _add_noise(out, noise)
+    assert out["stats"]["trade_rate_per_s"]["capture_length_sd"] == pytest.approx(1.0)
+    assert out["stats"]["trade_rate_per_s"]["z"] == pytest.approx(3.0)
+    assert out["stats"]["spread_bps_mean"]["z"] == pytest.approx(1.0)
+    assert math.isnan(out["stats"]["vol_bps_per_sqrt_s"]["z"])
+    out["ranking"] = {"spearman": 1.0, "sign_agreement": 1.0}
+    chk = _checks(out)
+    assert chk["stats_outside_band"] == ["spread_bps_mean", "vol_bps_per_sqrt_s"]
+    assert chk["stats_outside_band_beyond_noise"] == ["vol_bps_per_sqrt_s"]
+    assert chk["autocorr_outside_band_beyond_noise"] == []

@@ -55,6 +55,12 @@ MIN_SPEARMAN = 0.8
 MIN_SIGN_AGREEMENT = 0.8
 T0_NS = 1_700_000_000_000_000_000
 SEED0 = 1_000_001  # far from the fit's seeds (12345 + round)
+# each statistic's sampling noise at the capture's length: its standard deviation over this many
+# synthetic markets as long as the capture (seeds SEED0 + 200 + i). A 345 s capture holds ~40
+# deep sweeps and ~6 independent 60 s returns: a ratio outside the band can be the capture's own
+# noise, and "z" (synthetic - real over that deviation) says how far outside it a miss is
+NOISE_MARKETS = 8
+NOISE_Z = 2.0
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
@@ -138,6 +144,40 @@ def _noise_ceiling(
     }
 
 
+def _capture_length_stats(
+    calib: dict, duration_s: float, markets: int, say: Callable[[str], None]
+) -> list[dict]:
+    """market_stats of ``markets`` synthetic markets as long as the capture (seeds SEED0 + 200 +
+    i): how much each statistic moves between samples of the capture's length."""
+    from mmbot.data.market_stats import market_stats
+    from mmbot.data.synthetic import generate
+
+    if markets >= 2:
+        say(f"sampling noise: {markets} markets of {duration_s:.0f} s (the capture's length)")
+    dur_ns = int(round(duration_s * 1e9))
+    return [
+        market_stats(
+            generate(calib, SEED0 + 200 + i, T0_NS, dur_ns), tick_px=float(calib["tick_px"])
+        )
+        for i in range(markets if markets >= 2 else 0)
+    ]
+
+
+def _add_noise(out: dict, noise: list[dict]) -> None:
+    """Each statistic's and autocorrelation's ``capture_length_sd`` (its standard deviation over
+    the capture-length markets) and ``z`` (synthetic minus real, in those deviations); nan
+    without such markets."""
+    for part, keys in (("stats", STAT_KEYS), ("autocorr", AUTOCORR_KEYS)):
+        for name, key in keys.items():
+            vals = np.asarray([float(s[key]) for s in noise], dtype=np.float64)
+            vals = vals[np.isfinite(vals)]
+            sd = float(np.std(vals, ddof=1)) if len(vals) >= 2 else float("nan")
+            v = out[part][name]
+            v["capture_length_sd"] = sd
+            gap = v["synthetic"] - v["real"]
+            v["z"] = gap / sd if np.isfinite(sd) and sd > 0 else float("nan")
+
+
 def _nanmean(vals: list[float]) -> float:
     arr = np.asarray(vals, dtype=np.float64)
     return float(np.mean(arr[np.isfinite(arr)])) if np.isfinite(arr).any() else float("nan")
@@ -145,6 +185,10 @@ def _nanmean(vals: list[float]) -> float:
 
 def _ratio(real: float, syn: float) -> float:
     return syn / real if np.isfinite(real) and real != 0 and np.isfinite(syn) else float("nan")
+
+
+def _beyond_noise(part: dict, names: list[str]) -> list[str]:
+    return [k for k in names if not abs(part[k].get("z", float("nan"))) <= NOISE_Z]
 
 
 def _checks(out: dict) -> dict:
@@ -162,6 +206,11 @@ def _checks(out: dict) -> dict:
         "min_sign_agreement": MIN_SIGN_AGREEMENT,
         "stats_outside_band": bad_stats,
         "autocorr_outside_band": bad_ac,
+        # of those, the ones further from the capture than its own sampling noise explains
+        # (|z| > NOISE_Z, or z not measured)
+        "noise_z": NOISE_Z,
+        "stats_outside_band_beyond_noise": _beyond_noise(out["stats"], bad_stats),
+        "autocorr_outside_band_beyond_noise": _beyond_noise(out["autocorr"], bad_ac),
         "spearman_ok": bool(rk["spearman"] >= MIN_SPEARMAN),
         "sign_agreement_ok": bool(rk["sign_agreement"] >= MIN_SIGN_AGREEMENT),
         "all_ok": bool(
@@ -258,9 +307,11 @@ def fidelity(
     seeds: int = 3,
     panel: list[PanelConfig] | None = None,
     progress: Callable[[str], None] | None = None,
+    noise_markets: int = NOISE_MARKETS,
 ) -> dict:
     """The FIDELITY.json dict of ``capture`` against ``calib``'s market (``seeds`` markets of
-    ``hours`` each, seeds SEED0, SEED0+1, ...)."""
+    ``hours`` each, seeds SEED0, SEED0+1, ...; ``noise_markets`` as long as the capture for
+    each statistic's sampling noise)."""
     from mmbot.backtest import guess_tick_lot
     from mmbot.data.market_stats import guess_tick, market_stats
 
@@ -273,6 +324,7 @@ def fidelity(
     real_net = run_panel(capture, tick_px=real_tick, lot_qty=real_lot, panel=panel)
     syn_stats, syn_net = _synthetic_runs(calib, hours=hours, seeds=seeds, panel=panel, say=say)
     out = _compare_stats(real, syn_stats)
+    _add_noise(out, _capture_length_stats(calib, float(real["duration_s"]), noise_markets, say))
     ceiling = (
         _noise_ceiling(calib, float(real["duration_s"]), seeds, panel, say) if seeds >= 2 else {}
     )

@@ -18,23 +18,13 @@ def _f(x: float) -> str:
 def _rows(res: dict) -> tuple[list[list[str]], list[list[str]], list[list[str]]]:
     chk = res["checks"]
     stats = [
-        [
-            k,
-            _f(v["real"]),
-            _f(v["synthetic"]),
-            _f(v["ratio"]),
-            "OUT" if k in chk["stats_outside_band"] else "ok",
-        ]
+        [k, _f(v["real"]), _f(v["synthetic"]), _f(v["ratio"]), *_noise(v)]
+        + [_mark(k, chk["stats_outside_band"])]
         for k, v in res["stats"].items()
     ]
     ac = [
-        [
-            k,
-            _f(v["real"]),
-            _f(v["synthetic"]),
-            _f(v["diff"]),
-            "OUT" if k in chk["autocorr_outside_band"] else "ok",
-        ]
+        [k, _f(v["real"]), _f(v["synthetic"]), _f(v["diff"]), *_noise(v)]
+        + [_mark(k, chk["autocorr_outside_band"])]
         for k, v in res["autocorr"].items()
     ]
     rk = [
@@ -42,6 +32,15 @@ def _rows(res: dict) -> tuple[list[list[str]], list[list[str]], list[list[str]]]
         for c in res["ranking"]["configs"]
     ]
     return stats, ac, rk
+
+
+def _noise(v: dict) -> list[str]:
+    """The capture-length sampling deviation and z of a row (results before them: nan)."""
+    return [_f(v.get("capture_length_sd", float("nan"))), _f(v.get("z", float("nan")))]
+
+
+def _mark(name: str, outside: list[str]) -> str:
+    return "OUT" if name in outside else "ok"
 
 
 def _headline(res: dict) -> list[str]:
@@ -55,7 +54,19 @@ def _headline(res: dict) -> list[str]:
         _ceiling_line(rk),
         f"ratio band {chk['ratio_band']}, autocorr |diff| <= {chk['autocorr_max_diff']}; "
         f"all within: {chk['all_ok']}",
+        _noise_line(chk),
     ]
+
+
+def _noise_line(chk: dict) -> str:
+    if "noise_z" not in chk:
+        return "sampling noise: not measured"
+    beyond = chk["stats_outside_band_beyond_noise"] + chk["autocorr_outside_band_beyond_noise"]
+    return (
+        f"capture-length sd: each statistic's standard deviation over synthetic markets as long "
+        f"as the capture; z = (synthetic - real) / sd. Outside the bands and |z| > "
+        f"{chk['noise_z']:g}: {', '.join(beyond) or 'none'}"
+    )
 
 
 def _ceiling_line(rk: dict) -> str:
@@ -75,8 +86,8 @@ def _md_table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-STAT_HEAD = ["statistic", "real", "synthetic", "ratio", ""]
-AC_HEAD = ["autocorrelation", "real", "synthetic", "diff", ""]
+STAT_HEAD = ["statistic", "real", "synthetic", "ratio", "capture-length sd", "z", ""]
+AC_HEAD = ["autocorrelation", "real", "synthetic", "diff", "capture-length sd", "z", ""]
 RANK_HEAD = ["configuration", "real net bps", "synthetic net bps"]
 
 
