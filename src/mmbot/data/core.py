@@ -40,7 +40,17 @@ except ImportError:  # pragma: no cover - depends on the environment
     _gzip_impl = gzip
     _GZ_ERRORS = (EOFError, zlib.error, OSError)
 from mmbot.errors import UserError
-from mmbot.events import BUY_EVENT, EVENT_DTYPE, KIND_MASK, KIND_NAMES, SELL_EVENT, TRADE_EVENT
+from mmbot.events import (
+    BUY_EVENT,
+    DEPTH_BBO_EVENT,
+    DEPTH_EVENT,
+    DEPTH_SNAPSHOT_EVENT,
+    EVENT_DTYPE,
+    KIND_MASK,
+    KIND_NAMES,
+    SELL_EVENT,
+    TRADE_EVENT,
+)
 
 DEFAULT_BASE_LATENCY_NS = 1_000_000
 """Minimum feed latency after the clock-offset correction (1 ms): a small positive value."""
@@ -119,10 +129,10 @@ class StageBlock:
 
 
 _KIND_OF_MT = np.zeros(4, dtype=np.uint64)
-_KIND_OF_MT[rp.MT_DIFF] = rp.DEPTH_EVENT
-_KIND_OF_MT[rp.MT_SNAPSHOT] = rp.DEPTH_SNAPSHOT_EVENT
-_KIND_OF_MT[rp.MT_TRADE] = rp.TRADE_EVENT
-_KIND_OF_MT[rp.MT_BBO] = rp.DEPTH_BBO_EVENT
+_KIND_OF_MT[rp.MT_DIFF] = DEPTH_EVENT
+_KIND_OF_MT[rp.MT_SNAPSHOT] = DEPTH_SNAPSHOT_EVENT
+_KIND_OF_MT[rp.MT_TRADE] = TRADE_EVENT
+_KIND_OF_MT[rp.MT_BBO] = DEPTH_BBO_EVENT
 
 
 def assemble_block(

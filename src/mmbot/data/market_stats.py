@@ -14,17 +14,8 @@ import math
 import numpy as np
 from numba import njit
 
+from mmbot import events as ev_
 from mmbot.errors import UserError
-from mmbot.events import (
-    BUY_EVENT,
-    DEPTH_BBO_EVENT,
-    DEPTH_CLEAR_EVENT,
-    DEPTH_EVENT,
-    DEPTH_SNAPSHOT_EVENT,
-    KIND_MASK,
-    SELL_EVENT,
-    TRADE_EVENT,
-)
 
 GRID_NS = 10_000_000  # spread / mid sampling step (time weighting)
 DEPTH_EVERY = 10  # depth sampled every DEPTH_EVERY grid steps (100 ms)
@@ -154,9 +145,9 @@ def _scan(
                         d_cum[di, m] = cb
                         d_cum[di, depth_bps.shape[0] + m] = ca
             gi += 1
-        kind = ev[i] & KIND_MASK
-        if kind == TRADE_EVENT:
-            side = 1 if (ev[i] & BUY_EVENT) else (-1 if (ev[i] & SELL_EVENT) else 0)
+        kind = ev[i] & ev_.KIND_MASK
+        if kind == ev_.TRADE_EVENT:
+            side = 1 if (ev[i] & ev_.BUY_EVENT) else (-1 if (ev[i] & ev_.SELL_EVENT) else 0)
             tr_t[ntr] = t
             tr_px[ntr] = pxs[i]
             tr_qty[ntr] = qtys[i]
@@ -174,27 +165,31 @@ def _scan(
             last_grp = grp
             ntr += 1
             continue
-        if kind == DEPTH_CLEAR_EVENT:
-            if ev[i] & BUY_EVENT or not (ev[i] & SELL_EVENT):
+        if kind == ev_.DEPTH_CLEAR_EVENT:
+            if ev[i] & ev_.BUY_EVENT or not (ev[i] & ev_.SELL_EVENT):
                 bk[:] = _NONE
                 bv[:] = 0.0
                 nb = 0
                 bb = _NONE
-            if ev[i] & SELL_EVENT or not (ev[i] & BUY_EVENT):
+            if ev[i] & ev_.SELL_EVENT or not (ev[i] & ev_.BUY_EVENT):
                 ak[:] = _NONE
                 av[:] = 0.0
                 na = 0
                 ba = _NONE
             continue
-        if kind != DEPTH_EVENT and kind != DEPTH_SNAPSHOT_EVENT and kind != DEPTH_BBO_EVENT:
+        if (
+            kind != ev_.DEPTH_EVENT
+            and kind != ev_.DEPTH_SNAPSHOT_EVENT
+            and kind != ev_.DEPTH_BBO_EVENT
+        ):
             continue
         p = int(math.floor(pxs[i] / tick + 0.5))
         q = qtys[i]
         if math.isnan(q) or q < 0.0:
             continue
-        if ev[i] & BUY_EVENT:
+        if ev[i] & ev_.BUY_EVENT:
             ref = bb if bb != _NONE else p
-            if kind == DEPTH_BBO_EVENT and q > 0.0:
+            if kind == ev_.DEPTH_BBO_EVENT and q > 0.0:
                 while bb != _NONE and bb > p:
                     nb += _set_level(bk, bv, bb, 0.0, ref)
                     bb = _next_level(bk, bv, bb - 1, nb, -1)
@@ -208,9 +203,9 @@ def _scan(
                     ba = _next_level(ak, av, ba + 1, na, 1)
             elif p == bb:
                 bb = _next_level(bk, bv, p - 1, nb, -1)
-        elif ev[i] & SELL_EVENT:
+        elif ev[i] & ev_.SELL_EVENT:
             ref = ba if ba != _NONE else p
-            if kind == DEPTH_BBO_EVENT and q > 0.0:
+            if kind == ev_.DEPTH_BBO_EVENT and q > 0.0:
                 while ba != _NONE and ba < p:
                     na += _set_level(ak, av, ba, 0.0, ref)
                     ba = _next_level(ak, av, ba + 1, na, 1)

@@ -38,18 +38,7 @@ import numpy as np
 from numba import njit
 
 from mmbot import book as bk_
-from mmbot.events import (
-    BUY_EVENT,
-    DEPTH_BBO_EVENT,
-    DEPTH_CLEAR_EVENT,
-    DEPTH_EVENT,
-    DEPTH_SNAPSHOT_EVENT,
-    EVENT_DTYPE,
-    EXCH_EVENT,
-    LOCAL_EVENT,
-    SELL_EVENT,
-    TRADE_EVENT,
-)
+from mmbot import events as ev_
 
 STAGE_DTYPE = np.dtype(
     [
@@ -201,18 +190,18 @@ def _snapshot_clears(rows, i, j, scale, bk, bv, ak, av, bs, out, n_out, ts):
         px = rows[r].px
         if rows[r].ev == 0 or not _valid_px(px):
             continue
-        if rows[r].ev & BUY_EVENT:
+        if rows[r].ev & ev_.BUY_EVENT:
             deep_bid = min(deep_bid, px)
         else:
             deep_ask = max(deep_ask, px)
-    mkt = EXCH_EVENT | LOCAL_EVENT
+    mkt = ev_.EXCH_EVENT | ev_.LOCAL_EVENT
     if np.isfinite(deep_bid):
         bk_.table_clear_upto(bk, bv, np.int64(np.round(deep_bid * scale)), True, bs)
-        ev = DEPTH_CLEAR_EVENT | BUY_EVENT | mkt
+        ev = ev_.DEPTH_CLEAR_EVENT | ev_.BUY_EVENT | mkt
         n_out = _emit(out, n_out, ev, ts[0], ts[1], deep_bid, 0.0, 0)
     if np.isfinite(deep_ask):
         bk_.table_clear_upto(ak, av, np.int64(np.round(deep_ask * scale)), False, bs)
-        ev = DEPTH_CLEAR_EVENT | SELL_EVENT | mkt
+        ev = ev_.DEPTH_CLEAR_EVENT | ev_.SELL_EVENT | mkt
         n_out = _emit(out, n_out, ev, ts[0], ts[1], deep_ask, 0.0, 0)
     return n_out
 
@@ -221,7 +210,7 @@ def _snapshot_clears(rows, i, j, scale, bk, bv, ak, av, bs, out, n_out, ts):
 def _bbo_stale(key, is_bid, bk, bv, ak, av, bs, out, n_out, room, ts, scale, counters):
     """A BBO row says nothing is better on its side: delete the stale better levels there, each as
     an emitted ``qty = 0`` repair row, so every consumer's book agrees. Returns (out, n_out)."""
-    side = (BUY_EVENT if is_bid else SELL_EVENT) | EXCH_EVENT | LOCAL_EVENT
+    side = (ev_.BUY_EVENT if is_bid else ev_.SELL_EVENT) | ev_.EXCH_EVENT | ev_.LOCAL_EVENT
     while True:
         stale = bs[bk_.B_BEST_BID] if is_bid else bs[bk_.B_BEST_ASK]
         if stale == bk_.NO_BID or stale == bk_.NO_ASK:  # noqa: SIM109
@@ -234,7 +223,7 @@ def _bbo_stale(key, is_bid, bk, bv, ak, av, bs, out, n_out, room, ts, scale, cou
             bk_.table_set(ak, av, stale, 0.0, False, bs)
         out = _grow(out, n_out, room)
         px = stale / scale
-        n_out = _emit(out, n_out, DEPTH_EVENT | side, ts[0], ts[1], px, 0.0, REPAIR_IVAL)
+        n_out = _emit(out, n_out, ev_.DEPTH_EVENT | side, ts[0], ts[1], px, 0.0, REPAIR_IVAL)
         counters[C_BBO_STALE_LEVEL] += 1
     return out, n_out
 
@@ -244,7 +233,7 @@ def _uncross(bk, bv, ak, av, bs, bid_set, ask_set, out, n_out, ts, scale, counte
     """Crossed-book repair (``mmbot.book.stale_sides``): delete stale touches until uncrossed,
     each as an emitted ``qty = 0`` repair row. Returns (out, n_out)."""
     counters[C_CROSSED_BOOK] += 1
-    mkt = EXCH_EVENT | LOCAL_EVENT
+    mkt = ev_.EXCH_EVENT | ev_.LOCAL_EVENT
     while bs[bk_.B_BEST_BID] != bk_.NO_BID and bs[bk_.B_BEST_ASK] != bk_.NO_ASK:
         bb = bs[bk_.B_BEST_BID]
         ba = bs[bk_.B_BEST_ASK]
@@ -254,12 +243,12 @@ def _uncross(bk, bv, ak, av, bs, bid_set, ask_set, out, n_out, ts, scale, counte
         out = _grow(out, n_out, 4)
         if del_bid:
             bk_.table_set(bk, bv, bb, 0.0, True, bs)
-            ev = DEPTH_EVENT | BUY_EVENT | mkt
+            ev = ev_.DEPTH_EVENT | ev_.BUY_EVENT | mkt
             n_out = _emit(out, n_out, ev, ts[0], ts[1], bb / scale, 0.0, REPAIR_IVAL)
             counters[C_CROSSED_LEVEL] += 1
         if del_ask:
             bk_.table_set(ak, av, ba, 0.0, False, bs)
-            ev = DEPTH_EVENT | SELL_EVENT | mkt
+            ev = ev_.DEPTH_EVENT | ev_.SELL_EVENT | mkt
             n_out = _emit(out, n_out, ev, ts[0], ts[1], ba / scale, 0.0, REPAIR_IVAL)
             counters[C_CROSSED_LEVEL] += 1
     return out, n_out
@@ -271,7 +260,7 @@ def _message_rows(rows, i, j, scale, bk, bv, ak, av, bs, out, n_out, ts, counter
     rows applied (a BBO row first removes the stale better levels), every kept row emitted.
     Returns (out, n_out, best bid key set, best ask key set) (NO_BID / NO_ASK: none)."""
     mt = rows[i].mtype
-    mkt = EXCH_EVENT | LOCAL_EVENT
+    mkt = ev_.EXCH_EVENT | ev_.LOCAL_EVENT
     bid_set = bk_.NO_BID
     ask_set = bk_.NO_ASK
     for r in range(i, j):
@@ -288,7 +277,7 @@ def _message_rows(rows, i, j, scale, bk, bv, ak, av, bs, out, n_out, ts, counter
             continue
         if mt != MT_TRADE:
             key = np.int64(np.round(px * scale))
-            is_bid = (ev & BUY_EVENT) != 0
+            is_bid = (ev & ev_.BUY_EVENT) != 0
             if mt == MT_BBO:
                 room = j - r + 2
                 out, n_out = _bbo_stale(
@@ -319,7 +308,7 @@ def replay(rows, scale, st, bk, bv, ak, av, counters):
     """Process stage ``rows`` (exchange-time order). Returns ``(events, bk, bv, ak, av)``: the
     book tables may have been reallocated (grown) and must be passed to the next call."""
     n = len(rows)
-    out = np.empty(n + 64, dtype=EVENT_DTYPE)
+    out = np.empty(n + 64, dtype=ev_.EVENT_DTYPE)
     n_out = 0
     bs = st[S_BOOK:]
     i = 0
@@ -525,10 +514,6 @@ __all__ = [
     "new_books",
     "replay",
     "sequence_check",
-    "DEPTH_EVENT",
-    "TRADE_EVENT",
-    "DEPTH_SNAPSHOT_EVENT",
-    "DEPTH_BBO_EVENT",
 ]
 
 
@@ -547,32 +532,32 @@ def is_ordered(rows) -> bool:
 def _split_orders(events, local_order):
     n = len(events)
     out = np.empty(2 * n, dtype=events.dtype)
-    flags_clear = ~np.uint64(EXCH_EVENT | LOCAL_EVENT)
+    flags_clear = ~np.uint64(ev_.EXCH_EVENT | ev_.LOCAL_EVENT)
     k = 0
     e = 0
     lo = 0
     while e < n or lo < n:
         if e < n and lo < n and local_order[lo] == e:
             out[k] = events[e]
-            out[k].ev = (events[e].ev & flags_clear) | np.uint64(EXCH_EVENT | LOCAL_EVENT)
+            out[k].ev = (events[e].ev & flags_clear) | np.uint64(ev_.EXCH_EVENT | ev_.LOCAL_EVENT)
             e += 1
             lo += 1
         elif e < n and (lo >= n or events[e].exch_ts <= events[local_order[lo]].local_ts):
             out[k] = events[e]
-            out[k].ev = (events[e].ev & flags_clear) | np.uint64(EXCH_EVENT)
+            out[k].ev = (events[e].ev & flags_clear) | np.uint64(ev_.EXCH_EVENT)
             e += 1
         else:
             r = local_order[lo]
             out[k] = events[r]
-            out[k].ev = (events[r].ev & flags_clear) | np.uint64(LOCAL_EVENT)
+            out[k].ev = (events[r].ev & flags_clear) | np.uint64(ev_.LOCAL_EVENT)
             lo += 1
         k += 1
     return out[:k]
 
 
 def to_hftbacktest_order(events: np.ndarray) -> np.ndarray:
-    """hftbacktest's layout for one array: rows flagged EXCH_EVENT in exchange-time order and rows
-    flagged LOCAL_EVENT in local-time order. Where the two orders disagree an event is written twice,
+    """hftbacktest's layout for one array: rows flagged ev_.EXCH_EVENT in exchange-time order and rows
+    flagged ev_.LOCAL_EVENT in local-time order. Where the two orders disagree an event is written twice,
     once exchange-only and once local-only (as hftbacktest's ``correct_event_order`` does);
     elsewhere one row carries both flags. ``events`` must be in exchange-time order."""
     local_order = np.argsort(events["local_ts"], kind="stable").astype(np.int64)

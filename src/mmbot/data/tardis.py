@@ -29,6 +29,7 @@ from mmbot.data.core import (
 )
 from mmbot.data.timecheck import ns_column
 from mmbot.errors import UserError
+from mmbot.events import TRADE_EVENT
 
 _US = 1000
 
@@ -122,7 +123,7 @@ class _TardisParser:
             # unknown aggressor: no side flag
             unk = side == 0
             if unk.any():
-                blk.rows["ev"][unk] = rp.TRADE_EVENT
+                blk.rows["ev"][unk] = TRADE_EVENT
         return blk
 
 

@@ -22,18 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mmbot import events as ev_
 from mmbot.errors import UserError
-from mmbot.events import (
-    BUY_EVENT,
-    DEPTH_CLEAR_EVENT,
-    DEPTH_EVENT,
-    DEPTH_SNAPSHOT_EVENT,
-    EXCH_EVENT,
-    KIND_MASK,
-    LOCAL_EVENT,
-    SELL_EVENT,
-    TRADE_EVENT,
-)
 from mmbot.live.bybit_msgs import book_topic, fmt, trade_topic
 from mmbot.live.orders import BUY, SELL
 
@@ -174,22 +164,22 @@ class MarketReplay:
 
     async def _replay(self) -> None:
         ev = self.events
-        # the feed as the capture's recorder received it: rows it saw (LOCAL_EVENT, or neither
+        # the feed as the capture's recorder received it: rows it saw (ev_.LOCAL_EVENT, or neither
         # flag) in receive order, one message per run of equal receive time (local_ts), sent at
         # that time mapped to wall time from the replay start. The bot thus sees the capture's own
         # feed latency and message boundaries, as the backtest's local book does; each message's
         # "ts" (trade "T") is its exchange time on the same wall-time mapping
-        is_local = ((ev["ev"] & LOCAL_EVENT) != 0) | ((ev["ev"] & EXCH_EVENT) == 0)
+        is_local = ((ev["ev"] & ev_.LOCAL_EVENT) != 0) | ((ev["ev"] & ev_.EXCH_EVENT) == 0)
         rows = np.flatnonzero(is_local)
         recv_all = np.maximum(ev["local_ts"][rows], ev["exch_ts"][rows])
         order = np.argsort(recv_all, kind="stable")
         rows, recv = rows[order], recv_all[order]
         bounds = np.r_[np.flatnonzero(np.r_[True, recv[1:] != recv[:-1]]), len(rows)]
-        kinds = (ev["ev"] & KIND_MASK).astype(np.int64)
+        kinds = (ev["ev"] & ev_.KIND_MASK).astype(np.int64)
         # the matching venue also wakes at exchange event times between messages (while we have
         # orders resting), so our fills happen, and are reported, when they happen at the exchange
         # (as in the backtest), not when the next message that carries their trade is published
-        is_exch = ((ev["ev"] & EXCH_EVENT) != 0) | ((ev["ev"] & LOCAL_EVENT) == 0)
+        is_exch = ((ev["ev"] & ev_.EXCH_EVENT) != 0) | ((ev["ev"] & ev_.LOCAL_EVENT) == 0)
         exch_pts = np.setdiff1d(np.unique(ev["exch_ts"][is_exch]), recv[bounds[:-1]])
         btopic, ttopic = book_topic(self.cfg.symbol, self.cfg.depth), trade_topic(self.cfg.symbol)
         m = self.matcher
@@ -219,19 +209,19 @@ class MarketReplay:
                 book_exch_ns = 0
                 for i in rows[a:b]:
                     k, flags = int(kinds[i]), int(ev["ev"][i])
-                    side = BUY if flags & BUY_EVENT else (SELL if flags & SELL_EVENT else 0)
+                    side = BUY if flags & ev_.BUY_EVENT else (SELL if flags & ev_.SELL_EVENT else 0)
                     px, qty = float(ev["px"][i]), float(ev["qty"][i])
-                    if k == DEPTH_CLEAR_EVENT:
+                    if k == ev_.DEPTH_CLEAR_EVENT:
                         m.clear_book(side)
                         snapshot = True
                         book_exch_ns = max(book_exch_ns, int(ev["exch_ts"][i]))
-                    elif k in (DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT) and side != 0:
+                    elif k in (ev_.DEPTH_EVENT, ev_.DEPTH_SNAPSHOT_EVENT) and side != 0:
                         px = m.round_px(px)
                         m.set_level(side, px, qty)
                         (changed_b if side == BUY else changed_a)[px] = qty
-                        snapshot |= k == DEPTH_SNAPSHOT_EVENT
+                        snapshot |= k == ev_.DEPTH_SNAPSHOT_EVENT
                         book_exch_ns = max(book_exch_ns, int(ev["exch_ts"][i]))
-                    elif k == TRADE_EVENT and side != 0:
+                    elif k == ev_.TRADE_EVENT and side != 0:
                         px = m.round_px(px)
                         self.trade_id += 1
                         trades.append(
@@ -322,7 +312,7 @@ def load_market(path: Path) -> tuple[np.ndarray, float, float]:
     if events is None:
         with np.load(path) as z:
             events = z["data"] if "data" in z else z[z.files[0]]
-    depth = events[(events["ev"] & KIND_MASK) != TRADE_EVENT]
+    depth = events[(events["ev"] & ev_.KIND_MASK) != ev_.TRADE_EVENT]
     tick = tick or guess_tick(depth["px"])
     lot = lot or guess_tick(events["qty"])
     return events, tick, lot

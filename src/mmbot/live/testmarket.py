@@ -9,17 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmbot.events import (
-    BUY_EVENT,
-    DEPTH_CLEAR_EVENT,
-    DEPTH_EVENT,
-    DEPTH_SNAPSHOT_EVENT,
-    EVENT_DTYPE,
-    EXCH_EVENT,
-    LOCAL_EVENT,
-    SELL_EVENT,
-    TRADE_EVENT,
-)
+from mmbot import events as ev_
 
 TICK_PX = 0.0001
 LOT_QTY = 1.0
@@ -34,7 +24,7 @@ def make_market(
     levels: int = 10,
 ) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    flags = EXCH_EVENT | LOCAL_EVENT
+    flags = ev_.EXCH_EVENT | ev_.LOCAL_EVENT
     rows: list[tuple] = []
     mid_ticks = int(round(mid0_px / TICK_PX))
 
@@ -43,7 +33,7 @@ def make_market(
             q = float(rng.integers(200, 2000))
             rows.append(
                 (
-                    kind | flags | BUY_EVENT,
+                    kind | flags | ev_.BUY_EVENT,
                     ts,
                     ts + 5_000_000,
                     (center - 1 - k) * TICK_PX,
@@ -56,7 +46,7 @@ def make_market(
             q = float(rng.integers(200, 2000))
             rows.append(
                 (
-                    kind | flags | SELL_EVENT,
+                    kind | flags | ev_.SELL_EVENT,
                     ts,
                     ts + 5_000_000,
                     (center + 1 + k) * TICK_PX,
@@ -67,8 +57,10 @@ def make_market(
                 )
             )
 
-    rows.append((DEPTH_CLEAR_EVENT | flags, start_ns, start_ns + 5_000_000, 0.0, 0.0, 0, 0, 0.0))
-    book(start_ns, DEPTH_SNAPSHOT_EVENT, mid_ticks)
+    rows.append(
+        (ev_.DEPTH_CLEAR_EVENT | flags, start_ns, start_ns + 5_000_000, 0.0, 0.0, 0, 0, 0.0)
+    )
+    book(start_ns, ev_.DEPTH_SNAPSHOT_EVENT, mid_ticks)
     n_steps = int(duration_s * 1000 / step_ms)
     for s in range(1, n_steps):
         ts = start_ns + s * step_ms * 1_000_000
@@ -78,19 +70,19 @@ def make_market(
             old = mid_ticks
             mid_ticks += move
             for k in range(levels + 1):
-                for side, sign in ((BUY_EVENT, -1), (SELL_EVENT, 1)):
+                for side, sign in ((ev_.BUY_EVENT, -1), (ev_.SELL_EVENT, 1)):
                     px_old = (old + sign * (1 + k)) * TICK_PX
                     rows.append(
-                        (DEPTH_EVENT | flags | side, ts, ts + 5_000_000, px_old, 0.0, 0, 0, 0.0)
+                        (ev_.DEPTH_EVENT | flags | side, ts, ts + 5_000_000, px_old, 0.0, 0, 0, 0.0)
                     )
-            book(ts, DEPTH_EVENT, mid_ticks)
+            book(ts, ev_.DEPTH_EVENT, mid_ticks)
         else:
-            side = BUY_EVENT if rng.random() < 0.5 else SELL_EVENT
+            side = ev_.BUY_EVENT if rng.random() < 0.5 else ev_.SELL_EVENT
             k = int(rng.integers(0, levels))
-            sign = -1 if side == BUY_EVENT else 1
+            sign = -1 if side == ev_.BUY_EVENT else 1
             rows.append(
                 (
-                    DEPTH_EVENT | flags | side,
+                    ev_.DEPTH_EVENT | flags | side,
                     ts,
                     ts + 5_000_000,
                     (mid_ticks + sign * (1 + k)) * TICK_PX,
@@ -105,7 +97,7 @@ def make_market(
             px = (mid_ticks + (1 if buy else -1)) * TICK_PX
             rows.append(
                 (
-                    TRADE_EVENT | flags | (BUY_EVENT if buy else SELL_EVENT),
+                    ev_.TRADE_EVENT | flags | (ev_.BUY_EVENT if buy else ev_.SELL_EVENT),
                     ts + 1_000_000,
                     ts + 6_000_000,
                     px,
@@ -115,7 +107,7 @@ def make_market(
                     0.0,
                 )
             )
-    ev = np.array(rows, dtype=EVENT_DTYPE)
+    ev = np.array(rows, dtype=ev_.EVENT_DTYPE)
     return ev[np.argsort(ev["exch_ts"], kind="stable")]
 
 

@@ -8,21 +8,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from mmbot import events as ev_
 from mmbot.book import (
     ask_update,
     bid_update,
     clear_side,
-)
-from mmbot.events import (
-    BUY_EVENT,
-    DEPTH_BBO_EVENT,
-    DEPTH_CLEAR_EVENT,
-    DEPTH_EVENT,
-    DEPTH_SNAPSHOT_EVENT,
-    EXCH_EVENT,
-    LOCAL_EVENT,
-    SELL_EVENT,
-    TRADE_EVENT,
 )
 
 from .borrow import borrowed
@@ -74,26 +64,26 @@ def scan_events(ev):
     sorted_l = True
     lo = np.inf
     hi = -np.inf
-    both = np.uint64(EXCH_EVENT | LOCAL_EVENT)
+    both = np.uint64(ev_.EXCH_EVENT | ev_.LOCAL_EVENT)
     for i in range(n):
         f = ev[i].ev
         if (f & both) == 0:
             f = f | both  # unflagged rows count as both
-        if f & np.uint64(EXCH_EVENT):
+        if f & np.uint64(ev_.EXCH_EVENT):
             t = ev[i].exch_ts
             if t < last_e and bad < 0:
                 bad = i
             last_e = t
             exch_idx[ne] = i
             ne += 1
-        if f & np.uint64(LOCAL_EVENT):
+        if f & np.uint64(ev_.LOCAL_EVENT):
             t = ev[i].local_ts
             if t < last_l:
                 sorted_l = False
             last_l = t
             local_idx[nl] = i
             nl += 1
-        if (f & np.uint64(0xFF)) == TRADE_EVENT:
+        if (f & np.uint64(0xFF)) == ev_.TRADE_EVENT:
             p = ev[i].px
             if p > 0.0 and p < np.inf:
                 lo = min(lo, p)
@@ -106,13 +96,13 @@ def process_exch(v, evv, ex_ts, px, qty, xbid, xask, inv_tick, tick_lo, n):
     """One exchange-side market event. Arrays are passed in (not read from ``v``) because every
     structref array read costs an atomic refcount pair in the hot loop."""
     kind = evv & 0xFF
-    side = 1 if (evv & BUY_EVENT) else (-1 if (evv & SELL_EVENT) else 0)
-    if kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT or kind == DEPTH_BBO_EVENT:  # noqa: SIM109 (scalar compares in the hot loop)
+    side = 1 if (evv & ev_.BUY_EVENT) else (-1 if (evv & ev_.SELL_EVENT) else 0)
+    if kind == ev_.DEPTH_EVENT or kind == ev_.DEPTH_SNAPSHOT_EVENT or kind == ev_.DEPTH_BBO_EVENT:  # noqa: SIM109 (scalar compares in the hot loop)
         ix = np.int64(np.floor(px * inv_tick + 0.5)) - tick_lo
         if ix < 0 or ix >= n:
             v.n_out_of_band += 1
             return
-        bbo = kind == DEPTH_BBO_EVENT
+        bbo = kind == ev_.DEPTH_BBO_EVENT
         prev_bb = v.xbb
         prev_ba = v.xba
         if side > 0:
@@ -129,11 +119,11 @@ def process_exch(v, evv, ex_ts, px, qty, xbid, xask, inv_tick, tick_lo, n):
             cross_check(v, ex_ts)
         if v.xbb != v.mark_bb or v.xba != v.mark_ba:
             maybe_mark(v, ex_ts)
-    elif kind == TRADE_EVENT:
+    elif kind == ev_.TRADE_EVENT:
         if v.n_live > 0 and side != 0:
             ix = ix_of(v, px)
             on_trade(v, side, ix, qty, ex_ts)
-    elif kind == DEPTH_CLEAR_EVENT:
+    elif kind == ev_.DEPTH_CLEAR_EVENT:
         ix = ix_of(v, px) if px > 0.0 else -1
         v.xbb, v.xba = clear_side(xbid, xask, v.xbb, v.xba, n, side, ix)
         maybe_mark(v, ex_ts)
@@ -142,19 +132,19 @@ def process_exch(v, evv, ex_ts, px, qty, xbid, xask, inv_tick, tick_lo, n):
 @njit(cache=True)
 def process_local(v, evv, local_ts, px, qty, lbid, lask, inv_tick, tick_lo, n):
     kind = evv & 0xFF
-    side = 1 if (evv & BUY_EVENT) else (-1 if (evv & SELL_EVENT) else 0)
-    if kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT or kind == DEPTH_BBO_EVENT:  # noqa: SIM109 (scalar compares in the hot loop)
+    side = 1 if (evv & ev_.BUY_EVENT) else (-1 if (evv & ev_.SELL_EVENT) else 0)
+    if kind == ev_.DEPTH_EVENT or kind == ev_.DEPTH_SNAPSHOT_EVENT or kind == ev_.DEPTH_BBO_EVENT:  # noqa: SIM109 (scalar compares in the hot loop)
         ix = np.int64(np.floor(px * inv_tick + 0.5)) - tick_lo
         if ix < 0 or ix >= n:
             return
-        bbo = kind == DEPTH_BBO_EVENT
+        bbo = kind == ev_.DEPTH_BBO_EVENT
         v.lbid_ver += 1
         v.lask_ver += 1
         if side > 0:
             v.lbb, v.lba = bid_update(lbid, lask, v.lbb, v.lba, n, ix, qty, bbo)
         elif side < 0:
             v.lbb, v.lba = ask_update(lbid, lask, v.lbb, v.lba, n, ix, qty, bbo)
-    elif kind == TRADE_EVENT:
+    elif kind == ev_.TRADE_EVENT:
         t = v.trades[v.n_trades % TRADE_RING]
         t.local_ts = local_ts
         t.px = px
@@ -167,7 +157,7 @@ def process_local(v, evv, local_ts, px, qty, lbid, lask, inv_tick, tick_lo, n):
         elif side < 0:
             v.dr_sell_qty += qty
             v.dr_sell_n += 1
-    elif kind == DEPTH_CLEAR_EVENT:
+    elif kind == ev_.DEPTH_CLEAR_EVENT:
         ix = ix_of(v, px) if px > 0.0 else -1
         v.lbid_ver += 1
         v.lask_ver += 1
@@ -237,10 +227,10 @@ def _fast_depth_ix(evv, px, inv_tick, tick_lo, blo, bhi, alo, ahi):
     """(fast?, tick index) of an exchange row: a depth / snapshot row away from our resting orders
     takes the inline path; a level holding one of them needs the queue model (``process_exch``)."""
     kind = evv & 0xFF
-    if kind != DEPTH_EVENT and kind != DEPTH_SNAPSHOT_EVENT:
+    if kind != ev_.DEPTH_EVENT and kind != ev_.DEPTH_SNAPSHOT_EVENT:
         return False, np.int64(0)
     ix = np.int64(np.floor(px * inv_tick + 0.5)) - tick_lo
-    if evv & BUY_EVENT:
+    if evv & ev_.BUY_EVENT:
         return ix < blo or ix > bhi, ix
     return ix < alo or ix > ahi, ix
 
@@ -251,9 +241,9 @@ def _exch_depth(v, xbid, xask, xbb, xba, n, ix, evv, qty):
     counted); returns (xbb, xba)."""
     if ix < 0 or ix >= n:
         v.n_out_of_band += 1
-    elif evv & BUY_EVENT:
+    elif evv & ev_.BUY_EVENT:
         xbb, xba = bid_update(xbid, xask, xbb, xba, n, ix, qty, _FALSE)
-    elif evv & SELL_EVENT:
+    elif evv & ev_.SELL_EVENT:
         xbb, xba = ask_update(xbid, xask, xbb, xba, n, ix, qty, _FALSE)
     return xbb, xba
 
@@ -267,13 +257,13 @@ def _local_depth(lbid, lask, lbb, lba, vbid, vask, row, inv_tick, tick_lo, n):
     if ix < 0 or ix >= n:
         return lbb, lba, vbid, vask
     pbb, pba = lbb, lba
-    if evv & BUY_EVENT:
+    if evv & ev_.BUY_EVENT:
         lbb, lba = bid_update(lbid, lask, lbb, lba, n, ix, qty, _FALSE)
         if ix >= lbb - VIEW_BAND_TICKS or lbb != pbb:
             vbid += 1
         if lba != pba:  # a crossing bid moved the best ask
             vask += 1
-    elif evv & SELL_EVENT:
+    elif evv & ev_.SELL_EVENT:
         lbb, lba = ask_update(lbid, lask, lbb, lba, n, ix, qty, _FALSE)
         if ix <= lba + VIEW_BAND_TICKS or lba != pba:
             vask += 1
@@ -340,7 +330,7 @@ def merge_market(v, target, wait):
             r = local_idx[li]
             evv = ev[r].ev
             kind = evv & 0xFF
-            if kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT:  # noqa: SIM109
+            if kind == ev_.DEPTH_EVENT or kind == ev_.DEPTH_SNAPSHOT_EVENT:  # noqa: SIM109
                 lbb, lba, vbid, vask = _local_depth(
                     lbid, lask, lbb, lba, vbid, vask, ev[r], inv_tick, tick_lo, n
                 )
