@@ -41,14 +41,7 @@ from mmbot.execution import guards
 from mmbot.instruments import ContractSpec, detect_spec
 from mmbot.records import ACTION_DTYPE, REASON_NAMES, RunResult
 from mmbot.sim.config import VenueSettings
-from mmbot.strategy.contract import (
-    FILL_VIEW_DTYPE,
-    TRADE_BUFFER,
-    TRADE_VIEW_DTYPE,
-    new_market_view,
-    new_own_orders,
-    new_quote,
-)
+from mmbot.strategy.contract import new_views
 from mmbot.strategy.glft import SWEEP_GAP_NS  # noqa: F401  (re-exported: the live session reads it)
 from mmbot.strategy.params import params_record, run_config
 from mmbot.strategy.registry import make_qparams, resolve
@@ -290,14 +283,14 @@ def _loop_buffers() -> tuple:
     """The wake loop's views and scratch arrays, in ``drive``'s argument order (after the guard
     state): market view, own orders, their ids, quote, trades, fills, actions, ops, counters,
     cursors."""
-    own = new_own_orders()
+    v = new_views()
     return (
-        new_market_view(),
-        own,
-        np.zeros(len(own), np.int64),
-        new_quote(),
-        np.zeros(TRADE_BUFFER, TRADE_VIEW_DTYPE),
-        np.zeros(256, FILL_VIEW_DTYPE),
+        v.market,
+        v.own,
+        np.zeros(len(v.own), np.int64),
+        v.quote,
+        v.trades,
+        v.fills,
         np.zeros(wk.ACTION_ROWS_PER_SLOT * wk.N_SLOTS, ACTION_DTYPE),
         np.zeros(wk.N_SLOTS, wk.OP_DTYPE),
         np.zeros(wk.N_COUNTERS, np.int64),

@@ -296,14 +296,7 @@ class Session(OrderFlow):
         from mmbot.engine import wake as wk
         from mmbot.execution.guards import new_guard_state
         from mmbot.instruments import spec_for
-        from mmbot.strategy.contract import (
-            FILL_VIEW_DTYPE,
-            TRADE_BUFFER,
-            TRADE_VIEW_DTYPE,
-            new_market_view,
-            new_own_orders,
-            new_quote,
-        )
+        from mmbot.strategy.contract import new_views
         from mmbot.strategy.params import params_record, run_config
 
         # the session's resolved configuration (no simulated venue section: a paper session's
@@ -327,11 +320,7 @@ class Session(OrderFlow):
         self.near_ticks = min(max(band_ticks, 1), MAX_NEAR_TICKS)
         self.state = self.quoter.new_state(self.params, self.qparams)
         self.guard = new_guard_state(self.params)
-        self.view = new_market_view()
-        self.order_view = new_own_orders()
-        self.out = new_quote()
-        self.trade_buf = np.zeros(TRADE_BUFFER, TRADE_VIEW_DTYPE)
-        self.fill_buf = np.zeros(256, FILL_VIEW_DTYPE)
+        self.view, self.order_view, self.out, self.trade_buf, self.fill_buf = new_views()
         self.act_buf = np.zeros(wk.ACTION_ROWS_PER_SLOT * wk.N_SLOTS, ACTION_DTYPE)
         self.ops = np.zeros(wk.N_SLOTS, wk.OP_DTYPE)
         self.n_trades = self.n_fills = 0

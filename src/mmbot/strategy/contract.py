@@ -56,7 +56,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -66,6 +66,7 @@ from mmbot.strategy.views import ORDER_VIEW_DTYPE, SIDE_ASK, SIDE_BID
 MAX_LEVELS = 8  # orders per side a quoter may ask for
 DEPTH_LEVELS = 10  # non-empty book levels per side in the view
 TRADE_BUFFER = 4096  # trades per wake handed to on_market (older ones of a burst are dropped)
+FILL_BUFFER = 256  # fills per wake handed to on_fill
 
 # why a quoter quotes nothing (out[0].no_quote_reason); recorded by the engine
 NOQUOTE_NONE = 0
@@ -154,6 +155,8 @@ __all__ = [
     "SIDE_BID",
     "TRADE_BUFFER",
     "TRADE_VIEW_DTYPE",
+    "Views",
+    "new_views",
     "new_market_view",
     "new_quote",
     "new_own_orders",
@@ -182,6 +185,27 @@ def new_own_orders() -> np.ndarray:
     o = np.zeros(2 * MAX_LEVELS, dtype=ORDER_VIEW_DTYPE)
     o["px"] = np.nan
     return o
+
+
+class Views(NamedTuple):
+    """What a quoter reads and writes at a wake, as the backtest and the live session hold them."""
+
+    market: np.ndarray  # MARKET_VIEW_DTYPE, one row
+    own: np.ndarray  # ORDER_VIEW_DTYPE, two rows per level
+    quote: np.ndarray  # QUOTE_DTYPE, one row (the quoter's answer)
+    trades: np.ndarray  # TRADE_VIEW_DTYPE, TRADE_BUFFER rows
+    fills: np.ndarray  # FILL_VIEW_DTYPE, FILL_BUFFER rows
+
+
+def new_views() -> Views:
+    """Fresh views: no market yet, no own order, no quote, empty trade and fill buffers."""
+    return Views(
+        new_market_view(),
+        new_own_orders(),
+        new_quote(),
+        np.zeros(TRADE_BUFFER, TRADE_VIEW_DTYPE),
+        np.zeros(FILL_BUFFER, FILL_VIEW_DTYPE),
+    )
 
 
 @njit(cache=True)
