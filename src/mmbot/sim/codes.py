@@ -8,22 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mmbot.records import (
-    ACT_ACKED,
-    ACT_CANCELLED,
-    ACT_EXPIRED,
-    ACT_FILLED,
-    ACT_REJECTED,
-    ACT_SENT,
-    OP_CANCEL,
-    OP_NEW,
-    OP_REPLACE,
-    REASON_NONE,
-    REASON_POST_ONLY,
-    REASON_PRICE_BAND,
-    REASON_RATE_LIMIT,
-    REASON_UNKNOWN_ORDER,
-)
+from mmbot import records as rec
 
 BUY = 1
 
@@ -167,46 +152,46 @@ _IM1 = np.int64(-1)
 _F0 = np.float64(0.0)
 
 
-_ACT_ACKED = np.int64(ACT_ACKED)
+_ACT_ACKED = np.int64(rec.ACT_ACKED)
 
 
-_ACT_CANCELLED = np.int64(ACT_CANCELLED)
+_ACT_CANCELLED = np.int64(rec.ACT_CANCELLED)
 
 
-_ACT_EXPIRED = np.int64(ACT_EXPIRED)
+_ACT_EXPIRED = np.int64(rec.ACT_EXPIRED)
 
 
-_ACT_FILLED = np.int64(ACT_FILLED)
+_ACT_FILLED = np.int64(rec.ACT_FILLED)
 
 
-_ACT_REJECTED = np.int64(ACT_REJECTED)
+_ACT_REJECTED = np.int64(rec.ACT_REJECTED)
 
 
-_ACT_SENT = np.int64(ACT_SENT)
+_ACT_SENT = np.int64(rec.ACT_SENT)
 
 
-_OP_CANCEL = np.int64(OP_CANCEL)
+_OP_CANCEL = np.int64(rec.OP_CANCEL)
 
 
-_OP_NEW = np.int64(OP_NEW)
+_OP_NEW = np.int64(rec.OP_NEW)
 
 
-_OP_REPLACE = np.int64(OP_REPLACE)
+_OP_REPLACE = np.int64(rec.OP_REPLACE)
 
 
-_REASON_NONE = np.int64(REASON_NONE)
+_REASON_NONE = np.int64(rec.REASON_NONE)
 
 
-_REASON_POST_ONLY = np.int64(REASON_POST_ONLY)
+_REASON_POST_ONLY = np.int64(rec.REASON_POST_ONLY)
 
 
-_REASON_PRICE_BAND = np.int64(REASON_PRICE_BAND)
+_REASON_PRICE_BAND = np.int64(rec.REASON_PRICE_BAND)
 
 
-_REASON_RATE_LIMIT = np.int64(REASON_RATE_LIMIT)
+_REASON_RATE_LIMIT = np.int64(rec.REASON_RATE_LIMIT)
 
 
-_REASON_UNKNOWN_ORDER = np.int64(REASON_UNKNOWN_ORDER)
+_REASON_UNKNOWN_ORDER = np.int64(rec.REASON_UNKNOWN_ORDER)
 
 
 _R_ACK_MODIFY = np.int64(R_ACK_MODIFY)
