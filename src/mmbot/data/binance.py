@@ -25,17 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from mmbot.data import binance_scan as bs
+from mmbot.data import core
 from mmbot.data import replay as rp
-from mmbot.data.core import (
-    BlockOptions,
-    Pipeline,
-    ReadStats,
-    StageBlock,
-    assemble_block,
-    feed_blocks,
-    iter_byte_blocks,
-    short_line,
-)
 from mmbot.errors import UserError
 
 _MS = 1_000_000
@@ -48,14 +39,14 @@ def _line_of(block: bytes, idx: int) -> bytes:
 
 
 class _BinanceParser:
-    def __init__(self, path: Path, pipeline: Pipeline) -> None:
+    def __init__(self, path: Path, pipeline: core.Pipeline) -> None:
         self.path = path
         self.pipe = pipeline
         self.last_lat_ns: int | None = None  # feed latency of the latest time-stamped line
         self.market: str = ""  # "usdm" | "spot" once known
         self.lines_in_block = 0
 
-    def parse_block(self, first_line: int, block: bytes) -> StageBlock:
+    def parse_block(self, first_line: int, block: bytes) -> core.StageBlock:
         buf = np.frombuffer(block, dtype=np.uint8)
         (
             m_type,
@@ -82,11 +73,13 @@ class _BinanceParser:
             where = f"{self.path}:{first_line + int(err_idx)}"
             if err == bs.ERR_LOCAL_TS:
                 raise UserError(
-                    f"{where}: not a '<local_ns> <json>' Binance line: {short_line(line)!r}"
+                    f"{where}: not a '<local_ns> <json>' Binance line: {core.short_line(line)!r}"
                 )
             if err == bs.ERR_JSON:
-                raise UserError(f"{where}: broken JSON: {short_line(line)!r}")
-            raise UserError(f"{where}: Binance message lacks required fields: {short_line(line)!r}")
+                raise UserError(f"{where}: broken JSON: {core.short_line(line)!r}")
+            raise UserError(
+                f"{where}: Binance message lacks required fields: {core.short_line(line)!r}"
+            )
         pc = self.pipe.parser_counters
         if len(m_status):
             cnt = np.bincount(m_status, minlength=4)
@@ -109,7 +102,7 @@ class _BinanceParser:
 
     def _assemble(
         self, mt, loc, exch, m_first, m_last, m_prev, nb, na, l_px, l_qty, l_side
-    ) -> StageBlock:
+    ) -> core.StageBlock:
         n_msg = len(mt)
         # estimate missing exchange times from the latest time-stamped line's feed latency
         unknown = exch == _NO_TS
@@ -125,13 +118,15 @@ class _BinanceParser:
             exch = np.where(unknown, loc - est_lat, exch)
         if n_msg and (~unknown).any():
             self.last_lat_ns = int((loc - exch)[np.nonzero(~unknown)[0][-1]])
-        return assemble_block(mt, loc, exch, m_first, m_last, m_prev, nb + na, l_px, l_qty, l_side)
+        return core.assemble_block(
+            mt, loc, exch, m_first, m_last, m_prev, nb + na, l_px, l_qty, l_side
+        )
 
 
 def iter_binance(
     path: Path,
-    stats: ReadStats,
-    opts: BlockOptions,
+    stats: core.ReadStats,
+    opts: core.BlockOptions,
     *,
     spot: bool | None = None,
 ) -> Iterator[np.ndarray]:
@@ -141,9 +136,9 @@ def iter_binance(
     parser = _BinanceParser(path, pipe)
     n_lines = 0
 
-    def blocks() -> Iterator[StageBlock]:
+    def blocks() -> Iterator[core.StageBlock]:
         nonlocal n_lines, spot
-        for first_line, block in iter_byte_blocks(path, opts.block_bytes):
+        for first_line, block in core.iter_byte_blocks(path, opts.block_bytes):
             blk = parser.parse_block(first_line, block)
             n_lines = first_line + parser.lines_in_block - 1
             if spot is None and parser.market:
@@ -155,6 +150,6 @@ def iter_binance(
                 spot = parser.market == "spot"
             yield blk
 
-    yield from feed_blocks(pipe, blocks())
+    yield from core.feed_blocks(pipe, blocks())
     stats.n_lines = n_lines
     pipe.finish()

@@ -20,17 +20,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from mmbot.data import core
 from mmbot.data import replay as rp
-from mmbot.data.core import (
-    BlockOptions,
-    Pipeline,
-    ReadStats,
-    StageBlock,
-    assemble_block,
-    feed_blocks,
-    iter_line_blocks,
-    short_line,
-)
 from mmbot.data.numparse import parse_decimal_strs
 from mmbot.data.timecheck import to_ns
 from mmbot.errors import UserError
@@ -39,13 +30,13 @@ _MS = 1_000_000
 
 
 class _BybitParser:
-    def __init__(self, path: Path, pipe: Pipeline, feed_latency_ns: int) -> None:
+    def __init__(self, path: Path, pipe: core.Pipeline, feed_latency_ns: int) -> None:
         self.path = path
         self.pipe = pipe
         self.feed_latency_ns = int(feed_latency_ns)
         self.timestamped: bool | None = None  # decided by the first data line
 
-    def parse_block(self, first_line: int, lines: list[bytes]) -> StageBlock:
+    def parse_block(self, first_line: int, lines: list[bytes]) -> core.StageBlock:
         out = _Rows()
         for k, line in enumerate(lines):
             if not line or line.isspace():
@@ -76,7 +67,7 @@ class _BybitParser:
                 local_ns = to_ns(int(line[:sp]), 1)
             except ValueError:
                 raise UserError(
-                    f"{where}: not a Bybit JSON line or '<local_ns> <json>': {short_line(line)!r}"
+                    f"{where}: not a Bybit JSON line or '<local_ns> <json>': {core.short_line(line)!r}"
                 ) from None
             body = line[sp + 1 :]
         if self.timestamped is None:
@@ -86,9 +77,9 @@ class _BybitParser:
         try:
             obj = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise UserError(f"{where}: broken JSON: {short_line(line)!r}") from None
+            raise UserError(f"{where}: broken JSON: {core.short_line(line)!r}") from None
         if type(obj) is not dict:
-            raise UserError(f"{where}: JSON is not an object: {short_line(line)!r}")
+            raise UserError(f"{where}: JSON is not an object: {core.short_line(line)!r}")
         return local_ns, obj
 
     def _message(self, out: _Rows, topic: str, obj: dict, local_ns: int | None) -> None:
@@ -146,10 +137,10 @@ class _Rows:
         self.strs += strs
         self.sides += sides
 
-    def block(self) -> StageBlock:
+    def block(self) -> core.StageBlock:
         vals = parse_decimal_strs(self.strs)
         seq_a = np.asarray(self.seq, dtype=np.int64)
-        return assemble_block(
+        return core.assemble_block(
             np.asarray(self.mt, dtype=np.int64),
             np.asarray(self.loc, dtype=np.int64),
             np.asarray(self.exch, dtype=np.int64),
@@ -241,8 +232,8 @@ def _trade_rows(msg: dict, local_ts_ns: int) -> np.ndarray:
 
 def iter_bybit(
     path: Path,
-    stats: ReadStats,
-    opts: BlockOptions,
+    stats: core.ReadStats,
+    opts: core.BlockOptions,
     *,
     feed_latency_ns: int,
 ) -> Iterator[np.ndarray]:
@@ -251,16 +242,16 @@ def iter_bybit(
     parser = _BybitParser(path, pipe, feed_latency_ns)
     n_lines = 0
 
-    def blocks() -> Iterator[StageBlock]:
+    def blocks() -> Iterator[core.StageBlock]:
         nonlocal n_lines
-        for k, (first_line, lines) in enumerate(iter_line_blocks(path, opts.block_bytes)):
+        for k, (first_line, lines) in enumerate(core.iter_line_blocks(path, opts.block_bytes)):
             blk = parser.parse_block(first_line, lines)
             n_lines = first_line + len(lines) - 1
             if k == 0 and parser.timestamped is not None:
                 pipe.has_local_time = bool(parser.timestamped)
             yield blk
 
-    yield from feed_blocks(pipe, blocks())
+    yield from core.feed_blocks(pipe, blocks())
     stats.n_lines = n_lines
     if parser.timestamped is False:
         stats.assumed_feed_latency_ns = int(feed_latency_ns)

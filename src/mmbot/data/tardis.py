@@ -18,15 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mmbot.data import core
 from mmbot.data import replay as rp
-from mmbot.data.core import (
-    BlockOptions,
-    ReadStats,
-    StageBlock,
-    assemble_block,
-    drain,
-    iter_line_blocks,
-)
 from mmbot.data.timecheck import ns_column
 from mmbot.errors import UserError
 from mmbot.events import TRADE_EVENT
@@ -53,7 +46,7 @@ class _TardisParser:
         self.cols: dict[str, int] | None = None
         self.symbol = ""
 
-    def parse(self, first_line: int, lines: list[bytes]) -> StageBlock:
+    def parse(self, first_line: int, lines: list[bytes]) -> core.StageBlock:
         if self.cols is None:
             header = lines[0].decode("utf-8", "replace").strip().split(",")
             self.cols = {c: k for k, c in enumerate(header)}
@@ -118,7 +111,7 @@ class _TardisParser:
             mt = np.full(n, rp.MT_TRADE)
             m_exch, m_loc = exch, loc
         z = np.zeros(len(starts), dtype=np.int64)
-        blk = assemble_block(mt, m_loc, m_exch, z, z, z - 1, n_lv, px, qty, side)
+        blk = core.assemble_block(mt, m_loc, m_exch, z, z, z - 1, n_lv, px, qty, side)
         if not self.book:
             # unknown aggressor: no side flag
             unk = side == 0
@@ -134,8 +127,8 @@ def _group_key(line: bytes) -> tuple[bytes, ...]:
 
 def iter_tardis(
     path: Path,
-    stats: ReadStats,
-    opts: BlockOptions,
+    stats: core.ReadStats,
+    opts: core.BlockOptions,
 ) -> Iterator[np.ndarray]:
     book = stats.format == "tardis-book"
     pipe = opts.pipeline(stats, rp.SEQ_NONE)
@@ -144,7 +137,7 @@ def iter_tardis(
     carry: list[bytes] = []
     carry_first = 1
     n_lines = 0
-    for first_line, lines in iter_line_blocks(path, opts.block_bytes):
+    for first_line, lines in core.iter_line_blocks(path, opts.block_bytes):
         n_lines = first_line + len(lines) - 1
         if carry:
             lines = carry + lines
@@ -167,14 +160,14 @@ def iter_tardis(
         blk = parser.parse(first_line, lines)
         outs = pipe.feed(pending) if pending is not None else []
         pending = blk
-        yield from drain(outs)
+        yield from core.drain(outs)
     if carry:
         blk2 = parser.parse(carry_first, carry)
         outs = pipe.feed(pending) if pending is not None else []
         pending = blk2
-        yield from drain(outs)
+        yield from core.drain(outs)
     if pending is not None:
-        yield from drain(pipe.feed(pending, last=True))
+        yield from core.drain(pipe.feed(pending, last=True))
     stats.n_lines = n_lines
     stats.symbol = parser.symbol
     pipe.finish()
