@@ -38,6 +38,7 @@ from aiohttp import WSMsgType, web
 
 from mmbot.errors import UserError
 from mmbot.live import emulator_ref as ref
+from mmbot.live import orders
 from mmbot.live.bybit_msgs import book_topic, fmt, trade_topic
 from mmbot.live.emulator_faults import Faults, parse_fault_spec  # noqa: F401 - re-exported
 from mmbot.live.emulator_replay import (  # noqa: F401 - re-exported: commands.live reads a market
@@ -46,16 +47,6 @@ from mmbot.live.emulator_replay import (  # noqa: F401 - re-exported: commands.l
     load_market,
 )
 from mmbot.live.ledger import Ledger, book_all
-from mmbot.live.orders import (
-    BUY,
-    SELL,
-    Execution,
-    RateWindow,
-    SimOrder,
-    exec_json,
-    order_json,
-    price_decimals,
-)
 from mmbot.live.signing import ApiKeys, rest_signature, ws_auth_valid
 
 START_BALANCE_USDT = 100_000.0
@@ -125,8 +116,8 @@ class Emulator(MarketReplay, Faults):
             raise UserError("emulator market: the capture holds no events")
         self.events = events
         self.cfg = cfg
-        self.px_dec = price_decimals(cfg.tick_px)
-        self.qty_dec = price_decimals(cfg.lot_qty)
+        self.px_dec = orders.price_decimals(cfg.tick_px)
+        self.qty_dec = orders.price_decimals(cfg.lot_qty)
         from mmbot.live.simmatch import SimMatcher
 
         self.matcher = SimMatcher(
@@ -156,7 +147,7 @@ class Emulator(MarketReplay, Faults):
         self.replay_t0_ns = 0  # wall time the replay started (0: not yet)
         self.replay_shift_ns = 0  # wall time the market stood still (stalls)
         self.clock_skew_ns = 0
-        self._rate = RateWindow(cfg.rate_limit_per_s)
+        self._rate = orders.RateWindow(cfg.rate_limit_per_s)
         self._held: dict[str, str | None] = {"public": None, "private": None}
         self._priv_q: asyncio.Queue[tuple[str, dict]] | None = None
         self._tasks: list[asyncio.Task] = []
@@ -285,11 +276,11 @@ class Emulator(MarketReplay, Faults):
             return err(10004, "error sign!")
         return None
 
-    def _order_json(self, o: SimOrder) -> dict:
-        return order_json(o, self.cfg.symbol, self.px_dec, self.qty_dec)
+    def _order_json(self, o: orders.SimOrder) -> dict:
+        return orders.order_json(o, self.cfg.symbol, self.px_dec, self.qty_dec)
 
-    def _exec_json(self, e: Execution) -> dict:
-        return exec_json(
+    def _exec_json(self, e: orders.Execution) -> dict:
+        return orders.exec_json(
             e, self.matcher.orders[e.order_id], self.cfg.symbol, self.px_dec, self.qty_dec
         )
 
@@ -345,7 +336,7 @@ class Emulator(MarketReplay, Faults):
             ],
         }
 
-    def _find(self, body: dict) -> SimOrder | None:
+    def _find(self, body: dict) -> orders.SimOrder | None:
         return self.matcher.find(str(body.get("orderId", "")), str(body.get("orderLinkId", "")))
 
     def _over_rate(self) -> web.Response | None:
@@ -373,7 +364,7 @@ class Emulator(MarketReplay, Faults):
         if refused is not None:
             return refused
         try:
-            side = {"Buy": BUY, "Sell": SELL}[body["side"]]
+            side = {"Buy": orders.BUY, "Sell": orders.SELL}[body["side"]]
             qty = float(body["qty"])
             order_type = body.get("orderType", "Limit")
             px = float(body.get("price", 0) or 0)

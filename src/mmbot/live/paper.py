@@ -54,15 +54,8 @@ from typing import Any
 import numpy as np
 
 from mmbot.events import DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, EXCH_EVENT, KIND_MASK, LOCAL_EVENT
+from mmbot.live import orders
 from mmbot.live.bybit import BybitError, RateLimited
-from mmbot.live.orders import (
-    Execution,
-    RateWindow,
-    SimOrder,
-    exec_json,
-    order_json,
-    price_decimals,
-)
 from mmbot.live.simmatch import SimMatcher
 
 log = logging.getLogger("mmbot.live")
@@ -108,14 +101,16 @@ class PaperVenue:
         self.tick_px, self.lot_qty = tick_px, lot_qty
         self.maker_fee_rate, self.taker_fee_rate = maker_fee_rate, taker_fee_rate
         self.queue_model = queue_model
-        self.px_dec, self.qty_dec = price_decimals(tick_px), price_decimals(lot_qty)
+        self.px_dec, self.qty_dec = orders.price_decimals(tick_px), orders.price_decimals(lot_qty)
         self.on_private = on_private
         self.latency_ms = latency_ms  # None: entry_ns is the feed's measured median latency
         self.start_position_qty = start_position_qty
         self.id_prefix = id_prefix or f"P{time.time_ns() // 1_000_000}-"
         self.clock_offset_ns = 0  # exchange clock - ours, where measurably non-zero (the gateway)
         self.m: SimMatcher | None = None  # built on the first book levels received
-        self.rate = RateWindow(rate_limit_per_s)  # the exchange's order limit, as Bybit answers
+        self.rate = orders.RateWindow(
+            rate_limit_per_s
+        )  # the exchange's order limit, as Bybit answers
         self.horizon_ns = 0  # the venue has played every market event up to here (our clock)
         self._rows: list[np.ndarray] = []  # received events beyond the horizon, arrival order
         self.max_exch_ns = 0  # the latest exchange stamp received (our clock)
@@ -161,15 +156,17 @@ class PaperVenue:
     def _listen(self, kind: str, obj: object) -> None:
         """The matcher's news, due to the bot one latency after it happened at the venue."""
         if kind == "order":
-            o: SimOrder = obj  # type: ignore[assignment]
-            item = order_json(o, self.symbol, self.px_dec, self.qty_dec)
+            o: orders.SimOrder = obj  # type: ignore[assignment]
+            item = orders.order_json(o, self.symbol, self.px_dec, self.qty_dec)
             at_ns = self._event_ns
             if o.status == "Filled" and o.order_id in self._exec_at:
                 at_ns = min(at_ns, self._exec_at[o.order_id])  # filled when its last fill was
             self._schedule(at_ns + self.latency_ns(), "order", item)
         elif kind == "execution":
-            e: Execution = obj  # type: ignore[assignment]
-            item = exec_json(e, self.m.orders[e.order_id], self.symbol, self.px_dec, self.qty_dec)  # type: ignore[union-attr]
+            e: orders.Execution = obj  # type: ignore[assignment]
+            item = orders.exec_json(
+                e, self.m.orders[e.order_id], self.symbol, self.px_dec, self.qty_dec
+            )  # type: ignore[union-attr]
             fill_ns = e.exec_ns - self.clock_offset_ns  # exec_time's inverse: venue time
             self._exec_at[e.order_id] = fill_ns
             # paper only: the fill's time on our clock to the ns (execTime has ms), so the session
@@ -464,7 +461,7 @@ class PaperVenue:
         if reset_ms is not None:
             raise RateLimited(10006, "Too many visits!", path, reset_ms)
 
-    def _get(self, m: SimMatcher, link_id: str, path: str) -> SimOrder:
+    def _get(self, m: SimMatcher, link_id: str, path: str) -> orders.SimOrder:
         o = m.find(link_id=link_id)
         if o is None:
             raise BybitError(110001, "order not exists or too late", path)
@@ -564,7 +561,10 @@ class PaperVenue:
     async def open_orders(self, symbol: str) -> list[dict]:
         if self.m is None:
             return []
-        return [order_json(o, self.symbol, self.px_dec, self.qty_dec) for o in self.m.open_orders()]
+        return [
+            orders.order_json(o, self.symbol, self.px_dec, self.qty_dec)
+            for o in self.m.open_orders()
+        ]
 
     async def order_by_link(self, symbol: str, link_id: str) -> dict | None:
         return self.order_row(link_id)
@@ -572,13 +572,13 @@ class PaperVenue:
     def order_row(self, link_id: str) -> dict | None:
         """The order's state now (the venue answers at once: nothing to wait for)."""
         o = None if self.m is None else self.m.find(link_id=link_id)
-        return None if o is None else order_json(o, self.symbol, self.px_dec, self.qty_dec)
+        return None if o is None else orders.order_json(o, self.symbol, self.px_dec, self.qty_dec)
 
     async def executions(self, symbol: str, start_ms: int = 0) -> list[dict]:
         if self.m is None:
             return []
         return [
-            exec_json(e, self.m.orders[e.order_id], self.symbol, self.px_dec, self.qty_dec)
+            orders.exec_json(e, self.m.orders[e.order_id], self.symbol, self.px_dec, self.qty_dec)
             for e in self.m.executions
             if e.exec_ns // 1_000_000 >= start_ms
         ]
