@@ -128,12 +128,7 @@ def backtest_files(
     overrides: Path | None = None,
     latency_ms: float = 10.0,
     queue_model: str = "power2",
-    strategy: str | None = None,
-    params: Mapping[str, float] | None = None,
-    order_qty: float | None = None,
-    max_position_qty: float | None = None,
-    maker_fee_bps: float | None = None,
-    taker_fee_bps: float | None = None,
+    strategy_options: Mapping[str, Any] | None = None,
     seed: int = 0,
     reports: bool = True,
     say: Callable[[str], None] | None = None,
@@ -146,10 +141,12 @@ def backtest_files(
     pieces: bool = False,
 ) -> BacktestOutcome:
     """``mmbot backtest`` (the module docstring): records to ``out/<NN_name>/``, EDGE_REPORT,
-    KPI_GATE, reports and ``summary.json`` in ``out``; notes to ``say`` as they come, progress to
-    ``on_progress``; the figures to show are returned. ``pieces``: each file also runs once per
-    piece of the quoter switched off (``mmbot.pieces``; EDGE_REPORT ``pieces``). A failure leaves
-    ``out`` untouched (everything is staged beside it and moved into place at the end)."""
+        KPI_GATE, reports and ``summary.json`` in ``out``; notes to ``say`` as they come, progress to
+        ``on_progress``; the figures to show are returned. ``strategy_options``: the keyword arguments
+    ``mmbot.config.with_strategy_options`` takes (--strategy, --param and the equal-limit flags), as
+    ``mmbot.soak.loop.run_soak`` takes them. ``pieces``: each file also runs once per
+        piece of the quoter switched off (``mmbot.pieces``; EDGE_REPORT ``pieces``). A failure leaves
+        ``out`` untouched (everything is staged beside it and moved into place at the end)."""
     from mmbot import firstrun, jitclock, staging
     from mmbot.inputs import output_dir
     from mmbot.rundir import place_run
@@ -159,14 +156,7 @@ def backtest_files(
     progress = on_progress or _quiet
     data = [Path(p) for p in data]
     out = Path(out)
-    options = {
-        "strategy": strategy,
-        "params": params,
-        "order_qty": order_qty,
-        "max_position_qty": max_position_qty,
-        "maker_fee_bps": maker_fee_bps,
-        "taker_fee_bps": taker_fee_bps,
-    }
+    options = dict(strategy_options or {})
     prof, ovr, settings = _checked_settings(
         data, profile, overrides, latency_ms, queue_model, options, seed, fee_tier, say
     )
@@ -174,7 +164,9 @@ def backtest_files(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = staging.make_staging_dir(out.parent, f".{out.name}.tmp-")
     try:
-        phases = firstrun.PhaseTimes(cold=not jitclock.is_warm(strategy or DEFAULT_QUOTER))
+        phases = firstrun.PhaseTimes(
+            cold=not jitclock.is_warm(options.get("strategy") or DEFAULT_QUOTER)
+        )
         if phases.cold:
             say(firstrun.compile_announcement())
         t0 = time.perf_counter()

@@ -93,7 +93,7 @@ def backtest(
         overrides=overrides,
         latency_ms=latency_ms,
         queue_model=queue_model,
-        **strategy_options(
+        strategy_options=strategy_options(
             strategy, param, order_qty, max_position_qty, maker_fee_bps, taker_fee_bps
         ),
         seed=seed,
