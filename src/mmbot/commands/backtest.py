@@ -9,15 +9,7 @@ from typing import Any
 
 import typer
 
-from mmbot.commands.options import (
-    MAKER_FEE_OPTION,
-    MAX_POSITION_OPTION,
-    ORDER_QTY_OPTION,
-    PARAM_OPTION,
-    STRATEGY_OPTION,
-    TAKER_FEE_OPTION,
-    strategy_options,
-)
+from mmbot.commands.options import STRATEGY_OPTIONS
 
 _MARKET_OPTION = typer.Option(
     None,
@@ -39,6 +31,7 @@ _PIECES_OPTION = typer.Option(
 )
 
 
+@STRATEGY_OPTIONS
 def backtest(
     data: list[Path] = typer.Option(
         ..., "--data", help="capture file; repeat for several, run one after another"
@@ -57,12 +50,7 @@ def backtest(
         10.0, "--latency-ms", help="order entry and response latency, ms"
     ),
     queue_model: str = typer.Option("power2", "--queue-model", help="risk_averse | power<N> | log"),
-    strategy: str | None = STRATEGY_OPTION,
-    param: list[str] | None = PARAM_OPTION,
-    order_qty: float | None = ORDER_QTY_OPTION,
-    max_position_qty: float | None = MAX_POSITION_OPTION,
-    maker_fee_bps: float | None = MAKER_FEE_OPTION,
-    taker_fee_bps: float | None = TAKER_FEE_OPTION,
+    strategy_options: dict[str, Any] | None = None,  # STRATEGY_OPTIONS
     seed: int = typer.Option(0, "--seed"),
     reports: bool = typer.Option(
         True, "--reports/--no-reports", help="EDGE_REPORT, KPI_GATE, Markdown and HTML reports"
@@ -93,9 +81,7 @@ def backtest(
         overrides=overrides,
         latency_ms=latency_ms,
         queue_model=queue_model,
-        strategy_options=strategy_options(
-            strategy, param, order_qty, max_position_qty, maker_fee_bps, taker_fee_bps
-        ),
+        strategy_options=strategy_options,
         seed=seed,
         reports=reports,
         market=market,

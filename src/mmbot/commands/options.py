@@ -1,8 +1,13 @@
-"""Command-line options shared by several commands: the quoter and the equal-limit flags."""
+"""Command-line options shared by several commands: the quoter and the equal-limit flags, and
+``OptionGroup``, which writes options several commands take alike once."""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import typer
 
@@ -43,3 +48,54 @@ def strategy_options(
         "maker_fee_bps": maker_fee_bps,
         "taker_fee_bps": taker_fee_bps,
     }
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class OptionGroup:
+    """Options several commands take alike, written once. Used as a decorator, it puts them into the
+    command's signature in place of the command's parameter ``into`` (typer reads the signature,
+    so they show in --help there, in this order), and the command receives ``collect(**values)`` in
+    that parameter instead of the separate values."""
+
+    into: str
+    options: tuple[tuple[str, Any, Any], ...]  # (parameter name, annotation, typer.Option)
+    collect: Callable[..., Any]
+
+    def __call__(self, command: F) -> F:
+        sig = inspect.signature(command, eval_str=True)
+        params = list(sig.parameters.values())
+        at = [p.name for p in params].index(self.into)
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        added = [inspect.Parameter(n, kind, default=o, annotation=a) for n, a, o in self.options]
+        params[at : at + 1] = added
+        names = [n for n, _, _ in self.options]
+
+        @functools.wraps(command)
+        def run(**values: Any) -> Any:
+            group = self.collect(**{n: values.pop(n) for n in names})
+            return command(**values, **{self.into: group})
+
+        run.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in params} | {
+            "return": sig.return_annotation
+        }
+        return run  # type: ignore[return-value]
+
+
+# --strategy, --param and the equal-limit flags of `backtest` and `soak`, received as the keyword
+# arguments ``mmbot.config.with_strategy_options`` takes
+STRATEGY_OPTIONS = OptionGroup(
+    into="strategy_options",
+    options=(
+        ("strategy", str | None, STRATEGY_OPTION),
+        ("param", list[str] | None, PARAM_OPTION),
+        ("order_qty", float | None, ORDER_QTY_OPTION),
+        ("max_position_qty", float | None, MAX_POSITION_OPTION),
+        ("maker_fee_bps", float | None, MAKER_FEE_OPTION),
+        ("taker_fee_bps", float | None, TAKER_FEE_OPTION),
+    ),
+    collect=strategy_options,
+)

@@ -11,15 +11,7 @@ from typing import Any
 
 import typer
 
-from mmbot.commands.options import (
-    MAKER_FEE_OPTION,
-    MAX_POSITION_OPTION,
-    ORDER_QTY_OPTION,
-    PARAM_OPTION,
-    STRATEGY_OPTION,
-    TAKER_FEE_OPTION,
-    strategy_options,
-)
+from mmbot.commands.options import STRATEGY_OPTIONS
 
 
 class SoakConsole:
@@ -113,6 +105,7 @@ _MARKET_OPTION = typer.Option(
 )
 
 
+@STRATEGY_OPTIONS
 def soak(
     hours: float = typer.Option(3.0, "--hours", help="market hours to run"),
     iterations: int | None = typer.Option(
@@ -137,12 +130,7 @@ def soak(
         1, "--seed", help="market and simulation seed (same seed -> same artifacts)"
     ),
     artifacts: Path = typer.Option(Path("artifacts"), "--artifacts", help="artifacts root"),
-    strategy: str | None = STRATEGY_OPTION,
-    param: list[str] | None = PARAM_OPTION,
-    order_qty: float | None = ORDER_QTY_OPTION,
-    max_position_qty: float | None = MAX_POSITION_OPTION,
-    maker_fee_bps: float | None = MAKER_FEE_OPTION,
-    taker_fee_bps: float | None = TAKER_FEE_OPTION,
+    strategy_options: dict[str, Any] | None = None,  # STRATEGY_OPTIONS
 ) -> int:
     """Soak: run the strategy for HOURS of market time in ITERATIONS, auto-tune, report and gate."""
     from rich.console import Console
@@ -169,9 +157,7 @@ def soak(
             profile=profile,
             seed=seed,
             artifacts=artifacts,
-            strategy_options=strategy_options(
-                strategy, param, order_qty, max_position_qty, maker_fee_bps, taker_fee_bps
-            ),
+            strategy_options=strategy_options,
         )
     print_outcome(con, out)
     return out.exit_code
