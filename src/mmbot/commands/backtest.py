@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from mmbot.commands.options import STRATEGY_OPTIONS
+from mmbot.commands.progress import transient_bar
 
 _MARKET_OPTION = typer.Option(
     None,
@@ -151,17 +152,7 @@ def _pieces_table(block: dict) -> Any:
 @contextmanager
 def _progress_bar(con: Any) -> Iterator[Any]:
     """A transient progress bar on ``con`` (hidden off a terminal), driven by `BacktestProgress`."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        TimeElapsedColumn(),
-        console=con,
-        transient=True,
-        disable=not con.is_terminal,
-    ) as prog:
+    with transient_bar(con, disable=not con.is_terminal) as prog:
         task: list[Any] = []
 
         def update(p: Any) -> None:

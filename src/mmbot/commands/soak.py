@@ -12,6 +12,7 @@ from typing import Any
 import typer
 
 from mmbot.commands.options import STRATEGY_OPTIONS
+from mmbot.commands.progress import transient_bar
 
 
 class SoakConsole:
@@ -49,16 +50,7 @@ def soak_console(con: Any, progress: bool = True) -> Iterator[SoakConsole]:
     if not progress:
         yield SoakConsole(con)
         return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        TimeElapsedColumn(),
-        console=con,
-        transient=True,
-    ) as bar:
+    with transient_bar(con) as bar:
         yield SoakConsole(con, bar)
 
 
