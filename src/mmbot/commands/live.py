@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from mmbot.commands.options import PARAM_OPTION, STRATEGY_HELP
+from mmbot.commands.options import PARAM_OPTION, STRATEGY_HELP, OptionGroup
 from mmbot.strategy.registry import SESSION_DEFAULT_QUOTER
 
 EXCHANGE_DOMAINS = ("bybit.com", "bytick.com", "bybit.nl", "bybit-tr.com", "bybit.kz")
@@ -165,69 +165,57 @@ _MAX_POSITION = typer.Option(None, "--max-position-qty")
 _STALE_MS = typer.Option(3000.0, "--stale-ms")
 _MAX_CLOCK_DRIFT_MS = typer.Option(1000.0, "--max-clock-drift-ms")
 _BOOK_DEPTH = typer.Option(50, "--book-depth", help="orderbook.N depth topic (50 or 500)")
+_DURATION_S = typer.Option(None, "--duration-s", help="stop after this many seconds")
+_JOURNAL = typer.Option(None, "--journal", help="SQLite journal (default OUT/journal.sqlite)")
+_LOSS_LIMIT = typer.Option(None, "--loss-limit", help="kill switch, quote currency")
+_METRICS_PORT = typer.Option(0, "--metrics-port", help="Prometheus /metrics on 127.0.0.1 (0 = off)")
 
 
-# the options paper and live take alike and hand to _session unchanged (``param`` as ``params``)
-_SHARED_OPTIONS = (
-    "symbol",
-    "out",
-    "journal",
-    "duration_s",
-    "profile",
-    "overrides",
-    "strategy",
-    "order_qty",
-    "max_position_qty",
-    "loss_limit",
-    "stale_ms",
-    "max_clock_drift_ms",
-    "metrics_port",
-    "book_depth",
-    "record",
+def _session_values(**values: Any) -> dict[str, Any]:
+    """_session's keyword arguments from the options paper and live share (``param`` as ``params``)."""
+    values["params"] = values.pop("param")
+    return values
+
+
+# the options paper and live take alike, handed to _session unchanged (each command's own options
+# are written in its signature)
+_SESSION_OPTIONS = OptionGroup(
+    into="shared",
+    options=(
+        ("symbol", str, _SYMBOL),
+        ("out", Path, _OUT),
+        ("duration_s", float | None, _DURATION_S),
+        ("journal", Path | None, _JOURNAL),
+        ("profile", str, _PROFILE),
+        ("overrides", Path | None, _OVERRIDES),
+        ("strategy", str, _STRATEGY),
+        ("param", list[str] | None, PARAM_OPTION),
+        ("order_qty", float | None, _ORDER_QTY),
+        ("max_position_qty", float | None, _MAX_POSITION),
+        ("loss_limit", float | None, _LOSS_LIMIT),
+        ("stale_ms", float, _STALE_MS),
+        ("max_clock_drift_ms", float, _MAX_CLOCK_DRIFT_MS),
+        ("metrics_port", int, _METRICS_PORT),
+        ("book_depth", int, _BOOK_DEPTH),
+        ("record", Path | None, _RECORD),
+    ),
+    collect=_session_values,
 )
 
 
-def _shared_options(values: dict[str, Any]) -> dict[str, Any]:
-    """_session's keyword arguments for the options paper and live share, from the command's
-    ``locals()`` (the command's own options are passed by name)."""
-    return {name: values[name] for name in _SHARED_OPTIONS} | {"params": values["param"]}
-
-
+@_SESSION_OPTIONS
 def paper(
-    symbol: str = _SYMBOL,
-    out: Path = _OUT,
+    shared: dict[str, Any] | None = None,  # _SESSION_OPTIONS
     exchange_url: str | None = _URL,
     testnet: bool = typer.Option(False, "--testnet", help="public data from Bybit testnet"),
     mainnet: bool = typer.Option(
         False, "--mainnet", help="public data from Bybit mainnet (default)"
-    ),
-    duration_s: float | None = typer.Option(
-        None, "--duration-s", help="stop after this many seconds"
-    ),
-    journal: Path | None = typer.Option(
-        None, "--journal", help="SQLite journal (default OUT/journal.sqlite)"
-    ),
-    profile: str = _PROFILE,
-    overrides: Path | None = _OVERRIDES,
-    strategy: str = _STRATEGY,
-    param: list[str] | None = PARAM_OPTION,
-    order_qty: float | None = _ORDER_QTY,
-    max_position_qty: float | None = _MAX_POSITION,
-    loss_limit: float | None = typer.Option(
-        None, "--loss-limit", help="kill switch, quote currency"
-    ),
-    stale_ms: float = _STALE_MS,
-    max_clock_drift_ms: float = _MAX_CLOCK_DRIFT_MS,
-    metrics_port: int = typer.Option(
-        0, "--metrics-port", help="Prometheus /metrics on 127.0.0.1 (0 = off)"
     ),
     latency_ms: float | None = typer.Option(
         None,
         "--latency-ms",
         help="order entry latency of the paper venue (default: the feed's measured median latency)",
     ),
-    book_depth: int = _BOOK_DEPTH,
-    record: Path | None = _RECORD,
 ) -> int:
     """Paper trading: live public data, fills from the simulated venue; same records as a backtest."""
     eps = _endpoints(testnet, mainnet, exchange_url)
@@ -235,14 +223,12 @@ def paper(
         from mmbot.live.bybit import MAINNET
 
         eps = MAINNET
-    return _session(
-        "paper", endpoints=eps, keys=None, latency_ms=latency_ms, **_shared_options(locals())
-    )
+    return _session("paper", endpoints=eps, keys=None, latency_ms=latency_ms, **(shared or {}))
 
 
+@_SESSION_OPTIONS
 def live(
-    symbol: str = _SYMBOL,
-    out: Path = _OUT,
+    shared: dict[str, Any] | None = None,  # _SESSION_OPTIONS
     confirm_live: bool = typer.Option(
         False, "--confirm-live", help="required: this sends real orders"
     ),
@@ -254,36 +240,23 @@ def live(
         "--keys-file",
         help="JSON {key, secret}, mode 0600; else $BYBIT_API_KEY/$BYBIT_API_SECRET",
     ),
-    duration_s: float | None = typer.Option(None, "--duration-s"),
-    journal: Path | None = typer.Option(None, "--journal"),
-    profile: str = _PROFILE,
-    overrides: Path | None = _OVERRIDES,
-    strategy: str = _STRATEGY,
-    param: list[str] | None = PARAM_OPTION,
-    order_qty: float | None = _ORDER_QTY,
-    max_position_qty: float | None = _MAX_POSITION,
-    loss_limit: float | None = typer.Option(None, "--loss-limit"),
-    stale_ms: float = _STALE_MS,
-    max_clock_drift_ms: float = _MAX_CLOCK_DRIFT_MS,
-    metrics_port: int = typer.Option(0, "--metrics-port"),
     rest_timeout_s: float = typer.Option(
         2.0, "--rest-timeout-s", help="an order request unanswered this long has an unknown outcome"
     ),
     clock_check_s: float = typer.Option(
         5.0, "--clock-check-s", help="how often the clock drift is checked"
     ),
-    book_depth: int = _BOOK_DEPTH,
-    record: Path | None = _RECORD,
 ) -> int:
     """Live trading on Bybit V5 (real orders): needs --confirm-live and --testnet or --mainnet."""
     from mmbot.errors import UserError
     from mmbot.live.signing import load_keys
 
+    shared = shared or {}
     if not confirm_live:
         raise UserError("live trading sends real orders: add --confirm-live")
     if not (testnet or mainnet):
         raise UserError("live trading: say --testnet or --mainnet explicitly")
-    if mainnet and (order_qty is None or max_position_qty is None):
+    if mainnet and (shared.get("order_qty") is None or shared.get("max_position_qty") is None):
         # the profile's sizes are backtest defaults; real money gets sizes the user chose
         raise UserError("--mainnet needs explicit --order-qty and --max-position-qty")
     eps = _endpoints(testnet, mainnet, exchange_url)
@@ -295,7 +268,7 @@ def live(
         latency_ms=0.0,
         rest_timeout_s=rest_timeout_s,
         clock_check_s=clock_check_s,
-        **_shared_options(locals()),
+        **shared,
     )
 
 
