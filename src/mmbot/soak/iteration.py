@@ -46,6 +46,7 @@ def run_iteration(
     segment_out: list[Segment] | None = None,
     account: AccountCarry | None = None,
     close_end: bool = True,
+    ahead_ns: int = 0,
 ) -> list[Any]:
     """Run ``duration_ns`` of market from ``start_ns`` with ``knobs``; one RunResult per chunk.
 
@@ -59,7 +60,10 @@ def run_iteration(
     Events of a chunk are dropped as soon as its run is done (only records are kept), except the
     last chunk's when ``segment_out`` is given: it receives that chunk as a `Segment` (events with
     the carried book in front, settings seed, starting account, the run before any close-out), so
-    the tuner can replay it with other knobs from exactly the state the real run started from."""
+    the tuner can replay it with other knobs from exactly the state the real run started from.
+
+    ``ahead_ns``: the market after this window that a synthetic market generates in the
+    background meanwhile (the next iteration's; `Market.chunks`)."""
     from mmbot.backtest import run as backtest_run
     from mmbot.soak.closeout import close_at_taker
 
@@ -70,7 +74,7 @@ def run_iteration(
     carry = mkt.book_carry(start_ns, seed=seed)
     last_events: np.ndarray | None = None
     last_start: AccountCarry | None = None
-    for chunk_no, events in enumerate(mkt.chunks(seed, iteration, start_ns, duration_ns)):
+    for chunk_no, events in enumerate(mkt.chunks(seed, iteration, start_ns, duration_ns, ahead_ns)):
         if len(events) == 0:
             continue
         if carry is None:

@@ -324,6 +324,8 @@ def _run_market(st: SoakState, it: int, it_start: int, knobs: dict[str, float]) 
         segment_out=seg_out,
         account=st.account,
         close_end=it == plan.iterations,
+        # the next iteration's market is generated while this one runs, audits and tunes
+        ahead_ns=plan.iter_ns if it < plan.iterations else 0,
     )
     if st.replayer is not None and seg_out:
         st.replayer.add(seg_out[0], knobs)

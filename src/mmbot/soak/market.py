@@ -11,6 +11,8 @@ start (`mmbot.soak.book_carry`). Also the soak's clock constants and `derive_see
 from __future__ import annotations
 
 import copy
+import queue
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,10 @@ STREAM_NS: Final[int] = 100_000 * NS_PER_HOUR
 GEN_PIECE_NS: Final[int] = 300_000_000_000
 # Market time generated and simulated per backtest call: bounds the event memory of long iterations.
 CHUNK_NS: Final[int] = NS_PER_HOUR // 2
+# Held while a background thread generates market (`_Ahead`): a process that forks takes it first,
+# so no child starts with a copy of a generator half-way through a piece (or holding a lock, as
+# the JIT compiler's lock) that no thread of the child would ever finish.
+FORK_GATE: Final[threading.Lock] = threading.Lock()
 # Synthetic market clock start (2024-01-01T00:00:00Z): fixed so artifacts do not depend on the date.
 SYNTH_START_NS: Final[int] = 1_704_067_200_000_000_000
 
@@ -58,12 +64,17 @@ class SyntheticStream:
         )
         self._gen_end_ns = int(origin_ns)  # end of the market time generated so far
         self._pending: np.ndarray | None = None  # generated, not handed out yet
+        self._ahead: _Ahead | None = None  # pieces being generated in the background
         self.tick_px = tick_px if tick_px is not None and tick_px > 0 else None
         self.carry: BookCarry | None = BookCarry(float(tick_px)) if self.tick_px else None
 
-    def take(self, end_ns: int) -> Iterator[np.ndarray]:
+    def take(self, end_ns: int, ahead_ns: int = 0) -> Iterator[np.ndarray]:
         """The events with exch_ts in [pos_ns, end_ns), in windows of CHUNK_NS from ``pos_ns``
-        (as a capture's); the book is advanced over each window before it is handed out."""
+        (as a capture's); the book is advanced over each window before it is handed out.
+
+        ``ahead_ns`` > 0: once the last window is cut, the market up to ``end_ns + ahead_ns`` is
+        generated in a background thread (`_Ahead`) while the caller works on the window, for the
+        next ``take``; the events are the same, they are only made earlier."""
         t = self.pos_ns
         while t < end_ns:
             t_next = min(int(end_ns), t + CHUNK_NS)
@@ -72,10 +83,10 @@ class SyntheticStream:
                 if self._pending is None:
                     if self._gen_end_ns >= t_next:
                         break
-                    try:
-                        self._pending = next(self._gen)
-                    except StopIteration:
+                    piece = self._next_piece()
+                    if piece is None:
                         break
+                    self._pending = piece
                     self._gen_end_ns += GEN_PIECE_NS
                 ev = self._pending
                 cut = int(np.searchsorted(ev["exch_ts"], t_next, side="left"))
@@ -94,6 +105,8 @@ class SyntheticStream:
             del parts
             self.pos_ns = t_next
             t = t_next
+            if t >= end_ns and ahead_ns > 0:
+                self._start_ahead(int(end_ns) + int(ahead_ns))
             if len(window):
                 if self.carry is None:
                     from mmbot.backtest import guess_tick_lot
@@ -102,6 +115,70 @@ class SyntheticStream:
                 self.carry.apply(window)
                 yield window
             del window
+
+    def _next_piece(self) -> np.ndarray | None:
+        """The stream's next generated piece (None: the stream ended): the background thread's
+        first, in order, else generated here."""
+        if self._ahead is not None:
+            piece = self._ahead.pop()
+            if piece is not None:
+                return piece
+            self._ahead = None
+        return next(self._gen, None)
+
+    def _start_ahead(self, until_ns: int) -> None:
+        """Generate the pieces up to ``until_ns`` in a background thread (after those already
+        generated or being generated)."""
+        if self._ahead is not None and self._ahead.left > 0:
+            return  # one at a time: `_next_piece` drains it first
+        pieces = -(-(until_ns - self._gen_end_ns) // GEN_PIECE_NS)
+        if pieces > 0:
+            self._ahead = _Ahead(self._gen, pieces)
+
+
+class _Ahead:
+    """The next ``pieces`` pieces of a market generator, made in a background thread and handed
+    out in order (`pop`). The generator's loop (`data.synthetic_core._advance`) runs without the
+    GIL, so the piece is made on the second core while the soak runs and audits the window before
+    it (single-threaded work). Each piece is generated holding `FORK_GATE`."""
+
+    def __init__(self, gen: Iterator[np.ndarray], pieces: int) -> None:
+        self._gen = gen
+        self._left = int(pieces)
+        self._out: queue.SimpleQueue[np.ndarray | BaseException | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(
+            target=self._run, args=(int(pieces),), name="mmbot-market-ahead", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, pieces: int) -> None:
+        try:
+            for _ in range(pieces):
+                with FORK_GATE:
+                    piece = next(self._gen, None)
+                self._out.put(piece)
+                if piece is None:
+                    return
+        except BaseException as exc:  # handed to the reader, raised there
+            self._out.put(exc)
+
+    @property
+    def left(self) -> int:
+        """Pieces not handed out yet."""
+        return self._left
+
+    def pop(self) -> np.ndarray | None:
+        """The next piece (waits for it); None once all were handed out or the stream ended.
+        An error of the generator is raised here."""
+        if self._left <= 0:
+            return None
+        item = self._out.get()
+        self._left -= 1
+        if item is None or isinstance(item, BaseException):
+            self._left = 0
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
 
 @dataclass
@@ -167,12 +244,14 @@ class Market:
         return int(self.events["exch_ts"][-1] - self.events["exch_ts"][0])
 
     def chunks(
-        self, seed: int, iteration: int, start_ns: int, duration_ns: int
+        self, seed: int, iteration: int, start_ns: int, duration_ns: int, ahead_ns: int = 0
     ) -> Iterator[np.ndarray]:
-        """Event arrays covering [start_ns, start_ns + duration_ns) of market time."""
+        """Event arrays covering [start_ns, start_ns + duration_ns) of market time; a synthetic
+        market then generates ``ahead_ns`` more in the background (`SyntheticStream.take`)."""
         if self.kind == "synthetic":
             # one continuous market over the soak, cut at the iteration boundaries
-            yield from self.synthetic_at(seed, start_ns).take(start_ns + duration_ns)
+            end_ns = start_ns + duration_ns
+            yield from self.synthetic_at(seed, start_ns).take(end_ns, ahead_ns)
             return
         assert self.events is not None
         # the same CHUNK_NS windows as the synthetic market, so both run alike

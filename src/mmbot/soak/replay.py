@@ -23,7 +23,7 @@ from mmbot.errors import UserError
 from mmbot.soak import autotune
 from mmbot.soak.account_carry import AccountCarry
 from mmbot.soak.iteration import Segment, make_settings
-from mmbot.soak.market import Market
+from mmbot.soak.market import FORK_GATE, Market
 
 
 def chunk_net_bps(result: Any) -> float | None:
@@ -276,7 +276,8 @@ class Replayer:
             try:
                 ctx = mp.get_context("fork")
                 _FORK_REPLAYER[:] = [self]
-                self._pool = ctx.Pool(self.workers, initializer=_default_sigterm)
+                with FORK_GATE:  # not while a market piece is being generated in a thread
+                    self._pool = ctx.Pool(self.workers, initializer=_default_sigterm)
             except (ValueError, OSError, AssertionError):
                 # no fork on this platform, or inside a daemonic process: replay here
                 self.workers = 1

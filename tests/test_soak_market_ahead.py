@@ -1,0 +1,82 @@
+"""The soak's synthetic stream generates the next iteration's market in a background thread
+(`SyntheticStream.take(..., ahead_ns)`): the windows and the carried book are byte-identical to
+those generated on demand, a generator error reaches the reader, and every piece is generated
+holding `FORK_GATE` (the replay pool forks only between pieces)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from mmbot.data.synthetic import WIDE_TICK_MARKET, load_calibration
+from mmbot.soak import market as soak_market
+from mmbot.soak.market import FORK_GATE, GEN_PIECE_NS, SYNTH_START_NS, SyntheticStream
+
+SECOND_NS = 1_000_000_000
+
+
+def _windows(ahead_ns: int, ends_s: list[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Consecutive takes up to each of ``ends_s`` (seconds from the start): their windows and the
+    carried book's snapshot after each take."""
+    calib = load_calibration(WIDE_TICK_MARKET)
+    st = SyntheticStream(calib, 3, SYNTH_START_NS, float(calib["tick_px"]))
+    wins, books = [], []
+    for end_s in ends_s:
+        end_ns = SYNTH_START_NS + end_s * SECOND_NS
+        wins.extend(w.copy() for w in st.take(end_ns, ahead_ns))
+        assert st.carry is not None
+        books.append(st.carry.snapshot(end_ns))
+    return wins, books
+
+
+def test_generating_ahead_gives_the_same_windows_and_book() -> None:
+    # windows not aligned with the generator's pieces (300 s), ahead shorter and longer than one
+    ends_s = [200, 420, 600, 1000, 1030]
+    want_w, want_b = _windows(0, ends_s)
+    for ahead_s in (100, 450):
+        got_w, got_b = _windows(ahead_s * SECOND_NS, ends_s)
+        assert len(got_w) == len(want_w) and len(want_w) >= len(ends_s)
+        for a, b in zip(got_w, want_w, strict=True):
+            assert a.tobytes() == b.tobytes()
+        for a, b in zip(got_b, want_b, strict=True):
+            assert a.tobytes() == b.tobytes()
+
+
+def _gen_checking_the_gate(pieces: int, fail_at: int | None = None) -> Iterator[np.ndarray]:
+    ts = SYNTH_START_NS
+    for i in range(pieces):
+        if i == fail_at:
+            raise RuntimeError("generator broke")
+        # a piece generated in the background thread holds the gate (the main thread does not)
+        locked = FORK_GATE.locked()
+        ev = np.zeros(3, soak_market.EVENT_DTYPE)
+        ev["exch_ts"] = ev["local_ts"] = ts + np.arange(3) * (GEN_PIECE_NS // 3)
+        ev["fval"] = float(locked)
+        ts += GEN_PIECE_NS
+        yield ev
+
+
+def _stream(gen: Iterator[np.ndarray]) -> SyntheticStream:
+    calib = load_calibration(WIDE_TICK_MARKET)
+    st = SyntheticStream(calib, 1, SYNTH_START_NS, float(calib["tick_px"]))
+    st._gen = gen  # the stream's generator replaced by one that reports the gate
+    return st
+
+
+def test_background_pieces_hold_the_fork_gate() -> None:
+    st = _stream(_gen_checking_the_gate(8))
+    first = np.concatenate(list(st.take(SYNTH_START_NS + 2 * GEN_PIECE_NS, 3 * GEN_PIECE_NS)))
+    second = np.concatenate(list(st.take(SYNTH_START_NS + 6 * GEN_PIECE_NS)))
+    assert first["fval"].tolist() == [0.0] * 6  # generated on demand
+    assert second["fval"].tolist() == [1.0] * 9 + [0.0] * 3  # 3 pieces ahead, then on demand
+    assert not FORK_GATE.locked()
+
+
+def test_an_error_while_generating_ahead_reaches_the_reader() -> None:
+    st = _stream(_gen_checking_the_gate(8, fail_at=3))
+    list(st.take(SYNTH_START_NS + 2 * GEN_PIECE_NS, 3 * GEN_PIECE_NS))
+    with pytest.raises(RuntimeError, match="generator broke"):
+        list(st.take(SYNTH_START_NS + 5 * GEN_PIECE_NS))
+    assert not FORK_GATE.locked()
