@@ -157,6 +157,9 @@ def test_deep_sweep_reach_and_impact_on_a_hand_built_book() -> None:
     assert s["deep_sweep_impact_1s_bps"] == pytest.approx(3.0 / 10000.0 * 1e4)
     assert s["deep_sweep_impact_30s_bps"] == pytest.approx(3.0 / 10000.0 * 1e4)
     assert "deep_sweep_impact_1s_bps" in STAT_KEYS
+    # one deep sweep: counted, its impact's standard error undefined (needs two)
+    assert s["deep_sweep_count"] == 1.0
+    assert math.isnan(s["deep_sweep_impact_1s_se_bps"])
 
 
 def test_seed_spearman_is_the_mean_over_pairs_of_runs() -> None:

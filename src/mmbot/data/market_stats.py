@@ -306,9 +306,10 @@ def _deep_sweep_stats(
     """How far aggressor orders that swept at least DEEP_SWEEP_BPS past their first print
     reached, and how far the mid had moved (from before the order, signed by its side) 1 s and
     30 s later: the impact curve a quote resting that deep is filled against."""
-    out: dict = {"deep_sweep_share": float("nan")}
+    out: dict = {"deep_sweep_share": float("nan"), "deep_sweep_count": 0.0}
     for name in DEEP_SWEEP_HORIZONS_NS:
         out[f"deep_sweep_impact_{name}_bps"] = float("nan")
+        out[f"deep_sweep_impact_{name}_se_bps"] = float("nan")
     out["deep_sweep_reach_bps"] = float("nan")
     n_par = int(tr_new.sum())
     if n_par == 0:
@@ -321,6 +322,7 @@ def _deep_sweep_stats(
     reach_bps = np.where(side > 0, hi - first_px, first_px - lo) / first_px * 1e4
     deep = (reach_bps >= DEEP_SWEEP_BPS) & (side != 0) & np.isfinite(tr_mid[starts])
     out["deep_sweep_share"] = float(np.mean(deep))
+    out["deep_sweep_count"] = float(np.sum(deep))
     if not deep.any():
         return out
     out["deep_sweep_reach_bps"] = float(np.mean(reach_bps[deep]))
@@ -329,6 +331,10 @@ def _deep_sweep_stats(
         sel = deep & ok
         out[f"deep_sweep_impact_{name}_bps"] = (
             float(np.mean(mo[sel])) if sel.any() else float("nan")
+        )
+        # its standard error over the sweeps (a few dozen on a 345 s capture)
+        out[f"deep_sweep_impact_{name}_se_bps"] = (
+            float(np.std(mo[sel], ddof=1) / np.sqrt(sel.sum())) if sel.sum() >= 2 else float("nan")
         )
     return out
 

@@ -42,6 +42,12 @@ STAT_KEYS: dict[str, str] = {
     "deep_sweep_impact_1s_bps": "deep_sweep_impact_1s_bps",
     "deep_sweep_impact_30s_bps": "deep_sweep_impact_30s_bps",
 }
+# statistics whose capture value market_stats gives a standard error for (over the deep sweeps):
+# FIDELITY.json carries it as the row's "real_se"
+REAL_SE_KEYS: dict[str, str] = {
+    "deep_sweep_impact_1s_bps": "deep_sweep_impact_1s_se_bps",
+    "deep_sweep_impact_30s_bps": "deep_sweep_impact_30s_se_bps",
+}
 # FIDELITY.json "autocorr": name -> market_stats key (lag-1 autocorrelations)
 AUTOCORR_KEYS: dict[str, str] = {
     "mid_return_100ms": "autocorr_mid_return_100ms",
@@ -263,6 +269,8 @@ def _compare_stats(real: dict, syn_stats: list[dict]) -> dict:
         per_seed = [float(s[key]) for s in syn_stats]
         x, y = float(real[key]), _nanmean(per_seed)
         out["stats"][name] = {"real": x, "synthetic": y, "ratio": _ratio(x, y), "seeds": per_seed}
+        if name in REAL_SE_KEYS:
+            out["stats"][name]["real_se"] = float(real.get(REAL_SE_KEYS[name], float("nan")))
     for name, key in AUTOCORR_KEYS.items():
         per_seed = [float(s[key]) for s in syn_stats]
         x, y = float(real[key]), _nanmean(per_seed)
