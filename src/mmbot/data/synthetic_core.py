@@ -91,7 +91,7 @@ from mmbot.data.synthetic_rng import (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _move_v(P: np.ndarray, fs: np.ndarray, rng: np.ndarray, kind: int, dt_s: float) -> None:
     """The efficient price over the gap to this event: diffusion, a jump when the event is one,
     and the relaxation of the transient displacement of recent sweeps."""
@@ -109,7 +109,7 @@ def _move_v(P: np.ndarray, fs: np.ndarray, rng: np.ndarray, kind: int, dt_s: flo
     fs[F_V] = v
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _maker_join(
     P: np.ndarray,
     target: np.ndarray,
@@ -177,7 +177,7 @@ def _maker_join(
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _maker_leave(
     P: np.ndarray,
     target: np.ndarray,
@@ -261,7 +261,7 @@ def _maker_leave(
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _sweep_start(
     P: np.ndarray,
     parent_tab: np.ndarray,
@@ -295,7 +295,7 @@ def _sweep_start(
     ist[S_SWEEP_NLV] = 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _sweep_prints(
     P: np.ndarray,
     target: np.ndarray,
@@ -375,7 +375,7 @@ def _sweep_prints(
     return n, more
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _sweep_end(
     P: np.ndarray,
     fs: np.ndarray,
@@ -433,7 +433,7 @@ def _sweep_end(
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _requote(
     P: np.ndarray,
     v: float,
