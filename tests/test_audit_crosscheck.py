@@ -50,6 +50,16 @@ def test_a_corrupted_fill_mid_fails_the_audit_naming_the_fill(sample_run, factor
         check_fill_mids(events, bad)
 
 
+def test_the_callers_rebuilt_mids_are_the_ones_checked(sample_run):
+    """The soak rebuilds a chunk's mids once for the cross-check and the funding: given them,
+    the check reads them (the same answer as rebuilding; a wrong mid path fails it)."""
+    events, res = sample_run
+    ts, mid = rebuild_mids(events, float(res.meta["tick_px"]))
+    assert check_fill_mids(events, res, mids=(ts, mid)) == check_fill_mids(events, res)
+    with pytest.raises(AuditError, match="fill 0 "):
+        check_fill_mids(events, res, mids=(ts, mid * 1.001))
+
+
 def test_identity_alone_does_not_catch_the_corrupted_mid(sample_run):
     """Why the cross-check exists: gross + slippage + fees + inventory = pnl holds whatever mid."""
     from mmbot.audit.decompose import check_identity, decompose

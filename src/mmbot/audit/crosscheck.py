@@ -128,16 +128,22 @@ def rebuild_mids(events: np.ndarray, tick_px: float) -> tuple[np.ndarray, np.nda
     return events["exch_ts"][sel].astype(np.int64), mid
 
 
-def check_fill_mids(events: np.ndarray, result: RunResult, label: str = "run") -> dict:
+def check_fill_mids(
+    events: np.ndarray,
+    result: RunResult,
+    label: str = "run",
+    mids: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict:
     """Compare each fill's ``mid_px`` with the rebuilt book's; AuditError naming the first fill
-    that matches no state at its exchange time. Returns counts and the largest relative error."""
+    that matches no state at its exchange time. Returns counts and the largest relative error.
+    ``mids``: ``rebuild_mids(events, the run's tick_px)`` when the caller has it already."""
     fills = result.fills
     tick = result.meta.get("tick_px")
     if len(fills) == 0:
         return {"fills_checked": 0, "max_rel_err": 0.0}
     if not isinstance(tick, (int, float)) or not (math.isfinite(tick) and tick > 0):
         raise AuditError(f"{label}: mid cross-check needs the run's tick_px")
-    ts, mid = rebuild_mids(events, float(tick))
+    ts, mid = mids if mids is not None else rebuild_mids(events, float(tick))
     f_ts = fills["exch_ts"].astype(np.int64)
     first = np.searchsorted(ts, f_ts, side="left") - 1  # state before the fill's timestamp
     last = np.searchsorted(ts, f_ts, side="right") - 1  # state after every row at it

@@ -13,6 +13,7 @@ the tuner's counterfactual replays (`mmbot.soak.replay`).
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -123,15 +124,28 @@ def audit_chunk(mkt: Market, events: np.ndarray, res: Any, window: tuple[int, in
     against a book rebuilt independently from the chunk's input (``audit.crosscheck``; an
     AuditError names the fill and fails the soak), and on a synthetic market the funding the
     chunk pays over the funding ``window`` (``funding_for_chunk``)."""
-    from mmbot.audit.crosscheck import check_fill_mids
+    from mmbot.audit.crosscheck import check_fill_mids, rebuild_mids
 
-    res.meta["mid_crosscheck"] = check_fill_mids(events, res, str(res.meta["name"]))
+    mids = None
+    tick = res.meta.get("tick_px")
+    if (
+        mkt.funding is not None
+        and isinstance(tick, float | int)
+        and math.isfinite(tick)
+        and tick > 0
+    ):
+        mids = rebuild_mids(events, float(tick))  # the book's mid path: read by both checks
+    res.meta["mid_crosscheck"] = check_fill_mids(events, res, str(res.meta["name"]), mids)
     if mkt.funding is not None:
-        res.meta["funding"] = funding_for_chunk(mkt.funding, events, res.meta, window)
+        res.meta["funding"] = funding_for_chunk(mkt.funding, events, res.meta, window, mids)
 
 
 def funding_for_chunk(
-    accrual: Any, events: np.ndarray, meta: dict, window: tuple[int, int]
+    accrual: Any,
+    events: np.ndarray,
+    meta: dict,
+    window: tuple[int, int],
+    mids: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """The synthetic market's funding (``data.synthetic_funding``) over one chunk: its mid path,
     rebuilt from the chunk's events, is fed to the market's accrual, and the chunk is charged the
@@ -143,7 +157,7 @@ def funding_for_chunk(
     from mmbot.audit.crosscheck import rebuild_mids
     from mmbot.funding import FundingSchedule
 
-    ts, mid = rebuild_mids(events, float(meta["tick_px"]))
+    ts, mid = mids if mids is not None else rebuild_mids(events, float(meta["tick_px"]))
     accrual.feed(ts, mid)
     first, last = int(meta["start_ts"]), int(meta["end_ts"])
     sched = accrual.schedule(window[0], window[1], "")
