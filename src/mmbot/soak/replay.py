@@ -26,17 +26,42 @@ from mmbot.soak.iteration import Segment, make_settings
 from mmbot.soak.market import FORK_GATE, Market
 
 
+def _report_totals(result: Any) -> tuple[float, float, int]:
+    """(pnl, turnover, fills) of one run as its EDGE_REPORT's totals sum them
+    (``build_edge_report([result])["totals"]``, before non-finite amounts are written as null),
+    from the run's digest alone (`digest_runs`: its identity and the simulator's equity asserted,
+    AuditError otherwise) instead of the whole report (percentiles, markouts, one section per
+    symbol), which a replay does not read and which cost about a fifth of a 30-min replay."""
+    from mmbot.audit.decompose import component_totals
+    from mmbot.audit.edge_report import digest_runs
+
+    (digest,) = digest_runs([result])
+    ct = component_totals(digest.edges)
+    # the report sums its one run's amounts from 0.0
+    return float(0.0 + ct["pnl"]), float(0.0 + ct["turnover"]), int(len(digest.edges.px))
+
+
+def run_totals(result: Any) -> tuple[float, float, int]:
+    """(pnl, turnover, fills) of one run by the audit; a non-finite amount (null in the report)
+    is 0."""
+    pnl, turnover, fills = _report_totals(result)
+    return (
+        pnl if math.isfinite(pnl) else 0.0,
+        turnover if math.isfinite(turnover) else 0.0,
+        fills,
+    )
+
+
 def chunk_net_bps(result: Any) -> float | None:
     """net_bps of one run by the audit (None when it has no fills / no finite number)."""
-    from mmbot.audit import build_edge_report
-
-    totals = build_edge_report([result], {})["totals"]
-    if not totals.get("fills"):
+    pnl, turnover, fills = _report_totals(result)
+    if not fills:
         # the audit books 0 bps for no fills: as a replay score that would make quoting nothing
         # beat any losing knob set (a quoter knob can stop the fills altogether)
         return None
-    v = totals.get("net_bps")
-    return float(v) if isinstance(v, int | float) and math.isfinite(float(v)) else None
+    # the report's net_bps (edge_report._bps): no bps of an amount over no turnover
+    v = pnl / turnover * 1e4 if turnover > 0 else (0.0 if pnl == 0 else None)
+    return float(v) if v is not None and math.isfinite(v) else None
 
 
 def chunk_score_bps(result: Any) -> float | None:
@@ -230,14 +255,11 @@ class Replayer:
     def _link(
         self, knobs: Mapping[str, float], seg_id: int, acct: AccountCarry | None
     ) -> tuple[float, float, int, AccountCarry]:
-        from mmbot.audit import build_edge_report
-
         res = self._run(knobs, seg_id, acct)
-        totals = build_edge_report([res], {})["totals"]
+        pnl, turnover, n = run_totals(res)
         end = copy.deepcopy(acct) if acct is not None else AccountCarry(funded_to_ns=0)
         end.end(res, end.funded_to_ns)
-        n = int(totals.get("fills") or 0)
-        return float(totals.get("pnl") or 0.0), float(totals.get("turnover") or 0.0), n, end
+        return pnl, turnover, n, end
 
     def __call__(self, knobs: Mapping[str, float], seg_id: int) -> float | None:
         key = (seg_id, autotune.knob_key(knobs))
