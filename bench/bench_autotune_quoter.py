@@ -23,7 +23,9 @@ Fees: the base tier (Binance USD-M regular, 2 bps maker / 5 bps taker: what `mak
 ``--fee-tier rebate`` runs the schedule's rebate tier instead (the soak and the grid alike).
 The seeds are not the ones the tuner's constants were measured on (docs/autotune.md names those).
 Run: .venv/bin/python bench/bench_autotune_quoter.py [--seeds 11,22,33,44,55] [--hours 3]
-     [--fee-tier base|rebate] [--grid-cache FILE.json]
+     [--fee-tier base|rebate] [--market NAME] [--grid-cache FILE.json]
+``--market``: the shipped synthetic market (default: the wide-tick USD-M fit, the one the tuner's
+constants were measured on; ``binance_usdm_btcusdt`` is the demo's captured-tick market).
 ``--grid-cache``: the grid's (net_bps, fills) per point are read from FILE when it holds this
 (seed, hours, tier) and written to it otherwise (the grid does not depend on the tuner: a tuner
 change re-runs only the soaks). Delete the file after a change to the quoter or the market.
@@ -45,6 +47,7 @@ from mmbot.jitcache import configure as configure_jit_cache
 
 configure_jit_cache()  # an entry point: before compiled modules are imported (mmbot.jitcache)
 
+from mmbot.data.synthetic import WIDE_TICK_MARKET  # noqa: E402
 from mmbot.knobs import CONSERVATIVE_START, QUOTER_KNOB_LIMITS, quoter_knob_name  # noqa: E402
 from mmbot.strategy.registry import DEFAULT_QUOTER, resolve  # noqa: E402
 
@@ -148,7 +151,9 @@ def _short(knobs: dict[str, float], start: dict[str, float]) -> str:
 
 
 def _cache_key(seed: int, hours: float, fee_tier: str) -> str:
-    return f"{seed}/{hours}/{fee_tier}"
+    market = grid_bench.MARKET.split(":", 1)[1]
+    # the wide-tick market's entries predate the market in the key
+    return f"{seed}/{hours}/{fee_tier}" + ("" if market == WIDE_TICK_MARKET else f"/{market}")
 
 
 def _read_cache(path: str | None) -> dict:
@@ -237,6 +242,8 @@ def main() -> int:
     seeds = [int(x) for x in _arg("--seeds", SEEDS).split(",") if x.strip()]
     hours = float(_arg("--hours", str(HOURS)))
     fee_tier = _arg("--fee-tier", "base")
+    # forked workers inherit the market
+    grid_bench.MARKET = f"synthetic:{_arg('--market', WIDE_TICK_MARKET)}"
     from mmbot.data.synthetic import load_calibration
 
     calib = load_calibration(grid_bench.MARKET.split(":", 1)[1])

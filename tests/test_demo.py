@@ -36,3 +36,9 @@ def test_mmbot_demo_writes_the_start_package_soaks_and_prints_the_decision(tmp_p
     assert sm["hours"] == pytest.approx(0.05)
     assert f"| decision | BAND | {sm['decision']['band']} |" in p.stdout
     assert "artifacts/soak/summary.txt" in p.stdout.replace("\\", "/")
+    # the demo names the venue's market-maker tier and shows net before its rebate beside net
+    edge = json.loads((tmp_path / "artifacts/reports/EDGE_REPORT.json").read_text())
+    assert edge["runtime"]["fee_tier"] == "mm1" and edge["runtime"]["maker_fee_bps"] < 0
+    t = edge["totals"]
+    assert f"net_bps_before_rebates={t['net_bps_before_rebates']:.3f}" in p.stdout
+    assert "| soak | FEES | tier mm1 " in p.stdout

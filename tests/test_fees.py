@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmbot.config import load_profile
+from mmbot.config import load_profile, with_strategy_options
 from mmbot.errors import UserError
 from mmbot.fees import BASE_TIER, choose_fees, load_schedule, tier_names
 from mmbot.instruments import MARKETS, spec_for
@@ -35,6 +35,16 @@ def test_default_is_the_base_tier_and_a_rebate_needs_a_named_tier():
     prof_mm = prof.model_copy(update={"fees": prof.fees.model_copy(update={"tier": "mm3"})})
     assert fee_choice(prof_mm, spec).maker_fee_rate == pytest.approx(-0.00003)
     assert "mm1" in tier_names("bybit-linear")
+
+
+def test_a_command_line_tier_replaces_the_profiles_and_explicit_rates_still_win():
+    prof = load_profile("S1")
+    spec = spec_for("binance-usdm", "BTCUSDT")
+    vip = with_strategy_options(prof, fee_tier="vip1")
+    assert fee_choice(vip, spec).tier == "vip1"
+    assert fee_choice(vip, spec).maker_fee_rate == pytest.approx(0.00016)
+    explicit = with_strategy_options(prof, fee_tier="vip1", maker_fee_bps=-0.2)
+    assert fee_choice(explicit, spec).maker_fee_rate == pytest.approx(-0.00002)
 
 
 def test_unknown_tier_is_a_user_error_naming_the_tiers():

@@ -202,6 +202,7 @@ def test_env_overrides_take_precedence_over_the_file(tmp_path: Path) -> None:
         ([], {"MM_RUNTIME_OVERRIDES_JSON": '{"no_such_knob": 1}'}, "no_such_knob"),
         (["--market", "synthetic:no_such_market"], {}, "no_such_market"),
         (["--export-json", "."], {}, "--export-json"),
+        (["--fee-tier", "vip9"], {}, "vip9"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from mmbot.commands.options import STRATEGY_OPTIONS
+from mmbot.commands.options import FEE_TIER_OPTION, STRATEGY_OPTIONS
 from mmbot.commands.progress import transient_bar
 
 _MARKET_OPTION = typer.Option(
@@ -17,12 +17,6 @@ _MARKET_OPTION = typer.Option(
     "--market",
     help="contract of every file: binance-usdm | binance-coinm | binance-spot | bybit-linear | "
     "bybit-inverse | bybit-spot (default: detected from each capture)",
-)
-_FEE_TIER_OPTION = typer.Option(
-    None,
-    "--fee-tier",
-    help="tier of the venue's shipped fee schedule (base, vip1, mm1, ..., or 'rebate'); "
-    "default: the profile's, else base",
 )
 _PIECES_OPTION = typer.Option(
     False,
@@ -60,7 +54,7 @@ def backtest(
     contract_size: float | None = typer.Option(
         None, "--contract-size", help="base units per contract, or USD per contract when inverse"
     ),
-    fee_tier: str | None = _FEE_TIER_OPTION,
+    fee_tier: str | None = FEE_TIER_OPTION,
     funding_rate: float | None = typer.Option(
         None,
         "--funding-rate",

@@ -27,6 +27,12 @@ MAX_POSITION_OPTION = typer.Option(
 )
 MAKER_FEE_OPTION = typer.Option(None, "--maker-fee-bps", help="maker fee, bps (negative = rebate)")
 TAKER_FEE_OPTION = typer.Option(None, "--taker-fee-bps", help="taker fee, bps")
+FEE_TIER_OPTION = typer.Option(
+    None,
+    "--fee-tier",
+    help="tier of the venue's shipped fee schedule (base, vip1, mm1, ..., or 'rebate'); "
+    "default: the profile's, else base",
+)
 
 
 def strategy_options(
@@ -36,6 +42,7 @@ def strategy_options(
     max_position_qty: float | None,
     maker_fee_bps: float | None,
     taker_fee_bps: float | None,
+    fee_tier: str | None = None,
 ) -> dict[str, Any]:
     """The keyword arguments ``mmbot.config.with_strategy_options`` takes."""
     from mmbot.strategy.registry import parse_param_args
@@ -47,6 +54,7 @@ def strategy_options(
         "max_position_qty": max_position_qty,
         "maker_fee_bps": maker_fee_bps,
         "taker_fee_bps": taker_fee_bps,
+        "fee_tier": fee_tier,
     }
 
 

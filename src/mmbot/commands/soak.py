@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from mmbot.commands.options import STRATEGY_OPTIONS
+from mmbot.commands.options import FEE_TIER_OPTION, STRATEGY_OPTIONS
 from mmbot.commands.progress import transient_bar
 
 
@@ -55,13 +55,32 @@ def soak_console(con: Any, progress: bool = True) -> Iterator[SoakConsole]:
 
 
 def print_outcome(con: Any, out: Any) -> None:
-    """The frozen soak's stability lines and the decision-matrix lines, after the gate line."""
+    """The fee tier with net before and after rebates, the frozen soak's stability lines and the
+    decision-matrix lines, after the gate line."""
     from mmbot.soak import decision, stability
 
-    lines = stability.text_lines(out.stability) if out.stability else []
+    lines = [fees_line(out.paths.edge_report)]
+    lines += stability.text_lines(out.stability) if out.stability else []
     lines += decision.text_lines(out.decision) if out.decision else []
-    for line in lines:
+    for line in filter(None, lines):
         con.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def fees_line(edge_report: Path) -> str:
+    """The soak's fee tier and its net with and without rebates ('' when the report is absent)."""
+    from mmbot.inputs import read_json
+    from mmbot.numfmt import finite
+
+    if not Path(edge_report).is_file():
+        return ""
+    rep = read_json(f"EDGE_REPORT {edge_report}", edge_report)
+    rt, t = rep.get("runtime", {}), rep.get("totals", {})
+    return (
+        f"| soak | FEES | tier {rt.get('fee_tier')} (maker {finite(rt.get('maker_fee_bps'), 2)} "
+        f"bps, taker {finite(rt.get('taker_fee_bps'), 2)} bps) | "
+        f"net_bps={finite(t.get('net_bps'))} | "
+        f"net_bps_before_rebates={finite(t.get('net_bps_before_rebates'))} |"
+    )
 
 
 _FREEZE_OPTION = typer.Option(
@@ -123,6 +142,7 @@ def soak(
     ),
     artifacts: Path = typer.Option(Path("artifacts"), "--artifacts", help="artifacts root"),
     strategy_options: dict[str, Any] | None = None,  # STRATEGY_OPTIONS
+    fee_tier: str | None = FEE_TIER_OPTION,
 ) -> int:
     """Soak: run the strategy for HOURS of market time in ITERATIONS, auto-tune, report and gate."""
     from rich.console import Console
@@ -149,7 +169,7 @@ def soak(
             profile=profile,
             seed=seed,
             artifacts=artifacts,
-            strategy_options=strategy_options,
+            strategy_options={**(strategy_options or {}), "fee_tier": fee_tier},
         )
     print_outcome(con, out)
     return out.exit_code

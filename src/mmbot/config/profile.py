@@ -221,9 +221,11 @@ def with_strategy_options(
     max_position_qty: float | None = None,
     maker_fee_bps: float | None = None,
     taker_fee_bps: float | None = None,
+    fee_tier: str | None = None,
 ) -> Profile:
     """``profile`` with the equal-limit options a command line gives (None = keep the profile's);
-    every value is validated by the profile's own model (UserError naming the option)."""
+    every value is validated by the profile's own model (UserError naming the option). ``fee_tier``
+    names a tier of the venue's shipped schedule (explicit fee rates still win over it)."""
     st = profile.strategy.model_dump()
     fees = profile.fees.model_dump()
     if strategy is not None:
@@ -234,6 +236,8 @@ def with_strategy_options(
     for key, value in (("order_qty", order_qty), ("max_position_qty", max_position_qty)):
         if value is not None:
             st[key] = value
+    if fee_tier is not None:
+        fees["tier"] = fee_tier
     for key, bps in (("maker_fee_rate", maker_fee_bps), ("taker_fee_rate", taker_fee_bps)):
         if bps is not None:
             fees[key] = float(bps) * 1e-4
