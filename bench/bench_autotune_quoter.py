@@ -19,8 +19,9 @@ seed's six runtime knobs at knobs.CONSERVATIVE_START:
 net_bps >= 0.9 x grid-best; when grid-best <= 0 (a ratio of two losses means nothing: 90 % of
 -1 bps is a smaller loss), the final closes >= 90 % of the gap from the bad start to grid-best:
 net >= bad + 0.9 x (grid-best - bad) (and when the bad start is itself the grid-best, no worse).
-Fees: the base tier (Binance USD-M regular, 2 bps maker / 5 bps taker: what `make demo` runs);
-``--fee-tier rebate`` runs the schedule's rebate tier instead (the soak and the grid alike).
+Fees: the base tier (Binance USD-M regular, 2 bps maker / 5 bps taker: every command's default);
+``--fee-tier rebate`` runs the schedule's rebate tier instead (the soak and the grid alike; what
+`make demo` runs).
 The seeds are not the ones the tuner's constants were measured on (docs/autotune.md names those).
 Run: .venv/bin/python bench/bench_autotune_quoter.py [--seeds 11,22,33,44,55] [--hours 3]
      [--fee-tier base|rebate] [--market NAME] [--grid-cache FILE.json]
