@@ -33,8 +33,34 @@ def test_rest_signature_matches_bybit_documented_recipe():
     assert "s-test" not in repr(KEYS) and "s-test" not in str(KEYS)
 
 
+@pytest.mark.parametrize(
+    ("bad", "said"),
+    [
+        ({"speed": 0.0}, "EmulatorConfig.speed: Input should be greater than 0"),
+        ({"tick_px": float("nan")}, "EmulatorConfig.tick_px: Input should be a finite number"),
+        ({"depth": 7}, "EmulatorConfig.depth: Value error, 7 is not one of 1, 50, 200, 500"),
+        ({"queue_model": "nope"}, "EmulatorConfig.queue_model: Value error, queue_model 'nope'"),
+        ({"rate_limit_per_s": -1}, "EmulatorConfig.rate_limit_per_s: Input should be greater"),
+        ({"speeed": 2.0}, "EmulatorConfig.speeed: unknown key"),
+    ],
+)
+def test_emulator_config_is_validated_and_names_the_field(bad, said):
+    from mmbot.errors import UserError
+
+    good = {"symbol": "XRPUSDT", "tick_px": TICK_PX, "lot_qty": LOT_QTY, "keys": KEYS}
+    with pytest.raises(UserError) as err:
+        EmulatorConfig(**(good | bad))
+    assert str(err.value).startswith(said)
+    cfg = EmulatorConfig(**good)
+    with pytest.raises(ValueError):  # frozen: a running emulator's settings do not change
+        cfg.speed = 2.0  # type: ignore[misc]
+
+
 async def _with_emulator(fn, **kw):
-    emu = Emulator(make_market(30), EmulatorConfig("XRPUSDT", TICK_PX, LOT_QTY, KEYS, **kw))
+    emu = Emulator(
+        make_market(30),
+        EmulatorConfig(symbol="XRPUSDT", tick_px=TICK_PX, lot_qty=LOT_QTY, keys=KEYS, **kw),
+    )
     port = await emu.start()
     try:
         async with aiohttp.ClientSession() as http:
@@ -241,7 +267,10 @@ def test_looped_replay_continues_the_matching_venue_past_the_capture_end():
         ]
 
     async def run():
-        emu = Emulator(make_market(1.0), EmulatorConfig("XRPUSDT", TICK_PX, LOT_QTY, KEYS))
+        emu = Emulator(
+            make_market(1.0),
+            EmulatorConfig(symbol="XRPUSDT", tick_px=TICK_PX, lot_qty=LOT_QTY, keys=KEYS),
+        )
         port = await emu.start()
         try:
             async with aiohttp.ClientSession() as http:

@@ -22,6 +22,10 @@ def fmt(x: float, decimals: int) -> str:
     return f"{x:.{decimals}f}"
 
 
+BOOK_DEPTHS = (1, 50, 200, 500)
+"""Depths of Bybit V5's linear ``orderbook.N`` topic."""
+
+
 def book_topic(symbol: str, depth: int = 50) -> str:
     return f"orderbook.{depth}.{symbol}"
 

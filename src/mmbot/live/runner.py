@@ -24,6 +24,7 @@ from mmbot import env
 from mmbot.config.profile import validation_message
 from mmbot.errors import UserError
 from mmbot.live.bybit import Endpoints
+from mmbot.live.bybit_msgs import BOOK_DEPTHS
 from mmbot.live.gateway import DCP_WINDOW_S, TERMINAL
 from mmbot.live.order_flow import Slot, link_num
 from mmbot.live.session import EXIT_KILLED, Session
@@ -43,9 +44,6 @@ __all__ = [
     "setup_logging",
 ]
 
-
-BOOK_DEPTHS = (1, 50, 200, 500)
-"""Depths of Bybit V5's linear ``orderbook.N`` topic."""
 
 _Pos = Field(None, gt=0.0)
 

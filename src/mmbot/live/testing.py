@@ -40,10 +40,10 @@ class EmulatorThread:
     ):
         events = make_market(120.0) if events is None else events
         self.cfg = EmulatorConfig(
-            symbol,
-            tick_px,
-            lot_qty,
-            keys or ApiKeys(TEST_KEY, TEST_SECRET),
+            symbol=symbol,
+            tick_px=tick_px,
+            lot_qty=lot_qty,
+            keys=keys or ApiKeys(TEST_KEY, TEST_SECRET),
             speed=speed,
             **kw,
         )
