@@ -266,6 +266,23 @@ def validation_message(exc: ValidationError, source: str) -> str:
     return f"{source}: {loc}: {msg}{more}"
 
 
+class SettingsModel(BaseModel):
+    """A component's frozen, validated settings (``live.runner.RunnerConfig``,
+    ``live.emulator.EmulatorConfig``): a bad value is one UserError line naming the model and the
+    field (``RunnerConfig.stale_ms: Input should be greater than 0``), not pydantic's report."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, arbitrary_types_allowed=True
+    )
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            where = type(self).__name__
+            raise UserError(validation_message(exc, where).replace(": ", ".", 1)) from None
+
+
 def _clamp_all(values: Mapping[str, float], source: str) -> tuple[dict[str, float], list[str]]:
     out: dict[str, float] = {}
     messages: list[str] = []

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import numpy as np
+from pydantic import AfterValidator
 
 from mmbot.data.bybit import parse_message
 from mmbot.events import BUY_EVENT, DEPTH_CLEAR_EVENT, DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, KIND_MASK
@@ -24,6 +26,16 @@ def fmt(x: float, decimals: int) -> str:
 
 BOOK_DEPTHS = (1, 50, 200, 500)
 """Depths of Bybit V5's linear ``orderbook.N`` topic."""
+
+
+def _topic_depth(depth: int) -> int:
+    if depth not in BOOK_DEPTHS:
+        raise ValueError(f"{depth} is not one of {', '.join(map(str, BOOK_DEPTHS))}")
+    return depth
+
+
+BookDepth = Annotated[int, AfterValidator(_topic_depth)]
+"""A settings field holding an ``orderbook.N`` depth (one of ``BOOK_DEPTHS``)."""
 
 
 def book_topic(symbol: str, depth: int = 50) -> str:

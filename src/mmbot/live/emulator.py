@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 from aiohttp import WSMsgType, web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field
 
-from mmbot.config.profile import validation_message
+from mmbot.config.profile import SettingsModel
 from mmbot.errors import UserError
 from mmbot.live import emulator_ref as ref
 from mmbot.live import orders
-from mmbot.live.bybit_msgs import BOOK_DEPTHS, book_topic, fmt, trade_topic
+from mmbot.live.bybit_msgs import BookDepth, book_topic, fmt, trade_topic
 from mmbot.live.emulator_faults import Faults, parse_fault_spec  # noqa: F401 - re-exported
 from mmbot.live.emulator_replay import (  # noqa: F401 - re-exported: commands.live reads a market
     MarketReplay,
@@ -60,14 +60,10 @@ HTTP_UNAUTHORIZED = 401
 DCP_MIN_S, DCP_MAX_S = 3, 300  # Bybit V5 Disconnect Cancel All window bounds, seconds
 
 
-class EmulatorConfig(BaseModel):
+class EmulatorConfig(SettingsModel):
     """The emulator's settings (``mmbot emulator`` options, docs/cli.md): frozen and validated like
     ``live.runner.RunnerConfig``; a bad value is one line naming the field
     (``EmulatorConfig.speed: Input should be greater than 0``)."""
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, allow_inf_nan=False, arbitrary_types_allowed=True
-    )
 
     symbol: str = Field(min_length=1)
     tick_px: float = Field(gt=0.0)
@@ -77,27 +73,12 @@ class EmulatorConfig(BaseModel):
     taker_fee_rate: float = Field(0.00055, gt=-0.1, lt=0.1)
     speed: float = Field(1.0, gt=0.0)  # market seconds per wall second
     loop: bool = True
-    depth: int = 50  # orderbook.N topic served (BOOK_DEPTHS)
+    depth: BookDepth = 50  # orderbook.N topic served
     # start the replay when the first client subscribes to the book
     wait_for_subscriber: bool = False
     rate_limit_per_s: int = Field(0, ge=0)  # order create/amend per 1 s; excess: retCode 10006
     queue_model: QueueModel = "risk_averse"  # the matching venue's queue model (mmbot.sim)
     scheduled_faults: list[tuple[float, dict]] = Field(default_factory=list)  # (at_s, fault)
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise UserError(
-                validation_message(exc, "EmulatorConfig").replace(": ", ".", 1)
-            ) from None
-
-    @field_validator("depth")
-    @classmethod
-    def _a_topic_depth(cls, depth: int) -> int:
-        if depth not in BOOK_DEPTHS:
-            raise ValueError(f"{depth} is not one of {', '.join(map(str, BOOK_DEPTHS))}")
-        return depth
 
 
 def ok(

@@ -16,15 +16,14 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field
 
 from mmbot import env
-from mmbot.config.profile import validation_message
-from mmbot.errors import UserError
+from mmbot.config.profile import SettingsModel
 from mmbot.live.bybit import Endpoints
-from mmbot.live.bybit_msgs import BOOK_DEPTHS
+from mmbot.live.bybit_msgs import BOOK_DEPTHS, BookDepth
 from mmbot.live.gateway import DCP_WINDOW_S, TERMINAL
 from mmbot.live.order_flow import Slot, link_num
 from mmbot.live.session import EXIT_KILLED, Session
@@ -48,12 +47,8 @@ __all__ = [
 _Pos = Field(None, gt=0.0)
 
 
-class RunnerConfig(BaseModel):
+class RunnerConfig(SettingsModel):
     """A paper or live session's settings (``mmbot paper|live`` options, docs/cli.md)."""
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, allow_inf_nan=False, arbitrary_types_allowed=True
-    )
 
     mode: Literal["paper", "live"]
     symbol: str = Field(min_length=1)
@@ -76,23 +71,10 @@ class RunnerConfig(BaseModel):
     rest_timeout_s: float = Field(2.0, gt=0.0)
     paper_latency_ms: float | None = Field(None, ge=0.0)  # None: the feed's measured median
     metrics_port: int = Field(0, ge=0, le=65535)
-    book_depth: int = 50  # orderbook.N topic: 50 (20 ms) or 500 (100 ms) on Bybit linear
+    book_depth: BookDepth = 50  # orderbook.N topic: 50 (20 ms) or 500 (100 ms) on Bybit linear
     maker_fee_rate: float | None = Field(None, gt=-0.1, lt=0.1)
     taker_fee_rate: float | None = Field(None, gt=-0.1, lt=0.1)
     record_path: Path | None = None  # write the public stream traded on here (capture format)
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise UserError(validation_message(exc, "RunnerConfig").replace(": ", ".", 1)) from None
-
-    @field_validator("book_depth")
-    @classmethod
-    def _a_topic_depth(cls, depth: int) -> int:
-        if depth not in BOOK_DEPTHS:
-            raise ValueError(f"{depth} is not one of {', '.join(map(str, BOOK_DEPTHS))}")
-        return depth
 
 
 def setup_logging(out_dir: Path) -> None:
