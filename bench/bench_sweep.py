@@ -33,6 +33,7 @@ from mmbot.sweep.executors import InlineExecutor, ProcessExecutor, RayExecutor  
 from mmbot.sweep.folds import Fold, synthetic_folds  # noqa: E402
 from mmbot.sweep.results import TIMING_COLUMNS, results_table, write_results  # noqa: E402
 from mmbot.sweep.space import default_space, parse_space  # noqa: E402
+from mmbot.sweep.trial import TrialRun  # noqa: E402
 
 SPACE = {
     "base_spread_bps_delta": {"low": 0.0, "high": 0.6},
@@ -62,11 +63,10 @@ def _cfg(out: Path, folds, trials: int, seed: int) -> SweepConfig:
         folds=folds,
         market_label="synthetic:default",
         space=_space(),
-        strategy=str(QUOTER["strategy"]),
         profile=load_profile("S1"),
         objectives=("net_bps_before_rebates",),
         trials=trials,
-        seed=seed,
+        run=TrialRun(strategy=str(QUOTER["strategy"]), seed=seed),
     )
 
 

@@ -18,6 +18,7 @@ from mmbot.sweep.trial import (
     FAULT_FEE_RATE_SIGN,
     FAULT_FEE_RECORD_SIGN,
     FAULT_MID_RECORD,
+    TrialRun,
     TrialTask,
     run_trial,
 )
@@ -46,9 +47,8 @@ def _cfg(out, folds, trials, **kw):
         profile=load_profile("S1"),
         objectives=("net_bps_before_rebates",),
         trials=trials,
-        seed=5,
+        run=TrialRun(seed=5, min_fills=kw.pop("min_fills", 1)),
         sampler="random",
-        min_fills=kw.pop("min_fills", 1),
         **kw,
     )
 
@@ -151,7 +151,7 @@ def test_an_inverse_capture_runs_as_inverse_with_its_own_fee_schedule(tmp_path):
         load_profile("S1"),
         {},
         ("net_bps",),
-        min_fills=1,
+        run=TrialRun(min_fills=1),
     )
     out = run_trial(task)
     assert out.ok, out.reason
@@ -217,7 +217,7 @@ def test_a_fold_of_several_symbols_runs_a_task_per_symbol_scored_as_one(tmp_path
     folds2 = _two_symbol_folds(tmp_path)
     assert [p.symbol for p in folds2[0].parts] == ["BTCUSDT", "XRPUSDT"]
     prof = load_profile("S1")
-    task = TrialTask("t0", folds2[0], {}, prof, {}, ("net_bps",), min_fills=1)
+    task = TrialTask("t0", folds2[0], {}, prof, {}, ("net_bps",), run=TrialRun(min_fills=1))
     whole = run_trial(task)
     parts = split_parts(task)
     assert [(p.key, p.part) for p in parts] == [("t0#p0", 0), ("t0#p1", 1)]

@@ -192,6 +192,7 @@ def sweep(
     from mmbot.sweep.objective import parse_objectives
     from mmbot.sweep.results import write_results
     from mmbot.sweep.space import default_space, load_space
+    from mmbot.sweep.trial import TrialRun
 
     _check_options(data, market, folds, trials, steps_in_flight, queue_model, space)
     con = Console(highlight=False)
@@ -218,11 +219,13 @@ def sweep(
         profile=prof,
         objectives=objectives,
         trials=trials,
-        strategy=strategy,
-        latency_ms=latency_ms,
-        queue_model=queue_model,
-        seed=seed,
-        min_fills=min_fills,
+        run=TrialRun(
+            strategy=strategy,
+            latency_ms=latency_ms,
+            queue_model=queue_model,
+            seed=seed,
+            min_fills=min_fills,
+        ),
         storage=storage,
         study_name=study_name,
         sampler=sampler,

@@ -38,7 +38,7 @@ from mmbot.errors import UserError
 from mmbot.sweep.executors import Executor
 from mmbot.sweep.folds import Fold
 from mmbot.sweep.space import Space, apply_values, suggest
-from mmbot.sweep.trial import TrialOutcome, TrialTask, finish_parts, split_parts
+from mmbot.sweep.trial import TrialOutcome, TrialRun, TrialTask, finish_parts, split_parts
 
 ATTR_REASON: Final = "fail_reason"
 ATTR_INTERRUPTED: Final = "interrupted"
@@ -62,11 +62,7 @@ class SweepConfig:
     profile: Profile
     objectives: tuple[str, ...]
     trials: int
-    strategy: str = "glft"
-    latency_ms: float = 10.0
-    queue_model: str = "power2"
-    seed: int = 0
-    min_fills: int = 10
+    run: TrialRun = TrialRun()  # every trial's quoter, latency, queue model, seed, min fills
     storage: str | None = None
     study_name: str = "mmbot-sweep"
     sampler: str = "tpe"
@@ -130,7 +126,7 @@ def _optuna() -> Any:
 
 def _sampler(cfg: SweepConfig, step: int) -> Any:
     optuna = _optuna()
-    seed = cfg.seed * 1000 + step
+    seed = cfg.run.seed * 1000 + step
     if cfg.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if cfg.sampler == "tpe":
@@ -215,11 +211,7 @@ def _task(cfg: SweepConfig, key: str, fold: Fold, values: Mapping[str, Any], fau
         profile=applied.profile,
         quoter_params={**cfg.fixed_params, **applied.quoter_params},
         objectives=cfg.objectives,
-        strategy=cfg.strategy,
-        latency_ms=cfg.latency_ms,
-        queue_model=cfg.queue_model,
-        seed=cfg.seed,
-        min_fills=cfg.min_fills,
+        run=cfg.run,
         fault=fault,
     )
 

@@ -52,6 +52,18 @@ _WARM: dict[str, bool] = {}
 
 
 @dataclass(frozen=True)
+class TrialRun:
+    """How every trial of a sweep runs: the quoter, the venue's latency and queue model, the seed,
+    and the fills a fold needs before its score counts."""
+
+    strategy: str = "glft"
+    latency_ms: float = 10.0
+    queue_model: str = "power2"
+    seed: int = 0
+    min_fills: int = 10
+
+
+@dataclass(frozen=True)
 class TrialTask:
     key: str  # the driver's handle for this task (e.g. "s0/t12", "s0/oos")
     fold: Fold
@@ -59,11 +71,7 @@ class TrialTask:
     profile: Profile
     quoter_params: dict[str, Any]
     objectives: tuple[str, ...]
-    strategy: str = "glft"
-    latency_ms: float = 10.0
-    queue_model: str = "power2"
-    seed: int = 0
-    min_fills: int = 10
+    run: TrialRun = TrialRun()
     fault: str | None = None
     part: int | None = None  # None: every part of the fold in this task; else this part only
 
@@ -119,13 +127,13 @@ def _settings(task: TrialTask) -> Any:
     fees = fee_choice(task.profile, None)  # the profile's tier (base unless named)
     maker = -fees.maker_fee_rate if task.fault == FAULT_FEE_RATE_SIGN else None
     s = RunSettings(
-        strategy=task.strategy,
+        strategy=task.run.strategy,
         knobs=dict(task.knobs),
         profile=task.profile,
-        latency_ms=task.latency_ms,
-        queue_model=task.queue_model,
+        latency_ms=task.run.latency_ms,
+        queue_model=task.run.queue_model,
         maker_fee_rate=maker,
-        seed=task.seed,
+        seed=task.run.seed,
     )
     return apply_quoter_params(s, task.quoter_params)
 
@@ -214,14 +222,14 @@ def _simulate(task: TrialTask, events: list[np.ndarray], settings: Any) -> list[
 
 
 def _check(task: TrialTask, results: list[Any], parts: tuple[int, ...], min_fills: int) -> dict:
-    runtime = {"sweep_trial": task.key, "knobs": task.knobs, "strategy": task.strategy}
+    runtime = {"sweep_trial": task.key, "knobs": task.knobs, "strategy": task.run.strategy}
     rates = [fee_rates(task.profile, task.fold.parts[i]) for i in parts]
     return check_trial(results, runtime, [m for m, _ in rates], [t for _, t in rates], min_fills)
 
 
 def _score(task: TrialTask, results: list[Any], out: TrialOutcome) -> None:
     """Check the trial's runs together (every part), score it and mark ``out`` ok."""
-    edge = _check(task, results, tuple(range(len(task.fold.parts))), task.min_fills)
+    edge = _check(task, results, tuple(range(len(task.fold.parts))), task.run.min_fills)
     row = kpis(edge, results)
     values = objective_values(row, task.objectives)
     out.kpis = row
