@@ -5,6 +5,8 @@ holding `FORK_GATE` (the replay pool forks only between pieces)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -28,6 +30,7 @@ def _windows(ahead_ns: int, ends_s: list[int]) -> tuple[list[np.ndarray], list[n
         wins.extend(w.copy() for w in st.take(end_ns, ahead_ns))
         assert st.carry is not None
         books.append(st.carry.snapshot(end_ns))
+    st.close()
     return wins, books
 
 
@@ -50,7 +53,7 @@ def _gen_checking_the_gate(pieces: int, fail_at: int | None = None) -> Iterator[
         if i == fail_at:
             raise RuntimeError("generator broke")
         # a piece generated in the background thread holds the gate (the main thread does not)
-        locked = FORK_GATE.locked()
+        locked = FORK_GATE.locked() and threading.current_thread() is not threading.main_thread()
         ev = np.zeros(3, soak_market.EVENT_DTYPE)
         ev["exch_ts"] = ev["local_ts"] = ts + np.arange(3) * (GEN_PIECE_NS // 3)
         ev["fval"] = float(locked)
@@ -80,3 +83,32 @@ def test_an_error_while_generating_ahead_reaches_the_reader() -> None:
     with pytest.raises(RuntimeError, match="generator broke"):
         list(st.take(SYNTH_START_NS + 5 * GEN_PIECE_NS))
     assert not FORK_GATE.locked()
+
+
+def _slow_gen(made: list[int]) -> Iterator[np.ndarray]:
+    ts = SYNTH_START_NS
+    while True:
+        time.sleep(0.01)
+        ev = np.zeros(1, soak_market.EVENT_DTYPE)
+        ev["exch_ts"] = ev["local_ts"] = ts
+        made.append(ts)
+        ts += GEN_PIECE_NS
+        yield ev
+
+
+def test_closing_the_market_stops_generating_ahead() -> None:
+    """A soak that stops early (kill switch, error) closes its market: the background thread does
+    not go on generating the iteration it will never run."""
+    made: list[int] = []
+    mkt = soak_market.resolve_market(f"synthetic:{WIDE_TICK_MARKET}")
+    st = mkt.synthetic_at(1, SYNTH_START_NS)
+    st._gen = _slow_gen(made)
+    list(st.take(SYNTH_START_NS + GEN_PIECE_NS, 10_000 * GEN_PIECE_NS))
+    ahead = st._ahead
+    assert ahead is not None
+    time.sleep(0.05)
+    mkt.close()
+    n = len(made)
+    time.sleep(0.1)
+    assert 1 < n < 100 and len(made) == n
+    assert not ahead._thread.is_alive()

@@ -166,11 +166,13 @@ def run_soak(
                 _iterate(st, it)
                 if st.stop is not None:
                     break
+        plan.mkt.close()  # a stopped soak's next market, if it was being generated
         fin = _finish(st, wall0)
         soak_metrics = _soak_metrics(st, fin)
         md, html = _write(st, fin, soak_metrics)
         st.stage.commit()
     except BaseException:
+        plan.mkt.close()
         if st.replayer is not None:
             st.replayer.close()
         st.stage.abort()

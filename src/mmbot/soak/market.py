@@ -116,6 +116,13 @@ class SyntheticStream:
                 yield window
             del window
 
+    def close(self) -> None:
+        """Stop generating ahead (the piece in progress is finished first); the stream is not
+        read after this."""
+        if self._ahead is not None:
+            self._ahead.cancel()
+            self._ahead = None
+
     def _next_piece(self) -> np.ndarray | None:
         """The stream's next generated piece (None: the stream ended): the background thread's
         first, in order, else generated here."""
@@ -146,14 +153,23 @@ class _Ahead:
         self._gen = gen
         self._left = int(pieces)
         self._out: queue.SimpleQueue[np.ndarray | BaseException | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(int(pieces),), name="mmbot-market-ahead", daemon=True
         )
         self._thread.start()
 
+    def cancel(self) -> None:
+        """No further piece: waits for the one in progress (at most one piece's time)."""
+        self._stop.set()
+        self._thread.join()
+        self._left = 0
+
     def _run(self, pieces: int) -> None:
         try:
             for _ in range(pieces):
+                if self._stop.is_set():
+                    return
                 with FORK_GATE:
                     piece = next(self._gen, None)
                 self._out.put(piece)
@@ -206,6 +222,8 @@ class Market:
         assert self.calib is not None
         st = self._stream
         if st is None or st.seed != int(seed) or start_ns < st.pos_ns:
+            if st is not None:
+                st.close()
             st = self._stream = SyntheticStream(
                 self.calib, seed, min(SYNTH_START_NS, int(start_ns)), self.tick_px
             )
@@ -213,6 +231,11 @@ class Market:
             for _ in st.take(start_ns):  # events dropped, the book kept
                 pass
         return st
+
+    def close(self) -> None:
+        """Stop the synthetic stream's background generation (a soak's end, or its stop)."""
+        if self._stream is not None:
+            self._stream.close()
 
     def book_carry(
         self, start_ns: int, sample: np.ndarray | None = None, seed: int | None = None
