@@ -159,6 +159,15 @@ _STEPS_IN_FLIGHT = typer.Option(
 _MIN_FILLS = typer.Option(10, "--min-fills", help="trials with fewer fills are failed")
 
 
+def _say_plan(con: Any, label: str, fold_list: list, trials: int, objectives: list[str]) -> None:
+    con.print(
+        f"{label}: {len(fold_list)} folds of "
+        + ", ".join(f"{f.hours:.2f} h" for f in fold_list)
+        + f"; {trials} trials x {len(fold_list) - 1} step(s); objective {', '.join(objectives)}",
+        markup=False,
+    )
+
+
 def sweep(
     out: Path = _OUT,
     data: list[Path] = _DATA,
@@ -205,12 +214,7 @@ def sweep(
         raise UserError(f"--out {out}: exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     fold_list, label = _prepare_folds(con, data, market, hours, folds, seed, out)
-    con.print(
-        f"{label}: {len(fold_list)} folds of "
-        + ", ".join(f"{f.hours:.2f} h" for f in fold_list)
-        + f"; {trials} trials x {len(fold_list) - 1} step(s); objective {', '.join(objectives)}",
-        markup=False,
-    )
+    _say_plan(con, label, fold_list, trials, objectives)
     cfg = SweepConfig(
         out=out,
         folds=fold_list,

@@ -91,9 +91,7 @@ def run_iteration(
             data_format=mkt.data_format,
         )
         res.meta["name"] = f"iter{iteration:03d}_chunk{chunk_no:03d}"
-        w0 = (
-            start_ns + chunk_no * soak_market.CHUNK_NS
-        )  # the chunk's market-time window (as mkt.chunks)
+        w0 = start_ns + chunk_no * soak_market.CHUNK_NS  # the chunk's window, as mkt.chunks
         w1 = min(w0 + soak_market.CHUNK_NS, start_ns + duration_ns)
         last_start = copy.copy(acct)
         acct.begin(res)
