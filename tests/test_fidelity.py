@@ -115,6 +115,9 @@ def test_fidelity_command_writes_json_markdown_and_html(tmp_path: Path) -> None:
     assert "spread_bps_mean" in (out / "FIDELITY.md").read_text()
     assert "<table>" in (out / "FIDELITY.html").read_text()
     assert "spearman" in proc.stdout
+    chk = res["checks"]
+    beyond = chk["stats_outside_band_beyond_noise"] + chk["autocorr_outside_band_beyond_noise"]
+    assert f"own noise (|z| > {chk['noise_z']:g}): {', '.join(beyond) or 'none'}" in proc.stdout
 
 
 def test_fidelity_command_rejects_a_missing_capture(tmp_path: Path) -> None:

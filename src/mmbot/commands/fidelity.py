@@ -69,6 +69,12 @@ def _print_report(res: dict, title: str, out: Path) -> None:
         f"stats outside {chk['ratio_band']}: {chk['stats_outside_band'] or 'none'}; "
         f"autocorr outside +-{chk['autocorr_max_diff']}: {chk['autocorr_outside_band'] or 'none'}"
     )
+    if "noise_z" in chk:
+        beyond = chk["stats_outside_band_beyond_noise"] + chk["autocorr_outside_band_beyond_noise"]
+        print(
+            f"outside the bands beyond the capture's own noise (|z| > {chk['noise_z']:g}): "
+            f"{', '.join(beyond) or 'none'}"
+        )
     nc = rk.get("noise_ceiling") or {}
     if nc:
         print(
