@@ -286,7 +286,11 @@ def test_pieces_reruns_the_data_without_each_piece_and_reports_the_difference(
     out = tmp_path / "run"
     p = _cli("--data", str(SAMPLE), "--out", str(out), "--fee-tier", "rebate", "--pieces")
     assert p.returncode in (0, 1), p.stderr[-2000:]
-    block = json.loads((out / "EDGE_REPORT.json").read_text())["pieces"]
+    report = json.loads((out / "EDGE_REPORT.json").read_text())
+    # the tier named on the command line is the one the report's runtime block states
+    assert report["runtime"]["fee_tier"] == report["totals"]["fee_tier"] == "mm1"
+    assert report["runtime"]["maker_fee_bps"] < 0
+    block = report["pieces"]
     rows = {r["piece"]: r for r in block["rows"]}
     assert list(rows) == [label for label, _ in adaptive.PIECES]
     base = block["with_all"]

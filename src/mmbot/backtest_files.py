@@ -135,7 +135,6 @@ def backtest_files(
     on_progress: Callable[[BacktestProgress], None] | None = None,
     market: str | None = None,
     contract_size: float | None = None,
-    fee_tier: str | None = None,
     funding_rate: float | None = None,
     funding_file: Path | None = None,
     pieces: bool = False,
@@ -143,8 +142,8 @@ def backtest_files(
     """``mmbot backtest`` (the module docstring): records to ``out/<NN_name>/``, EDGE_REPORT,
         KPI_GATE, reports and ``summary.json`` in ``out``; notes to ``say`` as they come, progress to
         ``on_progress``; the figures to show are returned. ``strategy_options``: the keyword arguments
-    ``mmbot.config.with_strategy_options`` takes (--strategy, --param and the equal-limit flags), as
-    ``mmbot.soak.loop.run_soak`` takes them. ``pieces``: each file also runs once per
+    ``mmbot.config.with_strategy_options`` takes (--strategy, --param, the equal-limit flags and
+    --fee-tier), as ``mmbot.soak.loop.run_soak`` takes them. ``pieces``: each file also runs once per
         piece of the quoter switched off (``mmbot.pieces``; EDGE_REPORT ``pieces``). A failure leaves
         ``out`` untouched (everything is staged beside it and moved into place at the end)."""
     from mmbot import firstrun, jitclock, staging
@@ -158,7 +157,7 @@ def backtest_files(
     out = Path(out)
     options = dict(strategy_options or {})
     prof, ovr, settings = _checked_settings(
-        data, profile, overrides, latency_ms, queue_model, options, seed, fee_tier, say
+        data, profile, overrides, latency_ms, queue_model, options, seed, say
     )
     output_dir("--out", out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -207,7 +206,6 @@ def _checked_settings(
     queue_model: str,
     options: Mapping[str, Any],
     seed: int,
-    fee_tier: str | None,
     say: Callable[[str], None],
 ) -> tuple[Profile, dict, RunSettings]:
     """(profile, overrides, the settings every file runs with): every input checked before
@@ -244,7 +242,6 @@ def _checked_settings(
         latency_ms=latency_ms,
         queue_model=queue_model,
         seed=seed,
-        fee_tier=fee_tier,
     )
     return prof, ovr, settings
 

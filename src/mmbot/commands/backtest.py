@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from mmbot.commands.options import FEE_TIER_OPTION, STRATEGY_OPTIONS
+from mmbot.commands.options import STRATEGY_OPTIONS
 from mmbot.commands.progress import transient_bar
 
 _MARKET_OPTION = typer.Option(
@@ -54,7 +54,6 @@ def backtest(
     contract_size: float | None = typer.Option(
         None, "--contract-size", help="base units per contract, or USD per contract when inverse"
     ),
-    fee_tier: str | None = FEE_TIER_OPTION,
     funding_rate: float | None = typer.Option(
         None,
         "--funding-rate",
@@ -81,7 +80,6 @@ def backtest(
         reports=reports,
         market=market,
         contract_size=contract_size,
-        fee_tier=fee_tier,
         funding_rate=funding_rate,
         funding_file=funding,
         pieces=pieces,

@@ -93,8 +93,8 @@ class OptionGroup:
         return run  # type: ignore[return-value]
 
 
-# --strategy, --param and the equal-limit flags of `backtest` and `soak`, received as the keyword
-# arguments ``mmbot.config.with_strategy_options`` takes
+# --strategy, --param, the equal-limit flags and the fee tier of `backtest` and `soak`, received as
+# the keyword arguments ``mmbot.config.with_strategy_options`` takes
 STRATEGY_OPTIONS = OptionGroup(
     into="strategy_options",
     options=(
@@ -104,6 +104,7 @@ STRATEGY_OPTIONS = OptionGroup(
         ("max_position_qty", float | None, MAX_POSITION_OPTION),
         ("maker_fee_bps", float | None, MAKER_FEE_OPTION),
         ("taker_fee_bps", float | None, TAKER_FEE_OPTION),
+        ("fee_tier", str | None, FEE_TIER_OPTION),
     ),
     collect=strategy_options,
 )

@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from mmbot.commands.options import FEE_TIER_OPTION, STRATEGY_OPTIONS
+from mmbot.commands.options import STRATEGY_OPTIONS
 from mmbot.commands.progress import transient_bar
 
 
@@ -142,7 +142,6 @@ def soak(
     ),
     artifacts: Path = typer.Option(Path("artifacts"), "--artifacts", help="artifacts root"),
     strategy_options: dict[str, Any] | None = None,  # STRATEGY_OPTIONS
-    fee_tier: str | None = FEE_TIER_OPTION,
 ) -> int:
     """Soak: run the strategy for HOURS of market time in ITERATIONS, auto-tune, report and gate."""
     from rich.console import Console
@@ -169,7 +168,7 @@ def soak(
             profile=profile,
             seed=seed,
             artifacts=artifacts,
-            strategy_options={**(strategy_options or {}), "fee_tier": fee_tier},
+            strategy_options=strategy_options,
         )
     print_outcome(con, out)
     return out.exit_code
