@@ -195,6 +195,7 @@ def sweep(
     from rich.console import Console
 
     from mmbot.config import load_profile
+    from mmbot.inputs import output_dir
     from mmbot.strategy.registry import parse_param_args
     from mmbot.sweep.driver import SweepConfig
     from mmbot.sweep.executors import make_executor
@@ -210,9 +211,7 @@ def sweep(
     strategy = _check_strategy(strategy, spc)
     fixed_params = parse_param_args(param)
     prof = load_profile(profile)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
+    output_dir("--out", out).mkdir(parents=True, exist_ok=True)
     fold_list, label = _prepare_folds(con, data, market, hours, folds, seed, out)
     _say_plan(con, label, fold_list, trials, objectives)
     cfg = SweepConfig(
