@@ -271,7 +271,8 @@ def _p95(x: np.ndarray) -> float | None:
     return float(np.percentile(x, 95.0))
 
 
-def _bps(amount: float, turnover: float) -> float | None:
+def amount_bps(amount: float, turnover: float) -> float | None:
+    """``amount`` in basis points of ``turnover``, as every ``*_bps`` of the report."""
     # Zero fills: every component is 0 and so is its bps (the gate fails the run on `fills`). A
     # non-zero amount over zero turnover (inventory carried in from before the run) has no bps.
     if turnover > 0:
@@ -404,13 +405,13 @@ def _section(pool: _Pool) -> dict:
     notional = _cat([e.notional * (e.to_usd if mixed else 1.0) for e in edges])
     maker = _cat([e.maker for e in edges]).astype(bool)
     for comp, key in COMPONENTS:
-        out[key] = _bps(tot[comp], turnover)
+        out[key] = amount_bps(tot[comp], turnover)
     # the maker-rebate part of the fee component (fills whose fee was negative), and net without it
     rebate = sum(
         float(e.fees[e.maker & (e.fees > 0)].sum()) * (e.to_usd if mixed else 1.0) for e in edges
     )
-    out["rebate_bps"] = _bps(rebate, turnover)
-    out["net_bps_before_rebates"] = _bps(tot["pnl"] - rebate, turnover)
+    out["rebate_bps"] = amount_bps(rebate, turnover)
+    out["net_bps_before_rebates"] = amount_bps(tot["pnl"] - rebate, turnover)
     out.update(_fee_tiers(metas))
     out.update(_carry_blocks(metas, turnover))
     out["component_breakdown"] = {
@@ -462,7 +463,7 @@ def _totals(edges: list[FillEdges], mixed: bool) -> tuple[dict[str, Any], dict[s
         "pnl": tot["pnl"],
         "turnover_usd": turnover_usd,
         "pnl_usd": pnl_usd,
-        "net_bps": _bps(tot["pnl"], tot["turnover"]),
+        "net_bps": amount_bps(tot["pnl"], tot["turnover"]),
         "fills_without_target": int(sum(int(e.no_target.sum()) for e in edges)),
         "fills_mid_repaired": int(sum(e.fills_mid_repaired for e in edges)),
         "marks_nan_mid_dropped": int(sum(e.marks_nan_dropped for e in edges)),
@@ -559,7 +560,7 @@ def _carry_blocks(metas: Sequence[dict], turnover: float) -> dict:
             "runs": len(closes),
             "closed": len(done),
             "cost": cost,
-            "cost_bps": _bps(cost, turnover),
+            "cost_bps": amount_bps(cost, turnover),
             "closes": [
                 {k: c[k] for k in ("position_qty", "px", "fee", "cost") if k in c} for c in done
             ],
@@ -573,7 +574,7 @@ def _carry_blocks(metas: Sequence[dict], turnover: float) -> dict:
             "carried": sum(1 for c in carries if c["position_qty"] != 0.0),
             "max_abs_position_qty": max(abs(float(c["position_qty"])) for c in carries),
             "seam_pnl": seam,
-            "seam_bps": _bps(seam, turnover),
+            "seam_bps": amount_bps(seam, turnover),
         }
     return out
 

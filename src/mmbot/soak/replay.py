@@ -54,13 +54,14 @@ def run_totals(result: Any) -> tuple[float, float, int]:
 
 def chunk_net_bps(result: Any) -> float | None:
     """net_bps of one run by the audit (None when it has no fills / no finite number)."""
+    from mmbot.audit.edge_report import amount_bps
+
     pnl, turnover, fills = _report_totals(result)
     if not fills:
         # the audit books 0 bps for no fills: as a replay score that would make quoting nothing
         # beat any losing knob set (a quoter knob can stop the fills altogether)
         return None
-    # the report's net_bps (edge_report._bps): no bps of an amount over no turnover
-    v = pnl / turnover * 1e4 if turnover > 0 else (0.0 if pnl == 0 else None)
+    v = amount_bps(pnl, turnover)  # the report's net_bps
     return float(v) if v is not None and math.isfinite(v) else None
 
 
