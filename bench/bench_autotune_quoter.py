@@ -28,7 +28,7 @@ Run: .venv/bin/python bench/bench_autotune_quoter.py [--seeds 11,22,33,44,55] [-
 ``--market``: the shipped synthetic market (default: the wide-tick USD-M fit, the one the tuner's
 constants were measured on; ``binance_usdm_btcusdt`` is the demo's captured-tick market).
 ``--grid-cache``: the grid's (net_bps, fills) per point are read from FILE when it holds this
-(seed, hours, tier) and written to it otherwise (the grid does not depend on the tuner: a tuner
+(seed, hours, tier, market) and written to it otherwise (the grid does not depend on the tuner: a tuner
 change re-runs only the soaks). Delete the file after a change to the quoter or the market.
 """
 
@@ -152,9 +152,7 @@ def _short(knobs: dict[str, float], start: dict[str, float]) -> str:
 
 
 def _cache_key(seed: int, hours: float, fee_tier: str) -> str:
-    market = grid_bench.MARKET.split(":", 1)[1]
-    # the wide-tick market's entries predate the market in the key
-    return f"{seed}/{hours}/{fee_tier}" + ("" if market == WIDE_TICK_MARKET else f"/{market}")
+    return f"{seed}/{hours}/{fee_tier}/{grid_bench.MARKET.split(':', 1)[1]}"
 
 
 def _read_cache(path: str | None) -> dict:
