@@ -98,9 +98,11 @@ def test_the_console_rule_sees_an_import_inside_a_function(tmp_path: Path) -> No
 
 
 def test_the_venue_sits_below_everything() -> None:
-    """sim imports only the event and record layouts, the error type and the order book from mmbot;
-    the order book imports nothing from mmbot (any replay of a feed can use it)."""
+    """sim imports only the event and record layouts, the error type, the settings base and the
+    order book from mmbot; the order book imports nothing from mmbot (any replay of a feed can use
+    it), the settings base nothing but the error type."""
     allowed = ("mmbot.events", "mmbot.records", "mmbot.errors", "mmbot.sim", "mmbot.book")
+    allowed += ("mmbot.settings_model",)
     bad = [
         f"{p.relative_to(PKG)} imports {m}"
         for p in sorted((PKG / "sim").glob("*.py"))
@@ -110,6 +112,8 @@ def test_the_venue_sits_below_everything() -> None:
     assert not bad, bad
     book = _imports(PKG / "book.py")
     assert not [m for m in book if m.startswith("mmbot") or m.startswith(".")], book
+    base = _imports(PKG / "settings_model.py")
+    assert {m for m in base if m.startswith("mmbot")} == {"mmbot.errors"}, base
 
 
 # the modules that rebuild an order book from depth rows on the order book module (issue 22)

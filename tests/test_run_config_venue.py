@@ -75,6 +75,32 @@ def test_a_bad_run_setting_is_one_line_naming_its_field(settings, message) -> No
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"max_orders": 0}, r"^VenueSettings\.max_orders: .*greater than or equal to 1 \(got 0\)$"),
+        ({"queue_model": "fifo"}, r"^VenueSettings\.queue_model: Value error, queue_model 'fifo'"),
+        ({"start_cash": float("nan")}, r"^VenueSettings\.start_cash: .*finite number \(got nan\)$"),
+        ({"ladder_pad_ratio": 2.0}, r"^VenueSettings\.ladder_pad_ratio: .*less than or equal to 1"),
+        ({"entry_latency_ms": 1.0}, r"^VenueSettings\.entry_latency_ms: unknown key$"),
+    ],
+)
+def test_venue_settings_built_directly_are_one_line_naming_the_field(kw, message) -> None:
+    """``VenueSettings`` built on its own says a bad value in one line naming it (was pydantic's
+    multi-line report); as ``RunConfig``'s section the run configuration names the path instead."""
+    with pytest.raises(UserError, match=message) as info:
+        sim.config.VenueSettings(**kw)
+    assert "\n" not in str(info.value)
+    with pytest.raises(UserError, match=r"^run configuration: venue\.") as nested:
+        run_config(*_s1(), tick_px=0.1, lot_qty=0.001, ref_px=REF_PX, venue=kw)
+    assert "\n" not in str(nested.value)
+
+
+def _s1() -> tuple:
+    prof = load_profile("S1")
+    return prof.runtime, prof
+
+
 def test_a_run_without_venue_settings_has_no_venue() -> None:
     prof = load_profile("S1")
     cfg = run_config(prof.runtime, prof, tick_px=0.1, lot_qty=0.001, ref_px=REF_PX)
@@ -89,7 +115,7 @@ def test_venue_config_is_frozen_and_checked_on_construction() -> None:
         v.tick_px = 0.2
     with pytest.raises(UserError, match=r"^VenueConfig\.max_orders: .*greater than or equal to 1"):
         sim.VenueConfig(tick_px=0.1, lot_qty=1.0, max_orders=0)
-    with pytest.raises(UserError, match=r"^VenueConfig\.extra: unknown field"):
+    with pytest.raises(UserError, match=r"^VenueConfig\.extra: unknown key$"):
         sim.VenueConfig(tick_px=0.1, lot_qty=1.0, extra={})
     with pytest.raises(UserError, match=r"^VenueConfig\.tick_px: Field required"):
         sim.VenueConfig(lot_qty=1.0)
@@ -110,9 +136,15 @@ def _runner(**kw: Any):
 @pytest.mark.parametrize(
     "kw, message",
     [
-        ({"mode": "demo"}, r"^RunnerConfig\.mode: Input should be 'paper' or 'live'$"),
+        (
+            {"mode": "demo"},
+            r"^RunnerConfig\.mode: Input should be 'paper' or 'live' \(got 'demo'\)$",
+        ),
         ({"symbol": ""}, r"^RunnerConfig\.symbol: "),
-        ({"order_qty": -1.0}, r"^RunnerConfig\.order_qty: Input should be greater than 0$"),
+        (
+            {"order_qty": -1.0},
+            r"^RunnerConfig\.order_qty: Input should be greater than 0 \(got -1\.0\)$",
+        ),
         ({"loss_limit_quote": float("nan")}, r"^RunnerConfig\.loss_limit_quote: .*finite"),
         ({"stale_ms": 0.0}, r"^RunnerConfig\.stale_ms: "),
         ({"metrics_port": 70000}, r"^RunnerConfig\.metrics_port: "),

@@ -35,6 +35,7 @@ from mmbot import env as envvars
 from mmbot import knobs
 from mmbot.errors import UserError
 from mmbot.inputs import read_json
+from mmbot.settings_model import validation_message
 from mmbot.strategy.registry import DEFAULT_QUOTER
 
 # shipped with the package (package data), so an installed mmbot finds them from any directory
@@ -254,33 +255,6 @@ def with_strategy_options(
 
 def _read_json(path: Path, what: str) -> Any:
     return read_json(f"{what} {path}", path)
-
-
-def validation_message(exc: ValidationError, source: str) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err.get("loc", ())) or "(root)"
-    msg = err.get("msg", "invalid")
-    if err.get("type") == "extra_forbidden":
-        msg = "unknown key"
-    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{source}: {loc}: {msg}{more}"
-
-
-class SettingsModel(BaseModel):
-    """A component's frozen, validated settings (``live.runner.RunnerConfig``,
-    ``live.emulator.EmulatorConfig``): a bad value is one UserError line naming the model and the
-    field (``RunnerConfig.stale_ms: Input should be greater than 0``), not pydantic's report."""
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, allow_inf_nan=False, arbitrary_types_allowed=True
-    )
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            where = type(self).__name__
-            raise UserError(validation_message(exc, where).replace(": ", ".", 1)) from None
 
 
 def _clamp_all(values: Mapping[str, float], source: str) -> tuple[dict[str, float], list[str]]:

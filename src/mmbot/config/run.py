@@ -27,8 +27,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from mmbot import knobs
-from mmbot.config.profile import Quoting, Risk, validation_message
+from mmbot.config.profile import Quoting, Risk
 from mmbot.errors import UserError
+from mmbot.settings_model import validation_message
 from mmbot.sim.config import VenueConfig, VenueSettings
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

@@ -36,7 +36,6 @@ import numpy as np
 from aiohttp import WSMsgType, web
 from pydantic import Field
 
-from mmbot.config.profile import SettingsModel
 from mmbot.errors import UserError
 from mmbot.live import emulator_ref as ref
 from mmbot.live import orders
@@ -49,6 +48,7 @@ from mmbot.live.emulator_replay import (  # noqa: F401 - re-exported: commands.l
 )
 from mmbot.live.ledger import Ledger, book_all
 from mmbot.live.signing import ApiKeys, rest_signature, ws_auth_valid
+from mmbot.settings_model import SettingsModel
 from mmbot.sim.config import QueueModel
 
 START_BALANCE_USDT = 100_000.0

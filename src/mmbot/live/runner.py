@@ -21,13 +21,13 @@ from typing import Literal
 from pydantic import Field
 
 from mmbot import env
-from mmbot.config.profile import SettingsModel
 from mmbot.live.bybit import Endpoints
 from mmbot.live.bybit_msgs import BOOK_DEPTHS, BookDepth
 from mmbot.live.gateway import DCP_WINDOW_S, TERMINAL
 from mmbot.live.order_flow import Slot, link_num
 from mmbot.live.session import EXIT_KILLED, Session
 from mmbot.live.signing import ApiKeys
+from mmbot.settings_model import SettingsModel
 from mmbot.strategy.registry import SESSION_DEFAULT_QUOTER
 
 __all__ = [

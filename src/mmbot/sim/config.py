@@ -6,7 +6,8 @@ ladder pad, the starting account): the ``venue`` section of a run's ``mmbot.conf
 ``VenueConfig`` adds what the venue shares with the rest of a run (the grid, the fees, the exchange
 rate limit, the contract) and the time-varying latency; ``RunConfig.venue_config()`` builds it from
 the run's sections, the one place a run derives what ``make_venue`` needs. Both are frozen pydantic
-models: a bad value is a ``UserError`` of one line naming the field (``VenueConfig.tick_px: ...``).
+models (``mmbot.settings_model.SettingsModel``): a bad value is a ``UserError`` of one line naming
+the model and the field (``VenueConfig.tick_px: ...``).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from mmbot.errors import UserError
+from mmbot.settings_model import SettingsModel
 
 # queue model codes used inside compiled code
 QM_RISK_AVERSE = 0
@@ -69,18 +71,7 @@ _Num = Annotated[float, Field(allow_inf_nan=False)]
 QueueModel = Annotated[str, AfterValidator(_queue_model_name)]
 
 
-def _message(exc: ValidationError, model: str) -> str:
-    """One line naming the field: ``VenueConfig.tick_px: Input should be greater than 0 (got 0.0)``."""
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err.get("loc", ())) or "(root)"
-    msg = "unknown field" if err.get("type") == "extra_forbidden" else err.get("msg", "invalid")
-    got = repr(err.get("input"))
-    got = f" (got {got})" if err.get("type") != "missing" and len(got) <= 60 else ""
-    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{model}.{loc}: {msg}{got}{more}"
-
-
-class VenueSettings(BaseModel):
+class VenueSettings(SettingsModel):
     """The venue's own settings (a run's ``RunConfig.venue`` section).
 
     Latencies in ns: ``entry_latency_ns`` (strategy -> exchange) and ``response_latency_ns``
@@ -92,10 +83,10 @@ class VenueSettings(BaseModel):
     ``start_cash``: the account the venue starts from (both the exchange's and the strategy's
     view), e.g. the position and cash a soak chunk carries from the previous one; ``start_cash``
     holds what the position cost (``-position x contract value`` at entry). A section of a
-    validated model (``RunConfig``), it reports bad values through that model.
+    validated model (``RunConfig``), it reports bad values through that model (``run
+    configuration: venue.max_orders: ...``); built directly, a bad value is one line naming this
+    model (``VenueSettings.max_orders: ...``, ``mmbot.settings_model.SettingsModel``).
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     entry_latency_ns: int = Field(0, ge=0, description="strategy -> exchange, ns")
     response_latency_ns: int = Field(0, ge=0, description="exchange -> strategy, ns")
@@ -130,10 +121,7 @@ class VenueConfig(VenueSettings):
     latency: Any = Field(None, description="(ts_ns, entry_ns, response_ns) arrays or None")
 
     def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**{k: _number(v) for k, v in data.items()})
-        except ValidationError as exc:
-            raise UserError(_message(exc, "VenueConfig")) from None
+        super().__init__(**{k: _number(v) for k, v in data.items()})
 
     @field_validator("latency")
     @classmethod
