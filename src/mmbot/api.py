@@ -147,17 +147,14 @@ def backtest(
     data: str | Path | np.ndarray | Sequence[str | Path | np.ndarray],
     strategy: Any = DEFAULT_QUOTER,
     *,
-    order_qty: float | None = None,
     knobs: Mapping[str, float] | None = None,
     profile: str | None = None,
-    latency_ms: float = 10.0,
-    queue_model: str = "power2",
-    seed: int = 0,
     **settings: Any,
 ) -> BacktestResult:
-    """Backtest ``strategy`` on ``data``; see the module docstring. Further ``RunSettings`` fields
-    (``max_position_qty``, ``maker_fee_rate``, ``taker_fee_rate``, ``rate_limit_per_s``,
-    ``partial_fills``, ``wake_interval_ms``) pass through ``settings``."""
+    """Backtest ``strategy`` on ``data``; see the module docstring. ``knobs`` are clamped (with a
+    warning) and ``profile`` is loaded by name; every other ``RunSettings`` field (``order_qty``,
+    ``latency_ms``, ``queue_model``, ``seed``, ``max_position_qty``, ``maker_fee_rate``, ...)
+    passes through ``settings`` unchanged, with ``RunSettings``'s defaults."""
     from mmbot.audit.edge_report import make_runtime
     from mmbot.backtest import RunSettings, run
     from mmbot.config import effective_knobs, load_profile
@@ -166,16 +163,7 @@ def backtest(
     prof = load_profile(profile)
     asked = clamp_knobs(dict(knobs or {}))
     used = effective_knobs(prof, asked)
-    rs = RunSettings(
-        strategy=strategy,
-        knobs=used,
-        profile=prof,
-        latency_ms=latency_ms,
-        queue_model=queue_model,
-        order_qty=order_qty,
-        seed=seed,
-        **settings,
-    )
+    rs = RunSettings(strategy=strategy, knobs=used, profile=prof, **settings)
     runs: list[RunResult] = []
     names: list[str] = []
     for name, src in _inputs(data):
@@ -191,12 +179,12 @@ def backtest(
     runtime = make_runtime(
         profile=prof.name,
         overrides=asked,
-        seed=seed,
+        seed=rs.seed,
         data_inputs=[str(s) if not isinstance(s, np.ndarray) else n for n, s in _inputs(data)],
         strategy=strategy if isinstance(strategy, str) else repr(strategy),
         knobs=used,
-        latency_ms=latency_ms,
-        queue_model=queue_model,
+        latency_ms=rs.latency_ms,
+        queue_model=rs.queue_model,
         built_by="mmbot.backtest (Python API)",
     )
     return BacktestResult(runs=runs, names=names, knobs=used, runtime=runtime)
