@@ -126,10 +126,8 @@ def backtest_files(
     out: Path,
     profile: str | None = "S1",
     overrides: Path | None = None,
-    latency_ms: float = 10.0,
-    queue_model: str = "power2",
+    settings: RunSettings | None = None,
     strategy_options: Mapping[str, Any] | None = None,
-    seed: int = 0,
     reports: bool = True,
     say: Callable[[str], None] | None = None,
     on_progress: Callable[[BacktestProgress], None] | None = None,
@@ -141,7 +139,9 @@ def backtest_files(
 ) -> BacktestOutcome:
     """``mmbot backtest`` (the module docstring): records to ``out/<NN_name>/``, EDGE_REPORT,
         KPI_GATE, reports and ``summary.json`` in ``out``; notes to ``say`` as they come, progress to
-        ``on_progress``; the figures to show are returned. ``strategy_options``: the keyword arguments
+        ``on_progress``; the figures to show are returned. ``settings``: the venue's side of the run
+    (``latency_ms``, ``queue_model``, ``seed``; None: ``RunSettings()``'s), its knobs and profile
+    filled in from ``profile`` and ``overrides``. ``strategy_options``: the keyword arguments
     ``mmbot.config.with_strategy_options`` takes (--strategy, --param, the equal-limit flags and
     --fee-tier), as ``mmbot.soak.loop.run_soak`` takes them. ``pieces``: each file also runs once per
         piece of the quoter switched off (``mmbot.pieces``; EDGE_REPORT ``pieces``). A failure leaves
@@ -157,7 +157,7 @@ def backtest_files(
     out = Path(out)
     options = dict(strategy_options or {})
     prof, ovr, settings = _checked_settings(
-        data, profile, overrides, latency_ms, queue_model, options, seed, say
+        data, profile, overrides, settings or RunSettings(), options, say
     )
     output_dir("--out", out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -171,7 +171,7 @@ def backtest_files(
         t0 = time.perf_counter()
         runs = _run_files(data, tmp, settings, prof, pieces, mkt, phases, progress)
         summary = _summary(runs, phases, time.perf_counter() - t0)
-        runtime = _runtime(prof, ovr, settings.knobs, seed, data, latency_ms, queue_model)
+        runtime = _runtime(prof, ovr, settings, data)
         edge, gate = _write_outputs(tmp, runs, summary, runtime, reports)
         _open_to_umask(tmp)
         place_run(tmp, out)
@@ -202,14 +202,13 @@ def _checked_settings(
     data: Sequence[Path],
     profile: str | None,
     overrides: Path | None,
-    latency_ms: float,
-    queue_model: str,
+    venue: RunSettings,
     options: Mapping[str, Any],
-    seed: int,
     say: Callable[[str], None],
 ) -> tuple[Profile, dict, RunSettings]:
-    """(profile, overrides, the settings every file runs with): every input checked before
-    anything is written (UserError naming the input), the notes and knob lines said."""
+    """(profile, overrides, the settings every file runs with: ``venue`` with the knobs and the
+    profile): every input checked before anything is written (UserError naming the input), the
+    notes and knob lines said."""
     from mmbot import firstrun
     from mmbot.config import load_overrides, overrides_source, with_override_params
     from mmbot.sim.config import parse_queue_model
@@ -222,9 +221,10 @@ def _checked_settings(
             raise UserError(f"--data {p}: file not found")
         if not p.is_file():
             raise UserError(f"--data {p}: not a file")
+    latency_ms = venue.latency_ms
     if not (math.isfinite(latency_ms) and latency_ms >= 0):
         raise UserError(f"--latency-ms {latency_ms!r}: must be a finite number >= 0")
-    parse_queue_model(queue_model)
+    parse_queue_model(venue.queue_model)
     prof = check_strategy(with_strategy_options(load_profile(profile), **options))
     # a file an earlier soak left in the working directory is applied only when named (--overrides)
     ovr, messages = load_overrides(overrides, default_file=None)
@@ -236,14 +236,7 @@ def _checked_settings(
     knob_values = effective_knobs(prof, ovr)
     for line in firstrun.knob_lines(prof, ovr, overrides):
         say(line)
-    settings = RunSettings(
-        knobs=knob_values,
-        profile=prof,
-        latency_ms=latency_ms,
-        queue_model=queue_model,
-        seed=seed,
-    )
-    return prof, ovr, settings
+    return prof, ovr, replace(venue, knobs=knob_values, profile=prof)
 
 
 def _summary(runs: _FileRuns, phases: Any, wall_s: float) -> dict:
@@ -341,27 +334,19 @@ def _run_file(
     return res
 
 
-def _runtime(
-    prof: Profile,
-    ovr: dict,
-    knob_values: dict,
-    seed: int,
-    data: Sequence[Path],
-    latency_ms: float,
-    queue_model: str,
-) -> dict:
+def _runtime(prof: Profile, ovr: dict, settings: RunSettings, data: Sequence[Path]) -> dict:
     """The EDGE_REPORT / summary.json runtime block of a ``backtest_files`` call."""
     from mmbot.audit.edge_report import make_runtime
 
     return make_runtime(
         profile=prof.name,
         overrides=ovr,
-        seed=seed,
+        seed=settings.seed,
         data_inputs=[str(p) for p in data],
         **strategy_runtime(prof),
-        knobs=knob_values,
-        latency_ms=latency_ms,
-        queue_model=queue_model,
+        knobs=settings.knobs,
+        latency_ms=settings.latency_ms,
+        queue_model=settings.queue_model,
     )
 
 

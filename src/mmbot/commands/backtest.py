@@ -67,16 +67,16 @@ def backtest(
     """Backtest the strategy on recorded data and write records, EDGE_REPORT, KPI_GATE and reports."""
     from rich.console import Console
 
+    from mmbot.backtest import RunSettings
+
     run_backtest(
         Console(highlight=False),
         data=data,
         out=out,
         profile=profile,
         overrides=overrides,
-        latency_ms=latency_ms,
-        queue_model=queue_model,
+        settings=RunSettings(latency_ms=latency_ms, queue_model=queue_model, seed=seed),
         strategy_options=strategy_options,
-        seed=seed,
         reports=reports,
         market=market,
         contract_size=contract_size,
