@@ -97,23 +97,39 @@ def _emit(
 
 
 @njit(cache=True, inline="always")
-def _scan_bid_down(bq: np.ndarray, start: int, lo: int) -> int:
+def _deeper(a: float, b: float, sgn: int) -> bool:
+    """Whether price ``a`` lies deeper in the book than ``b`` (away from the spread) on the bid
+    side (sgn -1: below it) or the ask side (sgn 1: above it)."""
+    return a < b if sgn < 0 else a > b
+
+
+@njit(cache=True, inline="always")
+def _side_slots(sgn: int) -> tuple[int, int, int, int]:
+    """The ``ist`` slots of a side (touch, deepest level, total lots) and its depth event: the bid
+    side for sgn -1, the ask side for sgn 1."""
+    if sgn < 0:
+        return S_BEST_BID, S_LO_BID, S_QB_LOTS, _EV_BID_DEPTH
+    return S_BEST_ASK, S_HI_ASK, S_QA_LOTS, _EV_ASK_DEPTH
+
+
+@njit(cache=True, inline="always")
+def _scan(q: np.ndarray, start: int, stop: int, sgn: int) -> int:
+    """The first non-empty level from ``start`` deeper into side sgn (bids -1: down, asks 1: up),
+    not past ``stop``; _NONE if there is none."""
     p = start
-    while p >= lo:
-        if bq[p & _RING_MASK] > 0:
+    while not _deeper(p, stop, sgn):
+        if q[p & _RING_MASK] > 0:
             return p
-        p -= 1
+        p += sgn
     return _NONE
 
 
 @njit(cache=True, inline="always")
-def _scan_ask_up(aq: np.ndarray, start: int, hi: int) -> int:
-    p = start
-    while p <= hi:
-        if aq[p & _RING_MASK] > 0:
-            return p
-        p += 1
-    return _NONE
+def _pull_level(q: np.ndarray, ist: np.ndarray, lots_slot: int, p: int) -> None:
+    """Level ``p`` of a side empties: its lots leave the side's total (``ist[lots_slot]``)."""
+    j = p & _RING_MASK
+    ist[lots_slot] -= q[j]
+    q[j] = 0
 
 
 @njit(cache=True, inline="always")
@@ -338,90 +354,51 @@ def _maker_lots(rng: np.ndarray, maker_tab: np.ndarray, lot: float) -> int:
 @njit(cache=True, inline="always")
 def _trim(v, kmax, emit, tick, lot, t_new, local_ns, ist, bq, aq, n, out) -> int:
     # levels are counted from the reference price (v, or just inside a stale opposite touch): a
-    # book stays behind a stale opposite side instead of being trimmed away as it is rebuilt
+    # book stays behind a stale opposite side instead of being trimmed away as it is rebuilt;
+    # the stale side is bounded too, so the live range always fits the ring buffer
     far = _bid_top(v, ist[S_BEST_ASK]) - kmax - 1
-    # also bound the stale side so the live range always fits the ring buffer
-    stale_cap = int(v) + RING_TICKS // 4
-    if ist[S_BEST_BID] == _NONE:
-        ist[S_QB_LOTS] = 0
-    else:
-        while ist[S_LO_BID] < far and ist[S_LO_BID] <= ist[S_BEST_BID]:
-            p = ist[S_LO_BID]
-            j = p & _RING_MASK
-            if bq[j] > 0:
-                ist[S_QB_LOTS] -= bq[j]
-                bq[j] = 0
-                if emit:
-                    n = _emit(
-                        n,
-                        _EV_BID_DEPTH,
-                        t_new,
-                        local_ns,
-                        p * tick,
-                        0.0,
-                        out,
-                    )
-            ist[S_LO_BID] = p + 1
-        if ist[S_LO_BID] > ist[S_BEST_BID]:
-            ist[S_BEST_BID] = _NONE
-            ist[S_QB_LOTS] = 0
-        while ist[S_BEST_BID] != _NONE and ist[S_BEST_BID] > stale_cap:
-            p = ist[S_BEST_BID]
-            j = p & _RING_MASK
-            ist[S_QB_LOTS] -= bq[j]
-            bq[j] = 0
-            if emit:
-                n = _emit(
-                    n,
-                    _EV_BID_DEPTH,
-                    t_new,
-                    local_ns,
-                    p * tick,
-                    0.0,
-                    out,
-                )
-            ist[S_BEST_BID] = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
+    n = _trim_side(bq, ist, -1, far, int(v) + RING_TICKS // 4, tick, t_new, local_ns, emit, n, out)
     far = _ask_bot(v, ist[S_BEST_BID]) + kmax + 1
-    stale_cap = int(v) - RING_TICKS // 4
-    if ist[S_BEST_ASK] == _NONE:
-        ist[S_QA_LOTS] = 0
-    else:
-        while ist[S_HI_ASK] > far and ist[S_HI_ASK] >= ist[S_BEST_ASK]:
-            p = ist[S_HI_ASK]
-            j = p & _RING_MASK
-            if aq[j] > 0:
-                ist[S_QA_LOTS] -= aq[j]
-                aq[j] = 0
-                if emit:
-                    n = _emit(
-                        n,
-                        _EV_ASK_DEPTH,
-                        t_new,
-                        local_ns,
-                        p * tick,
-                        0.0,
-                        out,
-                    )
-            ist[S_HI_ASK] = p - 1
-        if ist[S_HI_ASK] < ist[S_BEST_ASK]:
-            ist[S_BEST_ASK] = _NONE
-            ist[S_QA_LOTS] = 0
-        while ist[S_BEST_ASK] != _NONE and ist[S_BEST_ASK] < stale_cap:
-            p = ist[S_BEST_ASK]
-            j = p & _RING_MASK
-            ist[S_QA_LOTS] -= aq[j]
-            aq[j] = 0
+    n = _trim_side(aq, ist, 1, far, int(v) - RING_TICKS // 4, tick, t_new, local_ns, emit, n, out)
+    return n
+
+
+@njit(cache=True, inline="always")
+def _trim_side(
+    q: np.ndarray,
+    ist: np.ndarray,
+    sgn: int,
+    far: int,
+    stale_cap: int,
+    tick: float,
+    t_new: int,
+    local_ns: int,
+    emit: bool,
+    n: int,
+    out: np.ndarray,
+) -> int:
+    """Side sgn (bids -1, asks 1) drops its levels deeper than ``far`` and its touch while it is
+    on the wrong side of ``stale_cap``; returns the rows written so far."""
+    best_s, deep_s, lots_s, ev = _side_slots(sgn)
+    if ist[best_s] == _NONE:
+        ist[lots_s] = 0
+        return n
+    while _deeper(ist[deep_s], far, sgn) and not _deeper(ist[best_s], ist[deep_s], sgn):
+        p = ist[deep_s]
+        if q[p & _RING_MASK] > 0:
+            _pull_level(q, ist, lots_s, p)
             if emit:
-                n = _emit(
-                    n,
-                    _EV_ASK_DEPTH,
-                    t_new,
-                    local_ns,
-                    p * tick,
-                    0.0,
-                    out,
-                )
-            ist[S_BEST_ASK] = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
+                n = _emit(n, ev, t_new, local_ns, p * tick, 0.0, out)
+        ist[deep_s] = p - sgn
+    if _deeper(ist[best_s], ist[deep_s], sgn):
+        ist[best_s] = _NONE
+        ist[lots_s] = 0
+    while ist[best_s] != _NONE and _deeper(stale_cap, ist[best_s], sgn):
+        p = ist[best_s]
+        _pull_level(q, ist, lots_s, p)
+        if emit:
+            n = _emit(n, ev, t_new, local_ns, p * tick, 0.0, out)
+        ist[best_s] = _scan(q, p + sgn, ist[deep_s], sgn)
     return n
 
 
@@ -438,39 +415,35 @@ def _snapshot(
     out: np.ndarray,
 ) -> int:
     """Emit the current book as DEPTH_SNAPSHOT rows (bids best-first, then asks best-first)."""
-    tick = P[P_TICK_PX]
-    lot = P[P_LOT_QTY]
     local_ns = t_ns + _latency_ns(P, lat_tab, fs, ist, rng, t_ns)
     ist[S_LAST_LOCAL_NS] = local_ns
-    n = 0
-    if ist[S_BEST_BID] != _NONE:
-        p = ist[S_BEST_BID]
-        while p >= ist[S_LO_BID]:
-            q = bq[p & _RING_MASK]
-            if q > 0:
-                n = _emit(
-                    n,
-                    _EV_BID_SNAP,
-                    t_ns,
-                    local_ns,
-                    p * tick,
-                    q * lot,
-                    out,
-                )
-            p -= 1
-    if ist[S_BEST_ASK] != _NONE:
-        p = ist[S_BEST_ASK]
-        while p <= ist[S_HI_ASK]:
-            q = aq[p & _RING_MASK]
-            if q > 0:
-                n = _emit(
-                    n,
-                    _EV_ASK_SNAP,
-                    t_ns,
-                    local_ns,
-                    p * tick,
-                    q * lot,
-                    out,
-                )
-            p += 1
+    n = _snapshot_side(P, bq, ist, -1, t_ns, local_ns, 0, out)
+    return _snapshot_side(P, aq, ist, 1, t_ns, local_ns, n, out)
+
+
+@njit(cache=True)
+def _snapshot_side(
+    P: np.ndarray,
+    q: np.ndarray,
+    ist: np.ndarray,
+    sgn: int,
+    t_ns: int,
+    local_ns: int,
+    n: int,
+    out: np.ndarray,
+) -> int:
+    """Side sgn's (bids -1, asks 1) non-empty levels, from its touch to its deepest level, as
+    DEPTH_SNAPSHOT rows."""
+    best_s, deep_s = _side_slots(sgn)[:2]
+    ev = _EV_BID_SNAP if sgn < 0 else _EV_ASK_SNAP
+    tick = P[P_TICK_PX]
+    lot = P[P_LOT_QTY]
+    p = ist[best_s]
+    if p == _NONE:
+        return n
+    while not _deeper(p, ist[deep_s], sgn):
+        lots = q[p & _RING_MASK]
+        if lots > 0:
+            n = _emit(n, ev, t_ns, local_ns, p * tick, lots * lot, out)
+        p += sgn
     return n

@@ -12,14 +12,16 @@ from numba import njit
 from mmbot.data.synthetic_book import (
     _ask_bot,
     _bid_top,
+    _deeper,
     _draw_next,
     _emit,
     _ladder_v,
     _latency_ns,
     _maker_lots,
     _pick_level,
-    _scan_ask_up,
-    _scan_bid_down,
+    _pull_level,
+    _scan,
+    _side_slots,
     _trim,
 )
 from mmbot.data.synthetic_layout import (
@@ -69,12 +71,8 @@ from mmbot.data.synthetic_layout import (
     S_BEST_ASK,
     S_BEST_BID,
     S_HAS_PENDING,
-    S_HI_ASK,
     S_LAST_LOCAL_NS,
-    S_LO_BID,
     S_PENDING_NS,
-    S_QA_LOTS,
-    S_QB_LOTS,
     S_SWEEP_LAST,
     S_SWEEP_LOTS,
     S_SWEEP_NLV,
@@ -155,24 +153,16 @@ def _maker_join(
         if P[P_REFILL_WHOLE] > 0.0 and target[k] - q[j] > lots:
             lots = int(target[k] - q[j])
         q[j] += lots
-        if kind == 0:
-            ist[S_QB_LOTS] += lots
-            if bb == _NONE or p > bb:
-                ist[S_BEST_BID] = p
-                if bb == _NONE:
-                    ist[S_LO_BID] = p
-            if p < ist[S_LO_BID]:
-                ist[S_LO_BID] = p
-        else:
-            ist[S_QA_LOTS] += lots
-            if ba == _NONE or p < ba:
-                ist[S_BEST_ASK] = p
-                if ba == _NONE:
-                    ist[S_HI_ASK] = p
-            if p > ist[S_HI_ASK]:
-                ist[S_HI_ASK] = p
+        best_s, deep_s, lots_s, ev = _side_slots(sgn)
+        ist[lots_s] += lots
+        best = ist[best_s]
+        if best == _NONE or _deeper(best, p, sgn):
+            ist[best_s] = p
+            if best == _NONE:
+                ist[deep_s] = p
+        if _deeper(p, ist[deep_s], sgn):
+            ist[deep_s] = p
         if emit:
-            ev = _EV_BID_DEPTH if kind == 0 else _EV_ASK_DEPTH
             n = _emit(n, ev, t_new, local_ns, p * tick, q[j] * lot, out)
     return n
 
@@ -207,14 +197,12 @@ def _maker_leave(
     # one maker order leaves: any level in proportion to its queue, or the stale touch
     bid = kind == 2 or kind == 6
     q = bq if bid else aq
-    if bid:
-        tot_lots = ist[S_QB_LOTS]
-        p = bb
-        stop = ist[S_LO_BID]
-    else:
-        tot_lots = ist[S_QA_LOTS]
-        p = ba
-        stop = ist[S_HI_ASK]
+    sgn = -1 if bid else 1
+    best_s, deep_s, lots_s, ev = _side_slots(sgn)
+    tot_lots = ist[lots_s]
+    best = ist[best_s]
+    p = best
+    stop = ist[deep_s]
     excess = False
     if p != _NONE and tot_lots > 0 and (kind == 2 or kind == 3):
         # part of this rate is the queue-reactive cancel of queues above their target
@@ -223,7 +211,6 @@ def _maker_leave(
             excess = True
             vr = _ladder_v(P, fs)
             ref = _bid_top(vr, ba) if bid else _ask_bot(vr, bb)
-            sgn = -1 if bid else 1
             kq = NEAR_LEVELS if kmax > NEAR_LEVELS else kmax
             zone_near = fs[F_NEAR + kind]  # kind 2/3 -> excess slots 2/3
             if _uniform(rng) * (zone_near + fs[F_FAR + kind]) < zone_near:
@@ -238,7 +225,7 @@ def _maker_leave(
                 c += q[p & _RING_MASK]
                 if y < c or p == stop:
                     break
-                p = p - 1 if bid else p + 1
+                p += sgn
     if p != _NONE and tot_lots > 0:
         j = p & _RING_MASK
         if q[j] > 0:
@@ -250,14 +237,11 @@ def _maker_leave(
             elif kind >= 6 and P[P_STALE_WHOLE] > 0.0:
                 lots = q[j]
             q[j] -= lots
-            ist[S_QB_LOTS if bid else S_QA_LOTS] -= lots
+            ist[lots_s] -= lots
             if emit:
-                ev = _EV_BID_DEPTH if bid else _EV_ASK_DEPTH
                 n = _emit(n, ev, t_new, local_ns, p * tick, q[j] * lot, out)
-            if q[j] == 0 and bid and p == bb:
-                ist[S_BEST_BID] = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
-            elif q[j] == 0 and not bid and p == ba:
-                ist[S_BEST_ASK] = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
+            if q[j] == 0 and p == best:
+                ist[best_s] = _scan(q, p + sgn, ist[deep_s], sgn)
     return n
 
 
@@ -325,10 +309,12 @@ def _sweep_prints(
     lots = ist[S_SWEEP_LOTS]
     nlv = ist[S_SWEEP_NLV]
     q = aq if buy else bq
+    sgn = 1 if buy else -1  # the side it takes from: the asks for a buy
+    best_s, deep_s, lots_s, _ = _side_slots(sgn)
     prints = 0
     more = False
     while lots > 0:
-        p = ist[S_BEST_ASK] if buy else ist[S_BEST_BID]
+        p = ist[best_s]
         if p == _NONE or (buy and p > limit_ticks) or (not buy and p < limit_ticks):
             break
         if nlv == 0 or lv[nlv - 1] != p:
@@ -361,15 +347,9 @@ def _sweep_prints(
                     take * lot,
                     out,
                 )
-            if buy:
-                ist[S_QA_LOTS] -= take
-            else:
-                ist[S_QB_LOTS] -= take
+            ist[lots_s] -= take
         if q[j] == 0:
-            if buy:
-                ist[S_BEST_ASK] = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
-            else:
-                ist[S_BEST_BID] = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
+            ist[best_s] = _scan(q, p + sgn, ist[deep_s], sgn)
     ist[S_SWEEP_LOTS] = lots
     ist[S_SWEEP_NLV] = nlv
     return n, more
@@ -454,24 +434,17 @@ def _requote(
     100 ms print markout stayed ~0.72x the capture's (0.83x without it, 600 s x 2 markets)."""
     tick = P[P_TICK_PX]
     edge = P[P_STALE_EDGE]
-    if buy:
-        p = ist[S_BEST_ASK]
-        while p != _NONE and p < v - edge:
-            ist[S_QA_LOTS] -= aq[p & _RING_MASK]
-            aq[p & _RING_MASK] = 0
-            if emit:
-                n = _emit(n, _EV_ASK_DEPTH, t_new, local_ns, p * tick, 0.0, out)
-            p = _scan_ask_up(aq, p + 1, ist[S_HI_ASK])
-        ist[S_BEST_ASK] = p
-    else:
-        p = ist[S_BEST_BID]
-        while p != _NONE and p > v + edge:
-            ist[S_QB_LOTS] -= bq[p & _RING_MASK]
-            bq[p & _RING_MASK] = 0
-            if emit:
-                n = _emit(n, _EV_BID_DEPTH, t_new, local_ns, p * tick, 0.0, out)
-            p = _scan_bid_down(bq, p - 1, ist[S_LO_BID])
-        ist[S_BEST_BID] = p
+    q = aq if buy else bq
+    sgn = 1 if buy else -1  # the swept side: the asks for a buy
+    best_s, deep_s, lots_s, ev = _side_slots(sgn)
+    lim = v - edge if buy else v + edge
+    p = ist[best_s]
+    while p != _NONE and _deeper(lim, p, sgn):
+        _pull_level(q, ist, lots_s, p)
+        if emit:
+            n = _emit(n, ev, t_new, local_ns, p * tick, 0.0, out)
+        p = _scan(q, p + sgn, ist[deep_s], sgn)
+    ist[best_s] = p
     return n
 
 
