@@ -113,6 +113,13 @@ def seed_spearman(nets: list[list[float]]) -> tuple[float, list[float]]:
     return _nanmean(pairs), pairs
 
 
+def _synthetic_panel(calib: dict, ev: np.ndarray, panel: list[PanelConfig]) -> list[float]:
+    """The panel's net bps on ``ev``, a synthetic market of ``calib`` (at its tick and lot)."""
+    return run_panel(
+        ev, tick_px=float(calib["tick_px"]), lot_qty=float(calib["lot_qty"]), panel=panel
+    )
+
+
 def _noise_ceiling(
     calib: dict,
     duration_s: float,
@@ -132,14 +139,7 @@ def _noise_ceiling(
         seed = SEED0 + 100 + i
         say(f"noise ceiling: seed {seed}, {duration_s:.0f} s (the capture's length)")
         ev = generate(calib, seed, T0_NS, dur_ns)
-        nets.append(
-            run_panel(
-                ev,
-                tick_px=float(calib["tick_px"]),
-                lot_qty=float(calib["lot_qty"]),
-                panel=panel,
-            )
-        )
+        nets.append(_synthetic_panel(calib, ev, panel))
     mean, pairs = seed_spearman(nets)
     return {
         "duration_s": float(duration_s),
@@ -250,14 +250,7 @@ def _synthetic_runs(
         ev = generate(calib, seed, T0_NS, duration_ns)
         syn_stats.append(market_stats(ev, tick_px=float(calib["tick_px"])))
         say(f"seed {seed}: {len(ev)} events; running {len(panel)} configurations")
-        syn_net.append(
-            run_panel(
-                ev,
-                tick_px=float(calib["tick_px"]),
-                lot_qty=float(calib["lot_qty"]),
-                panel=panel,
-            )
-        )
+        syn_net.append(_synthetic_panel(calib, ev, panel))
         del ev
     return syn_stats, syn_net
 
