@@ -113,19 +113,10 @@ def _fit_with_bar(
     events: np.ndarray, err: Console, rounds: int, log: list[str], **fit_kw: Any
 ) -> dict:
     """``calibrate`` with a progress bar on ``err`` (stderr), one step a simulated round."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from mmbot.commands.progress import counting_bar
     from mmbot.data.calibrate import FitProgress, calibrate
 
-    with Progress(
-        TextColumn("fitting"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=err,
-        transient=False,
-    ) as bar:
+    with counting_bar(err, head="fitting", tail="{task.description}", elapsed=True) as bar:
         task = bar.add_task("", total=rounds + 2)
 
         def show(p: FitProgress) -> None:

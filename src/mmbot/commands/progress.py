@@ -1,4 +1,5 @@
-"""The transient progress bar the long-running commands (`backtest`, `soak`) show on the console."""
+"""The progress bars of the long-running commands: the transient one `backtest` and `soak` show, and
+the counting one `data calibrate` and `sweep` keep on the console."""
 
 from __future__ import annotations
 
@@ -19,3 +20,16 @@ def transient_bar(con: Any, *, disable: bool = False) -> Any:
         transient=True,
         disable=disable,
     )
+
+
+def counting_bar(con: Any, *, head: str, tail: str, elapsed: bool = False) -> Any:
+    """A rich progress bar on ``con`` that stays when the block ends, counting steps: ``head``, the
+    bar, steps done / total, the time elapsed (with ``elapsed``), ``tail`` (``head`` and ``tail``
+    are rich column templates, e.g. ``"{task.description}"``)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns: list[Any] = [TextColumn(head), BarColumn(), MofNCompleteColumn()]
+    if elapsed:
+        columns.append(TimeElapsedColumn())
+    columns.append(TextColumn(tail))
+    return Progress(*columns, console=con, transient=False)

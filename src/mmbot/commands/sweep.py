@@ -292,18 +292,11 @@ def _prepare_folds(
 
 
 def _run_with_progress(con: Any, cfg: Any, executor: Any) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
+    from mmbot.commands.progress import counting_bar
     from mmbot.sweep.driver import run_sweep
 
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[best]}  {task.fields[eta]}"),
-        console=con,
-        transient=False,
-    ) as prog:
+    tail = "{task.fields[best]}  {task.fields[eta]}"
+    with counting_bar(con, head="{task.description}", tail=tail) as prog:
         task = prog.add_task("sweep", total=1, best="", eta="")
         last_line = [""]
 
