@@ -73,6 +73,23 @@ def is_local(ev: int) -> bool:
     return (ev & LOCAL_EVENT) != 0
 
 
+@njit(cache=True, inline="always")
+def put_event(
+    out: np.ndarray, n: int, ev: int, exch_ts: int, local_ts: int, px: float, qty: float, ival: int
+) -> int:
+    """Write one event row at ``out[n]`` (order_id 0, fval 0.0); returns the next free row."""
+    r = out[n]
+    r.ev = ev
+    r.exch_ts = exch_ts
+    r.local_ts = local_ts
+    r.px = px
+    r.qty = qty
+    r.order_id = 0
+    r.ival = ival
+    r.fval = 0.0
+    return n + 1
+
+
 @njit(cache=True)
 def opening_prices(flags, px) -> tuple[np.ndarray, float]:
     """One pass over an event array's ``ev`` and ``px`` columns: the finite positive prices of the

@@ -147,21 +147,6 @@ def _valid_px(px: float) -> bool:
     return np.isfinite(px) and px > 0.0
 
 
-@njit(cache=True, inline="always")
-def _emit(out, n_out, ev, exch_ts, loc, px, qty, ival):
-    """Write one event row at ``n_out``; returns the next free row."""
-    o = out[n_out]
-    o.ev = ev
-    o.exch_ts = exch_ts
-    o.local_ts = loc
-    o.px = px
-    o.qty = qty
-    o.order_id = 0
-    o.ival = ival
-    o.fval = 0.0
-    return n_out + 1
-
-
 @njit(cache=True)
 def _local_time(recv_ts, exch_ts, st, counters):
     """Local time of a message: clock offset added, clamped when before exchange time; an
@@ -198,11 +183,11 @@ def _snapshot_clears(rows, i, j, scale, bk, bv, ak, av, bs, out, n_out, ts):
     if np.isfinite(deep_bid):
         bk_.table_clear_upto(bk, bv, np.int64(np.round(deep_bid * scale)), True, bs)
         ev = ev_.DEPTH_CLEAR_EVENT | ev_.BUY_EVENT | mkt
-        n_out = _emit(out, n_out, ev, ts[0], ts[1], deep_bid, 0.0, 0)
+        n_out = ev_.put_event(out, n_out, ev, ts[0], ts[1], deep_bid, 0.0, 0)
     if np.isfinite(deep_ask):
         bk_.table_clear_upto(ak, av, np.int64(np.round(deep_ask * scale)), False, bs)
         ev = ev_.DEPTH_CLEAR_EVENT | ev_.SELL_EVENT | mkt
-        n_out = _emit(out, n_out, ev, ts[0], ts[1], deep_ask, 0.0, 0)
+        n_out = ev_.put_event(out, n_out, ev, ts[0], ts[1], deep_ask, 0.0, 0)
     return n_out
 
 
@@ -223,7 +208,9 @@ def _bbo_stale(key, is_bid, bk, bv, ak, av, bs, out, n_out, room, ts, scale, cou
             bk_.table_set(ak, av, stale, 0.0, False, bs)
         out = _grow(out, n_out, room)
         px = stale / scale
-        n_out = _emit(out, n_out, ev_.DEPTH_EVENT | side, ts[0], ts[1], px, 0.0, REPAIR_IVAL)
+        n_out = ev_.put_event(
+            out, n_out, ev_.DEPTH_EVENT | side, ts[0], ts[1], px, 0.0, REPAIR_IVAL
+        )
         counters[C_BBO_STALE_LEVEL] += 1
     return out, n_out
 
@@ -244,12 +231,12 @@ def _uncross(bk, bv, ak, av, bs, bid_set, ask_set, out, n_out, ts, scale, counte
         if del_bid:
             bk_.table_set(bk, bv, bb, 0.0, True, bs)
             ev = ev_.DEPTH_EVENT | ev_.BUY_EVENT | mkt
-            n_out = _emit(out, n_out, ev, ts[0], ts[1], bb / scale, 0.0, REPAIR_IVAL)
+            n_out = ev_.put_event(out, n_out, ev, ts[0], ts[1], bb / scale, 0.0, REPAIR_IVAL)
             counters[C_CROSSED_LEVEL] += 1
         if del_ask:
             bk_.table_set(ak, av, ba, 0.0, False, bs)
             ev = ev_.DEPTH_EVENT | ev_.SELL_EVENT | mkt
-            n_out = _emit(out, n_out, ev, ts[0], ts[1], ba / scale, 0.0, REPAIR_IVAL)
+            n_out = ev_.put_event(out, n_out, ev, ts[0], ts[1], ba / scale, 0.0, REPAIR_IVAL)
             counters[C_CROSSED_LEVEL] += 1
     return out, n_out
 
@@ -291,7 +278,7 @@ def _message_rows(rows, i, j, scale, bk, bv, ak, av, bs, out, n_out, ts, counter
                 bk_.table_set(ak, av, key, qty, False, bs)
                 if qty > 0.0 and key < ask_set:
                     ask_set = key
-        n_out = _emit(out, n_out, ev | mkt, ts[0], ts[1], px, qty, 0)
+        n_out = ev_.put_event(out, n_out, ev | mkt, ts[0], ts[1], px, qty, 0)
     return out, n_out, bid_set, ask_set
 
 

@@ -72,28 +72,7 @@ from mmbot.data.synthetic_rng import (
     _table_sample,
     _uniform,
 )
-
-
-@njit(cache=True, inline="always")
-def _emit(
-    n: int,
-    ev: int,
-    exch_ns: int,
-    local_ns: int,
-    px: float,
-    qty: float,
-    out: np.ndarray,
-) -> int:
-    r = out[n]
-    r.ev = ev
-    r.exch_ts = exch_ns
-    r.local_ts = local_ns
-    r.px = px
-    r.qty = qty
-    r.order_id = 0
-    r.ival = 0
-    r.fval = 0.0
-    return n + 1
+from mmbot.events import put_event
 
 
 @njit(cache=True, inline="always")
@@ -388,7 +367,7 @@ def _trim_side(
         if q[p & _RING_MASK] > 0:
             _pull_level(q, ist, lots_s, p)
             if emit:
-                n = _emit(n, ev, t_new, local_ns, p * tick, 0.0, out)
+                n = put_event(out, n, ev, t_new, local_ns, p * tick, 0.0, 0)
         ist[deep_s] = p - sgn
     if _deeper(ist[best_s], ist[deep_s], sgn):
         ist[best_s] = _NONE
@@ -397,7 +376,7 @@ def _trim_side(
         p = ist[best_s]
         _pull_level(q, ist, lots_s, p)
         if emit:
-            n = _emit(n, ev, t_new, local_ns, p * tick, 0.0, out)
+            n = put_event(out, n, ev, t_new, local_ns, p * tick, 0.0, 0)
         ist[best_s] = _scan(q, p + sgn, ist[deep_s], sgn)
     return n
 
@@ -444,6 +423,6 @@ def _snapshot_side(
     while not _deeper(p, ist[deep_s], sgn):
         lots = q[p & _RING_MASK]
         if lots > 0:
-            n = _emit(n, ev, t_ns, local_ns, p * tick, lots * lot, out)
+            n = put_event(out, n, ev, t_ns, local_ns, p * tick, lots * lot, 0)
         p += sgn
     return n

@@ -14,7 +14,6 @@ from mmbot.data.synthetic_book import (
     _bid_top,
     _deeper,
     _draw_next,
-    _emit,
     _ladder_v,
     _latency_ns,
     _maker_lots,
@@ -87,6 +86,7 @@ from mmbot.data.synthetic_rng import (
     _table_sample,
     _uniform,
 )
+from mmbot.events import put_event
 
 
 @njit(cache=True, inline="always")
@@ -163,7 +163,7 @@ def _maker_join(
         if _deeper(p, ist[deep_s], sgn):
             ist[deep_s] = p
         if emit:
-            n = _emit(n, ev, t_new, local_ns, p * tick, q[j] * lot, out)
+            n = put_event(out, n, ev, t_new, local_ns, p * tick, q[j] * lot, 0)
     return n
 
 
@@ -239,7 +239,7 @@ def _maker_leave(
             q[j] -= lots
             ist[lots_s] -= lots
             if emit:
-                n = _emit(n, ev, t_new, local_ns, p * tick, q[j] * lot, out)
+                n = put_event(out, n, ev, t_new, local_ns, p * tick, q[j] * lot, 0)
             if q[j] == 0 and p == best:
                 ist[best_s] = _scan(q, p + sgn, ist[deep_s], sgn)
     return n
@@ -338,14 +338,15 @@ def _sweep_prints(
             lots -= take
             prints += 1
             if emit:
-                n = _emit(
+                n = put_event(
+                    out,
                     n,
                     _EV_BUY_TRADE if buy else _EV_SELL_TRADE,
                     t_new,
                     local_ns,
                     p * tick,
                     take * lot,
-                    out,
+                    0,
                 )
             ist[lots_s] -= take
         if q[j] == 0:
@@ -379,14 +380,15 @@ def _sweep_end(
     if emit:
         for i in range(nlv):
             p = lv[i]
-            n = _emit(
+            n = put_event(
+                out,
                 n,
                 _EV_ASK_DEPTH if buy else _EV_BID_DEPTH,
                 t_new,
                 local_ns,
                 p * tick,
                 q[p & _RING_MASK] * lot,
-                out,
+                0,
             )
     touch0 = ist[S_SWEEP_TOUCH0]
     if ist[S_SWEEP_NOISE] == 1 and touch0 != _NONE:
@@ -442,7 +444,7 @@ def _requote(
     while p != _NONE and _deeper(lim, p, sgn):
         _pull_level(q, ist, lots_s, p)
         if emit:
-            n = _emit(n, ev, t_new, local_ns, p * tick, 0.0, out)
+            n = put_event(out, n, ev, t_new, local_ns, p * tick, 0.0, 0)
         p = _scan(q, p + sgn, ist[deep_s], sgn)
     ist[best_s] = p
     return n
