@@ -214,39 +214,22 @@ def _int_span(buf, s, e):
     return (-v if neg else v), True
 
 
-@njit(cache=True)
-def _dec_slot(key):
-    """The decimal field (F_*) of a key, or -1."""
-    if key == K_p:
-        return F_P
-    if key == K_q:
-        return F_Q
-    if key == K_b:
-        return F_BID_PX
-    if key == K_B:
-        return F_BID_QTY
-    if key == K_a:
-        return F_ASK_PX
-    if key == K_A:
-        return F_ASK_QTY
-    return -1
+# the members read as a decimal (F_*) or an integer (I_*): rows of (key hash, slot)
+_DEC_FIELDS = np.array(
+    [[K_p, F_P], [K_q, F_Q], [K_b, F_BID_PX], [K_B, F_BID_QTY], [K_a, F_ASK_PX], [K_A, F_ASK_QTY]],
+    dtype=np.int64,
+)
+_INT_FIELDS = np.array(
+    [[K_E, I_E], [K_T, I_T], [K_U, I_U], [K_u, I_u], [K_pu, I_PU], [K_LUI, I_LUI]], dtype=np.int64
+)
 
 
 @njit(cache=True)
-def _int_slot(key):
-    """The integer field (I_*) of a key given as a JSON number, or -1."""
-    if key == K_E:
-        return I_E
-    if key == K_T:
-        return I_T
-    if key == K_U:
-        return I_U
-    if key == K_u:
-        return I_u
-    if key == K_pu:
-        return I_PU
-    if key == K_LUI:
-        return I_LUI
+def _field_slot(fields, key):
+    """The slot ``fields`` (``_DEC_FIELDS`` or ``_INT_FIELDS``) gives ``key``, or -1."""
+    for i in range(fields.shape[0]):
+        if fields[i, 0] == key:
+            return fields[i, 1]
     return -1
 
 
@@ -255,7 +238,7 @@ def _member(buf, s0, s1, is_str, key, sym_free, pow10):
     """An object member's value [s0, s1) under ``key`` (a string, else a number): where it goes,
     as (I_* slot, its int, F_* slot, its decimal, I_SEEN_* flag to set); I_NONE / F_NONE where
     nothing goes, T_BAD first when an integer field holds something else."""
-    slot = _dec_slot(key)
+    slot = _field_slot(_DEC_FIELDS, key)
     if slot >= 0:
         seen = I_SEEN_B if slot == F_BID_QTY else (I_SEEN_A if slot == F_ASK_QTY else I_NONE)
         return I_NONE, 0, slot, dec_span(buf, s0, s1, pow10), seen
@@ -267,7 +250,7 @@ def _member(buf, s0, s1, is_str, key, sym_free, pow10):
         if key == K_s and sym_free:
             return B_SYM, (s0 << 32) | s1, F_NONE, np.nan, I_NONE
         return I_NONE, 0, F_NONE, np.nan, I_NONE
-    slot = _int_slot(key)
+    slot = _field_slot(_INT_FIELDS, key)
     if slot < 0:
         return I_NONE, 0, F_NONE, np.nan, I_NONE
     v, ok = _int_span(buf, s0, s1)
