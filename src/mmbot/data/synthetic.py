@@ -244,6 +244,12 @@ class _Market:
         self.lat_t = np.zeros(1, dtype=np.int64)
         self.lat_parts: list[np.ndarray] = []
 
+    @property
+    def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The arrays the compiled core advances, in its argument order: float and integer
+        state, random generator, bid and ask queues."""
+        return self.fs, self.ist, self.rng, self.bq, self.aq
+
     def run(self, t_end_ns: int, emit: bool, cap: int) -> np.ndarray:
         """Advance to ``t_end_ns`` and return the emitted events (buffers of ``cap`` rows)."""
         parts = []
@@ -256,11 +262,7 @@ class _Market:
                 self.maker_tab,
                 self.parent_tab,
                 self.lat_tab,
-                self.fs,
-                self.ist,
-                self.rng,
-                self.bq,
-                self.aq,
+                *self.state,
                 self.lv,
                 t_end_ns,
                 emit,
@@ -281,17 +283,7 @@ class _Market:
     def snapshot(self) -> np.ndarray:
         cap = 4 * RING_TICKS
         out = np.empty(cap, dtype=EVENT_DTYPE)
-        n = _snapshot(
-            self.P,
-            self.lat_tab,
-            self.fs,
-            self.ist,
-            self.rng,
-            self.bq,
-            self.aq,
-            self.start_ts_ns,
-            out,
-        )
+        n = _snapshot(self.P, self.lat_tab, *self.state, self.start_ts_ns, out)
         return _pack(out, n)
 
 
