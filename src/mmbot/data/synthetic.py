@@ -72,40 +72,15 @@ from mmbot.data.synthetic_layout import (
     FAR_EVERY,
     K_JUMP,
     MAX_DEPTH_LEVELS,
-    MAX_PRINTS,
     N_FSTATE,
     N_ISTATE,
     N_PARAMS,
     N_RATES,
-    P_CANCEL_RATE,
-    P_EXCESS_RATE,
-    P_EXCESS_WHOLE,
-    P_HAWKES_BETA,
+    P_FIELDS,
     P_HAWKES_N,
-    P_IMPACT,
-    P_IMPACT_CAP,
-    P_INFORMED_EDGE,
-    P_INFORMED_RATE,
-    P_JUMP_RATE,
-    P_JUMP_TICKS,
-    P_LAT_TAU_S,
     P_LOT_QTY,
     P_MAKER_LOTS,
-    P_NOISE_MU,
-    P_PRINTS_PER_MS,
-    P_REF_HYST,
-    P_REFILL_RATE,
-    P_REFILL_WHOLE,
-    P_SAME_SIDE,
-    P_SIGMA_TICKS,
-    P_STALE_DEPTH,
-    P_STALE_EDGE,
-    P_STALE_RATE,
-    P_STALE_WHOLE,
-    P_SWEEP_REQUOTE,
     P_TICK_PX,
-    P_TRANSIENT,
-    P_TRANSIENT_DECAY,
     RING_TICKS,
     S_BEST_ASK,
     S_BEST_BID,
@@ -145,6 +120,14 @@ def _table(x: Any, name: str, *, positive: bool) -> np.ndarray:
     return np.sort(a)
 
 
+def _field(fields: dict, key: str, default: float | str | None) -> float:
+    """A parameter's value (``P_FIELDS``): required (default None), else the default, which a
+    string names another field to take from."""
+    if default is None:
+        return float(fields[key])
+    return float(fields.get(key, fields[default] if isinstance(default, str) else default))
+
+
 def model_arrays(
     calib: dict,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
@@ -173,36 +156,16 @@ def model_arrays(
         maker_tab = maker_tab * float(m.get("maker_size_scale", 1.0))
         target = np.asarray(m["depth_target_qty"], dtype=np.float64)
         P = np.zeros(N_PARAMS, dtype=np.float64)
-        P[P_SIGMA_TICKS] = float(m["sigma_bps_per_sqrt_s"]) * ticks_per_bps
-        P[P_JUMP_RATE] = float(m["jump_rate_per_s"])
-        P[P_JUMP_TICKS] = float(m["jump_size_bps"]) * ticks_per_bps
-        P[P_CANCEL_RATE] = float(m["cancel_rate_per_s"])
-        P[P_REFILL_RATE] = float(m["refill_rate_per_s"])
-        # queues left behind by a moving price are pulled at this speed (default: the refill's)
-        P[P_EXCESS_RATE] = float(m.get("excess_cancel_rate_per_s", m["refill_rate_per_s"]))
-        P[P_STALE_RATE] = float(m["stale_cancel_rate_per_s"])
-        P[P_STALE_EDGE] = float(m["stale_edge_bps"]) * ticks_per_bps
-        P[P_NOISE_MU] = float(m["noise_base_rate_per_s"])
-        P[P_HAWKES_N] = float(m["hawkes_branching_ratio"])
-        P[P_HAWKES_BETA] = float(m["hawkes_decay_per_s"])
-        P[P_INFORMED_RATE] = float(m["informed_rate_per_s_per_bps"]) / ticks_per_bps
-        P[P_INFORMED_EDGE] = float(m["informed_edge_bps"]) * ticks_per_bps
+        for slot, source, key, default, unit in P_FIELDS:
+            x = _field(calib if source == "calib" else m, key, default)
+            P[slot] = (
+                x * ticks_per_bps
+                if unit == "bps"
+                else (x / ticks_per_bps if unit == "per_bps" else x)
+            )
         P[P_TICK_PX] = tick_px
         P[P_LOT_QTY] = lot_qty
         P[P_MAKER_LOTS] = max(float(np.mean(maker_tab)) / lot_qty, 1.0)
-        P[P_SAME_SIDE] = float(m.get("same_side_ratio", 0.0))
-        P[P_IMPACT] = float(m["impact_permanence_ratio"])
-        P[P_LAT_TAU_S] = float(calib.get("feed_latency_corr_s", 0.0))
-        P[P_PRINTS_PER_MS] = float(m.get("sweep_prints_per_ms", MAX_PRINTS))
-        P[P_TRANSIENT] = float(m.get("impact_transient_ratio", 0.0))
-        P[P_TRANSIENT_DECAY] = float(m.get("impact_decay_per_s", 1.0))
-        P[P_IMPACT_CAP] = float(m.get("impact_cap_bps", 0.0)) * ticks_per_bps
-        P[P_STALE_DEPTH] = float(m.get("stale_pull_depth", 0.0))
-        P[P_EXCESS_WHOLE] = float(m.get("excess_cancel_whole", 0.0))
-        P[P_REFILL_WHOLE] = float(m.get("refill_whole", 0.0))
-        P[P_REF_HYST] = float(m.get("ladder_hysteresis_bps", 0.0)) * ticks_per_bps
-        P[P_STALE_WHOLE] = float(m.get("stale_pull_whole", 0.0))
-        P[P_SWEEP_REQUOTE] = float(m.get("sweep_requote", 0.0))
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"calibration: missing or malformed field {exc!s}") from None
     if not np.all(np.isfinite(P)) or np.any(P < 0):

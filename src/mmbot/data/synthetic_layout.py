@@ -86,6 +86,39 @@ P_STALE_WHOLE = 27
 # 6 % of the time, away from trades. 0 (default): no re-quote
 P_SWEEP_REQUOTE = 28
 N_PARAMS = 29
+# where model_arrays takes each parameter from, in the order it reads them: (slot, "model" for a
+# field of the calibration's model or "calib" for a top-level one, field, default (None: the field
+# is required; a field name: that field's value), unit: "bps" is converted to ticks, "per_bps" to
+# per tick, "" is taken as it is). P_TICK_PX, P_LOT_QTY and P_MAKER_LOTS it derives itself.
+P_FIELDS: tuple[tuple[int, str, str, float | str | None, str], ...] = (
+    (P_SIGMA_TICKS, "model", "sigma_bps_per_sqrt_s", None, "bps"),
+    (P_JUMP_RATE, "model", "jump_rate_per_s", None, ""),
+    (P_JUMP_TICKS, "model", "jump_size_bps", None, "bps"),
+    (P_CANCEL_RATE, "model", "cancel_rate_per_s", None, ""),
+    (P_REFILL_RATE, "model", "refill_rate_per_s", None, ""),
+    # queues left behind by a moving price are pulled at this speed (default: the refill's)
+    (P_EXCESS_RATE, "model", "excess_cancel_rate_per_s", "refill_rate_per_s", ""),
+    (P_STALE_RATE, "model", "stale_cancel_rate_per_s", None, ""),
+    (P_STALE_EDGE, "model", "stale_edge_bps", None, "bps"),
+    (P_NOISE_MU, "model", "noise_base_rate_per_s", None, ""),
+    (P_HAWKES_N, "model", "hawkes_branching_ratio", None, ""),
+    (P_HAWKES_BETA, "model", "hawkes_decay_per_s", None, ""),
+    (P_INFORMED_RATE, "model", "informed_rate_per_s_per_bps", None, "per_bps"),
+    (P_INFORMED_EDGE, "model", "informed_edge_bps", None, "bps"),
+    (P_SAME_SIDE, "model", "same_side_ratio", 0.0, ""),
+    (P_IMPACT, "model", "impact_permanence_ratio", None, ""),
+    (P_LAT_TAU_S, "calib", "feed_latency_corr_s", 0.0, ""),
+    (P_PRINTS_PER_MS, "model", "sweep_prints_per_ms", MAX_PRINTS, ""),
+    (P_TRANSIENT, "model", "impact_transient_ratio", 0.0, ""),
+    (P_TRANSIENT_DECAY, "model", "impact_decay_per_s", 1.0, ""),
+    (P_IMPACT_CAP, "model", "impact_cap_bps", 0.0, "bps"),
+    (P_STALE_DEPTH, "model", "stale_pull_depth", 0.0, ""),
+    (P_EXCESS_WHOLE, "model", "excess_cancel_whole", 0.0, ""),
+    (P_REFILL_WHOLE, "model", "refill_whole", 0.0, ""),
+    (P_REF_HYST, "model", "ladder_hysteresis_bps", 0.0, "bps"),
+    (P_STALE_WHOLE, "model", "stale_pull_whole", 0.0, ""),
+    (P_SWEEP_REQUOTE, "model", "sweep_requote", 0.0, ""),
+)
 
 # --- integer state ---------------------------------------------------------------------------
 S_T_NS = 0
