@@ -146,12 +146,14 @@ def soak(
     """Soak: run the strategy for HOURS of market time in ITERATIONS, auto-tune, report and gate."""
     from rich.console import Console
 
-    from mmbot.soak.runner import run_soak
+    from mmbot.soak.artifacts import SoakPaths
+    from mmbot.soak.runner import run_soak, validate_paths
     from mmbot.soak.stability import freeze_iterations
 
     if iterations is None:
         iterations = freeze_iterations(hours) if freeze and 0 < hours < math.inf else 6
-    _check_outputs(artifacts, export_json, export_md, gate_summary)
+    # every output path usable before the soak starts (exit 2 naming the option otherwise)
+    validate_paths(SoakPaths(artifacts, export_json, export_md, gate_summary))
     con = Console(highlight=False)
     with soak_console(con) as view:
         out = run_soak(
@@ -172,16 +174,3 @@ def soak(
         )
     print_outcome(con, out)
     return out.exit_code
-
-
-def _check_outputs(artifacts: Path, export_json: Path, export_md: Path, gate_summary: Path) -> None:
-    """Every output path usable before the soak starts (exit 2 naming the option otherwise)."""
-    from mmbot import inputs
-
-    inputs.output_dir("--artifacts", artifacts)
-    for option, path in (
-        ("--export-json", export_json),
-        ("--export-md", export_md),
-        ("--gate-summary", gate_summary),
-    ):
-        inputs.output_file(option, path)

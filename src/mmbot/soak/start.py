@@ -37,21 +37,17 @@ def validate_args(hours: float, iterations: int) -> None:
 
 
 def validate_paths(paths: SoakPaths) -> None:
-    """Output locations that cannot be written are refused before the soak starts."""
-    if paths.root.exists() and not paths.root.is_dir():
-        raise UserError(f"--artifacts {paths.root} exists and is not a directory")
+    """Output locations that cannot be written are refused before the soak starts (UserError
+    naming the option), by the rules backtest and sweep check theirs with (`mmbot.inputs`)."""
+    from mmbot import inputs
+
+    inputs.output_dir("--artifacts", paths.root)
     for flag, p in (
         ("--export-json", paths.export_json),
         ("--export-md", paths.export_md),
         ("--gate-summary", paths.gate_summary),
     ):
-        if p.exists() and p.is_dir():
-            raise UserError(f"{flag} {p} is a directory, expected a file path")
-        anc = p.parent
-        while not anc.exists():
-            anc = anc.parent
-        if not anc.is_dir():
-            raise UserError(f"{flag} {p}: {anc} is a file, not a directory")
+        inputs.output_file(flag, p)
 
 
 def _load_knobs(
