@@ -115,8 +115,7 @@ def _maker_join(
     fs: np.ndarray,
     ist: np.ndarray,
     rng: np.ndarray,
-    bq: np.ndarray,
-    aq: np.ndarray,
+    q: np.ndarray,
     kind: int,
     emit: bool,
     t_new: int,
@@ -132,14 +131,8 @@ def _maker_join(
     bb = ist[S_BEST_BID]
     ba = ist[S_BEST_ASK]
     # a maker joins the level whose queue is furthest below its target (in proportion)
-    if kind == 0:
-        ref = _bid_top(_ladder_v(P, fs), ba)
-        q = bq
-        sgn = -1
-    else:
-        ref = _ask_bot(_ladder_v(P, fs), bb)
-        q = aq
-        sgn = 1
+    sgn = -1 if kind == 0 else 1
+    ref = _bid_top(_ladder_v(P, fs), ba) if kind == 0 else _ask_bot(_ladder_v(P, fs), bb)
     kq = NEAR_LEVELS if kmax > NEAR_LEVELS else kmax
     zone_near = fs[F_NEAR + kind]
     if _uniform(rng) * (zone_near + fs[F_FAR + kind]) < zone_near:
@@ -175,9 +168,9 @@ def _maker_leave(
     fs: np.ndarray,
     ist: np.ndarray,
     rng: np.ndarray,
-    bq: np.ndarray,
-    aq: np.ndarray,
+    q: np.ndarray,
     kind: int,
+    sgn: int,
     emit: bool,
     t_new: int,
     local_ns: int,
@@ -195,9 +188,7 @@ def _maker_leave(
     ba = ist[S_BEST_ASK]
     r = fs[F_R0:]
     # one maker order leaves: any level in proportion to its queue, or the stale touch
-    bid = kind == 2 or kind == 6
-    q = bq if bid else aq
-    sgn = -1 if bid else 1
+    bid = sgn < 0
     best_s, deep_s, lots_s, ev = _side_slots(sgn)
     tot_lots = ist[lots_s]
     best = ist[best_s]
@@ -517,13 +508,23 @@ def _advance(
             if rec_cap > 0:
                 lat_t[0] += 1
                 lat_t[lat_t[0]] = t_new
-        if kind == 0 or kind == 1:
+        # a maker event is compiled once per side with the side given as a literal (its queue,
+        # kind or sgn): the side's ist slots and comparisons then fold to constants
+        if kind == 0:
             n = _maker_join(
-                P, target, maker_tab, fs, ist, rng, bq, aq, kind, emit, t_new, local_ns, n, out
+                P, target, maker_tab, fs, ist, rng, bq, 0, emit, t_new, local_ns, n, out
             )
-        elif kind == 2 or kind == 3 or kind == 6 or kind == 7:
+        elif kind == 1:
+            n = _maker_join(
+                P, target, maker_tab, fs, ist, rng, aq, 1, emit, t_new, local_ns, n, out
+            )
+        elif kind == 2 or kind == 6:
             n = _maker_leave(
-                P, target, maker_tab, fs, ist, rng, bq, aq, kind, emit, t_new, local_ns, n, out
+                P, target, maker_tab, fs, ist, rng, bq, kind, -1, emit, t_new, local_ns, n, out
+            )
+        elif kind == 3 or kind == 7:
+            n = _maker_leave(
+                P, target, maker_tab, fs, ist, rng, aq, kind, 1, emit, t_new, local_ns, n, out
             )
         else:
             # a parent market order (K_SWEEP: the next ms of a sweep in progress)
