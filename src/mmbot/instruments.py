@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from mmbot.errors import UserError
 
@@ -128,7 +128,17 @@ def spec_for(
     """The spec of ``symbol`` on ``market`` (a MARKETS key); ``contract_size`` overrides the venue's."""
     if market not in MARKETS:
         raise UserError(f"--market {market!r}: expected one of {', '.join(sorted(MARKETS))}")
-    _, kind = MARKETS[market]
+    spec = ContractSpec(market=market, kind=MARKETS[market][1], symbol=symbol, source=source)
+    return _completed(spec, contract_size, tick_px, lot_qty)
+
+
+def _completed(
+    spec: ContractSpec, contract_size: float | None, tick_px: float, lot_qty: float
+) -> ContractSpec:
+    """``spec`` (its market, kind, symbol and source) with the rest filled in: base and quote
+    from the symbol, the settlement currency, the contract size (``contract_size`` or the
+    venue's), tick and lot."""
+    market, kind, symbol = spec.market, spec.kind, spec.symbol
     base, quote = _split_symbol(symbol)
     if kind == KIND_INVERSE:
         quote = quote or "USD"
@@ -147,17 +157,14 @@ def spec_for(
         contract_size = 1.0 if contract_size is None else contract_size
     if not (math.isfinite(contract_size) and contract_size > 0):
         raise UserError(f"--contract-size {contract_size!r}: must be a positive number")
-    return ContractSpec(
-        market=market,
-        kind=kind,
-        symbol=symbol,
+    return replace(
+        spec,
         contract_size=float(contract_size),
         base=base,
         quote=quote,
         settle=settle,
         tick_px=tick_px,
         lot_qty=lot_qty,
-        source=source,
     )
 
 
@@ -185,18 +192,8 @@ def detect_spec(
     """The spec a capture implies (``detect_market``); unknown markets are linear, size 1."""
     market = detect_market(fmt, symbol)
     if market == "unknown":
-        base, quote = _split_symbol(symbol)
-        return ContractSpec(
-            market="unknown",
-            kind=KIND_LINEAR,
-            symbol=symbol,
-            base=base,
-            quote=quote,
-            settle=quote,
-            tick_px=tick_px,
-            lot_qty=lot_qty,
-            source="default",
-        )
+        spec = ContractSpec(market="unknown", kind=KIND_LINEAR, symbol=symbol, source="default")
+        return _completed(spec, None, tick_px, lot_qty)
     return spec_for(market, symbol, tick_px=tick_px, lot_qty=lot_qty, source="detected")
 
 
