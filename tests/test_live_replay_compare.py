@@ -21,6 +21,7 @@ from mmbot.records import (
     OP_NEW,
     RunResult,
 )
+from mmbot.strategy.registry import resolve
 
 MS = 1_000_000
 
@@ -137,6 +138,9 @@ def test_replay_compare_of_a_recorded_paper_session(tmp_path):
         emu.close()
     sess = json.loads((out / "session.json").read_text())
     assert sess["replay"]["record_path"] == str((tmp_path / "stream.jsonl").resolve()), err
+    # the backtest replays it on the session's wake interval (its RunConfig's: the quoter's own)
+    quoter = resolve(sess["replay"]["strategy"])
+    assert sess["replay"]["wake_interval_ms"] == quoter.wake_interval_ms, err
     proc = _mmbot("replay-compare", str(out), "--max-rows", "5")
     print(proc.stdout)
     assert proc.returncode == 0, proc.stderr

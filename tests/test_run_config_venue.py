@@ -188,6 +188,31 @@ def test_the_session_loss_limit_is_in_its_run_config(tmp_path, monkeypatch) -> N
     assert limits["b"] == (prof_loss, prof_loss)
 
 
+def test_the_session_wakes_on_its_run_config_interval(tmp_path, monkeypatch) -> None:
+    """The session's timer interval is its RunConfig's ``run.wake_interval_ms`` (the quoter's own
+    unless ``RunnerConfig.wake_interval_ms`` says otherwise), known from ``warm_up`` (before the
+    feed starts, no book yet) and the same once the first book builds the session's own."""
+    from mmbot.live.runner import Session
+    from mmbot.strategy.registry import resolve
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MM_RUNTIME_OVERRIDES_JSON", raising=False)
+    seen = {}
+    for name, wake_ms in (("own", None), ("set", 37.0)):
+        s = Session(_runner(out_dir=tmp_path / name, wake_interval_ms=wake_ms))
+        assert s.next_wake() == 0  # no run configuration yet: no timer
+        s.tick_px, s.lot_qty = 0.1, 0.001
+        s.warm_up()
+        assert s.run_config is None and s.params is None  # the session's own wait for its book
+        before = s.wake_interval_ns
+        s.setup_params(REF_PX)
+        assert s.wake_interval_ns == before
+        assert s.wake_interval_ns == int(s.run_config.run.wake_interval_ms * 1e6)
+        seen[name] = s.wake_interval_ns
+    assert seen["own"] == int(resolve(s.cfg.strategy).wake_interval_ms * 1e6)
+    assert seen["set"] == 37_000_000
+
+
 def test_every_run_setting_and_runner_field_is_mapped_in_the_docs() -> None:
     """docs/config.md's "What maps onto what" names every field of both inputs."""
     import dataclasses

@@ -160,6 +160,7 @@ def replay(
         order_qty=rep.get("order_qty"),
         max_position_qty=rep.get("max_position_qty"),
         rate_limit_per_s=rep.get("rate_limit_per_s"),
+        wake_interval_ms=rep.get("wake_interval_ms"),  # None (older session.json): the quoter's
         spec=spec_for("bybit-linear", symbol),  # the live connector trades Bybit linear
     )
     res = run(

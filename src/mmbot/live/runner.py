@@ -4,8 +4,9 @@
 
 ``RunnerConfig`` is frozen and validated: a bad value is a ``UserError`` of one line naming the
 field (``RunnerConfig.stale_ms: Input should be greater than 0 (got -1.0)``). The run's own
-choices in it (quoter, order size, position limit, fee rates, loss limit) reach the session's
-``mmbot.config.run.RunConfig`` through ``make_params`` (docs/config.md maps each option).
+choices in it (quoter, order size, position limit, fee rates, loss limit, wake interval) reach the
+session's ``mmbot.config.run.RunConfig`` through ``run_config`` (docs/config.md maps each option);
+the session reads them from there.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class RunnerConfig(SettingsModel):
     max_position_qty: float | None = _Pos
     hard_position_ratio: float = Field(1.5, ge=1.0)  # kill switch at this x max_position_qty
     loss_limit_quote: float | None = _Pos  # RunConfig risk.max_loss; None: the profile's
+    wake_interval_ms: float | None = _Pos  # RunConfig run.wake_interval_ms; None: the quoter's
     stale_ms: float = Field(3000.0, gt=0.0)
     max_clock_drift_ms: float = Field(1000.0, gt=0.0)
     clock_check_s: float = Field(5.0, gt=0.0)

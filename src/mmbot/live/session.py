@@ -111,7 +111,10 @@ class Session(OrderFlow):
         self.qparams = make_qparams(self.quoter, cfg.params or {}, cfg.strategy)
         self.loop = compiled_loop(cfg.strategy)  # think: the wake the backtest's drive runs
         self.levels = int(self.quoter.levels)
-        self.wake_interval_ns = int(self.quoter.wake_interval_ms * 1e6)
+        # the run configuration's run.wake_interval_ms (setup_params); warm_up builds one before
+        # the feed starts, so the interval is known before the first wake (it does not depend on
+        # the price the session's own configuration waits for)
+        self.wake_interval_ns = 0
         # a quoter woken on its interval only (the backtest's elapse loop, ``WAKE_ON_MARKET``
         # False) is woken on the backtest's grid: every interval from the feed's first stamp
         self.wake_on_market = bool(self.quoter.wake_on_market)
@@ -314,7 +317,9 @@ class Session(OrderFlow):
             taker_fee_rate=self.cfg.taker_fee_rate,
             spec=spec_for("bybit-linear", self.symbol),  # the live connector trades Bybit linear
             max_loss=self.cfg.loss_limit_quote,  # --loss-limit over the profile's risk.max_loss
+            wake_interval_ms=self.cfg.wake_interval_ms,  # None: the quoter's own
         )
+        self.wake_interval_ns = int(self.run_config.run.wake_interval_ms * 1e6)
         self.params = params_record(self.run_config)
         band_ticks = round(float(self.params[0]["near_band_bps"]) * 1e-4 * ref_px / self.tick_px)
         self.near_ticks = min(max(band_ticks, 1), MAX_NEAR_TICKS)
@@ -346,7 +351,8 @@ class Session(OrderFlow):
         args = (self.order_view, self.out, 1, 0.0, 0.0, 3, self.act_buf, 0, self.ops)
         act(self.params, self.guard, *args)
         on_response(self.guard)
-        self.params = self.state = self.guard = None  # the session's own are set up on its book
+        # the session's own are set up on its book (the wake interval stays: the same setting)
+        self.run_config = self.params = self.state = self.guard = None
         self.n_trades = 0
 
     def _think_args(self, n_fills: int) -> tuple:
@@ -439,6 +445,8 @@ class Session(OrderFlow):
         interval after its last step (the backtest's ``wait_next`` timeout); one woken on its
         interval only: the next point of the grid from the feed's first stamp after the last
         timer wake (the backtest's ``elapse``), whether or not that wake could quote."""
+        if not self.wake_interval_ns:  # no run configuration yet (``warm_up`` builds one)
+            return 0
         if self.wake_on_market:
             if not (self.last_step_ns and self.book.valid):
                 return 0

@@ -168,6 +168,7 @@ def replay_inputs(s: Session) -> dict:
     """What ``mmbot replay-compare`` needs to replay this session's recorded feed through the
     backtest: the feed file (``--record``) and the quoter's settings as resolved here."""
     p = s.params[0] if s.params is not None else None
+    rc = s.run_config
     rec = s.cfg.record_path
     return {
         "record_path": str(Path(rec).resolve()) if rec is not None else None,
@@ -183,4 +184,5 @@ def replay_inputs(s: Session) -> dict:
         "lot_qty": s.lot_qty,
         "queue_model": s.gateway.queue_model,
         "rate_limit_per_s": int(s.profile.venue.rate_limit_per_s),
+        "wake_interval_ms": rc.run.wake_interval_ms if rc is not None else None,
     }
