@@ -10,25 +10,29 @@ seed's six runtime knobs at knobs.CONSERVATIVE_START:
    as_mult, inventory skew skew_coef, levels n_levels; it contains the quoter's defaults, within
    knobs.QUOTER_KNOB_LIMITS, the other knobs at their defaults) runs with fixed knobs over the
    seed's market (the stream the soak plays: derive_seed(seed, 1) from the soak's start, HOURS of
-   it). grid-best = the best net_bps. The grid selects on this market: in-sample, optimistic.
+   it). grid-best = the best by the objective (below). The grid selects on this market: in-sample,
+   optimistic; the bench prints how many grid points reach the target (often one or two).
 2. Soak: `mmbot soak --hours HOURS --iterations 6 --auto-tune` on the same seed, from the
    overrides CONSERVATIVE_START + BAD (half the adverse-selection floor, no inventory skew, one
    level: every piece that protects the quoter turned down). Every knob set it ran, and its final
    (keep-best) overrides, run with fixed knobs over the same market as the grid points.
 "Reaches 90 % of grid-best" (printed with the figures): when grid-best > 0, the final overrides'
-net_bps >= 0.9 x grid-best; when grid-best <= 0 (a ratio of two losses means nothing: 90 % of
+score >= 0.9 x grid-best; when grid-best <= 0 (a ratio of two losses means nothing: 90 % of
 -1 bps is a smaller loss), the final closes >= 90 % of the gap from the bad start to grid-best:
 net >= bad + 0.9 x (grid-best - bad) (and when the bad start is itself the grid-best, no worse).
 Fees: the base tier (Binance USD-M regular, 2 bps maker / 5 bps taker: every command's default);
 ``--fee-tier rebate`` runs the schedule's rebate tier instead (the soak and the grid alike; what
 `make demo` runs).
+Objective (``--objective``): what the grid, the finals and the soak's tuner are scored by: the
+tuner's (`autotune_chained.CHAIN_OBJECTIVE`, pnl: the run's PnL in quote currency) by default, or
+net_bps (what this bench measured until stop 32; the tuner then scores its chains by net_bps too).
 The seeds are not the ones the tuner's constants were measured on (docs/autotune.md names those).
 Run: .venv/bin/python bench/bench_autotune_quoter.py [--seeds 11,22,33,44,55] [--hours 3]
-     [--fee-tier base|rebate] [--market NAME] [--grid-cache FILE.json]
+     [--fee-tier base|rebate] [--market NAME] [--objective pnl|net_bps] [--grid-cache FILE.json]
 ``--market``: the shipped synthetic market (default: the wide-tick USD-M fit, the one the tuner's
 constants were measured on; ``binance_usdm_btcusdt`` is the demo's captured-tick market).
-``--grid-cache``: the grid's (net_bps, fills) per point are read from FILE when it holds this
-(seed, hours, tier, market) and written to it otherwise (the grid does not depend on the tuner: a tuner
+``--grid-cache``: the grid's (score, fills) per point are read from FILE when it holds this
+(seed, hours, tier, market, objective) and written to it otherwise (the grid does not depend on the tuner: a tuner
 change re-runs only the soaks). Delete the file after a change to the quoter or the market.
 """
 
@@ -64,6 +68,10 @@ GRID = {
 BAD = {"as_mult": 0.5, "skew_coef": 0.0, "n_levels": 1.0}
 TARGET_RATIO = 0.9
 _MARKETS: dict = {}
+# what a knob set is judged by (--objective, default the tuner's): pnl (the run's PnL in quote
+# currency) or net_bps; the soak's tuner scores its chains by the same
+# (mmbot.soak.autotune_chained.CHAIN_OBJECTIVE)
+OBJECTIVE = "pnl"
 
 
 def _check_grid() -> None:
@@ -120,14 +128,14 @@ def _market(seed: int, hours: float, fee_tier: str) -> tuple:
 
 
 def net_of(knobs: dict[str, float], seed: int, hours: float, fee_tier: str) -> tuple[float, int]:
-    """(net_bps, fills) of ``knobs`` held fixed over the seed's market."""
+    """(net_bps or pnl by OBJECTIVE, fills) of ``knobs`` held fixed over the seed's market."""
     from mmbot.audit import build_edge_report
     from mmbot.soak.runner import run_iteration
 
     mkt, prof, start, dur = _market(seed, hours, fee_tier)
     results = run_iteration(mkt, prof, knobs, seed, 1, start, dur)
     t = build_edge_report(results, {})["totals"]
-    net = t["net_bps"] if t.get("fills") else None
+    net = t[OBJECTIVE] if t.get("fills") else None
     return (float(net) if net is not None else float("-inf")), int(t.get("fills") or 0)
 
 
@@ -152,7 +160,8 @@ def _short(knobs: dict[str, float], start: dict[str, float]) -> str:
 
 
 def _cache_key(seed: int, hours: float, fee_tier: str) -> str:
-    return f"{seed}/{hours}/{fee_tier}/{grid_bench.MARKET.split(':', 1)[1]}"
+    key = f"{seed}/{hours}/{fee_tier}/{grid_bench.MARKET.split(':', 1)[1]}"
+    return key if OBJECTIVE == "net_bps" else f"{key}/{OBJECTIVE}"
 
 
 def _read_cache(path: str | None) -> dict:
@@ -215,19 +224,20 @@ def _report(r: dict) -> tuple[bool, bool]:
     met = final >= tgt
     any_met = max(r["ran_nets"]) >= tgt
     print(
-        f"seed {r['seed']}: grid-best net_bps {best:.4f} ({best_fills} fills) at "
+        f"seed {r['seed']}: grid-best {OBJECTIVE} {best:.4f} ({best_fills} fills) at "
         f"{_short(r['points'][j], start)}; bad start {bad:.4f} ({bad_fills} fills); default "
-        f"{dflt:.4f} ({dflt_fills} fills); grid median {float(np.median(nets)):.4f} "
+        f"{dflt:.4f} ({dflt_fills} fills); grid median {float(np.median(nets)):.4f}; grid "
+        f"points reaching the target: {sum(n >= tgt for n in nets)} of {len(nets)} "
         f"(grid {grid_time}, "
         f"soak {r['soak_wall']:.0f} s)"
     )
     print(
-        "  soak iterations' knob sets, net_bps fixed over the market: "
+        f"  soak iterations' knob sets, {OBJECTIVE} fixed over the market: "
         + ", ".join(f"{v:.4f}" for v in r["ran_nets"])
     )
     gap = (final - bad) / (best - bad) if best > bad else float("nan")
     print(
-        f"  final overrides net_bps {final:.4f} ({final_fills} fills); target {tgt:.4f} "
+        f"  final overrides {OBJECTIVE} {final:.4f} ({final_fills} fills); target {tgt:.4f} "
         f"[{definition(best)}]; share of the bad-start-to-grid-best gap closed {gap:.3f}: "
         f"{'REACHED' if met else 'MISSED'}; best set run within {ITERATIONS} iterations: "
         f"{'reached' if any_met else 'missed'}"
@@ -241,6 +251,14 @@ def main() -> int:
     seeds = [int(x) for x in _arg("--seeds", SEEDS).split(",") if x.strip()]
     hours = float(_arg("--hours", str(HOURS)))
     fee_tier = _arg("--fee-tier", "base")
+    global OBJECTIVE
+    from mmbot.soak import autotune_chained
+
+    OBJECTIVE = _arg("--objective", autotune_chained.CHAIN_OBJECTIVE)
+    if OBJECTIVE not in autotune_chained.CHAIN_OBJECTIVES:
+        print(f"--objective {OBJECTIVE}: expected one of {autotune_chained.CHAIN_OBJECTIVES}")
+        return 2
+    autotune_chained.CHAIN_OBJECTIVE = OBJECTIVE  # forked workers inherit it
     # forked workers inherit the market
     grid_bench.MARKET = f"synthetic:{_arg('--market', WIDE_TICK_MARKET)}"
     from mmbot.data.synthetic import load_calibration
@@ -251,7 +269,7 @@ def main() -> int:
         f"quoter {QUOTER}; market {grid_bench.MARKET} ({calib.get('variant')}); "
         f"fee tier {fee_tier} (maker {opts['maker_fee_bps']:g} bps, taker "
         f"{opts['taker_fee_bps']:g} bps); {hours:g} h in {ITERATIONS} iterations per seed; "
-        f"seeds {seeds}",
+        f"seeds {seeds}; objective {OBJECTIVE} (the grid's, the bench's and the tuner's chains')",
         flush=True,
     )
     print(
@@ -261,7 +279,7 @@ def main() -> int:
         flush=True,
     )
     print(
-        f"reached = final net_bps >= {TARGET_RATIO:g} x grid-best when grid-best > 0; when "
+        f"reached = final {OBJECTIVE} >= {TARGET_RATIO:g} x grid-best when grid-best > 0; when "
         f"grid-best <= 0, >= bad + {TARGET_RATIO:g} x (grid-best - bad) (90 % of the gap from the "
         "bad start closed); all nets over the same market the grid selected on (in-sample)",
         flush=True,

@@ -76,18 +76,41 @@ def test_a_chain_with_the_real_knobs_is_the_real_run(two_iterations: tuple) -> N
 
 class _Market:
     """A deterministic evaluator: a knob set's chained net is a smooth function of its as_mult
-    (best at 3) over however many segments; fills fall as as_mult rises."""
+    (best at 3) over however many segments; fills fall as as_mult rises; every fill turns over
+    ``NOTIONAL_PER_FILL`` of quote."""
+
+    NOTIONAL_PER_FILL = 1000.0
 
     def __init__(self) -> None:
         self.calls = 0
 
-    def chain(self, knobs: Mapping[str, float], segments: Sequence[int]) -> tuple[float, int]:
-        self.calls += 1
+    def net_fills(self, knobs: Mapping[str, float], segments: Sequence[int]) -> tuple[float, int]:
         a = knobs.get(quoter_knob_name("as_mult"), 1.0)
         return 5.0 - (a - 3.0) ** 2, int(200 / a) * len(segments)
 
+    def chain(self, knobs: Mapping[str, float], segments: Sequence[int]) -> tuple[float, int]:
+        self.calls += 1
+        return self.net_fills(knobs, segments)
+
+    def chain_totals(
+        self, knobs: Mapping[str, float], segments: Sequence[int]
+    ) -> tuple[float, float, int]:
+        self.calls += 1
+        net, fills = self.net_fills(knobs, segments)
+        turnover = fills * self.NOTIONAL_PER_FILL
+        return net * turnover / 1e4, turnover, fills
+
     def chain_cost(self, knobs: Mapping[str, float], segments: Sequence[int]) -> int:
         return len(segments)
+
+
+class _FewFillsMarket(_Market):
+    """as_mult 3 earns the most per fill (5 bps) on so few fills that it earns the least PnL."""
+
+    def net_fills(self, knobs: Mapping[str, float], segments: Sequence[int]) -> tuple[float, int]:
+        net, _ = super().net_fills(knobs, segments)
+        a = knobs.get(quoter_knob_name("as_mult"), 1.0)
+        return net, int(2000 / a**3) * len(segments)
 
 
 def _start(as_mult: float) -> dict[str, float]:
@@ -97,7 +120,7 @@ def _start(as_mult: float) -> dict[str, float]:
 def test_the_tuner_adopts_the_probe_whose_chain_earns_more() -> None:
     ev = _Market()
     tunable = frozenset({quoter_knob_name("as_mult")})
-    d = autotune.chained_tune({}, _start(0.5), [], ev, [1, 2], tunable=tunable)
+    d = autotune.chained_tune({}, _start(0.5), [], ev, [1, 2], tunable=tunable, objective="net_bps")
     assert d.knobs[quoter_knob_name("as_mult")] == 3.0  # the probe to the limit
     adopted = [t for t in d.trials if t["adopted"]]
     assert len(adopted) == 1 and adopted[0]["gain_bps"] == pytest.approx(
@@ -105,14 +128,16 @@ def test_the_tuner_adopts_the_probe_whose_chain_earns_more() -> None:
     )
     assert any("score=chained net_bps" in m and "adopted=1" in m for m in d.markers)
     # at the best setting no probe gains: nothing adopted
-    d2 = autotune.chained_tune({}, _start(3.0), [], ev, [1, 2], tunable=tunable)
+    d2 = autotune.chained_tune(
+        {}, _start(3.0), [], ev, [1, 2], tunable=tunable, objective="net_bps"
+    )
     assert d2.knobs[quoter_knob_name("as_mult")] == 3.0 and not d2.changes
 
 
 def test_too_few_fills_is_no_evidence() -> None:
     class Thin(_Market):
-        def chain(self, knobs, segments):  # type: ignore[no-untyped-def]
-            net, _ = super().chain(knobs, segments)
+        def net_fills(self, knobs, segments):  # type: ignore[no-untyped-def]
+            net, _ = super().net_fills(knobs, segments)
             return net, autotune.MIN_CHAIN_FILLS - 1
 
     tunable = frozenset({quoter_knob_name("as_mult")})
@@ -127,12 +152,12 @@ def test_keep_best_keeps_an_earlier_set_only_when_it_earns_more() -> None:
         {"iteration": 2, "knobs": _start(3.0)},
         {"iteration": 3, "knobs": _start(2.0)},
     ]
-    it, knobs, table = autotune.select_best_chained(history, ev, [1, 2, 3])
+    it, knobs, table = autotune.select_best_chained(history, ev, [1, 2, 3], objective="net_bps")
     assert it == 2 and knobs[quoter_knob_name("as_mult")] == 3.0
     assert [r["kept"] for r in table] == [False, True, False]
     # a tie keeps the latest
     it, _, _ = autotune.select_best_chained(
-        history[:2] + [{"iteration": 3, "knobs": _start(3.0)}], ev, [1]
+        history[:2] + [{"iteration": 3, "knobs": _start(3.0)}], ev, [1], objective="net_bps"
     )
     assert it == 3
     assert all(math.isfinite(r["score_bps"]) for r in table)
@@ -156,10 +181,47 @@ def test_a_chain_earning_exactly_zero_is_evidence() -> None:
     """0.0 bps is a score: a probe whose chain nets exactly 0 beats a losing base."""
 
     class Flat(_Market):
-        def chain(self, knobs, segments):  # type: ignore[no-untyped-def]
+        def net_fills(self, knobs, segments):  # type: ignore[no-untyped-def]
             a = knobs.get(quoter_knob_name("as_mult"), 1.0)
             return (0.0 if a == 3.0 else -1.0), 100
 
     tunable = frozenset({quoter_knob_name("as_mult")})
     d = autotune.chained_tune({}, _start(0.5), [], Flat(), [1, 2], tunable=tunable)
     assert d.knobs[quoter_knob_name("as_mult")] == 3.0
+
+
+def test_the_pnl_objective_keeps_the_fills_that_earn_more_in_total() -> None:
+    """Tuned by net_bps, the quoter goes to the widest spread (5 bps a fill on 74 fills); tuned by
+    PnL (the default objective), it stays where it earns more in total (1 bps on 2,000 fills)."""
+    tunable = frozenset({quoter_knob_name("as_mult")})
+    ev = _FewFillsMarket()
+    by_bps = autotune.chained_tune(
+        {}, _start(1.0), [], ev, [1], tunable=tunable, objective="net_bps"
+    )
+    assert by_bps.knobs[quoter_knob_name("as_mult")] == 3.0
+    by_pnl = autotune.chained_tune({}, _start(1.0), [], ev, [1], tunable=tunable)
+    assert by_pnl.knobs[quoter_knob_name("as_mult")] == 1.0 and not by_pnl.changes
+    assert all(t["score"] == "chained pnl" for t in by_pnl.trials)
+    # the probe to as_mult 3: its PnL in bps of the current knobs' turnover
+    (wide,) = [t for t in by_pnl.trials if t["knobs"][quoter_knob_name("as_mult")] == 3.0]
+    assert wide["chain_score_bps"] == pytest.approx(5.0 * int(2000 / 27) / 2000)
+    assert any("score=chained pnl pnl_bps=" in m for m in by_pnl.markers)
+
+
+def test_keep_best_by_pnl_keeps_an_earlier_set_that_earned_more_in_total() -> None:
+    ev = _FewFillsMarket()
+    history = [
+        {"iteration": 1, "knobs": _start(1.0)},
+        {"iteration": 2, "knobs": _start(3.0)},
+    ]
+    it, _, table = autotune.select_best_chained(history, ev, [1, 2])
+    assert it == 1 and [r["kept"] for r in table] == [True, False]
+    it, _, _ = autotune.select_best_chained(history, ev, [1, 2], objective="net_bps")
+    assert it == 2
+
+
+def test_an_unknown_chain_objective_is_refused() -> None:
+    with pytest.raises(ValueError, match="chain objective 'sharpe'"):
+        autotune.select_best_chained(
+            [{"iteration": 1, "knobs": _start(1.0)}], _Market(), [1], objective="sharpe"
+        )

@@ -25,8 +25,9 @@ from mmbot.knobs import is_quoter_knob
 from mmbot.soak.autotune_chained import (
     CHAIN_BUDGET,
     CHAIN_MIN_GAIN_BPS,
-    CHAIN_SCORE_NAME,
+    CHAIN_OBJECTIVES,
     MIN_CHAIN_FILLS,
+    chain_score_name,
     chained_tune,
     select_best_chained,
 )
@@ -102,7 +103,7 @@ def uses_chained(knobs: dict[str, float]) -> bool:
 __all__ = [
     "CHAIN_BUDGET",
     "CHAIN_MIN_GAIN_BPS",
-    "CHAIN_SCORE_NAME",
+    "CHAIN_OBJECTIVES",
     "MIN_CHAIN_FILLS",
     "CALM_DOWN_TRIGGERS",
     "FALLBACK_NEG_STREAK",
@@ -132,6 +133,7 @@ __all__ = [
     "Rule",
     "TuneDecision",
     "adopt_floor",
+    "chain_score_name",
     "chained_tune",
     "common_score",
     "counterfactual_tune",

@@ -38,7 +38,14 @@ from mmbot.soak.autotune_grid import normalise_knobs
 from mmbot.soak.autotune_keep_best import latest_unless_beaten, sets_that_ran
 from mmbot.soak.autotune_rules import RULES, Rule, TuneDecision, tune
 
-CHAIN_SCORE_NAME: Final[str] = "chained net_bps"
+# What a chain is scored by (`_ObjectiveView`): "pnl", the chain's PnL in bps of the reference
+# knobs' turnover (the current knobs' in a decision, the latest set's at keep-best; for the
+# reference itself that is its net_bps), or "net_bps", PnL over the chain's own turnover (the
+# seed's KPI). pnl: a knob that earns more per fill on a tenth of the fills (as_mult) earns less,
+# and out of sample net_bps-tuned sets earned a third of the default's PnL (docs/autotune.md,
+# "The objective"). A module setting read at call time: bench_autotune_quoter's --objective sets it.
+CHAIN_OBJECTIVES: Final[tuple[str, ...]] = ("pnl", "net_bps")
+CHAIN_OBJECTIVE: str = "pnl"
 # Segment replays per decision that are not cached: every candidate over every kept segment (a
 # 30-min replay is ~0.1-0.3 s; ~20 candidates x 6 segments at the end of a 3 h soak).
 CHAIN_BUDGET: Final[int] = 160
@@ -58,7 +65,46 @@ class ChainEvaluate(Protocol):
 
     def chain(self, knobs: Mapping[str, float], segments: Sequence[int]) -> Chain: ...
 
+    def chain_totals(
+        self, knobs: Mapping[str, float], segments: Sequence[int]
+    ) -> tuple[float, float, int]: ...
+
     def chain_cost(self, knobs: Mapping[str, float], segments: Sequence[int]) -> int: ...
+
+
+class _ObjectiveView:
+    """An evaluator whose `chain` scores by ``objective``: the wrapped evaluator's chain (net_bps),
+    or (pnl objective) the chain's PnL in bps of the reference knobs' chained turnover over the
+    same segments; a reference that made no fills leaves each chain on its own turnover."""
+
+    def __init__(
+        self, evaluate: ChainEvaluate, segs: Sequence[int], ref: Mapping[str, float], objective: str
+    ) -> None:
+        if objective not in CHAIN_OBJECTIVES:
+            raise ValueError(f"chain objective {objective!r}: expected one of {CHAIN_OBJECTIVES}")
+        self._ev = evaluate
+        self._ref_turnover: float | None = None
+        if objective == "pnl":
+            _, t, _ = evaluate.chain_totals(ref, segs)
+            self._ref_turnover = t if t > 0 and math.isfinite(t) else None
+        prefetch = getattr(evaluate, "prefetch_chains", None)
+        if prefetch is not None:
+            self.prefetch_chains = prefetch
+
+    def chain(self, knobs: Mapping[str, float], segments: Sequence[int]) -> Chain:
+        if self._ref_turnover is None:
+            return self._ev.chain(knobs, segments)
+        pnl, _, fills = self._ev.chain_totals(knobs, segments)
+        score = pnl / self._ref_turnover * 1e4 if fills else None
+        return (score if score is not None and math.isfinite(score) else None), fills
+
+    def chain_cost(self, knobs: Mapping[str, float], segments: Sequence[int]) -> int:
+        return self._ev.chain_cost(knobs, segments)
+
+
+def chain_score_name(objective: str | None = None) -> str:
+    """The name trials and markers give the chained score under ``objective``."""
+    return f"chained {objective or CHAIN_OBJECTIVE}"
 
 
 def usable_chain(ch: Chain) -> float | None:
@@ -77,16 +123,20 @@ def chained_tune(
     rules: Sequence[Rule] = RULES,
     budget: int = CHAIN_BUDGET,
     tunable: frozenset[str] | None = None,
+    objective: str | None = None,
 ) -> TuneDecision:
     """The next knobs from chained replays of every candidate over the kept ``segments`` (any
-    order; chained oldest first). Without evidence for the current knobs (too few fills), the
-    best candidate with evidence is adopted (a fill search)."""
+    order; chained oldest first), scored by ``objective`` (default `CHAIN_OBJECTIVE`). Without
+    evidence for the current knobs (too few fills), the best candidate with evidence is adopted
+    (a fill search)."""
     proposal = tune(report, current, history, rules=rules, tunable=tunable)
     segs = sorted(segments)
     if not segs:
         return proposal
     start = normalise_knobs(current)
     decision = validated_decision(proposal, start)
+    obj = objective or CHAIN_OBJECTIVE
+    evaluate = _ObjectiveView(evaluate, segs, start, obj)
     base = evaluate.chain(start, segs)
     base_score = usable_chain(base)
     if base_score is None:
@@ -103,7 +153,7 @@ def chained_tune(
     ]
     chosen, merged, parts = _merge(winners, start, evaluate, segs, scored)
     adopted = {id(c) for c in parts} | ({id(chosen)} if chosen is not None else set())
-    probe_gain = _record(decision, scored, base, segs, start, adopted)
+    probe_gain = _record(decision, scored, base, segs, start, adopted, obj)
     decision.probe_state = _next_probe_state(decision, history, probe_gain, CHAIN_MIN_GAIN_BPS)
     if chosen is not None:
         _adopt(decision, chosen)
@@ -175,6 +225,7 @@ def _record(
     segs: Sequence[int],
     start: Mapping[str, float],
     adopted_ids: set[int],
+    objective: str,
 ) -> dict[str, tuple[float, int]]:
     """Every chained candidate into the decision's trials and a COUNTERFACTUAL marker; returns the
     probes' (gain, segments) and marks the inert ones (a chain identical to the base's)."""
@@ -192,7 +243,7 @@ def _record(
                 "knobs": dict(c.knobs),
                 "chain_base_knobs": dict(start),
                 "segments": list(segs),
-                "score": CHAIN_SCORE_NAME,
+                "score": chain_score_name(objective),
                 "chain_score_bps": ch[0],
                 "chain_fills": ch[1],
                 "base_chain_score_bps": base[0],
@@ -205,7 +256,8 @@ def _record(
         )
         decision.markers.append(
             f"| autotune | COUNTERFACTUAL | cand={c.label} segs={len(segs)} "
-            f"score={CHAIN_SCORE_NAME} net_bps={_fmt(ch[0])} fills={ch[1]} "
+            f"score={chain_score_name(objective)} {_value_key(objective)}={_fmt(ch[0])} "
+            f"fills={ch[1]} "
             f"gain_bps={_fmt(gain, signed=True)} adopted={int(adopted)} |"
         )
         if c.origin == "PROBE":
@@ -219,6 +271,12 @@ def _record(
     return probe_gain
 
 
+def _value_key(objective: str) -> str:
+    """The marker's key for a chain's score (net_bps, or pnl_bps: PnL in bps of the reference's
+    turnover)."""
+    return "net_bps" if objective == "net_bps" else f"{objective}_bps"
+
+
 def _fmt(v: float | None, signed: bool = False) -> str:
     if v is None or not math.isfinite(v):
         return "n/a"
@@ -229,8 +287,10 @@ def select_best_chained(
     history: Sequence[Mapping[str, Any]],
     evaluate: ChainEvaluate,
     segments: Sequence[int],
+    objective: str | None = None,
 ) -> tuple[int, dict[str, float], list[dict[str, Any]]]:
-    """Keep-best by chained net_bps: every distinct knob set that ran, chained over ``segments``;
+    """Keep-best by the chained score (``objective``, default `CHAIN_OBJECTIVE`; the latest set is
+    the pnl objective's reference): every distinct knob set that ran, chained over ``segments``;
     the latest set is kept unless an earlier one beats it by ``CHAIN_MIN_GAIN_BPS``, and never one
     without evidence when another has it. Returns (iteration, knobs, table)."""
     if not history:
@@ -238,6 +298,8 @@ def select_best_chained(
     segs = sorted(segments)
     table = []
     ordered = sets_that_ran(history)
+    obj = objective or CHAIN_OBJECTIVE
+    evaluate = _ObjectiveView(evaluate, segs, history[-1]["knobs"], obj)
     prefetch = getattr(evaluate, "prefetch_chains", None)
     if prefetch is not None:
         prefetch([e["knobs"] for e in ordered], segs)
@@ -248,7 +310,7 @@ def select_best_chained(
                 "iteration": int(e["iteration"]),
                 "knobs": {k: float(e["knobs"][k]) for k in knob_order(e["knobs"])},
                 "segments": segs,
-                "score": CHAIN_SCORE_NAME,
+                "score": chain_score_name(obj),
                 "chain_fills": ch[1],
                 "score_bps": usable_chain(ch),
             }

@@ -216,6 +216,14 @@ class Replayer:
         """``knobs`` replayed over ``segments`` in order (oldest first), each segment starting
         from the account the previous one ended with (the first from the real run's): (net_bps
         over them all, or None without fills; fills). Each link is cached."""
+        pnl, turnover, fills = self.chain_totals(knobs, segments)
+        net = pnl / turnover * 1e4 if fills and turnover > 0 else None
+        return (net if net is not None and math.isfinite(net) else None), fills
+
+    def chain_totals(
+        self, knobs: Mapping[str, float], segments: Sequence[int]
+    ) -> tuple[float, float, int]:
+        """(pnl, turnover, fills) of ``knobs`` chained over ``segments`` (see `chain`)."""
         segs = sorted(segments)
         key = autotune.knob_key(knobs)
         acct = self.segments[segs[0]].account
@@ -228,8 +236,7 @@ class Replayer:
                 self.replays += 1
             p, t, n, acct = self.links[link_key]
             pnl, turnover, fills = pnl + p, turnover + t, fills + n
-        net = pnl / turnover * 1e4 if fills and turnover > 0 else None
-        return (net if net is not None and math.isfinite(net) else None), fills
+        return pnl, turnover, fills
 
     def prefetch_chains(
         self, knob_sets: Sequence[Mapping[str, float]], segments: Sequence[int]

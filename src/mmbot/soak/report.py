@@ -196,6 +196,9 @@ def _md_trials(sm: Mapping[str, Any]) -> list[str]:
     ]
     if not trials:
         return []
+    chained = sorted(
+        {str(t["score"]) for _, t in trials if str(t.get("score", "")).startswith("chained ")}
+    )
     lines = [
         "",
         "## Counterfactual validation",
@@ -212,12 +215,13 @@ def _md_trials(sm: Mapping[str, Any]) -> list[str]:
             [
                 "",
                 "A knob set with quoter knobs is judged on chained evidence instead "
-                f"({autotune.CHAIN_SCORE_NAME}): each candidate replayed over every kept segment "
-                "in order, carrying its own position, scored by net_bps over them all; adopted when "
-                f"it beats the current knobs' chain by {autotune.CHAIN_MIN_GAIN_BPS:g} bps on at "
+                f"({chained[0]}): each candidate replayed over every kept segment in order, "
+                "carrying its own position, scored over them all (chained pnl: its PnL in bps of "
+                "the current knobs' turnover; chained net_bps: its own net_bps); adopted when it "
+                f"beats the current knobs' chain by {autotune.CHAIN_MIN_GAIN_BPS:g} bps on at "
                 f"least {autotune.MIN_CHAIN_FILLS} fills.",
             ]
-            if any(t.get("score") == autotune.CHAIN_SCORE_NAME for _, t in trials)
+            if chained
             else []
         ),
         "",
