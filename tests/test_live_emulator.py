@@ -163,9 +163,9 @@ def test_public_stream_snapshot_then_deltas_and_seq_gap_is_visible():
             assert (await ws.receive_json(timeout=2))["success"] is True
             book = LiveBook()
             seen = []
-            t_end = time.monotonic() + 3
             injected = False
-            while time.monotonic() < t_end:
+            # bounded by messages, not by the wall clock: a loaded machine sends fewer per second
+            for _ in range(500):
                 msg = await ws.receive_json(timeout=2)
                 if msg["topic"].startswith("orderbook"):
                     seen.append(book.apply(msg))
