@@ -19,6 +19,7 @@ disjoint fields when it beats that one. Pure given the evaluator.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol
@@ -83,13 +84,20 @@ class _ObjectiveView:
         if objective not in CHAIN_OBJECTIVES:
             raise ValueError(f"chain objective {objective!r}: expected one of {CHAIN_OBJECTIVES}")
         self._ev = evaluate
-        self._ref_turnover: float | None = None
-        if objective == "pnl":
-            _, t, _ = evaluate.chain_totals(ref, segs)
-            self._ref_turnover = t if t > 0 and math.isfinite(t) else None
+        self._objective = objective
+        self._ref = (ref, segs)
         prefetch = getattr(evaluate, "prefetch_chains", None)
         if prefetch is not None:
             self.prefetch_chains = prefetch
+
+    @functools.cached_property
+    def _ref_turnover(self) -> float | None:
+        """The reference's chained turnover (pnl objective; None: net_bps, or no turnover), read
+        at the first `chain`, so a prefetch made before it chains the reference in parallel."""
+        if self._objective != "pnl":
+            return None
+        _, t, _ = self._ev.chain_totals(*self._ref)
+        return t if t > 0 and math.isfinite(t) else None
 
     def chain(self, knobs: Mapping[str, float], segments: Sequence[int]) -> Chain:
         if self._ref_turnover is None:
