@@ -54,6 +54,7 @@ configure_jit_cache()  # an entry point: before compiled modules are imported (m
 
 from mmbot.data.synthetic import WIDE_TICK_MARKET  # noqa: E402
 from mmbot.knobs import CONSERVATIVE_START, QUOTER_KNOB_LIMITS, quoter_knob_name  # noqa: E402
+from mmbot.soak import autotune_chained  # noqa: E402
 from mmbot.strategy.registry import DEFAULT_QUOTER, resolve  # noqa: E402
 
 SEEDS = "11,22,33,44,55"
@@ -68,10 +69,6 @@ GRID = {
 BAD = {"as_mult": 0.5, "skew_coef": 0.0, "n_levels": 1.0}
 TARGET_RATIO = 0.9
 _MARKETS: dict = {}
-# what a knob set is judged by (--objective, default the tuner's): pnl (the run's PnL in quote
-# currency) or net_bps; the soak's tuner scores its chains by the same
-# (mmbot.soak.autotune_chained.CHAIN_OBJECTIVE)
-OBJECTIVE = "pnl"
 
 
 def _check_grid() -> None:
@@ -128,14 +125,15 @@ def _market(seed: int, hours: float, fee_tier: str) -> tuple:
 
 
 def net_of(knobs: dict[str, float], seed: int, hours: float, fee_tier: str) -> tuple[float, int]:
-    """(net_bps or pnl by OBJECTIVE, fills) of ``knobs`` held fixed over the seed's market."""
+    """(score by the objective `autotune_chained.CHAIN_OBJECTIVE`: net_bps or pnl, fills) of
+    ``knobs`` held fixed over the seed's market."""
     from mmbot.audit import build_edge_report
     from mmbot.soak.runner import run_iteration
 
     mkt, prof, start, dur = _market(seed, hours, fee_tier)
     results = run_iteration(mkt, prof, knobs, seed, 1, start, dur)
     t = build_edge_report(results, {})["totals"]
-    net = t[OBJECTIVE] if t.get("fills") else None
+    net = t[autotune_chained.CHAIN_OBJECTIVE] if t.get("fills") else None
     return (float(net) if net is not None else float("-inf")), int(t.get("fills") or 0)
 
 
@@ -161,7 +159,8 @@ def _short(knobs: dict[str, float], start: dict[str, float]) -> str:
 
 def _cache_key(seed: int, hours: float, fee_tier: str) -> str:
     key = f"{seed}/{hours}/{fee_tier}/{grid_bench.MARKET.split(':', 1)[1]}"
-    return key if OBJECTIVE == "net_bps" else f"{key}/{OBJECTIVE}"
+    objective = autotune_chained.CHAIN_OBJECTIVE
+    return key if objective == "net_bps" else f"{key}/{objective}"
 
 
 def _read_cache(path: str | None) -> dict:
@@ -211,6 +210,7 @@ def _arg(name: str, default: str) -> str:
 
 
 def _report(r: dict) -> tuple[bool, bool]:
+    objective = autotune_chained.CHAIN_OBJECTIVE
     start = r["ran"][0]  # the bad start with every quoter knob the soak tunes
     nets = [n for n, _ in r["grid"]]
     j = int(np.argmax(nets))
@@ -224,7 +224,7 @@ def _report(r: dict) -> tuple[bool, bool]:
     met = final >= tgt
     any_met = max(r["ran_nets"]) >= tgt
     print(
-        f"seed {r['seed']}: grid-best {OBJECTIVE} {best:.4f} ({best_fills} fills) at "
+        f"seed {r['seed']}: grid-best {objective} {best:.4f} ({best_fills} fills) at "
         f"{_short(r['points'][j], start)}; bad start {bad:.4f} ({bad_fills} fills); default "
         f"{dflt:.4f} ({dflt_fills} fills); grid median {float(np.median(nets)):.4f}; grid "
         f"points reaching the target: {sum(n >= tgt for n in nets)} of {len(nets)} "
@@ -232,12 +232,12 @@ def _report(r: dict) -> tuple[bool, bool]:
         f"soak {r['soak_wall']:.0f} s)"
     )
     print(
-        f"  soak iterations' knob sets, {OBJECTIVE} fixed over the market: "
+        f"  soak iterations' knob sets, {objective} fixed over the market: "
         + ", ".join(f"{v:.4f}" for v in r["ran_nets"])
     )
     gap = (final - bad) / (best - bad) if best > bad else float("nan")
     print(
-        f"  final overrides {OBJECTIVE} {final:.4f} ({final_fills} fills); target {tgt:.4f} "
+        f"  final overrides {objective} {final:.4f} ({final_fills} fills); target {tgt:.4f} "
         f"[{definition(best)}]; share of the bad-start-to-grid-best gap closed {gap:.3f}: "
         f"{'REACHED' if met else 'MISSED'}; best set run within {ITERATIONS} iterations: "
         f"{'reached' if any_met else 'missed'}"
@@ -251,14 +251,12 @@ def main() -> int:
     seeds = [int(x) for x in _arg("--seeds", SEEDS).split(",") if x.strip()]
     hours = float(_arg("--hours", str(HOURS)))
     fee_tier = _arg("--fee-tier", "base")
-    global OBJECTIVE
-    from mmbot.soak import autotune_chained
-
-    OBJECTIVE = _arg("--objective", autotune_chained.CHAIN_OBJECTIVE)
-    if OBJECTIVE not in autotune_chained.CHAIN_OBJECTIVES:
-        print(f"--objective {OBJECTIVE}: expected one of {autotune_chained.CHAIN_OBJECTIVES}")
+    objective = _arg("--objective", autotune_chained.CHAIN_OBJECTIVE)
+    if objective not in autotune_chained.CHAIN_OBJECTIVES:
+        print(f"--objective {objective}: expected one of {autotune_chained.CHAIN_OBJECTIVES}")
         return 2
-    autotune_chained.CHAIN_OBJECTIVE = OBJECTIVE  # forked workers inherit it
+    # what the grid, the finals and the soak's chains are scored by (forked workers inherit it)
+    autotune_chained.CHAIN_OBJECTIVE = objective
     # forked workers inherit the market
     grid_bench.MARKET = f"synthetic:{_arg('--market', WIDE_TICK_MARKET)}"
     from mmbot.data.synthetic import load_calibration
@@ -269,7 +267,7 @@ def main() -> int:
         f"quoter {QUOTER}; market {grid_bench.MARKET} ({calib.get('variant')}); "
         f"fee tier {fee_tier} (maker {opts['maker_fee_bps']:g} bps, taker "
         f"{opts['taker_fee_bps']:g} bps); {hours:g} h in {ITERATIONS} iterations per seed; "
-        f"seeds {seeds}; objective {OBJECTIVE} (the grid's, the bench's and the tuner's chains')",
+        f"seeds {seeds}; objective {objective} (the grid's, the bench's and the tuner's chains')",
         flush=True,
     )
     print(
@@ -279,7 +277,7 @@ def main() -> int:
         flush=True,
     )
     print(
-        f"reached = final {OBJECTIVE} >= {TARGET_RATIO:g} x grid-best when grid-best > 0; when "
+        f"reached = final {objective} >= {TARGET_RATIO:g} x grid-best when grid-best > 0; when "
         f"grid-best <= 0, >= bad + {TARGET_RATIO:g} x (grid-best - bad) (90 % of the gap from the "
         "bad start closed); all nets over the same market the grid selected on (in-sample)",
         flush=True,
