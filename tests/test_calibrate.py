@@ -318,3 +318,31 @@ def test_sweep_requote_fit_is_opt_in(capture_events: np.ndarray) -> None:
         assert m["hawkes_branching_ratio"] >= 0.8 - 1e-12
     wide = calibrate(capture_events, tick_bps=1.0, rounds=0, fit_seconds=20, sweep_requote=True)
     assert REQUOTE_TERM not in wide["model"]
+
+
+def test_trade_through_fit_is_opt_in(capture_events: np.ndarray) -> None:
+    """--fit-trade-through steps the noise flow's Hawkes decay on the trade-through rates: up
+    while the market trades through 0.5-5 bps less often than the capture, down while more often,
+    unchanged without rates; the default fit keeps the hand-set decay; the provenance command
+    names the flag."""
+    from mmbot.data.calibrate import HAWKES_DECAY_PER_S, add_provenance
+    from mmbot.data.calibrate_step import _step_trade_through, _update
+    from mmbot.data.market_stats import TRADE_THROUGH_BPS
+
+    keys = [f"trade_through_{d:g}bps_per_min" for d in TRADE_THROUGH_BPS]
+    target = {k: 10.0 for k in keys}
+    for sim_rate, moves in ((5.0, 1), (20.0, -1), (10.0, 0), (float("nan"), 0)):
+        m = {"hawkes_decay_per_s": HAWKES_DECAY_PER_S}
+        _step_trade_through(m, {k: sim_rate for k in keys}, target)
+        assert np.sign(round(m["hawkes_decay_per_s"] - HAWKES_DECAY_PER_S, 9)) == moves
+    fitted = calibrate(capture_events, rounds=1, fit_seconds=20, fit_trade_through=True)
+    assert fitted["model"]["hawkes_decay_per_s"] != pytest.approx(HAWKES_DECAY_PER_S)
+    add_provenance(
+        fitted, USDM_CAPTURE, Path("m.json"), symbol="BTCUSDT", log=[], fit_trade_through=True
+    )
+    assert fitted["provenance"]["command"].endswith("--fit-trade-through")
+    # the default step leaves the decay alone, whatever the rates
+    m = dict(fitted["model"], hawkes_decay_per_s=HAWKES_DECAY_PER_S)
+    stats = dict(fitted["target_stats"], **{k: 1.0 for k in keys})
+    _update(m, stats, fitted["target_stats"], fit_spread=True)
+    assert m["hawkes_decay_per_s"] == HAWKES_DECAY_PER_S

@@ -209,3 +209,37 @@ def test_sampling_noise_z_and_which_misses_it_does_not_explain() -> None:
     assert chk["stats_outside_band"] == ["spread_bps_mean", "vol_bps_per_sqrt_s"]
     assert chk["stats_outside_band_beyond_noise"] == ["vol_bps_per_sqrt_s"]
     assert chk["autocorr_outside_band_beyond_noise"] == []
+
+
+def test_trade_throughs_per_side_per_second_against_the_mid_100ms_before() -> None:
+    """Book 9999/10001 (mid 10000, tick 1 = 1 bps) for 60 s. Second 0: a buy order reaching 10003
+    (3 bps) and another reaching 10006 (6 bps) count once per distance on the buy side; a sell
+    to 9998 (2 bps) counts on the sell side. Second 1: a sell at 9998.5 (1.5 bps). Second 2: a
+    sell at 9999.3 (0.7 bps). A buy at 50 ms has no mid 100 ms before it and is left out. At 2.95 s the book jumps to 10002/10003: the buy
+    at 10003 at 3 s is 3 bps past the mid of 100 ms before (0.5 bps past the current one)."""
+    book = [
+        _ev(DEPTH_SNAPSHOT_EVENT, BUY_EVENT, 0, 9999.0, 5.0),
+        _ev(DEPTH_SNAPSHOT_EVENT, SELL_EVENT, 0, 10001.0, 5.0),
+    ]
+    prints = [
+        _ev(TRADE_EVENT, BUY_EVENT, 50, 10009.0, 1.0),
+        _ev(TRADE_EVENT, BUY_EVENT, 500, 10001.0, 1.0),
+        _ev(TRADE_EVENT, BUY_EVENT, 500, 10003.0, 1.0),
+        _ev(TRADE_EVENT, BUY_EVENT, 700, 10006.0, 1.0),
+        _ev(TRADE_EVENT, SELL_EVENT, 800, 9998.0, 1.0),
+        _ev(TRADE_EVENT, SELL_EVENT, 1500, 9998.5, 1.0),
+        _ev(TRADE_EVENT, SELL_EVENT, 2000, 9999.3, 1.0),
+    ]
+    jump = [
+        _ev(DEPTH_EVENT, SELL_EVENT, 2950, 10003.0, 1.0),
+        _ev(DEPTH_EVENT, SELL_EVENT, 2950, 10001.0, 0.0),
+        _ev(DEPTH_EVENT, BUY_EVENT, 2950, 10002.0, 1.0),
+        _ev(TRADE_EVENT, BUY_EVENT, 3000, 10003.0, 1.0),
+        _ev(DEPTH_EVENT, BUY_EVENT, 60000, 10001.0, 1.0),
+    ]
+    s = market_stats(np.array(book + prints + jump, dtype=EVENT_DTYPE), tick_px=1.0)
+    assert s["trade_through_0.5bps_per_min"] == pytest.approx(5.0)
+    assert s["trade_through_1bps_per_min"] == pytest.approx(4.0)
+    assert s["trade_through_2bps_per_min"] == pytest.approx(3.0)
+    assert s["trade_through_5bps_per_min"] == pytest.approx(1.0)
+    assert {f"trade_through_{d:g}bps_per_min" for d in (0.5, 1, 2, 5)} <= set(STAT_KEYS)

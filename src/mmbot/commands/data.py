@@ -96,6 +96,12 @@ def calibrate(
         help="as captured only: after a sweep moved the efficient price its side's makers pull "
         "the levels it passed at once; impact decay fitted to the markout's reversion (docs/data.md)",
     ),
+    fit_trade_through: bool = typer.Option(
+        False,
+        "--fit-trade-through",
+        help="experimental: fit the noise flow's Hawkes decay to the rates at which the market "
+        "trades through levels 0.5-5 bps from the mid (docs/data.md)",
+    ),
 ) -> None:
     """Fit the synthetic market's parameters to a real capture."""
     calibrate_command(
@@ -106,6 +112,7 @@ def calibrate(
         fit_seconds=fit_seconds or None,
         whole_level_pulls=whole_level_pulls,
         sweep_requote=sweep_requote,
+        fit_trade_through=fit_trade_through,
     )
 
 
@@ -157,6 +164,7 @@ def calibrate_command(
     fit_seconds: int | None = None,
     whole_level_pulls: bool = False,
     sweep_requote: bool = False,
+    fit_trade_through: bool = False,
 ) -> dict:
     """Fit with a progress bar (one step a simulated round) on stderr, write the calibration, and
     print the capture's statistics next to the fitted market's."""
@@ -183,6 +191,7 @@ def calibrate_command(
         fit_seconds=fit_seconds,
         whole_level_pulls=whole_level_pulls,
         sweep_requote=sweep_requote,
+        fit_trade_through=fit_trade_through,
     )
     add_provenance(
         calib,
@@ -193,6 +202,7 @@ def calibrate_command(
         tick_bps=tick_bps,
         rounds=rounds,
         fit_seconds=fit_seconds,
+        fit_trade_through=fit_trade_through,
     )
     write_calibration(calib, out)
     err.print(f"[{time.perf_counter() - t0:5.1f} s] fitted", highlight=False)

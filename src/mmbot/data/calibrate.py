@@ -38,6 +38,7 @@ from numba import njit
 
 from mmbot.data.calibrate_step import (  # noqa: F401  (the fit's search ranges, importable here)
     DAMPING,
+    HAWKES_DECAY_PER_S,
     HYSTERESIS_EDGE_SHARE,
     IMPACT_CAP_BPS,
     IMPACT_DAMPING,
@@ -431,6 +432,7 @@ def _fit(
     fit_depth_by_level: bool,
     log: list[str],
     progress: ProgressFn | None = None,
+    fit_trade_through: bool = False,
 ) -> dict:
     """Fixed-point rounds: simulate a short market, compare with the capture, scale each
     parameter toward its own statistic (vol -> sigma, parent rate -> noise baseline, parent
@@ -464,7 +466,9 @@ def _fit(
             f"touch updates/s {s['touch_update_rate_per_s']:.0f}/{target['touch_update_rate_per_s']:.0f} "
             f"parent same side {s['parent_same_side_ratio']:.3f}/{target['parent_same_side_ratio']:.3f} "
             f"return autocorr 100ms/1s {s['autocorr_mid_return_100ms']:.3f}/{target['autocorr_mid_return_100ms']:.3f} "
-            f"{s['autocorr_mid_return_1s']:.3f}/{target['autocorr_mid_return_1s']:.3f}"
+            f"{s['autocorr_mid_return_1s']:.3f}/{target['autocorr_mid_return_1s']:.3f} "
+            f"trade-throughs/min {_trade_through_pairs(s, target)} "
+            f"hawkes decay {m['hawkes_decay_per_s']:.1f}/s"
         )
         if progress is not None:
             progress(FitProgress(rnd + 1, _steps(rounds), log[-1]))
@@ -474,11 +478,21 @@ def _fit(
             history.append(copy.deepcopy(m))
         if rnd == rounds:
             break
-        _update(m, s, target, fit_spread=fit_depth_by_level)
+        _update(m, s, target, fit_spread=fit_depth_by_level, fit_trade_through=fit_trade_through)
         _step_depth_targets(m, s, target, tick_bps=tick_bps, fit_depth_by_level=fit_depth_by_level)
     calib["model"] = _average_models(history)
     log.append(f"parameters: average of rounds {rounds // 2}..{rounds}")
     return calib
+
+
+def _trade_through_pairs(s: dict, target: dict) -> str:
+    """The trade-through rates, synthetic/capture, for the fit log."""
+    from mmbot.data.market_stats import TRADE_THROUGH_BPS
+
+    keys = [f"trade_through_{d:g}bps_per_min" for d in TRADE_THROUGH_BPS]
+    return " ".join(
+        f"{d:g}bps {s[k]:.2f}/{target[k]:.2f}" for d, k in zip(TRADE_THROUGH_BPS, keys, strict=True)
+    )
 
 
 def _average_models(history: list[dict]) -> dict:
@@ -560,7 +574,7 @@ def _initial_calibration(events: np.ndarray, target: dict, tick_px: float) -> di
         "stale_edge_bps": 0.0,
         "noise_base_rate_per_s": float(target["parent_rate_per_s"]) * (1.0 - n0) * 0.7,
         "hawkes_branching_ratio": n0,
-        "hawkes_decay_per_s": 20.0,
+        "hawkes_decay_per_s": HAWKES_DECAY_PER_S,
         "informed_rate_per_s_per_bps": 5.0,
         "impact_permanence_ratio": 1.0,
         "impact_transient_ratio": INITIAL_TRANSIENT,
@@ -642,6 +656,7 @@ def calibrate(
     progress: ProgressFn | None = None,
     whole_level_pulls: bool = False,
     sweep_requote: bool = False,
+    fit_trade_through: bool = False,
 ) -> dict:
     """Fit the embedded market to a capture's events. ``tick_bps > 0`` makes the wide-tick
     variant: the same fitted dynamics on a tick of about that many bps (depth re-binned from the
@@ -652,7 +667,9 @@ def calibrate(
     spread's p95 to the capture's but left the 1 s print markout at ~0.7x (docs/data.md).
     ``sweep_requote`` (as captured only): after a noise sweep moved v the swept side's makers
     pull every level v passed at once (synthetic.P_SWEEP_REQUOTE), and the transient impact's
-    decay is fitted to the print markout's reversion (5 s / 100 ms)."""
+    decay is fitted to the print markout's reversion (5 s / 100 ms).
+    ``fit_trade_through``: the noise flow's Hawkes decay (otherwise HAWKES_DECAY_PER_S) is fitted
+    to the trade-through rates 0.5-5 bps from the mid (calibrate_step._step_trade_through)."""
     from mmbot.data.market_stats import guess_tick
 
     if not np.isfinite(tick_bps) or tick_bps < 0:
@@ -688,6 +705,7 @@ def calibrate(
         fit_depth_by_level=tick_bps <= 0,
         log=log,
         progress=progress,
+        fit_trade_through=fit_trade_through,
     )
     _refit_latency_on_market(calib, target, fit_seconds, log)
     if progress is not None:
@@ -746,6 +764,7 @@ def add_provenance(
     tick_bps: float = 0.0,
     rounds: int = FIT_ROUNDS,
     fit_seconds: int | None = None,
+    fit_trade_through: bool = False,
 ) -> None:
     """Name the calibration after its file and record where it came from: the capture's name and
     sha256, the date, the command that reproduces it and the fit log."""
@@ -768,6 +787,7 @@ def add_provenance(
             + ([f"--fit-seconds {fit_seconds}"] if fit_seconds else [])
             + (["--whole-level-pulls"] if calib["model"].get("stale_pull_whole") else [])
             + (["--sweep-requote"] if calib["model"].get(REQUOTE_TERM) else [])
+            + (["--fit-trade-through"] if fit_trade_through else [])
         ),
         "capture": stem,
         "fit_log": log,

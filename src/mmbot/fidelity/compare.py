@@ -41,6 +41,13 @@ STAT_KEYS: dict[str, str] = {
     "deep_sweep_reach_bps": "deep_sweep_reach_bps",
     "deep_sweep_impact_1s_bps": "deep_sweep_impact_1s_bps",
     "deep_sweep_impact_30s_bps": "deep_sweep_impact_30s_bps",
+    # how often a quote resting 0.5, 1, 2 and 5 bps from the mid (100 ms before) is traded
+    # through: (second, side) pairs a minute; where the panel's deep quoters rest (1-5 bps) and
+    # where glft_ref measures the trade intensity that sets its depth (0.5 bps)
+    "trade_through_0.5bps_per_min": "trade_through_0.5bps_per_min",
+    "trade_through_1bps_per_min": "trade_through_1bps_per_min",
+    "trade_through_2bps_per_min": "trade_through_2bps_per_min",
+    "trade_through_5bps_per_min": "trade_through_5bps_per_min",
 }
 # statistics whose capture value market_stats gives a standard error for (over the deep sweeps):
 # FIDELITY.json carries it as the row's "real_se"
