@@ -134,6 +134,40 @@ def test_the_tuner_adopts_the_probe_whose_chain_earns_more() -> None:
     assert d2.knobs[quoter_knob_name("as_mult")] == 3.0 and not d2.changes
 
 
+class _PeakMarket(_Market):
+    """as_mult has its optimum inside the range (1.1), far from both limits: from the bad start at
+    the low limit (0.5) the far probe (the high limit, 3) loses, a step a quarter of the way up
+    wins."""
+
+    def net_fills(self, knobs: Mapping[str, float], segments: Sequence[int]) -> tuple[float, int]:
+        a = knobs.get(quoter_knob_name("as_mult"), 1.0)
+        return 1.0 - 4.0 * (a - 1.1) ** 2, 500 * len(segments)
+
+
+def test_a_near_probe_finds_an_optimum_inside_the_range() -> None:
+    name = quoter_knob_name("as_mult")
+    tunable = frozenset({name})
+    d = autotune.chained_tune({}, _start(0.5), [], _PeakMarket(), [1, 2], tunable=tunable)
+    probed = sorted(t["knobs"][name] for t in d.trials)
+    assert probed[-1] == 3.0 and 0.5 < probed[0] < 3.0  # the far probe and the near one
+    far = next(t for t in d.trials if t["knobs"][name] == 3.0)
+    assert far["gain_bps"] < 0 and not far["adopted"]
+    assert 0.9 <= d.knobs[name] <= 1.3 and [c.new for c in d.changes] == [d.knobs[name]]
+    (near,) = [t for t in d.trials if t["adopted"]]
+    assert near["candidate"] == "PROBE(param.as_mult:+near)" and near["gain_bps"] > 0
+    # the far probe's loss (not the near one's win) sets the probe state: measured on two
+    # segments, it halves the distance of both
+    assert d.probe_state["param.as_mult:+"]["fraction"] == 0.5
+    # a runtime knob keeps its single probe (its effects are small and not monotone in the value)
+    d2 = autotune.chained_tune(
+        {}, _start(0.5), [], _PeakMarket(), [1], tunable=frozenset({"min_interval_ms"})
+    )
+    assert [t["candidate"] for t in d2.trials] == [
+        "PROBE(min_interval_ms:+)",
+        "PROBE(min_interval_ms:-)",
+    ]
+
+
 def test_too_few_fills_is_no_evidence() -> None:
     class Thin(_Market):
         def net_fills(self, knobs, segments):  # type: ignore[no-untyped-def]

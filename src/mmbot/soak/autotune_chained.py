@@ -273,8 +273,9 @@ def _record(
             key = _probe_key(x.field, 1 if x.new > x.old else -1)
             # a probe without evidence yet (too few fills) keeps its step: its chain gains fills
             # with every segment played (a wide spread floor may fill 14 times in 30 min)
-            probe_gain[key] = (gain if gain is not None else math.nan, len(segs))
-            if ch == base:
+            if not c.near or key not in probe_gain:  # the far probe's evidence sets the state
+                probe_gain[key] = (gain if gain is not None else math.nan, len(segs))
+            if ch == base and not c.near:
                 decision.inert.append(key)
     return probe_gain
 

@@ -104,6 +104,12 @@ QUOTER_PROBE_MIN_STEP: Final[dict[str, float]] = {
     "mk_margin_bps": 0.1,
 }
 PROBE_MIN_FRACTION: Final[float] = 0.125
+# A quoter knob's probe toward a limit comes in two: the far one (``fraction`` of the room, as
+# above) and a near one at ``NEAR_PROBE_RATIO`` of that distance (at least the knob's min step).
+# A quoter knob's effect is not monotone (the spread floor's multiplier and the inventory skew have
+# optima inside their ranges, far from a limit), so a far probe alone from a start at a limit
+# measures only the other end of the range.
+NEAR_PROBE_RATIO: Final[float] = 0.25
 INERT_DECISIONS: Final[int] = 3  # a probe that changed nothing is skipped this many decisions
 # A replay is evidence about a knob set's bps only on at least this many fills: on fewer, one or two
 # fills' markouts are the whole score (a quoter that pays a maker fee may fill a few times in 30 min
@@ -153,6 +159,7 @@ class _Candidate:
     changes: list[Change]
     markers: list[str]  # printed when adopted (the seed's change markers for rule changes)
     fallback: bool = False
+    near: bool = False  # a near probe (`NEAR_PROBE_RATIO`): its state is its far probe's
     # replayed this decision: the score where it is evidence (None: no or too few fills), and the
     # replay as made (score, fills) for the record
     nets: dict[int, float | None] = field(default_factory=dict)
@@ -315,6 +322,14 @@ def probe_value(name: str, value: float, d: int, fraction: float) -> float:
     return new
 
 
+def _probe_distances(name: str, fraction: float) -> tuple[tuple[float, bool], ...]:
+    """(fraction of the room, near?) of the probes of ``name`` in one direction: the far probe,
+    and for a quoter knob a near one (`NEAR_PROBE_RATIO`)."""
+    if is_quoter_knob(name) and NEAR_PROBE_RATIO > 0.0:
+        return ((fraction, False), (fraction * NEAR_PROBE_RATIO, True))
+    return ((fraction, False),)
+
+
 def _probe_candidates(
     start: Mapping[str, float],
     history: Sequence[Mapping[str, Any]],
@@ -326,7 +341,8 @@ def _probe_candidates(
     A field the tuner moved within ``HYSTERESIS_ITERS`` is probed only onward (hysteresis). A
     probe that changed nothing at all (bit-identical replay: the knob does not bind there) is
     skipped for ``INERT_DECISIONS`` decisions. Fields are listed in an order that rotates with
-    the iteration, so ties in priority do not always favour the same knobs.
+    the iteration, so ties in priority do not always favour the same knobs. A quoter knob has a
+    near probe beside the far one (`_probe_distances`).
     """
     last = history[-1] if history else {}
     state: Mapping[str, Any] = last.get("probe_state") or {}
@@ -343,23 +359,25 @@ def _probe_candidates(
             inert_at = st.get("inert_at")
             if isinstance(inert_at, int) and now - inert_at < INERT_DECISIONS:
                 continue
-            new = probe_value(name, start[name], d, float(st.get("fraction", 1.0)))
-            if new == start[name]:
-                continue
-            knobs = dict(start)
-            knobs[name] = new
-            if knob_key(knobs) in taken:
-                continue
-            taken.add(knob_key(knobs))
-            out.append(
-                _Candidate(
-                    label=f"PROBE({key})",
-                    origin="PROBE",
-                    knobs=knobs,
-                    changes=[Change(name, start[name], new, "PROBE")],
-                    markers=[_probe_marker(name, start[name], new)],
+            for fraction, near in _probe_distances(name, float(st.get("fraction", 1.0))):
+                new = probe_value(name, start[name], d, fraction)
+                if new == start[name]:
+                    continue
+                knobs = dict(start)
+                knobs[name] = new
+                if knob_key(knobs) in taken:
+                    continue
+                taken.add(knob_key(knobs))
+                out.append(
+                    _Candidate(
+                        label=f"PROBE({key}{'near' if near else ''})",
+                        origin="PROBE",
+                        knobs=knobs,
+                        changes=[Change(name, start[name], new, "PROBE")],
+                        markers=[_probe_marker(name, start[name], new)],
+                        near=near,
+                    )
                 )
-            )
     return out
 
 
@@ -675,8 +693,9 @@ def _record_trials(
         if c.origin == "PROBE":
             ch = c.changes[0]
             key = _probe_key(ch.field, 1 if ch.new > ch.old else -1)
-            probe_gain[key] = (g, n)
-            if all(c.raw[s] == base_raw[s] for s in c.nets):
+            if not c.near or key not in probe_gain:  # the far probe's evidence sets the state
+                probe_gain[key] = (g, n)
+            if all(c.raw[s] == base_raw[s] for s in c.nets) and not c.near:
                 decision.inert.append(key)
     return probe_gain
 
