@@ -95,6 +95,28 @@ def test_run_is_deterministic(sample) -> None:
         assert np.array_equal(getattr(r1, name), getattr(r2, name))
 
 
+def test_prepared_events_and_progress_chunks_give_the_same_run(sample) -> None:
+    """The soak's replays pass `sim.PreparedEvents` (scanned once) and no progress (one compiled
+    call): records and meta must equal a plain run's with progress every 5 s of market."""
+    from mmbot import sim
+
+    events, _ = sample
+    seen: list[float] = []
+    s = RunSettings(knobs={}, profile=load_profile("S1"), strategy="glft")
+    plain = run(events, s, symbol="BTCUSDT", progress=seen.append, chunk_s=5.0)
+    prep = sim.prepare_events(events)
+    fast = run(prep, s, symbol="BTCUSDT")
+    again = run(prep, s, symbol="BTCUSDT")  # the cached figures reused
+    assert len(seen) > 5 and seen[-1] == 1.0
+    assert len(plain.fills) > 0
+    for r in (fast, again):
+        for name in ("fills", "actions", "marks"):
+            assert getattr(r, name).tobytes() == getattr(plain, name).tobytes()
+        assert r.meta["ws_lag_p95_ms"] == plain.meta["ws_lag_p95_ms"]
+        assert r.meta["venue"] == plain.meta["venue"]
+        assert r.meta["loop"]["wakes"] == plain.meta["loop"]["wakes"]
+
+
 def test_new_knobs_reuse_the_compiled_loop(sample) -> None:
     events, _ = sample
     _run(events)

@@ -185,6 +185,29 @@ def test_second_chunk_of_an_iteration_starts_from_the_carried_book() -> None:
     assert m1["exch_ts"][0] <= SYNTH_START_NS + CHUNK_NS + 1_000_000_000
 
 
+def test_run_chunks_put_the_carried_book_in_front_of_each_window() -> None:
+    """`Market.run_chunks` builds each window with its book in one copy; it must equal `chunks`'
+    window behind `BookCarry.prefix` of a book replayed over the market before it."""
+    from mmbot.backtest import guess_tick_lot
+    from mmbot.soak.runner import SYNTH_START_NS, resolve_market
+
+    dur = 4 * 60 * 1_000_000_000
+    later = SYNTH_START_NS + dur
+    got = list(resolve_market("synthetic").run_chunks(5, later, dur))
+    ref = resolve_market("synthetic")
+    first = list(ref.chunks(5, 1, SYNTH_START_NS, dur))
+    carry = BookCarry(ref.tick_px or guess_tick_lot(first[0])[0])
+    for win in first:
+        carry.apply(win)
+    wins = list(ref.chunks(5, 2, later, dur))
+    assert len(got) == len(wins) >= 1
+    for (run_events, n_book), win in zip(got, wins, strict=True):
+        want = carry.prefix(win)
+        assert n_book == len(want) - len(win) > 0
+        assert run_events.tobytes() == want.tobytes()
+        carry.apply(win)
+
+
 @pytest.mark.parametrize(
     "market",
     [

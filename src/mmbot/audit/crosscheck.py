@@ -94,38 +94,73 @@ def _rebuild(kinds, sides, ix, qty, clear_ix, n):
     return out
 
 
+@njit(cache=True)
+def _book_rows(ev, tick_px):
+    """The exchange-side book rows of ``ev`` in one pass over the structured rows (no field
+    copies): (exch_ts, kind, side +1/-1/0, price in ticks or -1, qty, lowest and highest tick
+    of a positive finite price, whether there is one); ticks are relative to the lowest."""
+    n = ev.shape[0]
+    exch_flag = np.uint64(EXCH_EVENT)
+    either = np.uint64(EXCH_EVENT | LOCAL_EVENT)
+    kind_mask = np.uint64(KIND_MASK)
+    sel = np.empty(n, np.int64)
+    m = 0
+    lo = math.inf
+    hi = -math.inf
+    for i in range(n):
+        f = ev[i].ev
+        if (f & exch_flag) == 0 and (f & either) != 0:
+            continue
+        k = f & kind_mask
+        if not (
+            k == DEPTH_EVENT  # noqa: SIM109 - a tuple of ints against a uint64 does not compile
+            or k == DEPTH_SNAPSHOT_EVENT
+            or k == DEPTH_BBO_EVENT
+            or k == DEPTH_CLEAR_EVENT
+        ):
+            continue
+        sel[m] = i
+        m += 1
+        px = ev[i].px
+        if math.isfinite(px) and px > 0:
+            g = math.floor(px / tick_px + 0.5)
+            lo = min(lo, g)
+            hi = max(hi, g)
+    found = lo <= hi
+    base = lo if found else 0.0
+    ts = np.empty(m, np.int64)
+    kinds = np.empty(m, np.int64)
+    sides = np.empty(m, np.int64)
+    ix = np.empty(m, np.int64)
+    qty = np.empty(m, np.float64)
+    for j in range(m):
+        r = ev[sel[j]]
+        f = r.ev
+        ts[j] = r.exch_ts
+        kinds[j] = np.int64(f & kind_mask)
+        sides[j] = (
+            1
+            if (f & np.uint64(BUY_EVENT)) != 0
+            else (-1 if (f & np.uint64(SELL_EVENT)) != 0 else 0)
+        )
+        px = r.px
+        ok = math.isfinite(px) and px > 0
+        ix[j] = np.int64(math.floor(px / tick_px + 0.5) - base) if ok else -1
+        qty[j] = r.qty if math.isfinite(r.qty) else 0.0
+    return ts, kinds, sides, ix, qty, int(base), int(hi) if found else 0
+
+
 def rebuild_mids(events: np.ndarray, tick_px: float) -> tuple[np.ndarray, np.ndarray]:
     """(exch_ts, mid_px) after each exchange-side book row of ``events`` (NaN: a side empty)."""
-    flags_all = events["ev"]
-    exch = ((flags_all & EXCH_EVENT) != 0) | ((flags_all & (EXCH_EVENT | LOCAL_EVENT)) == 0)
-    kinds_all = flags_all & KIND_MASK
-    book = (kinds_all == DEPTH_EVENT) | (kinds_all == DEPTH_SNAPSHOT_EVENT)
-    book |= (kinds_all == DEPTH_BBO_EVENT) | (kinds_all == DEPTH_CLEAR_EVENT)
-    # the fields it reads, not whole rows: copying the structured rows cost most of the check
-    sel = np.flatnonzero(exch & book)
-    flags = flags_all[sel]
-    kinds = kinds_all[sel].astype(np.int64)
-    px = events["px"][sel].astype(np.float64)
-    ok = np.isfinite(px) & (px > 0)
-    grid = np.floor(px / tick_px + 0.5)
-    lo = int(grid[ok].min()) if ok.any() else 0
-    hi = int(grid[ok].max()) if ok.any() else 0
+    ts, kinds, sides, ix, qty, lo, hi = _book_rows(events, float(tick_px))
     n = hi - lo + 1
     if n > MAX_LADDER:
         raise AuditError(
             f"mid cross-check: prices span {n:,} ticks (> {MAX_LADDER:,}); cannot rebuild the book"
         )
-    ix = np.where(ok, grid - lo, -1).astype(np.int64)
-    is_depth = kinds != DEPTH_CLEAR_EVENT
-    ix = np.where(is_depth | ok, ix, -1)
-    sides = np.where(
-        (flags & BUY_EVENT) != 0, 1, np.where((flags & SELL_EVENT) != 0, -1, 0)
-    ).astype(np.int64)
-    raw_qty = events["qty"][sel]
-    qty = np.where(np.isfinite(raw_qty), raw_qty, 0.0).astype(np.float64)
     twice = _rebuild(kinds, sides, ix, qty, ix, n)
     mid = np.where(twice >= 0, (twice + 2 * lo) * tick_px / 2.0, np.nan)
-    return events["exch_ts"][sel].astype(np.int64), mid
+    return ts, mid
 
 
 def check_fill_mids(

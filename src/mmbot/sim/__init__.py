@@ -12,6 +12,8 @@ Build it in Python, drive it from a compiled loop, collect records in Python::
 Python (not compiled):
 - ``make_venue(events, cfg: VenueConfig) -> Venue`` validates (decreasing exch_ts, bad config ->
   UserError) and builds the state (a numba structref; pass it to compiled functions).
+- ``prepare_events(events) -> PreparedEvents``: the checks and indices ``make_venue`` needs, done
+  once for events run many times (``make_venue`` and ``finish`` take either).
 - ``extend_venue(v, events)`` gives a running venue its next block of market events (a live feed
   message by message, a looped capture); books, orders, accounts and records carry over.
 - ``finish(v, events=None) -> (fills FILL_DTYPE, actions ACTION_DTYPE, marks MARK_DTYPE, stats)``;
@@ -95,7 +97,7 @@ the venue changes (numba itself does not notice changed callees).
 """
 
 from . import api, config, venue
-from .api import check_error, extend_venue, finish, make_venue
+from .api import PreparedEvents, check_error, extend_venue, finish, make_venue, prepare_events
 from .config import QM_LOG, QM_POWER, QM_RISK_AVERSE, VenueConfig
 from .venue import *  # noqa: F403 - the verbs and codes, listed once in venue.__all__
 
@@ -108,6 +110,8 @@ __all__ = [
     "check_error",
     "extend_venue",
     "finish",
+    "PreparedEvents",
+    "prepare_events",
     "make_venue",
     "config",
     "venue",

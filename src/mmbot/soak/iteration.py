@@ -64,7 +64,7 @@ def run_iteration(
     the tuner can replay it with other knobs from exactly the state the real run started from.
 
     ``ahead_ns``: the market after this window that a synthetic market generates in the
-    background meanwhile (the next iteration's; `Market.chunks`)."""
+    background meanwhile (the next iteration's; `Market.run_chunks`)."""
     from mmbot.backtest import run as backtest_run
     from mmbot.soak.closeout import close_at_taker
 
@@ -72,16 +72,13 @@ def run_iteration(
     settings = make_settings(prof, knobs, settings_seed)
     acct = account if account is not None else AccountCarry(funded_to_ns=int(start_ns))
     results = []
-    carry = mkt.book_carry(start_ns, seed=seed)
     last_events: np.ndarray | None = None
     last_start: AccountCarry | None = None
-    for chunk_no, events in enumerate(mkt.chunks(seed, iteration, start_ns, duration_ns, ahead_ns)):
-        if len(events) == 0:
+    # a chunk after the first starts from the book the previous one left behind (in front)
+    chunks = mkt.run_chunks(seed, start_ns, duration_ns, ahead_ns)
+    for chunk_no, (run_events, n_book) in enumerate(chunks):
+        if len(run_events) == n_book:
             continue
-        if carry is None:
-            carry = mkt.book_carry(start_ns, sample=events)
-        # a chunk after the first starts from the book the previous one left behind
-        run_events = carry.prefix(events) if carry is not None else events
         res = backtest_run(
             run_events,
             acct.settings(settings),
@@ -97,14 +94,11 @@ def run_iteration(
         acct.begin(res)
         audit_chunk(mkt, run_events, res, acct.funding_window(w1))
         last_events = run_events if segment_out is not None else None
-        del run_events
-        if carry is not None:
-            carry.apply(events)
         acct.end(res, w1)
         results.append(res)
         if on_chunk is not None:
-            on_chunk(int(events["exch_ts"][-1]))
-        del events
+            on_chunk(int(run_events["exch_ts"][-1]))
+        del run_events
         if acct.killed:
             break
     if segment_out is not None and last_events is not None and results:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mmbot import env
+from mmbot import env, sim
 from mmbot.errors import UserError
 from mmbot.soak import autotune
 from mmbot.soak.account_carry import AccountCarry
@@ -139,6 +139,7 @@ class Replayer:
         self.keep = keep
         self.workers = workers
         self.segments: dict[int, Segment] = {}
+        self.prepared: dict[int, sim.PreparedEvents] = {}  # same keys: the segments' events
         self.cache: dict[tuple[int, tuple], float | None] = {}
         self.fill_counts: dict[tuple[int, tuple], int] = {}  # same keys: fills of that replay
         self.replays = 0
@@ -150,6 +151,9 @@ class Replayer:
     def add(self, seg: Segment, knobs: Mapping[str, float]) -> None:
         self.close()  # a forked pool would not see the new segment
         self.segments[seg.iteration] = seg
+        # scanned once here, before any fork: every replay of the segment reuses it
+        prep = self._events(seg.iteration)
+        prep.local_ts_range, prep.ws_lag_p95_ms  # noqa: B018 - computed once, inherited by forks
         # the real run is the replay of its own knobs: never run it twice
         key = (seg.iteration, autotune.knob_key(knobs))
         self.cache[key] = chunk_score_bps(seg.result)
@@ -157,6 +161,7 @@ class Replayer:
         seg.result = None
         for old in sorted(self.segments)[: -self.keep]:
             del self.segments[old]
+            self.prepared.pop(old, None)
             self.cache = {k: v for k, v in self.cache.items() if k[0] != old}
             self.fill_counts = {k: v for k, v in self.fill_counts.items() if k[0] != old}
             self.links = {k: v for k, v in self.links.items() if k[0] != old}
@@ -186,6 +191,13 @@ class Replayer:
         # scored like the real run's chunk: from the position it carried in, none closed
         return chunk_score_bps(res), len(res.fills)
 
+    def _events(self, seg_id: int) -> sim.PreparedEvents:
+        """The segment's events as `mmbot.backtest.run` takes them, scanned at the first replay."""
+        prep = self.prepared.get(seg_id)
+        if prep is None:
+            prep = self.prepared[seg_id] = sim.prepare_events(self.segments[seg_id].events)
+        return prep
+
     def _run(self, knobs: Mapping[str, float], seg_id: int, acct: AccountCarry | None) -> Any:
         """The segment ``seg_id`` run with ``knobs`` from the account ``acct`` (None: flat)."""
         from mmbot.backtest import run as backtest_run
@@ -193,7 +205,7 @@ class Replayer:
         seg = self.segments[seg_id]
         settings = make_settings(self.prof, knobs, seg.settings_seed)
         res = backtest_run(
-            seg.events,
+            self._events(seg_id),
             acct.settings(settings) if acct is not None else settings,
             symbol=self.mkt.symbol,
             tick_px=self.mkt.tick_px,
