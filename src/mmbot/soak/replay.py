@@ -266,6 +266,9 @@ class Replayer:
             for k in todo:
                 self.chain(k, segs)
             return
+        # longest chains first: the workers then finish together (the links are cached by key,
+        # so the order changes nothing else)
+        todo.sort(key=lambda k: -self.chain_cost(k, segs))
         for links in pool.map(_chain_in_child, [(k, segs) for k in todo], chunksize=1):
             for key, link in links:
                 if key not in self.links:
