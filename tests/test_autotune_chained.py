@@ -135,8 +135,8 @@ def test_the_tuner_adopts_the_probe_whose_chain_earns_more() -> None:
 
 
 class _PeakMarket(_Market):
-    """as_mult has its optimum inside the range (1.1), far from both limits: from the bad start at
-    the low limit (0.5) the far probe (the high limit, 3) loses, a step a quarter of the way up
+    """as_mult has its optimum inside the range (1.1), far from both limits: from a start at the
+    low limit (0.5) the far probe (the high limit, 3) loses, a step a quarter of the way up
     wins."""
 
     def net_fills(self, knobs: Mapping[str, float], segments: Sequence[int]) -> tuple[float, int]:
@@ -158,6 +158,12 @@ def test_a_near_probe_finds_an_optimum_inside_the_range() -> None:
     # the far probe's loss (not the near one's win) sets the probe state: measured on two
     # segments, it halves the distance of both
     assert d.probe_state["param.as_mult:+"]["fraction"] == 0.5
+    # inside its range a quoter knob has one probe each way, no near one
+    inside = autotune.chained_tune({}, _start(1.5), [], _PeakMarket(), [1], tunable=tunable)
+    assert [t["candidate"] for t in inside.trials] == [
+        "PROBE(param.as_mult:+)",
+        "PROBE(param.as_mult:-)",
+    ]
     # a runtime knob keeps its single probe (its effects are small and not monotone in the value)
     d2 = autotune.chained_tune(
         {}, _start(0.5), [], _PeakMarket(), [1], tunable=frozenset({"min_interval_ms"})

@@ -104,11 +104,12 @@ QUOTER_PROBE_MIN_STEP: Final[dict[str, float]] = {
     "mk_margin_bps": 0.1,
 }
 PROBE_MIN_FRACTION: Final[float] = 0.125
-# A quoter knob's probe toward a limit comes in two: the far one (``fraction`` of the room, as
-# above) and a near one at ``NEAR_PROBE_RATIO`` of that distance (at least the knob's min step).
-# A quoter knob's effect is not monotone (the spread floor's multiplier and the inventory skew have
-# optima inside their ranges, far from a limit), so a far probe alone from a start at a limit
-# measures only the other end of the range.
+# A quoter knob probed in one direction only (it sits at a limit, or hysteresis allows only onward
+# after a move) gets two probes there, as a knob inside its range gets one each way: the far one
+# (``fraction`` of the room, as above) and a near one at ``NEAR_PROBE_RATIO`` of that distance (at
+# least the knob's min step). A quoter knob's effect is not monotone (the spread floor's multiplier
+# and the inventory skew have optima inside their ranges), so from a start at a limit the far probe
+# alone measures only the other end of the range (docs/autotune.md, "Near probes").
 NEAR_PROBE_RATIO: Final[float] = 0.25
 INERT_DECISIONS: Final[int] = 3  # a probe that changed nothing is skipped this many decisions
 # A replay is evidence about a knob set's bps only on at least this many fills: on fewer, one or two
@@ -322,10 +323,11 @@ def probe_value(name: str, value: float, d: int, fraction: float) -> float:
     return new
 
 
-def _probe_distances(name: str, fraction: float) -> tuple[tuple[float, bool], ...]:
+def _probe_distances(name: str, fraction: float, one_sided: bool) -> tuple[tuple[float, bool], ...]:
     """(fraction of the room, near?) of the probes of ``name`` in one direction: the far probe,
-    and for a quoter knob a near one (`NEAR_PROBE_RATIO`)."""
-    if is_quoter_knob(name) and NEAR_PROBE_RATIO > 0.0:
+    and for a quoter knob probed in this direction only (``one_sided``: at a limit, or onward
+    after a move) a near one (`NEAR_PROBE_RATIO`)."""
+    if is_quoter_knob(name) and one_sided and NEAR_PROBE_RATIO > 0.0:
         return ((fraction, False), (fraction * NEAR_PROBE_RATIO, True))
     return ((fraction, False),)
 
@@ -341,8 +343,8 @@ def _probe_candidates(
     A field the tuner moved within ``HYSTERESIS_ITERS`` is probed only onward (hysteresis). A
     probe that changed nothing at all (bit-identical replay: the knob does not bind there) is
     skipped for ``INERT_DECISIONS`` decisions. Fields are listed in an order that rotates with
-    the iteration, so ties in priority do not always favour the same knobs. A quoter knob has a
-    near probe beside the far one (`_probe_distances`).
+    the iteration, so ties in priority do not always favour the same knobs. A quoter knob probed
+    one way only has a near probe beside the far one (`_probe_distances`).
     """
     last = history[-1] if history else {}
     state: Mapping[str, Any] = last.get("probe_state") or {}
@@ -353,13 +355,19 @@ def _probe_candidates(
     out: list[_Candidate] = []
     for name in order:
         recent = _recent_direction(history, name)
-        for d in (recent,) if recent else (1, -1):
+        dirs = [
+            d
+            for d in ((recent,) if recent else (1, -1))
+            if probe_value(name, start[name], d, 1.0) != start[name]
+        ]
+        for d in dirs:
             key = _probe_key(name, d)
             st = state.get(key) or {}
             inert_at = st.get("inert_at")
             if isinstance(inert_at, int) and now - inert_at < INERT_DECISIONS:
                 continue
-            for fraction, near in _probe_distances(name, float(st.get("fraction", 1.0))):
+            frac = float(st.get("fraction", 1.0))
+            for fraction, near in _probe_distances(name, frac, len(dirs) == 1):
                 new = probe_value(name, start[name], d, fraction)
                 if new == start[name]:
                     continue
