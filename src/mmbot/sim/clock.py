@@ -236,16 +236,17 @@ def _fast_depth_ix(evv, px, inv_tick, tick_lo, blo, bhi, alo, ahi):
 
 
 @njit(cache=True, forceinline=True)
-def _exch_depth(v, xbid, xask, xbb, xba, n, ix, evv, qty):
-    """The inline path's level update on the exchange book (a level outside the ladder is
-    counted); returns (xbb, xba)."""
+def _exch_depth(xbid, xask, xbb, xba, n, ix, evv, qty):
+    """The inline path's level update on the exchange book; returns (xbb, xba, whether the level
+    is outside the ladder). The venue is not an argument: handing a structref to a function,
+    even an inlined one, costs an atomic reference-count pair, once per market row here."""
     if ix < 0 or ix >= n:
-        v.n_out_of_band += 1
-    elif evv & ev_.BUY_EVENT:
+        return xbb, xba, True
+    if evv & ev_.BUY_EVENT:
         xbb, xba = bid_update(xbid, xask, xbb, xba, n, ix, qty, _FALSE)
     elif evv & ev_.SELL_EVENT:
         xbb, xba = ask_update(xbid, xask, xbb, xba, n, ix, qty, _FALSE)
-    return xbb, xba
+    return xbb, xba, False
 
 
 @njit(cache=True, forceinline=True)
@@ -301,7 +302,9 @@ def merge_market(v, target, wait):
             evv = ev[r].ev
             fast, ix = _fast_depth_ix(evv, ev[r].px, inv_tick, tick_lo, blo, bhi, alo, ahi)
             if fast:
-                xbb, xba = _exch_depth(v, xbid, xask, xbb, xba, n, ix, evv, ev[r].qty)
+                xbb, xba, out_of_band = _exch_depth(xbid, xask, xbb, xba, n, ix, evv, ev[r].qty)
+                if out_of_band:
+                    v.n_out_of_band += 1
                 if xba <= bhi or xbb >= alo:
                     # the book moved through a resting order
                     v.xbb = xbb

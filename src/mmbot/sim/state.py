@@ -394,11 +394,28 @@ def _init_accounts_and_records(v, rate_limit):
     v.err_val = 0.0
 
 
-@njit(cache=True)
-def px_of(v, ix):
+@njit(cache=True, forceinline=True)
+def ladder_px(ix, tick_lo, tick_units, px_scale):
+    """Price of ladder index ``ix`` from the venue's tick fields (scalars: a hot path that has
+    them in hand skips handing the venue over, each hand-over an atomic reference-count pair)."""
     # integer ticks x integer tick units / 10**decimals: one correctly rounded division, so the
     # result is the double nearest the exchange's decimal price (57000.1, not 57000.100000000006)
-    return ((ix + v.tick_lo) * v.tick_units) / v.px_scale
+    return ((ix + tick_lo) * tick_units) / px_scale
+
+
+@njit(cache=True, forceinline=True)
+def ladder_mid(bb, ba, n_ticks, tick_lo, tick_units, px_scale):
+    """`mid_of` from the venue's tick fields (see `ladder_px`)."""
+    if bb < 0 or ba >= n_ticks:
+        return np.nan
+    return (
+        ladder_px(bb, tick_lo, tick_units, px_scale) + ladder_px(ba, tick_lo, tick_units, px_scale)
+    ) * 0.5
+
+
+@njit(cache=True)
+def px_of(v, ix):
+    return ladder_px(ix, v.tick_lo, v.tick_units, v.px_scale)
 
 
 @njit(cache=True)
@@ -418,9 +435,7 @@ def set_error(v, code, val):
 def mid_of(v, bb, ba):
     """Mid of a book whose best bid / ask sit at ladder indices ``bb`` / ``ba``; NaN unless both
     sides are present."""
-    if bb < 0 or ba >= v.n_ticks:
-        return np.nan
-    return (px_of(v, bb) + px_of(v, ba)) * 0.5
+    return ladder_mid(bb, ba, v.n_ticks, v.tick_lo, v.tick_units, v.px_scale)
 
 
 @njit(cache=True)
