@@ -331,7 +331,8 @@ def test_trade_through_fit_is_opt_in(capture_events: np.ndarray) -> None:
 
     keys = [f"trade_through_{d:g}bps_per_min" for d in TRADE_THROUGH_BPS]
     target = {k: 10.0 for k in keys}
-    for sim_rate, moves in ((5.0, 1), (20.0, -1), (10.0, 0), (float("nan"), 0)):
+    # a market that never trades through (rate 0) steps up, as one trading through less does
+    for sim_rate, moves in ((5.0, 1), (0.0, 1), (20.0, -1), (10.0, 0), (float("nan"), 0)):
         m = {"hawkes_decay_per_s": HAWKES_DECAY_PER_S}
         _step_trade_through(m, {k: sim_rate for k in keys}, target)
         assert np.sign(round(m["hawkes_decay_per_s"] - HAWKES_DECAY_PER_S, 9)) == moves

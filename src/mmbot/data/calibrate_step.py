@@ -61,6 +61,7 @@ MAX_STALE_LEVEL_RATE = 2000.0  # whole-level pulls: per stale level per s
 # 42 % (log-elasticity ~0.25): a gain of 2 is half the full step
 HAWKES_DECAY_PER_S = 20.0
 TRADE_THROUGH_GAIN = 2.0
+ZERO_RATE_SHARE = 0.1  # a synthetic trade-through rate of 0 counts as this share of the capture's
 MIN_HAWKES_DECAY_PER_S = 2.0  # search range
 MAX_HAWKES_DECAY_PER_S = 500.0
 MAX_LOG_STEP = 1.0  # largest |log| of one round's multiplicative step
@@ -132,7 +133,9 @@ def _step_flow(m: dict, s: dict, target: dict) -> None:
 
 def trade_through_log_gap(s: dict, target: dict) -> float:
     """Mean over the trade-through distances of log(capture rate / synthetic rate) (nan when no
-    distance has both rates > 0)."""
+    distance has a capture rate > 0 and a synthetic one). A synthetic rate of 0 (no trade-through
+    in the fit's markets: COIN-M's 5 bps) counts as ZERO_RATE_SHARE of the capture's, not as
+    missing: left out, the furthest miss would not pull the step at all."""
     from mmbot.data.market_stats import TRADE_THROUGH_BPS
 
     gaps = []
@@ -140,8 +143,8 @@ def trade_through_log_gap(s: dict, target: dict) -> float:
         key = f"trade_through_{d:g}bps_per_min"
         a = float(s.get(key, float("nan")))
         b = float(target.get(key, float("nan")))
-        if np.isfinite(a) and np.isfinite(b) and a > 0 and b > 0:
-            gaps.append(np.log(b / a))
+        if np.isfinite(a) and np.isfinite(b) and a >= 0 and b > 0:
+            gaps.append(np.log(b / max(a, ZERO_RATE_SHARE * b)))
     return float(np.mean(gaps)) if gaps else float("nan")
 
 
