@@ -18,6 +18,7 @@ from numba import njit
 
 from mmbot.engine import wake as wk
 from mmbot.sim import venue as sv
+from mmbot.sim.borrow import borrowed as _b
 from mmbot.strategy.contract import clear_quote
 
 # QUOTER_IMPORT (build.py replaces this line)
@@ -64,6 +65,17 @@ def drive(
     stop_local_ts: int,
 ) -> bool:
     """The backtest: run until local time reaches ``stop_local_ts`` or the data ends (True)."""
+    # the arrays live for the whole call: borrowed views hand them to the wake's functions without
+    # the atomic reference-count pair numba spends on every array argument of every call
+    params, qparams, qstate, guard_state = _b(params), _b(qparams), _b(qstate), _b(guard_state)
+    view, own, oids, out, trades = _b(view), _b(own), _b(oids), _b(out), _b(trades)
+    fills, actions, ops, counters, cursors = (
+        _b(fills),
+        _b(actions),
+        _b(ops),
+        _b(counters),
+        _b(cursors),
+    )
     g = guard_state[0]
     n_slots = 2 * levels
     while True:
