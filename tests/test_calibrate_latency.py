@@ -14,6 +14,7 @@ import pytest
 
 from conftest import USDM_CAPTURE, need_shared
 from mmbot.data import calibrate as cal
+from mmbot.data import calibrate_latency as cal_lat
 from mmbot.data.synthetic import generate, latency_draws, load_calibration
 
 T0_NS = 1_800_000_000_000_000_000
@@ -51,13 +52,13 @@ def test_latency_fitted_on_the_market_matches_the_capture_p50_p95(
     p95 within 25 %."""
     calib = copy.deepcopy(load_calibration("binance_usdm_btcusdt"))
     target = cal._capture_target(capture_events, float(calib["tick_px"]))
-    calib["feed_latency_quantiles_ns"] = cal._latency_quantiles(capture_events)
-    calib["feed_latency_corr_s"] = cal._latency_corr_s(capture_events)
+    calib["feed_latency_quantiles_ns"] = cal_lat.latency_quantiles(capture_events)
+    calib["feed_latency_corr_s"] = cal_lat.latency_corr_s(capture_events)
     log: list[str] = []
-    cal._refit_latency_on_market(calib, target, 120, log)
+    cal_lat.refit_latency_on_market(calib, target, 120, log, cal.FIT_SEED + 2000, cal._T0_NS)
     assert re.match(r"feed latency: 24 rounds x \d+ paths on the fitted market's", log[-1])
     # the correlation time never drops below the capture's measured one
-    assert calib["feed_latency_corr_s"] >= cal._latency_corr_s(capture_events)
+    assert calib["feed_latency_corr_s"] >= cal_lat.latency_corr_s(capture_events)
     p50, p95 = _latency_ratios(calib, target, range(FRESH_SEED, FRESH_SEED + 2), 300)
     print(f"\nfeed latency p50 ratio {p50:.3f}, p95 ratio {p95:.3f}; {log[-1]}")
     assert abs(p50 - 1.0) <= 0.25, p50
