@@ -32,7 +32,6 @@ from mmbot.soak.autotune_chained import (
     select_best_chained,
 )
 from mmbot.soak.autotune_counterfactual import (
-    INERT_DECISIONS,
     MAX_KEPT_SEGMENTS,
     MIN_ADOPT_SEGMENTS,
     NOISE_FLOOR_BPS,
@@ -47,7 +46,6 @@ from mmbot.soak.autotune_counterfactual import (
     counterfactual_tune,
     noise_floor,
     pooled_gain_sd,
-    probe_value,
     replay_budget,
 )
 from mmbot.soak.autotune_grid import (
@@ -66,6 +64,7 @@ from mmbot.soak.autotune_keep_best import (
     keep_best_margin,
     select_best_common,
 )
+from mmbot.soak.autotune_probes import INERT_DECISIONS, probe_value
 from mmbot.soak.autotune_rules import (
     CALM_DOWN_TRIGGERS,
     FALLBACK_NEG_STREAK,

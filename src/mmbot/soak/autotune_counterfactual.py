@@ -32,10 +32,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from mmbot.knobs import is_quoter_knob, knob_limits, knob_order, quoter_param
-from mmbot.soak.autotune_grid import fmt_knob, knob_key, may_move, normalise_knobs, snap
+from mmbot.knobs import is_quoter_knob, knob_limits, knob_order
+from mmbot.soak.autotune_grid import knob_key, may_move, normalise_knobs
+from mmbot.soak.autotune_probes import (
+    INERT_DECISIONS,
+    PROBE_MIN_FRACTION,
+    probe_distances,
+    probe_key,
+    probe_marker,
+    probe_value,
+)
 from mmbot.soak.autotune_rules import (
-    MAX_SPREAD_STEP_BPS,
     RULES,
     Change,
     Rule,
@@ -78,40 +85,6 @@ def replay_budget(knobs: Mapping[str, float]) -> int:
     return REPLAY_BUDGET + REPLAYS_PER_QUOTER_KNOB * n_quoter
 
 
-# Probes: a probe of (field, direction) moves the field by ``fraction`` of its room to the limit
-# in that direction (at least ``PROBE_MIN_STEP``, the seed's low-end deltas). The fraction starts
-# at 1 (the limit: the largest effect the market can show above its noise, and knob effects are
-# far from linear here, e.g. min_interval matters mostly above ~200 ms), halves once that probe
-# clearly loses (mean gain below minus the floor over at least two segments), and is kept
-# otherwise, so an undecided probe is the same knob set next time and its evidence accumulates.
-PROBE_MIN_STEP: Final[dict[str, float]] = {
-    "min_interval_ms": 20.0,
-    "replace_rate_per_min": 30.0,
-    "base_spread_bps_delta": 0.02,
-    "tail_age_ms": 50.0,
-    "impact_cap_ratio": 0.01,
-    "max_delta_ratio": 0.01,
-}
-# the same for the quoter knobs (by parameter)
-QUOTER_PROBE_MIN_STEP: Final[dict[str, float]] = {
-    "as_mult": 0.25,
-    "skew_coef": 0.25,
-    "fv_coef": 0.25,
-    "pull_ratio": 0.25,
-    "n_levels": 1.0,
-    "requote_tol_ratio": 0.05,
-    "mk_horizon_ms": 1000.0,
-    "mk_margin_bps": 0.1,
-}
-PROBE_MIN_FRACTION: Final[float] = 0.125
-# A quoter knob probed in one direction only (it sits at a limit, or hysteresis allows only onward
-# after a move) gets two probes there, as a knob inside its range gets one each way: the far one
-# (``fraction`` of the room, as above) and a near one at ``NEAR_PROBE_RATIO`` of that distance (at
-# least the knob's min step). A quoter knob's effect is not monotone (the spread floor's multiplier
-# and the inventory skew have optima inside their ranges), so from a start at a limit the far probe
-# alone measures only the other end of the range (docs/autotune.md, "Near probes").
-NEAR_PROBE_RATIO: Final[float] = 0.25
-INERT_DECISIONS: Final[int] = 3  # a probe that changed nothing is skipped this many decisions
 # A replay is evidence about a knob set's bps only on at least this many fills: on fewer, one or two
 # fills' markouts are the whole score (a quoter that pays a maker fee may fill a few times in 30 min
 # at some knobs); such a segment is left out of that candidate's (or the current knobs') evidence.
@@ -294,44 +267,6 @@ class _Replays:
             self.measure(c, on)
 
 
-def _probe_marker(name: str, old: float, new: float) -> str:
-    return (
-        f"| autotune | PROBE | field={name} from={fmt_knob(name, old)} to={fmt_knob(name, new)} |"
-    )
-
-
-def _probe_key(name: str, d: int) -> str:
-    return f"{name}:{'+' if d > 0 else '-'}"
-
-
-def probe_value(name: str, value: float, d: int, fraction: float) -> float:
-    """Where a probe of ``name`` in direction ``d`` goes from ``value`` (``value`` at the limit)."""
-    limits = knob_limits(name)
-    if limits is None:
-        return snap(name, value)
-    lo, hi = limits
-    room = (hi - value) if d > 0 else (value - lo)
-    if room <= 1e-12:
-        return snap(name, value)
-    min_step = (
-        QUOTER_PROBE_MIN_STEP[quoter_param(name)] if is_quoter_knob(name) else PROBE_MIN_STEP[name]
-    )
-    dist = min(max(min_step, fraction * room), room)
-    new = snap(name, value + d * dist)
-    if name == "base_spread_bps_delta":
-        new = min(new, snap(name, value + MAX_SPREAD_STEP_BPS))
-    return new
-
-
-def _probe_distances(name: str, fraction: float, one_sided: bool) -> tuple[tuple[float, bool], ...]:
-    """(fraction of the room, near?) of the probes of ``name`` in one direction: the far probe,
-    and for a quoter knob probed in this direction only (``one_sided``: at a limit, or onward
-    after a move) a near one (`NEAR_PROBE_RATIO`)."""
-    if is_quoter_knob(name) and one_sided and NEAR_PROBE_RATIO > 0.0:
-        return ((fraction, False), (fraction * NEAR_PROBE_RATIO, True))
-    return ((fraction, False),)
-
-
 def _probe_candidates(
     start: Mapping[str, float],
     history: Sequence[Mapping[str, Any]],
@@ -344,7 +279,7 @@ def _probe_candidates(
     probe that changed nothing at all (bit-identical replay: the knob does not bind there) is
     skipped for ``INERT_DECISIONS`` decisions. Fields are listed in an order that rotates with
     the iteration, so ties in priority do not always favour the same knobs. A quoter knob probed
-    one way only has a near probe beside the far one (`_probe_distances`).
+    one way only has a near probe beside the far one (`probe_distances`).
     """
     last = history[-1] if history else {}
     state: Mapping[str, Any] = last.get("probe_state") or {}
@@ -361,13 +296,13 @@ def _probe_candidates(
             if probe_value(name, start[name], d, 1.0) != start[name]
         ]
         for d in dirs:
-            key = _probe_key(name, d)
+            key = probe_key(name, d)
             st = state.get(key) or {}
             inert_at = st.get("inert_at")
             if isinstance(inert_at, int) and now - inert_at < INERT_DECISIONS:
                 continue
             frac = float(st.get("fraction", 1.0))
-            for fraction, near in _probe_distances(name, frac, len(dirs) == 1):
+            for fraction, near in probe_distances(name, frac, len(dirs) == 1):
                 new = probe_value(name, start[name], d, fraction)
                 if new == start[name]:
                     continue
@@ -382,7 +317,7 @@ def _probe_candidates(
                         origin="PROBE",
                         knobs=knobs,
                         changes=[Change(name, start[name], new, "PROBE")],
-                        markers=[_probe_marker(name, start[name], new)],
+                        markers=[probe_marker(name, start[name], new)],
                         near=near,
                     )
                 )
@@ -531,7 +466,7 @@ def _candidates(
         if c.past:
             return sum(c.past.values()) / len(c.past)
         ch = c.changes[0]
-        st = state.get(_probe_key(ch.field, 1 if ch.new > ch.old else -1)) or {}
+        st = state.get(probe_key(ch.field, 1 if ch.new > ch.old else -1)) or {}
         g = st.get("gain_bps")
         if not isinstance(g, int | float):
             return 0.0
@@ -700,7 +635,7 @@ def _record_trials(
         )
         if c.origin == "PROBE":
             ch = c.changes[0]
-            key = _probe_key(ch.field, 1 if ch.new > ch.old else -1)
+            key = probe_key(ch.field, 1 if ch.new > ch.old else -1)
             if not c.near or key not in probe_gain:  # the far probe's evidence sets the state
                 probe_gain[key] = (g, n)
             if all(c.raw[s] == base_raw[s] for s in c.nets) and not c.near:
