@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from types import FrameType
 
 import typer
 
@@ -50,23 +51,47 @@ EXIT_BUG = 3
 EXIT_INTERRUPTED = 130
 
 
-def _sigterm_as_interrupt(signum, frame) -> None:
-    """SIGTERM behaves as Ctrl-C: the same cleanup (staging removed, live orders cancelled)."""
+# numba's own Python code that runs while it boxes a compiled function's results (it unpickles the
+# arrays' dtypes): an exception raised there leaves the result half-built (a SystemError, or a NULL
+# in a returned tuple: a segfault at its unpacking)
+_NUMBA_BOXING_FILES = ("numba/core/serialize.py",)
+
+
+def _in_numba_boxing(frame: FrameType | None) -> bool:
+    return frame is not None and frame.f_code.co_filename.replace("\\", "/").endswith(
+        _NUMBA_BOXING_FILES
+    )
+
+
+def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM (and Ctrl-C) behave as Ctrl-C: the same cleanup (staging removed, live orders
+    cancelled). A signal that arrives while a compiled function runs is handled at the first
+    Python code after it, which is numba boxing the function's results: there it is raised again
+    a moment later, outside it, instead."""
+    if _in_numba_boxing(frame) and _redeliver_later():
+        return
     raise KeyboardInterrupt
 
 
-_REDELIVER_S = 0.05  # a swallowed interrupt is raised again this much later
+_REDELIVER_S = 0.05  # a swallowed or deferred interrupt is raised again this much later
 _SWALLOWED: list[bool] = []
+
+
+def _redeliver_later() -> bool:
+    """Raise the interrupt again in ``_REDELIVER_S`` (False where there is no interval timer)."""
+    if not hasattr(signal, "setitimer"):
+        return False
+    signal.signal(signal.SIGALRM, _sigterm_as_interrupt)
+    signal.setitimer(signal.ITIMER_REAL, _REDELIVER_S)
+    return True
 
 
 def _redeliver_swallowed_interrupt(unraisable) -> None:
     """An interrupt that lands while the JIT compiler is inside a ctypes callback is swallowed
     ("Exception ignored on calling ctypes callback"): raise it again a moment later, outside it,
     so a SIGTERM or Ctrl-C during a compile still stops the run (exit 130)."""
-    if isinstance(unraisable.exc_value, KeyboardInterrupt) and hasattr(signal, "setitimer"):
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) and _redeliver_later():
         _SWALLOWED.append(True)  # the compile it cut short may fail next: that is this interrupt
-        signal.signal(signal.SIGALRM, _sigterm_as_interrupt)
-        signal.setitimer(signal.ITIMER_REAL, _REDELIVER_S)
         return
     sys.__unraisablehook__(unraisable)
 
@@ -97,6 +122,8 @@ def app() -> None:
     """Entry point: run the CLI; a UserError prints one line and exits 2, never a traceback."""
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _sigterm_as_interrupt)
     sys.unraisablehook = _redeliver_swallowed_interrupt
     try:
         from mmbot.staging import clean_stale
