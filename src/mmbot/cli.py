@@ -10,6 +10,7 @@ import typer
 
 from mmbot import env
 from mmbot.jitcache import configure as _configure_jit_cache
+from mmbot.jitsignals import in_result_boxing
 
 _configure_jit_cache()  # the CLI's entry point: before the commands import compiled modules
 
@@ -51,24 +52,11 @@ EXIT_BUG = 3
 EXIT_INTERRUPTED = 130
 
 
-# numba's own Python code that runs while it boxes a compiled function's results (it unpickles the
-# arrays' dtypes): an exception raised there leaves the result half-built (a SystemError, or a NULL
-# in a returned tuple: a segfault at its unpacking)
-_NUMBA_BOXING_FILES = ("numba/core/serialize.py",)
-
-
-def _in_numba_boxing(frame: FrameType | None) -> bool:
-    return frame is not None and frame.f_code.co_filename.replace("\\", "/").endswith(
-        _NUMBA_BOXING_FILES
-    )
-
-
 def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
     """SIGTERM (and Ctrl-C) behave as Ctrl-C: the same cleanup (staging removed, live orders
-    cancelled). A signal that arrives while a compiled function runs is handled at the first
-    Python code after it, which is numba boxing the function's results: there it is raised again
-    a moment later, outside it, instead."""
-    if _in_numba_boxing(frame) and _redeliver_later():
+    cancelled). Called while a compiled function's results are boxed (`jitsignals`), the
+    interrupt is raised again a moment later, outside it."""
+    if in_result_boxing(frame) and _redeliver_later():
         return
     raise KeyboardInterrupt
 
