@@ -32,11 +32,11 @@ from mmbot.soak.autotune_counterfactual import (
     _next_probe_state,
     disjoint_parts,
     merged_candidate,
+    note_probe,
     validated_decision,
 )
 from mmbot.soak.autotune_grid import normalise_knobs
 from mmbot.soak.autotune_keep_best import latest_unless_beaten, sets_that_ran
-from mmbot.soak.autotune_probes import probe_key
 from mmbot.soak.autotune_rules import RULES, Rule, TuneDecision, tune
 
 # What a chain is scored by (`_ObjectiveView`): "pnl", the chain's PnL in bps of the reference
@@ -269,14 +269,10 @@ def _record(
             f"gain_bps={_fmt(gain, signed=True)} adopted={int(adopted)} |"
         )
         if c.origin == "PROBE":
-            x = c.changes[0]
-            key = probe_key(x.field, 1 if x.new > x.old else -1)
             # a probe without evidence yet (too few fills) keeps its step: its chain gains fills
             # with every segment played (a wide spread floor may fill 14 times in 30 min)
-            if not c.near or key not in probe_gain:  # the far probe's evidence sets the state
-                probe_gain[key] = (gain if gain is not None else math.nan, len(segs))
-            if ch == base and not c.near:
-                decision.inert.append(key)
+            evidence = (gain if gain is not None else math.nan, len(segs))
+            note_probe(decision, probe_gain, c, evidence, ch == base)
     return probe_gain
 
 

@@ -140,6 +140,11 @@ class _Candidate:
     raw: dict[int, tuple[float | None, int | None]] = field(default_factory=dict)
     past: dict[int, float] = field(default_factory=dict)  # segment -> gain from earlier decisions
 
+    def probe_key(self) -> str:
+        """The probe state's key of a one-change candidate: its field and direction."""
+        ch = self.changes[0]
+        return probe_key(ch.field, 1 if ch.new > ch.old else -1)
+
     def fields(self) -> set[str]:
         return {c.field for c in self.changes}
 
@@ -465,8 +470,7 @@ def _candidates(
     def prior(c: _Candidate) -> float:
         if c.past:
             return sum(c.past.values()) / len(c.past)
-        ch = c.changes[0]
-        st = state.get(probe_key(ch.field, 1 if ch.new > ch.old else -1)) or {}
+        st = state.get(c.probe_key()) or {}
         g = st.get("gain_bps")
         if not isinstance(g, int | float):
             return 0.0
@@ -634,13 +638,26 @@ def _record_trials(
             f"gain_bps={f'{g:+.3f}' if math.isfinite(g) else 'n/a'} adopted={int(id(c) in adopted)} |"
         )
         if c.origin == "PROBE":
-            ch = c.changes[0]
-            key = probe_key(ch.field, 1 if ch.new > ch.old else -1)
-            if not c.near or key not in probe_gain:  # the far probe's evidence sets the state
-                probe_gain[key] = (g, n)
-            if all(c.raw[s] == base_raw[s] for s in c.nets) and not c.near:
-                decision.inert.append(key)
+            inert = all(c.raw[s] == base_raw[s] for s in c.nets)
+            note_probe(decision, probe_gain, c, (g, n), inert)
     return probe_gain
+
+
+def note_probe(
+    decision: TuneDecision,
+    probe_gain: dict[str, tuple[float, int]],
+    c: _Candidate,
+    evidence: tuple[float, int],
+    inert: bool,
+) -> None:
+    """A probe's (gain, segments) into ``probe_gain`` under its probe key (the far probe's evidence
+    sets the probe's state; a near probe's counts only where the far one has none), and a far
+    probe whose replays equal the base's (``inert``) into the decision's inert probes."""
+    key = c.probe_key()
+    if not c.near or key not in probe_gain:
+        probe_gain[key] = evidence
+    if inert and not c.near:
+        decision.inert.append(key)
 
 
 def _next_probe_state(
