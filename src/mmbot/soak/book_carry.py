@@ -174,5 +174,12 @@ class BookCarry:
         """``chunk`` preceded by the carried book (unchanged when nothing is carried yet)."""
         if len(chunk) == 0:
             return chunk
-        snap = self.snapshot(int(chunk["exch_ts"][0]))
-        return np.concatenate([snap, chunk]) if len(snap) else chunk
+        return self.prefix_parts([chunk])[0]
+
+    def prefix_parts(self, parts: list[np.ndarray]) -> tuple[np.ndarray, int]:
+        """The non-empty ``parts`` joined behind the carried book in one copy, the book stamped
+        at their first event: (events, rows of book in front). One part without a book is
+        returned as it is."""
+        snap = self.snapshot(int(parts[0]["exch_ts"][0]))
+        rows = [snap, *parts] if len(snap) else parts
+        return (rows[0] if len(rows) == 1 else np.concatenate(rows)), len(snap)

@@ -110,17 +110,15 @@ class SyntheticStream:
                     break
             n_book = 0
             if parts and book_front and self.carry is not None:
-                book = self.carry.snapshot(int(parts[0]["exch_ts"][0]))
-                n_book = len(book)
-                if n_book:
-                    parts.insert(0, book)
-            window = (
-                parts[0]
-                if len(parts) == 1
-                else np.concatenate(parts)
-                if parts
-                else np.zeros(0, EVENT_DTYPE)
-            )
+                window, n_book = self.carry.prefix_parts(parts)
+            else:
+                window = (
+                    parts[0]
+                    if len(parts) == 1
+                    else np.concatenate(parts)
+                    if parts
+                    else np.zeros(0, EVENT_DTYPE)
+                )
             del parts
             self.pos_ns = t_next
             t = t_next
