@@ -261,13 +261,10 @@ def finish(
         "local_position_qty": float(flts[4]),
     }
     n_local = int(ints[12])
-    if isinstance(events, PreparedEvents) and n_local > 0:
-        if n_local == len(events.local_idx):
-            stats["ws_lag_p95_ms"] = events.ws_lag_p95_ms
-        else:
-            stats["ws_lag_p95_ms"] = _ws_lag_p95_ms(events.events, events.local_idx[:n_local])
+    if isinstance(events, PreparedEvents) and 0 < n_local == len(events.local_idx):
+        stats["ws_lag_p95_ms"] = events.ws_lag_p95_ms  # every local row: computed once
     elif events is not None and n_local > 0:
-        ev = np.asarray(events)
+        ev = events.events if isinstance(events, PreparedEvents) else np.asarray(events)
         if ev.dtype == EVENT_DTYPE or ev.dtype.names == EVENT_DTYPE.names:
             stats["ws_lag_p95_ms"] = _ws_lag_p95_ms(ev, _v.local_indices(v)[:n_local])
     return fills, actions, marks, stats
