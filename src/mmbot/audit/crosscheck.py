@@ -96,14 +96,15 @@ def _rebuild(kinds, sides, ix, qty, clear_ix, n):
 
 @njit(cache=True)
 def _book_rows(ev, tick_px):
-    """The exchange-side book rows of ``ev`` in one pass over the structured rows (no field
-    copies): (exch_ts, kind, side +1/-1/0, price in ticks or -1, qty, lowest and highest tick
-    of a positive finite price, whether there is one); ticks are relative to the lowest."""
+    """The exchange-side book rows of ``ev``, read from the structured rows (no field copies):
+    (exch_ts, kind, side +1/-1/0, price in ticks from the lowest or -1, qty, lowest and highest
+    tick of a positive finite price; 0 and 0 when there is none)."""
     n = ev.shape[0]
     exch_flag = np.uint64(EXCH_EVENT)
     either = np.uint64(EXCH_EVENT | LOCAL_EVENT)
     kind_mask = np.uint64(KIND_MASK)
     sel = np.empty(n, np.int64)
+    grid = np.empty(n, np.float64)  # a selected row's price in ticks (NaN: no valid price)
     m = 0
     lo = math.inf
     hi = -math.inf
@@ -119,11 +120,12 @@ def _book_rows(ev, tick_px):
             or k == DEPTH_CLEAR_EVENT
         ):
             continue
-        sel[m] = i
-        m += 1
         px = ev[i].px
-        if math.isfinite(px) and px > 0:
-            g = math.floor(px / tick_px + 0.5)
+        g = math.floor(px / tick_px + 0.5) if math.isfinite(px) and px > 0 else math.nan
+        sel[m] = i
+        grid[m] = g
+        m += 1
+        if g == g:
             lo = min(lo, g)
             hi = max(hi, g)
     found = lo <= hi
@@ -143,9 +145,7 @@ def _book_rows(ev, tick_px):
             if (f & np.uint64(BUY_EVENT)) != 0
             else (-1 if (f & np.uint64(SELL_EVENT)) != 0 else 0)
         )
-        px = r.px
-        ok = math.isfinite(px) and px > 0
-        ix[j] = np.int64(math.floor(px / tick_px + 0.5) - base) if ok else -1
+        ix[j] = np.int64(grid[j] - base) if grid[j] == grid[j] else -1
         qty[j] = r.qty if math.isfinite(r.qty) else 0.0
     return ts, kinds, sides, ix, qty, int(base), int(hi) if found else 0
 
