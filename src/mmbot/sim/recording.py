@@ -9,7 +9,6 @@ from numba import njit
 
 from mmbot.records import write_action
 
-from .borrow import borrowed
 from .state import ladder_mid
 
 
@@ -30,27 +29,22 @@ def push_action(v, local_ts, exch_ts, order_id, kind, side, op, reason, px, qty,
     v.n_actions += 1
 
 
-@njit(cache=True, forceinline=True)
-def _write_mark(marks, i, ts, mid, position_qty):
-    m = marks[i]
-    m.exch_ts = ts
-    m.mid_px = mid
-    m.position_qty = position_qty
-
-
 @njit(cache=True)
 def push_mark(v, ts, mid):
     if v.n_marks >= v.marks.shape[0]:
         v.marks = grow(v.marks)
-    _write_mark(borrowed(v.marks), v.n_marks, ts, mid, v.ex_pos)
+    m = v.marks[v.n_marks]
+    m.exch_ts = ts
+    m.mid_px = mid
+    m.position_qty = v.ex_pos
     v.n_marks += 1
 
 
 @njit(cache=True)
 def maybe_mark(v, ts):
     """A MARK row when the exchange touch moved the mid. Called on most touch changes (~75k per
-    30 min of the USD-M market): the venue is read here, not handed to helpers, since each
-    hand-over of it costs an atomic reference-count pair."""
+    30 min of the USD-M market): the mid comes from the tick fields (`ladder_mid`), not through
+    `exch_mid` / `mid_of` / `px_of`, each hand-over of the venue an atomic reference-count pair."""
     bb, ba = v.xbb, v.xba
     if bb == v.mark_bb and ba == v.mark_ba:
         return
@@ -59,7 +53,4 @@ def maybe_mark(v, ts):
     mid = ladder_mid(bb, ba, v.n_ticks, v.tick_lo, v.tick_units, v.px_scale)
     if mid == mid and mid != v.last_mark_mid:
         v.last_mark_mid = mid
-        if v.n_marks >= v.marks.shape[0]:
-            v.marks = grow(v.marks)
-        _write_mark(borrowed(v.marks), v.n_marks, ts, mid, v.ex_pos)
-        v.n_marks += 1
+        push_mark(v, ts, mid)
