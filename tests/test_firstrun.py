@@ -112,3 +112,37 @@ def test_backtest_command_says_knob_source_timing_and_failed_checks(tmp_path, mo
     gate = json.loads((tmp_path / "o" / "KPI_GATE.json").read_text())
     for line in failed_check_lines(gate):
         assert f"KPI_GATE={gate['verdict']}: {line}" in p.stdout
+
+
+def _short_soak(tmp_path, name: str) -> list[str]:
+    from mmbot.soak.loop import run_soak
+
+    lines: list[str] = []
+    root = tmp_path / name
+    run_soak(
+        hours=60 / 3600,
+        iterations=1,
+        auto_tune=False,
+        export_json=root / "soak_metrics.json",
+        export_md=root / "SOAK_RESULTS.md",
+        gate_summary=root / "gates_summary.json",
+        artifacts=root,
+        say=lines.append,
+    )
+    return lines
+
+
+def test_a_soak_announces_a_compile_by_its_own_quoters_loop(tmp_path, monkeypatch) -> None:
+    """The soak's default quoter decides whether it starts cold, not glft's loop: a cache holding
+    only the default quoter's loop is warm for it (``jitclock`` reads the variable per call; numba
+    keeps the cache it opened, so the run itself is unaffected)."""
+    from mmbot.strategy.registry import DEFAULT_QUOTER
+
+    fake = tmp_path / "cache"
+    fake.mkdir()
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(fake))
+    (fake / f"mmbot_loop_{DEFAULT_QUOTER}_0.drive-1.py311.nbi").write_bytes(b"")
+    assert not any("| soak | COMPILE |" in s for s in _short_soak(tmp_path, "warm"))
+    (fake / f"mmbot_loop_{DEFAULT_QUOTER}_0.drive-1.py311.nbi").unlink()
+    (fake / "mmbot_loop_glft_0.drive-1.py311.nbi").write_bytes(b"")
+    assert any("| soak | COMPILE |" in s for s in _short_soak(tmp_path, "cold"))

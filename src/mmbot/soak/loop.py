@@ -155,7 +155,7 @@ def run_soak(
         say(line)
     from mmbot import firstrun, jitclock
 
-    phases = firstrun.PhaseTimes(cold=not jitclock.is_warm())
+    phases = firstrun.PhaseTimes(cold=not jitclock.is_warm(plan.prof.strategy.name))
     if phases.cold:
         say(f"| soak | COMPILE | {firstrun.compile_announcement()} |")
     st = _open(plan, say, on_progress or _quiet)
