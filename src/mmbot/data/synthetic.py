@@ -80,6 +80,7 @@ from mmbot.data.synthetic_layout import (
     P_HAWKES_N,
     P_LOT_QTY,
     P_MAKER_LOTS,
+    P_RESIL_DEPLETION,
     P_TICK_PX,
     RING_TICKS,
     S_BEST_ASK,
@@ -170,6 +171,8 @@ def model_arrays(
         raise UserError(f"calibration: missing or malformed field {exc!s}") from None
     if not np.all(np.isfinite(P)) or np.any(P < 0):
         raise UserError("calibration: model parameters must be finite and >= 0")
+    if P[P_RESIL_DEPLETION] > 1.0:
+        raise UserError("calibration: model.resilience_depletion must be in [0, 1]")
     if P[P_HAWKES_N] >= 1.0:
         raise UserError("calibration: model.hawkes_branching_ratio must be < 1 (stationary)")
     if (

@@ -26,6 +26,8 @@ from mmbot.data.synthetic_layout import (
     F_LAT_Z,
     F_NEAR,
     F_R0,
+    F_RESIL_D,
+    F_RESIL_G,
     F_TRANSIENT,
     F_V,
     F_VREF,
@@ -45,11 +47,16 @@ from mmbot.data.synthetic_layout import (
     P_NOISE_MU,
     P_REF_HYST,
     P_REFILL_RATE,
+    P_RESIL_DEPLETION,
+    P_RESIL_HALF_LIFE_S,
+    P_RESIL_RETREAT,
     P_STALE_DEPTH,
     P_STALE_EDGE,
     P_STALE_RATE,
     P_STALE_WHOLE,
     P_TICK_PX,
+    RESIL_CHECK_MIN_NS,
+    RESIL_CHECKS_PER_HALF_LIFE,
     RING_TICKS,
     S_BEST_ASK,
     S_BEST_BID,
@@ -64,6 +71,9 @@ from mmbot.data.synthetic_layout import (
     S_PENDING_NS,
     S_QA_LOTS,
     S_QB_LOTS,
+    S_RESIL_NULL,
+    S_RESIL_T_NS,
+    S_RESIL_TOUCH,
     S_T_NS,
 )
 from mmbot.data.synthetic_rng import (
@@ -192,6 +202,62 @@ def _zone_sums(
 
 
 @njit(cache=True, inline="always")
+def _resil_target(target: np.ndarray, k: int, g: float) -> int:
+    """Level k's depleted target, whole lots: target x g, rounded (g = 1 - D, slow resilience)."""
+    return np.int64(target[k] * g + 0.5)
+
+
+@njit(cache=True, inline="always")
+def _zone_sums_resil(
+    target: np.ndarray, q: np.ndarray, ref: int, sgn: int, k0: int, k1: int, g: float
+) -> tuple[float, float]:
+    """``_zone_sums`` with the missing queue counted against the depleted target (x ``g``) and
+    the excess against the full one: a depleted side is rebuilt slowly, and what the sweep did
+    not take is not pulled."""
+    gap = 0
+    ex = 0
+    for k in range(k0, k1):
+        qk = q[(ref + sgn * k) & _RING_MASK]
+        full = np.int64(target[k])
+        if qk > full:
+            ex += qk - full
+        else:
+            tk = _resil_target(target, k, g)
+            if tk > qk:
+                gap += tk - qk
+    return float(gap), float(ex)
+
+
+@njit(cache=True, inline="always")
+def _resil_gain(P: np.ndarray, fs: np.ndarray, ist: np.ndarray, side: int) -> float:
+    """1 - D of a side (0 bids, 1 asks) now: D halves every P_RESIL_HALF_LIFE_S from its value
+    at the last depleting sweep; below 1e-6 it is dropped (the targets are whole again)."""
+    d0 = fs[F_RESIL_D + side]
+    if d0 <= 0.0:
+        return 1.0
+    age_s = (ist[S_T_NS] - ist[S_RESIL_T_NS + side]) * 1e-9
+    d = d0 * math.exp(-math.log(2.0) * age_s / P[P_RESIL_HALF_LIFE_S])
+    if d < 1e-6:
+        fs[F_RESIL_D + side] = 0.0
+        return 1.0
+    return 1.0 - d
+
+
+@njit(cache=True, inline="always")
+def _resil_retreat(P: np.ndarray, fs: np.ndarray, ist: np.ndarray, bb: int, ba: int) -> None:
+    """P_RESIL_RETREAT: a side whose touch retreated since the last draw (bid lower, ask higher,
+    or emptied) is depleted now."""
+    if bb < ist[S_RESIL_TOUCH]:
+        fs[F_RESIL_D] = P[P_RESIL_DEPLETION]
+        ist[S_RESIL_T_NS] = ist[S_T_NS]
+    if ba > ist[S_RESIL_TOUCH + 1] or (ba == _NONE and ist[S_RESIL_TOUCH + 1] != _NONE):
+        fs[F_RESIL_D + 1] = P[P_RESIL_DEPLETION]
+        ist[S_RESIL_T_NS + 1] = ist[S_T_NS]
+    ist[S_RESIL_TOUCH] = bb
+    ist[S_RESIL_TOUCH + 1] = ba
+
+
+@njit(cache=True, inline="always")
 def _pick_level(
     rng: np.ndarray,
     target: np.ndarray,
@@ -201,16 +267,22 @@ def _pick_level(
     k0: int,
     k1: int,
     excess: bool,
+    g: float,
 ) -> int:
     """A level k in k0..k1-1 drawn in proportion to its missing (or excess) queue; -1 if none.
     The second walk reads the first one's differences (the same numbers, so the same draw). The
-    differences are whole lots, summed as integers: the same exact sums as in floats."""
+    differences are whole lots, summed as integers: the same exact sums as in floats. ``g`` < 1:
+    the missing queue counts against the depleted target (``_resil_target``)."""
     ds = np.empty(max(k1 - k0, 0), np.int64)
     tot = 0
     for k in range(k0, k1):
-        d = np.int64(target[k]) - q[(ref + sgn * k) & _RING_MASK]
+        qk = q[(ref + sgn * k) & _RING_MASK]
         if excess:
-            d = -d
+            d = qk - np.int64(target[k])
+        elif g < 1.0:
+            d = _resil_target(target, k, g) - qk
+        else:
+            d = np.int64(target[k]) - qk
         ds[k - k0] = d
         if d > 0:
             tot += d
@@ -251,8 +323,19 @@ def _draw_next(
     kq = NEAR_LEVELS if nlev > NEAR_LEVELS else nlev
     near = fs[F_NEAR : F_NEAR + 4]
     far = fs[F_FAR : F_FAR + 4]
-    near[0], near[2] = _zone_sums(target, bq, top, -1, 0, kq)
-    near[1], near[3] = _zone_sums(target, aq, bot, 1, 0, kq)
+    resil = P[P_RESIL_HALF_LIFE_S] > 0.0
+    if resil:
+        if P[P_RESIL_RETREAT] > 0.0:
+            _resil_retreat(P, fs, ist, bb, ba)
+        gb = _resil_gain(P, fs, ist, 0)
+        ga = _resil_gain(P, fs, ist, 1)
+        fs[F_RESIL_G] = gb
+        fs[F_RESIL_G + 1] = ga
+        near[0], near[2] = _zone_sums_resil(target, bq, top, -1, 0, kq, gb)
+        near[1], near[3] = _zone_sums_resil(target, aq, bot, 1, 0, kq, ga)
+    else:
+        near[0], near[2] = _zone_sums(target, bq, top, -1, 0, kq)
+        near[1], near[3] = _zone_sums(target, aq, bot, 1, 0, kq)
     if nlev > kq:
         # deep levels change slowly: their sums are refreshed every FAR_EVERY draws or when the
         # efficient price has moved the level grid by more than FAR_SHIFT ticks
@@ -261,8 +344,12 @@ def _draw_next(
             or abs(top - ist[S_FAR_TOP]) > FAR_SHIFT
             or abs(bot - ist[S_FAR_BOT]) > FAR_SHIFT
         ):
-            far[0], far[2] = _zone_sums(target, bq, top, -1, kq, nlev)
-            far[1], far[3] = _zone_sums(target, aq, bot, 1, kq, nlev)
+            if resil:
+                far[0], far[2] = _zone_sums_resil(target, bq, top, -1, kq, nlev, fs[F_RESIL_G])
+                far[1], far[3] = _zone_sums_resil(target, aq, bot, 1, kq, nlev, fs[F_RESIL_G + 1])
+            else:
+                far[0], far[2] = _zone_sums(target, bq, top, -1, kq, nlev)
+                far[1], far[3] = _zone_sums(target, aq, bot, 1, kq, nlev)
             ist[S_FAR_TOP] = top
             ist[S_FAR_BOT] = bot
             ist[S_FAR_AGE] = 0
@@ -298,6 +385,23 @@ def _draw_next(
     fs[F_BOUND] = bound
     ist[S_PENDING_NS] = ist[S_T_NS] + int(_exp1(rng) / bound * 1e9)
     ist[S_HAS_PENDING] = 1
+    if resil:
+        _resil_recheck(P, fs, ist)
+
+
+@njit(cache=True, inline="always")
+def _resil_recheck(P: np.ndarray, fs: np.ndarray, ist: np.ndarray) -> None:
+    """While a side is depleted its refill intensity grows between events: the pending event
+    is brought forward to a null one (``S_RESIL_NULL``) RESIL_CHECKS_PER_HALF_LIFE times a
+    half-life, where the rates are drawn again (exact for the constant rates drawn with: an
+    exponential time is memoryless)."""
+    ist[S_RESIL_NULL] = 0
+    if fs[F_RESIL_D] > 0.0 or fs[F_RESIL_D + 1] > 0.0:
+        step_ns = int(P[P_RESIL_HALF_LIFE_S] * 1e9 / RESIL_CHECKS_PER_HALF_LIFE)
+        t_chk = ist[S_T_NS] + max(step_ns, RESIL_CHECK_MIN_NS)
+        if ist[S_PENDING_NS] > t_chk:
+            ist[S_PENDING_NS] = t_chk
+            ist[S_RESIL_NULL] = 1
 
 
 @njit(cache=True, inline="always")

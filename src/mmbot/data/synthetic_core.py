@@ -19,6 +19,7 @@ from mmbot.data.synthetic_book import (
     _maker_lots,
     _pick_level,
     _pull_level,
+    _resil_target,
     _scan,
     _side_slots,
     _trim,
@@ -37,6 +38,8 @@ from mmbot.data.synthetic_layout import (
     F_LAST_SIDE,
     F_NEAR,
     F_R0,
+    F_RESIL_D,
+    F_RESIL_G,
     F_STEPS,
     F_SWEEP_LIMIT,
     F_TRANSIENT,
@@ -59,6 +62,8 @@ from mmbot.data.synthetic_layout import (
     P_NOISE_MU,
     P_PRINTS_PER_MS,
     P_REFILL_WHOLE,
+    P_RESIL_DEPLETION,
+    P_RESIL_HALF_LIFE_S,
     P_SAME_SIDE,
     P_SIGMA_TICKS,
     P_STALE_EDGE,
@@ -72,6 +77,8 @@ from mmbot.data.synthetic_layout import (
     S_HAS_PENDING,
     S_LAST_LOCAL_NS,
     S_PENDING_NS,
+    S_RESIL_NULL,
+    S_RESIL_T_NS,
     S_SWEEP_LAST,
     S_SWEEP_LOTS,
     S_SWEEP_NLV,
@@ -117,16 +124,17 @@ def _zone_level(
     sgn: int,
     slot: int,
     excess: bool,
+    g: float,
 ) -> int:
-    """A level drawn by ``_pick_level`` (by missing or ``excess`` queue) among the first
-    NEAR_LEVELS levels or the deeper ones, the zone chosen in proportion to its total
-    (``fs[F_NEAR + slot]``, ``fs[F_FAR + slot]``); -1 if none."""
+    """A level drawn by ``_pick_level`` (by missing or ``excess`` queue; ``g`` < 1: missing
+    against the depleted targets) among the first NEAR_LEVELS levels or the deeper ones, the zone
+    chosen in proportion to its total (``fs[F_NEAR + slot]``, ``fs[F_FAR + slot]``); -1 if none."""
     kmax = target.shape[0]
     kq = NEAR_LEVELS if kmax > NEAR_LEVELS else kmax
     zone_near = fs[F_NEAR + slot]
     if _uniform(rng) * (zone_near + fs[F_FAR + slot]) < zone_near:
-        return _pick_level(rng, target, q, ref, sgn, 0, kq, excess)
-    return _pick_level(rng, target, q, ref, sgn, kq, kmax, excess)
+        return _pick_level(rng, target, q, ref, sgn, 0, kq, excess, g)
+    return _pick_level(rng, target, q, ref, sgn, kq, kmax, excess, g)
 
 
 @njit(cache=True, inline="always")
@@ -143,13 +151,15 @@ def _maker_join(
     # a maker joins the level whose queue is furthest below its target (in proportion)
     sgn = -1 if kind == 0 else 1
     ref = _bid_top(_ladder_v(P, fs), ba) if kind == 0 else _ask_bot(_ladder_v(P, fs), bb)
-    k = _zone_level(rng, fs, target, q, ref, sgn, kind, False)
+    g = fs[F_RESIL_G + kind] if P[P_RESIL_HALF_LIFE_S] > 0.0 else 1.0
+    k = _zone_level(rng, fs, target, q, ref, sgn, kind, False, g)
     if k >= 0:
         p = ref + sgn * k
         j = p & _RING_MASK
         lots = _maker_lots(rng, maker_tab, lot)
-        if P[P_REFILL_WHOLE] > 0.0 and target[k] - q[j] > lots:
-            lots = int(target[k] - q[j])
+        tk = target[k] if g >= 1.0 else float(_resil_target(target, k, g))
+        if P[P_REFILL_WHOLE] > 0.0 and tk - q[j] > lots:
+            lots = int(tk - q[j])
         q[j] += lots
         best_s, deep_s, lots_s, ev = _side_slots(sgn)
         ist[lots_s] += lots
@@ -203,7 +213,7 @@ def _maker_leave(
             vr = _ladder_v(P, fs)
             ref = _bid_top(vr, ba) if bid else _ask_bot(vr, bb)
             # kind 2/3 -> excess slots 2/3
-            k = _zone_level(rng, fs, target, q, ref, sgn, kind, True)
+            k = _zone_level(rng, fs, target, q, ref, sgn, kind, True, 1.0)
             p = ref + sgn * k if k >= 0 else _NONE
         else:
             y = _uniform(rng) * tot_lots
@@ -358,6 +368,11 @@ def _sweep_end(m: tuple, emit: bool, at: tuple[int, int], n: int, out: np.ndarra
                 0,
             )
     touch0 = ist[S_SWEEP_TOUCH0]
+    if P[P_RESIL_HALF_LIFE_S] > 0.0 and (ist[S_BEST_ASK] if buy else ist[S_BEST_BID]) != touch0:
+        # it emptied its first level: the swept side's level targets are depleted
+        side = 1 if buy else 0
+        fs[F_RESIL_D + side] = P[P_RESIL_DEPLETION]
+        ist[S_RESIL_T_NS + side] = t_new
     if ist[S_SWEEP_NOISE] == 1 and touch0 != _NONE:
         # a noise sweep's move of the touch is partly permanent: the efficient price
         # follows it by the permanence ratio (the rest reverts as makers refill)
@@ -453,6 +468,11 @@ def _advance(
         if ist[S_SWEEP_SIDE] != 0:
             # the engine is still printing a sweep: its next ms (nothing else happens meanwhile)
             kind = K_SWEEP
+        elif ist[S_RESIL_NULL] == 1:
+            # a re-evaluation of a depleted side's intensities (slow resilience): nothing happens
+            ist[S_RESIL_NULL] = 0
+            kind = -1
+            fs[F_STEPS] += 1.0
         else:
             # ---- which event: the rates drawn with, the Hawkes part thinned to its decayed value
             x = _uniform(rng) * fs[F_BOUND]

@@ -85,7 +85,24 @@ P_STALE_WHOLE = 27
 # print markout was below the 1 s one (the captures' is above it) and the spread sat at 2-3 ticks
 # 6 % of the time, away from trades. 0 (default): no re-quote
 P_SWEEP_REQUOTE = 28
-N_PARAMS = 29
+# s: slow resilience after a sweep. A sweep that empties its side's first level leaves that side's
+# level targets depleted, target x (1 - D) (whole lots, rounded), D set to P_RESIL_DEPLETION at the
+# sweep's end and halving every P_RESIL_HALF_LIFE_S: the makers rebuild the side over seconds
+# instead of within ms (queues above the full target are still cancelled as before, so a sweep
+# pulls nothing it did not take). The captures' near book is thin for a while after a sweep, and
+# the next small aggressor walks further. The fitted depth targets sit almost all on the ladder's
+# first level (COIN-M: 1662 of the 1663 contracts within 1 bps), so that level is depleted too.
+# 0 (default): off
+P_RESIL_HALF_LIFE_S = 29
+P_RESIL_DEPLETION = 30  # D right after the sweep (share of each level's target, 0..1)
+# a depleted side's intensities are re-evaluated at least this many times a half-life (null
+# events; at least every RESIL_CHECK_MIN_NS)
+RESIL_CHECKS_PER_HALF_LIFE = 32
+RESIL_CHECK_MIN_NS = 1_000_000
+# 1: any retreat of a side's touch (a sweep, a cancel or a stale pull emptying it) depletes that
+# side, not only a sweep's. 0 (default): sweeps only
+P_RESIL_RETREAT = 31
+N_PARAMS = 32
 # where model_arrays takes each parameter from, in the order it reads them: (slot, "model" for a
 # field of the calibration's model or "calib" for a top-level one, field, default (None: the field
 # is required; a field name: that field's value), unit: "bps" is converted to ticks, "per_bps" to
@@ -118,6 +135,9 @@ P_FIELDS: tuple[tuple[int, str, str, float | str | None, str], ...] = (
     (P_REF_HYST, "model", "ladder_hysteresis_bps", 0.0, "bps"),
     (P_STALE_WHOLE, "model", "stale_pull_whole", 0.0, ""),
     (P_SWEEP_REQUOTE, "model", "sweep_requote", 0.0, ""),
+    (P_RESIL_HALF_LIFE_S, "model", "resilience_half_life_s", 0.0, ""),
+    (P_RESIL_DEPLETION, "model", "resilience_depletion", 1.0, ""),
+    (P_RESIL_RETREAT, "model", "resilience_on_retreat", 0.0, ""),
 )
 
 # --- integer state ---------------------------------------------------------------------------
@@ -143,7 +163,12 @@ S_SWEEP_NOISE = 16  # 1 if the sweep is a noise order (its touch move is partly 
 S_SWEEP_TOUCH0 = 17  # the opposite touch before the sweep's first print
 S_SWEEP_NLV = 18  # levels it touched so far (their prices are in the sweep-level array)
 S_SWEEP_LAST = 19  # last level it touched
-N_ISTATE = 20
+S_RESIL_T_NS = 20  # exchange time of the last depleting sweep: bid side, then ask side (+1)
+S_RESIL_TOUCH = 22  # bid and ask touch as of the last draw (P_RESIL_RETREAT)
+# 1: the pending event is a null one, drawn only to re-evaluate the intensities of a depleted
+# side (they grow between events as D decays; without it a quiet book waited for the next event)
+S_RESIL_NULL = 24
+N_ISTATE = 25
 # --- float state: v, Hawkes excess, and the rates drawn with for the pending event -------------
 F_V = 0
 F_HAWKES = 1
@@ -163,7 +188,9 @@ F_SWEEP_LIMIT = F_SPARE_OK + 1  # limit price (ticks) of the sweep in progress
 # transient part of v (ticks): the book is built around v, the informed trade against v minus it
 F_TRANSIENT = F_SWEEP_LIMIT + 1
 F_VREF = F_TRANSIENT + 1  # where the makers' level ladder is centred (v, with P_REF_HYST)
-N_FSTATE = F_VREF + 1
+F_RESIL_D = F_VREF + 1  # depletion D set by the last depleting sweep: bid side, then ask side
+F_RESIL_G = F_RESIL_D + 2  # 1 - D now (as of the last draw): bid side, then ask side
+N_FSTATE = F_RESIL_G + 2
 
 _NONE = -1  # empty book side
 
