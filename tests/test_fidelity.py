@@ -178,6 +178,21 @@ def test_seed_spearman_is_the_mean_over_pairs_of_runs() -> None:
     assert mean == pytest.approx(-1.0 / 3.0)
 
 
+def test_capture_like_spearman_compares_each_short_market_with_the_synthetic_mean() -> None:
+    """The ceiling the capture is held to: each capture-length market against the mean of the
+    long synthetic runs (the real side's comparison). Mean of the long runs ranks 1 < 2 < 3 < 4;
+    short market a agrees (rho 1), b swaps the top two (rho 0.8)."""
+    from mmbot.fidelity.compare import _ranking
+
+    panel = PANEL[:4]
+    syn_net = [[1.0, 2.0, 3.0, 4.0], [1.5, 2.5, 3.5, 4.5]]
+    ceiling = {"synthetic_net_bps_seeds": [[0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.4, 0.3]]}
+    nc = _ranking([1.0, 2.0, 3.0, 4.0], syn_net, panel, ceiling)["noise_ceiling"]
+    assert nc["capture_like_spearman"] == pytest.approx([1.0, 0.8])
+    assert nc["capture_like_spearman_mean"] == pytest.approx(0.9)
+    assert "capture_like_spearman" not in _ranking([1.0] * 4, syn_net, panel, {})["noise_ceiling"]
+
+
 def test_sampling_noise_z_and_which_misses_it_does_not_explain() -> None:
     """Capture-length markets give trade_rate 9, 10, 11 (sd 1 with ddof 1) and vol 1, 1, 1 (sd
     0): a synthetic rate of 13 against a real 10 (ratio 1.3, in band) is z = 3; a synthetic

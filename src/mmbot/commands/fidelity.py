@@ -82,6 +82,12 @@ def _print_report(res: dict, title: str, out: Path) -> None:
             f"{nc['duration_s']:.0f} s): {nc['seed_spearman_mean']:.4f} pairs "
             + " ".join(f"{x:.4f}" for x in nc["seed_spearman_pairs"])
         )
+        print(
+            "each against the synthetic mean, as the capture is compared: "
+            f"{nc['capture_like_spearman_mean']:.4f} ("
+            + " ".join(f"{x:.4f}" for x in nc["capture_like_spearman"])
+            + ")"
+        )
     print(f"wrote {out / 'FIDELITY.json'}, FIDELITY.md, FIDELITY.html")
 
 

@@ -157,6 +157,17 @@ def _noise_ceiling(
     }
 
 
+def _with_capture_like(ceiling: dict, syn_mean: list[float]) -> dict:
+    """``ceiling`` plus ``capture_like_spearman`` (each capture-length market against the
+    synthetic markets' mean: the comparison the capture gets, made where the model is the truth)
+    and its mean: what a perfect model would score against one capture of that length."""
+    nets = ceiling.get("synthetic_net_bps_seeds") or []
+    if not nets:
+        return ceiling
+    vals = [spearman(n, syn_mean) for n in nets]
+    return {**ceiling, "capture_like_spearman": vals, "capture_like_spearman_mean": _nanmean(vals)}
+
+
 def _capture_length_stats(
     calib: dict, duration_s: float, markets: int, say: Callable[[str], None]
 ) -> list[dict]:
@@ -291,7 +302,7 @@ def _ranking(
         "spearman": spearman(real_net, syn_mean),
         "sign_agreement": sign_agreement(real_net, syn_mean),
         # the ranking's reproducibility between synthetic markets of the capture's length
-        "noise_ceiling": ceiling,
+        "noise_ceiling": _with_capture_like(ceiling, syn_mean),
         "configs": [
             {
                 "name": cfg.name,

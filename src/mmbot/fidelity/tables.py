@@ -74,9 +74,12 @@ def _ceiling_line(rk: dict) -> str:
     if not nc:
         return "noise ceiling: not measured (needs >= 2 seeds)"
     pairs = ", ".join(_f(x) for x in nc["seed_spearman_pairs"])
+    like = ", ".join(_f(x) for x in nc.get("capture_like_spearman", []))
     return (
         f"noise ceiling: Spearman between synthetic markets of the capture's length "
-        f"({nc['duration_s']:.0f} s) {_f(nc['seed_spearman_mean'])} (pairs {pairs})"
+        f"({nc['duration_s']:.0f} s) {_f(nc['seed_spearman_mean'])} (pairs {pairs}); each of them "
+        f"against the synthetic mean, as the capture is compared "
+        f"{_f(nc.get('capture_like_spearman_mean', float('nan')))} ({like})"
     )
 
 
