@@ -71,7 +71,8 @@ SEED0 = 1_000_001  # far from the fit's seeds (12345 + round)
 # each statistic's sampling noise at the capture's length: its standard deviation over this many
 # synthetic markets as long as the capture (seeds SEED0 + 200 + i). A 345 s capture holds ~40
 # deep sweeps and ~6 independent 60 s returns: a ratio outside the band can be the capture's own
-# noise, and "z" (synthetic - real over that deviation) says how far outside it a miss is
+# noise, and "z" (synthetic - real over that deviation) says how far outside it a miss is. The
+# panel runs on the same markets for the ranking's noise ceiling
 NOISE_MARKETS = 8
 NOISE_Z = 2.0
 
@@ -127,30 +128,15 @@ def _synthetic_panel(calib: dict, ev: np.ndarray, panel: list[PanelConfig]) -> l
     )
 
 
-def _noise_ceiling(
-    calib: dict,
-    duration_s: float,
-    seeds: int,
-    panel: list[PanelConfig],
-    say: Callable[[str], None],
-) -> dict:
-    """The panel on ``seeds`` synthetic markets as long as the capture (seeds SEED0 + 100 + i) and
-    the mean Spearman between them: a ranking that two markets of the same model do not
-    reproduce at the capture's length cannot be expected to carry over from the model to the
-    capture, however faithful the model."""
-    from mmbot.data.synthetic import generate
-
-    nets = []
-    dur_ns = int(round(duration_s * 1e9))
-    for i in range(seeds):
-        seed = SEED0 + 100 + i
-        say(f"noise ceiling: seed {seed}, {duration_s:.0f} s (the capture's length)")
-        ev = generate(calib, seed, T0_NS, dur_ns)
-        nets.append(_synthetic_panel(calib, ev, panel))
+def _noise_ceiling(duration_s: float, seeds: list[int], nets: list[list[float]]) -> dict:
+    """The panel's ranking between the capture-length markets (``nets``, one list of net bps per
+    market): a ranking that two markets of the same model do not reproduce at the capture's
+    length cannot be expected to carry over from the model to the capture, however faithful the
+    model."""
     mean, pairs = seed_spearman(nets)
     return {
         "duration_s": float(duration_s),
-        "seeds": [SEED0 + 100 + i for i in range(seeds)],
+        "seeds": seeds,
         "seed_spearman_mean": mean,
         "seed_spearman_pairs": pairs,
         "synthetic_net_bps_seeds": nets,
@@ -168,23 +154,26 @@ def _with_capture_like(ceiling: dict, syn_mean: list[float]) -> dict:
     return {**ceiling, "capture_like_spearman": vals, "capture_like_spearman_mean": _nanmean(vals)}
 
 
-def _capture_length_stats(
-    calib: dict, duration_s: float, markets: int, say: Callable[[str], None]
-) -> list[dict]:
-    """market_stats of ``markets`` synthetic markets as long as the capture (seeds SEED0 + 200 +
-    i): how much each statistic moves between samples of the capture's length."""
+def _capture_length_markets(
+    calib: dict, duration_s: float, markets: int, panel: list[PanelConfig], say: Callable
+) -> tuple[list[dict], dict]:
+    """``markets`` synthetic markets as long as the capture (seeds SEED0 + 200 + i): each one's
+    market_stats (how much each statistic moves between samples of the capture's length) and
+    the panel's noise ceiling over them ({} with fewer than two)."""
     from mmbot.data.market_stats import market_stats
     from mmbot.data.synthetic import generate
 
-    if markets >= 2:
-        say(f"sampling noise: {markets} markets of {duration_s:.0f} s (the capture's length)")
+    if markets < 2:
+        return [], {}
+    say(f"sampling noise: {markets} markets of {duration_s:.0f} s (the capture's length)")
     dur_ns = int(round(duration_s * 1e9))
-    return [
-        market_stats(
-            generate(calib, SEED0 + 200 + i, T0_NS, dur_ns), tick_px=float(calib["tick_px"])
-        )
-        for i in range(markets if markets >= 2 else 0)
-    ]
+    seeds = [SEED0 + 200 + i for i in range(markets)]
+    stats, nets = [], []
+    for seed in seeds:
+        ev = generate(calib, seed, T0_NS, dur_ns)
+        stats.append(market_stats(ev, tick_px=float(calib["tick_px"])))
+        nets.append(_synthetic_panel(calib, ev, panel))
+    return stats, _noise_ceiling(duration_s, seeds, nets)
 
 
 def _add_noise(out: dict, noise: list[dict]) -> None:
@@ -330,7 +319,7 @@ def fidelity(
 ) -> dict:
     """The FIDELITY.json dict of ``capture`` against ``calib``'s market (``seeds`` markets of
     ``hours`` each, seeds SEED0, SEED0+1, ...; ``noise_markets`` as long as the capture for
-    each statistic's sampling noise)."""
+    each statistic's sampling noise and the ranking's noise ceiling)."""
     from mmbot.backtest import guess_tick_lot
     from mmbot.data.market_stats import guess_tick, market_stats
 
@@ -343,10 +332,10 @@ def fidelity(
     real_net = run_panel(capture, tick_px=real_tick, lot_qty=real_lot, panel=panel)
     syn_stats, syn_net = _synthetic_runs(calib, hours=hours, seeds=seeds, panel=panel, say=say)
     out = _compare_stats(real, syn_stats)
-    _add_noise(out, _capture_length_stats(calib, float(real["duration_s"]), noise_markets, say))
-    ceiling = (
-        _noise_ceiling(calib, float(real["duration_s"]), seeds, panel, say) if seeds >= 2 else {}
+    noise, ceiling = _capture_length_markets(
+        calib, float(real["duration_s"]), noise_markets, panel, say
     )
+    _add_noise(out, noise)
     out["ranking"] = _ranking(real_net, syn_net, panel, ceiling)
     out["checks"] = _checks(out)
     out["meta"] = {
