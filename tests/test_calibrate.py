@@ -347,3 +347,34 @@ def test_trade_through_fit_is_opt_in(capture_events: np.ndarray) -> None:
     stats = dict(fitted["target_stats"], **{k: 1.0 for k in keys})
     _update(m, stats, fitted["target_stats"], fit_spread=True)
     assert m["hawkes_decay_per_s"] == HAWKES_DECAY_PER_S
+
+
+def test_resilience_fit_is_opt_in(capture_events: np.ndarray) -> None:
+    """--fit-resilience switches slow resilience after a sweep on (as captured only) and steps
+    its half-life on the deep-sweep share: up while the market sweeps deep less often than the
+    capture (a share of 0 too), down while more often, within its range; the default fit leaves
+    the term out; the provenance command names the flag."""
+    from mmbot.data.calibrate import add_provenance
+    from mmbot.data.calibrate_step import (
+        INITIAL_RESIL_HALF_LIFE_S,
+        MAX_RESIL_HALF_LIFE_S,
+        _step_resilience,
+    )
+
+    target = {"deep_sweep_share": 0.03}
+    for share, moves in ((0.01, 1), (0.0, 1), (0.09, -1), (0.03, 0), (float("nan"), 0)):
+        m = {"resilience_half_life_s": INITIAL_RESIL_HALF_LIFE_S}
+        _step_resilience(m, {"deep_sweep_share": share}, target)
+        assert np.sign(round(m["resilience_half_life_s"] - INITIAL_RESIL_HALF_LIFE_S, 9)) == moves
+    m = {"resilience_half_life_s": MAX_RESIL_HALF_LIFE_S}
+    _step_resilience(m, {"deep_sweep_share": 0.0}, target)
+    assert m["resilience_half_life_s"] == MAX_RESIL_HALF_LIFE_S
+    fitted = calibrate(capture_events, rounds=1, fit_seconds=20, fit_resilience=True)
+    assert fitted["model"]["resilience_half_life_s"] > 0
+    assert fitted["model"]["resilience_half_life_s"] != pytest.approx(INITIAL_RESIL_HALF_LIFE_S)
+    add_provenance(fitted, USDM_CAPTURE, Path("m.json"), symbol="BTCUSDT", log=[], rounds=1)
+    assert fitted["provenance"]["command"].endswith("--fit-resilience")
+    plain = calibrate(capture_events, rounds=1, fit_seconds=20)
+    assert "resilience_half_life_s" not in plain["model"]
+    wide = calibrate(capture_events, tick_bps=1.0, rounds=0, fit_seconds=20, fit_resilience=True)
+    assert "resilience_half_life_s" not in wide["model"]

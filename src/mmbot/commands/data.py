@@ -102,6 +102,12 @@ def calibrate(
         help="experimental: fit the noise flow's Hawkes decay to the rates at which the market "
         "trades through levels 0.5-5 bps from the mid (docs/data.md)",
     ),
+    fit_resilience: bool = typer.Option(
+        False,
+        "--fit-resilience",
+        help="experimental, as captured only: a sweep that empties the touch leaves its side "
+        "thin, rebuilt over a half-life fitted to the deep-sweep share (docs/data.md)",
+    ),
 ) -> None:
     """Fit the synthetic market's parameters to a real capture."""
     calibrate_command(
@@ -113,6 +119,7 @@ def calibrate(
         whole_level_pulls=whole_level_pulls,
         sweep_requote=sweep_requote,
         fit_trade_through=fit_trade_through,
+        fit_resilience=fit_resilience,
     )
 
 
@@ -165,6 +172,7 @@ def calibrate_command(
     whole_level_pulls: bool = False,
     sweep_requote: bool = False,
     fit_trade_through: bool = False,
+    fit_resilience: bool = False,
 ) -> dict:
     """Fit with a progress bar (one step a simulated round) on stderr, write the calibration, and
     print the capture's statistics next to the fitted market's."""
@@ -192,6 +200,7 @@ def calibrate_command(
         whole_level_pulls=whole_level_pulls,
         sweep_requote=sweep_requote,
         fit_trade_through=fit_trade_through,
+        fit_resilience=fit_resilience,
     )
     add_provenance(
         calib,

@@ -44,6 +44,7 @@ from mmbot.data.calibrate_step import (  # noqa: F401  (the fit's search ranges,
     IMPACT_DAMPING,
     IMPACT_DECAY_PER_S,
     INITIAL_HYSTERESIS_BPS,
+    INITIAL_RESIL_HALF_LIFE_S,
     INITIAL_STALE_LEVEL_RATE,
     INITIAL_TRANSIENT,
     MAX_CANCEL_RATE,
@@ -62,6 +63,7 @@ from mmbot.data.calibrate_step import (  # noqa: F401  (the fit's search ranges,
     MIN_INFORMED_RATE,
     MIN_PERMANENCE,
     MIN_STALE_RATE,
+    RESIL_DEPLETION,
     STALE_AUTOCORR_GAIN,
     WHOLE_MAX_IMPACT_CAP_BPS,
     _clip,
@@ -520,6 +522,7 @@ def calibrate(
     whole_level_pulls: bool = False,
     sweep_requote: bool = False,
     fit_trade_through: bool = False,
+    fit_resilience: bool = False,
 ) -> dict:
     """Fit the embedded market to a capture's events. ``tick_bps > 0`` makes the wide-tick
     variant: the same fitted dynamics on a tick of about that many bps (depth re-binned from the
@@ -532,7 +535,9 @@ def calibrate(
     pull every level v passed at once (synthetic.P_SWEEP_REQUOTE), and the transient impact's
     decay is fitted to the print markout's reversion (5 s / 100 ms).
     ``fit_trade_through``: the noise flow's Hawkes decay (otherwise HAWKES_DECAY_PER_S) is fitted
-    to the trade-through rates 0.5-5 bps from the mid (calibrate_step._step_trade_through)."""
+    to the trade-through rates 0.5-5 bps from the mid (calibrate_step._step_trade_through).
+    ``fit_resilience`` (as captured only): slow resilience after a sweep (synthetic.P_RESIL_*),
+    its half-life fitted to the deep-sweep share (calibrate_step._step_resilience)."""
     from mmbot.data.market_stats import guess_tick
 
     if not np.isfinite(tick_bps) or tick_bps < 0:
@@ -552,6 +557,10 @@ def calibrate(
     if sweep_requote and tick_bps <= 0:
         # after a noise sweep moved v, the swept side's makers pull the levels v passed at once
         model[REQUOTE_TERM] = 1.0
+    if fit_resilience and tick_bps <= 0:
+        # a sweep that empties the touch leaves its side depleted, rebuilt over the half-life
+        model["resilience_half_life_s"] = INITIAL_RESIL_HALF_LIFE_S
+        model["resilience_depletion"] = RESIL_DEPLETION
     tick_bps_cap = tick_px / calib["price0_px"] * 1e4
     log.append(
         f"capture: tick {tick_px} ({tick_bps_cap:.4f} bps), lot {calib['lot_qty']}, {target['trade_rate_per_s']:.1f} trades/s"
@@ -651,6 +660,7 @@ def add_provenance(
             + (["--whole-level-pulls"] if calib["model"].get("stale_pull_whole") else [])
             + (["--sweep-requote"] if calib["model"].get(REQUOTE_TERM) else [])
             + (["--fit-trade-through"] if fit_trade_through else [])
+            + (["--fit-resilience"] if calib["model"].get("resilience_half_life_s") else [])
         ),
         "capture": stem,
         "fit_log": log,

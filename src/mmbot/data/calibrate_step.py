@@ -64,6 +64,17 @@ TRADE_THROUGH_GAIN = 2.0
 ZERO_RATE_SHARE = 0.1  # a synthetic trade-through rate of 0 counts as this share of the capture's
 MIN_HAWKES_DECAY_PER_S = 2.0  # search range
 MAX_HAWKES_DECAY_PER_S = 500.0
+# opt-in (calibrate(fit_resilience=True), `mmbot data calibrate --fit-resilience`): slow
+# resilience after a sweep (synthetic.P_RESIL_HALF_LIFE_S), its half-life stepped on the share
+# of aggressor orders that sweep deep (the statistic it moved most by hand: shipped COIN-M,
+# 2 x 600 s, half-life 3 / 10 / 30 s at depletion 0.9 gave 0.1232 / 0.3362 / 0.5141 of the
+# capture's share; log-elasticity ~0.6, so a gain of 0.8 is about half the full step); the
+# depletion is held at RESIL_DEPLETION and the depth step keeps touch_qty as fitted
+INITIAL_RESIL_HALF_LIFE_S = 3.0
+RESIL_DEPLETION = 0.9
+RESIL_GAIN = 0.8
+MIN_RESIL_HALF_LIFE_S = 0.1  # search range
+MAX_RESIL_HALF_LIFE_S = 120.0
 MAX_LOG_STEP = 1.0  # largest |log| of one round's multiplicative step
 DAMPING = 0.5  # exponent of the multiplicative fixed-point steps (sim noise vs speed)
 
@@ -92,6 +103,8 @@ def _update(
     _step_flow(m, s, target)
     if fit_trade_through:
         _step_trade_through(m, s, target)
+    if m.get("resilience_half_life_s", 0.0) > 0.0:
+        _step_resilience(m, s, target)
     if fit_spread:
         _step_book(m, s, target)
     whole = m.get("stale_pull_whole", 0.0) > 0.0
@@ -159,6 +172,20 @@ def _step_trade_through(m: dict, s: dict, target: dict) -> None:
         m.get("hawkes_decay_per_s", HAWKES_DECAY_PER_S) * step,
         MIN_HAWKES_DECAY_PER_S,
         MAX_HAWKES_DECAY_PER_S,
+    )
+
+
+def _step_resilience(m: dict, s: dict, target: dict) -> None:
+    """The half-life of slow resilience steps up while the market has fewer deep sweeps than
+    the capture, down while more (a share of 0 counts as ZERO_RATE_SHARE of the capture's)."""
+    a = float(s.get("deep_sweep_share", float("nan")))
+    b = float(target.get("deep_sweep_share", float("nan")))
+    if not (np.isfinite(a) and np.isfinite(b) and a >= 0 and b > 0):
+        return
+    gap = np.log(b / max(a, ZERO_RATE_SHARE * b))
+    step = float(np.exp(np.clip(RESIL_GAIN * gap, -MAX_LOG_STEP, MAX_LOG_STEP)))
+    m["resilience_half_life_s"] = _clip(
+        m["resilience_half_life_s"] * step, MIN_RESIL_HALF_LIFE_S, MAX_RESIL_HALF_LIFE_S
     )
 
 
