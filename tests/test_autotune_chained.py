@@ -185,6 +185,49 @@ def test_too_few_fills_is_no_evidence() -> None:
     assert not d.changes and "fewer than" in d.evidence
 
 
+def test_a_decision_walks_back_to_an_earlier_set_that_earns_more() -> None:
+    """A change adopted on thin evidence (as_mult 2 -> 1: the chain says as_mult 2 earns 4 bps,
+    1 earns 1) is walked back before probing: the decision starts from the best set that ran
+    (keep-best's rule over the segments played), and the walk back does not count as a move for
+    hysteresis (as_mult is still probed only the way the tuner last moved it)."""
+    ev = _Market()
+    name = quoter_knob_name("as_mult")
+    tunable = frozenset({name})
+    history = [
+        {
+            "iteration": 1,
+            "knobs": _start(2.0),
+            "changes": [{"field": name, "from": 2.0, "to": 1.0, "rule": "PROBE"}],
+        }
+    ]
+    d = autotune.chained_tune(
+        {}, _start(1.0), history, ev, [1, 2], tunable=tunable, objective="net_bps"
+    )
+    assert d.knobs[name] == 2.0
+    assert [(c.field, c.old, c.new, c.rule) for c in d.changes] == [(name, 1.0, 2.0, "REVERT")]
+    assert any("| autotune | REVERT | to the knobs of iter=1:" in m for m in d.markers)
+    # probed from the set walked back to, onward (down) only: the chains' base is as_mult 2
+    assert d.trials and all(t["chain_base_knobs"][name] == 2.0 for t in d.trials)
+    assert all(t["knobs"][name] < 2.0 for t in d.trials)
+    # the next decision: the walk back (rule REVERT) is not the latest move, 2 -> 1 still is
+    walked = [
+        *history,
+        {"iteration": 2, "knobs": _start(1.0), "changes": [c.as_dict() for c in d.changes]},
+    ]
+    nxt = autotune.chained_tune(
+        {}, _start(2.0), walked, ev, [1, 2, 3], tunable=tunable, objective="net_bps"
+    )
+    assert nxt.trials and all(t["knobs"][name] < 2.0 for t in nxt.trials)
+    # no earlier set beats the current one: the decision starts from the current knobs
+    up = [{"iteration": 1, "knobs": _start(1.0), "changes": [{**history[0]["changes"][0]}]}]
+    up[0]["changes"][0].update({"from": 1.0, "to": 2.0})
+    stay = autotune.chained_tune(
+        {}, _start(2.0), up, ev, [1, 2], tunable=tunable, objective="net_bps"
+    )
+    assert stay.knobs[name] == 3.0 and [c.rule for c in stay.changes] == ["PROBE"]
+    assert all(t["chain_base_knobs"][name] == 2.0 for t in stay.trials)
+
+
 def test_keep_best_keeps_an_earlier_set_only_when_it_earns_more() -> None:
     ev = _Market()
     history = [

@@ -35,9 +35,9 @@ from mmbot.soak.autotune_counterfactual import (
     note_probe,
     validated_decision,
 )
-from mmbot.soak.autotune_grid import normalise_knobs
+from mmbot.soak.autotune_grid import knob_key, normalise_knobs
 from mmbot.soak.autotune_keep_best import latest_unless_beaten, sets_that_ran
-from mmbot.soak.autotune_rules import RULES, Rule, TuneDecision, tune
+from mmbot.soak.autotune_rules import RULES, Change, Rule, TuneDecision, tune
 
 # What a chain is scored by (`_ObjectiveView`): "pnl", the chain's PnL in bps of the reference
 # knobs' turnover (the current knobs' in a decision, the latest set's at keep-best; for the
@@ -57,6 +57,8 @@ MIN_CHAIN_FILLS: Final[int] = 20
 CHAIN_MIN_GAIN_BPS: Final[float] = 0.05
 # At most this many winners (disjoint fields, best first) are merged into one candidate.
 MAX_MERGED: Final[int] = 3
+# The rule name of the changes that walk back to an earlier set that ran (`_best_set_so_far`).
+REVERT_RULE: Final[str] = "REVERT"
 
 Chain = tuple[float | None, int]  # (net_bps over the chained segments or None, fills)
 
@@ -141,9 +143,14 @@ def chained_tune(
     segs = sorted(segments)
     if not segs:
         return proposal
-    start = normalise_knobs(current)
-    decision = validated_decision(proposal, start)
     obj = objective or CHAIN_OBJECTIVE
+    start, revert, revert_marker = _best_set_so_far(history, current, evaluate, segs, obj)
+    if revert:  # the rules' proposal reads the current knobs' report: not the set walked back to
+        proposal = TuneDecision(knobs=dict(start), fired=proposal.fired, skipped=proposal.skipped)
+    decision = validated_decision(proposal, start)
+    if revert:
+        decision.changes = list(revert)
+        decision.markers.append(revert_marker)
     evaluate = _ObjectiveView(evaluate, segs, start, obj)
     base = evaluate.chain(start, segs)
     base_score = usable_chain(base)
@@ -165,7 +172,42 @@ def chained_tune(
     decision.probe_state = _next_probe_state(decision, history, probe_gain, CHAIN_MIN_GAIN_BPS)
     if chosen is not None:
         _adopt(decision, chosen)
+        decision.changes = [*revert, *decision.changes]
     return decision
+
+
+def _best_set_so_far(
+    history: Sequence[Mapping[str, Any]],
+    current: Mapping[str, float],
+    evaluate: ChainEvaluate,
+    segs: Sequence[int],
+    objective: str,
+) -> tuple[dict[str, float], list[Change], str]:
+    """Where this decision probes from: the current knobs, or an earlier set that ran and whose
+    chain over ``segs`` beats theirs (keep-best's rule, `select_best_chained`, on the market
+    played so far). Returns (the knobs, the changes walking back to them, their marker).
+
+    A change adopted on one or two segments is the best of many noisy candidates (biased up);
+    when the segments played since show an earlier set earning more, probing on from the
+    current knobs searches around a worse point (and hysteresis keeps it from walking back)."""
+    start = normalise_knobs(current)
+    ran = [*history, {"iteration": len(history) + 1, "knobs": start}]
+    if len(sets_that_ran(ran)) < 2:
+        return start, [], ""
+    it, best, table = select_best_chained(ran, evaluate, segs, objective)
+    best = normalise_knobs(best)
+    if knob_key(best) == knob_key(start):
+        return start, [], ""
+    changes = [
+        Change(k, start[k], best[k], REVERT_RULE) for k in knob_order(start) if best[k] != start[k]
+    ]
+    score = {r["iteration"]: r["score_bps"] for r in table}
+    marker = (
+        f"| autotune | {REVERT_RULE} | to the knobs of iter={it}: "
+        f"{_value_key(objective)}={_fmt(score[it])} against the current knobs' "
+        f"{_fmt(score[len(ran)])} over segments {_segs_text(segs)} |"
+    )
+    return best, changes, marker
 
 
 def _segs_text(segs: Sequence[int]) -> str:

@@ -396,7 +396,12 @@ def negative_streak(history: Sequence[Mapping[str, Any]], net_bps_now: float) ->
 def _recent_direction(history: Sequence[Mapping[str, Any]], name: str) -> int:
     """Sign of the tuner's latest move of ``name`` within the hysteresis window (0 if none)."""
     for entry in list(history)[-HYSTERESIS_ITERS:][::-1]:
-        moves = [c for c in entry.get("changes", []) if c.get("field") == name]
+        # a walk back to an earlier set (`autotune_chained.REVERT_RULE`) is not a move onward
+        moves = [
+            c
+            for c in entry.get("changes", [])
+            if c.get("field") == name and c.get("rule") != "REVERT"
+        ]
         if moves:
             total = float(moves[-1]["to"]) - float(moves[0]["from"])
             if total != 0:
