@@ -10,6 +10,8 @@ the few fills a wide setting makes, swings a segment's bps by tens (seen: paired
 is the fixed-knob run over the market played so far (its own positions, carried as the soak carries
 them): the figure a knob set's soak would be judged by, with no term shared by accident.
 
+A decision starts from the current knobs, or from an earlier set that ran when its chain beats
+theirs (`_best_set_so_far`: a change adopted on thin evidence is walked back before probing on).
 Candidates are those of `autotune_counterfactual` (the rules' proposal and single-knob probes,
 ordered by the gain measured for them so far); each is chained over all kept segments within the
 replay budget (replays already made are free); the best one whose net beats the current knobs' by
