@@ -182,7 +182,7 @@ def test_capture_like_spearman_compares_each_short_market_with_the_synthetic_mea
     """The ceiling the capture is held to: each capture-length market against the mean of the
     long synthetic runs (the real side's comparison). Mean of the long runs ranks 1 < 2 < 3 < 4;
     short market a agrees (rho 1), b swaps the top two (rho 0.8)."""
-    from mmbot.fidelity.compare import _ranking
+    from mmbot.fidelity.compare import _ranking, _within_capture_like
 
     panel = PANEL[:4]
     syn_net = [[1.0, 2.0, 3.0, 4.0], [1.5, 2.5, 3.5, 4.5]]
@@ -190,6 +190,10 @@ def test_capture_like_spearman_compares_each_short_market_with_the_synthetic_mea
     nc = _ranking([1.0, 2.0, 3.0, 4.0], syn_net, panel, ceiling)["noise_ceiling"]
     assert nc["capture_like_spearman"] == pytest.approx([1.0, 0.8])
     assert nc["capture_like_spearman_mean"] == pytest.approx(0.9)
+    within = _within_capture_like
+    assert within({"spearman": 0.8, "noise_ceiling": nc}) is True
+    assert within({"spearman": 0.79, "noise_ceiling": nc}) is False
+    assert within({"spearman": 0.5, "noise_ceiling": {}}) is None
     assert "capture_like_spearman" not in _ranking([1.0] * 4, syn_net, panel, {})["noise_ceiling"]
 
 

@@ -86,7 +86,8 @@ def _print_report(res: dict, title: str, out: Path) -> None:
             "each against the synthetic mean, as the capture is compared: "
             f"{nc['capture_like_spearman_mean']:.4f} ("
             + " ".join(f"{x:.4f}" for x in nc["capture_like_spearman"])
-            + ")"
+            + "); the capture's Spearman at least the lowest of them: "
+            + str(chk["spearman_within_noise"])
         )
     print(f"wrote {out / 'FIDELITY.json'}, FIDELITY.md, FIDELITY.html")
 

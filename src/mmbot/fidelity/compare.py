@@ -204,6 +204,16 @@ def _beyond_noise(part: dict, names: list[str]) -> list[str]:
     return [k for k in names if not abs(part[k].get("z", float("nan"))) <= NOISE_Z]
 
 
+def _within_capture_like(rk: dict) -> bool | None:
+    """Whether the capture's Spearman reaches the lowest capture-like one (None: not measured)."""
+    nc = rk.get("noise_ceiling") or {}
+    vals = np.asarray(nc.get("capture_like_spearman", []), dtype=np.float64)
+    vals = vals[np.isfinite(vals)]
+    if len(vals) < 2 or not np.isfinite(rk["spearman"]):
+        return None
+    return bool(rk["spearman"] >= vals.min())
+
+
 def _checks(out: dict) -> dict:
     bad_stats = [
         k
@@ -225,6 +235,9 @@ def _checks(out: dict) -> dict:
         "stats_outside_band_beyond_noise": _beyond_noise(out["stats"], bad_stats),
         "autocorr_outside_band_beyond_noise": _beyond_noise(out["autocorr"], bad_ac),
         "spearman_ok": bool(rk["spearman"] >= MIN_SPEARMAN),
+        # the ranking judged by the capture's own noise: at least the lowest capture-like value
+        # (a market identical to the model falls below the lowest of 8 about one time in 9)
+        "spearman_within_noise": _within_capture_like(rk),
         "sign_agreement_ok": bool(rk["sign_agreement"] >= MIN_SIGN_AGREEMENT),
         "all_ok": bool(
             not bad_stats

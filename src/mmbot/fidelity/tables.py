@@ -43,13 +43,18 @@ def _mark(name: str, outside: list[str]) -> str:
     return "OUT" if name in outside else "ok"
 
 
+# the ranking against the lowest capture-like Spearman (compare._within_capture_like)
+_NOISE_WORD = {True: "yes", False: "no", None: "not measured"}
+
+
 def _headline(res: dict) -> list[str]:
     m, chk, rk = res["meta"], res["checks"], res["ranking"]
     return [
         f"calibration {m['calibration']} ({m['variant']}, tick {m['synthetic_tick_px']:g}; "
         f"capture tick {m['capture_tick_px']:g}), {m['hours']:g} h x {len(m['seeds'])} seeds",
         f"Spearman {_f(rk['spearman'])} (>= {chk['min_spearman']}: "
-        f"{'ok' if chk['spearman_ok'] else 'OUT'}), sign agreement {_f(rk['sign_agreement'])} "
+        f"{'ok' if chk['spearman_ok'] else 'OUT'}; within the capture's noise: "
+        f"{_NOISE_WORD[chk.get('spearman_within_noise')]}), sign agreement {_f(rk['sign_agreement'])} "
         f"(>= {chk['min_sign_agreement']}: {'ok' if chk['sign_agreement_ok'] else 'OUT'})",
         _ceiling_line(rk),
         f"ratio band {chk['ratio_band']}, autocorr |diff| <= {chk['autocorr_max_diff']}; "
