@@ -169,3 +169,7 @@ class RunResult:
         self.actions = actions
         self.marks = marks
         self.meta = meta
+
+    def n_rows(self, name: str) -> int:
+        """Rows of the records ``name`` (fills, actions or marks), without keeping them."""
+        return len(getattr(self, name))

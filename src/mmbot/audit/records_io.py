@@ -197,6 +197,14 @@ class StoredRun(RunResult):
     def marks(self) -> np.ndarray:  # type: ignore[override]
         return _read_records(self.run_dir, "marks")
 
+    def n_rows(self, name: str) -> int:
+        """From the Parquet file's metadata: the records are not read."""
+        p = self.run_dir / f"{name}.parquet"
+        try:
+            return int(pl.scan_parquet(p).select(pl.len()).collect().item())
+        except Exception:  # noqa: BLE001 - a missing or bad file says so where it is read
+            return len(_read_records(self.run_dir, name))
+
 
 def _read_one(d: Path) -> RunResult:
     arrays = {fname: _read_records(d, fname) for fname in FILES}

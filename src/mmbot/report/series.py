@@ -87,18 +87,32 @@ def chained_pnl_series(
     return PnlSeries(ts, *cols)
 
 
+def thinned_marks(
+    results: Sequence[RunResult], field: str, max_points: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ts_ns, ``field``) of the marks of all runs, concatenated and thinned by ``thin_index``;
+    reads one run's marks at a time and keeps only its thinned rows (a month of soak records
+    holds hundreds of millions of marks)."""
+    lengths = np.array([r.n_rows("marks") for r in results], np.int64)
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    idx = thin_index(int(bounds[-1]), max_points)
+    ts_parts: list[np.ndarray] = [np.zeros(0, np.int64)]
+    val_parts: list[np.ndarray] = [np.zeros(0)]
+    for i, r in enumerate(results):
+        lo, hi = np.searchsorted(idx, [bounds[i], bounds[i + 1]])
+        if hi > lo:
+            m = r.marks
+            sel = idx[lo:hi] - bounds[i]
+            ts_parts.append(m["exch_ts"][sel].astype(np.int64))
+            val_parts.append(m[field][sel])
+    return np.concatenate(ts_parts), np.concatenate(val_parts)
+
+
 def position_series(
     results: Sequence[RunResult], max_points: int = 2000
 ) -> tuple[np.ndarray, np.ndarray]:
     """(ts_ns, position_qty) from the marks of all runs, thinned."""
-    ts = (
-        np.concatenate([r.marks["exch_ts"].astype(np.int64) for r in results])
-        if results
-        else np.zeros(0, np.int64)
-    )
-    pos = np.concatenate([r.marks["position_qty"] for r in results]) if results else np.zeros(0)
-    idx = thin_index(len(ts), max_points)
-    return ts[idx], pos[idx]
+    return thinned_marks(results, "position_qty", max_points)
 
 
 def fill_edge_bps(e: FillEdges) -> np.ndarray:
@@ -168,7 +182,4 @@ def mid_series(
     results: Sequence[RunResult], max_points: int = 2000
 ) -> tuple[np.ndarray, np.ndarray]:
     """(ts_ns, mid_px) from the marks of all runs, thinned."""
-    ts = np.concatenate([r.marks["exch_ts"].astype(np.int64) for r in results])
-    mid = np.concatenate([r.marks["mid_px"] for r in results])
-    idx = thin_index(len(ts), max_points)
-    return ts[idx], mid[idx]
+    return thinned_marks(results, "mid_px", max_points)
