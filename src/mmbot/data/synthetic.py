@@ -81,6 +81,10 @@ from mmbot.data.synthetic_layout import (
     P_LOT_QTY,
     P_MAKER_LOTS,
     P_RESIL_DEPLETION,
+    P_THIN_BETA,
+    P_THIN_CAP,
+    P_THIN_LEVELS,
+    P_THIN_TARGET_LOTS,
     P_TICK_PX,
     RING_TICKS,
     S_BEST_ASK,
@@ -89,6 +93,7 @@ from mmbot.data.synthetic_layout import (
     S_HAS_PENDING,
     S_PENDING_NS,
     S_T_NS,
+    THIN_NEAR_BPS,
     WARMUP_NS,
 )
 from mmbot.data.synthetic_rng import (
@@ -186,6 +191,12 @@ def model_arrays(
             f"calibration: model.depth_target_qty must list 1..{MAX_DEPTH_LEVELS} depths >= 0 (not all 0)"
         )
     target_lots = np.round(target / lot_qty)
+    if P[P_THIN_BETA] > 0.0:
+        if P[P_THIN_CAP] < 1.0:
+            raise UserError("calibration: model.taker_thin_cap_ratio must be >= 1")
+        near_levels = min(len(target_lots), max(1, int(round(THIN_NEAR_BPS * ticks_per_bps))))
+        P[P_THIN_LEVELS] = near_levels
+        P[P_THIN_TARGET_LOTS] = max(float(target_lots[:near_levels].sum()), 1.0)
     return P, target_lots, maker_tab, parent_tab, lat_tab, price0_px / tick_px
 
 

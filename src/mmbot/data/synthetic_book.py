@@ -54,6 +54,10 @@ from mmbot.data.synthetic_layout import (
     P_STALE_EDGE,
     P_STALE_RATE,
     P_STALE_WHOLE,
+    P_THIN_BETA,
+    P_THIN_CAP,
+    P_THIN_LEVELS,
+    P_THIN_TARGET_LOTS,
     P_TICK_PX,
     RESIL_CHECK_MIN_NS,
     RESIL_CHECKS_PER_HALF_LIFE,
@@ -379,7 +383,12 @@ def _draw_next(
         r[6] = P[P_STALE_RATE] * _lvl(bq, bb) / maker if (bb != _NONE and bb > v + st_edge) else 0.0
         r[7] = P[P_STALE_RATE] * _lvl(aq, ba) / maker if (ba != _NONE and ba < v - st_edge) else 0.0
     r[K_JUMP] = P[P_JUMP_RATE]
-    bound = P[P_NOISE_MU] + fs[F_HAWKES]
+    if P[P_THIN_BETA] > 0.0:
+        # opportunistic takers: baseline noise candidates at the cap times its rate, thinned per
+        # side (the Hawkes excitation is not scaled: n x factor above 1 would explode)
+        bound = P[P_NOISE_MU] * P[P_THIN_CAP] + fs[F_HAWKES]
+    else:
+        bound = P[P_NOISE_MU] + fs[F_HAWKES]
     for i in range(N_RATES):
         bound += r[i]
     fs[F_BOUND] = bound
@@ -530,3 +539,26 @@ def _snapshot_side(
             n = put_event(out, n, ev, t_ns, local_ns, p * tick, lots * lot, 0)
         p += sgn
     return n
+
+
+@njit(cache=True, inline="always")
+def _thin_factor(P: np.ndarray, ist: np.ndarray, q: np.ndarray, sgn: int) -> float:
+    """The taker intensity factor of side sgn (the side a parent takes: asks 1, bids -1),
+    min(cap, (near lots / their target) ** -beta), near: P_THIN_LEVELS levels from its touch;
+    the cap when the side is empty."""
+    best_s, deep_s, lots_s, ev = _side_slots(sgn)
+    cap = P[P_THIN_CAP]
+    p = ist[best_s]
+    if p == _NONE:
+        return cap
+    stop = ist[deep_s]
+    lots = 0
+    for _ in range(int(P[P_THIN_LEVELS])):
+        lots += q[p & _RING_MASK]
+        if p == stop:
+            break
+        p += sgn
+    if lots <= 0:
+        return cap
+    f = (lots / P[P_THIN_TARGET_LOTS]) ** -P[P_THIN_BETA]
+    return f if f < cap else cap

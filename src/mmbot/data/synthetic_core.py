@@ -22,6 +22,7 @@ from mmbot.data.synthetic_book import (
     _resil_target,
     _scan,
     _side_slots,
+    _thin_factor,
     _trim,
 )
 from mmbot.data.synthetic_layout import (
@@ -69,6 +70,8 @@ from mmbot.data.synthetic_layout import (
     P_STALE_EDGE,
     P_STALE_WHOLE,
     P_SWEEP_REQUOTE,
+    P_THIN_BETA,
+    P_THIN_CAP,
     P_TICK_PX,
     P_TRANSIENT,
     P_TRANSIENT_DECAY,
@@ -244,6 +247,39 @@ def _maker_leave(
 
 
 @njit(cache=True, inline="always")
+def _noise_side(P: np.ndarray, fs: np.ndarray, rng: np.ndarray) -> bool:
+    """A noise parent's side (True: buy): clustered flow keeps its direction with probability
+    same_side, else a fair coin."""
+    same = _uniform(rng) < P[P_SAME_SIDE]
+    return fs[F_LAST_SIDE] > 0 if same else _uniform(rng) < 0.5
+
+
+@njit(cache=True, inline="always")
+def _noise_kind(x: float, acc: float, mu: float, hx: float, cap: float) -> tuple[int, bool]:
+    """``x`` past the other rates (their sum ``acc``): a noise parent (N_RATES) or nothing (-1,
+    the Hawkes part's decay), and whether it is a baseline candidate of the takers' thin-book
+    factor (``cap`` > 0: the baseline drawn at ``cap`` times its rate; the excitation unscaled)."""
+    if cap > 0.0:
+        if x < acc + mu * cap:
+            return N_RATES, True
+        return (N_RATES if x < acc + mu * cap + hx else -1), False
+    return (N_RATES if x < acc + mu + hx else -1), False
+
+
+@njit(cache=True, inline="always")
+def _thin_side(
+    P: np.ndarray, fs: np.ndarray, ist: np.ndarray, rng: np.ndarray, bq: np.ndarray, aq: np.ndarray
+) -> int:
+    """A noise candidate under the takers' thin-book factor: its side (+1 buy, -1 sell), kept
+    with probability factor / cap of the side it takes, else 0 (a null event)."""
+    buy = _noise_side(P, fs, rng)
+    f = _thin_factor(P, ist, aq, 1) if buy else _thin_factor(P, ist, bq, -1)
+    if _uniform(rng) * P[P_THIN_CAP] >= f:
+        return 0
+    return 1 if buy else -1
+
+
+@njit(cache=True, inline="always")
 def _sweep_start(
     P: np.ndarray,
     parent_tab: np.ndarray,
@@ -251,12 +287,12 @@ def _sweep_start(
     ist: np.ndarray,
     rng: np.ndarray,
     kind: int,
+    side: int,
 ) -> None:
-    """A new parent market order: noise (random side, no limit) or informed (limit v -/+ edge)."""
+    """A new parent market order: noise (side ``side``, +1 buy / -1 sell, drawn when 0; no limit)
+    or informed (limit v -/+ edge)."""
     if kind == N_RATES:
-        # clustered flow keeps its direction with probability same_side
-        same = _uniform(rng) < P[P_SAME_SIDE]
-        buy = fs[F_LAST_SIDE] > 0 if same else _uniform(rng) < 0.5
+        buy = side > 0 if side != 0 else _noise_side(P, fs, rng)
         limit_ticks = 1e300 if buy else -1e300
         # self-excitation among noise traders only: an informed order exciting noise
         # flow, whose permanent impact feeds the informed again, would be a runaway loop
@@ -450,6 +486,7 @@ def _advance(
     n = 0
     beta = P[P_HAWKES_BETA]
     mu = P[P_NOISE_MU]
+    thin = P[P_THIN_BETA] > 0.0
     r = fs[F_R0:]
     # the arrays the per-event functions read, as one argument that each unpacks at its top with
     # these names (a NamedTuple read field by field instead measured 10-20 % slower generation)
@@ -465,6 +502,7 @@ def _advance(
         ist[S_T_NS] = t_new
         hx = fs[F_HAWKES] * math.exp(-beta * dt_s)
         fs[F_HAWKES] = hx
+        cand = False
         if ist[S_SWEEP_SIDE] != 0:
             # the engine is still printing a sweep: its next ms (nothing else happens meanwhile)
             kind = K_SWEEP
@@ -483,10 +521,18 @@ def _advance(
                 if x < acc:
                     kind = i
                     break
-            if kind < 0 and x < acc + mu + hx:
-                kind = N_RATES  # noise parent
+            if kind < 0:
+                kind, cand = _noise_kind(x, acc, mu, hx, P[P_THIN_CAP] if thin else 0.0)
             fs[F_STEPS + 1 + kind] += 1.0
         _move_v(P, fs, rng, kind, dt_s)
+        side = 0
+        if cand:
+            side = _thin_side(P, fs, ist, rng, bq, aq)
+            if side == 0:
+                # a rejected candidate: counted as a null event
+                fs[F_STEPS + 1 + N_RATES] -= 1.0
+                fs[F_STEPS] += 1.0
+                kind = -1
         if kind < 0 or kind == K_JUMP:
             continue
         local_ns = 0
@@ -512,7 +558,7 @@ def _advance(
         else:
             # a parent market order (K_SWEEP: the next ms of a sweep in progress)
             if kind != K_SWEEP:
-                _sweep_start(P, parent_tab, fs, ist, rng, kind)
+                _sweep_start(P, parent_tab, fs, ist, rng, kind, side)
             n, more = _sweep_prints(m, emit, at, n, out)
             if more:
                 ist[S_PENDING_NS] = t_new + 1_000_000

@@ -102,7 +102,18 @@ RESIL_CHECK_MIN_NS = 1_000_000
 # 1: any retreat of a side's touch (a sweep, a cancel or a stale pull emptying it) depletes that
 # side, not only a sweep's. 0 (default): sweeps only
 P_RESIL_RETREAT = 31
-N_PARAMS = 32
+# opportunistic takers: the noise parents that take a side arrive at their rate times
+# min(P_THIN_CAP, (q / q_target) ** -P_THIN_BETA), q the side's near depth (lots within
+# P_THIN_LEVELS levels of its touch, about 1 bps) and q_target its fitted target there
+# (P_THIN_TARGET_LOTS): on the captures aggressor orders meet a taken side already thin (COIN-M:
+# median 0.345 of its mean depth within 1 bps), on a market whose takers arrive at random times
+# about 1.1. Drawn by thinning (candidates at the cap times the rate, accepted with probability
+# factor / cap), so the process is exact. 0 (default): off
+P_THIN_BETA = 32
+P_THIN_CAP = 33  # the cap M on that factor (>= 1)
+P_THIN_LEVELS = 34  # derived: levels from the touch that count as near (1 bps, at least 1)
+P_THIN_TARGET_LOTS = 35  # derived: the depth targets' lots over those levels
+N_PARAMS = 36
 # where model_arrays takes each parameter from, in the order it reads them: (slot, "model" for a
 # field of the calibration's model or "calib" for a top-level one, field, default (None: the field
 # is required; a field name: that field's value), unit: "bps" is converted to ticks, "per_bps" to
@@ -138,7 +149,12 @@ P_FIELDS: tuple[tuple[int, str, str, float | str | None, str], ...] = (
     (P_RESIL_HALF_LIFE_S, "model", "resilience_half_life_s", 0.0, ""),
     (P_RESIL_DEPLETION, "model", "resilience_depletion", 1.0, ""),
     (P_RESIL_RETREAT, "model", "resilience_on_retreat", 0.0, ""),
+    (P_THIN_BETA, "model", "taker_thin_exponent", 0.0, ""),
+    (P_THIN_CAP, "model", "taker_thin_cap_ratio", 10.0, ""),
 )
+
+# near depth within this many bps of the touch counts for the takers' thin-book factor
+THIN_NEAR_BPS = 1.0
 
 # --- integer state ---------------------------------------------------------------------------
 S_T_NS = 0
