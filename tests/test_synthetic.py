@@ -421,3 +421,39 @@ def test_sweep_requote_moves_the_mid_with_the_print() -> None:
     assert on_ratio > off["markout_100ms_bps"] / off["markout_1s_bps"] + 0.15
     assert on["spread_one_tick_ratio"] >= 0.95
     assert on["spread_one_tick_ratio"] > off["spread_one_tick_ratio"]
+
+
+@pytest.mark.parametrize(
+    ("defaults", "on", "bad"),
+    [
+        (  # slow resilience after a sweep
+            {"resilience_half_life_s": 0.0, "resilience_depletion": 0.5},
+            ("resilience_half_life_s", 2.0),
+            ("resilience_depletion", 1.5),
+        ),
+        (  # takers that come when the book is thin
+            {"taker_thin_exponent": 0.0, "taker_thin_cap_ratio": 3.0},
+            ("taker_thin_exponent", 1.0),
+            ("taker_thin_cap_ratio", 0.5),
+        ),
+    ],
+)
+def test_an_optional_generator_term_is_off_by_default_and_bounded(
+    defaults: dict, on: tuple[str, float], bad: tuple[str, float]
+) -> None:
+    """A shipped market lists none of the term's fields; listing them at their off values
+    generates the same bytes as leaving them out, switching it on changes them, and a value
+    outside its range is refused, naming the field."""
+    cal = load_calibration(WIDE_TICK_MARKET)
+    assert not set(defaults) & set(cal["model"])
+    off = copy.deepcopy(cal)
+    off["model"].update(defaults)
+    base = generate(cal, 4, T0_NS, 20 * S_NS).tobytes()
+    assert generate(off, 4, T0_NS, 20 * S_NS).tobytes() == base
+    switched = copy.deepcopy(off)
+    switched["model"][on[0]] = on[1]
+    assert generate(switched, 4, T0_NS, 20 * S_NS).tobytes() != base
+    wrong = copy.deepcopy(switched)
+    wrong["model"][bad[0]] = bad[1]
+    with pytest.raises(UserError, match=bad[0]):
+        generate(wrong, 4, T0_NS, S_NS)

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from mmbot.data.synthetic import WIDE_TICK_MARKET, generate, load_calibration
-from mmbot.errors import UserError
 from mmbot.events import BUY_EVENT, DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, KIND_MASK, TRADE_EVENT
 
 T0_NS = 1_700_000_000_000_000_000
@@ -93,21 +92,3 @@ def test_swept_level_recovers_with_the_half_life(half_life_s: float) -> None:
         got = float(np.mean(xs))
         want = 1.0 - DEPLETION * 0.5 ** (after / half_life_s) if half_life_s > 0 else 1.0
         assert abs(got - want) < 0.06, (half_life_s, after, got, want)
-
-
-def test_resilience_off_by_default_and_bounded() -> None:
-    """Listing the fields at their defaults (half-life 0) generates the same bytes as leaving
-    them out; a depletion above 1 is refused."""
-    cal = load_calibration(WIDE_TICK_MARKET)
-    assert "resilience_half_life_s" not in cal["model"]
-    off = copy.deepcopy(cal)
-    off["model"].update(resilience_half_life_s=0.0, resilience_depletion=0.5)
-    base = generate(cal, 4, T0_NS, 20 * S_NS).tobytes()
-    assert generate(off, 4, T0_NS, 20 * S_NS).tobytes() == base
-    on = copy.deepcopy(off)
-    on["model"]["resilience_half_life_s"] = 2.0
-    assert generate(on, 4, T0_NS, 20 * S_NS).tobytes() != base
-    bad = copy.deepcopy(on)
-    bad["model"]["resilience_depletion"] = 1.5
-    with pytest.raises(UserError, match="resilience_depletion"):
-        generate(bad, 4, T0_NS, S_NS)

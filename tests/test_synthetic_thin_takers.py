@@ -13,7 +13,6 @@ import pytest
 
 from mmbot.data.synthetic import WIDE_TICK_MARKET, generate, load_calibration, model_arrays
 from mmbot.data.synthetic_layout import P_THIN_LEVELS, P_THIN_TARGET_LOTS
-from mmbot.errors import UserError
 from mmbot.events import BUY_EVENT, DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, KIND_MASK, TRADE_EVENT
 
 T0_NS = 1_700_000_000_000_000_000
@@ -112,21 +111,3 @@ def test_takers_arrive_when_the_touch_is_thin(beta: float) -> None:
         assert abs(got - want) < tol, (beta, lots, n, s, got, want)
         checked += 1
     assert checked >= 2, by
-
-
-def test_thin_takers_off_by_default_and_bounded() -> None:
-    """Listing the fields at their defaults (exponent 0) generates the same bytes as leaving them
-    out; a cap below 1 is refused."""
-    cal = load_calibration(WIDE_TICK_MARKET)
-    assert "taker_thin_exponent" not in cal["model"]
-    off = copy.deepcopy(cal)
-    off["model"].update(taker_thin_exponent=0.0, taker_thin_cap_ratio=3.0)
-    base = generate(cal, 4, T0_NS, 20 * S_NS).tobytes()
-    assert generate(off, 4, T0_NS, 20 * S_NS).tobytes() == base
-    on = copy.deepcopy(off)
-    on["model"]["taker_thin_exponent"] = 1.0
-    assert generate(on, 4, T0_NS, 20 * S_NS).tobytes() != base
-    bad = copy.deepcopy(on)
-    bad["model"]["taker_thin_cap_ratio"] = 0.5
-    with pytest.raises(UserError, match="taker_thin_cap_ratio"):
-        generate(bad, 4, T0_NS, S_NS)
