@@ -41,3 +41,26 @@ def glft_options() -> dict:
     from mmbot.commands.options import strategy_options
 
     return strategy_options("glft", None, None, None, None, None)
+
+
+def still_market(**model: object) -> dict:
+    """The wide-tick calibration as a still toy market: no diffusion, jumps, informed flow,
+    impact, cancels, Hawkes excitation or same-side clustering (the level ladder never moves),
+    with ``model`` fields set on top."""
+    import copy
+
+    from mmbot.data.synthetic import WIDE_TICK_MARKET, load_calibration
+
+    cal = copy.deepcopy(load_calibration(WIDE_TICK_MARKET))
+    cal["model"].update(
+        sigma_bps_per_sqrt_s=0.0,
+        jump_rate_per_s=0.0,
+        informed_rate_per_s_per_bps=0.0,
+        impact_permanence_ratio=0.0,
+        impact_transient_ratio=0.0,
+        cancel_rate_per_s=0.0,
+        hawkes_branching_ratio=0.0,
+        same_side_ratio=0.0,
+        **model,
+    )
+    return cal

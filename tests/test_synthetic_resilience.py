@@ -4,12 +4,11 @@ shipped markets generate the bytes they did before it existed."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 
-from mmbot.data.synthetic import WIDE_TICK_MARKET, generate, load_calibration
+from conftest import still_market
+from mmbot.data.synthetic import generate
 from mmbot.events import BUY_EVENT, DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, KIND_MASK, TRADE_EVENT
 
 T0_NS = 1_700_000_000_000_000_000
@@ -24,20 +23,10 @@ def _toy(half_life_s: float) -> dict:
     """A still market (no diffusion, jumps, informed flow or impact: the level ladder never
     moves) whose noise parents of 7 qty always empty the first level (5 qty) and dip into the
     second; makers refill a missing level whole and fast (20000/s), and never cancel."""
-    cal = copy.deepcopy(load_calibration(WIDE_TICK_MARKET))
-    m = cal["model"]
-    m.update(
-        sigma_bps_per_sqrt_s=0.0,
-        jump_rate_per_s=0.0,
-        informed_rate_per_s_per_bps=0.0,
-        impact_permanence_ratio=0.0,
-        impact_transient_ratio=0.0,
-        cancel_rate_per_s=0.0,
+    return still_market(
         refill_rate_per_s=20000.0,
         refill_whole=1.0,
         noise_base_rate_per_s=0.3,
-        hawkes_branching_ratio=0.0,
-        same_side_ratio=0.0,
         depth_target_qty=[LEVEL_QTY] * 5,
         parent_size_quantiles_qty=[7.0, 7.0],
         maker_size_quantiles_qty=[0.05, 0.1, 0.15],
@@ -45,7 +34,6 @@ def _toy(half_life_s: float) -> dict:
         resilience_half_life_s=half_life_s,
         resilience_depletion=DEPLETION,
     )
-    return cal
 
 
 def _recovery(ev: np.ndarray, tick: float) -> dict[float, list[float]]:

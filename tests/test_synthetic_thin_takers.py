@@ -6,12 +6,11 @@ bytes they did before the field existed."""
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 
-from mmbot.data.synthetic import WIDE_TICK_MARKET, generate, load_calibration, model_arrays
+from conftest import still_market
+from mmbot.data.synthetic import generate, model_arrays
 from mmbot.data.synthetic_layout import P_THIN_LEVELS, P_THIN_TARGET_LOTS
 from mmbot.events import BUY_EVENT, DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, KIND_MASK, TRADE_EVENT
 
@@ -26,21 +25,9 @@ def _toy(beta: float) -> dict:
     moves) at a tick of 1 bps (the near depth is the touch alone), lots of 1 qty: noise parents
     of 2 lots, makers of 1 lot refilling slowly (0.5/s per missing lot), so the touch spends
     time at every size from 1 to 5 lots."""
-    cal = copy.deepcopy(load_calibration(WIDE_TICK_MARKET))
-    cal["lot_qty"] = 1.0
-    cal["tick_px"] = float(cal["price0_px"]) * 1e-4
-    m = cal["model"]
-    m.update(
-        sigma_bps_per_sqrt_s=0.0,
-        jump_rate_per_s=0.0,
-        informed_rate_per_s_per_bps=0.0,
-        impact_permanence_ratio=0.0,
-        impact_transient_ratio=0.0,
-        cancel_rate_per_s=0.0,
+    cal = still_market(
         refill_rate_per_s=0.5,
         noise_base_rate_per_s=1.0,
-        hawkes_branching_ratio=0.0,
-        same_side_ratio=0.0,
         depth_target_qty=[float(LEVEL_LOTS)] * 3,
         parent_size_quantiles_qty=[2.0, 2.0],
         maker_size_quantiles_qty=[1.0, 1.0],
@@ -48,6 +35,8 @@ def _toy(beta: float) -> dict:
         taker_thin_exponent=beta,
         taker_thin_cap_ratio=CAP,
     )
+    cal["lot_qty"] = 1.0
+    cal["tick_px"] = float(cal["price0_px"]) * 1e-4
     return cal
 
 
