@@ -17,7 +17,7 @@ import pytest
 
 from conftest import COINM_CAPTURE, SPOT_CAPTURE, USDM_CAPTURE, need_shared
 from mmbot.commands.data import calibrate_command
-from mmbot.data.calibrate import _parents, calibrate
+from mmbot.data.calibrate import FitOptions, _parents, calibrate
 from mmbot.data.market_stats import market_stats
 from mmbot.data.synthetic import WIDE_TICK_MARKET, generate, load_calibration
 from mmbot.errors import UserError
@@ -157,10 +157,10 @@ def test_shipped_calibrations_name_their_source() -> None:
 def test_calibrate_end_to_end_short(capture_events: np.ndarray, tmp_path: Path) -> None:
     """One short fit round through the public entry points: a loadable, generating calibration;
     the wide-tick variant lands on a tick of about the asked size."""
-    calib = calibrate(capture_events, rounds=1, fit_seconds=20)
+    calib = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20))
     assert calib["variant"] == "as_captured" and calib["tick_px"] == pytest.approx(0.1)
     assert calib["lot_qty"] == pytest.approx(0.001)
-    wide = calibrate(capture_events, tick_bps=1.0, rounds=1, fit_seconds=20)
+    wide = calibrate(capture_events, FitOptions(tick_bps=1.0, rounds=1, fit_seconds=20))
     tick_bps = wide["tick_px"] / wide["price0_px"] * 1e4
     assert wide["variant"] == "wide_tick" and 0.8 < tick_bps < 1.2
     assert "note" in wide
@@ -174,7 +174,9 @@ def test_calibrate_command_writes_sorted_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "sub" / "m.json"
-    calibrate_command(need_shared(USDM_CAPTURE), out, tick_bps=1.0, rounds=0, fit_seconds=20)
+    calibrate_command(
+        need_shared(USDM_CAPTURE), out, FitOptions(tick_bps=1.0, rounds=0, fit_seconds=20)
+    )
     text = out.read_text()
     data = json.loads(text)
     assert list(data) == sorted(data)
@@ -185,10 +187,10 @@ def test_calibrate_command_writes_sorted_json(
 
 def test_calibrate_rejects_bad_input(capture_events: np.ndarray, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="tick-bps"):
-        calibrate(capture_events, tick_bps=-1.0, rounds=0)
+        calibrate(capture_events, FitOptions(tick_bps=-1.0, rounds=0))
     few = capture_events[:200]  # a fraction of a second: a handful of trades
     with pytest.raises(UserError):
-        calibrate(few, rounds=0)
+        calibrate(few, FitOptions(rounds=0))
     with pytest.raises(UserError, match="not found"):
         calibrate_command(tmp_path / "missing.gz", tmp_path / "o.json")
 
@@ -237,7 +239,7 @@ def test_calibrate_reports_each_round_to_the_progress_callback(capture_events: n
     from mmbot.data.calibrate import FitProgress
 
     seen: list[FitProgress] = []
-    calibrate(capture_events, rounds=2, fit_seconds=10, progress=seen.append)
+    calibrate(capture_events, FitOptions(rounds=2, fit_seconds=10), progress=seen.append)
     assert [p.step for p in seen] == [0, 1, 2, 3, 4, 5]
     assert all(p.steps == 5 for p in seen)
     assert seen[0].message.startswith("capture: tick 0.1")
@@ -271,10 +273,12 @@ def test_whole_level_pulls_fit_is_opt_in(capture_events: np.ndarray) -> None:
     its own scale; the default fit leaves the term out (the shipped markets' model). Both fit
     the feed latency on the fitted market's latency draws."""
     log: list[str] = []
-    whole = calibrate(capture_events, rounds=1, fit_seconds=20, log=log, whole_level_pulls=True)
+    whole = calibrate(
+        capture_events, FitOptions(rounds=1, fit_seconds=20, whole_level_pulls=True), log=log
+    )
     assert whole["model"]["stale_pull_whole"] == 1.0
     assert any("the fitted market's" in line for line in log)
-    plain = calibrate(capture_events, rounds=1, fit_seconds=20)
+    plain = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20))
     assert "stale_pull_whole" not in plain["model"]
     ev = generate(whole, 1, T0_NS, 10 * 1_000_000_000)
     assert len(ev) > 100
@@ -288,11 +292,13 @@ def test_sweep_requote_fit_is_opt_in(capture_events: np.ndarray) -> None:
     from mmbot.data.calibrate import IMPACT_DECAY_PER_S, REQUOTE_TERM, add_provenance
     from mmbot.data.calibrate_step import _step_flow, _step_impact
 
-    fitted = calibrate(capture_events, rounds=1, fit_seconds=20, sweep_requote=True)
+    fitted = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20, sweep_requote=True))
     assert fitted["model"][REQUOTE_TERM] == 1.0
-    add_provenance(fitted, USDM_CAPTURE, Path("m.json"), symbol="BTCUSDT", log=[], rounds=1)
+    add_provenance(
+        fitted, USDM_CAPTURE, Path("m.json"), symbol="BTCUSDT", log=[], options=FitOptions(rounds=1)
+    )
     assert fitted["provenance"]["command"].endswith("--sweep-requote")
-    plain = calibrate(capture_events, rounds=1, fit_seconds=20)
+    plain = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20))
     assert REQUOTE_TERM not in plain["model"]
     assert plain["model"]["impact_decay_per_s"] == IMPACT_DECAY_PER_S
     # the decay step: a market that keeps more of its 100 ms print markout at 5 s than the
@@ -316,7 +322,9 @@ def test_sweep_requote_fit_is_opt_in(capture_events: np.ndarray) -> None:
         _step_flow(m, flow, flow_tgt)
         assert (m["hawkes_branching_ratio"] > 0.8 + 1e-9) is grows
         assert m["hawkes_branching_ratio"] >= 0.8 - 1e-12
-    wide = calibrate(capture_events, tick_bps=1.0, rounds=0, fit_seconds=20, sweep_requote=True)
+    wide = calibrate(
+        capture_events, FitOptions(tick_bps=1.0, rounds=0, fit_seconds=20, sweep_requote=True)
+    )
     assert REQUOTE_TERM not in wide["model"]
 
 
@@ -336,10 +344,15 @@ def test_trade_through_fit_is_opt_in(capture_events: np.ndarray) -> None:
         m = {"hawkes_decay_per_s": HAWKES_DECAY_PER_S}
         _step_trade_through(m, {k: sim_rate for k in keys}, target)
         assert np.sign(round(m["hawkes_decay_per_s"] - HAWKES_DECAY_PER_S, 9)) == moves
-    fitted = calibrate(capture_events, rounds=1, fit_seconds=20, fit_trade_through=True)
+    fitted = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20, fit_trade_through=True))
     assert fitted["model"]["hawkes_decay_per_s"] != pytest.approx(HAWKES_DECAY_PER_S)
     add_provenance(
-        fitted, USDM_CAPTURE, Path("m.json"), symbol="BTCUSDT", log=[], fit_trade_through=True
+        fitted,
+        USDM_CAPTURE,
+        Path("m.json"),
+        symbol="BTCUSDT",
+        log=[],
+        options=FitOptions(fit_trade_through=True),
     )
     assert fitted["provenance"]["command"].endswith("--fit-trade-through")
     # the default step leaves the decay alone, whatever the rates
@@ -369,12 +382,16 @@ def test_resilience_fit_is_opt_in(capture_events: np.ndarray) -> None:
     m = {"resilience_half_life_s": MAX_RESIL_HALF_LIFE_S}
     _step_resilience(m, {"deep_sweep_share": 0.0}, target)
     assert m["resilience_half_life_s"] == MAX_RESIL_HALF_LIFE_S
-    fitted = calibrate(capture_events, rounds=1, fit_seconds=20, fit_resilience=True)
+    fitted = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20, fit_resilience=True))
     assert fitted["model"]["resilience_half_life_s"] > 0
     assert fitted["model"]["resilience_half_life_s"] != pytest.approx(INITIAL_RESIL_HALF_LIFE_S)
-    add_provenance(fitted, USDM_CAPTURE, Path("m.json"), symbol="BTCUSDT", log=[], rounds=1)
+    add_provenance(
+        fitted, USDM_CAPTURE, Path("m.json"), symbol="BTCUSDT", log=[], options=FitOptions(rounds=1)
+    )
     assert fitted["provenance"]["command"].endswith("--fit-resilience")
-    plain = calibrate(capture_events, rounds=1, fit_seconds=20)
+    plain = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20))
     assert "resilience_half_life_s" not in plain["model"]
-    wide = calibrate(capture_events, tick_bps=1.0, rounds=0, fit_seconds=20, fit_resilience=True)
+    wide = calibrate(
+        capture_events, FitOptions(tick_bps=1.0, rounds=0, fit_seconds=20, fit_resilience=True)
+    )
     assert "resilience_half_life_s" not in wide["model"]

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     import numpy as np
     from rich.console import Console
 
+    from mmbot.data.calibrate import FitOptions
+
 app = typer.Typer(no_args_is_help=True)
 
 
@@ -110,9 +112,9 @@ def calibrate(
     ),
 ) -> None:
     """Fit the synthetic market's parameters to a real capture."""
-    calibrate_command(
-        path,
-        out,
+    from mmbot.data.calibrate import FitOptions
+
+    options = FitOptions(
         tick_bps=tick_bps,
         rounds=rounds,
         fit_seconds=fit_seconds or None,
@@ -121,23 +123,22 @@ def calibrate(
         fit_trade_through=fit_trade_through,
         fit_resilience=fit_resilience,
     )
+    calibrate_command(path, out, options)
 
 
-def _fit_with_bar(
-    events: np.ndarray, err: Console, rounds: int, log: list[str], **fit_kw: Any
-) -> dict:
+def _fit_with_bar(events: np.ndarray, err: Console, options: FitOptions, log: list[str]) -> dict:
     """``calibrate`` with a progress bar on ``err`` (stderr), one step a simulated round."""
     from mmbot.commands.progress import counting_bar
     from mmbot.data.calibrate import FitProgress, calibrate
 
     with counting_bar(err, head="fitting", tail="{task.description}", elapsed=True) as bar:
-        task = bar.add_task("", total=rounds + 2)
+        task = bar.add_task("", total=options.rounds + 2)
 
         def show(p: FitProgress) -> None:
             # the round's headline (loss, spread, trade rate, volatility); the rest is in the log
             bar.update(task, completed=p.step, total=p.steps, description=p.message[:90])
 
-        return calibrate(events, rounds=rounds, log=log, progress=show, **fit_kw)
+        return calibrate(events, options, log=log, progress=show)
 
 
 def _print_compare(calib: dict) -> None:
@@ -162,18 +163,7 @@ def _print_compare(calib: dict) -> None:
     Console(file=sys.stdout).print(table)
 
 
-def calibrate_command(
-    path: Path,
-    out: Path,
-    *,
-    tick_bps: float = 0.0,
-    rounds: int = 16,
-    fit_seconds: int | None = None,
-    whole_level_pulls: bool = False,
-    sweep_requote: bool = False,
-    fit_trade_through: bool = False,
-    fit_resilience: bool = False,
-) -> dict:
+def calibrate_command(path: Path, out: Path, options: FitOptions | None = None) -> dict:
     """Fit with a progress bar (one step a simulated round) on stderr, write the calibration, and
     print the capture's statistics next to the fitted market's."""
     import sys
@@ -181,7 +171,7 @@ def calibrate_command(
 
     from rich.console import Console
 
-    from mmbot.data.calibrate import add_provenance, load_capture, write_calibration
+    from mmbot.data.calibrate import FitOptions, add_provenance, load_capture, write_calibration
 
     err = Console(file=sys.stderr)
     t0 = time.perf_counter()
@@ -190,29 +180,9 @@ def calibrate_command(
         f"[{time.perf_counter() - t0:5.1f} s] {path.name}: {len(events)} events", highlight=False
     )
     log: list[str] = []
-    calib = _fit_with_bar(
-        events,
-        err,
-        rounds,
-        log,
-        tick_bps=tick_bps,
-        fit_seconds=fit_seconds,
-        whole_level_pulls=whole_level_pulls,
-        sweep_requote=sweep_requote,
-        fit_trade_through=fit_trade_through,
-        fit_resilience=fit_resilience,
-    )
-    add_provenance(
-        calib,
-        path,
-        out,
-        symbol=symbol,
-        log=log,
-        tick_bps=tick_bps,
-        rounds=rounds,
-        fit_seconds=fit_seconds,
-        fit_trade_through=fit_trade_through,
-    )
+    options = options if options is not None else FitOptions()
+    calib = _fit_with_bar(events, err, options, log)
+    add_provenance(calib, path, out, symbol=symbol, log=log, options=options)
     write_calibration(calib, out)
     err.print(f"[{time.perf_counter() - t0:5.1f} s] fitted", highlight=False)
     _print_compare(calib)

@@ -104,7 +104,7 @@ def fidelity_command(
     from rich.console import Console
 
     from mmbot.data import load_events
-    from mmbot.data.calibrate import calibrate
+    from mmbot.data.calibrate import FitOptions, calibrate
     from mmbot.data.synthetic import load_calibration
     from mmbot.fidelity.compare import fidelity
 
@@ -125,7 +125,7 @@ def fidelity_command(
             f"fitting the market to {capture.name}"
             + (f" (wide tick {tick_bps:g} bps)" if tick_bps > 0 else "")
         )
-        calib = calibrate(events, tick_bps=tick_bps, progress=lambda p: say(p.message))
+        calib = calibrate(events, FitOptions(tick_bps=tick_bps), progress=lambda p: say(p.message))
         calib["name"] = capture.name.split(".")[0] + ("_wide_tick" if tick_bps > 0 else "")
     res = fidelity(events, calib, hours=hours, seeds=seeds, progress=say)
     res["meta"]["capture"] = capture.name

@@ -1,6 +1,6 @@
 """Calibration of the embedded market from a real capture (``mmbot data calibrate``).
 
-Owns ``calibrate(events, tick_bps=..., progress=...)`` (progress: one ``FitProgress`` per simulated
+Owns ``calibrate(events, FitOptions(...), progress=...)`` (progress: one ``FitProgress`` per simulated
 round, for the command to show) and the calibration file (provenance, writing). The console
 belongs to ``mmbot.commands.data``; the per-round parameter step and its search ranges to
 ``mmbot.data.calibrate_step``. Directly measured from the
@@ -123,6 +123,22 @@ class FitProgress:
     step: int
     steps: int
     message: str
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How ``calibrate`` fits, one field per option of ``mmbot data calibrate`` (``tick_bps``,
+    ``rounds``, ``fit_seconds``: None = FIT_SECONDS, or WIDE_FIT_SECONDS at a wide tick; the
+    switches are described at ``calibrate``). A new option is a field here and its flag on the
+    command; the calibration's provenance writes the flags back (``add_provenance``)."""
+
+    tick_bps: float = 0.0
+    rounds: int = FIT_ROUNDS
+    fit_seconds: int | None = None
+    whole_level_pulls: bool = False
+    sweep_requote: bool = False
+    fit_trade_through: bool = False
+    fit_resilience: bool = False
 
 
 ProgressFn = Callable[[FitProgress], None]
@@ -513,18 +529,13 @@ def _to_wide_tick(calib: dict, target: dict, tick_bps: float, log: list[str]) ->
 
 def calibrate(
     events: np.ndarray,
+    options: FitOptions | None = None,
     *,
-    tick_bps: float = 0.0,
-    rounds: int = FIT_ROUNDS,
-    fit_seconds: int | None = None,
     log: list[str] | None = None,
     progress: ProgressFn | None = None,
-    whole_level_pulls: bool = False,
-    sweep_requote: bool = False,
-    fit_trade_through: bool = False,
-    fit_resilience: bool = False,
 ) -> dict:
-    """Fit the embedded market to a capture's events. ``tick_bps > 0`` makes the wide-tick
+    """Fit the embedded market to a capture's events (``options``: `FitOptions`, the defaults
+    when None). ``tick_bps > 0`` makes the wide-tick
     variant: the same fitted dynamics on a tick of about that many bps (depth re-binned from the
     capture's depth-vs-distance profile, flow refitted to the same trade rate and markout).
     ``whole_level_pulls`` (as captured only; experimental): stale quotes are pulled a whole level
@@ -540,6 +551,8 @@ def calibrate(
     its half-life fitted to the deep-sweep share (calibrate_step._step_resilience)."""
     from mmbot.data.market_stats import guess_tick
 
+    opt = options if options is not None else FitOptions()
+    tick_bps, rounds, fit_seconds = opt.tick_bps, opt.rounds, opt.fit_seconds
     if not np.isfinite(tick_bps) or tick_bps < 0:
         raise UserError(f"calibrate: --tick-bps must be >= 0, got {tick_bps}")
     if fit_seconds is None:
@@ -549,15 +562,15 @@ def calibrate(
     target = _capture_target(events, tick_px)
     calib = _initial_calibration(events, target, tick_px)
     model = calib["model"]
-    if whole_level_pulls and tick_bps <= 0:
+    if opt.whole_level_pulls and tick_bps <= 0:
         # a stale pull takes the whole stale touch level (see synthetic.P_STALE_WHOLE), its
         # hazard per level, fitted to the mid's return autocorrelation
         model["stale_pull_whole"] = 1.0
         model["stale_cancel_rate_per_s"] = INITIAL_STALE_LEVEL_RATE
-    if sweep_requote and tick_bps <= 0:
+    if opt.sweep_requote and tick_bps <= 0:
         # after a noise sweep moved v, the swept side's makers pull the levels v passed at once
         model[REQUOTE_TERM] = 1.0
-    if fit_resilience and tick_bps <= 0:
+    if opt.fit_resilience and tick_bps <= 0:
         # a sweep that empties the touch leaves its side depleted, rebuilt over the half-life
         model["resilience_half_life_s"] = INITIAL_RESIL_HALF_LIFE_S
         model["resilience_depletion"] = RESIL_DEPLETION
@@ -577,7 +590,7 @@ def calibrate(
         fit_depth_by_level=tick_bps <= 0,
         log=log,
         progress=progress,
-        fit_trade_through=fit_trade_through,
+        fit_trade_through=opt.fit_trade_through,
     )
     refit_latency_on_market(calib, target, fit_seconds, log, FIT_SEED + 2000, _T0_NS)
     if progress is not None:
@@ -633,16 +646,15 @@ def add_provenance(
     *,
     symbol: str,
     log: list[str],
-    tick_bps: float = 0.0,
-    rounds: int = FIT_ROUNDS,
-    fit_seconds: int | None = None,
-    fit_trade_through: bool = False,
+    options: FitOptions | None = None,
 ) -> None:
     """Name the calibration after its file and record where it came from: the capture's name and
-    sha256, the date, the command that reproduces it and the fit log."""
+    sha256, the date, the command that reproduces it (``options``' flags; the as-captured-only
+    switches when the model took them) and the fit log."""
     import datetime
     import hashlib
 
+    opt = options if options is not None else FitOptions()
     path = Path(path)
     stem = path.name.split(".")[0]
     calib["name"] = Path(out).stem
@@ -654,12 +666,12 @@ def add_provenance(
         "command": "mmbot data calibrate "
         + " ".join(
             [str(path.name), "--out", str(Path(out).name)]
-            + ([f"--tick-bps {tick_bps:g}"] if tick_bps > 0 else [])
-            + ([f"--rounds {rounds}"] if rounds != FIT_ROUNDS else [])
-            + ([f"--fit-seconds {fit_seconds}"] if fit_seconds else [])
+            + ([f"--tick-bps {opt.tick_bps:g}"] if opt.tick_bps > 0 else [])
+            + ([f"--rounds {opt.rounds}"] if opt.rounds != FIT_ROUNDS else [])
+            + ([f"--fit-seconds {opt.fit_seconds}"] if opt.fit_seconds else [])
             + (["--whole-level-pulls"] if calib["model"].get("stale_pull_whole") else [])
             + (["--sweep-requote"] if calib["model"].get(REQUOTE_TERM) else [])
-            + (["--fit-trade-through"] if fit_trade_through else [])
+            + (["--fit-trade-through"] if opt.fit_trade_through else [])
             + (["--fit-resilience"] if calib["model"].get("resilience_half_life_s") else [])
         ),
         "capture": stem,
