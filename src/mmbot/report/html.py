@@ -40,8 +40,9 @@ def _f4(a: np.ndarray) -> np.ndarray:
 
 
 def _t0_ns(results: Sequence[RunResult]) -> int:
-    starts = [int(r.marks["exch_ts"].min()) for r in results if len(r.marks)]
-    starts += [int(r.fills["exch_ts"].min()) for r in results if len(r.fills)]
+    # a soak's runs are read back from disk at each access: count rows without reading them
+    starts = [int(r.marks["exch_ts"].min()) for r in results if r.n_rows("marks")]
+    starts += [int(r.fills["exch_ts"].min()) for r in results if r.n_rows("fills")]
     return min(starts) if starts else 0
 
 
@@ -61,7 +62,7 @@ def _figures(
     }
     t0 = _t0_ns(results)
     xtitle = f"seconds since {_utc(t0)}"
-    if any(len(r.marks) for r in results):
+    if any(r.n_rows("marks") for r in results):
         figs.append(("price", _price_figure(results, t0, max_points, xtitle, lay)))
     figs.append(("pnl", _pnl_figure(results, edges, t0, max_points, xtitle, lay)))
     figs.append(("markouts", _markouts_figure(t, lay)))
@@ -193,7 +194,7 @@ def _price_figure(
     """Mid, our best bid/ask quotes (steps; gaps where a side had no live order) and our fills,
     for the runs of the first run's symbol; each series thinned to ``max_points``."""
     sym = results[0].meta.get("symbol")
-    runs = [r for r in results if r.meta.get("symbol") == sym and len(r.marks)]
+    runs = [r for r in results if r.meta.get("symbol") == sym and r.n_rows("marks")]
     f = go.Figure()
     ts, mid = mid_series(runs, max_points)
     f.add_trace(
