@@ -39,7 +39,7 @@ from mmbot.soak.autotune_counterfactual import (
 )
 from mmbot.soak.autotune_grid import knob_key, normalise_knobs
 from mmbot.soak.autotune_keep_best import latest_unless_beaten, sets_that_ran
-from mmbot.soak.autotune_rules import RULES, Change, Rule, TuneDecision, tune
+from mmbot.soak.autotune_rules import REVERT_RULE, RULES, Change, Rule, TuneDecision, tune
 
 # What a chain is scored by (`_ObjectiveView`): "pnl", the chain's PnL in bps of the reference
 # knobs' turnover (the current knobs' in a decision, the latest set's at keep-best; for the
@@ -59,8 +59,6 @@ MIN_CHAIN_FILLS: Final[int] = 20
 CHAIN_MIN_GAIN_BPS: Final[float] = 0.05
 # At most this many winners (disjoint fields, best first) are merged into one candidate.
 MAX_MERGED: Final[int] = 3
-# The rule name of the changes that walk back to an earlier set that ran (`_best_set_so_far`).
-REVERT_RULE: Final[str] = "REVERT"
 
 Chain = tuple[float | None, int]  # (net_bps over the chained segments or None, fills)
 

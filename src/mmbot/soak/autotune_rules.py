@@ -44,6 +44,9 @@ from mmbot.soak.autotune_grid import fmt_knob, may_move, normalise_knobs, snap
 MAX_CHANGES_PER_FIELD: Final[int] = 2
 MAX_SPREAD_STEP_BPS: Final[float] = 0.10
 HYSTERESIS_ITERS: Final[int] = 2
+# The rule name of the changes that walk back to an earlier set that ran
+# (`autotune_chained._best_set_so_far`); hysteresis does not count them as moves.
+REVERT_RULE: Final[str] = "REVERT"
 INEFFECTIVE_WINDOW: Final[int] = 3  # iterations a rule stays muted after failing to help
 CALM_DOWN_TRIGGERS: Final[int] = 3
 FALLBACK_NEG_STREAK: Final[int] = 2
@@ -396,11 +399,11 @@ def negative_streak(history: Sequence[Mapping[str, Any]], net_bps_now: float) ->
 def _recent_direction(history: Sequence[Mapping[str, Any]], name: str) -> int:
     """Sign of the tuner's latest move of ``name`` within the hysteresis window (0 if none)."""
     for entry in list(history)[-HYSTERESIS_ITERS:][::-1]:
-        # a walk back to an earlier set (`autotune_chained.REVERT_RULE`) is not a move onward
+        # a walk back to an earlier set is not a move onward
         moves = [
             c
             for c in entry.get("changes", [])
-            if c.get("field") == name and c.get("rule") != "REVERT"
+            if c.get("field") == name and c.get("rule") != REVERT_RULE
         ]
         if moves:
             total = float(moves[-1]["to"]) - float(moves[0]["from"])
