@@ -77,7 +77,7 @@ def _noise_line(chk: dict) -> str:
 def _ceiling_line(rk: dict) -> str:
     nc = rk.get("noise_ceiling") or {}
     if not nc:
-        return "noise ceiling: not measured (needs >= 2 seeds)"
+        return "noise ceiling: not measured (needs >= 2 capture-length markets)"
     pairs = ", ".join(_f(x) for x in nc["seed_spearman_pairs"])
     like = ", ".join(_f(x) for x in nc.get("capture_like_spearman", []))
     return (
