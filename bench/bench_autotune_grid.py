@@ -135,10 +135,9 @@ def tuned_soak(
 ):
     """``mmbot soak --auto-tune`` (S1, synthetic market) from the overrides ``start`` in a scratch
     artifacts directory, console silenced: (the soak's result, wall seconds)."""
-    from mmbot.soak.artifacts import json_bytes
-    from mmbot.soak.runner import run_soak
+    from mmbot.soak.artifacts import SoakPaths, json_bytes
+    from mmbot.soak.runner import SoakSettings, run_soak
 
-    extra = {} if strategy_options is None else {"strategy_options": strategy_options}
     with tempfile.TemporaryDirectory() as d:
         root = Path(d) / "artifacts"
         (root / "soak").mkdir(parents=True)
@@ -146,17 +145,16 @@ def tuned_soak(
         os.environ.pop("MM_RUNTIME_OVERRIDES_JSON", None)
         t0 = time.perf_counter()
         out = run_soak(
-            hours=hours,
-            iterations=iterations,
-            auto_tune=True,
-            export_json=root / "reports/soak_metrics.json",
-            export_md=root / "reports/SOAK_RESULTS.md",
-            gate_summary=root / "reports/gates_summary.json",
-            market=MARKET,
-            profile="S1",
-            seed=seed,
-            artifacts=root,
-            **extra,
+            SoakSettings(
+                hours=hours,
+                iterations=iterations,
+                auto_tune=True,
+                paths=SoakPaths.under(root),
+                market=MARKET,
+                profile="S1",
+                seed=seed,
+                strategy_options=strategy_options,
+            ),
         )
         return out, time.perf_counter() - t0
 

@@ -23,15 +23,14 @@ import json, os, sys, time, resource
 from pathlib import Path
 from mmbot.jitcache import configure
 configure()  # the child's JIT cache (mmbot.jitcache), before compiled modules
-from mmbot.soak.runner import run_soak
+from mmbot.soak.artifacts import SoakPaths
+from mmbot.soak.runner import SoakSettings, run_soak
 hours, iterations, what = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 t0 = time.perf_counter()
 if what == "soak":
-    out = run_soak(hours=hours, iterations=iterations, auto_tune=True,
-                   export_json=Path("artifacts/reports/soak_metrics.json"),
-                   export_md=Path("artifacts/reports/SOAK_RESULTS.md"),
-                   gate_summary=Path("artifacts/reports/gates_summary.json"),
-                   market="synthetic", seed=11, artifacts=Path("artifacts"))
+    out = run_soak(SoakSettings(hours=hours, iterations=iterations, auto_tune=True,
+                                paths=SoakPaths.under(Path("artifacts")),
+                                market="synthetic", seed=11))
     verdict = out.verdict
 else:
     from mmbot.data.synthetic import generate_chunks, load_calibration

@@ -37,7 +37,7 @@ def glft_profile(name: str = "S1"):
 
 
 def glft_options() -> dict:
-    """``run_soak(strategy_options=...)`` for ``glft`` (see `glft_profile`)."""
+    """``SoakSettings(strategy_options=...)`` for ``glft`` (see `glft_profile`)."""
     from mmbot.commands.options import strategy_options
 
     return strategy_options("glft", None, None, None, None, None)

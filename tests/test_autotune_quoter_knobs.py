@@ -158,7 +158,8 @@ def test_overrides_file_with_quoter_params_is_accepted(tmp_path) -> None:
 
 def test_tiny_soak_tunes_the_adaptive_quoters_knobs_within_limits(tmp_path) -> None:
     from mmbot.commands.options import strategy_options
-    from mmbot.soak.runner import run_soak
+    from mmbot.soak.artifacts import SoakPaths
+    from mmbot.soak.runner import SoakSettings, run_soak
 
     root = tmp_path / "artifacts"
     (root / "soak").mkdir(parents=True)
@@ -166,18 +167,17 @@ def test_tiny_soak_tunes_the_adaptive_quoters_knobs_within_limits(tmp_path) -> N
     (root / "soak" / "runtime_overrides.json").write_text(json.dumps(start))
     lines: list[str] = []
     out = run_soak(
-        hours=0.15,
-        iterations=3,
-        auto_tune=True,
-        export_json=root / "reports/soak_metrics.json",
-        export_md=root / "reports/SOAK_RESULTS.md",
-        gate_summary=root / "reports/gates_summary.json",
-        seed=7,
-        artifacts=root,
+        SoakSettings(
+            hours=0.15,
+            iterations=3,
+            auto_tune=True,
+            paths=SoakPaths.under(root),
+            seed=7,
+            # a short warm-up so a 3-min iteration fills (the default waits 30 s and 50 trades), and
+            # a maker rebate: at the base tier's 2 bps maker fee the quoter rarely finds a depth worth it
+            strategy_options=strategy_options("adaptive", ["warmup_s=5"], None, None, -0.5, 7.0),
+        ),
         say=lines.append,
-        # a short warm-up so a 3-min iteration fills (the default waits 30 s and 50 trades), and
-        # a maker rebate: at the base tier's 2 bps maker fee the quoter rarely finds a depth worth it
-        strategy_options=strategy_options("adaptive", ["warmup_s=5"], None, None, -0.5, 7.0),
     )
     # iteration 1 ran the file's quoter knobs
     assert out.history[0]["knobs"]["param.as_mult"] == 0.5

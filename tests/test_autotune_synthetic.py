@@ -38,22 +38,22 @@ def _net_over_market(knobs: dict[str, float]) -> float:
 
 @pytest.mark.slow
 def test_soak_moves_the_quoters_knobs_to_a_setting_that_earns_more(tmp_path) -> None:
-    from mmbot.soak.runner import run_soak
+    from mmbot.soak.artifacts import SoakPaths
+    from mmbot.soak.runner import SoakSettings, run_soak
 
     root = tmp_path / "artifacts"
     (root / "soak").mkdir(parents=True)
     start = {**{k: float(v) for k, v in CONSERVATIVE_START.items()}, **BAD}
     (root / "soak" / "runtime_overrides.json").write_text(json.dumps(start))
     out = run_soak(
-        hours=HOURS,
-        iterations=ITERATIONS,
-        auto_tune=True,
-        export_json=root / "reports/soak_metrics.json",
-        export_md=root / "reports/SOAK_RESULTS.md",
-        gate_summary=root / "reports/gates_summary.json",
-        seed=SEED,
-        artifacts=root,
-        strategy_options={"strategy": "adaptive"},
+        SoakSettings(
+            hours=HOURS,
+            iterations=ITERATIONS,
+            auto_tune=True,
+            paths=SoakPaths.under(root),
+            seed=SEED,
+            strategy_options={"strategy": "adaptive"},
+        ),
     )
     final = dict(out.final_overrides)
     moved = {k for k in final if k.startswith("param.") and final[k] != out.history[0]["knobs"][k]}

@@ -115,18 +115,24 @@ def test_backtest_command_says_knob_source_timing_and_failed_checks(tmp_path, mo
 
 
 def _short_soak(tmp_path, name: str) -> list[str]:
+    from mmbot.soak.artifacts import SoakPaths
     from mmbot.soak.loop import run_soak
+    from mmbot.soak.start import SoakSettings
 
     lines: list[str] = []
     root = tmp_path / name
     run_soak(
-        hours=60 / 3600,
-        iterations=1,
-        auto_tune=False,
-        export_json=root / "soak_metrics.json",
-        export_md=root / "SOAK_RESULTS.md",
-        gate_summary=root / "gates_summary.json",
-        artifacts=root,
+        SoakSettings(
+            hours=60 / 3600,
+            iterations=1,
+            auto_tune=False,
+            paths=SoakPaths(
+                root,
+                root / "soak_metrics.json",
+                root / "SOAK_RESULTS.md",
+                root / "gates_summary.json",
+            ),
+        ),
         say=lines.append,
     )
     return lines

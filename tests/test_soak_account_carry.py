@@ -20,6 +20,8 @@ from mmbot.knobs import CONSERVATIVE_START
 from mmbot.soak import market as soak_market
 from mmbot.soak import runner
 from mmbot.soak.account_carry import AccountCarry
+from mmbot.soak.artifacts import SoakPaths
+from mmbot.soak.start import SoakSettings
 
 KNOBS = {k: float(v) for k, v in CONSERVATIVE_START.items()}
 SECOND_NS = 1_000_000_000
@@ -212,16 +214,15 @@ def test_a_soak_carries_its_position_through_chunks_and_iterations_and_closes_it
     root = tmp_path / "artifacts"
     with open(tmp_path / "out.txt", "w") as fh:
         runner.run_soak(
-            hours=3 * CHUNK_S / 3600,
-            iterations=2,  # 60 s each: chunks of 40 + 20 s
-            auto_tune=True,
-            export_json=root / "reports/soak_metrics.json",
-            export_md=root / "reports/SOAK_RESULTS.md",
-            gate_summary=root / "reports/gates_summary.json",
-            seed=3,
-            artifacts=root,
+            SoakSettings(
+                hours=3 * CHUNK_S / 3600,
+                iterations=2,  # 60 s each: chunks of 40 + 20 s
+                auto_tune=True,
+                paths=SoakPaths.under(root),
+                seed=3,
+                strategy_options=glft_options(),
+            ),
             say=lambda line: print(line, file=fh),
-            strategy_options=glft_options(),
         )
     runs = sorted(read_run(root / "soak/records"), key=lambda r: r.meta["name"])
     names = [r.meta["name"] for r in runs]

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from mmbot.soak import loop, runner
-from mmbot.soak.artifacts import Stage, strip_wall_clock
+from mmbot.soak.artifacts import SoakPaths, Stage, strip_wall_clock
+from mmbot.soak.start import SoakSettings
 
 
 def test_stage_commit_moves_files_and_replaces_stale_iteration_files(tmp_path: Path) -> None:
@@ -67,12 +68,12 @@ def test_a_soak_failing_half_way_leaves_earlier_artifacts_untouched(
 
     with pytest.raises(RuntimeError, match="venue exploded"):
         runner.run_soak(
-            hours=0.02,
-            iterations=2,
-            auto_tune=True,
-            export_json=Path("artifacts/reports/soak_metrics.json"),
-            export_md=Path("artifacts/reports/SOAK_RESULTS.md"),
-            gate_summary=Path("artifacts/reports/gates_summary.json"),
+            SoakSettings(
+                hours=0.02,
+                iterations=2,
+                auto_tune=True,
+                paths=SoakPaths.under(Path("artifacts")),
+            ),
         )
     files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert files == ["artifacts/reports/KPI_GATE.json"]

@@ -103,8 +103,8 @@ def test_replayer_caches_the_real_run_and_replays_other_knobs(second_iteration: 
 def _auto_soak(tmp: Path, hours: float, seed: int):
     """A 3-iteration auto-tune soak from the conservative start, artifacts under ``tmp``;
     returns (artifacts root, SoakOutcome, console text)."""
-    from mmbot.soak.artifacts import json_bytes
-    from mmbot.soak.runner import run_soak
+    from mmbot.soak.artifacts import SoakPaths, json_bytes
+    from mmbot.soak.runner import SoakSettings, run_soak
 
     root = tmp / "artifacts"
     (root / "soak").mkdir(parents=True)
@@ -112,16 +112,15 @@ def _auto_soak(tmp: Path, hours: float, seed: int):
     out_txt = tmp / "out.txt"
     with open(out_txt, "w") as fh:
         out = run_soak(
-            hours=hours,
-            iterations=3,
-            auto_tune=True,
-            export_json=root / "reports/soak_metrics.json",
-            export_md=root / "reports/SOAK_RESULTS.md",
-            gate_summary=root / "reports/gates_summary.json",
-            seed=seed,
-            artifacts=root,
+            SoakSettings(
+                hours=hours,
+                iterations=3,
+                auto_tune=True,
+                paths=SoakPaths.under(root),
+                seed=seed,
+                strategy_options=glft_options(),
+            ),
             say=lambda line: print(line, file=fh),
-            strategy_options=glft_options(),
         )
     return root, out, out_txt.read_text()
 

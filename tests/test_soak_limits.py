@@ -25,7 +25,9 @@ CHUNK_S = 60  # 4 chunks of 60 s in 2 iterations: glft loses steadily at the bas
 def _soak(tmp: Path, name: str, risk: dict | None = None) -> tuple[list, dict, list[str]]:
     """A 4-min fixed-knob glft soak (S1 with ``risk`` over its limits): (the chunks' records,
     soak_metrics, marker lines)."""
+    from mmbot.soak.artifacts import SoakPaths
     from mmbot.soak.loop import run_soak
+    from mmbot.soak.start import SoakSettings
 
     profile = None
     if risk:
@@ -37,17 +39,16 @@ def _soak(tmp: Path, name: str, risk: dict | None = None) -> tuple[list, dict, l
     root = tmp / name
     lines: list[str] = []
     run_soak(
-        hours=4 * CHUNK_S / 3600,
-        iterations=2,
-        auto_tune=False,
-        export_json=root / "reports/soak_metrics.json",
-        export_md=root / "reports/SOAK_RESULTS.md",
-        gate_summary=root / "reports/gates_summary.json",
-        profile=str(profile) if profile else None,
-        seed=3,
-        artifacts=root,
+        SoakSettings(
+            hours=4 * CHUNK_S / 3600,
+            iterations=2,
+            auto_tune=False,
+            paths=SoakPaths.under(root),
+            profile=str(profile) if profile else None,
+            seed=3,
+            strategy_options=glft_options(),
+        ),
         say=lines.append,
-        strategy_options=glft_options(),
     )
     runs = sorted(read_run(root / "soak/records"), key=lambda r: r.meta["name"])
     sm = json.loads((root / "reports/soak_metrics.json").read_text())

@@ -21,7 +21,9 @@ from mmbot.audit.edge_report import (
 from mmbot.audit.records_io import StoredRun, read_run, write_run
 from mmbot.soak import loop
 from mmbot.soak import market as soak_market
+from mmbot.soak.artifacts import SoakPaths
 from mmbot.soak.market import NS_PER_HOUR
+from mmbot.soak.start import SoakSettings
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +36,12 @@ def soak_art(tmp_path_factory: pytest.TempPathFactory) -> Path:
         mp.delenv("MM_PROFILE", raising=False)
         mp.setattr(soak_market, "CHUNK_NS", NS_PER_HOUR // 20)
         loop.run_soak(
-            hours=0.3,
-            iterations=3,
-            auto_tune=False,
-            export_json=Path("artifacts/reports/soak_metrics.json"),
-            export_md=Path("artifacts/reports/SOAK_RESULTS.md"),
-            gate_summary=Path("artifacts/reports/gates_summary.json"),
+            SoakSettings(
+                hours=0.3,
+                iterations=3,
+                auto_tune=False,
+                paths=SoakPaths.under(Path("artifacts")),
+            ),
         )
     return tmp / "artifacts"
 

@@ -48,25 +48,23 @@ def run_demo_soak(
 ) -> Any:
     """The demo's soak (``hours`` / ``iterations`` only shorten it, e.g. for a smoke test) from the
     start package; returns its `SoakOutcome`."""
+    from mmbot.soak.artifacts import SoakPaths
     from mmbot.soak.loop import run_soak
+    from mmbot.soak.start import SoakSettings
 
     # The demo's start package must be the one used, whatever the caller's environment says.
     env.remove("MM_RUNTIME_OVERRIDES_JSON")
-    return run_soak(
+    settings = SoakSettings(
         hours=hours,
         iterations=iterations,
         auto_tune=True,
-        export_json=EXPORT_JSON,
-        export_md=EXPORT_MD,
-        gate_summary=GATE_SUMMARY,
+        paths=SoakPaths(ARTIFACTS, EXPORT_JSON, EXPORT_MD, GATE_SUMMARY),
         market="synthetic",
         profile=env.read("MM_PROFILE") or None,
         seed=1,
-        artifacts=ARTIFACTS,
         strategy_options={"fee_tier": DEMO_FEE_TIER},
-        say=say,
-        on_progress=on_progress,
     )
+    return run_soak(settings, say=say, on_progress=on_progress)
 
 
 if __name__ == "__main__":

@@ -147,30 +147,27 @@ def soak(
     from rich.console import Console
 
     from mmbot.soak.artifacts import SoakPaths
-    from mmbot.soak.runner import run_soak, validate_paths
+    from mmbot.soak.runner import SoakSettings, run_soak, validate_paths
     from mmbot.soak.stability import freeze_iterations
 
     if iterations is None:
         iterations = freeze_iterations(hours) if freeze and 0 < hours < math.inf else 6
+    paths = SoakPaths(artifacts, export_json, export_md, gate_summary)
     # every output path usable before the soak starts (exit 2 naming the option otherwise)
-    validate_paths(SoakPaths(artifacts, export_json, export_md, gate_summary))
+    validate_paths(paths)
+    settings = SoakSettings(
+        hours=hours,
+        iterations=iterations,
+        auto_tune=auto_tune,
+        paths=paths,
+        market=market,
+        profile=profile,
+        seed=seed,
+        freeze=freeze,
+        strategy_options=strategy_options,
+    )
     con = Console(highlight=False)
     with soak_console(con) as view:
-        out = run_soak(
-            hours=hours,
-            iterations=iterations,
-            auto_tune=auto_tune,
-            freeze=freeze,
-            say=view.say,
-            on_progress=view.progress,
-            export_json=export_json,
-            export_md=export_md,
-            gate_summary=gate_summary,
-            market=market,
-            profile=profile,
-            seed=seed,
-            artifacts=artifacts,
-            strategy_options=strategy_options,
-        )
+        out = run_soak(settings, say=view.say, on_progress=view.progress)
     print_outcome(con, out)
     return out.exit_code

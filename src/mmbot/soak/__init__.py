@@ -1,7 +1,8 @@
 """Soak runs with driver-aware auto-tune (DESIGN.md "Soak and auto-tune").
 
-Public API (re-exported by ``mmbot.soak.runner``): ``mmbot.soak.loop.run_soak(...)`` (behind
-``mmbot soak``; returns a ``SoakOutcome``; lines and progress go to its ``say`` / ``on_progress``),
+Public API (re-exported by ``mmbot.soak.runner``): ``mmbot.soak.loop.run_soak(settings, say,
+on_progress)`` (behind ``mmbot soak``; ``settings`` a ``mmbot.soak.start.SoakSettings``; returns a
+``SoakOutcome``; lines and progress go to its ``say`` / ``on_progress``),
 ``run_iteration(..., segment_out=None, account=None, close_end=True)``, ``Replayer`` (replays an
 iteration's market segment with other knobs, cached, in forked workers) and ``replay_workers()``
 (``$MM_SOAK_REPLAY_WORKERS``); ``mmbot.soak.autotune.tune(report, current, history) ->

@@ -61,6 +61,18 @@ class SoakPaths:
         self.export_md = export_md
         self.gate_summary = gate_summary
 
+    @classmethod
+    def under(cls, root: Path) -> SoakPaths:
+        """The paths of a soak whose exports stand in ``root``/reports, where `mmbot soak` puts
+        them by default (``--artifacts artifacts``: artifacts/reports/soak_metrics.json, ...)."""
+        reports = root / "reports"
+        return cls(
+            root,
+            reports / "soak_metrics.json",
+            reports / "SOAK_RESULTS.md",
+            reports / "gates_summary.json",
+        )
+
     def iteration_file(self, kind: str, iteration: int) -> Path:
         return self.iterations / f"{kind}_iter{iteration}.json"
 

@@ -1,8 +1,8 @@
 """The soak loop behind `mmbot soak`: a `SoakState` advanced by phase functions.
 
 Owns `run_soak` and the order of its phases (DESIGN.md "Soak and auto-tune"): `start.prepare`
-(arguments, profile, knobs, market; nothing written yet) -> `_iterate` once per iteration (the
-iteration's market in chunks, `mmbot.soak.iteration.run_iteration`; its EDGE_REPORT
+(the `SoakSettings` checked, profile, knobs, market; nothing written yet) -> `_iterate` once per
+iteration (the iteration's market in chunks, `mmbot.soak.iteration.run_iteration`; its EDGE_REPORT
 (`mmbot.audit.build_edge_report`) and per-iteration files; with --auto-tune the tuner,
 `mmbot.soak.autotune.counterfactual_tune`, validating every change on replays of the market seen so
 far, `mmbot.soak.replay.Replayer`) -> `_finish` (keep-best, the final EDGE_REPORT and KPI gate) ->
@@ -42,7 +42,7 @@ from mmbot.soak.report import (
     iteration_metrics,
     write_final,
 )
-from mmbot.soak.start import SoakPlan, prepare, start_lines
+from mmbot.soak.start import SoakPlan, SoakSettings, prepare, start_lines
 
 if TYPE_CHECKING:
     from mmbot.audit.edge_report import RunDigest
@@ -120,37 +120,14 @@ def _quiet(_: object) -> None:
 
 
 def run_soak(
-    *,
-    hours: float,
-    iterations: int,
-    auto_tune: bool,
-    export_json: Path,
-    export_md: Path,
-    gate_summary: Path,
-    market: str = "synthetic",
-    profile: str | None = None,
-    seed: int = 1,
-    artifacts: Path = Path("artifacts"),
+    settings: SoakSettings,
     say: Callable[[str], None] | None = None,
     on_progress: Callable[[SoakProgress], None] | None = None,
-    freeze: bool = False,
-    strategy_options: Mapping[str, Any] | None = None,
 ) -> SoakOutcome:
     """Run a soak and write its artifacts; returns the outcome (the CLI maps it to an exit code).
     ``say`` receives each marker line, ``on_progress`` the progress (both: nothing shown)."""
     say = say or _quiet
-    paths = SoakPaths(Path(artifacts), Path(export_json), Path(export_md), Path(gate_summary))
-    plan = prepare(
-        hours=hours,
-        iterations=iterations,
-        auto_tune=auto_tune,
-        freeze=freeze,
-        paths=paths,
-        market=market,
-        profile=profile,
-        seed=seed,
-        strategy_options=strategy_options,
-    )
+    plan = prepare(settings)
     for line in start_lines(plan):
         say(line)
     from mmbot import firstrun, jitclock
@@ -162,7 +139,7 @@ def run_soak(
     try:
         wall0 = time.perf_counter()
         with phases.timed("soak", jitclock.CompileClock()):
-            for it in range(1, iterations + 1):
+            for it in range(1, plan.settings.iterations + 1):
                 _iterate(st, it)
                 if st.stop is not None:
                     break
@@ -183,7 +160,7 @@ def run_soak(
     return SoakOutcome(
         verdict=fin.verdict,
         exit_code=1 if fin.verdict == "FAIL" else 0,
-        paths=paths,
+        paths=plan.settings.paths,
         final_overrides=fin.final_overrides,
         best_iteration=fin.best_iteration,
         history=st.history,
@@ -198,7 +175,7 @@ def _write(st: SoakState, fin: SoakFinal, soak_metrics: dict) -> tuple[Path | No
     """Stage the end-of-soak artifacts (`report.write_final`): (Markdown path, HTML path)."""
     md, html, notes = write_final(
         st.stage,
-        st.plan.paths,
+        st.plan.settings.paths,
         soak_metrics,
         fin.report,
         fin.gate,
@@ -215,17 +192,17 @@ def _open(
     plan: SoakPlan, say: Callable[[str], None], on_progress: Callable[[SoakProgress], None]
 ) -> SoakState:
     """The soak's state before its first iteration: nothing run, nothing written yet."""
-    paths = plan.paths
+    paths = plan.settings.paths
     return SoakState(
         plan=plan,
-        stage=Stage(plan.artifacts, replace_dirs=[paths.iterations, paths.records]),
+        stage=Stage(plan.settings.paths.root, replace_dirs=[paths.iterations, paths.records]),
         say=say,
         on_progress=on_progress,
         knobs=dict(plan.knobs),
         account=AccountCarry(funded_to_ns=plan.start_ns),
         replayer=(
             Replayer(plan.mkt, plan.prof, autotune.MAX_KEPT_SEGMENTS, workers=replay_workers())
-            if plan.auto_tune
+            if plan.settings.auto_tune
             else None
         ),
     )
@@ -244,7 +221,7 @@ def _iterate(st: SoakState, it: int) -> None:
     runtime = make_runtime(
         profile=plan.prof_name,
         overrides=knobs_used,
-        seed=plan.seed,
+        seed=plan.settings.seed,
         data_inputs=[plan.mkt.label],
         iteration=it,
         market_start_ns=it_start,
@@ -257,7 +234,7 @@ def _iterate(st: SoakState, it: int) -> None:
     st.turnover_sum += float(totals.get("turnover") or 0.0)
     st.fills_sum += int(totals.get("fills") or 0)
     for kind, obj in iteration_artifacts(it, report).items():
-        st.stage.write_json(plan.paths.iteration_file(kind, it), obj)
+        st.stage.write_json(plan.settings.paths.iteration_file(kind, it), obj)
     st.say(f"| soak_iter_artifacts | OK | iter={it} |")
 
     st.stop = kill_stop(results, it)
@@ -298,7 +275,7 @@ def _iterate(st: SoakState, it: int) -> None:
             done_ns=it * plan.iter_ns,
             total_ns=plan.total_ns,
             iteration=it,
-            iterations=plan.iterations,
+            iterations=plan.settings.iterations,
             fills=st.fills_sum,
             net_bps_so_far=st.net_bps_so_far(),
         )
@@ -311,23 +288,23 @@ def _run_market(st: SoakState, it: int, it_start: int, knobs: dict[str, float]) 
 
     def on_chunk(last_exch_ns: int) -> None:
         done = min(last_exch_ns - plan.start_ns, it * plan.iter_ns)
-        st.on_progress(SoakProgress(done, plan.total_ns, it, plan.iterations))
+        st.on_progress(SoakProgress(done, plan.total_ns, it, plan.settings.iterations))
 
-    seg_out: list[Segment] | None = [] if plan.auto_tune else None
+    seg_out: list[Segment] | None = [] if plan.settings.auto_tune else None
     results = run_iteration(
         plan.mkt,
         plan.prof,
         knobs,
-        plan.seed,
+        plan.settings.seed,
         it,
         it_start,
         plan.iter_ns,
         on_chunk=on_chunk,
         segment_out=seg_out,
         account=st.account,
-        close_end=it == plan.iterations,
+        close_end=it == plan.settings.iterations,
         # the next iteration's market is generated while this one runs, audits and tunes
-        ahead_ns=plan.iter_ns if it < plan.iterations else 0,
+        ahead_ns=plan.iter_ns if it < plan.settings.iterations else 0,
     )
     if st.replayer is not None and seg_out:
         st.replayer.add(seg_out[0], knobs)
@@ -337,7 +314,7 @@ def _run_market(st: SoakState, it: int, it_start: int, knobs: dict[str, float]) 
 def _tune(st: SoakState, it: int, report: dict, knobs_used: dict[str, float]) -> Any:
     """The tuner's decision after iteration ``it`` (None: not tuning, or the last iteration);
     sets the next iteration's knobs."""
-    if not (st.plan.auto_tune and it < st.plan.iterations):
+    if not (st.plan.settings.auto_tune and it < st.plan.settings.iterations):
         return None
     assert st.replayer is not None
     # the knobs the quoter reads: the tuner moves no other (the six stay in every knob set)
@@ -365,7 +342,7 @@ def _write_records(st: SoakState, it: int, results: list[Any]) -> None:
     report) and its part of the seed's audit.jsonl (one line per fill and per action)."""
     from mmbot.audit.records_io import StoredRun, write_audit_jsonl, write_run
 
-    staged_records = st.stage.dir_for(st.plan.paths.records)
+    staged_records = st.stage.dir_for(st.plan.settings.paths.records)
     for r in results:
         d = write_run(staged_records, r, str(r.meta.get("name")), audit_jsonl=False)
         st.stored_runs.append(StoredRun(d, r.meta))
@@ -379,7 +356,8 @@ def _say_iteration(
 ) -> None:
     plan = st.plan
     st.say(
-        f"| soak_iter | iter={it}/{plan.iterations} | market_h={it * plan.iter_ns / NS_PER_HOUR:.3f} "
+        f"| soak_iter | iter={it}/{plan.settings.iterations} "
+        f"| market_h={it * plan.iter_ns / NS_PER_HOUR:.3f} "
         f"| fills={totals.get('fills')} | net_bps={fmt(totals.get('net_bps'))} "
         f"| net_bps_so_far={fmt(st.net_bps_so_far())} | wall_s={wall_s:.2f} |"
     )
@@ -399,7 +377,7 @@ def _finish(st: SoakState, wall0: float) -> SoakFinal:
     plan, history, replayer = st.plan, st.history, st.replayer
     keep_best_table: list[dict] = []
     best_it: int | None
-    if plan.auto_tune and replayer is not None and replayer.ids():
+    if plan.settings.auto_tune and replayer is not None and replayer.ids():
         # keep-best on common market: every knob set that ran, replayed on the same segments
         select = (
             autotune.select_best_chained
@@ -407,13 +385,13 @@ def _finish(st: SoakState, wall0: float) -> SoakFinal:
             else autotune.select_best_common
         )
         best_it, best_knobs, keep_best_table = select(history, replayer, replayer.ids())
-    elif plan.auto_tune:
+    elif plan.settings.auto_tune:
         best_it, best_knobs = autotune.select_best(history)
     else:
         best_it, best_knobs = None, dict(history[0]["knobs"])
     if replayer is not None:
         replayer.close()
-    if plan.auto_tune:
+    if plan.settings.auto_tune:
         assert best_it is not None
         common = next((r["score_bps"] for r in keep_best_table if r["kept"]), None)
         st.say(
@@ -424,11 +402,11 @@ def _finish(st: SoakState, wall0: float) -> SoakFinal:
         **strategy_runtime(plan.prof),
         profile=plan.prof_name,
         overrides=plan.overrides_in,
-        seed=plan.seed,
+        seed=plan.settings.seed,
         data_inputs=[plan.mkt.label],
         hours=plan.hours,
-        iterations=plan.iterations,
-        auto_tune=plan.auto_tune,
+        iterations=plan.settings.iterations,
+        auto_tune=plan.settings.auto_tune,
         final_overrides=best_knobs,
         best_iteration=best_it,
     )
@@ -450,10 +428,10 @@ def _soak_metrics(st: SoakState, fin: SoakFinal) -> dict[str, Any]:
     plan = st.plan
     out: dict[str, Any] = {
         "hours": plan.hours,
-        "iterations": plan.iterations,
-        "auto_tune": plan.auto_tune,
+        "iterations": plan.settings.iterations,
+        "auto_tune": plan.settings.auto_tune,
         "market": plan.mkt.label,
-        "seed": plan.seed,
+        "seed": plan.settings.seed,
         "profile": plan.prof_name,
         "start_overrides": plan.overrides_in,
         "final_overrides": fin.final_overrides,
@@ -465,11 +443,11 @@ def _soak_metrics(st: SoakState, fin: SoakFinal) -> dict[str, Any]:
         "verdict": fin.verdict,
         "rules": autotune.rule_table(),
         "wall_s_total": fin.wall_s,
-        "freeze": plan.freeze,
+        "freeze": plan.settings.freeze,
     }
     if st.stop is not None:
         out["stop"] = st.stop
-    if plan.freeze:
+    if plan.settings.freeze:
         out["stability"] = soak_stability.stability_report(st.iter_rows)
     out["decision"] = soak_decision.decide(
         fin.report,
@@ -477,7 +455,7 @@ def _soak_metrics(st: SoakState, fin: SoakFinal) -> dict[str, Any]:
         final_overrides=fin.final_overrides,
         history=st.history,
         mode=plan.mode,
-        overrides_path=plan.paths.runtime_overrides.as_posix(),
+        overrides_path=plan.settings.paths.runtime_overrides.as_posix(),
         stability=out.get("stability"),
     )
     return out

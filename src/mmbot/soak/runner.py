@@ -30,7 +30,7 @@ from mmbot.soak.market import (
 )
 from mmbot.soak.replay import Replayer, chunk_net_bps, chunk_score_bps, replay_workers
 from mmbot.soak.report import METRIC_KEYS, iteration_artifacts, iteration_metrics, soak_markdown
-from mmbot.soak.start import quoter_knobs, validate_args, validate_paths
+from mmbot.soak.start import SoakSettings, quoter_knobs, validate_args, validate_paths
 
 __all__: Sequence[str] = (
     "CHUNK_NS",
@@ -42,6 +42,7 @@ __all__: Sequence[str] = (
     "Segment",
     "SoakOutcome",
     "SoakProgress",
+    "SoakSettings",
     "SoakState",
     "SyntheticStream",
     "audit_chunk",

@@ -1,7 +1,8 @@
 """What a soak starts from: its arguments checked, its profile, starting knobs and market.
 
-Owns `prepare` (everything fixed for the whole soak, a `SoakPlan`, built before anything is
-written: bad input raises `UserError` naming it) and the pieces it uses: argument and output path
+Owns `SoakSettings` (a soak's arguments, built once by the caller and passed whole) and `prepare`
+(everything fixed for the whole soak, a `SoakPlan`, built from them before anything is written:
+bad input raises `UserError` naming it) and the pieces it uses: argument and output path
 checks, the starting knobs (profile + runtime overrides + the quoter's tunable knobs) and where
 they came from, and the market with its notes.
 """
@@ -112,12 +113,27 @@ def quoter_knobs(prof: Any, tune: bool) -> tuple[dict[str, float], list[str]]:
     return out, notes
 
 
+@dataclass(frozen=True)
+class SoakSettings:
+    """A soak's arguments (`mmbot soak`'s options, the demo's), built once by the caller and
+    given whole to `mmbot.soak.loop.run_soak`; `prepare` checks them."""
+
+    hours: float  # market hours (a capture shorter than this is soaked whole)
+    iterations: int
+    auto_tune: bool
+    paths: SoakPaths  # the artifacts root and the export paths
+    market: str = "synthetic"  # `mmbot.soak.market.resolve_market`
+    profile: str | None = None  # None: $MM_PROFILE or S1
+    seed: int = 1
+    freeze: bool = False  # run the overrides unchanged (not with auto_tune)
+    strategy_options: Mapping[str, Any] | None = None  # `mmbot.config.with_strategy_options`'s
+
+
 @dataclass
 class SoakPlan:
     """Everything fixed for the whole soak (built by `prepare` before anything is written)."""
 
-    paths: SoakPaths
-    artifacts: Path
+    settings: SoakSettings  # as given (``hours`` below: what the market allows of them)
     prof: Any
     prof_name: str
     overrides_in: dict[str, float]  # the runtime overrides file's values, as read
@@ -125,10 +141,6 @@ class SoakPlan:
     notes: list[str]  # the profile's, the overrides' and the market's notes, in that order
     mkt: Market
     thresholds: Any  # the KPI gate's (`mmbot.gate.load_thresholds`)
-    seed: int
-    iterations: int
-    auto_tune: bool
-    freeze: bool
     total_ns: int  # market time soaked (a capture's span when it is shorter than --hours)
     start_ns: int
     iter_ns: int
@@ -139,50 +151,40 @@ class SoakPlan:
 
     @property
     def mode(self) -> str:
-        return "freeze" if self.freeze else "auto_tune" if self.auto_tune else "fixed"
+        s = self.settings
+        return "freeze" if s.freeze else "auto_tune" if s.auto_tune else "fixed"
 
 
-def prepare(
-    *,
-    hours: float,
-    iterations: int,
-    auto_tune: bool,
-    freeze: bool,
-    paths: SoakPaths,
-    market: str,
-    profile: str | None,
-    seed: int,
-    strategy_options: Mapping[str, Any] | None,
-) -> SoakPlan:
-    """The soak's plan from its arguments; a bad one raises `UserError` naming it."""
-    validate_args(hours, iterations)
-    if freeze and auto_tune:
+def prepare(settings: SoakSettings) -> SoakPlan:
+    """The soak's plan from its settings; a bad one raises `UserError` naming it."""
+    s = settings
+    validate_args(s.hours, s.iterations)
+    if s.freeze and s.auto_tune:
         raise UserError(
             "--freeze runs the overrides unchanged: it cannot be combined with --auto-tune"
         )
-    validate_paths(paths)
-    artifacts = paths.root
-    prof, overrides_in, knobs, messages = _load_knobs(profile, artifacts)
-    if strategy_options:  # --strategy, --param and the equal-limit flags (mmbot.config)
+    validate_paths(s.paths)
+    artifacts = s.paths.root
+    prof, overrides_in, knobs, messages = _load_knobs(s.profile, artifacts)
+    if s.strategy_options:  # --strategy, --param and the equal-limit flags (mmbot.config)
         from mmbot.backtest import check_strategy
         from mmbot.config import with_strategy_options
 
-        prof = check_strategy(with_strategy_options(prof, **strategy_options))
-    prof = _with_file_params(prof, artifacts, overrides_in, strategy_options)
-    q_knobs, q_notes = quoter_knobs(prof, auto_tune)
+        prof = check_strategy(with_strategy_options(prof, **s.strategy_options))
+    prof = _with_file_params(prof, artifacts, overrides_in, s.strategy_options)
+    q_knobs, q_notes = quoter_knobs(prof, s.auto_tune)
     knobs.update(q_knobs)  # the quoter's tunable knobs run (and are tuned) beside the six
     messages += q_notes
-    if auto_tune:
+    if s.auto_tune:
         messages += _unread_note(prof.strategy.name)
-    mkt = _soak_market(market, prof)
+    mkt = _soak_market(s.market, prof)
     from mmbot.gate import load_thresholds
 
     thresholds = load_thresholds()
-    total_ns, start_ns = _market_span(mkt, hours)
-    prof_name = getattr(prof, "name", None) or (profile or env.read("MM_PROFILE") or "S1")
+    total_ns, start_ns = _market_span(mkt, s.hours)
+    prof_name = getattr(prof, "name", None) or (s.profile or env.read("MM_PROFILE") or "S1")
     return SoakPlan(
-        paths=paths,
-        artifacts=artifacts,
+        settings=s,
         prof=prof,
         prof_name=prof_name,
         overrides_in=overrides_in,
@@ -190,13 +192,9 @@ def prepare(
         notes=list(getattr(prof, "messages", []) or []) + messages + mkt.notes,
         mkt=mkt,
         thresholds=thresholds,
-        seed=seed,
-        iterations=iterations,
-        auto_tune=auto_tune,
-        freeze=freeze,
         total_ns=total_ns,
         start_ns=start_ns,
-        iter_ns=total_ns // iterations,
+        iter_ns=total_ns // s.iterations,
     )
 
 
@@ -255,11 +253,12 @@ def start_lines(plan: SoakPlan) -> list[str]:
     """The soak's opening marker lines: notes, what runs, the first knobs and where they came from."""
     from mmbot.soak.report import fmt_knobs
 
+    s = plan.settings
     return [
         *(f"| soak | NOTE | {msg} |" for msg in plan.notes),
         f"| soak | START | market={plan.mkt.label} hours={plan.hours:g} "
-        f"iterations={plan.iterations} auto_tune={int(plan.auto_tune)} seed={plan.seed} "
+        f"iterations={s.iterations} auto_tune={int(s.auto_tune)} seed={s.seed} "
         f"profile={plan.prof_name} |",
         f"| soak | KNOBS | iter=1 {fmt_knobs(plan.knobs)} |",
-        f"| soak | KNOBS | source: {_knob_source(plan.artifacts, plan.overrides_in)} |",
+        f"| soak | KNOBS | source: {_knob_source(s.paths.root, plan.overrides_in)} |",
     ]
