@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from mmbot import inputs
 from mmbot.commands.options import PARAM_OPTION, STRATEGY_HELP, OptionGroup
 from mmbot.strategy.registry import SESSION_DEFAULT_QUOTER
 
@@ -50,84 +51,49 @@ def _endpoints(testnet: bool, mainnet: bool, exchange_url: str | None):
     return None
 
 
-def _session(
-    mode: str,
-    *,
-    symbol: str,
-    out: Path,
-    endpoints,
-    keys,
-    journal: Path | None,
-    duration_s: float | None,
-    profile: str,
-    overrides: Path | None,
-    strategy: str,
-    order_qty: float | None,
-    max_position_qty: float | None,
-    loss_limit: float | None,
-    stale_ms: float,
-    max_clock_drift_ms: float,
-    metrics_port: int,
-    latency_ms: float | None,
-    rest_timeout_s: float = 2.0,
-    clock_check_s: float = 5.0,
-    book_depth: int = 50,
-    record: Path | None = None,
-    params: list[str] | None = None,
-) -> int:
-    from mmbot import inputs
+def _non_negative(option: str, value: float | None) -> float | None:
+    return inputs.finite(option, value, low=0.0)
+
+
+# the options' checks, in the order they are made: (RunnerConfig field, option, check); a check
+# returns the value converted or raises UserError naming the option (exit 2)
+_CHECKS: tuple[tuple[str, str, Callable[[str, Any], Any]], ...] = (
+    ("order_qty", "--order-qty", inputs.positive),
+    ("max_position_qty", "--max-position-qty", inputs.positive),
+    ("loss_limit_quote", "--loss-limit", inputs.positive),
+    ("stale_ms", "--stale-ms", inputs.positive),
+    ("max_clock_drift_ms", "--max-clock-drift-ms", inputs.positive),
+    ("rest_timeout_s", "--rest-timeout-s", inputs.positive),
+    ("clock_check_s", "--clock-check-s", inputs.positive),
+    ("duration_s", "--duration-s", inputs.positive),
+    ("paper_latency_ms", "--latency-ms", _non_negative),
+    ("metrics_port", "--metrics-port", inputs.port),
+)
+
+
+def _session(mode: str, endpoints, keys, fields: dict[str, Any]) -> int:
+    """Run a paper or live session: ``fields`` are `RunnerConfig`'s (`_session_fields`), checked
+    here (`_CHECKS`), every output path too, before anything connects."""
     from mmbot.live.runner import RunnerConfig, run_session
     from mmbot.strategy.registry import make_qparams, parse_param_args, resolve
 
-    param_values = _with_override_params(overrides, parse_param_args(params))
-    make_qparams(
-        resolve(strategy), param_values, strategy
-    )  # a bad quoter: exit 2 before connecting
-
-    order_qty = inputs.positive("--order-qty", order_qty)
-    max_position_qty = inputs.positive("--max-position-qty", max_position_qty)
-    loss_limit = inputs.positive("--loss-limit", loss_limit)
-    stale_ms = inputs.positive("--stale-ms", stale_ms)
-    max_clock_drift_ms = inputs.positive("--max-clock-drift-ms", max_clock_drift_ms)
-    rest_timeout_s = inputs.positive("--rest-timeout-s", rest_timeout_s)
-    clock_check_s = inputs.positive("--clock-check-s", clock_check_s)
-    duration_s = inputs.positive("--duration-s", duration_s)
-    latency_ms = inputs.finite("--latency-ms", latency_ms, low=0.0)
-    metrics_port = inputs.port("--metrics-port", metrics_port)
-    _book_depth(book_depth)
-    inputs.output_dir("--out", out)
+    params = _with_override_params(fields["overrides_file"], parse_param_args(fields["params"]))
+    make_qparams(resolve(fields["strategy"]), params, fields["strategy"])  # a bad quoter: exit 2
+    fields = {**fields, "params": params}
+    for name, option, check in _CHECKS:
+        if name in fields:
+            fields[name] = check(option, fields[name])
+    _book_depth(fields["book_depth"])
+    inputs.output_dir("--out", fields["out_dir"])
+    journal = fields["journal_path"]
     if journal is not None:
         from mmbot.live.journal import check_journal
 
         inputs.output_file("--journal", journal)
         check_journal(journal)
-    if record is not None:
-        inputs.output_file("--record", record)
-    cfg = RunnerConfig(
-        mode=mode,
-        symbol=symbol,
-        endpoints=endpoints,
-        out_dir=out,
-        keys=keys,
-        journal_path=journal,
-        duration_s=duration_s,
-        profile=profile,
-        overrides_file=overrides,
-        strategy=strategy,
-        params=param_values,
-        order_qty=order_qty,
-        max_position_qty=max_position_qty,
-        loss_limit_quote=loss_limit,
-        rest_timeout_s=rest_timeout_s,
-        clock_check_s=clock_check_s,
-        stale_ms=stale_ms,
-        max_clock_drift_ms=max_clock_drift_ms,
-        metrics_port=metrics_port,
-        paper_latency_ms=latency_ms,
-        book_depth=book_depth,
-        record_path=record,
-    )
-    return run_session(cfg)
+    if fields["record_path"] is not None:
+        inputs.output_file("--record", fields["record_path"])
+    return run_session(RunnerConfig(mode=mode, endpoints=endpoints, keys=keys, **fields))
 
 
 def _book_depth(depth: int) -> int:
@@ -171,14 +137,24 @@ _LOSS_LIMIT = typer.Option(None, "--loss-limit", help="kill switch, quote curren
 _METRICS_PORT = typer.Option(0, "--metrics-port", help="Prometheus /metrics on 127.0.0.1 (0 = off)")
 
 
-def _session_values(**values: Any) -> dict[str, Any]:
-    """_session's keyword arguments from the options paper and live share (``param`` as ``params``)."""
-    values["params"] = values.pop("param")
-    return values
+# the shared options whose RunnerConfig field has another name
+_FIELD_OF_OPTION: dict[str, str] = {
+    "out": "out_dir",
+    "journal": "journal_path",
+    "overrides": "overrides_file",
+    "param": "params",
+    "loss_limit": "loss_limit_quote",
+    "record": "record_path",
+}
 
 
-# the options paper and live take alike, handed to _session unchanged (each command's own options
-# are written in its signature)
+def _session_fields(**values: Any) -> dict[str, Any]:
+    """`RunnerConfig`'s fields from the options paper and live share, as given."""
+    return {_FIELD_OF_OPTION.get(k, k): v for k, v in values.items()}
+
+
+# the options paper and live take alike, handed to _session as RunnerConfig's fields (each
+# command's own options are written in its signature)
 _SESSION_OPTIONS = OptionGroup(
     into="shared",
     options=(
@@ -199,7 +175,7 @@ _SESSION_OPTIONS = OptionGroup(
         ("book_depth", int, _BOOK_DEPTH),
         ("record", Path | None, _RECORD),
     ),
-    collect=_session_values,
+    collect=_session_fields,
 )
 
 
@@ -223,7 +199,7 @@ def paper(
         from mmbot.live.bybit import MAINNET
 
         eps = MAINNET
-    return _session("paper", endpoints=eps, keys=None, latency_ms=latency_ms, **(shared or {}))
+    return _session("paper", eps, None, {**(shared or {}), "paper_latency_ms": latency_ms})
 
 
 @_SESSION_OPTIONS
@@ -261,15 +237,13 @@ def live(
         raise UserError("--mainnet needs explicit --order-qty and --max-position-qty")
     eps = _endpoints(testnet, mainnet, exchange_url)
     keys = load_keys(keys_file)
-    return _session(
-        "live",
-        endpoints=eps,
-        keys=keys,
-        latency_ms=0.0,
-        rest_timeout_s=rest_timeout_s,
-        clock_check_s=clock_check_s,
+    fields = {
         **shared,
-    )
+        "paper_latency_ms": 0.0,
+        "rest_timeout_s": rest_timeout_s,
+        "clock_check_s": clock_check_s,
+    }
+    return _session("live", eps, keys, fields)
 
 
 def record(
