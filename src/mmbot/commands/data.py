@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from mmbot.commands.options import OptionGroup
 from mmbot.inputs import ms_to_ns
 
 if TYPE_CHECKING:
@@ -65,7 +66,45 @@ def convert(
     print(done.line())
 
 
+# calibrate's on/off fit switches: (FitOptions field, flag, help); a new switch is a FitOptions
+# field and a line here
+_FIT_SWITCH_FLAGS: tuple[tuple[str, str, str], ...] = (
+    (
+        "whole_level_pulls",
+        "--whole-level-pulls",
+        "experimental, as captured only: stale quotes pulled a level at a time, the pull "
+        "rate fitted to the mid's return autocorrelation (docs/data.md)",
+    ),
+    (
+        "sweep_requote",
+        "--sweep-requote",
+        "as captured only: after a sweep moved the efficient price its side's makers pull "
+        "the levels it passed at once; impact decay fitted to the markout's reversion (docs/data.md)",
+    ),
+    (
+        "fit_trade_through",
+        "--fit-trade-through",
+        "experimental: fit the noise flow's Hawkes decay to the rates at which the market "
+        "trades through levels 0.5-5 bps from the mid (docs/data.md)",
+    ),
+    (
+        "fit_resilience",
+        "--fit-resilience",
+        "experimental, as captured only: a sweep that empties the touch leaves its side "
+        "thin, rebuilt over a half-life fitted to the deep-sweep share (docs/data.md)",
+    ),
+)
+_FIT_SWITCHES = OptionGroup(
+    into="switches",
+    options=tuple(
+        (name, bool, typer.Option(False, flag, help=text)) for name, flag, text in _FIT_SWITCH_FLAGS
+    ),
+    collect=dict,
+)
+
+
 @app.command("calibrate")
+@_FIT_SWITCHES
 def calibrate(
     path: Path = typer.Argument(..., help="real capture to fit the synthetic market to"),
     out: Path = typer.Option(..., "--out", help="calibration JSON to write"),
@@ -86,42 +125,13 @@ def calibrate(
         min=0,
         help="seconds of each of a late round's two markets (0 = 300, wide tick 750); longer = less noise, slower",
     ),
-    whole_level_pulls: bool = typer.Option(
-        False,
-        "--whole-level-pulls",
-        help="experimental, as captured only: stale quotes pulled a level at a time, the pull "
-        "rate fitted to the mid's return autocorrelation (docs/data.md)",
-    ),
-    sweep_requote: bool = typer.Option(
-        False,
-        "--sweep-requote",
-        help="as captured only: after a sweep moved the efficient price its side's makers pull "
-        "the levels it passed at once; impact decay fitted to the markout's reversion (docs/data.md)",
-    ),
-    fit_trade_through: bool = typer.Option(
-        False,
-        "--fit-trade-through",
-        help="experimental: fit the noise flow's Hawkes decay to the rates at which the market "
-        "trades through levels 0.5-5 bps from the mid (docs/data.md)",
-    ),
-    fit_resilience: bool = typer.Option(
-        False,
-        "--fit-resilience",
-        help="experimental, as captured only: a sweep that empties the touch leaves its side "
-        "thin, rebuilt over a half-life fitted to the deep-sweep share (docs/data.md)",
-    ),
+    switches: dict[str, bool] | None = None,  # _FIT_SWITCHES
 ) -> None:
     """Fit the synthetic market's parameters to a real capture."""
     from mmbot.data.calibrate import FitOptions
 
     options = FitOptions(
-        tick_bps=tick_bps,
-        rounds=rounds,
-        fit_seconds=fit_seconds or None,
-        whole_level_pulls=whole_level_pulls,
-        sweep_requote=sweep_requote,
-        fit_trade_through=fit_trade_through,
-        fit_resilience=fit_resilience,
+        tick_bps=tick_bps, rounds=rounds, fit_seconds=fit_seconds or None, **(switches or {})
     )
     calibrate_command(path, out, options)
 
