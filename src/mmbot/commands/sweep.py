@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from mmbot.commands.options import OptionGroup
 from mmbot.errors import UserError
 from mmbot.extras import require
 from mmbot.numfmt import fixed
@@ -159,6 +161,26 @@ _STEPS_IN_FLIGHT = typer.Option(
 _MIN_FILLS = typer.Option(10, "--min-fills", help="trials with fewer fills are failed")
 
 
+def _trial_run(**values: Any) -> Any:
+    """A `mmbot.sweep.trial.TrialRun` of the options (its quoter is set once the space is read)."""
+    from mmbot.sweep.trial import TrialRun
+
+    return TrialRun(**values)
+
+
+# how every trial runs: TrialRun's fields but the quoter (checked against the space first)
+_TRIAL_RUN_OPTIONS = OptionGroup(
+    into="run",
+    options=(
+        ("min_fills", int, _MIN_FILLS),
+        ("latency_ms", float, typer.Option(10.0, "--latency-ms")),
+        ("queue_model", str, typer.Option("power2", "--queue-model")),
+        ("seed", int, typer.Option(0, "--seed", help="market and sampler seed")),
+    ),
+    collect=_trial_run,
+)
+
+
 def _say_plan(con: Any, label: str, fold_list: list, trials: int, objectives: list[str]) -> None:
     con.print(
         f"{label}: {len(fold_list)} folds of "
@@ -168,6 +190,7 @@ def _say_plan(con: Any, label: str, fold_list: list, trials: int, objectives: li
     )
 
 
+@_TRIAL_RUN_OPTIONS
 def sweep(
     out: Path = _OUT,
     data: list[Path] = _DATA,
@@ -186,10 +209,7 @@ def sweep(
     ray: str | None = _RAY,
     steps_in_flight: int = _STEPS_IN_FLIGHT,
     sampler: str = typer.Option("tpe", "--sampler", help="tpe | random"),
-    min_fills: int = _MIN_FILLS,
-    latency_ms: float = typer.Option(10.0, "--latency-ms"),
-    queue_model: str = typer.Option("power2", "--queue-model"),
-    seed: int = typer.Option(0, "--seed", help="market and sampler seed"),
+    run: Any = None,  # _TRIAL_RUN_OPTIONS: a TrialRun
 ) -> int:
     """Search parameters with Optuna, walk-forward: tune on fold i, judge on fold i+1."""
     from rich.console import Console
@@ -202,17 +222,16 @@ def sweep(
     from mmbot.sweep.objective import parse_objectives
     from mmbot.sweep.results import write_results
     from mmbot.sweep.space import default_space, load_space
-    from mmbot.sweep.trial import TrialRun
 
-    _check_options(data, market, folds, trials, steps_in_flight, queue_model, space)
+    _check_options(data, market, folds, trials, steps_in_flight, run.queue_model, space)
     con = Console(highlight=False)
     objectives = parse_objectives(objective or [])
     spc = load_space(space) if space is not None else default_space(strategy)
-    strategy = _check_strategy(strategy, spc)
+    run = replace(run, strategy=_check_strategy(strategy, spc))
     fixed_params = parse_param_args(param)
     prof = load_profile(profile)
     output_dir("--out", out).mkdir(parents=True, exist_ok=True)
-    fold_list, label = _prepare_folds(con, data, market, hours, folds, seed, out)
+    fold_list, label = _prepare_folds(con, data, market, hours, folds, run.seed, out)
     _say_plan(con, label, fold_list, trials, objectives)
     cfg = SweepConfig(
         out=out,
@@ -222,13 +241,7 @@ def sweep(
         profile=prof,
         objectives=objectives,
         trials=trials,
-        run=TrialRun(
-            strategy=strategy,
-            latency_ms=latency_ms,
-            queue_model=queue_model,
-            seed=seed,
-            min_fills=min_fills,
-        ),
+        run=run,
         storage=storage,
         study_name=study_name,
         sampler=sampler,
