@@ -171,9 +171,9 @@ def run_soak(
     )
 
 
-def _write(st: SoakState, fin: SoakFinal, soak_metrics: dict) -> tuple[Path | None, Path | None]:
+def _write(st: SoakState, fin: SoakFinal, soak_metrics: dict) -> tuple[Path, Path]:
     """Stage the end-of-soak artifacts (`report.write_final`): (Markdown path, HTML path)."""
-    md, html, notes = write_final(
+    return write_final(
         st.stage,
         st.plan.settings.paths,
         soak_metrics,
@@ -183,9 +183,6 @@ def _write(st: SoakState, fin: SoakFinal, soak_metrics: dict) -> tuple[Path | No
         st.metrics_lines,
         st.audit_parts,
     )
-    for note in notes:
-        st.say(note)
-    return md, html
 
 
 def _open(

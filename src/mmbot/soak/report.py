@@ -320,10 +320,13 @@ def write_final(
     runs: list[Any],
     metrics_lines: list[bytes],
     audit_parts: list[Path],
-) -> tuple[Path | None, Path | None, list[str]]:
+) -> tuple[Path, Path]:
     """Stage every end-of-soak artifact (`mmbot.soak.artifacts.Stage` ``stage``, `SoakPaths`
     ``paths``; ``runs``: every run, e.g. `mmbot.audit.records_io.StoredRun`s reading their records
-    back from disk); returns (Markdown path, HTML path, marker lines to show)."""
+    back from disk); the Markdown (--export-md: EDGE_REPORT, gate and the soak's section) and the
+    HTML report beside EDGE_REPORT.json are `mmbot.report`'s. Returns (Markdown path, HTML path)."""
+    from mmbot.report import write_reports
+
     stage.write_json(paths.runtime_overrides, soak_metrics["final_overrides"])
     stage.write_bytes(paths.metrics_jsonl, b"".join(metrics_lines))
     with open(stage.path(paths.audit_jsonl), "wb") as fh:
@@ -358,39 +361,16 @@ def write_final(
     if "stability" in soak_metrics:
         md_text += "\n" + soak_stability.markdown(soak_metrics["stability"])
     md_text += "\n" + soak_decision.markdown(decision)
-    return _write_reports(stage, paths, md_text, soak_metrics, final_report, gate, runs)
-
-
-def _write_reports(
-    stage: Any,
-    paths: Any,
-    md_text: str,
-    soak_metrics: dict[str, Any],
-    final_report: Mapping[str, Any],
-    gate: Mapping[str, Any],
-    runs: list[Any],
-) -> tuple[Path | None, Path | None, list[str]]:
-    """The report module renders EDGE_REPORT + gate + the soak's section as one Markdown file (the
-    --export-md file) plus the HTML report beside EDGE_REPORT.json."""
-    try:
-        from mmbot.report import write_reports
-    except ImportError:
-        stage.write_text(paths.export_md, md_text)
-        return (
-            paths.export_md,
-            None,
-            ["| soak | NOTE | mmbot.report unavailable: HTML report skipped |"],
-        )
     md_tmp, html_tmp = write_reports(
         stage.dir / "scratch_reports",
         final_report,
         runs,
         gate,
         extra_md=md_text,
-        extra_html=soak_decision.html_fragment(soak_metrics["decision"]),
+        extra_html=soak_decision.html_fragment(decision),
         iterations=soak_metrics["per_iteration"],
     )
     html_path = paths.reports / Path(html_tmp).name
     stage.write_bytes(paths.export_md, Path(md_tmp).read_bytes())
     stage.write_bytes(html_path, Path(html_tmp).read_bytes())
-    return paths.export_md, html_path, []
+    return paths.export_md, html_path
