@@ -1,5 +1,5 @@
 """Command-line options shared by several commands: the quoter and the equal-limit flags, and
-``OptionGroup``, which writes options several commands take alike once."""
+``OptionGroup``, which writes a group of options once and hands the command one value for them."""
 
 from __future__ import annotations
 
@@ -63,10 +63,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass(frozen=True)
 class OptionGroup:
-    """Options several commands take alike, written once. Used as a decorator, it puts them into the
-    command's signature in place of the command's parameter ``into`` (typer reads the signature,
-    so they show in --help there, in this order), and the command receives ``collect(**values)`` in
-    that parameter instead of the separate values."""
+    """Options written once as a table and received as one value: options several commands take
+    alike, or a command's options that make one model (``collect`` builds it, e.g. a `TrialRun`).
+    Used as a decorator, it puts them into the command's signature in place of the command's
+    parameter ``into`` (typer reads the signature, so they show in --help there, in this order),
+    and the command receives ``collect(**values)`` in that parameter instead of the separate
+    values."""
 
     into: str
     options: tuple[tuple[str, Any, Any], ...]  # (parameter name, annotation, typer.Option)
