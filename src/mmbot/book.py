@@ -10,16 +10,19 @@ CLEAR empties a side from the touch up to a price, or all of it):
   must cost a few array writes;
 - the **table** (sparse: one open-addressing hash table per side, integer price key -> qty, and a
   small book state ``bs`` with the best keys, the price grid step and the level counts): the
-  readers' replay (``data.replay``), where prices are not known in advance and the book must stay
-  bounded by its levels, not its price range.
+  readers' replay (``data.replay``) and the market statistics (``data.market_stats``), where
+  prices are not known in advance and the book must stay bounded by its levels, not its price
+  range.
 
 Crossed feeds, defined here once. A level set at or through the opposite best means the feed is
 crossed; two consumers, two rules:
 
-- **repair** (a capture read from a file, ``data.replay``): the level the message just set is
-  fresh, the opposite touch is stale and is deleted (both touches when the message set neither or
-  both), until the book is uncrossed (``stale_sides``). The replay writes each deletion as a
-  ``qty = 0`` row, so every consumer of its events replays a book that is never crossed.
+- **repair** (a capture read from a file, ``data.replay``; the market statistics,
+  ``data.market_stats``): the level the message just set is fresh, the opposite touch is stale and
+  is deleted (both touches when the message set neither or both), until the book is uncrossed
+  (``stale_sides``; on a table, ``table_uncross``). The replay writes each deletion as a
+  ``qty = 0`` row, so every consumer of its events replays a book that is never crossed between
+  messages; the statistics apply the rule row by row.
 - **keep** (the venue and the book carry, for feeds that reach them still crossed: the synthetic
   market, npz/parquet from elsewhere): hftbacktest's HashMapMarketDepth rule, the opposite best
   moves past the new level and the crossed levels stay in place (``bid_update``/``ask_update``), so
@@ -281,6 +284,36 @@ def table_clear_upto(keys, vals, key, is_bid, bs):
         bs[B_BEST_ASK] = table_best(keys, False)
 
 
+@njit(cache=True)
+def table_get(keys, vals, key):
+    """Quantity at ``key`` (0 when the level is absent)."""
+    s = table_find(keys, key)
+    return vals[s] if s >= 0 else 0.0
+
+
+@njit(cache=True)
+def table_room(keys, vals, n_levels, n_new):
+    """The table, grown when ``n_new`` more levels could push it past a load factor of 1/2."""
+    if 2 * (n_levels + n_new) > len(keys):
+        return table_rehash(keys, vals, table_capacity(4 * (n_levels + n_new)))
+    return keys, vals
+
+
+@njit(cache=True)
+def table_drop_better(keys, vals, key, is_bid, bs):
+    """A BBO row at ``key``: the levels better than it on its side are stale; delete them.
+    Returns how many went."""
+    n = 0
+    while True:
+        best = bs[B_BEST_BID] if is_bid else bs[B_BEST_ASK]
+        if best == NO_BID or best == NO_ASK:  # noqa: SIM109
+            return n
+        if (is_bid and best <= key) or ((not is_bid) and best >= key):
+            return n
+        table_set(keys, vals, best, 0.0, is_bid, bs)
+        n += 1
+
+
 # ---- crossed feeds: the repair rule --------------------------------------------------------------
 
 
@@ -292,3 +325,24 @@ def stale_sides(bb, ba, bid_set, ask_set):
     bid_fresh = bb == bid_set
     ask_fresh = ba == ask_set
     return not (bid_fresh and not ask_fresh), not (ask_fresh and not bid_fresh)
+
+
+@njit(cache=True)
+def table_uncross(bk, bv, ak, av, bs, bid_set, ask_set):
+    """The repair rule on a table book: while it is crossed, delete the stale touch(es)
+    (``stale_sides``; ``bid_set``/``ask_set``: the best key the message set on each side, NO_BID /
+    NO_ASK for none). Returns how many levels went."""
+    n = 0
+    while bs[B_BEST_BID] != NO_BID and bs[B_BEST_ASK] != NO_ASK:
+        bb = bs[B_BEST_BID]
+        ba = bs[B_BEST_ASK]
+        if bb < ba:
+            return n
+        del_bid, del_ask = stale_sides(bb, ba, bid_set, ask_set)
+        if del_bid:
+            table_set(bk, bv, bb, 0.0, True, bs)
+            n += 1
+        if del_ask:
+            table_set(ak, av, ba, 0.0, False, bs)
+            n += 1
+    return n

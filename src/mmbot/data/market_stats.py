@@ -2,9 +2,16 @@
 
 Owns ``market_stats(events)``: the one yardstick the calibration fits against and the fidelity
 test compares with. The book is rebuilt from the events themselves (snapshot / depth / clear /
-BBO rows, hftbacktest semantics) in one compiled pass, sampled on a regular exchange-time grid
-(so spread and depth are time-weighted), and every trade's 1 s markout is measured against the
-mid the book showed just before that trade.
+BBO rows) in one compiled pass on ``mmbot.book``'s table storage and rules, sampled on a regular
+exchange-time grid (so spread and depth are time-weighted), and every trade's 1 s markout is
+measured against the mid the book showed just before that trade.
+
+Crossed feeds: the readers' replay has repaired them already (its events never show a crossed
+book), so on a capture ``crossed_book_repairs`` is 0. A feed that still crosses (an array from
+elsewhere, a synthetic market) is repaired here with the book module's repair rule
+(``mmbot.book.stale_sides``: the level the row just set is fresh, the opposite touch is stale and
+goes, level by level, each counted in ``crossed_book_repairs``), not the venue's keep rule: the
+statistics describe the market a quoter sees, which is never crossed.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import math
 import numpy as np
 from numba import njit
 
+from mmbot import book as bk_
 from mmbot import events as ev_
 from mmbot.errors import UserError
 
@@ -42,49 +50,120 @@ TRADE_THROUGH_BIN_NS = 1_000_000_000
 VOL_LONG_S = 60  # overlapping 60 s returns, one a second: the long-horizon volatility
 # lag-1 autocorrelations of mid returns sampled every this many ns (name suffix -> ns)
 AUTOCORR_RETURN_NS = {"100ms": 100_000_000, "1s": 1_000_000_000}
-_RING = 1 << 18
-_MASK = _RING - 1
-_NONE = -(1 << 62)
+_TABLE_SLOTS = 4096  # initial hash-table slots per side (grown with the book)
 
 
 @njit(cache=True)
-def _set_level(px_key: np.ndarray, qv: np.ndarray, p: int, q: float, ref: int) -> int:
-    """Set level p to qty q. Returns +1 if a level appeared, -1 if one vanished, 0 otherwise.
-    A slot holding a different price (a far level aliasing in the ring) goes to whichever
-    price is nearer ``ref``; the loser is dropped (it is ~26 k ticks from the touch)."""
-    j = p & _MASK
-    if px_key[j] != p:
-        if qv[j] > 0.0 and abs(px_key[j] - ref) <= abs(p - ref):
-            return 0
-        had = qv[j] > 0.0
-        px_key[j] = p
-        qv[j] = q
-        return (1 if q > 0.0 else 0) - (1 if had else 0)
-    had = qv[j] > 0.0
-    qv[j] = q
-    return (1 if q > 0.0 else 0) - (1 if had else 0)
+def _new_book():
+    """An empty table book (``mmbot.book``'s sparse storage): bid keys/qty, ask keys/qty, state."""
+    bk = np.full(_TABLE_SLOTS, bk_.EMPTY_KEY, dtype=np.int64)
+    ak = np.full(_TABLE_SLOTS, bk_.EMPTY_KEY, dtype=np.int64)
+    bs = np.zeros(bk_.N_BOOK_STATE, dtype=np.int64)
+    bs[bk_.B_BEST_BID] = bk_.NO_BID
+    bs[bk_.B_BEST_ASK] = bk_.NO_ASK
+    return bk, np.zeros(_TABLE_SLOTS), ak, np.zeros(_TABLE_SLOTS), bs
+
+
+@njit(cache=True, inline="always")
+def _book_row(bk, bv, ak, av, bs, flags, p, q):
+    """Apply one depth / snapshot / BBO row (tick key ``p``, qty ``q``; 0 deletes) with the book
+    module's rules: a BBO row first deletes the better levels of its side; a level set at or
+    through the opposite touch is fresh and the opposite touch is stale (the repair rule,
+    ``mmbot.book.stale_sides``). Returns how many levels the repair deleted. The tables must have
+    room for one more level."""
+    kind = flags & ev_.KIND_MASK
+    is_bid = (flags & ev_.BUY_EVENT) != 0
+    if not is_bid and not (flags & ev_.SELL_EVENT):
+        return 0
+    keys, vals = (bk, bv) if is_bid else (ak, av)
+    if kind == ev_.DEPTH_BBO_EVENT and q > 0.0:
+        bk_.table_drop_better(keys, vals, p, is_bid, bs)
+    bk_.table_set(keys, vals, p, q, is_bid, bs)
+    if q > 0.0 and bs[bk_.B_BEST_BID] >= bs[bk_.B_BEST_ASK]:
+        if is_bid:
+            return bk_.table_uncross(bk, bv, ak, av, bs, p, bk_.NO_ASK)
+        return bk_.table_uncross(bk, bv, ak, av, bs, bk_.NO_BID, p)
+    return 0
 
 
 @njit(cache=True)
-def _get(px_key: np.ndarray, qv: np.ndarray, p: int) -> float:
-    j = p & _MASK
-    if px_key[j] == p:
-        return qv[j]
-    return 0.0
+def _clear(bk, bv, ak, av, bs, flags, px, tick):
+    """A DEPTH_CLEAR row: its side from the touch up to ``px``, the whole side when ``px`` is not
+    a price; both sides, whole, when the row names neither side or both."""
+    buy = (flags & ev_.BUY_EVENT) != 0
+    sell = (flags & ev_.SELL_EVENT) != 0
+    whole = buy == sell or not px > 0.0
+    key = np.int64(0) if whole else np.int64(math.floor(px / tick + 0.5))
+    if buy or not sell:
+        bk_.table_clear_upto(bk, bv, key, True, bs)
+    if sell or not buy:
+        bk_.table_clear_upto(ak, av, bk_.NO_ASK if whole else key, False, bs)
 
 
 @njit(cache=True)
-def _next_level(keys: np.ndarray, qv: np.ndarray, start: int, nlev: int, step: int) -> int:
-    """The first price key from ``start`` with quantity on this side, walking ``step`` ticks at a
-    time (-1: bids, down; +1: asks, up); _NONE when the side is empty or none within _RING."""
-    if nlev <= 0:
-        return _NONE
-    p = start
-    for _ in range(_RING):
-        if _get(keys, qv, p) > 0.0:
-            return p
-        p += step
-    return _NONE
+def _cum_qty(keys, vals, touch, half_sum, lim, is_bid):
+    """Quantity from the touch out to ``lim`` ticks from the mid (``half_sum`` = (bid+ask)/2 in
+    ticks), level by level."""
+    c = 0.0
+    p = touch
+    if is_bid:
+        while half_sum - p <= lim:
+            c += bk_.table_get(keys, vals, p)
+            p -= 1
+    else:
+        while p - half_sum <= lim:
+            c += bk_.table_get(keys, vals, p)
+            p += 1
+    return c
+
+
+@njit(cache=True)
+def _sample(gi, bk, bv, ak, av, bs, tick, depth_bps, g_mid, g_spr, d_lvl, d_cum):
+    """Grid point ``gi`` with the book as it stands: mid and spread, and every DEPTH_EVERY points
+    the depth by level and within ``depth_bps`` of the mid (nothing while a side is empty)."""
+    bb = bs[bk_.B_BEST_BID]
+    ba = bs[bk_.B_BEST_ASK]
+    if bb == bk_.NO_BID or ba == bk_.NO_ASK or ba <= bb:
+        return
+    mid = 0.5 * (bb + ba) * tick
+    g_mid[gi] = mid
+    g_spr[gi] = (ba - bb) * tick / mid * 1e4
+    if gi % DEPTH_EVERY != 0:
+        return
+    di = gi // DEPTH_EVERY
+    for k in range(N_LEVELS):
+        d_lvl[di, k] = bk_.table_get(bk, bv, bb - k)
+        d_lvl[di, N_LEVELS + k] = bk_.table_get(ak, av, ba + k)
+    nd = depth_bps.shape[0]
+    for m in range(nd):
+        lim = depth_bps[m] * 1e-4 * mid / tick
+        d_cum[di, m] = _cum_qty(bk, bv, bb, 0.5 * (bb + ba), lim, True)
+        d_cum[di, nd + m] = _cum_qty(ak, av, ba, 0.5 * (bb + ba), lim, False)
+
+
+@njit(cache=True)
+def _trade(
+    ntr, last_grp, t, flags, px, qty, bs, tick, tr_t, tr_px, tr_qty, tr_side, tr_mid, tr_new
+):
+    """Record print ``ntr`` with the mid before it; returns its aggressor group (the ms)."""
+    side = 1 if (flags & ev_.BUY_EVENT) else (-1 if (flags & ev_.SELL_EVENT) else 0)
+    tr_t[ntr] = t
+    tr_px[ntr] = px
+    tr_qty[ntr] = qty
+    tr_side[ntr] = side
+    # prints of one aggressor order (same ms, same side) share the mid seen before the first of
+    # them: a sweep's later prints must not be marked against its own impact
+    grp = t // 1_000_000
+    if ntr > 0 and grp == last_grp and side == tr_side[ntr - 1]:
+        tr_mid[ntr] = tr_mid[ntr - 1]
+        tr_new[ntr] = False
+    else:
+        bb = bs[bk_.B_BEST_BID]
+        ba = bs[bk_.B_BEST_ASK]
+        ok_book = bb != bk_.NO_BID and ba != bk_.NO_ASK and ba > bb
+        tr_mid[ntr] = 0.5 * (bb + ba) * tick if ok_book else np.nan
+        tr_new[ntr] = True
+    return grp
 
 
 @njit(cache=True, nogil=True)
@@ -96,18 +175,12 @@ def _scan(
     tick: float,
     depth_bps: np.ndarray,
 ):
+    """One pass over the events: the book rebuilt on ``mmbot.book``'s table storage (keys = tick
+    indices), sampled on the grid before each event, and every print with the mid before it."""
     n = ev.shape[0]
-    bk = np.full(_RING, _NONE, dtype=np.int64)
-    bv = np.zeros(_RING, dtype=np.float64)
-    ak = np.full(_RING, _NONE, dtype=np.int64)
-    av = np.zeros(_RING, dtype=np.float64)
-    nb = 0
-    na = 0
-    bb = _NONE
-    ba = _NONE
+    bk, bv, ak, av, bs = _new_book()
     t0 = exch[0]
-    t1 = exch[n - 1]
-    ngrid = int((t1 - t0) // GRID_NS) + 1
+    ngrid = int((exch[n - 1] - t0) // GRID_NS) + 1
     g_mid = np.full(ngrid, np.nan)
     g_spr = np.full(ngrid, np.nan)
     ndep = ngrid // DEPTH_EVERY + 1
@@ -123,70 +196,25 @@ def _scan(
     ntr = 0
     touch_changes = 0
     crossed_fixes = 0
-    lt_bb = _NONE
-    lt_bq = 0.0
-    lt_ba = _NONE
-    lt_aq = 0.0
+    lt = np.array([bk_.NO_BID, bk_.NO_ASK])  # the touch last counted: bid key, ask key
+    lt_q = np.zeros(2)  # and its quantities
     gi = 0
     for i in range(n):
         t = exch[i]
         # sample the grid points strictly before this event with the book as it stood
         while gi < ngrid and t0 + gi * GRID_NS < t:
-            if bb != _NONE and ba != _NONE and ba > bb:
-                mid = 0.5 * (bb + ba) * tick
-                g_mid[gi] = mid
-                g_spr[gi] = (ba - bb) * tick / mid * 1e4
-                if gi % DEPTH_EVERY == 0:
-                    di = gi // DEPTH_EVERY
-                    for k in range(N_LEVELS):
-                        d_lvl[di, k] = _get(bk, bv, bb - k)
-                        d_lvl[di, N_LEVELS + k] = _get(ak, av, ba + k)
-                    for m in range(depth_bps.shape[0]):
-                        lim = depth_bps[m] * 1e-4 * mid / tick
-                        cb = 0.0
-                        p = bb
-                        while 0.5 * (bb + ba) - p <= lim:
-                            cb += _get(bk, bv, p)
-                            p -= 1
-                        ca = 0.0
-                        p = ba
-                        while p - 0.5 * (bb + ba) <= lim:
-                            ca += _get(ak, av, p)
-                            p += 1
-                        d_cum[di, m] = cb
-                        d_cum[di, depth_bps.shape[0] + m] = ca
+            _sample(gi, bk, bv, ak, av, bs, tick, depth_bps, g_mid, g_spr, d_lvl, d_cum)
             gi += 1
         kind = ev[i] & ev_.KIND_MASK
         if kind == ev_.TRADE_EVENT:
-            side = 1 if (ev[i] & ev_.BUY_EVENT) else (-1 if (ev[i] & ev_.SELL_EVENT) else 0)
-            tr_t[ntr] = t
-            tr_px[ntr] = pxs[i]
-            tr_qty[ntr] = qtys[i]
-            tr_side[ntr] = side
-            # prints of one aggressor order (same ms, same side) share the mid seen before the
-            # first of them: a sweep's later prints must not be marked against its own impact
-            grp = t // 1_000_000
-            if ntr > 0 and grp == last_grp and side == tr_side[ntr - 1]:
-                tr_mid[ntr] = tr_mid[ntr - 1]
-                tr_new[ntr] = False
-            else:
-                ok_book = bb != _NONE and ba != _NONE and ba > bb
-                tr_mid[ntr] = 0.5 * (bb + ba) * tick if ok_book else np.nan
-                tr_new[ntr] = True
-            last_grp = grp
+            last_grp = _trade(
+                ntr, last_grp, t, ev[i], pxs[i], qtys[i], bs, tick,
+                tr_t, tr_px, tr_qty, tr_side, tr_mid, tr_new,
+            )  # fmt: skip
             ntr += 1
             continue
         if kind == ev_.DEPTH_CLEAR_EVENT:
-            if ev[i] & ev_.BUY_EVENT or not (ev[i] & ev_.SELL_EVENT):
-                bk[:] = _NONE
-                bv[:] = 0.0
-                nb = 0
-                bb = _NONE
-            if ev[i] & ev_.SELL_EVENT or not (ev[i] & ev_.BUY_EVENT):
-                ak[:] = _NONE
-                av[:] = 0.0
-                na = 0
-                ba = _NONE
+            _clear(bk, bv, ak, av, bs, ev[i], pxs[i], tick)
             continue
         if (
             kind != ev_.DEPTH_EVENT
@@ -194,51 +222,26 @@ def _scan(
             and kind != ev_.DEPTH_BBO_EVENT
         ):
             continue
-        p = int(math.floor(pxs[i] / tick + 0.5))
         q = qtys[i]
         if math.isnan(q) or q < 0.0:
             continue
-        if ev[i] & ev_.BUY_EVENT:
-            ref = bb if bb != _NONE else p
-            if kind == ev_.DEPTH_BBO_EVENT and q > 0.0:
-                while bb != _NONE and bb > p:
-                    nb += _set_level(bk, bv, bb, 0.0, ref)
-                    bb = _next_level(bk, bv, bb - 1, nb, -1)
-            nb += _set_level(bk, bv, p, q, ref)
-            if q > 0.0:
-                if bb == _NONE or p > bb:
-                    bb = p
-                while ba != _NONE and ba <= p:
-                    crossed_fixes += 1
-                    na += _set_level(ak, av, ba, 0.0, ba)
-                    ba = _next_level(ak, av, ba + 1, na, 1)
-            elif p == bb:
-                bb = _next_level(bk, bv, p - 1, nb, -1)
-        elif ev[i] & ev_.SELL_EVENT:
-            ref = ba if ba != _NONE else p
-            if kind == ev_.DEPTH_BBO_EVENT and q > 0.0:
-                while ba != _NONE and ba < p:
-                    na += _set_level(ak, av, ba, 0.0, ref)
-                    ba = _next_level(ak, av, ba + 1, na, 1)
-            na += _set_level(ak, av, p, q, ref)
-            if q > 0.0:
-                if ba == _NONE or p < ba:
-                    ba = p
-                while bb != _NONE and bb >= p:
-                    crossed_fixes += 1
-                    nb += _set_level(bk, bv, bb, 0.0, bb)
-                    bb = _next_level(bk, bv, bb - 1, nb, -1)
-            elif p == ba:
-                ba = _next_level(ak, av, p + 1, na, 1)
-        if bb != _NONE and ba != _NONE:
-            cbq = _get(bk, bv, bb)
-            caq = _get(ak, av, ba)
-            if bb != lt_bb or ba != lt_ba or cbq != lt_bq or caq != lt_aq:
+        p = np.int64(math.floor(pxs[i] / tick + 0.5))
+        if 2 * (bs[bk_.B_NB] + 1) > len(bk):
+            bk, bv = bk_.table_room(bk, bv, bs[bk_.B_NB], 1)
+        if 2 * (bs[bk_.B_NA] + 1) > len(ak):
+            ak, av = bk_.table_room(ak, av, bs[bk_.B_NA], 1)
+        crossed_fixes += _book_row(bk, bv, ak, av, bs, ev[i], p, q)
+        bb = bs[bk_.B_BEST_BID]
+        ba = bs[bk_.B_BEST_ASK]
+        if bb != bk_.NO_BID and ba != bk_.NO_ASK:
+            cbq = bk_.table_get(bk, bv, bb)
+            caq = bk_.table_get(ak, av, ba)
+            if bb != lt[0] or ba != lt[1] or cbq != lt_q[0] or caq != lt_q[1]:
                 touch_changes += 1
-                lt_bb = bb
-                lt_ba = ba
-                lt_bq = cbq
-                lt_aq = caq
+                lt[0] = bb
+                lt[1] = ba
+                lt_q[0] = cbq
+                lt_q[1] = caq
     return (
         g_mid,
         g_spr,
