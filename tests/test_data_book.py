@@ -1,6 +1,6 @@
 """The order book's table storage (``mmbot.book``, the replay's book) against a plain dict under
 random updates (collisions, backward-shift deletions, growth) and the best-level tracking against
-max/min of the dict; the crossed-feed repair rule."""
+max/min of the dict; the crossed-feed repair rule; the published dict book (live and paper)."""
 
 from __future__ import annotations
 
@@ -60,3 +60,37 @@ def test_stale_sides_keeps_the_level_the_message_set():
     # neither touch was set by the message (a stale crossed book): both go
     assert book.stale_sides(105, 100, book.NO_BID, book.NO_ASK) == (True, True)
     assert book.stale_sides(105, 100, 105, 100) == (True, True)
+
+
+def test_dict_book_matches_brute_force_under_random_updates():
+    """The published book (``DictBook``: live and paper) against a plain dict read by brute force:
+    a quantity that is not > 0 deletes, clear empties a side, and the sorted prices behind the
+    touch, the size from a limit and the top levels agree after every update."""
+    rng = np.random.default_rng(11)
+    b = book.DictBook()
+    ref: dict[int, dict[float, float]] = {1: {}, -1: {}}
+    for step in range(5_000):
+        side = int(rng.choice([1, -1]))
+        px = float(rng.integers(90, 130)) * 0.5
+        if step % 997 == 996:
+            b.clear(side)
+            ref[side].clear()
+        else:
+            qty = float(rng.choice([0.0, -1.0, np.nan, 1.0, 2.5]))
+            b.set_level(side, px, qty)
+            if qty > 0:
+                ref[side][px] = qty
+            else:
+                ref[side].pop(px, None)
+        bids, asks = ref[1], ref[-1]
+        assert b.bids == bids and b.asks == asks
+        assert b.bid_px == sorted(bids) and b.ask_px == sorted(asks)
+        assert b.best_bid() == max(bids) if bids else np.isnan(b.best_bid())
+        assert b.best_ask() == min(asks) if asks else np.isnan(b.best_ask())
+        lim = px
+        assert b.qty_from(1, lim) == sum(q for p, q in bids.items() if p >= lim)
+        assert b.qty_from(-1, lim) == sum(q for p, q in asks.items() if p <= lim)
+        assert b.top_px(1, 3) == sorted(bids, reverse=True)[:3]
+        assert b.top_px(-1, 3) == sorted(asks)[:3]
+    b.clear()
+    assert not b.bids and not b.asks and np.isnan(b.best_bid()) and np.isnan(b.mid_px())

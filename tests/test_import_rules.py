@@ -118,13 +118,21 @@ def test_the_venue_sits_below_everything() -> None:
 
 # the modules that rebuild an order book from depth rows on the order book module (issue 22)
 BOOK_USERS = {"sim/clock.py", "soak/book_carry.py", "data/replay.py", "data/market_stats.py"}
+BOOK_USERS |= {"live/bybit_msgs.py", "live/orders.py"}  # the published book (DictBook)
 # those that still keep a book of their own: the list may only shrink. audit/crosscheck.py stays
 # on purpose (the fill-mid cross-check must not share code with what it checks).
+# The generator's book stays (issue 22, measured): a ring of integer lot counts indexed by
+# tick & mask, i.e. a ladder that slides with the efficient price (levels beyond RING_TICKS/4 are
+# trimmed with deletion rows, so a 30-day market needs constant memory), with per-side deepest
+# level and total lots beside it. Every event reads it tick by tick near the touch (zone sums,
+# scans, the level a cancel hits drawn in proportion to lots, walked from the touch). mmbot.book's
+# ladder has a fixed base and float qty (it cannot slide without re-basing, and the RNG draws
+# depend on integer lots); its table makes every tick of those walks a hash probe (market_stats'
+# row application went several times slower on the table than on its former ring). Moving it
+# means a sliding-ladder storage in mmbot.book and a byte-for-byte check of generated markets.
 BOOK_DEBT = {
     "data/synthetic_book.py",  # the generator's ring-buffer book (scans, trims, snapshot)
     "data/synthetic_core.py",  # the generator's event loop, which updates that book
-    "live/bybit_msgs.py",  # LiveBook: the live stream's book (dicts)
-    "live/orders.py",  # PublicBook: the emulator's / paper matcher's public book (dicts)
 }
 
 

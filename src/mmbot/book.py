@@ -1,8 +1,9 @@
-"""The order book: depth rules, two storages, and what a crossed feed does. Compiled, plain arrays.
+"""The order book: depth rules, its storages, and what a crossed feed does. Compiled, plain arrays
+(and one plain-Python storage for live trading).
 
-Every book mmbot rebuilds from a feed is one of two storages over the same rules (a depth or
-snapshot row sets a level, qty 0 deletes it; a BBO row also removes the better levels of its side;
-CLEAR empties a side from the touch up to a price, or all of it):
+Every book mmbot rebuilds from a feed in a compiled pass is one of two storages over the same rules
+(a depth or snapshot row sets a level, qty 0 deletes it; a BBO row also removes the better levels
+of its side; CLEAR empties a side from the touch up to a price, or all of it):
 
 - the **ladder** (dense: ``bid``/``ask`` quantity arrays indexed by tick from a base price, best
   indices ``bb``/``ba``; ``bb`` = -1 / ``ba`` = n when a side is empty): the venue's exchange and
@@ -13,6 +14,12 @@ CLEAR empties a side from the touch up to a price, or all of it):
   readers' replay (``data.replay``) and the market statistics (``data.market_stats``), where
   prices are not known in advance and the book must stay bounded by its levels, not its price
   range.
+
+A third storage, plain Python, is the **published book** of live and paper trading (``DictBook``:
+px -> qty per side plus each side's sorted prices): the live session's book from the exchange's
+stream (``live.bybit_msgs.LiveBook``) and the public book the emulator and the paper matcher
+publish (``live.orders.PublicBook``), where a few rows arrive per message and the touch, the size
+near it and the top levels are read between them.
 
 Crossed feeds, defined here once. A level set at or through the opposite best means the feed is
 crossed; two consumers, two rules:
@@ -27,9 +34,14 @@ crossed; two consumers, two rules:
   market, npz/parquet from elsewhere): hftbacktest's HashMapMarketDepth rule, the opposite best
   moves past the new level and the crossed levels stay in place (``bid_update``/``ask_update``), so
   queue positions initialised from them match the reference.
+
+The published book has no rule: it shows what the venue published.
 """
 
 from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit
@@ -346,3 +358,66 @@ def table_uncross(bk, bv, ak, av, bs, bid_set, ask_set):
             table_set(ak, av, ba, 0.0, False, bs)
             n += 1
     return n
+
+
+# ---- the published book (live and paper: plain Python) -------------------------------------------
+
+
+@dataclass
+class DictBook:
+    """The book the live session reads (``live.bybit_msgs.LiveBook``) and the paper / emulator
+    matcher publishes (``live.orders.PublicBook``): ``bids`` / ``asks`` map px -> qty, and each
+    side's prices are also kept sorted ascending (``bid_px`` / ``ask_px``), so the touch and the
+    size near it cost a bisection, not a pass over every level (a diff stream's book keeps
+    thousands). ``side``: > 0 bids, < 0 asks, 0 both (``clear`` only). Prices are used as given
+    (the caller rounds them to its tick). The depth rules are the compiled storages': a level set
+    to a quantity that is not > 0 is deleted; ``clear`` empties a side. No crossed-feed rule: it
+    shows what the venue published."""
+
+    bids: dict[float, float] = field(default_factory=dict)
+    asks: dict[float, float] = field(default_factory=dict)
+    bid_px: list[float] = field(default_factory=list)  # ascending
+    ask_px: list[float] = field(default_factory=list)  # ascending
+
+    def set_level(self, side: int, px: float, qty: float) -> None:
+        book, prices = (self.bids, self.bid_px) if side > 0 else (self.asks, self.ask_px)
+        if qty > 0:
+            if px not in book:
+                bisect.insort(prices, px)
+            book[px] = qty
+        elif book.pop(px, None) is not None:
+            del prices[bisect.bisect_left(prices, px)]
+
+    def clear(self, side: int = 0) -> None:
+        if side >= 0:
+            self.bids.clear()
+            self.bid_px.clear()
+        if side <= 0:
+            self.asks.clear()
+            self.ask_px.clear()
+
+    def best_bid(self) -> float:
+        return self.bid_px[-1] if self.bid_px else float("nan")
+
+    def best_ask(self) -> float:
+        return self.ask_px[0] if self.ask_px else float("nan")
+
+    def mid_px(self) -> float:
+        return 0.5 * (self.best_bid() + self.best_ask())
+
+    def qty_at(self, side: int, px: float) -> float:
+        return (self.bids if side > 0 else self.asks).get(px, 0.0)
+
+    def qty_from(self, side: int, limit_px: float) -> float:
+        """Visible size at prices at or better than ``limit_px`` (bids >= it, asks <= it)."""
+        if side > 0:
+            lv = self.bid_px[bisect.bisect_left(self.bid_px, limit_px) :]
+            return float(sum(self.bids[p] for p in lv))
+        lv = self.ask_px[: bisect.bisect_right(self.ask_px, limit_px)]
+        return float(sum(self.asks[p] for p in lv))
+
+    def top_px(self, side: int, n_levels: int) -> list[float]:
+        """The ``n_levels`` best prices of a side, best first."""
+        if side > 0:
+            return self.bid_px[: -n_levels - 1 : -1] if n_levels > 0 else []
+        return self.ask_px[:n_levels]

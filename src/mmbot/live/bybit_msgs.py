@@ -1,7 +1,7 @@
 """Bybit V5 websocket topics and the bot's order book from ``orderbook.N`` messages.
 
-``LiveBook`` keeps the update-id sequence (gap detection needs state) and applies the rows the data
-layer's parser makes of each message (``mmbot.data.bybit.parse_message``: the conventions of the
+``LiveBook`` (the order book module's ``DictBook``, the published book of live and paper) keeps the
+update-id sequence (gap detection needs state) and applies the rows the data layer's parser makes of each message (``mmbot.data.bybit.parse_message``: the conventions of the
 reader of recorded Bybit files), so live and recorded data go through one parser.
 ``tests/test_live_record.py`` checks the file path agrees: a stream recorded by ``mmbot record`` and
 read back by ``mmbot.data.load_events`` rebuilds the very book ``LiveBook`` built live.
@@ -9,13 +9,13 @@ read back by ``mmbot.data.load_events`` rebuilds the very book ``LiveBook`` buil
 
 from __future__ import annotations
 
-import bisect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
 from pydantic import AfterValidator
 
+from mmbot.book import DictBook
 from mmbot.data.bybit import parse_message
 from mmbot.events import BUY_EVENT, DEPTH_CLEAR_EVENT, DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, KIND_MASK
 
@@ -47,24 +47,19 @@ def trade_topic(symbol: str) -> str:
 
 
 @dataclass
-class LiveBook:
-    """The bot's order book from ``orderbook.N`` messages, with update-id gap detection.
+class LiveBook(DictBook):
+    """The bot's order book from ``orderbook.N`` messages (``mmbot.book.DictBook``: px -> qty and
+    sorted prices per side), with update-id gap detection.
 
     ``apply`` returns "snapshot", "delta", "stale" (duplicate or older update id: ignored) or "gap"
     (an update id was skipped: the book is invalid until the next snapshot; the caller resubscribes).
-    Each side's prices are also kept sorted, so the touch and the size near it cost a bisection, not
-    a pass over every level (a diff stream's book keeps thousands).
     """
 
-    bids: dict[float, float] = field(default_factory=dict)
-    asks: dict[float, float] = field(default_factory=dict)
     last_u: int = -1
     valid: bool = False
     last_exch_ms: int = 0
     gaps: int = 0
     stale: int = 0
-    _bid_px: list[float] = field(default_factory=list)  # ascending
-    _ask_px: list[float] = field(default_factory=list)  # ascending
 
     def apply(self, msg: dict, rows: np.ndarray | None = None) -> str:
         """Apply one ``orderbook`` message; ``rows``: its ``parse_message`` rows if already made."""
@@ -82,48 +77,16 @@ class LiveBook:
         if rows is None:
             rows = parse_message(msg, 0)
         if snapshot:  # a snapshot is the whole book, a side it leaves empty included
-            self.bids.clear()
-            self.asks.clear()
-            self._bid_px.clear()
-            self._ask_px.clear()
+            self.clear()
         for flags, px, qty in zip(
             rows["ev"].tolist(), rows["px"].tolist(), rows["qty"].tolist(), strict=True
         ):
-            buy = flags & BUY_EVENT
-            book, prices = (self.bids, self._bid_px) if buy else (self.asks, self._ask_px)
+            side = 1 if flags & BUY_EVENT else -1
             kind = flags & KIND_MASK
             if kind == DEPTH_CLEAR_EVENT:
-                book.clear()
-                prices.clear()
+                self.clear(side)
             elif kind in (DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT):
-                if qty > 0:
-                    if px not in book:
-                        bisect.insort(prices, px)
-                    book[px] = qty
-                elif book.pop(px, None) is not None:
-                    del prices[bisect.bisect_left(prices, px)]
+                self.set_level(side, px, qty)
         self.last_u, self.valid = u, True
         self.last_exch_ms = int(msg.get("ts", 0))
         return "snapshot" if snapshot else "delta"
-
-    def best_bid(self) -> float:
-        return self._bid_px[-1] if self._bid_px else float("nan")
-
-    def best_ask(self) -> float:
-        return self._ask_px[0] if self._ask_px else float("nan")
-
-    def qty_from(self, side: int, limit_px: float) -> float:
-        """Visible size at prices at or better than ``limit_px`` (bids >= it, asks <= it)."""
-        if side > 0:
-            lv = self._bid_px[bisect.bisect_left(self._bid_px, limit_px) :]
-            return float(sum(self.bids[p] for p in lv))
-        lv = self._ask_px[: bisect.bisect_right(self._ask_px, limit_px)]
-        return float(sum(self.asks[p] for p in lv))
-
-    def qty_at(self, side: int, px: float) -> float:
-        return (self.bids if side > 0 else self.asks).get(px, 0.0)
-
-    def depth_near(self, side: int, n_levels: int = 5) -> float:
-        if side > 0:
-            return float(sum(self.bids[p] for p in self._bid_px[::-1][:n_levels]))
-        return float(sum(self.asks[p] for p in self._ask_px[:n_levels]))

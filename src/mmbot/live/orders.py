@@ -1,6 +1,6 @@
 """Bybit-shaped orders and executions shared by the emulator and the paper venue: ``SimOrder``,
 ``Execution``, their V5 JSON rows (``order_json``, ``exec_json``), and ``PublicBook`` (the public book
-a matcher keeps: px -> qty per side, and the helpers on it). Matching itself is ``mmbot.sim``'s
+a matcher keeps: the order book module's ``DictBook``, and the helpers on it). Matching itself is ``mmbot.sim``'s
 venue, driven by ``mmbot.live.simmatch.SimMatcher``.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass
 from decimal import Decimal
+
+from mmbot.book import DictBook
 
 BUY, SELL = 1, -1
 
@@ -19,8 +21,19 @@ def price_decimals(tick_px: float) -> int:
 
 
 class PublicBook:
-    """The public book both matchers keep (``bids``/``asks``: px -> qty) and the helpers they share.
-    Needs ``tick_px``, ``bids``, ``asks`` and ``listener`` on the instance."""
+    """The public book both matchers keep (``book``: ``mmbot.book.DictBook``, px -> qty per side,
+    read as ``bids``/``asks``) and the helpers they share. Needs ``tick_px``, ``book`` and
+    ``listener`` on the instance."""
+
+    book: DictBook
+
+    @property
+    def bids(self) -> dict[float, float]:
+        return self.book.bids
+
+    @property
+    def asks(self) -> dict[float, float]:
+        return self.book.asks
 
     def _emit(self, kind: str, obj: object) -> None:
         if self.listener is not None:
@@ -30,26 +43,19 @@ class PublicBook:
         return round(round(px / self.tick_px) * self.tick_px, price_decimals(self.tick_px))
 
     def best_bid(self) -> float:
-        return max(self.bids) if self.bids else float("nan")
+        return self.book.best_bid()
 
     def best_ask(self) -> float:
-        return min(self.asks) if self.asks else float("nan")
+        return self.book.best_ask()
 
     def mid_px(self) -> float:
-        return 0.5 * (self.best_bid() + self.best_ask())
+        return self.book.mid_px()
 
     def clear_book(self, side: int = 0) -> None:
-        if side in (0, BUY):
-            self.bids.clear()
-        if side in (0, SELL):
-            self.asks.clear()
+        self.book.clear(side)
 
     def set_level(self, side: int, px: float, qty: float) -> None:
-        book = self.bids if side == BUY else self.asks
-        if qty <= 0.0:
-            book.pop(px, None)
-        else:
-            book[px] = qty
+        self.book.set_level(side, px, qty)
 
 
 @dataclass

@@ -381,8 +381,8 @@ class Session(OrderFlow):
         v["best_bid_qty"], v["best_ask_qty"] = self.book.qty_at(1, bb), self.book.qty_at(-1, ba)
         v["bid_near_qty"] = self.book.qty_from(1, bb - (self.near_ticks + 0.5) * self.tick_px)
         v["ask_near_qty"] = self.book.qty_from(-1, ba + (self.near_ticks + 0.5) * self.tick_px)
-        bids = self.book._bid_px[::-1][:DEPTH_LEVELS]
-        asks = self.book._ask_px[:DEPTH_LEVELS]
+        bids = self.book.top_px(1, DEPTH_LEVELS)
+        asks = self.book.top_px(-1, DEPTH_LEVELS)
         for name, levels, book in (("bid", bids, self.book.bids), ("ask", asks, self.book.asks)):
             v[f"{name}_px"][:] = np.nan
             v[f"{name}_qty"][:] = 0.0

@@ -9,8 +9,8 @@ market time, a request meets the market at its arrival time (the owner syncs the
 latency (the real latency is the network before the arrival); the venue's new fill rows become
 executions.
 
-The public book it keeps (``bids``/``asks``, ``PublicBook``) is the one its owner publishes or reads;
-the venue keeps its own copy of the same events for matching.
+The public book it keeps (``PublicBook``: ``book``, read as ``bids``/``asks``) is the one its owner
+publishes or reads; the venue keeps its own copy of the same events for matching.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit
 
 from mmbot import sim
+from mmbot.book import DictBook
 from mmbot.live.orders import Execution, PublicBook, SimOrder
 from mmbot.sim import venue as sv
 
@@ -77,8 +78,7 @@ class SimMatcher(PublicBook):
     # execTime of a fill from its venue time (ns); None: the wall clock when it is reported
     exec_time: Callable[[int], int] | None = None
     id_prefix: str = ""  # order and execution ids: unique across sessions of one journal
-    bids: dict[float, float] = field(default_factory=dict)
-    asks: dict[float, float] = field(default_factory=dict)
+    book: DictBook = field(default_factory=DictBook)
     orders: dict[str, SimOrder] = field(default_factory=dict)
     by_link: dict[str, str] = field(default_factory=dict)
     executions: list[Execution] = field(default_factory=list)
