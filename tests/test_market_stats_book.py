@@ -10,17 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mmbot import events as ev_
 from mmbot.data.market_stats import market_stats
-from mmbot.events import (
-    BUY_EVENT,
-    DEPTH_CLEAR_EVENT,
-    DEPTH_EVENT,
-    DEPTH_SNAPSHOT_EVENT,
-    EVENT_DTYPE,
-    EXCH_EVENT,
-    LOCAL_EVENT,
-    SELL_EVENT,
-)
 
 T0_NS = 1_700_000_000_000_000_000
 S_NS = 1_000_000_000
@@ -28,16 +19,18 @@ S_NS = 1_000_000_000
 
 def _row(kind: int, side: int, t_s: float, px: float, qty: float) -> tuple:
     t = T0_NS + int(round(t_s * S_NS))
-    return (kind | EXCH_EVENT | LOCAL_EVENT | side, t, t + 2_000_000, px, qty, 0, 0, 0.0)
+    return (kind | ev_.EXCH_EVENT | ev_.LOCAL_EVENT | side, t, t + 2_000_000, px, qty, 0, 0, 0.0)
 
 
 def _stats(rows: list[tuple]) -> dict:
-    return market_stats(np.array(rows, dtype=EVENT_DTYPE), tick_px=1.0)
+    return market_stats(np.array(rows, dtype=ev_.EVENT_DTYPE), tick_px=1.0)
 
 
 def _book(bids: dict[float, float], asks: dict[float, float]) -> list[tuple]:
-    rows = [_row(DEPTH_SNAPSHOT_EVENT, BUY_EVENT, 0.0, p, q) for p, q in bids.items()]
-    return rows + [_row(DEPTH_SNAPSHOT_EVENT, SELL_EVENT, 0.0, p, q) for p, q in asks.items()]
+    rows = [_row(ev_.DEPTH_SNAPSHOT_EVENT, ev_.BUY_EVENT, 0.0, p, q) for p, q in bids.items()]
+    return rows + [
+        _row(ev_.DEPTH_SNAPSHOT_EVENT, ev_.SELL_EVENT, 0.0, p, q) for p, q in asks.items()
+    ]
 
 
 def test_a_bid_set_through_the_ask_deletes_the_stale_asks() -> None:
@@ -45,9 +38,9 @@ def test_a_bid_set_through_the_ask_deletes_the_stale_asks() -> None:
     repairs), the book is one-sided until t=4 s, when an ask at 104 arrives (spread 2 ticks)."""
     rows = _book({100.0: 5.0}, {101.0: 5.0, 102.0: 2.0})
     rows += [
-        _row(DEPTH_EVENT, BUY_EVENT, 2.0, 102.0, 1.0),
-        _row(DEPTH_EVENT, SELL_EVENT, 4.0, 104.0, 1.0),
-        _row(DEPTH_EVENT, BUY_EVENT, 10.0, 99.0, 1.0),
+        _row(ev_.DEPTH_EVENT, ev_.BUY_EVENT, 2.0, 102.0, 1.0),
+        _row(ev_.DEPTH_EVENT, ev_.SELL_EVENT, 4.0, 104.0, 1.0),
+        _row(ev_.DEPTH_EVENT, ev_.BUY_EVENT, 10.0, 99.0, 1.0),
     ]
     s = _stats(rows)
     assert s["crossed_book_repairs"] == 2
@@ -62,8 +55,8 @@ def test_an_ask_set_through_the_bid_deletes_the_stale_bid() -> None:
     repairs); the book stays one-sided to the end."""
     rows = _book({100.0: 5.0, 99.0: 1.0}, {101.0: 5.0})
     rows += [
-        _row(DEPTH_EVENT, SELL_EVENT, 5.0, 99.0, 1.0),
-        _row(DEPTH_EVENT, SELL_EVENT, 10.0, 110.0, 1.0),
+        _row(ev_.DEPTH_EVENT, ev_.SELL_EVENT, 5.0, 99.0, 1.0),
+        _row(ev_.DEPTH_EVENT, ev_.SELL_EVENT, 10.0, 110.0, 1.0),
     ]
     s = _stats(rows)
     assert s["crossed_book_repairs"] == 2
@@ -75,14 +68,14 @@ def test_clear_empties_from_the_touch_up_to_its_price() -> None:
     ticks to the end); a CLEAR without a price empties the whole side."""
     rows = _book({100.0: 1.0, 99.0: 1.0, 90.0: 3.0}, {101.0: 1.0})
     rows += [
-        _row(DEPTH_CLEAR_EVENT, BUY_EVENT, 2.0, 99.0, 0.0),
-        _row(DEPTH_EVENT, SELL_EVENT, 10.0, 101.0, 2.0),
+        _row(ev_.DEPTH_CLEAR_EVENT, ev_.BUY_EVENT, 2.0, 99.0, 0.0),
+        _row(ev_.DEPTH_EVENT, ev_.SELL_EVENT, 10.0, 101.0, 2.0),
     ]
     s = _stats(rows)
     assert s["two_sided_ratio"] == pytest.approx(1.0, abs=0.002)
     # mid 100.5 for 2 s, then 95.5 (the median) for 8 s
     assert s["spread_ticks_mean"] == pytest.approx((2 * 95.5 / 100.5 + 8 * 11) / 10, abs=0.01)
-    rows[-2] = _row(DEPTH_CLEAR_EVENT, BUY_EVENT, 2.0, 0.0, 0.0)
+    rows[-2] = _row(ev_.DEPTH_CLEAR_EVENT, ev_.BUY_EVENT, 2.0, 0.0, 0.0)
     assert _stats(rows)["two_sided_ratio"] == pytest.approx(0.2, abs=0.002)
 
 
@@ -91,8 +84,8 @@ def test_a_level_far_from_the_touch_is_found() -> None:
     2^18 levels lost sight of a level further than that from the touch)."""
     rows = _book({1_000_000.0: 1.0, 10.0: 2.0}, {1_000_001.0: 1.0})
     rows += [
-        _row(DEPTH_EVENT, BUY_EVENT, 5.0, 1_000_000.0, 0.0),
-        _row(DEPTH_EVENT, SELL_EVENT, 10.0, 1_000_002.0, 1.0),
+        _row(ev_.DEPTH_EVENT, ev_.BUY_EVENT, 5.0, 1_000_000.0, 0.0),
+        _row(ev_.DEPTH_EVENT, ev_.SELL_EVENT, 10.0, 1_000_002.0, 1.0),
     ]
     s = _stats(rows)
     assert s["two_sided_ratio"] == pytest.approx(1.0, abs=0.002)
