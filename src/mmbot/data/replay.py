@@ -282,14 +282,6 @@ def _message_rows(rows, i, j, scale, bk, bv, ak, av, bs, out, n_out, ts, counter
     return out, n_out, bid_set, ask_set
 
 
-@njit(cache=True)
-def _room(keys, vals, n_levels, n_new):
-    """The table, grown when ``n_new`` more levels could push it past a load factor of 1/2."""
-    if 2 * (n_levels + n_new) > len(keys):
-        return bk_.table_rehash(keys, vals, bk_.table_capacity(4 * (n_levels + n_new)))
-    return keys, vals
-
-
 @njit(cache=True, nogil=True)
 def replay(rows, scale, st, bk, bv, ak, av, counters):
     """Process stage ``rows`` (exchange-time order). Returns ``(events, bk, bv, ak, av)``: the
@@ -307,8 +299,8 @@ def replay(rows, scale, st, bk, bv, ak, av, counters):
         mt = rows[i].mtype
         ts = (rows[i].exch_ts, _local_time(rows[i].local_ts, rows[i].exch_ts, st, counters))
         out = _grow(out, n_out, 2 * (j - i) + 4)
-        bk, bv = _room(bk, bv, bs[bk_.B_NB], j - i)
-        ak, av = _room(ak, av, bs[bk_.B_NA], j - i)
+        bk, bv = bk_.table_room(bk, bv, bs[bk_.B_NB], j - i)
+        ak, av = bk_.table_room(ak, av, bs[bk_.B_NA], j - i)
         if mt == MT_SNAPSHOT:
             n_out = _snapshot_clears(rows, i, j, scale, bk, bv, ak, av, bs, out, n_out, ts)
         out, n_out, bid_set, ask_set = _message_rows(
