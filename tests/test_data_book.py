@@ -1,6 +1,7 @@
 """The order book's table storage (``mmbot.book``, the replay's book) against a plain dict under
 random updates (collisions, backward-shift deletions, growth) and the best-level tracking against
-max/min of the dict; the crossed-feed repair rule; the published dict book (live and paper)."""
+max/min of the dict; the ring (the generator's sliding ladder) against a dict as it slides; the
+crossed-feed repair rule; the published dict book (live and paper)."""
 
 from __future__ import annotations
 
@@ -94,3 +95,45 @@ def test_dict_book_matches_brute_force_under_random_updates():
         assert b.top_px(-1, 3) == sorted(asks)[:3]
     b.clear()
     assert not b.bids and not b.asks and np.isnan(b.best_bid()) and np.isnan(b.mid_px())
+
+
+def _ring_scan_ref(ref: dict[int, int], start: int, stop: int, sgn: int) -> int:
+    p = start
+    while (p >= stop) if sgn < 0 else (p <= stop):
+        if ref.get(p, 0) > 0:
+            return p
+        p += sgn
+    return book.RING_NONE
+
+
+def test_ring_matches_a_dict_as_it_slides():
+    """Levels set, read and pulled through the ring's slots while the live range drifts over many
+    ring lengths (slots wrap), the owner trimming what falls out of range as the generator does;
+    ``ring_scan`` against a brute-force walk of the dict, both sides."""
+    rng = np.random.default_rng(11)
+    q = book.new_ring()
+    ref: dict[int, int] = {}
+    half = book.RING_TICKS // 4
+    center = 3 * book.RING_TICKS - 50
+    for _ in range(4_000):
+        center += int(rng.integers(-2, 9))  # drifts up ~12,000 ticks: ~3 ring lengths
+        for p in [p for p in ref if abs(p - center) > half]:  # the owner's trim
+            assert book.ring_pull(q, p) == ref.pop(p)
+        p = center + int(rng.integers(-half, half + 1))
+        if rng.random() < 0.3:
+            assert book.ring_pull(q, p) == ref.pop(p, 0)
+        else:
+            lots = int(rng.integers(1, 9))
+            q[book.ring_slot(p)] += lots
+            ref[p] = ref.get(p, 0) + lots
+        assert book.ring_lots(q, p) == ref.get(p, 0)
+        start = center + int(rng.integers(-half, half + 1))
+        for sgn, stop in ((-1, center - half), (1, center + half)):
+            assert book.ring_scan(q, start, stop, sgn) == _ring_scan_ref(ref, start, stop, sgn)
+    assert int(q.sum()) == sum(ref.values())
+    assert center > 5 * book.RING_TICKS
+    q[book.ring_slot(book.RING_NONE)] += 1
+    assert book.ring_lots(q, book.RING_NONE) == 0
+    assert (
+        book.ring_deeper(5, 6, -1) and book.ring_deeper(6, 5, 1) and not book.ring_deeper(5, 5, 1)
+    )

@@ -119,21 +119,11 @@ def test_the_venue_sits_below_everything() -> None:
 # the modules that rebuild an order book from depth rows on the order book module (issue 22)
 BOOK_USERS = {"sim/clock.py", "soak/book_carry.py", "data/replay.py", "data/market_stats.py"}
 BOOK_USERS |= {"live/bybit_msgs.py", "live/orders.py"}  # the published book (DictBook)
+# the generator's book, mmbot.book's ring (slots, reads, pulls and scans through it)
+BOOK_USERS |= {"data/synthetic_book.py", "data/synthetic_core.py"}
 # those that still keep a book of their own: the list may only shrink. audit/crosscheck.py stays
 # on purpose (the fill-mid cross-check must not share code with what it checks).
-# The generator's book stays (issue 22, measured): a ring of integer lot counts indexed by
-# tick & mask, i.e. a ladder that slides with the efficient price (levels beyond RING_TICKS/4 are
-# trimmed with deletion rows, so a 30-day market needs constant memory), with per-side deepest
-# level and total lots beside it. Every event reads it tick by tick near the touch (zone sums,
-# scans, the level a cancel hits drawn in proportion to lots, walked from the touch). mmbot.book's
-# ladder has a fixed base and float qty (it cannot slide without re-basing, and the RNG draws
-# depend on integer lots); its table makes every tick of those walks a hash probe (market_stats'
-# row application went several times slower on the table than on its former ring). Moving it
-# means a sliding-ladder storage in mmbot.book and a byte-for-byte check of generated markets.
-BOOK_DEBT = {
-    "data/synthetic_book.py",  # the generator's ring-buffer book (scans, trims, snapshot)
-    "data/synthetic_core.py",  # the generator's event loop, which updates that book
-}
+BOOK_DEBT: set[str] = set()
 
 
 def test_books_are_built_on_the_order_book_module() -> None:
@@ -144,6 +134,12 @@ def test_books_are_built_on_the_order_book_module() -> None:
     for rel in sorted(BOOK_DEBT):
         assert (PKG / rel).exists(), f"{rel} is gone: drop it from BOOK_DEBT"
         assert not _uses_book(PKG / rel), f"{rel} uses mmbot.book now: drop it from BOOK_DEBT"
+
+
+def test_the_generator_reaches_its_ring_through_the_order_book_module() -> None:
+    """The generator finds a price's slot with ``mmbot.book.ring_slot``: no mask of its own."""
+    for rel in ("data/synthetic.py", "data/synthetic_book.py", "data/synthetic_core.py"):
+        assert "RING_MASK" not in (PKG / rel).read_text(), f"{rel} masks ring prices itself"
 
 
 def _uses_book(path: Path) -> bool:

@@ -1,5 +1,5 @@
-"""The order book: depth rules, its storages, and what a crossed feed does. Compiled, plain arrays
-(and one plain-Python storage for live trading).
+"""The order book: depth rules, its four storages, and what a crossed feed does. Compiled, plain
+arrays (and one plain-Python storage for live trading).
 
 Every book mmbot rebuilds from a feed in a compiled pass is one of two storages over the same rules
 (a depth or snapshot row sets a level, qty 0 deletes it; a BBO row also removes the better levels
@@ -21,6 +21,18 @@ stream (``live.bybit_msgs.LiveBook``) and the public book the emulator and the p
 publish (``live.orders.PublicBook``), where a few rows arrive per message and the touch, the size
 near it and the top levels are read between them.
 
+A fourth storage is the **ring**, the synthetic market's own book (``data.synthetic_book`` /
+``data.synthetic_core``): the generator does not read a feed, it writes one, and keeps the book it
+writes from as a sliding ladder of integer lots (one int64 array of ``RING_TICKS`` slots per side,
+the level at price tick ``p`` in slot ``p & RING_MASK``), so the ladder follows the price without
+re-basing while the generator trims the levels that fall too far from it (past its level targets;
+a stale side past ``RING_TICKS`` / 4), so memory stays constant over a 30-day market. Its random draws depend on whole lots, and it reads
+the levels near the touch tick by tick on every event: the slot of a price (``ring_slot``), a
+level's lots (``ring_lots``), emptying one (``ring_pull``) and the search for the best level
+between two prices (``ring_scan``) are inlined into the generator's loop. The generator keeps the
+side's touch, deepest level and total lots in its own state and emits the rows itself; its
+policies (makers, stale levels, trims) stay there.
+
 Crossed feeds, defined here once. A level set at or through the opposite best means the feed is
 crossed; two consumers, two rules:
 
@@ -35,7 +47,10 @@ crossed; two consumers, two rules:
   moves past the new level and the crossed levels stay in place (``bid_update``/``ask_update``), so
   queue positions initialised from them match the reference.
 
-The published book has no rule: it shows what the venue published.
+The ring and the published book have no rule: the generator never crosses its book (a maker joins
+behind the opposite touch, a sweep takes what it crosses; ``tests/test_synthetic.py`` replays
+its rows and checks it), and the published book shows what the
+venue published.
 """
 
 from __future__ import annotations
@@ -324,6 +339,61 @@ def table_drop_better(keys, vals, key, is_bid, bs):
             return n
         table_set(keys, vals, best, 0.0, is_bid, bs)
         n += 1
+
+
+# ---- the ring (a sliding ladder of integer lots, indexed by tick modulo its size) ---------------
+# One side is an int64 array of RING_TICKS lot counts; the level at price tick p is slot
+# p & RING_MASK. The owner keeps each side's live range (touch to deepest level) under RING_TICKS
+# ticks by trimming; RING_NONE is "no level" (an empty side's touch). A side is walked with a sign:
+# bids sgn -1 (deeper = lower prices), asks sgn 1 (deeper = higher).
+RING_TICKS = 4096  # a power of two
+RING_MASK = RING_TICKS - 1
+RING_NONE = -1
+
+
+def new_ring() -> np.ndarray:
+    """One empty side of a ring book."""
+    return np.zeros(RING_TICKS, dtype=np.int64)
+
+
+@njit(cache=True, inline="always")
+def ring_slot(p: int) -> int:
+    """The slot of price tick ``p``."""
+    return p & RING_MASK
+
+
+@njit(cache=True, inline="always")
+def ring_lots(q: np.ndarray, p: int) -> int:
+    """Lots at price tick ``p`` (0 for RING_NONE)."""
+    return q[p & RING_MASK] if p != RING_NONE else 0
+
+
+@njit(cache=True, inline="always")
+def ring_pull(q: np.ndarray, p: int) -> int:
+    """Empty the level at ``p``; returns the lots it held."""
+    j = p & RING_MASK
+    lots = q[j]
+    q[j] = 0
+    return lots
+
+
+@njit(cache=True, inline="always")
+def ring_deeper(a: float, b: float, sgn: int) -> bool:
+    """Whether price ``a`` lies deeper in the book than ``b`` (away from the spread) on the bid
+    side (sgn -1: below it) or the ask side (sgn 1: above it)."""
+    return a < b if sgn < 0 else a > b
+
+
+@njit(cache=True, inline="always")
+def ring_scan(q: np.ndarray, start: int, stop: int, sgn: int) -> int:
+    """The first non-empty level from ``start`` deeper into side sgn (bids -1: down, asks 1: up),
+    not past ``stop``; RING_NONE if there is none."""
+    p = start
+    while not ring_deeper(p, stop, sgn):
+        if q[p & RING_MASK] > 0:
+            return p
+        p += sgn
+    return RING_NONE
 
 
 # ---- crossed feeds: the repair rule --------------------------------------------------------------

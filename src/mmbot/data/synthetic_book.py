@@ -1,6 +1,7 @@
-"""The embedded market's book mechanics: emitting rows, scanning the ring-buffer book, stale
-levels and the makers' ladder, the queue-reactive zone sums, the next event's intensities and
-time (``_draw_next``), feed latency, trimming far levels and the opening snapshot.
+"""The embedded market's book mechanics on ``mmbot.book``'s ring (the storage: slots, scans,
+pulls): emitting rows, stale levels and the makers' ladder, the queue-reactive zone sums, the next
+event's intensities and time (``_draw_next``), feed latency, trimming far levels and the opening
+snapshot.
 
 What runs per event is inlined into the event loop (``inline="always"``): a compiled call hands
 its arrays over with atomic reference-count updates, which cost more than these small functions'
@@ -13,13 +14,13 @@ import math
 import numpy as np
 from numba import njit
 
+from mmbot.book import ring_deeper, ring_lots, ring_pull, ring_scan, ring_slot
 from mmbot.data.synthetic_layout import (
     _EV_ASK_DEPTH,
     _EV_ASK_SNAP,
     _EV_BID_DEPTH,
     _EV_BID_SNAP,
     _NONE,
-    _RING_MASK,
     F_BOUND,
     F_FAR,
     F_HAWKES,
@@ -90,44 +91,12 @@ from mmbot.events import put_event
 
 
 @njit(cache=True, inline="always")
-def _deeper(a: float, b: float, sgn: int) -> bool:
-    """Whether price ``a`` lies deeper in the book than ``b`` (away from the spread) on the bid
-    side (sgn -1: below it) or the ask side (sgn 1: above it)."""
-    return a < b if sgn < 0 else a > b
-
-
-@njit(cache=True, inline="always")
 def _side_slots(sgn: int) -> tuple[int, int, int, int]:
     """The ``ist`` slots of a side (touch, deepest level, total lots) and its depth event: the bid
     side for sgn -1, the ask side for sgn 1."""
     if sgn < 0:
         return S_BEST_BID, S_LO_BID, S_QB_LOTS, _EV_BID_DEPTH
     return S_BEST_ASK, S_HI_ASK, S_QA_LOTS, _EV_ASK_DEPTH
-
-
-@njit(cache=True, inline="always")
-def _scan(q: np.ndarray, start: int, stop: int, sgn: int) -> int:
-    """The first non-empty level from ``start`` deeper into side sgn (bids -1: down, asks 1: up),
-    not past ``stop``; _NONE if there is none."""
-    p = start
-    while not _deeper(p, stop, sgn):
-        if q[p & _RING_MASK] > 0:
-            return p
-        p += sgn
-    return _NONE
-
-
-@njit(cache=True, inline="always")
-def _pull_level(q: np.ndarray, ist: np.ndarray, lots_slot: int, p: int) -> None:
-    """Level ``p`` of a side empties: its lots leave the side's total (``ist[lots_slot]``)."""
-    j = p & _RING_MASK
-    ist[lots_slot] -= q[j]
-    q[j] = 0
-
-
-@njit(cache=True, inline="always")
-def _lvl(q: np.ndarray, p: int) -> int:
-    return q[p & _RING_MASK] if p != _NONE else 0
 
 
 @njit(cache=True, inline="always")
@@ -139,7 +108,7 @@ def _stale_lots(q: np.ndarray, touch: int, stop: int, edge: float, sgn: int) -> 
     tot = 0.0
     p = touch
     while p > edge if sgn < 0 else p < edge:
-        tot += q[p & _RING_MASK]
+        tot += q[ring_slot(p)]
         if p == stop:
             break
         p += sgn
@@ -154,7 +123,7 @@ def _stale_levels(q: np.ndarray, touch: int, stop: int, edge: float, sgn: int) -
     tot = 0.0
     p = touch
     while p > edge if sgn < 0 else p < edge:
-        if q[p & _RING_MASK] > 0:
+        if q[ring_slot(p)] > 0:
             tot += 1.0
         if p == stop:
             break
@@ -197,7 +166,7 @@ def _zone_sums(
     gap = 0
     ex = 0
     for k in range(k0, k1):
-        d = np.int64(target[k]) - q[(ref + sgn * k) & _RING_MASK]
+        d = np.int64(target[k]) - q[ring_slot(ref + sgn * k)]
         if d > 0:
             gap += d
         else:
@@ -221,7 +190,7 @@ def _zone_sums_resil(
     gap = 0
     ex = 0
     for k in range(k0, k1):
-        qk = q[(ref + sgn * k) & _RING_MASK]
+        qk = q[ring_slot(ref + sgn * k)]
         full = np.int64(target[k])
         if qk > full:
             ex += qk - full
@@ -280,7 +249,7 @@ def _pick_level(
     ds = np.empty(max(k1 - k0, 0), np.int64)
     tot = 0
     for k in range(k0, k1):
-        qk = q[(ref + sgn * k) & _RING_MASK]
+        qk = q[ring_slot(ref + sgn * k)]
         if excess:
             d = qk - np.int64(target[k])
         elif g < 1.0:
@@ -380,8 +349,10 @@ def _draw_next(
         r[6] = P[P_STALE_RATE] * _stale_lots(bq, bb, ist[S_LO_BID], v + st_edge, -1) / maker
         r[7] = P[P_STALE_RATE] * _stale_lots(aq, ba, ist[S_HI_ASK], v - st_edge, 1) / maker
     else:
-        r[6] = P[P_STALE_RATE] * _lvl(bq, bb) / maker if (bb != _NONE and bb > v + st_edge) else 0.0
-        r[7] = P[P_STALE_RATE] * _lvl(aq, ba) / maker if (ba != _NONE and ba < v - st_edge) else 0.0
+        stale_b = bb != _NONE and bb > v + st_edge
+        stale_a = ba != _NONE and ba < v - st_edge
+        r[6] = P[P_STALE_RATE] * ring_lots(bq, bb) / maker if stale_b else 0.0
+        r[7] = P[P_STALE_RATE] * ring_lots(aq, ba) / maker if stale_a else 0.0
     r[K_JUMP] = P[P_JUMP_RATE]
     if P[P_THIN_BETA] > 0.0:
         # opportunistic takers: baseline noise candidates at the cap times its rate, thinned per
@@ -475,22 +446,22 @@ def _trim_side(
     if ist[best_s] == _NONE:
         ist[lots_s] = 0
         return n
-    while _deeper(ist[deep_s], far, sgn) and not _deeper(ist[best_s], ist[deep_s], sgn):
+    while ring_deeper(ist[deep_s], far, sgn) and not ring_deeper(ist[best_s], ist[deep_s], sgn):
         p = ist[deep_s]
-        if q[p & _RING_MASK] > 0:
-            _pull_level(q, ist, lots_s, p)
+        if q[ring_slot(p)] > 0:
+            ist[lots_s] -= ring_pull(q, p)
             if emit:
                 n = put_event(out, n, ev, t_new, local_ns, p * tick, 0.0, 0)
         ist[deep_s] = p - sgn
-    if _deeper(ist[best_s], ist[deep_s], sgn):
+    if ring_deeper(ist[best_s], ist[deep_s], sgn):
         ist[best_s] = _NONE
         ist[lots_s] = 0
-    while ist[best_s] != _NONE and _deeper(stale_cap, ist[best_s], sgn):
+    while ist[best_s] != _NONE and ring_deeper(stale_cap, ist[best_s], sgn):
         p = ist[best_s]
-        _pull_level(q, ist, lots_s, p)
+        ist[lots_s] -= ring_pull(q, p)
         if emit:
             n = put_event(out, n, ev, t_new, local_ns, p * tick, 0.0, 0)
-        ist[best_s] = _scan(q, p + sgn, ist[deep_s], sgn)
+        ist[best_s] = ring_scan(q, p + sgn, ist[deep_s], sgn)
     return n
 
 
@@ -533,8 +504,8 @@ def _snapshot_side(
     p = ist[best_s]
     if p == _NONE:
         return n
-    while not _deeper(p, ist[deep_s], sgn):
-        lots = q[p & _RING_MASK]
+    while not ring_deeper(p, ist[deep_s], sgn):
+        lots = q[ring_slot(p)]
         if lots > 0:
             n = put_event(out, n, ev, t_ns, local_ns, p * tick, lots * lot, 0)
         p += sgn
@@ -554,7 +525,7 @@ def _thin_factor(P: np.ndarray, ist: np.ndarray, q: np.ndarray, sgn: int) -> flo
     stop = ist[deep_s]
     lots = 0
     for _ in range(int(P[P_THIN_LEVELS])):
-        lots += q[p & _RING_MASK]
+        lots += q[ring_slot(p)]
         if p == stop:
             break
         p += sgn

@@ -9,18 +9,16 @@ import math
 import numpy as np
 from numba import njit
 
+from mmbot.book import ring_deeper, ring_pull, ring_scan, ring_slot
 from mmbot.data.synthetic_book import (
     _ask_bot,
     _bid_top,
-    _deeper,
     _draw_next,
     _ladder_v,
     _latency_ns,
     _maker_lots,
     _pick_level,
-    _pull_level,
     _resil_target,
-    _scan,
     _side_slots,
     _thin_factor,
     _trim,
@@ -32,7 +30,6 @@ from mmbot.data.synthetic_layout import (
     _EV_SELL_TRADE,
     _NONE,
     _RESERVE_ROWS,
-    _RING_MASK,
     F_BOUND,
     F_FAR,
     F_HAWKES,
@@ -158,7 +155,7 @@ def _maker_join(
     k = _zone_level(rng, fs, target, q, ref, sgn, kind, False, g)
     if k >= 0:
         p = ref + sgn * k
-        j = p & _RING_MASK
+        j = ring_slot(p)
         lots = _maker_lots(rng, maker_tab, lot)
         tk = target[k] if g >= 1.0 else float(_resil_target(target, k, g))
         if P[P_REFILL_WHOLE] > 0.0 and tk - q[j] > lots:
@@ -167,11 +164,11 @@ def _maker_join(
         best_s, deep_s, lots_s, ev = _side_slots(sgn)
         ist[lots_s] += lots
         best = ist[best_s]
-        if best == _NONE or _deeper(best, p, sgn):
+        if best == _NONE or ring_deeper(best, p, sgn):
             ist[best_s] = p
             if best == _NONE:
                 ist[deep_s] = p
-        if _deeper(p, ist[deep_s], sgn):
+        if ring_deeper(p, ist[deep_s], sgn):
             ist[deep_s] = p
         if emit:
             t_new, local_ns = at
@@ -222,12 +219,12 @@ def _maker_leave(
             y = _uniform(rng) * tot_lots
             c = 0.0
             while True:
-                c += q[p & _RING_MASK]
+                c += q[ring_slot(p)]
                 if y < c or p == stop:
                     break
                 p += sgn
     if p != _NONE and tot_lots > 0:
-        j = p & _RING_MASK
+        j = ring_slot(p)
         if q[j] > 0:
             lots = _maker_lots(rng, maker_tab, lot)
             if lots > q[j]:
@@ -242,7 +239,7 @@ def _maker_leave(
                 t_new, local_ns = at
                 n = put_event(out, n, ev, t_new, local_ns, p * tick, q[j] * lot, 0)
             if q[j] == 0 and p == best:
-                ist[best_s] = _scan(q, p + sgn, ist[deep_s], sgn)
+                ist[best_s] = ring_scan(q, p + sgn, ist[deep_s], sgn)
     return n
 
 
@@ -348,7 +345,7 @@ def _sweep_prints(
         if prints >= per_ms:
             more = True  # the engine's ms is full: the rest prints in the next ms
             break
-        j = p & _RING_MASK
+        j = ring_slot(p)
         ist[S_SWEEP_LAST] = p
         # fill the level's maker orders one at a time (one print each)
         while lots > 0 and q[j] > 0 and prints < per_ms:
@@ -373,7 +370,7 @@ def _sweep_prints(
                 )
             ist[lots_s] -= take
         if q[j] == 0:
-            ist[best_s] = _scan(q, p + sgn, ist[deep_s], sgn)
+            ist[best_s] = ring_scan(q, p + sgn, ist[deep_s], sgn)
     ist[S_SWEEP_LOTS] = lots
     ist[S_SWEEP_NLV] = nlv
     return n, more
@@ -400,7 +397,7 @@ def _sweep_end(m: tuple, emit: bool, at: tuple[int, int], n: int, out: np.ndarra
                 t_new,
                 local_ns,
                 p * tick,
-                q[p & _RING_MASK] * lot,
+                q[ring_slot(p)] * lot,
                 0,
             )
     touch0 = ist[S_SWEEP_TOUCH0]
@@ -450,11 +447,11 @@ def _requote(m: tuple, buy: bool, emit: bool, at: tuple[int, int], n: int, out: 
     best_s, deep_s, lots_s, ev = _side_slots(sgn)
     lim = v - edge if buy else v + edge
     p = ist[best_s]
-    while p != _NONE and _deeper(lim, p, sgn):
-        _pull_level(q, ist, lots_s, p)
+    while p != _NONE and ring_deeper(lim, p, sgn):
+        ist[lots_s] -= ring_pull(q, p)
         if emit:
             n = put_event(out, n, ev, t_new, local_ns, p * tick, 0.0, 0)
-        p = _scan(q, p + sgn, ist[deep_s], sgn)
+        p = ring_scan(q, p + sgn, ist[deep_s], sgn)
     ist[best_s] = p
     return n
 

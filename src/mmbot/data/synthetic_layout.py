@@ -4,6 +4,7 @@ and float state vectors (S_*, F_*), ring-buffer sizes and the event codes the ge
 
 from __future__ import annotations
 
+from mmbot.book import RING_NONE, RING_TICKS
 from mmbot.events import (
     BUY_EVENT,
     DEPTH_EVENT,
@@ -14,10 +15,9 @@ from mmbot.events import (
     TRADE_EVENT,
 )
 
-# ring-buffer size of each book side, in ticks (power of two); levels farther than max_levels
-# from the efficient price are trimmed and a stale side is capped at RING_TICKS/4 from it.
-RING_TICKS = 4096
-_RING_MASK = RING_TICKS - 1
+# the book is mmbot.book's ring: RING_TICKS slots per side (re-exported here with the rest of the
+# layout); levels farther than max_levels from the efficient price are trimmed and a stale side is
+# capped at RING_TICKS/4 from it, so a side's live range always fits the ring.
 MAX_DEPTH_LEVELS = RING_TICKS // 8  # most depth-target levels a calibration may list
 # warm-up of the book before the snapshot, so the first emitted book is already in its regime
 WARMUP_NS = 30_000_000_000
@@ -208,7 +208,7 @@ F_RESIL_D = F_VREF + 1  # depletion D set by the last depleting sweep: bid side,
 F_RESIL_G = F_RESIL_D + 2  # 1 - D now (as of the last draw): bid side, then ask side
 N_FSTATE = F_RESIL_G + 2
 
-_NONE = -1  # empty book side
+_NONE = RING_NONE  # empty book side (the ring's no-level mark)
 
 # rows one simulated event can emit at most: prints + depth rows of a sweep, plus trims
 _RESERVE_ROWS = 2 * MAX_PRINTS + 4 * RING_TICKS + 64
