@@ -308,3 +308,31 @@ def test_an_unknown_chain_objective_is_refused() -> None:
         autotune.select_best_chained(
             [{"iteration": 1, "knobs": _start(1.0)}], _Market(), [1], objective="sharpe"
         )
+
+
+class _TogetherMarket(_Market):
+    """More levels earn only on a wide enough spread floor: from (as_mult 0.5, one level) the
+    levels' probe alone loses, the floor's alone gains a little, both together gain the most."""
+
+    def net_fills(self, knobs: Mapping[str, float], segments: Sequence[int]) -> tuple[float, int]:
+        a = knobs.get(quoter_knob_name("as_mult"), 1.0)
+        n = knobs.get(quoter_knob_name("n_levels"), 1.0)
+        floor = 1.0 - 4.0 * (a - 1.1) ** 2
+        levels = (n - 1.0) * (1.0 if a >= 1.0 else -1.0)
+        return floor + levels, 500 * len(segments)
+
+
+def test_a_decision_moves_two_knobs_that_need_each_other() -> None:
+    """The first step adopts the floor's near probe (the levels' probe alone loses there); the
+    step on from it probes the levels again and adds them, in the same decision."""
+    a, n = quoter_knob_name("as_mult"), quoter_knob_name("n_levels")
+    start = {**_start(0.5), n: 1.0}
+    d = autotune.chained_tune(
+        {}, start, [], _TogetherMarket(), [1], tunable=frozenset({a, n}), objective="net_bps"
+    )
+    assert 0.9 <= d.knobs[a] <= 1.3 and d.knobs[n] == 4.0
+    levels_alone = next(t for t in d.trials if t["candidate"] == "PROBE(param.n_levels:+)")
+    assert levels_alone["gain_bps"] < 0 and not levels_alone["adopted"]
+    step = [t for t in d.trials if t["candidate"].startswith("STEP+") and t["adopted"]]
+    assert [t["knobs"][n] for t in step] == [4.0]
+    assert sorted(c.field for c in d.changes) == [a, n]

@@ -26,12 +26,13 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Protocol
 
-from mmbot.knobs import knob_order
+from mmbot.knobs import is_quoter_knob, knob_order
 from mmbot.soak.autotune_counterfactual import (
     _adopt,
     _Candidate,
     _candidates,
     _next_probe_state,
+    _probe_candidates,
     disjoint_parts,
     merged_candidate,
     note_probe,
@@ -59,6 +60,13 @@ MIN_CHAIN_FILLS: Final[int] = 20
 CHAIN_MIN_GAIN_BPS: Final[float] = 0.05
 # At most this many winners (disjoint fields, best first) are merged into one candidate.
 MAX_MERGED: Final[int] = 3
+# Coordinate steps per decision: after adopting a candidate, a decision probes once more from it
+# (single-knob probes of the quoter knobs it did not move, within what is left of ``CHAIN_BUDGET``),
+# so two quoter knobs whose effects need each other (the spread floor's multiplier and the levels:
+# more levels earn only on a wide enough floor) can move in one decision. The engine's order
+# management knobs act mostly alone (docs/autotune.md) and are not probed again.
+MAX_STEPS: Final[int] = 2
+STEP_LABEL: Final[str] = "+"  # a step-on probe's label: "STEP+PROBE(field:+)"
 
 Chain = tuple[float | None, int]  # (net_bps over the chained segments or None, fills)
 
@@ -161,7 +169,7 @@ def chained_tune(
         )
         decision.markers.append(f"| autotune | EVIDENCE | {decision.evidence} |")
     cands = _candidates(proposal, start, history, tunable, segs)
-    scored = _run_chains(cands, evaluate, segs, start, budget)
+    scored, used = _run_chains(cands, evaluate, segs, start, budget)
     bar = base_score + CHAIN_MIN_GAIN_BPS if base_score is not None else -math.inf
     winners = [
         c for c, ch in sorted(scored, key=lambda x: -chain_score(x[1])) if chain_score(ch) > bar
@@ -170,6 +178,15 @@ def chained_tune(
     adopted = {id(c) for c in parts} | ({id(chosen)} if chosen is not None else set())
     probe_gain = _record(decision, scored, base, segs, start, adopted, obj)
     decision.probe_state = _next_probe_state(decision, history, probe_gain, CHAIN_MIN_GAIN_BPS)
+    for _ in range(MAX_STEPS - 1):
+        if chosen is None:
+            break
+        step = _step_on(
+            decision, chosen, scored, (evaluate, segs, start, obj), history, tunable, budget - used
+        )
+        if step is None:
+            break
+        chosen, used = step
     if chosen is not None:
         _adopt(decision, chosen)
         decision.changes = [*revert, *decision.changes]
@@ -230,8 +247,9 @@ def _run_chains(
     segs: Sequence[int],
     start: Mapping[str, float],
     budget: int,
-) -> list[tuple[_Candidate, Chain]]:
-    """Every candidate chained over ``segs`` in their prior order, while the budget lasts."""
+) -> tuple[list[tuple[_Candidate, Chain]], int]:
+    """Every candidate chained over ``segs`` in their prior order, while the budget lasts; with
+    the uncached replays that took."""
     used = evaluate.chain_cost(start, segs)  # the base was chained already: counted
     within: list[_Candidate] = []
     for c in cands:
@@ -243,7 +261,46 @@ def _run_chains(
     prefetch = getattr(evaluate, "prefetch_chains", None)
     if prefetch is not None:  # one batch (parallel when the evaluator can): same answers
         prefetch([c.knobs for c in within], segs)
-    return [(c, evaluate.chain(c.knobs, segs)) for c in within]
+    return [(c, evaluate.chain(c.knobs, segs)) for c in within], used
+
+
+def _step_on(
+    decision: TuneDecision,
+    chosen: _Candidate,
+    scored: list[tuple[_Candidate, Chain]],
+    where: tuple[ChainEvaluate, Sequence[int], Mapping[str, float], str],
+    history: Sequence[Mapping[str, Any]],
+    tunable: frozenset[str] | None,
+    budget: int,
+) -> tuple[_Candidate, int] | None:
+    """One more coordinate step within the decision: single-knob probes from the adopted
+    candidate's knobs on the quoter knobs it did not move, chained within what is left of the budget;
+    the best one whose chain beats the adopted one's by ``CHAIN_MIN_GAIN_BPS`` is added to it.
+    Returns (the candidate making both steps, the replays used) or None. The probe state stays
+    the first step's (these probes start from other knobs)."""
+    evaluate, segs, start, obj = where
+    here = dict(chosen.knobs)
+    here_chain = next(ch for c, ch in scored if c is chosen)
+    moved = chosen.fields()
+    probes = [
+        p
+        for p in _probe_candidates(here, history, {knob_key(here)}, tunable)
+        if not (p.fields() & moved) and all(map(is_quoter_knob, p.fields()))
+    ]
+    for p in probes:
+        p.label = f"STEP{STEP_LABEL}{p.label}"
+    more, used = _run_chains(probes, evaluate, segs, here, budget)
+    bar = chain_score(here_chain) + CHAIN_MIN_GAIN_BPS
+    best = max(more, key=lambda x: chain_score(x[1]), default=None)
+    won = best is not None and chain_score(best[1]) > bar
+    inert = list(decision.inert)
+    _record(decision, more, here_chain, segs, here, {id(best[0])} if won else set(), obj)
+    decision.inert = inert
+    if not won:
+        return None
+    step = merged_candidate([chosen, best[0]], start)
+    scored.append((step, best[1]))
+    return step, used
 
 
 def _merge(
