@@ -323,8 +323,8 @@ class _TogetherMarket(_Market):
 
 
 def test_a_decision_moves_two_knobs_that_need_each_other() -> None:
-    """The first step adopts the floor's near probe (the levels' probe alone loses there); the
-    step on from it probes the levels again and adds them, in the same decision."""
+    """At the first decision the first step adopts the floor's near probe (the levels' probe
+    alone loses there); the step on from it probes the levels again and adds them."""
     a, n = quoter_knob_name("as_mult"), quoter_knob_name("n_levels")
     start = {**_start(0.5), n: 1.0}
     d = autotune.chained_tune(
@@ -336,3 +336,10 @@ def test_a_decision_moves_two_knobs_that_need_each_other() -> None:
     step = [t for t in d.trials if t["candidate"].startswith("STEP+") and t["adopted"]]
     assert [t["knobs"][n] for t in step] == [4.0]
     assert sorted(c.field for c in d.changes) == [a, n]
+    # a later decision (chains over more segments) takes one step
+    later = autotune.chained_tune(
+        {}, start, [], _TogetherMarket(), [1, 2], tunable=frozenset({a, n}), objective="net_bps"
+    )
+    assert later.knobs[n] == 1.0 and not any(
+        t["candidate"].startswith("STEP+") for t in later.trials
+    )

@@ -16,7 +16,9 @@ Candidates are those of `autotune_counterfactual` (the rules' proposal and singl
 ordered by the gain measured for them so far); each is chained over all kept segments within the
 replay budget (replays already made are free); the best one whose net beats the current knobs' by
 ``CHAIN_MIN_GAIN_BPS`` on at least ``MIN_CHAIN_FILLS`` fills is adopted, or the merge of winners on
-disjoint fields when it beats that one. Pure given the evaluator.
+disjoint fields when it beats that one. From the adopted knobs the first decision takes one more
+coordinate step (`_step_on`: the quoter knobs it did not move, probed again from there), so two
+knobs that only earn together move in one decision. Pure given the evaluator.
 """
 
 from __future__ import annotations
@@ -60,12 +62,16 @@ MIN_CHAIN_FILLS: Final[int] = 20
 CHAIN_MIN_GAIN_BPS: Final[float] = 0.05
 # At most this many winners (disjoint fields, best first) are merged into one candidate.
 MAX_MERGED: Final[int] = 3
-# Coordinate steps per decision: after adopting a candidate, a decision probes once more from it
-# (single-knob probes of the quoter knobs it did not move, within what is left of ``CHAIN_BUDGET``),
-# so two quoter knobs whose effects need each other (the spread floor's multiplier and the levels:
-# more levels earn only on a wide enough floor) can move in one decision. The engine's order
-# management knobs act mostly alone (docs/autotune.md) and are not probed again.
+# Coordinate steps in the first decision: after adopting a candidate, the decision probes once more
+# from it (single-knob probes of the quoter knobs it did not move, within what is left of
+# ``CHAIN_BUDGET``), so two quoter knobs whose effects need each other (the spread floor's
+# multiplier and the levels: more levels earn only on a wide enough floor) move together from a
+# start no evidence chose. Only while the chains are ``STEP_ON_SEGMENTS`` long (the first
+# decision): at every decision it reached the grid-best as often in sample but its finals earned
+# less on fresh markets (docs/autotune.md, "A second step"). The engine's order management knobs
+# act mostly alone and are not probed again.
 MAX_STEPS: Final[int] = 2
+STEP_ON_SEGMENTS: Final[int] = 1
 STEP_LABEL: Final[str] = "+"  # a step-on probe's label: "STEP+PROBE(field:+)"
 
 Chain = tuple[float | None, int]  # (net_bps over the chained segments or None, fills)
@@ -178,7 +184,7 @@ def chained_tune(
     adopted = {id(c) for c in parts} | ({id(chosen)} if chosen is not None else set())
     probe_gain = _record(decision, scored, base, segs, start, adopted, obj)
     decision.probe_state = _next_probe_state(decision, history, probe_gain, CHAIN_MIN_GAIN_BPS)
-    for _ in range(MAX_STEPS - 1):
+    for _ in range((MAX_STEPS if len(segs) <= STEP_ON_SEGMENTS else 1) - 1):
         if chosen is None:
             break
         step = _step_on(
