@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from mmbot.book import new_ring
 from mmbot.data.synthetic_book import (
     _snapshot,
 )
@@ -206,8 +207,8 @@ class _Market:
     def __init__(self, calib: dict, seed: int, start_ts_ns: int) -> None:
         self.P, self.target, self.maker_tab, self.parent_tab, self.lat_tab, v0 = model_arrays(calib)
         self.rng = _seed_state(seed)
-        self.bq = np.zeros(RING_TICKS, dtype=np.int64)
-        self.aq = np.zeros(RING_TICKS, dtype=np.int64)
+        self.bq = new_ring()
+        self.aq = new_ring()
         self.lv = np.zeros(RING_TICKS // 8 + 1, dtype=np.int64)  # levels of the sweep in progress
         self.fs = np.zeros(N_FSTATE, dtype=np.float64)
         self.ist = np.zeros(N_ISTATE, dtype=np.int64)
