@@ -68,8 +68,9 @@ MAX_MERGED: Final[int] = 3
 # multiplier and the levels: more levels earn only on a wide enough floor) move together from a
 # start no evidence chose. Only while the chains are ``STEP_ON_SEGMENTS`` long (the first
 # decision): at every decision it reached the grid-best as often in sample but its finals earned
-# less on fresh markets (docs/autotune.md, "A second step"). The engine's order management knobs
-# act mostly alone and are not probed again.
+# less on fresh markets (chosen on the bench's seeds 66-111, 11-55 and 121-165 and their fresh
+# markets; docs/autotune.md, "A second step"). The engine's order management knobs act mostly
+# alone and are not probed again.
 MAX_STEPS: Final[int] = 2
 STEP_ON_SEGMENTS: Final[int] = 1
 STEP_LABEL: Final[str] = "+"  # a step-on probe's label: "STEP+PROBE(field:+)"
