@@ -6,12 +6,13 @@ BBO rows) in one compiled pass on ``mmbot.book``'s table storage and rules, samp
 exchange-time grid (so spread and depth are time-weighted), and every trade's 1 s markout is
 measured against the mid the book showed just before that trade.
 
-Crossed feeds: the readers' replay has repaired them already (its events never show a crossed
-book), so on a capture ``crossed_book_repairs`` is 0. A feed that still crosses (an array from
-elsewhere, a synthetic market) is repaired here with the book module's repair rule
-(``mmbot.book.stale_sides``: the level the row just set is fresh, the opposite touch is stale and
-goes, level by level, each counted in ``crossed_book_repairs``), not the venue's keep rule: the
-statistics describe the market a quoter sees, which is never crossed.
+Crossed feeds: the readers' replay repairs them per message, but the rows here are applied one
+at a time, so a message that sets a level through the opposite touch before its later rows delete
+that touch crosses for a moment (``crossed_book_repairs``: 1439 on the USD-M capture). Such a row,
+and a feed that still crosses (an array from elsewhere, a synthetic market), is repaired with the
+book module's repair rule (``mmbot.book.stale_sides``: the level the row just set is fresh, the
+opposite touch is stale and goes, level by level, each counted in ``crossed_book_repairs``), not
+the venue's keep rule: the statistics describe the market a quoter sees, which is never crossed.
 """
 
 from __future__ import annotations
