@@ -193,7 +193,8 @@ def chained_tune(
         )
         if step is None:
             break
-        chosen, used = step
+        chosen, step_used = step
+        used += step_used
     if chosen is not None:
         _adopt(decision, chosen)
         decision.changes = [*revert, *decision.changes]
@@ -281,8 +282,8 @@ def _step_on(
     budget: int,
 ) -> tuple[_Candidate, int] | None:
     """One more coordinate step within the decision: single-knob probes from the adopted
-    candidate's knobs on the quoter knobs it did not move, chained within what is left of the budget;
-    the best one whose chain beats the adopted one's by ``CHAIN_MIN_GAIN_BPS`` is added to it.
+    candidate's knobs on the quoter knobs it did not move, chained within what is left of the
+    budget; the best one whose chain beats the adopted one's by ``CHAIN_MIN_GAIN_BPS`` is added.
     Returns (the candidate making both steps, the replays used) or None. The probe state stays
     the first step's (these probes start from other knobs)."""
     evaluate, segs, start, obj = where
@@ -300,9 +301,8 @@ def _step_on(
     bar = chain_score(here_chain) + CHAIN_MIN_GAIN_BPS
     best = max(more, key=lambda x: chain_score(x[1]), default=None)
     won = best is not None and chain_score(best[1]) > bar
-    inert = list(decision.inert)
-    _record(decision, more, here_chain, segs, here, {id(best[0])} if won else set(), obj)
-    decision.inert = inert
+    adopted = {id(best[0])} if won else set()
+    _record(decision, more, here_chain, segs, here, adopted, obj, note_probes=False)
     if not won:
         return None
     step = merged_candidate([chosen, best[0]], start)
@@ -340,9 +340,11 @@ def _record(
     start: Mapping[str, float],
     adopted_ids: set[int],
     objective: str,
+    note_probes: bool = True,
 ) -> dict[str, tuple[float, int]]:
     """Every chained candidate into the decision's trials and a COUNTERFACTUAL marker; returns the
-    probes' (gain, segments) and marks the inert ones (a chain identical to the base's)."""
+    probes' (gain, segments) and marks the inert ones (a chain identical to the base's), unless
+    ``note_probes`` is off (probes from other knobs than the decision's start)."""
     probe_gain: dict[str, tuple[float, int]] = {}
     base_score = usable_chain(base)
     for c, ch in scored:
@@ -374,7 +376,7 @@ def _record(
             f"fills={ch[1]} "
             f"gain_bps={_fmt(gain, signed=True)} adopted={int(adopted)} |"
         )
-        if c.origin == "PROBE":
+        if note_probes and c.origin == "PROBE":
             # a probe without evidence yet (too few fills) keeps its step: its chain gains fills
             # with every segment played (a wide spread floor may fill 14 times in 30 min)
             evidence = (gain if gain is not None else math.nan, len(segs))

@@ -192,7 +192,7 @@ def _open(
     paths = plan.settings.paths
     return SoakState(
         plan=plan,
-        stage=Stage(plan.settings.paths.root, replace_dirs=[paths.iterations, paths.records]),
+        stage=Stage(paths.root, replace_dirs=[paths.iterations, paths.records]),
         say=say,
         on_progress=on_progress,
         knobs=dict(plan.knobs),
