@@ -26,8 +26,9 @@ A fourth storage is the **ring**, the synthetic market's own book (``data.synthe
 writes from as a sliding ladder of integer lots (one int64 array of ``RING_TICKS`` slots per side,
 the level at price tick ``p`` in slot ``p & RING_MASK``), so the ladder follows the price without
 re-basing while the generator trims the levels that fall too far from it (past its level targets;
-a stale side past ``RING_TICKS`` / 4), so memory stays constant over a 30-day market. Its random draws depend on whole lots, and it reads
-the levels near the touch tick by tick on every event: the slot of a price (``ring_slot``), a
+a stale side past ``RING_TICKS`` / 4), so memory stays constant over a 30-day market. Its random
+draws depend on whole lots, and it reads the levels near the touch tick by tick on every event:
+the slot of a price (``ring_slot``), a
 level's lots (``ring_lots``), emptying one (``ring_pull``) and the search for the best level
 between two prices (``ring_scan``) are inlined into the generator's loop. The generator keeps the
 side's touch, deepest level and total lots in its own state and emits the rows itself; its
@@ -49,8 +50,7 @@ crossed; two consumers, two rules:
 
 The ring and the published book have no rule: the generator never crosses its book (a maker joins
 behind the opposite touch, a sweep takes what it crosses; ``tests/test_synthetic.py`` replays
-its rows and checks it), and the published book shows what the
-venue published.
+its rows and checks it), and the published book shows what the venue published.
 """
 
 from __future__ import annotations

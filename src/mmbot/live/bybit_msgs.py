@@ -1,8 +1,9 @@
 """Bybit V5 websocket topics and the bot's order book from ``orderbook.N`` messages.
 
-``LiveBook`` (the order book module's ``DictBook``, the published book of live and paper) keeps the
-update-id sequence (gap detection needs state) and applies the rows the data layer's parser makes of each message (``mmbot.data.bybit.parse_message``: the conventions of the
-reader of recorded Bybit files), so live and recorded data go through one parser.
+``LiveBook`` (the order book module's ``DictBook``, the published book of live and paper) keeps
+the update-id sequence (gap detection needs state) and applies the rows the data layer's parser
+makes of each message (``mmbot.data.bybit.parse_message``: the conventions of the reader of
+recorded Bybit files), so live and recorded data go through one parser.
 ``tests/test_live_record.py`` checks the file path agrees: a stream recorded by ``mmbot record`` and
 read back by ``mmbot.data.load_events`` rebuilds the very book ``LiveBook`` built live.
 """

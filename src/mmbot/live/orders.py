@@ -1,7 +1,7 @@
 """Bybit-shaped orders and executions shared by the emulator and the paper venue: ``SimOrder``,
-``Execution``, their V5 JSON rows (``order_json``, ``exec_json``), and ``PublicBook`` (the public book
-a matcher keeps: the order book module's ``DictBook``, and the helpers on it). Matching itself is ``mmbot.sim``'s
-venue, driven by ``mmbot.live.simmatch.SimMatcher``.
+``Execution``, their V5 JSON rows (``order_json``, ``exec_json``), and ``PublicBook`` (the public
+book a matcher keeps: the order book module's ``DictBook``, and the helpers on it). Matching itself
+is ``mmbot.sim``'s venue, driven by ``mmbot.live.simmatch.SimMatcher``.
 """
 
 from __future__ import annotations
