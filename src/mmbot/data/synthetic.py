@@ -32,6 +32,11 @@ shipped calibrations (``load_calibration``). The model (DESIGN.md, "The embedded
   level updates); a stale pull can take the whole stale touch level in one row, its hazard per
   level (makers leave a level v has passed together: pulled order by order at the speed that keeps
   the mid on v, the touch changed far more often than the capture's);
+* thin moments before the orders (off by default): at Poisson times (``pull_rate_per_s``) the
+  makers of one side, a fair coin, pull its near book (the levels within 1 bps of the touch) down
+  to the depleted targets slow resilience leaves after a sweep (``resilience_depletion``, halving
+  every ``resilience_half_life_s``), one row per level, the touch keeping at least one lot; the
+  side is then rebuilt as after a sweep;
 * every visible change is emitted: DEPTH level updates (price, new total qty; 0 = delete) and
   TRADE prints (BUY flag = buyer aggressor), each consuming the touch it hits; feed latency follows
   the calibrated distribution with an AR(1) Gaussian copula (consecutive messages see similar
@@ -81,7 +86,10 @@ from mmbot.data.synthetic_layout import (
     P_HAWKES_N,
     P_LOT_QTY,
     P_MAKER_LOTS,
+    P_PULL_LEVELS,
+    P_PULL_RATE,
     P_RESIL_DEPLETION,
+    P_RESIL_HALF_LIFE_S,
     P_THIN_BETA,
     P_THIN_CAP,
     P_THIN_LEVELS,
@@ -192,10 +200,17 @@ def model_arrays(
             f"calibration: model.depth_target_qty must list 1..{MAX_DEPTH_LEVELS} depths >= 0 (not all 0)"
         )
     target_lots = np.round(target / lot_qty)
+    near_levels = min(len(target_lots), max(1, int(round(THIN_NEAR_BPS * ticks_per_bps))))
+    if P[P_PULL_RATE] > 0.0:
+        if P[P_RESIL_HALF_LIFE_S] <= 0.0:
+            raise UserError(
+                "calibration: model.pull_rate_per_s > 0 needs model.resilience_half_life_s > 0"
+                " (a pulled side is rebuilt with that half-life)"
+            )
+        P[P_PULL_LEVELS] = near_levels
     if P[P_THIN_BETA] > 0.0:
         if P[P_THIN_CAP] < 1.0:
             raise UserError("calibration: model.taker_thin_cap_ratio must be >= 1")
-        near_levels = min(len(target_lots), max(1, int(round(THIN_NEAR_BPS * ticks_per_bps))))
         P[P_THIN_LEVELS] = near_levels
         P[P_THIN_TARGET_LOTS] = max(float(target_lots[:near_levels].sum()), 1.0)
     return P, target_lots, maker_tab, parent_tab, lat_tab, price0_px / tick_px

@@ -46,6 +46,7 @@ from mmbot.data.synthetic_layout import (
     P_LOT_QTY,
     P_MAKER_LOTS,
     P_NOISE_MU,
+    P_PULL_RATE,
     P_REF_HYST,
     P_REFILL_RATE,
     P_RESIL_DEPLETION,
@@ -362,6 +363,8 @@ def _draw_next(
         bound = P[P_NOISE_MU] + fs[F_HAWKES]
     for i in range(N_RATES):
         bound += r[i]
+    if P[P_PULL_RATE] > 0.0:
+        bound += P[P_PULL_RATE]  # the makers' pulls of a near book (K_PULL)
     fs[F_BOUND] = bound
     ist[S_PENDING_NS] = ist[S_T_NS] + int(_exp1(rng) / bound * 1e9)
     ist[S_HAS_PENDING] = 1

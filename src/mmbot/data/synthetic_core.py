@@ -1,6 +1,7 @@
 """The embedded market's event loop (``_advance``): draws the next event, moves the efficient
-price and applies a maker join, a maker leaving (cancel, queue-reactive or stale pull) or a
-parent market order (a sweep printing maker orders one at a time, then its impact)."""
+price and applies a maker join, a maker leaving (cancel, queue-reactive or stale pull), the makers
+pulling a side's near book, or a parent market order (a sweep printing maker orders one at a
+time, then its impact)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ from mmbot.data.synthetic_layout import (
     F_TRANSIENT,
     F_V,
     K_JUMP,
+    K_PULL,
     K_SWEEP,
     MAX_PRINTS,
     N_RATES,
@@ -59,6 +61,8 @@ from mmbot.data.synthetic_layout import (
     P_MAKER_LOTS,
     P_NOISE_MU,
     P_PRINTS_PER_MS,
+    P_PULL_LEVELS,
+    P_PULL_RATE,
     P_REFILL_WHOLE,
     P_RESIL_DEPLETION,
     P_RESIL_HALF_LIFE_S,
@@ -240,6 +244,48 @@ def _maker_leave(
                 n = put_event(out, n, ev, t_new, local_ns, p * tick, q[j] * lot, 0)
             if q[j] == 0 and p == best:
                 ist[best_s] = ring_scan(q, p + sgn, ist[deep_s], sgn)
+    return n
+
+
+@njit(cache=True, inline="always")
+def _pull_side(
+    m: tuple, q: np.ndarray, sgn: int, emit: bool, at: tuple[int, int], n: int, out: np.ndarray
+) -> int:
+    """The makers pull side sgn's near book (bids -1, asks 1; K_PULL): the side enters the
+    depleted state a sweep leaves for slow resilience (D = P_RESIL_DEPLETION from now, halving
+    every half-life; the refill then rebuilds it as after a sweep) and each level within
+    P_PULL_LEVELS of its touch is cancelled down to its depleted target, one row per level that
+    changes. The touch keeps at least one lot: emptied, the touch would retreat and the spread
+    widen (depleting on every retreat of the touch tripled the spread, see docs/data.md), while
+    what the captures show is a thin near book at an unchanged touch. Returns the rows written."""
+    P, target, maker_tab, fs, ist, rng, bq, aq, lv = m
+    side = 0 if sgn < 0 else 1
+    fs[F_RESIL_D + side] = P[P_RESIL_DEPLETION]
+    ist[S_RESIL_T_NS + side] = ist[S_T_NS]
+    g = 1.0 - P[P_RESIL_DEPLETION]
+    best_s, deep_s, lots_s, ev = _side_slots(sgn)
+    p = ist[best_s]
+    if p == _NONE:
+        return n
+    vr = _ladder_v(P, fs)
+    ref = _bid_top(vr, ist[S_BEST_ASK]) if sgn < 0 else _ask_bot(vr, ist[S_BEST_BID])
+    kmax = target.shape[0]
+    stop = ist[deep_s]
+    for i in range(int(P[P_PULL_LEVELS])):
+        j = ring_slot(p)
+        k = (p - ref) * sgn  # the level's place on the makers' ladder (< 0: a stale level)
+        keep = _resil_target(target, k, g) if 0 <= k < kmax else 0
+        if i == 0 and keep < 1:
+            keep = 1
+        if q[j] > keep:
+            ist[lots_s] -= q[j] - keep
+            q[j] = keep
+            if emit:
+                t_new, local_ns = at
+                n = put_event(out, n, ev, t_new, local_ns, p * P[P_TICK_PX], keep * P[P_LOT_QTY], 0)
+        if p == stop:
+            break
+        p += sgn
     return n
 
 
@@ -484,6 +530,7 @@ def _advance(
     beta = P[P_HAWKES_BETA]
     mu = P[P_NOISE_MU]
     thin = P[P_THIN_BETA] > 0.0
+    pull = P[P_PULL_RATE]
     r = fs[F_R0:]
     # the arrays the per-event functions read, as one argument that each unpacks at its top with
     # these names (a NamedTuple read field by field instead measured 10-20 % slower generation)
@@ -518,9 +565,14 @@ def _advance(
                 if x < acc:
                     kind = i
                     break
+            if kind < 0 and pull > 0.0:
+                acc += pull
+                if x < acc:
+                    kind = K_PULL
             if kind < 0:
                 kind, cand = _noise_kind(x, acc, mu, hx, P[P_THIN_CAP] if thin else 0.0)
-            fs[F_STEPS + 1 + kind] += 1.0
+            if kind <= N_RATES:
+                fs[F_STEPS + 1 + kind] += 1.0
         _move_v(P, fs, rng, kind, dt_s)
         side = 0
         if cand:
@@ -552,6 +604,12 @@ def _advance(
             n = _maker_leave(m, bq, kind, -1, emit, at, n, out)
         elif kind == 3 or kind == 7:
             n = _maker_leave(m, aq, kind, 1, emit, at, n, out)
+        elif kind == K_PULL:
+            # the side a fair coin
+            if _uniform(rng) < 0.5:
+                n = _pull_side(m, bq, -1, emit, at, n, out)
+            else:
+                n = _pull_side(m, aq, 1, emit, at, n, out)
         else:
             # a parent market order (K_SWEEP: the next ms of a sweep in progress)
             if kind != K_SWEEP:

@@ -113,7 +113,17 @@ P_THIN_BETA = 32
 P_THIN_CAP = 33  # the cap M on that factor (>= 1)
 P_THIN_LEVELS = 34  # derived: levels from the touch that count as near (1 bps, at least 1)
 P_THIN_TARGET_LOTS = 35  # derived: the depth targets' lots over those levels
-N_PARAMS = 36
+# per s: the makers pull one side's near book on their own, at Poisson times (the side a fair
+# coin), before any order comes: the side enters the depleted state a sweep leaves for slow
+# resilience (D = P_RESIL_DEPLETION, halving every P_RESIL_HALF_LIFE_S, which must be > 0) and
+# every level within P_PULL_LEVELS of its touch is cancelled down to its depleted target (one
+# row per level that changes); the touch keeps at least one lot, so a pull never moves it. On the
+# captures aggressor orders meet a taken side already thin (COIN-M: median 0.345 of its mean
+# depth within 1 bps; 9.57 % of 100 ms samples below 0.1x), which a depletion after the sweep
+# cannot give. 0 (default): off
+P_PULL_RATE = 36
+P_PULL_LEVELS = 37  # derived: levels from the touch a pull reaches (1 bps, at least 1)
+N_PARAMS = 38
 # where model_arrays takes each parameter from, in the order it reads them: (slot, "model" for a
 # field of the calibration's model or "calib" for a top-level one, field, default (None: the field
 # is required; a field name: that field's value), unit: "bps" is converted to ticks, "per_bps" to
@@ -151,9 +161,11 @@ P_FIELDS: tuple[tuple[int, str, str, float | str | None, str], ...] = (
     (P_RESIL_RETREAT, "model", "resilience_on_retreat", 0.0, ""),
     (P_THIN_BETA, "model", "taker_thin_exponent", 0.0, ""),
     (P_THIN_CAP, "model", "taker_thin_cap_ratio", 10.0, ""),
+    (P_PULL_RATE, "model", "pull_rate_per_s", 0.0, ""),
 )
 
-# near depth within this many bps of the touch counts for the takers' thin-book factor
+# near depth within this many bps of the touch counts for the takers' thin-book factor and is
+# what the makers' pulls reach
 THIN_NEAR_BPS = 1.0
 
 # --- integer state ---------------------------------------------------------------------------
@@ -193,6 +205,7 @@ F_R0 = 3  # 9 rates: bid arrivals, ask arrivals, bid cancels, ask cancels, infor
 N_RATES = 9  # informed sell, stale bid, stale ask, jump of v
 K_JUMP = 8
 K_SWEEP = N_RATES + 1  # the next ms of a sweep in progress (not a new order)
+K_PULL = N_RATES + 2  # the makers pull one side's near book (P_PULL_RATE; not counted in F_STEPS)
 F_LAST_SIDE = F_R0 + N_RATES  # side of the last parent (+1 buy, -1 sell)
 F_LAT_Z = F_LAST_SIDE + 1  # Gaussian state of the feed latency (AR(1) copula)
 F_STEPS = F_LAT_Z + 1  # simulated events so far, by kind (-1 = null .. N_RATES = noise parent)
