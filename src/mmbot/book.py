@@ -326,19 +326,29 @@ def table_room(keys, vals, n_levels, n_new):
     return keys, vals
 
 
+@njit(cache=True, inline="always")
+def table_drop_better_step(keys, vals, key, is_bid, bs):
+    """One step of the BBO rule: a BBO row at ``key`` says nothing is better on its side, so the
+    best level there, if better than ``key``, is stale: delete it and return its key; NO_BID /
+    NO_ASK when nothing is left to delete. Callers that emit a row a deletion loop over this."""
+    best = bs[B_BEST_BID] if is_bid else bs[B_BEST_ASK]
+    if best == NO_BID or best == NO_ASK:  # noqa: SIM109
+        return NO_BID if is_bid else NO_ASK
+    if (is_bid and best <= key) or ((not is_bid) and best >= key):
+        return NO_BID if is_bid else NO_ASK
+    table_set(keys, vals, best, 0.0, is_bid, bs)
+    return best
+
+
 @njit(cache=True)
 def table_drop_better(keys, vals, key, is_bid, bs):
     """A BBO row at ``key``: the levels better than it on its side are stale; delete them.
     Returns how many went."""
+    none = NO_BID if is_bid else NO_ASK
     n = 0
-    while True:
-        best = bs[B_BEST_BID] if is_bid else bs[B_BEST_ASK]
-        if best == NO_BID or best == NO_ASK:  # noqa: SIM109
-            return n
-        if (is_bid and best <= key) or ((not is_bid) and best >= key):
-            return n
-        table_set(keys, vals, best, 0.0, is_bid, bs)
+    while table_drop_better_step(keys, vals, key, is_bid, bs) != none:
         n += 1
+    return n
 
 
 # ---- the ring (a sliding ladder of integer lots, indexed by tick modulo its size) ---------------
@@ -409,25 +419,39 @@ def stale_sides(bb, ba, bid_set, ask_set):
     return not (bid_fresh and not ask_fresh), not (ask_fresh and not bid_fresh)
 
 
+@njit(cache=True, inline="always")
+def table_uncross_step(bk, bv, ak, av, bs, bid_set, ask_set):
+    """One step of the repair rule on a table book: if it is crossed, delete the stale touch(es)
+    (``stale_sides``; ``bid_set``/``ask_set``: the best key the message set on each side, NO_BID /
+    NO_ASK for none) and return the deleted (bid key, ask key), NO_BID / NO_ASK for a side not
+    deleted; (NO_BID, NO_ASK) once the book is not crossed. Callers that emit a row per deletion
+    loop over this."""
+    bb = bs[B_BEST_BID]
+    ba = bs[B_BEST_ASK]
+    if bb == NO_BID or ba == NO_ASK or bb < ba:
+        return NO_BID, NO_ASK
+    del_bid, del_ask = stale_sides(bb, ba, bid_set, ask_set)
+    gone_bid = NO_BID
+    gone_ask = NO_ASK
+    if del_bid:
+        table_set(bk, bv, bb, 0.0, True, bs)
+        gone_bid = bb
+    if del_ask:
+        table_set(ak, av, ba, 0.0, False, bs)
+        gone_ask = ba
+    return gone_bid, gone_ask
+
+
 @njit(cache=True)
 def table_uncross(bk, bv, ak, av, bs, bid_set, ask_set):
     """The repair rule on a table book: while it is crossed, delete the stale touch(es)
-    (``stale_sides``; ``bid_set``/``ask_set``: the best key the message set on each side, NO_BID /
-    NO_ASK for none). Returns how many levels went."""
+    (``table_uncross_step``). Returns how many levels went."""
     n = 0
-    while bs[B_BEST_BID] != NO_BID and bs[B_BEST_ASK] != NO_ASK:
-        bb = bs[B_BEST_BID]
-        ba = bs[B_BEST_ASK]
-        if bb < ba:
+    while True:
+        gone_bid, gone_ask = table_uncross_step(bk, bv, ak, av, bs, bid_set, ask_set)
+        if gone_bid == NO_BID and gone_ask == NO_ASK:
             return n
-        del_bid, del_ask = stale_sides(bb, ba, bid_set, ask_set)
-        if del_bid:
-            table_set(bk, bv, bb, 0.0, True, bs)
-            n += 1
-        if del_ask:
-            table_set(ak, av, ba, 0.0, False, bs)
-            n += 1
-    return n
+        n += (gone_bid != NO_BID) + (gone_ask != NO_ASK)
 
 
 # ---- the published book (live and paper: plain Python) -------------------------------------------

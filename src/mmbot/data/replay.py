@@ -193,52 +193,41 @@ def _snapshot_clears(rows, i, j, scale, bk, bv, ak, av, bs, out, n_out, ts):
 
 @njit(cache=True)
 def _bbo_stale(key, is_bid, bk, bv, ak, av, bs, out, n_out, room, ts, scale, counters):
-    """A BBO row says nothing is better on its side: delete the stale better levels there, each as
-    an emitted ``qty = 0`` repair row, so every consumer's book agrees. Returns (out, n_out)."""
+    """A BBO row says nothing is better on its side: delete the stale better levels there
+    (``mmbot.book.table_drop_better_step``), each as an emitted ``qty = 0`` repair row, so every
+    consumer's book agrees. Returns (out, n_out)."""
     side = (ev_.BUY_EVENT if is_bid else ev_.SELL_EVENT) | ev_.EXCH_EVENT | ev_.LOCAL_EVENT
+    keys, vals, none = (bk, bv, bk_.NO_BID) if is_bid else (ak, av, bk_.NO_ASK)
     while True:
-        stale = bs[bk_.B_BEST_BID] if is_bid else bs[bk_.B_BEST_ASK]
-        if stale == bk_.NO_BID or stale == bk_.NO_ASK:  # noqa: SIM109
-            break
-        if (is_bid and stale <= key) or ((not is_bid) and stale >= key):
-            break
-        if is_bid:
-            bk_.table_set(bk, bv, stale, 0.0, True, bs)
-        else:
-            bk_.table_set(ak, av, stale, 0.0, False, bs)
+        stale = bk_.table_drop_better_step(keys, vals, key, is_bid, bs)
+        if stale == none:
+            return out, n_out
         out = _grow(out, n_out, room)
-        px = stale / scale
         n_out = ev_.put_event(
-            out, n_out, ev_.DEPTH_EVENT | side, ts[0], ts[1], px, 0.0, REPAIR_IVAL
+            out, n_out, ev_.DEPTH_EVENT | side, ts[0], ts[1], stale / scale, 0.0, REPAIR_IVAL
         )
         counters[C_BBO_STALE_LEVEL] += 1
-    return out, n_out
 
 
 @njit(cache=True)
 def _uncross(bk, bv, ak, av, bs, bid_set, ask_set, out, n_out, ts, scale, counters):
-    """Crossed-book repair (``mmbot.book.stale_sides``): delete stale touches until uncrossed,
-    each as an emitted ``qty = 0`` repair row. Returns (out, n_out)."""
+    """Crossed-book repair (``mmbot.book.table_uncross_step``): delete stale touches until
+    uncrossed, each as an emitted ``qty = 0`` repair row. Returns (out, n_out)."""
     counters[C_CROSSED_BOOK] += 1
     mkt = ev_.EXCH_EVENT | ev_.LOCAL_EVENT
-    while bs[bk_.B_BEST_BID] != bk_.NO_BID and bs[bk_.B_BEST_ASK] != bk_.NO_ASK:
-        bb = bs[bk_.B_BEST_BID]
-        ba = bs[bk_.B_BEST_ASK]
-        if bb < ba:
-            break
-        del_bid, del_ask = bk_.stale_sides(bb, ba, bid_set, ask_set)
+    while True:
+        gone_bid, gone_ask = bk_.table_uncross_step(bk, bv, ak, av, bs, bid_set, ask_set)
+        if gone_bid == bk_.NO_BID and gone_ask == bk_.NO_ASK:
+            return out, n_out
         out = _grow(out, n_out, 4)
-        if del_bid:
-            bk_.table_set(bk, bv, bb, 0.0, True, bs)
+        if gone_bid != bk_.NO_BID:
             ev = ev_.DEPTH_EVENT | ev_.BUY_EVENT | mkt
-            n_out = ev_.put_event(out, n_out, ev, ts[0], ts[1], bb / scale, 0.0, REPAIR_IVAL)
+            n_out = ev_.put_event(out, n_out, ev, ts[0], ts[1], gone_bid / scale, 0.0, REPAIR_IVAL)
             counters[C_CROSSED_LEVEL] += 1
-        if del_ask:
-            bk_.table_set(ak, av, ba, 0.0, False, bs)
+        if gone_ask != bk_.NO_ASK:
             ev = ev_.DEPTH_EVENT | ev_.SELL_EVENT | mkt
-            n_out = ev_.put_event(out, n_out, ev, ts[0], ts[1], ba / scale, 0.0, REPAIR_IVAL)
+            n_out = ev_.put_event(out, n_out, ev, ts[0], ts[1], gone_ask / scale, 0.0, REPAIR_IVAL)
             counters[C_CROSSED_LEVEL] += 1
-    return out, n_out
 
 
 @njit(cache=True)
