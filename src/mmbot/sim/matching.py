@@ -23,9 +23,9 @@ from .queue import (
     queue_fillable,
 )
 from .recording import (
-    grow,
     push_action,
     push_mark,
+    with_room,
 )
 from .responses import (
     push_response,
@@ -100,8 +100,7 @@ def fill_order(v, s, px, qty, maker, ex_ts, clears_req):
         live_remove(v, s)
     age = ex_ts - o.live_exch_ts if maker else 0
     rt = push_response(v, s, ex_ts, _R_FILL, clears_req, px, qty, fee)
-    if v.n_fills >= v.fills.shape[0]:
-        v.fills = grow(v.fills)
+    v.fills = with_room(v.fills, v.n_fills)
     f = v.fills[v.n_fills]
     f.exch_ts = ex_ts
     f.local_ts = rt

@@ -1,5 +1,5 @@
-"""Record buffers of the venue: ACTION and MARK rows (grown by doubling) and the mark rule (a
-row whenever the exchange mid changes).
+"""Record buffers of the venue: their append rule (grown by doubling), ACTION and MARK rows and
+the mark rule (a row whenever the exchange mid changes).
 """
 
 from __future__ import annotations
@@ -13,16 +13,19 @@ from .state import ladder_mid
 
 
 @njit(cache=True)
-def grow(arr):
-    out = np.zeros(arr.shape[0] * 2, arr.dtype)
-    out[: arr.shape[0]] = arr
+def with_room(buf, n):
+    """``buf`` when it has a row ``n``, else a copy twice as long: the append rule of the venue's
+    record buffers (fills, actions, marks, responses)."""
+    if n < buf.shape[0]:
+        return buf
+    out = np.zeros(buf.shape[0] * 2, buf.dtype)
+    out[: buf.shape[0]] = buf
     return out
 
 
 @njit(cache=True)
 def push_action(v, local_ts, exch_ts, order_id, kind, side, op, reason, px, qty, age_ns):
-    if v.n_actions >= v.actions.shape[0]:
-        v.actions = grow(v.actions)
+    v.actions = with_room(v.actions, v.n_actions)
     write_action(
         v.actions[v.n_actions], local_ts, exch_ts, order_id, kind, side, op, reason, px, qty, age_ns
     )
@@ -31,8 +34,7 @@ def push_action(v, local_ts, exch_ts, order_id, kind, side, op, reason, px, qty,
 
 @njit(cache=True)
 def push_mark(v, ts, mid):
-    if v.n_marks >= v.marks.shape[0]:
-        v.marks = grow(v.marks)
+    v.marks = with_room(v.marks, v.n_marks)
     m = v.marks[v.n_marks]
     m.exch_ts = ts
     m.mid_px = mid

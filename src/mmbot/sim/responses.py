@@ -28,7 +28,7 @@ from .latency import (
     response_latency,
 )
 from .recording import (
-    grow,
+    with_room,
 )
 from .state import (
     contract_value,
@@ -42,8 +42,7 @@ def push_response(v, s, ex_ts, kind, clears_req, fill_px, fill_qty, fee):
     if rt < o.last_resp_ts:
         rt = o.last_resp_ts  # responses of one order never overtake each other
     o.last_resp_ts = rt
-    if v.n_resp >= v.resp.shape[0]:
-        v.resp = grow(v.resp)
+    v.resp = with_room(v.resp, v.n_resp)
     r = v.resp[v.n_resp]
     r.ts = rt
     r.seq = v.resp_seq
