@@ -438,7 +438,8 @@ def parity(hbt_row: dict, mm_row: dict, floor: float = 0.1) -> tuple[bool, bool]
 
 def touch_ratio() -> tuple[float, int]:
     """bench/vs_hftbacktest.py's warm throughput ratio (touch quoter, its USD-M capture, the
-    hftbacktest-converted array without book-ticker rows): (mmbot / hftbacktest events/s, events)."""
+    hftbacktest-converted array without book-ticker rows), timed as it times it (each engine's best
+    run of its rounds of alternating runs): (mmbot / hftbacktest events/s, events)."""
     sys.path.insert(0, str(REPO / "bench"))
     import vs_hftbacktest as vt
 
@@ -447,8 +448,9 @@ def touch_ratio() -> tuple[float, int]:
     hbt_touch = vt._hbt_strategy()
     vt.run_hbt(data[: vt.WARMUP_ROWS], hbt_touch)
     vt.run_mmbot(data[: vt.WARMUP_ROWS])
-    h = min(vt.run_hbt(data, hbt_touch)["seconds"] for _ in range(3))
-    m = min(vt.run_mmbot(data)["seconds"] for _ in range(5))
+    rounds = [vt.timed_round(data, hbt_touch) for _ in range(vt.DEFAULT_REPEAT)]
+    h = min(r["hbt"]["seconds"] for r in rounds)
+    m = min(r["mm"]["seconds"] for r in rounds)
     return h / m, len(data)
 
 

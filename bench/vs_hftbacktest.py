@@ -324,10 +324,11 @@ def compare_fills(hbt_keys: np.ndarray, fills: np.ndarray, tick_px: float = TICK
     }
 
 
-def _timed_round(data: np.ndarray, hbt_touch, tick: float, lot: float) -> dict:
+def timed_round(data: np.ndarray, hbt_touch, tick: float = TICK_PX, lot: float = LOT_QTY) -> dict:
     """One timing round: ``TIMED_RUNS`` runs per engine, alternating mmbot, hftbacktest, mmbot, ...
     (a change in the machine's load falls on both; a run is tens of ms, so fewer runs read the
-    load); each engine's best wall run (its records kept) and best cpu time."""
+    load); each engine's best wall run (its records kept) and best cpu time. bench/vs_glft.py's
+    touch bench times with it too."""
     best_h = best_m = None
     cpu_h = cpu_m = float("inf")
     for _ in range(TIMED_RUNS):
@@ -356,7 +357,7 @@ def bench_one(capture: Path, hbt_touch, repeat: int = DEFAULT_REPEAT) -> dict:
     # warm-up: JIT of both drivers (and load of mmbot's cached verbs) on a small slice
     run_hbt(data[:WARMUP_ROWS], hbt_touch, tick_px=tick, lot_qty=lot)
     run_mmbot(data[:WARMUP_ROWS], tick, lot)
-    rounds = [_timed_round(data, hbt_touch, tick, lot) for _ in range(repeat)]
+    rounds = [timed_round(data, hbt_touch, tick, lot) for _ in range(repeat)]
     best_m = min((r["mm"] for r in rounds), key=lambda m: m["seconds"])
     best_h = min((r["hbt"] for r in rounds), key=lambda h: h["seconds"])
     cpu_h = min(r["cpu_h"] for r in rounds)
