@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import still_market
-from mmbot.data.synthetic import generate, model_arrays
+from mmbot.data.synthetic import generate, generate_with_flow, model_arrays
 from mmbot.data.synthetic_layout import P_PULL_LEVELS
 from mmbot.errors import UserError
 from mmbot.events import BUY_EVENT, DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, KIND_MASK
@@ -93,8 +93,9 @@ def _at(states: list, t_ns: int) -> dict[bool, dict[int, float]]:
 def test_a_pull_thins_the_near_book_and_it_comes_back_with_the_half_life() -> None:
     cal = _toy(RATE_PER_S)
     assert model_arrays(cal)[0][P_PULL_LEVELS] == NEAR
-    ev = generate(cal, 5, T0_NS, DURATION_S * S_NS)
+    ev, flow = generate_with_flow(cal, 5, T0_NS, DURATION_S * S_NS)
     pulls, states = _replay(ev, float(cal["tick_px"]), (1.0 - DEPLETION) * LEVEL_QTY + 1e-9)
+    assert len(pulls) == flow["pulls"]  # every simulated pull shows in the rows
     want_n = RATE_PER_S * DURATION_S
     assert abs(len(pulls) - want_n) < 4 * want_n**0.5, len(pulls)
     assert all(rows == NEAR for _, _, rows in pulls)  # one row per near level, no more

@@ -77,6 +77,7 @@ from mmbot.data.synthetic_layout import (
     F_V,
     FAR_EVERY,
     K_JUMP,
+    K_PULL,
     MAX_DEPTH_LEVELS,
     N_FSTATE,
     N_ISTATE,
@@ -352,18 +353,19 @@ def generate_with_flow(
     calib: dict, seed: int, start_ts_ns: int, duration_ns: int
 ) -> tuple[np.ndarray, dict[str, float]]:
     """``generate`` plus the counts of simulated order-flow events by origin (what the event
-    array cannot show): noise and informed market orders, stale pulls, jumps of v."""
+    array cannot show): noise and informed market orders, stale pulls, jumps of v, the makers'
+    pulls of a near book."""
     if int(duration_ns) <= 0:
         raise UserError(f"synthetic market: duration must be > 0 ns, got {duration_ns}")
     mk = _Market(calib, seed, start_ts_ns)
     mk.run(int(start_ts_ns), emit=False, cap=1 << 16)
-    before = mk.fs[F_STEPS : F_STEPS + N_RATES + 2].copy()
+    before = mk.fs[F_STEPS : F_STEPS + K_PULL + 2].copy()
     first = mk.snapshot()
     cap = min(
         int(_rows_per_s_guess(calib) * int(duration_ns) * 1e-9 * 1.2) + 4 * _RESERVE_ROWS, 4_000_000
     )
     body = mk.run(int(start_ts_ns) + int(duration_ns), emit=True, cap=cap)
-    steps = mk.fs[F_STEPS : F_STEPS + N_RATES + 2] - before
+    steps = mk.fs[F_STEPS : F_STEPS + K_PULL + 2] - before
     noise = float(steps[1 + N_RATES])
     informed = float(steps[1 + 4] + steps[1 + 5])
     flow = {
@@ -372,6 +374,7 @@ def generate_with_flow(
         "informed_share_of_orders": informed / (noise + informed) if noise + informed > 0 else 0.0,
         "stale_pulls": float(steps[1 + 6] + steps[1 + 7]),
         "jumps": float(steps[1 + K_JUMP]),
+        "pulls": float(steps[1 + K_PULL]),
     }
     return np.concatenate([first, body]), flow
 

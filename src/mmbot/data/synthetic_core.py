@@ -571,8 +571,7 @@ def _advance(
                     kind = K_PULL
             if kind < 0:
                 kind, cand = _noise_kind(x, acc, mu, hx, P[P_THIN_CAP] if thin else 0.0)
-            if kind <= N_RATES:
-                fs[F_STEPS + 1 + kind] += 1.0
+            fs[F_STEPS + 1 + kind] += 1.0
         _move_v(P, fs, rng, kind, dt_s)
         side = 0
         if cand:

@@ -205,11 +205,13 @@ F_R0 = 3  # 9 rates: bid arrivals, ask arrivals, bid cancels, ask cancels, infor
 N_RATES = 9  # informed sell, stale bid, stale ask, jump of v
 K_JUMP = 8
 K_SWEEP = N_RATES + 1  # the next ms of a sweep in progress (not a new order)
-K_PULL = N_RATES + 2  # the makers pull one side's near book (P_PULL_RATE; not counted in F_STEPS)
+K_PULL = N_RATES + 2  # the makers pull one side's near book (P_PULL_RATE)
 F_LAST_SIDE = F_R0 + N_RATES  # side of the last parent (+1 buy, -1 sell)
 F_LAT_Z = F_LAST_SIDE + 1  # Gaussian state of the feed latency (AR(1) copula)
-F_STEPS = F_LAT_Z + 1  # simulated events so far, by kind (-1 = null .. N_RATES = noise parent)
-F_NEAR = F_STEPS + N_RATES + 2  # missing bid, missing ask, excess bid, excess ask: near levels
+# simulated events so far, by kind (-1 = null .. N_RATES = noise parent, then K_SWEEP's slot,
+# unused, and K_PULL's)
+F_STEPS = F_LAT_Z + 1
+F_NEAR = F_STEPS + K_PULL + 2  # missing bid, missing ask, excess bid, excess ask: near levels
 F_FAR = F_NEAR + 4  # the same over the deep levels (refreshed less often)
 F_SPARE = F_FAR + 4  # second normal of the last Box-Muller pair, and whether it is unused
 F_SPARE_OK = F_SPARE + 1
