@@ -36,7 +36,9 @@ shipped calibrations (``load_calibration``). The model (DESIGN.md, "The embedded
   makers of one side, a fair coin, pull its near book (the levels within 1 bps of the touch) down
   to the depleted targets slow resilience leaves after a sweep (``resilience_depletion``, halving
   every ``resilience_half_life_s``), one row per level, the touch keeping at least one lot; the
-  side is then rebuilt as after a sweep;
+  side is then rebuilt as after a sweep; or, with ``pull_hold_s`` > 0, held: the makers stay away
+  (targets x (1 - ``pull_depletion``), nothing rebuilt) for an exponential time of that mean, then
+  the targets are whole again and the refill brings the side back at once;
 * every visible change is emitted: DEPTH level updates (price, new total qty; 0 = delete) and
   TRADE prints (BUY flag = buyer aggressor), each consuming the touch it hits; feed latency follows
   the calibrated distribution with an AR(1) Gaussian copula (consecutive messages see similar
@@ -87,6 +89,8 @@ from mmbot.data.synthetic_layout import (
     P_HAWKES_N,
     P_LOT_QTY,
     P_MAKER_LOTS,
+    P_PULL_DEPLETION,
+    P_PULL_HOLD_S,
     P_PULL_LEVELS,
     P_PULL_RATE,
     P_RESIL_DEPLETION,
@@ -179,6 +183,7 @@ def model_arrays(
                 if unit == "bps"
                 else (x / ticks_per_bps if unit == "per_bps" else x)
             )
+        P[P_PULL_DEPLETION] = float(m.get("pull_depletion", P[P_RESIL_DEPLETION]))
         P[P_TICK_PX] = tick_px
         P[P_LOT_QTY] = lot_qty
         P[P_MAKER_LOTS] = max(float(np.mean(maker_tab)) / lot_qty, 1.0)
@@ -188,6 +193,8 @@ def model_arrays(
         raise UserError("calibration: model parameters must be finite and >= 0")
     if P[P_RESIL_DEPLETION] > 1.0:
         raise UserError("calibration: model.resilience_depletion must be in [0, 1]")
+    if P[P_PULL_DEPLETION] > 1.0:
+        raise UserError("calibration: model.pull_depletion must be in [0, 1]")
     if P[P_HAWKES_N] >= 1.0:
         raise UserError("calibration: model.hawkes_branching_ratio must be < 1 (stationary)")
     if (
@@ -203,12 +210,14 @@ def model_arrays(
     target_lots = np.round(target / lot_qty)
     near_levels = min(len(target_lots), max(1, int(round(THIN_NEAR_BPS * ticks_per_bps))))
     if P[P_PULL_RATE] > 0.0:
-        if P[P_RESIL_HALF_LIFE_S] <= 0.0:
+        if P[P_RESIL_HALF_LIFE_S] <= 0.0 and P[P_PULL_HOLD_S] <= 0.0:
             raise UserError(
                 "calibration: model.pull_rate_per_s > 0 needs model.resilience_half_life_s > 0"
-                " (a pulled side is rebuilt with that half-life)"
+                " (a pulled side is rebuilt with that half-life) or model.pull_hold_s > 0"
             )
         P[P_PULL_LEVELS] = near_levels
+    else:
+        P[P_PULL_HOLD_S] = 0.0  # no pulls, nothing to hold: the bytes of a market without it
     if P[P_THIN_BETA] > 0.0:
         if P[P_THIN_CAP] < 1.0:
             raise UserError("calibration: model.taker_thin_cap_ratio must be >= 1")

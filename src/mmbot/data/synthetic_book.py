@@ -46,6 +46,8 @@ from mmbot.data.synthetic_layout import (
     P_LOT_QTY,
     P_MAKER_LOTS,
     P_NOISE_MU,
+    P_PULL_DEPLETION,
+    P_PULL_HOLD_S,
     P_PULL_RATE,
     P_REF_HYST,
     P_REFILL_RATE,
@@ -71,6 +73,7 @@ from mmbot.data.synthetic_layout import (
     S_FAR_TOP,
     S_HAS_PENDING,
     S_HI_ASK,
+    S_HOLD_END_NS,
     S_LAST_LOCAL_NS,
     S_LAT_T_NS,
     S_LO_BID,
@@ -218,6 +221,16 @@ def _resil_gain(P: np.ndarray, fs: np.ndarray, ist: np.ndarray, side: int) -> fl
 
 
 @njit(cache=True, inline="always")
+def _side_gain(P: np.ndarray, fs: np.ndarray, ist: np.ndarray, side: int) -> float:
+    """1 - D of a side now: slow resilience's (``_resil_gain``, when on), and while a pull holds
+    the side (P_PULL_HOLD_S) at most 1 - P_PULL_DEPLETION."""
+    g = _resil_gain(P, fs, ist, side) if P[P_RESIL_HALF_LIFE_S] > 0.0 else 1.0
+    if ist[S_HOLD_END_NS + side] > ist[S_T_NS]:
+        g = min(g, 1.0 - P[P_PULL_DEPLETION])
+    return g
+
+
+@njit(cache=True, inline="always")
 def _resil_retreat(P: np.ndarray, fs: np.ndarray, ist: np.ndarray, bb: int, ba: int) -> None:
     """P_RESIL_RETREAT: a side whose touch retreated since the last draw (bid lower, ask higher,
     or emptied) is depleted now."""
@@ -298,11 +311,12 @@ def _draw_next(
     near = fs[F_NEAR : F_NEAR + 4]
     far = fs[F_FAR : F_FAR + 4]
     resil = P[P_RESIL_HALF_LIFE_S] > 0.0
-    if resil:
-        if P[P_RESIL_RETREAT] > 0.0:
+    held = P[P_PULL_HOLD_S] > 0.0
+    if resil or held:
+        if resil and P[P_RESIL_RETREAT] > 0.0:
             _resil_retreat(P, fs, ist, bb, ba)
-        gb = _resil_gain(P, fs, ist, 0)
-        ga = _resil_gain(P, fs, ist, 1)
+        gb = _side_gain(P, fs, ist, 0)
+        ga = _side_gain(P, fs, ist, 1)
         fs[F_RESIL_G] = gb
         fs[F_RESIL_G + 1] = ga
         near[0], near[2] = _zone_sums_resil(target, bq, top, -1, 0, kq, gb)
@@ -318,7 +332,7 @@ def _draw_next(
             or abs(top - ist[S_FAR_TOP]) > FAR_SHIFT
             or abs(bot - ist[S_FAR_BOT]) > FAR_SHIFT
         ):
-            if resil:
+            if resil or held:
                 far[0], far[2] = _zone_sums_resil(target, bq, top, -1, kq, nlev, fs[F_RESIL_G])
                 far[1], far[3] = _zone_sums_resil(target, aq, bot, 1, kq, nlev, fs[F_RESIL_G + 1])
             else:
@@ -370,6 +384,19 @@ def _draw_next(
     ist[S_HAS_PENDING] = 1
     if resil:
         _resil_recheck(P, fs, ist)
+    if held:
+        _hold_recheck(ist)
+
+
+@njit(cache=True, inline="always")
+def _hold_recheck(ist: np.ndarray) -> None:
+    """A held side's targets are whole again at its hold's end: a pending event drawn past it is
+    brought forward to a null one there (``S_RESIL_NULL``), where the rates are drawn again."""
+    for side in range(2):
+        end = ist[S_HOLD_END_NS + side]
+        if ist[S_T_NS] < end < ist[S_PENDING_NS]:
+            ist[S_PENDING_NS] = end
+            ist[S_RESIL_NULL] = 1
 
 
 @njit(cache=True, inline="always")

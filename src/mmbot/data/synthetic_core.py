@@ -61,6 +61,8 @@ from mmbot.data.synthetic_layout import (
     P_MAKER_LOTS,
     P_NOISE_MU,
     P_PRINTS_PER_MS,
+    P_PULL_DEPLETION,
+    P_PULL_HOLD_S,
     P_PULL_LEVELS,
     P_PULL_RATE,
     P_REFILL_WHOLE,
@@ -79,6 +81,7 @@ from mmbot.data.synthetic_layout import (
     S_BEST_ASK,
     S_BEST_BID,
     S_HAS_PENDING,
+    S_HOLD_END_NS,
     S_LAST_LOCAL_NS,
     S_PENDING_NS,
     S_RESIL_NULL,
@@ -155,7 +158,8 @@ def _maker_join(
     # a maker joins the level whose queue is furthest below its target (in proportion)
     sgn = -1 if kind == 0 else 1
     ref = _bid_top(_ladder_v(P, fs), ba) if kind == 0 else _ask_bot(_ladder_v(P, fs), bb)
-    g = fs[F_RESIL_G + kind] if P[P_RESIL_HALF_LIFE_S] > 0.0 else 1.0
+    depleted = P[P_RESIL_HALF_LIFE_S] > 0.0 or P[P_PULL_HOLD_S] > 0.0
+    g = fs[F_RESIL_G + kind] if depleted else 1.0
     k = _zone_level(rng, fs, target, q, ref, sgn, kind, False, g)
     if k >= 0:
         p = ref + sgn * k
@@ -252,17 +256,23 @@ def _pull_side(
     m: tuple, q: np.ndarray, sgn: int, emit: bool, at: tuple[int, int], n: int, out: np.ndarray
 ) -> int:
     """The makers pull side sgn's near book (bids -1, asks 1; K_PULL): the side enters the
-    depleted state a sweep leaves for slow resilience (D = P_RESIL_DEPLETION from now, halving
-    every half-life; the refill then rebuilds it as after a sweep) and each level within
+    depleted state a sweep leaves for slow resilience (D = P_PULL_DEPLETION from now, halving
+    every half-life; the refill then rebuilds it as after a sweep) or, with P_PULL_HOLD_S > 0, is
+    held at D for an exponential time (``_side_gain``, ``_hold_recheck``), and each level within
     P_PULL_LEVELS of its touch is cancelled down to its depleted target, one row per level that
     changes. The touch keeps at least one lot: emptied, the touch would retreat and the spread
     widen (depleting on every retreat of the touch tripled the spread, see docs/data.md), while
     what the captures show is a thin near book at an unchanged touch. Returns the rows written."""
     P, target, maker_tab, fs, ist, rng, bq, aq, lv = m
     side = 0 if sgn < 0 else 1
-    fs[F_RESIL_D + side] = P[P_RESIL_DEPLETION]
-    ist[S_RESIL_T_NS + side] = ist[S_T_NS]
-    g = 1.0 - P[P_RESIL_DEPLETION]
+    if P[P_PULL_HOLD_S] > 0.0:
+        end = ist[S_T_NS] + int(_exp1(rng) * P[P_PULL_HOLD_S] * 1e9)
+        if end > ist[S_HOLD_END_NS + side]:
+            ist[S_HOLD_END_NS + side] = end  # a pull during a hold keeps the later end
+    else:
+        fs[F_RESIL_D + side] = P[P_PULL_DEPLETION]
+        ist[S_RESIL_T_NS + side] = ist[S_T_NS]
+    g = 1.0 - P[P_PULL_DEPLETION]
     best_s, deep_s, lots_s, ev = _side_slots(sgn)
     p = ist[best_s]
     if p == _NONE:

@@ -123,7 +123,18 @@ P_THIN_TARGET_LOTS = 35  # derived: the depth targets' lots over those levels
 # cannot give. 0 (default): off
 P_PULL_RATE = 36
 P_PULL_LEVELS = 37  # derived: levels from the touch a pull reaches (1 bps, at least 1)
-N_PARAMS = 38
+# s: a pull holds (the makers stay away): the pulled side's targets are target x (1 -
+# P_PULL_DEPLETION) for an exponential time of this mean (drawn from the market's own stream; a
+# pull during a hold keeps the later end), the makers do not rebuild it meanwhile, and at the end
+# the targets are whole again and the refill brings the side back at once. The side is held
+# 1 - exp(-P_PULL_RATE / 2 x this) of the time. 0 (default): a pull is the slow-resilience
+# depletion above instead (needs P_RESIL_HALF_LIFE_S > 0)
+P_PULL_HOLD_S = 38
+# D of a pull (share of each near level's target pulled, 0..1); defaults to P_RESIL_DEPLETION, so
+# a pull without a hold is what it was. Its own field: with a hold it is the depth of the thin
+# state, which need not be the depth a sweep leaves, and slow resilience may be off
+P_PULL_DEPLETION = 39
+N_PARAMS = 40
 # where model_arrays takes each parameter from, in the order it reads them: (slot, "model" for a
 # field of the calibration's model or "calib" for a top-level one, field, default (None: the field
 # is required; a field name: that field's value), unit: "bps" is converted to ticks, "per_bps" to
@@ -162,6 +173,7 @@ P_FIELDS: tuple[tuple[int, str, str, float | str | None, str], ...] = (
     (P_THIN_BETA, "model", "taker_thin_exponent", 0.0, ""),
     (P_THIN_CAP, "model", "taker_thin_cap_ratio", 10.0, ""),
     (P_PULL_RATE, "model", "pull_rate_per_s", 0.0, ""),
+    (P_PULL_HOLD_S, "model", "pull_hold_s", 0.0, ""),
 )
 
 # near depth within this many bps of the touch counts for the takers' thin-book factor and is
@@ -196,7 +208,8 @@ S_RESIL_TOUCH = 22  # bid and ask touch as of the last draw (P_RESIL_RETREAT)
 # 1: the pending event is a null one, drawn only to re-evaluate the intensities of a depleted
 # side (they grow between events as D decays; without it a quiet book waited for the next event)
 S_RESIL_NULL = 24
-N_ISTATE = 25
+S_HOLD_END_NS = 25  # exchange time a pull's hold ends (P_PULL_HOLD_S): bid side, then ask side
+N_ISTATE = 27
 # --- float state: v, Hawkes excess, and the rates drawn with for the pending event -------------
 F_V = 0
 F_HAWKES = 1
