@@ -118,3 +118,22 @@ def test_a_bad_pull_depletion_is_refused() -> None:
     cal = _held(hold_s=0.0)  # no hold and no slow resilience: nothing would bring the side back
     with pytest.raises(UserError, match="pull_hold_s"):
         generate(cal, 5, T0_NS, S_NS)
+
+
+def test_fit_hold_terms_give_the_capture_s_thin_share() -> None:
+    """``calibrate_hold``: the pull rate `hold_terms` sets for a thin share holds a side that
+    share of the time, and `thin_share` (100 ms samples within 1 bps of the mid below 0.1x their
+    mean) measures it on the still market: 0 without pulls."""
+    from mmbot.data.calibrate_hold import HOLD_DEPLETION, HOLD_S, hold_terms, thin_share
+
+    want = 0.1
+    terms = hold_terms(want)
+    assert 1.0 - math.exp(-terms["pull_rate_per_s"] / 2 * HOLD_S) == pytest.approx(want, rel=1e-12)
+    cal = _toy(0.0)
+    cal["model"]["resilience_half_life_s"] = 0.0
+    tick = float(cal["tick_px"])
+    assert thin_share(generate(cal, 5, T0_NS, 300 * S_NS), tick) == 0.0
+    cal["model"].update(terms, taker_thin_exponent=0.0)
+    assert cal["model"]["pull_depletion"] == HOLD_DEPLETION
+    got = thin_share(generate(cal, 5, T0_NS, DURATION_S * S_NS), tick)
+    assert abs(got - want) < 0.03, got

@@ -93,6 +93,12 @@ _FIT_SWITCH_FLAGS: tuple[tuple[str, str, str], ...] = (
         "experimental, as captured only: a sweep that empties the touch leaves its side "
         "thin, rebuilt over a half-life fitted to the deep-sweep share (docs/data.md)",
     ),
+    (
+        "fit_hold",
+        "--fit-hold",
+        "experimental, as captured only: the makers leave a side's near book for a while "
+        "(held as often as the capture's is thin) and the takers come to it (docs/data.md)",
+    ),
 )
 _FIT_SWITCHES = OptionGroup(
     into="switches",

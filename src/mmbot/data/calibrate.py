@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from mmbot.data.calibrate_hold import hold_terms, thin_share
 from mmbot.data.calibrate_latency import latency_corr_s, latency_quantiles, refit_latency_on_market
 from mmbot.data.calibrate_step import (  # noqa: F401  (the fit's search ranges, importable here)
     DAMPING,
@@ -139,6 +140,7 @@ class FitOptions:
     sweep_requote: bool = False
     fit_trade_through: bool = False
     fit_resilience: bool = False
+    fit_hold: bool = False
 
 
 ProgressFn = Callable[[FitProgress], None]
@@ -548,7 +550,10 @@ def calibrate(
     ``fit_trade_through``: the noise flow's Hawkes decay (otherwise HAWKES_DECAY_PER_S) is fitted
     to the trade-through rates 0.5-5 bps from the mid (calibrate_step._step_trade_through).
     ``fit_resilience`` (as captured only): slow resilience after a sweep (synthetic.P_RESIL_*),
-    its half-life fitted to the deep-sweep share (calibrate_step._step_resilience)."""
+    its half-life fitted to the deep-sweep share (calibrate_step._step_resilience).
+    ``fit_hold`` (as captured only): held pulls of the near book and takers drawn to a thin side
+    (synthetic ``pull_hold_s``, ``taker_thin_exponent``), the pull rate set so that a side is held
+    the share of time the capture's near book is thin (calibrate_hold)."""
     from mmbot.data.market_stats import guess_tick
 
     opt = options if options is not None else FitOptions()
@@ -574,6 +579,9 @@ def calibrate(
         # a sweep that empties the touch leaves its side depleted, rebuilt over the half-life
         model["resilience_half_life_s"] = INITIAL_RESIL_HALF_LIFE_S
         model["resilience_depletion"] = RESIL_DEPLETION
+    if opt.fit_hold and tick_bps <= 0:
+        # the makers away from a side's near book for a while, the takers drawn to it meanwhile
+        model.update(hold_terms(thin_share(events, tick_px)))
     tick_bps_cap = tick_px / calib["price0_px"] * 1e4
     log.append(
         f"capture: tick {tick_px} ({tick_bps_cap:.4f} bps), lot {calib['lot_qty']}, {target['trade_rate_per_s']:.1f} trades/s"
@@ -673,6 +681,7 @@ def add_provenance(
             + (["--sweep-requote"] if calib["model"].get(REQUOTE_TERM) else [])
             + (["--fit-trade-through"] if opt.fit_trade_through else [])
             + (["--fit-resilience"] if calib["model"].get("resilience_half_life_s") else [])
+            + (["--fit-hold"] if calib["model"].get("pull_hold_s") else [])
         ),
         "capture": stem,
         "fit_log": log,
