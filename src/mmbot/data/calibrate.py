@@ -581,7 +581,12 @@ def calibrate(
         model["resilience_depletion"] = RESIL_DEPLETION
     if opt.fit_hold and tick_bps <= 0:
         # the makers away from a side's near book for a while, the takers drawn to it meanwhile
-        model.update(hold_terms(thin_share(events, tick_px)))
+        share = thin_share(events, tick_px)
+        model.update(hold_terms(share))
+        log.append(
+            f"held pulls: the capture's near book thin {share:.4g} of the time, pulls"
+            f" {model['pull_rate_per_s']:.4g}/s held {model['pull_hold_s']:g} s"
+        )
     tick_bps_cap = tick_px / calib["price0_px"] * 1e4
     log.append(
         f"capture: tick {tick_px} ({tick_bps_cap:.4f} bps), lot {calib['lot_qty']}, {target['trade_rate_per_s']:.1f} trades/s"
