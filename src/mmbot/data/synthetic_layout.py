@@ -115,7 +115,8 @@ P_THIN_LEVELS = 34  # derived: levels from the touch that count as near (1 bps, 
 P_THIN_TARGET_LOTS = 35  # derived: the depth targets' lots over those levels
 # per s: the makers pull one side's near book on their own, at Poisson times (the side a fair
 # coin), before any order comes: the side enters the depleted state a sweep leaves for slow
-# resilience (D = P_RESIL_DEPLETION, halving every P_RESIL_HALF_LIFE_S, which must be > 0) and
+# resilience (D = P_PULL_DEPLETION, halving every P_RESIL_HALF_LIFE_S, which must then be > 0;
+# or held, P_PULL_HOLD_S below) and
 # every level within P_PULL_LEVELS of its touch is cancelled down to its depleted target (one
 # row per level that changes); the touch keeps at least one lot, so a pull never moves it. On the
 # captures aggressor orders meet a taken side already thin (COIN-M: median 0.345 of its mean
