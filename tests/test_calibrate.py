@@ -395,3 +395,32 @@ def test_resilience_fit_is_opt_in(capture_events: np.ndarray) -> None:
         capture_events, FitOptions(tick_bps=1.0, rounds=0, fit_seconds=20, fit_resilience=True)
     )
     assert "resilience_half_life_s" not in wide["model"]
+
+
+def test_hold_fit_steps_the_aggressor_size_tail(capture_events: np.ndarray) -> None:
+    """--fit-hold steps the aggressor orders' size tail (the quantiles above the median) on the
+    mean aggressor order: stretched while the market's orders are smaller than the capture's (a
+    held touch splits a sweep), shrunk while larger, left alone at the capture's mean or without
+    a figure; the median and below never move. The default fit leaves the tail alone."""
+    from mmbot.data.calibrate_hold import PARENT_TAIL_FROM, step_parent_tail
+
+    table = [float(x) for x in np.linspace(1.0, 1000.0, 1001)]
+    p = np.linspace(0.0, 1.0, len(table))
+    target = {"parent_size_mean_qty": 100.0}
+    for mean, moves in ((80.0, 1), (120.0, -1), (100.0, 0), (float("nan"), 0)):
+        m = {"parent_size_quantiles_qty": list(table)}
+        step_parent_tail(m, {"parent_size_mean_qty": mean}, target)
+        got = np.asarray(m["parent_size_quantiles_qty"])
+        assert np.array_equal(got[p <= PARENT_TAIL_FROM], np.asarray(table)[p <= PARENT_TAIL_FROM])
+        assert np.sign(round(got[-1] - table[-1], 9)) == moves
+        # a stretch, not a shift: the step grows with the quantile, so the table stays sorted
+        assert np.all(np.diff(got) >= 0)
+    fit = FitOptions(rounds=1, fit_seconds=20)
+    plain = calibrate(capture_events, fit)["model"]["parent_size_quantiles_qty"]
+    log: list[str] = []
+    held = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20, fit_hold=True), log=log)
+    tail = np.asarray(held["model"]["parent_size_quantiles_qty"])
+    p = np.linspace(0.0, 1.0, len(tail))
+    assert np.array_equal(tail[p <= PARENT_TAIL_FROM], np.asarray(plain)[p <= PARENT_TAIL_FROM])
+    assert tail[-1] != pytest.approx(plain[-1])
+    assert any("size tail stretched" in line for line in log)

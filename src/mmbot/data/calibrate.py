@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from mmbot.data.calibrate_hold import hold_terms, thin_share
+from mmbot.data.calibrate_hold import hold_terms, step_parent_tail, thin_share
 from mmbot.data.calibrate_latency import latency_corr_s, latency_quantiles, refit_latency_on_market
 from mmbot.data.calibrate_step import (  # noqa: F401  (the fit's search ranges, importable here)
     DAMPING,
@@ -362,6 +362,8 @@ def _fit(
         if rnd == rounds:
             break
         _update(m, s, target, fit_spread=fit_depth_by_level, fit_trade_through=fit_trade_through)
+        if m.get("pull_hold_s", 0.0) > 0.0:
+            step_parent_tail(m, s, target)
         _step_depth_targets(m, s, target, tick_bps=tick_bps, fit_depth_by_level=fit_depth_by_level)
     calib["model"] = _average_models(history)
     log.append(f"parameters: average of rounds {rounds // 2}..{rounds}")
@@ -553,7 +555,9 @@ def calibrate(
     its half-life fitted to the deep-sweep share (calibrate_step._step_resilience).
     ``fit_hold`` (as captured only): held pulls of the near book and takers drawn to a thin side
     (synthetic ``pull_hold_s``, ``taker_thin_exponent``), the pull rate set so that a side is held
-    the share of time the capture's near book is thin (calibrate_hold)."""
+    the share of time the capture's near book is thin (calibrate_hold); the rounds also stretch the
+    aggressor orders' size tail toward the capture's mean aggressor order
+    (calibrate_hold.step_parent_tail)."""
     from mmbot.data.market_stats import guess_tick
 
     opt = options if options is not None else FitOptions()
@@ -595,6 +599,7 @@ def calibrate(
         progress(FitProgress(0, _steps(rounds), log[-1]))
     if tick_bps > 0:
         _to_wide_tick(calib, target, tick_bps, log)
+    parent_top_qty = float(model["parent_size_quantiles_qty"][-1])
     _fit(
         calib,
         target,
@@ -605,6 +610,9 @@ def calibrate(
         progress=progress,
         fit_trade_through=opt.fit_trade_through,
     )
+    if calib["model"].get("pull_hold_s", 0.0) > 0.0:
+        top = calib["model"]["parent_size_quantiles_qty"][-1] / parent_top_qty
+        log.append(f"held pulls: the aggressor orders' size tail stretched x {top:.4g} at the top")
     refit_latency_on_market(calib, target, fit_seconds, log, FIT_SEED + 2000, _T0_NS)
     if progress is not None:
         progress(FitProgress(rounds + 2, _steps(rounds), log[-1]))
