@@ -85,6 +85,7 @@ from mmbot.data.synthetic_layout import (
     N_ISTATE,
     N_PARAMS,
     N_RATES,
+    P_DEEP_SPLIT,
     P_FIELDS,
     P_HAWKES_N,
     P_LOT_QTY,
@@ -195,6 +196,8 @@ def model_arrays(
         raise UserError("calibration: model.resilience_depletion must be in [0, 1]")
     if P[P_PULL_DEPLETION] > 1.0:
         raise UserError("calibration: model.pull_depletion must be in [0, 1]")
+    if P[P_DEEP_SPLIT] not in (0.0, 1.0):
+        raise UserError("calibration: model.deep_print_split must be 0 or 1")
     if P[P_HAWKES_N] >= 1.0:
         raise UserError("calibration: model.hawkes_branching_ratio must be < 1 (stationary)")
     if (

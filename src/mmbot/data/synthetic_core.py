@@ -50,6 +50,7 @@ from mmbot.data.synthetic_layout import (
     N_RATES,
     NEAR_LEVELS,
     P_CANCEL_RATE,
+    P_DEEP_SPLIT,
     P_EXCESS_WHOLE,
     P_HAWKES_BETA,
     P_HAWKES_N,
@@ -98,6 +99,7 @@ from mmbot.data.synthetic_rng import (
     _exp1,
     _normal,
     _table_sample,
+    _table_sample_below,
     _uniform,
 )
 from mmbot.events import put_event
@@ -403,9 +405,13 @@ def _sweep_prints(
             break
         j = ring_slot(p)
         ist[S_SWEEP_LAST] = p
-        # fill the level's maker orders one at a time (one print each)
+        # fill the level's maker orders one at a time (one print each; with P_DEEP_SPLIT a level
+        # past the first that holds less than the order drawn prints an order it can hold)
         while lots > 0 and q[j] > 0 and prints < per_ms:
             take = _maker_lots(rng, maker_tab, lot)
+            if take > q[j] and P[P_DEEP_SPLIT] > 0.0 and p != ist[S_SWEEP_TOUCH0]:
+                # a deep level holds orders no larger than itself: one of them (the last the rest)
+                take = max(int(_table_sample_below(rng, maker_tab, q[j] * lot) / lot + 0.5), 1)
             if take > lots:
                 take = lots
             if take > q[j]:

@@ -135,7 +135,13 @@ P_PULL_HOLD_S = 38
 # a pull without a hold is what it was. Its own field: with a hold it is the depth of the thin
 # state, which need not be the depth a sweep leaves, and slow resilience may be off
 P_PULL_DEPLETION = 39
-N_PARAMS = 40
+# 0/1: a sweep's fill at a level past its first that holds less than the maker order drawn is an
+# order of that level, drawn from the maker size table below what the level holds (the last fill
+# the remainder), not the whole level. A level is one queue, refilled to its target in one join
+# (refill_whole), so with maker orders larger than a deep level (COIN-M: 66 lots 2-5 bps out,
+# maker draws above that ~40 % of the time) a deep sweep printed whole levels. 0 (default): off
+P_DEEP_SPLIT = 40
+N_PARAMS = 41
 # where model_arrays takes each parameter from, in the order it reads them: (slot, "model" for a
 # field of the calibration's model or "calib" for a top-level one, field, default (None: the field
 # is required; a field name: that field's value), unit: "bps" is converted to ticks, "per_bps" to
@@ -175,6 +181,7 @@ P_FIELDS: tuple[tuple[int, str, str, float | str | None, str], ...] = (
     (P_THIN_CAP, "model", "taker_thin_cap_ratio", 10.0, ""),
     (P_PULL_RATE, "model", "pull_rate_per_s", 0.0, ""),
     (P_PULL_HOLD_S, "model", "pull_hold_s", 0.0, ""),
+    (P_DEEP_SPLIT, "model", "deep_print_split", 0.0, ""),
 )
 
 # near depth within this many bps of the touch counts for the takers' thin-book factor and is

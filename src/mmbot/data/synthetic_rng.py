@@ -1,6 +1,7 @@
 """The embedded market's random numbers: xoshiro256** with explicit state (an array the compiled
 core carries, so a market can be advanced in chunks byte-identically), uniform, exponential,
-normal (Box-Muller, spare kept in the float state) and table (inverse-CDF) draws."""
+normal (Box-Muller, spare kept in the float state) and table (inverse-CDF, whole or below a cap)
+draws."""
 
 from __future__ import annotations
 
@@ -78,6 +79,24 @@ def _table_sample(s: np.ndarray, tab: np.ndarray) -> float:
         return tab[m - 1]
     f = x - i
     return tab[i] * (tab[i + 1] / tab[i]) ** f
+
+
+@njit(cache=True)
+def _table_sample_below(s: np.ndarray, tab: np.ndarray, cap: float) -> float:
+    """``_table_sample`` conditioned on a value at most ``cap``: the uniform is drawn below the
+    probability at which the table reaches ``cap`` (one draw; cap itself when it is below the
+    smallest quantile)."""
+    m = tab.shape[0]
+    if cap >= tab[m - 1]:
+        return _table_sample(s, tab)
+    u = _uniform(s)
+    if cap < tab[0]:
+        return cap
+    i = int(np.searchsorted(tab, cap, side="right")) - 1  # tab[i] <= cap < tab[i + 1]
+    f = math.log(cap / tab[i]) / math.log(tab[i + 1] / tab[i])
+    x = u * (i + f)
+    k = int(x)
+    return tab[k] * (tab[k + 1] / tab[k]) ** (x - k)
 
 
 def _seed_state(seed: int) -> np.ndarray:
