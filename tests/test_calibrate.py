@@ -401,7 +401,8 @@ def test_hold_fit_steps_the_aggressor_size_tail(capture_events: np.ndarray) -> N
     """--fit-hold steps the aggressor orders' size tail (the quantiles above the median) on the
     mean aggressor order: stretched while the market's orders are smaller than the capture's (a
     held touch splits a sweep), shrunk while larger, left alone at the capture's mean or without
-    a figure; the median and below never move. The default fit leaves the tail alone."""
+    a figure; the median and below never move; it switches deep_print_split on. The default fit
+    leaves the tail alone and the split off."""
     from mmbot.data.calibrate_hold import PARENT_TAIL_FROM, step_parent_tail
 
     table = [float(x) for x in np.linspace(1.0, 1000.0, 1001)]
@@ -416,7 +417,8 @@ def test_hold_fit_steps_the_aggressor_size_tail(capture_events: np.ndarray) -> N
         # a stretch, not a shift: the step grows with the quantile, so the table stays sorted
         assert np.all(np.diff(got) >= 0)
     fit = FitOptions(rounds=1, fit_seconds=20)
-    plain = calibrate(capture_events, fit)["model"]["parent_size_quantiles_qty"]
+    plain_model = calibrate(capture_events, fit)["model"]
+    plain = plain_model["parent_size_quantiles_qty"]
     log: list[str] = []
     held = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20, fit_hold=True), log=log)
     tail = np.asarray(held["model"]["parent_size_quantiles_qty"])
@@ -424,3 +426,6 @@ def test_hold_fit_steps_the_aggressor_size_tail(capture_events: np.ndarray) -> N
     assert np.array_equal(tail[p <= PARENT_TAIL_FROM], np.asarray(plain)[p <= PARENT_TAIL_FROM])
     assert tail[-1] != pytest.approx(plain[-1])
     assert any("size tail stretched" in line for line in log)
+    # and its sweeps print a deep level as several maker orders; the default fit does not
+    assert held["model"]["deep_print_split"] == 1.0
+    assert "deep_print_split" not in plain_model

@@ -557,7 +557,8 @@ def calibrate(
     (synthetic ``pull_hold_s``, ``taker_thin_exponent``), the pull rate set so that a side is held
     the share of time the capture's near book is thin (calibrate_hold); the rounds also stretch the
     aggressor orders' size tail toward the capture's mean aggressor order
-    (calibrate_hold.step_parent_tail)."""
+    (calibrate_hold.step_parent_tail), and the sweeps print a deep level as several maker orders
+    (synthetic ``deep_print_split``)."""
     from mmbot.data.market_stats import guess_tick
 
     opt = options if options is not None else FitOptions()
@@ -587,6 +588,9 @@ def calibrate(
         # the makers away from a side's near book for a while, the takers drawn to it meanwhile
         share = thin_share(events, tick_px)
         model.update(hold_terms(share))
+        # a held touch splits the sweeps, which then reach the deep levels: they print as
+        # several maker orders, not whole (synthetic deep_print_split)
+        model["deep_print_split"] = 1.0
         log.append(
             f"held pulls: the capture's near book thin {share:.4g} of the time, pulls"
             f" {model['pull_rate_per_s']:.4g}/s held {model['pull_hold_s']:g} s"
