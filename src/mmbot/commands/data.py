@@ -97,7 +97,8 @@ _FIT_SWITCH_FLAGS: tuple[tuple[str, str, str], ...] = (
         "fit_hold",
         "--fit-hold",
         "experimental, as captured only: the makers leave a side's near book for a while "
-        "(held as often as the capture's is thin) and the takers come to it (docs/data.md)",
+        "(held as often as the capture's is thin), the takers come to it and a deep level "
+        "prints as several maker orders (docs/data.md)",
     ),
 )
 _FIT_SWITCHES = OptionGroup(

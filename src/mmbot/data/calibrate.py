@@ -572,29 +572,8 @@ def calibrate(
     target = _capture_target(events, tick_px)
     calib = _initial_calibration(events, target, tick_px)
     model = calib["model"]
-    if opt.whole_level_pulls and tick_bps <= 0:
-        # a stale pull takes the whole stale touch level (see synthetic.P_STALE_WHOLE), its
-        # hazard per level, fitted to the mid's return autocorrelation
-        model["stale_pull_whole"] = 1.0
-        model["stale_cancel_rate_per_s"] = INITIAL_STALE_LEVEL_RATE
-    if opt.sweep_requote and tick_bps <= 0:
-        # after a noise sweep moved v, the swept side's makers pull the levels v passed at once
-        model[REQUOTE_TERM] = 1.0
-    if opt.fit_resilience and tick_bps <= 0:
-        # a sweep that empties the touch leaves its side depleted, rebuilt over the half-life
-        model["resilience_half_life_s"] = INITIAL_RESIL_HALF_LIFE_S
-        model["resilience_depletion"] = RESIL_DEPLETION
-    if opt.fit_hold and tick_bps <= 0:
-        # the makers away from a side's near book for a while, the takers drawn to it meanwhile
-        share = thin_share(events, tick_px)
-        model.update(hold_terms(share))
-        # a held touch splits the sweeps, which then reach the deep levels: they print as
-        # several maker orders, not whole (synthetic deep_print_split)
-        model["deep_print_split"] = 1.0
-        log.append(
-            f"held pulls: the capture's near book thin {share:.4g} of the time, pulls"
-            f" {model['pull_rate_per_s']:.4g}/s held {model['pull_hold_s']:g} s"
-        )
+    if tick_bps <= 0:
+        _switch_terms(model, opt, events, tick_px, log)
     tick_bps_cap = tick_px / calib["price0_px"] * 1e4
     log.append(
         f"capture: tick {tick_px} ({tick_bps_cap:.4f} bps), lot {calib['lot_qty']}, {target['trade_rate_per_s']:.1f} trades/s"
@@ -626,6 +605,35 @@ def calibrate(
     calib["target_stats"] = _json_safe(target)
     calib["fit_stats"] = _json_safe(calib["fit_stats"])
     return calib
+
+
+def _switch_terms(
+    model: dict, opt: FitOptions, events: np.ndarray, tick_px: float, log: list[str]
+) -> None:
+    """The opt-in terms of the as-captured fit (``FitOptions``' switches) set in ``model``."""
+    if opt.whole_level_pulls:
+        # a stale pull takes the whole stale touch level (see synthetic.P_STALE_WHOLE), its
+        # hazard per level, fitted to the mid's return autocorrelation
+        model["stale_pull_whole"] = 1.0
+        model["stale_cancel_rate_per_s"] = INITIAL_STALE_LEVEL_RATE
+    if opt.sweep_requote:
+        # after a noise sweep moved v, the swept side's makers pull the levels v passed at once
+        model[REQUOTE_TERM] = 1.0
+    if opt.fit_resilience:
+        # a sweep that empties the touch leaves its side depleted, rebuilt over the half-life
+        model["resilience_half_life_s"] = INITIAL_RESIL_HALF_LIFE_S
+        model["resilience_depletion"] = RESIL_DEPLETION
+    if opt.fit_hold:
+        # the makers away from a side's near book for a while, the takers drawn to it meanwhile
+        share = thin_share(events, tick_px)
+        model.update(hold_terms(share))
+        # a held touch splits the sweeps, which then reach the deep levels: they print as
+        # several maker orders, not whole (synthetic deep_print_split)
+        model["deep_print_split"] = 1.0
+        log.append(
+            f"held pulls: the capture's near book thin {share:.4g} of the time, pulls"
+            f" {model['pull_rate_per_s']:.4g}/s held {model['pull_hold_s']:g} s"
+        )
 
 
 def _json_safe(stats: dict) -> dict:
