@@ -112,3 +112,24 @@ def test_closing_the_market_stops_generating_ahead() -> None:
     time.sleep(0.1)
     assert 1 < n < 100 and len(made) == n
     assert not ahead._thread.is_alive()
+
+
+def test_generating_ahead_stops_at_the_pieces_it_may_hold() -> None:
+    """The background thread holds at most AHEAD_MAX_PIECES untaken pieces (a long iteration's next
+    market is not held whole while the tuner runs), hands them all out in order when taken, and a
+    close while it waits on a full queue returns."""
+    made: list[int] = []
+    mkt = soak_market.resolve_market(f"synthetic:{WIDE_TICK_MARKET}")
+    st = mkt.synthetic_at(1, SYNTH_START_NS)
+    st._gen = _slow_gen(made)
+    list(st.take(SYNTH_START_NS + GEN_PIECE_NS, 100 * GEN_PIECE_NS))
+    time.sleep(0.05 * soak_market.AHEAD_MAX_PIECES)
+    waiting = len(made)
+    # the piece taken on demand, the queue's pieces, and the one made and waiting to be queued
+    assert waiting <= 2 + soak_market.AHEAD_MAX_PIECES
+    assert waiting > soak_market.AHEAD_MAX_PIECES
+    later = np.concatenate(list(st.take(SYNTH_START_NS + 8 * GEN_PIECE_NS)))
+    assert later["exch_ts"].tolist() == made[1:8]
+    ahead = st._ahead
+    mkt.close()
+    assert ahead is None or not ahead._thread.is_alive()

@@ -28,6 +28,9 @@ NS_PER_HOUR: Final[int] = 3_600_000_000_000
 # and the pieces it is generated in (at most this much market is generated past what is read).
 STREAM_NS: Final[int] = 100_000 * NS_PER_HOUR
 GEN_PIECE_NS: Final[int] = 300_000_000_000
+# pieces generated ahead and not yet taken, at most (an hour of market): the background thread
+# waits beyond it, so a long iteration's next market is not held whole while the tuner runs
+AHEAD_MAX_PIECES: Final[int] = 12
 # Market time generated and simulated per backtest call: bounds the event memory of long iterations.
 CHUNK_NS: Final[int] = NS_PER_HOUR // 2
 # Held while a background thread generates market (`_Ahead`): a process that forks takes it first,
@@ -169,7 +172,7 @@ class _Ahead:
     def __init__(self, gen: Iterator[np.ndarray], pieces: int) -> None:
         self._gen = gen
         self._left = int(pieces)
-        self._out: queue.SimpleQueue[np.ndarray | BaseException | None] = queue.SimpleQueue()
+        self._out: queue.Queue[np.ndarray | BaseException | None] = queue.Queue(AHEAD_MAX_PIECES)
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(int(pieces),), name="mmbot-market-ahead", daemon=True
@@ -189,11 +192,20 @@ class _Ahead:
                     return
                 with FORK_GATE:
                     piece = next(self._gen, None)
-                self._out.put(piece)
-                if piece is None:
+                if not self._put(piece) or piece is None:
                     return
         except BaseException as exc:  # handed to the reader, raised there
-            self._out.put(exc)
+            self._put(exc)
+
+    def _put(self, item: np.ndarray | BaseException | None) -> bool:
+        """Queue ``item``, waiting while AHEAD_MAX_PIECES wait untaken; False once cancelled."""
+        while not self._stop.is_set():
+            try:
+                self._out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     @property
     def left(self) -> int:
