@@ -72,8 +72,14 @@ def _table_sample(s: np.ndarray, tab: np.ndarray) -> float:
     """Inverse-CDF sample from positive quantiles ``tab`` at equally spaced probabilities 0..1,
     interpolated geometrically: sizes are heavy-tailed, and a straight line between two far
     apart tail quantiles would inflate the mean."""
+    return _table_at(tab, _uniform(s) * (tab.shape[0] - 1))
+
+
+@njit(cache=True, inline="always")
+def _table_at(tab: np.ndarray, x: float) -> float:
+    """The quantile table ``tab`` at fractional index ``x`` (0 .. len - 1), interpolated
+    geometrically between its neighbours; the top quantile from len - 1 on."""
     m = tab.shape[0]
-    x = _uniform(s) * (m - 1)
     i = int(x)
     if i >= m - 1:
         return tab[m - 1]
@@ -94,9 +100,7 @@ def _table_sample_below(s: np.ndarray, tab: np.ndarray, cap: float) -> float:
         return cap
     i = int(np.searchsorted(tab, cap, side="right")) - 1  # tab[i] <= cap < tab[i + 1]
     f = math.log(cap / tab[i]) / math.log(tab[i + 1] / tab[i])
-    x = u * (i + f)
-    k = int(x)
-    return tab[k] * (tab[k + 1] / tab[k]) ** (x - k)
+    return _table_at(tab, u * (i + f))
 
 
 def _seed_state(seed: int) -> np.ndarray:
