@@ -12,7 +12,7 @@ import pytest
 
 from conftest import TESTS_DATA
 from mmbot.data import core as data_core
-from mmbot.data import iter_event_chunks, load_events
+from mmbot.data import iter_event_chunks, load_events, timecheck
 from mmbot.data.timecheck import TIME_REPAIR_NAMES, TimeFilter
 from mmbot.errors import UserError
 
@@ -128,3 +128,22 @@ def test_filter_carries_context_across_blocks():
     second[0] += 86_400 * 10**9
     keep = filt.keep(second, second)
     assert keep.tolist() == [False] + [True] * 9
+
+
+def test_rolling_median_equals_numpy_nanmedian_of_the_padded_window():
+    h = timecheck.HALF_WINDOW
+    rng = np.random.default_rng(3)
+    for trial in range(400):
+        n = int(rng.integers(1, 3 * h + 3))
+        base = 1_723_075_200_000_000_000 if trial % 2 else 0
+        spread = 10 ** int(rng.integers(1, 16))
+        x = base + rng.integers(-spread, spread, n)
+        if trial % 3 == 0:  # ties, and even counts whose two middle values differ
+            x = base + rng.integers(0, 3, n) * 257
+        left = base + rng.integers(-spread, spread, int(rng.integers(0, h + 1)))
+        full = np.concatenate((left, x)).astype(np.float64)
+        pad = np.concatenate((np.full(h - len(left), np.nan), full, np.full(h, np.nan)))
+        win = np.lib.stride_tricks.sliding_window_view(pad, 2 * h + 1)
+        want = np.nanmedian(win, axis=1)
+        got = timecheck._rolling_median(x, left)
+        assert got.tobytes() == want.tobytes(), (x, left)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from numba import njit
 
 MIN_VALID_TS_NS = 946_684_800 * 1_000_000_000
 """2000-01-01 UTC: nothing earlier is a real capture time (catches 0, negatives, ms-as-ns)."""
@@ -63,13 +64,35 @@ def ns_column(values: np.ndarray, unit_ns: int) -> np.ndarray:
     return np.where(ok, v * unit_ns, INVALID_TS)
 
 
+@njit(cache=True)
+def _window_medians(full: np.ndarray, n_left: int, half: int) -> np.ndarray:
+    """Median of ``full[k - half : k + half + 1]`` (clipped to the array) for each ``k >= n_left``,
+    as ``np.nanmedian`` over a NaN-padded window computes it: the middle value, or the mean
+    ``(a + b) / 2`` of the two middle values of an even count (same float results)."""
+    n = len(full) - n_left
+    out = np.empty(n, dtype=np.float64)
+    win = np.empty(2 * half + 1, dtype=np.float64)
+    for k in range(n):
+        c = k + n_left
+        m = 0
+        for j in range(max(0, c - half), min(len(full), c + half + 1)):
+            v = full[j]
+            i = m
+            while i > 0 and win[i - 1] > v:  # insertion sort: at most 2 * half + 1 values
+                win[i] = win[i - 1]
+                i -= 1
+            win[i] = v
+            m += 1
+        h = m // 2
+        lo = win[h] if m % 2 == 1 else win[h - 1]
+        out[k] = (lo + win[h]) / 2.0
+    return out
+
+
 def _rolling_median(x: np.ndarray, left: np.ndarray) -> np.ndarray:
     """Median of each value's window (``left`` context + up to HALF_WINDOW either side), in float."""
-    h = HALF_WINDOW
     full = np.concatenate((left.astype(np.float64), x.astype(np.float64)))
-    pad = np.concatenate((np.full(h - len(left), np.nan), full, np.full(h, np.nan)))
-    win = np.lib.stride_tricks.sliding_window_view(pad, 2 * h + 1)
-    return np.nanmedian(win, axis=1)
+    return _window_medians(full, len(left), HALF_WINDOW)
 
 
 class TimeFilter:
