@@ -87,6 +87,7 @@ from mmbot.data.synthetic_layout import (
     N_RATES,
     P_DEEP_SPLIT,
     P_FIELDS,
+    P_FRONT_KEEP,
     P_HAWKES_N,
     P_LOT_QTY,
     P_MAKER_LOTS,
@@ -198,6 +199,8 @@ def model_arrays(
         raise UserError("calibration: model.pull_depletion must be in [0, 1]")
     if P[P_DEEP_SPLIT] not in (0.0, 1.0):
         raise UserError("calibration: model.deep_print_split must be 0 or 1")
+    if P[P_FRONT_KEEP] not in (0.0, 1.0):
+        raise UserError("calibration: model.maker_front_keep must be 0 or 1")
     if P[P_HAWKES_N] >= 1.0:
         raise UserError("calibration: model.hawkes_branching_ratio must be < 1 (stationary)")
     if (

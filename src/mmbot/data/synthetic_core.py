@@ -52,6 +52,7 @@ from mmbot.data.synthetic_layout import (
     P_CANCEL_RATE,
     P_DEEP_SPLIT,
     P_EXCESS_WHOLE,
+    P_FRONT_KEEP,
     P_HAWKES_BETA,
     P_HAWKES_N,
     P_IMPACT,
@@ -81,6 +82,8 @@ from mmbot.data.synthetic_layout import (
     P_TRANSIENT_DECAY,
     S_BEST_ASK,
     S_BEST_BID,
+    S_FRONT_LOTS,
+    S_FRONT_PX,
     S_HAS_PENDING,
     S_HOLD_END_NS,
     S_LAST_LOCAL_NS,
@@ -245,6 +248,9 @@ def _maker_leave(
                 lots = q[j]
             q[j] -= lots
             ist[lots_s] -= lots
+            side = 1 if sgn > 0 else 0
+            if q[j] == 0 and P[P_FRONT_KEEP] > 0.0 and ist[S_FRONT_PX + side] == p:
+                ist[S_FRONT_LOTS + side] = 0  # the level is gone, and the rest at its front
             if emit:
                 t_new, local_ns = at
                 n = put_event(out, n, ev, t_new, local_ns, p * tick, q[j] * lot, 0)
@@ -369,6 +375,31 @@ def _sweep_start(
 
 
 @njit(cache=True, inline="always")
+def _next_order(
+    P: np.ndarray,
+    maker_tab: np.ndarray,
+    ist: np.ndarray,
+    rng: np.ndarray,
+    q_lots: int,
+    p: int,
+    sgn: int,
+) -> int:
+    """Lots of the maker order the sweep's next print at level ``p`` (holding ``q_lots``) takes
+    from: with P_FRONT_KEEP the rest a taker left at the front of that level, else a new order
+    from the maker table (with P_DEEP_SPLIT, at a level past the sweep's first that holds less
+    than the order drawn, an order it can hold: a deep level holds orders no larger than itself,
+    the last one the rest)."""
+    lot = P[P_LOT_QTY]
+    side = 1 if sgn > 0 else 0
+    if P[P_FRONT_KEEP] > 0.0 and ist[S_FRONT_LOTS + side] > 0 and ist[S_FRONT_PX + side] == p:
+        return ist[S_FRONT_LOTS + side]
+    take = _maker_lots(rng, maker_tab, lot)
+    if take > q_lots and P[P_DEEP_SPLIT] > 0.0 and p != ist[S_SWEEP_TOUCH0]:
+        take = max(int(_table_sample_below(rng, maker_tab, q_lots * lot) / lot + 0.5), 1)
+    return take
+
+
+@njit(cache=True, inline="always")
 def _sweep_prints(
     m: tuple, emit: bool, at: tuple[int, int], n: int, out: np.ndarray
 ) -> tuple[int, bool]:
@@ -389,6 +420,8 @@ def _sweep_prints(
     q = aq if buy else bq
     sgn = 1 if buy else -1  # the side it takes from: the asks for a buy
     best_s, deep_s, lots_s, _ = _side_slots(sgn)
+    keep = P[P_FRONT_KEEP] > 0.0
+    side = 1 if buy else 0
     prints = 0
     more = False
     while lots > 0:
@@ -405,18 +438,19 @@ def _sweep_prints(
             break
         j = ring_slot(p)
         ist[S_SWEEP_LAST] = p
-        # fill the level's maker orders one at a time (one print each; with P_DEEP_SPLIT a level
-        # past the first that holds less than the order drawn prints an order it can hold)
+        # fill the level's maker orders one at a time (one print each)
         while lots > 0 and q[j] > 0 and prints < per_ms:
-            take = _maker_lots(rng, maker_tab, lot)
-            if take > q[j] and P[P_DEEP_SPLIT] > 0.0 and p != ist[S_SWEEP_TOUCH0]:
-                # a deep level holds orders no larger than itself: one of them (the last the rest)
-                take = max(int(_table_sample_below(rng, maker_tab, q[j] * lot) / lot + 0.5), 1)
+            order = _next_order(P, maker_tab, ist, rng, q[j], p, sgn)
+            take = order
             if take > lots:
                 take = lots
             if take > q[j]:
                 take = q[j]
             q[j] -= take
+            if keep:
+                # what the taker left of the order stays at the front (none once the level is gone)
+                ist[S_FRONT_PX + side] = p
+                ist[S_FRONT_LOTS + side] = order - take if q[j] > 0 else 0
             lots -= take
             prints += 1
             if emit:

@@ -141,7 +141,12 @@ P_PULL_DEPLETION = 39
 # (refill_whole), so with maker orders larger than a deep level (COIN-M: 66 lots 2-5 bps out,
 # maker draws above that ~40 % of the time) a deep sweep printed whole levels. 0 (default): off
 P_DEEP_SPLIT = 40
-N_PARAMS = 41
+# 0/1: the rest of a maker order a taker took only part of stays at the front of its level
+# (S_FRONT_PX, S_FRONT_LOTS), and the next taker there takes that rest before a new order is drawn.
+# Without it every print draws a fresh maker order, so a taker arriving after a partial fill
+# meets an order of the table's size, not the larger order's rest. 0 (default): off
+P_FRONT_KEEP = 41
+N_PARAMS = 42
 # where model_arrays takes each parameter from, in the order it reads them: (slot, "model" for a
 # field of the calibration's model or "calib" for a top-level one, field, default (None: the field
 # is required; a field name: that field's value), unit: "bps" is converted to ticks, "per_bps" to
@@ -182,6 +187,7 @@ P_FIELDS: tuple[tuple[int, str, str, float | str | None, str], ...] = (
     (P_PULL_RATE, "model", "pull_rate_per_s", 0.0, ""),
     (P_PULL_HOLD_S, "model", "pull_hold_s", 0.0, ""),
     (P_DEEP_SPLIT, "model", "deep_print_split", 0.0, ""),
+    (P_FRONT_KEEP, "model", "maker_front_keep", 0.0, ""),
 )
 
 # near depth within this many bps of the touch counts for the takers' thin-book factor and is
@@ -217,7 +223,11 @@ S_RESIL_TOUCH = 22  # bid and ask touch as of the last draw (P_RESIL_RETREAT)
 # side (they grow between events as D decays; without it a quiet book waited for the next event)
 S_RESIL_NULL = 24
 S_HOLD_END_NS = 25  # exchange time a pull's hold ends (P_PULL_HOLD_S): bid side, then ask side
-N_ISTATE = 27
+# P_FRONT_KEEP: the price (ticks) of the maker order at the front of a side's level that a taker
+# took part of, and the lots of it left (0: none): bid side, then ask side (+1)
+S_FRONT_PX = 27
+S_FRONT_LOTS = 29
+N_ISTATE = 31
 # --- float state: v, Hawkes excess, and the rates drawn with for the pending event -------------
 F_V = 0
 F_HAWKES = 1
