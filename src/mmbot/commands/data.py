@@ -100,6 +100,13 @@ _FIT_SWITCH_FLAGS: tuple[tuple[str, str, str], ...] = (
         "(held as often as the capture's is thin), the takers come to it and a deep level "
         "prints as several maker orders (docs/data.md)",
     ),
+    (
+        "maker_orders",
+        "--maker-orders",
+        "experimental, as captured only: the makers' order sizes fitted as orders (the "
+        "capture's prints, each sweep's last censored), the rest of a partly taken order kept "
+        "at the front of its level, a deep level printed whole (docs/data.md)",
+    ),
 )
 _FIT_SWITCHES = OptionGroup(
     into="switches",

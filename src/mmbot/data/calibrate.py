@@ -37,6 +37,7 @@ import orjson
 
 from mmbot.data.calibrate_hold import hold_terms, step_parent_tail, thin_share
 from mmbot.data.calibrate_latency import latency_corr_s, latency_quantiles, refit_latency_on_market
+from mmbot.data.calibrate_orders import maker_order_quantiles
 from mmbot.data.calibrate_step import (  # noqa: F401  (the fit's search ranges, importable here)
     DAMPING,
     HAWKES_DECAY_PER_S,
@@ -141,6 +142,7 @@ class FitOptions:
     fit_trade_through: bool = False
     fit_resilience: bool = False
     fit_hold: bool = False
+    maker_orders: bool = False
 
 
 ProgressFn = Callable[[FitProgress], None]
@@ -172,6 +174,18 @@ def _parents(events: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, fl
     their prints the same way, so market_stats sees the same parents on both sides. The engine
     throughput is the median print count of the full ms of sweeps (a ms followed by the same
     sweep's next ms, holding at least half the most prints any such ms holds)."""
+    tr, gid, cont = _print_groups(events)
+    par = np.bincount(gid, weights=tr["qty"])
+    n_prints = np.bincount(gid)
+    sweeps = np.bincount(np.cumsum(~cont) - 1, weights=par)
+    full = n_prints[:-1][cont[1:]]
+    per_ms = float(np.median(full[full >= 0.5 * full.max()])) if len(full) else 0.0
+    return tr["qty"].astype(np.float64), par, sweeps, per_ms
+
+
+def _print_groups(events: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The capture's prints, each one's parent (0, 1, ... in order) and, per parent, whether it
+    continues the previous parent's sweep (``_parents``)."""
     from mmbot.events import (
         DEPTH_BBO_EVENT,
         DEPTH_CLEAR_EVENT,
@@ -200,20 +214,22 @@ def _parents(events: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, fl
     new = np.ones(len(tr), dtype=bool)
     new[1:] = key[1:] != key[:-1]
     gid = np.cumsum(new) - 1
-    par = np.bincount(gid, weights=tr["qty"])
-    n_prints = np.bincount(gid)
     first = np.flatnonzero(new)
     last = np.r_[first[1:] - 1, len(tr) - 1]
-    cont = np.zeros(len(par), dtype=bool)
+    cont = np.zeros(len(first), dtype=bool)
     cont[1:] = (
         (side[first[1:]] == side[first[:-1]])
         & (ms[first[1:]] - ms[first[:-1]] == 1)
         & (book_rows[first[1:]] == book_rows[last[:-1]])
     )
-    sweeps = np.bincount(np.cumsum(~cont) - 1, weights=par)
-    full = n_prints[:-1][cont[1:]]
-    per_ms = float(np.median(full[full >= 0.5 * full.max()])) if len(full) else 0.0
-    return tr["qty"].astype(np.float64), par, sweeps, per_ms
+    return tr, gid, cont
+
+
+def _sweep_last_prints(events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The capture's print sizes and, per print, whether it is its sweep's last."""
+    tr, gid, cont = _print_groups(events)
+    sweep = (np.cumsum(~cont) - 1)[gid]
+    return tr["qty"].astype(np.float64), np.r_[sweep[1:] != sweep[:-1], True]
 
 
 def _jumps(events: np.ndarray, tick_px: float) -> tuple[float, float, float]:
@@ -558,7 +574,11 @@ def calibrate(
     the share of time the capture's near book is thin (calibrate_hold); the rounds also stretch the
     aggressor orders' size tail toward the capture's mean aggressor order
     (calibrate_hold.step_parent_tail), and the sweeps print a deep level as several maker orders
-    (synthetic ``deep_print_split``)."""
+    (synthetic ``deep_print_split``).
+    ``maker_orders`` (as captured only): the maker size table is the capture's maker orders
+    (calibrate_orders: its prints, each sweep's last censored), a taker that takes part of an
+    order leaves the rest at the front of its level (synthetic ``maker_front_keep``), and a deep
+    level prints whole (no ``deep_print_split``, also under ``fit_hold``)."""
     from mmbot.data.market_stats import guess_tick
 
     opt = options if options is not None else FitOptions()
@@ -634,6 +654,20 @@ def _switch_terms(
             f"held pulls: the capture's near book thin {share:.4g} of the time, pulls"
             f" {model['pull_rate_per_s']:.4g}/s held {model['pull_hold_s']:g} s"
         )
+    if opt.maker_orders:
+        # the maker table is the capture's orders (not its prints), a taken part leaves the rest
+        # of the order at the front, and a deep level prints whole (its split into draws from an
+        # order table of mostly 1-3 lot orders printed ~6 times an aggressor order, capture 3.2)
+        qty, last = _sweep_last_prints(events)
+        model["maker_size_quantiles_qty"] = maker_order_quantiles(qty, last, _MAKER_PROBS)
+        model["maker_size_scale"] = 1.0
+        model["maker_front_keep"] = 1.0
+        model.pop("deep_print_split", None)
+        tab = model["maker_size_quantiles_qty"]
+        log.append(
+            f"maker orders: median {tab[len(tab) // 2]:g}, top {tab[-1]:g} (prints' median"
+            f" {float(np.median(qty)):g})"
+        )
 
 
 def _json_safe(stats: dict) -> dict:
@@ -707,6 +741,7 @@ def add_provenance(
             + (["--fit-trade-through"] if opt.fit_trade_through else [])
             + (["--fit-resilience"] if calib["model"].get("resilience_half_life_s") else [])
             + (["--fit-hold"] if calib["model"].get("pull_hold_s") else [])
+            + (["--maker-orders"] if calib["model"].get("maker_front_keep") else [])
         ),
         "capture": stem,
         "fit_log": log,
