@@ -27,6 +27,7 @@ import numpy as np
 from mmbot.data import binance_scan as bs
 from mmbot.data import core
 from mmbot.data import replay as rp
+from mmbot.data.readahead import map_ahead
 from mmbot.errors import UserError
 
 _MS = 1_000_000
@@ -46,8 +47,12 @@ class _BinanceParser:
         self.market: str = ""  # "usdm" | "spot" once known
         self.lines_in_block = 0
 
-    def parse_block(self, first_line: int, block: bytes) -> core.StageBlock:
-        buf = np.frombuffer(block, dtype=np.uint8)
+    def parse_block(
+        self, first_line: int, block: bytes, scanned: tuple | None = None
+    ) -> core.StageBlock:
+        """The StageBlock of ``block``; ``scanned`` is its ``scan_block`` result if already made."""
+        if scanned is None:
+            scanned = scan(block)
         (
             m_type,
             m_local,
@@ -66,7 +71,7 @@ class _BinanceParser:
             sym_s,
             sym_e,
             market,
-        ) = bs.scan_block(buf, bs._POW10)
+        ) = scanned
         self.lines_in_block = int(err_idx)
         if err != bs.ERR_NONE:
             line = _line_of(block, int(err_idx))
@@ -123,6 +128,16 @@ class _BinanceParser:
         )
 
 
+def scan(block: bytes) -> tuple:
+    """``binance_scan.scan_block`` of a block of whole lines (pure: no parser state)."""
+    return bs.scan_block(np.frombuffer(block, dtype=np.uint8), bs._POW10)
+
+
+def _scanned(numbered_block: tuple[int, bytes]) -> tuple[int, bytes, tuple]:
+    first_line, block = numbered_block
+    return first_line, block, scan(block)
+
+
 def iter_binance(
     path: Path,
     stats: core.ReadStats,
@@ -138,8 +153,10 @@ def iter_binance(
 
     def blocks() -> Iterator[core.StageBlock]:
         nonlocal n_lines, spot
-        for first_line, block in core.iter_byte_blocks(path, opts.block_bytes):
-            blk = parser.parse_block(first_line, block)
+        # the next blocks are scanned on worker threads (GIL released) while this one is fed
+        raw = core.iter_byte_blocks(path, opts.block_bytes)
+        for first_line, block, scanned in map_ahead(_scanned, raw):
+            blk = parser.parse_block(first_line, block, scanned)
             n_lines = first_line + parser.lines_in_block - 1
             if spot is None and parser.market:
                 # futures diffs carry "pu"; spot ones do not
