@@ -28,6 +28,7 @@ from typing import IO
 
 import numpy as np
 
+from mmbot.data import records
 from mmbot.data import replay as rp
 from mmbot.data.timecheck import TIME_REPAIR_NAMES, TimeFilter
 
@@ -196,7 +197,7 @@ def select_messages(blk: StageBlock, keep: np.ndarray) -> StageBlock:
     if keep.all():
         return blk
     new_id = np.cumsum(keep) - 1
-    rows = blk.rows[keep[blk.rows["msg"]]]
+    rows = records.compress(blk.rows, keep[blk.rows["msg"]])
     rows["msg"] = new_id[rows["msg"]]
     return StageBlock(
         m_type=blk.m_type[keep],
@@ -457,7 +458,7 @@ class Pipeline:
             self.parser_counters["out_of_order_line_reordered"] += int((m_exch < run_max).sum())
             self.max_exch_seen = max(self.max_exch_seen, int(m_exch.max()))
         keep = ok_msg[rows["msg"]] & (rows["ev"] != 0)
-        return rows if keep.all() else rows[keep]
+        return rows if keep.all() else records.compress(rows, keep)
 
     def _first_block_setup(self, blocks: list[np.ndarray]) -> None:
         offset = 0
@@ -524,15 +525,15 @@ class Pipeline:
             self.parser_counters["out_of_order_line_dropped"] += int(
                 len(np.unique(rows["msg"][late]))
             )
-            rows = rows[~late]
+            rows = records.compress(rows, ~late)
         if len(rows):
             self.max_exch_processed = max(self.max_exch_processed, int(rows["exch_ts"].max()))
-        buf = np.concatenate((self.carry, rows)) if len(self.carry) else rows
+        buf = records.concat((self.carry, rows)) if len(self.carry) else rows
         # stable sort on (exch_ts, snapshot first); ties keep file order (carry rows precede new
         # rows and both are in message order). exch_ts * 2 fits int64 for any epoch-ns time.
         if not rp.is_ordered(buf):
             key = buf["exch_ts"] * 2 + (buf["mtype"] != rp.MT_SNAPSHOT)
-            buf = buf[np.argsort(key, kind="stable")]
+            buf = records.take(buf, np.argsort(key, kind="stable"))
         if last:
             emit, self.carry = buf, np.empty(0, dtype=rp.STAGE_DTYPE)
         else:
@@ -602,7 +603,7 @@ def rechunk(chunks: Iterator[np.ndarray], chunk_events: int) -> Iterator[np.ndar
     if chunk_events > 16_000_000:  # "everything" (load_events): gather and concatenate once
         pending = [c for c in chunks if len(c)]
         if pending:
-            yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+            yield records.concat(pending) if len(pending) > 1 else pending[0]
         return
     buf: np.ndarray | None = None
     n = 0
@@ -615,7 +616,7 @@ def rechunk(chunks: Iterator[np.ndarray], chunk_events: int) -> Iterator[np.ndar
             if buf is None:
                 buf = np.empty(chunk_events, dtype=EVENT_DTYPE)
             take = min(len(c), chunk_events - n)
-            buf[n : n + take] = c[:take]
+            records.put(buf, n, c[:take])
             n += take
             c = c[take:]
             if n == chunk_events:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from mmbot.data import records
 from mmbot.data.core import (
     BLOCK_BYTES,
     DEFAULT_BASE_LATENCY_NS,
@@ -157,7 +158,7 @@ def _read_all(path: Path, **kw) -> tuple[np.ndarray, ReadStats]:
     chunks = list(iter_event_chunks(path, 1 << 62, stats=st, **kw))
     if not chunks:
         raise UserError(f"{path}: no market events in the file")
-    events = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+    events = chunks[0] if len(chunks) == 1 else records.concat(chunks)
     return events, st
 
 
