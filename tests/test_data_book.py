@@ -137,3 +137,24 @@ def test_ring_matches_a_dict_as_it_slides():
     assert (
         book.ring_deeper(5, 6, -1) and book.ring_deeper(6, 5, 1) and not book.ring_deeper(5, 5, 1)
     )
+
+
+def test_has_better_is_true_exactly_when_the_bbo_rule_deletes_a_level():
+    rng = np.random.default_rng(11)
+    for trial in range(200):
+        st = rp.book_state(rp.new_state(0, 0))
+        bk, bv, ak, av = rp.new_books(256)
+        for _ in range(int(rng.integers(0, 40))):
+            is_bid = bool(rng.integers(0, 2))
+            key = int(rng.integers(90, 130)) * 10
+            keys, vals = (bk, bv) if is_bid else (ak, av)
+            book.table_set(keys, vals, key, float(rng.integers(0, 3)), is_bid, st)
+        for is_bid in (True, False):
+            key = int(rng.integers(85, 135)) * 10
+            keys, vals = (bk, bv) if is_bid else (ak, av)
+            expect = book.has_better(st, key, is_bid)
+            none = book.NO_BID if is_bid else book.NO_ASK
+            s2, k2, v2 = st.copy(), keys.copy(), vals.copy()
+            dropped = book.table_drop_better_step(k2, v2, key, is_bid, s2) != none
+            side = [k for k in _contents(keys, vals) if (k > key if is_bid else k < key)]
+            assert expect == dropped == bool(side), (trial, is_bid, key)

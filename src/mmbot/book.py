@@ -327,15 +327,22 @@ def table_room(keys, vals, n_levels, n_new):
 
 
 @njit(cache=True, inline="always")
+def has_better(bs, key, is_bid) -> bool:
+    """Is there a level better than ``key`` on its side (something for the BBO rule to delete)?"""
+    best = bs[B_BEST_BID] if is_bid else bs[B_BEST_ASK]
+    if best == NO_BID or best == NO_ASK:  # noqa: SIM109
+        return False
+    return (is_bid and best > key) or ((not is_bid) and best < key)
+
+
+@njit(cache=True, inline="always")
 def table_drop_better_step(keys, vals, key, is_bid, bs):
     """One step of the BBO rule: a BBO row at ``key`` says nothing is better on its side, so the
     best level there, if better than ``key``, is stale: delete it and return its key; NO_BID /
     NO_ASK when nothing is left to delete. Callers that emit a row a deletion loop over this."""
+    if not has_better(bs, key, is_bid):
+        return NO_BID if is_bid else NO_ASK
     best = bs[B_BEST_BID] if is_bid else bs[B_BEST_ASK]
-    if best == NO_BID or best == NO_ASK:  # noqa: SIM109
-        return NO_BID if is_bid else NO_ASK
-    if (is_bid and best <= key) or ((not is_bid) and best >= key):
-        return NO_BID if is_bid else NO_ASK
     table_set(keys, vals, best, 0.0, is_bid, bs)
     return best
 

@@ -133,7 +133,7 @@ def new_books(capacity: int = 4096) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return bk_.new_tables(capacity)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _grow(out, n_out, need):
     if n_out + need <= len(out):
         return out
@@ -147,7 +147,7 @@ def _valid_px(px: float) -> bool:
     return np.isfinite(px) and px > 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _local_time(recv_ts, exch_ts, st, counters):
     """Local time of a message: clock offset added, clamped when before exchange time; an
     inversion (received before an event stamped earlier) is kept as received and counted."""
@@ -230,7 +230,7 @@ def _uncross(bk, bv, ak, av, bs, bid_set, ask_set, out, n_out, ts, scale, counte
             counters[C_CROSSED_LEVEL] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _message_rows(rows, i, j, scale, bk, bv, ak, av, bs, out, n_out, ts, counters):
     """The rows of one message (``rows[i:j]``): bad prices and quantities dropped (counted), book
     rows applied (a BBO row first removes the stale better levels), every kept row emitted.
@@ -254,7 +254,8 @@ def _message_rows(rows, i, j, scale, bk, bv, ak, av, bs, out, n_out, ts, counter
         if mt != MT_TRADE:
             key = np.int64(np.round(px * scale))
             is_bid = (ev & ev_.BUY_EVENT) != 0
-            if mt == MT_BBO:
+            # called only when a level is stale: a call passing arrays pays their reference counts
+            if mt == MT_BBO and bk_.has_better(bs, key, is_bid):
                 room = j - r + 2
                 out, n_out = _bbo_stale(
                     key, is_bid, bk, bv, ak, av, bs, out, n_out, room, ts, scale, counters
