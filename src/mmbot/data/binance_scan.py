@@ -17,6 +17,8 @@ structure, storing the fields of the keys it knows into the line's field arrays 
 message table (``M_*``). Speed: the helpers that run per token (once per member or level) take
 no array they write: numba reference-counts an array passed to a helper with branches, and a
 first split that stored through such helpers scanned 1.8x slower (CPU time, USD-M capture).
+For the same reason ``_member``, its helpers and ``numparse.dec_span`` are inlined into the
+loop (``inline="always"``): a call passing the line buffer pays its reference count.
 """
 
 from __future__ import annotations
@@ -201,7 +203,7 @@ def _literal(buf, k, eol):
     return 0, -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _int_span(buf, s, e):
     """An optionally negative run of digits: (value, ok)."""
     v = np.int64(0)
@@ -224,7 +226,7 @@ _INT_FIELDS = np.array(
 )
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _field_slot(fields, key):
     """The slot ``fields`` (``_DEC_FIELDS`` or ``_INT_FIELDS``) gives ``key``, or -1."""
     for i in range(fields.shape[0]):
@@ -233,7 +235,7 @@ def _field_slot(fields, key):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _member(buf, s0, s1, is_str, key, sym_free, pow10):
     """An object member's value [s0, s1) under ``key`` (a string, else a number): where it goes,
     as (I_* slot, its int, F_* slot, its decimal, I_SEEN_* flag to set); I_NONE / F_NONE where

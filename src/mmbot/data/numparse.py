@@ -19,7 +19,7 @@ from numba import njit
 POW10 = np.array([10.0**k for k in range(23)], dtype=np.float64)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")  # inlined into the scanners' loops: no call per number
 def dec_span(buf, s, e, pow10):
     """Decimal string bytes [s, e) -> float (NaN if not a plain decimal): the one decimal parser
     of the readers (``binance_scan`` calls it on JSON string spans)."""
