@@ -96,8 +96,14 @@ def test_the_keep_off_is_the_bytes_without_it_and_a_bad_value_is_refused() -> No
             generate(_toy(bad), 4, T0_NS, S_NS)
 
 
-def test_a_shipped_market_does_not_list_the_field() -> None:
+def test_only_the_coinm_market_keeps_the_front_order() -> None:
+    """The COIN-M file is fitted with --maker-orders (docs/data.md, "Maker orders fitted as
+    orders"); the other shipped markets do not list the field."""
     from mmbot.data.synthetic import available_markets, load_calibration
 
     for name in available_markets():
-        assert "maker_front_keep" not in copy.deepcopy(load_calibration(name))["model"]
+        model = copy.deepcopy(load_calibration(name))["model"]
+        if name == "binance_coinm_btcusd_perp":
+            assert model["maker_front_keep"] == 1.0
+        else:
+            assert "maker_front_keep" not in model
