@@ -429,3 +429,49 @@ def test_hold_fit_steps_the_aggressor_size_tail(capture_events: np.ndarray) -> N
     # and its sweeps print a deep level as several maker orders; the default fit does not
     assert held["model"]["deep_print_split"] == 1.0
     assert "deep_print_split" not in plain_model
+
+
+def test_slow_impact_fit_is_opt_in(capture_events: np.ndarray) -> None:
+    """--slow-impact splits the transient impact in two (as captured only): the fast part at its
+    constant decay, its share trading the 100 ms print markout's miss against the 100 ms return
+    autocorrelation's (each over its fidelity band); the slow part's decay on the markout kept
+    from 1 s to 5 s. The provenance names the flag; the default fit has no slow part."""
+    from mmbot.data.calibrate import add_provenance
+    from mmbot.data.calibrate_step import FAST_IMPACT_DECAY_PER_S, _step_impact
+
+    fitted = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20, slow_impact=True))
+    assert fitted["model"]["impact_slow_ratio"] > 0.0
+    assert fitted["model"]["impact_decay_per_s"] == pytest.approx(FAST_IMPACT_DECAY_PER_S)
+    add_provenance(
+        fitted, USDM_CAPTURE, Path("m.json"), symbol="BTCUSDT", log=[], options=FitOptions(rounds=1)
+    )
+    assert fitted["provenance"]["command"].endswith("--slow-impact")
+    plain = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20))
+    assert "impact_slow_ratio" not in plain["model"]
+    wide = calibrate(
+        capture_events, FitOptions(tick_bps=1.0, rounds=0, fit_seconds=20, slow_impact=True)
+    )
+    assert "impact_slow_ratio" not in wide["model"]
+
+    def stepped(**sim: float) -> dict:
+        target = {"markout_100ms_bps": 2.0, "markout_1s_bps": 1.0, "markout_5s_bps": 0.8}
+        target["autocorr_mid_return_100ms"] = 0.0
+        stats = dict(target, **sim)
+        for key in ("deep_sweep_impact_1s_bps", "deep_sweep_impact_30s_bps"):
+            stats[key] = target[key] = 1.0
+        m = dict(fitted["model"], impact_transient_ratio=1.0, impact_slow_decay_per_s=0.1)
+        _step_impact(m, stats, target, fit_spread=True, whole=False)
+        return m
+
+    even = stepped()
+    assert even["impact_transient_ratio"] == pytest.approx(1.0)
+    assert even["impact_slow_decay_per_s"] == pytest.approx(0.1)
+    # 100 ms markout short by 10 % of the capture's -> more fast part
+    assert stepped(markout_100ms_bps=1.8)["impact_transient_ratio"] > 1.0
+    # 100 ms returns reverting (autocorrelation -0.05) -> less fast part
+    assert stepped(autocorr_mid_return_100ms=-0.05)["impact_transient_ratio"] < 1.0
+    # both misses the same share of their bands (0.25 and 0.1) -> no step
+    both = stepped(markout_100ms_bps=1.9, autocorr_mid_return_100ms=-0.02)
+    assert both["impact_transient_ratio"] == pytest.approx(1.0)
+    # more of the 1 s markout kept at 5 s than the capture -> the slow part decays faster
+    assert stepped(markout_5s_bps=0.95)["impact_slow_decay_per_s"] > 0.1

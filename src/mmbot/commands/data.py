@@ -107,6 +107,12 @@ _FIT_SWITCH_FLAGS: tuple[tuple[str, str, str], ...] = (
         "capture's prints, each sweep's last censored), the rest of a partly taken order kept "
         "at the front of its level, a deep level printed whole (docs/data.md)",
     ),
+    (
+        "slow_impact",
+        "--slow-impact",
+        "as captured only: a sweep's transient impact in a fast part (gone within a second) "
+        "and a slow part the informed do not trade against (docs/data.md)",
+    ),
 )
 _FIT_SWITCHES = OptionGroup(
     into="switches",

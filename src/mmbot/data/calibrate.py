@@ -40,6 +40,7 @@ from mmbot.data.calibrate_latency import latency_corr_s, latency_quantiles, refi
 from mmbot.data.calibrate_orders import maker_order_quantiles
 from mmbot.data.calibrate_step import (  # noqa: F401  (the fit's search ranges, importable here)
     DAMPING,
+    FAST_IMPACT_DECAY_PER_S,
     HAWKES_DECAY_PER_S,
     HYSTERESIS_EDGE_SHARE,
     IMPACT_CAP_BPS,
@@ -47,6 +48,7 @@ from mmbot.data.calibrate_step import (  # noqa: F401  (the fit's search ranges,
     IMPACT_DECAY_PER_S,
     INITIAL_HYSTERESIS_BPS,
     INITIAL_RESIL_HALF_LIFE_S,
+    INITIAL_SLOW_DECAY_PER_S,
     INITIAL_STALE_LEVEL_RATE,
     INITIAL_TRANSIENT,
     MAX_CANCEL_RATE,
@@ -143,6 +145,7 @@ class FitOptions:
     fit_resilience: bool = False
     fit_hold: bool = False
     maker_orders: bool = False
+    slow_impact: bool = False
 
 
 ProgressFn = Callable[[FitProgress], None]
@@ -578,7 +581,11 @@ def calibrate(
     ``maker_orders`` (as captured only): the maker size table is the capture's maker orders
     (calibrate_orders: its prints, each sweep's last censored), a taker that takes part of an
     order leaves the rest at the front of its level (synthetic ``maker_front_keep``), and a deep
-    level prints whole (no ``deep_print_split``, also under ``fit_hold``)."""
+    level prints whole (no ``deep_print_split``, also under ``fit_hold``).
+    ``slow_impact`` (as captured only): the transient impact in two parts (synthetic
+    ``impact_slow_ratio``), a fast one fitted to the 100 ms print markout and a slow one the
+    informed do not trade against, fitted to the deep sweeps' 1 s impact and the markout's
+    reversion from 1 s to 5 s (calibrate_step._step_two_speed)."""
     from mmbot.data.market_stats import guess_tick
 
     opt = options if options is not None else FitOptions()
@@ -643,6 +650,12 @@ def _switch_terms(
         # a sweep that empties the touch leaves its side depleted, rebuilt over the half-life
         model["resilience_half_life_s"] = INITIAL_RESIL_HALF_LIFE_S
         model["resilience_depletion"] = RESIL_DEPLETION
+    if opt.slow_impact:
+        # the transient impact in two parts: a fast one gone within a second, a slow one
+        model["impact_transient_ratio"] = 0.5 * INITIAL_TRANSIENT
+        model["impact_decay_per_s"] = FAST_IMPACT_DECAY_PER_S
+        model["impact_slow_ratio"] = 0.5 * INITIAL_TRANSIENT
+        model["impact_slow_decay_per_s"] = INITIAL_SLOW_DECAY_PER_S
     if opt.fit_hold:
         # the makers away from a side's near book for a while, the takers drawn to it meanwhile
         share = thin_share(events, tick_px)
@@ -742,6 +755,7 @@ def add_provenance(
             + (["--fit-resilience"] if calib["model"].get("resilience_half_life_s") else [])
             + (["--fit-hold"] if calib["model"].get("pull_hold_s") else [])
             + (["--maker-orders"] if calib["model"].get("maker_front_keep") else [])
+            + (["--slow-impact"] if calib["model"].get("impact_slow_ratio") else [])
         ),
         "capture": stem,
         "fit_log": log,

@@ -29,6 +29,7 @@ from mmbot.data.synthetic_layout import (
     F_R0,
     F_RESIL_D,
     F_RESIL_G,
+    F_SLOW,
     F_TRANSIENT,
     F_V,
     F_VREF,
@@ -353,7 +354,7 @@ def _draw_next(
     inf_edge = P[P_INFORMED_EDGE]
     # informed intensity grows with the mispricing they see (per tick beyond the edge); they see
     # the efficient price without the transient displacement of recent sweeps
-    f = v - fs[F_TRANSIENT]
+    f = v - (fs[F_TRANSIENT] - fs[F_SLOW])
     r[4] = P[P_INFORMED_RATE] * (f - ba - inf_edge) if (ba != _NONE and f > ba + inf_edge) else 0.0
     r[5] = P[P_INFORMED_RATE] * (bb - f - inf_edge) if (bb != _NONE and f < bb - inf_edge) else 0.0
     st_edge = P[P_STALE_EDGE] + P[P_REF_HYST]

@@ -39,6 +39,7 @@ from mmbot.data.synthetic_layout import (
     F_R0,
     F_RESIL_D,
     F_RESIL_G,
+    F_SLOW,
     F_STEPS,
     F_SWEEP_LIMIT,
     F_TRANSIENT,
@@ -72,6 +73,8 @@ from mmbot.data.synthetic_layout import (
     P_RESIL_HALF_LIFE_S,
     P_SAME_SIDE,
     P_SIGMA_TICKS,
+    P_SLOW_DECAY,
+    P_SLOW_TRANSIENT,
     P_STALE_EDGE,
     P_STALE_WHOLE,
     P_SWEEP_REQUOTE,
@@ -119,8 +122,14 @@ def _move_v(P: np.ndarray, fs: np.ndarray, rng: np.ndarray, kind: int, dt_s: flo
         v += sz if _uniform(rng) < 0.5 else -sz
     u = fs[F_TRANSIENT]
     if u != 0.0:
-        # the transient displacement of recent sweeps relaxes (propagator: impact decays)
-        du = u * (1.0 - math.exp(-P[P_TRANSIENT_DECAY] * dt_s))
+        # the transient displacement of recent sweeps relaxes (propagator: impact decays), its
+        # slow part at its own rate
+        w = fs[F_SLOW]
+        du = (u - w) * (1.0 - math.exp(-P[P_TRANSIENT_DECAY] * dt_s))
+        if w != 0.0:
+            dw = w * (1.0 - math.exp(-P[P_SLOW_DECAY] * dt_s))
+            fs[F_SLOW] = w - dw
+            du += dw
         v -= du
         fs[F_TRANSIENT] = u - du
     fs[F_V] = v
@@ -361,7 +370,7 @@ def _sweep_start(
         fs[F_LAST_SIDE] = 1.0 if buy else -1.0
     else:
         buy = kind == 4
-        f = fs[F_V] - fs[F_TRANSIENT]
+        f = fs[F_V] - (fs[F_TRANSIENT] - fs[F_SLOW])
         limit_ticks = f - P[P_INFORMED_EDGE] if buy else f + P[P_INFORMED_EDGE]
     lots = int(_table_sample(rng, parent_tab) / P[P_LOT_QTY] + 0.5)
     ist[S_SWEEP_LOTS] = lots if lots > 0 else 1
@@ -517,8 +526,9 @@ def _sweep_end(m: tuple, emit: bool, at: tuple[int, int], n: int, out: np.ndarra
         if cap > 0.0:
             sat = cap * (1.0 - math.exp(-abs(move) / cap))
             move = sat if move > 0 else -sat
-        v = fs[F_V] + (P[P_IMPACT] + P[P_TRANSIENT]) * move
-        fs[F_TRANSIENT] += P[P_TRANSIENT] * move
+        v = fs[F_V] + (P[P_IMPACT] + P[P_TRANSIENT] + P[P_SLOW_TRANSIENT]) * move
+        fs[F_TRANSIENT] += (P[P_TRANSIENT] + P[P_SLOW_TRANSIENT]) * move
+        fs[F_SLOW] += P[P_SLOW_TRANSIENT] * move
         fs[F_V] = v
         if P[P_SWEEP_REQUOTE] > 0.0:
             n = _requote(m, buy, emit, at, n, out)

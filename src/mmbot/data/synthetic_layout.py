@@ -146,7 +146,13 @@ P_DEEP_SPLIT = 40
 # Without it every print draws a fresh maker order, so a taker arriving after a partial fill
 # meets an order of the table's size, not the larger order's rest. 0 (default): off
 P_FRONT_KEEP = 41
-N_PARAMS = 42
+# a second transient share of a noise sweep's touch move, with its own (slower) decay per s: the
+# captures' print markouts revert from 100 ms to 1 s and again from 1 s to 30 s, while their 1 s
+# mid returns hardly revert; one transient decaying at one rate makes both reversions at that rate.
+# 0 (default): off
+P_SLOW_TRANSIENT = 42
+P_SLOW_DECAY = 43
+N_PARAMS = 44
 # where model_arrays takes each parameter from, in the order it reads them: (slot, "model" for a
 # field of the calibration's model or "calib" for a top-level one, field, default (None: the field
 # is required; a field name: that field's value), unit: "bps" is converted to ticks, "per_bps" to
@@ -188,6 +194,8 @@ P_FIELDS: tuple[tuple[int, str, str, float | str | None, str], ...] = (
     (P_PULL_HOLD_S, "model", "pull_hold_s", 0.0, ""),
     (P_DEEP_SPLIT, "model", "deep_print_split", 0.0, ""),
     (P_FRONT_KEEP, "model", "maker_front_keep", 0.0, ""),
+    (P_SLOW_TRANSIENT, "model", "impact_slow_ratio", 0.0, ""),
+    (P_SLOW_DECAY, "model", "impact_slow_decay_per_s", 0.1, ""),
 )
 
 # near depth within this many bps of the touch counts for the takers' thin-book factor and is
@@ -252,7 +260,8 @@ F_TRANSIENT = F_SWEEP_LIMIT + 1
 F_VREF = F_TRANSIENT + 1  # where the makers' level ladder is centred (v, with P_REF_HYST)
 F_RESIL_D = F_VREF + 1  # depletion D set by the last depleting sweep: bid side, then ask side
 F_RESIL_G = F_RESIL_D + 2  # 1 - D now (as of the last draw): bid side, then ask side
-N_FSTATE = F_RESIL_G + 2
+F_SLOW = F_RESIL_G + 2  # the slow part of F_TRANSIENT (P_SLOW_TRANSIENT), ticks
+N_FSTATE = F_SLOW + 1
 
 _NONE = RING_NONE  # empty book side (the ring's no-level mark)
 
