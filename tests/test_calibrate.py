@@ -435,9 +435,16 @@ def test_slow_impact_fit_is_opt_in(capture_events: np.ndarray) -> None:
     """--slow-impact splits the transient impact in two (as captured only): the fast part at its
     constant decay, its share trading the 100 ms print markout's miss against the 100 ms return
     autocorrelation's (each over its fidelity band); the slow part's decay on the markout kept
-    from 1 s to 5 s. The provenance names the flag; the default fit has no slow part."""
+    from 1 s to 5 s; the informed intensity and the stale-pull speed each on its own statistic;
+    the Hawkes branching on the prints' Fano. The provenance names the flag; the default fit has
+    no slow part."""
     from mmbot.data.calibrate import add_provenance
-    from mmbot.data.calibrate_step import FAST_IMPACT_DECAY_PER_S, _step_impact
+    from mmbot.data.calibrate_step import (
+        FAST_IMPACT_DECAY_PER_S,
+        _step_flow,
+        _step_impact,
+        _step_race,
+    )
 
     fitted = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20, slow_impact=True))
     assert fitted["model"]["impact_slow_ratio"] > 0.0
@@ -475,3 +482,24 @@ def test_slow_impact_fit_is_opt_in(capture_events: np.ndarray) -> None:
     assert both["impact_transient_ratio"] == pytest.approx(1.0)
     # more of the 1 s markout kept at 5 s than the capture -> the slow part decays faster
     assert stepped(markout_5s_bps=0.95)["impact_slow_decay_per_s"] > 0.1
+    # the race: the informed intensity on the aggressor-order markout alone, the stale-pull speed
+    # on the touch updates (the default fit moves both on the markout, in opposite directions)
+    race = {"parent_markout_1s_bps": 0.2, "touch_update_rate_per_s": 150.0}
+    race_tgt = {"parent_markout_1s_bps": 0.2, "touch_update_rate_per_s": 200.0}
+    for slow, pulls_faster in ((0.5, True), (0.0, False)):
+        m = dict(fitted["model"], impact_slow_ratio=slow, stale_cancel_rate_per_s=5.0)
+        m["informed_rate_per_s_per_bps"] = 10.0
+        _step_race(m, race, race_tgt, whole=False)
+        assert (m["stale_cancel_rate_per_s"] > 5.0) is pulls_faster
+        assert m["informed_rate_per_s_per_bps"] == pytest.approx(10.0)
+    # the Hawkes step: prints clustered less than the capture's (Fano 0.7x), parents more (1.5x):
+    # with the slow part the prints' Fano alone, so the branching ratio grows
+    flow = {"parent_count_fano_1s": 37.5, "trade_count_fano_1s": 280.0}
+    flow_tgt = {"parent_count_fano_1s": 25.0, "trade_count_fano_1s": 400.0}
+    for key in ("vol_bps_per_sqrt_s", "parent_rate_per_s", "prints_per_parent"):
+        flow[key] = flow_tgt[key] = 1.0
+    for slow, grows in ((0.5, True), (0.0, False)):
+        m = dict(fitted["model"], hawkes_branching_ratio=0.8, impact_slow_ratio=slow)
+        m["sweep_requote"] = 1.0
+        _step_flow(m, flow, flow_tgt)
+        assert (m["hawkes_branching_ratio"] > 0.8 + 1e-9) is grows
