@@ -64,3 +64,19 @@ def still_market(**model: object) -> dict:
         **model,
     )
     return cal
+
+
+def deep_touch_market(maker_qty: list[float], taker_qty: list[float]) -> dict:
+    """A still market whose touch is deep (1000 qty a level over 3 levels, refilled whole and
+    fast), so no taker empties it: every print is one taker against one maker order, maker
+    orders drawn from ``maker_qty`` (quantiles, scale 1), takers from ``taker_qty``."""
+    return still_market(
+        refill_rate_per_s=20000.0,
+        refill_whole=1.0,
+        noise_base_rate_per_s=2.0,
+        jump_size_bps=0.0,
+        depth_target_qty=[1000.0] * 3,
+        maker_size_quantiles_qty=maker_qty,
+        maker_size_scale=1.0,
+        parent_size_quantiles_qty=taker_qty,
+    )

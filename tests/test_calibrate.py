@@ -268,6 +268,27 @@ def test_spot_and_coinm_markets_are_fitted_at_their_captured_tick(name: str, cap
     assert len(generate(calib, 1, T0_NS, 5 * 1_000_000_000)) > 100
 
 
+def _opt_in_fit(capture_events: np.ndarray, switch: str, flag: str, field: str) -> dict:
+    """The fit with the as-captured-only ``switch`` on (returned): its model has ``field``, its
+    provenance command ends with ``flag``; the default fit and the wide-tick one with the switch
+    leave ``field`` out."""
+    from mmbot.data.calibrate import add_provenance
+
+    fitted = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20, **{switch: True}))
+    assert fitted["model"][field] > 0.0
+    add_provenance(
+        fitted, USDM_CAPTURE, Path("m.json"), symbol="BTCUSDT", log=[], options=FitOptions(rounds=1)
+    )
+    assert fitted["provenance"]["command"].endswith(flag)
+    plain = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20))
+    assert field not in plain["model"]
+    wide = calibrate(
+        capture_events, FitOptions(tick_bps=1.0, rounds=0, fit_seconds=20, **{switch: True})
+    )
+    assert field not in wide["model"]
+    return fitted
+
+
 def test_whole_level_pulls_fit_is_opt_in(capture_events: np.ndarray) -> None:
     """--whole-level-pulls switches the generator term on, starts the per-level pull hazard at
     its own scale; the default fit leaves the term out (the shipped markets' model). Both fit
@@ -284,22 +305,30 @@ def test_whole_level_pulls_fit_is_opt_in(capture_events: np.ndarray) -> None:
     assert len(ev) > 100
 
 
+def _branching_after_fano_step(model: dict, parents_x: float, prints_x: float) -> float:
+    """The Hawkes branching ratio after one flow step from 0.8, on a market whose parents' and
+    prints' 1 s Fano factors are ``parents_x`` and ``prints_x`` times the capture's."""
+    from mmbot.data.calibrate_step import _step_flow
+
+    target = {"parent_count_fano_1s": 25.0, "trade_count_fano_1s": 400.0}
+    sim = {"parent_count_fano_1s": 25.0 * parents_x, "trade_count_fano_1s": 400.0 * prints_x}
+    for key in ("vol_bps_per_sqrt_s", "parent_rate_per_s", "prints_per_parent"):
+        sim[key] = target[key] = 1.0
+    m = dict(model, hawkes_branching_ratio=0.8)
+    _step_flow(m, sim, target)
+    return float(m["hawkes_branching_ratio"])
+
+
 def test_sweep_requote_fit_is_opt_in(capture_events: np.ndarray) -> None:
     """--sweep-requote switches the makers' re-quote on the print on (as captured only), fits the
     transient impact's decay (the default fit keeps its constant) and steps the Hawkes branching
     on the prints' Fano factor too; the provenance command names the flag so the file can be
     reproduced."""
-    from mmbot.data.calibrate import IMPACT_DECAY_PER_S, REQUOTE_TERM, add_provenance
-    from mmbot.data.calibrate_step import _step_flow, _step_impact
+    from mmbot.data.calibrate import IMPACT_DECAY_PER_S, REQUOTE_TERM
+    from mmbot.data.calibrate_step import _step_impact
 
-    fitted = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20, sweep_requote=True))
-    assert fitted["model"][REQUOTE_TERM] == 1.0
-    add_provenance(
-        fitted, USDM_CAPTURE, Path("m.json"), symbol="BTCUSDT", log=[], options=FitOptions(rounds=1)
-    )
-    assert fitted["provenance"]["command"].endswith("--sweep-requote")
+    fitted = _opt_in_fit(capture_events, "sweep_requote", "--sweep-requote", REQUOTE_TERM)
     plain = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20))
-    assert REQUOTE_TERM not in plain["model"]
     assert plain["model"]["impact_decay_per_s"] == IMPACT_DECAY_PER_S
     # the decay step: a market that keeps more of its 100 ms print markout at 5 s than the
     # capture (0.9 vs 0.5) decays faster with the re-quote on; without it the decay is constant
@@ -313,19 +342,10 @@ def test_sweep_requote_fit_is_opt_in(capture_events: np.ndarray) -> None:
         assert (m["impact_decay_per_s"] > IMPACT_DECAY_PER_S) is faster
     # the Hawkes step: parents clustered as on the capture but prints less (Fano 0.7x): with the
     # re-quote the branching ratio grows (the prints' Fano counts half), without it it stays
-    flow = {"parent_count_fano_1s": 25.0, "trade_count_fano_1s": 280.0}
-    flow_tgt = {"parent_count_fano_1s": 25.0, "trade_count_fano_1s": 400.0}
-    for key in ("vol_bps_per_sqrt_s", "parent_rate_per_s", "prints_per_parent"):
-        flow[key] = flow_tgt[key] = 1.0
     for requote, grows in ((1.0, True), (0.0, False)):
-        m = dict(fitted["model"], hawkes_branching_ratio=0.8, sweep_requote=requote)
-        _step_flow(m, flow, flow_tgt)
-        assert (m["hawkes_branching_ratio"] > 0.8 + 1e-9) is grows
-        assert m["hawkes_branching_ratio"] >= 0.8 - 1e-12
-    wide = calibrate(
-        capture_events, FitOptions(tick_bps=1.0, rounds=0, fit_seconds=20, sweep_requote=True)
-    )
-    assert REQUOTE_TERM not in wide["model"]
+        n = _branching_after_fano_step(dict(fitted["model"], sweep_requote=requote), 1.0, 0.7)
+        assert (n > 0.8 + 1e-9) is grows
+        assert n >= 0.8 - 1e-12
 
 
 def test_trade_through_fit_is_opt_in(capture_events: np.ndarray) -> None:
@@ -367,7 +387,6 @@ def test_resilience_fit_is_opt_in(capture_events: np.ndarray) -> None:
     its half-life on the deep-sweep share: up while the market sweeps deep less often than the
     capture (a share of 0 too), down while more often, within its range; the default fit leaves
     the term out; the provenance command names the flag."""
-    from mmbot.data.calibrate import add_provenance
     from mmbot.data.calibrate_step import (
         INITIAL_RESIL_HALF_LIFE_S,
         MAX_RESIL_HALF_LIFE_S,
@@ -382,19 +401,10 @@ def test_resilience_fit_is_opt_in(capture_events: np.ndarray) -> None:
     m = {"resilience_half_life_s": MAX_RESIL_HALF_LIFE_S}
     _step_resilience(m, {"deep_sweep_share": 0.0}, target)
     assert m["resilience_half_life_s"] == MAX_RESIL_HALF_LIFE_S
-    fitted = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20, fit_resilience=True))
-    assert fitted["model"]["resilience_half_life_s"] > 0
+    fitted = _opt_in_fit(
+        capture_events, "fit_resilience", "--fit-resilience", "resilience_half_life_s"
+    )
     assert fitted["model"]["resilience_half_life_s"] != pytest.approx(INITIAL_RESIL_HALF_LIFE_S)
-    add_provenance(
-        fitted, USDM_CAPTURE, Path("m.json"), symbol="BTCUSDT", log=[], options=FitOptions(rounds=1)
-    )
-    assert fitted["provenance"]["command"].endswith("--fit-resilience")
-    plain = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20))
-    assert "resilience_half_life_s" not in plain["model"]
-    wide = calibrate(
-        capture_events, FitOptions(tick_bps=1.0, rounds=0, fit_seconds=20, fit_resilience=True)
-    )
-    assert "resilience_half_life_s" not in wide["model"]
 
 
 def test_hold_fit_steps_the_aggressor_size_tail(capture_events: np.ndarray) -> None:
@@ -438,27 +448,14 @@ def test_slow_impact_fit_is_opt_in(capture_events: np.ndarray) -> None:
     from 1 s to 5 s; the informed intensity and the stale-pull speed each on its own statistic;
     the Hawkes branching on the prints' Fano. The provenance names the flag; the default fit has
     no slow part."""
-    from mmbot.data.calibrate import add_provenance
     from mmbot.data.calibrate_step import (
         FAST_IMPACT_DECAY_PER_S,
-        _step_flow,
         _step_impact,
         _step_race,
     )
 
-    fitted = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20, slow_impact=True))
-    assert fitted["model"]["impact_slow_ratio"] > 0.0
+    fitted = _opt_in_fit(capture_events, "slow_impact", "--slow-impact", "impact_slow_ratio")
     assert fitted["model"]["impact_decay_per_s"] == pytest.approx(FAST_IMPACT_DECAY_PER_S)
-    add_provenance(
-        fitted, USDM_CAPTURE, Path("m.json"), symbol="BTCUSDT", log=[], options=FitOptions(rounds=1)
-    )
-    assert fitted["provenance"]["command"].endswith("--slow-impact")
-    plain = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20))
-    assert "impact_slow_ratio" not in plain["model"]
-    wide = calibrate(
-        capture_events, FitOptions(tick_bps=1.0, rounds=0, fit_seconds=20, slow_impact=True)
-    )
-    assert "impact_slow_ratio" not in wide["model"]
 
     def stepped(**sim: float) -> dict:
         target = {"markout_100ms_bps": 2.0, "markout_1s_bps": 1.0, "markout_5s_bps": 0.8}
@@ -494,12 +491,6 @@ def test_slow_impact_fit_is_opt_in(capture_events: np.ndarray) -> None:
         assert m["informed_rate_per_s_per_bps"] == pytest.approx(10.0)
     # the Hawkes step: prints clustered less than the capture's (Fano 0.7x), parents more (1.5x):
     # with the slow part the prints' Fano alone, so the branching ratio grows
-    flow = {"parent_count_fano_1s": 37.5, "trade_count_fano_1s": 280.0}
-    flow_tgt = {"parent_count_fano_1s": 25.0, "trade_count_fano_1s": 400.0}
-    for key in ("vol_bps_per_sqrt_s", "parent_rate_per_s", "prints_per_parent"):
-        flow[key] = flow_tgt[key] = 1.0
     for slow, grows in ((0.5, True), (0.0, False)):
-        m = dict(fitted["model"], hawkes_branching_ratio=0.8, impact_slow_ratio=slow)
-        m["sweep_requote"] = 1.0
-        _step_flow(m, flow, flow_tgt)
-        assert (m["hawkes_branching_ratio"] > 0.8 + 1e-9) is grows
+        m = dict(fitted["model"], impact_slow_ratio=slow, sweep_requote=1.0)
+        assert (_branching_after_fano_step(m, 1.5, 0.7) > 0.8 + 1e-9) is grows

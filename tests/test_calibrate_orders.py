@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conftest import USDM_CAPTURE, need_shared, still_market
+from conftest import USDM_CAPTURE, deep_touch_market, need_shared
 from mmbot.data.calibrate import _sweep_last_prints
 from mmbot.data.calibrate_orders import maker_order_quantiles
 from mmbot.data.synthetic import generate
@@ -34,16 +34,7 @@ def test_whole_orders_and_censored_last_prints_give_the_product_limit_quantiles(
 
 
 def test_the_orders_a_market_drew_are_recovered_from_its_prints() -> None:
-    cal = still_market(
-        refill_rate_per_s=20000.0,
-        refill_whole=1.0,
-        noise_base_rate_per_s=2.0,
-        jump_size_bps=0.0,
-        depth_target_qty=[1000.0] * 3,
-        maker_size_quantiles_qty=ORDERS_QTY,
-        maker_size_scale=1.0,
-        parent_size_quantiles_qty=[1.0, 40.0],
-    )
+    cal = deep_touch_market(ORDERS_QTY, [1.0, 40.0])
     ev = generate(cal, 2, T0_NS, 1200 * S_NS)
     qty, last = _sweep_last_prints(ev)
     probs = np.array([0.25, 0.5, 0.75])

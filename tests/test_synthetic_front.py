@@ -10,7 +10,7 @@ import copy
 import numpy as np
 import pytest
 
-from conftest import still_market
+from conftest import deep_touch_market
 from mmbot.data.synthetic import generate
 from mmbot.errors import UserError
 from mmbot.events import BUY_EVENT, KIND_MASK, TRADE_EVENT
@@ -25,16 +25,7 @@ DURATION_S = 300
 def _toy(keep: float | None) -> dict:
     """A still market whose touch is deep (1000 qty a level, refilled whole and fast), so no
     taker empties it; maker orders of exactly 10 qty, takers of exactly 7."""
-    cal = still_market(
-        refill_rate_per_s=20000.0,
-        refill_whole=1.0,
-        noise_base_rate_per_s=2.0,
-        jump_size_bps=0.0,
-        depth_target_qty=[1000.0] * 3,
-        maker_size_quantiles_qty=[ORDER_QTY, ORDER_QTY],
-        maker_size_scale=1.0,
-        parent_size_quantiles_qty=[TAKER_QTY, TAKER_QTY],
-    )
+    cal = deep_touch_market([ORDER_QTY, ORDER_QTY], [TAKER_QTY, TAKER_QTY])
     if keep is not None:
         cal["model"]["maker_front_keep"] = keep
     return cal
