@@ -255,8 +255,8 @@ class _Market:
 
     @property
     def state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The arrays the compiled core advances, in its argument order: float and integer
-        state, random generator, bid and ask queues."""
+        """The arrays the compiled core advances (one argument): float and integer state, random
+        generator, bid and ask queues."""
         return self.fs, self.ist, self.rng, self.bq, self.aq
 
     def run(self, t_end_ns: int, emit: bool, cap: int) -> np.ndarray:
@@ -271,7 +271,7 @@ class _Market:
                 self.maker_tab,
                 self.parent_tab,
                 self.lat_tab,
-                *self.state,
+                self.state,
                 self.lv,
                 t_end_ns,
                 emit,
@@ -292,7 +292,7 @@ class _Market:
     def snapshot(self) -> np.ndarray:
         cap = 4 * RING_TICKS
         out = np.empty(cap, dtype=EVENT_DTYPE)
-        n = _snapshot(self.P, self.lat_tab, *self.state, self.start_ts_ns, out)
+        n = _snapshot(self.P, self.lat_tab, self.state, self.start_ts_ns, out)
         return _pack(out, n)
 
 

@@ -497,18 +497,10 @@ def _trim_side(
 
 
 @njit(cache=True)
-def _snapshot(
-    P: np.ndarray,
-    lat_tab: np.ndarray,
-    fs: np.ndarray,
-    ist: np.ndarray,
-    rng: np.ndarray,
-    bq: np.ndarray,
-    aq: np.ndarray,
-    t_ns: int,
-    out: np.ndarray,
-) -> int:
-    """Emit the current book as DEPTH_SNAPSHOT rows (bids best-first, then asks best-first)."""
+def _snapshot(P: np.ndarray, lat_tab: np.ndarray, state: tuple, t_ns: int, out: np.ndarray) -> int:
+    """Emit the current book as DEPTH_SNAPSHOT rows (bids best-first, then asks best-first).
+    ``state``: the market's arrays (synthetic._Market.state)."""
+    fs, ist, rng, bq, aq = state
     local_ns = t_ns + _latency_ns(P, lat_tab, fs, ist, rng, t_ns)
     ist[S_LAST_LOCAL_NS] = local_ns
     n = _snapshot_side(P, bq, ist, -1, t_ns, local_ns, 0, out)

@@ -569,11 +569,7 @@ def _advance(
     maker_tab: np.ndarray,
     parent_tab: np.ndarray,
     lat_tab: np.ndarray,
-    fs: np.ndarray,
-    ist: np.ndarray,
-    rng: np.ndarray,
-    bq: np.ndarray,
-    aq: np.ndarray,
+    state: tuple,
     lv: np.ndarray,
     t_end_ns: int,
     emit: bool,
@@ -582,8 +578,10 @@ def _advance(
 ) -> int:
     """Run the market until the next event would be at or after ``t_end_ns`` or the output
     buffer is nearly full. Returns the number of rows written (0 when ``emit`` is False).
-    ``lat_t`` of more than one element records the exchange time of every feed-latency draw
-    (``lat_t[0]`` counts them; the run also stops when it is full); the draws are the same."""
+    ``state``: the market's arrays (synthetic._Market.state). ``lat_t`` of more than one element
+    records the exchange time of every feed-latency draw (``lat_t[0]`` counts them; the run also
+    stops when it is full); the draws are the same."""
+    fs, ist, rng, bq, aq = state
     cap = out.shape[0] - _RESERVE_ROWS
     rec_cap = lat_t.shape[0] - 1
     n = 0
