@@ -272,7 +272,7 @@ def _opt_in_fit(capture_events: np.ndarray, switch: str, flag: str, field: str) 
     """The fit with the as-captured-only ``switch`` on (returned): its model has ``field``, its
     provenance command ends with ``flag``; the default fit and the wide-tick one with the switch
     leave ``field`` out."""
-    from mmbot.data.calibrate import add_provenance
+    from mmbot.data.calibrate_file import add_provenance
 
     fitted = calibrate(capture_events, FitOptions(rounds=1, fit_seconds=20, **{switch: True}))
     assert fitted["model"][field] > 0.0
@@ -353,7 +353,8 @@ def test_trade_through_fit_is_opt_in(capture_events: np.ndarray) -> None:
     while the market trades through 0.5-5 bps less often than the capture, down while more often,
     unchanged without rates; the default fit keeps the hand-set decay; the provenance command
     names the flag."""
-    from mmbot.data.calibrate import HAWKES_DECAY_PER_S, add_provenance
+    from mmbot.data.calibrate import HAWKES_DECAY_PER_S
+    from mmbot.data.calibrate_file import add_provenance
     from mmbot.data.calibrate_step import _step_trade_through, _update
     from mmbot.data.market_stats import TRADE_THROUGH_BPS
 

@@ -54,13 +54,8 @@ def test_maker_orders_fit_is_opt_in() -> None:
     --fit-hold; the default fit keeps the prints' table and neither field."""
     from pathlib import Path
 
-    from mmbot.data.calibrate import (
-        _MAKER_PROBS,
-        FitOptions,
-        add_provenance,
-        calibrate,
-        load_capture,
-    )
+    from mmbot.data.calibrate import _MAKER_PROBS, FitOptions, calibrate
+    from mmbot.data.calibrate_file import add_provenance, load_capture
     from mmbot.data.calibrate_orders import maker_order_quantiles
 
     events, _ = load_capture(need_shared(USDM_CAPTURE))

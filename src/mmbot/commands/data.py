@@ -178,7 +178,7 @@ def _print_compare(calib: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from mmbot.data.calibrate import compare_rows
+    from mmbot.data.calibrate_file import compare_rows
 
     table = Table(title=f"capture vs fitted market ({calib['variant']}, tick {calib['tick_px']})")
     for col, just in (
@@ -201,7 +201,8 @@ def calibrate_command(path: Path, out: Path, options: FitOptions | None = None) 
 
     from rich.console import Console
 
-    from mmbot.data.calibrate import FitOptions, add_provenance, load_capture, write_calibration
+    from mmbot.data.calibrate import FitOptions
+    from mmbot.data.calibrate_file import add_provenance, load_capture, write_calibration
 
     err = Console(file=sys.stderr)
     t0 = time.perf_counter()

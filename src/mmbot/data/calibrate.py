@@ -1,8 +1,8 @@
 """Calibration of the embedded market from a real capture (``mmbot data calibrate``).
 
 Owns ``calibrate(events, FitOptions(...), progress=...)`` (progress: one ``FitProgress`` per simulated
-round, for the command to show) and the calibration file (provenance, writing). The console
-belongs to ``mmbot.commands.data``; the per-round parameter step and its search ranges to
+round, for the command to show); the calibration file (provenance, writing) is
+``mmbot.data.calibrate_file``'s. The console belongs to ``mmbot.commands.data``; the per-round parameter step and its search ranges to
 ``mmbot.data.calibrate_step``. Directly measured from the
 capture: tick and lot, print and aggressor-order ("parent": prints sharing a ms and a side) size
 tables, the feed latency's quantiles and correlation time (the starting point of its fit), the
@@ -30,10 +30,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import orjson
 
 from mmbot.data.calibrate_hold import hold_terms, step_parent_tail, thin_share
 from mmbot.data.calibrate_latency import latency_corr_s, latency_quantiles, refit_latency_on_market
@@ -133,18 +131,44 @@ class FitProgress:
 class FitOptions:
     """How ``calibrate`` fits, one field per option of ``mmbot data calibrate`` (``tick_bps``,
     ``rounds``, ``fit_seconds``: None = FIT_SECONDS, or WIDE_FIT_SECONDS at a wide tick; the
-    switches are described at ``calibrate``). A new option is a field here and its flag on the
-    command; the calibration's provenance writes the flags back (``add_provenance``)."""
+    switches below, off by default, each with what it turns on). A new option is a field here
+    and its flag on the command; the calibration's provenance writes the flags back
+    (``add_provenance``)."""
 
     tick_bps: float = 0.0
     rounds: int = FIT_ROUNDS
     fit_seconds: int | None = None
+    # (as captured only; experimental) stale quotes pulled a whole level at a time at a hazard
+    # fitted to the mid's return autocorrelation, the transient impact's decay to the print
+    # markout's reversion. On USD-M BTCUSDT it brought the 100 ms / 1 s return autocorrelations
+    # and the spread's p95 to the capture's but left the 1 s print markout at ~0.7x (docs/data.md)
     whole_level_pulls: bool = False
+    # (as captured only) after a noise sweep moved v the swept side's makers pull every level v
+    # passed at once (synthetic.P_SWEEP_REQUOTE), and the transient impact's decay is fitted to
+    # the print markout's reversion (5 s / 100 ms)
     sweep_requote: bool = False
+    # the noise flow's Hawkes decay (otherwise HAWKES_DECAY_PER_S) fitted to the trade-through
+    # rates 0.5-5 bps from the mid (calibrate_step._step_trade_through)
     fit_trade_through: bool = False
+    # (as captured only) slow resilience after a sweep (synthetic.P_RESIL_*), its half-life
+    # fitted to the deep-sweep share (calibrate_step._step_resilience)
     fit_resilience: bool = False
+    # (as captured only) held pulls of the near book and takers drawn to a thin side (synthetic
+    # ``pull_hold_s``, ``taker_thin_exponent``), the pull rate set so that a side is held the
+    # share of time the capture's near book is thin (calibrate_hold); the rounds also stretch the
+    # aggressor orders' size tail toward the capture's mean aggressor order
+    # (calibrate_hold.step_parent_tail), and the sweeps print a deep level as several maker
+    # orders (synthetic ``deep_print_split``)
     fit_hold: bool = False
+    # (as captured only) the maker size table is the capture's maker orders (calibrate_orders:
+    # its prints, each sweep's last censored), a taker that takes part of an order leaves the
+    # rest at the front of its level (synthetic ``maker_front_keep``), and a deep level prints
+    # whole (no ``deep_print_split``, also under ``fit_hold``)
     maker_orders: bool = False
+    # (as captured only) the transient impact in two parts (synthetic ``impact_slow_ratio``): a
+    # fast one traded between the 100 ms print markout and return autocorrelation, a slow one
+    # the informed do not trade against, fitted to the deep sweeps' 1 s impact and the markout's
+    # reversion from 1 s to 5 s (calibrate_step._step_two_speed)
     slow_impact: bool = False
 
 
@@ -560,32 +584,8 @@ def calibrate(
     """Fit the embedded market to a capture's events (``options``: `FitOptions`, the defaults
     when None). ``tick_bps > 0`` makes the wide-tick
     variant: the same fitted dynamics on a tick of about that many bps (depth re-binned from the
-    capture's depth-vs-distance profile, flow refitted to the same trade rate and markout).
-    ``whole_level_pulls`` (as captured only; experimental): stale quotes are pulled a whole level
-    at a time at a hazard fitted to the mid's return autocorrelation and the transient impact's
-    decay to the print markout's reversion. On USD-M BTCUSDT it brought the 100 ms / 1 s return autocorrelations and the
-    spread's p95 to the capture's but left the 1 s print markout at ~0.7x (docs/data.md).
-    ``sweep_requote`` (as captured only): after a noise sweep moved v the swept side's makers
-    pull every level v passed at once (synthetic.P_SWEEP_REQUOTE), and the transient impact's
-    decay is fitted to the print markout's reversion (5 s / 100 ms).
-    ``fit_trade_through``: the noise flow's Hawkes decay (otherwise HAWKES_DECAY_PER_S) is fitted
-    to the trade-through rates 0.5-5 bps from the mid (calibrate_step._step_trade_through).
-    ``fit_resilience`` (as captured only): slow resilience after a sweep (synthetic.P_RESIL_*),
-    its half-life fitted to the deep-sweep share (calibrate_step._step_resilience).
-    ``fit_hold`` (as captured only): held pulls of the near book and takers drawn to a thin side
-    (synthetic ``pull_hold_s``, ``taker_thin_exponent``), the pull rate set so that a side is held
-    the share of time the capture's near book is thin (calibrate_hold); the rounds also stretch the
-    aggressor orders' size tail toward the capture's mean aggressor order
-    (calibrate_hold.step_parent_tail), and the sweeps print a deep level as several maker orders
-    (synthetic ``deep_print_split``).
-    ``maker_orders`` (as captured only): the maker size table is the capture's maker orders
-    (calibrate_orders: its prints, each sweep's last censored), a taker that takes part of an
-    order leaves the rest at the front of its level (synthetic ``maker_front_keep``), and a deep
-    level prints whole (no ``deep_print_split``, also under ``fit_hold``).
-    ``slow_impact`` (as captured only): the transient impact in two parts (synthetic
-    ``impact_slow_ratio``), a fast one fitted to the 100 ms print markout and a slow one the
-    informed do not trade against, fitted to the deep sweeps' 1 s impact and the markout's
-    reversion from 1 s to 5 s (calibrate_step._step_two_speed)."""
+    capture's depth-vs-distance profile, flow refitted to the same trade rate and markout). The
+    switches (``FitOptions``' booleans) are described there."""
     from mmbot.data.market_stats import guess_tick
 
     opt = options if options is not None else FitOptions()
@@ -689,96 +689,3 @@ def _json_safe(stats: dict) -> dict:
     return {
         k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in stats.items()
     }
-
-
-COMPARE_KEYS = (
-    "spread_bps_mean",
-    "trade_rate_per_s",
-    "vol_bps_per_sqrt_s",
-    "markout_1s_bps",
-    "parent_markout_1s_bps",
-    "parent_rate_per_s",
-    "parent_size_mean_qty",
-    "trade_size_mean_qty",
-    "parent_count_fano_1s",
-    "parent_same_side_ratio",
-    "feed_latency_ms_p50",
-    "feed_latency_ms_p95",
-    "depth_update_rate_per_s",
-)
-
-
-def load_capture(path: Path) -> tuple[np.ndarray, str]:
-    """(events, symbol) of a capture, through the data layer's reader."""
-    from mmbot.data import load_events
-
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"calibrate: capture not found: {path}")
-    events, stats = load_events(path)
-    return events, str(getattr(stats, "symbol", "") or "")
-
-
-def add_provenance(
-    calib: dict,
-    path: Path,
-    out: Path,
-    *,
-    symbol: str,
-    log: list[str],
-    options: FitOptions | None = None,
-) -> None:
-    """Name the calibration after its file and record where it came from: the capture's name and
-    sha256, the date, the command that reproduces it (``options``' flags; the as-captured-only
-    switches when the model took them) and the fit log."""
-    import datetime
-    import hashlib
-
-    opt = options if options is not None else FitOptions()
-    path = Path(path)
-    stem = path.name.split(".")[0]
-    calib["name"] = Path(out).stem
-    calib["symbol"] = symbol or stem
-    calib["provenance"] = {
-        "source_file": str(path.name),
-        "source_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
-        "command": "mmbot data calibrate "
-        + " ".join(
-            [str(path.name), "--out", str(Path(out).name)]
-            + ([f"--tick-bps {opt.tick_bps:g}"] if opt.tick_bps > 0 else [])
-            + ([f"--rounds {opt.rounds}"] if opt.rounds != FIT_ROUNDS else [])
-            + ([f"--fit-seconds {opt.fit_seconds}"] if opt.fit_seconds else [])
-            + (["--whole-level-pulls"] if calib["model"].get("stale_pull_whole") else [])
-            + (["--sweep-requote"] if calib["model"].get(REQUOTE_TERM) else [])
-            + (["--fit-trade-through"] if opt.fit_trade_through else [])
-            + (["--fit-resilience"] if calib["model"].get("resilience_half_life_s") else [])
-            + (["--fit-hold"] if calib["model"].get("pull_hold_s") else [])
-            + (["--maker-orders"] if calib["model"].get("maker_front_keep") else [])
-            + (["--slow-impact"] if calib["model"].get("impact_slow_ratio") else [])
-        ),
-        "capture": stem,
-        "fit_log": log,
-    }
-
-
-def write_calibration(calib: dict, out: Path) -> None:
-    """Sorted-key JSON, written to a temporary file and moved into place."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_bytes(
-        orjson.dumps(
-            calib, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
-        )
-        + b"\n"
-    )
-    tmp.replace(out)
-
-
-def compare_rows(calib: dict) -> list[tuple[str, float, float]]:
-    """(statistic, capture, fitted market) for COMPARE_KEYS: what ``mmbot data calibrate`` shows."""
-    return [
-        (key, float(calib["target_stats"][key]), float(calib["fit_stats"][key]))
-        for key in COMPARE_KEYS
-    ]
