@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,17 @@ def still_market(**model: object) -> dict:
         **model,
     )
     return cal
+
+
+REQUOTE_USDM_MARKET = TESTS_DATA / "binance_usdm_btcusdt_requote.json"
+
+
+def requote_usdm_market() -> dict:
+    """The USD-M market fitted with --sweep-requote alone (shipped until the slow-impact refit):
+    its one-speed transient impact is what the mechanism tests below it measure against."""
+    from mmbot.data.synthetic import load_calibration
+
+    return copy.deepcopy(load_calibration(REQUOTE_USDM_MARKET))
 
 
 def deep_touch_market(maker_qty: list[float], taker_qty: list[float]) -> dict:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import requote_usdm_market
 from mmbot.data.calibrate import FINE_TICK_TERMS
 from mmbot.data.market_stats import market_stats
 from mmbot.data.synthetic import (
@@ -340,7 +341,7 @@ def test_stale_depth_pull_keeps_the_fine_tick_mid_on_v() -> None:
     fitted) moves it far away: with the fit that predates the re-quote on the print the mid then
     trailed v by seconds (ratio above 1.2, a trend), with the re-quote fit it falls below 0.6x
     the ratio with every stale order pulled (seed 9: 0.21 against 0.43)."""
-    cal = copy.deepcopy(load_calibration("binance_usdm_btcusdt"))
+    cal = requote_usdm_market()
     assert cal["model"]["stale_pull_depth"] == 1.0
     real = cal["target_stats"]
     real_ratio = (real["vol_60s_bps"] / real["vol_bps_per_sqrt_s"]) ** 2 / 60.0
@@ -367,7 +368,7 @@ def test_whole_level_stale_pulls_keep_the_mid_on_v_at_the_touch_rate() -> None:
     Pulling whole stale levels (synthetic.P_STALE_WHOLE, off by default: same bytes when listed at
     0) at 300 per level per s keeps the mid on v (100 ms autocorrelation within 0.1 of the
     capture's) and the touch update rate within 25 % of the capture's."""
-    cal = copy.deepcopy(load_calibration("binance_usdm_btcusdt"))
+    cal = requote_usdm_market()
     cal["model"]["sweep_requote"] = 0.0  # the shipped market's re-quote does it another way
     real = cal["target_stats"]
     base = generate(cal, 4, T0_NS, 20 * S_NS).tobytes()
@@ -395,7 +396,7 @@ def test_sweep_requote_moves_the_mid_with_the_print() -> None:
     with order-by-order pulls alone it is ~0.77x), and the spread is one tick at least 95 % of the
     time (the capture: 99.1 %), more than without it. Listing it at
     0 generates the same bytes as leaving it out."""
-    cal = copy.deepcopy(load_calibration("binance_usdm_btcusdt"))
+    cal = requote_usdm_market()
     real = cal["target_stats"]
     cal["model"].pop("sweep_requote", None)
     base = generate(cal, 4, T0_NS, 20 * S_NS).tobytes()

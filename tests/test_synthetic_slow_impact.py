@@ -1,6 +1,7 @@
 """A sweep's transient impact in two parts (``model.impact_slow_ratio``,
 ``impact_slow_decay_per_s``): a fast part that is gone within a second and a slow part the
-informed do not trade against. On the USD-M market the one-speed transient (decaying at 0.63/s)
+informed do not trade against. On the USD-M market fitted with --sweep-requote alone (the one
+shipped before the slow-impact refit, kept in tests/data) the one-speed transient (decaying at 0.63/s)
 reverts the mid over the next second, so consecutive 1 s returns revert (-0.1 and below against
 the capture's -0.018); the same total impact split into a fast part (8/s) and a slow one (0.1/s)
 keeps the print markout's fall from 100 ms to 1 s but not the 1 s returns' reversion. 0 (default)
@@ -13,8 +14,9 @@ import copy
 import numpy as np
 import pytest
 
+from conftest import requote_usdm_market
 from mmbot.data.market_stats import market_stats
-from mmbot.data.synthetic import generate, load_calibration
+from mmbot.data.synthetic import generate
 from mmbot.errors import UserError
 
 T0_NS = 1_700_000_000_000_000_000
@@ -25,7 +27,7 @@ AC_1S = "autocorr_mid_return_1s"
 
 
 def _usdm() -> dict:
-    return copy.deepcopy(load_calibration("binance_usdm_btcusdt"))
+    return requote_usdm_market()
 
 
 def _two_speed(cal: dict, fast_ratio: float, slow_decay_per_s: float) -> dict:
