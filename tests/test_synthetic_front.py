@@ -87,14 +87,19 @@ def test_the_keep_off_is_the_bytes_without_it_and_a_bad_value_is_refused() -> No
             generate(_toy(bad), 4, T0_NS, S_NS)
 
 
-def test_only_the_coinm_market_keeps_the_front_order() -> None:
-    """The COIN-M file is fitted with --maker-orders (docs/data.md, "Maker orders fitted as
-    orders"); the other shipped markets do not list the field."""
+def test_shipped_markets_keep_the_front_order_when_fitted_with_maker_orders() -> None:
+    """COIN-M and USD-M are fitted with --maker-orders (docs/data.md, "Maker orders fitted as
+    orders" and "Refits with this stop's switches"): a shipped market lists the field, on, exactly
+    when its provenance command has the switch."""
     from mmbot.data.synthetic import available_markets, load_calibration
 
+    fitted = []
     for name in available_markets():
-        model = copy.deepcopy(load_calibration(name))["model"]
-        if name == "binance_coinm_btcusd_perp":
+        calib = copy.deepcopy(load_calibration(name))
+        model = calib["model"]
+        if "--maker-orders" in calib.get("provenance", {}).get("command", ""):
             assert model["maker_front_keep"] == 1.0
+            fitted.append(name)
         else:
             assert "maker_front_keep" not in model
+    assert {"binance_coinm_btcusd_perp", "binance_usdm_btcusdt"} <= set(fitted)
