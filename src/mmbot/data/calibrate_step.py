@@ -136,7 +136,7 @@ def _step_flow(m: dict, s: dict, target: dict) -> None:
     # Hawkes: the count Fano factor over windows >> 1/beta is 1/(1-n)^2
     f_sim = max(float(s["parent_count_fano_1s"]), 1.0)
     f_tgt = max(float(target["parent_count_fano_1s"]), 1.0)
-    if m.get("impact_slow_ratio", 0.0) > 0.0:
+    if two_speed(m):
         # with the slow transient more of the orders are informed (unclustered): on the
         # geometric mean the prints' Fano settled at 0.74x the capture's (USD-M, 3 x 1 h) with
         # the branching ratio at 0.867; 0.9 by hand gave 0.96x. The prints' Fano alone
@@ -219,7 +219,7 @@ def _step_book(m: dict, s: dict, target: dict) -> None:
         MAX_CANCEL_RATE,
     )
     # a ladder re-centred less often changes the touch less often
-    if "ladder_hysteresis_bps" in m and not m.get("impact_slow_ratio", 0.0) > 0.0:
+    if "ladder_hysteresis_bps" in m and not two_speed(m):
         # below half the informed edge: a ladder left further from v is traded by the
         # informed at once (COIN-M: the hysteresis grew to 1.2 bps, every order was informed)
         m["ladder_hysteresis_bps"] = _clip(
@@ -264,7 +264,7 @@ def _step_impact(m: dict, s: dict, target: dict, *, fit_spread: bool, whole: boo
         MIN_PERMANENCE,
         MAX_PERMANENCE,
     )
-    slow = m.get("impact_slow_ratio", 0.0) > 0.0
+    slow = two_speed(m)
     one_s = "impact_slow_ratio" if slow else "impact_transient_ratio"
     m[one_s] = _clip(
         m.get(one_s, INITIAL_TRANSIENT) * _ratio(t1, s1, IMPACT_DAMPING),
@@ -310,7 +310,7 @@ def _step_race(m: dict, s: dict, target: dict, *, whole: bool) -> None:
         )
         _step_stale_rate(m, s, target)
         return
-    if m.get("impact_slow_ratio", 0.0) > 0.0:
+    if two_speed(m):
         # a slow transient the informed leave alone leaves them less to earn: on the race's
         # line (informed up, pulls down) the fit drove the pulls to their floor with the touch
         # updates at 0.71x (USD-M). Each follows the statistic it moves most instead: the
@@ -356,23 +356,24 @@ def _step_stale_rate(m: dict, s: dict, target: dict) -> None:
     )
 
 
+def two_speed(m: dict) -> bool:
+    """Is the model's transient impact in two parts (``--slow-impact``)?"""
+    return m.get("impact_slow_ratio", 0.0) > 0.0
+
+
 def _step_impact_decay(m: dict, s: dict, target: dict) -> None:
     """A faster-decaying transient impact reverts more of the print markout between 100 ms and
     5 s: the decay rate steps toward the capture's 5 s / 100 ms markout ratio."""
     decay = float(m.get("impact_decay_per_s", IMPACT_DECAY_PER_S))
-    t100 = float(target["markout_100ms_bps"])
-    s100 = float(s["markout_100ms_bps"])
-    t_keep = float(target["markout_5s_bps"]) / t100 if t100 > 0 else float("nan")
-    s_keep = float(s["markout_5s_bps"]) / s100 if s100 > 0 else float("nan")
-    if np.isfinite(t_keep) and np.isfinite(s_keep) and t_keep > 0 and s_keep > 0:
-        # more kept than the capture -> decay faster
-        decay /= _ratio(t_keep, s_keep, IMPACT_DAMPING)
-    m["impact_decay_per_s"] = _clip(decay, MIN_IMPACT_DECAY_PER_S, MAX_IMPACT_DECAY_PER_S)
+    m["impact_decay_per_s"] = _decay_toward_kept(
+        decay, s, target, "markout_100ms_bps", IMPACT_DAMPING
+    )
 
 
 def _step_two_speed(m: dict, s: dict, target: dict) -> None:
-    """The two-speed transient impact: the fast share on the 100 ms print markout (what is
-    gone by 1 s), the slow part's decay on the print markout's reversion from 1 s to 5 s."""
+    """The two-speed transient impact: the fast share between the 100 ms print markout and the
+    100 ms return autocorrelation, the slow part's decay on the print markout's reversion from
+    1 s to 5 s."""
     from mmbot.fidelity.compare import AUTOCORR_MAX_DIFF, RATIO_BAND
 
     m["impact_decay_per_s"] = FAST_IMPACT_DECAY_PER_S
@@ -388,18 +389,22 @@ def _step_two_speed(m: dict, s: dict, target: dict) -> None:
             m["impact_transient_ratio"] * step, MIN_PERMANENCE, MAX_PERMANENCE
         )
     decay = float(m.get("impact_slow_decay_per_s", INITIAL_SLOW_DECAY_PER_S))
-    t_keep = _keep(target, "markout_1s_bps", "markout_5s_bps")
-    s_keep = _keep(s, "markout_1s_bps", "markout_5s_bps")
+    m["impact_slow_decay_per_s"] = _decay_toward_kept(decay, s, target, "markout_1s_bps", DAMPING)
+
+
+def _decay_toward_kept(decay: float, s: dict, target: dict, early: str, power: float) -> float:
+    """``decay`` stepped (``power``) toward the capture's share of the ``early`` print markout
+    still there at 5 s, within the decay's search range: more kept than the capture -> faster."""
+    t_keep, s_keep = _kept_at_5s(target, early), _kept_at_5s(s, early)
     if np.isfinite(t_keep) and np.isfinite(s_keep) and t_keep > 0 and s_keep > 0:
-        # more kept than the capture -> decay faster
-        decay /= _ratio(t_keep, s_keep)
-    m["impact_slow_decay_per_s"] = _clip(decay, MIN_IMPACT_DECAY_PER_S, MAX_IMPACT_DECAY_PER_S)
+        decay /= _ratio(t_keep, s_keep, power)
+    return _clip(decay, MIN_IMPACT_DECAY_PER_S, MAX_IMPACT_DECAY_PER_S)
 
 
-def _keep(stats: dict, early: str, late: str) -> float:
-    """The share of the ``early`` print markout still there at ``late`` (NaN without one)."""
+def _kept_at_5s(stats: dict, early: str) -> float:
+    """The share of the ``early`` print markout still there at 5 s (NaN without one)."""
     e = float(stats[early])
-    return float(stats[late]) / e if e > 0 else float("nan")
+    return float(stats["markout_5s_bps"]) / e if e > 0 else float("nan")
 
 
 def _step_depth_targets(

@@ -354,7 +354,7 @@ def _draw_next(
     inf_edge = P[P_INFORMED_EDGE]
     # informed intensity grows with the mispricing they see (per tick beyond the edge); they see
     # the efficient price without the transient displacement of recent sweeps
-    f = v - (fs[F_TRANSIENT] - fs[F_SLOW])
+    f = informed_price(fs)
     r[4] = P[P_INFORMED_RATE] * (f - ba - inf_edge) if (ba != _NONE and f > ba + inf_edge) else 0.0
     r[5] = P[P_INFORMED_RATE] * (bb - f - inf_edge) if (bb != _NONE and f < bb - inf_edge) else 0.0
     st_edge = P[P_STALE_EDGE] + P[P_REF_HYST]
@@ -494,6 +494,13 @@ def _trim_side(
             n = put_event(out, n, ev, t_new, local_ns, p * tick, 0.0, 0)
         ist[best_s] = ring_scan(q, p + sgn, ist[deep_s], sgn)
     return n
+
+
+@njit(cache=True, inline="always")
+def informed_price(fs: np.ndarray) -> float:
+    """The price the informed trade against (ticks): v without the fast transient displacement
+    of recent sweeps (the slow part, P_SLOW_TRANSIENT, they count as price)."""
+    return fs[F_V] - (fs[F_TRANSIENT] - fs[F_SLOW])
 
 
 @njit(cache=True)

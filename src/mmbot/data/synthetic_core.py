@@ -23,6 +23,7 @@ from mmbot.data.synthetic_book import (
     _side_slots,
     _thin_factor,
     _trim,
+    informed_price,
 )
 from mmbot.data.synthetic_layout import (
     _EV_ASK_DEPTH,
@@ -370,7 +371,7 @@ def _sweep_start(
         fs[F_LAST_SIDE] = 1.0 if buy else -1.0
     else:
         buy = kind == 4
-        f = fs[F_V] - (fs[F_TRANSIENT] - fs[F_SLOW])
+        f = informed_price(fs)
         limit_ticks = f - P[P_INFORMED_EDGE] if buy else f + P[P_INFORMED_EDGE]
     lots = int(_table_sample(rng, parent_tab) / P[P_LOT_QTY] + 0.5)
     ist[S_SWEEP_LOTS] = lots if lots > 0 else 1
