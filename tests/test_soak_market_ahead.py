@@ -133,3 +133,24 @@ def test_generating_ahead_stops_at_the_pieces_it_may_hold() -> None:
     ahead = st._ahead
     mkt.close()
     assert ahead is None or not ahead._thread.is_alive()
+
+
+def test_a_fork_waits_for_the_piece_in_progress_only() -> None:
+    """The replay pool's fork goes before the background thread's next piece: it waits for one
+    piece at most (a plain lock let the thread take the gate back at once, up to the whole
+    AHEAD_MAX_PIECES), and no piece is generated while the fork holds the gate."""
+    made: list[int] = []
+    mkt = soak_market.resolve_market(f"synthetic:{WIDE_TICK_MARKET}")
+    st = mkt.synthetic_at(1, SYNTH_START_NS)
+    st._gen = _slow_gen(made)
+    list(st.take(SYNTH_START_NS + GEN_PIECE_NS, 100 * GEN_PIECE_NS))
+    time.sleep(0.025)  # the thread is generating ahead
+    asked = len(made)
+    with FORK_GATE.fork():
+        got = len(made)
+        time.sleep(0.05)
+        assert len(made) == got
+    assert got - asked <= 1
+    assert got < soak_market.AHEAD_MAX_PIECES
+    mkt.close()
+    assert not FORK_GATE.locked()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -33,12 +34,59 @@ GEN_PIECE_NS: Final[int] = 300_000_000_000
 AHEAD_MAX_PIECES: Final[int] = 12
 # Market time generated and simulated per backtest call: bounds the event memory of long iterations.
 CHUNK_NS: Final[int] = NS_PER_HOUR // 2
-# Held while a background thread generates market (`_Ahead`): a process that forks takes it first,
-# so no child starts with a copy of a generator half-way through a piece (or holding a lock, as
-# the JIT compiler's lock) that no thread of the child would ever finish.
-FORK_GATE: Final[threading.Lock] = threading.Lock()
 # Synthetic market clock start (2024-01-01T00:00:00Z): fixed so artifacts do not depend on the date.
 SYNTH_START_NS: Final[int] = 1_704_067_200_000_000_000
+
+
+class ForkGate:
+    """Held while a background thread generates a market piece (`_Ahead`) or while a process
+    forks, never both: no child starts with a copy of a generator half-way through a piece (or
+    holding a lock, as the JIT compiler's lock) that no thread of the child would ever finish.
+
+    Fair to the forker: a fork waits for the piece in progress only, not for every piece the
+    thread would generate after it (a plain lock let the thread take it back at once, and the
+    soak's tuner waited for the whole next iteration's market with a core idle)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._held = False
+        self._forks_waiting = 0
+
+    def locked(self) -> bool:
+        """Whether a piece or a fork holds the gate."""
+        return self._held
+
+    @contextmanager
+    def piece(self) -> Iterator[None]:
+        """Held while one piece is generated; waits while a fork waits."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._held and not self._forks_waiting)
+            self._held = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    @contextmanager
+    def fork(self) -> Iterator[None]:
+        """Held while a process forks: waits for the piece in progress, then goes first."""
+        with self._cond:
+            self._forks_waiting += 1
+            self._cond.wait_for(lambda: not self._held)
+            self._forks_waiting -= 1
+            self._held = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()
+
+
+FORK_GATE: Final[ForkGate] = ForkGate()
 
 
 def derive_seed(seed: int, *path: int) -> int:
@@ -190,7 +238,7 @@ class _Ahead:
             for _ in range(pieces):
                 if self._stop.is_set():
                     return
-                with FORK_GATE:
+                with FORK_GATE.piece():
                     piece = next(self._gen, None)
                 if not self._put(piece) or piece is None:
                     return

@@ -321,7 +321,7 @@ class Replayer:
             try:
                 ctx = mp.get_context("fork")
                 _FORK_REPLAYER[:] = [self]
-                with FORK_GATE:  # not while a market piece is being generated in a thread
+                with FORK_GATE.fork():  # not while a market piece is being generated in a thread
                     self._pool = ctx.Pool(self.workers, initializer=_default_sigterm)
             except (ValueError, OSError, AssertionError):
                 # no fork on this platform, or inside a daemonic process: replay here
