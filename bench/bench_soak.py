@@ -41,8 +41,10 @@ else:
         n += len(chunk)
     verdict = f"{n} events"
 wall = time.perf_counter() - t0
-rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"wall_s": wall, "rss_mb": rss_mb, "verdict": verdict}))
+me = resource.getrusage(resource.RUSAGE_SELF)
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # the replay workers, reaped at the end
+cpu_s = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+print(json.dumps({"wall_s": wall, "rss_mb": me.ru_maxrss / 1024, "cpu_s": cpu_s, "verdict": verdict}))
 """
 
 
@@ -65,6 +67,14 @@ def child(hours: float, iterations: int, what: str) -> dict:
     return res
 
 
+def _load() -> str:
+    """The 1-minute load average (the machine is shared: absolute times are noisy)."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "n/a"
+
+
 def main() -> int:
     skip_24h = "--skip-24h" in sys.argv
     ok = True
@@ -78,6 +88,9 @@ def main() -> int:
         f"({s3['process_wall_s']:.2f} s with interpreter start), peak RSS {s3['rss_mb']:.0f} MB, "
         f"verdict {s3['verdict']}; target < 30 s -> ratio {s3['process_wall_s'] / 30:.2f}"
     )
+    # CPU of the process and its replay workers: steadier than wall on a shared machine, for
+    # comparing two versions (the target is wall time)
+    print(f"  cpu {s3['cpu_s']:.2f} s (process + replay workers), load {_load()}")
     print(
         f"  reference: generating the 3 h market alone {gen3['wall_s']:.2f} s ({gen3['verdict']}); "
         f"soak / generate = {s3['wall_s'] / gen3['wall_s']:.2f}"
