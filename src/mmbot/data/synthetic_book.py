@@ -25,6 +25,7 @@ from mmbot.data.synthetic_layout import (
     F_FAR,
     F_HAWKES,
     F_LAT_Z,
+    F_MOM,
     F_NEAR,
     F_R0,
     F_RESIL_D,
@@ -46,6 +47,7 @@ from mmbot.data.synthetic_layout import (
     P_LAT_TAU_S,
     P_LOT_QTY,
     P_MAKER_LOTS,
+    P_MOM_RATE,
     P_NOISE_MU,
     P_PULL_DEPLETION,
     P_PULL_HOLD_S,
@@ -380,6 +382,8 @@ def _draw_next(
         bound += r[i]
     if P[P_PULL_RATE] > 0.0:
         bound += P[P_PULL_RATE]  # the makers' pulls of a near book (K_PULL)
+    if P[P_MOM_RATE] > 0.0:
+        bound += fs[F_MOM] + fs[F_MOM + 1]  # momentum takers (decaying, so a bound too)
     fs[F_BOUND] = bound
     ist[S_PENDING_NS] = ist[S_T_NS] + int(_exp1(rng) / bound * 1e9)
     ist[S_HAS_PENDING] = 1

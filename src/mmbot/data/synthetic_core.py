@@ -36,6 +36,8 @@ from mmbot.data.synthetic_layout import (
     F_FAR,
     F_HAWKES,
     F_LAST_SIDE,
+    F_MOM,
+    F_MOM_MID,
     F_NEAR,
     F_R0,
     F_RESIL_D,
@@ -63,6 +65,8 @@ from mmbot.data.synthetic_layout import (
     P_JUMP_TICKS,
     P_LOT_QTY,
     P_MAKER_LOTS,
+    P_MOM_DECAY,
+    P_MOM_RATE,
     P_NOISE_MU,
     P_PRINTS_PER_MS,
     P_PULL_DEPLETION,
@@ -338,6 +342,20 @@ def _noise_kind(x: float, acc: float, mu: float, hx: float, cap: float) -> tuple
 
 
 @njit(cache=True, inline="always")
+def _mom_kind(x: float, acc: float, fs: np.ndarray) -> tuple[int, int, float]:
+    """``x`` past the other rates (their sum ``acc``) against the momentum takers' decayed
+    intensities: (N_RATES, side) for a momentum taker of that side, else (-1, 0); and ``acc``
+    past them."""
+    acc += fs[F_MOM]
+    if x < acc:
+        return N_RATES, 1, acc
+    acc += fs[F_MOM + 1]
+    if x < acc:
+        return N_RATES, -1, acc
+    return -1, 0, acc
+
+
+@njit(cache=True, inline="always")
 def _thin_side(
     P: np.ndarray, fs: np.ndarray, ist: np.ndarray, rng: np.ndarray, bq: np.ndarray, aq: np.ndarray
 ) -> int:
@@ -359,15 +377,18 @@ def _sweep_start(
     rng: np.ndarray,
     kind: int,
     side: int,
+    chase: bool,
 ) -> None:
     """A new parent market order: noise (side ``side``, +1 buy / -1 sell, drawn when 0; no limit)
-    or informed (limit v -/+ edge)."""
+    or informed (limit v -/+ edge). ``chase``: a momentum taker's noise order, which excites no
+    Hawkes flow and moves v by no impact (it trades on a move the price has already made)."""
     if kind == N_RATES:
         buy = side > 0 if side != 0 else _noise_side(P, fs, rng)
         limit_ticks = 1e300 if buy else -1e300
         # self-excitation among noise traders only: an informed order exciting noise
         # flow, whose permanent impact feeds the informed again, would be a runaway loop
-        fs[F_HAWKES] += P[P_HAWKES_N] * P[P_HAWKES_BETA]
+        if not chase:
+            fs[F_HAWKES] += P[P_HAWKES_N] * P[P_HAWKES_BETA]
         fs[F_LAST_SIDE] = 1.0 if buy else -1.0
     else:
         buy = kind == 4
@@ -376,7 +397,7 @@ def _sweep_start(
     lots = int(_table_sample(rng, parent_tab) / P[P_LOT_QTY] + 0.5)
     ist[S_SWEEP_LOTS] = lots if lots > 0 else 1
     ist[S_SWEEP_SIDE] = 1 if buy else -1
-    ist[S_SWEEP_NOISE] = 1 if kind == N_RATES else 0
+    ist[S_SWEEP_NOISE] = 1 if kind == N_RATES and not chase else 0
     fs[F_SWEEP_LIMIT] = limit_ticks
     touch0 = ist[S_BEST_ASK] if buy else ist[S_BEST_BID]
     ist[S_SWEEP_TOUCH0] = touch0
@@ -563,6 +584,22 @@ def _requote(m: tuple, buy: bool, emit: bool, at: tuple[int, int], n: int, out: 
     return n
 
 
+@njit(cache=True, inline="always")
+def _mom_excite(P: np.ndarray, fs: np.ndarray, ist: np.ndarray) -> None:
+    """A move of the mid raises the momentum takers' intensity on the side it moved toward, by
+    P_MOM_RATE per tick moved (P_MOM_RATE > 0); a one-sided book leaves the last mid as it was."""
+    bb = ist[S_BEST_BID]
+    ba = ist[S_BEST_ASK]
+    if bb == _NONE or ba == _NONE:
+        return
+    mid2 = float(bb + ba)
+    d = mid2 - fs[F_MOM_MID]
+    if d != 0.0:
+        if fs[F_MOM_MID] != 0.0:
+            fs[F_MOM + (0 if d > 0.0 else 1)] += P[P_MOM_RATE] * 0.5 * abs(d)
+        fs[F_MOM_MID] = mid2
+
+
 @njit(cache=True, nogil=True)  # the fit runs two markets in threads
 def _advance(
     P: np.ndarray,
@@ -590,6 +627,7 @@ def _advance(
     mu = P[P_NOISE_MU]
     thin = P[P_THIN_BETA] > 0.0
     pull = P[P_PULL_RATE]
+    mom = P[P_MOM_RATE] > 0.0
     r = fs[F_R0:]
     # the arrays the per-event functions read, as one argument that each unpacks at its top with
     # these names (a NamedTuple read field by field instead measured 10-20 % slower generation)
@@ -605,7 +643,13 @@ def _advance(
         ist[S_T_NS] = t_new
         hx = fs[F_HAWKES] * math.exp(-beta * dt_s)
         fs[F_HAWKES] = hx
+        if mom:
+            fm = math.exp(-P[P_MOM_DECAY] * dt_s)
+            fs[F_MOM] *= fm
+            fs[F_MOM + 1] *= fm
         cand = False
+        side = 0  # a noise parent's side when set (+1 buy / -1 sell; 0: drawn)
+        chase = False  # a momentum taker's order
         if ist[S_SWEEP_SIDE] != 0:
             # the engine is still printing a sweep: its next ms (nothing else happens meanwhile)
             kind = K_SWEEP
@@ -628,11 +672,13 @@ def _advance(
                 acc += pull
                 if x < acc:
                     kind = K_PULL
+            if kind < 0 and mom:
+                kind, side, acc = _mom_kind(x, acc, fs)
+                chase = kind == N_RATES
             if kind < 0:
                 kind, cand = _noise_kind(x, acc, mu, hx, P[P_THIN_CAP] if thin else 0.0)
             fs[F_STEPS + 1 + kind] += 1.0
         _move_v(P, fs, rng, kind, dt_s)
-        side = 0
         if cand:
             side = _thin_side(P, fs, ist, rng, bq, aq)
             if side == 0:
@@ -671,7 +717,7 @@ def _advance(
         else:
             # a parent market order (K_SWEEP: the next ms of a sweep in progress)
             if kind != K_SWEEP:
-                _sweep_start(P, parent_tab, fs, ist, rng, kind, side)
+                _sweep_start(P, parent_tab, fs, ist, rng, kind, side, chase)
             n, more = _sweep_prints(m, emit, at, n, out)
             if more:
                 ist[S_PENDING_NS] = t_new + 1_000_000
@@ -693,3 +739,5 @@ def _advance(
             n,
             out,
         )
+        if mom:
+            _mom_excite(P, fs, ist)
