@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit
 
 from mmbot.book import ring_deeper, ring_pull, ring_scan, ring_slot
+from mmbot.borrow import borrowed as _b
 from mmbot.data.synthetic_book import (
     _ask_bot,
     _bid_top,
@@ -619,7 +620,12 @@ def _advance(
     ``state``: the market's arrays (synthetic._Market.state). ``lat_t`` of more than one element
     records the exchange time of every feed-latency draw (``lat_t[0]`` counts them; the run also
     stops when it is full); the draws are the same."""
+    # the caller holds every array for the whole call: borrowed views spare the inlined per-event
+    # functions (each takes the arrays anew) an atomic reference-count pair per array per call
+    P, target, maker_tab, parent_tab = _b(P), _b(target), _b(maker_tab), _b(parent_tab)
+    lat_tab, lv, out, lat_t = _b(lat_tab), _b(lv), _b(out), _b(lat_t)
     fs, ist, rng, bq, aq = state
+    fs, ist, rng, bq, aq = _b(fs), _b(ist), _b(rng), _b(bq), _b(aq)
     cap = out.shape[0] - _RESERVE_ROWS
     rec_cap = lat_t.shape[0] - 1
     n = 0

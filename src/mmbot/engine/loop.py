@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from numba import njit
 
+from mmbot.borrow import borrowed as _b
 from mmbot.engine import wake as wk
 from mmbot.sim import venue as sv
-from mmbot.sim.borrow import borrowed as _b
 from mmbot.strategy.contract import clear_quote
 
 # QUOTER_IMPORT (build.py replaces this line)

@@ -14,8 +14,8 @@ from mmbot.book import (
     bid_update,
     clear_side,
 )
+from mmbot.borrow import borrowed
 
-from .borrow import borrowed
 from .codes import (
     _FALSE,
     _I1,

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .borrow import borrowed
+from mmbot.borrow import borrowed
+
 from .clock import (
     advance,
 )

@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit
 
 from mmbot.book import ask_update, bid_update, clear_side
+from mmbot.borrow import borrowed
 from mmbot.events import (
     BUY_EVENT,
     DEPTH_BBO_EVENT,
@@ -30,7 +31,6 @@ from mmbot.events import (
     LOCAL_EVENT,
     SELL_EVENT,
 )
-from mmbot.sim.borrow import borrowed
 from mmbot.sim.config import price_decimals
 
 LADDER_LEVELS = 1 << 20  # ticks covered around the first price (x2 arrays of f8: 16 MB)

@@ -1,10 +1,12 @@
-"""Borrowed (non-owning) array views for the venue's per-event loop.
+"""Borrowed (non-owning) array views for compiled per-event loops.
 
 numba reference-counts an array each time it is handed to a function: an atomic increment and
-decrement of its memory record per call, which in the merge loop (a book update per market row,
-on both books) cost about a third of the loop's time. A view whose memory record is null skips
-that work (numba's incref / decref return at once on null). Only for arrays that outlive the
-view: the venue's books, which its state holds for the whole run.
+decrement of its memory record per call, which in the venue's merge loop (a book update per market
+row, on both books) cost about a third of the loop's time, and in the synthetic market's event loop
+(its per-event functions inlined, each taking the market's arrays) more than half. A view whose
+memory record is null skips that work (numba's incref / decref return at once on null). Only for
+arrays that outlive the view: the venue's books, which its state holds for the whole run; the
+market's arrays, which the generator's caller holds for the whole call.
 """
 
 from __future__ import annotations
