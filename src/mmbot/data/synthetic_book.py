@@ -248,6 +248,20 @@ def _resil_retreat(P: np.ndarray, fs: np.ndarray, ist: np.ndarray, bb: int, ba: 
 
 
 @njit(cache=True, inline="always")
+def _level_gap(
+    target: np.ndarray, q: np.ndarray, ref: int, sgn: int, k: int, excess: bool, g: float
+) -> int:
+    """Level k's missing queue against its target, whole lots (``excess``: the queue above it;
+    ``g`` < 1: against the depleted target, ``_resil_target``); <= 0 when there is none."""
+    qk = q[ring_slot(ref + sgn * k)]
+    if excess:
+        return qk - np.int64(target[k])
+    if g < 1.0:
+        return _resil_target(target, k, g) - qk
+    return np.int64(target[k]) - qk
+
+
+@njit(cache=True, inline="always")
 def _pick_level(
     rng: np.ndarray,
     target: np.ndarray,
@@ -260,32 +274,24 @@ def _pick_level(
     g: float,
 ) -> int:
     """A level k in k0..k1-1 drawn in proportion to its missing (or excess) queue; -1 if none.
-    The second walk reads the first one's differences (the same numbers, so the same draw). The
-    differences are whole lots, summed as integers: the same exact sums as in floats. ``g`` < 1:
-    the missing queue counts against the depleted target (``_resil_target``)."""
-    ds = np.empty(max(k1 - k0, 0), np.int64)
+    The differences are whole lots, summed as integers (the same exact sums as in floats); the
+    second walk computes the first one's again (the same numbers, so the same draw: keeping them
+    cost an allocation per draw)."""
     tot = 0
     for k in range(k0, k1):
-        qk = q[ring_slot(ref + sgn * k)]
-        if excess:
-            d = qk - np.int64(target[k])
-        elif g < 1.0:
-            d = _resil_target(target, k, g) - qk
-        else:
-            d = np.int64(target[k]) - qk
-        ds[k - k0] = d
+        d = _level_gap(target, q, ref, sgn, k, excess, g)
         if d > 0:
             tot += d
     if tot <= 0:
         return -1
     y = _uniform(rng) * float(tot)
     c = 0
-    for i in range(k1 - k0):
-        d = ds[i]
+    for k in range(k0, k1):
+        d = _level_gap(target, q, ref, sgn, k, excess, g)
         if d > 0:
             c += d
             if y < float(c):
-                return k0 + i
+                return k
     return k1 - 1
 
 
