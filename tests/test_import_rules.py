@@ -98,11 +98,12 @@ def test_the_console_rule_sees_an_import_inside_a_function(tmp_path: Path) -> No
 
 
 def test_the_venue_sits_below_everything() -> None:
-    """sim imports only the event and record layouts, the error type, the settings base and the
-    order book from mmbot; the order book imports nothing from mmbot (any replay of a feed can use
-    it), the settings base nothing but the error type."""
+    """sim imports only the event and record layouts, the error type, the settings base, the
+    order book and the borrowed views from mmbot; the order book and the borrowed views import
+    nothing from mmbot (any replay of a feed, any compiled loop can use them), the settings base
+    nothing but the error type."""
     allowed = ("mmbot.events", "mmbot.records", "mmbot.errors", "mmbot.sim", "mmbot.book")
-    allowed += ("mmbot.settings_model",)
+    allowed += ("mmbot.settings_model", "mmbot.borrow")
     bad = [
         f"{p.relative_to(PKG)} imports {m}"
         for p in sorted((PKG / "sim").glob("*.py"))
@@ -110,8 +111,9 @@ def test_the_venue_sits_below_everything() -> None:
         if m.startswith("mmbot.") and not m.startswith(allowed)
     ]
     assert not bad, bad
-    book = _imports(PKG / "book.py")
-    assert not [m for m in book if m.startswith("mmbot") or m.startswith(".")], book
+    for leaf in ("book.py", "borrow.py"):
+        mods = _imports(PKG / leaf)
+        assert not [m for m in mods if m.startswith("mmbot") or m.startswith(".")], (leaf, mods)
     base = _imports(PKG / "settings_model.py")
     assert {m for m in base if m.startswith("mmbot")} == {"mmbot.errors"}, base
 
