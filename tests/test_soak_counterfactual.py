@@ -207,7 +207,7 @@ def test_iterations_continue_one_synthetic_market() -> None:
     segs: list[Segment] = []
     run_iteration(mkt, prof, KNOBS, 4, 1, SYNTH_START_NS, dur)
     run_iteration(mkt, prof, KNOBS, 4, 2, SYNTH_START_NS + dur, dur, segment_out=segs)
-    ev = segs[0].events
+    ev = segs[0].events.events  # the segment keeps the scanned events (PreparedEvents)
     n_snap = len(ev) - len(w2)
     assert n_snap > 0 and np.array_equal(ev[n_snap:], w2)
     from mmbot.events import DEPTH_SNAPSHOT_EVENT

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from mmbot import sim
 from mmbot.knobs import split_knobs
 from mmbot.soak import market as soak_market
 from mmbot.soak.account_carry import AccountCarry
@@ -72,15 +73,17 @@ def run_iteration(
     settings = make_settings(prof, knobs, settings_seed)
     acct = account if account is not None else AccountCarry(funded_to_ns=int(start_ns))
     results = []
-    last_events: np.ndarray | None = None
+    last_events: sim.PreparedEvents | None = None
     last_start: AccountCarry | None = None
     # a chunk after the first starts from the book the previous one left behind (in front)
     chunks = mkt.run_chunks(seed, start_ns, duration_ns, ahead_ns)
     for chunk_no, (run_events, n_book) in enumerate(chunks):
         if len(run_events) == n_book:
             continue
+        # scanned once: the run, and the tuner's replays of the iteration's last chunk, use it
+        prep = sim.prepare_events(run_events)
         res = backtest_run(
-            run_events,
+            prep,
             acct.settings(settings),
             symbol=mkt.symbol,
             tick_px=mkt.tick_px,
@@ -93,12 +96,12 @@ def run_iteration(
         last_start = copy.copy(acct)
         acct.begin(res)
         audit_chunk(mkt, run_events, res, acct.funding_window(w1))
-        last_events = run_events if segment_out is not None else None
+        last_events = prep if segment_out is not None else None
         acct.end(res, w1)
         results.append(res)
         if on_chunk is not None:
             on_chunk(int(run_events["exch_ts"][-1]))
-        del run_events
+        del run_events, prep
         if acct.killed:
             break
     if segment_out is not None and last_events is not None and results:
@@ -169,7 +172,8 @@ class Segment:
     """The last market chunk of an iteration, kept for counterfactual replays."""
 
     iteration: int
-    events: np.ndarray  # carried book snapshot + the chunk's events (the real run's input)
+    # carried book snapshot + the chunk's events (the real run's input), scanned once
+    events: sim.PreparedEvents
     settings_seed: int
     result: Any  # the real run's RunResult on it (before any close-out)
     funding: dict | None = None  # the funding the real run was charged (replays pay the same)
