@@ -241,6 +241,7 @@ class _Market:
         self.bq = new_ring()
         self.aq = new_ring()
         self.lv = np.zeros(RING_TICKS // 8 + 1, dtype=np.int64)  # levels of the sweep in progress
+        self.ds = np.zeros(MAX_DEPTH_LEVELS, dtype=np.int64)  # a level draw's differences (scratch)
         self.fs = np.zeros(N_FSTATE, dtype=np.float64)
         self.ist = np.zeros(N_ISTATE, dtype=np.int64)
         self.fs[F_V] = v0
@@ -273,6 +274,7 @@ class _Market:
                 self.lat_tab,
                 self.state,
                 self.lv,
+                self.ds,
                 t_end_ns,
                 emit,
                 out,

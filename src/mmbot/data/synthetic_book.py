@@ -66,6 +66,7 @@ from mmbot.data.synthetic_layout import (
     P_THIN_LEVELS,
     P_THIN_TARGET_LOTS,
     P_TICK_PX,
+    PICK_BLOCK,
     RESIL_CHECK_MIN_NS,
     RESIL_CHECKS_PER_HALF_LIFE,
     RING_TICKS,
@@ -164,6 +165,14 @@ def _ask_bot(v: float, bb: int) -> int:
 
 
 @njit(cache=True, inline="always")
+def _target_lots(target: np.ndarray, k: int) -> int:
+    """Level k's target (k >= 0), whole lots. The index is unsigned: with a signed one numba
+    adds the negative-index wrap, and the level walks then gathered their targets element by
+    element instead of loading them in a row."""
+    return np.int64(target[np.uint64(k)])
+
+
+@njit(cache=True, inline="always")
 def _zone_sums(
     target: np.ndarray, q: np.ndarray, ref: int, sgn: int, k0: int, k1: int
 ) -> tuple[float, float]:
@@ -173,7 +182,7 @@ def _zone_sums(
     gap = 0
     ex = 0
     for k in range(k0, k1):
-        d = np.int64(target[k]) - q[ring_slot(ref + sgn * k)]
+        d = _target_lots(target, k) - q[ring_slot(ref + sgn * k)]
         if d > 0:
             gap += d
         else:
@@ -183,8 +192,9 @@ def _zone_sums(
 
 @njit(cache=True, inline="always")
 def _resil_target(target: np.ndarray, k: int, g: float) -> int:
-    """Level k's depleted target, whole lots: target x g, rounded (g = 1 - D, slow resilience)."""
-    return np.int64(target[k] * g + 0.5)
+    """Level k's depleted target, whole lots: target x g, rounded (g = 1 - D, slow resilience;
+    k >= 0, an unsigned index as in ``_target_lots``)."""
+    return np.int64(target[np.uint64(k)] * g + 0.5)
 
 
 @njit(cache=True, inline="always")
@@ -198,7 +208,7 @@ def _zone_sums_resil(
     ex = 0
     for k in range(k0, k1):
         qk = q[ring_slot(ref + sgn * k)]
-        full = np.int64(target[k])
+        full = _target_lots(target, k)
         if qk > full:
             ex += qk - full
         else:
@@ -255,10 +265,10 @@ def _level_gap(
     ``g`` < 1: against the depleted target, ``_resil_target``); <= 0 when there is none."""
     qk = q[ring_slot(ref + sgn * k)]
     if excess:
-        return qk - np.int64(target[k])
+        return qk - _target_lots(target, k)
     if g < 1.0:
         return _resil_target(target, k, g) - qk
-    return np.int64(target[k]) - qk
+    return _target_lots(target, k) - qk
 
 
 @njit(cache=True, inline="always")
@@ -272,26 +282,38 @@ def _pick_level(
     k1: int,
     excess: bool,
     g: float,
+    ds: np.ndarray,
 ) -> int:
     """A level k in k0..k1-1 drawn in proportion to its missing (or excess) queue; -1 if none.
     The differences are whole lots, summed as integers (the same exact sums as in floats); the
-    second walk computes the first one's again (the same numbers, so the same draw: keeping them
-    cost an allocation per draw)."""
+    first walk keeps them (``ds``, scratch of at least k1 - k0 slots, none below 0) and the second
+    skips PICK_BLOCK levels at a time while the draw lies past their sum: the first level whose
+    running sum exceeds the draw is the same (the sums only grow), and the far zone's ~300
+    levels are read in blocks instead of one compare each."""
+    n = k1 - k0
     tot = 0
-    for k in range(k0, k1):
-        d = _level_gap(target, q, ref, sgn, k, excess, g)
-        if d > 0:
-            tot += d
+    for i in range(n):
+        d = _level_gap(target, q, ref, sgn, k0 + i, excess, g)
+        d = d if d > 0 else 0
+        ds[i] = d
+        tot += d
     if tot <= 0:
         return -1
     y = _uniform(rng) * float(tot)
     c = 0
-    for k in range(k0, k1):
-        d = _level_gap(target, q, ref, sgn, k, excess, g)
-        if d > 0:
-            c += d
-            if y < float(c):
-                return k
+    i = 0
+    while i + PICK_BLOCK <= n:
+        b = 0
+        for j in range(i, i + PICK_BLOCK):
+            b += ds[j]
+        if y < float(c + b):
+            break
+        c += b
+        i += PICK_BLOCK
+    for j in range(i, n):
+        c += ds[j]
+        if y < float(c):
+            return k0 + j
     return k1 - 1
 
 

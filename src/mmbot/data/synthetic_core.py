@@ -152,16 +152,18 @@ def _zone_level(
     slot: int,
     excess: bool,
     g: float,
+    ds: np.ndarray,
 ) -> int:
     """A level drawn by ``_pick_level`` (by missing or ``excess`` queue; ``g`` < 1: missing
-    against the depleted targets) among the first NEAR_LEVELS levels or the deeper ones, the zone
-    chosen in proportion to its total (``fs[F_NEAR + slot]``, ``fs[F_FAR + slot]``); -1 if none."""
+    against the depleted targets; ``ds`` its scratch) among the first NEAR_LEVELS levels or the
+    deeper ones, the zone chosen in proportion to its total (``fs[F_NEAR + slot]``,
+    ``fs[F_FAR + slot]``); -1 if none."""
     kmax = target.shape[0]
     kq = NEAR_LEVELS if kmax > NEAR_LEVELS else kmax
     zone_near = fs[F_NEAR + slot]
     if _uniform(rng) * (zone_near + fs[F_FAR + slot]) < zone_near:
-        return _pick_level(rng, target, q, ref, sgn, 0, kq, excess, g)
-    return _pick_level(rng, target, q, ref, sgn, kq, kmax, excess, g)
+        return _pick_level(rng, target, q, ref, sgn, 0, kq, excess, g, ds)
+    return _pick_level(rng, target, q, ref, sgn, kq, kmax, excess, g, ds)
 
 
 @njit(cache=True, inline="always")
@@ -170,7 +172,7 @@ def _maker_join(
 ) -> int:
     """A maker joins the level whose queue is furthest below its target (kind 0 bid, 1 ask);
     returns the rows written so far."""
-    P, target, maker_tab, fs, ist, rng, bq, aq, lv = m
+    P, target, maker_tab, fs, ist, rng, bq, aq, lv, ds = m
     tick = P[P_TICK_PX]
     lot = P[P_LOT_QTY]
     bb = ist[S_BEST_BID]
@@ -180,7 +182,7 @@ def _maker_join(
     ref = _bid_top(_ladder_v(P, fs), ba) if kind == 0 else _ask_bot(_ladder_v(P, fs), bb)
     depleted = P[P_RESIL_HALF_LIFE_S] > 0.0 or P[P_PULL_HOLD_S] > 0.0
     g = fs[F_RESIL_G + kind] if depleted else 1.0
-    k = _zone_level(rng, fs, target, q, ref, sgn, kind, False, g)
+    k = _zone_level(rng, fs, target, q, ref, sgn, kind, False, g, ds)
     if k >= 0:
         p = ref + sgn * k
         j = ring_slot(p)
@@ -217,7 +219,7 @@ def _maker_leave(
 ) -> int:
     """A maker order leaves (kind 2/3: the cancel hazard or a queue above its target; 6/7: a stale
     pull); returns the rows written so far."""
-    P, target, maker_tab, fs, ist, rng, bq, aq, lv = m
+    P, target, maker_tab, fs, ist, rng, bq, aq, lv, ds = m
     tick = P[P_TICK_PX]
     lot = P[P_LOT_QTY]
     theta = P[P_CANCEL_RATE]
@@ -241,7 +243,7 @@ def _maker_leave(
             vr = _ladder_v(P, fs)
             ref = _bid_top(vr, ba) if bid else _ask_bot(vr, bb)
             # kind 2/3 -> excess slots 2/3
-            k = _zone_level(rng, fs, target, q, ref, sgn, kind, True, 1.0)
+            k = _zone_level(rng, fs, target, q, ref, sgn, kind, True, 1.0, ds)
             p = ref + sgn * k if k >= 0 else _NONE
         else:
             y = _uniform(rng) * tot_lots
@@ -286,7 +288,7 @@ def _pull_side(
     changes. The touch keeps at least one lot: emptied, the touch would retreat and the spread
     widen (depleting on every retreat of the touch tripled the spread, see docs/data.md), while
     what the captures show is a thin near book at an unchanged touch. Returns the rows written."""
-    P, target, maker_tab, fs, ist, rng, bq, aq, lv = m
+    P, target, maker_tab, fs, ist, rng, bq, aq, lv, ds = m
     side = 0 if sgn < 0 else 1
     if P[P_PULL_HOLD_S] > 0.0:
         end = ist[S_T_NS] + int(_exp1(rng) * P[P_PULL_HOLD_S] * 1e9)
@@ -437,7 +439,7 @@ def _sweep_prints(
 ) -> tuple[int, bool]:
     """One ms of the sweep in progress: maker orders filled one at a time (a print each) up to
     the engine's prints per ms; returns (rows written, whether the sweep goes on next ms)."""
-    P, target, maker_tab, fs, ist, rng, bq, aq, lv = m
+    P, target, maker_tab, fs, ist, rng, bq, aq, lv, ds = m
     t_new, local_ns = at
     tick = P[P_TICK_PX]
     lot = P[P_LOT_QTY]
@@ -507,7 +509,7 @@ def _sweep_prints(
 @njit(cache=True, inline="always")
 def _sweep_end(m: tuple, emit: bool, at: tuple[int, int], n: int, out: np.ndarray) -> int:
     """The sweep is over: one book row per level it touched, then a noise sweep's impact on v."""
-    P, target, maker_tab, fs, ist, rng, bq, aq, lv = m
+    P, target, maker_tab, fs, ist, rng, bq, aq, lv, ds = m
     t_new, local_ns = at
     tick = P[P_TICK_PX]
     lot = P[P_LOT_QTY]
@@ -566,7 +568,7 @@ def _requote(m: tuple, buy: bool, emit: bool, at: tuple[int, int], n: int, out: 
     rows written so far. The edge leaves out the ladder hysteresis the order-by-order stale
     pulls wait for: with it (USD-M, 4 ticks) the mid stopped short of v after each sweep and the
     100 ms print markout stayed ~0.72x the capture's (0.83x without it, 600 s x 2 markets)."""
-    P, target, maker_tab, fs, ist, rng, bq, aq, lv = m
+    P, target, maker_tab, fs, ist, rng, bq, aq, lv, ds = m
     t_new, local_ns = at
     v = fs[F_V]
     tick = P[P_TICK_PX]
@@ -610,6 +612,7 @@ def _advance(
     lat_tab: np.ndarray,
     state: tuple,
     lv: np.ndarray,
+    ds: np.ndarray,
     t_end_ns: int,
     emit: bool,
     out: np.ndarray,
@@ -617,13 +620,14 @@ def _advance(
 ) -> int:
     """Run the market until the next event would be at or after ``t_end_ns`` or the output
     buffer is nearly full. Returns the number of rows written (0 when ``emit`` is False).
-    ``state``: the market's arrays (synthetic._Market.state). ``lat_t`` of more than one element
-    records the exchange time of every feed-latency draw (``lat_t[0]`` counts them; the run also
-    stops when it is full); the draws are the same."""
+    ``state``: the market's arrays (synthetic._Market.state); ``lv`` and ``ds``: scratch for a
+    sweep's levels and a level draw's differences (``_pick_level``). ``lat_t`` of more than one
+    element records the exchange time of every feed-latency draw (``lat_t[0]`` counts them; the
+    run also stops when it is full); the draws are the same."""
     # the caller holds every array for the whole call: borrowed views spare the inlined per-event
     # functions (each takes the arrays anew) an atomic reference-count pair per array per call
     P, target, maker_tab, parent_tab = _b(P), _b(target), _b(maker_tab), _b(parent_tab)
-    lat_tab, lv, out, lat_t = _b(lat_tab), _b(lv), _b(out), _b(lat_t)
+    lat_tab, lv, ds, out, lat_t = _b(lat_tab), _b(lv), _b(ds), _b(out), _b(lat_t)
     fs, ist, rng, bq, aq = state
     fs, ist, rng, bq, aq = _b(fs), _b(ist), _b(rng), _b(bq), _b(aq)
     cap = out.shape[0] - _RESERVE_ROWS
@@ -637,7 +641,7 @@ def _advance(
     r = fs[F_R0:]
     # the arrays the per-event functions read, as one argument that each unpacks at its top with
     # these names (a NamedTuple read field by field instead measured 10-20 % slower generation)
-    m = (P, target, maker_tab, fs, ist, rng, bq, aq, lv)
+    m = (P, target, maker_tab, fs, ist, rng, bq, aq, lv, ds)
     while True:
         if ist[S_HAS_PENDING] == 0:
             _draw_next(P, target, fs, ist, rng, bq, aq)

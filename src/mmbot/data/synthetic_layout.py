@@ -29,6 +29,8 @@ MAX_PRINTS = 512
 NEAR_LEVELS = 16
 FAR_EVERY = 16
 FAR_SHIFT = 2
+# a level draw's second walk skips this many levels at a time while the draw lies past their sum
+PICK_BLOCK = 8
 
 # --- layout of the float parameter vector handed to the compiled core -------------------------
 P_SIGMA_TICKS = 0  # diffusion of v, ticks per sqrt(s)
