@@ -260,12 +260,19 @@ class _Market:
         generator, bid and ask queues."""
         return self.fs, self.ist, self.rng, self.bq, self.aq
 
-    def run(self, t_end_ns: int, emit: bool, cap: int) -> np.ndarray:
-        """Advance to ``t_end_ns`` and return the emitted events (buffers of ``cap`` rows)."""
+    def run(
+        self, t_end_ns: int, emit: bool, cap: int, head: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Advance to ``t_end_ns`` and return the emitted events (buffers of ``cap`` rows), behind
+        the rows of ``head`` when given (written at the first buffer's start: a market's opening
+        snapshot joined to its events without copying them)."""
         parts = []
         cap = max(cap, 2 * _RESERVE_ROWS)
+        n_head = 0 if head is None else len(head)
         while True:
-            out = np.empty(cap, dtype=EVENT_DTYPE)
+            out = np.empty(n_head + cap, dtype=EVENT_DTYPE)
+            if n_head:
+                out[:n_head] = head
             n = _advance(
                 self.P,
                 self.target,
@@ -277,11 +284,12 @@ class _Market:
                 self.ds,
                 t_end_ns,
                 emit,
-                out,
+                out[n_head:],
                 self.lat_t,
             )
-            if emit and n:
-                parts.append(_pack(out, n))
+            if n_head + n:
+                parts.append(_pack(out, n_head + n))
+            n_head = 0
             if self.lat_t[0] > 0:
                 self.lat_parts.append(self.lat_t[1 : self.lat_t[0] + 1].copy())
                 self.lat_t[0] = 0
@@ -333,10 +341,8 @@ def generate_chunks(
     while t < end_ns:
         t_next = min(end_ns, t + int(chunk_ns))
         cap = min(int(rows_per_s * (t_next - t) * 1e-9 * 1.2) + 4 * _RESERVE_ROWS, 4_000_000)
-        body = mk.run(t_next, emit=True, cap=cap)
-        if first is not None:
-            body = np.concatenate([first, body])
-            first = None
+        body = mk.run(t_next, emit=True, cap=cap, head=first)
+        first = None
         yield body
         t = t_next
 
@@ -381,7 +387,7 @@ def generate_with_flow(
     cap = min(
         int(_rows_per_s_guess(calib) * int(duration_ns) * 1e-9 * 1.2) + 4 * _RESERVE_ROWS, 4_000_000
     )
-    body = mk.run(int(start_ts_ns) + int(duration_ns), emit=True, cap=cap)
+    events = mk.run(int(start_ts_ns) + int(duration_ns), emit=True, cap=cap, head=first)
     steps = mk.fs[F_STEPS : F_STEPS + K_PULL + 2] - before
     noise = float(steps[1 + N_RATES])
     informed = float(steps[1 + 4] + steps[1 + 5])
@@ -393,7 +399,7 @@ def generate_with_flow(
         "jumps": float(steps[1 + K_JUMP]),
         "pulls": float(steps[1 + K_PULL]),
     }
-    return np.concatenate([first, body]), flow
+    return events, flow
 
 
 def generate(calib: dict, seed: int, start_ts_ns: int, duration_ns: int) -> np.ndarray:
