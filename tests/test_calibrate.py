@@ -495,3 +495,21 @@ def test_slow_impact_fit_is_opt_in(capture_events: np.ndarray) -> None:
     for slow, grows in ((0.5, True), (0.0, False)):
         m = dict(fitted["model"], impact_slow_ratio=slow, sweep_requote=1.0)
         assert (_branching_after_fano_step(m, 1.5, 0.7) > 0.8 + 1e-9) is grows
+
+
+def test_graded_moves_fit_is_opt_in(capture_events: np.ndarray) -> None:
+    """--graded-moves (as captured only) starts the fit with v in jumps of about the capture's
+    100 ms mid moves, momentum takers and the informed edge of GRADED_MOVES_TERMS; the fit holds
+    the momentum rate, the jump rate and the edge, and its vol step scales the diffusion and the
+    jump size by one factor. The provenance names the flag; the default fit has no momentum
+    takers."""
+    from mmbot.data.calibrate import GRADED_MOVES_TERMS
+
+    fitted = _opt_in_fit(
+        capture_events, "graded_moves", "--graded-moves", "momentum_rate_per_s_per_bps"
+    )
+    m = fitted["model"]
+    for key in ("momentum_rate_per_s_per_bps", "jump_rate_per_s", "informed_edge_bps"):
+        assert m[key] == pytest.approx(GRADED_MOVES_TERMS[key])
+    start = GRADED_MOVES_TERMS["sigma_bps_per_sqrt_s"] / GRADED_MOVES_TERMS["jump_size_bps"]
+    assert m["sigma_bps_per_sqrt_s"] / m["jump_size_bps"] == pytest.approx(start)

@@ -113,6 +113,12 @@ _FIT_SWITCH_FLAGS: tuple[tuple[str, str, str], ...] = (
         "as captured only: a sweep's transient impact in a fast part (gone within a second) "
         "and a slow part the informed do not trade against (docs/data.md)",
     ),
+    (
+        "graded_moves",
+        "--graded-moves",
+        "experimental, as captured only: the efficient price moves in jumps of about the "
+        "capture's 100 ms mid moves and momentum takers follow the mid's moves (docs/data.md)",
+    ),
 )
 _FIT_SWITCHES = OptionGroup(
     into="switches",

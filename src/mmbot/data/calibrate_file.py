@@ -21,6 +21,7 @@ MODEL_SWITCH_FLAGS: tuple[tuple[str, str], ...] = (
     ("--fit-hold", "pull_hold_s"),
     ("--maker-orders", "maker_front_keep"),
     ("--slow-impact", "impact_slow_ratio"),
+    ("--graded-moves", "momentum_rate_per_s_per_bps"),
 )
 
 
