@@ -236,6 +236,39 @@ def _fast_depth_ix(evv, px, inv_tick, tick_lo, blo, bhi, alo, ahi):
 
 
 @njit(cache=True, forceinline=True)
+def _trade_misses(evv, px, tick_px, tick_lo, bhi, alo):
+    """True when a market trade cannot reach a resting order (``on_trade`` would change nothing):
+    a buy below our lowest ask, a sell above our highest bid, a trade with no side. The tick
+    index is ``ix_of``'s, so the test and ``on_trade`` agree on every row."""
+    ix = np.int64(np.round(px / tick_px)) - tick_lo
+    if evv & ev_.BUY_EVENT:
+        return ix < alo
+    if evv & ev_.SELL_EVENT:
+        return ix > bhi
+    return True
+
+
+@njit(cache=True, forceinline=True)
+def _band_depth(kind, fast):
+    """A depth / snapshot row in the live band (``_fast_depth_ix`` said not fast)."""
+    return not fast and (kind == ev_.DEPTH_EVENT or kind == ev_.DEPTH_SNAPSHOT_EVENT)  # noqa: SIM109
+
+
+@njit(cache=True, forceinline=True)
+def _no_order_at(live, orders, n_live, evv, ix):
+    """True when no resting order of the row's side sits at ladder index ``ix``: a depth row in
+    the live band but off our levels leaves every queue position as it is."""
+    side = 1 if (evv & ev_.BUY_EVENT) else (-1 if (evv & ev_.SELL_EVENT) else 0)
+    if side == 0:
+        return False
+    for k in range(n_live):
+        o = orders[live[k]]
+        if o.side == side and o.ex_ix == ix:
+            return False
+    return True
+
+
+@njit(cache=True, forceinline=True)
 def _exch_depth(xbid, xask, xbb, xba, n, ix, evv, qty):
     """The inline path's level update on the exchange book; returns (xbb, xba, whether the level
     is outside the ladder). The venue is not an argument: handing a structref to a function,
@@ -284,8 +317,10 @@ def merge_market(v, target, wait):
     # the books are the state's for the whole call: borrowed views skip reference counting
     xbid, xask = borrowed(v.xbid), borrowed(v.xask)
     lbid, lask = borrowed(v.lbid), borrowed(v.lask)
+    live, orders = borrowed(v.live), borrowed(v.orders)  # allocated once, with the venue
     n_e, n_l = exch_idx.shape[0], local_idx.shape[0]
-    inv_tick, tick_lo, n = 1.0 / v.tick_px, v.tick_lo, v.n_ticks
+    tick_px, tick_lo, n = v.tick_px, v.tick_lo, v.n_ticks
+    inv_tick = 1.0 / tick_px
     ei, li, mbb, mba = v.ei, v.li, v.mark_bb, v.mark_ba
     xbb, xba, lbb, lba = v.xbb, v.xba, v.lbb, v.lba
     vbid, vask = v.lbid_ver, v.lask_ver
@@ -300,8 +335,27 @@ def merge_market(v, target, wait):
                 break
             r = exch_idx[ei]
             evv = ev[r].ev
+            kind = evv & 0xFF
             fast, ix = _fast_depth_ix(evv, ev[r].px, inv_tick, tick_lo, blo, bhi, alo, ahi)
-            if fast:
+            if kind == ev_.TRADE_EVENT and _trade_misses(evv, ev[r].px, tick_px, tick_lo, bhi, alo):
+                v.exch_now = te
+            elif _band_depth(kind, fast) and _no_order_at(live, orders, v.n_live, evv, ix):
+                # in the live band, off our levels: process_exch's depth path without the queue
+                v.exch_now = te
+                pbb, pba = xbb, xba
+                xbb, xba, _ = _exch_depth(xbid, xask, xbb, xba, n, ix, evv, ev[r].qty)
+                if xbb > pbb or xba < pba:
+                    v.xbb = xbb
+                    v.xba = xba
+                    cross_check(v, te)
+                    to, tr, tq, blo, bhi, alo, ahi = _order_bounds(v)
+                if xbb != mbb or xba != mba:
+                    v.xbb = xbb
+                    v.xba = xba
+                    maybe_mark(v, te)
+                    mbb = xbb
+                    mba = xba
+            elif fast:
                 xbb, xba, out_of_band = _exch_depth(xbid, xask, xbb, xba, n, ix, evv, ev[r].qty)
                 if out_of_band:
                     v.n_out_of_band += 1
