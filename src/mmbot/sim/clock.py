@@ -38,6 +38,7 @@ from .queue import (
 )
 from .recording import (
     maybe_mark,
+    push_mark,
 )
 from .responses import (
     apply_response,
@@ -46,6 +47,7 @@ from .state import (
     TRADE_RING,
     VIEW_BAND_TICKS,
     ix_of,
+    ladder_mid,
 )
 
 
@@ -269,6 +271,25 @@ def _no_order_at(live, orders, n_live, evv, ix):
 
 
 @njit(cache=True, forceinline=True)
+def _put_mark(m, ts, mid, position_qty):
+    """``push_mark``'s row, written in place when the buffer has room."""
+    m.exch_ts = ts
+    m.mid_px = mid
+    m.position_qty = position_qty
+
+
+@njit(cache=True, forceinline=True)
+def _put_trade(t, evv, local_ts, px, qty):
+    """``process_local``'s trade row in the ring; returns the aggressor side."""
+    side = 1 if (evv & ev_.BUY_EVENT) else (-1 if (evv & ev_.SELL_EVENT) else 0)
+    t.local_ts = local_ts
+    t.px = px
+    t.qty = qty
+    t.side = side
+    return side
+
+
+@njit(cache=True, forceinline=True)
 def _exch_depth(xbid, xask, xbb, xba, n, ix, evv, qty):
     """The inline path's level update on the exchange book; returns (xbb, xba, whether the level
     is outside the ladder). The venue is not an argument: handing a structref to a function,
@@ -318,6 +339,11 @@ def merge_market(v, target, wait):
     xbid, xask = borrowed(v.xbid), borrowed(v.xask)
     lbid, lask = borrowed(v.lbid), borrowed(v.lask)
     live, orders = borrowed(v.live), borrowed(v.orders)  # allocated once, with the venue
+    trades = borrowed(v.trades)
+    # the marks are grown (replaced) only by push_mark: the view is taken again after each call
+    # that can push one
+    marks = borrowed(v.marks)
+    tick_units, px_scale = v.tick_units, v.px_scale
     n_e, n_l = exch_idx.shape[0], local_idx.shape[0]
     tick_px, tick_lo, n = v.tick_px, v.tick_lo, v.n_ticks
     inv_tick = 1.0 / tick_px
@@ -339,38 +365,36 @@ def merge_market(v, target, wait):
             fast, ix = _fast_depth_ix(evv, ev[r].px, inv_tick, tick_lo, blo, bhi, alo, ahi)
             if kind == ev_.TRADE_EVENT and _trade_misses(evv, ev[r].px, tick_px, tick_lo, bhi, alo):
                 v.exch_now = te
-            elif _band_depth(kind, fast) and _no_order_at(live, orders, v.n_live, evv, ix):
-                # in the live band, off our levels: process_exch's depth path without the queue
-                v.exch_now = te
+            elif fast or (
+                _band_depth(kind, fast) and _no_order_at(live, orders, v.n_live, evv, ix)
+            ):
+                # off our levels (in the live band: process_exch's depth path without the queue)
+                if not fast:
+                    v.exch_now = te
                 pbb, pba = xbb, xba
-                xbb, xba, _ = _exch_depth(xbid, xask, xbb, xba, n, ix, evv, ev[r].qty)
-                if xbb > pbb or xba < pba:
-                    v.xbb = xbb
-                    v.xba = xba
-                    cross_check(v, te)
-                    to, tr, tq, blo, bhi, alo, ahi = _order_bounds(v)
-                if xbb != mbb or xba != mba:
-                    v.xbb = xbb
-                    v.xba = xba
-                    maybe_mark(v, te)
-                    mbb = xbb
-                    mba = xba
-            elif fast:
                 xbb, xba, out_of_band = _exch_depth(xbid, xask, xbb, xba, n, ix, evv, ev[r].qty)
                 if out_of_band:
                     v.n_out_of_band += 1
-                if xba <= bhi or xbb >= alo:
-                    # the book moved through a resting order
+                if (xba <= bhi or xbb >= alo) if fast else (xbb > pbb or xba < pba):
+                    # the book may have moved through a resting order
                     v.xbb = xbb
                     v.xba = xba
                     cross_check(v, te)
                     to, tr, tq, blo, bhi, alo, ahi = _order_bounds(v)
+                    marks = borrowed(v.marks)  # a fill's mark may have grown them
                 if xbb != mbb or xba != mba:
-                    v.xbb = xbb
-                    v.xba = xba
-                    maybe_mark(v, te)
-                    mbb = xbb
-                    mba = xba
+                    # maybe_mark on the locals: a MARK row when the touch moved the mid
+                    mbb, mba = xbb, xba
+                    v.mark_bb, v.mark_ba = mbb, mba
+                    mid = ladder_mid(xbb, xba, n, tick_lo, tick_units, px_scale)
+                    if mid == mid and mid != v.last_mark_mid:
+                        v.last_mark_mid = mid
+                        if v.n_marks < marks.shape[0]:
+                            _put_mark(marks[v.n_marks], te, mid, v.ex_pos)
+                            v.n_marks += 1
+                        else:
+                            push_mark(v, te, mid)
+                            marks = borrowed(v.marks)
             else:
                 v.xbb = xbb
                 v.xba = xba
@@ -379,6 +403,7 @@ def merge_market(v, target, wait):
                 xbb, xba, mbb, mba = v.xbb, v.xba, v.mark_bb, v.mark_ba
                 # fills may have queued responses (possibly due now) and removed resting orders
                 to, tr, tq, blo, bhi, alo, ahi = _order_bounds(v)
+                marks = borrowed(v.marks)
             ei += 1
             te = ev[exch_idx[ei]].exch_ts if ei < n_e else I64_MAX
         else:
@@ -391,6 +416,17 @@ def merge_market(v, target, wait):
                 lbb, lba, vbid, vask = _local_depth(
                     lbid, lask, lbb, lba, vbid, vask, ev[r], inv_tick, tick_lo, n
                 )
+            elif kind == ev_.TRADE_EVENT:
+                # process_local's trade path on a borrowed ring (allocated once, with the venue)
+                qty = ev[r].qty
+                side = _put_trade(trades[v.n_trades % TRADE_RING], evv, tl, ev[r].px, qty)
+                v.n_trades += 1
+                if side > 0:
+                    v.dr_buy_qty += qty
+                    v.dr_buy_n += 1
+                elif side < 0:
+                    v.dr_sell_qty += qty
+                    v.dr_sell_n += 1
             else:
                 v.lbb, v.lba, v.lbid_ver, v.lask_ver = lbb, lba, vbid, vask
                 process_local(v, evv, tl, ev[r].px, ev[r].qty, lbid, lask, inv_tick, tick_lo, n)
