@@ -681,3 +681,51 @@ def test_the_in_flight_count_is_the_orders_awaiting_an_answer():
     assert sim.inflight_count(v) == 2
     sim.goto(v, 1600)
     assert sim.inflight_count(v) == scan() == 0
+
+
+def test_trades_and_depth_rows_between_our_orders_move_only_the_queues_they_reach():
+    book = [(BID, 1000, px, 5.0) for px in (100.0, 99.9, 99.8)]
+    book += [(ASK, 1000, px, 5.0) for px in (100.1, 100.2, 100.3, 100.4)]
+    rows = book + [
+        (BID, 2000, 99.9, 2.0),  # between our bids: no queue moves
+        (ASK, 3000, 100.3, 1.0),  # between our asks: no queue moves
+        (SELL_TRADE, 4000, 100.1, 4.0),  # above our highest bid: reaches none
+        (BUY_TRADE, 5000, 100.1, 4.0),  # below our lowest ask: reaches none
+        (BUY_TRADE, 6000, 100.2, 3.0),  # at our lowest ask: its queue 5 -> 2
+        (SELL_TRADE, 7000, 100.0, 4.0),  # at our highest bid: its queue 5 -> 1
+        (BID, 8000, 99.8, 3.0),  # at our lowest bid: its queue capped at 3 (risk-averse)
+    ]
+    v, ev = venue(rows)
+    sim.elapse(v, 0)
+    oids = [
+        sim.submit(v, side, px, 1.0, sim.TIF_GTX, sim.ORD_LIMIT)
+        for side, px in ((sim.BUY, 100.0), (sim.BUY, 99.8), (sim.SELL, 100.2), (sim.SELL, 100.4))
+    ]
+
+    def queues():
+        return [order_of(v, oid)["queue_ahead_qty"] for oid in oids]
+
+    sim.goto(v, 5500)
+    assert queues() == [5.0, 5.0, 5.0, 5.0]
+    sim.goto(v, 6500)
+    assert queues() == [5.0, 5.0, 2.0, 5.0]
+    sim.goto(v, 7500)
+    assert queues() == [1.0, 5.0, 2.0, 5.0]
+    sim.goto(v, 8500)
+    assert queues() == [1.0, 3.0, 2.0, 5.0]
+    fills, *_ = sim.finish(v, ev)
+    assert len(fills) == 0
+
+
+def test_every_touch_move_gets_its_mark_row_past_the_first_mark_buffer():
+    n_moves = 5000  # more than the venue's first MARK buffer (4096 rows)
+    rows = [(BID, 1000, 99.9, 5.0), (ASK, 1000, 100.1, 5.0)]
+    rows += [(BID, 2000 + 10 * k, 100.0, 5.0 if k % 2 == 0 else 0.0) for k in range(n_moves)]
+    v, ev = venue(rows)
+    sim.goto(v, 2000 + 10 * n_moves)
+    _, _, marks, _ = sim.finish(v, ev)
+    moves = marks[marks["exch_ts"] >= 2000]
+    assert len(moves) == n_moves
+    assert list(moves["exch_ts"]) == [2000 + 10 * k for k in range(n_moves)]
+    expected = [100.05 if k % 2 == 0 else 100.0 for k in range(n_moves)]
+    assert moves["mid_px"] == pytest.approx(expected, rel=1e-15)
