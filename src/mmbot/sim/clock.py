@@ -132,7 +132,9 @@ def process_exch(v, evv, ex_ts, px, qty, xbid, xask, inv_tick, tick_lo, n):
 
 
 @njit(cache=True)
-def process_local(v, evv, local_ts, px, qty, lbid, lask, inv_tick, tick_lo, n):
+def process_local(v, evv, px, qty, lbid, lask, inv_tick, tick_lo, n):
+    """One local feed row of the kinds `merge_market` does not apply inline (BBO and clear rows;
+    depth, snapshot and trade rows take its inline paths)."""
     kind = evv & 0xFF
     side = 1 if (evv & ev_.BUY_EVENT) else (-1 if (evv & ev_.SELL_EVENT) else 0)
     if kind == ev_.DEPTH_EVENT or kind == ev_.DEPTH_SNAPSHOT_EVENT or kind == ev_.DEPTH_BBO_EVENT:  # noqa: SIM109 (scalar compares in the hot loop)
@@ -146,19 +148,6 @@ def process_local(v, evv, local_ts, px, qty, lbid, lask, inv_tick, tick_lo, n):
             v.lbb, v.lba = bid_update(lbid, lask, v.lbb, v.lba, n, ix, qty, bbo)
         elif side < 0:
             v.lbb, v.lba = ask_update(lbid, lask, v.lbb, v.lba, n, ix, qty, bbo)
-    elif kind == ev_.TRADE_EVENT:
-        t = v.trades[v.n_trades % TRADE_RING]
-        t.local_ts = local_ts
-        t.px = px
-        t.qty = qty
-        t.side = side
-        v.n_trades += 1
-        if side > 0:
-            v.dr_buy_qty += qty
-            v.dr_buy_n += 1
-        elif side < 0:
-            v.dr_sell_qty += qty
-            v.dr_sell_n += 1
     elif kind == ev_.DEPTH_CLEAR_EVENT:
         ix = ix_of(v, px) if px > 0.0 else -1
         v.lbid_ver += 1
@@ -280,7 +269,7 @@ def _put_mark(m, ts, mid, position_qty):
 
 @njit(cache=True, forceinline=True)
 def _put_trade(t, evv, local_ts, px, qty):
-    """``process_local``'s trade row in the ring; returns the aggressor side."""
+    """A local trade row in the venue's trade ring; returns the aggressor side."""
     side = 1 if (evv & ev_.BUY_EVENT) else (-1 if (evv & ev_.SELL_EVENT) else 0)
     t.local_ts = local_ts
     t.px = px
@@ -417,7 +406,7 @@ def merge_market(v, target, wait):
                     lbid, lask, lbb, lba, vbid, vask, ev[r], inv_tick, tick_lo, n
                 )
             elif kind == ev_.TRADE_EVENT:
-                # process_local's trade path on a borrowed ring (allocated once, with the venue)
+                # a trade row on the borrowed ring (allocated once, with the venue)
                 qty = ev[r].qty
                 side = _put_trade(trades[v.n_trades % TRADE_RING], evv, tl, ev[r].px, qty)
                 v.n_trades += 1
@@ -429,7 +418,7 @@ def merge_market(v, target, wait):
                     v.dr_sell_n += 1
             else:
                 v.lbb, v.lba, v.lbid_ver, v.lask_ver = lbb, lba, vbid, vask
-                process_local(v, evv, tl, ev[r].px, ev[r].qty, lbid, lask, inv_tick, tick_lo, n)
+                process_local(v, evv, ev[r].px, ev[r].qty, lbid, lask, inv_tick, tick_lo, n)
                 lbb, lba, vbid, vask = v.lbb, v.lba, v.lbid_ver, v.lask_ver
             li += 1
             tl = ev[local_idx[li]].local_ts if li < n_l else I64_MAX
