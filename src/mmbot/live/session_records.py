@@ -40,33 +40,7 @@ def session_result(s: Session) -> RunResult:
     # where this session started: the journal's position and cash less this session's fills
     pos0 = pos - sum(r["side"] * r["qty"] for r in rows)
     cash0 = cash - sum(-r["side"] * r["px"] * r["qty"] - r["fee"] for r in rows)
-    fills = np.zeros(len(rows), dtype=FILL_DTYPE)
-    for k, r in enumerate(rows):
-        f = fills[k]
-        f["exch_ts"], f["local_ts"], f["order_id"], f["side"] = (
-            r["exch_ts_ns"],
-            r["local_ts_ns"],
-            link_num(r["link_id"] or ""),
-            r["side"],
-        )
-        f["maker"], f["px"], f["qty"], f["fee"], f["fee_rate"] = (
-            r["maker"],
-            r["px"],
-            r["qty"],
-            r["fee"],
-            r["fee_rate"],
-        )
-        mid = r["mid_px"] if r["mid_px"] is not None and math.isfinite(r["mid_px"]) else r["px"]
-        f["mid_px"], f["target_px"] = (
-            mid,
-            r["target_px"] if r["target_px"] is not None else math.nan,
-        )
-        o = s.journal.order(r["link_id"] or "")
-        f["order_age_ns"] = (
-            max(0, r["exch_ts_ns"] - int(o["acked_ns"] or o["created_ns"])) if o else 0
-        )
-    # the position after each fill in the records' (exchange time) order
-    fills["position_qty"] = pos0 + np.cumsum(fills["side"] * fills["qty"])
+    fills = _fill_records(s, rows, pos0)
     marks_l = [(int(f["exch_ts"]), float(f["mid_px"]), float(f["position_qty"])) for f in fills]
     marks_l += s.marks
     final_mid = s.mid()
@@ -115,6 +89,39 @@ def session_result(s: Session) -> RunResult:
         **{f"live_{k}": v for k, v in s.counters.items()},
     }
     return RunResult(fills, s.actions[: s.n_actions].copy(), marks, meta)
+
+
+def _fill_records(s: Session, rows: list[dict], pos0: float) -> np.ndarray:
+    """This session's journal fills as FILL_DTYPE records, with the position after each (in the
+    records' exchange-time order, from ``pos0``) and the order's age at the fill."""
+    fills = np.zeros(len(rows), dtype=FILL_DTYPE)
+    for k, r in enumerate(rows):
+        f = fills[k]
+        f["exch_ts"], f["local_ts"], f["order_id"], f["side"] = (
+            r["exch_ts_ns"],
+            r["local_ts_ns"],
+            link_num(r["link_id"] or ""),
+            r["side"],
+        )
+        f["maker"], f["px"], f["qty"], f["fee"], f["fee_rate"] = (
+            r["maker"],
+            r["px"],
+            r["qty"],
+            r["fee"],
+            r["fee_rate"],
+        )
+        mid = r["mid_px"] if r["mid_px"] is not None and math.isfinite(r["mid_px"]) else r["px"]
+        f["mid_px"], f["target_px"] = (
+            mid,
+            r["target_px"] if r["target_px"] is not None else math.nan,
+        )
+        o = s.journal.order(r["link_id"] or "")
+        f["order_age_ns"] = (
+            max(0, r["exch_ts_ns"] - int(o["acked_ns"] or o["created_ns"])) if o else 0
+        )
+    # the position after each fill in the records' (exchange time) order
+    fills["position_qty"] = pos0 + np.cumsum(fills["side"] * fills["qty"])
+    return fills
 
 
 def write_records(s: Session) -> None:
