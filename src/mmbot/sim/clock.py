@@ -39,6 +39,7 @@ from .queue import (
 from .recording import (
     maybe_mark,
     push_mark,
+    put_mark,
 )
 from .responses import (
     apply_response,
@@ -47,6 +48,7 @@ from .state import (
     TRADE_RING,
     VIEW_BAND_TICKS,
     ix_of,
+    ladder_ix,
     ladder_mid,
 )
 
@@ -93,12 +95,18 @@ def scan_events(ev):
     return exch_idx[:ne], local_idx[:nl], bad, sorted_l, lo, hi
 
 
+@njit(cache=True, forceinline=True)
+def _side_of(evv):
+    """The row's side: 1 buy, -1 sell, 0 none."""
+    return 1 if (evv & ev_.BUY_EVENT) else (-1 if (evv & ev_.SELL_EVENT) else 0)
+
+
 @njit(cache=True)
 def process_exch(v, evv, ex_ts, px, qty, xbid, xask, inv_tick, tick_lo, n):
     """One exchange-side market event. Arrays are passed in (not read from ``v``) because every
     structref array read costs an atomic refcount pair in the hot loop."""
     kind = evv & 0xFF
-    side = 1 if (evv & ev_.BUY_EVENT) else (-1 if (evv & ev_.SELL_EVENT) else 0)
+    side = _side_of(evv)
     if kind == ev_.DEPTH_EVENT or kind == ev_.DEPTH_SNAPSHOT_EVENT or kind == ev_.DEPTH_BBO_EVENT:  # noqa: SIM109 (scalar compares in the hot loop)
         ix = np.int64(np.floor(px * inv_tick + 0.5)) - tick_lo
         if ix < 0 or ix >= n:
@@ -136,7 +144,7 @@ def process_local(v, evv, px, qty, lbid, lask, inv_tick, tick_lo, n):
     """One local feed row of the kinds `merge_market` does not apply inline (BBO and clear rows;
     depth, snapshot and trade rows take its inline paths)."""
     kind = evv & 0xFF
-    side = 1 if (evv & ev_.BUY_EVENT) else (-1 if (evv & ev_.SELL_EVENT) else 0)
+    side = _side_of(evv)
     if kind == ev_.DEPTH_EVENT or kind == ev_.DEPTH_SNAPSHOT_EVENT or kind == ev_.DEPTH_BBO_EVENT:  # noqa: SIM109 (scalar compares in the hot loop)
         ix = np.int64(np.floor(px * inv_tick + 0.5)) - tick_lo
         if ix < 0 or ix >= n:
@@ -230,8 +238,8 @@ def _fast_depth_ix(evv, px, inv_tick, tick_lo, blo, bhi, alo, ahi):
 def _trade_misses(evv, px, tick_px, tick_lo, bhi, alo):
     """True when a market trade cannot reach a resting order (``on_trade`` would change nothing):
     a buy below our lowest ask, a sell above our highest bid, a trade with no side. The tick
-    index is ``ix_of``'s, so the test and ``on_trade`` agree on every row."""
-    ix = np.int64(np.round(px / tick_px)) - tick_lo
+    index is ``ix_of``'s (`ladder_ix`), so the test and ``on_trade`` agree on every row."""
+    ix = ladder_ix(px, tick_px, tick_lo)
     if evv & ev_.BUY_EVENT:
         return ix < alo
     if evv & ev_.SELL_EVENT:
@@ -249,7 +257,7 @@ def _band_depth(kind, fast):
 def _no_order_at(live, orders, n_live, evv, ix):
     """True when no resting order of the row's side sits at ladder index ``ix``: a depth row in
     the live band but off our levels leaves every queue position as it is."""
-    side = 1 if (evv & ev_.BUY_EVENT) else (-1 if (evv & ev_.SELL_EVENT) else 0)
+    side = _side_of(evv)
     if side == 0:
         return False
     for k in range(n_live):
@@ -260,17 +268,9 @@ def _no_order_at(live, orders, n_live, evv, ix):
 
 
 @njit(cache=True, forceinline=True)
-def _put_mark(m, ts, mid, position_qty):
-    """``push_mark``'s row, written in place when the buffer has room."""
-    m.exch_ts = ts
-    m.mid_px = mid
-    m.position_qty = position_qty
-
-
-@njit(cache=True, forceinline=True)
 def _put_trade(t, evv, local_ts, px, qty):
     """A local trade row in the venue's trade ring; returns the aggressor side."""
-    side = 1 if (evv & ev_.BUY_EVENT) else (-1 if (evv & ev_.SELL_EVENT) else 0)
+    side = _side_of(evv)
     t.local_ts = local_ts
     t.px = px
     t.qty = qty
@@ -379,7 +379,7 @@ def merge_market(v, target, wait):
                     if mid == mid and mid != v.last_mark_mid:
                         v.last_mark_mid = mid
                         if v.n_marks < marks.shape[0]:
-                            _put_mark(marks[v.n_marks], te, mid, v.ex_pos)
+                            put_mark(marks[v.n_marks], te, mid, v.ex_pos)
                             v.n_marks += 1
                         else:
                             push_mark(v, te, mid)

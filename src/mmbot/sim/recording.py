@@ -35,11 +35,16 @@ def push_action(v, local_ts, exch_ts, order_id, kind, side, op, reason, px, qty,
 @njit(cache=True)
 def push_mark(v, ts, mid):
     v.marks = with_room(v.marks, v.n_marks)
-    m = v.marks[v.n_marks]
+    put_mark(v.marks[v.n_marks], ts, mid, v.ex_pos)
+    v.n_marks += 1
+
+
+@njit(cache=True, forceinline=True)
+def put_mark(m, ts, mid, position_qty):
+    """One MARK row ``m`` (a record of the marks buffer, which must have room)."""
     m.exch_ts = ts
     m.mid_px = mid
-    m.position_qty = v.ex_pos
-    v.n_marks += 1
+    m.position_qty = position_qty
 
 
 @njit(cache=True)

@@ -418,9 +418,15 @@ def px_of(v, ix):
     return ladder_px(ix, v.tick_lo, v.tick_units, v.px_scale)
 
 
+@njit(cache=True, forceinline=True)
+def ladder_ix(px, tick_px, tick_lo):
+    """Ladder index of price ``px`` from the venue's tick fields (`ix_of` without the venue)."""
+    return np.int64(np.round(px / tick_px)) - tick_lo
+
+
 @njit(cache=True)
 def ix_of(v, px):
-    return np.int64(np.round(px / v.tick_px)) - v.tick_lo
+    return ladder_ix(px, v.tick_px, v.tick_lo)
 
 
 @njit(cache=True)
