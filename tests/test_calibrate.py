@@ -490,6 +490,17 @@ def test_slow_impact_fit_is_opt_in(capture_events: np.ndarray) -> None:
         _step_race(m, race, race_tgt, whole=False)
         assert (m["stale_cancel_rate_per_s"] > 5.0) is pulls_faster
         assert m["informed_rate_per_s_per_bps"] == pytest.approx(10.0)
+    # the informed alone make more aggressor orders than the capture (0.9 x 5 parents/s against
+    # 1): the touch updates (2x the capture's) would slow the pulls, but no noise rate can bring
+    # the parent rate down then, so the pulls speed up; with the informed at 0.1 of the same
+    # orders (0.5/s, the noise step can still reach the capture) the touch updates slow them
+    for share, pulls_faster in ((0.9, True), (0.1, False)):
+        m = dict(fitted["model"], impact_slow_ratio=0.5, stale_cancel_rate_per_s=5.0)
+        m["informed_rate_per_s_per_bps"] = 10.0
+        over = {"parent_markout_1s_bps": 0.2, "touch_update_rate_per_s": 400.0}
+        over.update(parent_rate_per_s=5.0, informed_share_of_orders=share)
+        _step_race(m, over, dict(race_tgt, parent_rate_per_s=1.0), whole=False)
+        assert (m["stale_cancel_rate_per_s"] > 5.0) is pulls_faster
     # the Hawkes step: prints clustered less than the capture's (Fano 0.7x), parents more (1.5x):
     # with the slow part the prints' Fano alone, so the branching ratio grows
     for slow, grows in ((0.5, True), (0.0, False)):

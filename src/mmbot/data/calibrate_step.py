@@ -323,8 +323,7 @@ def _step_race(m: dict, s: dict, target: dict, *, whole: bool) -> None:
             MAX_INFORMED_RATE,
         )
         m["stale_cancel_rate_per_s"] = _clip(
-            m["stale_cancel_rate_per_s"]
-            * _ratio(target["touch_update_rate_per_s"], s["touch_update_rate_per_s"]),
+            m["stale_cancel_rate_per_s"] * _two_speed_pull_step(s, target),
             MIN_STALE_RATE,
             MAX_STALE_RATE,
         )
@@ -336,6 +335,24 @@ def _step_race(m: dict, s: dict, target: dict, *, whole: bool) -> None:
     m["stale_cancel_rate_per_s"] = _clip(
         m["stale_cancel_rate_per_s"] / race, MIN_STALE_RATE, MAX_STALE_RATE
     )
+
+
+def _two_speed_pull_step(s: dict, target: dict) -> float:
+    """The stale-pull speed's step under --slow-impact: toward the capture's touch updates, unless
+    the informed alone make more aggressor orders than the capture has (informed share x parent
+    rate above the capture's parent rate). No noise rate reaches the parent rate then (its step
+    only moves the noise flow), and slower pulls leave the informed more stale quotes: the pulls
+    speed up toward the informed orders' excess instead. (COIN-M: the touch changed 7x as often as
+    the capture's at the start, the touch step took the pulls to their floor, the informed made
+    every aggressor order and the fit ended at 5x the capture's parent rate, the noise rate at
+    2e-5 / s; docs/data.md, "The COIN-M fit under --slow-impact".)"""
+    nan = float("nan")
+    share = float(s.get("informed_share_of_orders", nan))
+    informed = share * float(s.get("parent_rate_per_s", nan))
+    wanted = float(target.get("parent_rate_per_s", nan))
+    if np.isfinite(informed) and informed > wanted > 0:
+        return 1.0 / _ratio(wanted, informed)
+    return _ratio(target["touch_update_rate_per_s"], s["touch_update_rate_per_s"])
 
 
 def _mean_return_autocorr(stats: dict) -> float:
