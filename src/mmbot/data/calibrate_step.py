@@ -315,7 +315,8 @@ def _step_race(m: dict, s: dict, target: dict, *, whole: bool) -> None:
         # line (informed up, pulls down) the fit drove the pulls to their floor with the touch
         # updates at 0.71x (USD-M). Each follows the statistic it moves most instead: the
         # informed intensity the aggressor-order markout, the pull speed the touch updates
-        # (the ladder hysteresis is left at its start)
+        # unless the informed alone out-trade the capture (_two_speed_pull_step; the ladder
+        # hysteresis is left at its start)
         m["informed_rate_per_s_per_bps"] = _clip(
             m["informed_rate_per_s_per_bps"]
             * _ratio(target["parent_markout_1s_bps"], s["parent_markout_1s_bps"]),
