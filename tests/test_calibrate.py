@@ -511,16 +511,42 @@ def test_slow_impact_fit_is_opt_in(capture_events: np.ndarray) -> None:
 def test_graded_moves_fit_is_opt_in(capture_events: np.ndarray) -> None:
     """--graded-moves (as captured only) starts the fit with v in jumps of about the capture's
     100 ms mid moves, momentum takers and the informed edge of GRADED_MOVES_TERMS; the fit holds
-    the momentum rate, the jump rate and the edge, and its vol step scales the diffusion and the
-    jump size by one factor. The provenance names the flag; the default fit has no momentum
-    takers."""
+    the momentum rate, the jump size and the edge, steps the jump rate on the capture's count of
+    100 ms moves of 0.5 bps, and its vol step scales the diffusion alone (the default fit scales
+    the diffusion and the jump size by one factor, the rate held). The provenance names the flag;
+    the default fit has no momentum takers."""
     from mmbot.data.calibrate import GRADED_MOVES_TERMS
+    from mmbot.data.calibrate_step import _step_flow
 
     fitted = _opt_in_fit(
         capture_events, "graded_moves", "--graded-moves", "momentum_rate_per_s_per_bps"
     )
     m = fitted["model"]
-    for key in ("momentum_rate_per_s_per_bps", "jump_rate_per_s", "informed_edge_bps"):
+    for key in ("momentum_rate_per_s_per_bps", "jump_size_bps", "informed_edge_bps"):
         assert m[key] == pytest.approx(GRADED_MOVES_TERMS[key])
-    start = GRADED_MOVES_TERMS["sigma_bps_per_sqrt_s"] / GRADED_MOVES_TERMS["jump_size_bps"]
-    assert m["sigma_bps_per_sqrt_s"] / m["jump_size_bps"] == pytest.approx(start)
+    # one step: the capture's moves twice the market's and its volatility 1.5x the market's
+    target = {"vol_bps_per_sqrt_s": 1.5, "mid_move_0.5bps_per_min": 20.0}
+    sim = {"vol_bps_per_sqrt_s": 1.0, "mid_move_0.5bps_per_min": 10.0}
+    for key in ("parent_rate_per_s", "parent_count_fano_1s", "prints_per_parent"):
+        target[key] = sim[key] = 2.0
+    for graded in (True, False):
+        start = dict(m, jump_rate_per_s=1.0, jump_size_bps=0.5, sigma_bps_per_sqrt_s=0.1)
+        stepped = dict(start)
+        _step_flow(stepped, sim, target, graded_moves=graded)
+        assert stepped["sigma_bps_per_sqrt_s"] > 0.1
+        # graded: more jumps of the same size; default: the same number of larger jumps
+        assert (stepped["jump_rate_per_s"] > 1.0) is graded
+        assert (stepped["jump_size_bps"] > 0.5) is not graded
+    # the fit measures the mid's 100 ms move profile on the capture and on its markets (the fit
+    # log, target_stats, fit_stats); the default fit's files carry none of it
+    from mmbot.data.market_stats import mid_move_stats
+
+    real = mid_move_stats(capture_events)
+    for key, value in real.items():
+        assert fitted["target_stats"][key] == pytest.approx(value)
+        assert fitted["fit_stats"][key] >= 0.0
+    log: list[str] = []
+    plain = calibrate(capture_events, FitOptions(rounds=0, fit_seconds=20), log=log)
+    assert not any(k.startswith("mid_move_") for k in plain["target_stats"])
+    assert not any(k.startswith("mid_move_") for k in plain["fit_stats"])
+    assert not any("100ms moves/min" in line for line in log)

@@ -230,6 +230,42 @@ def test_sampling_noise_z_and_which_misses_it_does_not_explain() -> None:
     assert chk["autocorr_outside_band_beyond_noise"] == []
 
 
+def test_mid_moves_per_side_per_second_over_100ms_windows() -> None:
+    """Book 9999/10001 (mid 10000, tick 1 = 1 bps) for 60 s. At 10.5 s the mid moves up 1 bps
+    (counts at 0.5 bps, up, second 10); at 20.5 s up 3 bps and back at 20.55 s (counts at 0.5 and
+    2 bps, up and down, second 20); at 30.5 s up 1 bps and at 30.65 s 1.5 bps more: 2.5 bps over
+    150 ms, but no 100 ms window holds both (counts at 0.5 bps only, once: second 30 up)."""
+    from mmbot.data.market_stats import mid_move_stats
+
+    def touch(t_ms: float, bid: tuple[float, float], ask: tuple[float, float]) -> list[tuple]:
+        # (new, old) prices of each side: the new level set, then the old one deleted
+        return [
+            _ev(DEPTH_EVENT, SELL_EVENT, t_ms, ask[0], 1.0),
+            _ev(DEPTH_EVENT, SELL_EVENT, t_ms, ask[1], 0.0),
+            _ev(DEPTH_EVENT, BUY_EVENT, t_ms, bid[0], 1.0),
+            _ev(DEPTH_EVENT, BUY_EVENT, t_ms, bid[1], 0.0),
+        ]
+
+    rows = [
+        _ev(DEPTH_SNAPSHOT_EVENT, BUY_EVENT, 0, 9999.0, 5.0),
+        _ev(DEPTH_SNAPSHOT_EVENT, SELL_EVENT, 0, 10001.0, 5.0),
+        _ev(DEPTH_EVENT, SELL_EVENT, 10500, 10003.0, 1.0),
+        _ev(DEPTH_EVENT, SELL_EVENT, 10500, 10001.0, 0.0),  # mid 10001
+        *touch(20500, (10002.0, 9999.0), (10006.0, 10003.0)),  # mid 10004
+        *touch(20550, (9999.0, 10002.0), (10003.0, 10006.0)),  # mid 10001
+        _ev(DEPTH_EVENT, SELL_EVENT, 30500, 10005.0, 1.0),
+        _ev(DEPTH_EVENT, SELL_EVENT, 30500, 10003.0, 0.0),  # mid 10002
+        _ev(DEPTH_EVENT, BUY_EVENT, 30650, 10002.0, 1.0),
+        _ev(DEPTH_EVENT, BUY_EVENT, 30650, 9999.0, 0.0),  # mid 10003.5
+        _ev(DEPTH_EVENT, BUY_EVENT, 60000, 9990.0, 1.0),
+    ]
+    s = mid_move_stats(np.array(rows, dtype=EVENT_DTYPE), tick_px=1.0)
+    assert s["mid_move_0.5bps_per_min"] == pytest.approx(4.0)
+    assert s["mid_move_2bps_per_min"] == pytest.approx(2.0)
+    # not a fidelity statistic (market_stats leaves it out, the default fit's files unchanged)
+    assert "mid_move_0.5bps_per_min" not in market_stats(np.array(rows, dtype=EVENT_DTYPE))
+
+
 def test_trade_throughs_per_side_per_second_against_the_mid_100ms_before() -> None:
     """Book 9999/10001 (mid 10000, tick 1 = 1 bps) for 60 s. Second 0: a buy order reaching 10003
     (3 bps) and another reaching 10006 (6 bps) count once per distance on the buy side; a sell

@@ -171,18 +171,20 @@ class FitOptions:
     # reversion from 1 s to 5 s (calibrate_step._step_two_speed)
     slow_impact: bool = False
     # (as captured only; experimental) v moves in jumps about the size of the capture's 100 ms
-    # mid moves, and momentum takers follow the mid's moves (GRADED_MOVES_TERMS at the fit's
-    # start): on USD-M with the shipped switches it brought both trade-through rates into band
-    # and put the deep-sweep share out (docs/data.md, "Takers chasing the mid's moves")
+    # mid moves, their rate fitted to the capture's count of such moves (calibrate_step.
+    # _step_jumps), and momentum takers follow the mid's moves (GRADED_MOVES_TERMS at the fit's
+    # start): on USD-M with the shipped switches it brought the 0.5 bps trade-through rate into
+    # band and put the 2 and 5 bps ones out (docs/data.md, "The graded-move fit with its jump
+    # rate fitted")
     graded_moves: bool = False
 
 
-# --graded-moves' terms, set at the fit's start and held but for v's diffusion and jump size,
-# which the vol step scales together. Chosen by hand on the USD-M capture (docs/data.md): its mid
-# is still in 0.90 of the 100 ms windows and moves in chunks of 0.25-1 bps, which a diffusing v
-# does not give; jumps of 0.45 bps at 0.83/s carry about the variance the shipped market's
-# diffusion and jumps did, and the informed edge at 0.3 bps (0.25 otherwise; 0.5 stopped the
-# informed altogether) kept the 0.5 bps trade-through rate
+# --graded-moves' terms, set at the fit's start. Held: the momentum rate, the jump size and the
+# informed edge, chosen by hand on the USD-M capture (docs/data.md): its mid is still in 0.90 of
+# the 100 ms windows and moves in chunks of 0.25-1 bps, which a diffusing v does not give; the
+# informed edge at 0.3 bps (0.25 otherwise; 0.5 stopped the informed altogether) kept the
+# 0.5 bps trade-through rate. Fitted from these starts: the jump rate (to the capture's 100 ms
+# moves of 0.5 bps) and the diffusion (the vol step)
 GRADED_MOVES_TERMS: dict[str, float] = {
     "momentum_rate_per_s_per_bps": 30.0,
     "sigma_bps_per_sqrt_s": 0.1,
@@ -326,12 +328,14 @@ def _depth_targets(stats: dict, tick_bps: float) -> list[float]:
     return out
 
 
-def _one_market_stats(calib: dict, seed: int, seconds: int) -> dict:
-    from mmbot.data.market_stats import market_stats
+def _one_market_stats(calib: dict, seed: int, seconds: int, moves: bool = False) -> dict:
+    from mmbot.data.market_stats import market_stats, mid_move_stats
     from mmbot.data.synthetic import generate_with_flow
 
     ev, flow = generate_with_flow(calib, seed, _T0_NS, seconds * 1_000_000_000)
     out = market_stats(ev, tick_px=float(calib["tick_px"]))
+    if moves:  # --graded-moves: the mid's 100 ms move profile too
+        out.update(mid_move_stats(ev, tick_px=float(calib["tick_px"])))
     out["informed_share_of_orders"] = flow["informed_share_of_orders"]
     out["feed_latency_quantiles_ns"] = latency_quantiles(ev)
     out["depth_update_rate_per_s"] = _depth_update_rate(ev)
@@ -348,16 +352,21 @@ def _depth_update_rate(events: np.ndarray) -> float:
     return n / span_s if span_s > 0 else float("nan")
 
 
-def _sim_stats(calib: dict, seed: int, seconds: int, markets: int = FIT_MARKETS) -> dict:
+def _sim_stats(
+    calib: dict, seed: int, seconds: int, markets: int = FIT_MARKETS, moves: bool = False
+) -> dict:
     """market_stats of ``markets`` synthetic markets (seeds seed, seed + 1, ...; run in threads,
     the compiled loops release the GIL), averaged, plus the informed share of their market
-    orders (counted by the generator; an informed order that finds nothing to take counts)."""
+    orders (counted by the generator; an informed order that finds nothing to take counts) and,
+    with ``moves``, the mid's move profile (market_stats.mid_move_stats)."""
     from concurrent.futures import ThreadPoolExecutor
 
     if markets <= 1:
-        return _one_market_stats(calib, seed, seconds)
+        return _one_market_stats(calib, seed, seconds, moves)
     with ThreadPoolExecutor(max_workers=markets) as pool:
-        runs = list(pool.map(lambda k: _one_market_stats(calib, seed + k, seconds), range(markets)))
+        runs = list(
+            pool.map(lambda k: _one_market_stats(calib, seed + k, seconds, moves), range(markets))
+        )
     out = dict(runs[0])
     for key, first in runs[0].items():
         vals = [r[key] for r in runs]
@@ -379,6 +388,7 @@ def _fit(
     log: list[str],
     progress: ProgressFn | None = None,
     fit_trade_through: bool = False,
+    graded_moves: bool = False,
 ) -> dict:
     """Fixed-point rounds: simulate a short market, compare with the capture, scale each
     parameter toward its own statistic (vol -> sigma, parent rate -> noise baseline, parent
@@ -392,7 +402,7 @@ def _fit(
     for rnd in range(rounds + 1):
         m = calib["model"]
         secs = seconds if rnd >= rounds // 2 else max(1, seconds // EARLY_SHARE)
-        s = _sim_stats(calib, FIT_SEED + FIT_MARKETS * rnd, secs)
+        s = _sim_stats(calib, FIT_SEED + FIT_MARKETS * rnd, secs, moves=graded_moves)
         loss = _loss(s, target, keys)
         log.append(
             f"round {rnd}: loss {loss:.3f} spread_bps {s['spread_bps_mean']:.4f}/{target['spread_bps_mean']:.4f} "
@@ -415,6 +425,7 @@ def _fit(
             f"{s['autocorr_mid_return_1s']:.3f}/{target['autocorr_mid_return_1s']:.3f} "
             f"trade-throughs/min {_trade_through_pairs(s, target)} "
             f"hawkes decay {m['hawkes_decay_per_s']:.1f}/s"
+            + (_moves_log(s, target, m) if graded_moves else "")
         )
         if progress is not None:
             progress(FitProgress(rnd + 1, _steps(rounds), log[-1]))
@@ -424,13 +435,35 @@ def _fit(
             history.append(copy.deepcopy(m))
         if rnd == rounds:
             break
-        _update(m, s, target, fit_spread=fit_depth_by_level, fit_trade_through=fit_trade_through)
+        _update(
+            m,
+            s,
+            target,
+            fit_spread=fit_depth_by_level,
+            fit_trade_through=fit_trade_through,
+            graded_moves=graded_moves,
+        )
         if m.get("pull_hold_s", 0.0) > 0.0:
             step_parent_tail(m, s, target)
         _step_depth_targets(m, s, target, tick_bps=tick_bps, fit_depth_by_level=fit_depth_by_level)
     calib["model"] = _average_models(history)
     log.append(f"parameters: average of rounds {rounds // 2}..{rounds}")
     return calib
+
+
+def _moves_log(s: dict, target: dict, m: dict) -> str:
+    """--graded-moves' terms and statistics, synthetic/capture, for the fit log."""
+    from mmbot.data.market_stats import MID_MOVE_BPS
+
+    moves = " ".join(
+        f"{d:g}bps {s[f'mid_move_{d:g}bps_per_min']:.2f}/{target[f'mid_move_{d:g}bps_per_min']:.2f}"
+        for d in MID_MOVE_BPS
+    )
+    return (
+        f" 100ms moves/min {moves} deep sweep share {s['deep_sweep_share']:.4f}/"
+        f"{target['deep_sweep_share']:.4f} resilience half-life {m.get('resilience_half_life_s', 0.0):.3g} s"
+        f" jumps {m['jump_rate_per_s']:.3f}/s of {m['jump_size_bps']:.3f} bps"
+    )
 
 
 def _trade_through_pairs(s: dict, target: dict) -> str:
@@ -617,6 +650,11 @@ def calibrate(
     log = log if log is not None else []
     tick_px = guess_tick(events)
     target = _capture_target(events, tick_px)
+    graded = opt.graded_moves and tick_bps <= 0
+    if graded:
+        from mmbot.data.market_stats import mid_move_stats
+
+        target.update(mid_move_stats(events, tick_px=tick_px))
     calib = _initial_calibration(events, target, tick_px)
     model = calib["model"]
     if tick_bps <= 0:
@@ -639,6 +677,7 @@ def calibrate(
         log=log,
         progress=progress,
         fit_trade_through=opt.fit_trade_through,
+        graded_moves=graded,
     )
     if calib["model"].get("pull_hold_s", 0.0) > 0.0:
         top = calib["model"]["parent_size_quantiles_qty"][-1] / parent_top_qty
@@ -646,7 +685,7 @@ def calibrate(
     refit_latency_on_market(calib, target, fit_seconds, log, FIT_SEED + 2000, _T0_NS)
     if progress is not None:
         progress(FitProgress(rounds + 2, _steps(rounds), log[-1]))
-    calib["fit_stats"] = _sim_stats(calib, FIT_SEED + 1000, fit_seconds)
+    calib["fit_stats"] = _sim_stats(calib, FIT_SEED + 1000, fit_seconds, moves=graded)
     if progress is not None:
         progress(FitProgress(_steps(rounds), _steps(rounds), "checked the averaged parameters"))
     calib["target_stats"] = _json_safe(target)

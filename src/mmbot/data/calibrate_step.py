@@ -87,6 +87,12 @@ RESIL_DEPLETION = 0.9
 RESIL_GAIN = 0.8
 MIN_RESIL_HALF_LIFE_S = 0.1  # search range
 MAX_RESIL_HALF_LIFE_S = 120.0
+# opt-in (calibrate(graded_moves=True), `mmbot data calibrate --graded-moves`): v's jump rate
+# follows the capture's 100 ms mid moves of this many bps (market_stats.MID_MOVE_BPS), which the
+# 0.5 bps trade-through rate follows; its search range
+GRADED_MOVE_BPS = 0.5
+MIN_JUMP_RATE_PER_S = 0.01
+MAX_JUMP_RATE_PER_S = 20.0
 MAX_LOG_STEP = 1.0  # largest |log| of one round's multiplicative step
 DAMPING = 0.5  # exponent of the multiplicative fixed-point steps (sim noise vs speed)
 
@@ -109,10 +115,17 @@ def _ratio(tgt: float, sim: float, power: float = DAMPING) -> float:
 
 
 def _update(
-    m: dict, s: dict, target: dict, *, fit_spread: bool, fit_trade_through: bool = False
+    m: dict,
+    s: dict,
+    target: dict,
+    *,
+    fit_spread: bool,
+    fit_trade_through: bool = False,
+    graded_moves: bool = False,
 ) -> None:
-    """One fixed-point step: each parameter moves toward the statistic it drives most."""
-    _step_flow(m, s, target)
+    """One fixed-point step: each parameter moves toward the statistic it drives most
+    (``graded_moves``: v's jumps as ``_step_jumps`` says)."""
+    _step_flow(m, s, target, graded_moves=graded_moves)
     if fit_trade_through:
         _step_trade_through(m, s, target)
     if m.get("resilience_half_life_s", 0.0) > 0.0:
@@ -124,14 +137,17 @@ def _update(
     _step_race(m, s, target, whole=whole)
 
 
-def _step_flow(m: dict, s: dict, target: dict) -> None:
+def _step_flow(m: dict, s: dict, target: dict, *, graded_moves: bool = False) -> None:
     """v's diffusion and jumps, the noise-order rate, Hawkes clustering and the maker order size."""
     # volatility not carried by trades comes from v's diffusion and jumps: scale both. (Fitting
     # them to the 60 s volatility instead was tried, with the transient impact noted below: the
     # fit drifted to a 1 s volatility 1.9x the capture's.)
     vol_f = _ratio(target["vol_bps_per_sqrt_s"], s["vol_bps_per_sqrt_s"])
     m["sigma_bps_per_sqrt_s"] *= vol_f
-    m["jump_size_bps"] *= vol_f
+    if graded_moves:
+        _step_jumps(m, s, target)
+    else:
+        m["jump_size_bps"] *= vol_f
     m["noise_base_rate_per_s"] *= _ratio(target["parent_rate_per_s"], s["parent_rate_per_s"])
     # Hawkes: the count Fano factor over windows >> 1/beta is 1/(1-n)^2
     f_sim = max(float(s["parent_count_fano_1s"]), 1.0)
@@ -159,6 +175,20 @@ def _step_flow(m: dict, s: dict, target: dict) -> None:
         / _ratio(target["prints_per_parent"], s["prints_per_parent"]),
         0.2,
         50.0,
+    )
+
+
+def _step_jumps(m: dict, s: dict, target: dict) -> None:
+    """--graded-moves: v's jump rate steps toward the capture's count of 100 ms mid moves of
+    GRADED_MOVE_BPS (market_stats.mid_move_stats); the jump size is held at its start (a jump
+    about the size of the capture's moves) and the vol step scales the diffusion alone. With the
+    size scaled by the vol step instead, the rate ran to its bound (20/s of 0.024 bps): at a
+    fixed variance, jumps smaller than half the move size add fewer such moves, not more."""
+    key = f"mid_move_{GRADED_MOVE_BPS:g}bps_per_min"
+    m["jump_rate_per_s"] = _clip(
+        m["jump_rate_per_s"] * _ratio(float(target[key]), float(s[key])),
+        MIN_JUMP_RATE_PER_S,
+        MAX_JUMP_RATE_PER_S,
     )
 
 
