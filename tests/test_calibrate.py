@@ -508,6 +508,36 @@ def test_slow_impact_fit_is_opt_in(capture_events: np.ndarray) -> None:
         assert (_branching_after_fano_step(m, 1.5, 0.7) > 0.8 + 1e-9) is grows
 
 
+def test_permanence_markout_fit_without_a_deep_sweep_target(capture_events: np.ndarray) -> None:
+    """--fit-permanence-markout (with --slow-impact): a capture whose 30 s deep-sweep impact is
+    not positive (COIN-M's) gives the permanence no multiplicative target, so it steps on the 5 s
+    print markout instead (down when the market's is above the capture's); without the switch,
+    without the slow part, or with a positive 30 s target the 5 s markout does not move it. The
+    switch needs --slow-impact."""
+    from mmbot.data.calibrate_step import MIN_PERMANENCE, _step_impact
+
+    target = {"markout_100ms_bps": 2.0, "markout_1s_bps": 1.5, "markout_5s_bps": 1.0}
+    target.update(autocorr_mid_return_100ms=0.0, deep_sweep_impact_1s_bps=1.5)
+
+    def permanence(t30: float, m5: float, slow: float = 0.5, markout: bool = True) -> float:
+        tgt = dict(target, deep_sweep_impact_30s_bps=t30)
+        sim = dict(tgt, markout_5s_bps=m5, deep_sweep_impact_30s_bps=0.5)
+        m = {"impact_permanence_ratio": 1.0, "impact_transient_ratio": 1.0}
+        m.update(impact_slow_ratio=slow, impact_slow_decay_per_s=0.1)
+        _step_impact(m, sim, tgt, fit_spread=False, whole=False, markout=markout)
+        return m["impact_permanence_ratio"]
+
+    assert MIN_PERMANENCE < permanence(-3.0, 2.0) < 1.0  # 5 s markout 2x: less permanent
+    assert permanence(-3.0, 0.5) > 1.0  # half the capture's: more permanent
+    assert permanence(-3.0, 1.0) == pytest.approx(1.0)
+    assert permanence(-3.0, 2.0, markout=False) == pytest.approx(1.0)  # no switch: no target
+    assert permanence(-3.0, 2.0, slow=0.0) == pytest.approx(1.0)  # no slow part: no target
+    # a positive 30 s target (0.5, met): the 5 s markout does not move it
+    assert permanence(0.5, 2.0) == pytest.approx(1.0)
+    with pytest.raises(UserError, match="--slow-impact"):
+        calibrate(capture_events, FitOptions(rounds=1, fit_seconds=30, fit_permanence_markout=True))
+
+
 def test_graded_moves_fit_is_opt_in(capture_events: np.ndarray) -> None:
     """--graded-moves (as captured only) starts the fit with v in jumps of about the capture's
     100 ms mid moves, momentum takers and the informed edge of GRADED_MOVES_TERMS; the fit holds

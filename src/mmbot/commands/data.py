@@ -114,6 +114,12 @@ _FIT_SWITCH_FLAGS: tuple[tuple[str, str, str], ...] = (
         "and a slow part the informed do not trade against (docs/data.md)",
     ),
     (
+        "fit_permanence_markout",
+        "--fit-permanence-markout",
+        "experimental, with --slow-impact: where the capture's 30 s deep-sweep impact is not "
+        "positive (COIN-M), the permanent impact fitted to the 5 s print markout (docs/data.md)",
+    ),
+    (
         "graded_moves",
         "--graded-moves",
         "experimental, as captured only: the efficient price moves in jumps of about the "

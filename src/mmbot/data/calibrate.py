@@ -72,6 +72,7 @@ from mmbot.data.calibrate_step import (  # noqa: F401  (the fit's search ranges,
     _ratio,
     _step_depth_targets,
     _update,
+    no_deep_sweep_target,
 )
 from mmbot.errors import UserError
 from mmbot.events import (
@@ -170,6 +171,11 @@ class FitOptions:
     # the informed do not trade against, fitted to the deep sweeps' 1 s impact and the markout's
     # reversion from 1 s to 5 s (calibrate_step._step_two_speed)
     slow_impact: bool = False
+    # (with slow_impact; experimental) on a capture whose 30 s deep-sweep impact is not positive
+    # (COIN-M's) the permanence of sweep impact has no target there: it steps on the 5 s print
+    # markout instead (calibrate_step._permanence_step). On COIN-M it brought the 5 s markout
+    # into band and put the 1 s markout and deep-sweep impact out (docs/data.md)
+    fit_permanence_markout: bool = False
     # (as captured only; experimental) v moves in jumps about the size of the capture's 100 ms
     # mid moves, their rate fitted to the capture's count of such moves (calibrate_step.
     # _step_jumps), and momentum takers follow the mid's moves (GRADED_MOVES_TERMS at the fit's
@@ -389,6 +395,7 @@ def _fit(
     progress: ProgressFn | None = None,
     fit_trade_through: bool = False,
     graded_moves: bool = False,
+    permanence_markout: bool = False,
 ) -> dict:
     """Fixed-point rounds: simulate a short market, compare with the capture, scale each
     parameter toward its own statistic (vol -> sigma, parent rate -> noise baseline, parent
@@ -441,6 +448,7 @@ def _fit(
             target,
             fit_spread=fit_depth_by_level,
             fit_trade_through=fit_trade_through,
+            permanence_markout=permanence_markout,
             graded_moves=graded_moves,
         )
         if m.get("pull_hold_s", 0.0) > 0.0:
@@ -667,6 +675,13 @@ def calibrate(
         progress(FitProgress(0, _steps(rounds), log[-1]))
     if tick_bps > 0:
         _to_wide_tick(calib, target, tick_bps, log)
+    if opt.fit_permanence_markout and not (opt.slow_impact and tick_bps <= 0):
+        raise UserError("calibrate: --fit-permanence-markout needs --slow-impact (as captured)")
+    if opt.fit_permanence_markout and no_deep_sweep_target(target):
+        log.append(
+            "permanent impact on the 5 s print markout: the capture's 30 s deep-sweep impact"
+            f" {target['deep_sweep_impact_30s_bps']:.4g} bps is not positive"
+        )
     parent_top_qty = float(model["parent_size_quantiles_qty"][-1])
     _fit(
         calib,
@@ -678,6 +693,7 @@ def calibrate(
         progress=progress,
         fit_trade_through=opt.fit_trade_through,
         graded_moves=graded,
+        permanence_markout=opt.fit_permanence_markout,
     )
     if calib["model"].get("pull_hold_s", 0.0) > 0.0:
         top = calib["model"]["parent_size_quantiles_qty"][-1] / parent_top_qty

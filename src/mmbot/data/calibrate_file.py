@@ -84,6 +84,7 @@ def add_provenance(
             + ([f"--rounds {opt.rounds}"] if opt.rounds != FIT_ROUNDS else [])
             + ([f"--fit-seconds {opt.fit_seconds}"] if opt.fit_seconds else [])
             + (["--fit-trade-through"] if opt.fit_trade_through else [])
+            + (["--fit-permanence-markout"] if opt.fit_permanence_markout else [])
             + [flag for flag, field in MODEL_SWITCH_FLAGS if calib["model"].get(field)]
         ),
         "capture": stem,

@@ -122,9 +122,11 @@ def _update(
     fit_spread: bool,
     fit_trade_through: bool = False,
     graded_moves: bool = False,
+    permanence_markout: bool = False,
 ) -> None:
     """One fixed-point step: each parameter moves toward the statistic it drives most
-    (``graded_moves``: v's jumps as ``_step_jumps`` says)."""
+    (``graded_moves``: v's jumps as ``_step_jumps`` says; ``permanence_markout``: the
+    permanence as ``_permanence_step`` says)."""
     _step_flow(m, s, target, graded_moves=graded_moves)
     if fit_trade_through:
         _step_trade_through(m, s, target)
@@ -133,7 +135,7 @@ def _update(
     if fit_spread:
         _step_book(m, s, target)
     whole = m.get("stale_pull_whole", 0.0) > 0.0
-    _step_impact(m, s, target, fit_spread=fit_spread, whole=whole)
+    _step_impact(m, s, target, fit_spread=fit_spread, whole=whole, markout=permanence_markout)
     _step_race(m, s, target, whole=whole)
 
 
@@ -272,7 +274,9 @@ def _step_book(m: dict, s: dict, target: dict) -> None:
     )
 
 
-def _step_impact(m: dict, s: dict, target: dict, *, fit_spread: bool, whole: bool) -> None:
+def _step_impact(
+    m: dict, s: dict, target: dict, *, fit_spread: bool, whole: bool, markout: bool = False
+) -> None:
     """The permanent and transient shares of sweep impact, its decay and saturation scale."""
     # impact of noise sweeps on v (a ratio of their touch move, saturating at IMPACT_CAP_BPS):
     # the permanent share follows the deep sweeps' 30 s impact, the transient share (decaying at
@@ -286,15 +290,13 @@ def _step_impact(m: dict, s: dict, target: dict, *, fit_spread: bool, whole: boo
     # turned explosive: the informed then chased the displaced price; they now trade against v
     # without the transient part.)
     s1 = float(s.get("deep_sweep_impact_1s_bps", float("nan")))
-    s30 = float(s.get("deep_sweep_impact_30s_bps", float("nan")))
     t1 = float(target.get("deep_sweep_impact_1s_bps", float("nan")))
-    t30 = float(target.get("deep_sweep_impact_30s_bps", float("nan")))
+    slow = two_speed(m)
     m["impact_permanence_ratio"] = _clip(
-        m["impact_permanence_ratio"] * _ratio(t30, s30, IMPACT_DAMPING),
+        m["impact_permanence_ratio"] * _permanence_step(s, target, markout=markout and slow),
         MIN_PERMANENCE,
         MAX_PERMANENCE,
     )
-    slow = two_speed(m)
     one_s = "impact_slow_ratio" if slow else "impact_transient_ratio"
     m[one_s] = _clip(
         m.get(one_s, INITIAL_TRANSIENT) * _ratio(t1, s1, IMPACT_DAMPING),
@@ -321,6 +323,27 @@ def _step_impact(m: dict, s: dict, target: dict, *, fit_spread: bool, whole: boo
         )
     else:
         m["impact_cap_bps"] = IMPACT_CAP_BPS
+
+
+def _permanence_step(s: dict, target: dict, *, markout: bool) -> float:
+    """The permanence's multiplicative step: toward the deep sweeps' 30 s impact, or (``markout``,
+    `--fit-permanence-markout` with the two-speed transient) on a capture whose 30 s deep-sweep
+    impact is not positive (COIN-M's: -3.663 bps over 22 sweeps, no target for a multiplicative
+    step), toward the print markout at 5 s, which the fast part has left by then (the slow
+    part's decay follows the 5 s / 1 s markout ratio, the permanence the 5 s level)."""
+    if markout and no_deep_sweep_target(target):
+        t5 = float(target.get("markout_5s_bps", float("nan")))
+        return _ratio(t5, float(s.get("markout_5s_bps", float("nan"))), IMPACT_DAMPING)
+    t30 = float(target.get("deep_sweep_impact_30s_bps", float("nan")))
+    s30 = float(s.get("deep_sweep_impact_30s_bps", float("nan")))
+    return _ratio(t30, s30, IMPACT_DAMPING)
+
+
+def no_deep_sweep_target(target: dict) -> bool:
+    """Is the capture's 30 s deep-sweep impact measured but not positive (no multiplicative
+    target for the permanence)?"""
+    t30 = float(target.get("deep_sweep_impact_30s_bps", float("nan")))
+    return bool(np.isfinite(t30) and t30 <= 0.0)
 
 
 def _step_race(m: dict, s: dict, target: dict, *, whole: bool) -> None:
