@@ -569,9 +569,10 @@ def test_graded_moves_fit_is_opt_in(capture_events: np.ndarray) -> None:
         assert (stepped["jump_size_bps"] > 0.5) is not graded
     # the fit measures the mid's 100 ms move profile on the capture and on its markets (the fit
     # log, target_stats, fit_stats); the default fit's files carry none of it
-    from mmbot.data.market_stats import mid_move_stats
+    from mmbot.data.market_stats import MID_MOVE_BPS, market_stats
 
-    real = mid_move_stats(capture_events)
+    stats = market_stats(capture_events, moves=True)
+    real = {f"mid_move_{d:g}bps_per_min": stats[f"mid_move_{d:g}bps_per_min"] for d in MID_MOVE_BPS}
     for key, value in real.items():
         assert fitted["target_stats"][key] == pytest.approx(value)
         assert fitted["fit_stats"][key] >= 0.0

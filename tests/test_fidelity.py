@@ -235,7 +235,6 @@ def test_mid_moves_per_side_per_second_over_100ms_windows() -> None:
     (counts at 0.5 bps, up, second 10); at 20.5 s up 3 bps and back at 20.55 s (counts at 0.5 and
     2 bps, up and down, second 20); at 30.5 s up 1 bps and at 30.65 s 1.5 bps more: 2.5 bps over
     150 ms, but no 100 ms window holds both (counts at 0.5 bps only, once: second 30 up)."""
-    from mmbot.data.market_stats import mid_move_stats
 
     def touch(t_ms: float, bid: tuple[float, float], ask: tuple[float, float]) -> list[tuple]:
         # (new, old) prices of each side: the new level set, then the old one deleted
@@ -259,7 +258,7 @@ def test_mid_moves_per_side_per_second_over_100ms_windows() -> None:
         _ev(DEPTH_EVENT, BUY_EVENT, 30650, 9999.0, 0.0),  # mid 10003.5
         _ev(DEPTH_EVENT, BUY_EVENT, 60000, 9990.0, 1.0),
     ]
-    s = mid_move_stats(np.array(rows, dtype=EVENT_DTYPE), tick_px=1.0)
+    s = market_stats(np.array(rows, dtype=EVENT_DTYPE), tick_px=1.0, moves=True)
     assert s["mid_move_0.5bps_per_min"] == pytest.approx(4.0)
     assert s["mid_move_2bps_per_min"] == pytest.approx(2.0)
     # not a fidelity statistic (market_stats leaves it out, the default fit's files unchanged)

@@ -335,13 +335,12 @@ def _depth_targets(stats: dict, tick_bps: float) -> list[float]:
 
 
 def _one_market_stats(calib: dict, seed: int, seconds: int, moves: bool = False) -> dict:
-    from mmbot.data.market_stats import market_stats, mid_move_stats
+    from mmbot.data.market_stats import market_stats
     from mmbot.data.synthetic import generate_with_flow
 
     ev, flow = generate_with_flow(calib, seed, _T0_NS, seconds * 1_000_000_000)
-    out = market_stats(ev, tick_px=float(calib["tick_px"]))
-    if moves:  # --graded-moves: the mid's 100 ms move profile too
-        out.update(mid_move_stats(ev, tick_px=float(calib["tick_px"])))
+    # with --graded-moves the mid's 100 ms move profile too
+    out = market_stats(ev, tick_px=float(calib["tick_px"]), moves=moves)
     out["informed_share_of_orders"] = flow["informed_share_of_orders"]
     out["feed_latency_quantiles_ns"] = latency_quantiles(ev)
     out["depth_update_rate_per_s"] = _depth_update_rate(ev)
@@ -364,7 +363,7 @@ def _sim_stats(
     """market_stats of ``markets`` synthetic markets (seeds seed, seed + 1, ...; run in threads,
     the compiled loops release the GIL), averaged, plus the informed share of their market
     orders (counted by the generator; an informed order that finds nothing to take counts) and,
-    with ``moves``, the mid's move profile (market_stats.mid_move_stats)."""
+    with ``moves``, the mid's move profile (``market_stats(moves=True)``)."""
     from concurrent.futures import ThreadPoolExecutor
 
     if markets <= 1:
@@ -520,12 +519,13 @@ def _loss(s: dict, target: dict, keys: list[str]) -> float:
     return tot
 
 
-def _capture_target(events: np.ndarray, tick_px: float) -> dict:
-    """The capture's statistics the fit aims at (market_stats plus the feed latency's quantiles
-    and the depth-update rate); a capture the market cannot be fitted to is a UserError."""
+def _capture_target(events: np.ndarray, tick_px: float, moves: bool = False) -> dict:
+    """The capture's statistics the fit aims at (market_stats, with ``moves`` its move profile,
+    plus the feed latency's quantiles and the depth-update rate); a capture the market cannot be
+    fitted to is a UserError."""
     from mmbot.data.market_stats import market_stats
 
-    target = market_stats(events, tick_px=tick_px)
+    target = market_stats(events, tick_px=tick_px, moves=moves)
     target["feed_latency_quantiles_ns"] = latency_quantiles(events)
     target["depth_update_rate_per_s"] = _depth_update_rate(events)
     for key in (
@@ -653,16 +653,14 @@ def calibrate(
     tick_bps, rounds, fit_seconds = opt.tick_bps, opt.rounds, opt.fit_seconds
     if not np.isfinite(tick_bps) or tick_bps < 0:
         raise UserError(f"calibrate: --tick-bps must be >= 0, got {tick_bps}")
+    if opt.fit_permanence_markout and not (opt.slow_impact and tick_bps <= 0):
+        raise UserError("calibrate: --fit-permanence-markout needs --slow-impact (as captured)")
     if fit_seconds is None:
         fit_seconds = WIDE_FIT_SECONDS if tick_bps > 0 else FIT_SECONDS
     log = log if log is not None else []
     tick_px = guess_tick(events)
-    target = _capture_target(events, tick_px)
     graded = opt.graded_moves and tick_bps <= 0
-    if graded:
-        from mmbot.data.market_stats import mid_move_stats
-
-        target.update(mid_move_stats(events, tick_px=tick_px))
+    target = _capture_target(events, tick_px, moves=graded)
     calib = _initial_calibration(events, target, tick_px)
     model = calib["model"]
     if tick_bps <= 0:
@@ -675,8 +673,6 @@ def calibrate(
         progress(FitProgress(0, _steps(rounds), log[-1]))
     if tick_bps > 0:
         _to_wide_tick(calib, target, tick_bps, log)
-    if opt.fit_permanence_markout and not (opt.slow_impact and tick_bps <= 0):
-        raise UserError("calibrate: --fit-permanence-markout needs --slow-impact (as captured)")
     if opt.fit_permanence_markout and no_deep_sweep_target(target):
         log.append(
             "permanent impact on the 5 s print markout: the capture's 30 s deep-sweep impact"

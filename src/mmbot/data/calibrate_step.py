@@ -182,7 +182,7 @@ def _step_flow(m: dict, s: dict, target: dict, *, graded_moves: bool = False) ->
 
 def _step_jumps(m: dict, s: dict, target: dict) -> None:
     """--graded-moves: v's jump rate steps toward the capture's count of 100 ms mid moves of
-    GRADED_MOVE_BPS (market_stats.mid_move_stats); the jump size is held at its start (a jump
+    GRADED_MOVE_BPS (``market_stats(moves=True)``); the jump size is held at its start (a jump
     about the size of the capture's moves) and the vol step scales the diffusion alone. With the
     size scaled by the vol step instead, the rate ran to its bound (20/s of 0.024 bps): at a
     fixed variance, jumps smaller than half the move size add fewer such moves, not more."""

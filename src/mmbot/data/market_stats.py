@@ -427,10 +427,12 @@ def _extra_stats(
     return out
 
 
-def market_stats(events: np.ndarray, *, tick_px: float | None = None) -> dict:
+def market_stats(events: np.ndarray, *, tick_px: float | None = None, moves: bool = False) -> dict:
     """Spread, trade rate/size, volatility (1 s and 60 s), depth profile, trade markouts (100 ms, 1 s,
     5 s), lag-1 autocorrelations of mid returns and trade signs, and feed latency of
-    an event array. The same function serves the real capture and the synthetic market."""
+    an event array. The same function serves the real capture and the synthetic market.
+    ``moves``: also the mid's 100 ms move profile (`_mid_move_stats`, from the same scan; off by
+    default, so the fidelity report and the fits that do not use it are as they were)."""
     if events.dtype.names is None or "exch_ts" not in events.dtype.names:
         raise UserError("market_stats: not an event array")
     if len(events) < 2:
@@ -562,29 +564,25 @@ def market_stats(events: np.ndarray, *, tick_px: float | None = None) -> dict:
     out.update(_extra_stats(g_mid, t0, tr_t, tr_side, tr_mid, tr_new))
     out.update(_deep_sweep_stats(g_mid, t0, tr_t, tr_px, tr_side, tr_mid, tr_new))
     out.update(_trade_through_stats(g_mid, t0, dur_s, tr_t, tr_px, tr_side, tr_new))
+    if moves:
+        out.update(_mid_move_stats(g_mid, dur_s))
     return out
 
 
-# the mid's 100 ms move profile (``mid_move_stats``): (second, side) pairs a minute in which the
-# mid moved at least d bps (each of MID_MOVE_BPS) that side's way over some MID_MOVE_STEP_NS
-# window, counted like the trade-throughs (once per side per second), which follow it
+# the mid's 100 ms move profile (``market_stats(moves=True)``): (second, side) pairs a minute in
+# which the mid moved at least d bps (each of MID_MOVE_BPS) that side's way over some
+# MID_MOVE_STEP_NS window, counted like the trade-throughs (once per side per second), which
+# follow it
 MID_MOVE_BPS = (0.5, 2.0)
 MID_MOVE_STEP_NS = 100_000_000
 
 
-def mid_move_stats(events: np.ndarray, *, tick_px: float | None = None) -> dict:
-    """``mid_move_{d}bps_per_min``: (second, side) pairs a minute in which the book's mid moved
-    at least d bps (MID_MOVE_BPS) over a MID_MOVE_STEP_NS window (windows sliding on the
-    exchange-time grid, each counted in the second it ends in). Not part of ``market_stats``
-    (fits that do not use it keep their files as they were); the same scan, so real and
-    synthetic are measured by the same code."""
-    if len(events) < 2:
-        raise UserError(f"mid_move_stats: need at least 2 events, got {len(events)}")
-    tick = float(tick_px) if tick_px else guess_tick(events)
-    res = _scan(events["ev"], events["exch_ts"], events["px"], events["qty"], tick, DEPTH_BPS)
-    log_mid = np.log(res[0])
+def _mid_move_stats(g_mid: np.ndarray, dur_s: float) -> dict:
+    """``mid_move_{d}bps_per_min``: (second, side) pairs a minute in which the grid mid ``g_mid``
+    moved at least d bps (MID_MOVE_BPS) over a MID_MOVE_STEP_NS window (windows sliding on the
+    exchange-time grid, each counted in the second it ends in)."""
+    log_mid = np.log(g_mid)
     lag = MID_MOVE_STEP_NS // GRID_NS
-    dur_s = (int(events["exch_ts"][-1]) - int(events["exch_ts"][0])) * 1e-9
     with np.errstate(invalid="ignore"):
         move_bps = (log_mid[lag:] - log_mid[:-lag]) * 1e4
     end_s = (np.arange(len(move_bps)) + lag) * GRID_NS // 1_000_000_000
@@ -593,7 +591,5 @@ def mid_move_stats(events: np.ndarray, *, tick_px: float | None = None) -> dict:
     out = {}
     for d in MID_MOVE_BPS:
         sel = ok & (np.abs(move_bps) >= d)
-        out[f"mid_move_{d:g}bps_per_min"] = (
-            len(np.unique(slot[sel])) / (dur_s / 60.0) if dur_s > 0 else float("nan")
-        )
+        out[f"mid_move_{d:g}bps_per_min"] = len(np.unique(slot[sel])) / (dur_s / 60.0)
     return out
